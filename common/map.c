@@ -1,0 +1,573 @@
+/*
+ * The cluster map model and its command interpreter.
+ *
+ * Every command is validated completely before anything is written, so a
+ * rejected command leaves the map as it was; the FSM reports the rejection as
+ * the entry's result and the log goes on. Determinism matters more than
+ * anything here: all three coordinators run this code on the same entries and
+ * must end with identical maps, so nothing below may look at a clock, a random
+ * number or an address in memory.
+ *
+ * JSON conversion lives in map_json.c.
+ */
+#include "map.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flags.h"
+#include "map_internal.h"
+
+static const char *const state_names[] = {"joining", "up", "down", "leaving",
+					  "removed"};
+
+const char *narf_node_state_name(enum narf_node_state st)
+{
+	if ((unsigned)st >= sizeof(state_names) / sizeof(state_names[0]))
+		return "unknown";
+	return state_names[st];
+}
+
+int narf_node_state_parse(const char *name, enum narf_node_state *out)
+{
+	for (unsigned i = 0; name && i < 5; i++) {
+		if (strcmp(name, state_names[i]) == 0) {
+			*out = (enum narf_node_state)i;
+			return 0;
+		}
+	}
+	return NARF_EINVAL;
+}
+
+void narf_map_settings_default(struct narf_map_settings *s)
+{
+	s->replication = 2;
+	s->node_timeout_ms = 600;
+	s->ack = NARF_ACK_ALL;
+}
+
+void narf_map_init(struct narf_map *m, const struct narf_map_settings *s)
+{
+	memset(m, 0, sizeof(*m));
+	m->next_node = 1;
+	if (s != NULL)
+		m->settings = *s;
+	else
+		narf_map_settings_default(&m->settings);
+}
+
+void narf_map_close(struct narf_map *m)
+{
+	if (m == NULL)
+		return;
+	free(m->nodes);
+	m->nodes = NULL;
+	m->n_nodes = m->cap_nodes = 0;
+}
+
+int narf_map_copy(struct narf_map *dst, const struct narf_map *src)
+{
+	struct narf_map_node *nodes = NULL;
+
+	if (src->n_nodes > 0) {
+		nodes = malloc(src->n_nodes * sizeof(*nodes));
+		if (nodes == NULL)
+			return NARF_ENOMEM;
+		memcpy(nodes, src->nodes, src->n_nodes * sizeof(*nodes));
+	}
+	free(dst->nodes);
+	memcpy(dst, src, sizeof(*dst));
+	dst->nodes = nodes;
+	dst->cap_nodes = src->n_nodes;
+	return 0;
+}
+
+struct narf_map_node *narf_map_node_get(const struct narf_map *m, uint32_t id)
+{
+	unsigned lo = 0, hi = m->n_nodes;
+
+	/* Nodes are appended with increasing ids, so the array is sorted. */
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (m->nodes[mid].id == id)
+			return &m->nodes[mid];
+		if (m->nodes[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+const struct narf_map_node *narf_map_node_by_addr(const struct narf_map *m,
+						  const char *addr)
+{
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		if (m->nodes[i].state != NARF_NODE_REMOVED &&
+		    strcmp(m->nodes[i].addr, addr) == 0)
+			return &m->nodes[i];
+	return NULL;
+}
+
+bool narf_slot_has(const struct narf_slot *s, uint32_t id)
+{
+	if (id == 0)
+		return false;
+	if (s->primary == id)
+		return true;
+	for (unsigned i = 0; i < s->n_replicas; i++)
+		if (s->replicas[i] == id)
+			return true;
+	return false;
+}
+
+bool narf_slot_equal(const struct narf_slot *a, const struct narf_slot *b)
+{
+	return a->primary == b->primary && a->move == b->move &&
+	       a->epoch == b->epoch && a->n_replicas == b->n_replicas &&
+	       a->n_isr == b->n_isr &&
+	       memcmp(a->replicas, b->replicas,
+		      a->n_replicas * sizeof(a->replicas[0])) == 0 &&
+	       memcmp(a->isr, b->isr, a->n_isr * sizeof(a->isr[0])) == 0;
+}
+
+unsigned narf_slot_copies(const struct narf_slot *s)
+{
+	return (s->primary != 0 ? 1u : 0u) + s->n_replicas;
+}
+
+void narf_map_node_counts(const struct narf_map *m, uint32_t id,
+			  unsigned *primaries, unsigned *replicas)
+{
+	unsigned p = 0, r = 0;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *slot = &m->slots[s];
+
+		if (slot->primary == id)
+			p++;
+		for (unsigned i = 0; i < slot->n_replicas; i++)
+			if (slot->replicas[i] == id)
+				r++;
+	}
+	*primaries = p;
+	*replicas = r;
+}
+
+int narf_map_fail(struct narf_map_result *res, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	res->err = err;
+	va_start(ap, fmt);
+	vsnprintf(res->errmsg, sizeof(res->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* Remove id from a list of n ids, keeping order; returns the new length. */
+static uint8_t list_remove(uint32_t *list, uint8_t n, uint32_t id)
+{
+	uint8_t out = 0;
+
+	for (uint8_t i = 0; i < n; i++)
+		if (list[i] != id)
+			list[out++] = list[i];
+	/* Keep unused entries zero so equal slots are equal bytes. */
+	for (uint8_t i = out; i < n; i++)
+		list[i] = 0;
+	return out;
+}
+
+static bool node_live(const struct narf_map *m, uint32_t id)
+{
+	const struct narf_map_node *n = narf_map_node_get(m, id);
+
+	return n != NULL &&
+	       (n->state == NARF_NODE_UP || n->state == NARF_NODE_LEAVING);
+}
+
+/*
+ * Take node id out of every slot. For each slot it led, promote the first ISR
+ * replica that is live; failing that the first live replica (it holds part of
+ * the data: a partial cache beats an empty one) and count the slot as lost;
+ * failing that leave the slot unassigned (lost too) for the planner to give
+ * to a live node. Promotions take the epoch the entry will produce.
+ */
+static void drop_node_from_slots(struct narf_map *m, uint32_t id)
+{
+	uint64_t new_epoch = m->epoch + 1;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		struct narf_slot *slot = &m->slots[s];
+		uint32_t heir = 0;
+
+		if (slot->move == id)
+			slot->move = 0;
+		slot->n_replicas = list_remove(slot->replicas, slot->n_replicas,
+					       id);
+		slot->n_isr = list_remove(slot->isr, slot->n_isr, id);
+		if (slot->primary != id)
+			continue;
+		for (unsigned i = 0; heir == 0 && i < slot->n_isr; i++)
+			if (node_live(m, slot->isr[i]))
+				heir = slot->isr[i];
+		if (heir == 0) {
+			m->lost_slots++;
+			for (unsigned i = 0; heir == 0 && i < slot->n_replicas;
+			     i++)
+				if (node_live(m, slot->replicas[i]))
+					heir = slot->replicas[i];
+		}
+		slot->primary = heir;
+		slot->epoch = new_epoch;
+		slot->n_replicas = list_remove(slot->replicas, slot->n_replicas,
+					       heir);
+		slot->n_isr = list_remove(slot->isr, slot->n_isr, heir);
+	}
+}
+
+static bool valid_boot_id(const char *b)
+{
+	size_t n = strlen(b);
+
+	if (n == 0 || n >= NARF_BOOT_ID_SIZE)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isgraph((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+bool narf_map_valid_addr(const char *addr)
+{
+	char host[NARF_ADDR_SIZE];
+	int port;
+
+	return addr != NULL && strlen(addr) < NARF_ADDR_SIZE &&
+	       narf_parse_hostport(addr, host, sizeof(host), &port) == 0;
+}
+
+static struct narf_map_node *add_node(struct narf_map *m)
+{
+	if (m->n_nodes == m->cap_nodes) {
+		unsigned cap = m->cap_nodes ? 2 * m->cap_nodes : 16;
+		struct narf_map_node *p = realloc(m->nodes, cap * sizeof(*p));
+
+		if (p == NULL)
+			return NULL;
+		m->nodes = p;
+		m->cap_nodes = cap;
+	}
+	memset(&m->nodes[m->n_nodes], 0, sizeof(m->nodes[0]));
+	return &m->nodes[m->n_nodes++];
+}
+
+static int apply_node_join(struct narf_map *m, const json_t *cmd,
+			   struct narf_map_result *res)
+{
+	const char *addr = json_string_value(json_object_get(cmd, "addr"));
+	const char *boot = json_string_value(json_object_get(cmd, "boot_id"));
+	const struct narf_map_node *old;
+	struct narf_map_node *n;
+
+	if (!narf_map_valid_addr(addr))
+		return narf_map_fail(res, NARF_EINVAL,
+				     "addr must be \"host:port\"");
+	if (boot == NULL || !valid_boot_id(boot))
+		return narf_map_fail(res, NARF_EINVAL,
+				     "boot_id must be 1 to 64 printable "
+				     "characters");
+	old = narf_map_node_by_addr(m, addr);
+	if (old != NULL && strcmp(old->boot_id, boot) == 0) {
+		res->node = old->id; /* a retried join */
+		return 0;
+	}
+	/* Reserve the slot in the array first so a failed allocation leaves
+	 * the map untouched. */
+	if (m->n_nodes == m->cap_nodes) {
+		n = add_node(m);
+		if (n == NULL)
+			return narf_map_fail(res, NARF_ENOMEM, "out of memory");
+		m->n_nodes--;
+		old = narf_map_node_by_addr(m, addr);
+	}
+	if (old != NULL) {
+		/* A new incarnation: the old process's memory is gone. */
+		uint32_t old_id = old->id;
+
+		narf_map_node_get(m, old_id)->state = NARF_NODE_DOWN;
+		drop_node_from_slots(m, old_id);
+	}
+	n = add_node(m);
+	n->id = m->next_node++;
+	snprintf(n->addr, sizeof(n->addr), "%s", addr);
+	snprintf(n->boot_id, sizeof(n->boot_id), "%s", boot);
+	n->state = NARF_NODE_JOINING;
+	res->node = n->id;
+	res->changed = true;
+	return 0;
+}
+
+/* Which state changes node_state may make. */
+static bool state_change_allowed(enum narf_node_state from,
+				 enum narf_node_state to)
+{
+	switch (to) {
+	case NARF_NODE_UP:
+		return from == NARF_NODE_JOINING || from == NARF_NODE_DOWN;
+	case NARF_NODE_DOWN:
+		return from == NARF_NODE_JOINING || from == NARF_NODE_UP ||
+		       from == NARF_NODE_LEAVING;
+	case NARF_NODE_REMOVED:
+		return from == NARF_NODE_LEAVING || from == NARF_NODE_DOWN;
+	default:
+		return false;
+	}
+}
+
+static int get_node_field(const struct narf_map *m, const json_t *cmd,
+			  struct narf_map_node **out,
+			  struct narf_map_result *res)
+{
+	json_t *v = json_object_get(cmd, "node");
+	json_int_t id;
+
+	if (!json_is_integer(v) || (id = json_integer_value(v)) <= 0 ||
+	    id > UINT32_MAX)
+		return narf_map_fail(res, NARF_EINVAL,
+				     "node must be a positive integer");
+	*out = narf_map_node_get(m, (uint32_t)id);
+	if (*out == NULL)
+		return narf_map_fail(res, NARF_ENOTFOUND, "no node %lld",
+				     (long long)id);
+	return 0;
+}
+
+static int apply_node_state(struct narf_map *m, const json_t *cmd,
+			    struct narf_map_result *res)
+{
+	const char *name = json_string_value(json_object_get(cmd, "state"));
+	enum narf_node_state to;
+	struct narf_map_node *n;
+
+	if (get_node_field(m, cmd, &n, res) != 0)
+		return res->err;
+	if (narf_node_state_parse(name, &to) != 0 ||
+	    (to != NARF_NODE_UP && to != NARF_NODE_DOWN &&
+	     to != NARF_NODE_REMOVED))
+		return narf_map_fail(res, NARF_EINVAL,
+				     "state must be up, down or removed");
+	res->node = n->id;
+	if (n->state == to)
+		return 0;
+	if (!state_change_allowed(n->state, to))
+		return narf_map_fail(res, NARF_EINVAL,
+				     "node %u cannot go from %s to %s", n->id,
+				     narf_node_state_name(n->state),
+				     narf_node_state_name(to));
+	n->state = to;
+	if (to != NARF_NODE_UP)
+		drop_node_from_slots(m, n->id);
+	res->changed = true;
+	return 0;
+}
+
+static int apply_leave(struct narf_map *m, const json_t *cmd,
+		       struct narf_map_result *res)
+{
+	struct narf_map_node *n;
+
+	if (get_node_field(m, cmd, &n, res) != 0)
+		return res->err;
+	res->node = n->id;
+	if (n->state == NARF_NODE_LEAVING)
+		return 0;
+	if (n->state == NARF_NODE_REMOVED)
+		return narf_map_fail(res, NARF_EINVAL, "node %u is removed",
+				     n->id);
+	n->state = NARF_NODE_LEAVING;
+	res->changed = true;
+	return 0;
+}
+
+static int apply_settings(struct narf_map *m, const json_t *cmd,
+			  struct narf_map_result *res)
+{
+	struct narf_map_settings s = m->settings;
+
+	if (narf_map_settings_from_json(&s, cmd, res->errmsg) != 0)
+		return res->err = NARF_EINVAL;
+	if (memcmp(&s, &m->settings, sizeof(s)) != 0) {
+		m->settings = s;
+		res->changed = true;
+	}
+	return 0;
+}
+
+/* The first entry of a new cluster: the coordinators table and the settings
+ * given on the command line, so every member starts from the same map. */
+static int apply_init(struct narf_map *m, const json_t *cmd,
+		      struct narf_map_result *res)
+{
+	struct narf_map_settings s = m->settings;
+	struct narf_map_coord coords[NARF_MAX_COORDS];
+	unsigned n;
+
+	if (m->n_coords != 0)
+		return narf_map_fail(res, NARF_EEXISTS,
+				     "the map is already initialised");
+	if (narf_map_coords_from_json(coords, &n, json_object_get(cmd,
+								  "coords"),
+				      res->errmsg) != 0 ||
+	    narf_map_settings_from_json(&s, json_object_get(cmd, "settings"),
+					res->errmsg) != 0)
+		return res->err = NARF_EINVAL;
+	memcpy(m->coords, coords, sizeof(coords));
+	m->n_coords = n;
+	m->settings = s;
+	res->changed = true;
+	return 0;
+}
+
+static int apply_coords_set(struct narf_map *m, const json_t *cmd,
+			    struct narf_map_result *res)
+{
+	struct narf_map_coord coords[NARF_MAX_COORDS];
+	unsigned n;
+
+	if (narf_map_coords_from_json(coords, &n, json_object_get(cmd,
+								  "coords"),
+				      res->errmsg) != 0)
+		return res->err = NARF_EINVAL;
+	if (n == m->n_coords &&
+	    memcmp(coords, m->coords, n * sizeof(coords[0])) == 0)
+		return 0;
+	memcpy(m->coords, coords, sizeof(coords));
+	m->n_coords = n;
+	res->changed = true;
+	return 0;
+}
+
+/* Check one slot of an assign command against the map's nodes. */
+static int check_assigned_slot(const struct narf_map *m,
+			       const struct narf_slot *s,
+			       struct narf_map_result *res)
+{
+	uint32_t ids[NARF_MAX_COPIES];
+	unsigned n = 0;
+
+	if (s->primary != 0)
+		ids[n++] = s->primary;
+	for (unsigned i = 0; i < s->n_replicas; i++)
+		ids[n++] = s->replicas[i];
+	if (n > m->settings.replication)
+		return narf_map_fail(res, NARF_EINVAL,
+				     "%u copies exceed replication %u", n,
+				     m->settings.replication);
+	for (unsigned i = 0; i < n; i++) {
+		if (!node_live(m, ids[i]))
+			return narf_map_fail(res, NARF_ENOTFOUND,
+					     "node %u is not up", ids[i]);
+		for (unsigned j = 0; j < i; j++)
+			if (ids[i] == ids[j])
+				return narf_map_fail(res, NARF_EINVAL,
+						     "two copies on node %u",
+						     ids[i]);
+	}
+	if (s->move != 0 && !node_live(m, s->move))
+		return narf_map_fail(res, NARF_ENOTFOUND,
+				     "move target %u is not up", s->move);
+	return 0;
+}
+
+static int apply_assign(struct narf_map *m, const json_t *cmd,
+			struct narf_map_result *res)
+{
+	json_t *base = json_object_get(cmd, "base_epoch");
+	json_t *ranges = json_object_get(cmd, "slots");
+	struct narf_slot *next;
+	size_t i;
+	json_t *r;
+
+	if (!json_is_integer(base) || !json_is_array(ranges))
+		return narf_map_fail(res, NARF_EINVAL,
+				     "assign needs base_epoch and slots");
+	if ((uint64_t)json_integer_value(base) != m->epoch)
+		return narf_map_fail(res, NARF_ESTALE,
+				     "planned at epoch %lld, map is at %llu",
+				     (long long)json_integer_value(base),
+				     (unsigned long long)m->epoch);
+	/* Build the new slot table aside; swap it in only when all is valid. */
+	next = malloc(sizeof(m->slots));
+	if (next == NULL)
+		return narf_map_fail(res, NARF_ENOMEM, "out of memory");
+	memcpy(next, m->slots, sizeof(m->slots));
+	json_array_foreach(ranges, i, r)
+	{
+		struct narf_slot s;
+		unsigned from, to;
+
+		if (narf_map_range_from_json(r, &from, &to, &s, res->errmsg) !=
+			    0 ||
+		    check_assigned_slot(m, &s, res) != 0) {
+			if (res->err == 0)
+				res->err = NARF_EINVAL;
+			free(next);
+			return res->err;
+		}
+		for (unsigned k = from; k <= to; k++) {
+			s.epoch = (s.primary == m->slots[k].primary)
+					  ? m->slots[k].epoch
+					  : m->epoch + 1;
+			next[k] = s;
+		}
+	}
+	for (unsigned k = 0; k < NARF_SLOTS && !res->changed; k++)
+		res->changed = !narf_slot_equal(&next[k], &m->slots[k]);
+	if (res->changed)
+		memcpy(m->slots, next, sizeof(m->slots));
+	free(next);
+	return 0;
+}
+
+int narf_map_apply(struct narf_map *m, const json_t *cmd,
+		   struct narf_map_result *res)
+{
+	static const struct {
+		const char *type;
+		int (*fn)(struct narf_map *, const json_t *,
+			  struct narf_map_result *);
+	} handlers[] = {
+		{"node_join", apply_node_join},
+		{"node_state", apply_node_state},
+		{"leave", apply_leave},
+		{"assign", apply_assign},
+		{"settings", apply_settings},
+		{"coords_set", apply_coords_set},
+		{"init", apply_init},
+	};
+	json_t *v = json_object_get(cmd, "v");
+	const char *type = json_string_value(json_object_get(cmd, "type"));
+
+	memset(res, 0, sizeof(*res));
+	if (!json_is_object(cmd))
+		return narf_map_fail(res, NARF_EINVAL, "command is not an object");
+	if (!json_is_integer(v) || json_integer_value(v) != NARF_MAP_VERSION)
+		return narf_map_fail(res, NARF_EINVAL,
+				     "unsupported command version");
+	for (size_t i = 0; type && i < sizeof(handlers) / sizeof(handlers[0]);
+	     i++) {
+		if (strcmp(type, handlers[i].type) != 0)
+			continue;
+		if (handlers[i].fn(m, cmd, res) == 0 && res->changed)
+			m->epoch++;
+		return res->err;
+	}
+	return narf_map_fail(res, NARF_EUNKNOWNOP, "unknown command type '%s'",
+			     type ? type : "(none)");
+}

@@ -1,0 +1,161 @@
+/*
+ * The cluster map: the coordinator's replicated state machine, and what every
+ * data node routes by.
+ *
+ * The map holds the epoch, the settings, the coordinators table, every data
+ * node ever registered (ids are never reused) and the 16384 hash slots with
+ * their primary, replicas, in-sync replicas (ISR), slot epoch and pending
+ * move. It changes only through narf_map_apply(), fed with the typed,
+ * versioned JSON commands of docs/protocol.md; the coordinator's Raft FSM
+ * calls it for every committed entry, so it must be deterministic: the same
+ * commands in the same order give byte-identical maps on every member.
+ *
+ * This module is pure (no I/O, no clock), so tests drive it directly.
+ */
+#ifndef NARF_MAP_H
+#define NARF_MAP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "slot.h"
+
+#define NARF_MAP_VERSION 1 /* "v" of commands and snapshots */
+#define NARF_MAX_COPIES 5  /* replication factor upper bound */
+#define NARF_MAX_REPLICAS (NARF_MAX_COPIES - 1)
+#define NARF_MAX_COORDS 7
+#define NARF_ADDR_SIZE 64    /* "host:port" plus NUL */
+#define NARF_BOOT_ID_SIZE 65 /* up to 64 printable characters plus NUL */
+
+enum narf_node_state {
+	NARF_NODE_JOINING,
+	NARF_NODE_UP,
+	NARF_NODE_DOWN,
+	NARF_NODE_LEAVING,
+	NARF_NODE_REMOVED,
+};
+
+enum narf_ack_mode {
+	NARF_ACK_ALL,
+	NARF_ACK_PRIMARY,
+};
+
+struct narf_map_settings {
+	unsigned replication;     /* copies per slot, 1..NARF_MAX_COPIES */
+	unsigned node_timeout_ms; /* heartbeat silence before "down" */
+	enum narf_ack_mode ack;   /* default write-ack mode of data nodes */
+};
+
+struct narf_map_coord {
+	uint64_t id;
+	char raft[NARF_ADDR_SIZE];
+	char api[NARF_ADDR_SIZE];
+};
+
+struct narf_map_node {
+	uint32_t id;
+	char addr[NARF_ADDR_SIZE];
+	char boot_id[NARF_BOOT_ID_SIZE];
+	enum narf_node_state state;
+};
+
+/* One hash slot. Node id 0 means "none". replicas[] excludes the primary;
+ * isr[] is a subset of replicas[], kept in the order of replicas[]. */
+struct narf_slot {
+	uint32_t primary;
+	uint32_t move; /* target node of a pending move, or 0 */
+	uint64_t epoch; /* map epoch at which the primary last changed */
+	uint8_t n_replicas;
+	uint8_t n_isr;
+	uint32_t replicas[NARF_MAX_REPLICAS];
+	uint32_t isr[NARF_MAX_REPLICAS];
+};
+
+struct narf_map {
+	uint64_t epoch;     /* +1 per applied change */
+	uint32_t next_node; /* id the next joining node receives */
+	uint64_t lost_slots; /* slots whose data died with an empty ISR */
+	struct narf_map_settings settings;
+	unsigned n_coords;
+	struct narf_map_coord coords[NARF_MAX_COORDS];
+	unsigned n_nodes;
+	unsigned cap_nodes;
+	struct narf_map_node *nodes; /* owned; sorted by id */
+	struct narf_slot slots[NARF_SLOTS];
+};
+
+/* What applying one command produced. */
+struct narf_map_result {
+	int err;           /* 0 or NARF_E* */
+	uint32_t node;     /* node_join: the node's id */
+	bool changed;      /* the map changed (and the epoch moved) */
+	char errmsg[NARF_ERRMSG_SIZE];
+};
+
+/* Default settings: replication 2, node timeout 600 ms, ack all. */
+void narf_map_settings_default(struct narf_map_settings *s);
+
+/* An empty map (epoch 0, no nodes, every slot unassigned). */
+void narf_map_init(struct narf_map *m, const struct narf_map_settings *s);
+void narf_map_close(struct narf_map *m);
+
+/* Deep copy into an initialised dst (whose previous content is freed). */
+int narf_map_copy(struct narf_map *dst, const struct narf_map *src);
+
+/*
+ * Apply one command (a JSON object, borrowed). Never fails partially: on a
+ * rejected command the map is untouched and res->err/errmsg say why. Returns
+ * res->err.
+ */
+int narf_map_apply(struct narf_map *m, const json_t *cmd,
+		   struct narf_map_result *res);
+
+/* The map as JSON (docs/protocol.md); a new reference, NULL on ENOMEM. */
+json_t *narf_map_to_json(const struct narf_map *m);
+
+/*
+ * Replace m's content with the map in obj (borrowed). Validates everything;
+ * on error m is untouched and errmsg (NARF_ERRMSG_SIZE, may be NULL) says
+ * why.
+ */
+int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg);
+
+/* Slot ranges of the map as a JSON array, merging equal neighbours; only
+ * slots with take[s] set (or all when take is NULL). New reference. */
+json_t *narf_map_slots_to_json(const struct narf_slot *slots,
+			       const bool *take);
+
+/* Lookup; NULL when absent. The pointer is valid until the next apply. */
+struct narf_map_node *narf_map_node_get(const struct narf_map *m, uint32_t id);
+const struct narf_map_node *narf_map_node_by_addr(const struct narf_map *m,
+						  const char *addr);
+
+/* Count the slots a node leads and replicates. */
+void narf_map_node_counts(const struct narf_map *m, uint32_t id,
+			  unsigned *primaries, unsigned *replicas);
+
+/* Does slot s hold a copy (primary or replica) on node id? */
+bool narf_slot_has(const struct narf_slot *s, uint32_t id);
+
+/* Same primary, replicas, ISR, epoch and move (unused entries ignored). */
+bool narf_slot_equal(const struct narf_slot *a, const struct narf_slot *b);
+
+/* Number of copies of a slot (primary + replicas). */
+unsigned narf_slot_copies(const struct narf_slot *s);
+
+const char *narf_node_state_name(enum narf_node_state st);
+int narf_node_state_parse(const char *name, enum narf_node_state *out);
+
+/* Command builders (new references) used by the leader and by tests. */
+json_t *narf_cmd_node_join(const char *addr, const char *boot_id);
+json_t *narf_cmd_node_state(uint32_t node, enum narf_node_state st);
+json_t *narf_cmd_leave(uint32_t node);
+json_t *narf_cmd_assign(uint64_t base_epoch, const struct narf_slot *slots,
+			const bool *take);
+json_t *narf_cmd_coords_set(const struct narf_map_coord *coords, unsigned n);
+json_t *narf_cmd_init(const struct narf_map_coord *coords, unsigned n,
+		      const struct narf_map_settings *s);
+
+#endif /* NARF_MAP_H */

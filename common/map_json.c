@@ -1,0 +1,456 @@
+/*
+ * JSON forms of the cluster map: the wire/snapshot form (docs/protocol.md)
+ * and the command builders. Slots travel as ranges of equal neighbours, so a
+ * balanced map of three nodes is a few dozen ranges, not 16384 rows.
+ *
+ * Parsing trusts nothing: every field is type- and range-checked, and a map
+ * is parsed into a scratch copy that replaces the live one only when all of
+ * it is valid.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "map.h"
+#include "map_internal.h"
+
+static void set_err(char *errmsg, const char *fmt, const char *what)
+{
+	if (errmsg != NULL)
+		snprintf(errmsg, NARF_ERRMSG_SIZE, fmt, what);
+}
+
+static const char *ack_name(enum narf_ack_mode a)
+{
+	return a == NARF_ACK_PRIMARY ? "primary" : "all";
+}
+
+static json_t *ids_to_json(const uint32_t *ids, unsigned n)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a && i < n; i++)
+		json_array_append_new(a, json_integer(ids[i]));
+	return a;
+}
+
+static json_t *range_to_json(unsigned from, unsigned to,
+			     const struct narf_slot *s)
+{
+	json_t *r = json_pack("{s:i,s:i,s:I,s:o,s:o,s:I}", "from", (int)from,
+			      "to", (int)to, "primary",
+			      (json_int_t)s->primary, "replicas",
+			      ids_to_json(s->replicas, s->n_replicas), "isr",
+			      ids_to_json(s->isr, s->n_isr), "epoch",
+			      (json_int_t)s->epoch);
+
+	if (r != NULL && s->move != 0)
+		json_object_set_new(r, "move", json_integer(s->move));
+	return r;
+}
+
+json_t *narf_map_slots_to_json(const struct narf_slot *slots, const bool *take)
+{
+	json_t *arr = json_array();
+	unsigned s = 0;
+
+	while (arr != NULL && s < NARF_SLOTS) {
+		unsigned end = s;
+
+		if (take != NULL && !take[s]) {
+			s++;
+			continue;
+		}
+		while (end + 1 < NARF_SLOTS &&
+		       (take == NULL || take[end + 1]) &&
+		       narf_slot_equal(&slots[s], &slots[end + 1]))
+			end++;
+		if (json_array_append_new(arr, range_to_json(s, end,
+							     &slots[s])) != 0) {
+			json_decref(arr);
+			return NULL;
+		}
+		s = end + 1;
+	}
+	return arr;
+}
+
+static json_t *settings_to_json(const struct narf_map_settings *s)
+{
+	return json_pack("{s:i,s:i,s:s}", "replication", (int)s->replication,
+			 "node_timeout_ms", (int)s->node_timeout_ms, "ack",
+			 ack_name(s->ack));
+}
+
+static json_t *coords_to_json(const struct narf_map_coord *c, unsigned n)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a && i < n; i++)
+		json_array_append_new(a, json_pack("{s:I,s:s,s:s}", "id",
+						   (json_int_t)c[i].id, "raft",
+						   c[i].raft, "api", c[i].api));
+	return a;
+}
+
+json_t *narf_map_to_json(const struct narf_map *m)
+{
+	json_t *nodes = json_array();
+
+	for (unsigned i = 0; nodes && i < m->n_nodes; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+
+		json_array_append_new(
+			nodes, json_pack("{s:I,s:s,s:s,s:s}", "id",
+					 (json_int_t)n->id, "addr", n->addr,
+					 "boot_id", n->boot_id, "state",
+					 narf_node_state_name(n->state)));
+	}
+	/* json_pack's "o" steals references, including on failure. */
+	return json_pack("{s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "epoch",
+			 (json_int_t)m->epoch, "next_node",
+			 (json_int_t)m->next_node, "lost_slots",
+			 (json_int_t)m->lost_slots, "settings",
+			 settings_to_json(&m->settings), "coordinators",
+			 coords_to_json(m->coords, m->n_coords), "nodes", nodes,
+			 "slots", narf_map_slots_to_json(m->slots, NULL));
+}
+
+/* An integer field within [min, max]; absent is an error unless optional. */
+static int get_uint(const json_t *obj, const char *key, uint64_t min,
+		    uint64_t max, bool optional, uint64_t *out, char *errmsg)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL && optional)
+		return 1;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) < min ||
+	    (uint64_t)json_integer_value(v) > max) {
+		set_err(errmsg, "field '%s' is missing or out of range", key);
+		return NARF_EINVAL;
+	}
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+int narf_map_settings_from_json(struct narf_map_settings *s, const json_t *obj,
+				char *errmsg)
+{
+	uint64_t v;
+	json_t *ack = json_object_get(obj, "ack");
+	int rv;
+
+	rv = get_uint(obj, "replication", 1, NARF_MAX_COPIES, true, &v, errmsg);
+	if (rv < 0 || rv == NARF_EINVAL)
+		return NARF_EINVAL;
+	if (rv == 0)
+		s->replication = (unsigned)v;
+	rv = get_uint(obj, "node_timeout_ms", 100, 60000, true, &v, errmsg);
+	if (rv == NARF_EINVAL)
+		return NARF_EINVAL;
+	if (rv == 0)
+		s->node_timeout_ms = (unsigned)v;
+	if (ack != NULL) {
+		const char *a = json_string_value(ack);
+
+		if (a != NULL && strcmp(a, "all") == 0) {
+			s->ack = NARF_ACK_ALL;
+		} else if (a != NULL && strcmp(a, "primary") == 0) {
+			s->ack = NARF_ACK_PRIMARY;
+		} else {
+			set_err(errmsg, "%s must be \"all\" or \"primary\"",
+				"ack");
+			return NARF_EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int get_addr(const json_t *obj, const char *key, char *out,
+		    char *errmsg)
+{
+	const char *a = json_string_value(json_object_get(obj, key));
+
+	if (!narf_map_valid_addr(a)) {
+		set_err(errmsg, "field '%s' must be \"host:port\"", key);
+		return NARF_EINVAL;
+	}
+	snprintf(out, NARF_ADDR_SIZE, "%s", a);
+	return 0;
+}
+
+int narf_map_coords_from_json(struct narf_map_coord *out, unsigned *n,
+			      const json_t *arr, char *errmsg)
+{
+	size_t i;
+	json_t *c;
+
+	if (!json_is_array(arr) || json_array_size(arr) == 0 ||
+	    json_array_size(arr) > NARF_MAX_COORDS) {
+		set_err(errmsg, "%s must list 1 to 7 coordinators", "coords");
+		return NARF_EINVAL;
+	}
+	memset(out, 0, NARF_MAX_COORDS * sizeof(*out));
+	json_array_foreach(arr, i, c)
+	{
+		uint64_t id;
+
+		if (get_uint(c, "id", 1, UINT32_MAX, false, &id, errmsg) != 0 ||
+		    get_addr(c, "raft", out[i].raft, errmsg) != 0 ||
+		    get_addr(c, "api", out[i].api, errmsg) != 0)
+			return NARF_EINVAL;
+		out[i].id = id;
+		for (size_t j = 0; j < i; j++)
+			if (out[j].id == id) {
+				set_err(errmsg, "duplicate %s id", "coordinator");
+				return NARF_EINVAL;
+			}
+	}
+	*n = (unsigned)json_array_size(arr);
+	return 0;
+}
+
+static int ids_from_json(const json_t *arr, uint32_t *ids, uint8_t *n,
+			 const char *what, char *errmsg)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(arr) || json_array_size(arr) > NARF_MAX_REPLICAS) {
+		set_err(errmsg, "'%s' must be an array of at most 4 node ids",
+			what);
+		return NARF_EINVAL;
+	}
+	json_array_foreach(arr, i, v)
+	{
+		json_int_t id = json_integer_value(v);
+
+		if (!json_is_integer(v) || id <= 0 || id > UINT32_MAX) {
+			set_err(errmsg, "'%s' holds a bad node id", what);
+			return NARF_EINVAL;
+		}
+		ids[i] = (uint32_t)id;
+		for (size_t j = 0; j < i; j++)
+			if (ids[j] == ids[i]) {
+				set_err(errmsg, "'%s' repeats a node id", what);
+				return NARF_EINVAL;
+			}
+	}
+	*n = (uint8_t)json_array_size(arr);
+	return 0;
+}
+
+static bool list_has(const uint32_t *ids, unsigned n, uint32_t id)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+int narf_map_range_from_json(const json_t *r, unsigned *from, unsigned *to,
+			     struct narf_slot *s, char *errmsg)
+{
+	uint64_t f, t, p, e = 0, mv = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (!json_is_object(r) ||
+	    get_uint(r, "from", 0, NARF_SLOTS - 1, false, &f, errmsg) != 0 ||
+	    get_uint(r, "to", f, NARF_SLOTS - 1, false, &t, errmsg) != 0 ||
+	    get_uint(r, "primary", 0, UINT32_MAX, false, &p, errmsg) != 0 ||
+	    get_uint(r, "epoch", 0, INT64_MAX, true, &e, errmsg) ==
+		    NARF_EINVAL ||
+	    get_uint(r, "move", 0, UINT32_MAX, true, &mv, errmsg) ==
+		    NARF_EINVAL ||
+	    ids_from_json(json_object_get(r, "replicas"), s->replicas,
+			  &s->n_replicas, "replicas", errmsg) != 0 ||
+	    ids_from_json(json_object_get(r, "isr"), s->isr, &s->n_isr, "isr",
+			  errmsg) != 0) {
+		if (errmsg != NULL && errmsg[0] == '\0')
+			set_err(errmsg, "%s is not a valid slot range", "range");
+		return NARF_EINVAL;
+	}
+	s->primary = (uint32_t)p;
+	s->epoch = e;
+	s->move = (uint32_t)mv;
+	if (s->primary == 0 && s->n_replicas > 0) {
+		set_err(errmsg, "%s: replicas without a primary", "range");
+		return NARF_EINVAL;
+	}
+	if (list_has(s->replicas, s->n_replicas, s->primary)) {
+		set_err(errmsg, "%s: primary is also a replica", "range");
+		return NARF_EINVAL;
+	}
+	for (unsigned i = 0; i < s->n_isr; i++)
+		if (!list_has(s->replicas, s->n_replicas, s->isr[i])) {
+			set_err(errmsg, "%s: isr member is not a replica",
+				"range");
+			return NARF_EINVAL;
+		}
+	*from = (unsigned)f;
+	*to = (unsigned)t;
+	return 0;
+}
+
+static int nodes_from_json(struct narf_map *m, const json_t *arr,
+			   char *errmsg)
+{
+	size_t i;
+	json_t *o;
+
+	if (!json_is_array(arr)) {
+		set_err(errmsg, "'%s' must be an array", "nodes");
+		return NARF_EINVAL;
+	}
+	m->nodes = calloc(json_array_size(arr) + 1, sizeof(*m->nodes));
+	if (m->nodes == NULL)
+		return NARF_ENOMEM;
+	m->cap_nodes = (unsigned)json_array_size(arr) + 1;
+	json_array_foreach(arr, i, o)
+	{
+		struct narf_map_node *n = &m->nodes[i];
+		const char *boot = json_string_value(json_object_get(o,
+								     "boot_id"));
+		uint64_t id;
+
+		if (get_uint(o, "id", 1, UINT32_MAX, false, &id, errmsg) != 0 ||
+		    get_addr(o, "addr", n->addr, errmsg) != 0)
+			return NARF_EINVAL;
+		if (boot == NULL || strlen(boot) >= NARF_BOOT_ID_SIZE ||
+		    narf_node_state_parse(json_string_value(json_object_get(
+						  o, "state")),
+					  &n->state) != 0 ||
+		    (i > 0 && id <= m->nodes[i - 1].id) ||
+		    id >= m->next_node) {
+			set_err(errmsg, "%s entry is invalid", "node");
+			return NARF_EINVAL;
+		}
+		n->id = (uint32_t)id;
+		snprintf(n->boot_id, sizeof(n->boot_id), "%s", boot);
+		m->n_nodes++;
+	}
+	return 0;
+}
+
+static int slots_from_json(struct narf_map *m, const json_t *arr,
+			   char *errmsg)
+{
+	unsigned expect = 0;
+	size_t i;
+	json_t *r;
+
+	if (!json_is_array(arr)) {
+		set_err(errmsg, "'%s' must be an array", "slots");
+		return NARF_EINVAL;
+	}
+	json_array_foreach(arr, i, r)
+	{
+		struct narf_slot s;
+		unsigned from, to;
+
+		if (narf_map_range_from_json(r, &from, &to, &s, errmsg) != 0)
+			return NARF_EINVAL;
+		if (from != expect) {
+			set_err(errmsg, "%s ranges must be contiguous",
+				"slots");
+			return NARF_EINVAL;
+		}
+		for (unsigned k = from; k <= to; k++)
+			m->slots[k] = s;
+		expect = to + 1;
+	}
+	if (expect != NARF_SLOTS) {
+		set_err(errmsg, "%s ranges must cover 0..16383", "slots");
+		return NARF_EINVAL;
+	}
+	return 0;
+}
+
+int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg)
+{
+	struct narf_map *tmp;
+	uint64_t epoch, next, lost = 0;
+	int rv = NARF_EINVAL;
+
+	if (errmsg != NULL)
+		errmsg[0] = '\0';
+	if (!json_is_object(obj) ||
+	    get_uint(obj, "epoch", 0, INT64_MAX, false, &epoch, errmsg) != 0 ||
+	    get_uint(obj, "next_node", 1, UINT32_MAX, false, &next, errmsg) !=
+		    0 ||
+	    get_uint(obj, "lost_slots", 0, INT64_MAX, true, &lost, errmsg) ==
+		    NARF_EINVAL)
+		return NARF_EINVAL;
+	tmp = malloc(sizeof(*tmp));
+	if (tmp == NULL)
+		return NARF_ENOMEM;
+	narf_map_init(tmp, NULL);
+	tmp->epoch = epoch;
+	tmp->next_node = (uint32_t)next;
+	tmp->lost_slots = lost;
+	if (narf_map_settings_from_json(&tmp->settings,
+					json_object_get(obj, "settings"),
+					errmsg) != 0)
+		goto out;
+	if (json_array_size(json_object_get(obj, "coordinators")) > 0 &&
+	    narf_map_coords_from_json(tmp->coords, &tmp->n_coords,
+				      json_object_get(obj, "coordinators"),
+				      errmsg) != 0)
+		goto out;
+	rv = nodes_from_json(tmp, json_object_get(obj, "nodes"), errmsg);
+	if (rv != 0)
+		goto out;
+	rv = slots_from_json(tmp, json_object_get(obj, "slots"), errmsg);
+	if (rv != 0)
+		goto out;
+	narf_map_close(m);
+	memcpy(m, tmp, sizeof(*m));
+	free(tmp);
+	return 0;
+out:
+	narf_map_close(tmp);
+	free(tmp);
+	return rv;
+}
+
+json_t *narf_cmd_node_join(const char *addr, const char *boot_id)
+{
+	return json_pack("{s:i,s:s,s:s,s:s}", "v", NARF_MAP_VERSION, "type",
+			 "node_join", "addr", addr, "boot_id", boot_id);
+}
+
+json_t *narf_cmd_node_state(uint32_t node, enum narf_node_state st)
+{
+	return json_pack("{s:i,s:s,s:I,s:s}", "v", NARF_MAP_VERSION, "type",
+			 "node_state", "node", (json_int_t)node, "state",
+			 narf_node_state_name(st));
+}
+
+json_t *narf_cmd_leave(uint32_t node)
+{
+	return json_pack("{s:i,s:s,s:I}", "v", NARF_MAP_VERSION, "type",
+			 "leave", "node", (json_int_t)node);
+}
+
+json_t *narf_cmd_assign(uint64_t base_epoch, const struct narf_slot *slots,
+			const bool *take)
+{
+	return json_pack("{s:i,s:s,s:I,s:o}", "v", NARF_MAP_VERSION, "type",
+			 "assign", "base_epoch", (json_int_t)base_epoch,
+			 "slots", narf_map_slots_to_json(slots, take));
+}
+
+json_t *narf_cmd_init(const struct narf_map_coord *coords, unsigned n,
+		      const struct narf_map_settings *s)
+{
+	return json_pack("{s:i,s:s,s:o,s:o}", "v", NARF_MAP_VERSION, "type",
+			 "init", "coords", coords_to_json(coords, n),
+			 "settings", settings_to_json(s));
+}
+
+json_t *narf_cmd_coords_set(const struct narf_map_coord *coords, unsigned n)
+{
+	return json_pack("{s:i,s:s,s:o}", "v", NARF_MAP_VERSION, "type",
+			 "coords_set", "coords", coords_to_json(coords, n));
+}
