@@ -1,0 +1,506 @@
+/*
+ * The coordinator's API port: newline-delimited JSON (docs/protocol.md).
+ *
+ * Happy path: conn_read_cb() feeds bytes to the connection's frame decoder
+ * and conn_drain() handles whole requests in order. Reads (ping, map,
+ * status, heartbeat) are answered at once from the local map; writes (join,
+ * leave, settings) become Raft proposals, and the connection stops reading
+ * until the proposal's callback has written the reply, which keeps replies in
+ * request order without a queue.
+ *
+ * Failure modes: a framing or JSON error gets one error line, then the
+ * connection is shut down (pending writes flushed) and closed; nobody else is
+ * affected. A peer that vanishes while its proposal is in flight leaves the
+ * connection half-closed until the callback fires, so the callback never
+ * touches freed memory. An idle connection is closed after
+ * NARF_COORD_IDLE_MS.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/flags.h"
+#include "common/frame.h"
+#include "common/log.h"
+#include "coord.h"
+
+struct narf_conn {
+	uv_tcp_t tcp;      /* tcp.data == this */
+	uv_timer_t idle;   /* idle.data == this */
+	uv_shutdown_t shutdown;
+	struct narf_coord *c; /* borrowed */
+	struct narf_conn *prev, *next;
+	struct narf_frame_decoder dec;
+	int open_handles; /* freed when it reaches 0 and !waiting */
+	bool waiting;     /* a proposal for this connection is in flight */
+	bool closing;
+	bool reading;
+	bool pending_join; /* the proposal in flight is a join */
+};
+
+struct write_req {
+	uv_write_t req;
+	char *line; /* owned */
+};
+
+static void conn_drain(struct narf_conn *conn);
+
+static void conn_free_if_done(struct narf_conn *conn)
+{
+	if (conn->open_handles > 0 || conn->waiting)
+		return;
+	narf_frame_decoder_close(&conn->dec);
+	free(conn);
+}
+
+static void conn_handle_closed_cb(uv_handle_t *h)
+{
+	struct narf_conn *conn = h->data;
+
+	conn->open_handles--;
+	conn_free_if_done(conn);
+}
+
+static void conn_close(struct narf_conn *conn)
+{
+	struct narf_coord *c = conn->c;
+
+	if (conn->closing)
+		return;
+	conn->closing = true;
+	if (conn->prev != NULL)
+		conn->prev->next = conn->next;
+	else
+		c->conns = conn->next;
+	if (conn->next != NULL)
+		conn->next->prev = conn->prev;
+	uv_close((uv_handle_t *)&conn->tcp, conn_handle_closed_cb);
+	uv_close((uv_handle_t *)&conn->idle, conn_handle_closed_cb);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+
+	free(w->line);
+	free(w);
+}
+
+/* Queue one reply line (msg is stolen). */
+static void conn_send(struct narf_conn *conn, json_t *msg)
+{
+	struct write_req *w;
+	uv_buf_t buf;
+	size_t len;
+
+	if (conn->closing || msg == NULL) {
+		json_decref(msg);
+		return;
+	}
+	w = malloc(sizeof(*w));
+	if (w == NULL || (w->line = narf_frame_encode(msg, &len)) == NULL) {
+		free(w);
+		json_decref(msg);
+		conn_close(conn);
+		return;
+	}
+	json_decref(msg);
+	buf = uv_buf_init(w->line, (unsigned)len);
+	if (uv_write(&w->req, (uv_stream_t *)&conn->tcp, &buf, 1, write_cb) !=
+	    0) {
+		free(w->line);
+		free(w);
+		conn_close(conn);
+	}
+}
+
+static json_t *error_reply(int err, const char *message,
+			   const struct narf_coord *c)
+{
+	json_t *r = json_pack("{s:b,s:s,s:s}", "ok", 0, "error",
+			      narf_errcode(err), "message",
+			      message && message[0] ? message
+						    : narf_strerror(err));
+
+	if (r != NULL && err == NARF_ENOTLEADER) {
+		const char *api = narf_coord_leader_api(c);
+
+		if (api != NULL)
+			json_object_set_new(r, "leader", json_string(api));
+	}
+	return r;
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+	conn_close(req->data);
+}
+
+/* Reply with a protocol error, then flush and close: nothing more is read
+ * or handled on this connection. */
+static void conn_fail(struct narf_conn *conn, int err, const char *why)
+{
+	NARF_INFO("api: closing client after %s: %s", narf_errcode(err), why);
+	conn_send(conn, error_reply(err, why, conn->c));
+	if (conn->closing)
+		return;
+	conn->dec.failed = 1;
+	if (conn->reading) {
+		uv_read_stop((uv_stream_t *)&conn->tcp);
+		conn->reading = false;
+	}
+	conn->shutdown.data = conn;
+	if (uv_shutdown(&conn->shutdown, (uv_stream_t *)&conn->tcp,
+			shutdown_cb) != 0)
+		conn_close(conn);
+}
+
+/* --- requests ----------------------------------------------------------- */
+
+static json_t *ok_reply(void)
+{
+	return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *op_ping(struct narf_coord *c)
+{
+	struct narf_raftnode *rn = &c->rn;
+	json_t *r = ok_reply();
+	uint64_t leader = narf_raftnode_leader_id(rn);
+	const char *api = narf_coord_leader_api(c);
+
+	json_object_set_new(r, "id", json_integer((json_int_t)c->cfg.id));
+	json_object_set_new(r, "role",
+			    json_string(narf_raftnode_role_name(rn)));
+	json_object_set_new(r, "term",
+			    json_integer((json_int_t)narf_raftnode_term(rn)));
+	if (leader != 0)
+		json_object_set_new(r, "leader",
+				    json_integer((json_int_t)leader));
+	if (api != NULL)
+		json_object_set_new(r, "leader_api", json_string(api));
+	json_object_set_new(r, "epoch", json_integer((json_int_t)rn->map->epoch));
+	json_object_set_new(r, "applied", json_integer((json_int_t)
+						       narf_raftnode_applied(
+							       rn)));
+	return r;
+}
+
+static json_t *op_map(struct narf_coord *c, const json_t *req)
+{
+	json_t *have = json_object_get(req, "epoch");
+	uint64_t epoch = c->rn.map->epoch;
+
+	if (have != NULL && !json_is_integer(have))
+		return error_reply(NARF_EINVAL, "epoch must be an integer", c);
+	if (json_is_integer(have) &&
+	    (uint64_t)json_integer_value(have) == epoch)
+		return json_pack("{s:b,s:b,s:I}", "ok", 1, "current", 1,
+				 "epoch", (json_int_t)epoch);
+	return json_pack("{s:b,s:I,s:o}", "ok", 1, "epoch",
+			 (json_int_t)epoch, "map", narf_map_to_json(c->rn.map));
+}
+
+static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
+{
+	json_t *id = json_object_get(req, "node");
+	const char *boot = json_string_value(json_object_get(req, "boot_id"));
+	json_t *keys = json_object_get(req, "keys");
+	json_t *mem = json_object_get(req, "used_memory");
+	const struct narf_map_node *n;
+
+	if (!json_is_integer(id) || boot == NULL)
+		return error_reply(NARF_EINVAL,
+				   "heartbeat needs node and boot_id", c);
+	n = narf_map_node_get(c->rn.map, (uint32_t)json_integer_value(id));
+	if (n == NULL || json_integer_value(id) <= 0 ||
+	    json_integer_value(id) > UINT32_MAX ||
+	    n->state == NARF_NODE_REMOVED || strcmp(n->boot_id, boot) != 0)
+		return error_reply(NARF_ENOTFOUND,
+				   "no such node incarnation: join again", c);
+	if (narf_leader_seen(c, n->id, true,
+			     json_is_integer(keys)
+				     ? (uint64_t)json_integer_value(keys)
+				     : 0,
+			     json_is_integer(mem)
+				     ? (uint64_t)json_integer_value(mem)
+				     : 0) != 0)
+		return error_reply(NARF_ENOMEM, NULL, c);
+	return json_pack("{s:b,s:I,s:s}", "ok", 1, "epoch",
+			 (json_int_t)c->rn.map->epoch, "state",
+			 narf_node_state_name(n->state));
+}
+
+static json_t *settings_json(const struct narf_map_settings *s)
+{
+	return json_pack("{s:i,s:i,s:s}", "replication", (int)s->replication,
+			 "node_timeout_ms", (int)s->node_timeout_ms, "ack",
+			 s->ack == NARF_ACK_PRIMARY ? "primary" : "all");
+}
+
+static void proposal_cb(void *data, int err, const struct narf_map_result *res)
+{
+	struct narf_conn *conn = data;
+	struct narf_coord *c = conn->c;
+	json_t *reply;
+
+	conn->waiting = false;
+	if (conn->closing) {
+		conn_free_if_done(conn);
+		return;
+	}
+	if (err != 0) {
+		reply = error_reply(err, NULL, c);
+	} else if (res->err != 0) {
+		reply = error_reply(res->err, res->errmsg, c);
+	} else {
+		reply = json_pack("{s:b,s:I}", "ok", 1, "epoch",
+				  (json_int_t)c->rn.map->epoch);
+		if (conn->pending_join) {
+			json_object_set_new(reply, "node",
+					    json_integer(res->node));
+			narf_leader_seen(c, res->node, false, 0, 0);
+		} else {
+			json_object_set_new(reply, "settings",
+					    settings_json(&c->rn.map->settings));
+		}
+	}
+	conn_send(conn, reply);
+	conn_drain(conn);
+}
+
+/* Propose cmd (stolen) for this connection; the reply comes from
+ * proposal_cb(). Returns an immediate error reply, or NULL. */
+static json_t *propose(struct narf_conn *conn, json_t *cmd, bool join)
+{
+	int rv;
+
+	if (cmd == NULL)
+		return error_reply(NARF_ENOMEM, NULL, conn->c);
+	rv = narf_raftnode_propose(&conn->c->rn, cmd, proposal_cb, conn);
+	json_decref(cmd);
+	if (rv != 0)
+		return error_reply(rv, NULL, conn->c);
+	conn->waiting = true;
+	conn->pending_join = join;
+	return NULL;
+}
+
+static json_t *op_join(struct narf_conn *conn, const json_t *req)
+{
+	const char *addr = json_string_value(json_object_get(req, "addr"));
+	const char *boot = json_string_value(json_object_get(req, "boot_id"));
+
+	if (addr == NULL || boot == NULL)
+		return error_reply(NARF_EINVAL,
+				   "join needs addr and boot_id strings",
+				   conn->c);
+	return propose(conn, narf_cmd_node_join(addr, boot), true);
+}
+
+static json_t *op_leave(struct narf_conn *conn, const json_t *req)
+{
+	json_t *id = json_object_get(req, "node");
+
+	if (!json_is_integer(id) || json_integer_value(id) <= 0 ||
+	    json_integer_value(id) > UINT32_MAX)
+		return error_reply(NARF_EINVAL, "leave needs a node id",
+				   conn->c);
+	return propose(conn, narf_cmd_leave((uint32_t)json_integer_value(id)),
+		       false);
+}
+
+static json_t *op_settings(struct narf_conn *conn, const json_t *req)
+{
+	static const char *const keys[] = {"replication", "node_timeout_ms",
+					   "ack"};
+	json_t *cmd = json_pack("{s:i,s:s}", "v", NARF_MAP_VERSION, "type",
+				"settings");
+	bool any = false;
+
+	for (size_t i = 0; cmd && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(req, keys[i]);
+
+		if (v != NULL) {
+			json_object_set(cmd, keys[i], v);
+			any = true;
+		}
+	}
+	if (!any) {
+		json_decref(cmd);
+		return json_pack("{s:b,s:I,s:o}", "ok", 1, "epoch",
+				 (json_int_t)conn->c->rn.map->epoch, "settings",
+				 settings_json(&conn->c->rn.map->settings));
+	}
+	return propose(conn, cmd, false);
+}
+
+static json_t *handle_request(struct narf_conn *conn, const json_t *req)
+{
+	struct narf_coord *c = conn->c;
+	const char *op = json_string_value(json_object_get(req, "op"));
+
+	if (op == NULL)
+		return error_reply(NARF_EINVAL, "request needs an \"op\" string",
+				   c);
+	if (strcmp(op, "ping") == 0)
+		return op_ping(c);
+	if (strcmp(op, "join") != 0 && strcmp(op, "heartbeat") != 0 &&
+	    strcmp(op, "map") != 0 && strcmp(op, "status") != 0 &&
+	    strcmp(op, "leave") != 0 && strcmp(op, "settings") != 0)
+		return error_reply(NARF_EUNKNOWNOP, op, c);
+	if (!narf_raftnode_is_leader(&c->rn))
+		return error_reply(NARF_ENOTLEADER, NULL, c);
+	if (!narf_raftnode_is_ready(&c->rn))
+		return error_reply(NARF_ENOTREADY, NULL, c);
+	if (strcmp(op, "heartbeat") == 0)
+		return op_heartbeat(c, req);
+	if (strcmp(op, "map") == 0)
+		return op_map(c, req);
+	if (strcmp(op, "status") == 0)
+		return json_pack("{s:b,s:o}", "ok", 1, "status",
+				 narf_leader_status(c));
+	if (strcmp(op, "join") == 0)
+		return op_join(conn, req);
+	if (strcmp(op, "leave") == 0)
+		return op_leave(conn, req);
+	return op_settings(conn, req);
+}
+
+/* --- connection plumbing ------------------------------------------------ */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char slab[65536];
+
+	/* One loop thread, and every read is consumed before the next one,
+	 * so a static slab is safe and saves an allocation per read. */
+	*buf = uv_buf_init(slab, sizeof(slab));
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct narf_conn *conn = s->data;
+	int rv;
+
+	if (nread < 0) {
+		conn_close(conn);
+		return;
+	}
+	if (nread == 0)
+		return;
+	uv_timer_again(&conn->idle);
+	rv = narf_frame_feed(&conn->dec, buf->base, (size_t)nread);
+	if (rv != 0) {
+		conn_fail(conn, rv, "request line too long");
+		return;
+	}
+	conn_drain(conn);
+}
+
+static void conn_drain(struct narf_conn *conn)
+{
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+
+	while (!conn->waiting && !conn->closing && !conn->dec.failed) {
+		json_t *req;
+		json_t *reply;
+		int rv = narf_frame_next(&conn->dec, &req, errmsg);
+
+		if (rv != 0) {
+			conn_fail(conn, rv, errmsg);
+			return;
+		}
+		if (req == NULL)
+			break;
+		reply = handle_request(conn, req);
+		json_decref(req);
+		if (reply != NULL)
+			conn_send(conn, reply);
+	}
+	if (conn->closing || conn->dec.failed)
+		return;
+	if (conn->waiting && conn->reading) {
+		uv_read_stop((uv_stream_t *)&conn->tcp);
+		conn->reading = false;
+	} else if (!conn->waiting && !conn->reading) {
+		if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb,
+				  conn_read_cb) == 0)
+			conn->reading = true;
+	}
+}
+
+static void idle_cb(uv_timer_t *t)
+{
+	struct narf_conn *conn = t->data;
+
+	if (conn->waiting)
+		return; /* the reply is on its way; it re-arms nothing */
+	NARF_DEBUG("api: closing idle client");
+	conn_close(conn);
+}
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+	struct narf_coord *c = server->data;
+	struct narf_conn *conn;
+
+	if (status != 0 || c->closing)
+		return;
+	conn = calloc(1, sizeof(*conn));
+	if (conn == NULL)
+		return;
+	conn->c = c;
+	narf_frame_decoder_init(&conn->dec, NARF_FRAME_MAX_REQUEST);
+	uv_tcp_init(&c->loop, &conn->tcp);
+	uv_timer_init(&c->loop, &conn->idle);
+	conn->tcp.data = conn;
+	conn->idle.data = conn;
+	conn->open_handles = 2;
+	conn->next = c->conns;
+	if (c->conns != NULL)
+		c->conns->prev = conn;
+	c->conns = conn;
+	if (uv_accept(server, (uv_stream_t *)&conn->tcp) != 0) {
+		conn_close(conn);
+		return;
+	}
+	uv_tcp_nodelay(&conn->tcp, 1);
+	uv_timer_start(&conn->idle, idle_cb, NARF_COORD_IDLE_MS,
+		       NARF_COORD_IDLE_MS);
+	conn_drain(conn); /* starts reading */
+}
+
+int narf_api_listen(struct narf_coord *c, char *errmsg)
+{
+	struct sockaddr_in sa;
+	char host[NARF_ADDR_SIZE];
+	int port, rv;
+
+	if (narf_parse_hostport(c->cfg.self->api, host, sizeof(host), &port) !=
+	    0) {
+		snprintf(errmsg, NARF_ERRMSG_SIZE, "bad API address %s",
+			 c->cfg.self->api);
+		return NARF_EINVAL;
+	}
+	uv_ip4_addr(strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, port,
+		    &sa);
+	uv_tcp_init(&c->loop, &c->listener);
+	c->listener.data = c;
+	rv = uv_tcp_bind(&c->listener, (const struct sockaddr *)&sa, 0);
+	if (rv == 0)
+		rv = uv_listen((uv_stream_t *)&c->listener, 128, accept_cb);
+	if (rv != 0) {
+		snprintf(errmsg, NARF_ERRMSG_SIZE, "listen on %s: %s",
+			 c->cfg.self->api, uv_strerror(rv));
+		return narf_err_from_uv(rv);
+	}
+	return 0;
+}
+
+void narf_api_close(struct narf_coord *c)
+{
+	if (!uv_is_closing((uv_handle_t *)&c->listener))
+		uv_close((uv_handle_t *)&c->listener, NULL);
+	while (c->conns != NULL)
+		conn_close(c->conns);
+}

@@ -1,0 +1,94 @@
+/*
+ * The coordinator process: one Raft member of the trio that owns the cluster
+ * map, plus the JSON API data nodes and cachecli talk to.
+ *
+ * One libuv loop drives everything: libraft's I/O, the API connections
+ * (api.c), and one cron timer (leader.c) that polls the Raft role and, on the
+ * leader, takes the membership decisions. State that must survive a leader
+ * change lives in the replicated map; the leader's heartbeat table is soft
+ * state rebuilt from the next heartbeats.
+ */
+#ifndef NARF_COORD_H
+#define NARF_COORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "common/map.h"
+#include "raftnode.h"
+
+#ifndef container_of
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+#define NARF_COORD_CRON_MS 50
+#define NARF_COORD_IDLE_MS 30000
+
+struct narf_coord_config {
+	uint64_t id;
+	const char *data_dir; /* borrowed (argv) */
+	struct narf_map_coord members[NARF_MAX_COORDS];
+	unsigned n_members;
+	const struct narf_map_coord *self; /* borrowed: points into members */
+	struct narf_map_settings settings; /* of a brand-new map */
+	unsigned election_timeout_ms;
+	unsigned heartbeat_timeout_ms;
+};
+
+/* What the leader knows of a node between heartbeats (not replicated). */
+struct narf_hb {
+	uint32_t node;
+	uint64_t last_seen_ms; /* loop time of the last heartbeat or join */
+	uint64_t beats;        /* heartbeats (not joins) seen */
+	uint64_t keys;
+	uint64_t used_memory;
+};
+
+struct narf_leader {
+	uint64_t since_ms;   /* loop time this member became leader, or 0 */
+	struct narf_hb *hb;  /* owned; sorted by node id */
+	unsigned n_hb;
+	unsigned cap_hb;
+	bool proposing;         /* a leader-initiated entry is in flight */
+	uint64_t balanced_epoch; /* epoch the planner found balanced, or 0 */
+	struct narf_slot *target; /* owned scratch: NARF_SLOTS entries */
+};
+
+struct narf_conn;
+
+struct narf_coord {
+	uv_loop_t loop;
+	struct narf_coord_config cfg;
+	struct narf_raftnode rn;
+	struct narf_leader leader;
+	uv_tcp_t listener;
+	struct narf_conn *conns; /* owned; doubly linked */
+	uv_timer_t cron;
+	uv_signal_t sigterm;
+	uv_signal_t sigint;
+	bool closing;
+};
+
+/* api.c */
+int narf_api_listen(struct narf_coord *c, char *errmsg);
+void narf_api_close(struct narf_coord *c);
+
+/* leader.c */
+int narf_leader_init(struct narf_leader *l);
+void narf_leader_close(struct narf_leader *l);
+void narf_leader_cron(struct narf_coord *c);
+/* Start the cron timer (every NARF_COORD_CRON_MS) that runs the above. */
+void narf_leader_start_cron(struct narf_coord *c);
+/* Record a node's liveness (heartbeat or join) at loop time now. */
+int narf_leader_seen(struct narf_coord *c, uint32_t node, bool beat,
+		     uint64_t keys, uint64_t used_memory);
+const struct narf_hb *narf_leader_hb(const struct narf_coord *c,
+				     uint32_t node);
+/* The status object of docs/protocol.md; a new reference. */
+json_t *narf_leader_status(struct narf_coord *c);
+/* API address of the current leader as this member knows it, or NULL. */
+const char *narf_coord_leader_api(const struct narf_coord *c);
+
+#endif /* NARF_COORD_H */

@@ -1,0 +1,371 @@
+/*
+ * The leader's duties, run from the coordinator's one cron timer.
+ *
+ * Every tick polls the Raft role. On the leader whose map is current, the
+ * tick takes at most one decision and proposes it as one log entry, then
+ * waits for that entry before deciding anything else, so every decision is
+ * computed against the map it will apply to. In order of urgency:
+ *
+ *   1. seed the coordinators table from --members when the map has none;
+ *   2. mark down a node unseen for the node timeout (its primaries fail over
+ *      in the same entry; a new leader first waits one timeout, as it has no
+ *      heartbeat history);
+ *   3. bring up a joining node that heartbeats, or a down node that
+ *      heartbeats again with the same boot id;
+ *   4. mark removed a leaving node that holds no copy any more;
+ *   5. when the planner's balanced layout differs from the map, commit it.
+ *
+ * Everything is driven by the committed map plus heartbeats, never by
+ * memory of earlier decisions, so a new leader picks up where the old one
+ * stopped.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "coord.h"
+#include "planner.h"
+
+int narf_leader_init(struct narf_leader *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->target = calloc(NARF_SLOTS, sizeof(*l->target));
+	return l->target == NULL ? NARF_ENOMEM : 0;
+}
+
+void narf_leader_close(struct narf_leader *l)
+{
+	if (l == NULL)
+		return;
+	free(l->hb);
+	free(l->target);
+	memset(l, 0, sizeof(*l));
+}
+
+static struct narf_hb *hb_find(const struct narf_leader *l, uint32_t node,
+			       unsigned *pos)
+{
+	unsigned lo = 0, hi = l->n_hb;
+
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (l->hb[mid].node == node)
+			return &l->hb[mid];
+		if (l->hb[mid].node < node)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (pos != NULL)
+		*pos = lo;
+	return NULL;
+}
+
+const struct narf_hb *narf_leader_hb(const struct narf_coord *c,
+				     uint32_t node)
+{
+	return hb_find(&c->leader, node, NULL);
+}
+
+int narf_leader_seen(struct narf_coord *c, uint32_t node, bool beat,
+		     uint64_t keys, uint64_t used_memory)
+{
+	struct narf_leader *l = &c->leader;
+	unsigned pos = 0;
+	struct narf_hb *hb = hb_find(l, node, &pos);
+
+	if (hb == NULL) {
+		if (l->n_hb == l->cap_hb) {
+			unsigned cap = l->cap_hb ? 2 * l->cap_hb : 16;
+			struct narf_hb *p = realloc(l->hb, cap * sizeof(*p));
+
+			if (p == NULL)
+				return NARF_ENOMEM;
+			l->hb = p;
+			l->cap_hb = cap;
+		}
+		memmove(&l->hb[pos + 1], &l->hb[pos],
+			(l->n_hb - pos) * sizeof(*hb));
+		l->n_hb++;
+		hb = &l->hb[pos];
+		memset(hb, 0, sizeof(*hb));
+		hb->node = node;
+	}
+	hb->last_seen_ms = uv_now(&c->loop);
+	if (beat) {
+		/* Joining nodes go up only once they have shown they can reach
+		 * the leader on their own. */
+		hb->beats++;
+		hb->keys = keys;
+		hb->used_memory = used_memory;
+	}
+	return 0;
+}
+
+const char *narf_coord_leader_api(const struct narf_coord *c)
+{
+	uint64_t id = narf_raftnode_leader_id(&c->rn);
+	const struct narf_map *m = c->rn.map;
+
+	if (id == 0)
+		return NULL;
+	for (unsigned i = 0; i < m->n_coords; i++)
+		if (m->coords[i].id == id)
+			return m->coords[i].api;
+	for (unsigned i = 0; i < c->cfg.n_members; i++)
+		if (c->cfg.members[i].id == id)
+			return c->cfg.members[i].api;
+	return NULL;
+}
+
+static void cron_cb(uv_timer_t *t)
+{
+	narf_leader_cron(t->data);
+}
+
+void narf_leader_start_cron(struct narf_coord *c)
+{
+	uv_timer_init(&c->loop, &c->cron);
+	c->cron.data = c;
+	uv_timer_start(&c->cron, cron_cb, NARF_COORD_CRON_MS,
+		       NARF_COORD_CRON_MS);
+}
+
+static void leader_proposal_cb(void *data, int err,
+			       const struct narf_map_result *res)
+{
+	struct narf_coord *c = data;
+
+	c->leader.proposing = false;
+	/* Take the next decision now rather than a tick later, so several
+	 * nodes lost at once are all marked down within milliseconds. */
+	if (!c->closing)
+		uv_timer_start(&c->cron, cron_cb, 0, NARF_COORD_CRON_MS);
+	if (err != 0)
+		NARF_WARN("leader: decision not applied: %s",
+			  narf_strerror(err));
+	else if (res->err != 0)
+		NARF_WARN("leader: decision rejected: %s", res->errmsg);
+}
+
+/* Age of a node's last sign of life, counted from when this member became
+ * leader at the earliest. */
+static uint64_t silence_ms(const struct narf_coord *c, uint32_t node,
+			   uint64_t now)
+{
+	const struct narf_hb *hb = narf_leader_hb(c, node);
+	uint64_t since = c->leader.since_ms;
+
+	if (hb != NULL && hb->last_seen_ms > since)
+		since = hb->last_seen_ms;
+	return now - since;
+}
+
+static bool node_holds_copies(const struct narf_map *m, uint32_t id)
+{
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		if (narf_slot_has(&m->slots[s], id) || m->slots[s].move == id)
+			return true;
+	return false;
+}
+
+/* Steps 2 to 4 of the header: one node state change, or NULL. */
+static json_t *node_decision(struct narf_coord *c, uint64_t now)
+{
+	const struct narf_map *m = c->rn.map;
+	uint64_t timeout = m->settings.node_timeout_ms;
+
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+		uint64_t quiet = silence_ms(c, n->id, now);
+		bool live = n->state == NARF_NODE_JOINING ||
+			    n->state == NARF_NODE_UP ||
+			    n->state == NARF_NODE_LEAVING;
+
+		if (live && quiet > timeout) {
+			NARF_WARN("leader: node %u (%s) unseen for %llu ms: "
+				  "marking it down",
+				  n->id, n->addr, (unsigned long long)quiet);
+			return narf_cmd_node_state(n->id, NARF_NODE_DOWN);
+		}
+	}
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+		const struct narf_hb *hb = narf_leader_hb(c, n->id);
+		bool beating = hb != NULL && hb->beats > 0 &&
+			       now - hb->last_seen_ms <= timeout;
+
+		if ((n->state == NARF_NODE_JOINING ||
+		     n->state == NARF_NODE_DOWN) &&
+		    beating) {
+			NARF_INFO("leader: node %u (%s) heartbeats: up", n->id,
+				  n->addr);
+			return narf_cmd_node_state(n->id, NARF_NODE_UP);
+		}
+		if (n->state == NARF_NODE_LEAVING &&
+		    !node_holds_copies(m, n->id)) {
+			NARF_INFO("leader: node %u (%s) drained: removed",
+				  n->id, n->addr);
+			return narf_cmd_node_state(n->id, NARF_NODE_REMOVED);
+		}
+	}
+	return NULL;
+}
+
+/* Step 5: an assign entry for the slots the planner would change, or NULL
+ * when the map is balanced. */
+static json_t *plan_decision(struct narf_coord *c)
+{
+	struct narf_leader *l = &c->leader;
+	const struct narf_map *m = c->rn.map;
+	bool take[NARF_SLOTS];
+	unsigned changed;
+
+	if (l->balanced_epoch == m->epoch && m->epoch != 0)
+		return NULL;
+	changed = narf_plan(m, l->target);
+	if (changed == 0) {
+		l->balanced_epoch = m->epoch;
+		return NULL;
+	}
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		take[s] = !narf_slot_equal(&l->target[s], &m->slots[s]);
+	NARF_INFO("leader: rebalancing %u slots at epoch %llu", changed,
+		  (unsigned long long)m->epoch);
+	return narf_cmd_assign(m->epoch, l->target, take);
+}
+
+static json_t *next_decision(struct narf_coord *c, uint64_t now)
+{
+	const struct narf_map *m = c->rn.map;
+	json_t *cmd;
+
+	if (m->n_coords == 0) {
+		NARF_INFO("leader: initialising the map of a new cluster");
+		return narf_cmd_init(c->cfg.members, c->cfg.n_members,
+				     &c->cfg.settings);
+	}
+	cmd = node_decision(c, now);
+	if (cmd == NULL)
+		cmd = plan_decision(c);
+	return cmd;
+}
+
+void narf_leader_cron(struct narf_coord *c)
+{
+	struct narf_leader *l = &c->leader;
+	uint64_t now = uv_now(&c->loop);
+	json_t *cmd;
+	int rv;
+
+	if (narf_raftnode_poll(&c->rn)) {
+		/* Heartbeat history does not survive a role change: a new
+		 * leader starts every node's clock at its election. */
+		l->n_hb = 0;
+		l->balanced_epoch = 0;
+		l->since_ms = narf_raftnode_is_leader(&c->rn) ? now : 0;
+	}
+	if (!narf_raftnode_is_ready(&c->rn) || l->proposing)
+		return;
+	cmd = next_decision(c, now);
+	if (cmd == NULL)
+		return;
+	rv = narf_raftnode_propose(&c->rn, cmd, leader_proposal_cb, c);
+	json_decref(cmd);
+	if (rv == 0)
+		l->proposing = true;
+	else
+		NARF_WARN("leader: cannot propose: %s", narf_strerror(rv));
+}
+
+/* --- status -------------------------------------------------------------- */
+
+static json_t *coordinators_status(struct narf_coord *c)
+{
+	const struct narf_map *m = c->rn.map;
+	const struct narf_map_coord *list = m->n_coords ? m->coords
+							: c->cfg.members;
+	unsigned n = m->n_coords ? m->n_coords : c->cfg.n_members;
+	json_t *arr = json_array();
+
+	for (unsigned i = 0; arr && i < n; i++) {
+		bool self = list[i].id == c->cfg.id;
+		bool reachable = narf_raftnode_member_reachable(&c->rn,
+								list[i].id);
+		const char *role = self ? narf_raftnode_role_name(&c->rn)
+				   : reachable ? "follower"
+					       : "unknown";
+
+		json_array_append_new(
+			arr, json_pack("{s:I,s:s,s:s,s:s,s:b}", "id",
+				       (json_int_t)list[i].id, "api",
+				       list[i].api, "raft", list[i].raft,
+				       "role", role, "reachable", reachable));
+	}
+	return arr;
+}
+
+static json_t *nodes_status(struct narf_coord *c, uint64_t now)
+{
+	const struct narf_map *m = c->rn.map;
+	json_t *arr = json_array();
+
+	for (unsigned i = 0; arr && i < m->n_nodes; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+		const struct narf_hb *hb = narf_leader_hb(c, n->id);
+		unsigned primaries, replicas;
+		json_t *o;
+
+		narf_map_node_counts(m, n->id, &primaries, &replicas);
+		o = json_pack("{s:I,s:s,s:s,s:i,s:i,s:I,s:I}", "id",
+			      (json_int_t)n->id, "addr", n->addr, "state",
+			      narf_node_state_name(n->state), "primaries",
+			      (int)primaries, "replicas", (int)replicas,
+			      "keys", (json_int_t)(hb ? hb->keys : 0),
+			      "used_memory",
+			      (json_int_t)(hb ? hb->used_memory : 0));
+		if (o != NULL && hb != NULL)
+			json_object_set_new(o, "last_seen_ms",
+					    json_integer((json_int_t)(
+						    now - hb->last_seen_ms)));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+static json_t *slots_status(const struct narf_map *m)
+{
+	unsigned assigned = 0, moving = 0, under = 0;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *slot = &m->slots[s];
+
+		if (slot->primary == 0)
+			continue;
+		assigned++;
+		if (slot->move != 0)
+			moving++;
+		if (1u + slot->n_isr < m->settings.replication)
+			under++;
+	}
+	return json_pack("{s:i,s:i,s:i,s:i,s:I}", "assigned", (int)assigned,
+			 "unassigned", (int)(NARF_SLOTS - assigned), "moving",
+			 (int)moving, "under_replicated", (int)under, "lost",
+			 (json_int_t)m->lost_slots);
+}
+
+json_t *narf_leader_status(struct narf_coord *c)
+{
+	const struct narf_map *m = c->rn.map;
+	uint64_t now = uv_now(&c->loop);
+
+	return json_pack("{s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:o}", "leader",
+			 (json_int_t)narf_raftnode_leader_id(&c->rn), "term",
+			 (json_int_t)narf_raftnode_term(&c->rn), "epoch",
+			 (json_int_t)m->epoch, "replication",
+			 (int)m->settings.replication, "node_timeout_ms",
+			 (int)m->settings.node_timeout_ms, "coordinators",
+			 coordinators_status(c), "nodes", nodes_status(c, now),
+			 "slots", slots_status(m));
+}

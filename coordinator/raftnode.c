@@ -1,0 +1,431 @@
+/*
+ * The Raft member and its FSM.
+ *
+ * Happy path: narf_raftnode_propose() encodes the command as compact JSON,
+ * pads it with zero bytes to a multiple of 8 in a raft_malloc'd buffer and
+ * calls raft_apply(). When the entry commits, libraft calls fsm_apply() on
+ * every member; it strips the padding, parses the JSON and runs
+ * narf_map_apply(). On the proposing leader libraft then calls apply_cb() in
+ * the same call stack, which hands the map's verdict (kept in
+ * rn->last_result, so nothing is allocated per entry) to the proposer.
+ *
+ * Failure modes: raft_apply() failing synchronously (not leader, no memory):
+ * we free the buffer and report the error without calling back. Leadership
+ * lost or member closing while an entry is in flight: apply_cb() fires with
+ * RAFT_LEADERSHIPLOST or RAFT_CANCELED, reported as NARF_ENOTLEADER; the
+ * entry may still commit under the next leader, so proposals must be safe to
+ * retry (node_join is idempotent per boot id, plans carry base_epoch). A
+ * malformed entry never stops the log: fsm_apply() always returns 0.
+ */
+#include "raftnode.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+#define APPLY_WINDOW 64
+#define SEGMENT_SIZE (1u << 20)
+#define SNAPSHOT_THRESHOLD 1024
+#define SNAPSHOT_TRAILING 256
+#define INSTALL_SNAPSHOT_TIMEOUT_MS 2000
+#define CONNECT_RETRY_MS 100
+
+struct proposal {
+	struct raft_apply req; /* req.data points back here */
+	struct narf_raftnode *rn;
+	narf_propose_cb cb;
+	void *data;
+};
+
+/* Payload length of a padded buffer: up to the first of the trailing NULs. */
+static size_t unpadded_len(const struct raft_buffer *buf)
+{
+	size_t n = buf->len;
+
+	while (n > 0 && ((const char *)buf->base)[n - 1] == '\0')
+		n--;
+	return n;
+}
+
+/* Copy text into a zero-padded raft_malloc'd buffer (8-byte multiple). */
+static int padded_buffer(const char *text, struct raft_buffer *buf)
+{
+	size_t n = strlen(text);
+	size_t padded = (n + 8) & ~(size_t)7; /* at least one NUL */
+
+	buf->base = raft_malloc(padded);
+	if (buf->base == NULL)
+		return NARF_ENOMEM;
+	memset(buf->base, 0, padded);
+	memcpy(buf->base, text, n);
+	buf->len = padded;
+	return 0;
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
+		     void **result)
+{
+	struct narf_raftnode *rn = fsm->data;
+	struct narf_map_result *res = &rn->last_result;
+	json_error_t jerr;
+	json_t *cmd;
+
+	memset(res, 0, sizeof(*res));
+	*result = res;
+	cmd = json_loadb(buf->base, unpadded_len(buf), 0, &jerr);
+	if (cmd == NULL) {
+		res->err = NARF_EINVAL;
+		snprintf(res->errmsg, sizeof(res->errmsg),
+			 "entry is not JSON: %s", jerr.text);
+		NARF_ERROR("fsm: skipped undecodable entry: %s", jerr.text);
+		return 0;
+	}
+	narf_map_apply(rn->map, cmd, res);
+	if (res->err != 0)
+		NARF_INFO("fsm: rejected %s: %s",
+			  json_string_value(json_object_get(cmd, "type")),
+			  res->errmsg);
+	else if (res->changed)
+		NARF_DEBUG("fsm: applied %s, epoch %llu",
+			   json_string_value(json_object_get(cmd, "type")),
+			   (unsigned long long)rn->map->epoch);
+	json_decref(cmd);
+	return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+			unsigned *n_bufs)
+{
+	struct narf_raftnode *rn = fsm->data;
+	json_t *obj = narf_map_to_json(rn->map);
+	char *text;
+	int rv;
+
+	if (obj == NULL)
+		return RAFT_NOMEM;
+	json_object_set_new(obj, "v", json_integer(NARF_MAP_VERSION));
+	text = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (text == NULL)
+		return RAFT_NOMEM;
+	/* FSM version 1: libraft frees bufs and their bases. */
+	*bufs = raft_malloc(sizeof(**bufs));
+	if (*bufs == NULL) {
+		free(text);
+		return RAFT_NOMEM;
+	}
+	rv = padded_buffer(text, *bufs);
+	free(text);
+	if (rv != 0) {
+		raft_free(*bufs);
+		return RAFT_NOMEM;
+	}
+	*n_bufs = 1;
+	NARF_INFO("fsm: snapshot at epoch %llu (%zu bytes)",
+		  (unsigned long long)rn->map->epoch, (*bufs)[0].len);
+	return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+	struct narf_raftnode *rn = fsm->data;
+	char errmsg[NARF_ERRMSG_SIZE];
+	json_error_t jerr;
+	json_t *obj;
+	int rv = 0;
+
+	obj = json_loadb(buf->base, unpadded_len(buf), 0, &jerr);
+	if (obj == NULL) {
+		NARF_ERROR("fsm: snapshot is not JSON: %s", jerr.text);
+		rv = RAFT_CORRUPT;
+	} else if (narf_map_from_json(rn->map, obj, errmsg) != 0) {
+		NARF_ERROR("fsm: bad snapshot: %s", errmsg);
+		rv = RAFT_CORRUPT;
+	} else {
+		NARF_INFO("fsm: restored snapshot at epoch %llu",
+			  (unsigned long long)rn->map->epoch);
+	}
+	json_decref(obj);
+	if (rv == 0)
+		raft_free(buf->base); /* restore owns the buffer on success */
+	return rv;
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+	struct proposal *p = req->data;
+	struct narf_raftnode *rn = p->rn;
+
+	rn->inflight--;
+	if (status != 0) {
+		NARF_DEBUG("raft: proposal failed: %s", raft_strerror(status));
+		p->cb(p->data, NARF_ENOTLEADER, NULL);
+	} else {
+		p->cb(p->data, 0, result);
+	}
+	free(p);
+}
+
+int narf_raftnode_propose(struct narf_raftnode *rn, const json_t *cmd,
+			  narf_propose_cb cb, void *data)
+{
+	struct raft_buffer buf;
+	struct proposal *p;
+	char *text;
+	int rv;
+
+	if (rn->raft.state != RAFT_LEADER)
+		return NARF_ENOTLEADER;
+	if (rn->inflight >= rn->window)
+		return NARF_EBUSY;
+	text = json_dumps(cmd, JSON_COMPACT);
+	if (text == NULL)
+		return NARF_ENOMEM;
+	rv = padded_buffer(text, &buf);
+	free(text);
+	if (rv != 0)
+		return rv;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		raft_free(buf.base);
+		return NARF_ENOMEM;
+	}
+	p->rn = rn;
+	p->cb = cb;
+	p->data = data;
+	p->req.data = p;
+	rv = raft_apply(&rn->raft, &p->req, &buf, 1, apply_cb);
+	if (rv != 0) {
+		/* On error we still own the buffer. */
+		NARF_WARN("raft_apply: %s", raft_strerror(rv));
+		raft_free(buf.base);
+		free(p);
+		return rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST
+			       ? NARF_ENOTLEADER
+			       : NARF_EINTERNAL;
+	}
+	rn->inflight++;
+	return 0;
+}
+
+static const char *state_name(int state)
+{
+	static const char *const names[] = {"unavailable", "follower",
+					    "candidate", "leader"};
+
+	return (state >= 0 && state <= RAFT_LEADER) ? names[state] : "unknown";
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+	struct narf_raftnode *rn = req->data;
+
+	rn->barrier_pending = false;
+	if (status == 0 && rn->raft.state == RAFT_LEADER) {
+		rn->ready_term = rn->raft.current_term;
+		NARF_INFO("leader ready: term %llu, epoch %llu",
+			  (unsigned long long)rn->ready_term,
+			  (unsigned long long)rn->map->epoch);
+	}
+}
+
+bool narf_raftnode_poll(struct narf_raftnode *rn)
+{
+	int role = raft_state(&rn->raft);
+	bool changed = role != rn->role;
+
+	if (changed) {
+		NARF_INFO("raft: role %s -> %s, term %llu",
+			  state_name(rn->role), state_name(role),
+			  (unsigned long long)rn->raft.current_term);
+		rn->role = role;
+	}
+	if (role != RAFT_LEADER) {
+		rn->ready_term = 0;
+		return changed;
+	}
+	if (rn->ready_term != rn->raft.current_term && !rn->barrier_pending) {
+		int rv;
+
+		rn->barrier.data = rn;
+		rv = raft_barrier(&rn->raft, &rn->barrier, barrier_cb);
+		if (rv == 0)
+			rn->barrier_pending = true;
+		else
+			NARF_WARN("raft_barrier: %s", raft_strerror(rv));
+	}
+	return changed;
+}
+
+bool narf_raftnode_is_leader(const struct narf_raftnode *rn)
+{
+	return rn->raft.state == RAFT_LEADER;
+}
+
+bool narf_raftnode_is_ready(const struct narf_raftnode *rn)
+{
+	return rn->raft.state == RAFT_LEADER &&
+	       rn->ready_term == rn->raft.current_term;
+}
+
+const char *narf_raftnode_role_name(const struct narf_raftnode *rn)
+{
+	return state_name(rn->raft.state);
+}
+
+uint64_t narf_raftnode_term(const struct narf_raftnode *rn)
+{
+	return rn->raft.current_term;
+}
+
+uint64_t narf_raftnode_applied(const struct narf_raftnode *rn)
+{
+	return rn->raft.last_applied;
+}
+
+uint64_t narf_raftnode_leader_id(const struct narf_raftnode *rn)
+{
+	raft_id id = 0;
+	const char *addr = NULL;
+
+	raft_leader((struct raft *)&rn->raft, &id, &addr);
+	return id;
+}
+
+bool narf_raftnode_member_reachable(const struct narf_raftnode *rn,
+				    uint64_t id)
+{
+	const struct raft_configuration *c = &rn->raft.configuration;
+
+	if (id == rn->raft.id)
+		return true;
+	if (rn->raft.state != RAFT_LEADER)
+		return false;
+	/* progress[] is indexed like configuration.servers[]. */
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->servers[i].id == id)
+			return rn->raft.leader_state.progress[i].recent_recv;
+	return false;
+}
+
+static int bootstrap_if_pristine(struct narf_raftnode *rn,
+				 const struct narf_raftnode_config *cfg)
+{
+	struct raft_configuration conf;
+	int rv = 0;
+
+	raft_configuration_init(&conf);
+	for (unsigned i = 0; rv == 0 && i < cfg->n_members; i++)
+		rv = raft_configuration_add(&conf, cfg->members[i].id,
+					    cfg->members[i].raft, RAFT_VOTER);
+	if (rv == 0) {
+		rv = raft_bootstrap(&rn->raft, &conf);
+		if (rv == 0)
+			NARF_INFO("raft: bootstrapped a %u-voter configuration",
+				  cfg->n_members);
+		else if (rv == RAFT_CANTBOOTSTRAP)
+			rv = 0; /* not pristine: recover from the data dir */
+	}
+	raft_configuration_close(&conf);
+	if (rv != 0)
+		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_bootstrap: %s",
+			 raft_strerror(rv));
+	return rv;
+}
+
+int narf_raftnode_start(struct narf_raftnode *rn, uv_loop_t *loop,
+			const struct narf_raftnode_config *cfg)
+{
+	int rv;
+
+	memset(rn, 0, sizeof(*rn));
+	rn->window = APPLY_WINDOW;
+	rn->map = malloc(sizeof(*rn->map));
+	if (rn->map == NULL) {
+		snprintf(rn->errmsg, sizeof(rn->errmsg), "out of memory");
+		return NARF_ENOMEM;
+	}
+	narf_map_init(rn->map, NULL);
+	rn->fsm.version = 1;
+	rn->fsm.data = rn;
+	rn->fsm.apply = fsm_apply;
+	rn->fsm.snapshot = fsm_snapshot;
+	rn->fsm.restore = fsm_restore;
+
+	rv = raft_uv_tcp_init(&rn->transport, loop);
+	if (rv != 0) {
+		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_uv_tcp_init: %s",
+			 raft_strerror(rv));
+		goto err_after_map;
+	}
+	rv = raft_uv_init(&rn->io, loop, cfg->data_dir, &rn->transport);
+	if (rv != 0) {
+		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_uv_init %s: %s",
+			 cfg->data_dir, rn->io.errmsg);
+		goto err_after_transport;
+	}
+	raft_uv_set_segment_size(&rn->io, SEGMENT_SIZE);
+	raft_uv_set_connect_retry_delay(&rn->io, CONNECT_RETRY_MS);
+	rv = raft_init(&rn->raft, &rn->io, &rn->fsm, cfg->id, cfg->raft_addr);
+	if (rv != 0) {
+		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_init: %s",
+			 raft_strerror(rv));
+		goto err_after_io;
+	}
+	rn->raft.data = rn;
+	raft_set_election_timeout(&rn->raft, cfg->election_timeout_ms);
+	raft_set_heartbeat_timeout(&rn->raft, cfg->heartbeat_timeout_ms);
+	raft_set_pre_vote(&rn->raft, true);
+	raft_set_install_snapshot_timeout(&rn->raft,
+					  INSTALL_SNAPSHOT_TIMEOUT_MS);
+	raft_set_snapshot_threshold(&rn->raft, SNAPSHOT_THRESHOLD);
+	raft_set_snapshot_trailing(&rn->raft, SNAPSHOT_TRAILING);
+	rv = bootstrap_if_pristine(rn, cfg);
+	if (rv != 0)
+		goto err_after_raft;
+	rv = raft_start(&rn->raft);
+	if (rv != 0) {
+		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_start: %s",
+			 raft_errmsg(&rn->raft));
+		goto err_after_raft;
+	}
+	rn->role = raft_state(&rn->raft);
+	return 0;
+
+	/* After raft_init, raft_close() owns tearing down io and transport;
+	 * it completes asynchronously, so the caller must still run the loop
+	 * (the process exits right after, which is the only caller). */
+err_after_raft:
+	raft_close(&rn->raft, NULL);
+	return NARF_EIO;
+err_after_io:
+	raft_uv_close(&rn->io);
+err_after_transport:
+	raft_uv_tcp_close(&rn->transport);
+err_after_map:
+	narf_map_close(rn->map);
+	free(rn->map);
+	rn->map = NULL;
+	return NARF_EIO;
+}
+
+static void raft_closed_cb(struct raft *r)
+{
+	struct narf_raftnode *rn = r->data;
+
+	raft_uv_close(&rn->io);
+	raft_uv_tcp_close(&rn->transport);
+	narf_map_close(rn->map);
+	free(rn->map);
+	rn->map = NULL;
+	if (rn->close_cb != NULL)
+		rn->close_cb(rn);
+}
+
+void narf_raftnode_close(struct narf_raftnode *rn,
+			 void (*cb)(struct narf_raftnode *rn))
+{
+	rn->close_cb = cb;
+	raft_close(&rn->raft, raft_closed_cb);
+}

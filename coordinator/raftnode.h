@@ -1,0 +1,96 @@
+/*
+ * The coordinator's one Raft member: every libraft call of the project lives
+ * in raftnode.c, so a switch to another Raft library (cowsql/raft) touches
+ * one file.
+ *
+ * A raftnode owns the libraft instance with its libuv I/O backend and TCP
+ * transport, and the replicated state machine: the cluster map. Callers
+ * propose map commands (docs/protocol.md) with narf_raftnode_propose(); when
+ * the entry commits, the FSM applies it to the map and the proposer's
+ * callback receives the map's verdict. Followers apply the same entries.
+ *
+ * libraft 0.15 facts honoured here (DESIGN.md): payloads padded to 8 bytes,
+ * pre-vote on, short election/heartbeat timeouts, a 2 s install-snapshot
+ * timeout, a fast connect retry, small segments, a bounded apply window, and
+ * no state-change callback (narf_raftnode_poll() runs from the cron).
+ */
+#ifndef NARF_RAFTNODE_H
+#define NARF_RAFTNODE_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "common/map.h"
+
+struct narf_raftnode_config {
+	uint64_t id;
+	const char *data_dir;  /* borrowed */
+	const char *raft_addr; /* borrowed; this member's Raft address */
+	const struct narf_map_coord *members; /* borrowed; bootstrap voters */
+	unsigned n_members;
+	unsigned election_timeout_ms;
+	unsigned heartbeat_timeout_ms;
+};
+
+/* Called once per proposal: err is 0 when the entry committed and applied
+ * (res then holds the map's verdict, which may itself be an error), or
+ * NARF_ENOTLEADER / NARF_EBUSY / NARF_ENOMEM when it never applied. res is
+ * only valid during the call. */
+typedef void (*narf_propose_cb)(void *data, int err,
+				const struct narf_map_result *res);
+
+struct narf_raftnode {
+	struct raft raft;
+	struct raft_io io;
+	struct raft_uv_transport transport;
+	struct raft_fsm fsm;
+	struct narf_map *map; /* owned; the replicated state */
+	struct narf_map_result last_result; /* of the entry being applied */
+	unsigned inflight;   /* proposals awaiting their callback */
+	unsigned window;     /* at most this many in flight */
+	int role;            /* RAFT_* state seen by the last poll */
+	raft_term ready_term; /* term whose barrier has applied, or 0 */
+	bool barrier_pending;
+	struct raft_barrier barrier;
+	void (*close_cb)(struct narf_raftnode *rn);
+	char errmsg[NARF_ERRMSG_SIZE];
+};
+
+/* Initialise and start the member: bootstraps the configuration when the
+ * data dir is pristine, otherwise recovers from it. rn must stay at a fixed
+ * address until closed. Returns 0 or NARF_E*, with rn->errmsg set. */
+int narf_raftnode_start(struct narf_raftnode *rn, uv_loop_t *loop,
+			const struct narf_raftnode_config *cfg);
+
+/* Stop: pending proposals fail with NARF_ENOTLEADER, then cb fires. */
+void narf_raftnode_close(struct narf_raftnode *rn,
+			 void (*cb)(struct narf_raftnode *rn));
+
+/* Propose one map command (borrowed JSON). Returns NARF_ENOTLEADER,
+ * NARF_EBUSY or NARF_ENOMEM without calling cb, or 0 and calls cb later. */
+int narf_raftnode_propose(struct narf_raftnode *rn, const json_t *cmd,
+			  narf_propose_cb cb, void *data);
+
+/* Track role changes; on becoming leader, append a barrier so the map is
+ * current before the leader serves it. Returns true when the role changed. */
+bool narf_raftnode_poll(struct narf_raftnode *rn);
+
+bool narf_raftnode_is_leader(const struct narf_raftnode *rn);
+
+/* Leader whose barrier of the current term has applied: its map is current. */
+bool narf_raftnode_is_ready(const struct narf_raftnode *rn);
+
+const char *narf_raftnode_role_name(const struct narf_raftnode *rn);
+uint64_t narf_raftnode_term(const struct narf_raftnode *rn);
+uint64_t narf_raftnode_applied(const struct narf_raftnode *rn);
+
+/* The leader's id as this member knows it, or 0. */
+uint64_t narf_raftnode_leader_id(const struct narf_raftnode *rn);
+
+/* Seen from a leader: did member id answer within an election timeout? */
+bool narf_raftnode_member_reachable(const struct narf_raftnode *rn,
+				    uint64_t id);
+
+#endif /* NARF_RAFTNODE_H */

@@ -1,0 +1,572 @@
+/*
+ * Unit tests of the cluster map model (common/map.h): every command applied
+ * and rejected, promotion on node loss, and the JSON snapshot round trip.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/map.h"
+
+/* The map is ~1 MiB: tests keep it on the heap. */
+static struct narf_map *new_map(void)
+{
+	struct narf_map *m = malloc(sizeof(*m));
+
+	assert_non_null(m);
+	narf_map_init(m, NULL);
+	return m;
+}
+
+static void free_map(struct narf_map *m)
+{
+	narf_map_close(m);
+	free(m);
+}
+
+/* Apply a command given as JSON text; returns the error code. */
+static int apply_text(struct narf_map *m, const char *text,
+		      struct narf_map_result *res)
+{
+	json_error_t jerr;
+	json_t *cmd = json_loads(text, 0, &jerr);
+	int rv;
+
+	assert_non_null(cmd);
+	rv = narf_map_apply(m, cmd, res);
+	json_decref(cmd);
+	return rv;
+}
+
+static int apply_cmd(struct narf_map *m, json_t *cmd,
+		     struct narf_map_result *res)
+{
+	int rv;
+
+	assert_non_null(cmd);
+	rv = narf_map_apply(m, cmd, res);
+	json_decref(cmd);
+	return rv;
+}
+
+/* Join a node and bring it up; returns its id. */
+static uint32_t add_up_node(struct narf_map *m, int port)
+{
+	struct narf_map_result res;
+	char addr[32], boot[32];
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	snprintf(boot, sizeof(boot), "boot-%d", port);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_join(addr, boot), &res), 0);
+	assert_int_equal(
+		apply_cmd(m, narf_cmd_node_state(res.node, NARF_NODE_UP), &res),
+		0);
+	return res.node;
+}
+
+/* Give every slot primary p with ISR replicas r1 (and r2 when non-zero). */
+static void assign_all(struct narf_map *m, uint32_t p, uint32_t r1,
+		       uint32_t r2)
+{
+	struct narf_map_result res;
+	struct narf_slot *slots = calloc(NARF_SLOTS, sizeof(*slots));
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		slots[s].primary = p;
+		slots[s].n_replicas = slots[s].n_isr = r2 ? 2 : (r1 ? 1 : 0);
+		slots[s].replicas[0] = slots[s].isr[0] = r1;
+		slots[s].replicas[1] = slots[s].isr[1] = r2;
+	}
+	assert_int_equal(apply_cmd(m, narf_cmd_assign(m->epoch, slots, NULL),
+				   &res),
+			 0);
+	free(slots);
+}
+
+/* Ids are assigned in order and never reused; a retried join is a no-op. */
+static void test_join_ids(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint64_t epoch;
+
+	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "a"),
+				   &res),
+			 0);
+	assert_int_equal(res.node, 1);
+	assert_true(res.changed);
+	assert_int_equal(m->epoch, 1);
+	assert_int_equal(m->nodes[0].state, NARF_NODE_JOINING);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7202", "b"),
+				   &res),
+			 0);
+	assert_int_equal(res.node, 2);
+	epoch = m->epoch;
+	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "a"),
+				   &res),
+			 0);
+	assert_int_equal(res.node, 1);
+	assert_false(res.changed);
+	assert_int_equal(m->epoch, epoch);
+	free_map(m);
+}
+
+/* A rejoin with a new boot id is a new incarnation: new id, old one down,
+ * and the old one's primaries fail over to its in-sync replica. */
+static void test_join_new_incarnation(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+
+	assign_all(m, a, b, 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201",
+							 "second-life"),
+				   &res),
+			 0);
+	assert_int_equal(res.node, 3);
+	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_DOWN);
+	assert_int_equal(m->slots[0].primary, b);
+	assert_int_equal(m->slots[0].n_replicas, 0);
+	assert_int_equal(m->slots[0].epoch, m->epoch);
+	assert_int_equal(m->lost_slots, 0);
+	free_map(m);
+}
+
+/* Joins with bad fields are rejected and change nothing. */
+static void test_join_rejected(void **state)
+{
+	static const char *const bad[] = {
+		"{\"v\":1,\"type\":\"node_join\",\"boot_id\":\"x\"}",
+		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"nohost\","
+		"\"boot_id\":\"x\"}",
+		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:0\","
+		"\"boot_id\":\"x\"}",
+		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:1\","
+		"\"boot_id\":\"\"}",
+		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:1\","
+		"\"boot_id\":\"has space\"}",
+		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:1\","
+		"\"boot_id\":\"0123456789012345678901234567890123456789012345"
+		"678901234567890123456789\"}",
+		"{\"v\":1,\"type\":\"node_join\",\"addr\":7,\"boot_id\":\"x\"}",
+	};
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(apply_text(m, bad[i], &res), NARF_EINVAL);
+		assert_true(res.errmsg[0] != '\0');
+	}
+	assert_int_equal(m->epoch, 0);
+	assert_int_equal(m->n_nodes, 0);
+	free_map(m);
+}
+
+/* Commands without the right version or type are rejected. */
+static void test_bad_envelope(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+
+	assert_int_equal(apply_text(m, "{\"type\":\"leave\",\"node\":1}", &res),
+			 NARF_EINVAL);
+	assert_int_equal(apply_text(m, "{\"v\":2,\"type\":\"leave\",\"node\":1}",
+				    &res),
+			 NARF_EINVAL);
+	assert_int_equal(apply_text(m, "{\"v\":1,\"type\":\"explode\"}", &res),
+			 NARF_EUNKNOWNOP);
+	assert_int_equal(apply_text(m, "{\"v\":1}", &res), NARF_EUNKNOWNOP);
+	assert_int_equal(apply_text(m, "[1]", &res), NARF_EINVAL);
+	assert_int_equal(m->epoch, 0);
+	free_map(m);
+}
+
+/* node_state follows the allowed transitions and knows its nodes. */
+static void test_node_state(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201);
+	uint64_t epoch = m->epoch;
+
+	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP),
+				   &res),
+			 0);
+	assert_false(res.changed);
+	assert_int_equal(m->epoch, epoch);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_state(99, NARF_NODE_UP),
+				   &res),
+			 NARF_ENOTFOUND);
+	assert_int_equal(apply_text(m,
+				    "{\"v\":1,\"type\":\"node_state\","
+				    "\"node\":1,\"state\":\"sleepy\"}",
+				    &res),
+			 NARF_EINVAL);
+	assert_int_equal(apply_text(m,
+				    "{\"v\":1,\"type\":\"node_state\","
+				    "\"node\":-1,\"state\":\"up\"}",
+				    &res),
+			 NARF_EINVAL);
+	/* up -> removed must go through leaving or down. */
+	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_REMOVED),
+				   &res),
+			 NARF_EINVAL);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN),
+				   &res),
+			 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP),
+				   &res),
+			 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), 0);
+	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_LEAVING);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_REMOVED),
+				   &res),
+			 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP),
+				   &res),
+			 NARF_EINVAL);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), NARF_EINVAL);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(42), &res),
+			 NARF_ENOTFOUND);
+	free_map(m);
+}
+
+/* A down primary is replaced by an ISR replica with a new slot epoch; with
+ * an empty ISR a live replica is promoted and the slot counted lost; with no
+ * replica the slot becomes unassigned and is counted lost. */
+static void test_down_promotion(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202),
+		 c = add_up_node(m, 7203);
+	struct narf_slot *slots = calloc(NARF_SLOTS, sizeof(*slots));
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		slots[s].primary = a;
+	/* slot 0: ISR replica c after non-ISR b; slot 1: replica b not in
+	 * ISR; slot 2: no replica. */
+	slots[0].n_replicas = 2;
+	slots[0].replicas[0] = b;
+	slots[0].replicas[1] = c;
+	slots[0].n_isr = 1;
+	slots[0].isr[0] = c;
+	slots[1].n_replicas = 1;
+	slots[1].replicas[0] = b;
+	m->settings.replication = 3;
+	assert_int_equal(apply_cmd(m, narf_cmd_assign(m->epoch, slots, NULL),
+				   &res),
+			 0);
+	free(slots);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN),
+				   &res),
+			 0);
+	assert_int_equal(m->slots[0].primary, c);
+	assert_int_equal(m->slots[0].n_replicas, 1);
+	assert_int_equal(m->slots[0].replicas[0], b);
+	assert_int_equal(m->slots[0].n_isr, 0);
+	assert_int_equal(m->slots[0].epoch, m->epoch);
+	assert_int_equal(m->slots[1].primary, b);
+	assert_int_equal(m->slots[2].primary, 0);
+	assert_int_equal(m->lost_slots, NARF_SLOTS - 1);
+	free_map(m);
+}
+
+/* An assign planned against an older epoch is refused and changes nothing. */
+static void test_assign_stale(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201);
+	struct narf_slot *slots = calloc(NARF_SLOTS, sizeof(*slots));
+	uint64_t epoch = m->epoch;
+
+	slots[0].primary = a;
+	assert_int_equal(
+		apply_cmd(m, narf_cmd_assign(epoch - 1, slots, NULL), &res),
+		NARF_ESTALE);
+	assert_int_equal(m->epoch, epoch);
+	assert_int_equal(m->slots[0].primary, 0);
+	free(slots);
+	free_map(m);
+}
+
+/* Assign rejects co-located copies, nodes that are not up, ISR members that
+ * are not replicas, too many copies, and bad ranges. */
+static void test_assign_rejected(void **state)
+{
+	static const char *const bad[] = {
+		/* two copies on node 1 */
+		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[1],"
+		"\"isr\":[]}]",
+		/* node 3 is joining, not up */
+		"[{\"from\":0,\"to\":1,\"primary\":3,\"replicas\":[],"
+		"\"isr\":[]}]",
+		/* unknown node */
+		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[9],"
+		"\"isr\":[]}]",
+		/* isr member not a replica */
+		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[],"
+		"\"isr\":[2]}]",
+		/* three copies with replication 2 */
+		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2,4],"
+		"\"isr\":[]}]",
+		/* range out of order and past the end */
+		"[{\"from\":5,\"to\":1,\"primary\":1,\"replicas\":[],"
+		"\"isr\":[]}]",
+		"[{\"from\":0,\"to\":16384,\"primary\":1,\"replicas\":[],"
+		"\"isr\":[]}]",
+		/* replicas without a primary */
+		"[{\"from\":0,\"to\":1,\"primary\":0,\"replicas\":[1],"
+		"\"isr\":[]}]",
+		/* not an array of objects */
+		"[7]",
+		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2,2],"
+		"\"isr\":[]}]",
+	};
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+
+	add_up_node(m, 7201);
+	add_up_node(m, 7202);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7203", "j"),
+				   &res),
+			 0);
+	add_up_node(m, 7204);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[512];
+		uint64_t epoch = m->epoch;
+
+		snprintf(text, sizeof(text),
+			 "{\"v\":1,\"type\":\"assign\",\"base_epoch\":%llu,"
+			 "\"slots\":%s}",
+			 (unsigned long long)m->epoch, bad[i]);
+		assert_int_not_equal(apply_text(m, text, &res), 0);
+		assert_int_equal(m->epoch, epoch);
+		assert_int_equal(m->slots[0].primary, 0);
+	}
+	free_map(m);
+}
+
+/* A valid assign sets slot epochs where the primary changed; repeating it
+ * changes nothing and does not move the epoch. */
+static void test_assign_idempotent(void **state)
+{
+	struct narf_map *m = new_map();
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint64_t epoch;
+
+	assign_all(m, a, b, 0);
+	epoch = m->epoch;
+	assert_int_equal(m->slots[100].epoch, epoch);
+	assert_int_equal(m->slots[100].n_isr, 1);
+	assign_all(m, a, b, 0);
+	assert_int_equal(m->epoch, epoch);
+	assign_all(m, b, a, 0);
+	assert_int_equal(m->epoch, epoch + 1);
+	assert_int_equal(m->slots[100].epoch, epoch + 1);
+	free_map(m);
+}
+
+/* Settings change within their ranges and reject everything else. */
+static void test_settings(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+
+	assert_int_equal(apply_text(m,
+				    "{\"v\":1,\"type\":\"settings\","
+				    "\"replication\":3,\"ack\":\"primary\"}",
+				    &res),
+			 0);
+	assert_int_equal(m->settings.replication, 3);
+	assert_int_equal(m->settings.ack, NARF_ACK_PRIMARY);
+	assert_int_equal(m->epoch, 1);
+	assert_int_equal(apply_text(m,
+				    "{\"v\":1,\"type\":\"settings\","
+				    "\"replication\":6}",
+				    &res),
+			 NARF_EINVAL);
+	assert_int_equal(apply_text(m,
+				    "{\"v\":1,\"type\":\"settings\","
+				    "\"node_timeout_ms\":99}",
+				    &res),
+			 NARF_EINVAL);
+	assert_int_equal(apply_text(m,
+				    "{\"v\":1,\"type\":\"settings\","
+				    "\"ack\":\"some\"}",
+				    &res),
+			 NARF_EINVAL);
+	assert_int_equal(apply_text(m,
+				    "{\"v\":1,\"type\":\"settings\","
+				    "\"replication\":\"2\"}",
+				    &res),
+			 NARF_EINVAL);
+	assert_int_equal(m->settings.replication, 3);
+	assert_int_equal(m->epoch, 1);
+	free_map(m);
+}
+
+/* init seeds coordinators and settings once; coords_set validates ids. */
+static void test_init_and_coords(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	struct narf_map_coord c[3] = {
+		{1, "127.0.0.1:7101", "127.0.0.1:7001"},
+		{2, "127.0.0.1:7102", "127.0.0.1:7002"},
+		{3, "127.0.0.1:7103", "127.0.0.1:7003"},
+	};
+	struct narf_map_settings s = {3, 900, NARF_ACK_ALL};
+
+	assert_int_equal(apply_cmd(m, narf_cmd_init(c, 3, &s), &res), 0);
+	assert_int_equal(m->n_coords, 3);
+	assert_int_equal(m->settings.replication, 3);
+	assert_int_equal(m->settings.node_timeout_ms, 900);
+	assert_int_equal(apply_cmd(m, narf_cmd_init(c, 3, &s), &res),
+			 NARF_EEXISTS);
+	c[2].id = 1;
+	assert_int_equal(apply_cmd(m, narf_cmd_coords_set(c, 3), &res),
+			 NARF_EINVAL);
+	c[2].id = 4;
+	assert_int_equal(apply_cmd(m, narf_cmd_coords_set(c, 3), &res), 0);
+	assert_int_equal(m->coords[2].id, 4);
+	free_map(m);
+}
+
+/* A map survives JSON and back unchanged, and the slot table is stored as a
+ * handful of ranges. */
+static void test_snapshot_round_trip(void **state)
+{
+	struct narf_map *m = new_map(), *back = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	json_t *j1, *j2, *loaded;
+	char *t1, *t2;
+	char errmsg[NARF_ERRMSG_SIZE];
+
+	assign_all(m, a, b, 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7203", "z"),
+				   &res),
+			 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(b), &res), 0);
+	j1 = narf_map_to_json(m);
+	assert_non_null(j1);
+	assert_int_equal(json_array_size(json_object_get(j1, "slots")), 1);
+	t1 = json_dumps(j1, JSON_COMPACT);
+	loaded = json_loads(t1, 0, NULL);
+	assert_int_equal(narf_map_from_json(back, loaded, errmsg), 0);
+	j2 = narf_map_to_json(back);
+	t2 = json_dumps(j2, JSON_COMPACT);
+	assert_string_equal(t1, t2);
+	assert_int_equal(back->epoch, m->epoch);
+	assert_int_equal(back->next_node, m->next_node);
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		assert_true(narf_slot_equal(&back->slots[s], &m->slots[s]));
+	/* The restored map keeps working: a new join gets the next id. */
+	assert_int_equal(apply_cmd(back, narf_cmd_node_join("127.0.0.1:7209",
+							    "q"),
+				   &res),
+			 0);
+	assert_int_equal(res.node, 4);
+	free(t1);
+	free(t2);
+	json_decref(j1);
+	json_decref(j2);
+	json_decref(loaded);
+	free_map(m);
+	free_map(back);
+}
+
+/* Malformed snapshots are refused and leave the target map untouched. */
+static void test_snapshot_rejected(void **state)
+{
+	static const char *const bad[] = {
+		"{}",
+		"{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[]}",
+		"{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[{\"from\":"
+		"0,\"to\":100,\"primary\":0,\"replicas\":[],\"isr\":[]}]}",
+		"{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[{\"from\":"
+		"1,\"to\":16383,\"primary\":0,\"replicas\":[],\"isr\":[]}]}",
+		"{\"epoch\":1,\"next_node\":2,\"nodes\":[{\"id\":5,\"addr\":"
+		"\"127.0.0.1:1\",\"boot_id\":\"x\",\"state\":\"up\"}],"
+		"\"slots\":[{\"from\":0,\"to\":16383,\"primary\":0,"
+		"\"replicas\":[],\"isr\":[]}]}",
+		"{\"epoch\":-1,\"next_node\":1,\"nodes\":[],\"slots\":[]}",
+		"{\"epoch\":1,\"next_node\":1,\"settings\":{\"replication\":0},"
+		"\"nodes\":[],\"slots\":[{\"from\":0,\"to\":16383,\"primary\":"
+		"0,\"replicas\":[],\"isr\":[]}]}",
+	};
+	struct narf_map *m = new_map();
+	char errmsg[NARF_ERRMSG_SIZE];
+
+	add_up_node(m, 7201);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *obj = json_loads(bad[i], 0, NULL);
+
+		assert_non_null(obj);
+		assert_int_not_equal(narf_map_from_json(m, obj, errmsg), 0);
+		assert_int_equal(m->n_nodes, 1);
+		assert_int_equal(m->epoch, 2);
+		json_decref(obj);
+	}
+	free_map(m);
+}
+
+/* Two maps fed the same commands end byte-identical (the FSM contract). */
+static void test_deterministic(void **state)
+{
+	struct narf_map *m1 = new_map(), *m2 = new_map();
+	struct narf_map *maps[2] = {m1, m2};
+	char *t1, *t2;
+	json_t *j1, *j2;
+
+	for (int i = 0; i < 2; i++) {
+		uint32_t a = add_up_node(maps[i], 7201);
+		uint32_t b = add_up_node(maps[i], 7202);
+		struct narf_map_result res;
+
+		assign_all(maps[i], a, b, 0);
+		apply_cmd(maps[i], narf_cmd_node_state(a, NARF_NODE_DOWN),
+			  &res);
+	}
+	j1 = narf_map_to_json(m1);
+	j2 = narf_map_to_json(m2);
+	t1 = json_dumps(j1, JSON_COMPACT);
+	t2 = json_dumps(j2, JSON_COMPACT);
+	assert_string_equal(t1, t2);
+	free(t1);
+	free(t2);
+	json_decref(j1);
+	json_decref(j2);
+	free_map(m1);
+	free_map(m2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_join_ids),
+		cmocka_unit_test(test_join_new_incarnation),
+		cmocka_unit_test(test_join_rejected),
+		cmocka_unit_test(test_bad_envelope),
+		cmocka_unit_test(test_node_state),
+		cmocka_unit_test(test_down_promotion),
+		cmocka_unit_test(test_assign_stale),
+		cmocka_unit_test(test_assign_rejected),
+		cmocka_unit_test(test_assign_idempotent),
+		cmocka_unit_test(test_settings),
+		cmocka_unit_test(test_init_and_coords),
+		cmocka_unit_test(test_snapshot_round_trip),
+		cmocka_unit_test(test_snapshot_rejected),
+		cmocka_unit_test(test_deterministic),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
