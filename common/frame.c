@@ -25,6 +25,8 @@ int narf_frame_feed(struct narf_frame_decoder *d, const char *data, size_t n)
 {
 	if (d->failed)
 		return NARF_EPROTO;
+	if (n == 0)
+		return 0;
 	if (d->len + n > d->cap) {
 		/* Callers drain whole lines after every feed, so the buffer
 		 * holds at most one partial line (<= max) plus one read. */
@@ -96,6 +98,8 @@ int narf_frame_next(struct narf_frame_decoder *d, json_t **out, char *errmsg)
 
 		if (d->failed)
 			return NARF_EPROTO;
+		if (d->scanned == d->len)
+			return 0; /* nothing new (buf may still be NULL) */
 		nl = memchr(d->buf + d->scanned, '\n', d->len - d->scanned);
 		if (nl == NULL) {
 			d->scanned = d->len;

@@ -1,0 +1,62 @@
+/*
+ * The slot-assignment planner: from the committed map, the balanced layout
+ * the leader steers the cluster towards.
+ *
+ * Only nodes in state "up" are eligible; every slot gets c = min(replication,
+ * eligible nodes) copies on c distinct nodes, and at the end the primaries per
+ * node and the copies per node each differ by at most one between eligible
+ * nodes. The plan moves as little data as it can, in five steps over the
+ * 16384 slots:
+ *
+ *  1. Clean: keep every copy that sits on an eligible node (in its position,
+ *     so unchanged slots stay byte-identical), drop the others and any copies
+ *     beyond c (non-ISR ones first). A slot whose primary is gone promotes its
+ *     first eligible ISR replica, else its first eligible replica.
+ *  2. Fill: slots short of c copies get new copies on the nodes furthest below
+ *     their share of copies; a node keeps receiving while it is below its
+ *     share, so what it receives forms long ranges. A map with no copy at all
+ *     (the first node or nodes) is instead laid out as Redis does: node i of
+ *     n (ascending ids) leads slots [i*16384/n, (i+1)*16384/n) and the next
+ *     c-1 nodes hold their replicas.
+ *  3. Copies: a node above its share hands copies, replicas first and taken
+ *     from the end of its slot space, to nodes below their share that hold no
+ *     copy of the slot. Adding one node to N therefore moves about 1/(N+1) of
+ *     the copies, all of them to the new node.
+ *  4. Primaries: a node leading too many slots swaps roles with an
+ *     under-loaded node that already replicates one of them (in-sync replicas
+ *     first), which moves no data. When no direct swap exists, a chain of
+ *     swaps through intermediate nodes is used; only when no chain exists
+ *     either does a primary move to a node holding no copy.
+ *  5. Finish: a kept replica keeps its ISR membership, a demoted primary is in
+ *     the ISR (it held every write), a new replica is in the ISR only when the
+ *     slot had no copy at all before (nothing to sync).
+ *
+ * Each node's share (of copies, then of primaries) is the total divided by
+ * the number of eligible nodes, the remainder going to the nodes that already
+ * hold the most, so a balanced map is a fixed point: planning it again
+ * changes nothing. The cost is O(slots x copies x nodes) at worst, a few
+ * milliseconds for 64 nodes. Everything is deterministic (no clock, no
+ * randomness, ties broken by the lowest node id), so any leader computes the
+ * same plan from the same map.
+ */
+#ifndef NARF_PLANNER_H
+#define NARF_PLANNER_H
+
+#include "common/map.h"
+
+/*
+ * Compute the balanced target layout for `cur` into target[NARF_SLOTS]
+ * (caller-provided array). Returns the number of slots whose target differs
+ * from cur->slots (field by field: primary, replicas, isr). Pure and
+ * deterministic.
+ *
+ * A slot whose primary changes gets epoch cur->epoch + 1 (the epoch at which
+ * the assign entry applies); other slots keep their slot epoch. move is 0 in
+ * every changed slot; unchanged slots are copied from cur as they are. With no
+ * eligible node every slot is unassigned. If memory for the plan's working
+ * state (a few arrays per eligible node) cannot be allocated, target is a copy
+ * of cur->slots and 0 is returned: nothing is planned this round.
+ */
+unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target);
+
+#endif /* NARF_PLANNER_H */
