@@ -1,5 +1,6 @@
 #include "frame.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ void narf_frame_decoder_close(struct narf_frame_decoder *d)
 int narf_frame_feed(struct narf_frame_decoder *d, const char *data, size_t n)
 {
 	if (d->failed)
-		return NARF_EPROTO;
+		return d->failed;
 	if (n == 0)
 		return 0;
 	if (d->len + n > d->cap) {
@@ -47,7 +48,7 @@ int narf_frame_feed(struct narf_frame_decoder *d, const char *data, size_t n)
 	 * (maybe never) arrives. */
 	if (memchr(d->buf + d->scanned, '\n', d->len - d->scanned) == NULL &&
 	    d->len > d->max) {
-		d->failed = 1;
+		d->failed = NARF_ETOOLARGE;
 		return NARF_ETOOLARGE;
 	}
 	return 0;
@@ -92,12 +93,14 @@ int narf_frame_next(struct narf_frame_decoder *d, json_t **out, char *errmsg)
 	*out = NULL;
 	for (;;) {
 		char *nl;
-		size_t line_len;
+		size_t line_len, text_len;
 		json_t *msg;
 		json_error_t jerr;
 
-		if (d->failed)
-			return NARF_EPROTO;
+		if (d->failed) {
+			set_errmsg(errmsg, "%s", "stream already failed");
+			return d->failed;
+		}
 		if (d->scanned == d->len)
 			return 0; /* nothing new (buf may still be NULL) */
 		nl = memchr(d->buf + d->scanned, '\n', d->len - d->scanned);
@@ -106,23 +109,30 @@ int narf_frame_next(struct narf_frame_decoder *d, json_t **out, char *errmsg)
 			return 0;
 		}
 		line_len = (size_t)(nl - d->buf);
-		if (line_len > d->max) {
-			d->failed = 1;
-			set_errmsg(errmsg, "line longer than %s bytes", "max");
+		/* Trailing whitespace (a CR from CRLF) is not the message's;
+		 * a blank line is skipped. */
+		text_len = line_len;
+		while (text_len > 0 && isspace((unsigned char)d->buf[text_len - 1]))
+			text_len--;
+		if (text_len > d->max) {
+			d->failed = NARF_ETOOLARGE;
+			if (errmsg != NULL)
+				snprintf(errmsg, NARF_ERRMSG_SIZE,
+					 "line longer than %zu bytes", d->max);
 			return NARF_ETOOLARGE;
 		}
 		msg = NULL;
-		if (line_len > 0 && !(line_len == 1 && d->buf[0] == '\r')) {
+		if (text_len > 0) {
 			if (narf_frame_check_depth(d->buf, line_len,
 						   NARF_FRAME_MAX_DEPTH) != 0) {
-				d->failed = 1;
+				d->failed = NARF_ETOODEEP;
 				set_errmsg(errmsg, "%s", "nesting too deep");
 				return NARF_ETOODEEP;
 			}
-			msg = json_loadb(d->buf, line_len, JSON_REJECT_DUPLICATES,
+			msg = json_loadb(d->buf, text_len, JSON_REJECT_DUPLICATES,
 					 &jerr);
 			if (msg == NULL || !json_is_object(msg)) {
-				d->failed = 1;
+				d->failed = NARF_EPROTO;
 				set_errmsg(errmsg, "%s",
 					   msg ? "message is not a JSON object"
 					       : jerr.text);

@@ -143,7 +143,7 @@ static void conn_fail(struct narf_conn *conn, int err, const char *why)
 	conn_send(conn, error_reply(err, why, conn->c));
 	if (conn->closing)
 		return;
-	conn->dec.failed = 1;
+	conn->dec.failed = NARF_EPROTO;
 	if (conn->reading) {
 		uv_read_stop((uv_stream_t *)&conn->tcp);
 		conn->reading = false;
