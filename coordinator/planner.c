@@ -121,7 +121,7 @@ static void clean_slot(struct plan *p, unsigned s)
 			heir = 0;
 		primary = reps[heir];
 		memmove(&reps[heir], &reps[heir + 1],
-			(nr - heir - 1) * sizeof(reps[0]));
+		        (nr - heir - 1) * sizeof(reps[0]));
 		nr--;
 	}
 	while (nr > 0 && 1 + nr > p->c) {
@@ -132,7 +132,7 @@ static void clean_slot(struct plan *p, unsigned s)
 		if (in_sync(p, s, reps[drop]))
 			drop = nr - 1;
 		memmove(&reps[drop], &reps[drop + 1],
-			(nr - drop - 1) * sizeof(reps[0]));
+		        (nr - drop - 1) * sizeof(reps[0]));
 		nr--;
 	}
 	memset(t, 0, sizeof(*t));
@@ -162,8 +162,10 @@ static void count_loads(struct plan *p)
  * total % n nodes that hold the most now (lowest index on ties), so a
  * balanced layout is its own target.
  */
-static void set_shares(unsigned n, unsigned total, const unsigned *have,
-		       unsigned *share)
+static void set_shares(unsigned n,
+                       unsigned total,
+                       const unsigned *have,
+                       unsigned *share)
 {
 	unsigned base = total / n, rem = total % n;
 
@@ -173,38 +175,43 @@ static void set_shares(unsigned n, unsigned total, const unsigned *have,
 		unsigned best = n;
 
 		for (unsigned i = 0; i < n; i++)
-			if (share[i] == base && (best == n || have[i] > have[best]))
+			if (share[i] == base &&
+			    (best == n || have[i] > have[best]))
 				best = i;
 		share[best]++;
 	}
 }
 
 /*
- * The node that should receive a new copy of slot s: hint while it holds no
- * copy and is below its share (so consecutive slots go to the same node and
- * form ranges), else the node furthest below its share holding no copy,
- * lowest index on ties. With under_only, only nodes below their share; 0 when
- * there is none.
+ * The node that should receive a new copy of slot s: among the nodes holding
+ * no copy of it, the one furthest below its share, lowest index on ties; but
+ * hint (the previous slot's choice) while it is below its share, or while
+ * nobody is, so that consecutive slots go to the same node and form ranges.
+ * With under_only, only a node below its share qualifies; 0 when none does.
  */
-static uint32_t pick_receiver(const struct plan *p, unsigned s, uint32_t hint,
-			      bool under_only)
+static uint32_t pick_receiver(const struct plan *p,
+                              unsigned s,
+                              uint32_t hint,
+                              bool under_only)
 {
-	long best_gap = LONG_MIN;
+	long best_gap = LONG_MIN, hint_gap = LONG_MIN;
 	uint32_t best = 0;
 
-	if (hint != 0 && position_of(&p->t[s], hint) == NULL &&
-	    p->load[hint - 1] < p->share[hint - 1])
-		return hint;
 	for (unsigned i = 0; i < p->n; i++) {
 		long gap = (long)p->share[i] - (long)p->load[i];
 
-		if ((under_only && gap <= 0) || gap <= best_gap)
+		if ((under_only && gap <= 0) ||
+		    position_of(&p->t[s], i + 1) != NULL)
 			continue;
-		if (position_of(&p->t[s], i + 1) != NULL)
-			continue;
-		best = i + 1;
-		best_gap = gap;
+		if (i + 1 == hint)
+			hint_gap = gap;
+		if (gap > best_gap) {
+			best = i + 1;
+			best_gap = gap;
+		}
 	}
+	if (hint_gap != LONG_MIN && (hint_gap > 0 || best_gap <= 0))
+		return hint;
 	return best;
 }
 
@@ -226,29 +233,356 @@ static void lay_out(struct plan *p)
 	}
 }
 
-/* Step 2. Give every slot short of c copies new ones. */
+static void add_copy(struct plan *p, unsigned s, uint32_t v)
+{
+	struct narf_slot *t = &p->t[s];
+
+	if (t->primary == 0) {
+		t->primary = v;
+		p->prim[v - 1]++;
+	} else {
+		t->replicas[t->n_replicas++] = v;
+	}
+	p->load[v - 1]++;
+}
+
+/*
+ * Step 2a. Placing new copies slot by slot can paint itself into a corner:
+ * with four nodes going from two copies to three, the last range's only
+ * candidates may already be full, and step 3 then moves data that a better
+ * placement would not have moved. So the slots short of copies are grouped
+ * by the nodes holding them and by how many copies they miss (a map this
+ * planner made has a handful of such groups), and a maximum flow decides
+ * how many copies each group gives each node:
+ *
+ *	source -> group  capacity: copies the group misses
+ *	group -> node    capacity: the group's slot count (one copy per slot),
+ *	                 for every node holding none of the group's copies
+ *	node -> sink     capacity: how far the node is below its share
+ *
+ * A group's copies then go out node by node, in slot order, position by
+ * position (the first missing copy of every slot, then the second), so no
+ * slot gets two copies on one node and each node receives a run of slots.
+ * Copies the flow could not place are left to step 2b.
+ */
+#define FLOW_MAX_ARCS (1u << 18) /* beyond this, step 2b does it all */
+#define FLOW_NONE UINT_MAX
+#define FLOW_SOURCE 0u
+#define FLOW_SINK 1u
+
+struct fill_key {
+	uint32_t holders[NARF_MAX_COPIES]; /* ascending, 0-padded */
+	unsigned missing;
+	unsigned slot;
+};
+
+/* A flow network: arc e runs to to[e] with residual cap[e]; e ^ 1 is its
+ * reverse. All arrays are owned. */
+struct flow {
+	unsigned nv, na;
+	unsigned *head, *level, *iter, *queue; /* per vertex */
+	unsigned *next, *to, *cap;             /* per arc */
+};
+
+static int key_cmp(const void *x, const void *y)
+{
+	const struct fill_key *a = x, *b = y;
+	int d = memcmp(a->holders, b->holders, sizeof(a->holders));
+
+	if (d != 0)
+		return d;
+	if (a->missing != b->missing)
+		return a->missing < b->missing ? -1 : 1;
+	return a->slot < b->slot ? -1 : a->slot > b->slot;
+}
+
+static bool same_group(const struct fill_key *a, const struct fill_key *b)
+{
+	return a->missing == b->missing &&
+	       memcmp(a->holders, b->holders, sizeof(a->holders)) == 0;
+}
+
+static void flow_free(struct flow *f)
+{
+	free(f->head);
+	free(f->level);
+	free(f->iter);
+	free(f->queue);
+	free(f->next);
+	free(f->to);
+	free(f->cap);
+}
+
+static bool flow_init(struct flow *f, unsigned nv, unsigned max_arcs)
+{
+	memset(f, 0, sizeof(*f));
+	f->nv = nv;
+	f->head = malloc(nv * sizeof(unsigned));
+	f->level = malloc(nv * sizeof(unsigned));
+	f->iter = malloc(nv * sizeof(unsigned));
+	f->queue = malloc(nv * sizeof(unsigned));
+	f->next = malloc(max_arcs * sizeof(unsigned));
+	f->to = malloc(max_arcs * sizeof(unsigned));
+	f->cap = malloc(max_arcs * sizeof(unsigned));
+	if (f->head == NULL || f->level == NULL || f->iter == NULL ||
+	    f->queue == NULL || f->next == NULL || f->to == NULL ||
+	    f->cap == NULL) {
+		flow_free(f);
+		return false;
+	}
+	for (unsigned v = 0; v < nv; v++)
+		f->head[v] = FLOW_NONE;
+	return true;
+}
+
+static void flow_arc(struct flow *f, unsigned u, unsigned v, unsigned cap)
+{
+	f->to[f->na] = v;
+	f->cap[f->na] = cap;
+	f->next[f->na] = f->head[u];
+	f->head[u] = f->na++;
+	f->to[f->na] = u;
+	f->cap[f->na] = 0;
+	f->next[f->na] = f->head[v];
+	f->head[v] = f->na++;
+}
+
+/* Dinic's algorithm: level the residual graph, then push blocking flows. */
+static bool flow_levels(struct flow *f)
+{
+	unsigned qh = 0, qt = 0;
+
+	for (unsigned v = 0; v < f->nv; v++)
+		f->level[v] = FLOW_NONE;
+	f->level[FLOW_SOURCE] = 0;
+	f->queue[qt++] = FLOW_SOURCE;
+	while (qh < qt) {
+		unsigned u = f->queue[qh++];
+
+		for (unsigned e = f->head[u]; e != FLOW_NONE; e = f->next[e]) {
+			if (f->cap[e] == 0 || f->level[f->to[e]] != FLOW_NONE)
+				continue;
+			f->level[f->to[e]] = f->level[u] + 1;
+			f->queue[qt++] = f->to[e];
+		}
+	}
+	return f->level[FLOW_SINK] != FLOW_NONE;
+}
+
+static unsigned flow_push(struct flow *f, unsigned u, unsigned limit)
+{
+	if (u == FLOW_SINK)
+		return limit;
+	for (; f->iter[u] != FLOW_NONE; f->iter[u] = f->next[f->iter[u]]) {
+		unsigned e = f->iter[u], v = f->to[e], got;
+
+		if (f->cap[e] == 0 || f->level[v] != f->level[u] + 1)
+			continue;
+		got = flow_push(f, v, limit < f->cap[e] ? limit : f->cap[e]);
+		if (got > 0) {
+			f->cap[e] -= got;
+			f->cap[e ^ 1] += got;
+			return got;
+		}
+	}
+	return 0;
+}
+
+static void flow_max(struct flow *f)
+{
+	while (flow_levels(f)) {
+		memcpy(f->iter, f->head, f->nv * sizeof(unsigned));
+		while (flow_push(f, FLOW_SOURCE, UINT_MAX) > 0)
+			;
+	}
+}
+
+/* Sorted keys of the slots short of copies; returns their number. */
+static unsigned fill_keys(const struct plan *p, struct fill_key *keys)
+{
+	unsigned nk = 0;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *t = &p->t[s];
+		struct fill_key *k = &keys[nk];
+		unsigned h = 0;
+
+		if (slot_copies(t) >= p->c)
+			continue;
+		memset(k, 0, sizeof(*k));
+		if (t->primary != 0)
+			k->holders[h++] = t->primary;
+		for (unsigned j = 0; j < t->n_replicas; j++)
+			k->holders[h++] = t->replicas[j];
+		for (unsigned i = 1; i < h; i++) /* insertion sort, h <= 5 */
+			for (unsigned j = i;
+			     j > 0 && k->holders[j - 1] > k->holders[j]; j--) {
+				uint32_t x = k->holders[j];
+
+				k->holders[j] = k->holders[j - 1];
+				k->holders[j - 1] = x;
+			}
+		k->missing = p->c - h;
+		k->slot = s;
+		nk++;
+	}
+	qsort(keys, nk, sizeof(keys[0]), key_cmp);
+	return nk;
+}
+
+static bool key_holds(const struct fill_key *k, uint32_t v)
+{
+	for (unsigned i = 0; i < NARF_MAX_COPIES; i++)
+		if (k->holders[i] == v)
+			return true;
+	return false;
+}
+
+/* Hand out group g's copies as the flow decided (see step 2a above). */
+static void fill_group(struct plan *p,
+                       const struct flow *f,
+                       unsigned g,
+                       const struct fill_key *keys,
+                       unsigned m)
+{
+	unsigned q = 0;
+
+	for (unsigned e = f->head[2 + g]; e != FLOW_NONE; e = f->next[e]) {
+		unsigned v = f->to[e];
+
+		/* Arcs to nodes were added last-first: walk them as they
+		 * come, forward arcs only (their reverse holds the flow). */
+		if ((e & 1) != 0 || v == FLOW_SOURCE)
+			continue;
+		for (unsigned r = 0; r < f->cap[e ^ 1]; r++, q++)
+			add_copy(p, keys[q % m].slot, v - (f->nv - p->n) + 1);
+	}
+}
+
+/* Push x units along arc e (a pre-flow set before the maximum flow). */
+static void flow_use(struct flow *f, unsigned e, unsigned x)
+{
+	f->cap[e] -= x;
+	f->cap[e ^ 1] += x;
+}
+
+/*
+ * Add group g (m slots, keyed by k) to the network, with a starting flow:
+ * the group's copies go to the nodes furthest below their share in blocks as
+ * large as possible, so that the maximum flow only reroutes what this greedy
+ * choice got wrong and groups stay in few pieces (few ranges). sink_arc[v]
+ * is node v's arc to the sink (FLOW_NONE when it has none); arc[] is scratch
+ * space for n entries.
+ */
+static void flow_group(const struct plan *p,
+                       struct flow *f,
+                       unsigned g,
+                       const struct fill_key *k,
+                       unsigned m,
+                       const unsigned *sink_arc,
+                       unsigned *arc)
+{
+	unsigned ng = f->nv - 2 - p->n, src = f->na, left = m * k->missing;
+
+	flow_arc(f, FLOW_SOURCE, 2 + g, left);
+	/* Highest index first: a group's arc list (last added first) then
+	 * meets the nodes in ascending order. */
+	for (unsigned v = p->n; v-- > 0;) {
+		arc[v] = FLOW_NONE;
+		if (!key_holds(k, v + 1)) {
+			arc[v] = f->na;
+			flow_arc(f, 2 + g, 2 + ng + v, m);
+		}
+	}
+	while (left > 0) {
+		unsigned best = p->n, x;
+
+		for (unsigned v = 0; v < p->n; v++) {
+			if (arc[v] == FLOW_NONE || f->cap[arc[v]] == 0 ||
+			    sink_arc[v] == FLOW_NONE ||
+			    f->cap[sink_arc[v]] == 0)
+				continue;
+			if (best == p->n ||
+			    f->cap[sink_arc[v]] > f->cap[sink_arc[best]])
+				best = v;
+		}
+		if (best == p->n)
+			break;
+		x = left;
+		if (f->cap[arc[best]] < x)
+			x = f->cap[arc[best]];
+		if (f->cap[sink_arc[best]] < x)
+			x = f->cap[sink_arc[best]];
+		flow_use(f, src, x);
+		flow_use(f, arc[best], x);
+		flow_use(f, sink_arc[best], x);
+		left -= x;
+	}
+}
+
+static void fill_by_flow(struct plan *p)
+{
+	struct fill_key *keys = malloc(NARF_SLOTS * sizeof(*keys));
+	unsigned *sink_arc = malloc(2 * p->n * sizeof(unsigned));
+	unsigned nk = 0, ng = 0, g;
+	struct flow f;
+
+	if (keys != NULL && sink_arc != NULL)
+		nk = fill_keys(p, keys);
+	for (unsigned i = 0; i < nk; i++)
+		ng += i == 0 || !same_group(&keys[i - 1], &keys[i]);
+	if (nk == 0 || (size_t)ng * p->n > FLOW_MAX_ARCS ||
+	    !flow_init(&f, 2 + ng + p->n, 2 * (ng + ng * p->n + p->n))) {
+		free(sink_arc);
+		free(keys);
+		return;
+	}
+	/* Vertices: source, sink, the groups, then the nodes. */
+	for (unsigned v = 0; v < p->n; v++) {
+		sink_arc[v] = FLOW_NONE;
+		if (p->load[v] < p->share[v]) {
+			sink_arc[v] = f.na;
+			flow_arc(&f, 2 + ng + v, FLOW_SINK,
+			         p->share[v] - p->load[v]);
+		}
+	}
+	g = 0;
+	for (unsigned i = 0, m; i < nk; i += m, g++) {
+		for (m = 1; i + m < nk && same_group(&keys[i], &keys[i + m]);)
+			m++;
+		flow_group(p, &f, g, &keys[i], m, sink_arc, sink_arc + p->n);
+	}
+	flow_max(&f);
+	g = 0;
+	for (unsigned i = 0, m; i < nk; i += m, g++) {
+		for (m = 1; i + m < nk && same_group(&keys[i], &keys[i + m]);)
+			m++;
+		fill_group(p, &f, g, &keys[i], m);
+	}
+	flow_free(&f);
+	free(sink_arc);
+	free(keys);
+}
+
+/*
+ * Step 2b. Whatever step 2a left (nodes below their share ran out, or the
+ * map was too fragmented for it) goes to the node furthest below its share,
+ * one hint per copy position so that runs still form.
+ */
 static void fill(struct plan *p)
 {
 	uint32_t hint[NARF_MAX_COPIES] = {0};
 
+	fill_by_flow(p);
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		struct narf_slot *t = &p->t[s];
 		unsigned k;
 
-		/* One hint per position, so that an empty slot's primaries
-		 * and replicas each form their own runs. */
-		while ((k = slot_copies(t)) < p->c) {
+		while ((k = slot_copies(&p->t[s])) < p->c) {
 			uint32_t v = pick_receiver(p, s, hint[k], false);
 
 			assert(v != 0); /* c <= n, so someone holds no copy */
 			hint[k] = v;
-			if (t->primary == 0) {
-				t->primary = v;
-				p->prim[v - 1]++;
-			} else {
-				t->replicas[t->n_replicas++] = v;
-			}
-			p->load[v - 1]++;
+			add_copy(p, s, v);
 		}
 	}
 }
@@ -324,8 +658,10 @@ static long primary_gap(const struct plan *p, uint32_t v)
  * share of primaries (and in sync, with sync_only), hint if it qualifies,
  * else the one furthest below its share. -1 when none qualifies.
  */
-static int pick_heir(const struct plan *p, unsigned s, uint32_t hint,
-		     bool sync_only)
+static int pick_heir(const struct plan *p,
+                     unsigned s,
+                     uint32_t hint,
+                     bool sync_only)
 {
 	const struct narf_slot *t = &p->t[s];
 	int best = -1;
@@ -516,7 +852,7 @@ static void balance_primaries(struct plan *p)
 
 			for (unsigned j = 0; j < t->n_replicas; j++)
 				p->edges[(t->primary - 1) * n +
-					 (t->replicas[j] - 1)]++;
+				         (t->replicas[j] - 1)]++;
 		}
 		while (!primaries_balanced(p) && chain_swaps(p, parent, queue))
 			;
@@ -571,7 +907,7 @@ static unsigned finish(struct plan *p)
 			continue;
 		}
 		out.epoch = out.primary == c->primary ? c->epoch
-						      : p->cur->epoch + 1;
+		                                      : p->cur->epoch + 1;
 		*t = out;
 		changed++;
 	}
@@ -587,16 +923,38 @@ static void plan_free(struct plan *p)
 	free(p->pshare);
 }
 
+/* Steps 1 to 4, on p->t (node indices), with at least one copy per slot. */
+static void plan_slots(struct plan *p)
+{
+	bool empty = true;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		clean_slot(p, s);
+		empty = empty && p->t[s].primary == 0;
+	}
+	if (empty) {
+		lay_out(p);
+		return;
+	}
+	count_loads(p);
+	set_shares(p->n, NARF_SLOTS * p->c, p->load, p->share);
+	fill(p);
+	balance_copies(p, 2);
+	set_shares(p->n, NARF_SLOTS, p->prim, p->pshare);
+	balance_primaries(p);
+	/* A primary moved with its data (step 4c) can leave copies uneven;
+	 * moving replicas evens them out again without touching primaries. */
+	balance_copies(p, 1);
+}
+
 unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 {
 	struct plan p = {.cur = cur, .t = target};
-	bool empty = true;
 	unsigned changed;
 
 	for (unsigned i = 0; i < cur->n_nodes; i++)
 		p.n += cur->nodes[i].state == NARF_NODE_UP;
-	p.c = cur->settings.replication < p.n ? cur->settings.replication
-					       : p.n;
+	p.c = cur->settings.replication < p.n ? cur->settings.replication : p.n;
 	if (p.c > NARF_MAX_COPIES)
 		p.c = NARF_MAX_COPIES;
 	if (p.n > 0) {
@@ -611,31 +969,15 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 			memcpy(target, cur->slots, sizeof(cur->slots));
 			return 0;
 		}
+		/* cur->nodes is sorted by id, so ids[] is too. */
 		p.n = 0;
 		for (unsigned i = 0; i < cur->n_nodes; i++)
 			if (cur->nodes[i].state == NARF_NODE_UP)
 				p.ids[p.n++] = cur->nodes[i].id;
 	}
 	memset(target, 0, NARF_SLOTS * sizeof(target[0]));
-	if (p.c > 0) {
-		for (unsigned s = 0; s < NARF_SLOTS; s++) {
-			clean_slot(&p, s);
-			empty = empty && target[s].primary == 0;
-		}
-		if (empty) {
-			lay_out(&p);
-		} else {
-			count_loads(&p);
-			set_shares(p.n, NARF_SLOTS * p.c, p.load, p.share);
-			fill(&p);
-			balance_copies(&p, 2);
-			set_shares(p.n, NARF_SLOTS, p.prim, p.pshare);
-			balance_primaries(&p);
-			/* A primary moved with its data (step 4c) can leave
-			 * copies uneven; replicas can still even them out. */
-			balance_copies(&p, 1);
-		}
-	}
+	if (p.c > 0)
+		plan_slots(&p);
 	changed = finish(&p);
 	plan_free(&p);
 	return changed;

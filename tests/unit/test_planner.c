@@ -1,0 +1,685 @@
+/*
+ * Unit tests for coordinator/planner.h: the balanced target layout of the
+ * slots. Maps are built by direct edits (nodes) and by narf_map_apply()
+ * (down, leave), and a plan is carried out through the assign entry the
+ * leader commits.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "common/map.h"
+#include "coordinator/planner.h"
+
+/* The brief: well under 100 ms for 16384 slots and up to 64 nodes. */
+#define PLAN_MS_LIMIT 100.0
+
+static struct narf_slot target[NARF_SLOTS];
+
+/* Append a node with the next id in state st, as node_join would. */
+static uint32_t add_node(struct narf_map *m, enum narf_node_state st)
+{
+	struct narf_map_node *nodes, *n;
+
+	nodes = realloc(m->nodes, (m->n_nodes + 1) * sizeof(*nodes));
+	assert_non_null(nodes);
+	m->nodes = nodes;
+	m->cap_nodes = m->n_nodes + 1;
+	n = &m->nodes[m->n_nodes++];
+	memset(n, 0, sizeof(*n));
+	n->id = m->next_node++;
+	snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%u", 7200 + n->id);
+	snprintf(n->boot_id, sizeof(n->boot_id), "boot-%u", n->id);
+	n->state = st;
+	return n->id;
+}
+
+static void map_with_nodes(struct narf_map *m,
+                           unsigned replication,
+                           unsigned n_up)
+{
+	struct narf_map_settings s;
+
+	narf_map_settings_default(&s);
+	s.replication = replication;
+	narf_map_init(m, &s);
+	for (unsigned i = 0; i < n_up; i++)
+		add_node(m, NARF_NODE_UP);
+}
+
+/* Apply a command built by json_pack, expecting success. */
+static void apply_ok(struct narf_map *m, json_t *cmd)
+{
+	struct narf_map_result res;
+
+	assert_non_null(cmd);
+	if (narf_map_apply(m, cmd, &res) != 0)
+		fail_msg("apply: %s", res.errmsg);
+	json_decref(cmd);
+}
+
+static void set_down(struct narf_map *m, uint32_t id)
+{
+	apply_ok(m, json_pack("{s:i, s:s, s:i, s:s}", "v", 1, "type",
+	                      "node_state", "node", (int)id, "state", "down"));
+}
+
+static void set_leaving(struct narf_map *m, uint32_t id)
+{
+	apply_ok(m, json_pack("{s:i, s:s, s:i}", "v", 1, "type", "leave",
+	                      "node", (int)id));
+}
+
+/*
+ * Carry out a plan the way the leader does: one assign entry with every slot
+ * the target changes, which the FSM validates (up nodes, no two copies on a
+ * node, ISR within replicas) and applies, after which the map's slots must
+ * equal the target, epochs included.
+ */
+static void carry_out(struct narf_map *m, const struct narf_slot *t)
+{
+	static bool take[NARF_SLOTS];
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		take[s] = !narf_slot_equal(&t[s], &m->slots[s]);
+	apply_ok(m, narf_cmd_assign(m->epoch, t, take));
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		assert_true(narf_slot_equal(&t[s], &m->slots[s]));
+}
+
+static bool node_up(const struct narf_map *m, uint32_t id)
+{
+	const struct narf_map_node *n = narf_map_node_get(m, id);
+
+	return n != NULL && n->state == NARF_NODE_UP;
+}
+
+static unsigned n_up(const struct narf_map *m)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		n += m->nodes[i].state == NARF_NODE_UP;
+	return n;
+}
+
+/*
+ * Check every invariant of a target against the map it was planned from:
+ * min(replication, up nodes) copies per slot, on distinct up nodes, ISR
+ * within the replicas in their order, and primaries and copies per up node
+ * within one of each other.
+ */
+static void check_target(const struct narf_map *m, const struct narf_slot *t)
+{
+	unsigned up = n_up(m);
+	unsigned c =
+	        m->settings.replication < up ? m->settings.replication : up;
+	unsigned *prim = calloc(m->n_nodes, sizeof(*prim));
+	unsigned *copies = calloc(m->n_nodes, sizeof(*copies));
+	unsigned pmin = ~0u, pmax = 0, cmin = ~0u, cmax = 0;
+
+	assert_non_null(prim);
+	assert_non_null(copies);
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *x = &t[s];
+		uint32_t ids[NARF_MAX_COPIES];
+		unsigned k = 0, j = 0;
+
+		assert_int_equal(narf_slot_copies(x), c);
+		assert_true(x->n_replicas <= NARF_MAX_REPLICAS);
+		assert_true(x->n_isr <= x->n_replicas);
+		if (c == 0)
+			continue;
+		ids[k++] = x->primary;
+		for (unsigned r = 0; r < x->n_replicas; r++)
+			ids[k++] = x->replicas[r];
+		for (unsigned a = 0; a < k; a++) {
+			assert_true(node_up(m, ids[a]));
+			for (unsigned b = 0; b < a; b++)
+				assert_int_not_equal(ids[a], ids[b]);
+			copies[narf_map_node_get(m, ids[a]) - m->nodes]++;
+		}
+		prim[narf_map_node_get(m, x->primary) - m->nodes]++;
+		/* isr[] is a subsequence of replicas[]. */
+		for (unsigned r = 0; r < x->n_replicas && j < x->n_isr; r++)
+			if (x->replicas[r] == x->isr[j])
+				j++;
+		assert_int_equal(j, x->n_isr);
+	}
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		if (m->nodes[i].state != NARF_NODE_UP) {
+			assert_int_equal(copies[i], 0);
+			continue;
+		}
+		pmin = prim[i] < pmin ? prim[i] : pmin;
+		pmax = prim[i] > pmax ? prim[i] : pmax;
+		cmin = copies[i] < cmin ? copies[i] : cmin;
+		cmax = copies[i] > cmax ? copies[i] : cmax;
+	}
+	if (up > 0) {
+		assert_true(pmax - pmin <= 1);
+		assert_true(cmax - cmin <= 1);
+	}
+	free(prim);
+	free(copies);
+}
+
+/* Copies in the target that the map did not hold: data to be synced. */
+static unsigned new_copies(const struct narf_map *m, const struct narf_slot *t)
+{
+	unsigned n = 0;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		if (t[s].primary != 0 &&
+		    !narf_slot_has(&m->slots[s], t[s].primary))
+			n++;
+		for (unsigned r = 0; r < t[s].n_replicas; r++)
+			n += !narf_slot_has(&m->slots[s], t[s].replicas[r]);
+	}
+	return n;
+}
+
+/* Copies the map held on up nodes that the target drops. */
+static unsigned dropped_live_copies(const struct narf_map *m,
+                                    const struct narf_slot *t)
+{
+	unsigned n = 0;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *x = &m->slots[s];
+
+		if (node_up(m, x->primary) && !narf_slot_has(&t[s], x->primary))
+			n++;
+		for (unsigned r = 0; r < x->n_replicas; r++)
+			n += node_up(m, x->replicas[r]) &&
+			     !narf_slot_has(&t[s], x->replicas[r]);
+	}
+	return n;
+}
+
+static bool in_isr(const struct narf_slot *x, uint32_t id)
+{
+	for (unsigned j = 0; j < x->n_isr; j++)
+		if (x->isr[j] == id)
+			return true;
+	return false;
+}
+
+static bool is_replica(const struct narf_slot *x, uint32_t id)
+{
+	for (unsigned j = 0; j < x->n_replicas; j++)
+		if (x->replicas[j] == id)
+			return true;
+	return false;
+}
+
+/*
+ * The ISR rules: a kept ISR replica stays in, a demoted primary is in, a new
+ * replica is in only when its slot held no copy; and slot epochs move exactly
+ * when the primary does.
+ */
+static void check_isr_and_epochs(const struct narf_map *m,
+                                 const struct narf_slot *t)
+{
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *c = &m->slots[s], *x = &t[s];
+		bool was_empty = narf_slot_copies(c) == 0;
+
+		for (unsigned r = 0; r < x->n_replicas; r++) {
+			uint32_t id = x->replicas[r];
+			bool want =
+			        was_empty || c->primary == id || in_isr(c, id);
+
+			assert_int_equal(in_isr(x, id), want);
+		}
+		if (x->primary != c->primary)
+			assert_int_equal(x->epoch, m->epoch + 1);
+		else
+			assert_int_equal(x->epoch, c->epoch);
+	}
+}
+
+/* Slot ranges in the map's JSON form: neighbours merge when all is equal. */
+static unsigned count_ranges(const struct narf_slot *t)
+{
+	unsigned n = 1;
+
+	for (unsigned s = 1; s < NARF_SLOTS; s++) {
+		const struct narf_slot *a = &t[s - 1], *b = &t[s];
+
+		if (a->primary != b->primary || a->epoch != b->epoch ||
+		    a->move != b->move || a->n_replicas != b->n_replicas ||
+		    a->n_isr != b->n_isr ||
+		    memcmp(a->replicas, b->replicas,
+		           a->n_replicas * sizeof(a->replicas[0])) != 0 ||
+		    memcmp(a->isr, b->isr, a->n_isr * sizeof(a->isr[0])) != 0)
+			n++;
+	}
+	return n;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Plan m, check the target, carry it out, and check that it is stable. */
+static unsigned plan_apply(struct narf_map *m)
+{
+	unsigned changed = narf_plan(m, target);
+
+	check_target(m, target);
+	check_isr_and_epochs(m, target);
+	carry_out(m, target);
+	assert_int_equal(narf_plan(m, target), 0);
+	return changed;
+}
+
+static unsigned ceil_div(unsigned a, unsigned b)
+{
+	return (a + b - 1) / b;
+}
+
+/* A fresh map of 1, 2, 3 or 5 nodes gets every slot with min(rep, n)
+ * copies, spread evenly, in as many ranges as nodes, all in sync. */
+static void test_initial_assignment(void **state)
+{
+	static const unsigned sizes[] = {1, 2, 3, 5};
+
+	(void)state;
+	for (unsigned i = 0; i < 4; i++) {
+		for (unsigned rep = 1; rep <= 3; rep++) {
+			struct narf_map m;
+			unsigned n = sizes[i];
+
+			map_with_nodes(&m, rep, n);
+			assert_int_equal(narf_plan(&m, target), NARF_SLOTS);
+			check_target(&m, target);
+			check_isr_and_epochs(&m, target);
+			for (unsigned s = 0; s < NARF_SLOTS; s++)
+				assert_int_equal(target[s].n_isr,
+				                 target[s].n_replicas);
+			/* Redis-like: node i leads one contiguous range. */
+			assert_int_equal(count_ranges(target), n);
+			assert_int_equal(target[0].primary, m.nodes[0].id);
+			assert_int_equal(target[NARF_SLOTS - 1].primary,
+			                 m.nodes[n - 1].id);
+			carry_out(&m, target);
+			assert_int_equal(narf_plan(&m, target), 0);
+			narf_map_close(&m);
+		}
+	}
+}
+
+/* With fewer up nodes than the replication factor, each slot gets one copy
+ * per node and never two on one node. */
+static void test_fewer_nodes_than_copies(void **state)
+{
+	struct narf_map m;
+
+	(void)state;
+	map_with_nodes(&m, 2, 1);
+	plan_apply(&m);
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		assert_int_equal(m.slots[s].primary, 1);
+		assert_int_equal(m.slots[s].n_replicas, 0);
+	}
+	/* A second node then gets the missing replicas and half the
+	 * primaries, by role swaps inside the slots. */
+	add_node(&m, NARF_NODE_UP);
+	plan_apply(&m);
+	narf_map_close(&m);
+
+	map_with_nodes(&m, 5, 3);
+	plan_apply(&m);
+	assert_int_equal(narf_slot_copies(&m.slots[0]), 3);
+	narf_map_close(&m);
+}
+
+/* Nodes that are joining, down, leaving or removed get no copies, and with
+ * no up node at all every slot is unassigned at the next epoch. */
+static void test_only_up_nodes_eligible(void **state)
+{
+	struct narf_map m;
+	uint32_t a, b;
+
+	(void)state;
+	map_with_nodes(&m, 2, 0);
+	add_node(&m, NARF_NODE_JOINING);
+	a = add_node(&m, NARF_NODE_UP);
+	add_node(&m, NARF_NODE_DOWN);
+	b = add_node(&m, NARF_NODE_UP);
+	add_node(&m, NARF_NODE_REMOVED);
+	plan_apply(&m);
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		assert_true(narf_slot_has(&m.slots[s], a) &&
+		            narf_slot_has(&m.slots[s], b));
+	narf_map_node_get(&m, a)->state = NARF_NODE_LEAVING;
+	narf_map_node_get(&m, b)->state = NARF_NODE_DOWN;
+	assert_int_equal(narf_plan(&m, target), NARF_SLOTS);
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		assert_int_equal(target[s].primary, 0);
+		assert_int_equal(target[s].n_replicas, 0);
+		assert_int_equal(target[s].epoch, m.epoch + 1);
+	}
+	narf_map_close(&m);
+}
+
+/* Adding a fourth node to a balanced three-node map moves about a quarter of
+ * the copies, all to the new node, keeps every other copy and its ISR
+ * membership, and leaves few ranges. */
+static void test_add_node(void **state)
+{
+	struct narf_map m;
+	unsigned total = 2 * NARF_SLOTS, moved, changed;
+	uint32_t id;
+
+	(void)state;
+	map_with_nodes(&m, 2, 3);
+	plan_apply(&m);
+	id = add_node(&m, NARF_NODE_UP);
+	changed = narf_plan(&m, target);
+	check_target(&m, target);
+	check_isr_and_epochs(&m, target);
+	moved = new_copies(&m, target);
+	assert_true(moved <= ceil_div(total, 4) + 4);
+	assert_true(changed <= moved + NARF_SLOTS / 4 + 4);
+	assert_int_equal(dropped_live_copies(&m, target), moved);
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *c = &m.slots[s], *x = &target[s];
+
+		/* Only the new node receives data. */
+		for (unsigned r = 0; r < x->n_replicas; r++)
+			if (!narf_slot_has(c, x->replicas[r]))
+				assert_int_equal(x->replicas[r], id);
+		if (!narf_slot_has(c, x->primary))
+			assert_int_equal(x->primary, id);
+		/* A replica that stays a replica keeps its ISR flag. */
+		for (unsigned r = 0; r < c->n_replicas; r++)
+			if (is_replica(x, c->replicas[r]))
+				assert_int_equal(in_isr(x, c->replicas[r]),
+				                 in_isr(c, c->replicas[r]));
+	}
+	assert_true(count_ranges(target) <= 16);
+	carry_out(&m, target);
+	assert_int_equal(narf_plan(&m, target), 0);
+	narf_map_close(&m);
+}
+
+/* A node marked down (its primaries already promoted by the map) has its
+ * lost copies re-created evenly on the others, which keep all they hold. */
+static void test_remove_down_node(void **state)
+{
+	struct narf_map m;
+	unsigned total = 2 * NARF_SLOTS;
+
+	(void)state;
+	map_with_nodes(&m, 2, 4);
+	plan_apply(&m);
+	set_down(&m, 2);
+	assert_true(narf_plan(&m, target) > 0);
+	check_target(&m, target);
+	check_isr_and_epochs(&m, target);
+	assert_true(new_copies(&m, target) <= ceil_div(total, 4) + 4);
+	assert_true(dropped_live_copies(&m, target) <= 4);
+	carry_out(&m, target);
+	assert_int_equal(narf_plan(&m, target), 0);
+	narf_map_close(&m);
+}
+
+/* A leaving node's copies move to the others, which keep what they hold, and
+ * its primaries go to an ISR replica, not to the first replica listed. */
+static void test_remove_leaving_node(void **state)
+{
+	struct narf_map m;
+	unsigned total = 3 * NARF_SLOTS, led = 0;
+
+	(void)state;
+	map_with_nodes(&m, 3, 4);
+	plan_apply(&m);
+	/* In node 2's slots, only the second replica is in sync. */
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		struct narf_slot *x = &m.slots[s];
+
+		if (x->primary != 2)
+			continue;
+		assert_int_equal(x->n_replicas, 2);
+		x->isr[0] = x->replicas[1];
+		x->n_isr = 1;
+	}
+	set_leaving(&m, 2);
+	assert_true(narf_plan(&m, target) > 0);
+	check_target(&m, target);
+	check_isr_and_epochs(&m, target);
+	assert_true(new_copies(&m, target) <= ceil_div(total, 4) + 4);
+	assert_true(dropped_live_copies(&m, target) <= 4);
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *c = &m.slots[s];
+
+		if (c->primary != 2)
+			continue;
+		led++;
+		assert_int_equal(target[s].primary, c->isr[0]);
+		assert_int_equal(target[s].epoch, m.epoch + 1);
+	}
+	assert_true(led > 0);
+	carry_out(&m, target);
+	assert_int_equal(narf_plan(&m, target), 0);
+	/* Nothing is left on the leaving node. */
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		assert_false(narf_slot_has(&m.slots[s], 2));
+	narf_map_close(&m);
+}
+
+/* Planning a balanced map changes nothing, and unchanged slots are copied
+ * byte for byte, pending move included. */
+static void test_idempotent(void **state)
+{
+	struct narf_map m;
+
+	(void)state;
+	map_with_nodes(&m, 3, 5);
+	plan_apply(&m);
+	m.slots[7].move = 3;
+	assert_int_equal(narf_plan(&m, target), 0);
+	assert_memory_equal(target, m.slots, sizeof(m.slots));
+	narf_map_close(&m);
+}
+
+/* Raising and lowering the replication factor adds or drops one replica per
+ * slot and nothing else. */
+static void test_replication_change(void **state)
+{
+	struct narf_map m;
+
+	(void)state;
+	map_with_nodes(&m, 2, 4);
+	plan_apply(&m);
+	m.settings.replication = 3;
+	assert_int_equal(narf_plan(&m, target), NARF_SLOTS);
+	assert_int_equal(new_copies(&m, target), NARF_SLOTS);
+	assert_int_equal(dropped_live_copies(&m, target), 0);
+	plan_apply(&m);
+	m.settings.replication = 1;
+	assert_int_equal(narf_plan(&m, target), NARF_SLOTS);
+	assert_int_equal(new_copies(&m, target), 0);
+	plan_apply(&m);
+	narf_map_close(&m);
+}
+
+/* Fifty nodes with three copies: each plan stays well under 100 ms, and
+ * adding a node moves about 1/51 of the copies. */
+static void test_fifty_nodes(void **state)
+{
+	struct narf_map m;
+	unsigned total = 3 * NARF_SLOTS;
+	double t0, t1, t2, t3;
+
+	(void)state;
+	map_with_nodes(&m, 3, 50);
+	t0 = now_ms();
+	narf_plan(&m, target);
+	t1 = now_ms();
+	check_target(&m, target);
+	carry_out(&m, target);
+	add_node(&m, NARF_NODE_UP);
+	t2 = now_ms();
+	narf_plan(&m, target);
+	t3 = now_ms();
+	check_target(&m, target);
+	check_isr_and_epochs(&m, target);
+	assert_true(new_copies(&m, target) <= ceil_div(total, 51) + 51);
+	print_message("50 nodes: initial %.2f ms, add one %.2f ms\n", t1 - t0,
+	              t3 - t2);
+	assert_true(t1 - t0 < PLAN_MS_LIMIT);
+	assert_true(t3 - t2 < PLAN_MS_LIMIT);
+	carry_out(&m, target);
+	set_down(&m, 17);
+	t0 = now_ms();
+	narf_plan(&m, target);
+	t1 = now_ms();
+	check_target(&m, target);
+	print_message("50 nodes: one down %.2f ms\n", t1 - t0);
+	assert_true(t1 - t0 < PLAN_MS_LIMIT);
+	assert_true(new_copies(&m, target) <= ceil_div(total, 51) + 51);
+	narf_map_close(&m);
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static unsigned rnd(unsigned n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (unsigned)(rng_state % n);
+}
+
+/* Any node of m in state st, chosen at random; 0 when none. */
+static uint32_t random_node(const struct narf_map *m, enum narf_node_state st)
+{
+	unsigned count = 0, k;
+
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		count += m->nodes[i].state == st;
+	if (count == 0)
+		return 0;
+	k = rnd(count);
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		if (m->nodes[i].state == st && k-- == 0)
+			return m->nodes[i].id;
+	return 0;
+}
+
+/* Random histories of joins, failures, returns, departures and replication
+ * changes always yield valid, balanced, stable targets. */
+static void test_random_histories(void **state)
+{
+	(void)state;
+	for (unsigned run = 0; run < 4; run++) {
+		struct narf_map m;
+
+		map_with_nodes(&m, 1 + rnd(3), 1 + rnd(3));
+		plan_apply(&m);
+		for (unsigned step = 0; step < 60; step++) {
+			uint32_t id;
+
+			switch (rnd(6)) {
+			case 0:
+			case 1:
+				if (n_up(&m) < 12)
+					add_node(&m, NARF_NODE_UP);
+				break;
+			case 2:
+				if ((id = random_node(&m, NARF_NODE_UP)) != 0)
+					set_down(&m, id);
+				break;
+			case 3:
+				if ((id = random_node(&m, NARF_NODE_DOWN)) != 0)
+					narf_map_node_get(&m, id)->state =
+					        NARF_NODE_UP;
+				break;
+			case 4:
+				if ((id = random_node(&m, NARF_NODE_UP)) != 0)
+					set_leaving(&m, id);
+				break;
+			default:
+				m.settings.replication = 1 + rnd(4);
+				break;
+			}
+			plan_apply(&m);
+		}
+		narf_map_close(&m);
+	}
+}
+
+/* Arbitrary, unbalanced layouts (random copies, ISRs and node states) are
+ * also brought to valid, balanced, stable targets. */
+static void test_random_layouts(void **state)
+{
+	(void)state;
+	for (unsigned run = 0; run < 30; run++) {
+		struct narf_map m;
+		unsigned n = 1 + rnd(9);
+
+		map_with_nodes(&m, 1 + rnd(5), n);
+		for (unsigned i = 0; i < m.n_nodes; i++)
+			if (rnd(4) == 0)
+				m.nodes[i].state = NARF_NODE_LEAVING;
+		for (unsigned s = 0; s < NARF_SLOTS; s++) {
+			struct narf_slot *x = &m.slots[s];
+			unsigned k = rnd(n < 5 ? n + 1 : 6);
+
+			/* A few long runs of one owner, as real maps have. */
+			if (s > 0 && rnd(64) != 0) {
+				*x = m.slots[s - 1];
+				continue;
+			}
+			memset(x, 0, sizeof(*x));
+			for (unsigned i = 0; i < k; i++) {
+				uint32_t id = 1 + rnd(n);
+
+				if (narf_slot_has(x, id))
+					continue;
+				if (x->primary == 0) {
+					x->primary = id;
+					continue;
+				}
+				x->replicas[x->n_replicas++] = id;
+				if (rnd(2))
+					x->isr[x->n_isr++] = id;
+			}
+		}
+		plan_apply(&m);
+		narf_map_close(&m);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_initial_assignment),
+	        cmocka_unit_test(test_fewer_nodes_than_copies),
+	        cmocka_unit_test(test_only_up_nodes_eligible),
+	        cmocka_unit_test(test_add_node),
+	        cmocka_unit_test(test_remove_down_node),
+	        cmocka_unit_test(test_remove_leaving_node),
+	        cmocka_unit_test(test_idempotent),
+	        cmocka_unit_test(test_replication_change),
+	        cmocka_unit_test(test_fifty_nodes),
+	        cmocka_unit_test(test_random_histories),
+	        cmocka_unit_test(test_random_layouts),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
