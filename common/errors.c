@@ -3,22 +3,20 @@
 #include <string.h>
 #include <uv.h>
 
-static const char *const messages[] = {
-	"success",
+static const char *const messages[] = {"success",
 #define NARF_ERR_MSG(name, code, msg) msg,
-	NARF_ERRORS(NARF_ERR_MSG)
+                                       NARF_ERRORS(NARF_ERR_MSG)
 #undef NARF_ERR_MSG
 };
 
-static const char *const codes[] = {
-	"ok",
+static const char *const codes[] = {"ok",
 #define NARF_ERR_CODE(name, code, msg) code,
-	NARF_ERRORS(NARF_ERR_CODE)
+                                    NARF_ERRORS(NARF_ERR_CODE)
 #undef NARF_ERR_CODE
 };
 
 _Static_assert(sizeof(messages) / sizeof(messages[0]) == NARF_E_COUNT,
-	       "one message per error");
+               "one message per error");
 
 const char *narf_strerror(int err)
 {

@@ -80,14 +80,10 @@ int narf_parse_bytes(const char *text, uint64_t *out)
 	static const struct {
 		const char *suffix;
 		uint64_t factor;
-	} units[] = {{"", 1},
-		     {"b", 1},
-		     {"k", 1ULL << 10},
-		     {"kb", 1ULL << 10},
-		     {"m", 1ULL << 20},
-		     {"mb", 1ULL << 20},
-		     {"g", 1ULL << 30},
-		     {"gb", 1ULL << 30}};
+	} units[] = {{"", 1},           {"b", 1},
+	             {"k", 1ULL << 10}, {"kb", 1ULL << 10},
+	             {"m", 1ULL << 20}, {"mb", 1ULL << 20},
+	             {"g", 1ULL << 30}, {"gb", 1ULL << 30}};
 	uint64_t v;
 	const char *end;
 
@@ -99,8 +95,10 @@ int narf_parse_bytes(const char *text, uint64_t *out)
 	return NARF_EINVAL;
 }
 
-int narf_parse_hostport(const char *text, char *host, unsigned host_size,
-			int *port)
+int narf_parse_hostport(const char *text,
+                        char *host,
+                        unsigned host_size,
+                        int *port)
 {
 	const char *colon;
 	size_t hlen;
@@ -115,7 +113,8 @@ int narf_parse_hostport(const char *text, char *host, unsigned host_size,
 		return NARF_EINVAL;
 	memcpy(buf, text, hlen);
 	buf[hlen] = '\0';
-	if (strcmp(buf, "localhost") != 0 && inet_pton(AF_INET, buf, &addr) != 1)
+	if (strcmp(buf, "localhost") != 0 &&
+	    inet_pton(AF_INET, buf, &addr) != 1)
 		return NARF_EINVAL;
 	if (narf_parse_u64(colon + 1, 1, 65535, &p) != 0)
 		return NARF_EINVAL;

@@ -11,8 +11,7 @@
 #include <stdint.h>
 
 /* Decimal unsigned integer within [min, max]. */
-int narf_parse_u64(const char *text, uint64_t min, uint64_t max,
-		   uint64_t *out);
+int narf_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Duration in milliseconds: "250", "250ms", "2s", "1m". Within [min, max]. */
 int narf_parse_ms(const char *text, uint64_t min, uint64_t max, uint64_t *out);
@@ -22,11 +21,13 @@ int narf_parse_bytes(const char *text, uint64_t *out);
 
 /* "host:port" with a numeric IPv4 host (or "localhost") and port 1..65535.
  * host receives at most host_size - 1 bytes. */
-int narf_parse_hostport(const char *text, char *host, unsigned host_size,
-			int *port);
+int narf_parse_hostport(const char *text,
+                        char *host,
+                        unsigned host_size,
+                        int *port);
 
 /* Print "PROG: MESSAGE" and a hint to use --help on stderr, then exit(2). */
 _Noreturn void narf_usage_error(const char *prog, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 #endif /* NARF_FLAGS_H */

@@ -112,30 +112,31 @@ int narf_frame_next(struct narf_frame_decoder *d, json_t **out, char *errmsg)
 		/* Trailing whitespace (a CR from CRLF) is not the message's;
 		 * a blank line is skipped. */
 		text_len = line_len;
-		while (text_len > 0 && isspace((unsigned char)d->buf[text_len - 1]))
+		while (text_len > 0 &&
+		       isspace((unsigned char)d->buf[text_len - 1]))
 			text_len--;
 		if (text_len > d->max) {
 			d->failed = NARF_ETOOLARGE;
 			if (errmsg != NULL)
 				snprintf(errmsg, NARF_ERRMSG_SIZE,
-					 "line longer than %zu bytes", d->max);
+				         "line longer than %zu bytes", d->max);
 			return NARF_ETOOLARGE;
 		}
 		msg = NULL;
 		if (text_len > 0) {
 			if (narf_frame_check_depth(d->buf, line_len,
-						   NARF_FRAME_MAX_DEPTH) != 0) {
+			                           NARF_FRAME_MAX_DEPTH) != 0) {
 				d->failed = NARF_ETOODEEP;
 				set_errmsg(errmsg, "%s", "nesting too deep");
 				return NARF_ETOODEEP;
 			}
-			msg = json_loadb(d->buf, text_len, JSON_REJECT_DUPLICATES,
-					 &jerr);
+			msg = json_loadb(d->buf, text_len,
+			                 JSON_REJECT_DUPLICATES, &jerr);
 			if (msg == NULL || !json_is_object(msg)) {
 				d->failed = NARF_EPROTO;
 				set_errmsg(errmsg, "%s",
-					   msg ? "message is not a JSON object"
-					       : jerr.text);
+				           msg ? "message is not a JSON object"
+				               : jerr.text);
 				json_decref(msg);
 				return NARF_EPROTO;
 			}

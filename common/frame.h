@@ -24,7 +24,7 @@ struct narf_frame_decoder {
 	size_t cap;
 	size_t scanned; /* bytes of buf already known to hold no newline */
 	size_t max;     /* longest accepted line, newline excluded */
-	int failed;     /* sticky NARF_E* code: the stream is unusable after it */
+	int failed; /* sticky NARF_E* code: the stream is unusable after it */
 };
 
 void narf_frame_decoder_init(struct narf_frame_decoder *d, size_t max);

@@ -63,20 +63,21 @@ void narf_log(enum narf_log_level level, const char *fmt, ...)
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	if (log_id != 0)
-		w = snprintf(line + n, sizeof(line) - n, ".%03dZ %-5s %s[%llu] ",
-			     (int)(tv.tv_usec / 1000), level_names[level],
-			     log_process, log_id);
+		w = snprintf(line + n, sizeof(line) - n,
+		             ".%03dZ %-5s %s[%llu] ", (int)(tv.tv_usec / 1000),
+		             level_names[level], log_process, log_id);
 	else
 		w = snprintf(line + n, sizeof(line) - n, ".%03dZ %-5s %s ",
-			     (int)(tv.tv_usec / 1000), level_names[level],
-			     log_process);
+		             (int)(tv.tv_usec / 1000), level_names[level],
+		             log_process);
 	n += (size_t)w;
 	va_start(ap, fmt);
 	w = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);
 	/* A message longer than the buffer is cut, never split across lines. */
-	n = (w < 0) ? n : (n + (size_t)w < sizeof(line) - 1 ? n + (size_t)w
-							     : sizeof(line) - 2);
+	n = (w < 0) ? n
+	            : (n + (size_t)w < sizeof(line) - 1 ? n + (size_t)w
+	                                                : sizeof(line) - 2);
 	line[n++] = '\n';
 	if (write(STDERR_FILENO, line, n) < 0) {
 		/* Nowhere left to report a failed log write. */

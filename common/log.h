@@ -32,11 +32,11 @@ int narf_log_parse_level(const char *text, enum narf_log_level *out);
 int narf_log_enabled(enum narf_log_level level);
 
 void narf_log(enum narf_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
-#define NARF_DEBUG(...)                                       \
-	do {                                                  \
-		if (narf_log_enabled(NARF_LOG_DEBUG))         \
+#define NARF_DEBUG(...)                                        \
+	do {                                                   \
+		if (narf_log_enabled(NARF_LOG_DEBUG))          \
 			narf_log(NARF_LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 #define NARF_INFO(...) narf_log(NARF_LOG_INFO, __VA_ARGS__)

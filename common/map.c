@@ -22,7 +22,7 @@
 #include "map_internal.h"
 
 static const char *const state_names[] = {"joining", "up", "down", "leaving",
-					  "removed"};
+                                          "removed"};
 
 const char *narf_node_state_name(enum narf_node_state st)
 {
@@ -104,7 +104,7 @@ struct narf_map_node *narf_map_node_get(const struct narf_map *m, uint32_t id)
 }
 
 const struct narf_map_node *narf_map_node_by_addr(const struct narf_map *m,
-						  const char *addr)
+                                                  const char *addr)
 {
 	for (unsigned i = 0; i < m->n_nodes; i++)
 		if (m->nodes[i].state != NARF_NODE_REMOVED &&
@@ -131,7 +131,7 @@ bool narf_slot_equal(const struct narf_slot *a, const struct narf_slot *b)
 	       a->epoch == b->epoch && a->n_replicas == b->n_replicas &&
 	       a->n_isr == b->n_isr &&
 	       memcmp(a->replicas, b->replicas,
-		      a->n_replicas * sizeof(a->replicas[0])) == 0 &&
+	              a->n_replicas * sizeof(a->replicas[0])) == 0 &&
 	       memcmp(a->isr, b->isr, a->n_isr * sizeof(a->isr[0])) == 0;
 }
 
@@ -140,8 +140,10 @@ unsigned narf_slot_copies(const struct narf_slot *s)
 	return (s->primary != 0 ? 1u : 0u) + s->n_replicas;
 }
 
-void narf_map_node_counts(const struct narf_map *m, uint32_t id,
-			  unsigned *primaries, unsigned *replicas)
+void narf_map_node_counts(const struct narf_map *m,
+                          uint32_t id,
+                          unsigned *primaries,
+                          unsigned *replicas)
 {
 	unsigned p = 0, r = 0;
 
@@ -208,8 +210,8 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id)
 
 		if (slot->move == id)
 			slot->move = 0;
-		slot->n_replicas = list_remove(slot->replicas, slot->n_replicas,
-					       id);
+		slot->n_replicas =
+		        list_remove(slot->replicas, slot->n_replicas, id);
 		slot->n_isr = list_remove(slot->isr, slot->n_isr, id);
 		if (slot->primary != id)
 			continue;
@@ -225,8 +227,8 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id)
 		}
 		slot->primary = heir;
 		slot->epoch = new_epoch;
-		slot->n_replicas = list_remove(slot->replicas, slot->n_replicas,
-					       heir);
+		slot->n_replicas =
+		        list_remove(slot->replicas, slot->n_replicas, heir);
 		slot->n_isr = list_remove(slot->isr, slot->n_isr, heir);
 	}
 }
@@ -267,8 +269,9 @@ static struct narf_map_node *add_node(struct narf_map *m)
 	return &m->nodes[m->n_nodes++];
 }
 
-static int apply_node_join(struct narf_map *m, const json_t *cmd,
-			   struct narf_map_result *res)
+static int apply_node_join(struct narf_map *m,
+                           const json_t *cmd,
+                           struct narf_map_result *res)
 {
 	const char *addr = json_string_value(json_object_get(cmd, "addr"));
 	const char *boot = json_string_value(json_object_get(cmd, "boot_id"));
@@ -277,11 +280,11 @@ static int apply_node_join(struct narf_map *m, const json_t *cmd,
 
 	if (!narf_map_valid_addr(addr))
 		return narf_map_fail(res, NARF_EINVAL,
-				     "addr must be \"host:port\"");
+		                     "addr must be \"host:port\"");
 	if (boot == NULL || !valid_boot_id(boot))
 		return narf_map_fail(res, NARF_EINVAL,
-				     "boot_id must be 1 to 64 printable "
-				     "characters");
+		                     "boot_id must be 1 to 64 printable "
+		                     "characters");
 	old = narf_map_node_by_addr(m, addr);
 	if (old != NULL && strcmp(old->boot_id, boot) == 0) {
 		res->node = old->id; /* a retried join */
@@ -315,7 +318,7 @@ static int apply_node_join(struct narf_map *m, const json_t *cmd,
 
 /* Which state changes node_state may make. */
 static bool state_change_allowed(enum narf_node_state from,
-				 enum narf_node_state to)
+                                 enum narf_node_state to)
 {
 	switch (to) {
 	case NARF_NODE_UP:
@@ -330,9 +333,10 @@ static bool state_change_allowed(enum narf_node_state from,
 	}
 }
 
-static int get_node_field(const struct narf_map *m, const json_t *cmd,
-			  struct narf_map_node **out,
-			  struct narf_map_result *res)
+static int get_node_field(const struct narf_map *m,
+                          const json_t *cmd,
+                          struct narf_map_node **out,
+                          struct narf_map_result *res)
 {
 	json_t *v = json_object_get(cmd, "node");
 	json_int_t id;
@@ -340,16 +344,17 @@ static int get_node_field(const struct narf_map *m, const json_t *cmd,
 	if (!json_is_integer(v) || (id = json_integer_value(v)) <= 0 ||
 	    id > UINT32_MAX)
 		return narf_map_fail(res, NARF_EINVAL,
-				     "node must be a positive integer");
+		                     "node must be a positive integer");
 	*out = narf_map_node_get(m, (uint32_t)id);
 	if (*out == NULL)
 		return narf_map_fail(res, NARF_ENOTFOUND, "no node %lld",
-				     (long long)id);
+		                     (long long)id);
 	return 0;
 }
 
-static int apply_node_state(struct narf_map *m, const json_t *cmd,
-			    struct narf_map_result *res)
+static int apply_node_state(struct narf_map *m,
+                            const json_t *cmd,
+                            struct narf_map_result *res)
 {
 	const char *name = json_string_value(json_object_get(cmd, "state"));
 	enum narf_node_state to;
@@ -361,15 +366,15 @@ static int apply_node_state(struct narf_map *m, const json_t *cmd,
 	    (to != NARF_NODE_UP && to != NARF_NODE_DOWN &&
 	     to != NARF_NODE_REMOVED))
 		return narf_map_fail(res, NARF_EINVAL,
-				     "state must be up, down or removed");
+		                     "state must be up, down or removed");
 	res->node = n->id;
 	if (n->state == to)
 		return 0;
 	if (!state_change_allowed(n->state, to))
 		return narf_map_fail(res, NARF_EINVAL,
-				     "node %u cannot go from %s to %s", n->id,
-				     narf_node_state_name(n->state),
-				     narf_node_state_name(to));
+		                     "node %u cannot go from %s to %s", n->id,
+		                     narf_node_state_name(n->state),
+		                     narf_node_state_name(to));
 	n->state = to;
 	if (to != NARF_NODE_UP)
 		drop_node_from_slots(m, n->id);
@@ -377,8 +382,9 @@ static int apply_node_state(struct narf_map *m, const json_t *cmd,
 	return 0;
 }
 
-static int apply_leave(struct narf_map *m, const json_t *cmd,
-		       struct narf_map_result *res)
+static int apply_leave(struct narf_map *m,
+                       const json_t *cmd,
+                       struct narf_map_result *res)
 {
 	struct narf_map_node *n;
 
@@ -389,14 +395,15 @@ static int apply_leave(struct narf_map *m, const json_t *cmd,
 		return 0;
 	if (n->state == NARF_NODE_REMOVED)
 		return narf_map_fail(res, NARF_EINVAL, "node %u is removed",
-				     n->id);
+		                     n->id);
 	n->state = NARF_NODE_LEAVING;
 	res->changed = true;
 	return 0;
 }
 
-static int apply_settings(struct narf_map *m, const json_t *cmd,
-			  struct narf_map_result *res)
+static int apply_settings(struct narf_map *m,
+                          const json_t *cmd,
+                          struct narf_map_result *res)
 {
 	struct narf_map_settings s = m->settings;
 
@@ -411,8 +418,9 @@ static int apply_settings(struct narf_map *m, const json_t *cmd,
 
 /* The first entry of a new cluster: the coordinators table and the settings
  * given on the command line, so every member starts from the same map. */
-static int apply_init(struct narf_map *m, const json_t *cmd,
-		      struct narf_map_result *res)
+static int apply_init(struct narf_map *m,
+                      const json_t *cmd,
+                      struct narf_map_result *res)
 {
 	struct narf_map_settings s = m->settings;
 	struct narf_map_coord coords[NARF_MAX_COORDS];
@@ -420,12 +428,12 @@ static int apply_init(struct narf_map *m, const json_t *cmd,
 
 	if (m->n_coords != 0)
 		return narf_map_fail(res, NARF_EEXISTS,
-				     "the map is already initialised");
-	if (narf_map_coords_from_json(coords, &n, json_object_get(cmd,
-								  "coords"),
-				      res->errmsg) != 0 ||
+		                     "the map is already initialised");
+	if (narf_map_coords_from_json(coords, &n,
+	                              json_object_get(cmd, "coords"),
+	                              res->errmsg) != 0 ||
 	    narf_map_settings_from_json(&s, json_object_get(cmd, "settings"),
-					res->errmsg) != 0)
+	                                res->errmsg) != 0)
 		return res->err = NARF_EINVAL;
 	memcpy(m->coords, coords, sizeof(coords));
 	m->n_coords = n;
@@ -434,15 +442,16 @@ static int apply_init(struct narf_map *m, const json_t *cmd,
 	return 0;
 }
 
-static int apply_coords_set(struct narf_map *m, const json_t *cmd,
-			    struct narf_map_result *res)
+static int apply_coords_set(struct narf_map *m,
+                            const json_t *cmd,
+                            struct narf_map_result *res)
 {
 	struct narf_map_coord coords[NARF_MAX_COORDS];
 	unsigned n;
 
-	if (narf_map_coords_from_json(coords, &n, json_object_get(cmd,
-								  "coords"),
-				      res->errmsg) != 0)
+	if (narf_map_coords_from_json(coords, &n,
+	                              json_object_get(cmd, "coords"),
+	                              res->errmsg) != 0)
 		return res->err = NARF_EINVAL;
 	if (n == m->n_coords &&
 	    memcmp(coords, m->coords, n * sizeof(coords[0])) == 0)
@@ -455,8 +464,8 @@ static int apply_coords_set(struct narf_map *m, const json_t *cmd,
 
 /* Check one slot of an assign command against the map's nodes. */
 static int check_assigned_slot(const struct narf_map *m,
-			       const struct narf_slot *s,
-			       struct narf_map_result *res)
+                               const struct narf_slot *s,
+                               struct narf_map_result *res)
 {
 	uint32_t ids[NARF_MAX_COPIES];
 	unsigned n = 0;
@@ -467,26 +476,27 @@ static int check_assigned_slot(const struct narf_map *m,
 		ids[n++] = s->replicas[i];
 	if (n > m->settings.replication)
 		return narf_map_fail(res, NARF_EINVAL,
-				     "%u copies exceed replication %u", n,
-				     m->settings.replication);
+		                     "%u copies exceed replication %u", n,
+		                     m->settings.replication);
 	for (unsigned i = 0; i < n; i++) {
 		if (!node_live(m, ids[i]))
 			return narf_map_fail(res, NARF_ENOTFOUND,
-					     "node %u is not up", ids[i]);
+			                     "node %u is not up", ids[i]);
 		for (unsigned j = 0; j < i; j++)
 			if (ids[i] == ids[j])
 				return narf_map_fail(res, NARF_EINVAL,
-						     "two copies on node %u",
-						     ids[i]);
+				                     "two copies on node %u",
+				                     ids[i]);
 	}
 	if (s->move != 0 && !node_live(m, s->move))
 		return narf_map_fail(res, NARF_ENOTFOUND,
-				     "move target %u is not up", s->move);
+		                     "move target %u is not up", s->move);
 	return 0;
 }
 
-static int apply_assign(struct narf_map *m, const json_t *cmd,
-			struct narf_map_result *res)
+static int apply_assign(struct narf_map *m,
+                        const json_t *cmd,
+                        struct narf_map_result *res)
 {
 	json_t *base = json_object_get(cmd, "base_epoch");
 	json_t *ranges = json_object_get(cmd, "slots");
@@ -496,12 +506,12 @@ static int apply_assign(struct narf_map *m, const json_t *cmd,
 
 	if (!json_is_integer(base) || !json_is_array(ranges))
 		return narf_map_fail(res, NARF_EINVAL,
-				     "assign needs base_epoch and slots");
+		                     "assign needs base_epoch and slots");
 	if ((uint64_t)json_integer_value(base) != m->epoch)
 		return narf_map_fail(res, NARF_ESTALE,
-				     "planned at epoch %lld, map is at %llu",
-				     (long long)json_integer_value(base),
-				     (unsigned long long)m->epoch);
+		                     "planned at epoch %lld, map is at %llu",
+		                     (long long)json_integer_value(base),
+		                     (unsigned long long)m->epoch);
 	/* Build the new slot table aside; swap it in only when all is valid. */
 	next = malloc(sizeof(m->slots));
 	if (next == NULL)
@@ -513,7 +523,7 @@ static int apply_assign(struct narf_map *m, const json_t *cmd,
 		unsigned from, to;
 
 		if (narf_map_range_from_json(r, &from, &to, &s, res->errmsg) !=
-			    0 ||
+		            0 ||
 		    check_assigned_slot(m, &s, res) != 0) {
 			if (res->err == 0)
 				res->err = NARF_EINVAL;
@@ -522,8 +532,8 @@ static int apply_assign(struct narf_map *m, const json_t *cmd,
 		}
 		for (unsigned k = from; k <= to; k++) {
 			s.epoch = (s.primary == m->slots[k].primary)
-					  ? m->slots[k].epoch
-					  : m->epoch + 1;
+			                  ? m->slots[k].epoch
+			                  : m->epoch + 1;
 			next[k] = s;
 		}
 	}
@@ -535,31 +545,34 @@ static int apply_assign(struct narf_map *m, const json_t *cmd,
 	return 0;
 }
 
-int narf_map_apply(struct narf_map *m, const json_t *cmd,
-		   struct narf_map_result *res)
+int narf_map_apply(struct narf_map *m,
+                   const json_t *cmd,
+                   struct narf_map_result *res)
 {
 	static const struct {
 		const char *type;
-		int (*fn)(struct narf_map *, const json_t *,
-			  struct narf_map_result *);
+		int (*fn)(struct narf_map *,
+		          const json_t *,
+		          struct narf_map_result *);
 	} handlers[] = {
-		{"node_join", apply_node_join},
-		{"node_state", apply_node_state},
-		{"leave", apply_leave},
-		{"assign", apply_assign},
-		{"settings", apply_settings},
-		{"coords_set", apply_coords_set},
-		{"init", apply_init},
+	        {"node_join", apply_node_join},
+	        {"node_state", apply_node_state},
+	        {"leave", apply_leave},
+	        {"assign", apply_assign},
+	        {"settings", apply_settings},
+	        {"coords_set", apply_coords_set},
+	        {"init", apply_init},
 	};
 	json_t *v = json_object_get(cmd, "v");
 	const char *type = json_string_value(json_object_get(cmd, "type"));
 
 	memset(res, 0, sizeof(*res));
 	if (!json_is_object(cmd))
-		return narf_map_fail(res, NARF_EINVAL, "command is not an object");
+		return narf_map_fail(res, NARF_EINVAL,
+		                     "command is not an object");
 	if (!json_is_integer(v) || json_integer_value(v) != NARF_MAP_VERSION)
 		return narf_map_fail(res, NARF_EINVAL,
-				     "unsupported command version");
+		                     "unsupported command version");
 	for (size_t i = 0; type && i < sizeof(handlers) / sizeof(handlers[0]);
 	     i++) {
 		if (strcmp(type, handlers[i].type) != 0)
@@ -569,5 +582,5 @@ int narf_map_apply(struct narf_map *m, const json_t *cmd,
 		return res->err;
 	}
 	return narf_map_fail(res, NARF_EUNKNOWNOP, "unknown command type '%s'",
-			     type ? type : "(none)");
+	                     type ? type : "(none)");
 }

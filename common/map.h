@@ -65,7 +65,7 @@ struct narf_map_node {
  * isr[] is a subset of replicas[], kept in the order of replicas[]. */
 struct narf_slot {
 	uint32_t primary;
-	uint32_t move; /* target node of a pending move, or 0 */
+	uint32_t move;  /* target node of a pending move, or 0 */
 	uint64_t epoch; /* map epoch at which the primary last changed */
 	uint8_t n_replicas;
 	uint8_t n_isr;
@@ -74,8 +74,8 @@ struct narf_slot {
 };
 
 struct narf_map {
-	uint64_t epoch;     /* +1 per applied change */
-	uint32_t next_node; /* id the next joining node receives */
+	uint64_t epoch;      /* +1 per applied change */
+	uint32_t next_node;  /* id the next joining node receives */
 	uint64_t lost_slots; /* slots whose data died with an empty ISR */
 	struct narf_map_settings settings;
 	unsigned n_coords;
@@ -88,9 +88,9 @@ struct narf_map {
 
 /* What applying one command produced. */
 struct narf_map_result {
-	int err;           /* 0 or NARF_E* */
-	uint32_t node;     /* node_join: the node's id */
-	bool changed;      /* the map changed (and the epoch moved) */
+	int err;       /* 0 or NARF_E* */
+	uint32_t node; /* node_join: the node's id */
+	bool changed;  /* the map changed (and the epoch moved) */
 	char errmsg[NARF_ERRMSG_SIZE];
 };
 
@@ -109,8 +109,9 @@ int narf_map_copy(struct narf_map *dst, const struct narf_map *src);
  * rejected command the map is untouched and res->err/errmsg say why. Returns
  * res->err.
  */
-int narf_map_apply(struct narf_map *m, const json_t *cmd,
-		   struct narf_map_result *res);
+int narf_map_apply(struct narf_map *m,
+                   const json_t *cmd,
+                   struct narf_map_result *res);
 
 /* The map as JSON (docs/protocol.md); a new reference, NULL on ENOMEM. */
 json_t *narf_map_to_json(const struct narf_map *m);
@@ -124,17 +125,18 @@ int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg);
 
 /* Slot ranges of the map as a JSON array, merging equal neighbours; only
  * slots with take[s] set (or all when take is NULL). New reference. */
-json_t *narf_map_slots_to_json(const struct narf_slot *slots,
-			       const bool *take);
+json_t *narf_map_slots_to_json(const struct narf_slot *slots, const bool *take);
 
 /* Lookup; NULL when absent. The pointer is valid until the next apply. */
 struct narf_map_node *narf_map_node_get(const struct narf_map *m, uint32_t id);
 const struct narf_map_node *narf_map_node_by_addr(const struct narf_map *m,
-						  const char *addr);
+                                                  const char *addr);
 
 /* Count the slots a node leads and replicates. */
-void narf_map_node_counts(const struct narf_map *m, uint32_t id,
-			  unsigned *primaries, unsigned *replicas);
+void narf_map_node_counts(const struct narf_map *m,
+                          uint32_t id,
+                          unsigned *primaries,
+                          unsigned *replicas);
 
 /* Does slot s hold a copy (primary or replica) on node id? */
 bool narf_slot_has(const struct narf_slot *s, uint32_t id);
@@ -152,10 +154,12 @@ int narf_node_state_parse(const char *name, enum narf_node_state *out);
 json_t *narf_cmd_node_join(const char *addr, const char *boot_id);
 json_t *narf_cmd_node_state(uint32_t node, enum narf_node_state st);
 json_t *narf_cmd_leave(uint32_t node);
-json_t *narf_cmd_assign(uint64_t base_epoch, const struct narf_slot *slots,
-			const bool *take);
+json_t *narf_cmd_assign(uint64_t base_epoch,
+                        const struct narf_slot *slots,
+                        const bool *take);
 json_t *narf_cmd_coords_set(const struct narf_map_coord *coords, unsigned n);
-json_t *narf_cmd_init(const struct narf_map_coord *coords, unsigned n,
-		      const struct narf_map_settings *s);
+json_t *narf_cmd_init(const struct narf_map_coord *coords,
+                      unsigned n,
+                      const struct narf_map_settings *s);
 
 #endif /* NARF_MAP_H */

@@ -9,21 +9,27 @@
 
 /* Record an error in res and return err. */
 int narf_map_fail(struct narf_map_result *res, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 bool narf_map_valid_addr(const char *addr);
 
 /* Read the settings fields present in obj over s; errors name the field. */
-int narf_map_settings_from_json(struct narf_map_settings *s, const json_t *obj,
-				char *errmsg);
+int narf_map_settings_from_json(struct narf_map_settings *s,
+                                const json_t *obj,
+                                char *errmsg);
 
 /* Parse a coordinators array (1..NARF_MAX_COORDS entries, distinct ids). */
-int narf_map_coords_from_json(struct narf_map_coord *out, unsigned *n,
-			      const json_t *arr, char *errmsg);
+int narf_map_coords_from_json(struct narf_map_coord *out,
+                              unsigned *n,
+                              const json_t *arr,
+                              char *errmsg);
 
 /* Parse one slot range {from,to,primary,replicas,isr[,epoch][,move]}: ids
  * distinct, isr within replicas, primary 0 only with no replicas. */
-int narf_map_range_from_json(const json_t *r, unsigned *from, unsigned *to,
-			     struct narf_slot *s, char *errmsg);
+int narf_map_range_from_json(const json_t *r,
+                             unsigned *from,
+                             unsigned *to,
+                             struct narf_slot *s,
+                             char *errmsg);
 
 #endif /* NARF_MAP_INTERNAL_H */

@@ -34,15 +34,15 @@ static json_t *ids_to_json(const uint32_t *ids, unsigned n)
 	return a;
 }
 
-static json_t *range_to_json(unsigned from, unsigned to,
-			     const struct narf_slot *s)
+static json_t *range_to_json(unsigned from,
+                             unsigned to,
+                             const struct narf_slot *s)
 {
-	json_t *r = json_pack("{s:i,s:i,s:I,s:o,s:o,s:I}", "from", (int)from,
-			      "to", (int)to, "primary",
-			      (json_int_t)s->primary, "replicas",
-			      ids_to_json(s->replicas, s->n_replicas), "isr",
-			      ids_to_json(s->isr, s->n_isr), "epoch",
-			      (json_int_t)s->epoch);
+	json_t *r = json_pack(
+	        "{s:i,s:i,s:I,s:o,s:o,s:I}", "from", (int)from, "to", (int)to,
+	        "primary", (json_int_t)s->primary, "replicas",
+	        ids_to_json(s->replicas, s->n_replicas), "isr",
+	        ids_to_json(s->isr, s->n_isr), "epoch", (json_int_t)s->epoch);
 
 	if (r != NULL && s->move != 0)
 		json_object_set_new(r, "move", json_integer(s->move));
@@ -65,8 +65,8 @@ json_t *narf_map_slots_to_json(const struct narf_slot *slots, const bool *take)
 		       (take == NULL || take[end + 1]) &&
 		       narf_slot_equal(&slots[s], &slots[end + 1]))
 			end++;
-		if (json_array_append_new(arr, range_to_json(s, end,
-							     &slots[s])) != 0) {
+		if (json_array_append_new(
+		            arr, range_to_json(s, end, &slots[s])) != 0) {
 			json_decref(arr);
 			return NULL;
 		}
@@ -78,8 +78,8 @@ json_t *narf_map_slots_to_json(const struct narf_slot *slots, const bool *take)
 static json_t *settings_to_json(const struct narf_map_settings *s)
 {
 	return json_pack("{s:i,s:i,s:s}", "replication", (int)s->replication,
-			 "node_timeout_ms", (int)s->node_timeout_ms, "ack",
-			 ack_name(s->ack));
+	                 "node_timeout_ms", (int)s->node_timeout_ms, "ack",
+	                 ack_name(s->ack));
 }
 
 static json_t *coords_to_json(const struct narf_map_coord *c, unsigned n)
@@ -87,9 +87,9 @@ static json_t *coords_to_json(const struct narf_map_coord *c, unsigned n)
 	json_t *a = json_array();
 
 	for (unsigned i = 0; a && i < n; i++)
-		json_array_append_new(a, json_pack("{s:I,s:s,s:s}", "id",
-						   (json_int_t)c[i].id, "raft",
-						   c[i].raft, "api", c[i].api));
+		json_array_append_new(
+		        a, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)c[i].id,
+		                     "raft", c[i].raft, "api", c[i].api));
 	return a;
 }
 
@@ -101,24 +101,29 @@ json_t *narf_map_to_json(const struct narf_map *m)
 		const struct narf_map_node *n = &m->nodes[i];
 
 		json_array_append_new(
-			nodes, json_pack("{s:I,s:s,s:s,s:s}", "id",
-					 (json_int_t)n->id, "addr", n->addr,
-					 "boot_id", n->boot_id, "state",
-					 narf_node_state_name(n->state)));
+		        nodes,
+		        json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)n->id,
+		                  "addr", n->addr, "boot_id", n->boot_id,
+		                  "state", narf_node_state_name(n->state)));
 	}
 	/* json_pack's "o" steals references, including on failure. */
 	return json_pack("{s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "epoch",
-			 (json_int_t)m->epoch, "next_node",
-			 (json_int_t)m->next_node, "lost_slots",
-			 (json_int_t)m->lost_slots, "settings",
-			 settings_to_json(&m->settings), "coordinators",
-			 coords_to_json(m->coords, m->n_coords), "nodes", nodes,
-			 "slots", narf_map_slots_to_json(m->slots, NULL));
+	                 (json_int_t)m->epoch, "next_node",
+	                 (json_int_t)m->next_node, "lost_slots",
+	                 (json_int_t)m->lost_slots, "settings",
+	                 settings_to_json(&m->settings), "coordinators",
+	                 coords_to_json(m->coords, m->n_coords), "nodes", nodes,
+	                 "slots", narf_map_slots_to_json(m->slots, NULL));
 }
 
 /* An integer field within [min, max]; absent is an error unless optional. */
-static int get_uint(const json_t *obj, const char *key, uint64_t min,
-		    uint64_t max, bool optional, uint64_t *out, char *errmsg)
+static int get_uint(const json_t *obj,
+                    const char *key,
+                    uint64_t min,
+                    uint64_t max,
+                    bool optional,
+                    uint64_t *out,
+                    char *errmsg)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -134,8 +139,9 @@ static int get_uint(const json_t *obj, const char *key, uint64_t min,
 	return 0;
 }
 
-int narf_map_settings_from_json(struct narf_map_settings *s, const json_t *obj,
-				char *errmsg)
+int narf_map_settings_from_json(struct narf_map_settings *s,
+                                const json_t *obj,
+                                char *errmsg)
 {
 	uint64_t v;
 	json_t *ack = json_object_get(obj, "ack");
@@ -160,15 +166,14 @@ int narf_map_settings_from_json(struct narf_map_settings *s, const json_t *obj,
 			s->ack = NARF_ACK_PRIMARY;
 		} else {
 			set_err(errmsg, "%s must be \"all\" or \"primary\"",
-				"ack");
+			        "ack");
 			return NARF_EINVAL;
 		}
 	}
 	return 0;
 }
 
-static int get_addr(const json_t *obj, const char *key, char *out,
-		    char *errmsg)
+static int get_addr(const json_t *obj, const char *key, char *out, char *errmsg)
 {
 	const char *a = json_string_value(json_object_get(obj, key));
 
@@ -180,8 +185,10 @@ static int get_addr(const json_t *obj, const char *key, char *out,
 	return 0;
 }
 
-int narf_map_coords_from_json(struct narf_map_coord *out, unsigned *n,
-			      const json_t *arr, char *errmsg)
+int narf_map_coords_from_json(struct narf_map_coord *out,
+                              unsigned *n,
+                              const json_t *arr,
+                              char *errmsg)
 {
 	size_t i;
 	json_t *c;
@@ -203,7 +210,8 @@ int narf_map_coords_from_json(struct narf_map_coord *out, unsigned *n,
 		out[i].id = id;
 		for (size_t j = 0; j < i; j++)
 			if (out[j].id == id) {
-				set_err(errmsg, "duplicate %s id", "coordinator");
+				set_err(errmsg, "duplicate %s id",
+				        "coordinator");
 				return NARF_EINVAL;
 			}
 	}
@@ -211,15 +219,18 @@ int narf_map_coords_from_json(struct narf_map_coord *out, unsigned *n,
 	return 0;
 }
 
-static int ids_from_json(const json_t *arr, uint32_t *ids, uint8_t *n,
-			 const char *what, char *errmsg)
+static int ids_from_json(const json_t *arr,
+                         uint32_t *ids,
+                         uint8_t *n,
+                         const char *what,
+                         char *errmsg)
 {
 	size_t i;
 	json_t *v;
 
 	if (!json_is_array(arr) || json_array_size(arr) > NARF_MAX_REPLICAS) {
 		set_err(errmsg, "'%s' must be an array of at most 4 node ids",
-			what);
+		        what);
 		return NARF_EINVAL;
 	}
 	json_array_foreach(arr, i, v)
@@ -249,8 +260,11 @@ static bool list_has(const uint32_t *ids, unsigned n, uint32_t id)
 	return false;
 }
 
-int narf_map_range_from_json(const json_t *r, unsigned *from, unsigned *to,
-			     struct narf_slot *s, char *errmsg)
+int narf_map_range_from_json(const json_t *r,
+                             unsigned *from,
+                             unsigned *to,
+                             struct narf_slot *s,
+                             char *errmsg)
 {
 	uint64_t f, t, p, e = 0, mv = 0;
 
@@ -260,15 +274,16 @@ int narf_map_range_from_json(const json_t *r, unsigned *from, unsigned *to,
 	    get_uint(r, "to", f, NARF_SLOTS - 1, false, &t, errmsg) != 0 ||
 	    get_uint(r, "primary", 0, UINT32_MAX, false, &p, errmsg) != 0 ||
 	    get_uint(r, "epoch", 0, INT64_MAX, true, &e, errmsg) ==
-		    NARF_EINVAL ||
+	            NARF_EINVAL ||
 	    get_uint(r, "move", 0, UINT32_MAX, true, &mv, errmsg) ==
-		    NARF_EINVAL ||
+	            NARF_EINVAL ||
 	    ids_from_json(json_object_get(r, "replicas"), s->replicas,
-			  &s->n_replicas, "replicas", errmsg) != 0 ||
+	                  &s->n_replicas, "replicas", errmsg) != 0 ||
 	    ids_from_json(json_object_get(r, "isr"), s->isr, &s->n_isr, "isr",
-			  errmsg) != 0) {
+	                  errmsg) != 0) {
 		if (errmsg != NULL && errmsg[0] == '\0')
-			set_err(errmsg, "%s is not a valid slot range", "range");
+			set_err(errmsg, "%s is not a valid slot range",
+			        "range");
 		return NARF_EINVAL;
 	}
 	s->primary = (uint32_t)p;
@@ -285,7 +300,7 @@ int narf_map_range_from_json(const json_t *r, unsigned *from, unsigned *to,
 	for (unsigned i = 0; i < s->n_isr; i++)
 		if (!list_has(s->replicas, s->n_replicas, s->isr[i])) {
 			set_err(errmsg, "%s: isr member is not a replica",
-				"range");
+			        "range");
 			return NARF_EINVAL;
 		}
 	*from = (unsigned)f;
@@ -293,8 +308,7 @@ int narf_map_range_from_json(const json_t *r, unsigned *from, unsigned *to,
 	return 0;
 }
 
-static int nodes_from_json(struct narf_map *m, const json_t *arr,
-			   char *errmsg)
+static int nodes_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 {
 	size_t i;
 	json_t *o;
@@ -310,19 +324,18 @@ static int nodes_from_json(struct narf_map *m, const json_t *arr,
 	json_array_foreach(arr, i, o)
 	{
 		struct narf_map_node *n = &m->nodes[i];
-		const char *boot = json_string_value(json_object_get(o,
-								     "boot_id"));
+		const char *boot =
+		        json_string_value(json_object_get(o, "boot_id"));
 		uint64_t id;
 
 		if (get_uint(o, "id", 1, UINT32_MAX, false, &id, errmsg) != 0 ||
 		    get_addr(o, "addr", n->addr, errmsg) != 0)
 			return NARF_EINVAL;
 		if (boot == NULL || strlen(boot) >= NARF_BOOT_ID_SIZE ||
-		    narf_node_state_parse(json_string_value(json_object_get(
-						  o, "state")),
-					  &n->state) != 0 ||
-		    (i > 0 && id <= m->nodes[i - 1].id) ||
-		    id >= m->next_node) {
+		    narf_node_state_parse(
+		            json_string_value(json_object_get(o, "state")),
+		            &n->state) != 0 ||
+		    (i > 0 && id <= m->nodes[i - 1].id) || id >= m->next_node) {
 			set_err(errmsg, "%s entry is invalid", "node");
 			return NARF_EINVAL;
 		}
@@ -333,8 +346,7 @@ static int nodes_from_json(struct narf_map *m, const json_t *arr,
 	return 0;
 }
 
-static int slots_from_json(struct narf_map *m, const json_t *arr,
-			   char *errmsg)
+static int slots_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 {
 	unsigned expect = 0;
 	size_t i;
@@ -353,7 +365,7 @@ static int slots_from_json(struct narf_map *m, const json_t *arr,
 			return NARF_EINVAL;
 		if (from != expect) {
 			set_err(errmsg, "%s ranges must be contiguous",
-				"slots");
+			        "slots");
 			return NARF_EINVAL;
 		}
 		for (unsigned k = from; k <= to; k++)
@@ -378,9 +390,9 @@ int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg)
 	if (!json_is_object(obj) ||
 	    get_uint(obj, "epoch", 0, INT64_MAX, false, &epoch, errmsg) != 0 ||
 	    get_uint(obj, "next_node", 1, UINT32_MAX, false, &next, errmsg) !=
-		    0 ||
+	            0 ||
 	    get_uint(obj, "lost_slots", 0, INT64_MAX, true, &lost, errmsg) ==
-		    NARF_EINVAL)
+	            NARF_EINVAL)
 		return NARF_EINVAL;
 	tmp = malloc(sizeof(*tmp));
 	if (tmp == NULL)
@@ -390,13 +402,13 @@ int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg)
 	tmp->next_node = (uint32_t)next;
 	tmp->lost_slots = lost;
 	if (narf_map_settings_from_json(&tmp->settings,
-					json_object_get(obj, "settings"),
-					errmsg) != 0)
+	                                json_object_get(obj, "settings"),
+	                                errmsg) != 0)
 		goto out;
 	if (json_array_size(json_object_get(obj, "coordinators")) > 0 &&
 	    narf_map_coords_from_json(tmp->coords, &tmp->n_coords,
-				      json_object_get(obj, "coordinators"),
-				      errmsg) != 0)
+	                              json_object_get(obj, "coordinators"),
+	                              errmsg) != 0)
 		goto out;
 	rv = nodes_from_json(tmp, json_object_get(obj, "nodes"), errmsg);
 	if (rv != 0)
@@ -417,40 +429,42 @@ out:
 json_t *narf_cmd_node_join(const char *addr, const char *boot_id)
 {
 	return json_pack("{s:i,s:s,s:s,s:s}", "v", NARF_MAP_VERSION, "type",
-			 "node_join", "addr", addr, "boot_id", boot_id);
+	                 "node_join", "addr", addr, "boot_id", boot_id);
 }
 
 json_t *narf_cmd_node_state(uint32_t node, enum narf_node_state st)
 {
 	return json_pack("{s:i,s:s,s:I,s:s}", "v", NARF_MAP_VERSION, "type",
-			 "node_state", "node", (json_int_t)node, "state",
-			 narf_node_state_name(st));
+	                 "node_state", "node", (json_int_t)node, "state",
+	                 narf_node_state_name(st));
 }
 
 json_t *narf_cmd_leave(uint32_t node)
 {
 	return json_pack("{s:i,s:s,s:I}", "v", NARF_MAP_VERSION, "type",
-			 "leave", "node", (json_int_t)node);
+	                 "leave", "node", (json_int_t)node);
 }
 
-json_t *narf_cmd_assign(uint64_t base_epoch, const struct narf_slot *slots,
-			const bool *take)
+json_t *narf_cmd_assign(uint64_t base_epoch,
+                        const struct narf_slot *slots,
+                        const bool *take)
 {
 	return json_pack("{s:i,s:s,s:I,s:o}", "v", NARF_MAP_VERSION, "type",
-			 "assign", "base_epoch", (json_int_t)base_epoch,
-			 "slots", narf_map_slots_to_json(slots, take));
+	                 "assign", "base_epoch", (json_int_t)base_epoch,
+	                 "slots", narf_map_slots_to_json(slots, take));
 }
 
-json_t *narf_cmd_init(const struct narf_map_coord *coords, unsigned n,
-		      const struct narf_map_settings *s)
+json_t *narf_cmd_init(const struct narf_map_coord *coords,
+                      unsigned n,
+                      const struct narf_map_settings *s)
 {
 	return json_pack("{s:i,s:s,s:o,s:o}", "v", NARF_MAP_VERSION, "type",
-			 "init", "coords", coords_to_json(coords, n),
-			 "settings", settings_to_json(s));
+	                 "init", "coords", coords_to_json(coords, n),
+	                 "settings", settings_to_json(s));
 }
 
 json_t *narf_cmd_coords_set(const struct narf_map_coord *coords, unsigned n)
 {
 	return json_pack("{s:i,s:s,s:o}", "v", NARF_MAP_VERSION, "type",
-			 "coords_set", "coords", coords_to_json(coords, n));
+	                 "coords_set", "coords", coords_to_json(coords, n));
 }

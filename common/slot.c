@@ -10,7 +10,7 @@ uint16_t narf_crc16(const char *buf, size_t len)
 		crc ^= (uint16_t)((unsigned char)buf[i] << 8);
 		for (int bit = 0; bit < 8; bit++)
 			crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021)
-					     : (uint16_t)(crc << 1);
+			                     : (uint16_t)(crc << 1);
 	}
 	return crc;
 }
@@ -24,7 +24,8 @@ unsigned narf_slot_of(const char *key, size_t len)
 		const char *close = memchr(open + 1, '}', len - start);
 
 		if (close != NULL && close > open + 1)
-			return narf_crc16(open + 1, (size_t)(close - open - 1)) &
+			return narf_crc16(open + 1,
+			                  (size_t)(close - open - 1)) &
 			       (NARF_SLOTS - 1);
 	}
 	return narf_crc16(key, len) & (NARF_SLOTS - 1);

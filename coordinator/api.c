@@ -24,8 +24,8 @@
 #include "coord.h"
 
 struct narf_conn {
-	uv_tcp_t tcp;      /* tcp.data == this */
-	uv_timer_t idle;   /* idle.data == this */
+	uv_tcp_t tcp;    /* tcp.data == this */
+	uv_timer_t idle; /* idle.data == this */
 	uv_shutdown_t shutdown;
 	struct narf_coord *c; /* borrowed */
 	struct narf_conn *prev, *next;
@@ -113,13 +113,13 @@ static void conn_send(struct narf_conn *conn, json_t *msg)
 	}
 }
 
-static json_t *error_reply(int err, const char *message,
-			   const struct narf_coord *c)
+static json_t *error_reply(int err,
+                           const char *message,
+                           const struct narf_coord *c)
 {
-	json_t *r = json_pack("{s:b,s:s,s:s}", "ok", 0, "error",
-			      narf_errcode(err), "message",
-			      message && message[0] ? message
-						    : narf_strerror(err));
+	json_t *r = json_pack(
+	        "{s:b,s:s,s:s}", "ok", 0, "error", narf_errcode(err), "message",
+	        message && message[0] ? message : narf_strerror(err));
 
 	if (r != NULL && err == NARF_ENOTLEADER) {
 		const char *api = narf_coord_leader_api(c);
@@ -150,7 +150,7 @@ static void conn_fail(struct narf_conn *conn, int err, const char *why)
 	}
 	conn->shutdown.data = conn;
 	if (uv_shutdown(&conn->shutdown, (uv_stream_t *)&conn->tcp,
-			shutdown_cb) != 0)
+	                shutdown_cb) != 0)
 		conn_close(conn);
 }
 
@@ -170,18 +170,19 @@ static json_t *op_ping(struct narf_coord *c)
 
 	json_object_set_new(r, "id", json_integer((json_int_t)c->cfg.id));
 	json_object_set_new(r, "role",
-			    json_string(narf_raftnode_role_name(rn)));
+	                    json_string(narf_raftnode_role_name(rn)));
 	json_object_set_new(r, "term",
-			    json_integer((json_int_t)narf_raftnode_term(rn)));
+	                    json_integer((json_int_t)narf_raftnode_term(rn)));
 	if (leader != 0)
 		json_object_set_new(r, "leader",
-				    json_integer((json_int_t)leader));
+		                    json_integer((json_int_t)leader));
 	if (api != NULL)
 		json_object_set_new(r, "leader_api", json_string(api));
-	json_object_set_new(r, "epoch", json_integer((json_int_t)rn->map->epoch));
-	json_object_set_new(r, "applied", json_integer((json_int_t)
-						       narf_raftnode_applied(
-							       rn)));
+	json_object_set_new(r, "epoch",
+	                    json_integer((json_int_t)rn->map->epoch));
+	json_object_set_new(
+	        r, "applied",
+	        json_integer((json_int_t)narf_raftnode_applied(rn)));
 	return r;
 }
 
@@ -195,9 +196,9 @@ static json_t *op_map(struct narf_coord *c, const json_t *req)
 	if (json_is_integer(have) &&
 	    (uint64_t)json_integer_value(have) == epoch)
 		return json_pack("{s:b,s:b,s:I}", "ok", 1, "current", 1,
-				 "epoch", (json_int_t)epoch);
-	return json_pack("{s:b,s:I,s:o}", "ok", 1, "epoch",
-			 (json_int_t)epoch, "map", narf_map_to_json(c->rn.map));
+		                 "epoch", (json_int_t)epoch);
+	return json_pack("{s:b,s:I,s:o}", "ok", 1, "epoch", (json_int_t)epoch,
+	                 "map", narf_map_to_json(c->rn.map));
 }
 
 static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
@@ -210,31 +211,30 @@ static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 
 	if (!json_is_integer(id) || boot == NULL)
 		return error_reply(NARF_EINVAL,
-				   "heartbeat needs node and boot_id", c);
+		                   "heartbeat needs node and boot_id", c);
 	n = narf_map_node_get(c->rn.map, (uint32_t)json_integer_value(id));
 	if (n == NULL || json_integer_value(id) <= 0 ||
 	    json_integer_value(id) > UINT32_MAX ||
 	    n->state == NARF_NODE_REMOVED || strcmp(n->boot_id, boot) != 0)
 		return error_reply(NARF_ENOTFOUND,
-				   "no such node incarnation: join again", c);
-	if (narf_leader_seen(c, n->id, true,
-			     json_is_integer(keys)
-				     ? (uint64_t)json_integer_value(keys)
-				     : 0,
-			     json_is_integer(mem)
-				     ? (uint64_t)json_integer_value(mem)
-				     : 0) != 0)
+		                   "no such node incarnation: join again", c);
+	if (narf_leader_seen(
+	            c, n->id, true,
+	            json_is_integer(keys) ? (uint64_t)json_integer_value(keys)
+	                                  : 0,
+	            json_is_integer(mem) ? (uint64_t)json_integer_value(mem)
+	                                 : 0) != 0)
 		return error_reply(NARF_ENOMEM, NULL, c);
 	return json_pack("{s:b,s:I,s:s}", "ok", 1, "epoch",
-			 (json_int_t)c->rn.map->epoch, "state",
-			 narf_node_state_name(n->state));
+	                 (json_int_t)c->rn.map->epoch, "state",
+	                 narf_node_state_name(n->state));
 }
 
 static json_t *settings_json(const struct narf_map_settings *s)
 {
 	return json_pack("{s:i,s:i,s:s}", "replication", (int)s->replication,
-			 "node_timeout_ms", (int)s->node_timeout_ms, "ack",
-			 s->ack == NARF_ACK_PRIMARY ? "primary" : "all");
+	                 "node_timeout_ms", (int)s->node_timeout_ms, "ack",
+	                 s->ack == NARF_ACK_PRIMARY ? "primary" : "all");
 }
 
 static void proposal_cb(void *data, int err, const struct narf_map_result *res)
@@ -254,14 +254,15 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 		reply = error_reply(res->err, res->errmsg, c);
 	} else {
 		reply = json_pack("{s:b,s:I}", "ok", 1, "epoch",
-				  (json_int_t)c->rn.map->epoch);
+		                  (json_int_t)c->rn.map->epoch);
 		if (conn->pending_join) {
 			json_object_set_new(reply, "node",
-					    json_integer(res->node));
+			                    json_integer(res->node));
 			narf_leader_seen(c, res->node, false, 0, 0);
 		} else {
-			json_object_set_new(reply, "settings",
-					    settings_json(&c->rn.map->settings));
+			json_object_set_new(
+			        reply, "settings",
+			        settings_json(&c->rn.map->settings));
 		}
 	}
 	conn_send(conn, reply);
@@ -292,8 +293,8 @@ static json_t *op_join(struct narf_conn *conn, const json_t *req)
 
 	if (addr == NULL || boot == NULL)
 		return error_reply(NARF_EINVAL,
-				   "join needs addr and boot_id strings",
-				   conn->c);
+		                   "join needs addr and boot_id strings",
+		                   conn->c);
 	return propose(conn, narf_cmd_node_join(addr, boot), true);
 }
 
@@ -304,17 +305,17 @@ static json_t *op_leave(struct narf_conn *conn, const json_t *req)
 	if (!json_is_integer(id) || json_integer_value(id) <= 0 ||
 	    json_integer_value(id) > UINT32_MAX)
 		return error_reply(NARF_EINVAL, "leave needs a node id",
-				   conn->c);
+		                   conn->c);
 	return propose(conn, narf_cmd_leave((uint32_t)json_integer_value(id)),
-		       false);
+	               false);
 }
 
 static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 {
 	static const char *const keys[] = {"replication", "node_timeout_ms",
-					   "ack"};
+	                                   "ack"};
 	json_t *cmd = json_pack("{s:i,s:s}", "v", NARF_MAP_VERSION, "type",
-				"settings");
+	                        "settings");
 	bool any = false;
 
 	for (size_t i = 0; cmd && i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -328,8 +329,8 @@ static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 	if (!any) {
 		json_decref(cmd);
 		return json_pack("{s:b,s:I,s:o}", "ok", 1, "epoch",
-				 (json_int_t)conn->c->rn.map->epoch, "settings",
-				 settings_json(&conn->c->rn.map->settings));
+		                 (json_int_t)conn->c->rn.map->epoch, "settings",
+		                 settings_json(&conn->c->rn.map->settings));
 	}
 	return propose(conn, cmd, false);
 }
@@ -340,8 +341,8 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 	const char *op = json_string_value(json_object_get(req, "op"));
 
 	if (op == NULL)
-		return error_reply(NARF_EINVAL, "request needs an \"op\" string",
-				   c);
+		return error_reply(NARF_EINVAL,
+		                   "request needs an \"op\" string", c);
 	if (strcmp(op, "ping") == 0)
 		return op_ping(c);
 	if (strcmp(op, "join") != 0 && strcmp(op, "heartbeat") != 0 &&
@@ -358,7 +359,7 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 		return op_map(c, req);
 	if (strcmp(op, "status") == 0)
 		return json_pack("{s:b,s:o}", "ok", 1, "status",
-				 narf_leader_status(c));
+		                 narf_leader_status(c));
 	if (strcmp(op, "join") == 0)
 		return op_join(conn, req);
 	if (strcmp(op, "leave") == 0)
@@ -424,7 +425,7 @@ static void conn_drain(struct narf_conn *conn)
 		conn->reading = false;
 	} else if (!conn->waiting && !conn->reading) {
 		if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb,
-				  conn_read_cb) == 0)
+		                  conn_read_cb) == 0)
 			conn->reading = true;
 	}
 }
@@ -466,7 +467,7 @@ static void accept_cb(uv_stream_t *server, int status)
 	}
 	uv_tcp_nodelay(&conn->tcp, 1);
 	uv_timer_start(&conn->idle, idle_cb, NARF_COORD_IDLE_MS,
-		       NARF_COORD_IDLE_MS);
+	               NARF_COORD_IDLE_MS);
 	conn_drain(conn); /* starts reading */
 }
 
@@ -479,11 +480,11 @@ int narf_api_listen(struct narf_coord *c, char *errmsg)
 	if (narf_parse_hostport(c->cfg.self->api, host, sizeof(host), &port) !=
 	    0) {
 		snprintf(errmsg, NARF_ERRMSG_SIZE, "bad API address %s",
-			 c->cfg.self->api);
+		         c->cfg.self->api);
 		return NARF_EINVAL;
 	}
 	uv_ip4_addr(strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, port,
-		    &sa);
+	            &sa);
 	uv_tcp_init(&c->loop, &c->listener);
 	c->listener.data = c;
 	rv = uv_tcp_bind(&c->listener, (const struct sockaddr *)&sa, 0);
@@ -491,7 +492,7 @@ int narf_api_listen(struct narf_coord *c, char *errmsg)
 		rv = uv_listen((uv_stream_t *)&c->listener, 128, accept_cb);
 	if (rv != 0) {
 		snprintf(errmsg, NARF_ERRMSG_SIZE, "listen on %s: %s",
-			 c->cfg.self->api, uv_strerror(rv));
+		         c->cfg.self->api, uv_strerror(rv));
 		return narf_err_from_uv(rv);
 	}
 	return 0;

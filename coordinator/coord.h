@@ -20,7 +20,7 @@
 
 #ifndef container_of
 #define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+	((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
 #define NARF_COORD_CRON_MS 50
@@ -47,12 +47,12 @@ struct narf_hb {
 };
 
 struct narf_leader {
-	uint64_t since_ms;   /* loop time this member became leader, or 0 */
-	struct narf_hb *hb;  /* owned; sorted by node id */
+	uint64_t since_ms;  /* loop time this member became leader, or 0 */
+	struct narf_hb *hb; /* owned; sorted by node id */
 	unsigned n_hb;
 	unsigned cap_hb;
-	bool proposing;         /* a leader-initiated entry is in flight */
-	uint64_t balanced_epoch; /* epoch the planner found balanced, or 0 */
+	bool proposing;           /* a leader-initiated entry is in flight */
+	uint64_t balanced_epoch;  /* epoch the planner found balanced, or 0 */
 	struct narf_slot *target; /* owned scratch: NARF_SLOTS entries */
 };
 
@@ -82,10 +82,12 @@ void narf_leader_cron(struct narf_coord *c);
 /* Start the cron timer (every NARF_COORD_CRON_MS) that runs the above. */
 void narf_leader_start_cron(struct narf_coord *c);
 /* Record a node's liveness (heartbeat or join) at loop time now. */
-int narf_leader_seen(struct narf_coord *c, uint32_t node, bool beat,
-		     uint64_t keys, uint64_t used_memory);
-const struct narf_hb *narf_leader_hb(const struct narf_coord *c,
-				     uint32_t node);
+int narf_leader_seen(struct narf_coord *c,
+                     uint32_t node,
+                     bool beat,
+                     uint64_t keys,
+                     uint64_t used_memory);
+const struct narf_hb *narf_leader_hb(const struct narf_coord *c, uint32_t node);
 /* The status object of docs/protocol.md; a new reference. */
 json_t *narf_leader_status(struct narf_coord *c);
 /* API address of the current leader as this member knows it, or NULL. */

@@ -42,8 +42,9 @@ void narf_leader_close(struct narf_leader *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static struct narf_hb *hb_find(const struct narf_leader *l, uint32_t node,
-			       unsigned *pos)
+static struct narf_hb *hb_find(const struct narf_leader *l,
+                               uint32_t node,
+                               unsigned *pos)
 {
 	unsigned lo = 0, hi = l->n_hb;
 
@@ -62,14 +63,16 @@ static struct narf_hb *hb_find(const struct narf_leader *l, uint32_t node,
 	return NULL;
 }
 
-const struct narf_hb *narf_leader_hb(const struct narf_coord *c,
-				     uint32_t node)
+const struct narf_hb *narf_leader_hb(const struct narf_coord *c, uint32_t node)
 {
 	return hb_find(&c->leader, node, NULL);
 }
 
-int narf_leader_seen(struct narf_coord *c, uint32_t node, bool beat,
-		     uint64_t keys, uint64_t used_memory)
+int narf_leader_seen(struct narf_coord *c,
+                     uint32_t node,
+                     bool beat,
+                     uint64_t keys,
+                     uint64_t used_memory)
 {
 	struct narf_leader *l = &c->leader;
 	unsigned pos = 0;
@@ -86,7 +89,7 @@ int narf_leader_seen(struct narf_coord *c, uint32_t node, bool beat,
 			l->cap_hb = cap;
 		}
 		memmove(&l->hb[pos + 1], &l->hb[pos],
-			(l->n_hb - pos) * sizeof(*hb));
+		        (l->n_hb - pos) * sizeof(*hb));
 		l->n_hb++;
 		hb = &l->hb[pos];
 		memset(hb, 0, sizeof(*hb));
@@ -129,11 +132,12 @@ void narf_leader_start_cron(struct narf_coord *c)
 	uv_timer_init(&c->loop, &c->cron);
 	c->cron.data = c;
 	uv_timer_start(&c->cron, cron_cb, NARF_COORD_CRON_MS,
-		       NARF_COORD_CRON_MS);
+	               NARF_COORD_CRON_MS);
 }
 
-static void leader_proposal_cb(void *data, int err,
-			       const struct narf_map_result *res)
+static void leader_proposal_cb(void *data,
+                               int err,
+                               const struct narf_map_result *res)
 {
 	struct narf_coord *c = data;
 
@@ -144,15 +148,16 @@ static void leader_proposal_cb(void *data, int err,
 		uv_timer_start(&c->cron, cron_cb, 0, NARF_COORD_CRON_MS);
 	if (err != 0)
 		NARF_WARN("leader: decision not applied: %s",
-			  narf_strerror(err));
+		          narf_strerror(err));
 	else if (res->err != 0)
 		NARF_WARN("leader: decision rejected: %s", res->errmsg);
 }
 
 /* Age of a node's last sign of life, counted from when this member became
  * leader at the earliest. */
-static uint64_t silence_ms(const struct narf_coord *c, uint32_t node,
-			   uint64_t now)
+static uint64_t silence_ms(const struct narf_coord *c,
+                           uint32_t node,
+                           uint64_t now)
 {
 	const struct narf_hb *hb = narf_leader_hb(c, node);
 	uint64_t since = c->leader.since_ms;
@@ -180,13 +185,14 @@ static json_t *node_decision(struct narf_coord *c, uint64_t now)
 		const struct narf_map_node *n = &m->nodes[i];
 		uint64_t quiet = silence_ms(c, n->id, now);
 		bool live = n->state == NARF_NODE_JOINING ||
-			    n->state == NARF_NODE_UP ||
-			    n->state == NARF_NODE_LEAVING;
+		            n->state == NARF_NODE_UP ||
+		            n->state == NARF_NODE_LEAVING;
 
 		if (live && quiet > timeout) {
-			NARF_WARN("leader: node %u (%s) unseen for %llu ms: "
-				  "marking it down",
-				  n->id, n->addr, (unsigned long long)quiet);
+			NARF_WARN(
+			        "leader: node %u (%s) unseen for %llu ms: "
+			        "marking it down",
+			        n->id, n->addr, (unsigned long long)quiet);
 			return narf_cmd_node_state(n->id, NARF_NODE_DOWN);
 		}
 	}
@@ -194,19 +200,19 @@ static json_t *node_decision(struct narf_coord *c, uint64_t now)
 		const struct narf_map_node *n = &m->nodes[i];
 		const struct narf_hb *hb = narf_leader_hb(c, n->id);
 		bool beating = hb != NULL && hb->beats > 0 &&
-			       now - hb->last_seen_ms <= timeout;
+		               now - hb->last_seen_ms <= timeout;
 
 		if ((n->state == NARF_NODE_JOINING ||
 		     n->state == NARF_NODE_DOWN) &&
 		    beating) {
 			NARF_INFO("leader: node %u (%s) heartbeats: up", n->id,
-				  n->addr);
+			          n->addr);
 			return narf_cmd_node_state(n->id, NARF_NODE_UP);
 		}
 		if (n->state == NARF_NODE_LEAVING &&
 		    !node_holds_copies(m, n->id)) {
 			NARF_INFO("leader: node %u (%s) drained: removed",
-				  n->id, n->addr);
+			          n->id, n->addr);
 			return narf_cmd_node_state(n->id, NARF_NODE_REMOVED);
 		}
 	}
@@ -232,7 +238,7 @@ static json_t *plan_decision(struct narf_coord *c)
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
 		take[s] = !narf_slot_equal(&l->target[s], &m->slots[s]);
 	NARF_INFO("leader: rebalancing %u slots at epoch %llu", changed,
-		  (unsigned long long)m->epoch);
+	          (unsigned long long)m->epoch);
 	return narf_cmd_assign(m->epoch, l->target, take);
 }
 
@@ -244,7 +250,7 @@ static json_t *next_decision(struct narf_coord *c, uint64_t now)
 	if (m->n_coords == 0) {
 		NARF_INFO("leader: initialising the map of a new cluster");
 		return narf_cmd_init(c->cfg.members, c->cfg.n_members,
-				     &c->cfg.settings);
+		                     &c->cfg.settings);
 	}
 	cmd = node_decision(c, now);
 	if (cmd == NULL)
@@ -284,24 +290,24 @@ void narf_leader_cron(struct narf_coord *c)
 static json_t *coordinators_status(struct narf_coord *c)
 {
 	const struct narf_map *m = c->rn.map;
-	const struct narf_map_coord *list = m->n_coords ? m->coords
-							: c->cfg.members;
+	const struct narf_map_coord *list =
+	        m->n_coords ? m->coords : c->cfg.members;
 	unsigned n = m->n_coords ? m->n_coords : c->cfg.n_members;
 	json_t *arr = json_array();
 
 	for (unsigned i = 0; arr && i < n; i++) {
 		bool self = list[i].id == c->cfg.id;
-		bool reachable = narf_raftnode_member_reachable(&c->rn,
-								list[i].id);
-		const char *role = self ? narf_raftnode_role_name(&c->rn)
-				   : reachable ? "follower"
-					       : "unknown";
+		bool reachable =
+		        narf_raftnode_member_reachable(&c->rn, list[i].id);
+		const char *role = self        ? narf_raftnode_role_name(&c->rn)
+		                   : reachable ? "follower"
+		                               : "unknown";
 
 		json_array_append_new(
-			arr, json_pack("{s:I,s:s,s:s,s:s,s:b}", "id",
-				       (json_int_t)list[i].id, "api",
-				       list[i].api, "raft", list[i].raft,
-				       "role", role, "reachable", reachable));
+		        arr, json_pack("{s:I,s:s,s:s,s:s,s:b}", "id",
+		                       (json_int_t)list[i].id, "api",
+		                       list[i].api, "raft", list[i].raft,
+		                       "role", role, "reachable", reachable));
 	}
 	return arr;
 }
@@ -319,16 +325,16 @@ static json_t *nodes_status(struct narf_coord *c, uint64_t now)
 
 		narf_map_node_counts(m, n->id, &primaries, &replicas);
 		o = json_pack("{s:I,s:s,s:s,s:i,s:i,s:I,s:I}", "id",
-			      (json_int_t)n->id, "addr", n->addr, "state",
-			      narf_node_state_name(n->state), "primaries",
-			      (int)primaries, "replicas", (int)replicas,
-			      "keys", (json_int_t)(hb ? hb->keys : 0),
-			      "used_memory",
-			      (json_int_t)(hb ? hb->used_memory : 0));
+		              (json_int_t)n->id, "addr", n->addr, "state",
+		              narf_node_state_name(n->state), "primaries",
+		              (int)primaries, "replicas", (int)replicas, "keys",
+		              (json_int_t)(hb ? hb->keys : 0), "used_memory",
+		              (json_int_t)(hb ? hb->used_memory : 0));
 		if (o != NULL && hb != NULL)
-			json_object_set_new(o, "last_seen_ms",
-					    json_integer((json_int_t)(
-						    now - hb->last_seen_ms)));
+			json_object_set_new(
+			        o, "last_seen_ms",
+			        json_integer(
+			                (json_int_t)(now - hb->last_seen_ms)));
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -350,9 +356,9 @@ static json_t *slots_status(const struct narf_map *m)
 			under++;
 	}
 	return json_pack("{s:i,s:i,s:i,s:i,s:I}", "assigned", (int)assigned,
-			 "unassigned", (int)(NARF_SLOTS - assigned), "moving",
-			 (int)moving, "under_replicated", (int)under, "lost",
-			 (json_int_t)m->lost_slots);
+	                 "unassigned", (int)(NARF_SLOTS - assigned), "moving",
+	                 (int)moving, "under_replicated", (int)under, "lost",
+	                 (json_int_t)m->lost_slots);
 }
 
 json_t *narf_leader_status(struct narf_coord *c)
@@ -361,11 +367,11 @@ json_t *narf_leader_status(struct narf_coord *c)
 	uint64_t now = uv_now(&c->loop);
 
 	return json_pack("{s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:o}", "leader",
-			 (json_int_t)narf_raftnode_leader_id(&c->rn), "term",
-			 (json_int_t)narf_raftnode_term(&c->rn), "epoch",
-			 (json_int_t)m->epoch, "replication",
-			 (int)m->settings.replication, "node_timeout_ms",
-			 (int)m->settings.node_timeout_ms, "coordinators",
-			 coordinators_status(c), "nodes", nodes_status(c, now),
-			 "slots", slots_status(m));
+	                 (json_int_t)narf_raftnode_leader_id(&c->rn), "term",
+	                 (json_int_t)narf_raftnode_term(&c->rn), "epoch",
+	                 (json_int_t)m->epoch, "replication",
+	                 (int)m->settings.replication, "node_timeout_ms",
+	                 (int)m->settings.node_timeout_ms, "coordinators",
+	                 coordinators_status(c), "nodes", nodes_status(c, now),
+	                 "slots", slots_status(m));
 }

@@ -19,33 +19,42 @@
 #include "coord.h"
 
 static const char usage_text[] =
-	"Usage: coord --id N --data-dir DIR --members LIST [options]\n"
-	"\n"
-	"One member of narf's coordinator: a three-member Raft group that owns\n"
-	"the cluster map (data nodes, slots, replicas) and serves it on a JSON\n"
-	"API port (docs/protocol.md).\n"
-	"\n"
-	"Required:\n"
-	"  --id N                 this member's id, one of the ids in --members\n"
-	"  --data-dir DIR         Raft log and snapshots (created if missing);\n"
-	"                         empty on the first start, which bootstraps\n"
-	"  --members LIST         every member as ID=RAFT_ADDR/API_ADDR, comma\n"
-	"                         separated, identical on all members, e.g.\n"
-	"                         1=127.0.0.1:7101/127.0.0.1:7001,2=...,3=...\n"
-	"Options (the first three are written into a new cluster's map):\n"
-	"  --replicas N           copies per slot, primary included (1-5;\n"
-	"                         default 2)\n"
-	"  --node-timeout MS      heartbeat silence before a data node is\n"
-	"                         marked down (100-60000; default 600)\n"
-	"  --ack all|primary      default write acknowledgement (default all)\n"
-	"  --election-timeout MS  Raft election timeout (50-10000; default 300)\n"
-	"  --heartbeat-timeout MS Raft heartbeat interval (10-5000; default 50)\n"
-	"  --log-level LEVEL      debug, info, warn or error (default info)\n"
-	"  --help                 show this text\n"
-	"\n"
-	"Durations accept ms, s or m suffixes. Logs go to stderr, one line per\n"
-	"event. SIGTERM or SIGINT stop the member cleanly. Exit status: 0 on a\n"
-	"clean stop, 1 on a runtime failure, 2 on a bad flag.\n";
+        "Usage: coord --id N --data-dir DIR --members LIST [options]\n"
+        "\n"
+        "One member of narf's coordinator: a three-member Raft group that "
+        "owns\n"
+        "the cluster map (data nodes, slots, replicas) and serves it on a "
+        "JSON\n"
+        "API port (docs/protocol.md).\n"
+        "\n"
+        "Required:\n"
+        "  --id N                 this member's id, one of the ids in "
+        "--members\n"
+        "  --data-dir DIR         Raft log and snapshots (created if "
+        "missing);\n"
+        "                         empty on the first start, which bootstraps\n"
+        "  --members LIST         every member as ID=RAFT_ADDR/API_ADDR, "
+        "comma\n"
+        "                         separated, identical on all members, e.g.\n"
+        "                         1=127.0.0.1:7101/127.0.0.1:7001,2=...,3=...\n"
+        "Options (the first three are written into a new cluster's map):\n"
+        "  --replicas N           copies per slot, primary included (1-5;\n"
+        "                         default 2)\n"
+        "  --node-timeout MS      heartbeat silence before a data node is\n"
+        "                         marked down (100-60000; default 600)\n"
+        "  --ack all|primary      default write acknowledgement (default all)\n"
+        "  --election-timeout MS  Raft election timeout (50-10000; default "
+        "300)\n"
+        "  --heartbeat-timeout MS Raft heartbeat interval (10-5000; default "
+        "50)\n"
+        "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+        "  --help                 show this text\n"
+        "\n"
+        "Durations accept ms, s or m suffixes. Logs go to stderr, one line "
+        "per\n"
+        "event. SIGTERM or SIGINT stop the member cleanly. Exit status: 0 on "
+        "a\n"
+        "clean stop, 1 on a runtime failure, 2 on a bad flag.\n";
 
 static const char *prog = "coord";
 
@@ -66,27 +75,27 @@ static void parse_members(struct narf_coord_config *cfg, const char *text)
 
 		if (cfg->n_members == NARF_MAX_COORDS)
 			narf_usage_error(prog, "--members: at most %d members",
-					 NARF_MAX_COORDS);
+			                 NARF_MAX_COORDS);
 		if (eq == NULL || (slash = strchr(eq, '/')) == NULL)
 			narf_usage_error(prog,
-					 "--members: '%s' is not "
-					 "ID=RAFT_ADDR/API_ADDR",
-					 tok);
+			                 "--members: '%s' is not "
+			                 "ID=RAFT_ADDR/API_ADDR",
+			                 tok);
 		*eq = '\0';
 		*slash = '\0';
 		if (narf_parse_u64(tok, 1, 1000000, &id) != 0 ||
 		    narf_parse_hostport(eq + 1, host, sizeof(host), &port) !=
-			    0 ||
-		    narf_parse_hostport(slash + 1, host, sizeof(host),
-					&port) != 0)
+		            0 ||
+		    narf_parse_hostport(slash + 1, host, sizeof(host), &port) !=
+		            0)
 			narf_usage_error(prog,
-					 "--members: bad id or address in "
-					 "'%s=%s/%s'",
-					 tok, eq + 1, slash + 1);
+			                 "--members: bad id or address in "
+			                 "'%s=%s/%s'",
+			                 tok, eq + 1, slash + 1);
 		for (unsigned i = 0; i < cfg->n_members; i++)
 			if (cfg->members[i].id == id)
 				narf_usage_error(prog, "--members: id %s twice",
-						 tok);
+				                 tok);
 		m->id = id;
 		snprintf(m->raft, sizeof(m->raft), "%s", eq + 1);
 		snprintf(m->api, sizeof(m->api), "%s", slash + 1);
@@ -95,36 +104,48 @@ static void parse_members(struct narf_coord_config *cfg, const char *text)
 	free(copy);
 }
 
-static uint64_t ms_flag(const char *name, const char *text, uint64_t min,
-			uint64_t max)
+static uint64_t ms_flag(const char *name,
+                        const char *text,
+                        uint64_t min,
+                        uint64_t max)
 {
 	uint64_t v;
 
 	if (narf_parse_ms(text, min, max, &v) != 0)
 		narf_usage_error(prog,
-				 "%s '%s': expected a duration from %llu to "
-				 "%llu ms",
-				 name, text, (unsigned long long)min,
-				 (unsigned long long)max);
+		                 "%s '%s': expected a duration from %llu to "
+		                 "%llu ms",
+		                 name, text, (unsigned long long)min,
+		                 (unsigned long long)max);
 	return v;
 }
 
 static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 {
-	enum { O_ID = 256, O_DIR, O_MEMBERS, O_REPLICAS, O_NODE_TIMEOUT, O_ACK,
-	       O_ELECTION, O_HEARTBEAT, O_LOG, O_HELP };
+	enum {
+		O_ID = 256,
+		O_DIR,
+		O_MEMBERS,
+		O_REPLICAS,
+		O_NODE_TIMEOUT,
+		O_ACK,
+		O_ELECTION,
+		O_HEARTBEAT,
+		O_LOG,
+		O_HELP
+	};
 	static const struct option opts[] = {
-		{"id", required_argument, NULL, O_ID},
-		{"data-dir", required_argument, NULL, O_DIR},
-		{"members", required_argument, NULL, O_MEMBERS},
-		{"replicas", required_argument, NULL, O_REPLICAS},
-		{"node-timeout", required_argument, NULL, O_NODE_TIMEOUT},
-		{"ack", required_argument, NULL, O_ACK},
-		{"election-timeout", required_argument, NULL, O_ELECTION},
-		{"heartbeat-timeout", required_argument, NULL, O_HEARTBEAT},
-		{"log-level", required_argument, NULL, O_LOG},
-		{"help", no_argument, NULL, O_HELP},
-		{NULL, 0, NULL, 0},
+	        {"id", required_argument, NULL, O_ID},
+	        {"data-dir", required_argument, NULL, O_DIR},
+	        {"members", required_argument, NULL, O_MEMBERS},
+	        {"replicas", required_argument, NULL, O_REPLICAS},
+	        {"node-timeout", required_argument, NULL, O_NODE_TIMEOUT},
+	        {"ack", required_argument, NULL, O_ACK},
+	        {"election-timeout", required_argument, NULL, O_ELECTION},
+	        {"heartbeat-timeout", required_argument, NULL, O_HEARTBEAT},
+	        {"log-level", required_argument, NULL, O_LOG},
+	        {"help", no_argument, NULL, O_HELP},
+	        {NULL, 0, NULL, 0},
 	};
 	enum narf_log_level level;
 	uint64_t v;
@@ -135,9 +156,10 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		switch (o) {
 		case O_ID:
 			if (narf_parse_u64(optarg, 1, 1000000, &cfg->id) != 0)
-				narf_usage_error(prog, "--id '%s': expected a "
-						       "positive integer",
-						 optarg);
+				narf_usage_error(prog,
+				                 "--id '%s': expected a "
+				                 "positive integer",
+				                 optarg);
 			break;
 		case O_DIR:
 			cfg->data_dir = optarg;
@@ -147,63 +169,70 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			break;
 		case O_REPLICAS:
 			if (narf_parse_u64(optarg, 1, NARF_MAX_COPIES, &v) != 0)
-				narf_usage_error(prog, "--replicas '%s': "
-						       "expected 1 to 5",
-						 optarg);
+				narf_usage_error(prog,
+				                 "--replicas '%s': "
+				                 "expected 1 to 5",
+				                 optarg);
 			cfg->settings.replication = (unsigned)v;
 			break;
 		case O_NODE_TIMEOUT:
 			cfg->settings.node_timeout_ms = (unsigned)ms_flag(
-				"--node-timeout", optarg, 100, 60000);
+			        "--node-timeout", optarg, 100, 60000);
 			break;
 		case O_ACK:
 			if (strcmp(optarg, "all") != 0 &&
 			    strcmp(optarg, "primary") != 0)
-				narf_usage_error(prog, "--ack '%s': expected "
-						       "all or primary",
-						 optarg);
+				narf_usage_error(prog,
+				                 "--ack '%s': expected "
+				                 "all or primary",
+				                 optarg);
 			cfg->settings.ack = strcmp(optarg, "all") == 0
-						    ? NARF_ACK_ALL
-						    : NARF_ACK_PRIMARY;
+			                            ? NARF_ACK_ALL
+			                            : NARF_ACK_PRIMARY;
 			break;
 		case O_ELECTION:
 			cfg->election_timeout_ms = (unsigned)ms_flag(
-				"--election-timeout", optarg, 50, 10000);
+			        "--election-timeout", optarg, 50, 10000);
 			break;
 		case O_HEARTBEAT:
 			cfg->heartbeat_timeout_ms = (unsigned)ms_flag(
-				"--heartbeat-timeout", optarg, 10, 5000);
+			        "--heartbeat-timeout", optarg, 10, 5000);
 			break;
 		case O_LOG:
 			if (narf_log_parse_level(optarg, &level) != 0)
-				narf_usage_error(prog, "--log-level '%s': "
-						       "expected debug, info, "
-						       "warn or error",
-						 optarg);
+				narf_usage_error(prog,
+				                 "--log-level '%s': "
+				                 "expected debug, info, "
+				                 "warn or error",
+				                 optarg);
 			narf_log_set_level(level);
 			break;
 		case O_HELP:
 			fputs(usage_text, stdout);
 			exit(0);
 		default:
-			narf_usage_error(prog, "unknown or incomplete flag '%s'",
-					 argv[optind - 1]);
+			narf_usage_error(prog,
+			                 "unknown or incomplete flag '%s'",
+			                 argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		narf_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+		narf_usage_error(prog, "unexpected argument '%s'",
+		                 argv[optind]);
 	if (cfg->id == 0 || cfg->data_dir == NULL || cfg->n_members == 0)
-		narf_usage_error(prog, "--id, --data-dir and --members are "
-				       "required");
+		narf_usage_error(prog,
+		                 "--id, --data-dir and --members are "
+		                 "required");
 	for (unsigned i = 0; i < cfg->n_members; i++)
 		if (cfg->members[i].id == cfg->id)
 			cfg->self = &cfg->members[i];
 	if (cfg->self == NULL)
 		narf_usage_error(prog, "--id %llu is not listed in --members",
-				 (unsigned long long)cfg->id);
+		                 (unsigned long long)cfg->id);
 	if (cfg->heartbeat_timeout_ms * 2 > cfg->election_timeout_ms)
-		narf_usage_error(prog, "--heartbeat-timeout must be at most "
-				       "half the election timeout");
+		narf_usage_error(prog,
+		                 "--heartbeat-timeout must be at most "
+		                 "half the election timeout");
 }
 
 static void handle_closed_cb(uv_handle_t *h)
@@ -239,20 +268,20 @@ static void signal_cb(uv_signal_t *s, int signum)
 static int start(struct narf_coord *c)
 {
 	struct narf_raftnode_config rc = {
-		.id = c->cfg.id,
-		.data_dir = c->cfg.data_dir,
-		.raft_addr = c->cfg.self->raft,
-		.members = c->cfg.members,
-		.n_members = c->cfg.n_members,
-		.election_timeout_ms = c->cfg.election_timeout_ms,
-		.heartbeat_timeout_ms = c->cfg.heartbeat_timeout_ms,
+	        .id = c->cfg.id,
+	        .data_dir = c->cfg.data_dir,
+	        .raft_addr = c->cfg.self->raft,
+	        .members = c->cfg.members,
+	        .n_members = c->cfg.n_members,
+	        .election_timeout_ms = c->cfg.election_timeout_ms,
+	        .heartbeat_timeout_ms = c->cfg.heartbeat_timeout_ms,
 	};
 	char errmsg[NARF_ERRMSG_SIZE];
 	int rv;
 
 	if (mkdir(c->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
 		NARF_ERROR("cannot create --data-dir %s: %s", c->cfg.data_dir,
-			   strerror(errno));
+		           strerror(errno));
 		return 1;
 	}
 	rv = narf_leader_init(&c->leader);
@@ -277,8 +306,8 @@ static int start(struct narf_coord *c)
 	uv_signal_start(&c->sigterm, signal_cb, SIGTERM);
 	uv_signal_start(&c->sigint, signal_cb, SIGINT);
 	NARF_INFO("member %llu: raft %s, api %s, data %s",
-		  (unsigned long long)c->cfg.id, c->cfg.self->raft,
-		  c->cfg.self->api, c->cfg.data_dir);
+	          (unsigned long long)c->cfg.id, c->cfg.self->raft,
+	          c->cfg.self->api, c->cfg.data_dir);
 	return 0;
 }
 

@@ -63,8 +63,9 @@ static int padded_buffer(const char *text, struct raft_buffer *buf)
 	return 0;
 }
 
-static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
-		     void **result)
+static int fsm_apply(struct raft_fsm *fsm,
+                     const struct raft_buffer *buf,
+                     void **result)
 {
 	struct narf_raftnode *rn = fsm->data;
 	struct narf_map_result *res = &rn->last_result;
@@ -77,25 +78,26 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 	if (cmd == NULL) {
 		res->err = NARF_EINVAL;
 		snprintf(res->errmsg, sizeof(res->errmsg),
-			 "entry is not JSON: %s", jerr.text);
+		         "entry is not JSON: %s", jerr.text);
 		NARF_ERROR("fsm: skipped undecodable entry: %s", jerr.text);
 		return 0;
 	}
 	narf_map_apply(rn->map, cmd, res);
 	if (res->err != 0)
 		NARF_INFO("fsm: rejected %s: %s",
-			  json_string_value(json_object_get(cmd, "type")),
-			  res->errmsg);
+		          json_string_value(json_object_get(cmd, "type")),
+		          res->errmsg);
 	else if (res->changed)
 		NARF_DEBUG("fsm: applied %s, epoch %llu",
-			   json_string_value(json_object_get(cmd, "type")),
-			   (unsigned long long)rn->map->epoch);
+		           json_string_value(json_object_get(cmd, "type")),
+		           (unsigned long long)rn->map->epoch);
 	json_decref(cmd);
 	return 0;
 }
 
-static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-			unsigned *n_bufs)
+static int fsm_snapshot(struct raft_fsm *fsm,
+                        struct raft_buffer *bufs[],
+                        unsigned *n_bufs)
 {
 	struct narf_raftnode *rn = fsm->data;
 	json_t *obj = narf_map_to_json(rn->map);
@@ -123,7 +125,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	}
 	*n_bufs = 1;
 	NARF_INFO("fsm: snapshot at epoch %llu (%zu bytes)",
-		  (unsigned long long)rn->map->epoch, (*bufs)[0].len);
+	          (unsigned long long)rn->map->epoch, (*bufs)[0].len);
 	return 0;
 }
 
@@ -144,7 +146,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		rv = RAFT_CORRUPT;
 	} else {
 		NARF_INFO("fsm: restored snapshot at epoch %llu",
-			  (unsigned long long)rn->map->epoch);
+		          (unsigned long long)rn->map->epoch);
 	}
 	json_decref(obj);
 	if (rv == 0)
@@ -167,8 +169,10 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	free(p);
 }
 
-int narf_raftnode_propose(struct narf_raftnode *rn, const json_t *cmd,
-			  narf_propose_cb cb, void *data)
+int narf_raftnode_propose(struct narf_raftnode *rn,
+                          const json_t *cmd,
+                          narf_propose_cb cb,
+                          void *data)
 {
 	struct raft_buffer buf;
 	struct proposal *p;
@@ -202,8 +206,8 @@ int narf_raftnode_propose(struct narf_raftnode *rn, const json_t *cmd,
 		raft_free(buf.base);
 		free(p);
 		return rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST
-			       ? NARF_ENOTLEADER
-			       : NARF_EINTERNAL;
+		               ? NARF_ENOTLEADER
+		               : NARF_EINTERNAL;
 	}
 	rn->inflight++;
 	return 0;
@@ -212,7 +216,7 @@ int narf_raftnode_propose(struct narf_raftnode *rn, const json_t *cmd,
 static const char *state_name(int state)
 {
 	static const char *const names[] = {"unavailable", "follower",
-					    "candidate", "leader"};
+	                                    "candidate", "leader"};
 
 	return (state >= 0 && state <= RAFT_LEADER) ? names[state] : "unknown";
 }
@@ -225,8 +229,8 @@ static void barrier_cb(struct raft_barrier *req, int status)
 	if (status == 0 && rn->raft.state == RAFT_LEADER) {
 		rn->ready_term = rn->raft.current_term;
 		NARF_INFO("leader ready: term %llu, epoch %llu",
-			  (unsigned long long)rn->ready_term,
-			  (unsigned long long)rn->map->epoch);
+		          (unsigned long long)rn->ready_term,
+		          (unsigned long long)rn->map->epoch);
 	}
 }
 
@@ -237,8 +241,8 @@ bool narf_raftnode_poll(struct narf_raftnode *rn)
 
 	if (changed) {
 		NARF_INFO("raft: role %s -> %s, term %llu",
-			  state_name(rn->role), state_name(role),
-			  (unsigned long long)rn->raft.current_term);
+		          state_name(rn->role), state_name(role),
+		          (unsigned long long)rn->raft.current_term);
 		rn->role = role;
 	}
 	if (role != RAFT_LEADER) {
@@ -293,8 +297,7 @@ uint64_t narf_raftnode_leader_id(const struct narf_raftnode *rn)
 	return id;
 }
 
-bool narf_raftnode_member_reachable(const struct narf_raftnode *rn,
-				    uint64_t id)
+bool narf_raftnode_member_reachable(const struct narf_raftnode *rn, uint64_t id)
 {
 	const struct raft_configuration *c = &rn->raft.configuration;
 
@@ -310,7 +313,7 @@ bool narf_raftnode_member_reachable(const struct narf_raftnode *rn,
 }
 
 static int bootstrap_if_pristine(struct narf_raftnode *rn,
-				 const struct narf_raftnode_config *cfg)
+                                 const struct narf_raftnode_config *cfg)
 {
 	struct raft_configuration conf;
 	int rv = 0;
@@ -318,24 +321,25 @@ static int bootstrap_if_pristine(struct narf_raftnode *rn,
 	raft_configuration_init(&conf);
 	for (unsigned i = 0; rv == 0 && i < cfg->n_members; i++)
 		rv = raft_configuration_add(&conf, cfg->members[i].id,
-					    cfg->members[i].raft, RAFT_VOTER);
+		                            cfg->members[i].raft, RAFT_VOTER);
 	if (rv == 0) {
 		rv = raft_bootstrap(&rn->raft, &conf);
 		if (rv == 0)
 			NARF_INFO("raft: bootstrapped a %u-voter configuration",
-				  cfg->n_members);
+			          cfg->n_members);
 		else if (rv == RAFT_CANTBOOTSTRAP)
 			rv = 0; /* not pristine: recover from the data dir */
 	}
 	raft_configuration_close(&conf);
 	if (rv != 0)
 		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_bootstrap: %s",
-			 raft_strerror(rv));
+		         raft_strerror(rv));
 	return rv;
 }
 
-int narf_raftnode_start(struct narf_raftnode *rn, uv_loop_t *loop,
-			const struct narf_raftnode_config *cfg)
+int narf_raftnode_start(struct narf_raftnode *rn,
+                        uv_loop_t *loop,
+                        const struct narf_raftnode_config *cfg)
 {
 	int rv;
 
@@ -356,13 +360,13 @@ int narf_raftnode_start(struct narf_raftnode *rn, uv_loop_t *loop,
 	rv = raft_uv_tcp_init(&rn->transport, loop);
 	if (rv != 0) {
 		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_uv_tcp_init: %s",
-			 raft_strerror(rv));
+		         raft_strerror(rv));
 		goto err_after_map;
 	}
 	rv = raft_uv_init(&rn->io, loop, cfg->data_dir, &rn->transport);
 	if (rv != 0) {
 		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_uv_init %s: %s",
-			 cfg->data_dir, rn->io.errmsg);
+		         cfg->data_dir, rn->io.errmsg);
 		goto err_after_transport;
 	}
 	raft_uv_set_segment_size(&rn->io, SEGMENT_SIZE);
@@ -370,7 +374,7 @@ int narf_raftnode_start(struct narf_raftnode *rn, uv_loop_t *loop,
 	rv = raft_init(&rn->raft, &rn->io, &rn->fsm, cfg->id, cfg->raft_addr);
 	if (rv != 0) {
 		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_init: %s",
-			 raft_strerror(rv));
+		         raft_strerror(rv));
 		goto err_after_io;
 	}
 	rn->raft.data = rn;
@@ -378,7 +382,7 @@ int narf_raftnode_start(struct narf_raftnode *rn, uv_loop_t *loop,
 	raft_set_heartbeat_timeout(&rn->raft, cfg->heartbeat_timeout_ms);
 	raft_set_pre_vote(&rn->raft, true);
 	raft_set_install_snapshot_timeout(&rn->raft,
-					  INSTALL_SNAPSHOT_TIMEOUT_MS);
+	                                  INSTALL_SNAPSHOT_TIMEOUT_MS);
 	raft_set_snapshot_threshold(&rn->raft, SNAPSHOT_THRESHOLD);
 	raft_set_snapshot_trailing(&rn->raft, SNAPSHOT_TRAILING);
 	rv = bootstrap_if_pristine(rn, cfg);
@@ -387,7 +391,7 @@ int narf_raftnode_start(struct narf_raftnode *rn, uv_loop_t *loop,
 	rv = raft_start(&rn->raft);
 	if (rv != 0) {
 		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_start: %s",
-			 raft_errmsg(&rn->raft));
+		         raft_errmsg(&rn->raft));
 		goto err_after_raft;
 	}
 	rn->role = raft_state(&rn->raft);
@@ -424,7 +428,7 @@ static void raft_closed_cb(struct raft *r)
 }
 
 void narf_raftnode_close(struct narf_raftnode *rn,
-			 void (*cb)(struct narf_raftnode *rn))
+                         void (*cb)(struct narf_raftnode *rn))
 {
 	rn->close_cb = cb;
 	raft_close(&rn->raft, raft_closed_cb);

@@ -38,19 +38,20 @@ struct narf_raftnode_config {
  * (res then holds the map's verdict, which may itself be an error), or
  * NARF_ENOTLEADER / NARF_EBUSY / NARF_ENOMEM when it never applied. res is
  * only valid during the call. */
-typedef void (*narf_propose_cb)(void *data, int err,
-				const struct narf_map_result *res);
+typedef void (*narf_propose_cb)(void *data,
+                                int err,
+                                const struct narf_map_result *res);
 
 struct narf_raftnode {
 	struct raft raft;
 	struct raft_io io;
 	struct raft_uv_transport transport;
 	struct raft_fsm fsm;
-	struct narf_map *map; /* owned; the replicated state */
+	struct narf_map *map;               /* owned; the replicated state */
 	struct narf_map_result last_result; /* of the entry being applied */
-	unsigned inflight;   /* proposals awaiting their callback */
-	unsigned window;     /* at most this many in flight */
-	int role;            /* RAFT_* state seen by the last poll */
+	unsigned inflight;    /* proposals awaiting their callback */
+	unsigned window;      /* at most this many in flight */
+	int role;             /* RAFT_* state seen by the last poll */
 	raft_term ready_term; /* term whose barrier has applied, or 0 */
 	bool barrier_pending;
 	struct raft_barrier barrier;
@@ -61,17 +62,20 @@ struct narf_raftnode {
 /* Initialise and start the member: bootstraps the configuration when the
  * data dir is pristine, otherwise recovers from it. rn must stay at a fixed
  * address until closed. Returns 0 or NARF_E*, with rn->errmsg set. */
-int narf_raftnode_start(struct narf_raftnode *rn, uv_loop_t *loop,
-			const struct narf_raftnode_config *cfg);
+int narf_raftnode_start(struct narf_raftnode *rn,
+                        uv_loop_t *loop,
+                        const struct narf_raftnode_config *cfg);
 
 /* Stop: pending proposals fail with NARF_ENOTLEADER, then cb fires. */
 void narf_raftnode_close(struct narf_raftnode *rn,
-			 void (*cb)(struct narf_raftnode *rn));
+                         void (*cb)(struct narf_raftnode *rn));
 
 /* Propose one map command (borrowed JSON). Returns NARF_ENOTLEADER,
  * NARF_EBUSY or NARF_ENOMEM without calling cb, or 0 and calls cb later. */
-int narf_raftnode_propose(struct narf_raftnode *rn, const json_t *cmd,
-			  narf_propose_cb cb, void *data);
+int narf_raftnode_propose(struct narf_raftnode *rn,
+                          const json_t *cmd,
+                          narf_propose_cb cb,
+                          void *data);
 
 /* Track role changes; on becoming leader, append a barrier so the map is
  * current before the leader serves it. Returns true when the role changed. */
@@ -91,6 +95,6 @@ uint64_t narf_raftnode_leader_id(const struct narf_raftnode *rn);
 
 /* Seen from a leader: did member id answer within an election timeout? */
 bool narf_raftnode_member_reachable(const struct narf_raftnode *rn,
-				    uint64_t id);
+                                    uint64_t id);
 
 #endif /* NARF_RAFTNODE_H */

@@ -23,7 +23,7 @@
 #include "common/errors.h"
 #include "common/frame.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const size_t limits[] = {8, 64, 4096, NARF_FRAME_MAX_REQUEST};
 
@@ -35,12 +35,12 @@ static void check(int cond)
 }
 
 /* Encode msg, check it is one line, decode it again and compare. */
-static void check_round_trip(const json_t* msg)
+static void check_round_trip(const json_t *msg)
 {
 	struct narf_frame_decoder d;
-	json_t* back = NULL;
+	json_t *back = NULL;
 	size_t len = 0;
-	char* line = narf_frame_encode(msg, &len);
+	char *line = narf_frame_encode(msg, &len);
 
 	check(line != NULL && len > 0);
 	check(line[len - 1] == '\n' &&
@@ -56,12 +56,12 @@ static void check_round_trip(const json_t* msg)
 }
 
 /* Take every whole message buffered; returns the first error, or 0. */
-static int drain(struct narf_frame_decoder* d)
+static int drain(struct narf_frame_decoder *d)
 {
 	char errmsg[NARF_ERRMSG_SIZE];
 
 	for (;;) {
-		json_t* msg = (json_t*)1;
+		json_t *msg = (json_t *)1;
 		int rc = narf_frame_next(d, &msg, errmsg);
 
 		if (rc != 0) {
@@ -78,12 +78,12 @@ static int drain(struct narf_frame_decoder* d)
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct narf_frame_decoder d;
-	const uint8_t* sizes;
+	const uint8_t *sizes;
 	size_t nsizes, off, i = 0, idle = 0;
-	json_t* msg = NULL;
+	json_t *msg = NULL;
 	int rc = 0;
 
 	if (size < 1)
@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 			idle = 0;
 		if (n > size - off)
 			n = size - off;
-		rc = narf_frame_feed(&d, (const char*)data + off, n);
+		rc = narf_frame_feed(&d, (const char *)data + off, n);
 		off += n;
 		if (rc != 0)
 			check(rc == NARF_ETOOLARGE || rc == NARF_ENOMEM);

@@ -21,7 +21,7 @@
 #define SENTINEL UINT64_C(0xdeadbeefcafef00d)
 
 /* Assert that narf_parse_u64 rejects text and leaves *out alone. */
-static void u64_bad(const char* text, uint64_t min, uint64_t max)
+static void u64_bad(const char *text, uint64_t min, uint64_t max)
 {
 	uint64_t v = SENTINEL;
 
@@ -30,7 +30,7 @@ static void u64_bad(const char* text, uint64_t min, uint64_t max)
 }
 
 /* Return the value narf_parse_u64 gives text, failing the test on error. */
-static uint64_t u64_ok(const char* text, uint64_t min, uint64_t max)
+static uint64_t u64_ok(const char *text, uint64_t min, uint64_t max)
 {
 	uint64_t v = SENTINEL;
 
@@ -40,7 +40,7 @@ static uint64_t u64_ok(const char* text, uint64_t min, uint64_t max)
 
 /* Decimal integers parse exactly, including both ends of the range and the
  * largest uint64_t. */
-static void test_u64_valid(void** state)
+static void test_u64_valid(void **state)
 {
 	(void)state;
 	assert_true(u64_ok("0", 0, 10) == 0);
@@ -52,7 +52,7 @@ static void test_u64_valid(void** state)
 }
 
 /* Values outside [min, max] are rejected even when well formed. */
-static void test_u64_range(void** state)
+static void test_u64_range(void **state)
 {
 	(void)state;
 	u64_bad("11", 0, 10);
@@ -63,7 +63,7 @@ static void test_u64_range(void** state)
 
 /* Anything but plain decimal digits is rejected: empty, signs, spaces,
  * trailing garbage, hex and values that overflow 64 bits. */
-static void test_u64_garbage(void** state)
+static void test_u64_garbage(void **state)
 {
 	(void)state;
 	u64_bad("", 0, UINT64_MAX);
@@ -81,7 +81,7 @@ static void test_u64_garbage(void** state)
 }
 
 /* Return the milliseconds narf_parse_ms gives text, failing on error. */
-static uint64_t ms_ok(const char* text)
+static uint64_t ms_ok(const char *text)
 {
 	uint64_t v = SENTINEL;
 
@@ -90,7 +90,7 @@ static uint64_t ms_ok(const char* text)
 }
 
 /* Assert that narf_parse_ms rejects text within [min, max]. */
-static void ms_bad(const char* text, uint64_t min, uint64_t max)
+static void ms_bad(const char *text, uint64_t min, uint64_t max)
 {
 	uint64_t v = SENTINEL;
 
@@ -99,7 +99,7 @@ static void ms_bad(const char* text, uint64_t min, uint64_t max)
 }
 
 /* Bare numbers are milliseconds and the ms, s and m suffixes scale. */
-static void test_ms_units(void** state)
+static void test_ms_units(void **state)
 {
 	(void)state;
 	assert_true(ms_ok("250") == 250);
@@ -111,7 +111,7 @@ static void test_ms_units(void** state)
 
 /* Unknown or malformed suffixes are rejected: units are lower case and
  * glued to the number. */
-static void test_ms_bad_suffix(void** state)
+static void test_ms_bad_suffix(void **state)
 {
 	(void)state;
 	ms_bad("", 0, UINT64_MAX);
@@ -127,7 +127,7 @@ static void test_ms_bad_suffix(void** state)
 
 /* The range applies to the scaled value, and scaling that overflows 64 bits
  * is an error rather than a wrapped small number. */
-static void test_ms_range(void** state)
+static void test_ms_range(void **state)
 {
 	uint64_t v = SENTINEL;
 
@@ -147,7 +147,7 @@ static void test_ms_range(void** state)
 }
 
 /* Return the bytes narf_parse_bytes gives text, failing on error. */
-static uint64_t bytes_ok(const char* text)
+static uint64_t bytes_ok(const char *text)
 {
 	uint64_t v = SENTINEL;
 
@@ -156,7 +156,7 @@ static uint64_t bytes_ok(const char* text)
 }
 
 /* Assert that narf_parse_bytes rejects text and leaves *out alone. */
-static void bytes_bad(const char* text)
+static void bytes_bad(const char *text)
 {
 	uint64_t v = SENTINEL;
 
@@ -165,7 +165,7 @@ static void bytes_bad(const char* text)
 }
 
 /* Size suffixes are powers of 1024, with or without 'b', in any case. */
-static void test_bytes_units(void** state)
+static void test_bytes_units(void **state)
 {
 	(void)state;
 	assert_true(bytes_ok("0") == 0);
@@ -185,7 +185,7 @@ static void test_bytes_units(void** state)
 
 /* Sizes that overflow 64 bits after scaling, and malformed sizes, are
  * rejected. */
-static void test_bytes_bad(void** state)
+static void test_bytes_bad(void **state)
 {
 	(void)state;
 	bytes_bad("17179869184gb");
@@ -204,7 +204,7 @@ static void test_bytes_bad(void** state)
 }
 
 /* Assert that narf_parse_hostport rejects text, leaving host and port alone. */
-static void hostport_bad(const char* text, unsigned host_size)
+static void hostport_bad(const char *text, unsigned host_size)
 {
 	char host[128];
 	int port = -7;
@@ -220,7 +220,7 @@ static void hostport_bad(const char* text, unsigned host_size)
 
 /* Numeric IPv4 hosts and "localhost" with ports 1..65535 parse into their
  * parts. */
-static void test_hostport_valid(void** state)
+static void test_hostport_valid(void **state)
 {
 	char host[64];
 	int port = 0;
@@ -247,7 +247,7 @@ static void test_hostport_valid(void** state)
 }
 
 /* Missing, zero, out-of-range and non-numeric ports are rejected. */
-static void test_hostport_bad_port(void** state)
+static void test_hostport_bad_port(void **state)
 {
 	(void)state;
 	hostport_bad("127.0.0.1", 64);
@@ -264,7 +264,7 @@ static void test_hostport_bad_port(void** state)
 
 /* Empty, overlong, malformed and non-IPv4 hosts are rejected, including
  * hostnames other than "localhost". */
-static void test_hostport_bad_host(void** state)
+static void test_hostport_bad_host(void **state)
 {
 	char longhost[100];
 
@@ -292,7 +292,7 @@ static void test_hostport_bad_host(void** state)
 
 /* narf_usage_error prints "PROG: MESSAGE" and a --help hint on stderr and
  * exits with status 2. */
-static void test_usage_error_exits_2(void** state)
+static void test_usage_error_exits_2(void **state)
 {
 	int fds[2], status;
 	char out[512];

@@ -24,16 +24,16 @@ static const char sample[] =
         "\"u\":\"\\u00e9\\n\"}\n";
 
 /* Feed text and expect the feed to succeed. */
-static void feed_ok(struct narf_frame_decoder* d, const char* text, size_t n)
+static void feed_ok(struct narf_frame_decoder *d, const char *text, size_t n)
 {
 	assert_int_equal(narf_frame_feed(d, text, n), 0);
 }
 
 /* Take the next message, expecting success; returns NULL when none. */
-static json_t* next_ok(struct narf_frame_decoder* d)
+static json_t *next_ok(struct narf_frame_decoder *d)
 {
 	char errmsg[NARF_ERRMSG_SIZE] = "";
-	json_t* msg = (json_t*)1;
+	json_t *msg = (json_t *)1;
 	int rc = narf_frame_next(d, &msg, errmsg);
 
 	if (rc != 0)
@@ -42,10 +42,10 @@ static json_t* next_ok(struct narf_frame_decoder* d)
 }
 
 /* Take the next message expecting error err with a non-empty errmsg. */
-static void next_err(struct narf_frame_decoder* d, int err)
+static void next_err(struct narf_frame_decoder *d, int err)
 {
 	char errmsg[NARF_ERRMSG_SIZE] = "";
-	json_t* msg = (json_t*)1;
+	json_t *msg = (json_t *)1;
 
 	assert_int_equal(narf_frame_next(d, &msg, errmsg), err);
 	assert_null(msg);
@@ -53,10 +53,10 @@ static void next_err(struct narf_frame_decoder* d, int err)
 }
 
 /* Assert that the next message equals the JSON text want, and consume it. */
-static void expect_msg(struct narf_frame_decoder* d, const char* want)
+static void expect_msg(struct narf_frame_decoder *d, const char *want)
 {
-	json_t* expected = json_loads(want, 0, NULL);
-	json_t* msg = next_ok(d);
+	json_t *expected = json_loads(want, 0, NULL);
+	json_t *msg = next_ok(d);
 
 	assert_non_null(expected);
 	assert_non_null(msg);
@@ -66,13 +66,13 @@ static void expect_msg(struct narf_frame_decoder* d, const char* want)
 }
 
 /* Assert that no whole message is buffered. */
-static void expect_none(struct narf_frame_decoder* d)
+static void expect_none(struct narf_frame_decoder *d)
 {
 	assert_null(next_ok(d));
 }
 
 /* Decode one line from a fresh decoder and expect error err. */
-static void line_fails(const char* line, int err)
+static void line_fails(const char *line, int err)
 {
 	struct narf_frame_decoder d;
 
@@ -83,7 +83,7 @@ static void line_fails(const char* line, int err)
 }
 
 /* Decode one line from a fresh decoder and expect it to equal want. */
-static void line_parses(const char* line, const char* want)
+static void line_parses(const char *line, const char *want)
 {
 	struct narf_frame_decoder d;
 
@@ -96,9 +96,9 @@ static void line_parses(const char* line, const char* want)
 
 /* Build "{"k":"xxx...x"}" of exactly len bytes (len >= 8) into a malloc'd
  * buffer with room for a trailing newline and NUL. */
-static char* object_of_len(size_t len)
+static char *object_of_len(size_t len)
 {
-	char* s = malloc(len + 2);
+	char *s = malloc(len + 2);
 
 	assert_non_null(s);
 	assert_true(len >= 8);
@@ -111,10 +111,10 @@ static char* object_of_len(size_t len)
 
 /* Build an object nested depth levels deep ({"a":{"a":...1...}}) as one
  * line; the caller frees it. */
-static char* nested_object(int depth)
+static char *nested_object(int depth)
 {
-	char* s = malloc((size_t)depth * 6 + 3);
-	char* p = s;
+	char *s = malloc((size_t)depth * 6 + 3);
+	char *p = s;
 
 	assert_non_null(s);
 	for (int i = 0; i < depth; i++)
@@ -127,7 +127,7 @@ static char* nested_object(int depth)
 
 /* A message split at every possible byte boundary, and fed one byte at a
  * time, decodes to the same object as when fed whole. */
-static void test_split_at_every_boundary(void** state)
+static void test_split_at_every_boundary(void **state)
 {
 	size_t len = strlen(sample);
 	struct narf_frame_decoder d;
@@ -156,7 +156,7 @@ static void test_split_at_every_boundary(void** state)
 }
 
 /* Several messages in one feed come out one by one, in order. */
-static void test_several_messages_in_one_feed(void** state)
+static void test_several_messages_in_one_feed(void **state)
 {
 	static const char text[] = "{\"a\":1}\n{\"b\":2}\n{\"c\":[3]}\n{\"d\"";
 	struct narf_frame_decoder d;
@@ -175,7 +175,7 @@ static void test_several_messages_in_one_feed(void** state)
 }
 
 /* Empty lines (bare "\n" or "\r\n") are skipped without error. */
-static void test_empty_lines_skipped(void** state)
+static void test_empty_lines_skipped(void **state)
 {
 	static const char text[] = "\n\n{\"a\":1}\n\n\r\n\n{\"b\":2}\n\n";
 	struct narf_frame_decoder d;
@@ -192,7 +192,7 @@ static void test_empty_lines_skipped(void** state)
 }
 
 /* CRLF line endings parse, also when "\r" and "\n" arrive in two feeds. */
-static void test_crlf_accepted(void** state)
+static void test_crlf_accepted(void **state)
 {
 	struct narf_frame_decoder d;
 
@@ -212,7 +212,7 @@ static void test_crlf_accepted(void** state)
 
 /* A line without its newline yields nothing and no error, however it is
  * cut, until the newline arrives. */
-static void test_truncated_input_waits(void** state)
+static void test_truncated_input_waits(void **state)
 {
 	struct narf_frame_decoder d;
 
@@ -234,11 +234,11 @@ static void test_truncated_input_waits(void** state)
 
 /* Malformed JSON is NARF_EPROTO and the decoder stays failed: later calls
  * and feeds fail too, even with valid messages buffered behind it. */
-static void test_malformed_json_is_sticky(void** state)
+static void test_malformed_json_is_sticky(void **state)
 {
 	static const char text[] = "{\"a\":}\n{\"b\":1}\n";
 	struct narf_frame_decoder d;
-	json_t* msg = (json_t*)1;
+	json_t *msg = (json_t *)1;
 
 	(void)state;
 	narf_frame_decoder_init(&d, NARF_FRAME_MAX_REQUEST);
@@ -260,7 +260,7 @@ static void test_malformed_json_is_sticky(void** state)
 }
 
 /* Well-formed JSON that is not an object is NARF_EPROTO. */
-static void test_non_object_rejected(void** state)
+static void test_non_object_rejected(void **state)
 {
 	(void)state;
 	line_fails("[]\n", NARF_EPROTO);
@@ -272,7 +272,7 @@ static void test_non_object_rejected(void** state)
 }
 
 /* Duplicate keys are rejected at any depth rather than silently merged. */
-static void test_duplicate_keys_rejected(void** state)
+static void test_duplicate_keys_rejected(void **state)
 {
 	(void)state;
 	line_fails("{\"a\":1,\"a\":2}\n", NARF_EPROTO);
@@ -283,10 +283,10 @@ static void test_duplicate_keys_rejected(void** state)
 
 /* A line of exactly the maximum length is accepted, also when its newline
  * arrives in a later feed. */
-static void test_line_at_max_accepted(void** state)
+static void test_line_at_max_accepted(void **state)
 {
 	struct narf_frame_decoder d;
-	char* line = object_of_len(SMALL_MAX);
+	char *line = object_of_len(SMALL_MAX);
 
 	(void)state;
 	narf_frame_decoder_init(&d, SMALL_MAX);
@@ -301,11 +301,11 @@ static void test_line_at_max_accepted(void** state)
 /* An overlong line without a newline is rejected by the feed that passes
  * the maximum, whether it comes whole or in chunks, and the decoder stays
  * failed. */
-static void test_oversized_without_newline(void** state)
+static void test_oversized_without_newline(void **state)
 {
 	struct narf_frame_decoder d;
-	char* line = object_of_len(SMALL_MAX + 1);
-	json_t* msg = (json_t*)1;
+	char *line = object_of_len(SMALL_MAX + 1);
+	json_t *msg = (json_t *)1;
 	size_t off = 0;
 
 	(void)state;
@@ -332,11 +332,11 @@ static void test_oversized_without_newline(void** state)
 
 /* An overlong line whose newline comes in the same feed is rejected by
  * narf_frame_next, whole or with the last chunk carrying the newline. */
-static void test_oversized_with_newline(void** state)
+static void test_oversized_with_newline(void **state)
 {
 	struct narf_frame_decoder d;
-	char* line = object_of_len(SMALL_MAX + 1);
-	json_t* msg = (json_t*)1;
+	char *line = object_of_len(SMALL_MAX + 1);
+	json_t *msg = (json_t *)1;
 
 	(void)state;
 	strcat(line, "\n");
@@ -365,10 +365,10 @@ static void test_oversized_with_newline(void** state)
 
 /* The limit applies per line: drained lines do not count against the line
  * in progress. */
-static void test_limit_is_per_line(void** state)
+static void test_limit_is_per_line(void **state)
 {
 	struct narf_frame_decoder d;
-	char* line = object_of_len(SMALL_MAX);
+	char *line = object_of_len(SMALL_MAX);
 
 	(void)state;
 	narf_frame_decoder_init(&d, SMALL_MAX);
@@ -388,11 +388,11 @@ static void test_limit_is_per_line(void** state)
 
 /* With the real 1 MiB request limit, a line fed in 64 KiB reads is
  * rejected by the read that passes 1 MiB, not buffered further. */
-static void test_oversized_real_limit(void** state)
+static void test_oversized_real_limit(void **state)
 {
 	enum { CHUNK = 64 * 1024 };
 	struct narf_frame_decoder d;
-	char* chunk = malloc(CHUNK);
+	char *chunk = malloc(CHUNK);
 	size_t fed = 0;
 	int rc = 0;
 
@@ -415,12 +415,12 @@ static void test_oversized_real_limit(void** state)
 }
 
 /* Nesting of exactly 16 levels parses, and 17 levels is NARF_ETOODEEP. */
-static void test_depth_limit(void** state)
+static void test_depth_limit(void **state)
 {
-	char* ok = nested_object(NARF_FRAME_MAX_DEPTH);
-	char* deep = nested_object(NARF_FRAME_MAX_DEPTH + 1);
+	char *ok = nested_object(NARF_FRAME_MAX_DEPTH);
+	char *deep = nested_object(NARF_FRAME_MAX_DEPTH + 1);
 	char arrays[64];
-	char* p = arrays;
+	char *p = arrays;
 
 	(void)state;
 	line_parses(ok, ok);
@@ -451,7 +451,7 @@ static void test_depth_limit(void** state)
 
 /* Brackets inside strings, including after escaped quotes, do not count
  * toward the depth, while an escaped backslash does end the string. */
-static void test_brackets_in_strings(void** state)
+static void test_brackets_in_strings(void **state)
 {
 	static const char brackets[] =
 	        "{\"s\":\"[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{{\"}\n";
@@ -475,12 +475,12 @@ static void test_brackets_in_strings(void** state)
 
 /* Escaped quotes and backslashes inside strings decode to the intended
  * characters. */
-static void test_escaped_quotes(void** state)
+static void test_escaped_quotes(void **state)
 {
 	struct narf_frame_decoder d;
 	static const char text[] =
 	        "{\"a\":\"say \\\"hi\\\" {\",\"b\":\"\\\\\",\"c\\\"\":\"}\"}\n";
-	json_t* msg;
+	json_t *msg;
 
 	(void)state;
 	narf_frame_decoder_init(&d, NARF_FRAME_MAX_REQUEST);
@@ -500,11 +500,11 @@ static void test_escaped_quotes(void** state)
 /* narf_frame_encode emits one line ending in exactly one '\n', with
  * newlines inside strings escaped, that the decoder turns back into an
  * equal object. */
-static void test_encode_round_trip(void** state)
+static void test_encode_round_trip(void **state)
 {
 	struct narf_frame_decoder d;
 	json_t *msg, *back;
-	char* line;
+	char *line;
 	size_t len = 0;
 
 	(void)state;
@@ -535,11 +535,11 @@ static void test_encode_round_trip(void** state)
 }
 
 /* An empty object encodes to "{}\n". */
-static void test_encode_empty_object(void** state)
+static void test_encode_empty_object(void **state)
 {
-	json_t* msg = json_object();
+	json_t *msg = json_object();
 	size_t len = 0;
-	char* line = narf_frame_encode(msg, &len);
+	char *line = narf_frame_encode(msg, &len);
 
 	(void)state;
 	assert_non_null(line);
@@ -550,7 +550,7 @@ static void test_encode_empty_object(void** state)
 }
 
 /* Closing a decoder twice, or a NULL one, is harmless. */
-static void test_close_idempotent(void** state)
+static void test_close_idempotent(void **state)
 {
 	struct narf_frame_decoder d;
 

@@ -30,8 +30,9 @@ static void free_map(struct narf_map *m)
 }
 
 /* Apply a command given as JSON text; returns the error code. */
-static int apply_text(struct narf_map *m, const char *text,
-		      struct narf_map_result *res)
+static int apply_text(struct narf_map *m,
+                      const char *text,
+                      struct narf_map_result *res)
 {
 	json_error_t jerr;
 	json_t *cmd = json_loads(text, 0, &jerr);
@@ -43,8 +44,9 @@ static int apply_text(struct narf_map *m, const char *text,
 	return rv;
 }
 
-static int apply_cmd(struct narf_map *m, json_t *cmd,
-		     struct narf_map_result *res)
+static int apply_cmd(struct narf_map *m,
+                     json_t *cmd,
+                     struct narf_map_result *res)
 {
 	int rv;
 
@@ -64,14 +66,13 @@ static uint32_t add_up_node(struct narf_map *m, int port)
 	snprintf(boot, sizeof(boot), "boot-%d", port);
 	assert_int_equal(apply_cmd(m, narf_cmd_node_join(addr, boot), &res), 0);
 	assert_int_equal(
-		apply_cmd(m, narf_cmd_node_state(res.node, NARF_NODE_UP), &res),
-		0);
+	        apply_cmd(m, narf_cmd_node_state(res.node, NARF_NODE_UP), &res),
+	        0);
 	return res.node;
 }
 
 /* Give every slot primary p with ISR replicas r1 (and r2 when non-zero). */
-static void assign_all(struct narf_map *m, uint32_t p, uint32_t r1,
-		       uint32_t r2)
+static void assign_all(struct narf_map *m, uint32_t p, uint32_t r1, uint32_t r2)
 {
 	struct narf_map_result res;
 	struct narf_slot *slots = calloc(NARF_SLOTS, sizeof(*slots));
@@ -82,9 +83,8 @@ static void assign_all(struct narf_map *m, uint32_t p, uint32_t r1,
 		slots[s].replicas[0] = slots[s].isr[0] = r1;
 		slots[s].replicas[1] = slots[s].isr[1] = r2;
 	}
-	assert_int_equal(apply_cmd(m, narf_cmd_assign(m->epoch, slots, NULL),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_assign(m->epoch, slots, NULL), &res), 0);
 	free(slots);
 }
 
@@ -95,21 +95,21 @@ static void test_join_ids(void **state)
 	struct narf_map_result res;
 	uint64_t epoch;
 
-	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "a"),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "a"), &res),
+	        0);
 	assert_int_equal(res.node, 1);
 	assert_true(res.changed);
 	assert_int_equal(m->epoch, 1);
 	assert_int_equal(m->nodes[0].state, NARF_NODE_JOINING);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7202", "b"),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7202", "b"), &res),
+	        0);
 	assert_int_equal(res.node, 2);
 	epoch = m->epoch;
-	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "a"),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "a"), &res),
+	        0);
 	assert_int_equal(res.node, 1);
 	assert_false(res.changed);
 	assert_int_equal(m->epoch, epoch);
@@ -125,10 +125,11 @@ static void test_join_new_incarnation(void **state)
 	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
 
 	assign_all(m, a, b, 0);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201",
-							 "second-life"),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m,
+	                  narf_cmd_node_join("127.0.0.1:7201", "second-life"),
+	                  &res),
+	        0);
 	assert_int_equal(res.node, 3);
 	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_DOWN);
 	assert_int_equal(m->slots[0].primary, b);
@@ -142,19 +143,19 @@ static void test_join_new_incarnation(void **state)
 static void test_join_rejected(void **state)
 {
 	static const char *const bad[] = {
-		"{\"v\":1,\"type\":\"node_join\",\"boot_id\":\"x\"}",
-		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"nohost\","
-		"\"boot_id\":\"x\"}",
-		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:0\","
-		"\"boot_id\":\"x\"}",
-		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:1\","
-		"\"boot_id\":\"\"}",
-		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:1\","
-		"\"boot_id\":\"has space\"}",
-		"{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:1\","
-		"\"boot_id\":\"0123456789012345678901234567890123456789012345"
-		"678901234567890123456789\"}",
-		"{\"v\":1,\"type\":\"node_join\",\"addr\":7,\"boot_id\":\"x\"}",
+	        "{\"v\":1,\"type\":\"node_join\",\"boot_id\":\"x\"}",
+	        "{\"v\":1,\"type\":\"node_join\",\"addr\":\"nohost\","
+	        "\"boot_id\":\"x\"}",
+	        "{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:0\","
+	        "\"boot_id\":\"x\"}",
+	        "{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:1\","
+	        "\"boot_id\":\"\"}",
+	        "{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:1\","
+	        "\"boot_id\":\"has space\"}",
+	        "{\"v\":1,\"type\":\"node_join\",\"addr\":\"127.0.0.1:1\","
+	        "\"boot_id\":\"0123456789012345678901234567890123456789012345"
+	        "678901234567890123456789\"}",
+	        "{\"v\":1,\"type\":\"node_join\",\"addr\":7,\"boot_id\":\"x\"}",
 	};
 	struct narf_map *m = new_map();
 	struct narf_map_result res;
@@ -175,12 +176,12 @@ static void test_bad_envelope(void **state)
 	struct narf_map_result res;
 
 	assert_int_equal(apply_text(m, "{\"type\":\"leave\",\"node\":1}", &res),
-			 NARF_EINVAL);
-	assert_int_equal(apply_text(m, "{\"v\":2,\"type\":\"leave\",\"node\":1}",
-				    &res),
-			 NARF_EINVAL);
+	                 NARF_EINVAL);
+	assert_int_equal(
+	        apply_text(m, "{\"v\":2,\"type\":\"leave\",\"node\":1}", &res),
+	        NARF_EINVAL);
 	assert_int_equal(apply_text(m, "{\"v\":1,\"type\":\"explode\"}", &res),
-			 NARF_EUNKNOWNOP);
+	                 NARF_EUNKNOWNOP);
 	assert_int_equal(apply_text(m, "{\"v\":1}", &res), NARF_EUNKNOWNOP);
 	assert_int_equal(apply_text(m, "[1]", &res), NARF_EINVAL);
 	assert_int_equal(m->epoch, 0);
@@ -195,45 +196,42 @@ static void test_node_state(void **state)
 	uint32_t a = add_up_node(m, 7201);
 	uint64_t epoch = m->epoch;
 
-	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP), &res), 0);
 	assert_false(res.changed);
 	assert_int_equal(m->epoch, epoch);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_state(99, NARF_NODE_UP),
-				   &res),
-			 NARF_ENOTFOUND);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(99, NARF_NODE_UP), &res),
+	        NARF_ENOTFOUND);
 	assert_int_equal(apply_text(m,
-				    "{\"v\":1,\"type\":\"node_state\","
-				    "\"node\":1,\"state\":\"sleepy\"}",
-				    &res),
-			 NARF_EINVAL);
+	                            "{\"v\":1,\"type\":\"node_state\","
+	                            "\"node\":1,\"state\":\"sleepy\"}",
+	                            &res),
+	                 NARF_EINVAL);
 	assert_int_equal(apply_text(m,
-				    "{\"v\":1,\"type\":\"node_state\","
-				    "\"node\":-1,\"state\":\"up\"}",
-				    &res),
-			 NARF_EINVAL);
+	                            "{\"v\":1,\"type\":\"node_state\","
+	                            "\"node\":-1,\"state\":\"up\"}",
+	                            &res),
+	                 NARF_EINVAL);
 	/* up -> removed must go through leaving or down. */
-	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_REMOVED),
-				   &res),
-			 NARF_EINVAL);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN),
-				   &res),
-			 0);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_REMOVED), &res),
+	        NARF_EINVAL);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN), &res), 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP), &res), 0);
 	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), 0);
 	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_LEAVING);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_REMOVED),
-				   &res),
-			 0);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP),
-				   &res),
-			 NARF_EINVAL);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_REMOVED), &res),
+	        0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP), &res),
+	        NARF_EINVAL);
 	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), NARF_EINVAL);
 	assert_int_equal(apply_cmd(m, narf_cmd_leave(42), &res),
-			 NARF_ENOTFOUND);
+	                 NARF_ENOTFOUND);
 	free_map(m);
 }
 
@@ -245,7 +243,7 @@ static void test_down_promotion(void **state)
 	struct narf_map *m = new_map();
 	struct narf_map_result res;
 	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202),
-		 c = add_up_node(m, 7203);
+	         c = add_up_node(m, 7203);
 	struct narf_slot *slots = calloc(NARF_SLOTS, sizeof(*slots));
 
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
@@ -260,13 +258,11 @@ static void test_down_promotion(void **state)
 	slots[1].n_replicas = 1;
 	slots[1].replicas[0] = b;
 	m->settings.replication = 3;
-	assert_int_equal(apply_cmd(m, narf_cmd_assign(m->epoch, slots, NULL),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_assign(m->epoch, slots, NULL), &res), 0);
 	free(slots);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN), &res), 0);
 	assert_int_equal(m->slots[0].primary, c);
 	assert_int_equal(m->slots[0].n_replicas, 1);
 	assert_int_equal(m->slots[0].replicas[0], b);
@@ -289,8 +285,8 @@ static void test_assign_stale(void **state)
 
 	slots[0].primary = a;
 	assert_int_equal(
-		apply_cmd(m, narf_cmd_assign(epoch - 1, slots, NULL), &res),
-		NARF_ESTALE);
+	        apply_cmd(m, narf_cmd_assign(epoch - 1, slots, NULL), &res),
+	        NARF_ESTALE);
 	assert_int_equal(m->epoch, epoch);
 	assert_int_equal(m->slots[0].primary, 0);
 	free(slots);
@@ -302,51 +298,51 @@ static void test_assign_stale(void **state)
 static void test_assign_rejected(void **state)
 {
 	static const char *const bad[] = {
-		/* two copies on node 1 */
-		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[1],"
-		"\"isr\":[]}]",
-		/* node 3 is joining, not up */
-		"[{\"from\":0,\"to\":1,\"primary\":3,\"replicas\":[],"
-		"\"isr\":[]}]",
-		/* unknown node */
-		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[9],"
-		"\"isr\":[]}]",
-		/* isr member not a replica */
-		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[],"
-		"\"isr\":[2]}]",
-		/* three copies with replication 2 */
-		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2,4],"
-		"\"isr\":[]}]",
-		/* range out of order and past the end */
-		"[{\"from\":5,\"to\":1,\"primary\":1,\"replicas\":[],"
-		"\"isr\":[]}]",
-		"[{\"from\":0,\"to\":16384,\"primary\":1,\"replicas\":[],"
-		"\"isr\":[]}]",
-		/* replicas without a primary */
-		"[{\"from\":0,\"to\":1,\"primary\":0,\"replicas\":[1],"
-		"\"isr\":[]}]",
-		/* not an array of objects */
-		"[7]",
-		"[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2,2],"
-		"\"isr\":[]}]",
+	        /* two copies on node 1 */
+	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[1],"
+	        "\"isr\":[]}]",
+	        /* node 3 is joining, not up */
+	        "[{\"from\":0,\"to\":1,\"primary\":3,\"replicas\":[],"
+	        "\"isr\":[]}]",
+	        /* unknown node */
+	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[9],"
+	        "\"isr\":[]}]",
+	        /* isr member not a replica */
+	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[],"
+	        "\"isr\":[2]}]",
+	        /* three copies with replication 2 */
+	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2,4],"
+	        "\"isr\":[]}]",
+	        /* range out of order and past the end */
+	        "[{\"from\":5,\"to\":1,\"primary\":1,\"replicas\":[],"
+	        "\"isr\":[]}]",
+	        "[{\"from\":0,\"to\":16384,\"primary\":1,\"replicas\":[],"
+	        "\"isr\":[]}]",
+	        /* replicas without a primary */
+	        "[{\"from\":0,\"to\":1,\"primary\":0,\"replicas\":[1],"
+	        "\"isr\":[]}]",
+	        /* not an array of objects */
+	        "[7]",
+	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2,2],"
+	        "\"isr\":[]}]",
 	};
 	struct narf_map *m = new_map();
 	struct narf_map_result res;
 
 	add_up_node(m, 7201);
 	add_up_node(m, 7202);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7203", "j"),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7203", "j"), &res),
+	        0);
 	add_up_node(m, 7204);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char text[512];
 		uint64_t epoch = m->epoch;
 
 		snprintf(text, sizeof(text),
-			 "{\"v\":1,\"type\":\"assign\",\"base_epoch\":%llu,"
-			 "\"slots\":%s}",
-			 (unsigned long long)m->epoch, bad[i]);
+		         "{\"v\":1,\"type\":\"assign\",\"base_epoch\":%llu,"
+		         "\"slots\":%s}",
+		         (unsigned long long)m->epoch, bad[i]);
 		assert_int_not_equal(apply_text(m, text, &res), 0);
 		assert_int_equal(m->epoch, epoch);
 		assert_int_equal(m->slots[0].primary, 0);
@@ -381,33 +377,33 @@ static void test_settings(void **state)
 	struct narf_map_result res;
 
 	assert_int_equal(apply_text(m,
-				    "{\"v\":1,\"type\":\"settings\","
-				    "\"replication\":3,\"ack\":\"primary\"}",
-				    &res),
-			 0);
+	                            "{\"v\":1,\"type\":\"settings\","
+	                            "\"replication\":3,\"ack\":\"primary\"}",
+	                            &res),
+	                 0);
 	assert_int_equal(m->settings.replication, 3);
 	assert_int_equal(m->settings.ack, NARF_ACK_PRIMARY);
 	assert_int_equal(m->epoch, 1);
 	assert_int_equal(apply_text(m,
-				    "{\"v\":1,\"type\":\"settings\","
-				    "\"replication\":6}",
-				    &res),
-			 NARF_EINVAL);
+	                            "{\"v\":1,\"type\":\"settings\","
+	                            "\"replication\":6}",
+	                            &res),
+	                 NARF_EINVAL);
 	assert_int_equal(apply_text(m,
-				    "{\"v\":1,\"type\":\"settings\","
-				    "\"node_timeout_ms\":99}",
-				    &res),
-			 NARF_EINVAL);
+	                            "{\"v\":1,\"type\":\"settings\","
+	                            "\"node_timeout_ms\":99}",
+	                            &res),
+	                 NARF_EINVAL);
 	assert_int_equal(apply_text(m,
-				    "{\"v\":1,\"type\":\"settings\","
-				    "\"ack\":\"some\"}",
-				    &res),
-			 NARF_EINVAL);
+	                            "{\"v\":1,\"type\":\"settings\","
+	                            "\"ack\":\"some\"}",
+	                            &res),
+	                 NARF_EINVAL);
 	assert_int_equal(apply_text(m,
-				    "{\"v\":1,\"type\":\"settings\","
-				    "\"replication\":\"2\"}",
-				    &res),
-			 NARF_EINVAL);
+	                            "{\"v\":1,\"type\":\"settings\","
+	                            "\"replication\":\"2\"}",
+	                            &res),
+	                 NARF_EINVAL);
 	assert_int_equal(m->settings.replication, 3);
 	assert_int_equal(m->epoch, 1);
 	free_map(m);
@@ -419,9 +415,9 @@ static void test_init_and_coords(void **state)
 	struct narf_map *m = new_map();
 	struct narf_map_result res;
 	struct narf_map_coord c[3] = {
-		{1, "127.0.0.1:7101", "127.0.0.1:7001"},
-		{2, "127.0.0.1:7102", "127.0.0.1:7002"},
-		{3, "127.0.0.1:7103", "127.0.0.1:7003"},
+	        {1, "127.0.0.1:7101", "127.0.0.1:7001"},
+	        {2, "127.0.0.1:7102", "127.0.0.1:7002"},
+	        {3, "127.0.0.1:7103", "127.0.0.1:7003"},
 	};
 	struct narf_map_settings s = {3, 900, NARF_ACK_ALL};
 
@@ -430,10 +426,10 @@ static void test_init_and_coords(void **state)
 	assert_int_equal(m->settings.replication, 3);
 	assert_int_equal(m->settings.node_timeout_ms, 900);
 	assert_int_equal(apply_cmd(m, narf_cmd_init(c, 3, &s), &res),
-			 NARF_EEXISTS);
+	                 NARF_EEXISTS);
 	c[2].id = 1;
 	assert_int_equal(apply_cmd(m, narf_cmd_coords_set(c, 3), &res),
-			 NARF_EINVAL);
+	                 NARF_EINVAL);
 	c[2].id = 4;
 	assert_int_equal(apply_cmd(m, narf_cmd_coords_set(c, 3), &res), 0);
 	assert_int_equal(m->coords[2].id, 4);
@@ -452,9 +448,9 @@ static void test_snapshot_round_trip(void **state)
 	char errmsg[NARF_ERRMSG_SIZE];
 
 	assign_all(m, a, b, 0);
-	assert_int_equal(apply_cmd(m, narf_cmd_node_join("127.0.0.1:7203", "z"),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7203", "z"), &res),
+	        0);
 	assert_int_equal(apply_cmd(m, narf_cmd_leave(b), &res), 0);
 	j1 = narf_map_to_json(m);
 	assert_non_null(j1);
@@ -470,10 +466,10 @@ static void test_snapshot_round_trip(void **state)
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
 		assert_true(narf_slot_equal(&back->slots[s], &m->slots[s]));
 	/* The restored map keeps working: a new join gets the next id. */
-	assert_int_equal(apply_cmd(back, narf_cmd_node_join("127.0.0.1:7209",
-							    "q"),
-				   &res),
-			 0);
+	assert_int_equal(
+	        apply_cmd(back, narf_cmd_node_join("127.0.0.1:7209", "q"),
+	                  &res),
+	        0);
 	assert_int_equal(res.node, 4);
 	free(t1);
 	free(t2);
@@ -488,20 +484,22 @@ static void test_snapshot_round_trip(void **state)
 static void test_snapshot_rejected(void **state)
 {
 	static const char *const bad[] = {
-		"{}",
-		"{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[]}",
-		"{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[{\"from\":"
-		"0,\"to\":100,\"primary\":0,\"replicas\":[],\"isr\":[]}]}",
-		"{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[{\"from\":"
-		"1,\"to\":16383,\"primary\":0,\"replicas\":[],\"isr\":[]}]}",
-		"{\"epoch\":1,\"next_node\":2,\"nodes\":[{\"id\":5,\"addr\":"
-		"\"127.0.0.1:1\",\"boot_id\":\"x\",\"state\":\"up\"}],"
-		"\"slots\":[{\"from\":0,\"to\":16383,\"primary\":0,"
-		"\"replicas\":[],\"isr\":[]}]}",
-		"{\"epoch\":-1,\"next_node\":1,\"nodes\":[],\"slots\":[]}",
-		"{\"epoch\":1,\"next_node\":1,\"settings\":{\"replication\":0},"
-		"\"nodes\":[],\"slots\":[{\"from\":0,\"to\":16383,\"primary\":"
-		"0,\"replicas\":[],\"isr\":[]}]}",
+	        "{}",
+	        "{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[]}",
+	        "{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[{"
+	        "\"from\":"
+	        "0,\"to\":100,\"primary\":0,\"replicas\":[],\"isr\":[]}]}",
+	        "{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[{"
+	        "\"from\":"
+	        "1,\"to\":16383,\"primary\":0,\"replicas\":[],\"isr\":[]}]}",
+	        "{\"epoch\":1,\"next_node\":2,\"nodes\":[{\"id\":5,\"addr\":"
+	        "\"127.0.0.1:1\",\"boot_id\":\"x\",\"state\":\"up\"}],"
+	        "\"slots\":[{\"from\":0,\"to\":16383,\"primary\":0,"
+	        "\"replicas\":[],\"isr\":[]}]}",
+	        "{\"epoch\":-1,\"next_node\":1,\"nodes\":[],\"slots\":[]}",
+	        "{\"epoch\":1,\"next_node\":1,\"settings\":{\"replication\":0},"
+	        "\"nodes\":[],\"slots\":[{\"from\":0,\"to\":16383,\"primary\":"
+	        "0,\"replicas\":[],\"isr\":[]}]}",
 	};
 	struct narf_map *m = new_map();
 	char errmsg[NARF_ERRMSG_SIZE];
@@ -534,7 +532,7 @@ static void test_deterministic(void **state)
 
 		assign_all(maps[i], a, b, 0);
 		apply_cmd(maps[i], narf_cmd_node_state(a, NARF_NODE_DOWN),
-			  &res);
+		          &res);
 	}
 	j1 = narf_map_to_json(m1);
 	j2 = narf_map_to_json(m2);
@@ -552,20 +550,20 @@ static void test_deterministic(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_join_ids),
-		cmocka_unit_test(test_join_new_incarnation),
-		cmocka_unit_test(test_join_rejected),
-		cmocka_unit_test(test_bad_envelope),
-		cmocka_unit_test(test_node_state),
-		cmocka_unit_test(test_down_promotion),
-		cmocka_unit_test(test_assign_stale),
-		cmocka_unit_test(test_assign_rejected),
-		cmocka_unit_test(test_assign_idempotent),
-		cmocka_unit_test(test_settings),
-		cmocka_unit_test(test_init_and_coords),
-		cmocka_unit_test(test_snapshot_round_trip),
-		cmocka_unit_test(test_snapshot_rejected),
-		cmocka_unit_test(test_deterministic),
+	        cmocka_unit_test(test_join_ids),
+	        cmocka_unit_test(test_join_new_incarnation),
+	        cmocka_unit_test(test_join_rejected),
+	        cmocka_unit_test(test_bad_envelope),
+	        cmocka_unit_test(test_node_state),
+	        cmocka_unit_test(test_down_promotion),
+	        cmocka_unit_test(test_assign_stale),
+	        cmocka_unit_test(test_assign_rejected),
+	        cmocka_unit_test(test_assign_idempotent),
+	        cmocka_unit_test(test_settings),
+	        cmocka_unit_test(test_init_and_coords),
+	        cmocka_unit_test(test_snapshot_round_trip),
+	        cmocka_unit_test(test_snapshot_rejected),
+	        cmocka_unit_test(test_deterministic),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

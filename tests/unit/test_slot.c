@@ -17,14 +17,14 @@
 #include "common/slot.h"
 
 /* Slot of a NUL-terminated key. */
-static unsigned slot(const char* key)
+static unsigned slot(const char *key)
 {
 	return narf_slot_of(key, strlen(key));
 }
 
 /* The CRC is CRC16/XMODEM: its catalogue check value for "123456789" is
  * 0x31C3, and the empty input hashes to 0. */
-static void test_crc16_check_value(void** state)
+static void test_crc16_check_value(void **state)
 {
 	(void)state;
 	assert_int_equal(narf_crc16("123456789", 9), 0x31C3);
@@ -34,7 +34,7 @@ static void test_crc16_check_value(void** state)
 }
 
 /* Plain keys land in the slots Redis's CLUSTER KEYSLOT reports. */
-static void test_known_redis_slots(void** state)
+static void test_known_redis_slots(void **state)
 {
 	(void)state;
 	assert_int_equal(slot("foo"), 12182);
@@ -46,7 +46,7 @@ static void test_known_redis_slots(void** state)
 }
 
 /* Keys sharing a non-empty hash tag share the slot of the tag itself. */
-static void test_hashtag_groups_keys(void** state)
+static void test_hashtag_groups_keys(void **state)
 {
 	(void)state;
 	assert_int_equal(slot("{user1000}.following"), 3443);
@@ -55,7 +55,7 @@ static void test_hashtag_groups_keys(void** state)
 }
 
 /* An empty tag "{}" makes the whole key hashed, as in Redis. */
-static void test_empty_hashtag_hashes_whole_key(void** state)
+static void test_empty_hashtag_hashes_whole_key(void **state)
 {
 	(void)state;
 	assert_int_equal(slot("foo{}{bar}"), 8363);
@@ -65,7 +65,7 @@ static void test_empty_hashtag_hashes_whole_key(void** state)
 }
 
 /* Only the first '{' opens a tag, and it closes at the next '}'. */
-static void test_hashtag_first_brace_wins(void** state)
+static void test_hashtag_first_brace_wins(void **state)
 {
 	(void)state;
 	assert_int_equal(slot("foo{{bar}}zap"), 4015);
@@ -75,7 +75,7 @@ static void test_hashtag_first_brace_wins(void** state)
 }
 
 /* Unbalanced braces (a lone '{', a '}' before any '{') hash the whole key. */
-static void test_unbalanced_braces(void** state)
+static void test_unbalanced_braces(void **state)
 {
 	(void)state;
 	assert_int_equal(slot("{"), 4092);
@@ -87,7 +87,7 @@ static void test_unbalanced_braces(void** state)
 
 /* Keys are binary: NUL bytes are hashed like any other byte, inside and
  * before a tag. */
-static void test_binary_keys(void** state)
+static void test_binary_keys(void **state)
 {
 	static const char nul[] = {'\0'};
 	static const char a_nul_b[] = {'a', '\0', 'b'};
@@ -107,7 +107,7 @@ static void test_binary_keys(void** state)
 
 /* The length argument bounds the scan: bytes past it are never read, so a
  * closing brace beyond the length does not form a tag. */
-static void test_length_bounds_tag_scan(void** state)
+static void test_length_bounds_tag_scan(void **state)
 {
 	(void)state;
 	assert_int_equal(narf_slot_of("{bar}", 4), slot("{bar"));
@@ -115,7 +115,7 @@ static void test_length_bounds_tag_scan(void** state)
 }
 
 /* Every slot is below NARF_SLOTS. */
-static void test_slot_in_range(void** state)
+static void test_slot_in_range(void **state)
 {
 	char key[16];
 
