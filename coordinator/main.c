@@ -68,7 +68,8 @@ static void parse_members(struct narf_coord_config *cfg, const char *text)
 	for (char *tok = strtok_r(copy, ",", &save); tok != NULL;
 	     tok = strtok_r(NULL, ",", &save)) {
 		struct narf_map_coord *m = &cfg->members[cfg->n_members];
-		char *eq = strchr(tok, '='), *slash;
+		char *eq = strchr(tok, '=');
+		char *slash = eq != NULL ? strchr(eq, '/') : NULL;
 		char host[NARF_ADDR_SIZE];
 		uint64_t id;
 		int port;
@@ -76,11 +77,13 @@ static void parse_members(struct narf_coord_config *cfg, const char *text)
 		if (cfg->n_members == NARF_MAX_COORDS)
 			narf_usage_error(prog, "--members: at most %d members",
 			                 NARF_MAX_COORDS);
-		if (eq == NULL || (slash = strchr(eq, '/')) == NULL)
+		if (eq == NULL || slash == NULL) {
 			narf_usage_error(prog,
 			                 "--members: '%s' is not "
 			                 "ID=RAFT_ADDR/API_ADDR",
 			                 tok);
+			return; /* not reached: for static analysers */
+		}
 		*eq = '\0';
 		*slash = '\0';
 		if (narf_parse_u64(tok, 1, 1000000, &id) != 0 ||
