@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# test.sh: set up and build (scripts/setup.sh --asan), then run every test:
+# unit (meson) and integration (pytest) against build/, the same against
+# build-asan/, then the fuzz smoke run if there is one. CI runs this.
+#
+# Counts individual test results and always ends with exactly one line
+# "N passed, N failed". Exits non-zero when any test failed or any stage
+# could not run (a stage that crashed, timed out or could not start counts
+# as one failed test). Every stage runs under `timeout`, and the whole run
+# is held to a budget well under an hour.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: scripts/test.sh [--help]
+
+Runs, in order:
+  1. scripts/setup.sh --asan        (packages, build/ and build-asan/)
+  2. unit tests, build/             meson test --suite unit     (timeout 10 min)
+  3. integration tests, build/      python3 -m pytest tests/integration
+                                    with NARF_BUILD=<abs build dir> (timeout 25 min)
+  4. 2 and 3 again with build-asan/ (ASAN_OPTIONS=detect_leaks=1:abort_on_error=1,
+                                     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+  5. fuzz: tests/fuzz/run.sh, if it exists, is executable and clang is
+     installed (counts as one test)
+
+The last line of output is always "N passed, N failed". Exit status is 0 only
+when nothing failed and every stage ran. The whole run is bounded to
+TEST_BUDGET_MIN minutes (default 55).
+EOF
+}
+
+case ${1:-} in
+-h | --help)
+	usage
+	exit 0
+	;;
+"") ;;
+*)
+	echo "test.sh: unknown argument '$1' (try --help)" >&2
+	exit 2
+	;;
+esac
+
+ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+cd "$ROOT"
+PY=/usr/bin/python3
+
+passed=0
+failed=0
+skipped=0
+summary=()
+child=""
+budget=$((${TEST_BUDGET_MIN:-55} * 60))
+tmp=$(mktemp -d)
+
+# shellcheck disable=SC2317 # called through the EXIT trap
+finish() {
+	local rc=$?
+	trap - EXIT
+	if [[ -n $child ]]; then
+		# Interrupted mid-stage: stop the stage (timeout passes the
+		# signal on to its whole process group) and count it.
+		kill -TERM "$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+		failed=$((failed + 1))
+		summary+=("interrupted: 1 failed")
+	elif ((rc != 0 && failed == 0)); then
+		failed=1 # test.sh itself broke; never report success
+		summary+=("test.sh exited unexpectedly (status $rc): 1 failed")
+	fi
+	rm -rf "$tmp"
+	echo
+	echo "== summary"
+	local line
+	for line in "${summary[@]}"; do
+		echo "  $line"
+	done
+	((skipped == 0)) || echo "  ($skipped skipped, not counted)"
+	echo "$passed passed, $failed failed"
+	if ((failed)); then
+		exit 1
+	fi
+	exit 0
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# stage_timeout LIMIT_S: LIMIT_S capped by what is left of the budget (minus
+# a minute for the report); prints 0 when the budget is spent.
+stage_timeout() {
+	local left=$((budget - SECONDS - 60))
+	if ((left < 30)); then
+		echo 0
+	elif ((left < $1)); then
+		echo "$left"
+	else
+		echo "$1"
+	fi
+}
+
+# run_stage LIMIT_S CMD...: run CMD under timeout (SIGKILL 20 s after the
+# SIGTERM), output merged into ours, in the background so a signal to us is
+# handled at once. Sets $rc; 124 means timed out, 125 budget spent.
+run_stage() {
+	local limit
+	limit=$(stage_timeout "$1")
+	shift
+	if ((limit == 0)); then
+		echo "test.sh: time budget spent, not running: $*"
+		rc=125
+		return
+	fi
+	timeout -k 20 "$limit" "$@" 2>&1 &
+	child=$!
+	rc=0
+	wait "$child" || rc=$?
+	child=""
+	if ((rc == 124 || rc == 137)); then
+		echo "test.sh: TIMEOUT after ${limit}s: $*"
+		rc=124
+	fi
+}
+
+# record NAME P F S: add a stage's counts to the totals.
+record() {
+	passed=$((passed + $2))
+	failed=$((failed + $3))
+	skipped=$((skipped + $4))
+	local extra=""
+	(($4 == 0)) || extra=", $4 skipped"
+	summary+=("$1: $2 passed, $3 failed$extra")
+}
+
+# count_meson JSONLOG: "passed failed skipped" from meson's testlog json.
+count_meson() {
+	"$PY" - "$1" <<'EOF'
+import json, sys
+p = f = s = 0
+try:
+    with open(sys.argv[1]) as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            r = json.loads(line).get("result")
+            if r in ("OK", "EXPECTEDFAIL"):
+                p += 1
+            elif r == "SKIP":
+                s += 1
+            else:  # FAIL, TIMEOUT, ERROR, UNEXPECTEDPASS, INTERRUPT
+                f += 1
+except FileNotFoundError:
+    pass
+print(p, f, s)
+EOF
+}
+
+# count_junit XML: "passed failed skipped" from pytest's junit xml; a test
+# case with a failure or error element (collection errors included) fails.
+count_junit() {
+	"$PY" - "$1" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+p = f = s = 0
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except (FileNotFoundError, ET.ParseError):
+    print(0, 0, 0)
+    sys.exit(0)
+for case in root.iter("testcase"):
+    tags = {child.tag for child in case}
+    if tags & {"failure", "error"}:
+        f += 1
+    elif "skipped" in tags:
+        s += 1
+    else:
+        p += 1
+print(p, f, s)
+EOF
+}
+
+# built DIR: true when DIR is configured and ninja has nothing left to do.
+built() {
+	[[ -f $1/build.ninja ]] &&
+		ninja -C "$1" -n 2>/dev/null | grep -q '^ninja: no work to do'
+}
+
+# unit_stage DIR LABEL [MESON TEST ARGS...]
+unit_stage() {
+	local dir=$1 label=$2
+	shift 2
+	local log="$dir/meson-logs/unit.json"
+	echo
+	echo "== unit tests ($label)"
+	rm -f "$log"
+	run_stage 600 meson test -C "$dir" --suite unit --print-errorlogs \
+		--logbase unit "$@"
+	local p f s
+	p=0 f=0 s=0
+	read -r p f s < <(count_meson "$log") || true
+	if ((rc != 0 && f == 0)) || ((rc == 124)); then
+		echo "test.sh: unit stage ($label) did not complete (status $rc)"
+		f=$((f + 1))
+	elif ((p + f + s == 0)); then
+		echo "test.sh: no unit tests in $dir"
+	fi
+	record "unit ($label)" "$p" "$f" "$s"
+}
+
+# integration_stage DIR LABEL
+integration_stage() {
+	local dir=$1 label=$2
+	local xml="$tmp/junit-$label.xml"
+	echo
+	echo "== integration tests ($label)"
+	if [[ ! -d tests/integration ]]; then
+		echo "test.sh: no tests/integration directory"
+		record "integration ($label)" 0 0 0
+		return
+	fi
+	rm -f "$xml"
+	NARF_BUILD="$ROOT/$dir" run_stage 1500 "$PY" -m pytest -q \
+		-p no:cacheprovider --continue-on-collection-errors \
+		--junitxml="$xml" tests/integration
+	local p f s
+	p=0 f=0 s=0
+	read -r p f s < <(count_junit "$xml") || true
+	if ((rc == 5)); then
+		echo "test.sh: pytest collected no integration tests"
+	elif ((rc != 0 && f == 0)) || ((rc == 124)); then
+		echo "test.sh: integration stage ($label) did not complete (status $rc)"
+		f=$((f + 1))
+	fi
+	record "integration ($label)" "$p" "$f" "$s"
+}
+
+# --- 1. setup ---------------------------------------------------------------
+
+echo "== setup (scripts/setup.sh --asan)"
+setup_ok=1
+run_stage 1200 scripts/setup.sh --asan
+if ((rc != 0)); then
+	echo "test.sh: setup failed (status $rc)"
+	setup_ok=0
+	record "setup" 0 1 0
+fi
+
+# --- 2-4. unit + integration, plain then sanitized --------------------------
+
+for dir in build build-asan; do
+	if ! built "$dir"; then
+		echo
+		echo "== $dir is not built: skipping its unit and integration tests"
+		if ((setup_ok)); then
+			record "$dir" 0 1 0
+		else
+			summary+=("$dir: not built, tests not run (counted under setup)")
+		fi
+		continue
+	fi
+	if [[ $dir == build-asan ]]; then
+		label=asan
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+		unit_stage "$dir" "$label" -t 3
+	else
+		label=plain
+		unit_stage "$dir" "$label"
+	fi
+	integration_stage "$dir" "$label"
+done
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+# --- 5. fuzz ----------------------------------------------------------------
+
+echo
+echo "== fuzz"
+if ! command -v clang >/dev/null 2>&1; then
+	echo "test.sh: clang not installed, fuzz stage skipped"
+elif [[ ! -x tests/fuzz/run.sh ]]; then
+	echo "test.sh: no executable tests/fuzz/run.sh, fuzz stage skipped"
+else
+	run_stage 600 tests/fuzz/run.sh
+	if ((rc == 0)); then
+		record "fuzz" 1 0 0
+	else
+		echo "test.sh: tests/fuzz/run.sh failed (status $rc)"
+		record "fuzz" 0 1 0
+	fi
+fi
+
+exit 0 # the EXIT trap prints the totals and picks the status
