@@ -394,7 +394,7 @@ static int apply_leave(struct narf_map *m,
 	if (n->state == NARF_NODE_LEAVING)
 		return 0;
 	if (n->state == NARF_NODE_REMOVED)
-		return narf_map_fail(res, NARF_EINVAL, "node %u is removed",
+		return narf_map_fail(res, NARF_ENOTFOUND, "node %u is removed",
 		                     n->id);
 	n->state = NARF_NODE_LEAVING;
 	res->changed = true;

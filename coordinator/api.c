@@ -351,7 +351,10 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 		return error_reply(NARF_EUNKNOWNOP, op, c);
 	if (!narf_raftnode_is_leader(&c->rn))
 		return error_reply(NARF_ENOTLEADER, NULL, c);
-	if (!narf_raftnode_is_ready(&c->rn))
+	/* Ready means: this term's barrier has applied (the map is current)
+	 * and, in a new cluster, the init entry too, so nobody ever sees a
+	 * map without its coordinators and settings. */
+	if (!narf_raftnode_is_ready(&c->rn) || c->rn.map->n_coords == 0)
 		return error_reply(NARF_ENOTREADY, NULL, c);
 	if (strcmp(op, "heartbeat") == 0)
 		return op_heartbeat(c, req);

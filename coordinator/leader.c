@@ -219,6 +219,14 @@ static json_t *node_decision(struct narf_coord *c, uint64_t now)
 	return NULL;
 }
 
+static bool any_node_up(const struct narf_map *m)
+{
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		if (m->nodes[i].state == NARF_NODE_UP)
+			return true;
+	return false;
+}
+
 /* Step 5: an assign entry for the slots the planner would change, or NULL
  * when the map is balanced. */
 static json_t *plan_decision(struct narf_coord *c)
@@ -229,6 +237,10 @@ static json_t *plan_decision(struct narf_coord *c)
 	unsigned changed;
 
 	if (l->balanced_epoch == m->epoch && m->epoch != 0)
+		return NULL;
+	/* With no node up, a plan could only take copies away (a leaving
+	 * node's last copies, say): keep the map as it is and wait for one. */
+	if (!any_node_up(m))
 		return NULL;
 	changed = narf_plan(m, l->target);
 	if (changed == 0) {

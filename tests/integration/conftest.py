@@ -1,0 +1,109 @@
+"""pytest fixtures for the coordinator integration suite.
+
+Run: NARF_BUILD=/abs/build/dir /usr/bin/python3 -m pytest -q tests/integration
+
+Without NARF_BUILD the suite is skipped; with NARF_BUILD set but no
+coordinator binary in it, every test fails (a broken build must not pass as
+"skipped"). Each test gets its own trio in its own tmp dir with fresh ports;
+at the end the trio is stopped with SIGTERM (SIGKILL after 10 s), every
+member still running must exit 0, and on failure the tails of the logs are
+printed.
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from narf_harness import Trio  # noqa: E402
+
+# Lines in a coordinator log that fail the test whatever else happened.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "ERROR: ThreadSanitizer")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(scope="session")
+def build_dir():
+    build = os.environ.get("NARF_BUILD")
+    if not build:
+        pytest.skip("NARF_BUILD is not set (NARF_BUILD=/abs/build/dir "
+                    "/usr/bin/python3 -m pytest -q tests/integration)")
+    coord = os.path.join(build, "coordinator", "coord")
+    if not (os.path.isfile(coord) and os.access(coord, os.X_OK)):
+        pytest.fail("NARF_BUILD=%s but %s is missing or not executable"
+                    % (build, coord), pytrace=False)
+    return os.path.abspath(build)
+
+
+class TrioFactory:
+    def __init__(self, build, tmp_path):
+        self.build = build
+        self.tmp_path = tmp_path
+        self.trios = []
+
+    def __call__(self, start=True, **kw):
+        sub = self.tmp_path / ("trio%d" % len(self.trios))
+        sub.mkdir()
+        t = Trio(self.build, sub, **kw)
+        self.trios.append(t)
+        if start:
+            t.start()
+        return t
+
+
+@pytest.fixture
+def make_trio(build_dir, tmp_path, request):
+    """Factory: make_trio(node_timeout_ms=..., ...) starts a trio."""
+    f = TrioFactory(build_dir, tmp_path)
+    yield f
+    failed = any(getattr(request.node, "rep_" + w, None) is not None and
+                 getattr(request.node, "rep_" + w).failed
+                 for w in ("setup", "call"))
+    problems = []
+    for t in f.trios:
+        # Members that died on their own, or that the test stopped with
+        # SIGTERM and did not exit 0.
+        for c in t.coords:
+            if c.proc is None or c.proc.poll() is None or c.killed_by_test:
+                continue
+            if c.terminated_by_test:
+                if c.proc.returncode != 0:
+                    problems.append("coord %d: SIGTERM gave exit status %s "
+                                    "(want 0)" % (c.id, c.proc.returncode))
+            else:
+                problems.append("coord %d exited by itself with status %s"
+                                % (c.id, c.proc.returncode))
+        codes = {}
+        for c in t.coords:
+            was_alive = c.alive()
+            rc = c.terminate()
+            if was_alive:
+                codes[c.id] = rc
+        for cid, rc in codes.items():
+            if rc != 0:
+                problems.append("coord %d: SIGTERM gave exit status %s "
+                                "(want 0)" % (cid, rc))
+        for c in t.coords:
+            text = c.log_text()
+            for mark in SANITIZER_MARKS:
+                if mark in text:
+                    problems.append("coord %d log contains %r" % (c.id, mark))
+        if failed or problems:
+            print("\n" + t.logs(60))
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def trio(make_trio):
+    """Three coordinators (default election timeout, node timeout 1000 ms)."""
+    return make_trio(node_timeout_ms=1000)

@@ -1,0 +1,662 @@
+"""Helpers for the coordinator integration tests (docs/protocol.md).
+
+Everything here drives real `coord` processes on 127.0.0.1: it allocates
+ports, starts, pauses, kills and restarts members, speaks the API's
+newline-delimited JSON, finds the leader, and plays data nodes (FakeNode)
+that join and heartbeat like the real ones. Every wait is bounded by a
+deadline; nothing here loops forever.
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+
+HOST = "127.0.0.1"
+# Coordinator errors that mean "ask again shortly" (docs/protocol.md).
+RETRY_ERRORS = ("not_ready", "busy")
+NSLOTS = 16384
+
+
+class HarnessError(AssertionError):
+    """A bounded wait ran out, or a process misbehaved."""
+
+
+# ---------------------------------------------------------------------------
+# Ports
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+class PortAllocator:
+    """Hands out ports that are bindable now and never handed out before.
+
+    A random base in 20000..40000 (kept below the kernel's ephemeral range
+    when it starts lower, so an outgoing connection cannot take one of our
+    ports between the check and the bind) and a moving cursor: every cluster
+    of a session gets fresh ports, so a test never meets the TIME_WAIT
+    sockets of the previous one.
+    """
+
+    def __init__(self):
+        top = min(40000, _ephemeral_low()) - 2000
+        self._cursor = random.randrange(20000, max(top, 20001))
+        self._top = min(40000, _ephemeral_low())
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def bindable(port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def take(self, n=1):
+        out = []
+        with self._lock:
+            tries = 0
+            while len(out) < n:
+                tries += 1
+                if tries > 5000:
+                    raise HarnessError("no free ports found")
+                self._cursor += 1
+                if self._cursor >= self._top:
+                    self._cursor = 20000
+                if self.bindable(self._cursor):
+                    out.append(self._cursor)
+        return out
+
+
+PORTS = PortAllocator()
+
+
+def unused_addr():
+    """A host:port string nobody listens on (a fake data node's address)."""
+    return "%s:%d" % (HOST, PORTS.take(1)[0])
+
+
+# ---------------------------------------------------------------------------
+# The API client
+
+
+class Conn:
+    """One API connection: send request lines, read reply lines in order."""
+
+    def __init__(self, addr, timeout=2.0):
+        host, port = addr.rsplit(":", 1)
+        self.addr = addr
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, obj):
+        self.send_raw(json.dumps(obj).encode() + b"\n")
+
+    def read_line(self, timeout=None):
+        """The next reply line (without newline) or None on EOF."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        deadline = time.monotonic() + (timeout or self.sock.gettimeout() or 5)
+        while b"\n" not in self.buf:
+            if time.monotonic() > deadline:
+                raise socket.timeout("no reply line from %s" % self.addr)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+            if len(self.buf) > 64 << 20:
+                raise HarnessError("reply line over 64 MiB")
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def read(self, timeout=None):
+        line = self.read_line(timeout)
+        if line is None:
+            raise ConnectionError("%s closed the connection" % self.addr)
+        return json.loads(line)
+
+    def request(self, obj, timeout=None):
+        self.send(obj)
+        return self.read(timeout)
+
+    def at_eof(self, timeout=2.0):
+        """True when the server closes the connection within timeout."""
+        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            except ConnectionResetError:
+                return True
+            if not chunk:
+                return True
+            self.buf += chunk
+        return False
+
+
+def call(addr, obj, timeout=2.0):
+    """Send one request on a new connection and return the reply object."""
+    with Conn(addr, timeout) as c:
+        return c.request(obj, timeout)
+
+
+# ---------------------------------------------------------------------------
+# Processes
+
+
+class Coord:
+    """One coordinator process, its data dir and its stderr log."""
+
+    def __init__(self, build, cid, members, data_dir, log_path, api, raft,
+                 extra_args=()):
+        self.build = build
+        self.id = cid
+        self.members = members
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.api = api
+        self.raft = raft
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.starts = 0
+        # Set when the test itself killed the process (so its exit status
+        # is expected to be non-zero).
+        self.killed_by_test = False
+        # Set when the test stopped it with SIGTERM (exit status must be 0).
+        self.terminated_by_test = False
+
+    @property
+    def binary(self):
+        return os.path.join(self.build, "coordinator", "coord")
+
+    def argv(self):
+        return [self.binary, "--id", str(self.id), "--data-dir",
+                self.data_dir, "--members", self.members] + self.extra_args
+
+    def start(self):
+        if self.alive():
+            raise HarnessError("coord %d already running" % self.id)
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(("=== harness: start #%d: %s\n" % (
+                self.starts, " ".join(self.argv()))).encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.argv(), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log, close_fds=True)
+        self.killed_by_test = False
+        self.terminated_by_test = False
+
+    restart = start
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def _signal(self, sig):
+        if not self.alive():
+            raise HarnessError("coord %d is not running" % self.id)
+        os.kill(self.proc.pid, sig)
+
+    def kill9(self, wait=5.0):
+        """kill -9 and reap."""
+        self._signal(signal.SIGKILL)
+        self.killed_by_test = True
+        self.proc.wait(timeout=wait)
+
+    def pause(self):
+        self._signal(signal.SIGSTOP)
+
+    def resume(self):
+        self._signal(signal.SIGCONT)
+
+    def terminate(self, wait=10.0):
+        """SIGTERM, then SIGKILL after `wait` seconds; returns exit status
+        (None when it had to be SIGKILLed)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.terminated_by_test = True
+        try:
+            os.kill(self.proc.pid, signal.SIGCONT)  # a paused one cannot exit
+            os.kill(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            return self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.killed_by_test = True
+            self.proc.wait(timeout=5)
+            return None
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def wait_listening(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise HarnessError("coord %d exited with %s:\n%s" % (
+                    self.id, self.proc.returncode, self.log_tail()))
+            try:
+                socket.create_connection(
+                    (HOST, int(self.api.rsplit(":", 1)[1])), 0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise HarnessError("coord %d API %s not listening after %.1fs" % (
+            self.id, self.api, timeout))
+
+    def ping(self, timeout=1.0):
+        return call(self.api, {"op": "ping"}, timeout)
+
+
+class Trio:
+    """Three coordinators in a tmp dir, with fresh ports."""
+
+    def __init__(self, build, tmpdir, node_timeout_ms=None, replicas=None,
+                 election_timeout_ms=None, heartbeat_timeout_ms=None,
+                 log_level="debug"):
+        self.build = build
+        self.tmpdir = str(tmpdir)
+        ports = PORTS.take(6)
+        self.coords = []
+        parts = []
+        for i in range(3):
+            raft = "%s:%d" % (HOST, ports[2 * i])
+            api = "%s:%d" % (HOST, ports[2 * i + 1])
+            parts.append("%d=%s/%s" % (i + 1, raft, api))
+        self.members = ",".join(parts)
+        extra = []
+        if replicas is not None:
+            extra += ["--replicas", str(replicas)]
+        if node_timeout_ms is not None:
+            extra += ["--node-timeout", str(node_timeout_ms)]
+        if election_timeout_ms is not None:
+            extra += ["--election-timeout", str(election_timeout_ms)]
+        if heartbeat_timeout_ms is not None:
+            extra += ["--heartbeat-timeout", str(heartbeat_timeout_ms)]
+        if log_level:
+            extra += ["--log-level", log_level]
+        self.node_timeout_ms = node_timeout_ms
+        for i in range(3):
+            cid = i + 1
+            self.coords.append(Coord(
+                build, cid, self.members,
+                os.path.join(self.tmpdir, "coord%d" % cid),
+                os.path.join(self.tmpdir, "coord%d.log" % cid),
+                "%s:%d" % (HOST, ports[2 * i + 1]),
+                "%s:%d" % (HOST, ports[2 * i]), extra))
+
+    def __getitem__(self, cid):
+        """Member by id (1..3)."""
+        return self.coords[cid - 1]
+
+    def by_api(self, api):
+        for c in self.coords:
+            if c.api == api:
+                return c
+        return None
+
+    @property
+    def apis(self):
+        return [c.api for c in self.coords]
+
+    def start(self):
+        for c in self.coords:
+            c.start()
+        for c in self.coords:
+            c.wait_listening()
+
+    def stop(self):
+        """SIGTERM everyone (SIGKILL after 10 s); {id: exit status}."""
+        return {c.id: c.terminate() for c in self.coords}
+
+    def logs(self, n=40):
+        out = []
+        for c in self.coords:
+            out.append("----- coord %d (%s, pid %s, %s) tail of %s -----\n%s" % (
+                c.id, c.api, c.pid(),
+                "alive" if c.alive() else "exit %s" % (
+                    c.proc.returncode if c.proc else "-"),
+                c.log_path, c.log_tail(n)))
+        return "\n".join(out)
+
+    def pings(self, timeout=1.0, members=None):
+        """{id: ping reply or None} for the running members."""
+        out = {}
+        for c in (members or self.coords):
+            if not c.alive():
+                out[c.id] = None
+                continue
+            try:
+                out[c.id] = c.ping(timeout)
+            except (OSError, ValueError):
+                out[c.id] = None
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Leader helpers
+
+
+def wait_leader(trio, timeout=15.0, members=None, settled=True):
+    """Wait until exactly one running member says `leader` and (settled) every
+    other running member that answers agrees on its id and term. Returns
+    (leader Coord, {id: ping}).
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        pings = trio.pings(0.5, members)
+        last = pings
+        leaders = [cid for cid, p in pings.items()
+                   if p and p.get("role") == "leader"]
+        if len(leaders) == 1:
+            lid = leaders[0]
+            term = pings[lid].get("term")
+            others = [p for cid, p in pings.items()
+                      if cid != lid and p is not None]
+            if not settled or all(p.get("role") == "follower" and
+                                  p.get("leader") == lid and
+                                  p.get("term") == term for p in others):
+                return trio[lid], pings
+        time.sleep(0.05)
+    raise HarnessError("no single leader within %.1fs; last pings: %r" % (
+        timeout, last))
+
+
+def call_leader(trio, obj, timeout=10.0, call_timeout=2.0, hint=None):
+    """Send obj to the leader: follow not_leader, retry not_ready/busy and
+    unreachable members until `timeout`. Returns the first reply that is not
+    a redirect or a retry (it may be an error such as bad_request).
+    """
+    deadline = time.monotonic() + timeout
+    order = list(trio.apis)
+    target = hint or order[0]
+    idx = 0
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            rep = call(target, obj, call_timeout)
+        except (OSError, ValueError) as e:
+            last = "%s: %r" % (target, e)
+            idx += 1
+            target = order[idx % len(order)]
+            time.sleep(0.02)
+            continue
+        last = rep
+        if rep.get("ok"):
+            return rep
+        err = rep.get("error")
+        if err == "not_leader":
+            leader = rep.get("leader")
+            if leader and leader != target:
+                target = leader
+            else:
+                idx += 1
+                target = order[idx % len(order)]
+                time.sleep(0.05)
+            continue
+        if err in RETRY_ERRORS:
+            time.sleep(0.05)
+            continue
+        return rep
+    raise HarnessError("call_leader(%r) gave up after %.1fs; last: %r" % (
+        obj, timeout, last))
+
+
+def get_map(trio, epoch=None, timeout=10.0):
+    req = {"op": "map"}
+    if epoch is not None:
+        req["epoch"] = epoch
+    rep = call_leader(trio, req, timeout)
+    assert rep.get("ok"), rep
+    return rep
+
+
+def leader_map(trio, timeout=10.0):
+    """The whole map object from the leader."""
+    rep = get_map(trio, timeout=timeout)
+    assert "map" in rep, rep
+    return rep["map"]
+
+
+def wait_for(pred, timeout, interval=0.05, what="condition"):
+    """Poll pred() until it returns a true value; return that value."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except (OSError, ValueError, HarnessError, KeyError) as e:
+            last_exc = e
+        time.sleep(interval)
+    raise HarnessError("%s not reached within %.1fs (last error: %r)" % (
+        what, timeout, last_exc))
+
+
+# ---------------------------------------------------------------------------
+# Map helpers
+
+
+def expand_slots(m):
+    """List of 16384 (primary, replicas tuple, isr tuple) from map ranges;
+    asserts the ranges cover 0..16383 in order with no gap or overlap."""
+    out = []
+    expect = 0
+    for r in m["slots"]:
+        assert r["from"] == expect, "slot ranges gap/overlap at %d: %r" % (
+            expect, r)
+        assert r["to"] >= r["from"], r
+        for _ in range(r["from"], r["to"] + 1):
+            out.append((r["primary"], tuple(r.get("replicas", [])),
+                        tuple(r.get("isr", []))))
+        expect = r["to"] + 1
+    assert expect == NSLOTS, "slot ranges end at %d" % expect
+    return out
+
+
+def node_by_id(m, nid):
+    for n in m["nodes"]:
+        if n["id"] == nid:
+            return n
+    return None
+
+
+def node_state(m, nid):
+    n = node_by_id(m, nid)
+    return n["state"] if n else None
+
+
+def counts(m):
+    """{node id: [primaries, replicas]} from the map's slots."""
+    c = {}
+    for prim, reps, _ in expand_slots(m):
+        if prim:
+            c.setdefault(prim, [0, 0])[0] += 1
+        for r in reps:
+            c.setdefault(r, [0, 0])[1] += 1
+    return c
+
+
+def copies_ok(m):
+    """Never two copies of a slot on one node, isr within replicas."""
+    for s, (prim, reps, isr) in enumerate(expand_slots(m)):
+        copies = ([prim] if prim else []) + list(reps)
+        assert len(copies) == len(set(copies)), "slot %d: %r" % (s, copies)
+        assert set(isr) <= set(reps), "slot %d isr %r not in %r" % (
+            s, isr, reps)
+    return True
+
+
+def balanced(m, ids, replication):
+    """Every slot: primary in ids and replication-1 replicas in ids, on
+    distinct nodes; primaries per node within 16384/len(ids) +-1."""
+    slots = expand_slots(m)
+    want_reps = min(replication, len(ids)) - 1
+    prim_count = {i: 0 for i in ids}
+    for prim, reps, _ in slots:
+        if prim not in prim_count:
+            return False
+        if len(reps) != want_reps or prim in reps:
+            return False
+        if len(set(reps)) != len(reps) or not set(reps) <= set(ids):
+            return False
+        prim_count[prim] += 1
+    lo = NSLOTS // len(ids)
+    return all(lo - 1 <= v <= lo + 1 for v in prim_count.values())
+
+
+# ---------------------------------------------------------------------------
+# Fake data nodes
+
+
+def join(trio, addr=None, boot_id=None, timeout=10.0):
+    """Join a node; returns (reply, addr, boot_id)."""
+    addr = addr or unused_addr()
+    boot_id = boot_id or uuid.uuid4().hex
+    rep = call_leader(trio, {"op": "join", "addr": addr, "boot_id": boot_id},
+                      timeout)
+    return rep, addr, boot_id
+
+
+class FakeNode:
+    """A test client that joins like a data node and heartbeats the leader
+    every 100 ms from a background thread, following not_leader."""
+
+    def __init__(self, trio, addr=None, boot_id=None, interval=0.1,
+                 max_life=300.0):
+        self.trio = trio
+        self.addr = addr or unused_addr()
+        self.boot_id = boot_id or uuid.uuid4().hex
+        self.interval = interval
+        self.max_life = max_life
+        self.id = None
+        self.epoch = 0
+        self.last_ack = None  # monotonic time of the last ok heartbeat reply
+        self.acks = 0
+        self.errors = {}
+        self._stop = threading.Event()
+        self._thread = None
+        self._conn = None
+        self._target = None
+
+    def join(self, timeout=10.0):
+        rep = call_leader(self.trio, {"op": "join", "addr": self.addr,
+                                      "boot_id": self.boot_id}, timeout)
+        assert rep.get("ok"), "join failed: %r" % rep
+        self.id = rep["node"]
+        self.epoch = rep.get("epoch", 0)
+        return self.id
+
+    def start(self):
+        """Join (if needed) and start heartbeating."""
+        if self.id is None:
+            self.join()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="fakenode-%s" % self.id)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout=3.0):
+        """Stop heartbeating; returns the time of the last ok heartbeat."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        self._drop_conn()
+        return self.last_ack
+
+    def _drop_conn(self):
+        if self._conn:
+            self._conn.close()
+            self._conn = None
+
+    def _next_target(self, hint=None):
+        self._drop_conn()
+        apis = self.trio.apis
+        if hint and hint in apis:
+            self._target = hint
+        elif self._target in apis:
+            self._target = apis[(apis.index(self._target) + 1) % len(apis)]
+        else:
+            self._target = apis[0]
+
+    def beat_once(self, timeout=0.5):
+        if self._target is None:
+            self._next_target()
+        try:
+            if self._conn is None:
+                self._conn = Conn(self._target, timeout)
+            rep = self._conn.request({"op": "heartbeat", "node": self.id,
+                                      "boot_id": self.boot_id,
+                                      "epoch": self.epoch, "keys": 0,
+                                      "used_memory": 0}, timeout)
+        except (OSError, ValueError):
+            self.errors["conn"] = self.errors.get("conn", 0) + 1
+            self._next_target()
+            return None
+        if rep.get("ok"):
+            self.last_ack = time.monotonic()
+            self.acks += 1
+            self.epoch = rep.get("epoch", self.epoch)
+            return rep
+        err = rep.get("error")
+        self.errors[err] = self.errors.get(err, 0) + 1
+        if err == "not_leader":
+            self._next_target(rep.get("leader"))
+        return rep
+
+    def _run(self):
+        end = time.monotonic() + self.max_life
+        while not self._stop.is_set() and time.monotonic() < end:
+            t0 = time.monotonic()
+            self.beat_once()
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
