@@ -229,7 +229,7 @@ static void test_node_state(void **state)
 	assert_int_equal(
 	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP), &res),
 	        NARF_EINVAL);
-	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), NARF_EINVAL);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), NARF_ENOTFOUND);
 	assert_int_equal(apply_cmd(m, narf_cmd_leave(42), &res),
 	                 NARF_ENOTFOUND);
 	free_map(m);
