@@ -161,6 +161,25 @@ static json_t *ok_reply(void)
 	return json_pack("{s:b}", "ok", 1);
 }
 
+/* FNV-1a of the map's JSON form: members whose FSMs hold the same map
+ * report the same digest, which is how tests compare followers' state. */
+static json_t *map_digest(const struct narf_map *m)
+{
+	json_t *obj = narf_map_to_json(m);
+	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	uint64_t h = 14695981039346656037ULL;
+	char hex[17];
+
+	for (const char *p = text; p != NULL && *p != '\0'; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	free(text);
+	json_decref(obj);
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+	return json_string(hex);
+}
+
 static json_t *op_ping(struct narf_coord *c)
 {
 	struct narf_raftnode *rn = &c->rn;
@@ -183,6 +202,7 @@ static json_t *op_ping(struct narf_coord *c)
 	json_object_set_new(
 	        r, "applied",
 	        json_integer((json_int_t)narf_raftnode_applied(rn)));
+	json_object_set_new(r, "digest", map_digest(rn->map));
 	return r;
 }
 

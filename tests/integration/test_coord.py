@@ -73,8 +73,9 @@ def wait_stable(trio, quiet=0.6, timeout=20.0):
 
 
 def wait_converged(trio, timeout=15.0):
-    """Every member answers ping with the same term, leader, epoch and
-    applied index; returns the pings."""
+    """Every member answers ping with the same term, leader, epoch, applied
+    index and map digest (so the FSM contents match, not only their epochs);
+    returns the pings."""
     last = {}
 
     def check():
@@ -82,7 +83,7 @@ def wait_converged(trio, timeout=15.0):
         last["p"] = pings
         if any(p is None or not p.get("ok") for p in pings.values()):
             return None
-        keys = ("term", "leader", "epoch", "applied")
+        keys = ("term", "leader", "epoch", "applied", "digest")
         vals = {k: {p.get(k) for p in pings.values()} for k in keys}
         if all(len(v) == 1 and None not in v for v in vals.values()):
             return pings
