@@ -11,23 +11,24 @@
 #define NARF_ERRORS_H
 
 /* X(enum suffix, wire code, human message) */
-#define NARF_ERRORS(X)                                      \
-	X(NOMEM, "nomem", "out of memory")                  \
-	X(INVAL, "bad_request", "invalid argument")         \
-	X(PROTO, "bad_json", "protocol error")              \
-	X(TOOLARGE, "too_large", "message too large")       \
-	X(TOODEEP, "too_deep", "message nested too deeply") \
-	X(UNKNOWNOP, "unknown_op", "unknown operation")     \
-	X(NOTLEADER, "not_leader", "not the leader")        \
-	X(NOTREADY, "not_ready", "leader is not ready yet") \
-	X(BUSY, "busy", "too many requests in flight")      \
-	X(NOTFOUND, "unknown_node", "unknown node")         \
-	X(STALE, "stale_epoch", "stale epoch")              \
-	X(EXISTS, "exists", "already exists")               \
-	X(IO, "io", "input/output error")                   \
-	X(CONNECT, "unreachable", "connection failed")      \
-	X(TIMEOUT, "timeout", "timed out")                  \
-	X(CLOSED, "closed", "connection closed")            \
+#define NARF_ERRORS(X)                                                      \
+	X(NOMEM, "nomem", "out of memory")                                  \
+	X(INVAL, "bad_request", "invalid argument")                         \
+	X(PROTO, "bad_json", "protocol error")                              \
+	X(TOOLARGE, "too_large", "message too large")                       \
+	X(TOODEEP, "too_deep", "message nested too deeply")                 \
+	X(UNKNOWNOP, "unknown_op", "unknown operation")                     \
+	X(NOTLEADER, "not_leader", "not the leader")                        \
+	X(NOTREADY, "not_ready", "leader is not ready yet")                 \
+	X(BUSY, "busy", "too many requests in flight")                      \
+	X(NOTFOUND, "unknown_node", "unknown node")                         \
+	X(STALE, "stale_epoch", "stale epoch")                              \
+	X(EXISTS, "exists", "already exists")                               \
+	X(IO, "io", "input/output error")                                   \
+	X(CONNECT, "unreachable", "connection failed")                      \
+	X(TIMEOUT, "timeout", "timed out")                                  \
+	X(CLOSED, "closed", "connection closed")                            \
+	X(OOM, "oom", "command not allowed when used memory > 'maxmemory'") \
 	X(INTERNAL, "internal", "internal error")
 
 enum narf_error {

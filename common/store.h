@@ -1,0 +1,184 @@
+/*
+ * The data node's store: string keys and values in memory, grouped by hash
+ * slot, with TTLs, approximate LRU eviction and honest memory accounting.
+ *
+ * Layout. Each of the 16384 slots has its own hash table (chained, power of
+ * two buckets, keyed SipHash with a per-process random seed so crafted keys
+ * cannot pile into one chain). A slot can therefore be counted, iterated,
+ * streamed or dropped without touching the others. Tables grow and shrink by
+ * incremental rehashing, as Redis's dict does: while a table is being
+ * rehashed, every operation on that slot moves a few buckets, and
+ * narf_store_cron() moves more, so no single request pays for a resize.
+ *
+ * An entry is one allocation: a small header (chain pointer, lengths, LRU
+ * clock, flags), then the expiry time only when the key has one, then the
+ * key and the value bytes. That keeps 16-byte keys with 32-byte values near
+ * 90 bytes each, table included.
+ *
+ * Time is always passed in (now_ms, milliseconds since the Unix epoch), so
+ * tests drive expiry with a fake clock. Expired keys are removed lazily when
+ * touched, and actively by narf_store_active_expire(), which samples the
+ * slots that hold keys with TTLs within a bounded amount of work.
+ *
+ * Memory: every allocation the store makes is counted with its real usable
+ * size (malloc_usable_size), and narf_store_used_memory() reports the sum.
+ * With max_memory set, writes first evict (allkeys-lru: the least recently
+ * used among a sample of keys, as Redis does) until the store fits, or fail
+ * with NARF_EOOM under noeviction.
+ *
+ * Pointers to entries are valid until the next call that may modify the
+ * store (any set, del, expire, eviction, cron).
+ */
+#ifndef NARF_STORE_H
+#define NARF_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "slot.h"
+
+enum narf_eviction {
+	NARF_EVICT_ALLKEYS_LRU,
+	NARF_EVICT_NOEVICTION,
+};
+
+struct narf_store_config {
+	uint64_t max_memory; /* bytes; 0 = unlimited */
+	enum narf_eviction eviction;
+	uint8_t seed[16]; /* SipHash key; random in production */
+	unsigned lru_samples; /* keys sampled per eviction, default 5 */
+};
+
+/* Why an entry left the store other than by a client's DEL. */
+enum narf_store_reason {
+	NARF_STORE_EXPIRED,
+	NARF_STORE_EVICTED,
+};
+
+/* Called for each key removed by expiry or eviction (the cluster issue
+ * replicates these as deletes). key is valid only during the call. */
+typedef void (*narf_store_removed_cb)(void *data, unsigned slot,
+                                      const char *key, size_t klen,
+                                      enum narf_store_reason why);
+
+struct narf_store;
+struct narf_entry;
+
+struct narf_store_stats {
+	uint64_t keys;
+	uint64_t keys_with_ttl;
+	uint64_t used_memory; /* bytes, allocator usable sizes */
+	uint64_t expired;     /* keys removed by expiry, ever */
+	uint64_t evicted;     /* keys removed by eviction, ever */
+	uint64_t rehashing;   /* slots with a rehash in progress */
+};
+
+/* Create a store; *out is owned by the caller (narf_store_destroy). */
+int narf_store_create(struct narf_store **out,
+                      const struct narf_store_config *cfg);
+void narf_store_destroy(struct narf_store *s);
+
+void narf_store_set_removed_cb(struct narf_store *s, narf_store_removed_cb cb,
+                               void *data);
+/* Change limits at run time (CONFIG SET-like). */
+void narf_store_set_limits(struct narf_store *s, uint64_t max_memory,
+                           enum narf_eviction eviction);
+
+/* --- entries ------------------------------------------------------------- */
+
+const char *narf_entry_key(const struct narf_entry *e, size_t *len);
+const char *narf_entry_value(const struct narf_entry *e, size_t *len);
+/* Absolute expiry in ms since the epoch, or 0 when the key has no TTL. */
+int64_t narf_entry_expire(const struct narf_entry *e);
+/* Seconds since the entry was last touched (OBJECT IDLETIME). */
+uint64_t narf_entry_idle(const struct narf_store *s,
+                         const struct narf_entry *e, int64_t now_ms);
+
+/* --- operations (slot = narf_slot_of(key)) ------------------------------- */
+
+/* Look a key up; an expired key is removed and NULL returned. Touches the
+ * entry's LRU clock unless NARF_STORE_NOTOUCH is given. */
+#define NARF_STORE_NOTOUCH 1u
+struct narf_entry *narf_store_get(struct narf_store *s, unsigned slot,
+                                  const char *key, size_t klen,
+                                  int64_t now_ms, unsigned flags);
+
+/*
+ * Insert or replace key with value. expire_ms: absolute expiry, or 0 for
+ * none, or NARF_STORE_KEEPTTL to keep the current one (none for a new key).
+ * Evicts first when over max_memory; returns NARF_EOOM (nothing changed)
+ * when the store cannot make room. *out (may be NULL) receives the entry.
+ */
+#define NARF_STORE_KEEPTTL INT64_MIN
+int narf_store_set(struct narf_store *s, unsigned slot, const char *key,
+                   size_t klen, const char *val, size_t vlen,
+                   int64_t expire_ms, int64_t now_ms,
+                   struct narf_entry **out);
+
+/* Remove a key; returns true when it existed (and was not expired). */
+bool narf_store_del(struct narf_store *s, unsigned slot, const char *key,
+                    size_t klen, int64_t now_ms);
+
+/* Set or clear (expire_ms = 0) the expiry of an existing entry. */
+void narf_store_set_expire(struct narf_store *s, unsigned slot,
+                           struct narf_entry *e, int64_t expire_ms);
+
+/* Would a write of this many more bytes fit (after evicting if allowed)?
+ * Returns 0 or NARF_EOOM; commands call it before growing a value. */
+int narf_store_make_room(struct narf_store *s, size_t bytes, int64_t now_ms);
+
+/* --- whole store and slots ----------------------------------------------- */
+
+void narf_store_stats(const struct narf_store *s, struct narf_store_stats *st);
+uint64_t narf_store_count(const struct narf_store *s);
+uint64_t narf_store_slot_count(const struct narf_store *s, unsigned slot);
+uint64_t narf_store_used_memory(const struct narf_store *s);
+
+/* Remove every key (FLUSHALL) or every key of one slot. */
+void narf_store_flush(struct narf_store *s);
+void narf_store_drop_slot(struct narf_store *s, unsigned slot);
+
+/* Visit every live entry of a slot; stop early when cb returns false. */
+typedef bool (*narf_store_visit_cb)(void *data, const struct narf_entry *e);
+void narf_store_foreach_slot(struct narf_store *s, unsigned slot,
+                             int64_t now_ms, narf_store_visit_cb cb,
+                             void *data);
+
+/*
+ * SCAN: visit some entries starting at cursor (0 = start) and return the
+ * next cursor (0 = done). A key present for the whole scan is returned at
+ * least once, even across rehashes (reverse-binary cursor, as Redis). Visits
+ * about `count` buckets' worth of entries.
+ */
+uint64_t narf_store_scan(struct narf_store *s, uint64_t cursor,
+                         unsigned count, int64_t now_ms,
+                         narf_store_visit_cb cb, void *data);
+
+/* A random live key, or NULL when the store is empty. */
+struct narf_entry *narf_store_random(struct narf_store *s, int64_t now_ms,
+                                     unsigned *slot);
+
+/* --- periodic work -------------------------------------------------------- */
+
+/* Reclaim expired keys, sampling slots with TTLs; does at most max_checks
+ * entry checks. Returns the number of keys reclaimed. */
+unsigned narf_store_active_expire(struct narf_store *s, int64_t now_ms,
+                                  unsigned max_checks);
+
+/* Move rehashing forward on slots that are mid-rehash (at most `steps`
+ * buckets in all). */
+void narf_store_cron(struct narf_store *s, unsigned steps);
+
+/* --- helpers shared with the command layer ------------------------------- */
+
+/* Redis's glob matching (stringmatchlen): * ? [a-z] [^a] \x, optional
+ * case-insensitivity. Bounded recursion. */
+bool narf_glob_match(const char *pat, size_t plen, const char *str,
+                     size_t slen, bool nocase);
+
+/* SipHash-2-4 of data under a 16-byte key. */
+uint64_t narf_siphash(const void *data, size_t len, const uint8_t key[16]);
+
+#endif /* NARF_STORE_H */
