@@ -1,0 +1,470 @@
+/*
+ * Keyspace commands with Redis 7.0's semantics: DEL/UNLINK, EXISTS, TOUCH,
+ * TYPE, RENAME(NX), RANDOMKEY, the EXPIRE family with NX/XX/GT/LT, TTL
+ * queries, PERSIST, SCAN, KEYS, DBSIZE and FLUSHALL/FLUSHDB.
+ *
+ * Every value is a string, so TYPE answers "string" or "none" and no
+ * command can meet WRONGTYPE.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+static int64_t now_of(struct narf_engine *e)
+{
+	return narf_engine_now(e);
+}
+
+static bool del_key(struct narf_engine *e, const char *k, size_t n)
+{
+	return narf_store_del(e->store, narf_key_slot(k, n), k, n, now_of(e));
+}
+
+static int cmd_del(struct narf_engine *e, struct narf_client *c, int argc,
+                   const char **argv, const size_t *len, struct narf_buf *out)
+{
+	long long n = 0;
+
+	for (int i = 1; i < argc; i++)
+		n += del_key(e, argv[i], len[i]);
+	return narf_resp_int(out, n);
+}
+
+static int cmd_exists(struct narf_engine *e, struct narf_client *c, int argc,
+                      const char **argv, const size_t *len,
+                      struct narf_buf *out)
+{
+	long long n = 0;
+
+	/* A key named twice counts twice, as in Redis. */
+	for (int i = 1; i < argc; i++)
+		n += narf_store_get(e->store, narf_key_slot(argv[i], len[i]),
+		                    argv[i], len[i], now_of(e),
+		                    NARF_STORE_NOTOUCH) != NULL;
+	return narf_resp_int(out, n);
+}
+
+static int cmd_touch(struct narf_engine *e, struct narf_client *c, int argc,
+                     const char **argv, const size_t *len,
+                     struct narf_buf *out)
+{
+	long long n = 0;
+
+	for (int i = 1; i < argc; i++)
+		n += narf_lookup(e, argv[i], len[i], false) != NULL;
+	return narf_resp_int(out, n);
+}
+
+static int cmd_type(struct narf_engine *e, struct narf_client *c, int argc,
+                    const char **argv, const size_t *len,
+                    struct narf_buf *out)
+{
+	struct narf_entry *en = narf_store_get(
+	        e->store, narf_key_slot(argv[1], len[1]), argv[1], len[1],
+	        now_of(e), NARF_STORE_NOTOUCH);
+
+	return narf_resp_simple(out, en ? "string" : "none");
+}
+
+static int rename_generic(struct narf_engine *e, const char **argv,
+                          const size_t *len, bool nx, struct narf_buf *out)
+{
+	struct narf_entry *src = narf_lookup(e, argv[1], len[1], false);
+	const char *v;
+	char *copy;
+	size_t vlen;
+	int64_t expire;
+	int rv;
+
+	if (src == NULL)
+		return narf_resp_error(out, "ERR no such key");
+	if (len[1] == len[2] && memcmp(argv[1], argv[2], len[1]) == 0)
+		return nx ? narf_resp_int(out, 0) : narf_resp_simple(out, "OK");
+	if (nx && narf_lookup(e, argv[2], len[2], false) != NULL)
+		return narf_resp_int(out, 0);
+	/* Looking the destination up may have moved nothing, but be safe:
+	 * take the source again before copying it out. */
+	src = narf_lookup(e, argv[1], len[1], false);
+	v = narf_entry_value(src, &vlen);
+	expire = narf_entry_expire(src);
+	copy = malloc(vlen ? vlen : 1);
+	if (copy == NULL)
+		return NARF_ENOMEM;
+	memcpy(copy, v, vlen);
+	rv = narf_store_set(e->store, narf_key_slot(argv[2], len[2]), argv[2],
+	                    len[2], copy, vlen, expire, now_of(e), NULL);
+	free(copy);
+	if (rv != 0)
+		return narf_resp_error(out, "OOM command not allowed when used "
+		                            "memory > 'maxmemory'.");
+	del_key(e, argv[1], len[1]);
+	return nx ? narf_resp_int(out, 1) : narf_resp_simple(out, "OK");
+}
+
+static int cmd_rename(struct narf_engine *e, struct narf_client *c, int argc,
+                      const char **argv, const size_t *len,
+                      struct narf_buf *out)
+{
+	return rename_generic(e, argv, len, false, out);
+}
+
+static int cmd_renamenx(struct narf_engine *e, struct narf_client *c,
+                        int argc, const char **argv, const size_t *len,
+                        struct narf_buf *out)
+{
+	return rename_generic(e, argv, len, true, out);
+}
+
+static int cmd_randomkey(struct narf_engine *e, struct narf_client *c,
+                         int argc, const char **argv, const size_t *len,
+                         struct narf_buf *out)
+{
+	struct narf_entry *en = narf_store_random(e->store, now_of(e), NULL);
+	const char *k;
+	size_t n;
+
+	if (en == NULL)
+		return narf_resp_null(out);
+	k = narf_entry_key(en, &n);
+	return narf_resp_bulk(out, k, n);
+}
+
+/* --- expiry ---------------------------------------------------------------- */
+
+enum { EXPIRE_NX = 1, EXPIRE_XX = 2, EXPIRE_GT = 4, EXPIRE_LT = 8 };
+
+static int parse_expire_flags(struct narf_buf *out, int argc,
+                              const char **argv, const size_t *len,
+                              int *flags)
+{
+	*flags = 0;
+	for (int i = 3; i < argc; i++) {
+		if (narf_arg_is(argv[i], len[i], "nx"))
+			*flags |= EXPIRE_NX;
+		else if (narf_arg_is(argv[i], len[i], "xx"))
+			*flags |= EXPIRE_XX;
+		else if (narf_arg_is(argv[i], len[i], "gt"))
+			*flags |= EXPIRE_GT;
+		else if (narf_arg_is(argv[i], len[i], "lt"))
+			*flags |= EXPIRE_LT;
+		else
+			return narf_resp_errorf(out, "ERR Unsupported option "
+			                             "%.*s",
+			                        (int)(len[i] > 64 ? 64 : len[i]),
+			                        argv[i]),
+			       -1;
+	}
+	if ((*flags & EXPIRE_NX) && (*flags & ~EXPIRE_NX)) {
+		narf_resp_error(out, "ERR NX and XX, GT or LT options at the "
+		                     "same time are not compatible");
+		return -1;
+	}
+	if ((*flags & EXPIRE_GT) && (*flags & EXPIRE_LT)) {
+		narf_resp_error(out, "ERR GT and LT options at the same time "
+		                     "are not compatible");
+		return -1;
+	}
+	return 0;
+}
+
+/* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: unit_ms is 1000 or 1, relative
+ * says whether the time is from now. */
+static int expire_generic(struct narf_engine *e, int argc, const char **argv,
+                          const size_t *len, long long unit_ms,
+                          bool relative, struct narf_buf *out)
+{
+	struct narf_entry *en;
+	long long when;
+	int64_t now = now_of(e), cur;
+	int flags;
+
+	if (narf_arg_ll(out, argv[2], len[2], &when) != 0 ||
+	    parse_expire_flags(out, argc, argv, len, &flags) != 0)
+		return 0;
+	if ((when > LLONG_MAX / unit_ms) || (when < LLONG_MIN / unit_ms))
+		goto invalid;
+	when *= unit_ms;
+	if (relative) {
+		if ((when > 0 && when > LLONG_MAX - now) ||
+		    (when < 0 && when < LLONG_MIN + now))
+			goto invalid;
+		when += now;
+	}
+	en = narf_lookup(e, argv[1], len[1], false);
+	if (en == NULL)
+		return narf_resp_int(out, 0);
+	cur = narf_entry_expire(en);
+	/* No TTL counts as an infinite one for GT and LT. */
+	if (((flags & EXPIRE_NX) && cur != 0) ||
+	    ((flags & EXPIRE_XX) && cur == 0) ||
+	    ((flags & EXPIRE_GT) && (cur == 0 || when <= cur)) ||
+	    ((flags & EXPIRE_LT) && cur != 0 && when >= cur))
+		return narf_resp_int(out, 0);
+	if (when <= now)
+		del_key(e, argv[1], len[1]);
+	else
+		narf_store_set_expire(e->store, narf_key_slot(argv[1], len[1]),
+		                      en, when);
+	return narf_resp_int(out, 1);
+invalid:
+	return narf_resp_errorf(out, "ERR invalid expire time in '%s' command",
+	                        relative ? (unit_ms == 1 ? "pexpire" : "expire")
+	                        : (unit_ms == 1 ? "pexpireat" : "expireat"));
+}
+
+static int cmd_expire(struct narf_engine *e, struct narf_client *c, int argc,
+                      const char **argv, const size_t *len,
+                      struct narf_buf *out)
+{
+	return expire_generic(e, argc, argv, len, 1000, true, out);
+}
+
+static int cmd_pexpire(struct narf_engine *e, struct narf_client *c,
+                       int argc, const char **argv, const size_t *len,
+                       struct narf_buf *out)
+{
+	return expire_generic(e, argc, argv, len, 1, true, out);
+}
+
+static int cmd_expireat(struct narf_engine *e, struct narf_client *c,
+                        int argc, const char **argv, const size_t *len,
+                        struct narf_buf *out)
+{
+	return expire_generic(e, argc, argv, len, 1000, false, out);
+}
+
+static int cmd_pexpireat(struct narf_engine *e, struct narf_client *c,
+                         int argc, const char **argv, const size_t *len,
+                         struct narf_buf *out)
+{
+	return expire_generic(e, argc, argv, len, 1, false, out);
+}
+
+enum { TTL_REL_S, TTL_REL_MS, TTL_ABS_S, TTL_ABS_MS };
+
+static int ttl_generic(struct narf_engine *e, const char **argv,
+                       const size_t *len, int kind, struct narf_buf *out)
+{
+	struct narf_entry *en = narf_store_get(
+	        e->store, narf_key_slot(argv[1], len[1]), argv[1], len[1],
+	        now_of(e), NARF_STORE_NOTOUCH);
+	int64_t exp, left;
+
+	if (en == NULL)
+		return narf_resp_int(out, -2);
+	exp = narf_entry_expire(en);
+	if (exp == 0)
+		return narf_resp_int(out, -1);
+	left = exp - now_of(e);
+	if (left < 0)
+		left = 0;
+	switch (kind) {
+	case TTL_REL_S:
+		return narf_resp_int(out, (left + 500) / 1000);
+	case TTL_REL_MS:
+		return narf_resp_int(out, left);
+	case TTL_ABS_S:
+		return narf_resp_int(out, exp / 1000);
+	default:
+		return narf_resp_int(out, exp);
+	}
+}
+
+static int cmd_ttl(struct narf_engine *e, struct narf_client *c, int argc,
+                   const char **argv, const size_t *len, struct narf_buf *out)
+{
+	return ttl_generic(e, argv, len, TTL_REL_S, out);
+}
+
+static int cmd_pttl(struct narf_engine *e, struct narf_client *c, int argc,
+                    const char **argv, const size_t *len,
+                    struct narf_buf *out)
+{
+	return ttl_generic(e, argv, len, TTL_REL_MS, out);
+}
+
+static int cmd_expiretime(struct narf_engine *e, struct narf_client *c,
+                          int argc, const char **argv, const size_t *len,
+                          struct narf_buf *out)
+{
+	return ttl_generic(e, argv, len, TTL_ABS_S, out);
+}
+
+static int cmd_pexpiretime(struct narf_engine *e, struct narf_client *c,
+                           int argc, const char **argv, const size_t *len,
+                           struct narf_buf *out)
+{
+	return ttl_generic(e, argv, len, TTL_ABS_MS, out);
+}
+
+static int cmd_persist(struct narf_engine *e, struct narf_client *c,
+                       int argc, const char **argv, const size_t *len,
+                       struct narf_buf *out)
+{
+	struct narf_entry *en = narf_lookup(e, argv[1], len[1], false);
+
+	if (en == NULL || narf_entry_expire(en) == 0)
+		return narf_resp_int(out, 0);
+	narf_store_set_expire(e->store, narf_key_slot(argv[1], len[1]), en, 0);
+	return narf_resp_int(out, 1);
+}
+
+/* --- iteration --------------------------------------------------------------- */
+
+struct collect {
+	struct narf_buf keys; /* RESP bulks of the matching keys */
+	long long n;
+	const char *pat; /* borrowed; NULL matches all */
+	size_t plen;
+	bool type_ok; /* TYPE filter: only "string" matches */
+	int err;
+};
+
+static bool collect_cb(void *data, const struct narf_entry *en)
+{
+	struct collect *col = data;
+	size_t n;
+	const char *k = narf_entry_key(en, &n);
+
+	if (!col->type_ok)
+		return true;
+	if (col->pat != NULL && !narf_glob_match(col->pat, col->plen, k, n,
+	                                         false))
+		return true;
+	if (narf_resp_bulk(&col->keys, k, n) != 0) {
+		col->err = NARF_ENOMEM;
+		return false;
+	}
+	col->n++;
+	return true;
+}
+
+static int cmd_keys(struct narf_engine *e, struct narf_client *c, int argc,
+                    const char **argv, const size_t *len,
+                    struct narf_buf *out)
+{
+	struct collect col = {.pat = argv[1], .plen = len[1], .type_ok = true};
+	int64_t now = now_of(e);
+	int rv;
+
+	if (len[1] == 1 && argv[1][0] == '*')
+		col.pat = NULL;
+	narf_buf_init(&col.keys);
+	for (unsigned s = 0; s < NARF_SLOTS && col.err == 0; s++)
+		if (narf_store_slot_count(e->store, s) > 0)
+			narf_store_foreach_slot(e->store, s, now, collect_cb,
+			                        &col);
+	rv = col.err;
+	if (rv == 0)
+		rv = narf_resp_array(out, col.n);
+	if (rv == 0)
+		rv = narf_buf_append(out, col.keys.data, col.keys.len);
+	narf_buf_close(&col.keys);
+	return rv;
+}
+
+static int cmd_scan(struct narf_engine *e, struct narf_client *c, int argc,
+                    const char **argv, const size_t *len,
+                    struct narf_buf *out)
+{
+	struct collect col = {.type_ok = true};
+	unsigned long long cursor = 0;
+	long long count = 10;
+	char num[32];
+	int rv;
+
+	for (size_t i = 0; i < len[1]; i++) {
+		if (argv[1][i] < '0' || argv[1][i] > '9' ||
+		    cursor > (ULLONG_MAX - 9) / 10)
+			return narf_resp_error(out, "ERR invalid cursor");
+		cursor = cursor * 10 + (unsigned)(argv[1][i] - '0');
+	}
+	if (len[1] == 0)
+		return narf_resp_error(out, "ERR invalid cursor");
+	for (int i = 2; i < argc; i += 2) {
+		if (i + 1 >= argc)
+			return narf_reply_syntax(out);
+		if (narf_arg_is(argv[i], len[i], "count")) {
+			if (narf_arg_ll(out, argv[i + 1], len[i + 1], &count) !=
+			    0)
+				return 0;
+			if (count < 1)
+				return narf_reply_syntax(out);
+		} else if (narf_arg_is(argv[i], len[i], "match")) {
+			col.pat = argv[i + 1];
+			col.plen = len[i + 1];
+			if (col.plen == 1 && col.pat[0] == '*')
+				col.pat = NULL;
+		} else if (narf_arg_is(argv[i], len[i], "type")) {
+			col.type_ok = narf_arg_is(argv[i + 1], len[i + 1],
+			                          "string");
+		} else {
+			return narf_reply_syntax(out);
+		}
+	}
+	narf_buf_init(&col.keys);
+	cursor = narf_store_scan(e->store, cursor,
+	                         count > 100000 ? 100000 : (unsigned)count,
+	                         now_of(e), collect_cb, &col);
+	rv = col.err;
+	if (rv == 0) {
+		int n = snprintf(num, sizeof(num), "%llu", cursor);
+
+		narf_resp_array(out, 2);
+		narf_resp_bulk(out, num, (size_t)n);
+		narf_resp_array(out, col.n);
+		rv = narf_buf_append(out, col.keys.data, col.keys.len);
+	}
+	narf_buf_close(&col.keys);
+	return rv;
+}
+
+static int cmd_dbsize(struct narf_engine *e, struct narf_client *c, int argc,
+                      const char **argv, const size_t *len,
+                      struct narf_buf *out)
+{
+	return narf_resp_int(out, (long long)narf_store_count(e->store));
+}
+
+static int cmd_flushall(struct narf_engine *e, struct narf_client *c,
+                        int argc, const char **argv, const size_t *len,
+                        struct narf_buf *out)
+{
+	if (argc > 2 || (argc == 2 && !narf_arg_is(argv[1], len[1], "sync") &&
+	                 !narf_arg_is(argv[1], len[1], "async")))
+		return narf_reply_syntax(out);
+	narf_store_flush(e->store);
+	return narf_resp_simple(out, "OK");
+}
+
+#define W NARF_CMD_WRITE
+#define R NARF_CMD_READONLY
+#define F NARF_CMD_FAST
+const struct narf_command narf_key_commands[] = {
+	{"del", cmd_del, -2, W, 1, -1, 1},
+	{"unlink", cmd_del, -2, W | F, 1, -1, 1},
+	{"exists", cmd_exists, -2, R | F, 1, -1, 1},
+	{"touch", cmd_touch, -2, R | F, 1, -1, 1},
+	{"type", cmd_type, 2, R | F, 1, 1, 1},
+	{"rename", cmd_rename, 3, W, 1, 2, 1},
+	{"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1},
+	{"randomkey", cmd_randomkey, 1, R, 0, 0, 0},
+	{"expire", cmd_expire, -3, W | F, 1, 1, 1},
+	{"pexpire", cmd_pexpire, -3, W | F, 1, 1, 1},
+	{"expireat", cmd_expireat, -3, W | F, 1, 1, 1},
+	{"pexpireat", cmd_pexpireat, -3, W | F, 1, 1, 1},
+	{"expiretime", cmd_expiretime, 2, R | F, 1, 1, 1},
+	{"pexpiretime", cmd_pexpiretime, 2, R | F, 1, 1, 1},
+	{"ttl", cmd_ttl, 2, R | F, 1, 1, 1},
+	{"pttl", cmd_pttl, 2, R | F, 1, 1, 1},
+	{"persist", cmd_persist, 2, W | F, 1, 1, 1},
+	{"scan", cmd_scan, -2, R, 0, 0, 0},
+	{"keys", cmd_keys, 2, R, 0, 0, 0},
+	{"dbsize", cmd_dbsize, 1, R | F, 0, 0, 0},
+	{"flushall", cmd_flushall, -1, W, 0, 0, 0},
+	{"flushdb", cmd_flushall, -1, W, 0, 0, 0},
+	{NULL, NULL, 0, 0, 0, 0, 0},
+};

@@ -1,0 +1,575 @@
+/*
+ * Connection, server and cluster commands: PING, ECHO, SELECT, AUTH,
+ * HELLO, QUIT, CLIENT, COMMAND, CONFIG GET, INFO and the CLUSTER
+ * subcommands cluster-aware clients ask at start-up.
+ *
+ * Enough of each is answered the way Redis 7.0 answers it that redis-cli,
+ * redis-benchmark and redis-py start cleanly and behave; what is not
+ * supported gets Redis's own error for it.
+ */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+static int cmd_ping(struct narf_engine *e, struct narf_client *c, int argc,
+                    const char **argv, const size_t *len,
+                    struct narf_buf *out)
+{
+	if (argc > 2)
+		return narf_reply_wrong_arity(out, "ping");
+	if (argc == 2)
+		return narf_resp_bulk(out, argv[1], len[1]);
+	return narf_resp_simple(out, "PONG");
+}
+
+static int cmd_echo(struct narf_engine *e, struct narf_client *c, int argc,
+                    const char **argv, const size_t *len,
+                    struct narf_buf *out)
+{
+	return narf_resp_bulk(out, argv[1], len[1]);
+}
+
+static int cmd_select(struct narf_engine *e, struct narf_client *c, int argc,
+                      const char **argv, const size_t *len,
+                      struct narf_buf *out)
+{
+	long long db;
+
+	if (!narf_str_to_ll(argv[1], len[1], &db))
+		return narf_resp_error(out, "ERR value is not an integer or "
+		                            "out of range");
+	if (db != 0)
+		return narf_resp_error(out, "ERR DB index is out of range");
+	return narf_resp_simple(out, "OK");
+}
+
+static int cmd_quit(struct narf_engine *e, struct narf_client *c, int argc,
+                    const char **argv, const size_t *len,
+                    struct narf_buf *out)
+{
+	c->close_after_reply = true;
+	return narf_resp_simple(out, "OK");
+}
+
+/* Constant-time comparison, so the time AUTH takes does not leak how much
+ * of a guessed password matched. */
+static bool password_equal(const char *want, const char *got, size_t n)
+{
+	size_t wn = strlen(want);
+	unsigned char diff = (unsigned char)(wn != n);
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(got[i] ^ want[i % (wn ? wn : 1)]);
+	return diff == 0;
+}
+
+/* AUTH [user] password: only the "default" user exists. */
+static int check_auth(struct narf_engine *e, struct narf_client *c,
+                      const char *user, size_t ulen, const char *pass,
+                      size_t plen, struct narf_buf *out)
+{
+	if (e->cfg.requirepass == NULL) {
+		narf_resp_error(out, "ERR AUTH <password> called without any "
+		                     "password configured for the default "
+		                     "user. Are you sure your configuration "
+		                     "is correct?");
+		return -1;
+	}
+	if ((user != NULL && !narf_arg_is(user, ulen, "default")) ||
+	    !password_equal(e->cfg.requirepass, pass, plen)) {
+		narf_resp_error(out, "WRONGPASS invalid username-password pair "
+		                     "or user is disabled.");
+		return -1;
+	}
+	c->authenticated = true;
+	return 0;
+}
+
+static int cmd_auth(struct narf_engine *e, struct narf_client *c, int argc,
+                    const char **argv, const size_t *len,
+                    struct narf_buf *out)
+{
+	int rv;
+
+	if (argc > 3)
+		return narf_reply_syntax(out);
+	if (argc == 3)
+		rv = check_auth(e, c, argv[1], len[1], argv[2], len[2], out);
+	else
+		rv = check_auth(e, c, NULL, 0, argv[1], len[1], out);
+	return rv == 0 ? narf_resp_simple(out, "OK") : 0;
+}
+
+static int cmd_hello(struct narf_engine *e, struct narf_client *c, int argc,
+                     const char **argv, const size_t *len,
+                     struct narf_buf *out)
+{
+	int i = 1;
+
+	if (argc >= 2) {
+		long long ver;
+
+		if (!narf_str_to_ll(argv[1], len[1], &ver))
+			return narf_resp_error(out, "ERR Protocol version is "
+			                            "not an integer or out of "
+			                            "range");
+		if (ver != 2)
+			return narf_resp_error(out, "NOPROTO unsupported "
+			                            "protocol version");
+		i = 2;
+	}
+	for (; i < argc; i++) {
+		if (narf_arg_is(argv[i], len[i], "auth") && i + 2 < argc) {
+			if (check_auth(e, c, argv[i + 1], len[i + 1],
+			               argv[i + 2], len[i + 2], out) != 0)
+				return 0;
+			i += 2;
+		} else if (narf_arg_is(argv[i], len[i], "setname") &&
+		           i + 1 < argc) {
+			snprintf(c->name, sizeof(c->name), "%.*s",
+			         (int)len[i + 1], argv[i + 1]);
+			i++;
+		} else {
+			return narf_resp_errorf(out,
+			                        "ERR Syntax error in HELLO "
+			                        "option '%.*s'",
+			                        (int)(len[i] > 64 ? 64 : len[i]),
+			                        argv[i]);
+		}
+	}
+	if (!c->authenticated)
+		return narf_resp_error(out, "NOAUTH HELLO must be called with "
+		                            "the client already authenticated, "
+		                            "otherwise the HELLO AUTH <user> "
+		                            "<pass> option can be used to "
+		                            "authenticate the client and select "
+		                            "the RESP protocol version at the "
+		                            "same time");
+	narf_resp_array(out, 14);
+	narf_resp_bulk_str(out, "server");
+	narf_resp_bulk_str(out, "redis");
+	narf_resp_bulk_str(out, "version");
+	narf_resp_bulk_str(out, NARF_REDIS_VERSION);
+	narf_resp_bulk_str(out, "proto");
+	narf_resp_int(out, 2);
+	narf_resp_bulk_str(out, "id");
+	narf_resp_int(out, (long long)c->id);
+	narf_resp_bulk_str(out, "mode");
+	narf_resp_bulk_str(out, e->cfg.standalone ? "standalone" : "cluster");
+	narf_resp_bulk_str(out, "role");
+	narf_resp_bulk_str(out, "master");
+	narf_resp_bulk_str(out, "modules");
+	return narf_resp_array(out, 0);
+}
+
+static int cmd_client(struct narf_engine *e, struct narf_client *c, int argc,
+                      const char **argv, const size_t *len,
+                      struct narf_buf *out)
+{
+	const char *sub = argv[1];
+	size_t n = len[1];
+
+	if (narf_arg_is(sub, n, "id") && argc == 2)
+		return narf_resp_int(out, (long long)c->id);
+	if (narf_arg_is(sub, n, "getname") && argc == 2)
+		return c->name[0] ? narf_resp_bulk_str(out, c->name)
+		                  : narf_resp_null(out);
+	if (narf_arg_is(sub, n, "setname") && argc == 3) {
+		for (size_t i = 0; i < len[2]; i++)
+			if (argv[2][i] <= ' ' || argv[2][i] > '~')
+				return narf_resp_error(
+				        out, "ERR Client names cannot contain "
+				             "spaces, newlines or special "
+				             "characters.");
+		if (len[2] >= sizeof(c->name))
+			return narf_resp_error(out, "ERR client name too long");
+		memcpy(c->name, argv[2], len[2]);
+		c->name[len[2]] = '\0';
+		return narf_resp_simple(out, "OK");
+	}
+	if (narf_arg_is(sub, n, "setinfo") && argc == 4)
+		return narf_resp_simple(out, "OK");
+	if (narf_arg_is(sub, n, "info") && argc == 2) {
+		char line[512];
+
+		snprintf(line, sizeof(line), "id=%llu addr=%s name=%s db=0\n",
+		         (unsigned long long)c->id, c->addr, c->name);
+		return narf_resp_bulk_str(out, line);
+	}
+	return narf_resp_errorf(out,
+	                        "ERR unknown subcommand or wrong number of "
+	                        "arguments for '%.*s'. Try CLIENT HELP.",
+	                        (int)(n > 64 ? 64 : n), sub);
+}
+
+static void command_info(struct narf_buf *out, const struct narf_command *cmd)
+{
+	unsigned nflags = 0;
+
+	narf_resp_array(out, 10);
+	narf_resp_bulk_str(out, cmd->name);
+	narf_resp_int(out, cmd->arity);
+	nflags = !!(cmd->flags & NARF_CMD_WRITE) +
+	         !!(cmd->flags & NARF_CMD_READONLY) +
+	         !!(cmd->flags & NARF_CMD_DENYOOM) +
+	         !!(cmd->flags & NARF_CMD_FAST);
+	narf_resp_array(out, nflags);
+	if (cmd->flags & NARF_CMD_WRITE)
+		narf_resp_simple(out, "write");
+	if (cmd->flags & NARF_CMD_READONLY)
+		narf_resp_simple(out, "readonly");
+	if (cmd->flags & NARF_CMD_DENYOOM)
+		narf_resp_simple(out, "denyoom");
+	if (cmd->flags & NARF_CMD_FAST)
+		narf_resp_simple(out, "fast");
+	narf_resp_int(out, cmd->first_key);
+	narf_resp_int(out, cmd->last_key);
+	narf_resp_int(out, cmd->key_step);
+	narf_resp_array(out, 0); /* ACL categories */
+	narf_resp_array(out, 0); /* tips */
+	narf_resp_array(out, 0); /* key specs */
+	narf_resp_array(out, 0); /* subcommands */
+}
+
+static int cmd_command(struct narf_engine *e, struct narf_client *c,
+                       int argc, const char **argv, const size_t *len,
+                       struct narf_buf *out)
+{
+	long long count = 0;
+
+	for (int t = 0; narf_command_tables[t] != NULL; t++)
+		for (const struct narf_command *k = narf_command_tables[t];
+		     k->name; k++)
+			count++;
+	if (argc == 1) {
+		narf_resp_array(out, count);
+		for (int t = 0; narf_command_tables[t] != NULL; t++)
+			for (const struct narf_command *k =
+			             narf_command_tables[t];
+			     k->name; k++)
+				command_info(out, k);
+		return 0;
+	}
+	if (narf_arg_is(argv[1], len[1], "count"))
+		return narf_resp_int(out, count);
+	if (narf_arg_is(argv[1], len[1], "docs"))
+		return narf_resp_array(out, 0); /* no docs: clients cope */
+	if (narf_arg_is(argv[1], len[1], "info")) {
+		narf_resp_array(out, argc - 2);
+		for (int i = 2; i < argc; i++) {
+			const struct narf_command *found = NULL;
+
+			for (int t = 0; !found && narf_command_tables[t]; t++)
+				for (const struct narf_command *k =
+				             narf_command_tables[t];
+				     k->name && !found; k++)
+					if (narf_arg_is(argv[i], len[i],
+					                k->name))
+						found = k;
+			if (found)
+				command_info(out, found);
+			else
+				narf_resp_null_array(out);
+		}
+		return 0;
+	}
+	return narf_resp_errorf(out,
+	                        "ERR unknown subcommand '%.*s'. Try COMMAND "
+	                        "HELP.",
+	                        (int)(len[1] > 64 ? 64 : len[1]), argv[1]);
+}
+
+/* --- CONFIG GET ------------------------------------------------------------- */
+
+static void config_value(const struct narf_engine *e, const char *name,
+                         char *buf, size_t size)
+{
+	const struct narf_engine_config *cfg = &e->cfg;
+
+	buf[0] = '\0';
+	if (strcmp(name, "maxmemory") == 0)
+		snprintf(buf, size, "%llu",
+		         (unsigned long long)cfg->max_memory);
+	else if (strcmp(name, "maxmemory-policy") == 0)
+		snprintf(buf, size, "%s",
+		         cfg->eviction == NARF_EVICT_NOEVICTION ? "noeviction"
+		                                                : "allkeys-lru");
+	else if (strcmp(name, "port") == 0)
+		snprintf(buf, size, "%d", cfg->port);
+	else if (strcmp(name, "bind") == 0)
+		snprintf(buf, size, "%s", cfg->bind);
+	else if (strcmp(name, "databases") == 0)
+		snprintf(buf, size, "1");
+	else if (strcmp(name, "maxclients") == 0)
+		snprintf(buf, size, "%u", cfg->max_clients);
+	else if (strcmp(name, "timeout") == 0)
+		snprintf(buf, size, "%llu",
+		         (unsigned long long)cfg->idle_timeout_ms / 1000);
+	else if (strcmp(name, "proto-max-bulk-len") == 0)
+		snprintf(buf, size, "%zu", cfg->limits.max_bulk);
+	else if (strcmp(name, "client-query-buffer-limit") == 0)
+		snprintf(buf, size, "%llu",
+		         (unsigned long long)cfg->max_query_buffer);
+	else if (strcmp(name, "appendonly") == 0)
+		snprintf(buf, size, "no");
+	else if (strcmp(name, "cluster-enabled") == 0)
+		snprintf(buf, size, "%s", cfg->standalone ? "no" : "yes");
+	/* "save" stays empty: nothing is persisted. */
+}
+
+static int cmd_config(struct narf_engine *e, struct narf_client *c, int argc,
+                      const char **argv, const size_t *len,
+                      struct narf_buf *out)
+{
+	static const char *const names[] = {
+		"maxmemory",   "maxmemory-policy", "port",
+		"bind",        "databases",        "maxclients",
+		"timeout",     "proto-max-bulk-len",
+		"client-query-buffer-limit",       "appendonly",
+		"save",        "cluster-enabled",  NULL};
+	struct narf_buf body;
+	long long n = 0;
+	char value[128];
+
+	if (narf_arg_is(argv[1], len[1], "resetstat") && argc == 2) {
+		memset(&e->stats, 0, sizeof(e->stats));
+		return narf_resp_simple(out, "OK");
+	}
+	if (!narf_arg_is(argv[1], len[1], "get") || argc < 3)
+		return narf_resp_errorf(out,
+		                        "ERR unknown subcommand or wrong number "
+		                        "of arguments for '%.*s'. Try CONFIG "
+		                        "HELP.",
+		                        (int)(len[1] > 64 ? 64 : len[1]),
+		                        argv[1]);
+	narf_buf_init(&body);
+	for (int i = 0; names[i] != NULL; i++) {
+		bool match = false;
+
+		for (int a = 2; a < argc && !match; a++)
+			match = narf_glob_match(argv[a], len[a], names[i],
+			                        strlen(names[i]), true);
+		if (!match)
+			continue;
+		config_value(e, names[i], value, sizeof(value));
+		narf_resp_bulk_str(&body, names[i]);
+		narf_resp_bulk_str(&body, value);
+		n += 2;
+	}
+	narf_resp_array(out, n);
+	narf_buf_append(out, body.data, body.len);
+	narf_buf_close(&body);
+	return 0;
+}
+
+/* --- INFO -------------------------------------------------------------------- */
+
+static uint64_t rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static bool want_section(int argc, const char **argv, const size_t *len,
+                         const char *name)
+{
+	if (argc < 2)
+		return true;
+	for (int i = 1; i < argc; i++)
+		if (narf_arg_is(argv[i], len[i], name) ||
+		    narf_arg_is(argv[i], len[i], "all") ||
+		    narf_arg_is(argv[i], len[i], "everything") ||
+		    narf_arg_is(argv[i], len[i], "default"))
+			return true;
+	return false;
+}
+
+#define INFO_ADD(...)                                                        \
+	do {                                                                 \
+		if (n < sizeof(text))                                        \
+			n += (size_t)snprintf(text + n, sizeof(text) - n,    \
+			                      __VA_ARGS__);                  \
+	} while (0)
+
+static int cmd_info(struct narf_engine *e, struct narf_client *c, int argc,
+                    const char **argv, const size_t *len,
+                    struct narf_buf *out)
+{
+	char text[4096], human[32], maxhuman[32];
+	size_t n = 0;
+	int64_t now = narf_engine_now(e);
+	struct narf_store_stats st;
+	struct mallinfo2 mi = mallinfo2();
+	uint64_t used = mi.uordblks + mi.hblkhd;
+
+	narf_store_stats(e->store, &st);
+	if (want_section(argc, argv, len, "server")) {
+		INFO_ADD("# Server\r\nredis_version:%s\r\nnarf_version:0.1.0\r\n"
+		         "redis_mode:%s\r\nos:Linux\r\narch_bits:64\r\n"
+		         "process_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\n"
+		         "uptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\n"
+		         "\r\n",
+		         NARF_REDIS_VERSION,
+		         e->cfg.standalone ? "standalone" : "cluster",
+		         (int)getpid(), e->run_id, e->cfg.port,
+		         (long long)(now - e->start_ms) / 1000,
+		         (long long)(now - e->start_ms) / 86400000);
+	}
+	if (want_section(argc, argv, len, "clients"))
+		INFO_ADD("# Clients\r\nconnected_clients:%u\r\n"
+		         "maxclients:%u\r\n\r\n",
+		         e->connected_clients, e->cfg.max_clients);
+	if (want_section(argc, argv, len, "memory")) {
+		narf_bytes_human(human, sizeof(human), used);
+		narf_bytes_human(maxhuman, sizeof(maxhuman),
+		                 e->cfg.max_memory);
+		INFO_ADD("# Memory\r\nused_memory:%llu\r\n"
+		         "used_memory_human:%s\r\nused_memory_rss:%llu\r\n"
+		         "used_memory_dataset:%llu\r\nmaxmemory:%llu\r\n"
+		         "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\n"
+		         "mem_allocator:libc\r\n\r\n",
+		         (unsigned long long)used, human,
+		         (unsigned long long)rss_bytes(),
+		         (unsigned long long)st.used_memory,
+		         (unsigned long long)e->cfg.max_memory, maxhuman,
+		         e->cfg.eviction == NARF_EVICT_NOEVICTION
+		                 ? "noeviction"
+		                 : "allkeys-lru");
+	}
+	if (want_section(argc, argv, len, "stats"))
+		INFO_ADD("# Stats\r\ntotal_connections_received:%llu\r\n"
+		         "total_commands_processed:%llu\r\n"
+		         "total_net_input_bytes:%llu\r\n"
+		         "total_net_output_bytes:%llu\r\n"
+		         "rejected_connections:%llu\r\nexpired_keys:%llu\r\n"
+		         "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
+		         "keyspace_misses:%llu\r\n\r\n",
+		         (unsigned long long)e->stats.connections,
+		         (unsigned long long)e->stats.commands,
+		         (unsigned long long)e->stats.net_input_bytes,
+		         (unsigned long long)e->stats.net_output_bytes,
+		         (unsigned long long)e->stats.rejected_connections,
+		         (unsigned long long)st.expired,
+		         (unsigned long long)st.evicted,
+		         (unsigned long long)e->stats.hits,
+		         (unsigned long long)e->stats.misses);
+	if (want_section(argc, argv, len, "keyspace")) {
+		INFO_ADD("# Keyspace\r\n");
+		if (st.keys > 0)
+			INFO_ADD("db0:keys=%llu,expires=%llu,avg_ttl=0\r\n",
+			         (unsigned long long)st.keys,
+			         (unsigned long long)st.keys_with_ttl);
+	}
+	if (n >= sizeof(text))
+		n = sizeof(text) - 1;
+	return narf_resp_bulk(out, text, n);
+}
+
+/* --- CLUSTER (standalone: one node owns every slot) ------------------------ */
+
+static int cmd_cluster(struct narf_engine *e, struct narf_client *c,
+                       int argc, const char **argv, const size_t *len,
+                       struct narf_buf *out)
+{
+	const char *sub = argv[1];
+	size_t n = len[1];
+	const char *host = e->cfg.bind;
+	char line[256];
+
+	if (narf_arg_is(sub, n, "keyslot") && argc == 3)
+		return narf_resp_int(out, narf_key_slot(argv[2], len[2]));
+	if (narf_arg_is(sub, n, "myid") && argc == 2)
+		return narf_resp_bulk_str(out, e->run_id);
+	if (narf_arg_is(sub, n, "slots") && argc == 2) {
+		narf_resp_array(out, 1);
+		narf_resp_array(out, 3);
+		narf_resp_int(out, 0);
+		narf_resp_int(out, NARF_SLOTS - 1);
+		narf_resp_array(out, 3);
+		narf_resp_bulk_str(out, host);
+		narf_resp_int(out, e->cfg.port);
+		return narf_resp_bulk_str(out, e->run_id);
+	}
+	if (narf_arg_is(sub, n, "shards") && argc == 2) {
+		narf_resp_array(out, 1);
+		narf_resp_array(out, 4);
+		narf_resp_bulk_str(out, "slots");
+		narf_resp_array(out, 2);
+		narf_resp_int(out, 0);
+		narf_resp_int(out, NARF_SLOTS - 1);
+		narf_resp_bulk_str(out, "nodes");
+		narf_resp_array(out, 1);
+		narf_resp_array(out, 14);
+		narf_resp_bulk_str(out, "id");
+		narf_resp_bulk_str(out, e->run_id);
+		narf_resp_bulk_str(out, "port");
+		narf_resp_int(out, e->cfg.port);
+		narf_resp_bulk_str(out, "ip");
+		narf_resp_bulk_str(out, host);
+		narf_resp_bulk_str(out, "endpoint");
+		narf_resp_bulk_str(out, host);
+		narf_resp_bulk_str(out, "role");
+		narf_resp_bulk_str(out, "master");
+		narf_resp_bulk_str(out, "replication-offset");
+		narf_resp_int(out, 0);
+		narf_resp_bulk_str(out, "health");
+		return narf_resp_bulk_str(out, "online");
+	}
+	if (narf_arg_is(sub, n, "nodes") && argc == 2) {
+		snprintf(line, sizeof(line),
+		         "%s %s:%d@%d myself,master - 0 0 1 connected 0-%d\n",
+		         e->run_id, host, e->cfg.port, e->cfg.port + 10000,
+		         NARF_SLOTS - 1);
+		return narf_resp_bulk_str(out, line);
+	}
+	if (narf_arg_is(sub, n, "info") && argc == 2) {
+		snprintf(line, sizeof(line),
+		         "cluster_enabled:1\r\ncluster_state:ok\r\n"
+		         "cluster_slots_assigned:%d\r\ncluster_slots_ok:%d\r\n"
+		         "cluster_known_nodes:1\r\ncluster_size:1\r\n"
+		         "cluster_current_epoch:1\r\ncluster_my_epoch:1\r\n",
+		         NARF_SLOTS, NARF_SLOTS);
+		return narf_resp_bulk_str(out, line);
+	}
+	return narf_resp_errorf(out,
+	                        "ERR unknown subcommand or wrong number of "
+	                        "arguments for '%.*s'. Try CLUSTER HELP.",
+	                        (int)(n > 64 ? 64 : n), sub);
+}
+
+static int cmd_ok(struct narf_engine *e, struct narf_client *c, int argc,
+                  const char **argv, const size_t *len, struct narf_buf *out)
+{
+	return narf_resp_simple(out, "OK");
+}
+
+#define A NARF_CMD_NOAUTH
+#define F NARF_CMD_FAST
+const struct narf_command narf_server_commands[] = {
+	{"ping", cmd_ping, -1, F, 0, 0, 0},
+	{"echo", cmd_echo, 2, F, 0, 0, 0},
+	{"select", cmd_select, 2, F, 0, 0, 0},
+	{"quit", cmd_quit, -1, A | F, 0, 0, 0},
+	{"auth", cmd_auth, -2, A | F, 0, 0, 0},
+	{"hello", cmd_hello, -1, A | F, 0, 0, 0},
+	{"client", cmd_client, -2, 0, 0, 0, 0},
+	{"command", cmd_command, -1, 0, 0, 0, 0},
+	{"config", cmd_config, -2, 0, 0, 0, 0},
+	{"info", cmd_info, -1, 0, 0, 0, 0},
+	{"cluster", cmd_cluster, -2, 0, 0, 0, 0},
+	{"readonly", cmd_ok, 1, F, 0, 0, 0},
+	{"readwrite", cmd_ok, 1, F, 0, 0, 0},
+	{NULL, NULL, 0, 0, 0, 0, 0},
+};

@@ -1,0 +1,154 @@
+/*
+ * The data node's command engine: Redis 7.0 string and keyspace commands
+ * over the store, with Redis's replies and error strings.
+ *
+ * The engine knows nothing of sockets or libuv. The server (server.c) hands
+ * it one parsed request at a time with the client's state and an output
+ * buffer, and writes the buffer out after a whole read's worth of requests,
+ * so a pipeline of 16 costs one write. Tests drive narf_engine_exec()
+ * directly with a fake clock.
+ *
+ * Command implementations live in cmd_string.c (the string family),
+ * cmd_keys.c (keyspace) and cmd_server.c (connection, server and cluster
+ * commands); the table and dispatch are in engine.c.
+ */
+#ifndef NARF_ENGINE_H
+#define NARF_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/resp.h"
+#include "common/store.h"
+
+#define NARF_REDIS_VERSION "7.0.0" /* what INFO and HELLO claim */
+#define NARF_CLIENT_NAME_MAX 256
+
+struct narf_engine_config {
+	int port;
+	const char *bind; /* borrowed */
+	size_t max_key_size;
+	struct narf_resp_limits limits; /* max_bulk is also the value limit */
+	unsigned max_clients;
+	uint64_t max_query_buffer;
+	uint64_t max_output_buffer;
+	uint64_t idle_timeout_ms; /* 0 = never */
+	uint64_t max_memory;
+	enum narf_eviction eviction;
+	char *requirepass; /* owned; NULL = no password */
+	bool standalone;
+};
+
+struct narf_engine_stats {
+	uint64_t commands;
+	uint64_t connections;
+	uint64_t rejected_connections;
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t net_input_bytes;
+	uint64_t net_output_bytes;
+};
+
+/* Per-connection state the commands see. */
+struct narf_client {
+	uint64_t id;
+	bool authenticated;
+	bool close_after_reply; /* QUIT, or a fatal error reply */
+	char name[NARF_CLIENT_NAME_MAX];
+	char addr[64];
+	uint64_t created_ms;
+};
+
+struct narf_engine {
+	struct narf_store *store; /* owned */
+	struct narf_engine_config cfg;
+	struct narf_engine_stats stats;
+	int64_t (*clock)(void *data); /* ms since the epoch */
+	void *clock_data;
+	int64_t start_ms;
+	uint64_t next_client_id;
+	unsigned connected_clients;
+	char run_id[41];
+};
+
+/* Defaults: max key 64 KiB, bulk 512 MiB, 10000 clients, query buffer
+ * 1 GiB, output buffer 256 MiB, idle timeout 300 s, no memory limit,
+ * allkeys-lru, no password, standalone. */
+void narf_engine_config_default(struct narf_engine_config *cfg);
+
+/* Create the store and state. The config is copied (requirepass ownership
+ * moves to the engine). clock may be NULL for the real clock. */
+int narf_engine_init(struct narf_engine *e,
+                     const struct narf_engine_config *cfg,
+                     int64_t (*clock)(void *), void *clock_data);
+void narf_engine_close(struct narf_engine *e);
+
+int64_t narf_engine_now(const struct narf_engine *e);
+
+/* Set up a new client's state (id, auth state from requirepass). */
+void narf_engine_client_init(struct narf_engine *e, struct narf_client *c);
+
+/* Execute one request; the reply is appended to out. Returns 0, or
+ * NARF_ENOMEM when the reply could not be built (the caller closes). */
+int narf_engine_exec(struct narf_engine *e, struct narf_client *c, int argc,
+                     const char **argv, const size_t *argvlen,
+                     struct narf_buf *out);
+
+/* Periodic work: active expiry and incremental rehash within a bound. */
+void narf_engine_cron(struct narf_engine *e);
+
+/* --- shared by the cmd_*.c files ----------------------------------------- */
+
+/* A command implementation. argv[0] is the command name. */
+typedef int (*narf_cmd_fn)(struct narf_engine *e, struct narf_client *c,
+                           int argc, const char **argv, const size_t *argvlen,
+                           struct narf_buf *out);
+
+struct narf_command {
+	const char *name;
+	narf_cmd_fn fn;
+	int arity;      /* Redis convention: >0 exact, <0 at least -arity */
+	unsigned flags; /* NARF_CMD_* */
+	int first_key;  /* COMMAND INFO fields */
+	int last_key;
+	int key_step;
+};
+
+#define NARF_CMD_WRITE 1u
+#define NARF_CMD_READONLY 2u
+#define NARF_CMD_NOAUTH 4u   /* allowed before AUTH */
+#define NARF_CMD_DENYOOM 8u  /* may grow memory: refused under noeviction */
+#define NARF_CMD_FAST 16u
+
+extern const struct narf_command narf_string_commands[];
+extern const struct narf_command narf_key_commands[];
+extern const struct narf_command narf_server_commands[];
+/* The three tables above, NULL-terminated (COMMAND walks them). */
+extern const struct narf_command *const narf_command_tables[];
+
+/* Parse helpers with Redis's strictness and error replies. Each returns
+ * 0 or -1 after writing the error reply to out. */
+int narf_arg_ll(struct narf_buf *out, const char *s, size_t n, long long *v);
+/* Strict string-to-long-long as Redis's string2ll (no spaces, no '+', no
+ * leading zeros); returns true on success. */
+bool narf_str_to_ll(const char *s, size_t n, long long *v);
+bool narf_str_to_ld(const char *s, size_t n, long double *v);
+/* Case-insensitive compare of an argument with a C string. */
+bool narf_arg_is(const char *arg, size_t n, const char *word);
+
+int narf_reply_wrong_arity(struct narf_buf *out, const char *cmd);
+int narf_reply_syntax(struct narf_buf *out);
+
+/* The slot a key hashes to. */
+unsigned narf_key_slot(const char *key, size_t len);
+
+/* Look a key up, counting a hit or a miss. */
+struct narf_entry *narf_lookup(struct narf_engine *e, const char *key,
+                               size_t len, bool count);
+
+/* Human-readable byte count as Redis prints it ("1.50M"). */
+void narf_bytes_human(char *buf, size_t size, uint64_t n);
+
+#endif /* NARF_ENGINE_H */

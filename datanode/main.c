@@ -1,0 +1,277 @@
+/*
+ * datanode: the cache node. With --standalone (the default until the
+ * cluster issue adds --join) it owns every slot and needs no coordinator:
+ * `datanode --standalone --port 6379` is a Redis-compatible cache in one
+ * command.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "common/flags.h"
+#include "common/log.h"
+#include "server.h"
+
+static const char usage_text[] =
+        "Usage: datanode [--standalone] [--port P] [options]\n"
+        "\n"
+        "A narf data node: an in-memory cache speaking the Redis protocol\n"
+        "(RESP2), so redis-cli, redis-benchmark and every Redis client work\n"
+        "against it. --standalone (the default) owns every hash slot and\n"
+        "needs no coordinator.\n"
+        "\n"
+        "Options:\n"
+        "  --standalone             run alone, every slot (default)\n"
+        "  --port P                 RESP port (default 6379)\n"
+        "  --bind ADDR              listen address (default 127.0.0.1;\n"
+        "                           anything else is an explicit choice)\n"
+        "  --max-memory BYTES       memory limit for the data, e.g. 512mb,\n"
+        "                           2gb (default 0 = unlimited)\n"
+        "  --eviction POLICY        allkeys-lru (default) or noeviction\n"
+        "                           (writes then get -OOM at the limit)\n"
+        "  --requirepass-file FILE  clients must AUTH with the password in\n"
+        "                           FILE (first line); the environment\n"
+        "                           variable NARF_REQUIREPASS works too\n"
+        "  --max-clients N          connections (default 10000)\n"
+        "  --max-key-size BYTES     longest key (default 64kb)\n"
+        "  --max-value-size BYTES   longest argument/value, like Redis's\n"
+        "                           proto-max-bulk-len (default 512mb)\n"
+        "  --max-multibulk N        most arguments per request (default\n"
+        "                           1048576)\n"
+        "  --max-query-buffer BYTES unparsed input per client (default 1gb)\n"
+        "  --timeout SECONDS        close clients idle this long (default\n"
+        "                           300; 0 = never)\n"
+        "  --log-level LEVEL        debug, info, warn or error (default\n"
+        "                           info)\n"
+        "  --help                   show this text\n"
+        "\n"
+        "Logs go to stderr, one line per event. SIGTERM or SIGINT stop the\n"
+        "node. Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on\n"
+        "a bad flag.\n";
+
+static const char *prog = "datanode";
+
+static uint64_t num_flag(const char *name, const char *text, uint64_t min,
+                         uint64_t max)
+{
+	uint64_t v;
+
+	if (narf_parse_u64(text, min, max, &v) != 0)
+		narf_usage_error(prog, "%s '%s': expected a number from %llu to "
+		                       "%llu",
+		                 name, text, (unsigned long long)min,
+		                 (unsigned long long)max);
+	return v;
+}
+
+static uint64_t bytes_flag(const char *name, const char *text, uint64_t min)
+{
+	uint64_t v;
+
+	if (narf_parse_bytes(text, &v) != 0 || v < min)
+		narf_usage_error(prog, "%s '%s': expected a size such as "
+		                       "1048576, 512mb or 2gb (at least %llu)",
+		                 name, text, (unsigned long long)min);
+	return v;
+}
+
+/* Read the password: the first line of a file, without its newline. */
+static char *read_password(const char *path)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		narf_usage_error(prog, "--requirepass-file %s: %s", path,
+		                 strerror(errno));
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n == 0)
+		narf_usage_error(prog, "--requirepass-file %s: empty password",
+		                 path);
+	return strdup(line);
+}
+
+static void parse_flags(struct narf_engine_config *cfg, int argc,
+                        char **argv)
+{
+	enum { O_STANDALONE = 256, O_PORT, O_BIND, O_MAXMEM, O_EVICT, O_PASS,
+	       O_CLIENTS, O_KEYSIZE, O_VALSIZE, O_MULTIBULK, O_QBUF,
+	       O_TIMEOUT, O_LOG, O_JOIN, O_HELP };
+	static const struct option opts[] = {
+		{"standalone", no_argument, NULL, O_STANDALONE},
+		{"port", required_argument, NULL, O_PORT},
+		{"bind", required_argument, NULL, O_BIND},
+		{"max-memory", required_argument, NULL, O_MAXMEM},
+		{"eviction", required_argument, NULL, O_EVICT},
+		{"requirepass-file", required_argument, NULL, O_PASS},
+		{"max-clients", required_argument, NULL, O_CLIENTS},
+		{"max-key-size", required_argument, NULL, O_KEYSIZE},
+		{"max-value-size", required_argument, NULL, O_VALSIZE},
+		{"max-multibulk", required_argument, NULL, O_MULTIBULK},
+		{"max-query-buffer", required_argument, NULL, O_QBUF},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"log-level", required_argument, NULL, O_LOG},
+		{"join", required_argument, NULL, O_JOIN},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	enum narf_log_level level;
+	const char *env;
+	int o;
+
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case O_STANDALONE:
+			cfg->standalone = true;
+			break;
+		case O_PORT:
+			cfg->port = (int)num_flag("--port", optarg, 1, 65535);
+			break;
+		case O_BIND: {
+			char host[64];
+			int port;
+			char probe[80];
+
+			snprintf(probe, sizeof(probe), "%s:1", optarg);
+			if (narf_parse_hostport(probe, host, sizeof(host),
+			                        &port) != 0)
+				narf_usage_error(prog, "--bind '%s': expected "
+				                       "an IPv4 address",
+				                 optarg);
+			cfg->bind = optarg;
+			break;
+		}
+		case O_MAXMEM:
+			cfg->max_memory = bytes_flag("--max-memory", optarg, 0);
+			break;
+		case O_EVICT:
+			if (strcmp(optarg, "allkeys-lru") == 0)
+				cfg->eviction = NARF_EVICT_ALLKEYS_LRU;
+			else if (strcmp(optarg, "noeviction") == 0)
+				cfg->eviction = NARF_EVICT_NOEVICTION;
+			else
+				narf_usage_error(prog, "--eviction '%s': "
+				                       "expected allkeys-lru or "
+				                       "noeviction",
+				                 optarg);
+			break;
+		case O_PASS:
+			free(cfg->requirepass);
+			cfg->requirepass = read_password(optarg);
+			break;
+		case O_CLIENTS:
+			cfg->max_clients = (unsigned)num_flag(
+			        "--max-clients", optarg, 1, 1000000);
+			break;
+		case O_KEYSIZE:
+			cfg->max_key_size = bytes_flag("--max-key-size", optarg,
+			                               1);
+			break;
+		case O_VALSIZE:
+			cfg->limits.max_bulk = bytes_flag("--max-value-size",
+			                                  optarg, 1);
+			break;
+		case O_MULTIBULK:
+			cfg->limits.max_multibulk = num_flag(
+			        "--max-multibulk", optarg, 1, 1u << 30);
+			break;
+		case O_QBUF:
+			cfg->max_query_buffer = bytes_flag(
+			        "--max-query-buffer", optarg, 1024);
+			break;
+		case O_TIMEOUT:
+			cfg->idle_timeout_ms =
+			        num_flag("--timeout", optarg, 0, 1000000) * 1000;
+			break;
+		case O_LOG:
+			if (narf_log_parse_level(optarg, &level) != 0)
+				narf_usage_error(prog, "--log-level '%s': "
+				                       "expected debug, info, "
+				                       "warn or error",
+				                 optarg);
+			narf_log_set_level(level);
+			break;
+		case O_JOIN:
+			narf_usage_error(prog, "--join: cluster membership is "
+			                       "not built yet; run --standalone");
+			break;
+		case O_HELP:
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			narf_usage_error(prog, "unknown or incomplete flag '%s'",
+			                 argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		narf_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
+	    env[0] != '\0')
+		cfg->requirepass = strdup(env);
+	if (cfg->max_key_size > cfg->limits.max_bulk)
+		cfg->max_key_size = cfg->limits.max_bulk;
+}
+
+/* Many clients need many descriptors: take the hard limit. */
+static void raise_fd_limit(unsigned clients)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < (rlim_t)clients + 32)
+		NARF_WARN("open file limit %llu is below --max-clients %u",
+		          (unsigned long long)rl.rlim_cur, clients);
+}
+
+int main(int argc, char **argv)
+{
+	static struct narf_dn dn;
+	struct narf_engine_config cfg;
+	char errmsg[NARF_ERRMSG_SIZE];
+	int rv;
+
+	narf_log_init(prog, NARF_LOG_INFO);
+	narf_engine_config_default(&cfg);
+	parse_flags(&cfg, argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(cfg.max_clients);
+	uv_loop_init(&dn.loop);
+	rv = narf_engine_init(&dn.engine, &cfg, NULL, NULL);
+	if (rv != 0) {
+		NARF_ERROR("cannot start the engine: %s", narf_strerror(rv));
+		return 1;
+	}
+	rv = narf_dn_start(&dn, errmsg);
+	if (rv != 0) {
+		NARF_ERROR("%s", errmsg);
+		narf_engine_close(&dn.engine);
+		return 1;
+	}
+	NARF_INFO("standalone on %s:%d (every slot), max memory %llu, %s%s",
+	          cfg.bind, cfg.port, (unsigned long long)cfg.max_memory,
+	          cfg.eviction == NARF_EVICT_NOEVICTION ? "noeviction"
+	                                                : "allkeys-lru",
+	          cfg.requirepass ? ", password required" : "");
+	uv_run(&dn.loop, UV_RUN_DEFAULT);
+	narf_engine_close(&dn.engine);
+	rv = uv_loop_close(&dn.loop);
+	if (rv != 0)
+		NARF_WARN("loop closed with handles open: %s", uv_strerror(rv));
+	NARF_INFO("stopped");
+	return 0;
+}

@@ -1,0 +1,413 @@
+/*
+ * Client connections of the RESP server.
+ *
+ * Happy path: conn_alloc_cb() lends libuv the free tail of the
+ * connection's query buffer (grown to the parser's `need` hint for a large
+ * argument, never to a declared length up front); conn_read_cb() parses
+ * every whole request in it, executes each into the output buffer, drops
+ * the consumed bytes, and flushes once: a pipeline of 16 requests costs one
+ * write. conn_flush() tries a synchronous uv_try_write() first and falls
+ * back to uv_write() for what the kernel did not take.
+ *
+ * Failure modes: a protocol error gets "-ERR Protocol error: ..." and the
+ * connection closes after the reply is written; a query buffer beyond its
+ * limit or an output buffer beyond its limit (a client that does not read
+ * its replies) closes the connection; nothing is shared between clients,
+ * so none of this disturbs anyone else. While a write is pending and more
+ * than NARF_OUT_SOFT_LIMIT bytes of replies wait, reading pauses until the
+ * client drains them: a pipelining client is slowed, not dropped.
+ */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/flags.h"
+#include "common/log.h"
+
+#define NARF_READ_CHUNK (16 * 1024)
+#define NARF_OUT_SOFT_LIMIT (1u << 20)
+
+struct narf_rconn {
+	uv_tcp_t tcp; /* tcp.data == this */
+	uv_write_t wreq;
+	struct narf_dn *dn; /* borrowed */
+	struct narf_rconn *prev, *next;
+	struct narf_client client;
+	struct narf_buf in;      /* query buffer: the request in progress */
+	size_t need;             /* parser's hint for the next read */
+	struct narf_resp_req req;
+	struct narf_buf out;     /* replies being built */
+	struct narf_buf sending; /* replies handed to uv_write */
+	uint64_t last_active_ms;
+	bool writing;
+	bool reading;
+	bool closing;
+};
+
+static void conn_flush(struct narf_rconn *conn);
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+	struct narf_rconn *conn = h->data;
+
+	narf_buf_close(&conn->in);
+	narf_buf_close(&conn->out);
+	narf_buf_close(&conn->sending);
+	narf_resp_req_close(&conn->req);
+	free(conn);
+}
+
+static void conn_close(struct narf_rconn *conn)
+{
+	struct narf_dn *dn = conn->dn;
+
+	if (conn->closing)
+		return;
+	conn->closing = true;
+	if (conn->prev != NULL)
+		conn->prev->next = conn->next;
+	else
+		dn->conns = conn->next;
+	if (conn->next != NULL)
+		conn->next->prev = conn->prev;
+	dn->engine.connected_clients--;
+	uv_close((uv_handle_t *)&conn->tcp, conn_closed_cb);
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct narf_rconn *conn = h->data;
+	size_t want = NARF_READ_CHUNK;
+
+	/* Grow towards a large argument as it streams in, at most 1 MiB per
+	 * read, so a declared length is never allocated before its bytes
+	 * arrive (the buffer's doubling keeps this O(n) overall). */
+	if (conn->need > conn->in.len + want) {
+		size_t gap = conn->need - conn->in.len;
+
+		want = gap < (1u << 20) ? gap : (1u << 20);
+	}
+	if (narf_buf_reserve(&conn->in, want) != 0) {
+		*buf = uv_buf_init(NULL, 0); /* read_cb sees UV_ENOBUFS */
+		return;
+	}
+	*buf = uv_buf_init(conn->in.data + conn->in.len,
+	                   (unsigned)(conn->in.cap - conn->in.len));
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct narf_rconn *conn = req->data;
+
+	conn->writing = false;
+	conn->sending.len = 0;
+	if (conn->closing)
+		return;
+	if (status != 0) {
+		conn_close(conn);
+		return;
+	}
+	if (conn->client.close_after_reply && conn->out.len == 0) {
+		conn_close(conn);
+		return;
+	}
+	conn_flush(conn);
+}
+
+/* Hand whatever replies are waiting to the kernel. */
+static void conn_flush(struct narf_rconn *conn)
+{
+	struct narf_buf tmp;
+	uv_buf_t b;
+	int n;
+
+	if (conn->writing || conn->closing)
+		return;
+	if (conn->out.len == 0) {
+		if (conn->client.close_after_reply)
+			conn_close(conn);
+		else if (!conn->reading &&
+		         uv_read_start((uv_stream_t *)&conn->tcp, conn_alloc_cb,
+		                       conn_read_cb) == 0)
+			conn->reading = true;
+		return;
+	}
+	b = uv_buf_init(conn->out.data, (unsigned)conn->out.len);
+	n = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
+	if (n == (int)conn->out.len) {
+		conn->out.len = 0;
+		narf_buf_shrink(&conn->out, 64 * 1024);
+		if (conn->client.close_after_reply)
+			conn_close(conn);
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		conn_close(conn);
+		return;
+	}
+	if (n > 0)
+		narf_buf_consume(&conn->out, (size_t)n);
+	/* Swap buffers: out keeps collecting while sending is in flight. */
+	tmp = conn->sending;
+	conn->sending = conn->out;
+	conn->out = tmp;
+	b = uv_buf_init(conn->sending.data, (unsigned)conn->sending.len);
+	conn->wreq.data = conn;
+	if (uv_write(&conn->wreq, (uv_stream_t *)&conn->tcp, &b, 1,
+	             write_cb) != 0) {
+		conn_close(conn);
+		return;
+	}
+	conn->writing = true;
+}
+
+/* Parse and execute every whole request in the query buffer. */
+static void conn_process(struct narf_rconn *conn)
+{
+	struct narf_engine *e = &conn->dn->engine;
+	size_t pos = 0;
+	char errmsg[256];
+
+	conn->need = 0;
+	while (!conn->client.close_after_reply) {
+		size_t need = 0;
+		int rv = narf_resp_parse(&conn->req, conn->in.data + pos,
+		                         conn->in.len - pos, &e->cfg.limits,
+		                         &need, errmsg);
+
+		if (rv == NARF_RESP_INCOMPLETE) {
+			conn->need = need;
+			break;
+		}
+		if (rv == NARF_RESP_ERROR) {
+			NARF_INFO("client %llu (%s): %s",
+			          (unsigned long long)conn->client.id,
+			          conn->client.addr, errmsg);
+			narf_resp_errorf(&conn->out, "ERR %s", errmsg);
+			conn->client.close_after_reply = true;
+			break;
+		}
+		if (rv == NARF_RESP_DONE &&
+		    narf_engine_exec(e, &conn->client, conn->req.argc,
+		                     conn->req.argv, conn->req.argvlen,
+		                     &conn->out) != 0) {
+			conn_close(conn);
+			return;
+		}
+		pos += conn->req.consumed;
+		narf_resp_req_reset(&conn->req);
+		if (conn->out.len > conn->dn->engine.cfg.max_output_buffer) {
+			NARF_WARN("client %llu (%s): output buffer over limit, "
+			          "closing",
+			          (unsigned long long)conn->client.id,
+			          conn->client.addr);
+			conn_close(conn);
+			return;
+		}
+	}
+	/* need counts from the start of the request in progress, which
+	 * the consume below moves to the front of the buffer. */
+	narf_buf_consume(&conn->in, pos);
+	if (conn->in.len == 0)
+		narf_buf_shrink(&conn->in, 64 * 1024);
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct narf_rconn *conn = s->data;
+	struct narf_engine *e = &conn->dn->engine;
+
+	if (nread < 0) {
+		conn_close(conn);
+		return;
+	}
+	if (nread == 0 || conn->closing)
+		return;
+	conn->in.len += (size_t)nread;
+	e->stats.net_input_bytes += (uint64_t)nread;
+	conn->last_active_ms = uv_now(&conn->dn->loop);
+	if (conn->in.len > e->cfg.max_query_buffer) {
+		NARF_WARN("client %llu (%s): query buffer over limit, closing",
+		          (unsigned long long)conn->client.id,
+		          conn->client.addr);
+		conn_close(conn);
+		return;
+	}
+	conn_process(conn);
+	if (conn->closing)
+		return;
+	if (conn->client.close_after_reply ||
+	    (conn->writing && conn->out.len > NARF_OUT_SOFT_LIMIT)) {
+		uv_read_stop(s);
+		conn->reading = false;
+	}
+	conn_flush(conn);
+}
+
+static void peer_name(uv_tcp_t *tcp, char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char ip[64] = "?";
+	int port = 0;
+
+	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0 &&
+	    ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		uv_ip4_name(sin, ip, sizeof(ip));
+		port = ntohs(sin->sin_port);
+	}
+	snprintf(buf, size, "%s:%d", ip, port);
+}
+
+static void reject_closed_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void reject(struct narf_dn *dn, uv_stream_t *server)
+{
+	static const char msg[] = "-ERR max number of clients reached\r\n";
+	uv_tcp_t *tcp = malloc(sizeof(*tcp));
+	uv_buf_t b = uv_buf_init((char *)msg, sizeof(msg) - 1);
+
+	if (tcp == NULL)
+		return;
+	uv_tcp_init(&dn->loop, tcp);
+	if (uv_accept(server, (uv_stream_t *)tcp) == 0)
+		uv_try_write((uv_stream_t *)tcp, &b, 1);
+	uv_close((uv_handle_t *)tcp, reject_closed_cb);
+	dn->engine.stats.rejected_connections++;
+}
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+	struct narf_dn *dn = server->data;
+	struct narf_engine *e = &dn->engine;
+	struct narf_rconn *conn;
+
+	if (status != 0 || dn->closing)
+		return;
+	if (e->connected_clients >= e->cfg.max_clients) {
+		reject(dn, server);
+		return;
+	}
+	conn = calloc(1, sizeof(*conn));
+	if (conn == NULL)
+		return;
+	conn->dn = dn;
+	narf_resp_req_init(&conn->req);
+	uv_tcp_init(&dn->loop, &conn->tcp);
+	conn->tcp.data = conn;
+	conn->next = dn->conns;
+	if (dn->conns != NULL)
+		dn->conns->prev = conn;
+	dn->conns = conn;
+	e->connected_clients++;
+	e->stats.connections++;
+	narf_engine_client_init(e, &conn->client);
+	if (uv_accept(server, (uv_stream_t *)&conn->tcp) != 0) {
+		conn_close(conn);
+		return;
+	}
+	uv_tcp_nodelay(&conn->tcp, 1);
+	peer_name(&conn->tcp, conn->client.addr, sizeof(conn->client.addr));
+	conn->last_active_ms = uv_now(&dn->loop);
+	if (uv_read_start((uv_stream_t *)&conn->tcp, conn_alloc_cb,
+	                  conn_read_cb) != 0) {
+		conn_close(conn);
+		return;
+	}
+	conn->reading = true;
+}
+
+/* Idle clients: checked once a second, not with a timer per client. */
+static void close_idle(struct narf_dn *dn)
+{
+	uint64_t now = uv_now(&dn->loop);
+	uint64_t limit = dn->engine.cfg.idle_timeout_ms;
+	struct narf_rconn *conn = dn->conns;
+
+	if (limit == 0)
+		return;
+	while (conn != NULL) {
+		struct narf_rconn *next = conn->next;
+
+		if (!conn->writing && now - conn->last_active_ms > limit) {
+			NARF_DEBUG("client %llu (%s): idle, closing",
+			           (unsigned long long)conn->client.id,
+			           conn->client.addr);
+			conn_close(conn);
+		}
+		conn = next;
+	}
+}
+
+static void cron_cb(uv_timer_t *t)
+{
+	struct narf_dn *dn = t->data;
+
+	narf_engine_cron(&dn->engine);
+	if (++dn->cron_ticks % (1000 / NARF_DN_CRON_MS) == 0)
+		close_idle(dn);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+	struct narf_dn *dn = s->data;
+
+	NARF_INFO("signal %d: stopping", signum);
+	narf_dn_stop(dn);
+}
+
+int narf_dn_start(struct narf_dn *dn, char *errmsg)
+{
+	const struct narf_engine_config *cfg = &dn->engine.cfg;
+	struct sockaddr_in sa;
+	int rv;
+
+	rv = uv_ip4_addr(strcmp(cfg->bind, "localhost") == 0 ? "127.0.0.1"
+	                                                       : cfg->bind,
+	                 cfg->port, &sa);
+	if (rv != 0) {
+		snprintf(errmsg, NARF_ERRMSG_SIZE, "bad bind address %s",
+		         cfg->bind);
+		return NARF_EINVAL;
+	}
+	uv_tcp_init(&dn->loop, &dn->listener);
+	dn->listener.data = dn;
+	rv = uv_tcp_bind(&dn->listener, (const struct sockaddr *)&sa, 0);
+	if (rv == 0)
+		rv = uv_listen((uv_stream_t *)&dn->listener, 511, accept_cb);
+	if (rv != 0) {
+		snprintf(errmsg, NARF_ERRMSG_SIZE, "listen on %s:%d: %s",
+		         cfg->bind, cfg->port, uv_strerror(rv));
+		uv_close((uv_handle_t *)&dn->listener, NULL);
+		return narf_err_from_uv(rv);
+	}
+	uv_timer_init(&dn->loop, &dn->cron);
+	dn->cron.data = dn;
+	uv_timer_start(&dn->cron, cron_cb, NARF_DN_CRON_MS, NARF_DN_CRON_MS);
+	uv_signal_init(&dn->loop, &dn->sigterm);
+	uv_signal_init(&dn->loop, &dn->sigint);
+	dn->sigterm.data = dn->sigint.data = dn;
+	uv_signal_start(&dn->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&dn->sigint, signal_cb, SIGINT);
+	return 0;
+}
+
+void narf_dn_stop(struct narf_dn *dn)
+{
+	if (dn->closing)
+		return;
+	dn->closing = true;
+	uv_close((uv_handle_t *)&dn->listener, NULL);
+	uv_close((uv_handle_t *)&dn->cron, NULL);
+	uv_close((uv_handle_t *)&dn->sigterm, NULL);
+	uv_close((uv_handle_t *)&dn->sigint, NULL);
+	while (dn->conns != NULL)
+		conn_close(dn->conns);
+}

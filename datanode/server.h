@@ -1,0 +1,37 @@
+/*
+ * The data node's RESP server: one libuv loop, one listener, the client
+ * connections, and one cron timer for periodic work.
+ */
+#ifndef NARF_SERVER_H
+#define NARF_SERVER_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "engine.h"
+
+#define NARF_DN_CRON_MS 100
+
+struct narf_rconn;
+
+struct narf_dn {
+	uv_loop_t loop;
+	struct narf_engine engine;
+	uv_tcp_t listener;
+	uv_timer_t cron;
+	uv_signal_t sigterm;
+	uv_signal_t sigint;
+	struct narf_rconn *conns; /* owned; doubly linked */
+	uint64_t cron_ticks;
+	bool closing;
+};
+
+/* Listen on cfg.bind:cfg.port and start the cron and signal handlers; the
+ * engine must be initialised. errmsg gets NARF_ERRMSG_SIZE bytes. */
+int narf_dn_start(struct narf_dn *dn, char *errmsg);
+
+/* Close the listener, every connection, the cron and the signals; the loop
+ * then ends by itself. Safe to call twice. */
+void narf_dn_stop(struct narf_dn *dn);
+
+#endif /* NARF_SERVER_H */
