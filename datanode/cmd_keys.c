@@ -23,8 +23,12 @@ static bool del_key(struct narf_engine *e, const char *k, size_t n)
 	return narf_store_del(e->store, narf_key_slot(k, n), k, n, now_of(e));
 }
 
-static int cmd_del(struct narf_engine *e, struct narf_client *c, int argc,
-                   const char **argv, const size_t *len, struct narf_buf *out)
+static int cmd_del(struct narf_engine *e,
+                   struct narf_client *c,
+                   int argc,
+                   const char **argv,
+                   const size_t *len,
+                   struct narf_buf *out)
 {
 	long long n = 0;
 
@@ -33,8 +37,11 @@ static int cmd_del(struct narf_engine *e, struct narf_client *c, int argc,
 	return narf_resp_int(out, n);
 }
 
-static int cmd_exists(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_exists(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	long long n = 0;
@@ -47,8 +54,11 @@ static int cmd_exists(struct narf_engine *e, struct narf_client *c, int argc,
 	return narf_resp_int(out, n);
 }
 
-static int cmd_touch(struct narf_engine *e, struct narf_client *c, int argc,
-                     const char **argv, const size_t *len,
+static int cmd_touch(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
                      struct narf_buf *out)
 {
 	long long n = 0;
@@ -58,19 +68,25 @@ static int cmd_touch(struct narf_engine *e, struct narf_client *c, int argc,
 	return narf_resp_int(out, n);
 }
 
-static int cmd_type(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_type(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
-	struct narf_entry *en = narf_store_get(
-	        e->store, narf_key_slot(argv[1], len[1]), argv[1], len[1],
-	        now_of(e), NARF_STORE_NOTOUCH);
+	struct narf_entry *en =
+	        narf_store_get(e->store, narf_key_slot(argv[1], len[1]),
+	                       argv[1], len[1], now_of(e), NARF_STORE_NOTOUCH);
 
 	return narf_resp_simple(out, en ? "string" : "none");
 }
 
-static int rename_generic(struct narf_engine *e, const char **argv,
-                          const size_t *len, bool nx, struct narf_buf *out)
+static int rename_generic(struct narf_engine *e,
+                          const char **argv,
+                          const size_t *len,
+                          bool nx,
+                          struct narf_buf *out)
 {
 	struct narf_entry *src = narf_lookup(e, argv[1], len[1], false);
 	const char *v;
@@ -98,28 +114,38 @@ static int rename_generic(struct narf_engine *e, const char **argv,
 	                    len[2], copy, vlen, expire, now_of(e), NULL);
 	free(copy);
 	if (rv != 0)
-		return narf_resp_error(out, "OOM command not allowed when used "
-		                            "memory > 'maxmemory'.");
+		return narf_resp_error(out,
+		                       "OOM command not allowed when used "
+		                       "memory > 'maxmemory'.");
 	del_key(e, argv[1], len[1]);
 	return nx ? narf_resp_int(out, 1) : narf_resp_simple(out, "OK");
 }
 
-static int cmd_rename(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_rename(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	return rename_generic(e, argv, len, false, out);
 }
 
-static int cmd_renamenx(struct narf_engine *e, struct narf_client *c,
-                        int argc, const char **argv, const size_t *len,
+static int cmd_renamenx(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
                         struct narf_buf *out)
 {
 	return rename_generic(e, argv, len, true, out);
 }
 
-static int cmd_randomkey(struct narf_engine *e, struct narf_client *c,
-                         int argc, const char **argv, const size_t *len,
+static int cmd_randomkey(struct narf_engine *e,
+                         struct narf_client *c,
+                         int argc,
+                         const char **argv,
+                         const size_t *len,
                          struct narf_buf *out)
 {
 	struct narf_entry *en = narf_store_random(e->store, now_of(e), NULL);
@@ -132,12 +158,15 @@ static int cmd_randomkey(struct narf_engine *e, struct narf_client *c,
 	return narf_resp_bulk(out, k, n);
 }
 
-/* --- expiry ---------------------------------------------------------------- */
+/* --- expiry ----------------------------------------------------------------
+ */
 
 enum { EXPIRE_NX = 1, EXPIRE_XX = 2, EXPIRE_GT = 4, EXPIRE_LT = 8 };
 
-static int parse_expire_flags(struct narf_buf *out, int argc,
-                              const char **argv, const size_t *len,
+static int parse_expire_flags(struct narf_buf *out,
+                              int argc,
+                              const char **argv,
+                              const size_t *len,
                               int *flags)
 {
 	*flags = 0;
@@ -151,20 +180,24 @@ static int parse_expire_flags(struct narf_buf *out, int argc,
 		else if (narf_arg_is(argv[i], len[i], "lt"))
 			*flags |= EXPIRE_LT;
 		else
-			return narf_resp_errorf(out, "ERR Unsupported option "
-			                             "%.*s",
-			                        (int)(len[i] > 64 ? 64 : len[i]),
-			                        argv[i]),
+			return narf_resp_errorf(
+			               out,
+			               "ERR Unsupported option "
+			               "%.*s",
+			               (int)(len[i] > 64 ? 64 : len[i]),
+			               argv[i]),
 			       -1;
 	}
 	if ((*flags & EXPIRE_NX) && (*flags & ~EXPIRE_NX)) {
-		narf_resp_error(out, "ERR NX and XX, GT or LT options at the "
-		                     "same time are not compatible");
+		narf_resp_error(out,
+		                "ERR NX and XX, GT or LT options at the "
+		                "same time are not compatible");
 		return -1;
 	}
 	if ((*flags & EXPIRE_GT) && (*flags & EXPIRE_LT)) {
-		narf_resp_error(out, "ERR GT and LT options at the same time "
-		                     "are not compatible");
+		narf_resp_error(out,
+		                "ERR GT and LT options at the same time "
+		                "are not compatible");
 		return -1;
 	}
 	return 0;
@@ -172,9 +205,13 @@ static int parse_expire_flags(struct narf_buf *out, int argc,
 
 /* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: unit_ms is 1000 or 1, relative
  * says whether the time is from now. */
-static int expire_generic(struct narf_engine *e, int argc, const char **argv,
-                          const size_t *len, long long unit_ms,
-                          bool relative, struct narf_buf *out)
+static int expire_generic(struct narf_engine *e,
+                          int argc,
+                          const char **argv,
+                          const size_t *len,
+                          long long unit_ms,
+                          bool relative,
+                          struct narf_buf *out)
 {
 	struct narf_entry *en;
 	long long when;
@@ -210,34 +247,47 @@ static int expire_generic(struct narf_engine *e, int argc, const char **argv,
 		                      en, when);
 	return narf_resp_int(out, 1);
 invalid:
-	return narf_resp_errorf(out, "ERR invalid expire time in '%s' command",
-	                        relative ? (unit_ms == 1 ? "pexpire" : "expire")
-	                        : (unit_ms == 1 ? "pexpireat" : "expireat"));
+	return narf_resp_errorf(
+	        out, "ERR invalid expire time in '%s' command",
+	        relative ? (unit_ms == 1 ? "pexpire" : "expire")
+	                 : (unit_ms == 1 ? "pexpireat" : "expireat"));
 }
 
-static int cmd_expire(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_expire(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	return expire_generic(e, argc, argv, len, 1000, true, out);
 }
 
-static int cmd_pexpire(struct narf_engine *e, struct narf_client *c,
-                       int argc, const char **argv, const size_t *len,
+static int cmd_pexpire(struct narf_engine *e,
+                       struct narf_client *c,
+                       int argc,
+                       const char **argv,
+                       const size_t *len,
                        struct narf_buf *out)
 {
 	return expire_generic(e, argc, argv, len, 1, true, out);
 }
 
-static int cmd_expireat(struct narf_engine *e, struct narf_client *c,
-                        int argc, const char **argv, const size_t *len,
+static int cmd_expireat(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
                         struct narf_buf *out)
 {
 	return expire_generic(e, argc, argv, len, 1000, false, out);
 }
 
-static int cmd_pexpireat(struct narf_engine *e, struct narf_client *c,
-                         int argc, const char **argv, const size_t *len,
+static int cmd_pexpireat(struct narf_engine *e,
+                         struct narf_client *c,
+                         int argc,
+                         const char **argv,
+                         const size_t *len,
                          struct narf_buf *out)
 {
 	return expire_generic(e, argc, argv, len, 1, false, out);
@@ -245,12 +295,15 @@ static int cmd_pexpireat(struct narf_engine *e, struct narf_client *c,
 
 enum { TTL_REL_S, TTL_REL_MS, TTL_ABS_S, TTL_ABS_MS };
 
-static int ttl_generic(struct narf_engine *e, const char **argv,
-                       const size_t *len, int kind, struct narf_buf *out)
+static int ttl_generic(struct narf_engine *e,
+                       const char **argv,
+                       const size_t *len,
+                       int kind,
+                       struct narf_buf *out)
 {
-	struct narf_entry *en = narf_store_get(
-	        e->store, narf_key_slot(argv[1], len[1]), argv[1], len[1],
-	        now_of(e), NARF_STORE_NOTOUCH);
+	struct narf_entry *en =
+	        narf_store_get(e->store, narf_key_slot(argv[1], len[1]),
+	                       argv[1], len[1], now_of(e), NARF_STORE_NOTOUCH);
 	int64_t exp, left;
 
 	if (en == NULL)
@@ -273,35 +326,51 @@ static int ttl_generic(struct narf_engine *e, const char **argv,
 	}
 }
 
-static int cmd_ttl(struct narf_engine *e, struct narf_client *c, int argc,
-                   const char **argv, const size_t *len, struct narf_buf *out)
+static int cmd_ttl(struct narf_engine *e,
+                   struct narf_client *c,
+                   int argc,
+                   const char **argv,
+                   const size_t *len,
+                   struct narf_buf *out)
 {
 	return ttl_generic(e, argv, len, TTL_REL_S, out);
 }
 
-static int cmd_pttl(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_pttl(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	return ttl_generic(e, argv, len, TTL_REL_MS, out);
 }
 
-static int cmd_expiretime(struct narf_engine *e, struct narf_client *c,
-                          int argc, const char **argv, const size_t *len,
+static int cmd_expiretime(struct narf_engine *e,
+                          struct narf_client *c,
+                          int argc,
+                          const char **argv,
+                          const size_t *len,
                           struct narf_buf *out)
 {
 	return ttl_generic(e, argv, len, TTL_ABS_S, out);
 }
 
-static int cmd_pexpiretime(struct narf_engine *e, struct narf_client *c,
-                           int argc, const char **argv, const size_t *len,
+static int cmd_pexpiretime(struct narf_engine *e,
+                           struct narf_client *c,
+                           int argc,
+                           const char **argv,
+                           const size_t *len,
                            struct narf_buf *out)
 {
 	return ttl_generic(e, argv, len, TTL_ABS_MS, out);
 }
 
-static int cmd_persist(struct narf_engine *e, struct narf_client *c,
-                       int argc, const char **argv, const size_t *len,
+static int cmd_persist(struct narf_engine *e,
+                       struct narf_client *c,
+                       int argc,
+                       const char **argv,
+                       const size_t *len,
                        struct narf_buf *out)
 {
 	struct narf_entry *en = narf_lookup(e, argv[1], len[1], false);
@@ -312,7 +381,8 @@ static int cmd_persist(struct narf_engine *e, struct narf_client *c,
 	return narf_resp_int(out, 1);
 }
 
-/* --- iteration --------------------------------------------------------------- */
+/* --- iteration ---------------------------------------------------------------
+ */
 
 struct collect {
 	struct narf_buf keys; /* RESP bulks of the matching keys */
@@ -331,8 +401,8 @@ static bool collect_cb(void *data, const struct narf_entry *en)
 
 	if (!col->type_ok)
 		return true;
-	if (col->pat != NULL && !narf_glob_match(col->pat, col->plen, k, n,
-	                                         false))
+	if (col->pat != NULL &&
+	    !narf_glob_match(col->pat, col->plen, k, n, false))
 		return true;
 	if (narf_resp_bulk(&col->keys, k, n) != 0) {
 		col->err = NARF_ENOMEM;
@@ -342,8 +412,11 @@ static bool collect_cb(void *data, const struct narf_entry *en)
 	return true;
 }
 
-static int cmd_keys(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_keys(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	struct collect col = {.pat = argv[1], .plen = len[1], .type_ok = true};
@@ -366,8 +439,11 @@ static int cmd_keys(struct narf_engine *e, struct narf_client *c, int argc,
 	return rv;
 }
 
-static int cmd_scan(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_scan(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	struct collect col = {.type_ok = true};
@@ -399,8 +475,8 @@ static int cmd_scan(struct narf_engine *e, struct narf_client *c, int argc,
 			if (col.plen == 1 && col.pat[0] == '*')
 				col.pat = NULL;
 		} else if (narf_arg_is(argv[i], len[i], "type")) {
-			col.type_ok = narf_arg_is(argv[i + 1], len[i + 1],
-			                          "string");
+			col.type_ok =
+			        narf_arg_is(argv[i + 1], len[i + 1], "string");
 		} else {
 			return narf_reply_syntax(out);
 		}
@@ -422,15 +498,21 @@ static int cmd_scan(struct narf_engine *e, struct narf_client *c, int argc,
 	return rv;
 }
 
-static int cmd_dbsize(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_dbsize(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	return narf_resp_int(out, (long long)narf_store_count(e->store));
 }
 
-static int cmd_flushall(struct narf_engine *e, struct narf_client *c,
-                        int argc, const char **argv, const size_t *len,
+static int cmd_flushall(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
                         struct narf_buf *out)
 {
 	if (argc > 2 || (argc == 2 && !narf_arg_is(argv[1], len[1], "sync") &&
@@ -444,27 +526,27 @@ static int cmd_flushall(struct narf_engine *e, struct narf_client *c,
 #define R NARF_CMD_READONLY
 #define F NARF_CMD_FAST
 const struct narf_command narf_key_commands[] = {
-	{"del", cmd_del, -2, W, 1, -1, 1},
-	{"unlink", cmd_del, -2, W | F, 1, -1, 1},
-	{"exists", cmd_exists, -2, R | F, 1, -1, 1},
-	{"touch", cmd_touch, -2, R | F, 1, -1, 1},
-	{"type", cmd_type, 2, R | F, 1, 1, 1},
-	{"rename", cmd_rename, 3, W, 1, 2, 1},
-	{"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1},
-	{"randomkey", cmd_randomkey, 1, R, 0, 0, 0},
-	{"expire", cmd_expire, -3, W | F, 1, 1, 1},
-	{"pexpire", cmd_pexpire, -3, W | F, 1, 1, 1},
-	{"expireat", cmd_expireat, -3, W | F, 1, 1, 1},
-	{"pexpireat", cmd_pexpireat, -3, W | F, 1, 1, 1},
-	{"expiretime", cmd_expiretime, 2, R | F, 1, 1, 1},
-	{"pexpiretime", cmd_pexpiretime, 2, R | F, 1, 1, 1},
-	{"ttl", cmd_ttl, 2, R | F, 1, 1, 1},
-	{"pttl", cmd_pttl, 2, R | F, 1, 1, 1},
-	{"persist", cmd_persist, 2, W | F, 1, 1, 1},
-	{"scan", cmd_scan, -2, R, 0, 0, 0},
-	{"keys", cmd_keys, 2, R, 0, 0, 0},
-	{"dbsize", cmd_dbsize, 1, R | F, 0, 0, 0},
-	{"flushall", cmd_flushall, -1, W, 0, 0, 0},
-	{"flushdb", cmd_flushall, -1, W, 0, 0, 0},
-	{NULL, NULL, 0, 0, 0, 0, 0},
+        {"del", cmd_del, -2, W, 1, -1, 1},
+        {"unlink", cmd_del, -2, W | F, 1, -1, 1},
+        {"exists", cmd_exists, -2, R | F, 1, -1, 1},
+        {"touch", cmd_touch, -2, R | F, 1, -1, 1},
+        {"type", cmd_type, 2, R | F, 1, 1, 1},
+        {"rename", cmd_rename, 3, W, 1, 2, 1},
+        {"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1},
+        {"randomkey", cmd_randomkey, 1, R, 0, 0, 0},
+        {"expire", cmd_expire, -3, W | F, 1, 1, 1},
+        {"pexpire", cmd_pexpire, -3, W | F, 1, 1, 1},
+        {"expireat", cmd_expireat, -3, W | F, 1, 1, 1},
+        {"pexpireat", cmd_pexpireat, -3, W | F, 1, 1, 1},
+        {"expiretime", cmd_expiretime, 2, R | F, 1, 1, 1},
+        {"pexpiretime", cmd_pexpiretime, 2, R | F, 1, 1, 1},
+        {"ttl", cmd_ttl, 2, R | F, 1, 1, 1},
+        {"pttl", cmd_pttl, 2, R | F, 1, 1, 1},
+        {"persist", cmd_persist, 2, W | F, 1, 1, 1},
+        {"scan", cmd_scan, -2, R, 0, 0, 0},
+        {"keys", cmd_keys, 2, R, 0, 0, 0},
+        {"dbsize", cmd_dbsize, 1, R | F, 0, 0, 0},
+        {"flushall", cmd_flushall, -1, W, 0, 0, 0},
+        {"flushdb", cmd_flushall, -1, W, 0, 0, 0},
+        {NULL, NULL, 0, 0, 0, 0, 0},
 };

@@ -16,8 +16,11 @@
 
 #include "engine.h"
 
-static int cmd_ping(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_ping(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	if (argc > 2)
@@ -27,29 +30,39 @@ static int cmd_ping(struct narf_engine *e, struct narf_client *c, int argc,
 	return narf_resp_simple(out, "PONG");
 }
 
-static int cmd_echo(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_echo(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	return narf_resp_bulk(out, argv[1], len[1]);
 }
 
-static int cmd_select(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_select(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	long long db;
 
 	if (!narf_str_to_ll(argv[1], len[1], &db))
-		return narf_resp_error(out, "ERR value is not an integer or "
-		                            "out of range");
+		return narf_resp_error(out,
+		                       "ERR value is not an integer or "
+		                       "out of range");
 	if (db != 0)
 		return narf_resp_error(out, "ERR DB index is out of range");
 	return narf_resp_simple(out, "OK");
 }
 
-static int cmd_quit(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_quit(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	c->close_after_reply = true;
@@ -69,29 +82,38 @@ static bool password_equal(const char *want, const char *got, size_t n)
 }
 
 /* AUTH [user] password: only the "default" user exists. */
-static int check_auth(struct narf_engine *e, struct narf_client *c,
-                      const char *user, size_t ulen, const char *pass,
-                      size_t plen, struct narf_buf *out)
+static int check_auth(struct narf_engine *e,
+                      struct narf_client *c,
+                      const char *user,
+                      size_t ulen,
+                      const char *pass,
+                      size_t plen,
+                      struct narf_buf *out)
 {
 	if (e->cfg.requirepass == NULL) {
-		narf_resp_error(out, "ERR AUTH <password> called without any "
-		                     "password configured for the default "
-		                     "user. Are you sure your configuration "
-		                     "is correct?");
+		narf_resp_error(out,
+		                "ERR AUTH <password> called without any "
+		                "password configured for the default "
+		                "user. Are you sure your configuration "
+		                "is correct?");
 		return -1;
 	}
 	if ((user != NULL && !narf_arg_is(user, ulen, "default")) ||
 	    !password_equal(e->cfg.requirepass, pass, plen)) {
-		narf_resp_error(out, "WRONGPASS invalid username-password pair "
-		                     "or user is disabled.");
+		narf_resp_error(out,
+		                "WRONGPASS invalid username-password pair "
+		                "or user is disabled.");
 		return -1;
 	}
 	c->authenticated = true;
 	return 0;
 }
 
-static int cmd_auth(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_auth(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	int rv;
@@ -105,8 +127,11 @@ static int cmd_auth(struct narf_engine *e, struct narf_client *c, int argc,
 	return rv == 0 ? narf_resp_simple(out, "OK") : 0;
 }
 
-static int cmd_hello(struct narf_engine *e, struct narf_client *c, int argc,
-                     const char **argv, const size_t *len,
+static int cmd_hello(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
                      struct narf_buf *out)
 {
 	int i = 1;
@@ -115,12 +140,14 @@ static int cmd_hello(struct narf_engine *e, struct narf_client *c, int argc,
 		long long ver;
 
 		if (!narf_str_to_ll(argv[1], len[1], &ver))
-			return narf_resp_error(out, "ERR Protocol version is "
-			                            "not an integer or out of "
-			                            "range");
+			return narf_resp_error(out,
+			                       "ERR Protocol version is "
+			                       "not an integer or out of "
+			                       "range");
 		if (ver != 2)
-			return narf_resp_error(out, "NOPROTO unsupported "
-			                            "protocol version");
+			return narf_resp_error(out,
+			                       "NOPROTO unsupported "
+			                       "protocol version");
 		i = 2;
 	}
 	for (; i < argc; i++) {
@@ -135,21 +162,22 @@ static int cmd_hello(struct narf_engine *e, struct narf_client *c, int argc,
 			         (int)len[i + 1], argv[i + 1]);
 			i++;
 		} else {
-			return narf_resp_errorf(out,
-			                        "ERR Syntax error in HELLO "
-			                        "option '%.*s'",
-			                        (int)(len[i] > 64 ? 64 : len[i]),
-			                        argv[i]);
+			return narf_resp_errorf(
+			        out,
+			        "ERR Syntax error in HELLO "
+			        "option '%.*s'",
+			        (int)(len[i] > 64 ? 64 : len[i]), argv[i]);
 		}
 	}
 	if (!c->authenticated)
-		return narf_resp_error(out, "NOAUTH HELLO must be called with "
-		                            "the client already authenticated, "
-		                            "otherwise the HELLO AUTH <user> "
-		                            "<pass> option can be used to "
-		                            "authenticate the client and select "
-		                            "the RESP protocol version at the "
-		                            "same time");
+		return narf_resp_error(out,
+		                       "NOAUTH HELLO must be called with "
+		                       "the client already authenticated, "
+		                       "otherwise the HELLO AUTH <user> "
+		                       "<pass> option can be used to "
+		                       "authenticate the client and select "
+		                       "the RESP protocol version at the "
+		                       "same time");
 	narf_resp_array(out, 14);
 	narf_resp_bulk_str(out, "server");
 	narf_resp_bulk_str(out, "redis");
@@ -167,8 +195,11 @@ static int cmd_hello(struct narf_engine *e, struct narf_client *c, int argc,
 	return narf_resp_array(out, 0);
 }
 
-static int cmd_client(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_client(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	const char *sub = argv[1];
@@ -183,9 +214,10 @@ static int cmd_client(struct narf_engine *e, struct narf_client *c, int argc,
 		for (size_t i = 0; i < len[2]; i++)
 			if (argv[2][i] <= ' ' || argv[2][i] > '~')
 				return narf_resp_error(
-				        out, "ERR Client names cannot contain "
-				             "spaces, newlines or special "
-				             "characters.");
+				        out,
+				        "ERR Client names cannot contain "
+				        "spaces, newlines or special "
+				        "characters.");
 		if (len[2] >= sizeof(c->name))
 			return narf_resp_error(out, "ERR client name too long");
 		memcpy(c->name, argv[2], len[2]);
@@ -236,8 +268,11 @@ static void command_info(struct narf_buf *out, const struct narf_command *cmd)
 	narf_resp_array(out, 0); /* subcommands */
 }
 
-static int cmd_command(struct narf_engine *e, struct narf_client *c,
-                       int argc, const char **argv, const size_t *len,
+static int cmd_command(struct narf_engine *e,
+                       struct narf_client *c,
+                       int argc,
+                       const char **argv,
+                       const size_t *len,
                        struct narf_buf *out)
 {
 	long long count = 0;
@@ -284,10 +319,13 @@ static int cmd_command(struct narf_engine *e, struct narf_client *c,
 	                        (int)(len[1] > 64 ? 64 : len[1]), argv[1]);
 }
 
-/* --- CONFIG GET ------------------------------------------------------------- */
+/* --- CONFIG GET -------------------------------------------------------------
+ */
 
-static void config_value(const struct narf_engine *e, const char *name,
-                         char *buf, size_t size)
+static void config_value(const struct narf_engine *e,
+                         const char *name,
+                         char *buf,
+                         size_t size)
 {
 	const struct narf_engine_config *cfg = &e->cfg;
 
@@ -297,8 +335,9 @@ static void config_value(const struct narf_engine *e, const char *name,
 		         (unsigned long long)cfg->max_memory);
 	else if (strcmp(name, "maxmemory-policy") == 0)
 		snprintf(buf, size, "%s",
-		         cfg->eviction == NARF_EVICT_NOEVICTION ? "noeviction"
-		                                                : "allkeys-lru");
+		         cfg->eviction == NARF_EVICT_NOEVICTION
+		                 ? "noeviction"
+		                 : "allkeys-lru");
 	else if (strcmp(name, "port") == 0)
 		snprintf(buf, size, "%d", cfg->port);
 	else if (strcmp(name, "bind") == 0)
@@ -322,16 +361,26 @@ static void config_value(const struct narf_engine *e, const char *name,
 	/* "save" stays empty: nothing is persisted. */
 }
 
-static int cmd_config(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_config(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
-	static const char *const names[] = {
-		"maxmemory",   "maxmemory-policy", "port",
-		"bind",        "databases",        "maxclients",
-		"timeout",     "proto-max-bulk-len",
-		"client-query-buffer-limit",       "appendonly",
-		"save",        "cluster-enabled",  NULL};
+	static const char *const names[] = {"maxmemory",
+	                                    "maxmemory-policy",
+	                                    "port",
+	                                    "bind",
+	                                    "databases",
+	                                    "maxclients",
+	                                    "timeout",
+	                                    "proto-max-bulk-len",
+	                                    "client-query-buffer-limit",
+	                                    "appendonly",
+	                                    "save",
+	                                    "cluster-enabled",
+	                                    NULL};
 	struct narf_buf body;
 	long long n = 0;
 	char value[128];
@@ -341,12 +390,12 @@ static int cmd_config(struct narf_engine *e, struct narf_client *c, int argc,
 		return narf_resp_simple(out, "OK");
 	}
 	if (!narf_arg_is(argv[1], len[1], "get") || argc < 3)
-		return narf_resp_errorf(out,
-		                        "ERR unknown subcommand or wrong number "
-		                        "of arguments for '%.*s'. Try CONFIG "
-		                        "HELP.",
-		                        (int)(len[1] > 64 ? 64 : len[1]),
-		                        argv[1]);
+		return narf_resp_errorf(
+		        out,
+		        "ERR unknown subcommand or wrong number "
+		        "of arguments for '%.*s'. Try CONFIG "
+		        "HELP.",
+		        (int)(len[1] > 64 ? 64 : len[1]), argv[1]);
 	narf_buf_init(&body);
 	for (int i = 0; names[i] != NULL; i++) {
 		bool match = false;
@@ -367,7 +416,8 @@ static int cmd_config(struct narf_engine *e, struct narf_client *c, int argc,
 	return 0;
 }
 
-/* --- INFO -------------------------------------------------------------------- */
+/* --- INFO --------------------------------------------------------------------
+ */
 
 static uint64_t rss_bytes(void)
 {
@@ -382,7 +432,9 @@ static uint64_t rss_bytes(void)
 	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static bool want_section(int argc, const char **argv, const size_t *len,
+static bool want_section(int argc,
+                         const char **argv,
+                         const size_t *len,
                          const char *name)
 {
 	if (argc < 2)
@@ -396,15 +448,18 @@ static bool want_section(int argc, const char **argv, const size_t *len,
 	return false;
 }
 
-#define INFO_ADD(...)                                                        \
-	do {                                                                 \
-		if (n < sizeof(text))                                        \
-			n += (size_t)snprintf(text + n, sizeof(text) - n,    \
-			                      __VA_ARGS__);                  \
+#define INFO_ADD(...)                                                     \
+	do {                                                              \
+		if (n < sizeof(text))                                     \
+			n += (size_t)snprintf(text + n, sizeof(text) - n, \
+			                      __VA_ARGS__);               \
 	} while (0)
 
-static int cmd_info(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_info(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	char text[4096], human[32], maxhuman[32];
@@ -416,55 +471,58 @@ static int cmd_info(struct narf_engine *e, struct narf_client *c, int argc,
 
 	narf_store_stats(e->store, &st);
 	if (want_section(argc, argv, len, "server")) {
-		INFO_ADD("# Server\r\nredis_version:%s\r\nnarf_version:0.1.0\r\n"
-		         "redis_mode:%s\r\nos:Linux\r\narch_bits:64\r\n"
-		         "process_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\n"
-		         "uptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\n"
-		         "\r\n",
-		         NARF_REDIS_VERSION,
-		         e->cfg.standalone ? "standalone" : "cluster",
-		         (int)getpid(), e->run_id, e->cfg.port,
-		         (long long)(now - e->start_ms) / 1000,
-		         (long long)(now - e->start_ms) / 86400000);
+		INFO_ADD(
+		        "# Server\r\nredis_version:%s\r\nnarf_version:0.1.0\r\n"
+		        "redis_mode:%s\r\nos:Linux\r\narch_bits:64\r\n"
+		        "process_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\n"
+		        "uptime_in_seconds:%lld\r\nuptime_in_days:%lld\r\n"
+		        "\r\n",
+		        NARF_REDIS_VERSION,
+		        e->cfg.standalone ? "standalone" : "cluster",
+		        (int)getpid(), e->run_id, e->cfg.port,
+		        (long long)(now - e->start_ms) / 1000,
+		        (long long)(now - e->start_ms) / 86400000);
 	}
 	if (want_section(argc, argv, len, "clients"))
-		INFO_ADD("# Clients\r\nconnected_clients:%u\r\n"
-		         "maxclients:%u\r\n\r\n",
-		         e->connected_clients, e->cfg.max_clients);
+		INFO_ADD(
+		        "# Clients\r\nconnected_clients:%u\r\n"
+		        "maxclients:%u\r\n\r\n",
+		        e->connected_clients, e->cfg.max_clients);
 	if (want_section(argc, argv, len, "memory")) {
 		narf_bytes_human(human, sizeof(human), used);
-		narf_bytes_human(maxhuman, sizeof(maxhuman),
-		                 e->cfg.max_memory);
-		INFO_ADD("# Memory\r\nused_memory:%llu\r\n"
-		         "used_memory_human:%s\r\nused_memory_rss:%llu\r\n"
-		         "used_memory_dataset:%llu\r\nmaxmemory:%llu\r\n"
-		         "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\n"
-		         "mem_allocator:libc\r\n\r\n",
-		         (unsigned long long)used, human,
-		         (unsigned long long)rss_bytes(),
-		         (unsigned long long)st.used_memory,
-		         (unsigned long long)e->cfg.max_memory, maxhuman,
-		         e->cfg.eviction == NARF_EVICT_NOEVICTION
-		                 ? "noeviction"
-		                 : "allkeys-lru");
+		narf_bytes_human(maxhuman, sizeof(maxhuman), e->cfg.max_memory);
+		INFO_ADD(
+		        "# Memory\r\nused_memory:%llu\r\n"
+		        "used_memory_human:%s\r\nused_memory_rss:%llu\r\n"
+		        "used_memory_dataset:%llu\r\nmaxmemory:%llu\r\n"
+		        "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\n"
+		        "mem_allocator:libc\r\n\r\n",
+		        (unsigned long long)used, human,
+		        (unsigned long long)rss_bytes(),
+		        (unsigned long long)st.used_memory,
+		        (unsigned long long)e->cfg.max_memory, maxhuman,
+		        e->cfg.eviction == NARF_EVICT_NOEVICTION
+		                ? "noeviction"
+		                : "allkeys-lru");
 	}
 	if (want_section(argc, argv, len, "stats"))
-		INFO_ADD("# Stats\r\ntotal_connections_received:%llu\r\n"
-		         "total_commands_processed:%llu\r\n"
-		         "total_net_input_bytes:%llu\r\n"
-		         "total_net_output_bytes:%llu\r\n"
-		         "rejected_connections:%llu\r\nexpired_keys:%llu\r\n"
-		         "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
-		         "keyspace_misses:%llu\r\n\r\n",
-		         (unsigned long long)e->stats.connections,
-		         (unsigned long long)e->stats.commands,
-		         (unsigned long long)e->stats.net_input_bytes,
-		         (unsigned long long)e->stats.net_output_bytes,
-		         (unsigned long long)e->stats.rejected_connections,
-		         (unsigned long long)st.expired,
-		         (unsigned long long)st.evicted,
-		         (unsigned long long)e->stats.hits,
-		         (unsigned long long)e->stats.misses);
+		INFO_ADD(
+		        "# Stats\r\ntotal_connections_received:%llu\r\n"
+		        "total_commands_processed:%llu\r\n"
+		        "total_net_input_bytes:%llu\r\n"
+		        "total_net_output_bytes:%llu\r\n"
+		        "rejected_connections:%llu\r\nexpired_keys:%llu\r\n"
+		        "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
+		        "keyspace_misses:%llu\r\n\r\n",
+		        (unsigned long long)e->stats.connections,
+		        (unsigned long long)e->stats.commands,
+		        (unsigned long long)e->stats.net_input_bytes,
+		        (unsigned long long)e->stats.net_output_bytes,
+		        (unsigned long long)e->stats.rejected_connections,
+		        (unsigned long long)st.expired,
+		        (unsigned long long)st.evicted,
+		        (unsigned long long)e->stats.hits,
+		        (unsigned long long)e->stats.misses);
 	if (want_section(argc, argv, len, "keyspace")) {
 		INFO_ADD("# Keyspace\r\n");
 		if (st.keys > 0)
@@ -477,10 +535,14 @@ static int cmd_info(struct narf_engine *e, struct narf_client *c, int argc,
 	return narf_resp_bulk(out, text, n);
 }
 
-/* --- CLUSTER (standalone: one node owns every slot) ------------------------ */
+/* --- CLUSTER (standalone: one node owns every slot) ------------------------
+ */
 
-static int cmd_cluster(struct narf_engine *e, struct narf_client *c,
-                       int argc, const char **argv, const size_t *len,
+static int cmd_cluster(struct narf_engine *e,
+                       struct narf_client *c,
+                       int argc,
+                       const char **argv,
+                       const size_t *len,
                        struct narf_buf *out)
 {
 	const char *sub = argv[1];
@@ -549,8 +611,12 @@ static int cmd_cluster(struct narf_engine *e, struct narf_client *c,
 	                        (int)(n > 64 ? 64 : n), sub);
 }
 
-static int cmd_ok(struct narf_engine *e, struct narf_client *c, int argc,
-                  const char **argv, const size_t *len, struct narf_buf *out)
+static int cmd_ok(struct narf_engine *e,
+                  struct narf_client *c,
+                  int argc,
+                  const char **argv,
+                  const size_t *len,
+                  struct narf_buf *out)
 {
 	return narf_resp_simple(out, "OK");
 }
@@ -558,18 +624,18 @@ static int cmd_ok(struct narf_engine *e, struct narf_client *c, int argc,
 #define A NARF_CMD_NOAUTH
 #define F NARF_CMD_FAST
 const struct narf_command narf_server_commands[] = {
-	{"ping", cmd_ping, -1, F, 0, 0, 0},
-	{"echo", cmd_echo, 2, F, 0, 0, 0},
-	{"select", cmd_select, 2, F, 0, 0, 0},
-	{"quit", cmd_quit, -1, A | F, 0, 0, 0},
-	{"auth", cmd_auth, -2, A | F, 0, 0, 0},
-	{"hello", cmd_hello, -1, A | F, 0, 0, 0},
-	{"client", cmd_client, -2, 0, 0, 0, 0},
-	{"command", cmd_command, -1, 0, 0, 0, 0},
-	{"config", cmd_config, -2, 0, 0, 0, 0},
-	{"info", cmd_info, -1, 0, 0, 0, 0},
-	{"cluster", cmd_cluster, -2, 0, 0, 0, 0},
-	{"readonly", cmd_ok, 1, F, 0, 0, 0},
-	{"readwrite", cmd_ok, 1, F, 0, 0, 0},
-	{NULL, NULL, 0, 0, 0, 0, 0},
+        {"ping", cmd_ping, -1, F, 0, 0, 0},
+        {"echo", cmd_echo, 2, F, 0, 0, 0},
+        {"select", cmd_select, 2, F, 0, 0, 0},
+        {"quit", cmd_quit, -1, A | F, 0, 0, 0},
+        {"auth", cmd_auth, -2, A | F, 0, 0, 0},
+        {"hello", cmd_hello, -1, A | F, 0, 0, 0},
+        {"client", cmd_client, -2, 0, 0, 0, 0},
+        {"command", cmd_command, -1, 0, 0, 0, 0},
+        {"config", cmd_config, -2, 0, 0, 0, 0},
+        {"info", cmd_info, -1, 0, 0, 0, 0},
+        {"cluster", cmd_cluster, -2, 0, 0, 0, 0},
+        {"readonly", cmd_ok, 1, F, 0, 0, 0},
+        {"readwrite", cmd_ok, 1, F, 0, 0, 0},
+        {NULL, NULL, 0, 0, 0, 0, 0},
 };

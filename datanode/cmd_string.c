@@ -35,8 +35,12 @@ static int reply_value(struct narf_buf *out, const struct narf_entry *en)
 }
 
 /* Store key = val keeping or setting the TTL; replies OOM on refusal. */
-static int store_set(struct narf_engine *e, const char *key, size_t klen,
-                     const char *val, size_t vlen, int64_t expire)
+static int store_set(struct narf_engine *e,
+                     const char *key,
+                     size_t klen,
+                     const char *val,
+                     size_t vlen,
+                     int64_t expire)
 {
 	return narf_store_set(e->store, narf_key_slot(key, klen), key, klen,
 	                      val, vlen, expire, narf_engine_now(e), NULL);
@@ -48,17 +52,21 @@ enum { EXP_NONE, EXP_EX, EXP_PX, EXP_EXAT, EXP_PXAT };
 
 /* Turn "EX 10" style into an absolute time in ms; -1 after an error reply
  * ("invalid expire time in 'cmd' command"). */
-static int absolute_expire(struct narf_engine *e, struct narf_buf *out,
-                           const char *cmd, int unit, const char *arg,
-                           size_t n, int64_t *abs)
+static int absolute_expire(struct narf_engine *e,
+                           struct narf_buf *out,
+                           const char *cmd,
+                           int unit,
+                           const char *arg,
+                           size_t n,
+                           int64_t *abs)
 {
 	long long v;
 	int64_t now = narf_engine_now(e);
 
 	if (narf_arg_ll(out, arg, n, &v) != 0)
 		return -1;
-	if (v <= 0 || ((unit == EXP_EX || unit == EXP_EXAT) &&
-	               v > LLONG_MAX / 1000)) {
+	if (v <= 0 ||
+	    ((unit == EXP_EX || unit == EXP_EXAT) && v > LLONG_MAX / 1000)) {
 		narf_resp_errorf(out, "ERR invalid expire time in '%s' command",
 		                 cmd);
 		return -1;
@@ -98,8 +106,11 @@ struct set_opts {
 	int64_t expire; /* absolute ms, or 0 */
 };
 
-static int parse_set_opts(struct narf_engine *e, struct narf_buf *out,
-                          int argc, const char **argv, const size_t *len,
+static int parse_set_opts(struct narf_engine *e,
+                          struct narf_buf *out,
+                          int argc,
+                          const char **argv,
+                          const size_t *len,
                           struct set_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -131,8 +142,12 @@ static int parse_set_opts(struct narf_engine *e, struct narf_buf *out,
 	return 0;
 }
 
-static int cmd_set(struct narf_engine *e, struct narf_client *c, int argc,
-                   const char **argv, const size_t *len, struct narf_buf *out)
+static int cmd_set(struct narf_engine *e,
+                   struct narf_client *c,
+                   int argc,
+                   const char **argv,
+                   const size_t *len,
+                   struct narf_buf *out)
 {
 	struct set_opts o;
 	struct narf_entry *old;
@@ -154,8 +169,11 @@ static int cmd_set(struct narf_engine *e, struct narf_client *c, int argc,
 	return o.get ? 0 : narf_resp_simple(out, "OK");
 }
 
-static int cmd_setnx(struct narf_engine *e, struct narf_client *c, int argc,
-                     const char **argv, const size_t *len,
+static int cmd_setnx(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
                      struct narf_buf *out)
 {
 	if (narf_lookup(e, argv[1], len[1], false) != NULL)
@@ -165,8 +183,11 @@ static int cmd_setnx(struct narf_engine *e, struct narf_client *c, int argc,
 	return narf_resp_int(out, 1);
 }
 
-static int setex_generic(struct narf_engine *e, const char *cmd, int unit,
-                         const char **argv, const size_t *len,
+static int setex_generic(struct narf_engine *e,
+                         const char *cmd,
+                         int unit,
+                         const char **argv,
+                         const size_t *len,
                          struct narf_buf *out)
 {
 	int64_t expire;
@@ -178,28 +199,41 @@ static int setex_generic(struct narf_engine *e, const char *cmd, int unit,
 	return narf_resp_simple(out, "OK");
 }
 
-static int cmd_setex(struct narf_engine *e, struct narf_client *c, int argc,
-                     const char **argv, const size_t *len,
+static int cmd_setex(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
                      struct narf_buf *out)
 {
 	return setex_generic(e, "setex", EXP_EX, argv, len, out);
 }
 
-static int cmd_psetex(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_psetex(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	return setex_generic(e, "psetex", EXP_PX, argv, len, out);
 }
 
-static int cmd_get(struct narf_engine *e, struct narf_client *c, int argc,
-                   const char **argv, const size_t *len, struct narf_buf *out)
+static int cmd_get(struct narf_engine *e,
+                   struct narf_client *c,
+                   int argc,
+                   const char **argv,
+                   const size_t *len,
+                   struct narf_buf *out)
 {
 	return reply_value(out, narf_lookup(e, argv[1], len[1], true));
 }
 
-static int cmd_getset(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_getset(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	size_t mark = out->len;
@@ -210,8 +244,11 @@ static int cmd_getset(struct narf_engine *e, struct narf_client *c, int argc,
 	return 0;
 }
 
-static int cmd_getdel(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_getdel(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	struct narf_entry *en = narf_lookup(e, argv[1], len[1], true);
@@ -224,8 +261,11 @@ static int cmd_getdel(struct narf_engine *e, struct narf_client *c, int argc,
 	return 0;
 }
 
-static int cmd_getex(struct narf_engine *e, struct narf_client *c, int argc,
-                     const char **argv, const size_t *len,
+static int cmd_getex(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
                      struct narf_buf *out)
 {
 	struct narf_entry *en;
@@ -239,8 +279,7 @@ static int cmd_getex(struct narf_engine *e, struct narf_client *c, int argc,
 		if (narf_arg_is(argv[i], len[i], "persist") && !unit &&
 		    !persist) {
 			persist = true;
-		} else if (u != EXP_NONE && !unit && !persist &&
-		           i + 1 < argc) {
+		} else if (u != EXP_NONE && !unit && !persist && i + 1 < argc) {
 			unit = u;
 			if (absolute_expire(e, out, "getex", u, argv[i + 1],
 			                    len[i + 1], &expire) != 0)
@@ -263,8 +302,11 @@ static int cmd_getex(struct narf_engine *e, struct narf_client *c, int argc,
 	return 0;
 }
 
-static int cmd_strlen(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_strlen(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	struct narf_entry *en = narf_lookup(e, argv[1], len[1], true);
@@ -275,8 +317,11 @@ static int cmd_strlen(struct narf_engine *e, struct narf_client *c, int argc,
 	return narf_resp_int(out, (long long)n);
 }
 
-static int cmd_getrange(struct narf_engine *e, struct narf_client *c,
-                        int argc, const char **argv, const size_t *len,
+static int cmd_getrange(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
                         struct narf_buf *out)
 {
 	long long start, end, n;
@@ -310,19 +355,24 @@ static int cmd_getrange(struct narf_engine *e, struct narf_client *c,
 	return narf_resp_bulk(out, v + start, (size_t)(end - start + 1));
 }
 
-static int check_size(struct narf_engine *e, struct narf_buf *out,
+static int check_size(struct narf_engine *e,
+                      struct narf_buf *out,
                       unsigned long long total)
 {
 	if (total > e->cfg.limits.max_bulk) {
-		narf_resp_error(out, "ERR string exceeds maximum allowed size "
-		                     "(proto-max-bulk-len)");
+		narf_resp_error(out,
+		                "ERR string exceeds maximum allowed size "
+		                "(proto-max-bulk-len)");
 		return -1;
 	}
 	return 0;
 }
 
-static int cmd_setrange(struct narf_engine *e, struct narf_client *c,
-                        int argc, const char **argv, const size_t *len,
+static int cmd_setrange(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
                         struct narf_buf *out)
 {
 	long long off;
@@ -358,8 +408,11 @@ static int cmd_setrange(struct narf_engine *e, struct narf_client *c,
 	return narf_resp_int(out, (long long)nlen);
 }
 
-static int cmd_append(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_append(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	struct narf_entry *en = narf_lookup(e, argv[1], len[1], false);
@@ -386,8 +439,11 @@ static int cmd_append(struct narf_engine *e, struct narf_client *c, int argc,
 	return narf_resp_int(out, (long long)(olen + len[2]));
 }
 
-static int cmd_mget(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_mget(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	narf_resp_array(out, argc - 1);
@@ -396,21 +452,27 @@ static int cmd_mget(struct narf_engine *e, struct narf_client *c, int argc,
 	return 0;
 }
 
-static int cmd_mset(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_mset(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	if (argc % 2 != 1)
 		return narf_reply_wrong_arity(out, "mset");
 	for (int i = 1; i < argc; i += 2)
-		if (store_set(e, argv[i], len[i], argv[i + 1], len[i + 1],
-		              0) != 0)
+		if (store_set(e, argv[i], len[i], argv[i + 1], len[i + 1], 0) !=
+		    0)
 			return reply_oom(out, out->len);
 	return narf_resp_simple(out, "OK");
 }
 
-static int cmd_msetnx(struct narf_engine *e, struct narf_client *c,
-                      int argc, const char **argv, const size_t *len,
+static int cmd_msetnx(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	if (argc % 2 != 1)
@@ -419,16 +481,19 @@ static int cmd_msetnx(struct narf_engine *e, struct narf_client *c,
 		if (narf_lookup(e, argv[i], len[i], false) != NULL)
 			return narf_resp_int(out, 0);
 	for (int i = 1; i < argc; i += 2)
-		if (store_set(e, argv[i], len[i], argv[i + 1], len[i + 1],
-		              0) != 0)
+		if (store_set(e, argv[i], len[i], argv[i + 1], len[i + 1], 0) !=
+		    0)
 			return reply_oom(out, out->len);
 	return narf_resp_int(out, 1);
 }
 
 /* --- counters ------------------------------------------------------------- */
 
-static int incr_by(struct narf_engine *e, const char **argv,
-                   const size_t *len, long long by, struct narf_buf *out)
+static int incr_by(struct narf_engine *e,
+                   const char **argv,
+                   const size_t *len,
+                   long long by,
+                   struct narf_buf *out)
 {
 	struct narf_entry *en = narf_lookup(e, argv[1], len[1], false);
 	long long cur = 0;
@@ -440,13 +505,15 @@ static int incr_by(struct narf_engine *e, const char **argv,
 		const char *v = narf_entry_value(en, &vlen);
 
 		if (!narf_str_to_ll(v, vlen, &cur))
-			return narf_resp_error(out, "ERR value is not an "
-			                            "integer or out of range");
+			return narf_resp_error(out,
+			                       "ERR value is not an "
+			                       "integer or out of range");
 	}
 	if ((by < 0 && cur < 0 && by < LLONG_MIN - cur) ||
 	    (by > 0 && cur > 0 && by > LLONG_MAX - cur))
-		return narf_resp_error(out, "ERR increment or decrement would "
-		                            "overflow");
+		return narf_resp_error(out,
+		                       "ERR increment or decrement would "
+		                       "overflow");
 	cur += by;
 	n = snprintf(num, sizeof(num), "%lld", cur);
 	if (store_set(e, argv[1], len[1], num, (size_t)n,
@@ -455,22 +522,31 @@ static int incr_by(struct narf_engine *e, const char **argv,
 	return narf_resp_int(out, cur);
 }
 
-static int cmd_incr(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_incr(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	return incr_by(e, argv, len, 1, out);
 }
 
-static int cmd_decr(struct narf_engine *e, struct narf_client *c, int argc,
-                    const char **argv, const size_t *len,
+static int cmd_decr(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
                     struct narf_buf *out)
 {
 	return incr_by(e, argv, len, -1, out);
 }
 
-static int cmd_incrby(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_incrby(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	long long by;
@@ -480,8 +556,11 @@ static int cmd_incrby(struct narf_engine *e, struct narf_client *c, int argc,
 	return incr_by(e, argv, len, by, out);
 }
 
-static int cmd_decrby(struct narf_engine *e, struct narf_client *c, int argc,
-                      const char **argv, const size_t *len,
+static int cmd_decrby(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
                       struct narf_buf *out)
 {
 	long long by;
@@ -493,8 +572,11 @@ static int cmd_decrby(struct narf_engine *e, struct narf_client *c, int argc,
 	return incr_by(e, argv, len, -by, out);
 }
 
-static int cmd_incrbyfloat(struct narf_engine *e, struct narf_client *c,
-                           int argc, const char **argv, const size_t *len,
+static int cmd_incrbyfloat(struct narf_engine *e,
+                           struct narf_client *c,
+                           int argc,
+                           const char **argv,
+                           const size_t *len,
                            struct narf_buf *out)
 {
 	struct narf_entry *en = narf_lookup(e, argv[1], len[1], false);
@@ -510,13 +592,15 @@ static int cmd_incrbyfloat(struct narf_engine *e, struct narf_client *c,
 		const char *v = narf_entry_value(en, &vlen);
 
 		if (!narf_str_to_ld(v, vlen, &cur))
-			return narf_resp_error(out, "ERR value is not a valid "
-			                            "float");
+			return narf_resp_error(out,
+			                       "ERR value is not a valid "
+			                       "float");
 	}
 	cur += by;
 	if (isnan(cur) || isinf(cur))
-		return narf_resp_error(out, "ERR increment would produce NaN "
-		                            "or Infinity");
+		return narf_resp_error(out,
+		                       "ERR increment would produce NaN "
+		                       "or Infinity");
 	/* Encode once as a bulk, then store the digits of that bulk. */
 	narf_buf_init(&num);
 	rv = narf_resp_bulk_double(&num, cur);
@@ -537,26 +621,26 @@ static int cmd_incrbyfloat(struct narf_engine *e, struct narf_client *c,
 #define W (NARF_CMD_WRITE | NARF_CMD_DENYOOM)
 #define R NARF_CMD_READONLY
 const struct narf_command narf_string_commands[] = {
-	{"get", cmd_get, 2, R | NARF_CMD_FAST, 1, 1, 1},
-	{"set", cmd_set, -3, W, 1, 1, 1},
-	{"setnx", cmd_setnx, 3, W | NARF_CMD_FAST, 1, 1, 1},
-	{"setex", cmd_setex, 4, W, 1, 1, 1},
-	{"psetex", cmd_psetex, 4, W, 1, 1, 1},
-	{"getset", cmd_getset, 3, W | NARF_CMD_FAST, 1, 1, 1},
-	{"getdel", cmd_getdel, 2, NARF_CMD_WRITE | NARF_CMD_FAST, 1, 1, 1},
-	{"getex", cmd_getex, -2, NARF_CMD_WRITE | NARF_CMD_FAST, 1, 1, 1},
-	{"getrange", cmd_getrange, 4, R, 1, 1, 1},
-	{"substr", cmd_getrange, 4, R, 1, 1, 1},
-	{"setrange", cmd_setrange, 4, W, 1, 1, 1},
-	{"append", cmd_append, 3, W | NARF_CMD_FAST, 1, 1, 1},
-	{"strlen", cmd_strlen, 2, R | NARF_CMD_FAST, 1, 1, 1},
-	{"mget", cmd_mget, -2, R | NARF_CMD_FAST, 1, -1, 1},
-	{"mset", cmd_mset, -3, W, 1, -1, 2},
-	{"msetnx", cmd_msetnx, -3, W, 1, -1, 2},
-	{"incr", cmd_incr, 2, W | NARF_CMD_FAST, 1, 1, 1},
-	{"decr", cmd_decr, 2, W | NARF_CMD_FAST, 1, 1, 1},
-	{"incrby", cmd_incrby, 3, W | NARF_CMD_FAST, 1, 1, 1},
-	{"decrby", cmd_decrby, 3, W | NARF_CMD_FAST, 1, 1, 1},
-	{"incrbyfloat", cmd_incrbyfloat, 3, W | NARF_CMD_FAST, 1, 1, 1},
-	{NULL, NULL, 0, 0, 0, 0, 0},
+        {"get", cmd_get, 2, R | NARF_CMD_FAST, 1, 1, 1},
+        {"set", cmd_set, -3, W, 1, 1, 1},
+        {"setnx", cmd_setnx, 3, W | NARF_CMD_FAST, 1, 1, 1},
+        {"setex", cmd_setex, 4, W, 1, 1, 1},
+        {"psetex", cmd_psetex, 4, W, 1, 1, 1},
+        {"getset", cmd_getset, 3, W | NARF_CMD_FAST, 1, 1, 1},
+        {"getdel", cmd_getdel, 2, NARF_CMD_WRITE | NARF_CMD_FAST, 1, 1, 1},
+        {"getex", cmd_getex, -2, NARF_CMD_WRITE | NARF_CMD_FAST, 1, 1, 1},
+        {"getrange", cmd_getrange, 4, R, 1, 1, 1},
+        {"substr", cmd_getrange, 4, R, 1, 1, 1},
+        {"setrange", cmd_setrange, 4, W, 1, 1, 1},
+        {"append", cmd_append, 3, W | NARF_CMD_FAST, 1, 1, 1},
+        {"strlen", cmd_strlen, 2, R | NARF_CMD_FAST, 1, 1, 1},
+        {"mget", cmd_mget, -2, R | NARF_CMD_FAST, 1, -1, 1},
+        {"mset", cmd_mset, -3, W, 1, -1, 2},
+        {"msetnx", cmd_msetnx, -3, W, 1, -1, 2},
+        {"incr", cmd_incr, 2, W | NARF_CMD_FAST, 1, 1, 1},
+        {"decr", cmd_decr, 2, W | NARF_CMD_FAST, 1, 1, 1},
+        {"incrby", cmd_incrby, 3, W | NARF_CMD_FAST, 1, 1, 1},
+        {"decrby", cmd_decrby, 3, W | NARF_CMD_FAST, 1, 1, 1},
+        {"incrbyfloat", cmd_incrbyfloat, 3, W | NARF_CMD_FAST, 1, 1, 1},
+        {NULL, NULL, 0, 0, 0, 0, 0},
 };

@@ -63,7 +63,7 @@ static const struct narf_command *lookup_command(const char *name, size_t n)
 
 /* Walk every command table (COMMAND, COMMAND COUNT). */
 const struct narf_command *const narf_command_tables[] = {
-	narf_string_commands, narf_key_commands, narf_server_commands, NULL};
+        narf_string_commands, narf_key_commands, narf_server_commands, NULL};
 
 void narf_engine_config_default(struct narf_engine_config *cfg)
 {
@@ -120,7 +120,8 @@ static void random_bytes(uint8_t *buf, size_t n)
 
 int narf_engine_init(struct narf_engine *e,
                      const struct narf_engine_config *cfg,
-                     int64_t (*clock)(void *), void *clock_data)
+                     int64_t (*clock)(void *),
+                     void *clock_data)
 {
 	struct narf_store_config sc = {0};
 	uint8_t rid[20];
@@ -274,12 +275,14 @@ unsigned narf_key_slot(const char *key, size_t len)
 	return narf_slot_of(key, len);
 }
 
-struct narf_entry *narf_lookup(struct narf_engine *e, const char *key,
-                               size_t len, bool count)
+struct narf_entry *narf_lookup(struct narf_engine *e,
+                               const char *key,
+                               size_t len,
+                               bool count)
 {
-	struct narf_entry *en = narf_store_get(
-	        e->store, narf_key_slot(key, len), key, len,
-	        narf_engine_now(e), 0);
+	struct narf_entry *en =
+	        narf_store_get(e->store, narf_key_slot(key, len), key, len,
+	                       narf_engine_now(e), 0);
 
 	if (count) {
 		if (en != NULL)
@@ -308,14 +311,17 @@ void narf_bytes_human(char *buf, size_t size, uint64_t n)
 
 /* --- dispatch ------------------------------------------------------------- */
 
-static int reply_unknown(struct narf_buf *out, int argc, const char **argv,
+static int reply_unknown(struct narf_buf *out,
+                         int argc,
+                         const char **argv,
                          const size_t *argvlen)
 {
 	char msg[1024];
 	int n;
 
-	n = snprintf(msg, sizeof(msg), "ERR unknown command '%.*s', with args "
-	                               "beginning with: ",
+	n = snprintf(msg, sizeof(msg),
+	             "ERR unknown command '%.*s', with args "
+	             "beginning with: ",
 	             (int)(argvlen[0] > 128 ? 128 : argvlen[0]), argv[0]);
 	for (int i = 1; i < argc && n < (int)sizeof(msg) - 140; i++)
 		n += snprintf(msg + n, sizeof(msg) - (size_t)n, "'%.*s' ",
@@ -329,7 +335,8 @@ static int reply_unknown(struct narf_buf *out, int argc, const char **argv,
 }
 
 static bool keys_too_large(const struct narf_engine *e,
-                           const struct narf_command *cmd, int argc,
+                           const struct narf_command *cmd,
+                           int argc,
                            const size_t *argvlen)
 {
 	int last;
@@ -337,15 +344,17 @@ static bool keys_too_large(const struct narf_engine *e,
 	if (cmd->first_key <= 0)
 		return false;
 	last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
-	for (int i = cmd->first_key; i <= last && i < argc;
-	     i += cmd->key_step)
+	for (int i = cmd->first_key; i <= last && i < argc; i += cmd->key_step)
 		if (argvlen[i] > e->cfg.max_key_size)
 			return true;
 	return false;
 }
 
-int narf_engine_exec(struct narf_engine *e, struct narf_client *c, int argc,
-                     const char **argv, const size_t *argvlen,
+int narf_engine_exec(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *argvlen,
                      struct narf_buf *out)
 {
 	const struct narf_command *cmd;
@@ -362,12 +371,13 @@ int narf_engine_exec(struct narf_engine *e, struct narf_client *c, int argc,
 	           (cmd->arity < 0 && argc < -cmd->arity)) {
 		rv = narf_reply_wrong_arity(out, cmd->name);
 	} else if (keys_too_large(e, cmd, argc, argvlen)) {
-		rv = narf_resp_error(out, "ERR key is too large (max-key-size)");
+		rv = narf_resp_error(out,
+		                     "ERR key is too large (max-key-size)");
 	} else if ((cmd->flags & NARF_CMD_DENYOOM) && e->cfg.max_memory &&
-	           narf_store_make_room(e->store, 0, narf_engine_now(e)) !=
-	                   0) {
-		rv = narf_resp_error(out, "OOM command not allowed when used "
-		                          "memory > 'maxmemory'.");
+	           narf_store_make_room(e->store, 0, narf_engine_now(e)) != 0) {
+		rv = narf_resp_error(out,
+		                     "OOM command not allowed when used "
+		                     "memory > 'maxmemory'.");
 	} else {
 		rv = cmd->fn(e, c, argc, argv, argvlen, out);
 	}

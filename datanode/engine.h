@@ -82,7 +82,8 @@ void narf_engine_config_default(struct narf_engine_config *cfg);
  * moves to the engine). clock may be NULL for the real clock. */
 int narf_engine_init(struct narf_engine *e,
                      const struct narf_engine_config *cfg,
-                     int64_t (*clock)(void *), void *clock_data);
+                     int64_t (*clock)(void *),
+                     void *clock_data);
 void narf_engine_close(struct narf_engine *e);
 
 int64_t narf_engine_now(const struct narf_engine *e);
@@ -92,8 +93,11 @@ void narf_engine_client_init(struct narf_engine *e, struct narf_client *c);
 
 /* Execute one request; the reply is appended to out. Returns 0, or
  * NARF_ENOMEM when the reply could not be built (the caller closes). */
-int narf_engine_exec(struct narf_engine *e, struct narf_client *c, int argc,
-                     const char **argv, const size_t *argvlen,
+int narf_engine_exec(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *argvlen,
                      struct narf_buf *out);
 
 /* Periodic work: active expiry and incremental rehash within a bound. */
@@ -102,8 +106,11 @@ void narf_engine_cron(struct narf_engine *e);
 /* --- shared by the cmd_*.c files ----------------------------------------- */
 
 /* A command implementation. argv[0] is the command name. */
-typedef int (*narf_cmd_fn)(struct narf_engine *e, struct narf_client *c,
-                           int argc, const char **argv, const size_t *argvlen,
+typedef int (*narf_cmd_fn)(struct narf_engine *e,
+                           struct narf_client *c,
+                           int argc,
+                           const char **argv,
+                           const size_t *argvlen,
                            struct narf_buf *out);
 
 struct narf_command {
@@ -118,8 +125,8 @@ struct narf_command {
 
 #define NARF_CMD_WRITE 1u
 #define NARF_CMD_READONLY 2u
-#define NARF_CMD_NOAUTH 4u   /* allowed before AUTH */
-#define NARF_CMD_DENYOOM 8u  /* may grow memory: refused under noeviction */
+#define NARF_CMD_NOAUTH 4u  /* allowed before AUTH */
+#define NARF_CMD_DENYOOM 8u /* may grow memory: refused under noeviction */
 #define NARF_CMD_FAST 16u
 
 extern const struct narf_command narf_string_commands[];
@@ -145,8 +152,10 @@ int narf_reply_syntax(struct narf_buf *out);
 unsigned narf_key_slot(const char *key, size_t len);
 
 /* Look a key up, counting a hit or a miss. */
-struct narf_entry *narf_lookup(struct narf_engine *e, const char *key,
-                               size_t len, bool count);
+struct narf_entry *narf_lookup(struct narf_engine *e,
+                               const char *key,
+                               size_t len,
+                               bool count);
 
 /* Human-readable byte count as Redis prints it ("1.50M"). */
 void narf_bytes_human(char *buf, size_t size, uint64_t n);

@@ -55,14 +55,17 @@ static const char usage_text[] =
 
 static const char *prog = "datanode";
 
-static uint64_t num_flag(const char *name, const char *text, uint64_t min,
+static uint64_t num_flag(const char *name,
+                         const char *text,
+                         uint64_t min,
                          uint64_t max)
 {
 	uint64_t v;
 
 	if (narf_parse_u64(text, min, max, &v) != 0)
-		narf_usage_error(prog, "%s '%s': expected a number from %llu to "
-		                       "%llu",
+		narf_usage_error(prog,
+		                 "%s '%s': expected a number from %llu to "
+		                 "%llu",
 		                 name, text, (unsigned long long)min,
 		                 (unsigned long long)max);
 	return v;
@@ -73,8 +76,9 @@ static uint64_t bytes_flag(const char *name, const char *text, uint64_t min)
 	uint64_t v;
 
 	if (narf_parse_bytes(text, &v) != 0 || v < min)
-		narf_usage_error(prog, "%s '%s': expected a size such as "
-		                       "1048576, 512mb or 2gb (at least %llu)",
+		narf_usage_error(prog,
+		                 "%s '%s': expected a size such as "
+		                 "1048576, 512mb or 2gb (at least %llu)",
 		                 name, text, (unsigned long long)min);
 	return v;
 }
@@ -100,29 +104,42 @@ static char *read_password(const char *path)
 	return strdup(line);
 }
 
-static void parse_flags(struct narf_engine_config *cfg, int argc,
-                        char **argv)
+static void parse_flags(struct narf_engine_config *cfg, int argc, char **argv)
 {
-	enum { O_STANDALONE = 256, O_PORT, O_BIND, O_MAXMEM, O_EVICT, O_PASS,
-	       O_CLIENTS, O_KEYSIZE, O_VALSIZE, O_MULTIBULK, O_QBUF,
-	       O_TIMEOUT, O_LOG, O_JOIN, O_HELP };
+	enum {
+		O_STANDALONE = 256,
+		O_PORT,
+		O_BIND,
+		O_MAXMEM,
+		O_EVICT,
+		O_PASS,
+		O_CLIENTS,
+		O_KEYSIZE,
+		O_VALSIZE,
+		O_MULTIBULK,
+		O_QBUF,
+		O_TIMEOUT,
+		O_LOG,
+		O_JOIN,
+		O_HELP
+	};
 	static const struct option opts[] = {
-		{"standalone", no_argument, NULL, O_STANDALONE},
-		{"port", required_argument, NULL, O_PORT},
-		{"bind", required_argument, NULL, O_BIND},
-		{"max-memory", required_argument, NULL, O_MAXMEM},
-		{"eviction", required_argument, NULL, O_EVICT},
-		{"requirepass-file", required_argument, NULL, O_PASS},
-		{"max-clients", required_argument, NULL, O_CLIENTS},
-		{"max-key-size", required_argument, NULL, O_KEYSIZE},
-		{"max-value-size", required_argument, NULL, O_VALSIZE},
-		{"max-multibulk", required_argument, NULL, O_MULTIBULK},
-		{"max-query-buffer", required_argument, NULL, O_QBUF},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"log-level", required_argument, NULL, O_LOG},
-		{"join", required_argument, NULL, O_JOIN},
-		{"help", no_argument, NULL, O_HELP},
-		{NULL, 0, NULL, 0},
+	        {"standalone", no_argument, NULL, O_STANDALONE},
+	        {"port", required_argument, NULL, O_PORT},
+	        {"bind", required_argument, NULL, O_BIND},
+	        {"max-memory", required_argument, NULL, O_MAXMEM},
+	        {"eviction", required_argument, NULL, O_EVICT},
+	        {"requirepass-file", required_argument, NULL, O_PASS},
+	        {"max-clients", required_argument, NULL, O_CLIENTS},
+	        {"max-key-size", required_argument, NULL, O_KEYSIZE},
+	        {"max-value-size", required_argument, NULL, O_VALSIZE},
+	        {"max-multibulk", required_argument, NULL, O_MULTIBULK},
+	        {"max-query-buffer", required_argument, NULL, O_QBUF},
+	        {"timeout", required_argument, NULL, O_TIMEOUT},
+	        {"log-level", required_argument, NULL, O_LOG},
+	        {"join", required_argument, NULL, O_JOIN},
+	        {"help", no_argument, NULL, O_HELP},
+	        {NULL, 0, NULL, 0},
 	};
 	enum narf_log_level level;
 	const char *env;
@@ -145,8 +162,9 @@ static void parse_flags(struct narf_engine_config *cfg, int argc,
 			snprintf(probe, sizeof(probe), "%s:1", optarg);
 			if (narf_parse_hostport(probe, host, sizeof(host),
 			                        &port) != 0)
-				narf_usage_error(prog, "--bind '%s': expected "
-				                       "an IPv4 address",
+				narf_usage_error(prog,
+				                 "--bind '%s': expected "
+				                 "an IPv4 address",
 				                 optarg);
 			cfg->bind = optarg;
 			break;
@@ -160,9 +178,10 @@ static void parse_flags(struct narf_engine_config *cfg, int argc,
 			else if (strcmp(optarg, "noeviction") == 0)
 				cfg->eviction = NARF_EVICT_NOEVICTION;
 			else
-				narf_usage_error(prog, "--eviction '%s': "
-				                       "expected allkeys-lru or "
-				                       "noeviction",
+				narf_usage_error(prog,
+				                 "--eviction '%s': "
+				                 "expected allkeys-lru or "
+				                 "noeviction",
 				                 optarg);
 			break;
 		case O_PASS:
@@ -174,47 +193,52 @@ static void parse_flags(struct narf_engine_config *cfg, int argc,
 			        "--max-clients", optarg, 1, 1000000);
 			break;
 		case O_KEYSIZE:
-			cfg->max_key_size = bytes_flag("--max-key-size", optarg,
-			                               1);
+			cfg->max_key_size =
+			        bytes_flag("--max-key-size", optarg, 1);
 			break;
 		case O_VALSIZE:
-			cfg->limits.max_bulk = bytes_flag("--max-value-size",
-			                                  optarg, 1);
+			cfg->limits.max_bulk =
+			        bytes_flag("--max-value-size", optarg, 1);
 			break;
 		case O_MULTIBULK:
 			cfg->limits.max_multibulk = num_flag(
 			        "--max-multibulk", optarg, 1, 1u << 30);
 			break;
 		case O_QBUF:
-			cfg->max_query_buffer = bytes_flag(
-			        "--max-query-buffer", optarg, 1024);
+			cfg->max_query_buffer =
+			        bytes_flag("--max-query-buffer", optarg, 1024);
 			break;
 		case O_TIMEOUT:
 			cfg->idle_timeout_ms =
-			        num_flag("--timeout", optarg, 0, 1000000) * 1000;
+			        num_flag("--timeout", optarg, 0, 1000000) *
+			        1000;
 			break;
 		case O_LOG:
 			if (narf_log_parse_level(optarg, &level) != 0)
-				narf_usage_error(prog, "--log-level '%s': "
-				                       "expected debug, info, "
-				                       "warn or error",
+				narf_usage_error(prog,
+				                 "--log-level '%s': "
+				                 "expected debug, info, "
+				                 "warn or error",
 				                 optarg);
 			narf_log_set_level(level);
 			break;
 		case O_JOIN:
-			narf_usage_error(prog, "--join: cluster membership is "
-			                       "not built yet; run --standalone");
+			narf_usage_error(prog,
+			                 "--join: cluster membership is "
+			                 "not built yet; run --standalone");
 			break;
 		case O_HELP:
 			fputs(usage_text, stdout);
 			exit(0);
 		default:
-			narf_usage_error(prog, "unknown or incomplete flag '%s'",
+			narf_usage_error(prog,
+			                 "unknown or incomplete flag '%s'",
 			                 argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		narf_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+		narf_usage_error(prog, "unexpected argument '%s'",
+		                 argv[optind]);
 	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
 	    env[0] != '\0')
 		cfg->requirepass = strdup(env);

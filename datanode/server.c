@@ -34,8 +34,8 @@ struct narf_rconn {
 	struct narf_dn *dn; /* borrowed */
 	struct narf_rconn *prev, *next;
 	struct narf_client client;
-	struct narf_buf in;      /* query buffer: the request in progress */
-	size_t need;             /* parser's hint for the next read */
+	struct narf_buf in; /* query buffer: the request in progress */
+	size_t need;        /* parser's hint for the next read */
 	struct narf_resp_req req;
 	struct narf_buf out;     /* replies being built */
 	struct narf_buf sending; /* replies handed to uv_write */
@@ -155,8 +155,8 @@ static void conn_flush(struct narf_rconn *conn)
 	conn->out = tmp;
 	b = uv_buf_init(conn->sending.data, (unsigned)conn->sending.len);
 	conn->wreq.data = conn;
-	if (uv_write(&conn->wreq, (uv_stream_t *)&conn->tcp, &b, 1,
-	             write_cb) != 0) {
+	if (uv_write(&conn->wreq, (uv_stream_t *)&conn->tcp, &b, 1, write_cb) !=
+	    0) {
 		conn_close(conn);
 		return;
 	}
@@ -199,10 +199,11 @@ static void conn_process(struct narf_rconn *conn)
 		pos += conn->req.consumed;
 		narf_resp_req_reset(&conn->req);
 		if (conn->out.len > conn->dn->engine.cfg.max_output_buffer) {
-			NARF_WARN("client %llu (%s): output buffer over limit, "
-			          "closing",
-			          (unsigned long long)conn->client.id,
-			          conn->client.addr);
+			NARF_WARN(
+			        "client %llu (%s): output buffer over limit, "
+			        "closing",
+			        (unsigned long long)conn->client.id,
+			        conn->client.addr);
 			conn_close(conn);
 			return;
 		}
@@ -369,9 +370,9 @@ int narf_dn_start(struct narf_dn *dn, char *errmsg)
 	struct sockaddr_in sa;
 	int rv;
 
-	rv = uv_ip4_addr(strcmp(cfg->bind, "localhost") == 0 ? "127.0.0.1"
-	                                                       : cfg->bind,
-	                 cfg->port, &sa);
+	rv = uv_ip4_addr(
+	        strcmp(cfg->bind, "localhost") == 0 ? "127.0.0.1" : cfg->bind,
+	        cfg->port, &sa);
 	if (rv != 0) {
 		snprintf(errmsg, NARF_ERRMSG_SIZE, "bad bind address %s",
 		         cfg->bind);

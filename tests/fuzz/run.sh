@@ -1,69 +1,138 @@
 #!/bin/sh
-# Build the libFuzzer target for the JSON line decoder and run it for
-# FUZZ_SECONDS (default 30) from a small seed corpus of valid and invalid
-# lines. Exits non-zero when libFuzzer finds a crash, a leak or an undefined
-# behaviour report; the reproducer and the log are left in build-fuzz/.
+# Build the libFuzzer targets (the JSON line decoder, fuzz_frame, and the
+# RESP request parser, fuzz_resp) and run each from a small seed corpus of
+# valid and invalid input. FUZZ_SECONDS (default 30) is the whole budget,
+# split evenly between the targets run. Prints one summary line per target
+# and exits non-zero when libFuzzer finds a crash, a leak or an undefined
+# behaviour report in any of them; reproducers and logs are left in
+# build-fuzz/.
 #
-#   tests/fuzz/run.sh                 # from anywhere in the repository
+#   tests/fuzz/run.sh                 # all targets, from anywhere in the repo
 #   FUZZ_SECONDS=600 tests/fuzz/run.sh
+#   tests/fuzz/run.sh resp            # only fuzz_resp, with the whole budget
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
-bin="$out/fuzz_frame"
-log="$out/fuzz_frame.log"
 seconds=${FUZZ_SECONDS:-30}
+targets=${*:-frame resp}
+
+ntargets=$(echo "$targets" | wc -w)
+each=$((seconds / ntargets))
+[ "$each" -ge 1 ] || each=1
 
 mkdir -p "$out"
 cd "$root"
-# shellcheck disable=SC2046 # pkg-config output is meant to be split
-clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-	common/frame.c common/errors.c tests/fuzz/fuzz_frame.c \
-	$(pkg-config --cflags --libs jansson libuv) -o "$bin"
-
-corpus=$(mktemp -d "${TMPDIR:-/tmp}/narf-fuzz-frame.XXXXXX")
-trap 'rm -rf "$corpus"' EXIT INT TERM
-
-# Seed format (see fuzz_frame.c): one control byte, then 1-4 chunk sizes,
-# then the stream. "\001\377" = limit 64, one size of 255 (whole lines);
-# "\003\003" = limit 1 MiB, 3-byte reads; "\014\000\001\007\040" = limit 8,
-# sizes 0, 1, 7, 32.
-seed() {
-	# shellcheck disable=SC2059 # the seed is the format: octal escapes
-	printf "$2" >"$corpus/$1"
-}
-seed ping '\003\377{"op":"ping"}\n'
-seed join '\003\003{"op":"join","addr":"127.0.0.1:7201","boot_id":"9f1c"}\n'
-seed two '\002\377{"a":1}\r\n\n{"b":[1,2,{"c":null}]}\n'
-seed escapes '\003\005{"s":"q\\"}{[\\\\","u":"\\u00e9\\n"}\n'
-seed nested '\003\377{"a":{"a":{"a":{"a":[[[[[[[[[[[[1]]]]]]]]]]]]}}}}\n'
-seed deep '\003\377[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]\n'
-seed bad '\003\377{"a":}\n{"b":1}\n'
-seed array '\003\377[1,2]\n42\n'
-seed dup '\003\377{"a":1,"a":2}\n'
-seed long "\\001\\377{\"k\":\"$(printf '%070d' 0)\"}\\n"
-seed partial '\014\000\001\007\040{"op":"heartbeat","node":4'
 
 # Make UBSan reports fatal so they count as findings, unless the caller
 # chose otherwise.
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export UBSAN_OPTIONS
 
-seeds=$(find "$corpus" -type f | wc -l)
-rc=0
-"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-	-artifact_prefix="$out/" "$corpus" >"$log" 2>&1 || rc=$?
+corpus_root=$(mktemp -d "${TMPDIR:-/tmp}/narf-fuzz.XXXXXX")
+trap 'rm -rf "$corpus_root"' EXIT INT TERM
 
-grown=$(find "$corpus" -type f | wc -l)
-runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)
-if [ "$rc" -eq 0 ]; then
-	echo "fuzz_frame: ${runs:-?} runs in ${seconds}s from $seeds seeds" \
-		"(corpus grew to $grown), no crash; log: $log"
-else
-	artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" |
-		tail -n 1)
-	echo "fuzz_frame: FAILED (exit $rc) within ${seconds}s;" \
-		"reproducer: ${artifact:-none}; log: $log"
-	tail -n 40 "$log" >&2
-fi
-exit "$rc"
+seed() {
+	# shellcheck disable=SC2059 # the seed is the format: octal escapes
+	printf "$2" >"$corpus/$1"
+}
+
+# Seed format (see fuzz_frame.c): one control byte, then 1-4 chunk sizes,
+# then the stream. "\001\377" = limit 64, one size of 255 (whole lines);
+# "\003\003" = limit 1 MiB, 3-byte reads; "\014\000\001\007\040" = limit 8,
+# sizes 0, 1, 7, 32.
+seeds_frame() {
+	seed ping '\003\377{"op":"ping"}\n'
+	seed join '\003\003{"op":"join","addr":"127.0.0.1:7201","boot_id":"9f1c"}\n'
+	seed two '\002\377{"a":1}\r\n\n{"b":[1,2,{"c":null}]}\n'
+	seed escapes '\003\005{"s":"q\\"}{[\\\\","u":"\\u00e9\\n"}\n'
+	seed nested '\003\377{"a":{"a":{"a":{"a":[[[[[[[[[[[[1]]]]]]]]]]]]}}}}\n'
+	seed deep '\003\377[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]\n'
+	seed bad '\003\377{"a":}\n{"b":1}\n'
+	seed array '\003\377[1,2]\n42\n'
+	seed dup '\003\377{"a":1,"a":2}\n'
+	seed long "\\001\\377{\"k\":\"$(printf '%070d' 0)\"}\\n"
+	seed partial '\014\000\001\007\040{"op":"heartbeat","node":4'
+}
+
+# Seed format (see fuzz_resp.c): chunk sizes in the two nibbles of byte 0
+# (0 = the rest), limits in byte 1 ("\377" = all defaults; "\000" = bulks
+# up to 0 bytes, 1 argument, inline lines up to 0 bytes), then the stream.
+# shellcheck disable=SC2016 # the '$' of bulk lengths is literal
+seeds_resp() {
+	seed get '\000\377*2\r\n$3\r\nGET\r\n$1\r\nk\r\n'
+	seed bytes '\021\377*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nv\000\r\n\n\r\n'
+	seed pipe '\043\377PING\r\n*0\r\n*-1\r\n\r\n*1\r\n$4\r\nPING\r\n'
+	seed inline '\057\377set "a b" \047c\\\047d\047 "\\x41\\n\\q"\n'
+	seed quotes '\000\377GET "abc\r\n'
+	seed nested '\000\377*1\r\n*1\r\n$1\r\na\r\n'
+	seed neg '\000\377*1\r\n$-1\r\n'
+	seed huge '\000\377*1\r\n$99999999999999999999\r\n'
+	seed nocrlf '\000\377*1\r\n$3\r\nfooXY'
+	seed small '\061\000*2\r\n$1\r\na\r\n'
+	seed limits '\021\225*2\r\n$3\r\nabc\r\n$0\r\n\r\nabcdef\n'
+	seed toobig "\\002\\040*$(printf '%080d' 1)"
+}
+
+build_frame() {
+	# shellcheck disable=SC2046 # pkg-config output is meant to be split
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		common/frame.c common/errors.c tests/fuzz/fuzz_frame.c \
+		$(pkg-config --cflags --libs jansson libuv) -o "$1"
+}
+
+build_resp() {
+	# shellcheck disable=SC2046 # pkg-config output is meant to be split
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		common/resp.c common/buf.c common/errors.c \
+		tests/fuzz/fuzz_resp.c \
+		$(pkg-config --cflags --libs libuv) -o "$1"
+}
+
+# Build and run one target; prints its summary line, returns its status.
+run_target() {
+	name=fuzz_$1
+	bin="$out/$name"
+	log="$out/$name.log"
+	corpus="$corpus_root/$1"
+
+	mkdir -p "$corpus"
+	# Called from an || list, where set -e does not apply: check here.
+	case $1 in
+	frame) build_frame "$bin" && seeds_frame ;;
+	resp) build_resp "$bin" && seeds_resp ;;
+	esac || {
+		echo "$name: FAILED to build"
+		return 1
+	}
+	seeds=$(find "$corpus" -type f | wc -l)
+	rc=0
+	"$bin" -max_total_time="$each" -timeout=10 -rss_limit_mb=2048 \
+		-artifact_prefix="$out/$name-" "$corpus" >"$log" 2>&1 || rc=$?
+	grown=$(find "$corpus" -type f | wc -l)
+	runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)
+	if [ "$rc" -eq 0 ]; then
+		echo "$name: ${runs:-?} runs in ${each}s from $seeds seeds" \
+			"(corpus grew to $grown), no crash; log: $log"
+	else
+		artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' \
+			"$log" | tail -n 1)
+		echo "$name: FAILED (exit $rc) within ${each}s;" \
+			"reproducer: ${artifact:-none}; log: $log"
+		tail -n 40 "$log" >&2
+	fi
+	return "$rc"
+}
+
+status=0
+for t in $targets; do
+	case $t in
+	frame | resp) ;;
+	*)
+		echo "run.sh: unknown target '$t' (frame, resp)" >&2
+		exit 2
+		;;
+	esac
+	run_target "$t" || status=$?
+done
+exit "$status"

@@ -1,0 +1,642 @@
+/*
+ * The data node's store: the public operations of store.h on top of the
+ * per-slot tables of store_table.c.
+ *
+ * The happy path of a write: narf_store_set() looks the key up (one rehash
+ * step on the way if the slot is mid-rehash), builds the new entry, checks
+ * the net growth against max_memory, evicts if it must and may, then links
+ * the entry in place of the old one or as a new key.
+ *
+ * The failure modes: a write that does not fit under noeviction, or that
+ * eviction cannot make fit, returns NARF_EOOM and leaves the store as it was
+ * (apart from what eviction already freed). A failed malloc returns
+ * NARF_ENOMEM, likewise without changes. Expired keys are removed lazily by
+ * whatever touches them and actively by narf_store_active_expire(); both
+ * report them through the removed callback, as eviction does.
+ */
+#include <assert.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+/* Keys sampled per eviction when the config says 0. */
+#define DEFAULT_LRU_SAMPLES 5
+/* Empty buckets active expiry may walk past per entry check it may do. */
+#define EXPIRE_EMPTY_RATIO 10
+/* Expired keys narf_store_random() reclaims before giving up. */
+#define RANDOM_TRIES 100
+
+static uint32_t lru_clock(int64_t now_ms)
+{
+	return (uint32_t)((uint64_t)now_ms / 1000);
+}
+
+/* --- lifecycle ----------------------------------------------------------- */
+
+int narf_store_create(struct narf_store **out,
+                      const struct narf_store_config *cfg)
+{
+	struct narf_store *s = calloc(1, sizeof(*s));
+	struct narf_entry **first;
+
+	if (s == NULL)
+		return NARF_ENOMEM;
+	narf_store_account(s, s);
+	memcpy(s->seed, cfg->seed, sizeof(s->seed));
+	memcpy(&s->rng, cfg->seed, sizeof(s->rng));
+	s->max_memory = cfg->max_memory;
+	s->eviction = cfg->eviction;
+	s->lru_samples =
+	        cfg->lru_samples ? cfg->lru_samples : DEFAULT_LRU_SAMPLES;
+	/* What a key in an empty slot costs on top of its entry, so the
+	 * memory check of a write can include it. */
+	first = calloc((size_t)1 << TABLE_MIN_EXP, sizeof(*first));
+	if (first == NULL) {
+		free(s);
+		return NARF_ENOMEM;
+	}
+	s->first_table_size = malloc_usable_size(first);
+	free(first);
+	*out = s;
+	return 0;
+}
+
+void narf_store_destroy(struct narf_store *s)
+{
+	if (s == NULL)
+		return;
+	narf_store_flush(s);
+	free(s);
+}
+
+void narf_store_set_removed_cb(struct narf_store *s,
+                               narf_store_removed_cb cb,
+                               void *data)
+{
+	s->removed_cb = cb;
+	s->removed_data = data;
+}
+
+void narf_store_set_limits(struct narf_store *s,
+                           uint64_t max_memory,
+                           enum narf_eviction eviction)
+{
+	s->max_memory = max_memory;
+	s->eviction = eviction;
+}
+
+/* --- entries ------------------------------------------------------------- */
+
+const char *narf_entry_key(const struct narf_entry *e, size_t *len)
+{
+	*len = e->klen;
+	return entry_key(e);
+}
+
+const char *narf_entry_value(const struct narf_entry *e, size_t *len)
+{
+	*len = e->vlen;
+	return entry_key(e) + e->klen;
+}
+
+int64_t narf_entry_expire(const struct narf_entry *e)
+{
+	return entry_expire(e);
+}
+
+uint64_t narf_entry_idle(const struct narf_store *s,
+                         const struct narf_entry *e,
+                         int64_t now_ms)
+{
+	uint32_t idle = lru_clock(now_ms) - e->lru;
+
+	(void)s;
+	/* A clock that went backwards reads as "just touched". */
+	return idle > UINT32_MAX / 2 ? 0 : idle;
+}
+
+/* A new, unlinked entry; *out is owned by the caller until linked. */
+static int entry_new(const char *key,
+                     size_t klen,
+                     const char *val,
+                     size_t vlen,
+                     int64_t expire_ms,
+                     struct narf_entry **out)
+{
+	size_t off = expire_ms != 0 ? sizeof(expire_ms) : 0;
+	struct narf_entry *e;
+
+	if (klen > UINT32_MAX || vlen > UINT32_MAX)
+		return NARF_ETOOLARGE;
+	e = malloc(ENTRY_HDR + off + klen + vlen + 1);
+	if (e == NULL)
+		return NARF_ENOMEM;
+	e->next = NULL;
+	e->klen = (uint32_t)klen;
+	e->vlen = (uint32_t)vlen;
+	e->lru = 0;
+	e->flags = off != 0 ? ENTRY_HAS_EXPIRE : 0;
+	if (off != 0)
+		memcpy(e->data, &expire_ms, sizeof(expire_ms));
+	memcpy(e->data + off, key, klen);
+	if (vlen != 0)
+		memcpy(e->data + off + klen, val, vlen);
+	e->data[off + klen + vlen] = '\0';
+	*out = e;
+	return 0;
+}
+
+static void ttl_count(struct narf_store *s, unsigned slot, int delta)
+{
+	struct narf_slot_table *st = &s->slots[slot];
+
+	st->ttl_keys += (uint32_t)delta;
+	s->keys_with_ttl += (uint64_t)(int64_t)delta;
+	if (st->ttl_keys == 0)
+		narf_slotset_del(s, SET_TTL, slot);
+	else
+		narf_slotset_add(s, SET_TTL, slot);
+}
+
+/* Unlink and free an entry. why < 0 is a client's delete; otherwise the
+ * removed callback hears about it first, while the key is still valid. */
+static void remove_entry(struct narf_store *s,
+                         unsigned slot,
+                         struct narf_entry_pos pos,
+                         int why)
+{
+	struct narf_entry *e = *pos.link;
+
+	*pos.link = e->next;
+	s->slots[slot].used[pos.t]--;
+	s->keys--;
+	if (e->flags & ENTRY_HAS_EXPIRE)
+		ttl_count(s, slot, -1);
+	if (why == NARF_STORE_EXPIRED)
+		s->expired++;
+	else if (why == NARF_STORE_EVICTED)
+		s->evicted++;
+	if (why >= 0 && s->removed_cb != NULL)
+		s->removed_cb(s->removed_data, slot, entry_key(e), e->klen,
+		              (enum narf_store_reason)why);
+	narf_store_free(s, e);
+	narf_stbl_after_delete(s, slot);
+}
+
+/* Look a key up, moving the slot's rehash one bucket forward first, and
+ * reclaim it if it has expired. */
+static struct narf_entry *lookup(struct narf_store *s,
+                                 unsigned slot,
+                                 const char *key,
+                                 size_t klen,
+                                 uint64_t h,
+                                 int64_t now_ms,
+                                 struct narf_entry_pos *pos)
+{
+	struct narf_slot_table *st = &s->slots[slot];
+	struct narf_entry_pos p;
+	struct narf_entry *e;
+
+	if (st->table[0] == NULL)
+		return NULL;
+	if (slot_rehashing(st))
+		narf_stbl_rehash(s, slot, 1);
+	e = narf_stbl_find(st, key, klen, h, &p);
+	if (e != NULL && entry_expired(e, now_ms)) {
+		remove_entry(s, slot, p, NARF_STORE_EXPIRED);
+		return NULL;
+	}
+	if (e != NULL && pos != NULL)
+		*pos = p;
+	return e;
+}
+
+/* --- eviction ------------------------------------------------------------ */
+
+/* A random entry of a random slot that has keys. Slots are picked evenly,
+ * so keys in sparse slots are sampled a little more often: an
+ * approximation, as Redis's sampling is. */
+static struct narf_entry *sample(struct narf_store *s, unsigned *slot)
+{
+	const struct narf_slot_set *keys = &s->sets[SET_KEYS];
+
+	if (keys->n == 0)
+		return NULL;
+	*slot = keys->member[narf_store_rand(s) % keys->n];
+	return narf_stbl_random(s, &s->slots[*slot]);
+}
+
+/* Evict the least recently used of lru_samples random keys (never the
+ * pinned one). Returns false when there is nothing to evict. */
+static bool evict_one(struct narf_store *s)
+{
+	struct narf_entry *best = NULL;
+	unsigned best_slot = 0;
+
+	for (unsigned i = 0; i < s->lru_samples; i++) {
+		unsigned slot;
+		struct narf_entry *e = sample(s, &slot);
+
+		if (e == NULL || e == s->pinned)
+			continue;
+		/* Wrapping difference: the oldest has the largest age. */
+		if (best == NULL || (int32_t)(best->lru - e->lru) > 0) {
+			best = e;
+			best_slot = slot;
+		}
+	}
+	if (best == NULL) {
+		/* Only the pinned key was drawn; another draw may do better
+		 * unless it is the only key left. */
+		if (s->keys <= (s->pinned != NULL ? 1u : 0u))
+			return false;
+		return true;
+	}
+	remove_entry(s, best_slot,
+	             narf_stbl_locate(s, &s->slots[best_slot], best),
+	             NARF_STORE_EVICTED);
+	return true;
+}
+
+/* Make `grow` more bytes fit under max_memory. */
+static int fit(struct narf_store *s, uint64_t grow)
+{
+	if (s->max_memory == 0)
+		return 0;
+	while (s->used_memory + grow > s->max_memory) {
+		if (s->eviction == NARF_EVICT_NOEVICTION || !evict_one(s))
+			return NARF_EOOM;
+	}
+	return 0;
+}
+
+int narf_store_make_room(struct narf_store *s, size_t bytes, int64_t now_ms)
+{
+	(void)now_ms;
+	return fit(s, bytes);
+}
+
+/* --- operations ---------------------------------------------------------- */
+
+struct narf_entry *narf_store_get(struct narf_store *s,
+                                  unsigned slot,
+                                  const char *key,
+                                  size_t klen,
+                                  int64_t now_ms,
+                                  unsigned flags)
+{
+	struct narf_entry *e =
+	        lookup(s, slot, key, klen, narf_store_hash(s, key, klen),
+	               now_ms, NULL);
+
+	if (e != NULL && !(flags & NARF_STORE_NOTOUCH))
+		e->lru = lru_clock(now_ms);
+	return e;
+}
+
+int narf_store_set(struct narf_store *s,
+                   unsigned slot,
+                   const char *key,
+                   size_t klen,
+                   const char *val,
+                   size_t vlen,
+                   int64_t expire_ms,
+                   int64_t now_ms,
+                   struct narf_entry **out)
+{
+	uint64_t h = narf_store_hash(s, key, klen);
+	struct narf_entry_pos pos;
+	struct narf_entry *old = lookup(s, slot, key, klen, h, now_ms, &pos);
+	struct narf_entry *e;
+	size_t size, old_size = 0;
+	uint64_t evicted = s->evicted;
+	int rv;
+
+	if (expire_ms == NARF_STORE_KEEPTTL)
+		expire_ms = old != NULL ? entry_expire(old) : 0;
+	/* Build the entry first: val may point into an entry that eviction
+	 * is about to free (RENAME, SETRANGE on a copy of another key). */
+	rv = entry_new(key, klen, val, vlen, expire_ms, &e);
+	if (rv != 0)
+		return rv;
+	size = malloc_usable_size(e);
+	if (old != NULL)
+		old_size = malloc_usable_size(old);
+	else if (s->slots[slot].table[0] == NULL)
+		size += s->first_table_size;
+	if (size > old_size) {
+		s->pinned = old;
+		rv = fit(s, size - old_size);
+		s->pinned = NULL;
+		if (rv != 0) {
+			free(e);
+			return rv;
+		}
+	}
+	e->lru = lru_clock(now_ms);
+	narf_store_account(s, e);
+	if (old == NULL) {
+		rv = narf_stbl_insert(s, slot, e, h);
+		if (rv != 0) {
+			narf_store_free(s, e);
+			return rv;
+		}
+		s->keys++;
+	} else {
+		/* Evicting from this slot may have moved buckets. */
+		if (s->evicted != evicted)
+			pos = narf_stbl_locate(s, &s->slots[slot], old);
+		assert(pos.link != NULL && *pos.link == old);
+		e->next = old->next;
+		*pos.link = e;
+		if (old->flags & ENTRY_HAS_EXPIRE)
+			ttl_count(s, slot, -1);
+		narf_store_free(s, old);
+	}
+	if (e->flags & ENTRY_HAS_EXPIRE)
+		ttl_count(s, slot, +1);
+	if (out != NULL)
+		*out = e;
+	return 0;
+}
+
+bool narf_store_del(struct narf_store *s,
+                    unsigned slot,
+                    const char *key,
+                    size_t klen,
+                    int64_t now_ms)
+{
+	struct narf_entry_pos pos;
+
+	if (lookup(s, slot, key, klen, narf_store_hash(s, key, klen), now_ms,
+	           &pos) == NULL)
+		return false;
+	remove_entry(s, slot, pos, -1);
+	return true;
+}
+
+/*
+ * The expiry lives inside the entry only when there is one, so adding or
+ * removing it rebuilds the entry; changing an existing one is in place.
+ * Returns the entry (which may have moved) or NULL when the rebuild could
+ * not allocate, in which case nothing changed.
+ */
+struct narf_entry *narf_store_set_expire(struct narf_store *s,
+                                         unsigned slot,
+                                         struct narf_entry *e,
+                                         int64_t expire_ms)
+{
+	struct narf_entry_pos pos;
+	struct narf_entry *n;
+	size_t vlen;
+	const char *v = narf_entry_value(e, &vlen);
+
+	if (expire_ms != 0 && (e->flags & ENTRY_HAS_EXPIRE)) {
+		memcpy(e->data, &expire_ms, sizeof(expire_ms));
+		return e;
+	}
+	if (expire_ms == 0 && !(e->flags & ENTRY_HAS_EXPIRE))
+		return e;
+	if (entry_new(entry_key(e), e->klen, v, vlen, expire_ms, &n) != 0)
+		return NULL;
+	narf_store_account(s, n);
+	n->lru = e->lru;
+	pos = narf_stbl_locate(s, &s->slots[slot], e);
+	assert(pos.link != NULL); /* e must be an entry of this slot */
+	n->next = e->next;
+	*pos.link = n;
+	ttl_count(s, slot, expire_ms != 0 ? +1 : -1);
+	narf_store_free(s, e);
+	return n;
+}
+
+/* --- whole store and slots ----------------------------------------------- */
+
+void narf_store_stats(const struct narf_store *s, struct narf_store_stats *st)
+{
+	st->keys = s->keys;
+	st->keys_with_ttl = s->keys_with_ttl;
+	st->used_memory = s->used_memory;
+	st->expired = s->expired;
+	st->evicted = s->evicted;
+	st->rehashing = s->sets[SET_REHASH].n;
+}
+
+uint64_t narf_store_count(const struct narf_store *s)
+{
+	return s->keys;
+}
+
+uint64_t narf_store_slot_count(const struct narf_store *s, unsigned slot)
+{
+	return slot < NARF_SLOTS ? slot_keys(&s->slots[slot]) : 0;
+}
+
+uint64_t narf_store_used_memory(const struct narf_store *s)
+{
+	return s->used_memory;
+}
+
+void narf_store_drop_slot(struct narf_store *s, unsigned slot)
+{
+	struct narf_slot_table *st = &s->slots[slot];
+
+	s->keys -= slot_keys(st);
+	s->keys_with_ttl -= st->ttl_keys;
+	narf_stbl_clear(s, slot);
+}
+
+void narf_store_flush(struct narf_store *s)
+{
+	while (s->sets[SET_KEYS].n > 0)
+		narf_store_drop_slot(s, s->sets[SET_KEYS].member[0]);
+	s->exp_cursor = 0;
+	s->exp_bucket = 0;
+	s->exp_skip = 0;
+}
+
+void narf_store_foreach_slot(struct narf_store *s,
+                             unsigned slot,
+                             int64_t now_ms,
+                             narf_store_visit_cb cb,
+                             void *data)
+{
+	const struct narf_slot_table *st = &s->slots[slot];
+
+	for (int t = 0; t < 2; t++) {
+		size_t size = table_size(st, t);
+
+		for (size_t b = 0; b < size; b++) {
+			const struct narf_entry *e = st->table[t][b];
+
+			for (; e != NULL; e = e->next)
+				if (!entry_expired(e, now_ms) && !cb(data, e))
+					return;
+		}
+	}
+}
+
+/*
+ * The cursor holds the slot in its top 16 bits and the slot's reverse-binary
+ * bucket cursor in the low 48 (tables never get near 2^48 buckets). Keys
+ * never change slot, so the dictScan guarantee per slot is the guarantee for
+ * the whole store.
+ */
+#define SCAN_SLOT_SHIFT 48
+#define SCAN_BUCKET_MASK ((UINT64_C(1) << SCAN_SLOT_SHIFT) - 1)
+
+uint64_t narf_store_scan(struct narf_store *s,
+                         uint64_t cursor,
+                         unsigned count,
+                         int64_t now_ms,
+                         narf_store_visit_cb cb,
+                         void *data)
+{
+	uint64_t slot = cursor >> SCAN_SLOT_SHIFT;
+	uint64_t v = cursor & SCAN_BUCKET_MASK;
+	bool stopped = false;
+
+	if (count == 0)
+		count = 1;
+	while (slot < NARF_SLOTS) {
+		const struct narf_slot_table *st = &s->slots[slot];
+
+		if (count == 0 || stopped)
+			return (slot << SCAN_SLOT_SHIFT) | v;
+		if (st->table[0] != NULL) {
+			v = narf_stbl_scan(st, v, now_ms, cb, data, &stopped);
+			count--;
+			if (stopped || v != 0)
+				continue;
+		}
+		slot++;
+		v = 0;
+	}
+	return 0;
+}
+
+struct narf_entry *narf_store_random(struct narf_store *s,
+                                     int64_t now_ms,
+                                     unsigned *slot)
+{
+	for (int i = 0; i < RANDOM_TRIES; i++) {
+		unsigned sl;
+		struct narf_entry *e = sample(s, &sl);
+
+		if (e == NULL)
+			return NULL;
+		if (!entry_expired(e, now_ms)) {
+			if (slot != NULL)
+				*slot = sl;
+			return e;
+		}
+		remove_entry(s, sl, narf_stbl_locate(s, &s->slots[sl], e),
+		             NARF_STORE_EXPIRED);
+	}
+	return NULL;
+}
+
+/* --- periodic work ------------------------------------------------------- */
+
+/* The head of bucket b, counting table[0]'s buckets and then table[1]'s. */
+static struct narf_entry **bucket_at(struct narf_slot_table *st, uint64_t b)
+{
+	size_t s0 = table_size(st, 0);
+
+	return b < s0 ? &st->table[0][b] : &st->table[1][b - s0];
+}
+
+/*
+ * Walk the slots that hold TTL keys from where the last call stopped,
+ * bucket by bucket. Entries moved by a rehash between calls may be passed
+ * over once; the next lap catches them. Returns keys reclaimed.
+ */
+unsigned narf_store_active_expire(struct narf_store *s,
+                                  int64_t now_ms,
+                                  unsigned max_checks)
+{
+	const struct narf_slot_set *ttl = &s->sets[SET_TTL];
+	uint64_t empty_budget = (uint64_t)max_checks * EXPIRE_EMPTY_RATIO;
+	unsigned checks = 0, reclaimed = 0;
+	uint32_t laps = 0;
+
+	while (checks < max_checks && ttl->n > 0 && laps <= ttl->n) {
+		unsigned slot;
+		struct narf_slot_table *st;
+		struct narf_entry **link;
+		uint64_t skip = 0;
+
+		if (s->exp_cursor >= ttl->n) {
+			s->exp_cursor = 0;
+			s->exp_bucket = 0;
+			s->exp_skip = 0;
+		}
+		slot = ttl->member[s->exp_cursor];
+		st = &s->slots[slot];
+		if (s->exp_bucket >= table_size(st, 0) + table_size(st, 1)) {
+			s->exp_cursor++;
+			s->exp_bucket = 0;
+			s->exp_skip = 0;
+			laps++;
+			continue;
+		}
+		link = bucket_at(st, s->exp_bucket);
+		if (*link == NULL && empty_budget-- == 0)
+			break;
+		while (*link != NULL && checks < max_checks) {
+			struct narf_entry_pos pos = {link, 0};
+			struct narf_entry **t0 = st->table[0];
+			struct narf_entry **t1 = st->table[1];
+
+			if (skip++ < s->exp_skip) {
+				link = &(*link)->next;
+				continue;
+			}
+			checks++;
+			if (!entry_expired(*link, now_ms)) {
+				link = &(*link)->next;
+				s->exp_skip++;
+				continue;
+			}
+			pos.t = s->exp_bucket < table_size(st, 0) ? 0 : 1;
+			remove_entry(s, slot, pos, NARF_STORE_EXPIRED);
+			reclaimed++;
+			/* The slot may have left the TTL set or been resized:
+			 * start over on whatever the cursor now points at. */
+			if (s->exp_cursor >= ttl->n ||
+			    ttl->member[s->exp_cursor] != slot ||
+			    st->table[0] != t0 || st->table[1] != t1) {
+				s->exp_bucket = 0;
+				s->exp_skip = 0;
+				link = NULL;
+				break;
+			}
+		}
+		if (link != NULL && *link == NULL) {
+			s->exp_bucket++;
+			s->exp_skip = 0;
+		}
+	}
+	return reclaimed;
+}
+
+void narf_store_cron(struct narf_store *s, unsigned steps)
+{
+	const struct narf_slot_set *rh = &s->sets[SET_REHASH];
+
+	while (steps > 0 && rh->n > 0) {
+		unsigned slot, moved;
+
+		if (s->rehash_cursor >= rh->n)
+			s->rehash_cursor = 0;
+		slot = rh->member[s->rehash_cursor];
+		moved = narf_stbl_rehash(s, slot, steps < 100 ? steps : 100);
+		/* Walking only empty buckets still costs a step. */
+		steps -= moved > 0 ? (moved < steps ? moved : steps) : 1;
+		if (rh->n > s->rehash_cursor &&
+		    rh->member[s->rehash_cursor] == slot)
+			s->rehash_cursor++;
+	}
+}

@@ -1,0 +1,194 @@
+/*
+ * Private to the store (store.c, store_table.c): the entry layout, the
+ * per-slot hash tables and the sets of slots the periodic work walks.
+ *
+ * Entry layout. One allocation per key:
+ *
+ *     next (8) | klen (4) | vlen (4) | lru (4) | flags (1) |
+ *     [expire (8), only with ENTRY_HAS_EXPIRE] | key | value | '\0'
+ *
+ * The header is 21 bytes, so a 16-byte key with a 32-byte value asks malloc
+ * for 70 bytes, which glibc serves from an 80-byte chunk (72 usable). The
+ * expiry is stored unaligned and read with memcpy. The value is followed by
+ * a NUL that is not part of it, so INCR and friends can parse it in place.
+ *
+ * Slot tables. Each slot owns up to two bucket arrays (two only while an
+ * incremental rehash moves entries from table[0] to table[1], as Redis's
+ * dict does). A slot without keys owns no arrays at all: its 40-byte
+ * descriptor is all it costs.
+ *
+ * Slot sets. Three indexed sets of slot numbers (slots with keys, slots with
+ * keys that have a TTL, slots mid-rehash) give O(1) add, remove and random
+ * pick, so eviction, active expiry and the rehash cron never scan 16384
+ * descriptors to find the few that matter.
+ */
+#ifndef NARF_STORE_INTERNAL_H
+#define NARF_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "store.h"
+
+#define ENTRY_HAS_EXPIRE 0x01u
+
+struct narf_entry {
+	/* borrowed: the next entry of the bucket's chain; every entry is
+	 * owned by its slot table, not by the entry before it */
+	struct narf_entry *next;
+	uint32_t klen;
+	uint32_t vlen;
+	uint32_t lru;  /* seconds since the epoch, truncated to 32 bits */
+	uint8_t flags; /* ENTRY_HAS_EXPIRE */
+	char data[];   /* [int64_t expire] key value '\0' */
+};
+
+#define ENTRY_HDR offsetof(struct narf_entry, data)
+
+/* Smallest table a slot gets: 4 buckets, as Redis's DICT_HT_INITIAL_SIZE. */
+#define TABLE_MIN_EXP 2
+
+enum { SET_KEYS, SET_TTL, SET_REHASH, SET_COUNT };
+
+struct narf_slot_table {
+	struct narf_entry **table[2]; /* owned; NULL when not in use */
+	uint32_t used[2];             /* entries in each table */
+	uint32_t rehashidx;           /* next table[0] bucket to move */
+	uint32_t ttl_keys;            /* entries with ENTRY_HAS_EXPIRE */
+	uint8_t exp[2];               /* log2 of each table's size */
+	uint16_t pos1[SET_COUNT];     /* 1 + index in each set, 0 = absent */
+};
+
+struct narf_slot_set {
+	uint16_t member[NARF_SLOTS];
+	uint32_t n;
+};
+
+/* Where an entry sits: the pointer that points at it, and which table. */
+struct narf_entry_pos {
+	struct narf_entry **link; /* borrowed */
+	int t;
+};
+
+struct narf_store {
+	struct narf_slot_table slots[NARF_SLOTS];
+	struct narf_slot_set sets[SET_COUNT];
+	uint8_t seed[16];
+	uint64_t rng;
+	uint64_t keys;
+	uint64_t keys_with_ttl;
+	uint64_t used_memory;
+	uint64_t expired;
+	uint64_t evicted;
+	uint64_t max_memory;
+	enum narf_eviction eviction;
+	unsigned lru_samples;
+	size_t first_table_size; /* usable bytes of a slot's first table */
+	narf_store_removed_cb removed_cb;
+	void *removed_data; /* borrowed */
+	/* borrowed: the entry a set is about to replace, which eviction must
+	 * not free under it */
+	const struct narf_entry *pinned;
+	/* Active expiry resumes where it stopped: a position in the TTL set,
+	 * a bucket (table[0]'s, then table[1]'s) and entries to skip in it. */
+	uint32_t exp_cursor;
+	uint64_t exp_bucket;
+	uint32_t exp_skip;
+	uint32_t rehash_cursor; /* position in the rehash set */
+};
+
+static inline bool slot_rehashing(const struct narf_slot_table *st)
+{
+	return st->table[1] != NULL;
+}
+
+static inline uint64_t slot_keys(const struct narf_slot_table *st)
+{
+	return (uint64_t)st->used[0] + st->used[1];
+}
+
+static inline size_t table_size(const struct narf_slot_table *st, int t)
+{
+	return st->table[t] != NULL ? (size_t)1 << st->exp[t] : 0;
+}
+
+static inline int64_t entry_expire(const struct narf_entry *e)
+{
+	int64_t t;
+
+	if (!(e->flags & ENTRY_HAS_EXPIRE))
+		return 0;
+	memcpy(&t, e->data, sizeof(t));
+	return t;
+}
+
+static inline const char *entry_key(const struct narf_entry *e)
+{
+	return e->data + ((e->flags & ENTRY_HAS_EXPIRE) ? 8 : 0);
+}
+
+/* Expired as Redis decides it: only once the clock is past the deadline. */
+static inline bool entry_expired(const struct narf_entry *e, int64_t now_ms)
+{
+	return (e->flags & ENTRY_HAS_EXPIRE) && now_ms > entry_expire(e);
+}
+
+/* --- store_table.c ------------------------------------------------------- */
+
+/* Allocations that count towards used_memory (usable sizes). */
+void *narf_store_malloc(struct narf_store *s, size_t size);
+void *narf_store_calloc(struct narf_store *s, size_t n, size_t size);
+void narf_store_free(struct narf_store *s, void *p);
+/* Count or uncount an allocation made or freed elsewhere. */
+void narf_store_account(struct narf_store *s, void *p);
+void narf_store_unaccount(struct narf_store *s, void *p);
+
+uint64_t narf_store_hash(const struct narf_store *s,
+                         const char *key,
+                         size_t klen);
+uint64_t narf_store_rand(struct narf_store *s);
+
+void narf_slotset_add(struct narf_store *s, int set, unsigned slot);
+void narf_slotset_del(struct narf_store *s, int set, unsigned slot);
+
+/* Find key (hash h) in a slot; fills *pos when found and pos != NULL. */
+struct narf_entry *narf_stbl_find(struct narf_slot_table *st,
+                                  const char *key,
+                                  size_t klen,
+                                  uint64_t h,
+                                  struct narf_entry_pos *pos);
+/* Find the chain link of an entry known to be in the slot. */
+struct narf_entry_pos narf_stbl_locate(struct narf_store *s,
+                                       struct narf_slot_table *st,
+                                       const struct narf_entry *e);
+/* Link a new entry in (creating the slot's table on the first key) and
+ * start a grow when the load factor reaches 1. NARF_ENOMEM leaves the
+ * store unchanged. */
+int narf_stbl_insert(struct narf_store *s,
+                     unsigned slot,
+                     struct narf_entry *e,
+                     uint64_t h);
+/* After an entry was unlinked: free the tables of an emptied slot, or start
+ * a shrink when the load factor fell below 10%. */
+void narf_stbl_after_delete(struct narf_store *s, unsigned slot);
+/* Move up to n buckets of a rehashing slot; returns buckets moved. */
+unsigned narf_stbl_rehash(struct narf_store *s, unsigned slot, unsigned n);
+/* Free every entry and table of a slot (no callbacks). */
+void narf_stbl_clear(struct narf_store *s, unsigned slot);
+/* One step of Redis's dictScan over a slot: emits one bucket of the small
+ * table and its expansions in the big one, returns the next cursor (0 when
+ * the slot is done). When cb asks to stop, sets *stopped and returns v
+ * unchanged so the caller can resume at the same place. */
+uint64_t narf_stbl_scan(const struct narf_slot_table *st,
+                        uint64_t v,
+                        int64_t now_ms,
+                        narf_store_visit_cb cb,
+                        void *data,
+                        bool *stopped);
+/* A random entry of a non-empty slot (expired ones included). */
+struct narf_entry *narf_stbl_random(struct narf_store *s,
+                                    const struct narf_slot_table *st);
+
+#endif /* NARF_STORE_INTERNAL_H */

@@ -1,0 +1,499 @@
+/*
+ * Unit tests of the data node's command engine (datanode/engine.h): each
+ * command's reply bytes, edge cases and error strings, driven without
+ * sockets and with a fake clock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "datanode/engine.h"
+
+static int64_t fake_now = 1700000000000LL;
+
+static int64_t fake_clock(void *data)
+{
+	return fake_now;
+}
+
+struct fixture {
+	struct narf_engine e;
+	struct narf_client c;
+	struct narf_buf out;
+	char reply[4096];
+};
+
+static struct fixture *make(const struct narf_engine_config *cfg)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct narf_engine_config def;
+
+	assert_non_null(f);
+	if (cfg == NULL) {
+		narf_engine_config_default(&def);
+		cfg = &def;
+	}
+	assert_int_equal(narf_engine_init(&f->e, cfg, fake_clock, NULL), 0);
+	narf_engine_client_init(&f->e, &f->c);
+	narf_buf_init(&f->out);
+	return f;
+}
+
+static int setup(void **state)
+{
+	fake_now = 1700000000000LL;
+	*state = make(NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	narf_buf_close(&f->out);
+	narf_engine_close(&f->e);
+	free(f);
+	return 0;
+}
+
+/* Run a command given as space-separated words; returns the reply bytes
+ * (valid until the next call). */
+static const char *run(struct fixture *f, const char *line)
+{
+	char copy[1024];
+	const char *argv[64];
+	size_t lens[64];
+	int argc = 0;
+	char *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", line);
+	for (char *t = strtok_r(copy, " ", &save); t && argc < 64;
+	     t = strtok_r(NULL, " ", &save)) {
+		/* "" stands for an empty argument. */
+		if (strcmp(t, "\"\"") == 0)
+			t[0] = '\0';
+		argv[argc] = t;
+		lens[argc++] = strlen(t);
+	}
+	f->out.len = 0;
+	assert_int_equal(
+	        narf_engine_exec(&f->e, &f->c, argc, argv, lens, &f->out), 0);
+	assert_true(f->out.len < sizeof(f->reply));
+	memcpy(f->reply, f->out.data, f->out.len);
+	f->reply[f->out.len] = '\0';
+	return f->reply;
+}
+
+#define EXPECT(f, cmd, want) assert_string_equal(run(f, cmd), want)
+
+/* GET/SET basics and SET's NX, XX and GET options. */
+static void test_set_get(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "GET k", "$-1\r\n");
+	EXPECT(f, "SET k v", "+OK\r\n");
+	EXPECT(f, "GET k", "$1\r\nv\r\n");
+	EXPECT(f, "SET k w NX", "$-1\r\n");
+	EXPECT(f, "GET k", "$1\r\nv\r\n");
+	EXPECT(f, "SET x w XX", "$-1\r\n");
+	EXPECT(f, "EXISTS x", ":0\r\n");
+	EXPECT(f, "SET k w XX GET", "$1\r\nv\r\n");
+	EXPECT(f, "SET k z NX GET", "$1\r\nw\r\n");
+	EXPECT(f, "SET n 1 GET", "$-1\r\n");
+	EXPECT(f, "SET k v NX XX", "-ERR syntax error\r\n");
+	EXPECT(f, "SET k v EX 10 PX 100", "-ERR syntax error\r\n");
+	EXPECT(f, "SET k v KEEPTTL EX 1", "-ERR syntax error\r\n");
+	EXPECT(f, "SET k v BOGUS", "-ERR syntax error\r\n");
+	EXPECT(f, "SET k",
+	       "-ERR wrong number of arguments for 'set' "
+	       "command\r\n");
+}
+
+/* SET's expiry options compute absolute times; zero or negative times are
+ * invalid; KEEPTTL keeps the TTL, a plain SET drops it. */
+static void test_set_expiry(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "SET k v EX 10", "+OK\r\n");
+	EXPECT(f, "TTL k", ":10\r\n");
+	EXPECT(f, "PTTL k", ":10000\r\n");
+	EXPECT(f, "SET k v2 KEEPTTL", "+OK\r\n");
+	EXPECT(f, "TTL k", ":10\r\n");
+	EXPECT(f, "SET k v3", "+OK\r\n");
+	EXPECT(f, "TTL k", ":-1\r\n");
+	EXPECT(f, "SET k v PX 1500", "+OK\r\n");
+	EXPECT(f, "PTTL k", ":1500\r\n");
+	EXPECT(f, "SET k v EXAT 1700000100", "+OK\r\n");
+	EXPECT(f, "EXPIRETIME k", ":1700000100\r\n");
+	EXPECT(f, "SET k v PXAT 1700000000500", "+OK\r\n");
+	EXPECT(f, "PEXPIRETIME k", ":1700000000500\r\n");
+	EXPECT(f, "SET k v EX 0",
+	       "-ERR invalid expire time in 'set' command\r\n");
+	EXPECT(f, "SET k v EX -5",
+	       "-ERR invalid expire time in 'set' command\r\n");
+	EXPECT(f, "SET k v EX abc",
+	       "-ERR value is not an integer or out of range\r\n");
+	EXPECT(f, "SET k v EX 9223372036854775",
+	       "-ERR invalid expire time in 'set' command\r\n");
+	EXPECT(f, "TTL nokey", ":-2\r\n");
+}
+
+/* Keys expire lazily when the clock passes their time. */
+static void test_lazy_expiry(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "SET k v PX 100", "+OK\r\n");
+	fake_now += 100; /* as in Redis, a key dies once now > its time */
+	EXPECT(f, "GET k", "$1\r\nv\r\n");
+	fake_now += 1;
+	EXPECT(f, "GET k", "$-1\r\n");
+	EXPECT(f, "DBSIZE", ":0\r\n");
+}
+
+/* EXPIRE with 0 or a past time deletes; NX/XX/GT/LT follow Redis 7. */
+static void test_expire_options(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "EXPIRE nokey 10", ":0\r\n");
+	EXPECT(f, "SET k v", "+OK\r\n");
+	EXPECT(f, "EXPIRE k 100 XX", ":0\r\n");
+	EXPECT(f, "EXPIRE k 100 GT", ":0\r\n");
+	EXPECT(f, "EXPIRE k 100 LT", ":1\r\n");
+	EXPECT(f, "EXPIRE k 50 NX", ":0\r\n");
+	EXPECT(f, "EXPIRE k 200 GT", ":1\r\n");
+	EXPECT(f, "TTL k", ":200\r\n");
+	EXPECT(f, "EXPIRE k 300 LT", ":0\r\n");
+	EXPECT(f, "PEXPIRE k 5000 XX", ":1\r\n");
+	EXPECT(f, "PTTL k", ":5000\r\n");
+	EXPECT(f, "EXPIRE k 10 NX XX",
+	       "-ERR NX and XX, GT or LT options at the same time are not "
+	       "compatible\r\n");
+	EXPECT(f, "EXPIRE k 10 GT LT",
+	       "-ERR GT and LT options at the same time are not "
+	       "compatible\r\n");
+	EXPECT(f, "EXPIRE k 10 FOO", "-ERR Unsupported option FOO\r\n");
+	EXPECT(f, "PERSIST k", ":1\r\n");
+	EXPECT(f, "PERSIST k", ":0\r\n");
+	EXPECT(f, "EXPIREAT k 1700000010", ":1\r\n");
+	EXPECT(f, "TTL k", ":10\r\n");
+	EXPECT(f, "PEXPIREAT k 1700000000001", ":1\r\n");
+	EXPECT(f, "PTTL k", ":1\r\n");
+	EXPECT(f, "EXPIRE k 0", ":1\r\n");
+	EXPECT(f, "EXISTS k", ":0\r\n");
+	EXPECT(f, "SET k v", "+OK\r\n");
+	EXPECT(f, "EXPIRE k -1", ":1\r\n");
+	EXPECT(f, "EXISTS k", ":0\r\n");
+	EXPECT(f, "SET k v", "+OK\r\n");
+	EXPECT(f, "EXPIRE k 9223372036854775807",
+	       "-ERR invalid expire time in 'expire' command\r\n");
+	EXPECT(f, "EXPIRETIME k", ":-1\r\n");
+	EXPECT(f, "EXPIRETIME nokey", ":-2\r\n");
+}
+
+/* Counters: creation, overflow, non-integers, leading zeros, DECRBY of
+ * LLONG_MIN; INCR keeps the TTL. */
+static void test_counters(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "INCR c", ":1\r\n");
+	EXPECT(f, "INCRBY c 41", ":42\r\n");
+	EXPECT(f, "DECR c", ":41\r\n");
+	EXPECT(f, "DECRBY c 50", ":-9\r\n");
+	EXPECT(f, "SET c 9223372036854775807", "+OK\r\n");
+	EXPECT(f, "INCR c", "-ERR increment or decrement would overflow\r\n");
+	EXPECT(f, "SET c -9223372036854775808", "+OK\r\n");
+	EXPECT(f, "DECR c", "-ERR increment or decrement would overflow\r\n");
+	EXPECT(f, "DECRBY c -9223372036854775808",
+	       "-ERR decrement would overflow\r\n");
+	EXPECT(f, "SET c abc", "+OK\r\n");
+	EXPECT(f, "INCR c", "-ERR value is not an integer or out of range\r\n");
+	EXPECT(f, "SET c 007", "+OK\r\n");
+	EXPECT(f, "INCR c", "-ERR value is not an integer or out of range\r\n");
+	EXPECT(f, "INCRBY c x",
+	       "-ERR value is not an integer or out of "
+	       "range\r\n");
+	EXPECT(f, "SET t 5 EX 100", "+OK\r\n");
+	EXPECT(f, "INCR t", ":6\r\n");
+	EXPECT(f, "TTL t", ":100\r\n");
+}
+
+/* INCRBYFLOAT formats like Redis and refuses non-numbers. */
+static void test_incrbyfloat(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "SET f 10.50", "+OK\r\n");
+	EXPECT(f, "INCRBYFLOAT f 0.1", "$4\r\n10.6\r\n");
+	EXPECT(f, "INCRBYFLOAT f -5", "$3\r\n5.6\r\n");
+	EXPECT(f, "SET f 5.0e3", "+OK\r\n");
+	EXPECT(f, "INCRBYFLOAT f 2.0e2", "$4\r\n5200\r\n");
+	EXPECT(f, "GET f", "$4\r\n5200\r\n");
+	EXPECT(f, "INCRBYFLOAT f abc", "-ERR value is not a valid float\r\n");
+	EXPECT(f, "INCRBYFLOAT g 3", "$1\r\n3\r\n");
+}
+
+/* Ranges, APPEND, STRLEN, SETRANGE padding. */
+static void test_ranges(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "SET s Hello,World", "+OK\r\n");
+	EXPECT(f, "GETRANGE s 0 4", "$5\r\nHello\r\n");
+	EXPECT(f, "GETRANGE s -5 -1", "$5\r\nWorld\r\n");
+	EXPECT(f, "GETRANGE s 5 2", "$0\r\n\r\n");
+	EXPECT(f, "GETRANGE s -1 -5", "$0\r\n\r\n");
+	EXPECT(f, "GETRANGE s 0 100", "$11\r\nHello,World\r\n");
+	EXPECT(f, "GETRANGE nokey 0 1", "$0\r\n\r\n");
+	EXPECT(f, "STRLEN s", ":11\r\n");
+	EXPECT(f, "STRLEN nokey", ":0\r\n");
+	EXPECT(f, "APPEND s !", ":12\r\n");
+	EXPECT(f, "APPEND new ab", ":2\r\n");
+	EXPECT(f, "SETRANGE p 3 xy", ":5\r\n");
+	assert_memory_equal(run(f, "GET p"), "$5\r\n\0\0\0xy\r\n", 11);
+	EXPECT(f, "SETRANGE q 0 \"\"", ":0\r\n");
+	EXPECT(f, "EXISTS q", ":0\r\n");
+	EXPECT(f, "SETRANGE s -1 x", "-ERR offset is out of range\r\n");
+}
+
+/* Multi-key commands and the GET variants. */
+static void test_multi_and_variants(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "MSET a 1 b 2", "+OK\r\n");
+	EXPECT(f, "MGET a b c", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n");
+	EXPECT(f, "MSET a 1 b",
+	       "-ERR wrong number of arguments for 'mset' "
+	       "command\r\n");
+	EXPECT(f, "MSETNX a 9 z 9", ":0\r\n");
+	EXPECT(f, "EXISTS z", ":0\r\n");
+	EXPECT(f, "MSETNX y 9 z 9", ":1\r\n");
+	EXPECT(f, "SETNX a 5", ":0\r\n");
+	EXPECT(f, "SETNX w 5", ":1\r\n");
+	EXPECT(f, "GETSET a 10", "$1\r\n1\r\n");
+	EXPECT(f, "GETDEL a", "$2\r\n10\r\n");
+	EXPECT(f, "GETDEL a", "$-1\r\n");
+	EXPECT(f, "SETEX e 10 v", "+OK\r\n");
+	EXPECT(f, "TTL e", ":10\r\n");
+	EXPECT(f, "SETEX e 0 v",
+	       "-ERR invalid expire time in 'setex' command\r\n");
+	EXPECT(f, "PSETEX e 100 v", "+OK\r\n");
+	EXPECT(f, "PTTL e", ":100\r\n");
+	EXPECT(f, "GETEX e PERSIST", "$1\r\nv\r\n");
+	EXPECT(f, "TTL e", ":-1\r\n");
+	EXPECT(f, "GETEX e EX 20", "$1\r\nv\r\n");
+	EXPECT(f, "TTL e", ":20\r\n");
+	EXPECT(f, "GETEX e EX 1 PERSIST", "-ERR syntax error\r\n");
+	EXPECT(f, "GETEX nokey EX 5", "$-1\r\n");
+}
+
+/* Keyspace commands: DEL counts, EXISTS counts repeats, TYPE, RENAME. */
+static void test_keyspace(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "MSET a 1 b 2 c 3", "+OK\r\n");
+	EXPECT(f, "EXISTS a a nokey", ":2\r\n");
+	EXPECT(f, "DEL a b nokey", ":2\r\n");
+	EXPECT(f, "UNLINK c", ":1\r\n");
+	EXPECT(f, "SET k v EX 50", "+OK\r\n");
+	EXPECT(f, "TYPE k", "+string\r\n");
+	EXPECT(f, "TYPE nokey", "+none\r\n");
+	EXPECT(f, "RENAME nokey x", "-ERR no such key\r\n");
+	EXPECT(f, "RENAME k k2", "+OK\r\n");
+	EXPECT(f, "TTL k2", ":50\r\n");
+	EXPECT(f, "EXISTS k", ":0\r\n");
+	EXPECT(f, "SET o 1", "+OK\r\n");
+	EXPECT(f, "RENAMENX k2 o", ":0\r\n");
+	EXPECT(f, "RENAMENX k2 k3", ":1\r\n");
+	EXPECT(f, "RENAME k3 k3", "+OK\r\n");
+	EXPECT(f, "TOUCH k3 o nokey", ":2\r\n");
+	EXPECT(f, "DBSIZE", ":2\r\n");
+	EXPECT(f, "KEYS k*", "*1\r\n$2\r\nk3\r\n");
+	EXPECT(f, "FLUSHALL", "+OK\r\n");
+	EXPECT(f, "DBSIZE", ":0\r\n");
+	EXPECT(f, "RANDOMKEY", "$-1\r\n");
+	EXPECT(f, "SET only 1", "+OK\r\n");
+	EXPECT(f, "RANDOMKEY", "$4\r\nonly\r\n");
+	EXPECT(f, "FLUSHDB ASYNC", "+OK\r\n");
+	EXPECT(f, "FLUSHALL NOW", "-ERR syntax error\r\n");
+}
+
+/* SCAN walks every key once the cursor returns to 0, honouring MATCH,
+ * COUNT and TYPE, and rejects a bad cursor. */
+static void test_scan(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[64];
+	unsigned seen = 0;
+	char cursor[32] = "0";
+	int rounds = 0;
+	const char *r0;
+
+	for (int i = 0; i < 500; i++) {
+		snprintf(cmd, sizeof(cmd), "SET key:%d v", i);
+		EXPECT(f, cmd, "+OK\r\n");
+	}
+	EXPECT(f, "SET other v", "+OK\r\n");
+	do {
+		const char *r, *p;
+
+		snprintf(cmd, sizeof(cmd), "SCAN %s MATCH key:* COUNT 50",
+		         cursor);
+		r = run(f, cmd);
+		assert_true(strncmp(r, "*2\r\n$", 5) == 0);
+		p = strchr(r + 5, '\n') + 1;
+		snprintf(cursor, sizeof(cursor), "%.*s",
+		         (int)(strchr(p, '\r') - p), p);
+		for (p = strstr(p, "key:"); p; p = strstr(p + 1, "key:"))
+			seen++;
+		assert_null(strstr(r, "other"));
+	} while (strcmp(cursor, "0") != 0 && ++rounds < 100000);
+	assert_true(seen >= 500);
+	r0 = run(f, "SCAN 0 TYPE hash COUNT 1000");
+	assert_string_equal(r0 + strlen(r0) - 4, "*0\r\n");
+	EXPECT(f, "SCAN abc", "-ERR invalid cursor\r\n");
+	EXPECT(f, "SCAN 0 COUNT 0", "-ERR syntax error\r\n");
+	EXPECT(f, "SCAN 0 MATCH", "-ERR syntax error\r\n");
+}
+
+/* Server commands: PING, ECHO, SELECT, CLIENT, HELLO, QUIT, unknown. */
+static void test_server_commands(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "PING", "+PONG\r\n");
+	EXPECT(f, "ping hi", "$2\r\nhi\r\n");
+	EXPECT(f, "ECHO x", "$1\r\nx\r\n");
+	EXPECT(f, "SELECT 0", "+OK\r\n");
+	EXPECT(f, "SELECT 1", "-ERR DB index is out of range\r\n");
+	EXPECT(f, "CLIENT GETNAME", "$-1\r\n");
+	EXPECT(f, "CLIENT SETNAME me", "+OK\r\n");
+	EXPECT(f, "CLIENT GETNAME", "$2\r\nme\r\n");
+	EXPECT(f, "CLIENT ID", ":1\r\n");
+	EXPECT(f, "HELLO 3", "-NOPROTO unsupported protocol version\r\n");
+	assert_true(strncmp(run(f, "HELLO 2"), "*14\r\n", 5) == 0);
+	EXPECT(f, "CLUSTER KEYSLOT foo", ":12182\r\n");
+	assert_true(strncmp(run(f, "CONFIG GET maxmemory"),
+	                    "*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n", 27) == 0);
+	EXPECT(f, "CONFIG GET save", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+	assert_non_null(strstr(run(f, "INFO keyspace"), "# Keyspace"));
+	EXPECT(f, "NOSUCH a b",
+	       "-ERR unknown command 'NOSUCH', with args beginning with: "
+	       "'a' 'b' \r\n");
+	EXPECT(f, "QUIT", "+OK\r\n");
+	assert_true(f->c.close_after_reply);
+}
+
+/* With a password, everything but AUTH/HELLO/QUIT needs AUTH first. */
+static void test_auth(void **state)
+{
+	struct narf_engine_config cfg;
+	struct fixture *f;
+
+	teardown(state); /* this test builds its own engines */
+	narf_engine_config_default(&cfg);
+	cfg.requirepass = strdup("s3cret");
+	f = make(&cfg);
+	EXPECT(f, "GET k", "-NOAUTH Authentication required.\r\n");
+	EXPECT(f, "AUTH wrong",
+	       "-WRONGPASS invalid username-password pair "
+	       "or user is disabled.\r\n");
+	EXPECT(f, "AUTH other s3cret",
+	       "-WRONGPASS invalid username-password "
+	       "pair or user is disabled.\r\n");
+	EXPECT(f, "AUTH s3cre",
+	       "-WRONGPASS invalid username-password pair "
+	       "or user is disabled.\r\n");
+	EXPECT(f, "AUTH s3cret", "+OK\r\n");
+	EXPECT(f, "GET k", "$-1\r\n");
+	*state = f;
+	teardown(state);
+	*state = make(NULL);
+	EXPECT((struct fixture *)*state, "AUTH x",
+	       "-ERR AUTH <password> called without any password configured "
+	       "for the default user. Are you sure your configuration is "
+	       "correct?\r\n");
+}
+
+/* Keys over the configured maximum size are refused before execution. */
+static void test_key_size_limit(void **state)
+{
+	struct narf_engine_config cfg;
+	struct fixture *f;
+
+	narf_engine_config_default(&cfg);
+	cfg.max_key_size = 4;
+	f = make(&cfg);
+	EXPECT(f, "SET abcd v", "+OK\r\n");
+	EXPECT(f, "SET abcde v", "-ERR key is too large (max-key-size)\r\n");
+	EXPECT(f, "MSET a 1 abcde 2",
+	       "-ERR key is too large "
+	       "(max-key-size)\r\n");
+	EXPECT(f, "DBSIZE", ":1\r\n");
+	*state = f;
+}
+
+/* Under noeviction, writes past the limit get -OOM and reads still work. */
+static void test_noeviction_oom(void **state)
+{
+	struct narf_engine_config cfg;
+	struct fixture *f;
+	char cmd[128];
+	int i, oom = 0;
+
+	narf_engine_config_default(&cfg);
+	cfg.max_memory = 2 * 1024 * 1024;
+	cfg.eviction = NARF_EVICT_NOEVICTION;
+	f = make(&cfg);
+	for (i = 0; i < 200000 && !oom; i++) {
+		snprintf(cmd, sizeof(cmd),
+		         "SET key:%d 0123456789012345678901234567890123456789",
+		         i);
+		oom = strncmp(run(f, cmd), "-OOM", 4) == 0;
+	}
+	assert_true(oom);
+	EXPECT(f, "GET key:0",
+	       "$40\r\n0123456789012345678901234567890123456789\r\n");
+	EXPECT(f, "DEL key:0", ":1\r\n");
+	*state = f;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_set_get, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_set_expiry, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_lazy_expiry, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_expire_options, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_incrbyfloat, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_ranges, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_multi_and_variants, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_keyspace, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_server_commands, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+	        cmocka_unit_test_teardown(test_key_size_limit, teardown),
+	        cmocka_unit_test_teardown(test_noeviction_oom, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

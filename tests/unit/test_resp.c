@@ -1,0 +1,700 @@
+/*
+ * Unit tests for common/resp.h: the incremental RESP2 request parser
+ * (multibulk and inline forms, limits, Redis's error strings) and the reply
+ * encoders. Expected bytes were checked against redis-server 7.0.
+ */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/errors.h"
+#include "common/resp.h"
+
+/* A pipeline mixing every request shape the parser accepts. */
+static const char pipeline[] =
+        "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nva\r\nl\r\n"
+        "*0\r\n"
+        "PING\r\n"
+        "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"
+        "\r\n"
+        "set \"a b\" 'c\\'d' \"\\x41\\n\"\n"
+        "*-1\r\n"
+        "*1\r\n$12\r\nbin\0\r\n\r\n\0bin\r\n"
+        "   \t \r\n"
+        "*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n";
+
+/* What the pipeline yields, one line per request, as transcript() writes. */
+static const char pipeline_want[] =
+        "DONE 3:SET 1:k 5:va\\r\\nl\n"
+        "EMPTY 4\n"
+        "DONE 4:PING\n"
+        "DONE 4:ECHO 0:\n"
+        "EMPTY 2\n"
+        "DONE 3:set 3:a b 3:c'd 2:A\\n\n"
+        "EMPTY 5\n"
+        "DONE 12:bin\\0\\r\\n\\r\\n\\0bin\n"
+        "EMPTY 7\n"
+        "DONE 3:GET 10:0123456789\n";
+
+/* Append printf output to a growing transcript. */
+static void say(struct narf_buf *t, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0 && (size_t)n < sizeof(line));
+	assert_int_equal(narf_buf_append(t, line, (size_t)n), 0);
+}
+
+/* Describe one argument with C escapes so transcripts are readable. */
+static void say_arg(struct narf_buf *t, const char *p, size_t n)
+{
+	size_t i;
+
+	say(t, " %zu:", n);
+	for (i = 0; i < n; i++) {
+		if (p[i] == '\r')
+			say(t, "\\r");
+		else if (p[i] == '\n')
+			say(t, "\\n");
+		else if (p[i] == '\0')
+			say(t, "\\0");
+		else
+			say(t, "%c", p[i]);
+	}
+}
+
+/*
+ * Feed in[0..len) in pieces whose sizes come from cuts (cycling; 0 ends
+ * the list) and run the parse loop a server runs after every read: handle
+ * each whole request, drop its bytes, reset. Returns the transcript; stops
+ * at the first error. Checks the need hint on every INCOMPLETE.
+ */
+static char *transcript(const char *in,
+                        size_t len,
+                        const size_t *cuts,
+                        const struct narf_resp_limits *lim)
+{
+	struct narf_resp_req r;
+	struct narf_buf b, t;
+	size_t off = 0, k = 0;
+	bool failed = false;
+
+	narf_resp_req_init(&r);
+	narf_buf_init(&b);
+	narf_buf_init(&t);
+	while (off < len && !failed) {
+		size_t n = cuts[k] ? cuts[k++] : len - off;
+
+		if (cuts[k] == 0)
+			k = 0;
+		n = n < len - off ? n : len - off;
+		assert_int_equal(narf_buf_append(&b, in + off, n), 0);
+		off += n;
+		for (;;) {
+			char err[128] = "";
+			size_t need = 99;
+			int rc = narf_resp_parse(&r, b.data, b.len, lim, &need,
+			                         err);
+
+			if (rc == NARF_RESP_INCOMPLETE) {
+				assert_true(need == 0 || need > b.len);
+				break;
+			}
+			assert_int_equal(need, 0);
+			if (rc == NARF_RESP_ERROR) {
+				say(&t, "ERROR %s\n", err);
+				failed = true;
+				break;
+			}
+			if (rc == NARF_RESP_EMPTY) {
+				say(&t, "EMPTY %zu\n", r.consumed);
+			} else {
+				assert_int_equal(rc, NARF_RESP_DONE);
+				say(&t, "DONE");
+				for (int i = 0; i < r.argc; i++)
+					say_arg(&t, r.argv[i], r.argvlen[i]);
+				say(&t, "\n");
+			}
+			assert_true(r.consumed > 0 && r.consumed <= b.len);
+			narf_buf_consume(&b, r.consumed);
+			narf_resp_req_reset(&r);
+		}
+	}
+	narf_buf_append(&t, "", 1);
+	narf_buf_close(&b);
+	narf_resp_req_close(&r);
+	return t.data;
+}
+
+/* Transcript of text fed whole. */
+static char *parse_all(const char *text,
+                       size_t len,
+                       const struct narf_resp_limits *lim)
+{
+	static const size_t whole[] = {0};
+
+	return transcript(text, len, whole, lim);
+}
+
+/* Assert that text fed whole gives the transcript want, and free it. */
+static void expect(const char *text, size_t len, const char *want)
+{
+	char *got = parse_all(text, len, NULL);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+#define EXPECT(text, want) expect(text, sizeof(text) - 1, want)
+
+/* Parse one request from a fresh parser with limits lim; returns the code. */
+static int parse_once(const char *text,
+                      size_t len,
+                      const struct narf_resp_limits *lim,
+                      size_t *need,
+                      char *err,
+                      struct narf_resp_req *r)
+{
+	narf_resp_req_init(r);
+	return narf_resp_parse(r, text, len, lim, need, err);
+}
+
+/* The pipeline fed whole gives the expected requests, in order. */
+static void test_pipeline_whole(void **state)
+{
+	(void)state;
+	expect(pipeline, sizeof(pipeline) - 1, pipeline_want);
+}
+
+/* Cutting the pipeline in two at every byte boundary changes nothing. */
+static void test_pipeline_every_split(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 1; i < sizeof(pipeline) - 1; i++) {
+		size_t cuts[] = {i, sizeof(pipeline), 0};
+		char *got =
+		        transcript(pipeline, sizeof(pipeline) - 1, cuts, NULL);
+
+		assert_string_equal(got, pipeline_want);
+		free(got);
+	}
+}
+
+/* Feeding the pipeline one byte (or a few bytes) at a time changes nothing. */
+static void test_pipeline_byte_by_byte(void **state)
+{
+	static const size_t ones[] = {1, 0};
+	static const size_t mixed[] = {1, 2, 3, 5, 7, 0};
+	char *got;
+
+	(void)state;
+	got = transcript(pipeline, sizeof(pipeline) - 1, ones, NULL);
+	assert_string_equal(got, pipeline_want);
+	free(got);
+	got = transcript(pipeline, sizeof(pipeline) - 1, mixed, NULL);
+	assert_string_equal(got, pipeline_want);
+	free(got);
+}
+
+/*
+ * A 4 MiB bulk and a 64 KiB inline line fed one byte per call finish at
+ * once: no call rescans what earlier calls saw (O(n^2) would take minutes).
+ */
+static void test_byte_by_byte_is_linear(void **state)
+{
+	size_t big = 4 * 1024 * 1024, line = 64 * 1024, hdr, i;
+	struct narf_resp_req r;
+	char *in = malloc(big + 64);
+	char err[128];
+	size_t need = 0;
+
+	(void)state;
+	assert_non_null(in);
+	hdr = (size_t)sprintf(in, "*1\r\n$%zu\r\n", big);
+	memset(in + hdr, 'v', big);
+	memcpy(in + hdr + big, "\r\n", 2);
+	narf_resp_req_init(&r);
+	for (i = 1; i < hdr + big + 2; i++) {
+		assert_int_equal(narf_resp_parse(&r, in, i, NULL, &need, err),
+		                 NARF_RESP_INCOMPLETE);
+		assert_true(i < hdr || need == hdr + big + 2);
+	}
+	assert_int_equal(narf_resp_parse(&r, in, i, NULL, &need, err),
+	                 NARF_RESP_DONE);
+	assert_int_equal(r.argvlen[0], big);
+	narf_resp_req_reset(&r);
+	memset(in, 'a', line);
+	in[line - 1] = '\n';
+	for (i = 1; i < line; i++)
+		assert_int_equal(narf_resp_parse(&r, in, i, NULL, &need, err),
+		                 NARF_RESP_INCOMPLETE);
+	assert_int_equal(narf_resp_parse(&r, in, i, NULL, &need, err),
+	                 NARF_RESP_DONE);
+	assert_int_equal(r.argvlen[0], line - 1);
+	narf_resp_req_close(&r);
+	free(in);
+}
+
+/* Bulks carry any bytes, NUL, CR and LF included, and may be empty. */
+static void test_binary_and_empty_bulks(void **state)
+{
+	(void)state;
+	EXPECT("*3\r\n$3\r\n\0\r\n\r\n$0\r\n\r\n$2\r\n\r\n\r\n",
+	       "DONE 3:\\0\\r\\n 0: 2:\\r\\n\n");
+	EXPECT("*1\r\n$0\r\n\r\n", "DONE 0:\n");
+}
+
+/* Multibulk arguments point into the caller's buffer; consumed is exact. */
+static void test_multibulk_pointers(void **state)
+{
+	static const char req[] = "*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n";
+	struct narf_resp_req r;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(parse_once(req, sizeof(req) - 1, NULL, NULL, err, &r),
+	                 NARF_RESP_DONE);
+	assert_int_equal(r.argc, 2);
+	assert_ptr_equal(r.argv[0], req + 8);
+	assert_ptr_equal(r.argv[1], req + 17);
+	assert_int_equal(r.consumed, 20);
+	narf_resp_req_close(&r);
+}
+
+/* Inline requests split and unquote exactly as redis-server 7.0 does. */
+static void test_inline_quoting(void **state)
+{
+	(void)state;
+	EXPECT("echo 'a\\'b'\r\n", "DONE 4:echo 3:a'b\n");
+	EXPECT("echo \"a\\x41\\n\\q\\x4\"\r\n", "DONE 4:echo 6:aA\\nqx4\n");
+	EXPECT("echo \"a\\\"b\"\r\n", "DONE 4:echo 3:a\"b\n");
+	EXPECT("echo x'a b'\r\n", "DONE 4:echo 4:xa b\n");
+	EXPECT("echo 'a\\x41'\r\n", "DONE 4:echo 5:a\\x41\n");
+	EXPECT("echo \"\" ''\r\n", "DONE 4:echo 0: 0:\n");
+	EXPECT("echo \"\\r\\t\\b\\a\\\\\"\r\n", "DONE 4:echo 5:\\r\t\b\a\\\n");
+	EXPECT("echo \"\\xfF\"\r\n", "DONE 4:echo 1:\xff\n");
+	/* \v and \f separate arguments only between them, as isspace(). */
+	EXPECT("\fecho\v a\vb\r\n", "DONE 5:echo\v 3:a\vb\n");
+	EXPECT("echo \"a\"\v\r\n", "DONE 4:echo 1:a\n");
+}
+
+/* Inline lines end at LF with or without CR; a NUL ends the arguments. */
+static void test_inline_line_ends(void **state)
+{
+	(void)state;
+	EXPECT("PING\n", "DONE 4:PING\n");
+	EXPECT("PING\r\n", "DONE 4:PING\n");
+	EXPECT("echo a\r\r\n", "DONE 4:echo 1:a\n");
+	EXPECT("a\nb\r\n", "DONE 1:a\nDONE 1:b\n");
+	EXPECT("echo a\0b c\r\nPING\r\n", "DONE 4:echo 1:a\nDONE 4:PING\n");
+	EXPECT("PING", "");
+}
+
+/* `*0`, `*-1`, blank and all-space lines are skipped with their bytes. */
+static void test_empty_requests(void **state)
+{
+	(void)state;
+	EXPECT("*0\r\n*-1\r\n\r\n\n \t\r\n",
+	       "EMPTY 4\nEMPTY 5\nEMPTY 2\nEMPTY 1\nEMPTY 4\n");
+}
+
+/* Each malformed multibulk form fails with Redis's message. */
+static void test_malformed_multibulk(void **state)
+{
+	static const char *const mbulk =
+	        "ERROR Protocol error: invalid "
+	        "multibulk length\n";
+	static const char *const blen =
+	        "ERROR Protocol error: invalid bulk "
+	        "length\n";
+
+	(void)state;
+	EXPECT("*-2\r\n", mbulk);
+	EXPECT("*-0\r\n", mbulk);
+	EXPECT("*abc\r\n", mbulk);
+	EXPECT("*\r\n", mbulk);
+	EXPECT("*01\r\n", mbulk);
+	EXPECT("*+1\r\n", mbulk);
+	EXPECT("* 1\r\n", mbulk);
+	EXPECT("*1 \r\n", mbulk);
+	EXPECT("*1\rX$4\r\nPING\r\n", mbulk);
+	EXPECT("*9223372036854775808\r\n", mbulk);
+	EXPECT("*99999999999999999999999\r\n", mbulk);
+	EXPECT("*1\r\n$-1\r\n", blen);
+	EXPECT("*1\r\n$-2\r\n", blen);
+	EXPECT("*1\r\n$abc\r\n", blen);
+	EXPECT("*1\r\n$\r\n", blen);
+	EXPECT("*1\r\n$ 3\r\nfoo\r\n", blen);
+	EXPECT("*1\r\n$04\r\nPING\r\n", blen);
+	EXPECT("*1\r\n$4\rXPING\r\n", blen);
+	EXPECT("*1\r\n$9223372036854775808\r\n", blen);
+	EXPECT("*1\r\n$18446744073709551616\r\n", blen);
+	EXPECT("*1\r\n$3\r\nfooXY",
+	       "ERROR Protocol error: expected CRLF after bulk\n");
+	EXPECT("*1\r\n$3\r\nfoo\rX",
+	       "ERROR Protocol error: expected CRLF after bulk\n");
+	EXPECT("*1\r\n*1\r\n$1\r\na\r\n",
+	       "ERROR Protocol error: expected '$', got '*'\n");
+	EXPECT("*1\r\n:1\r\n", "ERROR Protocol error: expected '$', got ':'\n");
+	EXPECT("*1\r\n\r\n", "ERROR Protocol error: expected '$', got ' '\n");
+	/* The request before the bad one is still delivered. */
+	EXPECT("PING\r\n*2\r\n$1\r\na\r\nx",
+	       "DONE 4:PING\nERROR Protocol error: expected '$', got 'x'\n");
+}
+
+/* Unbalanced quotes and a closing quote glued to text are errors. */
+static void test_unbalanced_quotes(void **state)
+{
+	static const char *const bad =
+	        "ERROR Protocol error: unbalanced "
+	        "quotes in request\n";
+
+	(void)state;
+	EXPECT("GET \"abc\r\n", bad);
+	EXPECT("GET 'abc\r\n", bad);
+	EXPECT("GET \"a\"b\r\n", bad);
+	EXPECT("GET 'a'b\r\n", bad);
+	EXPECT("GET \"abc\\\r\n", bad);
+	EXPECT("GET \"a\0\"\r\n", bad);
+}
+
+/* Lines without their end fail once longer than max_inline, not before. */
+static void test_too_long_lines(void **state)
+{
+	size_t max = 64 * 1024;
+	char *big = malloc(max + 16);
+	char *got;
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'a', max + 16);
+	got = parse_all(big, max, NULL);
+	assert_string_equal(got, "");
+	free(got);
+	got = parse_all(big, max + 1, NULL);
+	assert_string_equal(got,
+	                    "ERROR Protocol error: too big inline request\n");
+	free(got);
+	memset(big, '1', max + 16);
+	big[0] = '*';
+	got = parse_all(big, max + 1, NULL);
+	assert_string_equal(
+	        got, "ERROR Protocol error: too big mbulk count string\n");
+	free(got);
+	memcpy(big, "*1\r\n$", 5);
+	got = parse_all(big, max + 5, NULL);
+	assert_string_equal(
+	        got, "ERROR Protocol error: too big bulk count string\n");
+	free(got);
+	free(big);
+}
+
+/* A count over max_multibulk fails as soon as its header line is in. */
+static void test_limit_multibulk_early(void **state)
+{
+	struct narf_resp_req r;
+	char err[128];
+	size_t need = 1;
+
+	(void)state;
+	assert_int_equal(parse_once("*2000000\r\n", 10, NULL, &need, err, &r),
+	                 NARF_RESP_ERROR);
+	assert_string_equal(err, "Protocol error: invalid multibulk length");
+	narf_resp_req_close(&r);
+	/* At the limit the header is accepted, and nothing is allocated. */
+	assert_int_equal(parse_once("*1048576\r\n", 10, NULL, &need, err, &r),
+	                 NARF_RESP_INCOMPLETE);
+	assert_int_equal(need, 0);
+	assert_int_equal(r.cap, 0);
+	narf_resp_req_close(&r);
+}
+
+/* A bulk over max_bulk fails as soon as its length line is in. */
+static void test_limit_bulk_early(void **state)
+{
+	static const char req[] = "*1\r\n$600000000\r\n";
+	struct narf_resp_req r;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(parse_once(req, sizeof(req) - 1, NULL, NULL, err, &r),
+	                 NARF_RESP_ERROR);
+	assert_string_equal(err, "Protocol error: invalid bulk length");
+	narf_resp_req_close(&r);
+}
+
+/* A big declared bulk waits with the exact need and allocates nothing. */
+static void test_big_bulk_need(void **state)
+{
+	static const char req[] = "*1000000\r\n$1000000\r\n";
+	struct narf_resp_req r;
+	char err[128];
+	size_t need = 0;
+
+	(void)state;
+	assert_int_equal(parse_once(req, sizeof(req) - 1, NULL, &need, err, &r),
+	                 NARF_RESP_INCOMPLETE);
+	assert_int_equal(need, 20 + 1000000 + 2);
+	assert_int_equal(r.cap, 0);
+	assert_null(r.argv);
+	assert_int_equal(r.scratch.cap, 0);
+	narf_resp_req_close(&r);
+}
+
+/* Argument arrays grow by doubling as arguments arrive, not up front. */
+static void test_args_grow_geometrically(void **state)
+{
+	struct narf_resp_req r;
+	struct narf_buf b;
+	char err[128];
+	int i;
+
+	(void)state;
+	narf_buf_init(&b);
+	narf_resp_req_init(&r);
+	assert_int_equal(narf_buf_append(&b, "*1000000\r\n", 10), 0);
+	for (i = 1; i <= 100; i++) {
+		assert_int_equal(narf_buf_append(&b, "$1\r\nx\r\n", 7), 0);
+		assert_int_equal(
+		        narf_resp_parse(&r, b.data, b.len, NULL, NULL, err),
+		        NARF_RESP_INCOMPLETE);
+		assert_int_equal(r.argc, i);
+		assert_true(r.cap >= (size_t)i && r.cap <= 2 * (size_t)i + 8);
+	}
+	narf_resp_req_close(&r);
+	narf_buf_close(&b);
+}
+
+/* One parser handles request after request; big arrays go at reset. */
+static void test_reset_reuse(void **state)
+{
+	struct narf_resp_req r;
+	struct narf_buf b;
+	char err[128];
+	int i;
+
+	(void)state;
+	narf_resp_req_init(&r);
+	assert_int_equal(narf_resp_parse(&r, "PING\r\n", 6, NULL, NULL, err),
+	                 NARF_RESP_DONE);
+	narf_resp_req_reset(&r);
+	assert_int_equal(narf_resp_parse(&r, "*1\r\n$4\r\nPING\r\n", 14, NULL,
+	                                 NULL, err),
+	                 NARF_RESP_DONE);
+	assert_int_equal(r.argc, 1);
+	assert_memory_equal(r.argv[0], "PING", 4);
+	narf_resp_req_reset(&r);
+	assert_true(r.cap > 0 && r.cap <= 8);
+
+	narf_buf_init(&b);
+	assert_int_equal(narf_buf_append(&b, "*2000\r\n", 7), 0);
+	for (i = 0; i < 2000; i++)
+		assert_int_equal(narf_buf_append(&b, "$1\r\nx\r\n", 7), 0);
+	assert_int_equal(narf_resp_parse(&r, b.data, b.len, NULL, NULL, err),
+	                 NARF_RESP_DONE);
+	assert_int_equal(r.argc, 2000);
+	assert_int_equal(r.consumed, b.len);
+	narf_resp_req_reset(&r);
+	assert_int_equal(r.cap, 0);
+	assert_int_equal(narf_resp_parse(&r, "GET k\n", 6, NULL, NULL, err),
+	                 NARF_RESP_DONE);
+	assert_int_equal(r.argc, 2);
+	assert_string_equal(r.argv[1], "k");
+	narf_resp_req_close(&r);
+	narf_buf_close(&b);
+}
+
+/* After an error the parser keeps failing until it is reset. */
+static void test_error_sticky(void **state)
+{
+	struct narf_resp_req r;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(parse_once("*x\r\n", 4, NULL, NULL, err, &r),
+	                 NARF_RESP_ERROR);
+	assert_int_equal(narf_resp_parse(&r, "PING\r\n", 6, NULL, NULL, err),
+	                 NARF_RESP_ERROR);
+	narf_resp_req_reset(&r);
+	assert_int_equal(narf_resp_parse(&r, "PING\r\n", 6, NULL, NULL, err),
+	                 NARF_RESP_DONE);
+	narf_resp_req_close(&r);
+}
+
+/* Small limits apply to all three numbers, each at its boundary. */
+static void test_custom_limits(void **state)
+{
+	struct narf_resp_limits lim = {
+	        .max_bulk = 3, .max_multibulk = 2, .max_inline = 8};
+	char *got;
+
+	(void)state;
+	got = parse_all("*2\r\n$3\r\nabc\r\n$0\r\n\r\n", 19, &lim);
+	assert_string_equal(got, "DONE 3:abc 0:\n");
+	free(got);
+	got = parse_all("*3\r\n", 4, &lim);
+	assert_string_equal(got,
+	                    "ERROR Protocol error: invalid multibulk length\n");
+	free(got);
+	got = parse_all("*1\r\n$4\r\n", 8, &lim);
+	assert_string_equal(got, "ERROR Protocol error: invalid bulk length\n");
+	free(got);
+	got = parse_all("12345678", 8, &lim);
+	assert_string_equal(got, "");
+	free(got);
+	got = parse_all("123456789", 9, &lim);
+	assert_string_equal(got,
+	                    "ERROR Protocol error: too big inline request\n");
+	free(got);
+}
+
+/* Assert that the encoded bytes in b equal want, then empty b. */
+static void expect_bytes(struct narf_buf *b, const char *want, size_t n)
+{
+	assert_int_equal(b->len, n);
+	assert_memory_equal(b->data, want, n);
+	b->len = 0;
+}
+
+#define EXPECT_BYTES(b, want) expect_bytes(b, want, sizeof(want) - 1)
+
+/* Every encoder writes exactly the bytes Redis writes. */
+static void test_encoders(void **state)
+{
+	struct narf_buf b;
+
+	(void)state;
+	narf_buf_init(&b);
+	assert_int_equal(narf_resp_simple(&b, "OK"), 0);
+	EXPECT_BYTES(&b, "+OK\r\n");
+	assert_int_equal(narf_resp_error(&b, "ERR bad\r\nthing"), 0);
+	EXPECT_BYTES(&b, "-ERR bad  thing\r\n");
+	assert_int_equal(narf_resp_errorf(&b, "ERR %s %d", "x", 42), 0);
+	EXPECT_BYTES(&b, "-ERR x 42\r\n");
+	assert_int_equal(narf_resp_int(&b, 0), 0);
+	EXPECT_BYTES(&b, ":0\r\n");
+	assert_int_equal(narf_resp_int(&b, -1), 0);
+	EXPECT_BYTES(&b, ":-1\r\n");
+	assert_int_equal(narf_resp_int(&b, LLONG_MAX), 0);
+	EXPECT_BYTES(&b, ":9223372036854775807\r\n");
+	assert_int_equal(narf_resp_int(&b, LLONG_MIN), 0);
+	EXPECT_BYTES(&b, ":-9223372036854775808\r\n");
+	assert_int_equal(narf_resp_bulk(&b, "a\0\r\n", 4), 0);
+	EXPECT_BYTES(&b, "$4\r\na\0\r\n\r\n");
+	assert_int_equal(narf_resp_bulk(&b, NULL, 0), 0);
+	EXPECT_BYTES(&b, "$0\r\n\r\n");
+	assert_int_equal(narf_resp_bulk_str(&b, "hello"), 0);
+	EXPECT_BYTES(&b, "$5\r\nhello\r\n");
+	assert_int_equal(narf_resp_null(&b), 0);
+	EXPECT_BYTES(&b, "$-1\r\n");
+	assert_int_equal(narf_resp_null_array(&b), 0);
+	EXPECT_BYTES(&b, "*-1\r\n");
+	assert_int_equal(narf_resp_array(&b, 0), 0);
+	assert_int_equal(narf_resp_array(&b, 2), 0);
+	assert_int_equal(narf_resp_int(&b, 7), 0);
+	assert_int_equal(narf_resp_bulk_str(&b, "x"), 0);
+	EXPECT_BYTES(&b, "*0\r\n*2\r\n:7\r\n$1\r\nx\r\n");
+	narf_buf_close(&b);
+}
+
+/* A long error message is formatted whole, past any fixed buffer. */
+static void test_errorf_long(void **state)
+{
+	struct narf_buf b;
+	char big[1000];
+
+	(void)state;
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	narf_buf_init(&b);
+	assert_int_equal(narf_resp_errorf(&b, "ERR %s!", big), 0);
+	assert_int_equal(b.len, 1 + 4 + 999 + 1 + 2);
+	assert_memory_equal(b.data + b.len - 5, "zz!\r\n", 5);
+	narf_buf_close(&b);
+}
+
+/* Assert the bulk narf_resp_bulk_double() writes for v is want. */
+static void expect_double(long double v, const char *want)
+{
+	struct narf_buf b;
+	char line[6000];
+	int n;
+
+	narf_buf_init(&b);
+	assert_int_equal(narf_resp_bulk_double(&b, v), 0);
+	n = snprintf(line, sizeof(line), "$%zu\r\n%s\r\n", strlen(want), want);
+	expect_bytes(&b, line, (size_t)n);
+	narf_buf_close(&b);
+}
+
+/* Doubles print as redis-cli INCRBYFLOAT showed on redis-server 7.0.15. */
+static void test_bulk_double(void **state)
+{
+	(void)state;
+	expect_double(strtold("10.5", NULL), "10.5");
+	expect_double(strtold("3.0e3", NULL), "3000");
+	expect_double(strtold("5.0e-1", NULL), "0.5");
+	expect_double(strtold("0.1", NULL) + strtold("0.2", NULL), "0.3");
+	expect_double(strtold("1e-20", NULL), "0");
+	expect_double(strtold("-1e-20", NULL), "0");
+	expect_double(strtold("1.23456789012345678", NULL),
+	              "1.23456789012345678");
+	expect_double(strtold("1e30", NULL), "1000000000000000000024696061952");
+	expect_double(strtold("-2.5", NULL), "-2.5");
+	expect_double(strtold("100000000000000000.5", NULL),
+	              "100000000000000000.5");
+	expect_double(1.0L - 1.0L, "0");
+	expect_double(strtold("1.5e-17", NULL), "0.00000000000000002");
+	expect_double(strtold("123456789.123456789", NULL),
+	              "123456789.12345678899873747");
+	expect_double(strtold("-0.0000001", NULL), "-0.0000001");
+	expect_double(-0.0L, "0");
+	expect_double(1.0L / 0.0L, "inf");
+	expect_double(-1.0L / 0.0L, "-inf");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_pipeline_whole),
+	        cmocka_unit_test(test_pipeline_every_split),
+	        cmocka_unit_test(test_pipeline_byte_by_byte),
+	        cmocka_unit_test(test_byte_by_byte_is_linear),
+	        cmocka_unit_test(test_binary_and_empty_bulks),
+	        cmocka_unit_test(test_multibulk_pointers),
+	        cmocka_unit_test(test_inline_quoting),
+	        cmocka_unit_test(test_inline_line_ends),
+	        cmocka_unit_test(test_empty_requests),
+	        cmocka_unit_test(test_malformed_multibulk),
+	        cmocka_unit_test(test_unbalanced_quotes),
+	        cmocka_unit_test(test_too_long_lines),
+	        cmocka_unit_test(test_limit_multibulk_early),
+	        cmocka_unit_test(test_limit_bulk_early),
+	        cmocka_unit_test(test_big_bulk_need),
+	        cmocka_unit_test(test_args_grow_geometrically),
+	        cmocka_unit_test(test_reset_reuse),
+	        cmocka_unit_test(test_error_sticky),
+	        cmocka_unit_test(test_custom_limits),
+	        cmocka_unit_test(test_encoders),
+	        cmocka_unit_test(test_errorf_long),
+	        cmocka_unit_test(test_bulk_double),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,959 @@
+/*
+ * Unit tests for common/store.h: the per-slot tables, TTLs, eviction,
+ * memory accounting, SCAN, glob matching and SipHash.
+ *
+ * Time is injected (every call takes now_ms), so expiry and LRU ages are
+ * driven by a fake clock and nothing here sleeps.
+ */
+#define _GNU_SOURCE /* memrchr */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "common/store.h"
+
+#define T0 1700000000000LL /* a fixed "now" in ms */
+
+/* What the removed callback saw. */
+struct removed {
+	unsigned expired;
+	unsigned evicted;
+	char last[64];
+};
+
+static void removed_cb(void *data,
+                       unsigned slot,
+                       const char *key,
+                       size_t klen,
+                       enum narf_store_reason why)
+{
+	struct removed *r = data;
+
+	assert_int_equal(slot, narf_slot_of(key, klen));
+	if (why == NARF_STORE_EXPIRED)
+		r->expired++;
+	else
+		r->evicted++;
+	snprintf(r->last, sizeof(r->last), "%.*s", (int)klen, key);
+}
+
+static struct narf_store *new_store(uint64_t max_memory, enum narf_eviction ev)
+{
+	struct narf_store_config cfg = {
+	        .max_memory = max_memory, .eviction = ev, .lru_samples = 5};
+	struct narf_store *s;
+
+	for (int i = 0; i < 16; i++)
+		cfg.seed[i] = (uint8_t)(i * 7 + 1);
+	assert_int_equal(narf_store_create(&s, &cfg), 0);
+	return s;
+}
+
+static int set(struct narf_store *s,
+               const char *k,
+               const char *v,
+               int64_t expire,
+               int64_t now)
+{
+	return narf_store_set(s, narf_slot_of(k, strlen(k)), k, strlen(k), v,
+	                      strlen(v), expire, now, NULL);
+}
+
+static struct narf_entry *get(struct narf_store *s, const char *k, int64_t now)
+{
+	return narf_store_get(s, narf_slot_of(k, strlen(k)), k, strlen(k), now,
+	                      0);
+}
+
+static bool del(struct narf_store *s, const char *k, int64_t now)
+{
+	return narf_store_del(s, narf_slot_of(k, strlen(k)), k, strlen(k), now);
+}
+
+static bool has_value(struct narf_store *s,
+                      const char *k,
+                      const char *v,
+                      int64_t now)
+{
+	struct narf_entry *e = get(s, k, now);
+	size_t n;
+	const char *p;
+
+	if (e == NULL)
+		return false;
+	p = narf_entry_value(e, &n);
+	return n == strlen(v) && memcmp(p, v, n) == 0;
+}
+
+static struct narf_store_stats stats(struct narf_store *s)
+{
+	struct narf_store_stats st;
+
+	narf_store_stats(s, &st);
+	return st;
+}
+
+/* The SipHash-2-4 reference vectors from the paper (and its test suite)
+ * come out of narf_siphash. */
+static void test_siphash_vector(void **state)
+{
+	uint8_t key[16], msg[15];
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		key[i] = (uint8_t)i;
+	for (int i = 0; i < 15; i++)
+		msg[i] = (uint8_t)i;
+	assert_true(narf_siphash(msg, 15, key) == 0xa129ca6149be45e5ull);
+	assert_true(narf_siphash(msg, 0, key) == 0x726fdb47dd0e0e31ull);
+	assert_true(narf_siphash(msg, 8, key) == 0x93f5f5799a932462ull);
+}
+
+/* Keys can be set, read, replaced (same, bigger, smaller) and deleted, and
+ * values carry a NUL after their last byte. */
+static void test_set_get_replace_del(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	struct narf_entry *e;
+	size_t n;
+	const char *v;
+
+	(void)state;
+	assert_null(get(s, "foo", T0));
+	assert_int_equal(set(s, "foo", "bar", 0, T0), 0);
+	assert_true(has_value(s, "foo", "bar", T0));
+	assert_int_equal(
+	        set(s, "foo", "a much longer value than before", 0, T0), 0);
+	assert_true(has_value(s, "foo", "a much longer value than before", T0));
+	assert_int_equal(set(s, "foo", "12", 0, T0), 0);
+	e = get(s, "foo", T0);
+	v = narf_entry_value(e, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[2], '\0');
+	assert_int_equal(strtol(v, NULL, 10), 12);
+	v = narf_entry_key(e, &n);
+	assert_int_equal(n, 3);
+	assert_memory_equal(v, "foo", 3);
+	assert_int_equal(narf_store_count(s), 1);
+	/* Empty values and binary keys work too. */
+	assert_int_equal(narf_store_set(s, narf_slot_of("a\0b", 3), "a\0b", 3,
+	                                "", 0, 0, T0, &e),
+	                 0);
+	assert_non_null(e);
+	narf_entry_value(e, &n);
+	assert_int_equal(n, 0);
+	assert_int_equal(narf_store_count(s), 2);
+	assert_true(del(s, "foo", T0));
+	assert_false(del(s, "foo", T0));
+	assert_null(get(s, "foo", T0));
+	assert_int_equal(narf_store_count(s), 1);
+	narf_store_destroy(s);
+}
+
+struct collect {
+	unsigned n;
+	unsigned stop_after; /* 0 = never stop */
+	bool *seen;          /* borrowed; indexed by the key's number */
+	size_t nseen;
+};
+
+/* Keys look like "{tag}:123" or "k:123": the number after the last ':'. */
+static bool collect_cb(void *data, const struct narf_entry *e)
+{
+	struct collect *c = data;
+	size_t n;
+	const char *k = narf_entry_key(e, &n);
+	const char *colon = memrchr(k, ':', n);
+
+	c->n++;
+	if (c->seen != NULL && colon != NULL) {
+		/* Keys are not NUL-terminated: their value follows. */
+		size_t i = 0;
+
+		for (const char *p = colon + 1; p < k + n; p++)
+			i = i * 10 + (size_t)(*p - '0');
+		if (i < c->nseen)
+			c->seen[i] = true;
+	}
+	return c->stop_after == 0 || c->n < c->stop_after;
+}
+
+/* Slots count their own keys; foreach visits exactly one slot's live keys
+ * and can stop early; drop_slot and flush empty one slot and everything. */
+static void test_slot_counts_foreach_drop_flush(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	unsigned a = narf_slot_of("{a}", 3), b = narf_slot_of("{b}", 3);
+	struct collect c = {0};
+	char k[32];
+
+	(void)state;
+	for (int i = 0; i < 300; i++) {
+		snprintf(k, sizeof(k), "{a}:%d", i);
+		assert_int_equal(set(s, k, "x", 0, T0), 0);
+	}
+	for (int i = 0; i < 50; i++) {
+		snprintf(k, sizeof(k), "{b}:%d", i);
+		assert_int_equal(set(s, k, "y", i < 10 ? T0 + 10 : 0, T0), 0);
+	}
+	assert_int_equal(narf_store_slot_count(s, a), 300);
+	assert_int_equal(narf_store_slot_count(s, b), 50);
+	assert_int_equal(narf_store_count(s), 350);
+	narf_store_foreach_slot(s, a, T0, collect_cb, &c);
+	assert_int_equal(c.n, 300);
+	/* Expired entries are skipped by foreach. */
+	c.n = 0;
+	narf_store_foreach_slot(s, b, T0 + 11, collect_cb, &c);
+	assert_int_equal(c.n, 40);
+	c.n = 0;
+	c.stop_after = 7;
+	narf_store_foreach_slot(s, a, T0, collect_cb, &c);
+	assert_int_equal(c.n, 7);
+	narf_store_drop_slot(s, a);
+	assert_int_equal(narf_store_slot_count(s, a), 0);
+	assert_int_equal(narf_store_count(s), 50);
+	assert_int_equal(stats(s).keys_with_ttl, 10);
+	assert_true(has_value(s, "{b}:3", "y", T0));
+	narf_store_flush(s);
+	assert_int_equal(narf_store_count(s), 0);
+	assert_int_equal(narf_store_slot_count(s, b), 0);
+	assert_int_equal(stats(s).keys_with_ttl, 0);
+	assert_null(get(s, "{b}:3", T0));
+	narf_store_destroy(s);
+}
+
+/* A key lives until the clock passes its deadline, then get, del and set
+ * each treat it as gone, reclaim it and report it as expired. */
+static void test_lazy_expiry(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	struct removed r = {0};
+
+	(void)state;
+	narf_store_set_removed_cb(s, removed_cb, &r);
+	assert_int_equal(set(s, "k1", "v", T0 + 100, T0), 0);
+	assert_int_equal(narf_entry_expire(get(s, "k1", T0)), T0 + 100);
+	assert_int_equal(stats(s).keys_with_ttl, 1);
+	assert_non_null(get(s, "k1", T0 + 100)); /* as Redis: now > when */
+	assert_null(get(s, "k1", T0 + 101));
+	assert_int_equal(r.expired, 1);
+	assert_string_equal(r.last, "k1");
+	assert_int_equal(narf_store_count(s), 0);
+	assert_int_equal(stats(s).keys_with_ttl, 0);
+	assert_int_equal(stats(s).expired, 1);
+
+	assert_int_equal(set(s, "k2", "v", T0 + 100, T0), 0);
+	assert_false(del(s, "k2", T0 + 200));
+	assert_int_equal(r.expired, 2);
+
+	/* Setting over an expired key starts afresh, even with KEEPTTL. */
+	assert_int_equal(set(s, "k3", "v", T0 + 100, T0), 0);
+	assert_int_equal(set(s, "k3", "w", NARF_STORE_KEEPTTL, T0 + 200), 0);
+	assert_int_equal(r.expired, 3);
+	assert_int_equal(narf_entry_expire(get(s, "k3", T0 + 200)), 0);
+	assert_int_equal(narf_store_count(s), 1);
+	assert_int_equal(stats(s).keys_with_ttl, 0);
+	narf_store_destroy(s);
+}
+
+/* KEEPTTL keeps the old deadline through a replace, a plain set drops it,
+ * and set_expire adds, moves and removes one with the counts following. */
+static void test_keepttl_and_set_expire(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	unsigned slot = narf_slot_of("k", 1);
+	struct narf_entry *e;
+
+	(void)state;
+	assert_int_equal(set(s, "k", "v1", T0 + 5000, T0), 0);
+	assert_int_equal(set(s, "k", "v2-longer", NARF_STORE_KEEPTTL, T0), 0);
+	assert_int_equal(narf_entry_expire(get(s, "k", T0)), T0 + 5000);
+	assert_true(has_value(s, "k", "v2-longer", T0));
+	assert_int_equal(stats(s).keys_with_ttl, 1);
+	assert_int_equal(set(s, "k", "v3", 0, T0), 0);
+	assert_int_equal(narf_entry_expire(get(s, "k", T0)), 0);
+	assert_int_equal(stats(s).keys_with_ttl, 0);
+	/* KEEPTTL on a new key means no TTL. */
+	assert_int_equal(set(s, "n", "v", NARF_STORE_KEEPTTL, T0), 0);
+	assert_int_equal(narf_entry_expire(get(s, "n", T0)), 0);
+
+	e = narf_store_set_expire(s, slot, get(s, "k", T0), T0 + 10);
+	assert_non_null(e);
+	assert_int_equal(narf_entry_expire(e), T0 + 10);
+	assert_true(has_value(s, "k", "v3", T0));
+	assert_int_equal(stats(s).keys_with_ttl, 1);
+	e = narf_store_set_expire(s, slot, e, T0 + 20);
+	assert_int_equal(narf_entry_expire(get(s, "k", T0)), T0 + 20);
+	e = narf_store_set_expire(s, slot, e, 0);
+	assert_int_equal(narf_entry_expire(e), 0);
+	assert_true(has_value(s, "k", "v3", T0 + 100));
+	assert_int_equal(stats(s).keys_with_ttl, 0);
+	narf_store_destroy(s);
+}
+
+/* Active expiry reclaims no more than max_checks keys per call, never a
+ * live key, and given enough calls reclaims every expired one. */
+static void test_active_expiry_bounded(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	struct removed r = {0};
+	unsigned total = 0, calls = 0;
+	char k[32];
+
+	(void)state;
+	narf_store_set_removed_cb(s, removed_cb, &r);
+	for (int i = 0; i < 3000; i++) {
+		int64_t exp = i % 3 == 0   ? T0 + 1000
+		              : i % 3 == 1 ? 0
+		                           : T0 + 1000000000LL;
+
+		snprintf(k, sizeof(k), "k:%d", i);
+		assert_int_equal(set(s, k, "v", exp, T0), 0);
+	}
+	/* Before the deadline nothing goes. */
+	assert_int_equal(narf_store_active_expire(s, T0, 100000), 0);
+	while (stats(s).keys_with_ttl > 1000) {
+		unsigned n = narf_store_active_expire(s, T0 + 2000, 50);
+
+		assert_true(n <= 50);
+		total += n;
+		assert_true(++calls < 10000);
+	}
+	assert_int_equal(total, 1000);
+	assert_int_equal(r.expired, 1000);
+	assert_int_equal(narf_store_count(s), 2000);
+	assert_int_equal(stats(s).expired, 1000);
+	/* 3000 entries at 50 checks a call: a couple of laps at most. */
+	assert_true(calls <= 2 * 3000 / 50 + 10);
+	assert_true(has_value(s, "k:1", "v", T0 + 2000));
+	assert_true(has_value(s, "k:2", "v", T0 + 2000));
+	narf_store_destroy(s);
+}
+
+/* With a memory limit and allkeys-lru, writes evict the least recently
+ * used keys: of 1000 old keys, the 100 touched recently survive a fill
+ * that evicts hundreds, while the untouched ones go. */
+static void test_eviction_prefers_old_keys(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	struct removed r = {0};
+	unsigned touched_alive = 0, untouched_alive = 0;
+	uint64_t limit;
+	char k[32];
+
+	(void)state;
+	narf_store_set_removed_cb(s, removed_cb, &r);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(k, sizeof(k), "k:%d", i);
+		assert_int_equal(
+		        set(s, k, "0123456789abcdef0123456789abcdef", 0, T0),
+		        0);
+	}
+	for (int i = 0; i < 1000; i += 10) {
+		snprintf(k, sizeof(k), "k:%d", i);
+		assert_non_null(get(s, k, T0 + 100000));
+	}
+	limit = narf_store_used_memory(s);
+	narf_store_set_limits(s, limit, NARF_EVICT_ALLKEYS_LRU);
+	for (int i = 0; i < 400; i++) {
+		snprintf(k, sizeof(k), "new:%d", i);
+		assert_int_equal(set(s, k, "0123456789abcdef0123456789abcdef",
+		                     0, T0 + 200000),
+		                 0);
+		assert_true(narf_store_used_memory(s) <= limit);
+	}
+	for (int i = 0; i < 1000; i++) {
+		snprintf(k, sizeof(k), "k:%d", i);
+		if (narf_store_get(s, narf_slot_of(k, strlen(k)), k, strlen(k),
+		                   T0 + 200000, NARF_STORE_NOTOUCH) == NULL)
+			continue;
+		if (i % 10 == 0)
+			touched_alive++;
+		else
+			untouched_alive++;
+	}
+	assert_true(r.evicted >= 350);
+	assert_int_equal(r.evicted, stats(s).evicted);
+	assert_int_equal(r.expired, 0);
+	assert_true(touched_alive >= 90);
+	assert_true(untouched_alive <= 900 - 300);
+	narf_store_destroy(s);
+}
+
+/* Under allkeys-lru the store stays within max_memory after every write,
+ * and make_room() evicts down to the limit. */
+static void test_eviction_respects_limit(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	uint64_t limit;
+	char k[32];
+
+	(void)state;
+	limit = narf_store_used_memory(s) + 64 * 1024;
+	narf_store_set_limits(s, limit, NARF_EVICT_ALLKEYS_LRU);
+	for (int i = 0; i < 20000; i++) {
+		snprintf(k, sizeof(k), "key:%012d", i);
+		assert_int_equal(set(s, k, "0123456789abcdef0123456789abcdef",
+		                     0, T0 + i * 10),
+		                 0);
+		assert_true(narf_store_used_memory(s) <= limit);
+	}
+	assert_true(stats(s).evicted > 15000);
+	narf_store_set_limits(s, limit - 32 * 1024, NARF_EVICT_ALLKEYS_LRU);
+	assert_int_equal(narf_store_make_room(s, 0, T0), 0);
+	assert_true(narf_store_used_memory(s) <= limit - 32 * 1024);
+	/* A limit below the empty store's own size cannot be met. */
+	narf_store_set_limits(s, 1, NARF_EVICT_ALLKEYS_LRU);
+	assert_int_equal(narf_store_make_room(s, 0, T0), NARF_EOOM);
+	assert_int_equal(narf_store_count(s), 0);
+	narf_store_destroy(s);
+}
+
+/* Under noeviction a write that would grow the store past the limit fails
+ * with NARF_EOOM and changes nothing, while writes that do not grow it
+ * (same or smaller value) still succeed. */
+static void test_noeviction_oom(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_NOEVICTION);
+	uint64_t used, count;
+	char k[32];
+
+	(void)state;
+	for (int i = 0; i < 100; i++) {
+		snprintf(k, sizeof(k), "k:%d", i);
+		assert_int_equal(set(s, k, "0123456789abcdef", 0, T0), 0);
+	}
+	narf_store_set_limits(s, narf_store_used_memory(s),
+	                      NARF_EVICT_NOEVICTION);
+	used = narf_store_used_memory(s);
+	count = narf_store_count(s);
+	assert_int_equal(narf_store_make_room(s, 0, T0), 0);
+	assert_int_equal(narf_store_make_room(s, 1, T0), NARF_EOOM);
+	assert_int_equal(set(s, "new", "v", 0, T0), NARF_EOOM);
+	assert_int_equal(
+	        set(s, "k:1", "a value far bigger than the old one", 0, T0),
+	        NARF_EOOM);
+	assert_int_equal(narf_store_used_memory(s), used);
+	assert_int_equal(narf_store_count(s), count);
+	assert_null(get(s, "new", T0));
+	assert_true(has_value(s, "k:1", "0123456789abcdef", T0));
+	assert_int_equal(stats(s).evicted, 0);
+	/* Replacing with a value of the same or smaller size is fine. */
+	assert_int_equal(set(s, "k:1", "fedcba9876543210", 0, T0), 0);
+	assert_int_equal(set(s, "k:2", "x", 0, T0), 0);
+	assert_true(narf_store_used_memory(s) <= used);
+	/* So is deleting, after which a new key fits again. */
+	assert_true(del(s, "k:3", T0));
+	assert_int_equal(set(s, "new", "v", 0, T0), 0);
+	/* Over the limit (it was lowered), even a 0-byte check fails. */
+	narf_store_set_limits(s, used / 2, NARF_EVICT_NOEVICTION);
+	assert_int_equal(narf_store_make_room(s, 0, T0), NARF_EOOM);
+	narf_store_destroy(s);
+}
+
+/* used_memory counts every allocation and comes back to the empty store's
+ * baseline after deleting, dropping or flushing everything; 16384 empty
+ * slots cost well under 2 MiB. */
+static void test_memory_returns_to_baseline(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	uint64_t base = narf_store_used_memory(s);
+	char k[32];
+
+	(void)state;
+	assert_true(base < 1024 * 1024);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 20000; i++) {
+			snprintf(k, sizeof(k), "key:%d", i);
+			assert_int_equal(set(s, k, "some value",
+			                     i % 2 ? T0 + 1000000 : 0, T0),
+			                 0);
+		}
+		/* Add and remove expiries, which rebuilds entries. */
+		for (int i = 0; i < 20000; i += 3) {
+			unsigned slot;
+			struct narf_entry *e;
+
+			snprintf(k, sizeof(k), "key:%d", i);
+			slot = narf_slot_of(k, strlen(k));
+			e = get(s, k, T0);
+			narf_store_set_expire(
+			        s, slot, e, narf_entry_expire(e) ? 0 : T0 + 5);
+		}
+		assert_true(narf_store_used_memory(s) > base + 20000 * 48);
+		if (round == 0) {
+			for (int i = 0; i < 20000; i++) {
+				snprintf(k, sizeof(k), "key:%d", i);
+				assert_true(del(s, k, T0));
+			}
+		} else if (round == 1) {
+			for (unsigned sl = 0; sl < NARF_SLOTS; sl++)
+				narf_store_drop_slot(s, sl);
+		} else {
+			narf_store_flush(s);
+		}
+		narf_store_cron(s, 1000000);
+		assert_int_equal(narf_store_count(s), 0);
+		assert_int_equal(stats(s).keys_with_ttl, 0);
+		assert_int_equal(narf_store_used_memory(s), base);
+	}
+	narf_store_destroy(s);
+}
+
+/* Mark what a scan returned, one step at a time, calling between() after
+ * each step; returns the number of steps. */
+static unsigned scan_all(struct narf_store *s,
+                         int64_t now,
+                         unsigned count,
+                         bool *seen,
+                         size_t nseen,
+                         void (*between)(struct narf_store *, unsigned))
+{
+	struct collect c = {.seen = seen, .nseen = nseen};
+	uint64_t cursor = 0;
+	unsigned steps = 0;
+
+	do {
+		cursor = narf_store_scan(s, cursor, count, now, collect_cb, &c);
+		if (between != NULL)
+			between(s, steps);
+		assert_true(++steps < 1000000);
+	} while (cursor != 0);
+	return steps;
+}
+
+/* Adds keys for the first 200 steps only: a scan that is always
+ * outgrown by its table could never finish. */
+static void grow_between(struct narf_store *s, unsigned step)
+{
+	char k[32];
+
+	for (int i = 0; i < 25 && step < 200; i++) {
+		snprintf(k, sizeof(k), "{g}:%u", 100000 + step * 25 + i);
+		assert_int_equal(set(s, k, "v", 0, T0), 0);
+	}
+	if (step % 7 == 0)
+		narf_store_cron(s, 3);
+}
+
+/* SCAN returns every key present for the whole scan while the slot's
+ * table keeps growing (and rehashing) between calls. */
+static void test_scan_while_growing(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	bool seen[200] = {0};
+	char k[32];
+
+	(void)state;
+	for (int i = 0; i < 200; i++) {
+		snprintf(k, sizeof(k), "{g}:%d", i);
+		assert_int_equal(set(s, k, "v", 0, T0), 0);
+	}
+	scan_all(s, T0, 1, seen, 200, grow_between);
+	for (int i = 0; i < 200; i++)
+		assert_true(seen[i]);
+	assert_int_equal(narf_store_count(s), 200 + 200 * 25);
+	narf_store_destroy(s);
+}
+
+static void shrink_between(struct narf_store *s, unsigned step)
+{
+	char k[32];
+
+	/* Delete 150 of the non-keepers (not multiples of 40) per step. */
+	for (unsigned i = step * 150; i < step * 150 + 150 && i < 8000; i++) {
+		if (i % 40 == 0)
+			continue;
+		snprintf(k, sizeof(k), "{s}:%u", i);
+		del(s, k, T0);
+	}
+	if (step % 5 == 0)
+		narf_store_cron(s, 2);
+}
+
+/* SCAN returns every key present for the whole scan while other keys are
+ * deleted and the slot's table shrinks (and rehashes) between calls. */
+static void test_scan_while_shrinking(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	static bool seen[8000];
+	char k[32];
+
+	(void)state;
+	for (int i = 0; i < 8000; i++) {
+		snprintf(k, sizeof(k), "{s}:%d", i);
+		assert_int_equal(set(s, k, "v", 0, T0), 0);
+	}
+	narf_store_cron(s, 1000000);
+	scan_all(s, T0, 1, seen, 8000, shrink_between);
+	for (int i = 0; i < 8000; i += 40)
+		assert_true(seen[i]);
+	assert_int_equal(narf_store_count(s), 200);
+	narf_store_destroy(s);
+}
+
+/* SCAN over keys spread across all slots visits each when nothing
+ * changes, and a callback that stops resumes without loss (its bucket comes
+ * again, so it must accept more entries than a chain holds). */
+static void test_scan_many_slots(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	static bool seen[30000];
+	struct collect c = {.seen = seen, .nseen = 30000};
+	uint64_t cursor = 0;
+	char k[32];
+
+	(void)state;
+	assert_int_equal(narf_store_scan(s, 0, 10, T0, collect_cb, &c), 0);
+	assert_int_equal(c.n, 0);
+	for (int i = 0; i < 30000; i++) {
+		snprintf(k, sizeof(k), "k:%d", i);
+		assert_int_equal(set(s, k, "v", 0, T0), 0);
+	}
+	narf_store_cron(s, 1000000);
+	scan_all(s, T0, 100, seen, 30000, NULL);
+	for (int i = 0; i < 30000; i++)
+		assert_true(seen[i]);
+	memset(seen, 0, sizeof(seen));
+	do {
+		c.n = 0;
+		c.stop_after = 20;
+		cursor = narf_store_scan(s, cursor, 50, T0, collect_cb, &c);
+	} while (cursor != 0);
+	for (int i = 0; i < 30000; i++)
+		assert_true(seen[i]);
+	/* A cursor past the last slot ends the scan. */
+	assert_int_equal(narf_store_scan(s, UINT64_MAX, 10, T0, collect_cb, &c),
+	                 0);
+	narf_store_destroy(s);
+}
+
+/* Inserting many keys into one slot starts a rehash that single operations
+ * only advance a bucket at a time, and cron steps finish it; keys stay
+ * readable throughout. */
+static void test_rehash_is_incremental(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	int n = 0;
+	char k[32];
+
+	(void)state;
+	while (n < 1000 || stats(s).rehashing == 0) {
+		snprintf(k, sizeof(k), "{r}:%d", n++);
+		assert_int_equal(set(s, k, "v", 0, T0), 0);
+		assert_true(n < 100000);
+	}
+	assert_int_equal(stats(s).rehashing, 1);
+	for (int i = 0; i < 10; i++) {
+		snprintf(k, sizeof(k), "{r}:%d", i);
+		assert_true(has_value(s, k, "v", T0));
+	}
+	narf_store_cron(s, 5);
+	assert_int_equal(stats(s).rehashing, 1);
+	narf_store_cron(s, 1000000);
+	assert_int_equal(stats(s).rehashing, 0);
+	for (int i = 0; i < n; i++) {
+		snprintf(k, sizeof(k), "{r}:%d", i);
+		assert_true(has_value(s, k, "v", T0));
+	}
+	/* Deleting most of them shrinks the table the same way. */
+	for (int i = 0; i < n - 10; i++) {
+		snprintf(k, sizeof(k), "{r}:%d", i);
+		assert_true(del(s, k, T0));
+	}
+	narf_store_cron(s, 1000000);
+	assert_int_equal(stats(s).rehashing, 0);
+	assert_int_equal(narf_store_count(s), 10);
+	narf_store_destroy(s);
+}
+
+/* RANDOMKEY: NULL on an empty store, every key eventually drawn, and
+ * expired keys reclaimed rather than returned. */
+static void test_random(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	struct removed r = {0};
+	bool seen[3] = {0};
+	struct collect c = {.seen = seen, .nseen = 3};
+	unsigned slot = 99999;
+
+	(void)state;
+	narf_store_set_removed_cb(s, removed_cb, &r);
+	assert_null(narf_store_random(s, T0, NULL));
+	assert_int_equal(set(s, "k:0", "v", 0, T0), 0);
+	assert_int_equal(set(s, "k:1", "v", 0, T0), 0);
+	assert_int_equal(set(s, "k:2", "v", 0, T0), 0);
+	for (int i = 0; i < 200; i++)
+		collect_cb(&c, narf_store_random(s, T0, &slot));
+	assert_true(seen[0] && seen[1] && seen[2]);
+	assert_true(slot < NARF_SLOTS);
+	narf_store_flush(s);
+	assert_int_equal(set(s, "a", "v", T0 + 1, T0), 0);
+	assert_int_equal(set(s, "b", "v", T0 + 1, T0), 0);
+	assert_null(narf_store_random(s, T0 + 10, NULL));
+	assert_int_equal(r.expired, 2);
+	assert_int_equal(narf_store_count(s), 0);
+	narf_store_destroy(s);
+}
+
+/* The removed callback hears about lazy and active expiry and about
+ * eviction, but not about client deletes or flushes. */
+static void test_removed_callback(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	struct removed r = {0};
+
+	(void)state;
+	narf_store_set_removed_cb(s, removed_cb, &r);
+	assert_int_equal(set(s, "lazy", "v", T0 + 1, T0), 0);
+	assert_int_equal(set(s, "active", "v", T0 + 1, T0), 0);
+	assert_int_equal(set(s, "deleted", "v", T0 + 1, T0), 0);
+	assert_true(del(s, "deleted", T0));
+	assert_null(get(s, "lazy", T0 + 5));
+	assert_string_equal(r.last, "lazy");
+	assert_int_equal(narf_store_active_expire(s, T0 + 5, 100), 1);
+	assert_string_equal(r.last, "active");
+	assert_int_equal(r.expired, 2);
+	assert_int_equal(r.evicted, 0);
+	assert_int_equal(set(s, "old", "v", 0, T0), 0);
+	narf_store_set_limits(s, narf_store_used_memory(s),
+	                      NARF_EVICT_ALLKEYS_LRU);
+	assert_int_equal(set(s, "new", "v", 0, T0 + 5000), 0);
+	assert_int_equal(r.evicted, 1);
+	assert_string_equal(r.last, "old");
+	narf_store_flush(s);
+	assert_int_equal(r.expired + r.evicted, 3);
+	narf_store_destroy(s);
+}
+
+/* A value that points into another entry (as RENAME may pass) survives
+ * that entry being evicted by the very write that copies it. */
+static void test_set_from_entry_under_eviction(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	char big[256];
+	struct narf_entry *src;
+	const char *v;
+	size_t n;
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(set(s, "src", big, 0, T0), 0);
+	narf_store_set_limits(s, narf_store_used_memory(s),
+	                      NARF_EVICT_ALLKEYS_LRU);
+	src = narf_store_get(s, narf_slot_of("src", 3), "src", 3, T0,
+	                     NARF_STORE_NOTOUCH);
+	v = narf_entry_value(src, &n);
+	assert_int_equal(narf_store_set(s, narf_slot_of("dst", 3), "dst", 3, v,
+	                                n, 0, T0 + 1000, NULL),
+	                 0);
+	assert_null(get(s, "src", T0 + 1000));
+	assert_true(has_value(s, "dst", big, T0 + 1000));
+	narf_store_destroy(s);
+}
+
+struct model_key {
+	bool present;
+	unsigned val;
+	int64_t expire;
+};
+
+static bool model_live(const struct model_key *mk, int64_t now)
+{
+	return mk->present && (mk->expire == 0 || now <= mk->expire);
+}
+
+/* Random sets, deletes, expiries, rehash and expiry work on a few hot slots
+ * (so tables grow, shrink and rehash all the time) always agree with a
+ * plain array model, and a final SCAN returns exactly the live keys. */
+static void test_random_ops_match_model(void **state)
+{
+	enum { NKEYS = 600 };
+	static struct model_key model[NKEYS];
+	static bool seen[NKEYS];
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	uint64_t base = narf_store_used_memory(s), live = 0;
+	unsigned rehash_seen = 0;
+	int64_t now = T0;
+	char k[32], v[32];
+
+	(void)state;
+	srand(42);
+	memset(model, 0, sizeof(model));
+	for (int op = 0; op < 200000; op++) {
+		unsigned i = (unsigned)rand() % NKEYS;
+		unsigned slot;
+		struct narf_entry *e;
+		int r = rand() % 100;
+		/* Alternate filling and draining phases so the tables
+		 * grow and shrink over and over. */
+		int set_until = (op / 10000) % 2 == 0 ? 45 : 3;
+
+		/* Keys of each tag share a slot: 4 hot slots of 150 keys. */
+		snprintf(k, sizeof(k), "{%u}:%u", i % 4, i);
+		slot = narf_slot_of(k, strlen(k));
+		now += rand() % 3;
+		if (stats(s).rehashing > 0)
+			rehash_seen++;
+		if (r < set_until) {
+			unsigned val = (unsigned)rand();
+			int64_t exp = rand() % 4 == 0 ? now + rand() % 50 : 0;
+
+			/* Values of varying length exercise replacement. */
+			snprintf(v, sizeof(v), "%u%.*s", val, (int)(val % 12),
+			         "xxxxxxxxxxxx");
+			assert_int_equal(set(s, k, v, exp, now), 0);
+			model[i] = (struct model_key){true, val, exp};
+		} else if (r < 60) {
+			assert_int_equal(del(s, k, now),
+			                 model_live(&model[i], now));
+			model[i].present = false;
+		} else if (r < 70) {
+			e = get(s, k, now);
+			assert_int_equal(e != NULL, model_live(&model[i], now));
+			if (e != NULL) {
+				int64_t exp =
+				        rand() % 2 ? now + rand() % 50 : 0;
+
+				e = narf_store_set_expire(s, slot, e, exp);
+				assert_non_null(e);
+				model[i].expire = exp;
+			}
+		} else if (r < 75) {
+			narf_store_cron(s, (unsigned)rand() % 8);
+		} else if (r < 78) {
+			narf_store_active_expire(s, now, (unsigned)rand() % 30);
+		} else {
+			e = narf_store_get(s, slot, k, strlen(k), now,
+			                   NARF_STORE_NOTOUCH);
+			assert_int_equal(e != NULL, model_live(&model[i], now));
+			if (e != NULL) {
+				size_t n;
+				const char *p = narf_entry_value(e, &n);
+
+				assert_int_equal(strtoul(p, NULL, 10),
+				                 model[i].val);
+				assert_int_equal(narf_entry_expire(e),
+				                 model[i].expire);
+			}
+		}
+	}
+	for (unsigned i = 0; i < NKEYS; i++)
+		live += model_live(&model[i], now);
+	scan_all(s, now, 3, seen, NKEYS, NULL);
+	for (unsigned i = 0; i < NKEYS; i++)
+		assert_int_equal(seen[i], model_live(&model[i], now));
+	narf_store_flush(s);
+	assert_int_equal(narf_store_used_memory(s), base);
+	assert_true(live > 0);
+	assert_true(rehash_seen > 1000);
+	narf_store_destroy(s);
+}
+
+static bool m(const char *pat, const char *str)
+{
+	return narf_glob_match(pat, strlen(pat), str, strlen(str), false);
+}
+
+/* Glob matching follows Redis's stringmatchlen on the KEYS examples and
+ * its corner cases. */
+static void test_glob(void **state)
+{
+	(void)state;
+	assert_true(m("h?llo", "hello"));
+	assert_true(m("h?llo", "hallo"));
+	assert_false(m("h?llo", "hllo"));
+	assert_true(m("h*llo", "hllo"));
+	assert_true(m("h*llo", "heeeello"));
+	assert_false(m("h*llo", "heeeell"));
+	assert_true(m("h[ae]llo", "hello"));
+	assert_true(m("h[ae]llo", "hallo"));
+	assert_false(m("h[ae]llo", "hillo"));
+	assert_true(m("h[^e]llo", "hallo"));
+	assert_true(m("h[^e]llo", "hbllo"));
+	assert_false(m("h[^e]llo", "hello"));
+	assert_true(m("h[a-b]llo", "hallo"));
+	assert_true(m("h[a-b]llo", "hbllo"));
+	assert_false(m("h[a-b]llo", "hcllo"));
+	assert_true(m("h[b-a]llo", "hallo")); /* reversed range */
+	assert_true(m("h\\*llo", "h*llo"));
+	assert_false(m("h\\*llo", "hello"));
+	assert_true(m("\\?", "?"));
+	assert_false(m("\\?", "a"));
+	assert_true(m("[\\]]", "]"));
+	assert_true(m("[a\\-z]", "-"));
+	assert_false(m("[a\\-z]", "b"));
+	assert_true(m("*", ""));
+	assert_true(m("", ""));
+	assert_false(m("", "a"));
+	assert_true(m("**a**", "bab"));
+	assert_true(m("*a", "ba"));
+	assert_false(m("*a", "ab"));
+	assert_true(m("a*b*c", "a-b-b-c"));
+	assert_false(m("[", "["));    /* unterminated class matches nothing */
+	assert_true(m("[a", "a"));    /* ... unless it holds the character */
+	assert_true(m("[^", "x"));    /* "not nothing" is anything */
+	assert_false(m("[]", "]"));   /* empty class */
+	assert_true(m("x\\", "x\\")); /* trailing backslash is literal */
+	assert_true(narf_glob_match("HeLLo", 5, "hello", 5, true));
+	assert_false(narf_glob_match("HeLLo", 5, "hello", 5, false));
+	assert_true(narf_glob_match("h[A-Z]llo", 9, "hello", 5, true));
+	assert_true(narf_glob_match("h[E]llo", 7, "hello", 5, true));
+	assert_true(narf_glob_match("a\0*", 3, "a\0bc", 4, false));
+}
+
+/* A pattern of many stars that cannot match a long string is rejected in
+ * (much) less than a second, not in exponential time. */
+static void test_glob_pathological(void **state)
+{
+	static char str[100001];
+	char pat[128] = "";
+	clock_t start = clock();
+
+	(void)state;
+	memset(str, 'a', sizeof(str) - 1);
+	for (int i = 0; i < 30; i++)
+		strcat(pat, "a*");
+	strcat(pat, "b");
+	assert_false(m(pat, str));
+	str[sizeof(str) - 2] = 'b';
+	assert_true(m(pat, str));
+	assert_false(m("*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[0-9]", str));
+	assert_true((double)(clock() - start) / CLOCKS_PER_SEC < 1.0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_siphash_vector),
+	        cmocka_unit_test(test_set_get_replace_del),
+	        cmocka_unit_test(test_slot_counts_foreach_drop_flush),
+	        cmocka_unit_test(test_lazy_expiry),
+	        cmocka_unit_test(test_keepttl_and_set_expire),
+	        cmocka_unit_test(test_active_expiry_bounded),
+	        cmocka_unit_test(test_eviction_prefers_old_keys),
+	        cmocka_unit_test(test_eviction_respects_limit),
+	        cmocka_unit_test(test_noeviction_oom),
+	        cmocka_unit_test(test_memory_returns_to_baseline),
+	        cmocka_unit_test(test_scan_while_growing),
+	        cmocka_unit_test(test_scan_while_shrinking),
+	        cmocka_unit_test(test_scan_many_slots),
+	        cmocka_unit_test(test_rehash_is_incremental),
+	        cmocka_unit_test(test_random),
+	        cmocka_unit_test(test_removed_callback),
+	        cmocka_unit_test(test_set_from_entry_under_eviction),
+	        cmocka_unit_test(test_random_ops_match_model),
+	        cmocka_unit_test(test_glob),
+	        cmocka_unit_test(test_glob_pathological),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
