@@ -233,7 +233,7 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id)
 	}
 }
 
-static bool valid_boot_id(const char *b)
+bool narf_map_valid_boot_id(const char *b)
 {
 	size_t n = strlen(b);
 
@@ -281,15 +281,21 @@ static int apply_node_join(struct narf_map *m,
 	if (!narf_map_valid_addr(addr))
 		return narf_map_fail(res, NARF_EINVAL,
 		                     "addr must be \"host:port\"");
-	if (boot == NULL || !valid_boot_id(boot))
+	if (boot == NULL || !narf_map_valid_boot_id(boot))
 		return narf_map_fail(res, NARF_EINVAL,
 		                     "boot_id must be 1 to 64 printable "
 		                     "characters");
-	old = narf_map_node_by_addr(m, addr);
-	if (old != NULL && strcmp(old->boot_id, boot) == 0) {
-		res->node = old->id; /* a retried join */
-		return 0;
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		old = &m->nodes[i];
+		if (old->state != NARF_NODE_REMOVED &&
+		    strcmp(old->addr, addr) == 0 &&
+		    strcmp(old->boot_id, boot) == 0) {
+			res->node = old->id; /* a retried join */
+			return 0;
+		}
 	}
+	if (m->next_node == UINT32_MAX)
+		return narf_map_fail(res, NARF_EINVAL, "node ids exhausted");
 	/* Reserve the slot in the array first so a failed allocation leaves
 	 * the map untouched. */
 	if (m->n_nodes == m->cap_nodes) {
@@ -297,14 +303,18 @@ static int apply_node_join(struct narf_map *m,
 		if (n == NULL)
 			return narf_map_fail(res, NARF_ENOMEM, "out of memory");
 		m->n_nodes--;
-		old = narf_map_node_by_addr(m, addr);
 	}
-	if (old != NULL) {
-		/* A new incarnation: the old process's memory is gone. */
-		uint32_t old_id = old->id;
+	/* Every live incarnation at this address is gone: the process that
+	 * held their memory has been replaced by this one. */
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		struct narf_map_node *o = &m->nodes[i];
 
-		narf_map_node_get(m, old_id)->state = NARF_NODE_DOWN;
-		drop_node_from_slots(m, old_id);
+		if (strcmp(o->addr, addr) == 0 &&
+		    o->state != NARF_NODE_REMOVED &&
+		    o->state != NARF_NODE_DOWN) {
+			o->state = NARF_NODE_DOWN;
+			drop_node_from_slots(m, o->id);
+		}
 	}
 	n = add_node(m);
 	n->id = m->next_node++;
@@ -357,6 +367,7 @@ static int apply_node_state(struct narf_map *m,
                             struct narf_map_result *res)
 {
 	const char *name = json_string_value(json_object_get(cmd, "state"));
+	const char *boot = json_string_value(json_object_get(cmd, "boot_id"));
 	enum narf_node_state to;
 	struct narf_map_node *n;
 
@@ -368,6 +379,10 @@ static int apply_node_state(struct narf_map *m,
 		return narf_map_fail(res, NARF_EINVAL,
 		                     "state must be up, down or removed");
 	res->node = n->id;
+	if (boot != NULL && strcmp(boot, n->boot_id) != 0)
+		return narf_map_fail(res, NARF_ESTALE,
+		                     "node %u is another incarnation now",
+		                     n->id);
 	if (n->state == to)
 		return 0;
 	if (!state_change_allowed(n->state, to))
@@ -396,7 +411,9 @@ static int apply_leave(struct narf_map *m,
 	if (n->state == NARF_NODE_REMOVED)
 		return narf_map_fail(res, NARF_ENOTFOUND, "node %u is removed",
 		                     n->id);
-	n->state = NARF_NODE_LEAVING;
+	/* A down node holds no copies any more: nothing to drain. */
+	n->state = n->state == NARF_NODE_DOWN ? NARF_NODE_REMOVED
+	                                      : NARF_NODE_LEAVING;
 	res->changed = true;
 	return 0;
 }

@@ -138,6 +138,15 @@ void narf_map_node_counts(const struct narf_map *m,
                           unsigned *primaries,
                           unsigned *replicas);
 
+/* Validation the API runs before proposing, so malformed requests never
+ * reach the log: a boot id of 1..64 printable characters; "host:port"; the
+ * settings fields present in obj (errmsg: NARF_ERRMSG_SIZE bytes). */
+bool narf_map_valid_boot_id(const char *boot_id);
+bool narf_map_valid_addr(const char *addr);
+int narf_map_settings_check(const struct narf_map_settings *current,
+                            const json_t *obj,
+                            char *errmsg);
+
 /* Does slot s hold a copy (primary or replica) on node id? */
 bool narf_slot_has(const struct narf_slot *s, uint32_t id);
 

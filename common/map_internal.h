@@ -11,8 +11,6 @@
 int narf_map_fail(struct narf_map_result *res, int err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-bool narf_map_valid_addr(const char *addr);
-
 /* Read the settings fields present in obj over s; errors name the field. */
 int narf_map_settings_from_json(struct narf_map_settings *s,
                                 const json_t *obj,

@@ -173,6 +173,15 @@ int narf_map_settings_from_json(struct narf_map_settings *s,
 	return 0;
 }
 
+int narf_map_settings_check(const struct narf_map_settings *current,
+                            const json_t *obj,
+                            char *errmsg)
+{
+	struct narf_map_settings scratch = *current;
+
+	return narf_map_settings_from_json(&scratch, obj, errmsg);
+}
+
 static int get_addr(const json_t *obj, const char *key, char *out, char *errmsg)
 {
 	const char *a = json_string_value(json_object_get(obj, key));

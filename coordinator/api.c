@@ -238,12 +238,13 @@ static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 	    n->state == NARF_NODE_REMOVED || strcmp(n->boot_id, boot) != 0)
 		return error_reply(NARF_ENOTFOUND,
 		                   "no such node incarnation: join again", c);
-	if (narf_leader_seen(
-	            c, n->id, true,
-	            json_is_integer(keys) ? (uint64_t)json_integer_value(keys)
-	                                  : 0,
-	            json_is_integer(mem) ? (uint64_t)json_integer_value(mem)
-	                                 : 0) != 0)
+	if (narf_leader_seen(c, n->id, true,
+	                     json_integer_value(keys) > 0
+	                             ? (uint64_t)json_integer_value(keys)
+	                             : 0,
+	                     json_integer_value(mem) > 0
+	                             ? (uint64_t)json_integer_value(mem)
+	                             : 0) != 0)
 		return error_reply(NARF_ENOMEM, NULL, c);
 	return json_pack("{s:b,s:I,s:s}", "ok", 1, "epoch",
 	                 (json_int_t)c->rn.map->epoch, "state",
@@ -297,7 +298,8 @@ static json_t *propose(struct narf_conn *conn, json_t *cmd, bool join)
 
 	if (cmd == NULL)
 		return error_reply(NARF_ENOMEM, NULL, conn->c);
-	rv = narf_raftnode_propose(&conn->c->rn, cmd, proposal_cb, conn);
+	rv = narf_raftnode_propose(&conn->c->rn, cmd, NARF_RAFT_CLIENT_RESERVE,
+	                           proposal_cb, conn);
 	json_decref(cmd);
 	if (rv != 0)
 		return error_reply(rv, NULL, conn->c);
@@ -311,9 +313,15 @@ static json_t *op_join(struct narf_conn *conn, const json_t *req)
 	const char *addr = json_string_value(json_object_get(req, "addr"));
 	const char *boot = json_string_value(json_object_get(req, "boot_id"));
 
-	if (addr == NULL || boot == NULL)
+	/* Validate here as the FSM would, so a malformed join never costs a
+	 * log entry on every member. */
+	if (!narf_map_valid_addr(addr))
+		return error_reply(NARF_EINVAL, "join needs addr \"host:port\"",
+		                   conn->c);
+	if (boot == NULL || !narf_map_valid_boot_id(boot))
 		return error_reply(NARF_EINVAL,
-		                   "join needs addr and boot_id strings",
+		                   "join needs boot_id: 1 to 64 printable "
+		                   "characters",
 		                   conn->c);
 	return propose(conn, narf_cmd_node_join(addr, boot), true);
 }
@@ -322,10 +330,16 @@ static json_t *op_leave(struct narf_conn *conn, const json_t *req)
 {
 	json_t *id = json_object_get(req, "node");
 
+	const struct narf_map_node *n;
+
 	if (!json_is_integer(id) || json_integer_value(id) <= 0 ||
 	    json_integer_value(id) > UINT32_MAX)
 		return error_reply(NARF_EINVAL, "leave needs a node id",
 		                   conn->c);
+	n = narf_map_node_get(conn->c->rn.map,
+	                      (uint32_t)json_integer_value(id));
+	if (n == NULL || n->state == NARF_NODE_REMOVED)
+		return error_reply(NARF_ENOTFOUND, "no such node", conn->c);
 	return propose(conn, narf_cmd_leave((uint32_t)json_integer_value(id)),
 	               false);
 }
@@ -337,7 +351,13 @@ static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 	json_t *cmd = json_pack("{s:i,s:s}", "v", NARF_MAP_VERSION, "type",
 	                        "settings");
 	bool any = false;
+	char errmsg[NARF_ERRMSG_SIZE] = "";
 
+	if (narf_map_settings_check(&conn->c->rn.map->settings, req, errmsg) !=
+	    0) {
+		json_decref(cmd);
+		return error_reply(NARF_EINVAL, errmsg, conn->c);
+	}
 	for (size_t i = 0; cmd && i < sizeof(keys) / sizeof(keys[0]); i++) {
 		json_t *v = json_object_get(req, keys[i]);
 

@@ -47,8 +47,9 @@ struct narf_hb {
 };
 
 struct narf_leader {
-	uint64_t since_ms;  /* loop time this member became leader, or 0 */
-	struct narf_hb *hb; /* owned; sorted by node id */
+	uint64_t since_ms;     /* loop time this member became leader, or 0 */
+	uint64_t last_tick_ms; /* loop time of the previous cron tick */
+	struct narf_hb *hb;    /* owned; sorted by node id */
 	unsigned n_hb;
 	unsigned cap_hb;
 	bool proposing;           /* a leader-initiated entry is in flight */

@@ -175,12 +175,35 @@ static bool node_holds_copies(const struct narf_map *m, uint32_t id)
 	return false;
 }
 
+/* A node_state entry bound to the incarnation it was decided for: if the
+ * node re-joined meanwhile, the FSM refuses it. */
+static json_t *state_cmd(const struct narf_map_node *n, enum narf_node_state st)
+{
+	json_t *cmd = narf_cmd_node_state(n->id, st);
+
+	if (cmd != NULL)
+		json_object_set_new(cmd, "boot_id", json_string(n->boot_id));
+	return cmd;
+}
+
 /* Steps 2 to 4 of the header: one node state change, or NULL. */
 static json_t *node_decision(struct narf_coord *c, uint64_t now)
 {
 	const struct narf_map *m = c->rn.map;
 	uint64_t timeout = m->settings.node_timeout_ms;
 
+	/* A drained leaving node is removed before its silence is judged:
+	 * stopping it once drained must not leave it "down" for ever. */
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+
+		if (n->state == NARF_NODE_LEAVING &&
+		    !node_holds_copies(m, n->id)) {
+			NARF_INFO("leader: node %u (%s) drained: removed",
+			          n->id, n->addr);
+			return state_cmd(n, NARF_NODE_REMOVED);
+		}
+	}
 	for (unsigned i = 0; i < m->n_nodes; i++) {
 		const struct narf_map_node *n = &m->nodes[i];
 		uint64_t quiet = silence_ms(c, n->id, now);
@@ -193,7 +216,7 @@ static json_t *node_decision(struct narf_coord *c, uint64_t now)
 			        "leader: node %u (%s) unseen for %llu ms: "
 			        "marking it down",
 			        n->id, n->addr, (unsigned long long)quiet);
-			return narf_cmd_node_state(n->id, NARF_NODE_DOWN);
+			return state_cmd(n, NARF_NODE_DOWN);
 		}
 	}
 	for (unsigned i = 0; i < m->n_nodes; i++) {
@@ -207,13 +230,7 @@ static json_t *node_decision(struct narf_coord *c, uint64_t now)
 		    beating) {
 			NARF_INFO("leader: node %u (%s) heartbeats: up", n->id,
 			          n->addr);
-			return narf_cmd_node_state(n->id, NARF_NODE_UP);
-		}
-		if (n->state == NARF_NODE_LEAVING &&
-		    !node_holds_copies(m, n->id)) {
-			NARF_INFO("leader: node %u (%s) drained: removed",
-			          n->id, n->addr);
-			return narf_cmd_node_state(n->id, NARF_NODE_REMOVED);
+			return state_cmd(n, NARF_NODE_UP);
 		}
 	}
 	return NULL;
@@ -277,6 +294,23 @@ void narf_leader_cron(struct narf_coord *c)
 	json_t *cmd;
 	int rv;
 
+	/* A loop stall (a flood of requests, a paused process) delays the
+	 * reading of heartbeats as much as the cron: do not count it
+	 * against the nodes. */
+	if (l->last_tick_ms != 0 &&
+	    now - l->last_tick_ms > 4 * NARF_COORD_CRON_MS) {
+		uint64_t stall = now - l->last_tick_ms - NARF_COORD_CRON_MS;
+
+		NARF_WARN(
+		        "leader: loop stalled %llu ms; extending node "
+		        "deadlines",
+		        (unsigned long long)stall);
+		for (unsigned i = 0; i < l->n_hb; i++)
+			l->hb[i].last_seen_ms += stall;
+		if (l->since_ms != 0)
+			l->since_ms += stall;
+	}
+	l->last_tick_ms = now;
 	if (narf_raftnode_poll(&c->rn)) {
 		/* Heartbeat history does not survive a role change: a new
 		 * leader starts every node's clock at its election. */
@@ -289,7 +323,7 @@ void narf_leader_cron(struct narf_coord *c)
 	cmd = next_decision(c, now);
 	if (cmd == NULL)
 		return;
-	rv = narf_raftnode_propose(&c->rn, cmd, leader_proposal_cb, c);
+	rv = narf_raftnode_propose(&c->rn, cmd, 0, leader_proposal_cb, c);
 	json_decref(cmd);
 	if (rv == 0)
 		l->proposing = true;

@@ -6,8 +6,12 @@
  * calls raft_apply(). When the entry commits, libraft calls fsm_apply() on
  * every member; it strips the padding, parses the JSON and runs
  * narf_map_apply(). On the proposing leader libraft then calls apply_cb() in
- * the same call stack, which hands the map's verdict (kept in
- * rn->last_result, so nothing is allocated per entry) to the proposer.
+ * the same call stack, which copies the map's verdict into the proposal and
+ * queues it; done_cb(), a uv_check handle, hands it to the proposer after
+ * libraft has returned. Proposers never run inside a libraft callback:
+ * libraft 0.15 fires failure callbacks half-way through a role change (state
+ * still LEADER, progress already freed), where a new raft_apply() or a look
+ * at the progress array crashes.
  *
  * Failure modes: raft_apply() failing synchronously (not leader, no memory):
  * we free the buffer and report the error without calling back. Leadership
@@ -36,7 +40,29 @@ struct proposal {
 	struct narf_raftnode *rn;
 	narf_propose_cb cb;
 	void *data;
+	int err;                    /* set when the entry is done */
+	struct narf_map_result res; /* the map's verdict, when err == 0 */
+	struct proposal *next;      /* in rn->done */
 };
+
+/* Hand every finished proposal to its proposer, oldest first. */
+static void deliver_done(struct narf_raftnode *rn)
+{
+	while (rn->done != NULL) {
+		struct proposal *p = rn->done;
+
+		rn->done = p->next;
+		if (rn->done == NULL)
+			rn->done_tail = NULL;
+		p->cb(p->data, p->err, p->err == 0 ? &p->res : NULL);
+		free(p);
+	}
+}
+
+static void done_cb(uv_check_t *check)
+{
+	deliver_done(check->data);
+}
 
 /* Payload length of a padded buffer: up to the first of the trailing NULs. */
 static size_t unpadded_len(const struct raft_buffer *buf)
@@ -63,6 +89,17 @@ static int padded_buffer(const char *text, struct raft_buffer *buf)
 	return 0;
 }
 
+/* Applying an entry must give the same result on every member. A member
+ * that runs out of memory mid-apply would reject what the others accept and
+ * silently diverge, so it stops instead: on restart it replays the log. */
+static void fsm_out_of_memory(void)
+{
+	NARF_ERROR(
+	        "fsm: out of memory while applying an entry: exiting so "
+	        "the log is replayed on restart");
+	abort();
+}
+
 static int fsm_apply(struct raft_fsm *fsm,
                      const struct raft_buffer *buf,
                      void **result)
@@ -75,6 +112,8 @@ static int fsm_apply(struct raft_fsm *fsm,
 	memset(res, 0, sizeof(*res));
 	*result = res;
 	cmd = json_loadb(buf->base, unpadded_len(buf), 0, &jerr);
+	if (cmd == NULL && json_error_code(&jerr) == json_error_out_of_memory)
+		fsm_out_of_memory();
 	if (cmd == NULL) {
 		res->err = NARF_EINVAL;
 		snprintf(res->errmsg, sizeof(res->errmsg),
@@ -83,6 +122,8 @@ static int fsm_apply(struct raft_fsm *fsm,
 		return 0;
 	}
 	narf_map_apply(rn->map, cmd, res);
+	if (res->err == NARF_ENOMEM)
+		fsm_out_of_memory();
 	if (res->err != 0)
 		NARF_INFO("fsm: rejected %s: %s",
 		          json_string_value(json_object_get(cmd, "type")),
@@ -162,15 +203,21 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	rn->inflight--;
 	if (status != 0) {
 		NARF_DEBUG("raft: proposal failed: %s", raft_strerror(status));
-		p->cb(p->data, NARF_ENOTLEADER, NULL);
+		p->err = NARF_ENOTLEADER;
 	} else {
-		p->cb(p->data, 0, result);
+		p->res = *(const struct narf_map_result *)result;
 	}
-	free(p);
+	p->next = NULL;
+	if (rn->done_tail != NULL)
+		rn->done_tail->next = p;
+	else
+		rn->done = p;
+	rn->done_tail = p;
 }
 
 int narf_raftnode_propose(struct narf_raftnode *rn,
                           const json_t *cmd,
+                          unsigned reserve,
                           narf_propose_cb cb,
                           void *data)
 {
@@ -181,7 +228,7 @@ int narf_raftnode_propose(struct narf_raftnode *rn,
 
 	if (rn->raft.state != RAFT_LEADER)
 		return NARF_ENOTLEADER;
-	if (rn->inflight >= rn->window)
+	if (rn->inflight + reserve >= rn->window)
 		return NARF_EBUSY;
 	text = json_dumps(cmd, JSON_COMPACT);
 	if (text == NULL)
@@ -394,6 +441,9 @@ int narf_raftnode_start(struct narf_raftnode *rn,
 		         raft_errmsg(&rn->raft));
 		goto err_after_raft;
 	}
+	uv_check_init(loop, &rn->done_check);
+	rn->done_check.data = rn;
+	uv_check_start(&rn->done_check, done_cb);
 	rn->role = raft_state(&rn->raft);
 	return 0;
 
@@ -420,6 +470,10 @@ static void raft_closed_cb(struct raft *r)
 
 	raft_uv_close(&rn->io);
 	raft_uv_tcp_close(&rn->transport);
+	/* Raft is closed: proposers may run now (new proposals fail with
+	 * not_leader), before the map they look at goes away. */
+	deliver_done(rn);
+	uv_close((uv_handle_t *)&rn->done_check, NULL);
 	narf_map_close(rn->map);
 	free(rn->map);
 	rn->map = NULL;

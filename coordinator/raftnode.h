@@ -42,6 +42,8 @@ typedef void (*narf_propose_cb)(void *data,
                                 int err,
                                 const struct narf_map_result *res);
 
+struct proposal;
+
 struct narf_raftnode {
 	struct raft raft;
 	struct raft_io io;
@@ -49,10 +51,13 @@ struct narf_raftnode {
 	struct raft_fsm fsm;
 	struct narf_map *map;               /* owned; the replicated state */
 	struct narf_map_result last_result; /* of the entry being applied */
-	unsigned inflight;    /* proposals awaiting their callback */
-	unsigned window;      /* at most this many in flight */
-	int role;             /* RAFT_* state seen by the last poll */
-	raft_term ready_term; /* term whose barrier has applied, or 0 */
+	unsigned inflight;     /* proposals awaiting their callback */
+	struct proposal *done; /* owned: finished, not yet delivered */
+	struct proposal *done_tail;
+	uv_check_t done_check; /* delivers done proposals after libraft */
+	unsigned window;       /* at most this many in flight */
+	int role;              /* RAFT_* state seen by the last poll */
+	raft_term ready_term;  /* term whose barrier has applied, or 0 */
 	bool barrier_pending;
 	struct raft_barrier barrier;
 	void (*close_cb)(struct narf_raftnode *rn);
@@ -71,9 +76,14 @@ void narf_raftnode_close(struct narf_raftnode *rn,
                          void (*cb)(struct narf_raftnode *rn));
 
 /* Propose one map command (borrowed JSON). Returns NARF_ENOTLEADER,
- * NARF_EBUSY or NARF_ENOMEM without calling cb, or 0 and calls cb later. */
+ * NARF_EBUSY or NARF_ENOMEM without calling cb, or 0 and calls cb later,
+ * never from inside a libraft callback. reserve: apply-window slots to leave
+ * free (clients pass NARF_RAFT_CLIENT_RESERVE so they can never starve the
+ * leader's own decisions, which pass 0). */
+#define NARF_RAFT_CLIENT_RESERVE 2
 int narf_raftnode_propose(struct narf_raftnode *rn,
                           const json_t *cmd,
+                          unsigned reserve,
                           narf_propose_cb cb,
                           void *data);
 

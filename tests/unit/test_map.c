@@ -139,6 +139,57 @@ static void test_join_new_incarnation(void **state)
 	free_map(m);
 }
 
+/* A retried join of a newer incarnation returns its id (not a new one), and
+ * a third incarnation marks every earlier live one down. */
+static void test_rejoin_retries(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "a"), &res),
+	        0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "b"), &res),
+	        0);
+	assert_int_equal(res.node, 2);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "b"), &res),
+	        0);
+	assert_int_equal(res.node, 2);
+	assert_false(res.changed);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7201", "c"), &res),
+	        0);
+	assert_int_equal(res.node, 3);
+	assert_int_equal(narf_map_node_get(m, 1)->state, NARF_NODE_DOWN);
+	assert_int_equal(narf_map_node_get(m, 2)->state, NARF_NODE_DOWN);
+	assert_int_equal(narf_map_node_get(m, 3)->state, NARF_NODE_JOINING);
+	free_map(m);
+}
+
+/* A node_state decided for one incarnation is refused once the node id's
+ * boot id differs; a leave of a down node removes it at once. */
+static void test_state_incarnation_and_leave_down(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201);
+
+	assert_int_equal(apply_text(m,
+	                            "{\"v\":1,\"type\":\"node_state\","
+	                            "\"node\":1,\"state\":\"down\","
+	                            "\"boot_id\":\"other\"}",
+	                            &res),
+	                 NARF_ESTALE);
+	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_UP);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), 0);
+	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_REMOVED);
+	free_map(m);
+}
+
 /* Joins with bad fields are rejected and change nothing. */
 static void test_join_rejected(void **state)
 {
@@ -553,6 +604,8 @@ int main(void)
 	        cmocka_unit_test(test_join_ids),
 	        cmocka_unit_test(test_join_new_incarnation),
 	        cmocka_unit_test(test_join_rejected),
+	        cmocka_unit_test(test_rejoin_retries),
+	        cmocka_unit_test(test_state_incarnation_and_leave_down),
 	        cmocka_unit_test(test_bad_envelope),
 	        cmocka_unit_test(test_node_state),
 	        cmocka_unit_test(test_down_promotion),
