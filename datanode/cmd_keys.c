@@ -320,7 +320,7 @@ static int ttl_generic(struct narf_engine *e,
 	case TTL_REL_MS:
 		return narf_resp_int(out, left);
 	case TTL_ABS_S:
-		return narf_resp_int(out, exp / 1000);
+		return narf_resp_int(out, (exp + 500) / 1000); /* as Redis */
 	default:
 		return narf_resp_int(out, exp);
 	}
@@ -482,9 +482,16 @@ static int cmd_scan(struct narf_engine *e,
 		}
 	}
 	narf_buf_init(&col.keys);
-	cursor = narf_store_scan(e->store, cursor,
-	                         count > 100000 ? 100000 : (unsigned)count,
-	                         now_of(e), collect_cb, &col);
+	/* As Redis: visit buckets until COUNT keys are collected, giving
+	 * up after 10x COUNT buckets so sparse tables cannot stall us. */
+	if (count > 100000)
+		count = 100000;
+	for (long long budget = count * 10; budget > 0; budget--) {
+		cursor = narf_store_scan(e->store, cursor, 1, now_of(e),
+		                         collect_cb, &col);
+		if (cursor == 0 || col.n >= count || col.err != 0)
+			break;
+	}
 	rv = col.err;
 	if (rv == 0) {
 		int n = snprintf(num, sizeof(num), "%llu", cursor);

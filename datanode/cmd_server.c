@@ -195,6 +195,35 @@ static int cmd_hello(struct narf_engine *e,
 	return narf_resp_array(out, 0);
 }
 
+/*
+ * Redis 7.0's replies for a container command (CLIENT, CONFIG, CLUSTER)
+ * whose subcommand is unknown or has the wrong number of arguments.
+ * known: the subcommands this server implements, NULL-terminated.
+ */
+static int subcommand_error(struct narf_buf *out,
+                            const char *container,
+                            const char *const *known,
+                            const char *sub,
+                            size_t n)
+{
+	int shown = (int)(n > 64 ? 64 : n);
+	char upper[16];
+	size_t i;
+
+	for (i = 0; known[i] != NULL; i++)
+		if (narf_arg_is(sub, n, known[i]))
+			return narf_resp_errorf(out,
+			                        "ERR wrong number of arguments "
+			                        "for '%s|%s' command",
+			                        container, known[i]);
+	for (i = 0; container[i] && i < sizeof(upper) - 1; i++)
+		upper[i] = (char)(container[i] - 'a' + 'A');
+	upper[i] = '\0';
+	return narf_resp_errorf(out,
+	                        "ERR unknown subcommand '%.*s'. Try %s HELP.",
+	                        shown, sub, upper);
+}
+
 static int cmd_client(struct narf_engine *e,
                       struct narf_client *c,
                       int argc,
@@ -233,10 +262,9 @@ static int cmd_client(struct narf_engine *e,
 		         (unsigned long long)c->id, c->addr, c->name);
 		return narf_resp_bulk_str(out, line);
 	}
-	return narf_resp_errorf(out,
-	                        "ERR unknown subcommand or wrong number of "
-	                        "arguments for '%.*s'. Try CLIENT HELP.",
-	                        (int)(n > 64 ? 64 : n), sub);
+	static const char *const known[] = {"id",      "getname", "setname",
+	                                    "setinfo", "info",    NULL};
+	return subcommand_error(out, "client", known, sub, n);
 }
 
 static void command_info(struct narf_buf *out, const struct narf_command *cmd)
@@ -313,10 +341,8 @@ static int cmd_command(struct narf_engine *e,
 		}
 		return 0;
 	}
-	return narf_resp_errorf(out,
-	                        "ERR unknown subcommand '%.*s'. Try COMMAND "
-	                        "HELP.",
-	                        (int)(len[1] > 64 ? 64 : len[1]), argv[1]);
+	static const char *const known[] = {"count", "docs", "info", NULL};
+	return subcommand_error(out, "command", known, argv[1], len[1]);
 }
 
 /* --- CONFIG GET -------------------------------------------------------------
@@ -357,9 +383,11 @@ static void config_value(const struct narf_engine *e,
 	else if (strcmp(name, "appendonly") == 0)
 		snprintf(buf, size, "no");
 	else if (strcmp(name, "cluster-enabled") == 0)
-		snprintf(buf, size, "%s", cfg->standalone ? "no" : "yes");
+		snprintf(buf, size, "yes"); /* CLUSTER is always answered */
 	/* "save" stays empty: nothing is persisted. */
 }
+
+static const char *const config_subs[] = {"get", "resetstat", NULL};
 
 static int cmd_config(struct narf_engine *e,
                       struct narf_client *c,
@@ -390,12 +418,8 @@ static int cmd_config(struct narf_engine *e,
 		return narf_resp_simple(out, "OK");
 	}
 	if (!narf_arg_is(argv[1], len[1], "get") || argc < 3)
-		return narf_resp_errorf(
-		        out,
-		        "ERR unknown subcommand or wrong number "
-		        "of arguments for '%.*s'. Try CONFIG "
-		        "HELP.",
-		        (int)(len[1] > 64 ? 64 : len[1]), argv[1]);
+		return subcommand_error(out, "config", config_subs, argv[1],
+		                        len[1]);
 	narf_buf_init(&body);
 	for (int i = 0; names[i] != NULL; i++) {
 		bool match = false;
@@ -523,6 +547,8 @@ static int cmd_info(struct narf_engine *e,
 		        (unsigned long long)st.evicted,
 		        (unsigned long long)e->stats.hits,
 		        (unsigned long long)e->stats.misses);
+	if (want_section(argc, argv, len, "cluster"))
+		INFO_ADD("# Cluster\r\ncluster_enabled:1\r\n\r\n");
 	if (want_section(argc, argv, len, "keyspace")) {
 		INFO_ADD("# Keyspace\r\n");
 		if (st.keys > 0)
@@ -605,10 +631,9 @@ static int cmd_cluster(struct narf_engine *e,
 		         NARF_SLOTS, NARF_SLOTS);
 		return narf_resp_bulk_str(out, line);
 	}
-	return narf_resp_errorf(out,
-	                        "ERR unknown subcommand or wrong number of "
-	                        "arguments for '%.*s'. Try CLUSTER HELP.",
-	                        (int)(n > 64 ? 64 : n), sub);
+	static const char *const known[] = {
+	        "keyslot", "myid", "slots", "shards", "nodes", "info", NULL};
+	return subcommand_error(out, "cluster", known, sub, n);
 }
 
 static int cmd_ok(struct narf_engine *e,

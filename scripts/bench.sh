@@ -18,7 +18,25 @@ benchmarks:
         DIR defaults to a temporary directory, removed afterwards unless
         something failed (then its logs are kept and their path printed).
 
-Every benchmark stops the cluster it started, also when interrupted.
+  engine [--requests N] [--clients C] [--pipeline P[,P...]] [--rounds R]
+         [--tests LIST] [--keys K] [--build DIR] [--skip-memory]
+        The single-node engine against Debian's redis-server: starts a
+        standalone datanode and a redis-server (--save '' --appendonly no)
+        side by side on random free 127.0.0.1 ports and runs the same
+        `redis-benchmark -t TEST -n N -c C -P P -d 32 -r 100000` against
+        each, one test at a time, alternating narf/redis, R rounds (defaults:
+        N=200000, C=50, P=1 and 16, R=3, tests set,get,incr,mset). Prints
+        per test and depth the median requests/s of both, the server CPU
+        time per request (user+system, in ns from /proc/PID/task/*/schedstat)
+        and the medians of the per-round narf/redis ratios. Then, on freshly
+        started servers, loads K keys (default 1,000,000; 16-byte keys,
+        32-byte values) into each with `redis-cli --pipe` and prints
+        resident bytes per key (VmRSS after minus VmRSS before) and the
+        ratio (target: narf <= 0.8x). DIR (default build/) holds
+        datanode/datanode.
+
+Every benchmark stops the cluster or servers it started, also when
+interrupted.
 EOF
 }
 
@@ -116,10 +134,199 @@ bench_coord() {
 	return "$rc"
 }
 
+# --- engine: datanode vs redis-server ----------------------------------------
+
+engine_dir=""
+engine_pids=()
+
+# Stop the servers this script started: SIGTERM, SIGKILL after 10 s.
+# shellcheck disable=SC2317 # also called through the EXIT trap
+engine_stop() {
+	local pid i
+	for pid in "${engine_pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${engine_pids[@]}"; do
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "bench.sh: pid $pid ignored SIGTERM for 10 s; SIGKILL" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		wait "$pid" 2>/dev/null || true
+	done
+	engine_pids=()
+}
+
+# shellcheck disable=SC2317 # called through the EXIT trap
+engine_cleanup() {
+	local rc=$?
+	if [[ -n $child ]]; then
+		kill -TERM "$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+	fi
+	engine_stop
+	if [[ -n $engine_dir ]]; then
+		if ((rc == 0)); then
+			rm -rf "$engine_dir"
+		else
+			echo "bench.sh: server logs kept in $engine_dir" >&2
+		fi
+	fi
+}
+
+# Start one datanode and one redis-server on fresh ports; sets narf_port,
+# narf_pid, redis_port and redis_pid. $1 names the log files.
+engine_start() {
+	local tag=$1 ports
+	mapfile -t ports < <("$PY" "$ROOT/scripts/lib/bench_engine.py" ports 2)
+	((${#ports[@]} == 2)) || die "could not find two free ports"
+	narf_port=${ports[0]}
+	redis_port=${ports[1]}
+	"$DATANODE" --standalone --port "$narf_port" --log-level warn \
+		</dev/null >"$engine_dir/narf-$tag.log" 2>&1 &
+	narf_pid=$!
+	engine_pids+=("$narf_pid")
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+		--appendonly no --daemonize no --dir "$engine_dir" \
+		--logfile "$engine_dir/redis-$tag.log" </dev/null >/dev/null 2>&1 &
+	redis_pid=$!
+	engine_pids+=("$redis_pid")
+	timeout -k 5 30 "$PY" "$ROOT/scripts/lib/bench_engine.py" wait \
+		"$narf_port" "$redis_port" ||
+		die "servers did not come up (logs in $engine_dir)"
+	kill -0 "$narf_pid" 2>/dev/null || die "datanode exited at start"
+	kill -0 "$redis_pid" 2>/dev/null || die "redis-server exited at start"
+	echo "bench.sh engine: datanode pid $narf_pid on 127.0.0.1:$narf_port," \
+		"redis-server pid $redis_pid on 127.0.0.1:$redis_port" >&2
+}
+
+# Run bench_engine.py PHASE LIMIT [ARGS] against the running pair.
+engine_phase() {
+	local phase=$1 limit=$2 rc=0
+	shift 2
+	timeout -k 10 "$limit" "$PY" "$ROOT/scripts/lib/bench_engine.py" \
+		"$phase" --narf-port "$narf_port" --narf-pid "$narf_pid" \
+		--redis-port "$redis_port" --redis-pid "$redis_pid" "$@" &
+	child=$!
+	wait "$child" || rc=$?
+	child=""
+	((rc != 124)) || echo "bench.sh: engine $phase timed out after ${limit}s" >&2
+	return "$rc"
+}
+
+bench_engine() {
+	local requests=200000 clients=50 pipeline=1,16 rounds=3
+	local tests=set,get,incr,mset keys=1000000 build=$ROOT/build memory=1
+	while (($#)); do
+		case $1 in
+		--requests | -n)
+			requests=${2:?$1 needs a value}
+			shift
+			;;
+		--requests=*) requests=${1#*=} ;;
+		--clients | -c)
+			clients=${2:?$1 needs a value}
+			shift
+			;;
+		--clients=*) clients=${1#*=} ;;
+		--pipeline | -P)
+			pipeline=${2:?$1 needs a value}
+			shift
+			;;
+		--pipeline=*) pipeline=${1#*=} ;;
+		--rounds)
+			rounds=${2:?--rounds needs a value}
+			shift
+			;;
+		--rounds=*) rounds=${1#*=} ;;
+		--tests | -t)
+			tests=${2:?$1 needs a value}
+			shift
+			;;
+		--tests=*) tests=${1#*=} ;;
+		--keys)
+			keys=${2:?--keys needs a value}
+			shift
+			;;
+		--keys=*) keys=${1#*=} ;;
+		--build)
+			build=${2:?--build needs a value}
+			shift
+			;;
+		--build=*) build=${1#*=} ;;
+		--skip-memory) memory=0 ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "engine: unknown argument '$1' (try --help)" ;;
+		esac
+		shift
+	done
+	if ! [[ $requests =~ ^[0-9]{4,9}$ ]]; then
+		die "--requests must be a number from 1000 to 999999999"
+	fi
+	if ! [[ $clients =~ ^[0-9]{1,4}$ ]] || ((clients < 1 || clients > 5000)); then
+		die "--clients must be a number in 1..5000"
+	fi
+	if ! [[ $pipeline =~ ^[1-9][0-9]{0,3}(,[1-9][0-9]{0,3})*$ ]]; then
+		die "--pipeline must be a depth or a list such as 1,16"
+	fi
+	if ! [[ $rounds =~ ^[1-9][0-9]?$ ]]; then
+		die "--rounds must be a number in 1..99"
+	fi
+	if ! [[ $tests =~ ^[a-z]+(,[a-z]+)*$ ]]; then
+		die "--tests must be a list such as set,get,incr,mset"
+	fi
+	if ! [[ $keys =~ ^[0-9]{4,8}$ ]]; then
+		die "--keys must be a number from 1000 to 99999999"
+	fi
+	DATANODE=$(realpath -m -- "$build")/datanode/datanode
+	[[ -x $DATANODE ]] || die "no datanode binary at $DATANODE (build first)"
+	local tool
+	for tool in redis-server redis-benchmark redis-cli; do
+		command -v "$tool" >/dev/null ||
+			die "$tool is missing (Debian packages redis-server, redis-tools)"
+	done
+	if ldd "$DATANODE" 2>/dev/null | grep -Eq 'lib(a|ub|t)san'; then
+		echo "bench.sh: WARNING: $DATANODE is built with sanitizers;" \
+			"its numbers mean little" >&2
+	fi
+
+	engine_dir=$(mktemp -d "${TMPDIR:-/tmp}/narf-bench-engine.XXXXXX")
+	trap engine_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
+	# Each redis-benchmark run may take at most 300 s (bench_engine.py
+	# enforces it); the phase's timeout is the backstop.
+	local runs
+	runs=$((rounds * ($(tr -cd , <<<"$pipeline" | wc -c) + 1) *
+		($(tr -cd , <<<"$tests" | wc -c) + 1) * 2))
+	engine_start bench
+	engine_phase throughput $((runs * 300 + 60)) --requests "$requests" \
+		--clients "$clients" --pipeline "$pipeline" --rounds "$rounds" \
+		--tests "$tests" --max-seconds $((runs * 300)) --run-timeout 300
+	engine_stop
+	if ((memory)); then
+		echo
+		engine_start memory
+		engine_phase memory 1200 --keys "$keys" --run-timeout 540
+		engine_stop
+	fi
+}
+
 case ${1:-} in
 coord)
 	shift
 	bench_coord "$@"
+	;;
+engine)
+	shift
+	bench_engine "$@"
 	;;
 -h | --help | help)
 	usage

@@ -1,0 +1,449 @@
+"""Helpers for the data node integration tests (test_datanode.py).
+
+Two kinds of server behind one interface: a standalone `datanode` and a
+real `redis-server` (Debian's, the reference the engine must match), each
+started on a fresh 127.0.0.1 port with its output in a log file, waited for
+with a bounded PING loop, and stopped with SIGTERM. RawConn speaks RESP over
+a plain socket, so tests can send malformed or half requests and compare
+exact error lines, which redis-py would rewrite into exception classes.
+Every wait is bounded by a deadline; nothing here loops forever.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import redis
+
+from narf_harness import PORTS, HarnessError
+
+HOST = "127.0.0.1"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "ERROR: ThreadSanitizer")
+MB = 1024 * 1024
+
+
+# ---------------------------------------------------------------------------
+# Raw RESP
+
+
+class Err(str):
+    """An error reply, without its leading '-' ("ERR syntax error")."""
+
+
+class Closed(Exception):
+    """The server closed the connection before a whole reply arrived."""
+
+
+def encode(*args):
+    """A multibulk request from str/bytes/int arguments."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, int):
+            a = str(a).encode()
+        elif isinstance(a, str):
+            a = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class RawConn:
+    """One RESP connection over a plain socket.
+
+    read() returns str for +simple, Err for -error, int for :n, bytes for
+    $bulk, None for $-1 / *-1 and lists for arrays; Closed on EOF.
+    """
+
+    def __init__(self, port, timeout=5.0, host=HOST):
+        self.port = port
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.buf = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        if time.monotonic() > deadline:
+            raise socket.timeout("no whole reply from port %d" % self.port)
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            raise Closed("port %d closed the connection (buffered %r)"
+                         % (self.port, self.buf[:200]))
+        self.buf += chunk
+        if len(self.buf) > 256 * MB:
+            raise HarnessError("reply over 256 MiB")
+
+    def _line(self, deadline):
+        while b"\r\n" not in self.buf:
+            self._fill(deadline)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _reply(self, deadline):
+        line = self._line(deadline)
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode("utf-8", "replace")
+        if t == b"-":
+            return Err(rest.decode("utf-8", "replace"))
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._fill(deadline)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self._reply(deadline) for _ in range(n)]
+        raise HarnessError("bad reply type in %r" % line[:200])
+
+    def read(self, timeout=None):
+        return self._reply(time.monotonic() + (timeout or self.timeout))
+
+    def cmd(self, *args, timeout=None):
+        self.send(encode(*args))
+        return self.read(timeout)
+
+    def at_eof(self, timeout=2.0):
+        """True when the server closes the connection within timeout (any
+        bytes that arrive first are kept in buf)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                break
+            except (ConnectionResetError, BrokenPipeError):
+                return True
+            if not chunk:
+                return True
+            self.buf += chunk
+        self.sock.settimeout(self.timeout)
+        return False
+
+
+# ---------------------------------------------------------------------------
+# /proc
+
+
+def proc_status(pid, field):
+    """A kB field of /proc/PID/status (VmRSS, VmSize) in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise HarnessError("no %s in /proc/%d/status" % (field, pid))
+
+
+# ---------------------------------------------------------------------------
+# Servers
+
+
+class Server:
+    """A server process on a fresh port with its output in log_path."""
+
+    kind = "?"
+
+    def __init__(self, tmpdir, name, password=None, **opts):
+        self.tmpdir = str(tmpdir)
+        self.name = name
+        self.port = PORTS.take(1)[0]
+        self.password = password
+        self.opts = opts
+        self.log_path = os.path.join(self.tmpdir, name + ".log")
+        self.proc = None
+        self.env = dict(os.environ)
+        # Set when the test stopped the server itself (so the fixture does
+        # not complain that it is gone).
+        self.stopped_by_test = False
+        self.exit_status = None
+
+    def argv(self):
+        raise NotImplementedError
+
+    def start(self, timeout=15.0):
+        argv = self.argv()
+        with open(self.log_path, "ab") as log:
+            log.write(("=== harness: %s\n" % " ".join(
+                repr(a) if a == "" else a for a in argv)).encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                close_fds=True, env=self.env, cwd=self.tmpdir)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError("%s exited with %s while starting:\n%s" % (
+                    self.name, self.proc.returncode, self.log_tail(30)))
+            try:
+                with RawConn(self.port, timeout=1.0) as c:
+                    rep = c.cmd("PING")
+                    if rep == "PONG" or (isinstance(rep, Err) and
+                                         rep.startswith("NOAUTH")):
+                        return
+                    last = rep
+            except (OSError, Closed) as e:
+                last = e
+            time.sleep(0.02)
+        raise HarnessError("%s not answering PING on %d within %.0fs "
+                           "(last: %r)" % (self.name, self.port, timeout,
+                                           last))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss(self):
+        return proc_status(self.pid, "VmRSS")
+
+    def vmsize(self):
+        return proc_status(self.pid, "VmSize")
+
+    def stop(self, wait=10.0):
+        """SIGTERM, then SIGKILL after `wait` s; returns the exit status
+        (negative for a signal, as subprocess reports it)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+                self.exit_status = "SIGKILLed after %.0fs without exiting " \
+                    "on SIGTERM" % wait
+                return self.exit_status
+        self.exit_status = self.proc.returncode
+        return self.exit_status
+
+    def client(self, **kw):
+        """A redis-py client (bytes replies)."""
+        kw.setdefault("socket_timeout", 20)
+        kw.setdefault("socket_connect_timeout", 5)
+        if self.password is not None:
+            kw.setdefault("password", self.password)
+        return redis.Redis(host=HOST, port=self.port, **kw)
+
+    def raw(self, timeout=5.0, auth=True):
+        c = RawConn(self.port, timeout)
+        if auth and self.password is not None:
+            rep = c.cmd("AUTH", self.password)
+            if rep != "OK":
+                raise HarnessError("AUTH failed: %r" % rep)
+        return c
+
+    def cli(self, *args, input=None, timeout=60, cluster=False):
+        """Run redis-cli against this server; returns CompletedProcess
+        (text)."""
+        argv = [REDIS_CLI, "-h", HOST, "-p", str(self.port)]
+        if cluster:
+            argv.append("-c")
+        env = dict(os.environ)
+        if self.password is not None:
+            env["REDISCLI_AUTH"] = self.password
+        return subprocess.run(argv + list(args), input=input,
+                              capture_output=True, timeout=timeout, env=env)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def describe(self):
+        state = "alive" if self.alive() else "exit %s" % (
+            self.exit_status if self.exit_status is not None else
+            (self.proc.returncode if self.proc else "-"))
+        return "%s %s (port %d, pid %s, %s)" % (
+            self.kind, self.name, self.port,
+            self.proc.pid if self.proc else "-", state)
+
+
+class DataNode(Server):
+    """build/datanode/datanode --standalone with narf's flags.
+
+    opts: max_memory, eviction, max_clients, max_key_size, max_value_size,
+    max_multibulk, max_query_buffer, timeout, log_level, and
+    password_via ("env", the default, or "file").
+    """
+
+    kind = "narf"
+    FLAGS = {"max_memory": "--max-memory", "eviction": "--eviction",
+             "max_clients": "--max-clients", "max_key_size": "--max-key-size",
+             "max_value_size": "--max-value-size",
+             "max_multibulk": "--max-multibulk",
+             "max_query_buffer": "--max-query-buffer",
+             "timeout": "--timeout", "log_level": "--log-level"}
+
+    def __init__(self, binary, tmpdir, name="narf", **opts):
+        super().__init__(tmpdir, name, **opts)
+        self.binary = binary
+        self.env.pop("NARF_REQUIREPASS", None)
+        self.password_file = None
+        if self.password is not None:
+            if opts.get("password_via", "env") == "file":
+                self.password_file = os.path.join(self.tmpdir,
+                                                  name + ".pass")
+                with open(self.password_file, "w") as f:
+                    f.write(self.password + "\n")
+                os.chmod(self.password_file, 0o600)
+            else:
+                self.env["NARF_REQUIREPASS"] = self.password
+        # ASan: report, do not hide leaks behind a zero exit.
+        self.env.setdefault("ASAN_OPTIONS", "abort_on_error=0")
+
+    def argv(self):
+        a = [self.binary, "--standalone", "--port", str(self.port)]
+        opts = dict(self.opts)
+        opts.setdefault("log_level", "info")
+        for k, flag in self.FLAGS.items():
+            if opts.get(k) is not None:
+                a += [flag, str(opts[k])]
+        if self.password_file:
+            a += ["--requirepass-file", self.password_file]
+        return a
+
+
+class RedisServer(Server):
+    """Debian's redis-server, configured like a narf standalone node: no
+    persistence, one database, allkeys-lru. With cluster=True it is a
+    one-node Redis Cluster that owns every slot (the shape a standalone
+    datanode describes in CLUSTER SLOTS)."""
+
+    kind = "redis"
+    FLAGS = {"max_memory": "--maxmemory", "eviction": "--maxmemory-policy",
+             "max_clients": "--maxclients", "timeout": "--timeout",
+             "max_value_size": "--proto-max-bulk-len",
+             "max_query_buffer": "--client-query-buffer-limit"}
+
+    def __init__(self, tmpdir, name="redis", cluster=False, **opts):
+        super().__init__(tmpdir, name, **opts)
+        self.cluster = cluster
+        # The default bus port (port + 10000) may lie in the kernel's
+        # ephemeral range: take a checked one instead.
+        self.bus_port = PORTS.take(1)[0] if cluster else None
+        unknown = set(opts) - set(self.FLAGS) - {"log_level", "password_via",
+                                                "password"}
+        if unknown:
+            raise HarnessError("redis-server has no equivalent of %s"
+                               % sorted(unknown))
+
+    def argv(self):
+        a = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST,
+             "--save", "", "--appendonly", "no", "--dir", self.tmpdir,
+             "--logfile", "", "--daemonize", "no", "--loglevel", "notice"]
+        if not self.cluster:
+            a += ["--databases", "1"]
+        opts = dict(self.opts)
+        opts.setdefault("eviction", "allkeys-lru")
+        for k, flag in self.FLAGS.items():
+            if opts.get(k) is not None:
+                a += [flag, str(opts[k])]
+        if self.password is not None:
+            a += ["--requirepass", self.password]
+        if self.cluster:
+            a += ["--cluster-enabled", "yes", "--cluster-announce-ip", HOST,
+                  "--cluster-port", str(self.bus_port),
+                  "--cluster-config-file",
+                  os.path.join(self.tmpdir, self.name + "-nodes.conf")]
+        return a
+
+    def start(self, timeout=15.0):
+        super().start(timeout)
+        if self.cluster:
+            with self.raw() as c:
+                rep = c.cmd("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+                if rep != "OK":
+                    raise HarnessError("ADDSLOTSRANGE: %r" % rep)
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:
+                    info = c.cmd("CLUSTER", "INFO")
+                    if b"cluster_state:ok" in info:
+                        break
+                    time.sleep(0.05)
+                else:
+                    raise HarnessError("one-node cluster never ok: %r"
+                                       % info)
+        return self
+
+
+# ---------------------------------------------------------------------------
+# Misc
+
+
+def wait_until(pred, timeout, interval=0.02, what="condition"):
+    """Poll pred() until it returns a true value; return it, or raise."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise HarnessError("%s not reached within %.1fs (last: %r)"
+                       % (what, timeout, last))
+
+
+def crc16(data):
+    """CRC16-CCITT (XMODEM), as Redis Cluster hashes keys."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key):
+    """Redis Cluster's slot of a key, with {hashtag} rules."""
+    if isinstance(key, str):
+        key = key.encode()
+    s = key.find(b"{")
+    if s >= 0:
+        e = key.find(b"}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    return crc16(key) % 16384
