@@ -296,6 +296,44 @@ struct narf_entry *narf_store_get(struct narf_store *s,
 	return e;
 }
 
+/*
+ * The common case of a write to an existing key whose new value fits the old
+ * allocation (a counter, a fixed-size value): overwrite it where it is, with
+ * no malloc, no free and no eviction (it does not grow). Only when the
+ * expiry field's presence is unchanged (so the key does not move), the value
+ * does not alias the entry, and the allocation would not be more than half
+ * empty (so a shrunk value gives its memory back).
+ */
+static bool overwrite_in_place(struct narf_store *s,
+                               unsigned slot,
+                               struct narf_entry *old,
+                               const char *val,
+                               size_t vlen,
+                               int64_t expire_ms,
+                               int64_t now_ms)
+{
+	size_t off = expire_ms != 0 ? sizeof(expire_ms) : 0;
+	size_t need = ENTRY_HDR + off + old->klen + vlen + 1;
+	size_t have = malloc_usable_size(old);
+	char *v;
+
+	if ((off != 0) != ((old->flags & ENTRY_HAS_EXPIRE) != 0) ||
+	    need > have || need * 2 < have || vlen > UINT32_MAX ||
+	    (val >= (const char *)old && val < (const char *)old + have))
+		return false;
+	if (off != 0)
+		memcpy(old->data, &expire_ms, sizeof(expire_ms));
+	v = old->data + off + old->klen;
+	if (vlen != 0)
+		memmove(v, val, vlen);
+	v[vlen] = '\0';
+	old->vlen = (uint32_t)vlen;
+	old->lru = lru_clock(now_ms);
+	(void)s;
+	(void)slot;
+	return true;
+}
+
 int narf_store_set(struct narf_store *s,
                    unsigned slot,
                    const char *key,
@@ -316,6 +354,12 @@ int narf_store_set(struct narf_store *s,
 
 	if (expire_ms == NARF_STORE_KEEPTTL)
 		expire_ms = old != NULL ? entry_expire(old) : 0;
+	if (old != NULL &&
+	    overwrite_in_place(s, slot, old, val, vlen, expire_ms, now_ms)) {
+		if (out != NULL)
+			*out = old;
+		return 0;
+	}
 	/* Build the entry first: val may point into an entry that eviction
 	 * is about to free (RENAME, SETRANGE on a copy of another key). */
 	rv = entry_new(key, klen, val, vlen, expire_ms, &e);

@@ -66,6 +66,7 @@ struct narf_engine {
 	struct narf_engine_config cfg;
 	struct narf_engine_stats stats;
 	int64_t (*clock)(void *data); /* ms since the epoch */
+	int64_t now_cached; /* set by the server for one batch, or 0 */
 	void *clock_data;
 	int64_t start_ms;
 	uint64_t next_client_id;
@@ -86,6 +87,8 @@ int narf_engine_init(struct narf_engine *e,
                      void *clock_data);
 void narf_engine_close(struct narf_engine *e);
 
+/* The time commands see: the cached batch time when the server set one
+ * (Redis likewise reads the clock once per event, not per lookup). */
 int64_t narf_engine_now(const struct narf_engine *e);
 
 /* Set up a new client's state (id, auth state from requirepass). */

@@ -236,7 +236,10 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(conn);
 		return;
 	}
+	/* One clock reading for the whole batch of pipelined requests. */
+	e->now_cached = e->clock(e->clock_data);
 	conn_process(conn);
+	e->now_cached = 0;
 	if (conn->closing)
 		return;
 	if (conn->client.close_after_reply ||
