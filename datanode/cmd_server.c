@@ -494,6 +494,10 @@ static int cmd_info(struct narf_engine *e,
 	uint64_t used = mi.uordblks + mi.hblkhd;
 
 	narf_store_stats(e->store, &st);
+	/* Under AddressSanitizer mallinfo2() reports nothing: fall back to
+	 * what the store counts itself, which is never more than the heap. */
+	if (used < st.used_memory)
+		used = st.used_memory;
 	if (want_section(argc, argv, len, "server")) {
 		INFO_ADD(
 		        "# Server\r\nredis_version:%s\r\nnarf_version:0.1.0\r\n"

@@ -12,7 +12,7 @@ usage: scripts/cluster.sh COMMAND [ARGS] [--dir DIR]
 commands:
   start [--nodes N] [--base-port P] [--fresh] [--no-setup] [--log-level L]
         Runs scripts/setup.sh, starts 3 coordinators and N data nodes
-        (default 3; 0 while build/datanode/datanode is not built), and
+        (default 3; 0 while the datanode cannot join a cluster), and
         returns once a leader is elected (and, with data nodes, every slot
         is served). Prints CACHE_COORD=host:port,host:port,host:port.
           --fresh       wipe DIR's data, logs and pid files first (a new
@@ -303,9 +303,15 @@ start_node() {
 	launch "n$1"
 }
 
+# datanode_joins: the datanode is built and can join a cluster (its --help
+# documents --join; until the cluster issue it only runs standalone).
+datanode_joins() {
+	[[ -x $DATANODE ]] && "$DATANODE" --help 2>/dev/null | grep -q -- '--join'
+}
+
 need_datanode() {
-	[[ -x $DATANODE ]] ||
-		die "datanode is not built yet ($DATANODE is missing)"
+	datanode_joins ||
+		die "datanode cannot join a cluster yet (missing, or standalone only: $DATANODE --standalone --port 6379)"
 }
 
 # wait_port PORT SECS: until something listens on 127.0.0.1:PORT.
@@ -423,15 +429,15 @@ cmd_start() {
 	if [[ -n $opt_nodes ]]; then
 		in_range "$opt_nodes" 0 99 ||
 			die "--nodes must be a number in 0..99"
-		if ((opt_nodes > 0)) && [[ ! -x $DATANODE ]]; then
-			die "--nodes $opt_nodes: datanode is not built yet ($DATANODE is missing); use --nodes 0"
+		if ((opt_nodes > 0)) && ! datanode_joins; then
+			die "--nodes $opt_nodes: datanode cannot join a cluster yet; use --nodes 0 (or run $DATANODE --standalone)"
 		fi
 		NODES=$opt_nodes
-	elif [[ -x $DATANODE ]]; then
+	elif datanode_joins; then
 		NODES=3
 	else
 		NODES=0
-		note "datanode is not built yet: starting the coordinators only (--nodes 0)"
+		note "datanode cannot join a cluster yet: starting the coordinators only (--nodes 0); a standalone cache: $DATANODE --standalone --port 6379"
 	fi
 
 	local i port
