@@ -225,7 +225,10 @@ static void test_byte_by_byte_is_linear(void **state)
 	size_t need = 0;
 
 	(void)state;
-	assert_non_null(in);
+	if (in == NULL) { /* explicit, so gcc's bounds analysis sees it */
+		fail();
+		return;
+	}
 	hdr = (size_t)sprintf(in, "*1\r\n$%zu\r\n", big);
 	memset(in + hdr, 'v', big);
 	memcpy(in + hdr + big, "\r\n", 2);
