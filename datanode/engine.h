@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/map.h"
 #include "common/resp.h"
 #include "common/store.h"
 
@@ -39,6 +40,7 @@ struct narf_engine_config {
 	enum narf_eviction eviction;
 	char *requirepass; /* owned; NULL = no password */
 	bool standalone;
+	bool standalone_flag; /* --standalone given explicitly */
 };
 
 struct narf_engine_stats {
@@ -67,6 +69,9 @@ struct narf_engine {
 	struct narf_engine_stats stats;
 	int64_t (*clock)(void *data); /* ms since the epoch */
 	int64_t now_cached; /* set by the server for one batch, or 0 */
+	/* borrowed: the cluster map holder of a node that joined a cluster
+	 * (*cluster_map is NULL until the first map arrives), or NULL */
+	struct narf_map *const *cluster_map;
 	void *clock_data;
 	int64_t start_ms;
 	uint64_t next_client_id;

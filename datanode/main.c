@@ -26,6 +26,10 @@ static const char usage_text[] =
         "\n"
         "Options:\n"
         "  --standalone             run alone, every slot (default)\n"
+        "  --join COORDS            join the cluster whose coordinators'\n"
+        "                           API addresses are COORDS (host:port,\n"
+        "                           comma separated): register, heartbeat\n"
+        "                           the leader, follow the cluster map\n"
         "  --port P                 RESP port (default 6379)\n"
         "  --bind ADDR              listen address (default 127.0.0.1;\n"
         "                           anything else is an explicit choice)\n"
@@ -104,7 +108,8 @@ static char *read_password(const char *path)
 	return strdup(line);
 }
 
-static void parse_flags(struct narf_engine_config *cfg, int argc, char **argv)
+static void parse_flags(struct narf_engine_config *cfg, struct narf_dn *dn,
+                        int argc, char **argv)
 {
 	enum {
 		O_STANDALONE = 256,
@@ -149,7 +154,7 @@ static void parse_flags(struct narf_engine_config *cfg, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case O_STANDALONE:
-			cfg->standalone = true;
+			cfg->standalone_flag = true;
 			break;
 		case O_PORT:
 			cfg->port = (int)num_flag("--port", optarg, 1, 65535);
@@ -223,9 +228,12 @@ static void parse_flags(struct narf_engine_config *cfg, int argc, char **argv)
 			narf_log_set_level(level);
 			break;
 		case O_JOIN:
-			narf_usage_error(prog,
-			                 "--join: cluster membership is "
-			                 "not built yet; run --standalone");
+			if (narf_member_parse_coords(&dn->member, optarg) != 0)
+				narf_usage_error(prog, "--join '%s': expected "
+				                       "host:port[,host:port...] "
+				                       "of coordinators",
+				                 optarg);
+			dn->cluster = true;
 			break;
 		case O_HELP:
 			fputs(usage_text, stdout);
@@ -239,6 +247,10 @@ static void parse_flags(struct narf_engine_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		narf_usage_error(prog, "unexpected argument '%s'",
 		                 argv[optind]);
+	if (dn->cluster && cfg->standalone_flag)
+		narf_usage_error(prog, "--join and --standalone exclude each "
+		                       "other");
+	cfg->standalone = !dn->cluster;
 	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
 	    env[0] != '\0')
 		cfg->requirepass = strdup(env);
@@ -271,7 +283,7 @@ int main(int argc, char **argv)
 
 	narf_log_init(prog, NARF_LOG_INFO);
 	narf_engine_config_default(&cfg);
-	parse_flags(&cfg, argc, argv);
+	parse_flags(&cfg, &dn, argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg.max_clients);
 	uv_loop_init(&dn.loop);
@@ -286,7 +298,19 @@ int main(int argc, char **argv)
 		narf_engine_close(&dn.engine);
 		return 1;
 	}
-	NARF_INFO("standalone on %s:%d (every slot), max memory %llu, %s%s",
+	if (dn.cluster) {
+		char self[NARF_ADDR_SIZE];
+
+		snprintf(self, sizeof(self), "%s:%d", cfg.bind, cfg.port);
+		dn.engine.cluster_map = &dn.member.map;
+		if (narf_member_start(&dn.member, &dn.loop, &dn.engine, self) !=
+		    0) {
+			NARF_ERROR("cannot start cluster membership");
+			return 1;
+		}
+	}
+	NARF_INFO("%s on %s:%d, max memory %llu, %s%s",
+	          dn.cluster ? "cluster member" : "standalone (every slot)",
 	          cfg.bind, cfg.port, (unsigned long long)cfg.max_memory,
 	          cfg.eviction == NARF_EVICT_NOEVICTION ? "noeviction"
 	                                                : "allkeys-lru",

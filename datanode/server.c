@@ -414,4 +414,6 @@ void narf_dn_stop(struct narf_dn *dn)
 	uv_close((uv_handle_t *)&dn->sigint, NULL);
 	while (dn->conns != NULL)
 		conn_close(dn->conns);
+	if (dn->cluster)
+		narf_member_stop(&dn->member);
 }

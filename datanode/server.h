@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "engine.h"
+#include "membership.h"
 
 #define NARF_DN_CRON_MS 100
 
@@ -22,6 +23,8 @@ struct narf_dn {
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	struct narf_rconn *conns; /* owned; doubly linked */
+	struct narf_member member; /* used with --join */
+	bool cluster;              /* --join given */
 	uint64_t cron_ticks;
 	bool closing;
 };

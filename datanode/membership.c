@@ -1,0 +1,399 @@
+/*
+ * Membership: see membership.h for the happy path and the failure modes.
+ *
+ * Everything happens on the loop thread: the timer drives connecting and
+ * heartbeats, the read callback handles replies. A reply is matched to the
+ * one request in flight (m->pending), so the protocol needs no request ids.
+ */
+#include "membership.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/flags.h"
+#include "common/log.h"
+#include "engine.h"
+
+struct write_req {
+	uv_write_t req;
+	char *line; /* owned */
+};
+
+static void member_send(struct narf_member *m, json_t *msg, const char *op);
+
+int narf_member_parse_coords(struct narf_member *m, const char *list)
+{
+	char copy[1024], *save = NULL;
+
+	if (list == NULL || strlen(list) >= sizeof(copy))
+		return NARF_EINVAL;
+	snprintf(copy, sizeof(copy), "%s", list);
+	m->n_coords = 0;
+	for (char *t = strtok_r(copy, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		if (m->n_coords == NARF_MEMBER_MAX_COORDS ||
+		    !narf_map_valid_addr(t))
+			return NARF_EINVAL;
+		snprintf(m->coords[m->n_coords++], NARF_ADDR_SIZE, "%s", t);
+	}
+	return m->n_coords > 0 ? 0 : NARF_EINVAL;
+}
+
+static void tcp_closed_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Drop the connection; the next tick connects again (to `target` when a
+ * redirect set it, else to the next coordinator in the list). */
+static void disconnect(struct narf_member *m, bool next_coord)
+{
+	if (m->tcp != NULL) {
+		m->tcp->data = NULL;
+		uv_close((uv_handle_t *)m->tcp, tcp_closed_cb);
+		m->tcp = NULL;
+	}
+	narf_frame_decoder_close(&m->dec);
+	narf_frame_decoder_init(&m->dec, NARF_FRAME_MAX_REPLY);
+	m->pending = NULL;
+	if (next_coord) {
+		snprintf(m->target, sizeof(m->target), "%s",
+		         m->coords[m->next_coord % m->n_coords]);
+		m->next_coord++;
+	}
+	if (m->state != NARF_MEMBER_CLOSING)
+		m->state = NARF_MEMBER_IDLE;
+}
+
+static json_t *join_msg(const struct narf_member *m)
+{
+	return json_pack("{s:s,s:s,s:s}", "op", "join", "addr", m->self_addr,
+	                 "boot_id", m->boot_id);
+}
+
+static json_t *heartbeat_msg(const struct narf_member *m)
+{
+	struct narf_store_stats st;
+
+	narf_store_stats(m->engine->store, &st);
+	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "op", "heartbeat",
+	                 "node", (json_int_t)m->node_id, "boot_id", m->boot_id,
+	                 "epoch", (json_int_t)(m->map ? m->map->epoch : 0),
+	                 "keys", (json_int_t)st.keys, "used_memory",
+	                 (json_int_t)st.used_memory);
+}
+
+static void install_map(struct narf_member *m, const json_t *obj)
+{
+	char errmsg[NARF_ERRMSG_SIZE];
+	struct narf_map *map = malloc(sizeof(*map));
+	unsigned primaries = 0, replicas = 0;
+
+	if (map == NULL)
+		return;
+	narf_map_init(map, NULL);
+	if (narf_map_from_json(map, obj, errmsg) != 0) {
+		NARF_WARN("member: refusing a bad map from %s: %s", m->target,
+		          errmsg);
+		narf_map_close(map);
+		free(map);
+		return;
+	}
+	if (m->map != NULL) {
+		narf_map_close(m->map);
+		free(m->map);
+	}
+	m->map = map;
+	m->maps_installed++;
+	narf_map_node_counts(map, m->node_id, &primaries, &replicas);
+	NARF_INFO("member: map epoch %llu: %u primaries, %u replicas here",
+	          (unsigned long long)map->epoch, primaries, replicas);
+}
+
+/* An error reply: follow redirects, re-join when forgotten, else retry. */
+static void handle_error(struct narf_member *m, const json_t *reply)
+{
+	const char *err = json_string_value(json_object_get(reply, "error"));
+	const char *leader = json_string_value(json_object_get(reply,
+	                                                       "leader"));
+
+	if (err != NULL && strcmp(err, "not_leader") == 0) {
+		if (leader != NULL && narf_map_valid_addr(leader)) {
+			snprintf(m->target, sizeof(m->target), "%s", leader);
+			disconnect(m, false);
+		} else {
+			disconnect(m, true);
+		}
+		return;
+	}
+	if (err != NULL && strcmp(err, "unknown_node") == 0 &&
+	    m->node_id != 0) {
+		NARF_WARN("member: coordinator forgot node %u: joining again",
+		          m->node_id);
+		m->node_id = 0;
+		return;
+	}
+	/* not_ready, busy and the like: the next tick tries again. */
+	NARF_DEBUG("member: %s from %s", err ? err : "error", m->target);
+}
+
+static void handle_reply(struct narf_member *m, const json_t *reply)
+{
+	const char *op = m->pending;
+	json_t *v;
+
+	m->pending = NULL;
+	if (json_is_false(json_object_get(reply, "ok"))) {
+		handle_error(m, reply);
+		return;
+	}
+	if (op == NULL)
+		return;
+	if (strcmp(op, "join") == 0) {
+		v = json_object_get(reply, "node");
+		if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+		    json_integer_value(v) > UINT32_MAX) {
+			disconnect(m, true);
+			return;
+		}
+		m->node_id = (uint32_t)json_integer_value(v);
+		narf_log_set_id(m->node_id);
+		NARF_INFO("member: joined as node %u via %s", m->node_id,
+		          m->target);
+		m->state = NARF_MEMBER_MEMBER;
+	} else if (strcmp(op, "heartbeat") == 0) {
+		uint64_t epoch;
+
+		m->last_ack_ms = m->sent_ms;
+		v = json_object_get(reply, "epoch");
+		epoch = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+		narf_node_state_parse(
+		        json_string_value(json_object_get(reply, "state")),
+		        &m->node_state);
+		if (m->map == NULL || epoch > m->map->epoch)
+			member_send(m,
+			            json_pack("{s:s,s:I}", "op", "map", "epoch",
+			                      (json_int_t)(m->map ? m->map->epoch
+			                                          : 0)),
+			            "map");
+	} else if (strcmp(op, "map") == 0) {
+		v = json_object_get(reply, "map");
+		if (json_is_object(v))
+			install_map(m, v);
+	}
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char slab[65536];
+
+	*buf = uv_buf_init(slab, sizeof(slab));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct narf_member *m = s->data;
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+	json_t *reply;
+	int rv;
+
+	if (m == NULL)
+		return;
+	if (nread < 0) {
+		NARF_DEBUG("member: connection to %s closed", m->target);
+		disconnect(m, true);
+		return;
+	}
+	if (narf_frame_feed(&m->dec, buf->base, (size_t)nread) != 0) {
+		disconnect(m, true);
+		return;
+	}
+	while ((rv = narf_frame_next(&m->dec, &reply, errmsg)) == 0 &&
+	       reply != NULL) {
+		handle_reply(m, reply);
+		json_decref(reply);
+		if ((uv_stream_t *)m->tcp != s)
+			return; /* handle_reply disconnected */
+	}
+	if (rv != 0) {
+		NARF_WARN("member: bad reply from %s: %s", m->target, errmsg);
+		disconnect(m, true);
+	}
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+
+	free(w->line);
+	free(w);
+}
+
+/* Send one request (msg is stolen) and remember what it was. */
+static void member_send(struct narf_member *m, json_t *msg, const char *op)
+{
+	struct write_req *w;
+	uv_buf_t b;
+	size_t len;
+
+	if (msg == NULL || m->tcp == NULL) {
+		json_decref(msg);
+		return;
+	}
+	w = malloc(sizeof(*w));
+	if (w == NULL || (w->line = narf_frame_encode(msg, &len)) == NULL) {
+		free(w);
+		json_decref(msg);
+		return;
+	}
+	json_decref(msg);
+	b = uv_buf_init(w->line, (unsigned)len);
+	if (uv_write(&w->req, (uv_stream_t *)m->tcp, &b, 1, write_cb) != 0) {
+		free(w->line);
+		free(w);
+		disconnect(m, true);
+		return;
+	}
+	m->pending = op;
+	m->sent_ms = uv_now(m->loop);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct narf_member *m = req->data;
+	bool stale = m->tcp != (uv_tcp_t *)req->handle;
+
+	/* Each attempt has its own request: one abandoned by a disconnect
+	 * (its handle closed) reports here after a newer one has begun. */
+	free(req);
+	if (stale || m->state == NARF_MEMBER_CLOSING)
+		return;
+	if (status != 0) {
+		NARF_DEBUG("member: cannot reach %s: %s", m->target,
+		           uv_strerror(status));
+		disconnect(m, true);
+		return;
+	}
+	uv_tcp_nodelay(m->tcp, 1);
+	if (uv_read_start((uv_stream_t *)m->tcp, alloc_cb, read_cb) != 0) {
+		disconnect(m, true);
+		return;
+	}
+	m->state = m->node_id ? NARF_MEMBER_MEMBER : NARF_MEMBER_JOINING;
+}
+
+static void start_connect(struct narf_member *m)
+{
+	struct sockaddr_in sa;
+	char host[NARF_ADDR_SIZE];
+	uv_connect_t *req;
+	int port;
+
+	if (narf_parse_hostport(m->target, host, sizeof(host), &port) != 0 ||
+	    uv_ip4_addr(strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
+	                port, &sa) != 0) {
+		disconnect(m, true);
+		return;
+	}
+	req = malloc(sizeof(*req));
+	m->tcp = malloc(sizeof(*m->tcp));
+	if (m->tcp == NULL || req == NULL) {
+		free(req);
+		free(m->tcp);
+		m->tcp = NULL;
+		return;
+	}
+	uv_tcp_init(m->loop, m->tcp);
+	m->tcp->data = m;
+	req->data = m;
+	m->state = NARF_MEMBER_CONNECTING;
+	m->sent_ms = uv_now(m->loop);
+	if (uv_tcp_connect(req, m->tcp, (const struct sockaddr *)&sa,
+	                   connect_cb) != 0) {
+		free(req);
+		disconnect(m, true);
+	}
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	struct narf_member *m = t->data;
+	uint64_t now = uv_now(m->loop);
+
+	if (m->state == NARF_MEMBER_CLOSING)
+		return;
+	if ((m->pending != NULL || m->state == NARF_MEMBER_CONNECTING) &&
+	    now - m->sent_ms > NARF_MEMBER_REPLY_TIMEOUT_MS) {
+		NARF_WARN("member: no reply from %s in %d ms", m->target,
+		          NARF_MEMBER_REPLY_TIMEOUT_MS);
+		disconnect(m, true);
+	}
+	if (m->state == NARF_MEMBER_IDLE) {
+		start_connect(m);
+		return;
+	}
+	if (m->pending != NULL || m->state == NARF_MEMBER_CONNECTING)
+		return;
+	if (m->node_id == 0)
+		member_send(m, join_msg(m), "join");
+	else
+		member_send(m, heartbeat_msg(m), "heartbeat");
+}
+
+static void new_boot_id(char *out, size_t size)
+{
+	unsigned char raw[16];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd >= 0 ? read(fd, raw, sizeof(raw)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (got != (ssize_t)sizeof(raw)) {
+		/* Without urandom, pid and time still differ per process. */
+		uint64_t t = uv_hrtime();
+
+		memcpy(raw, &t, sizeof(t));
+		t ^= (uint64_t)getpid() << 32;
+		memcpy(raw + 8, &t, sizeof(t));
+	}
+	for (size_t i = 0; i < sizeof(raw) && 2 * i + 2 < size; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+int narf_member_start(struct narf_member *m, uv_loop_t *loop,
+                      struct narf_engine *engine, const char *self_addr)
+{
+	m->loop = loop;
+	m->engine = engine;
+	snprintf(m->self_addr, sizeof(m->self_addr), "%s", self_addr);
+	new_boot_id(m->boot_id, sizeof(m->boot_id));
+	narf_frame_decoder_init(&m->dec, NARF_FRAME_MAX_REPLY);
+	snprintf(m->target, sizeof(m->target), "%s", m->coords[0]);
+	m->next_coord = 1;
+	m->state = NARF_MEMBER_IDLE;
+	uv_timer_init(loop, &m->timer);
+	m->timer.data = m;
+	NARF_INFO("member: joining via %s as %s (boot %s)", m->target,
+	          m->self_addr, m->boot_id);
+	return uv_timer_start(&m->timer, tick_cb, 0, NARF_HEARTBEAT_MS) == 0
+	               ? 0
+	               : NARF_EINTERNAL;
+}
+
+void narf_member_stop(struct narf_member *m)
+{
+	if (m->loop == NULL || m->state == NARF_MEMBER_CLOSING)
+		return;
+	disconnect(m, false);
+	m->state = NARF_MEMBER_CLOSING;
+	uv_close((uv_handle_t *)&m->timer, NULL);
+	narf_frame_decoder_close(&m->dec);
+	if (m->map != NULL) {
+		narf_map_close(m->map);
+		free(m->map);
+		m->map = NULL;
+	}
+}
