@@ -568,6 +568,121 @@ static int cmd_info(struct narf_engine *e,
 /* --- CLUSTER (standalone: one node owns every slot) ------------------------
  */
 
+/* --- CLUSTER in cluster mode: answered from the coordinator's map -------- */
+
+/* [host, port, name] of a node, as CLUSTER SLOTS lists it. */
+static void slots_node(struct narf_buf *out,
+                       const struct narf_map *map,
+                       uint32_t id)
+{
+	const struct narf_map_node *n = narf_map_node_get(map, id);
+	char host[NARF_ADDR_SIZE] = "", name[41];
+	const char *colon;
+	int port = 0;
+
+	if (n != NULL && (colon = strrchr(n->addr, ':')) != NULL) {
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - n->addr),
+		         n->addr);
+		port = atoi(colon + 1);
+	}
+	narf_node_name(name, id);
+	narf_resp_array(out, 3);
+	narf_resp_bulk_str(out, host);
+	narf_resp_int(out, port);
+	narf_resp_bulk_str(out, name);
+}
+
+static bool same_owners(const struct narf_slot *a, const struct narf_slot *b)
+{
+	return a->primary == b->primary && a->n_replicas == b->n_replicas &&
+	       memcmp(a->replicas, b->replicas,
+	              a->n_replicas * sizeof(a->replicas[0])) == 0;
+}
+
+static int map_cluster_slots(struct narf_buf *out, const struct narf_map *map)
+{
+	struct narf_buf body;
+	long long ranges = 0;
+	unsigned s = 0;
+	int rv;
+
+	narf_buf_init(&body);
+	while (s < NARF_SLOTS) {
+		const struct narf_slot *sl = &map->slots[s];
+		unsigned end = s;
+
+		while (end + 1 < NARF_SLOTS &&
+		       same_owners(sl, &map->slots[end + 1]))
+			end++;
+		if (sl->primary != 0) {
+			narf_resp_array(&body, 3 + sl->n_replicas);
+			narf_resp_int(&body, s);
+			narf_resp_int(&body, end);
+			slots_node(&body, map, sl->primary);
+			for (unsigned i = 0; i < sl->n_replicas; i++)
+				slots_node(&body, map, sl->replicas[i]);
+			ranges++;
+		}
+		s = end + 1;
+	}
+	rv = narf_resp_array(out, ranges);
+	if (rv == 0)
+		rv = narf_buf_append(out, body.data, body.len);
+	narf_buf_close(&body);
+	return rv;
+}
+
+/* One CLUSTER NODES line per live node: its primary ranges, or the
+ * primary it replicates most. */
+static int map_cluster_nodes(struct narf_buf *out,
+                             const struct narf_map *map,
+                             uint32_t self)
+{
+	struct narf_buf text;
+	int rv;
+
+	narf_buf_init(&text);
+	for (unsigned i = 0; i < map->n_nodes; i++) {
+		const struct narf_map_node *n = &map->nodes[i];
+		char name[41], line[256];
+		unsigned s = 0, p, r;
+		int len;
+
+		if (n->state == NARF_NODE_REMOVED)
+			continue;
+		narf_node_name(name, n->id);
+		narf_map_node_counts(map, n->id, &p, &r);
+		len = snprintf(
+		        line, sizeof(line), "%s %s@0 %s%s - 0 0 %llu %s", name,
+		        n->addr, n->id == self ? "myself," : "",
+		        n->state == NARF_NODE_UP ? "master" : "master,fail",
+		        (unsigned long long)map->epoch,
+		        n->state == NARF_NODE_UP ? "connected"
+		                                 : "disconnected");
+		narf_buf_append(&text, line, (size_t)len);
+		while (s < NARF_SLOTS) {
+			unsigned end = s;
+
+			if (map->slots[s].primary != n->id) {
+				s++;
+				continue;
+			}
+			while (end + 1 < NARF_SLOTS &&
+			       map->slots[end + 1].primary == n->id)
+				end++;
+			len = end == s ? snprintf(line, sizeof(line), " %u", s)
+			               : snprintf(line, sizeof(line), " %u-%u",
+			                          s, end);
+			narf_buf_append(&text, line, (size_t)len);
+			s = end + 1;
+		}
+		narf_buf_append(&text, "\n", 1);
+	}
+	rv = narf_resp_bulk(out, text.data, text.len);
+	narf_buf_close(&text);
+	return rv;
+}
+
 static int cmd_cluster(struct narf_engine *e,
                        struct narf_client *c,
                        int argc,
@@ -580,6 +695,19 @@ static int cmd_cluster(struct narf_engine *e,
 	const char *host = e->cfg.bind;
 	char line[256];
 
+	const struct narf_map *map = narf_engine_map(e);
+
+	if (map != NULL && argc == 2) {
+		char name[41];
+
+		narf_node_name(name, *e->cluster_node_id);
+		if (narf_arg_is(sub, n, "slots"))
+			return map_cluster_slots(out, map);
+		if (narf_arg_is(sub, n, "nodes"))
+			return map_cluster_nodes(out, map, *e->cluster_node_id);
+		if (narf_arg_is(sub, n, "myid"))
+			return narf_resp_bulk_str(out, name);
+	}
 	if (narf_arg_is(sub, n, "keyslot") && argc == 3)
 		return narf_resp_int(out, narf_key_slot(argv[2], len[2]));
 	if (narf_arg_is(sub, n, "myid") && argc == 2)

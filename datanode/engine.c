@@ -334,6 +334,69 @@ static int reply_unknown(struct narf_buf *out,
 	return narf_resp_error(out, msg);
 }
 
+const struct narf_map *narf_engine_map(const struct narf_engine *e)
+{
+	if (e->cluster_map == NULL || *e->cluster_map == NULL ||
+	    e->cluster_node_id == NULL || *e->cluster_node_id == 0)
+		return NULL;
+	return *e->cluster_map;
+}
+
+void narf_node_name(char out[41], uint32_t id)
+{
+	snprintf(out, 41, "%040x", id);
+}
+
+/*
+ * Cluster mode routing, as Redis Cluster answers: every key of a request
+ * must hash to one slot (else -CROSSSLOT), and that slot must be led by
+ * this node (else -MOVED to its primary). Returns true when the request
+ * may run here; otherwise the error is in out.
+ */
+static bool route_here(struct narf_engine *e,
+                       const struct narf_command *cmd,
+                       int argc,
+                       const char **argv,
+                       const size_t *argvlen,
+                       struct narf_buf *out)
+{
+	const struct narf_map *map;
+	const struct narf_map_node *owner;
+	int last, slot = -1;
+
+	if (e->cluster_map == NULL || cmd->first_key <= 0)
+		return true;
+	map = narf_engine_map(e);
+	if (map == NULL) {
+		narf_resp_error(out,
+		                "CLUSTERDOWN The cluster is down (this "
+		                "node has not joined yet)");
+		return false;
+	}
+	last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+	for (int i = cmd->first_key; i <= last && i < argc;
+	     i += cmd->key_step) {
+		int s = (int)narf_key_slot(argv[i], argvlen[i]);
+
+		if (slot >= 0 && s != slot) {
+			narf_resp_error(out,
+			                "CROSSSLOT Keys in request don't "
+			                "hash to the same slot");
+			return false;
+		}
+		slot = s;
+	}
+	if (slot < 0 || map->slots[slot].primary == *e->cluster_node_id)
+		return true;
+	owner = narf_map_node_get(map, map->slots[slot].primary);
+	if (owner == NULL) {
+		narf_resp_error(out, "CLUSTERDOWN Hash slot not served");
+		return false;
+	}
+	narf_resp_errorf(out, "MOVED %d %s", slot, owner->addr);
+	return false;
+}
+
 static bool keys_too_large(const struct narf_engine *e,
                            const struct narf_command *cmd,
                            int argc,
@@ -378,6 +441,8 @@ int narf_engine_exec(struct narf_engine *e,
 		rv = narf_resp_error(out,
 		                     "OOM command not allowed when used "
 		                     "memory > 'maxmemory'.");
+	} else if (!route_here(e, cmd, argc, argv, argvlen, out)) {
+		rv = 0;
 	} else {
 		rv = cmd->fn(e, c, argc, argv, argvlen, out);
 	}

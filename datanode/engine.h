@@ -72,6 +72,7 @@ struct narf_engine {
 	/* borrowed: the cluster map holder of a node that joined a cluster
 	 * (*cluster_map is NULL until the first map arrives), or NULL */
 	struct narf_map *const *cluster_map;
+	const uint32_t *cluster_node_id; /* borrowed: our id, 0 before join */
 	void *clock_data;
 	int64_t start_ms;
 	uint64_t next_client_id;
@@ -164,6 +165,12 @@ struct narf_entry *narf_lookup(struct narf_engine *e,
                                const char *key,
                                size_t len,
                                bool count);
+
+/* Cluster mode: the map when this node has joined and received one. */
+const struct narf_map *narf_engine_map(const struct narf_engine *e);
+
+/* The 40-character node name CLUSTER replies use for node id. */
+void narf_node_name(char out[41], uint32_t id);
 
 /* Human-readable byte count as Redis prints it ("1.50M"). */
 void narf_bytes_human(char *buf, size_t size, uint64_t n);

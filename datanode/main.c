@@ -108,8 +108,10 @@ static char *read_password(const char *path)
 	return strdup(line);
 }
 
-static void parse_flags(struct narf_engine_config *cfg, struct narf_dn *dn,
-                        int argc, char **argv)
+static void parse_flags(struct narf_engine_config *cfg,
+                        struct narf_dn *dn,
+                        int argc,
+                        char **argv)
 {
 	enum {
 		O_STANDALONE = 256,
@@ -229,9 +231,10 @@ static void parse_flags(struct narf_engine_config *cfg, struct narf_dn *dn,
 			break;
 		case O_JOIN:
 			if (narf_member_parse_coords(&dn->member, optarg) != 0)
-				narf_usage_error(prog, "--join '%s': expected "
-				                       "host:port[,host:port...] "
-				                       "of coordinators",
+				narf_usage_error(prog,
+				                 "--join '%s': expected "
+				                 "host:port[,host:port...] "
+				                 "of coordinators",
 				                 optarg);
 			dn->cluster = true;
 			break;
@@ -248,8 +251,9 @@ static void parse_flags(struct narf_engine_config *cfg, struct narf_dn *dn,
 		narf_usage_error(prog, "unexpected argument '%s'",
 		                 argv[optind]);
 	if (dn->cluster && cfg->standalone_flag)
-		narf_usage_error(prog, "--join and --standalone exclude each "
-		                       "other");
+		narf_usage_error(prog,
+		                 "--join and --standalone exclude each "
+		                 "other");
 	cfg->standalone = !dn->cluster;
 	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
 	    env[0] != '\0')
@@ -303,6 +307,7 @@ int main(int argc, char **argv)
 
 		snprintf(self, sizeof(self), "%s:%d", cfg.bind, cfg.port);
 		dn.engine.cluster_map = &dn.member.map;
+		dn.engine.cluster_node_id = &dn.member.node_id;
 		if (narf_member_start(&dn.member, &dn.loop, &dn.engine, self) !=
 		    0) {
 			NARF_ERROR("cannot start cluster membership");

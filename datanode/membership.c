@@ -79,10 +79,10 @@ static json_t *heartbeat_msg(const struct narf_member *m)
 	struct narf_store_stats st;
 
 	narf_store_stats(m->engine->store, &st);
-	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "op", "heartbeat",
-	                 "node", (json_int_t)m->node_id, "boot_id", m->boot_id,
-	                 "epoch", (json_int_t)(m->map ? m->map->epoch : 0),
-	                 "keys", (json_int_t)st.keys, "used_memory",
+	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "op", "heartbeat", "node",
+	                 (json_int_t)m->node_id, "boot_id", m->boot_id, "epoch",
+	                 (json_int_t)(m->map ? m->map->epoch : 0), "keys",
+	                 (json_int_t)st.keys, "used_memory",
 	                 (json_int_t)st.used_memory);
 }
 
@@ -117,8 +117,8 @@ static void install_map(struct narf_member *m, const json_t *obj)
 static void handle_error(struct narf_member *m, const json_t *reply)
 {
 	const char *err = json_string_value(json_object_get(reply, "error"));
-	const char *leader = json_string_value(json_object_get(reply,
-	                                                       "leader"));
+	const char *leader =
+	        json_string_value(json_object_get(reply, "leader"));
 
 	if (err != NULL && strcmp(err, "not_leader") == 0) {
 		if (leader != NULL && narf_map_valid_addr(leader)) {
@@ -169,16 +169,18 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 
 		m->last_ack_ms = m->sent_ms;
 		v = json_object_get(reply, "epoch");
-		epoch = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+		epoch = json_is_integer(v) ? (uint64_t)json_integer_value(v)
+		                           : 0;
 		narf_node_state_parse(
 		        json_string_value(json_object_get(reply, "state")),
 		        &m->node_state);
 		if (m->map == NULL || epoch > m->map->epoch)
-			member_send(m,
-			            json_pack("{s:s,s:I}", "op", "map", "epoch",
-			                      (json_int_t)(m->map ? m->map->epoch
-			                                          : 0)),
-			            "map");
+			member_send(
+			        m,
+			        json_pack("{s:s,s:I}", "op", "map", "epoch",
+			                  (json_int_t)(m->map ? m->map->epoch
+			                                      : 0)),
+			        "map");
 	} else if (strcmp(op, "map") == 0) {
 		v = json_object_get(reply, "map");
 		if (json_is_object(v))
@@ -363,8 +365,10 @@ static void new_boot_id(char *out, size_t size)
 		snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
-int narf_member_start(struct narf_member *m, uv_loop_t *loop,
-                      struct narf_engine *engine, const char *self_addr)
+int narf_member_start(struct narf_member *m,
+                      uv_loop_t *loop,
+                      struct narf_engine *engine,
+                      const char *self_addr)
 {
 	m->loop = loop;
 	m->engine = engine;

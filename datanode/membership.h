@@ -31,32 +31,32 @@
 struct narf_engine;
 
 enum narf_member_state {
-	NARF_MEMBER_IDLE,       /* not connected; the timer reconnects */
+	NARF_MEMBER_IDLE, /* not connected; the timer reconnects */
 	NARF_MEMBER_CONNECTING,
-	NARF_MEMBER_JOINING,    /* join sent */
-	NARF_MEMBER_MEMBER,     /* joined: heartbeats and map fetches */
+	NARF_MEMBER_JOINING, /* join sent */
+	NARF_MEMBER_MEMBER,  /* joined: heartbeats and map fetches */
 	NARF_MEMBER_CLOSING,
 };
 
 struct narf_member {
-	uv_loop_t *loop;             /* borrowed */
-	struct narf_engine *engine;  /* borrowed: keys, memory for heartbeats */
+	uv_loop_t *loop;            /* borrowed */
+	struct narf_engine *engine; /* borrowed: keys, memory for heartbeats */
 	char coords[NARF_MEMBER_MAX_COORDS][NARF_ADDR_SIZE];
 	unsigned n_coords;
-	unsigned next_coord;         /* round-robin position */
-	char target[NARF_ADDR_SIZE]; /* coordinator we talk to */
+	unsigned next_coord;            /* round-robin position */
+	char target[NARF_ADDR_SIZE];    /* coordinator we talk to */
 	char self_addr[NARF_ADDR_SIZE]; /* our RESP address */
 	char boot_id[NARF_BOOT_ID_SIZE];
-	uint32_t node_id;            /* 0 until joined */
+	uint32_t node_id;                /* 0 until joined */
 	enum narf_node_state node_state; /* as the last heartbeat said */
-	struct narf_map *map;        /* owned; NULL until the first fetch */
+	struct narf_map *map;            /* owned; NULL until the first fetch */
 	enum narf_member_state state;
-	const char *pending;         /* op awaiting a reply, or NULL */
-	uint64_t sent_ms;            /* when the pending request was sent */
-	uint64_t last_ack_ms;        /* send time of the last acked beat */
-	uv_tcp_t *tcp;               /* owned while connected */
+	const char *pending;  /* op awaiting a reply, or NULL */
+	uint64_t sent_ms;     /* when the pending request was sent */
+	uint64_t last_ack_ms; /* send time of the last acked beat */
+	uv_tcp_t *tcp;        /* owned while connected */
 	struct narf_frame_decoder dec;
-	uv_timer_t timer;            /* heartbeat and reconnect tick */
+	uv_timer_t timer; /* heartbeat and reconnect tick */
 	uint64_t maps_installed;
 	bool closing;
 };
@@ -65,8 +65,10 @@ struct narf_member {
 int narf_member_parse_coords(struct narf_member *m, const char *list);
 
 /* Start joining; self_addr is the address peers and clients reach us at. */
-int narf_member_start(struct narf_member *m, uv_loop_t *loop,
-                      struct narf_engine *engine, const char *self_addr);
+int narf_member_start(struct narf_member *m,
+                      uv_loop_t *loop,
+                      struct narf_engine *engine,
+                      const char *self_addr);
 
 /* Stop: close the connection and the timer (asynchronous; the loop ends
  * once they are closed). */

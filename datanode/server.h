@@ -22,7 +22,7 @@ struct narf_dn {
 	uv_timer_t cron;
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
-	struct narf_rconn *conns; /* owned; doubly linked */
+	struct narf_rconn *conns;  /* owned; doubly linked */
 	struct narf_member member; /* used with --join */
 	bool cluster;              /* --join given */
 	uint64_t cron_ticks;

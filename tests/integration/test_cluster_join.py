@@ -1,0 +1,142 @@
+"""Data nodes joining a coordinator trio (the first part of the cluster
+issue): registration, heartbeats through a leader kill, routing by the map.
+
+Real `coord` and `datanode --join` processes on 127.0.0.1; cluster-aware
+clients (redis-py's RedisCluster, redis-cli -c) route by CLUSTER SLOTS and
+-MOVED, as they do against Redis Cluster.
+"""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from narf_harness import (HOST, PORTS, leader_map, wait_for, wait_leader,
+                          call_leader)
+
+
+class DataNode:
+    """A `datanode --join` process with its log in the test's tmp dir."""
+
+    def __init__(self, build, tmpdir, coords, name):
+        self.port = PORTS.take(1)[0]
+        self.addr = "%s:%d" % (HOST, self.port)
+        self.log_path = os.path.join(str(tmpdir), name + ".log")
+        self.argv = [os.path.join(build, "datanode", "datanode"),
+                     "--port", str(self.port), "--join", ",".join(coords)]
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                return None
+        return self.proc.returncode if self.proc else None
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+@pytest.fixture
+def cluster(make_trio, build_dir, tmp_path):
+    """A trio (node timeout 1000 ms) and three data nodes joined to it."""
+    trio = make_trio(node_timeout_ms=1000)
+    wait_leader(trio)
+    nodes = [DataNode(build_dir, tmp_path, trio.apis, "n%d" % i)
+             for i in (1, 2, 3)]
+    for n in nodes:
+        n.start()
+    yield trio, nodes
+    codes = [n.stop() for n in nodes]
+    for n in nodes:
+        text = n.log_text()
+        assert "ERROR: AddressSanitizer" not in text, text[-3000:]
+        assert "runtime error:" not in text, text[-3000:]
+    assert codes == [0, 0, 0], [n.log_text()[-2000:] for n in nodes]
+
+
+def all_up_and_assigned(trio, addrs):
+    m = leader_map(trio)
+    up = {n["addr"] for n in m["nodes"] if n["state"] == "up"}
+    if not set(addrs) <= up:
+        return None
+    if any(r["primary"] == 0 for r in m["slots"]):
+        return None
+    owners = {r["primary"] for r in m["slots"]}
+    return m if len(owners) == len(addrs) else None
+
+
+def test_nodes_join_and_clients_route_by_the_map(cluster):
+    """Three `datanode --join` register and become up with every slot
+    assigned across them, and a cluster client's keys land on their owners."""
+    trio, nodes = cluster
+    m = wait_for(lambda: all_up_and_assigned(trio, [n.addr for n in nodes]),
+                 20.0, 0.1, "three nodes up with every slot")
+    assert len(m["nodes"]) == 3
+    # Give every node time to fetch the final map before routing by it.
+    time.sleep(0.5)
+    rc = RedisCluster(host=HOST, port=nodes[0].port)
+    for i in range(300):
+        rc.set("key:%d" % i, "v%d" % i)
+    assert all(rc.get("key:%d" % i) == b"v%d" % i for i in range(300))
+    sizes = [redis.Redis(host=HOST, port=n.port).dbsize() for n in nodes]
+    assert sum(sizes) == 300 and min(sizes) > 0, sizes
+    rc.close()
+
+
+def test_plain_client_gets_moved_and_crossslot(cluster):
+    """A request for another node's slot answers -MOVED with the owner's
+    address; keys of different slots in one request answer -CROSSSLOT."""
+    trio, nodes = cluster
+    m = wait_for(lambda: all_up_and_assigned(trio, [n.addr for n in nodes]),
+                 20.0, 0.1, "three nodes up with every slot")
+    time.sleep(0.5)
+    by_id = {n["id"]: n["addr"] for n in m["nodes"]}
+    owner_of_foo = None
+    for r in m["slots"]:
+        if r["from"] <= 12182 <= r["to"]:
+            owner_of_foo = by_id[r["primary"]]
+    other = next(n for n in nodes if n.addr != owner_of_foo)
+    c = redis.Redis(host=HOST, port=other.port)
+    with pytest.raises(redis.ResponseError) as e:
+        c.set("foo", "bar")
+    assert str(e.value) == "MOVED 12182 %s" % owner_of_foo
+    with pytest.raises(redis.ResponseError) as e:
+        c.mset({"a": 1, "b": 2})
+    assert "CROSSSLOT" in str(e.value)
+    slots = c.execute_command("CLUSTER", "SLOTS")
+    assert sum(s[1] - s[0] + 1 for s in slots) == 16384
+
+
+def test_nodes_stay_up_through_a_leader_kill(cluster):
+    """Killing the coordinator leader neither marks a data node down nor
+    stops it from serving: heartbeats find the new leader."""
+    trio, nodes = cluster
+    wait_for(lambda: all_up_and_assigned(trio, [n.addr for n in nodes]),
+             20.0, 0.1, "three nodes up with every slot")
+    before = leader_map(trio)
+    leader, _ = wait_leader(trio)
+    leader.kill9()
+    live = [c for c in (trio[1], trio[2], trio[3]) if c is not leader]
+    wait_leader(trio, members=live)
+    time.sleep(2.5)  # more than two node timeouts
+    after = call_leader(trio, {"op": "map"})["map"]
+    assert all(n["state"] == "up" for n in after["nodes"]), after["nodes"]
+    assert after["slots"] == before["slots"]
+    rc = RedisCluster(host=HOST, port=nodes[1].port)
+    rc.set("after-kill", "ok")
+    assert rc.get("after-kill") == b"ok"
+    rc.close()
