@@ -59,6 +59,7 @@ int narf_store_create(struct narf_store **out,
 	}
 	s->first_table_size = malloc_usable_size(first);
 	free(first);
+	s->empty_size = s->used_memory;
 	*out = s;
 	return 0;
 }
@@ -265,6 +266,11 @@ static int fit(struct narf_store *s, uint64_t grow)
 {
 	if (s->max_memory == 0)
 		return 0;
+	/* A write that could not fit even in an empty store must not empty
+	 * it first: refuse it before evicting anything. */
+	if (grow > 0 && (s->max_memory < s->empty_size ||
+	                 grow > s->max_memory - s->empty_size))
+		return NARF_EOOM;
 	while (s->used_memory + grow > s->max_memory) {
 		if (s->eviction == NARF_EVICT_NOEVICTION || !evict_one(s))
 			return NARF_EOOM;

@@ -86,6 +86,7 @@ struct narf_store {
 	enum narf_eviction eviction;
 	unsigned lru_samples;
 	size_t first_table_size; /* usable bytes of a slot's first table */
+	uint64_t empty_size;     /* used_memory of the store with no key */
 	narf_store_removed_cb removed_cb;
 	void *removed_data; /* borrowed */
 	/* borrowed: the entry a set is about to replace, which eviction must

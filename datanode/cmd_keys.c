@@ -104,6 +104,8 @@ static int rename_generic(struct narf_engine *e,
 	/* Looking the destination up may have moved nothing, but be safe:
 	 * take the source again before copying it out. */
 	src = narf_lookup(e, argv[1], len[1], false);
+	if (src == NULL)
+		return narf_resp_error(out, "ERR no such key");
 	v = narf_entry_value(src, &vlen);
 	expire = narf_entry_expire(src);
 	copy = malloc(vlen ? vlen : 1);
@@ -225,8 +227,7 @@ static int expire_generic(struct narf_engine *e,
 		goto invalid;
 	when *= unit_ms;
 	if (relative) {
-		if ((when > 0 && when > LLONG_MAX - now) ||
-		    (when < 0 && when < LLONG_MIN + now))
+		if (when > 0 && when > LLONG_MAX - now)
 			goto invalid;
 		when += now;
 	}
@@ -320,7 +321,8 @@ static int ttl_generic(struct narf_engine *e,
 	case TTL_REL_MS:
 		return narf_resp_int(out, left);
 	case TTL_ABS_S:
-		return narf_resp_int(out, (exp + 500) / 1000); /* as Redis */
+		return narf_resp_int(
+		        out, exp / 1000 + (exp % 1000 >= 500)); /* as Redis */
 	default:
 		return narf_resp_int(out, exp);
 	}

@@ -90,7 +90,13 @@ static int check_auth(struct narf_engine *e,
                       size_t plen,
                       struct narf_buf *out)
 {
-	if (e->cfg.requirepass == NULL) {
+	if (e->cfg.requirepass == NULL && user != NULL &&
+	    narf_arg_is(user, ulen, "default")) {
+		/* As Redis: without a password the default user is nopass. */
+		c->authenticated = true;
+		return 0;
+	}
+	if (e->cfg.requirepass == NULL && user == NULL) {
 		narf_resp_error(out,
 		                "ERR AUTH <password> called without any "
 		                "password configured for the default "
@@ -99,6 +105,7 @@ static int check_auth(struct narf_engine *e,
 		return -1;
 	}
 	if ((user != NULL && !narf_arg_is(user, ulen, "default")) ||
+	    e->cfg.requirepass == NULL ||
 	    !password_equal(e->cfg.requirepass, pass, plen)) {
 		narf_resp_error(out,
 		                "WRONGPASS invalid username-password pair "

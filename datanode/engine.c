@@ -74,7 +74,6 @@ void narf_engine_config_default(struct narf_engine_config *cfg)
 	narf_resp_limits_default(&cfg->limits);
 	cfg->max_clients = 10000;
 	cfg->max_query_buffer = 1ULL << 30;
-	cfg->max_output_buffer = 256ULL << 20;
 	cfg->idle_timeout_ms = 300000;
 	cfg->eviction = NARF_EVICT_ALLKEYS_LRU;
 	cfg->standalone = true;

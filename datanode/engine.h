@@ -34,7 +34,6 @@ struct narf_engine_config {
 	struct narf_resp_limits limits; /* max_bulk is also the value limit */
 	unsigned max_clients;
 	uint64_t max_query_buffer;
-	uint64_t max_output_buffer;
 	uint64_t idle_timeout_ms; /* 0 = never */
 	uint64_t max_memory;
 	enum narf_eviction eviction;
@@ -81,7 +80,7 @@ struct narf_engine {
 };
 
 /* Defaults: max key 64 KiB, bulk 512 MiB, 10000 clients, query buffer
- * 1 GiB, output buffer 256 MiB, idle timeout 300 s, no memory limit,
+ * 1 GiB, idle timeout 300 s, no memory limit,
  * allkeys-lru, no password, standalone. */
 void narf_engine_config_default(struct narf_engine_config *cfg);
 

@@ -43,6 +43,7 @@ struct narf_rconn {
 	bool writing;
 	bool reading;
 	bool closing;
+	bool held; /* whole requests wait in `in` until replies drain */
 };
 
 static void conn_flush(struct narf_rconn *conn);
@@ -103,64 +104,84 @@ static void write_cb(uv_write_t *req, int status)
 
 	conn->writing = false;
 	conn->sending.len = 0;
+	/* A big reply's buffer goes back once it is written. */
+	narf_buf_shrink(&conn->sending, 64 * 1024);
 	if (conn->closing)
 		return;
 	if (status != 0) {
 		conn_close(conn);
 		return;
 	}
-	if (conn->client.close_after_reply && conn->out.len == 0) {
-		conn_close(conn);
-		return;
-	}
+	conn->last_active_ms = uv_now(&conn->dn->loop);
 	conn_flush(conn);
 }
 
 /* Hand whatever replies are waiting to the kernel. */
+static void conn_process(struct narf_rconn *conn);
+
+/*
+ * Hand waiting replies to the kernel; when they are all gone, run requests
+ * that were held back (conn_process stops at NARF_OUT_SOFT_LIMIT) and
+ * resume reading. A loop, not recursion: a client pipelining many large
+ * GETs into a fast socket goes round it once per megabyte of replies.
+ */
 static void conn_flush(struct narf_rconn *conn)
 {
+	struct narf_engine *e = &conn->dn->engine;
 	struct narf_buf tmp;
 	uv_buf_t b;
 	int n;
 
-	if (conn->writing || conn->closing)
-		return;
-	if (conn->out.len == 0) {
-		if (conn->client.close_after_reply)
+	for (;;) {
+		if (conn->writing || conn->closing)
+			return;
+		if (conn->out.len == 0) {
+			if (conn->client.close_after_reply) {
+				conn_close(conn);
+				return;
+			}
+			if (conn->held) {
+				conn->held = false;
+				e->now_cached = e->clock(e->clock_data);
+				conn_process(conn);
+				e->now_cached = 0;
+				continue;
+			}
+			if (!conn->reading &&
+			    uv_read_start((uv_stream_t *)&conn->tcp,
+			                  conn_alloc_cb, conn_read_cb) == 0)
+				conn->reading = true;
+			return;
+		}
+		b = uv_buf_init(conn->out.data, (unsigned)conn->out.len);
+		n = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
+		if (n == (int)conn->out.len) {
+			conn->out.len = 0;
+			narf_buf_shrink(&conn->out, 64 * 1024);
+			conn->last_active_ms = uv_now(&conn->dn->loop);
+			continue;
+		}
+		if (n < 0 && n != UV_EAGAIN) {
 			conn_close(conn);
-		else if (!conn->reading &&
-		         uv_read_start((uv_stream_t *)&conn->tcp, conn_alloc_cb,
-		                       conn_read_cb) == 0)
-			conn->reading = true;
-		return;
-	}
-	b = uv_buf_init(conn->out.data, (unsigned)conn->out.len);
-	n = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
-	if (n == (int)conn->out.len) {
-		conn->out.len = 0;
-		narf_buf_shrink(&conn->out, 64 * 1024);
-		if (conn->client.close_after_reply)
+			return;
+		}
+		if (n > 0)
+			narf_buf_consume(&conn->out, (size_t)n);
+		/* Swap: out keeps collecting while sending is in flight. */
+		tmp = conn->sending;
+		conn->sending = conn->out;
+		conn->out = tmp;
+		b = uv_buf_init(conn->sending.data,
+		                (unsigned)conn->sending.len);
+		conn->wreq.data = conn;
+		if (uv_write(&conn->wreq, (uv_stream_t *)&conn->tcp, &b, 1,
+		             write_cb) != 0) {
 			conn_close(conn);
+			return;
+		}
+		conn->writing = true;
 		return;
 	}
-	if (n < 0 && n != UV_EAGAIN) {
-		conn_close(conn);
-		return;
-	}
-	if (n > 0)
-		narf_buf_consume(&conn->out, (size_t)n);
-	/* Swap buffers: out keeps collecting while sending is in flight. */
-	tmp = conn->sending;
-	conn->sending = conn->out;
-	conn->out = tmp;
-	b = uv_buf_init(conn->sending.data, (unsigned)conn->sending.len);
-	conn->wreq.data = conn;
-	if (uv_write(&conn->wreq, (uv_stream_t *)&conn->tcp, &b, 1, write_cb) !=
-	    0) {
-		conn_close(conn);
-		return;
-	}
-	conn->writing = true;
 }
 
 /* Parse and execute every whole request in the query buffer. */
@@ -198,14 +219,12 @@ static void conn_process(struct narf_rconn *conn)
 		}
 		pos += conn->req.consumed;
 		narf_resp_req_reset(&conn->req);
-		if (conn->out.len > conn->dn->engine.cfg.max_output_buffer) {
-			NARF_WARN(
-			        "client %llu (%s): output buffer over limit, "
-			        "closing",
-			        (unsigned long long)conn->client.id,
-			        conn->client.addr);
-			conn_close(conn);
-			return;
+		/* Enough replies for now: hold the rest of the pipeline until
+		 * these are written, so replies never pile up without bound
+		 * (at most the limit plus one reply). */
+		if (conn->out.len > NARF_OUT_SOFT_LIMIT) {
+			conn->held = pos < conn->in.len;
+			break;
 		}
 	}
 	/* need counts from the start of the request in progress, which
@@ -242,7 +261,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	e->now_cached = 0;
 	if (conn->closing)
 		return;
-	if (conn->client.close_after_reply ||
+	if (conn->client.close_after_reply || conn->held ||
 	    (conn->writing && conn->out.len > NARF_OUT_SOFT_LIMIT)) {
 		uv_read_stop(s);
 		conn->reading = false;
@@ -300,8 +319,12 @@ static void accept_cb(uv_stream_t *server, int status)
 		return;
 	}
 	conn = calloc(1, sizeof(*conn));
-	if (conn == NULL)
+	if (conn == NULL) {
+		/* Accept and close: an unaccepted connection would stop
+		 * libuv from polling the listener. */
+		reject(dn, server);
 		return;
+	}
 	conn->dn = dn;
 	narf_resp_req_init(&conn->req);
 	uv_tcp_init(&dn->loop, &conn->tcp);
@@ -340,7 +363,7 @@ static void close_idle(struct narf_dn *dn)
 	while (conn != NULL) {
 		struct narf_rconn *next = conn->next;
 
-		if (!conn->writing && now - conn->last_active_ms > limit) {
+		if (now - conn->last_active_ms > limit) {
 			NARF_DEBUG("client %llu (%s): idle, closing",
 			           (unsigned long long)conn->client.id,
 			           conn->client.addr);

@@ -25,7 +25,7 @@ import time
 import pytest
 import redis
 
-from dn_harness import (MB, REDIS_SERVER, SANITIZER_MARKS,
+from dn_harness import (HOST, MB, REDIS_SERVER, SANITIZER_MARKS,
                         Closed, DataNode, Err, RawConn, RedisServer, encode,
                         key_slot, wait_until)
 
@@ -1542,3 +1542,66 @@ def test_binary_safe_keys_and_values(r, c):
     assert c.cmd("EXISTS", *keys) == len(keys)
     assert r.delete(*keys) == len(keys)
     assert r.dbsize() == 0
+
+
+def read_replies(sock, n, deadline_s=60.0, chunk=65536, pause=0.0):
+    """Read n RESP bulk/simple replies from a raw socket, slowly if asked;
+    returns how many arrived before the deadline or EOF."""
+    import socket as _socket
+    buf = b""
+    got = 0
+    end = time.monotonic() + deadline_s
+    sock.settimeout(1.0)
+    while got < n and time.monotonic() < end:
+        try:
+            data = sock.recv(chunk)
+        except _socket.timeout:
+            continue
+        if not data:
+            break
+        buf += data
+        while True:
+            if buf.startswith(b"$"):
+                nl = buf.find(b"\r\n")
+                if nl < 0:
+                    break
+                size = int(buf[1:nl])
+                total = nl + 2 + (size + 2 if size >= 0 else 0)
+                if len(buf) < total:
+                    break
+                buf = buf[total:]
+            else:
+                nl = buf.find(b"\r\n")
+                if nl < 0:
+                    break
+                buf = buf[nl + 2:]
+            got += 1
+        if pause:
+            time.sleep(pause)
+    return got
+
+
+def test_slow_reader_of_a_long_pipeline_gets_every_reply(srv):
+    """A client that pipelines 20k GETs of a 2 KB value and reads slowly
+    receives all 20k replies: pausing for output never stalls the
+    connection for good."""
+    import socket as _socket
+    r = srv.client()
+    r.set("v", "x" * 2048)
+    s = _socket.create_connection((HOST, srv.port), timeout=5)
+    s.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, 16384)
+    s.sendall(b"*2\r\n$3\r\nGET\r\n$1\r\nv\r\n" * 20000)
+    assert read_replies(s, 20000, pause=0.001) == 20000
+    s.close()
+
+
+def test_pipeline_of_large_replies_is_served_not_dropped(srv):
+    """400 pipelined GETs of a 1 MB value in one write are all answered
+    (replies are produced as they drain, not all at once and dropped)."""
+    import socket as _socket
+    r = srv.client()
+    r.set("big", "y" * (1 << 20))
+    s = _socket.create_connection((HOST, srv.port), timeout=5)
+    s.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 400)
+    assert read_replies(s, 400, chunk=1 << 20) == 400
+    s.close()
