@@ -127,8 +127,8 @@ static int parse_set_opts(struct narf_engine *e,
 			o->get = true;
 		} else if (narf_arg_is(a, n, "keepttl") && !o->unit) {
 			o->keepttl = true;
-		} else if (unit != EXP_NONE && !o->unit && !o->keepttl &&
-		           i + 1 < argc) {
+		} else if (unit != EXP_NONE && (!o->unit || o->unit == unit) &&
+		           !o->keepttl && i + 1 < argc) {
 			o->unit = unit;
 			if (absolute_expire(e, out, "set", unit, argv[i + 1],
 			                    len[i + 1], &o->expire) != 0)
@@ -279,7 +279,8 @@ static int cmd_getex(struct narf_engine *e,
 		if (narf_arg_is(argv[i], len[i], "persist") && !unit &&
 		    !persist) {
 			persist = true;
-		} else if (u != EXP_NONE && !unit && !persist && i + 1 < argc) {
+		} else if (u != EXP_NONE && (!unit || unit == u) && !persist &&
+		           i + 1 < argc) {
 			unit = u;
 			if (absolute_expire(e, out, "getex", u, argv[i + 1],
 			                    len[i + 1], &expire) != 0)

@@ -236,7 +236,8 @@ bool narf_str_to_ld(const char *s, size_t n, long double *v)
 	errno = 0;
 	d = strtold(buf, &end);
 	if (*end != '\0' || isspace((unsigned char)buf[n - 1]) ||
-	    (errno == ERANGE && (d == HUGE_VALL || d == -HUGE_VALL)) ||
+	    (errno == ERANGE &&
+	     (d == HUGE_VALL || d == -HUGE_VALL || fpclassify(d) == FP_ZERO)) ||
 	    isnan(d))
 		return false;
 	*v = d;

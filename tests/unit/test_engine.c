@@ -109,6 +109,9 @@ static void test_set_get(void **state)
 	EXPECT(f, "SET n 1 GET", "$-1\r\n");
 	EXPECT(f, "SET k v NX XX", "-ERR syntax error\r\n");
 	EXPECT(f, "SET k v EX 10 PX 100", "-ERR syntax error\r\n");
+	/* The same expiry option twice: the last one wins, as in Redis. */
+	EXPECT(f, "SET k v EX 10 EX 20", "+OK\r\n");
+	EXPECT(f, "TTL k", ":20\r\n");
 	EXPECT(f, "SET k v KEEPTTL EX 1", "-ERR syntax error\r\n");
 	EXPECT(f, "SET k v BOGUS", "-ERR syntax error\r\n");
 	EXPECT(f, "SET k",
@@ -240,6 +243,8 @@ static void test_incrbyfloat(void **state)
 	EXPECT(f, "INCRBYFLOAT f 2.0e2", "$4\r\n5200\r\n");
 	EXPECT(f, "GET f", "$4\r\n5200\r\n");
 	EXPECT(f, "INCRBYFLOAT f abc", "-ERR value is not a valid float\r\n");
+	EXPECT(f, "INCRBYFLOAT f 1e-5000",
+	       "-ERR value is not a valid float\r\n");
 	EXPECT(f, "INCRBYFLOAT g 3", "$1\r\n3\r\n");
 }
 
