@@ -134,3 +134,54 @@ void narf_usage_error(const char *prog, const char *fmt, ...)
 	fprintf(stderr, "\nTry '%s --help' for the list of flags.\n", prog);
 	exit(2);
 }
+
+uint64_t narf_flag_u64(const char *prog,
+                       const char *name,
+                       const char *text,
+                       uint64_t min,
+                       uint64_t max)
+{
+	uint64_t v = 0;
+
+	if (narf_parse_u64(text, min, max, &v) != 0)
+		narf_usage_error(prog,
+		                 "%s '%s': expected a number from %llu to "
+		                 "%llu",
+		                 name, text, (unsigned long long)min,
+		                 (unsigned long long)max);
+	return v;
+}
+
+uint64_t narf_flag_ms(const char *prog,
+                      const char *name,
+                      const char *text,
+                      uint64_t min,
+                      uint64_t max)
+{
+	uint64_t v = 0;
+
+	if (narf_parse_ms(text, min, max, &v) != 0)
+		narf_usage_error(prog,
+		                 "%s '%s': expected a duration from %llu "
+		                 "to %llu ms",
+		                 name, text, (unsigned long long)min,
+		                 (unsigned long long)max);
+	return v;
+}
+
+uint64_t narf_flag_bytes(const char *prog,
+                         const char *name,
+                         const char *text,
+                         uint64_t min,
+                         uint64_t max)
+{
+	uint64_t v = 0;
+
+	if (narf_parse_bytes(text, &v) != 0 || v < min || v > max)
+		narf_usage_error(prog,
+		                 "%s '%s': expected a size such as "
+		                 "1048576, 512mb or 2gb, from %llu to %llu",
+		                 name, text, (unsigned long long)min,
+		                 (unsigned long long)max);
+	return v;
+}

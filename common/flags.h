@@ -26,6 +26,24 @@ int narf_parse_hostport(const char *text,
                         unsigned host_size,
                         int *port);
 
+/* Command-line forms of the parsers above: return the value, or print
+ * "PROG: NAME 'TEXT': expected ..." and exit(2). */
+uint64_t narf_flag_u64(const char *prog,
+                       const char *name,
+                       const char *text,
+                       uint64_t min,
+                       uint64_t max);
+uint64_t narf_flag_ms(const char *prog,
+                      const char *name,
+                      const char *text,
+                      uint64_t min,
+                      uint64_t max);
+uint64_t narf_flag_bytes(const char *prog,
+                         const char *name,
+                         const char *text,
+                         uint64_t min,
+                         uint64_t max);
+
 /* Print "PROG: MESSAGE" and a hint to use --help on stderr, then exit(2). */
 _Noreturn void narf_usage_error(const char *prog, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));

@@ -107,22 +107,6 @@ static void parse_members(struct narf_coord_config *cfg, const char *text)
 	free(copy);
 }
 
-static uint64_t ms_flag(const char *name,
-                        const char *text,
-                        uint64_t min,
-                        uint64_t max)
-{
-	uint64_t v;
-
-	if (narf_parse_ms(text, min, max, &v) != 0)
-		narf_usage_error(prog,
-		                 "%s '%s': expected a duration from %llu to "
-		                 "%llu ms",
-		                 name, text, (unsigned long long)min,
-		                 (unsigned long long)max);
-	return v;
-}
-
 static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 {
 	enum {
@@ -179,8 +163,8 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			cfg->settings.replication = (unsigned)v;
 			break;
 		case O_NODE_TIMEOUT:
-			cfg->settings.node_timeout_ms = (unsigned)ms_flag(
-			        "--node-timeout", optarg, 100, 60000);
+			cfg->settings.node_timeout_ms = (unsigned)narf_flag_ms(
+			        prog, "--node-timeout", optarg, 100, 60000);
 			break;
 		case O_ACK:
 			if (strcmp(optarg, "all") != 0 &&
@@ -194,12 +178,12 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			                            : NARF_ACK_PRIMARY;
 			break;
 		case O_ELECTION:
-			cfg->election_timeout_ms = (unsigned)ms_flag(
-			        "--election-timeout", optarg, 50, 10000);
+			cfg->election_timeout_ms = (unsigned)narf_flag_ms(
+			        prog, "--election-timeout", optarg, 50, 10000);
 			break;
 		case O_HEARTBEAT:
-			cfg->heartbeat_timeout_ms = (unsigned)ms_flag(
-			        "--heartbeat-timeout", optarg, 10, 5000);
+			cfg->heartbeat_timeout_ms = (unsigned)narf_flag_ms(
+			        prog, "--heartbeat-timeout", optarg, 10, 5000);
 			break;
 		case O_LOG:
 			if (narf_log_parse_level(optarg, &level) != 0)

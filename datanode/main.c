@@ -59,34 +59,6 @@ static const char usage_text[] =
 
 static const char *prog = "datanode";
 
-static uint64_t num_flag(const char *name,
-                         const char *text,
-                         uint64_t min,
-                         uint64_t max)
-{
-	uint64_t v;
-
-	if (narf_parse_u64(text, min, max, &v) != 0)
-		narf_usage_error(prog,
-		                 "%s '%s': expected a number from %llu to "
-		                 "%llu",
-		                 name, text, (unsigned long long)min,
-		                 (unsigned long long)max);
-	return v;
-}
-
-static uint64_t bytes_flag(const char *name, const char *text, uint64_t min)
-{
-	uint64_t v;
-
-	if (narf_parse_bytes(text, &v) != 0 || v < min)
-		narf_usage_error(prog,
-		                 "%s '%s': expected a size such as "
-		                 "1048576, 512mb or 2gb (at least %llu)",
-		                 name, text, (unsigned long long)min);
-	return v;
-}
-
 /* Read the password: the first line of a file, without its newline. */
 static char *read_password(const char *path)
 {
@@ -159,7 +131,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 			cfg->standalone_flag = true;
 			break;
 		case O_PORT:
-			cfg->port = (int)num_flag("--port", optarg, 1, 65535);
+			cfg->port = (int)narf_flag_u64(prog, "--port", optarg,
+			                               1, 65535);
 			break;
 		case O_BIND: {
 			char host[64];
@@ -177,7 +150,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 			break;
 		}
 		case O_MAXMEM:
-			cfg->max_memory = bytes_flag("--max-memory", optarg, 0);
+			cfg->max_memory = narf_flag_bytes(
+			        prog, "--max-memory", optarg, 0, UINT64_MAX);
 			break;
 		case O_EVICT:
 			if (strcmp(optarg, "allkeys-lru") == 0)
@@ -196,28 +170,31 @@ static void parse_flags(struct narf_engine_config *cfg,
 			cfg->requirepass = read_password(optarg);
 			break;
 		case O_CLIENTS:
-			cfg->max_clients = (unsigned)num_flag(
-			        "--max-clients", optarg, 1, 1000000);
+			cfg->max_clients = (unsigned)narf_flag_u64(
+			        prog, "--max-clients", optarg, 1, 1000000);
 			break;
 		case O_KEYSIZE:
-			cfg->max_key_size =
-			        bytes_flag("--max-key-size", optarg, 1);
+			cfg->max_key_size = narf_flag_bytes(
+			        prog, "--max-key-size", optarg, 1, UINT32_MAX);
 			break;
 		case O_VALSIZE:
 			cfg->limits.max_bulk =
-			        bytes_flag("--max-value-size", optarg, 1);
+			        narf_flag_bytes(prog, "--max-value-size",
+			                        optarg, 1, UINT32_MAX);
 			break;
 		case O_MULTIBULK:
-			cfg->limits.max_multibulk = num_flag(
-			        "--max-multibulk", optarg, 1, 1u << 30);
+			cfg->limits.max_multibulk = narf_flag_u64(
+			        prog, "--max-multibulk", optarg, 1, 1u << 30);
 			break;
 		case O_QBUF:
 			cfg->max_query_buffer =
-			        bytes_flag("--max-query-buffer", optarg, 1024);
+			        narf_flag_bytes(prog, "--max-query-buffer",
+			                        optarg, 1024, UINT64_MAX);
 			break;
 		case O_TIMEOUT:
 			cfg->idle_timeout_ms =
-			        num_flag("--timeout", optarg, 0, 1000000) *
+			        narf_flag_u64(prog, "--timeout", optarg, 0,
+			                      1000000) *
 			        1000;
 			break;
 		case O_LOG:
@@ -258,6 +235,12 @@ static void parse_flags(struct narf_engine_config *cfg,
 	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
 	    env[0] != '\0')
 		cfg->requirepass = strdup(env);
+	/* Entries store 32-bit lengths (the flags cap both sizes), and a
+	 * value must fit in the query buffer that carries it. */
+	if (cfg->limits.max_bulk + 1024 > cfg->max_query_buffer)
+		narf_usage_error(prog,
+		                 "--max-value-size must be smaller than "
+		                 "--max-query-buffer");
 	if (cfg->max_key_size > cfg->limits.max_bulk)
 		cfg->max_key_size = cfg->limits.max_bulk;
 }
