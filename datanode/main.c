@@ -235,12 +235,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
 	    env[0] != '\0')
 		cfg->requirepass = strdup(env);
-	/* Entries store 32-bit lengths (the flags cap both sizes), and a
-	 * value must fit in the query buffer that carries it. */
-	if (cfg->limits.max_bulk + 1024 > cfg->max_query_buffer)
-		narf_usage_error(prog,
-		                 "--max-value-size must be smaller than "
-		                 "--max-query-buffer");
+	/* Entries store 32-bit lengths: the flags cap both sizes there. A
+	 * value longer than --max-query-buffer is refused by that limit. */
 	if (cfg->max_key_size > cfg->limits.max_bulk)
 		cfg->max_key_size = cfg->limits.max_bulk;
 }
