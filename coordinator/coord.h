@@ -70,6 +70,8 @@ struct narf_coord {
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	bool closing;
+	char digest[17];         /* cached map digest (ping) ... */
+	uint64_t digest_applied; /* ... for this applied index */
 };
 
 /* api.c */

@@ -171,9 +171,6 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 		v = json_object_get(reply, "epoch");
 		epoch = json_is_integer(v) ? (uint64_t)json_integer_value(v)
 		                           : 0;
-		narf_node_state_parse(
-		        json_string_value(json_object_get(reply, "state")),
-		        &m->node_state);
 		if (m->map == NULL || epoch > m->map->epoch)
 			member_send(
 			        m,

@@ -47,13 +47,13 @@ struct narf_member {
 	char target[NARF_ADDR_SIZE];    /* coordinator we talk to */
 	char self_addr[NARF_ADDR_SIZE]; /* our RESP address */
 	char boot_id[NARF_BOOT_ID_SIZE];
-	uint32_t node_id;                /* 0 until joined */
-	enum narf_node_state node_state; /* as the last heartbeat said */
-	struct narf_map *map;            /* owned; NULL until the first fetch */
+	uint32_t node_id;     /* 0 until joined */
+	struct narf_map *map; /* owned; NULL until the first fetch */
 	enum narf_member_state state;
 	const char *pending;  /* op awaiting a reply, or NULL */
 	uint64_t sent_ms;     /* when the pending request was sent */
-	uint64_t last_ack_ms; /* send time of the last acked beat */
+	uint64_t last_ack_ms; /* send time of the last acked beat: what
+	                         the lease of the cluster issue builds on */
 	uv_tcp_t *tcp;        /* owned while connected */
 	struct narf_frame_decoder dec;
 	uv_timer_t timer; /* heartbeat and reconnect tick */
