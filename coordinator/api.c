@@ -44,6 +44,14 @@ struct write_req {
 
 static void conn_drain(struct narf_conn *conn);
 
+#define NARF_API_WRITE_BACKLOG (1u << 20)
+
+static bool backlogged(struct narf_conn *conn)
+{
+	return uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp) >
+	       NARF_API_WRITE_BACKLOG;
+}
+
 static void conn_free_if_done(struct narf_conn *conn)
 {
 	if (conn->open_handles > 0 || conn->waiting)
@@ -80,9 +88,14 @@ static void conn_close(struct narf_conn *conn)
 static void write_cb(uv_write_t *req, int status)
 {
 	struct write_req *w = (struct write_req *)req;
+	struct narf_conn *conn = req->handle->data;
 
 	free(w->line);
 	free(w);
+	/* Replies drained below the backlog: read (and handle) again. */
+	if (status == 0 && !conn->closing && !conn->reading && !conn->waiting &&
+	    !conn->dec.failed && !backlogged(conn))
+		conn_drain(conn);
 }
 
 /* Queue one reply line (msg is stolen). */
@@ -453,7 +466,8 @@ static void conn_drain(struct narf_conn *conn)
 {
 	char errmsg[NARF_ERRMSG_SIZE] = "";
 
-	while (!conn->waiting && !conn->closing && !conn->dec.failed) {
+	while (!conn->waiting && !conn->closing && !conn->dec.failed &&
+	       !backlogged(conn)) {
 		json_t *req;
 		json_t *reply;
 		int rv = narf_frame_next(&conn->dec, &req, errmsg);
@@ -471,10 +485,13 @@ static void conn_drain(struct narf_conn *conn)
 	}
 	if (conn->closing || conn->dec.failed)
 		return;
-	if (conn->waiting && conn->reading) {
+	/* Stop reading while a proposal is in flight (replies stay in
+	 * order) or while the client leaves replies unread (a pipelined
+	 * flood of `map` must not queue without bound); write_cb resumes. */
+	if ((conn->waiting || backlogged(conn)) && conn->reading) {
 		uv_read_stop((uv_stream_t *)&conn->tcp);
 		conn->reading = false;
-	} else if (!conn->waiting && !conn->reading) {
+	} else if (!conn->waiting && !backlogged(conn) && !conn->reading) {
 		if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb,
 		                  conn_read_cb) == 0)
 			conn->reading = true;
