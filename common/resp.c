@@ -698,3 +698,106 @@ int narf_resp_bulk_double(struct narf_buf *b, long double v)
 		return narf_resp_bulk(b, "0", 1);
 	return narf_resp_bulk(b, s, (size_t)n);
 }
+
+/* --- replies from a peer ------------------------------------------------- */
+
+/* One line's length including CRLF, 0 when incomplete, -1 when malformed
+ * (a bare CR or LF, or a line longer than 64 KiB). */
+static long long reply_line(const char *p, size_t n)
+{
+	size_t max = n < 65536 ? n : 65536;
+
+	for (size_t i = 0; i < max; i++) {
+		if (p[i] == '\r')
+			return i + 1 < n ? (p[i + 1] == '\n' ? (long long)i + 2
+			                                     : -1)
+			                 : 0;
+		if (p[i] == '\n')
+			return -1;
+	}
+	return n < 65536 ? 0 : -1;
+}
+
+/* The signed decimal of the header line p[0..end) after its type byte. */
+static bool reply_number(const char *p, size_t end, long long *v)
+{
+	unsigned long long x;
+	bool neg = end > 3 && p[1] == '-';
+
+	if (end < 4 || !parse_len(p + 1 + neg, end - 3 - neg, &x) ||
+	    x > (unsigned long long)LLONG_MAX)
+		return false;
+	*v = neg ? -(long long)x : (long long)x;
+	return true;
+}
+
+int narf_resp_reply_len(const char *buf,
+                        size_t n,
+                        uint64_t max_bulk,
+                        size_t *len)
+{
+	uint64_t todo = 1;
+	size_t pos = 0;
+
+	while (todo > 0) {
+		long long line = reply_line(buf + pos, n - pos), v;
+
+		if (line <= 0)
+			return line == 0 ? NARF_RESP_INCOMPLETE
+			                 : NARF_RESP_ERROR;
+		todo--;
+		switch (buf[pos]) {
+		case '+':
+		case '-':
+			break;
+		case ':':
+			if (!reply_number(buf + pos, (size_t)line, &v))
+				return NARF_RESP_ERROR;
+			break;
+		case '$':
+			if (!reply_number(buf + pos, (size_t)line, &v) ||
+			    v < -1 || (v >= 0 && (uint64_t)v > max_bulk))
+				return NARF_RESP_ERROR;
+			if (v >= 0) {
+				if (n - pos - (size_t)line < (size_t)v + 2)
+					return NARF_RESP_INCOMPLETE;
+				if (buf[pos + (size_t)line + (size_t)v] !=
+				            '\r' ||
+				    buf[pos + (size_t)line + (size_t)v + 1] !=
+				            '\n')
+					return NARF_RESP_ERROR;
+				pos += (size_t)v + 2;
+			}
+			break;
+		case '*':
+			if (!reply_number(buf + pos, (size_t)line, &v) ||
+			    v < -1 || (v >= 0 && (uint64_t)v > max_bulk))
+				return NARF_RESP_ERROR;
+			if (v > 0)
+				todo += (uint64_t)v;
+			break;
+		default:
+			return NARF_RESP_ERROR;
+		}
+		pos += (size_t)line;
+	}
+	*len = pos;
+	return NARF_RESP_DONE;
+}
+
+int narf_resp_command(struct narf_buf *b,
+                      int argc,
+                      const char *const *argv,
+                      const size_t *argvlen)
+{
+	size_t before = b->len;
+
+	if (narf_resp_array(b, argc) != 0)
+		return NARF_ENOMEM;
+	for (int i = 0; i < argc; i++)
+		if (narf_resp_bulk(b, argv[i], argvlen[i]) != 0) {
+			b->len = before;
+			return NARF_ENOMEM;
+		}
+	return 0;
+}

@@ -116,6 +116,25 @@ int narf_resp_parse(struct narf_resp_req *r,
                     char *errmsg);
 
 /*
+ * --- replies from a peer -------------------------------------------------
+ * The length of the whole reply at buf[0] (simple string, error, integer,
+ * bulk or array, arrays to any depth: an array only adds its count to the
+ * elements still to read). Returns NARF_RESP_DONE with *len set,
+ * NARF_RESP_INCOMPLETE, or NARF_RESP_ERROR for a reply that is not RESP2 or
+ * declares more than max_bulk bytes or elements (a peer that cannot frame).
+ */
+int narf_resp_reply_len(const char *buf,
+                        size_t n,
+                        uint64_t max_bulk,
+                        size_t *len);
+
+/* A request as a multibulk array (how peers forward commands). */
+int narf_resp_command(struct narf_buf *b,
+                      int argc,
+                      const char *const *argv,
+                      const size_t *argvlen);
+
+/*
  * --- reply encoding -----------------------------------------------------
  * Each appends one reply to b and returns 0, or NARF_ENOMEM leaving b
  * unchanged. '\r' and '\n' in simple strings and errors become spaces (as

@@ -80,6 +80,24 @@ void narf_store_set_removed_cb(struct narf_store *s,
 	s->removed_data = data;
 }
 
+void narf_store_set_write_cb(struct narf_store *s,
+                             narf_store_write_cb cb,
+                             void *data)
+{
+	s->write_cb = cb;
+	s->write_data = data;
+}
+
+static void wrote(struct narf_store *s,
+                  unsigned slot,
+                  const char *key,
+                  size_t klen,
+                  const struct narf_entry *e)
+{
+	if (s->write_cb != NULL)
+		s->write_cb(s->write_data, slot, key, klen, e);
+}
+
 void narf_store_set_limits(struct narf_store *s,
                            uint64_t max_memory,
                            enum narf_eviction eviction)
@@ -364,6 +382,7 @@ int narf_store_set(struct narf_store *s,
 	    overwrite_in_place(s, slot, old, val, vlen, expire_ms, now_ms)) {
 		if (out != NULL)
 			*out = old;
+		wrote(s, slot, key, klen, old);
 		return 0;
 	}
 	/* Build the entry first: val may point into an entry that eviction
@@ -409,6 +428,7 @@ int narf_store_set(struct narf_store *s,
 		ttl_count(s, slot, +1);
 	if (out != NULL)
 		*out = e;
+	wrote(s, slot, entry_key(e), e->klen, e);
 	return 0;
 }
 
@@ -424,6 +444,7 @@ bool narf_store_del(struct narf_store *s,
 	           &pos) == NULL)
 		return false;
 	remove_entry(s, slot, pos, -1);
+	wrote(s, slot, key, klen, NULL);
 	return true;
 }
 
@@ -445,6 +466,7 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
 
 	if (expire_ms != 0 && (e->flags & ENTRY_HAS_EXPIRE)) {
 		memcpy(e->data, &expire_ms, sizeof(expire_ms));
+		wrote(s, slot, entry_key(e), e->klen, e);
 		return e;
 	}
 	if (expire_ms == 0 && !(e->flags & ENTRY_HAS_EXPIRE))
@@ -459,6 +481,7 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
 	*pos.link = n;
 	ttl_count(s, slot, expire_ms != 0 ? +1 : -1);
 	narf_store_free(s, e);
+	wrote(s, slot, entry_key(n), n->klen, n);
 	return n;
 }
 

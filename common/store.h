@@ -70,6 +70,17 @@ typedef void (*narf_store_removed_cb)(void *data,
 struct narf_store;
 struct narf_entry;
 
+/* Called after every change a caller makes: a set, an expiry change (e is
+ * the entry as it now is) or a delete (e is NULL). With the removed
+ * callback this sees every change of the store, which is what replication
+ * streams. key and e are valid only during the call, which must not modify
+ * the store. */
+typedef void (*narf_store_write_cb)(void *data,
+                                    unsigned slot,
+                                    const char *key,
+                                    size_t klen,
+                                    const struct narf_entry *e);
+
 struct narf_store_stats {
 	uint64_t keys;
 	uint64_t keys_with_ttl;
@@ -87,6 +98,9 @@ void narf_store_destroy(struct narf_store *s);
 void narf_store_set_removed_cb(struct narf_store *s,
                                narf_store_removed_cb cb,
                                void *data);
+void narf_store_set_write_cb(struct narf_store *s,
+                             narf_store_write_cb cb,
+                             void *data);
 /* Change limits at run time (CONFIG SET-like). */
 void narf_store_set_limits(struct narf_store *s,
                            uint64_t max_memory,

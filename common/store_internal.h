@@ -89,6 +89,8 @@ struct narf_store {
 	uint64_t empty_size;     /* used_memory of the store with no key */
 	narf_store_removed_cb removed_cb;
 	void *removed_data; /* borrowed */
+	narf_store_write_cb write_cb;
+	void *write_data; /* borrowed */
 	/* borrowed: the entry a set is about to replace, which eviction must
 	 * not free under it */
 	const struct narf_entry *pinned;

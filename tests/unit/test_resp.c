@@ -672,6 +672,67 @@ static void test_bulk_double(void **state)
 	expect_double(-1.0L / 0.0L, "-inf");
 }
 
+/* A peer's replies: whole, split at every byte, nested, and malformed. */
+static void test_reply_len(void **state)
+{
+	static const char *whole[] = {
+	        "+OK\r\n",    "-ERR x\r\n",
+	        ":-12\r\n",   "$3\r\nabc\r\n",
+	        "$-1\r\n",    "*-1\r\n",
+	        "*0\r\n",     "*2\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n",
+	        "$0\r\n\r\n",
+	};
+	static const char *bad[] = {
+	        "?x\r\n",
+	        "+a\rb\r\n",
+	        ":\r\n",
+	        ":1x\r\n",
+	        "$-2\r\n",
+	        "$2\r\nabc\r\n",
+	        "*-5\r\n",
+	        "$01\r\na\r\n",
+	        "+a\n",
+	        "$999999999\r\n",
+	        ":99999999999999999999\r\n",
+	};
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++) {
+		size_t n = strlen(whole[i]);
+		char buf[128];
+
+		/* followed by another reply, which is left alone */
+		snprintf(buf, sizeof(buf), "%s+NEXT\r\n", whole[i]);
+		assert_int_equal(
+		        narf_resp_reply_len(buf, strlen(buf), 1024, &len),
+		        NARF_RESP_DONE);
+		assert_int_equal(len, n);
+		for (size_t k = 0; k < n; k++)
+			assert_int_equal(
+			        narf_resp_reply_len(whole[i], k, 1024, &len),
+			        NARF_RESP_INCOMPLETE);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(
+		        narf_resp_reply_len(bad[i], strlen(bad[i]), 1024, &len),
+		        NARF_RESP_ERROR);
+}
+
+static void test_command_encoding(void **state)
+{
+	const char *argv[] = {"SET", "k", ""};
+	size_t argvlen[] = {3, 1, 0};
+	struct narf_buf b;
+
+	narf_buf_init(&b);
+	assert_int_equal(narf_resp_command(&b, 3, argv, argvlen), 0);
+	assert_int_equal(b.len,
+	                 strlen("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n"));
+	assert_memory_equal(b.data, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n",
+	                    b.len);
+	narf_buf_close(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -697,6 +758,8 @@ int main(void)
 	        cmocka_unit_test(test_encoders),
 	        cmocka_unit_test(test_errorf_long),
 	        cmocka_unit_test(test_bulk_double),
+	        cmocka_unit_test(test_reply_len),
+	        cmocka_unit_test(test_command_encoding),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
