@@ -487,14 +487,14 @@ static int check_assigned_slot(const struct narf_map *m,
 	uint32_t ids[NARF_MAX_COPIES];
 	unsigned n = 0;
 
+	/* No check against the replication factor: while a new copy syncs,
+	 * the leader keeps the copy it replaces (docs/protocol.md, "Leader
+	 * duties"), so a slot may hold more copies than the factor for a
+	 * while. The slot's arrays bound it to NARF_MAX_COPIES. */
 	if (s->primary != 0)
 		ids[n++] = s->primary;
 	for (unsigned i = 0; i < s->n_replicas; i++)
 		ids[n++] = s->replicas[i];
-	if (n > m->settings.replication)
-		return narf_map_fail(res, NARF_EINVAL,
-		                     "%u copies exceed replication %u", n,
-		                     m->settings.replication);
 	for (unsigned i = 0; i < n; i++) {
 		if (!node_live(m, ids[i]))
 			return narf_map_fail(res, NARF_ENOTFOUND,
@@ -562,6 +562,98 @@ static int apply_assign(struct narf_map *m,
 	return 0;
 }
 
+static bool list_has(const uint32_t *ids, unsigned n, uint32_t id)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* A node id field that names a node of the map (any state). */
+static int get_id_field(const struct narf_map *m,
+                        const json_t *cmd,
+                        const char *key,
+                        uint32_t *out,
+                        struct narf_map_result *res)
+{
+	json_t *v = json_object_get(cmd, key);
+	json_int_t id;
+
+	if (!json_is_integer(v) || (id = json_integer_value(v)) <= 0 ||
+	    id > UINT32_MAX)
+		return narf_map_fail(res, NARF_EINVAL,
+		                     "%s must be a positive integer", key);
+	if (narf_map_node_get(m, (uint32_t)id) == NULL)
+		return narf_map_fail(res, NARF_ENOTFOUND, "no node %lld",
+		                     (long long)id);
+	*out = (uint32_t)id;
+	return 0;
+}
+
+/*
+ * ISR change reported by a primary: add node to the ISR of the listed slots
+ * it leads and replicates (a sync finished), or drop it from the ISR of
+ * every slot it leads (the replica is lost or lags). Slots that no longer
+ * match are skipped: the request was made against an older map. The ISR
+ * stays in the order of replicas[], so equal slots stay equal bytes.
+ */
+static int apply_isr(struct narf_map *m,
+                     const json_t *cmd,
+                     struct narf_map_result *res)
+{
+	json_t *add = json_object_get(cmd, "add");
+	json_t *drop = json_object_get(cmd, "drop");
+	bool *take = NULL;
+	uint32_t primary, node;
+
+	if (get_id_field(m, cmd, "primary", &primary, res) != 0 ||
+	    get_id_field(m, cmd, "node", &node, res) != 0)
+		return res->err;
+	if (primary == node)
+		return narf_map_fail(res, NARF_EINVAL,
+		                     "node %u cannot replicate itself", node);
+	if ((add == NULL) == (drop == NULL) ||
+	    (drop != NULL && !json_is_true(drop)))
+		return narf_map_fail(res, NARF_EINVAL,
+		                     "isr needs \"add\" ranges or \"drop\": "
+		                     "true");
+	if (add != NULL) {
+		take = malloc(NARF_SLOTS * sizeof(*take));
+		if (take == NULL)
+			return narf_map_fail(res, NARF_ENOMEM, "out of memory");
+		if (narf_map_isr_ranges(add, take, res->errmsg) != 0) {
+			free(take);
+			return res->err = NARF_EINVAL;
+		}
+	}
+	for (unsigned k = 0; k < NARF_SLOTS; k++) {
+		struct narf_slot *s = &m->slots[k];
+		bool in = list_has(s->isr, s->n_isr, node);
+		uint32_t isr[NARF_MAX_REPLICAS] = {0};
+		uint8_t n = 0;
+
+		if (s->primary != primary || (take != NULL && !take[k]) ||
+		    (take != NULL) == in ||
+		    !list_has(s->replicas, s->n_replicas, node))
+			continue;
+		/* Rebuild the ISR in replicas[] order, with or without node. */
+		for (unsigned i = 0; i < s->n_replicas; i++) {
+			uint32_t r = s->replicas[i];
+
+			if (r == node ? take != NULL
+			              : list_has(s->isr, s->n_isr, r))
+				isr[n++] = r;
+		}
+		memcpy(s->isr, isr, sizeof(isr));
+		s->n_isr = n;
+		res->changed = true;
+	}
+	free(take);
+	res->node = node;
+	return 0;
+}
+
 int narf_map_apply(struct narf_map *m,
                    const json_t *cmd,
                    struct narf_map_result *res)
@@ -576,6 +668,7 @@ int narf_map_apply(struct narf_map *m,
 	        {"node_state", apply_node_state},
 	        {"leave", apply_leave},
 	        {"assign", apply_assign},
+	        {"isr", apply_isr},
 	        {"settings", apply_settings},
 	        {"coords_set", apply_coords_set},
 	        {"init", apply_init},

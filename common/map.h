@@ -147,6 +147,12 @@ int narf_map_settings_check(const struct narf_map_settings *current,
                             const json_t *obj,
                             char *errmsg);
 
+/* The "add" field of an isr command or request: an array of at most
+ * NARF_SLOTS [lo, hi] pairs with 0 <= lo <= hi <= 16383 (empty is valid).
+ * Sets slots[NARF_SLOTS] to the listed slots. Returns 0 or NARF_EINVAL
+ * with errmsg (NARF_ERRMSG_SIZE, may be NULL) saying why. */
+int narf_map_isr_ranges(const json_t *add, bool *slots, char *errmsg);
+
 /* Does slot s hold a copy (primary or replica) on node id? */
 bool narf_slot_has(const struct narf_slot *s, uint32_t id);
 
@@ -166,6 +172,13 @@ json_t *narf_cmd_leave(uint32_t node);
 json_t *narf_cmd_assign(uint64_t base_epoch,
                         const struct narf_slot *slots,
                         const bool *take);
+/*
+ * An isr entry: with add (NARF_SLOTS flags, borrowed), add node to the ISR of
+ * the flagged slots that primary leads and node replicates (as merged
+ * [lo,hi] ranges); with add NULL, {"drop":true}: remove node from the ISR of
+ * every slot primary leads. New reference, NULL on ENOMEM.
+ */
+json_t *narf_cmd_isr(uint32_t primary, uint32_t node, const bool *add);
 json_t *narf_cmd_coords_set(const struct narf_map_coord *coords, unsigned n);
 json_t *narf_cmd_init(const struct narf_map_coord *coords,
                       unsigned n,

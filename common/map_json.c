@@ -477,3 +477,76 @@ json_t *narf_cmd_coords_set(const struct narf_map_coord *coords, unsigned n)
 	return json_pack("{s:i,s:s,s:o}", "v", NARF_MAP_VERSION, "type",
 	                 "coords_set", "coords", coords_to_json(coords, n));
 }
+
+int narf_map_isr_ranges(const json_t *add, bool *slots, char *errmsg)
+{
+	size_t i;
+	json_t *r;
+
+	if (errmsg != NULL)
+		errmsg[0] = '\0';
+	if (!json_is_array(add) || json_array_size(add) > NARF_SLOTS) {
+		set_err(errmsg, "'%s' must be an array of at most 16384 ranges",
+		        "add");
+		return NARF_EINVAL;
+	}
+	memset(slots, 0, NARF_SLOTS * sizeof(*slots));
+	json_array_foreach(add, i, r)
+	{
+		json_t *lo = json_array_get(r, 0), *hi = json_array_get(r, 1);
+		json_int_t a = json_integer_value(lo),
+		           b = json_integer_value(hi);
+
+		if (!json_is_array(r) || json_array_size(r) != 2 ||
+		    !json_is_integer(lo) || !json_is_integer(hi) || a < 0 ||
+		    b >= NARF_SLOTS || a > b) {
+			set_err(errmsg,
+			        "'%s' ranges must be [lo,hi] with 0 <= lo <= "
+			        "hi "
+			        "<= 16383",
+			        "add");
+			return NARF_EINVAL;
+		}
+		for (json_int_t s = a; s <= b; s++)
+			slots[s] = true;
+	}
+	return 0;
+}
+
+json_t *narf_cmd_isr(uint32_t primary, uint32_t node, const bool *add)
+{
+	json_t *cmd = json_pack("{s:i,s:s,s:I,s:I}", "v", NARF_MAP_VERSION,
+	                        "type", "isr", "primary", (json_int_t)primary,
+	                        "node", (json_int_t)node);
+	json_t *ranges;
+
+	if (cmd == NULL || add == NULL) {
+		if (cmd != NULL &&
+		    json_object_set_new(cmd, "drop", json_true()) != 0) {
+			json_decref(cmd);
+			return NULL;
+		}
+		return cmd;
+	}
+	ranges = json_array();
+	for (unsigned s = 0; ranges != NULL && s < NARF_SLOTS;) {
+		unsigned lo = s;
+
+		if (!add[s]) {
+			s++;
+			continue;
+		}
+		while (s < NARF_SLOTS && add[s])
+			s++;
+		if (json_array_append_new(ranges, json_pack("[i,i]", (int)lo,
+		                                            (int)s - 1)) != 0) {
+			json_decref(ranges);
+			ranges = NULL;
+		}
+	}
+	if (ranges == NULL || json_object_set_new(cmd, "add", ranges) != 0) {
+		json_decref(cmd);
+		return NULL;
+	}
+	return cmd;
+}

@@ -345,7 +345,7 @@ static void test_assign_stale(void **state)
 }
 
 /* Assign rejects co-located copies, nodes that are not up, ISR members that
- * are not replicas, too many copies, and bad ranges. */
+ * are not replicas, more copies than a slot holds, and bad ranges. */
 static void test_assign_rejected(void **state)
 {
 	static const char *const bad[] = {
@@ -361,9 +361,9 @@ static void test_assign_rejected(void **state)
 	        /* isr member not a replica */
 	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[],"
 	        "\"isr\":[2]}]",
-	        /* three copies with replication 2 */
-	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2,4],"
-	        "\"isr\":[]}]",
+	        /* six copies: more than a slot can hold */
+	        "[{\"from\":0,\"to\":1,\"primary\":1,"
+	        "\"replicas\":[2,4,5,6,7],\"isr\":[]}]",
 	        /* range out of order and past the end */
 	        "[{\"from\":5,\"to\":1,\"primary\":1,\"replicas\":[],"
 	        "\"isr\":[]}]",
@@ -419,6 +419,225 @@ static void test_assign_idempotent(void **state)
 	assert_int_equal(m->epoch, epoch + 1);
 	assert_int_equal(m->slots[100].epoch, epoch + 1);
 	free_map(m);
+}
+
+/* A slot may hold more copies than the replication factor (a new copy
+ * syncing next to the one it replaces), up to NARF_MAX_COPIES. */
+static void test_assign_extra_copy(void **state)
+{
+	struct narf_map *m = new_map();
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint32_t c = add_up_node(m, 7203);
+
+	assert_int_equal(m->settings.replication, 2);
+	assign_all(m, a, b, c);
+	assert_int_equal(m->slots[0].n_replicas, 2);
+	assert_int_equal(narf_slot_copies(&m->slots[16383]), 3);
+	free_map(m);
+}
+
+/* Slots 0..99: primary a, replicas [b, c]; 100..199: primary b, replica a;
+ * the rest: primary a, replica c. No ISR anywhere. */
+static void isr_layout(struct narf_map *m, uint32_t a, uint32_t b, uint32_t c)
+{
+	struct narf_map_result res;
+	struct narf_slot *slots = calloc(NARF_SLOTS, sizeof(*slots));
+
+	assert_non_null(slots);
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		slots[s].primary = a;
+		slots[s].n_replicas = 1;
+		slots[s].replicas[0] = c;
+		if (s < 100) {
+			slots[s].n_replicas = 2;
+			slots[s].replicas[0] = b;
+			slots[s].replicas[1] = c;
+		} else if (s < 200) {
+			slots[s].primary = b;
+			slots[s].replicas[0] = a;
+		}
+	}
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_assign(m->epoch, slots, NULL), &res), 0);
+	free(slots);
+}
+
+static int isr_text(struct narf_map *m,
+                    uint32_t p,
+                    uint32_t r,
+                    const char *tail,
+                    struct narf_map_result *res)
+{
+	char text[256];
+
+	snprintf(text, sizeof(text),
+	         "{\"v\":1,\"type\":\"isr\",\"primary\":%u,\"node\":%u,%s}", p,
+	         r, tail);
+	return apply_text(m, text, res);
+}
+
+static void assert_isr(const struct narf_slot *s, unsigned n, ...)
+{
+	va_list ap;
+
+	assert_int_equal(s->n_isr, n);
+	va_start(ap, n);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(s->isr[i], va_arg(ap, unsigned));
+	va_end(ap);
+}
+
+/* isr add puts a replica in the ISR of the listed slots its primary leads,
+ * in replicas[] order, skipping slots that do not match; drop takes it out
+ * of every slot the primary leads; the epoch moves only on a change. */
+static void test_isr_add_drop(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint32_t c = add_up_node(m, 7203);
+	uint64_t epoch;
+
+	isr_layout(m, a, b, c);
+	epoch = m->epoch;
+	/* 150..160 are led by b: skipped. */
+	assert_int_equal(
+	        isr_text(m, a, b, "\"add\":[[0,9],[50,50],[150,160]]", &res),
+	        0);
+	assert_true(res.changed);
+	assert_int_equal(m->epoch, epoch + 1);
+	assert_isr(&m->slots[0], 1, b);
+	assert_isr(&m->slots[9], 1, b);
+	assert_isr(&m->slots[10], 0);
+	assert_isr(&m->slots[50], 1, b);
+	assert_isr(&m->slots[150], 0);
+	/* c before b in time, yet the ISR keeps replicas[] order. */
+	assert_int_equal(isr_text(m, a, c, "\"add\":[[20,20],[5,5]]", &res), 0);
+	assert_isr(&m->slots[5], 2, b, c);
+	assert_isr(&m->slots[20], 1, c);
+	assert_int_equal(isr_text(m, a, b, "\"add\":[[20,20]]", &res), 0);
+	assert_isr(&m->slots[20], 2, b, c);
+	assert_int_equal(m->epoch, epoch + 3);
+	/* Again, overlapping ranges, and a node that replicates none of the
+	 * slots (c in b's slots): nothing changes, the epoch stays. */
+	assert_int_equal(isr_text(m, a, b, "\"add\":[[0,5],[3,9]]", &res), 0);
+	assert_false(res.changed);
+	assert_int_equal(isr_text(m, b, c, "\"add\":[[100,199]]", &res), 0);
+	assert_false(res.changed);
+	assert_int_equal(isr_text(m, a, b, "\"add\":[]", &res), 0);
+	assert_false(res.changed);
+	assert_int_equal(m->epoch, epoch + 3);
+	/* b leads 100..199 with replica a. */
+	assert_int_equal(
+	        apply_cmd(m,
+	                  narf_cmd_isr(b, a, (bool[NARF_SLOTS]){[120] = true}),
+	                  &res),
+	        0);
+	assert_isr(&m->slots[120], 1, a);
+	assert_int_equal(m->epoch, epoch + 4);
+	/* Drop b from every slot a leads; b's own slots are untouched. */
+	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL), &res), 0);
+	assert_true(res.changed);
+	assert_int_equal(m->epoch, epoch + 5);
+	assert_isr(&m->slots[0], 0);
+	assert_isr(&m->slots[5], 1, c);
+	assert_isr(&m->slots[20], 1, c);
+	assert_isr(&m->slots[120], 1, a);
+	/* Unused entries are zero: slots 0 and 1 are equal again. */
+	assert_true(narf_slot_equal(&m->slots[0], &m->slots[1]));
+	assert_true(narf_slot_equal(&m->slots[5], &m->slots[20]));
+	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL), &res), 0);
+	assert_false(res.changed);
+	assert_int_equal(m->epoch, epoch + 5);
+	free_map(m);
+}
+
+/* Malformed isr entries are rejected and change nothing. */
+static void test_isr_rejected(void **state)
+{
+	static const char *const bad[] = {
+	        "\"type\":\"isr\",\"node\":2,\"drop\":true",
+	        "\"type\":\"isr\",\"primary\":1,\"drop\":true",
+	        "\"type\":\"isr\",\"primary\":0,\"node\":2,\"drop\":true",
+	        "\"type\":\"isr\",\"primary\":\"1\",\"node\":2,\"drop\":true",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":9,\"drop\":true",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":1,\"drop\":true",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"drop\":false",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"drop\":1",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"drop\":true,"
+	        "\"add\":[[0,1]]",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"add\":{}",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"add\":[[5,1]]",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,"
+	        "\"add\":[[0,1],[0,16384]]",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"add\":[[-1,3]]",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"add\":[[1]]",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"add\":[[1,2,3]]",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"add\":[[\"0\",2]]",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"add\":[0,2]",
+	        "\"type\":\"isr\",\"primary\":1,\"node\":2,\"add\":[[0.5,2]]",
+	};
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint32_t c = add_up_node(m, 7203);
+	json_t *many, *cmd;
+	uint64_t epoch;
+
+	isr_layout(m, a, b, c);
+	epoch = m->epoch;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "{\"v\":1,%s}", bad[i]);
+		assert_int_not_equal(apply_text(m, text, &res), 0);
+		assert_true(res.errmsg[0] != '\0');
+		assert_false(res.changed);
+		assert_int_equal(m->epoch, epoch);
+		assert_isr(&m->slots[0], 0);
+	}
+	/* 16384 ranges are fine, one more is not. */
+	many = json_array();
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		json_array_append_new(many, json_pack("[i,i]", (int)s, (int)s));
+	cmd = json_pack("{s:i,s:s,s:i,s:i,s:O}", "v", 1, "type", "isr",
+	                "primary", (int)a, "node", (int)b, "add", many);
+	assert_int_equal(apply_cmd(m, json_deep_copy(cmd), &res), 0);
+	assert_isr(&m->slots[99], 1, b);
+	epoch = m->epoch;
+	json_array_append_new(many, json_pack("[i,i]", 0, 0));
+	json_object_set(cmd, "add", many);
+	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL), &res), 0);
+	assert_int_equal(apply_cmd(m, cmd, &res), NARF_EINVAL);
+	assert_int_equal(m->epoch, epoch + 1);
+	assert_isr(&m->slots[99], 0);
+	json_decref(many);
+	free_map(m);
+}
+
+/* narf_cmd_isr writes the flagged slots as merged ranges, or drop. */
+static void test_isr_builder(void **state)
+{
+	static bool add[NARF_SLOTS];
+	json_t *cmd;
+	char *text;
+
+	add[0] = add[1] = add[2] = add[7] = add[16383] = true;
+	cmd = narf_cmd_isr(4, 5, add);
+	text = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text,
+	                    "{\"add\":[[0,2],[7,7],[16383,16383]],\"node\":5,"
+	                    "\"primary\":4,\"type\":\"isr\",\"v\":1}");
+	free(text);
+	json_decref(cmd);
+	cmd = narf_cmd_isr(4, 5, NULL);
+	text = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text,
+	                    "{\"drop\":true,\"node\":5,\"primary\":4,"
+	                    "\"type\":\"isr\",\"v\":1}");
+	free(text);
+	json_decref(cmd);
 }
 
 /* Settings change within their ranges and reject everything else. */
@@ -612,6 +831,10 @@ int main(void)
 	        cmocka_unit_test(test_assign_stale),
 	        cmocka_unit_test(test_assign_rejected),
 	        cmocka_unit_test(test_assign_idempotent),
+	        cmocka_unit_test(test_assign_extra_copy),
+	        cmocka_unit_test(test_isr_add_drop),
+	        cmocka_unit_test(test_isr_rejected),
+	        cmocka_unit_test(test_isr_builder),
 	        cmocka_unit_test(test_settings),
 	        cmocka_unit_test(test_init_and_coords),
 	        cmocka_unit_test(test_snapshot_round_trip),
