@@ -1,0 +1,981 @@
+"""Helpers for the cluster fault tests (test_cluster_faults.py) and the
+failover benchmark (scripts/lib/bench_failover.py).
+
+Real processes on 127.0.0.1: a coordinator trio (narf_harness.Trio) and N
+`datanode --join c1,c2,c3 --port P`, each a DataNode that can be killed -9,
+paused (SIGSTOP), resumed and restarted on the same port (a new process: a
+new incarnation with a new boot id and a new node id in the map).
+
+Then the tools a fault scenario needs:
+
+- Router: a self-routing RESP client. It reads CLUSTER SLOTS from any live
+  node, sends each key to its slot's primary, follows -MOVED and refreshes
+  its table after -MOVED or a connection error. It does not rely on
+  proxying and is not redis-py's RedisCluster (4.3.4's does not recover
+  when its first startup node dies).
+- Writer: a background thread, bounded in count and time, that SETs keys
+  "k:{i}" to "{i}:{n}" with n increasing per key and records every attempt
+  (key, n, slot, time sent, time answered, ok or error, node that
+  answered).
+- check_history(): once the cluster is stable, every key must hold its last
+  acknowledged value or a later attempted one; an acknowledged write is
+  never lost nor replaced by an older one.
+- failure_windows() / window_report(): per slot, how long writes to it were
+  failing (first failed attempt to the first success after it).
+- copies_disagree(): every node that holds a key's slot as primary or
+  in-sync replica holds the same value (read with READONLY on replicas).
+
+Every wait has a deadline; every loop has a bound in count and in time.
+"""
+
+import binascii
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from narf_harness import (HOST, PORTS, HarnessError, call_leader,
+                          expand_slots, wait_leader)
+from dn_harness import Closed, Err, RawConn, encode
+
+NSLOTS = 16384
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "ERROR: ThreadSanitizer")
+# A write with ack `all` may wait for a dead replica to leave the ISR (node
+# timeout + a Raft commit, slower under ASan): answers within this are fine.
+REQUEST_TIMEOUT = 5.0
+
+
+# ---------------------------------------------------------------------------
+# Keys and slots
+
+
+def key_slot(key):
+    """Redis Cluster's slot of a key ({hashtag} rules), via binascii's
+    CRC16-CCITT (XMODEM), the same CRC Redis uses."""
+    if isinstance(key, str):
+        key = key.encode()
+    s = key.find(b"{")
+    if s >= 0:
+        e = key.find(b"}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    return binascii.crc_hqx(key, 0) % NSLOTS
+
+
+def key_name(i):
+    return "k:%d" % i
+
+
+def key_per_slot(prefix="s:"):
+    """One key for every slot: {slot: key}."""
+    out = {}
+    i = 0
+    while len(out) < NSLOTS and i < 10 ** 7:
+        k = "%s%d" % (prefix, i)
+        out.setdefault(key_slot(k), k)
+        i += 1
+    if len(out) < NSLOTS:
+        raise HarnessError("no key found for some slots")
+    return out
+
+
+def addr_port(addr):
+    return int(addr.rsplit(":", 1)[1])
+
+
+# ---------------------------------------------------------------------------
+# Data node processes
+
+
+class DataNode:
+    """One `datanode --join` on a fixed port; restart = new process, same
+    port (a new incarnation)."""
+
+    def __init__(self, build, tmpdir, coords, name, port=None,
+                 extra_args=(), log_level="info"):
+        self.build = build
+        self.name = name
+        self.port = port or PORTS.take(1)[0]
+        self.addr = "%s:%d" % (HOST, self.port)
+        self.log_path = os.path.join(str(tmpdir), name + ".log")
+        self.coords = list(coords)
+        self.extra_args = list(extra_args)
+        self.log_level = log_level
+        self.proc = None
+        self.starts = 0
+        self.paused = False
+        self.exit_codes = []  # (how it ended, status) per finished process
+
+    def argv(self):
+        return [os.path.join(self.build, "datanode", "datanode"),
+                "--port", str(self.port), "--join", ",".join(self.coords),
+                "--log-level", self.log_level] + self.extra_args
+
+    def start(self):
+        if self.alive():
+            raise HarnessError("%s already running" % self.name)
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(("=== harness: start #%d: %s\n" % (
+                self.starts, " ".join(self.argv()))).encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.argv(), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, close_fds=True)
+        self.paused = False
+
+    def restart(self, timeout=10.0):
+        """Start again on the same port (the old process must be gone)."""
+        self.start()
+        self.wait_listening(timeout)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def _signal(self, sig):
+        if not self.alive():
+            raise HarnessError("%s is not running" % self.name)
+        os.kill(self.proc.pid, sig)
+
+    def kill9(self, wait=5.0):
+        self._signal(signal.SIGKILL)
+        self.proc.wait(timeout=wait)
+        self.paused = False
+        self.exit_codes.append(("kill -9", self.proc.returncode))
+
+    def pause(self):
+        self._signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        self._signal(signal.SIGCONT)
+        self.paused = False
+
+    def terminate(self, wait=10.0):
+        """SIGTERM (SIGKILL after `wait`); the exit status, None if it had
+        to be killed, or "not running"."""
+        if not self.alive():
+            return "not running"
+        try:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            os.kill(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        self.paused = False
+        try:
+            rc = self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            rc = None
+        self.exit_codes.append(("SIGTERM", rc))
+        return rc
+
+    def wait_listening(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise HarnessError("%s exited with %s:\n%s" % (
+                    self.name, self.proc.returncode, self.log_tail()))
+            try:
+                socket.create_connection((HOST, self.port), 0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise HarnessError("%s not listening on %d after %.1fs" % (
+            self.name, self.port, timeout))
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def raw(self, timeout=REQUEST_TIMEOUT):
+        return RawConn(self.port, timeout=timeout)
+
+    def cmd(self, *args, timeout=REQUEST_TIMEOUT):
+        with self.raw(timeout) as c:
+            return c.cmd(*args)
+
+
+# ---------------------------------------------------------------------------
+# The cluster
+
+
+class Cluster:
+    """A trio (from conftest's make_trio) and N data nodes joined to it."""
+
+    def __init__(self, make_trio, build, tmpdir, nodes=3, node_args=None,
+                 node_timeout_ms=None, replicas=None):
+        kw = {}
+        if node_timeout_ms is not None:
+            kw["node_timeout_ms"] = node_timeout_ms
+        if replicas is not None:
+            kw["replicas"] = replicas
+        self.trio = make_trio(**kw)
+        self.build = build
+        self.tmpdir = str(tmpdir)
+        node_args = node_args or {}
+        self.nodes = [DataNode(build, tmpdir, self.trio.apis, "n%d" % (i + 1),
+                               extra_args=node_args.get(i, ()))
+                      for i in range(nodes)]
+
+    # --- lifecycle
+
+    def start(self, timeout=40.0):
+        wait_leader(self.trio)
+        for n in self.nodes:
+            n.start()
+        for n in self.nodes:
+            n.wait_listening()
+        return self.wait_ready(timeout)
+
+    def stop(self):
+        """SIGTERM every data node; a list of problems (bad exit statuses,
+        sanitizer reports)."""
+        problems = []
+        for n in self.nodes:
+            rc = n.terminate()
+            if rc not in (0, "not running"):
+                problems.append("%s: SIGTERM gave exit status %s (want 0)"
+                                % (n.name, rc))
+            for how, code in n.exit_codes:
+                if how == "SIGTERM" and code != 0:
+                    msg = "%s: an earlier SIGTERM gave %s" % (n.name, code)
+                    if msg not in problems and code != rc:
+                        problems.append(msg)
+            text = n.log_text()
+            for mark in SANITIZER_MARKS:
+                if mark in text:
+                    problems.append("%s log contains %r" % (n.name, mark))
+        return problems
+
+    def logs(self, n=40):
+        out = []
+        for d in self.nodes:
+            out.append("----- %s (%s, pid %s, %s) tail of %s -----\n%s" % (
+                d.name, d.addr, d.pid(),
+                "alive" if d.alive() else "exited",
+                d.log_path, d.log_tail(n)))
+        return "\n".join(out)
+
+    # --- coordinator
+
+    def leader(self, timeout=15.0, members=None):
+        return wait_leader(self.trio, timeout=timeout, members=members)[0]
+
+    def live_coords(self):
+        return [c for c in self.trio.coords if c.alive()]
+
+    def status(self, timeout=10.0):
+        rep = call_leader(self.trio, {"op": "status"}, timeout)
+        assert rep.get("ok"), rep
+        return rep["status"]
+
+    def map(self, timeout=10.0):
+        rep = call_leader(self.trio, {"op": "map"}, timeout)
+        assert rep.get("ok") and "map" in rep, rep
+        return rep["map"]
+
+    def kill_leader(self):
+        """kill -9 the coordinator leader; returns its Coord."""
+        lead = self.leader()
+        lead.kill9()
+        return lead
+
+    # --- map views
+
+    @staticmethod
+    def node_ids(m, addr):
+        """Ids of the map's nodes at addr, newest first."""
+        return sorted((n["id"] for n in m["nodes"] if n["addr"] == addr),
+                      reverse=True)
+
+    @staticmethod
+    def current_id(m, addr):
+        """The id of the live incarnation at addr (newest id whose state is
+        joining/up), or None."""
+        for n in sorted(m["nodes"], key=lambda x: -x["id"]):
+            if n["addr"] == addr and n["state"] in ("joining", "up"):
+                return n["id"]
+        return None
+
+    def node_of(self, m, nid):
+        """The DataNode that holds map node id nid (by address)."""
+        addr = next((n["addr"] for n in m["nodes"] if n["id"] == nid), None)
+        return next((d for d in self.nodes if d.addr == addr), None)
+
+    @staticmethod
+    def addr_of(m, nid):
+        return next((n["addr"] for n in m["nodes"] if n["id"] == nid), None)
+
+    def slots_of(self, m, node, role="primary"):
+        """Slots where DataNode `node` (its current incarnation) is the
+        primary (role primary), a replica (replica) or in the ISR (isr)."""
+        nid = self.current_id(m, node.addr)
+        out = set()
+        for s, (prim, reps, isr) in enumerate(expand_slots(m)):
+            if role == "primary" and prim == nid:
+                out.add(s)
+            elif role == "replica" and nid in reps:
+                out.add(s)
+            elif role == "isr" and nid in isr:
+                out.add(s)
+        return out
+
+    def primary_table(self, m):
+        """[addr of the primary of slot s] (None when unassigned)."""
+        addrs = {n["id"]: n["addr"] for n in m["nodes"]}
+        return [addrs.get(prim) for prim, _, _ in expand_slots(m)]
+
+    # --- readiness
+
+    def ready(self, expect_up=None):
+        """The map when: every node in expect_up (default: every running,
+        unpaused DataNode) is up, every slot has a primary, nothing moves,
+        no slot is under-replicated (counted by the leader against the
+        replication setting and the number of up nodes), no live node has
+        slots while down, and every expected node's CLUSTER SLOTS shows the
+        map's primaries. Else None."""
+        if expect_up is None:
+            expect_up = [d for d in self.nodes if d.alive() and not d.paused]
+        st = self.status(5.0)
+        m = self.map(5.0)
+        up = {n["addr"] for n in m["nodes"] if n["state"] == "up"}
+        if not {d.addr for d in expect_up} <= up:
+            return None
+        sl = st["slots"]
+        if sl.get("assigned") != NSLOTS or sl.get("moving", 0) != 0:
+            return None
+        repl = st.get("replication", 2)
+        if len(up) >= repl and sl.get("under_replicated") != 0:
+            return None
+        if len(up) >= 2:
+            want = min(repl, len(up)) - 1
+            for prim, reps, isr in expand_slots(m):
+                if len(isr) < want:
+                    return None
+        want_table = self.primary_table(m)
+        for d in expect_up:
+            try:
+                got = slots_table(d.port, timeout=1.0)
+            except (OSError, Closed, HarnessError, ValueError):
+                return None
+            if got != want_table:
+                return None
+        return m
+
+    def wait_ready(self, timeout=40.0, expect_up=None, what="cluster ready"):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                m = self.ready(expect_up)
+                if m:
+                    return m
+            except (OSError, ValueError, HarnessError, KeyError,
+                    AssertionError) as e:
+                last = e
+            time.sleep(0.1)
+        try:
+            st = self.status(3.0)
+        except (OSError, HarnessError, AssertionError) as e:
+            st = e
+        raise HarnessError("%s not reached within %.0fs (last error %r); "
+                           "status: %r" % (what, timeout, last, st))
+
+    def wait_map(self, pred, timeout=20.0, what="map condition"):
+        """Poll the leader's map until pred(map) is true; return the map."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                m = self.map(3.0)
+                if pred(m):
+                    return m
+                last = m.get("epoch")
+            except (OSError, ValueError, HarnessError, AssertionError) as e:
+                last = e
+            time.sleep(0.05)
+        raise HarnessError("%s not reached within %.0fs (last: %r)"
+                           % (what, timeout, last))
+
+    def wait_down(self, node, old_id, timeout=20.0):
+        """Until the map marks node id old_id down and every slot has a
+        live primary; returns the map."""
+        def pred(m):
+            st = {n["id"]: n["state"] for n in m["nodes"]}
+            if st.get(old_id) in ("joining", "up", "leaving"):
+                return False
+            for prim, _, _ in expand_slots(m):
+                if prim == 0 or prim == old_id:
+                    return False
+            return True
+        return self.wait_map(pred, timeout, "%s (id %d) marked down with "
+                             "its slots taken over" % (node.name, old_id))
+
+    def seeds(self):
+        return [d.addr for d in self.nodes]
+
+
+# ---------------------------------------------------------------------------
+# RESP routing
+
+
+def parse_cluster_slots(reply):
+    """CLUSTER SLOTS reply -> [addr of slot s's primary or None]."""
+    if not isinstance(reply, list):
+        raise HarnessError("CLUSTER SLOTS answered %r" % (reply,))
+    table = [None] * NSLOTS
+    for r in reply:
+        lo, hi, prim = r[0], r[1], r[2]
+        host = prim[0].decode() if isinstance(prim[0], bytes) else prim[0]
+        addr = "%s:%d" % (host, prim[1])
+        for s in range(lo, hi + 1):
+            table[s] = addr
+    return table
+
+
+def slots_table(port, timeout=1.0):
+    with RawConn(port, timeout=timeout) as c:
+        return parse_cluster_slots(c.cmd("CLUSTER", "SLOTS"))
+
+
+class RequestError(Exception):
+    """A request got no reply (connection refused, reset, timed out)."""
+
+
+class Router:
+    """Sends each key's request to its slot's primary (from CLUSTER SLOTS of
+    any live node); follows -MOVED (the request was not run) and refreshes
+    the table after -MOVED or a connection error. One connection per node,
+    dropped on any error (a late reply must never be read as the answer to
+    the next request)."""
+
+    def __init__(self, seeds, timeout=REQUEST_TIMEOUT, refresh_timeout=0.5,
+                 min_refresh_interval=0.05):
+        self.seeds = list(seeds)
+        self.timeout = timeout
+        self.refresh_timeout = refresh_timeout
+        self.min_refresh_interval = min_refresh_interval
+        self.table = None
+        self.conns = {}
+        self.stale = True
+        self.last_refresh = 0.0
+        self.refreshes = 0
+        self._next_seed = 0
+
+    def close(self):
+        for c in self.conns.values():
+            c.close()
+        self.conns = {}
+
+    def refresh(self, force=False):
+        """Re-read CLUSTER SLOTS, trying the seeds in turn from the last one
+        that answered. True when a table was read."""
+        now = time.monotonic()
+        if not force and now - self.last_refresh < self.min_refresh_interval:
+            return False
+        self.last_refresh = now
+        n = len(self.seeds)
+        for k in range(n):
+            addr = self.seeds[(self._next_seed + k) % n]
+            try:
+                table = slots_table(addr_port(addr), self.refresh_timeout)
+            except (OSError, Closed, HarnessError, ValueError, IndexError,
+                    TypeError):
+                continue
+            if any(a is None for a in table):
+                # Slots not served (yet): keep looking, but use it if no
+                # node has better.
+                if self.table is None:
+                    self.table = table
+                continue
+            self._next_seed = (self._next_seed + k) % n
+            self.table = table
+            self.stale = False
+            self.refreshes += 1
+            return True
+        return False
+
+    def conn(self, addr, timeout=None):
+        c = self.conns.get(addr)
+        if c is None:
+            host, port = addr.rsplit(":", 1)
+            c = RawConn(int(port), timeout=min(1.0, timeout or self.timeout),
+                        host=host)
+            c.sock.settimeout(timeout or self.timeout)
+            c.timeout = timeout or self.timeout
+            self.conns[addr] = c
+        return c
+
+    def drop(self, addr):
+        c = self.conns.pop(addr, None)
+        if c:
+            c.close()
+
+    def call(self, key, *args, timeout=None):
+        """Run one request for key on its primary; returns (reply, addr).
+        Raises RequestError when it got no reply (it may or may not have
+        run). -MOVED is followed up to 3 times; any other error reply is
+        returned as an Err."""
+        if self.table is None or self.stale:
+            self.refresh()
+        if self.table is None:
+            raise RequestError("no routing table")
+        slot = key_slot(key)
+        addr = self.table[slot]
+        for _ in range(4):
+            if addr is None:
+                self.stale = True
+                raise RequestError("slot %d not served" % slot)
+            try:
+                c = self.conn(addr, timeout)
+                rep = c.cmd(*args, timeout=timeout or self.timeout)
+            except (OSError, Closed, HarnessError, ValueError) as e:
+                self.drop(addr)
+                self.stale = True
+                raise RequestError("%s: %s" % (addr, e or type(e).__name__))
+            if isinstance(rep, Err) and rep.startswith("MOVED "):
+                parts = rep.split()
+                addr = parts[2]
+                self.table[slot] = addr
+                self.stale = True
+                continue
+            return rep, addr
+        raise RequestError("too many redirects for slot %d" % slot)
+
+    def pipeline_get(self, keys, timeout=None):
+        """GET every key from its primary, pipelined per node; {key: reply}.
+        A key whose request failed maps to a RequestError instance."""
+        if self.table is None or self.stale:
+            self.refresh(force=True)
+        if self.table is None:
+            raise RequestError("no routing table")
+        by_addr = {}
+        for k in keys:
+            by_addr.setdefault(self.table[key_slot(k)], []).append(k)
+        out = {}
+        for addr, ks in by_addr.items():
+            try:
+                c = self.conn(addr, timeout)
+                for i in range(0, len(ks), 500):
+                    part = ks[i:i + 500]
+                    c.send(b"".join(encode("GET", k) for k in part))
+                    for k in part:
+                        out[k] = c.read(timeout or self.timeout)
+            except (OSError, Closed, HarnessError, ValueError) as e:
+                self.drop(addr)
+                for k in ks:
+                    out.setdefault(k, RequestError("%s: %r" % (addr, e)))
+        # Follow MOVED one key at a time.
+        for k, v in list(out.items()):
+            if isinstance(v, Err) and v.startswith("MOVED "):
+                try:
+                    out[k] = self.call(k, "GET", k, timeout=timeout)[0]
+                except RequestError as e:
+                    out[k] = e
+        return out
+
+
+# ---------------------------------------------------------------------------
+# The recording writer
+
+
+class Attempt:
+    __slots__ = ("key", "n", "slot", "t_sent", "t_done", "ok", "err", "addr")
+
+    def __init__(self, key, n, slot, t_sent, t_done, ok, err, addr):
+        self.key, self.n, self.slot = key, n, slot
+        self.t_sent, self.t_done = t_sent, t_done
+        self.ok, self.err, self.addr = ok, err, addr
+
+    def __repr__(self):
+        return "Attempt(%s=%d slot %d %s %s at %.3f..%.3f via %s)" % (
+            self.key, self.n, self.slot, "ok" if self.ok else "FAILED",
+            self.err or "", self.t_sent, self.t_done, self.addr)
+
+
+def value_of(key, n):
+    return "%s:%d" % (key.split(":", 1)[1], n)
+
+
+def parse_value(key, v):
+    """The n of a value written for key, or raise."""
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    head, _, n = v.rpartition(":")
+    if head != key.split(":", 1)[1] or not n.isdigit():
+        raise ValueError("key %s holds %r, not one of its values" % (key, v))
+    return int(n)
+
+
+class Writer(threading.Thread):
+    """SET key "{i}:{n}" round-robin over `keys`, n increasing per key,
+    about `rate` attempts per second, at most max_count attempts and
+    max_seconds; records every attempt."""
+
+    def __init__(self, seeds, keys, rate=400, max_count=100000,
+                 max_seconds=90.0, timeout=REQUEST_TIMEOUT, name="writer"):
+        super().__init__(daemon=True, name=name)
+        self.router = Router(seeds, timeout=timeout)
+        self.keys = list(keys)
+        self.rate = rate
+        self.max_count = max_count
+        self.max_seconds = max_seconds
+        self.records = []
+        self.next_n = {k: 0 for k in self.keys}
+        self._stop_ev = threading.Event()
+        self.t_start = None
+        self.exc = None
+
+    def run(self):
+        try:
+            self._run()
+        except Exception as e:  # reported by stop()
+            self.exc = e
+        finally:
+            self.router.close()
+
+    def _run(self):
+        self.t_start = time.monotonic()
+        end = self.t_start + self.max_seconds
+        count = 0
+        nkeys = len(self.keys)
+        while (not self._stop_ev.is_set() and count < self.max_count and
+               time.monotonic() < end):
+            due = self.t_start + count / float(self.rate)
+            now = time.monotonic()
+            if due > now:
+                self._stop_ev.wait(due - now)
+            key = self.keys[count % nkeys]
+            n = self.next_n[key] + 1
+            self.next_n[key] = n
+            slot = key_slot(key)
+            t0 = time.monotonic()
+            ok, err, addr = False, None, None
+            try:
+                rep, addr = self.router.call(key, "SET", key, value_of(key, n))
+                if rep == "OK":
+                    ok = True
+                else:
+                    err = "reply %r" % (rep,)
+            except RequestError as e:
+                err = str(e)
+            self.records.append(Attempt(key, n, slot, t0, time.monotonic(),
+                                        ok, err, addr))
+            count += 1
+
+    def stop(self, timeout=REQUEST_TIMEOUT + 10):
+        self._stop_ev.set()
+        self.join(timeout)
+        if self.is_alive():
+            raise HarnessError("writer did not stop within %.0fs" % timeout)
+        if self.exc:
+            raise self.exc
+        return self.records
+
+    def wait_acks(self, n, timeout=20.0, since=None):
+        """Until n more attempts after `since` (monotonic) were acked."""
+        since = time.monotonic() if since is None else since
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = sum(1 for a in self.records[-4 * n - 100:]
+                      if a.ok and a.t_sent >= since)
+            if got >= n:
+                return
+            if not self.is_alive():
+                break
+            time.sleep(0.02)
+        raise HarnessError("writer: not %d acks within %.0fs (last: %r)" % (
+            n, timeout, self.records[-3:]))
+
+
+def wait_slots_acked(writer, slots, since, timeout=20.0):
+    """Until the writer has an acknowledged write after `since` in every one
+    of `slots` that it writes to (writes to them resumed)."""
+    want = {key_slot(k) for k in writer.keys} & set(slots)
+    deadline = time.monotonic() + timeout
+    seen = set()
+    idx = 0
+    while time.monotonic() < deadline:
+        recs = writer.records
+        for a in recs[idx:]:
+            if a.ok and a.t_sent >= since:
+                seen.add(a.slot)
+        idx = len(recs)
+        if want <= seen:
+            return
+        if not writer.is_alive():
+            break
+        time.sleep(0.05)
+    raise HarnessError("writes to %d of %d slots did not resume within %.0fs"
+                       % (len(want - seen), len(want), timeout))
+
+
+# ---------------------------------------------------------------------------
+# Checks
+
+
+def acked_summary(records):
+    """{key: (last acked n or 0, set of attempted n)}."""
+    out = {}
+    for a in records:
+        last, tried = out.get(a.key, (0, set()))
+        tried.add(a.n)
+        if a.ok and a.n > last:
+            last = a.n
+        out[a.key] = (last, tried)
+    return out
+
+
+def read_all(seeds, keys, timeout=REQUEST_TIMEOUT, tries=5):
+    """GET every key through a fresh Router; {key: bytes or None}. Keys
+    whose read failed are retried (bounded) and finally raise."""
+    keys = list(keys)
+    out = {}
+    for attempt in range(tries):
+        r = Router(seeds, timeout=timeout)
+        try:
+            r.refresh(force=True)
+            got = r.pipeline_get([k for k in keys if k not in out])
+        finally:
+            r.close()
+        bad = {}
+        for k, v in got.items():
+            if isinstance(v, (RequestError, Err)):
+                bad[k] = v
+            else:
+                out[k] = v
+        if not bad:
+            return out
+        time.sleep(0.3)
+    raise HarnessError("could not read %d keys, e.g. %r" % (
+        len(bad), list(bad.items())[:3]))
+
+
+def check_history(records, values):
+    """The problems (a list of strings; empty when fine): for every key the
+    writer tried, its value must be its last acknowledged one or a later
+    attempted one (an errored write may or may not have landed)."""
+    problems = []
+    for key, (last, tried) in sorted(acked_summary(records).items()):
+        v = values.get(key)
+        if v is None:
+            if last:
+                problems.append("%s: missing, but write %d was acknowledged"
+                                % (key, last))
+            continue
+        try:
+            n = parse_value(key, v)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        if n < last:
+            problems.append("%s holds write %d, older than acknowledged "
+                            "write %d (lost)" % (key, n, last))
+        elif n not in tried:
+            problems.append("%s holds write %d, never attempted" % (key, n))
+    return problems
+
+
+def check_reads(records, reads):
+    """Linearizable reads: a value read by a request sent at t must be at
+    least the newest write acknowledged before t. reads: [(key, t_sent,
+    reply)]; error replies pass (a refused read is safe)."""
+    acks = {}
+    for a in records:
+        if a.ok:
+            acks.setdefault(a.key, []).append((a.t_done, a.n))
+    problems = []
+    for key, t, rep in reads:
+        if rep is None or isinstance(rep, (Err, Exception)):
+            continue
+        want = max((n for td, n in acks.get(key, []) if td < t), default=0)
+        try:
+            got = parse_value(key, rep)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        if got < want:
+            problems.append("%s read at %.3f gave write %d, but %d was "
+                            "acknowledged before (stale read)"
+                            % (key, t, got, want))
+    return problems
+
+
+def failure_windows(records):
+    """{slot: [(t_first_failure, t_next_success or None, failed attempts)]}
+    for every slot that had a failed write."""
+    by_slot = {}
+    for a in sorted(records, key=lambda x: x.t_sent):
+        by_slot.setdefault(a.slot, []).append(a)
+    out = {}
+    for slot, recs in by_slot.items():
+        wins = []
+        start = None
+        nfail = 0
+        for a in recs:
+            if not a.ok:
+                if start is None:
+                    start, nfail = a.t_sent, 0
+                nfail += 1
+            elif start is not None:
+                wins.append((start, a.t_done, nfail))
+                start = None
+        if start is not None:
+            wins.append((start, None, nfail))
+        if wins:
+            out[slot] = wins
+    return out
+
+
+def window_report(records, groups):
+    """One line per group of slots ({name: set of slots}): attempts,
+    failures, and the longest time writes to one of its slots were
+    failing. Returns (text, {name: (attempts, failures, max window s or
+    None, slots never recovered)})."""
+    wins = failure_windows(records)
+    lines, stats = [], {}
+    for name, slots in groups.items():
+        att = sum(1 for a in records if a.slot in slots)
+        fails = sum(1 for a in records if a.slot in slots and not a.ok)
+        longest, open_slots = None, 0
+        for s in slots:
+            for t0, t1, _ in wins.get(s, ()):
+                if t1 is None:
+                    open_slots += 1
+                    continue
+                longest = max(longest or 0.0, t1 - t0)
+        stats[name] = (att, fails, longest, open_slots)
+        lines.append("%-24s %6d attempts %5d failed, longest failing "
+                     "window %s%s" % (
+                         name, att, fails,
+                         "%.0f ms" % (longest * 1000) if longest is not None
+                         else "-",
+                         ", %d slots never recovered" % open_slots
+                         if open_slots else ""))
+    return "\n".join(lines), stats
+
+
+def first_errors(records, slots=None, n=5):
+    return [a for a in records
+            if not a.ok and (slots is None or a.slot in slots)][:n]
+
+
+def read_local(addr, keys, readonly=True, timeout=REQUEST_TIMEOUT):
+    """GET keys on one node's own copy (READONLY first), pipelined;
+    {key: reply}."""
+    host, port = addr.rsplit(":", 1)
+    out = {}
+    with RawConn(int(port), timeout=timeout, host=host) as c:
+        if readonly:
+            rep = c.cmd("READONLY")
+            if rep != "OK":
+                raise HarnessError("READONLY on %s answered %r" % (addr, rep))
+        keys = list(keys)
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            c.send(b"".join(encode("GET", k) for k in part))
+            for k in part:
+                out[k] = c.read(timeout)
+    return out
+
+
+def copies_disagree(cluster, keys, timeout=10.0):
+    """No split brain: for every key, the slot's primary and every in-sync
+    replica (per the leader's map) hold the same value, read locally (with
+    READONLY on replicas). Retried until `timeout` (the stream may still be
+    in flight); returns the disagreements left (empty when fine)."""
+    deadline = time.monotonic() + timeout
+    problems = ["not checked"]
+    while time.monotonic() < deadline:
+        m = cluster.map()
+        slots = expand_slots(m)
+        addrs = {n["id"]: n["addr"] for n in m["nodes"]}
+        want = {}  # addr -> [keys]
+        holders = {}
+        for k in keys:
+            prim, _, isr = slots[key_slot(k)]
+            hs = [addrs[prim]] + [addrs[i] for i in isr]
+            holders[k] = hs
+            for a in hs:
+                want.setdefault(a, []).append(k)
+        try:
+            got = {a: read_local(a, ks) for a, ks in want.items()}
+        except (OSError, Closed, HarnessError, ValueError) as e:
+            problems = ["reading copies: %r" % e]
+            time.sleep(0.2)
+            continue
+        problems = []
+        for k in keys:
+            vals = {a: got[a][k] for a in holders[k]}
+            if len(set(map(repr, vals.values()))) > 1:
+                problems.append("%s: %r" % (k, vals))
+        if not problems:
+            return []
+        time.sleep(0.2)
+    return problems[:10] + (["... %d more" % (len(problems) - 10)]
+                            if len(problems) > 10 else [])
+
+
+def slots_with_keys(keys):
+    return {key_slot(k) for k in keys}
+
+
+def pick(seq, rnd=None):
+    return (rnd or random).choice(list(seq))
+
+
+def preload(seeds, keys, timeout=REQUEST_TIMEOUT):
+    """SET every key to value_of(key, 1) on its primary, pipelined per node;
+    raises unless every write is acknowledged."""
+    r = Router(seeds, timeout=timeout)
+    try:
+        if not r.refresh(force=True):
+            raise HarnessError("preload: no node answers CLUSTER SLOTS")
+        by_addr = {}
+        for k in keys:
+            by_addr.setdefault(r.table[key_slot(k)], []).append(k)
+        bad = []
+        for addr, ks in by_addr.items():
+            c = r.conn(addr)
+            for i in range(0, len(ks), 500):
+                part = ks[i:i + 500]
+                c.send(b"".join(encode("SET", k, value_of(k, 1))
+                                for k in part))
+                for k in part:
+                    rep = c.read(timeout)
+                    if rep != "OK":
+                        bad.append((k, rep))
+        if bad:
+            raise HarnessError("preload: %d writes not acknowledged, e.g. %r"
+                               % (len(bad), bad[:3]))
+    finally:
+        r.close()
+
+
+def keys_in(slots, n, prefix="k:", exclude=False, limit=10 ** 6):
+    """n keys prefix{i} whose slots are in `slots` (not in, with exclude)."""
+    out = []
+    i = 0
+    while len(out) < n and i < limit:
+        k = "%s%d" % (prefix, i)
+        if (key_slot(k) in slots) != exclude:
+            out.append(k)
+        i += 1
+    if len(out) < n:
+        raise HarnessError("only %d keys found" % len(out))
+    return out

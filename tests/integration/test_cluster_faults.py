@@ -1,0 +1,485 @@
+"""The cluster under faults: replication with ack `all`, failover,
+re-replication and sync, proxying, leases (DESIGN.md, "Replication and
+write acknowledgement", "Failure detection and failover").
+
+Real `coord` and `datanode --join` processes on 127.0.0.1, killed with
+SIGKILL or paused with SIGSTOP. Each fault scenario runs under continuous
+writes from a recording writer (cluster_harness.Writer: routes by CLUSTER
+SLOTS itself, records every attempt), then checks, once the cluster is
+stable again, that no acknowledged write was lost or replaced by an older
+one and that every in-sync copy agrees with its primary. Times are printed
+(how long writes to a slot were failing), never asserted.
+"""
+import time
+
+import pytest
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+
+import cluster_harness as ch
+from cluster_harness import Cluster, Writer
+from dn_harness import Err, RawConn, encode
+from narf_harness import HOST, expand_slots, wait_leader
+
+# Generous but bounded waits (the ASan build is 2-3x slower).
+FAILOVER_WAIT = 20.0
+READY_WAIT = 60.0
+NKEYS = 150
+RATE = 400
+
+
+@pytest.fixture
+def make_cluster(make_trio, build_dir, tmp_path, request):
+    """make_cluster(nodes=3, node_args={index: [flags]}) starts a trio and
+    the data nodes and waits until the cluster is ready (every slot has a
+    primary and its replica in the ISR). At the end every data node still
+    running must exit 0 on SIGTERM and no log may hold a sanitizer
+    report."""
+    made = []
+
+    def make(nodes=3, **kw):
+        c = Cluster(make_trio, build_dir, tmp_path, nodes=nodes, **kw)
+        made.append(c)
+        c.start(timeout=READY_WAIT)
+        return c
+
+    yield make
+    failed = any(getattr(request.node, "rep_" + w, None) is not None and
+                 getattr(request.node, "rep_" + w).failed
+                 for w in ("setup", "call"))
+    problems = []
+    for c in made:
+        problems += c.stop()
+        if failed or problems:
+            print("\n" + c.logs(60))
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+def writer_keys(n=NKEYS, prefix="k:"):
+    return ["%s%d" % (prefix, i) for i in range(n)]
+
+
+def start_writer(c, keys, **kw):
+    w = Writer(c.seeds(), keys, rate=kw.pop("rate", RATE), **kw)
+    w.start()
+    w.wait_acks(min(len(keys), 200), timeout=20.0)
+    return w
+
+
+def report(title, records, groups):
+    text, stats = ch.window_report(records, groups)
+    print("\n%s\n%s" % (title, text))
+    return stats
+
+
+def check_data(c, records, extra=None, expect_up=None):
+    """Wait until the cluster is stable, then: every key holds its last
+    acknowledged write or a later attempted one, every `extra` key
+    ({key: n}) holds at least write n, and every in-sync copy agrees."""
+    c.wait_ready(READY_WAIT, expect_up=expect_up,
+                 what="cluster stable again")
+    keys = sorted({a.key for a in records} | set(extra or ()))
+    values = ch.read_all(c.seeds(), keys)
+    problems = ch.check_history(records, values)
+    for k, n in (extra or {}).items():
+        v = values.get(k)
+        if v is None:
+            problems.append("%s: missing, but write %d was acknowledged"
+                            % (k, n))
+        elif ch.parse_value(k, v) < n:
+            problems.append("%s: holds %r, older than acknowledged write %d"
+                            % (k, v, n))
+    assert not problems, "acknowledged writes lost:\n" + "\n".join(
+        problems[:20])
+    diff = ch.copies_disagree(c, keys)
+    assert not diff, "copies disagree (split brain):\n" + "\n".join(diff)
+
+
+def node_down_and_promoted(c, m0, victim, vid):
+    """Wait for the failover of victim (map id vid); assert every slot it
+    led went to one of its in-sync replicas. Returns the new map."""
+    m1 = c.wait_down(victim, vid, FAILOVER_WAIT)
+    before, after = expand_slots(m0), expand_slots(m1)
+    wrong = [s for s in range(ch.NSLOTS)
+             if before[s][0] == vid and after[s][0] not in before[s][2]]
+    assert not wrong, "slots %r of node %d went to a node outside their " \
+        "ISR: before %r, after %r" % (wrong[:5], vid, before[wrong[0]],
+                                       after[wrong[0]])
+    return m1
+
+
+# ---------------------------------------------------------------------------
+# Data node faults
+
+
+def test_kill_primary(make_cluster):
+    """kill -9 of a primary: its slots go to their in-sync replicas, writes
+    to them resume, nothing acknowledged is lost, and writes to the other
+    nodes' slots never fail (they may wait for the dead replica to leave
+    the ISR). Then the two survivors re-replicate every slot."""
+    c = make_cluster()
+    m0 = c.map()
+    victim = c.nodes[0]
+    vid = c.current_id(m0, victim.addr)
+    vslots = c.slots_of(m0, victim, "primary")
+    keys = writer_keys()
+    assert ch.slots_with_keys(keys) & vslots, "no key on the victim's slots"
+    w = start_writer(c, keys)
+    t_kill = time.monotonic()
+    victim.kill9()
+    node_down_and_promoted(c, m0, victim, vid)
+    ch.wait_slots_acked(w, vslots, time.monotonic(), FAILOVER_WAIT)
+    time.sleep(0.3)
+    recs = w.stop()
+    others = set(range(ch.NSLOTS)) - vslots
+    stats = report("kill -9 of primary %s at %.3f" % (victim.name, t_kill),
+                   recs, {"killed node's slots": vslots,
+                          "other nodes' slots": others})
+    assert stats["other nodes' slots"][1] == 0, \
+        "writes to other nodes' slots failed: %r" % ch.first_errors(
+            recs, others)
+    assert stats["killed node's slots"][3] == 0
+    check_data(c, recs)
+
+
+def test_kill_replica(make_cluster):
+    """kill -9 of a node, writing only to slots it does not lead (some of
+    which it replicates): no write fails at all (acks wait until the dead
+    replica leaves the ISR), it leaves every ISR, nothing is lost."""
+    c = make_cluster()
+    m0 = c.map()
+    victim = c.nodes[1]
+    vid = c.current_id(m0, victim.addr)
+    vslots = c.slots_of(m0, victim, "primary")
+    replicated = c.slots_of(m0, victim, "isr")
+    keys = ch.keys_in(vslots, NKEYS, exclude=True)
+    assert ch.slots_with_keys(keys) & replicated, \
+        "no key on a slot the victim replicates"
+    w = start_writer(c, keys)
+    victim.kill9()
+    node_down_and_promoted(c, m0, victim, vid)
+    t = time.monotonic()
+    ch.wait_slots_acked(w, replicated, t, FAILOVER_WAIT)
+    w.wait_acks(100, since=t)
+    recs = w.stop()
+    stats = report("kill -9 of replica %s" % victim.name, recs,
+                   {"slots it replicated": replicated,
+                    "other slots": set(range(ch.NSLOTS)) - replicated})
+    assert sum(s[1] for s in stats.values()) == 0, \
+        "writes failed: %r" % ch.first_errors(recs)
+    m = c.map()
+    assert all(vid not in isr for _, _, isr in expand_slots(m))
+    check_data(c, recs)
+
+
+def test_restart_killed_node_refills(make_cluster):
+    """kill -9 of a node, then a restart on the same port (a new
+    incarnation): it joins with a new id, gets copies, syncs them from
+    their primaries and joins the ISR (under_replicated back to 0), all
+    under writes; every copy agrees and nothing acknowledged is lost."""
+    c = make_cluster()
+    pre = ["p:%d" % i for i in range(3000)]
+    ch.preload(c.seeds(), pre)
+    m0 = c.map()
+    victim = c.nodes[2]
+    vid = c.current_id(m0, victim.addr)
+    w = start_writer(c, writer_keys())
+    victim.kill9()
+    node_down_and_promoted(c, m0, victim, vid)
+    ch.wait_slots_acked(w, c.slots_of(m0, victim, "primary"),
+                        time.monotonic(), FAILOVER_WAIT)
+    victim.restart()
+    m = c.wait_ready(READY_WAIT, what="restarted node synced, "
+                     "under_replicated 0")
+    nid = c.current_id(m, victim.addr)
+    assert nid is not None and nid != vid, (vid, nid)
+    st = {n["id"]: n for n in c.status()["nodes"]}
+    assert st[nid]["primaries"] + st[nid]["replicas"] > 0, st[nid]
+    assert c.slots_of(m, victim, "isr") or c.slots_of(m, victim, "primary")
+    w.wait_acks(100)
+    recs = w.stop()
+    dbsize = victim.cmd("DBSIZE")
+    print("\nrestarted %s (id %d -> %d) holds %r keys" % (
+        victim.name, vid, nid, dbsize))
+    assert isinstance(dbsize, int) and dbsize > 0
+    report("kill -9 and restart of %s" % victim.name, recs,
+           {"all slots": set(range(ch.NSLOTS))})
+    check_data(c, recs, extra={k: 1 for k in pre})
+
+
+def test_sigstop_primary(make_cluster):
+    """SIGSTOP of a primary for 1.5 s (longer than the 600 ms node
+    timeout), then SIGCONT. While paused its slots fail over; when it
+    wakes it must not serve what it no longer owns: a read queued while it
+    was paused returns the newest acknowledged value (or an error), a
+    write queued for a slot it lost is either refused or durable. No
+    acknowledged write is lost and no two copies disagree."""
+    c = make_cluster()
+    m0 = c.map()
+    victim = c.nodes[0]
+    vid = c.current_id(m0, victim.addr)
+    vslots = c.slots_of(m0, victim, "primary")
+    keys = writer_keys()
+    read_keys = [k for k in keys if ch.key_slot(k) in vslots][:20]
+    assert read_keys
+    # Probe keys the writer never touches: acknowledged write 1 now, a
+    # write 2 sent to the paused node later.
+    probe_keys = ch.keys_in(vslots, 20, prefix="q:")
+    ch.preload(c.seeds(), probe_keys)
+    w = start_writer(c, keys)
+    probe = victim.raw(timeout=15.0)
+    assert probe.cmd("PING") == "PONG"
+    victim.pause()
+    t_stop = time.monotonic()
+    node_down_and_promoted(c, m0, victim, vid)
+    t_fo = time.monotonic()
+    ch.wait_slots_acked(w, vslots, t_fo, FAILOVER_WAIT)
+    # Queue requests on the paused node: they run when it wakes.
+    t_probe = time.monotonic()
+    probe.send(b"".join(encode("GET", k) for k in read_keys) +
+               b"".join(encode("SET", k, ch.value_of(k, 2))
+                        for k in probe_keys))
+    time.sleep(max(0.0, t_stop + 1.5 - time.monotonic()))
+    victim.resume()
+    t_cont = time.monotonic()
+    reads = []
+    try:
+        for k in read_keys:
+            reads.append((k, t_probe, probe.read(15.0)))
+        probe_sets = [probe.read(15.0) for _ in probe_keys]
+    finally:
+        probe.close()
+    # Reads on fresh connections right after the wake-up.
+    for _ in range(5):
+        for k in read_keys[:5]:
+            t = time.monotonic()
+            try:
+                reads.append((k, t, victim.cmd("GET", k, timeout=10.0)))
+            except (OSError, ch.Closed) as e:
+                reads.append((k, t, e))
+        time.sleep(0.1)
+    w.wait_acks(100)
+    recs = w.stop()
+    report("SIGSTOP of %s for %.1fs (failover after %.0f ms)" % (
+        victim.name, t_cont - t_stop, (t_fo - t_stop) * 1000), recs,
+        {"paused node's slots": vslots,
+         "other slots": set(range(ch.NSLOTS)) - vslots})
+    print("queued SETs on the paused node answered: %r" % (
+        sorted({repr(x) for x in probe_sets}),))
+    stale = ch.check_reads(recs, reads)
+    assert not stale, "the paused node served stale reads:\n" + "\n".join(
+        stale[:10])
+    extra = {k: (2 if rep == "OK" else 1)
+             for k, rep in zip(probe_keys, probe_sets)}
+    check_data(c, recs, extra=extra,
+               expect_up=[d for d in c.nodes])
+
+
+# ---------------------------------------------------------------------------
+# Coordinator faults
+
+
+def test_coordinator_leader_kill(make_cluster):
+    """kill -9 of the coordinator leader mid-traffic: no request fails at
+    all, no data node is judged down, the map does not change."""
+    c = make_cluster()
+    m0 = c.map()
+    w = start_writer(c, writer_keys())
+    lead = c.kill_leader()
+    live = c.live_coords()
+    wait_leader(c.trio, members=live)
+    # Longer than the new leader's wait of one node timeout before it
+    # judges anyone, and than a node timeout after that.
+    time.sleep(2.0)
+    lead.restart()
+    wait_leader(c.trio)
+    w.wait_acks(100)
+    recs = w.stop()
+    report("kill -9 of coordinator leader c%d" % lead.id, recs,
+           {"all slots": set(range(ch.NSLOTS))})
+    assert not ch.first_errors(recs), \
+        "requests failed: %r" % ch.first_errors(recs)
+    m1 = c.map()
+    assert [(n["id"], n["state"]) for n in m1["nodes"]] == \
+        [(n["id"], n["state"]) for n in m0["nodes"]]
+    assert expand_slots(m1) == expand_slots(m0)
+    check_data(c, recs)
+
+
+def test_leader_and_primary_kill(make_cluster):
+    """kill -9 of the coordinator leader and of a data node primary at
+    once: the new leader fails the node over (after its one node timeout
+    of grace), nothing acknowledged is lost, and writes to the other
+    nodes' slots never fail."""
+    c = make_cluster()
+    m0 = c.map()
+    victim = c.nodes[1]
+    vid = c.current_id(m0, victim.addr)
+    vslots = c.slots_of(m0, victim, "primary")
+    w = start_writer(c, writer_keys())
+    lead = c.leader()
+    lead.kill9()
+    victim.kill9()
+    wait_leader(c.trio, members=c.live_coords())
+    node_down_and_promoted(c, m0, victim, vid)
+    ch.wait_slots_acked(w, vslots, time.monotonic(), FAILOVER_WAIT)
+    lead.restart()
+    time.sleep(0.3)
+    recs = w.stop()
+    others = set(range(ch.NSLOTS)) - vslots
+    stats = report("kill -9 of leader c%d and primary %s" % (
+        lead.id, victim.name), recs,
+        {"killed node's slots": vslots, "other nodes' slots": others})
+    assert stats["other nodes' slots"][1] == 0, \
+        "writes to other nodes' slots failed: %r" % ch.first_errors(
+            recs, others)
+    check_data(c, recs)
+
+
+# ---------------------------------------------------------------------------
+# Maintenance
+
+
+def test_rolling_restart(make_cluster):
+    """Restart the three data nodes one at a time (SIGTERM, start again,
+    wait until under_replicated is 0 before the next) under writes: after
+    all three every original copy is gone, yet nothing acknowledged is
+    lost, preloaded keys included."""
+    c = make_cluster()
+    pre = ["p:%d" % i for i in range(2000)]
+    ch.preload(c.seeds(), pre)
+    w = start_writer(c, writer_keys())
+    for d in c.nodes:
+        m0 = c.map()
+        old = c.current_id(m0, d.addr)
+        rc = d.terminate()
+        assert rc == 0, "%s: SIGTERM gave exit status %r" % (d.name, rc)
+        c.wait_down(d, old, FAILOVER_WAIT)
+        d.restart()
+        c.wait_ready(READY_WAIT, what="%s back and every slot in sync"
+                     % d.name)
+        w.wait_acks(50)
+    recs = w.stop()
+    report("rolling restart", recs, {"all slots": set(range(ch.NSLOTS))})
+    check_data(c, recs, extra={k: 1 for k in pre})
+
+
+# ---------------------------------------------------------------------------
+# Clients in steady state
+
+
+def test_plain_client_reads_and_writes_every_slot(make_cluster):
+    """A plain client (redis-py Redis, not cluster-aware) connected to one
+    node reads and writes keys of every slot: the node proxies to each
+    slot's primary, so it sees one big cache."""
+    c = make_cluster()
+    keys = ch.key_per_slot()
+    r = redis.Redis(host=HOST, port=c.nodes[0].port, socket_timeout=10)
+    items = sorted(keys.items())
+    for i in range(0, len(items), 1024):
+        p = r.pipeline(transaction=False)
+        for s, k in items[i:i + 1024]:
+            p.set(k, "v%d" % s)
+        assert all(p.execute())
+    for i in range(0, len(items), 1024):
+        p = r.pipeline(transaction=False)
+        for s, k in items[i:i + 1024]:
+            p.get(k)
+        got = p.execute()
+        want = [b"v%d" % s for s, _ in items[i:i + 1024]]
+        assert got == want
+    # Another entry point sees the same, also for non-idempotent commands.
+    r2 = redis.Redis(host=HOST, port=c.nodes[2].port, socket_timeout=10)
+    sample = [k for _, k in items[::97]]
+    assert [r2.get(k) for k in sample] == [r.get(k) for k in sample]
+    for _, k in items[::1024]:
+        assert r2.incr("n" + k) == 1
+        assert r.incr("n" + k) == 2
+    assert r.delete(*[k for _, k in items[:1]]) == 1
+    assert r2.exists(items[0][1]) == 0
+    # Each key was written once, on its primary; the primaries' DBSIZE
+    # counts owned and replicated keys, never less than what they lead.
+    total = sum(redis.Redis(host=HOST, port=d.port).dbsize()
+                for d in c.nodes)
+    assert total >= len(items) - 1
+    r.close()
+    r2.close()
+
+
+def test_redis_cluster_client(make_cluster):
+    """redis-py's RedisCluster reads and writes across the nodes in steady
+    state (routing by CLUSTER SLOTS / -MOVED)."""
+    c = make_cluster()
+    rc = RedisCluster(startup_nodes=[ClusterNode(HOST, d.port)
+                                     for d in c.nodes],
+                      socket_timeout=10)
+    try:
+        for i in range(500):
+            rc.set("rc:%d" % i, "v%d" % i)
+        assert [rc.get("rc:%d" % i) for i in range(500)] == \
+            [b"v%d" % i for i in range(500)]
+        assert rc.mget_nonatomic(["rc:1", "rc:2", "rc:3"]) == \
+            [b"v1", b"v2", b"v3"]
+        assert rc.incr("rc:counter") == 1
+        assert rc.delete("rc:1") == 1
+        assert rc.get("rc:1") is None
+    finally:
+        rc.close()
+
+
+def test_redirect_node_answers_moved(make_cluster):
+    """A `datanode --redirect` answers -MOVED slot owner for keys of
+    another node's slots (for clients that prefer redirects) and serves its
+    own; a node without it proxies the same request."""
+    c = make_cluster(node_args={0: ["--redirect"]})
+    m = c.map()
+    red = c.nodes[0]
+    own = c.slots_of(m, red, "primary")
+    table = c.primary_table(m)
+    foreign = ch.keys_in(own, 1, prefix="f:", exclude=True)[0]
+    mine = ch.keys_in(own, 1, prefix="f:")[0]
+    s = ch.key_slot(foreign)
+    with RawConn(red.port) as conn:
+        assert conn.cmd("SET", foreign, "x") == Err(
+            "MOVED %d %s" % (s, table[s]))
+        assert conn.cmd("GET", foreign) == Err("MOVED %d %s" % (s, table[s]))
+        assert conn.cmd("SET", mine, "y") == "OK"
+        assert conn.cmd("GET", mine) == b"y"
+    with RawConn(c.nodes[1].port) as conn:
+        assert conn.cmd("SET", foreign, "z") == "OK"
+        assert conn.cmd("GET", foreign) == b"z"
+        assert conn.cmd("GET", mine) == b"y"
+
+
+def test_ack_all_wait_ackmode_readonly(make_cluster):
+    """ack `all`: when SET returns, the slot's in-sync replica already has
+    the value (read there with READONLY). WAIT counts the replicas that
+    acknowledged; ACKMODE switches a connection to primary acks; READWRITE
+    ends READONLY."""
+    c = make_cluster()
+    m = c.map()
+    slots = expand_slots(m)
+    addrs = {n["id"]: n["addr"] for n in m["nodes"]}
+    prim = c.nodes[0]
+    pslots = c.slots_of(m, prim, "primary")
+    keys = ch.keys_in(pslots, 200, prefix="a:")
+    rep_addr = addrs[slots[ch.key_slot(keys[0])][2][0]]
+    assert all(addrs[slots[ch.key_slot(k)][2][0]] == rep_addr
+               for k in keys), "one primary, one replica for these slots"
+    with RawConn(prim.port) as w, RawConn(ch.addr_port(rep_addr)) as r:
+        assert r.cmd("READONLY") == "OK"
+        for i, k in enumerate(keys):
+            assert w.cmd("SET", k, "v%d" % i) == "OK"
+            assert r.cmd("GET", k) == b"v%d" % i, \
+                "acknowledged write of %s not on the in-sync replica" % k
+        assert w.cmd("WAIT", 1, 2000) == 1
+        assert w.cmd("ACKMODE") == b"all"
+        assert w.cmd("ACKMODE", "PRIMARY") == "OK"
+        assert w.cmd("ACKMODE") == b"primary"
+        assert w.cmd("SET", keys[0], "late") == "OK"
+        assert w.cmd("WAIT", 1, 5000) == 1
+        assert r.cmd("GET", keys[0]) == b"late"
+        assert isinstance(w.cmd("ACKMODE", "SOME"), Err)
+        assert r.cmd("READWRITE") == "OK"
+        assert r.cmd("GET", keys[1]) == b"v1"
