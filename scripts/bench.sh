@@ -35,6 +35,32 @@ benchmarks:
         ratio (target: narf <= 0.8x). DIR (default build/) holds
         datanode/datanode.
 
+  failover [--rounds N] [--rate R] [--keys K] [--dir DIR] [--base-port P]
+        Data node failover: starts 3 coordinators and 4 data nodes
+        (scripts/cluster.sh, base port P, default 17300); a recording
+        writer SETs K keys (default 400) at about R writes/s (default 200),
+        routing by CLUSTER SLOTS itself. N rounds (default 5): kill -9 the
+        busiest primary, wait for its failover, write on, restart it and
+        wait until under_replicated is 0. Prints per round how long writes
+        to its slots were failing (first failure to first success after),
+        failed writes on the other nodes' slots and acknowledged writes
+        lost; then the medians. Exits 1 if anything acknowledged was lost
+        or a write to another node's slot failed.
+
+  cluster [--rounds R] [--requests N[,N]] [--pipeline P[,P]] [--clients C]
+          [--dir DIR] [--base-port P]
+        narf (3 coordinators, 3 data nodes, 2 copies, ack all; base port P,
+        default 17600) against a Redis Cluster of 3 masters + 3 replicas
+        (redis-server --cluster-enabled yes --cluster-node-timeout 1000,
+        made with redis-cli --cluster create --cluster-replicas 1, on free
+        ports in a temp dir), both driven by `redis-benchmark --cluster
+        -t set,get -c C -d 32 -r 100000 -q -P P -n N`, alternating
+        narf/redis, R rounds (defaults: C=50, P=1,16 with N=1000000,3000000,
+        R=3; --requests 100000 for a quick run). Prints each run, the
+        medians and the median narf/redis ratios for SET and GET, and
+        whether the narf map changed (any failure decision) during each
+        run; exits 1 if a failure decision was taken.
+
 Every benchmark stops the cluster or servers it started, also when
 interrupted.
 EOF
@@ -319,7 +345,190 @@ bench_engine() {
 	fi
 }
 
+# --- failover and cluster: a narf cluster from cluster.sh --------------------
+
+# start_narf NODES PORT: a fresh cluster of 3 coordinators and NODES data
+# nodes in bench_dir (a temporary directory unless --dir was given).
+start_narf() {
+	local nodes=$1 port=$2
+	if [[ -z $bench_dir ]]; then
+		bench_dir=$(mktemp -d "${TMPDIR:-/tmp}/narf-bench-$3.XXXXXX")
+		remove_dir=1
+	fi
+	bench_dir=$(realpath -m -- "$bench_dir")
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	echo "bench.sh $3: starting 3 coordinators and $nodes data nodes in" \
+		"$bench_dir (base port $port)" >&2
+	cluster_up=1
+	"$CLUSTER" start --dir "$bench_dir" --nodes "$nodes" --base-port "$port" \
+		--fresh >/dev/null || die "could not start the cluster"
+	if ldd "$ROOT/build/datanode/datanode" 2>/dev/null |
+		grep -Eq 'lib(a|ub|t)san'; then
+		echo "bench.sh: WARNING: the datanode is built with sanitizers;" \
+			"its numbers mean little" >&2
+	fi
+}
+
+# run_py LIMIT SCRIPT ARGS...: the python part under timeout, in the
+# background so a signal reaches the cleanup at once.
+run_py() {
+	local limit=$1 rc=0
+	shift
+	timeout -k 10 "$limit" "$PY" "$@" &
+	child=$!
+	wait "$child" || rc=$?
+	child=""
+	((rc != 124)) || echo "bench.sh: $(basename "$1") timed out after ${limit}s" >&2
+	return "$rc"
+}
+
+check_port() {
+	if ! [[ $1 =~ ^[0-9]{4,5}$ ]] || (($1 < 1024 || $1 > 65000)); then
+		die "--base-port must be a number in 1024..65000"
+	fi
+}
+
+bench_failover() {
+	local rounds=5 port=17300 rate=200 keys=400
+	while (($#)); do
+		case $1 in
+		--rounds)
+			rounds=${2:?--rounds needs a value}
+			shift
+			;;
+		--rounds=*) rounds=${1#*=} ;;
+		--rate)
+			rate=${2:?--rate needs a value}
+			shift
+			;;
+		--rate=*) rate=${1#*=} ;;
+		--keys)
+			keys=${2:?--keys needs a value}
+			shift
+			;;
+		--keys=*) keys=${1#*=} ;;
+		--dir)
+			bench_dir=${2:?--dir needs a value}
+			shift
+			;;
+		--dir=*) bench_dir=${1#*=} ;;
+		--base-port)
+			port=${2:?--base-port needs a value}
+			shift
+			;;
+		--base-port=*) port=${1#*=} ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "failover: unknown argument '$1' (try --help)" ;;
+		esac
+		shift
+	done
+	if ! [[ $rounds =~ ^[0-9]{1,3}$ ]] || ((rounds < 1 || rounds > 100)); then
+		die "--rounds must be a number in 1..100"
+	fi
+	if ! [[ $rate =~ ^[0-9]{1,4}$ ]] || ((rate < 10 || rate > 5000)); then
+		die "--rate must be a number in 10..5000 (writes/s)"
+	fi
+	if ! [[ $keys =~ ^[0-9]{1,6}$ ]] || ((keys < 10)); then
+		die "--keys must be a number from 10 to 999999"
+	fi
+	check_port "$port"
+	start_narf 4 "$port" failover
+	# Each round is bounded to 60 s of writing plus its waits (about
+	# 150 s at worst); the timeout is the backstop.
+	run_py $((rounds * 200 + 60)) "$ROOT/scripts/lib/bench_failover.py" \
+		--dir "$bench_dir" --base-port "$port" --nodes 4 \
+		--rounds "$rounds" --rate "$rate" --keys "$keys" \
+		--cluster-sh "$CLUSTER" --max-seconds $((rounds * 200))
+}
+
+bench_cluster() {
+	local rounds=3 port=17600 requests=1000000,3000000 pipeline=1,16
+	local clients=50 tool
+	while (($#)); do
+		case $1 in
+		--rounds)
+			rounds=${2:?--rounds needs a value}
+			shift
+			;;
+		--rounds=*) rounds=${1#*=} ;;
+		--requests | -n)
+			requests=${2:?$1 needs a value}
+			shift
+			;;
+		--requests=*) requests=${1#*=} ;;
+		--pipeline | -P)
+			pipeline=${2:?$1 needs a value}
+			shift
+			;;
+		--pipeline=*) pipeline=${1#*=} ;;
+		--clients | -c)
+			clients=${2:?$1 needs a value}
+			shift
+			;;
+		--clients=*) clients=${1#*=} ;;
+		--dir)
+			bench_dir=${2:?--dir needs a value}
+			shift
+			;;
+		--dir=*) bench_dir=${1#*=} ;;
+		--base-port)
+			port=${2:?--base-port needs a value}
+			shift
+			;;
+		--base-port=*) port=${1#*=} ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "cluster: unknown argument '$1' (try --help)" ;;
+		esac
+		shift
+	done
+	if ! [[ $rounds =~ ^[1-9][0-9]?$ ]]; then
+		die "--rounds must be a number in 1..99"
+	fi
+	if ! [[ $requests =~ ^[0-9]{4,9}(,[0-9]{4,9})*$ ]]; then
+		die "--requests must be a number from 1000 to 999999999, or one per pipeline depth"
+	fi
+	if ! [[ $pipeline =~ ^[1-9][0-9]{0,3}(,[1-9][0-9]{0,3})*$ ]]; then
+		die "--pipeline must be a depth or a list such as 1,16"
+	fi
+	if [[ $requests == *,* ]] &&
+		(($(tr -cd , <<<"$requests" | wc -c) != $(tr -cd , <<<"$pipeline" | wc -c))); then
+		die "--requests needs one value or one per pipeline depth"
+	fi
+	if ! [[ $clients =~ ^[0-9]{1,4}$ ]] || ((clients < 1 || clients > 5000)); then
+		die "--clients must be a number in 1..5000"
+	fi
+	check_port "$port"
+	for tool in redis-server redis-benchmark redis-cli; do
+		command -v "$tool" >/dev/null ||
+			die "$tool is missing (Debian packages redis-server, redis-tools)"
+	done
+	start_narf 3 "$port" cluster
+	local runs
+	runs=$((rounds * ($(tr -cd , <<<"$pipeline" | wc -c) + 1) * 2))
+	run_py $((runs * 600 + 120)) "$ROOT/scripts/lib/bench_cluster.py" \
+		--narf-port $((port + 201)) \
+		--coord "127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))" \
+		--rounds "$rounds" --requests "$requests" --pipeline "$pipeline" \
+		--clients "$clients" --run-timeout 600 --max-seconds $((runs * 600))
+}
+
 case ${1:-} in
+failover)
+	shift
+	bench_failover "$@"
+	;;
+cluster)
+	shift
+	bench_cluster "$@"
+	;;
 coord)
 	shift
 	bench_coord "$@"

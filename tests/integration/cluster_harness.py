@@ -214,6 +214,51 @@ class DataNode:
 # The cluster
 
 
+def cluster_ready(trio, addrs):
+    """The leader's map when: every node at `addrs` is up, every slot has a
+    primary, nothing moves, every slot has its replicas in the ISR
+    (status slots.under_replicated == 0 once there are as many up nodes as
+    copies; with fewer, every up node holds a copy in the ISR), and every
+    node at addrs answers CLUSTER SLOTS with the map's primaries. Else None.
+    `trio` is anything with .apis (the coordinators' API addresses)."""
+    rep = call_leader(trio, {"op": "status"}, 5.0)
+    assert rep.get("ok"), rep
+    st = rep["status"]
+    rep = call_leader(trio, {"op": "map"}, 5.0)
+    assert rep.get("ok") and "map" in rep, rep
+    m = rep["map"]
+    up = {n["addr"] for n in m["nodes"] if n["state"] == "up"}
+    if not set(addrs) <= up:
+        return None
+    sl = st["slots"]
+    if sl.get("assigned") != NSLOTS or sl.get("moving", 0) != 0:
+        return None
+    repl = st.get("replication", 2)
+    if len(up) >= repl and sl.get("under_replicated") != 0:
+        return None
+    want = min(repl, len(up)) - 1
+    ids = {n["id"]: n["addr"] for n in m["nodes"]}
+    for prim, reps, isr in expand_slots(m):
+        if len(isr) < want:
+            return None
+    table = [ids.get(prim) for prim, _, _ in expand_slots(m)]
+    for addr in addrs:
+        try:
+            got = slots_table(addr_port(addr), timeout=1.0)
+        except (OSError, Closed, HarnessError, ValueError):
+            return None
+        if got != table:
+            return None
+    return m
+
+
+class Coords:
+    """The coordinators' API addresses, for call_leader()."""
+
+    def __init__(self, apis):
+        self.apis = list(apis)
+
+
 class Cluster:
     """A trio (from conftest's make_trio) and N data nodes joined to it."""
 
@@ -343,39 +388,11 @@ class Cluster:
     # --- readiness
 
     def ready(self, expect_up=None):
-        """The map when: every node in expect_up (default: every running,
-        unpaused DataNode) is up, every slot has a primary, nothing moves,
-        no slot is under-replicated (counted by the leader against the
-        replication setting and the number of up nodes), no live node has
-        slots while down, and every expected node's CLUSTER SLOTS shows the
-        map's primaries. Else None."""
+        """cluster_ready() for expect_up (default: every running, unpaused
+        DataNode)."""
         if expect_up is None:
             expect_up = [d for d in self.nodes if d.alive() and not d.paused]
-        st = self.status(5.0)
-        m = self.map(5.0)
-        up = {n["addr"] for n in m["nodes"] if n["state"] == "up"}
-        if not {d.addr for d in expect_up} <= up:
-            return None
-        sl = st["slots"]
-        if sl.get("assigned") != NSLOTS or sl.get("moving", 0) != 0:
-            return None
-        repl = st.get("replication", 2)
-        if len(up) >= repl and sl.get("under_replicated") != 0:
-            return None
-        if len(up) >= 2:
-            want = min(repl, len(up)) - 1
-            for prim, reps, isr in expand_slots(m):
-                if len(isr) < want:
-                    return None
-        want_table = self.primary_table(m)
-        for d in expect_up:
-            try:
-                got = slots_table(d.port, timeout=1.0)
-            except (OSError, Closed, HarnessError, ValueError):
-                return None
-            if got != want_table:
-                return None
-        return m
+        return cluster_ready(self.trio, [d.addr for d in expect_up])
 
     def wait_ready(self, timeout=40.0, expect_up=None, what="cluster ready"):
         deadline = time.monotonic() + timeout
