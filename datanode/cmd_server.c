@@ -775,16 +775,6 @@ static int cmd_cluster(struct narf_engine *e,
 	return subcommand_error(out, "cluster", known, sub, n);
 }
 
-static int cmd_ok(struct narf_engine *e,
-                  struct narf_client *c,
-                  int argc,
-                  const char **argv,
-                  const size_t *len,
-                  struct narf_buf *out)
-{
-	return narf_resp_simple(out, "OK");
-}
-
 #define A NARF_CMD_NOAUTH
 #define F NARF_CMD_FAST
 const struct narf_command narf_server_commands[] = {
@@ -799,7 +789,5 @@ const struct narf_command narf_server_commands[] = {
         {"config", cmd_config, -2, 0, 0, 0, 0},
         {"info", cmd_info, -1, 0, 0, 0, 0},
         {"cluster", cmd_cluster, -2, 0, 0, 0, 0},
-        {"readonly", cmd_ok, 1, F, 0, 0, 0},
-        {"readwrite", cmd_ok, 1, F, 0, 0, 0},
         {NULL, NULL, 0, 0, 0, 0, 0},
 };

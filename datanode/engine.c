@@ -5,6 +5,7 @@
  * compare rather than a walk over ~70 names.
  */
 #include "engine.h"
+#include "repl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -63,7 +64,8 @@ static const struct narf_command *lookup_command(const char *name, size_t n)
 
 /* Walk every command table (COMMAND, COMMAND COUNT). */
 const struct narf_command *const narf_command_tables[] = {
-        narf_string_commands, narf_key_commands, narf_server_commands, NULL};
+        narf_string_commands, narf_key_commands, narf_server_commands,
+        narf_cluster_commands, NULL};
 
 void narf_engine_config_default(struct narf_engine_config *cfg)
 {
@@ -130,6 +132,7 @@ int narf_engine_init(struct narf_engine *e,
 	if (cmd_table[0] == NULL && cmd_table[1] == NULL) {
 		for (int i = 0; narf_command_tables[i] != NULL; i++)
 			table_add(narf_command_tables[i]);
+		table_add(narf_peer_commands);
 	}
 	e->cfg = *cfg;
 	e->clock = clock ? clock : real_clock;
@@ -347,31 +350,47 @@ void narf_node_name(char out[41], uint32_t id)
 	snprintf(out, 41, "%040x", id);
 }
 
+enum route { ROUTE_HERE, ROUTE_DONE, ROUTE_HOLD, ROUTE_PROXY };
+
+/* Is node id in slot's ISR? */
+static bool in_isr(const struct narf_slot *slot, uint32_t id)
+{
+	for (unsigned i = 0; i < slot->n_isr; i++)
+		if (slot->isr[i] == id)
+			return true;
+	return false;
+}
+
 /*
- * Cluster mode routing, as Redis Cluster answers: every key of a request
- * must hash to one slot (else -CROSSSLOT), and that slot must be led by
- * this node (else -MOVED to its primary). Returns true when the request
- * may run here; otherwise the error is in out.
+ * Cluster mode routing. Every key of a request must hash to one slot (else
+ * -CROSSSLOT, as Redis Cluster). The slot's primary runs it while its lease
+ * holds (else the request waits: ROUTE_HOLD); an in-sync replica runs reads
+ * for a READONLY client; otherwise the request is forwarded to the primary
+ * (ROUTE_PROXY), or answered -MOVED with --redirect and to peers (a peer
+ * never forwards twice).
  */
-static bool route_here(struct narf_engine *e,
-                       const struct narf_command *cmd,
-                       int argc,
-                       const char **argv,
-                       const size_t *argvlen,
-                       struct narf_buf *out)
+static enum route route(struct narf_engine *e,
+                        const struct narf_command *cmd,
+                        const struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *argvlen,
+                        struct narf_buf *out)
 {
 	const struct narf_map *map;
 	const struct narf_map_node *owner;
+	const struct narf_slot *sl;
+	uint32_t me;
 	int last, slot = -1;
 
 	if (e->cluster_map == NULL || cmd->first_key <= 0)
-		return true;
+		return ROUTE_HERE;
 	map = narf_engine_map(e);
 	if (map == NULL) {
 		narf_resp_error(out,
 		                "CLUSTERDOWN The cluster is down (this "
 		                "node has not joined yet)");
-		return false;
+		return ROUTE_DONE;
 	}
 	last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
 	for (int i = cmd->first_key; i <= last && i < argc;
@@ -382,19 +401,30 @@ static bool route_here(struct narf_engine *e,
 			narf_resp_error(out,
 			                "CROSSSLOT Keys in request don't "
 			                "hash to the same slot");
-			return false;
+			return ROUTE_DONE;
 		}
 		slot = s;
 	}
-	if (slot < 0 || map->slots[slot].primary == *e->cluster_node_id)
-		return true;
-	owner = narf_map_node_get(map, map->slots[slot].primary);
+	if (slot < 0)
+		return ROUTE_HERE;
+	me = *e->cluster_node_id;
+	sl = &map->slots[slot];
+	if (sl->primary == me)
+		return e->lease_ok ? ROUTE_HERE : ROUTE_HOLD;
+	if (c->readonly && (cmd->flags & NARF_CMD_READONLY) && in_isr(sl, me) &&
+	    (e->repl == NULL || narf_repl_replica_ready(e->repl, slot)))
+		return e->lease_ok ? ROUTE_HERE : ROUTE_HOLD;
+	owner = narf_map_node_get(map, sl->primary);
 	if (owner == NULL) {
 		narf_resp_error(out, "CLUSTERDOWN Hash slot not served");
-		return false;
+		return ROUTE_DONE;
 	}
-	narf_resp_errorf(out, "MOVED %d %s", slot, owner->addr);
-	return false;
+	if (e->cfg.redirect || c->peer || e->repl == NULL) {
+		narf_resp_errorf(out, "MOVED %d %s", slot, owner->addr);
+		return ROUTE_DONE;
+	}
+	e->proxy_node = owner->id;
+	return ROUTE_PROXY;
 }
 
 static bool keys_too_large(const struct narf_engine *e,
@@ -441,10 +471,21 @@ int narf_engine_exec(struct narf_engine *e,
 		rv = narf_resp_error(out,
 		                     "OOM command not allowed when used "
 		                     "memory > 'maxmemory'.");
-	} else if (!route_here(e, cmd, argc, argv, argvlen, out)) {
-		rv = 0;
 	} else {
-		rv = cmd->fn(e, c, argc, argv, argvlen, out);
+		switch (route(e, cmd, c, argc, argv, argvlen, out)) {
+		case ROUTE_HERE:
+			rv = cmd->fn(e, c, argc, argv, argvlen, out);
+			break;
+		case ROUTE_HOLD:
+			e->stats.commands--; /* it runs again later */
+			rv = NARF_EXEC_HOLD;
+			break;
+		case ROUTE_PROXY:
+			rv = NARF_EXEC_PROXY;
+			break;
+		default:
+			rv = 0;
+		}
 	}
 	e->stats.net_output_bytes += out->len - before;
 	return rv;

@@ -40,6 +40,7 @@ struct narf_engine_config {
 	char *requirepass; /* owned; NULL = no password */
 	bool standalone;
 	bool standalone_flag; /* --standalone given explicitly */
+	bool redirect;        /* --redirect: -MOVED instead of proxying */
 };
 
 struct narf_engine_stats {
@@ -60,6 +61,12 @@ struct narf_client {
 	char name[NARF_CLIENT_NAME_MAX];
 	char addr[64];
 	uint64_t created_ms;
+	bool readonly;    /* READONLY: in-sync replicas may answer reads */
+	bool ack_primary; /* ACKMODE PRIMARY: replies do not wait */
+	bool peer;        /* NARF.HELLO: another node's link */
+	uint32_t peer_node;
+	long long wait_replicas; /* WAIT's arguments */
+	long long wait_timeout_ms;
 };
 
 struct narf_engine {
@@ -72,6 +79,9 @@ struct narf_engine {
 	 * (*cluster_map is NULL until the first map arrives), or NULL */
 	struct narf_map *const *cluster_map;
 	const uint32_t *cluster_node_id; /* borrowed: our id, 0 before join */
+	struct narf_repl *repl; /* borrowed: replication, in a cluster */
+	bool lease_ok;       /* set by the server per batch: may serve slots */
+	uint32_t proxy_node; /* NARF_EXEC_PROXY: where the request goes */
 	void *clock_data;
 	int64_t start_ms;
 	uint64_t next_client_id;
@@ -99,8 +109,14 @@ int64_t narf_engine_now(const struct narf_engine *e);
 /* Set up a new client's state (id, auth state from requirepass). */
 void narf_engine_client_init(struct narf_engine *e, struct narf_client *c);
 
-/* Execute one request; the reply is appended to out. Returns 0, or
- * NARF_ENOMEM when the reply could not be built (the caller closes). */
+/* What narf_engine_exec() returns besides 0 and NARF_E* (> 0). */
+#define NARF_EXEC_HOLD (-1)  /* not run: this node's lease has lapsed */
+#define NARF_EXEC_PROXY (-2) /* not run: forward it to e->proxy_node */
+#define NARF_EXEC_WAIT (-3)  /* WAIT: the server answers it */
+
+/* Execute one request; the reply is appended to out. Returns 0, one of
+ * NARF_EXEC_* (nothing appended), or NARF_ENOMEM when the reply could not
+ * be built (the caller closes). */
 int narf_engine_exec(struct narf_engine *e,
                      struct narf_client *c,
                      int argc,
@@ -140,6 +156,8 @@ struct narf_command {
 extern const struct narf_command narf_string_commands[];
 extern const struct narf_command narf_key_commands[];
 extern const struct narf_command narf_server_commands[];
+extern const struct narf_command narf_cluster_commands[];
+extern const struct narf_command narf_peer_commands[]; /* unlisted */
 /* The three tables above, NULL-terminated (COMMAND walks them). */
 extern const struct narf_command *const narf_command_tables[];
 

@@ -29,7 +29,11 @@ static const char usage_text[] =
         "  --join COORDS            join the cluster whose coordinators'\n"
         "                           API addresses are COORDS (host:port,\n"
         "                           comma separated): register, heartbeat\n"
-        "                           the leader, follow the cluster map\n"
+        "                           the leader, follow the cluster map,\n"
+        "                           replicate and proxy (see README)\n"
+        "  --redirect               with --join: answer -MOVED for keys\n"
+        "                           led elsewhere instead of forwarding\n"
+        "                           the request to their node\n"
         "  --port P                 RESP port (default 6379)\n"
         "  --bind ADDR              listen address (default 127.0.0.1;\n"
         "                           anything else is an explicit choice)\n"
@@ -100,6 +104,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_TIMEOUT,
 		O_LOG,
 		O_JOIN,
+		O_REDIRECT,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -117,6 +122,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"timeout", required_argument, NULL, O_TIMEOUT},
 	        {"log-level", required_argument, NULL, O_LOG},
 	        {"join", required_argument, NULL, O_JOIN},
+	        {"redirect", no_argument, NULL, O_REDIRECT},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
@@ -129,6 +135,9 @@ static void parse_flags(struct narf_engine_config *cfg,
 		switch (o) {
 		case O_STANDALONE:
 			cfg->standalone_flag = true;
+			break;
+		case O_REDIRECT:
+			cfg->redirect = true;
 			break;
 		case O_PORT:
 			cfg->port = (int)narf_flag_u64(prog, "--port", optarg,
@@ -257,6 +266,22 @@ static void raise_fd_limit(unsigned clients)
 		          (unsigned long long)rl.rlim_cur, clients);
 }
 
+static void member_map_cb(void *data,
+                          const struct narf_map *old,
+                          const struct narf_map *map)
+{
+	struct narf_dn *dn = data;
+
+	narf_repl_map_changed(dn->repl, old, map);
+}
+
+static void member_lease_cb(void *data)
+{
+	struct narf_dn *dn = data;
+
+	dn->progress = true;
+}
+
 int main(int argc, char **argv)
 {
 	static struct narf_dn dn;
@@ -274,6 +299,22 @@ int main(int argc, char **argv)
 	if (rv != 0) {
 		NARF_ERROR("cannot start the engine: %s", narf_strerror(rv));
 		return 1;
+	}
+	if (dn.cluster) {
+		dn.repl =
+		        narf_repl_create(&dn.loop, dn.engine.store, &dn.member);
+		if (dn.repl == NULL) {
+			NARF_ERROR("cannot start replication: out of memory");
+			return 1;
+		}
+		dn.engine.repl = dn.repl;
+		narf_store_set_write_cb(dn.engine.store, narf_repl_store_write,
+		                        dn.repl);
+		narf_store_set_removed_cb(dn.engine.store,
+		                          narf_repl_store_removed, dn.repl);
+		dn.member.on_map = member_map_cb;
+		dn.member.on_lease = member_lease_cb;
+		dn.member.cb_data = &dn;
 	}
 	rv = narf_dn_start(&dn, errmsg);
 	if (rv != 0) {
@@ -301,6 +342,7 @@ int main(int argc, char **argv)
 	          cfg.requirepass ? ", password required" : "");
 	uv_run(&dn.loop, UV_RUN_DEFAULT);
 	narf_engine_close(&dn.engine);
+	narf_repl_destroy(dn.repl);
 	rv = uv_loop_close(&dn.loop);
 	if (rv != 0)
 		NARF_WARN("loop closed with handles open: %s", uv_strerror(rv));

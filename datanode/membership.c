@@ -22,7 +22,29 @@ struct write_req {
 	char *line; /* owned */
 };
 
+struct narf_isr_req {
+	json_t *msg; /* owned until sent */
+	uint32_t peer;
+	bool drop;
+	narf_member_isr_cb cb;
+	void *data;
+	struct narf_isr_req *next;
+};
+
 static void member_send(struct narf_member *m, json_t *msg, const char *op);
+
+/* The isr request in flight ends (ok or not). */
+static void isr_done(struct narf_member *m, bool ok, uint64_t epoch)
+{
+	struct narf_isr_req *q = m->isr_pending;
+
+	if (q == NULL)
+		return;
+	m->isr_pending = NULL;
+	q->cb(q->data, q->peer, q->drop, ok, epoch);
+	json_decref(q->msg);
+	free(q);
+}
 
 int narf_member_parse_coords(struct narf_member *m, const char *list)
 {
@@ -59,6 +81,7 @@ static void disconnect(struct narf_member *m, bool next_coord)
 	narf_frame_decoder_close(&m->dec);
 	narf_frame_decoder_init(&m->dec, NARF_FRAME_MAX_REPLY);
 	m->pending = NULL;
+	isr_done(m, false, 0);
 	if (next_coord) {
 		snprintf(m->target, sizeof(m->target), "%s",
 		         m->coords[m->next_coord % m->n_coords]);
@@ -102,6 +125,8 @@ static void install_map(struct narf_member *m, const json_t *obj)
 		free(map);
 		return;
 	}
+	if (m->on_map != NULL)
+		m->on_map(m->cb_data, m->map, map);
 	if (m->map != NULL) {
 		narf_map_close(m->map);
 		free(m->map);
@@ -140,6 +165,64 @@ static void handle_error(struct narf_member *m, const json_t *reply)
 	NARF_DEBUG("member: %s from %s", err ? err : "error", m->target);
 }
 
+/* Our map now reflects every heartbeat answered so far: renew. */
+static void renew_lease(struct narf_member *m)
+{
+	if (m->beat_sent_ms <= m->lease_ms)
+		return;
+	m->lease_ms = m->beat_sent_ms;
+	if (m->on_lease != NULL)
+		m->on_lease(m->cb_data);
+}
+
+static uint64_t reply_epoch(const json_t *reply)
+{
+	json_t *v = json_object_get(reply, "epoch");
+
+	return json_is_integer(v) && json_integer_value(v) > 0
+	               ? (uint64_t)json_integer_value(v)
+	               : 0;
+}
+
+static void send_map_request(struct narf_member *m)
+{
+	m->want_map = false;
+	member_send(m,
+	            json_pack("{s:s,s:I}", "op", "map", "epoch",
+	                      (json_int_t)(m->map ? m->map->epoch : 0)),
+	            "map");
+}
+
+/* With the connection free, send what is waiting: a map fetch first, then
+ * queued isr requests. Heartbeats go from the tick. */
+static void send_next(struct narf_member *m)
+{
+	struct narf_isr_req *q = m->isr_head;
+
+	if (m->pending != NULL || m->tcp == NULL || m->node_id == 0 ||
+	    m->state != NARF_MEMBER_MEMBER)
+		return;
+	if (m->want_map) {
+		send_map_request(m);
+		return;
+	}
+	/* Requests must not starve the heartbeats that keep us up. */
+	if (uv_now(m->loop) - m->beat_at >= NARF_HEARTBEAT_MS) {
+		m->beat_at = uv_now(m->loop);
+		member_send(m, heartbeat_msg(m), "heartbeat");
+		return;
+	}
+	if (q == NULL)
+		return;
+	m->isr_head = q->next;
+	if (m->isr_head == NULL)
+		m->isr_tail = NULL;
+	m->isr_pending = q;
+	member_send(m, json_incref(q->msg), "isr");
+	if (m->pending == NULL) /* not sent: the connection failed */
+		isr_done(m, false, 0);
+}
+
 static void handle_reply(struct narf_member *m, const json_t *reply)
 {
 	const char *op = m->pending;
@@ -147,6 +230,8 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 
 	m->pending = NULL;
 	if (json_is_false(json_object_get(reply, "ok"))) {
+		if (op != NULL && strcmp(op, "isr") == 0)
+			isr_done(m, false, 0);
 		handle_error(m, reply);
 		return;
 	}
@@ -165,24 +250,25 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 		          m->target);
 		m->state = NARF_MEMBER_MEMBER;
 	} else if (strcmp(op, "heartbeat") == 0) {
-		uint64_t epoch;
-
-		m->last_ack_ms = m->sent_ms;
-		v = json_object_get(reply, "epoch");
-		epoch = json_is_integer(v) ? (uint64_t)json_integer_value(v)
-		                           : 0;
-		if (m->map == NULL || epoch > m->map->epoch)
-			member_send(
-			        m,
-			        json_pack("{s:s,s:I}", "op", "map", "epoch",
-			                  (json_int_t)(m->map ? m->map->epoch
-			                                      : 0)),
-			        "map");
+		m->beat_sent_ms = m->sent_ms;
+		if (m->map == NULL || reply_epoch(reply) > m->map->epoch)
+			m->want_map = true;
+		else
+			renew_lease(m);
 	} else if (strcmp(op, "map") == 0) {
 		v = json_object_get(reply, "map");
 		if (json_is_object(v))
 			install_map(m, v);
+		if (m->map != NULL && m->map->epoch >= reply_epoch(reply))
+			renew_lease(m);
+	} else if (strcmp(op, "isr") == 0) {
+		uint64_t epoch = reply_epoch(reply);
+
+		if (m->map == NULL || epoch > m->map->epoch)
+			m->want_map = true;
+		isr_done(m, true, epoch);
 	}
+	send_next(m);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -338,8 +424,58 @@ static void tick_cb(uv_timer_t *t)
 		return;
 	if (m->node_id == 0)
 		member_send(m, join_msg(m), "join");
-	else
+	else {
+		m->beat_at = now;
 		member_send(m, heartbeat_msg(m), "heartbeat");
+	}
+}
+
+int narf_member_isr(struct narf_member *m,
+                    uint32_t peer,
+                    bool drop,
+                    json_t *ranges,
+                    narf_member_isr_cb cb,
+                    void *data)
+{
+	struct narf_isr_req *q = calloc(1, sizeof(*q));
+
+	if (q != NULL)
+		q->msg = json_pack("{s:s,s:I,s:s,s:I}", "op", "isr", "node",
+		                   (json_int_t)m->node_id, "boot_id",
+		                   m->boot_id, "peer", (json_int_t)peer);
+	if (q == NULL || q->msg == NULL) {
+		json_decref(ranges);
+		free(q);
+		return NARF_ENOMEM;
+	}
+	if (drop)
+		json_object_set_new(q->msg, "drop", json_true());
+	else
+		json_object_set_new(q->msg, "add",
+		                    ranges ? ranges : json_array());
+	q->peer = peer;
+	q->drop = drop;
+	q->cb = cb;
+	q->data = data;
+	if (m->isr_tail != NULL)
+		m->isr_tail->next = q;
+	else
+		m->isr_head = q;
+	m->isr_tail = q;
+	send_next(m);
+	return 0;
+}
+
+void narf_member_want_map(struct narf_member *m)
+{
+	m->want_map = true;
+	send_next(m);
+}
+
+bool narf_member_lease_ok(const struct narf_member *m, uint64_t now)
+{
+	return m->map != NULL && m->node_id != 0 && m->lease_ms != 0 &&
+	       now - m->lease_ms < m->map->settings.node_timeout_ms;
 }
 
 static void new_boot_id(char *out, size_t size)
@@ -390,6 +526,14 @@ void narf_member_stop(struct narf_member *m)
 		return;
 	disconnect(m, false);
 	m->state = NARF_MEMBER_CLOSING;
+	while (m->isr_head != NULL) {
+		struct narf_isr_req *q = m->isr_head;
+
+		m->isr_head = q->next;
+		json_decref(q->msg);
+		free(q);
+	}
+	m->isr_tail = NULL;
 	uv_close((uv_handle_t *)&m->timer, NULL);
 	narf_frame_decoder_close(&m->dec);
 	if (m->map != NULL) {

@@ -29,6 +29,14 @@
 #define NARF_MEMBER_MAX_COORDS 7
 
 struct narf_engine;
+struct narf_isr_req;
+
+/* The answer to an `isr` request: ok, and the map epoch carrying it. */
+typedef void (*narf_member_isr_cb)(void *data,
+                                   uint32_t peer,
+                                   bool drop,
+                                   bool ok,
+                                   uint64_t epoch);
 
 enum narf_member_state {
 	NARF_MEMBER_IDLE, /* not connected; the timer reconnects */
@@ -50,11 +58,26 @@ struct narf_member {
 	uint32_t node_id;     /* 0 until joined */
 	struct narf_map *map; /* owned; NULL until the first fetch */
 	enum narf_member_state state;
-	const char *pending;  /* op awaiting a reply, or NULL */
-	uint64_t sent_ms;     /* when the pending request was sent */
-	uint64_t last_ack_ms; /* send time of the last acked beat: what
-	                         the lease of the cluster issue builds on */
-	uv_tcp_t *tcp;        /* owned while connected */
+	const char *pending; /* op awaiting a reply, or NULL */
+	uint64_t sent_ms;    /* when the pending request was sent */
+	/* The lease (DESIGN.md): send time (loop clock) of the last
+	 * heartbeat the leader answered, once our map is at least as new as
+	 * that answer; we serve our slots until it is a node timeout old. */
+	uint64_t lease_ms;
+	uint64_t beat_sent_ms; /* the answered beat, while its map is
+	                          fetched */
+	bool want_map;         /* fetch the map at the next chance */
+	uint64_t beat_at;      /* when the last heartbeat was sent */
+	struct narf_isr_req *isr_head, *isr_tail; /* queued isr requests */
+	struct narf_isr_req *isr_pending;         /* the one sent */
+	/* called after a new map is installed (old may be NULL) and when the
+	 * lease is renewed */
+	void (*on_map)(void *data,
+	               const struct narf_map *old,
+	               const struct narf_map *map);
+	void (*on_lease)(void *data);
+	void *cb_data;
+	uv_tcp_t *tcp; /* owned while connected */
 	struct narf_frame_decoder dec;
 	uv_timer_t timer; /* heartbeat and reconnect tick */
 	uint64_t maps_installed;
@@ -69,6 +92,23 @@ int narf_member_start(struct narf_member *m,
                       uv_loop_t *loop,
                       struct narf_engine *engine,
                       const char *self_addr);
+
+/* Queue an `isr` request for peer (ranges: a JSON array of [lo, hi],
+ * stolen; NULL with drop). cb hears the answer; a lost connection answers
+ * not ok. 0 or NARF_ENOMEM. */
+int narf_member_isr(struct narf_member *m,
+                    uint32_t peer,
+                    bool drop,
+                    json_t *ranges,
+                    narf_member_isr_cb cb,
+                    void *data);
+
+/* Fetch the map as soon as the connection is free (a peer showed a newer
+ * slot epoch than ours). */
+void narf_member_want_map(struct narf_member *m);
+
+/* May this node serve its slots at loop time now (the lease)? */
+bool narf_member_lease_ok(const struct narf_member *m, uint64_t now);
 
 /* Stop: close the connection and the timer (asynchronous; the loop ends
  * once they are closed). */

@@ -16,6 +16,16 @@
  * so none of this disturbs anyone else. While a write is pending and more
  * than NARF_OUT_SOFT_LIMIT bytes of replies wait, reading pauses until the
  * client drains them: a pipelining client is slowed, not dropped.
+ *
+ * In a cluster a connection can also be blocked, and then neither runs
+ * requests nor reads: `gated` while its replies wait for replicas to
+ * acknowledge its writes (repl.h), `parked` while the node's lease has
+ * lapsed (the request waits in the query buffer, up to NARF_PARK_MAX_MS,
+ * then fails with -CLUSTERDOWN), `px` while a forwarded request is out,
+ * `waiting` in a WAIT. Blocked connections sit on dn->blocked; whenever
+ * something may have moved (acks, a map, a lease, a proxy reply) the check
+ * handle walks that list after the loop's I/O and resumes whoever can go
+ * on, so nothing resumes from inside another connection's callback.
  */
 #include "server.h"
 
@@ -27,6 +37,7 @@
 
 #define NARF_READ_CHUNK (16 * 1024)
 #define NARF_OUT_SOFT_LIMIT (1u << 20)
+#define NARF_PARK_MAX_MS 3000
 
 struct narf_rconn {
 	uv_tcp_t tcp; /* tcp.data == this */
@@ -44,6 +55,17 @@ struct narf_rconn {
 	bool reading;
 	bool closing;
 	bool held; /* whole requests wait in `in` until replies drain */
+	/* blocking (cluster): see the top of the file */
+	struct narf_rconn *bprev, *bnext; /* on dn->blocked */
+	bool on_blocked;
+	bool gated;
+	bool parked;
+	bool park_expired; /* the next held request fails instead */
+	bool waiting;
+	struct narf_proxy *px;
+	uint64_t blocked_ms;   /* when parked or WAIT began */
+	struct narf_gate gate; /* what the held replies wait for */
+	struct narf_gate last; /* what the last writes needed (WAIT) */
 };
 
 static void conn_flush(struct narf_rconn *conn);
@@ -57,7 +79,43 @@ static void conn_closed_cb(uv_handle_t *h)
 	narf_buf_close(&conn->out);
 	narf_buf_close(&conn->sending);
 	narf_resp_req_close(&conn->req);
+	narf_gate_close(&conn->gate);
+	narf_gate_close(&conn->last);
 	free(conn);
+}
+
+static bool blocked(const struct narf_rconn *c)
+{
+	return c->gated || c->parked || c->waiting || c->px != NULL;
+}
+
+static void unlist_blocked(struct narf_rconn *conn)
+{
+	struct narf_dn *dn = conn->dn;
+
+	if (!conn->on_blocked)
+		return;
+	if (conn->bprev != NULL)
+		conn->bprev->bnext = conn->bnext;
+	else
+		dn->blocked = conn->bnext;
+	if (conn->bnext != NULL)
+		conn->bnext->bprev = conn->bprev;
+	conn->bprev = conn->bnext = NULL;
+	conn->on_blocked = false;
+}
+
+static void list_blocked(struct narf_rconn *conn)
+{
+	struct narf_dn *dn = conn->dn;
+
+	if (conn->on_blocked)
+		return;
+	conn->bnext = dn->blocked;
+	if (dn->blocked != NULL)
+		dn->blocked->bprev = conn;
+	dn->blocked = conn;
+	conn->on_blocked = true;
 }
 
 static void conn_close(struct narf_rconn *conn)
@@ -67,6 +125,11 @@ static void conn_close(struct narf_rconn *conn)
 	if (conn->closing)
 		return;
 	conn->closing = true;
+	unlist_blocked(conn);
+	if (conn->px != NULL) {
+		narf_repl_proxy_cancel(conn->px);
+		conn->px = NULL;
+	}
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
 	else
@@ -117,7 +180,7 @@ static void write_cb(uv_write_t *req, int status)
 }
 
 /* Hand whatever replies are waiting to the kernel. */
-static void conn_process(struct narf_rconn *conn);
+static void conn_run(struct narf_rconn *conn);
 
 /*
  * Hand waiting replies to the kernel; when they are all gone, run requests
@@ -127,26 +190,25 @@ static void conn_process(struct narf_rconn *conn);
  */
 static void conn_flush(struct narf_rconn *conn)
 {
-	struct narf_engine *e = &conn->dn->engine;
 	struct narf_buf tmp;
 	uv_buf_t b;
 	int n;
 
 	for (;;) {
-		if (conn->writing || conn->closing)
+		if (conn->writing || conn->closing || conn->gated)
 			return;
 		if (conn->out.len == 0) {
 			if (conn->client.close_after_reply) {
 				conn_close(conn);
 				return;
 			}
-			if (conn->held) {
+			if (conn->held && !blocked(conn)) {
 				conn->held = false;
-				e->now_cached = e->clock(e->clock_data);
-				conn_process(conn);
-				e->now_cached = 0;
+				conn_run(conn);
 				continue;
 			}
+			if (blocked(conn))
+				return;
 			if (!conn->reading &&
 			    uv_read_start((uv_stream_t *)&conn->tcp,
 			                  conn_alloc_cb, conn_read_cb) == 0)
@@ -184,15 +246,42 @@ static void conn_flush(struct narf_rconn *conn)
 	}
 }
 
-/* Parse and execute every whole request in the query buffer. */
+static void proxy_done(void *data, const char *reply, size_t len)
+{
+	struct narf_rconn *conn = data;
+
+	conn->px = NULL;
+	if (narf_buf_append(&conn->out, reply, len) != 0)
+		conn->client.close_after_reply = true;
+	conn->dn->progress = true;
+}
+
+/* WAIT: answered now when enough replicas have what this connection last
+ * wrote, else it blocks until they have or the timeout passes (0: no
+ * timeout, as Redis). */
+static bool wait_done(struct narf_rconn *conn, bool timed_out)
+{
+	struct narf_dn *dn = conn->dn;
+	unsigned acked =
+	        dn->repl ? narf_repl_gate_acked(dn->repl, &conn->last) : 0;
+
+	if ((long long)acked < conn->client.wait_replicas && !timed_out)
+		return false;
+	narf_resp_int(&conn->out, acked);
+	return true;
+}
+
+/* Parse and execute every whole request in the query buffer, until one
+ * blocks the connection. */
 static void conn_process(struct narf_rconn *conn)
 {
-	struct narf_engine *e = &conn->dn->engine;
+	struct narf_dn *dn = conn->dn;
+	struct narf_engine *e = &dn->engine;
 	size_t pos = 0;
 	char errmsg[256];
 
 	conn->need = 0;
-	while (!conn->client.close_after_reply) {
+	while (!conn->client.close_after_reply && !blocked(conn)) {
 		size_t need = 0;
 		int rv = narf_resp_parse(&conn->req, conn->in.data + pos,
 		                         conn->in.len - pos, &e->cfg.limits,
@@ -210,10 +299,34 @@ static void conn_process(struct narf_rconn *conn)
 			conn->client.close_after_reply = true;
 			break;
 		}
-		if (rv == NARF_RESP_DONE &&
-		    narf_engine_exec(e, &conn->client, conn->req.argc,
-		                     conn->req.argv, conn->req.argvlen,
-		                     &conn->out) != 0) {
+		rv = narf_engine_exec(e, &conn->client, conn->req.argc,
+		                      conn->req.argv, conn->req.argvlen,
+		                      &conn->out);
+		if (rv == NARF_EXEC_HOLD && !conn->park_expired) {
+			/* Run it again once the lease is back. */
+			narf_resp_req_reset(&conn->req);
+			conn->parked = true;
+			conn->blocked_ms = uv_now(&dn->loop);
+			break;
+		}
+		if (rv == NARF_EXEC_HOLD) {
+			conn->park_expired = false;
+			narf_resp_error(&conn->out,
+			                "CLUSTERDOWN this node has lost "
+			                "contact with the coordinator");
+		} else if (rv == NARF_EXEC_PROXY) {
+			conn->px = narf_repl_proxy(
+			        dn->repl, e->proxy_node, conn->req.argc,
+			        (const char *const *)conn->req.argv,
+			        conn->req.argvlen, proxy_done, conn);
+			if (conn->px == NULL)
+				narf_resp_error(&conn->out,
+				                "TRYAGAIN cannot reach the "
+				                "slot's owner");
+		} else if (rv == NARF_EXEC_WAIT) {
+			conn->waiting = !wait_done(conn, false);
+			conn->blocked_ms = uv_now(&dn->loop);
+		} else if (rv != 0) {
 			conn_close(conn);
 			return;
 		}
@@ -232,6 +345,59 @@ static void conn_process(struct narf_rconn *conn)
 	narf_buf_consume(&conn->in, pos);
 	if (conn->in.len == 0)
 		narf_buf_shrink(&conn->in, 64 * 1024);
+}
+
+/*
+ * Run what the query buffer holds with one clock reading and the lease as
+ * it stands, then hold the replies while replicas have not acknowledged
+ * the batch's writes (unless this connection chose ACKMODE PRIMARY).
+ */
+static void conn_run(struct narf_rconn *conn)
+{
+	struct narf_dn *dn = conn->dn;
+	struct narf_engine *e = &dn->engine;
+	bool broken;
+
+	e->now_cached = e->clock(e->clock_data);
+	if (dn->cluster)
+		e->lease_ok =
+		        narf_member_lease_ok(&dn->member, uv_now(&dn->loop));
+	if (dn->repl != NULL)
+		narf_repl_batch_begin(dn->repl);
+	conn_process(conn);
+	if (dn->repl != NULL) {
+		struct narf_gate batch = {0};
+
+		if (narf_repl_batch_end(dn->repl, &batch)) {
+			narf_gate_clear(&conn->last);
+			narf_gate_merge(&conn->last, &batch);
+			if (!conn->client.ack_primary)
+				narf_gate_merge(&conn->gate, &batch);
+		}
+		narf_gate_close(&batch);
+		if (conn->gate.n > 0 && !conn->gated) {
+			conn->gated = !narf_repl_gate_open(
+			        dn->repl, &conn->gate, &broken);
+			if (!conn->gated)
+				narf_gate_clear(&conn->gate);
+		}
+	}
+	e->now_cached = 0;
+	if (blocked(conn) && !conn->closing)
+		list_blocked(conn);
+}
+
+/* Stop reading while the connection must not take more requests. */
+static void conn_update_reading(struct narf_rconn *conn)
+{
+	if (conn->closing)
+		return;
+	if (conn->client.close_after_reply || conn->held || blocked(conn) ||
+	    (conn->writing && conn->out.len > NARF_OUT_SOFT_LIMIT)) {
+		if (conn->reading)
+			uv_read_stop((uv_stream_t *)&conn->tcp);
+		conn->reading = false;
+	}
 }
 
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -255,18 +421,80 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(conn);
 		return;
 	}
-	/* One clock reading for the whole batch of pipelined requests. */
-	e->now_cached = e->clock(e->clock_data);
-	conn_process(conn);
-	e->now_cached = 0;
+	conn_run(conn);
 	if (conn->closing)
 		return;
-	if (conn->client.close_after_reply || conn->held ||
-	    (conn->writing && conn->out.len > NARF_OUT_SOFT_LIMIT)) {
-		uv_read_stop(s);
-		conn->reading = false;
-	}
+	conn_update_reading(conn);
 	conn_flush(conn);
+}
+
+/*
+ * Resume blocked connections that can go on: replies whose acks arrived
+ * (or whose peers were excused), parked requests once the lease is back
+ * or too old, proxy replies that came in, WAITs that are satisfied or
+ * timed out. A connection whose held writes can no longer be vouched for
+ * (this node lost a slot) is closed: its client must not read "OK".
+ */
+static void resume_blocked(struct narf_dn *dn)
+{
+	uint64_t now = uv_now(&dn->loop);
+	bool lease = dn->cluster && narf_member_lease_ok(&dn->member, now);
+	struct narf_rconn *conn = dn->blocked;
+
+	dn->progress = false;
+	while (conn != NULL) {
+		struct narf_rconn *next = conn->bnext;
+		bool broken = false;
+
+		if (conn->gated && dn->repl != NULL &&
+		    narf_repl_gate_open(dn->repl, &conn->gate, &broken)) {
+			conn->gated = false;
+			narf_gate_clear(&conn->gate);
+		}
+		if (broken) {
+			NARF_WARN(
+			        "client %llu (%s): closing: this node lost a "
+			        "slot while its writes awaited replicas",
+			        (unsigned long long)conn->client.id,
+			        conn->client.addr);
+			conn_close(conn);
+			conn = next;
+			continue;
+		}
+		if (conn->parked &&
+		    (lease || now - conn->blocked_ms > NARF_PARK_MAX_MS)) {
+			conn->park_expired = !lease;
+			conn->parked = false;
+		}
+		if (conn->waiting) {
+			uint64_t t = (uint64_t)conn->client.wait_timeout_ms;
+
+			conn->waiting = !wait_done(
+			        conn, t > 0 && now - conn->blocked_ms >= t);
+		}
+		if (!blocked(conn)) {
+			unlist_blocked(conn);
+			conn_run(conn);
+			conn_update_reading(conn);
+			conn_flush(conn);
+		}
+		conn = next;
+	}
+}
+
+static void check_cb(uv_check_t *h)
+{
+	struct narf_dn *dn = h->data;
+
+	if (dn->progress)
+		resume_blocked(dn);
+}
+
+static void repl_progress(void *data)
+{
+	struct narf_dn *dn = data;
+
+	dn->progress = true;
 }
 
 static void peer_name(uv_tcp_t *tcp, char *buf, size_t size)
@@ -378,6 +606,11 @@ static void cron_cb(uv_timer_t *t)
 	struct narf_dn *dn = t->data;
 
 	narf_engine_cron(&dn->engine);
+	if (dn->repl != NULL)
+		narf_repl_cron(dn->repl);
+	/* Deadlines of parked requests and WAITs. */
+	if (dn->blocked != NULL)
+		dn->progress = true;
 	if (++dn->cron_ticks % (1000 / NARF_DN_CRON_MS) == 0)
 		close_idle(dn);
 }
@@ -423,6 +656,11 @@ int narf_dn_start(struct narf_dn *dn, char *errmsg)
 	dn->sigterm.data = dn->sigint.data = dn;
 	uv_signal_start(&dn->sigterm, signal_cb, SIGTERM);
 	uv_signal_start(&dn->sigint, signal_cb, SIGINT);
+	uv_check_init(&dn->loop, &dn->check);
+	dn->check.data = dn;
+	uv_check_start(&dn->check, check_cb);
+	if (dn->repl != NULL)
+		narf_repl_set_progress_cb(dn->repl, repl_progress, dn);
 	return 0;
 }
 
@@ -435,8 +673,10 @@ void narf_dn_stop(struct narf_dn *dn)
 	uv_close((uv_handle_t *)&dn->cron, NULL);
 	uv_close((uv_handle_t *)&dn->sigterm, NULL);
 	uv_close((uv_handle_t *)&dn->sigint, NULL);
+	uv_close((uv_handle_t *)&dn->check, NULL);
 	while (dn->conns != NULL)
 		conn_close(dn->conns);
+	narf_repl_stop(dn->repl);
 	if (dn->cluster)
 		narf_member_stop(&dn->member);
 }

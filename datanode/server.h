@@ -10,6 +10,7 @@
 
 #include "engine.h"
 #include "membership.h"
+#include "repl.h"
 
 #define NARF_DN_CRON_MS 100
 
@@ -22,9 +23,13 @@ struct narf_dn {
 	uv_timer_t cron;
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
-	struct narf_rconn *conns;  /* owned; doubly linked */
-	struct narf_member member; /* used with --join */
-	bool cluster;              /* --join given */
+	struct narf_rconn *conns;   /* owned; doubly linked */
+	struct narf_rconn *blocked; /* conns waiting (see server.c) */
+	uv_check_t check;           /* resumes conns that can go on */
+	bool progress;              /* something blocked may go on */
+	struct narf_member member;  /* used with --join */
+	struct narf_repl *repl;     /* owned, with --join */
+	bool cluster;               /* --join given */
 	uint64_t cron_ticks;
 	bool closing;
 };

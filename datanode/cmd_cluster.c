@@ -1,0 +1,229 @@
+/*
+ * Cluster commands clients use (READONLY, READWRITE, ACKMODE, WAIT) and the
+ * internal commands peers send over their links (NARF.*, see repl.h). The
+ * internal ones run only on a connection that opened with NARF.HELLO and
+ * are not listed by COMMAND.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+#include "repl.h"
+
+static int cmd_readonly(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
+                        struct narf_buf *out)
+{
+	c->readonly = narf_arg_is(argv[0], len[0], "readonly");
+	return narf_resp_simple(out, "OK");
+}
+
+/* ACKMODE [ALL|PRIMARY]: when this connection's write replies go out
+ * (after every in-sync replica has the write, or at once). Without an
+ * argument, the current mode. */
+static int cmd_ackmode(struct narf_engine *e,
+                       struct narf_client *c,
+                       int argc,
+                       const char **argv,
+                       const size_t *len,
+                       struct narf_buf *out)
+{
+	if (argc > 2)
+		return narf_reply_wrong_arity(out, "ackmode");
+	if (argc == 1)
+		return narf_resp_bulk_str(out,
+		                          c->ack_primary ? "primary" : "all");
+	if (narf_arg_is(argv[1], len[1], "all"))
+		c->ack_primary = false;
+	else if (narf_arg_is(argv[1], len[1], "primary"))
+		c->ack_primary = true;
+	else
+		return narf_resp_error(out, "ERR ACKMODE takes ALL or PRIMARY");
+	return narf_resp_simple(out, "OK");
+}
+
+/* WAIT numreplicas timeout: parsed here, answered by the server, which
+ * knows what this connection's last writes wait for. */
+static int cmd_wait(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out)
+{
+	long long n, timeout;
+
+	if (narf_arg_ll(out, argv[1], len[1], &n) != 0 ||
+	    narf_arg_ll(out, argv[2], len[2], &timeout) != 0)
+		return 0;
+	if (timeout < 0)
+		return narf_resp_error(out, "ERR timeout is negative");
+	c->wait_replicas = n;
+	c->wait_timeout_ms = timeout;
+	return NARF_EXEC_WAIT;
+}
+
+const struct narf_command narf_cluster_commands[] = {
+        {"readonly", cmd_readonly, 1, NARF_CMD_FAST, 0, 0, 0},
+        {"readwrite", cmd_readonly, 1, NARF_CMD_FAST, 0, 0, 0},
+        {"ackmode", cmd_ackmode, -1, NARF_CMD_FAST, 0, 0, 0},
+        {"wait", cmd_wait, 3, 0, 0, 0, 0},
+        {NULL, NULL, 0, 0, 0, 0, 0},
+};
+
+/* --- internal ------------------------------------------------------------ */
+
+static bool parse_u64(const char *s, size_t n, uint64_t *v)
+{
+	long long x;
+
+	if (!narf_str_to_ll(s, n, &x) || x < 0)
+		return false;
+	*v = (uint64_t)x;
+	return true;
+}
+
+static bool parse_slot(const char *s, size_t n, unsigned *slot)
+{
+	uint64_t v;
+
+	if (!parse_u64(s, n, &v) || v >= NARF_SLOTS)
+		return false;
+	*slot = (unsigned)v;
+	return true;
+}
+
+static int peer_only(struct narf_client *c, struct narf_buf *out)
+{
+	if (c->peer)
+		return 0;
+	narf_resp_error(out, "NOPERM this is a cluster-internal command");
+	return -1;
+}
+
+/* NARF.HELLO <node id> [proof]: this connection is a peer's link. The
+ * proof is where the cluster secret will be checked. */
+static int cmd_hello(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
+                     struct narf_buf *out)
+{
+	uint64_t id;
+
+	if (!parse_u64(argv[1], len[1], &id) || id == 0 || id > UINT32_MAX)
+		return narf_resp_error(out, "ERR bad node id");
+	c->peer = true;
+	c->authenticated = true;
+	c->peer_node = (uint32_t)id;
+	return narf_resp_simple(out, "OK");
+}
+
+/* The slot epoch of a stream message, checked against ours. */
+static int fence(struct narf_engine *e,
+                 unsigned slot,
+                 const char *s,
+                 size_t n,
+                 struct narf_buf *out)
+{
+	uint64_t epoch;
+
+	if (!parse_u64(s, n, &epoch)) {
+		narf_resp_error(out, "ERR bad slot epoch");
+		return -1;
+	}
+	if (e->repl != NULL && !narf_repl_accept(e->repl, slot, epoch)) {
+		narf_resp_errorf(out,
+		                 "STALE slot %u: epoch %s is not the "
+		                 "primary's epoch here",
+		                 slot, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* NARF.SET <slot epoch> <key> <value> <pxat>: the key's state on the
+ * primary (pxat 0: no expiry). */
+static int cmd_nset(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out)
+{
+	unsigned slot = narf_key_slot(argv[2], len[2]);
+	int64_t now = narf_engine_now(e);
+	uint64_t pxat;
+	int rv;
+
+	if (peer_only(c, out) || fence(e, slot, argv[1], len[1], out))
+		return 0;
+	if (!parse_u64(argv[4], len[4], &pxat) || pxat > INT64_MAX)
+		return narf_resp_error(out, "ERR bad expiry");
+	if (pxat != 0 && (int64_t)pxat <= now) {
+		narf_store_del(e->store, slot, argv[2], len[2], now);
+		return narf_resp_simple(out, "OK");
+	}
+	rv = narf_store_set(e->store, slot, argv[2], len[2], argv[3], len[3],
+	                    (int64_t)pxat, now, NULL);
+	if (rv == NARF_ENOMEM)
+		return rv;
+	/* A replica out of memory keeps going: the write is lost here, as
+	 * an eviction would lose it; the stream must not stop. */
+	return narf_resp_simple(out, "OK");
+}
+
+static int cmd_ndel(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out)
+{
+	unsigned slot = narf_key_slot(argv[2], len[2]);
+
+	if (peer_only(c, out) || fence(e, slot, argv[1], len[1], out))
+		return 0;
+	narf_store_del(e->store, slot, argv[2], len[2], narf_engine_now(e));
+	return narf_resp_simple(out, "OK");
+}
+
+/* NARF.SYNC <slot> <epoch> / NARF.SYNCED <slot> <epoch>. */
+static int cmd_nsync(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
+                     struct narf_buf *out)
+{
+	bool end = len[0] == strlen("narf.synced");
+	unsigned slot;
+
+	if (peer_only(c, out))
+		return 0;
+	if (!parse_slot(argv[1], len[1], &slot))
+		return narf_resp_error(out, "ERR bad slot");
+	if (fence(e, slot, argv[2], len[2], out))
+		return 0;
+	if (e->repl != NULL) {
+		if (end)
+			narf_repl_sync_end(e->repl, slot);
+		else
+			narf_repl_sync_begin(e->repl, slot);
+	}
+	return narf_resp_simple(out, "OK");
+}
+
+/* Not in narf_command_tables: COMMAND does not list them. */
+const struct narf_command narf_peer_commands[] = {
+        {"narf.hello", cmd_hello, -2, NARF_CMD_NOAUTH, 0, 0, 0},
+        {"narf.set", cmd_nset, 5, 0, 0, 0, 0},
+        {"narf.del", cmd_ndel, 3, 0, 0, 0, 0},
+        {"narf.sync", cmd_nsync, 3, 0, 0, 0, 0},
+        {"narf.synced", cmd_nsync, 3, 0, 0, 0, 0},
+        {NULL, NULL, 0, 0, 0, 0, 0},
+};

@@ -1,0 +1,1217 @@
+/*
+ * Replication, slot sync and proxying: see repl.h for the protocol.
+ *
+ * Per peer node: a replication link and a proxy link (struct link), and
+ * three slot bitsets. `fwd`: the slot's live writes go to the peer (it holds
+ * the whole slot, or is being sent it). `counts`: the peer's acks count for
+ * clients (it is in the slot's ISR in the map, or we synced it and asked the
+ * coordinator to add it). `want`: the slot is to be synced to the peer.
+ *
+ * A link failure (connection error, -STALE, an ack lagging past the node
+ * timeout) ends forwarding to the peer, forgets what was synced to it, and
+ * asks the coordinator to drop it from the ISR of our slots; until that
+ * entry is applied, clients whose writes need the peer keep waiting. Then
+ * the peer is excused, a new link is made, and its slots are synced again.
+ */
+#include "repl.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/flags.h"
+#include "common/log.h"
+#include "common/resp.h"
+#include "membership.h"
+
+#define WORDS (NARF_SLOTS / 64)
+#define MAX_REPLY (512u << 20)
+
+enum link_kind { LINK_REPL, LINK_PROXY };
+
+struct narf_proxy {
+	narf_proxy_done done; /* NULL once cancelled */
+	void *data;
+	struct narf_proxy *next;
+};
+
+struct link {
+	struct narf_repl *r;
+	struct narf_peer *p;
+	enum link_kind kind;
+	uv_tcp_t *tcp; /* owned while open; data == this link */
+	bool connected;
+	bool writing;
+	uv_write_t wreq;
+	struct narf_buf out;     /* commands not yet handed to the kernel */
+	struct narf_buf sending; /* commands in a uv_write */
+	struct narf_buf in;      /* replies not yet complete */
+	uint32_t gen;            /* incarnation: needs name it */
+	uint64_t sent, acked;    /* commands sent and replies received */
+	uint64_t progress_ms;    /* last ack, or when acks became due */
+	/* proxy links: the requests awaiting replies, oldest first */
+	struct narf_proxy *head, *tail;
+};
+
+struct join {
+	uint16_t slot;
+	uint64_t seq; /* NARF.SYNCED's sequence number */
+};
+
+struct narf_peer {
+	uint32_t id;
+	char addr[NARF_ADDR_SIZE];
+	struct link *repl, *proxy; /* owned, NULL when closed */
+	uint32_t gen;              /* incarnations of the repl link so far */
+	uint64_t fwd[WORDS], counts[WORDS], want[WORDS], asked[WORDS];
+	unsigned n_counts;
+	struct join *joins; /* synced slots awaiting NARF.SYNCED's ack */
+	unsigned n_joins, cap_joins;
+	uint64_t ready[WORDS]; /* acked syncs to ask the ISR for */
+	bool add_inflight;
+	bool dropping;       /* ISR drop asked and not yet in our map */
+	bool drop_inflight;  /* request sent, no reply yet */
+	uint64_t drop_epoch; /* map epoch carrying the drop, once known */
+	uint64_t failed_ms;  /* last link failure, for the retry delay */
+	uint64_t synced;     /* slots synced to this peer, ever */
+};
+
+struct narf_repl {
+	uv_loop_t *loop;
+	struct narf_store *store;   /* borrowed */
+	struct narf_member *member; /* borrowed */
+	uv_prepare_t prepare;       /* flushes links and pumps syncs */
+	struct narf_peer **peers;   /* owned */
+	unsigned n_peers, cap_peers;
+	uint64_t lead[WORDS];    /* slots we lead, per our map */
+	uint64_t ready[WORDS];   /* replica slots synced here */
+	uint64_t epochs_changed; /* map epoch at which we last lost a slot */
+	uint64_t epoch;          /* our map's epoch */
+	unsigned node_timeout_ms;
+	/* the batch in progress */
+	bool in_batch;
+	struct narf_gate batch;
+	void (*progress_cb)(void *);
+	void *progress_data;
+	bool stopping;
+	uint64_t stream_msgs, stream_bytes, acks;
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- bitsets ------------------------------------------------------------- */
+
+static bool bit(const uint64_t *set, unsigned s)
+{
+	return (set[s / 64] >> (s % 64)) & 1u;
+}
+
+static void bit_set(uint64_t *set, unsigned s)
+{
+	set[s / 64] |= (uint64_t)1 << (s % 64);
+}
+
+static void bit_clear(uint64_t *set, unsigned s)
+{
+	set[s / 64] &= ~((uint64_t)1 << (s % 64));
+}
+
+static unsigned bits_count(const uint64_t *set)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < WORDS; i++)
+		n += (unsigned)__builtin_popcountll(set[i]);
+	return n;
+}
+
+static void progress(struct narf_repl *r)
+{
+	if (r->progress_cb != NULL)
+		r->progress_cb(r->progress_data);
+}
+
+/* --- gates --------------------------------------------------------------- */
+
+void narf_gate_clear(struct narf_gate *g)
+{
+	g->n = 0;
+	g->epoch = 0;
+}
+
+void narf_gate_close(struct narf_gate *g)
+{
+	free(g->need);
+	memset(g, 0, sizeof(*g));
+}
+
+/* Record that g needs seq on peer/gen (the highest wins). */
+static void gate_need(struct narf_gate *g,
+                      uint32_t peer,
+                      uint32_t gen,
+                      uint64_t seq)
+{
+	for (unsigned i = 0; i < g->n; i++)
+		if (g->need[i].peer == peer && g->need[i].gen == gen) {
+			if (seq > g->need[i].seq)
+				g->need[i].seq = seq;
+			return;
+		}
+	if (g->n == g->cap) {
+		unsigned cap = g->cap ? 2 * g->cap : 4;
+		struct narf_need *n = realloc(g->need, cap * sizeof(*n));
+
+		if (n == NULL) {
+			/* Cannot remember the exact need: wait for the most
+			 * a peer can give, an excuse or everything sent. */
+			if (g->n > 0)
+				g->need[g->n - 1].seq = UINT64_MAX;
+			return;
+		}
+		g->need = n;
+		g->cap = cap;
+	}
+	g->need[g->n++] = (struct narf_need){peer, gen, seq};
+}
+
+static struct narf_peer *peer_find(const struct narf_repl *r, uint32_t id)
+{
+	for (unsigned i = 0; i < r->n_peers; i++)
+		if (r->peers[i]->id == id)
+			return r->peers[i];
+	return NULL;
+}
+
+static bool excused(const struct narf_peer *p)
+{
+	return !p->dropping && p->n_counts == 0;
+}
+
+static bool need_met(const struct narf_repl *r, const struct narf_need *n)
+{
+	const struct narf_peer *p = peer_find(r, n->peer);
+
+	if (p == NULL || excused(p))
+		return true;
+	return n->seq != UINT64_MAX && p->repl != NULL && p->gen == n->gen &&
+	       p->repl->acked >= n->seq;
+}
+
+bool narf_repl_gate_open(const struct narf_repl *r,
+                         const struct narf_gate *g,
+                         bool *broken)
+{
+	*broken = false;
+	for (unsigned i = 0; i < g->n; i++)
+		if (!need_met(r, &g->need[i])) {
+			*broken = g->epoch < r->epochs_changed;
+			return false;
+		}
+	return true;
+}
+
+unsigned narf_repl_gate_acked(const struct narf_repl *r,
+                              const struct narf_gate *g)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < g->n; i++) {
+		const struct narf_peer *p = peer_find(r, g->need[i].peer);
+
+		if (p != NULL && p->repl != NULL && p->gen == g->need[i].gen &&
+		    g->need[i].seq != UINT64_MAX &&
+		    p->repl->acked >= g->need[i].seq)
+			n++;
+	}
+	return n;
+}
+
+void narf_repl_batch_begin(struct narf_repl *r)
+{
+	r->in_batch = true;
+	narf_gate_clear(&r->batch);
+}
+
+void narf_gate_merge(struct narf_gate *dst, const struct narf_gate *src)
+{
+	if (src->n == 0)
+		return;
+	if (dst->n == 0 || src->epoch < dst->epoch)
+		dst->epoch = src->epoch;
+	for (unsigned i = 0; i < src->n; i++)
+		gate_need(dst, src->need[i].peer, src->need[i].gen,
+		          src->need[i].seq);
+}
+
+bool narf_repl_batch_end(struct narf_repl *r, struct narf_gate *gate)
+{
+	r->in_batch = false;
+	if (r->batch.n == 0)
+		return false;
+	r->batch.epoch = r->epoch;
+	narf_gate_merge(gate, &r->batch);
+	narf_gate_clear(&r->batch);
+	return true;
+}
+
+void narf_repl_set_progress_cb(struct narf_repl *r,
+                               void (*cb)(void *data),
+                               void *data)
+{
+	r->progress_cb = cb;
+	r->progress_data = data;
+}
+
+/* --- links --------------------------------------------------------------- */
+
+static void link_fail(struct link *l, const char *why);
+static void link_flush(struct link *l);
+
+static void link_tcp_closed_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void link_free(struct link *l)
+{
+	struct narf_proxy *px = l->head;
+
+	while (px != NULL) {
+		struct narf_proxy *next = px->next;
+		static const char err[] =
+		        "-TRYAGAIN the slot's owner did not answer\r\n";
+
+		if (px->done != NULL)
+			px->done(px->data, err, sizeof(err) - 1);
+		free(px);
+		px = next;
+	}
+	narf_buf_close(&l->out);
+	narf_buf_close(&l->in);
+	if (!l->writing)
+		narf_buf_close(&l->sending);
+	if (l->tcp != NULL) {
+		l->tcp->data = NULL;
+		uv_close((uv_handle_t *)l->tcp, link_tcp_closed_cb);
+		l->tcp = NULL;
+	}
+	if (l->writing)
+		l->wreq.data = NULL; /* write_cb frees what is left */
+	else
+		free(l);
+}
+
+static void link_write_cb(uv_write_t *req, int status)
+{
+	struct link *l = req->data;
+
+	if (l == NULL) { /* the link was freed while this write ran */
+		struct link *dead =
+		        (struct link *)((char *)req -
+		                        offsetof(struct link, wreq));
+
+		narf_buf_close(&dead->sending);
+		free(dead);
+		return;
+	}
+	l->writing = false;
+	l->sending.len = 0;
+	narf_buf_shrink(&l->sending, 64 * 1024);
+	if (status != 0) {
+		link_fail(l, uv_strerror(status));
+		return;
+	}
+	link_flush(l);
+}
+
+static void link_flush(struct link *l)
+{
+	struct narf_buf tmp;
+	uv_buf_t b;
+	int n;
+
+	if (!l->connected || l->writing || l->out.len == 0)
+		return;
+	b = uv_buf_init(l->out.data, (unsigned)l->out.len);
+	n = uv_try_write((uv_stream_t *)l->tcp, &b, 1);
+	if (n == (int)l->out.len) {
+		l->out.len = 0;
+		narf_buf_shrink(&l->out, 64 * 1024);
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		link_fail(l, uv_strerror(n));
+		return;
+	}
+	if (n > 0)
+		narf_buf_consume(&l->out, (size_t)n);
+	tmp = l->sending;
+	l->sending = l->out;
+	l->out = tmp;
+	b = uv_buf_init(l->sending.data, (unsigned)l->sending.len);
+	l->wreq.data = l;
+	if (uv_write(&l->wreq, (uv_stream_t *)l->tcp, &b, 1, link_write_cb) !=
+	    0) {
+		link_fail(l, "write failed");
+		return;
+	}
+	l->writing = true;
+}
+
+/* One reply arrived on l. */
+static void link_reply(struct link *l, const char *p, size_t len)
+{
+	if (l->kind == LINK_PROXY) {
+		struct narf_proxy *px = l->head;
+
+		if (px == NULL) {
+			link_fail(l, "a reply nobody asked for");
+			return;
+		}
+		l->head = px->next;
+		if (l->head == NULL)
+			l->tail = NULL;
+		l->acked++;
+		if (px->done != NULL)
+			px->done(px->data, p, len);
+		free(px);
+		return;
+	}
+	if (p[0] == '-') {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "refused: %.*s",
+		         (int)(len > 100 ? 100 : len - 2), p + 1);
+		link_fail(l, msg);
+		return;
+	}
+	l->acked++;
+	l->r->acks++;
+	l->progress_ms = uv_now(l->r->loop);
+}
+
+static void link_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct link *l = h->data;
+
+	if (l == NULL || narf_buf_reserve(&l->in, 64 * 1024) != 0) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	*buf = uv_buf_init(l->in.data + l->in.len,
+	                   (unsigned)(l->in.cap - l->in.len));
+}
+
+static void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct link *l = s->data;
+	struct narf_peer *p;
+	size_t pos = 0, len;
+	uint64_t acked;
+	int rv;
+
+	if (l == NULL)
+		return;
+	if (nread < 0) {
+		link_fail(l, nread == UV_EOF ? "closed by the peer"
+		                             : uv_strerror((int)nread));
+		return;
+	}
+	p = l->p;
+	acked = l->acked;
+	l->in.len += (size_t)nread;
+	while ((rv = narf_resp_reply_len(l->in.data + pos, l->in.len - pos,
+	                                 MAX_REPLY, &len)) == NARF_RESP_DONE) {
+		link_reply(l, l->in.data + pos, len);
+		if (p->repl != l && p->proxy != l)
+			return; /* link_reply failed the link */
+		pos += len;
+	}
+	if (rv == NARF_RESP_ERROR) {
+		link_fail(l, "a reply that is not RESP");
+		return;
+	}
+	narf_buf_consume(&l->in, pos);
+	if (l->kind == LINK_REPL && l->acked != acked)
+		progress(l->r);
+}
+
+/* Append a command to l (kept even before the link is up). */
+static int link_cmd(struct link *l,
+                    int argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+	if (narf_resp_command(&l->out, argc, argv, argvlen) != 0)
+		return NARF_ENOMEM;
+	if (l->sent == l->acked)
+		l->progress_ms = uv_now(l->r->loop);
+	l->sent++;
+	return 0;
+}
+
+static void link_hello(struct link *l)
+{
+	char id[16];
+	const char *argv[] = {"NARF.HELLO", id};
+	size_t argvlen[2];
+
+	snprintf(id, sizeof(id), "%u", l->r->member->node_id);
+	argvlen[0] = strlen(argv[0]);
+	argvlen[1] = strlen(id);
+	link_cmd(l, 2, argv, argvlen);
+	if (l->kind == LINK_PROXY) {
+		struct narf_proxy *px = calloc(1, sizeof(*px));
+
+		/* The HELLO's reply needs a place in the queue; without
+		 * memory the link cannot be used. */
+		if (px == NULL) {
+			link_fail(l, "out of memory");
+			return;
+		}
+		l->head = l->tail = px;
+	}
+}
+
+static void link_connect_cb(uv_connect_t *req, int status)
+{
+	struct link *l = req->data;
+
+	free(req);
+	if (l == NULL || l->tcp == NULL)
+		return;
+	if (status != 0) {
+		link_fail(l, uv_strerror(status));
+		return;
+	}
+	uv_tcp_nodelay(l->tcp, 1);
+	if (uv_read_start((uv_stream_t *)l->tcp, link_alloc_cb, link_read_cb) !=
+	    0) {
+		link_fail(l, "cannot read");
+		return;
+	}
+	l->connected = true;
+	NARF_DEBUG("repl: %s link to node %u (%s) up",
+	           l->kind == LINK_REPL ? "replication" : "proxy", l->p->id,
+	           l->p->addr);
+	link_flush(l);
+}
+
+static struct link *link_open(struct narf_repl *r,
+                              struct narf_peer *p,
+                              enum link_kind kind)
+{
+	struct link *l = calloc(1, sizeof(*l));
+	uv_connect_t *req = malloc(sizeof(*req));
+	char host[NARF_ADDR_SIZE];
+	struct sockaddr_in sa;
+	int port;
+
+	if (l == NULL || req == NULL ||
+	    narf_parse_hostport(p->addr, host, sizeof(host), &port) != 0 ||
+	    uv_ip4_addr(strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
+	                port, &sa) != 0 ||
+	    (l->tcp = malloc(sizeof(*l->tcp))) == NULL) {
+		free(l);
+		free(req);
+		return NULL;
+	}
+	l->r = r;
+	l->p = p;
+	l->kind = kind;
+	narf_buf_init(&l->out);
+	narf_buf_init(&l->sending);
+	narf_buf_init(&l->in);
+	uv_tcp_init(r->loop, l->tcp);
+	l->tcp->data = l;
+	req->data = l;
+	if (uv_tcp_connect(req, l->tcp, (const struct sockaddr *)&sa,
+	                   link_connect_cb) != 0) {
+		free(req);
+		link_free(l);
+		return NULL;
+	}
+	if (kind == LINK_REPL)
+		l->gen = ++p->gen;
+	link_hello(l);
+	return l;
+}
+
+static void ask_drop(struct narf_repl *r, struct narf_peer *p);
+static void recount(struct narf_peer *p);
+
+static void peer_slot_rule(struct narf_repl *r,
+                           struct narf_peer *p,
+                           const struct narf_map *map,
+                           unsigned s);
+
+/*
+ * A link broke. A proxy link fails its waiting requests. A replication
+ * link ends forwarding and pending ISR joins to the peer; when the peer's
+ * acks count anywhere, clients wait until the coordinator drops it.
+ */
+static void link_fail(struct link *l, const char *why)
+{
+	struct narf_repl *r = l->r;
+	struct narf_peer *p = l->p;
+	const struct narf_map *map = r->member->map;
+
+	if (l->kind == LINK_PROXY) {
+		NARF_INFO("repl: proxy link to node %u (%s) failed: %s", p->id,
+		          p->addr, why);
+		p->proxy = NULL;
+		link_free(l);
+		return;
+	}
+	NARF_WARN("repl: replication link to node %u (%s) failed: %s", p->id,
+	          p->addr, why);
+	p->repl = NULL;
+	p->failed_ms = uv_now(r->loop);
+	link_free(l);
+	/* What was synced must be synced again; joins in flight die. */
+	memset(p->fwd, 0, sizeof(p->fwd));
+	memset(p->ready, 0, sizeof(p->ready));
+	p->n_joins = 0;
+	if (p->n_counts > 0 || p->add_inflight)
+		ask_drop(r, p);
+	for (unsigned s = 0; map != NULL && s < NARF_SLOTS; s++)
+		peer_slot_rule(r, p, map, s);
+	recount(p);
+	progress(r);
+}
+
+/* --- peers --------------------------------------------------------------- */
+
+static struct narf_peer *peer_get(struct narf_repl *r,
+                                  const struct narf_map *map,
+                                  uint32_t id)
+{
+	struct narf_peer *p = peer_find(r, id);
+	const struct narf_map_node *n = narf_map_node_get(map, id);
+
+	if (p != NULL || n == NULL)
+		return p;
+	if (r->n_peers == r->cap_peers) {
+		unsigned cap = r->cap_peers ? 2 * r->cap_peers : 8;
+		struct narf_peer **a = realloc(r->peers, cap * sizeof(*a));
+
+		if (a == NULL)
+			return NULL;
+		r->peers = a;
+		r->cap_peers = cap;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->id = id;
+	snprintf(p->addr, sizeof(p->addr), "%s", n->addr);
+	r->peers[r->n_peers++] = p;
+	return p;
+}
+
+static void isr_reply(void *data,
+                      uint32_t peer,
+                      bool drop,
+                      bool ok,
+                      uint64_t epoch)
+{
+	struct narf_repl *r = data;
+	struct narf_peer *p = peer_find(r, peer);
+
+	if (p == NULL)
+		return;
+	if (drop) {
+		p->drop_inflight = false;
+		if (!ok)
+			return; /* the cron asks again */
+		p->drop_epoch = epoch;
+		if (r->epoch >= epoch) {
+			p->dropping = false;
+			progress(r);
+		}
+		NARF_INFO(
+		        "repl: node %u dropped from our ISRs at epoch %" PRIu64,
+		        p->id, epoch);
+		return;
+	}
+	p->add_inflight = false;
+	if (!ok) {
+		/* Ask again for what was asked (still marked in `asked`). */
+		for (unsigned i = 0; i < WORDS; i++)
+			p->ready[i] |= p->asked[i];
+	}
+	memset(p->asked, 0, sizeof(p->asked));
+}
+
+static void ask_drop(struct narf_repl *r, struct narf_peer *p)
+{
+	p->dropping = true;
+	p->drop_epoch = UINT64_MAX;
+	if (p->drop_inflight)
+		return;
+	if (narf_member_isr(r->member, p->id, true, NULL, isr_reply, r) == 0)
+		p->drop_inflight = true;
+}
+
+/* Ask the coordinator to add p to the ISR of the slots in p->ready. */
+static void ask_add(struct narf_repl *r, struct narf_peer *p)
+{
+	json_t *ranges = json_array();
+	unsigned s = 0;
+
+	if (ranges == NULL)
+		return;
+	while (s < NARF_SLOTS) {
+		unsigned lo;
+
+		if (!bit(p->ready, s)) {
+			s++;
+			continue;
+		}
+		lo = s;
+		while (s < NARF_SLOTS && bit(p->ready, s))
+			s++;
+		json_array_append_new(ranges,
+		                      json_pack("[i,i]", (int)lo, (int)s - 1));
+	}
+	memcpy(p->asked, p->ready, sizeof(p->asked));
+	memset(p->ready, 0, sizeof(p->ready));
+	if (narf_member_isr(r->member, p->id, false, ranges, isr_reply, r) ==
+	    0) {
+		p->add_inflight = true;
+	} else {
+		for (unsigned i = 0; i < WORDS; i++)
+			p->ready[i] |= p->asked[i];
+		memset(p->asked, 0, sizeof(p->asked));
+	}
+}
+
+static void recount(struct narf_peer *p)
+{
+	p->n_counts = bits_count(p->counts);
+}
+
+/* --- the write stream ---------------------------------------------------- */
+
+static int fmt_u64(char *buf, uint64_t v)
+{
+	return snprintf(buf, 24, "%" PRIu64, v);
+}
+
+/* Send the state of one key of slot s to p (e NULL: deleted). */
+static void send_key(struct narf_repl *r,
+                     struct link *l,
+                     uint64_t slot_epoch,
+                     const char *key,
+                     size_t klen,
+                     const struct narf_entry *e)
+{
+	char ep[24], px[24];
+	const char *argv[5];
+	size_t argvlen[5];
+	size_t before = l->out.len;
+
+	argvlen[1] = (size_t)fmt_u64(ep, slot_epoch);
+	argv[1] = ep;
+	argv[2] = key;
+	argvlen[2] = klen;
+	if (e != NULL) {
+		int64_t exp = narf_entry_expire(e);
+
+		argv[0] = "NARF.SET";
+		argvlen[0] = 8;
+		argv[3] = narf_entry_value(e, &argvlen[3]);
+		argvlen[4] = (size_t)fmt_u64(px, exp > 0 ? (uint64_t)exp : 0);
+		argv[4] = px;
+		link_cmd(l, 5, argv, argvlen);
+	} else {
+		argv[0] = "NARF.DEL";
+		argvlen[0] = 8;
+		link_cmd(l, 3, argv, argvlen);
+	}
+	r->stream_msgs++;
+	r->stream_bytes += l->out.len - before;
+}
+
+static const struct narf_map *repl_map(const struct narf_repl *r)
+{
+	return r->member != NULL ? r->member->map : NULL;
+}
+
+static void stream_change(struct narf_repl *r,
+                          unsigned slot,
+                          const char *key,
+                          size_t klen,
+                          const struct narf_entry *e)
+{
+	const struct narf_map *map = repl_map(r);
+
+	if (map == NULL || !bit(r->lead, slot))
+		return;
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		struct narf_peer *p = r->peers[i];
+		bool fwd = bit(p->fwd, slot) && p->repl != NULL;
+
+		if (fwd)
+			send_key(r, p->repl, map->slots[slot].epoch, key, klen,
+			         e);
+		if (r->in_batch && bit(p->counts, slot))
+			gate_need(&r->batch, p->id, fwd ? p->gen : 0,
+			          fwd ? p->repl->sent : UINT64_MAX);
+	}
+}
+
+void narf_repl_store_write(void *data,
+                           unsigned slot,
+                           const char *key,
+                           size_t klen,
+                           const struct narf_entry *e)
+{
+	stream_change(data, slot, key, klen, e);
+}
+
+void narf_repl_store_removed(void *data,
+                             unsigned slot,
+                             const char *key,
+                             size_t klen,
+                             enum narf_store_reason why)
+{
+	stream_change(data, slot, key, klen, NULL);
+}
+
+/* --- sync ---------------------------------------------------------------- */
+
+struct dump {
+	struct narf_repl *r;
+	struct link *l;
+	uint64_t epoch;
+};
+
+static bool dump_entry(void *data, const struct narf_entry *e)
+{
+	struct dump *d = data;
+	size_t klen;
+	const char *key = narf_entry_key(e, &klen);
+
+	send_key(d->r, d->l, d->epoch, key, klen, e);
+	return true;
+}
+
+static void slot_marker(struct link *l,
+                        const char *cmd,
+                        unsigned slot,
+                        uint64_t epoch)
+{
+	char s[16], ep[24];
+	const char *argv[] = {cmd, s, ep};
+	size_t argvlen[3];
+
+	argvlen[0] = strlen(cmd);
+	argvlen[1] = (size_t)snprintf(s, sizeof(s), "%u", slot);
+	argvlen[2] = (size_t)fmt_u64(ep, epoch);
+	link_cmd(l, 3, argv, argvlen);
+}
+
+/* Send slot s whole to p and start forwarding its writes. */
+static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
+{
+	const struct narf_map *map = repl_map(r);
+	struct dump d = {r, p->repl, map->slots[s].epoch};
+	struct join *j;
+
+	if (p->n_joins == p->cap_joins) {
+		unsigned cap = p->cap_joins ? 2 * p->cap_joins : 64;
+
+		j = realloc(p->joins, cap * sizeof(*j));
+		if (j == NULL)
+			return; /* stays wanted: tried again later */
+		p->joins = j;
+		p->cap_joins = cap;
+	}
+	bit_clear(p->want, s);
+	slot_marker(p->repl, "NARF.SYNC", s, d.epoch);
+	narf_store_foreach_slot(r->store, s, wall_ms(), dump_entry, &d);
+	slot_marker(p->repl, "NARF.SYNCED", s, d.epoch);
+	bit_set(p->fwd, s);
+	/* From here every write the peer misses would be a write a client
+	 * was told is safe once the peer joins: count its acks now. */
+	if (!bit(p->counts, s)) {
+		bit_set(p->counts, s);
+		p->n_counts++;
+	}
+	p->joins[p->n_joins++] = (struct join){(uint16_t)s, p->repl->sent};
+	p->synced++;
+}
+
+static void pump(struct narf_repl *r, struct narf_peer *p)
+{
+	if (p->repl == NULL || !p->repl->connected || p->dropping)
+		return;
+	for (unsigned w = 0; w < WORDS; w++) {
+		while (p->want[w] != 0) {
+			unsigned s =
+			        w * 64 + (unsigned)__builtin_ctzll(p->want[w]);
+
+			if (p->repl->out.len + p->repl->sending.len >
+			    NARF_SYNC_HIGH_WATER)
+				return;
+			sync_slot(r, p, s);
+			if (p->repl == NULL || bit(p->want, s))
+				return;
+		}
+	}
+}
+
+/* Slots whose NARF.SYNCED the peer acked become ready to join the ISR. */
+static void collect_joins(struct narf_repl *r, struct narf_peer *p)
+{
+	unsigned k = 0;
+
+	if (p->repl == NULL)
+		return;
+	while (k < p->n_joins && p->joins[k].seq <= p->repl->acked) {
+		unsigned s = p->joins[k].slot;
+
+		if (bit(r->lead, s) && bit(p->fwd, s))
+			bit_set(p->ready, s);
+		k++;
+	}
+	if (k > 0) {
+		memmove(p->joins, p->joins + k,
+		        (p->n_joins - k) * sizeof(p->joins[0]));
+		p->n_joins -= k;
+	}
+	if (!p->add_inflight && bits_count(p->ready) > 0)
+		ask_add(r, p);
+}
+
+static void prepare_cb(uv_prepare_t *h)
+{
+	struct narf_repl *r = h->data;
+
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		struct narf_peer *p = r->peers[i];
+
+		pump(r, p);
+		collect_joins(r, p);
+		if (p->repl != NULL)
+			link_flush(p->repl);
+		if (p->proxy != NULL)
+			link_flush(p->proxy);
+	}
+}
+
+/* --- the map ------------------------------------------------------------- */
+
+static bool in_list(const uint32_t *list, unsigned n, uint32_t id)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (list[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * What peer p should be for slot s under map: nothing unless we lead s and
+ * p replicates it; an ISR member counts for acks and is forwarded to (one
+ * we did not sync ourselves, after a promotion, already holds the slot);
+ * another replica is synced, unless that is under way (then its acks count
+ * already, see sync_slot).
+ */
+static void peer_slot_rule(struct narf_repl *r,
+                           struct narf_peer *p,
+                           const struct narf_map *map,
+                           unsigned s)
+{
+	const struct narf_slot *slot = &map->slots[s];
+
+	if (!bit(r->lead, s) ||
+	    !in_list(slot->replicas, slot->n_replicas, p->id)) {
+		bit_clear(p->fwd, s);
+		bit_clear(p->counts, s);
+		bit_clear(p->want, s);
+		bit_clear(p->ready, s);
+		return;
+	}
+	if (in_list(slot->isr, slot->n_isr, p->id)) {
+		bit_set(p->counts, s);
+		bit_clear(p->want, s);
+		if (p->repl != NULL)
+			bit_set(p->fwd, s);
+	} else if (!bit(p->fwd, s)) {
+		bit_clear(p->counts, s);
+		bit_set(p->want, s);
+	}
+}
+
+void narf_repl_map_changed(struct narf_repl *r,
+                           const struct narf_map *old,
+                           const struct narf_map *map)
+{
+	uint32_t me = r->member->node_id;
+
+	r->epoch = map->epoch;
+	r->node_timeout_ms = map->settings.node_timeout_ms;
+	/* Peers of every slot we lead, with a link to each ISR member. */
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *slot = &map->slots[s];
+
+		if (slot->primary != me)
+			continue;
+		for (unsigned j = 0; j < slot->n_replicas; j++) {
+			struct narf_peer *p =
+			        peer_get(r, map, slot->replicas[j]);
+
+			if (p != NULL && p->repl == NULL && !p->dropping &&
+			    in_list(slot->isr, slot->n_isr, p->id) &&
+			    (p->repl = link_open(r, p, LINK_REPL)) == NULL)
+				ask_drop(r, p);
+		}
+	}
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *slot = &map->slots[s];
+		bool lead = slot->primary == me;
+
+		if (bit(r->lead, s) && !lead) {
+			r->epochs_changed = map->epoch;
+			bit_clear(r->lead, s);
+		}
+		if (lead)
+			bit_set(r->lead, s);
+		if (lead)
+			bit_set(r->ready, s);
+		else if (!in_list(slot->replicas, slot->n_replicas, me))
+			bit_clear(r->ready, s);
+		/* A copy we no longer hold is dropped. */
+		if (!narf_slot_has(slot, me) &&
+		    narf_store_slot_count(r->store, s) > 0)
+			narf_store_drop_slot(r->store, s);
+		for (unsigned i = 0; i < r->n_peers; i++)
+			peer_slot_rule(r, r->peers[i], map, s);
+	}
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		struct narf_peer *p = r->peers[i];
+		const struct narf_map_node *n = narf_map_node_get(map, p->id);
+
+		recount(p);
+		if (p->dropping && p->drop_epoch != UINT64_MAX &&
+		    map->epoch >= p->drop_epoch)
+			p->dropping = false;
+		if (n != NULL && strcmp(n->addr, p->addr) != 0)
+			snprintf(p->addr, sizeof(p->addr), "%s", n->addr);
+	}
+	(void)old;
+	progress(r);
+}
+
+bool narf_repl_leads(const struct narf_repl *r, unsigned slot)
+{
+	return bit(r->lead, slot);
+}
+
+bool narf_repl_replica_ready(const struct narf_repl *r, unsigned slot)
+{
+	return bit(r->ready, slot);
+}
+
+/* --- replica side -------------------------------------------------------- */
+
+bool narf_repl_accept(struct narf_repl *r, unsigned slot, uint64_t epoch)
+{
+	const struct narf_map *map = repl_map(r);
+
+	if (map == NULL)
+		return true;
+	if (epoch < map->slots[slot].epoch)
+		return false;
+	if (epoch == map->slots[slot].epoch &&
+	    map->slots[slot].primary == r->member->node_id)
+		return false;
+	if (epoch > map->slots[slot].epoch)
+		narf_member_want_map(r->member);
+	return true;
+}
+
+void narf_repl_sync_begin(struct narf_repl *r, unsigned slot)
+{
+	bit_clear(r->ready, slot);
+	narf_store_drop_slot(r->store, slot);
+}
+
+void narf_repl_sync_end(struct narf_repl *r, unsigned slot)
+{
+	bit_set(r->ready, slot);
+}
+
+/* --- proxying ------------------------------------------------------------ */
+
+struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
+                                   uint32_t node,
+                                   int argc,
+                                   const char *const *argv,
+                                   const size_t *argvlen,
+                                   narf_proxy_done done,
+                                   void *data)
+{
+	const struct narf_map *map = repl_map(r);
+	struct narf_peer *p = map ? peer_get(r, map, node) : NULL;
+	struct narf_proxy *px;
+
+	if (p == NULL)
+		return NULL;
+	if (p->proxy == NULL &&
+	    (p->proxy = link_open(r, p, LINK_PROXY)) == NULL)
+		return NULL;
+	px = calloc(1, sizeof(*px));
+	if (px == NULL || link_cmd(p->proxy, argc, argv, argvlen) != 0) {
+		free(px);
+		return NULL;
+	}
+	px->done = done;
+	px->data = data;
+	if (p->proxy->tail != NULL)
+		p->proxy->tail->next = px;
+	else
+		p->proxy->head = px;
+	p->proxy->tail = px;
+	return px;
+}
+
+void narf_repl_proxy_cancel(struct narf_proxy *px)
+{
+	px->done = NULL;
+	px->data = NULL;
+}
+
+/* --- cron, lifecycle ----------------------------------------------------- */
+
+void narf_repl_cron(struct narf_repl *r)
+{
+	uint64_t now = uv_now(r->loop);
+	const struct narf_map *map = repl_map(r);
+	unsigned lag = r->node_timeout_ms ? r->node_timeout_ms : 600;
+
+	if (map == NULL || r->stopping)
+		return;
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		struct narf_peer *p = r->peers[i];
+		const struct narf_map_node *n = narf_map_node_get(map, p->id);
+		bool needed = bits_count(p->want) > 0 || p->n_counts > 0;
+
+		if (p->repl != NULL && p->repl->sent > p->repl->acked &&
+		    now - p->repl->progress_ms > lag) {
+			link_fail(p->repl, "acknowledgements lag behind");
+			continue;
+		}
+		if (p->dropping && !p->drop_inflight)
+			ask_drop(r, p);
+		/* (Re)connect when there is something to send, after a
+		 * pause when the last attempt failed. */
+		if (p->repl == NULL && needed && !p->dropping && n != NULL &&
+		    (n->state == NARF_NODE_UP ||
+		     n->state == NARF_NODE_LEAVING ||
+		     n->state == NARF_NODE_JOINING) &&
+		    now - p->failed_ms >= NARF_LINK_RETRY_MS) {
+			p->repl = link_open(r, p, LINK_REPL);
+			if (p->repl == NULL)
+				p->failed_ms = now;
+		}
+		if (p->repl != NULL && p->n_counts == 0 &&
+		    bits_count(p->want) == 0 && bits_count(p->fwd) == 0 &&
+		    p->repl->sent == p->repl->acked) {
+			/* Nothing of ours there any more. */
+			struct link *l = p->repl;
+
+			p->repl = NULL;
+			link_free(l);
+		}
+	}
+}
+
+void narf_repl_info(const struct narf_repl *r, struct narf_buf *out)
+{
+	char line[256];
+	unsigned lead = bits_count(r->lead);
+	unsigned n;
+
+	n = (unsigned)snprintf(line, sizeof(line),
+	                       "slots_led:%u\r\nslots_ready:%u\r\n"
+	                       "stream_messages:%" PRIu64
+	                       "\r\nstream_bytes:%" PRIu64
+	                       "\r\nstream_acks:%" PRIu64 "\r\n",
+	                       lead, bits_count(r->ready), r->stream_msgs,
+	                       r->stream_bytes, r->acks);
+	narf_buf_append(out, line, n);
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		const struct narf_peer *p = r->peers[i];
+
+		n = (unsigned)snprintf(
+		        line, sizeof(line),
+		        "peer%u:addr=%s,link=%s,sent=%" PRIu64 ",acked=%" PRIu64
+		        ",forwarded_slots=%u,isr_slots=%u,syncing=%u,"
+		        "dropping=%d\r\n",
+		        p->id, p->addr,
+		        p->repl == NULL      ? "down"
+		        : p->repl->connected ? "up"
+		                             : "connecting",
+		        p->repl ? p->repl->sent : 0,
+		        p->repl ? p->repl->acked : 0, bits_count(p->fwd),
+		        p->n_counts, bits_count(p->want), p->dropping);
+		narf_buf_append(out, line, n);
+	}
+}
+
+struct narf_repl *narf_repl_create(uv_loop_t *loop,
+                                   struct narf_store *store,
+                                   struct narf_member *member)
+{
+	struct narf_repl *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->loop = loop;
+	r->store = store;
+	r->member = member;
+	uv_prepare_init(loop, &r->prepare);
+	r->prepare.data = r;
+	uv_prepare_start(&r->prepare, prepare_cb);
+	return r;
+}
+
+void narf_repl_stop(struct narf_repl *r)
+{
+	if (r == NULL || r->stopping)
+		return;
+	r->stopping = true;
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		struct narf_peer *p = r->peers[i];
+
+		if (p->repl != NULL)
+			link_free(p->repl);
+		if (p->proxy != NULL)
+			link_free(p->proxy);
+		p->repl = p->proxy = NULL;
+	}
+	uv_close((uv_handle_t *)&r->prepare, NULL);
+}
+
+void narf_repl_destroy(struct narf_repl *r)
+{
+	if (r == NULL)
+		return;
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		free(r->peers[i]->joins);
+		free(r->peers[i]);
+	}
+	free(r->peers);
+	narf_gate_close(&r->batch);
+	free(r);
+}

@@ -1,0 +1,157 @@
+/*
+ * Replication, slot sync and proxying between data nodes.
+ *
+ * Every data node keeps, per peer node, up to two outbound connections on the
+ * peer's RESP port ("links"): a replication link that carries this node's
+ * write stream for the slots it leads and the peer replicates, and a proxy
+ * link that carries client requests this node forwards to the peer. Both
+ * open with NARF.HELLO and are pipelined: replies come back in order.
+ *
+ * The write stream. The store calls narf_repl_store_write() after every
+ * change; when this node leads the slot, the change goes to every peer that
+ * holds the slot as full state: NARF.SET <slot epoch> <key> <value> <pxat>
+ * or NARF.DEL <slot epoch> <key>. A replica applies it and answers +OK, so
+ * the n-th reply on a link acknowledges the n-th command and all before it.
+ * Resending full state (never "INCR by 1") makes the stream idempotent and
+ * lets replicas expire and evict on their own without diverging for long.
+ *
+ * Acknowledgement. While a client's batch of requests runs, every change it
+ * makes records, per peer whose acks count for the slot (the map's ISR, and
+ * replicas this node synced and has asked to join the ISR), the sequence
+ * number that peer must acknowledge. The server holds the batch's replies
+ * until each such peer has acknowledged or is excused: its link failed and
+ * the coordinator has applied an entry that drops it from the ISR of every
+ * slot this node leads (DESIGN.md: only the coordinator changes an ISR, so
+ * any ISR member has every acknowledged write). A node that loses a slot
+ * while replies wait closes those clients: it can no longer promise them.
+ *
+ * Sync. A replica outside the ISR of a slot this node leads is sent the slot
+ * whole, in one go from the loop thread: NARF.SYNC <slot> <epoch> (the
+ * replica empties the slot), a NARF.SET per entry, NARF.SYNCED. From then on
+ * the slot's live writes go to it too, on the same ordered link, so no
+ * version numbers are needed: the last message about a key is always the
+ * primary's state of it. When the replica has acknowledged NARF.SYNCED, this
+ * node asks the coordinator to add it to the ISR (`isr add`); its acks count
+ * from the moment NARF.SYNCED is sent. Slots go one at a time while the
+ * link has under NARF_SYNC_HIGH_WATER bytes queued, so a sync never holds a
+ * second copy of the node's data in memory.
+ *
+ * Fencing. Every message carries the slot epoch (the map epoch at which the
+ * slot's primary last changed); a replica refuses a message older than the
+ * epoch it knows, or for a slot it leads itself, with -STALE, and the
+ * sender treats its link as failed.
+ */
+#ifndef NARF_REPL_H
+#define NARF_REPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/map.h"
+#include "common/store.h"
+
+#define NARF_SYNC_HIGH_WATER (4u << 20)
+#define NARF_LINK_RETRY_MS 100
+
+struct narf_repl;
+struct narf_peer;
+struct narf_member;
+
+/* What a held batch of replies waits for: per peer, the sequence number on
+ * one incarnation of its replication link. */
+struct narf_need {
+	uint32_t peer; /* node id */
+	uint32_t gen;  /* link incarnation */
+	uint64_t seq;  /* UINT64_MAX: only an excuse releases it */
+};
+
+struct narf_gate {
+	uint64_t epoch; /* this node's map epoch when the batch ran */
+	unsigned n, cap;
+	struct narf_need *need; /* owned */
+};
+
+/* A forwarded request. `done` gets the reply bytes (one whole RESP reply),
+ * or an error reply when the link fails; it is not called once
+ * narf_repl_proxy_cancel() has run. */
+typedef void (*narf_proxy_done)(void *data, const char *reply, size_t len);
+struct narf_proxy;
+
+/* Create the state (engine store callbacks are registered by the caller). */
+struct narf_repl *narf_repl_create(uv_loop_t *loop,
+                                   struct narf_store *store,
+                                   struct narf_member *member);
+void narf_repl_destroy(struct narf_repl *r);
+/* Close every link (asynchronously). */
+void narf_repl_stop(struct narf_repl *r);
+
+/* The store's callbacks (data = the repl). */
+void narf_repl_store_write(void *data,
+                           unsigned slot,
+                           const char *key,
+                           size_t klen,
+                           const struct narf_entry *e);
+void narf_repl_store_removed(void *data,
+                             unsigned slot,
+                             const char *key,
+                             size_t klen,
+                             enum narf_store_reason why);
+
+/* A new map was installed (old may be NULL). */
+void narf_repl_map_changed(struct narf_repl *r,
+                           const struct narf_map *old,
+                           const struct narf_map *map);
+
+/* Does this node lead slot s (per its map)? Replica in sync for it? */
+bool narf_repl_leads(const struct narf_repl *r, unsigned slot);
+bool narf_repl_replica_ready(const struct narf_repl *r, unsigned slot);
+
+/* Batches: between begin and end, changes record what they need; end moves
+ * that into gate (merging) and says whether anything must be waited for. */
+void narf_repl_batch_begin(struct narf_repl *r);
+bool narf_repl_batch_end(struct narf_repl *r, struct narf_gate *gate);
+/* Is everything gate waits for acknowledged or excused? When the node
+ * lost a slot since the gate's epoch and it is not, *broken is set. */
+bool narf_repl_gate_open(const struct narf_repl *r,
+                         const struct narf_gate *gate,
+                         bool *broken);
+void narf_gate_clear(struct narf_gate *g);
+/* Add src's needs to dst (the oldest epoch wins). */
+void narf_gate_merge(struct narf_gate *dst, const struct narf_gate *src);
+void narf_gate_close(struct narf_gate *g);
+/* How many peers have acknowledged what gate needs (WAIT's answer). */
+unsigned narf_repl_gate_acked(const struct narf_repl *r,
+                              const struct narf_gate *gate);
+
+/* Called whenever gates may have opened (acks, excuses, lost slots). */
+void narf_repl_set_progress_cb(struct narf_repl *r,
+                               void (*cb)(void *data),
+                               void *data);
+
+/* Forward a request to node `node`; NULL when it cannot be queued. */
+struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
+                                   uint32_t node,
+                                   int argc,
+                                   const char *const *argv,
+                                   const size_t *argvlen,
+                                   narf_proxy_done done,
+                                   void *data);
+void narf_repl_proxy_cancel(struct narf_proxy *px);
+
+/* The replica side of the stream, for the NARF.* commands: may a message
+ * for slot s with slot epoch `epoch` be applied here? */
+bool narf_repl_accept(struct narf_repl *r, unsigned slot, uint64_t epoch);
+/* NARF.SYNC / NARF.SYNCED received for slot s. */
+void narf_repl_sync_begin(struct narf_repl *r, unsigned slot);
+void narf_repl_sync_end(struct narf_repl *r, unsigned slot);
+
+/* Periodic work (the server's cron): lag checks, reconnects, ISR
+ * requests. */
+void narf_repl_cron(struct narf_repl *r);
+
+/* INFO's replication section. */
+void narf_repl_info(const struct narf_repl *r, struct narf_buf *out);
+
+#endif /* NARF_REPL_H */
