@@ -982,3 +982,121 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 	plan_free(&p);
 	return changed;
 }
+
+/* --- staging: one safe step towards the target --------------------------- */
+
+/* Did c hold every copy of t in sync (so t can take effect at once)? */
+static bool target_in_sync(const struct narf_slot *c, const struct narf_slot *t)
+{
+	if (t->primary != 0 && !was_in_sync(c, t->primary))
+		return false;
+	for (unsigned j = 0; j < t->n_replicas; j++)
+		if (!was_in_sync(c, t->replicas[j]))
+			return false;
+	return true;
+}
+
+static bool has_id(const uint32_t *ids, unsigned n, uint32_t id)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Take replica j out of slot s (and out of its ISR), keeping order and
+ * zeroing unused entries so equal slots stay equal bytes. */
+static void remove_replica(struct narf_slot *s, unsigned j)
+{
+	uint32_t id = s->replicas[j];
+	unsigned n = 0;
+
+	memmove(&s->replicas[j], &s->replicas[j + 1],
+	        (s->n_replicas - j - 1) * sizeof(s->replicas[0]));
+	s->replicas[--s->n_replicas] = 0;
+	for (unsigned i = 0; i < s->n_isr; i++)
+		if (s->isr[i] != id)
+			s->isr[n++] = s->isr[i];
+	for (unsigned i = n; i < s->n_isr; i++)
+		s->isr[i] = 0;
+	s->n_isr = (uint8_t)n;
+}
+
+/*
+ * Slot s holds NARF_MAX_COPIES copies and t wants one it lacks: free one
+ * position, giving up, in this order, a replica t does not want that is out
+ * of sync (it holds nothing acknowledged), one that is in sync, or the
+ * primary when t does not want it (an in-sync replica t wants takes over,
+ * with a new slot epoch). Only replication 5 gets here. Returns false when
+ * every copy is wanted.
+ */
+static bool make_room(struct narf_slot *s,
+                      const struct narf_slot *t,
+                      uint64_t new_epoch)
+{
+	for (unsigned pass = 0; pass < 2; pass++)
+		for (unsigned j = s->n_replicas; j-- > 0;)
+			if (!narf_slot_has(t, s->replicas[j]) &&
+			    has_id(s->isr, s->n_isr, s->replicas[j]) == pass) {
+				remove_replica(s, j);
+				return true;
+			}
+	if (narf_slot_has(t, s->primary))
+		return false;
+	for (unsigned j = 0; j < s->n_replicas; j++) {
+		if (!narf_slot_has(t, s->replicas[j]) ||
+		    !has_id(s->isr, s->n_isr, s->replicas[j]))
+			continue;
+		s->primary = s->replicas[j];
+		s->epoch = new_epoch;
+		remove_replica(s, j);
+		return true;
+	}
+	return false;
+}
+
+/* The step for one slot: see planner.h. */
+static void step_slot(const struct narf_slot *c,
+                      const struct narf_slot *t,
+                      uint64_t new_epoch,
+                      struct narf_slot *out)
+{
+	uint32_t want[NARF_MAX_COPIES];
+	unsigned n = 0;
+
+	*out = *c;
+	/* No eligible node: keep what there is rather than empty the slot. */
+	if (slot_copies(t) == 0)
+		return;
+	if (target_in_sync(c, t)) {
+		*out = *t;
+		return;
+	}
+	if (t->primary != 0)
+		want[n++] = t->primary;
+	for (unsigned j = 0; j < t->n_replicas && n < NARF_MAX_COPIES; j++)
+		want[n++] = t->replicas[j];
+	for (unsigned i = 0; i < n; i++) {
+		if (narf_slot_has(out, want[i]))
+			continue;
+		if (slot_copies(out) == NARF_MAX_COPIES &&
+		    !make_room(out, t, new_epoch))
+			return;
+		/* Out of the ISR: the primary asks for `isr add` once the
+		 * new copy has synced. */
+		out->replicas[out->n_replicas++] = want[i];
+	}
+}
+
+unsigned narf_plan_step(const struct narf_map *cur,
+                        const struct narf_slot *target,
+                        struct narf_slot *step)
+{
+	unsigned changed = 0;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		step_slot(&cur->slots[s], &target[s], cur->epoch + 1, &step[s]);
+		changed += !narf_slot_equal(&step[s], &cur->slots[s]);
+	}
+	return changed;
+}

@@ -59,12 +59,55 @@
  *
  * The target is where to go, not a safe single step: a new copy is not in the
  * ISR until it has synced, and a role swap may make such a replica primary
- * (that is how a new node gets its primaries). Staging the way there (sync as
- * an extra replica, join the ISR, hand off) is the caller's job. If memory for
- * the plan's working state (a few arrays per eligible node) cannot be
+ * (that is how a new node gets its primaries). narf_plan_step() stages the
+ * way there (sync as an extra replica, join the ISR, then switch). If memory
+ * for the plan's working state (a few arrays per eligible node) cannot be
  * allocated, target is a copy of cur->slots and 0 is returned: nothing is
  * planned this round.
  */
 unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target);
+
+/*
+ * One safe step from cur towards target (narf_plan()'s output for cur), into
+ * step[NARF_SLOTS] (caller-provided): what the leader commits as an assign
+ * entry now that slots hold data. Returns the number of slots whose step
+ * differs from cur->slots. Pure and deterministic.
+ *
+ * A node is "in sync" for a slot when it is the slot's primary or in its
+ * ISR, or when the slot holds no copy at all (there is nothing to sync).
+ * Per slot:
+ *
+ *  - When every copy of the target is in sync (this includes an unchanged
+ *    slot and an empty one), the step is the target: its primary (in sync,
+ *    so nothing acknowledged is lost) with the planner's ISR, and copies the
+ *    target does not want are dropped now that the ones it wants hold every
+ *    acknowledged write.
+ *  - Otherwise the step keeps every copy, its primary, its ISR and its slot
+ *    epoch, and adds each copy the target wants and the slot lacks as a
+ *    replica outside the ISR (the target primary first). The node syncs, its
+ *    primary sends `isr add`, and a later step makes the target, primary
+ *    change included, take effect. Meanwhile the slot holds more copies than
+ *    the replication factor.
+ *  - A slot already at NARF_MAX_COPIES (replication 5) that must take one
+ *    more gives a copy up first: an unwanted out-of-sync replica, else an
+ *    unwanted in-sync one, else the unwanted primary in favour of a wanted
+ *    in-sync replica. Only here can a step lower a slot's in-sync copies.
+ *  - A target with no copy (no eligible node) leaves the slot as it is.
+ *
+ * So a primary only ever moves to a node in sync, and no step leaves a slot
+ * with fewer in-sync copies than min(those it had, the target's copies),
+ * except as said for replication 5.
+ *
+ * No churn: the copies a step appends are the last replicas of their slot,
+ * which step 1 of the planner drops first (out-of-sync ones before in-sync
+ * ones), so planning again from the step's map sees the slot as it was,
+ * asks for the same copies, and they stay until synced instead of being
+ * dropped and added again. (A copy can still be dropped unsynced when the
+ * target itself moves, say after an ISR drop elsewhere: it costs a sync,
+ * never data; tests/unit/test_planner.c measures it.)
+ */
+unsigned narf_plan_step(const struct narf_map *cur,
+                        const struct narf_slot *target,
+                        struct narf_slot *step);
 
 #endif /* NARF_PLANNER_H */
