@@ -4,7 +4,7 @@
  * Happy path: conn_read_cb() feeds bytes to the connection's frame decoder
  * and conn_drain() handles whole requests in order. Reads (ping, map,
  * status, heartbeat) are answered at once from the local map; writes (join,
- * leave, settings) become Raft proposals, and the connection stops reading
+ * leave, settings, isr) become Raft proposals, and the connection stops reading
  * until the proposal's callback has written the reply, which keeps replies in
  * request order without a queue.
  *
@@ -23,6 +23,14 @@
 #include "common/log.h"
 #include "coord.h"
 
+/* Replies differ by request: join reports the node id, settings the
+ * settings, the others only the epoch. */
+enum pending_kind {
+	PENDING_EPOCH,
+	PENDING_JOIN,
+	PENDING_SETTINGS,
+};
+
 struct narf_conn {
 	uv_tcp_t tcp;    /* tcp.data == this */
 	uv_timer_t idle; /* idle.data == this */
@@ -34,7 +42,7 @@ struct narf_conn {
 	bool waiting;     /* a proposal for this connection is in flight */
 	bool closing;
 	bool reading;
-	bool pending_join; /* the proposal in flight is a join */
+	enum pending_kind pending; /* what the proposal in flight is for */
 };
 
 struct write_req {
@@ -297,11 +305,11 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 	} else {
 		reply = json_pack("{s:b,s:I}", "ok", 1, "epoch",
 		                  (json_int_t)c->rn.map->epoch);
-		if (conn->pending_join) {
+		if (conn->pending == PENDING_JOIN) {
 			json_object_set_new(reply, "node",
 			                    json_integer(res->node));
 			narf_leader_seen(c, res->node, false, 0, 0);
-		} else {
+		} else if (conn->pending == PENDING_SETTINGS) {
 			json_object_set_new(
 			        reply, "settings",
 			        settings_json(&c->rn.map->settings));
@@ -313,7 +321,9 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 
 /* Propose cmd (stolen) for this connection; the reply comes from
  * proposal_cb(). Returns an immediate error reply, or NULL. */
-static json_t *propose(struct narf_conn *conn, json_t *cmd, bool join)
+static json_t *propose(struct narf_conn *conn,
+                       json_t *cmd,
+                       enum pending_kind kind)
 {
 	int rv;
 
@@ -325,7 +335,7 @@ static json_t *propose(struct narf_conn *conn, json_t *cmd, bool join)
 	if (rv != 0)
 		return error_reply(rv, NULL, conn->c);
 	conn->waiting = true;
-	conn->pending_join = join;
+	conn->pending = kind;
 	return NULL;
 }
 
@@ -344,7 +354,7 @@ static json_t *op_join(struct narf_conn *conn, const json_t *req)
 		                   "join needs boot_id: 1 to 64 printable "
 		                   "characters",
 		                   conn->c);
-	return propose(conn, narf_cmd_node_join(addr, boot), true);
+	return propose(conn, narf_cmd_node_join(addr, boot), PENDING_JOIN);
 }
 
 static json_t *op_leave(struct narf_conn *conn, const json_t *req)
@@ -362,7 +372,7 @@ static json_t *op_leave(struct narf_conn *conn, const json_t *req)
 	if (n == NULL || n->state == NARF_NODE_REMOVED)
 		return error_reply(NARF_ENOTFOUND, "no such node", conn->c);
 	return propose(conn, narf_cmd_leave((uint32_t)json_integer_value(id)),
-	               false);
+	               PENDING_EPOCH);
 }
 
 static json_t *op_settings(struct narf_conn *conn, const json_t *req)
@@ -393,7 +403,81 @@ static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 		                 (json_int_t)conn->c->rn.map->epoch, "settings",
 		                 settings_json(&conn->c->rn.map->settings));
 	}
-	return propose(conn, cmd, false);
+	return propose(conn, cmd, PENDING_SETTINGS);
+}
+
+/* A positive node id field, or 0. */
+static uint32_t node_id_field(const json_t *req, const char *key)
+{
+	json_t *v = json_object_get(req, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+	    json_integer_value(v) > UINT32_MAX)
+		return 0;
+	return (uint32_t)json_integer_value(v);
+}
+
+/*
+ * A primary reports an ISR change of its slots: `add` once a replica has
+ * synced the listed slots, `drop` when it lost a replica (and holds its
+ * clients' acks until the reply). Checked here as the FSM would, so a bad
+ * request never costs a log entry; the reply waits for the entry to apply,
+ * so a drop is in the map before the primary releases anything.
+ */
+static json_t *op_isr(struct narf_conn *conn, const json_t *req)
+{
+	struct narf_coord *c = conn->c;
+	const char *boot = json_string_value(json_object_get(req, "boot_id"));
+	json_t *add = json_object_get(req, "add");
+	json_t *drop = json_object_get(req, "drop");
+	uint32_t id = node_id_field(req, "node");
+	uint32_t peer = node_id_field(req, "peer");
+	const struct narf_map_node *n;
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+	bool *slots;
+	json_t *cmd;
+
+	if (id == 0 || boot == NULL)
+		return error_reply(NARF_EINVAL, "isr needs node and boot_id",
+		                   c);
+	n = narf_map_node_get(c->rn.map, id);
+	if (n == NULL || strcmp(n->boot_id, boot) != 0 ||
+	    (n->state != NARF_NODE_UP && n->state != NARF_NODE_LEAVING))
+		return error_reply(NARF_ENOTFOUND,
+		                   "no such node incarnation up: join again",
+		                   c);
+	/* Any node the map knows, whatever its state: a primary must be able
+	 * to drop a replica that has just been marked down. */
+	if (peer == 0 || peer == id ||
+	    narf_map_node_get(c->rn.map, peer) == NULL)
+		return error_reply(
+		        NARF_EINVAL,
+		        "isr needs peer: the id of another known node", c);
+	if ((add == NULL) == (drop == NULL) ||
+	    (drop != NULL && !json_is_true(drop)))
+		return error_reply(NARF_EINVAL,
+		                   "isr needs \"add\": [[lo,hi],...] or "
+		                   "\"drop\": true",
+		                   c);
+	if (drop != NULL)
+		return propose(conn, narf_cmd_isr(id, peer, NULL),
+		               PENDING_EPOCH);
+	slots = malloc(NARF_SLOTS * sizeof(*slots));
+	if (slots == NULL)
+		return error_reply(NARF_ENOMEM, NULL, c);
+	if (narf_map_isr_ranges(add, slots, errmsg) != 0) {
+		free(slots);
+		return error_reply(NARF_EINVAL, errmsg, c);
+	}
+	/* Nothing to add: nothing to order against either. */
+	if (json_array_size(add) == 0) {
+		free(slots);
+		return json_pack("{s:b,s:I}", "ok", 1, "epoch",
+		                 (json_int_t)c->rn.map->epoch);
+	}
+	cmd = narf_cmd_isr(id, peer, slots);
+	free(slots);
+	return propose(conn, cmd, PENDING_EPOCH);
 }
 
 static json_t *handle_request(struct narf_conn *conn, const json_t *req)
@@ -408,7 +492,8 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 		return op_ping(c);
 	if (strcmp(op, "join") != 0 && strcmp(op, "heartbeat") != 0 &&
 	    strcmp(op, "map") != 0 && strcmp(op, "status") != 0 &&
-	    strcmp(op, "leave") != 0 && strcmp(op, "settings") != 0)
+	    strcmp(op, "leave") != 0 && strcmp(op, "settings") != 0 &&
+	    strcmp(op, "isr") != 0)
 		return error_reply(NARF_EUNKNOWNOP, op, c);
 	if (!narf_raftnode_is_leader(&c->rn))
 		return error_reply(NARF_ENOTLEADER, NULL, c);
@@ -428,6 +513,8 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 		return op_join(conn, req);
 	if (strcmp(op, "leave") == 0)
 		return op_leave(conn, req);
+	if (strcmp(op, "isr") == 0)
+		return op_isr(conn, req);
 	return op_settings(conn, req);
 }
 

@@ -510,6 +510,7 @@ FOLLOWER_REQUESTS = [
     {"op": "heartbeat", "node": 1, "boot_id": "x", "epoch": 0},
     {"op": "leave", "node": 1},
     {"op": "settings"},
+    {"op": "isr", "node": 1, "boot_id": "x", "peer": 2, "drop": True},
 ]
 
 
