@@ -52,9 +52,12 @@ struct narf_leader {
 	struct narf_hb *hb;    /* owned; sorted by node id */
 	unsigned n_hb;
 	unsigned cap_hb;
-	bool proposing;           /* a leader-initiated entry is in flight */
-	uint64_t balanced_epoch;  /* epoch the planner found balanced, or 0 */
+	bool proposing; /* a leader-initiated entry is in flight */
+	/* Epoch at which planning found nothing to commit (the map is
+	 * balanced, or every change waits for copies to sync), or 0. */
+	uint64_t idle_epoch;
 	struct narf_slot *target; /* owned scratch: NARF_SLOTS entries */
+	struct narf_slot *step;   /* owned scratch: NARF_SLOTS entries */
 };
 
 struct narf_conn;

@@ -13,7 +13,9 @@
  *   3. bring up a joining node that heartbeats, or a down node that
  *      heartbeats again with the same boot id;
  *   4. mark removed a leaving node that holds no copy any more;
- *   5. when the planner's balanced layout differs from the map, commit it.
+ *   5. when the planner's balanced layout differs from the map, commit the
+ *      next safe step towards it (new copies sync before a primary moves to
+ *      them or an old copy goes: see plan_decision()).
  *
  * Everything is driven by the committed map plus heartbeats, never by
  * memory of earlier decisions, so a new leader picks up where the old one
@@ -30,7 +32,12 @@ int narf_leader_init(struct narf_leader *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->target = calloc(NARF_SLOTS, sizeof(*l->target));
-	return l->target == NULL ? NARF_ENOMEM : 0;
+	l->step = calloc(NARF_SLOTS, sizeof(*l->step));
+	if (l->target == NULL || l->step == NULL) {
+		narf_leader_close(l);
+		return NARF_ENOMEM;
+	}
+	return 0;
 }
 
 void narf_leader_close(struct narf_leader *l)
@@ -39,6 +46,7 @@ void narf_leader_close(struct narf_leader *l)
 		return;
 	free(l->hb);
 	free(l->target);
+	free(l->step);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -149,6 +157,9 @@ static void leader_proposal_cb(void *data,
 	if (err != 0)
 		NARF_WARN("leader: decision not applied: %s",
 		          narf_strerror(err));
+	else if (res->err == NARF_ESTALE)
+		/* An isr entry from a data node got in first: plan again. */
+		NARF_INFO("leader: decision overtaken: %s", res->errmsg);
 	else if (res->err != 0)
 		NARF_WARN("leader: decision rejected: %s", res->errmsg);
 }
@@ -244,16 +255,23 @@ static bool any_node_up(const struct narf_map *m)
 	return false;
 }
 
-/* Step 5: an assign entry for the slots the planner would change, or NULL
- * when the map is balanced. */
+/*
+ * Step 5: an assign entry for the next safe step towards the planner's
+ * balanced layout, or NULL when there is none. The planner says where to go;
+ * narf_plan_step() (planner.h) says how far the map may go now that slots
+ * hold data: a new copy first joins as a replica outside the ISR and syncs,
+ * a primary moves only to a node in sync, and a copy is dropped only once
+ * the copies that replace it are in sync. What must wait for a sync is
+ * picked up when the primary's `isr add` entry moves the epoch.
+ */
 static json_t *plan_decision(struct narf_coord *c)
 {
 	struct narf_leader *l = &c->leader;
 	const struct narf_map *m = c->rn.map;
 	bool take[NARF_SLOTS];
-	unsigned changed;
+	unsigned changed, staged;
 
-	if (l->balanced_epoch == m->epoch && m->epoch != 0)
+	if (l->idle_epoch == m->epoch && m->epoch != 0)
 		return NULL;
 	/* With no node up, a plan could only take copies away (a leaving
 	 * node's last copies, say): keep the map as it is and wait for one. */
@@ -261,14 +279,25 @@ static json_t *plan_decision(struct narf_coord *c)
 		return NULL;
 	changed = narf_plan(m, l->target);
 	if (changed == 0) {
-		l->balanced_epoch = m->epoch;
+		l->idle_epoch = m->epoch;
+		return NULL;
+	}
+	staged = narf_plan_step(m, l->target, l->step);
+	if (staged == 0) {
+		NARF_INFO(
+		        "leader: %u slots to rebalance wait for new copies "
+		        "to sync (epoch %llu)",
+		        changed, (unsigned long long)m->epoch);
+		l->idle_epoch = m->epoch;
 		return NULL;
 	}
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
-		take[s] = !narf_slot_equal(&l->target[s], &m->slots[s]);
-	NARF_INFO("leader: rebalancing %u slots at epoch %llu", changed,
-	          (unsigned long long)m->epoch);
-	return narf_cmd_assign(m->epoch, l->target, take);
+		take[s] = !narf_slot_equal(&l->step[s], &m->slots[s]);
+	NARF_INFO(
+	        "leader: rebalancing: %u slots change now, %u to go "
+	        "(epoch %llu)",
+	        staged, changed, (unsigned long long)m->epoch);
+	return narf_cmd_assign(m->epoch, l->step, take);
 }
 
 static json_t *next_decision(struct narf_coord *c, uint64_t now)
@@ -315,7 +344,7 @@ void narf_leader_cron(struct narf_coord *c)
 		/* Heartbeat history does not survive a role change: a new
 		 * leader starts every node's clock at its election. */
 		l->n_hb = 0;
-		l->balanced_epoch = 0;
+		l->idle_epoch = 0;
 		l->since_ms = narf_raftnode_is_leader(&c->rn) ? now : 0;
 	}
 	if (!narf_raftnode_is_ready(&c->rn) || l->proposing)

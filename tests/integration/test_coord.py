@@ -19,13 +19,58 @@ from narf_harness import (NSLOTS, Conn, FakeNode, HarnessError, balanced,
                           unused_addr, wait_for, wait_leader)
 
 
+class SyncingFake(FakeNode):
+    """A FakeNode that also plays the primary's part of replication: when it
+    sees the map move, it reports every replica of the slots it leads that
+    is outside the ISR as synced (`isr add`), as a data node does once a new
+    copy has caught up. A fake holds no data, so the sync is instant."""
+
+    def __init__(self, trio, **kw):
+        super().__init__(trio, **kw)
+        self.synced_epoch = None
+        self.isr_adds = 0
+
+    def beat_once(self, timeout=0.5):
+        rep = super().beat_once(timeout)
+        if rep and rep.get("ok") and rep.get("epoch") != self.synced_epoch:
+            try:
+                self._report_synced(timeout)
+            except (OSError, ValueError, KeyError):
+                self._next_target()
+        return rep
+
+    def _report_synced(self, timeout):
+        rep = self._conn.request({"op": "map"}, timeout)
+        if not rep.get("ok"):
+            return
+        m = rep["map"]
+        pending = {}
+        for r in m["slots"]:
+            if r["primary"] != self.id:
+                continue
+            for peer in r["replicas"]:
+                if peer not in r["isr"]:
+                    pending.setdefault(peer, []).append([r["from"], r["to"]])
+        for peer, ranges in sorted(pending.items()):
+            rep = self._conn.request({"op": "isr", "node": self.id,
+                                      "boot_id": self.boot_id, "peer": peer,
+                                      "add": ranges}, timeout)
+            if not rep.get("ok"):
+                return  # again at the next heartbeat
+            self.isr_adds += 1
+        self.synced_epoch = m["epoch"]
+
+
 @pytest.fixture
 def fakes():
-    """Factory of FakeNodes that are all stopped at the end of the test."""
+    """Factory of fake data nodes that are all stopped at the end of the
+    test. They sync new replicas at once (SyncingFake) unless sync=False:
+    the leader moves a primary to a node, or drops the copy a new one
+    replaces, only once the new copy is in the ISR."""
     made = []
 
-    def make(trio, start=True, **kw):
-        f = FakeNode(trio, **kw)
+    def make(trio, start=True, sync=True, **kw):
+        f = SyncingFake(trio, **kw) if sync else FakeNode(trio, **kw)
         made.append(f)
         if start:
             f.start()
@@ -251,12 +296,133 @@ def test_first_node_gets_every_slot_then_three_nodes_balance(trio, fakes):
         if n["id"] in ids:
             assert [n["primaries"], n["replicas"]] == cnt[n["id"]], (n, cnt)
     assert st["slots"]["assigned"] == NSLOTS, st["slots"]
-    # New replicas join the ISR only after a sync that fake nodes never
-    # report, so "under replicated" (fewer in-sync copies than the
-    # replication factor) must simply agree with the map.
+    # "under replicated" (fewer in-sync copies than the replication
+    # factor) agrees with the map, whatever syncs are still under way.
     short = sum(1 for prim, reps, isr in expand_slots(m)
                 if prim and 1 + len(isr) < 2)
     assert st["slots"]["under_replicated"] == short, (st["slots"], short)
+
+
+# ---------------------------------------------------------------------------
+# 3b. ISR changes and staged moves
+
+
+def leader_applied(trio):
+    """The leader's applied index (ping), to see whether a log entry was
+    made."""
+    leader, _ = wait_leader(trio)
+    return leader.ping()["applied"]
+
+
+def test_isr_add_and_drop_and_staged_primary_moves(trio, fakes):
+    """A second node first gets every slot as a replica outside the ISR and
+    no primary; `isr add` puts it in the ISR of the listed slots (reply after
+    the entry applied, with its epoch), and only then does the leader hand it
+    primaries; `isr drop` takes it out of the ISR of every slot its primary
+    leads; bad requests are refused without a log entry."""
+    wait_leader(trio)
+    a = fakes(trio, sync=False)
+    wait_map(trio, lambda m: all(s == (a.id, (), ())
+                                 for s in expand_slots(m)), 15,
+             "first node owns every slot")
+    b = fakes(trio, sync=False)
+    m = wait_map(trio, lambda m: all(s == (a.id, (b.id,), ())
+                                     for s in expand_slots(m)), 15,
+                 "every slot replicated to b outside the ISR")
+    # The planner wants half the primaries on b, but b has synced nothing:
+    # the leader waits, the map stays as it is.
+    m = wait_stable(trio)
+    assert all(s == (a.id, (b.id,), ()) for s in expand_slots(m)), counts(m)
+    e0 = m["epoch"]
+
+    base = {"op": "isr", "node": a.id, "boot_id": a.boot_id, "peer": b.id}
+    bad = [
+        (dict(base, add=[[5, 1]]), "bad_request"),
+        (dict(base, add=[[0, 16384]]), "bad_request"),
+        (dict(base, add=[[-1, 3]]), "bad_request"),
+        (dict(base, add=[[1]]), "bad_request"),
+        (dict(base, add=[1, 2]), "bad_request"),
+        (dict(base, add="0-9"), "bad_request"),
+        (dict(base, add=[[0, 0]] * (NSLOTS + 1)), "bad_request"),
+        (dict(base), "bad_request"),
+        (dict(base, drop=False), "bad_request"),
+        (dict(base, drop=True, add=[[0, 1]]), "bad_request"),
+        (dict(base, peer=999999, drop=True), "bad_request"),
+        (dict(base, peer=a.id, drop=True), "bad_request"),
+        (dict(base, peer="2", drop=True), "bad_request"),
+        ({k: v for k, v in base.items() if k != "peer"}, "bad_request"),
+        ({k: v for k, v in base.items() if k != "boot_id"}, "bad_request"),
+        (dict(base, boot_id="other-boot", drop=True), "unknown_node"),
+        (dict(base, node=999999, drop=True), "unknown_node"),
+    ]
+    applied = leader_applied(trio)
+    for req, code in bad:
+        rep = call_leader(trio, req)
+        assert rep.get("ok") is False and rep.get("error") == code, (
+            req if len(str(req)) < 300 else str(req)[:300], rep)
+    assert leader_applied(trio) == applied, "a bad isr request was logged"
+    assert leader_map(trio)["epoch"] == e0
+
+    # An empty add changes nothing and is answered at once.
+    rep = call_leader(trio, dict(base, add=[]))
+    assert rep == {"ok": True, "epoch": e0}, rep
+
+    # Slots 0..99 and 200 now hold b in sync.
+    rep = call_leader(trio, dict(base, add=[[0, 99], [200, 200], [50, 60]]))
+    assert rep["ok"] is True and rep["epoch"] >= e0 + 1, rep
+    m = leader_map(trio)
+    assert m["epoch"] >= rep["epoch"]
+    for i, (prim, reps, isr) in enumerate(expand_slots(m)):
+        listed = i < 100 or i == 200
+        if not listed:
+            # Not listed: untouched (b out of sync, so a keeps them).
+            assert (prim, reps, isr) == (a.id, (b.id,), ()), (i, prim, reps,
+                                                              isr)
+        elif prim == a.id:
+            assert isr == (b.id,), (i, prim, reps, isr)
+        else:
+            # Handed to b, now in sync: a, the old primary, is in sync too.
+            assert (prim, reps, isr) == (b.id, (a.id,), (a.id,)), (
+                i, prim, reps, isr)
+
+    # Every slot in sync: the leader hands b its half of the primaries.
+    rep = call_leader(trio, dict(base, add=[[0, NSLOTS - 1]]))
+    assert rep["ok"] is True and rep["epoch"] > e0, rep
+    m = wait_map(trio, lambda m: balanced(m, [a.id, b.id], 2), 15,
+                 "primaries shared once b is in sync")
+    m = wait_stable(trio)
+    for prim, reps, isr in expand_slots(m):
+        assert isr == reps, (prim, reps, isr)
+
+    # a loses b: b leaves the ISR of every slot a leads, and only those.
+    e1 = m["epoch"]
+    rep = call_leader(trio, dict(base, drop=True))
+    assert rep["ok"] is True and rep["epoch"] == e1 + 1, (rep, e1)
+    m = wait_stable(trio)
+    led = {a.id: 0, b.id: 0}
+    for prim, reps, isr in expand_slots(m):
+        led[prim] += 1
+        assert isr == (() if prim == a.id else (a.id,)), (prim, reps, isr)
+    assert led[a.id] > 0 and led[b.id] > 0, led
+    st = call_leader(trio, {"op": "status"})["status"]
+    assert st["slots"]["under_replicated"] == led[a.id], (st["slots"], led)
+    # Dropping again is logged but changes nothing: the epoch stays.
+    applied = leader_applied(trio)
+    rep = call_leader(trio, dict(base, drop=True))
+    assert rep == {"ok": True, "epoch": m["epoch"]}, (rep, m["epoch"])
+    assert leader_applied(trio) == applied + 1
+    # A peer the map knows in any state may be dropped (a replica that was
+    # just marked down): a's slots have no such replica, nothing changes.
+    c, _, _ = join(trio)
+    rep = call_leader(trio, dict(base, peer=c["node"], drop=True))
+    assert rep["ok"] is True, rep
+    # b reports the same about a for the slots b leads.
+    rep = call_leader(trio, {"op": "isr", "node": b.id,
+                             "boot_id": b.boot_id, "peer": a.id,
+                             "drop": True})
+    assert rep["ok"] is True, rep
+    m = leader_map(trio)
+    assert all(isr == () for _, _, isr in expand_slots(m))
 
 
 # ---------------------------------------------------------------------------
