@@ -443,6 +443,21 @@ class Cluster:
         return self.wait_map(pred, timeout, "%s (id %d) marked down with "
                              "its slots taken over" % (node.name, old_id))
 
+    def wait_nodes_route(self, nodes, timeout=20.0):
+        """Until every DataNode in nodes answers CLUSTER SLOTS with the
+        primaries of the leader's current map; returns that map."""
+        def pred(m):
+            want = self.primary_table(m)
+            for d in nodes:
+                try:
+                    if slots_table(d.port, timeout=1.0) != want:
+                        return False
+                except (OSError, Closed, HarnessError, ValueError):
+                    return False
+            return True
+        return self.wait_map(pred, timeout, "%s routing by the leader's map"
+                             % ", ".join(d.name for d in nodes))
+
     def seeds(self):
         return [d.addr for d in self.nodes]
 
@@ -720,19 +735,73 @@ class Writer(threading.Thread):
             n, timeout, self.records[-3:]))
 
 
+class Writers:
+    """Several Writers over one key set, one thread per group of keys (by
+    default the groups are the keys of each primary in map m), so a request
+    stuck on a paused or dead node holds up only its own group. Quacks
+    like a Writer: records, keys, start, stop, wait_acks, is_alive."""
+
+    def __init__(self, seeds, keys, m=None, groups=None, rate=400, **kw):
+        if groups is None:
+            groups = {}
+            if m is not None:
+                slots = expand_slots(m)
+                for k in keys:
+                    groups.setdefault(slots[key_slot(k)][0], []).append(k)
+            else:
+                groups[0] = list(keys)
+        groups = [g for g in groups.values() if g]
+        self.keys = list(keys)
+        self.writers = [Writer(seeds, g, rate=max(1.0, rate * len(g) /
+                                                  float(len(self.keys))),
+                               name="writer-%d" % i, **kw)
+                        for i, g in enumerate(groups)]
+
+    @property
+    def records(self):
+        out = []
+        for w in self.writers:
+            out.extend(w.records)
+        return out
+
+    def start(self):
+        for w in self.writers:
+            w.start()
+
+    def is_alive(self):
+        return any(w.is_alive() for w in self.writers)
+
+    def stop(self, timeout=REQUEST_TIMEOUT + 10):
+        for w in self.writers:
+            w._stop_ev.set()
+        for w in self.writers:
+            w.stop(timeout)
+        return sorted(self.records, key=lambda a: a.t_sent)
+
+    def wait_acks(self, n, timeout=20.0, since=None):
+        """Until every group has n (scaled to its share of keys, at least 1)
+        acknowledged writes after `since`."""
+        since = time.monotonic() if since is None else since
+        for w in self.writers:
+            share = max(1, n * len(w.keys) // len(self.keys))
+            w.wait_acks(share, timeout, since)
+
+
 def wait_slots_acked(writer, slots, since, timeout=20.0):
     """Until the writer has an acknowledged write after `since` in every one
     of `slots` that it writes to (writes to them resumed)."""
     want = {key_slot(k) for k in writer.keys} & set(slots)
     deadline = time.monotonic() + timeout
     seen = set()
-    idx = 0
+    parts = getattr(writer, "writers", [writer])
+    idx = [0] * len(parts)
     while time.monotonic() < deadline:
-        recs = writer.records
-        for a in recs[idx:]:
-            if a.ok and a.t_sent >= since:
-                seen.add(a.slot)
-        idx = len(recs)
+        for i, w in enumerate(parts):
+            recs = w.records
+            for a in recs[idx[i]:]:
+                if a.ok and a.t_sent >= since:
+                    seen.add(a.slot)
+            idx[i] = len(recs)
         if want <= seen:
             return
         if not writer.is_alive():
@@ -805,31 +874,6 @@ def check_history(records, values):
                             "write %d (lost)" % (key, n, last))
         elif n not in tried:
             problems.append("%s holds write %d, never attempted" % (key, n))
-    return problems
-
-
-def check_reads(records, reads):
-    """Linearizable reads: a value read by a request sent at t must be at
-    least the newest write acknowledged before t. reads: [(key, t_sent,
-    reply)]; error replies pass (a refused read is safe)."""
-    acks = {}
-    for a in records:
-        if a.ok:
-            acks.setdefault(a.key, []).append((a.t_done, a.n))
-    problems = []
-    for key, t, rep in reads:
-        if rep is None or isinstance(rep, (Err, Exception)):
-            continue
-        want = max((n for td, n in acks.get(key, []) if td < t), default=0)
-        try:
-            got = parse_value(key, rep)
-        except ValueError as e:
-            problems.append(str(e))
-            continue
-        if got < want:
-            problems.append("%s read at %.3f gave write %d, but %d was "
-                            "acknowledged before (stale read)"
-                            % (key, t, got, want))
     return problems
 
 
