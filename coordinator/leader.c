@@ -417,7 +417,7 @@ static json_t *nodes_status(struct narf_coord *c, uint64_t now)
 
 static json_t *slots_status(const struct narf_map *m)
 {
-	unsigned assigned = 0, moving = 0, under = 0;
+	unsigned assigned = 0, moving = 0, under = 0, syncing = 0;
 
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
 		const struct narf_slot *slot = &m->slots[s];
@@ -427,13 +427,20 @@ static json_t *slots_status(const struct narf_map *m)
 		assigned++;
 		if (slot->move != 0)
 			moving++;
+		/* Fewer in-sync copies than the factor: a copy short of the
+		 * replication factor, or one that has not synced yet. */
 		if (1u + slot->n_isr < m->settings.replication)
 			under++;
+		/* A replica outside the ISR: a new copy still syncing (the
+		 * slot may be fully replicated meanwhile, with the copy it
+		 * replaces kept until then). */
+		if (slot->n_isr < slot->n_replicas)
+			syncing++;
 	}
-	return json_pack("{s:i,s:i,s:i,s:i,s:I}", "assigned", (int)assigned,
+	return json_pack("{s:i,s:i,s:i,s:i,s:i,s:I}", "assigned", (int)assigned,
 	                 "unassigned", (int)(NARF_SLOTS - assigned), "moving",
-	                 (int)moving, "under_replicated", (int)under, "lost",
-	                 (json_int_t)m->lost_slots);
+	                 (int)moving, "under_replicated", (int)under, "syncing",
+	                 (int)syncing, "lost", (json_int_t)m->lost_slots);
 }
 
 json_t *narf_leader_status(struct narf_coord *c)

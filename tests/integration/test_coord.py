@@ -301,6 +301,9 @@ def test_first_node_gets_every_slot_then_three_nodes_balance(trio, fakes):
     short = sum(1 for prim, reps, isr in expand_slots(m)
                 if prim and 1 + len(isr) < 2)
     assert st["slots"]["under_replicated"] == short, (st["slots"], short)
+    syncing = sum(1 for prim, reps, isr in expand_slots(m)
+                  if prim and len(isr) < len(reps))
+    assert st["slots"]["syncing"] == syncing, (st["slots"], syncing)
 
 
 # ---------------------------------------------------------------------------
@@ -334,6 +337,8 @@ def test_isr_add_and_drop_and_staged_primary_moves(trio, fakes):
     m = wait_stable(trio)
     assert all(s == (a.id, (b.id,), ()) for s in expand_slots(m)), counts(m)
     e0 = m["epoch"]
+    st = call_leader(trio, {"op": "status"})["status"]["slots"]
+    assert st["under_replicated"] == NSLOTS and st["syncing"] == NSLOTS, st
 
     base = {"op": "isr", "node": a.id, "boot_id": a.boot_id, "peer": b.id}
     bad = [
@@ -406,6 +411,7 @@ def test_isr_add_and_drop_and_staged_primary_moves(trio, fakes):
     assert led[a.id] > 0 and led[b.id] > 0, led
     st = call_leader(trio, {"op": "status"})["status"]
     assert st["slots"]["under_replicated"] == led[a.id], (st["slots"], led)
+    assert st["slots"]["syncing"] == led[a.id], (st["slots"], led)
     # Dropping again is logged but changes nothing: the epoch stays.
     applied = leader_applied(trio)
     rep = call_leader(trio, dict(base, drop=True))
@@ -888,7 +894,7 @@ def test_status_contract_and_unreachable_follower(trio, fakes):
     for k in ("keys", "used_memory"):
         assert k in x, (k, x)
     assert st["slots"]["assigned"] == NSLOTS, st["slots"]
-    for k in ("moving", "under_replicated"):
+    for k in ("moving", "under_replicated", "syncing", "lost"):
         assert isinstance(st["slots"].get(k), int), st["slots"]
 
     victim = [c for c in trio.coords if c is not leader][0]
