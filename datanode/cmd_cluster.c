@@ -125,6 +125,7 @@ static int cmd_hello(struct narf_engine *e,
 
 /* The slot epoch of a stream message, checked against ours. */
 static int fence(struct narf_engine *e,
+                 struct narf_client *c,
                  unsigned slot,
                  const char *s,
                  size_t n,
@@ -137,10 +138,14 @@ static int fence(struct narf_engine *e,
 		return -1;
 	}
 	if (e->repl != NULL && !narf_repl_accept(e->repl, slot, epoch)) {
+		/* The sender took writes for a slot it no longer leads; if we
+		 * lead it now, its copies may hold writes ours lack. */
+		if (narf_repl_leads(e->repl, slot))
+			narf_repl_diverged(e->repl, c->peer_node);
 		narf_resp_errorf(out,
-		                 "STALE slot %u: epoch %s is not the "
-		                 "primary's epoch here",
-		                 slot, s);
+		                 "STALE slot %u: epoch %llu is older than "
+		                 "this node's",
+		                 slot, (unsigned long long)epoch);
 		return -1;
 	}
 	return 0;
@@ -160,7 +165,7 @@ static int cmd_nset(struct narf_engine *e,
 	uint64_t pxat;
 	int rv;
 
-	if (peer_only(c, out) || fence(e, slot, argv[1], len[1], out))
+	if (peer_only(c, out) || fence(e, c, slot, argv[1], len[1], out))
 		return 0;
 	if (!parse_u64(argv[4], len[4], &pxat) || pxat > INT64_MAX)
 		return narf_resp_error(out, "ERR bad expiry");
@@ -186,7 +191,7 @@ static int cmd_ndel(struct narf_engine *e,
 {
 	unsigned slot = narf_key_slot(argv[2], len[2]);
 
-	if (peer_only(c, out) || fence(e, slot, argv[1], len[1], out))
+	if (peer_only(c, out) || fence(e, c, slot, argv[1], len[1], out))
 		return 0;
 	narf_store_del(e->store, slot, argv[2], len[2], narf_engine_now(e));
 	return narf_resp_simple(out, "OK");
@@ -207,7 +212,7 @@ static int cmd_nsync(struct narf_engine *e,
 		return 0;
 	if (!parse_slot(argv[1], len[1], &slot))
 		return narf_resp_error(out, "ERR bad slot");
-	if (fence(e, slot, argv[2], len[2], out))
+	if (fence(e, c, slot, argv[2], len[2], out))
 		return 0;
 	if (e->repl != NULL) {
 		if (end)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "repl.h"
 
 static int cmd_ping(struct narf_engine *e,
                     struct narf_client *c,
@@ -560,6 +561,17 @@ static int cmd_info(struct narf_engine *e,
 		        (unsigned long long)e->stats.misses);
 	if (want_section(argc, argv, len, "cluster"))
 		INFO_ADD("# Cluster\r\ncluster_enabled:1\r\n\r\n");
+	if (e->repl != NULL && want_section(argc, argv, len, "replication")) {
+		struct narf_buf rb;
+
+		INFO_ADD("# Replication\r\nrole:%s\r\nlease:%s\r\n",
+		         narf_engine_map(e) ? "cluster-node" : "joining",
+		         e->lease_ok ? "held" : "lapsed");
+		narf_buf_init(&rb);
+		narf_repl_info(e->repl, &rb);
+		INFO_ADD("%.*s\r\n", (int)rb.len, rb.data ? rb.data : "");
+		narf_buf_close(&rb);
+	}
 	if (want_section(argc, argv, len, "keyspace")) {
 		INFO_ADD("# Keyspace\r\n");
 		if (st.keys > 0)

@@ -371,7 +371,7 @@ static bool in_isr(const struct narf_slot *slot, uint32_t id)
  */
 static enum route route(struct narf_engine *e,
                         const struct narf_command *cmd,
-                        const struct narf_client *c,
+                        struct narf_client *c,
                         int argc,
                         const char **argv,
                         const size_t *argvlen,
@@ -419,6 +419,24 @@ static enum route route(struct narf_engine *e,
 		narf_resp_error(out, "CLUSTERDOWN Hash slot not served");
 		return ROUTE_DONE;
 	}
+	/* A peer forwarded this to us because its map says we lead the
+	 * slot, while ours says it does: one of the two maps is behind (a
+	 * role change is in flight). Hold the request and fetch the map
+	 * rather than bounce it back and forth. */
+	if (c->peer && owner->id == c->peer_node && e->repl != NULL) {
+		uint64_t checks = narf_repl_map_checks(e->repl);
+
+		if (c->hold_checks == 0 || c->hold_checks == checks) {
+			/* first time, or no map reply since: wait */
+			if (c->hold_checks == 0)
+				narf_repl_refresh_map(e->repl);
+			c->hold_checks = checks;
+			return ROUTE_HOLD;
+		}
+		/* Our map is current and still names the peer: it is the
+		 * one behind; the redirect below makes it look again. */
+	}
+	c->hold_checks = 0;
 	if (e->cfg.redirect || c->peer || e->repl == NULL) {
 		narf_resp_errorf(out, "MOVED %d %s", slot, owner->addr);
 		return ROUTE_DONE;

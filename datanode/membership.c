@@ -261,6 +261,9 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 			install_map(m, v);
 		if (m->map != NULL && m->map->epoch >= reply_epoch(reply))
 			renew_lease(m);
+		m->maps_checked++;
+		if (m->on_lease != NULL) /* whoever waits for a map */
+			m->on_lease(m->cb_data);
 	} else if (strcmp(op, "isr") == 0) {
 		uint64_t epoch = reply_epoch(reply);
 

@@ -81,6 +81,7 @@ struct narf_member {
 	struct narf_frame_decoder dec;
 	uv_timer_t timer; /* heartbeat and reconnect tick */
 	uint64_t maps_installed;
+	uint64_t maps_checked; /* map replies, current or not */
 	bool closing;
 };
 

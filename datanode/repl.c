@@ -87,7 +87,7 @@ struct narf_repl {
 	unsigned n_peers, cap_peers;
 	uint64_t lead[WORDS];    /* slots we lead, per our map */
 	uint64_t ready[WORDS];   /* replica slots synced here */
-	uint64_t epochs_changed; /* map epoch at which we last lost a slot */
+	uint64_t *lost_at; /* per slot: map epoch at which we last lost it */
 	uint64_t epoch;          /* our map's epoch */
 	unsigned node_timeout_ms;
 	/* the batch in progress */
@@ -145,6 +145,35 @@ void narf_gate_clear(struct narf_gate *g)
 {
 	g->n = 0;
 	g->epoch = 0;
+	g->n_slots = 0;
+	g->many = false;
+}
+
+static void gate_slot(struct narf_gate *g, unsigned slot)
+{
+	for (unsigned i = 0; i < g->n_slots; i++)
+		if (g->slots[i] == slot)
+			return;
+	if (g->n_slots < NARF_GATE_SLOTS)
+		g->slots[g->n_slots++] = (uint16_t)slot;
+	else
+		g->many = true;
+}
+
+/* Did we lose a slot the gate's writes went to, after they ran? */
+static bool gate_lost_slot(const struct narf_repl *r,
+                           const struct narf_gate *g)
+{
+	if (g->many) {
+		for (unsigned s = 0; s < NARF_SLOTS; s++)
+			if (r->lost_at[s] > g->epoch)
+				return true;
+		return false;
+	}
+	for (unsigned i = 0; i < g->n_slots; i++)
+		if (r->lost_at[g->slots[i]] > g->epoch)
+			return true;
+	return false;
 }
 
 void narf_gate_close(struct narf_gate *g)
@@ -195,26 +224,41 @@ static bool excused(const struct narf_peer *p)
 	return !p->dropping && p->n_counts == 0;
 }
 
-static bool need_met(const struct narf_repl *r, const struct narf_need *n)
+/* Has the peer applied what n needs? */
+static bool need_acked(const struct narf_repl *r, const struct narf_need *n)
 {
 	const struct narf_peer *p = peer_find(r, n->peer);
 
-	if (p == NULL || excused(p))
-		return true;
-	return n->seq != UINT64_MAX && p->repl != NULL && p->gen == n->gen &&
-	       p->repl->acked >= n->seq;
+	return p != NULL && n->seq != UINT64_MAX && p->repl != NULL &&
+	       p->gen == n->gen && p->repl->acked >= n->seq;
 }
 
+/*
+ * Every need acknowledged, or excused: the peer was dropped from the ISR of
+ * every slot we lead. An excuse is worth nothing once we have lost a slot
+ * since the batch ran: the coordinator may have made that very peer the
+ * slot's primary (a role swap) before our drop, and it never applied the
+ * write (it refused our stream as stale). Such a gate is broken: the
+ * client must see an error, never "OK".
+ */
 bool narf_repl_gate_open(const struct narf_repl *r,
                          const struct narf_gate *g,
                          bool *broken)
 {
 	*broken = false;
-	for (unsigned i = 0; i < g->n; i++)
-		if (!need_met(r, &g->need[i])) {
-			*broken = g->epoch < r->epochs_changed;
+	for (unsigned i = 0; i < g->n; i++) {
+		const struct narf_peer *p;
+
+		if (need_acked(r, &g->need[i]))
+			continue;
+		if (gate_lost_slot(r, g)) {
+			*broken = true;
 			return false;
 		}
+		p = peer_find(r, g->need[i].peer);
+		if (p != NULL && !excused(p))
+			return false;
+	}
 	return true;
 }
 
@@ -223,14 +267,8 @@ unsigned narf_repl_gate_acked(const struct narf_repl *r,
 {
 	unsigned n = 0;
 
-	for (unsigned i = 0; i < g->n; i++) {
-		const struct narf_peer *p = peer_find(r, g->need[i].peer);
-
-		if (p != NULL && p->repl != NULL && p->gen == g->need[i].gen &&
-		    g->need[i].seq != UINT64_MAX &&
-		    p->repl->acked >= g->need[i].seq)
-			n++;
-	}
+	for (unsigned i = 0; i < g->n; i++)
+		n += need_acked(r, &g->need[i]);
 	return n;
 }
 
@@ -249,6 +287,9 @@ void narf_gate_merge(struct narf_gate *dst, const struct narf_gate *src)
 	for (unsigned i = 0; i < src->n; i++)
 		gate_need(dst, src->need[i].peer, src->need[i].gen,
 		          src->need[i].seq);
+	dst->many = dst->many || src->many;
+	for (unsigned i = 0; i < src->n_slots; i++)
+		gate_slot(dst, src->slots[i]);
 }
 
 bool narf_repl_batch_end(struct narf_repl *r, struct narf_gate *gate)
@@ -763,9 +804,11 @@ static void stream_change(struct narf_repl *r,
 		if (fwd)
 			send_key(r, p->repl, map->slots[slot].epoch, key, klen,
 			         e);
-		if (r->in_batch && bit(p->counts, slot))
+		if (r->in_batch && bit(p->counts, slot)) {
 			gate_need(&r->batch, p->id, fwd ? p->gen : 0,
 			          fwd ? p->repl->sent : UINT64_MAX);
+			gate_slot(&r->batch, slot);
+		}
 	}
 }
 
@@ -981,7 +1024,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 		bool lead = slot->primary == me;
 
 		if (bit(r->lead, s) && !lead) {
-			r->epochs_changed = map->epoch;
+			r->lost_at[s] = map->epoch;
 			bit_clear(r->lead, s);
 		}
 		if (lead)
@@ -1038,6 +1081,28 @@ bool narf_repl_accept(struct narf_repl *r, unsigned slot, uint64_t epoch)
 	if (epoch > map->slots[slot].epoch)
 		narf_member_want_map(r->member);
 	return true;
+}
+
+void narf_repl_diverged(struct narf_repl *r, uint32_t peer)
+{
+	struct narf_peer *p = peer_find(r, peer);
+
+	if (p == NULL || p->n_counts == 0)
+		return;
+	if (p->repl != NULL)
+		link_fail(p->repl, "it wrote to our slots as a stale primary");
+	else
+		ask_drop(r, p);
+}
+
+void narf_repl_refresh_map(struct narf_repl *r)
+{
+	narf_member_want_map(r->member);
+}
+
+uint64_t narf_repl_map_checks(const struct narf_repl *r)
+{
+	return r->member->maps_checked;
 }
 
 void narf_repl_sync_begin(struct narf_repl *r, unsigned slot)
@@ -1177,6 +1242,11 @@ struct narf_repl *narf_repl_create(uv_loop_t *loop,
 
 	if (r == NULL)
 		return NULL;
+	r->lost_at = calloc(NARF_SLOTS, sizeof(r->lost_at[0]));
+	if (r->lost_at == NULL) {
+		free(r);
+		return NULL;
+	}
 	r->loop = loop;
 	r->store = store;
 	r->member = member;
@@ -1212,6 +1282,7 @@ void narf_repl_destroy(struct narf_repl *r)
 		free(r->peers[i]);
 	}
 	free(r->peers);
+	free(r->lost_at);
 	narf_gate_close(&r->batch);
 	free(r);
 }

@@ -67,10 +67,15 @@ struct narf_need {
 	uint64_t seq;  /* UINT64_MAX: only an excuse releases it */
 };
 
+#define NARF_GATE_SLOTS 8
 struct narf_gate {
 	uint64_t epoch; /* this node's map epoch when the batch ran */
 	unsigned n, cap;
 	struct narf_need *need; /* owned */
+	/* the slots written, or `many` when more than NARF_GATE_SLOTS */
+	uint16_t slots[NARF_GATE_SLOTS];
+	uint8_t n_slots;
+	bool many;
 };
 
 /* A forwarded request. `done` gets the reply bytes (one whole RESP reply),
@@ -143,6 +148,16 @@ void narf_repl_proxy_cancel(struct narf_proxy *px);
 /* The replica side of the stream, for the NARF.* commands: may a message
  * for slot s with slot epoch `epoch` be applied here? */
 bool narf_repl_accept(struct narf_repl *r, unsigned slot, uint64_t epoch);
+/* A peer sent us, as primary of a slot we lead at a newer epoch, writes we
+ * refused: its copies may hold writes ours lack, so it leaves our ISRs and
+ * is synced again. */
+void narf_repl_diverged(struct narf_repl *r, uint32_t peer);
+
+/* Fetch the cluster map now (a peer's map and ours disagree). */
+void narf_repl_refresh_map(struct narf_repl *r);
+/* How many map replies (current or new) have arrived so far. */
+uint64_t narf_repl_map_checks(const struct narf_repl *r);
+
 /* NARF.SYNC / NARF.SYNCED received for slot s. */
 void narf_repl_sync_begin(struct narf_repl *r, unsigned slot);
 void narf_repl_sync_end(struct narf_repl *r, unsigned slot);

@@ -251,6 +251,9 @@ static void proxy_done(void *data, const char *reply, size_t len)
 	struct narf_rconn *conn = data;
 
 	conn->px = NULL;
+	/* The owner says someone else leads the slot: our map is behind. */
+	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0)
+		narf_repl_refresh_map(conn->dn->repl);
 	if (narf_buf_append(&conn->out, reply, len) != 0)
 		conn->client.close_after_reply = true;
 	conn->dn->progress = true;
