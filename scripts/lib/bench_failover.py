@@ -61,17 +61,20 @@ def leader_map(coords):
 
 
 def wait_ready(coords, addrs, timeout):
+    """Until cluster_ready() holds twice in a row, 0.3 s apart, at the same
+    map epoch."""
     deadline = time.monotonic() + timeout
-    last = None
+    last = prev = None
     while time.monotonic() < deadline:
         try:
             m = ch.cluster_ready(coords, addrs)
-            if m:
+            if m and prev is not None and m["epoch"] == prev:
                 return m
+            prev = m["epoch"] if m else None
         except (OSError, ValueError, HarnessError, KeyError,
                 AssertionError) as e:
-            last = e
-        time.sleep(0.1)
+            last, prev = e, None
+        time.sleep(0.3 if prev is not None else 0.1)
     raise HarnessError("cluster not ready (all %d nodes up, "
                        "under_replicated 0) within %.0fs (last error %r)"
                        % (len(addrs), timeout, last))

@@ -47,6 +47,8 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 # A write with ack `all` may wait for a dead replica to leave the ISR (node
 # timeout + a Raft commit, slower under ASan): answers within this are fine.
 REQUEST_TIMEOUT = 5.0
+# Error replies after which a cluster client re-reads the routing.
+REFRESH_ERRORS = ("CLUSTERDOWN", "TRYAGAIN")
 
 
 # ---------------------------------------------------------------------------
@@ -220,7 +222,10 @@ def cluster_ready(trio, addrs):
     (status slots.under_replicated == 0 once there are as many up nodes as
     copies; with fewer, every up node holds a copy in the ISR), and every
     node at addrs answers CLUSTER SLOTS with the map's primaries. Else None.
-    `trio` is anything with .apis (the coordinators' API addresses)."""
+    With 2+ up nodes every node at addrs must also hold copies (a node
+    that just came up has none until the leader's next step), and no slot
+    may be syncing. `trio` is anything with .apis (the coordinators' API
+    addresses)."""
     rep = call_leader(trio, {"op": "status"}, 5.0)
     assert rep.get("ok"), rep
     st = rep["status"]
@@ -231,16 +236,22 @@ def cluster_ready(trio, addrs):
     if not set(addrs) <= up:
         return None
     sl = st["slots"]
-    if sl.get("assigned") != NSLOTS or sl.get("moving", 0) != 0:
+    if sl.get("assigned") != NSLOTS or sl.get("moving", 0) != 0 or \
+            sl.get("syncing", 0) != 0:
         return None
     repl = st.get("replication", 2)
     if len(up) >= repl and sl.get("under_replicated") != 0:
         return None
     want = min(repl, len(up)) - 1
     ids = {n["id"]: n["addr"] for n in m["nodes"]}
+    holders = set()
     for prim, reps, isr in expand_slots(m):
         if len(isr) < want:
             return None
+        holders.add(ids.get(prim))
+        holders.update(ids.get(i) for i in isr)
+    if want > 0 and not set(addrs) <= holders:
+        return None  # an up node not given its copies yet
     table = [ids.get(prim) for prim, _, _ in expand_slots(m)]
     for addr in addrs:
         try:
@@ -395,17 +406,23 @@ class Cluster:
         return cluster_ready(self.trio, [d.addr for d in expect_up])
 
     def wait_ready(self, timeout=40.0, expect_up=None, what="cluster ready"):
+        """Until ready() holds twice in a row, 0.3 s apart, at the same map
+        epoch (the leader takes its next step at once when one applies, so
+        a pause between steps does not pass for the end)."""
         deadline = time.monotonic() + timeout
         last = None
+        prev = None
         while time.monotonic() < deadline:
             try:
                 m = self.ready(expect_up)
-                if m:
+                if m and prev is not None and m["epoch"] == prev:
                     return m
+                prev = m["epoch"] if m else None
             except (OSError, ValueError, HarnessError, KeyError,
                     AssertionError) as e:
                 last = e
-            time.sleep(0.1)
+                prev = None
+            time.sleep(0.3 if prev is not None else 0.1)
         try:
             st = self.status(3.0)
         except (OSError, HarnessError, AssertionError) as e:
@@ -492,7 +509,8 @@ class RequestError(Exception):
 class Router:
     """Sends each key's request to its slot's primary (from CLUSTER SLOTS of
     any live node); follows -MOVED (the request was not run) and refreshes
-    the table after -MOVED or a connection error. One connection per node,
+    the table after -MOVED, -CLUSTERDOWN, -TRYAGAIN or a connection
+    error. One connection per node,
     dropped on any error (a late reply must never be read as the answer to
     the next request)."""
 
@@ -586,6 +604,10 @@ class Router:
                 self.table[slot] = addr
                 self.stale = True
                 continue
+            if isinstance(rep, Err) and rep.startswith(REFRESH_ERRORS):
+                # Not run; the routing may be stale (as a cluster client
+                # does, re-read CLUSTER SLOTS before the next request).
+                self.stale = True
             return rep, addr
         raise RequestError("too many redirects for slot %d" % slot)
 
