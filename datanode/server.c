@@ -302,6 +302,11 @@ static void conn_process(struct narf_rconn *conn)
 			conn->client.close_after_reply = true;
 			break;
 		}
+		if (rv == NARF_RESP_EMPTY) { /* nothing to run */
+			pos += conn->req.consumed;
+			narf_resp_req_reset(&conn->req);
+			continue;
+		}
 		rv = narf_engine_exec(e, &conn->client, conn->req.argc,
 		                      conn->req.argv, conn->req.argvlen,
 		                      &conn->out);
