@@ -409,8 +409,14 @@ static enum route route(struct narf_engine *e,
 		return ROUTE_HERE;
 	me = *e->cluster_node_id;
 	sl = &map->slots[slot];
-	if (sl->primary == me)
-		return e->lease_ok ? ROUTE_HERE : ROUTE_HOLD;
+	if (sl->primary == me) {
+		/* During a handoff writes wait for the new primary. */
+		if (!e->lease_ok ||
+		    ((cmd->flags & NARF_CMD_WRITE) && e->repl != NULL &&
+		     narf_repl_handing_off(e->repl, slot)))
+			return ROUTE_HOLD;
+		return ROUTE_HERE;
+	}
 	if (c->readonly && (cmd->flags & NARF_CMD_READONLY) && in_isr(sl, me) &&
 	    (e->repl == NULL || narf_repl_replica_ready(e->repl, slot)))
 		return e->lease_ok ? ROUTE_HERE : ROUTE_HOLD;

@@ -65,8 +65,8 @@ struct narf_client {
 	bool ack_primary; /* ACKMODE PRIMARY: replies do not wait */
 	bool peer;        /* NARF.HELLO: another node's link */
 	uint32_t peer_node;
-	uint64_t hold_checks; /* map replies seen when a peer's request
-	                         was first held for a map refresh */
+	uint64_t hold_checks;    /* map replies seen when a peer's request
+	                            was first held for a map refresh */
 	long long wait_replicas; /* WAIT's arguments */
 	long long wait_timeout_ms;
 };

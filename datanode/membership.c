@@ -433,6 +433,39 @@ static void tick_cb(uv_timer_t *t)
 	}
 }
 
+static void queue_request(struct narf_member *m, struct narf_isr_req *q)
+{
+	if (m->isr_tail != NULL)
+		m->isr_tail->next = q;
+	else
+		m->isr_head = q;
+	m->isr_tail = q;
+	send_next(m);
+}
+
+int narf_member_handoff(struct narf_member *m,
+                        json_t *ranges,
+                        narf_member_isr_cb cb,
+                        void *data)
+{
+	struct narf_isr_req *q = calloc(1, sizeof(*q));
+
+	if (q != NULL)
+		q->msg = json_pack("{s:s,s:I,s:s,s:o}", "op", "handoff", "node",
+		                   (json_int_t)m->node_id, "boot_id",
+		                   m->boot_id, "slots", ranges);
+	else
+		json_decref(ranges);
+	if (q == NULL || q->msg == NULL) {
+		free(q);
+		return NARF_ENOMEM;
+	}
+	q->cb = cb;
+	q->data = data;
+	queue_request(m, q);
+	return 0;
+}
+
 int narf_member_isr(struct narf_member *m,
                     uint32_t peer,
                     bool drop,
@@ -460,12 +493,7 @@ int narf_member_isr(struct narf_member *m,
 	q->drop = drop;
 	q->cb = cb;
 	q->data = data;
-	if (m->isr_tail != NULL)
-		m->isr_tail->next = q;
-	else
-		m->isr_head = q;
-	m->isr_tail = q;
-	send_next(m);
+	queue_request(m, q);
 	return 0;
 }
 

@@ -104,6 +104,14 @@ int narf_member_isr(struct narf_member *m,
                     narf_member_isr_cb cb,
                     void *data);
 
+/* Queue a `handoff` request: this node has stopped writes to the slots in
+ * ranges (stolen) and their move targets have acknowledged everything; cb
+ * hears the answer (peer 0). */
+int narf_member_handoff(struct narf_member *m,
+                        json_t *ranges,
+                        narf_member_isr_cb cb,
+                        void *data);
+
 /* Fetch the map as soon as the connection is free (a peer showed a newer
  * slot epoch than ours). */
 void narf_member_want_map(struct narf_member *m);

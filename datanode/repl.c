@@ -75,7 +75,12 @@ struct narf_peer {
 	bool drop_inflight;  /* request sent, no reply yet */
 	uint64_t drop_epoch; /* map epoch carrying the drop, once known */
 	uint64_t failed_ms;  /* last link failure, for the retry delay */
-	uint64_t synced;     /* slots synced to this peer, ever */
+	/* handoffs to this peer: our slots it is to lead, writes to them
+	 * stopped; ready once it has acked handoff_seq */
+	uint64_t handoff[WORDS];
+	uint64_t handoff_seq;
+	bool handoff_inflight;
+	uint64_t synced; /* slots synced to this peer, ever */
 };
 
 struct narf_repl {
@@ -86,9 +91,10 @@ struct narf_repl {
 	struct narf_peer **peers;   /* owned */
 	unsigned n_peers, cap_peers;
 	uint64_t lead[WORDS];    /* slots we lead, per our map */
+	uint64_t handing[WORDS]; /* ... of which we hand off (writes wait) */
 	uint64_t ready[WORDS];   /* replica slots synced here */
 	uint64_t *lost_at; /* per slot: map epoch at which we last lost it */
-	uint64_t epoch;          /* our map's epoch */
+	uint64_t epoch;    /* our map's epoch */
 	unsigned node_timeout_ms;
 	/* the batch in progress */
 	bool in_batch;
@@ -161,8 +167,7 @@ static void gate_slot(struct narf_gate *g, unsigned slot)
 }
 
 /* Did we lose a slot the gate's writes went to, after they ran? */
-static bool gate_lost_slot(const struct narf_repl *r,
-                           const struct narf_gate *g)
+static bool gate_lost_slot(const struct narf_repl *r, const struct narf_gate *g)
 {
 	if (g->many) {
 		for (unsigned s = 0; s < NARF_SLOTS; s++)
@@ -936,6 +941,71 @@ static void collect_joins(struct narf_repl *r, struct narf_peer *p)
 		ask_add(r, p);
 }
 
+static json_t *ranges_of(const uint64_t *set)
+{
+	json_t *ranges = json_array();
+	unsigned s = 0;
+
+	while (ranges != NULL && s < NARF_SLOTS) {
+		unsigned lo;
+
+		if (!bit(set, s)) {
+			s++;
+			continue;
+		}
+		lo = s;
+		while (s < NARF_SLOTS && bit(set, s))
+			s++;
+		json_array_append_new(ranges,
+		                      json_pack("[i,i]", (int)lo, (int)s - 1));
+	}
+	return ranges;
+}
+
+static void handoff_reply(void *data,
+                          uint32_t peer,
+                          bool drop,
+                          bool ok,
+                          uint64_t epoch)
+{
+	struct narf_repl *r = data;
+
+	/* Taken: the map that makes the targets primary clears the flag
+	 * (narf_repl_map_changed); refused: ask again. */
+	if (ok)
+		return;
+	for (unsigned i = 0; i < r->n_peers; i++)
+		r->peers[i]->handoff_inflight = false;
+	NARF_INFO("repl: handoff not taken; asking again");
+}
+
+/*
+ * A handoff is ready when the target has every slot (forwarded) and has
+ * acknowledged everything we sent before writes stopped; then we tell the
+ * coordinator, which makes it primary with a new slot epoch.
+ */
+static void report_handoffs(struct narf_repl *r, struct narf_peer *p)
+{
+	uint64_t ready[WORDS];
+	bool any = false;
+
+	if (p->handoff_inflight || p->repl == NULL ||
+	    p->repl->acked < p->handoff_seq)
+		return;
+	for (unsigned w = 0; w < WORDS; w++) {
+		ready[w] = p->handoff[w] & p->fwd[w] & p->counts[w];
+		any = any || ready[w] != 0;
+	}
+	if (!any)
+		return;
+	if (narf_member_handoff(r->member, ranges_of(ready), handoff_reply,
+	                        r) == 0) {
+		p->handoff_inflight = true;
+		NARF_INFO("repl: handing %u slots to node %u",
+		          bits_count(ready), p->id);
+	}
+}
+
 static void prepare_cb(uv_prepare_t *h)
 {
 	struct narf_repl *r = h->data;
@@ -945,6 +1015,7 @@ static void prepare_cb(uv_prepare_t *h)
 
 		pump(r, p);
 		collect_joins(r, p);
+		report_handoffs(r, p);
 		if (p->repl != NULL)
 			link_flush(p->repl);
 		if (p->proxy != NULL)
@@ -1031,7 +1102,21 @@ void narf_repl_map_changed(struct narf_repl *r,
 			bit_set(r->lead, s);
 		if (lead)
 			bit_set(r->ready, s);
-		else if (!in_list(slot->replicas, slot->n_replicas, me))
+		if (lead && slot->move != 0 && slot->move != me) {
+			struct narf_peer *t = peer_get(r, map, slot->move);
+
+			/* Writes stop now; what was sent before must be acked
+			 * by the target before we report ready. */
+			if (t != NULL && !bit(r->handing, s)) {
+				bit_set(r->handing, s);
+				bit_set(t->handoff, s);
+				t->handoff_seq = t->repl ? t->repl->sent : 0;
+			}
+		} else if (bit(r->handing, s)) {
+			bit_clear(r->handing, s);
+			for (unsigned i = 0; i < r->n_peers; i++)
+				bit_clear(r->peers[i]->handoff, s);
+		} else if (!in_list(slot->replicas, slot->n_replicas, me))
 			bit_clear(r->ready, s);
 		/* A copy we no longer hold is dropped. */
 		if (!narf_slot_has(slot, me) &&
@@ -1045,6 +1130,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 		const struct narf_map_node *n = narf_map_node_get(map, p->id);
 
 		recount(p);
+		p->handoff_inflight = false;
 		if (p->dropping && p->drop_epoch != UINT64_MAX &&
 		    map->epoch >= p->drop_epoch)
 			p->dropping = false;
@@ -1058,6 +1144,11 @@ void narf_repl_map_changed(struct narf_repl *r,
 bool narf_repl_leads(const struct narf_repl *r, unsigned slot)
 {
 	return bit(r->lead, slot);
+}
+
+bool narf_repl_handing_off(const struct narf_repl *r, unsigned slot)
+{
+	return bit(r->handing, slot);
 }
 
 bool narf_repl_replica_ready(const struct narf_repl *r, unsigned slot)

@@ -112,6 +112,8 @@ void narf_repl_map_changed(struct narf_repl *r,
 /* Does this node lead slot s (per its map)? Replica in sync for it? */
 bool narf_repl_leads(const struct narf_repl *r, unsigned slot);
 bool narf_repl_replica_ready(const struct narf_repl *r, unsigned slot);
+/* Is a slot we lead being handed to its move target (writes wait)? */
+bool narf_repl_handing_off(const struct narf_repl *r, unsigned slot);
 
 /* Batches: between begin and end, changes record what they need; end moves
  * that into gate (merging) and says whether anything must be waited for. */
