@@ -925,6 +925,23 @@ def failure_windows(records):
     return out
 
 
+def group_window(records, slots):
+    """How long writes to a group of slots were failing, as one figure:
+    from the first failed attempt on any of them to the first success on
+    any of them after the last failure (seconds; None without failures,
+    inf when none succeeded after). Precise to about one attempt interval
+    of the group, where a per-slot figure is only as fine as the time the
+    writer takes to come back to the same key."""
+    recs = sorted((a for a in records if a.slot in slots),
+                  key=lambda a: a.t_sent)
+    fails = [a for a in recs if not a.ok]
+    if not fails:
+        return None
+    last = fails[-1].t_sent
+    after = [a.t_done for a in recs if a.ok and a.t_sent > last]
+    return (min(after) if after else float("inf")) - fails[0].t_sent
+
+
 def window_report(records, groups):
     """One line per group of slots ({name: set of slots}): attempts,
     failures, and the longest time writes to one of its slots were
@@ -943,9 +960,11 @@ def window_report(records, groups):
                     continue
                 longest = max(longest or 0.0, t1 - t0)
         stats[name] = (att, fails, longest, open_slots)
-        lines.append("%-24s %6d attempts %5d failed, longest failing "
-                     "window %s%s" % (
+        gw = group_window(records, slots)
+        lines.append("%-22s %6d attempts %5d failed; failing for %s "
+                     "(longest per slot %s)%s" % (
                          name, att, fails,
+                         "%.0f ms" % (gw * 1000) if gw is not None else "-",
                          "%.0f ms" % (longest * 1000) if longest is not None
                          else "-",
                          ", %d slots never recovered" % open_slots
