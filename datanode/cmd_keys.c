@@ -535,10 +535,10 @@ static int cmd_flushall(struct narf_engine *e,
 #define R NARF_CMD_READONLY
 #define F NARF_CMD_FAST
 const struct narf_command narf_key_commands[] = {
-        {"del", cmd_del, -2, W, 1, -1, 1},
-        {"unlink", cmd_del, -2, W | F, 1, -1, 1},
-        {"exists", cmd_exists, -2, R | F, 1, -1, 1},
-        {"touch", cmd_touch, -2, R | F, 1, -1, 1},
+        {"del", cmd_del, -2, W | NARF_CMD_SPLIT_SUM, 1, -1, 1},
+        {"unlink", cmd_del, -2, W | F | NARF_CMD_SPLIT_SUM, 1, -1, 1},
+        {"exists", cmd_exists, -2, R | F | NARF_CMD_SPLIT_SUM, 1, -1, 1},
+        {"touch", cmd_touch, -2, R | F | NARF_CMD_SPLIT_SUM, 1, -1, 1},
         {"type", cmd_type, 2, R | F, 1, 1, 1},
         {"rename", cmd_rename, 3, W, 1, 2, 1},
         {"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1},

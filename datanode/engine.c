@@ -62,6 +62,11 @@ static const struct narf_command *lookup_command(const char *name, size_t n)
 	return NULL;
 }
 
+const struct narf_command *narf_engine_command(const char *name, size_t n)
+{
+	return lookup_command(name, n);
+}
+
 /* Walk every command table (COMMAND, COMMAND COUNT). */
 const struct narf_command *const narf_command_tables[] = {
         narf_string_commands, narf_key_commands, narf_server_commands,
@@ -350,7 +355,7 @@ void narf_node_name(char out[41], uint32_t id)
 	snprintf(out, 41, "%040x", id);
 }
 
-enum route { ROUTE_HERE, ROUTE_DONE, ROUTE_HOLD, ROUTE_PROXY };
+enum route { ROUTE_HERE, ROUTE_DONE, ROUTE_HOLD, ROUTE_PROXY, ROUTE_SPLIT };
 
 /* Is node id in slot's ISR? */
 static bool in_isr(const struct narf_slot *slot, uint32_t id)
@@ -382,6 +387,7 @@ static enum route route(struct narf_engine *e,
 	const struct narf_slot *sl;
 	uint32_t me;
 	int last, slot = -1;
+	bool cross = false, all_here = true;
 
 	if (e->cluster_map == NULL || cmd->first_key <= 0)
 		return ROUTE_HERE;
@@ -392,22 +398,35 @@ static enum route route(struct narf_engine *e,
 		                "node has not joined yet)");
 		return ROUTE_DONE;
 	}
+	me = *e->cluster_node_id;
 	last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
 	for (int i = cmd->first_key; i <= last && i < argc;
 	     i += cmd->key_step) {
 		int s = (int)narf_key_slot(argv[i], argvlen[i]);
 
-		if (slot >= 0 && s != slot) {
-			narf_resp_error(out,
-			                "CROSSSLOT Keys in request don't "
-			                "hash to the same slot");
-			return ROUTE_DONE;
-		}
+		cross = cross || (slot >= 0 && s != slot);
+		all_here = all_here && map->slots[s].primary == me &&
+		           (e->repl == NULL || !(cmd->flags & NARF_CMD_WRITE) ||
+		            !narf_repl_handing_off(e->repl, (unsigned)s));
 		slot = s;
 	}
 	if (slot < 0)
 		return ROUTE_HERE;
-	me = *e->cluster_node_id;
+	/* Keys of several slots: fine when we lead them all (we hold them
+	 * all); MGET, MSET, DEL, UNLINK, EXISTS and TOUCH are otherwise split
+	 * by owner and merged (ROUTE_SPLIT); anything else is -CROSSSLOT, as
+	 * in Redis Cluster. */
+	if (cross) {
+		if (all_here)
+			return e->lease_ok ? ROUTE_HERE : ROUTE_HOLD;
+		if ((cmd->flags & NARF_CMD_SPLIT) && e->repl != NULL &&
+		    !e->cfg.redirect && !c->peer)
+			return e->lease_ok ? ROUTE_SPLIT : ROUTE_HOLD;
+		narf_resp_error(out,
+		                "CROSSSLOT Keys in request don't "
+		                "hash to the same slot");
+		return ROUTE_DONE;
+	}
 	sl = &map->slots[slot];
 	if (sl->primary == me) {
 		/* During a handoff writes wait for the new primary. */
@@ -506,6 +525,9 @@ int narf_engine_exec(struct narf_engine *e,
 			break;
 		case ROUTE_PROXY:
 			rv = NARF_EXEC_PROXY;
+			break;
+		case ROUTE_SPLIT:
+			rv = NARF_EXEC_SPLIT;
 			break;
 		default:
 			rv = 0;

@@ -115,6 +115,7 @@ void narf_engine_client_init(struct narf_engine *e, struct narf_client *c);
 #define NARF_EXEC_HOLD (-1)  /* not run: this node's lease has lapsed */
 #define NARF_EXEC_PROXY (-2) /* not run: forward it to e->proxy_node */
 #define NARF_EXEC_WAIT (-3)  /* WAIT: the server answers it */
+#define NARF_EXEC_SPLIT (-4) /* keys led by several nodes: split, merge */
 
 /* Execute one request; the reply is appended to out. Returns 0, one of
  * NARF_EXEC_* (nothing appended), or NARF_ENOMEM when the reply could not
@@ -125,6 +126,9 @@ int narf_engine_exec(struct narf_engine *e,
                      const char **argv,
                      const size_t *argvlen,
                      struct narf_buf *out);
+
+/* The command named name (case-insensitive), or NULL. */
+const struct narf_command *narf_engine_command(const char *name, size_t n);
 
 /* Periodic work: active expiry and incremental rehash within a bound. */
 void narf_engine_cron(struct narf_engine *e);
@@ -154,6 +158,15 @@ struct narf_command {
 #define NARF_CMD_NOAUTH 4u  /* allowed before AUTH */
 #define NARF_CMD_DENYOOM 8u /* may grow memory: refused under noeviction */
 #define NARF_CMD_FAST 16u
+/* In a cluster, keys of other nodes' slots are sent to them and the replies
+ * merged: SPLIT_SUM adds integers (DEL, EXISTS), SPLIT_ARRAY puts values
+ * back in request order (MGET), SPLIT_OK answers OK when every part did
+ * (MSET). */
+#define NARF_CMD_SPLIT_SUM 32u
+#define NARF_CMD_SPLIT_ARRAY 64u
+#define NARF_CMD_SPLIT_OK 128u
+#define NARF_CMD_SPLIT \
+	(NARF_CMD_SPLIT_SUM | NARF_CMD_SPLIT_ARRAY | NARF_CMD_SPLIT_OK)
 
 extern const struct narf_command narf_string_commands[];
 extern const struct narf_command narf_key_commands[];

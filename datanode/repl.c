@@ -92,7 +92,7 @@ struct narf_repl {
 	unsigned n_peers, cap_peers;
 	uint64_t lead[WORDS];    /* slots we lead, per our map */
 	uint64_t handing[WORDS]; /* ... of which we hand off (writes wait) */
-	uint64_t ready[WORDS];   /* replica slots synced here */
+	uint64_t syncing[WORDS]; /* replica slots being synced to us */
 	uint64_t *lost_at; /* per slot: map epoch at which we last lost it */
 	uint64_t epoch;    /* our map's epoch */
 	unsigned node_timeout_ms;
@@ -1100,8 +1100,9 @@ void narf_repl_map_changed(struct narf_repl *r,
 		}
 		if (lead)
 			bit_set(r->lead, s);
-		if (lead)
-			bit_set(r->ready, s);
+		/* A sync in progress ends when we lead the slot or drop it. */
+		if (lead || !narf_slot_has(slot, me))
+			bit_clear(r->syncing, s);
 		if (lead && slot->move != 0 && slot->move != me) {
 			struct narf_peer *t = peer_get(r, map, slot->move);
 
@@ -1116,8 +1117,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 			bit_clear(r->handing, s);
 			for (unsigned i = 0; i < r->n_peers; i++)
 				bit_clear(r->peers[i]->handoff, s);
-		} else if (!in_list(slot->replicas, slot->n_replicas, me))
-			bit_clear(r->ready, s);
+		}
 		/* A copy we no longer hold is dropped. */
 		if (!narf_slot_has(slot, me) &&
 		    narf_store_slot_count(r->store, s) > 0)
@@ -1153,7 +1153,7 @@ bool narf_repl_handing_off(const struct narf_repl *r, unsigned slot)
 
 bool narf_repl_replica_ready(const struct narf_repl *r, unsigned slot)
 {
-	return bit(r->ready, slot);
+	return !bit(r->syncing, slot);
 }
 
 /* --- replica side -------------------------------------------------------- */
@@ -1198,13 +1198,13 @@ uint64_t narf_repl_map_checks(const struct narf_repl *r)
 
 void narf_repl_sync_begin(struct narf_repl *r, unsigned slot)
 {
-	bit_clear(r->ready, slot);
+	bit_set(r->syncing, slot);
 	narf_store_drop_slot(r->store, slot);
 }
 
 void narf_repl_sync_end(struct narf_repl *r, unsigned slot)
 {
-	bit_set(r->ready, slot);
+	bit_clear(r->syncing, slot);
 }
 
 /* --- proxying ------------------------------------------------------------ */
@@ -1299,11 +1299,11 @@ void narf_repl_info(const struct narf_repl *r, struct narf_buf *out)
 	unsigned n;
 
 	n = (unsigned)snprintf(line, sizeof(line),
-	                       "slots_led:%u\r\nslots_ready:%u\r\n"
+	                       "slots_led:%u\r\nslots_syncing_here:%u\r\n"
 	                       "stream_messages:%" PRIu64
 	                       "\r\nstream_bytes:%" PRIu64
 	                       "\r\nstream_acks:%" PRIu64 "\r\n",
-	                       lead, bits_count(r->ready), r->stream_msgs,
+	                       lead, bits_count(r->syncing), r->stream_msgs,
 	                       r->stream_bytes, r->acks);
 	narf_buf_append(out, line, n);
 	for (unsigned i = 0; i < r->n_peers; i++) {

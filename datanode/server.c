@@ -39,6 +39,9 @@
 #define NARF_OUT_SOFT_LIMIT (1u << 20)
 #define NARF_PARK_MAX_MS 3000
 
+struct scatter;
+static void scatter_free(struct scatter *sc);
+
 struct narf_rconn {
 	uv_tcp_t tcp; /* tcp.data == this */
 	uv_write_t wreq;
@@ -63,6 +66,7 @@ struct narf_rconn {
 	bool park_expired; /* the next held request fails instead */
 	bool waiting;
 	struct narf_proxy *px;
+	struct scatter *sc;    /* a split request's parts are out */
 	uint64_t blocked_ms;   /* when parked or WAIT began */
 	struct narf_gate gate; /* what the held replies wait for */
 	struct narf_gate last; /* what the last writes needed (WAIT) */
@@ -86,7 +90,8 @@ static void conn_closed_cb(uv_handle_t *h)
 
 static bool blocked(const struct narf_rconn *c)
 {
-	return c->gated || c->parked || c->waiting || c->px != NULL;
+	return c->gated || c->parked || c->waiting || c->px != NULL ||
+	       c->sc != NULL;
 }
 
 static void unlist_blocked(struct narf_rconn *conn)
@@ -129,6 +134,10 @@ static void conn_close(struct narf_rconn *conn)
 	if (conn->px != NULL) {
 		narf_repl_proxy_cancel(conn->px);
 		conn->px = NULL;
+	}
+	if (conn->sc != NULL) {
+		scatter_free(conn->sc);
+		conn->sc = NULL;
 	}
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
@@ -246,6 +255,239 @@ static void conn_flush(struct narf_rconn *conn)
 	}
 }
 
+/* --- requests split across owners (MGET, MSET, DEL, EXISTS, ...) -------- */
+
+struct part {
+	struct scatter *sc;
+	uint32_t node;         /* owner; ours for the local part */
+	struct narf_proxy *px; /* while forwarded */
+	struct narf_buf reply; /* one whole reply once done */
+	int argc;
+	const char **argv; /* borrowed from the request */
+	size_t *argvlen;
+};
+
+struct scatter {
+	struct narf_rconn *conn;
+	unsigned flags; /* NARF_CMD_SPLIT_* */
+	unsigned n_parts, pending;
+	struct part *parts;
+	unsigned nkeys;
+	unsigned *key_part; /* per key of the request: its part */
+};
+
+static void scatter_free(struct scatter *sc)
+{
+	for (unsigned i = 0; i < sc->n_parts; i++) {
+		if (sc->parts[i].px != NULL)
+			narf_repl_proxy_cancel(sc->parts[i].px);
+		narf_buf_close(&sc->parts[i].reply);
+		free(sc->parts[i].argv);
+		free(sc->parts[i].argvlen);
+	}
+	free(sc->parts);
+	free(sc->key_part);
+	free(sc);
+}
+
+/* The replies' elements of an MGET part, in order; NULL on a bad reply. */
+static size_t *array_elements(const struct narf_buf *b, unsigned n)
+{
+	size_t *off = malloc((n + 1) * sizeof(*off)), pos, len;
+	long long k;
+
+	if (off == NULL || b->len < 4 || b->data[0] != '*' ||
+	    sscanf(b->data + 1, "%lld", &k) != 1 || k != (long long)n) {
+		free(off);
+		return NULL;
+	}
+	pos = (size_t)(strchr(b->data, '\n') - b->data) + 1;
+	for (unsigned i = 0; i < n; i++) {
+		if (narf_resp_reply_len(b->data + pos, b->len - pos, UINT64_MAX,
+		                        &len) != NARF_RESP_DONE) {
+			free(off);
+			return NULL;
+		}
+		off[i] = pos;
+		pos += len;
+	}
+	off[n] = pos;
+	return off;
+}
+
+/* Every part answered: one reply in the request's terms. */
+static void scatter_merge(struct scatter *sc, struct narf_buf *out)
+{
+	long long sum = 0, v;
+
+	for (unsigned i = 0; i < sc->n_parts; i++) {
+		const struct narf_buf *b = &sc->parts[i].reply;
+
+		if (b->len == 0 || b->data[0] == '-') {
+			if (b->len > 0)
+				narf_buf_append(out, b->data, b->len);
+			else
+				narf_resp_error(out, "TRYAGAIN no reply");
+			return;
+		}
+		if ((sc->flags & NARF_CMD_SPLIT_SUM) &&
+		    sscanf(b->data, ":%lld", &v) == 1)
+			sum += v;
+	}
+	if (sc->flags & NARF_CMD_SPLIT_SUM) {
+		narf_resp_int(out, sum);
+	} else if (sc->flags & NARF_CMD_SPLIT_OK) {
+		narf_resp_simple(out, "OK");
+	} else {
+		size_t **off = calloc(sc->n_parts, sizeof(*off));
+		unsigned *next = calloc(sc->n_parts, sizeof(*next));
+		bool bad = off == NULL || next == NULL;
+
+		for (unsigned i = 0; !bad && i < sc->n_parts; i++) {
+			off[i] =
+			        array_elements(&sc->parts[i].reply,
+			                       (unsigned)sc->parts[i].argc - 1);
+			bad = off[i] == NULL;
+		}
+		if (bad) {
+			narf_resp_error(out, "ERR a node sent a bad reply");
+		} else {
+			narf_resp_array(out, sc->nkeys);
+			for (unsigned k = 0; k < sc->nkeys; k++) {
+				unsigned p = sc->key_part[k], j = next[p]++;
+				const struct narf_buf *b = &sc->parts[p].reply;
+
+				narf_buf_append(out, b->data + off[p][j],
+				                off[p][j + 1] - off[p][j]);
+			}
+		}
+		for (unsigned i = 0; off != NULL && i < sc->n_parts; i++)
+			free(off[i]);
+		free(off);
+		free(next);
+	}
+}
+
+static void scatter_part_done(void *data, const char *reply, size_t len)
+{
+	struct part *pt = data;
+	struct scatter *sc = pt->sc;
+	struct narf_rconn *conn = sc->conn;
+
+	pt->px = NULL;
+	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0)
+		narf_repl_refresh_map(conn->dn->repl);
+	narf_buf_append(&pt->reply, reply, len);
+	if (--sc->pending > 0)
+		return;
+	scatter_merge(sc, &conn->out);
+	conn->sc = NULL;
+	scatter_free(sc);
+	conn->dn->progress = true;
+}
+
+/*
+ * Split a request whose keys several nodes lead: one request per owner
+ * with its keys (and values), ours run here at once, the others
+ * forwarded; the reply is merged when all are in. Returns false (with
+ * the error in out) when it cannot start.
+ */
+static bool scatter_start(struct narf_rconn *conn,
+                          const struct narf_resp_req *req,
+                          struct narf_buf *out)
+{
+	struct narf_dn *dn = conn->dn;
+	struct narf_engine *e = &dn->engine;
+	const struct narf_map *map = narf_engine_map(e);
+	const struct narf_command *cmd =
+	        narf_engine_command(req->argv[0], req->argvlen[0]);
+	unsigned step = cmd && (cmd->flags & NARF_CMD_SPLIT_OK) ? 2 : 1;
+	struct scatter *sc = calloc(1, sizeof(*sc));
+	uint32_t me = *e->cluster_node_id;
+
+	if (sc == NULL || map == NULL || cmd == NULL)
+		goto fail;
+	sc->conn = conn;
+	sc->flags = cmd->flags & NARF_CMD_SPLIT;
+	sc->nkeys = (unsigned)(req->argc - 1) / step;
+	sc->key_part = calloc(sc->nkeys, sizeof(*sc->key_part));
+	sc->parts = calloc(sc->nkeys, sizeof(*sc->parts));
+	if (sc->key_part == NULL || sc->parts == NULL)
+		goto fail;
+	for (unsigned k = 0; k < sc->nkeys; k++) {
+		int a = 1 + (int)(k * step);
+		uint32_t owner =
+		        map->slots[narf_key_slot(req->argv[a], req->argvlen[a])]
+		                .primary;
+		unsigned p = 0;
+		struct part *pt;
+
+		if (owner == 0) {
+			narf_resp_error(out,
+			                "CLUSTERDOWN Hash slot not served");
+			scatter_free(sc);
+			return false;
+		}
+		while (p < sc->n_parts && sc->parts[p].node != owner)
+			p++;
+		pt = &sc->parts[p];
+		if (p == sc->n_parts) {
+			sc->n_parts++;
+			pt->sc = sc;
+			pt->node = owner;
+			narf_buf_init(&pt->reply);
+			pt->argv = calloc((size_t)req->argc, sizeof(*pt->argv));
+			pt->argvlen =
+			        calloc((size_t)req->argc, sizeof(*pt->argvlen));
+			if (pt->argv == NULL || pt->argvlen == NULL)
+				goto fail;
+			pt->argv[0] = req->argv[0];
+			pt->argvlen[0] = req->argvlen[0];
+			pt->argc = 1;
+		}
+		sc->key_part[k] = p;
+		for (unsigned j = 0; j < step; j++) {
+			pt->argv[pt->argc] = req->argv[a + (int)j];
+			pt->argvlen[pt->argc++] = req->argvlen[a + (int)j];
+		}
+	}
+	sc->pending = sc->n_parts;
+	for (unsigned p = 0; p < sc->n_parts; p++) {
+		struct part *pt = &sc->parts[p];
+
+		if (pt->node != me) {
+			pt->px = narf_repl_proxy(dn->repl, pt->node, pt->argc,
+			                         pt->argv, pt->argvlen,
+			                         scatter_part_done, pt);
+			if (pt->px == NULL)
+				narf_resp_error(
+				        &pt->reply,
+				        "TRYAGAIN cannot reach a slot's "
+				        "owner");
+			else
+				continue;
+		} else if (narf_engine_exec(e, &conn->client, pt->argc,
+		                            pt->argv, pt->argvlen,
+		                            &pt->reply) != 0 &&
+		           pt->reply.len == 0) {
+			narf_resp_error(&pt->reply, "TRYAGAIN try again");
+		}
+		sc->pending--;
+	}
+	if (sc->pending == 0) {
+		scatter_merge(sc, out);
+		scatter_free(sc);
+		return true;
+	}
+	conn->sc = sc;
+	return true;
+fail:
+	if (sc != NULL)
+		scatter_free(sc);
+	narf_resp_error(out, "ERR out of memory");
+	return false;
+}
+
 static void proxy_done(void *data, const char *reply, size_t len)
 {
 	struct narf_rconn *conn = data;
@@ -331,6 +573,8 @@ static void conn_process(struct narf_rconn *conn)
 				narf_resp_error(&conn->out,
 				                "TRYAGAIN cannot reach the "
 				                "slot's owner");
+		} else if (rv == NARF_EXEC_SPLIT) {
+			scatter_start(conn, &conn->req, &conn->out);
 		} else if (rv == NARF_EXEC_WAIT) {
 			conn->waiting = !wait_done(conn, false);
 			conn->blocked_ms = uv_now(&dn->loop);
