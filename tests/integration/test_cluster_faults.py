@@ -74,6 +74,9 @@ def start_writer(c, keys, m=None, **kw):
 def report(title, records, groups):
     text, stats = ch.window_report(records, groups)
     print("\n%s\n%s" % (title, text))
+    for name, slots in groups.items():
+        for a in ch.first_errors(records, slots, 3):
+            print("  first failures, %s: %r" % (name, a))
     return stats
 
 
