@@ -417,6 +417,14 @@ def test_plain_client_reads_and_writes_every_slot(make_cluster):
         assert r.incr("n" + k) == 2
     assert r.delete(*[k for _, k in items[:1]]) == 1
     assert r2.exists(items[0][1]) == 0
+    # Multi-key commands across nodes: split by owner, merged.
+    many = {"m:%d" % i: "w%d" % i for i in range(64)}
+    assert len({ch.key_slot(k) for k in many}) > 3
+    assert r.mset(many) is True
+    assert r2.mget(list(many)) == [v.encode() for v in many.values()]
+    assert r2.exists(*many) == len(many)
+    assert r.delete(*list(many)[:10]) == 10
+    assert r2.mget(list(many)[:12]) == [None] * 10 + [b"w10", b"w11"]
     # Each key was written once, on its primary; the primaries' DBSIZE
     # counts owned and replicated keys, never less than what they lead.
     total = sum(redis.Redis(host=HOST, port=d.port).dbsize()
