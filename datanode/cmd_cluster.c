@@ -137,7 +137,8 @@ static int fence(struct narf_engine *e,
 		narf_resp_error(out, "ERR bad slot epoch");
 		return -1;
 	}
-	if (e->repl != NULL && !narf_repl_accept(e->repl, slot, epoch)) {
+	if (e->repl != NULL &&
+	    !narf_repl_accept(e->repl, c->peer_node, slot, epoch)) {
 		/* The sender took writes for a slot it no longer leads; if we
 		 * lead it now, its copies may hold writes ours lack. */
 		if (narf_repl_leads(e->repl, slot))

@@ -1158,14 +1158,19 @@ bool narf_repl_replica_ready(const struct narf_repl *r, unsigned slot)
 
 /* --- replica side -------------------------------------------------------- */
 
-bool narf_repl_accept(struct narf_repl *r, unsigned slot, uint64_t epoch)
+bool narf_repl_accept(struct narf_repl *r,
+                      uint32_t sender,
+                      unsigned slot,
+                      uint64_t epoch)
 {
 	const struct narf_map *map = repl_map(r);
 
 	if (map == NULL)
 		return true;
+	/* An older epoch from the node our map names as the primary is only
+	 * an older map there, not a stale primary. */
 	if (epoch < map->slots[slot].epoch)
-		return false;
+		return map->slots[slot].primary == sender && sender != 0;
 	if (epoch == map->slots[slot].epoch &&
 	    map->slots[slot].primary == r->member->node_id)
 		return false;

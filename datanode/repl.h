@@ -38,8 +38,9 @@
  *
  * Fencing. Every message carries the slot epoch (the map epoch at which the
  * slot's primary last changed); a replica refuses a message older than the
- * epoch it knows, or for a slot it leads itself, with -STALE, and the
- * sender treats its link as failed.
+ * epoch it knows (unless its map still names the sender as the primary), or
+ * for a slot it leads itself, with -STALE, and the sender treats its link
+ * as failed.
  */
 #ifndef NARF_REPL_H
 #define NARF_REPL_H
@@ -149,7 +150,10 @@ void narf_repl_proxy_cancel(struct narf_proxy *px);
 
 /* The replica side of the stream, for the NARF.* commands: may a message
  * for slot s with slot epoch `epoch` be applied here? */
-bool narf_repl_accept(struct narf_repl *r, unsigned slot, uint64_t epoch);
+bool narf_repl_accept(struct narf_repl *r,
+                      uint32_t sender,
+                      unsigned slot,
+                      uint64_t epoch);
 /* A peer sent us, as primary of a slot we lead at a newer epoch, writes we
  * refused: its copies may hold writes ours lack, so it leaves our ISRs and
  * is synced again. */

@@ -101,8 +101,9 @@ def test_nodes_join_and_clients_route_by_the_map(cluster):
 
 def test_plain_client_is_proxied_and_gets_crossslot(cluster):
     """A request for another node's slot is forwarded to the owner and the
-    reply relayed (a plain client sees the whole cache); keys of different
-    slots in one MSET answer -CROSSSLOT."""
+    reply relayed (a plain client sees the whole cache); MSET/MGET/DEL over
+    several nodes' keys are split and merged; MSETNX across slots answers
+    -CROSSSLOT."""
     trio, nodes = cluster
     m = wait_for(lambda: all_up_and_assigned(trio, [n.addr for n in nodes]),
                  20.0, 0.1, "three nodes up with every slot")
@@ -118,8 +119,13 @@ def test_plain_client_is_proxied_and_gets_crossslot(cluster):
     assert c.set("foo", "bar") is True
     assert c.get("foo") == b"bar"
     assert redis.Redis(host=HOST, port=owner.port).get("foo") == b"bar"
+    # MSET/MGET/DEL across slots of several nodes are split and merged;
+    # other multi-key commands across slots are refused as Redis does.
+    assert c.mset({"a": 1, "b": 2, "foo": 3}) is True
+    assert c.mget("a", "nope", "foo", "b") == [b"1", None, b"3", b"2"]
+    assert c.delete("a", "b", "nope") == 2
     with pytest.raises(redis.ResponseError) as e:
-        c.mset({"a": 1, "b": 2})
+        c.msetnx({"a": 1, "b": 2})
     assert "CROSSSLOT" in str(e.value)
     slots = c.execute_command("CLUSTER", "SLOTS")
     assert sum(s[1] - s[0] + 1 for s in slots) == 16384
