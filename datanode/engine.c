@@ -392,6 +392,9 @@ static enum route route(struct narf_engine *e,
 	if (e->cluster_map == NULL || cmd->first_key <= 0)
 		return ROUTE_HERE;
 	map = narf_engine_map(e);
+	/* Joining (a restarted node, say): wait for the map, briefly. */
+	if (map == NULL && e->repl != NULL)
+		return ROUTE_HOLD;
 	if (map == NULL) {
 		narf_resp_error(out,
 		                "CLUSTERDOWN The cluster is down (this "

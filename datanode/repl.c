@@ -80,6 +80,9 @@ struct narf_peer {
 	uint64_t handoff[WORDS];
 	uint64_t handoff_seq;
 	bool handoff_inflight;
+	/* want, ready or handoff may hold slots: prepare_cb looks (it runs
+	 * every loop iteration, so it must not scan 16384 bits for nothing) */
+	bool work;
 	uint64_t synced; /* slots synced to this peer, ever */
 };
 
@@ -545,6 +548,7 @@ static void link_connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	l->connected = true;
+	l->p->work = true;
 	NARF_DEBUG("repl: %s link to node %u (%s) up",
 	           l->kind == LINK_REPL ? "replication" : "proxy", l->p->id,
 	           l->p->addr);
@@ -631,6 +635,7 @@ static void link_fail(struct link *l, const char *why)
 	for (unsigned s = 0; map != NULL && s < NARF_SLOTS; s++)
 		peer_slot_rule(r, p, map, s);
 	recount(p);
+	p->work = true;
 	progress(r);
 }
 
@@ -690,6 +695,7 @@ static void isr_reply(void *data,
 	}
 	p->add_inflight = false;
 	if (!ok) {
+		p->work = true;
 		/* Ask again for what was asked (still marked in `asked`). */
 		for (unsigned i = 0; i < WORDS; i++)
 			p->ready[i] |= p->asked[i];
@@ -928,8 +934,10 @@ static void collect_joins(struct narf_repl *r, struct narf_peer *p)
 	while (k < p->n_joins && p->joins[k].seq <= p->repl->acked) {
 		unsigned s = p->joins[k].slot;
 
-		if (bit(r->lead, s) && bit(p->fwd, s))
+		if (bit(r->lead, s) && bit(p->fwd, s)) {
 			bit_set(p->ready, s);
+			p->work = true;
+		}
 		k++;
 	}
 	if (k > 0) {
@@ -937,8 +945,6 @@ static void collect_joins(struct narf_repl *r, struct narf_peer *p)
 		        (p->n_joins - k) * sizeof(p->joins[0]));
 		p->n_joins -= k;
 	}
-	if (!p->add_inflight && bits_count(p->ready) > 0)
-		ask_add(r, p);
 }
 
 static json_t *ranges_of(const uint64_t *set)
@@ -974,8 +980,10 @@ static void handoff_reply(void *data,
 	 * (narf_repl_map_changed); refused: ask again. */
 	if (ok)
 		return;
-	for (unsigned i = 0; i < r->n_peers; i++)
+	for (unsigned i = 0; i < r->n_peers; i++) {
 		r->peers[i]->handoff_inflight = false;
+		r->peers[i]->work = true;
+	}
 	NARF_INFO("repl: handoff not taken; asking again");
 }
 
@@ -1013,9 +1021,20 @@ static void prepare_cb(uv_prepare_t *h)
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
 
-		pump(r, p);
-		collect_joins(r, p);
-		report_handoffs(r, p);
+		if (p->n_joins > 0)
+			collect_joins(r, p);
+		if (p->work) {
+			bool left = false;
+
+			pump(r, p);
+			if (!p->add_inflight && bits_count(p->ready) > 0)
+				ask_add(r, p);
+			report_handoffs(r, p);
+			for (unsigned w = 0; !left && w < WORDS; w++)
+				left = (p->want[w] | p->ready[w] |
+				        p->handoff[w]) != 0;
+			p->work = left;
+		}
 		if (p->repl != NULL)
 			link_flush(p->repl);
 		if (p->proxy != NULL)
@@ -1131,6 +1150,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 
 		recount(p);
 		p->handoff_inflight = false;
+		p->work = true;
 		if (p->dropping && p->drop_epoch != UINT64_MAX &&
 		    map->epoch >= p->drop_epoch)
 			p->dropping = false;
