@@ -23,6 +23,7 @@
 #include "common/flags.h"
 #include "common/jclient.h"
 #include "common/log.h"
+#include "data.h"
 
 #define DEFAULT_COORD "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 #define DEFAULT_TIMEOUT_MS 5000
@@ -44,6 +45,7 @@ struct options {
 	uint64_t timeout_ms;
 	char **args; /* borrowed: positional arguments, the command first */
 	int nargs;
+	long long ttl; /* set --ttl SECONDS; 0 = none */
 };
 
 /* Terminal escapes; all empty when stdout is not a terminal. */
@@ -66,8 +68,13 @@ static const char help_text[] =
         "  status [--json]   the cluster at a glance: leader, coordinators,\n"
         "                    data nodes, slots and warnings; with --json,\n"
         "                    the coordinator's status object, for scripts\n"
-        "  get KEY | set KEY VALUE [--ttl SECONDS] | del KEY | ttl KEY\n"
-        "                    not implemented yet (exit 2)\n"
+        "  get KEY           print the value; a missing key prints nothing\n"
+        "                    and exits 1\n"
+        "  set KEY VALUE [--ttl SECONDS]\n"
+        "                    store it (replicated before the OK)\n"
+        "  del KEY           delete it; prints 1, or 0 if it was missing\n"
+        "  ttl KEY           seconds left, -1 without expiry; a missing\n"
+        "                    key prints nothing and exits 1\n"
         "\n"
         "Options (before or after the command):\n"
         "  --coord ADDR,...  coordinator API addresses (host:port, comma-\n"
@@ -164,6 +171,7 @@ static void parse_flags(int argc, char **argv, struct options *o)
 	        {"coord", required_argument, NULL, 'c'},
 	        {"timeout", required_argument, NULL, 't'},
 	        {"json", no_argument, NULL, 'j'},
+	        {"ttl", required_argument, NULL, 'T'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -186,6 +194,17 @@ static void parse_flags(int argc, char **argv, struct options *o)
 		case 'j':
 			o->json = 1;
 			break;
+		case 'T': {
+			uint64_t v;
+
+			if (narf_parse_u64(optarg, 1, 100000000ull, &v) != 0)
+				narf_usage_error(prog,
+				                 "bad --ttl '%s': expected "
+				                 "seconds, 1 to 100000000",
+				                 optarg);
+			o->ttl = (long long)v;
+			break;
+		}
 		case 'h':
 			print_help();
 			exit(EXIT_OK);
@@ -626,20 +645,127 @@ static int cmd_status(const struct options *o)
 	return rc;
 }
 
-/* The data commands arrive with the data path; until then they are a usage
- * error so scripts do not mistake them for a silent success. */
-static int cmd_not_yet(const struct options *o)
+/* Send one request for a key and hand the reply to print. */
+static int data_request(const struct options *o,
+                        int argc,
+                        const char **argv,
+                        int (*print)(const char *reply, size_t len))
 {
-	fprintf(stderr, "%s: '%s' is not implemented yet\n", prog, o->args[0]);
-	return EXIT_USAGE;
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+	size_t argvlen[8];
+	struct narf_buf reply;
+	int rc;
+
+	for (int i = 0; i < argc; i++)
+		argvlen[i] = strlen(argv[i]);
+	narf_buf_init(&reply);
+	rc = narf_cli_data(o->coord, o->timeout_ms, argc, argv, argvlen, &reply,
+	                   errmsg);
+	if (rc == NARF_ECONNECT || rc == NARF_ETIMEOUT) {
+		fprintf(stderr, "%s: cluster unreachable: %s\n", prog, errmsg);
+		rc = EXIT_UNREACHABLE;
+	} else if (rc != 0) {
+		fprintf(stderr, "%s: %s\n", prog,
+		        errmsg[0] ? errmsg : narf_strerror(rc));
+		rc = EXIT_ERROR;
+	} else if (reply.data[0] == '-') {
+		fprintf(stderr, "%s: %.*s\n", prog, (int)reply.len - 3,
+		        reply.data + 1);
+		rc = EXIT_ERROR;
+	} else {
+		rc = print(reply.data, reply.len);
+	}
+	narf_buf_close(&reply);
+	return rc;
+}
+
+static void need_args(const struct options *o, int n, const char *usage)
+{
+	if (o->nargs != n)
+		narf_usage_error(prog, "usage: cachecli %s", usage);
+}
+
+/* A bulk reply: the value and a newline; a null: nothing, exit 1. */
+static int print_bulk(const char *r, size_t len)
+{
+	const char *body;
+
+	if (len >= 5 && memcmp(r, "$-1\r\n", 5) == 0)
+		return EXIT_ERROR;
+	body = memchr(r, '\n', len);
+	if (r[0] != '$' || body == NULL)
+		return report_bad_reply("get", "not a bulk string");
+	body++;
+	fwrite(body, 1, len - (size_t)(body - r) - 2, stdout);
+	putchar('\n');
+	return EXIT_OK;
+}
+
+static int print_ok(const char *r, size_t len)
+{
+	if (len < 3 || r[0] != '+')
+		return report_bad_reply("set", "not a status reply");
+	printf("%.*s\n", (int)len - 3, r + 1);
+	return EXIT_OK;
+}
+
+static int print_int(const char *r, size_t len)
+{
+	if (len < 4 || r[0] != ':')
+		return report_bad_reply("request", "not an integer");
+	printf("%.*s\n", (int)len - 3, r + 1);
+	return EXIT_OK;
+}
+
+/* TTL: -2 is a missing key (nothing printed, exit 1). */
+static int print_ttl(const char *r, size_t len)
+{
+	if (len >= 5 && memcmp(r, ":-2\r\n", 5) == 0)
+		return EXIT_ERROR;
+	return print_int(r, len);
+}
+
+static int cmd_get(const struct options *o)
+{
+	const char *argv[] = {"GET", o->nargs > 1 ? o->args[1] : ""};
+
+	need_args(o, 2, "get KEY");
+	return data_request(o, 2, argv, print_bulk);
+}
+
+static int cmd_set(const struct options *o)
+{
+	char ttl[24];
+	const char *argv[] = {"SET", o->nargs > 1 ? o->args[1] : "",
+	                      o->nargs > 2 ? o->args[2] : "", "EX", ttl};
+
+	need_args(o, 3, "set KEY VALUE [--ttl SECONDS]");
+	snprintf(ttl, sizeof(ttl), "%lld", o->ttl);
+	return data_request(o, o->ttl > 0 ? 5 : 3, argv, print_ok);
+}
+
+static int cmd_del(const struct options *o)
+{
+	const char *argv[] = {"DEL", o->nargs > 1 ? o->args[1] : ""};
+
+	need_args(o, 2, "del KEY");
+	return data_request(o, 2, argv, print_int);
+}
+
+static int cmd_ttl(const struct options *o)
+{
+	const char *argv[] = {"TTL", o->nargs > 1 ? o->args[1] : ""};
+
+	need_args(o, 2, "ttl KEY");
+	return data_request(o, 2, argv, print_ttl);
 }
 
 static const struct command {
 	const char *name;
 	int (*run)(const struct options *o);
 } commands[] = {
-        {"status", cmd_status}, {"get", cmd_not_yet}, {"set", cmd_not_yet},
-        {"del", cmd_not_yet},   {"ttl", cmd_not_yet},
+        {"status", cmd_status}, {"get", cmd_get}, {"set", cmd_set},
+        {"del", cmd_del},       {"ttl", cmd_ttl},
 };
 
 /* A closed or full stdout must not pass for success in a script. */

@@ -150,3 +150,48 @@ def test_nodes_stay_up_through_a_leader_kill(cluster):
     rc.set("after-kill", "ok")
     assert rc.get("after-kill") == b"ok"
     rc.close()
+
+
+def test_cachecli_data_commands(cluster, build_dir):
+    """cachecli set/get/del/ttl reach the key's node through the map, with
+    the exit codes of the command-line contract: a missing key exits 1, a
+    usage error 2, an unreachable cluster 3."""
+    trio, nodes = cluster
+    wait_for(lambda: all_up_and_assigned(trio, [n.addr for n in nodes]),
+             20.0, 0.1, "three nodes up with every slot")
+    time.sleep(0.5)
+    cli = os.path.join(build_dir, "cli", "cachecli")
+    env = dict(os.environ, CACHE_COORD=",".join(trio.apis), NO_COLOR="1")
+
+    def run(*args):
+        return subprocess.run([cli] + list(args), env=env,
+                              capture_output=True, text=True, timeout=20)
+
+    r = run("set", "greeting", "hello world")
+    assert (r.returncode, r.stdout) == (0, "OK\n"), r
+    r = run("get", "greeting")
+    assert (r.returncode, r.stdout) == (0, "hello world\n"), r
+    # Every node agrees, whichever one a client asks (proxying).
+    for n in nodes:
+        assert redis.Redis(host=HOST, port=n.port).get("greeting") == \
+            b"hello world"
+    r = run("ttl", "greeting")
+    assert (r.returncode, r.stdout) == (0, "-1\n"), r
+    r = run("set", "brief", "x", "--ttl", "100")
+    assert r.returncode == 0, r
+    r = run("ttl", "brief")
+    assert r.returncode == 0 and 95 <= int(r.stdout) <= 100, r
+    r = run("del", "greeting")
+    assert (r.returncode, r.stdout) == (0, "1\n"), r
+    r = run("get", "greeting")
+    assert (r.returncode, r.stdout) == (1, ""), r
+    r = run("ttl", "greeting")
+    assert (r.returncode, r.stdout) == (1, ""), r
+    r = run("del", "greeting")
+    assert (r.returncode, r.stdout) == (0, "0\n"), r
+    r = run("get")
+    assert r.returncode == 2 and "usage" in r.stderr, r
+    r = run("set", "k", "v", "--ttl", "0")
+    assert r.returncode == 2 and "--ttl" in r.stderr, r
+    r = run("--coord", "127.0.0.1:1", "--timeout", "500ms", "get", "k")
+    assert r.returncode == 3 and "unreachable" in r.stderr, r
