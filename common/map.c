@@ -198,7 +198,8 @@ static bool node_live(const struct narf_map *m, uint32_t id)
  * replica that is live; failing that the first live replica (it holds part of
  * the data: a partial cache beats an empty one) and count the slot as lost;
  * failing that leave the slot unassigned (lost too) for the planner to give
- * to a live node. Promotions take the epoch the entry will produce.
+ * to a live node. Promotions take the epoch the entry will produce. A
+ * pending move of a slot it led, or to it, is cleared.
  */
 static void drop_node_from_slots(struct narf_map *m, uint32_t id)
 {
@@ -215,6 +216,9 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id)
 		slot->n_isr = list_remove(slot->isr, slot->n_isr, id);
 		if (slot->primary != id)
 			continue;
+		/* The handoff it was making dies with it: failover picks
+		 * the heir. */
+		slot->move = 0;
 		for (unsigned i = 0; heir == 0 && i < slot->n_isr; i++)
 			if (node_live(m, slot->isr[i]))
 				heir = slot->isr[i];
@@ -505,10 +509,17 @@ static int check_assigned_slot(const struct narf_map *m,
 				                     "two copies on node %u",
 				                     ids[i]);
 	}
-	if (s->move != 0 && !node_live(m, s->move))
+	if (s->move == 0)
+		return 0;
+	if (!node_live(m, s->move))
 		return narf_map_fail(res, NARF_ENOTFOUND,
 		                     "move target %u is not up", s->move);
-	return 0;
+	/* Only a replica holding every acknowledged write may take over. */
+	for (unsigned i = 0; i < s->n_isr; i++)
+		if (s->isr[i] == s->move)
+			return 0;
+	return narf_map_fail(res, NARF_EINVAL,
+	                     "move target %u is not in the ISR", s->move);
 }
 
 static int apply_assign(struct narf_map *m,
@@ -622,7 +633,7 @@ static int apply_isr(struct narf_map *m,
 		take = malloc(NARF_SLOTS * sizeof(*take));
 		if (take == NULL)
 			return narf_map_fail(res, NARF_ENOMEM, "out of memory");
-		if (narf_map_isr_ranges(add, take, res->errmsg) != 0) {
+		if (narf_map_slot_ranges(add, "add", take, res->errmsg) != 0) {
 			free(take);
 			return res->err = NARF_EINVAL;
 		}
@@ -647,10 +658,64 @@ static int apply_isr(struct narf_map *m,
 		}
 		memcpy(s->isr, isr, sizeof(isr));
 		s->n_isr = n;
+		/* A dropped replica may miss writes: no handoff to it. */
+		if (take == NULL && s->move == node)
+			s->move = 0;
 		res->changed = true;
 	}
 	free(take);
 	res->node = node;
+	return 0;
+}
+
+/*
+ * A primary reports that it has stopped taking writes for the listed slots
+ * with a pending move and that each target has acknowledged every write it
+ * sent: the target becomes primary (new slot epoch), the old primary takes
+ * the target's place among the replicas and in the ISR (it held every
+ * write), and the move is done. Slots where that no longer holds (not led
+ * by primary, no move, target out of the ISR) are skipped, so a repeated
+ * request changes nothing.
+ */
+static int apply_handoff(struct narf_map *m,
+                         const json_t *cmd,
+                         struct narf_map_result *res)
+{
+	bool *take;
+	uint32_t primary;
+
+	if (get_id_field(m, cmd, "primary", &primary, res) != 0)
+		return res->err;
+	take = malloc(NARF_SLOTS * sizeof(*take));
+	if (take == NULL)
+		return narf_map_fail(res, NARF_ENOMEM, "out of memory");
+	if (narf_map_slot_ranges(json_object_get(cmd, "slots"), "slots", take,
+	                         res->errmsg) != 0) {
+		free(take);
+		return res->err = NARF_EINVAL;
+	}
+	for (unsigned k = 0; k < NARF_SLOTS; k++) {
+		struct narf_slot *s = &m->slots[k];
+		uint32_t to = s->move;
+
+		if (!take[k] || s->primary != primary || to == 0 ||
+		    !list_has(s->isr, s->n_isr, to) || !node_live(m, to))
+			continue;
+		/* The ISR is in replicas[] order, so swapping ids in place
+		 * keeps both lists ordered alike. */
+		for (unsigned i = 0; i < s->n_replicas; i++)
+			if (s->replicas[i] == to)
+				s->replicas[i] = primary;
+		for (unsigned i = 0; i < s->n_isr; i++)
+			if (s->isr[i] == to)
+				s->isr[i] = primary;
+		s->primary = to;
+		s->move = 0;
+		s->epoch = m->epoch + 1;
+		res->changed = true;
+	}
+	free(take);
+	res->node = primary;
 	return 0;
 }
 
@@ -669,6 +734,7 @@ int narf_map_apply(struct narf_map *m,
 	        {"leave", apply_leave},
 	        {"assign", apply_assign},
 	        {"isr", apply_isr},
+	        {"handoff", apply_handoff},
 	        {"settings", apply_settings},
 	        {"coords_set", apply_coords_set},
 	        {"init", apply_init},

@@ -62,7 +62,9 @@ struct narf_map_node {
 };
 
 /* One hash slot. Node id 0 means "none". replicas[] excludes the primary;
- * isr[] is a subset of replicas[], kept in the order of replicas[]. */
+ * isr[] is a subset of replicas[], kept in the order of replicas[]. move,
+ * when set, is a member of isr[]: the primary is handing the slot over to
+ * it (writes wait) and a handoff entry will make it primary. */
 struct narf_slot {
 	uint32_t primary;
 	uint32_t move;  /* target node of a pending move, or 0 */
@@ -147,11 +149,15 @@ int narf_map_settings_check(const struct narf_map_settings *current,
                             const json_t *obj,
                             char *errmsg);
 
-/* The "add" field of an isr command or request: an array of at most
- * NARF_SLOTS [lo, hi] pairs with 0 <= lo <= hi <= 16383 (empty is valid).
- * Sets slots[NARF_SLOTS] to the listed slots. Returns 0 or NARF_EINVAL
- * with errmsg (NARF_ERRMSG_SIZE, may be NULL) saying why. */
-int narf_map_isr_ranges(const json_t *add, bool *slots, char *errmsg);
+/* Slot ranges of a command or request ("add" of isr, "slots" of handoff):
+ * an array of at most NARF_SLOTS [lo, hi] pairs with 0 <= lo <= hi <= 16383
+ * (empty is valid, overlaps allowed). Sets slots[NARF_SLOTS] to the listed
+ * slots. Returns 0 or NARF_EINVAL with errmsg (NARF_ERRMSG_SIZE, may be
+ * NULL) saying why, naming field. */
+int narf_map_slot_ranges(const json_t *arr,
+                         const char *field,
+                         bool *slots,
+                         char *errmsg);
 
 /* Does slot s hold a copy (primary or replica) on node id? */
 bool narf_slot_has(const struct narf_slot *s, uint32_t id);
@@ -179,6 +185,14 @@ json_t *narf_cmd_assign(uint64_t base_epoch,
  * every slot primary leads. New reference, NULL on ENOMEM.
  */
 json_t *narf_cmd_isr(uint32_t primary, uint32_t node, const bool *add);
+/*
+ * A handoff entry: primary has stopped taking writes for the flagged slots
+ * (slots: NARF_SLOTS flags, borrowed) that it leads with a pending move, and
+ * each move target has acknowledged every write; the target of each such
+ * slot becomes its primary (as merged [lo,hi] ranges). New reference, NULL
+ * on ENOMEM.
+ */
+json_t *narf_cmd_handoff(uint32_t primary, const bool *slots);
 json_t *narf_cmd_coords_set(const struct narf_map_coord *coords, unsigned n);
 json_t *narf_cmd_init(const struct narf_map_coord *coords,
                       unsigned n,

@@ -478,20 +478,23 @@ json_t *narf_cmd_coords_set(const struct narf_map_coord *coords, unsigned n)
 	                 "coords_set", "coords", coords_to_json(coords, n));
 }
 
-int narf_map_isr_ranges(const json_t *add, bool *slots, char *errmsg)
+int narf_map_slot_ranges(const json_t *arr,
+                         const char *field,
+                         bool *slots,
+                         char *errmsg)
 {
 	size_t i;
 	json_t *r;
 
 	if (errmsg != NULL)
 		errmsg[0] = '\0';
-	if (!json_is_array(add) || json_array_size(add) > NARF_SLOTS) {
+	if (!json_is_array(arr) || json_array_size(arr) > NARF_SLOTS) {
 		set_err(errmsg, "'%s' must be an array of at most 16384 ranges",
-		        "add");
+		        field);
 		return NARF_EINVAL;
 	}
 	memset(slots, 0, NARF_SLOTS * sizeof(*slots));
-	json_array_foreach(add, i, r)
+	json_array_foreach(arr, i, r)
 	{
 		json_t *lo = json_array_get(r, 0), *hi = json_array_get(r, 1);
 		json_int_t a = json_integer_value(lo),
@@ -502,9 +505,8 @@ int narf_map_isr_ranges(const json_t *add, bool *slots, char *errmsg)
 		    b >= NARF_SLOTS || a > b) {
 			set_err(errmsg,
 			        "'%s' ranges must be [lo,hi] with 0 <= lo <= "
-			        "hi "
-			        "<= 16383",
-			        "add");
+			        "hi <= 16383",
+			        field);
 			return NARF_EINVAL;
 		}
 		for (json_int_t s = a; s <= b; s++)
@@ -513,30 +515,20 @@ int narf_map_isr_ranges(const json_t *add, bool *slots, char *errmsg)
 	return 0;
 }
 
-json_t *narf_cmd_isr(uint32_t primary, uint32_t node, const bool *add)
+/* The flagged slots of slots[NARF_SLOTS] as merged [lo,hi] ranges; a new
+ * reference, NULL on ENOMEM. */
+static json_t *ranges_to_json(const bool *slots)
 {
-	json_t *cmd = json_pack("{s:i,s:s,s:I,s:I}", "v", NARF_MAP_VERSION,
-	                        "type", "isr", "primary", (json_int_t)primary,
-	                        "node", (json_int_t)node);
-	json_t *ranges;
+	json_t *ranges = json_array();
 
-	if (cmd == NULL || add == NULL) {
-		if (cmd != NULL &&
-		    json_object_set_new(cmd, "drop", json_true()) != 0) {
-			json_decref(cmd);
-			return NULL;
-		}
-		return cmd;
-	}
-	ranges = json_array();
 	for (unsigned s = 0; ranges != NULL && s < NARF_SLOTS;) {
 		unsigned lo = s;
 
-		if (!add[s]) {
+		if (!slots[s]) {
 			s++;
 			continue;
 		}
-		while (s < NARF_SLOTS && add[s])
+		while (s < NARF_SLOTS && slots[s])
 			s++;
 		if (json_array_append_new(ranges, json_pack("[i,i]", (int)lo,
 		                                            (int)s - 1)) != 0) {
@@ -544,9 +536,29 @@ json_t *narf_cmd_isr(uint32_t primary, uint32_t node, const bool *add)
 			ranges = NULL;
 		}
 	}
-	if (ranges == NULL || json_object_set_new(cmd, "add", ranges) != 0) {
+	return ranges;
+}
+
+json_t *narf_cmd_isr(uint32_t primary, uint32_t node, const bool *add)
+{
+	json_t *cmd = json_pack("{s:i,s:s,s:I,s:I}", "v", NARF_MAP_VERSION,
+	                        "type", "isr", "primary", (json_int_t)primary,
+	                        "node", (json_int_t)node);
+
+	if (cmd == NULL)
+		return NULL;
+	if (json_object_set_new(
+	            cmd, add != NULL ? "add" : "drop",
+	            add != NULL ? ranges_to_json(add) : json_true()) != 0) {
 		json_decref(cmd);
 		return NULL;
 	}
 	return cmd;
+}
+
+json_t *narf_cmd_handoff(uint32_t primary, const bool *slots)
+{
+	return json_pack("{s:i,s:s,s:I,s:o}", "v", NARF_MAP_VERSION, "type",
+	                 "handoff", "primary", (json_int_t)primary, "slots",
+	                 ranges_to_json(slots));
 }

@@ -465,7 +465,7 @@ static json_t *op_isr(struct narf_conn *conn, const json_t *req)
 	slots = malloc(NARF_SLOTS * sizeof(*slots));
 	if (slots == NULL)
 		return error_reply(NARF_ENOMEM, NULL, c);
-	if (narf_map_isr_ranges(add, slots, errmsg) != 0) {
+	if (narf_map_slot_ranges(add, "add", slots, errmsg) != 0) {
 		free(slots);
 		return error_reply(NARF_EINVAL, errmsg, c);
 	}

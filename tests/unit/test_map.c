@@ -640,6 +640,244 @@ static void test_isr_builder(void **state)
 	json_decref(cmd);
 }
 
+/* Assign a pending move to target on slots [lo, hi] (the rest as they are). */
+static int set_moves(struct narf_map *m,
+                     unsigned lo,
+                     unsigned hi,
+                     uint32_t target,
+                     struct narf_map_result *res)
+{
+	static bool take[NARF_SLOTS];
+	struct narf_slot *slots = malloc(sizeof(m->slots));
+	int rv;
+
+	assert_non_null(slots);
+	memcpy(slots, m->slots, sizeof(m->slots));
+	memset(take, 0, sizeof(take));
+	for (unsigned s = lo; s <= hi; s++) {
+		slots[s].move = target;
+		take[s] = true;
+	}
+	rv = apply_cmd(m, narf_cmd_assign(m->epoch, slots, take), res);
+	free(slots);
+	return rv;
+}
+
+/* Apply a handoff entry from primary for n ranges given as lo, hi pairs. */
+static int handoff(struct narf_map *m,
+                   uint32_t primary,
+                   struct narf_map_result *res,
+                   unsigned n,
+                   ...)
+{
+	static bool slots[NARF_SLOTS];
+	va_list ap;
+
+	memset(slots, 0, sizeof(slots));
+	va_start(ap, n);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned lo = va_arg(ap, unsigned), hi = va_arg(ap, unsigned);
+
+		for (unsigned s = lo; s <= hi; s++)
+			slots[s] = true;
+	}
+	va_end(ap);
+	return apply_cmd(m, narf_cmd_handoff(primary, slots), res);
+}
+
+static void assert_slot(const struct narf_slot *s,
+                        uint32_t primary,
+                        uint32_t move,
+                        uint64_t epoch,
+                        uint32_t r1,
+                        uint32_t r2)
+{
+	assert_int_equal(s->primary, primary);
+	assert_int_equal(s->move, move);
+	assert_int_equal(s->epoch, epoch);
+	assert_int_equal(s->n_replicas, 2);
+	assert_int_equal(s->replicas[0], r1);
+	assert_int_equal(s->replicas[1], r2);
+	assert_isr(s, 2, r1, r2);
+}
+
+/* A move set by assign keeps primary, copies and slot epoch; the handoff
+ * entry makes the target primary (new slot epoch) with the old primary in
+ * its place among the in-sync replicas, only on listed slots that match,
+ * and repeating it changes nothing. */
+static void test_handoff(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint32_t c = add_up_node(m, 7203);
+	uint64_t e0, epoch;
+
+	assign_all(m, a, b, c);
+	e0 = m->epoch;
+	assert_int_equal(set_moves(m, 0, 99, b, &res), 0);
+	assert_int_equal(set_moves(m, 100, 109, c, &res), 0);
+	epoch = m->epoch;
+	assert_int_equal(epoch, e0 + 2);
+	assert_slot(&m->slots[0], a, b, e0, b, c);
+	assert_slot(&m->slots[100], a, c, e0, b, c);
+	/* 50..99 are not listed, 200 has no move. */
+	assert_int_equal(handoff(m, a, &res, 3, 0, 49, 100, 100, 200, 200), 0);
+	assert_true(res.changed);
+	assert_int_equal(m->epoch, epoch + 1);
+	assert_slot(&m->slots[0], b, 0, epoch + 1, a, c);
+	assert_slot(&m->slots[49], b, 0, epoch + 1, a, c);
+	assert_slot(&m->slots[50], a, b, e0, b, c);
+	assert_slot(&m->slots[100], c, 0, epoch + 1, b, a);
+	assert_slot(&m->slots[101], a, c, e0, b, c);
+	assert_slot(&m->slots[200], a, 0, e0, b, c);
+	/* The same request again, and one from a node that leads none of
+	 * the moving slots: nothing changes, the epoch stays. */
+	assert_int_equal(handoff(m, a, &res, 2, 0, 49, 100, 100), 0);
+	assert_false(res.changed);
+	assert_int_equal(handoff(m, b, &res, 1, 50, 99), 0);
+	assert_false(res.changed);
+	assert_int_equal(m->epoch, epoch + 1);
+	assert_slot(&m->slots[50], a, b, e0, b, c);
+	/* Moved slots survive the JSON round trip with their moves. */
+	{
+		struct narf_map *copy = new_map();
+		json_t *obj = narf_map_to_json(m);
+
+		assert_int_equal(narf_map_from_json(copy, obj, NULL), 0);
+		assert_int_equal(
+		        memcmp(copy->slots, m->slots, sizeof(m->slots)), 0);
+		json_decref(obj);
+		free_map(copy);
+	}
+	free_map(m);
+}
+
+/* A pending move ends without a handoff when its target leaves the ISR (isr
+ * drop), goes down, or its primary goes down (failover picks the heir). */
+static void test_handoff_cleared(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint32_t c = add_up_node(m, 7203), d = add_up_node(m, 7204);
+	uint64_t epoch;
+
+	assign_all(m, a, b, c);
+	assert_int_equal(set_moves(m, 0, 9, b, &res), 0);
+	assert_int_equal(set_moves(m, 10, 19, c, &res), 0);
+	/* a drops b: b's moves end, c's stay. */
+	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL), &res), 0);
+	assert_int_equal(m->slots[0].move, 0);
+	assert_isr(&m->slots[0], 1, c);
+	assert_int_equal(m->slots[10].move, c);
+	epoch = m->epoch;
+	assert_int_equal(handoff(m, a, &res, 1, 0, 9), 0);
+	assert_false(res.changed);
+	assert_int_equal(m->slots[0].primary, a);
+	/* c goes down: its moves end. */
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(c, NARF_NODE_DOWN), &res), 0);
+	assert_int_equal(m->slots[10].move, 0);
+	assert_int_equal(m->slots[10].primary, a);
+	/* A primary going down mid-handoff: the failover promotes its first
+	 * live ISR replica, whatever the move said. */
+	assign_all(m, a, b, d);
+	assert_int_equal(set_moves(m, 0, 9, d, &res), 0);
+	epoch = m->epoch;
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN), &res), 0);
+	assert_int_equal(m->slots[0].primary, b);
+	assert_int_equal(m->slots[0].move, 0);
+	assert_int_equal(m->slots[0].epoch, epoch + 1);
+	assert_isr(&m->slots[0], 1, d);
+	free_map(m);
+}
+
+/* Malformed handoff entries, and assigns whose move target is not an up
+ * node in the slot's ISR, are rejected and change nothing. */
+static void test_handoff_rejected(void **state)
+{
+	static const char *const bad[] = {
+	        "\"type\":\"handoff\",\"slots\":[[0,1]]",
+	        "\"type\":\"handoff\",\"primary\":0,\"slots\":[[0,1]]",
+	        "\"type\":\"handoff\",\"primary\":\"1\",\"slots\":[[0,1]]",
+	        "\"type\":\"handoff\",\"primary\":9,\"slots\":[[0,1]]",
+	        "\"type\":\"handoff\",\"primary\":1",
+	        "\"type\":\"handoff\",\"primary\":1,\"slots\":{}",
+	        "\"type\":\"handoff\",\"primary\":1,\"slots\":[[5,1]]",
+	        "\"type\":\"handoff\",\"primary\":1,\"slots\":[[0,16384]]",
+	        "\"type\":\"handoff\",\"primary\":1,\"slots\":[[-1,3]]",
+	        "\"type\":\"handoff\",\"primary\":1,\"slots\":[0,2]",
+	};
+	static const char *const bad_assign[] = {
+	        /* move target outside the ISR */
+	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2,3],"
+	        "\"isr\":[2],\"move\":3}]",
+	        /* move target holding no copy */
+	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2],"
+	        "\"isr\":[2],\"move\":3}]",
+	        /* move target down */
+	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2],"
+	        "\"isr\":[2],\"move\":4}]",
+	        /* move to the primary itself */
+	        "[{\"from\":0,\"to\":1,\"primary\":1,\"replicas\":[2],"
+	        "\"isr\":[2],\"move\":1}]",
+	};
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint32_t c = add_up_node(m, 7203), d = add_up_node(m, 7204);
+	uint64_t epoch;
+
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(d, NARF_NODE_DOWN), &res), 0);
+	assign_all(m, a, b, c);
+	assert_int_equal(set_moves(m, 0, 9, b, &res), 0);
+	epoch = m->epoch;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "{\"v\":1,%s}", bad[i]);
+		assert_int_not_equal(apply_text(m, text, &res), 0);
+		assert_true(res.errmsg[0] != '\0');
+		assert_false(res.changed);
+		assert_int_equal(m->epoch, epoch);
+		assert_int_equal(m->slots[0].move, b);
+	}
+	for (size_t i = 0; i < sizeof(bad_assign) / sizeof(bad_assign[0]);
+	     i++) {
+		char text[512];
+
+		snprintf(text, sizeof(text),
+		         "{\"v\":1,\"type\":\"assign\",\"base_epoch\":%llu,"
+		         "\"slots\":%s}",
+		         (unsigned long long)m->epoch, bad_assign[i]);
+		assert_int_not_equal(apply_text(m, text, &res), 0);
+		assert_true(res.errmsg[0] != '\0');
+		assert_int_equal(m->epoch, epoch);
+		assert_int_equal(m->slots[0].move, b);
+	}
+	free_map(m);
+}
+
+/* narf_cmd_handoff writes the flagged slots as merged ranges. */
+static void test_handoff_builder(void **state)
+{
+	static bool slots[NARF_SLOTS];
+	json_t *cmd;
+	char *text;
+
+	slots[0] = slots[1] = slots[7] = slots[16383] = true;
+	cmd = narf_cmd_handoff(4, slots);
+	text = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text,
+	                    "{\"primary\":4,\"slots\":[[0,1],[7,7],[16383,"
+	                    "16383]],\"type\":\"handoff\",\"v\":1}");
+	free(text);
+	json_decref(cmd);
+}
+
 /* Settings change within their ranges and reject everything else. */
 static void test_settings(void **state)
 {
@@ -835,6 +1073,10 @@ int main(void)
 	        cmocka_unit_test(test_isr_add_drop),
 	        cmocka_unit_test(test_isr_rejected),
 	        cmocka_unit_test(test_isr_builder),
+	        cmocka_unit_test(test_handoff),
+	        cmocka_unit_test(test_handoff_cleared),
+	        cmocka_unit_test(test_handoff_rejected),
+	        cmocka_unit_test(test_handoff_builder),
 	        cmocka_unit_test(test_settings),
 	        cmocka_unit_test(test_init_and_coords),
 	        cmocka_unit_test(test_snapshot_round_trip),
