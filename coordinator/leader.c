@@ -15,7 +15,8 @@
  *   4. mark removed a leaving node that holds no copy any more;
  *   5. when the planner's balanced layout differs from the map, commit the
  *      next safe step towards it (new copies sync before a primary moves to
- *      them or an old copy goes: see plan_decision()).
+ *      them or an old copy goes, and a live primary hands its slot over
+ *      rather than being replaced: see plan_decision()).
  *
  * Everything is driven by the committed map plus heartbeats, never by
  * memory of earlier decisions, so a new leader picks up where the old one
@@ -262,14 +263,16 @@ static bool any_node_up(const struct narf_map *m)
  * hold data: a new copy first joins as a replica outside the ISR and syncs,
  * a primary moves only to a node in sync, and a copy is dropped only once
  * the copies that replace it are in sync. What must wait for a sync is
- * picked up when the primary's `isr add` entry moves the epoch.
+ * picked up when the primary's `isr add` entry moves the epoch. A live
+ * primary is not replaced by the assign: the slot gets a pending move, and
+ * the primary's `handoff` entry (which moves the epoch too) switches it.
  */
 static json_t *plan_decision(struct narf_coord *c)
 {
 	struct narf_leader *l = &c->leader;
 	const struct narf_map *m = c->rn.map;
 	bool take[NARF_SLOTS];
-	unsigned changed, staged;
+	unsigned changed, staged, moves = 0;
 
 	if (l->idle_epoch == m->epoch && m->epoch != 0)
 		return NULL;
@@ -282,21 +285,23 @@ static json_t *plan_decision(struct narf_coord *c)
 		l->idle_epoch = m->epoch;
 		return NULL;
 	}
-	staged = narf_plan_step(m, l->target, l->step);
+	staged = narf_plan_step(m, l->target, NARF_COORD_MAX_MOVES, l->step);
 	if (staged == 0) {
 		NARF_INFO(
 		        "leader: %u slots to rebalance wait for new copies "
-		        "to sync (epoch %llu)",
+		        "to sync or for handoffs (epoch %llu)",
 		        changed, (unsigned long long)m->epoch);
 		l->idle_epoch = m->epoch;
 		return NULL;
 	}
-	for (unsigned s = 0; s < NARF_SLOTS; s++)
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
 		take[s] = !narf_slot_equal(&l->step[s], &m->slots[s]);
+		moves += take[s] && l->step[s].move != 0;
+	}
 	NARF_INFO(
-	        "leader: rebalancing: %u slots change now, %u to go "
-	        "(epoch %llu)",
-	        staged, changed, (unsigned long long)m->epoch);
+	        "leader: rebalancing: %u slots change now (%u handed over "
+	        "by their primaries), %u to go (epoch %llu)",
+	        staged, moves, changed, (unsigned long long)m->epoch);
 	return narf_cmd_assign(m->epoch, l->step, take);
 }
 

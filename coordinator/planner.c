@@ -947,7 +947,56 @@ static void plan_slots(struct plan *p)
 	balance_copies(p, 1);
 }
 
+static unsigned plan_map(const struct narf_map *cur, struct narf_slot *target);
+
+/*
+ * Slot s as it will be once its pending move is done: what the handoff
+ * entry makes of it (the target leads, the old primary takes its place
+ * among the in-sync replicas).
+ */
+static void settle_move(struct narf_slot *s, uint64_t epoch)
+{
+	for (unsigned i = 0; i < s->n_replicas; i++)
+		if (s->replicas[i] == s->move)
+			s->replicas[i] = s->primary;
+	for (unsigned i = 0; i < s->n_isr; i++)
+		if (s->isr[i] == s->move)
+			s->isr[i] = s->primary;
+	s->primary = s->move;
+	s->move = 0;
+	s->epoch = epoch;
+}
+
 unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
+{
+	struct narf_map *view;
+	unsigned changed = 0;
+	bool moving = false;
+
+	for (unsigned s = 0; s < NARF_SLOTS && !moving; s++)
+		moving = cur->slots[s].move != 0;
+	if (!moving)
+		return plan_map(cur, target);
+	/* Plan as if every pending move were done: a moving slot is frozen
+	 * until its handoff (narf_plan_step), and planning it as it stands
+	 * would ask for copies elsewhere that the handoff makes needless. */
+	view = malloc(sizeof(*view));
+	if (view == NULL) {
+		memcpy(target, cur->slots, sizeof(cur->slots));
+		return 0;
+	}
+	memcpy(view, cur, sizeof(*view)); /* nodes stay borrowed from cur */
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		if (view->slots[s].move != 0)
+			settle_move(&view->slots[s], cur->epoch + 1);
+	plan_map(view, target);
+	free(view);
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		changed += !narf_slot_equal(&target[s], &cur->slots[s]);
+	return changed;
+}
+
+static unsigned plan_map(const struct narf_map *cur, struct narf_slot *target)
 {
 	struct plan p = {.cur = cur, .t = target};
 	unsigned changed;
@@ -1025,24 +1074,26 @@ static void remove_replica(struct narf_slot *s, unsigned j)
 /*
  * Slot s holds NARF_MAX_COPIES copies and t wants one it lacks: free one
  * position, giving up, in this order, a replica t does not want that is out
- * of sync (it holds nothing acknowledged), one that is in sync, or the
- * primary when t does not want it (an in-sync replica t wants takes over,
- * with a new slot epoch). Only replication 5 gets here. Returns false when
- * every copy is wanted.
+ * of sync (it holds nothing acknowledged), then, only when in_sync_ok, one
+ * that is in sync, or the primary when t does not want it (an in-sync
+ * replica t wants takes over, with a new slot epoch). Only replication 5
+ * gets here. Returns 0 when nothing could go, 1 when an out-of-sync replica
+ * went, 2 when an in-sync copy did.
  */
-static bool make_room(struct narf_slot *s,
-                      const struct narf_slot *t,
-                      uint64_t new_epoch)
+static int make_room(struct narf_slot *s,
+                     const struct narf_slot *t,
+                     uint64_t new_epoch,
+                     bool in_sync_ok)
 {
-	for (unsigned pass = 0; pass < 2; pass++)
+	for (unsigned pass = 0; pass < (in_sync_ok ? 2u : 1u); pass++)
 		for (unsigned j = s->n_replicas; j-- > 0;)
 			if (!narf_slot_has(t, s->replicas[j]) &&
 			    has_id(s->isr, s->n_isr, s->replicas[j]) == pass) {
 				remove_replica(s, j);
-				return true;
+				return 1 + (int)pass;
 			}
-	if (narf_slot_has(t, s->primary))
-		return false;
+	if (!in_sync_ok || narf_slot_has(t, s->primary))
+		return 0;
 	for (unsigned j = 0; j < s->n_replicas; j++) {
 		if (!narf_slot_has(t, s->replicas[j]) ||
 		    !has_id(s->isr, s->n_isr, s->replicas[j]))
@@ -1050,12 +1101,14 @@ static bool make_room(struct narf_slot *s,
 		s->primary = s->replicas[j];
 		s->epoch = new_epoch;
 		remove_replica(s, j);
-		return true;
+		return 2;
 	}
-	return false;
+	return 0;
 }
 
-/* The step for one slot: see planner.h. */
+/* The step for one slot: see planner.h. An in-sync copy is given up for a
+ * new one only when the slot was full already, and once per step, so the
+ * in-sync copies drop by one at most, and only at replication 5. */
 static void step_slot(const struct narf_slot *c,
                       const struct narf_slot *t,
                       uint64_t new_epoch,
@@ -1063,6 +1116,7 @@ static void step_slot(const struct narf_slot *c,
 {
 	uint32_t want[NARF_MAX_COPIES];
 	unsigned n = 0;
+	bool in_sync_ok = slot_copies(c) == NARF_MAX_COPIES;
 
 	*out = *c;
 	/* No eligible node: keep what there is rather than empty the slot. */
@@ -1077,26 +1131,114 @@ static void step_slot(const struct narf_slot *c,
 	for (unsigned j = 0; j < t->n_replicas && n < NARF_MAX_COPIES; j++)
 		want[n++] = t->replicas[j];
 	for (unsigned i = 0; i < n; i++) {
+		int freed;
+
 		if (narf_slot_has(out, want[i]))
 			continue;
-		if (slot_copies(out) == NARF_MAX_COPIES &&
-		    !make_room(out, t, new_epoch))
-			return;
+		if (slot_copies(out) == NARF_MAX_COPIES) {
+			freed = make_room(out, t, new_epoch, in_sync_ok);
+			if (freed == 0)
+				return;
+			if (freed == 2)
+				in_sync_ok = false;
+		}
 		/* Out of the ISR: the primary asks for `isr add` once the
 		 * new copy has synced. */
 		out->replicas[out->n_replicas++] = want[i];
 	}
 }
 
+/*
+ * The step for slot c whose live primary a the rules would replace with b
+ * (out holds that step): keep a as primary with b in a's place among the
+ * step's replicas, so that the handoff entry, which swaps a and b in place,
+ * yields the step's layout. Copies the step drops go now; none is added (b
+ * and every copy kept are in sync). When the step drops a, b goes last, so
+ * after the handoff a is the last replica, the one the planner drops first.
+ *
+ * With move unset (max_moves reached) the slot is only prepared: the same
+ * layout without the move, b first when the step drops a (a leaving
+ * primary is then replaced by its first in-sync replica when planned
+ * again), so the copies stay where the plan wants them while the swap
+ * waits. When the layout does not fit (a full slot of replication 5 giving
+ * up its primary), the slot keeps its copies and only gets the move.
+ */
+static void hand_over(const struct narf_slot *c,
+                      const struct narf_slot *t,
+                      bool move,
+                      struct narf_slot *out)
+{
+	uint32_t a = c->primary, b = out->primary;
+	bool placed = false;
+
+	if (!target_in_sync(c, t) ||
+	    (!narf_slot_has(out, a) && slot_copies(out) == NARF_MAX_COPIES)) {
+		*out = *c;
+		out->move = move ? b : 0;
+		return;
+	}
+	for (unsigned j = 0; j < out->n_replicas; j++)
+		if (out->replicas[j] == a) {
+			out->replicas[j] = b;
+			placed = true;
+		}
+	for (unsigned j = 0; j < out->n_isr; j++)
+		if (out->isr[j] == a)
+			out->isr[j] = b;
+	if (!placed && move) {
+		out->replicas[out->n_replicas++] = b;
+		out->isr[out->n_isr++] = b;
+	} else if (!placed) {
+		memmove(&out->replicas[1], &out->replicas[0],
+		        out->n_replicas * sizeof(out->replicas[0]));
+		memmove(&out->isr[1], &out->isr[0],
+		        out->n_isr * sizeof(out->isr[0]));
+		out->replicas[0] = out->isr[0] = b;
+		out->n_replicas++;
+		out->n_isr++;
+	}
+	out->primary = a;
+	out->epoch = c->epoch;
+	out->move = move ? b : 0;
+}
+
+/* Can node id take part in a handoff (state up or leaving)? */
+static bool node_live(const struct narf_map *m, uint32_t id)
+{
+	const struct narf_map_node *n = narf_map_node_get(m, id);
+
+	return n != NULL &&
+	       (n->state == NARF_NODE_UP || n->state == NARF_NODE_LEAVING);
+}
+
 unsigned narf_plan_step(const struct narf_map *cur,
                         const struct narf_slot *target,
+                        unsigned max_moves,
                         struct narf_slot *step)
 {
-	unsigned changed = 0;
+	unsigned changed = 0, moves = 0;
 
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		moves += cur->slots[s].move != 0;
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		step_slot(&cur->slots[s], &target[s], cur->epoch + 1, &step[s]);
-		changed += !narf_slot_equal(&step[s], &cur->slots[s]);
+		const struct narf_slot *c = &cur->slots[s];
+
+		/* A handoff under way: its primary holds writes and only a
+		 * handoff entry, a failover or an ISR drop ends it. */
+		if (c->move != 0) {
+			step[s] = *c;
+			continue;
+		}
+		step_slot(c, &target[s], cur->epoch + 1, &step[s]);
+		if (step[s].primary != c->primary && c->primary != 0 &&
+		    node_live(cur, c->primary)) {
+			/* Two live primaries would both take writes until
+			 * the old one sees the map: hand over instead. */
+			assert(was_in_sync(c, step[s].primary));
+			hand_over(c, &target[s], moves < max_moves, &step[s]);
+			moves += step[s].move != 0;
+		}
+		changed += !narf_slot_equal(&step[s], c);
 	}
 	return changed;
 }

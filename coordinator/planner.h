@@ -57,6 +57,12 @@
  * every changed slot; unchanged slots are copied from cur as they are. With no
  * eligible node every slot is unassigned.
  *
+ * A slot with a pending move is planned as if its handoff were done (the
+ * move target leading, the old primary in its place among the in-sync
+ * replicas), so it counts as changed until the handoff applies. It is
+ * frozen until then (narf_plan_step()), and planning it as it stands would
+ * ask for copies elsewhere that the handoff makes needless.
+ *
  * The target is where to go, not a safe single step: a new copy is not in the
  * ISR until it has synced, and a role swap may make such a replica primary
  * (that is how a new node gets its primaries). narf_plan_step() stages the
@@ -91,12 +97,28 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target);
  *  - A slot already at NARF_MAX_COPIES (replication 5) that must take one
  *    more gives a copy up first: an unwanted out-of-sync replica, else an
  *    unwanted in-sync one, else the unwanted primary in favour of a wanted
- *    in-sync replica. Only here can a step lower a slot's in-sync copies.
+ *    in-sync replica (a handoff when the primary is live, below). Only here
+ *    can a step lower a slot's in-sync copies.
  *  - A target with no copy (no eligible node) leaves the slot as it is.
  *
  * So a primary only ever moves to a node in sync, and no step leaves a slot
  * with fewer in-sync copies than min(those it had, the target's copies),
  * except as said for replication 5.
+ *
+ * Handoffs: a primary is never changed directly while it is live (state up
+ * or leaving): the old primary would take writes until it sees the new map
+ * while the new one already does. Where the rules above change the primary
+ * of such a slot from A to B (B is then in the ISR), the step instead sets
+ * move = B and leaves everything else (primary, replicas, ISR, slot epoch)
+ * as it is; A stops taking writes for the slot, waits until B has
+ * acknowledged everything, and sends `handoff`, whose entry makes B primary
+ * and A an in-sync replica. The rest of the target follows in later steps.
+ * A slot with a pending move is left as it is until the move completes or
+ * is cleared (failover of A, B down or dropped from the ISR). At most
+ * max_moves slots have a pending move at once (those already pending
+ * count), so a large rebalance proceeds in waves; a swap over the bound
+ * waits for a later step. A slot whose primary is not live (no primary, or
+ * down/removed) changes its primary directly, as nobody takes its writes.
  *
  * No churn: the copies a step appends are the last replicas of their slot,
  * which step 1 of the planner drops first (out-of-sync ones before in-sync
@@ -108,6 +130,7 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target);
  */
 unsigned narf_plan_step(const struct narf_map *cur,
                         const struct narf_slot *target,
+                        unsigned max_moves,
                         struct narf_slot *step);
 
 #endif /* NARF_PLANNER_H */

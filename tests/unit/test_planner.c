@@ -16,7 +16,12 @@
 #include <cmocka.h>
 
 #include "common/map.h"
+#include "coordinator/coord.h"
 #include "coordinator/planner.h"
+
+/* Slots with a pending move at once: as the leader allows, unless a test
+ * says otherwise. */
+static unsigned max_moves = NARF_COORD_MAX_MOVES;
 
 /* The brief: well under 100 ms for 16384 slots and up to 64 nodes. */
 #define PLAN_MS_LIMIT 100.0
@@ -99,6 +104,15 @@ static bool node_up(const struct narf_map *m, uint32_t id)
 	const struct narf_map_node *n = narf_map_node_get(m, id);
 
 	return n != NULL && n->state == NARF_NODE_UP;
+}
+
+/* Does node id take writes for the slots it leads (up or leaving)? */
+static bool live(const struct narf_map *m, uint32_t id)
+{
+	const struct narf_map_node *n = narf_map_node_get(m, id);
+
+	return n != NULL &&
+	       (n->state == NARF_NODE_UP || n->state == NARF_NODE_LEAVING);
 }
 
 static unsigned n_up(const struct narf_map *m)
@@ -482,17 +496,37 @@ static void test_remove_leaving_node(void **state)
 }
 
 /* Planning a balanced map changes nothing, and unchanged slots are copied
- * byte for byte, pending move included. */
+ * byte for byte; a slot with a pending move is planned as if its handoff
+ * were done (the move target leads it). */
 static void test_idempotent(void **state)
 {
-	struct narf_map m;
+	static struct narf_slot other[NARF_SLOTS];
+	struct narf_map m, after;
+	uint32_t to;
 
 	(void)state;
 	map_with_nodes(&m, 3, 5);
+	narf_map_init(&after, NULL);
 	plan_apply(&m);
-	m.slots[7].move = 3;
 	assert_int_equal(narf_plan(&m, target), 0);
 	assert_memory_equal(target, m.slots, sizeof(m.slots));
+	/* Planning with slot 7 moving is planning the map after its
+	 * handoff (same layout; the view's slot epoch is that of the entry
+	 * planned next, the handoff's the one after). */
+	to = m.slots[7].isr[0];
+	m.slots[7].move = to;
+	assert_true(narf_plan(&m, target) >= 1);
+	narf_map_copy(&after, &m);
+	after.slots[7].move = 0;
+	after.slots[7].primary = to;
+	after.slots[7].replicas[0] = after.slots[7].isr[0] = m.slots[7].primary;
+	after.slots[7].epoch = m.epoch + 1;
+	narf_plan(&after, other);
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		other[s].epoch = target[s].epoch;
+		assert_true(narf_slot_equal(&other[s], &target[s]));
+	}
+	narf_map_close(&after);
 	narf_map_close(&m);
 }
 
@@ -693,6 +727,8 @@ static void check_step(const struct narf_map *m,
                        const struct narf_slot *t,
                        const struct narf_slot *st)
 {
+	unsigned moves = 0;
+
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
 		const struct narf_slot *c = &m->slots[s], *x = &st[s];
 		unsigned had = in_sync_copies(c),
@@ -700,6 +736,23 @@ static void check_step(const struct narf_map *m,
 		uint32_t ids[NARF_MAX_COPIES];
 		unsigned k = 0;
 
+		/* A pending move freezes its slot. A new one goes to an
+		 * in-sync replica and keeps the primary and its epoch; the
+		 * step may drop copies then, never add one. A primary that
+		 * is live is never replaced directly. */
+		moves += x->move != 0;
+		if (c->move != 0)
+			assert_true(narf_slot_equal(x, c));
+		if (x->move != 0 && c->move == 0) {
+			assert_int_equal(x->primary, c->primary);
+			assert_int_equal(x->epoch, c->epoch);
+			assert_true(in_isr(c, x->move));
+			assert_true(in_isr(x, x->move));
+			for (unsigned j = 0; j < x->n_replicas; j++)
+				assert_true(narf_slot_has(c, x->replicas[j]));
+		}
+		if (x->primary != c->primary)
+			assert_true(c->primary == 0 || !live(m, c->primary));
 		if (x->primary != c->primary)
 			assert_true(was_in_sync(c, x->primary));
 		/* The ISR is exactly the replicas that were in sync: kept
@@ -722,6 +775,7 @@ static void check_step(const struct narf_map *m,
 			for (unsigned b = 0; b < a; b++)
 				assert_int_not_equal(ids[a], ids[b]);
 	}
+	assert_true(moves <= max_moves);
 }
 
 static unsigned rnd(unsigned n);
@@ -781,6 +835,61 @@ static unsigned sync_all(struct narf_map *m, bool partial)
 	return entries;
 }
 
+/*
+ * What data nodes do with a pending move: the primary holds the slot's
+ * writes until the target has acknowledged everything, then sends
+ * `handoff` for the slots ready. Each primary reports all its moving slots
+ * at once; with partial set, it does so with probability 3/4 and, if it
+ * does, about 1 in 8 of its slots (those whose target has not acked yet)
+ * wait for a later report. Every handoff makes its target primary with the old
+ * primary an in-sync replica. Returns the handoff entries applied.
+ */
+static unsigned handoff_all(struct narf_map *m, bool partial)
+{
+	static bool slots[NARF_SLOTS];
+	static struct narf_slot was[NARF_SLOTS];
+	unsigned entries = 0;
+	uint64_t e0 = m->epoch;
+
+	memcpy(was, m->slots, sizeof(was));
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		uint32_t p = m->nodes[i].id;
+		bool any = false;
+
+		if (partial && rnd(4) == 0)
+			continue;
+		for (unsigned s = 0; s < NARF_SLOTS; s++) {
+			slots[s] = m->slots[s].primary == p &&
+			           m->slots[s].move != 0 &&
+			           (!partial || rnd(8) != 0);
+			any = any || slots[s];
+		}
+		if (!any)
+			continue;
+		apply_ok(m, narf_cmd_handoff(p, slots));
+		entries++;
+	}
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *c = &was[s], *x = &m->slots[s];
+
+		if (c->move == 0 || x->move != 0)
+			continue;
+		assert_int_equal(x->primary, c->move);
+		assert_true(in_isr(x, c->primary));
+		assert_int_equal(x->n_replicas, c->n_replicas);
+		assert_true(x->epoch > e0 && x->epoch <= m->epoch);
+	}
+	return entries;
+}
+
+static bool any_move(const struct narf_map *m)
+{
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		if (m->slots[s].move != 0)
+			return true;
+	return false;
+}
+
 static unsigned staged_slots; /* slot-rounds where the step held back */
 static struct narf_slot before[NARF_SLOTS];
 
@@ -817,8 +926,9 @@ static unsigned count_churn(const struct narf_slot *was,
 
 /*
  * The leader's loop: plan, commit one step, let the data nodes sync
- * (sync_all()), until the planner has nothing left to do and every replica
- * is in sync. Every step obeys check_step(). Right after a step, before any
+ * (sync_all()) and hand over moving slots (handoff_all()), until the
+ * planner has nothing left to do, every replica is in sync and no move is
+ * pending. Every step obeys check_step(). Right after a step, before any
  * sync, planning again keeps every copy the step added (no drop-and-add
  * churn); with partial syncs that is counted rather than required. Returns
  * the rounds taken; fails past max_rounds or when a round (with full syncs)
@@ -829,26 +939,29 @@ static unsigned converge_sync(struct narf_map *m,
                               bool partial)
 {
 	for (unsigned round = 0; round <= max_rounds; round++) {
-		unsigned n;
+		unsigned n, k;
 
 		if (narf_plan(m, target) == 0) {
 			bool synced = true;
 
-			assert_int_equal(narf_plan_step(m, target, step), 0);
+			assert_int_equal(
+			        narf_plan_step(m, target, max_moves, step), 0);
 			check_target(m, m->slots);
 			for (unsigned s = 0; s < NARF_SLOTS; s++)
 				synced = synced &&
 				         m->slots[s].n_isr ==
 				                 m->slots[s].n_replicas;
-			if (synced)
+			if (synced && !any_move(m))
 				return round;
-			/* Balanced, with replicas still syncing. */
+			/* Balanced, with replicas still syncing or
+			 * handoffs still to come. */
 			assert_true(partial);
 			sync_all(m, partial);
+			handoff_all(m, partial);
 			continue;
 		}
 		check_target(m, target);
-		n = narf_plan_step(m, target, step);
+		n = narf_plan_step(m, target, max_moves, step);
 		check_step(m, target, step);
 		for (unsigned s = 0; s < NARF_SLOTS; s++)
 			staged_slots += !narf_slot_equal(&step[s], &target[s]);
@@ -856,23 +969,39 @@ static unsigned converge_sync(struct narf_map *m,
 			memcpy(before, m->slots, sizeof(m->slots));
 			carry_out(m, step);
 			narf_plan(m, target);
-			narf_plan_step(m, target, step);
+			narf_plan_step(m, target, max_moves, step);
 			if (count_churn(before, m->slots, step) > 0)
 				assert_true(partial);
 		}
-		assert_true(sync_all(m, partial) > 0 || n > 0 || partial);
+		k = sync_all(m, partial);
+		k += handoff_all(m, partial);
+		assert_true(k > 0 || n > 0 || partial);
 	}
 	fail_msg("no fixed point after %u rounds", max_rounds);
 	return 0;
 }
 
+/*
+ * converge_sync() with full syncs, allowing max_rounds plus one round per
+ * wave of max_moves primary swaps the first plan asks for (a handoff of a
+ * live primary; the bound makes a large rebalance go in waves).
+ */
 static unsigned converge(struct narf_map *m, unsigned max_rounds)
 {
-	return converge_sync(m, max_rounds, false);
+	unsigned swaps = 0;
+
+	narf_plan(m, target);
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		swaps += target[s].primary != m->slots[s].primary &&
+		         live(m, m->slots[s].primary);
+	return converge_sync(
+	        m, max_rounds + (swaps + max_moves - 1) / max_moves, false);
 }
 
 /* A fourth node joins three balanced ones: its copies sync before any
- * primary moves to it, and the map settles in a few rounds. */
+ * primary moves to it, its 4096 primaries come by handoff in waves of
+ * max_moves, and the map settles in a round per wave plus a few; without
+ * the bound, in as few rounds as when primaries moved directly. */
 static void test_staged_join(void **state)
 {
 	struct narf_map m;
@@ -888,6 +1017,16 @@ static void test_staged_join(void **state)
 	              rounds, staged_slots);
 	/* The new node's primaries had to wait for its syncs. */
 	assert_true(staged_slots >= NARF_SLOTS / 4 - 4);
+	assert_true(rounds >= NARF_SLOTS / 4 / max_moves);
+	narf_map_close(&m);
+
+	max_moves = NARF_SLOTS;
+	map_with_nodes(&m, 2, 3);
+	converge(&m, 1);
+	add_node(&m, NARF_NODE_UP);
+	rounds = converge_sync(&m, 3, false);
+	print_message("join 4th of 4, moves unbounded: %u rounds\n", rounds);
+	max_moves = NARF_COORD_MAX_MOVES;
 	narf_map_close(&m);
 }
 
@@ -1034,7 +1173,7 @@ static void test_staged_random_histories(void **state)
 				m.settings.replication = 1 + rnd(4);
 				break;
 			}
-			r = converge_sync(&m, 60, true);
+			r = converge_sync(&m, 400, true);
 			worst = r > worst ? r : worst;
 		}
 		narf_map_close(&m);
@@ -1070,7 +1209,7 @@ static void test_step_rules(void **state)
 	        .primary = 1, .n_replicas = 1, .replicas = {3}, .epoch = 3};
 	memcpy(target, m.slots, sizeof(m.slots));
 	target[0] = t[0];
-	assert_int_equal(narf_plan_step(&m, target, step), 1);
+	assert_int_equal(narf_plan_step(&m, target, max_moves, step), 1);
 	assert_int_equal(step[0].primary, 1);
 	assert_int_equal(step[0].n_replicas, 2);
 	assert_int_equal(step[0].replicas[0], 2);
@@ -1085,20 +1224,34 @@ static void test_step_rules(void **state)
 	                               .n_isr = 1,
 	                               .isr = {2},
 	                               .epoch = 10};
-	narf_plan_step(&m, target, step);
+	narf_plan_step(&m, target, max_moves, step);
 	assert_int_equal(step[0].primary, 1);
 	assert_int_equal(step[0].n_replicas, 2);
 	assert_int_equal(step[0].replicas[1], 3);
 	assert_int_equal(step[0].n_isr, 1);
-	/* Once 3 is in the ISR the target takes effect: 1 is dropped. */
+	/* Once 3 is in the ISR the target can take effect, but 1 is live:
+	 * 1 hands the slot over (move = 3, nothing else changes, since the
+	 * handoff puts 1 in 3's place and the next step drops it). */
 	m.slots[0] = step[0];
 	m.slots[0].isr[m.slots[0].n_isr++] = 3;
-	target[0].replicas[0] = 2;
-	narf_plan_step(&m, target, step);
+	narf_plan_step(&m, target, max_moves, step);
+	assert_true(narf_slot_equal(&step[0],
+	                            &(struct narf_slot){.primary = 1,
+	                                                .move = 3,
+	                                                .n_replicas = 2,
+	                                                .replicas = {2, 3},
+	                                                .n_isr = 2,
+	                                                .isr = {2, 3},
+	                                                .epoch = 3}));
+	/* Were 1 down (not yet out of the slot), 3 would lead at once. */
+	m.nodes[0].state = NARF_NODE_DOWN;
+	narf_plan_step(&m, target, max_moves, step);
 	assert_true(narf_slot_equal(&step[0], &target[0]));
+	m.nodes[0].state = NARF_NODE_UP;
 	/* A full slot (replication 5) makes room: an unwanted replica goes
 	 * first, then, if every replica is wanted, the unwanted primary in
-	 * favour of an in-sync replica (with a new slot epoch). */
+	 * favour of an in-sync replica: a handoff while the primary is live,
+	 * at once (with a new slot epoch) when it is not. */
 	m.settings.replication = 5;
 	add_node(&m, NARF_NODE_UP);
 	add_node(&m, NARF_NODE_UP);
@@ -1114,7 +1267,7 @@ static void test_step_rules(void **state)
 	                               .n_isr = 3,
 	                               .isr = {2, 3, 5},
 	                               .epoch = 3};
-	narf_plan_step(&m, target, step);
+	narf_plan_step(&m, target, max_moves, step);
 	assert_true(narf_slot_equal(
 	        &step[0], &(struct narf_slot){.primary = 1,
 	                                      .n_replicas = 4,
@@ -1126,7 +1279,17 @@ static void test_step_rules(void **state)
 	                               .n_replicas = 4,
 	                               .replicas = {2, 3, 4, 5},
 	                               .epoch = 10};
-	narf_plan_step(&m, target, step);
+	narf_plan_step(&m, target, max_moves, step);
+	assert_true(narf_slot_equal(
+	        &step[0], &(struct narf_slot){.primary = 1,
+	                                      .move = 2,
+	                                      .n_replicas = 4,
+	                                      .replicas = {2, 3, 4, 5},
+	                                      .n_isr = 3,
+	                                      .isr = {2, 3, 5},
+	                                      .epoch = 3}));
+	m.nodes[0].state = NARF_NODE_DOWN;
+	narf_plan_step(&m, target, max_moves, step);
 	assert_true(narf_slot_equal(
 	        &step[0], &(struct narf_slot){.primary = 2,
 	                                      .n_replicas = 4,
@@ -1134,10 +1297,124 @@ static void test_step_rules(void **state)
 	                                      .n_isr = 2,
 	                                      .isr = {3, 5},
 	                                      .epoch = 10}));
+	m.nodes[0].state = NARF_NODE_UP;
 	/* A target with no copy keeps the slot as it is. */
 	memset(&target[0], 0, sizeof(target[0]));
-	assert_int_equal(narf_plan_step(&m, target, step), 0);
+	assert_int_equal(narf_plan_step(&m, target, max_moves, step), 0);
 	assert_true(narf_slot_equal(&step[0], &m.slots[0]));
+	narf_map_close(&m);
+}
+
+/* Slot s: primary p, in-sync replicas r1 (and r2 when non-zero). */
+static struct narf_slot slot_of(uint32_t p, uint32_t r1, uint32_t r2)
+{
+	struct narf_slot x = {.primary = p, .epoch = 3};
+
+	x.replicas[x.n_replicas++] = x.isr[x.n_isr++] = r1;
+	if (r2 != 0)
+		x.replicas[x.n_replicas++] = x.isr[x.n_isr++] = r2;
+	return x;
+}
+
+/* Role swaps between live nodes become moves: the primary, its epoch and
+ * the copies stay, and the handoff entry then gives the target's layout. A
+ * slot with a pending move is left alone whatever the target says; at most
+ * max_moves slots have a move at once (the others wait, their unwanted
+ * copies dropped); a leaving primary hands over too, ending up last among
+ * the replicas, where the next step drops it. */
+static void test_step_handoff(void **state)
+{
+	struct narf_map m;
+	bool slots[NARF_SLOTS] = {false};
+	uint64_t epoch;
+
+	(void)state;
+	map_with_nodes(&m, 2, 4);
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		m.slots[s] = slot_of(1 + s % 4, 1 + (s + 1) % 4, 0);
+	m.epoch = 9;
+	memcpy(target, m.slots, sizeof(m.slots));
+	/* Slots 0 and 4: swap 1 and 2; slot 8: 1 leads [2, 3], 3 wanted. */
+	target[0] = target[4] = slot_of(2, 1, 0);
+	m.slots[8] = slot_of(1, 2, 3);
+	target[8] = slot_of(3, 1, 0);
+	assert_int_equal(narf_plan_step(&m, target, NARF_SLOTS, step), 3);
+	check_step(&m, target, step);
+	for (unsigned s = 0; s < 8; s += 4) {
+		struct narf_slot want = slot_of(1, 2, 0);
+
+		want.move = 2;
+		assert_true(narf_slot_equal(&step[s], &want));
+	}
+	/* 2 goes now; 3 takes 1's place among the replicas. */
+	assert_true(
+	        narf_slot_equal(&step[8], &(struct narf_slot){.primary = 1,
+	                                                      .move = 3,
+	                                                      .n_replicas = 1,
+	                                                      .replicas = {3},
+	                                                      .n_isr = 1,
+	                                                      .isr = {3},
+	                                                      .epoch = 3}));
+	/* Two moves at most: slot 8 waits, 2 dropped already. With one move
+	 * pending elsewhere, one more. */
+	assert_int_equal(narf_plan_step(&m, target, 2, step), 3);
+	assert_int_equal(step[0].move, 2);
+	assert_int_equal(step[4].move, 2);
+	assert_true(
+	        narf_slot_equal(&step[8], &(struct narf_slot){.primary = 1,
+	                                                      .n_replicas = 1,
+	                                                      .replicas = {3},
+	                                                      .n_isr = 1,
+	                                                      .isr = {3},
+	                                                      .epoch = 3}));
+	m.slots[100].move = m.slots[100].replicas[0];
+	assert_int_equal(narf_plan_step(&m, target, 2, step), 2);
+	assert_int_equal(step[0].move, 2);
+	assert_true(narf_slot_equal(&step[4], &m.slots[4]));
+	m.slots[100].move = 0;
+	/* Commit the moves; the slots are frozen, whatever the target. */
+	narf_plan_step(&m, target, NARF_SLOTS, step);
+	carry_out(&m, step);
+	target[0] = target[4] = target[8] = slot_of(4, 3, 0);
+	assert_int_equal(narf_plan_step(&m, target, NARF_SLOTS, step), 0);
+	/* Node 1 hands over: each slot gets the layout wanted before. */
+	slots[0] = slots[4] = slots[8] = true;
+	epoch = m.epoch;
+	apply_ok(&m, narf_cmd_handoff(1, slots));
+	assert_int_equal(m.epoch, epoch + 1);
+	assert_true(narf_slot_equal(&m.slots[0],
+	                            &(struct narf_slot){.primary = 2,
+	                                                .n_replicas = 1,
+	                                                .replicas = {1},
+	                                                .n_isr = 1,
+	                                                .isr = {1},
+	                                                .epoch = epoch + 1}));
+	assert_int_equal(m.slots[8].primary, 3);
+	assert_int_equal(m.slots[8].replicas[0], 1);
+	/* A leaving primary: its copy goes last, and the step after the
+	 * handoff drops it. */
+	set_leaving(&m, 2);
+	m.slots[0] = slot_of(2, 3, 4);
+	memcpy(target, m.slots, sizeof(m.slots));
+	target[0] = slot_of(3, 4, 0);
+	narf_plan_step(&m, target, NARF_SLOTS, step);
+	assert_true(narf_slot_equal(&step[0],
+	                            &(struct narf_slot){.primary = 2,
+	                                                .move = 3,
+	                                                .n_replicas = 2,
+	                                                .replicas = {4, 3},
+	                                                .n_isr = 2,
+	                                                .isr = {4, 3},
+	                                                .epoch = 3}));
+	m.slots[0] = step[0];
+	memset(slots, 0, sizeof(slots));
+	slots[0] = true;
+	apply_ok(&m, narf_cmd_handoff(2, slots));
+	assert_int_equal(m.slots[0].primary, 3);
+	assert_int_equal(m.slots[0].replicas[1], 2);
+	target[0].epoch = m.slots[0].epoch;
+	narf_plan_step(&m, target, NARF_SLOTS, step);
+	assert_true(narf_slot_equal(&step[0], &target[0]));
 	narf_map_close(&m);
 }
 
@@ -1156,6 +1433,7 @@ int main(void)
 	        cmocka_unit_test(test_random_histories),
 	        cmocka_unit_test(test_random_layouts),
 	        cmocka_unit_test(test_step_rules),
+	        cmocka_unit_test(test_step_handoff),
 	        cmocka_unit_test(test_staged_join),
 	        cmocka_unit_test(test_staged_down),
 	        cmocka_unit_test(test_staged_restart),
