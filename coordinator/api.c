@@ -4,9 +4,9 @@
  * Happy path: conn_read_cb() feeds bytes to the connection's frame decoder
  * and conn_drain() handles whole requests in order. Reads (ping, map,
  * status, heartbeat) are answered at once from the local map; writes (join,
- * leave, settings, isr) become Raft proposals, and the connection stops reading
- * until the proposal's callback has written the reply, which keeps replies in
- * request order without a queue.
+ * leave, settings, isr, handoff) become Raft proposals, and the connection
+ * stops reading until the proposal's callback has written the reply, which
+ * keeps replies in request order without a queue.
  *
  * Failure modes: a framing or JSON error gets one error line, then the
  * connection is shut down (pending writes flushed) and closed; nobody else is
@@ -417,6 +417,33 @@ static uint32_t node_id_field(const json_t *req, const char *key)
 	return (uint32_t)json_integer_value(v);
 }
 
+/* The caller of isr or handoff: node and boot_id naming an incarnation in
+ * state up or leaving (only such a node leads slots). Returns an error
+ * reply, or NULL with *out set. */
+static json_t *check_caller(struct narf_coord *c,
+                            const json_t *req,
+                            const char *op,
+                            const struct narf_map_node **out)
+{
+	const char *boot = json_string_value(json_object_get(req, "boot_id"));
+	uint32_t id = node_id_field(req, "node");
+	const struct narf_map_node *n;
+	char msg[64];
+
+	if (id == 0 || boot == NULL) {
+		snprintf(msg, sizeof(msg), "%s needs node and boot_id", op);
+		return error_reply(NARF_EINVAL, msg, c);
+	}
+	n = narf_map_node_get(c->rn.map, id);
+	if (n == NULL || strcmp(n->boot_id, boot) != 0 ||
+	    (n->state != NARF_NODE_UP && n->state != NARF_NODE_LEAVING))
+		return error_reply(NARF_ENOTFOUND,
+		                   "no such node incarnation up: join again",
+		                   c);
+	*out = n;
+	return NULL;
+}
+
 /*
  * A primary reports an ISR change of its slots: `add` once a replica has
  * synced the listed slots, `drop` when it lost a replica (and holds its
@@ -427,25 +454,19 @@ static uint32_t node_id_field(const json_t *req, const char *key)
 static json_t *op_isr(struct narf_conn *conn, const json_t *req)
 {
 	struct narf_coord *c = conn->c;
-	const char *boot = json_string_value(json_object_get(req, "boot_id"));
 	json_t *add = json_object_get(req, "add");
 	json_t *drop = json_object_get(req, "drop");
-	uint32_t id = node_id_field(req, "node");
 	uint32_t peer = node_id_field(req, "peer");
 	const struct narf_map_node *n;
 	char errmsg[NARF_ERRMSG_SIZE] = "";
 	bool *slots;
 	json_t *cmd;
+	uint32_t id;
 
-	if (id == 0 || boot == NULL)
-		return error_reply(NARF_EINVAL, "isr needs node and boot_id",
-		                   c);
-	n = narf_map_node_get(c->rn.map, id);
-	if (n == NULL || strcmp(n->boot_id, boot) != 0 ||
-	    (n->state != NARF_NODE_UP && n->state != NARF_NODE_LEAVING))
-		return error_reply(NARF_ENOTFOUND,
-		                   "no such node incarnation up: join again",
-		                   c);
+	cmd = check_caller(c, req, "isr", &n);
+	if (cmd != NULL)
+		return cmd;
+	id = n->id;
 	/* Any node the map knows, whatever its state: a primary must be able
 	 * to drop a replica that has just been marked down. */
 	if (peer == 0 || peer == id ||
@@ -480,6 +501,42 @@ static json_t *op_isr(struct narf_conn *conn, const json_t *req)
 	return propose(conn, cmd, PENDING_EPOCH);
 }
 
+/*
+ * A primary hands over slots with a pending move: it has stopped taking
+ * writes for them and each target has acknowledged everything it sent. The
+ * reply waits for the handoff entry to apply; only then does the old
+ * primary forward its waiting requests to the new one, which by then leads
+ * the slot in the map.
+ */
+static json_t *op_handoff(struct narf_conn *conn, const json_t *req)
+{
+	struct narf_coord *c = conn->c;
+	json_t *ranges = json_object_get(req, "slots");
+	const struct narf_map_node *n;
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+	json_t *reply, *cmd;
+	bool *slots;
+
+	reply = check_caller(c, req, "handoff", &n);
+	if (reply != NULL)
+		return reply;
+	slots = malloc(NARF_SLOTS * sizeof(*slots));
+	if (slots == NULL)
+		return error_reply(NARF_ENOMEM, NULL, c);
+	if (narf_map_slot_ranges(ranges, "slots", slots, errmsg) != 0) {
+		free(slots);
+		return error_reply(NARF_EINVAL, errmsg, c);
+	}
+	if (json_array_size(ranges) == 0) {
+		free(slots);
+		return json_pack("{s:b,s:I}", "ok", 1, "epoch",
+		                 (json_int_t)c->rn.map->epoch);
+	}
+	cmd = narf_cmd_handoff(n->id, slots);
+	free(slots);
+	return propose(conn, cmd, PENDING_EPOCH);
+}
+
 static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 {
 	struct narf_coord *c = conn->c;
@@ -493,7 +550,7 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 	if (strcmp(op, "join") != 0 && strcmp(op, "heartbeat") != 0 &&
 	    strcmp(op, "map") != 0 && strcmp(op, "status") != 0 &&
 	    strcmp(op, "leave") != 0 && strcmp(op, "settings") != 0 &&
-	    strcmp(op, "isr") != 0)
+	    strcmp(op, "isr") != 0 && strcmp(op, "handoff") != 0)
 		return error_reply(NARF_EUNKNOWNOP, op, c);
 	if (!narf_raftnode_is_leader(&c->rn))
 		return error_reply(NARF_ENOTLEADER, NULL, c);
@@ -515,6 +572,8 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 		return op_leave(conn, req);
 	if (strcmp(op, "isr") == 0)
 		return op_isr(conn, req);
+	if (strcmp(op, "handoff") == 0)
+		return op_handoff(conn, req);
 	return op_settings(conn, req);
 }
 

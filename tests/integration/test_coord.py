@@ -19,16 +19,30 @@ from narf_harness import (NSLOTS, Conn, FakeNode, HarnessError, balanced,
                           unused_addr, wait_for, wait_leader)
 
 
+def moving_ranges(m, node):
+    """[lo, hi] ranges of the slots `node` leads with a pending move."""
+    return [[r["from"], r["to"]] for r in m["slots"]
+            if r["primary"] == node and r.get("move")]
+
+
+def moving_slots(m):
+    """Number of slots with a pending move in map m."""
+    return sum(r["to"] - r["from"] + 1 for r in m["slots"] if r.get("move"))
+
+
 class SyncingFake(FakeNode):
     """A FakeNode that also plays the primary's part of replication: when it
     sees the map move, it reports every replica of the slots it leads that
     is outside the ISR as synced (`isr add`), as a data node does once a new
-    copy has caught up. A fake holds no data, so the sync is instant."""
+    copy has caught up, and hands over every slot it leads with a pending
+    move (`handoff`), as a data node does once the target has acknowledged
+    every write. A fake holds no data, so both are instant."""
 
     def __init__(self, trio, **kw):
         super().__init__(trio, **kw)
         self.synced_epoch = None
         self.isr_adds = 0
+        self.handoffs = 0
 
     def beat_once(self, timeout=0.5):
         rep = super().beat_once(timeout)
@@ -58,15 +72,24 @@ class SyncingFake(FakeNode):
             if not rep.get("ok"):
                 return  # again at the next heartbeat
             self.isr_adds += 1
+        ranges = moving_ranges(m, self.id)
+        if ranges:
+            rep = self._conn.request({"op": "handoff", "node": self.id,
+                                      "boot_id": self.boot_id,
+                                      "slots": ranges}, timeout)
+            if not rep.get("ok"):
+                return
+            self.handoffs += 1
         self.synced_epoch = m["epoch"]
 
 
 @pytest.fixture
 def fakes():
     """Factory of fake data nodes that are all stopped at the end of the
-    test. They sync new replicas at once (SyncingFake) unless sync=False:
-    the leader moves a primary to a node, or drops the copy a new one
-    replaces, only once the new copy is in the ISR."""
+    test. They sync new replicas and hand over moving slots at once
+    (SyncingFake) unless sync=False: the leader moves a primary to a node,
+    or drops the copy a new one replaces, only once the new copy is in the
+    ISR, and a live primary only through its handoff."""
     made = []
 
     def make(trio, start=True, sync=True, **kw):
@@ -372,10 +395,11 @@ def test_isr_add_and_drop_and_staged_primary_moves(trio, fakes):
     rep = call_leader(trio, dict(base, add=[]))
     assert rep == {"ok": True, "epoch": e0}, rep
 
-    # Slots 0..99 and 200 now hold b in sync.
+    # Slots 0..99 and 200 now hold b in sync. a stays their primary (it is
+    # live: the ones bound for b get a pending move, for a's handoff).
     rep = call_leader(trio, dict(base, add=[[0, 99], [200, 200], [50, 60]]))
     assert rep["ok"] is True and rep["epoch"] >= e0 + 1, rep
-    m = leader_map(trio)
+    m = wait_stable(trio)
     assert m["epoch"] >= rep["epoch"]
     for i, (prim, reps, isr) in enumerate(expand_slots(m)):
         listed = i < 100 or i == 200
@@ -383,18 +407,24 @@ def test_isr_add_and_drop_and_staged_primary_moves(trio, fakes):
             # Not listed: untouched (b out of sync, so a keeps them).
             assert (prim, reps, isr) == (a.id, (b.id,), ()), (i, prim, reps,
                                                               isr)
-        elif prim == a.id:
-            assert isr == (b.id,), (i, prim, reps, isr)
         else:
-            # Handed to b, now in sync: a, the old primary, is in sync too.
-            assert (prim, reps, isr) == (b.id, (a.id,), (a.id,)), (
+            assert (prim, reps, isr) == (a.id, (b.id,), (b.id,)), (
                 i, prim, reps, isr)
+    assert moving_slots(m) > 0
 
-    # Every slot in sync: the leader hands b its half of the primaries.
+    # Every slot in sync: the leader hands b its half of the primaries,
+    # through a's handoffs (at most NARF_COORD_MAX_MOVES at once).
     rep = call_leader(trio, dict(base, add=[[0, NSLOTS - 1]]))
     assert rep["ok"] is True and rep["epoch"] > e0, rep
-    m = wait_map(trio, lambda m: balanced(m, [a.id, b.id], 2), 15,
-                 "primaries shared once b is in sync")
+
+    def handed(m):
+        ranges = moving_ranges(m, a.id)
+        if ranges:
+            call_leader(trio, {"op": "handoff", "node": a.id,
+                               "boot_id": a.boot_id, "slots": ranges})
+        return balanced(m, [a.id, b.id], 2) and not moving_slots(m)
+
+    m = wait_map(trio, handed, 15, "primaries shared once b is in sync")
     m = wait_stable(trio)
     for prim, reps, isr in expand_slots(m):
         assert isr == reps, (prim, reps, isr)
@@ -429,6 +459,100 @@ def test_isr_add_and_drop_and_staged_primary_moves(trio, fakes):
     assert rep["ok"] is True, rep
     m = leader_map(trio)
     assert all(isr == () for _, _, isr in expand_slots(m))
+
+
+def test_handoff_moves_primaries_between_live_nodes(trio, fakes):
+    """A primary bound for a live node's in-sync replica is not replaced by
+    the leader: the slot gets `move` (primary, copies and slot epoch as
+    they were; at most 1024 slots at once), and a `handoff` from the
+    primary (reply after the entry applied) makes the target primary with a
+    new slot epoch and the old primary in the ISR; only matching slots
+    change, a repeat changes nothing, bad requests cost no log entry, and
+    an `isr drop` of the target clears its moves."""
+    wait_leader(trio)
+    a = fakes(trio, sync=False)
+    wait_map(trio, lambda m: all(s == (a.id, (), ())
+                                 for s in expand_slots(m)), 15,
+             "first node owns every slot")
+    b = fakes(trio, sync=False)
+    wait_map(trio, lambda m: all(s == (a.id, (b.id,), ())
+                                 for s in expand_slots(m)), 15,
+             "every slot replicated to b outside the ISR")
+    slot_epochs = {r["from"]: r["epoch"] for r in leader_map(trio)["slots"]}
+    rep = call_leader(trio, {"op": "isr", "node": a.id, "boot_id": a.boot_id,
+                             "peer": b.id, "add": [[0, NSLOTS - 1]]})
+    assert rep["ok"] is True, rep
+    m = wait_stable(trio)
+    moving = moving_slots(m)
+    assert 0 < moving <= 1024, moving
+    st = call_leader(trio, {"op": "status"})["status"]["slots"]
+    assert st["moving"] == moving, (st, moving)
+    for r in m["slots"]:
+        # Nothing but the move has changed: a leads, b in sync.
+        assert (r["primary"], r["replicas"], r["isr"]) == (
+            a.id, [b.id], [b.id]), r
+        assert r.get("move") in (None, b.id), r
+    assert all(slot_epochs.get(r["from"], r["epoch"]) == r["epoch"]
+               for r in m["slots"] if r.get("move")), m["slots"][:4]
+
+    base = {"op": "handoff", "node": a.id, "boot_id": a.boot_id}
+    bad = [
+        (dict(base, slots=[[5, 1]]), "bad_request"),
+        (dict(base, slots=[[0, 16384]]), "bad_request"),
+        (dict(base, slots=[[-1, 3]]), "bad_request"),
+        (dict(base, slots=[[1]]), "bad_request"),
+        (dict(base, slots=[1, 2]), "bad_request"),
+        (dict(base, slots="0-9"), "bad_request"),
+        (dict(base, slots=[[0, 0]] * (NSLOTS + 1)), "bad_request"),
+        (dict(base), "bad_request"),
+        ({k: v for k, v in base.items() if k != "boot_id"}, "bad_request"),
+        (dict(base, node="1", slots=[[0, 1]]), "bad_request"),
+        (dict(base, boot_id="other-boot", slots=[[0, 1]]), "unknown_node"),
+        (dict(base, node=999999, slots=[[0, 1]]), "unknown_node"),
+    ]
+    applied = leader_applied(trio)
+    for req, code in bad:
+        rep = call_leader(trio, req)
+        assert rep.get("ok") is False and rep.get("error") == code, (
+            req if len(str(req)) < 300 else str(req)[:300], rep)
+    assert leader_applied(trio) == applied, "a bad handoff was logged"
+    assert leader_map(trio)["epoch"] == m["epoch"]
+    rep = call_leader(trio, dict(base, slots=[]))
+    assert rep == {"ok": True, "epoch": m["epoch"]}, rep
+
+    # b leads none of the moving slots: logged, nothing changes.
+    ranges = moving_ranges(m, a.id)
+    rep = call_leader(trio, {"op": "handoff", "node": b.id,
+                             "boot_id": b.boot_id, "slots": ranges})
+    assert rep == {"ok": True, "epoch": m["epoch"]}, rep
+
+    # a hands over the first moving range: b leads it from the reply's
+    # epoch on, a in sync; the other moving slots wait.
+    first = ranges[0]
+    rep = call_leader(trio, dict(base, slots=[first, [first[0], first[0]]]))
+    assert rep["ok"] is True and rep["epoch"] == m["epoch"] + 1, (rep, m)
+    m2 = leader_map(trio)
+    slots = expand_slots(m2)
+    for i in range(first[0], first[1] + 1):
+        assert slots[i] == (b.id, (a.id,), (a.id,)), (i, slots[i])
+    for r in m2["slots"]:
+        if r["from"] <= first[0] <= r["to"]:
+            assert r["epoch"] == rep["epoch"] and "move" not in r, r
+    # The same request again (once the leader has staged its next moves)
+    # changes nothing.
+    m = wait_stable(trio)
+    rep = call_leader(trio, dict(base, slots=[first]))
+    assert rep == {"ok": True, "epoch": m["epoch"]}, (rep, m["epoch"])
+
+    # a loses b before handing over the rest: b leaves the ISR of a's
+    # slots, and their moves end with it.
+    assert moving_slots(m) > 0
+    rep = call_leader(trio, {"op": "isr", "node": a.id, "boot_id": a.boot_id,
+                             "peer": b.id, "drop": True})
+    assert rep["ok"] is True, rep
+    m = leader_map(trio)
+    assert all(not r.get("move") for r in m["slots"]
+               if r["primary"] == a.id), moving_ranges(m, a.id)
 
 
 # ---------------------------------------------------------------------------
