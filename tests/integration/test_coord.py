@@ -807,6 +807,7 @@ FOLLOWER_REQUESTS = [
     {"op": "leave", "node": 1},
     {"op": "settings"},
     {"op": "isr", "node": 1, "boot_id": "x", "peer": 2, "drop": True},
+    {"op": "handoff", "node": 1, "boot_id": "x", "slots": [[0, 1]]},
 ]
 
 
