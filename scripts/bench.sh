@@ -61,6 +61,24 @@ benchmarks:
         whether the narf map changed (any failure decision) during each
         run; exits 1 if a failure decision was taken.
 
+  rebalance [--keys K] [--workers W] [--pipeline P] [--steady S]
+            [--out PREFIX] [--dir DIR] [--base-port P]
+        Live rebalance: starts 3 coordinators and 3 data nodes (base port
+        P, default 17900), loads K keys (default 1,000,000) of 32-byte
+        values with redis-cli --pipe (one per node, straight to the
+        primaries), runs a steady load (W processes, default 2, pipelined
+        batches of P GET/SET, default 32, 20% SET) counting answered and
+        failed requests per second, and after S seconds (default 10)
+        `cluster.sh add-node` starts a 4th node. Prints the time until the
+        map is balanced with nothing moving or syncing, the bytes the
+        replication streams carried meanwhile (INFO replication
+        stream_bytes) against the ideal quarter of the data, failed
+        requests (target 0) and the minimum 1-second rate during the
+        rebalance against the steady rate (target >= 70%). Writes
+        PREFIX.csv (per-second rates) and PREFIX.png (gnuplot; the join
+        and the end as vertical lines); PREFIX defaults to
+        build/bench/rebalance-DATE. Exits 1 if a target is missed.
+
 Every benchmark stops the cluster or servers it started, also when
 interrupted.
 EOF
@@ -520,6 +538,83 @@ bench_cluster() {
 		--clients "$clients" --run-timeout 600 --max-seconds $((runs * 600))
 }
 
+bench_rebalance() {
+	local port=17900 keys=1000000 workers=2 pipeline=32 steady=10 out=""
+	while (($#)); do
+		case $1 in
+		--keys)
+			keys=${2:?--keys needs a value}
+			shift
+			;;
+		--keys=*) keys=${1#*=} ;;
+		--workers)
+			workers=${2:?--workers needs a value}
+			shift
+			;;
+		--workers=*) workers=${1#*=} ;;
+		--pipeline | -P)
+			pipeline=${2:?$1 needs a value}
+			shift
+			;;
+		--pipeline=*) pipeline=${1#*=} ;;
+		--steady)
+			steady=${2:?--steady needs a value}
+			shift
+			;;
+		--steady=*) steady=${1#*=} ;;
+		--out)
+			out=${2:?--out needs a value}
+			shift
+			;;
+		--out=*) out=${1#*=} ;;
+		--dir)
+			bench_dir=${2:?--dir needs a value}
+			shift
+			;;
+		--dir=*) bench_dir=${1#*=} ;;
+		--base-port)
+			port=${2:?--base-port needs a value}
+			shift
+			;;
+		--base-port=*) port=${1#*=} ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "rebalance: unknown argument '$1' (try --help)" ;;
+		esac
+		shift
+	done
+	if ! [[ $keys =~ ^[0-9]{3,8}$ ]] || ((keys < 1000)); then
+		die "--keys must be a number from 1000 to 99999999"
+	fi
+	if ! [[ $workers =~ ^[0-9]{1,2}$ ]] || ((workers < 1 || workers > 32)); then
+		die "--workers must be a number in 1..32"
+	fi
+	if ! [[ $pipeline =~ ^[0-9]{1,4}$ ]] || ((pipeline < 1 || pipeline > 1000)); then
+		die "--pipeline must be a number in 1..1000"
+	fi
+	if ! [[ $steady =~ ^[0-9]{1,3}$ ]] || ((steady < 4 || steady > 600)); then
+		die "--steady must be a number of seconds in 4..600"
+	fi
+	check_port "$port"
+	command -v redis-cli >/dev/null ||
+		die "redis-cli is missing (Debian package redis-tools)"
+	command -v gnuplot >/dev/null ||
+		echo "bench.sh: gnuplot is missing (Debian package gnuplot-nox): no PNG" >&2
+	if [[ -z $out ]]; then
+		out=$ROOT/build/bench/rebalance-$(date +%Y%m%d-%H%M%S)
+	fi
+	out=$(realpath -m -- "$out")
+	start_narf 3 "$port" rebalance
+	# Loading, steady load, a rebalance of at most 300 s and 5 s after;
+	# the timeout is the backstop.
+	run_py $((steady + 900)) "$ROOT/scripts/lib/bench_rebalance.py" \
+		--dir "$bench_dir" --base-port "$port" --cluster-sh "$CLUSTER" \
+		--keys "$keys" --workers "$workers" --pipeline "$pipeline" \
+		--steady "$steady" --out "$out" --max-seconds $((steady + 840))
+}
+
 case ${1:-} in
 failover)
 	shift
@@ -528,6 +623,10 @@ failover)
 cluster)
 	shift
 	bench_cluster "$@"
+	;;
+rebalance)
+	shift
+	bench_rebalance "$@"
 	;;
 coord)
 	shift

@@ -1041,9 +1041,10 @@ def pick(seq, rnd=None):
     return (rnd or random).choice(list(seq))
 
 
-def preload(seeds, keys, timeout=REQUEST_TIMEOUT):
-    """SET every key to value_of(key, 1) on its primary, pipelined per node;
-    raises unless every write is acknowledged."""
+def preload(seeds, keys, timeout=REQUEST_TIMEOUT, ex=None):
+    """SET every key to value_of(key, 1) on its primary, pipelined per node
+    (with `EX ex` when ex is given); raises unless every write is
+    acknowledged."""
     r = Router(seeds, timeout=timeout)
     try:
         if not r.refresh(force=True):
@@ -1056,7 +1057,8 @@ def preload(seeds, keys, timeout=REQUEST_TIMEOUT):
             c = r.conn(addr)
             for i in range(0, len(ks), 500):
                 part = ks[i:i + 500]
-                c.send(b"".join(encode("SET", k, value_of(k, 1))
+                c.send(b"".join(encode("SET", k, value_of(k, 1),
+                                       *(("EX", ex) if ex else ()))
                                 for k in part))
                 for k in part:
                     rep = c.read(timeout)
@@ -1080,4 +1082,289 @@ def keys_in(slots, n, prefix="k:", exclude=False, limit=10 ** 6):
         i += 1
     if len(out) < n:
         raise HarnessError("only %d keys found" % len(out))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Rebalancing (test_rebalance.py, scripts/lib/bench_rebalance.py)
+
+
+def add_node(cluster, name=None, extra_args=()):
+    """Start one more DataNode joined to cluster's trio (appended to
+    cluster.nodes, so stop() and logs() cover it); returns it once it
+    listens."""
+    name = name or "n%d" % (len(cluster.nodes) + 1)
+    d = DataNode(cluster.build, cluster.tmpdir, cluster.trio.apis, name,
+                 extra_args=extra_args)
+    cluster.nodes.append(d)
+    d.start()
+    d.wait_listening()
+    return d
+
+
+def leave(trio, nid, timeout=10.0):
+    """The coordinator API's leave op for map node id nid; the reply."""
+    rep = call_leader(trio, {"op": "leave", "node": nid}, timeout)
+    if not rep.get("ok"):
+        raise HarnessError("leave %d: %r" % (nid, rep))
+    return rep
+
+
+def moves_in_flight(m):
+    """(moving, syncing) slots of map m, as {slot: target} and
+    {slot: (primary, replicas outside the ISR)}."""
+    moving, syncing = {}, {}
+    for r in m["slots"]:
+        out = tuple(x for x in r.get("replicas", ()) if x not in
+                    r.get("isr", ()))
+        for s in range(r["from"], r["to"] + 1):
+            if r.get("move"):
+                moving[s] = r["move"]
+            if out:
+                syncing[s] = (r["primary"], out)
+    return moving, syncing
+
+
+def wait_mid_move(trio, pred=None, timeout=30.0, interval=0.005):
+    """Poll the leader's map until some slot is moving or syncing (and
+    pred(map, moving, syncing) holds, when given); returns (map, moving,
+    syncing). Polls fast: a rebalance of a small data set takes well under
+    a second."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            rep = call_leader(trio, {"op": "map"}, 2.0)
+            m = rep.get("map") if rep.get("ok") else None
+        except (OSError, ValueError, HarnessError) as e:
+            last, m = e, None
+        if m is not None:
+            moving, syncing = moves_in_flight(m)
+            if (moving or syncing) and (pred is None or
+                                        pred(m, moving, syncing)):
+                return m, moving, syncing
+            last = m["epoch"]
+        time.sleep(interval)
+    raise HarnessError("no slot moving or syncing within %.0fs (last %r)"
+                       % (timeout, last))
+
+
+def balance_problems(st):
+    """What keeps status `st` from a settled, balanced map (empty list
+    when fine): every slot assigned, nothing moving or syncing,
+    under_replicated 0, and every up node's primaries and copies (primaries
+    + replicas) within 1 of the mean over the up nodes."""
+    out = []
+    sl = st["slots"]
+    for k, want in (("assigned", NSLOTS), ("moving", 0), ("syncing", 0),
+                    ("under_replicated", 0)):
+        if sl.get(k) != want:
+            out.append("slots.%s is %r (want %r)" % (k, sl.get(k), want))
+    up = [n for n in st["nodes"] if n["state"] == "up"]
+    if not up:
+        return out + ["no node up"]
+    for what, f in (("primaries", lambda n: n["primaries"]),
+                    ("copies", lambda n: n["primaries"] + n["replicas"])):
+        mean = sum(f(n) for n in up) / float(len(up))
+        for n in up:
+            if abs(f(n) - mean) > 1.0:
+                out.append("node %d (%s) holds %d %s, mean %.2f" % (
+                    n["id"], n["addr"], f(n), what, mean))
+    return out
+
+
+def wait_balanced(cluster, timeout=60.0):
+    """Until balance_problems() of the leader's status is empty; returns
+    the status, or raises with the last problems."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            st = cluster.status(3.0)
+            last = balance_problems(st)
+            if not last:
+                return st
+        except (OSError, ValueError, HarnessError, AssertionError) as e:
+            last = [repr(e)]
+        time.sleep(0.2)
+    raise HarnessError("map not balanced within %.0fs: %s" % (
+        timeout, "; ".join(last or ["?"])))
+
+
+class Op:
+    """One recorded read or delete."""
+    __slots__ = ("key", "t_sent", "t_done", "ok", "reply", "err", "addr")
+
+    def __init__(self, key, t_sent, t_done, ok, reply, err, addr):
+        self.key, self.t_sent, self.t_done = key, t_sent, t_done
+        self.ok, self.reply, self.err, self.addr = ok, reply, err, addr
+
+    def __repr__(self):
+        return "Op(%s %s %r %s at %.3f..%.3f via %s)" % (
+            self.key, "ok" if self.ok else "FAILED", self.reply,
+            self.err or "", self.t_sent, self.t_done, self.addr)
+
+
+class KeyLoop(threading.Thread):
+    """Runs one command per key through a Router, round-robin over keys
+    (each key once when `once`), about `rate` per second, bounded by
+    max_count and max_seconds; records every attempt as an Op. The
+    command is GET (a Reader) or DEL (a Deleter)."""
+
+    command = "GET"
+    once = False
+
+    def __init__(self, seeds, keys, rate=300, max_count=100000,
+                 max_seconds=90.0, timeout=REQUEST_TIMEOUT, name=None):
+        super().__init__(daemon=True, name=name or self.command.lower())
+        self.router = Router(seeds, timeout=timeout)
+        self.keys = list(keys)
+        self.rate = rate
+        self.max_count = max_count if not self.once else min(
+            max_count, len(self.keys))
+        self.max_seconds = max_seconds
+        self.records = []
+        self._stop_ev = threading.Event()
+        self.exc = None
+
+    def ok_reply(self, rep):
+        return not isinstance(rep, Err)
+
+    def run(self):
+        try:
+            t_start = time.monotonic()
+            end = t_start + self.max_seconds
+            count = 0
+            while (not self._stop_ev.is_set() and count < self.max_count
+                   and time.monotonic() < end):
+                due = t_start + count / float(self.rate)
+                now = time.monotonic()
+                if due > now:
+                    self._stop_ev.wait(due - now)
+                key = self.keys[count % len(self.keys)]
+                t0 = time.monotonic()
+                ok, rep, err, addr = False, None, None, None
+                try:
+                    rep, addr = self.router.call(key, self.command, key)
+                    ok = self.ok_reply(rep)
+                    if not ok:
+                        err = "reply %r" % (rep,)
+                except RequestError as e:
+                    err = str(e)
+                self.records.append(Op(key, t0, time.monotonic(), ok, rep,
+                                       err, addr))
+                count += 1
+        except Exception as e:  # reported by stop()
+            self.exc = e
+        finally:
+            self.router.close()
+
+    def stop(self, timeout=REQUEST_TIMEOUT + 10):
+        self._stop_ev.set()
+        self.join(timeout)
+        if self.is_alive():
+            raise HarnessError("%s did not stop within %.0fs" % (
+                self.name, timeout))
+        if self.exc:
+            raise self.exc
+        return self.records
+
+
+class Reader(KeyLoop):
+    command = "GET"
+
+
+class Deleter(KeyLoop):
+    """DEL each key once; a reply of 1 or 0 is an acknowledged delete."""
+    command = "DEL"
+    once = True
+
+    def ok_reply(self, rep):
+        return rep in (0, 1)
+
+
+def check_reads(reads, writes):
+    """Stale or impossible reads (a list of strings; empty when fine): a
+    GET answered ok must return a value the writer attempted for that key,
+    no older than the last write acknowledged before the GET was sent (nil
+    only when no write was acknowledged before it)."""
+    acked = {}  # key -> [(t_done, n)] of acknowledged writes
+    tried = {}
+    for a in writes:
+        tried.setdefault(a.key, set()).add(a.n)
+        if a.ok:
+            acked.setdefault(a.key, []).append((a.t_done, a.n))
+    for v in acked.values():
+        v.sort()
+    problems = []
+    for r in reads:
+        if not r.ok:
+            continue
+        floor = 0
+        for t, n in acked.get(r.key, ()):
+            if t < r.t_sent:
+                floor = max(floor, n)
+            else:
+                break
+        if r.reply is None:
+            if floor:
+                problems.append("%r: nil, but write %d was acknowledged "
+                                "before" % (r, floor))
+            continue
+        try:
+            n = parse_value(r.key, r.reply)
+        except ValueError as e:
+            problems.append("%r: %s" % (r, e))
+            continue
+        if n < floor:
+            problems.append("%r: write %d, older than write %d acknowledged "
+                            "before the read" % (r, n, floor))
+        elif n not in tried.get(r.key, ()):
+            problems.append("%r: write %d never attempted" % (r, n))
+    return problems
+
+
+def check_deletes(deletes, values, preloaded=1):
+    """Problems (list of strings) with the Deleter's keys, given their
+    values now ({key: bytes or None}): a key whose DEL was acknowledged must
+    be gone; a key never sent a DEL must still hold its preloaded write;
+    a DEL (each key is deleted once) must find its key (reply 1)."""
+    sent = {}
+    problems = []
+    for d in deletes:
+        sent[d.key] = sent.get(d.key, False) or d.ok
+        if d.ok and d.reply == 0:
+            problems.append("%r: the preloaded key was already gone" % (d,))
+    for k, v in values.items():
+        if sent.get(k) and v is not None:
+            problems.append("%s: deleted (acknowledged) but holds %r"
+                            % (k, v))
+        elif k not in sent:
+            if v is None:
+                problems.append("%s: never deleted, yet missing" % k)
+            elif parse_value(k, v) != preloaded:
+                problems.append("%s: holds %r" % (k, v))
+    return problems
+
+
+def ttls_on_primaries(seeds, keys, timeout=REQUEST_TIMEOUT):
+    """TTL of every key asked of its slot's primary (a Router, pipelined
+    per node; no proxying involved); {key: reply}."""
+    r = Router(seeds, timeout=timeout)
+    out = {}
+    try:
+        if not r.refresh(force=True):
+            raise HarnessError("no node answers CLUSTER SLOTS")
+        by_addr = {}
+        for k in keys:
+            by_addr.setdefault(r.table[key_slot(k)], []).append(k)
+        for addr, ks in by_addr.items():
+            c = r.conn(addr)
+            for i in range(0, len(ks), 500):
+                part = ks[i:i + 500]
+                c.send(b"".join(encode("TTL", k) for k in part))
+                for k in part:
+                    out[k] = c.read(timeout)
+    finally:
+        r.close()
     return out

@@ -1,0 +1,517 @@
+#!/usr/bin/python3
+"""Rebalance benchmark (run by `scripts/bench.sh rebalance`, which starts
+and stops the cluster: 3 coordinators and 3 data nodes from
+scripts/cluster.sh).
+
+1. Loads --keys keys (default 1,000,000) of --value-size byte values
+   (default 32) straight into their primaries: one `redis-cli --pipe` per
+   node, routed by CLUSTER SLOTS, all three at once.
+2. Starts a steady load: --workers processes, each sending pipelined
+   batches of --pipeline requests (GET and, --write-ratio of them, SET of
+   the loaded keys, picked at random) to the slots' primaries (routing
+   re-read every 0.5 s, one -MOVED followed as a cluster client does),
+   counting per wall-clock second the requests answered and the ones
+   that failed (an error reply or no reply).
+3. After --steady seconds, `cluster.sh add-node` starts a 4th data node,
+   and the benchmark polls the leader's status until the rebalance has
+   finished: 4 nodes up, nothing moving or syncing, under_replicated 0,
+   and every node's primaries and copies within 1 of the mean.
+4. Keeps the load --after more seconds, then stops it.
+
+Prints: the time to finish the rebalance; the bytes the nodes' replication
+streams carried meanwhile (INFO replication stream_bytes, summed over the
+nodes, before the join and once settled), minus the live writes' stream at
+the steady rate, against the ideal (a quarter of every copy of the data,
+as NARF.SET messages); failed requests (target 0); the steady rate
+(median 1-second rate before the join) and the minimum 1-second rate
+while the rebalance ran (target: at least 70% of the steady rate). Writes
+the per-second rates to a CSV and, with gnuplot, a PNG (the join and the
+end of the rebalance as vertical lines), and prints their paths.
+
+Everything is bounded: the load by --max-seconds, every wait by a timeout.
+"""
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+import cluster_harness as ch  # noqa: E402
+from dn_harness import Closed, Err, RawConn, encode  # noqa: E402
+from narf_harness import HarnessError  # noqa: E402
+
+
+def log(msg=""):
+    print(msg, flush=True)
+
+
+def fail(msg):
+    print("bench_rebalance: " + msg, file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def key_of(i):
+    return b"key:%d" % i
+
+
+def value_of(i, gen, size):
+    v = b"%d:%d:" % (i, gen)
+    return (v + b"x" * size)[:size]
+
+
+def table_from(addrs, timeout=1.0):
+    """CLUSTER SLOTS of the first node that answers with every slot
+    served; None if none does."""
+    for a in addrs:
+        try:
+            t = ch.slots_table(ch.addr_port(a), timeout)
+        except (OSError, Closed, HarnessError, ValueError, IndexError,
+                TypeError):
+            continue
+        if all(t):
+            return t
+    return None
+
+
+def stream_bytes(addrs):
+    """{addr: INFO replication stream_bytes} (nodes that answer)."""
+    out = {}
+    for a in addrs:
+        try:
+            with RawConn(ch.addr_port(a), timeout=3.0) as c:
+                info = c.cmd("INFO", "replication")
+        except (OSError, Closed, HarnessError):
+            continue
+        if isinstance(info, bytes):
+            for line in info.decode().splitlines():
+                if line.startswith("stream_bytes:"):
+                    out[a] = int(line.split(":", 1)[1])
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def load_data(a, addrs, slot_of, tmpdir):
+    """Every key SET on its primary with redis-cli --pipe, one per node,
+    in parallel. Returns seconds taken."""
+    table = table_from(addrs)
+    if table is None:
+        raise HarnessError("no node answers CLUSTER SLOTS with every slot")
+    files = {}
+    outs = {}
+    for i in range(a.keys):
+        addr = table[slot_of[i]]
+        f = files.get(addr)
+        if f is None:
+            f = files[addr] = open(os.path.join(
+                tmpdir, "load-%s.resp" % addr.replace(":", "_")), "wb")
+            outs[addr] = []
+        outs[addr].append(encode("SET", key_of(i), value_of(i, 0,
+                                                            a.value_size)))
+        if len(outs[addr]) >= 10000:
+            f.write(b"".join(outs[addr]))
+            outs[addr] = []
+    for addr, f in files.items():
+        f.write(b"".join(outs[addr]))
+        f.close()
+    t0 = time.monotonic()
+    procs = []
+    for addr, f in files.items():
+        port = ch.addr_port(addr)
+        fin = open(f.name, "rb")
+        p = subprocess.Popen(["redis-cli", "-h", "127.0.0.1", "-p",
+                              str(port), "--pipe", "--pipe-timeout", "60"],
+                             stdin=fin, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        procs.append((addr, p, fin))
+    bad = []
+    for addr, p, fin in procs:
+        try:
+            out, _ = p.communicate(timeout=a.load_timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise HarnessError("redis-cli --pipe to %s: over %.0fs" % (
+                addr, a.load_timeout))
+        finally:
+            fin.close()
+        last = out.strip().splitlines()[-1] if out.strip() else ""
+        if p.returncode != 0 or "errors: 0," not in last:
+            bad.append("%s: %s" % (addr, last or out[-300:]))
+    for f in files.values():
+        os.unlink(f.name)
+    if bad:
+        raise HarnessError("redis-cli --pipe: " + "; ".join(bad))
+    return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------------
+# The load: worker processes (forked: slot_of is shared)
+
+
+def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
+    rnd = random.Random(idx * 7919 + 1)
+    ok = {}
+    bad = {}
+    errs = []
+    conns = {}
+    table = None
+    last_refresh = 0.0
+    gen = 1 + idx
+    nkeys = a.keys
+    try:
+        while not stop_ev.is_set() and time.time() < stop_at:
+            now = time.time()
+            if table is None or now - last_refresh > 0.5:
+                t = table_from(addrs)
+                last_refresh = now
+                if t is not None:
+                    table = t
+                elif table is None:
+                    time.sleep(0.05)
+                    continue
+            by_addr = {}
+            for _ in range(a.pipeline):
+                i = rnd.randrange(nkeys)
+                if rnd.random() < a.write_ratio:
+                    cmd = encode("SET", key_of(i),
+                                 value_of(i, gen, a.value_size))
+                else:
+                    cmd = encode("GET", key_of(i))
+                by_addr.setdefault(table[slot_of[i]], []).append(cmd)
+            gen += a.workers
+            sent = []
+            for addr, cmds in by_addr.items():
+                c = conns.get(addr)
+                try:
+                    if c is None:
+                        c = conns[addr] = RawConn(ch.addr_port(addr),
+                                                  timeout=a.request_timeout)
+                    c.send(b"".join(cmds))
+                    sent.append((addr, len(cmds)))
+                except (OSError, Closed, HarnessError) as e:
+                    conns.pop(addr, None)
+                    if c is not None:
+                        c.close()
+                    sec = int(time.time() - t0)
+                    bad[sec] = bad.get(sec, 0) + len(cmds)
+                    if len(errs) < 5:
+                        errs.append("%s: %r" % (addr, e))
+                    last_refresh = 0.0
+            moved = []
+            for addr, n in sent:
+                c = conns[addr]
+                got_ok = got_bad = 0
+                try:
+                    for k in range(n):
+                        rep = c.read(a.request_timeout)
+                        if isinstance(rep, Err) and \
+                                rep.startswith("MOVED "):
+                            # As a cluster client: not run; sent again
+                            # to the node named, after this batch.
+                            moved.append((rep.split()[2],
+                                          by_addr[addr][k]))
+                            last_refresh = 0.0
+                        elif isinstance(rep, Err):
+                            got_bad += 1
+                            if len(errs) < 5:
+                                errs.append("%s: -%s" % (addr, rep))
+                            last_refresh = 0.0
+                        else:
+                            got_ok += 1
+                except (OSError, Closed, HarnessError) as e:
+                    got_bad += n - got_ok - got_bad
+                    conns.pop(addr, None)
+                    c.close()
+                    if len(errs) < 5:
+                        errs.append("%s: %r" % (addr, e))
+                    last_refresh = 0.0
+                sec = int(time.time() - t0)
+                if got_ok:
+                    ok[sec] = ok.get(sec, 0) + got_ok
+                if got_bad:
+                    bad[sec] = bad.get(sec, 0) + got_bad
+            for addr, cmd in moved:
+                # One redirect followed, as redis-cli -c does; a second
+                # MOVED or no reply is a failure.
+                good = False
+                try:
+                    c = conns.get(addr)
+                    if c is None:
+                        c = conns[addr] = RawConn(ch.addr_port(addr),
+                                                  timeout=a.request_timeout)
+                    c.send(cmd)
+                    rep = c.read(a.request_timeout)
+                    good = not isinstance(rep, Err)
+                    if not good and len(errs) < 5:
+                        errs.append("%s after MOVED: -%s" % (addr, rep))
+                except (OSError, Closed, HarnessError) as e:
+                    c = conns.pop(addr, None)
+                    if c is not None:
+                        c.close()
+                    if len(errs) < 5:
+                        errs.append("%s after MOVED: %r" % (addr, e))
+                sec = int(time.time() - t0)
+                if good:
+                    ok[sec] = ok.get(sec, 0) + 1
+                else:
+                    bad[sec] = bad.get(sec, 0) + 1
+    finally:
+        for c in conns.values():
+            c.close()
+        out_q.put((idx, ok, bad, errs))
+
+
+# ---------------------------------------------------------------------------
+
+
+def settled(coords, want_up):
+    """The leader's status when the rebalance is over, else None."""
+    rep = ch.call_leader(coords, {"op": "status"}, 3.0)
+    if not rep.get("ok"):
+        return None
+    st = rep["status"]
+    up = [n for n in st["nodes"] if n["state"] == "up"]
+    if len(up) < want_up or ch.balance_problems(st):
+        return None
+    return st
+
+
+def plot(a, csv_path, png_path, join_s, done_s):
+    gp = shutil.which("gnuplot")
+    if gp is None:
+        return "gnuplot is not installed (Debian package gnuplot-nox)"
+    script = """
+set terminal pngcairo size 1000,500 noenhanced
+set output '%s'
+set datafile separator ','
+set title 'narf: requests/s while a 4th node joins (%d keys, %d workers, pipeline %d)'
+set xlabel 'seconds since the load started (each point: one second, at its middle)'
+set ylabel 'requests answered per second'
+set yrange [0:*]
+set grid
+set key bottom right
+set arrow 1 from %.2f, graph 0 to %.2f, graph 1 nohead lw 2 lc rgb 'red'
+set label 1 'join' at %.2f, graph 0.95 left offset 0.5,0 tc rgb 'red'
+set arrow 2 from %.2f, graph 0 to %.2f, graph 1 nohead lw 1 dt 2 lc rgb 'dark-green'
+set label 2 'balanced' at %.2f, graph 0.88 left offset 0.5,0 tc rgb 'dark-green'
+plot '%s' every ::1 using ($1+0.5):2 with linespoints title 'ok (per second)', \\
+     '%s' every ::1 using ($1+0.5):3 with impulses lw 3 title 'failed'
+""" % (png_path, a.keys, a.workers, a.pipeline, join_s, join_s, join_s,
+       done_s, done_s, done_s, csv_path, csv_path)
+    try:
+        r = subprocess.run([gp], input=script, text=True,
+                           capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "gnuplot timed out"
+    if r.returncode != 0:
+        # pngcairo may be missing: fall back to the plain png terminal.
+        r = subprocess.run([gp], input=script.replace(
+            "pngcairo", "png"), text=True, capture_output=True, timeout=60)
+        if r.returncode != 0:
+            return "gnuplot failed: " + r.stderr.strip()[-300:]
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--base-port", type=int, required=True)
+    ap.add_argument("--cluster-sh", required=True)
+    ap.add_argument("--keys", type=int, default=1000000)
+    ap.add_argument("--value-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--pipeline", type=int, default=32)
+    ap.add_argument("--write-ratio", type=float, default=0.2)
+    ap.add_argument("--steady", type=float, default=10.0)
+    ap.add_argument("--after", type=float, default=5.0)
+    ap.add_argument("--rebalance-timeout", type=float, default=300.0)
+    ap.add_argument("--load-timeout", type=float, default=300.0)
+    ap.add_argument("--request-timeout", type=float, default=5.0)
+    ap.add_argument("--out", required=True,
+                    help="path prefix of the CSV and PNG written")
+    ap.add_argument("--max-seconds", type=float, default=900.0)
+    a = ap.parse_args()
+    end = time.monotonic() + a.max_seconds
+    coords = ch.Coords(["127.0.0.1:%d" % (a.base_port + i)
+                        for i in (1, 2, 3)])
+    addrs = ["127.0.0.1:%d" % (a.base_port + 200 + k) for k in (1, 2, 3)]
+    new_addr = "127.0.0.1:%d" % (a.base_port + 204)
+
+    log("rebalance: 3 data nodes, %d keys of %d bytes, then a 4th node "
+        "joins under %d load processes (pipeline %d, %.0f%% SET)" % (
+            a.keys, a.value_size, a.workers, a.pipeline,
+            a.write_ratio * 100))
+    deadline = time.monotonic() + 60
+    while ch.cluster_ready(coords, addrs) is None:
+        if time.monotonic() > deadline:
+            fail("the cluster is not ready after 60 s")
+        time.sleep(0.2)
+    slot_of = array("H", (ch.key_slot(key_of(i)) for i in range(a.keys)))
+    tmpdir = tempfile.mkdtemp(prefix="narf-rebalance-load.")
+    try:
+        secs = load_data(a, addrs, slot_of, tmpdir)
+    except HarnessError as e:
+        fail("loading: %s" % e)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    rep = ch.call_leader(coords, {"op": "status"}, 5.0)
+    nkeys = sum(n.get("keys", 0) for n in rep["status"]["nodes"])
+    log("loaded %d keys in %.1f s (%.0f keys/s); the nodes hold %d copies"
+        % (a.keys, secs, a.keys / secs, nkeys))
+    repl = rep["status"].get("replication", 2)
+    # The data as the streams carry it: one NARF.SET per copy.
+    per_key = sum(len(encode("NARF.SET", "10", key_of(i),
+                             value_of(i, 0, a.value_size), "0"))
+                  for i in range(0, a.keys, max(1, a.keys // 10000)))
+    per_key /= float(len(range(0, a.keys, max(1, a.keys // 10000))))
+    data_bytes = per_key * a.keys * repl
+
+    # Steady load.
+    t0 = float(int(time.time()))
+    stop_at = t0 + min(a.max_seconds, a.steady + a.rebalance_timeout +
+                       a.after + 30)
+    stop_ev = mp.Event()
+    out_q = mp.Queue()
+    procs = [mp.Process(target=worker, args=(i, a, addrs + [new_addr],
+                                             slot_of, t0, stop_at, stop_ev,
+                                             out_q), daemon=True)
+             for i in range(a.workers)]
+    for p in procs:
+        p.start()
+    result = {}
+    try:
+        time.sleep(min(2.0, a.steady / 2))
+        sb0 = stream_bytes(addrs)
+        tb0 = time.time()
+        time.sleep(max(0.0, t0 + a.steady - time.time()))
+        sb1 = stream_bytes(addrs)
+        t_join = time.time()
+        out = subprocess.run([a.cluster_sh, "add-node", "--dir", a.dir],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise HarnessError("cluster.sh add-node: %s" % out.stderr[-300:])
+        log("joined: %s (%s)" % (out.stdout.strip(), new_addr))
+        st = None
+        last_err = None
+        while time.time() < t_join + a.rebalance_timeout and \
+                time.monotonic() < end:
+            try:
+                st = settled(coords, 4)
+            except (OSError, ValueError, HarnessError, KeyError) as e:
+                last_err, st = e, None
+            if st is not None:
+                break
+            time.sleep(0.1)
+        t_done = time.time()
+        if st is None:
+            raise HarnessError("not balanced within %.0f s (last error %r)"
+                               % (a.rebalance_timeout, last_err))
+        sb2 = stream_bytes(addrs + [new_addr])
+        time.sleep(max(0.0, a.after))
+    except (HarnessError, subprocess.TimeoutExpired) as e:
+        stop_ev.set()
+        fail(str(e))
+    finally:
+        stop_ev.set()
+        t_stop = time.time()
+        for _ in procs:
+            try:
+                idx, ok, bad, errs = out_q.get(timeout=a.request_timeout * 3
+                                               + 10)
+                result[idx] = (ok, bad, errs)
+            except Exception:
+                break
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+
+    ok, bad, errs = {}, {}, []
+    for o, b, e in result.values():
+        for s, n in o.items():
+            ok[s] = ok.get(s, 0) + n
+        for s, n in b.items():
+            bad[s] = bad.get(s, 0) + n
+        errs += e
+    # The last second the load ran whole (the one it stopped in is
+    # partial).
+    last = min(int(max(list(ok) + list(bad) + [0])), int(t_stop - t0) - 1)
+    join_s, done_s = t_join - t0, t_done - t0
+    csv_path, png_path = a.out + ".csv", a.out + ".png"
+    os.makedirs(os.path.dirname(os.path.abspath(csv_path)), exist_ok=True)
+    with open(csv_path, "w") as f:
+        f.write("second,ok,failed,phase\n")
+        for s in range(last + 1):
+            phase = ("steady" if s + 1 <= join_s else
+                     "rebalance" if s <= done_s else "after")
+            f.write("%d,%d,%d,%s\n" % (s, ok.get(s, 0), bad.get(s, 0),
+                                       phase))
+    # Steady: whole seconds after a 2 s warm-up, before the join; during:
+    # every whole second that overlaps [join, settled].
+    steady = [ok.get(s, 0) for s in range(2, int(join_s))]
+    during = [ok.get(s, 0) for s in range(int(join_s), int(done_s) + 1)]
+    failed = sum(bad.values())
+    steady_rate = statistics.median(steady) if steady else 0
+    dip = min(during) if during else 0
+    live_rate = (sum(sb1.values()) - sum(sb0.values())) / max(
+        1e-3, (t_join - tb0))
+    moved_raw = sum(sb2.values()) - sum(sb1.values())
+    live = live_rate * (t_done - t_join)
+    moved = moved_raw - live
+    ideal = data_bytes / 4.0
+    err = plot(a, csv_path, png_path, join_s, done_s)
+
+    log()
+    log("rebalance finished (4 nodes up, balanced, nothing moving or "
+        "syncing) %.2f s after the join" % (t_done - t_join))
+    log("bytes moved: %.1f MB by the replication streams during the "
+        "rebalance, %.1f MB of it live writes (steady stream rate %.2f MB/s)"
+        ", so %.1f MB of sync; ideal (1/4 of %d copies of %d keys as "
+        "NARF.SET, %.1f MB) %.1f MB: %.2fx the ideal" % (
+            moved_raw / 1e6, live / 1e6, live_rate / 1e6, moved / 1e6,
+            repl, a.keys, data_bytes / 1e6, ideal / 1e6,
+            moved / ideal if ideal else 0))
+    log("failed requests: %d (target 0) of %d" % (
+        failed, failed + sum(ok.values())))
+    for e in errs[:5]:
+        log("  e.g. %s" % e)
+    log("throughput: steady %d req/s (median 1-s rate before the join), "
+        "minimum 1-s rate during the rebalance %d req/s over %d s: %.0f%% "
+        "(target >= 70%%)" % (steady_rate, dip, len(during),
+                               100.0 * dip / steady_rate if steady_rate
+                               else 0))
+    log("per-second rates: %s" % csv_path)
+    if err:
+        log("plot: not drawn: %s" % err)
+    else:
+        log("plot: %s" % png_path)
+    if st is not None:
+        log("nodes: %s" % ", ".join(
+            "%d p=%d r=%d keys=%s" % (n["id"], n["primaries"], n["replicas"],
+                                       n.get("keys"))
+            for n in st["nodes"] if n["state"] == "up"))
+    ok_all = failed == 0 and steady_rate and dip >= 0.7 * steady_rate
+    log("ok: targets met" if ok_all else
+        "NOT OK: %s" % ", ".join(x for x, c in (
+            ("requests failed", failed),
+            ("throughput fell below 70%", steady_rate and
+             dip < 0.7 * steady_rate)) if c))
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
