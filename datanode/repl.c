@@ -977,8 +977,10 @@ static void handoff_reply(void *data,
 	struct narf_repl *r = data;
 
 	/* Taken: the map that makes the targets primary clears the flag
-	 * (narf_repl_map_changed); refused: ask again. */
-	if (ok)
+	 * (narf_repl_map_changed), unless the entry changed nothing (the
+	 * moves were cleared meanwhile: that map is here or coming too);
+	 * refused: ask again. */
+	if (ok && epoch > r->epoch)
 		return;
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		r->peers[i]->handoff_inflight = false;
