@@ -294,7 +294,9 @@ def test_drain_node_with_leave(make_cluster):
         "a removed node still holds copies"
     # Everyone routes around it before it goes (it forwards until then).
     c.wait_nodes_route(c.nodes[1:], FAILOVER_WAIT)
+    t_term = time.monotonic()
     rc = victim.terminate()
+    print("SIGTERM of the removed node %s at %.3f" % (victim.addr, t_term))
     assert rc == 0, "the removed node's SIGTERM gave exit status %r" % rc
     wait_settled(c, "three nodes balanced after the leave")
     t_done = time.monotonic() - t0
