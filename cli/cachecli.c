@@ -75,6 +75,9 @@ static const char help_text[] =
         "  del KEY           delete it; prints 1, or 0 if it was missing\n"
         "  ttl KEY           seconds left, -1 without expiry; a missing\n"
         "                    key prints nothing and exits 1\n"
+        "  leave ID          drain data node ID: its copies move to the\n"
+        "                    other nodes, then it is 'removed' and can be\n"
+        "                    stopped with nothing lost (watch status)\n"
         "\n"
         "Options (before or after the command):\n"
         "  --coord ADDR,...  coordinator API addresses (host:port, comma-\n"
@@ -760,12 +763,42 @@ static int cmd_ttl(const struct options *o)
 	return data_request(o, 2, argv, print_ttl);
 }
 
+static int cmd_leave(const struct options *o)
+{
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+	json_t *req, *reply = NULL;
+	uint64_t id;
+	int rc;
+
+	need_args(o, 2, "leave ID");
+	if (narf_parse_u64(o->args[1], 1, UINT32_MAX, &id) != 0)
+		narf_usage_error(prog, "bad node id '%s'", o->args[1]);
+	req = json_pack("{s:s,s:I}", "op", "leave", "node", (json_int_t)id);
+	rc = narf_jclient_call_leader(o->coord, req, (int)o->timeout_ms, &reply,
+	                              errmsg);
+	json_decref(req);
+	if (rc != 0)
+		return report_call_failure(o, rc, errmsg);
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		rc = report_error_reply("leave", reply);
+	} else {
+		printf("node %llu is leaving (epoch %lld): its copies move to "
+		       "the other nodes; 'cachecli status' shows progress\n",
+		       (unsigned long long)id,
+		       (long long)json_integer_value(
+		               json_object_get(reply, "epoch")));
+		rc = EXIT_OK;
+	}
+	json_decref(reply);
+	return rc;
+}
+
 static const struct command {
 	const char *name;
 	int (*run)(const struct options *o);
 } commands[] = {
         {"status", cmd_status}, {"get", cmd_get}, {"set", cmd_set},
-        {"del", cmd_del},       {"ttl", cmd_ttl},
+        {"del", cmd_del},       {"ttl", cmd_ttl}, {"leave", cmd_leave},
 };
 
 /* A closed or full stdout must not pass for success in a script. */
@@ -788,7 +821,7 @@ int main(int argc, char **argv)
 	if (o.nargs == 0)
 		narf_usage_error(prog,
 		                 "missing command (status, get, set, "
-		                 "del or ttl)");
+		                 "del, ttl or leave)");
 	resolve_coord(&o);
 	if (isatty(STDOUT_FILENO) && (no_color == NULL || !no_color[0]))
 		sty = &tty_style;
@@ -797,6 +830,6 @@ int main(int argc, char **argv)
 			return finish_output(commands[i].run(&o));
 	narf_usage_error(prog,
 	                 "unknown command '%s' (expected status, get, "
-	                 "set, del or ttl)",
+	                 "set, del, ttl or leave)",
 	                 o.args[0]);
 }

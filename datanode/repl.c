@@ -91,7 +91,9 @@ struct narf_repl {
 	struct narf_store *store;   /* borrowed */
 	struct narf_member *member; /* borrowed */
 	uv_prepare_t prepare;       /* flushes links and pumps syncs */
-	struct narf_peer **peers;   /* owned */
+	uv_idle_t idle;             /* active while syncs have more to send */
+	bool idling;
+	struct narf_peer **peers; /* owned */
 	unsigned n_peers, cap_peers;
 	uint64_t lead[WORDS];    /* slots we lead, per our map */
 	uint64_t handing[WORDS]; /* ... of which we hand off (writes wait) */
@@ -905,17 +907,26 @@ static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
 	p->synced++;
 }
 
+/*
+ * Sync wanted slots to p, a slice at a time: at most NARF_SYNC_SLICE bytes
+ * per loop iteration (clients get their turn between slices) and never
+ * more than NARF_SYNC_HIGH_WATER queued on the link.
+ */
 static void pump(struct narf_repl *r, struct narf_peer *p)
 {
+	size_t start;
+
 	if (p->repl == NULL || !p->repl->connected || p->dropping)
 		return;
+	start = p->repl->out.len;
 	for (unsigned w = 0; w < WORDS; w++) {
 		while (p->want[w] != 0) {
 			unsigned s =
 			        w * 64 + (unsigned)__builtin_ctzll(p->want[w]);
 
 			if (p->repl->out.len + p->repl->sending.len >
-			    NARF_SYNC_HIGH_WATER)
+			            NARF_SYNC_HIGH_WATER ||
+			    p->repl->out.len - start > NARF_SYNC_SLICE)
 				return;
 			sync_slot(r, p, s);
 			if (p->repl == NULL || bit(p->want, s))
@@ -1016,9 +1027,15 @@ static void report_handoffs(struct narf_repl *r, struct narf_peer *p)
 	}
 }
 
+static void idle_cb(uv_idle_t *h)
+{
+	(void)h; /* only keeps the loop from blocking: prepare_cb works */
+}
+
 static void prepare_cb(uv_prepare_t *h)
 {
 	struct narf_repl *r = h->data;
+	bool more = false;
 
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
@@ -1036,11 +1053,25 @@ static void prepare_cb(uv_prepare_t *h)
 				left = (p->want[w] | p->ready[w] |
 				        p->handoff[w]) != 0;
 			p->work = left;
+			/* More to sync over a link that can take it: come
+			 * back next iteration without waiting for I/O. */
+			more = more ||
+			       (left && p->repl != NULL && p->repl->connected &&
+			        !p->dropping &&
+			        p->repl->out.len + p->repl->sending.len <=
+			                NARF_SYNC_HIGH_WATER);
 		}
 		if (p->repl != NULL)
 			link_flush(p->repl);
 		if (p->proxy != NULL)
 			link_flush(p->proxy);
+	}
+	if (more && !r->idling && !r->stopping) {
+		uv_idle_start(&r->idle, idle_cb);
+		r->idling = true;
+	} else if (!more && r->idling) {
+		uv_idle_stop(&r->idle);
+		r->idling = false;
 	}
 }
 
@@ -1368,6 +1399,8 @@ struct narf_repl *narf_repl_create(uv_loop_t *loop,
 	r->loop = loop;
 	r->store = store;
 	r->member = member;
+	uv_idle_init(loop, &r->idle);
+	r->idle.data = r;
 	uv_prepare_init(loop, &r->prepare);
 	r->prepare.data = r;
 	uv_prepare_start(&r->prepare, prepare_cb);
@@ -1389,6 +1422,7 @@ void narf_repl_stop(struct narf_repl *r)
 		p->repl = p->proxy = NULL;
 	}
 	uv_close((uv_handle_t *)&r->prepare, NULL);
+	uv_close((uv_handle_t *)&r->idle, NULL);
 }
 
 void narf_repl_destroy(struct narf_repl *r)

@@ -32,9 +32,10 @@
  * version numbers are needed: the last message about a key is always the
  * primary's state of it. When the replica has acknowledged NARF.SYNCED, this
  * node asks the coordinator to add it to the ISR (`isr add`); its acks count
- * from the moment NARF.SYNCED is sent. Slots go one at a time while the
- * link has under NARF_SYNC_HIGH_WATER bytes queued, so a sync never holds a
- * second copy of the node's data in memory.
+ * from the moment NARF.SYNCED is sent. Slots go one at a time, about
+ * NARF_SYNC_SLICE bytes per loop iteration (clients are served between
+ * slices) while the link has under NARF_SYNC_HIGH_WATER bytes queued, so a
+ * sync never holds a second copy of the node's data in memory.
  *
  * Fencing. Every message carries the slot epoch (the map epoch at which the
  * slot's primary last changed); a replica refuses a message older than the
@@ -54,6 +55,7 @@
 #include "common/store.h"
 
 #define NARF_SYNC_HIGH_WATER (4u << 20)
+#define NARF_SYNC_SLICE (256u << 10) /* sync bytes per loop iteration */
 #define NARF_LINK_RETRY_MS 100
 
 struct narf_repl;

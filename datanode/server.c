@@ -38,6 +38,7 @@
 #define NARF_READ_CHUNK (16 * 1024)
 #define NARF_OUT_SOFT_LIMIT (1u << 20)
 #define NARF_PARK_MAX_MS 3000
+#define NARF_DRAIN_MS 2000 /* SIGTERM: longest wait for requests in flight */
 
 struct scatter;
 static void scatter_free(struct scatter *sc);
@@ -216,7 +217,7 @@ static void conn_flush(struct narf_rconn *conn)
 				conn_run(conn);
 				continue;
 			}
-			if (blocked(conn))
+			if (blocked(conn) || conn->dn->draining)
 				return;
 			if (!conn->reading &&
 			    uv_read_start((uv_stream_t *)&conn->tcp,
@@ -734,12 +735,42 @@ static void resume_blocked(struct narf_dn *dn)
 	}
 }
 
+/*
+ * Draining (the first SIGTERM/SIGINT): no new connections or requests;
+ * a connection closes once what it already sent is answered and written;
+ * the node stops when none is left or after NARF_DRAIN_MS.
+ */
+static void drain_step(struct narf_dn *dn)
+{
+	struct narf_rconn *conn = dn->conns;
+
+	while (conn != NULL) {
+		struct narf_rconn *next = conn->next;
+
+		if (!blocked(conn) && !conn->held && !conn->writing &&
+		    conn->out.len == 0)
+			conn_close(conn);
+		conn = next;
+	}
+	if (dn->conns == NULL ||
+	    uv_now(&dn->loop) - dn->drain_start_ms > NARF_DRAIN_MS) {
+		if (dn->conns != NULL)
+			NARF_WARN(
+			        "drain: %u clients still waiting after %d ms; "
+			        "closing them",
+			        dn->engine.connected_clients, NARF_DRAIN_MS);
+		narf_dn_stop(dn);
+	}
+}
+
 static void check_cb(uv_check_t *h)
 {
 	struct narf_dn *dn = h->data;
 
 	if (dn->progress)
 		resume_blocked(dn);
+	if (dn->draining && !dn->closing)
+		drain_step(dn);
 }
 
 static void repl_progress(void *data)
@@ -871,8 +902,22 @@ static void signal_cb(uv_signal_t *s, int signum)
 {
 	struct narf_dn *dn = s->data;
 
-	NARF_INFO("signal %d: stopping", signum);
-	narf_dn_stop(dn);
+	if (dn->draining) {
+		NARF_INFO("signal %d again: stopping now", signum);
+		narf_dn_stop(dn);
+		return;
+	}
+	NARF_INFO("signal %d: answering requests in flight, then stopping",
+	          signum);
+	dn->draining = true;
+	dn->drain_start_ms = uv_now(&dn->loop);
+	uv_close((uv_handle_t *)&dn->listener, NULL);
+	for (struct narf_rconn *c = dn->conns; c != NULL; c = c->next)
+		if (c->reading) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->reading = false;
+		}
+	drain_step(dn);
 }
 
 int narf_dn_start(struct narf_dn *dn, char *errmsg)
@@ -921,7 +966,8 @@ void narf_dn_stop(struct narf_dn *dn)
 	if (dn->closing)
 		return;
 	dn->closing = true;
-	uv_close((uv_handle_t *)&dn->listener, NULL);
+	if (!dn->draining)
+		uv_close((uv_handle_t *)&dn->listener, NULL);
 	uv_close((uv_handle_t *)&dn->cron, NULL);
 	uv_close((uv_handle_t *)&dn->sigterm, NULL);
 	uv_close((uv_handle_t *)&dn->sigint, NULL);

@@ -31,6 +31,8 @@ struct narf_dn {
 	struct narf_repl *repl;     /* owned, with --join */
 	bool cluster;               /* --join given */
 	uint64_t cron_ticks;
+	bool draining; /* first SIGTERM: finishing requests in flight */
+	uint64_t drain_start_ms;
 	bool closing;
 };
 
