@@ -170,12 +170,14 @@ static int cmd_nset(struct narf_engine *e,
 		return 0;
 	if (!parse_u64(argv[4], len[4], &pxat) || pxat > INT64_MAX)
 		return narf_resp_error(out, "ERR bad expiry");
-	if (pxat != 0 && (int64_t)pxat <= now) {
+	narf_repl_applying(e->repl, true);
+	if (pxat != 0 && (int64_t)pxat <= now)
 		narf_store_del(e->store, slot, argv[2], len[2], now);
-		return narf_resp_simple(out, "OK");
-	}
-	rv = narf_store_set(e->store, slot, argv[2], len[2], argv[3], len[3],
-	                    (int64_t)pxat, now, NULL);
+	rv = pxat != 0 && (int64_t)pxat <= now
+	             ? 0
+	             : narf_store_set(e->store, slot, argv[2], len[2], argv[3],
+	                              len[3], (int64_t)pxat, now, NULL);
+	narf_repl_applying(e->repl, false);
 	if (rv == NARF_ENOMEM)
 		return rv;
 	/* A replica out of memory keeps going: the write is lost here, as
@@ -194,7 +196,9 @@ static int cmd_ndel(struct narf_engine *e,
 
 	if (peer_only(c, out) || fence(e, c, slot, argv[1], len[1], out))
 		return 0;
+	narf_repl_applying(e->repl, true);
 	narf_store_del(e->store, slot, argv[2], len[2], narf_engine_now(e));
+	narf_repl_applying(e->repl, false);
 	return narf_resp_simple(out, "OK");
 }
 

@@ -527,6 +527,13 @@ static int cmd_flushall(struct narf_engine *e,
 	if (argc > 2 || (argc == 2 && !narf_arg_is(argv[1], len[1], "sync") &&
 	                 !narf_arg_is(argv[1], len[1], "async")))
 		return narf_reply_syntax(out);
+	/* In a cluster a flush would empty replica copies that the ISR
+	 * counts on and would not reach the other copies: refused. */
+	if (e->cluster_map != NULL)
+		return narf_resp_error(out,
+		                       "ERR FLUSHALL and FLUSHDB are not "
+		                       "supported in a cluster; delete keys "
+		                       "instead");
 	narf_store_flush(e->store);
 	return narf_resp_simple(out, "OK");
 }

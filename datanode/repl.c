@@ -41,7 +41,8 @@ struct link {
 	struct narf_repl *r;
 	struct narf_peer *p;
 	enum link_kind kind;
-	uv_tcp_t *tcp; /* owned while open; data == this link */
+	uv_tcp_t *tcp;      /* owned while open; data == this link */
+	uv_connect_t *creq; /* the connect in progress (its data is us) */
 	bool connected;
 	bool writing;
 	uv_write_t wreq;
@@ -103,6 +104,7 @@ struct narf_repl {
 	unsigned node_timeout_ms;
 	/* the batch in progress */
 	bool in_batch;
+	bool applying; /* a peer's stream message: not ours to stream */
 	struct narf_gate batch;
 	void (*progress_cb)(void *);
 	void *progress_data;
@@ -345,6 +347,8 @@ static void link_free(struct link *l)
 		free(px);
 		px = next;
 	}
+	if (l->creq != NULL) /* libuv cancels it once the handle closes */
+		l->creq->data = NULL;
 	narf_buf_close(&l->out);
 	narf_buf_close(&l->in);
 	if (!l->writing)
@@ -431,6 +435,7 @@ static void link_reply(struct link *l, const char *p, size_t len)
 		if (l->head == NULL)
 			l->tail = NULL;
 		l->acked++;
+		l->progress_ms = uv_now(l->r->loop);
 		if (px->done != NULL)
 			px->done(px->data, p, len);
 		free(px);
@@ -509,7 +514,8 @@ static int link_cmd(struct link *l,
 	return 0;
 }
 
-static void link_hello(struct link *l)
+/* The link's first command; NARF_ENOMEM when the link is unusable. */
+static int link_hello(struct link *l)
 {
 	char id[16];
 	const char *argv[] = {"NARF.HELLO", id};
@@ -524,20 +530,22 @@ static void link_hello(struct link *l)
 
 		/* The HELLO's reply needs a place in the queue; without
 		 * memory the link cannot be used. */
-		if (px == NULL) {
-			link_fail(l, "out of memory");
-			return;
-		}
+		if (px == NULL)
+			return NARF_ENOMEM;
 		l->head = l->tail = px;
 	}
+	return 0;
 }
 
 static void link_connect_cb(uv_connect_t *req, int status)
 {
-	struct link *l = req->data;
+	struct link *l = req->data; /* NULL once the link was freed */
 
 	free(req);
-	if (l == NULL || l->tcp == NULL)
+	if (l == NULL)
+		return;
+	l->creq = NULL;
+	if (l->tcp == NULL)
 		return;
 	if (status != 0) {
 		link_fail(l, uv_strerror(status));
@@ -585,15 +593,20 @@ static struct link *link_open(struct narf_repl *r,
 	uv_tcp_init(r->loop, l->tcp);
 	l->tcp->data = l;
 	req->data = l;
+	l->creq = req;
 	if (uv_tcp_connect(req, l->tcp, (const struct sockaddr *)&sa,
 	                   link_connect_cb) != 0) {
+		l->creq = NULL;
 		free(req);
 		link_free(l);
 		return NULL;
 	}
 	if (kind == LINK_REPL)
 		l->gen = ++p->gen;
-	link_hello(l);
+	if (link_hello(l) != 0) {
+		link_free(l); /* cancels the connect */
+		return NULL;
+	}
 	return l;
 }
 
@@ -631,6 +644,7 @@ static void link_fail(struct link *l, const char *why)
 	/* What was synced must be synced again; joins in flight die. */
 	memset(p->fwd, 0, sizeof(p->fwd));
 	memset(p->ready, 0, sizeof(p->ready));
+	memset(p->asked, 0, sizeof(p->asked));
 	p->n_joins = 0;
 	if (p->n_counts > 0 || p->add_inflight)
 		ask_drop(r, p);
@@ -698,9 +712,10 @@ static void isr_reply(void *data,
 	p->add_inflight = false;
 	if (!ok) {
 		p->work = true;
-		/* Ask again for what was asked (still marked in `asked`). */
+		/* Ask again for what was asked and is still forwarded (a
+		 * link failure since means those slots sync again). */
 		for (unsigned i = 0; i < WORDS; i++)
-			p->ready[i] |= p->asked[i];
+			p->ready[i] |= p->asked[i] & p->fwd[i] & r->lead[i];
 	}
 	memset(p->asked, 0, sizeof(p->asked));
 }
@@ -716,30 +731,21 @@ static void ask_drop(struct narf_repl *r, struct narf_peer *p)
 }
 
 /* Ask the coordinator to add p to the ISR of the slots in p->ready. */
+static json_t *ranges_of(const uint64_t *set);
+
 static void ask_add(struct narf_repl *r, struct narf_peer *p)
 {
-	json_t *ranges = json_array();
-	unsigned s = 0;
+	json_t *ranges;
 
-	if (ranges == NULL)
-		return;
-	while (s < NARF_SLOTS) {
-		unsigned lo;
-
-		if (!bit(p->ready, s)) {
-			s++;
-			continue;
-		}
-		lo = s;
-		while (s < NARF_SLOTS && bit(p->ready, s))
-			s++;
-		json_array_append_new(ranges,
-		                      json_pack("[i,i]", (int)lo, (int)s - 1));
-	}
-	memcpy(p->asked, p->ready, sizeof(p->asked));
+	/* Only slots still ours and still forwarded to the peer. */
+	for (unsigned i = 0; i < WORDS; i++)
+		p->asked[i] = p->ready[i] & p->fwd[i] & r->lead[i];
 	memset(p->ready, 0, sizeof(p->ready));
-	if (narf_member_isr(r->member, p->id, false, ranges, isr_reply, r) ==
-	    0) {
+	if (bits_count(p->asked) == 0)
+		return;
+	ranges = ranges_of(p->asked);
+	if (ranges != NULL && narf_member_isr(r->member, p->id, false, ranges,
+	                                      isr_reply, r) == 0) {
 		p->add_inflight = true;
 	} else {
 		for (unsigned i = 0; i < WORDS; i++)
@@ -808,7 +814,7 @@ static void stream_change(struct narf_repl *r,
 {
 	const struct narf_map *map = repl_map(r);
 
-	if (map == NULL || !bit(r->lead, slot))
+	if (map == NULL || !bit(r->lead, slot) || r->applying)
 		return;
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
@@ -1046,7 +1052,8 @@ static void prepare_cb(uv_prepare_t *h)
 			bool left = false;
 
 			pump(r, p);
-			if (!p->add_inflight && bits_count(p->ready) > 0)
+			if (!p->add_inflight && !p->dropping &&
+			    bits_count(p->ready) > 0)
 				ask_add(r, p);
 			report_handoffs(r, p);
 			for (unsigned w = 0; !left && w < WORDS; w++)
@@ -1126,6 +1133,15 @@ void narf_repl_map_changed(struct narf_repl *r,
 
 	r->epoch = map->epoch;
 	r->node_timeout_ms = map->settings.node_timeout_ms;
+	/* Drops this map carries are done: those peers may be linked to
+	 * again below (they may be ISR members of slots new to us). */
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		struct narf_peer *p = r->peers[i];
+
+		if (p->dropping && p->drop_epoch != UINT64_MAX &&
+		    map->epoch >= p->drop_epoch)
+			p->dropping = false;
+	}
 	/* Peers of every slot we lead, with a link to each ISR member. */
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
 		const struct narf_slot *slot = &map->slots[s];
@@ -1244,6 +1260,12 @@ void narf_repl_diverged(struct narf_repl *r, uint32_t peer)
 		ask_drop(r, p);
 }
 
+void narf_repl_applying(struct narf_repl *r, bool on)
+{
+	if (r != NULL)
+		r->applying = on;
+}
+
 void narf_repl_refresh_map(struct narf_repl *r)
 {
 	narf_member_want_map(r->member);
@@ -1325,6 +1347,11 @@ void narf_repl_cron(struct narf_repl *r)
 			link_fail(p->repl, "acknowledgements lag behind");
 			continue;
 		}
+		/* A forwarded request unanswered for this long will not be:
+		 * the node is paused or cut off (and failed over by now). */
+		if (p->proxy != NULL && p->proxy->sent > p->proxy->acked &&
+		    now - p->proxy->progress_ms > 2 * lag + 1000)
+			link_fail(p->proxy, "no reply to forwarded requests");
 		if (p->dropping && !p->drop_inflight)
 			ask_drop(r, p);
 		/* (Re)connect when there is something to send, after a

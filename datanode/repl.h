@@ -161,6 +161,10 @@ bool narf_repl_accept(struct narf_repl *r,
  * is synced again. */
 void narf_repl_diverged(struct narf_repl *r, uint32_t peer);
 
+/* Around applying a peer's stream message: the change is not streamed on
+ * (this node's map may still say it leads the slot) nor waited for. */
+void narf_repl_applying(struct narf_repl *r, bool on);
+
 /* Fetch the cluster map now (a peer's map and ours disagree). */
 void narf_repl_refresh_map(struct narf_repl *r);
 /* How many map replies (current or new) have arrived so far. */

@@ -410,6 +410,14 @@ static bool scatter_start(struct narf_rconn *conn,
 		goto fail;
 	sc->conn = conn;
 	sc->flags = cmd->flags & NARF_CMD_SPLIT;
+	if ((unsigned)(req->argc - 1) % step != 0) {
+		narf_resp_errorf(out,
+		                 "ERR wrong number of arguments for '%s' "
+		                 "command",
+		                 cmd->name);
+		scatter_free(sc);
+		return false;
+	}
 	sc->nkeys = (unsigned)(req->argc - 1) / step;
 	sc->key_part = calloc(sc->nkeys, sizeof(*sc->key_part));
 	sc->parts = calloc(sc->nkeys, sizeof(*sc->parts));
@@ -577,6 +585,20 @@ static void conn_process(struct narf_rconn *conn)
 		} else if (rv == NARF_EXEC_SPLIT) {
 			scatter_start(conn, &conn->req, &conn->out);
 		} else if (rv == NARF_EXEC_WAIT) {
+			/* WAIT counts this batch's writes before it too. */
+			if (dn->repl != NULL) {
+				struct narf_gate batch = {0};
+
+				if (narf_repl_batch_end(dn->repl, &batch)) {
+					narf_gate_clear(&conn->last);
+					narf_gate_merge(&conn->last, &batch);
+					if (!conn->client.ack_primary)
+						narf_gate_merge(&conn->gate,
+						                &batch);
+				}
+				narf_gate_close(&batch);
+				narf_repl_batch_begin(dn->repl);
+			}
 			conn->waiting = !wait_done(conn, false);
 			conn->blocked_ms = uv_now(&dn->loop);
 		} else if (rv != 0) {
@@ -874,7 +896,8 @@ static void close_idle(struct narf_dn *dn)
 	while (conn != NULL) {
 		struct narf_rconn *next = conn->next;
 
-		if (now - conn->last_active_ms > limit) {
+		/* Peer links are quiet when nothing is written: keep them. */
+		if (!conn->client.peer && now - conn->last_active_ms > limit) {
 			NARF_DEBUG("client %llu (%s): idle, closing",
 			           (unsigned long long)conn->client.id,
 			           conn->client.addr);
