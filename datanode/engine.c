@@ -465,7 +465,8 @@ static enum route route(struct narf_engine *e,
 		 * one behind; the redirect below makes it look again. */
 	}
 	c->hold_checks = 0;
-	if (e->cfg.redirect || c->peer || e->repl == NULL) {
+	if (e->cfg.redirect || c->peer || e->repl == NULL ||
+	    narf_repl_leaving(e->repl)) {
 		narf_resp_errorf(out, "MOVED %d %s", slot, owner->addr);
 		return ROUTE_DONE;
 	}

@@ -105,6 +105,7 @@ struct narf_repl {
 	/* the batch in progress */
 	bool in_batch;
 	bool applying; /* a peer's stream message: not ours to stream */
+	bool leaving;  /* our own node is leaving or removed */
 	struct narf_gate batch;
 	void (*progress_cb)(void *);
 	void *progress_data;
@@ -1133,6 +1134,13 @@ void narf_repl_map_changed(struct narf_repl *r,
 
 	r->epoch = map->epoch;
 	r->node_timeout_ms = map->settings.node_timeout_ms;
+	{
+		const struct narf_map_node *self = narf_map_node_get(map, me);
+
+		r->leaving =
+		        self != NULL && (self->state == NARF_NODE_LEAVING ||
+		                         self->state == NARF_NODE_REMOVED);
+	}
 	/* Drops this map carries are done: those peers may be linked to
 	 * again below (they may be ISR members of slots new to us). */
 	for (unsigned i = 0; i < r->n_peers; i++) {
@@ -1258,6 +1266,11 @@ void narf_repl_diverged(struct narf_repl *r, uint32_t peer)
 		link_fail(p->repl, "it wrote to our slots as a stale primary");
 	else
 		ask_drop(r, p);
+}
+
+bool narf_repl_leaving(const struct narf_repl *r)
+{
+	return r->leaving;
 }
 
 void narf_repl_applying(struct narf_repl *r, bool on)

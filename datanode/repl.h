@@ -161,6 +161,11 @@ bool narf_repl_accept(struct narf_repl *r,
  * is synced again. */
 void narf_repl_diverged(struct narf_repl *r, uint32_t peer);
 
+/* Is this node leaving the cluster (or removed)? Clients are then sent
+ * -MOVED rather than forwarded, so cluster clients stop using it before
+ * it stops. */
+bool narf_repl_leaving(const struct narf_repl *r);
+
 /* Around applying a peer's stream message: the change is not streamed on
  * (this node's map may still say it leads the slot) nor waited for. */
 void narf_repl_applying(struct narf_repl *r, bool on);
