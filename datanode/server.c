@@ -39,6 +39,7 @@
 #define NARF_OUT_SOFT_LIMIT (1u << 20)
 #define NARF_PARK_MAX_MS 3000
 #define NARF_DRAIN_MS 2000 /* SIGTERM: longest wait for requests in flight */
+#define NARF_DRAIN_QUIET_MS 100
 
 struct scatter;
 static void scatter_free(struct scatter *sc);
@@ -217,7 +218,7 @@ static void conn_flush(struct narf_rconn *conn)
 				conn_run(conn);
 				continue;
 			}
-			if (blocked(conn) || conn->dn->draining)
+			if (blocked(conn))
 				return;
 			if (!conn->reading &&
 			    uv_read_start((uv_stream_t *)&conn->tcp,
@@ -758,19 +759,29 @@ static void resume_blocked(struct narf_dn *dn)
 }
 
 /*
- * Draining (the first SIGTERM/SIGINT): no new connections or requests;
- * a connection closes once what it already sent is answered and written;
- * the node stops when none is left or after NARF_DRAIN_MS.
+ * Draining (the first SIGTERM/SIGINT): no new connections; a connection
+ * closes once everything it sent is answered and written and it has been
+ * quiet for NARF_DRAIN_QUIET_MS (a client racing the close would see an
+ * error), or, on a node that left the cluster, not before NARF_DRAIN_MS:
+ * its -MOVED replies move cluster clients off it meanwhile. The node
+ * stops when no connection is left or after NARF_DRAIN_MS.
  */
 static void drain_step(struct narf_dn *dn)
 {
 	struct narf_rconn *conn = dn->conns;
+	/* A node that left the cluster keeps quiet clients till the end:
+	 * their next request gets -MOVED and moves them off, where a close
+	 * would fail it. */
+	uint64_t quiet = dn->repl != NULL && narf_repl_leaving(dn->repl)
+	                         ? NARF_DRAIN_MS
+	                         : NARF_DRAIN_QUIET_MS;
 
 	while (conn != NULL) {
 		struct narf_rconn *next = conn->next;
 
 		if (!blocked(conn) && !conn->held && !conn->writing &&
-		    conn->out.len == 0)
+		    conn->out.len == 0 &&
+		    uv_now(&dn->loop) - conn->last_active_ms >= quiet)
 			conn_close(conn);
 		conn = next;
 	}
@@ -935,11 +946,6 @@ static void signal_cb(uv_signal_t *s, int signum)
 	dn->draining = true;
 	dn->drain_start_ms = uv_now(&dn->loop);
 	uv_close((uv_handle_t *)&dn->listener, NULL);
-	for (struct narf_rconn *c = dn->conns; c != NULL; c = c->next)
-		if (c->reading) {
-			uv_read_stop((uv_stream_t *)&c->tcp);
-			c->reading = false;
-		}
 	drain_step(dn);
 }
 
