@@ -176,7 +176,7 @@ static uint64_t silence_ms(const struct narf_coord *c,
 
 	if (hb != NULL && hb->last_seen_ms > since)
 		since = hb->last_seen_ms;
-	return now - since;
+	return now > since ? now - since : 0;
 }
 
 static bool node_holds_copies(const struct narf_map *m, uint32_t id)
@@ -339,10 +339,18 @@ void narf_leader_cron(struct narf_coord *c)
 		        "leader: loop stalled %llu ms; extending node "
 		        "deadlines",
 		        (unsigned long long)stall);
-		for (unsigned i = 0; i < l->n_hb; i++)
+		/* Never into the future: a beat read just before this tick
+		 * is already fresh (an unsigned age would wrap). */
+		for (unsigned i = 0; i < l->n_hb; i++) {
 			l->hb[i].last_seen_ms += stall;
-		if (l->since_ms != 0)
+			if (l->hb[i].last_seen_ms > now)
+				l->hb[i].last_seen_ms = now;
+		}
+		if (l->since_ms != 0) {
 			l->since_ms += stall;
+			if (l->since_ms > now)
+				l->since_ms = now;
+		}
 	}
 	l->last_tick_ms = now;
 	if (narf_raftnode_poll(&c->rn)) {
