@@ -443,6 +443,34 @@ static void print_slots(const json_t *st)
 	printf("\n");
 }
 
+/* A rebalance in progress: a bar of the slots already where the balanced
+ * layout wants them, with moves and syncs in flight. */
+static void print_rebalance(const json_t *st)
+{
+	const json_t *rb = json_object_get(st, "rebalance");
+	const json_t *s = json_object_get(st, "slots");
+	int found;
+	long long total = get_int(rb, "total", &found);
+	long long left = get_int(rb, "remaining", &found);
+	long long done, moving, syncing;
+	char bar[41];
+	int fill;
+
+	if (total <= 0 || left < 0 || left > total)
+		return;
+	done = total - left;
+	moving = get_int(s, "moving", &found);
+	syncing = get_int(s, "syncing", &found);
+	fill = (int)(done * 40 / total);
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, '.', (size_t)(40 - fill));
+	bar[40] = '\0';
+	printf("%sRebalance%s  [%s] %lld%%  %lld/%lld slots placed, %lld "
+	       "moving, %lld syncing\n",
+	       sty->bold, sty->reset, bar, done * 100 / total, done, total,
+	       moving, syncing);
+}
+
 /* Print one warning line; returns 1 so callers can count them. */
 static int warn(const char *colour, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
@@ -550,6 +578,7 @@ static void print_summary(const json_t *st)
 	print_coordinators(st);
 	print_nodes(st);
 	print_slots(st);
+	print_rebalance(st);
 	printf("\n");
 	count = warn_coordinators(st) + warn_nodes(st) + warn_slots(st);
 	if (count == 0)

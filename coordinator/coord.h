@@ -64,6 +64,10 @@ struct narf_leader {
 	/* Epoch at which planning found nothing to commit (the map is
 	 * balanced, or every change waits for copies to sync), or 0. */
 	uint64_t idle_epoch;
+	/* rebalance progress for status: slots still differing from the
+	 * balanced layout at the last plan, and the most since the map was
+	 * last balanced (0, 0 when balanced) */
+	unsigned plan_remaining, plan_total;
 	struct narf_slot *target; /* owned scratch: NARF_SLOTS entries */
 	struct narf_slot *step;   /* owned scratch: NARF_SLOTS entries */
 };

@@ -281,7 +281,11 @@ static json_t *plan_decision(struct narf_coord *c)
 	if (!any_node_up(m))
 		return NULL;
 	changed = narf_plan(m, l->target);
+	l->plan_remaining = changed;
+	if (changed > l->plan_total)
+		l->plan_total = changed;
 	if (changed == 0) {
+		l->plan_total = 0;
 		l->idle_epoch = m->epoch;
 		return NULL;
 	}
@@ -461,12 +465,18 @@ json_t *narf_leader_status(struct narf_coord *c)
 	const struct narf_map *m = c->rn.map;
 	uint64_t now = uv_now(&c->loop);
 
-	return json_pack("{s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:o}", "leader",
-	                 (json_int_t)narf_raftnode_leader_id(&c->rn), "term",
-	                 (json_int_t)narf_raftnode_term(&c->rn), "epoch",
-	                 (json_int_t)m->epoch, "replication",
+	const struct narf_leader *l = &c->leader;
+
+	/* rebalance: slots whose layout still differs from the balanced one
+	 * (remaining) out of the most seen since the map was last balanced
+	 * (total); both 0 when balanced. */
+	return json_pack("{s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:o,s:{s:i,s:i}}",
+	                 "leader", (json_int_t)narf_raftnode_leader_id(&c->rn),
+	                 "term", (json_int_t)narf_raftnode_term(&c->rn),
+	                 "epoch", (json_int_t)m->epoch, "replication",
 	                 (int)m->settings.replication, "node_timeout_ms",
 	                 (int)m->settings.node_timeout_ms, "coordinators",
 	                 coordinators_status(c), "nodes", nodes_status(c, now),
-	                 "slots", slots_status(m));
+	                 "slots", slots_status(m), "rebalance", "remaining",
+	                 (int)l->plan_remaining, "total", (int)l->plan_total);
 }

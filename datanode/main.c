@@ -34,6 +34,9 @@ static const char usage_text[] =
         "  --redirect               with --join: answer -MOVED for keys\n"
         "                           led elsewhere instead of forwarding\n"
         "                           the request to their node\n"
+        "  --sync-rate BYTES        with --join: most bytes per second\n"
+        "                           this node sends to fill new copies\n"
+        "                           (default 16mb; 0 = no limit)\n"
         "  --port P                 RESP port (default 6379)\n"
         "  --bind ADDR              listen address (default 127.0.0.1;\n"
         "                           anything else is an explicit choice)\n"
@@ -105,6 +108,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_LOG,
 		O_JOIN,
 		O_REDIRECT,
+		O_SYNCRATE,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -123,6 +127,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"log-level", required_argument, NULL, O_LOG},
 	        {"join", required_argument, NULL, O_JOIN},
 	        {"redirect", no_argument, NULL, O_REDIRECT},
+	        {"sync-rate", required_argument, NULL, O_SYNCRATE},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
@@ -138,6 +143,11 @@ static void parse_flags(struct narf_engine_config *cfg,
 			break;
 		case O_REDIRECT:
 			cfg->redirect = true;
+			break;
+		case O_SYNCRATE:
+			dn->sync_rate =
+			        narf_flag_bytes(prog, "--sync-rate", optarg, 0,
+			                        UINT64_MAX / 1000);
 			break;
 		case O_PORT:
 			cfg->port = (int)narf_flag_u64(prog, "--port", optarg,
@@ -291,6 +301,7 @@ int main(int argc, char **argv)
 
 	narf_log_init(prog, NARF_LOG_INFO);
 	narf_engine_config_default(&cfg);
+	dn.sync_rate = NARF_DEFAULT_SYNC_RATE;
 	parse_flags(&cfg, &dn, argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg.max_clients);
@@ -308,6 +319,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		dn.engine.repl = dn.repl;
+		narf_repl_set_sync_rate(dn.repl, dn.sync_rate);
 		narf_store_set_write_cb(dn.engine.store, narf_repl_store_write,
 		                        dn.repl);
 		narf_store_set_removed_cb(dn.engine.store,

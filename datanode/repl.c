@@ -94,6 +94,14 @@ struct narf_repl {
 	uv_prepare_t prepare;       /* flushes links and pumps syncs */
 	uv_idle_t idle;             /* active while syncs have more to send */
 	bool idling;
+	/* sync pacing: at most sync_rate bytes/s (0: no limit), as a token
+	 * bucket of up to 100 ms worth; the timer wakes the loop when it
+	 * has refilled */
+	uint64_t sync_rate;
+	int64_t budget;
+	uint64_t budget_ms;
+	uv_timer_t pace;
+	bool pacing;
 	struct narf_peer **peers; /* owned */
 	unsigned n_peers, cap_peers;
 	uint64_t lead[WORDS];    /* slots we lead, per our map */
@@ -919,12 +927,31 @@ static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
  * per loop iteration (clients get their turn between slices) and never
  * more than NARF_SYNC_HIGH_WATER queued on the link.
  */
+static void refill(struct narf_repl *r)
+{
+	uint64_t now = uv_now(r->loop);
+
+	if (r->sync_rate == 0)
+		return;
+	r->budget += (int64_t)(r->sync_rate * (now - r->budget_ms) / 1000);
+	if (r->budget > (int64_t)(r->sync_rate / 10))
+		r->budget = (int64_t)(r->sync_rate / 10);
+	r->budget_ms = now;
+}
+
 static void pump(struct narf_repl *r, struct narf_peer *p)
 {
-	size_t start;
+	size_t start, slice = NARF_SYNC_SLICE;
 
 	if (p->repl == NULL || !p->repl->connected || p->dropping)
 		return;
+	if (r->sync_rate != 0) {
+		refill(r);
+		if (r->budget <= 0)
+			return;
+		if ((uint64_t)r->budget < slice)
+			slice = (size_t)r->budget;
+	}
 	start = p->repl->out.len;
 	for (unsigned w = 0; w < WORDS; w++) {
 		while (p->want[w] != 0) {
@@ -933,13 +960,18 @@ static void pump(struct narf_repl *r, struct narf_peer *p)
 
 			if (p->repl->out.len + p->repl->sending.len >
 			            NARF_SYNC_HIGH_WATER ||
-			    p->repl->out.len - start > NARF_SYNC_SLICE)
-				return;
+			    p->repl->out.len - start > slice)
+				goto done;
 			sync_slot(r, p, s);
-			if (p->repl == NULL || bit(p->want, s))
+			if (p->repl == NULL)
 				return;
+			if (bit(p->want, s))
+				goto done;
 		}
 	}
+done:
+	if (r->sync_rate != 0)
+		r->budget -= (int64_t)(p->repl->out.len - start);
 }
 
 /* Slots whose NARF.SYNCED the peer acked become ready to join the ISR. */
@@ -1034,6 +1066,13 @@ static void report_handoffs(struct narf_repl *r, struct narf_peer *p)
 	}
 }
 
+static void pace_cb(uv_timer_t *h)
+{
+	struct narf_repl *r = h->data;
+
+	r->pacing = false; /* prepare_cb runs next and pumps */
+}
+
 static void idle_cb(uv_idle_t *h)
 {
 	(void)h; /* only keeps the loop from blocking: prepare_cb works */
@@ -1073,6 +1112,14 @@ static void prepare_cb(uv_prepare_t *h)
 			link_flush(p->repl);
 		if (p->proxy != NULL)
 			link_flush(p->proxy);
+	}
+	/* Paced out: come back when the bucket has refilled a little. */
+	if (more && r->sync_rate != 0 && r->budget <= 0) {
+		more = false;
+		if (!r->pacing && !r->stopping) {
+			uv_timer_start(&r->pace, pace_cb, 10, 0);
+			r->pacing = true;
+		}
 	}
 	if (more && !r->idling && !r->stopping) {
 		uv_idle_start(&r->idle, idle_cb);
@@ -1268,6 +1315,13 @@ void narf_repl_diverged(struct narf_repl *r, uint32_t peer)
 		ask_drop(r, p);
 }
 
+void narf_repl_set_sync_rate(struct narf_repl *r, uint64_t bytes_per_s)
+{
+	r->sync_rate = bytes_per_s;
+	r->budget = 0;
+	r->budget_ms = uv_now(r->loop);
+}
+
 bool narf_repl_leaving(const struct narf_repl *r)
 {
 	return r->leaving;
@@ -1441,6 +1495,8 @@ struct narf_repl *narf_repl_create(uv_loop_t *loop,
 	r->member = member;
 	uv_idle_init(loop, &r->idle);
 	r->idle.data = r;
+	uv_timer_init(loop, &r->pace);
+	r->pace.data = r;
 	uv_prepare_init(loop, &r->prepare);
 	r->prepare.data = r;
 	uv_prepare_start(&r->prepare, prepare_cb);
@@ -1463,6 +1519,7 @@ void narf_repl_stop(struct narf_repl *r)
 	}
 	uv_close((uv_handle_t *)&r->prepare, NULL);
 	uv_close((uv_handle_t *)&r->idle, NULL);
+	uv_close((uv_handle_t *)&r->pace, NULL);
 }
 
 void narf_repl_destroy(struct narf_repl *r)

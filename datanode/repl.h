@@ -95,6 +95,10 @@ void narf_repl_destroy(struct narf_repl *r);
 /* Close every link (asynchronously). */
 void narf_repl_stop(struct narf_repl *r);
 
+/* Pace syncs to at most bytes_per_s (0: as fast as the links take them):
+ * a new copy fills more slowly but the node keeps serving its clients. */
+void narf_repl_set_sync_rate(struct narf_repl *r, uint64_t bytes_per_s);
+
 /* The store's callbacks (data = the repl). */
 void narf_repl_store_write(void *data,
                            unsigned slot,

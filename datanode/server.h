@@ -13,6 +13,7 @@
 #include "repl.h"
 
 #define NARF_DN_CRON_MS 100
+#define NARF_DEFAULT_SYNC_RATE (16u << 20) /* --sync-rate default */
 
 struct narf_rconn;
 
@@ -29,6 +30,7 @@ struct narf_dn {
 	bool progress;              /* something blocked may go on */
 	struct narf_member member;  /* used with --join */
 	struct narf_repl *repl;     /* owned, with --join */
+	uint64_t sync_rate;         /* --sync-rate, bytes per second */
 	bool cluster;               /* --join given */
 	uint64_t cron_ticks;
 	bool draining; /* first SIGTERM: finishing requests in flight */
