@@ -36,7 +36,7 @@ static const char usage_text[] =
         "                           the request to their node\n"
         "  --sync-rate BYTES        with --join: most bytes per second\n"
         "                           this node sends to fill new copies\n"
-        "                           (default 16mb; 0 = no limit)\n"
+        "                           (default 0 = no limit)\n"
         "  --port P                 RESP port (default 6379)\n"
         "  --bind ADDR              listen address (default 127.0.0.1;\n"
         "                           anything else is an explicit choice)\n"

@@ -13,7 +13,7 @@
 #include "repl.h"
 
 #define NARF_DN_CRON_MS 100
-#define NARF_DEFAULT_SYNC_RATE (16u << 20) /* --sync-rate default */
+#define NARF_DEFAULT_SYNC_RATE 0 /* --sync-rate default: no limit */
 
 struct narf_rconn;
 
