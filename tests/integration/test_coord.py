@@ -1021,6 +1021,8 @@ def test_status_contract_and_unreachable_follower(trio, fakes):
     assert st["slots"]["assigned"] == NSLOTS, st["slots"]
     for k in ("moving", "under_replicated", "syncing", "lost"):
         assert isinstance(st["slots"].get(k), int), st["slots"]
+    # One node holding every slot is balanced: no rebalance in progress.
+    assert st["rebalance"] == {"remaining": 0, "total": 0}, st["rebalance"]
 
     victim = [c for c in trio.coords if c is not leader][0]
     victim.kill9()
