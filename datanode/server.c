@@ -17,14 +17,14 @@
  * than NARF_OUT_SOFT_LIMIT bytes of replies wait, reading pauses until the
  * client drains them: a pipelining client is slowed, not dropped.
  *
- * In a cluster a connection can also be blocked, and then neither runs
- * requests nor reads: `gated` while its replies wait for replicas to
- * acknowledge its writes (repl.h), `parked` while the node's lease has
- * lapsed (the request waits in the query buffer, up to NARF_PARK_MAX_MS,
- * then fails with -CLUSTERDOWN), `px` while a forwarded request is out,
- * `waiting` in a WAIT. Blocked connections sit on dn->blocked; whenever
- * something may have moved (acks, a map, a lease, a proxy reply) the check
- * handle walks that list after the loop's I/O and resumes whoever can go
+ * In a cluster a connection can also be blocked, and then runs no requests
+ * (and reads no more once NARF_BLOCKED_INPUT bytes wait): `gated` while its
+ * replies wait for replicas to acknowledge its writes (repl.h), `parked` while
+ * the node's lease has lapsed (the request waits in the query buffer, up to
+ * NARF_PARK_MAX_MS, then fails with -CLUSTERDOWN), `px` while a forwarded
+ * request is out, `waiting` in a WAIT. Blocked connections sit on dn->blocked;
+ * whenever something may have moved (acks, a map, a lease, a proxy reply) the
+ * check handle walks that list after the loop's I/O and resumes whoever can go
  * on, so nothing resumes from inside another connection's callback.
  */
 #include "server.h"
@@ -38,6 +38,7 @@
 #define NARF_READ_CHUNK (16 * 1024)
 #define NARF_OUT_SOFT_LIMIT (1u << 20)
 #define NARF_PARK_MAX_MS 3000
+#define NARF_BLOCKED_INPUT (1u << 20) /* unread input a blocked conn takes */
 #define NARF_DRAIN_MS 2000 /* SIGTERM: longest wait for requests in flight */
 #define NARF_DRAIN_QUIET_MS 100
 
@@ -668,7 +669,12 @@ static void conn_update_reading(struct narf_rconn *conn)
 {
 	if (conn->closing)
 		return;
-	if (conn->client.close_after_reply || conn->held || blocked(conn) ||
+	/* A connection blocked for a moment (replies waiting for replica
+	 * acks) keeps reading: stopping and restarting would cost two
+	 * epoll_ctl calls per request. Its requests wait in the buffer,
+	 * up to NARF_BLOCKED_INPUT. */
+	if (conn->client.close_after_reply || conn->held ||
+	    (blocked(conn) && conn->in.len > NARF_BLOCKED_INPUT) ||
 	    (conn->writing && conn->out.len > NARF_OUT_SOFT_LIMIT)) {
 		if (conn->reading)
 			uv_read_stop((uv_stream_t *)&conn->tcp);
