@@ -107,3 +107,35 @@ def make_trio(build_dir, tmp_path, request):
 def trio(make_trio):
     """Three coordinators (default election timeout, node timeout 1000 ms)."""
     return make_trio(node_timeout_ms=1000)
+
+
+@pytest.fixture
+def make_cluster(make_trio, build_dir, tmp_path, request):
+    """make_cluster(nodes=3, node_args={index: [flags]}) starts a trio and
+    the data nodes and waits until the cluster is ready (every slot has a
+    primary and its replica in the ISR), within the test module's
+    READY_WAIT seconds (default 60). At the end every data node still
+    running must exit 0 on SIGTERM and no log may hold a sanitizer
+    report."""
+    from cluster_harness import Cluster
+
+    ready_wait = getattr(request.module, "READY_WAIT", 60.0)
+    made = []
+
+    def make(nodes=3, **kw):
+        c = Cluster(make_trio, build_dir, tmp_path, nodes=nodes, **kw)
+        made.append(c)
+        c.start(timeout=ready_wait)
+        return c
+
+    yield make
+    failed = any(getattr(request.node, "rep_" + w, None) is not None and
+                 getattr(request.node, "rep_" + w).failed
+                 for w in ("setup", "call"))
+    problems = []
+    for c in made:
+        problems += c.stop()
+        if failed or problems:
+            print("\n" + c.logs(60))
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)

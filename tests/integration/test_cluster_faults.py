@@ -12,12 +12,11 @@ one and that every in-sync copy agrees with its primary. Times are printed
 """
 import time
 
-import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 import cluster_harness as ch
-from cluster_harness import Cluster, Writers
+from cluster_harness import Writers
 from dn_harness import Err, RawConn, encode
 from narf_harness import HOST, expand_slots, wait_leader
 
@@ -26,34 +25,6 @@ FAILOVER_WAIT = 20.0
 READY_WAIT = 60.0
 NKEYS = 150
 RATE = 400
-
-
-@pytest.fixture
-def make_cluster(make_trio, build_dir, tmp_path, request):
-    """make_cluster(nodes=3, node_args={index: [flags]}) starts a trio and
-    the data nodes and waits until the cluster is ready (every slot has a
-    primary and its replica in the ISR). At the end every data node still
-    running must exit 0 on SIGTERM and no log may hold a sanitizer
-    report."""
-    made = []
-
-    def make(nodes=3, **kw):
-        c = Cluster(make_trio, build_dir, tmp_path, nodes=nodes, **kw)
-        made.append(c)
-        c.start(timeout=READY_WAIT)
-        return c
-
-    yield make
-    failed = any(getattr(request.node, "rep_" + w, None) is not None and
-                 getattr(request.node, "rep_" + w).failed
-                 for w in ("setup", "call"))
-    problems = []
-    for c in made:
-        problems += c.stop()
-        if failed or problems:
-            print("\n" + c.logs(60))
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
 
 
 def writer_keys(n=NKEYS, prefix="k:"):

@@ -26,10 +26,9 @@ Times are printed, never asserted.
 """
 import time
 
-import pytest
 
 import cluster_harness as ch
-from cluster_harness import Cluster, Deleter, Reader, Writers
+from cluster_harness import Deleter, Reader, Writers
 from narf_harness import wait_leader
 
 # Generous but bounded waits (the ASan build is 2-3x slower).
@@ -44,32 +43,6 @@ NBULK = 30000          # preloaded plain keys: something to move
 NTTL = 1000            # preloaded keys with a TTL
 TTL = 300
 NDEL = 3000            # preloaded keys for the deleter
-
-
-@pytest.fixture
-def make_cluster(make_trio, build_dir, tmp_path, request):
-    """make_cluster(nodes=3) starts a trio and the data nodes and waits
-    until the cluster is ready. At the end every data node still running
-    must exit 0 on SIGTERM and no log may hold a sanitizer report."""
-    made = []
-
-    def make(nodes=3, **kw):
-        c = Cluster(make_trio, build_dir, tmp_path, nodes=nodes, **kw)
-        made.append(c)
-        c.start(timeout=READY_WAIT)
-        return c
-
-    yield make
-    failed = any(getattr(request.node, "rep_" + w, None) is not None and
-                 getattr(request.node, "rep_" + w).failed
-                 for w in ("setup", "call"))
-    problems = []
-    for c in made:
-        problems += c.stop()
-        if failed or problems:
-            print("\n" + c.logs(60))
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
 
 
 def bulk_keys():
