@@ -37,6 +37,15 @@ static const char usage_text[] =
         "  --sync-rate BYTES        with --join: most bytes per second\n"
         "                           this node sends to fill new copies\n"
         "                           (default 0 = no limit)\n"
+        "  --on-stop leave|drain    with --join, what SIGTERM does: leave\n"
+        "                           (default) first asks the cluster to\n"
+        "                           move this node's slots away (when the\n"
+        "                           other nodes up can hold every copy),\n"
+        "                           serves until removed, then drains;\n"
+        "                           drain answers requests in flight and\n"
+        "                           stops (the cluster then fails over)\n"
+        "  --leave-timeout DURATION longest wait for the leave on SIGTERM\n"
+        "                           (e.g. 90s, 5m; default 2m)\n"
         "  --port P                 RESP port (default 6379)\n"
         "  --bind ADDR              listen address (default 127.0.0.1;\n"
         "                           anything else is an explicit choice)\n"
@@ -61,7 +70,9 @@ static const char usage_text[] =
         "  --help                   show this text\n"
         "\n"
         "Logs go to stderr, one line per event. SIGTERM or SIGINT stop the\n"
-        "node. Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on\n"
+        "node (see --on-stop; a second signal skips the leave, a third\n"
+        "stops at once). Exit status: 0 on a clean stop, 1 on a runtime "
+        "failure, 2 on\n"
         "a bad flag.\n";
 
 static const char *prog = "datanode";
@@ -109,6 +120,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_JOIN,
 		O_REDIRECT,
 		O_SYNCRATE,
+		O_ONSTOP,
+		O_LEAVETIMEOUT,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -128,6 +141,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"join", required_argument, NULL, O_JOIN},
 	        {"redirect", no_argument, NULL, O_REDIRECT},
 	        {"sync-rate", required_argument, NULL, O_SYNCRATE},
+	        {"on-stop", required_argument, NULL, O_ONSTOP},
+	        {"leave-timeout", required_argument, NULL, O_LEAVETIMEOUT},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
@@ -148,6 +163,19 @@ static void parse_flags(struct narf_engine_config *cfg,
 			dn->sync_rate =
 			        narf_flag_bytes(prog, "--sync-rate", optarg, 0,
 			                        UINT64_MAX / 1000);
+			break;
+		case O_ONSTOP:
+			if (strcmp(optarg, "leave") != 0 &&
+			    strcmp(optarg, "drain") != 0)
+				narf_usage_error(prog,
+				                 "--on-stop '%s': expected "
+				                 "leave or drain",
+				                 optarg);
+			dn->leave_on_stop = strcmp(optarg, "leave") == 0;
+			break;
+		case O_LEAVETIMEOUT:
+			dn->leave_timeout_ms = (unsigned)narf_flag_ms(
+			        prog, "--leave-timeout", optarg, 0, 3600000);
 			break;
 		case O_PORT:
 			cfg->port = (int)narf_flag_u64(prog, "--port", optarg,
@@ -302,6 +330,8 @@ int main(int argc, char **argv)
 	narf_log_init(prog, NARF_LOG_INFO);
 	narf_engine_config_default(&cfg);
 	dn.sync_rate = NARF_DEFAULT_SYNC_RATE;
+	dn.leave_on_stop = true;
+	dn.leave_timeout_ms = NARF_DEFAULT_LEAVE_TIMEOUT_MS;
 	parse_flags(&cfg, &dn, argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg.max_clients);
