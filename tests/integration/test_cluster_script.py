@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from conftest import SANITIZER_MARKS
 from narf_harness import PORTS, HarnessError, _ephemeral_low, call, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -133,6 +134,15 @@ def cl(build_dir, tmp_path_factory):
     p = s.run("stop")
     if p.returncode != 0:
         print("stop at teardown failed: %s" % p.stderr)
+    # Every process the script started logged to DIR/logs: none may hold a
+    # sanitizer report (the suite also runs against an ASan build).
+    logs = os.path.join(s.dir, "logs")
+    bad = []
+    for name in sorted(os.listdir(logs)):
+        with open(os.path.join(logs, name), errors="replace") as f:
+            text = f.read()
+        bad += ["%s: %r" % (name, m) for m in SANITIZER_MARKS if m in text]
+    assert not bad, "sanitizer reports in logs: %s" % ", ".join(bad)
 
 
 def test_start_prints_coords_and_logs(cl):
