@@ -34,14 +34,15 @@ static int cmd_ackmode(struct narf_engine *e,
 	if (argc > 2)
 		return narf_reply_wrong_arity(out, "ackmode");
 	if (argc == 1)
-		return narf_resp_bulk_str(out,
-		                          c->ack_primary ? "primary" : "all");
+		return narf_resp_bulk_str(
+		        out, narf_client_ack_primary(e, c) ? "primary" : "all");
 	if (narf_arg_is(argv[1], len[1], "all"))
 		c->ack_primary = false;
 	else if (narf_arg_is(argv[1], len[1], "primary"))
 		c->ack_primary = true;
 	else
 		return narf_resp_error(out, "ERR ACKMODE takes ALL or PRIMARY");
+	c->ack_set = true;
 	return narf_resp_simple(out, "OK");
 }
 

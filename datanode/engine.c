@@ -187,6 +187,17 @@ void narf_engine_cron(struct narf_engine *e)
 
 /* --- parsing helpers ------------------------------------------------------ */
 
+bool narf_client_ack_primary(const struct narf_engine *e,
+                             const struct narf_client *c)
+{
+	const struct narf_map *m =
+	        e->cluster_map != NULL ? *e->cluster_map : NULL;
+
+	if (c->ack_set || m == NULL)
+		return c->ack_primary;
+	return m->settings.ack == NARF_ACK_PRIMARY;
+}
+
 bool narf_str_to_ll(const char *s, size_t n, long long *v)
 {
 	unsigned long long acc = 0;

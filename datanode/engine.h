@@ -63,6 +63,7 @@ struct narf_client {
 	uint64_t created_ms;
 	bool readonly;    /* READONLY: in-sync replicas may answer reads */
 	bool ack_primary; /* ACKMODE PRIMARY: replies do not wait */
+	bool ack_set;     /* ACKMODE given; else the map's default rules */
 	bool peer;        /* NARF.HELLO: another node's link */
 	uint32_t peer_node;
 	uint64_t hold_checks;    /* map replies seen when a peer's request
@@ -132,6 +133,11 @@ const struct narf_command *narf_engine_command(const char *name, size_t n);
 
 /* Periodic work: active expiry and incremental rehash within a bound. */
 void narf_engine_cron(struct narf_engine *e);
+
+/* Do c's write replies go without waiting for the replicas: its ACKMODE,
+ * or else the map's default ack mode (coord --ack, API settings)? */
+bool narf_client_ack_primary(const struct narf_engine *e,
+                             const struct narf_client *c);
 
 /* --- shared by the cmd_*.c files ----------------------------------------- */
 

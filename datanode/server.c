@@ -594,7 +594,8 @@ static void conn_process(struct narf_rconn *conn)
 				if (narf_repl_batch_end(dn->repl, &batch)) {
 					narf_gate_clear(&conn->last);
 					narf_gate_merge(&conn->last, &batch);
-					if (!conn->client.ack_primary)
+					if (!narf_client_ack_primary(
+					            &dn->engine, &conn->client))
 						narf_gate_merge(&conn->gate,
 						                &batch);
 				}
@@ -648,7 +649,8 @@ static void conn_run(struct narf_rconn *conn)
 		if (narf_repl_batch_end(dn->repl, &batch)) {
 			narf_gate_clear(&conn->last);
 			narf_gate_merge(&conn->last, &batch);
-			if (!conn->client.ack_primary)
+			if (!narf_client_ack_primary(&dn->engine,
+			                             &conn->client))
 				narf_gate_merge(&conn->gate, &batch);
 		}
 		narf_gate_close(&batch);

@@ -18,7 +18,7 @@ from redis.cluster import ClusterNode, RedisCluster
 import cluster_harness as ch
 from cluster_harness import Writers
 from dn_harness import Err, RawConn, encode
-from narf_harness import HOST, expand_slots, wait_leader
+from narf_harness import HOST, call_leader, expand_slots, wait_leader
 
 # Generous but bounded waits (the ASan build is 2-3x slower).
 FAILOVER_WAIT = 20.0
@@ -481,3 +481,18 @@ def test_ack_all_wait_ackmode_readonly(make_cluster):
         assert isinstance(w.cmd("ACKMODE", "SOME"), Err)
         assert r.cmd("READWRITE") == "OK"
         assert r.cmd("GET", keys[1]) == b"v1"
+    # The map's default (coord --ack, API settings) rules connections that
+    # did not choose; ACKMODE still overrides it.
+    rep = call_leader(c.trio, {"op": "settings", "ack": "primary"})
+    assert rep.get("ok") and rep["settings"]["ack"] == "primary", rep
+    with RawConn(prim.port) as w:
+        deadline = time.monotonic() + 10
+        while w.cmd("ACKMODE") != b"primary" and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert w.cmd("ACKMODE") == b"primary"
+        assert w.cmd("SET", keys[2], "p") == "OK"
+        assert w.cmd("ACKMODE", "ALL") == "OK"
+        assert w.cmd("ACKMODE") == b"all"
+    rep = call_leader(c.trio, {"op": "settings", "ack": "all"})
+    assert rep.get("ok"), rep
