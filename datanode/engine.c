@@ -165,6 +165,14 @@ void narf_engine_close(struct narf_engine *e)
 	e->store = NULL;
 	free(e->cfg.requirepass);
 	e->cfg.requirepass = NULL;
+	free(e->cfg.cluster_secret);
+	e->cfg.cluster_secret = NULL;
+}
+
+const char *narf_engine_peer_secret(const struct narf_engine *e)
+{
+	return e->cfg.cluster_secret != NULL ? e->cfg.cluster_secret
+	                                     : e->cfg.requirepass;
 }
 
 void narf_engine_client_init(struct narf_engine *e, struct narf_client *c)

@@ -37,7 +37,8 @@ struct narf_engine_config {
 	uint64_t idle_timeout_ms; /* 0 = never */
 	uint64_t max_memory;
 	enum narf_eviction eviction;
-	char *requirepass; /* owned; NULL = no password */
+	char *requirepass;    /* owned; NULL = no password */
+	char *cluster_secret; /* owned; NULL = peers prove requirepass */
 	bool standalone;
 	bool standalone_flag; /* --standalone given explicitly */
 	bool redirect;        /* --redirect: -MOVED instead of proxying */
@@ -133,6 +134,10 @@ const struct narf_command *narf_engine_command(const char *name, size_t n);
 
 /* Periodic work: active expiry and incremental rehash within a bound. */
 void narf_engine_cron(struct narf_engine *e);
+
+/* What a peer link must prove in NARF.HELLO: the cluster secret, else the
+ * client password, else NULL (nothing). */
+const char *narf_engine_peer_secret(const struct narf_engine *e);
 
 /* Do c's write replies go without waiting for the replicas: its ACKMODE,
  * or else the map's default ack mode (coord --ack, API settings)? */

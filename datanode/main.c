@@ -56,6 +56,12 @@ static const char usage_text[] =
         "  --requirepass-file FILE  clients must AUTH with the password in\n"
         "                           FILE (first line); the environment\n"
         "                           variable NARF_REQUIREPASS works too\n"
+        "  --cluster-secret-file FILE  with --join: the secret (first line)\n"
+        "                           every peer link proves in NARF.HELLO;\n"
+        "                           same on every node (or environment\n"
+        "                           NARF_CLUSTER_SECRET). Without it, peers\n"
+        "                           prove the client password when one is\n"
+        "                           set, else nothing\n"
         "  --max-clients N          connections (default 10000)\n"
         "  --max-key-size BYTES     longest key (default 64kb)\n"
         "  --max-value-size BYTES   longest argument/value, like Redis's\n"
@@ -77,15 +83,16 @@ static const char usage_text[] =
 
 static const char *prog = "datanode";
 
-/* Read the password: the first line of a file, without its newline. */
-static char *read_password(const char *path)
+/* Read a password or secret: the first line of a file, without its
+ * newline; flag names the flag for errors. */
+static char *read_secret(const char *flag, const char *path)
 {
 	char line[1024];
 	FILE *f = fopen(path, "r");
 	size_t n;
 
 	if (f == NULL)
-		narf_usage_error(prog, "--requirepass-file %s: %s", path,
+		narf_usage_error(prog, "%s %s: %s", flag, path,
 		                 strerror(errno));
 	if (fgets(line, sizeof(line), f) == NULL)
 		line[0] = '\0';
@@ -93,8 +100,7 @@ static char *read_password(const char *path)
 	n = strcspn(line, "\r\n");
 	line[n] = '\0';
 	if (n == 0)
-		narf_usage_error(prog, "--requirepass-file %s: empty password",
-		                 path);
+		narf_usage_error(prog, "%s %s: empty first line", flag, path);
 	return strdup(line);
 }
 
@@ -110,6 +116,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_MAXMEM,
 		O_EVICT,
 		O_PASS,
+		O_SECRET,
 		O_CLIENTS,
 		O_KEYSIZE,
 		O_VALSIZE,
@@ -131,6 +138,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"max-memory", required_argument, NULL, O_MAXMEM},
 	        {"eviction", required_argument, NULL, O_EVICT},
 	        {"requirepass-file", required_argument, NULL, O_PASS},
+	        {"cluster-secret-file", required_argument, NULL, O_SECRET},
 	        {"max-clients", required_argument, NULL, O_CLIENTS},
 	        {"max-key-size", required_argument, NULL, O_KEYSIZE},
 	        {"max-value-size", required_argument, NULL, O_VALSIZE},
@@ -214,7 +222,13 @@ static void parse_flags(struct narf_engine_config *cfg,
 			break;
 		case O_PASS:
 			free(cfg->requirepass);
-			cfg->requirepass = read_password(optarg);
+			cfg->requirepass =
+			        read_secret("--requirepass-file", optarg);
+			break;
+		case O_SECRET:
+			free(cfg->cluster_secret);
+			cfg->cluster_secret =
+			        read_secret("--cluster-secret-file", optarg);
 			break;
 		case O_CLIENTS:
 			cfg->max_clients = (unsigned)narf_flag_u64(
@@ -282,6 +296,9 @@ static void parse_flags(struct narf_engine_config *cfg,
 	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
 	    env[0] != '\0')
 		cfg->requirepass = strdup(env);
+	if (cfg->cluster_secret == NULL &&
+	    (env = getenv("NARF_CLUSTER_SECRET")) && env[0] != '\0')
+		cfg->cluster_secret = strdup(env);
 	/* Entries store 32-bit lengths: the flags cap both sizes there. A
 	 * value longer than --max-query-buffer is refused by that limit. */
 	if (cfg->max_key_size > cfg->limits.max_bulk)
@@ -350,6 +367,8 @@ int main(int argc, char **argv)
 		}
 		dn.engine.repl = dn.repl;
 		narf_repl_set_sync_rate(dn.repl, dn.sync_rate);
+		narf_repl_set_secret(dn.repl,
+		                     narf_engine_peer_secret(&dn.engine));
 		narf_store_set_write_cb(dn.engine.store, narf_repl_store_write,
 		                        dn.repl);
 		narf_store_set_removed_cb(dn.engine.store,

@@ -450,6 +450,34 @@ def test_redirect_node_answers_moved(make_cluster):
         assert conn.cmd("GET", mine) == b"y"
 
 
+def test_cluster_secret(make_cluster, tmp_path):
+    """With --cluster-secret-file on every node, peer links prove it and
+    the cluster replicates and proxies as usual; a client claiming to be a
+    peer without it stays a client (internal commands refused)."""
+    secret = tmp_path / "cluster.secret"
+    secret.write_text("correct horse battery\n")
+    c = make_cluster(node_args={i: ["--cluster-secret-file", str(secret)]
+                                for i in range(3)})
+    n = c.nodes[0]
+    m = c.map()
+    other = [k for k in ch.keys_in(c.slots_of(m, c.nodes[1], "primary"), 20)]
+    with RawConn(n.port) as w:
+        for k in other:  # proxied to node 2, replicated there
+            assert w.cmd("SET", k, "v") == "OK"
+            assert w.cmd("GET", k) == b"v"
+        mine = ch.keys_in(c.slots_of(m, n, "primary"), 1)[0]
+        assert w.cmd("SET", mine, "x") == "OK"
+        assert w.cmd("WAIT", 1, 5000) == 1
+        assert w.cmd("NARF.HELLO", 7) == Err(
+            "NOPERM wrong or missing cluster secret")
+        assert w.cmd("NARF.HELLO", 7, "correct horse") == Err(
+            "NOPERM wrong or missing cluster secret")
+        assert w.cmd("NARF.DEL", 1, mine) == Err(
+            "NOPERM this is a cluster-internal command")
+        assert w.cmd("GET", mine) == b"x"
+    assert "wrong cluster secret; refused" in n.log_text()
+
+
 def test_ack_all_wait_ackmode_readonly(make_cluster):
     """ack `all`: when SET returns, the slot's in-sync replica already has
     the value (read there with READONLY). WAIT counts the replicas that
