@@ -232,7 +232,7 @@ static int cmd_ndel(struct narf_engine *e,
 	return narf_resp_simple(out, "OK");
 }
 
-/* NARF.SYNC <slot> <epoch> / NARF.SYNCED <slot> <epoch>. */
+/* NARF.SYNC <slot> <epoch> [<map epoch>] / NARF.SYNCED <slot> <epoch>. */
 static int cmd_nsync(struct narf_engine *e,
                      struct narf_client *c,
                      int argc,
@@ -242,18 +242,24 @@ static int cmd_nsync(struct narf_engine *e,
 {
 	bool end = len[0] == strlen("narf.synced");
 	unsigned slot;
+	uint64_t map_epoch = 0;
 
 	if (peer_only(c, out))
 		return 0;
+	if (argc > (end ? 3 : 4))
+		return narf_reply_wrong_arity(
+		        out, end ? "narf.synced" : "narf.sync");
 	if (!parse_slot(argv[1], len[1], &slot))
 		return narf_resp_error(out, "ERR bad slot");
+	if (argc == 4 && !parse_u64(argv[3], len[3], &map_epoch))
+		return narf_resp_error(out, "ERR bad map epoch");
 	if (fence(e, c, slot, argv[2], len[2], out))
 		return 0;
 	if (e->repl != NULL) {
 		if (end)
 			narf_repl_sync_end(e->repl, slot);
 		else
-			narf_repl_sync_begin(e->repl, slot);
+			narf_repl_sync_begin(e->repl, slot, map_epoch);
 	}
 	return narf_resp_simple(out, "OK");
 }
@@ -263,7 +269,7 @@ const struct narf_command narf_peer_commands[] = {
         {"narf.hello", cmd_hello, -2, NARF_CMD_NOAUTH, 0, 0, 0},
         {"narf.set", cmd_nset, 5, 0, 0, 0, 0},
         {"narf.del", cmd_ndel, 3, 0, 0, 0, 0},
-        {"narf.sync", cmd_nsync, 3, 0, 0, 0, 0},
+        {"narf.sync", cmd_nsync, -3, 0, 0, 0, 0},
         {"narf.synced", cmd_nsync, 3, 0, 0, 0, 0},
         {NULL, NULL, 0, 0, 0, 0, 0},
 };

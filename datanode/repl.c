@@ -108,7 +108,11 @@ struct narf_repl {
 	uint64_t handing[WORDS]; /* ... of which we hand off (writes wait) */
 	uint64_t syncing[WORDS]; /* replica slots being synced to us */
 	uint64_t *lost_at; /* per slot: map epoch at which we last lost it */
-	uint64_t epoch;    /* our map's epoch */
+	/* per slot: the sender's map epoch in the last NARF.SYNC to us. Until
+	 * our map is that new, a map without our copy is older news than
+	 * the sync: the slot's entries stay (see may_drop()). */
+	uint64_t *sync_epoch;
+	uint64_t epoch; /* our map's epoch */
 	unsigned node_timeout_ms;
 	/* the batch in progress */
 	bool in_batch;
@@ -120,6 +124,8 @@ struct narf_repl {
 	void *progress_data;
 	bool stopping;
 	uint64_t stream_msgs, stream_bytes, acks;
+	unsigned sweep; /* next slot the cron's sweep looks at */
+	uint64_t swept; /* entries of slots not ours dropped by it */
 };
 
 static int64_t wall_ms(void)
@@ -878,19 +884,23 @@ static bool dump_entry(void *data, const struct narf_entry *e)
 	return true;
 }
 
+/* NARF.SYNC <slot> <slot epoch> <map epoch> (map_epoch != 0) or
+ * NARF.SYNCED <slot> <slot epoch>. */
 static void slot_marker(struct link *l,
                         const char *cmd,
                         unsigned slot,
-                        uint64_t epoch)
+                        uint64_t epoch,
+                        uint64_t map_epoch)
 {
-	char s[16], ep[24];
-	const char *argv[] = {cmd, s, ep};
-	size_t argvlen[3];
+	char s[16], ep[24], mep[24];
+	const char *argv[] = {cmd, s, ep, mep};
+	size_t argvlen[4];
 
 	argvlen[0] = strlen(cmd);
 	argvlen[1] = (size_t)snprintf(s, sizeof(s), "%u", slot);
 	argvlen[2] = (size_t)fmt_u64(ep, epoch);
-	link_cmd(l, 3, argv, argvlen);
+	argvlen[3] = (size_t)fmt_u64(mep, map_epoch);
+	link_cmd(l, map_epoch != 0 ? 4 : 3, argv, argvlen);
 }
 
 /* Send slot s whole to p and start forwarding its writes. */
@@ -910,9 +920,9 @@ static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
 		p->cap_joins = cap;
 	}
 	bit_clear(p->want, s);
-	slot_marker(p->repl, "NARF.SYNC", s, d.epoch);
+	slot_marker(p->repl, "NARF.SYNC", s, d.epoch, map->epoch);
 	narf_store_foreach_slot(r->store, s, wall_ms(), dump_entry, &d);
-	slot_marker(p->repl, "NARF.SYNCED", s, d.epoch);
+	slot_marker(p->repl, "NARF.SYNCED", s, d.epoch, 0);
 	bit_set(p->fwd, s);
 	/* From here every write the peer misses would be a write a client
 	 * was told is safe once the peer joins: count its acks now. */
@@ -1175,6 +1185,16 @@ static void peer_slot_rule(struct narf_repl *r,
 	}
 }
 
+/* May our map's lack of a copy of slot s on this node drop the slot's
+ * entries? Not while it is older than the map the last sync to us was sent
+ * under: that sync made us a copy in a newer map. */
+static bool may_drop(const struct narf_repl *r,
+                     const struct narf_map *map,
+                     unsigned s)
+{
+	return map->epoch >= r->sync_epoch[s];
+}
+
 void narf_repl_map_changed(struct narf_repl *r,
                            const struct narf_map *old,
                            const struct narf_map *map)
@@ -1225,8 +1245,9 @@ void narf_repl_map_changed(struct narf_repl *r,
 		}
 		if (lead)
 			bit_set(r->lead, s);
-		/* A sync in progress ends when we lead the slot or drop it. */
-		if (lead || !narf_slot_has(slot, me))
+		/* A sync in progress ends when we lead the slot or drop it
+		 * (a map older than the sync does not count). */
+		if (lead || (!narf_slot_has(slot, me) && may_drop(r, map, s)))
 			bit_clear(r->syncing, s);
 		if (lead && slot->move != 0 && slot->move != me) {
 			struct narf_peer *t = peer_get(r, map, slot->move);
@@ -1244,7 +1265,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 				bit_clear(r->peers[i]->handoff, s);
 		}
 		/* A copy we no longer hold is dropped. */
-		if (!narf_slot_has(slot, me) &&
+		if (!narf_slot_has(slot, me) && may_drop(r, map, s) &&
 		    narf_store_slot_count(r->store, s) > 0)
 			narf_store_drop_slot(r->store, s);
 		for (unsigned i = 0; i < r->n_peers; i++)
@@ -1350,9 +1371,13 @@ uint64_t narf_repl_map_checks(const struct narf_repl *r)
 	return r->member->maps_checked;
 }
 
-void narf_repl_sync_begin(struct narf_repl *r, unsigned slot)
+void narf_repl_sync_begin(struct narf_repl *r,
+                          unsigned slot,
+                          uint64_t map_epoch)
 {
 	bit_set(r->syncing, slot);
+	if (map_epoch > r->sync_epoch[slot])
+		r->sync_epoch[slot] = map_epoch;
 	narf_store_drop_slot(r->store, slot);
 }
 
@@ -1403,6 +1428,42 @@ void narf_repl_proxy_cancel(struct narf_proxy *px)
 
 /* --- cron, lifecycle ----------------------------------------------------- */
 
+/*
+ * Entries can land in a slot we do not hold after the map change that
+ * dropped it: a stream message from a primary that had not seen that map
+ * yet. Nothing would remove them (they would show in DBSIZE, SCAN, KEYS
+ * and memory), so the cron looks at NARF_SWEEP_SLOTS slots per tick (all
+ * of them every ~800 ms) and drops those we do not hold and nobody is
+ * syncing to us, once our map is as new as the last sync's sender's was.
+ * A new copy always starts with NARF.SYNC, which marks the slot syncing
+ * before any entry arrives, even when our map lags.
+ */
+#define NARF_SWEEP_SLOTS 2048
+
+static void sweep(struct narf_repl *r, const struct narf_map *map)
+{
+	uint32_t me = r->member->node_id;
+
+	for (unsigned i = 0; i < NARF_SWEEP_SLOTS; i++) {
+		unsigned s = r->sweep;
+		uint64_t n;
+
+		r->sweep = (r->sweep + 1) % NARF_SLOTS;
+		if (me == 0 || narf_slot_has(&map->slots[s], me) ||
+		    bit(r->syncing, s) || !may_drop(r, map, s))
+			continue;
+		n = narf_store_slot_count(r->store, s);
+		if (n == 0)
+			continue;
+		NARF_INFO(
+		        "repl: slot %u is not ours (epoch %llu): dropping "
+		        "%" PRIu64 " entries left in it",
+		        s, (unsigned long long)map->epoch, n);
+		narf_store_drop_slot(r->store, s);
+		r->swept += n;
+	}
+}
+
 void narf_repl_cron(struct narf_repl *r)
 {
 	uint64_t now = uv_now(r->loop);
@@ -1411,6 +1472,7 @@ void narf_repl_cron(struct narf_repl *r)
 
 	if (map == NULL || r->stopping)
 		return;
+	sweep(r, map);
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
 		const struct narf_map_node *n = narf_map_node_get(map, p->id);
@@ -1461,9 +1523,10 @@ void narf_repl_info(const struct narf_repl *r, struct narf_buf *out)
 	                       "slots_led:%u\r\nslots_syncing_here:%u\r\n"
 	                       "stream_messages:%" PRIu64
 	                       "\r\nstream_bytes:%" PRIu64
-	                       "\r\nstream_acks:%" PRIu64 "\r\n",
+	                       "\r\nstream_acks:%" PRIu64
+	                       "\r\nstray_entries_dropped:%" PRIu64 "\r\n",
 	                       lead, bits_count(r->syncing), r->stream_msgs,
-	                       r->stream_bytes, r->acks);
+	                       r->stream_bytes, r->acks, r->swept);
 	narf_buf_append(out, line, n);
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		const struct narf_peer *p = r->peers[i];
@@ -1493,7 +1556,10 @@ struct narf_repl *narf_repl_create(uv_loop_t *loop,
 	if (r == NULL)
 		return NULL;
 	r->lost_at = calloc(NARF_SLOTS, sizeof(r->lost_at[0]));
-	if (r->lost_at == NULL) {
+	r->sync_epoch = calloc(NARF_SLOTS, sizeof(r->sync_epoch[0]));
+	if (r->lost_at == NULL || r->sync_epoch == NULL) {
+		free(r->lost_at);
+		free(r->sync_epoch);
 		free(r);
 		return NULL;
 	}
@@ -1539,6 +1605,7 @@ void narf_repl_destroy(struct narf_repl *r)
 	}
 	free(r->peers);
 	free(r->lost_at);
+	free(r->sync_epoch);
 	narf_gate_close(&r->batch);
 	free(r);
 }

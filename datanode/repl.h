@@ -181,8 +181,11 @@ void narf_repl_refresh_map(struct narf_repl *r);
 /* How many map replies (current or new) have arrived so far. */
 uint64_t narf_repl_map_checks(const struct narf_repl *r);
 
-/* NARF.SYNC / NARF.SYNCED received for slot s. */
-void narf_repl_sync_begin(struct narf_repl *r, unsigned slot);
+/* NARF.SYNC (sent under the sender's map_epoch, 0 if not given) /
+ * NARF.SYNCED received for slot s. */
+void narf_repl_sync_begin(struct narf_repl *r,
+                          unsigned slot,
+                          uint64_t map_epoch);
 void narf_repl_sync_end(struct narf_repl *r, unsigned slot);
 
 /* Periodic work (the server's cron): lag checks, reconnects, ISR
