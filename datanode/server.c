@@ -22,10 +22,12 @@
  * replies wait for replicas to acknowledge its writes (repl.h), `parked` while
  * the node's lease has lapsed (the request waits in the query buffer, up to
  * NARF_PARK_MAX_MS, then fails with -CLUSTERDOWN), `px` while a forwarded
- * request is out, `waiting` in a WAIT. Blocked connections sit on dn->blocked;
- * whenever something may have moved (acks, a map, a lease, a proxy reply) the
- * check handle walks that list after the loop's I/O and resumes whoever can go
- * on, so nothing resumes from inside another connection's callback.
+ * request is out (it stays in the query buffer: a -MOVED answer parks it
+ * until the next map reply and routes it again), `waiting` in a WAIT. Blocked
+ * connections sit on dn->blocked; whenever something may have moved (acks, a
+ * map, a lease, a proxy reply) the check handle walks that list after the
+ * loop's I/O and resumes whoever can go on, so nothing resumes from inside
+ * another connection's callback.
  */
 #include "server.h"
 
@@ -40,6 +42,7 @@
 #define NARF_PARK_MAX_MS 3000
 #define NARF_BLOCKED_INPUT (1u << 20) /* unread input a blocked conn takes */
 #define NARF_DRAIN_MS 2000 /* SIGTERM: longest wait for requests in flight */
+#define NARF_LEFT_DRAIN_MS 5000 /* ... on a node that left the cluster */
 #define NARF_DRAIN_QUIET_MS 100
 
 struct scatter;
@@ -69,8 +72,13 @@ struct narf_rconn {
 	bool park_expired; /* the next held request fails instead */
 	bool waiting;
 	struct narf_proxy *px;
-	struct scatter *sc;    /* a split request's parts are out */
-	uint64_t blocked_ms;   /* when parked or WAIT began */
+	size_t px_len;        /* the forwarded request's bytes, still in `in` */
+	unsigned reroutes;    /* -MOVED answers to it so far */
+	uint64_t reroute_ms;  /* when the first of them came */
+	uint64_t park_checks; /* parked for a map newer than this many map
+	                         replies (0: for the lease) */
+	struct scatter *sc;   /* a split request's parts are out */
+	uint64_t blocked_ms;  /* when parked or WAIT began */
 	struct narf_gate gate; /* what the held replies wait for */
 	struct narf_gate last; /* what the last writes needed (WAIT) */
 };
@@ -499,17 +507,38 @@ fail:
 	return false;
 }
 
+/*
+ * The forwarded request's reply. -MOVED means the owner's map and ours
+ * disagree (a role change in flight) and that it did not run the request:
+ * rather than hand the client an error, fetch the map and route the
+ * request again (it is still at the front of `in`) after each map reply,
+ * for up to NARF_PARK_MAX_MS (the other node may be the one behind: it
+ * catches up within a heartbeat or two); then the -MOVED goes to the
+ * client.
+ */
 static void proxy_done(void *data, const char *reply, size_t len)
 {
 	struct narf_rconn *conn = data;
+	struct narf_dn *dn = conn->dn;
 
 	conn->px = NULL;
-	/* The owner says someone else leads the slot: our map is behind. */
-	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0)
-		narf_repl_refresh_map(conn->dn->repl);
+	dn->progress = true;
+	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0) {
+		narf_repl_refresh_map(dn->repl);
+		if (conn->reroutes++ == 0)
+			conn->reroute_ms = uv_now(&dn->loop);
+		if (uv_now(&dn->loop) - conn->reroute_ms < NARF_PARK_MAX_MS) {
+			conn->parked = true;
+			conn->blocked_ms = uv_now(&dn->loop);
+			conn->park_checks = narf_repl_map_checks(dn->repl);
+			return;
+		}
+	}
+	conn->reroutes = 0;
+	narf_buf_consume(&conn->in, conn->px_len);
+	conn->px_len = 0;
 	if (narf_buf_append(&conn->out, reply, len) != 0)
 		conn->client.close_after_reply = true;
-	conn->dn->progress = true;
 }
 
 /* WAIT: answered now when enough replicas have what this connection last
@@ -580,10 +609,16 @@ static void conn_process(struct narf_rconn *conn)
 			        dn->repl, e->proxy_node, conn->req.argc,
 			        (const char *const *)conn->req.argv,
 			        conn->req.argvlen, proxy_done, conn);
-			if (conn->px == NULL)
-				narf_resp_error(&conn->out,
-				                "TRYAGAIN cannot reach the "
-				                "slot's owner");
+			if (conn->px != NULL) {
+				/* The request stays in `in` until its reply
+				 * (proxy_done() may route it again). */
+				conn->px_len = conn->req.consumed;
+				narf_resp_req_reset(&conn->req);
+				break;
+			}
+			narf_resp_error(&conn->out,
+			                "TRYAGAIN cannot reach the "
+			                "slot's owner");
 		} else if (rv == NARF_EXEC_SPLIT) {
 			scatter_start(conn, &conn->req, &conn->out);
 		} else if (rv == NARF_EXEC_WAIT) {
@@ -745,8 +780,16 @@ static void resume_blocked(struct narf_dn *dn)
 			conn = next;
 			continue;
 		}
-		if (conn->parked &&
-		    (lease || now - conn->blocked_ms > NARF_PARK_MAX_MS)) {
+		/* A request routed again after -MOVED waits for a map reply
+		 * (or for the park limit). */
+		if (conn->parked && conn->park_checks != 0 &&
+		    (narf_repl_map_checks(dn->repl) != conn->park_checks ||
+		     now - conn->blocked_ms > NARF_PARK_MAX_MS)) {
+			conn->park_checks = 0;
+			conn->parked = false;
+		} else if (conn->parked && conn->park_checks == 0 &&
+		           (lease ||
+		            now - conn->blocked_ms > NARF_PARK_MAX_MS)) {
 			conn->park_expired = !lease;
 			conn->parked = false;
 		}
@@ -770,36 +813,40 @@ static void resume_blocked(struct narf_dn *dn)
  * Draining (the first SIGTERM/SIGINT): no new connections; a connection
  * closes once everything it sent is answered and written and it has been
  * quiet for NARF_DRAIN_QUIET_MS (a client racing the close would see an
- * error), or, on a node that left the cluster, not before NARF_DRAIN_MS:
- * its -MOVED replies move cluster clients off it meanwhile. The node
- * stops when no connection is left or after NARF_DRAIN_MS.
+ * error). A node that left the cluster instead keeps every connection until
+ * NARF_LEFT_DRAIN_MS have passed since the drain began: a cluster client's
+ * pooled connection may be idle now, and its next request should get a
+ * -MOVED that moves it off, not a closed connection. The node stops when
+ * no connection is left or at the deadline (NARF_DRAIN_MS, or
+ * NARF_LEFT_DRAIN_MS for a node that left).
  */
 static void drain_step(struct narf_dn *dn)
 {
 	struct narf_rconn *conn = dn->conns;
-	/* A node that left the cluster keeps quiet clients till the end:
-	 * their next request gets -MOVED and moves them off, where a close
-	 * would fail it. */
-	uint64_t quiet = dn->repl != NULL && narf_repl_leaving(dn->repl)
-	                         ? NARF_DRAIN_MS
-	                         : NARF_DRAIN_QUIET_MS;
+	bool left = dn->repl != NULL && narf_repl_leaving(dn->repl);
+	uint64_t limit = left ? NARF_LEFT_DRAIN_MS : NARF_DRAIN_MS;
+	uint64_t quiet = left ? NARF_LEFT_DRAIN_MS : NARF_DRAIN_QUIET_MS;
+	uint64_t now = uv_now(&dn->loop);
 
 	while (conn != NULL) {
 		struct narf_rconn *next = conn->next;
 
+		uint64_t since = conn->last_active_ms;
+
+		if (left && since < dn->drain_start_ms)
+			since = dn->drain_start_ms;
 		if (!blocked(conn) && !conn->held && !conn->writing &&
-		    conn->out.len == 0 &&
-		    uv_now(&dn->loop) - conn->last_active_ms >= quiet)
+		    conn->out.len == 0 && now - since >= quiet)
 			conn_close(conn);
 		conn = next;
 	}
-	if (dn->conns == NULL ||
-	    uv_now(&dn->loop) - dn->drain_start_ms > NARF_DRAIN_MS) {
+	if (dn->conns == NULL || now - dn->drain_start_ms > limit) {
 		if (dn->conns != NULL)
-			NARF_WARN(
-			        "drain: %u clients still waiting after %d ms; "
-			        "closing them",
-			        dn->engine.connected_clients, NARF_DRAIN_MS);
+			NARF_INFO(
+			        "drain: closing %u client connections after "
+			        "%llu ms",
+			        dn->engine.connected_clients,
+			        (unsigned long long)limit);
 		narf_dn_stop(dn);
 	}
 }
