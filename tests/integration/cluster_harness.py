@@ -1037,6 +1037,49 @@ def copies_disagree(cluster, keys, timeout=10.0):
                             if len(problems) > 10 else [])
 
 
+def stray_keys(cluster, timeout=10.0):
+    """Keys a node stores in slots it holds no copy of (per the leader's
+    map), found with SCAN on every live node: such entries would show in
+    DBSIZE, SCAN and memory. Retried until `timeout` (a node drops them
+    when it sees the map, or in its cron's sweep); returns the problems
+    left (empty when fine)."""
+    deadline = time.monotonic() + timeout
+    problems = ["not checked"]
+    while time.monotonic() < deadline:
+        m = cluster.map()
+        slots = expand_slots(m)
+        problems = []
+        for n in m["nodes"]:
+            if n["state"] not in ("up", "leaving"):
+                continue
+            port = int(n["addr"].rsplit(":", 1)[1])
+            stray = {}
+            try:
+                with RawConn(port, timeout=REQUEST_TIMEOUT) as c:
+                    cursor = b"0"
+                    for _ in range(100000):
+                        cursor, keys = c.cmd("SCAN", cursor, "COUNT", 1000)
+                        for k in keys:
+                            s = key_slot(k)
+                            p, reps, _ = slots[s]
+                            if n["id"] != p and n["id"] not in reps:
+                                stray[s] = stray.get(s, 0) + 1
+                        if cursor == b"0":
+                            break
+            except (OSError, Closed, HarnessError, ValueError) as e:
+                problems.append("scanning node %d: %r" % (n["id"], e))
+                continue
+            if stray:
+                problems.append("node %d holds %d keys in %d slots it has "
+                                "no copy of (e.g. slot %d)" % (
+                                    n["id"], sum(stray.values()),
+                                    len(stray), min(stray)))
+        if not problems:
+            return []
+        time.sleep(0.3)
+    return problems
+
+
 def slots_with_keys(keys):
     return {key_slot(k) for k in keys}
 
@@ -1276,6 +1319,40 @@ class KeyLoop(threading.Thread):
 
 class Reader(KeyLoop):
     command = "GET"
+
+
+class PlainRouter:
+    """Every request to one node, as a client that knows nothing of the
+    cluster: a -MOVED (or any error) reply is a failure, not a redirect."""
+
+    def __init__(self, addr, timeout=REQUEST_TIMEOUT):
+        self.addr = addr
+        self.timeout = timeout
+        self.conn = None
+
+    def call(self, key, *args):
+        try:
+            if self.conn is None:
+                self.conn = RawConn(addr_port(self.addr),
+                                    timeout=self.timeout)
+            return self.conn.cmd(*args), self.addr
+        except (OSError, Closed, HarnessError) as e:
+            self.close()
+            raise RequestError("%s: %r" % (self.addr, e))
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class PlainReader(Reader):
+    """A Reader through one node only (a plain client: the node forwards
+    what it does not lead; -MOVED is a failure)."""
+
+    def __init__(self, addr, keys, **kw):
+        super().__init__([addr], keys, name="plain-get", **kw)
+        self.router = PlainRouter(addr, timeout=self.router.timeout)
 
 
 class Deleter(KeyLoop):

@@ -75,7 +75,8 @@ def preload(c):
 class Load:
     """Writers, a reader and a deleter, started together."""
 
-    def __init__(self, c):
+    def __init__(self, c, plain=None):
+        """plain: a data node a plain client reads every key through."""
         seeds = c.seeds()
         keys = writer_keys()
         self.writers = Writers(seeds, keys, c.map(), rate=RATE,
@@ -86,13 +87,19 @@ class Load:
                              max_count=int(READ_RATE * LOAD_SECONDS))
         self.deleter = Deleter(seeds, del_keys(), rate=DEL_RATE,
                                max_seconds=LOAD_SECONDS)
+        self.plain = None if plain is None else ch.PlainReader(
+            plain.addr, keys, rate=READ_RATE, max_seconds=LOAD_SECONDS,
+            max_count=int(READ_RATE * LOAD_SECONDS))
         self.writes = self.reads = self.dels = None
+        self.plain_reads = []
 
     def start(self):
         self.t_start = time.monotonic()
         self.writers.start()
         self.reader.start()
         self.deleter.start()
+        if self.plain is not None:
+            self.plain.start()
         self.writers.wait_acks(NKEYS, timeout=20.0)
 
     def settle(self, n=100):
@@ -103,12 +110,14 @@ class Load:
         self.writes = self.writers.stop()
         self.reads = self.reader.stop()
         self.dels = self.deleter.stop()
+        if self.plain is not None:
+            self.plain_reads = self.plain.stop()
         self.t_stop = time.monotonic()
         return self
 
     def failures(self):
         return ([a for a in self.writes if not a.ok],
-                [r for r in self.reads if not r.ok],
+                [r for r in self.reads + self.plain_reads if not r.ok],
                 [d for d in self.dels if not d.ok])
 
     def summary(self, title):
@@ -166,7 +175,7 @@ def check_all(c, load):
     assert not problems, "deletes (%d acknowledged) not kept (%d):\n%s" % (
         sum(1 for d in load.dels if d.ok), len(problems),
         "\n".join(problems[:20]))
-    problems = ch.check_reads(load.reads, load.writes)
+    problems = ch.check_reads(load.reads + load.plain_reads, load.writes)
     assert not problems, "stale reads (%d of %d):\n%s" % (
         len(problems), len(load.reads), "\n".join(problems[:20]))
     ttls = ch.ttls_on_primaries(c.seeds(), ttl_keys())
@@ -174,8 +183,10 @@ def check_all(c, load):
            if not (isinstance(v, int) and 0 < v <= TTL)}
     assert not bad, "keys lost their TTL (%d of %d; TTL on the primary): " \
         "%r" % (len(bad), NTTL, sorted(bad.items())[:10])
-    diff = ch.copies_disagree(c, wkeys + ttl_keys()[:200])
+    diff = ch.copies_disagree(c, wkeys + ttl_keys()[:200] + bulk_keys())
     assert not diff, "copies disagree:\n" + "\n".join(diff)
+    stray = ch.stray_keys(c)
+    assert not stray, "stray entries:\n" + "\n".join(stray)
 
 
 def node_id(c, d, timeout=FAILOVER_WAIT):
@@ -197,10 +208,11 @@ def involves(nid):
 
 def test_add_node_under_load(make_cluster):
     """A 4th node joins a loaded 3-node cluster: it receives a quarter of
-    the primaries and copies, no request fails, nothing is lost."""
+    the primaries and copies, no request fails (a plain client reading
+    through one node included), nothing is lost."""
     c = make_cluster()
     preload(c)
-    load = Load(c)
+    load = Load(c, plain=c.nodes[0])
     load.start()
     t0 = time.monotonic()
     n4 = ch.add_node(c)
@@ -248,7 +260,7 @@ def test_add_two_nodes_at_once(make_cluster):
     rep = call_leader(c.trio, {"op": "settings", "moves": MOVES})
     assert rep.get("ok") and rep["settings"]["moves"] == MOVES, rep
     preload(c)
-    load = Load(c)
+    load = Load(c, plain=c.nodes[1])
     load.start()
     watch = BusyWatch(c)
     watch.start()
@@ -324,7 +336,7 @@ def test_sigterm_leaves_first(make_cluster):
     request fails, nothing is lost, the three left are balanced."""
     c = make_cluster(nodes=4, node_args={0: ["--on-stop", "leave"]})
     preload(c)
-    load = Load(c)
+    load = Load(c, plain=c.nodes[1])
     load.start()
     victim = c.nodes[0]
     vid = node_id(c, victim)
