@@ -19,6 +19,7 @@
 #include "flags.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 
 struct narf_httpd_conn {
 	struct narf_httpd *h; /* borrowed */
@@ -254,4 +255,29 @@ void narf_httpd_close(struct narf_httpd *h)
 	}
 	while (h->conns != NULL)
 		conn_close(h->conns);
+}
+
+void narf_httpd_metrics(const struct narf_httpd *h, struct narf_metrics *m)
+{
+	narf_metrics_one_u64(m, "narf_http_responses_total",
+	                     NARF_METRIC_COUNTER,
+	                     "HTTP responses the metrics endpoint sent, any "
+	                     "status.",
+	                     h->requests);
+	narf_metrics_one_u64(m, "narf_http_bad_requests_total",
+	                     NARF_METRIC_COUNTER,
+	                     "Malformed, oversized or unsupported HTTP "
+	                     "requests answered with an error.",
+	                     h->bad);
+	narf_metrics_one_u64(m, "narf_http_rejected_connections_total",
+	                     NARF_METRIC_COUNTER,
+	                     "HTTP connections closed at once: over the "
+	                     "connection limit.",
+	                     h->rejected);
+	narf_metrics_one_u64(m, "narf_http_timeouts_total", NARF_METRIC_COUNTER,
+	                     "HTTP connections closed at their deadline.",
+	                     h->timed_out);
+	narf_metrics_one_u64(m, "narf_http_connections", NARF_METRIC_GAUGE,
+	                     "Open HTTP connections, this scrape's included.",
+	                     h->n_conns);
 }

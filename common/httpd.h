@@ -72,6 +72,11 @@ int narf_httpd_start(struct narf_httpd *h,
                      void *data,
                      char *errmsg);
 
+struct narf_metrics;
+
+/* The server's own counters as metrics families (narf_http_*). */
+void narf_httpd_metrics(const struct narf_httpd *h, struct narf_metrics *m);
+
 /* Stop listening and close every connection (asynchronously; the loop
  * ends once the handles are closed). Safe on a server never started and
  * when called twice. */

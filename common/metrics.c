@@ -3,10 +3,14 @@
  */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 void narf_metrics_init(struct narf_metrics *m, struct narf_buf *out)
 {
@@ -109,8 +113,12 @@ void narf_metrics_sample(struct narf_metrics *m,
 		snprintf(num, sizeof(num), " %sInf\n", value > 0 ? "+" : "-");
 	else if (value == floor(value) && fabs(value) < 1e15)
 		snprintf(num, sizeof(num), " %.0f\n", value);
-	else
-		snprintf(num, sizeof(num), " %.17g\n", value);
+	else {
+		/* The shortest of 15 or 17 digits that reads back exactly. */
+		snprintf(num, sizeof(num), " %.15g\n", value);
+		if (strtod(num, NULL) != value)
+			snprintf(num, sizeof(num), " %.17g\n", value);
+	}
 	puts_(m, num);
 }
 
@@ -145,4 +153,55 @@ void narf_metrics_one_u64(struct narf_metrics *m,
 {
 	narf_metrics_family(m, name, type, help);
 	narf_metrics_sample_u64(m, name, NULL, NULL, value);
+}
+
+static uint64_t rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	uint64_t n = 0;
+	struct dirent *de;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n > 0 ? n - 1 : 0; /* not the one opendir holds */
+}
+
+void narf_metrics_process(struct narf_metrics *m, int64_t start_ms)
+{
+	struct rusage ru;
+	double cpu = 0;
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+		      ((double)ru.ru_utime.tv_usec +
+		       (double)ru.ru_stime.tv_usec) /
+		              1e6;
+	narf_metrics_one_u64(m, "process_resident_memory_bytes",
+	                     NARF_METRIC_GAUGE,
+	                     "Resident memory size in bytes.", rss_bytes());
+	narf_metrics_one(m, "process_cpu_seconds_total", NARF_METRIC_COUNTER,
+	                 "Total user and system CPU time spent in seconds.",
+	                 cpu);
+	narf_metrics_one_u64(m, "process_open_fds", NARF_METRIC_GAUGE,
+	                     "Number of open file descriptors.", open_fds());
+	narf_metrics_one(m, "process_start_time_seconds", NARF_METRIC_GAUGE,
+	                 "Start time of the process since unix epoch in "
+	                 "seconds.",
+	                 (double)start_ms / 1000.0);
 }

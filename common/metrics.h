@@ -72,4 +72,9 @@ void narf_metrics_one_u64(struct narf_metrics *m,
 
 bool narf_metrics_failed(const struct narf_metrics *m);
 
+/* The standard process families: process_resident_memory_bytes,
+ * process_cpu_seconds_total, process_open_fds and
+ * process_start_time_seconds (start_ms: wall clock ms at start). */
+void narf_metrics_process(struct narf_metrics *m, int64_t start_ms);
+
 #endif /* NARF_METRICS_H */
