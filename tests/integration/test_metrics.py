@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cluster_harness import NSLOTS, addr_port, key_slot
-from dn_harness import RawConn
+from dn_harness import SANITIZER_MARKS, RawConn
 from narf_harness import HOST, PORTS, expand_slots, wait_leader
 
 READY_WAIT = 60.0
@@ -170,6 +170,9 @@ def standalone(build_dir, tmp_path):
     for s in made:
         if s.proc.poll() is None:
             assert s.stop() == 0, open(s.log_path).read()[-3000:]
+        text = open(s.log_path, errors="replace").read()
+        for mark in SANITIZER_MARKS:
+            assert mark not in text, text[-3000:]
 
 
 # ---------------------------------------------------------------------------
@@ -345,6 +348,27 @@ def test_cluster_metrics_reflect_traffic(make_cluster):
         for sec in ("# Server", "# Stats", "# Cluster", "# Replication",
                     "# Keyspace"):
             assert sec in text, sec
+
+    # A failover: kill -9 a node; the leader counts it and the slots it
+    # led, and every member's map says it is down.
+    victim = cl.nodes[2]
+    vid = ids[victim.addr]
+    vprim = sum(1 for p, _, _ in slots if p == vid)
+    fo0 = sum(val(s, "narf_failovers_total") for s in coords.values())
+    fs0 = sum(val(s, "narf_failover_slots_total") for s in coords.values())
+    victim.kill9()
+    last = []
+
+    def failed_over():
+        got = [scrape(a)[0] for a in caddrs.values()]
+        last[:] = [sum(val(s, "narf_failovers_total") for s in got),
+                   sum(val(s, "narf_failover_slots_total") for s in got),
+                   [val(s, "narf_node_state", node=str(vid), state="down")
+                    for s in got]]
+        return last[0] == fo0 + 1 and last[1] == fs0 + vprim and \
+            last[2] == [1, 1, 1]
+    wait_for(failed_over, 30, "failover counted")
+    assert last[0] == fo0 + 1, last
 
     # JSON logs: every line parses, with the member's and node's ids.
     lines = json_lines(cl.trio[1].log_path, "coord")
