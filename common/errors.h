@@ -29,6 +29,7 @@
 	X(TIMEOUT, "timeout", "timed out")                                  \
 	X(CLOSED, "closed", "connection closed")                            \
 	X(OOM, "oom", "command not allowed when used memory > 'maxmemory'") \
+	X(NOROOM, "no_room", "too few other nodes up to take the copies")  \
 	X(INTERNAL, "internal", "internal error")
 
 enum narf_error {

@@ -46,6 +46,7 @@ void narf_map_settings_default(struct narf_map_settings *s)
 {
 	s->replication = 2;
 	s->node_timeout_ms = 600;
+	s->moves = NARF_MAP_DEFAULT_MOVES;
 	s->ack = NARF_ACK_ALL;
 }
 
@@ -415,6 +416,23 @@ static int apply_leave(struct narf_map *m,
 	if (n->state == NARF_NODE_REMOVED)
 		return narf_map_fail(res, NARF_ENOTFOUND, "node %u is removed",
 		                     n->id);
+	/* if_room (a node stopping on SIGTERM): only when the other nodes
+	 * up can hold every slot's copies, so that nodes stopping together
+	 * do not all wait for a drain nobody can take. */
+	if (n->state == NARF_NODE_UP &&
+	    json_is_true(json_object_get(cmd, "if_room"))) {
+		unsigned others = 0;
+
+		for (unsigned i = 0; i < m->n_nodes; i++)
+			others += m->nodes[i].id != n->id &&
+			          m->nodes[i].state == NARF_NODE_UP;
+		if (others < m->settings.replication)
+			return narf_map_fail(
+			        res, NARF_ENOROOM,
+			        "node %u stays: %u other nodes up for %u "
+			        "copies per slot",
+			        n->id, others, m->settings.replication);
+	}
 	/* A down node holds no copies any more: nothing to drain. */
 	n->state = n->state == NARF_NODE_DOWN ? NARF_NODE_REMOVED
 	                                      : NARF_NODE_LEAVING;

@@ -46,6 +46,7 @@ struct narf_map_settings {
 	unsigned replication;     /* copies per slot, 1..NARF_MAX_COPIES */
 	unsigned node_timeout_ms; /* heartbeat silence before "down" */
 	enum narf_ack_mode ack;   /* default write-ack mode of data nodes */
+	unsigned moves;           /* slot moves in flight while rebalancing */
 };
 
 struct narf_map_coord {
@@ -96,7 +97,17 @@ struct narf_map_result {
 	char errmsg[NARF_ERRMSG_SIZE];
 };
 
-/* Default settings: replication 2, node timeout 600 ms, ack all. */
+/*
+ * Moves in flight unless the settings say otherwise: slots with a pending
+ * handoff or a copy syncing at once (narf_plan_step()). Each moving slot
+ * holds its writes on the old primary during its handoff and each syncing
+ * one streams its entries, so a big rebalance goes in waves of this many
+ * slots (a node joining three takes its 8192 copies in eight).
+ */
+#define NARF_MAP_DEFAULT_MOVES 1024
+
+/* Default settings: replication 2, node timeout 600 ms, ack all,
+ * NARF_MAP_DEFAULT_MOVES moves in flight. */
 void narf_map_settings_default(struct narf_map_settings *s);
 
 /* An empty map (epoch 0, no nodes, every slot unassigned). */
@@ -145,6 +156,8 @@ void narf_map_node_counts(const struct narf_map *m,
  * settings fields present in obj (errmsg: NARF_ERRMSG_SIZE bytes). */
 bool narf_map_valid_boot_id(const char *boot_id);
 bool narf_map_valid_addr(const char *addr);
+/* The settings as the map, the snapshot and the API show them. */
+json_t *narf_map_settings_to_json(const struct narf_map_settings *s);
 int narf_map_settings_check(const struct narf_map_settings *current,
                             const json_t *obj,
                             char *errmsg);
@@ -174,7 +187,7 @@ int narf_node_state_parse(const char *name, enum narf_node_state *out);
 /* Command builders (new references) used by the leader and by tests. */
 json_t *narf_cmd_node_join(const char *addr, const char *boot_id);
 json_t *narf_cmd_node_state(uint32_t node, enum narf_node_state st);
-json_t *narf_cmd_leave(uint32_t node);
+json_t *narf_cmd_leave(uint32_t node, bool if_room);
 json_t *narf_cmd_assign(uint64_t base_epoch,
                         const struct narf_slot *slots,
                         const bool *take);

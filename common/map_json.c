@@ -75,11 +75,12 @@ json_t *narf_map_slots_to_json(const struct narf_slot *slots, const bool *take)
 	return arr;
 }
 
-static json_t *settings_to_json(const struct narf_map_settings *s)
+json_t *narf_map_settings_to_json(const struct narf_map_settings *s)
 {
-	return json_pack("{s:i,s:i,s:s}", "replication", (int)s->replication,
-	                 "node_timeout_ms", (int)s->node_timeout_ms, "ack",
-	                 ack_name(s->ack));
+	return json_pack("{s:i,s:i,s:s,s:i}", "replication",
+	                 (int)s->replication, "node_timeout_ms",
+	                 (int)s->node_timeout_ms, "ack", ack_name(s->ack),
+	                 "moves", (int)s->moves);
 }
 
 static json_t *coords_to_json(const struct narf_map_coord *c, unsigned n)
@@ -107,13 +108,13 @@ json_t *narf_map_to_json(const struct narf_map *m)
 		                  "state", narf_node_state_name(n->state)));
 	}
 	/* json_pack's "o" steals references, including on failure. */
-	return json_pack("{s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "epoch",
-	                 (json_int_t)m->epoch, "next_node",
-	                 (json_int_t)m->next_node, "lost_slots",
-	                 (json_int_t)m->lost_slots, "settings",
-	                 settings_to_json(&m->settings), "coordinators",
-	                 coords_to_json(m->coords, m->n_coords), "nodes", nodes,
-	                 "slots", narf_map_slots_to_json(m->slots, NULL));
+	return json_pack(
+	        "{s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "epoch", (json_int_t)m->epoch,
+	        "next_node", (json_int_t)m->next_node, "lost_slots",
+	        (json_int_t)m->lost_slots, "settings",
+	        narf_map_settings_to_json(&m->settings), "coordinators",
+	        coords_to_json(m->coords, m->n_coords), "nodes", nodes, "slots",
+	        narf_map_slots_to_json(m->slots, NULL));
 }
 
 /* An integer field within [min, max]; absent is an error unless optional. */
@@ -157,6 +158,11 @@ int narf_map_settings_from_json(struct narf_map_settings *s,
 		return NARF_EINVAL;
 	if (rv == 0)
 		s->node_timeout_ms = (unsigned)v;
+	rv = get_uint(obj, "moves", 1, NARF_SLOTS, true, &v, errmsg);
+	if (rv == NARF_EINVAL)
+		return NARF_EINVAL;
+	if (rv == 0)
+		s->moves = (unsigned)v;
 	if (ack != NULL) {
 		const char *a = json_string_value(ack);
 
@@ -448,10 +454,14 @@ json_t *narf_cmd_node_state(uint32_t node, enum narf_node_state st)
 	                 narf_node_state_name(st));
 }
 
-json_t *narf_cmd_leave(uint32_t node)
+json_t *narf_cmd_leave(uint32_t node, bool if_room)
 {
-	return json_pack("{s:i,s:s,s:I}", "v", NARF_MAP_VERSION, "type",
-	                 "leave", "node", (json_int_t)node);
+	json_t *cmd = json_pack("{s:i,s:s,s:I}", "v", NARF_MAP_VERSION, "type",
+	                        "leave", "node", (json_int_t)node);
+
+	if (cmd != NULL && if_room)
+		json_object_set_new(cmd, "if_room", json_true());
+	return cmd;
 }
 
 json_t *narf_cmd_assign(uint64_t base_epoch,
@@ -469,7 +479,7 @@ json_t *narf_cmd_init(const struct narf_map_coord *coords,
 {
 	return json_pack("{s:i,s:s,s:o,s:o}", "v", NARF_MAP_VERSION, "type",
 	                 "init", "coords", coords_to_json(coords, n),
-	                 "settings", settings_to_json(s));
+	                 "settings", narf_map_settings_to_json(s));
 }
 
 json_t *narf_cmd_coords_set(const struct narf_map_coord *coords, unsigned n)

@@ -280,13 +280,6 @@ static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 	                 narf_node_state_name(n->state));
 }
 
-static json_t *settings_json(const struct narf_map_settings *s)
-{
-	return json_pack("{s:i,s:i,s:s}", "replication", (int)s->replication,
-	                 "node_timeout_ms", (int)s->node_timeout_ms, "ack",
-	                 s->ack == NARF_ACK_PRIMARY ? "primary" : "all");
-}
-
 static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 {
 	struct narf_conn *conn = data;
@@ -310,9 +303,9 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 			                    json_integer(res->node));
 			narf_leader_seen(c, res->node, false, 0, 0);
 		} else if (conn->pending == PENDING_SETTINGS) {
-			json_object_set_new(
-			        reply, "settings",
-			        settings_json(&c->rn.map->settings));
+			json_object_set_new(reply, "settings",
+			                    narf_map_settings_to_json(
+			                            &c->rn.map->settings));
 		}
 	}
 	conn_send(conn, reply);
@@ -360,25 +353,30 @@ static json_t *op_join(struct narf_conn *conn, const json_t *req)
 static json_t *op_leave(struct narf_conn *conn, const json_t *req)
 {
 	json_t *id = json_object_get(req, "node");
-
+	json_t *if_room = json_object_get(req, "if_room");
 	const struct narf_map_node *n;
 
 	if (!json_is_integer(id) || json_integer_value(id) <= 0 ||
 	    json_integer_value(id) > UINT32_MAX)
 		return error_reply(NARF_EINVAL, "leave needs a node id",
 		                   conn->c);
+	if (if_room != NULL && !json_is_boolean(if_room))
+		return error_reply(NARF_EINVAL, "if_room must be true or false",
+		                   conn->c);
 	n = narf_map_node_get(conn->c->rn.map,
 	                      (uint32_t)json_integer_value(id));
 	if (n == NULL || n->state == NARF_NODE_REMOVED)
 		return error_reply(NARF_ENOTFOUND, "no such node", conn->c);
-	return propose(conn, narf_cmd_leave((uint32_t)json_integer_value(id)),
+	return propose(conn,
+	               narf_cmd_leave((uint32_t)json_integer_value(id),
+	                              json_is_true(if_room)),
 	               PENDING_EPOCH);
 }
 
 static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 {
 	static const char *const keys[] = {"replication", "node_timeout_ms",
-	                                   "ack"};
+	                                   "ack", "moves"};
 	json_t *cmd = json_pack("{s:i,s:s}", "v", NARF_MAP_VERSION, "type",
 	                        "settings");
 	bool any = false;
@@ -399,9 +397,10 @@ static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 	}
 	if (!any) {
 		json_decref(cmd);
-		return json_pack("{s:b,s:I,s:o}", "ok", 1, "epoch",
-		                 (json_int_t)conn->c->rn.map->epoch, "settings",
-		                 settings_json(&conn->c->rn.map->settings));
+		return json_pack(
+		        "{s:b,s:I,s:o}", "ok", 1, "epoch",
+		        (json_int_t)conn->c->rn.map->epoch, "settings",
+		        narf_map_settings_to_json(&conn->c->rn.map->settings));
 	}
 	return propose(conn, cmd, PENDING_SETTINGS);
 }

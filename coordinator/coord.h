@@ -26,14 +26,6 @@
 
 #define NARF_COORD_CRON_MS 50
 #define NARF_COORD_IDLE_MS 30000
-/*
- * At most this many slots have a pending move (a handoff between two live
- * primaries) at once. Each such slot holds its writes on the old primary
- * until the handoff entry applies, so a big rebalance goes in waves rather
- * than stalling writes to every moving slot at once; the moves of one wave
- * complete in a few handoff entries (one per old primary and report).
- */
-#define NARF_COORD_MAX_MOVES 1024
 
 struct narf_coord_config {
 	uint64_t id;

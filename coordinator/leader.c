@@ -304,7 +304,7 @@ static json_t *plan_decision(struct narf_coord *c)
 		l->idle_epoch = m->epoch;
 		return NULL;
 	}
-	staged = narf_plan_step(m, l->target, NARF_COORD_MAX_MOVES, l->step);
+	staged = narf_plan_step(m, l->target, m->settings.moves, l->step);
 	if (staged == 0) {
 		NARF_INFO(
 		        "leader: %u slots to rebalance wait for new copies "

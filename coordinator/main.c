@@ -38,12 +38,16 @@ static const char usage_text[] =
         "comma\n"
         "                         separated, identical on all members, e.g.\n"
         "                         1=127.0.0.1:7101/127.0.0.1:7001,2=...,3=...\n"
-        "Options (the first three are written into a new cluster's map):\n"
+        "Options (the first four are written into a new cluster's map;\n"
+        "the `settings` API call changes them later):\n"
         "  --replicas N           copies per slot, primary included (1-5;\n"
         "                         default 2)\n"
         "  --node-timeout MS      heartbeat silence before a data node is\n"
         "                         marked down (100-60000; default 600)\n"
         "  --ack all|primary      default write acknowledgement (default all)\n"
+        "  --moves N              slots moving at once while rebalancing\n"
+        "                         (syncing a new copy or handing over;\n"
+        "                         1-16384; default 1024)\n"
         "  --election-timeout MS  Raft election timeout (50-10000; default "
         "300)\n"
         "  --heartbeat-timeout MS Raft heartbeat interval (10-5000; default "
@@ -120,6 +124,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		O_DIR,
 		O_MEMBERS,
 		O_REPLICAS,
+		O_MOVES,
 		O_NODE_TIMEOUT,
 		O_ACK,
 		O_ELECTION,
@@ -134,6 +139,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	        {"data-dir", required_argument, NULL, O_DIR},
 	        {"members", required_argument, NULL, O_MEMBERS},
 	        {"replicas", required_argument, NULL, O_REPLICAS},
+	        {"moves", required_argument, NULL, O_MOVES},
 	        {"node-timeout", required_argument, NULL, O_NODE_TIMEOUT},
 	        {"ack", required_argument, NULL, O_ACK},
 	        {"election-timeout", required_argument, NULL, O_ELECTION},
@@ -170,6 +176,14 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 				                 "expected 1 to 5",
 				                 optarg);
 			cfg->settings.replication = (unsigned)v;
+			break;
+		case O_MOVES:
+			if (narf_parse_u64(optarg, 1, NARF_SLOTS, &v) != 0)
+				narf_usage_error(prog,
+				                 "--moves '%s': "
+				                 "expected 1 to 16384",
+				                 optarg);
+			cfg->settings.moves = (unsigned)v;
 			break;
 		case O_NODE_TIMEOUT:
 			cfg->settings.node_timeout_ms = (unsigned)narf_flag_ms(

@@ -1211,6 +1211,12 @@ static bool node_live(const struct narf_map *m, uint32_t id)
 	       (n->state == NARF_NODE_UP || n->state == NARF_NODE_LEAVING);
 }
 
+/* Does slot s have a copy that syncs from its primary (outside the ISR)? */
+static bool syncing(const struct narf_slot *s)
+{
+	return s->primary != 0 && s->n_isr < s->n_replicas;
+}
+
 unsigned narf_plan_step(const struct narf_map *cur,
                         const struct narf_slot *target,
                         unsigned max_moves,
@@ -1219,7 +1225,7 @@ unsigned narf_plan_step(const struct narf_map *cur,
 	unsigned changed = 0, moves = 0;
 
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
-		moves += cur->slots[s].move != 0;
+		moves += cur->slots[s].move != 0 || syncing(&cur->slots[s]);
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
 		const struct narf_slot *c = &cur->slots[s];
 
@@ -1230,6 +1236,17 @@ unsigned narf_plan_step(const struct narf_map *cur,
 			continue;
 		}
 		step_slot(c, &target[s], cur->epoch + 1, &step[s]);
+		/* A new copy to sync starts a move: over the bound, the slot
+		 * waits for a later step (unless its primary is gone: that
+		 * slot needs its new primary now). */
+		if (!syncing(c) && syncing(&step[s]) &&
+		    node_live(cur, c->primary)) {
+			if (moves >= max_moves) {
+				step[s] = *c;
+				continue;
+			}
+			moves++;
+		}
 		if (step[s].primary != c->primary && c->primary != 0 &&
 		    node_live(cur, c->primary)) {
 			/* Two live primaries would both take writes until

@@ -114,10 +114,14 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target);
  * acknowledged everything, and sends `handoff`, whose entry makes B primary
  * and A an in-sync replica. The rest of the target follows in later steps.
  * A slot with a pending move is left as it is until the move completes or
- * is cleared (failover of A, B down or dropped from the ISR). At most
- * max_moves slots have a pending move at once (those already pending
- * count), so a large rebalance proceeds in waves; a swap over the bound
- * waits for a later step. A slot whose primary is not live (no primary, or
+ * is cleared (failover of A, B down or dropped from the ISR).
+ *
+ * Moves in flight: at most max_moves slots are busy at once, a slot being
+ * busy while it has a pending move or a copy outside its ISR (syncing);
+ * those already busy count. A slot that would become busy over the bound
+ * (a new copy to sync, a swap) waits for a later step, so a large
+ * rebalance proceeds in waves and streams a bounded number of slots at a
+ * time. A slot whose primary is not live is never held back. A slot whose primary is not live (no primary, or
  * down/removed) changes its primary directly, as nobody takes its writes.
  *
  * No churn: the copies a step appends are the last replicas of their slot,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "engine.h"
 #include "repl.h"
 
@@ -34,14 +35,15 @@ static int cmd_ackmode(struct narf_engine *e,
 	if (argc > 2)
 		return narf_reply_wrong_arity(out, "ackmode");
 	if (argc == 1)
-		return narf_resp_bulk_str(out,
-		                          c->ack_primary ? "primary" : "all");
+		return narf_resp_bulk_str(
+		        out, narf_client_ack_primary(e, c) ? "primary" : "all");
 	if (narf_arg_is(argv[1], len[1], "all"))
 		c->ack_primary = false;
 	else if (narf_arg_is(argv[1], len[1], "primary"))
 		c->ack_primary = true;
 	else
 		return narf_resp_error(out, "ERR ACKMODE takes ALL or PRIMARY");
+	c->ack_set = true;
 	return narf_resp_simple(out, "OK");
 }
 
@@ -104,8 +106,20 @@ static int peer_only(struct narf_client *c, struct narf_buf *out)
 	return -1;
 }
 
-/* NARF.HELLO <node id> [proof]: this connection is a peer's link. The
- * proof is where the cluster secret will be checked. */
+/* Equal, in time that does not depend on where a and b differ. */
+static bool secret_equal(const char *a, size_t an, const char *b, size_t bn)
+{
+	unsigned char diff = an != bn;
+
+	for (size_t i = 0; i < an; i++)
+		diff |= (unsigned char)a[i] ^
+		        (unsigned char)b[i % (bn ? bn : 1)];
+	return diff == 0 && bn > 0;
+}
+
+/* NARF.HELLO <node id> [proof]: this connection is a peer's link. With a
+ * cluster secret (or else a client password) configured, proof must be
+ * it; a wrong or missing proof leaves the connection a plain client. */
 static int cmd_hello(struct narf_engine *e,
                      struct narf_client *c,
                      int argc,
@@ -115,8 +129,24 @@ static int cmd_hello(struct narf_engine *e,
 {
 	uint64_t id;
 
+	const char *secret = narf_engine_peer_secret(e);
+
+	if (argc > 3)
+		return narf_reply_wrong_arity(out, "narf.hello");
 	if (!parse_u64(argv[1], len[1], &id) || id == 0 || id > UINT32_MAX)
 		return narf_resp_error(out, "ERR bad node id");
+	if (secret != NULL &&
+	    (argc < 3 ||
+	     !secret_equal(argv[2], len[2], secret, strlen(secret)))) {
+		NARF_WARN(
+		        "peer link from %s claiming node %llu: %s cluster "
+		        "secret; refused",
+		        c->addr, (unsigned long long)id,
+		        argc < 3 ? "no" : "wrong");
+		return narf_resp_error(out,
+		                       "NOPERM wrong or missing cluster "
+		                       "secret");
+	}
 	c->peer = true;
 	c->authenticated = true;
 	c->peer_node = (uint32_t)id;

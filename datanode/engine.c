@@ -178,6 +178,14 @@ void narf_engine_close(struct narf_engine *e)
 	e->store = NULL;
 	free(e->cfg.requirepass);
 	e->cfg.requirepass = NULL;
+	free(e->cfg.cluster_secret);
+	e->cfg.cluster_secret = NULL;
+}
+
+const char *narf_engine_peer_secret(const struct narf_engine *e)
+{
+	return e->cfg.cluster_secret != NULL ? e->cfg.cluster_secret
+	                                     : e->cfg.requirepass;
 }
 
 void narf_engine_client_init(struct narf_engine *e, struct narf_client *c)
@@ -199,6 +207,17 @@ void narf_engine_cron(struct narf_engine *e)
 }
 
 /* --- parsing helpers ------------------------------------------------------ */
+
+bool narf_client_ack_primary(const struct narf_engine *e,
+                             const struct narf_client *c)
+{
+	const struct narf_map *m =
+	        e->cluster_map != NULL ? *e->cluster_map : NULL;
+
+	if (c->ack_set || m == NULL)
+		return c->ack_primary;
+	return m->settings.ack == NARF_ACK_PRIMARY;
+}
 
 bool narf_str_to_ll(const char *s, size_t n, long long *v)
 {

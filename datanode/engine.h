@@ -39,7 +39,8 @@ struct narf_engine_config {
 	uint64_t idle_timeout_ms; /* 0 = never */
 	uint64_t max_memory;
 	enum narf_eviction eviction;
-	char *requirepass; /* owned; NULL = no password */
+	char *requirepass;    /* owned; NULL = no password */
+	char *cluster_secret; /* owned; NULL = peers prove requirepass */
 	bool standalone;
 	bool standalone_flag; /* --standalone given explicitly */
 	bool redirect;        /* --redirect: -MOVED instead of proxying */
@@ -73,6 +74,7 @@ struct narf_client {
 	uint64_t created_ms;
 	bool readonly;    /* READONLY: in-sync replicas may answer reads */
 	bool ack_primary; /* ACKMODE PRIMARY: replies do not wait */
+	bool ack_set;     /* ACKMODE given; else the map's default rules */
 	bool peer;        /* NARF.HELLO: another node's link */
 	uint32_t peer_node;
 	uint64_t hold_checks;    /* map replies seen when a peer's request
@@ -149,6 +151,15 @@ const struct narf_command *narf_engine_command_at(unsigned i);
 
 /* Periodic work: active expiry and incremental rehash within a bound. */
 void narf_engine_cron(struct narf_engine *e);
+
+/* What a peer link must prove in NARF.HELLO: the cluster secret, else the
+ * client password, else NULL (nothing). */
+const char *narf_engine_peer_secret(const struct narf_engine *e);
+
+/* Do c's write replies go without waiting for the replicas: its ACKMODE,
+ * or else the map's default ack mode (coord --ack, API settings)? */
+bool narf_client_ack_primary(const struct narf_engine *e,
+                             const struct narf_client *c);
 
 /* --- shared by the cmd_*.c files ----------------------------------------- */
 

@@ -37,6 +37,15 @@ static const char usage_text[] =
         "  --sync-rate BYTES        with --join: most bytes per second\n"
         "                           this node sends to fill new copies\n"
         "                           (default 0 = no limit)\n"
+        "  --on-stop leave|drain    with --join, what SIGTERM does: leave\n"
+        "                           (default) first asks the cluster to\n"
+        "                           move this node's slots away (when the\n"
+        "                           other nodes up can hold every copy),\n"
+        "                           serves until removed, then drains;\n"
+        "                           drain answers requests in flight and\n"
+        "                           stops (the cluster then fails over)\n"
+        "  --leave-timeout DURATION longest wait for the leave on SIGTERM\n"
+        "                           (e.g. 90s, 5m; default 2m)\n"
         "  --port P                 RESP port (default 6379)\n"
         "  --bind ADDR              listen address (default 127.0.0.1;\n"
         "                           anything else is an explicit choice)\n"
@@ -47,6 +56,12 @@ static const char usage_text[] =
         "  --requirepass-file FILE  clients must AUTH with the password in\n"
         "                           FILE (first line); the environment\n"
         "                           variable NARF_REQUIREPASS works too\n"
+        "  --cluster-secret-file FILE  with --join: the secret (first line)\n"
+        "                           every peer link proves in NARF.HELLO;\n"
+        "                           same on every node (or environment\n"
+        "                           NARF_CLUSTER_SECRET). Without it, peers\n"
+        "                           prove the client password when one is\n"
+        "                           set, else nothing\n"
         "  --max-clients N          connections (default 10000)\n"
         "  --max-key-size BYTES     longest key (default 64kb)\n"
         "  --max-value-size BYTES   longest argument/value, like Redis's\n"
@@ -67,20 +82,23 @@ static const char usage_text[] =
         "  --help                   show this text\n"
         "\n"
         "Logs go to stderr, one line per event. SIGTERM or SIGINT stop the\n"
-        "node. Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on\n"
+        "node (see --on-stop; a second signal skips the leave, a third\n"
+        "stops at once). Exit status: 0 on a clean stop, 1 on a runtime "
+        "failure, 2 on\n"
         "a bad flag.\n";
 
 static const char *prog = "datanode";
 
-/* Read the password: the first line of a file, without its newline. */
-static char *read_password(const char *path)
+/* Read a password or secret: the first line of a file, without its
+ * newline; flag names the flag for errors. */
+static char *read_secret(const char *flag, const char *path)
 {
 	char line[1024];
 	FILE *f = fopen(path, "r");
 	size_t n;
 
 	if (f == NULL)
-		narf_usage_error(prog, "--requirepass-file %s: %s", path,
+		narf_usage_error(prog, "%s %s: %s", flag, path,
 		                 strerror(errno));
 	if (fgets(line, sizeof(line), f) == NULL)
 		line[0] = '\0';
@@ -88,8 +106,7 @@ static char *read_password(const char *path)
 	n = strcspn(line, "\r\n");
 	line[n] = '\0';
 	if (n == 0)
-		narf_usage_error(prog, "--requirepass-file %s: empty password",
-		                 path);
+		narf_usage_error(prog, "%s %s: empty first line", flag, path);
 	return strdup(line);
 }
 
@@ -105,6 +122,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_MAXMEM,
 		O_EVICT,
 		O_PASS,
+		O_SECRET,
 		O_CLIENTS,
 		O_KEYSIZE,
 		O_VALSIZE,
@@ -115,6 +133,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_JOIN,
 		O_REDIRECT,
 		O_SYNCRATE,
+		O_ONSTOP,
+		O_LEAVETIMEOUT,
 		O_LOGFMT,
 		O_METRICS,
 		O_HELP
@@ -126,6 +146,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"max-memory", required_argument, NULL, O_MAXMEM},
 	        {"eviction", required_argument, NULL, O_EVICT},
 	        {"requirepass-file", required_argument, NULL, O_PASS},
+	        {"cluster-secret-file", required_argument, NULL, O_SECRET},
 	        {"max-clients", required_argument, NULL, O_CLIENTS},
 	        {"max-key-size", required_argument, NULL, O_KEYSIZE},
 	        {"max-value-size", required_argument, NULL, O_VALSIZE},
@@ -136,6 +157,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"join", required_argument, NULL, O_JOIN},
 	        {"redirect", no_argument, NULL, O_REDIRECT},
 	        {"sync-rate", required_argument, NULL, O_SYNCRATE},
+	        {"on-stop", required_argument, NULL, O_ONSTOP},
+	        {"leave-timeout", required_argument, NULL, O_LEAVETIMEOUT},
 	        {"log-format", required_argument, NULL, O_LOGFMT},
 	        {"metrics", required_argument, NULL, O_METRICS},
 	        {"help", no_argument, NULL, O_HELP},
@@ -157,6 +180,19 @@ static void parse_flags(struct narf_engine_config *cfg,
 			dn->sync_rate =
 			        narf_flag_bytes(prog, "--sync-rate", optarg, 0,
 			                        UINT64_MAX / 1000);
+			break;
+		case O_ONSTOP:
+			if (strcmp(optarg, "leave") != 0 &&
+			    strcmp(optarg, "drain") != 0)
+				narf_usage_error(prog,
+				                 "--on-stop '%s': expected "
+				                 "leave or drain",
+				                 optarg);
+			dn->leave_on_stop = strcmp(optarg, "leave") == 0;
+			break;
+		case O_LEAVETIMEOUT:
+			dn->leave_timeout_ms = (unsigned)narf_flag_ms(
+			        prog, "--leave-timeout", optarg, 0, 3600000);
 			break;
 		case O_PORT:
 			cfg->port = (int)narf_flag_u64(prog, "--port", optarg,
@@ -195,7 +231,13 @@ static void parse_flags(struct narf_engine_config *cfg,
 			break;
 		case O_PASS:
 			free(cfg->requirepass);
-			cfg->requirepass = read_password(optarg);
+			cfg->requirepass =
+			        read_secret("--requirepass-file", optarg);
+			break;
+		case O_SECRET:
+			free(cfg->cluster_secret);
+			cfg->cluster_secret =
+			        read_secret("--cluster-secret-file", optarg);
 			break;
 		case O_CLIENTS:
 			cfg->max_clients = (unsigned)narf_flag_u64(
@@ -274,6 +316,9 @@ static void parse_flags(struct narf_engine_config *cfg,
 	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
 	    env[0] != '\0')
 		cfg->requirepass = strdup(env);
+	if (cfg->cluster_secret == NULL &&
+	    (env = getenv("NARF_CLUSTER_SECRET")) && env[0] != '\0')
+		cfg->cluster_secret = strdup(env);
 	/* Entries store 32-bit lengths: the flags cap both sizes there. A
 	 * value longer than --max-query-buffer is refused by that limit. */
 	if (cfg->max_key_size > cfg->limits.max_bulk)
@@ -322,6 +367,8 @@ int main(int argc, char **argv)
 	narf_log_init(prog, NARF_LOG_INFO);
 	narf_engine_config_default(&cfg);
 	dn.sync_rate = NARF_DEFAULT_SYNC_RATE;
+	dn.leave_on_stop = true;
+	dn.leave_timeout_ms = NARF_DEFAULT_LEAVE_TIMEOUT_MS;
 	parse_flags(&cfg, &dn, argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg.max_clients);
@@ -340,6 +387,8 @@ int main(int argc, char **argv)
 		}
 		dn.engine.repl = dn.repl;
 		narf_repl_set_sync_rate(dn.repl, dn.sync_rate);
+		narf_repl_set_secret(dn.repl,
+		                     narf_engine_peer_secret(&dn.engine));
 		narf_store_set_write_cb(dn.engine.store, narf_repl_store_write,
 		                        dn.repl);
 		narf_store_set_removed_cb(dn.engine.store,

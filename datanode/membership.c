@@ -155,6 +155,24 @@ static void handle_error(struct narf_member *m, const json_t *reply)
 		return;
 	}
 	if (err != NULL && strcmp(err, "unknown_node") == 0 &&
+	    m->node_id != 0 && m->map != NULL) {
+		const struct narf_map_node *n =
+		        narf_map_node_get(m->map, m->node_id);
+
+		/* Drained by a leave: stay out rather than join again and
+		 * take slots back. */
+		if (n != NULL && (n->state == NARF_NODE_LEAVING ||
+		                  n->state == NARF_NODE_REMOVED)) {
+			NARF_INFO(
+			        "member: node %u left the cluster (removed); "
+			        "not joining again: restart the process to "
+			        "join as a new node",
+			        m->node_id);
+			m->removed = true;
+			return;
+		}
+	}
+	if (err != NULL && strcmp(err, "unknown_node") == 0 &&
 	    m->node_id != 0) {
 		NARF_WARN("member: coordinator forgot node %u: joining again",
 		          m->node_id);
@@ -200,7 +218,7 @@ static void send_next(struct narf_member *m)
 	struct narf_isr_req *q = m->isr_head;
 
 	if (m->pending != NULL || m->tcp == NULL || m->node_id == 0 ||
-	    m->state != NARF_MEMBER_MEMBER)
+	    m->state != NARF_MEMBER_MEMBER || m->removed)
 		return;
 	if (m->want_map) {
 		send_map_request(m);
@@ -230,8 +248,17 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 
 	m->pending = NULL;
 	if (json_is_false(json_object_get(reply, "ok"))) {
-		if (op != NULL && strcmp(op, "isr") == 0)
+		if (op != NULL && strcmp(op, "isr") == 0) {
+			const char *what = json_string_value(
+			        json_object_get(m->isr_pending->msg, "op"));
+			const char *why = json_string_value(
+			        json_object_get(reply, "message"));
+
+			NARF_INFO("member: %s request refused by %s: %s",
+			          what ? what : "?", m->target,
+			          why ? why : "no reason given");
 			isr_done(m, false, 0);
+		}
 		handle_error(m, reply);
 		return;
 	}
@@ -414,7 +441,7 @@ static void tick_cb(uv_timer_t *t)
 	struct narf_member *m = t->data;
 	uint64_t now = uv_now(m->loop);
 
-	if (m->state == NARF_MEMBER_CLOSING)
+	if (m->state == NARF_MEMBER_CLOSING || m->removed)
 		return;
 	if ((m->pending != NULL || m->state == NARF_MEMBER_CONNECTING) &&
 	    now - m->sent_ms > NARF_MEMBER_REPLY_TIMEOUT_MS) {
@@ -459,6 +486,23 @@ int narf_member_handoff(struct narf_member *m,
 		                   m->boot_id, "slots", ranges);
 	else
 		json_decref(ranges);
+	if (q == NULL || q->msg == NULL) {
+		free(q);
+		return NARF_ENOMEM;
+	}
+	q->cb = cb;
+	q->data = data;
+	queue_request(m, q);
+	return 0;
+}
+
+int narf_member_leave(struct narf_member *m, narf_member_isr_cb cb, void *data)
+{
+	struct narf_isr_req *q = calloc(1, sizeof(*q));
+
+	if (q != NULL)
+		q->msg = json_pack("{s:s,s:I,s:b}", "op", "leave", "node",
+		                   (json_int_t)m->node_id, "if_room", 1);
 	if (q == NULL || q->msg == NULL) {
 		free(q);
 		return NARF_ENOMEM;

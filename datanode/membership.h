@@ -86,6 +86,7 @@ struct narf_member {
 	uv_timer_t timer; /* heartbeat and reconnect tick */
 	uint64_t maps_installed;
 	uint64_t maps_checked; /* map replies, current or not */
+	bool removed; /* drained by a leave and removed: no more traffic */
 	bool closing;
 };
 
@@ -116,6 +117,10 @@ int narf_member_handoff(struct narf_member *m,
                         narf_member_isr_cb cb,
                         void *data);
 
+/* Queue a `leave` of this node "if_room" (the other nodes up can hold
+ * every slot's copies); cb hears the answer (peer 0, not ok when refused,
+ * e.g. no_room, or when the connection failed). */
+int narf_member_leave(struct narf_member *m, narf_member_isr_cb cb, void *data);
 /* Fetch the map as soon as the connection is free (a peer showed a newer
  * slot epoch than ours). */
 void narf_member_want_map(struct narf_member *m);

@@ -112,8 +112,9 @@ struct narf_repl {
 	unsigned node_timeout_ms;
 	/* the batch in progress */
 	bool in_batch;
-	bool applying; /* a peer's stream message: not ours to stream */
-	bool leaving;  /* our own node is leaving or removed */
+	bool applying;      /* a peer's stream message: not ours to stream */
+	bool leaving;       /* our own node is leaving or removed */
+	const char *secret; /* borrowed: NARF.HELLO's proof, or NULL */
 	struct narf_gate batch;
 	void (*progress_cb)(void *);
 	void *progress_data;
@@ -528,13 +529,14 @@ static int link_cmd(struct link *l,
 static int link_hello(struct link *l)
 {
 	char id[16];
-	const char *argv[] = {"NARF.HELLO", id};
-	size_t argvlen[2];
+	const char *argv[] = {"NARF.HELLO", id, l->r->secret};
+	size_t argvlen[3];
 
 	snprintf(id, sizeof(id), "%u", l->r->member->node_id);
 	argvlen[0] = strlen(argv[0]);
 	argvlen[1] = strlen(id);
-	link_cmd(l, 2, argv, argvlen);
+	argvlen[2] = l->r->secret != NULL ? strlen(l->r->secret) : 0;
+	link_cmd(l, l->r->secret != NULL ? 3 : 2, argv, argvlen);
 	if (l->kind == LINK_PROXY) {
 		struct narf_proxy *px = calloc(1, sizeof(*px));
 
@@ -1314,6 +1316,11 @@ void narf_repl_diverged(struct narf_repl *r, uint32_t peer)
 		link_fail(p->repl, "it wrote to our slots as a stale primary");
 	else
 		ask_drop(r, p);
+}
+
+void narf_repl_set_secret(struct narf_repl *r, const char *secret)
+{
+	r->secret = secret;
 }
 
 void narf_repl_set_sync_rate(struct narf_repl *r, uint64_t bytes_per_s)

@@ -98,6 +98,8 @@ void narf_repl_stop(struct narf_repl *r);
 /* Pace syncs to at most bytes_per_s (0: as fast as the links take them):
  * a new copy fills more slowly but the node keeps serving its clients. */
 void narf_repl_set_sync_rate(struct narf_repl *r, uint64_t bytes_per_s);
+/* The proof peer links send in NARF.HELLO (borrowed; NULL: none). */
+void narf_repl_set_secret(struct narf_repl *r, const char *secret);
 
 /* The store's callbacks (data = the repl). */
 void narf_repl_store_write(void *data,

@@ -594,7 +594,8 @@ static void conn_process(struct narf_rconn *conn)
 				if (narf_repl_batch_end(dn->repl, &batch)) {
 					narf_gate_clear(&conn->last);
 					narf_gate_merge(&conn->last, &batch);
-					if (!conn->client.ack_primary)
+					if (!narf_client_ack_primary(
+					            &dn->engine, &conn->client))
 						narf_gate_merge(&conn->gate,
 						                &batch);
 				}
@@ -648,7 +649,8 @@ static void conn_run(struct narf_rconn *conn)
 		if (narf_repl_batch_end(dn->repl, &batch)) {
 			narf_gate_clear(&conn->last);
 			narf_gate_merge(&conn->last, &batch);
-			if (!conn->client.ack_primary)
+			if (!narf_client_ack_primary(&dn->engine,
+			                             &conn->client))
 				narf_gate_merge(&conn->gate, &batch);
 		}
 		narf_gate_close(&batch);
@@ -924,6 +926,8 @@ static void close_idle(struct narf_dn *dn)
 	}
 }
 
+static void leave_step(struct narf_dn *dn);
+
 static void cron_cb(uv_timer_t *t)
 {
 	struct narf_dn *dn = t->data;
@@ -936,8 +940,111 @@ static void cron_cb(uv_timer_t *t)
 		dn->progress = true;
 	if (++dn->cron_ticks % (1000 / NARF_DN_CRON_MS) == 0)
 		close_idle(dn);
+	if (dn->stop_leaving)
+		leave_step(dn);
 }
 
+static void start_drain(struct narf_dn *dn)
+{
+	dn->stop_leaving = false;
+	dn->draining = true;
+	dn->drain_start_ms = uv_now(&dn->loop);
+	uv_close((uv_handle_t *)&dn->listener, NULL);
+	drain_step(dn);
+}
+
+/* This node's state in its map, or -1 when it has none. */
+static int own_state(const struct narf_dn *dn)
+{
+	const struct narf_map_node *n;
+
+	if (dn->member.map == NULL || dn->member.node_id == 0)
+		return -1;
+	n = narf_map_node_get(dn->member.map, dn->member.node_id);
+	return n != NULL ? (int)n->state : -1;
+}
+
+/* Nodes up other than this one in its map. */
+static unsigned others_up(const struct narf_dn *dn)
+{
+	const struct narf_map *m = dn->member.map;
+	unsigned n = 0;
+
+	for (unsigned i = 0; m != NULL && i < m->n_nodes; i++)
+		n += m->nodes[i].id != dn->member.node_id &&
+		     m->nodes[i].state == NARF_NODE_UP;
+	return n;
+}
+
+/* Stopping with --on-stop leave: removed from the map (its slots moved
+ * away), or waited long enough, or can the leave no longer finish (the
+ * others stopping too, or the coordinator out of reach)? Then drain. */
+static void leave_step(struct narf_dn *dn)
+{
+	uint64_t now = uv_now(&dn->loop);
+	uint64_t waited = now - dn->leave_start_ms;
+
+	if (own_state(dn) == NARF_NODE_REMOVED || dn->member.removed) {
+		NARF_INFO(
+		        "stop: left the cluster after %llu ms; answering "
+		        "requests in flight, then stopping",
+		        (unsigned long long)waited);
+		start_drain(dn);
+	} else if (waited >= dn->leave_timeout_ms) {
+		NARF_WARN(
+		        "stop: still not removed after %llu ms "
+		        "(--leave-timeout); stopping without leaving",
+		        (unsigned long long)waited);
+		start_drain(dn);
+	} else if (dn->member.map != NULL &&
+	           others_up(dn) < dn->member.map->settings.replication) {
+		NARF_WARN(
+		        "stop: only %u other nodes up, too few for the "
+		        "copies; stopping without leaving",
+		        others_up(dn));
+		start_drain(dn);
+	} else if (!narf_member_lease_ok(&dn->member, now)) {
+		NARF_WARN(
+		        "stop: cut off from the coordinator; stopping "
+		        "without leaving");
+		start_drain(dn);
+	}
+}
+
+static void leave_cb(void *data,
+                     uint32_t peer,
+                     bool drop,
+                     bool ok,
+                     uint64_t epoch)
+{
+	struct narf_dn *dn = data;
+
+	(void)peer;
+	(void)drop;
+	if (!dn->stop_leaving || dn->closing)
+		return;
+	if (!ok) {
+		NARF_INFO(
+		        "stop: the cluster did not take the leave; "
+		        "answering requests in flight, then stopping");
+		start_drain(dn);
+		return;
+	}
+	NARF_INFO(
+	        "stop: leaving (epoch %llu): serving until this node's "
+	        "slots have moved away",
+	        (unsigned long long)epoch);
+	narf_member_want_map(&dn->member);
+}
+
+/*
+ * SIGTERM/SIGINT. In a cluster with --on-stop leave (the default) a node
+ * that is up first asks to leave "if room" (the coordinator refuses when the
+ * other nodes up cannot hold every slot's copies): it keeps serving while
+ * its slots move away, and drains once the map says "removed", so stopping
+ * it costs no failover. Otherwise, or when refused, it drains at once. A
+ * second signal skips what is left of the leave; a third stops at once.
+ */
 static void signal_cb(uv_signal_t *s, int signum)
 {
 	struct narf_dn *dn = s->data;
@@ -947,12 +1054,27 @@ static void signal_cb(uv_signal_t *s, int signum)
 		narf_dn_stop(dn);
 		return;
 	}
+	if (dn->stop_leaving) {
+		NARF_INFO(
+		        "signal %d again: stopping without waiting for the "
+		        "leave; answering requests in flight",
+		        signum);
+		start_drain(dn);
+		return;
+	}
+	if (dn->cluster && dn->leave_on_stop && own_state(dn) == NARF_NODE_UP &&
+	    narf_member_leave(&dn->member, leave_cb, dn) == 0) {
+		NARF_INFO(
+		        "signal %d: asking to leave the cluster first "
+		        "(again: stop without leaving)",
+		        signum);
+		dn->stop_leaving = true;
+		dn->leave_start_ms = uv_now(&dn->loop);
+		return;
+	}
 	NARF_INFO("signal %d: answering requests in flight, then stopping",
 	          signum);
-	dn->draining = true;
-	dn->drain_start_ms = uv_now(&dn->loop);
-	uv_close((uv_handle_t *)&dn->listener, NULL);
-	drain_step(dn);
+	start_drain(dn);
 }
 
 int narf_dn_start(struct narf_dn *dn, char *errmsg)

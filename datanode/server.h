@@ -14,7 +14,8 @@
 #include "repl.h"
 
 #define NARF_DN_CRON_MS 100
-#define NARF_DEFAULT_SYNC_RATE 0 /* --sync-rate default: no limit */
+#define NARF_DEFAULT_SYNC_RATE 0             /* --sync-rate default: no limit */
+#define NARF_DEFAULT_LEAVE_TIMEOUT_MS 120000 /* --leave-timeout default */
 
 struct narf_rconn;
 
@@ -34,7 +35,13 @@ struct narf_dn {
 	uint64_t sync_rate;         /* --sync-rate, bytes per second */
 	bool cluster;               /* --join given */
 	uint64_t cron_ticks;
-	bool draining; /* first SIGTERM: finishing requests in flight */
+	/* SIGTERM in a cluster: leave first (--on-stop leave), waiting at
+	 * most leave_timeout_ms for the map to say "removed". */
+	bool leave_on_stop;
+	unsigned leave_timeout_ms;
+	bool stop_leaving; /* asked to leave; draining once removed */
+	uint64_t leave_start_ms;
+	bool draining; /* finishing requests in flight, then stopping */
 	uint64_t drain_start_ms;
 	bool closing;
 	const char *metrics_addr;  /* --metrics, borrowed (argv), or NULL */

@@ -61,7 +61,7 @@ benchmarks:
         whether the narf map changed (any failure decision) during each
         run; exits 1 if a failure decision was taken.
 
-  rebalance [--keys K] [--workers W] [--pipeline P] [--steady S]
+  rebalance [--keys K] [--workers W] [--pipeline P] [--steady S] [--moves M]
             [--out PREFIX] [--dir DIR] [--base-port P]
         Live rebalance: starts 3 coordinators and 3 data nodes (base port
         P, default 17900), loads K keys (default 1,000,000) of 32-byte
@@ -74,7 +74,9 @@ benchmarks:
         replication streams carried meanwhile (INFO replication
         stream_bytes) against the ideal quarter of the data, failed
         requests (target 0) and the minimum 1-second rate during the
-        rebalance against the steady rate (target >= 70%). Writes
+        rebalance against the steady rate (target >= 70%). --moves M sets
+        the cluster's `moves` setting (slots syncing or moving at once;
+        default 1024) before the join. Writes
         PREFIX.csv (per-second rates) and PREFIX.png (gnuplot; the join
         and the end as vertical lines); PREFIX defaults to
         build/bench/rebalance-DATE. Exits 1 if a target is missed.
@@ -539,7 +541,7 @@ bench_cluster() {
 }
 
 bench_rebalance() {
-	local port=17900 keys=1000000 workers=2 pipeline=32 steady=10 out=""
+	local port=17900 keys=1000000 workers=2 pipeline=32 steady=10 out="" moves=0
 	while (($#)); do
 		case $1 in
 		--keys)
@@ -562,6 +564,11 @@ bench_rebalance() {
 			shift
 			;;
 		--steady=*) steady=${1#*=} ;;
+		--moves)
+			moves=${2:?--moves needs a value}
+			shift
+			;;
+		--moves=*) moves=${1#*=} ;;
 		--out)
 			out=${2:?--out needs a value}
 			shift
@@ -597,6 +604,9 @@ bench_rebalance() {
 	if ! [[ $steady =~ ^[0-9]{1,3}$ ]] || ((steady < 4 || steady > 600)); then
 		die "--steady must be a number of seconds in 4..600"
 	fi
+	if ! [[ $moves =~ ^[0-9]{1,5}$ ]] || ((moves > 16384)); then
+		die "--moves must be a number in 0..16384 (0: the default)"
+	fi
 	check_port "$port"
 	command -v redis-cli >/dev/null ||
 		die "redis-cli is missing (Debian package redis-tools)"
@@ -612,7 +622,8 @@ bench_rebalance() {
 	run_py $((steady + 900)) "$ROOT/scripts/lib/bench_rebalance.py" \
 		--dir "$bench_dir" --base-port "$port" --cluster-sh "$CLUSTER" \
 		--keys "$keys" --workers "$workers" --pipeline "$pipeline" \
-		--steady "$steady" --out "$out" --max-seconds $((steady + 840))
+		--steady "$steady" --moves "$moves" --out "$out" \
+		--max-seconds $((steady + 840))
 }
 
 case ${1:-} in

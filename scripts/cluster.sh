@@ -29,9 +29,19 @@ commands:
   add-node      start one more data node (--join); print its id
   restart WHO   start a killed coordinator (cN) or data node (nK or ID)
                 again with the same command line; waits until it answers
+  pause WHO     SIGSTOP a coordinator (cN) or data node (nK or ID), for
+                failure drills: the process keeps its sockets but answers
+                nothing (as a hung host would); print its name
+  resume WHO    SIGCONT a paused coordinator or data node; print its name
 
   --dir DIR     the cluster's directory (default: <repo>/run), holding
-                cluster.env (base port, node count), logs/, data/, pids/
+                cluster.env (base port, node count, build dir), logs/,
+                data/, pids/
+
+Logs: DIR/logs/NAME.log per process (c1.log..c3.log, n1.log, ...); start
+and status print where they are. The binaries come from <repo>/build, or
+from $NARF_BUILD when set at start (e.g. an ASan build); the cluster
+remembers which.
 
 Ports (P = base port, default 7000): coordinator i (1..3) API P+i and Raft
 P+100+i; data node k RESP P+200+k. Data nodes are named nK after their slot
@@ -41,9 +51,14 @@ EOF
 }
 
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
-COORD=$ROOT/build/coordinator/coord
-DATANODE=$ROOT/build/datanode/datanode
-CLI=$ROOT/build/cli/cachecli
+# set_build DIR: the binaries every subcommand runs and recognises.
+set_build() {
+	BUILD=$1
+	COORD=$BUILD/coordinator/coord
+	DATANODE=$BUILD/datanode/datanode
+	CLI=$BUILD/cli/cachecli
+}
+set_build "$(realpath -m -- "${NARF_BUILD:-$ROOT/build}")"
 PY=/usr/bin/python3
 PING=("$PY" "$ROOT/scripts/lib/coordping.py")
 NCOORD=3
@@ -68,6 +83,11 @@ case $cmd in
 -h | --help | help)
 	usage
 	exit 0
+	;;
+start | stop | status | kill-leader | kill-node | add-node | restart | pause | resume) ;;
+*)
+	echo "cluster.sh: unknown command '$cmd' (commands: start stop status kill-leader kill-node add-node restart pause resume; try --help)" >&2
+	exit 2
 	;;
 esac
 
@@ -127,7 +147,7 @@ if [[ $cmd != start ]] &&
 	exit 2
 fi
 case $cmd in
-kill-node | restart)
+kill-node | restart | pause | resume)
 	[[ -n $target ]] || {
 		echo "cluster.sh: $cmd needs an id (try --help)" >&2
 		exit 2
@@ -167,6 +187,7 @@ load_env() {
 		BASE_PORT) is_uint "$val" && BASE_PORT=$val ;;
 		NODES) is_uint "$val" && NODES=$val ;;
 		LOG_LEVEL) [[ $val =~ ^[a-z]+$ ]] && LOG_LEVEL=$val ;;
+		BUILD) if [[ $val == /* ]]; then set_build "$val"; fi ;;
 		esac
 	done <"$ENVFILE"
 	[[ -n $BASE_PORT && -n $NODES ]] || die "$ENVFILE is damaged"
@@ -179,8 +200,8 @@ need_env() {
 
 save_env() {
 	mkdir -p "$DIR"
-	printf '# written by scripts/cluster.sh; read by its other subcommands\nBASE_PORT=%s\nNODES=%s\nLOG_LEVEL=%s\n' \
-		"$BASE_PORT" "$NODES" "$LOG_LEVEL" >"$ENVFILE.tmp"
+	printf '# written by scripts/cluster.sh; read by its other subcommands\nBASE_PORT=%s\nNODES=%s\nLOG_LEVEL=%s\nBUILD=%s\n' \
+		"$BASE_PORT" "$NODES" "$LOG_LEVEL" "$BUILD" >"$ENVFILE.tmp"
 	mv -f "$ENVFILE.tmp" "$ENVFILE"
 }
 
@@ -343,6 +364,8 @@ stop_all() {
 		pid=$(read_pid "$name")
 		if [[ -n $pid ]] && ours_alive "$name" "$pid"; then
 			kill -TERM "$pid" 2>/dev/null || true
+			# A paused process handles SIGTERM only once it runs.
+			kill -CONT "$pid" 2>/dev/null || true
 			pids+=("$pid")
 			names+=("$name")
 		fi
@@ -407,6 +430,9 @@ cmd_start() {
 			die "a cluster is already running in $DIR ($name is pid $pid); run: scripts/cluster.sh stop --dir $DIR"
 	done
 	shopt -u nullglob
+	# A new start runs the binaries of $NARF_BUILD (or build/), whatever
+	# the last cluster in DIR ran.
+	set_build "$(realpath -m -- "${NARF_BUILD:-$ROOT/build}")"
 
 	if [[ -n $opt_port ]]; then
 		in_range "$opt_port" 1024 65000 ||
@@ -482,13 +508,31 @@ cmd_start() {
 	# Paths as the user can type them from where they are.
 	local top=$ROOT/
 	[[ $PWD != "$ROOT" ]] || top=""
+	local cli=${top}build/cli/cachecli
+	[[ $BUILD == "$ROOT/build" ]] || cli=$CLI
 	cat <<EOF
 narf cluster ready in $DIR: leader c$leader, $NCOORD coordinators, $NODES data node(s)
 CACHE_COORD=$(coord_list)
-  export that line, then:  ${top}build/cli/cachecli status
-  logs:  $DIR/logs/        (cI.log coordinators, nK.log data nodes)
+  export that line, then:  $cli status
+  logs:  $DIR/logs/
+$(log_list)
   stop:  ${top}scripts/cluster.sh stop --dir $DIR
 EOF
+}
+
+# log_list: one line per kind of process, naming its log files.
+log_list() {
+	local i c=() n=()
+	for ((i = 1; i <= NCOORD; i++)); do
+		c+=("c$i.log")
+	done
+	for ((i = 1; i <= NODES; i++)); do
+		n+=("n$i.log")
+	done
+	printf '         %s (coordinators)\n' "${c[*]}"
+	if ((NODES > 0)); then
+		printf '         %s (data nodes)\n' "${n[*]}"
+	fi
 }
 
 cmd_stop() {
@@ -503,23 +547,43 @@ cmd_stop() {
 	stop_all
 }
 
+# proc_state PID: the one-letter state of PID (R, S, T when stopped, ...).
+proc_state() {
+	local stat
+	stat=$(<"/proc/$1/stat") 2>/dev/null || return 0
+	stat=${stat##*) }
+	echo "${stat%% *}"
+}
+
+# member_state NAME: sets pid and state (stopped, alive, paused, dead) of
+# a coordinator or data node.
+member_state() {
+	pid=$(read_pid "$1")
+	if [[ -z $pid ]]; then
+		state=stopped
+		pid=-
+	elif ours_alive "$1" "$pid"; then
+		state=alive
+		[[ $(proc_state "$pid") != T ]] || state=paused
+	else
+		state=dead
+	fi
+}
+
 cmd_status() {
 	need_env
 	local i pid state addr line role term found=0
-	printf '%-4s %-8s %-6s %-10s %-6s %s\n' ID PID STATE ROLE TERM API
+	local fmt='%-4s %-8s %-7s %-11s %-6s %-16s %s\n'
+	# shellcheck disable=SC2059 # the format is ours
+	printf "$fmt" ID PID STATE ROLE TERM ADDR LOG
 	for ((i = 1; i <= NCOORD; i++)); do
 		addr=127.0.0.1:$(api_port "$i")
-		pid=$(read_pid "c$i")
-		if [[ -z $pid ]]; then
-			state=stopped
-			pid=-
-		elif ours_alive "c$i" "$pid"; then
-			state=alive
-		else
-			state=dead
-		fi
+		member_state "c$i"
 		role=- term=-
-		line=$("${PING[@]}" --timeout 1 "$addr" 2>/dev/null || true)
+		line=""
+		if [[ $state != paused ]]; then
+			line=$("${PING[@]}" --timeout 1 "$addr" 2>/dev/null || true)
+		fi
 		if [[ $line == *'"reachable":true'* ]]; then
 			role=$(sed -n 's/.*"role":"\([a-z]*\)".*/\1/p' <<<"$line")
 			term=$(sed -n 's/.*"term":\([0-9]*\).*/\1/p' <<<"$line")
@@ -527,25 +591,20 @@ cmd_status() {
 		elif [[ $state == alive ]]; then
 			role=unreachable
 		fi
-		printf '%-4s %-8s %-6s %-10s %-6s %s\n' "c$i" "$pid" "$state" \
-			"${role:--}" "${term:--}" "$addr"
+		# shellcheck disable=SC2059
+		printf "$fmt" "c$i" "$pid" "$state" "${role:--}" "${term:--}" \
+			"$addr" "$DIR/logs/c$i.log"
 	done
 	for ((i = 1; i <= NODES; i++)); do
-		pid=$(read_pid "n$i")
-		if [[ -z $pid ]]; then
-			state=stopped
-			pid=-
-		elif ours_alive "n$i" "$pid"; then
-			state=alive
-		else
-			state=dead
-		fi
-		printf '%-4s %-8s %-6s %-10s %-6s %s\n' "n$i" "$pid" "$state" \
-			datanode - "127.0.0.1:$(node_port "$i")"
+		member_state "n$i"
+		# shellcheck disable=SC2059
+		printf "$fmt" "n$i" "$pid" "$state" datanode - \
+			"127.0.0.1:$(node_port "$i")" "$DIR/logs/n$i.log"
 	done
-	if [[ -x $CLI ]]; then
+	echo "logs: $DIR/logs/ (coordinators: API address shown; Raft port = API + 100)"
+	if [[ -x $CLI ]] && ((found)); then
 		echo
-		CACHE_COORD=$(coord_list) "$CLI" --coord "$(coord_list)" status ||
+		"$CLI" --coord "$(coord_list)" status ||
 			note "cachecli status exited with status $?"
 	fi
 	((found)) || {
@@ -647,7 +706,7 @@ cmd_restart() {
 				die "c$i does not answer ping on $addr (log tail above)"
 			fi
 		done
-		note "c$i restarted (pid $(read_pid "c$i"))"
+		note "c$i restarted (pid $(read_pid "c$i")); log $DIR/logs/c$i.log"
 		return
 	fi
 	need_datanode
@@ -661,7 +720,71 @@ cmd_restart() {
 		log_tails "$DIR/logs/n$k.log"
 		die "n$k does not listen on port $(node_port "$k") after 10 s"
 	}
-	note "n$k restarted (pid $(read_pid "n$k"))"
+	note "n$k restarted (pid $(read_pid "n$k")); log $DIR/logs/n$k.log"
+}
+
+# who_name WHO: prints the name (cN or nK) of the coordinator or data node
+# WHO (cN, nK, or a data node's id in the map).
+who_name() {
+	if [[ $1 =~ ^c([0-9]+)$ ]]; then
+		local i=${BASH_REMATCH[1]}
+		((i >= 1 && i <= NCOORD)) || die "no coordinator $1 (c1..c$NCOORD)"
+		echo "c$i"
+		return
+	fi
+	local k
+	k=$(node_slot "$1")
+	echo "n$k"
+}
+
+# wait_stopped PID YES: up to 2 s until PID is stopped (YES=1) or no longer
+# stopped (YES=0).
+wait_stopped() {
+	local i st
+	for ((i = 0; i < 40; i++)); do
+		st=$(proc_state "$1")
+		if (($2)); then
+			[[ $st == T ]] && return 0
+		else
+			[[ $st != T ]] && return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+cmd_pause() {
+	need_env
+	local name pid
+	name=$(who_name "$target")
+	pid=$(alive_pid "$name")
+	[[ -n $pid ]] || die "$name is not running"
+	if [[ $(proc_state "$pid") == T ]]; then
+		note "$name (pid $pid) is already paused"
+	else
+		kill -STOP "$pid"
+		wait_stopped "$pid" 1 ||
+			die "$name (pid $pid) is not stopped 2 s after SIGSTOP"
+		note "$name (pid $pid) paused (SIGSTOP); resume: scripts/cluster.sh resume $name --dir $DIR"
+	fi
+	echo "$name"
+}
+
+cmd_resume() {
+	need_env
+	local name pid
+	name=$(who_name "$target")
+	pid=$(alive_pid "$name")
+	[[ -n $pid ]] || die "$name is not running"
+	if [[ $(proc_state "$pid") != T ]]; then
+		note "$name (pid $pid) is not paused"
+	else
+		kill -CONT "$pid"
+		wait_stopped "$pid" 0 ||
+			die "$name (pid $pid) is still stopped 2 s after SIGCONT"
+		note "$name (pid $pid) resumed (SIGCONT)"
+	fi
+	echo "$name"
 }
 
 case $cmd in
@@ -672,8 +795,6 @@ kill-leader) cmd_kill_leader ;;
 kill-node) cmd_kill_node ;;
 add-node) cmd_add_node ;;
 restart) cmd_restart ;;
-*)
-	echo "cluster.sh: unknown command '$cmd' (try --help)" >&2
-	exit 2
-	;;
+pause) cmd_pause ;;
+resume) cmd_resume ;;
 esac

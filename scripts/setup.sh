@@ -46,7 +46,7 @@ PACKAGES=(
 	libraft-dev libuv1-dev libjansson-dev libcmocka-dev libhttp-parser-dev
 	redis-tools redis-server gnuplot-nox
 	python3 python3-redis python3-pytest python3-prometheus-client
-	clang netcat-openbsd
+	clang netcat-openbsd scdoc
 )
 
 done_msgs=()

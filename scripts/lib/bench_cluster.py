@@ -177,6 +177,28 @@ class RedisCluster:
 
 
 RPS = re.compile(r"^([A-Z]+): ([0-9.]+) requests per second")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(ports):
+    """The process ids of the servers on ports (INFO server)."""
+    pids = []
+    for p in ports:
+        m = re.search(rb"process_id:(\d+)", resp(p, "INFO", "server"))
+        if not m:
+            fail("no process_id in INFO server of port %d" % p)
+        pids.append(int(m.group(1)))
+    return pids
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds used so far by the processes pids."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
 
 
 def run_benchmark(a, port, pipeline, n):
@@ -261,6 +283,9 @@ def main():
         log("redis-benchmark --cluster -t set,get -c %d -d 32 -r 100000, "
             "%d rounds alternating narf/redis" % (a.clients, a.rounds))
         results = {}  # (test, P) -> {name: [rps per round]}
+        cpus = {}  # P -> {name: [server CPU us per request per round]}
+        narf_pids = server_pids(range(a.narf_port, a.narf_port + 3))
+        redis_pids = [pr.pid for pr in rc.procs]
         decisions = []
         for rnd in range(a.rounds):
             order = ["narf", "redis"] if rnd % 2 == 0 else ["redis", "narf"]
@@ -271,7 +296,13 @@ def main():
                     port = a.narf_port if name == "narf" else rc.ports[0]
                     if name == "narf":
                         before = map_view(coords)
+                    pids = narf_pids if name == "narf" else redis_pids
+                    cpu0 = cpu_seconds(pids)
                     res = run_benchmark(a, port, p, n)
+                    # Server CPU per request, SET and GET runs together.
+                    cpu_us = (cpu_seconds(pids) - cpu0) * 1e6 / (2 * n)
+                    cpus.setdefault(p, {}).setdefault(name, []).append(
+                        cpu_us)
                     note = ""
                     if name == "narf":
                         change = map_change(before, map_view(coords))
@@ -282,8 +313,9 @@ def main():
                         results.setdefault((t, p), {}).setdefault(
                             name, []).append(v)
                     log("  round %d  P=%-3d -n %-8d %-5s SET %10.0f  GET "
-                        "%10.0f req/s%s" % (rnd + 1, p, n, name, res["SET"],
-                                            res["GET"], note))
+                        "%10.0f req/s  server CPU %5.2f us/req%s"
+                        % (rnd + 1, p, n, name, res["SET"], res["GET"],
+                           cpu_us, note))
         log()
         hdr = "%-4s %3s | %12s %12s %6s" % ("test", "P", "narf req/s",
                                            "redis req/s", "ratio")
@@ -299,6 +331,16 @@ def main():
                 log("%-4s %3d | %12.0f %12.0f %6.2f" % (
                     t, p, statistics.median(r["narf"]),
                     statistics.median(r["redis"]), ratio))
+        log()
+        log("server CPU (user+system of all data nodes / all redis-servers) "
+            "per request, SET+GET runs")
+        for p in depths:
+            c = cpus[p]
+            log("P=%-3d narf %.2f us, redis %.2f us: ratio %.2f" % (
+                p, statistics.median(c["narf"]),
+                statistics.median(c["redis"]),
+                statistics.median(x / y for x, y in zip(c["narf"],
+                                                        c["redis"]))))
         log()
         if decisions:
             log("FAILURE DECISIONS during the benchmark (DESIGN.md: none "

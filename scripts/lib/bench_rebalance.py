@@ -337,6 +337,8 @@ def main():
     ap.add_argument("--pipeline", type=int, default=32)
     ap.add_argument("--write-ratio", type=float, default=0.2)
     ap.add_argument("--steady", type=float, default=10.0)
+    ap.add_argument("--moves", type=int, default=0,
+                    help="the cluster's `moves` setting (0: as it is)")
     ap.add_argument("--after", type=float, default=5.0)
     ap.add_argument("--rebalance-timeout", type=float, default=300.0)
     ap.add_argument("--load-timeout", type=float, default=300.0)
@@ -393,6 +395,12 @@ def main():
     for p in procs:
         p.start()
     result = {}
+    if a.moves:
+        rep = ch.call_leader(coords, {"op": "settings", "moves": a.moves},
+                             5.0)
+        if not rep.get("ok"):
+            raise HarnessError("settings moves=%d: %r" % (a.moves, rep))
+        log("moves in flight: %d" % a.moves)
     try:
         time.sleep(min(2.0, a.steady / 2))
         sb0 = stream_bytes(addrs)

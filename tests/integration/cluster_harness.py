@@ -95,10 +95,12 @@ def addr_port(addr):
 
 class DataNode:
     """One `datanode --join` on a fixed port; restart = new process, same
-    port (a new incarnation)."""
+    port (a new incarnation). on_stop is its --on-stop: "drain" unless a
+    test says otherwise, so SIGTERM (teardowns, restarts) stops it without
+    first moving its slots away."""
 
     def __init__(self, build, tmpdir, coords, name, port=None,
-                 extra_args=(), log_level="info"):
+                 extra_args=(), log_level="info", on_stop="drain"):
         self.build = build
         self.name = name
         self.port = port or PORTS.take(1)[0]
@@ -107,6 +109,7 @@ class DataNode:
         self.coords = list(coords)
         self.extra_args = list(extra_args)
         self.log_level = log_level
+        self.on_stop = on_stop
         self.proc = None
         self.starts = 0
         self.paused = False
@@ -115,7 +118,8 @@ class DataNode:
     def argv(self):
         return [os.path.join(self.build, "datanode", "datanode"),
                 "--port", str(self.port), "--join", ",".join(self.coords),
-                "--log-level", self.log_level] + self.extra_args
+                "--log-level", self.log_level, "--on-stop",
+                self.on_stop] + self.extra_args
 
     def start(self):
         if self.alive():

@@ -18,7 +18,7 @@ from redis.cluster import ClusterNode, RedisCluster
 import cluster_harness as ch
 from cluster_harness import Writers
 from dn_harness import Err, RawConn, encode
-from narf_harness import HOST, expand_slots, wait_leader
+from narf_harness import HOST, call_leader, expand_slots, wait_leader
 
 # Generous but bounded waits (the ASan build is 2-3x slower).
 FAILOVER_WAIT = 20.0
@@ -450,6 +450,34 @@ def test_redirect_node_answers_moved(make_cluster):
         assert conn.cmd("GET", mine) == b"y"
 
 
+def test_cluster_secret(make_cluster, tmp_path):
+    """With --cluster-secret-file on every node, peer links prove it and
+    the cluster replicates and proxies as usual; a client claiming to be a
+    peer without it stays a client (internal commands refused)."""
+    secret = tmp_path / "cluster.secret"
+    secret.write_text("correct horse battery\n")
+    c = make_cluster(node_args={i: ["--cluster-secret-file", str(secret)]
+                                for i in range(3)})
+    n = c.nodes[0]
+    m = c.map()
+    other = [k for k in ch.keys_in(c.slots_of(m, c.nodes[1], "primary"), 20)]
+    with RawConn(n.port) as w:
+        for k in other:  # proxied to node 2, replicated there
+            assert w.cmd("SET", k, "v") == "OK"
+            assert w.cmd("GET", k) == b"v"
+        mine = ch.keys_in(c.slots_of(m, n, "primary"), 1)[0]
+        assert w.cmd("SET", mine, "x") == "OK"
+        assert w.cmd("WAIT", 1, 5000) == 1
+        assert w.cmd("NARF.HELLO", 7) == Err(
+            "NOPERM wrong or missing cluster secret")
+        assert w.cmd("NARF.HELLO", 7, "correct horse") == Err(
+            "NOPERM wrong or missing cluster secret")
+        assert w.cmd("NARF.DEL", 1, mine) == Err(
+            "NOPERM this is a cluster-internal command")
+        assert w.cmd("GET", mine) == b"x"
+    assert "wrong cluster secret; refused" in n.log_text()
+
+
 def test_ack_all_wait_ackmode_readonly(make_cluster):
     """ack `all`: when SET returns, the slot's in-sync replica already has
     the value (read there with READONLY). WAIT counts the replicas that
@@ -481,3 +509,18 @@ def test_ack_all_wait_ackmode_readonly(make_cluster):
         assert isinstance(w.cmd("ACKMODE", "SOME"), Err)
         assert r.cmd("READWRITE") == "OK"
         assert r.cmd("GET", keys[1]) == b"v1"
+    # The map's default (coord --ack, API settings) rules connections that
+    # did not choose; ACKMODE still overrides it.
+    rep = call_leader(c.trio, {"op": "settings", "ack": "primary"})
+    assert rep.get("ok") and rep["settings"]["ack"] == "primary", rep
+    with RawConn(prim.port) as w:
+        deadline = time.monotonic() + 10
+        while w.cmd("ACKMODE") != b"primary" and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert w.cmd("ACKMODE") == b"primary"
+        assert w.cmd("SET", keys[2], "p") == "OK"
+        assert w.cmd("ACKMODE", "ALL") == "OK"
+        assert w.cmd("ACKMODE") == b"all"
+    rep = call_leader(c.trio, {"op": "settings", "ack": "all"})
+    assert rep.get("ok"), rep

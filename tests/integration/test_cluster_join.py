@@ -26,7 +26,8 @@ class DataNode:
         self.addr = "%s:%d" % (HOST, self.port)
         self.log_path = os.path.join(str(tmpdir), name + ".log")
         self.argv = [os.path.join(build, "datanode", "datanode"),
-                     "--port", str(self.port), "--join", ",".join(coords)]
+                     "--port", str(self.port), "--join", ",".join(coords),
+                     "--on-stop", "drain"]
         self.proc = None
 
     def start(self):

@@ -217,6 +217,7 @@ def test_first_map_is_initialised(make_trio):
     assert sorted(c["api"] for c in m["coordinators"]) == sorted(trio.apis), m
     assert m["settings"]["node_timeout_ms"] == 1500, m["settings"]
     assert m["settings"]["replication"] == 3, m["settings"]
+    assert m["settings"]["moves"] == 1024, m["settings"]
 
 
 # ---------------------------------------------------------------------------
@@ -347,13 +348,26 @@ def test_isr_add_and_drop_and_staged_primary_moves(trio, fakes):
     no primary; `isr add` puts it in the ISR of the listed slots (reply after
     the entry applied, with its epoch), and only then does the leader hand it
     primaries; `isr drop` takes it out of the ISR of every slot its primary
-    leads; bad requests are refused without a log entry."""
+    leads; bad requests are refused without a log entry. New copies are
+    bounded by the `moves` setting (slots syncing or moving at once)."""
     wait_leader(trio)
     a = fakes(trio, sync=False)
     wait_map(trio, lambda m: all(s == (a.id, (), ())
                                  for s in expand_slots(m)), 15,
              "first node owns every slot")
     b = fakes(trio, sync=False)
+    # b syncs nothing (a fake): 1024 slots (the default `moves`) get b
+    # outside their ISR, and the others wait.
+    m = wait_map(trio, lambda m: sum(s == (a.id, (b.id,), ())
+                                     for s in expand_slots(m)) == 1024, 15,
+                 "1024 slots replicated to b outside the ISR")
+    m = wait_stable(trio)
+    slots = list(expand_slots(m))
+    assert sum(s == (a.id, (b.id,), ()) for s in slots) == 1024, counts(m)
+    assert sum(s == (a.id, (), ()) for s in slots) == NSLOTS - 1024, \
+        counts(m)
+    rep = call_leader(trio, {"op": "settings", "moves": NSLOTS})
+    assert rep.get("ok") and rep["settings"]["moves"] == NSLOTS, rep
     m = wait_map(trio, lambda m: all(s == (a.id, (b.id,), ())
                                      for s in expand_slots(m)), 15,
                  "every slot replicated to b outside the ISR")
@@ -415,7 +429,7 @@ def test_isr_add_and_drop_and_staged_primary_moves(trio, fakes):
     assert moving_slots(m) > 0
 
     # Every slot in sync: the leader hands b its half of the primaries,
-    # through a's handoffs (at most NARF_COORD_MAX_MOVES at once).
+    # through a's handoffs (at most `moves`, 1024 by default, at once).
     rep = call_leader(trio, dict(base, add=[[0, NSLOTS - 1]]))
     assert rep["ok"] is True and rep["epoch"] > e0, rep
 
@@ -476,10 +490,16 @@ def test_handoff_moves_primaries_between_live_nodes(trio, fakes):
     wait_map(trio, lambda m: all(s == (a.id, (), ())
                                  for s in expand_slots(m)), 15,
              "first node owns every slot")
+    # Every slot syncing at once (b is a fake that never syncs), then the
+    # default bound of moves in flight for the handoffs.
+    rep = call_leader(trio, {"op": "settings", "moves": NSLOTS})
+    assert rep.get("ok"), rep
     b = fakes(trio, sync=False)
     wait_map(trio, lambda m: all(s == (a.id, (b.id,), ())
                                  for s in expand_slots(m)), 15,
              "every slot replicated to b outside the ISR")
+    rep = call_leader(trio, {"op": "settings", "moves": 1024})
+    assert rep.get("ok"), rep
     slot_epochs = {r["from"]: r["epoch"] for r in leader_map(trio)["slots"]}
     rep = call_leader(trio, {"op": "isr", "node": a.id, "boot_id": a.boot_id,
                              "peer": b.id, "add": [[0, NSLOTS - 1]]})
@@ -959,6 +979,9 @@ def test_ill_formed_requests_get_errors_and_keep_connection(trio, fakes):
         ({"op": "settings", "node_timeout_ms": 99}, "bad_request"),
         ({"op": "settings", "node_timeout_ms": 60001}, "bad_request"),
         ({"op": "settings", "ack": "maybe"}, "bad_request"),
+        ({"op": "settings", "moves": 0}, "bad_request"),
+        ({"op": "settings", "moves": 16385}, "bad_request"),
+        ({"op": "settings", "moves": "8"}, "bad_request"),
     ]
     before = leader_map(trio)
     with Conn(leader.api, timeout=5) as c:

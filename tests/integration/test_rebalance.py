@@ -24,12 +24,13 @@ involved in a move is killed, only "nothing acknowledged lost" holds.
 
 Times are printed, never asserted.
 """
+import threading
 import time
 
 
 import cluster_harness as ch
 from cluster_harness import Deleter, Reader, Writers
-from narf_harness import wait_leader
+from narf_harness import call_leader, wait_leader
 
 # Generous but bounded waits (the ASan build is 2-3x slower).
 READY_WAIT = 90.0
@@ -42,6 +43,7 @@ DEL_RATE = 50
 NBULK = 30000          # preloaded plain keys: something to move
 NTTL = 1000            # preloaded keys with a TTL
 TTL = 300
+MOVES = 512            # the `moves` setting in test_add_two_nodes_at_once
 NDEL = 3000            # preloaded keys for the deleter
 
 
@@ -214,13 +216,42 @@ def test_add_node_under_load(make_cluster):
     assert_no_failures(load)
 
 
+class BusyWatch(threading.Thread):
+    """Polls the leader's map while a rebalance runs and records the most
+    slots busy (moving or syncing, primary live) seen in one map."""
+
+    def __init__(self, c, limit_s=120.0):
+        super().__init__(daemon=True)
+        self.c, self.most, self.maps = c, 0, 0
+        self.deadline = time.monotonic() + limit_s
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set() and time.monotonic() < self.deadline:
+            try:
+                rep = call_leader(self.c.trio, {"op": "map"}, 2.0)
+            except Exception:  # noqa: BLE001 (a poll; failures show later)
+                rep = {}
+            m = rep.get("map") if rep.get("ok") else None
+            if m is not None:
+                moving, syncing = ch.moves_in_flight(m)
+                self.most = max(self.most, len(set(moving) | set(syncing)))
+                self.maps += 1
+            self.done.wait(0.02)
+
+
 def test_add_two_nodes_at_once(make_cluster):
     """Two nodes join a loaded 3-node cluster at the same moment: the map
-    ends balanced over five, no request fails, nothing is lost."""
+    ends balanced over five, no request fails, nothing is lost. With the
+    `moves` setting at 512, never more slots than that move at once."""
     c = make_cluster()
+    rep = call_leader(c.trio, {"op": "settings", "moves": MOVES})
+    assert rep.get("ok") and rep["settings"]["moves"] == MOVES, rep
     preload(c)
     load = Load(c)
     load.start()
+    watch = BusyWatch(c)
+    watch.start()
     t0 = time.monotonic()
     a = ch.DataNode(c.build, c.tmpdir, c.trio.apis, "n4")
     b = ch.DataNode(c.build, c.tmpdir, c.trio.apis, "n5")
@@ -233,7 +264,12 @@ def test_add_two_nodes_at_once(make_cluster):
     t_done = time.monotonic() - t0
     load.settle()
     load.stop()
+    watch.done.set()
+    watch.join(5)
     load.summary("add n4 and n5 (rebalanced in %.1f s)" % t_done)
+    print("moves in flight: at most %d slots in %d maps polled" % (
+        watch.most, watch.maps))
+    assert 0 < watch.most <= MOVES, watch.most
     m = c.map()
     for d in (a, b):
         assert c.slots_of(m, d, "primary") and c.slots_of(m, d, "isr"), \
@@ -277,6 +313,35 @@ def test_drain_node_with_leave(make_cluster):
     load.stop()
     load.summary("leave of n1: removed after %.1f s, settled after %.1f s"
                  % (t_removed, t_done))
+    check_all(c, load)
+    assert_no_failures(load)
+
+
+def test_sigterm_leaves_first(make_cluster):
+    """SIGTERM of a node with --on-stop leave (the datanode's default) in a
+    loaded 4-node cluster: it asks to leave, serves while its copies move
+    away, drains once removed and exits 0, so no failover happens: no
+    request fails, nothing is lost, the three left are balanced."""
+    c = make_cluster(nodes=4, node_args={0: ["--on-stop", "leave"]})
+    preload(c)
+    load = Load(c)
+    load.start()
+    victim = c.nodes[0]
+    vid = node_id(c, victim)
+    t0 = time.monotonic()
+    rc = victim.terminate(wait=READY_WAIT)
+    t_exit = time.monotonic() - t0
+    assert rc == 0, "SIGTERM gave exit status %r" % rc
+    log = victim.log_text()
+    assert "asking to leave the cluster first" in log, log[-2000:]
+    assert "left the cluster after" in log, log[-2000:]
+    m = c.wait_map(lambda m: any(n["id"] == vid and n["state"] == "removed"
+                                 for n in m["nodes"]), READY_WAIT,
+                   "n1 (id %d) removed" % vid)
+    wait_settled(c, "three nodes balanced after the SIGTERM leave")
+    load.settle()
+    load.stop()
+    load.summary("SIGTERM of n1: left and exited after %.1f s" % t_exit)
     check_all(c, load)
     assert_no_failures(load)
 

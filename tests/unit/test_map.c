@@ -185,7 +185,7 @@ static void test_state_incarnation_and_leave_down(void **state)
 	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_UP);
 	assert_int_equal(
 	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN), &res), 0);
-	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a, false), &res), 0);
 	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_REMOVED);
 	free_map(m);
 }
@@ -239,6 +239,36 @@ static void test_bad_envelope(void **state)
 	free_map(m);
 }
 
+/* A leave "if_room" (a node stopping on SIGTERM) goes through only while the
+ * other nodes up can hold every slot's copies (replication 2 here). */
+static void test_leave_if_room(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201);
+	uint32_t b = add_up_node(m, 7202);
+	uint32_t c = add_up_node(m, 7203);
+	uint64_t epoch;
+
+	(void)c;
+	assert_int_equal(m->settings.replication, 2);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a, true), &res), 0);
+	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_LEAVING);
+	epoch = m->epoch;
+	/* b and c would leave one node up for two copies. */
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(b, true), &res),
+	                 NARF_ENOROOM);
+	assert_int_equal(narf_map_node_get(m, b)->state, NARF_NODE_UP);
+	assert_int_equal(m->epoch, epoch);
+	assert_non_null(strstr(res.errmsg, "1 other nodes up"));
+	/* An operator's leave is not bound by it. */
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(b, false), &res), 0);
+	assert_int_equal(narf_map_node_get(m, b)->state, NARF_NODE_LEAVING);
+	/* A leave already under way is no error. */
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a, true), &res), 0);
+	free_map(m);
+}
+
 /* node_state follows the allowed transitions and knows its nodes. */
 static void test_node_state(void **state)
 {
@@ -272,7 +302,7 @@ static void test_node_state(void **state)
 	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN), &res), 0);
 	assert_int_equal(
 	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP), &res), 0);
-	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a, false), &res), 0);
 	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_LEAVING);
 	assert_int_equal(
 	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_REMOVED), &res),
@@ -280,8 +310,9 @@ static void test_node_state(void **state)
 	assert_int_equal(
 	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_UP), &res),
 	        NARF_EINVAL);
-	assert_int_equal(apply_cmd(m, narf_cmd_leave(a), &res), NARF_ENOTFOUND);
-	assert_int_equal(apply_cmd(m, narf_cmd_leave(42), &res),
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a, false), &res),
+	                 NARF_ENOTFOUND);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(42, false), &res),
 	                 NARF_ENOTFOUND);
 	free_map(m);
 }
@@ -927,12 +958,13 @@ static void test_init_and_coords(void **state)
 	        {2, "127.0.0.1:7102", "127.0.0.1:7002"},
 	        {3, "127.0.0.1:7103", "127.0.0.1:7003"},
 	};
-	struct narf_map_settings s = {3, 900, NARF_ACK_ALL};
+	struct narf_map_settings s = {3, 900, NARF_ACK_ALL, 64};
 
 	assert_int_equal(apply_cmd(m, narf_cmd_init(c, 3, &s), &res), 0);
 	assert_int_equal(m->n_coords, 3);
 	assert_int_equal(m->settings.replication, 3);
 	assert_int_equal(m->settings.node_timeout_ms, 900);
+	assert_int_equal(m->settings.moves, 64);
 	assert_int_equal(apply_cmd(m, narf_cmd_init(c, 3, &s), &res),
 	                 NARF_EEXISTS);
 	c[2].id = 1;
@@ -959,7 +991,7 @@ static void test_snapshot_round_trip(void **state)
 	assert_int_equal(
 	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7203", "z"), &res),
 	        0);
-	assert_int_equal(apply_cmd(m, narf_cmd_leave(b), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(b, false), &res), 0);
 	j1 = narf_map_to_json(m);
 	assert_non_null(j1);
 	assert_int_equal(json_array_size(json_object_get(j1, "slots")), 1);
@@ -1059,6 +1091,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_join_ids),
+	        cmocka_unit_test(test_leave_if_room),
 	        cmocka_unit_test(test_join_new_incarnation),
 	        cmocka_unit_test(test_join_rejected),
 	        cmocka_unit_test(test_rejoin_retries),

@@ -21,7 +21,7 @@
 
 /* Slots with a pending move at once: as the leader allows, unless a test
  * says otherwise. */
-static unsigned max_moves = NARF_COORD_MAX_MOVES;
+static unsigned max_moves = NARF_MAP_DEFAULT_MOVES;
 
 /* The brief: well under 100 ms for 16384 slots and up to 64 nodes. */
 #define PLAN_MS_LIMIT 100.0
@@ -983,19 +983,30 @@ static unsigned converge_sync(struct narf_map *m,
 
 /*
  * converge_sync() with full syncs, allowing max_rounds plus one round per
- * wave of max_moves primary swaps the first plan asks for (a handoff of a
- * live primary; the bound makes a large rebalance go in waves).
+ * wave of max_moves slots taking a new copy and per wave of max_moves
+ * primary swaps the first plan asks for (a sync or a handoff with a live
+ * primary; the bound makes a large rebalance go in waves).
  */
 static unsigned converge(struct narf_map *m, unsigned max_rounds)
 {
-	unsigned swaps = 0;
+	unsigned swaps = 0, syncs = 0;
 
 	narf_plan(m, target);
-	for (unsigned s = 0; s < NARF_SLOTS; s++)
-		swaps += target[s].primary != m->slots[s].primary &&
-		         live(m, m->slots[s].primary);
-	return converge_sync(
-	        m, max_rounds + (swaps + max_moves - 1) / max_moves, false);
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *c = &m->slots[s];
+		bool grows = target[s].primary != 0 &&
+		             !narf_slot_has(c, target[s].primary);
+
+		for (unsigned j = 0; j < target[s].n_replicas; j++)
+			grows = grows ||
+			        !narf_slot_has(c, target[s].replicas[j]);
+		syncs += grows && live(m, c->primary);
+		swaps += target[s].primary != c->primary && live(m, c->primary);
+	}
+	return converge_sync(m,
+	                     max_rounds + (syncs + max_moves - 1) / max_moves +
+	                             (swaps + max_moves - 1) / max_moves,
+	                     false);
 }
 
 /* A fourth node joins three balanced ones: its copies sync before any
@@ -1026,7 +1037,7 @@ static void test_staged_join(void **state)
 	add_node(&m, NARF_NODE_UP);
 	rounds = converge_sync(&m, 3, false);
 	print_message("join 4th of 4, moves unbounded: %u rounds\n", rounds);
-	max_moves = NARF_COORD_MAX_MOVES;
+	max_moves = NARF_MAP_DEFAULT_MOVES;
 	narf_map_close(&m);
 }
 
