@@ -88,6 +88,8 @@ static const char help_text[] =
         "  --timeout DUR     give up after this long: 500ms, 5s, 1m\n"
         "                    (default 5s)\n"
         "  --json            print JSON instead of a summary\n"
+        "  --log-level LVL   debug, info, warn (default) or error: debug\n"
+        "                    shows leader redirects on stderr\n"
         "  -h, --help        show this help and exit\n"
         "\n"
         "Environment:\n"
@@ -175,6 +177,7 @@ static void parse_flags(int argc, char **argv, struct options *o)
 	        {"timeout", required_argument, NULL, 't'},
 	        {"json", no_argument, NULL, 'j'},
 	        {"ttl", required_argument, NULL, 'T'},
+	        {"log-level", required_argument, NULL, 'L'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -208,6 +211,9 @@ static void parse_flags(int argc, char **argv, struct options *o)
 			o->ttl = (long long)v;
 			break;
 		}
+		case 'L':
+			narf_log_flag_level(prog, optarg);
+			break;
 		case 'h':
 			print_help();
 			exit(EXIT_OK);

@@ -7,6 +7,16 @@
  * its id (coordinator id or data node id, once known). Lines are written with
  * a single write(2) so concurrent processes sharing a log file do not
  * interleave mid-line.
+ *
+ * With the JSON format (--log-format json) each line is one JSON object
+ * with the same facts, for log shippers:
+ *
+ *   {"ts":"2026-11-23T09:40:00.123Z","level":"info","process":"coord",
+ *    "node":1,"msg":"became leader term=3"}
+ *
+ * "node" is null until the id is known. The message is escaped as JSON
+ * strings require (quotes, backslashes, control characters), and bytes that
+ * are not UTF-8 become U+FFFD, so every line parses.
  */
 #ifndef NARF_LOG_H
 #define NARF_LOG_H
@@ -16,6 +26,11 @@ enum narf_log_level {
 	NARF_LOG_INFO,
 	NARF_LOG_WARN,
 	NARF_LOG_ERROR,
+};
+
+enum narf_log_format {
+	NARF_LOG_TEXT,
+	NARF_LOG_JSON,
 };
 
 /* Set the process name shown on every line (borrowed; must outlive logging). */
@@ -28,6 +43,15 @@ void narf_log_set_level(enum narf_log_level level);
 
 /* Parse "debug", "info", "warn" or "error"; returns 0 or NARF_EINVAL. */
 int narf_log_parse_level(const char *text, enum narf_log_level *out);
+
+/* Parse "text" or "json"; returns 0 or NARF_EINVAL. */
+int narf_log_parse_format(const char *text, enum narf_log_format *out);
+void narf_log_set_format(enum narf_log_format format);
+
+/* Command-line forms: set the level or format from a flag's value, or
+ * print "PROG: --log-level 'x': expected ..." and exit(2). */
+void narf_log_flag_level(const char *prog, const char *text);
+void narf_log_flag_format(const char *prog, const char *text);
 
 int narf_log_enabled(enum narf_log_level level);
 

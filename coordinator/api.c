@@ -536,11 +536,26 @@ static json_t *op_handoff(struct narf_conn *conn, const json_t *req)
 	return propose(conn, cmd, PENDING_EPOCH);
 }
 
+const char *const narf_api_op_names[NARF_API_OPS] = {
+        "ping",  "join",     "heartbeat", "map",     "status",
+        "leave", "settings", "isr",       "handoff", "other"};
+
+static void count_op(struct narf_coord *c, const char *op)
+{
+	unsigned i = 0;
+
+	while (i + 1 < NARF_API_OPS &&
+	       (op == NULL || strcmp(op, narf_api_op_names[i]) != 0))
+		i++;
+	c->api_requests[i]++;
+}
+
 static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 {
 	struct narf_coord *c = conn->c;
 	const char *op = json_string_value(json_object_get(req, "op"));
 
+	count_op(c, op);
 	if (op == NULL)
 		return error_reply(NARF_EINVAL,
 		                   "request needs an \"op\" string", c);
@@ -717,4 +732,13 @@ void narf_api_close(struct narf_coord *c)
 		uv_close((uv_handle_t *)&c->listener, NULL);
 	while (c->conns != NULL)
 		conn_close(c->conns);
+}
+
+unsigned narf_api_connections(const struct narf_coord *c)
+{
+	unsigned n = 0;
+
+	for (const struct narf_conn *k = c->conns; k != NULL; k = k->next)
+		n++;
+	return n;
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "common/httpd.h"
 #include "common/map.h"
 #include "raftnode.h"
 
@@ -35,6 +36,7 @@ struct narf_coord_config {
 	struct narf_map_settings settings; /* of a brand-new map */
 	unsigned election_timeout_ms;
 	unsigned heartbeat_timeout_ms;
+	const char *metrics_addr; /* --metrics, borrowed (argv), or NULL */
 };
 
 /* What the leader knows of a node between heartbeats (not replicated). */
@@ -45,6 +47,17 @@ struct narf_hb {
 	uint64_t keys;
 	uint64_t used_memory;
 };
+
+/* Kinds of leader decisions, counted for /metrics. */
+enum narf_decision {
+	NARF_DECISION_INIT,
+	NARF_DECISION_NODE_DOWN, /* a failover: its primaries promoted */
+	NARF_DECISION_NODE_UP,
+	NARF_DECISION_NODE_REMOVED,
+	NARF_DECISION_ASSIGN, /* a rebalancing step */
+	NARF_DECISION_COUNT,
+};
+extern const char *const narf_decision_names[NARF_DECISION_COUNT];
 
 struct narf_leader {
 	uint64_t since_ms;     /* loop time this member became leader, or 0 */
@@ -60,11 +73,21 @@ struct narf_leader {
 	 * balanced layout at the last plan, and the most since the map was
 	 * last balanced (0, 0 when balanced) */
 	unsigned plan_remaining, plan_total;
+	/* the decision in flight, and decisions this member applied as
+	 * leader (counts survive role changes) */
+	enum narf_decision pending_kind;
+	unsigned pending_slots; /* node_down: primaries it fails over */
+	uint64_t decisions[NARF_DECISION_COUNT];
+	uint64_t failover_slots;
 	struct narf_slot *target; /* owned scratch: NARF_SLOTS entries */
 	struct narf_slot *step;   /* owned scratch: NARF_SLOTS entries */
 };
 
 struct narf_conn;
+
+/* API requests by op, for /metrics ("other": an unknown or missing op). */
+#define NARF_API_OPS 10
+extern const char *const narf_api_op_names[NARF_API_OPS];
 
 struct narf_coord {
 	uv_loop_t loop;
@@ -77,13 +100,23 @@ struct narf_coord {
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	bool closing;
-	char digest[17];         /* cached map digest (ping) ... */
-	uint64_t digest_applied; /* ... for this applied index */
+	uint64_t api_requests[NARF_API_OPS];
+	int64_t start_ms;          /* wall clock at start, ms */
+	struct narf_httpd metrics; /* GET /metrics, with --metrics */
+	char digest[17];           /* cached map digest (ping) ... */
+	uint64_t digest_applied;   /* ... for this applied index */
 };
+
+/* metrics.c: the /metrics handler (data = the narf_coord) */
+int narf_coord_metrics_handler(void *data,
+                               const char *path,
+                               struct narf_buf *body,
+                               const char **content_type);
 
 /* api.c */
 int narf_api_listen(struct narf_coord *c, char *errmsg);
 void narf_api_close(struct narf_coord *c);
+unsigned narf_api_connections(const struct narf_coord *c);
 
 /* leader.c */
 int narf_leader_init(struct narf_leader *l);

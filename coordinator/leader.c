@@ -29,6 +29,9 @@
 #include "coord.h"
 #include "planner.h"
 
+const char *const narf_decision_names[NARF_DECISION_COUNT] = {
+        "init", "node_down", "node_up", "node_removed", "assign"};
+
 int narf_leader_init(struct narf_leader *l)
 {
 	memset(l, 0, sizeof(*l));
@@ -151,6 +154,11 @@ static void leader_proposal_cb(void *data,
 	struct narf_coord *c = data;
 
 	c->leader.proposing = false;
+	if (err == 0 && res->err == 0) {
+		c->leader.decisions[c->leader.pending_kind]++;
+		if (c->leader.pending_kind == NARF_DECISION_NODE_DOWN)
+			c->leader.failover_slots += c->leader.pending_slots;
+	}
 	/* Take the next decision now rather than a tick later, so several
 	 * nodes lost at once are all marked down within milliseconds. */
 	if (!c->closing)
@@ -213,6 +221,7 @@ static json_t *node_decision(struct narf_coord *c, uint64_t now)
 		    !node_holds_copies(m, n->id)) {
 			NARF_INFO("leader: node %u (%s) drained: removed",
 			          n->id, n->addr);
+			c->leader.pending_kind = NARF_DECISION_NODE_REMOVED;
 			return state_cmd(n, NARF_NODE_REMOVED);
 		}
 	}
@@ -224,10 +233,15 @@ static json_t *node_decision(struct narf_coord *c, uint64_t now)
 		            n->state == NARF_NODE_LEAVING;
 
 		if (live && quiet > timeout) {
+			unsigned replicas;
+
 			NARF_WARN(
 			        "leader: node %u (%s) unseen for %llu ms: "
 			        "marking it down",
 			        n->id, n->addr, (unsigned long long)quiet);
+			c->leader.pending_kind = NARF_DECISION_NODE_DOWN;
+			narf_map_node_counts(m, n->id, &c->leader.pending_slots,
+			                     &replicas);
 			return state_cmd(n, NARF_NODE_DOWN);
 		}
 	}
@@ -242,6 +256,7 @@ static json_t *node_decision(struct narf_coord *c, uint64_t now)
 		    beating) {
 			NARF_INFO("leader: node %u (%s) heartbeats: up", n->id,
 			          n->addr);
+			c->leader.pending_kind = NARF_DECISION_NODE_UP;
 			return state_cmd(n, NARF_NODE_UP);
 		}
 	}
@@ -306,6 +321,7 @@ static json_t *plan_decision(struct narf_coord *c)
 	        "leader: rebalancing: %u slots change now (%u handed over "
 	        "by their primaries), %u to go (epoch %llu)",
 	        staged, moves, changed, (unsigned long long)m->epoch);
+	l->pending_kind = NARF_DECISION_ASSIGN;
 	return narf_cmd_assign(m->epoch, l->step, take);
 }
 
@@ -316,6 +332,7 @@ static json_t *next_decision(struct narf_coord *c, uint64_t now)
 
 	if (m->n_coords == 0) {
 		NARF_INFO("leader: initialising the map of a new cluster");
+		c->leader.pending_kind = NARF_DECISION_INIT;
 		return narf_cmd_init(c->cfg.members, c->cfg.n_members,
 		                     &c->cfg.settings);
 	}

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/flags.h"
 #include "common/log.h"
@@ -52,6 +53,11 @@ static const char usage_text[] =
         "  --heartbeat-timeout MS Raft heartbeat interval (10-5000; default "
         "50)\n"
         "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+        "  --log-format FORMAT    text (default) or json: one JSON object per\n"
+        "                         line (ts, level, process, node, msg)\n"
+        "  --metrics ADDR         serve Prometheus metrics over HTTP at\n"
+        "                         http://ADDR/metrics (host:port, e.g.\n"
+        "                         127.0.0.1:9101; default off)\n"
         "  --help                 show this text\n"
         "\n"
         "Durations accept ms, s or m suffixes. Logs go to stderr, one line "
@@ -124,6 +130,8 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		O_ELECTION,
 		O_HEARTBEAT,
 		O_LOG,
+		O_LOGFMT,
+		O_METRICS,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -137,10 +145,11 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	        {"election-timeout", required_argument, NULL, O_ELECTION},
 	        {"heartbeat-timeout", required_argument, NULL, O_HEARTBEAT},
 	        {"log-level", required_argument, NULL, O_LOG},
+	        {"log-format", required_argument, NULL, O_LOGFMT},
+	        {"metrics", required_argument, NULL, O_METRICS},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
-	enum narf_log_level level;
 	uint64_t v;
 	int o;
 
@@ -200,14 +209,25 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			        prog, "--heartbeat-timeout", optarg, 10, 5000);
 			break;
 		case O_LOG:
-			if (narf_log_parse_level(optarg, &level) != 0)
-				narf_usage_error(prog,
-				                 "--log-level '%s': "
-				                 "expected debug, info, "
-				                 "warn or error",
-				                 optarg);
-			narf_log_set_level(level);
+			narf_log_flag_level(prog, optarg);
 			break;
+		case O_LOGFMT:
+			narf_log_flag_format(prog, optarg);
+			break;
+		case O_METRICS: {
+			char host[NARF_ADDR_SIZE];
+			int port;
+
+			if (narf_parse_hostport(optarg, host, sizeof(host),
+			                        &port) != 0)
+				narf_usage_error(prog,
+				                 "--metrics '%s': expected "
+				                 "host:port, e.g. "
+				                 "127.0.0.1:9101",
+				                 optarg);
+			cfg->metrics_addr = optarg;
+			break;
+		}
 		case O_HELP:
 			fputs(usage_text, stdout);
 			exit(0);
@@ -263,6 +283,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&c->cron, handle_closed_cb);
 	if (!uv_is_closing((uv_handle_t *)&c->listener))
 		uv_close((uv_handle_t *)&c->listener, NULL);
+	narf_httpd_close(&c->metrics);
 	narf_raftnode_close(&c->rn, raft_closed_cb);
 }
 
@@ -300,6 +321,16 @@ static int start(struct narf_coord *c)
 		NARF_ERROR("%s", c->rn.errmsg);
 		return 1;
 	}
+	if (c->cfg.metrics_addr != NULL) {
+		rv = narf_httpd_start(&c->metrics, &c->loop,
+		                      c->cfg.metrics_addr,
+		                      narf_coord_metrics_handler, c, errmsg);
+		if (rv != 0) {
+			NARF_ERROR("%s", errmsg);
+			return 1;
+		}
+		NARF_INFO("metrics on http://%s/metrics", c->cfg.metrics_addr);
+	}
 	narf_leader_start_cron(c);
 	uv_signal_init(&c->loop, &c->sigterm);
 	uv_signal_init(&c->loop, &c->sigint);
@@ -319,6 +350,7 @@ int main(int argc, char **argv)
 	int rv;
 
 	narf_log_init(prog, NARF_LOG_INFO);
+	c->start_ms = (int64_t)time(NULL) * 1000;
 	narf_map_settings_default(&c->cfg.settings);
 	c->cfg.election_timeout_ms = 300;
 	c->cfg.heartbeat_timeout_ms = 50;

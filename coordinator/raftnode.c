@@ -335,6 +335,16 @@ uint64_t narf_raftnode_applied(const struct narf_raftnode *rn)
 	return rn->raft.last_applied;
 }
 
+uint64_t narf_raftnode_commit_index(const struct narf_raftnode *rn)
+{
+	return rn->raft.commit_index;
+}
+
+uint64_t narf_raftnode_last_index(const struct narf_raftnode *rn)
+{
+	return raft_last_index((struct raft *)&rn->raft);
+}
+
 uint64_t narf_raftnode_leader_id(const struct narf_raftnode *rn)
 {
 	raft_id id = 0;

@@ -99,6 +99,9 @@ bool narf_raftnode_is_ready(const struct narf_raftnode *rn);
 const char *narf_raftnode_role_name(const struct narf_raftnode *rn);
 uint64_t narf_raftnode_term(const struct narf_raftnode *rn);
 uint64_t narf_raftnode_applied(const struct narf_raftnode *rn);
+/* Highest entry known committed, and the last entry in the log. */
+uint64_t narf_raftnode_commit_index(const struct narf_raftnode *rn);
+uint64_t narf_raftnode_last_index(const struct narf_raftnode *rn);
 
 /* The leader's id as this member knows it, or 0. */
 uint64_t narf_raftnode_leader_id(const struct narf_raftnode *rn);

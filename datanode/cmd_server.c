@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "membership.h"
 #include "repl.h"
 
 static int cmd_ping(struct narf_engine *e,
@@ -480,6 +481,64 @@ static bool want_section(int argc,
 	return false;
 }
 
+/*
+ * INFO's cluster section: what this node knows of its cluster. A standalone
+ * node says cluster_enabled:1 too (redis-py's cluster client checks it) and
+ * cluster_mode:standalone.
+ */
+static void info_cluster(const struct narf_engine *e, struct narf_buf *out)
+{
+	const struct narf_map *map = narf_engine_map(e);
+	const struct narf_member *m = e->member;
+	const struct narf_map_node *self = NULL;
+	uint32_t id = e->cluster_node_id ? *e->cluster_node_id : 0;
+	unsigned primaries = 0, replicas = 0, known = 0;
+	uint64_t now = 0, left = 0;
+	const char *leader = NULL;
+	bool lease = false;
+	char text[1024];
+	int n;
+
+	if (e->cfg.standalone || m == NULL) {
+		n = snprintf(text, sizeof(text),
+		             "cluster_enabled:1\r\ncluster_mode:standalone\r\n"
+		             "cluster_state:ok\r\ncluster_slots_primary:%u\r\n"
+		             "cluster_slots_replica:0\r\n",
+		             (unsigned)NARF_SLOTS);
+		narf_buf_append(out, text, (size_t)n);
+		return;
+	}
+	if (m->loop != NULL) {
+		now = uv_now(m->loop);
+		lease = narf_member_lease_ok(m, now);
+		left = narf_member_lease_left_ms(m, now);
+		leader = narf_member_leader(m, now);
+	}
+	if (map != NULL) {
+		narf_map_node_counts(map, id, &primaries, &replicas);
+		self = narf_map_node_get(map, id);
+		for (unsigned i = 0; i < map->n_nodes; i++)
+			known += map->nodes[i].state != NARF_NODE_REMOVED;
+	}
+	n = snprintf(text, sizeof(text),
+	             "cluster_enabled:1\r\ncluster_mode:cluster\r\n"
+	             "cluster_state:%s\r\ncluster_node_id:%u\r\n"
+	             "cluster_node_state:%s\r\ncluster_map_epoch:%llu\r\n"
+	             "cluster_known_nodes:%u\r\n"
+	             "cluster_coordinator_leader:%s\r\n"
+	             "cluster_slots_primary:%u\r\n"
+	             "cluster_slots_replica:%u\r\n"
+	             "cluster_lease_valid:%d\r\ncluster_lease_ms_left:%llu\r\n",
+	             map != NULL && lease ? "ok" : "fail", id,
+	             self != NULL ? narf_node_state_name(self->state)
+	             : id == 0    ? "joining"
+	                          : "unknown",
+	             (unsigned long long)(map ? map->epoch : 0), known,
+	             leader ? leader : "", primaries, replicas, lease ? 1 : 0,
+	             (unsigned long long)left);
+	narf_buf_append(out, text, (size_t)n);
+}
+
 #define INFO_ADD(...)                                                     \
 	do {                                                              \
 		if (n < sizeof(text))                                     \
@@ -494,7 +553,7 @@ static int cmd_info(struct narf_engine *e,
                     const size_t *len,
                     struct narf_buf *out)
 {
-	char text[4096], human[32], maxhuman[32];
+	char text[8192], human[32], maxhuman[32];
 	size_t n = 0;
 	int64_t now = narf_engine_now(e);
 	struct narf_store_stats st;
@@ -562,8 +621,15 @@ static int cmd_info(struct narf_engine *e,
 		        (unsigned long long)st.evicted,
 		        (unsigned long long)e->stats.hits,
 		        (unsigned long long)e->stats.misses);
-	if (want_section(argc, argv, len, "cluster"))
-		INFO_ADD("# Cluster\r\ncluster_enabled:1\r\n\r\n");
+	if (want_section(argc, argv, len, "cluster")) {
+		struct narf_buf cb;
+
+		narf_buf_init(&cb);
+		info_cluster(e, &cb);
+		INFO_ADD("# Cluster\r\n%.*s\r\n", (int)cb.len,
+		         cb.data ? cb.data : "");
+		narf_buf_close(&cb);
+	}
 	if (e->repl != NULL && want_section(argc, argv, len, "replication")) {
 		struct narf_buf rb;
 

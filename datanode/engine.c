@@ -19,7 +19,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define CMD_TABLE_SIZE 512 /* power of two, > 4x the commands */
+#define CMD_TABLE_SIZE NARF_CMD_SLOTS /* power of two, > 4x the commands */
 #define NAME_MAX_LEN 32
 
 static const struct narf_command *cmd_table[CMD_TABLE_SIZE];
@@ -46,25 +46,38 @@ static void table_add(const struct narf_command *cmds)
 	}
 }
 
-static const struct narf_command *lookup_command(const char *name, size_t n)
+/* The table position of the command named name, or -1. */
+static int lookup_pos(const char *name, size_t n)
 {
 	unsigned h;
 
 	if (n == 0 || n > NAME_MAX_LEN)
-		return NULL;
+		return -1;
 	for (h = name_hash(name, n); cmd_table[h] != NULL;
 	     h = (h + 1) & (CMD_TABLE_SIZE - 1)) {
 		const char *cn = cmd_table[h]->name;
 
 		if (strlen(cn) == n && strncasecmp(cn, name, n) == 0)
-			return cmd_table[h];
+			return (int)h;
 	}
-	return NULL;
+	return -1;
+}
+
+static const struct narf_command *lookup_command(const char *name, size_t n)
+{
+	int pos = lookup_pos(name, n);
+
+	return pos < 0 ? NULL : cmd_table[pos];
 }
 
 const struct narf_command *narf_engine_command(const char *name, size_t n)
 {
 	return lookup_command(name, n);
+}
+
+const struct narf_command *narf_engine_command_at(unsigned i)
+{
+	return i < CMD_TABLE_SIZE ? cmd_table[i] : NULL;
 }
 
 /* Walk every command table (COMMAND, COMMAND COUNT). */
@@ -518,11 +531,15 @@ int narf_engine_exec(struct narf_engine *e,
 {
 	const struct narf_command *cmd;
 	size_t before = out->len;
-	int rv;
+	int pos, rv;
 
 	e->stats.commands++;
-	cmd = lookup_command(argv[0], argvlen[0]);
+	pos = lookup_pos(argv[0], argvlen[0]);
+	cmd = pos < 0 ? NULL : cmd_table[pos];
+	if (cmd != NULL)
+		e->stats.calls[pos]++;
 	if (cmd == NULL) {
+		e->stats.unknown_commands++;
 		rv = reply_unknown(out, argc, argv, argvlen);
 	} else if (!c->authenticated && !(cmd->flags & NARF_CMD_NOAUTH)) {
 		rv = narf_resp_error(out, "NOAUTH Authentication required.");
@@ -544,6 +561,7 @@ int narf_engine_exec(struct narf_engine *e,
 			break;
 		case ROUTE_HOLD:
 			e->stats.commands--; /* it runs again later */
+			e->stats.calls[pos]--;
 			rv = NARF_EXEC_HOLD;
 			break;
 		case ROUTE_PROXY:

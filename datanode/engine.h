@@ -27,6 +27,8 @@
 #define NARF_REDIS_VERSION "7.0.0" /* what INFO and HELLO claim */
 #define NARF_CLIENT_NAME_MAX 256
 
+struct narf_member;
+
 struct narf_engine_config {
 	int port;
 	const char *bind; /* borrowed */
@@ -44,8 +46,16 @@ struct narf_engine_config {
 	bool redirect;        /* --redirect: -MOVED instead of proxying */
 };
 
+/* Size of the command lookup table: per-command counters are kept by
+ * table position (see narf_engine_command_at()). */
+#define NARF_CMD_SLOTS 512
+
 struct narf_engine_stats {
 	uint64_t commands;
+	uint64_t unknown_commands;
+	/* runs per command, by table position (a request held for the lease
+	 * counts once, when it runs; a forwarded one counts here too) */
+	uint64_t calls[NARF_CMD_SLOTS];
 	uint64_t connections;
 	uint64_t rejected_connections;
 	uint64_t hits;
@@ -83,6 +93,9 @@ struct narf_engine {
 	 * (*cluster_map is NULL until the first map arrives), or NULL */
 	struct narf_map *const *cluster_map;
 	const uint32_t *cluster_node_id; /* borrowed: our id, 0 before join */
+	/* borrowed: the membership of a node that joined a cluster (INFO
+	 * cluster: coordinator, lease), or NULL */
+	const struct narf_member *member;
 	struct narf_repl *repl; /* borrowed: replication, in a cluster */
 	bool lease_ok;       /* set by the server per batch: may serve slots */
 	uint32_t proxy_node; /* NARF_EXEC_PROXY: where the request goes */
@@ -131,6 +144,10 @@ int narf_engine_exec(struct narf_engine *e,
 
 /* The command named name (case-insensitive), or NULL. */
 const struct narf_command *narf_engine_command(const char *name, size_t n);
+
+/* The command at table position i (< NARF_CMD_SLOTS), or NULL: pairs
+ * e->stats.calls[i] with its command. */
+const struct narf_command *narf_engine_command_at(unsigned i);
 
 /* Periodic work: active expiry and incremental rehash within a bound. */
 void narf_engine_cron(struct narf_engine *e);

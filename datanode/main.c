@@ -73,6 +73,12 @@ static const char usage_text[] =
         "                           300; 0 = never)\n"
         "  --log-level LEVEL        debug, info, warn or error (default\n"
         "                           info)\n"
+        "  --log-format FORMAT      text (default) or json: one JSON\n"
+        "                           object per line (ts, level, process,\n"
+        "                           node, msg)\n"
+        "  --metrics ADDR           serve Prometheus metrics over HTTP at\n"
+        "                           http://ADDR/metrics (host:port, e.g.\n"
+        "                           127.0.0.1:9100; default off)\n"
         "  --help                   show this text\n"
         "\n"
         "Logs go to stderr, one line per event. SIGTERM or SIGINT stop the\n"
@@ -129,6 +135,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_SYNCRATE,
 		O_ONSTOP,
 		O_LEAVETIMEOUT,
+		O_LOGFMT,
+		O_METRICS,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -151,10 +159,11 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"sync-rate", required_argument, NULL, O_SYNCRATE},
 	        {"on-stop", required_argument, NULL, O_ONSTOP},
 	        {"leave-timeout", required_argument, NULL, O_LEAVETIMEOUT},
+	        {"log-format", required_argument, NULL, O_LOGFMT},
+	        {"metrics", required_argument, NULL, O_METRICS},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
-	enum narf_log_level level;
 	const char *env;
 	int o;
 
@@ -259,14 +268,25 @@ static void parse_flags(struct narf_engine_config *cfg,
 			        1000;
 			break;
 		case O_LOG:
-			if (narf_log_parse_level(optarg, &level) != 0)
-				narf_usage_error(prog,
-				                 "--log-level '%s': "
-				                 "expected debug, info, "
-				                 "warn or error",
-				                 optarg);
-			narf_log_set_level(level);
+			narf_log_flag_level(prog, optarg);
 			break;
+		case O_LOGFMT:
+			narf_log_flag_format(prog, optarg);
+			break;
+		case O_METRICS: {
+			char host[64];
+			int port;
+
+			if (narf_parse_hostport(optarg, host, sizeof(host),
+			                        &port) != 0)
+				narf_usage_error(prog,
+				                 "--metrics '%s': expected "
+				                 "host:port, e.g. "
+				                 "127.0.0.1:9100",
+				                 optarg);
+			dn->metrics_addr = optarg;
+			break;
+		}
 		case O_JOIN:
 			if (narf_member_parse_coords(&dn->member, optarg) != 0)
 				narf_usage_error(prog,
@@ -383,18 +403,27 @@ int main(int argc, char **argv)
 		narf_engine_close(&dn.engine);
 		return 1;
 	}
+	if (dn.metrics_addr != NULL &&
+	    narf_httpd_start(&dn.metrics, &dn.loop, dn.metrics_addr,
+	                     narf_dn_metrics_handler, &dn, errmsg) != 0) {
+		NARF_ERROR("%s", errmsg);
+		return 1;
+	}
 	if (dn.cluster) {
 		char self[NARF_ADDR_SIZE];
 
 		snprintf(self, sizeof(self), "%s:%d", cfg.bind, cfg.port);
 		dn.engine.cluster_map = &dn.member.map;
 		dn.engine.cluster_node_id = &dn.member.node_id;
+		dn.engine.member = &dn.member;
 		if (narf_member_start(&dn.member, &dn.loop, &dn.engine, self) !=
 		    0) {
 			NARF_ERROR("cannot start cluster membership");
 			return 1;
 		}
 	}
+	if (dn.metrics_addr != NULL)
+		NARF_INFO("metrics on http://%s/metrics", dn.metrics_addr);
 	NARF_INFO("%s on %s:%d, max memory %llu, %s%s",
 	          dn.cluster ? "cluster member" : "standalone (every slot)",
 	          cfg.bind, cfg.port, (unsigned long long)cfg.max_memory,

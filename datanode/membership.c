@@ -277,6 +277,9 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 		          m->target);
 		m->state = NARF_MEMBER_MEMBER;
 	} else if (strcmp(op, "heartbeat") == 0) {
+		/* Only the leader answers heartbeats. */
+		snprintf(m->leader, sizeof(m->leader), "%s", m->target);
+		m->leader_seen_ms = uv_now(m->loop);
 		m->beat_sent_ms = m->sent_ms;
 		if (m->map == NULL || reply_epoch(reply) > m->map->epoch)
 			m->want_map = true;
@@ -551,6 +554,20 @@ bool narf_member_lease_ok(const struct narf_member *m, uint64_t now)
 {
 	return m->map != NULL && m->node_id != 0 && m->lease_ms != 0 &&
 	       now - m->lease_ms < m->map->settings.node_timeout_ms;
+}
+
+uint64_t narf_member_lease_left_ms(const struct narf_member *m, uint64_t now)
+{
+	if (!narf_member_lease_ok(m, now))
+		return 0;
+	return m->lease_ms + m->map->settings.node_timeout_ms - now;
+}
+
+const char *narf_member_leader(const struct narf_member *m, uint64_t now)
+{
+	if (m->leader[0] == '\0' || now - m->leader_seen_ms > 1000)
+		return NULL;
+	return m->leader;
 }
 
 static void new_boot_id(char *out, size_t size)

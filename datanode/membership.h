@@ -68,6 +68,10 @@ struct narf_member {
 	                          fetched */
 	bool want_map;         /* fetch the map at the next chance */
 	uint64_t beat_at;      /* when the last heartbeat was sent */
+	/* the coordinator that last answered a heartbeat (the leader then),
+	 * and when (loop time): INFO and metrics show it */
+	char leader[NARF_ADDR_SIZE];
+	uint64_t leader_seen_ms;
 	struct narf_isr_req *isr_head, *isr_tail; /* queued isr requests */
 	struct narf_isr_req *isr_pending;         /* the one sent */
 	/* called after a new map is installed (old may be NULL) and when the
@@ -123,6 +127,13 @@ void narf_member_want_map(struct narf_member *m);
 
 /* May this node serve its slots at loop time now (the lease)? */
 bool narf_member_lease_ok(const struct narf_member *m, uint64_t now);
+
+/* Milliseconds the lease has left at loop time now (0 when lapsed). */
+uint64_t narf_member_lease_left_ms(const struct narf_member *m, uint64_t now);
+
+/* The coordinator leader's API address as this node knows it: the one
+ * that answered a heartbeat within the last second, or NULL. */
+const char *narf_member_leader(const struct narf_member *m, uint64_t now);
 
 /* Stop: close the connection and the timer (asynchronous; the loop ends
  * once they are closed). */

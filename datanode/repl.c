@@ -124,8 +124,9 @@ struct narf_repl {
 	void *progress_data;
 	bool stopping;
 	uint64_t stream_msgs, stream_bytes, acks;
-	unsigned sweep; /* next slot the cron's sweep looks at */
-	uint64_t swept; /* entries of slots not ours dropped by it */
+	unsigned sweep;   /* next slot the cron's sweep looks at */
+	uint64_t swept;   /* entries of slots not ours dropped by it */
+	uint64_t proxied; /* requests forwarded (metrics) */
 };
 
 static int64_t wall_ms(void)
@@ -1412,6 +1413,7 @@ struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
 	}
 	px->done = done;
 	px->data = data;
+	r->proxied++;
 	if (p->proxy->tail != NULL)
 		p->proxy->tail->next = px;
 	else
@@ -1544,6 +1546,46 @@ void narf_repl_info(const struct narf_repl *r, struct narf_buf *out)
 		        p->repl ? p->repl->acked : 0, bits_count(p->fwd),
 		        p->n_counts, bits_count(p->want), p->dropping);
 		narf_buf_append(out, line, n);
+	}
+}
+
+void narf_repl_stats(const struct narf_repl *r, struct narf_repl_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->slots_led = bits_count(r->lead);
+	out->slots_syncing_here = bits_count(r->syncing);
+	out->stream_msgs = r->stream_msgs;
+	out->stream_bytes = r->stream_bytes;
+	out->acks = r->acks;
+	out->proxied = r->proxied;
+	out->n_peers = r->n_peers;
+}
+
+void narf_repl_peer_stats(const struct narf_repl *r,
+                          unsigned i,
+                          struct narf_repl_peer_stats *out)
+{
+	const struct narf_peer *p = r->peers[i];
+	const struct link *l = p->repl;
+	uint64_t now = uv_now(r->loop);
+
+	memset(out, 0, sizeof(*out));
+	out->id = p->id;
+	out->addr = p->addr;
+	out->link_up = l != NULL && l->connected;
+	if (l != NULL) {
+		out->sent = l->sent;
+		out->acked = l->acked;
+		if (l->sent > l->acked && now > l->progress_ms)
+			out->lag_ms = now - l->progress_ms;
+	}
+	out->fwd_slots = bits_count(p->fwd);
+	out->isr_slots = p->n_counts;
+	out->syncing_slots = bits_count(p->want);
+	out->synced = p->synced;
+	if (p->proxy != NULL) {
+		out->proxy_sent = p->proxy->sent;
+		out->proxy_answered = p->proxy->acked;
 	}
 }
 

@@ -195,4 +195,30 @@ void narf_repl_cron(struct narf_repl *r);
 /* INFO's replication section. */
 void narf_repl_info(const struct narf_repl *r, struct narf_buf *out);
 
+/* Counters and gauges for /metrics. */
+struct narf_repl_stats {
+	unsigned slots_led;
+	unsigned slots_syncing_here; /* replica slots being synced to us */
+	uint64_t stream_msgs;        /* write-stream and sync commands sent */
+	uint64_t stream_bytes;       /* ... and their bytes */
+	uint64_t acks;               /* replies to them */
+	uint64_t proxied;            /* requests forwarded to other nodes */
+	unsigned n_peers;
+};
+struct narf_repl_peer_stats {
+	uint32_t id;
+	const char *addr;     /* borrowed, valid until the next map change */
+	bool link_up;         /* the replication link is connected */
+	uint64_t sent, acked; /* on the current replication link */
+	uint64_t lag_ms; /* age of the oldest unacknowledged command, or 0 */
+	unsigned fwd_slots, isr_slots, syncing_slots;
+	uint64_t synced; /* slots synced to the peer, ever */
+	uint64_t proxy_sent, proxy_answered; /* on the current proxy link */
+};
+void narf_repl_stats(const struct narf_repl *r, struct narf_repl_stats *out);
+/* Peer i, i < out->n_peers of narf_repl_stats(). */
+void narf_repl_peer_stats(const struct narf_repl *r,
+                          unsigned i,
+                          struct narf_repl_peer_stats *out);
+
 #endif /* NARF_REPL_H */

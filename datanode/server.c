@@ -1181,4 +1181,5 @@ void narf_dn_stop(struct narf_dn *dn)
 	narf_repl_stop(dn->repl);
 	if (dn->cluster)
 		narf_member_stop(&dn->member);
+	narf_httpd_close(&dn->metrics);
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "common/httpd.h"
 #include "engine.h"
 #include "membership.h"
 #include "repl.h"
@@ -43,6 +44,8 @@ struct narf_dn {
 	bool draining; /* finishing requests in flight, then stopping */
 	uint64_t drain_start_ms;
 	bool closing;
+	const char *metrics_addr;  /* --metrics, borrowed (argv), or NULL */
+	struct narf_httpd metrics; /* GET /metrics, with --metrics */
 };
 
 /* Listen on cfg.bind:cfg.port and start the cron and signal handlers; the
@@ -52,5 +55,11 @@ int narf_dn_start(struct narf_dn *dn, char *errmsg);
 /* Close the listener, every connection, the cron and the signals; the loop
  * then ends by itself. Safe to call twice. */
 void narf_dn_stop(struct narf_dn *dn);
+
+/* The /metrics handler (metrics.c; data = the narf_dn). */
+int narf_dn_metrics_handler(void *data,
+                            const char *path,
+                            struct narf_buf *body,
+                            const char **content_type);
 
 #endif /* NARF_SERVER_H */

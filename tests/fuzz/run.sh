@@ -1,6 +1,7 @@
 #!/bin/sh
-# Build the libFuzzer targets (the JSON line decoder, fuzz_frame, and the
-# RESP request parser, fuzz_resp) and run each from a small seed corpus of
+# Build the libFuzzer targets (the JSON line decoder, fuzz_frame, the
+# RESP request parser, fuzz_resp, and the /metrics HTTP head reader,
+# fuzz_http) and run each from a small seed corpus of
 # valid and invalid input. FUZZ_SECONDS (default 30) is the whole budget,
 # split evenly between the targets run. Prints one summary line per target
 # and exits non-zero when libFuzzer finds a crash, a leak or an undefined
@@ -15,7 +16,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp}
+targets=${*:-frame resp http}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -74,6 +75,26 @@ seeds_resp() {
 	seed toobig "\\002\\040*$(printf '%080d' 1)"
 }
 
+# Seed format (see fuzz_http.c): byte 0 = head limit (bits 0-1) and read
+# size (bits 2-7, 0 = whole), then what the client sends.
+seeds_http() {
+	seed scrape '\003GET /metrics HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n'
+	seed bytes '\007GET /metrics?x=1 HTTP/1.0\r\n\r\n'
+	seed head '\013HEAD http://h:1/metrics HTTP/1.1\r\n\r\n'
+	seed post '\003POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc'
+	seed small '\001GET /metrics HTTP/1.1\r\nX-Long: aaaaaaaaaaaaaaaaaaaa\r\n\r\n'
+	seed garbage '\003\026\003\001\002\000\001\000'
+	seed v09 '\003GET /\r\n\r\n'
+	seed v2 '\003GET / HTTP/2.0\r\n\r\n'
+	seed fold '\003GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n'
+}
+
+build_http() {
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		common/http.c common/buf.c common/errors.c \
+		tests/fuzz/fuzz_http.c -lhttp_parser -o "$1"
+}
+
 build_frame() {
 	# shellcheck disable=SC2046 # pkg-config output is meant to be split
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
@@ -101,6 +122,7 @@ run_target() {
 	case $1 in
 	frame) build_frame "$bin" && seeds_frame ;;
 	resp) build_resp "$bin" && seeds_resp ;;
+	http) build_http "$bin" && seeds_http ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -127,9 +149,9 @@ run_target() {
 status=0
 for t in $targets; do
 	case $t in
-	frame | resp) ;;
+	frame | resp | http) ;;
 	*)
-		echo "run.sh: unknown target '$t' (frame, resp)" >&2
+		echo "run.sh: unknown target '$t' (frame, resp, http)" >&2
 		exit 2
 		;;
 	esac

@@ -278,8 +278,10 @@ class Cluster:
     """A trio (from conftest's make_trio) and N data nodes joined to it."""
 
     def __init__(self, make_trio, build, tmpdir, nodes=3, node_args=None,
-                 node_timeout_ms=None, replicas=None):
+                 node_timeout_ms=None, replicas=None, coord_args=None):
         kw = {}
+        if coord_args is not None:
+            kw["coord_args"] = coord_args  # {coord id: [flags]}
         if node_timeout_ms is not None:
             kw["node_timeout_ms"] = node_timeout_ms
         if replicas is not None:

@@ -300,7 +300,7 @@ class Trio:
 
     def __init__(self, build, tmpdir, node_timeout_ms=None, replicas=None,
                  election_timeout_ms=None, heartbeat_timeout_ms=None,
-                 log_level="debug"):
+                 log_level="debug", coord_args=None):
         self.build = build
         self.tmpdir = str(tmpdir)
         ports = PORTS.take(6)
@@ -330,7 +330,8 @@ class Trio:
                 os.path.join(self.tmpdir, "coord%d" % cid),
                 os.path.join(self.tmpdir, "coord%d.log" % cid),
                 "%s:%d" % (HOST, ports[2 * i + 1]),
-                "%s:%d" % (HOST, ports[2 * i]), extra))
+                "%s:%d" % (HOST, ports[2 * i]),
+                extra + list((coord_args or {}).get(cid, ()))))
 
     def __getitem__(self, cid):
         """Member by id (1..3)."""
