@@ -4,7 +4,7 @@
  * main() parses the flags, then dispatches to one command. The data
  * commands (get, set, del, ttl, keys, scan) live in commands.c and go to
  * the data nodes by the map (data.c); status in status.c and dashboard.c;
- * leave and nodes, which only talk to the
+ * the shell in shell.c; leave and nodes, which only talk to the
  * coordinators' JSON API (docs/protocol.md) through common/jclient.c, are
  * here. Exit codes are part of the command-line contract (DESIGN.md): 0 ok,
  * 1 a missing key or an error answer, 2 usage error, 3 cluster unreachable.
@@ -56,6 +56,9 @@ static const char help_text[] =
         "                    sorted bytewise, one per line\n"
         "  scan [PATTERN]    the same, printed as found (unsorted), for\n"
         "                    large clusters; default pattern '*'\n"
+        "  shell             an interactive prompt for get, set, del, ttl,\n"
+        "                    keys and scan (history in ~/.cachecli_history);\n"
+        "                    reads commands from stdin when not a terminal\n"
         "\n"
         "Cluster commands:\n"
         "  status [--json] [--watch]\n"
@@ -95,6 +98,8 @@ static const char help_text[] =
         "                    start' prints it. Empty counts as unset.\n"
         "  NO_COLOR          if set, never colour the output (colour is\n"
         "                    only used when stdout is a terminal)\n"
+        "  HOME              the shell keeps its history in\n"
+        "                    $HOME/.cachecli_history (none if unset)\n"
         "\n"
         "Exit status:\n"
         "  0  success (status exits 0 even when it shows warnings)\n"
@@ -474,6 +479,11 @@ static int cmd_status(const struct narf_cli_options *o)
 	return narf_cli_status(o);
 }
 
+static int cmd_shell(const struct narf_cli_options *o)
+{
+	return narf_cli_shell(o);
+}
+
 static int cmd_data(const struct narf_cli_options *o)
 {
 	struct narf_cli_cluster cl;
@@ -498,13 +508,14 @@ static const struct command {
         {"ttl", cmd_data, 0},
         {"keys", cmd_data, 0},
         {"scan", cmd_data, 0},
+        {"shell", cmd_shell, 0},
         {"status", cmd_status, NARF_CLI_F_JSON | NARF_CLI_F_WATCH},
         {"nodes", cmd_nodes, NARF_CLI_F_JSON},
         {"leave", cmd_leave, 0},
 };
 
 static const char command_list[] =
-        "get, set, del, ttl, keys, scan, status, nodes or leave";
+        "get, set, del, ttl, keys, scan, shell, status, nodes or leave";
 
 /* A flag given to a command that does not take it is a usage error, not
  * something to ignore silently ("get k --ttl 5"). */

@@ -43,7 +43,7 @@ done
 
 PACKAGES=(
 	build-essential pkg-config meson ninja-build
-	libraft-dev libuv1-dev libjansson-dev libcmocka-dev
+	libraft-dev libuv1-dev libjansson-dev libcmocka-dev libedit-dev
 	redis-tools redis-server gnuplot-nox
 	python3 python3-redis python3-pytest
 	clang netcat-openbsd
