@@ -261,8 +261,9 @@ int narf_cli_report_coord(const struct narf_cli_options *o,
 	}
 	if (rc == NARF_ECONNECT)
 		fprintf(stderr,
-		        "%s: no coordinator reachable at %s: is the cluster "
-		        "running? (scripts/cluster.sh start)\n",
+		        "%s: cluster unreachable: no coordinator answers at "
+		        "%s: is the cluster running? (scripts/cluster.sh "
+		        "start)\n",
 		        prog, o->coord);
 	else if (rc == NARF_EPROTO)
 		fprintf(stderr,

@@ -319,10 +319,16 @@ int narf_cli_warn_coordinators(const json_t *st)
 			answer++;
 			continue;
 		}
-		count += warn(sty->yellow,
-		              "coordinator %s (%s) does not answer: %s",
-		              fmt_int(c, "id", id, sizeof(id)),
-		              get_str(c, "api"), get_str(c, "probe_error"));
+		if (json_is_integer(json_object_get(c, "id")))
+			count += warn(sty->yellow,
+			              "coordinator %s (%s) does not answer: %s",
+			              fmt_int(c, "id", id, sizeof(id)),
+			              get_str(c, "api"),
+			              get_str(c, "probe_error"));
+		else
+			count += warn(
+			        sty->yellow, "no coordinator answers at %s: %s",
+			        get_str(c, "api"), get_str(c, "probe_error"));
 	}
 	if (total > 0 && answer <= total / 2)
 		count += warn(sty->red,

@@ -191,6 +191,7 @@ struct attempt {
 	unsigned n_failed;
 	uint64_t epoch; /* the map epoch the failures were seen at */
 	char moved[NARF_ADDR_SIZE];
+	unsigned redirects;          /* -MOVED answers so far */
 	char last[NARF_ERRMSG_SIZE]; /* the last failure */
 };
 
@@ -229,26 +230,31 @@ static const char *pick(const struct narf_map *m, unsigned s, struct attempt *a)
 	return NULL;
 }
 
-/* What to do with a reply: 0 keep it, 1 retry at once, 2 retry later. */
-static int judge(const struct narf_reply *r, struct attempt *a)
+/* What to do with addr's reply: 0 keep it, 1 retry at once, 2 retry after a
+ * pause. The first -MOVED is followed at once; more of them (two nodes
+ * whose maps disagree while a role changes) wait for the maps to settle. */
+static int judge(const struct narf_reply *r,
+                 const char *addr,
+                 struct attempt *a)
 {
 	unsigned slot;
 	char to[NARF_ADDR_SIZE];
 
 	if (narf_reply_is_error(r, "MOVED") &&
 	    narf_reply_moved(r->str, r->len, &slot, to) == 0) {
-		snprintf(a->last, sizeof(a->last), "%s: -%.*s", to,
+		snprintf(a->last, sizeof(a->last), "%s: -%.*s", addr,
 		         (int)(r->len < 120 ? r->len : 120), r->str);
-		/* the same redirect twice: the maps disagree, wait */
-		if (strcmp(a->moved, to) == 0)
+		/* a redirect to a node that just failed: its replacement is
+		 * not in the maps yet; wait for them */
+		if (has_failed(a, to))
 			return 2;
 		snprintf(a->moved, sizeof(a->moved), "%s", to);
-		return 1;
+		return a->redirects++ == 0 ? 1 : 2;
 	}
 	if (narf_reply_is_error(r, "TRYAGAIN") ||
 	    narf_reply_is_error(r, "CLUSTERDOWN") ||
 	    narf_reply_is_error(r, "LOADING")) {
-		snprintf(a->last, sizeof(a->last), "-%.*s",
+		snprintf(a->last, sizeof(a->last), "%s: -%.*s", addr,
 		         (int)(r->len < 160 ? r->len : 160), r->str);
 		a->moved[0] = '\0';
 		return 2;
@@ -356,7 +362,7 @@ int narf_cli_cluster_call(struct narf_cli_cluster *cl,
 			rv = NARF_ETIMEOUT;
 			continue;
 		}
-		what = judge(reply, &a);
+		what = judge(reply, addr, &a);
 		if (what == 0)
 			goto out;
 		narf_reply_free(reply);
