@@ -283,8 +283,13 @@ int narf_cli_report_coord(const struct narf_cli_options *o,
 int narf_cli_report_data(const struct narf_cli_options *o,
                          const char *what,
                          int rc,
-                         const char *errmsg)
+                         const struct narf_cli_cluster *cl)
 {
+	const char *errmsg = cl->errmsg;
+
+	/* no map: the coordinators did not answer */
+	if (!cl->have_map && rc != NARF_ENOMEM)
+		return narf_cli_report_coord(o, rc, errmsg);
 	if (rc == NARF_ETIMEOUT) {
 		fprintf(stderr,
 		        "%s: %s: cluster unreachable: %s; is the node up? "
@@ -297,13 +302,6 @@ int narf_cli_report_data(const struct narf_cli_options *o,
 		fprintf(stderr, "%s: %s: out of memory\n", prog, what);
 		return EXIT_ERROR;
 	}
-	if (rc == NARF_EPROTO && errmsg[0] != '\0' &&
-	    strstr(errmsg, "coordinator") == NULL) {
-		fprintf(stderr, "%s: %s: %s: not a narf data node?\n", prog,
-		        what, errmsg);
-		return EXIT_ERROR;
-	}
-	/* the map could not be fetched: the coordinators' failure */
 	return narf_cli_report_coord(o, rc, errmsg);
 }
 

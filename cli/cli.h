@@ -69,12 +69,14 @@ int narf_cli_report_coord(const struct narf_cli_options *o,
                           int rc,
                           const char *errmsg);
 
-/* The same for a data command that got no usable answer (rc and
- * cl->errmsg from narf_cli_cluster_call()/_scan()). */
+/* The same for a data command that got no usable answer (rc from
+ * narf_cli_cluster_call()/_scan(), the reason in cl->errmsg): the
+ * coordinators' failure when no map could be fetched, else the data
+ * nodes' (EXIT_UNREACHABLE). */
 int narf_cli_report_data(const struct narf_cli_options *o,
                          const char *what,
                          int rc,
-                         const char *errmsg);
+                         const struct narf_cli_cluster *cl);
 
 /* --- commands.c: the data commands ---------------------------------------- */
 

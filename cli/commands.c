@@ -74,7 +74,7 @@ static int request(struct narf_cli_cluster *cl,
 	narf_buf_init(&raw);
 	rv = narf_cli_cluster_call(cl, argc, argv, argvlen, 1, &raw, &r);
 	if (rv != 0) {
-		rv = narf_cli_report_data(o, what, rv, cl->errmsg);
+		rv = narf_cli_report_data(o, what, rv, cl);
 	} else {
 		rv = r.type == NARF_REPLY_ERROR ? server_error(what, &r)
 		                                : print(what, &r, in_shell);
@@ -267,7 +267,7 @@ static int cmd_del(struct narf_cli_cluster *cl,
 		rv = narf_cli_cluster_call(cl, 2, argv, len, 1, &raw, &r);
 		if (rv != 0) {
 			narf_buf_close(&raw);
-			return narf_cli_report_data(o, "del", rv, cl->errmsg);
+			return narf_cli_report_data(o, "del", rv, cl);
 		}
 		if (r.type == NARF_REPLY_ERROR)
 			rv = server_error("del", &r);
@@ -384,7 +384,7 @@ static int scan_done(struct narf_cli_cluster *cl,
 		return EXIT_ERROR;
 	}
 	if (rv != 0)
-		return narf_cli_report_data(o, what, rv, cl->errmsg);
+		return narf_cli_report_data(o, what, rv, cl);
 	if (unassigned > 0) {
 		fprintf(stderr,
 		        "%s: %s: %u slots have no primary, their keys (if "
