@@ -1,234 +1,551 @@
 /*
- * cachecli's data commands (get, set, del, ttl): one Redis-protocol request
- * to a data node of the cluster.
+ * cachecli's data path (see data.h).
  *
- * The map comes from the coordinator leader; the request goes to the key's
- * primary, else to any other node that is up (every node forwards requests
- * for slots it does not lead). Blocking sockets with one deadline for the
- * whole exchange: a CLI waits for one answer, it needs no event loop.
+ * The happy path of a command: the map is fetched once (or is already
+ * cached), the key's slot names its primary, the request goes there over a
+ * pooled connection, and the reply comes back.
+ *
+ * Failure modes, and what each attempt does about them:
+ *  - connection refused, reset or timed out: the node is skipped for this
+ *    command until the map changes, the map is refreshed, and the request
+ *    goes to the next candidate (the primary again if the map moved,
+ *    otherwise any other up node, which forwards it to the primary);
+ *  - -MOVED slot addr: the map is refreshed and the request goes to addr;
+ *  - -TRYAGAIN, -CLUSTERDOWN (a primary that just died, a lease lapsed
+ *    during an election): the map is refreshed after a pause;
+ *  - every candidate failed: pause, forget the failures, start again.
+ * Pauses grow from 25 ms to 400 ms. A single attempt waits at most half the
+ * timeout (at least 2 s), so a stopped node cannot eat all of it; the whole
+ * command gives up at the timeout with the last failure in errmsg.
+ *
+ * A retried write may run twice (its first reply was lost): SET and DEL
+ * are idempotent in effect, but DEL's count or SET NX's answer may then
+ * describe the retry rather than the first run.
  */
 #include "data.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "common/buf.h"
-#include "common/flags.h"
+#include <jansson.h>
+
 #include "common/jclient.h"
-#include "common/map.h"
 #include "common/resp.h"
 #include "common/slot.h"
+#include "net.h"
 
-#define MAX_REPLY (64u << 20)
+#define BACKOFF_MIN_MS 25
+#define BACKOFF_MAX_MS 400
+#define MIN_ATTEMPT_MS 2000
+#define REFRESH_CAP_MS 1000 /* map refresh while a map is cached */
+#define MAX_ATTEMPTS 1000   /* a bound besides time: loops end */
+#define MAX_FAILED 16       /* nodes remembered as failed per command */
+#define SCAN_COUNT "1000"
+#define SCAN_MAX_CALLS 100000000ull /* per node: a bound, never reached */
 
-static int64_t mono_ms(void)
+void narf_cli_cluster_init(struct narf_cli_cluster *cl,
+                           const char *coords,
+                           uint64_t timeout_ms)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	memset(cl, 0, sizeof(*cl));
+	cl->coords = coords;
+	cl->timeout_ms = timeout_ms;
+	narf_map_init(&cl->map, NULL);
+	for (unsigned i = 0; i < NARF_CLI_POOL; i++)
+		cl->conns[i].fd = -1;
 }
 
-/* Wait for fd to be ready for events before deadline; 0 or NARF_ETIMEOUT. */
-static int wait_fd(int fd, short events, int64_t deadline)
+static void conn_close(struct narf_cli_conn *c)
 {
-	struct pollfd p = {.fd = fd, .events = events};
-	int64_t left = deadline - mono_ms();
-	int n;
-
-	if (left <= 0)
-		return NARF_ETIMEOUT;
-	do
-		n = poll(&p, 1, (int)left);
-	while (n < 0 && errno == EINTR);
-	return n > 0 ? 0 : NARF_ETIMEOUT;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->addr[0] = '\0';
 }
 
-static int connect_to(const char *addr, int64_t deadline, int *out)
+void narf_cli_cluster_close(struct narf_cli_cluster *cl)
 {
-	char host[NARF_ADDR_SIZE];
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	int port, fd, err = 0, one = 1;
-	socklen_t len = sizeof(err);
-
-	if (narf_parse_hostport(addr, host, sizeof(host), &port) != 0 ||
-	    inet_pton(AF_INET,
-	              strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
-	              &sa.sin_addr) != 1)
-		return NARF_EINVAL;
-	sa.sin_port = htons((uint16_t)port);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return NARF_EIO;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 &&
-	    errno != EINPROGRESS) {
-		close(fd);
-		return NARF_ECONNECT;
-	}
-	if (wait_fd(fd, POLLOUT, deadline) != 0) {
-		close(fd);
-		return NARF_ETIMEOUT;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err) {
-		close(fd);
-		return NARF_ECONNECT;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	*out = fd;
-	return 0;
+	if (cl == NULL)
+		return;
+	for (unsigned i = 0; i < NARF_CLI_POOL; i++)
+		conn_close(&cl->conns[i]);
+	narf_map_close(&cl->map);
 }
 
-/* Send req to addr and read one whole reply into reply. */
-static int exchange(const char *addr,
-                    const struct narf_buf *req,
-                    int64_t deadline,
-                    struct narf_buf *reply)
+static int64_t remaining(int64_t deadline)
 {
-	size_t sent = 0, len;
-	int fd, rv;
+	int64_t left = deadline - narf_cli_now_ms();
 
-	rv = connect_to(addr, deadline, &fd);
+	return left > 0 ? left : 0;
+}
+
+int narf_cli_cluster_refresh(struct narf_cli_cluster *cl, int64_t deadline)
+{
+	json_t *req, *rep = NULL;
+	int rv;
+
+	if (cl->have_map)
+		req = json_pack("{s:s,s:I}", "op", "map", "epoch",
+		                (json_int_t)cl->map.epoch);
+	else
+		req = json_pack("{s:s}", "op", "map");
+	if (req == NULL)
+		return NARF_ENOMEM;
+	cl->errmsg[0] = '\0';
+	rv = narf_jclient_call_leader(cl->coords, req,
+	                              (int)(remaining(deadline) + 1), &rep,
+	                              cl->errmsg);
+	json_decref(req);
 	if (rv != 0)
 		return rv;
-	while (sent < req->len) {
-		ssize_t n = send(fd, req->data + sent, req->len - sent,
-		                 MSG_NOSIGNAL);
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		const char *e =
+		        json_string_value(json_object_get(rep, "error"));
 
-		if (n > 0) {
-			sent += (size_t)n;
-		} else if (n < 0 && errno == EAGAIN) {
-			if ((rv = wait_fd(fd, POLLOUT, deadline)) != 0)
-				goto out;
-		} else if (n < 0 && errno != EINTR) {
-			rv = NARF_ECLOSED;
-			goto out;
-		}
+		snprintf(cl->errmsg, sizeof(cl->errmsg),
+		         "the coordinator refused the map request: %s",
+		         e ? e : "?");
+		rv = NARF_EPROTO;
+	} else if (json_is_true(json_object_get(rep, "current")) &&
+	           cl->have_map) {
+		cl->map_ms = narf_cli_now_ms();
+	} else if (narf_map_from_json(&cl->map, json_object_get(rep, "map"),
+	                              cl->errmsg) != 0) {
+		rv = NARF_EPROTO;
+	} else {
+		cl->have_map = true;
+		cl->map_ms = narf_cli_now_ms();
 	}
-	reply->len = 0;
-	for (;;) {
-		ssize_t n;
-
-		rv = narf_resp_reply_len(reply->data, reply->len, MAX_REPLY,
-		                         &len);
-		if (rv == NARF_RESP_DONE) {
-			rv = 0;
-			break;
-		}
-		if (rv == NARF_RESP_ERROR) {
-			rv = NARF_EPROTO;
-			break;
-		}
-		if (narf_buf_reserve(reply, 64 * 1024) != 0) {
-			rv = NARF_ENOMEM;
-			break;
-		}
-		n = recv(fd, reply->data + reply->len, reply->cap - reply->len,
-		         0);
-		if (n > 0) {
-			reply->len += (size_t)n;
-			continue;
-		}
-		if (n == 0) {
-			rv = NARF_ECLOSED;
-			break;
-		}
-		if (errno == EAGAIN) {
-			if ((rv = wait_fd(fd, POLLIN, deadline)) != 0)
-				break;
-		} else if (errno != EINTR) {
-			rv = NARF_ECLOSED;
-			break;
-		}
-	}
-out:
-	close(fd);
+	json_decref(rep);
 	return rv;
 }
 
-/* Addresses to try for slot s: its primary first, then every other up
- * node. Returns how many were written to addrs. */
-static unsigned candidates(const struct narf_map *m,
-                           unsigned s,
-                           char (*addrs)[NARF_ADDR_SIZE],
-                           unsigned max)
+/* --- pooled connections -------------------------------------------------- */
+
+static struct narf_cli_conn *pool_get(struct narf_cli_cluster *cl,
+                                      const char *addr)
+{
+	struct narf_cli_conn *c;
+
+	for (unsigned i = 0; i < NARF_CLI_POOL; i++)
+		if (cl->conns[i].fd >= 0 &&
+		    strcmp(cl->conns[i].addr, addr) == 0)
+			return &cl->conns[i];
+	for (unsigned i = 0; i < NARF_CLI_POOL; i++)
+		if (cl->conns[i].fd < 0)
+			return &cl->conns[i];
+	c = &cl->conns[cl->next_conn++ % NARF_CLI_POOL];
+	conn_close(c);
+	return c;
+}
+
+/*
+ * One exchange with addr over a pooled connection. A kept connection the
+ * node has closed meanwhile (its idle timeout) fails on first use: then one
+ * fresh connection is tried before reporting the error. Any failure closes
+ * the connection, so a late reply can never pass for the next one's.
+ */
+static int node_exchange(struct narf_cli_cluster *cl,
+                         const char *addr,
+                         const struct narf_buf *req,
+                         int64_t deadline,
+                         struct narf_buf *raw)
+{
+	struct narf_cli_conn *c = pool_get(cl, addr);
+	int rv;
+
+	for (int tries = 0; tries < 2; tries++) {
+		bool reused = c->fd >= 0;
+
+		if (!reused) {
+			rv = narf_cli_connect(addr, deadline, &c->fd);
+			if (rv != 0) {
+				c->fd = -1;
+				return rv;
+			}
+			snprintf(c->addr, sizeof(c->addr), "%s", addr);
+		}
+		rv = narf_cli_exchange(c->fd, req, NARF_CLI_RESP, deadline,
+		                       raw);
+		if (rv == 0)
+			return 0;
+		conn_close(c);
+		if (!reused || rv != NARF_ECLOSED)
+			return rv;
+	}
+	return rv;
+}
+
+/* --- routing ------------------------------------------------------------- */
+
+static bool serves(const struct narf_map_node *n)
+{
+	return n != NULL &&
+	       (n->state == NARF_NODE_UP || n->state == NARF_NODE_LEAVING);
+}
+
+struct attempt {
+	char failed[MAX_FAILED][NARF_ADDR_SIZE];
+	unsigned n_failed;
+	uint64_t epoch; /* the map epoch the failures were seen at */
+	char moved[NARF_ADDR_SIZE];
+	unsigned redirects;          /* -MOVED answers so far */
+	char last[NARF_ERRMSG_SIZE]; /* the last failure */
+};
+
+static bool has_failed(const struct attempt *a, const char *addr)
+{
+	for (unsigned i = 0; i < a->n_failed; i++)
+		if (strcmp(a->failed[i], addr) == 0)
+			return true;
+	return false;
+}
+
+static void mark_failed(struct attempt *a, const char *addr)
+{
+	if (a->n_failed < MAX_FAILED && !has_failed(a, addr))
+		snprintf(a->failed[a->n_failed++], NARF_ADDR_SIZE, "%s", addr);
+}
+
+/* Where to send a request for slot s now: the node a -MOVED named, else
+ * the primary, else another node that serves, none of them failed. */
+static const char *pick(const struct narf_map *m, unsigned s, struct attempt *a)
 {
 	const struct narf_map_node *p =
 	        narf_map_node_get(m, m->slots[s].primary);
-	unsigned n = 0;
 
-	if (p != NULL && p->state == NARF_NODE_UP)
-		snprintf(addrs[n++], NARF_ADDR_SIZE, "%s", p->addr);
-	for (unsigned i = 0; i < m->n_nodes && n < max; i++)
-		if (m->nodes[i].state == NARF_NODE_UP &&
-		    (p == NULL || m->nodes[i].id != p->id))
-			snprintf(addrs[n++], NARF_ADDR_SIZE, "%s",
-			         m->nodes[i].addr);
-	return n;
+	if (a->moved[0] != '\0')
+		return a->moved;
+	if (serves(p) && !has_failed(a, p->addr))
+		return p->addr;
+	for (unsigned k = 0; k < m->n_nodes; k++) {
+		/* start at a slot-dependent node to spread the load */
+		const struct narf_map_node *n = &m->nodes[(s + k) % m->n_nodes];
+
+		if (n->state == NARF_NODE_UP && !has_failed(a, n->addr))
+			return n->addr;
+	}
+	return NULL;
 }
 
-int narf_cli_data(const char *coords,
-                  uint64_t timeout_ms,
-                  int argc,
-                  const char *const *argv,
-                  const size_t *argvlen,
-                  struct narf_buf *reply,
-                  char *errmsg)
+/* What to do with addr's reply: 0 keep it, 1 retry at once, 2 retry after a
+ * pause. The first -MOVED is followed at once; more of them (two nodes
+ * whose maps disagree while a role changes) wait for the maps to settle. */
+static int judge(const struct narf_reply *r,
+                 const char *addr,
+                 struct attempt *a)
 {
-	int64_t deadline = mono_ms() + (int64_t)timeout_ms;
-	json_t *req = json_pack("{s:s}", "op", "map"), *rep = NULL;
-	char(*addrs)[NARF_ADDR_SIZE] = NULL;
-	struct narf_map m;
+	unsigned slot;
+	char to[NARF_ADDR_SIZE];
+
+	if (narf_reply_is_error(r, "MOVED") &&
+	    narf_reply_moved(r->str, r->len, &slot, to) == 0) {
+		snprintf(a->last, sizeof(a->last), "%s: -%.*s", addr,
+		         (int)(r->len < 120 ? r->len : 120), r->str);
+		/* a redirect to a node that just failed: its replacement is
+		 * not in the maps yet; wait for them */
+		if (has_failed(a, to))
+			return 2;
+		snprintf(a->moved, sizeof(a->moved), "%s", to);
+		return a->redirects++ == 0 ? 1 : 2;
+	}
+	if (narf_reply_is_error(r, "TRYAGAIN") ||
+	    narf_reply_is_error(r, "CLUSTERDOWN") ||
+	    narf_reply_is_error(r, "LOADING")) {
+		snprintf(a->last, sizeof(a->last), "%s: -%.*s", addr,
+		         (int)(r->len < 160 ? r->len : 160), r->str);
+		a->moved[0] = '\0';
+		return 2;
+	}
+	return 0;
+}
+
+/* Refresh the map after a failure; a coordinator that does not answer is
+ * not fatal while we have a map to route by. */
+static int refresh_after_failure(struct narf_cli_cluster *cl,
+                                 struct attempt *a,
+                                 int64_t deadline)
+{
+	int64_t cap = narf_cli_now_ms() + REFRESH_CAP_MS;
+	int rv = narf_cli_cluster_refresh(
+	        cl, cl->have_map && cap < deadline ? cap : deadline);
+
+	if (rv != 0 && !cl->have_map)
+		return rv;
+	if (cl->map.epoch != a->epoch) {
+		a->n_failed = 0;
+		a->epoch = cl->map.epoch;
+	}
+	return 0;
+}
+
+/* The deadline of one attempt: half the timeout, at least MIN_ATTEMPT_MS,
+ * never past the command's deadline. */
+static int64_t attempt_deadline(const struct narf_cli_cluster *cl,
+                                int64_t deadline)
+{
+	int64_t cap = (int64_t)cl->timeout_ms / 2;
+	int64_t end;
+
+	if (cap < MIN_ATTEMPT_MS)
+		cap = MIN_ATTEMPT_MS;
+	end = narf_cli_now_ms() + cap;
+	return end < deadline ? end : deadline;
+}
+
+static int64_t grow(int64_t backoff)
+{
+	return backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+}
+
+int narf_cli_cluster_call(struct narf_cli_cluster *cl,
+                          int argc,
+                          const char *const *argv,
+                          const size_t *argvlen,
+                          int key,
+                          struct narf_buf *raw,
+                          struct narf_reply *reply)
+{
+	int64_t deadline = narf_cli_now_ms() + (int64_t)cl->timeout_ms;
+	struct attempt a = {.n_failed = 0};
+	unsigned slot = narf_slot_of(argv[key], argvlen[key]);
+	int64_t backoff = BACKOFF_MIN_MS;
 	struct narf_buf cmd;
-	unsigned n = 0, slot = 0;
+	bool stale = !cl->have_map;
 	int rv;
 
-	narf_map_init(&m, NULL);
 	narf_buf_init(&cmd);
-	rv = narf_jclient_call_leader(coords, req, (int)timeout_ms, &rep,
-	                              errmsg);
-	json_decref(req);
-	if (rv != 0)
-		goto out;
-	if (!json_is_true(json_object_get(rep, "ok")) ||
-	    narf_map_from_json(&m, json_object_get(rep, "map"), errmsg) != 0) {
-		if (errmsg[0] == '\0')
-			snprintf(errmsg, NARF_ERRMSG_SIZE,
-			         "the coordinator sent no usable map");
-		rv = NARF_EPROTO;
-		goto out;
-	}
-	if (argc > 1)
-		slot = narf_slot_of(argv[1], argvlen[1]);
-	addrs = calloc(m.n_nodes + 1, sizeof(*addrs));
-	if (addrs == NULL ||
-	    narf_resp_command(&cmd, argc, argv, argvlen) != 0) {
+	if (narf_resp_command(&cmd, argc, argv, argvlen) != 0) {
 		rv = NARF_ENOMEM;
 		goto out;
 	}
-	n = candidates(&m, slot, addrs, m.n_nodes + 1);
-	rv = NARF_ECONNECT;
-	snprintf(errmsg, NARF_ERRMSG_SIZE, "no data node is up");
-	for (unsigned i = 0; i < n && mono_ms() < deadline; i++) {
-		rv = exchange(addrs[i], &cmd, deadline, reply);
-		if (rv == 0)
-			break;
-		snprintf(errmsg, NARF_ERRMSG_SIZE, "%s: %s", addrs[i],
-		         narf_strerror(rv));
+	a.epoch = cl->map.epoch;
+	rv = NARF_ETIMEOUT;
+	for (int i = 0; i < MAX_ATTEMPTS && narf_cli_now_ms() < deadline; i++) {
+		const char *addr;
+		int what;
+
+		if (stale) {
+			rv = refresh_after_failure(cl, &a, deadline);
+			if (rv != 0)
+				goto out;
+			rv = NARF_ETIMEOUT;
+			stale = false;
+		}
+		addr = pick(&cl->map, slot, &a);
+		if (addr == NULL) {
+			/* every candidate failed: pause and start over */
+			if (a.last[0] == '\0')
+				snprintf(a.last, sizeof(a.last),
+				         "no data node is up in the map");
+			narf_cli_sleep_until(backoff, deadline);
+			backoff = grow(backoff);
+			a.n_failed = 0;
+			stale = true;
+			continue;
+		}
+		rv = node_exchange(cl, addr, &cmd,
+		                   attempt_deadline(cl, deadline), raw);
+		if (rv == NARF_ENOMEM)
+			goto out;
+		if (rv == 0 && narf_reply_parse(raw->data, raw->len, NULL,
+		                                reply, NULL) != NARF_RESP_DONE)
+			rv = NARF_EPROTO;
+		if (rv != 0) {
+			snprintf(a.last, sizeof(a.last), "%s: %s", addr,
+			         narf_strerror(rv));
+			mark_failed(&a, addr);
+			a.moved[0] = '\0';
+			stale = true;
+			rv = NARF_ETIMEOUT;
+			continue;
+		}
+		what = judge(reply, addr, &a);
+		if (what == 0)
+			goto out;
+		narf_reply_free(reply);
+		stale = true;
+		if (what == 2) {
+			narf_cli_sleep_until(backoff, deadline);
+			backoff = grow(backoff);
+		}
 	}
+	rv = NARF_ETIMEOUT;
+	snprintf(cl->errmsg, sizeof(cl->errmsg),
+	         "no answer for slot %u within %llums; last: %s", slot,
+	         (unsigned long long)cl->timeout_ms,
+	         a.last[0] ? a.last : "nothing tried");
 out:
-	free(addrs);
 	narf_buf_close(&cmd);
-	narf_map_close(&m);
-	json_decref(rep);
+	return rv;
+}
+
+/* --- scan ---------------------------------------------------------------- */
+
+struct scan {
+	struct narf_cli_cluster *cl;
+	const char *pattern;
+	int (*cb)(void *arg, const char *key, size_t len);
+	void *arg;
+	bool covered[NARF_SLOTS];    /* slots whose primary has been scanned */
+	bool mine[NARF_SLOTS];       /* slots of the node being scanned */
+	char last[NARF_ERRMSG_SIZE]; /* the failure of the node scanned */
+	char fail[NARF_ERRMSG_SIZE]; /* the last node failure of all */
+	int stop;                    /* what cb returned, when non-zero */
+};
+
+/* SCAN one node to the end, handing over the keys of the slots in
+ * sc->mine. Returns 0, a transport error, or NARF_EPROTO. */
+static int scan_node(struct scan *sc, const char *addr)
+{
+	struct narf_cli_cluster *cl = sc->cl;
+	uint64_t cursor = 0;
+	struct narf_buf cmd, raw;
+	int rv = 0;
+
+	narf_buf_init(&cmd);
+	narf_buf_init(&raw);
+	for (uint64_t calls = 0; calls < SCAN_MAX_CALLS; calls++) {
+		char cur[24];
+		const char *argv[] = {"SCAN",      cur,     "MATCH",
+		                      sc->pattern, "COUNT", SCAN_COUNT};
+		size_t argvlen[6];
+		const struct narf_reply *keys;
+		struct narf_reply r;
+		int64_t deadline = narf_cli_now_ms() + (int64_t)cl->timeout_ms;
+
+		snprintf(cur, sizeof(cur), "%llu", (unsigned long long)cursor);
+		for (int i = 0; i < 6; i++)
+			argvlen[i] = strlen(argv[i]);
+		cmd.len = 0;
+		if (narf_resp_command(&cmd, 6, argv, argvlen) != 0) {
+			rv = NARF_ENOMEM;
+			break;
+		}
+		rv = node_exchange(cl, addr, &cmd, deadline, &raw);
+		if (rv != 0)
+			break;
+		if (narf_reply_parse(raw.data, raw.len, NULL, &r, NULL) !=
+		    NARF_RESP_DONE) {
+			rv = NARF_EPROTO;
+			break;
+		}
+		if (r.type == NARF_REPLY_ERROR) {
+			snprintf(sc->last, sizeof(sc->last), "%s: -%.*s", addr,
+			         (int)(r.len < 160 ? r.len : 160), r.str);
+			narf_reply_free(&r);
+			rv = NARF_EPROTO;
+			break;
+		}
+		if (narf_reply_scan(&r, &cursor, &keys) != 0) {
+			narf_reply_free(&r);
+			rv = NARF_EPROTO;
+			break;
+		}
+		for (size_t i = 0; i < keys->n && sc->stop == 0; i++) {
+			const struct narf_reply *k = &keys->elems[i];
+
+			if (sc->mine[narf_slot_of(k->str, k->len)])
+				sc->stop = sc->cb(sc->arg, k->str, k->len);
+		}
+		narf_reply_free(&r);
+		if (cursor == 0 || sc->stop != 0)
+			break;
+	}
+	if (rv != 0 && sc->last[0] == '\0')
+		snprintf(sc->last, sizeof(sc->last), "%s: %s", addr,
+		         narf_strerror(rv));
+	narf_buf_close(&cmd);
+	narf_buf_close(&raw);
+	return rv;
+}
+
+/* One pass over the nodes leading uncovered slots; the count of slots
+ * still uncovered (served by someone) after it. */
+static unsigned scan_pass(struct scan *sc, unsigned *unassigned)
+{
+	const struct narf_map *m = &sc->cl->map;
+	unsigned left = 0;
+
+	for (unsigned i = 0; i < m->n_nodes && sc->stop == 0; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+		bool any = false;
+
+		for (unsigned s = 0; s < NARF_SLOTS; s++) {
+			sc->mine[s] =
+			        !sc->covered[s] && m->slots[s].primary == n->id;
+			any = any || sc->mine[s];
+		}
+		if (!any)
+			continue;
+		sc->last[0] = '\0';
+		if (scan_node(sc, n->addr) != 0)
+			memcpy(sc->fail, sc->last, sizeof(sc->fail));
+		else if (sc->stop == 0)
+			for (unsigned s = 0; s < NARF_SLOTS; s++)
+				sc->covered[s] = sc->covered[s] || sc->mine[s];
+	}
+	*unassigned = 0;
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		if (m->slots[s].primary == 0)
+			(*unassigned)++;
+		else if (!sc->covered[s])
+			left++;
+	}
+	return left;
+}
+
+int narf_cli_cluster_scan(struct narf_cli_cluster *cl,
+                          const char *pattern,
+                          int (*cb)(void *arg, const char *key, size_t len),
+                          void *arg,
+                          unsigned *unassigned)
+{
+	struct scan *sc = calloc(1, sizeof(*sc));
+	int64_t deadline = narf_cli_now_ms() + (int64_t)cl->timeout_ms;
+	int64_t backoff = BACKOFF_MIN_MS;
+	unsigned left = NARF_SLOTS, none = 0;
+	int rv = 0;
+
+	if (sc == NULL)
+		return NARF_ENOMEM;
+	sc->cl = cl;
+	sc->pattern = pattern;
+	sc->cb = cb;
+	sc->arg = arg;
+	for (int pass = 0; pass < MAX_ATTEMPTS; pass++) {
+		unsigned before = left;
+
+		struct attempt a = {.epoch = cl->map.epoch};
+
+		rv = refresh_after_failure(cl, &a, deadline);
+		if (rv != 0)
+			goto out;
+		left = scan_pass(sc, &none);
+		if (left == 0 || sc->stop != 0)
+			break;
+		/* progress buys another timeout; a failing node does not */
+		if (left < before)
+			deadline = narf_cli_now_ms() + (int64_t)cl->timeout_ms;
+		if (narf_cli_now_ms() >= deadline)
+			break;
+		narf_cli_sleep_until(backoff, deadline);
+		backoff = grow(backoff);
+	}
+	rv = sc->stop;
+	if (rv == 0 && left > 0) {
+		snprintf(cl->errmsg, sizeof(cl->errmsg),
+		         "%u slots not listed: their primary did not answer "
+		         "within %llums; last: %s",
+		         left, (unsigned long long)cl->timeout_ms,
+		         sc->fail[0] ? sc->fail : "?");
+		rv = NARF_ETIMEOUT;
+	}
+	if (unassigned != NULL)
+		*unassigned = none;
+out:
+	free(sc);
 	return rv;
 }

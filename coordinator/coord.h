@@ -46,6 +46,8 @@ struct narf_hb {
 	uint64_t beats;        /* heartbeats (not joins) seen */
 	uint64_t keys;
 	uint64_t used_memory;
+	uint64_t down_ms; /* loop time this leader marked it down, or 0 */
+	unsigned down_primaries; /* slots it led then (they failed over) */
 };
 
 /* Kinds of leader decisions, counted for /metrics. */

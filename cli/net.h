@@ -1,0 +1,75 @@
+/*
+ * cachecli's sockets: blocking request/reply exchanges with a deadline, one
+ * connection at a time or many in parallel.
+ *
+ * A CLI waits for its answers, so it needs no event loop; but a dashboard
+ * must not wait for one stopped node after another, so narf_cli_fanout()
+ * asks every node at once with poll() and one deadline for all of them.
+ * Every wait is bounded by a monotonic deadline in milliseconds
+ * (narf_cli_now_ms() + timeout).
+ */
+#ifndef NARF_CLI_NET_H
+#define NARF_CLI_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/map.h"
+
+/* Largest reply cachecli reads: a GET of a 512 MiB value and its header. */
+#define NARF_CLI_MAX_REPLY ((size_t)512 << 20 | 64)
+
+/* How a reply ends: one RESP reply, or one line (the coordinator API). */
+enum narf_cli_framing {
+	NARF_CLI_RESP,
+	NARF_CLI_LINE,
+};
+
+int64_t narf_cli_now_ms(void);
+
+/* Sleep ms milliseconds, but not past deadline. */
+void narf_cli_sleep_until(int64_t ms, int64_t deadline);
+
+/*
+ * Connect to addr ("host:port", IPv4 or localhost) before deadline; *fd is
+ * a non-blocking socket with TCP_NODELAY. Errors: NARF_EINVAL (not
+ * host:port), NARF_ECONNECT (refused, unreachable), NARF_ETIMEOUT, NARF_EIO.
+ */
+int narf_cli_connect(const char *addr, int64_t deadline, int *fd);
+
+/*
+ * Send req on fd and read one whole reply (framing) into reply, which is
+ * emptied first, before deadline. Errors: NARF_ETIMEOUT, NARF_ECLOSED (the
+ * peer closed or reset), NARF_EPROTO (not RESP / no line end within
+ * NARF_CLI_MAX_REPLY), NARF_ENOMEM. After any error the connection's
+ * state is unknown: close it.
+ */
+int narf_cli_exchange(int fd,
+                      const struct narf_buf *req,
+                      enum narf_cli_framing framing,
+                      int64_t deadline,
+                      struct narf_buf *reply);
+
+/* One request of a fan-out and, after it, its outcome. */
+struct narf_cli_fan {
+	const char *addr;           /* borrowed */
+	const struct narf_buf *req; /* borrowed */
+	enum narf_cli_framing framing;
+	struct narf_buf reply; /* owned: narf_buf_init() before, close
+	                          after */
+	int err;               /* 0 when reply holds a whole reply */
+	int64_t ms;            /* time to the answer (or the error) */
+	int fd;                /* private */
+	size_t sent;           /* private */
+};
+
+/*
+ * Connect to every fan[i].addr, send its request and read one reply, all
+ * in parallel, until every one has answered or failed, or deadline. Each
+ * gets err = 0 and its reply, or the error as narf_cli_exchange() would
+ * give it. Every socket is closed on return.
+ */
+void narf_cli_fanout(struct narf_cli_fan *fan, unsigned n, int64_t deadline);
+
+#endif /* NARF_CLI_NET_H */
