@@ -36,10 +36,13 @@
 
 struct narf_coord_config {
 	uint64_t id;
-	const char *data_dir; /* borrowed (argv) */
-	struct narf_map_coord members[NARF_MAX_COORDS];
+	const char *data_dir;                           /* borrowed (argv) */
+	struct narf_map_coord members[NARF_MAX_COORDS]; /* --members */
 	unsigned n_members;
-	const struct narf_map_coord *self; /* borrowed: points into members */
+	/* this member: points into members, or at self_entry with --join */
+	const struct narf_map_coord *self; /* borrowed */
+	struct narf_map_coord self_entry;  /* --id, --raft, --api */
+	const char *join; /* borrowed (argv): --join API addresses, or NULL */
 	struct narf_map_settings settings; /* of a brand-new map */
 	unsigned election_timeout_ms;
 	unsigned heartbeat_timeout_ms;
@@ -72,6 +75,24 @@ struct narf_leader {
 	struct narf_slot *step;   /* owned scratch: NARF_SLOTS entries */
 };
 
+/* Coordinator membership (members.c): what drives the Raft configuration
+ * towards the map's coordinators table, and how a removed member notices. */
+struct narf_members {
+	bool proposing;       /* a coords_set from the API is in flight */
+	bool was_changing;    /* a Raft change was in flight at the last tick */
+	bool was_leader;      /* this member led at the last tick */
+	uint64_t retry_at_ms; /* after a failure, no new change before */
+	char step[160];       /* what the leader does or waits for, or "" */
+	/* The table as the cron last saw it, and since when (loop time). */
+	struct narf_map_coord table[NARF_MAX_COORDS];
+	unsigned n_table;
+	uint64_t table_ms;
+	bool seen_self;    /* this member was in the applied table once */
+	bool unlisted;     /* ... and is not any more */
+	uint64_t alone_ms; /* since when unlisted and no leader talks to it,
+	                      or 0 */
+};
+
 struct narf_conn;
 
 struct narf_coord {
@@ -79,6 +100,7 @@ struct narf_coord {
 	struct narf_coord_config cfg;
 	struct narf_raftnode rn;
 	struct narf_leader leader;
+	struct narf_members members;
 	uv_tcp_t listener;
 	struct narf_conn *conns; /* owned; doubly linked */
 	uv_timer_t cron;
@@ -110,5 +132,26 @@ const struct narf_hb *narf_leader_hb(const struct narf_coord *c, uint32_t node);
 json_t *narf_leader_status(struct narf_coord *c);
 /* API address of the current leader as this member knows it, or NULL. */
 const char *narf_coord_leader_api(const struct narf_coord *c);
+
+/* members.c */
+/* Every cron tick, any role: on the ready leader, take the next step that
+ * brings the Raft configuration to the map's coordinators table; on a
+ * member that the table no longer lists and that no leader talks to any
+ * more, stop the process (it was removed: libraft never tells it). */
+void narf_members_cron(struct narf_coord *c);
+/* API ops coords, coord_add, coord_remove, coord_replace on the ready
+ * leader: an immediate reply (a new reference), or NULL with *cmd set to a
+ * coords_set entry to propose (a new reference); the proposer calls
+ * narf_members_proposed() when it has applied or failed. */
+json_t *narf_members_request(struct narf_coord *c,
+                             const char *op,
+                             const json_t *req,
+                             json_t **cmd);
+void narf_members_proposed(struct narf_coord *c);
+/* The map's coordinators table as JSON (a new reference). */
+json_t *narf_members_table_json(const struct narf_coord *c);
+
+/* main.c: stop the member as SIGTERM does (exit status 0). */
+void narf_coord_stop(struct narf_coord *c, const char *why);
 
 #endif /* NARF_COORD_H */
