@@ -23,6 +23,7 @@
 #include "common/flags.h"
 #include "common/jclient.h"
 #include "common/log.h"
+#include "coordcmd.h"
 #include "data.h"
 
 #define DEFAULT_COORD "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
@@ -78,6 +79,13 @@ static const char help_text[] =
         "  leave ID          drain data node ID: its copies move to the\n"
         "                    other nodes, then it is 'removed' and can be\n"
         "                    stopped with nothing lost (watch status)\n"
+        "  coord status | add ID RAFT_ADDR API_ADDR | remove ID |\n"
+        "  coord replace OLD_ID NEW_RAFT_ADDR NEW_API_ADDR\n"
+        "                    coordinator membership (docs/coordinators.md):\n"
+        "                    replace takes the new member's id from the\n"
+        "                    coord --join running at NEW_API_ADDR, waits\n"
+        "                    (up to --timeout) until the Raft configuration\n"
+        "                    holds the new trio and prints CACHE_COORD\n"
         "\n"
         "Options (before or after the command):\n"
         "  --coord ADDR,...  coordinator API addresses (host:port, comma-\n"
@@ -822,12 +830,19 @@ static int cmd_leave(const struct options *o)
 	return rc;
 }
 
+static int cmd_coord(const struct options *o)
+{
+	return narf_cli_coord(o->coord, o->timeout_ms, o->json, o->nargs,
+	                      o->args);
+}
+
 static const struct command {
 	const char *name;
 	int (*run)(const struct options *o);
 } commands[] = {
         {"status", cmd_status}, {"get", cmd_get}, {"set", cmd_set},
         {"del", cmd_del},       {"ttl", cmd_ttl}, {"leave", cmd_leave},
+        {"coord", cmd_coord},
 };
 
 /* A closed or full stdout must not pass for success in a script. */
@@ -850,7 +865,7 @@ int main(int argc, char **argv)
 	if (o.nargs == 0)
 		narf_usage_error(prog,
 		                 "missing command (status, get, set, "
-		                 "del, ttl or leave)");
+		                 "del, ttl, leave or coord)");
 	resolve_coord(&o);
 	if (isatty(STDOUT_FILENO) && (no_color == NULL || !no_color[0]))
 		sty = &tty_style;
@@ -859,6 +874,6 @@ int main(int argc, char **argv)
 			return finish_output(commands[i].run(&o));
 	narf_usage_error(prog,
 	                 "unknown command '%s' (expected status, get, "
-	                 "set, del, ttl or leave)",
+	                 "set, del, ttl, leave or coord)",
 	                 o.args[0]);
 }

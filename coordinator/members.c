@@ -496,7 +496,7 @@ static json_t *op_replace(struct narf_coord *c, const json_t *req, json_t **cmd)
 		return fail(NARF_EINVAL,
 		            "coord_replace needs old, the id to replace");
 	if (narf_members_find(m->coords, m->n_coords, old) == NULL) {
-		if (already_listed(m, req))
+		if (old < m->next_coord && already_listed(m, req))
 			return done_reply(c);
 		return fail(NARF_ENOTFOUND,
 		            "no coordinator %llu in the table (see "
