@@ -45,14 +45,25 @@ static uint64_t unreachable_ms(const struct narf_coord *c)
 	return (uint64_t)UNREACHABLE_TIMEOUTS * c->cfg.election_timeout_ms;
 }
 
+/*
+ * libraft marks a member "heard" (recent_recv) when a message arrives and
+ * clears the mark once per election timeout, and the cron looks every
+ * 50 ms: a live member is seen heard at least every election timeout plus
+ * a few heartbeats, while a dead one stays marked until the next clearing.
+ * So "answers" means heard within an election timeout plus four
+ * heartbeats, "dead" means silent for UNREACHABLE_TIMEOUTS election
+ * timeouts, and in between the plan waits rather than guess.
+ */
 static enum narf_reach reach_of(const struct narf_coord *c, uint64_t id)
 {
 	uint64_t age;
 	bool heard = narf_raftnode_contact(&c->rn, id, &age);
+	uint64_t live_ms =
+	        c->cfg.election_timeout_ms + 4ull * c->cfg.heartbeat_timeout_ms;
 
 	if (age > unreachable_ms(c))
 		return NARF_REACH_NO;
-	return heard ? NARF_REACH_YES : NARF_REACH_UNKNOWN;
+	return heard && age <= live_ms ? NARF_REACH_YES : NARF_REACH_UNKNOWN;
 }
 
 /* The configuration and each server's liveness; returns its size. */
