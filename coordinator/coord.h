@@ -89,8 +89,14 @@ struct narf_members {
 	uint64_t table_ms;
 	bool seen_self;    /* this member was in the applied table once */
 	bool unlisted;     /* ... and is not any more */
-	uint64_t alone_ms; /* since when unlisted and no leader talks to it,
-	                      or 0 */
+	uint64_t alone_ms; /* since when no leader is known, or 0 */
+	/* removal.c: asking the cluster whether this member was removed */
+	struct narf_probe *probe; /* owned: the one in flight, or NULL */
+	uint64_t probe_ms;        /* when the last one started */
+	unsigned probe_next;      /* round-robin position */
+	unsigned probe_hops;      /* not_leader redirects followed */
+	char probe_target[NARF_ADDR_SIZE];
+	bool removed; /* a leader confirmed it: stop at the next tick */
 };
 
 struct narf_conn;
@@ -135,9 +141,8 @@ const char *narf_coord_leader_api(const struct narf_coord *c);
 
 /* members.c */
 /* Every cron tick, any role: on the ready leader, take the next step that
- * brings the Raft configuration to the map's coordinators table; on a
- * member that the table no longer lists and that no leader talks to any
- * more, stop the process (it was removed: libraft never tells it). */
+ * brings the Raft configuration to the map's coordinators table; on any
+ * member, notice a removal (removal.c). */
 void narf_members_cron(struct narf_coord *c);
 /* API ops coords, coord_add, coord_remove, coord_replace on the ready
  * leader: an immediate reply (a new reference), or NULL with *cmd set to a
@@ -148,6 +153,13 @@ json_t *narf_members_request(struct narf_coord *c,
                              const json_t *req,
                              json_t **cmd);
 void narf_members_proposed(struct narf_coord *c);
+/* Close what members.c holds open (a probe), as the member stops. */
+void narf_members_close(struct narf_coord *c);
+
+/* removal.c, from narf_members_cron(): a member that was in the table and
+ * has known no leader for a while asks the cluster whether it was removed
+ * (libraft never tells it), and stops once a leader confirms it. */
+void narf_members_removal_cron(struct narf_coord *c, uint64_t now);
 /* The map's coordinators table as JSON (a new reference). */
 json_t *narf_members_table_json(const struct narf_coord *c);
 

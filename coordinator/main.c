@@ -35,6 +35,7 @@ static const char usage_text[] =
         "Required:\n"
         "  --id N                 this member's id, one of the ids in "
         "--members\n"
+        "                         (with --join: an id new to the cluster)\n"
         "  --data-dir DIR         Raft log and snapshots (created if "
         "missing);\n"
         "                         empty on the first start, which bootstraps\n"
@@ -56,11 +57,10 @@ static const char usage_text[] =
         "                         map; with a non-empty one it restarts from "
         "it\n"
         "  --raft ADDR            with --join: this member's Raft address\n"
-        "  --api ADDR             with --join: this member's API address\n"
-        "                         --id must be new to the cluster: ids are "
+        "  --api ADDR             with --join: this member's API address;\n"
+        "                         a first start checks the id (ids are "
         "never\n"
-        "                         reused (a first start checks it against "
-        "--join)\n"
+        "                         reused) and addresses against --join\n"
         "Options (the first three are written into a new cluster's map):\n"
         "  --replicas N           copies per slot, primary included (1-5;\n"
         "                         default 2)\n"
@@ -78,7 +78,8 @@ static const char usage_text[] =
         "per\n"
         "event. SIGTERM or SIGINT stop the member cleanly; so does its "
         "removal\n"
-        "from the cluster (it stops once no leader talks to it any more).\n"
+        "from the cluster (once a leader confirms it: libraft never tells "
+        "it).\n"
         "Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on a bad "
         "flag.\n";
 
@@ -358,6 +359,7 @@ void narf_coord_stop(struct narf_coord *c, const char *why)
 		return;
 	c->closing = true;
 	NARF_INFO("%s: stopping", why);
+	narf_members_close(c);
 	uv_timer_stop(&c->cron);
 	uv_close((uv_handle_t *)&c->cron, handle_closed_cb);
 	if (!uv_is_closing((uv_handle_t *)&c->listener))

@@ -19,8 +19,7 @@
  * never catches up (not running, wrong address) fails after libraft's
  * catch-up bound and is tried again; the operator can take such a member
  * out of the table with coord_remove even while it is in flight. A removed
- * member is never told: it notices that the table no longer lists it and
- * that no leader talks to it any more, and stops (removed_check()).
+ * member is never told: removal.c is how it finds out and stops.
  */
 #include "members.h"
 
@@ -34,8 +33,6 @@
 #define RETRY_MS 1000
 /* A member silent for this many election timeouts counts as dead. */
 #define UNREACHABLE_TIMEOUTS 3
-/* An unlisted member that no leader has contacted for this long stops. */
-#define REMOVED_GRACE_MS 2000
 #define MAX_ID 1000000 /* as coord --id */
 
 /* --- the leader's side --------------------------------------------------- */
@@ -201,59 +198,6 @@ static void leader_step(struct narf_coord *c, uint64_t now)
 	}
 }
 
-/* libraft never tells a removed member: it keeps its configuration and
- * campaigns (harmlessly, with pre-vote) until stopped. It knows it was
- * removed once it has applied a table without itself; it waits until no
- * leader talks to it any more (the leader stops once the removal commits),
- * so it keeps voting while the change goes on, then stops. */
-static void removed_check(struct narf_coord *c, uint64_t now)
-{
-	struct narf_members *ms = &c->members;
-	const struct narf_map *m = c->rn.map;
-	uint64_t leader;
-	uint64_t grace = REMOVED_GRACE_MS;
-
-	if (m == NULL || m->n_coords == 0)
-		return;
-	if (narf_members_find(m->coords, m->n_coords, c->cfg.id) != NULL) {
-		ms->seen_self = true;
-		ms->unlisted = false;
-		ms->alone_ms = 0;
-		return;
-	}
-	if (!ms->seen_self || narf_raftnode_is_leader(&c->rn))
-		return;
-	if (!ms->unlisted) {
-		ms->unlisted = true;
-		NARF_WARN(
-		        "members: this member (%llu) is no longer in the "
-		        "coordinators table (epoch %llu): it stops once the "
-		        "leader has removed it",
-		        (unsigned long long)c->cfg.id,
-		        (unsigned long long)m->epoch);
-	}
-	leader = narf_raftnode_leader_id(&c->rn);
-	if (leader != 0 && leader != c->cfg.id) {
-		ms->alone_ms = 0;
-		return;
-	}
-	if (ms->alone_ms == 0) {
-		ms->alone_ms = now;
-		return;
-	}
-	if (4ull * c->cfg.election_timeout_ms > grace)
-		grace = 4ull * c->cfg.election_timeout_ms;
-	if (now - ms->alone_ms < grace)
-		return;
-	NARF_WARN(
-	        "members: removed from the cluster (not in the coordinators "
-	        "table, no leader for %llu ms): stopping; wipe --data-dir %s "
-	        "before using it again",
-	        (unsigned long long)(now - ms->alone_ms), c->cfg.data_dir);
-	ms->alone_ms = 0;
-	narf_coord_stop(c, "removed from the cluster");
-}
-
 void narf_members_cron(struct narf_coord *c)
 {
 	uint64_t now = uv_now(&c->loop);
@@ -268,7 +212,7 @@ void narf_members_cron(struct narf_coord *c)
 		leader_step(c, now);
 	else
 		c->members.was_changing = false;
-	removed_check(c, now);
+	narf_members_removal_cron(c, now);
 }
 
 /* --- API ----------------------------------------------------------------- */

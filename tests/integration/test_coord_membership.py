@@ -238,22 +238,31 @@ def test_replace_every_member_under_writes(make_cluster, tmp_path):
         problems[:20])
 
 
-def test_joined_member_restarts_and_refuses_a_foreign_dir(make_trio,
-                                                          tmp_path):
-    """A member that joined restarts from its data dir after kill -9 and
-    converges again; started with another Raft address on that dir, it
-    refuses (the dir holds a member at another address) and exits 1."""
+def test_removed_member_restarted_stops_and_joined_member_restarts(
+        make_trio, tmp_path):
+    """A member killed, then replaced, never saw its removal: started again
+    with its old data dir, it asks the cluster, hears from the leader that
+    it is no member, and stops by itself (exit 0). The member that joined
+    restarts from its data dir after kill -9 and converges again; started
+    with another Raft address on that dir, it refuses (the dir holds a
+    member at another address) and exits 1."""
     trio = make_trio(node_timeout_ms=1000)
     lead, _ = wait_leader(trio)
     dead = next(x for x in trio.coords if x is not lead)
     dead.kill9()
-    shutil.rmtree(dead.data_dir)
     j = start_joiner(trio, trio.build, tmp_path, 4)
+    wait_unreachable(trio, dead.id)
     p = cachecli(trio.build, [x.api for x in trio.coords if x.alive()],
                  "coord", "replace", str(dead.id), j.raft, j.api)
     assert p.returncode == 0, p.stderr
     live = [x for x in trio.coords if x.alive()]
     wait_converged(live)
+    dead.restart()
+    wait_stopped_by_itself(dead)
+    assert "confirms that this member (%d) was removed" % dead.id in \
+        dead.log_text()
+    wait_converged(live)
+
     j.kill9()
     good_raft = j.raft
     j.raft = "%s:%d" % (HOST, PORTS.take(1)[0])
@@ -266,7 +275,7 @@ def test_joined_member_restarts_and_refuses_a_foreign_dir(make_trio,
     j.start()
     j.wait_listening()
     wait_converged(live)
-    # Writes still commit with the restarted member among the voters.
+    # Entries still commit with the restarted member among the voters.
     rep = call_leader(trio, {"op": "settings", "replication": 3})
     assert rep.get("ok"), rep
     pings = wait_converged(live)
