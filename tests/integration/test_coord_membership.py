@@ -245,7 +245,8 @@ def test_removed_member_restarted_stops_and_joined_member_restarts(
     it is no member, and stops by itself (exit 0). The member that joined
     restarts from its data dir after kill -9 and converges again; started
     with another Raft address on that dir, it refuses (the dir holds a
-    member at another address) and exits 1."""
+    member at another address) and exits 1. Then coord remove of the
+    leader (handed over first) and coord add of a new member."""
     trio = make_trio(node_timeout_ms=1000)
     lead, _ = wait_leader(trio)
     dead = next(x for x in trio.coords if x is not lead)
@@ -280,6 +281,24 @@ def test_removed_member_restarted_stops_and_joined_member_restarts(
     assert rep.get("ok"), rep
     pings = wait_converged(live)
     assert pings[4]["member"] == "voter", pings[4]
+
+    # coord remove of the leader (it hands over first), then coord add of
+    # a new member: back to three.
+    lead, _ = wait_leader(trio, members=live)
+    p = cachecli(trio.build, [x.api for x in live], "coord", "remove",
+                 str(lead.id))
+    assert p.returncode == 0 and "removed" in p.stdout, p.stderr
+    wait_stopped_by_itself(lead)
+    live = [x for x in live if x is not lead]
+    assert sorted(table(trio)) == sorted(x.id for x in live)
+    j5 = start_joiner(trio, trio.build, tmp_path, 5)
+    p = cachecli(trio.build, [x.api for x in live], "coord", "add", "5",
+                 j5.raft, j5.api)
+    assert p.returncode == 0 and "coordinator 5 added" in p.stdout, \
+        p.stderr
+    live.append(j5)
+    wait_converged(live)
+    assert table(trio) == {x.id: (x.raft, x.api) for x in live}
 
 
 def test_usage_errors_change_in_flight_and_back_out(make_trio, tmp_path):
