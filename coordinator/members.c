@@ -112,7 +112,8 @@ static void set_step(struct narf_members *ms, const char *why)
  * the leader tells it the entry committed; after the removal the leader
  * sends it nothing more. So a member that still answers is removed only
  * once the table has been applied here for a few heartbeats, long enough
- * for the news to reach it (it then stops by itself, removed_check()).
+ * for the news to reach it, so that its log says why nobody talks to it
+ * any more (it stops once it has asked a leader, removal.c).
  */
 static bool told_unlisted(const struct narf_coord *c,
                           const struct narf_members_plan *p,
@@ -201,7 +202,6 @@ static void leader_step(struct narf_coord *c, uint64_t now)
 void narf_members_cron(struct narf_coord *c)
 {
 	uint64_t now = uv_now(&c->loop);
-
 	bool leader = narf_raftnode_is_leader(&c->rn);
 
 	if (c->closing)
@@ -217,6 +217,7 @@ void narf_members_cron(struct narf_coord *c)
 
 /* --- API ----------------------------------------------------------------- */
 
+/* An error reply (a new reference) with a formatted message. */
 static json_t *fail(int err, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
@@ -246,6 +247,9 @@ json_t *narf_members_table_json(const struct narf_coord *c)
 	return arr;
 }
 
+/* The `coords` reply (a new reference): the table with each member's
+ * Raft role and liveness, the servers on their way out, and the change in
+ * progress. */
 static json_t *op_coords(struct narf_coord *c)
 {
 	const struct narf_map *m = c->rn.map;
