@@ -25,6 +25,7 @@
 #include "common/flags.h"
 #include "common/jclient.h"
 #include "common/log.h"
+#include "coordcmd.h"
 
 static const char *const prog = NARF_CLI_PROG;
 
@@ -75,6 +76,13 @@ static const char help_text[] =
         "                    other nodes, then it is 'removed' and can be\n"
         "                    stopped with nothing lost (watch status); a\n"
         "                    node that is down is removed at once\n"
+        "  coord status | add ID RAFT_ADDR API_ADDR | remove ID |\n"
+        "  coord replace OLD_ID NEW_RAFT_ADDR NEW_API_ADDR\n"
+        "                    coordinator membership (docs/coordinators.md):\n"
+        "                    replace takes the new member's id from the\n"
+        "                    coord --join running at NEW_API_ADDR, waits\n"
+        "                    (up to --timeout) until the Raft configuration\n"
+        "                    holds the new trio and prints CACHE_COORD\n"
         "\n"
         "Options (before or after the command):\n"
         "  --coord ADDR,...  coordinator API addresses (host:port, comma-\n"
@@ -501,6 +509,12 @@ static int cmd_data(const struct narf_cli_options *o)
 	return rc;
 }
 
+static int cmd_coord(const struct narf_cli_options *o)
+{
+	return narf_cli_coord(o->coord, o->timeout_ms, o->json, o->nargs,
+	                      o->args);
+}
+
 /* Each command with the flags it takes beyond --coord and --timeout. */
 static const struct command {
 	const char *name;
@@ -517,6 +531,7 @@ static const struct command {
         {"status", cmd_status, NARF_CLI_F_JSON | NARF_CLI_F_WATCH},
         {"nodes", cmd_nodes, NARF_CLI_F_JSON},
         {"leave", cmd_leave, 0},
+        {"coord", cmd_coord, NARF_CLI_F_JSON},
 };
 
 static const char command_list[] =

@@ -24,6 +24,8 @@
 	X(NOTFOUND, "unknown_node", "unknown node")                         \
 	X(STALE, "stale_epoch", "stale epoch")                              \
 	X(EXISTS, "exists", "already exists")                               \
+	X(CHANGING, "change_in_flight",                                     \
+	  "a coordinator membership change is in progress")                 \
 	X(IO, "io", "input/output error")                                   \
 	X(CONNECT, "unreachable", "connection failed")                      \
 	X(TIMEOUT, "timeout", "timed out")                                  \

@@ -54,6 +54,7 @@ void narf_map_init(struct narf_map *m, const struct narf_map_settings *s)
 {
 	memset(m, 0, sizeof(*m));
 	m->next_node = 1;
+	m->next_coord = 1;
 	if (s != NULL)
 		m->settings = *s;
 	else
@@ -476,9 +477,28 @@ static int apply_init(struct narf_map *m,
 		return res->err = NARF_EINVAL;
 	memcpy(m->coords, coords, sizeof(coords));
 	m->n_coords = n;
+	m->next_coord = narf_map_coords_next(coords, n);
 	m->settings = s;
 	res->changed = true;
 	return 0;
+}
+
+uint64_t narf_map_coords_next(const struct narf_map_coord *coords, unsigned n)
+{
+	uint64_t next = 1;
+
+	for (unsigned i = 0; i < n; i++)
+		if (coords[i].id >= next)
+			next = coords[i].id + 1;
+	return next;
+}
+
+static bool coords_have(const struct narf_map *m, uint64_t id)
+{
+	for (unsigned i = 0; i < m->n_coords; i++)
+		if (m->coords[i].id == id)
+			return true;
+	return false;
 }
 
 static int apply_coords_set(struct narf_map *m,
@@ -495,8 +515,20 @@ static int apply_coords_set(struct narf_map *m,
 	if (n == m->n_coords &&
 	    memcmp(coords, m->coords, n * sizeof(coords[0])) == 0)
 		return 0;
+	for (unsigned i = 0; i < n; i++)
+		if (coords[i].id < m->next_coord &&
+		    !coords_have(m, coords[i].id))
+			return narf_map_fail(
+			        res, NARF_EEXISTS,
+			        "coordinator id %llu was used before "
+			        "and ids are never reused (next "
+			        "free id: %llu)",
+			        (unsigned long long)coords[i].id,
+			        (unsigned long long)m->next_coord);
 	memcpy(m->coords, coords, sizeof(coords));
 	m->n_coords = n;
+	if (narf_map_coords_next(coords, n) > m->next_coord)
+		m->next_coord = narf_map_coords_next(coords, n);
 	res->changed = true;
 	return 0;
 }

@@ -80,6 +80,11 @@ struct narf_map {
 	uint64_t epoch;      /* +1 per applied change */
 	uint32_t next_node;  /* id the next joining node receives */
 	uint64_t lost_slots; /* slots whose data died with an empty ISR */
+	/* Lowest coordinator id never used: a coordinator id, like a node
+	 * id, is never reused (coords_set refuses an id below it that is not
+	 * in the table), so a removed member can never be mistaken for the
+	 * one that replaced it. */
+	uint64_t next_coord;
 	struct narf_map_settings settings;
 	unsigned n_coords;
 	struct narf_map_coord coords[NARF_MAX_COORDS];

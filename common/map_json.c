@@ -109,8 +109,9 @@ json_t *narf_map_to_json(const struct narf_map *m)
 	}
 	/* json_pack's "o" steals references, including on failure. */
 	return json_pack(
-	        "{s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "epoch", (json_int_t)m->epoch,
-	        "next_node", (json_int_t)m->next_node, "lost_slots",
+	        "{s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "epoch",
+	        (json_int_t)m->epoch, "next_node", (json_int_t)m->next_node,
+	        "next_coord", (json_int_t)m->next_coord, "lost_slots",
 	        (json_int_t)m->lost_slots, "settings",
 	        narf_map_settings_to_json(&m->settings), "coordinators",
 	        coords_to_json(m->coords, m->n_coords), "nodes", nodes, "slots",
@@ -397,7 +398,7 @@ static int slots_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg)
 {
 	struct narf_map *tmp;
-	uint64_t epoch, next, lost = 0;
+	uint64_t epoch, next, lost = 0, next_coord = 0;
 	int rv = NARF_EINVAL;
 
 	if (errmsg != NULL)
@@ -407,7 +408,9 @@ int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg)
 	    get_uint(obj, "next_node", 1, UINT32_MAX, false, &next, errmsg) !=
 	            0 ||
 	    get_uint(obj, "lost_slots", 0, INT64_MAX, true, &lost, errmsg) ==
-	            NARF_EINVAL)
+	            NARF_EINVAL ||
+	    get_uint(obj, "next_coord", 1, UINT32_MAX + 1ull, true, &next_coord,
+	             errmsg) == NARF_EINVAL)
 		return NARF_EINVAL;
 	tmp = malloc(sizeof(*tmp));
 	if (tmp == NULL)
@@ -425,6 +428,16 @@ int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg)
 	                              json_object_get(obj, "coordinators"),
 	                              errmsg) != 0)
 		goto out;
+	/* Maps written before next_coord existed: the table's ids are the
+	 * only ones known to have been used. */
+	tmp->next_coord = narf_map_coords_next(tmp->coords, tmp->n_coords);
+	if (next_coord != 0 && next_coord < tmp->next_coord) {
+		set_err(errmsg, "field '%s' is not above every coordinator id",
+		        "next_coord");
+		goto out;
+	}
+	if (next_coord != 0)
+		tmp->next_coord = next_coord;
 	rv = nodes_from_json(tmp, json_object_get(obj, "nodes"), errmsg);
 	if (rv != 0)
 		goto out;

@@ -24,11 +24,13 @@
 #include "coord.h"
 
 /* Replies differ by request: join reports the node id, settings the
- * settings, the others only the epoch. */
+ * settings, coordinator changes the coordinators table, the others only
+ * the epoch. */
 enum pending_kind {
 	PENDING_EPOCH,
 	PENDING_JOIN,
 	PENDING_SETTINGS,
+	PENDING_COORDS,
 };
 
 struct narf_conn {
@@ -232,6 +234,13 @@ static json_t *op_ping(struct narf_coord *c)
 	        r, "applied",
 	        json_integer((json_int_t)narf_raftnode_applied(rn)));
 	json_object_set_new(r, "digest", map_digest(c));
+	/* Who this member is, and whether it is in the Raft configuration
+	 * yet: cachecli reads a new member's id from here. */
+	json_object_set_new(r, "raft", json_string(c->cfg.self->raft));
+	json_object_set_new(r, "api", json_string(c->cfg.self->api));
+	json_object_set_new(r, "member",
+	                    json_string(narf_raft_role_name(
+	                            narf_raftnode_role_of(rn, c->cfg.id))));
 	return r;
 }
 
@@ -287,6 +296,8 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 	json_t *reply;
 
 	conn->waiting = false;
+	if (conn->pending == PENDING_COORDS)
+		narf_members_proposed(c);
 	if (conn->closing) {
 		conn_free_if_done(conn);
 		return;
@@ -306,6 +317,9 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 			json_object_set_new(reply, "settings",
 			                    narf_map_settings_to_json(
 			                            &c->rn.map->settings));
+		} else if (conn->pending == PENDING_COORDS) {
+			json_object_set_new(reply, "coordinators",
+			                    narf_members_table_json(c));
 		}
 	}
 	conn_send(conn, reply);
@@ -536,9 +550,34 @@ static json_t *op_handoff(struct narf_conn *conn, const json_t *req)
 	return propose(conn, cmd, PENDING_EPOCH);
 }
 
+/* The coordinator membership ops (members.c): answered at once, or a
+ * coords_set entry proposed for this connection. */
+static json_t *coord_request(struct narf_conn *conn,
+                             const char *op,
+                             const json_t *req)
+{
+	json_t *cmd = NULL;
+	json_t *reply = narf_members_request(conn->c, op, req, &cmd);
+
+	if (cmd == NULL)
+		return reply;
+	reply = propose(conn, cmd, PENDING_COORDS);
+	if (reply != NULL) /* not proposed after all */
+		narf_members_proposed(conn->c);
+	return reply;
+}
+
+static bool is_coord_op(const char *op)
+{
+	return strcmp(op, "coords") == 0 || strcmp(op, "coord_add") == 0 ||
+	       strcmp(op, "coord_remove") == 0 ||
+	       strcmp(op, "coord_replace") == 0;
+}
+
 const char *const narf_api_op_names[NARF_API_OPS] = {
-        "ping",  "join",     "heartbeat", "map",     "status",
-        "leave", "settings", "isr",       "handoff", "other"};
+        "ping",      "join",         "heartbeat",     "map",     "status",
+        "leave",     "settings",     "isr",           "handoff", "coords",
+        "coord_add", "coord_remove", "coord_replace", "other"};
 
 static void count_op(struct narf_coord *c, const char *op)
 {
@@ -564,7 +603,8 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 	if (strcmp(op, "join") != 0 && strcmp(op, "heartbeat") != 0 &&
 	    strcmp(op, "map") != 0 && strcmp(op, "status") != 0 &&
 	    strcmp(op, "leave") != 0 && strcmp(op, "settings") != 0 &&
-	    strcmp(op, "isr") != 0 && strcmp(op, "handoff") != 0)
+	    strcmp(op, "isr") != 0 && strcmp(op, "handoff") != 0 &&
+	    !is_coord_op(op))
 		return error_reply(NARF_EUNKNOWNOP, op, c);
 	if (!narf_raftnode_is_leader(&c->rn))
 		return error_reply(NARF_ENOTLEADER, NULL, c);
@@ -588,6 +628,8 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 		return op_isr(conn, req);
 	if (strcmp(op, "handoff") == 0)
 		return op_handoff(conn, req);
+	if (is_coord_op(op))
+		return coord_request(conn, op, req);
 	return op_settings(conn, req);
 }
 

@@ -29,10 +29,13 @@
 
 struct narf_coord_config {
 	uint64_t id;
-	const char *data_dir; /* borrowed (argv) */
-	struct narf_map_coord members[NARF_MAX_COORDS];
+	const char *data_dir;                           /* borrowed (argv) */
+	struct narf_map_coord members[NARF_MAX_COORDS]; /* --members */
 	unsigned n_members;
-	const struct narf_map_coord *self; /* borrowed: points into members */
+	/* this member: points into members, or at self_entry with --join */
+	const struct narf_map_coord *self; /* borrowed */
+	struct narf_map_coord self_entry;  /* --id, --raft, --api */
+	const char *join; /* borrowed (argv): --join API addresses, or NULL */
 	struct narf_map_settings settings; /* of a brand-new map */
 	unsigned election_timeout_ms;
 	unsigned heartbeat_timeout_ms;
@@ -85,10 +88,34 @@ struct narf_leader {
 	struct narf_slot *step;   /* owned scratch: NARF_SLOTS entries */
 };
 
+/* Coordinator membership (members.c): what drives the Raft configuration
+ * towards the map's coordinators table, and how a removed member notices. */
+struct narf_members {
+	bool proposing;       /* a coords_set from the API is in flight */
+	bool was_changing;    /* a Raft change was in flight at the last tick */
+	bool was_leader;      /* this member led at the last tick */
+	uint64_t retry_at_ms; /* after a failure, no new change before */
+	char step[160];       /* what the leader does or waits for, or "" */
+	/* The table as the cron last saw it, and since when (loop time). */
+	struct narf_map_coord table[NARF_MAX_COORDS];
+	unsigned n_table;
+	uint64_t table_ms;
+	bool seen_self;    /* this member was in the applied table once */
+	bool unlisted;     /* ... and is not any more */
+	uint64_t alone_ms; /* since when no leader is known, or 0 */
+	/* removal.c: asking the cluster whether this member was removed */
+	struct narf_probe *probe; /* owned: the one in flight, or NULL */
+	uint64_t probe_ms;        /* when the last one started */
+	unsigned probe_next;      /* round-robin position */
+	unsigned probe_hops;      /* not_leader redirects followed */
+	char probe_target[NARF_ADDR_SIZE];
+	bool removed; /* a leader confirmed it: stop at the next tick */
+};
+
 struct narf_conn;
 
 /* API requests by op, for /metrics ("other": an unknown or missing op). */
-#define NARF_API_OPS 10
+#define NARF_API_OPS 14
 extern const char *const narf_api_op_names[NARF_API_OPS];
 
 struct narf_coord {
@@ -96,6 +123,7 @@ struct narf_coord {
 	struct narf_coord_config cfg;
 	struct narf_raftnode rn;
 	struct narf_leader leader;
+	struct narf_members members;
 	uv_tcp_t listener;
 	struct narf_conn *conns; /* owned; doubly linked */
 	uv_timer_t cron;
@@ -137,5 +165,32 @@ const struct narf_hb *narf_leader_hb(const struct narf_coord *c, uint32_t node);
 json_t *narf_leader_status(struct narf_coord *c);
 /* API address of the current leader as this member knows it, or NULL. */
 const char *narf_coord_leader_api(const struct narf_coord *c);
+
+/* members.c */
+/* Every cron tick, any role: on the ready leader, take the next step that
+ * brings the Raft configuration to the map's coordinators table; on any
+ * member, notice a removal (removal.c). */
+void narf_members_cron(struct narf_coord *c);
+/* API ops coords, coord_add, coord_remove, coord_replace on the ready
+ * leader: an immediate reply (a new reference), or NULL with *cmd set to a
+ * coords_set entry to propose (a new reference); the proposer calls
+ * narf_members_proposed() when it has applied or failed. */
+json_t *narf_members_request(struct narf_coord *c,
+                             const char *op,
+                             const json_t *req,
+                             json_t **cmd);
+void narf_members_proposed(struct narf_coord *c);
+/* Close what members.c holds open (a probe), as the member stops. */
+void narf_members_close(struct narf_coord *c);
+
+/* removal.c, from narf_members_cron(): a member that was in the table and
+ * has known no leader for a while asks the cluster whether it was removed
+ * (libraft never tells it), and stops once a leader confirms it. */
+void narf_members_removal_cron(struct narf_coord *c, uint64_t now);
+/* The map's coordinators table as JSON (a new reference). */
+json_t *narf_members_table_json(const struct narf_coord *c);
+
+/* main.c: stop the member as SIGTERM does (exit status 0). */
+void narf_coord_stop(struct narf_coord *c, const char *why);
 
 #endif /* NARF_COORD_H */

@@ -20,7 +20,10 @@
  *
  * Everything is driven by the committed map plus heartbeats, never by
  * memory of earlier decisions, so a new leader picks up where the old one
- * stopped.
+ * stopped. Each tick also runs narf_members_cron() (members.c), which
+ * brings the Raft configuration to the map's coordinators table; its
+ * changes are Raft configuration entries, not map entries, so they do not
+ * wait for the decision above.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +350,10 @@ static json_t *next_decision(struct narf_coord *c, uint64_t now)
 	const struct narf_map *m = c->rn.map;
 	json_t *cmd;
 
+	/* A member started with --join has no --members: it only leads once
+	 * it holds the map, whose init entry came from the first leader. */
+	if (m->n_coords == 0 && c->cfg.n_members == 0)
+		return NULL;
 	if (m->n_coords == 0) {
 		NARF_INFO("leader: initialising the map of a new cluster");
 		c->leader.pending_kind = NARF_DECISION_INIT;
@@ -398,6 +405,7 @@ void narf_leader_cron(struct narf_coord *c)
 		l->idle_epoch = 0;
 		l->since_ms = narf_raftnode_is_leader(&c->rn) ? now : 0;
 	}
+	narf_members_cron(c);
 	if (!narf_raftnode_is_ready(&c->rn) || l->proposing)
 		return;
 	cmd = next_decision(c, now);

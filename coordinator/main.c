@@ -6,6 +6,7 @@
  * cron and listener first, then Raft (whose pending proposals fail), then
  * the client connections and the signal handles, so the loop ends empty.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -16,11 +17,15 @@
 #include <time.h>
 
 #include "common/flags.h"
+#include "common/jclient.h"
 #include "common/log.h"
 #include "coord.h"
 
 static const char usage_text[] =
         "Usage: coord --id N --data-dir DIR --members LIST [options]\n"
+        "       coord --id N --data-dir DIR --join ADDRS --raft ADDR --api "
+        "ADDR\n"
+        "             [options]\n"
         "\n"
         "One member of narf's coordinator: a three-member Raft group that "
         "owns\n"
@@ -31,6 +36,7 @@ static const char usage_text[] =
         "Required:\n"
         "  --id N                 this member's id, one of the ids in "
         "--members\n"
+        "                         (with --join: an id new to the cluster)\n"
         "  --data-dir DIR         Raft log and snapshots (created if "
         "missing);\n"
         "                         empty on the first start, which bootstraps\n"
@@ -38,6 +44,24 @@ static const char usage_text[] =
         "comma\n"
         "                         separated, identical on all members, e.g.\n"
         "                         1=127.0.0.1:7101/127.0.0.1:7001,2=...,3=...\n"
+        "Or, to join a running cluster (a new member, e.g. replacing a dead "
+        "one;\n"
+        "docs/coordinators.md):\n"
+        "  --join ADDRS           API addresses (host:port,...) of running "
+        "members;\n"
+        "                         this member never bootstraps: with an "
+        "empty\n"
+        "                         --data-dir it waits until the leader adds "
+        "it\n"
+        "                         (cachecli coord add/replace) and sends it "
+        "the\n"
+        "                         map; with a non-empty one it restarts from "
+        "it\n"
+        "  --raft ADDR            with --join: this member's Raft address\n"
+        "  --api ADDR             with --join: this member's API address;\n"
+        "                         a first start checks the id (ids are "
+        "never\n"
+        "                         reused) and addresses against --join\n"
         "Options (the first four are written into a new cluster's map;\n"
         "the `settings` API call changes them later):\n"
         "  --replicas N           copies per slot, primary included (1-5;\n"
@@ -62,9 +86,12 @@ static const char usage_text[] =
         "\n"
         "Durations accept ms, s or m suffixes. Logs go to stderr, one line "
         "per\n"
-        "event. SIGTERM or SIGINT stop the member cleanly. Exit status: 0 on "
-        "a\n"
-        "clean stop, 1 on a runtime failure, 2 on a bad flag.\n";
+        "event. SIGTERM or SIGINT stop the member cleanly; so does its "
+        "removal\n"
+        "from the cluster (once a leader confirms it: libraft never tells "
+        "it).\n"
+        "Exit status: 0 on a clean stop, 1 on a runtime failure, 2 on a bad "
+        "flag.\n";
 
 static const char *prog = "coord";
 
@@ -117,6 +144,62 @@ static void parse_members(struct narf_coord_config *cfg, const char *text)
 	free(copy);
 }
 
+/* A host:port flag value copied into out (NARF_ADDR_SIZE bytes). */
+static void flag_addr(const char *name, const char *text, char *out)
+{
+	char host[NARF_ADDR_SIZE];
+	int port;
+
+	if (!narf_map_valid_addr(text) ||
+	    narf_parse_hostport(text, host, sizeof(host), &port) != 0)
+		narf_usage_error(prog, "%s '%s': expected host:port", name,
+		                 text);
+	snprintf(out, NARF_ADDR_SIZE, "%s", text);
+}
+
+/* "host:port,host:port": 1 to NARF_MAX_COORDS valid entries. */
+static void check_addr_list(const char *name, const char *list)
+{
+	char copy[1024], *save = NULL, addr[NARF_ADDR_SIZE];
+	unsigned n = 0;
+
+	if (strlen(list) >= sizeof(copy))
+		narf_usage_error(prog, "%s: list too long", name);
+	snprintf(copy, sizeof(copy), "%s", list);
+	for (char *t = strtok_r(copy, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		flag_addr(name, t, addr);
+		n++;
+	}
+	if (n == 0 || n > NARF_MAX_COORDS)
+		narf_usage_error(prog,
+		                 "%s '%s': expected 1 to %d host:port "
+		                 "addresses, comma separated",
+		                 name, list, NARF_MAX_COORDS);
+}
+
+static void check_join_flags(struct narf_coord_config *cfg)
+{
+	if (cfg->n_members != 0)
+		narf_usage_error(prog,
+		                 "--join and --members exclude each other: "
+		                 "--members is for the first trio, --join "
+		                 "for a member added later");
+	if (cfg->id == 0 || cfg->data_dir == NULL || !cfg->self_entry.raft[0] ||
+	    !cfg->self_entry.api[0])
+		narf_usage_error(prog,
+		                 "--join needs --id, --data-dir, --raft and "
+		                 "--api");
+	if (strcmp(cfg->self_entry.raft, cfg->self_entry.api) == 0)
+		narf_usage_error(prog, "--raft and --api must differ");
+	cfg->self_entry.id = cfg->id;
+	cfg->self = &cfg->self_entry;
+	if (cfg->heartbeat_timeout_ms * 2 > cfg->election_timeout_ms)
+		narf_usage_error(prog,
+		                 "--heartbeat-timeout must be at most "
+		                 "half the election timeout");
+}
+
 static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 {
 	enum {
@@ -132,6 +215,9 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		O_LOG,
 		O_LOGFMT,
 		O_METRICS,
+		O_JOIN,
+		O_RAFT,
+		O_API,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -147,6 +233,9 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	        {"log-level", required_argument, NULL, O_LOG},
 	        {"log-format", required_argument, NULL, O_LOGFMT},
 	        {"metrics", required_argument, NULL, O_METRICS},
+	        {"join", required_argument, NULL, O_JOIN},
+	        {"raft", required_argument, NULL, O_RAFT},
+	        {"api", required_argument, NULL, O_API},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
@@ -228,6 +317,16 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			cfg->metrics_addr = optarg;
 			break;
 		}
+		case O_JOIN:
+			check_addr_list("--join", optarg);
+			cfg->join = optarg;
+			break;
+		case O_RAFT:
+		case O_API:
+			flag_addr(o == O_RAFT ? "--raft" : "--api", optarg,
+			          o == O_RAFT ? cfg->self_entry.raft
+			                      : cfg->self_entry.api);
+			break;
 		case O_HELP:
 			fputs(usage_text, stdout);
 			exit(0);
@@ -240,10 +339,19 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		narf_usage_error(prog, "unexpected argument '%s'",
 		                 argv[optind]);
+	if (cfg->join != NULL) {
+		check_join_flags(cfg);
+		return;
+	}
+	if (cfg->self_entry.raft[0] || cfg->self_entry.api[0])
+		narf_usage_error(prog,
+		                 "--raft and --api go with --join (with "
+		                 "--members, this member's addresses come "
+		                 "from the list)");
 	if (cfg->id == 0 || cfg->data_dir == NULL || cfg->n_members == 0)
 		narf_usage_error(prog,
-		                 "--id, --data-dir and --members are "
-		                 "required");
+		                 "--id, --data-dir and --members (or --join) "
+		                 "are required");
 	for (unsigned i = 0; i < cfg->n_members; i++)
 		if (cfg->members[i].id == cfg->id)
 			cfg->self = &cfg->members[i];
@@ -273,18 +381,122 @@ static void raft_closed_cb(struct narf_raftnode *rn)
 
 static void signal_cb(uv_signal_t *s, int signum)
 {
-	struct narf_coord *c = s->data;
+	char why[32];
 
+	snprintf(why, sizeof(why), "signal %d", signum);
+	narf_coord_stop(s->data, why);
+}
+
+void narf_coord_stop(struct narf_coord *c, const char *why)
+{
 	if (c->closing)
 		return;
 	c->closing = true;
-	NARF_INFO("signal %d: stopping", signum);
+	NARF_INFO("%s: stopping", why);
+	narf_members_close(c);
 	uv_timer_stop(&c->cron);
 	uv_close((uv_handle_t *)&c->cron, handle_closed_cb);
 	if (!uv_is_closing((uv_handle_t *)&c->listener))
 		uv_close((uv_handle_t *)&c->listener, NULL);
 	narf_httpd_close(&c->metrics);
 	narf_raftnode_close(&c->rn, raft_closed_cb);
+}
+
+/* Is dir missing or empty? */
+static bool pristine(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool empty = true;
+
+	if (d == NULL)
+		return errno == ENOENT;
+	while (empty && (e = readdir(d)) != NULL)
+		empty = strcmp(e->d_name, ".") == 0 ||
+		        strcmp(e->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
+/*
+ * First start of a member with --join: check --id and the addresses
+ * against the running cluster's coordinators, so a reused id or a taken
+ * address fails now (exit 2) rather than when the operator adds it. This
+ * runs before the loop exists, so the blocking client is fine here. An
+ * unreachable cluster is not fatal: the member can wait to be added.
+ */
+static int check_join(const struct narf_coord_config *cfg)
+{
+	const struct narf_map_coord *self = cfg->self;
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+	json_t *req = json_pack("{s:s}", "op", "coords"), *reply = NULL, *e;
+	json_t *next;
+	size_t i;
+	int rv;
+
+	rv = narf_jclient_call_leader(cfg->join, req, 5000, &reply, errmsg);
+	json_decref(req);
+	if (rv != 0 || !json_is_true(json_object_get(reply, "ok"))) {
+		NARF_WARN(
+		        "--join %s: cannot check member %llu against the "
+		        "cluster (%s): starting anyway",
+		        cfg->join, (unsigned long long)cfg->id,
+		        rv != 0 ? errmsg
+		                : json_string_value(
+		                          json_object_get(reply, "message")));
+		json_decref(reply);
+		return 0;
+	}
+	json_array_foreach(json_object_get(reply, "coordinators"), i, e)
+	{
+		const char *raft =
+		        json_string_value(json_object_get(e, "raft"));
+		const char *api = json_string_value(json_object_get(e, "api"));
+		uint64_t id =
+		        (uint64_t)json_integer_value(json_object_get(e, "id"));
+
+		if (raft == NULL || api == NULL)
+			continue;
+		if (id == cfg->id && strcmp(raft, self->raft) == 0 &&
+		    strcmp(api, self->api) == 0) {
+			NARF_INFO(
+			        "member %llu is already listed: waiting "
+			        "for the leader to add it",
+			        (unsigned long long)id);
+			json_decref(reply);
+			return 0;
+		}
+		if (id == cfg->id || !strcmp(raft, self->raft) ||
+		    !strcmp(raft, self->api) || !strcmp(api, self->raft) ||
+		    !strcmp(api, self->api)) {
+			NARF_ERROR(
+			        "--id %llu --raft %s --api %s: coordinator "
+			        "%llu is %s/%s already: pick a new id and "
+			        "free addresses",
+			        (unsigned long long)cfg->id, self->raft,
+			        self->api, (unsigned long long)id, raft, api);
+			json_decref(reply);
+			return 2;
+		}
+	}
+	next = json_object_get(reply, "next_coord");
+	if (json_is_integer(next) &&
+	    cfg->id < (uint64_t)json_integer_value(next)) {
+		NARF_ERROR(
+		        "--id %llu was used before and coordinator ids are "
+		        "never reused: use --id %lld or higher",
+		        (unsigned long long)cfg->id,
+		        (long long)json_integer_value(next));
+		json_decref(reply);
+		return 2;
+	}
+	json_decref(reply);
+	NARF_INFO(
+	        "not a member yet: add it with 'cachecli --coord %s coord "
+	        "add %llu %s %s' (or 'coord replace OLD_ID %s %s')",
+	        cfg->join, (unsigned long long)cfg->id, self->raft, self->api,
+	        self->raft, self->api);
+	return 0;
 }
 
 static int start(struct narf_coord *c)
@@ -297,10 +509,16 @@ static int start(struct narf_coord *c)
 	        .n_members = c->cfg.n_members,
 	        .election_timeout_ms = c->cfg.election_timeout_ms,
 	        .heartbeat_timeout_ms = c->cfg.heartbeat_timeout_ms,
+	        .join = c->cfg.join != NULL,
 	};
 	char errmsg[NARF_ERRMSG_SIZE];
 	int rv;
 
+	if (c->cfg.join != NULL && pristine(c->cfg.data_dir)) {
+		rv = check_join(&c->cfg);
+		if (rv != 0)
+			return rv;
+	}
 	if (mkdir(c->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
 		NARF_ERROR("cannot create --data-dir %s: %s", c->cfg.data_dir,
 		           strerror(errno));
@@ -360,7 +578,7 @@ int main(int argc, char **argv)
 	uv_loop_init(&c->loop);
 	rv = start(c);
 	if (rv != 0)
-		return 1; /* the OS reclaims the half-built loop */
+		return rv; /* the OS reclaims the half-built loop */
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	narf_leader_close(&c->leader);
 	rv = uv_loop_close(&c->loop);

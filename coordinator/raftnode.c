@@ -34,6 +34,10 @@
 #define SNAPSHOT_TRAILING 256
 #define INSTALL_SNAPSHOT_TIMEOUT_MS 2000
 #define CONNECT_RETRY_MS 100
+/* A new member that makes no progress catching up for this long is not
+ * promoted (the change fails with "no connection" and is tried again):
+ * libraft's 5 s default would keep every other change waiting. */
+#define MAX_CATCH_UP_ROUND_MS 3000
 
 struct proposal {
 	struct raft_apply req; /* req.data points back here */
@@ -281,6 +285,36 @@ static void barrier_cb(struct raft_barrier *req, int status)
 	}
 }
 
+static uint64_t io_now(const struct narf_raftnode *rn)
+{
+	return rn->raft.io->time(rn->raft.io);
+}
+
+/* Note which members answered within the last election timeout. */
+static void track_contact(struct narf_raftnode *rn)
+{
+	const struct raft_configuration *c = &rn->raft.configuration;
+	uint64_t now = io_now(rn);
+
+	for (unsigned i = 0; i < c->n; i++) {
+		unsigned k;
+
+		if (!rn->raft.leader_state.progress[i].recent_recv &&
+		    c->servers[i].id != rn->raft.id)
+			continue;
+		for (k = 0; k < rn->n_contact; k++)
+			if (rn->contact[k].id == c->servers[i].id)
+				break;
+		if (k == rn->n_contact) {
+			if (k == sizeof(rn->contact) / sizeof(rn->contact[0]))
+				continue;
+			rn->n_contact++;
+			rn->contact[k].id = c->servers[i].id;
+		}
+		rn->contact[k].last_ms = now;
+	}
+}
+
 bool narf_raftnode_poll(struct narf_raftnode *rn)
 {
 	int role = raft_state(&rn->raft);
@@ -291,11 +325,14 @@ bool narf_raftnode_poll(struct narf_raftnode *rn)
 		          state_name(rn->role), state_name(role),
 		          (unsigned long long)rn->raft.current_term);
 		rn->role = role;
+		rn->n_contact = 0;
+		rn->leader_since_ms = io_now(rn);
 	}
 	if (role != RAFT_LEADER) {
 		rn->ready_term = 0;
 		return changed;
 	}
+	track_contact(rn);
 	if (rn->ready_term != rn->raft.current_term && !rn->barrier_pending) {
 		int rv;
 
@@ -316,8 +353,10 @@ bool narf_raftnode_is_leader(const struct narf_raftnode *rn)
 
 bool narf_raftnode_is_ready(const struct narf_raftnode *rn)
 {
+	/* While a transfer is in flight libraft refuses every apply. */
 	return rn->raft.state == RAFT_LEADER &&
-	       rn->ready_term == rn->raft.current_term;
+	       rn->ready_term == rn->raft.current_term &&
+	       rn->raft.transfer == NULL;
 }
 
 const char *narf_raftnode_role_name(const struct narf_raftnode *rn)
@@ -367,6 +406,219 @@ bool narf_raftnode_member_reachable(const struct narf_raftnode *rn, uint64_t id)
 		if (c->servers[i].id == id)
 			return rn->raft.leader_state.progress[i].recent_recv;
 	return false;
+}
+
+uint64_t narf_raftnode_id(const struct narf_raftnode *rn)
+{
+	return rn->raft.id;
+}
+
+static enum narf_raft_role role_from_raft(int role)
+{
+	switch (role) {
+	case RAFT_VOTER:
+		return NARF_RAFT_VOTER;
+	case RAFT_STANDBY:
+		return NARF_RAFT_STANDBY;
+	default:
+		return NARF_RAFT_SPARE;
+	}
+}
+
+const char *narf_raft_role_name(enum narf_raft_role role)
+{
+	static const char *const names[] = {"absent", "spare", "standby",
+	                                    "voter"};
+
+	return role <= NARF_RAFT_VOTER ? names[role] : "unknown";
+}
+
+unsigned narf_raftnode_members(const struct narf_raftnode *rn,
+                               struct narf_raft_member *out,
+                               unsigned max)
+{
+	const struct raft_configuration *c = &rn->raft.configuration;
+
+	for (unsigned i = 0; i < c->n && i < max; i++) {
+		out[i].id = c->servers[i].id;
+		snprintf(out[i].raft, sizeof(out[i].raft), "%s",
+		         c->servers[i].address);
+		out[i].role = role_from_raft(c->servers[i].role);
+	}
+	return c->n;
+}
+
+enum narf_raft_role narf_raftnode_role_of(const struct narf_raftnode *rn,
+                                          uint64_t id)
+{
+	const struct raft_configuration *c = &rn->raft.configuration;
+
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->servers[i].id == id)
+			return role_from_raft(c->servers[i].role);
+	return NARF_RAFT_ABSENT;
+}
+
+bool narf_raftnode_changing(const struct narf_raftnode *rn)
+{
+	const struct raft *r = &rn->raft;
+
+	return rn->change_pending || rn->transfer_pending ||
+	       r->transfer != NULL || r->configuration_uncommitted_index != 0 ||
+	       (r->state == RAFT_LEADER && (r->leader_state.change != NULL ||
+	                                    r->leader_state.promotee_id != 0));
+}
+
+/* Runs inside libraft: only record what happened. */
+static void change_cb(struct raft_change *req, int status)
+{
+	struct narf_raftnode *rn = req->data;
+
+	rn->change_pending = false;
+	if (status == 0) {
+		rn->change_errmsg[0] = '\0';
+		NARF_INFO("raft: %s: done", rn->change_what);
+		return;
+	}
+	/* Maybe not a failure at all: a change whose leader stepped down
+	 * can still commit under the next one. */
+	snprintf(rn->change_errmsg, sizeof(rn->change_errmsg), "%s: %s",
+	         rn->change_what, raft_strerror(status));
+	NARF_WARN(
+	        "raft: %s: %s (the configuration is read again before "
+	        "anything is retried)",
+	        rn->change_what, raft_strerror(status));
+}
+
+static int change_error(struct narf_raftnode *rn, int rv)
+{
+	snprintf(rn->errmsg, sizeof(rn->errmsg), "%s: %s", rn->change_what,
+	         raft_strerror(rv));
+	switch (rv) {
+	case RAFT_NOTLEADER:
+	case RAFT_LEADERSHIPLOST:
+		return NARF_ENOTLEADER;
+	case RAFT_CANTCHANGE:
+		return NARF_ECHANGING;
+	case RAFT_BADID:
+	case RAFT_NOTFOUND:
+	case RAFT_DUPLICATEID:
+	case RAFT_DUPLICATEADDRESS:
+	case RAFT_BADROLE:
+		return NARF_EINVAL;
+	case RAFT_NOMEM:
+		return NARF_ENOMEM;
+	default:
+		return NARF_EINTERNAL;
+	}
+}
+
+int narf_raftnode_change(struct narf_raftnode *rn,
+                         enum narf_raft_change kind,
+                         uint64_t id,
+                         const char *raft_addr)
+{
+	int rv;
+
+	if (kind == NARF_RAFT_ADD)
+		snprintf(rn->change_what, sizeof(rn->change_what),
+		         "add %llu at %s", (unsigned long long)id, raft_addr);
+	else
+		snprintf(rn->change_what, sizeof(rn->change_what), "%s %llu",
+		         kind == NARF_RAFT_PROMOTE ? "promote to voter"
+		                                   : "remove",
+		         (unsigned long long)id);
+	if (rn->raft.state != RAFT_LEADER)
+		return change_error(rn, RAFT_NOTLEADER);
+	if (narf_raftnode_changing(rn))
+		return change_error(rn, RAFT_CANTCHANGE);
+	rn->change.data = rn;
+	switch (kind) {
+	case NARF_RAFT_ADD:
+		rv = raft_add(&rn->raft, &rn->change, id, raft_addr, change_cb);
+		break;
+	case NARF_RAFT_PROMOTE:
+		rv = raft_assign(&rn->raft, &rn->change, id, RAFT_VOTER,
+		                 change_cb);
+		break;
+	default:
+		rv = raft_remove(&rn->raft, &rn->change, id, change_cb);
+		break;
+	}
+	if (rv != 0)
+		return change_error(rn, rv);
+	rn->change_pending = true;
+	NARF_INFO("raft: %s: started", rn->change_what);
+	return 0;
+}
+
+/* Runs inside libraft when the transfer ends, either way. */
+static void transfer_cb(struct raft_transfer *req)
+{
+	struct narf_raftnode *rn = req->data;
+
+	rn->transfer_pending = false;
+	if (rn->raft.state == RAFT_LEADER)
+		NARF_WARN("raft: leadership transfer to %llu timed out",
+		          (unsigned long long)req->id);
+	else
+		NARF_INFO("raft: leadership handed over to %llu",
+		          (unsigned long long)req->id);
+}
+
+int narf_raftnode_transfer(struct narf_raftnode *rn, uint64_t id)
+{
+	int rv;
+
+	snprintf(rn->change_what, sizeof(rn->change_what),
+	         "transfer leadership to %llu", (unsigned long long)id);
+	if (rn->raft.state != RAFT_LEADER)
+		return change_error(rn, RAFT_NOTLEADER);
+	if (narf_raftnode_changing(rn))
+		return change_error(rn, RAFT_CANTCHANGE);
+	rn->transfer.data = rn;
+	rv = raft_transfer(&rn->raft, &rn->transfer, id, transfer_cb);
+	if (rv != 0)
+		return change_error(rn, rv);
+	rn->transfer_pending = true;
+	NARF_INFO("raft: %s: started", rn->change_what);
+	return 0;
+}
+
+bool narf_raftnode_contact(const struct narf_raftnode *rn,
+                           uint64_t id,
+                           uint64_t *age_ms)
+{
+	uint64_t now = io_now(rn);
+
+	for (unsigned k = 0; k < rn->n_contact; k++)
+		if (rn->contact[k].id == id) {
+			*age_ms = now - rn->contact[k].last_ms;
+			return true;
+		}
+	*age_ms = now - rn->leader_since_ms;
+	return false;
+}
+
+/* The data dir must not hold this id at another address: that is another
+ * member's dir, or the wrong --id. */
+static int check_own_address(struct narf_raftnode *rn,
+                             const struct narf_raftnode_config *cfg)
+{
+	const struct raft_configuration *c = &rn->raft.configuration;
+
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->servers[i].id == cfg->id &&
+		    strcmp(c->servers[i].address, cfg->raft_addr) != 0) {
+			snprintf(
+			        rn->errmsg, sizeof(rn->errmsg),
+			        "--data-dir %s holds member %llu at %s, not at "
+			        "%s: wrong --data-dir or --id?",
+			        cfg->data_dir, (unsigned long long)cfg->id,
+			        c->servers[i].address, cfg->raft_addr);
+			return NARF_EINVAL;
+		}
+	return 0;
 }
 
 static int bootstrap_if_pristine(struct narf_raftnode *rn,
@@ -442,15 +694,25 @@ int narf_raftnode_start(struct narf_raftnode *rn,
 	                                  INSTALL_SNAPSHOT_TIMEOUT_MS);
 	raft_set_snapshot_threshold(&rn->raft, SNAPSHOT_THRESHOLD);
 	raft_set_snapshot_trailing(&rn->raft, SNAPSHOT_TRAILING);
-	rv = bootstrap_if_pristine(rn, cfg);
-	if (rv != 0)
-		goto err_after_raft;
+	raft_set_max_catch_up_round_duration(&rn->raft, MAX_CATCH_UP_ROUND_MS);
+	if (!cfg->join) {
+		rv = bootstrap_if_pristine(rn, cfg);
+		if (rv != 0)
+			goto err_after_raft;
+	}
 	rv = raft_start(&rn->raft);
 	if (rv != 0) {
 		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_start: %s",
 		         raft_errmsg(&rn->raft));
 		goto err_after_raft;
 	}
+	if (check_own_address(rn, cfg) != 0)
+		goto err_after_raft;
+	if (rn->raft.configuration.n == 0)
+		NARF_INFO(
+		        "raft: no configuration yet: waiting for the leader "
+		        "to add member %llu at %s",
+		        (unsigned long long)cfg->id, cfg->raft_addr);
 	uv_check_init(loop, &rn->done_check);
 	rn->done_check.data = rn;
 	uv_check_start(&rn->done_check, done_cb);

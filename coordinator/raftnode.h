@@ -13,6 +13,13 @@
  * pre-vote on, short election/heartbeat timeouts, a 2 s install-snapshot
  * timeout, a fast connect retry, small segments, a bounded apply window, and
  * no state-change callback (narf_raftnode_poll() runs from the cron).
+ *
+ * Membership changes (docs/coordinators.md): the leader adds a member as a
+ * spare, promotes it to voter (libraft lets it catch up first) and removes
+ * members, one change at a time, and hands leadership over. Whoever drives
+ * them reads the configuration again after every change instead of
+ * trusting its outcome: in 0.15 a change can commit although its callback
+ * reported a failure, and a removed member is never told.
  */
 #ifndef NARF_RAFTNODE_H
 #define NARF_RAFTNODE_H
@@ -32,6 +39,36 @@ struct narf_raftnode_config {
 	unsigned n_members;
 	unsigned election_timeout_ms;
 	unsigned heartbeat_timeout_ms;
+	/* Joining an existing cluster: never bootstrap; a pristine data dir
+	 * waits for the leader to add this member and send it the log. */
+	bool join;
+};
+
+/* A member's role in the Raft configuration. */
+enum narf_raft_role {
+	NARF_RAFT_ABSENT, /* not in the configuration */
+	NARF_RAFT_SPARE,  /* in it, receives nothing, votes not */
+	NARF_RAFT_STANDBY,
+	NARF_RAFT_VOTER,
+};
+
+/* One server of the Raft configuration as this member knows it. */
+struct narf_raft_member {
+	uint64_t id;
+	char raft[NARF_ADDR_SIZE];
+	enum narf_raft_role role;
+};
+
+enum narf_raft_change {
+	NARF_RAFT_ADD,     /* add as a spare */
+	NARF_RAFT_PROMOTE, /* make a voter once caught up */
+	NARF_RAFT_REMOVE,
+};
+
+/* Last time the leader heard from a member (see narf_raftnode_contact). */
+struct narf_raft_contact {
+	uint64_t id;
+	uint64_t last_ms;
 };
 
 /* Called once per proposal: err is 0 when the entry committed and applied
@@ -60,6 +97,16 @@ struct narf_raftnode {
 	raft_term ready_term;  /* term whose barrier has applied, or 0 */
 	bool barrier_pending;
 	struct raft_barrier barrier;
+	/* Membership: one change or transfer of ours at a time. */
+	struct raft_change change;
+	bool change_pending;
+	char change_what[96]; /* "add 4 at 127.0.0.1:7104", for logs */
+	char change_errmsg[NARF_ERRMSG_SIZE]; /* last failure, or "" */
+	struct raft_transfer transfer;
+	bool transfer_pending;
+	uint64_t leader_since_ms; /* io time this member became leader */
+	struct narf_raft_contact contact[NARF_MAX_COORDS + 2];
+	unsigned n_contact;
 	void (*close_cb)(struct narf_raftnode *rn);
 	char errmsg[NARF_ERRMSG_SIZE];
 };
@@ -93,7 +140,8 @@ bool narf_raftnode_poll(struct narf_raftnode *rn);
 
 bool narf_raftnode_is_leader(const struct narf_raftnode *rn);
 
-/* Leader whose barrier of the current term has applied: its map is current. */
+/* Leader whose barrier of the current term has applied (its map is
+ * current) and that is not handing leadership over. */
 bool narf_raftnode_is_ready(const struct narf_raftnode *rn);
 
 const char *narf_raftnode_role_name(const struct narf_raftnode *rn);
@@ -109,5 +157,53 @@ uint64_t narf_raftnode_leader_id(const struct narf_raftnode *rn);
 /* Seen from a leader: did member id answer within an election timeout? */
 bool narf_raftnode_member_reachable(const struct narf_raftnode *rn,
                                     uint64_t id);
+
+/* This member's id and Raft address. */
+uint64_t narf_raftnode_id(const struct narf_raftnode *rn);
+
+/* The configuration as this member knows it: the latest one appended to
+ * its log, committed or not. Copies at most max servers into out and
+ * returns how many there are. */
+unsigned narf_raftnode_members(const struct narf_raftnode *rn,
+                               struct narf_raft_member *out,
+                               unsigned max);
+
+/* Role of member id in that configuration. */
+enum narf_raft_role narf_raftnode_role_of(const struct narf_raftnode *rn,
+                                          uint64_t id);
+
+const char *narf_raft_role_name(enum narf_raft_role role);
+
+/* Is a configuration change or a leadership transfer in flight (ours, or
+ * an uncommitted one a previous leader left in the log)? No other change
+ * may start meanwhile. */
+bool narf_raftnode_changing(const struct narf_raftnode *rn);
+
+/*
+ * Start one configuration change on the leader: add id at raft_addr as a
+ * spare (raft_addr is only read for NARF_RAFT_ADD), promote id to voter
+ * (libraft first brings its log up to date in catch-up rounds and gives up
+ * after a few seconds without progress), or remove id. Returns 0, with the
+ * outcome logged when it is known (a failure also lands in
+ * rn->change_errmsg), or NARF_ENOTLEADER, NARF_ECHANGING (one is in
+ * flight), NARF_EINVAL (no such member, already in that role) or
+ * NARF_EINTERNAL, with rn->errmsg saying why.
+ */
+int narf_raftnode_change(struct narf_raftnode *rn,
+                         enum narf_raft_change kind,
+                         uint64_t id,
+                         const char *raft_addr);
+
+/* Hand leadership to voter id (the leader steps down once id has caught
+ * up and started an election). 0 or NARF_E* with rn->errmsg. */
+int narf_raftnode_transfer(struct narf_raftnode *rn, uint64_t id);
+
+/* Seen from a leader: true when member id has answered since this member
+ * became leader, with *age_ms the time since it last did; false with
+ * *age_ms the time since this member became leader otherwise. Updated by
+ * narf_raftnode_poll(). */
+bool narf_raftnode_contact(const struct narf_raftnode *rn,
+                           uint64_t id,
+                           uint64_t *age_ms);
 
 #endif /* NARF_RAFTNODE_H */

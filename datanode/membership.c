@@ -109,6 +109,37 @@ static json_t *heartbeat_msg(const struct narf_member *m)
 	                 (json_int_t)st.used_memory);
 }
 
+/*
+ * Coordinators come and go (a dead one is replaced by a new member at
+ * another address), so the --join list can go stale: once a map arrives,
+ * its coordinators table is the list we rotate through when the current
+ * coordinator fails. The map comes from a leader, so it is the current
+ * membership.
+ */
+_Static_assert(NARF_MEMBER_MAX_COORDS >= NARF_MAX_COORDS,
+               "room for every coordinator of a map");
+
+static void learn_coords(struct narf_member *m, const struct narf_map *map)
+{
+	bool same = map->n_coords == m->n_coords;
+	char list[NARF_MAX_COORDS * NARF_ADDR_SIZE] = "";
+
+	if (map->n_coords == 0)
+		return;
+	for (unsigned i = 0; same && i < map->n_coords; i++)
+		same = strcmp(m->coords[i], map->coords[i].api) == 0;
+	if (same)
+		return;
+	for (unsigned i = 0; i < map->n_coords; i++) {
+		snprintf(m->coords[i], NARF_ADDR_SIZE, "%s",
+		         map->coords[i].api);
+		snprintf(list + strlen(list), sizeof(list) - strlen(list),
+		         "%s%s", i ? "," : "", map->coords[i].api);
+	}
+	m->n_coords = map->n_coords;
+	NARF_INFO("member: coordinators from the map: %s", list);
+}
+
 static void install_map(struct narf_member *m, const json_t *obj)
 {
 	char errmsg[NARF_ERRMSG_SIZE];
@@ -133,6 +164,7 @@ static void install_map(struct narf_member *m, const json_t *obj)
 	}
 	m->map = map;
 	m->maps_installed++;
+	learn_coords(m, map);
 	narf_map_node_counts(map, m->node_id, &primaries, &replicas);
 	NARF_INFO("member: map epoch %llu: %u primaries, %u replicas here",
 	          (unsigned long long)map->epoch, primaries, replicas);

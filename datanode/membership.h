@@ -10,9 +10,11 @@
  *
  * Failure modes: `not_leader` moves us to the leader it names (or the next
  * coordinator); a connection error, a reply timeout or garbage moves us to
- * the next coordinator; `unknown_node` (we were removed, or the map lost our
- * incarnation) makes us join again. None of this touches the data path: the
- * node serves with the map it has (the cluster issue adds leases).
+ * the next coordinator (from the map's coordinators table once a map has
+ * arrived, so a coordinator replaced at a new address is found); `unknown_node`
+ * (we were removed, or the map lost our incarnation) makes us join again. None
+ * of this touches the data path: the node serves with the map it has (the
+ * cluster issue adds leases).
  */
 #ifndef NARF_MEMBERSHIP_H
 #define NARF_MEMBERSHIP_H
@@ -49,6 +51,7 @@ enum narf_member_state {
 struct narf_member {
 	uv_loop_t *loop;            /* borrowed */
 	struct narf_engine *engine; /* borrowed: keys, memory for heartbeats */
+	/* --join, then the map's coordinators (API addresses) */
 	char coords[NARF_MEMBER_MAX_COORDS][NARF_ADDR_SIZE];
 	unsigned n_coords;
 	unsigned next_coord;            /* round-robin position */

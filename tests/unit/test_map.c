@@ -976,6 +976,56 @@ static void test_init_and_coords(void **state)
 	free_map(m);
 }
 
+/* Coordinator ids are never reused: a removed member's id is refused, the
+ * next free id survives a JSON round trip, and an old map without the
+ * field counts from its table. */
+static void test_coord_ids_never_reused(void **state)
+{
+	struct narf_map *m = new_map(), *back = new_map();
+	struct narf_map_result res;
+	struct narf_map_coord c[3] = {
+	        {1, "127.0.0.1:7101", "127.0.0.1:7001"},
+	        {2, "127.0.0.1:7102", "127.0.0.1:7002"},
+	        {3, "127.0.0.1:7103", "127.0.0.1:7003"},
+	};
+	struct narf_map_settings s = {2, 600, NARF_ACK_ALL, NARF_MAP_DEFAULT_MOVES};
+	char errmsg[NARF_ERRMSG_SIZE];
+	json_t *j;
+
+	assert_int_equal(m->next_coord, 1);
+	assert_int_equal(apply_cmd(m, narf_cmd_init(c, 3, &s), &res), 0);
+	assert_int_equal(m->next_coord, 4);
+	/* Remove 3: the table shrinks, the next free id stays 4. */
+	assert_int_equal(apply_cmd(m, narf_cmd_coords_set(c, 2), &res), 0);
+	assert_int_equal(m->n_coords, 2);
+	assert_int_equal(m->next_coord, 4);
+	/* 3 cannot come back, nor can anything below 4 not in the table. */
+	assert_int_equal(apply_cmd(m, narf_cmd_coords_set(c, 3), &res),
+	                 NARF_EEXISTS);
+	assert_non_null(strstr(res.errmsg, "never reused"));
+	assert_int_equal(m->n_coords, 2);
+	c[2].id = 7;
+	assert_int_equal(apply_cmd(m, narf_cmd_coords_set(c, 3), &res), 0);
+	assert_int_equal(m->next_coord, 8);
+	/* Round trip. */
+	j = narf_map_to_json(m);
+	assert_int_equal(json_integer_value(json_object_get(j, "next_coord")),
+	                 8);
+	assert_int_equal(narf_map_from_json(back, j, errmsg), 0);
+	assert_int_equal(back->next_coord, 8);
+	/* Without the field: one more than the highest id in the table. */
+	json_object_del(j, "next_coord");
+	assert_int_equal(narf_map_from_json(back, j, errmsg), 0);
+	assert_int_equal(back->next_coord, 8);
+	/* Not above an id in the table: refused. */
+	json_object_set_new(j, "next_coord", json_integer(7));
+	assert_int_equal(narf_map_from_json(back, j, errmsg), NARF_EINVAL);
+	assert_non_null(strstr(errmsg, "next_coord"));
+	json_decref(j);
+	free_map(back);
+	free_map(m);
+}
+
 /* A map survives JSON and back unchanged, and the slot table is stored as a
  * handful of ranges. */
 static void test_snapshot_round_trip(void **state)
@@ -1112,6 +1162,7 @@ int main(void)
 	        cmocka_unit_test(test_handoff_builder),
 	        cmocka_unit_test(test_settings),
 	        cmocka_unit_test(test_init_and_coords),
+	        cmocka_unit_test(test_coord_ids_never_reused),
 	        cmocka_unit_test(test_snapshot_round_trip),
 	        cmocka_unit_test(test_snapshot_rejected),
 	        cmocka_unit_test(test_deterministic),
