@@ -12,9 +12,9 @@ usage: scripts/cluster.sh COMMAND [ARGS] [--dir DIR]
 commands:
   start [--nodes N] [--base-port P] [--fresh] [--no-setup] [--log-level L]
         Runs scripts/setup.sh, starts 3 coordinators and N data nodes
-        (default 3; 0 while the datanode cannot join a cluster), and
-        returns once a leader is elected (and, with data nodes, every slot
-        is served). Prints CACHE_COORD=host:port,host:port,host:port.
+        (default 3), and returns once a leader is elected (and, with data
+        nodes, every slot is served and the slots' placement has settled:
+        nothing moving or syncing). Prints CACHE_COORD=host:port,host:port,host:port.
           --fresh       wipe DIR's data, logs and pid files first (a new
                         cluster; without it a stopped cluster's coordinator
                         state in DIR is reused)

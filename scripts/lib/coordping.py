@@ -23,8 +23,9 @@ Python standard library (run it with /usr/bin/python3).
         Send the request to the leader (following not_leader replies, and
         retrying not_ready and busy) and print the reply line.
     coordping.py --wait-ready N [--timeout S] HOST:PORT ...
-        Poll the leader's status until N data nodes are up and every slot
-        is assigned; print the status object.
+        Poll the leader's status until N data nodes are up, every slot
+        is assigned and nothing moves, syncs or waits to be rebalanced;
+        print the status object.
     coordping.py --node-addr ID HOST:PORT ...
         Print the RESP address of data node ID from the leader's status.
 
@@ -161,9 +162,16 @@ def stable(lines):
 
 
 def ready(status, nodes):
+    """N nodes up, every slot assigned, and the placement settled: nothing
+    moving or syncing and nothing left to rebalance (a new cluster places
+    its slots in waves of handoffs; a benchmark must not race them)."""
     up = [n for n in status.get("nodes", []) if n.get("state") == "up"]
     slots = status.get("slots", {})
-    return len(up) >= nodes and slots.get("assigned") == 16384 and not slots.get("unassigned")
+    rebalance = status.get("rebalance", {})
+    return (len(up) >= nodes and slots.get("assigned") == 16384
+            and not slots.get("unassigned") and not slots.get("moving")
+            and not slots.get("syncing")
+            and not rebalance.get("remaining"))
 
 
 def main(argv):
@@ -180,7 +188,7 @@ def main(argv):
     mode.add_argument("--request", metavar="JSON",
                       help="send JSON to the leader and print its reply")
     mode.add_argument("--wait-ready", metavar="N", type=int,
-                      help="poll the leader's status until N data nodes are up and all slots assigned")
+                      help="poll the leader's status until N data nodes are up, all slots assigned and the placement settled")
     mode.add_argument("--node-addr", metavar="ID", type=int,
                       help="print the RESP address of data node ID")
     ap.add_argument("--timeout", type=float, default=20.0,
