@@ -268,7 +268,11 @@ static bool need_acked(const struct narf_repl *r, const struct narf_need *n)
  * since the batch ran: the coordinator may have made that very peer the
  * slot's primary (a role swap) before our drop, and it never applied the
  * write (it refused our stream as stale). Such a gate is broken: the
- * client must see an error, never "OK".
+ * client must see an error, never "OK". Its ack can still come over the
+ * same link, though (a handoff: we lost the slot to its target, which
+ * acknowledged everything first, while another replica's ack is on its
+ * way): while that link lives the gate waits for it; the lag check ends
+ * the link if the ack never comes.
  */
 bool narf_repl_gate_open(const struct narf_repl *r,
                          const struct narf_gate *g,
@@ -280,11 +284,15 @@ bool narf_repl_gate_open(const struct narf_repl *r,
 
 		if (need_acked(r, &g->need[i]))
 			continue;
+		p = peer_find(r, g->need[i].peer);
 		if (gate_lost_slot(r, g)) {
+			if (p != NULL && p->repl != NULL &&
+			    p->gen == g->need[i].gen &&
+			    g->need[i].seq != UINT64_MAX)
+				return false; /* the ack may still come */
 			*broken = true;
 			return false;
 		}
-		p = peer_find(r, g->need[i].peer);
 		if (p != NULL && !excused(p))
 			return false;
 	}
