@@ -498,10 +498,10 @@ cmd_start() {
 		for ((i = 1; i <= NODES; i++)); do
 			start_node "$i"
 		done
-		if ! "${PING[@]}" --wait-ready "$NODES" --timeout 30 "${addrs[@]}" >/dev/null; then
+		if ! "${PING[@]}" --wait-ready "$NODES" --timeout 120 "${addrs[@]}" >/dev/null; then
 			log_tails "$DIR"/logs/*.log
 			stop_all
-			die "data nodes not up / slots not all served within 30 s (log tails above); stopped"
+			die "data nodes not up / slots not all placed within 120 s (log tails above); stopped"
 		fi
 	fi
 

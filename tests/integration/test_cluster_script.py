@@ -21,8 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "cluster.sh")
 # Generous but bounded (the ASan build is 2-3x slower).
-SCRIPT_TIMEOUT = 120.0
-READY_WAIT = 60.0
+SCRIPT_TIMEOUT = 200.0
+READY_WAIT = 90.0
 NODES = 3
 
 
@@ -189,7 +189,7 @@ def test_kill_node_then_restart(cl):
            if n["addr"] == addr and n["state"] == "up"][0]
     pid = cl.pid("n2")
     assert cl.ok("kill-node", str(nid)).strip() == "n2"
-    assert gone(pid)
+    wait_for(lambda: gone(pid), 10.0, what="pid %d gone after kill -9" % pid)
     assert "dead" in [r for r in cl.ok("status").splitlines()
                       if r.startswith("n2 ")][0]
     p = cl.run("kill-node", "n2")
@@ -257,7 +257,7 @@ def test_kill_leader_then_restart(cl):
     assert leader is not None
     pid = cl.pid("c%d" % leader)
     assert cl.ok("kill-leader").strip() == "c%d" % leader
-    assert gone(pid)
+    wait_for(lambda: gone(pid), 10.0, what="pid %d gone after kill -9" % pid)
     wait_for(lambda: cl.leader() not in (None, leader), READY_WAIT,
              what="a new leader")
     cl.ok("restart", "c%d" % leader)
