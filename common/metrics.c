@@ -18,6 +18,17 @@ void narf_metrics_init(struct narf_metrics *m, struct narf_buf *out)
 	m->failed = false;
 }
 
+void narf_metrics_begin(struct narf_metrics *m,
+                        struct narf_buf *out,
+                        const char *process)
+{
+	narf_metrics_init(m, out);
+	narf_metrics_family(m, "narf_build_info", NARF_METRIC_GAUGE,
+	                    "Always 1; labels say what runs.");
+	narf_metrics_sample(m, "narf_build_info", "process", process, "version",
+	                    NARF_VERSION, 1);
+}
+
 bool narf_metrics_failed(const struct narf_metrics *m)
 {
 	return m->failed;
@@ -155,7 +166,7 @@ void narf_metrics_one_u64(struct narf_metrics *m,
 	narf_metrics_sample_u64(m, name, NULL, NULL, value);
 }
 
-static uint64_t rss_bytes(void)
+uint64_t narf_proc_rss_bytes(void)
 {
 	unsigned long size = 0, resident = 0;
 	FILE *f = fopen("/proc/self/statm", "r");
@@ -192,9 +203,9 @@ void narf_metrics_process(struct narf_metrics *m, int64_t start_ms)
 		      ((double)ru.ru_utime.tv_usec +
 		       (double)ru.ru_stime.tv_usec) /
 		              1e6;
-	narf_metrics_one_u64(m, "process_resident_memory_bytes",
-	                     NARF_METRIC_GAUGE,
-	                     "Resident memory size in bytes.", rss_bytes());
+	narf_metrics_one_u64(
+	        m, "process_resident_memory_bytes", NARF_METRIC_GAUGE,
+	        "Resident memory size in bytes.", narf_proc_rss_bytes());
 	narf_metrics_one(m, "process_cpu_seconds_total", NARF_METRIC_COUNTER,
 	                 "Total user and system CPU time spent in seconds.",
 	                 cpu);

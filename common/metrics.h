@@ -36,6 +36,12 @@ struct narf_metrics {
 
 void narf_metrics_init(struct narf_metrics *m, struct narf_buf *out);
 
+/* narf_metrics_init() and the narf_build_info family every process starts
+ * its exposition with (process: "coord" or "datanode"). */
+void narf_metrics_begin(struct narf_metrics *m,
+                        struct narf_buf *out,
+                        const char *process);
+
 /* "# HELP name help" and "# TYPE name counter|gauge". */
 void narf_metrics_family(struct narf_metrics *m,
                          const char *name,
@@ -71,6 +77,10 @@ void narf_metrics_one_u64(struct narf_metrics *m,
                           uint64_t value);
 
 bool narf_metrics_failed(const struct narf_metrics *m);
+
+/* This process's resident memory in bytes (/proc/self/statm; 0 when it
+ * cannot be read). INFO's used_memory_rss uses it too. */
+uint64_t narf_proc_rss_bytes(void);
 
 /* The standard process families: process_resident_memory_bytes,
  * process_cpu_seconds_total, process_open_fds and

@@ -214,11 +214,7 @@ int narf_coord_metrics_handler(void *data,
 
 	if (strcmp(path, "/metrics") != 0)
 		return 404;
-	narf_metrics_init(&m, body);
-	narf_metrics_family(&m, "narf_build_info", G,
-	                    "Always 1; labels say what runs.");
-	narf_metrics_sample(&m, "narf_build_info", "process", "coord",
-	                    "version", NARF_VERSION, 1);
+	narf_metrics_begin(&m, body, "coord");
 	narf_metrics_one_u64(&m, "narf_coord_id", G,
 	                     "This coordinator's Raft member id.", c->cfg.id);
 	raft_metrics(c, &m);

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/metrics.h"
 #include "engine.h"
 #include "membership.h"
 #include "repl.h"
@@ -452,19 +453,6 @@ static int cmd_config(struct narf_engine *e,
 /* --- INFO --------------------------------------------------------------------
  */
 
-static uint64_t rss_bytes(void)
-{
-	unsigned long size = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	if (f == NULL)
-		return 0;
-	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-		resident = 0;
-	fclose(f);
-	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static bool want_section(int argc,
                          const char **argv,
                          const size_t *len,
@@ -596,7 +584,7 @@ static int cmd_info(struct narf_engine *e,
 		        "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\n"
 		        "mem_allocator:libc\r\n\r\n",
 		        (unsigned long long)used, human,
-		        (unsigned long long)rss_bytes(),
+		        (unsigned long long)narf_proc_rss_bytes(),
 		        (unsigned long long)st.used_memory,
 		        (unsigned long long)e->cfg.max_memory, maxhuman,
 		        e->cfg.eviction == NARF_EVICT_NOEVICTION

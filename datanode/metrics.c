@@ -215,11 +215,7 @@ int narf_dn_metrics_handler(void *data,
 
 	if (strcmp(path, "/metrics") != 0)
 		return 404;
-	narf_metrics_init(&m, body);
-	narf_metrics_family(&m, "narf_build_info", G,
-	                    "Always 1; labels say what runs.");
-	narf_metrics_sample(&m, "narf_build_info", "process", "datanode",
-	                    "version", NARF_VERSION, 1);
+	narf_metrics_begin(&m, body, "datanode");
 	narf_metrics_one_u64(&m, "narf_node_id", G,
 	                     "This data node's id in the cluster map (0 "
 	                     "before it joins, and standalone).",
