@@ -505,44 +505,48 @@ static void queue_request(struct narf_member *m, struct narf_isr_req *q)
 	send_next(m);
 }
 
-int narf_member_handoff(struct narf_member *m,
-                        json_t *ranges,
-                        narf_member_isr_cb cb,
-                        void *data)
+/* Queue msg (stolen; NULL when building it failed) for the coordinator;
+ * cb hears the answer with peer and drop. 0 or NARF_ENOMEM. */
+static int queue_msg(struct narf_member *m,
+                     json_t *msg,
+                     uint32_t peer,
+                     bool drop,
+                     narf_member_isr_cb cb,
+                     void *data)
 {
-	struct narf_isr_req *q = calloc(1, sizeof(*q));
+	struct narf_isr_req *q = msg != NULL ? calloc(1, sizeof(*q)) : NULL;
 
-	if (q != NULL)
-		q->msg = json_pack("{s:s,s:I,s:s,s:o}", "op", "handoff", "node",
-		                   (json_int_t)m->node_id, "boot_id",
-		                   m->boot_id, "slots", ranges);
-	else
-		json_decref(ranges);
-	if (q == NULL || q->msg == NULL) {
-		free(q);
+	if (q == NULL) {
+		json_decref(msg);
 		return NARF_ENOMEM;
 	}
+	q->msg = msg;
+	q->peer = peer;
+	q->drop = drop;
 	q->cb = cb;
 	q->data = data;
 	queue_request(m, q);
 	return 0;
 }
 
+int narf_member_handoff(struct narf_member *m,
+                        json_t *ranges,
+                        narf_member_isr_cb cb,
+                        void *data)
+{
+	return queue_msg(m,
+	                 json_pack("{s:s,s:I,s:s,s:o}", "op", "handoff", "node",
+	                           (json_int_t)m->node_id, "boot_id",
+	                           m->boot_id, "slots", ranges),
+	                 0, false, cb, data);
+}
+
 int narf_member_leave(struct narf_member *m, narf_member_isr_cb cb, void *data)
 {
-	struct narf_isr_req *q = calloc(1, sizeof(*q));
-
-	if (q != NULL)
-		q->msg = json_pack("{s:s,s:I,s:b}", "op", "leave", "node",
-		                   (json_int_t)m->node_id, "if_room", 1);
-	if (q == NULL || q->msg == NULL) {
-		free(q);
-		return NARF_ENOMEM;
-	}
-	q->cb = cb;
-	q->data = data;
-	queue_request(m, q);
-	return 0;
+	return queue_msg(m,
+	                 json_pack("{s:s,s:I,s:b}", "op", "leave", "node",
+	                           (json_int_t)m->node_id, "if_room", 1),
+	                 0, false, cb, data);
 }
 
 int narf_member_isr(struct narf_member *m,
@@ -552,28 +556,18 @@ int narf_member_isr(struct narf_member *m,
                     narf_member_isr_cb cb,
                     void *data)
 {
-	struct narf_isr_req *q = calloc(1, sizeof(*q));
+	json_t *msg = json_pack("{s:s,s:I,s:s,s:I}", "op", "isr", "node",
+	                        (json_int_t)m->node_id, "boot_id", m->boot_id,
+	                        "peer", (json_int_t)peer);
 
-	if (q != NULL)
-		q->msg = json_pack("{s:s,s:I,s:s,s:I}", "op", "isr", "node",
-		                   (json_int_t)m->node_id, "boot_id",
-		                   m->boot_id, "peer", (json_int_t)peer);
-	if (q == NULL || q->msg == NULL) {
+	/* json_object_set_new() takes the value even when msg is NULL. */
+	if (drop) {
 		json_decref(ranges);
-		free(q);
-		return NARF_ENOMEM;
+		json_object_set_new(msg, "drop", json_true());
+	} else {
+		json_object_set_new(msg, "add", ranges ? ranges : json_array());
 	}
-	if (drop)
-		json_object_set_new(q->msg, "drop", json_true());
-	else
-		json_object_set_new(q->msg, "add",
-		                    ranges ? ranges : json_array());
-	q->peer = peer;
-	q->drop = drop;
-	q->cb = cb;
-	q->data = data;
-	queue_request(m, q);
-	return 0;
+	return queue_msg(m, msg, peer, drop, cb, data);
 }
 
 void narf_member_want_map(struct narf_member *m)
