@@ -137,22 +137,36 @@ static int print_ttl(const char *what,
 	return EXIT_OK;
 }
 
+/* A one-key command: NAME KEY, its reply shown by show. */
+static int one_key(struct narf_cli_cluster *cl,
+                   const struct narf_cli_options *o,
+                   int nargs,
+                   char **args,
+                   bool in_shell,
+                   const char *name,
+                   const char *what,
+                   int (*show)(const char *what,
+                               const struct narf_reply *r,
+                               bool in_shell))
+{
+	const char *argv[2] = {name, nargs == 2 ? args[1] : NULL};
+	size_t len[2] = {strlen(name), nargs == 2 ? strlen(args[1]) : 0};
+	char use[32];
+
+	if (nargs != 2) {
+		snprintf(use, sizeof(use), "usage: %s KEY", what);
+		return usage(in_shell, use);
+	}
+	return request(cl, o, what, 2, argv, len, show, in_shell);
+}
+
 static int cmd_get(struct narf_cli_cluster *cl,
                    const struct narf_cli_options *o,
                    int nargs,
                    char **args,
                    bool in_shell)
 {
-	const char *argv[2];
-	size_t len[2];
-
-	if (nargs != 2)
-		return usage(in_shell, "usage: get KEY");
-	argv[0] = "GET";
-	argv[1] = args[1];
-	len[0] = 3;
-	len[1] = strlen(args[1]);
-	return request(cl, o, "get", 2, argv, len, print_value, in_shell);
+	return one_key(cl, o, nargs, args, in_shell, "GET", "get", print_value);
 }
 
 static int cmd_ttl(struct narf_cli_cluster *cl,
@@ -161,16 +175,7 @@ static int cmd_ttl(struct narf_cli_cluster *cl,
                    char **args,
                    bool in_shell)
 {
-	const char *argv[2];
-	size_t len[2];
-
-	if (nargs != 2)
-		return usage(in_shell, "usage: ttl KEY");
-	argv[0] = "TTL";
-	argv[1] = args[1];
-	len[0] = 3;
-	len[1] = strlen(args[1]);
-	return request(cl, o, "ttl", 2, argv, len, print_ttl, in_shell);
+	return one_key(cl, o, nargs, args, in_shell, "TTL", "ttl", print_ttl);
 }
 
 /* The value of set: the argument, or all of stdin for "-" (not in the
