@@ -982,6 +982,7 @@ def test_ill_formed_requests_get_errors_and_keep_connection(trio, fakes):
         ({"op": "settings", "moves": 0}, "bad_request"),
         ({"op": "settings", "moves": 16385}, "bad_request"),
         ({"op": "settings", "moves": "8"}, "bad_request"),
+        ({"op": "leave", "node": 1, "if_room": "yes"}, "bad_request"),
     ]
     before = leader_map(trio)
     with Conn(leader.api, timeout=5) as c:
