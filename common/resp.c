@@ -538,12 +538,8 @@ int narf_resp_parse(struct narf_resp_req *r,
 
 /* --- reply encoding ------------------------------------------------------ */
 
-/* Write v in decimal at dst (room for 20 digits and a sign); returns the
- * length. Works for LLONG_MIN, whose magnitude a long long cannot hold. */
-static size_t format_ll(char *dst, long long v)
+size_t narf_format_u64(char *dst, uint64_t u)
 {
-	unsigned long long u =
-	        v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
 	char tmp[24];
 	size_t n = 0, len = 0;
 
@@ -551,11 +547,19 @@ static size_t format_ll(char *dst, long long v)
 		tmp[n++] = (char)('0' + u % 10);
 		u /= 10;
 	} while (u != 0);
-	if (v < 0)
-		dst[len++] = '-';
 	while (n > 0)
 		dst[len++] = tmp[--n];
 	return len;
+}
+
+/* Write v in decimal at dst (room for 20 digits and a sign); returns the
+ * length. Works for LLONG_MIN, whose magnitude a long long cannot hold. */
+static size_t format_ll(char *dst, long long v)
+{
+	if (v >= 0)
+		return narf_format_u64(dst, (uint64_t)v);
+	dst[0] = '-';
+	return 1 + narf_format_u64(dst + 1, 0ULL - (unsigned long long)v);
 }
 
 /*

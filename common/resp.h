@@ -148,6 +148,9 @@ int narf_resp_errorf(struct narf_buf *b, const char *fmt, ...) /* -... */
 int narf_resp_int(struct narf_buf *b, long long v);              /* :v */
 int narf_resp_bulk(struct narf_buf *b, const void *p, size_t n); /* $n */
 int narf_resp_bulk_str(struct narf_buf *b, const char *s);
+/* Write u in decimal at dst (room for 20 digits, no terminator); returns
+ * the length. snprintf's speed matters on the replication stream. */
+size_t narf_format_u64(char *dst, uint64_t u);
 int narf_resp_null(struct narf_buf *b);               /* $-1 */
 int narf_resp_null_array(struct narf_buf *b);         /* *-1 */
 int narf_resp_array(struct narf_buf *b, long long n); /* *n */

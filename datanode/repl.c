@@ -789,7 +789,7 @@ static void recount(struct narf_peer *p)
 
 static int fmt_u64(char *buf, uint64_t v)
 {
-	return snprintf(buf, 24, "%" PRIu64, v);
+	return (int)narf_format_u64(buf, v);
 }
 
 /* Send the state of one key of slot s to p (e NULL: deleted). */

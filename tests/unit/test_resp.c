@@ -733,6 +733,27 @@ static void test_command_encoding(void **state)
 	narf_buf_close(&b);
 }
 
+static void test_format_u64(void **state)
+{
+	char buf[24];
+	const struct {
+		uint64_t v;
+		const char *s;
+	} cases[] = {{0, "0"},
+	             {7, "7"},
+	             {10, "10"},
+	             {1700000000123ULL, "1700000000123"},
+	             {UINT64_MAX, "18446744073709551615"}};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = narf_format_u64(buf, cases[i].v);
+
+		assert_int_equal(n, strlen(cases[i].s));
+		assert_memory_equal(buf, cases[i].s, n);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -760,6 +781,7 @@ int main(void)
 	        cmocka_unit_test(test_bulk_double),
 	        cmocka_unit_test(test_reply_len),
 	        cmocka_unit_test(test_command_encoding),
+	        cmocka_unit_test(test_format_u64),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
