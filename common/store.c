@@ -69,6 +69,8 @@ void narf_store_destroy(struct narf_store *s)
 	if (s == NULL)
 		return;
 	narf_store_flush(s);
+	while (narf_stbl_reap(s, UINT32_MAX))
+		;
 	free(s);
 }
 
@@ -495,6 +497,7 @@ void narf_store_stats(const struct narf_store *s, struct narf_store_stats *st)
 	st->expired = s->expired;
 	st->evicted = s->evicted;
 	st->rehashing = s->sets[SET_REHASH].n;
+	st->lazyfree_pending = s->grave_keys;
 }
 
 uint64_t narf_store_count(const struct narf_store *s)
@@ -519,6 +522,27 @@ void narf_store_drop_slot(struct narf_store *s, unsigned slot)
 	s->keys -= slot_keys(st);
 	s->keys_with_ttl -= st->ttl_keys;
 	narf_stbl_clear(s, slot);
+}
+
+/* Slots this small are freed at once: a grave would cost more. */
+#define LAZY_MIN_KEYS 16
+
+void narf_store_drop_slot_lazy(struct narf_store *s, unsigned slot)
+{
+	struct narf_slot_table *st = &s->slots[slot];
+	uint64_t keys = slot_keys(st), ttl = st->ttl_keys;
+
+	if (keys < LAZY_MIN_KEYS || narf_stbl_bury(s, slot) != 0) {
+		narf_store_drop_slot(s, slot);
+		return;
+	}
+	s->keys -= keys;
+	s->keys_with_ttl -= ttl;
+}
+
+bool narf_store_reap(struct narf_store *s, unsigned budget)
+{
+	return narf_stbl_reap(s, budget);
 }
 
 void narf_store_flush(struct narf_store *s)

@@ -84,10 +84,11 @@ typedef void (*narf_store_write_cb)(void *data,
 struct narf_store_stats {
 	uint64_t keys;
 	uint64_t keys_with_ttl;
-	uint64_t used_memory; /* bytes, allocator usable sizes */
-	uint64_t expired;     /* keys removed by expiry, ever */
-	uint64_t evicted;     /* keys removed by eviction, ever */
-	uint64_t rehashing;   /* slots with a rehash in progress */
+	uint64_t used_memory;      /* bytes, allocator usable sizes */
+	uint64_t expired;          /* keys removed by expiry, ever */
+	uint64_t evicted;          /* keys removed by eviction, ever */
+	uint64_t rehashing;        /* slots with a rehash in progress */
+	uint64_t lazyfree_pending; /* dropped keys not yet freed */
 };
 
 /* Create a store; *out is owned by the caller (narf_store_destroy). */
@@ -187,6 +188,17 @@ uint64_t narf_store_used_memory(const struct narf_store *s);
 /* Remove every key (FLUSHALL) or every key of one slot. */
 void narf_store_flush(struct narf_store *s);
 void narf_store_drop_slot(struct narf_store *s, unsigned slot);
+/*
+ * Empty a slot at once but free its entries later, a few at a time
+ * (narf_store_reap), as Redis's lazyfree does with a thread: dropping a
+ * copy of a thousand slots frees a hundred thousand entries, which would
+ * stall every client of the node for tens of milliseconds. Their memory
+ * counts in used_memory until it is freed.
+ */
+void narf_store_drop_slot_lazy(struct narf_store *s, unsigned slot);
+/* Free about budget entries (and empty buckets) of lazily dropped slots;
+ * true while some are left. */
+bool narf_store_reap(struct narf_store *s, unsigned budget);
 
 /* Visit every live entry of a slot; stop early when cb returns false.
  * Expired entries are skipped, not reclaimed. cb must not modify the

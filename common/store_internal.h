@@ -100,6 +100,9 @@ struct narf_store {
 	uint64_t exp_bucket;
 	uint32_t exp_skip;
 	uint32_t rehash_cursor; /* position in the rehash set */
+	/* lazily dropped slot tables, freed a few entries at a time */
+	struct narf_grave *graves;
+	uint64_t grave_keys;
 };
 
 static inline bool slot_rehashing(const struct narf_slot_table *st)
@@ -166,6 +169,11 @@ struct narf_entry *narf_stbl_find(struct narf_slot_table *st,
 struct narf_entry_pos narf_stbl_locate(struct narf_store *s,
                                        struct narf_slot_table *st,
                                        const struct narf_entry *e);
+/* Detach slot's tables onto s->graves, leaving the slot empty;
+ * NARF_ENOMEM leaves the slot as it was. */
+int narf_stbl_bury(struct narf_store *s, unsigned slot);
+/* Free up to budget buried entries; true while some are left. */
+bool narf_stbl_reap(struct narf_store *s, unsigned budget);
 /* Link a new entry in (creating the slot's table on the first key) and
  * start a grow when the load factor reaches 1. NARF_ENOMEM leaves the
  * store unchanged. */

@@ -329,6 +329,79 @@ void narf_stbl_clear(struct narf_store *s, unsigned slot)
 	narf_slotset_del(s, SET_TTL, slot);
 }
 
+/* --- lazy freeing -------------------------------------------------------- */
+
+/* A slot table detached by a lazy drop, freed from bucket `bucket` on. */
+struct narf_grave {
+	struct narf_entry **table;
+	size_t size, bucket;
+	struct narf_grave *next;
+};
+
+int narf_stbl_bury(struct narf_store *s, unsigned slot)
+{
+	struct narf_slot_table *st = &s->slots[slot];
+	struct narf_grave *g[2] = {NULL, NULL};
+
+	for (int t = 0; t < 2; t++) {
+		if (st->table[t] == NULL)
+			continue;
+		g[t] = narf_store_malloc(s, sizeof(*g[t]));
+		if (g[t] == NULL) {
+			narf_store_free(s, g[0]);
+			return NARF_ENOMEM;
+		}
+	}
+	for (int t = 0; t < 2; t++) {
+		if (g[t] == NULL)
+			continue;
+		g[t]->table = st->table[t];
+		g[t]->size = table_size(st, t);
+		g[t]->bucket = 0;
+		g[t]->next = s->graves;
+		s->graves = g[t];
+		s->grave_keys += st->used[t];
+	}
+	st->table[0] = st->table[1] = NULL;
+	st->used[0] = st->used[1] = 0;
+	st->exp[0] = st->exp[1] = 0;
+	st->rehashidx = 0;
+	st->ttl_keys = 0;
+	narf_slotset_del(s, SET_KEYS, slot);
+	narf_slotset_del(s, SET_REHASH, slot);
+	narf_slotset_del(s, SET_TTL, slot);
+	return 0;
+}
+
+bool narf_stbl_reap(struct narf_store *s, unsigned budget)
+{
+	while (s->graves != NULL && budget > 0) {
+		struct narf_grave *g = s->graves;
+
+		/* A bucket costs one, and each entry in it one more. */
+		for (; g->bucket < g->size && budget > 0; g->bucket++) {
+			struct narf_entry *e = g->table[g->bucket];
+			unsigned cost = 1;
+
+			while (e != NULL) {
+				struct narf_entry *next = e->next;
+
+				narf_store_free(s, e);
+				s->grave_keys--;
+				cost++;
+				e = next;
+			}
+			budget = budget > cost ? budget - cost : 0;
+		}
+		if (g->bucket < g->size)
+			break;
+		s->graves = g->next;
+		narf_store_free(s, g->table);
+		narf_store_free(s, g);
+	}
+	return s->graves != NULL;
+}
+
 /* --- scanning and sampling ----------------------------------------------- */
 
 static uint64_t rev64(uint64_t v)

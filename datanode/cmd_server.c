@@ -582,14 +582,17 @@ static int cmd_info(struct narf_engine *e,
 		        "used_memory_human:%s\r\nused_memory_rss:%llu\r\n"
 		        "used_memory_dataset:%llu\r\nmaxmemory:%llu\r\n"
 		        "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\n"
-		        "mem_allocator:libc\r\n\r\n",
+		        "mem_allocator:libc\r\nlazyfree_pending_objects:%"
+		        "llu\r\n"
+		        "\r\n",
 		        (unsigned long long)used, human,
 		        (unsigned long long)narf_proc_rss_bytes(),
 		        (unsigned long long)st.used_memory,
 		        (unsigned long long)e->cfg.max_memory, maxhuman,
 		        e->cfg.eviction == NARF_EVICT_NOEVICTION
 		                ? "noeviction"
-		                : "allkeys-lru");
+		                : "allkeys-lru",
+		        (unsigned long long)st.lazyfree_pending);
 	}
 	if (want_section(argc, argv, len, "stats"))
 		INFO_ADD(

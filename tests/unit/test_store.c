@@ -229,6 +229,62 @@ static void test_slot_counts_foreach_drop_flush(void **state)
 	narf_store_destroy(s);
 }
 
+/* A lazy drop empties the slot at once (count, TTL count, lookups, a new
+ * key in it) while the entries' memory stays counted until reaping, which
+ * frees about `budget` a call and brings memory back to what it was; a
+ * store destroyed with graves left frees them (ASan checks the leak). */
+static void test_drop_slot_lazy(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	unsigned a = narf_slot_of("{a}", 3), b = narf_slot_of("{b}", 3);
+	uint64_t base = narf_store_used_memory(s), full;
+	unsigned calls = 0;
+	char k[32];
+
+	(void)state;
+	for (int i = 0; i < 5000; i++) {
+		snprintf(k, sizeof(k), "{a}:%d", i);
+		assert_int_equal(set(s, k, "x", i % 5 ? 0 : T0 + 100000, T0),
+		                 0);
+	}
+	assert_int_equal(set(s, "{b}:1", "y", 0, T0), 0);
+	full = narf_store_used_memory(s);
+	narf_store_drop_slot_lazy(s, a);
+	assert_int_equal(narf_store_slot_count(s, a), 0);
+	assert_int_equal(narf_store_count(s), 1);
+	assert_int_equal(stats(s).keys_with_ttl, 0);
+	assert_int_equal(stats(s).lazyfree_pending, 5000);
+	assert_null(get(s, "{a}:7", T0));
+	assert_true(narf_store_used_memory(s) >= full);
+	/* The slot takes new keys while its old ones wait to be freed. */
+	assert_int_equal(set(s, "{a}:new", "z", 0, T0), 0);
+	assert_true(has_value(s, "{a}:new", "z", T0));
+	while (narf_store_reap(s, 100)) {
+		calls++;
+		assert_true(calls < 1000);
+	}
+	/* 5000 entries and their buckets at about 100 a call. */
+	assert_true(calls >= 40);
+	assert_int_equal(stats(s).lazyfree_pending, 0);
+	assert_true(has_value(s, "{b}:1", "y", T0));
+	assert_int_equal(narf_store_slot_count(s, a), 1);
+	assert_true(del(s, "{a}:new", T0));
+	assert_true(del(s, "{b}:1", T0));
+	narf_store_cron(s, 1000000);
+	assert_int_equal(narf_store_used_memory(s), base);
+	/* Small slots are freed at once; graves left at destroy are freed. */
+	assert_int_equal(set(s, "{b}:2", "y", 0, T0), 0);
+	narf_store_drop_slot_lazy(s, b);
+	assert_int_equal(stats(s).lazyfree_pending, 0);
+	for (int i = 0; i < 500; i++) {
+		snprintf(k, sizeof(k), "{a}:%d", i);
+		assert_int_equal(set(s, k, "x", 0, T0), 0);
+	}
+	narf_store_drop_slot_lazy(s, a);
+	assert_int_equal(stats(s).lazyfree_pending, 500);
+	narf_store_destroy(s);
+}
+
 /* A key lives until the clock passes its deadline, then get, del and set
  * each treat it as gone, reclaim it and report it as expired. */
 static void test_lazy_expiry(void **state)
@@ -936,6 +992,7 @@ int main(void)
 	        cmocka_unit_test(test_siphash_vector),
 	        cmocka_unit_test(test_set_get_replace_del),
 	        cmocka_unit_test(test_slot_counts_foreach_drop_flush),
+	        cmocka_unit_test(test_drop_slot_lazy),
 	        cmocka_unit_test(test_lazy_expiry),
 	        cmocka_unit_test(test_keepttl_and_set_expire),
 	        cmocka_unit_test(test_active_expiry_bounded),
