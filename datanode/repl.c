@@ -72,6 +72,7 @@ struct narf_peer {
 	unsigned n_joins, cap_joins;
 	uint64_t ready[WORDS]; /* acked syncs to ask the ISR for */
 	bool add_inflight;
+	uint64_t add_ms;     /* when the last isr add went out */
 	bool dropping;       /* ISR drop asked and not yet in our map */
 	bool drop_inflight;  /* request sent, no reply yet */
 	uint64_t drop_epoch; /* map epoch carrying the drop, once known */
@@ -81,6 +82,7 @@ struct narf_peer {
 	uint64_t handoff[WORDS];
 	uint64_t handoff_seq;
 	bool handoff_inflight;
+	uint64_t handoff_ms; /* when writes to the first of them stopped */
 	/* want, ready or handoff may hold slots: prepare_cb looks (it runs
 	 * every loop iteration, so it must not scan 16384 bits for nothing) */
 	bool work;
@@ -773,11 +775,27 @@ static void ask_add(struct narf_repl *r, struct narf_peer *p)
 	if (ranges != NULL && narf_member_isr(r->member, p->id, false, ranges,
 	                                      isr_reply, r) == 0) {
 		p->add_inflight = true;
+		p->add_ms = uv_now(r->loop);
 	} else {
 		for (unsigned i = 0; i < WORDS; i++)
 			p->ready[i] |= p->asked[i];
 		memset(p->asked, 0, sizeof(p->asked));
 	}
+}
+
+/*
+ * Synced slots join the ISR in batches: every isr entry is a new map epoch
+ * that the coordinators apply and every node fetches, and slots finish
+ * syncing one by one (thousands a second when they are small). So a batch
+ * goes at most every NARF_ISR_ADD_MS while more slots are syncing to the
+ * peer; the last one goes at once.
+ */
+static bool add_due(const struct narf_repl *r, const struct narf_peer *p)
+{
+	for (unsigned w = 0; w < WORDS; w++)
+		if (p->want[w] != 0)
+			return uv_now(r->loop) - p->add_ms >= NARF_ISR_ADD_MS;
+	return true;
 }
 
 static void recount(struct narf_peer *p)
@@ -945,8 +963,9 @@ static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
 
 /*
  * Sync wanted slots to p, a slice at a time: at most NARF_SYNC_SLICE bytes
- * per loop iteration (clients get their turn between slices) and never
- * more than NARF_SYNC_HIGH_WATER queued on the link.
+ * per loop iteration (clients get their turn between slices), never more
+ * than NARF_SYNC_HIGH_WATER queued on the link nor NARF_SYNC_INFLIGHT
+ * commands awaiting the peer's acks (their arrival pumps again).
  */
 static void refill(struct narf_repl *r)
 {
@@ -981,6 +1000,8 @@ static void pump(struct narf_repl *r, struct narf_peer *p)
 
 			if (p->repl->out.len + p->repl->sending.len >
 			            NARF_SYNC_HIGH_WATER ||
+			    p->repl->sent - p->repl->acked >
+			            NARF_SYNC_INFLIGHT ||
 			    p->repl->out.len - start > slice)
 				goto done;
 			sync_slot(r, p, s);
@@ -1114,7 +1135,7 @@ static void prepare_cb(uv_prepare_t *h)
 
 			pump(r, p);
 			if (!p->add_inflight && !p->dropping &&
-			    bits_count(p->ready) > 0)
+			    bits_count(p->ready) > 0 && add_due(r, p))
 				ask_add(r, p);
 			report_handoffs(r, p);
 			for (unsigned w = 0; !left && w < WORDS; w++)
@@ -1127,7 +1148,9 @@ static void prepare_cb(uv_prepare_t *h)
 			       (left && p->repl != NULL && p->repl->connected &&
 			        !p->dropping &&
 			        p->repl->out.len + p->repl->sending.len <=
-			                NARF_SYNC_HIGH_WATER);
+			                NARF_SYNC_HIGH_WATER &&
+			        p->repl->sent - p->repl->acked <=
+			                NARF_SYNC_INFLIGHT);
 		}
 		if (p->repl != NULL)
 			link_flush(p->repl);
@@ -1142,6 +1165,9 @@ static void prepare_cb(uv_prepare_t *h)
 			r->pacing = true;
 		}
 	}
+	/* Copies dropped lazily: freed a little every iteration. */
+	if (narf_store_reap(r->store, NARF_REAP_BUDGET))
+		more = true;
 	if (more && !r->idling && !r->stopping) {
 		uv_idle_start(&r->idle, idle_cb);
 		r->idling = true;
@@ -1264,19 +1290,34 @@ void narf_repl_map_changed(struct narf_repl *r,
 			/* Writes stop now; what was sent before must be acked
 			 * by the target before we report ready. */
 			if (t != NULL && !bit(r->handing, s)) {
+				if (bits_count(t->handoff) == 0)
+					t->handoff_ms = uv_now(r->loop);
 				bit_set(r->handing, s);
 				bit_set(t->handoff, s);
 				t->handoff_seq = t->repl ? t->repl->sent : 0;
 			}
 		} else if (bit(r->handing, s)) {
 			bit_clear(r->handing, s);
-			for (unsigned i = 0; i < r->n_peers; i++)
-				bit_clear(r->peers[i]->handoff, s);
+			for (unsigned i = 0; i < r->n_peers; i++) {
+				struct narf_peer *t = r->peers[i];
+
+				if (!bit(t->handoff, s))
+					continue;
+				bit_clear(t->handoff, s);
+				if (bits_count(t->handoff) == 0)
+					NARF_INFO(
+					        "repl: node %u leads the slots "
+					        "handed to it; writes to them "
+					        "waited %llu ms",
+					        t->id,
+					        (unsigned long long)(uv_now(r->loop) -
+					                             t->handoff_ms));
+			}
 		}
 		/* A copy we no longer hold is dropped. */
 		if (!narf_slot_has(slot, me) && may_drop(r, map, s) &&
 		    narf_store_slot_count(r->store, s) > 0)
-			narf_store_drop_slot(r->store, s);
+			narf_store_drop_slot_lazy(r->store, s);
 		for (unsigned i = 0; i < r->n_peers; i++)
 			peer_slot_rule(r, r->peers[i], map, s);
 	}
@@ -1387,7 +1428,7 @@ void narf_repl_sync_begin(struct narf_repl *r,
 	bit_set(r->syncing, slot);
 	if (map_epoch > r->sync_epoch[slot])
 		r->sync_epoch[slot] = map_epoch;
-	narf_store_drop_slot(r->store, slot);
+	narf_store_drop_slot_lazy(r->store, slot);
 }
 
 void narf_repl_sync_end(struct narf_repl *r, unsigned slot)
@@ -1469,7 +1510,7 @@ static void sweep(struct narf_repl *r, const struct narf_map *map)
 		        "repl: slot %u is not ours (epoch %llu): dropping "
 		        "%" PRIu64 " entries left in it",
 		        s, (unsigned long long)map->epoch, n);
-		narf_store_drop_slot(r->store, s);
+		narf_store_drop_slot_lazy(r->store, s);
 		r->swept += n;
 	}
 }

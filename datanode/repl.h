@@ -34,8 +34,11 @@
  * node asks the coordinator to add it to the ISR (`isr add`); its acks count
  * from the moment NARF.SYNCED is sent. Slots go one at a time, about
  * NARF_SYNC_SLICE bytes per loop iteration (clients are served between
- * slices) while the link has under NARF_SYNC_HIGH_WATER bytes queued, so a
- * sync never holds a second copy of the node's data in memory.
+ * slices) while the link has under NARF_SYNC_HIGH_WATER bytes queued and
+ * under NARF_SYNC_INFLIGHT commands unacknowledged, so a sync never holds
+ * a second copy of the node's data in memory, and a live write's ack waits
+ * behind a few milliseconds of sync data at most, not behind megabytes of
+ * it in socket buffers.
  *
  * Fencing. Every message carries the slot epoch (the map epoch at which the
  * slot's primary last changed); a replica refuses a message older than the
@@ -55,8 +58,13 @@
 #include "common/store.h"
 
 #define NARF_SYNC_HIGH_WATER (4u << 20)
+/* Sync commands the peer may have unacknowledged: the live writes share
+ * the link, so this bounds how long their acks queue behind sync data. */
+#define NARF_SYNC_INFLIGHT 4096
 #define NARF_SYNC_SLICE (256u << 10) /* sync bytes per loop iteration */
 #define NARF_LINK_RETRY_MS 100
+#define NARF_ISR_ADD_MS 50    /* isr adds to one peer, at most one per this */
+#define NARF_REAP_BUDGET 2000 /* dropped entries freed per loop iteration */
 
 struct narf_repl;
 struct narf_peer;
