@@ -21,13 +21,20 @@
  * (and reads no more once NARF_BLOCKED_INPUT bytes wait): `gated` while its
  * replies wait for replicas to acknowledge its writes (repl.h), `parked` while
  * the node's lease has lapsed (the request waits in the query buffer, up to
- * NARF_PARK_MAX_MS, then fails with -CLUSTERDOWN), `px` while a forwarded
- * request is out (it stays in the query buffer: a -MOVED answer parks it
- * until the next map reply and routes it again), `waiting` in a WAIT. Blocked
- * connections sit on dn->blocked; whenever something may have moved (acks, a
- * map, a lease, a proxy reply) the check handle walks that list after the
- * loop's I/O and resumes whoever can go on, so nothing resumes from inside
- * another connection's callback.
+ * NARF_PARK_MAX_MS, then fails with -CLUSTERDOWN), `waiting` in a WAIT,
+ * and while NARF_FWD_MAX forwarded requests are out (struct fwd: requests
+ * for other nodes' slots go out pipelined while the connection goes on,
+ * and their replies are put back in request order; a -MOVED answer to the
+ * newest parks it until the next map reply and routes it again). Blocked
+ * connections, and those with forwarded requests out, sit on dn->blocked;
+ * whenever something may have moved (acks, a map, a lease, a proxy reply)
+ * the check handle walks that list after the loop's I/O and resumes (and
+ * flushes) whoever can go on, so nothing resumes from inside another
+ * connection's callback.
+ *
+ * Fairness: a connection reads at most NARF_ITER_READ_MAX bytes per loop
+ * iteration; then it stops reading until the check handle, so a heavy
+ * pipeline or a replication stream in sync cannot starve the others.
  */
 #include "server.h"
 
@@ -44,9 +51,31 @@
 #define NARF_DRAIN_MS 2000 /* SIGTERM: longest wait for requests in flight */
 #define NARF_LEFT_DRAIN_MS 5000 /* ... on a node that left the cluster */
 #define NARF_DRAIN_QUIET_MS 100
+#define NARF_FWD_MAX 512 /* forwarded requests out per connection */
+/* Most bytes one connection reads per loop iteration: libuv reads on while
+ * a read fills the buffer, and a replication stream syncing a slot (or a
+ * client pipelining hard) would otherwise keep every other connection of
+ * the node waiting for tens of milliseconds. */
+#define NARF_ITER_READ_MAX (64 * 1024)
 
 struct scatter;
 static void scatter_free(struct scatter *sc);
+
+/*
+ * A forwarded request awaiting its reply. A connection may have up to
+ * NARF_FWD_MAX out, to any nodes, while it goes on running requests here;
+ * replies still reach the client in request order: a reply that comes
+ * before those of earlier requests waits in `reply`, and the replies of
+ * requests run here after this one wait in `after`.
+ */
+struct fwd {
+	struct narf_rconn *conn;
+	struct narf_proxy *px; /* NULL once answered */
+	struct fwd *next;
+	bool answered;
+	struct narf_buf reply; /* its reply, while an earlier one is out */
+	struct narf_buf after; /* replies of the requests after it */
+};
 
 struct narf_rconn {
 	uv_tcp_t tcp; /* tcp.data == this */
@@ -63,7 +92,10 @@ struct narf_rconn {
 	bool writing;
 	bool reading;
 	bool closing;
-	bool held; /* whole requests wait in `in` until replies drain */
+	bool held;      /* whole requests wait in `in` until replies drain */
+	bool throttled; /* read its share this iteration (check_cb) */
+	uint64_t read_iter; /* the iteration read_bytes counts for */
+	size_t read_bytes;
 	/* blocking (cluster): see the top of the file */
 	struct narf_rconn *bprev, *bnext; /* on dn->blocked */
 	bool on_blocked;
@@ -71,14 +103,18 @@ struct narf_rconn {
 	bool parked;
 	bool park_expired; /* the next held request fails instead */
 	bool waiting;
-	struct narf_proxy *px;
-	size_t px_len;        /* the forwarded request's bytes, still in `in` */
-	unsigned reroutes;    /* -MOVED answers to it so far */
-	uint64_t reroute_ms;  /* when the first of them came */
-	uint64_t park_checks; /* parked for a map newer than this many map
-	                         replies (0: for the lease) */
-	struct scatter *sc;   /* a split request's parts are out */
-	uint64_t blocked_ms;  /* when parked or WAIT began */
+	struct fwd *fwd_head, *fwd_tail; /* forwarded, oldest first */
+	unsigned fwd_n;
+	bool fwd_drain;        /* the next request waits for all of them */
+	bool processing;       /* inside conn_process() */
+	size_t px_len;         /* the last request's bytes, kept at the front
+	                          of `in` while it is forwarded (fwd_tail) */
+	unsigned reroutes;     /* -MOVED answers to it so far */
+	uint64_t reroute_ms;   /* when the first of them came */
+	uint64_t park_checks;  /* parked for a map newer than this many map
+	                          replies (0: for the lease) */
+	struct scatter *sc;    /* a split request's parts are out */
+	uint64_t blocked_ms;   /* when parked or WAIT began */
 	struct narf_gate gate; /* what the held replies wait for */
 	struct narf_gate last; /* what the last writes needed (WAIT) */
 };
@@ -101,8 +137,23 @@ static void conn_closed_cb(uv_handle_t *h)
 
 static bool blocked(const struct narf_rconn *c)
 {
-	return c->gated || c->parked || c->waiting || c->px != NULL ||
-	       c->sc != NULL;
+	return c->gated || c->parked || c->waiting || c->sc != NULL ||
+	       c->fwd_n >= NARF_FWD_MAX || (c->fwd_drain && c->fwd_n > 0);
+}
+
+/* Where the replies of requests run now go: after every forwarded one. */
+static struct narf_buf *reply_buf(struct narf_rconn *c)
+{
+	return c->fwd_tail != NULL ? &c->fwd_tail->after : &c->out;
+}
+
+static void fwd_free(struct fwd *f)
+{
+	if (f->px != NULL)
+		narf_repl_proxy_cancel(f->px);
+	narf_buf_close(&f->reply);
+	narf_buf_close(&f->after);
+	free(f);
 }
 
 static void unlist_blocked(struct narf_rconn *conn)
@@ -141,11 +192,19 @@ static void conn_close(struct narf_rconn *conn)
 	if (conn->closing)
 		return;
 	conn->closing = true;
-	unlist_blocked(conn);
-	if (conn->px != NULL) {
-		narf_repl_proxy_cancel(conn->px);
-		conn->px = NULL;
+	if (conn->throttled) {
+		conn->throttled = false;
+		dn->throttled--;
 	}
+	unlist_blocked(conn);
+	while (conn->fwd_head != NULL) {
+		struct fwd *f = conn->fwd_head;
+
+		conn->fwd_head = f->next;
+		fwd_free(f);
+	}
+	conn->fwd_tail = NULL;
+	conn->fwd_n = 0;
 	if (conn->sc != NULL) {
 		scatter_free(conn->sc);
 		conn->sc = NULL;
@@ -227,7 +286,7 @@ static void conn_flush(struct narf_rconn *conn)
 				conn_run(conn);
 				continue;
 			}
-			if (blocked(conn))
+			if (blocked(conn) || conn->throttled)
 				return;
 			if (!conn->reading &&
 			    uv_read_start((uv_stream_t *)&conn->tcp,
@@ -507,38 +566,111 @@ fail:
 	return false;
 }
 
-/*
- * The forwarded request's reply. -MOVED means the owner's map and ours
- * disagree (a role change in flight) and that it did not run the request:
- * rather than hand the client an error, fetch the map and route the
- * request again (it is still at the front of `in`) after each map reply,
- * for up to NARF_PARK_MAX_MS (the other node may be the one behind: it
- * catches up within a heartbeat or two); then the -MOVED goes to the
- * client.
- */
-static void proxy_done(void *data, const char *reply, size_t len)
+/* Move the answered forwarded requests at the head of the queue, with the
+ * replies that followed them, to the output buffer. */
+static void fwd_pop(struct narf_rconn *conn)
 {
-	struct narf_rconn *conn = data;
+	struct fwd *f;
+
+	while ((f = conn->fwd_head) != NULL && f->answered) {
+		if (narf_buf_append(&conn->out, f->reply.data, f->reply.len) !=
+		            0 ||
+		    narf_buf_append(&conn->out, f->after.data, f->after.len) !=
+		            0)
+			conn->client.close_after_reply = true;
+		conn->fwd_head = f->next;
+		if (conn->fwd_head == NULL)
+			conn->fwd_tail = NULL;
+		conn->fwd_n--;
+		fwd_free(f);
+	}
+	if (conn->fwd_n == 0)
+		conn->fwd_drain = false;
+}
+
+/* Take f, the newest forwarded request, off the queue. */
+static void fwd_unlink_tail(struct narf_rconn *conn, struct fwd *f)
+{
+	struct fwd *prev = NULL;
+
+	for (struct fwd *g = conn->fwd_head; g != f; g = g->next)
+		prev = g;
+	if (prev != NULL)
+		prev->next = NULL;
+	else
+		conn->fwd_head = NULL;
+	conn->fwd_tail = prev;
+	conn->fwd_n--;
+	fwd_free(f);
+}
+
+/*
+ * A forwarded request's reply. -MOVED means the owner's map and ours
+ * disagree (a role change in flight) and that it did not run the request.
+ * When nothing was run after it (it is the newest request, its bytes still
+ * at the front of `in`), rather than hand the client an error, fetch the
+ * map and route it again after each map reply, for up to NARF_PARK_MAX_MS
+ * (the other node may be the one behind: it catches up within a heartbeat
+ * or two); then the -MOVED goes to the client. When later requests already
+ * ran, running this one now would reorder them: the client gets the
+ * -MOVED, as a Redis Cluster client would.
+ */
+static void fwd_done(void *data, const char *reply, size_t len)
+{
+	struct fwd *f = data;
+	struct narf_rconn *conn = f->conn;
 	struct narf_dn *dn = conn->dn;
 
-	conn->px = NULL;
+	f->px = NULL;
 	dn->progress = true;
-	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0) {
+	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0 && f == conn->fwd_tail &&
+	    conn->px_len > 0 && !conn->processing) {
 		narf_repl_refresh_map(dn->repl);
 		if (conn->reroutes++ == 0)
 			conn->reroute_ms = uv_now(&dn->loop);
 		if (uv_now(&dn->loop) - conn->reroute_ms < NARF_PARK_MAX_MS) {
+			fwd_unlink_tail(conn, f);
+			conn->px_len = 0; /* parsed again from the front */
 			conn->parked = true;
 			conn->blocked_ms = uv_now(&dn->loop);
 			conn->park_checks = narf_repl_map_checks(dn->repl);
+			if (conn->fwd_n == 0)
+				conn->fwd_drain = false;
 			return;
 		}
 	}
 	conn->reroutes = 0;
-	narf_buf_consume(&conn->in, conn->px_len);
-	conn->px_len = 0;
-	if (narf_buf_append(&conn->out, reply, len) != 0)
+	f->answered = true;
+	if (narf_buf_append(&f->reply, reply, len) != 0)
 		conn->client.close_after_reply = true;
+	if (!conn->processing)
+		fwd_pop(conn);
+}
+
+/* Forward the parsed request to the slot's owner; false when it cannot
+ * be (the caller answers -TRYAGAIN). */
+static bool fwd_start(struct narf_rconn *conn)
+{
+	struct narf_dn *dn = conn->dn;
+	struct fwd *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return false;
+	f->conn = conn;
+	f->px = narf_repl_proxy(dn->repl, dn->engine.proxy_node, conn->req.argc,
+	                        (const char *const *)conn->req.argv,
+	                        conn->req.argvlen, fwd_done, f);
+	if (f->px == NULL) {
+		free(f);
+		return false;
+	}
+	if (conn->fwd_tail != NULL)
+		conn->fwd_tail->next = f;
+	else
+		conn->fwd_head = f;
+	conn->fwd_tail = f;
+	conn->fwd_n++;
+	return true;
 }
 
 /* WAIT: answered now when enough replicas have what this connection last
@@ -562,15 +694,19 @@ static void conn_process(struct narf_rconn *conn)
 {
 	struct narf_dn *dn = conn->dn;
 	struct narf_engine *e = &dn->engine;
-	size_t pos = 0;
+	/* A forwarded request kept at the front is not parsed again. */
+	size_t pos = conn->px_len, kept = conn->px_len;
 	char errmsg[256];
 
 	conn->need = 0;
+	conn->processing = true;
 	while (!conn->client.close_after_reply && !blocked(conn)) {
+		struct narf_buf *out = reply_buf(conn);
 		size_t need = 0;
 		int rv = narf_resp_parse(&conn->req, conn->in.data + pos,
 		                         conn->in.len - pos, &e->cfg.limits,
 		                         &need, errmsg);
+		bool forwarded = false;
 
 		if (rv == NARF_RESP_INCOMPLETE) {
 			conn->need = need;
@@ -580,18 +716,18 @@ static void conn_process(struct narf_rconn *conn)
 			NARF_INFO("client %llu (%s): %s",
 			          (unsigned long long)conn->client.id,
 			          conn->client.addr, errmsg);
-			narf_resp_errorf(&conn->out, "ERR %s", errmsg);
+			narf_resp_errorf(out, "ERR %s", errmsg);
 			conn->client.close_after_reply = true;
 			break;
 		}
 		if (rv == NARF_RESP_EMPTY) { /* nothing to run */
 			pos += conn->req.consumed;
+			kept = 0;
 			narf_resp_req_reset(&conn->req);
 			continue;
 		}
 		rv = narf_engine_exec(e, &conn->client, conn->req.argc,
-		                      conn->req.argv, conn->req.argvlen,
-		                      &conn->out);
+		                      conn->req.argv, conn->req.argvlen, out);
 		if (rv == NARF_EXEC_HOLD && !conn->park_expired) {
 			/* Run it again once the lease is back. */
 			narf_resp_req_reset(&conn->req);
@@ -599,26 +735,25 @@ static void conn_process(struct narf_rconn *conn)
 			conn->blocked_ms = uv_now(&dn->loop);
 			break;
 		}
+		if ((rv == NARF_EXEC_SPLIT || rv == NARF_EXEC_WAIT) &&
+		    conn->fwd_n > 0) {
+			/* Their replies are written when they complete: run
+			 * them once every forwarded reply is in. */
+			narf_resp_req_reset(&conn->req);
+			conn->fwd_drain = true;
+			break;
+		}
 		if (rv == NARF_EXEC_HOLD) {
 			conn->park_expired = false;
-			narf_resp_error(&conn->out,
+			narf_resp_error(out,
 			                "CLUSTERDOWN this node has lost "
 			                "contact with the coordinator");
 		} else if (rv == NARF_EXEC_PROXY) {
-			conn->px = narf_repl_proxy(
-			        dn->repl, e->proxy_node, conn->req.argc,
-			        (const char *const *)conn->req.argv,
-			        conn->req.argvlen, proxy_done, conn);
-			if (conn->px != NULL) {
-				/* The request stays in `in` until its reply
-				 * (proxy_done() may route it again). */
-				conn->px_len = conn->req.consumed;
-				narf_resp_req_reset(&conn->req);
-				break;
-			}
-			narf_resp_error(&conn->out,
-			                "TRYAGAIN cannot reach the "
-			                "slot's owner");
+			forwarded = fwd_start(conn);
+			if (!forwarded)
+				narf_resp_error(out,
+				                "TRYAGAIN cannot reach the "
+				                "slot's owner");
 		} else if (rv == NARF_EXEC_SPLIT) {
 			scatter_start(conn, &conn->req, &conn->out);
 		} else if (rv == NARF_EXEC_WAIT) {
@@ -640,22 +775,31 @@ static void conn_process(struct narf_rconn *conn)
 			conn->waiting = !wait_done(conn, false);
 			conn->blocked_ms = uv_now(&dn->loop);
 		} else if (rv != 0) {
+			conn->processing = false;
 			conn_close(conn);
 			return;
 		}
 		pos += conn->req.consumed;
+		kept = forwarded ? conn->req.consumed : 0;
 		narf_resp_req_reset(&conn->req);
 		/* Enough replies for now: hold the rest of the pipeline until
 		 * these are written, so replies never pile up without bound
 		 * (at most the limit plus one reply). */
-		if (conn->out.len > NARF_OUT_SOFT_LIMIT) {
+		if (out->len > NARF_OUT_SOFT_LIMIT) {
 			conn->held = pos < conn->in.len;
 			break;
 		}
 	}
+	conn->processing = false;
 	/* need counts from the start of the request in progress, which
-	 * the consume below moves to the front of the buffer. */
-	narf_buf_consume(&conn->in, pos);
+	 * the consume below moves to the front of the buffer. The newest
+	 * request, when it was forwarded, stays in front of it: a -MOVED
+	 * reply routes it again (fwd_done()). */
+	narf_buf_consume(&conn->in, pos - kept);
+	conn->px_len = kept;
+	if (conn->need > 0)
+		conn->need += kept;
+	fwd_pop(conn);
 	if (conn->in.len == 0)
 		narf_buf_shrink(&conn->in, 64 * 1024);
 }
@@ -697,7 +841,7 @@ static void conn_run(struct narf_rconn *conn)
 		}
 	}
 	e->now_cached = 0;
-	if (blocked(conn) && !conn->closing)
+	if ((blocked(conn) || conn->fwd_n > 0) && !conn->closing)
 		list_blocked(conn);
 }
 
@@ -732,6 +876,11 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	conn->in.len += (size_t)nread;
 	e->stats.net_input_bytes += (uint64_t)nread;
+	if (conn->read_iter != conn->dn->iter) {
+		conn->read_iter = conn->dn->iter;
+		conn->read_bytes = 0;
+	}
+	conn->read_bytes += (size_t)nread;
 	conn->last_active_ms = uv_now(&conn->dn->loop);
 	if (conn->in.len > e->cfg.max_query_buffer) {
 		NARF_WARN("client %llu (%s): query buffer over limit, closing",
@@ -743,8 +892,30 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	conn_run(conn);
 	if (conn->closing)
 		return;
+	if (conn->read_bytes >= NARF_ITER_READ_MAX && !conn->throttled) {
+		/* Its share for this iteration: check_cb reads on. */
+		conn->throttled = true;
+		conn->dn->throttled++;
+		if (conn->reading)
+			uv_read_stop((uv_stream_t *)&conn->tcp);
+		conn->reading = false;
+	}
 	conn_update_reading(conn);
 	conn_flush(conn);
+}
+
+/* After the loop's I/O: connections that read their share read on. */
+static void unthrottle(struct narf_dn *dn)
+{
+	for (struct narf_rconn *c = dn->conns; c != NULL && dn->throttled > 0;
+	     c = c->next) {
+		if (!c->throttled)
+			continue;
+		c->throttled = false;
+		dn->throttled--;
+		conn_update_reading(c);
+		conn_flush(c); /* starts reading when nothing holds it */
+	}
 }
 
 /*
@@ -835,8 +1006,9 @@ static void drain_step(struct narf_dn *dn)
 
 		if (left && since < dn->drain_start_ms)
 			since = dn->drain_start_ms;
-		if (!blocked(conn) && !conn->held && !conn->writing &&
-		    conn->out.len == 0 && now - since >= quiet)
+		if (!blocked(conn) && conn->fwd_n == 0 && !conn->held &&
+		    !conn->writing && conn->out.len == 0 &&
+		    now - since >= quiet)
 			conn_close(conn);
 		conn = next;
 	}
@@ -854,7 +1026,9 @@ static void drain_step(struct narf_dn *dn)
 static void check_cb(uv_check_t *h)
 {
 	struct narf_dn *dn = h->data;
-
+	dn->iter++;
+	if (dn->throttled > 0)
+		unthrottle(dn);
 	if (dn->progress)
 		resume_blocked(dn);
 	if (dn->draining && !dn->closing)

@@ -30,6 +30,8 @@ struct narf_dn {
 	struct narf_rconn *blocked; /* conns waiting (see server.c) */
 	uv_check_t check;           /* resumes conns that can go on */
 	bool progress;              /* something blocked may go on */
+	uint64_t iter;              /* loop iterations (check phases) */
+	unsigned throttled;         /* conns that read their share */
 	struct narf_member member;  /* used with --join */
 	struct narf_repl *repl;     /* owned, with --join */
 	uint64_t sync_rate;         /* --sync-rate, bytes per second */

@@ -6,6 +6,7 @@ clients (redis-py's RedisCluster, redis-cli -c) route by CLUSTER SLOTS and
 -MOVED, as they do against Redis Cluster.
 """
 import os
+import random
 import signal
 import subprocess
 import time
@@ -130,6 +131,56 @@ def test_plain_client_is_proxied_and_gets_crossslot(cluster):
     assert "CROSSSLOT" in str(e.value)
     slots = c.execute_command("CLUSTER", "SLOTS")
     assert sum(s[1] - s[0] + 1 for s in slots) == 16384
+
+
+def test_plain_pipeline_through_one_node_keeps_request_order(cluster):
+    """A plain client pipelining through one node: requests for every
+    node's slots (forwarded several at a time), split MGETs and local ones
+    are answered in request order, and each key reads its latest write."""
+    trio, nodes = cluster
+    wait_for(lambda: all_up_and_assigned(trio, [n.addr for n in nodes]),
+             20.0, 0.1, "three nodes up with every slot")
+    time.sleep(0.5)
+    c = redis.Redis(host=HOST, port=nodes[0].port)
+    rnd = random.Random(7)
+    model, counters = {}, {}
+    for _ in range(3):
+        p = c.pipeline(transaction=False)
+        ops = []
+        for _ in range(5000):
+            k = "po:%d" % rnd.randrange(2000)
+            x = rnd.random()
+            if x < 0.3:
+                v = "%d" % rnd.randrange(10 ** 9)
+                p.set(k, v)
+                ops.append(("set", k, v))
+            elif x < 0.6:
+                p.get(k)
+                ops.append(("get", k, None))
+            elif x < 0.7:
+                k2 = "po:%d" % rnd.randrange(2000)
+                p.mget(k, k2)
+                ops.append(("mget", k, k2))
+            else:
+                ctr = "pc:%d" % rnd.randrange(30)
+                p.incr(ctr)
+                ops.append(("incr", ctr, None))
+        res = p.execute(raise_on_error=False)
+        assert len(res) == len(ops)
+        for (op, k, v), got in zip(ops, res):
+            if op == "set":
+                assert got is True, (op, k, got)
+                model[k] = v.encode()
+            elif op == "get":
+                assert got == model.get(k), (op, k, got)
+            elif op == "mget":
+                assert got == [model.get(k), model.get(v)], (op, k, got)
+            else:
+                assert got == counters.get(k, 0) + 1, (op, k, got)
+                counters[k] = got
+    # Most of those keys live on the other two nodes.
+    sizes = [redis.Redis(host=HOST, port=n.port).dbsize() for n in nodes]
+    assert min(sizes) > 0, sizes
 
 
 def test_nodes_stay_up_through_a_leader_kill(cluster):
