@@ -74,7 +74,9 @@ benchmarks:
         replication streams carried meanwhile (INFO replication
         stream_bytes) against the ideal quarter of the data, failed
         requests (target 0) and the minimum 1-second rate during the
-        rebalance against the steady rate (target >= 70%). --moves M sets
+        rebalance against the steady rate (target >= 70%), and per phase
+        the batches' round trips (p50/p99/max) and the time spent waiting
+        for each node. --moves M sets
         the cluster's `moves` setting (slots syncing or moving at once;
         default 1024) before the join. Writes
         PREFIX.csv (per-second rates) and PREFIX.png (gnuplot; the join

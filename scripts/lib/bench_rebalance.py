@@ -24,9 +24,13 @@ nodes, before the join and once settled), minus the live writes' stream at
 the steady rate, against the ideal (a quarter of every copy of the data,
 as NARF.SET messages); failed requests (target 0); the steady rate
 (median 1-second rate before the join) and the minimum 1-second rate
-while the rebalance ran (target: at least 70% of the steady rate). Writes
-the per-second rates to a CSV and, with gnuplot, a PNG (the join and the
-end of the rebalance as vertical lines), and prints their paths.
+while the rebalance ran (target: at least 70% of the steady rate); per
+phase (steady, rebalance, after), the batches' round-trip times (p50, p99,
+max) and the seconds per second the workers spent waiting for each node's
+replies, for the map and the -MOVED replies per second: where a dip comes
+from. Writes the per-second rates and batch times to a CSV and, with
+gnuplot, a PNG (the join and the end of the rebalance as vertical lines),
+and prints their paths.
 
 Everything is bounded: the load by --max-seconds, every wait by a timeout.
 """
@@ -158,6 +162,14 @@ def load_data(a, addrs, slot_of, tmpdir):
     return time.monotonic() - t0
 
 
+def quantiles(v):
+    """p50, p99 and max of v (zeros when empty)."""
+    if not v:
+        return (0.0, 0.0, 0.0)
+    v = sorted(v)
+    return (v[len(v) // 2], v[min(len(v) - 1, int(len(v) * 0.99))], v[-1])
+
+
 # ---------------------------------------------------------------------------
 # The load: worker processes (forked: slot_of is shared)
 
@@ -166,6 +178,8 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
     rnd = random.Random(idx * 7919 + 1)
     ok = {}
     bad = {}
+    lat = {}  # second -> batch round-trip times (ms)
+    wait = {}  # second -> {node: seconds spent waiting for its replies}
     errs = []
     conns = {}
     table = None
@@ -178,6 +192,8 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
             if table is None or now - last_refresh > 0.5:
                 t = table_from(addrs)
                 last_refresh = now
+                w = wait.setdefault(int(now - t0), {})
+                w["map"] = w.get("map", 0.0) + (time.time() - now)
                 if t is not None:
                     table = t
                 elif table is None:
@@ -193,6 +209,7 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
                     cmd = encode("GET", key_of(i))
                 by_addr.setdefault(table[slot_of[i]], []).append(cmd)
             gen += a.workers
+            t_batch = time.time()
             sent = []
             for addr, cmds in by_addr.items():
                 c = conns.get(addr)
@@ -215,6 +232,7 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
             for addr, n in sent:
                 c = conns[addr]
                 got_ok = got_bad = 0
+                t_read = time.time()
                 try:
                     for k in range(n):
                         rep = c.read(a.request_timeout)
@@ -224,6 +242,8 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
                             # to the node named, after this batch.
                             moved.append((rep.split()[2],
                                           by_addr[addr][k]))
+                            w = wait.setdefault(int(time.time() - t0), {})
+                            w["moved"] = w.get("moved", 0.0) + 1
                             last_refresh = 0.0
                         elif isinstance(rep, Err):
                             got_bad += 1
@@ -239,7 +259,10 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
                     if len(errs) < 5:
                         errs.append("%s: %r" % (addr, e))
                     last_refresh = 0.0
-                sec = int(time.time() - t0)
+                now = time.time()
+                sec = int(now - t0)
+                w = wait.setdefault(sec, {})
+                w[addr] = w.get(addr, 0.0) + (now - t_read)
                 if got_ok:
                     ok[sec] = ok.get(sec, 0) + got_ok
                 if got_bad:
@@ -269,10 +292,13 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
                     ok[sec] = ok.get(sec, 0) + 1
                 else:
                     bad[sec] = bad.get(sec, 0) + 1
+            now = time.time()
+            lat.setdefault(int(now - t0), []).append(
+                1000.0 * (now - t_batch))
     finally:
         for c in conns.values():
             c.close()
-        out_q.put((idx, ok, bad, errs))
+        out_q.put((idx, ok, bad, errs, lat, wait))
 
 
 # ---------------------------------------------------------------------------
@@ -438,9 +464,9 @@ def main():
         t_stop = time.time()
         for _ in procs:
             try:
-                idx, ok, bad, errs = out_q.get(timeout=a.request_timeout * 3
-                                               + 10)
-                result[idx] = (ok, bad, errs)
+                idx, ok, bad, errs, lat, wait = out_q.get(
+                    timeout=a.request_timeout * 3 + 10)
+                result[idx] = (ok, bad, errs, lat, wait)
             except Exception:
                 break
         for p in procs:
@@ -448,13 +474,19 @@ def main():
             if p.is_alive():
                 p.kill()
 
-    ok, bad, errs = {}, {}, []
-    for o, b, e in result.values():
+    ok, bad, errs, lat, wait = {}, {}, [], {}, {}
+    for o, b, e, la, wa in result.values():
         for s, n in o.items():
             ok[s] = ok.get(s, 0) + n
         for s, n in b.items():
             bad[s] = bad.get(s, 0) + n
         errs += e
+        for s, v in la.items():
+            lat.setdefault(s, []).extend(v)
+        for s, per in wa.items():
+            w = wait.setdefault(s, {})
+            for addr, t in per.items():
+                w[addr] = w.get(addr, 0.0) + t
     # The last second the load ran whole (the one it stopped in is
     # partial).
     last = min(int(max(list(ok) + list(bad) + [0])), int(t_stop - t0) - 1)
@@ -462,12 +494,14 @@ def main():
     csv_path, png_path = a.out + ".csv", a.out + ".png"
     os.makedirs(os.path.dirname(os.path.abspath(csv_path)), exist_ok=True)
     with open(csv_path, "w") as f:
-        f.write("second,ok,failed,phase\n")
+        f.write("second,ok,failed,phase,batch_p50_ms,batch_p99_ms,"
+                "batch_max_ms\n")
         for s in range(last + 1):
             phase = ("steady" if s + 1 <= join_s else
                      "rebalance" if s <= done_s else "after")
-            f.write("%d,%d,%d,%s\n" % (s, ok.get(s, 0), bad.get(s, 0),
-                                       phase))
+            q = quantiles(lat.get(s, []))
+            f.write("%d,%d,%d,%s,%.2f,%.2f,%.2f\n" % (
+                s, ok.get(s, 0), bad.get(s, 0), phase, q[0], q[1], q[2]))
     # Steady: whole seconds after a 2 s warm-up, before the join; during:
     # every whole second that overlaps [join, settled].
     steady = [ok.get(s, 0) for s in range(2, int(join_s))]
@@ -502,6 +536,21 @@ def main():
         "(target >= 70%%)" % (steady_rate, dip, len(during),
                                100.0 * dip / steady_rate if steady_rate
                                else 0))
+    phases = (("steady", range(2, int(join_s))),
+              ("rebalance", range(int(join_s), int(done_s) + 1)),
+              ("after", range(int(done_s) + 1, last + 1)))
+    for name, secs in phases:
+        q = quantiles([x for s in secs for x in lat.get(s, [])])
+        per = {}
+        for s in secs:
+            for addr, t in wait.get(s, {}).items():
+                per[addr] = per.get(addr, 0.0) + t
+        log("batch round trip %-9s p50 %.2f ms, p99 %.2f ms, max %.1f ms;"
+            " waiting per node (s/s): %s" % (
+                name, q[0], q[1], q[2], " ".join(
+                    "%s=%.2f" % (addr.rsplit(":", 1)[-1],
+                                 t / max(1, len(secs)))
+                    for addr, t in sorted(per.items()))))
     log("per-second rates: %s" % csv_path)
     if err:
         log("plot: not drawn: %s" % err)
