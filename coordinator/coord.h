@@ -135,6 +135,8 @@ struct narf_coord {
 	struct narf_httpd metrics; /* GET /metrics, with --metrics */
 	char digest[17];           /* cached map digest (ping) ... */
 	uint64_t digest_applied;   /* ... for this applied index */
+	json_t *map_json;          /* owned: the map as JSON (map, ping) ... */
+	uint64_t map_json_applied; /* ... for this applied index */
 };
 
 /* metrics.c: the /metrics handler (data = the narf_coord) */

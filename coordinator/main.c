@@ -581,6 +581,7 @@ int main(int argc, char **argv)
 		return rv; /* the OS reclaims the half-built loop */
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	narf_leader_close(&c->leader);
+	json_decref(c->map_json);
 	rv = uv_loop_close(&c->loop);
 	if (rv != 0)
 		NARF_WARN("loop closed with handles open: %s", uv_strerror(rv));
