@@ -38,6 +38,7 @@
  */
 #include "server.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -360,18 +361,45 @@ static void scatter_free(struct scatter *sc)
 	free(sc);
 }
 
+/*
+ * The integer of a reply's first line, `<type><n>\r\n`; *end is where the
+ * line ends. The reply is not NUL-terminated: no sscanf or strchr on it.
+ */
+static bool reply_ll(const struct narf_buf *b,
+                     char type,
+                     long long *v,
+                     size_t *end)
+{
+	char digits[24], *stop;
+	size_t n = 0;
+
+	if (b->len < 4 || b->data[0] != type)
+		return false;
+	while (1 + n < b->len && b->data[1 + n] != '\r' &&
+	       n < sizeof(digits) - 1) {
+		digits[n] = b->data[1 + n];
+		n++;
+	}
+	if (n == 0 || 2 + n >= b->len || b->data[1 + n] != '\r' ||
+	    b->data[2 + n] != '\n')
+		return false;
+	digits[n] = '\0';
+	errno = 0;
+	*v = strtoll(digits, &stop, 10);
+	*end = 3 + n;
+	return *stop == '\0' && errno == 0;
+}
+
 /* The replies' elements of an MGET part, in order; NULL on a bad reply. */
 static size_t *array_elements(const struct narf_buf *b, unsigned n)
 {
 	size_t *off = malloc((n + 1) * sizeof(*off)), pos, len;
 	long long k;
 
-	if (off == NULL || b->len < 4 || b->data[0] != '*' ||
-	    sscanf(b->data + 1, "%lld", &k) != 1 || k != (long long)n) {
+	if (off == NULL || !reply_ll(b, '*', &k, &pos) || k != (long long)n) {
 		free(off);
 		return NULL;
 	}
-	pos = (size_t)(strchr(b->data, '\n') - b->data) + 1;
 	for (unsigned i = 0; i < n; i++) {
 		if (narf_resp_reply_len(b->data + pos, b->len - pos, UINT64_MAX,
 		                        &len) != NARF_RESP_DONE) {
@@ -389,6 +417,7 @@ static size_t *array_elements(const struct narf_buf *b, unsigned n)
 static void scatter_merge(struct scatter *sc, struct narf_buf *out)
 {
 	long long sum = 0, v;
+	size_t end;
 
 	for (unsigned i = 0; i < sc->n_parts; i++) {
 		const struct narf_buf *b = &sc->parts[i].reply;
@@ -401,7 +430,7 @@ static void scatter_merge(struct scatter *sc, struct narf_buf *out)
 			return;
 		}
 		if ((sc->flags & NARF_CMD_SPLIT_SUM) &&
-		    sscanf(b->data, ":%lld", &v) == 1)
+		    reply_ll(b, ':', &v, &end))
 			sum += v;
 	}
 	if (sc->flags & NARF_CMD_SPLIT_SUM) {
