@@ -291,6 +291,10 @@ static int fit(struct narf_store *s, uint64_t grow)
 	if (grow > 0 && (s->max_memory < s->empty_size ||
 	                 grow > s->max_memory - s->empty_size))
 		return NARF_EOOM;
+	/* Memory of lazily dropped slots is about to go: free it first
+	 * rather than evict live keys or refuse the write. */
+	while (s->used_memory + grow > s->max_memory && s->graves != NULL)
+		narf_stbl_reap(s, 1024);
 	while (s->used_memory + grow > s->max_memory) {
 		if (s->eviction == NARF_EVICT_NOEVICTION || !evict_one(s))
 			return NARF_EOOM;
