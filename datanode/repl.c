@@ -83,6 +83,7 @@ struct narf_peer {
 	uint64_t handoff_seq;
 	bool handoff_inflight;
 	uint64_t handoff_ms; /* when writes to the first of them stopped */
+	unsigned n_handoff;  /* bits set in handoff */
 	/* want, ready or handoff may hold slots: prepare_cb looks (it runs
 	 * every loop iteration, so it must not scan 16384 bits for nothing) */
 	bool work;
@@ -1290,7 +1291,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 			/* Writes stop now; what was sent before must be acked
 			 * by the target before we report ready. */
 			if (t != NULL && !bit(r->handing, s)) {
-				if (bits_count(t->handoff) == 0)
+				if (t->n_handoff++ == 0)
 					t->handoff_ms = uv_now(r->loop);
 				bit_set(r->handing, s);
 				bit_set(t->handoff, s);
@@ -1304,10 +1305,14 @@ void narf_repl_map_changed(struct narf_repl *r,
 				if (!bit(t->handoff, s))
 					continue;
 				bit_clear(t->handoff, s);
-				if (bits_count(t->handoff) == 0)
+				if (--t->n_handoff == 0)
 					NARF_INFO(
-					        "repl: node %u leads the slots "
-					        "handed to it; writes to them "
+					        "repl: handoffs to node %u "
+					        "over "
+					        "(it leads the slots, or the "
+					        "moves "
+					        "were cancelled); writes to "
+					        "them "
 					        "waited %llu ms",
 					        t->id,
 					        (unsigned long long)(uv_now(r->loop) -

@@ -106,6 +106,7 @@ struct narf_rconn {
 	bool waiting;
 	struct fwd *fwd_head, *fwd_tail; /* forwarded, oldest first */
 	unsigned fwd_n;
+	size_t fwd_bytes;      /* replies waiting in them (reply, after) */
 	bool fwd_drain;        /* the next request waits for all of them */
 	bool processing;       /* inside conn_process() */
 	size_t px_len;         /* the last request's bytes, kept at the front
@@ -206,6 +207,7 @@ static void conn_close(struct narf_rconn *conn)
 	}
 	conn->fwd_tail = NULL;
 	conn->fwd_n = 0;
+	conn->fwd_bytes = 0;
 	if (conn->sc != NULL) {
 		scatter_free(conn->sc);
 		conn->sc = NULL;
@@ -278,11 +280,17 @@ static void conn_flush(struct narf_rconn *conn)
 		if (conn->writing || conn->closing || conn->gated)
 			return;
 		if (conn->out.len == 0) {
-			if (conn->client.close_after_reply) {
+			/* Replies of forwarded requests still to come go out
+			 * before the connection closes (resume_blocked). */
+			if (conn->client.close_after_reply &&
+			    conn->fwd_n == 0) {
 				conn_close(conn);
 				return;
 			}
-			if (conn->held && !blocked(conn)) {
+			if (conn->client.close_after_reply)
+				return;
+			if (conn->held && !blocked(conn) &&
+			    conn->fwd_bytes <= NARF_OUT_SOFT_LIMIT) {
 				conn->held = false;
 				conn_run(conn);
 				continue;
@@ -611,6 +619,7 @@ static void fwd_pop(struct narf_rconn *conn)
 		if (conn->fwd_head == NULL)
 			conn->fwd_tail = NULL;
 		conn->fwd_n--;
+		conn->fwd_bytes -= f->reply.len + f->after.len;
 		fwd_free(f);
 	}
 	if (conn->fwd_n == 0)
@@ -630,6 +639,7 @@ static void fwd_unlink_tail(struct narf_rconn *conn, struct fwd *f)
 		conn->fwd_head = NULL;
 	conn->fwd_tail = prev;
 	conn->fwd_n--;
+	conn->fwd_bytes -= f->reply.len + f->after.len;
 	fwd_free(f);
 }
 
@@ -653,13 +663,17 @@ static void fwd_done(void *data, const char *reply, size_t len)
 	f->px = NULL;
 	dn->progress = true;
 	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0 && f == conn->fwd_tail &&
-	    conn->px_len > 0 && !conn->processing) {
+	    conn->px_len > 0 && !conn->processing &&
+	    !conn->client.close_after_reply) {
 		narf_repl_refresh_map(dn->repl);
 		if (conn->reroutes++ == 0)
 			conn->reroute_ms = uv_now(&dn->loop);
 		if (uv_now(&dn->loop) - conn->reroute_ms < NARF_PARK_MAX_MS) {
 			fwd_unlink_tail(conn, f);
-			conn->px_len = 0; /* parsed again from the front */
+			/* Parsed again from the front: a request after it
+			 * that was half read is parsed again too. */
+			conn->px_len = 0;
+			narf_resp_req_reset(&conn->req);
 			conn->parked = true;
 			conn->blocked_ms = uv_now(&dn->loop);
 			conn->park_checks = narf_repl_map_checks(dn->repl);
@@ -672,6 +686,8 @@ static void fwd_done(void *data, const char *reply, size_t len)
 	f->answered = true;
 	if (narf_buf_append(&f->reply, reply, len) != 0)
 		conn->client.close_after_reply = true;
+	else
+		conn->fwd_bytes += len;
 	if (!conn->processing)
 		fwd_pop(conn);
 }
@@ -729,9 +745,10 @@ static void conn_process(struct narf_rconn *conn)
 
 	conn->need = 0;
 	conn->processing = true;
-	while (!conn->client.close_after_reply && !blocked(conn)) {
+	while (!conn->client.close_after_reply && !conn->held &&
+	       !blocked(conn)) {
 		struct narf_buf *out = reply_buf(conn);
-		size_t need = 0;
+		size_t need = 0, before = out->len;
 		int rv = narf_resp_parse(&conn->req, conn->in.data + pos,
 		                         conn->in.len - pos, &e->cfg.limits,
 		                         &need, errmsg);
@@ -746,6 +763,8 @@ static void conn_process(struct narf_rconn *conn)
 			          (unsigned long long)conn->client.id,
 			          conn->client.addr, errmsg);
 			narf_resp_errorf(out, "ERR %s", errmsg);
+			if (out != &conn->out)
+				conn->fwd_bytes += out->len - before;
 			conn->client.close_after_reply = true;
 			break;
 		}
@@ -811,10 +830,13 @@ static void conn_process(struct narf_rconn *conn)
 		pos += conn->req.consumed;
 		kept = forwarded ? conn->req.consumed : 0;
 		narf_resp_req_reset(&conn->req);
-		/* Enough replies for now: hold the rest of the pipeline until
-		 * these are written, so replies never pile up without bound
-		 * (at most the limit plus one reply). */
-		if (out->len > NARF_OUT_SOFT_LIMIT) {
+		if (out != &conn->out)
+			conn->fwd_bytes += out->len - before;
+		/* Enough replies for now (written or waiting behind forwarded
+		 * requests): hold the rest of the pipeline until these are
+		 * written, so replies never pile up without bound (at most the
+		 * limit plus one reply). */
+		if (conn->out.len + conn->fwd_bytes > NARF_OUT_SOFT_LIMIT) {
 			conn->held = pos < conn->in.len;
 			break;
 		}
@@ -1003,6 +1025,9 @@ static void resume_blocked(struct narf_dn *dn)
 			unlist_blocked(conn);
 			conn_run(conn);
 			conn_update_reading(conn);
+			conn_flush(conn);
+		} else if (conn->out.len > 0) {
+			/* forwarded replies that came in while it waits */
 			conn_flush(conn);
 		}
 		conn = next;

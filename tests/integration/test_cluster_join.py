@@ -8,6 +8,7 @@ clients (redis-py's RedisCluster, redis-cli -c) route by CLUSTER SLOTS and
 import os
 import random
 import signal
+import socket
 import subprocess
 import time
 
@@ -181,6 +182,25 @@ def test_plain_pipeline_through_one_node_keeps_request_order(cluster):
     # Most of those keys live on the other two nodes.
     sizes = [redis.Redis(host=HOST, port=n.port).dbsize() for n in nodes]
     assert min(sizes) > 0, sizes
+    # A forwarded GET and a QUIT in one packet: the GET's reply comes
+    # before +OK and the close (the close waits for forwarded replies).
+    owners = {}
+    for lo, hi, primary, *_ in c.execute_command("CLUSTER", "SLOTS"):
+        for slot in range(lo, hi + 1):
+            owners[slot] = primary[1]
+    key = next(k for k in model
+               if owners[c.execute_command("CLUSTER", "KEYSLOT", k)] !=
+               nodes[0].port)
+    with socket.create_connection((HOST, nodes[0].port), timeout=5) as so:
+        so.sendall(b"GET %s\r\nQUIT\r\n" % key.encode())
+        got = b""
+        while True:
+            data = so.recv(4096)
+            if not data:
+                break
+            got += data
+    want = model[key]
+    assert got == b"$%d\r\n%s\r\n+OK\r\n" % (len(want), want), got
 
 
 def test_nodes_stay_up_through_a_leader_kill(cluster):
