@@ -379,10 +379,16 @@ static void fwd_done(void *data, const char *reply, size_t len)
 	}
 	conn->reroutes = 0;
 	f->answered = true;
-	if (narf_buf_append(&f->reply, reply, len) != 0)
+	/* The oldest one (the usual case) goes straight out; a later one
+	 * waits for those before it. */
+	if (f == conn->fwd_head && !conn->processing) {
+		if (narf_buf_append(&conn->out, reply, len) != 0)
+			conn->client.close_after_reply = true;
+	} else if (narf_buf_append(&f->reply, reply, len) != 0) {
 		conn->client.close_after_reply = true;
-	else
+	} else {
 		conn->fwd_bytes += len;
+	}
 	if (!conn->processing)
 		narf_fwd_pop(conn);
 }
