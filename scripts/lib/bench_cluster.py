@@ -8,7 +8,17 @@ The Redis Cluster: six `redis-server --cluster-enabled yes
 --cluster-node-timeout 1000 --save '' --appendonly no` on free 127.0.0.1
 ports (each port + 10000, the cluster bus, free too) in a temp dir, joined
 with `redis-cli --cluster create ... --cluster-replicas 1 --cluster-yes`,
-then waited for until every node says cluster_state:ok.
+then waited for until every node says cluster_state:ok. Each redis-server
+runs in a session of its own, as narf's processes do (scripts/cluster.sh
+starts them with setsid, systemd starts services so): with the kernel's
+autogroup scheduling (kernel.sched_autogroup_enabled, on in Debian) CPU
+is shared between sessions first, and servers left in redis-benchmark's
+session wake up without preempting it, so they find ~4x as many requests
+per wake-up as servers in sessions of their own. Measured here with
+/usr/bin/time -v around `redis-benchmark --cluster -t get`: the benchmark
+was preempted 0.08 times per request by redis-servers in its session, 0.5
+times by narf's nodes or by redis-servers in their own sessions, and
+Redis's GET rate fell from ~100k to ~92k req/s, narf's own.
 
 Both are driven by the same `redis-benchmark --cluster -t set,get -c 50
 -d 32 -r 100000 -q -P P -n N` (P=1 with N=1,000,000 and P=16 with
@@ -125,7 +135,8 @@ class RedisCluster:
                  "--cluster-config-file", os.path.join(d, "nodes.conf"),
                  "--save", "", "--appendonly", "no", "--daemonize", "no",
                  "--dir", d],
-                stdin=subprocess.DEVNULL, stdout=log_f, stderr=log_f))
+                stdin=subprocess.DEVNULL, stdout=log_f, stderr=log_f,
+                start_new_session=True))
         deadline = time.monotonic() + 15
         for p in self.ports:
             while True:
