@@ -175,6 +175,11 @@ def quantiles(v):
 
 
 def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
+    # A session of its own, as every data node has (cluster.sh starts them
+    # with setsid): with the kernel's autogroup scheduling CPU time is
+    # shared between sessions first, so load processes left in one
+    # session would share one slice among them against the nodes'.
+    os.setsid()
     rnd = random.Random(idx * 7919 + 1)
     ok = {}
     bad = {}
