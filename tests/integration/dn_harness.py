@@ -132,6 +132,44 @@ class RawConn:
         self.send(encode(*args))
         return self.read(timeout)
 
+    def read_errors(self, n, timeout=None):
+        """Reads n replies that are simple strings, integers, bulk strings
+        or errors, and returns only the errors, as [(index, text)]: a load
+        generator's reader, which builds no reply it does not look at
+        (read() builds every one). On Closed or a timeout, self.partial
+        is the number of replies read before it."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        buf, pos, got, errors = self.buf, 0, 0, []
+        try:
+            while got < n:
+                e = buf.find(b"\r\n", pos)
+                if e >= 0:
+                    t = buf[pos]
+                    if t == 36:  # $
+                        ln = int(buf[pos + 1:e])
+                        end = e + 2 + (ln + 2 if ln >= 0 else 0)
+                        if len(buf) >= end:
+                            pos, got = end, got + 1
+                            continue
+                    elif t == 43 or t == 58:  # + :
+                        pos, got = e + 2, got + 1
+                        continue
+                    elif t == 45:  # -
+                        errors.append((got, Err(buf[pos + 1:e].decode(
+                            "utf-8", "replace"))))
+                        pos, got = e + 2, got + 1
+                        continue
+                    else:
+                        raise HarnessError("bad reply type in %r" %
+                                           buf[pos:pos + 200])
+                self.buf = buf[pos:]
+                self._fill(deadline)
+                buf, pos = self.buf, 0
+        finally:
+            self.buf = buf[pos:]
+            self.partial = got
+        return errors
+
     def at_eof(self, timeout=2.0):
         """True when the server closes the connection within timeout (any
         bytes that arrive first are kept in buf)."""
