@@ -145,6 +145,7 @@ static void install_map(struct narf_member *m, const json_t *obj)
 	char errmsg[NARF_ERRMSG_SIZE];
 	struct narf_map *map = malloc(sizeof(*map));
 	unsigned primaries = 0, replicas = 0;
+	uint64_t t0 = uv_hrtime();
 
 	if (map == NULL)
 		return;
@@ -166,8 +167,10 @@ static void install_map(struct narf_member *m, const json_t *obj)
 	m->maps_installed++;
 	learn_coords(m, map);
 	narf_map_node_counts(map, m->node_id, &primaries, &replicas);
-	NARF_INFO("member: map epoch %llu: %u primaries, %u replicas here",
-	          (unsigned long long)map->epoch, primaries, replicas);
+	NARF_INFO("member: map epoch %llu: %u primaries, %u replicas here "
+	          "(applied in %llu us)",
+	          (unsigned long long)map->epoch, primaries, replicas,
+	          (unsigned long long)((uv_hrtime() - t0) / 1000));
 }
 
 /* An error reply: follow redirects, re-join when forgotten, else retry. */
