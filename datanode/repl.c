@@ -12,161 +12,24 @@
  * asks the coordinator to drop it from the ISR of our slots; until that
  * entry is applied, clients whose writes need the peer keep waiting. Then
  * the peer is excused, a new link is made, and its slots are synced again.
+ *
+ * Four files: repl_int.h holds the state (struct narf_repl, narf_peer,
+ * link) and what the others share; repl_link.c the links and the peers'
+ * ISR requests; repl_sync.c the syncs, ISR joins and handoffs pumped every
+ * loop iteration; this file the write stream, the gates clients wait
+ * behind, the map's rules, the replica side, proxying and the cron.
  */
-#include "repl.h"
+#include "repl_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/flags.h"
 #include "common/log.h"
-#include "common/resp.h"
-#include "membership.h"
 
-#define WORDS (NARF_SLOTS / 64)
-#define MAX_REPLY (512u << 20)
-
-enum link_kind { LINK_REPL, LINK_PROXY };
-
-struct narf_proxy {
-	narf_proxy_done done; /* NULL once cancelled */
-	void *data;
-	struct narf_proxy *next;
-};
-
-struct link {
-	struct narf_repl *r;
-	struct narf_peer *p;
-	enum link_kind kind;
-	uv_tcp_t *tcp;      /* owned while open; data == this link */
-	uv_connect_t *creq; /* the connect in progress (its data is us) */
-	bool connected;
-	bool writing;
-	uv_write_t wreq;
-	struct narf_buf out;     /* commands not yet handed to the kernel */
-	struct narf_buf sending; /* commands in a uv_write */
-	struct narf_buf in;      /* replies not yet complete */
-	uint32_t gen;            /* incarnation: needs name it */
-	uint64_t sent, acked;    /* commands sent and replies received */
-	uint64_t progress_ms;    /* last ack, or when acks became due */
-	/* proxy links: the requests awaiting replies, oldest first */
-	struct narf_proxy *head, *tail;
-};
-
-struct join {
-	uint16_t slot;
-	uint64_t seq; /* NARF.SYNCED's sequence number */
-};
-
-struct narf_peer {
-	uint32_t id;
-	char addr[NARF_ADDR_SIZE];
-	struct link *repl, *proxy; /* owned, NULL when closed */
-	uint32_t gen;              /* incarnations of the repl link so far */
-	uint64_t fwd[WORDS], counts[WORDS], want[WORDS], asked[WORDS];
-	unsigned n_counts;
-	struct join *joins; /* synced slots awaiting NARF.SYNCED's ack */
-	unsigned n_joins, cap_joins;
-	uint64_t ready[WORDS]; /* acked syncs to ask the ISR for */
-	bool add_inflight;
-	uint64_t add_ms;     /* when the last isr add went out */
-	bool dropping;       /* ISR drop asked and not yet in our map */
-	bool drop_inflight;  /* request sent, no reply yet */
-	uint64_t drop_epoch; /* map epoch carrying the drop, once known */
-	uint64_t failed_ms;  /* last link failure, for the retry delay */
-	/* handoffs to this peer: our slots it is to lead, writes to them
-	 * stopped; ready once it has acked handoff_seq */
-	uint64_t handoff[WORDS];
-	uint64_t handoff_seq;
-	bool handoff_inflight;
-	uint64_t handoff_ms; /* when writes to the first of them stopped */
-	unsigned n_handoff;  /* bits set in handoff */
-	/* want, ready or handoff may hold slots: prepare_cb looks (it runs
-	 * every loop iteration, so it must not scan 16384 bits for nothing) */
-	bool work;
-	uint64_t synced; /* slots synced to this peer, ever */
-};
-
-struct narf_repl {
-	uv_loop_t *loop;
-	struct narf_store *store;   /* borrowed */
-	struct narf_member *member; /* borrowed */
-	uv_prepare_t prepare;       /* flushes links and pumps syncs */
-	uv_idle_t idle;             /* active while syncs have more to send */
-	bool idling;
-	/* sync pacing: at most sync_rate bytes/s (0: no limit), as a token
-	 * bucket of up to 100 ms worth; the timer wakes the loop when it
-	 * has refilled */
-	uint64_t sync_rate;
-	int64_t budget;
-	uint64_t budget_ms;
-	uv_timer_t pace;
-	bool pacing;
-	struct narf_peer **peers; /* owned */
-	unsigned n_peers, cap_peers;
-	uint64_t lead[WORDS];    /* slots we lead, per our map */
-	uint64_t handing[WORDS]; /* ... of which we hand off (writes wait) */
-	uint64_t syncing[WORDS]; /* replica slots being synced to us */
-	uint64_t *lost_at; /* per slot: map epoch at which we last lost it */
-	/* per slot: the sender's map epoch in the last NARF.SYNC to us. Until
-	 * our map is that new, a map without our copy is older news than
-	 * the sync: the slot's entries stay (see may_drop()). */
-	uint64_t *sync_epoch;
-	uint64_t epoch; /* our map's epoch */
-	unsigned node_timeout_ms;
-	/* the batch in progress */
-	bool in_batch;
-	bool applying;      /* a peer's stream message: not ours to stream */
-	bool leaving;       /* our own node is leaving or removed */
-	const char *secret; /* borrowed: NARF.HELLO's proof, or NULL */
-	struct narf_gate batch;
-	void (*progress_cb)(void *);
-	void *progress_data;
-	bool stopping;
-	uint64_t stream_msgs, stream_bytes, acks;
-	unsigned sweep;   /* next slot the cron's sweep looks at */
-	uint64_t swept;   /* entries of slots not ours dropped by it */
-	uint64_t proxied; /* requests forwarded (metrics) */
-};
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* --- bitsets ------------------------------------------------------------- */
-
-static bool bit(const uint64_t *set, unsigned s)
-{
-	return (set[s / 64] >> (s % 64)) & 1u;
-}
-
-static void bit_set(uint64_t *set, unsigned s)
-{
-	set[s / 64] |= (uint64_t)1 << (s % 64);
-}
-
-static void bit_clear(uint64_t *set, unsigned s)
-{
-	set[s / 64] &= ~((uint64_t)1 << (s % 64));
-}
-
-static unsigned bits_count(const uint64_t *set)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < WORDS; i++)
-		n += (unsigned)__builtin_popcountll(set[i]);
-	return n;
-}
-
-static void progress(struct narf_repl *r)
+void repl_progress(struct narf_repl *r)
 {
 	if (r->progress_cb != NULL)
 		r->progress_cb(r->progress_data);
@@ -243,7 +106,7 @@ static void gate_need(struct narf_gate *g,
 	g->need[g->n++] = (struct narf_need){peer, gen, seq};
 }
 
-static struct narf_peer *peer_find(const struct narf_repl *r, uint32_t id)
+struct narf_peer *repl_peer_find(const struct narf_repl *r, uint32_t id)
 {
 	for (unsigned i = 0; i < r->n_peers; i++)
 		if (r->peers[i]->id == id)
@@ -259,7 +122,7 @@ static bool excused(const struct narf_peer *p)
 /* Has the peer applied what n needs? */
 static bool need_acked(const struct narf_repl *r, const struct narf_need *n)
 {
-	const struct narf_peer *p = peer_find(r, n->peer);
+	const struct narf_peer *p = repl_peer_find(r, n->peer);
 
 	return p != NULL && n->seq != UINT64_MAX && p->repl != NULL &&
 	       p->gen == n->gen && p->repl->acked >= n->seq;
@@ -287,7 +150,7 @@ bool narf_repl_gate_open(const struct narf_repl *r,
 
 		if (need_acked(r, &g->need[i]))
 			continue;
-		p = peer_find(r, g->need[i].peer);
+		p = repl_peer_find(r, g->need[i].peer);
 		if (gate_lost_slot(r, g)) {
 			if (p != NULL && p->repl != NULL &&
 			    p->gen == g->need[i].gen &&
@@ -351,473 +214,15 @@ void narf_repl_set_progress_cb(struct narf_repl *r,
 	r->progress_data = data;
 }
 
-/* --- links --------------------------------------------------------------- */
-
-static void link_fail(struct link *l, const char *why);
-static void link_flush(struct link *l);
-
-static void link_tcp_closed_cb(uv_handle_t *h)
-{
-	free(h);
-}
-
-static void link_free(struct link *l)
-{
-	struct narf_proxy *px = l->head;
-
-	while (px != NULL) {
-		struct narf_proxy *next = px->next;
-		static const char err[] =
-		        "-TRYAGAIN the slot's owner did not answer\r\n";
-
-		if (px->done != NULL)
-			px->done(px->data, err, sizeof(err) - 1);
-		free(px);
-		px = next;
-	}
-	if (l->creq != NULL) /* libuv cancels it once the handle closes */
-		l->creq->data = NULL;
-	narf_buf_close(&l->out);
-	narf_buf_close(&l->in);
-	if (!l->writing)
-		narf_buf_close(&l->sending);
-	if (l->tcp != NULL) {
-		l->tcp->data = NULL;
-		uv_close((uv_handle_t *)l->tcp, link_tcp_closed_cb);
-		l->tcp = NULL;
-	}
-	if (l->writing)
-		l->wreq.data = NULL; /* write_cb frees what is left */
-	else
-		free(l);
-}
-
-static void link_write_cb(uv_write_t *req, int status)
-{
-	struct link *l = req->data;
-
-	if (l == NULL) { /* the link was freed while this write ran */
-		struct link *dead =
-		        (struct link *)((char *)req -
-		                        offsetof(struct link, wreq));
-
-		narf_buf_close(&dead->sending);
-		free(dead);
-		return;
-	}
-	l->writing = false;
-	l->sending.len = 0;
-	narf_buf_shrink(&l->sending, 64 * 1024);
-	if (status != 0) {
-		link_fail(l, uv_strerror(status));
-		return;
-	}
-	link_flush(l);
-}
-
-static void link_flush(struct link *l)
-{
-	struct narf_buf tmp;
-	uv_buf_t b;
-	int n;
-
-	if (!l->connected || l->writing || l->out.len == 0)
-		return;
-	b = uv_buf_init(l->out.data, (unsigned)l->out.len);
-	n = uv_try_write((uv_stream_t *)l->tcp, &b, 1);
-	if (n == (int)l->out.len) {
-		l->out.len = 0;
-		narf_buf_shrink(&l->out, 64 * 1024);
-		return;
-	}
-	if (n < 0 && n != UV_EAGAIN) {
-		link_fail(l, uv_strerror(n));
-		return;
-	}
-	if (n > 0)
-		narf_buf_consume(&l->out, (size_t)n);
-	tmp = l->sending;
-	l->sending = l->out;
-	l->out = tmp;
-	b = uv_buf_init(l->sending.data, (unsigned)l->sending.len);
-	l->wreq.data = l;
-	if (uv_write(&l->wreq, (uv_stream_t *)l->tcp, &b, 1, link_write_cb) !=
-	    0) {
-		link_fail(l, "write failed");
-		return;
-	}
-	l->writing = true;
-}
-
-/* One reply arrived on l. */
-static void link_reply(struct link *l, const char *p, size_t len)
-{
-	if (l->kind == LINK_PROXY) {
-		struct narf_proxy *px = l->head;
-
-		if (px == NULL) {
-			link_fail(l, "a reply nobody asked for");
-			return;
-		}
-		l->head = px->next;
-		if (l->head == NULL)
-			l->tail = NULL;
-		l->acked++;
-		l->progress_ms = uv_now(l->r->loop);
-		if (px->done != NULL)
-			px->done(px->data, p, len);
-		free(px);
-		return;
-	}
-	if (p[0] == '-') {
-		char msg[128];
-
-		snprintf(msg, sizeof(msg), "refused: %.*s",
-		         (int)(len > 100 ? 100 : len - 2), p + 1);
-		link_fail(l, msg);
-		return;
-	}
-	l->acked++;
-	l->r->acks++;
-	l->progress_ms = uv_now(l->r->loop);
-}
-
-static void link_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct link *l = h->data;
-
-	if (l == NULL || narf_buf_reserve(&l->in, 64 * 1024) != 0) {
-		*buf = uv_buf_init(NULL, 0);
-		return;
-	}
-	*buf = uv_buf_init(l->in.data + l->in.len,
-	                   (unsigned)(l->in.cap - l->in.len));
-}
-
-static void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-	struct link *l = s->data;
-	struct narf_peer *p;
-	size_t pos = 0, len;
-	uint64_t acked;
-	int rv;
-
-	if (l == NULL)
-		return;
-	if (nread < 0) {
-		link_fail(l, nread == UV_EOF ? "closed by the peer"
-		                             : uv_strerror((int)nread));
-		return;
-	}
-	p = l->p;
-	acked = l->acked;
-	l->in.len += (size_t)nread;
-	while ((rv = narf_resp_reply_len(l->in.data + pos, l->in.len - pos,
-	                                 MAX_REPLY, &len)) == NARF_RESP_DONE) {
-		link_reply(l, l->in.data + pos, len);
-		if (p->repl != l && p->proxy != l)
-			return; /* link_reply failed the link */
-		pos += len;
-	}
-	if (rv == NARF_RESP_ERROR) {
-		link_fail(l, "a reply that is not RESP");
-		return;
-	}
-	narf_buf_consume(&l->in, pos);
-	if (l->kind == LINK_REPL && l->acked != acked)
-		progress(l->r);
-}
-
-/* Append a command to l (kept even before the link is up). */
-static int link_cmd(struct link *l,
-                    int argc,
-                    const char *const *argv,
-                    const size_t *argvlen)
-{
-	if (narf_resp_command(&l->out, argc, argv, argvlen) != 0)
-		return NARF_ENOMEM;
-	if (l->sent == l->acked)
-		l->progress_ms = uv_now(l->r->loop);
-	l->sent++;
-	return 0;
-}
-
-/* The link's first command; NARF_ENOMEM when the link is unusable. */
-static int link_hello(struct link *l)
-{
-	char id[16];
-	const char *argv[] = {"NARF.HELLO", id, l->r->secret};
-	size_t argvlen[3];
-
-	snprintf(id, sizeof(id), "%u", l->r->member->node_id);
-	argvlen[0] = strlen(argv[0]);
-	argvlen[1] = strlen(id);
-	argvlen[2] = l->r->secret != NULL ? strlen(l->r->secret) : 0;
-	link_cmd(l, l->r->secret != NULL ? 3 : 2, argv, argvlen);
-	if (l->kind == LINK_PROXY) {
-		struct narf_proxy *px = calloc(1, sizeof(*px));
-
-		/* The HELLO's reply needs a place in the queue; without
-		 * memory the link cannot be used. */
-		if (px == NULL)
-			return NARF_ENOMEM;
-		l->head = l->tail = px;
-	}
-	return 0;
-}
-
-static void link_connect_cb(uv_connect_t *req, int status)
-{
-	struct link *l = req->data; /* NULL once the link was freed */
-
-	free(req);
-	if (l == NULL)
-		return;
-	l->creq = NULL;
-	if (l->tcp == NULL)
-		return;
-	if (status != 0) {
-		link_fail(l, uv_strerror(status));
-		return;
-	}
-	uv_tcp_nodelay(l->tcp, 1);
-	if (uv_read_start((uv_stream_t *)l->tcp, link_alloc_cb, link_read_cb) !=
-	    0) {
-		link_fail(l, "cannot read");
-		return;
-	}
-	l->connected = true;
-	l->p->work = true;
-	NARF_DEBUG("repl: %s link to node %u (%s) up",
-	           l->kind == LINK_REPL ? "replication" : "proxy", l->p->id,
-	           l->p->addr);
-	link_flush(l);
-}
-
-static struct link *link_open(struct narf_repl *r,
-                              struct narf_peer *p,
-                              enum link_kind kind)
-{
-	struct link *l = calloc(1, sizeof(*l));
-	uv_connect_t *req = malloc(sizeof(*req));
-	char host[NARF_ADDR_SIZE];
-	struct sockaddr_in sa;
-	int port;
-
-	if (l == NULL || req == NULL ||
-	    narf_parse_hostport(p->addr, host, sizeof(host), &port) != 0 ||
-	    uv_ip4_addr(strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
-	                port, &sa) != 0 ||
-	    (l->tcp = malloc(sizeof(*l->tcp))) == NULL) {
-		free(l);
-		free(req);
-		return NULL;
-	}
-	l->r = r;
-	l->p = p;
-	l->kind = kind;
-	narf_buf_init(&l->out);
-	narf_buf_init(&l->sending);
-	narf_buf_init(&l->in);
-	uv_tcp_init(r->loop, l->tcp);
-	l->tcp->data = l;
-	req->data = l;
-	l->creq = req;
-	if (uv_tcp_connect(req, l->tcp, (const struct sockaddr *)&sa,
-	                   link_connect_cb) != 0) {
-		l->creq = NULL;
-		free(req);
-		link_free(l);
-		return NULL;
-	}
-	if (kind == LINK_REPL)
-		l->gen = ++p->gen;
-	if (link_hello(l) != 0) {
-		link_free(l); /* cancels the connect */
-		return NULL;
-	}
-	return l;
-}
-
-static void ask_drop(struct narf_repl *r, struct narf_peer *p);
-static void recount(struct narf_peer *p);
-
-static void peer_slot_rule(struct narf_repl *r,
-                           struct narf_peer *p,
-                           const struct narf_map *map,
-                           unsigned s);
-
-/*
- * A link broke. A proxy link fails its waiting requests. A replication
- * link ends forwarding and pending ISR joins to the peer; when the peer's
- * acks count anywhere, clients wait until the coordinator drops it.
- */
-static void link_fail(struct link *l, const char *why)
-{
-	struct narf_repl *r = l->r;
-	struct narf_peer *p = l->p;
-	const struct narf_map *map = r->member->map;
-
-	if (l->kind == LINK_PROXY) {
-		NARF_INFO("repl: proxy link to node %u (%s) failed: %s", p->id,
-		          p->addr, why);
-		p->proxy = NULL;
-		link_free(l);
-		return;
-	}
-	NARF_WARN("repl: replication link to node %u (%s) failed: %s", p->id,
-	          p->addr, why);
-	p->repl = NULL;
-	p->failed_ms = uv_now(r->loop);
-	link_free(l);
-	/* What was synced must be synced again; joins in flight die. */
-	memset(p->fwd, 0, sizeof(p->fwd));
-	memset(p->ready, 0, sizeof(p->ready));
-	memset(p->asked, 0, sizeof(p->asked));
-	p->n_joins = 0;
-	if (p->n_counts > 0 || p->add_inflight)
-		ask_drop(r, p);
-	for (unsigned s = 0; map != NULL && s < NARF_SLOTS; s++)
-		peer_slot_rule(r, p, map, s);
-	recount(p);
-	p->work = true;
-	progress(r);
-}
-
-/* --- peers --------------------------------------------------------------- */
-
-static struct narf_peer *peer_get(struct narf_repl *r,
-                                  const struct narf_map *map,
-                                  uint32_t id)
-{
-	struct narf_peer *p = peer_find(r, id);
-	const struct narf_map_node *n = narf_map_node_get(map, id);
-
-	if (p != NULL || n == NULL)
-		return p;
-	if (r->n_peers == r->cap_peers) {
-		unsigned cap = r->cap_peers ? 2 * r->cap_peers : 8;
-		struct narf_peer **a = realloc(r->peers, cap * sizeof(*a));
-
-		if (a == NULL)
-			return NULL;
-		r->peers = a;
-		r->cap_peers = cap;
-	}
-	p = calloc(1, sizeof(*p));
-	if (p == NULL)
-		return NULL;
-	p->id = id;
-	snprintf(p->addr, sizeof(p->addr), "%s", n->addr);
-	r->peers[r->n_peers++] = p;
-	return p;
-}
-
-static void isr_reply(void *data,
-                      uint32_t peer,
-                      bool drop,
-                      bool ok,
-                      uint64_t epoch)
-{
-	struct narf_repl *r = data;
-	struct narf_peer *p = peer_find(r, peer);
-
-	if (p == NULL)
-		return;
-	if (drop) {
-		p->drop_inflight = false;
-		if (!ok)
-			return; /* the cron asks again */
-		p->drop_epoch = epoch;
-		if (r->epoch >= epoch) {
-			p->dropping = false;
-			progress(r);
-		}
-		NARF_INFO(
-		        "repl: node %u dropped from our ISRs at epoch %" PRIu64,
-		        p->id, epoch);
-		return;
-	}
-	p->add_inflight = false;
-	if (!ok) {
-		p->work = true;
-		/* Ask again for what was asked and is still forwarded (a
-		 * link failure since means those slots sync again). */
-		for (unsigned i = 0; i < WORDS; i++)
-			p->ready[i] |= p->asked[i] & p->fwd[i] & r->lead[i];
-	}
-	memset(p->asked, 0, sizeof(p->asked));
-}
-
-static void ask_drop(struct narf_repl *r, struct narf_peer *p)
-{
-	p->dropping = true;
-	p->drop_epoch = UINT64_MAX;
-	if (p->drop_inflight)
-		return;
-	if (narf_member_isr(r->member, p->id, true, NULL, isr_reply, r) == 0)
-		p->drop_inflight = true;
-}
-
-/* Ask the coordinator to add p to the ISR of the slots in p->ready. */
-static json_t *ranges_of(const uint64_t *set);
-
-static void ask_add(struct narf_repl *r, struct narf_peer *p)
-{
-	json_t *ranges;
-
-	/* Only slots still ours and still forwarded to the peer. */
-	for (unsigned i = 0; i < WORDS; i++)
-		p->asked[i] = p->ready[i] & p->fwd[i] & r->lead[i];
-	memset(p->ready, 0, sizeof(p->ready));
-	if (bits_count(p->asked) == 0)
-		return;
-	ranges = ranges_of(p->asked);
-	if (ranges != NULL && narf_member_isr(r->member, p->id, false, ranges,
-	                                      isr_reply, r) == 0) {
-		p->add_inflight = true;
-		p->add_ms = uv_now(r->loop);
-	} else {
-		for (unsigned i = 0; i < WORDS; i++)
-			p->ready[i] |= p->asked[i];
-		memset(p->asked, 0, sizeof(p->asked));
-	}
-}
-
-/*
- * Synced slots join the ISR in batches: every isr entry is a new map epoch
- * that the coordinators apply and every node fetches, and slots finish
- * syncing one by one (thousands a second when they are small). So a batch
- * goes at most every NARF_ISR_ADD_MS while more slots are syncing to the
- * peer; the last one goes at once.
- */
-static bool add_due(const struct narf_repl *r, const struct narf_peer *p)
-{
-	for (unsigned w = 0; w < WORDS; w++)
-		if (p->want[w] != 0)
-			return uv_now(r->loop) - p->add_ms >= NARF_ISR_ADD_MS;
-	return true;
-}
-
-static void recount(struct narf_peer *p)
-{
-	p->n_counts = bits_count(p->counts);
-}
-
 /* --- the write stream ---------------------------------------------------- */
 
-static int fmt_u64(char *buf, uint64_t v)
-{
-	return (int)narf_format_u64(buf, v);
-}
-
 /* Send the state of one key of slot s to p (e NULL: deleted). */
-static void send_key(struct narf_repl *r,
-                     struct link *l,
-                     uint64_t slot_epoch,
-                     const char *key,
-                     size_t klen,
-                     const struct narf_entry *e)
+void repl_send_key(struct narf_repl *r,
+                   struct link *l,
+                   uint64_t slot_epoch,
+                   const char *key,
+                   size_t klen,
+                   const struct narf_entry *e)
 {
 	char ep[24], px[24];
 	const char *argv[5];
@@ -836,19 +241,14 @@ static void send_key(struct narf_repl *r,
 		argv[3] = narf_entry_value(e, &argvlen[3]);
 		argvlen[4] = (size_t)fmt_u64(px, exp > 0 ? (uint64_t)exp : 0);
 		argv[4] = px;
-		link_cmd(l, 5, argv, argvlen);
+		repl_link_cmd(l, 5, argv, argvlen);
 	} else {
 		argv[0] = "NARF.DEL";
 		argvlen[0] = 8;
-		link_cmd(l, 3, argv, argvlen);
+		repl_link_cmd(l, 3, argv, argvlen);
 	}
 	r->stream_msgs++;
 	r->stream_bytes += l->out.len - before;
-}
-
-static const struct narf_map *repl_map(const struct narf_repl *r)
-{
-	return r->member != NULL ? r->member->map : NULL;
 }
 
 static void stream_change(struct narf_repl *r,
@@ -866,8 +266,8 @@ static void stream_change(struct narf_repl *r,
 		bool fwd = bit(p->fwd, slot) && p->repl != NULL;
 
 		if (fwd)
-			send_key(r, p->repl, map->slots[slot].epoch, key, klen,
-			         e);
+			repl_send_key(r, p->repl, map->slots[slot].epoch, key,
+			              klen, e);
 		if (r->in_batch && bit(p->counts, slot)) {
 			gate_need(&r->batch, p->id, fwd ? p->gen : 0,
 			          fwd ? p->repl->sent : UINT64_MAX);
@@ -894,290 +294,6 @@ void narf_repl_store_removed(void *data,
 	stream_change(data, slot, key, klen, NULL);
 }
 
-/* --- sync ---------------------------------------------------------------- */
-
-struct dump {
-	struct narf_repl *r;
-	struct link *l;
-	uint64_t epoch;
-};
-
-static bool dump_entry(void *data, const struct narf_entry *e)
-{
-	struct dump *d = data;
-	size_t klen;
-	const char *key = narf_entry_key(e, &klen);
-
-	send_key(d->r, d->l, d->epoch, key, klen, e);
-	return true;
-}
-
-/* NARF.SYNC <slot> <slot epoch> <map epoch> (map_epoch != 0) or
- * NARF.SYNCED <slot> <slot epoch>. */
-static void slot_marker(struct link *l,
-                        const char *cmd,
-                        unsigned slot,
-                        uint64_t epoch,
-                        uint64_t map_epoch)
-{
-	char s[16], ep[24], mep[24];
-	const char *argv[] = {cmd, s, ep, mep};
-	size_t argvlen[4];
-
-	argvlen[0] = strlen(cmd);
-	argvlen[1] = (size_t)snprintf(s, sizeof(s), "%u", slot);
-	argvlen[2] = (size_t)fmt_u64(ep, epoch);
-	argvlen[3] = (size_t)fmt_u64(mep, map_epoch);
-	link_cmd(l, map_epoch != 0 ? 4 : 3, argv, argvlen);
-}
-
-/* Send slot s whole to p and start forwarding its writes. */
-static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
-{
-	const struct narf_map *map = repl_map(r);
-	struct dump d = {r, p->repl, map->slots[s].epoch};
-	struct join *j;
-
-	if (p->n_joins == p->cap_joins) {
-		unsigned cap = p->cap_joins ? 2 * p->cap_joins : 64;
-
-		j = realloc(p->joins, cap * sizeof(*j));
-		if (j == NULL)
-			return; /* stays wanted: tried again later */
-		p->joins = j;
-		p->cap_joins = cap;
-	}
-	bit_clear(p->want, s);
-	slot_marker(p->repl, "NARF.SYNC", s, d.epoch, map->epoch);
-	narf_store_foreach_slot(r->store, s, wall_ms(), dump_entry, &d);
-	slot_marker(p->repl, "NARF.SYNCED", s, d.epoch, 0);
-	bit_set(p->fwd, s);
-	/* From here every write the peer misses would be a write a client
-	 * was told is safe once the peer joins: count its acks now. */
-	if (!bit(p->counts, s)) {
-		bit_set(p->counts, s);
-		p->n_counts++;
-	}
-	p->joins[p->n_joins++] = (struct join){(uint16_t)s, p->repl->sent};
-	p->synced++;
-}
-
-/*
- * Sync wanted slots to p, a slice at a time: at most NARF_SYNC_SLICE bytes
- * per loop iteration (clients get their turn between slices), never more
- * than NARF_SYNC_HIGH_WATER queued on the link nor NARF_SYNC_INFLIGHT
- * commands awaiting the peer's acks (their arrival pumps again).
- */
-static void refill(struct narf_repl *r)
-{
-	uint64_t now = uv_now(r->loop);
-
-	if (r->sync_rate == 0)
-		return;
-	r->budget += (int64_t)(r->sync_rate * (now - r->budget_ms) / 1000);
-	if (r->budget > (int64_t)(r->sync_rate / 10))
-		r->budget = (int64_t)(r->sync_rate / 10);
-	r->budget_ms = now;
-}
-
-static void pump(struct narf_repl *r, struct narf_peer *p)
-{
-	size_t start, slice = NARF_SYNC_SLICE;
-
-	if (p->repl == NULL || !p->repl->connected || p->dropping)
-		return;
-	if (r->sync_rate != 0) {
-		refill(r);
-		if (r->budget <= 0)
-			return;
-		if ((uint64_t)r->budget < slice)
-			slice = (size_t)r->budget;
-	}
-	start = p->repl->out.len;
-	for (unsigned w = 0; w < WORDS; w++) {
-		while (p->want[w] != 0) {
-			unsigned s =
-			        w * 64 + (unsigned)__builtin_ctzll(p->want[w]);
-
-			if (p->repl->out.len + p->repl->sending.len >
-			            NARF_SYNC_HIGH_WATER ||
-			    p->repl->sent - p->repl->acked >
-			            NARF_SYNC_INFLIGHT ||
-			    p->repl->out.len - start > slice)
-				goto done;
-			sync_slot(r, p, s);
-			if (p->repl == NULL)
-				return;
-			if (bit(p->want, s))
-				goto done;
-		}
-	}
-done:
-	if (r->sync_rate != 0)
-		r->budget -= (int64_t)(p->repl->out.len - start);
-}
-
-/* Slots whose NARF.SYNCED the peer acked become ready to join the ISR. */
-static void collect_joins(struct narf_repl *r, struct narf_peer *p)
-{
-	unsigned k = 0;
-
-	if (p->repl == NULL)
-		return;
-	while (k < p->n_joins && p->joins[k].seq <= p->repl->acked) {
-		unsigned s = p->joins[k].slot;
-
-		if (bit(r->lead, s) && bit(p->fwd, s)) {
-			bit_set(p->ready, s);
-			p->work = true;
-		}
-		k++;
-	}
-	if (k > 0) {
-		memmove(p->joins, p->joins + k,
-		        (p->n_joins - k) * sizeof(p->joins[0]));
-		p->n_joins -= k;
-	}
-}
-
-static json_t *ranges_of(const uint64_t *set)
-{
-	json_t *ranges = json_array();
-	unsigned s = 0;
-
-	while (ranges != NULL && s < NARF_SLOTS) {
-		unsigned lo;
-
-		if (!bit(set, s)) {
-			s++;
-			continue;
-		}
-		lo = s;
-		while (s < NARF_SLOTS && bit(set, s))
-			s++;
-		json_array_append_new(ranges,
-		                      json_pack("[i,i]", (int)lo, (int)s - 1));
-	}
-	return ranges;
-}
-
-static void handoff_reply(void *data,
-                          uint32_t peer,
-                          bool drop,
-                          bool ok,
-                          uint64_t epoch)
-{
-	struct narf_repl *r = data;
-
-	/* Taken: the map that makes the targets primary clears the flag
-	 * (narf_repl_map_changed), unless the entry changed nothing (the
-	 * moves were cleared meanwhile: that map is here or coming too);
-	 * refused: ask again. */
-	if (ok && epoch > r->epoch)
-		return;
-	for (unsigned i = 0; i < r->n_peers; i++) {
-		r->peers[i]->handoff_inflight = false;
-		r->peers[i]->work = true;
-	}
-	NARF_INFO("repl: handoff not taken; asking again");
-}
-
-/*
- * A handoff is ready when the target has every slot (forwarded) and has
- * acknowledged everything we sent before writes stopped; then we tell the
- * coordinator, which makes it primary with a new slot epoch.
- */
-static void report_handoffs(struct narf_repl *r, struct narf_peer *p)
-{
-	uint64_t ready[WORDS];
-	bool any = false;
-
-	if (p->handoff_inflight || p->repl == NULL ||
-	    p->repl->acked < p->handoff_seq)
-		return;
-	for (unsigned w = 0; w < WORDS; w++) {
-		ready[w] = p->handoff[w] & p->fwd[w] & p->counts[w];
-		any = any || ready[w] != 0;
-	}
-	if (!any)
-		return;
-	if (narf_member_handoff(r->member, ranges_of(ready), handoff_reply,
-	                        r) == 0) {
-		p->handoff_inflight = true;
-		NARF_INFO("repl: handing %u slots to node %u",
-		          bits_count(ready), p->id);
-	}
-}
-
-static void pace_cb(uv_timer_t *h)
-{
-	struct narf_repl *r = h->data;
-
-	r->pacing = false; /* prepare_cb runs next and pumps */
-}
-
-static void idle_cb(uv_idle_t *h)
-{
-	(void)h; /* only keeps the loop from blocking: prepare_cb works */
-}
-
-static void prepare_cb(uv_prepare_t *h)
-{
-	struct narf_repl *r = h->data;
-	bool more = false;
-
-	for (unsigned i = 0; i < r->n_peers; i++) {
-		struct narf_peer *p = r->peers[i];
-
-		if (p->n_joins > 0)
-			collect_joins(r, p);
-		if (p->work) {
-			bool left = false;
-
-			pump(r, p);
-			if (!p->add_inflight && !p->dropping &&
-			    bits_count(p->ready) > 0 && add_due(r, p))
-				ask_add(r, p);
-			report_handoffs(r, p);
-			for (unsigned w = 0; !left && w < WORDS; w++)
-				left = (p->want[w] | p->ready[w] |
-				        p->handoff[w]) != 0;
-			p->work = left;
-			/* More to sync over a link that can take it: come
-			 * back next iteration without waiting for I/O. */
-			more = more ||
-			       (left && p->repl != NULL && p->repl->connected &&
-			        !p->dropping &&
-			        p->repl->out.len + p->repl->sending.len <=
-			                NARF_SYNC_HIGH_WATER &&
-			        p->repl->sent - p->repl->acked <=
-			                NARF_SYNC_INFLIGHT);
-		}
-		if (p->repl != NULL)
-			link_flush(p->repl);
-		if (p->proxy != NULL)
-			link_flush(p->proxy);
-	}
-	/* Paced out: come back when the bucket has refilled a little. */
-	if (more && r->sync_rate != 0 && r->budget <= 0) {
-		more = false;
-		if (!r->pacing && !r->stopping) {
-			uv_timer_start(&r->pace, pace_cb, 10, 0);
-			r->pacing = true;
-		}
-	}
-	/* Copies dropped lazily: freed a little every iteration. */
-	if (narf_store_reap(r->store, NARF_REAP_BUDGET))
-		more = true;
-	if (more && !r->idling && !r->stopping) {
-		uv_idle_start(&r->idle, idle_cb);
-		r->idling = true;
-	} else if (!more && r->idling) {
-		uv_idle_stop(&r->idle);
-		r->idling = false;
-	}
-}
-
 /* --- the map ------------------------------------------------------------- */
 
 static bool in_list(const uint32_t *list, unsigned n, uint32_t id)
@@ -1195,10 +311,10 @@ static bool in_list(const uint32_t *list, unsigned n, uint32_t id)
  * another replica is synced, unless that is under way (then its acks count
  * already, see sync_slot).
  */
-static void peer_slot_rule(struct narf_repl *r,
-                           struct narf_peer *p,
-                           const struct narf_map *map,
-                           unsigned s)
+void repl_peer_slot_rule(struct narf_repl *r,
+                         struct narf_peer *p,
+                         const struct narf_map *map,
+                         unsigned s)
 {
 	const struct narf_slot *slot = &map->slots[s];
 
@@ -1224,9 +340,9 @@ static void peer_slot_rule(struct narf_repl *r,
 /* May our map's lack of a copy of slot s on this node drop the slot's
  * entries? Not while it is older than the map the last sync to us was sent
  * under: that sync made us a copy in a newer map. */
-static bool may_drop(const struct narf_repl *r,
-                     const struct narf_map *map,
-                     unsigned s)
+bool repl_may_drop(const struct narf_repl *r,
+                   const struct narf_map *map,
+                   unsigned s)
 {
 	return map->epoch >= r->sync_epoch[s];
 }
@@ -1263,12 +379,12 @@ void narf_repl_map_changed(struct narf_repl *r,
 			continue;
 		for (unsigned j = 0; j < slot->n_replicas; j++) {
 			struct narf_peer *p =
-			        peer_get(r, map, slot->replicas[j]);
+			        repl_peer_get(r, map, slot->replicas[j]);
 
 			if (p != NULL && p->repl == NULL && !p->dropping &&
 			    in_list(slot->isr, slot->n_isr, p->id) &&
-			    (p->repl = link_open(r, p, LINK_REPL)) == NULL)
-				ask_drop(r, p);
+			    (p->repl = repl_link_open(r, p, LINK_REPL)) == NULL)
+				repl_ask_drop(r, p);
 		}
 	}
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
@@ -1281,12 +397,13 @@ void narf_repl_map_changed(struct narf_repl *r,
 		}
 		if (lead)
 			bit_set(r->lead, s);
-		/* A sync in progress ends when we lead the slot or drop it
+		/* A sync in repl_progress ends when we lead the slot or drop it
 		 * (a map older than the sync does not count). */
-		if (lead || (!narf_slot_has(slot, me) && may_drop(r, map, s)))
+		if (lead ||
+		    (!narf_slot_has(slot, me) && repl_may_drop(r, map, s)))
 			bit_clear(r->syncing, s);
 		if (lead && slot->move != 0 && slot->move != me) {
-			struct narf_peer *t = peer_get(r, map, slot->move);
+			struct narf_peer *t = repl_peer_get(r, map, slot->move);
 
 			/* Writes stop now; what was sent before must be acked
 			 * by the target before we report ready. */
@@ -1320,17 +437,17 @@ void narf_repl_map_changed(struct narf_repl *r,
 			}
 		}
 		/* A copy we no longer hold is dropped. */
-		if (!narf_slot_has(slot, me) && may_drop(r, map, s) &&
+		if (!narf_slot_has(slot, me) && repl_may_drop(r, map, s) &&
 		    narf_store_slot_count(r->store, s) > 0)
 			narf_store_drop_slot_lazy(r->store, s);
 		for (unsigned i = 0; i < r->n_peers; i++)
-			peer_slot_rule(r, r->peers[i], map, s);
+			repl_peer_slot_rule(r, r->peers[i], map, s);
 	}
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
 		const struct narf_map_node *n = narf_map_node_get(map, p->id);
 
-		recount(p);
+		repl_recount(p);
 		p->handoff_inflight = false;
 		p->work = true;
 		if (p->dropping && p->drop_epoch != UINT64_MAX &&
@@ -1340,7 +457,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 			snprintf(p->addr, sizeof(p->addr), "%s", n->addr);
 	}
 	(void)old;
-	progress(r);
+	repl_progress(r);
 }
 
 bool narf_repl_leads(const struct narf_repl *r, unsigned slot)
@@ -1383,14 +500,15 @@ bool narf_repl_accept(struct narf_repl *r,
 
 void narf_repl_diverged(struct narf_repl *r, uint32_t peer)
 {
-	struct narf_peer *p = peer_find(r, peer);
+	struct narf_peer *p = repl_peer_find(r, peer);
 
 	if (p == NULL || p->n_counts == 0)
 		return;
 	if (p->repl != NULL)
-		link_fail(p->repl, "it wrote to our slots as a stale primary");
+		repl_link_fail(p->repl,
+		               "it wrote to our slots as a stale primary");
 	else
-		ask_drop(r, p);
+		repl_ask_drop(r, p);
 }
 
 void narf_repl_set_secret(struct narf_repl *r, const char *secret)
@@ -1452,16 +570,16 @@ struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
                                    void *data)
 {
 	const struct narf_map *map = repl_map(r);
-	struct narf_peer *p = map ? peer_get(r, map, node) : NULL;
+	struct narf_peer *p = map ? repl_peer_get(r, map, node) : NULL;
 	struct narf_proxy *px;
 
 	if (p == NULL)
 		return NULL;
 	if (p->proxy == NULL &&
-	    (p->proxy = link_open(r, p, LINK_PROXY)) == NULL)
+	    (p->proxy = repl_link_open(r, p, LINK_PROXY)) == NULL)
 		return NULL;
 	px = calloc(1, sizeof(*px));
-	if (px == NULL || link_cmd(p->proxy, argc, argv, argvlen) != 0) {
+	if (px == NULL || repl_link_cmd(p->proxy, argc, argv, argvlen) != 0) {
 		free(px);
 		return NULL;
 	}
@@ -1506,7 +624,7 @@ static void sweep(struct narf_repl *r, const struct narf_map *map)
 
 		r->sweep = (r->sweep + 1) % NARF_SLOTS;
 		if (me == 0 || narf_slot_has(&map->slots[s], me) ||
-		    bit(r->syncing, s) || !may_drop(r, map, s))
+		    bit(r->syncing, s) || !repl_may_drop(r, map, s))
 			continue;
 		n = narf_store_slot_count(r->store, s);
 		if (n == 0)
@@ -1536,16 +654,17 @@ void narf_repl_cron(struct narf_repl *r)
 
 		if (p->repl != NULL && p->repl->sent > p->repl->acked &&
 		    now - p->repl->progress_ms > lag) {
-			link_fail(p->repl, "acknowledgements lag behind");
+			repl_link_fail(p->repl, "acknowledgements lag behind");
 			continue;
 		}
 		/* A forwarded request unanswered for this long will not be:
 		 * the node is paused or cut off (and failed over by now). */
 		if (p->proxy != NULL && p->proxy->sent > p->proxy->acked &&
 		    now - p->proxy->progress_ms > 2 * lag + 1000)
-			link_fail(p->proxy, "no reply to forwarded requests");
+			repl_link_fail(p->proxy,
+			               "no reply to forwarded requests");
 		if (p->dropping && !p->drop_inflight)
-			ask_drop(r, p);
+			repl_ask_drop(r, p);
 		/* (Re)connect when there is something to send, after a
 		 * pause when the last attempt failed. */
 		if (p->repl == NULL && needed && !p->dropping && n != NULL &&
@@ -1553,7 +672,7 @@ void narf_repl_cron(struct narf_repl *r)
 		     n->state == NARF_NODE_LEAVING ||
 		     n->state == NARF_NODE_JOINING) &&
 		    now - p->failed_ms >= NARF_LINK_RETRY_MS) {
-			p->repl = link_open(r, p, LINK_REPL);
+			p->repl = repl_link_open(r, p, LINK_REPL);
 			if (p->repl == NULL)
 				p->failed_ms = now;
 		}
@@ -1564,7 +683,7 @@ void narf_repl_cron(struct narf_repl *r)
 			struct link *l = p->repl;
 
 			p->repl = NULL;
-			link_free(l);
+			repl_link_free(l);
 		}
 	}
 }
@@ -1668,7 +787,7 @@ struct narf_repl *narf_repl_create(uv_loop_t *loop,
 	r->pace.data = r;
 	uv_prepare_init(loop, &r->prepare);
 	r->prepare.data = r;
-	uv_prepare_start(&r->prepare, prepare_cb);
+	uv_prepare_start(&r->prepare, repl_prepare_cb);
 	return r;
 }
 
@@ -1681,9 +800,9 @@ void narf_repl_stop(struct narf_repl *r)
 		struct narf_peer *p = r->peers[i];
 
 		if (p->repl != NULL)
-			link_free(p->repl);
+			repl_link_free(p->repl);
 		if (p->proxy != NULL)
-			link_free(p->proxy);
+			repl_link_free(p->proxy);
 		p->repl = p->proxy = NULL;
 	}
 	uv_close((uv_handle_t *)&r->prepare, NULL);

@@ -1,0 +1,455 @@
+/*
+ * Replication and proxy links to peers (outbound RESP connections, one of
+ * each kind per peer), and the peers themselves: ISR requests to the
+ * coordinator and the acknowledgement bookkeeping. See repl.c.
+ */
+#include "repl_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/flags.h"
+#include "common/log.h"
+
+/* --- links --------------------------------------------------------------- */
+
+static void link_tcp_closed_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+void repl_link_free(struct link *l)
+{
+	struct narf_proxy *px = l->head;
+
+	while (px != NULL) {
+		struct narf_proxy *next = px->next;
+		static const char err[] =
+		        "-TRYAGAIN the slot's owner did not answer\r\n";
+
+		if (px->done != NULL)
+			px->done(px->data, err, sizeof(err) - 1);
+		free(px);
+		px = next;
+	}
+	if (l->creq != NULL) /* libuv cancels it once the handle closes */
+		l->creq->data = NULL;
+	narf_buf_close(&l->out);
+	narf_buf_close(&l->in);
+	if (!l->writing)
+		narf_buf_close(&l->sending);
+	if (l->tcp != NULL) {
+		l->tcp->data = NULL;
+		uv_close((uv_handle_t *)l->tcp, link_tcp_closed_cb);
+		l->tcp = NULL;
+	}
+	if (l->writing)
+		l->wreq.data = NULL; /* write_cb frees what is left */
+	else
+		free(l);
+}
+
+static void link_write_cb(uv_write_t *req, int status)
+{
+	struct link *l = req->data;
+
+	if (l == NULL) { /* the link was freed while this write ran */
+		struct link *dead =
+		        (struct link *)((char *)req -
+		                        offsetof(struct link, wreq));
+
+		narf_buf_close(&dead->sending);
+		free(dead);
+		return;
+	}
+	l->writing = false;
+	l->sending.len = 0;
+	narf_buf_shrink(&l->sending, 64 * 1024);
+	if (status != 0) {
+		repl_link_fail(l, uv_strerror(status));
+		return;
+	}
+	repl_link_flush(l);
+}
+
+void repl_link_flush(struct link *l)
+{
+	struct narf_buf tmp;
+	uv_buf_t b;
+	int n;
+
+	if (!l->connected || l->writing || l->out.len == 0)
+		return;
+	b = uv_buf_init(l->out.data, (unsigned)l->out.len);
+	n = uv_try_write((uv_stream_t *)l->tcp, &b, 1);
+	if (n == (int)l->out.len) {
+		l->out.len = 0;
+		narf_buf_shrink(&l->out, 64 * 1024);
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		repl_link_fail(l, uv_strerror(n));
+		return;
+	}
+	if (n > 0)
+		narf_buf_consume(&l->out, (size_t)n);
+	tmp = l->sending;
+	l->sending = l->out;
+	l->out = tmp;
+	b = uv_buf_init(l->sending.data, (unsigned)l->sending.len);
+	l->wreq.data = l;
+	if (uv_write(&l->wreq, (uv_stream_t *)l->tcp, &b, 1, link_write_cb) !=
+	    0) {
+		repl_link_fail(l, "write failed");
+		return;
+	}
+	l->writing = true;
+}
+
+/* One reply arrived on l. */
+static void link_reply(struct link *l, const char *p, size_t len)
+{
+	if (l->kind == LINK_PROXY) {
+		struct narf_proxy *px = l->head;
+
+		if (px == NULL) {
+			repl_link_fail(l, "a reply nobody asked for");
+			return;
+		}
+		l->head = px->next;
+		if (l->head == NULL)
+			l->tail = NULL;
+		l->acked++;
+		l->progress_ms = uv_now(l->r->loop);
+		if (px->done != NULL)
+			px->done(px->data, p, len);
+		free(px);
+		return;
+	}
+	if (p[0] == '-') {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "refused: %.*s",
+		         (int)(len > 100 ? 100 : len - 2), p + 1);
+		repl_link_fail(l, msg);
+		return;
+	}
+	l->acked++;
+	l->r->acks++;
+	l->progress_ms = uv_now(l->r->loop);
+}
+
+static void link_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct link *l = h->data;
+
+	if (l == NULL || narf_buf_reserve(&l->in, 64 * 1024) != 0) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	*buf = uv_buf_init(l->in.data + l->in.len,
+	                   (unsigned)(l->in.cap - l->in.len));
+}
+
+static void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct link *l = s->data;
+	struct narf_peer *p;
+	size_t pos = 0, len;
+	uint64_t acked;
+	int rv;
+
+	if (l == NULL)
+		return;
+	if (nread < 0) {
+		repl_link_fail(l, nread == UV_EOF ? "closed by the peer"
+		                                  : uv_strerror((int)nread));
+		return;
+	}
+	p = l->p;
+	acked = l->acked;
+	l->in.len += (size_t)nread;
+	while ((rv = narf_resp_reply_len(l->in.data + pos, l->in.len - pos,
+	                                 MAX_REPLY, &len)) == NARF_RESP_DONE) {
+		link_reply(l, l->in.data + pos, len);
+		if (p->repl != l && p->proxy != l)
+			return; /* link_reply failed the link */
+		pos += len;
+	}
+	if (rv == NARF_RESP_ERROR) {
+		repl_link_fail(l, "a reply that is not RESP");
+		return;
+	}
+	narf_buf_consume(&l->in, pos);
+	if (l->kind == LINK_REPL && l->acked != acked)
+		repl_progress(l->r);
+}
+
+/* Append a command to l (kept even before the link is up). */
+int repl_link_cmd(struct link *l,
+                  int argc,
+                  const char *const *argv,
+                  const size_t *argvlen)
+{
+	if (narf_resp_command(&l->out, argc, argv, argvlen) != 0)
+		return NARF_ENOMEM;
+	if (l->sent == l->acked)
+		l->progress_ms = uv_now(l->r->loop);
+	l->sent++;
+	return 0;
+}
+
+/* The link's first command; NARF_ENOMEM when the link is unusable. */
+static int link_hello(struct link *l)
+{
+	char id[16];
+	const char *argv[] = {"NARF.HELLO", id, l->r->secret};
+	size_t argvlen[3];
+
+	snprintf(id, sizeof(id), "%u", l->r->member->node_id);
+	argvlen[0] = strlen(argv[0]);
+	argvlen[1] = strlen(id);
+	argvlen[2] = l->r->secret != NULL ? strlen(l->r->secret) : 0;
+	repl_link_cmd(l, l->r->secret != NULL ? 3 : 2, argv, argvlen);
+	if (l->kind == LINK_PROXY) {
+		struct narf_proxy *px = calloc(1, sizeof(*px));
+
+		/* The HELLO's reply needs a place in the queue; without
+		 * memory the link cannot be used. */
+		if (px == NULL)
+			return NARF_ENOMEM;
+		l->head = l->tail = px;
+	}
+	return 0;
+}
+
+static void link_connect_cb(uv_connect_t *req, int status)
+{
+	struct link *l = req->data; /* NULL once the link was freed */
+
+	free(req);
+	if (l == NULL)
+		return;
+	l->creq = NULL;
+	if (l->tcp == NULL)
+		return;
+	if (status != 0) {
+		repl_link_fail(l, uv_strerror(status));
+		return;
+	}
+	uv_tcp_nodelay(l->tcp, 1);
+	if (uv_read_start((uv_stream_t *)l->tcp, link_alloc_cb, link_read_cb) !=
+	    0) {
+		repl_link_fail(l, "cannot read");
+		return;
+	}
+	l->connected = true;
+	l->p->work = true;
+	NARF_DEBUG("repl: %s link to node %u (%s) up",
+	           l->kind == LINK_REPL ? "replication" : "proxy", l->p->id,
+	           l->p->addr);
+	repl_link_flush(l);
+}
+
+struct link *repl_link_open(struct narf_repl *r,
+                            struct narf_peer *p,
+                            enum link_kind kind)
+{
+	struct link *l = calloc(1, sizeof(*l));
+	uv_connect_t *req = malloc(sizeof(*req));
+	char host[NARF_ADDR_SIZE];
+	struct sockaddr_in sa;
+	int port;
+
+	if (l == NULL || req == NULL ||
+	    narf_parse_hostport(p->addr, host, sizeof(host), &port) != 0 ||
+	    uv_ip4_addr(strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
+	                port, &sa) != 0 ||
+	    (l->tcp = malloc(sizeof(*l->tcp))) == NULL) {
+		free(l);
+		free(req);
+		return NULL;
+	}
+	l->r = r;
+	l->p = p;
+	l->kind = kind;
+	narf_buf_init(&l->out);
+	narf_buf_init(&l->sending);
+	narf_buf_init(&l->in);
+	uv_tcp_init(r->loop, l->tcp);
+	l->tcp->data = l;
+	req->data = l;
+	l->creq = req;
+	if (uv_tcp_connect(req, l->tcp, (const struct sockaddr *)&sa,
+	                   link_connect_cb) != 0) {
+		l->creq = NULL;
+		free(req);
+		repl_link_free(l);
+		return NULL;
+	}
+	if (kind == LINK_REPL)
+		l->gen = ++p->gen;
+	if (link_hello(l) != 0) {
+		repl_link_free(l); /* cancels the connect */
+		return NULL;
+	}
+	return l;
+}
+
+/*
+ * A link broke. A proxy link fails its waiting requests. A replication
+ * link ends forwarding and pending ISR joins to the peer; when the peer's
+ * acks count anywhere, clients wait until the coordinator drops it.
+ */
+void repl_link_fail(struct link *l, const char *why)
+{
+	struct narf_repl *r = l->r;
+	struct narf_peer *p = l->p;
+	const struct narf_map *map = r->member->map;
+
+	if (l->kind == LINK_PROXY) {
+		NARF_INFO("repl: proxy link to node %u (%s) failed: %s", p->id,
+		          p->addr, why);
+		p->proxy = NULL;
+		repl_link_free(l);
+		return;
+	}
+	NARF_WARN("repl: replication link to node %u (%s) failed: %s", p->id,
+	          p->addr, why);
+	p->repl = NULL;
+	p->failed_ms = uv_now(r->loop);
+	repl_link_free(l);
+	/* What was synced must be synced again; joins in flight die. */
+	memset(p->fwd, 0, sizeof(p->fwd));
+	memset(p->ready, 0, sizeof(p->ready));
+	memset(p->asked, 0, sizeof(p->asked));
+	p->n_joins = 0;
+	if (p->n_counts > 0 || p->add_inflight)
+		repl_ask_drop(r, p);
+	for (unsigned s = 0; map != NULL && s < NARF_SLOTS; s++)
+		repl_peer_slot_rule(r, p, map, s);
+	repl_recount(p);
+	p->work = true;
+	repl_progress(r);
+}
+
+/* --- peers --------------------------------------------------------------- */
+
+struct narf_peer *repl_peer_get(struct narf_repl *r,
+                                const struct narf_map *map,
+                                uint32_t id)
+{
+	struct narf_peer *p = repl_peer_find(r, id);
+	const struct narf_map_node *n = narf_map_node_get(map, id);
+
+	if (p != NULL || n == NULL)
+		return p;
+	if (r->n_peers == r->cap_peers) {
+		unsigned cap = r->cap_peers ? 2 * r->cap_peers : 8;
+		struct narf_peer **a = realloc(r->peers, cap * sizeof(*a));
+
+		if (a == NULL)
+			return NULL;
+		r->peers = a;
+		r->cap_peers = cap;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->id = id;
+	snprintf(p->addr, sizeof(p->addr), "%s", n->addr);
+	r->peers[r->n_peers++] = p;
+	return p;
+}
+
+static void isr_reply(void *data,
+                      uint32_t peer,
+                      bool drop,
+                      bool ok,
+                      uint64_t epoch)
+{
+	struct narf_repl *r = data;
+	struct narf_peer *p = repl_peer_find(r, peer);
+
+	if (p == NULL)
+		return;
+	if (drop) {
+		p->drop_inflight = false;
+		if (!ok)
+			return; /* the cron asks again */
+		p->drop_epoch = epoch;
+		if (r->epoch >= epoch) {
+			p->dropping = false;
+			repl_progress(r);
+		}
+		NARF_INFO(
+		        "repl: node %u dropped from our ISRs at epoch %" PRIu64,
+		        p->id, epoch);
+		return;
+	}
+	p->add_inflight = false;
+	if (!ok) {
+		p->work = true;
+		/* Ask again for what was asked and is still forwarded (a
+		 * link failure since means those slots sync again). */
+		for (unsigned i = 0; i < WORDS; i++)
+			p->ready[i] |= p->asked[i] & p->fwd[i] & r->lead[i];
+	}
+	memset(p->asked, 0, sizeof(p->asked));
+}
+
+void repl_ask_drop(struct narf_repl *r, struct narf_peer *p)
+{
+	p->dropping = true;
+	p->drop_epoch = UINT64_MAX;
+	if (p->drop_inflight)
+		return;
+	if (narf_member_isr(r->member, p->id, true, NULL, isr_reply, r) == 0)
+		p->drop_inflight = true;
+}
+
+/* Ask the coordinator to add p to the ISR of the slots in p->ready. */
+
+void repl_ask_add(struct narf_repl *r, struct narf_peer *p)
+{
+	json_t *ranges;
+
+	/* Only slots still ours and still forwarded to the peer. */
+	for (unsigned i = 0; i < WORDS; i++)
+		p->asked[i] = p->ready[i] & p->fwd[i] & r->lead[i];
+	memset(p->ready, 0, sizeof(p->ready));
+	if (bits_count(p->asked) == 0)
+		return;
+	ranges = repl_ranges_of(p->asked);
+	if (ranges != NULL && narf_member_isr(r->member, p->id, false, ranges,
+	                                      isr_reply, r) == 0) {
+		p->add_inflight = true;
+		p->add_ms = uv_now(r->loop);
+	} else {
+		for (unsigned i = 0; i < WORDS; i++)
+			p->ready[i] |= p->asked[i];
+		memset(p->asked, 0, sizeof(p->asked));
+	}
+}
+
+/*
+ * Synced slots join the ISR in batches: every isr entry is a new map epoch
+ * that the coordinators apply and every node fetches, and slots finish
+ * syncing one by one (thousands a second when they are small). So a batch
+ * goes at most every NARF_ISR_ADD_MS while more slots are syncing to the
+ * peer; the last one goes at once.
+ */
+bool repl_add_due(const struct narf_repl *r, const struct narf_peer *p)
+{
+	for (unsigned w = 0; w < WORDS; w++)
+		if (p->want[w] != 0)
+			return uv_now(r->loop) - p->add_ms >= NARF_ISR_ADD_MS;
+	return true;
+}
+
+void repl_recount(struct narf_peer *p)
+{
+	p->n_counts = bits_count(p->counts);
+}
