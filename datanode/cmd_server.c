@@ -8,6 +8,9 @@
  * supported gets Redis's own error for it.
  */
 #include <malloc.h>
+#ifdef NARF_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,37 @@
 #include "engine.h"
 #include "membership.h"
 #include "repl.h"
+
+/* Bytes the allocator has handed out (INFO used_memory). jemalloc counts
+ * them in its stats (refreshed by writing "epoch"); glibc's mallinfo2()
+ * walks the heap, so both are read only when INFO memory is asked for. */
+#ifdef NARF_HAVE_JEMALLOC
+#define NARF_STR2(x) #x
+#define NARF_STR(x) NARF_STR2(x)
+#define NARF_ALLOCATOR                                             \
+	"jemalloc-" NARF_STR(JEMALLOC_VERSION_MAJOR) "." NARF_STR( \
+	        JEMALLOC_VERSION_MINOR) "." NARF_STR(JEMALLOC_VERSION_BUGFIX)
+
+static uint64_t heap_used(void)
+{
+	uint64_t epoch = 1;
+	size_t allocated = 0, esz = sizeof(epoch), asz = sizeof(allocated);
+
+	if (mallctl("epoch", &epoch, &esz, &epoch, esz) != 0 ||
+	    mallctl("stats.allocated", &allocated, &asz, NULL, 0) != 0)
+		return 0;
+	return allocated;
+}
+#else
+#define NARF_ALLOCATOR "libc"
+
+static uint64_t heap_used(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+#endif
 
 static int cmd_ping(struct narf_engine *e,
                     struct narf_client *c,
@@ -567,12 +601,9 @@ static int cmd_info(struct narf_engine *e,
 		        "maxclients:%u\r\n\r\n",
 		        e->connected_clients, e->cfg.max_clients);
 	if (want_section(argc, argv, len, "memory")) {
-		/* mallinfo2() walks the heap: only when asked for. Under
-		 * AddressSanitizer it reports nothing: fall back to what the
-		 * store counts itself, which is never more than the heap. */
-		struct mallinfo2 mi = mallinfo2();
-
-		used = mi.uordblks + mi.hblkhd;
+		/* Under AddressSanitizer the heap reports nothing: fall back
+		 * to what the store counts itself, never more than the heap. */
+		used = heap_used();
 		if (used < st.used_memory)
 			used = st.used_memory;
 		narf_bytes_human(human, sizeof(human), used);
@@ -582,7 +613,8 @@ static int cmd_info(struct narf_engine *e,
 		        "used_memory_human:%s\r\nused_memory_rss:%llu\r\n"
 		        "used_memory_dataset:%llu\r\nmaxmemory:%llu\r\n"
 		        "maxmemory_human:%s\r\nmaxmemory_policy:%s\r\n"
-		        "mem_allocator:libc\r\nlazyfree_pending_objects:%"
+		        "mem_allocator:" NARF_ALLOCATOR
+		        "\r\nlazyfree_pending_objects:%"
 		        "llu\r\n"
 		        "\r\n",
 		        (unsigned long long)used, human,
