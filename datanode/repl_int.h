@@ -104,7 +104,7 @@ struct narf_repl {
 	uint64_t *lost_at; /* per slot: map epoch at which we last lost it */
 	/* per slot: the sender's map epoch in the last NARF.SYNC to us. Until
 	 * our map is that new, a map without our copy is older news than
-	 * the sync: the slot's entries stay (see may_drop()). */
+	 * the sync: the slot's entries stay (see repl_may_drop()). */
 	uint64_t *sync_epoch;
 	uint64_t epoch; /* our map's epoch */
 	unsigned node_timeout_ms;

@@ -612,7 +612,7 @@ static void check_cb(uv_check_t *h)
 		drain_step(dn);
 }
 
-static void repl_progress(void *data)
+static void on_repl_progress(void *data)
 {
 	struct narf_dn *dn = data;
 
@@ -912,7 +912,7 @@ int narf_dn_start(struct narf_dn *dn, char *errmsg)
 	dn->check.data = dn;
 	uv_check_start(&dn->check, check_cb);
 	if (dn->repl != NULL)
-		narf_repl_set_progress_cb(dn->repl, repl_progress, dn);
+		narf_repl_set_progress_cb(dn->repl, on_repl_progress, dn);
 	return 0;
 }
 

@@ -15,10 +15,11 @@ autogroup scheduling (kernel.sched_autogroup_enabled, on in Debian) CPU
 is shared between sessions first, and servers left in redis-benchmark's
 session wake up without preempting it, so they find ~4x as many requests
 per wake-up as servers in sessions of their own. Measured here with
-/usr/bin/time -v around `redis-benchmark --cluster -t get`: the benchmark
-was preempted 0.08 times per request by redis-servers in its session, 0.5
-times by narf's nodes or by redis-servers in their own sessions, and
-Redis's GET rate fell from ~100k to ~92k req/s, narf's own.
+/usr/bin/time -v around `redis-benchmark --cluster -t get` and
+/proc/PID/status of the servers: redis-servers in the benchmark's session
+went to sleep 0.13 times per request and preempted the benchmark 0.08
+times; narf's nodes, and redis-servers in sessions of their own, 0.53 and
+0.5 times; and Redis's GET rate fell from ~100k to ~92k req/s, narf's.
 
 Both are driven by the same `redis-benchmark --cluster -t set,get -c 50
 -d 32 -r 100000 -q -P P -n N` (P=1 with N=1,000,000 and P=16 with
@@ -277,6 +278,10 @@ def main():
     ap.add_argument("--redis-server", default="redis-server")
     ap.add_argument("--redis-cli", default="redis-cli")
     a = ap.parse_args()
+    # bench.sh's timeout signals its process group, which the redis-servers
+    # (in sessions of their own) are not in: exit through the finally
+    # block, which stops them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     depths = [int(p) for p in a.pipeline.split(",")]
     reqs = [int(n) for n in a.requests.split(",")]
     if len(reqs) == 1:

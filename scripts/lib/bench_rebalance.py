@@ -40,6 +40,7 @@ import multiprocessing as mp
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
     # with setsid): with the kernel's autogroup scheduling CPU time is
     # shared between sessions first, so load processes left in one
     # session would share one slice among them against the nodes'.
+    parent = os.getppid()
     os.setsid()
     rnd = random.Random(idx * 7919 + 1)
     ok = {}
@@ -206,6 +208,8 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
         while not stop_ev.is_set() and time.time() < stop_at:
             now = time.time()
             if table is None or now - last_refresh > 0.5:
+                if os.getppid() != parent:
+                    break  # the benchmark is gone (a signal its session got)
                 t = table_from(addrs)
                 last_refresh = now
                 w = wait.setdefault(int(now - t0), {})
@@ -248,32 +252,32 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
                 c = conns[addr]
                 got_ok = got_bad = 0
                 t_read = time.time()
+                failure = None
                 try:
                     errors = c.read_errors(n, a.request_timeout)
-                    got_ok = n - len(errors)
-                    for k, rep in errors:
-                        if rep.startswith("MOVED "):
-                            # As a cluster client: not run; sent again
-                            # to the node named, after this batch.
-                            moved.append((rep.split()[2],
-                                          by_addr[addr][k]))
-                            w = wait.setdefault(int(time.time() - t0), {})
-                            w["moved"] = w.get("moved", 0.0) + 1
-                            last_refresh = 0.0
-                        else:
-                            got_bad += 1
-                            if len(errs) < 5:
-                                errs.append("%s: -%s" % (addr, rep))
-                            last_refresh = 0.0
                 except (OSError, Closed, HarnessError) as e:
-                    # Replies read before the failure count as answered
-                    # (errors among them are not told apart: counted ok).
-                    got_ok = getattr(c, "partial", 0)
-                    got_bad = n - got_ok
+                    # Replies that came before the failure count as they
+                    # are; the unanswered requests failed.
+                    errors, failure = c.partial_errors, e
+                    got_bad = n - c.partial
+                got_ok = n - got_bad - len(errors)
+                for k, rep in errors:
+                    if rep.startswith("MOVED "):
+                        # As a cluster client: not run; sent again to the
+                        # node named, after this batch.
+                        moved.append((rep.split()[2], by_addr[addr][k]))
+                        w = wait.setdefault(int(time.time() - t0), {})
+                        w["moved"] = w.get("moved", 0.0) + 1
+                    else:
+                        got_bad += 1
+                        if len(errs) < 5:
+                            errs.append("%s: -%s" % (addr, rep))
+                    last_refresh = 0.0
+                if failure is not None:
                     conns.pop(addr, None)
                     c.close()
                     if len(errs) < 5:
-                        errs.append("%s: %r" % (addr, e))
+                        errs.append("%s: %r" % (addr, failure))
                     last_refresh = 0.0
                 now = time.time()
                 sec = int(now - t0)
@@ -389,6 +393,10 @@ def main():
                     help="path prefix of the CSV and PNG written")
     ap.add_argument("--max-seconds", type=float, default=900.0)
     a = ap.parse_args()
+    # bench.sh's timeout signals its process group, which the workers (in
+    # sessions of their own) are not in: exit through the finally blocks,
+    # which stop them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     end = time.monotonic() + a.max_seconds
     coords = ch.Coords(["127.0.0.1:%d" % (a.base_port + i)
                         for i in (1, 2, 3)])

@@ -137,7 +137,8 @@ class RawConn:
         or errors, and returns only the errors, as [(index, text)]: a load
         generator's reader, which builds no reply it does not look at
         (read() builds every one). On Closed or a timeout, self.partial
-        is the number of replies read before it."""
+        is the number of replies read before it and self.partial_errors
+        the errors among them."""
         deadline = time.monotonic() + (timeout or self.timeout)
         buf, pos, got, errors = self.buf, 0, 0, []
         try:
@@ -146,7 +147,11 @@ class RawConn:
                 if e >= 0:
                     t = buf[pos]
                     if t == 36:  # $
-                        ln = int(buf[pos + 1:e])
+                        try:
+                            ln = int(buf[pos + 1:e])
+                        except ValueError:
+                            raise HarnessError("bad bulk length in %r" %
+                                               buf[pos:e][:200])
                         end = e + 2 + (ln + 2 if ln >= 0 else 0)
                         if len(buf) >= end:
                             pos, got = end, got + 1
@@ -168,6 +173,7 @@ class RawConn:
         finally:
             self.buf = buf[pos:]
             self.partial = got
+            self.partial_errors = errors
         return errors
 
     def at_eof(self, timeout=2.0):
