@@ -448,7 +448,12 @@ void narf_repl_map_changed(struct narf_repl *r,
 		const struct narf_map_node *n = narf_map_node_get(map, p->id);
 
 		repl_recount(p);
-		p->handoff_inflight = false;
+		/* A handoff request ends with the map its entry made, not with
+		 * any map: another node's entry would have us send the same
+		 * slots again (a second entry, and "not taken"). */
+		if (p->handoff_inflight && p->handoff_epoch != 0 &&
+		    map->epoch >= p->handoff_epoch)
+			p->handoff_inflight = false;
 		p->work = true;
 		if (p->dropping && p->drop_epoch != UINT64_MAX &&
 		    map->epoch >= p->drop_epoch)

@@ -53,6 +53,7 @@ struct join {
 };
 
 struct narf_peer {
+	struct narf_repl *r;
 	uint32_t id;
 	char addr[NARF_ADDR_SIZE];
 	struct link *repl, *proxy; /* owned, NULL when closed */
@@ -72,7 +73,10 @@ struct narf_peer {
 	 * stopped; ready once it has acked handoff_seq */
 	uint64_t handoff[WORDS];
 	uint64_t handoff_seq;
-	bool handoff_inflight;
+	bool handoff_inflight; /* one request at a time per peer */
+	/* the map epoch its `handoff` entry made: the request is over when
+	 * our map is that new (0: no answer yet) */
+	uint64_t handoff_epoch;
 	uint64_t handoff_ms; /* when writes to the first of them stopped */
 	unsigned n_handoff;  /* bits set in handoff */
 	/* want, ready or handoff may hold slots: prepare_cb looks (it runs

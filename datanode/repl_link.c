@@ -358,6 +358,7 @@ struct narf_peer *repl_peer_get(struct narf_repl *r,
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return NULL;
+	p->r = r;
 	p->id = id;
 	snprintf(p->addr, sizeof(p->addr), "%s", n->addr);
 	r->peers[r->n_peers++] = p;

@@ -186,19 +186,22 @@ static void handoff_reply(void *data,
                           bool ok,
                           uint64_t epoch)
 {
-	struct narf_repl *r = data;
+	struct narf_peer *p = data;
+	struct narf_repl *r = p->r;
 
-	/* Taken: the map that makes the targets primary clears the flag
-	 * (narf_repl_map_changed), unless the entry changed nothing (the
-	 * moves were cleared meanwhile: that map is here or coming too);
-	 * refused: ask again. */
-	if (ok && epoch > r->epoch)
+	/* Taken: the map that makes the target primary ends the request
+	 * (narf_repl_map_changed). Taken while our map is already that new
+	 * (or the entry changed nothing: the moves were cleared): over now.
+	 * Refused: ask again. */
+	if (ok && epoch > r->epoch) {
+		p->handoff_epoch = epoch;
 		return;
-	for (unsigned i = 0; i < r->n_peers; i++) {
-		r->peers[i]->handoff_inflight = false;
-		r->peers[i]->work = true;
 	}
-	NARF_INFO("repl: handoff not taken; asking again");
+	p->handoff_inflight = false;
+	p->work = true;
+	if (!ok)
+		NARF_INFO("repl: handoff to node %u not taken; asking again",
+		          p->id);
 }
 
 /*
@@ -221,8 +224,9 @@ static void report_handoffs(struct narf_repl *r, struct narf_peer *p)
 	if (!any)
 		return;
 	if (narf_member_handoff(r->member, repl_ranges_of(ready), handoff_reply,
-	                        r) == 0) {
+	                        p) == 0) {
 		p->handoff_inflight = true;
+		p->handoff_epoch = 0;
 		NARF_INFO("repl: handing %u slots to node %u",
 		          bits_count(ready), p->id);
 	}

@@ -206,6 +206,14 @@ def involves(nid):
 # ---------------------------------------------------------------------------
 
 
+def assert_handoffs_taken(c):
+    """Nothing failed, so every handoff request was taken the first time.
+    (A primary used to send its request again whenever any map arrived
+    meanwhile; the copy changed nothing and was logged "not taken".)"""
+    for d in c.nodes:
+        assert "not taken" not in d.log_text(), (d.name, d.log_tail())
+
+
 def test_add_node_under_load(make_cluster):
     """A 4th node joins a loaded 3-node cluster: it receives a quarter of
     the primaries and copies, no request fails (a plain client reading
@@ -226,6 +234,7 @@ def test_add_node_under_load(make_cluster):
         "n4 holds no primaries or no in-sync copies"
     check_all(c, load)
     assert_no_failures(load)
+    assert_handoffs_taken(c)
 
 
 class BusyWatch(threading.Thread):
@@ -288,6 +297,7 @@ def test_add_two_nodes_at_once(make_cluster):
             "%s holds no primaries or no in-sync copies" % d.name
     check_all(c, load)
     assert_no_failures(load)
+    assert_handoffs_taken(c)
 
 
 def test_drain_node_with_leave(make_cluster):
@@ -327,6 +337,7 @@ def test_drain_node_with_leave(make_cluster):
                  % (t_removed, t_done))
     check_all(c, load)
     assert_no_failures(load)
+    assert_handoffs_taken(c)
 
 
 def test_sigterm_leaves_first(make_cluster):
@@ -347,7 +358,7 @@ def test_sigterm_leaves_first(make_cluster):
     log = victim.log_text()
     assert "asking to leave the cluster first" in log, log[-2000:]
     assert "left the cluster after" in log, log[-2000:]
-    m = c.wait_map(lambda m: any(n["id"] == vid and n["state"] == "removed"
+    c.wait_map(lambda m: any(n["id"] == vid and n["state"] == "removed"
                                  for n in m["nodes"]), READY_WAIT,
                    "n1 (id %d) removed" % vid)
     wait_settled(c, "three nodes balanced after the SIGTERM leave")
