@@ -359,8 +359,8 @@ def test_sigterm_leaves_first(make_cluster):
     assert "asking to leave the cluster first" in log, log[-2000:]
     assert "left the cluster after" in log, log[-2000:]
     c.wait_map(lambda m: any(n["id"] == vid and n["state"] == "removed"
-                                 for n in m["nodes"]), READY_WAIT,
-                   "n1 (id %d) removed" % vid)
+                             for n in m["nodes"]), READY_WAIT,
+               "n1 (id %d) removed" % vid)
     wait_settled(c, "three nodes balanced after the SIGTERM leave")
     load.settle()
     load.stop()
