@@ -235,6 +235,11 @@ def test_cluster_metrics_reflect_traffic(make_cluster):
     assert (val(after[0], "narf_proxied_requests_total") -
             val(before[0], "narf_proxied_requests_total")) == \
         2 * elsewhere + elsewhere_missing
+    # INFO replication says the same.
+    with RawConn(n1.port) as c:
+        info = c.cmd("INFO", "replication").decode()
+    assert "\r\nproxied_requests:%d\r\n" % val(
+        after[0], "narf_proxied_requests_total") in info, info
 
     # Hits and misses are counted where the key lives.
     hits = sum(val(a, "narf_keyspace_hits_total") -
