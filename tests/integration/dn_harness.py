@@ -52,6 +52,39 @@ def encode(*args):
     return b"".join(out)
 
 
+def scan_replies(buf, need):
+    """The complete replies at the start of buf, at most need of them, when
+    each is a simple string, an integer, a bulk string or an error (a load
+    generator's replies): (count, [(index, Err)], bytes they take). A reply
+    cut short is left for the next read; any other type is a HarnessError.
+    """
+    pos, got, errors = 0, 0, []
+    while got < need:
+        e = buf.find(b"\r\n", pos)
+        if e < 0:
+            break
+        t = buf[pos]
+        if t == 36:  # $
+            try:
+                ln = int(buf[pos + 1:e])
+            except ValueError:
+                raise HarnessError("bad bulk length in %r" % buf[pos:e][:200])
+            end = e + 2 + (ln + 2 if ln >= 0 else 0)
+            if len(buf) < end:
+                break
+            pos = end
+        elif t == 43 or t == 58:  # + :
+            pos = e + 2
+        elif t == 45:  # -
+            errors.append((got, Err(buf[pos + 1:e].decode("utf-8",
+                                                           "replace"))))
+            pos = e + 2
+        else:
+            raise HarnessError("bad reply type in %r" % buf[pos:pos + 200])
+        got += 1
+    return got, errors, pos
+
+
 class RawConn:
     """One RESP connection over a plain socket.
 
@@ -140,41 +173,19 @@ class RawConn:
         is the number of replies read before it and self.partial_errors
         the errors among them."""
         deadline = time.monotonic() + (timeout or self.timeout)
-        buf, pos, got, errors = self.buf, 0, 0, []
+        got, errors = 0, []
         try:
-            while got < n:
-                e = buf.find(b"\r\n", pos)
-                if e >= 0:
-                    t = buf[pos]
-                    if t == 36:  # $
-                        try:
-                            ln = int(buf[pos + 1:e])
-                        except ValueError:
-                            raise HarnessError("bad bulk length in %r" %
-                                               buf[pos:e][:200])
-                        end = e + 2 + (ln + 2 if ln >= 0 else 0)
-                        if len(buf) >= end:
-                            pos, got = end, got + 1
-                            continue
-                    elif t == 43 or t == 58:  # + :
-                        pos, got = e + 2, got + 1
-                        continue
-                    elif t == 45:  # -
-                        errors.append((got, Err(buf[pos + 1:e].decode(
-                            "utf-8", "replace"))))
-                        pos, got = e + 2, got + 1
-                        continue
-                    else:
-                        raise HarnessError("bad reply type in %r" %
-                                           buf[pos:pos + 200])
-                self.buf = buf[pos:]
+            while True:
+                k, errs, pos = scan_replies(self.buf, n - got)
+                errors += [(got + i, e) for i, e in errs]
+                got += k
+                self.buf = self.buf[pos:]
+                if got == n:
+                    return errors
                 self._fill(deadline)
-                buf, pos = self.buf, 0
         finally:
-            self.buf = buf[pos:]
             self.partial = got
             self.partial_errors = errors
-        return errors
 
     def at_eof(self, timeout=2.0):
         """True when the server closes the connection within timeout (any

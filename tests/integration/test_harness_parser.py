@@ -1,0 +1,48 @@
+"""The load generator's reply scanner (dn_harness.scan_replies): the
+benchmarks count requests by it, so a reply it miscounts is a wrong
+figure. No servers: bytes in, counts out."""
+
+import pytest
+
+from dn_harness import Err, scan_replies
+from narf_harness import HarnessError
+
+REPLIES = b"+OK\r\n$3\r\nabc\r\n$-1\r\n:42\r\n-MOVED 7 127.0.0.1:7201\r\n$0\r\n\r\n"
+
+
+def test_whole_replies_counted_and_errors_indexed():
+    got, errors, used = scan_replies(REPLIES, 10)
+    assert (got, used) == (6, len(REPLIES))
+    assert errors == [(4, "MOVED 7 127.0.0.1:7201")]
+    assert isinstance(errors[0][1], Err)
+
+
+def test_stops_at_need():
+    got, errors, used = scan_replies(REPLIES, 2)
+    assert (got, errors) == (2, [])
+    assert REPLIES[used:].startswith(b"$-1\r\n")
+
+
+def test_truncated_reply_is_left_for_the_next_read():
+    # Whatever the cut, the replies before it are counted and the cut one
+    # is not; scanning the rest after the cut finds the others.
+    for cut in range(len(REPLIES)):
+        got, errors, used = scan_replies(REPLIES[:cut], 10)
+        assert used <= cut
+        rest, errors2, used2 = scan_replies(REPLIES[used:], 10)
+        assert got + rest == 6, cut
+        assert used + used2 == len(REPLIES), cut
+        assert [k for k, _ in errors] + [got + k for k, _ in errors2] == [4]
+
+
+def test_malformed_replies_are_refused():
+    for bad in (b"*1\r\n:1\r\n", b"hello\r\n", b"\x00\r\n", b"$x\r\n",
+                b"$\r\n", b"$12ab\r\nabc\r\n"):
+        with pytest.raises(HarnessError):
+            scan_replies(b"+OK\r\n" + bad, 5)
+
+
+def test_oversized_bulk_waits_without_reading_past_the_buffer():
+    # A length larger than what arrived is a reply still coming.
+    got, errors, used = scan_replies(b"$1000000000\r\nabc", 1)
+    assert (got, errors, used) == (0, [], 0)
