@@ -62,7 +62,8 @@ benchmarks:
         run; exits 1 if a failure decision was taken.
 
   rebalance [--keys K] [--workers W] [--pipeline P] [--steady S] [--moves M]
-            [--out PREFIX] [--dir DIR] [--base-port P]
+            [--load per-node|fan-out] [--out PREFIX] [--dir DIR]
+            [--base-port P]
         Live rebalance: starts 3 coordinators and 3 data nodes (base port
         P, default 17900), loads K keys (default 1,000,000) of 32-byte
         values with redis-cli --pipe (one per node, straight to the
@@ -76,7 +77,10 @@ benchmarks:
         requests (target 0) and the minimum 1-second rate during the
         rebalance against the steady rate (target >= 70%), and per phase
         the batches' round trips (p50/p99/max) and the time spent waiting
-        for each node. --moves M sets
+        for each node. --load per-node (the default) keeps a batch in
+        flight to every node, as independent clients do; --load fan-out
+        splits each batch across the nodes and waits for all of them, so
+        one slow node stalls the whole load. --moves M sets
         the cluster's `moves` setting (slots syncing or moving at once;
         default 1024) before the join. Writes
         PREFIX.csv (per-second rates) and PREFIX.png (gnuplot; the join
@@ -544,6 +548,7 @@ bench_cluster() {
 
 bench_rebalance() {
 	local port=17900 keys=1000000 workers=2 pipeline=32 steady=10 out="" moves=0
+	local load=per-node
 	while (($#)); do
 		case $1 in
 		--keys)
@@ -571,6 +576,11 @@ bench_rebalance() {
 			shift
 			;;
 		--moves=*) moves=${1#*=} ;;
+		--load)
+			load=${2:?--load needs a value}
+			shift
+			;;
+		--load=*) load=${1#*=} ;;
 		--out)
 			out=${2:?--out needs a value}
 			shift
@@ -609,6 +619,8 @@ bench_rebalance() {
 	if ! [[ $moves =~ ^[0-9]{1,5}$ ]] || ((moves > 16384)); then
 		die "--moves must be a number in 0..16384 (0: the default)"
 	fi
+	[[ $load == per-node || $load == fan-out ]] ||
+		die "--load must be per-node or fan-out"
 	check_port "$port"
 	command -v redis-cli >/dev/null ||
 		die "redis-cli is missing (Debian package redis-tools)"
@@ -624,7 +636,7 @@ bench_rebalance() {
 	run_py $((steady + 900)) "$ROOT/scripts/lib/bench_rebalance.py" \
 		--dir "$bench_dir" --base-port "$port" --cluster-sh "$CLUSTER" \
 		--keys "$keys" --workers "$workers" --pipeline "$pipeline" \
-		--steady "$steady" --moves "$moves" --out "$out" \
+		--steady "$steady" --moves "$moves" --load "$load" --out "$out" \
 		--max-seconds $((steady + 840))
 }
 

@@ -6,12 +6,18 @@ scripts/cluster.sh).
 1. Loads --keys keys (default 1,000,000) of --value-size byte values
    (default 32) straight into their primaries: one `redis-cli --pipe` per
    node, routed by CLUSTER SLOTS, all three at once.
-2. Starts a steady load: --workers processes, each sending pipelined
-   batches of --pipeline requests (GET and, --write-ratio of them, SET of
-   the loaded keys, picked at random) to the slots' primaries (routing
-   re-read every 0.5 s, one -MOVED followed as a cluster client does),
-   counting per wall-clock second the requests answered and the ones
-   that failed (an error reply or no reply).
+2. Starts a steady load: --workers processes sending pipelined batches
+   of --pipeline requests (GET and, --write-ratio of them, SET of the
+   loaded keys, picked at random) to the slots' primaries (routing re-read
+   every 0.5 s, one -MOVED followed as a cluster client does), counting
+   per wall-clock second the requests answered and the ones that failed
+   (an error reply or no reply). --load per-node (the default): each
+   worker keeps a batch in flight to every primary, drawn from its slots,
+   and sends a node its next batch when its last is answered, as
+   independent clients do (redis-benchmark, memtier, YCSB). --load
+   fan-out: each worker's batch is split across the nodes and the next
+   one waits for all of them, so one slow node stalls the whole load
+   (the benchmark's load until December 2026).
 3. After --steady seconds, `cluster.sh add-node` starts a 4th data node,
    and the benchmark polls the leader's status until the rebalance has
    finished: 4 nodes up, nothing moving or syncing, under_replicated 0,
@@ -26,9 +32,9 @@ as NARF.SET messages); failed requests (target 0); the steady rate
 (median 1-second rate before the join) and the minimum 1-second rate
 while the rebalance ran (target: at least 70% of the steady rate); per
 phase (steady, rebalance, after), the batches' round-trip times (p50, p99,
-max) and the seconds per second the workers spent waiting for each node's
-replies, for the map and the -MOVED replies per second: where a dip comes
-from. Writes the per-second rates and batch times to a CSV and, with
+max; per node with --load per-node, per whole batch with fan-out) and the
+seconds per second the workers spent waiting for each node's replies,
+for the map and the -MOVED replies per second: where a dip comes from. Writes the per-second rates and batch times to a CSV and, with
 gnuplot, a PNG (the join and the end of the rebalance as vertical lines),
 and prints their paths.
 
@@ -39,6 +45,7 @@ import argparse
 import multiprocessing as mp
 import os
 import random
+import select
 import shutil
 import signal
 import statistics
@@ -53,7 +60,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import cluster_harness as ch  # noqa: E402
-from dn_harness import Closed, Err, RawConn, encode  # noqa: E402
+from dn_harness import (Closed, Err, RawConn, encode,  # noqa: E402
+                        scan_replies)
 from narf_harness import HarnessError  # noqa: E402
 
 
@@ -186,7 +194,52 @@ def quantiles(v):
 # The load: worker processes (forked: slot_of is shared)
 
 
-def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
+class LoadStats:
+    """What a worker saw, per wall-clock second since t0: requests answered
+    and failed, batch round trips, seconds spent waiting per node (and
+    "map" for slot-table reads, "moved" for -MOVED replies followed), and
+    the first few failures' reasons."""
+
+    def __init__(self):
+        self.ok, self.bad, self.lat, self.wait, self.errs = {}, {}, {}, {}, []
+
+    def answered(self, t, n):
+        if n:
+            self.ok[int(t)] = self.ok.get(int(t), 0) + n
+
+    def failed(self, t, n, why):
+        if n:
+            self.bad[int(t)] = self.bad.get(int(t), 0) + n
+            if len(self.errs) < 5:
+                self.errs.append(why)
+
+    def waited(self, t, what, amount):
+        w = self.wait.setdefault(int(t), {})
+        w[what] = w.get(what, 0.0) + amount
+
+    def batch(self, t, secs):
+        self.lat.setdefault(int(t), []).append(1000.0 * secs)
+
+    def result(self):
+        return (self.ok, self.bad, self.errs, self.lat, self.wait)
+
+
+class Batch:
+    """Requests sent to one node in one write: the first n_retry of them
+    are ones a -MOVED sent here."""
+
+    def __init__(self, cmds, n_retry, t_sent):
+        self.cmds, self.n_retry, self.t_sent = cmds, n_retry, t_sent
+        self.got, self.errors = 0, []
+
+
+def worker_per_node(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
+    """The per-node load (the default): a batch of --pipeline requests in
+    flight to every primary at once, each drawn from that node's slots, and
+    a node's next batch sent as soon as its last one is answered. So each
+    node has a client of its own, as with many independent application
+    clients (redis-benchmark, memtier, YCSB): a node that is slow for a
+    moment slows its own requests, not everyone's."""
     # A session of its own, as every data node has (cluster.sh starts them
     # with setsid): with the kernel's autogroup scheduling CPU time is
     # shared between sessions first, so load processes left in one
@@ -194,11 +247,149 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
     parent = os.getppid()
     os.setsid()
     rnd = random.Random(idx * 7919 + 1)
-    ok = {}
-    bad = {}
-    lat = {}  # second -> batch round-trip times (ms)
-    wait = {}  # second -> {node: seconds spent waiting for its replies}
-    errs = []
+    st = LoadStats()
+    # The keys of every slot, and their GETs built once (most of the load).
+    keys_of = [array("I") for _ in range(ch.NSLOTS)]
+    for i in range(a.keys):
+        keys_of[slot_of[i]].append(i)
+    gets = [[get_cmd(key_of(i)) for i in ks] for ks in keys_of]
+    conns = {}  # addr -> RawConn
+    flight = {}  # addr -> Batch
+    retry = {}  # addr -> [command] a -MOVED sent there (run next batch)
+    table, slots_of, last_refresh = None, {}, 0.0
+    gen = 1 + idx
+
+    def settle(addr, b, now):
+        """Counts b's answered requests; the ones -MOVED sent elsewhere go
+        first in that node's next batch (as a cluster client follows
+        one redirect: a second -MOVED for them is a failure)."""
+        moved = 0
+        for k, e in b.errors:
+            if e.startswith("MOVED ") and k >= b.n_retry:
+                retry.setdefault(e.split()[2], []).append(b.cmds[k])
+                st.waited(now - t0, "moved", 1)
+                moved += 1
+            else:
+                st.failed(now - t0, 1, "%s: -%s" % (addr, e))
+        st.answered(now - t0, b.got - len(b.errors))
+        return moved
+
+    def fail_batch(addr, why):
+        """The connection to addr failed: its answered requests count as
+        they are, the unanswered ones failed."""
+        c = conns.pop(addr, None)
+        if c is not None:
+            c.close()
+        b = flight.pop(addr, None)
+        if b is not None:
+            now = time.time()
+            settle(addr, b, now)
+            st.failed(now - t0, len(b.cmds) - b.got, "%s: %s" % (addr, why))
+
+    try:
+        while not stop_ev.is_set() and time.time() < stop_at:
+            now = time.time()
+            if table is None or now - last_refresh > 0.5:
+                if os.getppid() != parent:
+                    break  # the benchmark is gone (a signal its session got)
+                t = table_from(addrs)
+                last_refresh = now
+                st.waited(now - t0, "map", time.time() - now)
+                if t is not None:
+                    table = t
+                    slots_of = {}
+                    for s, addr in enumerate(table):
+                        if keys_of[s]:
+                            slots_of.setdefault(addr, []).append(s)
+                elif table is None:
+                    time.sleep(0.05)
+                    continue
+            for addr in list(slots_of) + [x for x in retry
+                                          if x not in slots_of]:
+                if addr in flight:
+                    continue
+                cmds = retry.pop(addr, [])
+                n_retry = len(cmds)
+                slots = slots_of.get(addr)
+                for _ in range(a.pipeline if slots else 0):
+                    s = slots[rnd.randrange(len(slots))]
+                    k = rnd.randrange(len(keys_of[s]))
+                    if rnd.random() < a.write_ratio:
+                        i = keys_of[s][k]
+                        cmds.append(set_cmd(key_of(i), value_of(
+                            i, gen, a.value_size)))
+                    else:
+                        cmds.append(gets[s][k])
+                gen += a.workers
+                if not cmds:
+                    continue
+                flight[addr] = Batch(cmds, n_retry, time.time())
+                try:
+                    c = conns.get(addr)
+                    if c is None:
+                        c = conns[addr] = RawConn(ch.addr_port(addr),
+                                                  timeout=a.request_timeout)
+                    c.send(b"".join(cmds))
+                except (OSError, Closed, HarnessError) as e:
+                    fail_batch(addr, repr(e))
+                    last_refresh = 0.0
+            if not flight:
+                time.sleep(0.01)
+                continue
+            socks = {conns[addr].sock: addr for addr in flight}
+            ready, _, _ = select.select(list(socks), [], [], 0.1)
+            now = time.time()
+            for addr, b in list(flight.items()):
+                if now - b.t_sent > a.request_timeout:
+                    fail_batch(addr, "no reply within %.0f s" %
+                               a.request_timeout)
+                    last_refresh = 0.0
+            for sock in ready:
+                addr = socks[sock]
+                b, c = flight.get(addr), conns.get(addr)
+                if b is None or c is None:
+                    continue
+                try:
+                    chunk = sock.recv(1 << 16)
+                    if not chunk:
+                        raise Closed("closed by the node")
+                    c.buf += chunk
+                    got, errors, used = scan_replies(c.buf,
+                                                     len(b.cmds) - b.got)
+                except (OSError, Closed, HarnessError) as e:
+                    fail_batch(addr, repr(e))
+                    last_refresh = 0.0
+                    continue
+                c.buf = c.buf[used:]
+                b.errors += [(b.got + k, e) for k, e in errors]
+                b.got += got
+                if b.got < len(b.cmds):
+                    continue
+                del flight[addr]
+                now = time.time()
+                st.batch(now - t0, now - b.t_sent)
+                st.waited(now - t0, addr, now - b.t_sent)
+                settle(addr, b, now)
+                if b.errors:
+                    last_refresh = 0.0
+    finally:
+        for c in conns.values():
+            c.close()
+        out_q.put((idx,) + st.result())
+
+
+
+def worker_fan_out(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
+    """The fan-out load (--load fan-out): each batch of --pipeline random
+    keys is split by node, sent to all of them at once, and the next batch
+    waits for every reply, as one client fanning out a multi-key request
+    would. A node that is slow for a moment holds up every batch: this load
+    measures the slowest node's latency more than the cluster's
+    capacity."""
+    parent = os.getppid()
+    os.setsid()  # as worker_per_node
+    rnd = random.Random(idx * 7919 + 1)
+    st = LoadStats()
     conns = {}
     table = None
     last_refresh = 0.0
@@ -212,8 +403,7 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
                     break  # the benchmark is gone (a signal its session got)
                 t = table_from(addrs)
                 last_refresh = now
-                w = wait.setdefault(int(now - t0), {})
-                w["map"] = w.get("map", 0.0) + (time.time() - now)
+                st.waited(now - t0, "map", time.time() - now)
                 if t is not None:
                     table = t
                 elif table is None:
@@ -242,15 +432,13 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
                     conns.pop(addr, None)
                     if c is not None:
                         c.close()
-                    sec = int(time.time() - t0)
-                    bad[sec] = bad.get(sec, 0) + len(cmds)
-                    if len(errs) < 5:
-                        errs.append("%s: %r" % (addr, e))
+                    st.failed(time.time() - t0, len(cmds),
+                              "%s: %r" % (addr, e))
                     last_refresh = 0.0
             moved = []
             for addr, n in sent:
                 c = conns[addr]
-                got_ok = got_bad = 0
+                got_bad = 0
                 t_read = time.time()
                 failure = None
                 try:
@@ -260,37 +448,26 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
                     # are; the unanswered requests failed.
                     errors, failure = c.partial_errors, e
                     got_bad = n - c.partial
-                got_ok = n - got_bad - len(errors)
+                now = time.time()
+                st.failed(now - t0, got_bad, "%s: %r" % (addr, failure))
+                st.answered(now - t0, n - got_bad - len(errors))
                 for k, rep in errors:
                     if rep.startswith("MOVED "):
                         # As a cluster client: not run; sent again to the
                         # node named, after this batch.
                         moved.append((rep.split()[2], by_addr[addr][k]))
-                        w = wait.setdefault(int(time.time() - t0), {})
-                        w["moved"] = w.get("moved", 0.0) + 1
+                        st.waited(now - t0, "moved", 1)
                     else:
-                        got_bad += 1
-                        if len(errs) < 5:
-                            errs.append("%s: -%s" % (addr, rep))
+                        st.failed(now - t0, 1, "%s: -%s" % (addr, rep))
                     last_refresh = 0.0
                 if failure is not None:
                     conns.pop(addr, None)
                     c.close()
-                    if len(errs) < 5:
-                        errs.append("%s: %r" % (addr, failure))
                     last_refresh = 0.0
-                now = time.time()
-                sec = int(now - t0)
-                w = wait.setdefault(sec, {})
-                w[addr] = w.get(addr, 0.0) + (now - t_read)
-                if got_ok:
-                    ok[sec] = ok.get(sec, 0) + got_ok
-                if got_bad:
-                    bad[sec] = bad.get(sec, 0) + got_bad
+                st.waited(now - t0, addr, now - t_read)
             for addr, cmd in moved:
                 # One redirect followed, as redis-cli -c does; a second
                 # MOVED or no reply is a failure.
-                good = False
                 try:
                     c = conns.get(addr)
                     if c is None:
@@ -298,27 +475,22 @@ def worker(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
                                                   timeout=a.request_timeout)
                     c.send(cmd)
                     rep = c.read(a.request_timeout)
-                    good = not isinstance(rep, Err)
-                    if not good and len(errs) < 5:
-                        errs.append("%s after MOVED: -%s" % (addr, rep))
+                    why = "%s after MOVED: -%s" % (addr, rep)
                 except (OSError, Closed, HarnessError) as e:
                     c = conns.pop(addr, None)
                     if c is not None:
                         c.close()
-                    if len(errs) < 5:
-                        errs.append("%s after MOVED: %r" % (addr, e))
-                sec = int(time.time() - t0)
-                if good:
-                    ok[sec] = ok.get(sec, 0) + 1
+                    rep, why = Err(""), "%s after MOVED: %r" % (addr, e)
+                if isinstance(rep, Err):
+                    st.failed(time.time() - t0, 1, why)
                 else:
-                    bad[sec] = bad.get(sec, 0) + 1
+                    st.answered(time.time() - t0, 1)
             now = time.time()
-            lat.setdefault(int(now - t0), []).append(
-                1000.0 * (now - t_batch))
+            st.batch(now - t0, now - t_batch)
     finally:
         for c in conns.values():
             c.close()
-        out_q.put((idx, ok, bad, errs, lat, wait))
+        out_q.put((idx,) + st.result())
 
 
 # ---------------------------------------------------------------------------
@@ -344,7 +516,7 @@ def plot(a, csv_path, png_path, join_s, done_s):
 set terminal pngcairo size 1000,500 noenhanced
 set output '%s'
 set datafile separator ','
-set title 'narf: requests/s while a 4th node joins (%d keys, %d workers, pipeline %d)'
+set title 'narf: requests/s while a 4th node joins (%d keys, %s load, %d workers, pipeline %d)'
 set xlabel 'seconds since the load started (each point: one second, at its middle)'
 set ylabel 'requests answered per second'
 set yrange [0:*]
@@ -356,7 +528,7 @@ set arrow 2 from %.2f, graph 0 to %.2f, graph 1 nohead lw 1 dt 2 lc rgb 'dark-gr
 set label 2 'balanced' at %.2f, graph 0.88 left offset 0.5,0 tc rgb 'dark-green'
 plot '%s' every ::1 using ($1+0.5):2 with linespoints title 'ok (per second)', \\
      '%s' every ::1 using ($1+0.5):3 with impulses lw 3 title 'failed'
-""" % (png_path, a.keys, a.workers, a.pipeline, join_s, join_s, join_s,
+""" % (png_path, a.keys, a.load, a.workers, a.pipeline, join_s, join_s, join_s,
        done_s, done_s, done_s, csv_path, csv_path)
     try:
         r = subprocess.run([gp], input=script, text=True,
@@ -380,6 +552,8 @@ def main():
     ap.add_argument("--keys", type=int, default=1000000)
     ap.add_argument("--value-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--load", choices=("per-node", "fan-out"),
+                    default="per-node")
     ap.add_argument("--pipeline", type=int, default=32)
     ap.add_argument("--write-ratio", type=float, default=0.2)
     ap.add_argument("--steady", type=float, default=10.0)
@@ -404,8 +578,8 @@ def main():
     new_addr = "127.0.0.1:%d" % (a.base_port + 204)
 
     log("rebalance: 3 data nodes, %d keys of %d bytes, then a 4th node "
-        "joins under %d load processes (pipeline %d, %.0f%% SET)" % (
-            a.keys, a.value_size, a.workers, a.pipeline,
+        "joins under %d load processes (%s, pipeline %d, %.0f%% SET)" % (
+            a.keys, a.value_size, a.workers, a.load, a.pipeline,
             a.write_ratio * 100))
     deadline = time.monotonic() + 60
     while ch.cluster_ready(coords, addrs) is None:
@@ -438,7 +612,8 @@ def main():
                        a.after + 30)
     stop_ev = mp.Event()
     out_q = mp.Queue()
-    procs = [mp.Process(target=worker, args=(i, a, addrs + [new_addr],
+    target = worker_per_node if a.load == "per-node" else worker_fan_out
+    procs = [mp.Process(target=target, args=(i, a, addrs + [new_addr],
                                              slot_of, t0, stop_at, stop_ev,
                                              out_q), daemon=True)
              for i in range(a.workers)]
