@@ -699,15 +699,14 @@ void narf_repl_info(const struct narf_repl *r, struct narf_buf *out)
 	unsigned lead = bits_count(r->lead);
 	unsigned n;
 
-	n = (unsigned)snprintf(line, sizeof(line),
-	                       "slots_led:%u\r\nslots_syncing_here:%u\r\n"
-	                       "stream_messages:%" PRIu64
-	                       "\r\nstream_bytes:%" PRIu64
-	                       "\r\nstream_acks:%" PRIu64
-	                       "\r\nstray_entries_dropped:%" PRIu64
-	                       "\r\nproxied_requests:%" PRIu64 "\r\n",
-	                       lead, bits_count(r->syncing), r->stream_msgs,
-	                       r->stream_bytes, r->acks, r->swept, r->proxied);
+	n = (unsigned)snprintf(
+	        line, sizeof(line),
+	        "slots_led:%u\r\nslots_syncing_here:%u\r\n"
+	        "stream_messages:%" PRIu64 "\r\nstream_bytes:%" PRIu64
+	        "\r\nstream_acks:%" PRIu64 "\r\nstray_entries_dropped:%" PRIu64
+	        "\r\nproxied_requests:%" PRIu64 "\r\n",
+	        lead, bits_count(r->syncing), r->stream_msgs, r->stream_bytes,
+	        r->acks, r->swept, r->proxied);
 	narf_buf_append(out, line, n);
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		const struct narf_peer *p = r->peers[i];
