@@ -67,25 +67,26 @@ benchmarks:
         Live rebalance: starts 3 coordinators and 3 data nodes (base port
         P, default 17900), loads K keys (default 1,000,000) of 32-byte
         values with redis-cli --pipe (one per node, straight to the
-        primaries), runs a steady load (W processes, default 2, pipelined
-        batches of P GET/SET, default 32, 20% SET) counting answered and
-        failed requests per second, and after S seconds (default 10)
-        `cluster.sh add-node` starts a 4th node. Prints the time until the
-        map is balanced with nothing moving or syncing, the bytes the
-        replication streams carried meanwhile (INFO replication
-        stream_bytes) against the ideal quarter of the data, failed
-        requests (target 0) and the minimum 1-second rate during the
-        rebalance against the steady rate (target >= 70%), and per phase
-        the batches' round trips (p50/p99/max) and the time spent waiting
-        for each node. --load per-node (the default) keeps a batch in
-        flight to every node, as independent clients do; --load fan-out
-        splits each batch across the nodes and waits for all of them, so
-        one slow node stalls the whole load. --moves M sets
-        the cluster's `moves` setting (slots syncing or moving at once;
-        default 1024) before the join. Writes
-        PREFIX.csv (per-second rates) and PREFIX.png (gnuplot; the join
-        and the end as vertical lines); PREFIX defaults to
-        build/bench/rebalance-DATE. Exits 1 if a target is missed.
+        primaries), runs a steady load of pipelined batches of P GET/SET
+        (default 32, 20% SET) counting answered and failed requests per
+        second, and after S seconds (default 10) `cluster.sh add-node`
+        starts a 4th node. --load per-node (the default): W narf-loadgen
+        processes (default 4), each keeping a batch in flight to every
+        primary, so W clients per node, as independent clients give a
+        cluster; enough to keep the nodes busy. --load fan-out: W Python
+        processes (default 2) each splitting a batch across the nodes and
+        waiting for all of them, so one slow node stalls the whole load.
+        Prints the time until the map is balanced with nothing moving or
+        syncing, the bytes the replication streams carried meanwhile (INFO
+        replication stream_bytes) against the ideal quarter of the data,
+        failed requests (target 0) and the minimum 1-second rate during
+        the rebalance against the steady rate (target >= 70%), and per
+        phase the batches' round trips (p50/p99/max). --moves M sets the
+        cluster's `moves` setting (slots syncing or moving at once;
+        default 1024) before the join. Writes PREFIX.csv (per-second
+        rates) and PREFIX.png (gnuplot; the join and the end as vertical
+        lines); PREFIX defaults to build/bench/rebalance-DATE. Exits 1 if
+        a target is missed.
 
 Every benchmark stops the cluster or servers it started, also when
 interrupted.
@@ -547,7 +548,7 @@ bench_cluster() {
 }
 
 bench_rebalance() {
-	local port=17900 keys=1000000 workers=2 pipeline=32 steady=10 out="" moves=0
+	local port=17900 keys=1000000 workers="" pipeline=32 steady=10 out="" moves=0
 	local load=per-node
 	while (($#)); do
 		case $1 in
@@ -607,6 +608,10 @@ bench_rebalance() {
 	if ! [[ $keys =~ ^[0-9]{3,8}$ ]] || ((keys < 1000)); then
 		die "--keys must be a number from 1000 to 99999999"
 	fi
+	if [[ -z $workers ]]; then
+		workers=4
+		[[ $load == per-node ]] || workers=2
+	fi
 	if ! [[ $workers =~ ^[0-9]{1,2}$ ]] || ((workers < 1 || workers > 32)); then
 		die "--workers must be a number in 1..32"
 	fi
@@ -637,6 +642,7 @@ bench_rebalance() {
 		--dir "$bench_dir" --base-port "$port" --cluster-sh "$CLUSTER" \
 		--keys "$keys" --workers "$workers" --pipeline "$pipeline" \
 		--steady "$steady" --moves "$moves" --load "$load" --out "$out" \
+		--loadgen "$ROOT/build/tests/narf-loadgen" \
 		--max-seconds $((steady + 840))
 }
 

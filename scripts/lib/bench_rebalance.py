@@ -12,12 +12,14 @@ scripts/cluster.sh).
    every 0.5 s, one -MOVED followed as a cluster client does), counting
    per wall-clock second the requests answered and the ones that failed
    (an error reply or no reply). --load per-node (the default): each
-   worker keeps a batch in flight to every primary, drawn from its slots,
-   and sends a node its next batch when its last is answered, as
-   independent clients do (redis-benchmark, memtier, YCSB). --load
-   fan-out: each worker's batch is split across the nodes and the next
-   one waits for all of them, so one slow node stalls the whole load
-   (the benchmark's load until December 2026).
+   worker is a narf-loadgen process (tests/bench/loadgen.c) keeping a
+   batch in flight to every primary, drawn from its slots, and sending a
+   node its next batch when its last is answered, as independent clients
+   do (redis-benchmark, memtier, YCSB); 4 of them by default keep the
+   nodes busy. --load fan-out: each worker is a Python process whose batch
+   is split across the nodes, the next one waiting for all of them, so
+   one slow node stalls the whole load (the benchmark's load until
+   December 2026; it used about as much CPU as the nodes).
 3. After --steady seconds, `cluster.sh add-node` starts a 4th data node,
    and the benchmark polls the leader's status until the rebalance has
    finished: 4 nodes up, nothing moving or syncing, under_replicated 0,
@@ -45,7 +47,6 @@ import argparse
 import multiprocessing as mp
 import os
 import random
-import select
 import shutil
 import signal
 import statistics
@@ -60,8 +61,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import cluster_harness as ch  # noqa: E402
-from dn_harness import (Closed, Err, RawConn, encode,  # noqa: E402
-                        scan_replies)
+from dn_harness import Closed, Err, RawConn, encode  # noqa: E402
 from narf_harness import HarnessError  # noqa: E402
 
 
@@ -224,161 +224,6 @@ class LoadStats:
         return (self.ok, self.bad, self.errs, self.lat, self.wait)
 
 
-class Batch:
-    """Requests sent to one node in one write: the first n_retry of them
-    are ones a -MOVED sent here."""
-
-    def __init__(self, cmds, n_retry, t_sent):
-        self.cmds, self.n_retry, self.t_sent = cmds, n_retry, t_sent
-        self.got, self.errors = 0, []
-
-
-def worker_per_node(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
-    """The per-node load (the default): a batch of --pipeline requests in
-    flight to every primary at once, each drawn from that node's slots, and
-    a node's next batch sent as soon as its last one is answered. So each
-    node has a client of its own, as with many independent application
-    clients (redis-benchmark, memtier, YCSB): a node that is slow for a
-    moment slows its own requests, not everyone's."""
-    # A session of its own, as every data node has (cluster.sh starts them
-    # with setsid): with the kernel's autogroup scheduling CPU time is
-    # shared between sessions first, so load processes left in one
-    # session would share one slice among them against the nodes'.
-    parent = os.getppid()
-    os.setsid()
-    rnd = random.Random(idx * 7919 + 1)
-    st = LoadStats()
-    # The keys of every slot, and their GETs built once (most of the load).
-    keys_of = [array("I") for _ in range(ch.NSLOTS)]
-    for i in range(a.keys):
-        keys_of[slot_of[i]].append(i)
-    gets = [[get_cmd(key_of(i)) for i in ks] for ks in keys_of]
-    conns = {}  # addr -> RawConn
-    flight = {}  # addr -> Batch
-    retry = {}  # addr -> [command] a -MOVED sent there (run next batch)
-    table, slots_of, last_refresh = None, {}, 0.0
-    gen = 1 + idx
-
-    def settle(addr, b, now):
-        """Counts b's answered requests; the ones -MOVED sent elsewhere go
-        first in that node's next batch (as a cluster client follows
-        one redirect: a second -MOVED for them is a failure)."""
-        moved = 0
-        for k, e in b.errors:
-            if e.startswith("MOVED ") and k >= b.n_retry:
-                retry.setdefault(e.split()[2], []).append(b.cmds[k])
-                st.waited(now - t0, "moved", 1)
-                moved += 1
-            else:
-                st.failed(now - t0, 1, "%s: -%s" % (addr, e))
-        st.answered(now - t0, b.got - len(b.errors))
-        return moved
-
-    def fail_batch(addr, why):
-        """The connection to addr failed: its answered requests count as
-        they are, the unanswered ones failed."""
-        c = conns.pop(addr, None)
-        if c is not None:
-            c.close()
-        b = flight.pop(addr, None)
-        if b is not None:
-            now = time.time()
-            settle(addr, b, now)
-            st.failed(now - t0, len(b.cmds) - b.got, "%s: %s" % (addr, why))
-
-    try:
-        while not stop_ev.is_set() and time.time() < stop_at:
-            now = time.time()
-            if table is None or now - last_refresh > 0.5:
-                if os.getppid() != parent:
-                    break  # the benchmark is gone (a signal its session got)
-                t = table_from(addrs)
-                last_refresh = now
-                st.waited(now - t0, "map", time.time() - now)
-                if t is not None:
-                    table = t
-                    slots_of = {}
-                    for s, addr in enumerate(table):
-                        if keys_of[s]:
-                            slots_of.setdefault(addr, []).append(s)
-                elif table is None:
-                    time.sleep(0.05)
-                    continue
-            for addr in list(slots_of) + [x for x in retry
-                                          if x not in slots_of]:
-                if addr in flight:
-                    continue
-                cmds = retry.pop(addr, [])
-                n_retry = len(cmds)
-                slots = slots_of.get(addr)
-                for _ in range(a.pipeline if slots else 0):
-                    s = slots[rnd.randrange(len(slots))]
-                    k = rnd.randrange(len(keys_of[s]))
-                    if rnd.random() < a.write_ratio:
-                        i = keys_of[s][k]
-                        cmds.append(set_cmd(key_of(i), value_of(
-                            i, gen, a.value_size)))
-                    else:
-                        cmds.append(gets[s][k])
-                gen += a.workers
-                if not cmds:
-                    continue
-                flight[addr] = Batch(cmds, n_retry, time.time())
-                try:
-                    c = conns.get(addr)
-                    if c is None:
-                        c = conns[addr] = RawConn(ch.addr_port(addr),
-                                                  timeout=a.request_timeout)
-                    c.send(b"".join(cmds))
-                except (OSError, Closed, HarnessError) as e:
-                    fail_batch(addr, repr(e))
-                    last_refresh = 0.0
-            if not flight:
-                time.sleep(0.01)
-                continue
-            socks = {conns[addr].sock: addr for addr in flight}
-            ready, _, _ = select.select(list(socks), [], [], 0.1)
-            now = time.time()
-            for addr, b in list(flight.items()):
-                if now - b.t_sent > a.request_timeout:
-                    fail_batch(addr, "no reply within %.0f s" %
-                               a.request_timeout)
-                    last_refresh = 0.0
-            for sock in ready:
-                addr = socks[sock]
-                b, c = flight.get(addr), conns.get(addr)
-                if b is None or c is None:
-                    continue
-                try:
-                    chunk = sock.recv(1 << 16)
-                    if not chunk:
-                        raise Closed("closed by the node")
-                    c.buf += chunk
-                    got, errors, used = scan_replies(c.buf,
-                                                     len(b.cmds) - b.got)
-                except (OSError, Closed, HarnessError) as e:
-                    fail_batch(addr, repr(e))
-                    last_refresh = 0.0
-                    continue
-                c.buf = c.buf[used:]
-                b.errors += [(b.got + k, e) for k, e in errors]
-                b.got += got
-                if b.got < len(b.cmds):
-                    continue
-                del flight[addr]
-                now = time.time()
-                st.batch(now - t0, now - b.t_sent)
-                st.waited(now - t0, addr, now - b.t_sent)
-                settle(addr, b, now)
-                if b.errors:
-                    last_refresh = 0.0
-    finally:
-        for c in conns.values():
-            c.close()
-        out_q.put((idx,) + st.result())
-
-
-
 def worker_fan_out(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
     """The fan-out load (--load fan-out): each batch of --pipeline random
     keys is split by node, sent to all of them at once, and the next batch
@@ -386,8 +231,12 @@ def worker_fan_out(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
     would. A node that is slow for a moment holds up every batch: this load
     measures the slowest node's latency more than the cluster's
     capacity."""
+    # A session of its own, as every data node has (cluster.sh starts them
+    # with setsid): with the kernel's autogroup scheduling CPU time is
+    # shared between sessions first, so load processes left in one
+    # session would share one slice among them against the nodes'.
     parent = os.getppid()
-    os.setsid()  # as worker_per_node
+    os.setsid()
     rnd = random.Random(idx * 7919 + 1)
     st = LoadStats()
     conns = {}
@@ -493,6 +342,56 @@ def worker_fan_out(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
         out_q.put((idx,) + st.result())
 
 
+def start_loadgen(a, addrs, t0, stop_at):
+    """The per-node load: --workers narf-loadgen processes (each in a
+    session of its own, as the fan-out workers)."""
+    procs = []
+    for i in range(a.workers):
+        procs.append(subprocess.Popen(
+            [a.loadgen, "--seed", ",".join(addrs), "--keys", str(a.keys),
+             "--value-size", str(a.value_size), "--pipeline",
+             str(a.pipeline), "--write-ratio", str(a.write_ratio),
+             "--seconds", str(max(1, int(stop_at - time.time()) + 1)),
+             "--t0", "%.3f" % t0, "--timeout",
+             "%dms" % int(a.request_timeout * 1000), "--seed-rng",
+             str(i + 1)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True))
+    return procs
+
+
+def stop_loadgen(procs, timeout):
+    """Stops the narf-loadgen processes and reads their per-second lines:
+    [(ok, failed, errors, {second: (p50, p99, max) ms}, {second:
+    {"moved": n}})] per process."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    out = []
+    for p in procs:
+        try:
+            text, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            text, err = p.communicate()
+        ok, bad, q, wait = {}, {}, {}, {}
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) != 8 or not all(x.isdigit() for x in f):
+                raise HarnessError("narf-loadgen printed %r" % line)
+            s, n_ok, n_bad, moved, batches = (int(x) for x in f[:5])
+            ok[s], bad[s] = n_ok, n_bad
+            if batches:
+                q[s] = tuple(int(x) / 1000.0 for x in f[5:])
+            if moved:
+                wait[s] = {"moved": float(moved)}
+        errs = [x for x in err.splitlines() if x.strip()][:5]
+        if p.returncode not in (0, -signal.SIGTERM):
+            errs.append("narf-loadgen exited with %d" % p.returncode)
+        out.append((ok, bad, errs, q, wait))
+    return out
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -551,9 +450,11 @@ def main():
     ap.add_argument("--cluster-sh", required=True)
     ap.add_argument("--keys", type=int, default=1000000)
     ap.add_argument("--value-size", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="load processes (default 4 per-node, 2 fan-out)")
     ap.add_argument("--load", choices=("per-node", "fan-out"),
                     default="per-node")
+    ap.add_argument("--loadgen", help="narf-loadgen (for --load per-node)")
     ap.add_argument("--pipeline", type=int, default=32)
     ap.add_argument("--write-ratio", type=float, default=0.2)
     ap.add_argument("--steady", type=float, default=10.0)
@@ -567,6 +468,11 @@ def main():
                     help="path prefix of the CSV and PNG written")
     ap.add_argument("--max-seconds", type=float, default=900.0)
     a = ap.parse_args()
+    a.workers = a.workers or (4 if a.load == "per-node" else 2)
+    if a.load == "per-node" and not (a.loadgen and os.access(a.loadgen,
+                                                             os.X_OK)):
+        fail("--load per-node needs --loadgen, the narf-loadgen binary "
+             "(build/tests/narf-loadgen)")
     # bench.sh's timeout signals its process group, which the workers (in
     # sessions of their own) are not in: exit through the finally blocks,
     # which stop them.
@@ -612,11 +518,15 @@ def main():
                        a.after + 30)
     stop_ev = mp.Event()
     out_q = mp.Queue()
-    target = worker_per_node if a.load == "per-node" else worker_fan_out
-    procs = [mp.Process(target=target, args=(i, a, addrs + [new_addr],
-                                             slot_of, t0, stop_at, stop_ev,
-                                             out_q), daemon=True)
-             for i in range(a.workers)]
+    if a.load == "per-node":
+        procs = []
+        loadgens = start_loadgen(a, addrs + [new_addr], t0, stop_at)
+    else:
+        loadgens = []
+        procs = [mp.Process(target=worker_fan_out,
+                            args=(i, a, addrs + [new_addr], slot_of, t0,
+                                  stop_at, stop_ev, out_q), daemon=True)
+                 for i in range(a.workers)]
     for p in procs:
         p.start()
     result = {}
@@ -672,8 +582,15 @@ def main():
             p.join(10)
             if p.is_alive():
                 p.kill()
+        for i, r in enumerate(stop_loadgen(loadgens,
+                                           a.request_timeout * 3 + 10)):
+            result[i] = r
 
-    ok, bad, errs, lat, wait = {}, {}, [], {}, {}
+    # Per second: requests answered and failed, batch round trips (p50,
+    # p99, max in ms) and waits. The fan-out workers' raw round trips are
+    # pooled; narf-loadgen gives each second's quantiles, and where two
+    # processes ran, their median p50 and worst p99 and max count.
+    ok, bad, errs, lat, q, wait = {}, {}, [], {}, {}, {}
     for o, b, e, la, wa in result.values():
         for s, n in o.items():
             ok[s] = ok.get(s, 0) + n
@@ -681,11 +598,20 @@ def main():
             bad[s] = bad.get(s, 0) + n
         errs += e
         for s, v in la.items():
-            lat.setdefault(s, []).extend(v)
+            if isinstance(v, tuple):
+                lat.setdefault(s, []).append(v)
+            else:
+                lat.setdefault(s, []).extend(v)
         for s, per in wa.items():
             w = wait.setdefault(s, {})
             for addr, t in per.items():
                 w[addr] = w.get(addr, 0.0) + t
+    for s, v in lat.items():
+        if v and isinstance(v[0], tuple):
+            q[s] = (statistics.median(x[0] for x in v),
+                    max(x[1] for x in v), max(x[2] for x in v))
+        else:
+            q[s] = quantiles(v)
     # The last second the load ran whole (the one it stopped in is
     # partial).
     last = min(int(max(list(ok) + list(bad) + [0])), int(t_stop - t0) - 1)
@@ -698,9 +624,9 @@ def main():
         for s in range(last + 1):
             phase = ("steady" if s + 1 <= join_s else
                      "rebalance" if s <= done_s else "after")
-            q = quantiles(lat.get(s, []))
+            x = q.get(s, (0.0, 0.0, 0.0))
             f.write("%d,%d,%d,%s,%.2f,%.2f,%.2f\n" % (
-                s, ok.get(s, 0), bad.get(s, 0), phase, q[0], q[1], q[2]))
+                s, ok.get(s, 0), bad.get(s, 0), phase, x[0], x[1], x[2]))
     # Steady: whole seconds after a 2 s warm-up, before the join; during:
     # every whole second that overlaps [join, settled].
     steady = [ok.get(s, 0) for s in range(2, int(join_s))]
@@ -739,14 +665,16 @@ def main():
               ("rebalance", range(int(join_s), int(done_s) + 1)),
               ("after", range(int(done_s) + 1, last + 1)))
     for name, secs in phases:
-        q = quantiles([x for s in secs for x in lat.get(s, [])])
+        x = [q[s] for s in secs if s in q] or [(0.0, 0.0, 0.0)]
         per = {}
         for s in secs:
             for addr, t in wait.get(s, {}).items():
                 per[addr] = per.get(addr, 0.0) + t
-        log("batch round trip %-9s p50 %.2f ms, p99 %.2f ms, max %.1f ms;"
-            " waiting per node (s/s): %s" % (
-                name, q[0], q[1], q[2], " ".join(
+        log("batch round trip %-9s p50 %.2f ms, p99 %.2f ms (medians of "
+            "the seconds'), max %.1f ms; waiting per node (s/s): %s" % (
+                name, statistics.median(v[0] for v in x),
+                statistics.median(v[1] for v in x), max(v[2] for v in x),
+                " ".join(
                     "%s=%.2f" % (addr.rsplit(":", 1)[-1],
                                  t / max(1, len(secs)))
                     for addr, t in sorted(per.items()))))
