@@ -337,6 +337,17 @@ void repl_peer_slot_rule(struct narf_repl *r,
 	}
 }
 
+/* Every slot handed to t is settled: it leads them, or the moves were
+ * cancelled. Writes to them waited since the first stopped. */
+static void log_handoffs_over(const struct narf_repl *r,
+                              const struct narf_peer *t)
+{
+	NARF_INFO(
+	        "repl: handoffs to node %u over (it leads the slots, or the "
+	        "moves were cancelled); writes to them waited %llu ms",
+	        t->id, (unsigned long long)(uv_now(r->loop) - t->handoff_ms));
+}
+
 /* May our map's lack of a copy of slot s on this node drop the slot's
  * entries? Not while it is older than the map the last sync to us was sent
  * under: that sync made us a copy in a newer map. */
@@ -423,17 +434,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 					continue;
 				bit_clear(t->handoff, s);
 				if (--t->n_handoff == 0)
-					NARF_INFO(
-					        "repl: handoffs to node %u "
-					        "over "
-					        "(it leads the slots, or the "
-					        "moves "
-					        "were cancelled); writes to "
-					        "them "
-					        "waited %llu ms",
-					        t->id,
-					        (unsigned long long)(uv_now(r->loop) -
-					                             t->handoff_ms));
+					log_handoffs_over(r, t);
 			}
 		}
 		/* A copy we no longer hold is dropped. */
