@@ -27,6 +27,7 @@ struct fwd {
 	struct narf_proxy *px; /* NULL once answered */
 	struct fwd *next;
 	bool answered;
+	bool held; /* -MOVED naming us: see narf_rconn.hold_checks */
 	struct narf_buf reply; /* its reply, while an earlier one is out */
 	struct narf_buf after; /* replies of the requests after it */
 };
@@ -68,6 +69,9 @@ struct narf_rconn {
 	uint64_t reroute_ms;   /* when the first of them came */
 	uint64_t park_checks;  /* parked for a map newer than this many map
 	                          replies (0: for the lease) */
+	uint64_t hold_checks;  /* held replies (fwd.held) go out after a map
+	                          newer than this many map replies (0: none) */
+	uint64_t hold_ms;      /* when the hold began */
 	struct scatter *sc;    /* a split request's parts are out */
 	uint64_t blocked_ms;   /* when parked or WAIT began */
 	struct narf_gate gate; /* what the held replies wait for */

@@ -8,7 +8,8 @@
  * requests waits in its fwd, and the replies of requests run here after
  * a forwarded one wait in its `after` buffer (server.c's conn_process
  * writes there). -MOVED to the newest forwarded request parks the
- * connection until the next map reply and routes it again.
+ * connection until the next map reply and routes it again; a -MOVED that
+ * goes to the client and names this node waits for our next map first.
  *
  * Split (struct scatter): MGET, MSET, DEL, EXISTS, ... over keys several
  * nodes lead: one request per owner, ours run here, the others forwarded,
@@ -304,7 +305,8 @@ void narf_fwd_pop(struct narf_rconn *conn)
 {
 	struct fwd *f;
 
-	while ((f = conn->fwd_head) != NULL && f->answered) {
+	while ((f = conn->fwd_head) != NULL && f->answered &&
+	       !(f->held && conn->hold_checks != 0)) {
 		if (narf_buf_append(&conn->out, f->reply.data, f->reply.len) !=
 		            0 ||
 		    narf_buf_append(&conn->out, f->after.data, f->after.len) !=
@@ -347,8 +349,23 @@ static void fwd_unlink_tail(struct narf_rconn *conn, struct fwd *f)
  * (the other node may be the one behind: it catches up within a heartbeat
  * or two); then the -MOVED goes to the client. When later requests already
  * ran, running this one now would reorder them: the client gets the
- * -MOVED, as a Redis Cluster client would.
+ * -MOVED, as a Redis Cluster client would. When that -MOVED names this
+ * node, our map is the one behind (the owner's says we lead): a client
+ * sending it here again at once would be forwarded to the same -MOVED,
+ * so it goes out (with the replies after it) once our next map is in, or
+ * after NARF_PARK_MAX_MS (server.c's resume_blocked).
  */
+static bool names_us(const struct narf_dn *dn, const char *reply, size_t len)
+{
+	const char *sp = reply + len;
+	size_t alen = strlen(dn->member.self_addr);
+
+	while (sp > reply && sp[-1] != ' ')
+		sp--;
+	return sp > reply && (size_t)(reply + len - sp) == alen + 2 &&
+	       memcmp(sp, dn->member.self_addr, alen) == 0;
+}
+
 static void fwd_done(void *data, const char *reply, size_t len)
 {
 	struct fwd *f = data;
@@ -379,9 +396,18 @@ static void fwd_done(void *data, const char *reply, size_t len)
 	}
 	conn->reroutes = 0;
 	f->answered = true;
-	/* The oldest one (the usual case) goes straight out; a later one
-	 * waits for those before it. */
-	if (f == conn->fwd_head && !conn->processing) {
+	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0 &&
+	    names_us(dn, reply, len)) {
+		f->held = true;
+		if (conn->hold_checks == 0) {
+			narf_repl_refresh_map(dn->repl);
+			conn->hold_checks = narf_repl_map_checks(dn->repl);
+			conn->hold_ms = uv_now(&dn->loop);
+		}
+	}
+	/* The oldest one (the usual case) goes straight out; a later one,
+	 * or a held one, waits. */
+	if (f == conn->fwd_head && !conn->processing && !f->held) {
 		if (narf_buf_append(&conn->out, reply, len) != 0)
 			conn->client.close_after_reply = true;
 	} else if (narf_buf_append(&f->reply, reply, len) != 0) {

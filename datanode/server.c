@@ -538,6 +538,13 @@ static void resume_blocked(struct narf_dn *dn)
 			conn->park_expired = !lease;
 			conn->parked = false;
 		}
+		/* Replies held for a map (forward.c) go out with it. */
+		if (conn->hold_checks != 0 &&
+		    (narf_repl_map_checks(dn->repl) != conn->hold_checks ||
+		     now - conn->hold_ms > NARF_PARK_MAX_MS)) {
+			conn->hold_checks = 0;
+			narf_fwd_pop(conn);
+		}
 		if (conn->waiting) {
 			uint64_t t = (uint64_t)conn->client.wait_timeout_ms;
 
