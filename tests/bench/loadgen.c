@@ -56,6 +56,7 @@
 #define ADDR_SIZE 64
 #define MAX_REPLY (64u << 20) /* a CLUSTER SLOTS or bulk larger: not RESP */
 #define MAX_ERRORS_SHOWN 5
+#define SLOTS_CMD "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n"
 
 struct node {
 	char addr[ADDR_SIZE]; /* "host:port" */
@@ -97,6 +98,12 @@ struct gen {
 	uint64_t rng, value_gen;
 	uint64_t last_refresh_us;
 	bool refresh_now;
+	/* the slot table read in progress (rfd >= 0) */
+	int rfd;
+	struct narf_buf rin;
+	size_t rwritten;
+	uint64_t rstart_us;
+	unsigned refresh_tries; /* seeds tried this turn */
 	unsigned errors_shown;
 	/* the second being counted */
 	long long sec;
@@ -228,7 +235,7 @@ static struct node *node_get(struct gen *g, const char *addr, bool create)
 	return n;
 }
 
-/* A blocking connection with send and receive timeouts (for CLUSTER SLOTS),
+/* A blocking connect (loopback: at once), with send and receive timeouts,
  * or -1. */
 static int dial(const struct sockaddr_in *sa, uint64_t timeout_ms)
 {
@@ -360,63 +367,113 @@ static bool parse_slots(struct gen *g, const char *buf, size_t len, int *owner)
 	return r.p == r.end;
 }
 
-/* Read the slot table from the next seed that answers with every slot
- * served; the nodes' slot lists follow it. */
-static void refresh(struct gen *g)
+/* A table naming every slot: the nodes' slot lists follow it. */
+static void apply_table(struct gen *g, const int *owner)
 {
-	static const char cmd[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
-	static int owner[NARF_SLOTS];
-	struct narf_buf in;
+	for (unsigned i = 0; i < g->n_nodes; i++)
+		g->nodes[i].n_slots = 0;
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		struct node *nd = &g->nodes[owner[s]];
 
-	g->last_refresh_us = mono_us();
-	g->refresh_now = false;
-	narf_buf_init(&in);
-	for (unsigned t = 0; t < g->n_seeds; t++) {
-		const char *seed = g->seeds[g->next_seed++ % g->n_seeds];
-		struct node *sn = node_get(g, seed, true);
-		size_t len = 0;
-		int fd, rc = NARF_RESP_INCOMPLETE;
+		if (g->first[s] == g->first[s + 1])
+			continue; /* no keys */
+		if (nd->slots == NULL)
+			nd->slots = malloc(NARF_SLOTS * sizeof(unsigned));
+		if (nd->slots != NULL)
+			nd->slots[nd->n_slots++] = s;
+	}
+}
+
+/*
+ * The slot table is read without blocking, inside the loop (a blocking
+ * read would hold up every batch in flight and show as their round
+ * trip): CLUSTER SLOTS to the next seed, on a connection of its own; a
+ * seed that fails, answers something else or names a slot nobody serves
+ * passes the turn to the next one.
+ */
+static void refresh_end(struct gen *g, bool ok)
+{
+	close(g->rfd);
+	g->rfd = -1;
+	if (ok) {
+		g->refresh_tries = 0;
+		g->refresh_now = false;
+		g->last_refresh_us = mono_us();
+	} else if (++g->refresh_tries >= g->n_seeds) {
+		/* Every seed tried: again at the next turn. */
+		g->last_refresh_us = mono_us();
+	}
+}
+
+static void refresh_start(struct gen *g)
+{
+	struct node *sn =
+	        node_get(g, g->seeds[g->next_seed++ % g->n_seeds], true);
+
+	if (sn == NULL)
+		return;
+	g->rfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (g->rfd < 0)
+		return;
+	g->rin.len = 0;
+	g->rwritten = 0;
+	g->rstart_us = mono_us();
+	if (connect(g->rfd, (const struct sockaddr *)&sn->sa, sizeof(sn->sa)) !=
+	            0 &&
+	    errno != EINPROGRESS)
+		refresh_end(g, false);
+}
+
+static void refresh_io(struct gen *g, short revents)
+{
+	static const char *const cmd = SLOTS_CMD;
+	static int owner[NARF_SLOTS];
+	size_t len = 0;
+	ssize_t n;
+	int rc;
+
+	if (g->rwritten < strlen(cmd)) {
+		if (!(revents & (POLLOUT | POLLERR | POLLHUP)))
+			return;
+		n = write(g->rfd, cmd + g->rwritten, strlen(cmd) - g->rwritten);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			refresh_end(g, false);
+			return;
+		}
+		g->rwritten += (size_t)n;
+		return;
+	}
+	if (!(revents & (POLLIN | POLLERR | POLLHUP)))
+		return;
+	if (narf_buf_reserve(&g->rin, 65536) != 0) {
+		refresh_end(g, false);
+		return;
+	}
+	n = read(g->rfd, g->rin.data + g->rin.len, g->rin.cap - g->rin.len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		refresh_end(g, false);
+		return;
+	}
+	g->rin.len += (size_t)n;
+	rc = narf_resp_reply_len(g->rin.data, g->rin.len, MAX_REPLY, &len);
+	if (rc == NARF_RESP_INCOMPLETE)
+		return;
+	if (rc == NARF_RESP_DONE && parse_slots(g, g->rin.data, len, owner)) {
 		bool whole = true;
 
-		if (sn == NULL || (fd = dial(&sn->sa, 1000)) < 0)
-			continue;
-		in.len = 0;
-		if (write(fd, cmd, sizeof(cmd) - 1) == (ssize_t)sizeof(cmd) - 1)
-			while (rc == NARF_RESP_INCOMPLETE &&
-			       narf_buf_reserve(&in, 65536) == 0) {
-				ssize_t got = read(fd, in.data + in.len,
-				                   in.cap - in.len);
-
-				if (got <= 0)
-					break;
-				in.len += (size_t)got;
-				rc = narf_resp_reply_len(in.data, in.len,
-				                         MAX_REPLY, &len);
-			}
-		close(fd);
-		if (rc != NARF_RESP_DONE ||
-		    !parse_slots(g, in.data, len, owner))
-			continue;
 		for (unsigned s = 0; s < NARF_SLOTS; s++)
 			whole = whole && owner[s] >= 0;
-		if (!whole)
-			continue;
-		for (unsigned i = 0; i < g->n_nodes; i++)
-			g->nodes[i].n_slots = 0;
-		for (unsigned s = 0; s < NARF_SLOTS; s++) {
-			struct node *nd = &g->nodes[owner[s]];
-
-			if (g->first[s] == g->first[s + 1])
-				continue; /* no keys */
-			if (nd->slots == NULL)
-				nd->slots =
-				        malloc(NARF_SLOTS * sizeof(unsigned));
-			if (nd->slots != NULL)
-				nd->slots[nd->n_slots++] = s;
+		if (whole) {
+			apply_table(g, owner);
+			refresh_end(g, true);
+			return;
 		}
-		break;
 	}
-	narf_buf_close(&in);
+	refresh_end(g, false);
 }
 
 /* --- batches -------------------------------------------------------------- */
@@ -450,7 +507,7 @@ static bool mark(struct node *n)
 
 static void add_request(struct gen *g, struct node *n)
 {
-	char key[32], val[4096];
+	char key[32];
 	unsigned s = n->slots[rnd(g) % n->n_slots];
 	uint32_t cnt = g->first[s + 1] - g->first[s];
 	uint32_t i = g->key_idx[g->first[s] + rnd(g) % cnt];
@@ -458,6 +515,7 @@ static void add_request(struct gen *g, struct node *n)
 
 	memcpy(key, "key:", 4);
 	if ((double)(rnd(g) >> 11) * 0x1.0p-53 < g->write_ratio) {
+		char val[4096];
 		size_t vlen =
 		        (size_t)snprintf(val, sizeof(val), "%u:%llu:", i,
 		                         (unsigned long long)g->value_gen);
@@ -642,10 +700,10 @@ static void read_replies(struct gen *g, struct node *n)
 			g->refresh_now = true;
 		} else {
 			char text[200];
-			size_t tlen = len - 3; /* without '-' and CRLF */
 
-			snprintf(text, sizeof(text), "%.*s",
-			         (int)(tlen < 199 ? tlen : 199), r + 1);
+			/* without '-' and CRLF; cut to the buffer */
+			snprintf(text, sizeof(text), "%.*s", (int)(len - 3),
+			         r + 1);
 			g->cur.failed++;
 			g->refresh_now = true;
 			show_error(g, PROG ": %s: -%s\n", n->addr, text);
@@ -664,7 +722,7 @@ static void read_replies(struct gen *g, struct node *n)
 
 static void run(struct gen *g)
 {
-	struct pollfd pfd[MAX_NODES];
+	struct pollfd pfd[MAX_NODES + 1];
 	struct node *of[MAX_NODES];
 	uint64_t end_us = mono_us() + g->seconds * 1000000u;
 
@@ -675,10 +733,16 @@ static void run(struct gen *g)
 
 		tick(g);
 		/* Again after -MOVED or a failure, but not more often than
-		 * every 50 ms. */
-		if (now - g->last_refresh_us >=
-		    (g->refresh_now ? 50000u : g->refresh_ms * 1000u))
-			refresh(g);
+		 * every 50 ms; a seed silent for a second loses its turn. */
+		if (g->rfd >= 0 && now - g->rstart_us > 1000000u)
+			refresh_end(g, false);
+		if (g->rfd < 0 &&
+		    now - g->last_refresh_us >=
+		            (g->refresh_now ? 50000u : g->refresh_ms * 1000u)) {
+			if (g->refresh_tries >= g->n_seeds)
+				g->refresh_tries = 0;
+			refresh_start(g);
+		}
 		for (unsigned i = 0; i < g->n_nodes; i++) {
 			struct node *n = &g->nodes[i];
 
@@ -698,12 +762,22 @@ static void run(struct gen *g)
 			        0};
 			of[np++] = n;
 		}
-		if (np == 0) {
+		/* the slot table read, last */
+		if (g->rfd >= 0)
+			pfd[np] = (struct pollfd){
+			        g->rfd,
+			        (short)(g->rwritten < strlen(SLOTS_CMD)
+			                        ? POLLOUT
+			                        : POLLIN),
+			        0};
+		if (np == 0 && g->rfd < 0) {
 			usleep(10000);
 			continue;
 		}
-		if (poll(pfd, np, 100) < 0)
+		if (poll(pfd, np + (g->rfd >= 0), 100) < 0)
 			continue; /* EINTR: the loop checks stop */
+		if (g->rfd >= 0 && pfd[np].revents != 0)
+			refresh_io(g, pfd[np].revents);
 		for (unsigned i = 0; i < np; i++) {
 			if (pfd[i].revents & POLLOUT)
 				if (!flush_batch(g, of[i]))
@@ -716,8 +790,7 @@ static void run(struct gen *g)
 	flush_second(g); /* the one it stopped in (partial) */
 }
 
-/* --- options ---------------------------------------------------------------
- */
+/* --- options -------------------------------------------------------- */
 
 static const char usage[] =
         "Usage: " PROG
@@ -912,6 +985,8 @@ int main(int argc, char **argv)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)
 		return 0;
+	g.rfd = -1;
+	narf_buf_init(&g.rin);
 	if (index_keys(&g) != 0) {
 		fprintf(stderr, PROG ": out of memory for %llu keys\n",
 		        (unsigned long long)g.keys);
@@ -930,6 +1005,9 @@ int main(int argc, char **argv)
 		free(n->off);
 		free(n->retry_len);
 	}
+	if (g.rfd >= 0)
+		close(g.rfd);
+	narf_buf_close(&g.rin);
 	free(g.cur.lat_us);
 	free(g.first);
 	free(g.key_idx);
