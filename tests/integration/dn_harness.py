@@ -52,11 +52,22 @@ def encode(*args):
     return b"".join(out)
 
 
+class ScanError(HarnessError):
+    """A reply scan_replies cannot take; got, errors and pos describe the
+    good replies before it."""
+
+    def __init__(self, msg, got, errors, pos):
+        super().__init__(msg)
+        self.got, self.errors, self.pos = got, errors, pos
+
+
 def scan_replies(buf, need):
     """The complete replies at the start of buf, at most need of them, when
     each is a simple string, an integer, a bulk string or an error (a load
     generator's replies): (count, [(index, Err)], bytes they take). A reply
-    cut short is left for the next read; any other type is a HarnessError.
+    cut short is left for the next read; any other type, or a bad bulk
+    length, is a ScanError (a HarnessError) that carries the same three
+    for the replies before it.
     """
     pos, got, errors = 0, 0, []
     while got < need:
@@ -68,7 +79,8 @@ def scan_replies(buf, need):
             try:
                 ln = int(buf[pos + 1:e])
             except ValueError:
-                raise HarnessError("bad bulk length in %r" % buf[pos:e][:200])
+                raise ScanError("bad bulk length in %r" % buf[pos:e][:200],
+                                got, errors, pos)
             end = e + 2 + (ln + 2 if ln >= 0 else 0)
             if len(buf) < end:
                 break
@@ -80,7 +92,8 @@ def scan_replies(buf, need):
                                                            "replace"))))
             pos = e + 2
         else:
-            raise HarnessError("bad reply type in %r" % buf[pos:pos + 200])
+            raise ScanError("bad reply type in %r" % buf[pos:pos + 200], got,
+                            errors, pos)
         got += 1
     return got, errors, pos
 
@@ -171,12 +184,19 @@ class RawConn:
         generator's reader, which builds no reply it does not look at
         (read() builds every one). On Closed or a timeout, self.partial
         is the number of replies read before it and self.partial_errors
-        the errors among them."""
+        the errors among them; so on a reply of another type (a
+        HarnessError), which stays at the front of self.buf."""
         deadline = time.monotonic() + (timeout or self.timeout)
         got, errors = 0, []
         try:
             while True:
-                k, errs, pos = scan_replies(self.buf, n - got)
+                try:
+                    k, errs, pos = scan_replies(self.buf, n - got)
+                except ScanError as e:
+                    errors += [(got + i, x) for i, x in e.errors]
+                    got += e.got
+                    self.buf = self.buf[e.pos:]
+                    raise
                 errors += [(got + i, e) for i, e in errs]
                 got += k
                 self.buf = self.buf[pos:]

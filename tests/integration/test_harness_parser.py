@@ -4,7 +4,7 @@ figure. No servers: bytes in, counts out."""
 
 import pytest
 
-from dn_harness import Err, scan_replies
+from dn_harness import Err, RawConn, scan_replies
 from narf_harness import HarnessError
 
 REPLIES = b"+OK\r\n$3\r\nabc\r\n$-1\r\n:42\r\n-MOVED 7 127.0.0.1:7201\r\n$0\r\n\r\n"
@@ -38,8 +38,21 @@ def test_truncated_reply_is_left_for_the_next_read():
 def test_malformed_replies_are_refused():
     for bad in (b"*1\r\n:1\r\n", b"hello\r\n", b"\x00\r\n", b"$x\r\n",
                 b"$\r\n", b"$12ab\r\nabc\r\n"):
-        with pytest.raises(HarnessError):
-            scan_replies(b"+OK\r\n" + bad, 5)
+        with pytest.raises(HarnessError) as e:
+            scan_replies(b"+OK\r\n-ERR x\r\n" + bad, 5)
+        # what came before it is described
+        assert (e.value.got, e.value.errors, e.value.pos) == \
+            (2, [(1, "ERR x")], 13)
+
+
+def test_read_errors_keeps_what_came_before_a_bad_reply():
+    # RawConn without a socket: the replies are already buffered.
+    c = RawConn.__new__(RawConn)
+    c.buf, c.timeout, c.port = b"+OK\r\n-MOVED 1 a:1\r\n*1\r\n:1\r\n", 1.0, 0
+    with pytest.raises(HarnessError):
+        c.read_errors(4)
+    assert (c.partial, c.partial_errors) == (2, [(1, "MOVED 1 a:1")])
+    assert c.buf == b"*1\r\n:1\r\n"
 
 
 def test_oversized_bulk_waits_without_reading_past_the_buffer():
