@@ -112,6 +112,19 @@ struct gen {
 
 static volatile sig_atomic_t stop;
 
+/* A load generator out of memory cannot count right: it stops. */
+_Noreturn static void out_of_memory(void)
+{
+	fputs(PROG ": out of memory\n", stderr);
+	exit(1);
+}
+
+static void append(struct narf_buf *b, const void *p, size_t n)
+{
+	if (narf_buf_append(b, p, n) != 0)
+		out_of_memory();
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -377,10 +390,10 @@ static void apply_table(struct gen *g, const int *owner)
 
 		if (g->first[s] == g->first[s + 1])
 			continue; /* no keys */
-		if (nd->slots == NULL)
-			nd->slots = malloc(NARF_SLOTS * sizeof(unsigned));
-		if (nd->slots != NULL)
-			nd->slots[nd->n_slots++] = s;
+		if (nd->slots == NULL &&
+		    (nd->slots = malloc(NARF_SLOTS * sizeof(unsigned))) == NULL)
+			out_of_memory();
+		nd->slots[nd->n_slots++] = s;
 	}
 }
 
@@ -483,26 +496,26 @@ static void append_bulk(struct narf_buf *b, const char *s, size_t n)
 	char num[24];
 	size_t k = narf_format_u64(num, n);
 
-	narf_buf_append(b, "$", 1);
-	narf_buf_append(b, num, k);
-	narf_buf_append(b, "\r\n", 2);
-	narf_buf_append(b, s, n);
-	narf_buf_append(b, "\r\n", 2);
+	append(b, "$", 1);
+	append(b, num, k);
+	append(b, "\r\n", 2);
+	append(b, s, n);
+	append(b, "\r\n", 2);
 }
 
-static bool mark(struct node *n)
+/* The command just appended to n's batch ends here. */
+static void mark(struct node *n)
 {
 	if (n->n + 1 >= n->cap_off) {
 		unsigned cap = n->cap_off ? 2 * n->cap_off : 64;
 		size_t *p = realloc(n->off, cap * sizeof(*p));
 
 		if (p == NULL)
-			return false;
+			out_of_memory();
 		n->off = p;
 		n->cap_off = cap;
 	}
 	n->off[++n->n] = n->cmds.len;
-	return true;
 }
 
 static void add_request(struct gen *g, struct node *n)
@@ -523,11 +536,11 @@ static void add_request(struct gen *g, struct node *n)
 		/* "i:gen:" padded with x to --value-size, as the loader's */
 		if (vlen < g->value_size)
 			memset(val + vlen, 'x', g->value_size - vlen);
-		narf_buf_append(&n->cmds, "*3\r\n$3\r\nSET\r\n", 13);
+		append(&n->cmds, "*3\r\n$3\r\nSET\r\n", 13);
 		append_bulk(&n->cmds, key, klen);
 		append_bulk(&n->cmds, val, g->value_size);
 	} else {
-		narf_buf_append(&n->cmds, "*2\r\n$3\r\nGET\r\n", 13);
+		append(&n->cmds, "*2\r\n$3\r\nGET\r\n", 13);
 		append_bulk(&n->cmds, key, klen);
 	}
 	mark(n);
@@ -587,13 +600,15 @@ static void send_batch(struct gen *g, struct node *n)
 	}
 	n->cmds.len = 0;
 	n->n = 0;
-	if (n->off == NULL && (n->off = malloc(64 * sizeof(size_t))) != NULL)
+	if (n->off == NULL) {
+		n->off = malloc(64 * sizeof(size_t));
+		if (n->off == NULL)
+			out_of_memory();
 		n->cap_off = 64;
-	if (n->off == NULL)
-		return;
+	}
 	n->off[0] = 0;
 	for (unsigned i = 0; i < n->n_retries; i++) {
-		narf_buf_append(&n->cmds, n->retry.data + pos, n->retry_len[i]);
+		append(&n->cmds, n->retry.data + pos, n->retry_len[i]);
 		pos += n->retry_len[i];
 		mark(n);
 	}
@@ -651,14 +666,13 @@ static bool follow_moved(struct gen *g,
 static void read_replies(struct gen *g, struct node *n)
 {
 	size_t pos = 0, len;
+	const char *closed = NULL; /* why, once the connection ended */
 
 	for (;;) {
 		ssize_t got;
 
-		if (narf_buf_reserve(&n->in, 65536) != 0) {
-			node_fail(g, n, "out of memory");
-			return;
-		}
+		if (narf_buf_reserve(&n->in, 65536) != 0)
+			out_of_memory();
 		got = read(n->fd, n->in.data + n->in.len,
 		           n->in.cap - n->in.len);
 		if (got < 0 && errno == EINTR)
@@ -666,10 +680,10 @@ static void read_replies(struct gen *g, struct node *n)
 		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (got <= 0) {
-			node_fail(g, n,
-			          got == 0 ? "closed by the node"
-			                   : strerror(errno));
-			return;
+			/* The replies that came before it still count. */
+			closed = got == 0 ? "closed by the node"
+			                  : strerror(errno);
+			break;
 		}
 		n->in.len += (size_t)got;
 		if (n->in.len < n->in.cap)
@@ -716,6 +730,8 @@ static void read_replies(struct gen *g, struct node *n)
 		n->busy = false;
 		record_latency(g, mono_us() - n->sent_us);
 	}
+	if (closed != NULL)
+		node_fail(g, n, closed);
 }
 
 /* --- the loop ------------------------------------------------------------- */
@@ -734,8 +750,10 @@ static void run(struct gen *g)
 		tick(g);
 		/* Again after -MOVED or a failure, but not more often than
 		 * every 50 ms; a seed silent for a second loses its turn. */
-		if (g->rfd >= 0 && now - g->rstart_us > 1000000u)
+		if (g->rfd >= 0 && now - g->rstart_us > 1000000u) {
 			refresh_end(g, false);
+			now = mono_us();
+		}
 		if (g->rfd < 0 &&
 		    now - g->last_refresh_us >=
 		            (g->refresh_now ? 50000u : g->refresh_ms * 1000u)) {
