@@ -344,10 +344,14 @@ def worker_fan_out(idx, a, addrs, slot_of, t0, stop_at, stop_ev, out_q):
 
 def start_loadgen(a, addrs, t0, stop_at):
     """The per-node load: --workers narf-loadgen processes (each in a
-    session of its own, as the fan-out workers)."""
+    session of its own, as the fan-out workers), their output to files (a
+    pipe read only at the end could fill and stall them):
+    [(process, stdout file, stderr file)]."""
     procs = []
     for i in range(a.workers):
-        procs.append(subprocess.Popen(
+        out = tempfile.TemporaryFile(mode="w+")
+        err = tempfile.TemporaryFile(mode="w+")
+        procs.append((subprocess.Popen(
             [a.loadgen, "--seed", ",".join(addrs), "--keys", str(a.keys),
              "--value-size", str(a.value_size), "--pipeline",
              str(a.pipeline), "--write-ratio", str(a.write_ratio),
@@ -355,30 +359,45 @@ def start_loadgen(a, addrs, t0, stop_at):
              "--t0", "%.3f" % t0, "--timeout",
              "%dms" % int(a.request_timeout * 1000), "--seed-rng",
              str(i + 1)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True))
+            stdout=out, stderr=err, start_new_session=True), out, err))
     return procs
 
 
 def stop_loadgen(procs, timeout):
     """Stops the narf-loadgen processes and reads their per-second lines:
-    [(ok, failed, errors, {second: (p50, p99, max) ms}, {second:
-    {"moved": n}})] per process."""
-    for p in procs:
-        if p.poll() is None:
+    ([(ok, failed, errors, {second: (p50, p99, max) ms}, {second:
+    {"moved": n}})] per process, [problems]): a process that exited before
+    it was stopped, failed, or printed anything else is a problem, which
+    fails the benchmark."""
+    problems = []
+    for p, _, _ in procs:
+        if p.poll() is not None:
+            problems.append("narf-loadgen %d exited early (status %d)" %
+                            (p.pid, p.returncode))
+        else:
             p.send_signal(signal.SIGTERM)
     out = []
-    for p in procs:
+    for p, fout, ferr in procs:
         try:
-            text, err = p.communicate(timeout=timeout)
+            p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             p.kill()
-            text, err = p.communicate()
+            p.wait()
+            problems.append("narf-loadgen %d did not stop" % p.pid)
+        if p.returncode != 0:
+            problems.append("narf-loadgen %d: status %d" % (p.pid,
+                                                            p.returncode))
+        fout.seek(0)
+        ferr.seek(0)
+        text, err = fout.read(), ferr.read()
+        fout.close()
+        ferr.close()
         ok, bad, q, wait = {}, {}, {}, {}
         for line in text.splitlines():
             f = line.split()
             if len(f) != 8 or not all(x.isdigit() for x in f):
-                raise HarnessError("narf-loadgen printed %r" % line)
+                problems.append("narf-loadgen printed %r" % line[:200])
+                continue
             s, n_ok, n_bad, moved, batches = (int(x) for x in f[:5])
             ok[s], bad[s] = n_ok, n_bad
             if batches:
@@ -386,10 +405,8 @@ def stop_loadgen(procs, timeout):
             if moved:
                 wait[s] = {"moved": float(moved)}
         errs = [x for x in err.splitlines() if x.strip()][:5]
-        if p.returncode not in (0, -signal.SIGTERM):
-            errs.append("narf-loadgen exited with %d" % p.returncode)
         out.append((ok, bad, errs, q, wait))
-    return out
+    return out, problems
 
 
 # ---------------------------------------------------------------------------
@@ -518,25 +535,24 @@ def main():
                        a.after + 30)
     stop_ev = mp.Event()
     out_q = mp.Queue()
-    if a.load == "per-node":
-        procs = []
-        loadgens = start_loadgen(a, addrs + [new_addr], t0, stop_at)
-    else:
-        loadgens = []
-        procs = [mp.Process(target=worker_fan_out,
-                            args=(i, a, addrs + [new_addr], slot_of, t0,
-                                  stop_at, stop_ev, out_q), daemon=True)
-                 for i in range(a.workers)]
-    for p in procs:
-        p.start()
+    procs, loadgens, load_problems = [], [], []
     result = {}
     if a.moves:
         rep = ch.call_leader(coords, {"op": "settings", "moves": a.moves},
                              5.0)
         if not rep.get("ok"):
-            raise HarnessError("settings moves=%d: %r" % (a.moves, rep))
+            fail("settings moves=%d: %r" % (a.moves, rep))
         log("moves in flight: %d" % a.moves)
     try:
+        if a.load == "per-node":
+            loadgens = start_loadgen(a, addrs + [new_addr], t0, stop_at)
+        else:
+            procs = [mp.Process(target=worker_fan_out,
+                                args=(i, a, addrs + [new_addr], slot_of, t0,
+                                      stop_at, stop_ev, out_q), daemon=True)
+                     for i in range(a.workers)]
+        for p in procs:
+            p.start()
         time.sleep(min(2.0, a.steady / 2))
         sb0 = stream_bytes(addrs)
         tb0 = time.time()
@@ -582,8 +598,9 @@ def main():
             p.join(10)
             if p.is_alive():
                 p.kill()
-        for i, r in enumerate(stop_loadgen(loadgens,
-                                           a.request_timeout * 3 + 10)):
+        got, load_problems = stop_loadgen(loadgens,
+                                          a.request_timeout * 3 + 10)
+        for i, r in enumerate(got):
             result[i] = r
 
     # Per second: requests answered and failed, batch round trips (p50,
@@ -670,10 +687,11 @@ def main():
         for s in secs:
             for addr, t in wait.get(s, {}).items():
                 per[addr] = per.get(addr, 0.0) + t
-        log("batch round trip %-9s p50 %.2f ms, p99 %.2f ms (medians of "
-            "the seconds'), max %.1f ms; waiting per node (s/s): %s" % (
+        log("batch round trip %-9s p50 %.2f ms (median of the seconds'), "
+            "p99 %.2f ms (worst second's), max %.1f ms; waiting per node "
+            "(s/s): %s" % (
                 name, statistics.median(v[0] for v in x),
-                statistics.median(v[1] for v in x), max(v[2] for v in x),
+                max(v[1] for v in x), max(v[2] for v in x),
                 " ".join(
                     "%s=%.2f" % (addr.rsplit(":", 1)[-1],
                                  t / max(1, len(secs)))
@@ -688,12 +706,17 @@ def main():
             "%d p=%d r=%d keys=%s" % (n["id"], n["primaries"], n["replicas"],
                                        n.get("keys"))
             for n in st["nodes"] if n["state"] == "up"))
-    ok_all = failed == 0 and steady_rate and dip >= 0.7 * steady_rate
+    for p in load_problems:
+        log("load: %s" % p)
+    ok_all = failed == 0 and steady_rate and dip >= 0.7 * steady_rate and \
+        not load_problems
     log("ok: targets met" if ok_all else
         "NOT OK: %s" % ", ".join(x for x, c in (
             ("requests failed", failed),
             ("throughput fell below 70%", steady_rate and
-             dip < 0.7 * steady_rate)) if c))
+             dip < 0.7 * steady_rate),
+            ("the load generator failed", load_problems),
+            ("no steady rate", not steady_rate)) if c))
     return 0 if ok_all else 1
 
 
