@@ -696,7 +696,7 @@ void narf_repl_cron(struct narf_repl *r)
 
 void narf_repl_info(const struct narf_repl *r, struct narf_buf *out)
 {
-	char line[256];
+	char line[512]; /* each line fits; a cut one would still be bounded */
 	unsigned lead = bits_count(r->lead);
 	unsigned n;
 
@@ -708,7 +708,7 @@ void narf_repl_info(const struct narf_repl *r, struct narf_buf *out)
 	        "\r\nproxied_requests:%" PRIu64 "\r\n",
 	        lead, bits_count(r->syncing), r->stream_msgs, r->stream_bytes,
 	        r->acks, r->swept, r->proxied);
-	narf_buf_append(out, line, n);
+	narf_buf_append(out, line, n < sizeof(line) ? n : sizeof(line) - 1);
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		const struct narf_peer *p = r->peers[i];
 
@@ -724,7 +724,8 @@ void narf_repl_info(const struct narf_repl *r, struct narf_buf *out)
 		        p->repl ? p->repl->sent : 0,
 		        p->repl ? p->repl->acked : 0, bits_count(p->fwd),
 		        p->n_counts, bits_count(p->want), p->dropping);
-		narf_buf_append(out, line, n);
+		narf_buf_append(out, line,
+		                n < sizeof(line) ? n : sizeof(line) - 1);
 	}
 }
 

@@ -543,6 +543,9 @@ static void resume_blocked(struct narf_dn *dn)
 		    (narf_repl_map_checks(dn->repl) != conn->hold_checks ||
 		     now - conn->hold_ms > NARF_PARK_MAX_MS)) {
 			conn->hold_checks = 0;
+			for (struct fwd *f = conn->fwd_head; f != NULL;
+			     f = f->next)
+				f->held = false;
 			narf_fwd_pop(conn);
 		}
 		if (conn->waiting) {
