@@ -103,91 +103,16 @@ def test_counts_failures_of_a_stopped_node(make_cluster, build_dir):
                                                       rows)
 
 
-class Garbage:
-    """A listener answering every connection with one canned reply, then
-    closing: what a node never sends."""
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.port = PORTS.take(1)[0]
-        self.sock.bind((HOST, self.port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stop = False
-        self.served = 0
-        self.t = threading.Thread(target=self.serve, daemon=True)
-        self.t.start()
-
-    def serve(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            try:
-                c.settimeout(1.0)
-                c.recv(4096)
-                c.sendall(self.reply(self.port))
-                self.served += 1
-            except OSError:
-                pass
-            finally:
-                c.close()
-
-    def close(self):
-        self.stop = True
-        self.t.join(2)
-        self.sock.close()
-
-
-@pytest.mark.parametrize("reply", [
-    b"*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0",  # truncated
-    b"*1\r\n*3\r\n:0\r\n:99999\r\n*2\r\n$9\r\n127.0.0.1\r\n:1\r\n",  # range
-    b"*1\r\n*2\r\n:0\r\n:16383\r\n",  # no primary
-    b"*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$99999\r\n127.0.0.1\r\n:1\r\n",
-    b"*999999999999\r\n",  # oversized
-    b"HTTP/1.1 200 OK\r\n\r\n",  # not RESP
-], ids=["truncated", "slot-range", "no-primary", "bulk-length",
-        "oversized", "not-resp"])
-def test_bad_slot_table_is_refused_and_the_load_waits(build_dir, reply):
-    g = Garbage(lambda port: reply)
-    try:
-        r = run(build_dir, "--seed", "%s:%d" % (HOST, g.port), "--seconds",
-                "1", "--refresh", "100")
-    finally:
-        g.close()
-    assert r.returncode == 0, r.stderr
-    assert sum(x[1] + x[2] for x in lines(r.stdout)) == 0
-    assert g.served >= 2  # it kept asking
-
-
-def test_bad_replies_to_requests_fail_them(build_dir):
-    """A node whose table is fine but whose replies are not RESP: every
-    batch fails, with the reason, and the load goes on."""
-    def reply(port):
-        return (b"*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n"
-                b":%d\r\n" % port + b"!garbage\r\n")
-    g = Garbage(reply)
-    try:
-        r = run(build_dir, "--seed", "%s:%d" % (HOST, g.port), "--seconds",
-                "1", "--keys", "100", "--pipeline", "4")
-    finally:
-        g.close()
-    assert r.returncode == 0, r.stderr
-    rows = lines(r.stdout)
-    assert sum(x[1] for x in rows) == 0 and sum(x[2] for x in rows) > 0
-    assert "not RESP" in r.stderr or "closed by the node" in r.stderr, \
-        r.stderr
-
-
 class FakeNode:
-    """A node that answers each whole request on a connection kept open:
-    CLUSTER SLOTS with `table`, anything else with `answer`. For the
-    -MOVED paths, which a real cluster takes only in a role change."""
+    """What a real node never sends, for the load generator's parsers and
+    its -MOVED paths (a real cluster takes those only in a role change).
+    With once: every connection's first read is answered with once(port),
+    then closed. Else each whole request on a connection kept open:
+    CLUSTER SLOTS with `table`, anything else with `answer`."""
 
-    def __init__(self):
+    def __init__(self, once=None):
+        self.once = once
+        self.served = 0
         self.port = PORTS.take(1)[0]
         self.table = b"*0\r\n"
         self.answer = b"+OK\r\n"
@@ -209,6 +134,16 @@ class FakeNode:
             threading.Thread(target=self.conn, args=(c,), daemon=True).start()
 
     def conn(self, c):
+        if self.once is not None:
+            try:
+                c.settimeout(1.0)
+                c.recv(4096)
+                c.sendall(self.once(self.port))
+                self.served += 1
+            except OSError:
+                pass
+            c.close()
+            return
         buf = b""
         c.settimeout(0.2)
         while not self.stop:
@@ -255,6 +190,46 @@ class FakeNode:
     def close(self):
         self.stop = True
         self.sock.close()
+
+
+@pytest.mark.parametrize("reply", [
+    b"*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0",  # truncated
+    b"*1\r\n*3\r\n:0\r\n:99999\r\n*2\r\n$9\r\n127.0.0.1\r\n:1\r\n",  # range
+    b"*1\r\n*2\r\n:0\r\n:16383\r\n",  # no primary
+    b"*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$99999\r\n127.0.0.1\r\n:1\r\n",
+    b"*999999999999\r\n",  # oversized
+    b"HTTP/1.1 200 OK\r\n\r\n",  # not RESP
+], ids=["truncated", "slot-range", "no-primary", "bulk-length",
+        "oversized", "not-resp"])
+def test_bad_slot_table_is_refused_and_the_load_waits(build_dir, reply):
+    g = FakeNode(once=lambda port: reply)
+    try:
+        r = run(build_dir, "--seed", "%s:%d" % (HOST, g.port), "--seconds",
+                "1", "--refresh", "100")
+    finally:
+        g.close()
+    assert r.returncode == 0, r.stderr
+    assert sum(x[1] + x[2] for x in lines(r.stdout)) == 0
+    assert g.served >= 2  # it kept asking
+
+
+def test_bad_replies_to_requests_fail_them(build_dir):
+    """A node whose table is fine but whose replies are not RESP: every
+    batch fails, with the reason, and the load goes on."""
+    def reply(port):
+        return (b"*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n"
+                b":%d\r\n" % port + b"!garbage\r\n")
+    g = FakeNode(once=reply)
+    try:
+        r = run(build_dir, "--seed", "%s:%d" % (HOST, g.port), "--seconds",
+                "1", "--keys", "100", "--pipeline", "4")
+    finally:
+        g.close()
+    assert r.returncode == 0, r.stderr
+    rows = lines(r.stdout)
+    assert sum(x[1] for x in rows) == 0 and sum(x[2] for x in rows) > 0
+    assert "not RESP" in r.stderr or "closed by the node" in r.stderr, \
+        r.stderr
 
 
 def slots_on(port):
