@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
+import cluster_checks as checks  # noqa: E402
 import cluster_harness as ch  # noqa: E402
 from narf_harness import HarnessError, expand_slots  # noqa: E402
 
@@ -143,14 +144,14 @@ def one_round(a, rnd, coords, addrs, all_records):
         recs = w.stop()
     all_records.extend(recs)
     others = set(range(ch.NSLOTS)) - vslots
-    _, stats = ch.window_report(recs, {"killed": vslots, "others": others})
-    window = ch.group_window(recs, vslots)
+    _, stats = checks.window_report(recs, {"killed": vslots, "others": others})
+    window = checks.group_window(recs, vslots)
     other_fail = stats["others"][1]
-    other_errors = ch.first_errors(recs, others, 3)
+    other_errors = checks.first_errors(recs, others, 3)
     cluster_sh(a, "restart", "n%d" % k)
     wait_ready(coords, addrs, a.ready_timeout)
-    values = ch.read_all(addrs, sorted({r.key for r in all_records}))
-    problems = ch.check_history(all_records, values)
+    values = checks.read_all(addrs, sorted({r.key for r in all_records}))
+    problems = checks.check_history(all_records, values)
     return {"node": "n%d (id %d)" % (k, vid), "window_ms":
             window * 1000 if window is not None else None,
             "map_ms": (t_map - t_kill) * 1000,

@@ -15,6 +15,7 @@ import time
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
+import cluster_checks as checks
 import cluster_harness as ch
 from cluster_harness import Writers
 from dn_harness import Err, RawConn, encode
@@ -43,10 +44,10 @@ def start_writer(c, keys, m=None, **kw):
 
 
 def report(title, records, groups):
-    text, stats = ch.window_report(records, groups)
+    text, stats = checks.window_report(records, groups)
     print("\n%s\n%s" % (title, text))
     for name, slots in groups.items():
-        for a in ch.first_errors(records, slots, 3):
+        for a in checks.first_errors(records, slots, 3):
             print("  first failures, %s: %r" % (name, a))
     return stats
 
@@ -58,8 +59,8 @@ def check_data(c, records, extra=None, expect_up=None):
     c.wait_ready(READY_WAIT, expect_up=expect_up,
                  what="cluster stable again")
     keys = sorted({a.key for a in records} | set(extra or ()))
-    values = ch.read_all(c.seeds(), keys)
-    problems = ch.check_history(records, values)
+    values = checks.read_all(c.seeds(), keys)
+    problems = checks.check_history(records, values)
     for k, n in (extra or {}).items():
         v = values.get(k)
         if v is None:
@@ -70,7 +71,7 @@ def check_data(c, records, extra=None, expect_up=None):
                             % (k, v, n))
     assert not problems, "acknowledged writes lost:\n" + "\n".join(
         problems[:20])
-    diff = ch.copies_disagree(c, keys)
+    diff = checks.copies_disagree(c, keys)
     assert not diff, "copies disagree (split brain):\n" + "\n".join(diff)
 
 
@@ -118,7 +119,7 @@ def test_kill_primary(make_cluster):
                    recs, {"killed node's slots": vslots,
                           "other nodes' slots": others})
     assert stats["other nodes' slots"][1] == 0, \
-        "writes to other nodes' slots failed: %r" % ch.first_errors(
+        "writes to other nodes' slots failed: %r" % checks.first_errors(
             recs, others)
     assert stats["killed node's slots"][3] == 0, \
         "writes to some of the killed node's slots never recovered"
@@ -149,7 +150,7 @@ def test_kill_replica(make_cluster):
                    {"slots it replicated": replicated,
                     "other slots": set(range(ch.NSLOTS)) - replicated})
     assert sum(s[1] for s in stats.values()) == 0, \
-        "writes failed: %r" % ch.first_errors(recs)
+        "writes failed: %r" % checks.first_errors(recs)
     m = c.map()
     assert all(vid not in isr for _, _, isr in expand_slots(m))
     check_data(c, recs)
@@ -288,8 +289,8 @@ def test_coordinator_leader_kill(make_cluster):
     recs = w.stop()
     report("kill -9 of coordinator leader c%d" % lead.id, recs,
            {"all slots": set(range(ch.NSLOTS))})
-    assert not ch.first_errors(recs), \
-        "requests failed: %r" % ch.first_errors(recs)
+    assert not checks.first_errors(recs), \
+        "requests failed: %r" % checks.first_errors(recs)
     m1 = c.map()
     assert [(n["id"], n["state"]) for n in m1["nodes"]] == \
         [(n["id"], n["state"]) for n in m0["nodes"]]
@@ -322,7 +323,7 @@ def test_leader_and_primary_kill(make_cluster):
         lead.id, victim.name), recs,
         {"killed node's slots": vslots, "other nodes' slots": others})
     assert stats["other nodes' slots"][1] == 0, \
-        "writes to other nodes' slots failed: %r" % ch.first_errors(
+        "writes to other nodes' slots failed: %r" % checks.first_errors(
             recs, others)
     check_data(c, recs)
 

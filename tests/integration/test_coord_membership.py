@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import time
 
+import cluster_checks as checks
 import cluster_harness as ch
 from cluster_harness import Writers
 from narf_harness import (HOST, PORTS, Coord, HarnessError, call,
@@ -223,17 +224,17 @@ def test_replace_every_member_under_writes(make_cluster, tmp_path):
     since = time.monotonic()
     w.wait_acks(100, timeout=20.0, since=since)
     recs = w.stop()
-    print(ch.window_report(recs, {"all slots": set(range(ch.NSLOTS))})[0])
-    assert not ch.first_errors(recs), \
-        "writes failed: %r" % ch.first_errors(recs)
+    print(checks.window_report(recs, {"all slots": set(range(ch.NSLOTS))})[0])
+    assert not checks.first_errors(recs), \
+        "writes failed: %r" % checks.first_errors(recs)
     m1 = c.map()
     assert [(n["id"], n["state"]) for n in m1["nodes"]] == \
         [(n["id"], n["state"]) for n in m0["nodes"]], m1["nodes"]
     for d in c.nodes:
         assert "coordinators from the map" in d.log_text(), d.name
     c.wait_ready(READY_WAIT, what="cluster stable after the replacements")
-    values = ch.read_all(c.seeds(), sorted({a.key for a in recs}))
-    problems = ch.check_history(recs, values)
+    values = checks.read_all(c.seeds(), sorted({a.key for a in recs}))
+    problems = checks.check_history(recs, values)
     assert not problems, "acknowledged writes lost:\n" + "\n".join(
         problems[:20])
 

@@ -28,6 +28,7 @@ import threading
 import time
 
 
+import cluster_checks as checks
 import cluster_harness as ch
 from cluster_harness import Deleter, Reader, Writers
 from narf_harness import call_leader, wait_leader
@@ -161,8 +162,8 @@ def check_all(c, load):
         for n in st["nodes"]))
     wkeys = sorted({a.key for a in load.writes})
     keys = wkeys + bulk_keys() + ttl_keys() + del_keys()
-    values = ch.read_all(c.seeds(), keys)
-    problems = ch.check_history(load.writes, values)
+    values = checks.read_all(c.seeds(), keys)
+    problems = checks.check_history(load.writes, values)
     for k in bulk_keys() + ttl_keys():
         v = values.get(k)
         if v is None:
@@ -183,9 +184,9 @@ def check_all(c, load):
            if not (isinstance(v, int) and 0 < v <= TTL)}
     assert not bad, "keys lost their TTL (%d of %d; TTL on the primary): " \
         "%r" % (len(bad), NTTL, sorted(bad.items())[:10])
-    diff = ch.copies_disagree(c, wkeys + ttl_keys()[:200] + bulk_keys())
+    diff = checks.copies_disagree(c, wkeys + ttl_keys()[:200] + bulk_keys())
     assert not diff, "copies disagree:\n" + "\n".join(diff)
-    stray = ch.stray_keys(c)
+    stray = checks.stray_keys(c)
     assert not stray, "stray entries:\n" + "\n".join(stray)
 
 
