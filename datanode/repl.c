@@ -229,7 +229,7 @@ void repl_send_key(struct narf_repl *r,
 	size_t argvlen[5];
 	size_t before = l->out.len;
 
-	argvlen[1] = (size_t)fmt_u64(ep, slot_epoch);
+	argvlen[1] = narf_format_u64(ep, slot_epoch);
 	argv[1] = ep;
 	argv[2] = key;
 	argvlen[2] = klen;
@@ -239,7 +239,7 @@ void repl_send_key(struct narf_repl *r,
 		argv[0] = "NARF.SET";
 		argvlen[0] = 8;
 		argv[3] = narf_entry_value(e, &argvlen[3]);
-		argvlen[4] = (size_t)fmt_u64(px, exp > 0 ? (uint64_t)exp : 0);
+		argvlen[4] = narf_format_u64(px, exp > 0 ? (uint64_t)exp : 0);
 		argv[4] = px;
 		repl_link_cmd(l, 5, argv, argvlen);
 	} else {

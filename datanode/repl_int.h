@@ -159,11 +159,6 @@ static inline unsigned bits_count(const uint64_t *set)
 	return n;
 }
 
-static inline int fmt_u64(char *buf, uint64_t v)
-{
-	return (int)narf_format_u64(buf, v);
-}
-
 static inline const struct narf_map *repl_map(const struct narf_repl *r)
 {
 	return r->member != NULL ? r->member->map : NULL;

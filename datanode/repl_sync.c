@@ -45,8 +45,8 @@ static void slot_marker(struct link *l,
 
 	argvlen[0] = strlen(cmd);
 	argvlen[1] = (size_t)snprintf(s, sizeof(s), "%u", slot);
-	argvlen[2] = (size_t)fmt_u64(ep, epoch);
-	argvlen[3] = (size_t)fmt_u64(mep, map_epoch);
+	argvlen[2] = narf_format_u64(ep, epoch);
+	argvlen[3] = narf_format_u64(mep, map_epoch);
 	repl_link_cmd(l, map_epoch != 0 ? 4 : 3, argv, argvlen);
 }
 
