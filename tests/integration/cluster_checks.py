@@ -11,6 +11,8 @@ on the records of cluster_harness's writers and on the nodes themselves:
 - copies_disagree(): every node that holds a key's slot as primary or
   in-sync replica holds the same value (read with READONLY on replicas).
 - stray_keys(): no node keeps entries of a slot it no longer holds.
+- check_reads() / check_deletes() / ttls_on_primaries(): what the
+  rebalance tests' readers saw, deleted keys staying deleted, TTLs kept.
 
 Every wait has a deadline; every loop has a bound in count and in time.
 """
@@ -260,3 +262,90 @@ def stray_keys(cluster, timeout=10.0):
             return []
         time.sleep(0.3)
     return problems
+
+
+def check_reads(reads, writes):
+    """Stale or impossible reads (a list of strings; empty when fine): a
+    GET answered ok must return a value the writer attempted for that key,
+    no older than the last write acknowledged before the GET was sent (nil
+    only when no write was acknowledged before it)."""
+    acked = {}  # key -> [(t_done, n)] of acknowledged writes
+    tried = {}
+    for a in writes:
+        tried.setdefault(a.key, set()).add(a.n)
+        if a.ok:
+            acked.setdefault(a.key, []).append((a.t_done, a.n))
+    for v in acked.values():
+        v.sort()
+    problems = []
+    for r in reads:
+        if not r.ok:
+            continue
+        floor = 0
+        for t, n in acked.get(r.key, ()):
+            if t < r.t_sent:
+                floor = max(floor, n)
+            else:
+                break
+        if r.reply is None:
+            if floor:
+                problems.append("%r: nil, but write %d was acknowledged "
+                                "before" % (r, floor))
+            continue
+        try:
+            n = parse_value(r.key, r.reply)
+        except ValueError as e:
+            problems.append("%r: %s" % (r, e))
+            continue
+        if n < floor:
+            problems.append("%r: write %d, older than write %d acknowledged "
+                            "before the read" % (r, n, floor))
+        elif n not in tried.get(r.key, ()):
+            problems.append("%r: write %d never attempted" % (r, n))
+    return problems
+
+
+def check_deletes(deletes, values, preloaded=1):
+    """Problems (list of strings) with the Deleter's keys, given their
+    values now ({key: bytes or None}): a key whose DEL was acknowledged must
+    be gone; a key never sent a DEL must still hold its preloaded write;
+    a DEL (each key is deleted once) must find its key (reply 1)."""
+    sent = {}
+    problems = []
+    for d in deletes:
+        sent[d.key] = sent.get(d.key, False) or d.ok
+        if d.ok and d.reply == 0:
+            problems.append("%r: the preloaded key was already gone" % (d,))
+    for k, v in values.items():
+        if sent.get(k) and v is not None:
+            problems.append("%s: deleted (acknowledged) but holds %r"
+                            % (k, v))
+        elif k not in sent:
+            if v is None:
+                problems.append("%s: never deleted, yet missing" % k)
+            elif parse_value(k, v) != preloaded:
+                problems.append("%s: holds %r" % (k, v))
+    return problems
+
+
+def ttls_on_primaries(seeds, keys, timeout=REQUEST_TIMEOUT):
+    """TTL of every key asked of its slot's primary (a Router, pipelined
+    per node; no proxying involved); {key: reply}."""
+    r = Router(seeds, timeout=timeout)
+    out = {}
+    try:
+        if not r.refresh(force=True):
+            raise HarnessError("no node answers CLUSTER SLOTS")
+        by_addr = {}
+        for k in keys:
+            by_addr.setdefault(r.table[key_slot(k)], []).append(k)
+        for addr, ks in by_addr.items():
+            c = r.conn(addr)
+            for i in range(0, len(ks), 500):
+                part = ks[i:i + 500]
+                c.send(b"".join(encode("TTL", k) for k in part))
+                for k in part:
+                    out[k] = c.read(timeout)
+    finally:
+        r.close()
+    return out

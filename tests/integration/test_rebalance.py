@@ -172,14 +172,14 @@ def check_all(c, load):
             problems.append("%s: holds %r, not its preloaded value" % (k, v))
     assert not problems, "acknowledged writes lost (%d):\n%s" % (
         len(problems), "\n".join(problems[:20]))
-    problems = ch.check_deletes(load.dels, {k: values[k] for k in del_keys()})
+    problems = checks.check_deletes(load.dels, {k: values[k] for k in del_keys()})
     assert not problems, "deletes (%d acknowledged) not kept (%d):\n%s" % (
         sum(1 for d in load.dels if d.ok), len(problems),
         "\n".join(problems[:20]))
-    problems = ch.check_reads(load.reads + load.plain_reads, load.writes)
+    problems = checks.check_reads(load.reads + load.plain_reads, load.writes)
     assert not problems, "stale reads (%d of %d):\n%s" % (
         len(problems), len(load.reads), "\n".join(problems[:20]))
-    ttls = ch.ttls_on_primaries(c.seeds(), ttl_keys())
+    ttls = checks.ttls_on_primaries(c.seeds(), ttl_keys())
     bad = {k: v for k, v in ttls.items()
            if not (isinstance(v, int) and 0 < v <= TTL)}
     assert not bad, "keys lost their TTL (%d of %d; TTL on the primary): " \
