@@ -210,7 +210,7 @@ static void record_latency(struct gen *g, uint64_t us)
 		uint32_t *p = realloc(c->lat_us, cap * sizeof(*p));
 
 		if (p == NULL)
-			return;
+			out_of_memory();
 		c->lat_us = p;
 		c->cap_lat = cap;
 	}
@@ -248,20 +248,25 @@ static struct node *node_get(struct gen *g, const char *addr, bool create)
 	return n;
 }
 
-/* A blocking connect (loopback: at once), with send and receive timeouts,
- * or -1. */
-static int dial(const struct sockaddr_in *sa, uint64_t timeout_ms)
+static int set_nonblock(int fd)
 {
-	struct timeval tv = {(time_t)(timeout_ms / 1000),
-	                     (suseconds_t)(timeout_ms % 1000) * 1000};
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* A connected, non-blocking socket to sa, or -1. The connect itself
+ * blocks: on loopback it completes at once unless the node's accept queue
+ * is full. */
+static int dial(const struct sockaddr_in *sa)
+{
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0 ||
+	    set_nonblock(fd) != 0) {
 		close(fd);
 		return -1;
 	}
@@ -281,13 +286,6 @@ static void node_fail(struct gen *g, struct node *n, const char *why)
 	n->in.len = 0;
 	show_error(g, PROG ": %s: %s\n", n->addr, why);
 	g->refresh_now = true;
-}
-
-static int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 /* --- the slot table ------------------------------------------------------ */
@@ -404,8 +402,13 @@ static void apply_table(struct gen *g, const int *owner)
  * seed that fails, answers something else or names a slot nobody serves
  * passes the turn to the next one.
  */
-static void refresh_end(struct gen *g, bool ok)
+static void refresh_end(struct gen *g, bool ok, const char *why)
 {
+	if (!ok)
+		show_error(
+		        g, PROG ": slot table from %s: %s\n",
+		        g->seeds[(g->next_seed + g->n_seeds - 1) % g->n_seeds],
+		        why);
 	close(g->rfd);
 	g->rfd = -1;
 	if (ok) {
@@ -434,7 +437,7 @@ static void refresh_start(struct gen *g)
 	if (connect(g->rfd, (const struct sockaddr *)&sn->sa, sizeof(sn->sa)) !=
 	            0 &&
 	    errno != EINPROGRESS)
-		refresh_end(g, false);
+		refresh_end(g, false, strerror(errno));
 }
 
 static void refresh_io(struct gen *g, short revents)
@@ -452,7 +455,8 @@ static void refresh_io(struct gen *g, short revents)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
-			refresh_end(g, false);
+			refresh_end(g, false,
+			            n < 0 ? strerror(errno) : "cannot send");
 			return;
 		}
 		g->rwritten += (size_t)n;
@@ -460,15 +464,15 @@ static void refresh_io(struct gen *g, short revents)
 	}
 	if (!(revents & (POLLIN | POLLERR | POLLHUP)))
 		return;
-	if (narf_buf_reserve(&g->rin, 65536) != 0) {
-		refresh_end(g, false);
-		return;
-	}
+	if (narf_buf_reserve(&g->rin, 65536) != 0)
+		out_of_memory();
 	n = read(g->rfd, g->rin.data + g->rin.len, g->rin.cap - g->rin.len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		refresh_end(g, false);
+		refresh_end(
+		        g, false,
+		        n == 0 ? "closed before the reply" : strerror(errno));
 		return;
 	}
 	g->rin.len += (size_t)n;
@@ -482,25 +486,22 @@ static void refresh_io(struct gen *g, short revents)
 			whole = whole && owner[s] >= 0;
 		if (whole) {
 			apply_table(g, owner);
-			refresh_end(g, true);
+			refresh_end(g, true, NULL);
 			return;
 		}
+		refresh_end(g, false, "a slot no node serves");
+		return;
 	}
-	refresh_end(g, false);
+	refresh_end(g, false,
+	            rc == NARF_RESP_DONE ? "not a slot table" : "not RESP");
 }
 
 /* --- batches -------------------------------------------------------------- */
 
 static void append_bulk(struct narf_buf *b, const char *s, size_t n)
 {
-	char num[24];
-	size_t k = narf_format_u64(num, n);
-
-	append(b, "$", 1);
-	append(b, num, k);
-	append(b, "\r\n", 2);
-	append(b, s, n);
-	append(b, "\r\n", 2);
+	if (narf_resp_bulk(b, s, n) != 0)
+		out_of_memory();
 }
 
 /* The command just appended to n's batch ends here. */
@@ -569,7 +570,6 @@ static bool flush_batch(struct gen *g, struct node *n)
 /* Send n its next batch: the requests moved here, then --pipeline new. */
 static void send_batch(struct gen *g, struct node *n)
 {
-	int one = 1;
 	size_t pos = 0;
 
 	if (n->busy || (n->n_slots == 0 && n->n_retries == 0))
@@ -577,7 +577,7 @@ static void send_batch(struct gen *g, struct node *n)
 	if (n->fd < 0) {
 		if (mono_us() < n->down_until_us)
 			return;
-		n->fd = dial(&n->sa, 1000);
+		n->fd = dial(&n->sa);
 		if (n->fd < 0) {
 			/* The batch it was due fails, as a client's would, and
 			 * the node rests 100 ms (not a failure per loop) while
@@ -590,11 +590,6 @@ static void send_batch(struct gen *g, struct node *n)
 			n->retry.len = 0;
 			n->down_until_us = mono_us() + 100000;
 			node_fail(g, n, "cannot connect");
-			return;
-		}
-		setsockopt(n->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (set_nonblock(n->fd) != 0) {
-			node_fail(g, n, "fcntl");
 			return;
 		}
 	}
@@ -729,6 +724,8 @@ static void read_replies(struct gen *g, struct node *n)
 	if (n->busy && n->got == n->n) {
 		n->busy = false;
 		record_latency(g, mono_us() - n->sent_us);
+		if (n->in.len > 0 && closed == NULL)
+			closed = "a reply to no request";
 	}
 	if (closed != NULL)
 		node_fail(g, n, closed);
@@ -751,7 +748,7 @@ static void run(struct gen *g)
 		/* Again after -MOVED or a failure, but not more often than
 		 * every 50 ms; a seed silent for a second loses its turn. */
 		if (g->rfd >= 0 && now - g->rstart_us > 1000000u) {
-			refresh_end(g, false);
+			refresh_end(g, false, "no reply within 1 s");
 			now = mono_us();
 		}
 		if (g->rfd < 0 &&
