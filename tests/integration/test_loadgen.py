@@ -259,12 +259,13 @@ def test_moved_is_followed_once(build_dir, b_answers):
     rows = lines(r.stdout)
     ok, failed, moved = (sum(x[i] for x in rows) for i in (1, 2, 3))
     assert moved > 0 and b.requests > 0, (rows, r.stderr)
+    # Every answer B gave was to a moved request, and the stop may cut
+    # off any number still queued for B (A keeps answering while B is
+    # busy), so: answered at B <= moved.
     if b_answers == "ok":
-        # each moved request answered at B, except those the stop cut:
-        # queued for B (up to 4) and in flight there (up to 4)
-        assert failed == 0 and 0 <= moved - ok <= 8, rows
+        assert failed == 0 and 0 < ok <= moved, rows
     else:
-        assert ok == 0 and 0 <= moved - failed <= 8, rows
+        assert ok == 0 and 0 < failed <= moved, rows
         assert "-MOVED 0 127.0.0.1:%d" % a.port in r.stderr, r.stderr
 
 
