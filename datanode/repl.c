@@ -408,7 +408,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 		}
 		if (lead)
 			bit_set(r->lead, s);
-		/* A sync in repl_progress ends when we lead the slot or drop it
+		/* A sync in progress ends when we lead the slot or drop it
 		 * (a map older than the sync does not count). */
 		if (lead ||
 		    (!narf_slot_has(slot, me) && repl_may_drop(r, map, s)))
