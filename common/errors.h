@@ -31,7 +31,9 @@
 	X(TIMEOUT, "timeout", "timed out")                                  \
 	X(CLOSED, "closed", "connection closed")                            \
 	X(OOM, "oom", "command not allowed when used memory > 'maxmemory'") \
-	X(NOROOM, "no_room", "too few other nodes up to take the copies")  \
+	X(NOROOM, "no_room", "too few other nodes up to take the copies")   \
+	X(NOQUORUM, "no_quorum",                                            \
+	  "this leader has not heard from a majority recently")             \
 	X(INTERNAL, "internal", "internal error")
 
 enum narf_error {

@@ -48,6 +48,43 @@ void narf_map_settings_default(struct narf_map_settings *s)
 	s->node_timeout_ms = 600;
 	s->moves = NARF_MAP_DEFAULT_MOVES;
 	s->ack = NARF_ACK_ALL;
+	s->min_isr = 1;
+}
+
+unsigned narf_reply_timeout_ms(unsigned node_timeout_ms)
+{
+	unsigned r = node_timeout_ms / 4;
+
+	return r < 50 ? 50 : r > 1000 ? 1000 : r;
+}
+
+unsigned narf_lease_ms(unsigned node_timeout_ms)
+{
+	unsigned guard = node_timeout_ms / 20;
+
+	return node_timeout_ms - (guard < 20 ? 20 : guard);
+}
+
+int narf_timing_check(unsigned node_timeout_ms,
+                      unsigned election_timeout_ms,
+                      char *errmsg)
+{
+	if (node_timeout_ms < 2 * election_timeout_ms) {
+		snprintf(errmsg, NARF_ERRMSG_SIZE,
+		         "node timeout %u ms is below twice the election "
+		         "timeout (%u ms): a lease must outlast an election "
+		         "(docs/safety.md)",
+		         node_timeout_ms, election_timeout_ms);
+		return NARF_EINVAL;
+	}
+	if (node_timeout_ms < 4 * NARF_HEARTBEAT_MS) {
+		snprintf(errmsg, NARF_ERRMSG_SIZE,
+		         "node timeout %u ms is below four heartbeat "
+		         "intervals (%u ms) (docs/safety.md)",
+		         node_timeout_ms, 4 * NARF_HEARTBEAT_MS);
+		return NARF_EINVAL;
+	}
+	return 0;
 }
 
 void narf_map_init(struct narf_map *m, const struct narf_map_settings *s)

@@ -47,6 +47,9 @@ struct narf_map_settings {
 	unsigned node_timeout_ms; /* heartbeat silence before "down" */
 	enum narf_ack_mode ack;   /* default write-ack mode of data nodes */
 	unsigned moves;           /* slot moves in flight while rebalancing */
+	/* A write to a slot whose ISR, primary included, has fewer members
+	 * is refused with -NOREPLICAS (1..replication; default 1). */
+	unsigned min_isr;
 };
 
 struct narf_map_coord {
@@ -112,8 +115,29 @@ struct narf_map_result {
 #define NARF_MAP_DEFAULT_MOVES 1024
 
 /* Default settings: replication 2, node timeout 600 ms, ack all,
- * NARF_MAP_DEFAULT_MOVES moves in flight. */
+ * NARF_MAP_DEFAULT_MOVES moves in flight, min ISR 1. */
 void narf_map_settings_default(struct narf_map_settings *s);
+
+/*
+ * The timing every process derives from the node timeout T (docs/safety.md
+ * has the argument). A data node gives up on an unanswered coordinator
+ * request after narf_reply_timeout_ms(T) and tries another; it serves while
+ * its last answered heartbeat was sent less than narf_lease_ms(T) ago (T
+ * less a guard for a batch in progress and clock-rate drift); a new leader
+ * judges a node only after T + narf_reply_timeout_ms(T) from its election.
+ */
+unsigned narf_reply_timeout_ms(unsigned node_timeout_ms);
+unsigned narf_lease_ms(unsigned node_timeout_ms);
+
+/* The data nodes' heartbeat interval (ms). */
+#define NARF_HEARTBEAT_MS 100
+
+/* Is node timeout T safe with Raft election timeout E (ms)? 0, or
+ * NARF_EINVAL with the reason in errmsg (NARF_ERRMSG_SIZE bytes): T must
+ * be at least 2 E and 4 heartbeat intervals (docs/safety.md). */
+int narf_timing_check(unsigned node_timeout_ms,
+                      unsigned election_timeout_ms,
+                      char *errmsg);
 
 /* An empty map (epoch 0, no nodes, every slot unassigned). */
 void narf_map_init(struct narf_map *m, const struct narf_map_settings *s);
@@ -163,8 +187,11 @@ bool narf_map_valid_boot_id(const char *boot_id);
 bool narf_map_valid_addr(const char *addr);
 /* The settings as the map, the snapshot and the API show them. */
 json_t *narf_map_settings_to_json(const struct narf_map_settings *s);
+/* The settings current with the fields present in obj applied, into *out;
+ * 0 or NARF_EINVAL (errmsg says which field). */
 int narf_map_settings_check(const struct narf_map_settings *current,
                             const json_t *obj,
+                            struct narf_map_settings *out,
                             char *errmsg);
 
 /* Slot ranges of a command or request ("add" of isr, "slots" of handoff):

@@ -77,10 +77,10 @@ json_t *narf_map_slots_to_json(const struct narf_slot *slots, const bool *take)
 
 json_t *narf_map_settings_to_json(const struct narf_map_settings *s)
 {
-	return json_pack("{s:i,s:i,s:s,s:i}", "replication",
+	return json_pack("{s:i,s:i,s:s,s:i,s:i}", "replication",
 	                 (int)s->replication, "node_timeout_ms",
 	                 (int)s->node_timeout_ms, "ack", ack_name(s->ack),
-	                 "moves", (int)s->moves);
+	                 "moves", (int)s->moves, "min_isr", (int)s->min_isr);
 }
 
 static json_t *coords_to_json(const struct narf_map_coord *c, unsigned n)
@@ -164,6 +164,18 @@ int narf_map_settings_from_json(struct narf_map_settings *s,
 		return NARF_EINVAL;
 	if (rv == 0)
 		s->moves = (unsigned)v;
+	rv = get_uint(obj, "min_isr", 1, NARF_MAX_COPIES, true, &v, errmsg);
+	if (rv == NARF_EINVAL)
+		return NARF_EINVAL;
+	if (rv == 0)
+		s->min_isr = (unsigned)v;
+	if (s->min_isr > s->replication) {
+		set_err(errmsg,
+		        "%s must be at most replication: a slot never has "
+		        "more in-sync copies than copies",
+		        "min_isr");
+		return NARF_EINVAL;
+	}
 	if (ack != NULL) {
 		const char *a = json_string_value(ack);
 
@@ -182,11 +194,11 @@ int narf_map_settings_from_json(struct narf_map_settings *s,
 
 int narf_map_settings_check(const struct narf_map_settings *current,
                             const json_t *obj,
+                            struct narf_map_settings *out,
                             char *errmsg)
 {
-	struct narf_map_settings scratch = *current;
-
-	return narf_map_settings_from_json(&scratch, obj, errmsg);
+	*out = *current;
+	return narf_map_settings_from_json(out, obj, errmsg);
 }
 
 static int get_addr(const json_t *obj, const char *key, char *out, char *errmsg)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/flags.h"
 #include "common/frame.h"
 #include "common/log.h"
@@ -281,9 +282,19 @@ static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 	json_t *mem = json_object_get(req, "used_memory");
 	const struct narf_map_node *n;
 
+	uint64_t age;
+
 	if (!json_is_integer(id) || boot == NULL)
 		return error_reply(NARF_EINVAL,
 		                   "heartbeat needs node and boot_id", c);
+	/* A heartbeat's answer renews the node's lease: give it only while
+	 * no other leader can exist (docs/safety.md). A leader cut off from
+	 * its majority, or one that has just woken from a pause, says so
+	 * and the node tries the other coordinators. */
+	if (!narf_raftnode_leads(&c->rn, narf_clock_ms(), &age)) {
+		c->lease_refusals++;
+		return error_reply(NARF_ENOQUORUM, NULL, c);
+	}
 	n = narf_map_node_get(c->rn.map, (uint32_t)json_integer_value(id));
 	if (n == NULL || json_integer_value(id) <= 0 ||
 	    json_integer_value(id) > UINT32_MAX ||
@@ -298,8 +309,9 @@ static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 	                             ? (uint64_t)json_integer_value(mem)
 	                             : 0) != 0)
 		return error_reply(NARF_ENOMEM, NULL, c);
-	return json_pack("{s:b,s:I,s:s}", "ok", 1, "epoch",
-	                 (json_int_t)c->rn.map->epoch, "state",
+	return json_pack("{s:b,s:I,s:I,s:s}", "ok", 1, "epoch",
+	                 (json_int_t)c->rn.map->epoch, "term",
+	                 (json_int_t)narf_raftnode_term(&c->rn), "state",
 	                 narf_node_state_name(n->state));
 }
 
@@ -404,14 +416,17 @@ static json_t *op_leave(struct narf_conn *conn, const json_t *req)
 static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 {
 	static const char *const keys[] = {"replication", "node_timeout_ms",
-	                                   "ack", "moves"};
+	                                   "ack", "moves", "min_isr"};
+	struct narf_map_settings next;
 	json_t *cmd = json_pack("{s:i,s:s}", "v", NARF_MAP_VERSION, "type",
 	                        "settings");
 	bool any = false;
 	char errmsg[NARF_ERRMSG_SIZE] = "";
 
-	if (narf_map_settings_check(&conn->c->rn.map->settings, req, errmsg) !=
-	    0) {
+	if (narf_map_settings_check(&conn->c->rn.map->settings, req, &next,
+	                            errmsg) != 0 ||
+	    narf_timing_check(next.node_timeout_ms,
+	                      conn->c->cfg.election_timeout_ms, errmsg) != 0) {
 		json_decref(cmd);
 		return error_reply(NARF_EINVAL, errmsg, conn->c);
 	}

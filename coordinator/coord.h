@@ -131,6 +131,8 @@ struct narf_coord {
 	uv_signal_t sigint;
 	bool closing;
 	uint64_t api_requests[NARF_API_OPS];
+	/* heartbeats refused for want of a fresh majority proof */
+	uint64_t lease_refusals;
 	int64_t start_ms;          /* wall clock at start, ms */
 	struct narf_httpd metrics; /* GET /metrics, with --metrics */
 	char digest[17];           /* cached map digest (ping) ... */

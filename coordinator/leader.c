@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "coord.h"
 #include "planner.h"
@@ -110,7 +111,7 @@ int narf_leader_seen(struct narf_coord *c,
 		memset(hb, 0, sizeof(*hb));
 		hb->node = node;
 	}
-	hb->last_seen_ms = uv_now(&c->loop);
+	hb->last_seen_ms = narf_clock_ms();
 	if (beat) {
 		/* Joining nodes go up only once they have shown they can reach
 		 * the leader on their own. */
@@ -176,14 +177,23 @@ static void leader_proposal_cb(void *data,
 		NARF_WARN("leader: decision rejected: %s", res->errmsg);
 }
 
-/* Age of a node's last sign of life, counted from when this member became
- * leader at the earliest. */
+/*
+ * Age of a node's last sign of life, counted from when this member became
+ * leader plus one reply timeout at the earliest. A new leader has no
+ * heartbeat history, and a node may have been waiting on the old leader
+ * when it was elected: it gives up within the reply timeout and finds us
+ * (membership.h), so it gets that long on top of the node timeout. Every
+ * lease the old leader granted ends within a node timeout of our election
+ * (docs/safety.md), so waiting longer only costs failover time.
+ */
 static uint64_t silence_ms(const struct narf_coord *c,
                            uint32_t node,
                            uint64_t now)
 {
 	const struct narf_hb *hb = narf_leader_hb(c, node);
-	uint64_t since = c->leader.since_ms;
+	uint64_t since =
+	        c->leader.since_ms +
+	        narf_reply_timeout_ms(c->rn.map->settings.node_timeout_ms);
 
 	if (hb != NULL && hb->last_seen_ms > since)
 		since = hb->last_seen_ms;
@@ -369,7 +379,7 @@ static json_t *next_decision(struct narf_coord *c, uint64_t now)
 void narf_leader_cron(struct narf_coord *c)
 {
 	struct narf_leader *l = &c->leader;
-	uint64_t now = uv_now(&c->loop);
+	uint64_t now = narf_clock_ms();
 	json_t *cmd;
 	int rv;
 
@@ -514,7 +524,7 @@ static json_t *slots_status(const struct narf_map *m)
 json_t *narf_leader_status(struct narf_coord *c)
 {
 	const struct narf_map *m = c->rn.map;
-	uint64_t now = uv_now(&c->loop);
+	uint64_t now = narf_clock_ms();
 
 	const struct narf_leader *l = &c->leader;
 

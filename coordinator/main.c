@@ -72,8 +72,13 @@ static const char usage_text[] =
         "  --moves N              slots moving at once while rebalancing\n"
         "                         (syncing a new copy or handing over;\n"
         "                         1-16384; default 1024)\n"
-        "  --election-timeout MS  Raft election timeout (50-10000; default "
-        "300)\n"
+        "  --min-isr N            in-sync copies (primary included) a slot\n"
+        "                         needs to take writes; fewer: -NOREPLICAS\n"
+        "                         (1 to --replicas; default 1). With 2, no\n"
+        "                         single crash loses an acknowledged write\n"
+        "  --election-timeout MS  Raft election timeout (200-10000; default "
+        "300);\n"
+        "                         the node timeout must be at least twice it\n"
         "  --heartbeat-timeout MS Raft heartbeat interval (10-5000; default "
         "50)\n"
         "  --log-level LEVEL      debug, info, warn or error (default info)\n"
@@ -178,6 +183,27 @@ static void check_addr_list(const char *name, const char *list)
 		                 name, list, NARF_MAX_COORDS);
 }
 
+/* The settings the safety argument needs (docs/safety.md), and the
+ * min ISR within the copies. */
+static void check_timing(const struct narf_coord_config *cfg)
+{
+	char errmsg[NARF_ERRMSG_SIZE];
+
+	if (cfg->heartbeat_timeout_ms * 2 > cfg->election_timeout_ms)
+		narf_usage_error(prog,
+		                 "--heartbeat-timeout must be at most "
+		                 "half the election timeout");
+	if (narf_timing_check(cfg->settings.node_timeout_ms,
+	                      cfg->election_timeout_ms, errmsg) != 0)
+		narf_usage_error(prog, "%s", errmsg);
+	if (cfg->settings.min_isr > cfg->settings.replication)
+		narf_usage_error(prog,
+		                 "--min-isr %u is above --replicas %u: a slot "
+		                 "never has more in-sync copies than copies",
+		                 cfg->settings.min_isr,
+		                 cfg->settings.replication);
+}
+
 static void check_join_flags(struct narf_coord_config *cfg)
 {
 	if (cfg->n_members != 0)
@@ -194,10 +220,7 @@ static void check_join_flags(struct narf_coord_config *cfg)
 		narf_usage_error(prog, "--raft and --api must differ");
 	cfg->self_entry.id = cfg->id;
 	cfg->self = &cfg->self_entry;
-	if (cfg->heartbeat_timeout_ms * 2 > cfg->election_timeout_ms)
-		narf_usage_error(prog,
-		                 "--heartbeat-timeout must be at most "
-		                 "half the election timeout");
+	check_timing(cfg);
 }
 
 static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
@@ -208,6 +231,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		O_MEMBERS,
 		O_REPLICAS,
 		O_MOVES,
+		O_MIN_ISR,
 		O_NODE_TIMEOUT,
 		O_ACK,
 		O_ELECTION,
@@ -226,6 +250,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	        {"members", required_argument, NULL, O_MEMBERS},
 	        {"replicas", required_argument, NULL, O_REPLICAS},
 	        {"moves", required_argument, NULL, O_MOVES},
+	        {"min-isr", required_argument, NULL, O_MIN_ISR},
 	        {"node-timeout", required_argument, NULL, O_NODE_TIMEOUT},
 	        {"ack", required_argument, NULL, O_ACK},
 	        {"election-timeout", required_argument, NULL, O_ELECTION},
@@ -274,6 +299,14 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 				                 optarg);
 			cfg->settings.moves = (unsigned)v;
 			break;
+		case O_MIN_ISR:
+			if (narf_parse_u64(optarg, 1, NARF_MAX_COPIES, &v) != 0)
+				narf_usage_error(prog,
+				                 "--min-isr '%s': "
+				                 "expected 1 to 5",
+				                 optarg);
+			cfg->settings.min_isr = (unsigned)v;
+			break;
 		case O_NODE_TIMEOUT:
 			cfg->settings.node_timeout_ms = (unsigned)narf_flag_ms(
 			        prog, "--node-timeout", optarg, 100, 60000);
@@ -291,7 +324,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			break;
 		case O_ELECTION:
 			cfg->election_timeout_ms = (unsigned)narf_flag_ms(
-			        prog, "--election-timeout", optarg, 50, 10000);
+			        prog, "--election-timeout", optarg, 200, 10000);
 			break;
 		case O_HEARTBEAT:
 			cfg->heartbeat_timeout_ms = (unsigned)narf_flag_ms(
@@ -358,10 +391,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	if (cfg->self == NULL)
 		narf_usage_error(prog, "--id %llu is not listed in --members",
 		                 (unsigned long long)cfg->id);
-	if (cfg->heartbeat_timeout_ms * 2 > cfg->election_timeout_ms)
-		narf_usage_error(prog,
-		                 "--heartbeat-timeout must be at most "
-		                 "half the election timeout");
+	check_timing(cfg);
 }
 
 static void handle_closed_cb(uv_handle_t *h)

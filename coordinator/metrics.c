@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "coord.h"
 
@@ -133,7 +134,7 @@ static void map_metrics(struct narf_coord *c, struct narf_metrics *m)
 static void heartbeat_metrics(struct narf_coord *c, struct narf_metrics *m)
 {
 	const struct narf_map *map = c->rn.map;
-	uint64_t now = uv_now(&c->loop);
+	uint64_t now = narf_clock_ms();
 	static const struct {
 		const char *name, *help;
 	} fams[] = {
@@ -202,6 +203,15 @@ static void decision_metrics(struct narf_coord *c, struct narf_metrics *m)
 		                        c->api_requests[i]);
 	narf_metrics_one_u64(m, "narf_api_connections", G,
 	                     "Open API connections.", narf_api_connections(c));
+	narf_metrics_one_u64(m, "narf_lease_refusals_total", C,
+	                     "Heartbeats refused (no_quorum) because no "
+	                     "barrier of this term committed within half an "
+	                     "election timeout (docs/safety.md).",
+	                     c->lease_refusals);
+	narf_metrics_one_u64(m, "narf_leader_barriers_total", C,
+	                     "Barriers committed as leader: each renews the "
+	                     "proof that no other leader exists.",
+	                     c->rn.barriers);
 }
 
 int narf_coord_metrics_handler(void *data,

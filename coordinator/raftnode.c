@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define APPLY_WINDOW 64
@@ -277,12 +278,54 @@ static void barrier_cb(struct raft_barrier *req, int status)
 	struct narf_raftnode *rn = req->data;
 
 	rn->barrier_pending = false;
-	if (status == 0 && rn->raft.state == RAFT_LEADER) {
+	if (status != 0 || rn->raft.state != RAFT_LEADER ||
+	    rn->raft.current_term != rn->barrier_term)
+		return;
+	rn->proof_ms = rn->barrier_sent_ms;
+	rn->proof_term = rn->barrier_term;
+	rn->barriers++;
+	if (rn->ready_term != rn->raft.current_term) {
 		rn->ready_term = rn->raft.current_term;
 		NARF_INFO("leader ready: term %llu, epoch %llu",
 		          (unsigned long long)rn->ready_term,
 		          (unsigned long long)rn->map->epoch);
 	}
+}
+
+/* Propose the next barrier: the first of a term makes the map current, and
+ * every later one renews the majority proof. One at a time; each is a tiny
+ * log entry (measured in docs/safety.md). */
+static void propose_barrier(struct narf_raftnode *rn)
+{
+	int rv;
+
+	if (rn->barrier_pending)
+		return;
+	rn->barrier.data = rn;
+	rn->barrier_sent_ms = narf_clock_ms();
+	rn->barrier_term = rn->raft.current_term;
+	rv = raft_barrier(&rn->raft, &rn->barrier, barrier_cb);
+	if (rv == 0)
+		rn->barrier_pending = true;
+	else
+		NARF_WARN("raft_barrier: %s", raft_strerror(rv));
+}
+
+bool narf_raftnode_leads(const struct narf_raftnode *rn,
+                         uint64_t now_ms,
+                         uint64_t *age_ms)
+{
+	bool proof = rn->raft.state == RAFT_LEADER &&
+	             rn->proof_term == rn->raft.current_term &&
+	             rn->proof_term != 0;
+	uint64_t age = proof && now_ms >= rn->proof_ms ? now_ms - rn->proof_ms
+	               : proof                         ? 0
+	                                               : UINT64_MAX;
+
+	if (age_ms != NULL)
+		*age_ms = age;
+	return proof && narf_raftnode_is_ready(rn) &&
+	       age < rn->raft.election_timeout / 2;
 }
 
 static uint64_t io_now(const struct narf_raftnode *rn)
@@ -333,16 +376,7 @@ bool narf_raftnode_poll(struct narf_raftnode *rn)
 		return changed;
 	}
 	track_contact(rn);
-	if (rn->ready_term != rn->raft.current_term && !rn->barrier_pending) {
-		int rv;
-
-		rn->barrier.data = rn;
-		rv = raft_barrier(&rn->raft, &rn->barrier, barrier_cb);
-		if (rv == 0)
-			rn->barrier_pending = true;
-		else
-			NARF_WARN("raft_barrier: %s", raft_strerror(rv));
-	}
+	propose_barrier(rn);
 	return changed;
 }
 

@@ -97,6 +97,16 @@ struct narf_raftnode {
 	raft_term ready_term;  /* term whose barrier has applied, or 0 */
 	bool barrier_pending;
 	struct raft_barrier barrier;
+	/* The proof that this member still leads (docs/safety.md): a
+	 * barrier proposed at barrier_sent_ms (narf_clock_ms) in
+	 * barrier_term; once it commits, a majority had our term at a time
+	 * no earlier than that, so no other leader can be elected before
+	 * proof_ms + the election timeout. */
+	uint64_t barrier_sent_ms;
+	raft_term barrier_term;
+	uint64_t proof_ms;
+	raft_term proof_term;
+	uint64_t barriers; /* committed, for metrics */
 	/* Membership: one change or transfer of ours at a time. */
 	struct raft_change change;
 	bool change_pending;
@@ -135,8 +145,20 @@ int narf_raftnode_propose(struct narf_raftnode *rn,
                           void *data);
 
 /* Track role changes; on becoming leader, append a barrier so the map is
- * current before the leader serves it. Returns true when the role changed. */
+ * current before the leader serves it, and then one more whenever the last
+ * has committed (the majority proof of narf_raftnode_leads()). Returns true
+ * when the role changed. */
 bool narf_raftnode_poll(struct narf_raftnode *rn);
+
+/* Does this member know, at fresh monotonic time now_ms, that no other
+ * leader can have been elected? True while it is the ready leader, is not
+ * handing leadership over, and a barrier of its term proposed less than
+ * half an election timeout before now_ms has committed. Only then may it
+ * renew a data node's lease (docs/safety.md, "The coordinator's proof").
+ * *age_ms (may be NULL) gets the proof's age, or UINT64_MAX without one. */
+bool narf_raftnode_leads(const struct narf_raftnode *rn,
+                         uint64_t now_ms,
+                         uint64_t *age_ms);
 
 bool narf_raftnode_is_leader(const struct narf_raftnode *rn);
 

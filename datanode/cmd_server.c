@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "engine.h"
 #include "membership.h"
@@ -531,10 +532,10 @@ static void info_cluster(const struct narf_engine *e, struct narf_buf *out)
 		return;
 	}
 	if (m->loop != NULL) {
-		now = uv_now(m->loop);
+		now = narf_clock_ms();
 		lease = narf_member_lease_ok(m, now);
 		left = narf_member_lease_left_ms(m, now);
-		leader = narf_member_leader(m, now);
+		leader = narf_member_leader(m, uv_now(m->loop));
 	}
 	if (map != NULL) {
 		narf_map_node_counts(map, id, &primaries, &replicas);

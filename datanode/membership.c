@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "engine.h"
@@ -32,6 +33,50 @@ struct narf_isr_req {
 };
 
 static void member_send(struct narf_member *m, json_t *msg, const char *op);
+static void start_connect(struct narf_member *m);
+static void send_beat_or_join(struct narf_member *m);
+
+/* The node timeout the cluster runs with (the map's, or the default until
+ * a map arrives). */
+static unsigned node_timeout(const struct narf_member *m)
+{
+	struct narf_map_settings d;
+
+	if (m->map != NULL)
+		return m->map->settings.node_timeout_ms;
+	narf_map_settings_default(&d);
+	return d.node_timeout_ms;
+}
+
+static bool is_suspect(const struct narf_member *m, const char *addr)
+{
+	return m->suspect[0] != '\0' && strcmp(m->suspect, addr) == 0 &&
+	       uv_now(m->loop) < m->suspect_until;
+}
+
+/* The coordinator we talk to failed us: avoid it for two node timeouts,
+ * long enough for the others to elect a leader and learn who it is. */
+static void suspect_target(struct narf_member *m, const char *why)
+{
+	if (!is_suspect(m, m->target))
+		NARF_WARN("member: coordinator %s %s: trying the others",
+		          m->target, why);
+	snprintf(m->suspect, sizeof(m->suspect), "%s", m->target);
+	m->suspect_until = uv_now(m->loop) + 2 * (uint64_t)node_timeout(m);
+}
+
+/* The next coordinator in the list, passing over a suspect one unless it
+ * is the only one. */
+static void next_target(struct narf_member *m)
+{
+	for (unsigned i = 0; i < m->n_coords; i++) {
+		const char *a = m->coords[m->next_coord++ % m->n_coords];
+
+		snprintf(m->target, sizeof(m->target), "%s", a);
+		if (!is_suspect(m, a))
+			return;
+	}
+}
 
 /* The isr request in flight ends (ok or not). */
 static void isr_done(struct narf_member *m, bool ok, uint64_t epoch)
@@ -82,13 +127,24 @@ static void disconnect(struct narf_member *m, bool next_coord)
 	narf_frame_decoder_init(&m->dec, NARF_FRAME_MAX_REPLY);
 	m->pending = NULL;
 	isr_done(m, false, 0);
-	if (next_coord) {
-		snprintf(m->target, sizeof(m->target), "%s",
-		         m->coords[m->next_coord % m->n_coords]);
-		m->next_coord++;
-	}
+	if (next_coord)
+		next_target(m);
 	if (m->state != NARF_MEMBER_CLOSING)
 		m->state = NARF_MEMBER_IDLE;
+}
+
+/* Leave the coordinator we talk to for the next one (or for `target`, set
+ * by a redirect) and connect at once: a hop costs a round trip, not a
+ * tick. Bounded: after two rounds of the list without an answer, the
+ * timer paces the attempts. */
+static void hop(struct narf_member *m, bool next_coord)
+{
+	disconnect(m, next_coord);
+	if (m->state != NARF_MEMBER_IDLE || m->removed ||
+	    m->fast_hops >= 2 * m->n_coords)
+		return;
+	m->fast_hops++;
+	start_connect(m);
 }
 
 static json_t *join_msg(const struct narf_member *m)
@@ -157,6 +213,19 @@ static void install_map(struct narf_member *m, const json_t *obj)
 		free(map);
 		return;
 	}
+	/* Maps only move forward: an older one comes from a deposed leader
+	 * and would undo promotions we already act on. */
+	if (m->map != NULL && map->epoch <= m->map->epoch) {
+		if (map->epoch < m->map->epoch)
+			NARF_WARN(
+			        "member: ignoring map epoch %llu from %s: ours "
+			        "is %llu",
+			        (unsigned long long)map->epoch, m->target,
+			        (unsigned long long)m->map->epoch);
+		narf_map_close(map);
+		free(map);
+		return;
+	}
 	if (m->on_map != NULL)
 		m->on_map(m->cb_data, m->map, map);
 	if (m->map != NULL) {
@@ -167,10 +236,11 @@ static void install_map(struct narf_member *m, const json_t *obj)
 	m->maps_installed++;
 	learn_coords(m, map);
 	narf_map_node_counts(map, m->node_id, &primaries, &replicas);
-	NARF_INFO("member: map epoch %llu: %u primaries, %u replicas here "
-	          "(applied in %llu us)",
-	          (unsigned long long)map->epoch, primaries, replicas,
-	          (unsigned long long)((uv_hrtime() - t0) / 1000));
+	NARF_INFO(
+	        "member: map epoch %llu: %u primaries, %u replicas here "
+	        "(applied in %llu us)",
+	        (unsigned long long)map->epoch, primaries, replicas,
+	        (unsigned long long)((uv_hrtime() - t0) / 1000));
 }
 
 /* An error reply: follow redirects, re-join when forgotten, else retry. */
@@ -181,12 +251,22 @@ static void handle_error(struct narf_member *m, const json_t *reply)
 	        json_string_value(json_object_get(reply, "leader"));
 
 	if (err != NULL && strcmp(err, "not_leader") == 0) {
-		if (leader != NULL && narf_map_valid_addr(leader)) {
+		/* A follower may still name a leader that failed us: it has
+		 * not noticed yet. Try the others meanwhile. */
+		if (leader != NULL && narf_map_valid_addr(leader) &&
+		    !is_suspect(m, leader)) {
 			snprintf(m->target, sizeof(m->target), "%s", leader);
-			disconnect(m, false);
+			hop(m, false);
 		} else {
-			disconnect(m, true);
+			hop(m, true);
 		}
+		return;
+	}
+	if (err != NULL && strcmp(err, "no_quorum") == 0) {
+		/* A leader cut off from its majority (or just woken from a
+		 * pause) that may already have been replaced. */
+		suspect_target(m, "cannot prove it leads");
+		hop(m, true);
 		return;
 	}
 	if (err != NULL && strcmp(err, "unknown_node") == 0 &&
@@ -228,13 +308,18 @@ static void renew_lease(struct narf_member *m)
 		m->on_lease(m->cb_data);
 }
 
-static uint64_t reply_epoch(const json_t *reply)
+static uint64_t reply_u64(const json_t *reply, const char *key)
 {
-	json_t *v = json_object_get(reply, "epoch");
+	json_t *v = json_object_get(reply, key);
 
 	return json_is_integer(v) && json_integer_value(v) > 0
 	               ? (uint64_t)json_integer_value(v)
 	               : 0;
+}
+
+static uint64_t reply_epoch(const json_t *reply)
+{
+	return reply_u64(reply, "epoch");
 }
 
 static void send_map_request(struct narf_member *m)
@@ -312,11 +397,34 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 		          m->target);
 		m->state = NARF_MEMBER_MEMBER;
 	} else if (strcmp(op, "heartbeat") == 0) {
-		/* Only the leader answers heartbeats. */
+		uint64_t term = reply_u64(reply, "term");
+		uint64_t epoch = reply_epoch(reply);
+
+		/* Only a leader that can prove it leads answers heartbeats;
+		 * still, an answer from an older term than one we have seen,
+		 * or behind our map, comes from a deposed leader: it renews
+		 * nothing. */
+		if (term < m->term ||
+		    (m->map != NULL && epoch < m->map->epoch)) {
+			NARF_WARN(
+			        "member: stale heartbeat reply from %s (term "
+			        "%llu, epoch %llu; we have seen term %llu, "
+			        "epoch %llu): ignored",
+			        m->target, (unsigned long long)term,
+			        (unsigned long long)epoch,
+			        (unsigned long long)m->term,
+			        (unsigned long long)(m->map ? m->map->epoch
+			                                    : 0));
+			suspect_target(m, "answered from an old term");
+			hop(m, true);
+			return;
+		}
+		m->term = term;
+		m->fast_hops = 0;
 		snprintf(m->leader, sizeof(m->leader), "%s", m->target);
 		m->leader_seen_ms = uv_now(m->loop);
 		m->beat_sent_ms = m->sent_ms;
-		if (m->map == NULL || reply_epoch(reply) > m->map->epoch)
+		if (m->map == NULL || epoch > m->map->epoch)
 			m->want_map = true;
 		else
 			renew_lease(m);
@@ -357,11 +465,14 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread < 0) {
 		NARF_DEBUG("member: connection to %s closed", m->target);
-		disconnect(m, true);
+		if (m->pending != NULL)
+			suspect_target(m, "closed the connection");
+		hop(m, true);
 		return;
 	}
 	if (narf_frame_feed(&m->dec, buf->base, (size_t)nread) != 0) {
-		disconnect(m, true);
+		suspect_target(m, "sent an oversized reply");
+		hop(m, true);
 		return;
 	}
 	while ((rv = narf_frame_next(&m->dec, &reply, errmsg)) == 0 &&
@@ -373,7 +484,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (rv != 0) {
 		NARF_WARN("member: bad reply from %s: %s", m->target, errmsg);
-		disconnect(m, true);
+		suspect_target(m, "sent a bad reply");
+		hop(m, true);
 	}
 }
 
@@ -411,7 +523,7 @@ static void member_send(struct narf_member *m, json_t *msg, const char *op)
 		return;
 	}
 	m->pending = op;
-	m->sent_ms = uv_now(m->loop);
+	m->sent_ms = narf_clock_ms();
 }
 
 static void connect_cb(uv_connect_t *req, int status)
@@ -427,15 +539,17 @@ static void connect_cb(uv_connect_t *req, int status)
 	if (status != 0) {
 		NARF_DEBUG("member: cannot reach %s: %s", m->target,
 		           uv_strerror(status));
-		disconnect(m, true);
+		hop(m, true);
 		return;
 	}
 	uv_tcp_nodelay(m->tcp, 1);
 	if (uv_read_start((uv_stream_t *)m->tcp, alloc_cb, read_cb) != 0) {
-		disconnect(m, true);
+		hop(m, true);
 		return;
 	}
 	m->state = m->node_id ? NARF_MEMBER_MEMBER : NARF_MEMBER_JOINING;
+	/* Ask at once: after a hop, every tick waited is lease lost. */
+	send_beat_or_join(m);
 }
 
 static void start_connect(struct narf_member *m)
@@ -463,7 +577,7 @@ static void start_connect(struct narf_member *m)
 	m->tcp->data = m;
 	req->data = m;
 	m->state = NARF_MEMBER_CONNECTING;
-	m->sent_ms = uv_now(m->loop);
+	m->sent_ms = narf_clock_ms();
 	if (uv_tcp_connect(req, m->tcp, (const struct sockaddr *)&sa,
 	                   connect_cb) != 0) {
 		free(req);
@@ -471,31 +585,37 @@ static void start_connect(struct narf_member *m)
 	}
 }
 
+static void send_beat_or_join(struct narf_member *m)
+{
+	if (m->pending != NULL || m->state == NARF_MEMBER_CONNECTING ||
+	    m->tcp == NULL)
+		return;
+	if (m->node_id == 0) {
+		member_send(m, join_msg(m), "join");
+	} else {
+		m->beat_at = uv_now(m->loop);
+		member_send(m, heartbeat_msg(m), "heartbeat");
+	}
+}
+
 static void tick_cb(uv_timer_t *t)
 {
 	struct narf_member *m = t->data;
-	uint64_t now = uv_now(m->loop);
+	unsigned limit = narf_reply_timeout_ms(node_timeout(m));
 
 	if (m->state == NARF_MEMBER_CLOSING || m->removed)
 		return;
+	m->fast_hops = 0;
 	if ((m->pending != NULL || m->state == NARF_MEMBER_CONNECTING) &&
-	    now - m->sent_ms > NARF_MEMBER_REPLY_TIMEOUT_MS) {
-		NARF_WARN("member: no reply from %s in %d ms", m->target,
-		          NARF_MEMBER_REPLY_TIMEOUT_MS);
+	    narf_clock_ms() - m->sent_ms > limit) {
+		suspect_target(m, "did not answer within the reply timeout");
 		disconnect(m, true);
 	}
 	if (m->state == NARF_MEMBER_IDLE) {
 		start_connect(m);
 		return;
 	}
-	if (m->pending != NULL || m->state == NARF_MEMBER_CONNECTING)
-		return;
-	if (m->node_id == 0)
-		member_send(m, join_msg(m), "join");
-	else {
-		m->beat_at = now;
-		member_send(m, heartbeat_msg(m), "heartbeat");
-	}
+	send_beat_or_join(m);
 }
 
 static void queue_request(struct narf_member *m, struct narf_isr_req *q)
@@ -582,14 +702,16 @@ void narf_member_want_map(struct narf_member *m)
 bool narf_member_lease_ok(const struct narf_member *m, uint64_t now)
 {
 	return m->map != NULL && m->node_id != 0 && m->lease_ms != 0 &&
-	       now - m->lease_ms < m->map->settings.node_timeout_ms;
+	       now - m->lease_ms <
+	               narf_lease_ms(m->map->settings.node_timeout_ms);
 }
 
 uint64_t narf_member_lease_left_ms(const struct narf_member *m, uint64_t now)
 {
 	if (!narf_member_lease_ok(m, now))
 		return 0;
-	return m->lease_ms + m->map->settings.node_timeout_ms - now;
+	return m->lease_ms + narf_lease_ms(m->map->settings.node_timeout_ms) -
+	       now;
 }
 
 const char *narf_member_leader(const struct narf_member *m, uint64_t now)

@@ -9,12 +9,24 @@
  * newer than our map, send `map` and install the reply.
  *
  * Failure modes: `not_leader` moves us to the leader it names (or the next
- * coordinator); a connection error, a reply timeout or garbage moves us to
- * the next coordinator (from the map's coordinators table once a map has
- * arrived, so a coordinator replaced at a new address is found); `unknown_node`
- * (we were removed, or the map lost our incarnation) makes us join again. None
- * of this touches the data path: the node serves with the map it has (the
- * cluster issue adds leases).
+ * coordinator); a connection error, a reply timeout, `no_quorum` (a leader
+ * that cannot prove it still leads) or garbage moves us to the next
+ * coordinator (from the map's coordinators table once a map has arrived, so
+ * a coordinator replaced at a new address is found); `unknown_node` (we were
+ * removed, or the map lost our incarnation) makes us join again.
+ *
+ * Finding a new leader fast is what keeps a live node from being judged
+ * dead by it (docs/safety.md): a request unanswered for
+ * narf_reply_timeout_ms() (a quarter of the node timeout) is given up, the
+ * coordinator that failed us is "suspect" for a while, so followers that
+ * still name it as leader do not send us back to it, and every hop connects
+ * and sends at once rather than on the next tick.
+ *
+ * The lease: we serve our slots while the last heartbeat a leader answered
+ * was *sent* less than narf_lease_ms() ago on the monotonic clock, read
+ * fresh (common/clock.h). Replies from an older Raft term than one already
+ * seen, and maps older than ours, are ignored: a deposed leader can neither
+ * renew the lease nor roll the map back.
  */
 #ifndef NARF_MEMBERSHIP_H
 #define NARF_MEMBERSHIP_H
@@ -26,8 +38,6 @@
 #include "common/frame.h"
 #include "common/map.h"
 
-#define NARF_HEARTBEAT_MS 100
-#define NARF_MEMBER_REPLY_TIMEOUT_MS 1000
 #define NARF_MEMBER_MAX_COORDS 7
 
 struct narf_engine;
@@ -62,15 +72,21 @@ struct narf_member {
 	struct narf_map *map; /* owned; NULL until the first fetch */
 	enum narf_member_state state;
 	const char *pending; /* op awaiting a reply, or NULL */
-	uint64_t sent_ms;    /* when the pending request was sent */
-	/* The lease (DESIGN.md): send time (loop clock) of the last
+	uint64_t sent_ms;    /* when it was sent (narf_clock_ms) */
+	/* The lease (DESIGN.md): send time (narf_clock_ms) of the last
 	 * heartbeat the leader answered, once our map is at least as new as
-	 * that answer; we serve our slots until it is a node timeout old. */
+	 * that answer; we serve our slots until it is narf_lease_ms() old. */
 	uint64_t lease_ms;
 	uint64_t beat_sent_ms; /* the answered beat, while its map is
 	                          fetched */
-	bool want_map;         /* fetch the map at the next chance */
-	uint64_t beat_at;      /* when the last heartbeat was sent */
+	uint64_t term;         /* highest Raft term a heartbeat reply carried */
+	/* The coordinator that last failed us (timed out, refused for want
+	 * of a quorum, closed), avoided until suspect_until (loop time). */
+	char suspect[NARF_ADDR_SIZE];
+	uint64_t suspect_until;
+	unsigned fast_hops; /* hops made without waiting for the timer */
+	bool want_map;      /* fetch the map at the next chance */
+	uint64_t beat_at;   /* when the last heartbeat was sent */
 	/* the coordinator that last answered a heartbeat (the leader then),
 	 * and when (loop time): INFO and metrics show it */
 	char leader[NARF_ADDR_SIZE];
@@ -128,10 +144,11 @@ int narf_member_leave(struct narf_member *m, narf_member_isr_cb cb, void *data);
  * slot epoch than ours). */
 void narf_member_want_map(struct narf_member *m);
 
-/* May this node serve its slots at loop time now (the lease)? */
+/* May this node serve its slots at time now (the lease)? now must be read
+ * fresh with narf_clock_ms(), never a loop time cached before a stall. */
 bool narf_member_lease_ok(const struct narf_member *m, uint64_t now);
 
-/* Milliseconds the lease has left at loop time now (0 when lapsed). */
+/* Milliseconds the lease has left at narf_clock_ms() now (0 when lapsed). */
 uint64_t narf_member_lease_left_ms(const struct narf_member *m, uint64_t now);
 
 /* The coordinator leader's API address as this node knows it: the one

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "server.h"
 
@@ -93,10 +94,11 @@ static void cluster_metrics(struct narf_dn *dn, struct narf_metrics *m)
 	narf_metrics_one_u64(m, "narf_lease_valid", G,
 	                     "1 while this node may serve its slots (its "
 	                     "lease with the coordinator leader holds).",
-	                     narf_member_lease_ok(mb, now) ? 1 : 0);
-	narf_metrics_one(m, "narf_lease_remaining_seconds", G,
-	                 "Time left on the lease.",
-	                 (double)narf_member_lease_left_ms(mb, now) / 1000.0);
+	                     narf_member_lease_ok(mb, narf_clock_ms()) ? 1 : 0);
+	narf_metrics_one(
+	        m, "narf_lease_remaining_seconds", G, "Time left on the lease.",
+	        (double)narf_member_lease_left_ms(mb, narf_clock_ms()) /
+	                1000.0);
 	narf_metrics_one_u64(m, "narf_coordinator_leader_known", G,
 	                     "1 when a coordinator leader answered a "
 	                     "heartbeat within the last second.",

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/flags.h"
 #include "common/log.h"
 
@@ -392,7 +393,7 @@ static void conn_run(struct narf_rconn *conn)
 	e->now_cached = e->clock(e->clock_data);
 	if (dn->cluster)
 		e->lease_ok =
-		        narf_member_lease_ok(&dn->member, uv_now(&dn->loop));
+		        narf_member_lease_ok(&dn->member, narf_clock_ms());
 	if (dn->repl != NULL)
 		narf_repl_batch_begin(dn->repl);
 	conn_process(conn);
@@ -502,7 +503,8 @@ static void unthrottle(struct narf_dn *dn)
 static void resume_blocked(struct narf_dn *dn)
 {
 	uint64_t now = uv_now(&dn->loop);
-	bool lease = dn->cluster && narf_member_lease_ok(&dn->member, now);
+	bool lease = dn->cluster &&
+	             narf_member_lease_ok(&dn->member, narf_clock_ms());
 	struct narf_rconn *conn = dn->blocked;
 
 	dn->progress = false;
@@ -811,7 +813,7 @@ static void leave_step(struct narf_dn *dn)
 		        "copies; stopping without leaving",
 		        others_up(dn));
 		start_drain(dn);
-	} else if (!narf_member_lease_ok(&dn->member, now)) {
+	} else if (!narf_member_lease_ok(&dn->member, narf_clock_ms())) {
 		NARF_WARN(
 		        "stop: cut off from the coordinator; stopping "
 		        "without leaving");

@@ -958,7 +958,7 @@ static void test_init_and_coords(void **state)
 	        {2, "127.0.0.1:7102", "127.0.0.1:7002"},
 	        {3, "127.0.0.1:7103", "127.0.0.1:7003"},
 	};
-	struct narf_map_settings s = {3, 900, NARF_ACK_ALL, 64};
+	struct narf_map_settings s = {3, 900, NARF_ACK_ALL, 64, 2};
 
 	assert_int_equal(apply_cmd(m, narf_cmd_init(c, 3, &s), &res), 0);
 	assert_int_equal(m->n_coords, 3);
@@ -988,7 +988,8 @@ static void test_coord_ids_never_reused(void **state)
 	        {2, "127.0.0.1:7102", "127.0.0.1:7002"},
 	        {3, "127.0.0.1:7103", "127.0.0.1:7003"},
 	};
-	struct narf_map_settings s = {2, 600, NARF_ACK_ALL, NARF_MAP_DEFAULT_MOVES};
+	struct narf_map_settings s = {2, 600, NARF_ACK_ALL,
+	                              NARF_MAP_DEFAULT_MOVES, 1};
 	char errmsg[NARF_ERRMSG_SIZE];
 	json_t *j;
 
