@@ -167,8 +167,8 @@ bool narf_slot_has(const struct narf_slot *s, uint32_t id)
 bool narf_slot_equal(const struct narf_slot *a, const struct narf_slot *b)
 {
 	return a->primary == b->primary && a->move == b->move &&
-	       a->epoch == b->epoch && a->n_replicas == b->n_replicas &&
-	       a->n_isr == b->n_isr &&
+	       a->epoch == b->epoch && a->born == b->born &&
+	       a->n_replicas == b->n_replicas && a->n_isr == b->n_isr &&
 	       memcmp(a->replicas, b->replicas,
 	              a->n_replicas * sizeof(a->replicas[0])) == 0 &&
 	       memcmp(a->isr, b->isr, a->n_isr * sizeof(a->isr[0])) == 0;
@@ -261,15 +261,21 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id)
 		for (unsigned i = 0; heir == 0 && i < slot->n_isr; i++)
 			if (node_live(m, slot->isr[i]))
 				heir = slot->isr[i];
+		slot->epoch = new_epoch;
 		if (heir == 0) {
+			/* No copy holds every acknowledged write: a replica
+			 * outside the ISR would serve overwritten values and
+			 * deleted keys again. The slot starts over, empty
+			 * (the planner gives it a primary), and every copy of
+			 * the old data is dropped. */
 			m->lost_slots++;
-			for (unsigned i = 0; heir == 0 && i < slot->n_replicas;
-			     i++)
-				if (node_live(m, slot->replicas[i]))
-					heir = slot->replicas[i];
+			slot->primary = 0;
+			slot->born = new_epoch;
+			slot->n_replicas = 0;
+			slot->n_isr = 0;
+			continue;
 		}
 		slot->primary = heir;
-		slot->epoch = new_epoch;
 		slot->n_replicas =
 		        list_remove(slot->replicas, slot->n_replicas, heir);
 		slot->n_isr = list_remove(slot->isr, slot->n_isr, heir);
@@ -649,6 +655,9 @@ static int apply_assign(struct narf_map *m,
 			s.epoch = (s.primary == m->slots[k].primary)
 			                  ? m->slots[k].epoch
 			                  : m->epoch + 1;
+			/* Only a loss starts a lineage (drop_node_from_slots).
+			 */
+			s.born = m->slots[k].born;
 			next[k] = s;
 		}
 	}

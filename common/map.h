@@ -73,6 +73,11 @@ struct narf_slot {
 	uint32_t primary;
 	uint32_t move;  /* target node of a pending move, or 0 */
 	uint64_t epoch; /* map epoch at which the primary last changed */
+	/* Map epoch at which the slot's data began anew: 0 for the first
+	 * lineage, else the epoch that lost its last in-sync copy. A node
+	 * holding entries of an older lineage drops them (they would bring
+	 * back overwritten values and deleted keys). */
+	uint64_t born;
 	uint8_t n_replicas;
 	uint8_t n_isr;
 	uint32_t replicas[NARF_MAX_REPLICAS];

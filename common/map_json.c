@@ -46,6 +46,9 @@ static json_t *range_to_json(unsigned from,
 
 	if (r != NULL && s->move != 0)
 		json_object_set_new(r, "move", json_integer(s->move));
+	if (r != NULL && s->born != 0)
+		json_object_set_new(r, "born",
+		                    json_integer((json_int_t)s->born));
 	return r;
 }
 
@@ -294,7 +297,7 @@ int narf_map_range_from_json(const json_t *r,
                              struct narf_slot *s,
                              char *errmsg)
 {
-	uint64_t f, t, p, e = 0, mv = 0;
+	uint64_t f, t, p, e = 0, mv = 0, born = 0;
 
 	memset(s, 0, sizeof(*s));
 	if (!json_is_object(r) ||
@@ -304,6 +307,8 @@ int narf_map_range_from_json(const json_t *r,
 	    get_uint(r, "epoch", 0, INT64_MAX, true, &e, errmsg) ==
 	            NARF_EINVAL ||
 	    get_uint(r, "move", 0, UINT32_MAX, true, &mv, errmsg) ==
+	            NARF_EINVAL ||
+	    get_uint(r, "born", 0, INT64_MAX, true, &born, errmsg) ==
 	            NARF_EINVAL ||
 	    ids_from_json(json_object_get(r, "replicas"), s->replicas,
 	                  &s->n_replicas, "replicas", errmsg) != 0 ||
@@ -317,6 +322,7 @@ int narf_map_range_from_json(const json_t *r,
 	s->primary = (uint32_t)p;
 	s->epoch = e;
 	s->move = (uint32_t)mv;
+	s->born = born;
 	if (s->primary == 0 && s->n_replicas > 0) {
 		set_err(errmsg, "%s: replicas without a primary", "range");
 		return NARF_EINVAL;

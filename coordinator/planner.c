@@ -887,6 +887,7 @@ static unsigned finish(struct plan *p)
 		}
 		out.epoch = out.primary == c->primary ? c->epoch
 		                                      : p->cur->epoch + 1;
+		out.born = c->born;
 		*t = out;
 		changed++;
 	}

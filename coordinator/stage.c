@@ -177,6 +177,7 @@ static void hand_over(const struct narf_slot *c,
 	}
 	out->primary = a;
 	out->epoch = c->epoch;
+	out->born = c->born;
 	out->move = move ? b : 0;
 }
 

@@ -406,6 +406,19 @@ static bool in_isr(const struct narf_slot *slot, uint32_t id)
  * (ROUTE_PROXY), or answered -MOVED with --redirect and to peers (a peer
  * never forwards twice).
  */
+/* Fewer in-sync copies of slot s (the primary and its ISR) than the map's
+ * min_isr: writes to it are refused (Redis's min-replicas-to-write). */
+static bool isr_short(const struct narf_map *map, int s)
+{
+	return 1u + map->slots[s].n_isr < map->settings.min_isr;
+}
+
+static enum route no_replicas(struct narf_buf *out)
+{
+	narf_resp_error(out, "NOREPLICAS Not enough good replicas to write.");
+	return ROUTE_DONE;
+}
+
 static enum route route(struct narf_engine *e,
                         const struct narf_command *cmd,
                         struct narf_client *c,
@@ -419,7 +432,8 @@ static enum route route(struct narf_engine *e,
 	const struct narf_slot *sl;
 	uint32_t me;
 	int last, slot = -1;
-	bool cross = false, all_here = true;
+	bool cross = false, all_here = true, short_isr = false;
+	bool write = (cmd->flags & NARF_CMD_WRITE) != 0;
 
 	if (e->cluster_map == NULL || cmd->first_key <= 0)
 		return ROUTE_HERE;
@@ -440,6 +454,7 @@ static enum route route(struct narf_engine *e,
 		int s = (int)narf_key_slot(argv[i], argvlen[i]);
 
 		cross = cross || (slot >= 0 && s != slot);
+		short_isr = short_isr || isr_short(map, s);
 		all_here = all_here && map->slots[s].primary == me &&
 		           (e->repl == NULL || !(cmd->flags & NARF_CMD_WRITE) ||
 		            !narf_repl_handing_off(e->repl, (unsigned)s));
@@ -452,6 +467,8 @@ static enum route route(struct narf_engine *e,
 	 * by owner and merged (ROUTE_SPLIT); anything else is -CROSSSLOT, as
 	 * in Redis Cluster. */
 	if (cross) {
+		if (all_here && e->lease_ok && write && short_isr)
+			return no_replicas(out);
 		if (all_here)
 			return e->lease_ok ? ROUTE_HERE : ROUTE_HOLD;
 		if ((cmd->flags & NARF_CMD_SPLIT) && e->repl != NULL &&
@@ -465,10 +482,11 @@ static enum route route(struct narf_engine *e,
 	sl = &map->slots[slot];
 	if (sl->primary == me) {
 		/* During a handoff writes wait for the new primary. */
-		if (!e->lease_ok ||
-		    ((cmd->flags & NARF_CMD_WRITE) && e->repl != NULL &&
-		     narf_repl_handing_off(e->repl, slot)))
+		if (!e->lease_ok || (write && e->repl != NULL &&
+		                     narf_repl_handing_off(e->repl, slot)))
 			return ROUTE_HOLD;
+		if (write && short_isr)
+			return no_replicas(out);
 		return ROUTE_HERE;
 	}
 	if (c->readonly && (cmd->flags & NARF_CMD_READONLY) && in_isr(sl, me) &&

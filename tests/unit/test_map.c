@@ -318,8 +318,9 @@ static void test_node_state(void **state)
 }
 
 /* A down primary is replaced by an ISR replica with a new slot epoch; with
- * an empty ISR a live replica is promoted and the slot counted lost; with no
- * replica the slot becomes unassigned and is counted lost. */
+ * no live ISR member the slot starts a new lineage, unassigned and with no
+ * copies (a replica outside the ISR may miss acknowledged writes, so it is
+ * never promoted), and is counted lost; an assign keeps the lineage. */
 static void test_down_promotion(void **state)
 {
 	struct narf_map *m = new_map();
@@ -350,10 +351,88 @@ static void test_down_promotion(void **state)
 	assert_int_equal(m->slots[0].replicas[0], b);
 	assert_int_equal(m->slots[0].n_isr, 0);
 	assert_int_equal(m->slots[0].epoch, m->epoch);
-	assert_int_equal(m->slots[1].primary, b);
+	assert_int_equal(m->slots[0].born, 0);
+	assert_int_equal(m->slots[1].primary, 0);
+	assert_int_equal(m->slots[1].n_replicas, 0);
+	assert_int_equal(m->slots[1].n_isr, 0);
+	assert_int_equal(m->slots[1].born, m->epoch);
 	assert_int_equal(m->slots[2].primary, 0);
+	assert_int_equal(m->slots[2].born, m->epoch);
 	assert_int_equal(m->lost_slots, NARF_SLOTS - 1);
+
+	/* The planner's empty primary for slot 1 keeps the lineage, whatever
+	 * born the assign carries; the map's JSON carries it too. */
+	{
+		uint64_t born = m->slots[1].born;
+		struct narf_slot *t = calloc(NARF_SLOTS, sizeof(*t));
+		struct narf_map back;
+		char errmsg[NARF_ERRMSG_SIZE] = "";
+		json_t *j;
+
+		memcpy(t, m->slots, NARF_SLOTS * sizeof(*t));
+		t[1].primary = b;
+		t[1].born = 0;
+		assert_int_equal(
+		        apply_cmd(m, narf_cmd_assign(m->epoch, t, NULL), &res),
+		        0);
+		free(t);
+		assert_int_equal(m->slots[1].primary, b);
+		assert_int_equal(m->slots[1].born, born);
+		j = narf_map_to_json(m);
+		narf_map_init(&back, NULL);
+		assert_int_equal(narf_map_from_json(&back, j, errmsg), 0);
+		assert_int_equal(back.slots[1].born, born);
+		assert_int_equal(back.slots[0].born, 0);
+		narf_map_close(&back);
+		json_decref(j);
+	}
 	free_map(m);
+}
+
+/* min_isr is read, shown and kept within 1..replication; the node timeout
+ * must be at least twice the election timeout and four heartbeats. */
+static void test_min_isr_and_timing(void **state)
+{
+	struct narf_map_settings cur, next;
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+	json_t *req;
+
+	narf_map_settings_default(&cur);
+	assert_int_equal(cur.min_isr, 1);
+	req = json_pack("{s:i}", "min_isr", 2);
+	assert_int_equal(narf_map_settings_check(&cur, req, &next, errmsg), 0);
+	assert_int_equal(next.min_isr, 2);
+	json_decref(req);
+	req = json_pack("{s:i}", "min_isr", 3); /* above replication 2 */
+	assert_int_equal(narf_map_settings_check(&cur, req, &next, errmsg),
+	                 NARF_EINVAL);
+	assert_non_null(strstr(errmsg, "min_isr"));
+	json_decref(req);
+	req = json_pack("{s:i,s:i}", "min_isr", 2, "replication", 1);
+	assert_int_equal(narf_map_settings_check(&cur, req, &next, errmsg),
+	                 NARF_EINVAL);
+	json_decref(req);
+	req = json_pack("{s:i}", "min_isr", 0);
+	assert_int_equal(narf_map_settings_check(&cur, req, &next, errmsg),
+	                 NARF_EINVAL);
+	json_decref(req);
+	req = json_pack("{s:s}", "min_isr", "2");
+	assert_int_equal(narf_map_settings_check(&cur, req, &next, errmsg),
+	                 NARF_EINVAL);
+	json_decref(req);
+	req = narf_map_settings_to_json(&cur);
+	assert_int_equal(json_integer_value(json_object_get(req, "min_isr")),
+	                 1);
+	json_decref(req);
+
+	assert_int_equal(narf_timing_check(600, 300, errmsg), 0);
+	assert_int_equal(narf_timing_check(599, 300, errmsg), NARF_EINVAL);
+	assert_non_null(strstr(errmsg, "election"));
+	assert_int_equal(narf_timing_check(399, 100, errmsg), NARF_EINVAL);
+	assert_int_equal(narf_timing_check(400, 200, errmsg), 0);
+	assert_true(narf_reply_timeout_ms(600) < 600 / 2);
+	assert_true(narf_lease_ms(600) < 600);
+	assert_true(narf_lease_ms(100) >= 50);
 }
 
 /* An assign planned against an older epoch is refused and changes nothing. */
@@ -1150,6 +1229,7 @@ int main(void)
 	        cmocka_unit_test(test_bad_envelope),
 	        cmocka_unit_test(test_node_state),
 	        cmocka_unit_test(test_down_promotion),
+	        cmocka_unit_test(test_min_isr_and_timing),
 	        cmocka_unit_test(test_assign_stale),
 	        cmocka_unit_test(test_assign_rejected),
 	        cmocka_unit_test(test_assign_idempotent),
