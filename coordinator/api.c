@@ -249,6 +249,10 @@ static json_t *op_ping(struct narf_coord *c)
 	        r, "applied",
 	        json_integer((json_int_t)narf_raftnode_applied(rn)));
 	json_object_set_new(r, "digest", map_digest(c));
+	/* Commands (map entries, not barriers) this process applied: a test
+	 * tells from it whether a request reached the log. */
+	json_object_set_new(r, "commands",
+	                    json_integer((json_int_t)c->rn.cmd_count));
 	/* Who this member is, and whether it is in the Raft configuration
 	 * yet: cachecli reads a new member's id from here. */
 	json_object_set_new(r, "raft", json_string(c->cfg.self->raft));
@@ -291,8 +295,27 @@ static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 	 * no other leader can exist (docs/safety.md). A leader cut off from
 	 * its majority, or one that has just woken from a pause, says so
 	 * and the node tries the other coordinators. */
-	if (!narf_raftnode_leads(&c->rn, narf_clock_ms(), &age)) {
-		c->lease_refusals++;
+	if (!narf_raftnode_leads(
+	            &c->rn, narf_clock_ms(),
+	            narf_reply_timeout_ms(c->rn.map->settings.node_timeout_ms),
+	            &age)) {
+		uint64_t now = narf_clock_ms();
+
+		/* One line a second at most: a cut-off leader refuses every
+		 * node's every beat. */
+		if (c->lease_refusals++ == 0 ||
+		    now - c->lease_refusal_logged_ms >= 1000) {
+			c->lease_refusal_logged_ms = now;
+			NARF_WARN(
+			        "api: refusing heartbeats (no_quorum): the "
+			        "last committed barrier of term %llu was "
+			        "proposed %lld ms ago (last round trip %llu "
+			        "ms); %llu refused so far",
+			        (unsigned long long)narf_raftnode_term(&c->rn),
+			        age == UINT64_MAX ? -1LL : (long long)age,
+			        (unsigned long long)c->rn.barrier_ms,
+			        (unsigned long long)c->lease_refusals);
+		}
 		return error_reply(NARF_ENOQUORUM, NULL, c);
 	}
 	n = narf_map_node_get(c->rn.map, (uint32_t)json_integer_value(id));

@@ -133,6 +133,7 @@ struct narf_coord {
 	uint64_t api_requests[NARF_API_OPS];
 	/* heartbeats refused for want of a fresh majority proof */
 	uint64_t lease_refusals;
+	uint64_t lease_refusal_logged_ms;
 	int64_t start_ms;          /* wall clock at start, ms */
 	struct narf_httpd metrics; /* GET /metrics, with --metrics */
 	char digest[17];           /* cached map digest (ping) ... */

@@ -28,7 +28,8 @@ static void raft_metrics(struct narf_coord *c, struct narf_metrics *m)
 	                     "Highest Raft log index known committed.",
 	                     narf_raftnode_commit_index(&c->rn));
 	narf_metrics_one_u64(m, "narf_raft_applied_index", G,
-	                     "Highest Raft log index applied to the map.",
+	                     "Log index of the last map command applied "
+	                     "(barriers do not count).",
 	                     narf_raftnode_applied(&c->rn));
 	narf_metrics_one_u64(m, "narf_raft_last_index", G,
 	                     "Last index in this member's Raft log.",

@@ -121,8 +121,9 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target);
  * those already busy count. A slot that would become busy over the bound
  * (a new copy to sync, a swap) waits for a later step, so a large
  * rebalance proceeds in waves and streams a bounded number of slots at a
- * time. A slot whose primary is not live is never held back. A slot whose primary is not live (no primary, or
- * down/removed) changes its primary directly, as nobody takes its writes.
+ * time. A slot whose primary is not live is never held back. A slot whose
+ * primary is not live (no primary, or down/removed) changes its primary
+ * directly, as nobody takes its writes.
  *
  * No churn: the copies a step appends are the last replicas of their slot,
  * which step 1 of the planner drops first (out-of-sync ones before in-sync

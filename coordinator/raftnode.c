@@ -116,6 +116,9 @@ static int fsm_apply(struct raft_fsm *fsm,
 
 	memset(res, 0, sizeof(*res));
 	*result = res;
+	/* libraft sets last_applied after this call returns. */
+	rn->cmd_applied = rn->raft.last_applied + 1;
+	rn->cmd_count++;
 	cmd = json_loadb(buf->base, unpadded_len(buf), 0, &jerr);
 	if (cmd == NULL && json_error_code(&jerr) == json_error_out_of_memory)
 		fsm_out_of_memory();
@@ -153,6 +156,8 @@ static int fsm_snapshot(struct raft_fsm *fsm,
 	if (obj == NULL)
 		return RAFT_NOMEM;
 	json_object_set_new(obj, "v", json_integer(NARF_MAP_VERSION));
+	json_object_set_new(obj, "cmd_applied",
+	                    json_integer((json_int_t)rn->cmd_applied));
 	text = json_dumps(obj, JSON_COMPACT);
 	json_decref(obj);
 	if (text == NULL)
@@ -191,6 +196,12 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 		NARF_ERROR("fsm: bad snapshot: %s", errmsg);
 		rv = RAFT_CORRUPT;
 	} else {
+		json_t *v = json_object_get(obj, "cmd_applied");
+
+		rn->cmd_applied =
+		        json_is_integer(v) && json_integer_value(v) > 0
+		                ? (uint64_t)json_integer_value(v)
+		                : 0;
 		NARF_INFO("fsm: restored snapshot at epoch %llu",
 		          (unsigned long long)rn->map->epoch);
 	}
@@ -282,6 +293,9 @@ static void barrier_cb(struct raft_barrier *req, int status)
 	    rn->raft.current_term != rn->barrier_term)
 		return;
 	rn->proof_ms = rn->barrier_sent_ms;
+	rn->barrier_ms = narf_clock_ms() - rn->barrier_sent_ms;
+	if (rn->barrier_ms > rn->barrier_max_ms)
+		rn->barrier_max_ms = rn->barrier_ms;
 	rn->proof_term = rn->barrier_term;
 	rn->barriers++;
 	if (rn->ready_term != rn->raft.current_term) {
@@ -313,6 +327,7 @@ static void propose_barrier(struct narf_raftnode *rn)
 
 bool narf_raftnode_leads(const struct narf_raftnode *rn,
                          uint64_t now_ms,
+                         uint64_t slack_ms,
                          uint64_t *age_ms)
 {
 	bool proof = rn->raft.state == RAFT_LEADER &&
@@ -325,7 +340,7 @@ bool narf_raftnode_leads(const struct narf_raftnode *rn,
 	if (age_ms != NULL)
 		*age_ms = age;
 	return proof && narf_raftnode_is_ready(rn) &&
-	       age < rn->raft.election_timeout / 2;
+	       age < rn->raft.election_timeout / 2 + slack_ms;
 }
 
 static uint64_t io_now(const struct narf_raftnode *rn)
@@ -405,7 +420,7 @@ uint64_t narf_raftnode_term(const struct narf_raftnode *rn)
 
 uint64_t narf_raftnode_applied(const struct narf_raftnode *rn)
 {
-	return rn->raft.last_applied;
+	return rn->cmd_applied;
 }
 
 uint64_t narf_raftnode_commit_index(const struct narf_raftnode *rn)

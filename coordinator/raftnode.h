@@ -106,7 +106,13 @@ struct narf_raftnode {
 	raft_term barrier_term;
 	uint64_t proof_ms;
 	raft_term proof_term;
-	uint64_t barriers; /* committed, for metrics */
+	uint64_t barriers;                   /* committed, for metrics */
+	uint64_t barrier_ms, barrier_max_ms; /* last and worst round trip */
+	/* Log index of the last command (map entry) the FSM applied: the
+	 * "applied" that members compare. Barriers, which the leader appends
+	 * every cron tick, do not move it; kept in snapshots. */
+	uint64_t cmd_applied;
+	uint64_t cmd_count; /* commands this process's FSM applied */
 	/* Membership: one change or transfer of ours at a time. */
 	struct raft_change change;
 	bool change_pending;
@@ -150,14 +156,17 @@ int narf_raftnode_propose(struct narf_raftnode *rn,
  * when the role changed. */
 bool narf_raftnode_poll(struct narf_raftnode *rn);
 
-/* Does this member know, at fresh monotonic time now_ms, that no other
- * leader can have been elected? True while it is the ready leader, is not
- * handing leadership over, and a barrier of its term proposed less than
- * half an election timeout before now_ms has committed. Only then may it
- * renew a data node's lease (docs/safety.md, "The coordinator's proof").
- * *age_ms (may be NULL) gets the proof's age, or UINT64_MAX without one. */
+/* May this member, at fresh monotonic time now_ms, renew a data node's
+ * lease? True while it is the ready leader, is not handing leadership over,
+ * and a barrier of its term proposed less than half an election timeout
+ * plus slack_ms before now_ms has committed: no other leader was elected
+ * before that barrier's proposal plus an election timeout, and a new leader
+ * judges nodes only slack_ms after its election (docs/safety.md, "The
+ * coordinator's proof"). *age_ms (may be NULL) gets the proof's age, or
+ * UINT64_MAX without one. */
 bool narf_raftnode_leads(const struct narf_raftnode *rn,
                          uint64_t now_ms,
+                         uint64_t slack_ms,
                          uint64_t *age_ms);
 
 bool narf_raftnode_is_leader(const struct narf_raftnode *rn);
@@ -168,6 +177,7 @@ bool narf_raftnode_is_ready(const struct narf_raftnode *rn);
 
 const char *narf_raftnode_role_name(const struct narf_raftnode *rn);
 uint64_t narf_raftnode_term(const struct narf_raftnode *rn);
+/* Log index of the last map command applied (barriers do not count). */
 uint64_t narf_raftnode_applied(const struct narf_raftnode *rn);
 /* Highest entry known committed, and the last entry in the log. */
 uint64_t narf_raftnode_commit_index(const struct narf_raftnode *rn);

@@ -298,6 +298,38 @@ def test_coordinator_leader_kill(make_cluster):
     check_data(c, recs)
 
 
+def test_coordinator_leader_pause(make_cluster):
+    """SIGSTOP of the coordinator leader for 2 s mid-traffic, longer than
+    the node timeout: the others elect a leader, the nodes find it before
+    it judges them (docs/safety.md), so no node is marked down, no slot
+    moves, no request fails, and the old leader, resumed, renews no lease
+    (it answers no_quorum until it has stepped down)."""
+    c = make_cluster()
+    m0 = c.map()
+    w = start_writer(c, writer_keys())
+    lead = c.leader()
+    lead.pause()
+    try:
+        wait_leader(c.trio, members=[x for x in c.trio.coords
+                                     if x is not lead])
+        time.sleep(2.0)
+    finally:
+        lead.resume()
+    wait_leader(c.trio)
+    time.sleep(1.0)
+    w.wait_acks(100)
+    recs = w.stop()
+    report("SIGSTOP of coordinator leader c%d for 2 s" % lead.id, recs,
+           {"all slots": set(range(ch.NSLOTS))})
+    m1 = c.map()
+    assert [(n["id"], n["state"]) for n in m1["nodes"]] == \
+        [(n["id"], n["state"]) for n in m0["nodes"]], m1["nodes"]
+    assert expand_slots(m1) == expand_slots(m0)
+    assert not checks.first_errors(recs), \
+        "requests failed: %r" % checks.first_errors(recs)
+    check_data(c, recs)
+
+
 def test_leader_and_primary_kill(make_cluster):
     """kill -9 of the coordinator leader and of a data node primary at
     once: the new leader fails the node over (after its one node timeout
