@@ -243,36 +243,6 @@ bool narf_reply_is_error(const struct narf_reply *r, const char *prefix)
 	       (r->len == n || r->str[n] == ' ');
 }
 
-int narf_reply_moved(const char *text,
-                     size_t len,
-                     unsigned *slot,
-                     char addr[NARF_ADDR_SIZE])
-{
-	const char *p = text, *end = text + len, *sp;
-	char host[NARF_ADDR_SIZE];
-	long long s;
-	int port;
-
-	if (len < 6 || memcmp(p, "MOVED ", 6) != 0)
-		return NARF_EINVAL;
-	p += 6;
-	sp = memchr(p, ' ', (size_t)(end - p));
-	if (sp == NULL || !parse_ll(p, (size_t)(sp - p), &s) || s < 0 ||
-	    s >= NARF_SLOTS)
-		return NARF_EINVAL;
-	p = sp + 1;
-	if (end - p <= 0 || end - p >= NARF_ADDR_SIZE ||
-	    memchr(p, ' ', (size_t)(end - p)) != NULL ||
-	    memchr(p, '\0', (size_t)(end - p)) != NULL)
-		return NARF_EINVAL;
-	memcpy(addr, p, (size_t)(end - p));
-	addr[end - p] = '\0';
-	if (narf_parse_hostport(addr, host, sizeof(host), &port) != 0)
-		return NARF_EINVAL;
-	*slot = (unsigned)s;
-	return 0;
-}
-
 int narf_reply_scan(const struct narf_reply *r,
                     uint64_t *cursor,
                     const struct narf_reply **keys)

@@ -69,16 +69,6 @@ void narf_reply_free(struct narf_reply *r);
 bool narf_reply_is_error(const struct narf_reply *r, const char *prefix);
 
 /*
- * "MOVED 3999 127.0.0.1:7201" (the error text without '-') -> slot and
- * address. Returns 0, or NARF_EINVAL for anything else (a slot over 16383,
- * an address that is not host:port, extra words).
- */
-int narf_reply_moved(const char *text,
-                     size_t len,
-                     unsigned *slot,
-                     char addr[NARF_ADDR_SIZE]);
-
-/*
  * A SCAN reply: [cursor as a decimal bulk, [key, ...]]. Sets *cursor and
  * *keys (borrowed: an ARRAY whose elements are all BULK). Returns 0 or
  * NARF_EPROTO for any other shape.

@@ -24,6 +24,8 @@
 #include <string.h>
 
 #include "errors.h"
+#include "flags.h"
+#include "map.h"
 
 /* Redis's proto-max-bulk-len, the 1M argument cap Redis had before 7.0
  * raised it to INT_MAX, and PROTO_INLINE_MAX_SIZE. */
@@ -803,5 +805,37 @@ int narf_resp_command(struct narf_buf *b,
 			b->len = before;
 			return NARF_ENOMEM;
 		}
+	return 0;
+}
+
+int narf_reply_moved(const char *text, size_t len, unsigned *slot, char *addr)
+{
+	const char *p = text, *end = text + len, *sp;
+	char host[NARF_ADDR_SIZE];
+	int port;
+
+	char num[8];
+	uint64_t s;
+
+	if (len < 6 || memcmp(p, "MOVED ", 6) != 0)
+		return NARF_EINVAL;
+	p += 6;
+	sp = memchr(p, ' ', (size_t)(end - p));
+	if (sp == NULL || sp == p || (size_t)(sp - p) >= sizeof(num))
+		return NARF_EINVAL;
+	memcpy(num, p, (size_t)(sp - p));
+	num[sp - p] = '\0';
+	if (narf_parse_u64(num, 0, NARF_SLOTS - 1, &s) != 0)
+		return NARF_EINVAL;
+	p = sp + 1;
+	if (end - p <= 0 || end - p >= NARF_ADDR_SIZE ||
+	    memchr(p, ' ', (size_t)(end - p)) != NULL ||
+	    memchr(p, '\0', (size_t)(end - p)) != NULL)
+		return NARF_EINVAL;
+	memcpy(addr, p, (size_t)(end - p));
+	addr[end - p] = '\0';
+	if (narf_parse_hostport(addr, host, sizeof(host), &port) != 0)
+		return NARF_EINVAL;
+	*slot = (unsigned)s;
 	return 0;
 }

@@ -162,4 +162,12 @@ int narf_resp_array(struct narf_buf *b, long long n); /* *n */
  */
 int narf_resp_bulk_double(struct narf_buf *b, long double v);
 
+/*
+ * "MOVED 3999 127.0.0.1:7201" (the error text without '-') -> slot and
+ * address (addr: room for NARF_ADDR_SIZE bytes, common/map.h). Returns 0,
+ * or NARF_EINVAL for anything else (a slot over 16383, an address that is
+ * not host:port, extra words). Every -MOVED is read through this.
+ */
+int narf_reply_moved(const char *text, size_t len, unsigned *slot, char *addr);
+
 #endif /* NARF_RESP_H */

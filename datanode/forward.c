@@ -171,6 +171,19 @@ static void scatter_merge(struct scatter *sc, struct narf_buf *out)
 	}
 }
 
+/* Is reply (one whole RESP reply) a -MOVED? Its address goes to addr
+ * (NARF_ADDR_SIZE bytes, may be NULL). */
+static bool moved(const char *reply, size_t len, char *addr)
+{
+	char scratch[NARF_ADDR_SIZE];
+	unsigned slot;
+
+	return len > 3 && reply[0] == '-' && reply[len - 2] == '\r' &&
+	       reply[len - 1] == '\n' &&
+	       narf_reply_moved(reply + 1, len - 3, &slot,
+	                        addr != NULL ? addr : scratch) == 0;
+}
+
 static void scatter_part_done(void *data, const char *reply, size_t len)
 {
 	struct part *pt = data;
@@ -178,7 +191,7 @@ static void scatter_part_done(void *data, const char *reply, size_t len)
 	struct narf_rconn *conn = sc->conn;
 
 	pt->px = NULL;
-	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0)
+	if (moved(reply, len, NULL))
 		narf_repl_refresh_map(conn->dn->repl);
 	narf_buf_append(&pt->reply, reply, len);
 	if (--sc->pending > 0)
@@ -355,28 +368,18 @@ static void fwd_unlink_tail(struct narf_rconn *conn, struct fwd *f)
  * so it goes out (with the replies after it) once our next map is in, or
  * after NARF_PARK_MAX_MS (server.c's resume_blocked).
  */
-static bool names_us(const struct narf_dn *dn, const char *reply, size_t len)
-{
-	const char *sp = reply + len;
-	size_t alen = strlen(dn->member.self_addr);
-
-	while (sp > reply && sp[-1] != ' ')
-		sp--;
-	return sp > reply && (size_t)(reply + len - sp) == alen + 2 &&
-	       memcmp(sp, dn->member.self_addr, alen) == 0;
-}
-
 static void fwd_done(void *data, const char *reply, size_t len)
 {
 	struct fwd *f = data;
 	struct narf_rconn *conn = f->conn;
 	struct narf_dn *dn = conn->dn;
+	char to[NARF_ADDR_SIZE];
+	bool is_moved = moved(reply, len, to);
 
 	f->px = NULL;
 	dn->progress = true;
-	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0 && f == conn->fwd_tail &&
-	    conn->px_len > 0 && !conn->processing &&
-	    !conn->client.close_after_reply) {
+	if (is_moved && f == conn->fwd_tail && conn->px_len > 0 &&
+	    !conn->processing && !conn->client.close_after_reply) {
 		narf_repl_refresh_map(dn->repl);
 		if (conn->reroutes++ == 0)
 			conn->reroute_ms = uv_now(&dn->loop);
@@ -396,8 +399,7 @@ static void fwd_done(void *data, const char *reply, size_t len)
 	}
 	conn->reroutes = 0;
 	f->answered = true;
-	if (len > 6 && memcmp(reply, "-MOVED", 6) == 0 &&
-	    names_us(dn, reply, len)) {
+	if (is_moved && strcmp(to, dn->member.self_addr) == 0) {
 		f->held = true;
 		if (conn->hold_checks == 0) {
 			narf_repl_refresh_map(dn->repl);

@@ -155,42 +155,6 @@ static void test_reply_oversized(void **state)
 	free(line);
 }
 
-/* -MOVED: slot and address; anything else is refused. */
-static void test_moved(void **state)
-{
-	static const char *bad[] = {
-	        "MOVED",
-	        "MOVED 1",
-	        "MOVED 16384 127.0.0.1:7001",
-	        "MOVED -1 127.0.0.1:7001",
-	        "MOVED x 127.0.0.1:7001",
-	        "MOVED 1 127.0.0.1",
-	        "MOVED 1 127.0.0.1:7001 extra",
-	        "MOVED 1 127.0.0.1:0",
-	        "ASK 1 127.0.0.1:7001",
-	        "MOVED 1 "
-	        "127.0.0.1:7001xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-	        "xxxxxxxxx",
-	};
-	char addr[NARF_ADDR_SIZE];
-	unsigned slot = 99;
-
-	(void)state;
-	assert_int_equal(
-	        narf_reply_moved("MOVED 3999 127.0.0.1:7201", 25, &slot, addr),
-	        0);
-	assert_int_equal(slot, 3999);
-	assert_string_equal(addr, "127.0.0.1:7201");
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(
-		        narf_reply_moved(bad[i], strlen(bad[i]), &slot, addr),
-		        NARF_EINVAL);
-	/* truncated: the same text cut short */
-	assert_int_equal(
-	        narf_reply_moved("MOVED 3999 127.0.0.1:7201", 12, &slot, addr),
-	        NARF_EINVAL);
-}
-
 /* SCAN: [cursor, [keys]]; other shapes are protocol errors. */
 static void test_scan_reply(void **state)
 {
@@ -338,7 +302,6 @@ int main(void)
 	        cmocka_unit_test(test_reply_truncated),
 	        cmocka_unit_test(test_reply_malformed),
 	        cmocka_unit_test(test_reply_oversized),
-	        cmocka_unit_test(test_moved),
 	        cmocka_unit_test(test_scan_reply),
 	        cmocka_unit_test(test_info),
 	        cmocka_unit_test(test_read_all),

@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "common/errors.h"
+#include "common/map.h"
 #include "common/resp.h"
 
 /* A pipeline mixing every request shape the parser accepts. */
@@ -754,6 +755,42 @@ static void test_format_u64(void **state)
 	}
 }
 
+/* -MOVED: slot and address; anything else is refused. */
+static void test_moved(void **state)
+{
+	static const char *bad[] = {
+	        "MOVED",
+	        "MOVED 1",
+	        "MOVED 16384 127.0.0.1:7001",
+	        "MOVED -1 127.0.0.1:7001",
+	        "MOVED x 127.0.0.1:7001",
+	        "MOVED 1 127.0.0.1",
+	        "MOVED 1 127.0.0.1:7001 extra",
+	        "MOVED 1 127.0.0.1:0",
+	        "ASK 1 127.0.0.1:7001",
+	        "MOVED 1 "
+	        "127.0.0.1:7001xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	        "xxxxxxxxx",
+	};
+	char addr[NARF_ADDR_SIZE];
+	unsigned slot = 99;
+
+	(void)state;
+	assert_int_equal(
+	        narf_reply_moved("MOVED 3999 127.0.0.1:7201", 25, &slot, addr),
+	        0);
+	assert_int_equal(slot, 3999);
+	assert_string_equal(addr, "127.0.0.1:7201");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(
+		        narf_reply_moved(bad[i], strlen(bad[i]), &slot, addr),
+		        NARF_EINVAL);
+	/* truncated: the same text cut short */
+	assert_int_equal(
+	        narf_reply_moved("MOVED 3999 127.0.0.1:7201", 12, &slot, addr),
+	        NARF_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -782,6 +819,7 @@ int main(void)
 	        cmocka_unit_test(test_reply_len),
 	        cmocka_unit_test(test_command_encoding),
 	        cmocka_unit_test(test_format_u64),
+	        cmocka_unit_test(test_moved),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
