@@ -408,6 +408,9 @@ void narf_repl_map_changed(struct narf_repl *r,
 		}
 		if (lead)
 			bit_set(r->lead, s);
+		/* Only the primary's stream changes a slot we do not lead:
+		 * no local expiry or eviction there (DESIGN.md). */
+		narf_store_set_replica(r->store, s, !lead);
 		/* A sync in progress ends when we lead the slot or drop it
 		 * (a map older than the sync does not count). */
 		if (lead ||

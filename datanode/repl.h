@@ -13,7 +13,7 @@
  * or NARF.DEL <slot epoch> <key>. A replica applies it and answers +OK, so
  * the n-th reply on a link acknowledges the n-th command and all before it.
  * Resending full state (never "INCR by 1") makes the stream idempotent and
- * lets replicas expire and evict on their own without diverging for long.
+ * needs no command semantics on the replica.
  *
  * Acknowledgement. While a client's batch of requests runs, every change it
  * makes records, per peer whose acks count for the slot (the map's ISR, and
@@ -45,6 +45,13 @@
  * epoch it knows (unless its map still names the sender as the primary), or
  * for a slot it leads itself, with -STALE, and the sender treats its link
  * as failed.
+ *
+ * Applying. A replica that cannot apply a message (out of memory: replicas
+ * never evict) answers -NOTAPPLIED; the sender treats its link as failed
+ * too, so an error reply is never counted as an ack. The store's slots this
+ * node does not lead are replica slots (narf_store_set_replica): nothing
+ * there expires or is evicted locally; the primary's expiries and
+ * evictions arrive as NARF.DEL.
  */
 #ifndef NARF_REPL_H
 #define NARF_REPL_H
