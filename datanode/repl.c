@@ -216,18 +216,21 @@ void narf_repl_set_progress_cb(struct narf_repl *r,
 
 /* --- the write stream ---------------------------------------------------- */
 
-/* Send the state of one key of slot s to p (e NULL: deleted). */
-void repl_send_key(struct narf_repl *r,
-                   struct link *l,
-                   uint64_t slot_epoch,
-                   const char *key,
-                   size_t klen,
-                   const struct narf_entry *e)
+/* Send the state of one key of slot s to p (e NULL: deleted). Returns 0,
+ * or NARF_ENOMEM when it could not be queued: the link is then broken
+ * (repl_link_cmd) and the caller must not count on the peer having it. */
+int repl_send_key(struct narf_repl *r,
+                  struct link *l,
+                  uint64_t slot_epoch,
+                  const char *key,
+                  size_t klen,
+                  const struct narf_entry *e)
 {
 	char ep[24], px[24];
 	const char *argv[5];
 	size_t argvlen[5];
 	size_t before = l->out.len;
+	int rv;
 
 	argvlen[1] = narf_format_u64(ep, slot_epoch);
 	argv[1] = ep;
@@ -241,14 +244,17 @@ void repl_send_key(struct narf_repl *r,
 		argv[3] = narf_entry_value(e, &argvlen[3]);
 		argvlen[4] = narf_format_u64(px, exp > 0 ? (uint64_t)exp : 0);
 		argv[4] = px;
-		repl_link_cmd(l, 5, argv, argvlen);
+		rv = repl_link_cmd(l, 5, argv, argvlen);
 	} else {
 		argv[0] = "NARF.DEL";
 		argvlen[0] = 8;
-		repl_link_cmd(l, 3, argv, argvlen);
+		rv = repl_link_cmd(l, 3, argv, argvlen);
 	}
+	if (rv != 0)
+		return rv;
 	r->stream_msgs++;
 	r->stream_bytes += l->out.len - before;
+	return 0;
 }
 
 static void stream_change(struct narf_repl *r,
@@ -263,14 +269,16 @@ static void stream_change(struct narf_repl *r,
 		return;
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
-		bool fwd = bit(p->fwd, slot) && p->repl != NULL;
+		/* Queued to the peer: only then can its ack release the
+		 * write; otherwise only an excuse (the ISR drop that the
+		 * broken or missing link leads to) can. */
+		bool sent = bit(p->fwd, slot) && p->repl != NULL &&
+		            repl_send_key(r, p->repl, map->slots[slot].epoch,
+		                          key, klen, e) == 0;
 
-		if (fwd)
-			repl_send_key(r, p->repl, map->slots[slot].epoch, key,
-			              klen, e);
 		if (r->in_batch && bit(p->counts, slot)) {
-			gate_need(&r->batch, p->id, fwd ? p->gen : 0,
-			          fwd ? p->repl->sent : UINT64_MAX);
+			gate_need(&r->batch, p->id, sent ? p->gen : 0,
+			          sent ? p->repl->sent : UINT64_MAX);
 			gate_slot(&r->batch, slot);
 		}
 	}
