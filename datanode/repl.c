@@ -419,6 +419,8 @@ void narf_repl_map_changed(struct narf_repl *r,
 		/* Only the primary's stream changes a slot we do not lead:
 		 * no local expiry or eviction there (DESIGN.md). */
 		narf_store_set_replica(r->store, s, !lead);
+		if (slot->epoch > r->hwm[s])
+			r->hwm[s] = slot->epoch;
 		/* A sync in progress ends when we lead the slot or drop it
 		 * (a map older than the sync does not count). */
 		if (lead ||
@@ -494,6 +496,16 @@ bool narf_repl_replica_ready(const struct narf_repl *r, unsigned slot)
 
 /* --- replica side -------------------------------------------------------- */
 
+/*
+ * The epoch fence with its high-water mark. A slot's epoch only grows (it
+ * is the map epoch at which the slot's primary last changed), so the
+ * highest one seen, in our maps or in any stream we accepted, names the
+ * newest primary we know of, and a message below it comes from a primary
+ * that has since been replaced. Checking only our map's epoch would let a
+ * replica whose map is one change behind apply the new primary's stream
+ * (newer than its map: accepted) and then the old primary's (equal to its
+ * map: accepted too), older data over newer.
+ */
 bool narf_repl_accept(struct narf_repl *r,
                       uint32_t sender,
                       unsigned slot,
@@ -501,18 +513,23 @@ bool narf_repl_accept(struct narf_repl *r,
 {
 	const struct narf_map *map = repl_map(r);
 
-	if (map == NULL)
-		return true;
-	/* An older epoch from the node our map names as the primary is only
-	 * an older map there, not a stale primary. */
-	if (epoch < map->slots[slot].epoch)
-		return map->slots[slot].primary == sender && sender != 0;
-	if (epoch == map->slots[slot].epoch &&
-	    map->slots[slot].primary == r->member->node_id)
+	(void)sender;
+	if (epoch < r->hwm[slot])
 		return false;
-	if (epoch > map->slots[slot].epoch)
-		narf_member_want_map(r->member);
+	if (map != NULL) {
+		if (epoch == map->slots[slot].epoch &&
+		    map->slots[slot].primary == r->member->node_id)
+			return false;
+		if (epoch > map->slots[slot].epoch)
+			narf_member_want_map(r->member);
+	}
+	r->hwm[slot] = epoch;
 	return true;
+}
+
+uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot)
+{
+	return slot < NARF_SLOTS ? r->hwm[slot] : 0;
 }
 
 void narf_repl_diverged(struct narf_repl *r, uint32_t peer)
@@ -790,9 +807,11 @@ struct narf_repl *narf_repl_create(uv_loop_t *loop,
 		return NULL;
 	r->lost_at = calloc(NARF_SLOTS, sizeof(r->lost_at[0]));
 	r->sync_epoch = calloc(NARF_SLOTS, sizeof(r->sync_epoch[0]));
-	if (r->lost_at == NULL || r->sync_epoch == NULL) {
+	r->hwm = calloc(NARF_SLOTS, sizeof(r->hwm[0]));
+	if (r->lost_at == NULL || r->sync_epoch == NULL || r->hwm == NULL) {
 		free(r->lost_at);
 		free(r->sync_epoch);
+		free(r->hwm);
 		free(r);
 		return NULL;
 	}
@@ -839,6 +858,7 @@ void narf_repl_destroy(struct narf_repl *r)
 	free(r->peers);
 	free(r->lost_at);
 	free(r->sync_epoch);
+	free(r->hwm);
 	narf_gate_close(&r->batch);
 	free(r);
 }

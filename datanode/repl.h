@@ -42,9 +42,9 @@
  *
  * Fencing. Every message carries the slot epoch (the map epoch at which the
  * slot's primary last changed); a replica refuses a message older than the
- * epoch it knows (unless its map still names the sender as the primary), or
- * for a slot it leads itself, with -STALE, and the sender treats its link
- * as failed.
+ * highest slot epoch it has seen for the slot (in its maps or in any
+ * stream), or for a slot it leads itself, with -STALE, and the sender
+ * treats its link as failed.
  *
  * Applying. A replica that cannot apply a message (out of memory: replicas
  * never evict) answers -NOTAPPLIED; the sender treats its link as failed
@@ -172,11 +172,16 @@ struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
 void narf_repl_proxy_cancel(struct narf_proxy *px);
 
 /* The replica side of the stream, for the NARF.* commands: may a message
- * for slot s with slot epoch `epoch` be applied here? */
+ * for slot s with slot epoch `epoch` be applied here? No when the epoch is
+ * below the slot's high-water mark (the highest slot epoch seen in our
+ * maps and in accepted messages), or is our own as the slot's primary.
+ * Yes raises the mark to epoch. sender is the peer's node id. */
 bool narf_repl_accept(struct narf_repl *r,
                       uint32_t sender,
                       unsigned slot,
                       uint64_t epoch);
+/* The slot's epoch high-water mark (INFO, tests). */
+uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot);
 /* A peer sent us, as primary of a slot we lead at a newer epoch, writes we
  * refused: its copies may hold writes ours lack, so it leaves our ISRs and
  * is synced again. */

@@ -114,6 +114,10 @@ struct narf_repl {
 	 * our map is that new, a map without our copy is older news than
 	 * the sync: the slot's entries stay (see repl_may_drop()). */
 	uint64_t *sync_epoch;
+	/* per slot: the highest slot epoch seen, in our maps and in stream
+	 * messages we accepted; a message below it is refused (the epoch
+	 * high-water mark, see narf_repl_accept) */
+	uint64_t *hwm;
 	uint64_t epoch; /* our map's epoch */
 	unsigned node_timeout_ms;
 	/* the batch in progress */
