@@ -506,25 +506,35 @@ bool narf_repl_replica_ready(const struct narf_repl *r, unsigned slot)
  * (newer than its map: accepted) and then the old primary's (equal to its
  * map: accepted too), older data over newer.
  */
+enum narf_fence narf_fence_check(uint64_t *hwm,
+                                 uint64_t map_epoch,
+                                 bool we_lead,
+                                 uint64_t epoch)
+{
+	if (epoch < *hwm || (epoch == map_epoch && we_lead))
+		return NARF_FENCE_STALE;
+	*hwm = epoch;
+	return epoch > map_epoch ? NARF_FENCE_NEWER : NARF_FENCE_APPLY;
+}
+
 bool narf_repl_accept(struct narf_repl *r,
                       uint32_t sender,
                       unsigned slot,
                       uint64_t epoch)
 {
 	const struct narf_map *map = repl_map(r);
+	enum narf_fence f;
 
 	(void)sender;
-	if (epoch < r->hwm[slot])
-		return false;
-	if (map != NULL) {
-		if (epoch == map->slots[slot].epoch &&
-		    map->slots[slot].primary == r->member->node_id)
-			return false;
-		if (epoch > map->slots[slot].epoch)
-			narf_member_want_map(r->member);
-	}
-	r->hwm[slot] = epoch;
-	return true;
+	if (map == NULL)
+		f = narf_fence_check(&r->hwm[slot], 0, false, epoch);
+	else
+		f = narf_fence_check(
+		        &r->hwm[slot], map->slots[slot].epoch,
+		        map->slots[slot].primary == r->member->node_id, epoch);
+	if (f == NARF_FENCE_NEWER && map != NULL)
+		narf_member_want_map(r->member);
+	return f != NARF_FENCE_STALE;
 }
 
 uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot)

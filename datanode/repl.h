@@ -180,6 +180,16 @@ bool narf_repl_accept(struct narf_repl *r,
                       uint32_t sender,
                       unsigned slot,
                       uint64_t epoch);
+/* The fence's decision, loop-free: *hwm is the slot's high-water mark
+ * (raised to epoch when the message applies), map_epoch the slot epoch in
+ * our map (0 without one), we_lead whether our map makes us its primary.
+ * STALE: below the mark, or our own epoch as primary. NEWER: applies, and
+ * our map is behind (fetch it). */
+enum narf_fence { NARF_FENCE_APPLY, NARF_FENCE_NEWER, NARF_FENCE_STALE };
+enum narf_fence narf_fence_check(uint64_t *hwm,
+                                 uint64_t map_epoch,
+                                 bool we_lead,
+                                 uint64_t epoch);
 /* The slot's epoch high-water mark (INFO, tests). */
 uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot);
 /* A peer sent us, as primary of a slot we lead at a newer epoch, writes we
