@@ -13,6 +13,13 @@
  * NARF_ENOMEM, likewise without changes. Expired keys are removed lazily by
  * whatever touches them and actively by narf_store_active_expire(); both
  * report them through the removed callback, as eviction does.
+ *
+ * Replica slots are the exception (as a Redis replica's keyspace is): their
+ * entries change only through the caller's writes and deletes, which
+ * replay another node's. An expired entry there is hidden from reads but
+ * stays until that node's delete comes; eviction never picks one; and a
+ * write to one never evicts (it fails with NARF_EOOM instead), so a copy
+ * never silently misses a write its primary made.
  */
 #include <assert.h>
 #include <malloc.h>
@@ -100,6 +107,30 @@ static void wrote(struct narf_store *s,
 		s->write_cb(s->write_data, slot, key, klen, e);
 }
 
+void narf_store_set_replica(struct narf_store *s, unsigned slot, bool on)
+{
+	uint64_t bitv = (uint64_t)1 << (slot % 64);
+
+	if (slot >= NARF_SLOTS || slot_replica(s, slot) == on)
+		return;
+	if (on) {
+		s->replica[slot / 64] |= bitv;
+		narf_slotset_del(s, SET_EVICT, slot);
+		narf_slotset_del(s, SET_TTL, slot);
+		return;
+	}
+	s->replica[slot / 64] &= ~bitv;
+	if (s->slots[slot].table[0] != NULL)
+		narf_slotset_add(s, SET_EVICT, slot);
+	if (s->slots[slot].ttl_keys > 0)
+		narf_slotset_add(s, SET_TTL, slot);
+}
+
+bool narf_store_is_replica(const struct narf_store *s, unsigned slot)
+{
+	return slot < NARF_SLOTS && slot_replica(s, slot);
+}
+
 void narf_store_set_limits(struct narf_store *s,
                            uint64_t max_memory,
                            enum narf_eviction eviction)
@@ -177,7 +208,7 @@ static void ttl_count(struct narf_store *s, unsigned slot, int delta)
 	s->keys_with_ttl += (uint64_t)(int64_t)delta;
 	if (st->ttl_keys == 0)
 		narf_slotset_del(s, SET_TTL, slot);
-	else
+	else if (!slot_replica(s, slot))
 		narf_slotset_add(s, SET_TTL, slot);
 }
 
@@ -206,15 +237,20 @@ static void remove_entry(struct narf_store *s,
 	narf_stbl_after_delete(s, slot);
 }
 
+/* How a lookup treats an expired entry of a replica slot: a read does not
+ * see it, a write (the primary's state arriving) replaces or removes it. */
+enum lookup_mode { LOOKUP_READ, LOOKUP_WRITE };
+
 /* Look a key up, moving the slot's rehash one bucket forward first, and
- * reclaim it if it has expired. */
+ * reclaim it if it has expired (in a replica slot: see lookup_mode). */
 static struct narf_entry *lookup(struct narf_store *s,
                                  unsigned slot,
                                  const char *key,
                                  size_t klen,
                                  uint64_t h,
                                  int64_t now_ms,
-                                 struct narf_entry_pos *pos)
+                                 struct narf_entry_pos *pos,
+                                 enum lookup_mode mode)
 {
 	struct narf_slot_table *st = &s->slots[slot];
 	struct narf_entry_pos p;
@@ -226,8 +262,13 @@ static struct narf_entry *lookup(struct narf_store *s,
 		narf_stbl_rehash(s, slot, 1);
 	e = narf_stbl_find(st, key, klen, h, &p);
 	if (e != NULL && entry_expired(e, now_ms)) {
-		remove_entry(s, slot, p, NARF_STORE_EXPIRED);
-		return NULL;
+		if (slot_replica(s, slot)) {
+			if (mode == LOOKUP_READ)
+				return NULL;
+		} else {
+			remove_entry(s, slot, p, NARF_STORE_EXPIRED);
+			return NULL;
+		}
 	}
 	if (e != NULL && pos != NULL)
 		*pos = p;
@@ -236,12 +277,13 @@ static struct narf_entry *lookup(struct narf_store *s,
 
 /* --- eviction ------------------------------------------------------------ */
 
-/* A random entry of a random slot that has keys. Slots are picked evenly,
- * so keys in sparse slots are sampled a little more often: an
- * approximation, as Redis's sampling is. */
-static struct narf_entry *sample(struct narf_store *s, unsigned *slot)
+/* A random entry of a random slot of set (SET_KEYS: any slot with keys,
+ * SET_EVICT: one this store may evict from). Slots are picked evenly, so
+ * keys in sparse slots are sampled a little more often: an approximation,
+ * as Redis's sampling is. */
+static struct narf_entry *sample(struct narf_store *s, int set, unsigned *slot)
 {
-	const struct narf_slot_set *keys = &s->sets[SET_KEYS];
+	const struct narf_slot_set *keys = &s->sets[set];
 
 	if (keys->n == 0)
 		return NULL;
@@ -249,16 +291,18 @@ static struct narf_entry *sample(struct narf_store *s, unsigned *slot)
 	return narf_stbl_random(s, &s->slots[*slot]);
 }
 
-/* Evict the least recently used of lru_samples random keys (never the
- * pinned one). Returns false when there is nothing to evict. */
+/* Evict the least recently used of lru_samples random keys of slots that
+ * are not replica slots (never the pinned one). Returns false when there
+ * is nothing to evict. */
 static bool evict_one(struct narf_store *s)
 {
+	const struct narf_slot_set *ev = &s->sets[SET_EVICT];
 	struct narf_entry *best = NULL;
 	unsigned best_slot = 0;
 
 	for (unsigned i = 0; i < s->lru_samples; i++) {
 		unsigned slot;
-		struct narf_entry *e = sample(s, &slot);
+		struct narf_entry *e = sample(s, SET_EVICT, &slot);
 
 		if (e == NULL || e == s->pinned)
 			continue;
@@ -270,10 +314,11 @@ static bool evict_one(struct narf_store *s)
 	}
 	if (best == NULL) {
 		/* Only the pinned key was drawn; another draw may do better
-		 * unless it is the only key left. */
-		if (s->keys <= (s->pinned != NULL ? 1u : 0u))
-			return false;
-		return true;
+		 * unless it is the only evictable key left (then it is the
+		 * one key of the one evictable slot: any other would have
+		 * been drawn). */
+		return ev->n > 1 ||
+		       (ev->n == 1 && slot_keys(&s->slots[ev->member[0]]) > 1);
 	}
 	remove_entry(s, best_slot,
 	             narf_stbl_locate(s, &s->slots[best_slot], best),
@@ -281,8 +326,9 @@ static bool evict_one(struct narf_store *s)
 	return true;
 }
 
-/* Make `grow` more bytes fit under max_memory. */
-static int fit(struct narf_store *s, uint64_t grow)
+/* Make `grow` more bytes fit under max_memory, evicting only when
+ * may_evict and the policy allows it. */
+static int fit(struct narf_store *s, uint64_t grow, bool may_evict)
 {
 	if (s->max_memory == 0)
 		return 0;
@@ -296,7 +342,8 @@ static int fit(struct narf_store *s, uint64_t grow)
 	while (s->used_memory + grow > s->max_memory && s->graves != NULL)
 		narf_stbl_reap(s, 1024);
 	while (s->used_memory + grow > s->max_memory) {
-		if (s->eviction == NARF_EVICT_NOEVICTION || !evict_one(s))
+		if (!may_evict || s->eviction == NARF_EVICT_NOEVICTION ||
+		    !evict_one(s))
 			return NARF_EOOM;
 	}
 	return 0;
@@ -305,7 +352,7 @@ static int fit(struct narf_store *s, uint64_t grow)
 int narf_store_make_room(struct narf_store *s, size_t bytes, int64_t now_ms)
 {
 	(void)now_ms;
-	return fit(s, bytes);
+	return fit(s, bytes, true);
 }
 
 /* --- operations ---------------------------------------------------------- */
@@ -319,7 +366,7 @@ struct narf_entry *narf_store_get(struct narf_store *s,
 {
 	struct narf_entry *e =
 	        lookup(s, slot, key, klen, narf_store_hash(s, key, klen),
-	               now_ms, NULL);
+	               now_ms, NULL, LOOKUP_READ);
 
 	if (e != NULL && !(flags & NARF_STORE_NOTOUCH))
 		e->lru = lru_clock(now_ms);
@@ -376,7 +423,8 @@ int narf_store_set(struct narf_store *s,
 {
 	uint64_t h = narf_store_hash(s, key, klen);
 	struct narf_entry_pos pos;
-	struct narf_entry *old = lookup(s, slot, key, klen, h, now_ms, &pos);
+	struct narf_entry *old =
+	        lookup(s, slot, key, klen, h, now_ms, &pos, LOOKUP_WRITE);
 	struct narf_entry *e;
 	size_t size, old_size = 0;
 	uint64_t evicted = s->evicted;
@@ -403,7 +451,9 @@ int narf_store_set(struct narf_store *s,
 		size += s->first_table_size;
 	if (size > old_size) {
 		s->pinned = old;
-		rv = fit(s, size - old_size);
+		/* A replica slot's write replays its primary's: making room
+		 * by evicting would drop data that primary still has. */
+		rv = fit(s, size - old_size, !slot_replica(s, slot));
 		s->pinned = NULL;
 		if (rv != 0) {
 			free(e);
@@ -445,13 +495,17 @@ bool narf_store_del(struct narf_store *s,
                     int64_t now_ms)
 {
 	struct narf_entry_pos pos;
+	struct narf_entry *e =
+	        lookup(s, slot, key, klen, narf_store_hash(s, key, klen),
+	               now_ms, &pos, LOOKUP_WRITE);
+	bool live;
 
-	if (lookup(s, slot, key, klen, narf_store_hash(s, key, klen), now_ms,
-	           &pos) == NULL)
+	if (e == NULL)
 		return false;
+	live = !entry_expired(e, now_ms); /* false: a hidden replica entry */
 	remove_entry(s, slot, pos, -1);
 	wrote(s, slot, key, klen, NULL);
-	return true;
+	return live;
 }
 
 /*
@@ -624,7 +678,7 @@ struct narf_entry *narf_store_random(struct narf_store *s,
 {
 	for (int i = 0; i < RANDOM_TRIES; i++) {
 		unsigned sl;
-		struct narf_entry *e = sample(s, &sl);
+		struct narf_entry *e = sample(s, SET_KEYS, &sl);
 
 		if (e == NULL)
 			return NULL;
@@ -633,8 +687,10 @@ struct narf_entry *narf_store_random(struct narf_store *s,
 				*slot = sl;
 			return e;
 		}
-		remove_entry(s, sl, narf_stbl_locate(s, &s->slots[sl], e),
-		             NARF_STORE_EXPIRED);
+		if (!slot_replica(s, sl)) /* a replica's waits for a delete */
+			remove_entry(s, sl,
+			             narf_stbl_locate(s, &s->slots[sl], e),
+			             NARF_STORE_EXPIRED);
 	}
 	return NULL;
 }

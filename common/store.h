@@ -27,6 +27,13 @@
  * used among a sample of keys, as Redis does) until the store fits, or fail
  * with NARF_EOOM under noeviction.
  *
+ * Replica slots hold a copy of another node's data, changed only by that
+ * node's stream (narf_store_set_replica): nothing there expires or is
+ * evicted on its own. An expired entry is hidden from reads (get, scan,
+ * foreach, random) but stays until a delete removes it, eviction never
+ * picks one, and a write to a replica slot never evicts: it fails with
+ * NARF_EOOM when it does not fit, whatever the policy.
+ *
  * Pointers to entries are valid until the next call that may modify the
  * store (any set, del, expire, eviction, cron).
  */
@@ -102,6 +109,13 @@ void narf_store_set_removed_cb(struct narf_store *s,
 void narf_store_set_write_cb(struct narf_store *s,
                              narf_store_write_cb cb,
                              void *data);
+/* Mark slot as a replica slot (on) or one this store owns (off, the
+ * default): see the opening comment. Logically expired entries of a slot
+ * that stops being a replica slot are then reclaimed as usual (and
+ * reported through the removed callback). */
+void narf_store_set_replica(struct narf_store *s, unsigned slot, bool on);
+bool narf_store_is_replica(const struct narf_store *s, unsigned slot);
+
 /* Change limits at run time (CONFIG SET-like). */
 void narf_store_set_limits(struct narf_store *s,
                            uint64_t max_memory,
@@ -120,8 +134,9 @@ uint64_t narf_entry_idle(const struct narf_store *s,
 
 /* --- operations (slot = narf_slot_of(key)) ------------------------------- */
 
-/* Look a key up; an expired key is removed and NULL returned. Touches the
- * entry's LRU clock unless NARF_STORE_NOTOUCH is given. */
+/* Look a key up; an expired key is removed and NULL returned (in a replica
+ * slot it is only hidden). Touches the entry's LRU clock unless
+ * NARF_STORE_NOTOUCH is given. */
 #define NARF_STORE_NOTOUCH 1u
 struct narf_entry *narf_store_get(struct narf_store *s,
                                   unsigned slot,
@@ -135,7 +150,8 @@ struct narf_entry *narf_store_get(struct narf_store *s,
  * entry). expire_ms: absolute expiry, or 0 for none, or NARF_STORE_KEEPTTL
  * to keep the current one (none for a new key). When the write grows the
  * store past max_memory (net of the value it replaces), evicts first under
- * allkeys-lru; returns NARF_EOOM (nothing changed) when it cannot make room,
+ * allkeys-lru (never for a replica slot: see narf_store_set_replica);
+ * returns NARF_EOOM (nothing changed) when it cannot make room,
  * NARF_ETOOLARGE for a key or value over 4 GiB, NARF_ENOMEM when malloc
  * fails. *out (may be NULL) receives the entry. Values are stored with a
  * NUL after their last byte (not counted in the length), so they can be
@@ -154,7 +170,8 @@ int narf_store_set(struct narf_store *s,
 
 /* Remove a key; returns true when it existed (and was not expired). A
  * client's delete does not call the removed callback; an expired key found
- * here does (NARF_STORE_EXPIRED). */
+ * here does (NARF_STORE_EXPIRED), except in a replica slot, where this
+ * delete is the one that removes it (no callback, returns false). */
 bool narf_store_del(struct narf_store *s,
                     unsigned slot,
                     const char *key,

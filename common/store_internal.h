@@ -14,13 +14,18 @@
  *
  * Slot tables. Each slot owns up to two bucket arrays (two only while an
  * incremental rehash moves entries from table[0] to table[1], as Redis's
- * dict does). A slot without keys owns no arrays at all: its 40-byte
+ * dict does). A slot without keys owns no arrays at all: its 48-byte
  * descriptor is all it costs.
  *
- * Slot sets. Three indexed sets of slot numbers (slots with keys, slots with
- * keys that have a TTL, slots mid-rehash) give O(1) add, remove and random
- * pick, so eviction, active expiry and the rehash cron never scan 16384
- * descriptors to find the few that matter.
+ * Slot sets. Four indexed sets of slot numbers (slots with keys, slots with
+ * keys this store may evict, slots with TTL keys it expires itself, slots
+ * mid-rehash) give O(1) add, remove and random pick, so eviction, active
+ * expiry and the rehash cron never scan 16384 descriptors to find the few
+ * that matter.
+ *
+ * Replica slots (narf_store_set_replica) hold another node's data: they are
+ * in neither the evictable set nor the expiry set, so nothing but the
+ * caller's explicit writes and deletes ever removes one of their entries.
  */
 #ifndef NARF_STORE_INTERNAL_H
 #define NARF_STORE_INTERNAL_H
@@ -50,7 +55,10 @@ struct narf_entry {
 /* Smallest table a slot gets: 4 buckets, as Redis's DICT_HT_INITIAL_SIZE. */
 #define TABLE_MIN_EXP 2
 
-enum { SET_KEYS, SET_TTL, SET_REHASH, SET_COUNT };
+/* SET_KEYS: slots with keys. SET_EVICT: those that are not replica slots
+ * (eviction samples them). SET_TTL: slots with TTL keys that are not
+ * replica slots (active expiry walks them). SET_REHASH: mid-rehash. */
+enum { SET_KEYS, SET_EVICT, SET_TTL, SET_REHASH, SET_COUNT };
 
 struct narf_slot_table {
 	struct narf_entry **table[2]; /* owned; NULL when not in use */
@@ -100,10 +108,17 @@ struct narf_store {
 	uint64_t exp_bucket;
 	uint32_t exp_skip;
 	uint32_t rehash_cursor; /* position in the rehash set */
+	/* replica slots: bit s set when slot s holds another node's data */
+	uint64_t replica[NARF_SLOTS / 64];
 	/* lazily dropped slot tables, freed a few entries at a time */
 	struct narf_grave *graves;
 	uint64_t grave_keys;
 };
+
+static inline bool slot_replica(const struct narf_store *s, unsigned slot)
+{
+	return (s->replica[slot / 64] >> (slot % 64)) & 1u;
+}
 
 static inline bool slot_rehashing(const struct narf_slot_table *st)
 {

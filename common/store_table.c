@@ -215,6 +215,8 @@ int narf_stbl_insert(struct narf_store *s,
 		st->exp[0] = TABLE_MIN_EXP;
 		st->used[0] = 0;
 		narf_slotset_add(s, SET_KEYS, slot);
+		if (!slot_replica(s, slot))
+			narf_slotset_add(s, SET_EVICT, slot);
 	}
 	/* Mid-rehash, new entries go straight to the new table. */
 	t = slot_rehashing(st) ? 1 : 0;
@@ -237,6 +239,7 @@ static void free_tables(struct narf_store *s, unsigned slot)
 	st->exp[0] = st->exp[1] = 0;
 	st->rehashidx = 0;
 	narf_slotset_del(s, SET_KEYS, slot);
+	narf_slotset_del(s, SET_EVICT, slot);
 	narf_slotset_del(s, SET_REHASH, slot);
 }
 
@@ -368,6 +371,7 @@ int narf_stbl_bury(struct narf_store *s, unsigned slot)
 	st->rehashidx = 0;
 	st->ttl_keys = 0;
 	narf_slotset_del(s, SET_KEYS, slot);
+	narf_slotset_del(s, SET_EVICT, slot);
 	narf_slotset_del(s, SET_REHASH, slot);
 	narf_slotset_del(s, SET_TTL, slot);
 	return 0;

@@ -182,8 +182,23 @@ static int fence(struct narf_engine *e,
 	return 0;
 }
 
+/* Why a replica could not apply a stream message, as the -NOTAPPLIED
+ * error says it: the primary fails the link on it (never counts it as an
+ * ack) and has the coordinator drop this node from its ISRs. */
+static int not_applied(struct narf_buf *out, unsigned slot, int rv)
+{
+	const char *why = rv == NARF_EOOM ? "max-memory reached (replicas "
+	                                    "do not evict)"
+	                                  : narf_strerror(rv);
+
+	return narf_resp_errorf(out, "NOTAPPLIED slot %u: %s", slot, why);
+}
+
 /* NARF.SET <slot epoch> <key> <value> <pxat>: the key's state on the
- * primary (pxat 0: no expiry). */
+ * primary (pxat 0: no expiry). Stored as sent, even when pxat has passed
+ * by our clock: a replica hides an expired key from reads but removes it
+ * only when the primary's NARF.DEL comes, so it never differs from the
+ * primary for longer than the stream takes. */
 static int cmd_nset(struct narf_engine *e,
                     struct narf_client *c,
                     int argc,
@@ -201,20 +216,16 @@ static int cmd_nset(struct narf_engine *e,
 	if (!parse_u64(argv[4], len[4], &pxat) || pxat > INT64_MAX)
 		return narf_resp_error(out, "ERR bad expiry");
 	narf_repl_applying(e->repl, true);
-	if (pxat != 0 && (int64_t)pxat <= now)
-		narf_store_del(e->store, slot, argv[2], len[2], now);
-	rv = pxat != 0 && (int64_t)pxat <= now
-	             ? 0
-	             : narf_store_set(e->store, slot, argv[2], len[2], argv[3],
-	                              len[3], (int64_t)pxat, now, NULL);
+	rv = narf_store_set(e->store, slot, argv[2], len[2], argv[3], len[3],
+	                    (int64_t)pxat, now, NULL);
 	narf_repl_applying(e->repl, false);
-	if (rv == NARF_ENOMEM)
-		return rv;
-	/* A replica out of memory keeps going: the write is lost here, as
-	 * an eviction would lose it; the stream must not stop. */
+	if (rv != 0)
+		return not_applied(out, slot, rv);
 	return narf_resp_simple(out, "OK");
 }
 
+/* NARF.DEL <slot epoch> <key>: deleting needs no memory, so it always
+ * applies once past the fence. */
 static int cmd_ndel(struct narf_engine *e,
                     struct narf_client *c,
                     int argc,

@@ -216,18 +216,21 @@ void narf_repl_set_progress_cb(struct narf_repl *r,
 
 /* --- the write stream ---------------------------------------------------- */
 
-/* Send the state of one key of slot s to p (e NULL: deleted). */
-void repl_send_key(struct narf_repl *r,
-                   struct link *l,
-                   uint64_t slot_epoch,
-                   const char *key,
-                   size_t klen,
-                   const struct narf_entry *e)
+/* Send the state of one key of slot s to p (e NULL: deleted). Returns 0,
+ * or NARF_ENOMEM when it could not be queued: the link is then broken
+ * (repl_link_cmd) and the caller must not count on the peer having it. */
+int repl_send_key(struct narf_repl *r,
+                  struct link *l,
+                  uint64_t slot_epoch,
+                  const char *key,
+                  size_t klen,
+                  const struct narf_entry *e)
 {
 	char ep[24], px[24];
 	const char *argv[5];
 	size_t argvlen[5];
 	size_t before = l->out.len;
+	int rv;
 
 	argvlen[1] = narf_format_u64(ep, slot_epoch);
 	argv[1] = ep;
@@ -241,14 +244,17 @@ void repl_send_key(struct narf_repl *r,
 		argv[3] = narf_entry_value(e, &argvlen[3]);
 		argvlen[4] = narf_format_u64(px, exp > 0 ? (uint64_t)exp : 0);
 		argv[4] = px;
-		repl_link_cmd(l, 5, argv, argvlen);
+		rv = repl_link_cmd(l, 5, argv, argvlen);
 	} else {
 		argv[0] = "NARF.DEL";
 		argvlen[0] = 8;
-		repl_link_cmd(l, 3, argv, argvlen);
+		rv = repl_link_cmd(l, 3, argv, argvlen);
 	}
+	if (rv != 0)
+		return rv;
 	r->stream_msgs++;
 	r->stream_bytes += l->out.len - before;
+	return 0;
 }
 
 static void stream_change(struct narf_repl *r,
@@ -263,14 +269,16 @@ static void stream_change(struct narf_repl *r,
 		return;
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
-		bool fwd = bit(p->fwd, slot) && p->repl != NULL;
+		/* Queued to the peer: only then can its ack release the
+		 * write; otherwise only an excuse (the ISR drop that the
+		 * broken or missing link leads to) can. */
+		bool sent = bit(p->fwd, slot) && p->repl != NULL &&
+		            repl_send_key(r, p->repl, map->slots[slot].epoch,
+		                          key, klen, e) == 0;
 
-		if (fwd)
-			repl_send_key(r, p->repl, map->slots[slot].epoch, key,
-			              klen, e);
 		if (r->in_batch && bit(p->counts, slot)) {
-			gate_need(&r->batch, p->id, fwd ? p->gen : 0,
-			          fwd ? p->repl->sent : UINT64_MAX);
+			gate_need(&r->batch, p->id, sent ? p->gen : 0,
+			          sent ? p->repl->sent : UINT64_MAX);
 			gate_slot(&r->batch, slot);
 		}
 	}
@@ -408,6 +416,11 @@ void narf_repl_map_changed(struct narf_repl *r,
 		}
 		if (lead)
 			bit_set(r->lead, s);
+		/* Only the primary's stream changes a slot we do not lead:
+		 * no local expiry or eviction there (DESIGN.md). */
+		narf_store_set_replica(r->store, s, !lead);
+		if (slot->epoch > r->hwm[s])
+			r->hwm[s] = slot->epoch;
 		/* A sync in progress ends when we lead the slot or drop it
 		 * (a map older than the sync does not count). */
 		if (lead ||
@@ -483,25 +496,50 @@ bool narf_repl_replica_ready(const struct narf_repl *r, unsigned slot)
 
 /* --- replica side -------------------------------------------------------- */
 
+/*
+ * The epoch fence with its high-water mark. A slot's epoch only grows (it
+ * is the map epoch at which the slot's primary last changed), so the
+ * highest one seen, in our maps or in any stream we accepted, names the
+ * newest primary we know of, and a message below it comes from a primary
+ * that has since been replaced. Checking only our map's epoch would let a
+ * replica whose map is one change behind apply the new primary's stream
+ * (newer than its map: accepted) and then the old primary's (equal to its
+ * map: accepted too), older data over newer.
+ */
+enum narf_fence narf_fence_check(uint64_t *hwm,
+                                 uint64_t map_epoch,
+                                 bool we_lead,
+                                 uint64_t epoch)
+{
+	if (epoch < *hwm || (epoch == map_epoch && we_lead))
+		return NARF_FENCE_STALE;
+	*hwm = epoch;
+	return epoch > map_epoch ? NARF_FENCE_NEWER : NARF_FENCE_APPLY;
+}
+
 bool narf_repl_accept(struct narf_repl *r,
                       uint32_t sender,
                       unsigned slot,
                       uint64_t epoch)
 {
 	const struct narf_map *map = repl_map(r);
+	enum narf_fence f;
 
+	(void)sender;
 	if (map == NULL)
-		return true;
-	/* An older epoch from the node our map names as the primary is only
-	 * an older map there, not a stale primary. */
-	if (epoch < map->slots[slot].epoch)
-		return map->slots[slot].primary == sender && sender != 0;
-	if (epoch == map->slots[slot].epoch &&
-	    map->slots[slot].primary == r->member->node_id)
-		return false;
-	if (epoch > map->slots[slot].epoch)
+		f = narf_fence_check(&r->hwm[slot], 0, false, epoch);
+	else
+		f = narf_fence_check(
+		        &r->hwm[slot], map->slots[slot].epoch,
+		        map->slots[slot].primary == r->member->node_id, epoch);
+	if (f == NARF_FENCE_NEWER && map != NULL)
 		narf_member_want_map(r->member);
-	return true;
+	return f != NARF_FENCE_STALE;
+}
+
+uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot)
+{
+	return slot < NARF_SLOTS ? r->hwm[slot] : 0;
 }
 
 void narf_repl_diverged(struct narf_repl *r, uint32_t peer)
@@ -779,9 +817,11 @@ struct narf_repl *narf_repl_create(uv_loop_t *loop,
 		return NULL;
 	r->lost_at = calloc(NARF_SLOTS, sizeof(r->lost_at[0]));
 	r->sync_epoch = calloc(NARF_SLOTS, sizeof(r->sync_epoch[0]));
-	if (r->lost_at == NULL || r->sync_epoch == NULL) {
+	r->hwm = calloc(NARF_SLOTS, sizeof(r->hwm[0]));
+	if (r->lost_at == NULL || r->sync_epoch == NULL || r->hwm == NULL) {
 		free(r->lost_at);
 		free(r->sync_epoch);
+		free(r->hwm);
 		free(r);
 		return NULL;
 	}
@@ -828,6 +868,7 @@ void narf_repl_destroy(struct narf_repl *r)
 	free(r->peers);
 	free(r->lost_at);
 	free(r->sync_epoch);
+	free(r->hwm);
 	narf_gate_close(&r->batch);
 	free(r);
 }

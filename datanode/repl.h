@@ -13,7 +13,7 @@
  * or NARF.DEL <slot epoch> <key>. A replica applies it and answers +OK, so
  * the n-th reply on a link acknowledges the n-th command and all before it.
  * Resending full state (never "INCR by 1") makes the stream idempotent and
- * lets replicas expire and evict on their own without diverging for long.
+ * needs no command semantics on the replica.
  *
  * Acknowledgement. While a client's batch of requests runs, every change it
  * makes records, per peer whose acks count for the slot (the map's ISR, and
@@ -42,9 +42,16 @@
  *
  * Fencing. Every message carries the slot epoch (the map epoch at which the
  * slot's primary last changed); a replica refuses a message older than the
- * epoch it knows (unless its map still names the sender as the primary), or
- * for a slot it leads itself, with -STALE, and the sender treats its link
- * as failed.
+ * highest slot epoch it has seen for the slot (in its maps or in any
+ * stream), or for a slot it leads itself, with -STALE, and the sender
+ * treats its link as failed.
+ *
+ * Applying. A replica that cannot apply a message (out of memory: replicas
+ * never evict) answers -NOTAPPLIED; the sender treats its link as failed
+ * too, so an error reply is never counted as an ack. The store's slots this
+ * node does not lead are replica slots (narf_store_set_replica): nothing
+ * there expires or is evicted locally; the primary's expiries and
+ * evictions arrive as NARF.DEL.
  */
 #ifndef NARF_REPL_H
 #define NARF_REPL_H
@@ -165,11 +172,26 @@ struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
 void narf_repl_proxy_cancel(struct narf_proxy *px);
 
 /* The replica side of the stream, for the NARF.* commands: may a message
- * for slot s with slot epoch `epoch` be applied here? */
+ * for slot s with slot epoch `epoch` be applied here? No when the epoch is
+ * below the slot's high-water mark (the highest slot epoch seen in our
+ * maps and in accepted messages), or is our own as the slot's primary.
+ * Yes raises the mark to epoch. sender is the peer's node id. */
 bool narf_repl_accept(struct narf_repl *r,
                       uint32_t sender,
                       unsigned slot,
                       uint64_t epoch);
+/* The fence's decision, loop-free: *hwm is the slot's high-water mark
+ * (raised to epoch when the message applies), map_epoch the slot epoch in
+ * our map (0 without one), we_lead whether our map makes us its primary.
+ * STALE: below the mark, or our own epoch as primary. NEWER: applies, and
+ * our map is behind (fetch it). */
+enum narf_fence { NARF_FENCE_APPLY, NARF_FENCE_NEWER, NARF_FENCE_STALE };
+enum narf_fence narf_fence_check(uint64_t *hwm,
+                                 uint64_t map_epoch,
+                                 bool we_lead,
+                                 uint64_t epoch);
+/* The slot's epoch high-water mark (INFO, tests). */
+uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot);
 /* A peer sent us, as primary of a slot we lead at a newer epoch, writes we
  * refused: its copies may hold writes ours lack, so it leaves our ISRs and
  * is synced again. */

@@ -36,6 +36,10 @@ struct link {
 	uv_connect_t *creq; /* the connect in progress (its data is us) */
 	bool connected;
 	bool writing;
+	/* A command could not be queued (out of memory): nothing more is
+	 * queued, and repl_prepare_cb fails the link before any later ack
+	 * could be taken to cover the missing command. */
+	bool broken;
 	uv_write_t wreq;
 	struct narf_buf out;     /* commands not yet handed to the kernel */
 	struct narf_buf sending; /* commands in a uv_write */
@@ -110,6 +114,10 @@ struct narf_repl {
 	 * our map is that new, a map without our copy is older news than
 	 * the sync: the slot's entries stay (see repl_may_drop()). */
 	uint64_t *sync_epoch;
+	/* per slot: the highest slot epoch seen, in our maps and in stream
+	 * messages we accepted; a message below it is refused (the epoch
+	 * high-water mark, see narf_repl_accept) */
+	uint64_t *hwm;
 	uint64_t epoch; /* our map's epoch */
 	unsigned node_timeout_ms;
 	/* the batch in progress */
@@ -174,12 +182,12 @@ void repl_peer_slot_rule(struct narf_repl *r,
 bool repl_may_drop(const struct narf_repl *r,
                    const struct narf_map *map,
                    unsigned s);
-void repl_send_key(struct narf_repl *r,
-                   struct link *l,
-                   uint64_t slot_epoch,
-                   const char *key,
-                   size_t klen,
-                   const struct narf_entry *e);
+int repl_send_key(struct narf_repl *r,
+                  struct link *l,
+                  uint64_t slot_epoch,
+                  const char *key,
+                  size_t klen,
+                  const struct narf_entry *e);
 
 /* repl_link.c: links and peers */
 struct link *repl_link_open(struct narf_repl *r,

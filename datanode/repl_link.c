@@ -187,14 +187,31 @@ static void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		repl_progress(l->r);
 }
 
-/* Append a command to l (kept even before the link is up). */
+/*
+ * Append a command to l (kept even before the link is up). Returns 0 or
+ * NARF_ENOMEM. On a replication link a command that could not be queued
+ * breaks the link: acks count by position (the n-th reply acknowledges
+ * the n-th command and everything before it), so a later command's ack
+ * would cover the missing one. Nothing more is queued on a broken link,
+ * and repl_prepare_cb fails it (not here: callers may be inside a store
+ * callback or walking a slot with this link in hand). A proxy link stays
+ * usable: narf_resp_command leaves nothing of a command it could not
+ * queue, and the caller fails that one request.
+ */
 int repl_link_cmd(struct link *l,
                   int argc,
                   const char *const *argv,
                   const size_t *argvlen)
 {
-	if (narf_resp_command(&l->out, argc, argv, argvlen) != 0)
+	if (l->broken)
 		return NARF_ENOMEM;
+	if (narf_resp_command(&l->out, argc, argv, argvlen) != 0) {
+		if (l->kind == LINK_REPL) {
+			l->broken = true;
+			l->p->work = true;
+		}
+		return NARF_ENOMEM;
+	}
 	if (l->sent == l->acked)
 		l->progress_ms = uv_now(l->r->loop);
 	l->sent++;
@@ -212,7 +229,8 @@ static int link_hello(struct link *l)
 	argvlen[0] = strlen(argv[0]);
 	argvlen[1] = strlen(id);
 	argvlen[2] = l->r->secret != NULL ? strlen(l->r->secret) : 0;
-	repl_link_cmd(l, l->r->secret != NULL ? 3 : 2, argv, argvlen);
+	if (repl_link_cmd(l, l->r->secret != NULL ? 3 : 2, argv, argvlen) != 0)
+		return NARF_ENOMEM;
 	if (l->kind == LINK_PROXY) {
 		struct narf_proxy *px = calloc(1, sizeof(*px));
 

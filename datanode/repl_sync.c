@@ -27,17 +27,19 @@ static bool dump_entry(void *data, const struct narf_entry *e)
 	size_t klen;
 	const char *key = narf_entry_key(e, &klen);
 
-	repl_send_key(d->r, d->l, d->epoch, key, klen, e);
-	return true;
+	/* Stop at the first entry that cannot be queued: the link is
+	 * broken and the slot will be synced again over a new one. */
+	return repl_send_key(d->r, d->l, d->epoch, key, klen, e) == 0;
 }
 
 /* NARF.SYNC <slot> <slot epoch> <map epoch> (map_epoch != 0) or
- * NARF.SYNCED <slot> <slot epoch>. */
-static void slot_marker(struct link *l,
-                        const char *cmd,
-                        unsigned slot,
-                        uint64_t epoch,
-                        uint64_t map_epoch)
+ * NARF.SYNCED <slot> <slot epoch>. Returns 0 or NARF_ENOMEM (the link is
+ * then broken). */
+static int slot_marker(struct link *l,
+                       const char *cmd,
+                       unsigned slot,
+                       uint64_t epoch,
+                       uint64_t map_epoch)
 {
 	char s[16], ep[24], mep[24];
 	const char *argv[] = {cmd, s, ep, mep};
@@ -47,10 +49,13 @@ static void slot_marker(struct link *l,
 	argvlen[1] = (size_t)snprintf(s, sizeof(s), "%u", slot);
 	argvlen[2] = narf_format_u64(ep, epoch);
 	argvlen[3] = narf_format_u64(mep, map_epoch);
-	repl_link_cmd(l, map_epoch != 0 ? 4 : 3, argv, argvlen);
+	return repl_link_cmd(l, map_epoch != 0 ? 4 : 3, argv, argvlen);
 }
 
-/* Send slot s whole to p and start forwarding its writes. */
+/* Send slot s whole to p and start forwarding its writes. When any of it
+ * cannot be queued the link is broken: the slot is neither forwarded nor
+ * counted nor joined (repl_prepare_cb fails the link, which wants the slot
+ * synced again). */
 static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
 {
 	const struct narf_map *map = repl_map(r);
@@ -66,10 +71,13 @@ static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
 		p->joins = j;
 		p->cap_joins = cap;
 	}
+	if (slot_marker(p->repl, "NARF.SYNC", s, d.epoch, map->epoch) != 0)
+		return; /* stays wanted */
 	bit_clear(p->want, s);
-	slot_marker(p->repl, "NARF.SYNC", s, d.epoch, map->epoch);
 	narf_store_foreach_slot(r->store, s, wall_ms(), dump_entry, &d);
-	slot_marker(p->repl, "NARF.SYNCED", s, d.epoch, 0);
+	if (p->repl->broken ||
+	    slot_marker(p->repl, "NARF.SYNCED", s, d.epoch, 0) != 0)
+		return;
 	bit_set(p->fwd, s);
 	/* From here every write the peer misses would be a write a client
 	 * was told is safe once the peer joins: count its acks now. */
@@ -103,7 +111,8 @@ static void pump(struct narf_repl *r, struct narf_peer *p)
 {
 	size_t start, slice = NARF_SYNC_SLICE;
 
-	if (p->repl == NULL || !p->repl->connected || p->dropping)
+	if (p->repl == NULL || !p->repl->connected || p->dropping ||
+	    p->repl->broken)
 		return;
 	if (r->sync_rate != 0) {
 		refill(r);
@@ -127,6 +136,8 @@ static void pump(struct narf_repl *r, struct narf_peer *p)
 			sync_slot(r, p, s);
 			if (p->repl == NULL)
 				return;
+			if (p->repl->broken)
+				goto done;
 			if (bit(p->want, s))
 				goto done;
 		}
@@ -252,6 +263,10 @@ void repl_prepare_cb(uv_prepare_t *h)
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
 
+		/* Before any ack on it is looked at again (joins below). */
+		if (p->repl != NULL && p->repl->broken)
+			repl_link_fail(p->repl,
+			               "out of memory queueing the stream");
 		if (p->n_joins > 0)
 			collect_joins(r, p);
 		if (p->work) {

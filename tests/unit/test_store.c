@@ -948,6 +948,193 @@ static void test_random_ops_match_model(void **state)
 	narf_store_destroy(s);
 }
 
+/* --- replica slots -------------------------------------------------------- */
+
+/* Mark the slots of keys "r:0".."r:<n-1>" as replica slots. */
+static void replica_keys(struct narf_store *s, int n, bool on)
+{
+	char k[32];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(k, sizeof(k), "r:%d", i);
+		narf_store_set_replica(s, narf_slot_of(k, strlen(k)), on);
+	}
+}
+
+static bool visit_count_cb(void *data, const struct narf_entry *e)
+{
+	(void)e;
+	(*(unsigned *)data)++;
+	return true;
+}
+
+/* An expired key of a replica slot is hidden from get, foreach, scan and
+ * random but stays stored (no removed callback, not counted as expired)
+ * until a delete removes it; a write replaces it. */
+static void test_replica_expired_hidden_not_removed(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	struct removed r = {0};
+	unsigned slot = narf_slot_of("r:0", 3), seen = 0;
+
+	(void)state;
+	narf_store_set_removed_cb(s, removed_cb, &r);
+	narf_store_set_replica(s, slot, true);
+	assert_true(narf_store_is_replica(s, slot));
+	assert_int_equal(set(s, "r:0", "v", T0 + 10, T0), 0);
+	assert_true(has_value(s, "r:0", "v", T0 + 10));
+	assert_null(get(s, "r:0", T0 + 11));
+	assert_null(get(s, "r:0", T0 + 11));
+	assert_null(narf_store_random(s, T0 + 11, NULL));
+	narf_store_foreach_slot(s, slot, T0 + 11, visit_count_cb, &seen);
+	assert_int_equal(
+	        narf_store_scan(s, 0, 100000, T0 + 11, visit_count_cb, &seen),
+	        0);
+	assert_int_equal(seen, 0);
+	assert_int_equal(narf_store_active_expire(s, T0 + 11, 1000), 0);
+	assert_int_equal(narf_store_count(s), 1);
+	assert_int_equal(stats(s).expired, 0);
+	assert_int_equal(r.expired + r.evicted, 0);
+	/* The primary's state arrives: a write replaces the hidden entry. */
+	assert_int_equal(set(s, "r:0", "w", T0 + 20, T0 + 11), 0);
+	assert_int_equal(narf_store_count(s), 1);
+	assert_true(has_value(s, "r:0", "w", T0 + 12));
+	/* The primary's delete of an expired key is what removes it. */
+	assert_false(del(s, "r:0", T0 + 30));
+	assert_int_equal(narf_store_count(s), 0);
+	assert_int_equal(stats(s).keys_with_ttl, 0);
+	assert_int_equal(r.expired + r.evicted, 0);
+	narf_store_destroy(s);
+}
+
+/* A slot that stops being a replica slot (its node was promoted) expires
+ * its logically expired keys again, actively and reported as expiries. */
+static void test_replica_promoted_expires_again(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	struct removed r = {0};
+	char k[32];
+
+	(void)state;
+	narf_store_set_removed_cb(s, removed_cb, &r);
+	replica_keys(s, 50, true);
+	for (int i = 0; i < 50; i++) {
+		snprintf(k, sizeof(k), "r:%d", i);
+		assert_int_equal(set(s, k, "v", T0 + 10, T0), 0);
+	}
+	assert_int_equal(narf_store_active_expire(s, T0 + 100, 10000), 0);
+	assert_int_equal(narf_store_count(s), 50);
+	replica_keys(s, 50, false);
+	assert_int_equal(narf_store_active_expire(s, T0 + 100, 10000), 50);
+	assert_int_equal(r.expired, 50);
+	assert_int_equal(narf_store_count(s), 0);
+	narf_store_destroy(s);
+}
+
+/* Under allkeys-lru, eviction picks only keys of slots the store owns; a
+ * write to a replica slot that does not fit fails with NARF_EOOM and
+ * changes nothing rather than evicting; owned writes still evict owned
+ * keys, and once only replica keys are left they get NARF_EOOM too. */
+static void test_replica_never_evicted_nor_evicts(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	struct removed r = {0};
+	uint64_t used, count;
+	char k[32];
+
+	(void)state;
+	narf_store_set_removed_cb(s, removed_cb, &r);
+	replica_keys(s, 200, true);
+	for (int i = 0; i < 200; i++) {
+		snprintf(k, sizeof(k), "r:%d", i);
+		assert_int_equal(
+		        set(s, k, "0123456789abcdef0123456789abcdef", 0, T0),
+		        0);
+	}
+	for (int i = 0; i < 20; i++) {
+		snprintf(k, sizeof(k), "own:%d", i);
+		if (narf_store_is_replica(s, narf_slot_of(k, strlen(k))))
+			continue;
+		assert_int_equal(
+		        set(s, k, "0123456789abcdef0123456789abcdef", 0, T0),
+		        0);
+	}
+	narf_store_set_limits(s, narf_store_used_memory(s),
+	                      NARF_EVICT_ALLKEYS_LRU);
+	used = narf_store_used_memory(s);
+	count = narf_store_count(s);
+	/* A replicated write that grows the store: refused, nothing gone. */
+	assert_int_equal(set(s, "r:0",
+	                     "a value far longer than the old one "
+	                     "was, so it must grow the entry",
+	                     0, T0),
+	                 NARF_EOOM);
+	assert_int_equal(narf_store_used_memory(s), used);
+	assert_int_equal(narf_store_count(s), count);
+	assert_int_equal(r.evicted, 0);
+	/* Owned writes evict owned keys only. */
+	for (int i = 0; i < 200; i++) {
+		int rv;
+
+		snprintf(k, sizeof(k), "new:%d", i);
+		if (narf_store_is_replica(s, narf_slot_of(k, strlen(k))))
+			continue;
+		rv = set(s, k, "0123456789abcdef0123456789abcdef", 0, T0 + 1);
+		assert_true(rv == 0 || rv == NARF_EOOM);
+		assert_true(narf_store_used_memory(s) <= used);
+	}
+	assert_true(r.evicted > 0);
+	assert_int_equal(r.evicted, stats(s).evicted);
+	for (int i = 0; i < 200; i++) {
+		snprintf(k, sizeof(k), "r:%d", i);
+		assert_non_null(get(s, k, T0 + 2));
+	}
+	/* Only replica keys (and the pinned one) left: make_room gives up
+	 * rather than evict them or loop. */
+	for (int i = 0; i < 200; i++) {
+		snprintf(k, sizeof(k), "new:%d", i);
+		del(s, k, T0 + 2);
+		snprintf(k, sizeof(k), "own:%d", i);
+		del(s, k, T0 + 2);
+	}
+	narf_store_set_limits(s, narf_store_used_memory(s) / 2,
+	                      NARF_EVICT_ALLKEYS_LRU);
+	assert_int_equal(narf_store_make_room(s, 0, T0 + 3), NARF_EOOM);
+	assert_int_equal(narf_store_count(s), 200);
+	narf_store_destroy(s);
+}
+
+/* Marking and unmarking keeps the slot sets consistent through drops,
+ * lazy drops and flushes: an unmarked slot is evictable again. */
+static void test_replica_flag_and_drops(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	unsigned slot = narf_slot_of("r:0", 3);
+	uint64_t base;
+
+	(void)state;
+	narf_store_set_replica(s, slot, true);
+	narf_store_set_replica(s, slot, true); /* twice: no change */
+	assert_int_equal(set(s, "r:0", "v", T0 + 5, T0), 0);
+	narf_store_drop_slot(s, slot);
+	assert_true(narf_store_is_replica(s, slot));
+	assert_int_equal(set(s, "r:0", "v", T0 + 5, T0), 0);
+	narf_store_drop_slot_lazy(s, slot);
+	while (narf_store_reap(s, 100))
+		;
+	assert_int_equal(set(s, "r:0", "v", 0, T0), 0);
+	narf_store_set_replica(s, slot, false);
+	assert_false(narf_store_is_replica(s, slot));
+	assert_false(narf_store_is_replica(s, NARF_SLOTS));
+	/* Evictable again: a limit below its size evicts it. */
+	base = narf_store_used_memory(s);
+	narf_store_set_limits(s, base - 1, NARF_EVICT_ALLKEYS_LRU);
+	assert_int_equal(narf_store_make_room(s, 0, T0), 0);
+	assert_int_equal(narf_store_count(s), 0);
+	narf_store_flush(s);
+	narf_store_destroy(s);
+}
+
 static bool m(const char *pat, const char *str)
 {
 	return narf_glob_match(pat, strlen(pat), str, strlen(str), false);
@@ -1043,6 +1230,10 @@ int main(void)
 	        cmocka_unit_test(test_removed_callback),
 	        cmocka_unit_test(test_set_from_entry_under_eviction),
 	        cmocka_unit_test(test_random_ops_match_model),
+	        cmocka_unit_test(test_replica_expired_hidden_not_removed),
+	        cmocka_unit_test(test_replica_promoted_expires_again),
+	        cmocka_unit_test(test_replica_never_evicted_nor_evicts),
+	        cmocka_unit_test(test_replica_flag_and_drops),
 	        cmocka_unit_test(test_glob),
 	        cmocka_unit_test(test_glob_pathological),
 	};
