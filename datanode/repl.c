@@ -140,10 +140,30 @@ static bool need_acked(const struct narf_repl *r, const struct narf_need *n)
  * way): while that link lives the gate waits for it; the lag check ends
  * the link if the ack never comes.
  */
+/* Does a slot g wrote now have fewer in-sync copies (the primary and its
+ * ISR) than the map's min_isr? */
+static bool gate_short(const struct narf_repl *r, const struct narf_gate *g)
+{
+	const struct narf_map *map = repl_map(r);
+
+	if (map == NULL || map->settings.min_isr <= 1)
+		return false;
+	for (unsigned i = 0; i < (g->many ? NARF_SLOTS : g->n_slots); i++) {
+		unsigned s = g->many ? i : g->slots[i];
+
+		if ((!g->many || bit(r->lead, s)) &&
+		    1u + map->slots[s].n_isr < map->settings.min_isr)
+			return true;
+	}
+	return false;
+}
+
 bool narf_repl_gate_open(const struct narf_repl *r,
                          const struct narf_gate *g,
                          bool *broken)
 {
+	bool excuse = false;
+
 	*broken = false;
 	for (unsigned i = 0; i < g->n; i++) {
 		const struct narf_peer *p;
@@ -161,6 +181,15 @@ bool narf_repl_gate_open(const struct narf_repl *r,
 		}
 		if (p != NULL && !excused(p))
 			return false;
+		excuse = true;
+	}
+	/* Excused by an ISR drop that left the slot below min_isr: the write
+	 * may be on this node alone, which min_isr promised never to
+	 * acknowledge. Its client gets no "OK" (the connection closes: the
+	 * write's fate is unknown to it, as after a timeout). */
+	if (excuse && gate_short(r, g)) {
+		*broken = true;
+		return false;
 	}
 	return true;
 }
@@ -366,6 +395,33 @@ bool repl_may_drop(const struct narf_repl *r,
 	return map->epoch >= r->sync_epoch[s];
 }
 
+/*
+ * The slot's data began anew after the map we had (born: no in-sync copy
+ * survived a failure; we may have skipped the maps in between). Entries we
+ * hold from before are of the old lineage: serving them, or promoting us
+ * with them, would bring back overwritten values and deleted keys. Keep
+ * them only when a stream of the new lineage already reached us (its slot
+ * epoch is above born, and the new primary's sync began by emptying the
+ * slot).
+ */
+static void drop_old_lineage(struct narf_repl *r,
+                             const struct narf_map *old,
+                             const struct narf_map *map,
+                             unsigned s)
+{
+	uint64_t born = map->slots[s].born;
+	uint64_t n;
+
+	if (born == 0 || born <= (old != NULL ? old->epoch : 0) ||
+	    r->hwm[s] >= born || (n = narf_store_slot_count(r->store, s)) == 0)
+		return;
+	NARF_WARN(
+	        "repl: slot %u began anew at epoch %llu (its in-sync copies "
+	        "were lost): dropping %" PRIu64 " entries of its old data",
+	        s, (unsigned long long)born, n);
+	narf_store_drop_slot_lazy(r->store, s);
+}
+
 void narf_repl_map_changed(struct narf_repl *r,
                            const struct narf_map *old,
                            const struct narf_map *map)
@@ -419,6 +475,7 @@ void narf_repl_map_changed(struct narf_repl *r,
 		/* Only the primary's stream changes a slot we do not lead:
 		 * no local expiry or eviction there (DESIGN.md). */
 		narf_store_set_replica(r->store, s, !lead);
+		drop_old_lineage(r, old, map, s);
 		if (slot->epoch > r->hwm[s])
 			r->hwm[s] = slot->epoch;
 		/* A sync in progress ends when we lead the slot or drop it
@@ -475,7 +532,6 @@ void narf_repl_map_changed(struct narf_repl *r,
 		if (n != NULL && strcmp(n->addr, p->addr) != 0)
 			snprintf(p->addr, sizeof(p->addr), "%s", n->addr);
 	}
-	(void)old;
 	repl_progress(r);
 }
 

@@ -519,8 +519,9 @@ static void resume_blocked(struct narf_dn *dn)
 		}
 		if (broken) {
 			NARF_WARN(
-			        "client %llu (%s): closing: this node lost a "
-			        "slot while its writes awaited replicas",
+			        "client %llu (%s): closing: its writes can no "
+			        "longer be acknowledged (this node lost their "
+			        "slot, or an ISR drop left it below min_isr)",
 			        (unsigned long long)conn->client.id,
 			        conn->client.addr);
 			conn_close(conn);

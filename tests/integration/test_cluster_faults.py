@@ -126,6 +126,38 @@ def test_kill_primary(make_cluster):
     check_data(c, recs)
 
 
+def test_min_isr_two(make_cluster):
+    """With min_isr 2 and two nodes, kill -9 of one: writes in flight are
+    never answered OK unless both copies had them, writes once the slot is
+    down to one copy get -NOREPLICAS (Redis's word), nothing acknowledged is
+    lost, and writes resume once a new node has synced a second copy."""
+    c = make_cluster(nodes=2)
+    rep = call_leader(c.trio, {"op": "settings", "min_isr": 2})
+    assert rep.get("ok") and rep["settings"]["min_isr"] == 2, rep
+    m0 = c.map()
+    victim, survivor = c.nodes[1], c.nodes[0]
+    vid = c.current_id(m0, victim.addr)
+    w = start_writer(c, writer_keys())
+    victim.kill9()
+    node_down_and_promoted(c, m0, victim, vid)
+    time.sleep(0.5)
+    recs = w.stop()
+    # The survivor leads every slot with no in-sync replica: refused.
+    reply = survivor.cmd("SET", "{x}1", "v")
+    assert isinstance(reply, Err) and reply.startswith("NOREPLICAS"), reply
+    failed = [a for a in recs if not a.ok]
+    print("%d writes, %d failed (in flight at the kill, or refused)" % (
+        len(recs), len(failed)))
+    assert any("NOREPLICAS" in str(a.err) for a in failed), failed[:5]
+    # A new node syncs second copies; the slots take writes again.
+    ch.add_node(c)
+    c.wait_ready(READY_WAIT, what="second copies synced")
+    w2 = start_writer(c, writer_keys(prefix="k2:"))
+    w2.wait_acks(100)
+    recs2 = w2.stop()
+    check_data(c, recs + recs2)
+
+
 def test_kill_replica(make_cluster):
     """kill -9 of a node, writing only to slots it does not lead (some of
     which it replicates): no write fails at all (acks wait until the dead
