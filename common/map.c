@@ -77,11 +77,11 @@ int narf_timing_check(unsigned node_timeout_ms,
 		         node_timeout_ms, election_timeout_ms);
 		return NARF_EINVAL;
 	}
-	if (node_timeout_ms < 4 * NARF_HEARTBEAT_MS) {
+	if (node_timeout_ms < 4u * NARF_HEARTBEAT_MS) {
 		snprintf(errmsg, NARF_ERRMSG_SIZE,
 		         "node timeout %u ms is below four heartbeat "
 		         "intervals (%u ms) (docs/safety.md)",
-		         node_timeout_ms, 4 * NARF_HEARTBEAT_MS);
+		         node_timeout_ms, 4u * NARF_HEARTBEAT_MS);
 		return NARF_EINVAL;
 	}
 	return 0;

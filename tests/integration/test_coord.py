@@ -983,6 +983,13 @@ def test_ill_formed_requests_get_errors_and_keep_connection(trio, fakes):
         ({"op": "settings", "moves": 0}, "bad_request"),
         ({"op": "settings", "moves": 16385}, "bad_request"),
         ({"op": "settings", "moves": "8"}, "bad_request"),
+        # Below twice the election timeout (300 ms): docs/safety.md.
+        ({"op": "settings", "node_timeout_ms": 599}, "bad_request"),
+        ({"op": "settings", "min_isr": 0}, "bad_request"),
+        ({"op": "settings", "min_isr": 3}, "bad_request"),
+        ({"op": "settings", "min_isr": 2, "replication": 1},
+         "bad_request"),
+        ({"op": "settings", "min_isr": "2"}, "bad_request"),
         ({"op": "leave", "node": 1, "if_room": "yes"}, "bad_request"),
     ]
     before = leader_map(trio)
@@ -1309,3 +1316,38 @@ def test_settings_change_is_replicated_and_applied(trio, fakes):
     assert st["replication"] == 3, st
     pings = wait_converged(trio)
     assert len({p["epoch"] for p in pings.values()}) == 1
+
+
+def test_unsafe_timing_flags_refused(build_dir, tmp_path):
+    """coord refuses, with exit 2 and one line naming the rule, the settings
+    that would break the safety argument (docs/safety.md): a node timeout
+    under twice the election timeout or four heartbeat intervals, an
+    election timeout under 200 ms, a min ISR above the copies."""
+    import os
+    import subprocess
+
+    from narf_harness import HOST, PORTS
+    coord = os.path.join(build_dir, "coordinator", "coord")
+    p = PORTS.take(2)
+    base = [coord, "--id", "1", "--data-dir", str(tmp_path / "c1"),
+            "--members", "1=%s:%d/%s:%d" % (HOST, p[0], HOST, p[1])]
+    cases = [
+        (["--node-timeout", "500"], "election timeout"),
+        (["--node-timeout", "900", "--election-timeout", "500"],
+         "election timeout"),
+        (["--election-timeout", "150"], "--election-timeout"),
+        (["--min-isr", "3"], "--min-isr"),
+        (["--min-isr", "2", "--replicas", "1"], "--min-isr"),
+        (["--min-isr", "0"], "--min-isr"),
+        (["--min-isr", "x"], "--min-isr"),
+    ]
+    for args, what in cases:
+        out = subprocess.run(base + args, capture_output=True, text=True,
+                             timeout=10, stdin=subprocess.DEVNULL)
+        assert out.returncode == 2, (args, out.returncode, out.stderr)
+        assert what in out.stderr, (args, out.stderr)
+        assert len(out.stderr.strip().splitlines()) <= 2, out.stderr
+    assert not os.path.exists(tmp_path / "c1")
+    out = subprocess.run([coord, "--help"], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 0 and "--min-isr" in out.stdout
