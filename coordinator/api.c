@@ -278,6 +278,27 @@ static json_t *op_map(struct narf_coord *c, const json_t *req)
 	                 "map", map_json(c));
 }
 
+/* Log a refused renewal, one line a second at most: a cut-off leader
+ * refuses every node's every beat. */
+static void log_refusal(struct narf_coord *c, uint64_t age)
+{
+	uint64_t now = narf_clock_ms();
+
+	if (c->lease_refusals++ != 0 && now - c->lease_refusal_logged_ms < 1000)
+		return;
+	c->lease_refusal_logged_ms = now;
+	NARF_WARN(
+	        "api: refusing lease renewals (no_quorum): the last "
+	        "committed barrier of term %llu was proposed %lld ms ago "
+	        "(last round trip %llu ms, worst %llu ms); %llu refused "
+	        "so far",
+	        (unsigned long long)narf_raftnode_term(&c->rn),
+	        age == UINT64_MAX ? -1LL : (long long)age,
+	        (unsigned long long)c->rn.barrier_ms,
+	        (unsigned long long)c->rn.barrier_max_ms,
+	        (unsigned long long)c->lease_refusals);
+}
+
 static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 {
 	json_t *id = json_object_get(req, "node");
@@ -285,45 +306,19 @@ static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 	json_t *keys = json_object_get(req, "keys");
 	json_t *mem = json_object_get(req, "used_memory");
 	const struct narf_map_node *n;
-
 	uint64_t age;
 
 	if (!json_is_integer(id) || boot == NULL)
 		return error_reply(NARF_EINVAL,
 		                   "heartbeat needs node and boot_id", c);
-	/* A heartbeat's answer renews the node's lease: give it only while
-	 * no other leader can exist (docs/safety.md). A leader cut off from
-	 * its majority, or one that has just woken from a pause, says so
-	 * and the node tries the other coordinators. */
-	if (!narf_raftnode_leads(
-	            &c->rn, narf_clock_ms(),
-	            narf_reply_timeout_ms(c->rn.map->settings.node_timeout_ms),
-	            &age)) {
-		uint64_t now = narf_clock_ms();
-
-		/* One line a second at most: a cut-off leader refuses every
-		 * node's every beat. */
-		if (c->lease_refusals++ == 0 ||
-		    now - c->lease_refusal_logged_ms >= 1000) {
-			c->lease_refusal_logged_ms = now;
-			NARF_WARN(
-			        "api: refusing heartbeats (no_quorum): the "
-			        "last committed barrier of term %llu was "
-			        "proposed %lld ms ago (last round trip %llu "
-			        "ms); %llu refused so far",
-			        (unsigned long long)narf_raftnode_term(&c->rn),
-			        age == UINT64_MAX ? -1LL : (long long)age,
-			        (unsigned long long)c->rn.barrier_ms,
-			        (unsigned long long)c->lease_refusals);
-		}
-		return error_reply(NARF_ENOQUORUM, NULL, c);
-	}
 	n = narf_map_node_get(c->rn.map, (uint32_t)json_integer_value(id));
 	if (n == NULL || json_integer_value(id) <= 0 ||
 	    json_integer_value(id) > UINT32_MAX ||
 	    n->state == NARF_NODE_REMOVED || strcmp(n->boot_id, boot) != 0)
 		return error_reply(NARF_ENOTFOUND,
 		                   "no such node incarnation: join again", c);
+	/* The node is alive, whatever we may answer: never count a beat we
+	 * refuse against it (it would be marked down for our slow disk). */
 	if (narf_leader_seen(c, n->id, true,
 	                     json_integer_value(keys) > 0
 	                             ? (uint64_t)json_integer_value(keys)
@@ -332,6 +327,17 @@ static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 	                             ? (uint64_t)json_integer_value(mem)
 	                             : 0) != 0)
 		return error_reply(NARF_ENOMEM, NULL, c);
+	/* The answer renews the node's lease: give it only while no other
+	 * leader can exist (docs/safety.md). A leader cut off from its
+	 * majority, just woken from a pause, or whose barriers are slow to
+	 * commit says so, and the node asks the other coordinators too. */
+	if (!narf_raftnode_leads(
+	            &c->rn, narf_clock_ms(),
+	            narf_reply_timeout_ms(c->rn.map->settings.node_timeout_ms),
+	            &age)) {
+		log_refusal(c, age);
+		return error_reply(NARF_ENOQUORUM, NULL, c);
+	}
 	return json_pack("{s:b,s:I,s:I,s:s}", "ok", 1, "epoch",
 	                 (json_int_t)c->rn.map->epoch, "term",
 	                 (json_int_t)narf_raftnode_term(&c->rn), "state",

@@ -54,15 +54,34 @@ static bool is_suspect(const struct narf_member *m, const char *addr)
 	       uv_now(m->loop) < m->suspect_until;
 }
 
-/* The coordinator we talk to failed us: avoid it for two node timeouts,
- * long enough for the others to elect a leader and learn who it is. */
+/*
+ * The coordinator we talk to failed us: avoid it for two reply timeouts,
+ * even when a follower names it as leader (they do until their own timers
+ * fire), so the others get asked and a new leader is found. Not longer: a
+ * leader that was only slow must hear from us again before it could judge
+ * us, and the reply timeout plus this window (3/4 of the node timeout)
+ * leaves room for that (docs/safety.md).
+ */
 static void suspect_target(struct narf_member *m, const char *why)
 {
 	if (!is_suspect(m, m->target))
 		NARF_WARN("member: coordinator %s %s: trying the others",
 		          m->target, why);
 	snprintf(m->suspect, sizeof(m->suspect), "%s", m->target);
-	m->suspect_until = uv_now(m->loop) + 2 * (uint64_t)node_timeout(m);
+	m->suspect_until = uv_now(m->loop) +
+	                   2 * (uint64_t)narf_reply_timeout_ms(node_timeout(m));
+}
+
+/* How long the request in flight may take: a heartbeat or a map fetch is
+ * answered at once by a live leader; join, isr, handoff and leave wait for
+ * a Raft commit. */
+static unsigned reply_limit(const struct narf_member *m)
+{
+	if (m->state == NARF_MEMBER_CONNECTING ||
+	    (m->pending != NULL && (strcmp(m->pending, "heartbeat") == 0 ||
+	                            strcmp(m->pending, "map") == 0)))
+		return narf_reply_timeout_ms(node_timeout(m));
+	return NARF_MEMBER_COMMIT_TIMEOUT_MS;
 }
 
 /* The next coordinator in the list, passing over a suspect one unless it
@@ -263,9 +282,15 @@ static void handle_error(struct narf_member *m, const json_t *reply)
 		return;
 	}
 	if (err != NULL && strcmp(err, "no_quorum") == 0) {
-		/* A leader cut off from its majority (or just woken from a
-		 * pause) that may already have been replaced. */
-		suspect_target(m, "cannot prove it leads");
+		/* A leader cut off from its majority, just woken from a
+		 * pause, or only slow to commit its proof. Ask the others
+		 * (a new leader answers; followers may send us back here,
+		 * which counts as a beat seen, so a merely slow leader does
+		 * not mark us down), without avoiding this one. */
+		NARF_DEBUG(
+		        "member: %s cannot prove it leads: trying the "
+		        "others",
+		        m->target);
 		hop(m, true);
 		return;
 	}
@@ -601,7 +626,7 @@ static void send_beat_or_join(struct narf_member *m)
 static void tick_cb(uv_timer_t *t)
 {
 	struct narf_member *m = t->data;
-	unsigned limit = narf_reply_timeout_ms(node_timeout(m));
+	unsigned limit = reply_limit(m);
 
 	if (m->state == NARF_MEMBER_CLOSING || m->removed)
 		return;

@@ -16,11 +16,11 @@
  * removed, or the map lost our incarnation) makes us join again.
  *
  * Finding a new leader fast is what keeps a live node from being judged
- * dead by it (docs/safety.md): a request unanswered for
+ * dead by it (docs/safety.md): a heartbeat or map fetch unanswered for
  * narf_reply_timeout_ms() (a quarter of the node timeout) is given up, the
- * coordinator that failed us is "suspect" for a while, so followers that
- * still name it as leader do not send us back to it, and every hop connects
- * and sends at once rather than on the next tick.
+ * coordinator that failed us is "suspect" for two reply timeouts, so
+ * followers that still name it as leader do not send us back to it at once,
+ * and every hop connects and sends at once rather than on the next tick.
  *
  * The lease: we serve our slots while the last heartbeat a leader answered
  * was *sent* less than narf_lease_ms() ago on the monotonic clock, read
@@ -39,6 +39,8 @@
 #include "common/map.h"
 
 #define NARF_MEMBER_MAX_COORDS 7
+/* Reply timeout of requests a leader answers after a Raft commit. */
+#define NARF_MEMBER_COMMIT_TIMEOUT_MS 1000
 
 struct narf_engine;
 struct narf_isr_req;
