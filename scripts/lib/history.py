@@ -19,8 +19,10 @@ a str for bytes that are not one of the key's values at all.
 What is counted (check()):
 
 - lost: a final read (taken after every write of its key had ended) older
-  than the last acknowledged write of the key, nil included: a key written
-  once before the faults and missing at the end is a lost write.
+  than the last write of the key acknowledged before it, nil included: a key written
+  once before the faults and missing at the end is a lost write. A loss is
+  counted once: after the final read that shows it, the key is judged
+  only against the writes acknowledged after that read.
 - stale: any other read older than a write acknowledged before the read
   was sent (t1 of the write < t0 of the read).
 - phantom: a read of a value no write of that key attempted before the
@@ -64,9 +66,8 @@ class Violation(collections.namedtuple("Violation", "kind op why")):
 
 
 class Report(collections.namedtuple("Report", "lost stale phantom")):
-    """Lists of Violation per kind. lost holds one entry per key (its
-    first final read that shows the loss); stale and phantom one per
-    read."""
+    """Lists of Violation per kind. lost holds one entry per loss (the
+    first final read that shows it); stale and phantom one per read."""
     __slots__ = ()
 
     def counts(self):
@@ -99,14 +100,16 @@ def _writes_by_key(history):
     return {k: (acked.get(k, []), attempts[k]) for k in attempts}
 
 
-def _floor(acked, before):
+def _floor(acked, before, since=None):
     """The newest value among acknowledged writes answered before time
-    `before` (0 when none): a later read must see it or a newer one."""
+    `before` (and after `since`, when given) (0 when none): a later read
+    must see it or a newer one."""
     best = 0
     for t1, value in acked:
         if t1 >= before:
             break
-        best = max(best, value)
+        if since is None or t1 > since:
+            best = max(best, value)
     return best
 
 
@@ -115,7 +118,10 @@ def check(history):
     Op); returns a Report. Only reads answered "ok" are judged."""
     writes = _writes_by_key(history)
     lost, stale, phantom = [], [], []
-    lost_keys = set()
+    # A key whose loss a final read showed is charged once: the reads
+    # after that one are judged only against the writes acknowledged
+    # after it (else every later read of a lost key is one more "stale").
+    lost_at = {}
     for op in sorted(history, key=lambda o: (o.t0, o.t1)):
         if op.kind != READ or op.status != OK:
             continue
@@ -133,16 +139,17 @@ def check(history):
                     if value in attempts else "")))
             continue
         seen = value or 0
+        since = lost_at.get(op.key)
         if op.final:
-            last = max((v for _, v in acked), default=0)
-            if seen < last and op.key not in lost_keys:
-                lost_keys.add(op.key)
+            last = _floor(acked, op.t0, since)
+            if seen < last:
+                lost_at[op.key] = op.t1
                 lost.append(Violation(
                     "lost", op, "final value %s, but write %d was "
                     "acknowledged" % ("nil" if value is None else value,
                                       last)))
             continue
-        floor = _floor(acked, op.t0)
+        floor = _floor(acked, op.t0, since)
         if seen < floor:
             stale.append(Violation(
                 "stale", op, "read %s, but write %d was acknowledged "

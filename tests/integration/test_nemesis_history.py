@@ -47,7 +47,7 @@ def test_clean_history_has_no_violation():
 
 def test_lost_write_is_a_final_read_older_than_the_last_ack():
     # A final read of 1 after write 2 was acknowledged is one lost write,
-    # reported once for its key however many final reads show it; a key
+    # reported once however many final reads show it; a key
     # written once before the faults and missing at the end is lost too.
     h = [w("a", 1, 0.0, 0.1), w("a", 2, 0.2, 0.3),
          r("a", 1, 5.0, 5.1, final=True), r("a", 1, 6.0, 6.1, final=True),
@@ -56,6 +56,19 @@ def test_lost_write_is_a_final_read_older_than_the_last_ack():
     assert [(v.op.key, v.op.t0) for v in rep.lost] == [("a", 5.0),
                                                          ("once", 5.0)]
     assert not rep.stale and not rep.phantom
+
+
+def test_a_loss_is_charged_once():
+    # After the final read that shows write 2 lost, later reads of 1 are
+    # neither stale nor lost again; a write acknowledged after it is owed
+    # again (its loss is a second loss).
+    h = [w("a", 1, 0.0, 0.1), w("a", 2, 0.2, 0.3),
+         r("a", 1, 5.0, 5.1, final=True), r("a", 1, 6.0, 6.1),
+         r("a", 1, 7.0, 7.1, final=True), w("a", 3, 8.0, 8.1),
+         r("a", 1, 9.0, 9.1), r("a", 1, 10.0, 10.1, final=True)]
+    rep = check(h)
+    assert [v.op.t0 for v in rep.lost] == [5.0, 10.0]
+    assert [v.op.t0 for v in rep.stale] == [9.0]
 
 
 def test_stale_read_is_older_than_a_write_acked_before_it_began():
