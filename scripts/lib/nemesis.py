@@ -105,7 +105,8 @@ class Config:
                  nodes=3, min_isr=None, dmin=1.0, dmax=10.0,
                  heal_timeout=30.0, keys=48, keys_per_writer=8,
                  once_keys=1000, rate=300.0, readers=3, read_rate=100.0,
-                 pre=1.0, post=1.0, log_level="info", out=None):
+                 pre=1.0, post=1.0, max_seconds=None, log_level="info",
+                 out=None):
         self.build = build
         self.workdir = workdir
         self.seed = seed if seed is not None else random.randrange(1, 10**6)
@@ -122,6 +123,7 @@ class Config:
         self.readers = readers
         self.read_rate = read_rate
         self.pre, self.post = pre, post
+        self.max_seconds = max_seconds
         self.log_level = log_level
         self.out = out or (lambda s: print(s, flush=True))
 
@@ -337,6 +339,7 @@ class Run:
         self.once = []           # the current generation's once-keys
         self.problems = []       # from process teardowns
         self.results = []
+        self.skipped = 0         # rounds not run for lack of time
 
     # --- setup and teardown
 
@@ -417,6 +420,13 @@ class Run:
             dead = [h for h, p in self.cluster.procs().items()
                     if not p.alive()]
             if dead:
+                # Every fault is undone before this: a process that is
+                # not running died by itself.
+                for h in dead:
+                    p = self.cluster.procs()[h]
+                    self.problems.append("%s exited by itself (status %s; "
+                                         "log %s)" % (h, p.proc.returncode,
+                                                      p.log_path))
                 raise HarnessError("not running: %s" % " ".join(dead))
             wait_leader(self.cluster.trio, timeout=timeout)
             self.cluster.wait_ready(max(1.0, deadline - time.monotonic()),
@@ -517,8 +527,16 @@ class Run:
     # --- the whole schedule
 
     def run(self, specs):
+        """Run the rounds in order (no new round starts after
+        cfg.max_seconds; the rounds left are counted in self.skipped)."""
         cfg = self.cfg
-        for spec in specs:
+        end = time.monotonic() + (cfg.max_seconds or 1e9)
+        for i, spec in enumerate(specs):
+            if time.monotonic() > end:
+                self.skipped = len(specs) - i
+                cfg.out("out of time (%.0f s): %d rounds not run" % (
+                    cfg.max_seconds, self.skipped))
+                break
             res = self.round(spec)
             cfg.out(format_round(res, len(specs)))
             for v in res.violations[:8]:
@@ -538,18 +556,22 @@ class Run:
 
 
 def format_round(res, total):
+    """Two lines: the round's faults, then what came of them."""
     c = res.counts
-    return ("round %2d/%d %-34s %4.1fs  %s  writes %5d (%5d ok) reads %5d  "
-            "lost %d stale %d phantom %d  outage %5.0f ms%s%s" % (
-                res.spec.index, total,
-                "; ".join(str(f) for f in res.faults)[:34] or
-                "+".join(res.spec.kinds), res.spec.duration,
-                "healed in %4.1fs" % res.heal_s if res.healed
-                else "NOT HEALED     ",
+    head = "round %d/%d: %s for %.1f s%s" % (
+        res.spec.index, total,
+        "; ".join(str(f) for f in res.faults) or "+".join(res.spec.kinds),
+        res.spec.duration,
+        " (the cluster was rebuilt first)" if res.rebuilt else "")
+    body = ("    %s; writes %d (%d ok), reads %d; lost %d stale %d "
+            "phantom %d; outage %.0f ms%s" % (
+                "healed in %.1f s" % res.heal_s if res.healed
+                else "NOT HEALED within %.0f s" % res.heal_s,
                 res.writes, res.acked, res.reads, c["lost"], c["stale"],
                 c["phantom"], res.outage_s * 1000,
-                "  unread %d" % len(res.unread) if res.unread else "",
-                "  (cluster rebuilt before)" if res.rebuilt else ""))
+                "; %d keys unreadable at the end" % len(res.unread)
+                if res.unread else ""))
+    return head + "\n" + body
 
 
 def totals(results):
@@ -562,7 +584,7 @@ def totals(results):
     return t
 
 
-def summary(results, problems=()):
+def summary(results, problems=(), skipped=0):
     """The summary lines and whether the run is clean."""
     lines = ["%-18s %6s %5s %6s %8s %9s %11s" % (
         "nemesis", "rounds", "lost", "stale", "phantom", "unhealed",
@@ -581,8 +603,10 @@ def summary(results, problems=()):
         t["unhealed"], max([r.outage_s for r in results] or [0]) * 1000))
     for p in problems:
         lines.append("process problem: " + p)
+    if skipped:
+        lines.append("%d rounds not run (out of time)" % skipped)
     clean = not (t["lost"] or t["stale"] or t["phantom"] or t["unhealed"]
-                 or t["unread"] or problems)
+                 or t["unread"] or problems or skipped)
     return lines, clean
 
 
@@ -658,6 +682,9 @@ def main(argv=None):
                     help="writes per second, all writers (default 300)")
     ap.add_argument("--readers", type=int, default=3,
                     help="reader threads, 100 reads/s each (default 3)")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="start no round after this many seconds (default "
+                    "no limit; rounds are bounded anyway)")
     ap.add_argument("--dir", default=None,
                     help="logs and coordinator data (default: a new "
                     "directory under /tmp)")
@@ -690,7 +717,8 @@ def main(argv=None):
                  nodes=a.nodes, min_isr=a.min_isr, dmin=a.duration[0],
                  dmax=a.duration[1], heal_timeout=a.heal_timeout,
                  keys=a.keys, once_keys=a.once_keys, rate=a.rate,
-                 readers=a.readers, log_level=a.log_level)
+                 readers=a.readers, max_seconds=a.max_seconds,
+                 log_level=a.log_level)
     specs = schedule(cfg.seed, cfg.kinds, cfg.rounds, cfg.dmin, cfg.dmax)
     cfg.out("nemesis: seed %d, %d rounds of %s, 3 coordinators + %d data "
             "nodes, min-isr %s; logs in %s" % (
@@ -710,11 +738,14 @@ def main(argv=None):
     except KeyboardInterrupt:
         cfg.out("nemesis: interrupted; cleaned up")
         return 130
+    except (HarnessError, netns.NetError) as e:
+        cfg.out("nemesis: the run stopped: %s" % e)
+        run.problems.append("the run stopped: %s" % str(e)[:300])
     finally:
         if run.history:
             run.dump_history(os.path.join(workdir, "history.jsonl"))
         if run.results:
-            lines, clean = summary(run.results, run.problems)
+            lines, clean = summary(run.results, run.problems, run.skipped)
             cfg.out("\nsummary (seed %d, min-isr %s):" % (
                 cfg.seed, a.min_isr or "default"))
             for line in lines:
