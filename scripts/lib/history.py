@@ -19,10 +19,10 @@ a str for bytes that are not one of the key's values at all.
 What is counted (check()):
 
 - lost: a final read (taken after every write of its key had ended) older
-  than the last write of the key acknowledged before it, nil included: a key written
-  once before the faults and missing at the end is a lost write. A loss is
-  counted once: after the final read that shows it, the key is judged
-  only against the writes acknowledged after that read.
+  than the last write of the key acknowledged before it, nil included: a
+  key written once before the faults and missing at the end is a lost
+  write. A loss is counted once: after the final read that shows it, the
+  key is judged only against the writes acknowledged after that read.
 - stale: any other read older than a write acknowledged before the read
   was sent (t1 of the write < t0 of the read).
 - phantom: a read of a value no write of that key attempted before the

@@ -319,6 +319,10 @@ def writer_groups(m, keys, per):
 # The run
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 RoundResult = collections.namedtuple(
     "RoundResult", "spec faults healed heal_s counts outage_s outage_group "
     "writes acked reads unread violations rebuilt")
@@ -348,11 +352,21 @@ class Run:
                                     for i in range(self.cfg.nodes)]
 
     def __enter__(self):
-        self.setup()
+        # SIGTERM (test.sh's timeout, a kill) unwinds like ctrl-C, so the
+        # teardown runs: no namespace, rule or process outlives the run.
+        self._old_sigterm = signal.signal(signal.SIGTERM, _interrupted)
+        try:
+            self.setup()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
-        self.teardown()
+        try:
+            self.teardown()
+        finally:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
 
     def setup(self):
         why = netns.unavailable()
@@ -515,7 +529,8 @@ class Run:
         res = RoundResult(
             spec, faults, healed, heal_s, report.counts(), outage, og,
             sum(1 for o in ops if o.kind == hist.WRITE),
-            sum(1 for o in ops if o.kind == hist.WRITE and o.status == hist.OK),
+            sum(1 for o in ops
+                if o.kind == hist.WRITE and o.status == hist.OK),
             sum(1 for o in ops if o.kind == hist.READ), unread,
             report.lost + report.stale + report.phantom, rebuilt)
         if not healed:
@@ -639,10 +654,6 @@ def parse_duration(text):
     return lo, hi
 
 
-def _interrupted(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="scripts/nemesis.sh",
@@ -726,9 +737,8 @@ def main(argv=None):
                 else "all", a.nodes, a.min_isr or "default", workdir))
     run = Run(cfg)
     clean = False
-    # SIGTERM unwinds like ctrl-C, and a teardown runs at exit whatever
-    # happened: no namespace, rule or process outlives the run.
-    signal.signal(signal.SIGTERM, _interrupted)
+    # Whatever happens (an error in the summary, sys.exit), the teardown
+    # runs at exit too; it does nothing the second time.
     atexit.register(run.teardown)
     try:
         with run:
