@@ -58,3 +58,19 @@ def test_every_nemesis_loses_nothing_and_heals(build_dir, tmp_path):
     assert clean, "\n".join(
         ["seed %d, logs and history in %s" % (SEED, tmp_path)] + out +
         ["summary:"] + lines)
+
+
+def test_schedule_is_reproducible_from_the_seed():
+    # A seed gives the same rounds every time; as many rounds as kinds
+    # give every kind once; a double is two distinct single faults; the
+    # durations stay within the bounds. (No root needed: no processes.)
+    a = nemesis.schedule(7, nemesis.KINDS, 24, 1.0, 10.0)
+    assert a == nemesis.schedule(7, nemesis.KINDS, 24, 1.0, 10.0)
+    assert a != nemesis.schedule(8, nemesis.KINDS, 24, 1.0, 10.0)
+    first = a[:len(nemesis.KINDS)]
+    singles = sorted(s.kinds[0] for s in first if len(s.kinds) == 1)
+    assert singles == sorted(nemesis.SINGLE)
+    for s in a:
+        assert 1.0 <= s.duration <= 10.0
+        assert len(set(s.kinds)) == len(s.kinds)
+        assert set(s.kinds) <= set(nemesis.SINGLE)
