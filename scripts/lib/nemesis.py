@@ -596,26 +596,29 @@ def totals(results):
         t["unhealed"] += 0 if r.healed else 1
         t["unread"] += len(r.unread)
         t["rounds"] += 1
+        t["bad"] += 1 if (r.violations or r.unread) else 0
     return t
 
 
 def summary(results, problems=(), skipped=0):
     """The summary lines and whether the run is clean."""
-    lines = ["%-18s %6s %5s %6s %8s %9s %11s" % (
-        "nemesis", "rounds", "lost", "stale", "phantom", "unhealed",
+    lines = ["%-18s %6s %4s %5s %6s %8s %9s %11s" % (
+        "nemesis", "rounds", "bad", "lost", "stale", "phantom", "unhealed",
         "max outage")]
     by_kind = collections.OrderedDict()
     for r in results:
         by_kind.setdefault("+".join(r.spec.kinds), []).append(r)
     for kind, rs in by_kind.items():
         t = totals(rs)
-        lines.append("%-18s %6d %5d %6d %8d %9d %8.0f ms" % (
-            kind[:18], t["rounds"], t["lost"], t["stale"], t["phantom"],
-            t["unhealed"], max(r.outage_s for r in rs) * 1000))
+        lines.append("%-18s %6d %4d %5d %6d %8d %9d %8.0f ms" % (
+            kind[:18], t["rounds"], t["bad"], t["lost"], t["stale"],
+            t["phantom"], t["unhealed"], max(r.outage_s for r in rs) * 1000))
     t = totals(results)
-    lines.append("%-18s %6d %5d %6d %8d %9d %8.0f ms" % (
-        "total", t["rounds"], t["lost"], t["stale"], t["phantom"],
+    lines.append("%-18s %6d %4d %5d %6d %8d %9d %8.0f ms" % (
+        "total", t["rounds"], t["bad"], t["lost"], t["stale"], t["phantom"],
         t["unhealed"], max([r.outage_s for r in results] or [0]) * 1000))
+    lines.append("(bad: rounds with any violation; lost and stale count "
+                 "keys and reads)")
     for p in problems:
         lines.append("process problem: " + p)
     if skipped:
