@@ -67,6 +67,9 @@ SINGLE = ("partition", "partition-oneway", "host-alone", "leader-alone",
           "primary-alone", "primary-replicas", "coords-split", "pause",
           "leader-pause", "kill", "leader-kill")
 KINDS = SINGLE + ("double",)
+# No fault at all: the control, to tell what the faults did from what the
+# load (or a busy machine) does alone. Not part of "all".
+CONTROL = "none"
 DESCRIPTIONS = {
     "partition": "the cluster's hosts split in two random sides, cut both "
                  "ways",
@@ -89,6 +92,8 @@ DESCRIPTIONS = {
                    "data dir when the fault ends",
     "double": "two of the above at once (distinct targets where they are "
               "processes)",
+    CONTROL: "no fault (the control: the load alone, for the duration; "
+             "not part of all)",
 }
 
 # Errors after which a write certainly did not run (the rest of the
@@ -210,6 +215,8 @@ def plan(kind, run, rnd, nth, busy):
     elif kind == "coords-split":
         f.cuts += [(["c1"], ["c2", "c3"], True), (["c2"], ["c3"], True)]
         f.what = "c1 | c2 | c3"
+    elif kind == CONTROL:
+        f.what = "no fault"
     elif kind in ("pause", "kill", "leader-pause", "leader-kill"):
         if kind.startswith("leader-"):
             h = run.leader_host()
@@ -636,11 +643,11 @@ def parse_kinds(text):
     if text == "all":
         return KINDS
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
-    bad = [k for k in kinds if k not in KINDS]
+    bad = [k for k in kinds if k not in KINDS + (CONTROL,)]
     if bad or not kinds:
         raise argparse.ArgumentTypeError(
-            "unknown nemesis %s (one of: all, %s)" % (
-                ", ".join(bad) or "''", ", ".join(KINDS)))
+            "unknown nemesis %s (one of: all, %s, %s)" % (
+                ", ".join(bad) or "''", ", ".join(KINDS), CONTROL))
     return kinds
 
 
@@ -666,7 +673,7 @@ def main(argv=None):
         "acknowledged writes lost, stale reads, phantom reads, rounds that "
         "never healed, write outage. Needs root.",
         epilog="nemeses:\n" + "\n".join("  %-17s %s" % (k, DESCRIPTIONS[k])
-                                       for k in KINDS) +
+                                       for k in KINDS + (CONTROL,)) +
         "\n\nExit status: 0 when every round is clean, 1 on any violation "
         "or unhealed round, 2 on bad arguments, 3 when namespaces cannot "
         "be used (not root, no iptables).")
