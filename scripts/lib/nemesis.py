@@ -454,8 +454,26 @@ class Run:
                                     expect_up=self.cluster.nodes,
                                     what="every node up, every slot served")
         except (HarnessError, OSError, AssertionError) as e:
-            return False, time.monotonic() - t0, str(e)[:300]
+            return False, time.monotonic() - t0, self.why_not_ready(e)
         return True, time.monotonic() - t0, None
+
+    def why_not_ready(self, err):
+        """What keeps the cluster from healthy, in one line: the data
+        nodes' states in the leader's map and its slot counts (the error
+        of the wait when the leader cannot be asked)."""
+        try:
+            st = self.cluster.status(3.0)
+        except (HarnessError, OSError, AssertionError, ValueError):
+            return str(err)[:300]
+        sl = st.get("slots", {})
+        addr_host = {d.addr: d.host for d in self.cluster.nodes}
+        nodes = ", ".join("%s=%s" % (addr_host.get(n["addr"], n["addr"]),
+                                     n["state"])
+                          for n in st.get("nodes", [])
+                          if n["state"] != "removed")
+        return ("leader c%s; nodes %s; slots %s" % (
+            st.get("leader"), nodes, " ".join(
+                "%s=%s" % kv for kv in sorted(sl.items()))))[:400]
 
     def heal(self, faults):
         self.net.heal()
