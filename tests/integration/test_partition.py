@@ -3,10 +3,11 @@ tested"): every coordinator and data node on a network namespace of its
 own, one seeded round of every nemesis kind (scripts/lib/nemesis.py), with
 --min-isr 2, judged by the history checker (scripts/lib/history.py).
 
-Needs root and `ip netns` (skipped otherwise, with the reason). Takes about
-1.5 minutes on 2 cores (about 3 under ASan): faults of 1-3 s, healing
-within 20 s, and no round starts after 200 s. The full schedules
-(1-10 s faults, many rounds, any seed) are scripts/nemesis.sh's.
+Needs root and `ip netns` (skipped otherwise, with the reason). Faults of
+1-3 s, healing within 20 s, no round started after 200 s: about 1.5 minutes
+on 2 cores when the rounds heal, at most about 4 (ASan, rounds that do not
+heal and force a new cluster). The full schedules (1-10 s faults, many
+rounds, any seed) are scripts/nemesis.sh's (docs/nemesis.md).
 """
 
 import os
