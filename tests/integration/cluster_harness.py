@@ -254,7 +254,7 @@ def cluster_ready(trio, addrs):
     table = [ids.get(prim) for prim, _, _ in expand_slots(m)]
     for addr in addrs:
         try:
-            got = slots_table(addr_port(addr), timeout=1.0)
+            got = slots_table(addr, timeout=1.0)
         except (OSError, Closed, HarnessError, ValueError):
             return None
         if got != table:
@@ -498,8 +498,13 @@ def parse_cluster_slots(reply):
     return table
 
 
-def slots_table(port, timeout=1.0):
-    with RawConn(port, timeout=timeout) as c:
+def slots_table(where, timeout=1.0):
+    """CLUSTER SLOTS of the node at `where`: a port on 127.0.0.1, or a
+    "host:port" address (nodes on hosts of their own, nemesis.py)."""
+    host, port = HOST, where
+    if isinstance(where, str):
+        host, port = where.rsplit(":", 1)
+    with RawConn(int(port), timeout=timeout, host=host) as c:
         return parse_cluster_slots(c.cmd("CLUSTER", "SLOTS"))
 
 
@@ -544,7 +549,7 @@ class Router:
         for k in range(n):
             addr = self.seeds[(self._next_seed + k) % n]
             try:
-                table = slots_table(addr_port(addr), self.refresh_timeout)
+                table = slots_table(addr, self.refresh_timeout)
             except (OSError, Closed, HarnessError, ValueError, IndexError,
                     TypeError):
                 continue

@@ -1,0 +1,184 @@
+"""The history checker of the partition test (scripts/lib/nemesis.py): pure
+functions over a recorded history, no sockets, no processes, no clock.
+
+A history is a list of Op: every write and read a client attempted, with
+the monotonic times it was sent (t0) and answered or given up on (t1), and
+how it ended:
+
+- "ok": a write answered OK, a read answered with a value (or nil);
+- "fail": the request certainly did not run (no connection, -CLUSTERDOWN);
+- "info": indeterminate (a timeout, a reset, an error reply the write may
+  have run behind). A failed or indeterminate write may or may not be
+  visible later; the checker never counts on either.
+
+Keys are registers: each key has one writing client at a time, which writes
+1, 2, 3, ... in order, so a larger value is always a newer write. A read's
+value is that integer, None for nil (no write visible: older than any), or
+a str for bytes that are not one of the key's values at all.
+
+What is counted (check()):
+
+- lost: a final read (taken after every write of its key had ended) older
+  than the last write of the key acknowledged before it, nil included: a
+  key written once before the faults and missing at the end is a lost
+  write. A loss is counted once: after the final read that shows it, the
+  key is judged only against the writes acknowledged after that read.
+- stale: any other read older than a write acknowledged before the read
+  was sent (t1 of the write < t0 of the read).
+- phantom: a read of a value no write of that key attempted before the
+  read ended (or of bytes that are no value of the key).
+
+write_outage() measures availability instead: the longest time some group
+of keys went without an acknowledged write.
+"""
+
+import collections
+
+OK, FAIL, INFO = "ok", "fail", "info"
+WRITE, READ = "write", "read"
+
+
+class Op(collections.namedtuple(
+        "Op", "kind key value t0 t1 status client final round")):
+    """One attempted operation; see the module doc. `final` marks the reads
+    taken after the writes ended (they decide lost writes); `round` tags
+    the nemesis round the op belongs to, for per-round reports."""
+    __slots__ = ()
+
+    def __new__(cls, kind, key, value, t0, t1, status, client="",
+                final=False, round=0):
+        return super().__new__(cls, kind, key, value, t0, t1, status,
+                               client, final, round)
+
+    def __str__(self):
+        return "%s %s %s=%r %s [%.3f..%.3f]%s%s" % (
+            self.client or "-", self.kind, self.key, self.value,
+            self.status, self.t0, self.t1, " final" if self.final else "",
+            " round %d" % self.round if self.round else "")
+
+
+class Violation(collections.namedtuple("Violation", "kind op why")):
+    """kind is "lost", "stale" or "phantom"; op is the read that shows it."""
+    __slots__ = ()
+
+    def __str__(self):
+        return "%s: %s: %s" % (self.kind, self.op, self.why)
+
+
+class Report(collections.namedtuple("Report", "lost stale phantom")):
+    """Lists of Violation per kind. lost holds one entry per loss (the
+    first final read that shows it); stale and phantom one per read."""
+    __slots__ = ()
+
+    def counts(self):
+        return {"lost": len(self.lost), "stale": len(self.stale),
+                "phantom": len(self.phantom)}
+
+    def ok(self):
+        return not (self.lost or self.stale or self.phantom)
+
+    def only(self, pred):
+        """The same report restricted to violations whose op satisfies
+        pred (e.g. the ops of one round)."""
+        return Report(*[[v for v in vs if pred(v.op)] for vs in self])
+
+
+def _writes_by_key(history):
+    """{key: (acked, attempts)}: acked is [(t1, value)] of acknowledged
+    writes sorted by t1; attempts is {value: earliest t0}."""
+    acked, attempts = {}, {}
+    for op in history:
+        if op.kind != WRITE:
+            continue
+        att = attempts.setdefault(op.key, {})
+        if op.value not in att or op.t0 < att[op.value]:
+            att[op.value] = op.t0
+        if op.status == OK:
+            acked.setdefault(op.key, []).append((op.t1, op.value))
+    for v in acked.values():
+        v.sort()
+    return {k: (acked.get(k, []), attempts[k]) for k in attempts}
+
+
+def _floor(acked, before, since=None):
+    """The newest value among acknowledged writes answered before time
+    `before` (and after `since`, when given) (0 when none): a later read
+    must see it or a newer one."""
+    best = 0
+    for t1, value in acked:
+        if t1 >= before:
+            break
+        if since is None or t1 > since:
+            best = max(best, value)
+    return best
+
+
+def check(history):
+    """Every lost write, stale read and phantom read in history (a list of
+    Op); returns a Report. Only reads answered "ok" are judged."""
+    writes = _writes_by_key(history)
+    lost, stale, phantom = [], [], []
+    # A key whose loss a final read showed is charged once: the reads
+    # after that one are judged only against the writes acknowledged
+    # after it (else every later read of a lost key is one more "stale").
+    lost_at = {}
+    for op in sorted(history, key=lambda o: (o.t0, o.t1)):
+        if op.kind != READ or op.status != OK:
+            continue
+        acked, attempts = writes.get(op.key, ([], {}))
+        value = op.value
+        if value is not None and not isinstance(value, int):
+            phantom.append(Violation("phantom", op, "%r is no value of %s"
+                                     % (value, op.key)))
+            continue
+        if value is not None and (value not in attempts or
+                                  attempts[value] > op.t1):
+            phantom.append(Violation(
+                "phantom", op, "write %d of %s was never attempted%s" % (
+                    value, op.key, " before the read ended"
+                    if value in attempts else "")))
+            continue
+        seen = value or 0
+        since = lost_at.get(op.key)
+        if op.final:
+            last = _floor(acked, op.t0, since)
+            if seen < last:
+                lost_at[op.key] = op.t1
+                lost.append(Violation(
+                    "lost", op, "final value %s, but write %d was "
+                    "acknowledged" % ("nil" if value is None else value,
+                                      last)))
+            continue
+        floor = _floor(acked, op.t0, since)
+        if seen < floor:
+            stale.append(Violation(
+                "stale", op, "read %s, but write %d was acknowledged "
+                "before the read began" % (
+                    "nil" if value is None else value, floor)))
+    return Report(lost, stale, phantom)
+
+
+def write_outage(history, groups, t_from, t_to):
+    """The longest time, within [t_from, t_to], that a group of keys went
+    without an acknowledged write: for each group ({name: set of keys}),
+    the largest gap between t_from, the answer times (t1) of its
+    acknowledged writes, and t_to. Returns (seconds, group name), or
+    (0.0, None) when there are no groups. A group whose writer was held up
+    by a hung request counts that wait too: it is what its clients saw."""
+    key_group = {}
+    for name, keys in groups.items():
+        for k in keys:
+            key_group[k] = name
+    acks = {name: [] for name in groups}
+    for op in history:
+        if op.kind == WRITE and op.status == OK and op.key in key_group \
+                and t_from <= op.t1 <= t_to:
+            acks[key_group[op.key]].append(op.t1)
+    worst, worst_name = 0.0, None
+    for name, times in sorted(acks.items()):
+        prev = t_from
+        for t in sorted(times) + [t_to]:
+            if t - prev > worst:
+                worst, worst_name = t - prev, name
+            prev = t
+    return worst, worst_name

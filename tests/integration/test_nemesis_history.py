@@ -1,0 +1,115 @@
+"""The partition test's history checker (scripts/lib/history.py) on
+synthetic histories: no servers, no clock. If it misjudged these, the
+partition test's 0 lost / 0 stale / 0 phantom would mean nothing."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))), "scripts", "lib"))
+
+from history import FAIL, INFO, OK, READ, WRITE, Op, check, \
+    write_outage  # noqa: E402
+
+
+def w(key, n, t0, t1, status=OK, client="w1"):
+    return Op(WRITE, key, n, t0, t1, status, client)
+
+
+def r(key, value, t0, t1, status=OK, final=False, client="r1"):
+    return Op(READ, key, value, t0, t1, status, client, final)
+
+
+def clean_history():
+    return [
+        w("a", 1, 0.0, 1.0), w("a", 2, 1.0, 2.0),
+        w("a", 3, 2.0, 5.0, INFO),          # may or may not have landed
+        r("a", 1, 0.5, 1.5),                # concurrent with write 1
+        r("a", 2, 2.5, 2.6),
+        r("a", 3, 3.0, 3.1),                # the indeterminate one landed
+        r("a", 2, 3.2, 3.3),                # ... or not: 3 never acked
+        w("b", 1, 0.0, 0.1, FAIL),
+        r("b", None, 0.2, 0.3),             # a failed write need not show
+        r("b", 1, 0.4, 0.5),                # ... but may
+        r("c", None, 0.0, 0.1),             # never written: nil is right
+        r("a", 3, 9.0, 9.1, final=True),
+        r("b", None, 9.0, 9.1, final=True),
+    ]
+
+
+def test_clean_history_has_no_violation():
+    # Concurrent, failed and indeterminate writes seen or not seen are all
+    # allowed; nothing is reported.
+    rep = check(clean_history())
+    assert rep.ok(), [str(v) for v in rep.lost + rep.stale + rep.phantom]
+    assert rep.counts() == {"lost": 0, "stale": 0, "phantom": 0}
+
+
+def test_lost_write_is_a_final_read_older_than_the_last_ack():
+    # A final read of 1 after write 2 was acknowledged is one lost write,
+    # reported once however many final reads show it; a key
+    # written once before the faults and missing at the end is lost too.
+    h = [w("a", 1, 0.0, 0.1), w("a", 2, 0.2, 0.3),
+         r("a", 1, 5.0, 5.1, final=True), r("a", 1, 6.0, 6.1, final=True),
+         w("once", 1, 0.0, 0.1), r("once", None, 5.0, 5.1, final=True)]
+    rep = check(h)
+    assert [(v.op.key, v.op.t0) for v in rep.lost] == [("a", 5.0),
+                                                         ("once", 5.0)]
+    assert not rep.stale and not rep.phantom
+
+
+def test_a_loss_is_charged_once():
+    # After the final read that shows write 2 lost, later reads of 1 are
+    # neither stale nor lost again; a write acknowledged after it is owed
+    # again (its loss is a second loss).
+    h = [w("a", 1, 0.0, 0.1), w("a", 2, 0.2, 0.3),
+         r("a", 1, 5.0, 5.1, final=True), r("a", 1, 6.0, 6.1),
+         r("a", 1, 7.0, 7.1, final=True), w("a", 3, 8.0, 8.1),
+         r("a", 1, 9.0, 9.1), r("a", 1, 10.0, 10.1, final=True)]
+    rep = check(h)
+    assert [v.op.t0 for v in rep.lost] == [5.0, 10.0]
+    assert [v.op.t0 for v in rep.stale] == [9.0]
+
+
+def test_stale_read_is_older_than_a_write_acked_before_it_began():
+    # Write 2 was acknowledged at 1.0; a read sent at 1.5 that returns 1
+    # is stale, as is a nil; a read sent at 0.9 (before the ack) is not.
+    h = [w("a", 1, 0.0, 0.5), w("a", 2, 0.6, 1.0),
+         r("a", 1, 0.9, 1.2), r("a", 1, 1.5, 1.6), r("a", None, 1.7, 1.8),
+         r("a", 1, 2.0, 2.1, status=INFO)]  # unanswered: not judged
+    rep = check(h)
+    assert [v.op.t0 for v in rep.stale] == [1.5, 1.7]
+    assert not rep.lost and not rep.phantom
+
+
+def test_phantom_read_is_a_value_never_attempted():
+    # 7 was never written to a, 2 was written only after the read ended,
+    # and b"junk" is no value at all: three phantoms, nothing else.
+    h = [w("a", 1, 0.0, 0.1), w("a", 2, 5.0, 5.1),
+         r("a", 7, 1.0, 1.1), r("a", 2, 2.0, 2.1), r("a", "junk", 3.0, 3.1)]
+    rep = check(h)
+    assert [v.op.value for v in rep.phantom] == [7, 2, "junk"]
+    assert not rep.lost and not rep.stale
+
+
+def test_report_restricted_to_a_round():
+    # only() keeps the violations whose read passes the filter.
+    h = [w("a", 1, 0.0, 0.1), w("a", 2, 0.2, 0.3),
+         Op(READ, "a", 1, 1.0, 1.1, OK, "r", False, 1),
+         Op(READ, "a", 1, 2.0, 2.1, OK, "r", False, 2)]
+    rep = check(h)
+    assert len(rep.stale) == 2
+    assert len(rep.only(lambda op: op.round == 2).stale) == 1
+
+
+def test_write_outage_is_the_longest_gap_between_acks_of_a_group():
+    # Group g1 is acked at 1, 2 and then 6 (a 4 s gap); g2 steadily; a
+    # failed write does not end a gap, and the window's ends count.
+    h = [w("a", 1, 0.9, 1.0), w("a", 2, 1.9, 2.0), w("a", 3, 2.0, 4.0, FAIL),
+         w("a", 4, 5.9, 6.0), w("b", 1, 0.0, 0.5), w("b", 2, 3.0, 3.5),
+         w("b", 3, 6.5, 7.0)]
+    secs, name = write_outage(h, {"g1": {"a"}, "g2": {"b"}}, 0.0, 7.0)
+    assert (round(secs, 3), name) == (4.0, "g1")
+    secs, name = write_outage(h, {"g2": {"b"}}, 0.0, 10.0)
+    assert (round(secs, 3), name) == (3.5, "g2")
+    assert write_outage(h, {}, 0.0, 1.0) == (0.0, None)
