@@ -48,6 +48,7 @@ PACKAGES=(
 	redis-tools redis-server gnuplot-nox
 	python3 python3-redis python3-pytest python3-prometheus-client
 	clang netcat-openbsd scdoc
+	iproute2 iptables python3-pytest-xdist
 )
 
 done_msgs=()

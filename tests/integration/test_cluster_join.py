@@ -71,6 +71,13 @@ def cluster(make_trio, build_dir, tmp_path):
     assert codes == [0, 0, 0], [n.log_text()[-2000:] for n in nodes]
 
 
+def settled(trio):
+    """Nothing moving, syncing or left to rebalance (status)."""
+    st = call_leader(trio, {"op": "status"})["status"]
+    return (st["slots"]["moving"] == 0 and st["slots"]["syncing"] == 0
+            and st["rebalance"]["remaining"] == 0)
+
+
 def all_up_and_assigned(trio, addrs):
     m = leader_map(trio)
     up = {n["addr"] for n in m["nodes"] if n["state"] == "up"}
@@ -209,6 +216,9 @@ def test_nodes_stay_up_through_a_leader_kill(cluster):
     trio, nodes = cluster
     wait_for(lambda: all_up_and_assigned(trio, [n.addr for n in nodes]),
              20.0, 0.1, "three nodes up with every slot")
+    # A new cluster places its slots in waves: the placement must have
+    # settled first, or the new leader goes on with it and slots move.
+    wait_for(lambda: settled(trio), 30.0, 0.1, "placement settled")
     before = leader_map(trio)
     leader, _ = wait_leader(trio)
     leader.kill9()
