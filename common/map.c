@@ -232,17 +232,42 @@ static bool node_live(const struct narf_map *m, uint32_t id)
 	       (n->state == NARF_NODE_UP || n->state == NARF_NODE_LEAVING);
 }
 
+static bool list_has(const uint32_t *ids, unsigned n, uint32_t id);
+
+bool narf_slot_held(const struct narf_map *m, unsigned s)
+{
+	const struct narf_map_node *p =
+	        narf_map_node_get(m, m->slots[s].primary);
+
+	return m->settings.on_lost == NARF_LOST_WAIT && p != NULL &&
+	       p->state == NARF_NODE_DOWN;
+}
+
+/* Keep only the ISR members among a slot's replicas. */
+static void keep_isr_only(struct narf_slot *slot)
+{
+	memcpy(slot->replicas, slot->isr, slot->n_isr * sizeof(slot->isr[0]));
+	slot->n_replicas = slot->n_isr;
+}
+
 /*
- * Take node id out of every slot. For each slot it led, promote the first ISR
- * replica that is live; failing that the first live replica (it holds part of
- * the data: a partial cache beats an empty one) and count the slot as lost;
- * failing that leave the slot unassigned (lost too) for the planner to give
- * to a live node. Promotions take the epoch the entry will produce. A
- * pending move of a slot it led, or to it, is cleared.
+ * Take node id out of every slot (it went down, or was removed). For each
+ * slot it led, promote the first live ISR replica (it holds every
+ * acknowledged write). With none:
+ * - on_lost wait, and the node is only down: the slot is held, its primary
+ *   and ISR kept, until one of them is up again (apply_node_state); a held
+ *   slot also keeps the ISR members that go down after it;
+ * - else the slot starts over, empty: no copies, `born` set, counted lost
+ *   (a replica outside the ISR may miss acknowledged writes: serving it
+ *   would bring back overwritten values and deleted keys). The planner
+ *   gives it a primary.
+ * Promotions take the epoch the entry will produce. A pending move of a
+ * slot it led, or to it, is cleared.
  */
-static void drop_node_from_slots(struct narf_map *m, uint32_t id)
+static void drop_node_from_slots(struct narf_map *m, uint32_t id, bool removed)
 {
 	uint64_t new_epoch = m->epoch + 1;
+	bool wait = m->settings.on_lost == NARF_LOST_WAIT && !removed;
 
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
 		struct narf_slot *slot = &m->slots[s];
@@ -250,24 +275,26 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id)
 
 		if (slot->move == id)
 			slot->move = 0;
-		slot->n_replicas =
-		        list_remove(slot->replicas, slot->n_replicas, id);
-		slot->n_isr = list_remove(slot->isr, slot->n_isr, id);
-		if (slot->primary != id)
+		if (slot->primary != id) {
+			if (wait && narf_slot_held(m, s))
+				continue;
+			slot->n_replicas = list_remove(slot->replicas,
+			                               slot->n_replicas, id);
+			slot->n_isr = list_remove(slot->isr, slot->n_isr, id);
 			continue;
+		}
 		/* The handoff it was making dies with it: failover picks
 		 * the heir. */
 		slot->move = 0;
 		for (unsigned i = 0; heir == 0 && i < slot->n_isr; i++)
 			if (node_live(m, slot->isr[i]))
 				heir = slot->isr[i];
+		if (heir == 0 && wait) {
+			keep_isr_only(slot);
+			continue;
+		}
 		slot->epoch = new_epoch;
 		if (heir == 0) {
-			/* No copy holds every acknowledged write: a replica
-			 * outside the ISR would serve overwritten values and
-			 * deleted keys again. The slot starts over, empty
-			 * (the planner gives it a primary), and every copy of
-			 * the old data is dropped. */
 			m->lost_slots++;
 			slot->primary = 0;
 			slot->born = new_epoch;
@@ -279,6 +306,29 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id)
 		slot->n_replicas =
 		        list_remove(slot->replicas, slot->n_replicas, heir);
 		slot->n_isr = list_remove(slot->isr, slot->n_isr, heir);
+	}
+}
+
+/* Node id is up again: every held slot it is an in-sync replica of gets it
+ * as primary (its primary, down, leaves the slot: it may have writes no
+ * client was told about, and the new primary is the reference now). A
+ * held slot it leads is simply served again. */
+static void release_held_slots(struct narf_map *m, uint32_t id)
+{
+	uint64_t new_epoch = m->epoch + 1;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		struct narf_slot *slot = &m->slots[s];
+
+		if (slot->primary == id || !narf_slot_held(m, s) ||
+		    !list_has(slot->isr, slot->n_isr, id))
+			continue;
+		slot->primary = id;
+		slot->epoch = new_epoch;
+		slot->move = 0;
+		slot->n_replicas =
+		        list_remove(slot->replicas, slot->n_replicas, id);
+		slot->n_isr = list_remove(slot->isr, slot->n_isr, id);
 	}
 }
 
@@ -362,7 +412,7 @@ static int apply_node_join(struct narf_map *m,
 		    o->state != NARF_NODE_REMOVED &&
 		    o->state != NARF_NODE_DOWN) {
 			o->state = NARF_NODE_DOWN;
-			drop_node_from_slots(m, o->id);
+			drop_node_from_slots(m, o->id, true);
 		}
 	}
 	n = add_node(m);
@@ -439,9 +489,13 @@ static int apply_node_state(struct narf_map *m,
 		                     "node %u cannot go from %s to %s", n->id,
 		                     narf_node_state_name(n->state),
 		                     narf_node_state_name(to));
+	/* Held slots are released before the node counts as up, so a slot
+	 * it is an in-sync replica of is not seen as held by itself. */
+	if (to == NARF_NODE_UP && n->state == NARF_NODE_DOWN)
+		release_held_slots(m, n->id);
 	n->state = to;
 	if (to != NARF_NODE_UP)
-		drop_node_from_slots(m, n->id);
+		drop_node_from_slots(m, n->id, to == NARF_NODE_REMOVED);
 	res->changed = true;
 	return 0;
 }
@@ -652,6 +706,10 @@ static int apply_assign(struct narf_map *m,
 			return res->err;
 		}
 		for (unsigned k = from; k <= to; k++) {
+			/* A held slot waits for its copies, whatever the
+			 * planner thought (narf_slot_held). */
+			if (narf_slot_held(m, k))
+				continue;
 			s.epoch = (s.primary == m->slots[k].primary)
 			                  ? m->slots[k].epoch
 			                  : m->epoch + 1;

@@ -42,6 +42,15 @@ enum narf_ack_mode {
 	NARF_ACK_PRIMARY,
 };
 
+/* What becomes of a slot whose primary is marked down with no live
+ * in-sync replica. */
+enum narf_lost_policy {
+	NARF_LOST_EMPTY, /* a live node takes it, empty: a miss beats an error
+	                  */
+	NARF_LOST_WAIT,  /* it stays unavailable until one of its in-sync
+	                    copies (primary included) is up again */
+};
+
 struct narf_map_settings {
 	unsigned replication;     /* copies per slot, 1..NARF_MAX_COPIES */
 	unsigned node_timeout_ms; /* heartbeat silence before "down" */
@@ -50,6 +59,7 @@ struct narf_map_settings {
 	/* A write to a slot whose ISR, primary included, has fewer members
 	 * is refused with -NOREPLICAS (1..replication; default 1). */
 	unsigned min_isr;
+	enum narf_lost_policy on_lost; /* default NARF_LOST_EMPTY */
 };
 
 struct narf_map_coord {
@@ -213,6 +223,11 @@ int narf_map_slot_ranges(const json_t *arr,
 bool narf_slot_has(const struct narf_slot *s, uint32_t id);
 
 /* Same primary, replicas, ISR, epoch and move (unused entries ignored). */
+/* Is slot s held (on_lost wait): its primary down, waiting for an in-sync
+ * copy to come back? Nobody serves it meanwhile and the planner leaves it
+ * alone. */
+bool narf_slot_held(const struct narf_map *m, unsigned s);
+
 bool narf_slot_equal(const struct narf_slot *a, const struct narf_slot *b);
 
 /* Number of copies of a slot (primary + replicas). */

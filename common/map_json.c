@@ -80,10 +80,12 @@ json_t *narf_map_slots_to_json(const struct narf_slot *slots, const bool *take)
 
 json_t *narf_map_settings_to_json(const struct narf_map_settings *s)
 {
-	return json_pack("{s:i,s:i,s:s,s:i,s:i}", "replication",
+	return json_pack("{s:i,s:i,s:s,s:i,s:i,s:s}", "replication",
 	                 (int)s->replication, "node_timeout_ms",
 	                 (int)s->node_timeout_ms, "ack", ack_name(s->ack),
-	                 "moves", (int)s->moves, "min_isr", (int)s->min_isr);
+	                 "moves", (int)s->moves, "min_isr", (int)s->min_isr,
+	                 "on_lost",
+	                 s->on_lost == NARF_LOST_WAIT ? "wait" : "empty");
 }
 
 static json_t *coords_to_json(const struct narf_map_coord *c, unsigned n)
@@ -150,6 +152,7 @@ int narf_map_settings_from_json(struct narf_map_settings *s,
 {
 	uint64_t v;
 	json_t *ack = json_object_get(obj, "ack");
+	json_t *lost = json_object_get(obj, "on_lost");
 	int rv;
 
 	rv = get_uint(obj, "replication", 1, NARF_MAX_COPIES, true, &v, errmsg);
@@ -172,6 +175,19 @@ int narf_map_settings_from_json(struct narf_map_settings *s,
 		return NARF_EINVAL;
 	if (rv == 0)
 		s->min_isr = (unsigned)v;
+	if (lost != NULL) {
+		const char *l = json_string_value(lost);
+
+		if (l != NULL && strcmp(l, "empty") == 0) {
+			s->on_lost = NARF_LOST_EMPTY;
+		} else if (l != NULL && strcmp(l, "wait") == 0) {
+			s->on_lost = NARF_LOST_WAIT;
+		} else {
+			set_err(errmsg, "%s must be \"empty\" or \"wait\"",
+			        "on_lost");
+			return NARF_EINVAL;
+		}
+	}
 	if (s->min_isr > s->replication) {
 		set_err(errmsg,
 		        "%s must be at most replication: a slot never has "

@@ -445,7 +445,8 @@ static json_t *op_leave(struct narf_conn *conn, const json_t *req)
 static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 {
 	static const char *const keys[] = {"replication", "node_timeout_ms",
-	                                   "ack", "moves", "min_isr"};
+	                                   "ack",         "moves",
+	                                   "min_isr",     "on_lost"};
 	struct narf_map_settings next;
 	json_t *cmd = json_pack("{s:i,s:s}", "v", NARF_MAP_VERSION, "type",
 	                        "settings");

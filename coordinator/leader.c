@@ -495,7 +495,7 @@ static json_t *nodes_status(struct narf_coord *c, uint64_t now)
 
 static json_t *slots_status(const struct narf_map *m)
 {
-	unsigned assigned = 0, moving = 0, under = 0, syncing = 0;
+	unsigned assigned = 0, moving = 0, under = 0, syncing = 0, held = 0;
 
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
 		const struct narf_slot *slot = &m->slots[s];
@@ -503,6 +503,9 @@ static json_t *slots_status(const struct narf_map *m)
 		if (slot->primary == 0)
 			continue;
 		assigned++;
+		/* Waiting for an in-sync copy to come back (on_lost wait):
+		 * nobody serves it. */
+		held += narf_slot_held(m, s);
 		if (slot->move != 0)
 			moving++;
 		/* Fewer in-sync copies than the factor: a copy short of the
@@ -515,10 +518,12 @@ static json_t *slots_status(const struct narf_map *m)
 		if (slot->n_isr < slot->n_replicas)
 			syncing++;
 	}
-	return json_pack("{s:i,s:i,s:i,s:i,s:i,s:I}", "assigned", (int)assigned,
-	                 "unassigned", (int)(NARF_SLOTS - assigned), "moving",
-	                 (int)moving, "under_replicated", (int)under, "syncing",
-	                 (int)syncing, "lost", (json_int_t)m->lost_slots);
+	return json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:i}", "assigned",
+	                 (int)assigned, "unassigned",
+	                 (int)(NARF_SLOTS - assigned), "moving", (int)moving,
+	                 "under_replicated", (int)under, "syncing",
+	                 (int)syncing, "lost", (json_int_t)m->lost_slots,
+	                 "held", (int)held);
 }
 
 json_t *narf_leader_status(struct narf_coord *c)

@@ -76,6 +76,10 @@ static const char usage_text[] =
         "                         needs to take writes; fewer: -NOREPLICAS\n"
         "                         (1 to --replicas; default 1). With 2, no\n"
         "                         single crash loses an acknowledged write\n"
+        "  --on-lost empty|wait   a slot whose primary is marked down with no\n"
+        "                         live in-sync replica: given to a live node,\n"
+        "                         empty (default), or held until one of its\n"
+        "                         in-sync copies is up again (wait)\n"
         "  --election-timeout MS  Raft election timeout (200-10000; default "
         "300);\n"
         "                         the node timeout must be at least twice it\n"
@@ -232,6 +236,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		O_REPLICAS,
 		O_MOVES,
 		O_MIN_ISR,
+		O_ON_LOST,
 		O_NODE_TIMEOUT,
 		O_ACK,
 		O_ELECTION,
@@ -251,6 +256,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	        {"replicas", required_argument, NULL, O_REPLICAS},
 	        {"moves", required_argument, NULL, O_MOVES},
 	        {"min-isr", required_argument, NULL, O_MIN_ISR},
+	        {"on-lost", required_argument, NULL, O_ON_LOST},
 	        {"node-timeout", required_argument, NULL, O_NODE_TIMEOUT},
 	        {"ack", required_argument, NULL, O_ACK},
 	        {"election-timeout", required_argument, NULL, O_ELECTION},
@@ -306,6 +312,17 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 				                 "expected 1 to 5",
 				                 optarg);
 			cfg->settings.min_isr = (unsigned)v;
+			break;
+		case O_ON_LOST:
+			if (strcmp(optarg, "empty") != 0 &&
+			    strcmp(optarg, "wait") != 0)
+				narf_usage_error(prog,
+				                 "--on-lost '%s': expected "
+				                 "empty or wait",
+				                 optarg);
+			cfg->settings.on_lost = strcmp(optarg, "wait") == 0
+			                                ? NARF_LOST_WAIT
+			                                : NARF_LOST_EMPTY;
 			break;
 		case O_NODE_TIMEOUT:
 			cfg->settings.node_timeout_ms = (unsigned)narf_flag_ms(

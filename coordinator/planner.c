@@ -947,6 +947,21 @@ static void settle_move(struct narf_slot *s, uint64_t epoch)
 	s->epoch = epoch;
 }
 
+/* Held slots (narf_slot_held) wait for their copies: the plan leaves them
+ * as they are. Returns the slots the plan changes. */
+static unsigned freeze_held(const struct narf_map *cur,
+                            struct narf_slot *target)
+{
+	unsigned changed = 0;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		if (narf_slot_held(cur, s))
+			target[s] = cur->slots[s];
+		changed += !narf_slot_equal(&target[s], &cur->slots[s]);
+	}
+	return changed;
+}
+
 unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 {
 	struct narf_map *view;
@@ -955,8 +970,12 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 
 	for (unsigned s = 0; s < NARF_SLOTS && !moving; s++)
 		moving = cur->slots[s].move != 0;
-	if (!moving)
-		return plan_map(cur, target);
+	if (!moving) {
+		changed = plan_map(cur, target);
+		return cur->settings.on_lost == NARF_LOST_WAIT
+		               ? freeze_held(cur, target)
+		               : changed;
+	}
 	/* Plan as if every pending move were done: a moving slot is frozen
 	 * until its handoff (narf_plan_step), and planning it as it stands
 	 * would ask for copies elsewhere that the handoff makes needless. */
@@ -971,9 +990,7 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 			settle_move(&view->slots[s], cur->epoch + 1);
 	plan_map(view, target);
 	free(view);
-	for (unsigned s = 0; s < NARF_SLOTS; s++)
-		changed += !narf_slot_equal(&target[s], &cur->slots[s]);
-	return changed;
+	return freeze_held(cur, target);
 }
 
 static unsigned plan_map(const struct narf_map *cur, struct narf_slot *target)

@@ -107,7 +107,7 @@ class Config:
     """What a run does; the defaults are scripts/nemesis.sh's."""
 
     def __init__(self, build, workdir, seed=None, kinds=KINDS, rounds=10,
-                 nodes=3, min_isr=None, dmin=1.0, dmax=10.0,
+                 nodes=3, min_isr=None, on_lost=None, dmin=1.0, dmax=10.0,
                  heal_timeout=30.0, keys=48, keys_per_writer=8,
                  once_keys=1000, rate=300.0, readers=3, read_rate=100.0,
                  pre=1.0, post=1.0, max_seconds=None, log_level="info",
@@ -119,6 +119,7 @@ class Config:
         self.rounds = rounds
         self.nodes = nodes
         self.min_isr = min_isr
+        self.on_lost = on_lost
         self.dmin, self.dmax = dmin, dmax
         self.heal_timeout = heal_timeout
         self.keys = keys
@@ -396,8 +397,12 @@ class Run:
                 self.net = None
 
     def _coord_args(self):
-        return ["--min-isr", str(self.cfg.min_isr)] \
-            if self.cfg.min_isr is not None else []
+        args = []
+        if self.cfg.min_isr is not None:
+            args += ["--min-isr", str(self.cfg.min_isr)]
+        if self.cfg.on_lost is not None:
+            args += ["--on-lost", self.cfg.on_lost]
+        return args
 
     def _new_cluster(self):
         self.gen += 1
@@ -708,6 +713,9 @@ def main(argv=None):
     ap.add_argument("--min-isr", type=int, default=None,
                     help="pass --min-isr N to the coordinators (default: "
                     "not passed, the coordinator's default)")
+    ap.add_argument("--on-lost", choices=("empty", "wait"), default=None,
+                    help="pass --on-lost to the coordinators (default: not "
+                    "passed, the coordinator's default, empty)")
     ap.add_argument("--duration", type=parse_duration, default=(1.0, 10.0),
                     metavar="MIN-MAX",
                     help="fault duration in seconds (default 1-10)")
@@ -753,16 +761,18 @@ def main(argv=None):
     os.makedirs(workdir, exist_ok=True)
     rounds = a.rounds or max(5, len(a.nemesis))
     cfg = Config(build, workdir, seed=a.seed, kinds=a.nemesis, rounds=rounds,
-                 nodes=a.nodes, min_isr=a.min_isr, dmin=a.duration[0],
+                 nodes=a.nodes, min_isr=a.min_isr, on_lost=a.on_lost,
+                 dmin=a.duration[0],
                  dmax=a.duration[1], heal_timeout=a.heal_timeout,
                  keys=a.keys, once_keys=a.once_keys, rate=a.rate,
                  readers=a.readers, max_seconds=a.max_seconds,
                  log_level=a.log_level)
     specs = schedule(cfg.seed, cfg.kinds, cfg.rounds, cfg.dmin, cfg.dmax)
     cfg.out("nemesis: seed %d, %d rounds of %s, 3 coordinators + %d data "
-            "nodes, min-isr %s; logs in %s" % (
+            "nodes, min-isr %s, on-lost %s; logs in %s" % (
                 cfg.seed, rounds, ",".join(a.nemesis) if a.nemesis != KINDS
-                else "all", a.nodes, a.min_isr or "default", workdir))
+                else "all", a.nodes, a.min_isr or "default",
+                a.on_lost or "default", workdir))
     run = Run(cfg)
     clean = False
     # Whatever happens (an error in the summary, sys.exit), the teardown

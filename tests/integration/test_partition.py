@@ -24,6 +24,10 @@ import nemesis  # noqa: E402
 
 SEED = 20613
 MIN_ISR = 2
+# A partition can cut both copies of a slot off the coordinators' side:
+# with on_lost wait the slot waits for them instead of starting empty
+# (docs/safety.md, "min_isr").
+ON_LOST = "wait"
 
 
 def coord_has_min_isr(build):
@@ -46,7 +50,8 @@ def test_every_nemesis_loses_nothing_and_heals(build_dir, tmp_path):
     out = []
     cfg = nemesis.Config(build_dir, str(tmp_path), seed=SEED,
                          kinds=nemesis.KINDS, rounds=len(nemesis.KINDS),
-                         min_isr=MIN_ISR, dmin=1.0, dmax=3.0,
+                         min_isr=MIN_ISR, on_lost=ON_LOST, dmin=1.0,
+                         dmax=3.0,
                          heal_timeout=20.0, max_seconds=200.0,
                          out=lambda s: (out.append(s), print(s)))
     specs = nemesis.schedule(cfg.seed, cfg.kinds, cfg.rounds, cfg.dmin,

@@ -389,6 +389,76 @@ static void test_down_promotion(void **state)
 	free_map(m);
 }
 
+/* With on_lost wait, a slot whose primary goes down with no live ISR
+ * member is held (not lost, not reassigned, its epoch kept) until the
+ * primary is up again; an in-sync replica is still promoted when there is
+ * one; removing the held primary loses the slot after all. */
+static void test_on_lost_wait(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202),
+	         c = add_up_node(m, 7203);
+	struct narf_slot *slots = calloc(NARF_SLOTS, sizeof(*slots));
+	uint64_t epoch;
+
+	m->settings.on_lost = NARF_LOST_WAIT;
+	m->settings.replication = 3;
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		slots[s].primary = c;
+		slots[s].n_replicas = slots[s].n_isr = 1;
+		slots[s].replicas[0] = slots[s].isr[0] = a;
+	}
+	/* slot 0: a leads, b in sync, c a copy outside the ISR */
+	slots[0].primary = a;
+	slots[0].n_replicas = 2;
+	slots[0].replicas[0] = b;
+	slots[0].replicas[1] = c;
+	slots[0].isr[0] = b;
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_assign(m->epoch, slots, NULL), &res), 0);
+	/* a down: b is in sync and up, so it takes slot 0 as usual. */
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN), &res), 0);
+	assert_int_equal(m->slots[0].primary, b);
+	assert_false(narf_slot_held(m, 0));
+	/* b down: slot 0 has no live in-sync copy (c is outside the ISR):
+	 * held on b, c dropped, nothing lost. */
+	epoch = m->slots[0].epoch;
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(b, NARF_NODE_DOWN), &res), 0);
+	assert_int_equal(m->slots[0].primary, b);
+	assert_int_equal(m->slots[0].n_replicas, 0);
+	assert_int_equal(m->slots[0].epoch, epoch);
+	assert_true(narf_slot_held(m, 0));
+	assert_false(narf_slot_held(m, 1));
+	assert_int_equal(m->lost_slots, 0);
+	/* An assign cannot take the held slot away. */
+	memcpy(slots, m->slots, NARF_SLOTS * sizeof(*slots));
+	slots[0].primary = c;
+	slots[0].n_replicas = slots[0].n_isr = 0;
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_assign(m->epoch, slots, NULL), &res), 0);
+	assert_int_equal(m->slots[0].primary, b);
+	/* b back (the same incarnation): it serves slot 0 again. */
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(b, NARF_NODE_UP), &res), 0);
+	assert_int_equal(m->slots[0].primary, b);
+	assert_false(narf_slot_held(m, 0));
+	/* Held again, then b is removed: lost after all, empty. */
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(b, NARF_NODE_DOWN), &res), 0);
+	assert_true(narf_slot_held(m, 0));
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(b, NARF_NODE_REMOVED), &res),
+	        0);
+	assert_int_equal(m->slots[0].primary, 0);
+	assert_int_equal(m->slots[0].born, m->epoch);
+	assert_int_equal(m->lost_slots, 1);
+	free(slots);
+	free_map(m);
+}
+
 /* min_isr is read, shown and kept within 1..replication; the node timeout
  * must be at least twice the election timeout and four heartbeats. */
 static void test_min_isr_and_timing(void **state)
@@ -1037,7 +1107,8 @@ static void test_init_and_coords(void **state)
 	        {2, "127.0.0.1:7102", "127.0.0.1:7002"},
 	        {3, "127.0.0.1:7103", "127.0.0.1:7003"},
 	};
-	struct narf_map_settings s = {3, 900, NARF_ACK_ALL, 64, 2};
+	struct narf_map_settings s = {3,  900, NARF_ACK_ALL,
+	                              64, 2,   NARF_LOST_EMPTY};
 
 	assert_int_equal(apply_cmd(m, narf_cmd_init(c, 3, &s), &res), 0);
 	assert_int_equal(m->n_coords, 3);
@@ -1067,8 +1138,12 @@ static void test_coord_ids_never_reused(void **state)
 	        {2, "127.0.0.1:7102", "127.0.0.1:7002"},
 	        {3, "127.0.0.1:7103", "127.0.0.1:7003"},
 	};
-	struct narf_map_settings s = {2, 600, NARF_ACK_ALL,
-	                              NARF_MAP_DEFAULT_MOVES, 1};
+	struct narf_map_settings s = {2,
+	                              600,
+	                              NARF_ACK_ALL,
+	                              NARF_MAP_DEFAULT_MOVES,
+	                              1,
+	                              NARF_LOST_EMPTY};
 	char errmsg[NARF_ERRMSG_SIZE];
 	json_t *j;
 
@@ -1230,6 +1305,7 @@ int main(void)
 	        cmocka_unit_test(test_node_state),
 	        cmocka_unit_test(test_down_promotion),
 	        cmocka_unit_test(test_min_isr_and_timing),
+        cmocka_unit_test(test_on_lost_wait),
 	        cmocka_unit_test(test_assign_stale),
 	        cmocka_unit_test(test_assign_rejected),
 	        cmocka_unit_test(test_assign_idempotent),
