@@ -234,6 +234,22 @@ static bool node_live(const struct narf_map *m, uint32_t id)
 
 static bool list_has(const uint32_t *ids, unsigned n, uint32_t id);
 
+int narf_lost_policy_parse(const char *name, enum narf_lost_policy *out)
+{
+	if (name != NULL && strcmp(name, "empty") == 0)
+		*out = NARF_LOST_EMPTY;
+	else if (name != NULL && strcmp(name, "wait") == 0)
+		*out = NARF_LOST_WAIT;
+	else
+		return NARF_EINVAL;
+	return 0;
+}
+
+const char *narf_lost_policy_name(enum narf_lost_policy p)
+{
+	return p == NARF_LOST_WAIT ? "wait" : "empty";
+}
+
 bool narf_slot_held(const struct narf_map *m, unsigned s)
 {
 	const struct narf_map_node *p =

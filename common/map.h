@@ -223,6 +223,11 @@ int narf_map_slot_ranges(const json_t *arr,
 bool narf_slot_has(const struct narf_slot *s, uint32_t id);
 
 /* Same primary, replicas, ISR, epoch and move (unused entries ignored). */
+/* "empty" / "wait" <-> enum narf_lost_policy: the flag's and the
+ * settings' one spelling. parse returns 0 or NARF_EINVAL. */
+int narf_lost_policy_parse(const char *name, enum narf_lost_policy *out);
+const char *narf_lost_policy_name(enum narf_lost_policy p);
+
 /* Is slot s held (on_lost wait): its primary down, waiting for an in-sync
  * copy to come back? Nobody serves it meanwhile and the planner leaves it
  * alone. */

@@ -84,8 +84,7 @@ json_t *narf_map_settings_to_json(const struct narf_map_settings *s)
 	                 (int)s->replication, "node_timeout_ms",
 	                 (int)s->node_timeout_ms, "ack", ack_name(s->ack),
 	                 "moves", (int)s->moves, "min_isr", (int)s->min_isr,
-	                 "on_lost",
-	                 s->on_lost == NARF_LOST_WAIT ? "wait" : "empty");
+	                 "on_lost", narf_lost_policy_name(s->on_lost));
 }
 
 static json_t *coords_to_json(const struct narf_map_coord *c, unsigned n)
@@ -175,18 +174,10 @@ int narf_map_settings_from_json(struct narf_map_settings *s,
 		return NARF_EINVAL;
 	if (rv == 0)
 		s->min_isr = (unsigned)v;
-	if (lost != NULL) {
-		const char *l = json_string_value(lost);
-
-		if (l != NULL && strcmp(l, "empty") == 0) {
-			s->on_lost = NARF_LOST_EMPTY;
-		} else if (l != NULL && strcmp(l, "wait") == 0) {
-			s->on_lost = NARF_LOST_WAIT;
-		} else {
-			set_err(errmsg, "%s must be \"empty\" or \"wait\"",
-			        "on_lost");
-			return NARF_EINVAL;
-		}
+	if (lost != NULL &&
+	    narf_lost_policy_parse(json_string_value(lost), &s->on_lost) != 0) {
+		set_err(errmsg, "%s must be \"empty\" or \"wait\"", "on_lost");
+		return NARF_EINVAL;
 	}
 	if (s->min_isr > s->replication) {
 		set_err(errmsg,

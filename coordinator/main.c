@@ -314,15 +314,12 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			cfg->settings.min_isr = (unsigned)v;
 			break;
 		case O_ON_LOST:
-			if (strcmp(optarg, "empty") != 0 &&
-			    strcmp(optarg, "wait") != 0)
+			if (narf_lost_policy_parse(optarg,
+			                           &cfg->settings.on_lost) != 0)
 				narf_usage_error(prog,
 				                 "--on-lost '%s': expected "
 				                 "empty or wait",
 				                 optarg);
-			cfg->settings.on_lost = strcmp(optarg, "wait") == 0
-			                                ? NARF_LOST_WAIT
-			                                : NARF_LOST_EMPTY;
 			break;
 		case O_NODE_TIMEOUT:
 			cfg->settings.node_timeout_ms = (unsigned)narf_flag_ms(

@@ -1340,6 +1340,7 @@ def test_unsafe_timing_flags_refused(build_dir, tmp_path):
         (["--min-isr", "2", "--replicas", "1"], "--min-isr"),
         (["--min-isr", "0"], "--min-isr"),
         (["--min-isr", "x"], "--min-isr"),
+        (["--on-lost", "maybe"], "--on-lost"),
     ]
     for args, what in cases:
         out = subprocess.run(base + args, capture_output=True, text=True,
@@ -1351,3 +1352,4 @@ def test_unsafe_timing_flags_refused(build_dir, tmp_path):
     out = subprocess.run([coord, "--help"], capture_output=True, text=True,
                          timeout=10)
     assert out.returncode == 0 and "--min-isr" in out.stdout
+    assert "--on-lost" in out.stdout

@@ -493,6 +493,21 @@ static void test_min_isr_and_timing(void **state)
 	req = narf_map_settings_to_json(&cur);
 	assert_int_equal(json_integer_value(json_object_get(req, "min_isr")),
 	                 1);
+	assert_string_equal(json_string_value(json_object_get(req, "on_lost")),
+	                    "empty");
+	json_decref(req);
+	req = json_pack("{s:s}", "on_lost", "wait");
+	assert_int_equal(narf_map_settings_check(&cur, req, &next, errmsg), 0);
+	assert_int_equal(next.on_lost, NARF_LOST_WAIT);
+	json_decref(req);
+	req = json_pack("{s:s}", "on_lost", "maybe");
+	assert_int_equal(narf_map_settings_check(&cur, req, &next, errmsg),
+	                 NARF_EINVAL);
+	assert_non_null(strstr(errmsg, "on_lost"));
+	json_decref(req);
+	req = json_pack("{s:i}", "on_lost", 1);
+	assert_int_equal(narf_map_settings_check(&cur, req, &next, errmsg),
+	                 NARF_EINVAL);
 	json_decref(req);
 
 	assert_int_equal(narf_timing_check(600, 300, errmsg), 0);
@@ -1305,7 +1320,7 @@ int main(void)
 	        cmocka_unit_test(test_node_state),
 	        cmocka_unit_test(test_down_promotion),
 	        cmocka_unit_test(test_min_isr_and_timing),
-        cmocka_unit_test(test_on_lost_wait),
+	        cmocka_unit_test(test_on_lost_wait),
 	        cmocka_unit_test(test_assign_stale),
 	        cmocka_unit_test(test_assign_rejected),
 	        cmocka_unit_test(test_assign_idempotent),
