@@ -289,7 +289,9 @@ static void barrier_cb(struct raft_barrier *req, int status)
 	struct narf_raftnode *rn = req->data;
 
 	rn->barrier_pending = false;
-	if (status != 0 || rn->raft.state != RAFT_LEADER ||
+	/* rn->map is NULL once closed: a callback after that changes nothing.
+	 */
+	if (status != 0 || rn->map == NULL || rn->raft.state != RAFT_LEADER ||
 	    rn->raft.current_term != rn->barrier_term)
 		return;
 	rn->proof_ms = rn->barrier_sent_ms;
