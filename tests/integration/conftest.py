@@ -44,6 +44,12 @@ def pytest_configure(config):
         "markers", "serial: must not run concurrently with other tests "
         "(timing-sensitive, machine-wide, or measuring): scripts/test.sh "
         "runs these alone, after the parallel run")
+    if not config.pluginmanager.hasplugin("xdist"):
+        # -p no:xdist (the serial run) or no pytest-xdist: its marker still
+        # names a group, not a typo.
+        config.addinivalue_line(
+            "markers", "xdist_group(name): pytest-xdist --dist loadgroup "
+            "runs the group's tests on one worker")
 
 
 # Files that are serial whatever their own markers say: machine-wide (network
