@@ -31,9 +31,10 @@ Runs, in order:
 
 The last line of output is always "N passed, N failed". Exit status is 0 only
 when nothing failed and every stage ran. The whole run is bounded to
-TEST_BUDGET_MIN minutes (default 55). TEST_WORKERS (default 3, measured on 2
-cores) is the number of xdist workers; 0 runs every integration test in one
-serial pytest (as does a machine without pytest-xdist).
+TEST_BUDGET_MIN minutes (default 55). TEST_WORKERS (default 3) and
+TEST_WORKERS_ASAN (default 2, for build-asan/), measured on 2 cores, are the
+numbers of xdist workers; 0 runs every integration test in one serial pytest
+(as does a machine without pytest-xdist).
 EOF
 }
 
@@ -229,12 +230,12 @@ unit_stage() {
 	record "unit ($label)" "$p" "$f" "$s"
 }
 
-# integration_stage DIR LABEL: the integration tests in two pytest runs,
+# integration_stage DIR LABEL N: the integration tests in two pytest runs,
 # the parallel one (pytest-xdist, every test not marked serial) and then the
 # serial one (only the tests marked serial, one at a time, nothing else
 # running); their junit files are counted together.
 integration_stage() {
-	local dir=$1 label=$2
+	local dir=$1 label=$2 n=$3
 	local xml_par="$tmp/junit-$label-parallel.xml"
 	local xml_ser="$tmp/junit-$label-serial.xml"
 	echo
@@ -248,10 +249,10 @@ integration_stage() {
 	local common=(-q -p no:cacheprovider --continue-on-collection-errors)
 	local t0=$SECONDS
 	broke=0 empty=0
-	if ((workers > 0)); then
-		echo "-- parallel: $workers xdist workers, the tests not marked serial"
+	if ((n > 0)); then
+		echo "-- parallel: $n xdist workers, the tests not marked serial"
 		NARF_BUILD="$ROOT/$dir" run_stage 1200 "$PY" -m pytest "${common[@]}" \
-			-n "$workers" --dist loadgroup -m "not serial" \
+			-n "$n" --dist loadgroup -m "not serial" \
 			--junitxml="$xml_par" tests/integration
 		pstatus parallel "$xml_par"
 		echo "-- serial: the tests marked serial, one at a time" \
@@ -294,9 +295,13 @@ pstatus() {
 # xdist workers for the integration tests (see integration_stage): on 2
 # cores -n 3 was as fast as -n 4 (179 s vs 184 s for the plain suite, 490 s
 # serially) with fewer failures under load; -n 2 took 255 s.
+# The ASan build is 2-3x slower: at -n 3 its data nodes and coordinators
+# starved (nodes "unseen for 630 ms: marking it down", spurious failovers),
+# so it gets TEST_WORKERS_ASAN (default 2).
 workers=${TEST_WORKERS:-3}
-if ! [[ $workers =~ ^[0-9]+$ ]]; then
-	echo "test.sh: TEST_WORKERS must be a number, not '$workers'" >&2
+workers_asan=${TEST_WORKERS_ASAN:-2}
+if ! [[ $workers =~ ^[0-9]+$ && $workers_asan =~ ^[0-9]+$ ]]; then
+	echo "test.sh: TEST_WORKERS and TEST_WORKERS_ASAN must be numbers" >&2
 	exit 2
 fi
 
@@ -313,9 +318,9 @@ fi
 
 # --- 2-4. unit + integration, plain then sanitized --------------------------
 
-if ((workers > 0)) && ! "$PY" -c 'import xdist' 2>/dev/null; then
+if ! "$PY" -c 'import xdist' 2>/dev/null; then
 	echo "test.sh: pytest-xdist is not installed: integration tests run serially"
-	workers=0
+	workers=0 workers_asan=0
 fi
 
 for dir in build build-asan; do
@@ -334,11 +339,12 @@ for dir in build build-asan; do
 		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 		unit_stage "$dir" "$label" -t 3
+		integration_stage "$dir" "$label" "$workers_asan"
 	else
 		label=plain
 		unit_stage "$dir" "$label"
+		integration_stage "$dir" "$label" "$workers"
 	fi
-	integration_stage "$dir" "$label"
 done
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
