@@ -46,7 +46,8 @@ PACKAGES=(
 	libraft-dev libuv1-dev libjansson-dev libcmocka-dev libhttp-parser-dev
 	libedit-dev libjemalloc-dev
 	redis-tools redis-server gnuplot-nox
-	python3 python3-redis python3-pytest python3-prometheus-client
+	python3 python3-redis python3-pytest python3-pytest-xdist
+	python3-prometheus-client iptables
 	clang netcat-openbsd scdoc
 	iproute2 iptables python3-pytest-xdist
 )

@@ -8,6 +8,21 @@ coordinator binary in it, every test fails (a broken build must not pass as
 at the end the trio is stopped with SIGTERM (SIGKILL after 10 s), every
 member still running must exit 0, and on failure the tails of the logs are
 printed.
+
+Parallel runs (pytest-xdist, as scripts/test.sh does): every worker hands
+out ports from its own range (narf_harness.PortAllocator). A test that must
+not share the machine with others (timing-sensitive, machine-wide such as
+network namespaces or firewall rules, or one that measures) is marked
+`@pytest.mark.serial` (a whole file: `pytestmark = pytest.mark.serial`);
+scripts/test.sh runs those after the others in a second pytest without
+xdist, one at a time:
+
+  pytest -n 4 --dist loadgroup -m "not serial" tests/integration
+  pytest -p no:xdist -m serial tests/integration
+
+Tests that share a module-scoped fixture (one cluster for the file) carry
+`pytest.mark.xdist_group(name)` so --dist loadgroup keeps them, in order,
+on one worker.
 """
 
 import os
@@ -22,6 +37,43 @@ from narf_harness import Trio  # noqa: E402
 # Lines in a coordinator log that fail the test whatever else happened.
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:", "ERROR: ThreadSanitizer")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: must not run concurrently with other tests "
+        "(timing-sensitive, machine-wide, or measuring): scripts/test.sh "
+        "runs these alone, after the parallel run")
+    if not config.pluginmanager.hasplugin("xdist"):
+        # -p no:xdist (the serial run) or no pytest-xdist: its marker still
+        # names a group, not a typo.
+        config.addinivalue_line(
+            "markers", "xdist_group(name): pytest-xdist --dist loadgroup "
+            "runs the group's tests on one worker")
+
+
+# Files that are serial whatever their own markers say: machine-wide (network
+# namespaces, iptables, fixed addresses). Belt and braces; such a file also
+# says `pytestmark = pytest.mark.serial` itself.
+SERIAL_FILES = ("test_partition.py",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects and xdist reads groups
+def pytest_collection_modifyitems(config, items):
+    """Marks the tests of SERIAL_FILES serial. Under xdist (-n) the serial
+    tests also share one xdist_group, so with --dist loadgroup they never
+    run concurrently with each other; only a run without xdist (-m serial,
+    as scripts/test.sh does) runs them alone."""
+    for item in items:
+        if item.path.name in SERIAL_FILES and \
+                item.get_closest_marker("serial") is None:
+            item.add_marker(pytest.mark.serial)
+    if not hasattr(config, "workerinput"):  # not an xdist worker
+        return
+    for item in items:
+        if item.get_closest_marker("serial") is not None and \
+                item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("serial"))
 
 
 @pytest.hookimpl(hookwrapper=True)

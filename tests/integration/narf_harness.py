@@ -39,21 +39,65 @@ def _ephemeral_low():
         return 32768
 
 
+# The ports the suite hands out: PORT_LOW up to the kernel's ephemeral range
+# (at most PORT_HIGH), so an outgoing connection cannot take one of our ports
+# between the check and the bind.
+PORT_LOW = 20000
+PORT_HIGH = 40000
+
+
+def xdist_worker():
+    """(index, count) of this pytest-xdist worker: PYTEST_XDIST_WORKER is
+    gw0, gw1, ... and PYTEST_XDIST_WORKER_COUNT their number; (0, 1)
+    outside xdist (a plain or serial pytest run)."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        index = int(name[2:]) if name.startswith("gw") else 0
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        return 0, 1
+    if count < 1 or not 0 <= index < count:
+        return 0, 1
+    return index, count
+
+
+def port_slice(index, count, low=PORT_LOW, high=None):
+    """[lo, hi): worker index's share of low..high (high defaults to the
+    bottom of the ephemeral range, at most PORT_HIGH). The slices of
+    0..count-1 are disjoint and cover the range."""
+    if high is None:
+        high = min(PORT_HIGH, _ephemeral_low())
+    size = (high - low) // count
+    if size < 100:
+        raise HarnessError("port range %d..%d too small for %d workers"
+                           % (low, high, count))
+    lo = low + index * size
+    return lo, lo + size
+
+
 class PortAllocator:
     """Hands out ports that are bindable now and never handed out before.
 
-    A random base in 20000..40000 (kept below the kernel's ephemeral range
-    when it starts lower, so an outgoing connection cannot take one of our
-    ports between the check and the bind) and a moving cursor: every cluster
-    of a session gets fresh ports, so a test never meets the TIME_WAIT
-    sockets of the previous one.
+    Each pytest-xdist worker (gw0, gw1, ...) owns a disjoint slice of
+    PORT_LOW.. the ephemeral range (port_slice), so two workers can never
+    hand out the same port, whatever happens between the bindable() check
+    and the real bind. Within its slice an allocator starts at a random
+    point (another test run on the machine most likely works elsewhere) and
+    moves a cursor, wrapping within the slice: every cluster of a session
+    gets fresh ports, so a test never meets the TIME_WAIT sockets of the
+    previous one.
     """
 
-    def __init__(self):
-        top = min(40000, _ephemeral_low()) - 2000
-        self._cursor = random.randrange(20000, max(top, 20001))
-        self._top = min(40000, _ephemeral_low())
+    def __init__(self, index=None, count=None):
+        if index is None or count is None:
+            index, count = xdist_worker()
+        self._low, self._top = port_slice(index, count)
+        self._cursor = random.randrange(self._low, self._top)
         self._lock = threading.Lock()
+
+    @property
+    def range(self):
+        return self._low, self._top
 
     @staticmethod
     def bindable(port):
@@ -66,6 +110,13 @@ class PortAllocator:
         finally:
             s.close()
 
+    def _next(self):
+        """The next port of the slice (the cursor wraps at its top)."""
+        self._cursor += 1
+        if self._cursor >= self._top:
+            self._cursor = self._low
+        return self._cursor
+
     def take(self, n=1):
         out = []
         with self._lock:
@@ -73,13 +124,33 @@ class PortAllocator:
             while len(out) < n:
                 tries += 1
                 if tries > 5000:
-                    raise HarnessError("no free ports found")
-                self._cursor += 1
-                if self._cursor >= self._top:
-                    self._cursor = 20000
-                if self.bindable(self._cursor):
-                    out.append(self._cursor)
+                    raise HarnessError("no free ports found in %d..%d"
+                                       % (self._low, self._top - 1))
+                port = self._next()
+                if self.bindable(port):
+                    out.append(port)
         return out
+
+    def take_base(self, offsets, align=10):
+        """A base port B (a multiple of align) such that B + o is bindable
+        for every o in offsets, all within this allocator's slice; the
+        ports up to B + max(offsets) are never handed out afterwards
+        (scripts/cluster.sh --base-port B puts its processes there)."""
+        span = max(offsets)
+        if span + align >= self._top - self._low:
+            raise HarnessError("port span %d too wide for slice %d..%d"
+                               % (span, self._low, self._top - 1))
+        with self._lock:
+            for _ in range(200):
+                base = -(-(self._cursor + 1) // align) * align
+                if base + span >= self._top:
+                    self._cursor = self._low - 1
+                    continue
+                self._cursor = base + span
+                if all(self.bindable(base + o) for o in offsets):
+                    return base
+        raise HarnessError("no free base port found in %d..%d"
+                           % (self._low, self._top - 1))
 
 
 PORTS = PortAllocator()

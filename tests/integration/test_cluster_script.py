@@ -2,24 +2,28 @@
 nodes, status, kill-node, restart, pause/resume, add-node, kill-leader and
 stop, driven as a user would, against the binaries of NARF_BUILD.
 
-One cluster per module, started with --no-setup in a tmp dir on a random
-free base port; each test leaves it with every process running again, so
-the next one starts from a healthy cluster. Waits are bounded; nothing is
-timed.
+One cluster per module, started with --no-setup in a tmp dir on a free
+base port of the worker's port range; each test leaves it with every
+process running again, so the next one starts from a healthy cluster, and
+the tests run in order on one pytest-xdist worker (xdist_group). Waits are
+bounded; nothing is timed.
 """
 import json
 import os
-import random
 import subprocess
 
 import pytest
 
 from conftest import SANITIZER_MARKS
-from narf_harness import PORTS, HarnessError, _ephemeral_low, call, wait_for
+from narf_harness import PORTS, HarnessError, call, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "cluster.sh")
+# One cluster for the whole file (the cl fixture), its tests in order: on
+# one xdist worker (scripts/test.sh runs -n N --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("cluster_script")
+
 # Generous but bounded (the ASan build is 2-3x slower).
 SCRIPT_TIMEOUT = 200.0
 READY_WAIT = 90.0
@@ -28,16 +32,12 @@ NODES = 3
 
 def free_base():
     """A base port P whose cluster ports (coordinators P+1..3 and
-    P+101..103, data nodes P+201..P+210) are all bindable now, below the
-    kernel's ephemeral range."""
-    top = min(_ephemeral_low(), 65000) - 300
-    for _ in range(200):
-        base = random.randrange(20000, top) // 10 * 10
-        ports = [base + i for i in (1, 2, 3, 101, 102, 103)]
-        ports += [base + 200 + k for k in range(1, 11)]
-        if all(PORTS.bindable(p) for p in ports):
-            return base
-    raise HarnessError("no free base port found")
+    P+101..103, data nodes P+201..P+210) are all bindable now, taken from
+    this pytest worker's own port range (narf_harness.PortAllocator), so
+    no other worker hands out one of them."""
+    ports = [i for i in (1, 2, 3, 101, 102, 103)]
+    ports += [200 + k for k in range(1, 11)]
+    return PORTS.take_base(ports)
 
 
 class Script:
