@@ -49,7 +49,7 @@ PACKAGES=(
 	python3 python3-redis python3-pytest python3-pytest-xdist
 	python3-prometheus-client iptables
 	clang netcat-openbsd scdoc
-	iproute2 iptables python3-pytest-xdist
+	iproute2
 )
 
 done_msgs=()

@@ -52,22 +52,12 @@ def pytest_configure(config):
             "runs the group's tests on one worker")
 
 
-# Files that are serial whatever their own markers say: machine-wide (network
-# namespaces, iptables, fixed addresses). Belt and braces; such a file also
-# says `pytestmark = pytest.mark.serial` itself.
-SERIAL_FILES = ("test_partition.py",)
-
-
 @pytest.hookimpl(tryfirst=True)  # before -m selects and xdist reads groups
 def pytest_collection_modifyitems(config, items):
-    """Marks the tests of SERIAL_FILES serial. Under xdist (-n) the serial
-    tests also share one xdist_group, so with --dist loadgroup they never
-    run concurrently with each other; only a run without xdist (-m serial,
-    as scripts/test.sh does) runs them alone."""
-    for item in items:
-        if item.path.name in SERIAL_FILES and \
-                item.get_closest_marker("serial") is None:
-            item.add_marker(pytest.mark.serial)
+    """Under xdist (-n) the serial tests share one xdist_group, so with
+    --dist loadgroup they never run concurrently with each other; only a
+    run without xdist (-m serial, as scripts/test.sh does) runs them
+    alone."""
     if not hasattr(config, "workerinput"):  # not an xdist worker
         return
     for item in items:

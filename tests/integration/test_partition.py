@@ -22,6 +22,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 import netns  # noqa: E402
 import nemesis  # noqa: E402
 
+# Machine-wide (network namespaces, iptables) and timing-sensitive:
+# scripts/test.sh runs it alone, after the parallel run.
+pytestmark = pytest.mark.serial
+
 SEED = 20613
 MIN_ISR = 2
 # A partition can cut both copies of a slot off the coordinators' side:
