@@ -48,6 +48,11 @@ def test_every_nemesis_loses_nothing_and_heals(build_dir, tmp_path):
     why = netns.unavailable()
     if why:
         pytest.skip("partition test: " + why)
+    if os.environ.get("ASAN_OPTIONS"):
+        # Under the sanitizers every process runs 2-3x slower than the
+        # timeouts this test is about; the plain build's run judges them
+        # (the rest of the suite covers the same code under ASan).
+        pytest.skip("partition test: runs on the plain build only")
     if not coord_has_min_isr(build_dir):
         pytest.fail("coord has no --min-isr flag: the partition test "
                     "needs --min-isr %d" % MIN_ISR, pytrace=False)
