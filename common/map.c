@@ -53,9 +53,9 @@ void narf_map_settings_default(struct narf_map_settings *s)
 
 unsigned narf_reply_timeout_ms(unsigned node_timeout_ms)
 {
-	unsigned r = node_timeout_ms / 4;
+	unsigned r = node_timeout_ms / 2;
 
-	return r < 50 ? 50 : r > 1000 ? 1000 : r;
+	return r < 50 ? 50 : r > 2000 ? 2000 : r;
 }
 
 unsigned narf_lease_ms(unsigned node_timeout_ms)

@@ -135,8 +135,8 @@ void narf_map_settings_default(struct narf_map_settings *s);
 
 /*
  * The timing every process derives from the node timeout T (docs/safety.md
- * has the argument). A data node gives up on an unanswered coordinator
- * request after narf_reply_timeout_ms(T) and tries another; it serves while
+ * has the argument). A data node gives up on an unanswered heartbeat after
+ * narf_reply_timeout_ms(T) (T/2) and tries another; it serves while
  * its last answered heartbeat was sent less than narf_lease_ms(T) ago (T
  * less a guard for a batch in progress and clock-rate drift); a new leader
  * judges a node only after T + narf_reply_timeout_ms(T) from its election.

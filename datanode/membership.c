@@ -55,12 +55,12 @@ static bool is_suspect(const struct narf_member *m, const char *addr)
 }
 
 /*
- * The coordinator we talk to failed us: avoid it for two reply timeouts,
- * even when a follower names it as leader (they do until their own timers
- * fire), so the others get asked and a new leader is found. Not longer: a
- * leader that was only slow must hear from us again before it could judge
- * us, and the reply timeout plus this window (3/4 of the node timeout)
- * leaves room for that (docs/safety.md).
+ * The coordinator we talk to closed on us, or answered from an old term
+ * (it is gone, or deposed): avoid it for two reply timeouts, even when a
+ * follower names it as leader (they do until their own timers fire), so the
+ * others get asked and a new leader is found. A coordinator that is only
+ * slow to answer is not avoided (tick_cb): a leader must keep hearing from
+ * us to not judge us.
  */
 static void suspect_target(struct narf_member *m, const char *why)
 {
@@ -633,7 +633,13 @@ static void tick_cb(uv_timer_t *t)
 	m->fast_hops = 0;
 	if ((m->pending != NULL || m->state == NARF_MEMBER_CONNECTING) &&
 	    narf_clock_ms() - m->sent_ms > limit) {
-		suspect_target(m, "did not answer within the reply timeout");
+		/* Slow or hung: ask the others, without avoiding it (a
+		 * follower that names it sends us straight back, and a slow
+		 * leader then sees our next beat long before it could judge
+		 * us). */
+		NARF_WARN(
+		        "member: no reply from %s in %u ms: trying the others",
+		        m->target, limit);
 		disconnect(m, true);
 	}
 	if (m->state == NARF_MEMBER_IDLE) {

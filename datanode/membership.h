@@ -17,10 +17,11 @@
  *
  * Finding a new leader fast is what keeps a live node from being judged
  * dead by it (docs/safety.md): a heartbeat or map fetch unanswered for
- * narf_reply_timeout_ms() (a quarter of the node timeout) is given up, the
- * coordinator that failed us is "suspect" for two reply timeouts, so
- * followers that still name it as leader do not send us back to it at once,
- * and every hop connects and sends at once rather than on the next tick.
+ * narf_reply_timeout_ms() (half the node timeout) is given up and the others
+ * asked; a coordinator that closed on us or answered from an old term is
+ * "suspect" for two reply timeouts, so followers that still name it as
+ * leader do not send us back to it at once; every hop connects and sends at
+ * once rather than on the next tick.
  *
  * The lease: we serve our slots while the last heartbeat a leader answered
  * was *sent* less than narf_lease_ms() ago on the monotonic clock, read
