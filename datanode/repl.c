@@ -593,8 +593,7 @@ bool narf_repl_accept(struct narf_repl *r,
 	return f != NARF_FENCE_STALE;
 }
 
-bool narf_repl_stream_conn(struct narf_repl *r, uint32_t sender,
-                           uint64_t conn)
+bool narf_repl_stream_conn(struct narf_repl *r, uint32_t sender, uint64_t conn)
 {
 	struct narf_in_link *l;
 

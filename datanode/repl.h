@@ -200,8 +200,7 @@ enum narf_fence narf_fence_check(uint64_t *hwm,
  * after the primary closed it (a partition: the packets arrive once it
  * heals), older than the sync and the writes that followed. Yes records
  * conn as the sender's newest stream connection. */
-bool narf_repl_stream_conn(struct narf_repl *r, uint32_t sender,
-                           uint64_t conn);
+bool narf_repl_stream_conn(struct narf_repl *r, uint32_t sender, uint64_t conn);
 /* The slot's epoch high-water mark (INFO, tests). */
 uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot);
 /* A peer sent us, as primary of a slot we lead at a newer epoch, writes we
