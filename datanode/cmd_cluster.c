@@ -167,6 +167,16 @@ static int fence(struct narf_engine *e,
 		narf_resp_error(out, "ERR bad slot epoch");
 		return -1;
 	}
+	/* A superseded link of the same sender: what it carries now is what
+	 * TCP delivered late, from before the sync over the newer link. */
+	if (e->repl != NULL &&
+	    !narf_repl_stream_conn(e->repl, c->peer_node, c->id)) {
+		narf_resp_errorf(out,
+		                 "STALELINK slot %u: node %u has a newer "
+		                 "replication link to this node",
+		                 slot, (unsigned)c->peer_node);
+		return -1;
+	}
 	if (e->repl != NULL &&
 	    !narf_repl_accept(e->repl, c->peer_node, slot, epoch)) {
 		/* The sender took writes for a slot it no longer leads; if we

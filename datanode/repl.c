@@ -593,6 +593,34 @@ bool narf_repl_accept(struct narf_repl *r,
 	return f != NARF_FENCE_STALE;
 }
 
+bool narf_repl_stream_conn(struct narf_repl *r, uint32_t sender, uint64_t conn)
+{
+	struct narf_in_link *l;
+
+	for (unsigned i = 0; i < r->n_in_links; i++) {
+		l = &r->in_links[i];
+		if (l->node != sender)
+			continue;
+		if (conn < l->conn) {
+			r->stale_links++;
+			return false;
+		}
+		l->conn = conn;
+		return true;
+	}
+	if (r->n_in_links == r->cap_in_links) {
+		unsigned cap = r->cap_in_links ? 2 * r->cap_in_links : 8;
+
+		l = realloc(r->in_links, cap * sizeof(*l));
+		if (l == NULL)
+			return true; /* cannot remember: the epoch fence only */
+		r->in_links = l;
+		r->cap_in_links = cap;
+	}
+	r->in_links[r->n_in_links++] = (struct narf_in_link){sender, conn};
+	return true;
+}
+
 uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot)
 {
 	return slot < NARF_SLOTS ? r->hwm[slot] : 0;
@@ -925,6 +953,7 @@ void narf_repl_destroy(struct narf_repl *r)
 	free(r->lost_at);
 	free(r->sync_epoch);
 	free(r->hwm);
+	free(r->in_links);
 	narf_gate_close(&r->batch);
 	free(r);
 }

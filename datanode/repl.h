@@ -190,6 +190,17 @@ enum narf_fence narf_fence_check(uint64_t *hwm,
                                  uint64_t map_epoch,
                                  bool we_lead,
                                  uint64_t epoch);
+/* May a stream message (NARF.SET/DEL/SYNC/SYNCED) from sender, read on our
+ * inbound connection conn (its client id: ids grow with each accepted
+ * connection), be looked at? No when a newer connection from the same
+ * sender has already carried stream messages: a primary has one
+ * replication link to us at a time and opens a new one only after giving
+ * up on the old one (and syncing its slots to us again over the new one),
+ * so whatever still comes over an older one is what TCP kept retransmitting
+ * after the primary closed it (a partition: the packets arrive once it
+ * heals), older than the sync and the writes that followed. Yes records
+ * conn as the sender's newest stream connection. */
+bool narf_repl_stream_conn(struct narf_repl *r, uint32_t sender, uint64_t conn);
 /* The slot's epoch high-water mark (INFO, tests). */
 uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot);
 /* A peer sent us, as primary of a slot we lead at a newer epoch, writes we

@@ -89,6 +89,12 @@ struct narf_peer {
 	uint64_t synced; /* slots synced to this peer, ever */
 };
 
+/* A sender's newest inbound connection that carried stream messages. */
+struct narf_in_link {
+	uint32_t node;
+	uint64_t conn; /* its client id */
+};
+
 struct narf_repl {
 	uv_loop_t *loop;
 	struct narf_store *store;   /* borrowed */
@@ -133,6 +139,11 @@ struct narf_repl {
 	unsigned sweep;   /* next slot the cron's sweep looks at */
 	uint64_t swept;   /* entries of slots not ours dropped by it */
 	uint64_t proxied; /* requests forwarded (metrics) */
+	/* per sender node: the newest inbound connection that carried stream
+	 * messages (narf_repl_stream_conn) */
+	struct narf_in_link *in_links;
+	unsigned n_in_links, cap_in_links;
+	uint64_t stale_links; /* stream messages refused on superseded links */
 };
 
 static inline int64_t wall_ms(void)
