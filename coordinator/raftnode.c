@@ -452,10 +452,20 @@ bool narf_raftnode_member_reachable(const struct narf_raftnode *rn, uint64_t id)
 		return true;
 	if (rn->raft.state != RAFT_LEADER)
 		return false;
-	/* progress[] is indexed like configuration.servers[]. */
-	for (unsigned i = 0; i < c->n; i++)
-		if (c->servers[i].id == id)
-			return rn->raft.leader_state.progress[i].recent_recv;
+	/* progress[] is indexed like configuration.servers[]. libraft
+	 * clears recent_recv at every contact check, so a member that
+	 * answered just before a check would read as unreachable until its
+	 * next answer: count the contacts track_contact() saw within an
+	 * election timeout too. */
+	for (unsigned i = 0; i < c->n; i++) {
+		uint64_t age;
+
+		if (c->servers[i].id != id)
+			continue;
+		return rn->raft.leader_state.progress[i].recent_recv ||
+		       (narf_raftnode_contact(rn, id, &age) &&
+		        age <= rn->raft.election_timeout);
+	}
 	return false;
 }
 
