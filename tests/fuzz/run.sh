@@ -105,9 +105,9 @@ build_frame() {
 build_resp() {
 	# shellcheck disable=SC2046 # pkg-config output is meant to be split
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-		common/resp.c common/buf.c common/errors.c \
+		common/resp.c common/buf.c common/errors.c common/flags.c \
 		tests/fuzz/fuzz_resp.c \
-		$(pkg-config --cflags --libs libuv) -o "$1"
+		$(pkg-config --cflags --libs libuv jansson) -o "$1"
 }
 
 # Build and run one target; prints its summary line, returns its status.
