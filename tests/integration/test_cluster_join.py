@@ -96,6 +96,8 @@ def test_nodes_join_and_clients_route_by_the_map(cluster):
     m = wait_for(lambda: all_up_and_assigned(trio, [n.addr for n in nodes]),
                  20.0, 0.1, "three nodes up with every slot")
     assert len(m["nodes"]) == 3
+    # The placement settles in waves; copies counted mid-move are short.
+    wait_for(lambda: settled(trio), 30.0, 0.1, "placement settled")
     # Give every node time to fetch the final map before routing by it.
     time.sleep(0.5)
     rc = RedisCluster(host=HOST, port=nodes[0].port)
@@ -148,6 +150,7 @@ def test_plain_pipeline_through_one_node_keeps_request_order(cluster):
     trio, nodes = cluster
     wait_for(lambda: all_up_and_assigned(trio, [n.addr for n in nodes]),
              20.0, 0.1, "three nodes up with every slot")
+    wait_for(lambda: settled(trio), 30.0, 0.1, "placement settled")
     time.sleep(0.5)
     c = redis.Redis(host=HOST, port=nodes[0].port)
     rnd = random.Random(7)
