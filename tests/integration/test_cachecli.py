@@ -530,7 +530,7 @@ def test_shell_through_a_pty(make_cluster, build_dir, tmp_path):
         assert "2" in out.split(), out
         assert "(nil)" in say("GET greeting")
         sh.end(b"quit\r")
-        assert sh.proc.wait(timeout=1) == 0
+        assert sh.proc.wait(timeout=10) == 0
     finally:
         sh.close()
     hist = (tmp_path / ".cachecli_history").read_bytes()
@@ -547,7 +547,7 @@ def test_shell_through_a_pty(make_cluster, build_dir, tmp_path):
         sh.send("\x10\x10")
         assert "back again" in sh.read_until(PROMPT)
         sh.end(b"\x04")  # Ctrl-D ends the session
-        assert sh.proc.wait(timeout=1) in (0, 1)
+        assert sh.proc.wait(timeout=10) in (0, 1)
     finally:
         sh.close()
 
