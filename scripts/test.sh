@@ -32,7 +32,7 @@ Runs, in order:
 The last line of output is always "N passed, N failed". Exit status is 0 only
 when nothing failed and every stage ran. The whole run is bounded to
 TEST_BUDGET_MIN minutes (default 55). TEST_WORKERS (default 3) and
-TEST_WORKERS_ASAN (default 2, for build-asan/), measured on 2 cores, are the
+TEST_WORKERS_ASAN (default 1, for build-asan/), measured on 2 cores, are the
 numbers of xdist workers; 0 runs every integration test in one serial pytest
 (as does a machine without pytest-xdist).
 EOF
@@ -297,9 +297,9 @@ pstatus() {
 # serially) with fewer failures under load; -n 2 took 255 s.
 # The ASan build is 2-3x slower: at -n 3 its data nodes and coordinators
 # starved (nodes "unseen for 630 ms: marking it down", spurious failovers),
-# so it gets TEST_WORKERS_ASAN (default 2).
+# so it gets TEST_WORKERS_ASAN (default 1).
 workers=${TEST_WORKERS:-3}
-workers_asan=${TEST_WORKERS_ASAN:-2}
+workers_asan=${TEST_WORKERS_ASAN:-1}
 if ! [[ $workers =~ ^[0-9]+$ && $workers_asan =~ ^[0-9]+$ ]]; then
 	echo "test.sh: TEST_WORKERS and TEST_WORKERS_ASAN must be numbers" >&2
 	exit 2
