@@ -63,38 +63,18 @@
 #include "common/buf.h"
 #include "common/map.h"
 #include "common/store.h"
+#include "repl_core.h"
 
 #define NARF_SYNC_HIGH_WATER (4u << 20)
 /* Sync commands the peer may have unacknowledged: the live writes share
  * the link, so this bounds how long their acks queue behind sync data. */
 #define NARF_SYNC_INFLIGHT 4096
 #define NARF_SYNC_SLICE (256u << 10) /* sync bytes per loop iteration */
-#define NARF_LINK_RETRY_MS 100
-#define NARF_ISR_ADD_MS 50    /* isr adds to one peer, at most one per this */
 #define NARF_REAP_BUDGET 2000 /* dropped entries freed per loop iteration */
 
 struct narf_repl;
 struct narf_peer;
 struct narf_member;
-
-/* What a held batch of replies waits for: per peer, the sequence number on
- * one incarnation of its replication link. */
-struct narf_need {
-	uint32_t peer; /* node id */
-	uint32_t gen;  /* link incarnation */
-	uint64_t seq;  /* UINT64_MAX: only an excuse releases it */
-};
-
-#define NARF_GATE_SLOTS 8
-struct narf_gate {
-	uint64_t epoch; /* this node's map epoch when the batch ran */
-	unsigned n, cap;
-	struct narf_need *need; /* owned */
-	/* the slots written, or `many` when more than NARF_GATE_SLOTS */
-	uint16_t slots[NARF_GATE_SLOTS];
-	uint8_t n_slots;
-	bool many;
-};
 
 /* A forwarded request. `done` gets the reply bytes (one whole RESP reply),
  * or an error reply when the link fails; it is not called once
@@ -148,10 +128,6 @@ bool narf_repl_batch_end(struct narf_repl *r, struct narf_gate *gate);
 bool narf_repl_gate_open(const struct narf_repl *r,
                          const struct narf_gate *gate,
                          bool *broken);
-void narf_gate_clear(struct narf_gate *g);
-/* Add src's needs to dst (the oldest epoch wins). */
-void narf_gate_merge(struct narf_gate *dst, const struct narf_gate *src);
-void narf_gate_close(struct narf_gate *g);
 /* How many peers have acknowledged what gate needs (WAIT's answer). */
 unsigned narf_repl_gate_acked(const struct narf_repl *r,
                               const struct narf_gate *gate);
@@ -180,16 +156,6 @@ bool narf_repl_accept(struct narf_repl *r,
                       uint32_t sender,
                       unsigned slot,
                       uint64_t epoch);
-/* The fence's decision, loop-free: *hwm is the slot's high-water mark
- * (raised to epoch when the message applies), map_epoch the slot epoch in
- * our map (0 without one), we_lead whether our map makes us its primary.
- * STALE: below the mark, or our own epoch as primary. NEWER: applies, and
- * our map is behind (fetch it). */
-enum narf_fence { NARF_FENCE_APPLY, NARF_FENCE_NEWER, NARF_FENCE_STALE };
-enum narf_fence narf_fence_check(uint64_t *hwm,
-                                 uint64_t map_epoch,
-                                 bool we_lead,
-                                 uint64_t epoch);
 /* May a stream message (NARF.SET/DEL/SYNC/SYNCED) from sender, read on our
  * inbound connection conn (its client id: ids grow with each accepted
  * connection), be looked at? No when a newer connection from the same

@@ -1,7 +1,9 @@
 /*
  * Replication and proxy links to peers (outbound RESP connections, one of
- * each kind per peer), and the peers themselves: ISR requests to the
- * coordinator and the acknowledgement bookkeeping. See repl.c.
+ * each kind per peer). A replication link's lifecycle is the core's
+ * (repl_core.h): it says when to open and close one, and hears from here
+ * when one came up, queued a command, was acknowledged or failed. See
+ * repl.c.
  */
 #include "repl_int.h"
 
@@ -136,9 +138,7 @@ static void link_reply(struct link *l, const char *p, size_t len)
 		repl_link_fail(l, msg);
 		return;
 	}
-	l->acked++;
-	l->r->acks++;
-	l->progress_ms = uv_now(l->r->loop);
+	narf_rcore_link_acked(l->r->core, l->p->rp, 1, uv_now(l->r->loop));
 }
 
 static void link_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -158,7 +158,6 @@ static void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	struct link *l = s->data;
 	struct narf_peer *p;
 	size_t pos = 0, len;
-	uint64_t acked;
 	int rv;
 
 	if (l == NULL)
@@ -169,7 +168,6 @@ static void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	p = l->p;
-	acked = l->acked;
 	l->in.len += (size_t)nread;
 	while ((rv = narf_resp_reply_len(l->in.data + pos, l->in.len - pos,
 	                                 MAX_REPLY, &len)) == NARF_RESP_DONE) {
@@ -183,37 +181,43 @@ static void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	narf_buf_consume(&l->in, pos);
-	if (l->kind == LINK_REPL && l->acked != acked)
-		repl_progress(l->r);
+	if (l->kind == LINK_REPL)
+		repl_act(l->r);
 }
 
 /*
  * Append a command to l (kept even before the link is up). Returns 0 or
  * NARF_ENOMEM. On a replication link a command that could not be queued
- * breaks the link: acks count by position (the n-th reply acknowledges
- * the n-th command and everything before it), so a later command's ack
- * would cover the missing one. Nothing more is queued on a broken link,
- * and repl_prepare_cb fails it (not here: callers may be inside a store
- * callback or walking a slot with this link in hand). A proxy link stays
- * usable: narf_resp_command leaves nothing of a command it could not
- * queue, and the caller fails that one request.
+ * breaks the link (the core's NARF_RLINK_BROKEN): acks count by position
+ * (the n-th reply acknowledges the n-th command and everything before
+ * it), so a later command's ack would cover the missing one. Nothing more
+ * is queued on a broken link, and the core's next step fails it (not
+ * here: callers may be inside a store callback or walking a slot with
+ * this link in hand). A proxy link stays usable: narf_resp_command leaves
+ * nothing of a command it could not queue, and the caller fails that one
+ * request.
  */
 int repl_link_cmd(struct link *l,
                   int argc,
                   const char *const *argv,
                   const size_t *argvlen)
 {
-	if (l->broken)
-		return NARF_ENOMEM;
-	if (narf_resp_command(&l->out, argc, argv, argvlen) != 0) {
-		if (l->kind == LINK_REPL) {
-			l->broken = true;
-			l->p->work = true;
-		}
-		return NARF_ENOMEM;
+	uint64_t now = uv_now(l->r->loop);
+
+	if (l->kind == LINK_REPL) {
+		struct narf_rpeer *rp = l->p->rp;
+		bool ok;
+
+		if (!narf_rcore_link_usable(rp) || rp->gen != l->gen)
+			return NARF_ENOMEM;
+		ok = narf_resp_command(&l->out, argc, argv, argvlen) == 0;
+		narf_rcore_link_queued(l->r->core, rp, ok, now);
+		return ok ? 0 : NARF_ENOMEM;
 	}
+	if (narf_resp_command(&l->out, argc, argv, argvlen) != 0)
+		return NARF_ENOMEM;
 	if (l->sent == l->acked)
-		l->progress_ms = uv_now(l->r->loop);
+		l->progress_ms = now;
 	l->sent++;
 	return 0;
 }
@@ -264,7 +268,8 @@ static void link_connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	l->connected = true;
-	l->p->work = true;
+	if (l->kind == LINK_REPL)
+		narf_rcore_link_up(l->r->core, l->p->rp);
 	NARF_DEBUG("repl: %s link to node %u (%s) up",
 	           l->kind == LINK_REPL ? "replication" : "proxy", l->p->id,
 	           l->p->addr);
@@ -308,7 +313,7 @@ struct link *repl_link_open(struct narf_repl *r,
 		return NULL;
 	}
 	if (kind == LINK_REPL)
-		l->gen = ++p->gen;
+		l->gen = p->rp->gen;
 	if (link_hello(l) != 0) {
 		repl_link_free(l); /* cancels the connect */
 		return NULL;
@@ -318,157 +323,36 @@ struct link *repl_link_open(struct narf_repl *r,
 
 /*
  * A link broke. A proxy link fails its waiting requests. A replication
- * link ends forwarding and pending ISR joins to the peer; when the peer's
- * acks count anywhere, clients wait until the coordinator drops it.
+ * link's failure goes to the core, which ends forwarding and pending ISR
+ * joins to the peer and, when the peer's acks count anywhere, has clients
+ * wait until the coordinator drops it.
  */
 void repl_link_fail(struct link *l, const char *why)
 {
 	struct narf_repl *r = l->r;
 	struct narf_peer *p = l->p;
-	const struct narf_map *map = r->member->map;
+	uint32_t gen = l->gen;
 
 	if (l->kind == LINK_PROXY) {
 		NARF_INFO("repl: proxy link to node %u (%s) failed: %s", p->id,
 		          p->addr, why);
-		p->proxy = NULL;
-		repl_link_free(l);
+		repl_link_drop(l);
 		return;
 	}
 	NARF_WARN("repl: replication link to node %u (%s) failed: %s", p->id,
 	          p->addr, why);
-	p->repl = NULL;
-	p->failed_ms = uv_now(r->loop);
+	repl_link_drop(l);
+	narf_rcore_link_failed(r->core, p->rp, gen, uv_now(r->loop));
+	repl_act(r);
+}
+
+void repl_link_drop(struct link *l)
+{
+	struct narf_peer *p = l->p;
+
+	if (p->repl == l)
+		p->repl = NULL;
+	if (p->proxy == l)
+		p->proxy = NULL;
 	repl_link_free(l);
-	/* What was synced must be synced again; joins in flight die. */
-	memset(p->fwd, 0, sizeof(p->fwd));
-	memset(p->ready, 0, sizeof(p->ready));
-	memset(p->asked, 0, sizeof(p->asked));
-	p->n_joins = 0;
-	if (p->n_counts > 0 || p->add_inflight)
-		repl_ask_drop(r, p);
-	for (unsigned s = 0; map != NULL && s < NARF_SLOTS; s++)
-		repl_peer_slot_rule(r, p, map, s);
-	repl_recount(p);
-	p->work = true;
-	repl_progress(r);
-}
-
-/* --- peers --------------------------------------------------------------- */
-
-struct narf_peer *repl_peer_get(struct narf_repl *r,
-                                const struct narf_map *map,
-                                uint32_t id)
-{
-	struct narf_peer *p = repl_peer_find(r, id);
-	const struct narf_map_node *n = narf_map_node_get(map, id);
-
-	if (p != NULL || n == NULL)
-		return p;
-	if (r->n_peers == r->cap_peers) {
-		unsigned cap = r->cap_peers ? 2 * r->cap_peers : 8;
-		struct narf_peer **a = realloc(r->peers, cap * sizeof(*a));
-
-		if (a == NULL)
-			return NULL;
-		r->peers = a;
-		r->cap_peers = cap;
-	}
-	p = calloc(1, sizeof(*p));
-	if (p == NULL)
-		return NULL;
-	p->r = r;
-	p->id = id;
-	snprintf(p->addr, sizeof(p->addr), "%s", n->addr);
-	r->peers[r->n_peers++] = p;
-	return p;
-}
-
-static void isr_reply(void *data,
-                      uint32_t peer,
-                      bool drop,
-                      bool ok,
-                      uint64_t epoch)
-{
-	struct narf_repl *r = data;
-	struct narf_peer *p = repl_peer_find(r, peer);
-
-	if (p == NULL)
-		return;
-	if (drop) {
-		p->drop_inflight = false;
-		if (!ok)
-			return; /* the cron asks again */
-		p->drop_epoch = epoch;
-		if (r->epoch >= epoch) {
-			p->dropping = false;
-			repl_progress(r);
-		}
-		NARF_INFO(
-		        "repl: node %u dropped from our ISRs at epoch %" PRIu64,
-		        p->id, epoch);
-		return;
-	}
-	p->add_inflight = false;
-	if (!ok) {
-		p->work = true;
-		/* Ask again for what was asked and is still forwarded (a
-		 * link failure since means those slots sync again). */
-		for (unsigned i = 0; i < WORDS; i++)
-			p->ready[i] |= p->asked[i] & p->fwd[i] & r->lead[i];
-	}
-	memset(p->asked, 0, sizeof(p->asked));
-}
-
-void repl_ask_drop(struct narf_repl *r, struct narf_peer *p)
-{
-	p->dropping = true;
-	p->drop_epoch = UINT64_MAX;
-	if (p->drop_inflight)
-		return;
-	if (narf_member_isr(r->member, p->id, true, NULL, isr_reply, r) == 0)
-		p->drop_inflight = true;
-}
-
-/* Ask the coordinator to add p to the ISR of the slots in p->ready. */
-
-void repl_ask_add(struct narf_repl *r, struct narf_peer *p)
-{
-	json_t *ranges;
-
-	/* Only slots still ours and still forwarded to the peer. */
-	for (unsigned i = 0; i < WORDS; i++)
-		p->asked[i] = p->ready[i] & p->fwd[i] & r->lead[i];
-	memset(p->ready, 0, sizeof(p->ready));
-	if (bits_count(p->asked) == 0)
-		return;
-	ranges = repl_ranges_of(p->asked);
-	if (ranges != NULL && narf_member_isr(r->member, p->id, false, ranges,
-	                                      isr_reply, r) == 0) {
-		p->add_inflight = true;
-		p->add_ms = uv_now(r->loop);
-	} else {
-		for (unsigned i = 0; i < WORDS; i++)
-			p->ready[i] |= p->asked[i];
-		memset(p->asked, 0, sizeof(p->asked));
-	}
-}
-
-/*
- * Synced slots join the ISR in batches: every isr entry is a new map epoch
- * that the coordinators apply and every node fetches, and slots finish
- * syncing one by one (thousands a second when they are small). So a batch
- * goes at most every NARF_ISR_ADD_MS while more slots are syncing to the
- * peer; the last one goes at once.
- */
-bool repl_add_due(const struct narf_repl *r, const struct narf_peer *p)
-{
-	for (unsigned w = 0; w < WORDS; w++)
-		if (p->want[w] != 0)
-			return uv_now(r->loop) - p->add_ms >= NARF_ISR_ADD_MS;
-	return true;
-}
-
-void repl_recount(struct narf_peer *p)
-{
-	p->n_counts = bits_count(p->counts);
 }

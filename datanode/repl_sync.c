@@ -1,7 +1,7 @@
 /*
- * Slot syncs to peers (a slot's entries, then its live writes), their
- * joins to the ISR, and handoffs of slots we lead: all pumped from the
- * loop's prepare phase, a slice per iteration. See repl.c.
+ * Slot syncs to peers (a slot's entries, then its live writes), pumped
+ * from the loop's prepare phase a slice per iteration, where the core also
+ * takes its step (joins to the ISR, handoffs: repl_core.c). See repl.c.
  */
 #include "repl_int.h"
 
@@ -52,41 +52,22 @@ static int slot_marker(struct link *l,
 	return repl_link_cmd(l, map_epoch != 0 ? 4 : 3, argv, argvlen);
 }
 
-/* Send slot s whole to p and start forwarding its writes. When any of it
- * cannot be queued the link is broken: the slot is neither forwarded nor
- * counted nor joined (repl_prepare_cb fails the link, which wants the slot
- * synced again). */
+/* Send slot s whole to p; the core starts forwarding its writes when all
+ * of it was queued. When any of it cannot be, the link is broken: the
+ * slot is neither forwarded nor counted nor joined (the core's next step
+ * fails the link, which wants the slot synced again). */
 static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
 {
 	const struct narf_map *map = repl_map(r);
 	struct dump d = {r, p->repl, map->slots[s].epoch};
-	struct join *j;
+	bool ok =
+	        slot_marker(p->repl, "NARF.SYNC", s, d.epoch, map->epoch) == 0;
 
-	if (p->n_joins == p->cap_joins) {
-		unsigned cap = p->cap_joins ? 2 * p->cap_joins : 64;
-
-		j = realloc(p->joins, cap * sizeof(*j));
-		if (j == NULL)
-			return; /* stays wanted: tried again later */
-		p->joins = j;
-		p->cap_joins = cap;
-	}
-	if (slot_marker(p->repl, "NARF.SYNC", s, d.epoch, map->epoch) != 0)
-		return; /* stays wanted */
-	bit_clear(p->want, s);
-	narf_store_foreach_slot(r->store, s, wall_ms(), dump_entry, &d);
-	if (p->repl->broken ||
-	    slot_marker(p->repl, "NARF.SYNCED", s, d.epoch, 0) != 0)
-		return;
-	bit_set(p->fwd, s);
-	/* From here every write the peer misses would be a write a client
-	 * was told is safe once the peer joins: count its acks now. */
-	if (!bit(p->counts, s)) {
-		bit_set(p->counts, s);
-		p->n_counts++;
-	}
-	p->joins[p->n_joins++] = (struct join){(uint16_t)s, p->repl->sent};
-	p->synced++;
+	if (ok)
+		narf_store_foreach_slot(r->store, s, wall_ms(), dump_entry, &d);
+	ok = ok && narf_rcore_link_usable(p->rp) &&
+	     slot_marker(p->repl, "NARF.SYNCED", s, d.epoch, 0) == 0;
+	narf_rcore_synced(r->core, p->rp, s, ok, p->rp->sent);
 }
 
 /*
@@ -110,9 +91,10 @@ static void refill(struct narf_repl *r)
 static void pump(struct narf_repl *r, struct narf_peer *p)
 {
 	size_t start, slice = NARF_SYNC_SLICE;
+	int s;
 
-	if (p->repl == NULL || !p->repl->connected || p->dropping ||
-	    p->repl->broken)
+	if (p->repl == NULL || !p->repl->connected ||
+	    p->rp->link != NARF_RLINK_UP)
 		return;
 	if (r->sync_rate != 0) {
 		refill(r);
@@ -122,52 +104,19 @@ static void pump(struct narf_repl *r, struct narf_peer *p)
 			slice = (size_t)r->budget;
 	}
 	start = p->repl->out.len;
-	for (unsigned w = 0; w < WORDS; w++) {
-		while (p->want[w] != 0) {
-			unsigned s =
-			        w * 64 + (unsigned)__builtin_ctzll(p->want[w]);
-
-			if (p->repl->out.len + p->repl->sending.len >
-			            NARF_SYNC_HIGH_WATER ||
-			    p->repl->sent - p->repl->acked >
-			            NARF_SYNC_INFLIGHT ||
-			    p->repl->out.len - start > slice)
-				goto done;
-			sync_slot(r, p, s);
-			if (p->repl == NULL)
-				return;
-			if (p->repl->broken)
-				goto done;
-			if (bit(p->want, s))
-				goto done;
-		}
+	while ((s = narf_rcore_sync_next(r->core, p->rp)) >= 0) {
+		if (p->repl->out.len + p->repl->sending.len >
+		            NARF_SYNC_HIGH_WATER ||
+		    p->rp->sent - p->rp->acked > NARF_SYNC_INFLIGHT ||
+		    p->repl->out.len - start > slice)
+			break;
+		sync_slot(r, p, (unsigned)s);
+		if (p->rp->link != NARF_RLINK_UP ||
+		    bit(p->rp->want, (unsigned)s))
+			break;
 	}
-done:
 	if (r->sync_rate != 0)
 		r->budget -= (int64_t)(p->repl->out.len - start);
-}
-
-/* Slots whose NARF.SYNCED the peer acked become ready to join the ISR. */
-static void collect_joins(struct narf_repl *r, struct narf_peer *p)
-{
-	unsigned k = 0;
-
-	if (p->repl == NULL)
-		return;
-	while (k < p->n_joins && p->joins[k].seq <= p->repl->acked) {
-		unsigned s = p->joins[k].slot;
-
-		if (bit(r->lead, s) && bit(p->fwd, s)) {
-			bit_set(p->ready, s);
-			p->work = true;
-		}
-		k++;
-	}
-	if (k > 0) {
-		memmove(p->joins, p->joins + k,
-		        (p->n_joins - k) * sizeof(p->joins[0]));
-		p->n_joins -= k;
-	}
 }
 
 json_t *repl_ranges_of(const uint64_t *set)
@@ -191,58 +140,6 @@ json_t *repl_ranges_of(const uint64_t *set)
 	return ranges;
 }
 
-static void handoff_reply(void *data,
-                          uint32_t peer,
-                          bool drop,
-                          bool ok,
-                          uint64_t epoch)
-{
-	struct narf_peer *p = data;
-	struct narf_repl *r = p->r;
-
-	/* Taken: the map that makes the target primary ends the request
-	 * (narf_repl_map_changed). Taken while our map is already that new
-	 * (or the entry changed nothing: the moves were cleared): over now.
-	 * Refused: ask again. */
-	if (ok && epoch > r->epoch) {
-		p->handoff_epoch = epoch;
-		return;
-	}
-	p->handoff_inflight = false;
-	p->work = true;
-	if (!ok)
-		NARF_INFO("repl: handoff to node %u not taken; asking again",
-		          p->id);
-}
-
-/*
- * A handoff is ready when the target has every slot (forwarded) and has
- * acknowledged everything we sent before writes stopped; then we tell the
- * coordinator, which makes it primary with a new slot epoch.
- */
-static void report_handoffs(struct narf_repl *r, struct narf_peer *p)
-{
-	uint64_t ready[WORDS];
-	bool any = false;
-
-	if (p->handoff_inflight || p->repl == NULL ||
-	    p->repl->acked < p->handoff_seq)
-		return;
-	for (unsigned w = 0; w < WORDS; w++) {
-		ready[w] = p->handoff[w] & p->fwd[w] & p->counts[w];
-		any = any || ready[w] != 0;
-	}
-	if (!any)
-		return;
-	if (narf_member_handoff(r->member, repl_ranges_of(ready), handoff_reply,
-	                        p) == 0) {
-		p->handoff_inflight = true;
-		p->handoff_epoch = 0;
-		NARF_INFO("repl: handing %u slots to node %u",
-		          bits_count(ready), p->id);
-	}
-}
-
 void repl_pace_cb(uv_timer_t *h)
 {
 	struct narf_repl *r = h->data;
@@ -260,36 +157,23 @@ void repl_prepare_cb(uv_prepare_t *h)
 	struct narf_repl *r = h->data;
 	bool more = false;
 
+	narf_rcore_step(r->core, uv_now(r->loop));
+	repl_act(r);
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
+		struct narf_rpeer *rp = p->rp;
 
-		/* Before any ack on it is looked at again (joins below). */
-		if (p->repl != NULL && p->repl->broken)
-			repl_link_fail(p->repl,
-			               "out of memory queueing the stream");
-		if (p->n_joins > 0)
-			collect_joins(r, p);
-		if (p->work) {
-			bool left = false;
-
+		if (rp->work && p->repl != NULL) {
 			pump(r, p);
-			if (!p->add_inflight && !p->dropping &&
-			    bits_count(p->ready) > 0 && repl_add_due(r, p))
-				repl_ask_add(r, p);
-			report_handoffs(r, p);
-			for (unsigned w = 0; !left && w < WORDS; w++)
-				left = (p->want[w] | p->ready[w] |
-				        p->handoff[w]) != 0;
-			p->work = left;
 			/* More to sync over a link that can take it: come
 			 * back next iteration without waiting for I/O. */
 			more = more ||
-			       (left && p->repl != NULL && p->repl->connected &&
-			        !p->dropping &&
+			       (bits_count(rp->want) > 0 &&
+			        rp->link == NARF_RLINK_UP &&
+			        rp->drop.state == NARF_RREQ_IDLE &&
 			        p->repl->out.len + p->repl->sending.len <=
 			                NARF_SYNC_HIGH_WATER &&
-			        p->repl->sent - p->repl->acked <=
-			                NARF_SYNC_INFLIGHT);
+			        rp->sent - rp->acked <= NARF_SYNC_INFLIGHT);
 		}
 		if (p->repl != NULL)
 			repl_link_flush(p->repl);
