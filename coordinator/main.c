@@ -270,7 +270,6 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
-	uint64_t v;
 	int o;
 
 	opterr = 0;
@@ -290,28 +289,16 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			parse_members(cfg, optarg);
 			break;
 		case O_REPLICAS:
-			if (narf_parse_u64(optarg, 1, NARF_MAX_COPIES, &v) != 0)
-				narf_usage_error(prog,
-				                 "--replicas '%s': "
-				                 "expected 1 to 5",
-				                 optarg);
-			cfg->settings.replication = (unsigned)v;
+			cfg->settings.replication = (unsigned)narf_flag_u64(
+			        prog, "--replicas", optarg, 1, NARF_MAX_COPIES);
 			break;
 		case O_MOVES:
-			if (narf_parse_u64(optarg, 1, NARF_SLOTS, &v) != 0)
-				narf_usage_error(prog,
-				                 "--moves '%s': "
-				                 "expected 1 to 16384",
-				                 optarg);
-			cfg->settings.moves = (unsigned)v;
+			cfg->settings.moves = (unsigned)narf_flag_u64(
+			        prog, "--moves", optarg, 1, NARF_SLOTS);
 			break;
 		case O_MIN_ISR:
-			if (narf_parse_u64(optarg, 1, NARF_MAX_COPIES, &v) != 0)
-				narf_usage_error(prog,
-				                 "--min-isr '%s': "
-				                 "expected 1 to 5",
-				                 optarg);
-			cfg->settings.min_isr = (unsigned)v;
+			cfg->settings.min_isr = (unsigned)narf_flag_u64(
+			        prog, "--min-isr", optarg, 1, NARF_MAX_COPIES);
 			break;
 		case O_ON_LOST:
 			if (narf_lost_policy_parse(optarg,

@@ -747,7 +747,11 @@ uint64_t narf_member_lease_left_ms(const struct narf_member *m, uint64_t now)
 
 const char *narf_member_leader(const struct narf_member *m, uint64_t now)
 {
-	if (m->leader[0] == '\0' || now - m->leader_seen_ms > 1000)
+	uint64_t within = m->map != NULL && m->map->settings.node_timeout_ms > 0
+	                          ? m->map->settings.node_timeout_ms
+	                          : 1000;
+
+	if (m->leader[0] == '\0' || now - m->leader_seen_ms > within)
 		return NULL;
 	return m->leader;
 }

@@ -155,7 +155,8 @@ bool narf_member_lease_ok(const struct narf_member *m, uint64_t now);
 uint64_t narf_member_lease_left_ms(const struct narf_member *m, uint64_t now);
 
 /* The coordinator leader's API address as this node knows it: the one
- * that answered a heartbeat within the last second, or NULL. */
+ * that answered a heartbeat within the node timeout (the map's; 1 s
+ * before the first map), or NULL. */
 const char *narf_member_leader(const struct narf_member *m, uint64_t now);
 
 /* Stop: close the connection and the timer (asynchronous; the loop ends

@@ -165,7 +165,8 @@ bool narf_repl_accept(struct narf_repl *r,
  * so whatever still comes over an older one is what TCP kept retransmitting
  * after the primary closed it (a partition: the packets arrive once it
  * heals), older than the sync and the writes that followed. Yes records
- * conn as the sender's newest stream connection. */
+ * conn as the sender's newest stream connection (forgotten once the
+ * sender is no longer in our map). */
 bool narf_repl_stream_conn(struct narf_repl *r, uint32_t sender, uint64_t conn);
 /* The slot's epoch high-water mark (INFO, tests). */
 uint64_t narf_repl_epoch_hwm(const struct narf_repl *r, unsigned slot);

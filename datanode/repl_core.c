@@ -629,6 +629,17 @@ bool narf_rcore_map(struct narf_rcore *rc,
 	self = narf_map_node_get(map, me);
 	rc->leaving = self != NULL && (self->state == NARF_NODE_LEAVING ||
 	                               self->state == NARF_NODE_REMOVED);
+	/* Senders no longer in the cluster will stream to us no more
+	 * (a node id is never reused): forget their connections. */
+	for (unsigned i = 0; i < rc->n_in_links;) {
+		const struct narf_map_node *n =
+		        narf_map_node_get(map, rc->in_links[i].node);
+
+		if (n == NULL || n->state == NARF_NODE_REMOVED)
+			rc->in_links[i] = rc->in_links[--rc->n_in_links];
+		else
+			i++;
+	}
 	/* Drops this map carries are done: those peers may be linked to
 	 * again below (they may be ISR members of slots new to us). */
 	for (unsigned i = 0; i < rc->n_peers; i++) {

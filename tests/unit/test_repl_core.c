@@ -742,6 +742,15 @@ static void test_superseded_stream_connection(void **state)
 	assert_false(narf_rcore_stream_conn(sim->rc, 2, 5));
 	assert_true(narf_rcore_stream_conn(sim->rc, 3, 4));
 	assert_int_equal(sim->rc->stale_links, 1);
+	/* Node 3 is removed from the cluster: its entry goes. */
+	{
+		struct narf_map *m = map_new(sim, 10);
+
+		m->nodes[2].state = NARF_NODE_REMOVED;
+		install(sim, NULL, m);
+		assert_int_equal(sim->rc->n_in_links, 1);
+		assert_int_equal(sim->rc->in_links[0].node, 2);
+	}
 }
 
 /* A sync to us made under a newer map than ours: our older map's lack of
