@@ -32,7 +32,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from narf_harness import Trio  # noqa: E402
+from narf_harness import FakeNode, SyncingFake, Trio  # noqa: E402
 
 # Lines in a coordinator log that fail the test whatever else happened.
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
@@ -149,6 +149,27 @@ def make_trio(build_dir, tmp_path, request):
 def trio(make_trio):
     """Three coordinators (default election timeout, node timeout 1000 ms)."""
     return make_trio(node_timeout_ms=1000)
+
+
+@pytest.fixture
+def fakes():
+    """Factory of fake data nodes that are all stopped at the end of the
+    test. They sync new replicas and hand over moving slots at once
+    (SyncingFake) unless sync=False: the leader moves a primary to a node,
+    or drops the copy a new one replaces, only once the new copy is in the
+    ISR, and a live primary only through its handoff."""
+    made = []
+
+    def make(trio, start=True, sync=True, **kw):
+        f = SyncingFake(trio, **kw) if sync else FakeNode(trio, **kw)
+        made.append(f)
+        if start:
+            f.start()
+        return f
+
+    yield make
+    for f in made:
+        f.stop()
 
 
 @pytest.fixture

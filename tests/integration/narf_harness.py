@@ -732,3 +732,119 @@ class FakeNode:
             t0 = time.monotonic()
             self.beat_once()
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+
+
+# ---------------------------------------------------------------------------
+# Waits on the leader's map and the members, and a fake node that syncs:
+# shared by test_coord.py and test_coord_settings.py (the `fakes` fixture in
+# conftest.py makes SyncingFakes).
+
+
+def moving_ranges(m, node):
+    """[lo, hi] ranges of the slots `node` leads with a pending move."""
+    return [[r["from"], r["to"]] for r in m["slots"]
+            if r["primary"] == node and r.get("move")]
+
+
+class SyncingFake(FakeNode):
+    """A FakeNode that also plays the primary's part of replication: when it
+    sees the map move, it reports every replica of the slots it leads that
+    is outside the ISR as synced (`isr add`), as a data node does once a new
+    copy has caught up, and hands over every slot it leads with a pending
+    move (`handoff`), as a data node does once the target has acknowledged
+    every write. A fake holds no data, so both are instant."""
+
+    def __init__(self, trio, **kw):
+        super().__init__(trio, **kw)
+        self.synced_epoch = None
+        self.isr_adds = 0
+        self.handoffs = 0
+
+    def beat_once(self, timeout=0.5):
+        rep = super().beat_once(timeout)
+        if rep and rep.get("ok") and rep.get("epoch") != self.synced_epoch:
+            try:
+                self._report_synced(timeout)
+            except (OSError, ValueError, KeyError):
+                self._next_target()
+        return rep
+
+    def _report_synced(self, timeout):
+        rep = self._conn.request({"op": "map"}, timeout)
+        if not rep.get("ok"):
+            return
+        m = rep["map"]
+        pending = {}
+        for r in m["slots"]:
+            if r["primary"] != self.id:
+                continue
+            for peer in r["replicas"]:
+                if peer not in r["isr"]:
+                    pending.setdefault(peer, []).append([r["from"], r["to"]])
+        for peer, ranges in sorted(pending.items()):
+            rep = self._conn.request({"op": "isr", "node": self.id,
+                                      "boot_id": self.boot_id, "peer": peer,
+                                      "add": ranges}, timeout)
+            if not rep.get("ok"):
+                return  # again at the next heartbeat
+            self.isr_adds += 1
+        ranges = moving_ranges(m, self.id)
+        if ranges:
+            rep = self._conn.request({"op": "handoff", "node": self.id,
+                                      "boot_id": self.boot_id,
+                                      "slots": ranges}, timeout)
+            if not rep.get("ok"):
+                return
+            self.handoffs += 1
+        self.synced_epoch = m["epoch"]
+
+
+def wait_map(trio, pred, timeout, what, interval=0.05):
+    """Poll the leader's map until pred(map) is true; return that map."""
+    holder = {}
+
+    def check():
+        m = leader_map(trio, timeout=5)
+        holder["last"] = m
+        return m if pred(m) else None
+
+    try:
+        return wait_for(check, timeout, interval, what)
+    except HarnessError as e:
+        last = holder.get("last")
+        summary = None
+        if last is not None:
+            summary = {"epoch": last["epoch"], "nodes": last["nodes"],
+                       "counts": counts(last)}
+        raise HarnessError("%s; last map: %s" % (e, summary))
+
+
+def wait_converged(trio, timeout=15.0):
+    """Every member answers ping with the same term, leader, epoch, applied
+    index and map digest (so the FSM contents match, not only their epochs);
+    returns the pings."""
+    last = {}
+
+    def check():
+        pings = trio.pings(0.5)
+        last["p"] = pings
+        if any(p is None or not p.get("ok") for p in pings.values()):
+            return None
+        keys = ("term", "leader", "epoch", "applied", "digest")
+        vals = {k: {p.get(k) for p in pings.values()} for k in keys}
+        if all(len(v) == 1 and None not in v for v in vals.values()):
+            return pings
+        return None
+
+    try:
+        return wait_for(check, timeout, 0.1, "members converged")
+    except HarnessError as e:
+        raise HarnessError("%s; last pings %r" % (e, last.get("p")))
+
+
+def up_nodes(trio, fakes_list, timeout=10.0):
+    """Wait until every fake node is `up` in the map."""
+    ids = [f.id for f in fakes_list]
+    return wait_map(trio, lambda m: all(node_state(m, i) == "up"
+                                        for i in ids),
+                    timeout, "nodes %r up" % ids)

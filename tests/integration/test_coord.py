@@ -1,8 +1,15 @@
 """Integration tests of the coordinator trio (docs/protocol.md is the contract).
 
 Real `coord` processes on 127.0.0.1, killed for real; fake data nodes
-(narf_harness.FakeNode) join and heartbeat like datanodes do. Every wait is a
-poll with a deadline; measured times are printed (pytest -s shows them).
+(narf_harness.FakeNode, SyncingFake through the `fakes` fixture in
+conftest.py) join and heartbeat like datanodes do. Every wait is a poll with
+a deadline; measured times are printed (pytest -s shows them).
+
+Covered here: election, joins and the map, slot assignment, ISR changes and
+handoffs, leader failover, restarts, failure detection, redirects, bad
+framing, status, leave, pause and SIGTERM, and snapshots. The settings
+request, ill-formed and out-of-range requests, and the flags coord refuses
+at start are test_coord_settings.py's.
 """
 
 import json
@@ -11,117 +18,16 @@ import threading
 import time
 import uuid
 
-import pytest
-
-from narf_harness import (NSLOTS, Conn, FakeNode, HarnessError, balanced,
-                          call, call_leader, copies_ok, counts, expand_slots,
-                          get_map, join, leader_map, node_by_id, node_state,
-                          unused_addr, wait_for, wait_leader)
-
-
-def moving_ranges(m, node):
-    """[lo, hi] ranges of the slots `node` leads with a pending move."""
-    return [[r["from"], r["to"]] for r in m["slots"]
-            if r["primary"] == node and r.get("move")]
+from narf_harness import (NSLOTS, Conn, HarnessError, balanced, call,
+                          call_leader, copies_ok, counts, expand_slots,
+                          get_map, join, leader_map, moving_ranges,
+                          node_by_id, node_state, unused_addr, up_nodes,
+                          wait_converged, wait_for, wait_leader, wait_map)
 
 
 def moving_slots(m):
     """Number of slots with a pending move in map m."""
     return sum(r["to"] - r["from"] + 1 for r in m["slots"] if r.get("move"))
-
-
-class SyncingFake(FakeNode):
-    """A FakeNode that also plays the primary's part of replication: when it
-    sees the map move, it reports every replica of the slots it leads that
-    is outside the ISR as synced (`isr add`), as a data node does once a new
-    copy has caught up, and hands over every slot it leads with a pending
-    move (`handoff`), as a data node does once the target has acknowledged
-    every write. A fake holds no data, so both are instant."""
-
-    def __init__(self, trio, **kw):
-        super().__init__(trio, **kw)
-        self.synced_epoch = None
-        self.isr_adds = 0
-        self.handoffs = 0
-
-    def beat_once(self, timeout=0.5):
-        rep = super().beat_once(timeout)
-        if rep and rep.get("ok") and rep.get("epoch") != self.synced_epoch:
-            try:
-                self._report_synced(timeout)
-            except (OSError, ValueError, KeyError):
-                self._next_target()
-        return rep
-
-    def _report_synced(self, timeout):
-        rep = self._conn.request({"op": "map"}, timeout)
-        if not rep.get("ok"):
-            return
-        m = rep["map"]
-        pending = {}
-        for r in m["slots"]:
-            if r["primary"] != self.id:
-                continue
-            for peer in r["replicas"]:
-                if peer not in r["isr"]:
-                    pending.setdefault(peer, []).append([r["from"], r["to"]])
-        for peer, ranges in sorted(pending.items()):
-            rep = self._conn.request({"op": "isr", "node": self.id,
-                                      "boot_id": self.boot_id, "peer": peer,
-                                      "add": ranges}, timeout)
-            if not rep.get("ok"):
-                return  # again at the next heartbeat
-            self.isr_adds += 1
-        ranges = moving_ranges(m, self.id)
-        if ranges:
-            rep = self._conn.request({"op": "handoff", "node": self.id,
-                                      "boot_id": self.boot_id,
-                                      "slots": ranges}, timeout)
-            if not rep.get("ok"):
-                return
-            self.handoffs += 1
-        self.synced_epoch = m["epoch"]
-
-
-@pytest.fixture
-def fakes():
-    """Factory of fake data nodes that are all stopped at the end of the
-    test. They sync new replicas and hand over moving slots at once
-    (SyncingFake) unless sync=False: the leader moves a primary to a node,
-    or drops the copy a new one replaces, only once the new copy is in the
-    ISR, and a live primary only through its handoff."""
-    made = []
-
-    def make(trio, start=True, sync=True, **kw):
-        f = SyncingFake(trio, **kw) if sync else FakeNode(trio, **kw)
-        made.append(f)
-        if start:
-            f.start()
-        return f
-
-    yield make
-    for f in made:
-        f.stop()
-
-
-def wait_map(trio, pred, timeout, what, interval=0.05):
-    """Poll the leader's map until pred(map) is true; return that map."""
-    holder = {}
-
-    def check():
-        m = leader_map(trio, timeout=5)
-        holder["last"] = m
-        return m if pred(m) else None
-
-    try:
-        return wait_for(check, timeout, interval, what)
-    except HarnessError as e:
-        last = holder.get("last")
-        summary = None
-        if last is not None:
-            summary = {"epoch": last["epoch"], "nodes": last["nodes"],
-                       "counts": counts(last)}
-        raise HarnessError("%s; last map: %s" % (e, summary))
 
 
 def wait_stable(trio, quiet=0.6, timeout=20.0):
@@ -138,37 +44,6 @@ def wait_stable(trio, quiet=0.6, timeout=20.0):
             return m2
     raise HarnessError("map epoch still moving after %.1fs (at %d)" % (
         timeout, m["epoch"]))
-
-
-def wait_converged(trio, timeout=15.0):
-    """Every member answers ping with the same term, leader, epoch, applied
-    index and map digest (so the FSM contents match, not only their epochs);
-    returns the pings."""
-    last = {}
-
-    def check():
-        pings = trio.pings(0.5)
-        last["p"] = pings
-        if any(p is None or not p.get("ok") for p in pings.values()):
-            return None
-        keys = ("term", "leader", "epoch", "applied", "digest")
-        vals = {k: {p.get(k) for p in pings.values()} for k in keys}
-        if all(len(v) == 1 and None not in v for v in vals.values()):
-            return pings
-        return None
-
-    try:
-        return wait_for(check, timeout, 0.1, "members converged")
-    except HarnessError as e:
-        raise HarnessError("%s; last pings %r" % (e, last.get("p")))
-
-
-def up_nodes(trio, fakes_list, timeout=10.0):
-    """Wait until every fake node is `up` in the map."""
-    ids = [f.id for f in fakes_list]
-    return wait_map(trio, lambda m: all(node_state(m, i) == "up"
-                                        for i in ids),
-                    timeout, "nodes %r up" % ids)
 
 
 # ---------------------------------------------------------------------------
@@ -859,7 +734,7 @@ def test_follower_redirects_to_leader_api_address(trio):
 
 
 # ---------------------------------------------------------------------------
-# 9. bad input
+# 9. bad framing
 
 
 def _expect_error_and_close(api, payload, codes, chunked=False,
@@ -937,82 +812,6 @@ def test_bad_framing_gets_error_and_close(trio):
         assert c.ping()["ok"] is True
     rep, _, _ = join(trio)
     assert rep["ok"] is True, rep
-
-
-def test_ill_formed_requests_get_errors_and_keep_connection(trio, fakes):
-    """Unknown ops, missing or ill-typed fields, out-of-range settings and
-    unknown nodes get unknown_op/bad_request/unknown_node and the connection
-    stays open; empty lines are ignored and pipelined requests are answered
-    in order."""
-    leader, _ = wait_leader(trio)
-    node = fakes(trio)
-    up_nodes(trio, [node])
-    cases = [
-        ({"op": "frobnicate"}, "unknown_op"),
-        ({"op": ""}, "unknown_op"),
-        ({}, "bad_request"),
-        ({"op": 5}, "bad_request"),
-        ({"op": "join", "boot_id": "b"}, "bad_request"),
-        ({"op": "join", "addr": 42, "boot_id": "b"}, "bad_request"),
-        ({"op": "join", "addr": None, "boot_id": "b"}, "bad_request"),
-        ({"op": "join", "addr": "127.0.0.1:7"}, "bad_request"),
-        ({"op": "join", "addr": "127.0.0.1:7", "boot_id": ""},
-         "bad_request"),
-        ({"op": "join", "addr": "127.0.0.1:7", "boot_id": "x" * 65},
-         "bad_request"),
-        ({"op": "join", "addr": "127.0.0.1:7", "boot_id": "a\nb"},
-         "bad_request"),
-        ({"op": "join", "addr": "127.0.0.1:7", "boot_id": 7},
-         "bad_request"),
-        ({"op": "heartbeat"}, "bad_request"),
-        ({"op": "heartbeat", "node": "one", "boot_id": node.boot_id,
-          "epoch": 0}, "bad_request"),
-        ({"op": "heartbeat", "node": 999999, "boot_id": "x", "epoch": 0},
-         "unknown_node"),
-        ({"op": "heartbeat", "node": node.id, "boot_id": "other-boot",
-          "epoch": 0}, "unknown_node"),
-        ({"op": "leave"}, "bad_request"),
-        ({"op": "leave", "node": 999999}, "unknown_node"),
-        ({"op": "map", "epoch": "x"}, "bad_request"),
-        ({"op": "settings", "replication": 0}, "bad_request"),
-        ({"op": "settings", "replication": 6}, "bad_request"),
-        ({"op": "settings", "replication": "2"}, "bad_request"),
-        ({"op": "settings", "node_timeout_ms": 99}, "bad_request"),
-        ({"op": "settings", "node_timeout_ms": 60001}, "bad_request"),
-        ({"op": "settings", "ack": "maybe"}, "bad_request"),
-        ({"op": "settings", "moves": 0}, "bad_request"),
-        ({"op": "settings", "moves": 16385}, "bad_request"),
-        ({"op": "settings", "moves": "8"}, "bad_request"),
-        # Below twice the election timeout (300 ms): docs/safety.md.
-        ({"op": "settings", "node_timeout_ms": 599}, "bad_request"),
-        ({"op": "settings", "min_isr": 0}, "bad_request"),
-        ({"op": "settings", "min_isr": 3}, "bad_request"),
-        ({"op": "settings", "min_isr": 2, "replication": 1},
-         "bad_request"),
-        ({"op": "settings", "min_isr": "2"}, "bad_request"),
-        ({"op": "leave", "node": 1, "if_room": "yes"}, "bad_request"),
-    ]
-    before = leader_map(trio)
-    with Conn(leader.api, timeout=5) as c:
-        for req, code in cases:
-            rep = c.request(req)
-            assert rep.get("ok") is False and rep.get("error") == code, (
-                req, rep, code)
-            # still open and in order
-            assert c.request({"op": "ping"})["ok"] is True, req
-        # Empty lines are ignored; pipelined requests answered in order.
-        c.send_raw(b'\n\n{"op":"ping"}\n\n{"op":"frob"}\n{"op":"status"}\n')
-        r1, r2, r3 = c.read(), c.read(), c.read()
-        assert r1["ok"] and r1["role"] == "leader", r1
-        assert r2["error"] == "unknown_op", r2
-        assert r3["ok"] and "status" in r3, r3
-        rep = c.request({"op": "settings"})
-        assert rep["ok"] and rep["settings"]["replication"] == 2, rep
-    after = leader_map(trio)
-    bad = [n for n in after["nodes"] if n["addr"] == "127.0.0.1:7"]
-    assert not bad, bad
-    assert after["settings"] == before["settings"]
-    assert node_state(after, node.id) == "up"
 
 
 # ---------------------------------------------------------------------------
@@ -1202,7 +1001,7 @@ def test_sigterm_exits_zero_and_member_recovers(trio):
 
 
 # ---------------------------------------------------------------------------
-# Extra: snapshots and settings
+# Extra: snapshots
 
 
 def _joins(trio, n, threads=4):
@@ -1288,68 +1087,3 @@ def test_lagging_follower_catches_up_by_snapshot_and_full_restart(trio):
     after = leader_map(trio)
     assert after == before, "map differs after restart from snapshots"
     wait_converged(trio, timeout=20)
-
-
-def test_settings_change_is_replicated_and_applied(trio, fakes):
-    """settings changes replication and node timeout through the log: a
-    third copy is added to every slot, and every member reports the new
-    settings in the map."""
-    wait_leader(trio)
-    nodes = [fakes(trio) for _ in range(3)]
-    ids = [f.id for f in nodes]
-    wait_map(trio, lambda m: balanced(m, ids, 2), 60, "3 nodes balanced",
-             interval=0.2)
-    rep = call_leader(trio, {"op": "settings"})
-    assert rep["ok"] and rep["settings"]["replication"] == 2, rep
-    e0 = rep["epoch"]
-    rep = call_leader(trio, {"op": "settings", "replication": 3,
-                             "node_timeout_ms": 1200})
-    assert rep["ok"] and rep["epoch"] > e0, rep
-    assert rep["settings"]["replication"] == 3, rep
-    assert rep["settings"]["node_timeout_ms"] == 1200, rep
-    m = wait_map(trio, lambda m: balanced(m, ids, 3), 30,
-                 "every slot on all 3 nodes", interval=0.2)
-    copies_ok(m)
-    assert m["settings"]["replication"] == 3
-    assert m["settings"]["node_timeout_ms"] == 1200
-    st = call_leader(trio, {"op": "status"})["status"]
-    assert st["replication"] == 3, st
-    pings = wait_converged(trio)
-    assert len({p["epoch"] for p in pings.values()}) == 1
-
-
-def test_unsafe_timing_flags_refused(build_dir, tmp_path):
-    """coord refuses, with exit 2 and one line naming the rule, the settings
-    that would break the safety argument (docs/safety.md): a node timeout
-    under twice the election timeout or four heartbeat intervals, an
-    election timeout under 200 ms, a min ISR above the copies."""
-    import os
-    import subprocess
-
-    from narf_harness import HOST, PORTS
-    coord = os.path.join(build_dir, "coordinator", "coord")
-    p = PORTS.take(2)
-    base = [coord, "--id", "1", "--data-dir", str(tmp_path / "c1"),
-            "--members", "1=%s:%d/%s:%d" % (HOST, p[0], HOST, p[1])]
-    cases = [
-        (["--node-timeout", "500"], "election timeout"),
-        (["--node-timeout", "900", "--election-timeout", "500"],
-         "election timeout"),
-        (["--election-timeout", "150"], "--election-timeout"),
-        (["--min-isr", "3"], "--min-isr"),
-        (["--min-isr", "2", "--replicas", "1"], "--min-isr"),
-        (["--min-isr", "0"], "--min-isr"),
-        (["--min-isr", "x"], "--min-isr"),
-        (["--on-lost", "maybe"], "--on-lost"),
-    ]
-    for args, what in cases:
-        out = subprocess.run(base + args, capture_output=True, text=True,
-                             timeout=10, stdin=subprocess.DEVNULL)
-        assert out.returncode == 2, (args, out.returncode, out.stderr)
-        assert what in out.stderr, (args, out.stderr)
-        assert len(out.stderr.strip().splitlines()) <= 2, out.stderr
-    assert not os.path.exists(tmp_path / "c1")
-    out = subprocess.run([coord, "--help"], capture_output=True, text=True,
-                         timeout=10)
-    assert out.returncode == 0 and "--min-isr" in out.stdout
-    assert "--on-lost" in out.stdout
