@@ -1,8 +1,60 @@
 /*
  * A client connection of the data node (internal): its state, shared by
- * server.c (I/O, parsing, running requests, blocking and resuming) and
+ * server.c (I/O, parsing, running requests, waiting and resuming) and
  * forward.c (requests for slots other nodes lead: forwarded whole, or
  * split by owner and merged).
+ *
+ * Waits. In a cluster a connection sometimes runs no requests until
+ * something happens elsewhere: `wait` names the one thing it waits for
+ * (enum narf_conn_wait), and narf_conn_blocked() is `wait != NONE`. Waits
+ * begin with narf_conn_wait_begin() and end with narf_conn_wait_end()
+ * (server.c), which assert that a connection waits for one thing at a
+ * time. A wait begins while the connection runs requests (conn_process
+ * stops at the first), so most waits cannot meet. Two can, and then one
+ * is owed behind the other, kept in the data it needs anyway:
+ *
+ *  - Acks. Replies of writes wait for the replicas' acks while the ack
+ *    gate `gate` is non-empty (narf_conn_gated(); conn_flush writes
+ *    nothing then). The gate shuts at the end of a batch (conn_run), when
+ *    a request of that batch may already have begun a wait (a WAIT, a
+ *    split, a request put off, a full or draining forward queue), and a
+ *    -MOVED re-route may begin while it is shut. Neither can wait for the
+ *    other: the gate holds replies already built, and a WAIT's answer or
+ *    a retry's expiry depends on when it is looked at. So the other wait
+ *    keeps `wait` and the gate is owed: the check handle still looks at
+ *    it every pass (it may open, or break and close the connection), and
+ *    a wait that ends while it is shut hands over to NARF_WAIT_ACKS.
+ *  - A re-route behind a drain. A -MOVED to the newest forwarded request
+ *    while a split or WAIT waits for the forwarded replies
+ *    (NARF_WAIT_FWD_DRAIN) with others still out: the drain keeps `wait`
+ *    and the re-route is owed (map_checks != 0, looked at every time as
+ *    for NARF_WAIT_MAP); it becomes the wait when the drain ends first.
+ *
+ * Each end condition is looked at on every pass as before, so the
+ * connection resumes when all of them are met, exactly as when each had
+ * its own flag. A -MOVED re-route also takes over from NARF_WAIT_RETRY
+ * (the request put off comes after the re-routed one in `in`, and runs
+ * again after it) and, by ending them, from NARF_WAIT_FWD_FULL (one fewer
+ * is out) and from a drain whose last reply it was.
+ *
+ * Waiting connections, and those with forwarded requests out, sit on
+ * dn->blocked: narf_conn_wait_begin() puts them there, and a connection
+ * whose wait ended stays there until the check handle resumes it
+ * (server.c), so nothing resumes from inside another callback.
+ *
+ * Words. "Wait" means the above and nothing else; "gated" means replies
+ * behind the ack gate. What else was called "hold" has its own word:
+ *  - pipeline_paused: the rest of a pipeline waits in `in` until the
+ *    replies already built are written (NARF_OUT_SOFT_LIMIT); flow
+ *    control, not a wait (conn_flush lifts it);
+ *  - fwd.moved_self, moved_self_checks: a forwarded request's -MOVED that
+ *    names this node goes to the client only after our next map;
+ *  - NARF_EXEC_RETRY (engine.h): the engine did not run a request now
+ *    (lease lapsed, no map yet, a write to a slot being handed off, a
+ *    peer's request while our maps disagree); NARF_WAIT_RETRY runs it
+ *    again;
+ *  - narf_client.peer_map_checks (engine.h): that last case's map count.
+ * INFO's "lease: held" is the lease's state and keeps its wire word.
  */
 #ifndef NARF_DN_CONN_H
 #define NARF_DN_CONN_H
@@ -10,10 +62,36 @@
 #include "server.h"
 
 #define NARF_OUT_SOFT_LIMIT (1u << 20)
-#define NARF_PARK_MAX_MS 3000
+/* How long a request put off waits to run again (NARF_WAIT_RETRY), a
+ * request that got -MOVED goes on being routed again (NARF_WAIT_MAP), and
+ * a -MOVED naming us waits for our next map (fwd.moved_self). */
+#define NARF_RETRY_MAX_MS 3000
 #define NARF_FWD_MAX 512 /* forwarded requests out per connection */
 
 struct scatter;
+
+/* What a connection waits for before it runs more requests (see the top of
+ * the file): one at a time. */
+enum narf_conn_wait {
+	NARF_WAIT_NONE = 0, /* runs requests */
+	/* only for its replies: they wait behind the ack gate (`gate`) for
+	 * the replicas to acknowledge its writes (repl.h) */
+	NARF_WAIT_ACKS,
+	/* the engine put the request at the front of `in` off
+	 * (NARF_EXEC_RETRY); it runs again once the lease holds (at once,
+	 * when it does: a write to a slot being handed off, a request before
+	 * the first map and a peer's request waiting for a map run again
+	 * every pass), or after NARF_RETRY_MAX_MS it fails -CLUSTERDOWN */
+	NARF_WAIT_RETRY,
+	/* the newest forwarded request got -MOVED: it is routed again after
+	 * a map reply beyond map_checks, or after NARF_RETRY_MAX_MS */
+	NARF_WAIT_MAP,
+	NARF_WAIT_WAIT,      /* a WAIT command: enough acks, or its timeout */
+	NARF_WAIT_SCATTER,   /* a split request's parts are out (sc) */
+	NARF_WAIT_FWD_FULL,  /* NARF_FWD_MAX forwarded requests are out */
+	NARF_WAIT_FWD_DRAIN, /* a split or WAIT waits for every forwarded
+	                        reply (they answer in the order asked) */
+};
 
 /*
  * A forwarded request awaiting its reply. A connection may have up to
@@ -27,7 +105,7 @@ struct fwd {
 	struct narf_proxy *px; /* NULL once answered */
 	struct fwd *next;
 	bool answered;
-	bool held; /* -MOVED naming us: see narf_rconn.hold_checks */
+	bool moved_self;       /* -MOVED naming us: see moved_self_checks */
 	struct narf_buf reply; /* its reply, while an earlier one is out */
 	struct narf_buf after; /* replies of the requests after it */
 };
@@ -47,43 +125,64 @@ struct narf_rconn {
 	bool writing;
 	bool reading;
 	bool closing;
-	bool held;      /* whole requests wait in `in` until replies drain */
-	bool throttled; /* read its share this iteration (check_cb) */
-	uint64_t read_iter; /* the iteration read_bytes counts for */
+	bool pipeline_paused; /* whole requests wait in `in` until replies
+	                         are written (not a wait: see the top) */
+	bool throttled;       /* read its share this iteration (check_cb) */
+	uint64_t read_iter;   /* the iteration read_bytes counts for */
 	size_t read_bytes;
-	/* blocking (cluster): see the top of the file */
+	/* waiting (cluster): see the top of the file */
+	enum narf_conn_wait wait;
+	uint64_t wait_ms; /* when it began (RETRY and WAIT time out from it) */
 	struct narf_rconn *bprev, *bnext; /* on dn->blocked */
 	bool on_blocked;
-	bool gated;
-	bool parked;
-	bool park_expired; /* the next held request fails instead */
-	bool waiting;
-	struct fwd *fwd_head, *fwd_tail; /* forwarded, oldest first */
+	bool retry_expired; /* the next request put off fails instead */
+	struct fwd *fwd_head, *fwd_tail; /* owned: forwarded, oldest first */
 	unsigned fwd_n;
-	size_t fwd_bytes;      /* replies waiting in them (reply, after) */
-	bool fwd_drain;        /* the next request waits for all of them */
-	bool processing;       /* inside conn_process() */
-	size_t px_len;         /* the last request's bytes, kept at the front
-	                          of `in` while it is forwarded (fwd_tail) */
-	unsigned reroutes;     /* -MOVED answers to it so far */
-	uint64_t reroute_ms;   /* when the first of them came */
-	uint64_t park_checks;  /* parked for a map newer than this many map
-	                          replies (0: for the lease) */
-	uint64_t hold_checks;  /* held replies (fwd.held) go out after a map
-	                          newer than this many map replies (0: none) */
-	uint64_t hold_ms;      /* when the hold began */
-	struct scatter *sc;    /* a split request's parts are out */
-	uint64_t blocked_ms;   /* when parked or WAIT began */
-	struct narf_gate gate; /* what the held replies wait for */
+	size_t fwd_bytes;    /* replies waiting in them (reply, after) */
+	bool processing;     /* inside conn_process() */
+	size_t px_len;       /* the last request's bytes, kept at the front
+	                        of `in` while it is forwarded (fwd_tail) */
+	unsigned reroutes;   /* -MOVED answers to it so far */
+	uint64_t reroute_ms; /* when the first of them came */
+	uint64_t map_checks; /* a re-route (NARF_WAIT_MAP, or owed behind a
+	                        drain) waits for a map newer than this many
+	                        map replies (0: none waits) */
+	uint64_t map_ms;     /* when that re-route began to wait */
+	uint64_t moved_self_checks; /* fwd.moved_self replies go out after a
+	                               map newer than this many map replies
+	                               (0: none) */
+	uint64_t moved_self_ms;     /* when the first of them came */
+	struct scatter *sc;         /* owned: the split request whose parts are
+	                               out (NARF_WAIT_SCATTER), or NULL */
+	struct narf_gate gate; /* what the gated replies wait for: non-empty
+	                          exactly while they wait (ack gate) */
 	struct narf_gate last; /* what the last writes needed (WAIT) */
 };
 
-/* Runs no requests now (see the top of server.c). */
+/* Runs no requests now: it waits (see the top of the file). */
 static inline bool narf_conn_blocked(const struct narf_rconn *c)
 {
-	return c->gated || c->parked || c->waiting || c->sc != NULL ||
-	       c->fwd_n >= NARF_FWD_MAX || (c->fwd_drain && c->fwd_n > 0);
+	return c->wait != NARF_WAIT_NONE;
 }
+
+/* Its replies wait behind the ack gate (NARF_WAIT_ACKS, or owed). */
+static inline bool narf_conn_gated(const struct narf_rconn *c)
+{
+	return c->gate.n > 0;
+}
+
+/* --- server.c ------------------------------------------------------------ */
+
+/* Begin waiting for what (not NARF_WAIT_NONE) and put the connection on
+ * dn->blocked. It waits for nothing else then, but for an owed ack gate;
+ * only NARF_WAIT_MAP may begin while it waits for acks or a retry. */
+void narf_conn_wait_begin(struct narf_rconn *c, enum narf_conn_wait what);
+/* The wait for what is over: the connection then waits for what is owed
+ * (a re-route behind a drain, else its ack gate) or for nothing. It stays
+ * on dn->blocked until the check handle resumes it. */
+void narf_conn_wait_end(struct narf_rconn *c, enum narf_conn_wait what);
+/* "none", "acks", ... for logs. */
+const char *narf_conn_wait_name(enum narf_conn_wait w);
 
 /* --- forward.c ----------------------------------------------------------- */
 

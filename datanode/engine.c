@@ -387,7 +387,7 @@ void narf_node_name(char out[41], uint32_t id)
 	snprintf(out, 41, "%040x", id);
 }
 
-enum route { ROUTE_HERE, ROUTE_DONE, ROUTE_HOLD, ROUTE_PROXY, ROUTE_SPLIT };
+enum route { ROUTE_HERE, ROUTE_DONE, ROUTE_RETRY, ROUTE_PROXY, ROUTE_SPLIT };
 
 /* Is node id in slot's ISR? */
 static bool in_isr(const struct narf_slot *slot, uint32_t id)
@@ -401,10 +401,10 @@ static bool in_isr(const struct narf_slot *slot, uint32_t id)
 /*
  * Cluster mode routing. Every key of a request must hash to one slot (else
  * -CROSSSLOT, as Redis Cluster). The slot's primary runs it while its lease
- * holds (else the request waits: ROUTE_HOLD); an in-sync replica runs reads
- * for a READONLY client; otherwise the request is forwarded to the primary
- * (ROUTE_PROXY), or answered -MOVED with --redirect and to peers (a peer
- * never forwards twice).
+ * holds (else the request is put off: ROUTE_RETRY); an in-sync replica runs
+ * reads for a READONLY client; otherwise the request is forwarded to the
+ * primary (ROUTE_PROXY), or answered -MOVED with --redirect and to peers (a
+ * peer never forwards twice).
  */
 /* Fewer in-sync copies of slot s (the primary and its ISR) than the map's
  * min_isr: writes to it are refused (Redis's min-replicas-to-write). */
@@ -440,7 +440,7 @@ static enum route route(struct narf_engine *e,
 	map = narf_engine_map(e);
 	/* Joining (a restarted node, say): wait for the map, briefly. */
 	if (map == NULL && e->repl != NULL)
-		return ROUTE_HOLD;
+		return ROUTE_RETRY;
 	if (map == NULL) {
 		narf_resp_error(out,
 		                "CLUSTERDOWN The cluster is down (this "
@@ -470,10 +470,10 @@ static enum route route(struct narf_engine *e,
 		if (all_here && e->lease_ok && write && short_isr)
 			return no_replicas(out);
 		if (all_here)
-			return e->lease_ok ? ROUTE_HERE : ROUTE_HOLD;
+			return e->lease_ok ? ROUTE_HERE : ROUTE_RETRY;
 		if ((cmd->flags & NARF_CMD_SPLIT) && e->repl != NULL &&
 		    !e->cfg.redirect && !c->peer)
-			return e->lease_ok ? ROUTE_SPLIT : ROUTE_HOLD;
+			return e->lease_ok ? ROUTE_SPLIT : ROUTE_RETRY;
 		narf_resp_error(out,
 		                "CROSSSLOT Keys in request don't "
 		                "hash to the same slot");
@@ -484,14 +484,14 @@ static enum route route(struct narf_engine *e,
 		/* During a handoff writes wait for the new primary. */
 		if (!e->lease_ok || (write && e->repl != NULL &&
 		                     narf_repl_handing_off(e->repl, slot)))
-			return ROUTE_HOLD;
+			return ROUTE_RETRY;
 		if (write && short_isr)
 			return no_replicas(out);
 		return ROUTE_HERE;
 	}
 	if (c->readonly && (cmd->flags & NARF_CMD_READONLY) && in_isr(sl, me) &&
 	    (e->repl == NULL || narf_repl_replica_ready(e->repl, slot)))
-		return e->lease_ok ? ROUTE_HERE : ROUTE_HOLD;
+		return e->lease_ok ? ROUTE_HERE : ROUTE_RETRY;
 	owner = narf_map_node_get(map, sl->primary);
 	if (owner == NULL) {
 		narf_resp_error(out, "CLUSTERDOWN Hash slot not served");
@@ -499,22 +499,22 @@ static enum route route(struct narf_engine *e,
 	}
 	/* A peer forwarded this to us because its map says we lead the
 	 * slot, while ours says it does: one of the two maps is behind (a
-	 * role change is in flight). Hold the request and fetch the map
+	 * role change is in flight). Put the request off and fetch the map
 	 * rather than bounce it back and forth. */
 	if (c->peer && owner->id == c->peer_node && e->repl != NULL) {
 		uint64_t checks = narf_repl_map_checks(e->repl);
 
-		if (c->hold_checks == 0 || c->hold_checks == checks) {
+		if (c->peer_map_checks == 0 || c->peer_map_checks == checks) {
 			/* first time, or no map reply since: wait */
-			if (c->hold_checks == 0)
+			if (c->peer_map_checks == 0)
 				narf_repl_refresh_map(e->repl);
-			c->hold_checks = checks;
-			return ROUTE_HOLD;
+			c->peer_map_checks = checks;
+			return ROUTE_RETRY;
 		}
 		/* Our map is current and still names the peer: it is the
 		 * one behind; the redirect below makes it look again. */
 	}
-	c->hold_checks = 0;
+	c->peer_map_checks = 0;
 	if (e->cfg.redirect || c->peer || e->repl == NULL ||
 	    narf_repl_leaving(e->repl)) {
 		narf_resp_errorf(out, "MOVED %d %s", slot, owner->addr);
@@ -577,10 +577,10 @@ int narf_engine_exec(struct narf_engine *e,
 		case ROUTE_HERE:
 			rv = cmd->fn(e, c, argc, argv, argvlen, out);
 			break;
-		case ROUTE_HOLD:
+		case ROUTE_RETRY:
 			e->stats.commands--; /* it runs again later */
 			e->stats.calls[pos]--;
-			rv = NARF_EXEC_HOLD;
+			rv = NARF_EXEC_RETRY;
 			break;
 		case ROUTE_PROXY:
 			rv = NARF_EXEC_PROXY;

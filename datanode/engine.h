@@ -53,8 +53,9 @@ struct narf_engine_config {
 struct narf_engine_stats {
 	uint64_t commands;
 	uint64_t unknown_commands;
-	/* runs per command, by table position (a request held for the lease
-	 * counts once, when it runs; a forwarded one counts here too) */
+	/* runs per command, by table position (a request put off,
+	 * NARF_EXEC_RETRY, counts once, when it runs; a forwarded one counts
+	 * here too) */
 	uint64_t calls[NARF_CMD_SLOTS];
 	uint64_t connections;
 	uint64_t rejected_connections;
@@ -77,9 +78,9 @@ struct narf_client {
 	bool ack_set;     /* ACKMODE given; else the map's default rules */
 	bool peer;        /* NARF.HELLO: another node's link */
 	uint32_t peer_node;
-	uint64_t hold_checks;    /* map replies seen when a peer's request
-	                            was first held for a map refresh */
-	long long wait_replicas; /* WAIT's arguments */
+	uint64_t peer_map_checks; /* map replies seen when a peer's request
+	                             was first put off for a map refresh */
+	long long wait_replicas;  /* WAIT's arguments */
 	long long wait_timeout_ms;
 };
 
@@ -127,7 +128,10 @@ int64_t narf_engine_now(const struct narf_engine *e);
 void narf_engine_client_init(struct narf_engine *e, struct narf_client *c);
 
 /* What narf_engine_exec() returns besides 0 and NARF_E* (> 0). */
-#define NARF_EXEC_HOLD (-1)  /* not run: this node's lease has lapsed */
+/* not run now, to be run again later: this node's lease has lapsed, it has
+ * no map yet, the write's slot is being handed off, or a peer's request
+ * waits for our map to be refreshed */
+#define NARF_EXEC_RETRY (-1)
 #define NARF_EXEC_PROXY (-2) /* not run: forward it to e->proxy_node */
 #define NARF_EXEC_WAIT (-3)  /* WAIT: the server answers it */
 #define NARF_EXEC_SPLIT (-4) /* keys led by several nodes: split, merge */

@@ -7,9 +7,13 @@
  * client in request order: a reply that comes before those of earlier
  * requests waits in its fwd, and the replies of requests run here after
  * a forwarded one wait in its `after` buffer (server.c's conn_process
- * writes there). -MOVED to the newest forwarded request parks the
- * connection until the next map reply and routes it again; a -MOVED that
- * goes to the client and names this node waits for our next map first.
+ * writes there). -MOVED to the newest forwarded request makes the
+ * connection wait for the next map reply (NARF_WAIT_MAP) and routes it
+ * again; a -MOVED that goes to the client and names this node waits for
+ * our next map first (fwd.moved_self). With NARF_FWD_MAX out, or before a
+ * split or WAIT, the connection waits for replies (NARF_WAIT_FWD_FULL,
+ * NARF_WAIT_FWD_DRAIN): narf_fwd_pop() and fwd_unlink_tail() end those
+ * waits as the queue shrinks.
  *
  * Split (struct scatter): MGET, MSET, DEL, EXISTS, ... over keys several
  * nodes lead: one request per owner, ours run here, the others forwarded,
@@ -17,6 +21,7 @@
  */
 #include "conn.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +204,7 @@ static void scatter_part_done(void *data, const char *reply, size_t len)
 	scatter_merge(sc, &conn->out);
 	conn->sc = NULL;
 	scatter_free(sc);
+	narf_conn_wait_end(conn, NARF_WAIT_SCATTER);
 	conn->dn->progress = true;
 }
 
@@ -304,12 +310,22 @@ bool narf_scatter_start(struct narf_rconn *conn,
 		return true;
 	}
 	conn->sc = sc;
+	narf_conn_wait_begin(conn, NARF_WAIT_SCATTER);
 	return true;
 fail:
 	if (sc != NULL)
 		scatter_free(sc);
 	narf_resp_error(out, "ERR out of memory");
 	return false;
+}
+
+/* The queue shrank: a wait for room in it, or for all of it, may be over. */
+static void fwd_wait_update(struct narf_rconn *conn)
+{
+	if (conn->wait == NARF_WAIT_FWD_FULL && conn->fwd_n < NARF_FWD_MAX)
+		narf_conn_wait_end(conn, NARF_WAIT_FWD_FULL);
+	else if (conn->wait == NARF_WAIT_FWD_DRAIN && conn->fwd_n == 0)
+		narf_conn_wait_end(conn, NARF_WAIT_FWD_DRAIN);
 }
 
 /* Move the answered forwarded requests at the head of the queue, with the
@@ -319,7 +335,7 @@ void narf_fwd_pop(struct narf_rconn *conn)
 	struct fwd *f;
 
 	while ((f = conn->fwd_head) != NULL && f->answered &&
-	       !(f->held && conn->hold_checks != 0)) {
+	       !(f->moved_self && conn->moved_self_checks != 0)) {
 		if (narf_buf_append(&conn->out, f->reply.data, f->reply.len) !=
 		            0 ||
 		    narf_buf_append(&conn->out, f->after.data, f->after.len) !=
@@ -332,8 +348,7 @@ void narf_fwd_pop(struct narf_rconn *conn)
 		conn->fwd_bytes -= f->reply.len + f->after.len;
 		fwd_free(f);
 	}
-	if (conn->fwd_n == 0)
-		conn->fwd_drain = false;
+	fwd_wait_update(conn);
 }
 
 /* Take f, the newest forwarded request, off the queue. */
@@ -351,6 +366,7 @@ static void fwd_unlink_tail(struct narf_rconn *conn, struct fwd *f)
 	conn->fwd_n--;
 	conn->fwd_bytes -= f->reply.len + f->after.len;
 	fwd_free(f);
+	fwd_wait_update(conn);
 }
 
 /*
@@ -358,7 +374,7 @@ static void fwd_unlink_tail(struct narf_rconn *conn, struct fwd *f)
  * disagree (a role change in flight) and that it did not run the request.
  * When nothing was run after it (it is the newest request, its bytes still
  * at the front of `in`), rather than hand the client an error, fetch the
- * map and route it again after each map reply, for up to NARF_PARK_MAX_MS
+ * map and route it again after each map reply, for up to NARF_RETRY_MAX_MS
  * (the other node may be the one behind: it catches up within a heartbeat
  * or two); then the -MOVED goes to the client. When later requests already
  * ran, running this one now would reorder them: the client gets the
@@ -366,7 +382,7 @@ static void fwd_unlink_tail(struct narf_rconn *conn, struct fwd *f)
  * node, our map is the one behind (the owner's says we lead): a client
  * sending it here again at once would be forwarded to the same -MOVED,
  * so it goes out (with the replies after it) once our next map is in, or
- * after NARF_PARK_MAX_MS (server.c's resume_blocked).
+ * after NARF_RETRY_MAX_MS (server.c's resume_blocked).
  */
 static void fwd_done(void *data, const char *reply, size_t len)
 {
@@ -383,33 +399,38 @@ static void fwd_done(void *data, const char *reply, size_t len)
 		narf_repl_refresh_map(dn->repl);
 		if (conn->reroutes++ == 0)
 			conn->reroute_ms = uv_now(&dn->loop);
-		if (uv_now(&dn->loop) - conn->reroute_ms < NARF_PARK_MAX_MS) {
+		if (uv_now(&dn->loop) - conn->reroute_ms < NARF_RETRY_MAX_MS) {
 			fwd_unlink_tail(conn, f);
 			/* Parsed again from the front: a request after it
 			 * that was half read is parsed again too. */
 			conn->px_len = 0;
 			narf_resp_req_reset(&conn->req);
-			conn->parked = true;
-			conn->blocked_ms = uv_now(&dn->loop);
-			conn->park_checks = narf_repl_map_checks(dn->repl);
-			if (conn->fwd_n == 0)
-				conn->fwd_drain = false;
+			/* Never 0: a node forwards only once it has a map,
+			 * and maps come only in map replies, each counted. */
+			conn->map_checks = narf_repl_map_checks(dn->repl);
+			conn->map_ms = uv_now(&dn->loop);
+			assert(conn->map_checks != 0);
+			/* A drain with replies still out keeps the wait, the
+			 * re-route owed behind it (conn.h). */
+			if (conn->wait != NARF_WAIT_FWD_DRAIN)
+				narf_conn_wait_begin(conn, NARF_WAIT_MAP);
 			return;
 		}
 	}
 	conn->reroutes = 0;
 	f->answered = true;
 	if (is_moved && strcmp(to, dn->member.self_addr) == 0) {
-		f->held = true;
-		if (conn->hold_checks == 0) {
+		f->moved_self = true;
+		if (conn->moved_self_checks == 0) {
 			narf_repl_refresh_map(dn->repl);
-			conn->hold_checks = narf_repl_map_checks(dn->repl);
-			conn->hold_ms = uv_now(&dn->loop);
+			conn->moved_self_checks =
+			        narf_repl_map_checks(dn->repl);
+			conn->moved_self_ms = uv_now(&dn->loop);
 		}
 	}
 	/* The oldest one (the usual case) goes straight out; a later one,
-	 * or a held one, waits. */
-	if (f == conn->fwd_head && !conn->processing && !f->held) {
+	 * or a -MOVED naming us, waits. */
+	if (f == conn->fwd_head && !conn->processing && !f->moved_self) {
 		if (narf_buf_append(&conn->out, reply, len) != 0)
 			conn->client.close_after_reply = true;
 	} else if (narf_buf_append(&f->reply, reply, len) != 0) {
@@ -444,6 +465,8 @@ bool narf_fwd_start(struct narf_rconn *conn)
 		conn->fwd_head = f;
 	conn->fwd_tail = f;
 	conn->fwd_n++;
+	if (conn->fwd_n >= NARF_FWD_MAX)
+		narf_conn_wait_begin(conn, NARF_WAIT_FWD_FULL);
 	return true;
 }
 

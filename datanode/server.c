@@ -17,19 +17,21 @@
  * than NARF_OUT_SOFT_LIMIT bytes of replies wait, reading pauses until the
  * client drains them: a pipelining client is slowed, not dropped.
  *
- * In a cluster a connection can also be blocked, and then runs no requests
- * (and reads no more once NARF_BLOCKED_INPUT bytes wait): `gated` while its
- * replies wait for replicas to acknowledge its writes (repl.h), `parked` while
- * the node's lease has lapsed (the request waits in the query buffer, up to
- * NARF_PARK_MAX_MS, then fails with -CLUSTERDOWN), `waiting` in a WAIT,
- * and while NARF_FWD_MAX forwarded requests are out (forward.c: requests
- * for other nodes' slots go out pipelined while the connection goes on,
- * and their replies are put back in request order; a -MOVED answer to the
- * newest parks it until the next map reply and routes it again). Blocked
- * connections, and those with forwarded requests out, sit on dn->blocked;
- * whenever something may have moved (acks, a map, a lease, a proxy reply)
- * the check handle walks that list after the loop's I/O and resumes (and
- * flushes) whoever can go on, so nothing resumes from inside another
+ * In a cluster a connection can also wait, and then runs no requests (and
+ * reads no more once NARF_BLOCKED_INPUT bytes wait): for one thing at a
+ * time, named by its `wait` (conn.h): replicas to acknowledge its writes
+ * before its replies go (ACKS, repl.h), the lease (RETRY: the engine put a
+ * request off; it waits in the query buffer up to NARF_RETRY_MAX_MS, then
+ * fails with -CLUSTERDOWN), a map reply (MAP: the newest forwarded
+ * request got -MOVED and is routed again), a WAIT, a split request's parts
+ * (SCATTER), or forwarded requests (FWD_FULL when NARF_FWD_MAX are out,
+ * FWD_DRAIN before a split or WAIT; forward.c: requests for other nodes'
+ * slots go out pipelined while the connection goes on, and their replies
+ * are put back in request order). Waiting connections, and those with
+ * forwarded requests out, sit on dn->blocked; whenever something may have
+ * moved (acks, a map, a lease, a proxy reply) the check handle walks that
+ * list after the loop's I/O, ends the waits that are over and resumes (and
+ * flushes) whoever waits no more, so nothing resumes from inside another
  * connection's callback.
  *
  * Fairness: a connection reads at most NARF_ITER_READ_MAX bytes per loop
@@ -38,6 +40,7 @@
  */
 #include "conn.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +110,79 @@ static void list_blocked(struct narf_rconn *conn)
 	conn->on_blocked = true;
 }
 
+/* The waits' invariants (conn.h); a closing connection keeps its last
+ * wait, and its forwarded requests and split parts are gone. */
+static void wait_check(const struct narf_rconn *c)
+{
+	if (c->closing)
+		return;
+	assert((c->wait == NARF_WAIT_SCATTER) == (c->sc != NULL));
+	assert(c->wait != NARF_WAIT_ACKS || narf_conn_gated(c));
+	assert(c->wait != NARF_WAIT_MAP || c->map_checks != 0);
+	assert(c->map_checks == 0 || c->wait == NARF_WAIT_MAP ||
+	       c->wait == NARF_WAIT_FWD_DRAIN);
+	assert(c->wait != NARF_WAIT_FWD_FULL || c->fwd_n >= NARF_FWD_MAX);
+	assert(c->wait != NARF_WAIT_FWD_DRAIN || c->fwd_n > 0);
+	(void)c;
+}
+
+void narf_conn_wait_begin(struct narf_rconn *c, enum narf_conn_wait what)
+{
+	/* One wait at a time. Waits begin while the connection runs requests
+	 * (conn_process stops at the first), but for a -MOVED re-route, which
+	 * comes with a proxy reply: it takes over from a retry, and from the
+	 * ack gate, which is then owed (conn.h). */
+	assert(what != NARF_WAIT_NONE);
+	assert(c->wait == NARF_WAIT_NONE ||
+	       (what == NARF_WAIT_MAP &&
+	        (c->wait == NARF_WAIT_ACKS || c->wait == NARF_WAIT_RETRY)));
+	c->wait = what;
+	c->wait_ms = uv_now(&c->dn->loop);
+	if (!c->closing)
+		list_blocked(c);
+	wait_check(c);
+}
+
+void narf_conn_wait_end(struct narf_rconn *c, enum narf_conn_wait what)
+{
+	assert(what != NARF_WAIT_NONE && c->wait == what);
+	assert(what != NARF_WAIT_MAP || c->map_checks == 0);
+	/* What is owed comes next: a re-route owed behind a drain, then the
+	 * ack gate. Both are looked at every pass meanwhile (resume_blocked).
+	 */
+	if (c->map_checks != 0)
+		c->wait = NARF_WAIT_MAP;
+	else if (narf_conn_gated(c))
+		c->wait = NARF_WAIT_ACKS;
+	else
+		c->wait = NARF_WAIT_NONE;
+	c->wait_ms = uv_now(&c->dn->loop);
+	wait_check(c);
+}
+
+const char *narf_conn_wait_name(enum narf_conn_wait w)
+{
+	switch (w) {
+	case NARF_WAIT_NONE:
+		return "none";
+	case NARF_WAIT_ACKS:
+		return "acks";
+	case NARF_WAIT_RETRY:
+		return "retry";
+	case NARF_WAIT_MAP:
+		return "map";
+	case NARF_WAIT_WAIT:
+		return "wait";
+	case NARF_WAIT_SCATTER:
+		return "scatter";
+	case NARF_WAIT_FWD_FULL:
+		return "fwd-full";
+	case NARF_WAIT_FWD_DRAIN:
+		return "fwd-drain";
+	}
+	return "?";
+}
+
 static void conn_close(struct narf_rconn *conn)
 {
 	struct narf_dn *dn = conn->dn;
@@ -174,7 +250,7 @@ static void conn_run(struct narf_rconn *conn);
 
 /*
  * Hand waiting replies to the kernel; when they are all gone, run requests
- * that were held back (conn_process stops at NARF_OUT_SOFT_LIMIT) and
+ * of a paused pipeline (conn_process stops at NARF_OUT_SOFT_LIMIT) and
  * resume reading. A loop, not recursion: a client pipelining many large
  * GETs into a fast socket goes round it once per megabyte of replies.
  */
@@ -185,7 +261,7 @@ static void conn_flush(struct narf_rconn *conn)
 	int n;
 
 	for (;;) {
-		if (conn->writing || conn->closing || conn->gated)
+		if (conn->writing || conn->closing || narf_conn_gated(conn))
 			return;
 		if (conn->out.len == 0) {
 			/* Replies of forwarded requests still to come go out
@@ -197,9 +273,9 @@ static void conn_flush(struct narf_rconn *conn)
 			}
 			if (conn->client.close_after_reply)
 				return;
-			if (conn->held && !narf_conn_blocked(conn) &&
+			if (conn->pipeline_paused && !narf_conn_blocked(conn) &&
 			    conn->fwd_bytes <= NARF_OUT_SOFT_LIMIT) {
-				conn->held = false;
+				conn->pipeline_paused = false;
 				conn_run(conn);
 				continue;
 			}
@@ -269,7 +345,7 @@ static void conn_process(struct narf_rconn *conn)
 
 	conn->need = 0;
 	conn->processing = true;
-	while (!conn->client.close_after_reply && !conn->held &&
+	while (!conn->client.close_after_reply && !conn->pipeline_paused &&
 	       !narf_conn_blocked(conn)) {
 		struct narf_buf *out = reply_buf(conn);
 		size_t need = 0, before = out->len;
@@ -300,11 +376,10 @@ static void conn_process(struct narf_rconn *conn)
 		}
 		rv = narf_engine_exec(e, &conn->client, conn->req.argc,
 		                      conn->req.argv, conn->req.argvlen, out);
-		if (rv == NARF_EXEC_HOLD && !conn->park_expired) {
-			/* Run it again once the lease is back. */
+		if (rv == NARF_EXEC_RETRY && !conn->retry_expired) {
+			/* Run it again once the lease holds. */
 			narf_resp_req_reset(&conn->req);
-			conn->parked = true;
-			conn->blocked_ms = uv_now(&dn->loop);
+			narf_conn_wait_begin(conn, NARF_WAIT_RETRY);
 			break;
 		}
 		if ((rv == NARF_EXEC_SPLIT || rv == NARF_EXEC_WAIT) &&
@@ -312,11 +387,11 @@ static void conn_process(struct narf_rconn *conn)
 			/* Their replies are written when they complete: run
 			 * them once every forwarded reply is in. */
 			narf_resp_req_reset(&conn->req);
-			conn->fwd_drain = true;
+			narf_conn_wait_begin(conn, NARF_WAIT_FWD_DRAIN);
 			break;
 		}
-		if (rv == NARF_EXEC_HOLD) {
-			conn->park_expired = false;
+		if (rv == NARF_EXEC_RETRY) {
+			conn->retry_expired = false;
 			narf_resp_error(out,
 			                "CLUSTERDOWN this node has lost "
 			                "contact with the coordinator");
@@ -344,8 +419,8 @@ static void conn_process(struct narf_rconn *conn)
 				narf_gate_close(&batch);
 				narf_repl_batch_begin(dn->repl);
 			}
-			conn->waiting = !wait_done(conn, false);
-			conn->blocked_ms = uv_now(&dn->loop);
+			if (!wait_done(conn, false))
+				narf_conn_wait_begin(conn, NARF_WAIT_WAIT);
 		} else if (rv != 0) {
 			conn->processing = false;
 			conn_close(conn);
@@ -357,11 +432,11 @@ static void conn_process(struct narf_rconn *conn)
 		if (out != &conn->out)
 			conn->fwd_bytes += out->len - before;
 		/* Enough replies for now (written or waiting behind forwarded
-		 * requests): hold the rest of the pipeline until these are
+		 * requests): pause the rest of the pipeline until these are
 		 * written, so replies never pile up without bound (at most the
 		 * limit plus one reply). */
 		if (conn->out.len + conn->fwd_bytes > NARF_OUT_SOFT_LIMIT) {
-			conn->held = pos < conn->in.len;
+			conn->pipeline_paused = pos < conn->in.len;
 			break;
 		}
 	}
@@ -381,13 +456,16 @@ static void conn_process(struct narf_rconn *conn)
 
 /*
  * Run what the query buffer holds with one clock reading and the lease as
- * it stands, then hold the replies while replicas have not acknowledged
+ * it stands, then gate the replies while replicas have not acknowledged
  * the batch's writes (unless this connection chose ACKMODE PRIMARY).
  */
 static void conn_run(struct narf_rconn *conn)
 {
 	struct narf_dn *dn = conn->dn;
 	struct narf_engine *e = &dn->engine;
+	/* Gated before: conn_process ran nothing, and the gate is the check
+	 * handle's to look at (resume_blocked). */
+	bool gated = narf_conn_gated(conn);
 	bool broken;
 
 	e->now_cached = e->clock(e->clock_data);
@@ -408,11 +486,18 @@ static void conn_run(struct narf_rconn *conn)
 				narf_gate_merge(&conn->gate, &batch);
 		}
 		narf_gate_close(&batch);
-		if (conn->gate.n > 0 && !conn->gated) {
-			conn->gated = !narf_repl_gate_open(
-			        dn->repl, &conn->gate, &broken);
-			if (!conn->gated)
+		if (narf_conn_gated(conn) && !gated) {
+			if (narf_repl_gate_open(dn->repl, &conn->gate,
+			                        &broken)) {
 				narf_gate_clear(&conn->gate);
+				/* A wait that ended in conn_process handed
+				 * over to the gate before it was looked at. */
+				if (conn->wait == NARF_WAIT_ACKS)
+					narf_conn_wait_end(conn,
+					                   NARF_WAIT_ACKS);
+			} else if (conn->wait == NARF_WAIT_NONE) {
+				narf_conn_wait_begin(conn, NARF_WAIT_ACKS);
+			} /* else owed behind that wait (conn.h) */
 		}
 	}
 	e->now_cached = 0;
@@ -429,7 +514,7 @@ static void conn_update_reading(struct narf_rconn *conn)
 	 * acks) keeps reading: stopping and restarting would cost two
 	 * epoll_ctl calls per request. Its requests wait in the buffer,
 	 * up to NARF_BLOCKED_INPUT. */
-	if (conn->client.close_after_reply || conn->held ||
+	if (conn->client.close_after_reply || conn->pipeline_paused ||
 	    (narf_conn_blocked(conn) && conn->in.len > NARF_BLOCKED_INPUT) ||
 	    (conn->writing && conn->out.len > NARF_OUT_SOFT_LIMIT)) {
 		if (conn->reading)
@@ -494,11 +579,14 @@ static void unthrottle(struct narf_dn *dn)
 }
 
 /*
- * Resume blocked connections that can go on: replies whose acks arrived
- * (or whose peers were excused), parked requests once the lease is back
- * or too old, proxy replies that came in, WAITs that are satisfied or
- * timed out. A connection whose held writes can no longer be vouched for
- * (this node lost a slot) is closed: its client must not read "OK".
+ * End the waits that are over and resume the connections that wait no
+ * more: replies whose acks arrived (or whose peers were excused), requests
+ * put off once the lease is back or too old, re-routes once a map reply
+ * came, proxy replies that came in, WAITs that are satisfied or timed out.
+ * The ack gate and an owed re-route are looked at whatever the connection
+ * waits for (conn.h). A connection whose gated writes can no longer be
+ * vouched for (this node lost a slot) is closed: its client must not read
+ * "OK".
  */
 static void resume_blocked(struct narf_dn *dn)
 {
@@ -512,10 +600,11 @@ static void resume_blocked(struct narf_dn *dn)
 		struct narf_rconn *next = conn->bnext;
 		bool broken = false;
 
-		if (conn->gated && dn->repl != NULL &&
+		if (narf_conn_gated(conn) && dn->repl != NULL &&
 		    narf_repl_gate_open(dn->repl, &conn->gate, &broken)) {
-			conn->gated = false;
 			narf_gate_clear(&conn->gate);
+			if (conn->wait == NARF_WAIT_ACKS)
+				narf_conn_wait_end(conn, NARF_WAIT_ACKS);
 		}
 		if (broken) {
 			NARF_WARN(
@@ -529,33 +618,35 @@ static void resume_blocked(struct narf_dn *dn)
 			continue;
 		}
 		/* A request routed again after -MOVED waits for a map reply
-		 * (or for the park limit). */
-		if (conn->parked && conn->park_checks != 0 &&
-		    (narf_repl_map_checks(dn->repl) != conn->park_checks ||
-		     now - conn->blocked_ms > NARF_PARK_MAX_MS)) {
-			conn->park_checks = 0;
-			conn->parked = false;
-		} else if (conn->parked && conn->park_checks == 0 &&
-		           (lease ||
-		            now - conn->blocked_ms > NARF_PARK_MAX_MS)) {
-			conn->park_expired = !lease;
-			conn->parked = false;
+		 * (or for the limit), owed behind a drain or not. */
+		if (conn->map_checks != 0 &&
+		    (narf_repl_map_checks(dn->repl) != conn->map_checks ||
+		     now - conn->map_ms > NARF_RETRY_MAX_MS)) {
+			conn->map_checks = 0;
+			if (conn->wait == NARF_WAIT_MAP)
+				narf_conn_wait_end(conn, NARF_WAIT_MAP);
+		} else if (conn->wait == NARF_WAIT_RETRY &&
+		           (lease || now - conn->wait_ms > NARF_RETRY_MAX_MS)) {
+			conn->retry_expired = !lease;
+			narf_conn_wait_end(conn, NARF_WAIT_RETRY);
 		}
-		/* Replies held for a map (forward.c) go out with it. */
-		if (conn->hold_checks != 0 &&
-		    (narf_repl_map_checks(dn->repl) != conn->hold_checks ||
-		     now - conn->hold_ms > NARF_PARK_MAX_MS)) {
-			conn->hold_checks = 0;
+		/* Replies of a -MOVED naming us (forward.c) go out once our
+		 * map is newer. */
+		if (conn->moved_self_checks != 0 &&
+		    (narf_repl_map_checks(dn->repl) !=
+		             conn->moved_self_checks ||
+		     now - conn->moved_self_ms > NARF_RETRY_MAX_MS)) {
+			conn->moved_self_checks = 0;
 			for (struct fwd *f = conn->fwd_head; f != NULL;
 			     f = f->next)
-				f->held = false;
+				f->moved_self = false;
 			narf_fwd_pop(conn);
 		}
-		if (conn->waiting) {
+		if (conn->wait == NARF_WAIT_WAIT) {
 			uint64_t t = (uint64_t)conn->client.wait_timeout_ms;
 
-			conn->waiting = !wait_done(
-			        conn, t > 0 && now - conn->blocked_ms >= t);
+			if (wait_done(conn, t > 0 && now - conn->wait_ms >= t))
+				narf_conn_wait_end(conn, NARF_WAIT_WAIT);
 		}
 		if (!narf_conn_blocked(conn)) {
 			unlist_blocked(conn);
@@ -597,8 +688,8 @@ static void drain_step(struct narf_dn *dn)
 		if (left && since < dn->drain_start_ms)
 			since = dn->drain_start_ms;
 		if (!narf_conn_blocked(conn) && conn->fwd_n == 0 &&
-		    !conn->held && !conn->writing && conn->out.len == 0 &&
-		    now - since >= quiet)
+		    !conn->pipeline_paused && !conn->writing &&
+		    conn->out.len == 0 && now - since >= quiet)
 			conn_close(conn);
 		conn = next;
 	}
@@ -609,6 +700,13 @@ static void drain_step(struct narf_dn *dn)
 			        "%llu ms",
 			        dn->engine.connected_clients,
 			        (unsigned long long)limit);
+		for (conn = dn->conns; conn != NULL; conn = conn->next)
+			NARF_DEBUG(
+			        "drain: client %llu (%s): waits for %s, %u "
+			        "forwarded requests out",
+			        (unsigned long long)conn->client.id,
+			        conn->client.addr,
+			        narf_conn_wait_name(conn->wait), conn->fwd_n);
 		narf_dn_stop(dn);
 	}
 }
@@ -746,7 +844,7 @@ static void cron_cb(uv_timer_t *t)
 	narf_engine_cron(&dn->engine);
 	if (dn->repl != NULL)
 		narf_repl_cron(dn->repl);
-	/* Deadlines of parked requests and WAITs. */
+	/* Deadlines of the RETRY, MAP and WAIT waits. */
 	if (dn->blocked != NULL)
 		dn->progress = true;
 	if (++dn->cron_ticks % (1000 / NARF_DN_CRON_MS) == 0)
