@@ -340,12 +340,22 @@ static void recount(struct narf_rpeer *p)
 	p->n_counts = narf_rc_count(p->counts);
 }
 
-/* Ask the coordinator to drop p from the ISR of every slot we lead (one
- * request at a time: one out covers any failure since it was sent). */
+/*
+ * Ask the coordinator to drop p from the ISR of every slot we lead (one
+ * request at a time: one out covers any failure since it was sent). Not
+ * while an add for p is out: the coordinator could apply the drop first
+ * and the add after it, and p would be in an ISR lacking the writes we
+ * acknowledged since its link failed. The drop waits for the add's answer
+ * (WANTED), so the coordinator's log has it after the add.
+ */
 static void ask_drop(struct narf_rcore *rc, struct narf_rpeer *p)
 {
 	if (p->drop.state == NARF_RREQ_ASKED)
 		return;
+	if (p->add.state == NARF_RREQ_ASKED) {
+		p->drop.state = NARF_RREQ_WANTED;
+		return;
+	}
 	p->drop.state = NARF_RREQ_ASKED;
 	p->drop.epoch = 0;
 	act(rc, (struct narf_ract){.kind = NARF_RACT_ASK_DROP, .peer = p});
@@ -510,6 +520,8 @@ void narf_rcore_isr_reply(struct narf_rcore *rc,
 			p->ready[i] |= p->asked[i] & p->fwd[i] & rc->lead[i];
 	}
 	memset(p->asked, 0, sizeof(p->asked));
+	if (p->drop.state == NARF_RREQ_WANTED)
+		ask_drop(rc, p); /* it waited for this answer */
 }
 
 void narf_rcore_handoff_reply(struct narf_rcore *rc,
@@ -741,13 +753,26 @@ void narf_rcore_wrote(struct narf_rcore *rc,
                       unsigned slot,
                       bool queued)
 {
+	const struct narf_slot *sl = &rc->map->slots[slot];
+
 	/* Queued to the peer: only then can its ack release the write;
 	 * otherwise only an excuse (the ISR drop that the broken or missing
-	 * link leads to) can. */
-	if (!rc->in_batch || !bit(p->counts, slot))
+	 * link leads to) can. A peer being dropped is waited for on every
+	 * slot it replicates, counted or not: until the drop is in our map
+	 * it may be in the slot's ISR (an add we sent before its link failed
+	 * may be applied first), and a write it lacks must not be
+	 * acknowledged before it is out. */
+	if (!rc->in_batch)
 		return;
-	gate_need(&rc->batch, p->id, queued ? p->gen : 0,
-	          queued ? p->sent : UINT64_MAX);
+	if (bit(p->counts, slot)) {
+		gate_need(&rc->batch, p->id, queued ? p->gen : 0,
+		          queued ? p->sent : UINT64_MAX);
+	} else if (p->drop.state != NARF_RREQ_IDLE &&
+	           in_list(sl->replicas, sl->n_replicas, p->id)) {
+		gate_need(&rc->batch, p->id, 0, UINT64_MAX);
+	} else {
+		return;
+	}
 	gate_slot(&rc->batch, slot);
 }
 
@@ -919,7 +944,8 @@ void narf_rcore_tick(struct narf_rcore *rc, uint64_t now)
 			fail_link(rc, p, "acknowledgements lag behind", now);
 			continue;
 		}
-		if (p->drop.state == NARF_RREQ_WANTED)
+		if (p->drop.state == NARF_RREQ_WANTED &&
+		    p->add.state != NARF_RREQ_ASKED)
 			ask_drop(rc, p);
 		/* (Re)connect when there is something to send, after a
 		 * pause when the last attempt failed. */

@@ -631,6 +631,63 @@ static void test_link_failure_mid_join(void **state)
 	assert_int_equal(acts_of(sim, NARF_RACT_ASK_DROP, 2), 1);
 }
 
+/* The link fails while an add is out (the peer synced, acked, was asked
+ * into the ISR). The drop waits for the add's answer, so the coordinator
+ * cannot apply it first and the add after it; meanwhile, writes to the
+ * slot wait for the peer's excuse (it may be in the ISR once the add
+ * applies) instead of being acknowledged without it. Found by the model
+ * check (test_repl_model.c). */
+static void test_drop_waits_for_add_answer(void **state)
+{
+	struct sim *sim = *state;
+	struct narf_map *m = map_new(sim, 10), *m2, *m3;
+	struct narf_rpeer *p;
+	struct narf_gate g = {0};
+	bool broken;
+
+	all_slots(m, 3, 0, false, 5);
+	slot_set(m, 7, ME, 2, false, 5);
+	install(sim, NULL, m);
+	p = narf_rcore_peer(sim->rc, 2);
+	narf_rcore_tick(sim->rc, sim->now);
+	carry(sim);
+	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 7);
+	narf_rcore_link_queued(sim->rc, p, true, sim->now);
+	narf_rcore_synced(sim->rc, p, 7, true, p->sent);
+	ack_all(sim, 2);
+	narf_rcore_step(sim->rc, sim->now);
+	carry(sim);
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_ADD, 2), 1);
+	narf_rcore_link_failed(sim->rc, p, p->gen, sim->now);
+	carry(sim);
+	assert_int_equal(p->drop.state, NARF_RREQ_WANTED);
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_DROP, 2), 0);
+	narf_rcore_tick(sim->rc, sim->now); /* not even the tick asks */
+	carry(sim);
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_DROP, 2), 0);
+	/* A write now waits for node 2's excuse. */
+	assert_true(write_key(sim, 7, &g));
+	assert_int_equal(g.need[0].seq, UINT64_MAX);
+	/* The add was taken (epoch 11): now the drop goes. */
+	narf_rcore_isr_reply(sim->rc, 2, false, true, 11);
+	carry(sim);
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_DROP, 2), 1);
+	m2 = map_new(sim, 11);
+	all_slots(m2, 3, 0, false, 5);
+	slot_set(m2, 7, ME, 2, true, 5); /* the add applied */
+	install(sim, m, m2);
+	assert_false(gate_open(sim, &g, &broken));
+	narf_rcore_isr_reply(sim->rc, 2, true, true, 12);
+	carry(sim);
+	assert_false(gate_open(sim, &g, &broken));
+	m3 = map_new(sim, 12);
+	all_slots(m3, 3, 0, false, 5);
+	slot_set(m3, 7, ME, 2, false, 5); /* and the drop after it */
+	install(sim, m2, m3);
+	assert_true(gate_open(sim, &g, &broken));
+	narf_gate_close(&g);
+}
+
 /* --- handoffs ----------------------------------------------------------------
  */
 
@@ -793,6 +850,7 @@ int main(void)
 	        T(test_new_lineage_drops_old_entries),
 	        T(test_sync_then_join),
 	        T(test_link_failure_mid_join),
+	        T(test_drop_waits_for_add_answer),
 	        T(test_handoff_waits_for_acks_and_its_map),
 	        T(test_handoff_refused_then_cancelled),
 	        T(test_idle_link_closed),

@@ -1,0 +1,536 @@
+/*
+ * A randomized model check of the replication core (datanode/repl_core.c):
+ * one primary (node 1, the core under test), two replicas (nodes 2 and 3)
+ * modelled as the sets of writes they applied, a simulated network (each
+ * replication link a FIFO of commands that the replica applies and
+ * acknowledges in order, lost whole when the link fails), and a simulated
+ * coordinator that takes ISR drop and add requests (answering at once or
+ * later, its map arriving at once or later) and now and then promotes an
+ * ISR member of one of our slots (a role swap: what a failover does).
+ *
+ * Each step is drawn from a seeded generator: a client write (one batch),
+ * acks delivered, a link failure, a request answered, a map installed, a
+ * role swap, time passing (tick), the loop's step. Checked after every
+ * step, for every write whose gate opened:
+ *  - while we lead its slot, every ISR member in our map has applied it;
+ *  - when a slot is promoted, the new primary has every write of that slot
+ *    that was acknowledged (min_isr 1: "no acknowledged write lost" when
+ *    the promoted replica is in the ISR).
+ * Deterministic: the seeds are fixed; a failure names seed and step.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "datanode/repl_core.h"
+
+#define ME 1u
+#define N_NODES 3
+#define N_SLOTS 6 /* our slots: 0..N_SLOTS-1 */
+#define MAX_WRITES 1500
+#define MAX_Q 4096
+#define STEPS 3000
+
+enum cmd_kind { CMD_HELLO, CMD_WRITE, CMD_SYNC };
+
+struct cmd {
+	enum cmd_kind kind;
+	unsigned slot;
+	unsigned id;    /* CMD_WRITE */
+	uint64_t epoch; /* the slot epoch it is sent under */
+	uint8_t *snap;  /* CMD_SYNC: the slot's writes (owned) */
+};
+
+struct link {
+	struct cmd q[MAX_Q];
+	unsigned head, n;
+	uint32_t gen;
+};
+
+struct pending {
+	unsigned id, slot;
+	struct narf_gate gate;
+};
+
+struct model {
+	uint64_t rnd;
+	unsigned seed, step;
+	struct narf_rcore *rc;
+	struct narf_map *map;       /* the coordinator's newest */
+	struct narf_map *installed; /* the one the core borrows */
+	uint64_t now;
+	/* writes applied, per node (1..3) and slot: applied[n][s][id] */
+	uint8_t applied[N_NODES + 1][N_SLOTS][MAX_WRITES];
+	uint8_t acked[N_SLOTS][MAX_WRITES]; /* acknowledged to clients */
+	/* per node and slot: the highest slot epoch it knows (the fence: it
+	 * refuses a message below it, answering -STALE) */
+	uint64_t hwm[N_NODES + 1][N_SLOTS];
+	unsigned n_writes;
+	struct link links[N_NODES + 1];
+	/* requests the coordinator has not answered yet */
+	bool drop_asked[N_NODES + 1], add_asked[N_NODES + 1];
+	uint64_t add_slots[N_NODES + 1]; /* bit s: slot s asked */
+	struct pending pend[MAX_WRITES];
+	unsigned n_pend;
+	unsigned opened, broken, swaps, drops, adds, failures, stale;
+};
+
+static uint64_t rnd(struct model *m)
+{
+	m->rnd ^= m->rnd << 13;
+	m->rnd ^= m->rnd >> 7;
+	m->rnd ^= m->rnd << 17;
+	return m->rnd;
+}
+
+static unsigned pick(struct model *m, unsigned n)
+{
+	return (unsigned)(rnd(m) % n);
+}
+
+static struct narf_map *map_copy(const struct narf_map *src)
+{
+	struct narf_map *m = calloc(1, sizeof(*m));
+
+	assert_non_null(m);
+	narf_map_init(m, NULL);
+	assert_int_equal(narf_map_copy(m, src), 0);
+	return m;
+}
+
+static void map_free(struct narf_map *m)
+{
+	if (m == NULL)
+		return;
+	narf_map_close(m);
+	free(m);
+}
+
+static bool in_isr(const struct narf_slot *sl, uint32_t id)
+{
+	for (unsigned i = 0; i < sl->n_isr; i++)
+		if (sl->isr[i] == id)
+			return true;
+	return false;
+}
+
+static void isr_remove(struct narf_slot *sl, uint32_t id)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < sl->n_isr; i++)
+		if (sl->isr[i] != id)
+			sl->isr[k++] = sl->isr[i];
+	sl->n_isr = (uint8_t)k;
+}
+
+/* Install the coordinator's newest map in the core (if not yet). */
+static void install(struct model *m)
+{
+	struct narf_map *old = m->installed;
+
+	if (m->installed != NULL && m->installed->epoch == m->map->epoch)
+		return;
+	m->installed = map_copy(m->map);
+	assert_true(narf_rcore_map(m->rc, ME, old, m->installed, m->now));
+	map_free(old);
+}
+
+static void check_gates(struct model *m);
+
+/* Carry the core's actions out. */
+static void carry(struct model *m)
+{
+	struct narf_ract a;
+
+	while (narf_rcore_next_action(m->rc, &a)) {
+		struct link *l = a.peer != NULL ? &m->links[a.peer->id] : NULL;
+
+		free(a.slots);
+		switch (a.kind) {
+		case NARF_RACT_OPEN_LINK:
+			for (unsigned i = 0; i < l->n; i++)
+				free(l->q[(l->head + i) % MAX_Q].snap);
+			l->head = l->n = 0;
+			l->gen = a.peer->gen;
+			l->q[0] = (struct cmd){.kind = CMD_HELLO};
+			l->n = 1;
+			narf_rcore_link_queued(m->rc, a.peer, true, m->now);
+			narf_rcore_link_up(m->rc, a.peer);
+			break;
+		case NARF_RACT_FAIL_LINK:
+		case NARF_RACT_CLOSE_LINK:
+			for (unsigned i = 0; i < l->n; i++)
+				free(l->q[(l->head + i) % MAX_Q].snap);
+			l->head = l->n = 0;
+			break;
+		case NARF_RACT_ASK_DROP:
+			m->drop_asked[a.peer->id] = true;
+			break;
+		case NARF_RACT_ASK_ADD:
+			m->add_asked[a.peer->id] = true;
+			m->add_slots[a.peer->id] = 0;
+			for (unsigned s = 0; s < N_SLOTS; s++)
+				if (narf_rc_bit(a.peer->asked, s))
+					m->add_slots[a.peer->id] |= 1ull << s;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void enqueue(struct model *m, struct narf_rpeer *p, struct cmd c)
+{
+	struct link *l = &m->links[p->id];
+
+	assert_true(l->n < MAX_Q);
+	l->q[(l->head + l->n) % MAX_Q] = c;
+	l->n++;
+	narf_rcore_link_queued(m->rc, p, true, m->now);
+}
+
+/* A client batch of one write to slot s. */
+static void client_write(struct model *m, unsigned s)
+{
+	struct pending *pd;
+	unsigned id;
+
+	if (m->n_writes >= MAX_WRITES || m->n_pend >= MAX_WRITES ||
+	    !narf_rcore_streams(m->rc, s) || narf_rc_bit(m->rc->handing, s))
+		return;
+	id = m->n_writes++;
+	m->applied[ME][s][id] = 1;
+	pd = &m->pend[m->n_pend];
+	memset(pd, 0, sizeof(*pd));
+	pd->id = id;
+	pd->slot = s;
+	narf_rcore_batch_begin(m->rc);
+	for (unsigned i = 0; i < m->rc->n_peers; i++) {
+		struct narf_rpeer *p = m->rc->peers[i];
+		bool q = narf_rcore_forwards(m->rc, p, s);
+
+		if (q)
+			enqueue(m, p,
+			        (struct cmd){
+			                .kind = CMD_WRITE,
+			                .slot = s,
+			                .id = id,
+			                .epoch = m->installed->slots[s].epoch});
+		narf_rcore_wrote(m->rc, p, s, q);
+	}
+	if (narf_rcore_batch_end(m->rc, &pd->gate)) {
+		m->n_pend++;
+	} else {
+		/* Nobody to wait for: acknowledged at once. */
+		m->acked[s][id] = 1;
+		narf_gate_close(&pd->gate);
+	}
+	carry(m);
+}
+
+/* Deliver up to n commands on p's link: applied in order, then acked. */
+static void deliver(struct model *m, struct narf_rpeer *p, unsigned n)
+{
+	struct link *l = &m->links[p->id];
+
+	if (p->link == NARF_RLINK_DOWN || l->gen != p->gen)
+		return;
+	while (n-- > 0 && l->n > 0) {
+		struct cmd *c = &l->q[l->head];
+
+		if (c->kind != CMD_HELLO) {
+			uint64_t *hwm = &m->hwm[p->id][c->slot];
+
+			if (c->epoch < *hwm) { /* -STALE: the link fails */
+				for (unsigned i = 0; i < l->n; i++)
+					free(l->q[(l->head + i) % MAX_Q].snap);
+				l->head = l->n = 0;
+				m->stale++;
+				narf_rcore_link_failed(m->rc, p, p->gen,
+				                       m->now);
+				break;
+			}
+			*hwm = c->epoch;
+		}
+		if (c->kind == CMD_WRITE)
+			m->applied[p->id][c->slot][c->id] = 1;
+		if (c->kind == CMD_SYNC) {
+			memcpy(m->applied[p->id][c->slot], c->snap, MAX_WRITES);
+			free(c->snap);
+			c->snap = NULL;
+		}
+		l->head = (l->head + 1) % MAX_Q;
+		l->n--;
+		narf_rcore_link_acked(m->rc, p, 1, m->now);
+	}
+	carry(m);
+}
+
+/* The I/O's sync pump: whole slots, as repl_sync.c sends them. */
+static void pump(struct model *m, struct narf_rpeer *p)
+{
+	int s;
+
+	while (p->link == NARF_RLINK_UP &&
+	       (s = narf_rcore_sync_next(m->rc, p)) >= 0) {
+		struct cmd c = {.kind = CMD_SYNC,
+		                .slot = (unsigned)s,
+		                .epoch = m->installed->slots[s].epoch};
+
+		c.snap = malloc(MAX_WRITES);
+		assert_non_null(c.snap);
+		memcpy(c.snap, m->applied[ME][s], MAX_WRITES);
+		enqueue(m, p, c); /* SYNC + entries + SYNCED, as one */
+		narf_rcore_synced(m->rc, p, (unsigned)s, true, p->sent);
+	}
+}
+
+static void new_epoch(struct model *m)
+{
+	m->map->epoch++;
+}
+
+/* The coordinator takes p's drop: p leaves the ISR of our slots. The map
+ * reaches us now or later. */
+static void answer_drop(struct model *m, uint32_t id)
+{
+	new_epoch(m);
+	for (unsigned s = 0; s < N_SLOTS; s++)
+		if (m->map->slots[s].primary == ME)
+			isr_remove(&m->map->slots[s], id);
+	m->drop_asked[id] = false;
+	m->drops++;
+	narf_rcore_isr_reply(m->rc, id, true, true, m->map->epoch);
+	carry(m);
+	if (pick(m, 2) == 0)
+		install(m);
+	carry(m);
+}
+
+static void answer_add(struct model *m, uint32_t id)
+{
+	new_epoch(m);
+	for (unsigned s = 0; s < N_SLOTS; s++) {
+		struct narf_slot *sl = &m->map->slots[s];
+
+		if ((m->add_slots[id] >> s & 1) && sl->primary == ME &&
+		    !in_isr(sl, id))
+			sl->isr[sl->n_isr++] = id;
+	}
+	m->add_asked[id] = false;
+	m->adds++;
+	narf_rcore_isr_reply(m->rc, id, false, true, m->map->epoch);
+	carry(m);
+}
+
+/* A failover of slot s to an ISR member: it must hold every write of s
+ * that was acknowledged. Then it gives the slot back to us (as a later
+ * rebalance would), syncing us its data: a new lineage of writes. */
+static void role_swap(struct model *m, unsigned s)
+{
+	struct narf_slot *sl = &m->map->slots[s];
+	uint32_t to;
+
+	if (sl->primary != ME || sl->n_isr == 0)
+		return;
+	to = sl->isr[pick(m, sl->n_isr)];
+	for (unsigned id = 0; id < m->n_writes; id++)
+		if (m->acked[s][id] && !m->applied[to][s][id])
+			fail_msg(
+			        "seed %u step %u: slot %u promoted to node %u, "
+			        "which lacks acknowledged write %u",
+			        m->seed, m->step, s, to, id);
+	new_epoch(m);
+	sl->primary = to;
+	sl->epoch = m->map->epoch;
+	m->hwm[to][s] = sl->epoch + 1; /* it leads at this epoch: ours and
+	                                  older are refused */
+	sl->n_replicas = 0;
+	sl->n_isr = 0;
+	for (uint32_t n = 1; n <= N_NODES; n++)
+		if (n != to)
+			sl->replicas[sl->n_replicas++] = n;
+	m->swaps++;
+	install(m);
+	carry(m);
+	/* Back to us at once, our copy the new primary's (a sync to us),
+	 * every other replica outside the ISR until synced again. */
+	memcpy(m->applied[ME][s], m->applied[to][s], MAX_WRITES);
+	new_epoch(m);
+	sl->primary = ME;
+	sl->epoch = m->map->epoch;
+	sl->n_replicas = 0;
+	for (uint32_t n = 2; n <= N_NODES; n++)
+		sl->replicas[sl->n_replicas++] = n;
+	sl->n_isr = 0;
+}
+
+static void check_gates(struct model *m)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < m->n_pend; i++) {
+		struct pending *pd = &m->pend[i];
+		bool broken;
+
+		if (!narf_rcore_gate_open(m->rc, &pd->gate, &broken)) {
+			if (broken) {
+				m->broken++;
+				narf_gate_close(&pd->gate);
+			} else {
+				m->pend[k++] = *pd;
+			}
+			continue;
+		}
+		m->opened++;
+		m->acked[pd->slot][pd->id] = 1;
+		narf_gate_close(&pd->gate);
+		/* Every ISR member of our map has it, while we lead. */
+		if (narf_rcore_leads(m->rc, pd->slot)) {
+			const struct narf_slot *sl =
+			        &m->installed->slots[pd->slot];
+
+			for (unsigned j = 0; j < sl->n_isr; j++)
+				if (!m->applied[sl->isr[j]][pd->slot][pd->id])
+					fail_msg(
+					        "seed %u step %u: write %u "
+					        "acknowledged, ISR member %u "
+					        "of slot %u lacks it",
+					        m->seed, m->step, pd->id,
+					        sl->isr[j], pd->slot);
+		}
+	}
+	m->n_pend = k;
+}
+
+static void run(unsigned seed)
+{
+	struct model *m = calloc(1, sizeof(*m));
+
+	assert_non_null(m);
+	m->seed = seed;
+	m->rnd = 0x9e3779b97f4a7c15ull ^ seed;
+	m->now = 1000000;
+	m->rc = narf_rcore_create();
+	assert_non_null(m->rc);
+	m->map = calloc(1, sizeof(*m->map));
+	assert_non_null(m->map);
+	narf_map_init(m->map, NULL);
+	m->map->epoch = 10;
+	m->map->settings.node_timeout_ms = 600;
+	m->map->n_nodes = m->map->cap_nodes = N_NODES;
+	m->map->nodes = calloc(N_NODES, sizeof(*m->map->nodes));
+	assert_non_null(m->map->nodes);
+	for (unsigned i = 0; i < N_NODES; i++) {
+		m->map->nodes[i].id = i + 1;
+		snprintf(m->map->nodes[i].addr, sizeof(m->map->nodes[i].addr),
+		         "127.0.0.1:%u", 7000 + i);
+		m->map->nodes[i].state = NARF_NODE_UP;
+	}
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		struct narf_slot *sl = &m->map->slots[s];
+
+		sl->primary = s < N_SLOTS ? ME : 3;
+		sl->epoch = 5;
+		if (s < N_SLOTS) {
+			sl->n_replicas = sl->n_isr = 2;
+			sl->replicas[0] = sl->isr[0] = 2;
+			sl->replicas[1] = sl->isr[1] = 3;
+		}
+	}
+	install(m);
+	carry(m);
+	for (m->step = 0; m->step < STEPS; m->step++) {
+		unsigned what = pick(m, 100);
+		struct narf_rpeer *p =
+		        m->rc->n_peers > 0
+		                ? m->rc->peers[pick(m, m->rc->n_peers)]
+		                : NULL;
+
+		if (what < 35) {
+			client_write(m, pick(m, N_SLOTS));
+		} else if (what < 60) {
+			if (p != NULL)
+				deliver(m, p, 1 + pick(m, 4));
+		} else if (what < 64) {
+			if (p != NULL && p->link != NARF_RLINK_DOWN) {
+				struct link *l = &m->links[p->id];
+
+				for (unsigned i = 0; i < l->n; i++)
+					free(l->q[(l->head + i) % MAX_Q].snap);
+				l->head = l->n = 0;
+				m->failures++;
+				narf_rcore_link_failed(m->rc, p, p->gen,
+				                       m->now);
+				carry(m);
+			}
+		} else if (what < 72) {
+			if (p != NULL && m->drop_asked[p->id])
+				answer_drop(m, p->id);
+		} else if (what < 78) {
+			if (p != NULL && m->add_asked[p->id])
+				answer_add(m, p->id);
+		} else if (what < 84) {
+			install(m);
+			carry(m);
+		} else if (what < 86) {
+			role_swap(m, pick(m, N_SLOTS));
+		} else if (what < 93) {
+			m->now += pick(m, 400);
+			narf_rcore_tick(m->rc, m->now);
+			carry(m);
+		} else {
+			narf_rcore_step(m->rc, m->now);
+			carry(m);
+			for (unsigned i = 0; i < m->rc->n_peers; i++)
+				pump(m, m->rc->peers[i]);
+			carry(m);
+		}
+		check_gates(m);
+	}
+	print_message(
+	        "seed %u: %u writes, %u acknowledged, %u broken, "
+	        "%u waiting; %u link failures, %u refused stale, "
+	        "%u drops, %u adds, %u role swaps\n",
+	        seed, m->n_writes, m->opened, m->broken, m->n_pend, m->failures,
+	        m->stale, m->drops, m->adds, m->swaps);
+	/* The model must have exercised what it checks. */
+	assert_true(m->opened > 0);
+	assert_true(m->swaps > 0);
+	assert_true(m->drops > 0);
+	for (unsigned i = 0; i < m->n_pend; i++)
+		narf_gate_close(&m->pend[i].gate);
+	for (unsigned n = 0; n <= N_NODES; n++)
+		for (unsigned i = 0; i < m->links[n].n; i++)
+			free(m->links[n]
+			             .q[(m->links[n].head + i) % MAX_Q]
+			             .snap);
+	narf_rcore_destroy(m->rc);
+	map_free(m->installed);
+	map_free(m->map);
+	free(m);
+}
+
+static void test_model_seeds(void **state)
+{
+	(void)state;
+	for (unsigned seed = 1; seed <= 12; seed++)
+		run(seed);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_model_seeds),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
