@@ -778,6 +778,17 @@ static int get_id_field(const struct narf_map *m,
  * every slot it leads (the replica is lost or lags). Slots that no longer
  * match are skipped: the request was made against an older map. The ISR
  * stays in the order of replicas[], so equal slots stay equal bytes.
+ *
+ * A drop records its epoch on the node (isr_dropped). An add says since
+ * which map epoch the syncs it reports ran ("since": the oldest of them),
+ * and is taken only for what is still true of that time: it is refused
+ * (NARF_ESTALE) when the node was dropped from an ISR after it, and a slot
+ * whose primary changed after it (its slot epoch is newer) is skipped.
+ * Either way the request is older than writes the node may lack: one the
+ * network held past the primary's timeout, or one from before the slot
+ * left the primary and came back. The primary syncs the node again (a
+ * refused add fails its link). Any primary's drop counts (the map keeps
+ * one epoch per node): a primary whose own link was fine pays one resync.
  */
 static int apply_isr(struct narf_map *m,
                      const json_t *cmd,
@@ -787,6 +798,7 @@ static int apply_isr(struct narf_map *m,
 	json_t *drop = json_object_get(cmd, "drop");
 	bool *take = NULL;
 	uint32_t primary, node;
+	uint64_t since = UINT64_MAX; /* an add without one: no check */
 
 	if (get_id_field(m, cmd, "primary", &primary, res) != 0 ||
 	    get_id_field(m, cmd, "node", &node, res) != 0)
@@ -800,6 +812,24 @@ static int apply_isr(struct narf_map *m,
 		                     "isr needs \"add\" ranges or \"drop\": "
 		                     "true");
 	if (add != NULL) {
+		const struct narf_map_node *n = narf_map_node_get(m, node);
+		json_t *since_v = json_object_get(cmd, "since");
+
+		if (since_v != NULL && (!json_is_integer(since_v) ||
+		                        json_integer_value(since_v) < 0))
+			return narf_map_fail(
+			        res, NARF_EINVAL,
+			        "isr \"since\" must be a map epoch");
+		if (since_v != NULL && n != NULL &&
+		    (uint64_t)json_integer_value(since_v) < n->isr_dropped)
+			return narf_map_fail(
+			        res, NARF_ESTALE,
+			        "node %u left an ISR at epoch %llu, after this "
+			        "add's syncs began (epoch %lld): sync it again",
+			        node, (unsigned long long)n->isr_dropped,
+			        (long long)json_integer_value(since_v));
+		if (since_v != NULL)
+			since = (uint64_t)json_integer_value(since_v);
 		take = malloc(NARF_SLOTS * sizeof(*take));
 		if (take == NULL)
 			return narf_map_fail(res, NARF_ENOMEM, "out of memory");
@@ -816,7 +846,8 @@ static int apply_isr(struct narf_map *m,
 
 		if (s->primary != primary || (take != NULL && !take[k]) ||
 		    (take != NULL) == in ||
-		    !list_has(s->replicas, s->n_replicas, node))
+		    !list_has(s->replicas, s->n_replicas, node) ||
+		    (take != NULL && s->epoch > since))
 			continue;
 		/* Rebuild the ISR in replicas[] order, with or without node. */
 		for (unsigned i = 0; i < s->n_replicas; i++) {
@@ -834,6 +865,16 @@ static int apply_isr(struct narf_map *m,
 		res->changed = true;
 	}
 	free(take);
+	if (add == NULL) {
+		struct narf_map_node *n = narf_map_node_get(m, node);
+
+		/* Recorded even when the node was in no ISR of primary's: an
+		 * add sent before may still come (this entry's epoch). */
+		if (n != NULL) {
+			n->isr_dropped = m->epoch + 1;
+			res->changed = true;
+		}
+	}
 	res->node = node;
 	return 0;
 }

@@ -73,6 +73,10 @@ struct narf_map_node {
 	char addr[NARF_ADDR_SIZE];
 	char boot_id[NARF_BOOT_ID_SIZE];
 	enum narf_node_state state;
+	/* The map epoch of the last isr entry that dropped this node from a
+	 * primary's ISRs (0: never). An isr add whose sync began before it
+	 * (its "since") is refused: see apply_isr. */
+	uint64_t isr_dropped;
 };
 
 /* One hash slot. Node id 0 means "none". replicas[] excludes the primary;
@@ -251,10 +255,15 @@ json_t *narf_cmd_assign(uint64_t base_epoch,
 /*
  * An isr entry: with add (NARF_SLOTS flags, borrowed), add node to the ISR of
  * the flagged slots that primary leads and node replicates (as merged
- * [lo,hi] ranges); with add NULL, {"drop":true}: remove node from the ISR of
- * every slot primary leads. New reference, NULL on ENOMEM.
+ * [lo,hi] ranges), when node has not been dropped from an ISR since map
+ * epoch `since` (0: no such check); with add NULL, {"drop":true}: remove
+ * node from the ISR of every slot primary leads. New reference, NULL on
+ * ENOMEM.
  */
-json_t *narf_cmd_isr(uint32_t primary, uint32_t node, const bool *add);
+json_t *narf_cmd_isr(uint32_t primary,
+                     uint32_t node,
+                     const bool *add,
+                     uint64_t since);
 /*
  * A handoff entry: primary has stopped taking writes for the flagged slots
  * (slots: NARF_SLOTS flags, borrowed) that it leads with a pending move, and

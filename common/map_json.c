@@ -105,11 +105,17 @@ json_t *narf_map_to_json(const struct narf_map *m)
 	for (unsigned i = 0; nodes && i < m->n_nodes; i++) {
 		const struct narf_map_node *n = &m->nodes[i];
 
-		json_array_append_new(
-		        nodes,
+		json_t *o =
 		        json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)n->id,
 		                  "addr", n->addr, "boot_id", n->boot_id,
-		                  "state", narf_node_state_name(n->state)));
+		                  "state", narf_node_state_name(n->state));
+
+		/* Written only once set: older readers see the same map. */
+		if (o != NULL && n->isr_dropped != 0)
+			json_object_set_new(
+			        o, "isr_dropped",
+			        json_integer((json_int_t)n->isr_dropped));
+		json_array_append_new(nodes, o);
 	}
 	/* json_pack's "o" steals references, including on failure. */
 	return json_pack(
@@ -370,7 +376,9 @@ static int nodes_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 		uint64_t id;
 
 		if (get_uint(o, "id", 1, UINT32_MAX, false, &id, errmsg) != 0 ||
-		    get_addr(o, "addr", n->addr, errmsg) != 0)
+		    get_addr(o, "addr", n->addr, errmsg) != 0 ||
+		    get_uint(o, "isr_dropped", 1, m->epoch, true,
+		             &n->isr_dropped, errmsg) == NARF_EINVAL)
 			return NARF_EINVAL;
 		if (boot == NULL || strlen(boot) >= NARF_BOOT_ID_SIZE ||
 		    narf_node_state_parse(
@@ -587,7 +595,10 @@ static json_t *ranges_to_json(const bool *slots)
 	return ranges;
 }
 
-json_t *narf_cmd_isr(uint32_t primary, uint32_t node, const bool *add)
+json_t *narf_cmd_isr(uint32_t primary,
+                     uint32_t node,
+                     const bool *add,
+                     uint64_t since)
 {
 	json_t *cmd = json_pack("{s:i,s:s,s:I,s:I}", "v", NARF_MAP_VERSION,
 	                        "type", "isr", "primary", (json_int_t)primary,
@@ -597,7 +608,10 @@ json_t *narf_cmd_isr(uint32_t primary, uint32_t node, const bool *add)
 		return NULL;
 	if (json_object_set_new(
 	            cmd, add != NULL ? "add" : "drop",
-	            add != NULL ? ranges_to_json(add) : json_true()) != 0) {
+	            add != NULL ? ranges_to_json(add) : json_true()) != 0 ||
+	    (add != NULL && since != 0 &&
+	     json_object_set_new(cmd, "since",
+	                         json_integer((json_int_t)since)) != 0)) {
 		json_decref(cmd);
 		return NULL;
 	}

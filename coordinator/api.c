@@ -552,8 +552,14 @@ static json_t *op_isr(struct narf_conn *conn, const json_t *req)
 		                   "isr needs \"add\": [[lo,hi],...] or "
 		                   "\"drop\": true",
 		                   c);
+	json_t *since = json_object_get(req, "since");
+
+	if (since != NULL &&
+	    (!json_is_integer(since) || json_integer_value(since) < 0))
+		return error_reply(NARF_EINVAL,
+		                   "isr \"since\" must be a map epoch", c);
 	if (drop != NULL)
-		return propose(conn, narf_cmd_isr(id, peer, NULL),
+		return propose(conn, narf_cmd_isr(id, peer, NULL, 0),
 		               PENDING_EPOCH);
 	slots = malloc(NARF_SLOTS * sizeof(*slots));
 	if (slots == NULL)
@@ -568,7 +574,8 @@ static json_t *op_isr(struct narf_conn *conn, const json_t *req)
 		return json_pack("{s:b,s:I}", "ok", 1, "epoch",
 		                 (json_int_t)c->rn.map->epoch);
 	}
-	cmd = narf_cmd_isr(id, peer, slots);
+	cmd = narf_cmd_isr(id, peer, slots,
+	                   since ? (uint64_t)json_integer_value(since) : 0);
 	free(slots);
 	return propose(conn, cmd, PENDING_EPOCH);
 }

@@ -398,11 +398,16 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 			        json_object_get(m->isr_pending->msg, "op"));
 			const char *why = json_string_value(
 			        json_object_get(reply, "message"));
+			const char *err = json_string_value(
+			        json_object_get(reply, "error"));
 
 			NARF_INFO("member: %s request refused by %s: %s",
 			          what ? what : "?", m->target,
 			          why ? why : "no reason given");
-			isr_done(m, false, 0);
+			isr_done(m, false,
+			         err != NULL && strcmp(err, "stale_epoch") == 0
+			                 ? NARF_MEMBER_STALE
+			                 : 0);
 		}
 		handle_error(m, reply);
 		return;
@@ -707,6 +712,7 @@ int narf_member_isr(struct narf_member *m,
                     uint32_t peer,
                     bool drop,
                     json_t *ranges,
+                    uint64_t since,
                     narf_member_isr_cb cb,
                     void *data)
 {
@@ -720,6 +726,9 @@ int narf_member_isr(struct narf_member *m,
 		json_object_set_new(msg, "drop", json_true());
 	} else {
 		json_object_set_new(msg, "add", ranges ? ranges : json_array());
+		if (since != 0)
+			json_object_set_new(msg, "since",
+			                    json_integer((json_int_t)since));
 	}
 	return queue_msg(m, msg, peer, drop, cb, data);
 }

@@ -46,7 +46,10 @@
 struct narf_engine;
 struct narf_isr_req;
 
-/* The answer to an `isr` request: ok, and the map epoch carrying it. */
+/* The answer to an `isr` request: ok, and the map epoch carrying it. Not
+ * ok with epoch NARF_MEMBER_STALE: the coordinator refused an add as
+ * stale (the node left an ISR after the add's `since`). */
+#define NARF_MEMBER_STALE UINT64_MAX
 typedef void (*narf_member_isr_cb)(void *data,
                                    uint32_t peer,
                                    bool drop,
@@ -122,12 +125,14 @@ int narf_member_start(struct narf_member *m,
                       const char *self_addr);
 
 /* Queue an `isr` request for peer (ranges: a JSON array of [lo, hi],
- * stolen; NULL with drop). cb hears the answer; a lost connection answers
- * not ok. 0 or NARF_ENOMEM. */
+ * stolen; NULL with drop; since: the map epoch the add's syncs began at, 0
+ * for none). cb hears the answer; a lost connection answers not ok. 0 or
+ * NARF_ENOMEM. */
 int narf_member_isr(struct narf_member *m,
                     uint32_t peer,
                     bool drop,
                     json_t *ranges,
+                    uint64_t since,
                     narf_member_isr_cb cb,
                     void *data);
 

@@ -78,7 +78,10 @@ static void isr_reply(void *data,
 {
 	struct narf_repl *r = data;
 
-	narf_rcore_isr_reply(r->core, peer, drop, ok, epoch);
+	narf_rcore_isr_reply(
+	        r->core, peer, drop, ok,
+	        !ok && epoch == NARF_MEMBER_STALE ? NARF_RREQ_STALE : epoch,
+	        uv_now(r->loop));
 	repl_act(r);
 }
 
@@ -115,13 +118,15 @@ static void act_ask(struct narf_repl *r, const struct narf_ract *a)
 	struct narf_rpeer *rp = a->peer;
 	bool drop = a->kind == NARF_RACT_ASK_DROP;
 	json_t *ranges = NULL;
+	uint64_t now = uv_now(r->loop);
 
 	if (!drop && (ranges = repl_ranges_of(rp->asked)) == NULL) {
-		narf_rcore_isr_reply(r->core, rp->id, false, false, 0);
+		narf_rcore_isr_reply(r->core, rp->id, false, false, 0, now);
 		return;
 	}
-	if (narf_member_isr(r->member, rp->id, drop, ranges, isr_reply, r) != 0)
-		narf_rcore_isr_reply(r->core, rp->id, drop, false, 0);
+	if (narf_member_isr(r->member, rp->id, drop, ranges,
+	                    drop ? 0 : rp->add_since, isr_reply, r) != 0)
+		narf_rcore_isr_reply(r->core, rp->id, drop, false, 0, now);
 }
 
 static void act_handoff(struct narf_repl *r, const struct narf_ract *a)

@@ -484,7 +484,8 @@ void narf_rcore_isr_reply(struct narf_rcore *rc,
                           uint32_t peer,
                           bool drop,
                           bool ok,
-                          uint64_t epoch)
+                          uint64_t epoch,
+                          uint64_t now)
 {
 	struct narf_rpeer *p = narf_rcore_peer(rc, peer);
 
@@ -522,6 +523,12 @@ void narf_rcore_isr_reply(struct narf_rcore *rc,
 	memset(p->asked, 0, sizeof(p->asked));
 	if (p->drop.state == NARF_RREQ_WANTED)
 		ask_drop(rc, p); /* it waited for this answer */
+	if (!ok && epoch == NARF_RREQ_STALE && p->link != NARF_RLINK_DOWN) {
+		/* The peer left an ISR after this link's syncs began: what it
+		 * holds may lack writes acknowledged since. Start over. */
+		memset(p->ready, 0, sizeof(p->ready));
+		fail_link(rc, p, "its ISR add was refused as stale", now);
+	}
 }
 
 void narf_rcore_handoff_reply(struct narf_rcore *rc,
@@ -786,6 +793,9 @@ int narf_rcore_sync_next(struct narf_rcore *rc, struct narf_rpeer *p)
 	(void)rc;
 	if (!narf_rcore_link_usable(p) || p->drop.state != NARF_RREQ_IDLE)
 		return -1;
+	if (p->sync_at == NULL &&
+	    (p->sync_at = calloc(NARF_SLOTS, sizeof(*p->sync_at))) == NULL)
+		return -1;
 	if (p->n_joins == p->cap_joins) {
 		unsigned cap = p->cap_joins ? 2 * p->cap_joins : 64;
 		struct narf_rjoin *j = realloc(p->joins, cap * sizeof(*j));
@@ -809,8 +819,9 @@ void narf_rcore_synced(struct narf_rcore *rc,
                        uint64_t seq)
 {
 	(void)rc;
-	if (!ok || p->n_joins == p->cap_joins)
+	if (!ok || p->n_joins == p->cap_joins || p->sync_at == NULL)
 		return; /* the link is broken: it fails, the slot syncs again */
+	p->sync_at[slot] = rc->epoch;
 	bit_clear(p->want, slot);
 	bit_set(p->fwd, slot);
 	/* From here every write the peer misses would be a write a client
@@ -856,18 +867,45 @@ static bool add_due(const struct narf_rpeer *p, uint64_t now)
 	return !any(p->want) || now - p->add.ms >= NARF_ISR_ADD_MS;
 }
 
+/*
+ * Ask the coordinator to add p to the ISR of the ready slots still ours and
+ * still forwarded to it. The add says since when their syncs ran: the
+ * oldest sync among them. The coordinator refuses it when p left an ISR
+ * after that, and skips a slot whose primary changed after it (both mean
+ * the request is older than what p may lack: a request the network held,
+ * or one from before the slot left us and came back). So a slot whose
+ * slot epoch is above that `since` waits for the next add (one whose
+ * oldest sync is its own): never skipped for being asked with an older
+ * slot's epoch.
+ */
 static void ask_add(struct narf_rcore *rc, struct narf_rpeer *p, uint64_t now)
 {
+	uint64_t since = UINT64_MAX;
 	bool some = false;
 
-	/* Only slots still ours and still forwarded to the peer. */
 	for (unsigned i = 0; i < WORDS; i++) {
-		p->asked[i] = p->ready[i] & p->fwd[i] & rc->lead[i];
+		p->ready[i] &= p->fwd[i] & rc->lead[i];
+		for (uint64_t w = p->ready[i]; w != 0; w &= w - 1) {
+			unsigned s = i * 64 + (unsigned)__builtin_ctzll(w);
+
+			if (p->sync_at[s] < since)
+				since = p->sync_at[s];
+		}
+	}
+	for (unsigned i = 0; i < WORDS; i++) {
+		p->asked[i] = 0;
+		for (uint64_t w = p->ready[i]; w != 0; w &= w - 1) {
+			unsigned s = i * 64 + (unsigned)__builtin_ctzll(w);
+
+			if (rc->map->slots[s].epoch <= since)
+				p->asked[i] |= (uint64_t)1 << (s % 64);
+		}
+		p->ready[i] &= ~p->asked[i];
 		some = some || p->asked[i] != 0;
 	}
-	memset(p->ready, 0, sizeof(p->ready));
 	if (!some)
 		return;
+	p->add_since = since;
 	p->add.state = NARF_RREQ_ASKED;
 	p->add.ms = now;
 	act(rc, (struct narf_ract){.kind = NARF_RACT_ASK_ADD, .peer = p});
@@ -1078,6 +1116,7 @@ void narf_rcore_destroy(struct narf_rcore *rc)
 		free(a.slots);
 	for (unsigned i = 0; i < rc->n_peers; i++) {
 		free(rc->peers[i]->joins);
+		free(rc->peers[i]->sync_at);
 		free(rc->peers[i]);
 	}
 	free(rc->peers);

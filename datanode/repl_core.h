@@ -117,6 +117,12 @@ struct narf_rpeer {
 	uint64_t asked[NARF_RC_WORDS], handoff[NARF_RC_WORDS];
 	unsigned n_counts, n_handoff;
 	struct narf_rjoin *joins; /* synced slots awaiting NARF.SYNCED's ack */
+	/* per slot, our map epoch when its last sync to the peer was sent
+	 * (NARF_SLOTS entries, made with the first sync) */
+	uint64_t *sync_at;
+	/* the add out: its slots' syncs began at this epoch or later, and it
+	 * says so ("since", see apply_isr in common/map.c) */
+	uint64_t add_since;
 	unsigned n_joins, cap_joins;
 	struct narf_rreq drop; /* out of the ISR of every slot we lead */
 	struct narf_rreq add;  /* `asked` into the ISR */
@@ -247,12 +253,17 @@ void narf_rcore_link_failed(struct narf_rcore *rc,
 
 /* The coordinator's answer to an ISR request about peer (drop or add):
  * ok with the map epoch of its entry, or failed (also when it could not
- * be sent). Likewise a handoff's: ok and the epoch of the entry. */
+ * be sent). An add refused as stale (epoch NARF_RREQ_STALE: the peer
+ * left an ISR after the link's syncs began) fails the link: the peer is
+ * synced again over a new one. Likewise a handoff's: ok and the epoch of
+ * the entry. */
+#define NARF_RREQ_STALE UINT64_MAX
 void narf_rcore_isr_reply(struct narf_rcore *rc,
                           uint32_t peer,
                           bool drop,
                           bool ok,
-                          uint64_t epoch);
+                          uint64_t epoch,
+                          uint64_t now);
 void narf_rcore_handoff_reply(struct narf_rcore *rc,
                               struct narf_rpeer *p,
                               bool ok,

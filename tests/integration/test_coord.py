@@ -334,11 +334,21 @@ def test_isr_add_and_drop_and_staged_primary_moves(trio, fakes):
     st = call_leader(trio, {"op": "status"})["status"]
     assert st["slots"]["under_replicated"] == led[a.id], (st["slots"], led)
     assert st["slots"]["syncing"] == led[a.id], (st["slots"], led)
-    # Dropping again is logged but changes nothing: the epoch stays.
+    # Dropping again changes no ISR, but is recorded on the node (an add
+    # sent before it may still arrive and must be refused): a new epoch.
     applied = leader_applied(trio)
     rep = call_leader(trio, dict(base, drop=True))
-    assert rep == {"ok": True, "epoch": m["epoch"]}, (rep, m["epoch"])
+    assert rep == {"ok": True, "epoch": m["epoch"] + 1}, (rep, m["epoch"])
     assert leader_applied(trio) == applied + 1
+    m = leader_map(trio)
+    assert [n.get("isr_dropped") for n in m["nodes"]
+            if n["id"] == b.id] == [m["epoch"]], m["nodes"]
+    # An add whose syncs began before that drop is refused as stale and
+    # logs nothing that changes the map.
+    rep = call_leader(trio, dict(base, add=[[0, 16383]],
+                                 since=m["epoch"] - 1))
+    assert rep.get("ok") is False and rep.get("error") == "stale_epoch", rep
+    assert leader_map(trio)["epoch"] == m["epoch"]
     # A peer the map knows in any state may be dropped (a replica that was
     # just marked down): a's slots have no such replica, nothing changes.
     c, _, _ = join(trio)

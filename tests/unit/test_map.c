@@ -467,14 +467,15 @@ static void test_isr_add_drop(void **state)
 	assert_int_equal(m->epoch, epoch + 3);
 	/* b leads 100..199 with replica a. */
 	assert_int_equal(
-	        apply_cmd(m,
-	                  narf_cmd_isr(b, a, (bool[NARF_SLOTS]){[120] = true}),
-	                  &res),
+	        apply_cmd(
+	                m,
+	                narf_cmd_isr(b, a, (bool[NARF_SLOTS]){[120] = true}, 0),
+	                &res),
 	        0);
 	assert_isr(&m->slots[120], 1, a);
 	assert_int_equal(m->epoch, epoch + 4);
 	/* Drop b from every slot a leads; b's own slots are untouched. */
-	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL, 0), &res), 0);
 	assert_true(res.changed);
 	assert_int_equal(m->epoch, epoch + 5);
 	assert_isr(&m->slots[0], 0);
@@ -484,9 +485,73 @@ static void test_isr_add_drop(void **state)
 	/* Unused entries are zero: slots 0 and 1 are equal again. */
 	assert_true(narf_slot_equal(&m->slots[0], &m->slots[1]));
 	assert_true(narf_slot_equal(&m->slots[5], &m->slots[20]));
-	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL), &res), 0);
-	assert_false(res.changed);
-	assert_int_equal(m->epoch, epoch + 5);
+	/* Dropping it again changes no ISR, but records the drop (an add
+	 * sent before it may still come): a new epoch. */
+	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL, 0), &res), 0);
+	assert_true(res.changed);
+	assert_int_equal(m->epoch, epoch + 6);
+	assert_int_equal(narf_map_node_get(m, b)->isr_dropped, epoch + 6);
+	free_map(m);
+}
+
+/* An add says since when its syncs ran ("since"): refused (stale_epoch)
+ * when the node left an ISR after that, and a slot whose primary changed
+ * after it is skipped. The drop's record survives the map's JSON. */
+static void test_isr_add_since(void **state)
+{
+	struct narf_map *m = new_map(), *back = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint32_t c = add_up_node(m, 7203);
+	uint64_t synced, dropped;
+	char text[128];
+	json_t *j;
+
+	(void)state;
+	isr_layout(m, a, b, c);
+	synced = m->epoch;
+	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL, 0), &res), 0);
+	dropped = m->epoch;
+	assert_int_equal(narf_map_node_get(m, b)->isr_dropped, dropped);
+	assert_int_equal(narf_map_node_get(m, c)->isr_dropped, 0);
+	/* Syncs from before the drop: refused whole, nothing changes. */
+	snprintf(text, sizeof(text), "\"add\":[[0,20]],\"since\":%llu",
+	         (unsigned long long)synced);
+	assert_int_equal(isr_text(m, a, b, text, &res), NARF_ESTALE);
+	assert_int_equal(m->epoch, dropped);
+	assert_isr(&m->slots[0], 0);
+	/* From after it: taken, but slot 10 changed primary after the
+	 * syncs (its slot epoch is newer): skipped. */
+	m->slots[10].epoch = dropped + 1;
+	snprintf(text, sizeof(text), "\"add\":[[0,20]],\"since\":%llu",
+	         (unsigned long long)dropped);
+	assert_int_equal(isr_text(m, a, b, text, &res), 0);
+	assert_true(res.changed);
+	assert_isr(&m->slots[0], 1, b);
+	assert_isr(&m->slots[11], 1, b);
+	assert_isr(&m->slots[10], 0);
+	/* Without since (older primaries): no check. */
+	assert_int_equal(isr_text(m, a, b, "\"add\":[[10,10]]", &res), 0);
+	assert_isr(&m->slots[10], 1, b);
+	/* Malformed since. */
+	assert_int_equal(
+	        isr_text(m, a, c, "\"add\":[[0,0]],\"since\":-1", &res),
+	        NARF_EINVAL);
+	assert_int_equal(
+	        isr_text(m, a, c, "\"add\":[[0,0]],\"since\":\"1\"", &res),
+	        NARF_EINVAL);
+	/* The record in JSON, and a record from the future refused. */
+	j = narf_map_to_json(m);
+	assert_non_null(j);
+	assert_int_equal(narf_map_from_json(back, j, NULL), 0);
+	assert_int_equal(narf_map_node_get(back, b)->isr_dropped, dropped);
+	assert_int_equal(narf_map_node_get(back, c)->isr_dropped, 0);
+	json_object_set_new(json_array_get(json_object_get(j, "nodes"), 1),
+	                    "isr_dropped",
+	                    json_integer((json_int_t)m->epoch + 1));
+	assert_int_equal(narf_map_from_json(back, j, NULL), NARF_EINVAL);
+	json_decref(j);
+	free_map(back);
 	free_map(m);
 }
 
@@ -546,7 +611,7 @@ static void test_isr_rejected(void **state)
 	epoch = m->epoch;
 	json_array_append_new(many, json_pack("[i,i]", 0, 0));
 	json_object_set(cmd, "add", many);
-	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL, 0), &res), 0);
 	assert_int_equal(apply_cmd(m, cmd, &res), NARF_EINVAL);
 	assert_int_equal(m->epoch, epoch + 1);
 	assert_isr(&m->slots[99], 0);
@@ -562,14 +627,14 @@ static void test_isr_builder(void **state)
 	char *text;
 
 	add[0] = add[1] = add[2] = add[7] = add[16383] = true;
-	cmd = narf_cmd_isr(4, 5, add);
+	cmd = narf_cmd_isr(4, 5, add, 0);
 	text = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
 	assert_string_equal(text,
 	                    "{\"add\":[[0,2],[7,7],[16383,16383]],\"node\":5,"
 	                    "\"primary\":4,\"type\":\"isr\",\"v\":1}");
 	free(text);
 	json_decref(cmd);
-	cmd = narf_cmd_isr(4, 5, NULL);
+	cmd = narf_cmd_isr(4, 5, NULL, 0);
 	text = json_dumps(cmd, JSON_COMPACT | JSON_SORT_KEYS);
 	assert_string_equal(text,
 	                    "{\"drop\":true,\"node\":5,\"primary\":4,"
@@ -705,7 +770,7 @@ static void test_handoff_cleared(void **state)
 	assert_int_equal(set_moves(m, 0, 9, b, &res), 0);
 	assert_int_equal(set_moves(m, 10, 19, c, &res), 0);
 	/* a drops b: b's moves end, c's stay. */
-	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_isr(a, b, NULL, 0), &res), 0);
 	assert_int_equal(m->slots[0].move, 0);
 	assert_isr(&m->slots[0], 1, c);
 	assert_int_equal(m->slots[10].move, c);
@@ -1027,6 +1092,7 @@ int main(void)
 	        cmocka_unit_test(test_assign_idempotent),
 	        cmocka_unit_test(test_assign_extra_copy),
 	        cmocka_unit_test(test_isr_add_drop),
+	        cmocka_unit_test(test_isr_add_since),
 	        cmocka_unit_test(test_isr_rejected),
 	        cmocka_unit_test(test_isr_builder),
 	        cmocka_unit_test(test_handoff),

@@ -266,7 +266,7 @@ static void test_failure_excused_by_drop(void **state)
 	assert_int_equal(p->drop.state, NARF_RREQ_ASKED);
 	assert_false(gate_open(sim, &g, &broken));
 	/* Taken at epoch 11; our map is 10: still waiting. */
-	narf_rcore_isr_reply(sim->rc, 2, true, true, 11);
+	narf_rcore_isr_reply(sim->rc, 2, true, true, 11, sim->now);
 	carry(sim);
 	assert_int_equal(p->drop.state, NARF_RREQ_TAKEN);
 	assert_false(gate_open(sim, &g, &broken));
@@ -300,13 +300,14 @@ static void test_excuse_below_min_isr_breaks(void **state)
 	assert_true(write_key(sim, 7, &g));
 	narf_rcore_link_failed(sim->rc, p, p->gen, sim->now);
 	carry(sim);
-	narf_rcore_isr_reply(sim->rc, 2, true, false, 0); /* not taken */
+	narf_rcore_isr_reply(sim->rc, 2, true, false, 0,
+	                     sim->now); /* not taken */
 	carry(sim);
 	assert_int_equal(p->drop.state, NARF_RREQ_WANTED);
 	narf_rcore_tick(sim->rc, sim->now);
 	carry(sim);
 	assert_int_equal(acts_of(sim, NARF_RACT_ASK_DROP, 2), 2);
-	narf_rcore_isr_reply(sim->rc, 2, true, true, 11);
+	narf_rcore_isr_reply(sim->rc, 2, true, true, 11, sim->now);
 	m2 = map_new(sim, 11);
 	m2->settings.min_isr = 2;
 	all_slots(m2, ME, 2, false, 5);
@@ -444,7 +445,7 @@ static void test_role_swap_while_write_waits(void **state)
 	assert_false(broken); /* the ack may still come */
 	narf_rcore_link_failed(sim->rc, p, p->gen, sim->now);
 	carry(sim);
-	narf_rcore_isr_reply(sim->rc, 2, true, true, 12);
+	narf_rcore_isr_reply(sim->rc, 2, true, true, 12, sim->now);
 	carry(sim);
 	assert_false(gate_open(sim, &g, &broken));
 	assert_true(broken);
@@ -592,11 +593,11 @@ static void test_sync_then_join(void **state)
 	assert_int_equal(acts_of(sim, NARF_RACT_ASK_ADD, 2), 1);
 	assert_true(narf_rc_bit(p->asked, 7));
 	/* Refused: asked again at the next step. */
-	narf_rcore_isr_reply(sim->rc, 2, false, false, 0);
+	narf_rcore_isr_reply(sim->rc, 2, false, false, 0, sim->now);
 	narf_rcore_step(sim->rc, sim->now);
 	carry(sim);
 	assert_int_equal(acts_of(sim, NARF_RACT_ASK_ADD, 2), 2);
-	narf_rcore_isr_reply(sim->rc, 2, false, true, 11);
+	narf_rcore_isr_reply(sim->rc, 2, false, true, 11, sim->now);
 	assert_int_equal(p->add.state, NARF_RREQ_IDLE);
 	narf_gate_close(&g);
 }
@@ -669,7 +670,7 @@ static void test_drop_waits_for_add_answer(void **state)
 	assert_true(write_key(sim, 7, &g));
 	assert_int_equal(g.need[0].seq, UINT64_MAX);
 	/* The add was taken (epoch 11): now the drop goes. */
-	narf_rcore_isr_reply(sim->rc, 2, false, true, 11);
+	narf_rcore_isr_reply(sim->rc, 2, false, true, 11, sim->now);
 	carry(sim);
 	assert_int_equal(acts_of(sim, NARF_RACT_ASK_DROP, 2), 1);
 	m2 = map_new(sim, 11);
@@ -677,7 +678,7 @@ static void test_drop_waits_for_add_answer(void **state)
 	slot_set(m2, 7, ME, 2, true, 5); /* the add applied */
 	install(sim, m, m2);
 	assert_false(gate_open(sim, &g, &broken));
-	narf_rcore_isr_reply(sim->rc, 2, true, true, 12);
+	narf_rcore_isr_reply(sim->rc, 2, true, true, 12, sim->now);
 	carry(sim);
 	assert_false(gate_open(sim, &g, &broken));
 	m3 = map_new(sim, 12);
@@ -686,6 +687,56 @@ static void test_drop_waits_for_add_answer(void **state)
 	install(sim, m2, m3);
 	assert_true(gate_open(sim, &g, &broken));
 	narf_gate_close(&g);
+}
+
+/* An add says since when its syncs ran (the oldest of its slots'); a slot
+ * whose slot epoch is newer than that waits for the next add. An add the
+ * coordinator refuses as stale fails the link: the peer is synced again. */
+static void test_add_since_and_stale_refusal(void **state)
+{
+	struct sim *sim = *state;
+	struct narf_map *m = map_new(sim, 10), *m2;
+	struct narf_rpeer *p;
+
+	all_slots(m, 3, 0, false, 5);
+	slot_set(m, 7, ME, 2, false, 5);
+	install(sim, NULL, m);
+	p = narf_rcore_peer(sim->rc, 2);
+	narf_rcore_tick(sim->rc, sim->now);
+	carry(sim);
+	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 7);
+	narf_rcore_link_queued(sim->rc, p, true, sim->now);
+	narf_rcore_synced(sim->rc, p, 7, true, p->sent);
+	/* Slot 8 becomes ours at epoch 12 and is synced then. */
+	m2 = map_new(sim, 12);
+	all_slots(m2, 3, 0, false, 5);
+	slot_set(m2, 7, ME, 2, false, 5);
+	slot_set(m2, 8, ME, 2, false, 12);
+	install(sim, m, m2);
+	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 8);
+	narf_rcore_link_queued(sim->rc, p, true, sim->now);
+	narf_rcore_synced(sim->rc, p, 8, true, p->sent);
+	ack_all(sim, 2);
+	narf_rcore_step(sim->rc, sim->now);
+	carry(sim);
+	/* Slot 7 (synced at 10) goes first, since 10; slot 8 waits. */
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_ADD, 2), 1);
+	assert_int_equal(p->add_since, 10);
+	assert_true(narf_rc_bit(p->asked, 7));
+	assert_false(narf_rc_bit(p->asked, 8));
+	narf_rcore_isr_reply(sim->rc, 2, false, true, 13, sim->now);
+	narf_rcore_step(sim->rc, sim->now);
+	carry(sim);
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_ADD, 2), 2);
+	assert_int_equal(p->add_since, 12);
+	assert_true(narf_rc_bit(p->asked, 8));
+	/* Refused as stale: the link fails, slot 8 is to be synced again. */
+	narf_rcore_isr_reply(sim->rc, 2, false, false, NARF_RREQ_STALE,
+	                     sim->now);
+	carry(sim);
+	assert_int_equal(acts_of(sim, NARF_RACT_FAIL_LINK, 2), 1);
+	assert_int_equal(p->link, NARF_RLINK_DOWN);
+	assert_true(narf_rc_bit(p->want, 8));
 }
 
 /* --- handoffs ----------------------------------------------------------------
@@ -851,6 +902,7 @@ int main(void)
 	        T(test_sync_then_join),
 	        T(test_link_failure_mid_join),
 	        T(test_drop_waits_for_add_answer),
+	        T(test_add_since_and_stale_refusal),
 	        T(test_handoff_waits_for_acks_and_its_map),
 	        T(test_handoff_refused_then_cancelled),
 	        T(test_idle_link_closed),

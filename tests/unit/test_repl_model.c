@@ -4,8 +4,10 @@
  * modelled as the sets of writes they applied, a simulated network (each
  * replication link a FIFO of commands that the replica applies and
  * acknowledges in order, lost whole when the link fails), and a simulated
- * coordinator that takes ISR drop and add requests (answering at once or
- * later, its map arriving at once or later) and now and then promotes an
+ * coordinator (the real map code, narf_map_apply) that takes ISR drop and
+ * add requests (answering at once or later, its map arriving at once or
+ * later; an add may also time out at the primary and still be applied
+ * later, as a request the network delayed), and now and then promotes an
  * ISR member of one of our slots (a role swap: what a failover does).
  *
  * Each step is drawn from a seeded generator: a client write (one batch),
@@ -28,7 +30,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
+#include "common/errors.h"
 #include "datanode/repl_core.h"
 
 #define ME 1u
@@ -77,6 +81,13 @@ struct model {
 	/* requests the coordinator has not answered yet */
 	bool drop_asked[N_NODES + 1], add_asked[N_NODES + 1];
 	uint64_t add_slots[N_NODES + 1]; /* bit s: slot s asked */
+	uint64_t add_since[N_NODES + 1];
+	/* adds the primary gave up on that still reach the coordinator */
+	struct {
+		uint32_t id;
+		uint64_t slots, since;
+	} late[64];
+	unsigned n_late, late_applied, late_refused;
 	struct pending pend[MAX_WRITES];
 	unsigned n_pend;
 	unsigned opened, broken, swaps, drops, adds, failures, stale;
@@ -111,24 +122,6 @@ static void map_free(struct narf_map *m)
 		return;
 	narf_map_close(m);
 	free(m);
-}
-
-static bool in_isr(const struct narf_slot *sl, uint32_t id)
-{
-	for (unsigned i = 0; i < sl->n_isr; i++)
-		if (sl->isr[i] == id)
-			return true;
-	return false;
-}
-
-static void isr_remove(struct narf_slot *sl, uint32_t id)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < sl->n_isr; i++)
-		if (sl->isr[i] != id)
-			sl->isr[k++] = sl->isr[i];
-	sl->n_isr = (uint8_t)k;
 }
 
 /* Install the coordinator's newest map in the core (if not yet). */
@@ -176,6 +169,7 @@ static void carry(struct model *m)
 			break;
 		case NARF_RACT_ASK_ADD:
 			m->add_asked[a.peer->id] = true;
+			m->add_since[a.peer->id] = a.peer->add_since;
 			m->add_slots[a.peer->id] = 0;
 			for (unsigned s = 0; s < N_SLOTS; s++)
 				if (narf_rc_bit(a.peer->asked, s))
@@ -298,17 +292,40 @@ static void new_epoch(struct model *m)
 	m->map->epoch++;
 }
 
+/* The coordinator applies an isr entry (the real map code): 0 or its
+ * error. */
+static int coord_isr(struct model *m,
+                     uint32_t id,
+                     uint64_t slots,
+                     uint64_t since)
+{
+	bool *take = NULL;
+	struct narf_map_result res;
+	json_t *cmd;
+	int rv;
+
+	if (slots != 0) {
+		take = calloc(NARF_SLOTS, sizeof(*take));
+		assert_non_null(take);
+		for (unsigned s = 0; s < N_SLOTS; s++)
+			take[s] = slots >> s & 1;
+	}
+	cmd = narf_cmd_isr(ME, id, take, since);
+	assert_non_null(cmd);
+	rv = narf_map_apply(m->map, cmd, &res);
+	json_decref(cmd);
+	free(take);
+	return rv;
+}
+
 /* The coordinator takes p's drop: p leaves the ISR of our slots. The map
  * reaches us now or later. */
 static void answer_drop(struct model *m, uint32_t id)
 {
-	new_epoch(m);
-	for (unsigned s = 0; s < N_SLOTS; s++)
-		if (m->map->slots[s].primary == ME)
-			isr_remove(&m->map->slots[s], id);
+	assert_int_equal(coord_isr(m, id, 0, 0), 0);
 	m->drop_asked[id] = false;
 	m->drops++;
-	narf_rcore_isr_reply(m->rc, id, true, true, m->map->epoch);
+	narf_rcore_isr_reply(m->rc, id, true, true, m->map->epoch, m->now);
 	carry(m);
 	if (pick(m, 2) == 0)
 		install(m);
@@ -317,18 +334,44 @@ static void answer_drop(struct model *m, uint32_t id)
 
 static void answer_add(struct model *m, uint32_t id)
 {
-	new_epoch(m);
-	for (unsigned s = 0; s < N_SLOTS; s++) {
-		struct narf_slot *sl = &m->map->slots[s];
+	int rv = coord_isr(m, id, m->add_slots[id], m->add_since[id]);
 
-		if ((m->add_slots[id] >> s & 1) && sl->primary == ME &&
-		    !in_isr(sl, id))
-			sl->isr[sl->n_isr++] = id;
-	}
 	m->add_asked[id] = false;
 	m->adds++;
-	narf_rcore_isr_reply(m->rc, id, false, true, m->map->epoch);
+	narf_rcore_isr_reply(
+	        m->rc, id, false, rv == 0,
+	        rv == NARF_ESTALE ? NARF_RREQ_STALE : m->map->epoch, m->now);
 	carry(m);
+}
+
+/* The primary gives up on an add (its reply timed out); the request still
+ * reaches the coordinator later. */
+static void time_out_add(struct model *m, uint32_t id)
+{
+	if (m->n_late < sizeof(m->late) / sizeof(m->late[0])) {
+		m->late[m->n_late].id = id;
+		m->late[m->n_late].slots = m->add_slots[id];
+		m->late[m->n_late].since = m->add_since[id];
+		m->n_late++;
+	}
+	m->add_asked[id] = false;
+	narf_rcore_isr_reply(m->rc, id, false, false, 0, m->now);
+	carry(m);
+}
+
+static void apply_late_add(struct model *m)
+{
+	unsigned i;
+
+	if (m->n_late == 0)
+		return;
+	i = pick(m, m->n_late);
+	if (coord_isr(m, m->late[i].id, m->late[i].slots, m->late[i].since) ==
+	    0)
+		m->late_applied++;
+	else
+		m->late_refused++;
+	m->late[i] = m->late[--m->n_late];
 }
 
 /* A failover of slot s to an ISR member: it must hold every write of s
@@ -475,9 +518,14 @@ static void run(unsigned seed)
 		} else if (what < 72) {
 			if (p != NULL && m->drop_asked[p->id])
 				answer_drop(m, p->id);
-		} else if (what < 78) {
+		} else if (what < 76) {
 			if (p != NULL && m->add_asked[p->id])
 				answer_add(m, p->id);
+		} else if (what < 77) {
+			if (p != NULL && m->add_asked[p->id])
+				time_out_add(m, p->id);
+		} else if (what < 78) {
+			apply_late_add(m);
 		} else if (what < 84) {
 			install(m);
 			carry(m);
@@ -499,9 +547,11 @@ static void run(unsigned seed)
 	print_message(
 	        "seed %u: %u writes, %u acknowledged, %u broken, "
 	        "%u waiting; %u link failures, %u refused stale, "
-	        "%u drops, %u adds, %u role swaps\n",
+	        "%u drops, %u adds, %u late adds applied, %u refused, "
+	        "%u role swaps\n",
 	        seed, m->n_writes, m->opened, m->broken, m->n_pend, m->failures,
-	        m->stale, m->drops, m->adds, m->swaps);
+	        m->stale, m->drops, m->adds, m->late_applied, m->late_refused,
+	        m->swaps);
 	/* The model must have exercised what it checks. */
 	assert_true(m->opened > 0);
 	assert_true(m->swaps > 0);

@@ -140,14 +140,14 @@ static unsigned sync_all(struct narf_map *m, bool partial)
 			add[s] = m->slots[s].primary == p &&
 			         is_replica(&m->slots[s], r) &&
 			         !in_isr(&m->slots[s], r);
-		apply_ok(m, narf_cmd_isr(p, r, add));
+		apply_ok(m, narf_cmd_isr(p, r, add, 0));
 	}
 	if (partial && rnd(8) == 0) {
 		const struct narf_slot *x = &m->slots[rnd(NARF_SLOTS)];
 
 		if (x->n_isr > 0) {
 			apply_ok(m, narf_cmd_isr(x->primary,
-			                         x->isr[rnd(x->n_isr)], NULL));
+			                         x->isr[rnd(x->n_isr)], NULL, 0));
 			entries++;
 		}
 	}
