@@ -760,7 +760,7 @@ void narf_rcore_wrote(struct narf_rcore *rc,
                       unsigned slot,
                       bool queued)
 {
-	const struct narf_slot *sl = &rc->map->slots[slot];
+	const struct narf_slot *sl;
 
 	/* Queued to the peer: only then can its ack release the write;
 	 * otherwise only an excuse (the ISR drop that the broken or missing
@@ -769,8 +769,9 @@ void narf_rcore_wrote(struct narf_rcore *rc,
 	 * it may be in the slot's ISR (an add we sent before its link failed
 	 * may be applied first), and a write it lacks must not be
 	 * acknowledged before it is out. */
-	if (!rc->in_batch)
+	if (!rc->in_batch || rc->map == NULL)
 		return;
+	sl = &rc->map->slots[slot];
 	if (bit(p->counts, slot)) {
 		gate_need(&rc->batch, p->id, queued ? p->gen : 0,
 		          queued ? p->sent : UINT64_MAX);
