@@ -497,6 +497,18 @@ static enum route route(struct narf_engine *e,
 		narf_resp_error(out, "CLUSTERDOWN Hash slot not served");
 		return ROUTE_DONE;
 	}
+	/* A primary the map has down leads only held slots (on_lost wait:
+	 * every in-sync copy is down): nothing serves them until one comes
+	 * back. Forwarding would wait on a dead node, or, when this node
+	 * took over its address (a restart as a new node), loop back here. */
+	if (owner->state == NARF_NODE_DOWN ||
+	    owner->state == NARF_NODE_REMOVED) {
+		narf_resp_errorf(out,
+		                 "CLUSTERDOWN Hash slot %d is held: its "
+		                 "in-sync copies are down (primary node %u)",
+		                 slot, owner->id);
+		return ROUTE_DONE;
+	}
 	/* A peer forwarded this to us because its map says we lead the
 	 * slot, while ours says it does: one of the two maps is behind (a
 	 * role change is in flight). Put the request off and fetch the map

@@ -466,9 +466,14 @@ struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
 {
 	const struct narf_map *map = repl_map(r);
 	struct narf_peer *p = map ? repl_peer_get(r, map, node) : NULL;
+	const struct narf_map_node *self =
+	        map ? narf_map_node_get(map, r->member->node_id) : NULL;
 	struct narf_proxy *px;
 
-	if (p == NULL)
+	/* Never to our own address (an older incarnation of this node, at
+	 * the same host and port): the request would come back here. */
+	if (p == NULL || node == r->member->node_id ||
+	    (self != NULL && strcmp(self->addr, p->addr) == 0))
 		return NULL;
 	if (p->proxy == NULL &&
 	    (p->proxy = repl_link_open(r, p, LINK_PROXY)) == NULL)

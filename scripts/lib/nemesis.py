@@ -43,6 +43,7 @@ a deadline, each round by its duration and the heal timeout.
 import argparse
 import atexit
 import collections
+import faulthandler
 import json
 import os
 import random
@@ -688,6 +689,8 @@ def parse_duration(text):
 
 
 def main(argv=None):
+    # A run that seems stuck: `kill -USR1 PID` prints every thread's stack.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     ap = argparse.ArgumentParser(
         prog="scripts/nemesis.sh",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -158,6 +158,49 @@ def test_min_isr_two(make_cluster):
     check_data(c, recs + recs2)
 
 
+def test_held_slot_answers_clusterdown(make_cluster):
+    """on_lost wait, one copy per slot: kill -9 of a node leaves its slots
+    with no in-sync copy, so they are held. A request for one gets
+    -CLUSTERDOWN at once, from the other node and from the killed one
+    restarted at the same address as a new node, which must not forward
+    it to its own address (the partition test saw such a node forward a
+    held slot's requests to itself millions of times, and its client
+    wait forever)."""
+    c = make_cluster(nodes=2, replicas=1)
+    rep = call_leader(c.trio, {"op": "settings", "on_lost": "wait"})
+    assert rep.get("ok") and rep["settings"]["on_lost"] == "wait", rep
+    m0 = c.map()
+    victim, other = c.nodes[1], c.nodes[0]
+    vid = c.current_id(m0, victim.addr)
+    key = ch.keys_in([min(c.slots_of(m0, victim, "primary"))], 1,
+                     prefix="held:")[0]
+    assert other.cmd("SET", key, "v") == "OK"
+    victim.kill9()
+    c.wait_map(lambda m: any(n["id"] == vid and n["state"] == "down"
+                             for n in m["nodes"]), FAILOVER_WAIT,
+               "the killed node marked down")
+    # Until the survivor's map has the node down, forwarding fails
+    # (-TRYAGAIN); then the slot is held.
+    deadline = time.monotonic() + 5.0
+    reply = other.cmd("GET", key)
+    while (isinstance(reply, Err) and reply.startswith("TRYAGAIN") and
+           time.monotonic() < deadline):
+        time.sleep(0.1)
+        reply = other.cmd("GET", key)
+    assert isinstance(reply, Err) and reply.startswith("CLUSTERDOWN"), reply
+    assert "held" in reply, reply
+    victim.restart()
+    c.wait_map(lambda m: any(n["addr"] == victim.addr and n["id"] != vid and
+                             n["state"] == "up" for n in m["nodes"]),
+               FAILOVER_WAIT, "the restarted node up as a new node")
+    for node in (victim, other):
+        t0 = time.monotonic()
+        reply = node.cmd("GET", key, timeout=5.0)
+        assert isinstance(reply, Err) and reply.startswith("CLUSTERDOWN"), \
+            (node.name, reply)
+        assert time.monotonic() - t0 < 2.0, node.name
+
+
 def test_kill_replica(make_cluster):
     """kill -9 of a node, writing only to slots it does not lead (some of
     which it replicates): no write fails at all (acks wait until the dead
