@@ -326,6 +326,21 @@ void narf_repl_store_removed(void *data,
 
 /* --- the map ------------------------------------------------------------- */
 
+/* Entries in slot s that are not ours to keep: we hold no copy of it in
+ * map, nobody is syncing it to us, and map is as new as the last sync's
+ * sender's was (0 when none, or when they stay). */
+static uint64_t stray_entries(const struct narf_repl *r,
+                              const struct narf_map *map,
+                              unsigned s)
+{
+	uint32_t me = r->member->node_id;
+
+	if (me == 0 || narf_slot_has(&map->slots[s], me) ||
+	    bit(r->core->syncing, s) || !narf_rcore_may_drop(r->core, map, s))
+		return 0;
+	return narf_store_slot_count(r->store, s);
+}
+
 void narf_repl_map_changed(struct narf_repl *r,
                            const struct narf_map *old,
                            const struct narf_map *map)
@@ -340,12 +355,6 @@ void narf_repl_map_changed(struct narf_repl *r,
 		r->core->map = map;
 		return;
 	}
-	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		/* Only the primary's stream changes a slot we do not lead:
-		 * no local expiry or eviction there (DESIGN.md). */
-		narf_store_set_replica(r->store, s,
-		                       !narf_rcore_leads(r->core, s));
-	}
 	for (unsigned i = 0; i < r->n_peers; i++) {
 		struct narf_peer *p = r->peers[i];
 		const struct narf_map_node *n = narf_map_node_get(map, p->id);
@@ -356,11 +365,14 @@ void narf_repl_map_changed(struct narf_repl *r,
 	/* Lineage drops first (the core's actions), then copies we no
 	 * longer hold. */
 	repl_act(r);
-	for (unsigned s = 0; s < NARF_SLOTS; s++)
-		if (!narf_slot_has(&map->slots[s], me) &&
-		    narf_rcore_may_drop(r->core, map, s) &&
-		    narf_store_slot_count(r->store, s) > 0)
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		/* Only the primary's stream changes a slot we do not lead:
+		 * no local expiry or eviction there (DESIGN.md). */
+		narf_store_set_replica(r->store, s,
+		                       !narf_rcore_leads(r->core, s));
+		if (stray_entries(r, map, s) > 0)
 			narf_store_drop_slot_lazy(r->store, s);
+	}
 }
 
 bool narf_repl_leads(const struct narf_repl *r, unsigned slot)
@@ -516,18 +528,11 @@ void narf_repl_proxy_cancel(struct narf_proxy *px)
 
 static void sweep(struct narf_repl *r, const struct narf_map *map)
 {
-	uint32_t me = r->member->node_id;
-
 	for (unsigned i = 0; i < NARF_SWEEP_SLOTS; i++) {
 		unsigned s = r->sweep;
-		uint64_t n;
+		uint64_t n = stray_entries(r, map, s);
 
 		r->sweep = (r->sweep + 1) % NARF_SLOTS;
-		if (me == 0 || narf_slot_has(&map->slots[s], me) ||
-		    bit(r->core->syncing, s) ||
-		    !narf_rcore_may_drop(r->core, map, s))
-			continue;
-		n = narf_store_slot_count(r->store, s);
 		if (n == 0)
 			continue;
 		NARF_INFO(

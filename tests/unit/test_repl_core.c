@@ -204,6 +204,33 @@ static struct narf_map *lead_with_isr(struct sim *sim, uint32_t replica)
 	return m;
 }
 
+/* The I/O's sync of slot s to p: the next slot the core wants synced,
+ * one command queued (SYNC, entries and SYNCED as one), reported. */
+static void sync_slot(struct sim *sim, struct narf_rpeer *p, unsigned s)
+{
+	assert_int_equal(narf_rcore_sync_next(sim->rc, p), (int)s);
+	narf_rcore_link_queued(sim->rc, p, true, sim->now);
+	narf_rcore_synced(sim->rc, p, s, true, p->sent);
+}
+
+/* m (epoch 10, installed here): node 3 leads every slot but 7, which we
+ * lead with node 2 as a replica outside the ISR. The tick opens the link
+ * and slot 7 is synced to node 2 (not yet acknowledged). Node 2's peer. */
+static struct narf_rpeer *synced_slot7(struct sim *sim, struct narf_map *m)
+{
+	struct narf_rpeer *p;
+
+	all_slots(m, 3, 0, false, 5);
+	slot_set(m, 7, ME, 2, false, 5);
+	install(sim, NULL, m);
+	p = narf_rcore_peer(sim->rc, 2);
+	assert_non_null(p);
+	narf_rcore_tick(sim->rc, sim->now);
+	carry(sim);
+	sync_slot(sim, p, 7);
+	return p;
+}
+
 /* --- the happy path --------------------------------------------------------
  */
 
@@ -610,15 +637,7 @@ static void test_link_failure_mid_join(void **state)
 	struct narf_map *m = map_new(sim, 10);
 	struct narf_rpeer *p;
 
-	all_slots(m, 3, 0, false, 5);
-	slot_set(m, 7, ME, 2, false, 5);
-	install(sim, NULL, m);
-	p = narf_rcore_peer(sim->rc, 2);
-	narf_rcore_tick(sim->rc, sim->now);
-	carry(sim);
-	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 7);
-	narf_rcore_link_queued(sim->rc, p, true, sim->now);
-	narf_rcore_synced(sim->rc, p, 7, true, p->sent);
+	p = synced_slot7(sim, m);
 	assert_int_equal(p->n_joins, 1);
 	narf_rcore_link_failed(sim->rc, p, p->gen, sim->now);
 	carry(sim);
@@ -646,15 +665,7 @@ static void test_drop_waits_for_add_answer(void **state)
 	struct narf_gate g = {0};
 	bool broken;
 
-	all_slots(m, 3, 0, false, 5);
-	slot_set(m, 7, ME, 2, false, 5);
-	install(sim, NULL, m);
-	p = narf_rcore_peer(sim->rc, 2);
-	narf_rcore_tick(sim->rc, sim->now);
-	carry(sim);
-	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 7);
-	narf_rcore_link_queued(sim->rc, p, true, sim->now);
-	narf_rcore_synced(sim->rc, p, 7, true, p->sent);
+	p = synced_slot7(sim, m);
 	ack_all(sim, 2);
 	narf_rcore_step(sim->rc, sim->now);
 	carry(sim);
@@ -698,24 +709,14 @@ static void test_add_since_and_stale_refusal(void **state)
 	struct narf_map *m = map_new(sim, 10), *m2;
 	struct narf_rpeer *p;
 
-	all_slots(m, 3, 0, false, 5);
-	slot_set(m, 7, ME, 2, false, 5);
-	install(sim, NULL, m);
-	p = narf_rcore_peer(sim->rc, 2);
-	narf_rcore_tick(sim->rc, sim->now);
-	carry(sim);
-	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 7);
-	narf_rcore_link_queued(sim->rc, p, true, sim->now);
-	narf_rcore_synced(sim->rc, p, 7, true, p->sent);
+	p = synced_slot7(sim, m);
 	/* Slot 8 becomes ours at epoch 12 and is synced then. */
 	m2 = map_new(sim, 12);
 	all_slots(m2, 3, 0, false, 5);
 	slot_set(m2, 7, ME, 2, false, 5);
 	slot_set(m2, 8, ME, 2, false, 12);
 	install(sim, m, m2);
-	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 8);
-	narf_rcore_link_queued(sim->rc, p, true, sim->now);
-	narf_rcore_synced(sim->rc, p, 8, true, p->sent);
+	sync_slot(sim, p, 8);
 	ack_all(sim, 2);
 	narf_rcore_step(sim->rc, sim->now);
 	carry(sim);
