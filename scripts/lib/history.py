@@ -28,6 +28,23 @@ What is counted (check()):
 - phantom: a read of a value no write of that key attempted before the
   read ended (or of bytes that are no value of the key).
 
+Declared losses. With one in-sync copy allowed (min-isr 1, on-lost
+empty), a slot whose every in-sync copy fails starts over empty, and the
+cluster says so: the slot's `born` epoch moves in the map and the
+coordinator counts it lost (docs/safety.md). check() takes those losses
+as Loss(slot, after, by): the cluster declared the slot lost at some time
+in [after, by] (`after`: the faults began; `by`: a coordinator's map
+first showed it). Given them, and slot_of(key):
+
+- declared: a lost write of such a slot, acknowledged before `by`: the
+  documented loss, counted apart from `lost` (which keeps the losses
+  nobody declared);
+- after_loss: a read that would be stale, of such a slot, that missed
+  only writes acknowledged before `by`, ended after `after`, and saw
+  nil or a value written after `after`: what the empty slot holds, not
+  an older copy. A read of a value written before the loss is still
+  stale, and so is one that missed a write acknowledged after `by`.
+
 write_outage() measures availability instead: the longest time some group
 of keys went without an acknowledged write.
 """
@@ -57,22 +74,36 @@ class Op(collections.namedtuple(
             " round %d" % self.round if self.round else "")
 
 
+class Loss(collections.namedtuple("Loss", "slot after by")):
+    """The cluster declared `slot` lost at some time in [after, by]."""
+    __slots__ = ()
+
+
 class Violation(collections.namedtuple("Violation", "kind op why")):
-    """kind is "lost", "stale" or "phantom"; op is the read that shows it."""
+    """kind is "lost", "stale", "phantom", "declared" or "after_loss" (the
+    last two are not violations: see the module doc); op is the read that
+    shows it."""
     __slots__ = ()
 
     def __str__(self):
         return "%s: %s: %s" % (self.kind, self.op, self.why)
 
 
-class Report(collections.namedtuple("Report", "lost stale phantom")):
-    """Lists of Violation per kind. lost holds one entry per loss (the
-    first final read that shows it); stale and phantom one per read."""
+class Report(collections.namedtuple(
+        "Report", "lost stale phantom declared after_loss")):
+    """Lists of Violation per kind. lost and declared hold one entry per
+    loss (the first final read that shows it); the others one per read.
+    Only lost, stale and phantom are violations."""
     __slots__ = ()
 
     def counts(self):
         return {"lost": len(self.lost), "stale": len(self.stale),
-                "phantom": len(self.phantom)}
+                "phantom": len(self.phantom),
+                "declared": len(self.declared),
+                "after_loss": len(self.after_loss)}
+
+    def violations(self):
+        return self.lost + self.stale + self.phantom
 
     def ok(self):
         return not (self.lost or self.stale or self.phantom)
@@ -84,20 +115,23 @@ class Report(collections.namedtuple("Report", "lost stale phantom")):
 
 
 def _writes_by_key(history):
-    """{key: (acked, attempts)}: acked is [(t1, value)] of acknowledged
-    writes sorted by t1; attempts is {value: earliest t0}."""
-    acked, attempts = {}, {}
+    """{key: (acked, attempts, ended)}: acked is [(t1, value)] of
+    acknowledged writes sorted by t1; attempts is {value: earliest t0};
+    ended is {value: latest t1}."""
+    acked, attempts, ended = {}, {}, {}
     for op in history:
         if op.kind != WRITE:
             continue
         att = attempts.setdefault(op.key, {})
         if op.value not in att or op.t0 < att[op.value]:
             att[op.value] = op.t0
+        end = ended.setdefault(op.key, {})
+        end[op.value] = max(end.get(op.value, op.t1), op.t1)
         if op.status == OK:
             acked.setdefault(op.key, []).append((op.t1, op.value))
     for v in acked.values():
         v.sort()
-    return {k: (acked.get(k, []), attempts[k]) for k in attempts}
+    return {k: (acked.get(k, []), attempts[k], ended[k]) for k in attempts}
 
 
 def _floor(acked, before, since=None):
@@ -113,11 +147,39 @@ def _floor(acked, before, since=None):
     return best
 
 
-def check(history):
+def _missed_by(acked, seen, before, since=None):
+    """When the last acknowledged write newer than `seen` among those
+    answered before `before` (and after `since`) was answered: a read of
+    `seen` missed every write acknowledged up to then."""
+    last = None
+    for t1, value in acked:
+        if t1 >= before:
+            break
+        if (since is None or t1 > since) and value > seen:
+            last = t1
+    return last
+
+
+def _declared(losses, op, missed_t1, ended):
+    """Is what op read (missing writes acknowledged up to missed_t1) the
+    empty start of a slot the cluster declared lost? (module doc)"""
+    for loss in losses:
+        if missed_t1 < loss.by and op.t1 >= loss.after and (
+                op.value is None or ended.get(op.value, 0) >= loss.after):
+            return True
+    return False
+
+
+def check(history, losses=(), slot_of=None):
     """Every lost write, stale read and phantom read in history (a list of
-    Op); returns a Report. Only reads answered "ok" are judged."""
+    Op), and the losses and reads that declared losses (Loss; slot_of maps
+    a key to its slot) explain; returns a Report. Only reads answered "ok"
+    are judged."""
     writes = _writes_by_key(history)
-    lost, stale, phantom = [], [], []
+    by_slot = {}
+    for loss in losses:
+        by_slot.setdefault(loss.slot, []).append(loss)
+    lost, stale, phantom, declared, after_loss = [], [], [], [], []
     # A key whose loss a final read showed is charged once: the reads
     # after that one are judged only against the writes acknowledged
     # after it (else every later read of a lost key is one more "stale").
@@ -125,7 +187,7 @@ def check(history):
     for op in sorted(history, key=lambda o: (o.t0, o.t1)):
         if op.kind != READ or op.status != OK:
             continue
-        acked, attempts = writes.get(op.key, ([], {}))
+        acked, attempts, ended = writes.get(op.key, ([], {}, {}))
         value = op.value
         if value is not None and not isinstance(value, int):
             phantom.append(Violation("phantom", op, "%r is no value of %s"
@@ -140,22 +202,31 @@ def check(history):
             continue
         seen = value or 0
         since = lost_at.get(op.key)
-        if op.final:
-            last = _floor(acked, op.t0, since)
-            if seen < last:
-                lost_at[op.key] = op.t1
-                lost.append(Violation(
-                    "lost", op, "final value %s, but write %d was "
-                    "acknowledged" % ("nil" if value is None else value,
-                                      last)))
-            continue
         floor = _floor(acked, op.t0, since)
-        if seen < floor:
-            stale.append(Violation(
-                "stale", op, "read %s, but write %d was acknowledged "
-                "before the read began" % (
-                    "nil" if value is None else value, floor)))
-    return Report(lost, stale, phantom)
+        if seen >= floor:
+            continue
+        slot_losses = by_slot.get(slot_of(op.key)) if by_slot else None
+        excused = slot_losses and _declared(
+            slot_losses, op, _missed_by(acked, seen, op.t0, since), ended)
+        shown = "nil" if value is None else value
+        if op.final:
+            lost_at[op.key] = op.t1
+            why = "final value %s, but write %d was acknowledged" % (
+                shown, floor)
+            if excused:
+                declared.append(Violation("declared", op, why + " (its "
+                                          "slot was declared lost)"))
+            else:
+                lost.append(Violation("lost", op, why))
+            continue
+        why = "read %s, but write %d was acknowledged before the read " \
+            "began" % (shown, floor)
+        if excused:
+            after_loss.append(Violation("after_loss", op, why + " (its "
+                                        "slot was declared lost)"))
+        else:
+            stale.append(Violation("stale", op, why))
+    return Report(lost, stale, phantom, declared, after_loss)
 
 
 def write_outage(history, groups, t_from, t_to):

@@ -32,6 +32,14 @@ every round), then for each round of the schedule:
      time a writer's group of keys went without an acknowledged write,
      from the fault's start to the load's end) is measured.
 
+Declared losses: all through the round a LossWatch polls the
+coordinators' maps for slots whose `born` epoch moves (the slot started
+over empty: every in-sync copy was gone, which min-isr 1 and on-lost
+empty allow and count). The checker counts the lost writes and nil reads
+those slots explain apart (history.py, "Declared losses"); a run is clean
+with them only when min-isr is below 2 (with 2 or more, a declared loss
+is reported as a failure: no single fault should cause one).
+
 Schedules are made from the seed (kinds, durations, and the random
 choices each fault makes when it starts), so a seed replays the same
 faults against the same roles (the leader of the moment, ...).
@@ -50,6 +58,7 @@ import random
 import signal
 import sys
 import tempfile
+import threading
 import time
 
 LIB = os.path.dirname(os.path.abspath(__file__))
@@ -60,7 +69,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import cluster_harness as ch  # noqa: E402
 import history as hist  # noqa: E402
 import netns  # noqa: E402
-from narf_harness import HarnessError, wait_leader  # noqa: E402
+from narf_harness import HarnessError, call, wait_leader  # noqa: E402
 from nscluster import NsCluster  # noqa: E402
 
 # One fault each. "double" is two of them at once.
@@ -334,7 +343,57 @@ def _interrupted(signum, frame):
 
 RoundResult = collections.namedtuple(
     "RoundResult", "spec faults healed heal_s counts outage_s outage_group "
-    "writes acked reads unread violations rebuilt")
+    "writes acked reads unread violations rebuilt lost_slots")
+
+
+def born_of(m):
+    """[born epoch of each slot] of a map (0: never started over)."""
+    born = [0] * ch.NSLOTS
+    for r in m["slots"]:
+        for s in range(r["from"], r["to"] + 1):
+            born[s] = r.get("born", 0)
+    return born
+
+
+class LossWatch(threading.Thread):
+    """The slots the cluster declares lost during a round (module doc):
+    polls every coordinator's map (only a leader answers) and notes when
+    each slot's `born` first differs from `base` (the round's map before
+    the faults). Bounded by max_seconds; stop() polls a last time."""
+
+    def __init__(self, apis, base, interval=0.25, max_seconds=300.0):
+        super().__init__(daemon=True, name="loss-watch")
+        self.apis = list(apis)
+        self.base = base
+        self.interval = interval
+        self.max_seconds = max_seconds
+        self.seen = {}           # slot -> monotonic time first seen moved
+        self._stop_ev = threading.Event()
+
+    def poll(self):
+        for api in self.apis:
+            try:
+                rep = call(api, {"op": "map"}, 0.5)
+            except (OSError, ValueError):
+                continue
+            if not rep.get("ok") or "map" not in rep:
+                continue
+            now = time.monotonic()
+            for s, b in enumerate(born_of(rep["map"])):
+                if b != self.base[s] and s not in self.seen:
+                    self.seen[s] = now
+
+    def run(self):
+        end = time.monotonic() + self.max_seconds
+        while not self._stop_ev.is_set() and time.monotonic() < end:
+            self.poll()
+            self._stop_ev.wait(self.interval)
+
+    def stop(self):
+        self._stop_ev.set()
+        self.join(10.0)
+        self.poll()
+        return dict(self.seen)
 
 
 class Run:
@@ -348,6 +407,7 @@ class Run:
         self.cluster = None
         self.gen = 0
         self.history = []
+        self.losses = []         # history.Loss of every round
         self.gen_keys = []       # keys of the current generation
         self.once = []           # the current generation's once-keys
         self.problems = []       # from process teardowns
@@ -522,6 +582,10 @@ class Run:
                                      + 1, name="reader-%d" % i))
         faults = []
         t_fault = None
+        t_base = time.monotonic()
+        watch = LossWatch(self.cluster.trio.apis,
+                          born_of(self.cluster.map()), max_seconds=budget)
+        watch.start()
         try:
             writers.start()
             for r in readers:
@@ -545,6 +609,7 @@ class Run:
         finally:
             wrecs = writers.stop()
             rrecs = [(r.name, r.stop()) for r in readers]
+            seen = watch.stop()
         t_stop = time.monotonic()
         ops = write_ops(wrecs, spec.index)
         for name, recs in rrecs:
@@ -552,7 +617,12 @@ class Run:
         self.gen_keys += keys
         finals, unread = final_reads(seeds, self.gen_keys, spec.index)
         self.history += ops + finals
-        report = hist.check(self.history).only(
+        # A loss seen before the faults began (none should be) excuses
+        # only what followed the round's first map.
+        self.losses += [hist.Loss(s, t_fault if t_fault and by >= t_fault
+                                  else t_base, by)
+                        for s, by in sorted(seen.items())]
+        report = hist.check(self.history, self.losses, ch.key_slot).only(
             lambda op: op.round == spec.index)
         outage, og = hist.write_outage(
             ops, {w.name: set(w.keys) for w in writers.writers},
@@ -563,7 +633,11 @@ class Run:
             sum(1 for o in ops
                 if o.kind == hist.WRITE and o.status == hist.OK),
             sum(1 for o in ops if o.kind == hist.READ), unread,
-            report.lost + report.stale + report.phantom, rebuilt)
+            report.violations(), rebuilt, len(seen))
+        if seen and (self.cfg.min_isr or 1) >= 2:
+            res = res._replace(violations=res.violations + [
+                "declared lost: %d slots, with min-isr %d" % (
+                    len(seen), self.cfg.min_isr)])
         if not healed:
             res = res._replace(violations=res.violations + [
                 "unhealed: %s" % err])
@@ -610,13 +684,18 @@ def format_round(res, total):
         res.spec.duration,
         " (the cluster was rebuilt first)" if res.rebuilt else "")
     body = ("    %s; writes %d (%d ok), reads %d; lost %d stale %d "
-            "phantom %d; outage %.0f ms%s" % (
+            "phantom %d; outage %.0f ms%s%s" % (
                 "healed in %.1f s" % res.heal_s if res.healed
                 else "NOT HEALED within %.0f s" % res.heal_s,
                 res.writes, res.acked, res.reads, c["lost"], c["stale"],
                 c["phantom"], res.outage_s * 1000,
                 "; %d keys unreadable at the end" % len(res.unread)
-                if res.unread else ""))
+                if res.unread else "",
+                "; %d slots declared lost (%d writes lost with them, %d "
+                "reads of them after the loss)" % (
+                    res.lost_slots, c["declared"], c["after_loss"])
+                if res.lost_slots or c["declared"] or c["after_loss"]
+                else ""))
     return head + "\n" + body
 
 
@@ -628,39 +707,38 @@ def totals(results):
         t["unread"] += len(r.unread)
         t["rounds"] += 1
         t["bad"] += 1 if (r.violations or r.unread) else 0
+        t["lost_slots"] += r.lost_slots
     return t
 
 
 def summary(results, problems=(), skipped=0):
     """The summary lines and whether the run is clean."""
-    lines = ["%-18s %6s %4s %5s %6s %8s %9s %11s" % (
-        "nemesis", "rounds", "bad", "lost", "stale", "phantom", "unhealed",
-        "max outage")]
+    row = "%-18s %6s %4s %5s %6s %8s %9s %11s %9s %11s"
+    lines = [row % ("nemesis", "rounds", "bad", "lost", "stale", "phantom",
+                    "unhealed", "max outage", "declared", "after loss")]
     by_kind = collections.OrderedDict()
     for r in results:
         by_kind.setdefault("+".join(r.spec.kinds), []).append(r)
-    for kind, rs in by_kind.items():
+    groups = list(by_kind.items()) + [("total", results)]
+    for kind, rs in groups:
         t = totals(rs)
-        lines.append("%-18s %6d %4d %5d %6d %8d %9d %8.0f ms" % (
+        lines.append(row % (
             kind[:18], t["rounds"], t["bad"], t["lost"], t["stale"],
-            t["phantom"], t["unhealed"], max(r.outage_s for r in rs) * 1000))
-    t = totals(results)
-    lines.append("%-18s %6d %4d %5d %6d %8d %9d %8.0f ms" % (
-        "total", t["rounds"], t["bad"], t["lost"], t["stale"], t["phantom"],
-        t["unhealed"], max([r.outage_s for r in results] or [0]) * 1000))
+            t["phantom"], t["unhealed"], "%.0f ms" % (
+                max([r.outage_s for r in rs] or [0]) * 1000),
+            "%d/%d" % (t["declared"], t["lost_slots"]), t["after_loss"]))
     lines.append("(bad: rounds with any violation; lost and stale count "
-                 "keys and reads)")
+                 "keys and reads; declared: writes lost / slots the "
+                 "cluster declared lost (not counted in lost); after "
+                 "loss: reads of those slots' empty start (not stale))")
     for p in problems:
         lines.append("process problem: " + p)
     if skipped:
         lines.append("%d rounds not run (out of time)" % skipped)
-    clean = not (t["lost"] or t["stale"] or t["phantom"] or t["unhealed"]
-                 or t["unread"] or problems or skipped)
+    t = totals(results)
+    clean = not (t["bad"] or t["lost"] or t["stale"] or t["phantom"] or
+                 t["unhealed"] or t["unread"] or problems or skipped)
     return lines, clean
-
-
-# ---------------------------------------------------------------------------
-# The command line (scripts/nemesis.sh)
 
 
 def parse_kinds(text):

@@ -8,7 +8,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))), "scripts", "lib"))
 
-from history import FAIL, INFO, OK, READ, WRITE, Op, check, \
+from history import FAIL, INFO, OK, READ, WRITE, Loss, Op, check, \
     write_outage  # noqa: E402
 
 
@@ -42,7 +42,8 @@ def test_clean_history_has_no_violation():
     # allowed; nothing is reported.
     rep = check(clean_history())
     assert rep.ok(), [str(v) for v in rep.lost + rep.stale + rep.phantom]
-    assert rep.counts() == {"lost": 0, "stale": 0, "phantom": 0}
+    assert rep.counts() == {"lost": 0, "stale": 0, "phantom": 0,
+                            "declared": 0, "after_loss": 0}
 
 
 def test_lost_write_is_a_final_read_older_than_the_last_ack():
@@ -100,6 +101,58 @@ def test_report_restricted_to_a_round():
     rep = check(h)
     assert len(rep.stale) == 2
     assert len(rep.only(lambda op: op.round == 2).stale) == 1
+
+
+def slot_of(key):
+    # The tests' keys name their slot: "a@1" is in slot 1.
+    return int(key.split("@")[1])
+
+
+def test_declared_loss_explains_reads_of_the_empty_slot():
+    # Slot 1 was declared lost between 2.0 (faults began) and 3.0 (a map
+    # showed it). Writes 1 and 2 of a@1 were acknowledged before it: a
+    # nil after that, or write 4 (sent after the loss), is the empty
+    # slot; the final read of 4 shows write 5 lost, acked after the loss
+    # was declared: a loss nobody declared.
+    h = [w("a@1", 1, 0.0, 0.5), w("a@1", 2, 1.0, 1.5),
+         w("a@1", 3, 2.5, 2.9, INFO), w("a@1", 4, 3.5, 3.6),
+         w("a@1", 5, 5.0, 5.1),
+         r("a@1", None, 2.2, 2.4),          # after the loss began
+         r("a@1", None, 3.2, 3.3),
+         r("a@1", 4, 4.0, 4.1),
+         r("a@1", 4, 9.0, 9.1, final=True)]
+    rep = check(h, [Loss(1, 2.0, 3.0)], slot_of)
+    assert [v.op.t0 for v in rep.after_loss] == [2.2, 3.2]
+    assert not rep.stale and not rep.phantom and not rep.declared
+    assert [v.op.t0 for v in rep.lost] == [9.0]
+
+
+def test_declared_loss_counts_final_reads_apart():
+    # The final nil of a key written before the loss is a declared loss;
+    # a key of another slot missing at the end is still lost.
+    h = [w("a@1", 1, 0.0, 0.5), w("b@2", 1, 0.0, 0.5),
+         r("a@1", None, 9.0, 9.1, final=True),
+         r("b@2", None, 9.0, 9.1, final=True)]
+    rep = check(h, [Loss(1, 2.0, 3.0)], slot_of)
+    assert [v.op.key for v in rep.declared] == ["a@1"]
+    assert [v.op.key for v in rep.lost] == ["b@2"]
+    assert not rep.ok()
+    assert rep.counts()["declared"] == 1 and rep.counts()["lost"] == 1
+
+
+def test_declared_loss_does_not_excuse_older_copies():
+    # A read of write 1, written before the loss, while write 2 was
+    # acknowledged: an older copy, not the empty slot, so stale. A nil
+    # that misses a write acknowledged after the loss was declared is
+    # stale too, and so is a nil read that ended before the faults.
+    h = [w("a@1", 1, 0.0, 0.5), w("a@1", 2, 1.0, 1.5),
+         w("a@1", 3, 4.0, 4.1),
+         r("a@1", None, 1.6, 1.8),          # before the faults began
+         r("a@1", 1, 3.2, 3.3),             # an older copy
+         r("a@1", None, 4.5, 4.6)]          # misses write 3, acked at 4.1
+    rep = check(h, [Loss(1, 2.0, 3.0)], slot_of)
+    assert [v.op.t0 for v in rep.stale] == [1.6, 3.2, 4.5]
+    assert not rep.after_loss
 
 
 def test_write_outage_is_the_longest_gap_between_acks_of_a_group():
