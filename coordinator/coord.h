@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "common/auth.h"
 #include "common/httpd.h"
 #include "common/map.h"
 #include "raftnode.h"
@@ -40,6 +41,9 @@ struct narf_coord_config {
 	unsigned election_timeout_ms;
 	unsigned heartbeat_timeout_ms;
 	const char *metrics_addr; /* --metrics, borrowed (argv), or NULL */
+	/* --cluster-secret-file: every role's key (common/auth.h); the
+	 * secret itself is not kept */
+	struct narf_auth_keys keys;
 };
 
 /* What the leader knows of a node between heartbeats (not replicated). */

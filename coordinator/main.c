@@ -62,6 +62,15 @@ static const char usage_text[] =
         "                         a first start checks the id (ids are "
         "never\n"
         "                         reused) and addresses against --join\n"
+        "  --cluster-secret-file FILE\n"
+        "                         the cluster secret (first line, at least "
+        "16\n"
+        "                         bytes): every caller of the API and of "
+        "Raft\n"
+        "                         proves it, or the node key derived from "
+        "it\n"
+        "                         (docs/security.md); the same on every "
+        "member\n"
         "Options (the first four are written into a new cluster's map;\n"
         "the `settings` API call changes them later):\n"
         "  --replicas N           copies per slot, primary included (1-5;\n"
@@ -247,6 +256,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		O_JOIN,
 		O_RAFT,
 		O_API,
+		O_SECRET,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -267,6 +277,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	        {"join", required_argument, NULL, O_JOIN},
 	        {"raft", required_argument, NULL, O_RAFT},
 	        {"api", required_argument, NULL, O_API},
+	        {"cluster-secret-file", required_argument, NULL, O_SECRET},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
@@ -361,6 +372,21 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			          o == O_RAFT ? cfg->self_entry.raft
 			                      : cfg->self_entry.api);
 			break;
+		case O_SECRET: {
+			char errmsg[NARF_ERRMSG_SIZE];
+
+			if (narf_auth_keys_from_file(&cfg->keys, optarg,
+			                             errmsg) != 0)
+				narf_usage_error(prog, "--cluster-secret-file %s",
+				                 errmsg);
+			if (!narf_auth_keys_can(&cfg->keys, NARF_AUTH_COORD))
+				narf_usage_error(prog,
+				                 "--cluster-secret-file %s: a "
+				                 "coordinator needs the cluster "
+				                 "secret, not a node key",
+				                 optarg);
+			break;
+		}
 		case O_HELP:
 			fputs(usage_text, stdout);
 			exit(0);
@@ -373,6 +399,11 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		narf_usage_error(prog, "unexpected argument '%s'",
 		                 argv[optind]);
+	if (!narf_auth_keys_can(&cfg->keys, NARF_AUTH_COORD))
+		narf_usage_error(prog,
+		                 "--cluster-secret-file is required: every "
+		                 "caller proves the cluster secret "
+		                 "(docs/security.md)");
 	if (cfg->join != NULL) {
 		check_join_flags(cfg);
 		return;

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/auth.h"
 #include "common/buf.h"
 #include "common/map.h"
 #include "common/resp.h"
@@ -41,6 +42,9 @@ struct narf_engine_config {
 	enum narf_eviction eviction;
 	char *requirepass;    /* owned; NULL = no password */
 	char *cluster_secret; /* owned; NULL = peers prove requirepass */
+	/* --cluster-secret-file: the node role's key (the cluster secret's,
+	 * or a node key; common/auth.h); required with --join */
+	struct narf_auth_keys keys;
 	bool standalone;
 	bool standalone_flag; /* --standalone given explicitly */
 	bool redirect;        /* --redirect: -MOVED instead of proxying */

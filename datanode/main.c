@@ -115,6 +115,7 @@ static void parse_flags(struct narf_engine_config *cfg,
                         int argc,
                         char **argv)
 {
+	char errmsg[NARF_ERRMSG_SIZE];
 	enum {
 		O_STANDALONE = 256,
 		O_PORT,
@@ -238,6 +239,10 @@ static void parse_flags(struct narf_engine_config *cfg,
 			free(cfg->cluster_secret);
 			cfg->cluster_secret =
 			        read_secret("--cluster-secret-file", optarg);
+			if (narf_auth_keys_from_file(&cfg->keys, optarg,
+			                             errmsg) != 0)
+				narf_usage_error(prog, "--cluster-secret-file %s",
+				                 errmsg);
 			break;
 		case O_CLIENTS:
 			cfg->max_clients = (unsigned)narf_flag_u64(
@@ -313,6 +318,11 @@ static void parse_flags(struct narf_engine_config *cfg,
 		                 "--join and --standalone exclude each "
 		                 "other");
 	cfg->standalone = !dn->cluster;
+	if (dn->cluster && !narf_auth_keys_can(&cfg->keys, NARF_AUTH_NODE))
+		narf_usage_error(prog,
+		                 "--join needs --cluster-secret-file: the "
+		                 "coordinators and the other nodes take only "
+		                 "callers that prove it (docs/security.md)");
 	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
 	    env[0] != '\0')
 		cfg->requirepass = strdup(env);

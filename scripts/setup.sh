@@ -43,7 +43,7 @@ done
 
 PACKAGES=(
 	build-essential pkg-config meson ninja-build
-	libraft-dev libuv1-dev libjansson-dev libcmocka-dev libhttp-parser-dev
+	libraft-dev libuv1-dev libjansson-dev libssl-dev libcmocka-dev libhttp-parser-dev
 	libedit-dev libjemalloc-dev
 	redis-tools redis-server gnuplot-nox
 	python3 python3-redis python3-pytest python3-pytest-xdist

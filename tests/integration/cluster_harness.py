@@ -33,7 +33,7 @@ import threading
 import time
 
 from narf_harness import (HOST, PORTS, HarnessError, call_leader,
-                          expand_slots, wait_leader)
+                          expand_slots, wait_leader, with_secret)
 from dn_harness import Closed, Err, RawConn, encode
 
 NSLOTS = 16384
@@ -114,7 +114,7 @@ class DataNode:
         return [os.path.join(self.build, "datanode", "datanode"),
                 "--port", str(self.port), "--join", ",".join(self.coords),
                 "--log-level", self.log_level, "--on-stop",
-                self.on_stop] + self.extra_args
+                self.on_stop] + with_secret(self.extra_args)
 
     def start(self):
         if self.alive():

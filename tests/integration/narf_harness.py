@@ -7,6 +7,8 @@ that join and heartbeat like the real ones. Every wait is bounded by a
 deadline; nothing here loops forever.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -25,6 +27,59 @@ NSLOTS = 16384
 
 class HarnessError(AssertionError):
     """A bounded wait ran out, or a process misbehaved."""
+
+
+# ---------------------------------------------------------------------------
+# The cluster secret (common/auth.h, docs/security.md)
+
+# Every process the suite starts proves this secret (coordinators, data
+# nodes) or the node key derived from it; the harness's own API calls
+# prove the operator role.
+SECRET = b"narf-test-suite-cluster-secret-1"
+_secret_dir = None
+
+
+def secret_file():
+    """A file holding SECRET (mode 600), made once per test process."""
+    global _secret_dir
+    if _secret_dir is None:
+        import tempfile
+        _secret_dir = tempfile.mkdtemp(prefix="narf-secret-")
+        path = os.path.join(_secret_dir, "cluster.secret")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(SECRET + b"\n")
+    return os.path.join(_secret_dir, "cluster.secret")
+
+
+def with_secret(args):
+    """args plus --cluster-secret-file (unless they name one already)."""
+    args = list(args)
+    if "--cluster-secret-file" not in args:
+        args += ["--cluster-secret-file", secret_file()]
+    return args
+
+
+def role_key(role, secret=SECRET):
+    """The key of role ("operator", "node", "coord") of a cluster secret,
+    as common/auth.c derives it."""
+    return hmac.new(secret, b"narf-auth-v1 key " + role.encode(),
+                    hashlib.sha256).digest()
+
+
+def node_key_text(secret=SECRET):
+    """What a data node's key file holds: "node:" and the hex node key."""
+    return "node:" + role_key("node", secret).hex()
+
+
+ROLE_CODES = {"operator": 1, "node": 2, "coord": 3}
+
+
+def auth_mac(key, direction, role, ident, nonce_c, nonce_s, ctx):
+    """common/auth.c's transcript MAC."""
+    msg = (direction + bytes([ROLE_CODES[role]]) +
+           ident.to_bytes(8, "big") + nonce_c + nonce_s + ctx)
+    return hmac.new(key, msg, hashlib.sha256).digest()
 
 
 # ---------------------------------------------------------------------------
@@ -166,14 +221,39 @@ def unused_addr():
 
 
 class Conn:
-    """One API connection: send request lines, read reply lines in order."""
+    """One API connection: send request lines, read reply lines in order.
+    It first proves `role` with `key` (default: the suite's secret's key
+    for the role); role None sends nothing first (a stranger)."""
 
-    def __init__(self, addr, timeout=2.0):
+    def __init__(self, addr, timeout=2.0, role="operator", key=None):
         host, port = addr.rsplit(":", 1)
         self.addr = addr
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.sock.settimeout(timeout)
         self.buf = b""
+        if role is not None:
+            try:
+                self.authenticate(role, key or role_key(role))
+            except BaseException:
+                self.close()
+                raise
+
+    def authenticate(self, role, key, ident=0):
+        """The API's challenge-response (docs/protocol.md, "Authentication");
+        raises HarnessError when the server refuses or fails its proof."""
+        nonce_c = os.urandom(16)
+        rep = self.request({"op": "auth", "role": role, "id": ident,
+                            "nonce": nonce_c.hex()})
+        if not rep.get("ok"):
+            raise HarnessError("%s refused auth: %r" % (self.addr, rep))
+        nonce_s = bytes.fromhex(rep["nonce"])
+        want = auth_mac(key, b"S", role, ident, nonce_c, nonce_s, b"api")
+        if not hmac.compare_digest(want, bytes.fromhex(rep["proof"])):
+            raise HarnessError("%s failed its proof" % self.addr)
+        proof = auth_mac(key, b"C", role, ident, nonce_c, nonce_s, b"api")
+        rep = self.request({"op": "auth", "proof": proof.hex()})
+        if not rep.get("ok"):
+            raise HarnessError("%s refused our proof: %r" % (self.addr, rep))
 
     def close(self):
         try:
@@ -274,7 +354,8 @@ class Coord:
 
     def argv(self):
         return [self.binary, "--id", str(self.id), "--data-dir",
-                self.data_dir, "--members", self.members] + self.extra_args
+                self.data_dir, "--members", self.members] + with_secret(
+                    self.extra_args)
 
     def start(self):
         if self.alive():
