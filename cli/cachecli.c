@@ -97,6 +97,12 @@ static const char help_text[] =
         "  --nx, --xx        set: only if absent / only if present\n"
         "  --json            status, nodes: print JSON\n"
         "  --watch           status: redraw every second\n"
+        "  --secret-file FILE\n"
+        "                    the cluster secret (or a data node's node\n"
+        "                    key) that the coordinators require of every\n"
+        "                    caller; leave, settings and coord changes\n"
+        "                    need the secret itself. Default:\n"
+        "                    $NARF_SECRET_FILE\n"
         "  --log-level LVL   debug, info, warn (default) or error: debug\n"
         "                    shows leader redirects on stderr\n"
         "  -h, --help        show this help and exit\n"
@@ -106,6 +112,9 @@ static const char help_text[] =
         "Environment:\n"
         "  CACHE_COORD       default for --coord; 'scripts/cluster.sh\n"
         "                    start' prints it. Empty counts as unset.\n"
+        "  NARF_SECRET_FILE  default for --secret-file (a path: the secret\n"
+        "                    itself never goes in the environment);\n"
+        "                    'scripts/cluster.sh start' prints it\n"
         "  NO_COLOR          if set, never colour the output (colour is\n"
         "                    only used when stdout is a terminal)\n"
         "  HOME              the shell keeps its history in\n"
@@ -168,6 +177,31 @@ static void resolve_coord(struct narf_cli_options *o)
 	check_coord(o->coord, o->coord_source);
 }
 
+/* The credential every coordinator call proves (common/auth.h): the
+ * cluster secret proves the operator role, a node key the node role. */
+static struct narf_auth_keys cli_keys;
+
+static void load_credential(struct narf_cli_options *o)
+{
+	char errmsg[NARF_ERRMSG_SIZE];
+	const char *env = getenv("NARF_SECRET_FILE");
+	const char *flag = "--secret-file";
+
+	if (o->secret_file == NULL && env != NULL && env[0] != '\0') {
+		o->secret_file = env;
+		flag = "NARF_SECRET_FILE";
+	}
+	if (o->secret_file == NULL)
+		return;
+	if (narf_auth_keys_from_file(&cli_keys, o->secret_file, errmsg) != 0)
+		narf_usage_error(prog, "%s %s", flag, errmsg);
+	narf_jclient_set_credential(&cli_keys,
+	                            narf_auth_keys_can(&cli_keys,
+	                                               NARF_AUTH_OPERATOR)
+	                                    ? NARF_AUTH_OPERATOR
+	                                    : NARF_AUTH_NODE);
+}
+
 /* getopt leaves the culprit in optopt for a short option; for a long one
  * it is the last argument consumed, and optopt is set only when a known
  * flag was given a value it does not take ("--json=1"). */
@@ -196,6 +230,7 @@ static void parse_flags(int argc, char **argv, struct narf_cli_options *o)
 	        {"watch", no_argument, NULL, 'w'},
 	        {"ttl", required_argument, NULL, 'T'},
 	        {"log-level", required_argument, NULL, 'L'},
+	        {"secret-file", required_argument, NULL, 'S'},
 	        {"nx", no_argument, NULL, 'N'},
 	        {"xx", no_argument, NULL, 'X'},
 	        {"help", no_argument, NULL, 'h'},
@@ -240,6 +275,9 @@ static void parse_flags(int argc, char **argv, struct narf_cli_options *o)
 		case 'L':
 			narf_log_flag_level(prog, optarg);
 			break;
+		case 'S':
+			o->secret_file = optarg;
+			break;
 		case 'N':
 			o->nx = true;
 			o->flags_seen |= NARF_CLI_F_NX;
@@ -279,6 +317,12 @@ int narf_cli_report_coord(const struct narf_cli_options *o,
 		        "%s: is the cluster running? (scripts/cluster.sh "
 		        "start)\n",
 		        prog, o->coord);
+	else if (rc == NARF_EAUTH)
+		fprintf(stderr,
+		        "%s: %s: the coordinators refused our credential, or "
+		        "could not prove theirs (check --secret-file or "
+		        "NARF_SECRET_FILE)\n",
+		        prog, errmsg);
 	else if (rc == NARF_EPROTO)
 		fprintf(stderr,
 		        "%s: %s: not a coordinator API port? (check --coord "
@@ -327,6 +371,18 @@ static int report_error_reply(const char *what, const json_t *reply)
 
 	fprintf(stderr, "%s: %s failed: %s%s%s\n", prog, what, err ? err : "?",
 	        msg ? ": " : "", msg ? msg : "");
+	if (err != NULL && strcmp(err, "auth_failed") == 0)
+		fprintf(stderr,
+		        "%s: the coordinators take only callers that prove "
+		        "the cluster secret: give its file with --secret-file "
+		        "or NARF_SECRET_FILE (scripts/cluster.sh start prints "
+		        "it)\n",
+		        prog);
+	else if (err != NULL && strcmp(err, "denied") == 0)
+		fprintf(stderr,
+		        "%s: a node key cannot do that: use the cluster "
+		        "secret's file\n",
+		        prog);
 	return EXIT_ERROR;
 }
 
@@ -584,6 +640,7 @@ int main(int argc, char **argv)
 			continue;
 		check_flags(&o, &commands[i]);
 		resolve_coord(&o);
+		load_credential(&o);
 		if (isatty(STDOUT_FILENO) && (no_color == NULL || !no_color[0]))
 			narf_cli_sty = &tty_style;
 		return finish_output(commands[i].run(&o));

@@ -19,6 +19,7 @@
  * If no leader answers, the frame shows what the coordinators answered to
  * their pings and the command exits 3 (--watch keeps trying).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,6 @@ struct history {
 	unsigned n;
 };
 
-static const char ping_line[] = "{\"op\":\"ping\"}\n";
 
 /* What one probe asks and where its answer goes. */
 struct probe {
@@ -75,17 +75,40 @@ static void set_unreachable(json_t *obj, int err)
 	                                         : narf_strerror(err)));
 }
 
-static void merge_ping(json_t *c, const struct narf_cli_fan *f)
+/*
+ * A coordinator's ping goes through the blocking API client, which proves
+ * our credential first (three round trips instead of one): one thread per
+ * coordinator keeps the probes parallel, each bounded by PROBE_MS.
+ */
+struct coord_ping {
+	const char *addr; /* borrowed */
+	json_t *reply;    /* owned, or NULL */
+	int err;
+	pthread_t thread;
+	bool started;
+};
+
+static void *coord_ping_run(void *arg)
 {
-	json_t *rep;
+	struct coord_ping *cp = arg;
+	json_t *req = json_pack("{s:s}", "op", "ping");
+
+	cp->err = req ? narf_jclient_call(cp->addr, req, PROBE_MS, &cp->reply,
+	                                  NULL)
+	              : NARF_ENOMEM;
+	json_decref(req);
+	return NULL;
+}
+
+static void merge_ping(json_t *c, const struct coord_ping *cp)
+{
+	json_t *rep = cp->reply;
 	const char *role;
 
-	if (f->err != 0) {
-		set_unreachable(c, f->err);
+	if (cp->err != 0) {
+		set_unreachable(c, cp->err);
 		return;
 	}
-	rep = json_loadb(f->reply.data, f->reply.len,
-	                 JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, NULL);
 	role = json_string_value(json_object_get(rep, "role"));
 	if (!json_is_true(json_object_get(rep, "ok")) || role == NULL) {
 		set_unreachable(c, NARF_EPROTO);
@@ -99,7 +122,6 @@ static void merge_ping(json_t *c, const struct narf_cli_fan *f)
 		    json_is_integer(json_object_get(rep, "id")))
 			json_object_set(c, "id", json_object_get(rep, "id"));
 	}
-	json_decref(rep);
 }
 
 /* INFO's bulk text, or NULL with the reason recorded in the node. */
@@ -297,33 +319,41 @@ static void probe_all(json_t *st, struct history *h)
 	        (unsigned)(json_array_size(coords) + json_array_size(nodes));
 	struct probe *p = calloc(n ? n : 1, sizeof(*p));
 	struct narf_cli_fan *fan = calloc(n ? n : 1, sizeof(*fan));
+	struct coord_ping *cp = calloc(n ? n : 1, sizeof(*cp));
 	const char *argv[] = {"INFO", "memory", "stats", "keyspace"};
 	size_t len[] = {4, 6, 5, 8};
-	struct narf_buf info, ping;
+	struct narf_buf info;
 	int64_t start = narf_cli_now_ms();
 	bool again = false;
+	unsigned nc;
 
 	narf_buf_init(&info);
-	narf_buf_init(&ping);
-	if (p == NULL || fan == NULL ||
-	    narf_resp_command(&info, 4, argv, len) != 0 ||
-	    narf_buf_append(&ping, ping_line, sizeof(ping_line) - 1) != 0)
+	if (p == NULL || fan == NULL || cp == NULL ||
+	    narf_resp_command(&info, 4, argv, len) != 0)
 		goto out;
-	n = collect(coords, false, p, 0);
+	nc = n = collect(coords, false, p, 0);
 	n = collect(nodes, true, p, n);
-	for (unsigned i = 0; i < n; i++) {
-		fan[i].addr = json_string_value(
-		        json_object_get(p[i].obj, p[i].node ? "addr" : "api"));
-		fan[i].req = p[i].node ? &info : &ping;
-		fan[i].framing = p[i].node ? NARF_CLI_RESP : NARF_CLI_LINE;
+	for (unsigned i = 0; i < nc; i++) {
+		cp[i].addr = json_string_value(json_object_get(p[i].obj, "api"));
+		cp[i].err = NARF_ENOMEM;
+		cp[i].started = pthread_create(&cp[i].thread, NULL,
+		                               coord_ping_run, &cp[i]) == 0;
+	}
+	for (unsigned i = nc; i < n; i++) {
+		fan[i].addr = json_string_value(json_object_get(p[i].obj, "addr"));
+		fan[i].req = &info;
+		fan[i].framing = NARF_CLI_RESP;
 		narf_buf_init(&fan[i].reply);
 	}
-	narf_cli_fanout(fan, n, start + PROBE_MS);
+	narf_cli_fanout(fan + nc, n - nc, start + PROBE_MS);
+	for (unsigned i = 0; i < nc; i++)
+		if (cp[i].started)
+			pthread_join(cp[i].thread, NULL);
 	for (unsigned i = 0; i < n; i++) {
 		const struct sample *prev;
 
 		if (!p[i].node) {
-			merge_ping(p[i].obj, &fan[i]);
+			merge_ping(p[i].obj, &cp[i]);
 			continue;
 		}
 		merge_info(&p[i], &fan[i]);
@@ -340,8 +370,10 @@ static void probe_all(json_t *st, struct history *h)
 out:
 	for (unsigned i = 0; fan != NULL && i < n; i++)
 		narf_buf_close(&fan[i].reply);
+	for (unsigned i = 0; cp != NULL && i < n; i++)
+		json_decref(cp[i].reply);
 	narf_buf_close(&info);
-	narf_buf_close(&ping);
+	free(cp);
 	free(fan);
 	free(p);
 }

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "errors.h"
 #include "flags.h"
 #include "frame.h"
@@ -54,6 +55,17 @@ struct exchange {
 
 static void set_err(char *errmsg, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+
+/* The process's credential (narf_jclient_set_credential); borrowed. */
+static const struct narf_auth_keys *cred_keys;
+static enum narf_auth_role cred_role;
+
+void narf_jclient_set_credential(const struct narf_auth_keys *keys,
+                                 enum narf_auth_role role)
+{
+	cred_keys = keys;
+	cred_role = role;
+}
 
 static void set_err(char *errmsg, const char *fmt, ...)
 {
@@ -283,6 +295,90 @@ static int read_reply(struct exchange *x, json_t **reply)
 	return 0;
 }
 
+static int send_json(struct exchange *x, json_t *msg)
+{
+	size_t len;
+	char *line = msg ? narf_frame_encode(msg, &len) : NULL;
+	int rc;
+
+	json_decref(msg);
+	if (line == NULL) {
+		set_err(x->errmsg, "%s: out of memory", x->addr);
+		return NARF_ENOMEM;
+	}
+	rc = send_all(x, line, len);
+	free(line);
+	return rc;
+}
+
+/* A refusal of the exchange: the server's reply says why. */
+static int auth_refused(struct exchange *x, json_t *rep, const char *step)
+{
+	const char *why = json_string_value(json_object_get(rep, "message"));
+
+	set_err(x->errmsg, "%s: refused our %s: %s", x->addr, step,
+	        why ? why : "no reason given");
+	json_decref(rep);
+	return NARF_EAUTH;
+}
+
+/*
+ * The API's challenge-response (common/auth.h, docs/protocol.md): prove
+ * cred_role, and check that the coordinator holds the same key (a
+ * stranger on a coordinator's address gets no request of ours).
+ */
+static int authenticate(struct exchange *x)
+{
+	struct narf_auth a;
+	unsigned char nonce[NARF_AUTH_NONCE_SIZE], mac[NARF_AUTH_MAC_SIZE];
+	unsigned char out[NARF_AUTH_MAC_SIZE];
+	char hex[NARF_AUTH_MAC_HEX + 1];
+	const char *nonce_s, *proof;
+	json_t *rep = NULL;
+	int rc;
+
+	if (narf_auth_client_begin(&a, cred_role, 0, "api") != 0) {
+		set_err(x->errmsg, "%s: no randomness for a nonce", x->addr);
+		return NARF_EINTERNAL;
+	}
+	narf_auth_hex(a.nonce_c, NARF_AUTH_NONCE_SIZE, hex);
+	rc = send_json(x, json_pack("{s:s,s:s,s:i,s:s}", "op", "auth", "role",
+	                            narf_auth_role_name(cred_role), "id", 0,
+	                            "nonce", hex));
+	if (rc == 0)
+		rc = read_reply(x, &rep);
+	if (rc != 0)
+		return rc;
+	if (!json_is_true(json_object_get(rep, "ok")))
+		return auth_refused(x, rep, "credential");
+	nonce_s = json_string_value(json_object_get(rep, "nonce"));
+	proof = json_string_value(json_object_get(rep, "proof"));
+	if (nonce_s == NULL || proof == NULL ||
+	    narf_auth_unhex(nonce_s, strlen(nonce_s), nonce, sizeof(nonce)) !=
+	            0 ||
+	    narf_auth_unhex(proof, strlen(proof), mac, sizeof(mac)) != 0 ||
+	    narf_auth_client_prove(&a, cred_keys, nonce, mac, out) != 0) {
+		json_decref(rep);
+		set_err(x->errmsg,
+		        "%s: the coordinator failed to prove the cluster "
+		        "secret (another cluster's, or not a coordinator)",
+		        x->addr);
+		return NARF_EAUTH;
+	}
+	json_decref(rep);
+	rep = NULL;
+	narf_auth_hex(out, NARF_AUTH_MAC_SIZE, hex);
+	rc = send_json(x, json_pack("{s:s,s:s}", "op", "auth", "proof", hex));
+	if (rc == 0)
+		rc = read_reply(x, &rep);
+	if (rc != 0)
+		return rc;
+	if (!json_is_true(json_object_get(rep, "ok")))
+		return auth_refused(x, rep, "proof (a wrong cluster secret?)");
+	json_decref(rep);
+	return 0;
+}
+
 int narf_jclient_call(const char *addr,
                       const json_t *req,
                       int timeout_ms,
@@ -308,6 +404,8 @@ int narf_jclient_call(const char *addr,
 		return NARF_EINVAL;
 	}
 	rc = open_conn(&x);
+	if (rc == 0 && cred_keys != NULL)
+		rc = authenticate(&x);
 	if (rc == 0)
 		rc = send_all(&x, line, len);
 	if (rc == 0)
@@ -342,6 +440,7 @@ struct search {
 	struct attempt tried[MAX_ADDRS];
 	int ntried;
 	int reached; /* some attempt got further than connect() */
+	int refused; /* some member refused our credential */
 };
 
 /* Outcome of trying one listed member. */
@@ -443,8 +542,12 @@ static enum member_result try_member(struct search *s,
 		if (rc != 0) {
 			note_failure(s, target, why);
 			s->reached |= rc != NARF_ECONNECT && rc != NARF_EINVAL;
+			s->refused |= rc == NARF_EAUTH;
+			/* A refused credential is refused again: asking the
+			 * same member until the deadline would only wait. */
 			return (hops == 0 &&
-			        (rc == NARF_EPROTO || rc == NARF_ETOOLARGE))
+			        (rc == NARF_EPROTO || rc == NARF_ETOOLARGE ||
+			         rc == NARF_EAUTH))
 			               ? MEMBER_BAD
 			               : MEMBER_FAILED;
 		}
@@ -503,7 +606,7 @@ static int search_failed(const struct search *s, int all_bad, char *errmsg)
 		snprintf(buf, sizeof(buf), "no time to try %s", s->addrs[0]);
 	set_err(errmsg, "%s", buf);
 	if (all_bad)
-		return NARF_EPROTO;
+		return s->refused ? NARF_EAUTH : NARF_EPROTO;
 	return s->reached ? NARF_ETIMEOUT : NARF_ECONNECT;
 }
 

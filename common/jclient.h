@@ -21,6 +21,8 @@
 
 #include <jansson.h>
 
+#include "auth.h"
+
 /* How long narf_jclient_call_leader() gives a single coordinator before
  * trying the next one, so one stopped member cannot eat the whole budget. */
 #define NARF_JCLIENT_ATTEMPT_MS 1000
@@ -30,6 +32,16 @@
 
 /* Pause between retries after "not_ready", "busy" or a failed round. */
 #define NARF_JCLIENT_RETRY_MS 50
+
+/*
+ * The credential every later call proves first (common/auth.h, the API's
+ * `auth` exchange): keys (borrowed: they must outlive the calls) and the
+ * role to prove. Without one, calls go out unauthenticated, and every
+ * coordinator refuses them with "auth_failed". A tool holds one
+ * credential for its whole run, so this is process-wide.
+ */
+void narf_jclient_set_credential(const struct narf_auth_keys *keys,
+                                 enum narf_auth_role role);
 
 /*
  * One request/reply exchange: connect to addr ("host:port") within
@@ -42,7 +54,8 @@
  * NARF_ECLOSED (peer closed before a whole reply line), NARF_EPROTO (the reply
  * is not a JSON object with a boolean "ok", or nests too deeply),
  * NARF_ETOOLARGE (reply line over NARF_FRAME_MAX_REPLY), NARF_ENOMEM,
- * NARF_EIO. errmsg (NARF_ERRMSG_SIZE bytes, may be NULL) says what failed,
+ * NARF_EIO, NARF_EAUTH (the credential was refused, or the coordinator
+ * could not prove it holds the same secret). errmsg (NARF_ERRMSG_SIZE bytes, may be NULL) says what failed,
  * prefixed with addr.
  */
 int narf_jclient_call(const char *addr,
@@ -70,7 +83,9 @@ int narf_jclient_call(const char *addr,
  * down), NARF_ETIMEOUT (something answered or hung, but no usable reply came
  * in time), NARF_EPROTO (every listed address answered something that is not
  * the coordinator protocol: probably not a coordinator API port; this is
- * reported at once, without waiting for the deadline). errmsg
+ * reported at once, without waiting for the deadline), NARF_EAUTH (every
+ * listed address refused our credential or failed to prove its own; also
+ * at once). errmsg
  * (NARF_ERRMSG_SIZE bytes, may be NULL) names the addresses tried and the
  * last failure of each.
  */

@@ -14,7 +14,16 @@
  * connection half-closed until the callback fires, so the callback never
  * touches freed memory. An idle connection is closed after
  * NARF_COORD_IDLE_MS.
+ *
+ * Authentication (docs/protocol.md, "Authentication"; common/auth.h): a
+ * connection's first two requests must be the `auth` exchange, on lines of
+ * at most NARF_API_AUTH_LINE bytes; anything else, a failed proof or a
+ * silence past NARF_API_AUTH_MS closes it. Only then does it get the full
+ * line length and the other ops, as far as its role allows: the node role
+ * (data nodes) may not change settings or coordinators, nor make another
+ * node leave.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +55,9 @@ struct narf_conn {
 	bool closing;
 	bool reading;
 	enum pending_kind pending; /* what the proposal in flight is for */
+	enum { AUTH_HELLO, AUTH_PROOF, AUTH_DONE } auth_state;
+	struct narf_auth auth; /* the exchange, until AUTH_DONE */
+	char peer[NARF_ADDR_SIZE]; /* the caller's address, for logs */
 };
 
 struct write_req {
@@ -56,6 +68,9 @@ struct write_req {
 static void conn_drain(struct narf_conn *conn);
 
 #define NARF_API_WRITE_BACKLOG (1u << 20)
+/* Before authentication: the longest line, and how long to prove. */
+#define NARF_API_AUTH_LINE 512
+#define NARF_API_AUTH_MS 2000
 
 static bool backlogged(struct narf_conn *conn)
 {
@@ -436,6 +451,17 @@ static json_t *op_leave(struct narf_conn *conn, const json_t *req)
 	                      (uint32_t)json_integer_value(id));
 	if (n == NULL || n->state == NARF_NODE_REMOVED)
 		return error_reply(NARF_ENOTFOUND, "no such node", conn->c);
+	if (conn->auth.role != NARF_AUTH_OPERATOR) {
+		const char *boot =
+		        json_string_value(json_object_get(req, "boot_id"));
+
+		if (boot == NULL || strcmp(boot, n->boot_id) != 0)
+			return error_reply(NARF_EDENIED,
+			                   "a data node may only leave itself "
+			                   "(node and boot_id); others need an "
+			                   "operator credential",
+			                   conn->c);
+	}
 	return propose(conn,
 	               narf_cmd_leave((uint32_t)json_integer_value(id),
 	                              json_is_true(if_room)),
@@ -655,15 +681,129 @@ static void count_op(struct narf_coord *c, const char *op)
 	c->api_requests[i]++;
 }
 
+/* A refused or failed exchange: count it, log it at most once a second
+ * (with how many were not logged), and close after the error line. */
+static void auth_fail(struct narf_conn *conn, const char *why)
+{
+	struct narf_coord *c = conn->c;
+	uint64_t now = narf_clock_ms();
+
+	c->auth_failures++;
+	if (now - c->auth_fail_logged_ms >= 1000) {
+		NARF_WARN("api: %s: authentication failed: %s (%" PRIu64
+		          " failures not logged before this)",
+		          conn->peer, why, c->auth_fail_quiet);
+		c->auth_fail_logged_ms = now;
+		c->auth_fail_quiet = 0;
+	} else {
+		c->auth_fail_quiet++;
+	}
+	conn_send(conn, error_reply(NARF_EAUTH, why, c));
+	conn->dec.failed = NARF_EAUTH;
+	if (conn->reading) {
+		uv_read_stop((uv_stream_t *)&conn->tcp);
+		conn->reading = false;
+	}
+	conn->shutdown.data = conn;
+	if (uv_shutdown(&conn->shutdown, (uv_stream_t *)&conn->tcp,
+	                shutdown_cb) != 0)
+		conn_close(conn);
+}
+
+static bool hex_field(const json_t *req,
+                      const char *key,
+                      unsigned char *out,
+                      size_t n)
+{
+	json_t *v = json_object_get(req, key);
+
+	return json_is_string(v) &&
+	       narf_auth_unhex(json_string_value(v), json_string_length(v),
+	                       out, n) == 0;
+}
+
+/*
+ * The two steps of the exchange: {"op":"auth","role":R,"id":N,"nonce":H}
+ * gets our nonce and proof; {"op":"auth","proof":H} gets {"ok":true}.
+ * Returns the reply, or NULL after auth_fail() closed the connection.
+ */
+static json_t *handle_auth(struct narf_conn *conn, const json_t *req)
+{
+	struct narf_coord *c = conn->c;
+	const char *op = json_string_value(json_object_get(req, "op"));
+	unsigned char nonce[NARF_AUTH_NONCE_SIZE], mac[NARF_AUTH_MAC_SIZE];
+	char nonce_hex[NARF_AUTH_NONCE_HEX + 1], mac_hex[NARF_AUTH_MAC_HEX + 1];
+	enum narf_auth_role role;
+	json_t *id = json_object_get(req, "id");
+
+	if (op == NULL || strcmp(op, "auth") != 0) {
+		auth_fail(conn, "authenticate first: {\"op\":\"auth\",...} "
+		                "(docs/protocol.md)");
+		return NULL;
+	}
+	if (conn->auth_state == AUTH_PROOF) {
+		if (!hex_field(req, "proof", mac, sizeof(mac)) ||
+		    narf_auth_server_check(&conn->auth, &c->cfg.keys, mac) !=
+		            0) {
+			auth_fail(conn, "wrong proof: not the cluster's secret");
+			return NULL;
+		}
+		conn->auth_state = AUTH_DONE;
+		conn->dec.max = NARF_FRAME_MAX_REQUEST;
+		uv_timer_again(&conn->idle);
+		NARF_DEBUG("api: %s authenticated as %s", conn->peer,
+		           narf_auth_role_name(conn->auth.role));
+		return json_pack("{s:b,s:s}", "ok", 1, "role",
+		                 narf_auth_role_name(conn->auth.role));
+	}
+	if (narf_auth_role_parse(
+	            json_string_value(json_object_get(req, "role")), &role) !=
+	            0 ||
+	    role == NARF_AUTH_COORD ||
+	    (id != NULL && (!json_is_integer(id) || json_integer_value(id) < 0)) ||
+	    !hex_field(req, "nonce", nonce, sizeof(nonce))) {
+		auth_fail(conn, "auth needs role (operator or node), nonce (32 "
+		                "hex digits) and an optional id");
+		return NULL;
+	}
+	if (narf_auth_server_answer(&conn->auth, &c->cfg.keys, role,
+	                            (uint64_t)json_integer_value(id), "api",
+	                            nonce, mac) != 0) {
+		auth_fail(conn, "cannot answer for that role");
+		return NULL;
+	}
+	conn->auth_state = AUTH_PROOF;
+	narf_auth_hex(conn->auth.nonce_s, NARF_AUTH_NONCE_SIZE, nonce_hex);
+	narf_auth_hex(mac, NARF_AUTH_MAC_SIZE, mac_hex);
+	return json_pack("{s:b,s:s,s:s}", "ok", 1, "nonce", nonce_hex, "proof",
+	                 mac_hex);
+}
+
+/* Ops only an operator may send: they change what the cluster is. A data
+ * node may leave only itself (op_leave checks its boot id). */
+static bool operator_only(const char *op)
+{
+	return strcmp(op, "settings") == 0 || strcmp(op, "coord_add") == 0 ||
+	       strcmp(op, "coord_remove") == 0 ||
+	       strcmp(op, "coord_replace") == 0;
+}
+
 static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 {
 	struct narf_coord *c = conn->c;
 	const char *op = json_string_value(json_object_get(req, "op"));
 
+	if (conn->auth_state != AUTH_DONE)
+		return handle_auth(conn, req);
 	count_op(c, op);
 	if (op == NULL)
 		return error_reply(NARF_EINVAL,
 		                   "request needs an \"op\" string", c);
+	if (conn->auth.role != NARF_AUTH_OPERATOR && operator_only(op))
+		return error_reply(NARF_EDENIED,
+		                   "needs an operator credential (the cluster "
+		                   "secret), not a data node's",
+		                   c);
 	if (strcmp(op, "ping") == 0)
 		return op_ping(c);
 	if (strcmp(op, "join") != 0 && strcmp(op, "heartbeat") != 0 &&
@@ -721,7 +861,6 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
-	uv_timer_again(&conn->idle);
 	rv = narf_frame_feed(&conn->dec, buf->base, (size_t)nread);
 	if (rv != 0) {
 		conn_fail(conn, rv, "request line too long");
@@ -746,6 +885,10 @@ static void conn_drain(struct narf_conn *conn)
 		}
 		if (req == NULL)
 			break;
+		/* A whole line re-arms the idle timer, not every byte: a
+		 * caller that trickles bytes but never ends a line is idle. */
+		if (conn->auth_state == AUTH_DONE)
+			uv_timer_again(&conn->idle);
 		reply = handle_request(conn, req);
 		json_decref(req);
 		if (reply != NULL)
@@ -772,8 +915,35 @@ static void idle_cb(uv_timer_t *t)
 
 	if (conn->waiting)
 		return; /* the reply is on its way; it re-arms nothing */
-	NARF_DEBUG("api: closing idle client");
+	if (conn->auth_state != AUTH_DONE) {
+		conn->c->auth_failures++;
+		NARF_DEBUG("api: %s did not authenticate within %d ms: closing",
+		           conn->peer, NARF_API_AUTH_MS);
+	} else {
+		NARF_DEBUG("api: closing idle client");
+	}
 	conn_close(conn);
+}
+
+static void peer_name(struct narf_conn *conn)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char host[64] = "?";
+
+	if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) ==
+	    0) {
+		if (ss.ss_family == AF_INET6)
+			uv_ip6_name((struct sockaddr_in6 *)&ss, host,
+			            sizeof(host));
+		else
+			uv_ip4_name((struct sockaddr_in *)&ss, host,
+			            sizeof(host));
+		snprintf(conn->peer, sizeof(conn->peer), "%s:%d", host,
+		         ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	} else {
+		snprintf(conn->peer, sizeof(conn->peer), "?");
+	}
 }
 
 static void accept_cb(uv_stream_t *server, int status)
@@ -787,7 +957,7 @@ static void accept_cb(uv_stream_t *server, int status)
 	if (conn == NULL)
 		return;
 	conn->c = c;
-	narf_frame_decoder_init(&conn->dec, NARF_FRAME_MAX_REQUEST);
+	narf_frame_decoder_init(&conn->dec, NARF_API_AUTH_LINE);
 	uv_tcp_init(&c->loop, &conn->tcp);
 	uv_timer_init(&c->loop, &conn->idle);
 	conn->tcp.data = conn;
@@ -802,7 +972,9 @@ static void accept_cb(uv_stream_t *server, int status)
 		return;
 	}
 	uv_tcp_nodelay(&conn->tcp, 1);
-	uv_timer_start(&conn->idle, idle_cb, NARF_COORD_IDLE_MS,
+	peer_name(conn);
+	/* Until it has proven itself, the idle timer is the auth deadline. */
+	uv_timer_start(&conn->idle, idle_cb, NARF_API_AUTH_MS,
 	               NARF_COORD_IDLE_MS);
 	conn_drain(conn); /* starts reading */
 }

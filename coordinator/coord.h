@@ -137,6 +137,11 @@ struct narf_coord {
 	uint64_t api_requests[NARF_API_OPS];
 	/* heartbeats refused for want of a fresh majority proof */
 	uint64_t lease_refusals;
+	/* API connections refused for a failed or missing proof, and the
+	 * rate limit of their log lines */
+	uint64_t auth_failures;
+	uint64_t auth_fail_logged_ms;
+	uint64_t auth_fail_quiet;
 	uint64_t lease_refusal_logged_ms;
 	int64_t start_ms;          /* wall clock at start, ms */
 	struct narf_httpd metrics; /* GET /metrics, with --metrics */

@@ -217,6 +217,16 @@ static void check_timing(const struct narf_coord_config *cfg)
 		                 cfg->settings.replication);
 }
 
+/* Last of the checks, so a flag's own error is the one reported. */
+static void require_secret(const struct narf_coord_config *cfg)
+{
+	if (!narf_auth_keys_can(&cfg->keys, NARF_AUTH_COORD))
+		narf_usage_error(prog,
+		                 "--cluster-secret-file is required: every "
+		                 "caller proves the cluster secret "
+		                 "(docs/security.md)");
+}
+
 static void check_join_flags(struct narf_coord_config *cfg)
 {
 	if (cfg->n_members != 0)
@@ -399,13 +409,9 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	if (optind < argc)
 		narf_usage_error(prog, "unexpected argument '%s'",
 		                 argv[optind]);
-	if (!narf_auth_keys_can(&cfg->keys, NARF_AUTH_COORD))
-		narf_usage_error(prog,
-		                 "--cluster-secret-file is required: every "
-		                 "caller proves the cluster secret "
-		                 "(docs/security.md)");
 	if (cfg->join != NULL) {
 		check_join_flags(cfg);
+		require_secret(cfg);
 		return;
 	}
 	if (cfg->self_entry.raft[0] || cfg->self_entry.api[0])
@@ -424,6 +430,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		narf_usage_error(prog, "--id %llu is not listed in --members",
 		                 (unsigned long long)cfg->id);
 	check_timing(cfg);
+	require_secret(cfg);
 }
 
 static void handle_closed_cb(uv_handle_t *h)
@@ -496,6 +503,7 @@ static int check_join(const struct narf_coord_config *cfg)
 	size_t i;
 	int rv;
 
+	narf_jclient_set_credential(&cfg->keys, NARF_AUTH_OPERATOR);
 	rv = narf_jclient_call_leader(cfg->join, req, 5000, &reply, errmsg);
 	json_decref(req);
 	if (rv != 0 || !json_is_true(json_object_get(reply, "ok"))) {

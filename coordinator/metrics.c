@@ -204,6 +204,10 @@ static void decision_metrics(struct narf_coord *c, struct narf_metrics *m)
 		                        c->api_requests[i]);
 	narf_metrics_one_u64(m, "narf_api_connections", G,
 	                     "Open API connections.", narf_api_connections(c));
+	narf_metrics_one_u64(m, "narf_api_auth_failures_total", C,
+	                     "API connections closed for a missing, malformed "
+	                     "or wrong proof of the cluster secret.",
+	                     c->auth_failures);
 	narf_metrics_one_u64(m, "narf_lease_refusals_total", C,
 	                     "Heartbeats refused (no_quorum) because no "
 	                     "barrier of this term committed within half an "

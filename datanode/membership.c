@@ -78,6 +78,7 @@ static void suspect_target(struct narf_member *m, const char *why)
 static unsigned reply_limit(const struct narf_member *m)
 {
 	if (m->state == NARF_MEMBER_CONNECTING ||
+	    m->state == NARF_MEMBER_AUTH ||
 	    (m->pending != NULL && (strcmp(m->pending, "heartbeat") == 0 ||
 	                            strcmp(m->pending, "map") == 0)))
 		return narf_reply_timeout_ms(node_timeout(m));
@@ -386,12 +387,96 @@ static void send_next(struct narf_member *m)
 		isr_done(m, false, 0);
 }
 
+/* Why the exchange with m->target failed, at most once a second: a wrong
+ * --cluster-secret-file refuses every attempt, every tick. */
+static void auth_failed(struct narf_member *m, const char *why)
+{
+	uint64_t now = uv_now(m->loop);
+
+	if (m->auth_logged_ms == 0 || now - m->auth_logged_ms >= 1000) {
+		NARF_WARN("member: coordinator %s: %s", m->target, why);
+		m->auth_logged_ms = now;
+	}
+	suspect_target(m, "failed authentication");
+	hop(m, true);
+}
+
+static void send_auth_hello(struct narf_member *m)
+{
+	char hex[NARF_AUTH_NONCE_HEX + 1];
+
+	if (narf_auth_client_begin(&m->auth, NARF_AUTH_NODE, 0, "api") != 0) {
+		disconnect(m, true);
+		return;
+	}
+	m->state = NARF_MEMBER_AUTH;
+	narf_auth_hex(m->auth.nonce_c, NARF_AUTH_NONCE_SIZE, hex);
+	member_send(m,
+	            json_pack("{s:s,s:s,s:i,s:s}", "op", "auth", "role",
+	                      "node", "id", 0, "nonce", hex),
+	            "auth");
+}
+
+/*
+ * The replies of the exchange (docs/protocol.md, "Authentication"): the
+ * coordinator's nonce and proof (checked: a stranger on a coordinator's
+ * address learns nothing of ours), then its ok to our proof. Returns true
+ * once we are in.
+ */
+static bool handle_auth_reply(struct narf_member *m,
+                              const char *op,
+                              const json_t *reply)
+{
+	const struct narf_auth_keys *keys = &m->engine->cfg.keys;
+	unsigned char nonce[NARF_AUTH_NONCE_SIZE], mac[NARF_AUTH_MAC_SIZE];
+	unsigned char out[NARF_AUTH_MAC_SIZE];
+	char hex[NARF_AUTH_MAC_HEX + 1];
+	const char *n, *p;
+
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		const char *why =
+		        json_string_value(json_object_get(reply, "message"));
+		char msg[NARF_ERRMSG_SIZE];
+
+		snprintf(msg, sizeof(msg),
+		         "refused our node key: %s (is --cluster-secret-file "
+		         "this cluster's?)",
+		         why ? why : "no reason given");
+		auth_failed(m, msg);
+		return false;
+	}
+	if (strcmp(op, "auth proof") == 0)
+		return true;
+	n = json_string_value(json_object_get(reply, "nonce"));
+	p = json_string_value(json_object_get(reply, "proof"));
+	if (n == NULL || p == NULL ||
+	    narf_auth_unhex(n, strlen(n), nonce, sizeof(nonce)) != 0 ||
+	    narf_auth_unhex(p, strlen(p), mac, sizeof(mac)) != 0 ||
+	    narf_auth_client_prove(&m->auth, keys, nonce, mac, out) != 0) {
+		auth_failed(m, "failed to prove the cluster secret: another "
+		               "cluster's coordinator, or not one at all");
+		return false;
+	}
+	narf_auth_hex(out, NARF_AUTH_MAC_SIZE, hex);
+	member_send(m, json_pack("{s:s,s:s}", "op", "auth", "proof", hex),
+	            "auth proof");
+	return false;
+}
+
 static void handle_reply(struct narf_member *m, const json_t *reply)
 {
 	const char *op = m->pending;
 	json_t *v;
 
 	m->pending = NULL;
+	if (m->state == NARF_MEMBER_AUTH) {
+		if (op == NULL || !handle_auth_reply(m, op, reply))
+			return;
+		m->state = m->node_id ? NARF_MEMBER_MEMBER
+		                      : NARF_MEMBER_JOINING;
+		send_beat_or_join(m);
+		return;
+	}
 	if (json_is_false(json_object_get(reply, "ok"))) {
 		if (op != NULL && strcmp(op, "isr") == 0) {
 			const char *what = json_string_value(
@@ -577,9 +662,9 @@ static void connect_cb(uv_connect_t *req, int status)
 		hop(m, true);
 		return;
 	}
-	m->state = m->node_id ? NARF_MEMBER_MEMBER : NARF_MEMBER_JOINING;
-	/* Ask at once: after a hop, every tick waited is lease lost. */
-	send_beat_or_join(m);
+	/* Prove ourselves, then ask at once: after a hop, every tick
+	 * waited is lease lost. */
+	send_auth_hello(m);
 }
 
 static void start_connect(struct narf_member *m)
@@ -618,7 +703,7 @@ static void start_connect(struct narf_member *m)
 static void send_beat_or_join(struct narf_member *m)
 {
 	if (m->pending != NULL || m->state == NARF_MEMBER_CONNECTING ||
-	    m->tcp == NULL)
+	    m->state == NARF_MEMBER_AUTH || m->tcp == NULL)
 		return;
 	if (m->node_id == 0) {
 		member_send(m, join_msg(m), "join");
@@ -703,8 +788,9 @@ int narf_member_handoff(struct narf_member *m,
 int narf_member_leave(struct narf_member *m, narf_member_isr_cb cb, void *data)
 {
 	return queue_msg(m,
-	                 json_pack("{s:s,s:I,s:b}", "op", "leave", "node",
-	                           (json_int_t)m->node_id, "if_room", 1),
+	                 json_pack("{s:s,s:I,s:s,s:b}", "op", "leave", "node",
+	                           (json_int_t)m->node_id, "boot_id",
+	                           m->boot_id, "if_room", 1),
 	                 0, false, cb, data);
 }
 

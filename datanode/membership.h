@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/auth.h"
 #include "common/frame.h"
 #include "common/map.h"
 
@@ -59,6 +60,7 @@ typedef void (*narf_member_isr_cb)(void *data,
 enum narf_member_state {
 	NARF_MEMBER_IDLE, /* not connected; the timer reconnects */
 	NARF_MEMBER_CONNECTING,
+	NARF_MEMBER_AUTH,    /* proving the node key (common/auth.h) */
 	NARF_MEMBER_JOINING, /* join sent */
 	NARF_MEMBER_MEMBER,  /* joined: heartbeats and map fetches */
 	NARF_MEMBER_CLOSING,
@@ -77,6 +79,8 @@ struct narf_member {
 	uint32_t node_id;     /* 0 until joined */
 	struct narf_map *map; /* owned; NULL until the first fetch */
 	enum narf_member_state state;
+	struct narf_auth auth; /* the exchange, in NARF_MEMBER_AUTH */
+	uint64_t auth_logged_ms; /* rate limit of refusal warnings */
 	const char *pending; /* op awaiting a reply, or NULL */
 	uint64_t sent_ms;    /* when it was sent (narf_clock_ms) */
 	/* The lease (DESIGN.md): send time (narf_clock_ms) of the last

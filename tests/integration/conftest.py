@@ -32,7 +32,11 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from narf_harness import FakeNode, SyncingFake, Trio  # noqa: E402
+from narf_harness import FakeNode, SyncingFake, Trio, secret_file  # noqa: E402
+
+# cachecli and the scripts the tests run find the suite's cluster secret
+# here (a path: the secret itself never goes in the environment).
+os.environ["NARF_SECRET_FILE"] = secret_file()
 
 # Lines in a coordinator log that fail the test whatever else happened.
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
