@@ -83,6 +83,10 @@ static const char help_text[] =
         "                    coord --join running at NEW_API_ADDR, waits\n"
         "                    (up to --timeout) until the Raft configuration\n"
         "                    holds the new trio and prints CACHE_COORD\n"
+        "  node-key          print the node key that data nodes' --cluster-\n"
+        "                    secret-file holds, derived from the cluster\n"
+        "                    secret (--secret-file); it proves the node role\n"
+        "                    only (docs/security.md)\n"
         "\n"
         "Options (before or after the command):\n"
         "  --coord ADDR,...  coordinator API addresses (host:port, comma-\n"
@@ -319,9 +323,10 @@ int narf_cli_report_coord(const struct narf_cli_options *o,
 		        prog, o->coord);
 	else if (rc == NARF_EAUTH)
 		fprintf(stderr,
-		        "%s: %s: the coordinators refused our credential, or "
-		        "could not prove theirs (check --secret-file or "
-		        "NARF_SECRET_FILE)\n",
+		        "%s: %s: the coordinators take only callers that "
+		        "prove the cluster secret, and prove it back (give "
+		        "its file with --secret-file or NARF_SECRET_FILE; "
+		        "scripts/cluster.sh start prints it)\n",
 		        prog, errmsg);
 	else if (rc == NARF_EPROTO)
 		fprintf(stderr,
@@ -434,6 +439,26 @@ static const char *node_state_of(const json_t *map, uint64_t id)
 			return json_string_value(json_object_get(n, "state"));
 	}
 	return NULL;
+}
+
+/* Print the node key data nodes prove (common/auth.h), derived from the
+ * cluster secret: a data node's --cluster-secret-file holds it instead of
+ * the secret, so a data node cannot act as an operator. */
+static int cmd_node_key(const struct narf_cli_options *o)
+{
+	char text[80];
+
+	need_args(o, 1, "node-key");
+	if (o->secret_file == NULL)
+		narf_usage_error(prog, "node-key needs --secret-file (or "
+		                       "NARF_SECRET_FILE): the cluster secret");
+	if (narf_auth_node_key_text(&cli_keys, text, sizeof(text)) != 0 ||
+	    !narf_auth_keys_can(&cli_keys, NARF_AUTH_OPERATOR))
+		narf_usage_error(prog, "node-key: %s holds a node key, not the "
+		                       "cluster secret",
+		                 o->secret_file);
+	printf("%s\n", text);
+	return EXIT_OK;
 }
 
 static int cmd_leave(const struct narf_cli_options *o)
@@ -587,11 +612,13 @@ static const struct command {
         {"status", cmd_status, NARF_CLI_F_JSON | NARF_CLI_F_WATCH},
         {"nodes", cmd_nodes, NARF_CLI_F_JSON},
         {"leave", cmd_leave, 0},
+        {"node-key", cmd_node_key, 0},
         {"coord", cmd_coord, NARF_CLI_F_JSON},
 };
 
 static const char command_list[] =
-        "get, set, del, ttl, keys, scan, shell, status, nodes or leave";
+        "get, set, del, ttl, keys, scan, shell, status, nodes, leave, coord "
+        "or node-key";
 
 /* A flag given to a command that does not take it is a usage error, not
  * something to ignore silently ("get k --ttl 5"). */

@@ -107,7 +107,8 @@ int narf_cli_cluster_refresh(struct narf_cli_cluster *cl, int64_t deadline)
 		snprintf(cl->errmsg, sizeof(cl->errmsg),
 		         "the coordinator refused the map request: %s",
 		         e ? e : "?");
-		rv = NARF_EPROTO;
+		rv = e != NULL && strcmp(e, "auth_failed") == 0 ? NARF_EAUTH
+		                                                : NARF_EPROTO;
 	} else if (json_is_true(json_object_get(rep, "current")) &&
 	           cl->have_map) {
 		cl->map_ms = narf_cli_now_ms();

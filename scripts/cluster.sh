@@ -162,6 +162,12 @@ kill-node | restart | pause | resume)
 esac
 
 DIR=$(realpath -m -- "$DIR")
+# The cluster secret (docs/security.md): the coordinators and operators
+# prove it, data nodes the node key derived from it. Our own cachecli and
+# coordping calls find it here (a path; the secret stays in the file).
+SECRET_FILE=$DIR/cluster.secret
+NODE_KEY_FILE=$DIR/node.key
+export NARF_SECRET_FILE=$SECRET_FILE
 ENVFILE=$DIR/cluster.env
 
 is_uint() {
@@ -235,12 +241,27 @@ members() {
 # coord_cmd I: sets CMD to coordinator I's command line.
 coord_cmd() {
 	CMD=("$COORD" --id "$1" --data-dir "$DIR/data/c$1" --members "$(members)"
-		--log-level "$LOG_LEVEL")
+		--cluster-secret-file "$SECRET_FILE" --log-level "$LOG_LEVEL")
 }
 # node_cmd K: sets CMD to data node K's command line.
 node_cmd() {
 	CMD=("$DATANODE" --port "$(node_port "$1")" --join "$(coord_list)"
-		--log-level "$LOG_LEVEL")
+		--cluster-secret-file "$NODE_KEY_FILE" --log-level "$LOG_LEVEL")
+}
+
+# make_secret: a new random cluster secret and its node key, readable by
+# us alone, unless the cluster already has them (a restart keeps them).
+make_secret() {
+	[[ -s $SECRET_FILE && -s $NODE_KEY_FILE ]] && return 0
+	mkdir -p "$DIR"
+	(
+		umask 077
+		head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE.tmp" &&
+			echo >>"$SECRET_FILE.tmp" &&
+			mv -f "$SECRET_FILE.tmp" "$SECRET_FILE" &&
+			"$CLI" --secret-file "$SECRET_FILE" node-key >"$NODE_KEY_FILE.tmp" &&
+			mv -f "$NODE_KEY_FILE.tmp" "$NODE_KEY_FILE"
+	) || die "cannot create the cluster secret in $DIR"
 }
 
 # --- processes --------------------------------------------------------------
@@ -481,6 +502,7 @@ cmd_start() {
 		rm -rf "$DIR/data" "$DIR/logs" "$DIR/pids"
 	fi
 	save_env
+	make_secret
 
 	for ((i = 1; i <= NCOORD; i++)); do
 		start_coord "$i"
@@ -513,7 +535,9 @@ cmd_start() {
 	cat <<EOF
 narf cluster ready in $DIR: leader c$leader, $NCOORD coordinators, $NODES data node(s)
 CACHE_COORD=$(coord_list)
-  export that line, then:  $cli status
+NARF_SECRET_FILE=$SECRET_FILE
+  export those two lines, then:  $cli status
+  (every port proves the cluster secret; data nodes hold $NODE_KEY_FILE)
   logs:  $DIR/logs/
 $(log_list)
   stop:  ${top}scripts/cluster.sh stop --dir $DIR

@@ -30,10 +30,17 @@ Python standard library (run it with /usr/bin/python3).
         Print the RESP address of data node ID from the leader's status.
 
 Waits exit 1 with a message on stderr when --timeout (default 20 s) passes.
+
+Every connection first proves the cluster secret (docs/protocol.md,
+"Authentication"): the secret's file comes from NARF_SECRET_FILE, as for
+cachecli (the file may also hold a data node's node key).
 """
 
 import argparse
+import hashlib
+import hmac
 import json
+import os
 import socket
 import sys
 import time
@@ -49,14 +56,81 @@ def parse_addr(addr):
     return host, int(port)
 
 
-class Conn:
-    """One connection to a coordinator's API port; requests in order."""
+# --- the cluster secret's challenge-response (common/auth.c)
 
-    def __init__(self, addr, timeout=1.0):
+ROLE_CODES = {"operator": 1, "node": 2, "coord": 3}
+
+
+def role_key(role, secret):
+    """The key of role ("operator", "node", "coord") derived from a
+    cluster secret (bytes), as common/auth.c derives it."""
+    return hmac.new(secret, b"narf-auth-v1 key " + role.encode(),
+                    hashlib.sha256).digest()
+
+
+def auth_mac(key, direction, role, ident, nonce_c, nonce_s, ctx):
+    """common/auth.c's transcript MAC (direction b"S" or b"C")."""
+    msg = (direction + bytes([ROLE_CODES[role]]) +
+           ident.to_bytes(8, "big") + nonce_c + nonce_s + ctx)
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def credential_from_text(text):
+    """(role, key) from a secret file's first line: a node key
+    ("node:<hex>") proves the node role, a cluster secret the operator's."""
+    line = text.splitlines()[0] if text else b""
+    if line.startswith(b"node:"):
+        return "node", bytes.fromhex(line[5:].decode())
+    return "operator", role_key("operator", line)
+
+
+def env_credential():
+    """The credential of NARF_SECRET_FILE, or None when it is unset."""
+    path = os.environ.get("NARF_SECRET_FILE")
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return credential_from_text(f.read())
+
+
+class AuthError(ConnectionError):
+    """The coordinator refused our credential or failed its own proof."""
+
+
+def authenticate(request, role, key, ident=0):
+    """Run the API's exchange over request(obj) -> reply; raises
+    AuthError."""
+    nonce_c = os.urandom(16)
+    rep = request({"op": "auth", "role": role, "id": ident,
+                   "nonce": nonce_c.hex()})
+    if not rep.get("ok"):
+        raise AuthError("credential refused: %s" % rep.get("message"))
+    nonce_s = bytes.fromhex(rep["nonce"])
+    want = auth_mac(key, b"S", role, ident, nonce_c, nonce_s, b"api")
+    if not hmac.compare_digest(want, bytes.fromhex(rep["proof"])):
+        raise AuthError("the coordinator failed to prove the secret")
+    proof = auth_mac(key, b"C", role, ident, nonce_c, nonce_s, b"api")
+    rep = request({"op": "auth", "proof": proof.hex()})
+    if not rep.get("ok"):
+        raise AuthError("proof refused: %s" % rep.get("message"))
+
+
+class Conn:
+    """One connection to a coordinator's API port; requests in order. It
+    proves `credential` ((role, key); default NARF_SECRET_FILE's) first."""
+
+    def __init__(self, addr, timeout=1.0, credential=None):
         self.addr = addr
         self.sock = socket.create_connection(parse_addr(addr), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
+        cred = credential or env_credential()
+        if cred is not None:
+            try:
+                authenticate(lambda o: self.request(o, timeout), *cred)
+            except BaseException:
+                self.close()
+                raise
 
     def request(self, obj, timeout=1.0):
         """Send one request object, return the reply object."""

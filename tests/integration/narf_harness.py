@@ -7,17 +7,20 @@ that join and heartbeat like the real ones. Every wait is bounded by a
 deadline; nothing here loops forever.
 """
 
-import hashlib
-import hmac
 import json
 import os
 import random
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))), "scripts", "lib"))
+import coordping  # noqa: E402  (the API client's auth, shared with scripts)
 
 HOST = "127.0.0.1"
 # Coordinator errors that mean "ask again shortly" (docs/protocol.md).
@@ -63,23 +66,12 @@ def with_secret(args):
 def role_key(role, secret=SECRET):
     """The key of role ("operator", "node", "coord") of a cluster secret,
     as common/auth.c derives it."""
-    return hmac.new(secret, b"narf-auth-v1 key " + role.encode(),
-                    hashlib.sha256).digest()
+    return coordping.role_key(role, secret)
 
 
 def node_key_text(secret=SECRET):
     """What a data node's key file holds: "node:" and the hex node key."""
     return "node:" + role_key("node", secret).hex()
-
-
-ROLE_CODES = {"operator": 1, "node": 2, "coord": 3}
-
-
-def auth_mac(key, direction, role, ident, nonce_c, nonce_s, ctx):
-    """common/auth.c's transcript MAC."""
-    msg = (direction + bytes([ROLE_CODES[role]]) +
-           ident.to_bytes(8, "big") + nonce_c + nonce_s + ctx)
-    return hmac.new(key, msg, hashlib.sha256).digest()
 
 
 # ---------------------------------------------------------------------------
@@ -241,19 +233,10 @@ class Conn:
     def authenticate(self, role, key, ident=0):
         """The API's challenge-response (docs/protocol.md, "Authentication");
         raises HarnessError when the server refuses or fails its proof."""
-        nonce_c = os.urandom(16)
-        rep = self.request({"op": "auth", "role": role, "id": ident,
-                            "nonce": nonce_c.hex()})
-        if not rep.get("ok"):
-            raise HarnessError("%s refused auth: %r" % (self.addr, rep))
-        nonce_s = bytes.fromhex(rep["nonce"])
-        want = auth_mac(key, b"S", role, ident, nonce_c, nonce_s, b"api")
-        if not hmac.compare_digest(want, bytes.fromhex(rep["proof"])):
-            raise HarnessError("%s failed its proof" % self.addr)
-        proof = auth_mac(key, b"C", role, ident, nonce_c, nonce_s, b"api")
-        rep = self.request({"op": "auth", "proof": proof.hex()})
-        if not rep.get("ok"):
-            raise HarnessError("%s refused our proof: %r" % (self.addr, rep))
+        try:
+            coordping.authenticate(self.request, role, key, ident)
+        except coordping.AuthError as e:
+            raise HarnessError("%s: %s" % (self.addr, e))
 
     def close(self):
         try:
