@@ -165,6 +165,7 @@ bench_coord() {
 		remove_dir=1
 	fi
 	bench_dir=$(realpath -m -- "$bench_dir")
+	export NARF_SECRET_FILE=$bench_dir/cluster.secret
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -383,6 +384,7 @@ start_narf() {
 		remove_dir=1
 	fi
 	bench_dir=$(realpath -m -- "$bench_dir")
+	export NARF_SECRET_FILE=$bench_dir/cluster.secret
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
