@@ -400,7 +400,8 @@ static json_t *fetch_status(const struct narf_cli_options *o,
 		snprintf(errmsg, NARF_ERRMSG_SIZE,
 		         "the leader sent no status object (%s)",
 		         e ? e : "malformed reply");
-		*rc = NARF_EPROTO;
+		*rc = e != NULL && strcmp(e, "auth_failed") == 0 ? NARF_EAUTH
+		                                                : NARF_EPROTO;
 		json_decref(reply);
 		return NULL;
 	}

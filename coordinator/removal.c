@@ -13,6 +13,10 @@
  * a leader answers that this member is neither in the table nor in the Raft
  * configuration, it was removed: it stops (exit status 0), from the cron.
  *
+ * A probe proves the operator role first (the API's auth exchange,
+ * docs/protocol.md), and checks the answering member's proof: a stranger
+ * on a member's address cannot make this member stop.
+ *
  * Failure modes: no leader answers (a lost quorum, a partition): the member
  * keeps running and asks again later. A probe that hangs is closed after
  * PROBE_TIMEOUT_MS. Everything happens on the loop thread; a probe's memory
@@ -34,13 +38,18 @@
 #define PROBE_TIMEOUT_MS 1000
 #define PROBE_MAX_HOPS 2
 
+/* A probe's requests, in order: auth hello, auth proof, coords. */
+enum probe_step { STEP_HELLO, STEP_PROOF, STEP_COORDS, STEP_COUNT };
+
 struct narf_probe {
 	uv_tcp_t tcp; /* tcp.data == this */
 	uv_connect_t connect;
-	uv_write_t write;
+	uv_write_t write[STEP_COUNT];
 	struct narf_coord *c; /* borrowed */
 	struct narf_frame_decoder dec;
-	char *line; /* owned: the request */
+	char *line[STEP_COUNT]; /* owned: the requests sent */
+	enum probe_step step;   /* the request whose reply is awaited */
+	struct narf_auth auth;
 	bool closing;
 	uint64_t started_ms;
 };
@@ -50,7 +59,8 @@ static void probe_closed_cb(uv_handle_t *h)
 	struct narf_probe *p = h->data;
 
 	narf_frame_decoder_close(&p->dec);
-	free(p->line);
+	for (unsigned i = 0; i < STEP_COUNT; i++)
+		free(p->line[i]);
 	free(p);
 }
 
@@ -130,6 +140,65 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(slab, sizeof(slab));
 }
 
+static void write_cb(uv_write_t *req, int status)
+{
+}
+
+/* Send the request of p->step (msg is stolen); false when it cannot. */
+static bool probe_send(struct narf_probe *p, json_t *msg)
+{
+	uv_buf_t b;
+	size_t len = 0;
+
+	p->line[p->step] = msg != NULL ? narf_frame_encode(msg, &len) : NULL;
+	json_decref(msg);
+	if (p->line[p->step] == NULL)
+		return false;
+	b = uv_buf_init(p->line[p->step], (unsigned)len);
+	return uv_write(&p->write[p->step], (uv_stream_t *)&p->tcp, &b, 1,
+	                write_cb) == 0;
+}
+
+/* The member's answer to our hello: check its proof, send ours. */
+static bool probe_prove(struct narf_probe *p, const json_t *r)
+{
+	const char *n = json_string_value(json_object_get(r, "nonce"));
+	const char *m = json_string_value(json_object_get(r, "proof"));
+	unsigned char nonce[NARF_AUTH_NONCE_SIZE], mac[NARF_AUTH_MAC_SIZE];
+	unsigned char out[NARF_AUTH_MAC_SIZE];
+	char hex[NARF_AUTH_MAC_HEX + 1];
+
+	if (!json_is_true(json_object_get(r, "ok")) || n == NULL || m == NULL ||
+	    narf_auth_unhex(n, strlen(n), nonce, sizeof(nonce)) != 0 ||
+	    narf_auth_unhex(m, strlen(m), mac, sizeof(mac)) != 0 ||
+	    narf_auth_client_prove(&p->auth, &p->c->cfg.keys, nonce, mac,
+	                           out) != 0) {
+		NARF_WARN("members: %s did not prove the cluster secret",
+		          p->c->members.probe_target);
+		return false;
+	}
+	narf_auth_hex(out, NARF_AUTH_MAC_SIZE, hex);
+	p->step = STEP_PROOF;
+	return probe_send(p, json_pack("{s:s,s:s}", "op", "auth", "proof",
+	                               hex));
+}
+
+/* One reply line r of the probe p: the next step, or the answer. */
+static bool probe_line(struct narf_probe *p, const json_t *r)
+{
+	switch (p->step) {
+	case STEP_HELLO:
+		return probe_prove(p, r);
+	case STEP_PROOF:
+		if (!json_is_true(json_object_get(r, "ok")))
+			return false;
+		p->step = STEP_COORDS;
+		return probe_send(p, json_pack("{s:s}", "op", "coords"));
+	default:
+		return false;
+	}
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct narf_probe *p = s->data;
@@ -139,42 +208,52 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (p->closing)
 		return;
 	if (nread < 0 ||
-	    (nread > 0 && narf_frame_feed(&p->dec, buf->base, (size_t)nread)) ||
-	    narf_frame_next(&p->dec, &r, NULL) != 0) {
+	    (nread > 0 && narf_frame_feed(&p->dec, buf->base, (size_t)nread))) {
 		c->members.probe_hops = 0;
 		probe_end(c);
 		return;
 	}
-	if (r == NULL)
-		return; /* not a whole line yet */
+	for (;;) {
+		if (narf_frame_next(&p->dec, &r, NULL) != 0) {
+			c->members.probe_hops = 0;
+			probe_end(c);
+			return;
+		}
+		if (r == NULL)
+			return; /* not a whole line yet */
+		if (p->step == STEP_COORDS)
+			break;
+		if (!probe_line(p, r)) {
+			json_decref(r);
+			c->members.probe_hops = 0;
+			probe_end(c);
+			return;
+		}
+		json_decref(r);
+	}
 	probe_end(c);
 	probe_reply(c, r);
 	json_decref(r);
 }
 
-static void write_cb(uv_write_t *req, int status)
-{
-}
-
 static void connect_cb(uv_connect_t *req, int status)
 {
 	struct narf_probe *p = req->data;
-	json_t *msg;
-	uv_buf_t b;
-	size_t len = 0;
+	char hex[NARF_AUTH_NONCE_HEX + 1];
 
 	if (p->closing)
 		return;
-	msg = status == 0 ? json_pack("{s:s}", "op", "coords") : NULL;
-	p->line = msg != NULL ? narf_frame_encode(msg, &len) : NULL;
-	json_decref(msg);
-	if (p->line == NULL) {
+	if (status != 0 ||
+	    narf_auth_client_begin(&p->auth, NARF_AUTH_OPERATOR, 0, "api") !=
+	            0) {
 		p->c->members.probe_hops = 0;
 		probe_end(p->c);
 		return;
 	}
-	b = uv_buf_init(p->line, (unsigned)len);
-	if (uv_write(&p->write, (uv_stream_t *)&p->tcp, &b, 1, write_cb) != 0 ||
+	narf_auth_hex(p->auth.nonce_c, NARF_AUTH_NONCE_SIZE, hex);
+	p->step = STEP_HELLO;
+	if (!probe_send(p, json_pack("{s:s,s:s,s:i,s:s}", "op", "auth", "role",
+	                             "operator", "id", 0, "nonce", hex)) ||
 	    uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, read_cb) != 0) {
 		p->c->members.probe_hops = 0;
 		probe_end(p->c);

@@ -214,8 +214,9 @@ def unused_addr():
 
 class Conn:
     """One API connection: send request lines, read reply lines in order.
-    It first proves `role` with `key` (default: the suite's secret's key
-    for the role); role None sends nothing first (a stranger)."""
+    It first proves `role` with `key` (default: NARF_SECRET_FILE's when
+    it holds that role's credential, else the suite's secret's key for
+    the role); role None sends nothing first (a stranger)."""
 
     def __init__(self, addr, timeout=2.0, role="operator", key=None):
         host, port = addr.rsplit(":", 1)
@@ -223,9 +224,12 @@ class Conn:
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.sock.settimeout(timeout)
         self.buf = b""
+        if role is not None and key is None:
+            cred = coordping.env_credential()
+            key = cred[1] if cred and cred[0] == role else role_key(role)
         if role is not None:
             try:
-                self.authenticate(role, key or role_key(role))
+                self.authenticate(role, key)
             except BaseException:
                 self.close()
                 raise

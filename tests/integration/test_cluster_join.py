@@ -17,7 +17,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from narf_harness import (HOST, PORTS, leader_map, wait_for, wait_leader,
-                          call_leader)
+                          call_leader, with_secret)
 
 
 class DataNode:
@@ -29,7 +29,7 @@ class DataNode:
         self.log_path = os.path.join(str(tmpdir), name + ".log")
         self.argv = [os.path.join(build, "datanode", "datanode"),
                      "--port", str(self.port), "--join", ",".join(coords),
-                     "--on-stop", "drain"]
+                     "--on-stop", "drain"] + with_secret([])
         self.proc = None
 
     def start(self):

@@ -10,12 +10,14 @@ bounded; nothing is timed.
 """
 import json
 import os
+import stat
 import subprocess
 
 import pytest
 
 from conftest import SANITIZER_MARKS
-from narf_harness import PORTS, HarnessError, call, wait_for
+from narf_harness import (PORTS, SECRET, HarnessError, call, role_key,
+                          wait_for)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -130,7 +132,17 @@ def cl(build_dir, tmp_path_factory):
             break
     assert p.returncode == 0, "start failed: %s" % p.stderr
     s.start_out = p.stdout
-    yield s
+    # The cluster has a secret of its own (cluster.sh made it): our API
+    # calls prove it.
+    suite_secret = os.environ.get("NARF_SECRET_FILE")
+    os.environ["NARF_SECRET_FILE"] = os.path.join(s.dir, "cluster.secret")
+    try:
+        yield s
+    finally:
+        if suite_secret is None:
+            os.environ.pop("NARF_SECRET_FILE", None)
+        else:
+            os.environ["NARF_SECRET_FILE"] = suite_secret
     p = s.run("stop")
     if p.returncode != 0:
         print("stop at teardown failed: %s" % p.stderr)
@@ -156,6 +168,21 @@ def test_start_prints_coords_and_logs(cl):
         assert name + ".log" in out
         assert os.path.getsize(cl.log(name)) > 0
     cl.wait_healthy(NODES, "the started cluster healthy")
+    # It made a secret of its own, readable by us alone, and a node key
+    # for the data nodes; it says where the secret is.
+    secret = os.path.join(cl.dir, "cluster.secret")
+    assert "NARF_SECRET_FILE=%s" % secret in out
+    for path in (secret, os.path.join(cl.dir, "node.key")):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    text = open(secret).read().strip()
+    assert len(text) == 64 and text.encode() != SECRET
+    assert open(os.path.join(cl.dir, "node.key")).read().strip() == \
+        "node:" + role_key("node", text.encode()).hex()
+    # Without it the coordinators answer nothing.
+    env = dict(os.environ, NARF_SECRET_FILE="")
+    p = subprocess.run([cl.cli, "--coord", ",".join(cl.coords()), "status"],
+                       capture_output=True, text=True, timeout=30, env=env)
+    assert p.returncode != 0 and "secret" in p.stderr, p.stderr
     # The cluster serves data through cachecli.
     coord = ",".join(cl.coords())
     p = subprocess.run([cl.cli, "--coord", coord, "set", "greeting", "hi"],

@@ -19,7 +19,8 @@ import cluster_checks as checks
 import cluster_harness as ch
 from cluster_harness import Writers
 from narf_harness import (HOST, PORTS, Coord, HarnessError, call,
-                          call_leader, leader_map, wait_for, wait_leader)
+                          call_leader, leader_map, wait_for, wait_leader,
+                          with_secret)
 
 READY_WAIT = 60.0
 CLI_TIMEOUT = "30s"
@@ -44,7 +45,8 @@ class JoinCoord(Coord):
     def argv(self):
         return [self.binary, "--id", str(self.id), "--data-dir",
                 self.data_dir, "--join", self.join, "--raft", self.raft,
-                "--api", self.api, "--log-level", "debug"] + self.extra_args
+                "--api", self.api, "--log-level", "debug"] + with_secret(
+                    self.extra_args)
 
 
 def cachecli(build, coords, *args, timeout=60):
