@@ -71,6 +71,13 @@ static void conn_drain(struct narf_conn *conn);
 /* Before authentication: the longest line, and how long to prove. */
 #define NARF_API_AUTH_LINE 512
 #define NARF_API_AUTH_MS 2000
+/* Connections at once: in all (a data node holds one, an operator's tool
+ * one per call), beyond which new ones are closed at accept; and of those
+ * not yet authenticated, beyond which a new one pushes out the oldest
+ * (a caller that knows the secret proves it in a round trip, so a flood
+ * of silent connections cannot keep it out). */
+#define NARF_API_MAX_CONNS 4096
+#define NARF_API_MAX_UNAUTH 128
 
 static bool backlogged(struct narf_conn *conn)
 {
@@ -101,6 +108,9 @@ static void conn_close(struct narf_conn *conn)
 	if (conn->closing)
 		return;
 	conn->closing = true;
+	c->api_conns--;
+	if (conn->auth_state != AUTH_DONE)
+		c->api_unauth--;
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
 	else
@@ -749,6 +759,7 @@ static json_t *handle_auth(struct narf_conn *conn, const json_t *req)
 			return NULL;
 		}
 		conn->auth_state = AUTH_DONE;
+		c->api_unauth--;
 		conn->dec.max = NARF_FRAME_MAX_REQUEST;
 		uv_timer_again(&conn->idle);
 		NARF_DEBUG("api: %s authenticated as %s", conn->peer,
@@ -946,6 +957,49 @@ static void peer_name(struct narf_conn *conn)
 	}
 }
 
+static void refused_closed_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Over a connection cap: accept (or the backlog fills) and close at once;
+ * logged at most once a second. */
+static void refuse(struct narf_coord *c, uv_stream_t *server)
+{
+	uv_tcp_t *t = malloc(sizeof(*t));
+	uint64_t now = narf_clock_ms();
+
+	c->api_refused++;
+	if (now - c->api_refused_logged_ms >= 1000) {
+		NARF_WARN("api: connection limit (%u open): closing new "
+		          "connections (%" PRIu64 " closed at a limit so far)",
+		          c->api_conns, c->api_refused);
+		c->api_refused_logged_ms = now;
+	}
+	if (t == NULL)
+		return;
+	uv_tcp_init(&c->loop, t);
+	if (uv_accept(server, (uv_stream_t *)t) != 0) {
+		uv_close((uv_handle_t *)t, refused_closed_cb);
+		return;
+	}
+	uv_close((uv_handle_t *)t, refused_closed_cb);
+}
+
+static void close_oldest_unauth(struct narf_coord *c)
+{
+	struct narf_conn *oldest = NULL;
+
+	for (struct narf_conn *k = c->conns; k != NULL; k = k->next)
+		if (k->auth_state != AUTH_DONE)
+			oldest = k; /* the list is newest first */
+	if (oldest == NULL)
+		return;
+	c->auth_failures++;
+	c->api_refused++;
+	conn_close(oldest);
+}
+
 static void accept_cb(uv_stream_t *server, int status)
 {
 	struct narf_coord *c = server->data;
@@ -953,9 +1007,17 @@ static void accept_cb(uv_stream_t *server, int status)
 
 	if (status != 0 || c->closing)
 		return;
+	if (c->api_conns >= NARF_API_MAX_CONNS) {
+		refuse(c, server);
+		return;
+	}
+	if (c->api_unauth >= NARF_API_MAX_UNAUTH)
+		close_oldest_unauth(c);
 	conn = calloc(1, sizeof(*conn));
 	if (conn == NULL)
 		return;
+	c->api_conns++;
+	c->api_unauth++;
 	conn->c = c;
 	narf_frame_decoder_init(&conn->dec, NARF_API_AUTH_LINE);
 	uv_tcp_init(&c->loop, &conn->tcp);

@@ -208,6 +208,11 @@ static void decision_metrics(struct narf_coord *c, struct narf_metrics *m)
 	                     "API connections closed for a missing, malformed "
 	                     "or wrong proof of the cluster secret.",
 	                     c->auth_failures);
+	narf_metrics_one_u64(m, "narf_api_refused_total", C,
+	                     "API connections closed at a limit: over 4096 "
+	                     "open, or the oldest of 128 not yet "
+	                     "authenticated when another arrives.",
+	                     c->api_refused);
 	narf_metrics_one_u64(m, "narf_lease_refusals_total", C,
 	                     "Heartbeats refused (no_quorum) because no "
 	                     "barrier of this term committed within half an "

@@ -204,3 +204,23 @@ def test_node_with_another_secret_never_gets_slots(make_cluster,
     assert n.alive()
     # The cluster goes on: both real nodes up, every slot served.
     c.wait_ready(10.0, expect_up=c.nodes[:2])
+
+
+def test_a_flood_of_silent_connections_does_not_lock_callers_out(trio):
+    """200 connections that never prove anything: past 128 each new one
+    pushes out the oldest, so a caller with the secret still gets in
+    (within its 2 s timeout), and the flood's first connections are
+    closed."""
+    leader, _ = wait_leader(trio)
+    flood = []
+    try:
+        for _ in range(200):
+            flood.append(stranger(leader.api))
+        with Conn(leader.api) as c:
+            assert c.request({"op": "ping"})["ok"] is True
+        assert flood[0].at_eof(1.0)
+        # The newest are still open (within their 2 s to prove).
+        assert not flood[-1].at_eof(0.2)
+    finally:
+        for s in flood:
+            s.close()
