@@ -25,6 +25,7 @@
 #include "common/flags.h"
 #include "common/jclient.h"
 #include "common/log.h"
+#include "common/users.h"
 #include "coordcmd.h"
 
 static const char *const prog = NARF_CLI_PROG;
@@ -87,6 +88,8 @@ static const char help_text[] =
         "                    secret-file holds, derived from the cluster\n"
         "                    secret (--secret-file); it proves the node role\n"
         "                    only (docs/security.md)\n"
+        "  hash-password     print the users file hash of the password on\n"
+        "                    stdin's first line (docs/security.md)\n"
         "\n"
         "Options (before or after the command):\n"
         "  --coord ADDR,...  coordinator API addresses (host:port, comma-\n"
@@ -461,6 +464,31 @@ static int cmd_node_key(const struct narf_cli_options *o)
 	return EXIT_OK;
 }
 
+/* Print the users file hash (common/users.h) of the password on stdin's
+ * first line: the password never goes through argv. */
+static int cmd_hash_password(const struct narf_cli_options *o)
+{
+	char line[1100], out[NARF_USER_HASH_TEXT];
+	size_t len;
+
+	need_args(o, 1, "hash-password");
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		narf_usage_error(prog, "hash-password reads the password from "
+		                       "stdin's first line");
+	len = strcspn(line, "\r\n");
+	if (len == 0 || len > 1024)
+		narf_usage_error(prog, "hash-password: the password is 1 to "
+		                       "1024 bytes");
+	if (narf_users_hash(line, len, out) != 0) {
+		explicit_bzero(line, sizeof(line));
+		fprintf(stderr, "%s: no randomness for a salt\n", prog);
+		return EXIT_ERROR;
+	}
+	explicit_bzero(line, sizeof(line));
+	printf("%s\n", out);
+	return EXIT_OK;
+}
+
 static int cmd_leave(const struct narf_cli_options *o)
 {
 	json_t *reply = NULL, *map = NULL;
@@ -613,12 +641,13 @@ static const struct command {
         {"nodes", cmd_nodes, NARF_CLI_F_JSON},
         {"leave", cmd_leave, 0},
         {"node-key", cmd_node_key, 0},
+        {"hash-password", cmd_hash_password, 0},
         {"coord", cmd_coord, NARF_CLI_F_JSON},
 };
 
 static const char command_list[] =
-        "get, set, del, ttl, keys, scan, shell, status, nodes, leave, coord "
-        "or node-key";
+        "get, set, del, ttl, keys, scan, shell, status, nodes, leave, coord, "
+        "node-key or hash-password";
 
 /* A flag given to a command that does not take it is a usage error, not
  * something to ignore silently ("get k --ttl 5"). */
