@@ -436,6 +436,44 @@ static void test_auth(void **state)
 	       "correct?\r\n");
 }
 
+/* Refused AUTH and HELLO AUTH attempts are counted (INFO's
+ * acl_access_denied_auth) and logged at most once a second with the count
+ * of those in between; AUTH without a password configured is not an
+ * access denial (nor is it in Redis). */
+static void test_auth_failures(void **state)
+{
+	struct narf_engine_config cfg;
+	struct fixture *f;
+
+	teardown(state);
+	narf_engine_config_default(&cfg);
+	cfg.requirepass = strdup("s3cret");
+	*state = f = make(&cfg);
+	run(f, "AUTH wrong");
+	assert_int_equal(f->e.auth_log.last_ms, fake_now);
+	run(f, "AUTH default wrong");
+	run(f, "HELLO 2 AUTH default wrong");
+	assert_int_equal(f->e.stats.auth_failures, 3);
+	/* The first was logged; the two after it wait for the cron. */
+	assert_int_equal(f->e.auth_log.suppressed, 2);
+	assert_string_equal(f->e.auth_log.last_addr, "127.0.0.1:40000");
+	fake_now += 500;
+	narf_engine_cron(&f->e);
+	assert_int_equal(f->e.auth_log.suppressed, 2);
+	fake_now += NARF_RATELOG_MS;
+	narf_engine_cron(&f->e);
+	assert_int_equal(f->e.auth_log.suppressed, 0);
+	assert_int_equal(f->e.auth_log.last_ms, fake_now);
+	EXPECT(f, "AUTH s3cret", "+OK\r\n");
+	assert_int_equal(f->e.stats.auth_failures, 3);
+	assert_non_null(strstr(run(f, "INFO stats"),
+	                       "\r\nacl_access_denied_auth:3\r\n"));
+	teardown(state);
+	*state = f = make(NULL);
+	run(f, "AUTH x");
+	assert_int_equal(f->e.stats.auth_failures, 0);
+}
+
 #define DENIED "-" NARF_DENIED "\r\n"
 
 /* A fixture whose client comes from another host. */
@@ -618,6 +656,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_server_commands, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_auth_failures, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_protected_mode, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_protected_mode_peer, setup,
