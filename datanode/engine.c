@@ -676,11 +676,12 @@ int narf_engine_exec(struct narf_engine *e,
 	if (cmd == NULL) {
 		e->stats.unknown_commands++;
 		rv = reply_unknown(out, argc, argv, argvlen);
-	} else if (!c->authenticated && !(cmd->flags & NARF_CMD_NOAUTH)) {
-		rv = narf_resp_error(out, "NOAUTH Authentication required.");
 	} else if ((cmd->arity > 0 && argc != cmd->arity) ||
 	           (cmd->arity < 0 && argc < -cmd->arity)) {
+		/* Before NOAUTH, as in Redis 7.0's processCommand(). */
 		rv = narf_reply_wrong_arity(out, cmd->name);
+	} else if (!c->authenticated && !(cmd->flags & NARF_CMD_NOAUTH)) {
+		rv = narf_resp_error(out, "NOAUTH Authentication required.");
 	} else if (keys_too_large(e, cmd, argc, argvlen)) {
 		rv = narf_resp_error(out,
 		                     "ERR key is too large (max-key-size)");

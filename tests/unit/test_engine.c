@@ -416,6 +416,9 @@ static void test_auth(void **state)
 	cfg.requirepass = strdup("s3cret");
 	f = make(&cfg);
 	EXPECT(f, "GET k", "-NOAUTH Authentication required.\r\n");
+	/* Arity first, as Redis 7.0 checks it. */
+	EXPECT(f, "GET k k",
+	       "-ERR wrong number of arguments for 'get' command\r\n");
 	EXPECT(f, "AUTH wrong",
 	       "-WRONGPASS invalid username-password pair "
 	       "or user is disabled.\r\n");
