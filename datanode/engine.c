@@ -165,6 +165,9 @@ int narf_engine_init(struct narf_engine *e,
 	e->preauth_limits.noauth_bulk = NARF_PREAUTH_BULK;
 	e->auth_log.what = "AUTH failed";
 	e->denied_log.what = "denied by protected mode";
+	e->preauth_log.what =
+	        "closed before AUTH, over its limit of replies "
+	        "unread";
 	sc.max_memory = cfg->max_memory;
 	sc.eviction = cfg->eviction;
 	sc.lru_samples = 5;
@@ -299,6 +302,7 @@ void narf_engine_cron(struct narf_engine *e)
 
 	ratelog_flush(&e->auth_log, now);
 	ratelog_flush(&e->denied_log, now);
+	ratelog_flush(&e->preauth_log, now);
 
 	/* Bounded work per tick: a few thousand entry checks and rehash
 	 * steps take well under a millisecond. */

@@ -135,6 +135,8 @@ struct narf_engine {
 	struct narf_resp_limits preauth_limits;
 	struct narf_ratelog auth_log;   /* failed AUTH */
 	struct narf_ratelog denied_log; /* protected mode's -DENIED */
+	/* closed before AUTH with too many replies unread (server.c) */
+	struct narf_ratelog preauth_log;
 };
 
 /* Defaults: max key 64 KiB, bulk 512 MiB, 10000 clients, query buffer

@@ -67,11 +67,13 @@
 #define NARF_ITER_READ_MAX (64 * 1024)
 /* Before AUTH (narf_engine_preauth) a client's buffers stay small: its
  * longest request is 10 arguments of 16 KiB (engine.h) or an inline line
- * of 64 KiB, it reads NARF_READ_CHUNK at a time, its query buffer may
- * hold at most NARF_PREAUTH_QUERY_MAX (not --max-query-buffer) and its
- * pipeline pauses at NARF_PREAUTH_OUT_LIMIT bytes of replies unread. */
+ * of 64 KiB, it reads NARF_READ_CHUNK at a time, and its query buffer may
+ * hold at most NARF_PREAUTH_QUERY_MAX (not --max-query-buffer). With more
+ * than NARF_PREAUTH_OUT_MAX bytes of replies not yet taken by the kernel
+ * it is closed, as Redis 7.0 closes it since CVE-2025-21605 (its 16 KiB
+ * reply buffer plus 1 KiB): Debian's redis-server does. */
 #define NARF_PREAUTH_QUERY_MAX (256 * 1024)
-#define NARF_PREAUTH_OUT_LIMIT (64 * 1024)
+#define NARF_PREAUTH_OUT_MAX ((16 + 1) * 1024)
 /* A connection held by protected mode that has not proven itself a peer
  * this long after it opened is closed (a peer's handshake takes
  * milliseconds; Redis closes such a connection at once). */
@@ -222,14 +224,6 @@ static void conn_close(struct narf_rconn *conn)
 		conn->next->prev = conn->prev;
 	dn->engine.connected_clients--;
 	uv_close((uv_handle_t *)&conn->tcp, conn_closed_cb);
-}
-
-/* Replies built beyond this pause the pipeline (conn_process). */
-static size_t out_limit(const struct narf_rconn *c)
-{
-	return narf_engine_preauth(&c->dn->engine, &c->client)
-	               ? NARF_PREAUTH_OUT_LIMIT
-	               : NARF_OUT_SOFT_LIMIT;
 }
 
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -470,7 +464,14 @@ static void conn_process(struct narf_rconn *conn)
 		 * requests): pause the rest of the pipeline until these are
 		 * written, so replies never pile up without bound (at most the
 		 * limit plus one reply). */
-		if (conn->out.len + conn->fwd_bytes > out_limit(conn)) {
+		if (conn->out.len + conn->sending.len > NARF_PREAUTH_OUT_MAX &&
+		    narf_engine_preauth(e, &conn->client)) {
+			narf_engine_ratelog(e, &e->preauth_log, &conn->client);
+			conn->processing = false;
+			conn_close(conn);
+			return;
+		}
+		if (conn->out.len + conn->fwd_bytes > NARF_OUT_SOFT_LIMIT) {
 			conn->pipeline_paused = pos < conn->in.len;
 			break;
 		}
@@ -551,7 +552,7 @@ static void conn_update_reading(struct narf_rconn *conn)
 	 * up to NARF_BLOCKED_INPUT. */
 	if (conn->client.close_after_reply || conn->pipeline_paused ||
 	    (narf_conn_blocked(conn) && conn->in.len > NARF_BLOCKED_INPUT) ||
-	    (conn->writing && conn->out.len > out_limit(conn))) {
+	    (conn->writing && conn->out.len > NARF_OUT_SOFT_LIMIT)) {
 		if (conn->reading)
 			uv_read_stop((uv_stream_t *)&conn->tcp);
 		conn->reading = false;
