@@ -51,6 +51,8 @@ void narf_resp_limits_default(struct narf_resp_limits *lim)
 	lim->max_bulk = DEFAULT_MAX_BULK;
 	lim->max_multibulk = DEFAULT_MAX_MULTIBULK;
 	lim->max_inline = DEFAULT_MAX_INLINE;
+	lim->noauth_multibulk = 0;
+	lim->noauth_bulk = 0;
 }
 
 void narf_resp_req_init(struct narf_resp_req *r)
@@ -239,8 +241,13 @@ static int read_count(struct narf_resp_req *r,
 	if (ok && cr == 3 && buf[1] == '-' && buf[2] == '1') {
 		/* `*-1` is a null array; Redis skips it like `*0`. */
 		n = 0;
-	} else if (!ok || !parse_len(buf + 1, cr - 1, &n) || n > INT_MAX ||
-	           n > lim->max_multibulk) {
+	} else if (!ok || !parse_len(buf + 1, cr - 1, &n) || n > INT_MAX) {
+		return fail(r, errmsg,
+		            "Protocol error: invalid multibulk length");
+	} else if (lim->noauth_multibulk != 0 && n > lim->noauth_multibulk) {
+		return fail(r, errmsg,
+		            "Protocol error: unauthenticated multibulk length");
+	} else if (n > lim->max_multibulk) {
 		return fail(r, errmsg,
 		            "Protocol error: invalid multibulk length");
 	}
@@ -280,6 +287,9 @@ static int read_bulk_len(struct narf_resp_req *r,
 	    !parse_len(buf + r->pos + 1, cr - r->pos - 1, &n) ||
 	    n > lim->max_bulk || n > LLONG_MAX)
 		return fail(r, errmsg, "Protocol error: invalid bulk length");
+	if (lim->noauth_bulk != 0 && n > lim->noauth_bulk)
+		return fail(r, errmsg,
+		            "Protocol error: unauthenticated bulk length");
 	r->pos = r->scan = cr + 2;
 	r->bulk = (long long)n;
 	return STEP;

@@ -49,6 +49,16 @@ struct narf_resp_limits {
 	size_t max_multibulk; /* most arguments in one request, default 1M */
 	size_t max_inline;    /* longest inline request line (or `*`/`$` line
 	                         without its CRLF), default 64 KiB */
+	/* Redis's limits before AUTH (0: none; the defaults set none): a
+	 * multibulk count over noauth_multibulk is "Protocol error:
+	 * unauthenticated multibulk length", a bulk over noauth_bulk
+	 * "Protocol error: unauthenticated bulk length". As in Redis 7.0,
+	 * the count is checked against these before max_multibulk (only a
+	 * count that is not a number or over INT_MAX is "invalid" first) and
+	 * a bulk after max_bulk. Inline requests have no such limit there
+	 * (max_inline bounds them). */
+	size_t noauth_multibulk;
+	size_t noauth_bulk;
 };
 
 void narf_resp_limits_default(struct narf_resp_limits *lim);

@@ -145,6 +145,10 @@ static int check_auth(struct narf_engine *e,
 	if ((user != NULL && !narf_arg_is(user, ulen, "default")) ||
 	    e->cfg.requirepass == NULL ||
 	    !password_equal(e->cfg.requirepass, pass, plen)) {
+		/* Counted as Redis 7.2 counts acl_access_denied_auth; logged
+		 * at a bounded rate, with the address, never the password. */
+		e->stats.auth_failures++;
+		narf_engine_ratelog(e, &e->auth_log, c);
 		narf_resp_error(out,
 		                "WRONGPASS invalid username-password pair "
 		                "or user is disabled.");
@@ -635,7 +639,8 @@ static int cmd_info(struct narf_engine *e,
 		        "total_net_output_bytes:%llu\r\n"
 		        "rejected_connections:%llu\r\nexpired_keys:%llu\r\n"
 		        "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
-		        "keyspace_misses:%llu\r\n\r\n",
+		        "keyspace_misses:%llu\r\n"
+		        "acl_access_denied_auth:%llu\r\n\r\n",
 		        (unsigned long long)e->stats.connections,
 		        (unsigned long long)e->stats.commands,
 		        (unsigned long long)e->stats.net_input_bytes,
@@ -644,7 +649,8 @@ static int cmd_info(struct narf_engine *e,
 		        (unsigned long long)st.expired,
 		        (unsigned long long)st.evicted,
 		        (unsigned long long)e->stats.hits,
-		        (unsigned long long)e->stats.misses);
+		        (unsigned long long)e->stats.misses,
+		        (unsigned long long)e->stats.auth_failures);
 	if (want_section(argc, argv, len, "cluster")) {
 		struct narf_buf cb;
 

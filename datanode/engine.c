@@ -7,6 +7,8 @@
 #include "engine.h"
 #include "repl.h"
 
+#include "common/log.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -97,6 +99,7 @@ void narf_engine_config_default(struct narf_engine_config *cfg)
 	cfg->idle_timeout_ms = 300000;
 	cfg->eviction = NARF_EVICT_ALLKEYS_LRU;
 	cfg->standalone = true;
+	cfg->protected_mode = true;
 }
 
 static int64_t real_clock(void *data)
@@ -157,6 +160,14 @@ int narf_engine_init(struct narf_engine *e,
 	e->clock_data = clock_data;
 	e->start_ms = narf_engine_now(e);
 	e->next_client_id = 1;
+	e->preauth_limits = cfg->limits;
+	e->preauth_limits.noauth_multibulk = NARF_PREAUTH_ARGS;
+	e->preauth_limits.noauth_bulk = NARF_PREAUTH_BULK;
+	e->auth_log.what = "AUTH failed";
+	e->denied_log.what = "denied by protected mode";
+	e->preauth_log.what =
+	        "closed before AUTH, over its limit of replies "
+	        "unread";
 	sc.max_memory = cfg->max_memory;
 	sc.eviction = cfg->eviction;
 	sc.lru_samples = 5;
@@ -196,9 +207,102 @@ void narf_engine_client_init(struct narf_engine *e, struct narf_client *c)
 	c->created_ms = (uint64_t)narf_engine_now(e);
 }
 
+bool narf_engine_preauth(const struct narf_engine *e,
+                         const struct narf_client *c)
+{
+	return !c->authenticated || narf_engine_protected(e, c);
+}
+
+const struct narf_resp_limits *narf_engine_limits(const struct narf_engine *e,
+                                                  const struct narf_client *c)
+{
+	return narf_engine_preauth(e, c) ? &e->preauth_limits : &e->cfg.limits;
+}
+
+/* --- protected mode (see engine.h) ---------------------------------------- */
+
+bool narf_engine_protected(const struct narf_engine *e,
+                           const struct narf_client *c)
+{
+	return e->cfg.protected_mode && e->cfg.requirepass == NULL &&
+	       !c->loopback && !c->peer;
+}
+
+bool narf_engine_admits_peers(const struct narf_engine *e)
+{
+	/* Without a credential NARF.HELLO takes anyone for a peer. */
+	return e->cfg.cluster_secret != NULL ||
+	       narf_auth_keys_can(&e->cfg.keys, NARF_AUTH_NODE);
+}
+
+bool narf_engine_protected_denies(const struct narf_engine *e,
+                                  const struct narf_client *c,
+                                  const struct narf_command *cmd)
+{
+	if (!narf_engine_protected(e, c))
+		return false;
+	/* The peer handshake, and nothing else; NARF.HELLO goes when the
+	 * NARF.AUTH challenge-response replaces it. */
+	return cmd == NULL || !narf_engine_admits_peers(e) ||
+	       (strcmp(cmd->name, "narf.auth") != 0 &&
+	        strcmp(cmd->name, "narf.hello") != 0);
+}
+
+int narf_engine_deny(struct narf_engine *e,
+                     struct narf_client *c,
+                     struct narf_buf *out)
+{
+	e->stats.rejected_connections++;
+	narf_engine_ratelog(e, &e->denied_log, c);
+	c->close_after_reply = true;
+	return narf_resp_error(out, NARF_DENIED);
+}
+
+/* --- rate-limited client events ------------------------------------------- */
+
+/* Report rl's events not logged yet, once NARF_RATELOG_MS have passed. */
+static void ratelog_flush(struct narf_ratelog *rl, int64_t now)
+{
+	if (rl->suppressed == 0 || now - rl->last_ms < NARF_RATELOG_MS)
+		return;
+	NARF_WARN("%s: %llu more times in the last %lld ms, the latest from %s",
+	          rl->what, (unsigned long long)rl->suppressed,
+	          (long long)(now - rl->last_ms), rl->last_addr);
+	rl->suppressed = 0;
+	rl->last_ms = now;
+}
+
+void narf_engine_ratelog(struct narf_engine *e,
+                         struct narf_ratelog *rl,
+                         const struct narf_client *c)
+{
+	int64_t now = narf_engine_now(e);
+
+	if (rl->last_ms != 0 && now - rl->last_ms < NARF_RATELOG_MS) {
+		rl->suppressed++;
+		snprintf(rl->last_addr, sizeof(rl->last_addr), "%s", c->addr);
+		return;
+	}
+	if (rl->suppressed > 0)
+		NARF_WARN(
+		        "%s: client %llu (%s); %llu more times before it "
+		        "(not logged), the latest from %s",
+		        rl->what, (unsigned long long)c->id, c->addr,
+		        (unsigned long long)rl->suppressed, rl->last_addr);
+	else
+		NARF_WARN("%s: client %llu (%s)", rl->what,
+		          (unsigned long long)c->id, c->addr);
+	rl->suppressed = 0;
+	rl->last_ms = now;
+}
+
 void narf_engine_cron(struct narf_engine *e)
 {
 	int64_t now = narf_engine_now(e);
+
+	ratelog_flush(&e->auth_log, now);
+	ratelog_flush(&e->denied_log, now);
+	ratelog_flush(&e->preauth_log, now);
 
 	/* Bounded work per tick: a few thousand entry checks and rehash
 	 * steps take well under a millisecond. */
@@ -563,19 +667,25 @@ int narf_engine_exec(struct narf_engine *e,
 	size_t before = out->len;
 	int pos, rv;
 
-	e->stats.commands++;
 	pos = lookup_pos(argv[0], argvlen[0]);
 	cmd = pos < 0 ? NULL : cmd_table[pos];
+	if (narf_engine_protected_denies(e, c, cmd)) {
+		rv = narf_engine_deny(e, c, out);
+		e->stats.net_output_bytes += out->len - before;
+		return rv;
+	}
+	e->stats.commands++;
 	if (cmd != NULL)
 		e->stats.calls[pos]++;
 	if (cmd == NULL) {
 		e->stats.unknown_commands++;
 		rv = reply_unknown(out, argc, argv, argvlen);
-	} else if (!c->authenticated && !(cmd->flags & NARF_CMD_NOAUTH)) {
-		rv = narf_resp_error(out, "NOAUTH Authentication required.");
 	} else if ((cmd->arity > 0 && argc != cmd->arity) ||
 	           (cmd->arity < 0 && argc < -cmd->arity)) {
+		/* Before NOAUTH, as in Redis 7.0's processCommand(). */
 		rv = narf_reply_wrong_arity(out, cmd->name);
+	} else if (!c->authenticated && !(cmd->flags & NARF_CMD_NOAUTH)) {
+		rv = narf_resp_error(out, "NOAUTH Authentication required.");
 	} else if (keys_too_large(e, cmd, argc, argvlen)) {
 		rv = narf_resp_error(out,
 		                     "ERR key is too large (max-key-size)");

@@ -29,6 +29,7 @@
 #define NARF_CLIENT_NAME_MAX 256
 
 struct narf_member;
+struct narf_command;
 
 struct narf_engine_config {
 	int port;
@@ -48,6 +49,8 @@ struct narf_engine_config {
 	bool standalone;
 	bool standalone_flag; /* --standalone given explicitly */
 	bool redirect;        /* --redirect: -MOVED instead of proxying */
+	bool protected_mode;  /* --protected-mode yes (the default); see
+	                         narf_engine_protected() */
 };
 
 /* Size of the command lookup table: per-command counters are kept by
@@ -67,6 +70,23 @@ struct narf_engine_stats {
 	uint64_t misses;
 	uint64_t net_input_bytes;
 	uint64_t net_output_bytes;
+	uint64_t auth_failures; /* AUTH and HELLO AUTH refused (WRONGPASS) */
+};
+
+/*
+ * One WARN line at most every NARF_RATELOG_MS for one kind of client event
+ * (a failed AUTH, a protected-mode denial): a client guessing passwords in
+ * a loop must not flood the log. The events in between are counted, and
+ * the next line (or narf_engine_cron, when no event comes) reports them.
+ * Lines name the client's address, never what it sent.
+ */
+#define NARF_RATELOG_MS 1000
+
+struct narf_ratelog {
+	const char *what;    /* "AUTH failed" */
+	int64_t last_ms;     /* when the last line was written, or 0 */
+	uint64_t suppressed; /* events since then, not logged yet */
+	char last_addr[64];  /* the newest of them */
 };
 
 /* Per-connection state the commands see. */
@@ -81,6 +101,8 @@ struct narf_client {
 	bool ack_primary; /* ACKMODE PRIMARY: replies do not wait */
 	bool ack_set;     /* ACKMODE given; else the map's default rules */
 	bool peer;        /* NARF.HELLO: another node's link */
+	bool loopback;    /* connected from 127.0.0.0/8 (set by the server;
+	                     false until it is: protected mode holds it) */
 	uint32_t peer_node;
 	uint64_t peer_map_checks; /* map replies seen when a peer's request
 	                             was first put off for a map refresh */
@@ -109,11 +131,17 @@ struct narf_engine {
 	uint64_t next_client_id;
 	unsigned connected_clients;
 	char run_id[41];
+	/* cfg.limits with Redis's limits before AUTH (narf_engine_limits) */
+	struct narf_resp_limits preauth_limits;
+	struct narf_ratelog auth_log;   /* failed AUTH */
+	struct narf_ratelog denied_log; /* protected mode's -DENIED */
+	/* closed before AUTH with too many replies unread (server.c) */
+	struct narf_ratelog preauth_log;
 };
 
 /* Defaults: max key 64 KiB, bulk 512 MiB, 10000 clients, query buffer
  * 1 GiB, idle timeout 300 s, no memory limit,
- * allkeys-lru, no password, standalone. */
+ * allkeys-lru, no password, protected mode, standalone. */
 void narf_engine_config_default(struct narf_engine_config *cfg);
 
 /* Create the store and state. The config is copied (requirepass ownership
@@ -128,8 +156,85 @@ void narf_engine_close(struct narf_engine *e);
  * (Redis likewise reads the clock once per event, not per lookup). */
 int64_t narf_engine_now(const struct narf_engine *e);
 
-/* Set up a new client's state (id, auth state from requirepass). */
+/* Set up a new client's state (id, auth state from requirepass). The
+ * server sets c->loopback once it knows the client's address. */
 void narf_engine_client_init(struct narf_engine *e, struct narf_client *c);
+
+/*
+ * Before AUTH, as Redis 7.0: a client that has yet to prove itself
+ * (narf_engine_preauth: not authenticated under --requirepass-file, or
+ * held by protected mode) may send at most NARF_PREAUTH_ARGS arguments
+ * of at most NARF_PREAUTH_BULK bytes per request; more is a protocol
+ * error ("Protocol error: unauthenticated multibulk length", "...
+ * unauthenticated bulk length") that closes the connection. The server
+ * also keeps such a client's buffers small (server.c).
+ */
+#define NARF_PREAUTH_ARGS 10
+#define NARF_PREAUTH_BULK (16 * 1024)
+
+bool narf_engine_preauth(const struct narf_engine *e,
+                         const struct narf_client *c);
+/* The parser limits for c's next request (borrowed from e). */
+const struct narf_resp_limits *narf_engine_limits(const struct narf_engine *e,
+                                                  const struct narf_client *c);
+
+/*
+ * Protected mode, as Redis 7.0's protected-mode: with no client password
+ * (no --requirepass-file or NARF_REQUIREPASS) and --protected-mode yes
+ * (the default), only clients from the loopback interface are served,
+ * whatever --bind says. Anyone else gets NARF_DENIED, Redis's own text
+ * (so tools show the same advice), and is closed.
+ *
+ * One exception: a data node's peer links come from other hosts. While
+ * this node holds a credential the peer handshake checks (a cluster
+ * secret or node key, narf_engine_admits_peers), a non-loopback
+ * connection may send the handshake (NARF.AUTH; NARF.HELLO until
+ * NARF.AUTH replaces it), and only that, until it is a proven peer
+ * (c->peer); every other request of it is denied. A node that admits no
+ * peers denies such a connection at accept, before it sends anything,
+ * as Redis does.
+ */
+#define NARF_DENIED                                                            \
+	"DENIED Redis is running in protected mode because protected mode "    \
+	"is enabled and no password is set for the default user. In this "     \
+	"mode connections are only accepted from the loopback interface. If "  \
+	"you want to connect from external computers to Redis you may adopt "  \
+	"one of the following solutions: 1) Just disable protected mode "      \
+	"sending the command 'CONFIG SET protected-mode no' from the "         \
+	"loopback interface by connecting to Redis from the same host the "    \
+	"server is running, however MAKE SURE Redis is not publicly "          \
+	"accessible from internet if you do so. Use CONFIG REWRITE to make "   \
+	"this change permanent. 2) Alternatively you can just disable the "    \
+	"protected mode by editing the Redis configuration file, and setting " \
+	"the protected mode option to 'no', and then restarting the server. "  \
+	"3) If you started the server manually just for testing, restart it "  \
+	"with the '--protected-mode no' option. 4) Setup a an authentication " \
+	"password for the default user. NOTE: You only need to do one of the " \
+	"above things in order for the server to start accepting connections " \
+	"from the outside."
+
+/* Is c held at the door by protected mode (protected mode applies, and c
+ * is neither from loopback nor a proven peer)? */
+bool narf_engine_protected(const struct narf_engine *e,
+                           const struct narf_client *c);
+/* Must c's request running cmd (NULL: a command not known, or a request
+ * that does not parse) be denied? narf_engine_exec() asks this first. */
+bool narf_engine_protected_denies(const struct narf_engine *e,
+                                  const struct narf_client *c,
+                                  const struct narf_command *cmd);
+/* Can a stranger become a peer here (see above)? */
+bool narf_engine_admits_peers(const struct narf_engine *e);
+/* Append -NARF_DENIED to out and close c after it; counted in
+ * rejected_connections (as Redis counts it) and logged, rate-limited. */
+int narf_engine_deny(struct narf_engine *e,
+                     struct narf_client *c,
+                     struct narf_buf *out);
+
+/* Count one event of rl's kind from c and log it, at most one line every
+ * NARF_RATELOG_MS (see struct narf_ratelog). */
+void narf_engine_ratelog(struct narf_engine *e,
+                         struct narf_ratelog *rl,
+                         const struct narf_client *c);
 
 /* What narf_engine_exec() returns besides 0 and NARF_E* (> 0). */
 /* not run now, to be run again later: this node's lease has lapsed, it has
@@ -157,7 +262,8 @@ const struct narf_command *narf_engine_command(const char *name, size_t n);
  * e->stats.calls[i] with its command. */
 const struct narf_command *narf_engine_command_at(unsigned i);
 
-/* Periodic work: active expiry and incremental rehash within a bound. */
+/* Periodic work: active expiry and incremental rehash within a bound, and
+ * the rate-limited logs' counts of events not yet reported. */
 void narf_engine_cron(struct narf_engine *e);
 
 /* What a peer link must prove in NARF.HELLO: the cluster secret, else the

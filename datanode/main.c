@@ -56,6 +56,11 @@ static const char usage_text[] =
         "  --requirepass-file FILE  clients must AUTH with the password in\n"
         "                           FILE (first line); the environment\n"
         "                           variable NARF_REQUIREPASS works too\n"
+        "  --protected-mode yes|no  with no client password, serve only\n"
+        "                           clients from the loopback interface\n"
+        "                           (127.0.0.0/8), as Redis: others get\n"
+        "                           -DENIED and are closed; a peer node\n"
+        "                           may still prove itself (default yes)\n"
         "  --cluster-secret-file FILE  with --join: the secret (first line)\n"
         "                           every peer link proves in NARF.HELLO;\n"
         "                           same on every node (or environment\n"
@@ -138,6 +143,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_LEAVETIMEOUT,
 		O_LOGFMT,
 		O_METRICS,
+		O_PROTECTED,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -162,6 +168,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"leave-timeout", required_argument, NULL, O_LEAVETIMEOUT},
 	        {"log-format", required_argument, NULL, O_LOGFMT},
 	        {"metrics", required_argument, NULL, O_METRICS},
+	        {"protected-mode", required_argument, NULL, O_PROTECTED},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
@@ -241,7 +248,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 			        read_secret("--cluster-secret-file", optarg);
 			if (narf_auth_keys_from_file(&cfg->keys, optarg,
 			                             errmsg) != 0)
-				narf_usage_error(prog, "--cluster-secret-file %s",
+				narf_usage_error(prog,
+				                 "--cluster-secret-file %s",
 				                 errmsg);
 			break;
 		case O_CLIENTS:
@@ -300,6 +308,15 @@ static void parse_flags(struct narf_engine_config *cfg,
 				                 "of coordinators",
 				                 optarg);
 			dn->cluster = true;
+			break;
+		case O_PROTECTED:
+			if (strcmp(optarg, "yes") != 0 &&
+			    strcmp(optarg, "no") != 0)
+				narf_usage_error(prog,
+				                 "--protected-mode '%s': "
+				                 "expected yes or no",
+				                 optarg);
+			cfg->protected_mode = strcmp(optarg, "yes") == 0;
 			break;
 		case O_HELP:
 			fputs(usage_text, stdout);

@@ -63,8 +63,14 @@ static void engine_metrics(struct narf_dn *dn, struct narf_metrics *m)
 	                     "RESP connections accepted.",
 	                     e->stats.connections);
 	narf_metrics_one_u64(m, "narf_rejected_connections_total", C,
-	                     "RESP connections refused (--max-clients).",
+	                     "RESP connections refused (--max-clients, "
+	                     "protected mode).",
 	                     e->stats.rejected_connections);
+	narf_metrics_one_u64(m, "narf_auth_failures_total", C,
+	                     "AUTH (and HELLO AUTH) attempts refused: a wrong "
+	                     "password or user (INFO's "
+	                     "acl_access_denied_auth).",
+	                     e->stats.auth_failures);
 	narf_metrics_one_u64(m, "narf_net_input_bytes_total", C,
 	                     "Bytes read from RESP connections.",
 	                     e->stats.net_input_bytes);

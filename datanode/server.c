@@ -17,6 +17,13 @@
  * than NARF_OUT_SOFT_LIMIT bytes of replies wait, reading pauses until the
  * client drains them: a pipelining client is slowed, not dropped.
  *
+ * Strangers. A client that has yet to AUTH (or that protected mode holds:
+ * engine.h) is parsed with Redis's limits before AUTH and gets small
+ * buffers (NARF_PREAUTH_*). Protected mode answers -DENIED and closes: at
+ * accept when no peer could ever prove itself here, as Redis does, else
+ * at the first request that is not the peer handshake (a protocol error
+ * too), or NARF_PROTECTED_GRACE_MS after the connection opened.
+ *
  * In a cluster a connection can also wait, and then runs no requests (and
  * reads no more once NARF_BLOCKED_INPUT bytes wait): for one thing at a
  * time, named by its `wait` (conn.h): replicas to acknowledge its writes
@@ -58,6 +65,19 @@
  * client pipelining hard) would otherwise keep every other connection of
  * the node waiting for tens of milliseconds. */
 #define NARF_ITER_READ_MAX (64 * 1024)
+/* Before AUTH (narf_engine_preauth) a client's buffers stay small: its
+ * longest request is 10 arguments of 16 KiB (engine.h) or an inline line
+ * of 64 KiB, it reads NARF_READ_CHUNK at a time, and its query buffer may
+ * hold at most NARF_PREAUTH_QUERY_MAX (not --max-query-buffer). With more
+ * than NARF_PREAUTH_OUT_MAX bytes of replies not yet taken by the kernel
+ * it is closed, as Redis 7.0 closes it since CVE-2025-21605 (its 16 KiB
+ * reply buffer plus 1 KiB): Debian's redis-server does. */
+#define NARF_PREAUTH_QUERY_MAX (256 * 1024)
+#define NARF_PREAUTH_OUT_MAX ((16 + 1) * 1024)
+/* A connection held by protected mode that has not proven itself a peer
+ * this long after it opened is closed (a peer's handshake takes
+ * milliseconds; Redis closes such a connection at once). */
+#define NARF_PROTECTED_GRACE_MS 10000
 
 static void conn_flush(struct narf_rconn *conn);
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -209,7 +229,7 @@ static void conn_close(struct narf_rconn *conn)
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct narf_rconn *conn = h->data;
-	size_t want = NARF_READ_CHUNK;
+	size_t want = NARF_READ_CHUNK, room;
 
 	/* Grow towards a large argument as it streams in, at most 1 MiB per
 	 * read, so a declared length is never allocated before its bytes
@@ -223,8 +243,11 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		*buf = uv_buf_init(NULL, 0); /* read_cb sees UV_ENOBUFS */
 		return;
 	}
-	*buf = uv_buf_init(conn->in.data + conn->in.len,
-	                   (unsigned)(conn->in.cap - conn->in.len));
+	room = conn->in.cap - conn->in.len;
+	if (room > NARF_READ_CHUNK &&
+	    narf_engine_preauth(&conn->dn->engine, &conn->client))
+		room = NARF_READ_CHUNK;
+	*buf = uv_buf_init(conn->in.data + conn->in.len, (unsigned)room);
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -349,13 +372,19 @@ static void conn_process(struct narf_rconn *conn)
 	       !narf_conn_blocked(conn)) {
 		struct narf_buf *out = reply_buf(conn);
 		size_t need = 0, before = out->len;
-		int rv = narf_resp_parse(&conn->req, conn->in.data + pos,
-		                         conn->in.len - pos, &e->cfg.limits,
-		                         &need, errmsg);
+		int rv = narf_resp_parse(
+		        &conn->req, conn->in.data + pos, conn->in.len - pos,
+		        narf_engine_limits(e, &conn->client), &need, errmsg);
 		bool forwarded = false;
 
 		if (rv == NARF_RESP_INCOMPLETE) {
 			conn->need = need;
+			break;
+		}
+		if (rv == NARF_RESP_ERROR &&
+		    narf_engine_protected(e, &conn->client)) {
+			/* A stranger hears nothing but -DENIED. */
+			narf_engine_deny(e, &conn->client, out);
 			break;
 		}
 		if (rv == NARF_RESP_ERROR) {
@@ -435,6 +464,13 @@ static void conn_process(struct narf_rconn *conn)
 		 * requests): pause the rest of the pipeline until these are
 		 * written, so replies never pile up without bound (at most the
 		 * limit plus one reply). */
+		if (conn->out.len + conn->sending.len > NARF_PREAUTH_OUT_MAX &&
+		    narf_engine_preauth(e, &conn->client)) {
+			narf_engine_ratelog(e, &e->preauth_log, &conn->client);
+			conn->processing = false;
+			conn_close(conn);
+			return;
+		}
 		if (conn->out.len + conn->fwd_bytes > NARF_OUT_SOFT_LIMIT) {
 			conn->pipeline_paused = pos < conn->in.len;
 			break;
@@ -527,7 +563,11 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct narf_rconn *conn = s->data;
 	struct narf_engine *e = &conn->dn->engine;
+	bool preauth = narf_engine_preauth(e, &conn->client);
+	uint64_t limit = e->cfg.max_query_buffer;
 
+	if (preauth && limit > NARF_PREAUTH_QUERY_MAX)
+		limit = NARF_PREAUTH_QUERY_MAX;
 	if (nread < 0) {
 		conn_close(conn);
 		return;
@@ -542,10 +582,11 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	conn->read_bytes += (size_t)nread;
 	conn->last_active_ms = uv_now(&conn->dn->loop);
-	if (conn->in.len > e->cfg.max_query_buffer) {
-		NARF_WARN("client %llu (%s): query buffer over limit, closing",
-		          (unsigned long long)conn->client.id,
-		          conn->client.addr);
+	if (conn->in.len > limit) {
+		NARF_WARN(
+		        "client %llu (%s): query buffer over limit%s, closing",
+		        (unsigned long long)conn->client.id, conn->client.addr,
+		        preauth ? " before AUTH" : "");
 		conn_close(conn);
 		return;
 	}
@@ -730,7 +771,9 @@ static void on_repl_progress(void *data)
 	dn->progress = true;
 }
 
-static void peer_name(uv_tcp_t *tcp, char *buf, size_t size)
+/* The client's address into c->addr, and whether it is loopback
+ * (127.0.0.0/8, as Redis's connIsLocal: protected mode). */
+static void peer_name(uv_tcp_t *tcp, struct narf_client *c)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
@@ -743,8 +786,9 @@ static void peer_name(uv_tcp_t *tcp, char *buf, size_t size)
 
 		uv_ip4_name(sin, ip, sizeof(ip));
 		port = ntohs(sin->sin_port);
+		c->loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
 	}
-	snprintf(buf, size, "%s:%d", ip, port);
+	snprintf(c->addr, sizeof(c->addr), "%s:%d", ip, port);
 }
 
 static void reject_closed_cb(uv_handle_t *h)
@@ -802,8 +846,17 @@ static void accept_cb(uv_stream_t *server, int status)
 		return;
 	}
 	uv_tcp_nodelay(&conn->tcp, 1);
-	peer_name(&conn->tcp, conn->client.addr, sizeof(conn->client.addr));
+	peer_name(&conn->tcp, &conn->client);
 	conn->last_active_ms = uv_now(&dn->loop);
+	if (narf_engine_protected(e, &conn->client) &&
+	    !narf_engine_admits_peers(e)) {
+		/* Nobody from here can ever get in: answer at once, as Redis
+		 * does, and close once it is written. */
+		narf_engine_deny(e, &conn->client, &conn->out);
+		e->stats.net_output_bytes += conn->out.len;
+		conn_flush(conn);
+		return;
+	}
 	if (uv_read_start((uv_stream_t *)&conn->tcp, conn_alloc_cb,
 	                  conn_read_cb) != 0) {
 		conn_close(conn);
@@ -812,20 +865,31 @@ static void accept_cb(uv_stream_t *server, int status)
 	conn->reading = true;
 }
 
-/* Idle clients: checked once a second, not with a timer per client. */
+/* Idle clients, and connections protected mode holds past their grace:
+ * checked once a second, not with a timer per client. */
 static void close_idle(struct narf_dn *dn)
 {
+	struct narf_engine *e = &dn->engine;
 	uint64_t now = uv_now(&dn->loop);
-	uint64_t limit = dn->engine.cfg.idle_timeout_ms;
+	uint64_t limit = e->cfg.idle_timeout_ms;
+	uint64_t wall = (uint64_t)narf_engine_now(e);
 	struct narf_rconn *conn = dn->conns;
 
-	if (limit == 0)
-		return;
 	while (conn != NULL) {
 		struct narf_rconn *next = conn->next;
 
-		/* Peer links are quiet when nothing is written: keep them. */
-		if (!conn->client.peer && now - conn->last_active_ms > limit) {
+		if (narf_engine_protected(e, &conn->client) &&
+		    wall > conn->client.created_ms + NARF_PROTECTED_GRACE_MS) {
+			NARF_DEBUG(
+			        "client %llu (%s): not a proven peer after "
+			        "%d ms (protected mode), closing",
+			        (unsigned long long)conn->client.id,
+			        conn->client.addr, NARF_PROTECTED_GRACE_MS);
+			conn_close(conn);
+		} else if (limit != 0 && !conn->client.peer &&
+		           now - conn->last_active_ms > limit) {
+			/* Peer links are quiet when nothing is written: kept.
+			 */
 			NARF_DEBUG("client %llu (%s): idle, closing",
 			           (unsigned long long)conn->client.id,
 			           conn->client.addr);

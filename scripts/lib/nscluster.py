@@ -87,7 +87,10 @@ class NsTrio(Trio):
 class NsDataNode(DataNode):
     """A data node on host `host` of net, bound to the host's address. A
     restart is a new process on the same host and port: a new node to the
-    cluster (a new boot id, a new node id)."""
+    cluster (a new boot id, a new node id). It runs with --protected-mode
+    no: the test's clients talk from the client host's address, not from
+    loopback, and the cluster has no client password (protected mode
+    would answer them -DENIED)."""
 
     def __init__(self, net, host, build, tmpdir, coords, log_level="info"):
         super().__init__(build, tmpdir, coords, host, port=DATANODE_PORT,
@@ -98,7 +101,7 @@ class NsDataNode(DataNode):
 
     def argv(self):
         return (self.net.exec_argv(self.host) + super().argv() +
-                ["--bind", self.ip])
+                ["--bind", self.ip, "--protected-mode", "no"])
 
     def wait_listening(self, timeout=10.0):
         wait_port(self, self.addr, self.name, timeout)

@@ -18,7 +18,7 @@ import time
 
 import redis
 
-from narf_harness import PORTS, HarnessError
+from narf_harness import PORTS, HarnessError, with_secret
 
 HOST = "127.0.0.1"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -380,8 +380,9 @@ class DataNode(Server):
     """build/datanode/datanode --standalone with narf's flags.
 
     opts: max_memory, eviction, max_clients, max_key_size, max_value_size,
-    max_multibulk, max_query_buffer, timeout, log_level, and
-    password_via ("env", the default, or "file").
+    max_multibulk, max_query_buffer, timeout, log_level, bind,
+    protected_mode ("yes"/"no"), password_via ("env", the default, or
+    "file"), and cluster_secret (True: the suite's --cluster-secret-file).
     """
 
     kind = "narf"
@@ -390,7 +391,8 @@ class DataNode(Server):
              "max_value_size": "--max-value-size",
              "max_multibulk": "--max-multibulk",
              "max_query_buffer": "--max-query-buffer",
-             "timeout": "--timeout", "log_level": "--log-level"}
+             "timeout": "--timeout", "log_level": "--log-level",
+             "bind": "--bind", "protected_mode": "--protected-mode"}
 
     def __init__(self, binary, tmpdir, name="narf", **opts):
         super().__init__(tmpdir, name, **opts)
@@ -418,6 +420,8 @@ class DataNode(Server):
                 a += [flag, str(opts[k])]
         if self.password_file:
             a += ["--requirepass-file", self.password_file]
+        if opts.get("cluster_secret"):
+            a = with_secret(a)
         return a
 
 
@@ -431,7 +435,8 @@ class RedisServer(Server):
     FLAGS = {"max_memory": "--maxmemory", "eviction": "--maxmemory-policy",
              "max_clients": "--maxclients", "timeout": "--timeout",
              "max_value_size": "--proto-max-bulk-len",
-             "max_query_buffer": "--client-query-buffer-limit"}
+             "max_query_buffer": "--client-query-buffer-limit",
+             "protected_mode": "--protected-mode"}
 
     def __init__(self, tmpdir, name="redis", cluster=False, **opts):
         super().__init__(tmpdir, name, **opts)
@@ -440,13 +445,14 @@ class RedisServer(Server):
         # ephemeral range: take a checked one instead.
         self.bus_port = PORTS.take(1)[0] if cluster else None
         unknown = set(opts) - set(self.FLAGS) - {"log_level", "password_via",
-                                                "password"}
+                                                "password", "bind"}
         if unknown:
             raise HarnessError("redis-server has no equivalent of %s"
                                % sorted(unknown))
 
     def argv(self):
-        a = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST,
+        a = [REDIS_SERVER, "--port", str(self.port),
+             "--bind", self.opts.get("bind", HOST),
              "--save", "", "--appendonly", "no", "--dir", self.tmpdir,
              "--logfile", "", "--daemonize", "no", "--loglevel", "notice"]
         if not self.cluster:

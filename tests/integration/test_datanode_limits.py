@@ -470,6 +470,7 @@ BAD_FLAGS = [
     (["--max-multibulk", "0"], "--max-multibulk"),
     (["--timeout", "-1"], "--timeout"),
     (["--log-level", "loud"], "--log-level"),
+    (["--protected-mode", "maybe"], "--protected-mode"),
     (["--requirepass-file", "/nonexistent/narf-pass"], "--requirepass-file"),
     (["--cluster-secret-file", "/nonexistent/narf-secret"],
      "--cluster-secret-file"),
@@ -501,7 +502,7 @@ def test_bad_flags():
                  "--eviction", "--requirepass-file", "NARF_REQUIREPASS",
                  "--max-clients", "--max-key-size", "--max-value-size",
                  "--max-multibulk", "--max-query-buffer", "--timeout",
-                 "--log-level"):
+                 "--log-level", "--protected-mode"):
         assert flag in out.stdout, flag
 
 

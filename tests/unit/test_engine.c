@@ -41,6 +41,10 @@ static struct fixture *make(const struct narf_engine_config *cfg)
 	}
 	assert_int_equal(narf_engine_init(&f->e, cfg, fake_clock, NULL), 0);
 	narf_engine_client_init(&f->e, &f->c);
+	/* A client of the same host, unless a test says otherwise (the
+	 * server sets these from the socket). */
+	f->c.loopback = true;
+	snprintf(f->c.addr, sizeof(f->c.addr), "127.0.0.1:40000");
 	narf_buf_init(&f->out);
 	return f;
 }
@@ -412,6 +416,9 @@ static void test_auth(void **state)
 	cfg.requirepass = strdup("s3cret");
 	f = make(&cfg);
 	EXPECT(f, "GET k", "-NOAUTH Authentication required.\r\n");
+	/* Arity first, as Redis 7.0 checks it. */
+	EXPECT(f, "GET k k",
+	       "-ERR wrong number of arguments for 'get' command\r\n");
 	EXPECT(f, "AUTH wrong",
 	       "-WRONGPASS invalid username-password pair "
 	       "or user is disabled.\r\n");
@@ -430,6 +437,162 @@ static void test_auth(void **state)
 	       "-ERR AUTH <password> called without any password configured "
 	       "for the default user. Are you sure your configuration is "
 	       "correct?\r\n");
+}
+
+/* Refused AUTH and HELLO AUTH attempts are counted (INFO's
+ * acl_access_denied_auth) and logged at most once a second with the count
+ * of those in between; AUTH without a password configured is not an
+ * access denial (nor is it in Redis). */
+static void test_auth_failures(void **state)
+{
+	struct narf_engine_config cfg;
+	struct fixture *f;
+
+	teardown(state);
+	narf_engine_config_default(&cfg);
+	cfg.requirepass = strdup("s3cret");
+	*state = f = make(&cfg);
+	run(f, "AUTH wrong");
+	assert_int_equal(f->e.auth_log.last_ms, fake_now);
+	run(f, "AUTH default wrong");
+	run(f, "HELLO 2 AUTH default wrong");
+	assert_int_equal(f->e.stats.auth_failures, 3);
+	/* The first was logged; the two after it wait for the cron. */
+	assert_int_equal(f->e.auth_log.suppressed, 2);
+	assert_string_equal(f->e.auth_log.last_addr, "127.0.0.1:40000");
+	fake_now += 500;
+	narf_engine_cron(&f->e);
+	assert_int_equal(f->e.auth_log.suppressed, 2);
+	fake_now += NARF_RATELOG_MS;
+	narf_engine_cron(&f->e);
+	assert_int_equal(f->e.auth_log.suppressed, 0);
+	assert_int_equal(f->e.auth_log.last_ms, fake_now);
+	EXPECT(f, "AUTH s3cret", "+OK\r\n");
+	assert_int_equal(f->e.stats.auth_failures, 3);
+	assert_non_null(strstr(run(f, "INFO stats"),
+	                       "\r\nacl_access_denied_auth:3\r\n"));
+	teardown(state);
+	*state = f = make(NULL);
+	run(f, "AUTH x");
+	assert_int_equal(f->e.stats.auth_failures, 0);
+}
+
+#define DENIED "-" NARF_DENIED "\r\n"
+
+/* A fixture whose client comes from another host. */
+static struct fixture *make_remote(struct narf_engine_config *cfg)
+{
+	struct fixture *f = make(cfg);
+
+	f->c.loopback = false;
+	snprintf(f->c.addr, sizeof(f->c.addr), "192.0.2.7:40000");
+	return f;
+}
+
+/* Protected mode: with no password, a client from another host gets
+ * Redis's -DENIED for anything (an unknown command too), is closed, is
+ * counted as a rejected connection and runs nothing; loopback clients,
+ * --protected-mode no and a password each lift it. */
+static void test_protected_mode(void **state)
+{
+	struct narf_engine_config cfg;
+	struct fixture *f;
+
+	teardown(state); /* this test builds its own engines */
+	f = make_remote(NULL);
+	*state = f;
+	assert_true(narf_engine_protected(&f->e, &f->c));
+	assert_true(narf_engine_preauth(&f->e, &f->c));
+	assert_ptr_equal(narf_engine_limits(&f->e, &f->c),
+	                 &f->e.preauth_limits);
+	EXPECT(f, "SET k v", DENIED);
+	assert_true(f->c.close_after_reply);
+	assert_int_equal(f->e.stats.rejected_connections, 1);
+	assert_int_equal(f->e.stats.commands, 0);
+	f->c.close_after_reply = false;
+	EXPECT(f, "NOSUCH x", DENIED);
+	/* No credential: the peer handshake is denied too. */
+	assert_false(narf_engine_admits_peers(&f->e));
+	EXPECT(f, "NARF.HELLO 7", DENIED);
+	assert_false(f->c.peer);
+	f->c.loopback = true;
+	EXPECT(f, "GET k", "$-1\r\n");
+	assert_ptr_equal(narf_engine_limits(&f->e, &f->c), &f->e.cfg.limits);
+	teardown(state);
+
+	narf_engine_config_default(&cfg);
+	cfg.protected_mode = false;
+	*state = f = make_remote(&cfg);
+	EXPECT(f, "SET k v", "+OK\r\n");
+	teardown(state);
+
+	narf_engine_config_default(&cfg);
+	cfg.requirepass = strdup("s3cret");
+	*state = f = make_remote(&cfg);
+	assert_false(narf_engine_protected(&f->e, &f->c));
+	EXPECT(f, "GET k", "-NOAUTH Authentication required.\r\n");
+	EXPECT(f, "AUTH s3cret", "+OK\r\n");
+	EXPECT(f, "GET k", "$-1\r\n");
+}
+
+/* Protected mode on a node with a cluster secret: a client from another
+ * host may run the peer handshake, and only that, until it has proven
+ * itself a peer; a wrong proof leaves it held. */
+static void test_protected_mode_peer(void **state)
+{
+	struct narf_engine_config cfg;
+	struct fixture *f;
+
+	teardown(state);
+	narf_engine_config_default(&cfg);
+	cfg.cluster_secret = strdup("a-cluster-secret-of-some-length");
+	*state = f = make_remote(&cfg);
+	assert_true(narf_engine_admits_peers(&f->e));
+	assert_true(narf_engine_protected_denies(
+	        &f->e, &f->c, narf_engine_command("GET", 3)));
+	assert_false(narf_engine_protected_denies(
+	        &f->e, &f->c, narf_engine_command("NARF.HELLO", 10)));
+	assert_true(narf_engine_protected_denies(&f->e, &f->c, NULL));
+	EXPECT(f, "NARF.HELLO 7 wrong",
+	       "-NOPERM wrong or missing cluster secret\r\n");
+	assert_false(f->c.close_after_reply);
+	assert_true(narf_engine_protected(&f->e, &f->c));
+	EXPECT(f, "NARF.HELLO 7 a-cluster-secret-of-some-length", "+OK\r\n");
+	assert_true(f->c.peer);
+	assert_false(narf_engine_protected(&f->e, &f->c));
+	assert_false(narf_engine_preauth(&f->e, &f->c));
+	EXPECT(f, "GET k", "$-1\r\n");
+	assert_int_equal(f->e.stats.rejected_connections, 0);
+	/* A new stranger still gets -DENIED for anything else. */
+	narf_engine_client_init(&f->e, &f->c);
+	EXPECT(f, "PING", DENIED);
+}
+
+/* Redis's limits before AUTH: an unauthenticated client is parsed with 10
+ * arguments of 16 KiB at most (the rest of the config kept), and with the
+ * configured limits once AUTH succeeds. */
+static void test_preauth_limits(void **state)
+{
+	struct narf_engine_config cfg;
+	const struct narf_resp_limits *lim;
+	struct fixture *f;
+
+	teardown(state);
+	narf_engine_config_default(&cfg);
+	cfg.requirepass = strdup("s3cret");
+	cfg.limits.max_bulk = 1000;
+	*state = f = make(&cfg);
+	assert_true(narf_engine_preauth(&f->e, &f->c));
+	lim = narf_engine_limits(&f->e, &f->c);
+	assert_int_equal(lim->noauth_multibulk, 10);
+	assert_int_equal(lim->noauth_bulk, 16384);
+	assert_int_equal(lim->max_bulk, 1000);
+	assert_int_equal(lim->max_multibulk, cfg.limits.max_multibulk);
+	EXPECT(f, "AUTH s3cret", "+OK\r\n");
+	assert_false(narf_engine_preauth(&f->e, &f->c));
+	lim = narf_engine_limits(&f->e, &f->c);
+	assert_int_equal(lim->noauth_multibulk, 0);
+	assert_int_equal(lim->noauth_bulk, 0);
 }
 
 /* Keys over the configured maximum size are refused before execution. */
@@ -496,6 +659,14 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_server_commands, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_auth_failures, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_protected_mode, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_protected_mode_peer, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_preauth_limits, setup,
+	                                        teardown),
 	        cmocka_unit_test_teardown(test_key_size_limit, teardown),
 	        cmocka_unit_test_teardown(test_noeviction_oom, teardown),
 	};

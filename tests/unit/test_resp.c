@@ -568,6 +568,65 @@ static void test_custom_limits(void **state)
 	free(got);
 }
 
+/* Redis's limits before AUTH: 10 arguments of 16 KiB, each refused with
+ * its "unauthenticated" error at its header, at the boundary exactly; a
+ * count over INT_MAX stays "invalid" (checked first, as Redis 7.0 does), a
+ * count over max_multibulk is "unauthenticated" (checked after), and
+ * inline requests are not limited by them. */
+#define PARSE_LIM(text) parse_all(text, sizeof(text) - 1, &lim)
+static void test_noauth_limits(void **state)
+{
+	static char big[16384 + 32];
+	struct narf_resp_limits lim;
+	struct narf_resp_req r;
+	char err[128];
+	char *got;
+	size_t n;
+
+	(void)state;
+	narf_resp_limits_default(&lim);
+	lim.noauth_multibulk = 10;
+	lim.noauth_bulk = 16384;
+	got = PARSE_LIM("*11\r\n");
+	assert_string_equal(got,
+	                    "ERROR Protocol error: unauthenticated "
+	                    "multibulk length\n");
+	free(got);
+	got = PARSE_LIM("*2000000\r\n");
+	assert_string_equal(got,
+	                    "ERROR Protocol error: unauthenticated "
+	                    "multibulk length\n");
+	free(got);
+	got = PARSE_LIM("*3000000000\r\n");
+	assert_string_equal(got,
+	                    "ERROR Protocol error: invalid multibulk length\n");
+	free(got);
+	assert_int_equal(parse_once("*10\r\n", 5, &lim, NULL, err, &r),
+	                 NARF_RESP_INCOMPLETE);
+	narf_resp_req_close(&r);
+	got = PARSE_LIM("*1\r\n$16385\r\n");
+	assert_string_equal(
+	        got, "ERROR Protocol error: unauthenticated bulk length\n");
+	free(got);
+	got = PARSE_LIM("*1\r\n$600000000\r\n");
+	assert_string_equal(got, "ERROR Protocol error: invalid bulk length\n");
+	free(got);
+	/* 16 KiB exactly is taken. */
+	n = (size_t)sprintf(big, "*1\r\n$16384\r\n");
+	memset(big + n, 'x', 16384);
+	memcpy(big + n + 16384, "\r\n", 2);
+	assert_int_equal(parse_once(big, n + 16386, &lim, NULL, err, &r),
+	                 NARF_RESP_DONE);
+	assert_int_equal(r.argvlen[0], 16384);
+	narf_resp_req_close(&r);
+	/* Eleven inline arguments are fine. */
+	got = PARSE_LIM("a b c d e f g h i j k\r\n");
+	assert_string_equal(got,
+	                    "DONE 1:a 1:b 1:c 1:d 1:e 1:f 1:g 1:h 1:i "
+	                    "1:j 1:k\n");
+	free(got);
+}
+
 /* Assert that the encoded bytes in b equal want, then empty b. */
 static void expect_bytes(struct narf_buf *b, const char *want, size_t n)
 {
@@ -813,6 +872,7 @@ int main(void)
 	        cmocka_unit_test(test_reset_reuse),
 	        cmocka_unit_test(test_error_sticky),
 	        cmocka_unit_test(test_custom_limits),
+	        cmocka_unit_test(test_noauth_limits),
 	        cmocka_unit_test(test_encoders),
 	        cmocka_unit_test(test_errorf_long),
 	        cmocka_unit_test(test_bulk_double),
