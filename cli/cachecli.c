@@ -202,11 +202,10 @@ static void load_credential(struct narf_cli_options *o)
 		return;
 	if (narf_auth_keys_from_file(&cli_keys, o->secret_file, errmsg) != 0)
 		narf_usage_error(prog, "%s %s", flag, errmsg);
-	narf_jclient_set_credential(&cli_keys,
-	                            narf_auth_keys_can(&cli_keys,
-	                                               NARF_AUTH_OPERATOR)
-	                                    ? NARF_AUTH_OPERATOR
-	                                    : NARF_AUTH_NODE);
+	narf_jclient_set_credential(
+	        &cli_keys, narf_auth_keys_can(&cli_keys, NARF_AUTH_OPERATOR)
+	                           ? NARF_AUTH_OPERATOR
+	                           : NARF_AUTH_NODE);
 }
 
 /* getopt leaves the culprit in optopt for a short option; for a long one
@@ -453,12 +452,14 @@ static int cmd_node_key(const struct narf_cli_options *o)
 
 	need_args(o, 1, "node-key");
 	if (o->secret_file == NULL)
-		narf_usage_error(prog, "node-key needs --secret-file (or "
-		                       "NARF_SECRET_FILE): the cluster secret");
+		narf_usage_error(prog,
+		                 "node-key needs --secret-file (or "
+		                 "NARF_SECRET_FILE): the cluster secret");
 	if (narf_auth_node_key_text(&cli_keys, text, sizeof(text)) != 0 ||
 	    !narf_auth_keys_can(&cli_keys, NARF_AUTH_OPERATOR))
-		narf_usage_error(prog, "node-key: %s holds a node key, not the "
-		                       "cluster secret",
+		narf_usage_error(prog,
+		                 "node-key: %s holds a node key, not the "
+		                 "cluster secret",
 		                 o->secret_file);
 	printf("%s\n", text);
 	return EXIT_OK;
@@ -473,12 +474,14 @@ static int cmd_hash_password(const struct narf_cli_options *o)
 
 	need_args(o, 1, "hash-password");
 	if (fgets(line, sizeof(line), stdin) == NULL)
-		narf_usage_error(prog, "hash-password reads the password from "
-		                       "stdin's first line");
+		narf_usage_error(prog,
+		                 "hash-password reads the password from "
+		                 "stdin's first line");
 	len = strcspn(line, "\r\n");
 	if (len == 0 || len > 1024)
-		narf_usage_error(prog, "hash-password: the password is 1 to "
-		                       "1024 bytes");
+		narf_usage_error(prog,
+		                 "hash-password: the password is 1 to "
+		                 "1024 bytes");
 	if (narf_users_hash(line, len, out) != 0) {
 		explicit_bzero(line, sizeof(line));
 		fprintf(stderr, "%s: no randomness for a salt\n", prog);

@@ -56,7 +56,6 @@ struct history {
 	unsigned n;
 };
 
-
 /* What one probe asks and where its answer goes. */
 struct probe {
 	json_t *obj; /* borrowed: the coordinator or node entry */
@@ -334,13 +333,15 @@ static void probe_all(json_t *st, struct history *h)
 	nc = n = collect(coords, false, p, 0);
 	n = collect(nodes, true, p, n);
 	for (unsigned i = 0; i < nc; i++) {
-		cp[i].addr = json_string_value(json_object_get(p[i].obj, "api"));
+		cp[i].addr =
+		        json_string_value(json_object_get(p[i].obj, "api"));
 		cp[i].err = NARF_ENOMEM;
 		cp[i].started = pthread_create(&cp[i].thread, NULL,
 		                               coord_ping_run, &cp[i]) == 0;
 	}
 	for (unsigned i = nc; i < n; i++) {
-		fan[i].addr = json_string_value(json_object_get(p[i].obj, "addr"));
+		fan[i].addr =
+		        json_string_value(json_object_get(p[i].obj, "addr"));
 		fan[i].req = &info;
 		fan[i].framing = NARF_CLI_RESP;
 		narf_buf_init(&fan[i].reply);
@@ -401,7 +402,7 @@ static json_t *fetch_status(const struct narf_cli_options *o,
 		         "the leader sent no status object (%s)",
 		         e ? e : "malformed reply");
 		*rc = e != NULL && strcmp(e, "auth_failed") == 0 ? NARF_EAUTH
-		                                                : NARF_EPROTO;
+		                                                 : NARF_EPROTO;
 		json_decref(reply);
 		return NULL;
 	}

@@ -15,17 +15,16 @@
 #include "errors.h"
 
 /* The labels the role keys are derived under: HMAC(secret, label). */
-static const char *const role_label[4] = {
-        NULL, "narf-auth-v1 key operator", "narf-auth-v1 key node",
-        "narf-auth-v1 key coord"};
+static const char *const role_label[4] = {NULL, "narf-auth-v1 key operator",
+                                          "narf-auth-v1 key node",
+                                          "narf-auth-v1 key coord"};
 
-static const char *const role_names[4] = {NULL, "operator", "node",
-                                          "coord"};
+static const char *const role_names[4] = {NULL, "operator", "node", "coord"};
 
 const char *narf_auth_role_name(enum narf_auth_role r)
 {
 	return r >= NARF_AUTH_OPERATOR && r <= NARF_AUTH_COORD ? role_names[r]
-	                                                        : "?";
+	                                                       : "?";
 }
 
 int narf_auth_role_parse(const char *name, enum narf_auth_role *out)
@@ -111,16 +110,18 @@ int narf_auth_keys_from_text(struct narf_auth_keys *keys,
 		if (narf_auth_unhex(text + plen, len - plen,
 		                    keys->key[NARF_AUTH_NODE],
 		                    NARF_AUTH_KEY_SIZE) != 0) {
-			set_err(errmsg, "a node key is \"node:\" and 64 hex "
-			                "digits");
+			set_err(errmsg,
+			        "a node key is \"node:\" and 64 hex "
+			        "digits");
 			return NARF_EINVAL;
 		}
 		keys->have[NARF_AUTH_NODE] = true;
 		return 0;
 	}
 	if (len < NARF_AUTH_MIN_SECRET) {
-		set_err(errmsg, "the cluster secret is too short (at least 16 "
-		                "bytes; `openssl rand -hex 32` makes one)");
+		set_err(errmsg,
+		        "the cluster secret is too short (at least 16 "
+		        "bytes; `openssl rand -hex 32` makes one)");
 		return NARF_EINVAL;
 	}
 	for (int r = NARF_AUTH_OPERATOR; r <= NARF_AUTH_COORD; r++) {
@@ -281,6 +282,5 @@ int narf_auth_server_check(const struct narf_auth *a,
 
 	if (transcript_mac(a, keys, 'C', want) != 0)
 		return NARF_EAUTH;
-	return narf_auth_equal(want, mac, NARF_AUTH_MAC_SIZE) ? 0
-	                                                      : NARF_EAUTH;
+	return narf_auth_equal(want, mac, NARF_AUTH_MAC_SIZE) ? 0 : NARF_EAUTH;
 }

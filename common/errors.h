@@ -34,8 +34,8 @@
 	X(NOROOM, "no_room", "too few other nodes up to take the copies")   \
 	X(NOQUORUM, "no_quorum",                                            \
 	  "this leader has not heard from a majority recently")             \
-	X(AUTH, "auth_failed", "authentication failed")                    \
-	X(DENIED, "denied", "this credential may not do that")             \
+	X(AUTH, "auth_failed", "authentication failed")                     \
+	X(DENIED, "denied", "this credential may not do that")              \
 	X(INTERNAL, "internal", "internal error")
 
 enum narf_error {

@@ -55,8 +55,8 @@ void narf_jclient_set_credential(const struct narf_auth_keys *keys,
  * is not a JSON object with a boolean "ok", or nests too deeply),
  * NARF_ETOOLARGE (reply line over NARF_FRAME_MAX_REPLY), NARF_ENOMEM,
  * NARF_EIO, NARF_EAUTH (the credential was refused, or the coordinator
- * could not prove it holds the same secret). errmsg (NARF_ERRMSG_SIZE bytes, may be NULL) says what failed,
- * prefixed with addr.
+ * could not prove it holds the same secret). errmsg (NARF_ERRMSG_SIZE bytes,
+ * may be NULL) says what failed, prefixed with addr.
  */
 int narf_jclient_call(const char *addr,
                       const json_t *req,

@@ -14,8 +14,7 @@
 #include "auth.h"
 #include "errors.h"
 
-static const char *const perm_names[] = {"none", "read", "readwrite",
-                                         "admin"};
+static const char *const perm_names[] = {"none", "read", "readwrite", "admin"};
 
 const char *narf_perm_name(enum narf_perm p)
 {
@@ -196,8 +195,7 @@ int narf_users_parse(struct narf_users *u,
 			return line_error(u, errmsg, line, "that user twice");
 		if (u->n == cap) {
 			size_t ncap = cap ? 2 * cap : 8;
-			struct narf_user *v =
-			        realloc(u->v, ncap * sizeof(*v));
+			struct narf_user *v = realloc(u->v, ncap * sizeof(*v));
 
 			if (v == NULL) {
 				narf_users_free(u);

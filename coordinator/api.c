@@ -56,7 +56,7 @@ struct narf_conn {
 	bool reading;
 	enum pending_kind pending; /* what the proposal in flight is for */
 	enum { AUTH_HELLO, AUTH_PROOF, AUTH_DONE } auth_state;
-	struct narf_auth auth; /* the exchange, until AUTH_DONE */
+	struct narf_auth auth;     /* the exchange, until AUTH_DONE */
 	char peer[NARF_ADDR_SIZE]; /* the caller's address, for logs */
 };
 
@@ -728,8 +728,8 @@ static bool hex_field(const json_t *req,
 	json_t *v = json_object_get(req, key);
 
 	return json_is_string(v) &&
-	       narf_auth_unhex(json_string_value(v), json_string_length(v),
-	                       out, n) == 0;
+	       narf_auth_unhex(json_string_value(v), json_string_length(v), out,
+	                       n) == 0;
 }
 
 /*
@@ -747,15 +747,17 @@ static json_t *handle_auth(struct narf_conn *conn, const json_t *req)
 	json_t *id = json_object_get(req, "id");
 
 	if (op == NULL || strcmp(op, "auth") != 0) {
-		auth_fail(conn, "authenticate first: {\"op\":\"auth\",...} "
-		                "(docs/protocol.md)");
+		auth_fail(conn,
+		          "authenticate first: {\"op\":\"auth\",...} "
+		          "(docs/protocol.md)");
 		return NULL;
 	}
 	if (conn->auth_state == AUTH_PROOF) {
 		if (!hex_field(req, "proof", mac, sizeof(mac)) ||
 		    narf_auth_server_check(&conn->auth, &c->cfg.keys, mac) !=
 		            0) {
-			auth_fail(conn, "wrong proof: not the cluster's secret");
+			auth_fail(conn,
+			          "wrong proof: not the cluster's secret");
 			return NULL;
 		}
 		conn->auth_state = AUTH_DONE;
@@ -771,10 +773,12 @@ static json_t *handle_auth(struct narf_conn *conn, const json_t *req)
 	            json_string_value(json_object_get(req, "role")), &role) !=
 	            0 ||
 	    role == NARF_AUTH_COORD ||
-	    (id != NULL && (!json_is_integer(id) || json_integer_value(id) < 0)) ||
+	    (id != NULL &&
+	     (!json_is_integer(id) || json_integer_value(id) < 0)) ||
 	    !hex_field(req, "nonce", nonce, sizeof(nonce))) {
-		auth_fail(conn, "auth needs role (operator or node), nonce (32 "
-		                "hex digits) and an optional id");
+		auth_fail(conn,
+		          "auth needs role (operator or node), nonce (32 "
+		          "hex digits) and an optional id");
 		return NULL;
 	}
 	if (narf_auth_server_answer(&conn->auth, &c->cfg.keys, role,
@@ -942,8 +946,7 @@ static void peer_name(struct narf_conn *conn)
 	int len = sizeof(ss);
 	char host[64] = "?";
 
-	if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) ==
-	    0) {
+	if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET6)
 			uv_ip6_name((struct sockaddr_in6 *)&ss, host,
 			            sizeof(host));
@@ -971,9 +974,10 @@ static void refuse(struct narf_coord *c, uv_stream_t *server)
 
 	c->api_refused++;
 	if (now - c->api_refused_logged_ms >= 1000) {
-		NARF_WARN("api: connection limit (%u open): closing new "
-		          "connections (%" PRIu64 " closed at a limit so far)",
-		          c->api_conns, c->api_refused);
+		NARF_WARN(
+		        "api: connection limit (%u open): closing new "
+		        "connections (%" PRIu64 " closed at a limit so far)",
+		        c->api_conns, c->api_refused);
 		c->api_refused_logged_ms = now;
 	}
 	if (t == NULL)

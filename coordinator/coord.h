@@ -140,8 +140,8 @@ struct narf_coord {
 	/* API connections refused for a failed or missing proof, and the
 	 * rate limit of their log lines */
 	uint64_t auth_failures;
-	unsigned api_conns;  /* open API connections */
-	unsigned api_unauth; /* of which not yet authenticated */
+	unsigned api_conns;   /* open API connections */
+	unsigned api_unauth;  /* of which not yet authenticated */
 	uint64_t api_refused; /* connections closed at a cap */
 	uint64_t api_refused_logged_ms;
 	uint64_t auth_fail_logged_ms;

@@ -387,14 +387,16 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 
 			if (narf_auth_keys_from_file(&cfg->keys, optarg,
 			                             errmsg) != 0)
-				narf_usage_error(prog, "--cluster-secret-file %s",
+				narf_usage_error(prog,
+				                 "--cluster-secret-file %s",
 				                 errmsg);
 			if (!narf_auth_keys_can(&cfg->keys, NARF_AUTH_COORD))
-				narf_usage_error(prog,
-				                 "--cluster-secret-file %s: a "
-				                 "coordinator needs the cluster "
-				                 "secret, not a node key",
-				                 optarg);
+				narf_usage_error(
+				        prog,
+				        "--cluster-secret-file %s: a "
+				        "coordinator needs the cluster "
+				        "secret, not a node key",
+				        optarg);
 			break;
 		}
 		case O_HELP:

@@ -179,8 +179,8 @@ static bool probe_prove(struct narf_probe *p, const json_t *r)
 	}
 	narf_auth_hex(out, NARF_AUTH_MAC_SIZE, hex);
 	p->step = STEP_PROOF;
-	return probe_send(p, json_pack("{s:s,s:s}", "op", "auth", "proof",
-	                               hex));
+	return probe_send(p,
+	                  json_pack("{s:s,s:s}", "op", "auth", "proof", hex));
 }
 
 /* One reply line r of the probe p: the next step, or the answer. */
@@ -243,9 +243,8 @@ static void connect_cb(uv_connect_t *req, int status)
 
 	if (p->closing)
 		return;
-	if (status != 0 ||
-	    narf_auth_client_begin(&p->auth, NARF_AUTH_OPERATOR, 0, "api") !=
-	            0) {
+	if (status != 0 || narf_auth_client_begin(&p->auth, NARF_AUTH_OPERATOR,
+	                                          0, "api") != 0) {
 		p->c->members.probe_hops = 0;
 		probe_end(p->c);
 		return;

@@ -412,8 +412,8 @@ static void send_auth_hello(struct narf_member *m)
 	m->state = NARF_MEMBER_AUTH;
 	narf_auth_hex(m->auth.nonce_c, NARF_AUTH_NONCE_SIZE, hex);
 	member_send(m,
-	            json_pack("{s:s,s:s,s:i,s:s}", "op", "auth", "role",
-	                      "node", "id", 0, "nonce", hex),
+	            json_pack("{s:s,s:s,s:i,s:s}", "op", "auth", "role", "node",
+	                      "id", 0, "nonce", hex),
 	            "auth");
 }
 
@@ -453,8 +453,9 @@ static bool handle_auth_reply(struct narf_member *m,
 	    narf_auth_unhex(n, strlen(n), nonce, sizeof(nonce)) != 0 ||
 	    narf_auth_unhex(p, strlen(p), mac, sizeof(mac)) != 0 ||
 	    narf_auth_client_prove(&m->auth, keys, nonce, mac, out) != 0) {
-		auth_failed(m, "failed to prove the cluster secret: another "
-		               "cluster's coordinator, or not one at all");
+		auth_failed(m,
+		            "failed to prove the cluster secret: another "
+		            "cluster's coordinator, or not one at all");
 		return false;
 	}
 	narf_auth_hex(out, NARF_AUTH_MAC_SIZE, hex);
@@ -472,8 +473,8 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 	if (m->state == NARF_MEMBER_AUTH) {
 		if (op == NULL || !handle_auth_reply(m, op, reply))
 			return;
-		m->state = m->node_id ? NARF_MEMBER_MEMBER
-		                      : NARF_MEMBER_JOINING;
+		m->state =
+		        m->node_id ? NARF_MEMBER_MEMBER : NARF_MEMBER_JOINING;
 		send_beat_or_join(m);
 		return;
 	}

@@ -79,10 +79,10 @@ struct narf_member {
 	uint32_t node_id;     /* 0 until joined */
 	struct narf_map *map; /* owned; NULL until the first fetch */
 	enum narf_member_state state;
-	struct narf_auth auth; /* the exchange, in NARF_MEMBER_AUTH */
+	struct narf_auth auth;   /* the exchange, in NARF_MEMBER_AUTH */
 	uint64_t auth_logged_ms; /* rate limit of refusal warnings */
-	const char *pending; /* op awaiting a reply, or NULL */
-	uint64_t sent_ms;    /* when it was sent (narf_clock_ms) */
+	const char *pending;     /* op awaiting a reply, or NULL */
+	uint64_t sent_ms;        /* when it was sent (narf_clock_ms) */
 	/* The lease (DESIGN.md): send time (narf_clock_ms) of the last
 	 * heartbeat the leader answered, once our map is at least as new as
 	 * that answer; we serve our slots until it is narf_lease_ms() old. */

@@ -83,19 +83,16 @@ static void test_node_key_proves_only_the_node_role(void **state)
 	assert_true(narf_auth_keys_can(&node, NARF_AUTH_NODE));
 	assert_false(narf_auth_keys_can(&node, NARF_AUTH_OPERATOR));
 	assert_false(narf_auth_keys_can(&node, NARF_AUTH_COORD));
-	assert_int_equal(narf_auth_node_key_text(&node, text, sizeof(text)),
-	                 0);
+	assert_int_equal(narf_auth_node_key_text(&node, text, sizeof(text)), 0);
 	/* Node to coordinator, and node to node. */
-	assert_int_equal(exchange(&node, &full, NARF_AUTH_NODE, 4, "api",
-	                          "api"),
-	                 0);
-	assert_int_equal(exchange(&node, &node, NARF_AUTH_NODE, 4, "peer",
-	                          "peer"),
-	                 0);
+	assert_int_equal(
+	        exchange(&node, &full, NARF_AUTH_NODE, 4, "api", "api"), 0);
+	assert_int_equal(
+	        exchange(&node, &node, NARF_AUTH_NODE, 4, "peer", "peer"), 0);
 	/* The client cannot even start an operator proof... */
-	assert_int_equal(exchange(&node, &full, NARF_AUTH_OPERATOR, 0, "api",
-	                          "api"),
-	                 NARF_EAUTH);
+	assert_int_equal(
+	        exchange(&node, &full, NARF_AUTH_OPERATOR, 0, "api", "api"),
+	        NARF_EAUTH);
 	/* ... and a node-keyed server refuses to answer for another role. */
 	assert_int_equal(narf_auth_server_answer(&s, &node, NARF_AUTH_COORD, 1,
 	                                         "raft", nonce, mac),
@@ -126,9 +123,9 @@ static void test_wrong_secret_fails_both_ways(void **state)
 	                                         "api", c.nonce_c, mac_s),
 	                 0);
 	memcpy(c.nonce_s, s.nonce_s, sizeof(c.nonce_s));
-	assert_int_equal(narf_auth_client_prove(&c, &bad, s.nonce_s, mac_s,
-	                                        mac_c),
-	                 NARF_EAUTH);
+	assert_int_equal(
+	        narf_auth_client_prove(&c, &bad, s.nonce_s, mac_s, mac_c),
+	        NARF_EAUTH);
 	memset(mac_c, 0, sizeof(mac_c));
 	assert_int_equal(narf_auth_server_check(&s, &good, mac_c), NARF_EAUTH);
 }
@@ -153,9 +150,8 @@ static void test_proof_is_bound_to_its_transcript(void **state)
 	                 0);
 	/* Reflection: the server's own proof sent back. */
 	assert_int_equal(narf_auth_server_check(&s, &k, mac_s), NARF_EAUTH);
-	assert_int_equal(narf_auth_client_prove(&c, &k, s.nonce_s, mac_s,
-	                                        mac_c),
-	                 0);
+	assert_int_equal(
+	        narf_auth_client_prove(&c, &k, s.nonce_s, mac_s, mac_c), 0);
 	assert_int_equal(narf_auth_server_check(&s, &k, mac_c), 0);
 	/* The same proof against a server that was told id 6 instead. */
 	s2 = s;
@@ -207,7 +203,8 @@ static void test_key_text_and_files(void **state)
 	assert_int_equal(
 	        narf_auth_keys_from_text(
 	                &a,
-	                "node:zz0102030405060708090a0b0c0d0e0f101112131415161718"
+	                "node:"
+	                "zz0102030405060708090a0b0c0d0e0f101112131415161718"
 	                "191a1b1c1d1e1f",
 	                69, err),
 	        NARF_EINVAL);

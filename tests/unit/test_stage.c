@@ -146,8 +146,9 @@ static unsigned sync_all(struct narf_map *m, bool partial)
 		const struct narf_slot *x = &m->slots[rnd(NARF_SLOTS)];
 
 		if (x->n_isr > 0) {
-			apply_ok(m, narf_cmd_isr(x->primary,
-			                         x->isr[rnd(x->n_isr)], NULL, 0));
+			apply_ok(m,
+			         narf_cmd_isr(x->primary, x->isr[rnd(x->n_isr)],
+			                      NULL, 0));
 			entries++;
 		}
 	}

@@ -34,8 +34,10 @@ static void test_hash_checks_only_its_password(void **state)
 	assert_int_equal(narf_users_hash("s3cret-long", 11, h2), 0);
 	assert_int_equal(strlen(h1), NARF_USER_HASH_TEXT - 1);
 	assert_string_not_equal(h1, h2);
-	snprintf(text, sizeof(text), "# users\n\napp readwrite %s\r\n"
-	         "  ops\tadmin\t%s  \n", h1, h2);
+	snprintf(text, sizeof(text),
+	         "# users\n\napp readwrite %s\r\n"
+	         "  ops\tadmin\t%s  \n",
+	         h1, h2);
 	assert_int_equal(parse(&u, text, err), 0);
 	assert_int_equal(u.n, 2);
 	a = narf_users_find(&u, "app", 3);
@@ -58,7 +60,8 @@ static void test_bad_lines_name_their_line(void **state)
 {
 	static const char good[] =
 	        "sha256$000102030405060708090a0b0c0d0e0f$"
-	        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+	        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e"
+	        "1f";
 	struct {
 		const char *fmt;
 		const char *want;
@@ -71,7 +74,8 @@ static void test_bad_lines_name_their_line(void **state)
 	        {"a read %s\na admin %s\n", "line 2: that user twice"},
 	        {"b/ad read %s\n", "line 1: a user name"},
 	        {"\n\n#x\n"
-	         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	         "aaaa"
 	         " read %s\n",
 	         "line 4: a user name is 1 to 64"},
 	};
@@ -133,9 +137,9 @@ static void test_oversized(void **state)
 	(void)state;
 	assert_non_null(text);
 	memset(text, '#', NARF_USERS_FILE_MAX + 1);
-	assert_int_equal(narf_users_parse(&u, text, NARF_USERS_FILE_MAX + 1,
-	                                  err),
-	                 NARF_EINVAL);
+	assert_int_equal(
+	        narf_users_parse(&u, text, NARF_USERS_FILE_MAX + 1, err),
+	        NARF_EINVAL);
 	assert_non_null(strstr(err, "1 MiB"));
 	assert_int_equal(narf_users_hash("x", 1, h), 0);
 	while (len + 140 < NARF_USERS_FILE_MAX)
