@@ -562,7 +562,7 @@ const struct narf_command narf_key_commands[] = {
         {"scan", cmd_scan, -2, R, 0, 0, 0},
         {"keys", cmd_keys, 2, R, 0, 0, 0},
         {"dbsize", cmd_dbsize, 1, R | F, 0, 0, 0},
-        {"flushall", cmd_flushall, -1, W, 0, 0, 0},
-        {"flushdb", cmd_flushall, -1, W, 0, 0, 0},
+        {"flushall", cmd_flushall, -1, W | NARF_CMD_ADMIN, 0, 0, 0},
+        {"flushdb", cmd_flushall, -1, W | NARF_CMD_ADMIN, 0, 0, 0},
         {NULL, NULL, 0, 0, 0, 0, 0},
 };

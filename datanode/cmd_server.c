@@ -119,7 +119,27 @@ static bool password_equal(const char *want, const char *got, size_t n)
 	return diff == 0;
 }
 
-/* AUTH [user] password: only the "default" user exists. */
+/* A refused AUTH: counted as Redis 7.2 counts acl_access_denied_auth,
+ * logged at a bounded rate with the address, never the password. */
+static int wrongpass(struct narf_engine *e,
+                     struct narf_client *c,
+                     struct narf_buf *out)
+{
+	e->stats.auth_failures++;
+	narf_engine_ratelog(e, &e->auth_log, c);
+	narf_resp_error(out,
+	                "WRONGPASS invalid username-password pair or user is "
+	                "disabled.");
+	return -1;
+}
+
+/*
+ * AUTH [user] password. A user of the users file (docs/security.md) gets
+ * its permission; "default" is --requirepass-file's user, with every
+ * permission, as Redis's default user. Without any password the default
+ * user is nopass; with a users file but no --requirepass-file it is
+ * disabled (every client names its user).
+ */
 static int check_auth(struct narf_engine *e,
                       struct narf_client *c,
                       const char *user,
@@ -128,13 +148,26 @@ static int check_auth(struct narf_engine *e,
                       size_t plen,
                       struct narf_buf *out)
 {
-	if (e->cfg.requirepass == NULL && user != NULL &&
-	    narf_arg_is(user, ulen, "default")) {
-		/* As Redis: without a password the default user is nopass. */
+	const struct narf_user *u =
+	        user != NULL ? narf_users_find(&e->cfg.users, user, ulen)
+	                     : NULL;
+
+	if (u != NULL) {
+		if (!narf_user_password_ok(u, pass, plen))
+			return wrongpass(e, c, out);
 		c->authenticated = true;
+		c->perm = u->perm;
 		return 0;
 	}
-	if (e->cfg.requirepass == NULL && user == NULL) {
+	if (user != NULL && !narf_arg_is(user, ulen, "default"))
+		return wrongpass(e, c, out);
+	if (!narf_engine_has_password(e) && user != NULL) {
+		/* As Redis: without a password the default user is nopass. */
+		c->authenticated = true;
+		c->perm = NARF_PERM_ADMIN;
+		return 0;
+	}
+	if (!narf_engine_has_password(e)) {
 		narf_resp_error(out,
 		                "ERR AUTH <password> called without any "
 		                "password configured for the default "
@@ -142,19 +175,11 @@ static int check_auth(struct narf_engine *e,
 		                "is correct?");
 		return -1;
 	}
-	if ((user != NULL && !narf_arg_is(user, ulen, "default")) ||
-	    e->cfg.requirepass == NULL ||
-	    !password_equal(e->cfg.requirepass, pass, plen)) {
-		/* Counted as Redis 7.2 counts acl_access_denied_auth; logged
-		 * at a bounded rate, with the address, never the password. */
-		e->stats.auth_failures++;
-		narf_engine_ratelog(e, &e->auth_log, c);
-		narf_resp_error(out,
-		                "WRONGPASS invalid username-password pair "
-		                "or user is disabled.");
-		return -1;
-	}
+	if (e->cfg.requirepass == NULL ||
+	    !password_equal(e->cfg.requirepass, pass, plen))
+		return wrongpass(e, c, out);
 	c->authenticated = true;
+	c->perm = NARF_PERM_ADMIN;
 	return 0;
 }
 
@@ -897,7 +922,7 @@ const struct narf_command narf_server_commands[] = {
         {"hello", cmd_hello, -1, A | F, 0, 0, 0},
         {"client", cmd_client, -2, 0, 0, 0, 0},
         {"command", cmd_command, -1, 0, 0, 0, 0},
-        {"config", cmd_config, -2, 0, 0, 0, 0},
+        {"config", cmd_config, -2, NARF_CMD_ADMIN, 0, 0, 0},
         {"info", cmd_info, -1, 0, 0, 0, 0},
         {"cluster", cmd_cluster, -2, 0, 0, 0, 0},
         {NULL, NULL, 0, 0, 0, 0, 0},

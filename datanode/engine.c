@@ -49,6 +49,40 @@ static void table_add(const struct narf_command *cmds)
 }
 
 /* The table position of the command named name, or -1. */
+/* The permission a command needs (users file, docs/security.md): admin
+ * commands admin, writes readwrite, everything else read. NARF.* are for
+ * proven peers only (cmd_cluster.c). */
+static enum narf_perm needed_perm(const struct narf_command *cmd)
+{
+	if (cmd->flags & NARF_CMD_ADMIN)
+		return NARF_PERM_ADMIN;
+	if (cmd->flags & NARF_CMD_WRITE)
+		return NARF_PERM_READWRITE;
+	return NARF_PERM_READ;
+}
+
+/* Redis 7.0's words for an ACL refusal; a command with subcommands is
+ * named "config|get", as Redis names it. */
+static int reply_noperm(struct narf_buf *out,
+                        const struct narf_command *cmd,
+                        int argc,
+                        const char **argv,
+                        const size_t *argvlen)
+{
+	char sub[32];
+	size_t n = 0;
+
+	if (strcmp(cmd->name, "config") == 0 && argc >= 2) {
+		for (; n < argvlen[1] && n < sizeof(sub) - 1; n++)
+			sub[n] = (char)tolower((unsigned char)argv[1][n]);
+	}
+	sub[n] = '\0';
+	return narf_resp_errorf(out,
+	                        "NOPERM this user has no permissions to run "
+	                        "the '%s%s%s' command",
+	                        cmd->name, n ? "|" : "", sub);
+}
+
 static int lookup_pos(const char *name, size_t n)
 {
 	unsigned h;
@@ -191,6 +225,12 @@ void narf_engine_close(struct narf_engine *e)
 	e->cfg.requirepass = NULL;
 	free(e->cfg.cluster_secret);
 	e->cfg.cluster_secret = NULL;
+	narf_users_free(&e->cfg.users);
+}
+
+bool narf_engine_has_password(const struct narf_engine *e)
+{
+	return e->cfg.requirepass != NULL || e->cfg.users.n > 0;
 }
 
 const char *narf_engine_peer_secret(const struct narf_engine *e)
@@ -203,7 +243,10 @@ void narf_engine_client_init(struct narf_engine *e, struct narf_client *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->id = e->next_client_id++;
-	c->authenticated = e->cfg.requirepass == NULL;
+	/* Without a password the default user is nopass and may do
+	 * anything, as Redis's. */
+	c->authenticated = !narf_engine_has_password(e);
+	c->perm = c->authenticated ? NARF_PERM_ADMIN : NARF_PERM_NONE;
 	c->created_ms = (uint64_t)narf_engine_now(e);
 }
 
@@ -224,7 +267,7 @@ const struct narf_resp_limits *narf_engine_limits(const struct narf_engine *e,
 bool narf_engine_protected(const struct narf_engine *e,
                            const struct narf_client *c)
 {
-	return e->cfg.protected_mode && e->cfg.requirepass == NULL &&
+	return e->cfg.protected_mode && !narf_engine_has_password(e) &&
 	       !c->loopback && !c->peer;
 }
 
@@ -686,6 +729,9 @@ int narf_engine_exec(struct narf_engine *e,
 		rv = narf_reply_wrong_arity(out, cmd->name);
 	} else if (!c->authenticated && !(cmd->flags & NARF_CMD_NOAUTH)) {
 		rv = narf_resp_error(out, "NOAUTH Authentication required.");
+	} else if (!c->peer && !(cmd->flags & NARF_CMD_NOAUTH) &&
+	           c->perm < needed_perm(cmd)) {
+		rv = reply_noperm(out, cmd, argc, argv, argvlen);
 	} else if (keys_too_large(e, cmd, argc, argvlen)) {
 		rv = narf_resp_error(out,
 		                     "ERR key is too large (max-key-size)");

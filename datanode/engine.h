@@ -24,6 +24,7 @@
 #include "common/map.h"
 #include "common/resp.h"
 #include "common/store.h"
+#include "common/users.h"
 
 #define NARF_REDIS_VERSION "7.0.0" /* what INFO and HELLO claim */
 #define NARF_CLIENT_NAME_MAX 256
@@ -46,6 +47,9 @@ struct narf_engine_config {
 	/* --cluster-secret-file: the node role's key (the cluster secret's,
 	 * or a node key; common/auth.h); required with --join */
 	struct narf_auth_keys keys;
+	/* --users-file: users with passwords and permissions
+	 * (common/users.h); owned, emptied by narf_engine_close() */
+	struct narf_users users;
 	bool standalone;
 	bool standalone_flag; /* --standalone given explicitly */
 	bool redirect;        /* --redirect: -MOVED instead of proxying */
@@ -93,6 +97,7 @@ struct narf_ratelog {
 struct narf_client {
 	uint64_t id;
 	bool authenticated;
+	enum narf_perm perm;    /* what it may run once authenticated */
 	bool close_after_reply; /* QUIT, or a fatal error reply */
 	char name[NARF_CLIENT_NAME_MAX];
 	char addr[64];
@@ -215,6 +220,10 @@ const struct narf_resp_limits *narf_engine_limits(const struct narf_engine *e,
 
 /* Is c held at the door by protected mode (protected mode applies, and c
  * is neither from loopback nor a proven peer)? */
+/* Does the data port ask for a password (--requirepass-file, or a users
+ * file)? */
+bool narf_engine_has_password(const struct narf_engine *e);
+
 bool narf_engine_protected(const struct narf_engine *e,
                            const struct narf_client *c);
 /* Must c's request running cmd (NULL: a command not known, or a request
@@ -300,6 +309,8 @@ struct narf_command {
 #define NARF_CMD_NOAUTH 4u  /* allowed before AUTH */
 #define NARF_CMD_DENYOOM 8u /* may grow memory: refused under noeviction */
 #define NARF_CMD_FAST 16u
+/* Needs the admin permission (users file): CONFIG, FLUSHALL, FLUSHDB. */
+#define NARF_CMD_ADMIN 256u
 /* In a cluster, keys of other nodes' slots are sent to them and the replies
  * merged: SPLIT_SUM adds integers (DEL, EXISTS), SPLIT_ARRAY puts values
  * back in request order (MGET), SPLIT_OK answers OK when every part did

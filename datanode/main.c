@@ -56,6 +56,12 @@ static const char usage_text[] =
         "  --requirepass-file FILE  clients must AUTH with the password in\n"
         "                           FILE (first line); the environment\n"
         "                           variable NARF_REQUIREPASS works too\n"
+        "  --users-file FILE        users (name, read|readwrite|admin, password\n"
+        "                           hash from 'cachecli hash-password'), one\n"
+        "                           per line; clients AUTH user password.\n"
+        "                           With it, the default user is\n"
+        "                           --requirepass-file's (disabled without\n"
+        "                           one); docs/security.md\n"
         "  --protected-mode yes|no  with no client password, serve only\n"
         "                           clients from the loopback interface\n"
         "                           (127.0.0.0/8), as Redis: others get\n"
@@ -128,6 +134,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_MAXMEM,
 		O_EVICT,
 		O_PASS,
+		O_USERS,
 		O_SECRET,
 		O_CLIENTS,
 		O_KEYSIZE,
@@ -153,6 +160,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"max-memory", required_argument, NULL, O_MAXMEM},
 	        {"eviction", required_argument, NULL, O_EVICT},
 	        {"requirepass-file", required_argument, NULL, O_PASS},
+	        {"users-file", required_argument, NULL, O_USERS},
 	        {"cluster-secret-file", required_argument, NULL, O_SECRET},
 	        {"max-clients", required_argument, NULL, O_CLIENTS},
 	        {"max-key-size", required_argument, NULL, O_KEYSIZE},
@@ -241,6 +249,12 @@ static void parse_flags(struct narf_engine_config *cfg,
 			free(cfg->requirepass);
 			cfg->requirepass =
 			        read_secret("--requirepass-file", optarg);
+			break;
+		case O_USERS:
+			narf_users_free(&cfg->users);
+			if (narf_users_load(&cfg->users, optarg, errmsg) != 0)
+				narf_usage_error(prog, "--users-file %s",
+				                 errmsg);
 			break;
 		case O_SECRET:
 			free(cfg->cluster_secret);

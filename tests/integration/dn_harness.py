@@ -420,9 +420,34 @@ class DataNode(Server):
                 a += [flag, str(opts[k])]
         if self.password_file:
             a += ["--requirepass-file", self.password_file]
+        if opts.get("users"):
+            a += ["--users-file", self.users_file(opts["users"])]
         if opts.get("cluster_secret"):
             a = with_secret(a)
         return a
+
+
+    def users_file(self, users):
+        """Write users [(name, perm, password)] as a users file: the hash
+        made here, independently of cachecli hash-password, as
+        docs/security.md defines it (SHA-256 of salt then password)."""
+        import hashlib
+        path = os.path.join(self.tmpdir, self.name + ".users")
+        with open(path, "w") as f:
+            f.write("# made by dn_harness\n")
+            for name, perm, password in users:
+                salt = os.urandom(16)
+                digest = hashlib.sha256(salt + password.encode()).hexdigest()
+                f.write("%s %s sha256$%s$%s\n" % (name, perm, salt.hex(),
+                                                   digest))
+        os.chmod(path, 0o600)
+        return path
+
+
+# A narf permission as Redis ACL rules (for the side-by-side tests).
+REDIS_ACL = {"read": ["+@read", "+@connection"],
+             "readwrite": ["+@all", "-@admin", "-flushall", "-flushdb"],
+             "admin": ["+@all"]}
 
 
 class RedisServer(Server):
@@ -445,7 +470,7 @@ class RedisServer(Server):
         # ephemeral range: take a checked one instead.
         self.bus_port = PORTS.take(1)[0] if cluster else None
         unknown = set(opts) - set(self.FLAGS) - {"log_level", "password_via",
-                                                "password", "bind"}
+                                                "password", "bind", "users"}
         if unknown:
             raise HarnessError("redis-server has no equivalent of %s"
                                % sorted(unknown))
@@ -464,6 +489,13 @@ class RedisServer(Server):
                 a += [flag, str(opts[k])]
         if self.password is not None:
             a += ["--requirepass", self.password]
+        for name, perm, password in self.opts.get("users") or ():
+            a += ["--user", name, "on", ">" + password, "~*",
+                  "&*"] + REDIS_ACL[perm]
+        if self.opts.get("users") and self.password is None:
+            # narf disables the default user when a users file has no
+            # --requirepass-file beside it.
+            a += ["--user", "default", "off"]
         if self.cluster:
             a += ["--cluster-enabled", "yes", "--cluster-announce-ip", HOST,
                   "--cluster-port", str(self.bus_port),

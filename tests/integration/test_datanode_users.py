@@ -1,0 +1,111 @@
+"""Users and permissions on the data port (docs/security.md, "Users"),
+with the same assertions against redis-server (Debian's 7.0, given the
+equivalent ACL users) and narf (a users file): AUTH user password, HELLO 2
+AUTH, and what each permission may run.
+"""
+
+import pytest
+
+from dn_fixtures import kind, make_server  # noqa: F401
+from dn_harness import Err
+
+USERS = [("reader", "read", "reader-pw-0123456789"),
+         ("writer", "readwrite", "writer-pw-0123456789"),
+         ("boss", "admin", "boss-pw-0123456789")]
+WRONGPASS = Err("WRONGPASS invalid username-password pair or user is "
+                "disabled.")
+
+
+def noperm(name):
+    return Err("NOPERM this user has no permissions to run the '%s' "
+               "command" % name)
+
+
+@pytest.fixture
+def usrv(make_server, kind):
+    return make_server(kind, users=USERS)
+
+
+def login(srv, user):
+    c = srv.raw(auth=False)
+    name, _, pw = next(u for u in USERS if u[0] == user)
+    assert c.cmd("AUTH", name, pw) == "OK"
+    return c
+
+
+def test_each_permission_runs_what_it_may(usrv):
+    """read reads, readwrite writes but may not flush or configure, admin
+    does everything; refusals are NOPERM with Redis's words and change
+    nothing."""
+    w = login(usrv, "writer")
+    assert w.cmd("SET", "k", "v1") == "OK"
+    assert w.cmd("FLUSHALL") == noperm("flushall")
+    assert w.cmd("CONFIG", "GET", "maxmemory") == noperm("config|get")
+    r = login(usrv, "reader")
+    assert r.cmd("GET", "k") == b"v1"
+    assert r.cmd("SET", "k", "v2") == noperm("set")
+    assert r.cmd("DEL", "k") == noperm("del")
+    assert r.cmd("PING") == "PONG"
+    assert r.cmd("GET", "k") == b"v1"
+    b = login(usrv, "boss")
+    assert b.cmd("CONFIG", "GET", "maxmemory")[0] == b"maxmemory"
+    assert b.cmd("FLUSHALL") == "OK"
+    assert b.cmd("GET", "k") is None
+    for c in (w, r, b):
+        c.close()
+
+
+def test_wrong_passwords_and_unknown_users(usrv):
+    """A wrong password, an unknown user, another user's password and the
+    default user (disabled when users are set without a default password)
+    all get WRONGPASS, and the connection stays unauthenticated."""
+    c = usrv.raw(auth=False)
+    assert c.cmd("AUTH", "reader", "writer-pw-0123456789") == WRONGPASS
+    assert c.cmd("AUTH", "nobody", "x") == WRONGPASS
+    assert c.cmd("AUTH", "reader", "") == WRONGPASS
+    assert c.cmd("AUTH", "default", "x") == WRONGPASS
+    assert c.cmd("GET", "k") == Err("NOAUTH Authentication required.")
+    assert c.cmd("AUTH", "reader", "reader-pw-0123456789") == "OK"
+    assert c.cmd("GET", "k") is None
+    c.close()
+
+
+def test_hello_auth_and_reauth(usrv):
+    """HELLO 2 AUTH user password logs in; a second AUTH as another user
+    takes that user's permission, and a failed AUTH keeps the one it had."""
+    c = usrv.raw(auth=False)
+    rep = c.cmd("HELLO", "2", "AUTH", "reader", "reader-pw-0123456789")
+    assert isinstance(rep, list) and b"proto" in rep
+    assert c.cmd("SET", "k", "1") == noperm("set")
+    assert c.cmd("AUTH", "writer", "writer-pw-0123456789") == "OK"
+    assert c.cmd("SET", "k", "1") == "OK"
+    assert c.cmd("AUTH", "boss", "nope") == WRONGPASS
+    assert c.cmd("SET", "k", "2") == "OK"
+    assert c.cmd("FLUSHALL") == noperm("flushall")
+    c.close()
+
+
+def test_default_user_with_a_password_beside_users(make_server, kind):
+    """With a default password as well, AUTH password is the default user
+    with every permission; the users keep theirs."""
+    srv = make_server(kind, users=USERS, password="default-pw-01234")
+    c = srv.raw(auth=False)
+    assert c.cmd("AUTH", "default-pw-01234") == "OK"
+    assert c.cmd("FLUSHALL") == "OK"
+    assert c.cmd("AUTH", "reader", "reader-pw-0123456789") == "OK"
+    assert c.cmd("SET", "k", "1") == noperm("set")
+    c.close()
+
+
+def test_bad_users_file_is_refused_at_start(make_server, tmp_path):
+    """A malformed users file stops the data node at start with the line
+    that is wrong (exit 2), before it serves anything."""
+    import subprocess
+    from dn_fixtures import datanode_binary
+    bad = tmp_path / "users"
+    bad.write_text("reader read sha256$00$11\n")
+    out = subprocess.run([datanode_binary(), "--standalone", "--port", "1",
+                          "--users-file", str(bad)], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode == 2
+    assert "line 1" in out.stderr and "password hash" in out.stderr
