@@ -10,6 +10,7 @@
  * 1 a missing key or an error answer, 2 usage error, 3 cluster unreachable.
  * Every failure is one line on stderr that says what to do next.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -110,6 +111,11 @@ static const char help_text[] =
         "                    caller; leave, settings and coord changes\n"
         "                    need the secret itself. Default:\n"
         "                    $NARF_SECRET_FILE\n"
+        "  --user NAME       the data nodes' user to AUTH as (users file;\n"
+        "                    default: the default user)\n"
+        "  --password-file FILE\n"
+        "                    the data nodes' password (first line);\n"
+        "                    default: $NARF_PASSWORD\n"
         "  --log-level LVL   debug, info, warn (default) or error: debug\n"
         "                    shows leader redirects on stderr\n"
         "  -h, --help        show this help and exit\n"
@@ -122,6 +128,8 @@ static const char help_text[] =
         "  NARF_SECRET_FILE  default for --secret-file (a path: the secret\n"
         "                    itself never goes in the environment);\n"
         "                    'scripts/cluster.sh start' prints it\n"
+        "  NARF_PASSWORD     the data nodes' password, when no\n"
+        "                    --password-file is given\n"
         "  NO_COLOR          if set, never colour the output (colour is\n"
         "                    only used when stdout is a terminal)\n"
         "  HOME              the shell keeps its history in\n"
@@ -208,6 +216,39 @@ static void load_credential(struct narf_cli_options *o)
 	                           : NARF_AUTH_NODE);
 }
 
+/* The data port's password: --password-file's first line, else
+ * NARF_PASSWORD; then every data node connection AUTHs first. */
+static char cli_password[1025];
+
+static void load_password(const struct narf_cli_options *o)
+{
+	const char *env = getenv("NARF_PASSWORD");
+
+	if (o->password_file != NULL) {
+		FILE *f = fopen(o->password_file, "r");
+
+		if (f == NULL)
+			narf_usage_error(prog, "--password-file %s: %s",
+			                 o->password_file, strerror(errno));
+		if (fgets(cli_password, sizeof(cli_password), f) == NULL)
+			cli_password[0] = '\0';
+		fclose(f);
+		cli_password[strcspn(cli_password, "\r\n")] = '\0';
+		if (cli_password[0] == '\0')
+			narf_usage_error(prog, "--password-file %s: empty",
+			                 o->password_file);
+	} else if (env != NULL && env[0] != '\0') {
+		snprintf(cli_password, sizeof(cli_password), "%s", env);
+	} else if (o->user != NULL) {
+		narf_usage_error(prog,
+		                 "--user needs a password: "
+		                 "--password-file or NARF_PASSWORD");
+	} else {
+		return;
+	}
+	narf_cli_set_data_auth(o->user, cli_password);
+}
+
 /* getopt leaves the culprit in optopt for a short option; for a long one
  * it is the last argument consumed, and optopt is set only when a known
  * flag was given a value it does not take ("--json=1"). */
@@ -237,6 +278,8 @@ static void parse_flags(int argc, char **argv, struct narf_cli_options *o)
 	        {"ttl", required_argument, NULL, 'T'},
 	        {"log-level", required_argument, NULL, 'L'},
 	        {"secret-file", required_argument, NULL, 'S'},
+	        {"user", required_argument, NULL, 'U'},
+	        {"password-file", required_argument, NULL, 'P'},
 	        {"nx", no_argument, NULL, 'N'},
 	        {"xx", no_argument, NULL, 'X'},
 	        {"help", no_argument, NULL, 'h'},
@@ -283,6 +326,12 @@ static void parse_flags(int argc, char **argv, struct narf_cli_options *o)
 			break;
 		case 'S':
 			o->secret_file = optarg;
+			break;
+		case 'U':
+			o->user = optarg;
+			break;
+		case 'P':
+			o->password_file = optarg;
 			break;
 		case 'N':
 			o->nx = true;
@@ -365,6 +414,13 @@ int narf_cli_report_data(const struct narf_cli_options *o,
 	}
 	if (rc == NARF_ENOMEM) {
 		fprintf(stderr, "%s: %s: out of memory\n", prog, what);
+		return EXIT_ERROR;
+	}
+	if (rc == NARF_EAUTH) {
+		fprintf(stderr,
+		        "%s: %s: %s (check --user and --password-file or "
+		        "NARF_PASSWORD)\n",
+		        prog, what, errmsg);
 		return EXIT_ERROR;
 	}
 	return narf_cli_report_coord(o, rc, errmsg);
@@ -700,6 +756,7 @@ int main(int argc, char **argv)
 		check_flags(&o, &commands[i]);
 		resolve_coord(&o);
 		load_credential(&o);
+		load_password(&o);
 		if (isatty(STDOUT_FILENO) && (no_color == NULL || !no_color[0]))
 			narf_cli_sty = &tty_style;
 		return finish_output(commands[i].run(&o));

@@ -32,9 +32,11 @@ enum exit_code {
 };
 
 struct narf_cli_options {
-	const char *coord;        /* borrowed: argv, environment or default */
-	const char *coord_source; /* borrowed: where coord came from */
-	const char *secret_file;  /* borrowed: argv or environment, or NULL */
+	const char *coord;         /* borrowed: argv, environment or default */
+	const char *coord_source;  /* borrowed: where coord came from */
+	const char *secret_file;   /* borrowed: argv or environment, or NULL */
+	const char *user;          /* borrowed: --user, or NULL */
+	const char *password_file; /* borrowed: --password-file, or NULL */
 	bool json, watch, nx, xx;
 	uint64_t timeout_ms;
 	char **args; /* borrowed: positional arguments, the command first */

@@ -142,6 +142,53 @@ static struct narf_cli_conn *pool_get(struct narf_cli_cluster *cl,
 	return c;
 }
 
+/* The data port's credential (narf_cli_set_data_auth); borrowed. */
+static const char *data_user, *data_pass;
+
+void narf_cli_set_data_auth(const char *user, const char *pass)
+{
+	data_user = user;
+	data_pass = pass;
+}
+
+/* AUTH [user] password on a fresh connection; 0, or NARF_EAUTH with the
+ * node's answer in cl->errmsg. */
+static int node_auth(struct narf_cli_cluster *cl,
+                     struct narf_cli_conn *c,
+                     int64_t deadline)
+{
+	const char *argv[3] = {"AUTH", data_user, data_pass};
+	size_t len[3] = {4, data_user ? strlen(data_user) : 0,
+	                 strlen(data_pass)};
+	struct narf_buf req, rep;
+	int rv;
+
+	if (data_user == NULL) {
+		argv[1] = data_pass;
+		len[1] = len[2];
+	}
+	narf_buf_init(&req);
+	narf_buf_init(&rep);
+	rv = narf_resp_command(&req, data_user ? 3 : 2, argv, len) != 0
+	             ? NARF_ENOMEM
+	             : narf_cli_exchange(c->fd, &req, NARF_CLI_RESP, deadline,
+	                                 &rep);
+	if (rv == 0 && (rep.len < 3 || memcmp(rep.data, "+OK", 3) != 0)) {
+		const char *cr =
+		        rep.len ? memchr(rep.data, '\r', rep.len) : NULL;
+		int n = cr ? (int)(cr - rep.data) : (int)rep.len;
+
+		snprintf(cl->errmsg, sizeof(cl->errmsg),
+		         "%s refused AUTH: %.*s", c->addr, n > 200 ? 200 : n,
+		         rep.len ? rep.data : "");
+		rv = NARF_EAUTH;
+	}
+	explicit_bzero(req.data, req.len);
+	narf_buf_close(&req);
+	narf_buf_close(&rep);
+	return rv;
+}
+
 /*
  * One exchange with addr over a pooled connection. A kept connection the
  * node has closed meanwhile (its idle timeout) fails on first use: then one
@@ -167,6 +214,11 @@ static int node_exchange(struct narf_cli_cluster *cl,
 				return rv;
 			}
 			snprintf(c->addr, sizeof(c->addr), "%s", addr);
+			if (data_pass != NULL &&
+			    (rv = node_auth(cl, c, deadline)) != 0) {
+				conn_close(c);
+				return rv;
+			}
 		}
 		rv = narf_cli_exchange(c->fd, req, NARF_CLI_RESP, deadline,
 		                       raw);
@@ -349,7 +401,8 @@ int narf_cli_cluster_call(struct narf_cli_cluster *cl,
 		}
 		rv = node_exchange(cl, addr, &cmd,
 		                   attempt_deadline(cl, deadline), raw);
-		if (rv == NARF_ENOMEM)
+		/* A refused password is refused again: report it now. */
+		if (rv == NARF_ENOMEM || rv == NARF_EAUTH)
 			goto out;
 		if (rv == 0 && narf_reply_parse(raw->data, raw->len, NULL,
 		                                reply, NULL) != NARF_RESP_DONE)

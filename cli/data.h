@@ -56,6 +56,11 @@ void narf_cli_cluster_close(struct narf_cli_cluster *cl);
  * narf_jclient_call_leader() (NARF_ECONNECT, NARF_ETIMEOUT, NARF_EPROTO,
  * NARF_EINVAL) with cl->errmsg saying what failed.
  */
+/* The credential every new data node connection proves with AUTH [user]
+ * password (both borrowed; user may be NULL: the default user; pass NULL:
+ * no AUTH). Process-wide, as a tool has one. */
+void narf_cli_set_data_auth(const char *user, const char *pass);
+
 int narf_cli_cluster_refresh(struct narf_cli_cluster *cl, int64_t deadline);
 
 /*

@@ -498,6 +498,11 @@ def parse_cluster_slots(reply):
     return table
 
 
+# (user, password) the harness's own checks AUTH with on data nodes that
+# take users (test_datanode_users.py sets it); None: no AUTH.
+DATA_AUTH = None
+
+
 def slots_table(where, timeout=1.0):
     """CLUSTER SLOTS of the node at `where`: a port on 127.0.0.1, or a
     "host:port" address (nodes on hosts of their own, nemesis.py)."""
@@ -505,6 +510,8 @@ def slots_table(where, timeout=1.0):
     if isinstance(where, str):
         host, port = where.rsplit(":", 1)
     with RawConn(int(port), timeout=timeout, host=host) as c:
+        if DATA_AUTH is not None:
+            c.cmd("AUTH", *DATA_AUTH)
         return parse_cluster_slots(c.cmd("CLUSTER", "SLOTS"))
 
 
