@@ -98,10 +98,10 @@ bool narf_auth_equal(const void *a, const void *b, size_t n)
 	return CRYPTO_memcmp(a, b, n) == 0;
 }
 
-int narf_auth_keys_from_text(struct narf_auth_keys *keys,
-                             const char *text,
-                             size_t len,
-                             char *errmsg)
+static int keyset_from_text(struct narf_auth_keyset *keys,
+                            const char *text,
+                            size_t len,
+                            char *errmsg)
 {
 	size_t plen = strlen(NARF_AUTH_NODE_KEY_PREFIX);
 
@@ -137,15 +137,54 @@ int narf_auth_keys_from_text(struct narf_auth_keys *keys,
 	return 0;
 }
 
+int narf_auth_keys_from_text(struct narf_auth_keys *keys,
+                             const char *text,
+                             size_t len,
+                             char *errmsg)
+{
+	int rv;
+
+	memset(keys, 0, sizeof(*keys));
+	rv = keyset_from_text(&keys->set[0], text, len, errmsg);
+	keys->n = rv == 0 ? 1 : 0;
+	return rv;
+}
+
+/* Read one line of f into keys->set[i]; 1 at the end of the file. */
+static int read_line_set(FILE *f,
+                         struct narf_auth_keys *keys,
+                         unsigned i,
+                         char *why)
+{
+	char line[NARF_AUTH_MAX_SECRET + 3];
+	size_t len;
+	int rv;
+
+	if (fgets(line, sizeof(line), f) == NULL)
+		return i == 0 ? keyset_from_text(&keys->set[0], "", 0, why) : 1;
+	len = strcspn(line, "\r\n");
+	if (len > NARF_AUTH_MAX_SECRET) {
+		explicit_bzero(line, sizeof(line));
+		snprintf(why, NARF_ERRMSG_SIZE, "line %u is over %d bytes",
+		         i + 1, NARF_AUTH_MAX_SECRET);
+		return NARF_EINVAL;
+	}
+	if (i > 0 && len == 0) {
+		explicit_bzero(line, sizeof(line));
+		return 1; /* a trailing empty line */
+	}
+	rv = keyset_from_text(&keys->set[i], line, len, why);
+	explicit_bzero(line, sizeof(line));
+	return rv;
+}
+
 int narf_auth_keys_from_file(struct narf_auth_keys *keys,
                              const char *path,
                              char *errmsg)
 {
-	char line[NARF_AUTH_MAX_SECRET + 3];
-	char why[NARF_ERRMSG_SIZE];
+	char why[NARF_ERRMSG_SIZE] = "";
 	FILE *f = fopen(path, "r");
-	size_t len;
-	int rv;
+	int rv = 0;
 
 	memset(keys, 0, sizeof(*keys));
 	if (f == NULL) {
@@ -154,22 +193,27 @@ int narf_auth_keys_from_file(struct narf_auth_keys *keys,
 			         strerror(errno));
 		return NARF_EIO;
 	}
-	if (fgets(line, sizeof(line), f) == NULL)
-		line[0] = '\0';
-	fclose(f);
-	len = strcspn(line, "\r\n");
-	if (len > NARF_AUTH_MAX_SECRET) {
-		explicit_bzero(line, sizeof(line));
-		if (errmsg != NULL)
-			snprintf(errmsg, NARF_ERRMSG_SIZE,
-			         "%s: the secret's line is over %d bytes", path,
-			         NARF_AUTH_MAX_SECRET);
-		return NARF_EINVAL;
+	for (unsigned i = 0; i < 2 && rv == 0; i++) {
+		rv = read_line_set(f, keys, i, why);
+		if (rv == 0)
+			keys->n = i + 1;
 	}
-	rv = narf_auth_keys_from_text(keys, line, len, why);
-	explicit_bzero(line, sizeof(line));
-	if (rv != 0 && errmsg != NULL)
-		snprintf(errmsg, NARF_ERRMSG_SIZE, "%s: %s", path, why);
+	fclose(f);
+	if (rv == 1)
+		rv = 0;
+	if (rv == 0 && keys->n == 2 &&
+	    keys->set[0].have[NARF_AUTH_OPERATOR] !=
+	            keys->set[1].have[NARF_AUTH_OPERATOR]) {
+		rv = NARF_EINVAL;
+		snprintf(why, sizeof(why),
+		         "its two lines must both be secrets "
+		         "or both node keys");
+	}
+	if (rv != 0) {
+		explicit_bzero(keys, sizeof(*keys));
+		if (errmsg != NULL)
+			snprintf(errmsg, NARF_ERRMSG_SIZE, "%s: %s", path, why);
+	}
 	return rv;
 }
 
@@ -179,23 +223,30 @@ int narf_auth_node_key_text(const struct narf_auth_keys *keys,
 {
 	size_t plen = strlen(NARF_AUTH_NODE_KEY_PREFIX);
 
-	if (!keys->have[NARF_AUTH_NODE] ||
+	if (keys->n == 0 || !keys->set[0].have[NARF_AUTH_NODE] ||
 	    size < plen + 2 * NARF_AUTH_KEY_SIZE + 1)
 		return NARF_EINVAL;
 	memcpy(out, NARF_AUTH_NODE_KEY_PREFIX, plen);
-	narf_auth_hex(keys->key[NARF_AUTH_NODE], NARF_AUTH_KEY_SIZE,
+	narf_auth_hex(keys->set[0].key[NARF_AUTH_NODE], NARF_AUTH_KEY_SIZE,
 	              out + plen);
 	return 0;
+}
+
+static bool set_can(const struct narf_auth_keys *keys,
+                    unsigned i,
+                    enum narf_auth_role role)
+{
+	return i < keys->n && role >= NARF_AUTH_OPERATOR &&
+	       role <= NARF_AUTH_COORD && keys->set[i].have[role];
 }
 
 bool narf_auth_keys_can(const struct narf_auth_keys *keys,
                         enum narf_auth_role role)
 {
-	return role >= NARF_AUTH_OPERATOR && role <= NARF_AUTH_COORD &&
-	       keys->have[role];
+	return set_can(keys, 0, role) || set_can(keys, 1, role);
 }
 
-/* MAC(key of a->role, dir role id nonce_c nonce_s ctx). */
+/* MAC(key of a->role in set a->set, dir role id nonce_c nonce_s ctx). */
 static int transcript_mac(const struct narf_auth *a,
                           const struct narf_auth_keys *keys,
                           char dir,
@@ -204,7 +255,7 @@ static int transcript_mac(const struct narf_auth *a,
 	unsigned char msg[2 + 8 + 2 * NARF_AUTH_NONCE_SIZE + 64];
 	size_t n = 0, clen = strlen(a->ctx);
 
-	if (!narf_auth_keys_can(keys, a->role) || clen > 64)
+	if (!set_can(keys, a->set, a->role) || clen > 64)
 		return NARF_EAUTH;
 	msg[n++] = (unsigned char)dir;
 	msg[n++] = (unsigned char)a->role;
@@ -216,7 +267,8 @@ static int transcript_mac(const struct narf_auth *a,
 	n += NARF_AUTH_NONCE_SIZE;
 	memcpy(msg + n, a->ctx, clen);
 	n += clen;
-	return hmac(keys->key[a->role], NARF_AUTH_KEY_SIZE, msg, n, out);
+	return hmac(keys->set[a->set].key[a->role], NARF_AUTH_KEY_SIZE, msg, n,
+	            out);
 }
 
 int narf_auth_client_begin(struct narf_auth *a,
@@ -246,7 +298,10 @@ int narf_auth_server_answer(struct narf_auth *a,
 	a->id = id;
 	a->ctx = ctx;
 	memcpy(a->nonce_c, nonce_c, NARF_AUTH_NONCE_SIZE);
-	if (!narf_auth_keys_can(keys, role))
+	/* Answer with the current set (the previous one when only it can
+	 * prove the role): the client accepts either of its own. */
+	a->set = set_can(keys, 0, role) ? 0 : 1;
+	if (!set_can(keys, a->set, role))
 		return NARF_EAUTH;
 	if (RAND_bytes(a->nonce_s, NARF_AUTH_NONCE_SIZE) != 1)
 		return NARF_EINTERNAL;
@@ -266,12 +321,16 @@ int narf_auth_client_prove(struct narf_auth *a,
 	/* A server echoing our own nonce is replaying us. */
 	if (narf_auth_equal(a->nonce_s, a->nonce_c, NARF_AUTH_NONCE_SIZE))
 		return NARF_EAUTH;
-	rv = transcript_mac(a, keys, 'S', want);
-	if (rv != 0)
-		return rv;
-	if (!narf_auth_equal(want, mac, NARF_AUTH_MAC_SIZE))
-		return NARF_EAUTH;
-	return transcript_mac(a, keys, 'C', mac_out);
+	/* Whichever of our sets the server answered with is the one we
+	 * prove with. */
+	for (a->set = 0; a->set < keys->n; a->set++) {
+		rv = transcript_mac(a, keys, 'S', want);
+		if (rv == NARF_EINTERNAL)
+			return rv;
+		if (rv == 0 && narf_auth_equal(want, mac, NARF_AUTH_MAC_SIZE))
+			return transcript_mac(a, keys, 'C', mac_out);
+	}
+	return NARF_EAUTH;
 }
 
 int narf_auth_server_check(const struct narf_auth *a,

@@ -67,19 +67,27 @@ int narf_auth_role_parse(const char *name, enum narf_auth_role *out);
 
 /*
  * The keys a process holds: from the cluster secret, all three; from a
- * node key ("node:<hex>"), only the node role's. Plain data, no heap.
+ * node key ("node:<hex>"), only the node role's. A secret file may hold
+ * two lines, the current secret and the one being rotated out (or in):
+ * set[0] and set[1]. A process proves with whichever set the other end
+ * shares, answers with set[0], and accepts either (docs/security.md,
+ * "Rotating the secret"). Plain data, no heap.
  */
-struct narf_auth_keys {
+struct narf_auth_keyset {
 	bool have[4]; /* indexed by enum narf_auth_role */
 	unsigned char key[4][NARF_AUTH_KEY_SIZE];
 };
 
+struct narf_auth_keys {
+	struct narf_auth_keyset set[2];
+	unsigned n; /* sets in use: 0, 1 or 2 */
+};
+
 /*
- * Fill keys from the text of a secret file's first line (borrowed, len
- * bytes, no newline): either a cluster secret (at least
- * NARF_AUTH_MIN_SECRET bytes) or a node key. Returns 0, NARF_EINVAL (too
- * short, or a malformed node key; errmsg says which) or NARF_EINTERNAL
- * (OpenSSL failed).
+ * Fill keys (one set) from the text of one line (borrowed, len bytes, no
+ * newline): either a cluster secret (at least NARF_AUTH_MIN_SECRET bytes)
+ * or a node key. Returns 0, NARF_EINVAL (too short, or a malformed node
+ * key; errmsg says which) or NARF_EINTERNAL (OpenSSL failed).
  */
 int narf_auth_keys_from_text(struct narf_auth_keys *keys,
                              const char *text,
@@ -87,9 +95,10 @@ int narf_auth_keys_from_text(struct narf_auth_keys *keys,
                              char *errmsg);
 
 /*
- * Read a secret file's first line (at most NARF_AUTH_MAX_SECRET bytes,
- * trailing "\r\n" dropped) into keys. Errors as above, plus NARF_EIO when
- * the file cannot be read (errmsg names it and says why).
+ * Read a secret file into keys: its first line, and a second one when
+ * present (each at most NARF_AUTH_MAX_SECRET bytes, trailing "\r\n"
+ * dropped; both secrets, or both node keys). Errors as above (errmsg
+ * names the line), plus NARF_EIO when the file cannot be read.
  */
 int narf_auth_keys_from_file(struct narf_auth_keys *keys,
                              const char *path,
@@ -114,6 +123,7 @@ struct narf_auth {
 	enum narf_auth_role role;
 	uint64_t id;     /* the client's claimed id (0: none, an operator) */
 	const char *ctx; /* borrowed: "api", "raft", "peer" */
+	unsigned set;    /* the key set the exchange runs on */
 	unsigned char nonce_c[NARF_AUTH_NONCE_SIZE];
 	unsigned char nonce_s[NARF_AUTH_NONCE_SIZE];
 };

@@ -44,6 +44,7 @@ struct narf_coord_config {
 	/* --cluster-secret-file: every role's key (common/auth.h); the
 	 * secret itself is not kept */
 	struct narf_auth_keys keys;
+	const char *secret_file; /* borrowed (argv): read again on SIGHUP */
 };
 
 /* What the leader knows of a node between heartbeats (not replicated). */
@@ -133,6 +134,7 @@ struct narf_coord {
 	uv_timer_t cron;
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
+	uv_signal_t sighup; /* reloads --cluster-secret-file */
 	bool closing;
 	uint64_t api_requests[NARF_API_OPS];
 	/* heartbeats refused for want of a fresh majority proof */

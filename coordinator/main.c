@@ -397,6 +397,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 				        "coordinator needs the cluster "
 				        "secret, not a node key",
 				        optarg);
+			cfg->secret_file = optarg;
 			break;
 		}
 		case O_HELP:
@@ -447,6 +448,7 @@ static void raft_closed_cb(struct narf_raftnode *rn)
 	narf_api_close(c);
 	uv_close((uv_handle_t *)&c->sigterm, handle_closed_cb);
 	uv_close((uv_handle_t *)&c->sigint, handle_closed_cb);
+	uv_close((uv_handle_t *)&c->sighup, handle_closed_cb);
 	NARF_INFO("stopped");
 }
 
@@ -456,6 +458,35 @@ static void signal_cb(uv_signal_t *s, int signum)
 
 	snprintf(why, sizeof(why), "signal %d", signum);
 	narf_coord_stop(s->data, why);
+}
+
+/* SIGHUP: read --cluster-secret-file again (a rotation, docs/security.md).
+ * Connections already proven stay; new ones prove the new keys. A file
+ * that does not parse, or holds no coordinator's secret, changes nothing. */
+static void sighup_cb(uv_signal_t *s, int signum)
+{
+	struct narf_coord *c = s->data;
+	struct narf_auth_keys keys;
+	char errmsg[NARF_ERRMSG_SIZE];
+
+	if (narf_auth_keys_from_file(&keys, c->cfg.secret_file, errmsg) != 0) {
+		NARF_ERROR(
+		        "SIGHUP: --cluster-secret-file %s: keeping the "
+		        "secret in use",
+		        errmsg);
+		return;
+	}
+	if (!narf_auth_keys_can(&keys, NARF_AUTH_COORD)) {
+		NARF_ERROR(
+		        "SIGHUP: %s holds a node key, not the cluster "
+		        "secret: keeping the secret in use",
+		        c->cfg.secret_file);
+		return;
+	}
+	c->cfg.keys = keys;
+	explicit_bzero(&keys, sizeof(keys));
+	NARF_INFO("SIGHUP: cluster secret reloaded (%u secret%s)",
+	          c->cfg.keys.n, c->cfg.keys.n == 1 ? "" : "s, for a rotation");
 }
 
 void narf_coord_stop(struct narf_coord *c, const char *why)
@@ -627,6 +658,9 @@ static int start(struct narf_coord *c)
 	c->sigterm.data = c->sigint.data = c;
 	uv_signal_start(&c->sigterm, signal_cb, SIGTERM);
 	uv_signal_start(&c->sigint, signal_cb, SIGINT);
+	uv_signal_init(&c->loop, &c->sighup);
+	c->sighup.data = c;
+	uv_signal_start(&c->sighup, sighup_cb, SIGHUP);
 	NARF_INFO("member %llu: raft %s, api %s, data %s",
 	          (unsigned long long)c->cfg.id, c->cfg.self->raft,
 	          c->cfg.self->api, c->cfg.data_dir);

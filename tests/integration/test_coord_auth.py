@@ -224,3 +224,49 @@ def test_a_flood_of_silent_connections_does_not_lock_callers_out(trio):
     finally:
         for s in flood:
             s.close()
+
+
+def test_secret_rotation_on_sighup(make_trio, tmp_path, monkeypatch):
+    """Rotating the secret (docs/security.md) with SIGHUP: [old], then
+    [old, new], [new, old] and [new] on every member. Callers with the old
+    secret get in until the last stage and callers with the new one from
+    the second on; the leader never changes; a file that does not parse
+    is refused and the secret in use kept."""
+    import signal
+    old, new = b"the old secret of this trio", b"the new secret of this trio"
+    f = tmp_path / "rotating.secret"
+    f.write_bytes(old + b"\n")
+    os.chmod(str(f), 0o600)
+    arg = ["--cluster-secret-file", str(f)]
+    # The harness's own calls prove the file's first line.
+    monkeypatch.setenv("NARF_SECRET_FILE", str(f))
+    trio = make_trio(coord_args={i: arg for i in (1, 2, 3)})
+    leader, pings = wait_leader(trio)
+    term = pings[leader.id]["term"]
+
+    def hup(text):
+        f.write_bytes(text)
+        for c in trio.coords:
+            c.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+
+    def gets_in(secret):
+        try:
+            with Conn(leader.api, key=role_key("operator", secret)) as c:
+                return c.request({"op": "ping"})["ok"] is True
+        except HarnessError:
+            return False
+
+    assert gets_in(old) and not gets_in(new)
+    hup(old + b"\n" + new + b"\n")
+    assert gets_in(old)
+    hup(new + b"\n" + old + b"\n")
+    assert gets_in(new)
+    hup(new + b"\n")
+    assert gets_in(new) and not gets_in(old)
+    hup(b"short\n")  # refused: the new secret stays
+    assert gets_in(new)
+    assert "keeping the secret in use" in open(leader.log_path).read()
+    f.write_bytes(new + b"\n")  # what the harness's own calls prove
+    again, pings = wait_leader(trio)
+    assert again.id == leader.id and pings[leader.id]["term"] == term

@@ -215,11 +215,21 @@ static void test_key_text_and_files(void **state)
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, secret, strlen(secret)), strlen(secret));
-	assert_int_equal(write(fd, "\r\nsecond line\n", 14), 14);
+	assert_int_equal(write(fd, "\r\n\n", 3), 3);
 	close(fd);
 	assert_int_equal(narf_auth_keys_from_file(&a, path, err), 0);
 	keys_of(&b, secret);
-	assert_memory_equal(a.key, b.key, sizeof(a.key));
+	assert_int_equal(a.n, 1);
+	assert_memory_equal(&a.set[0], &b.set[0], sizeof(a.set[0]));
+
+	/* A second line too short to be a secret is refused, naming it. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, secret, strlen(secret)), strlen(secret));
+	assert_int_equal(write(fd, "\nshort\n", 7), 7);
+	close(fd);
+	assert_int_equal(narf_auth_keys_from_file(&a, path, err), NARF_EINVAL);
+	assert_non_null(strstr(err, "too short"));
 
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
@@ -229,6 +239,81 @@ static void test_key_text_and_files(void **state)
 	close(fd);
 	assert_int_equal(narf_auth_keys_from_file(&a, path, err), NARF_EINVAL);
 	assert_non_null(strstr(err, "over"));
+	unlink(path);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	fclose(f);
+}
+
+/* Rotating the secret (docs/security.md) goes through four stages, each
+ * finished on every process before the next: [old], [old, new],
+ * [new, old], [new]. Processes one stage apart prove themselves to each
+ * other in both directions, whatever the role; disjoint secrets never do.
+ * Mixed lines (a secret and a node key) are refused. */
+static void test_rotation_with_two_secrets(void **state)
+{
+	struct narf_auth_keys old_only, new_only, both, rev, other;
+	char err[NARF_ERRMSG_SIZE], path[] = "/tmp/narf-auth-XXXXXX";
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	keys_of(&old_only, "the old secret, long enough");
+	keys_of(&new_only, "the new secret, long enough");
+	keys_of(&other, "somebody else's secret, long");
+	write_file(path,
+	           "the new secret, long enough\n"
+	           "the old secret, long enough\n");
+	assert_int_equal(narf_auth_keys_from_file(&both, path, err), 0);
+	assert_int_equal(both.n, 2);
+	write_file(path,
+	           "the old secret, long enough\n"
+	           "the new secret, long enough\n");
+	assert_int_equal(narf_auth_keys_from_file(&rev, path, err), 0);
+	for (int role = NARF_AUTH_OPERATOR; role <= NARF_AUTH_COORD; role++) {
+		/* stages: old_only, rev = [old, new], both = [new, old],
+		 * new_only */
+		const struct narf_auth_keys *pairs[][2] = {
+		        {&old_only, &rev},  {&rev, &old_only},
+		        {&rev, &both},      {&both, &rev},
+		        {&both, &new_only}, {&new_only, &both},
+		        {&rev, &rev},       {&both, &both}};
+
+		for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+			assert_int_equal(exchange(pairs[i][0], pairs[i][1],
+			                          (enum narf_auth_role)role, 3,
+			                          "api", "api"),
+			                 0);
+		assert_int_equal(
+		        exchange(&old_only, &new_only,
+		                 (enum narf_auth_role)role, 3, "api", "api"),
+		        NARF_EAUTH);
+		assert_int_equal(
+		        exchange(&other, &both, (enum narf_auth_role)role, 3,
+		                 "api", "api"),
+		        NARF_EAUTH);
+		assert_int_equal(
+		        exchange(&both, &other, (enum narf_auth_role)role, 3,
+		                 "api", "api"),
+		        NARF_EAUTH);
+	}
+	write_file(path,
+	           "the new secret, long enough\nnode:"
+	           "000102030405060708090a0b0c0d0e0f"
+	           "101112131415161718191a1b1c1d1e1f\n");
+	assert_int_equal(narf_auth_keys_from_file(&both, path, err),
+	                 NARF_EINVAL);
+	assert_non_null(strstr(err, "both"));
+	write_file(path, "");
+	assert_int_equal(narf_auth_keys_from_file(&both, path, err),
+	                 NARF_EINVAL);
 	unlink(path);
 }
 
@@ -270,6 +355,7 @@ int main(void)
 	        cmocka_unit_test(test_proof_is_bound_to_its_transcript),
 	        cmocka_unit_test(test_echoed_nonce_is_refused),
 	        cmocka_unit_test(test_key_text_and_files),
+	        cmocka_unit_test(test_rotation_with_two_secrets),
 	        cmocka_unit_test(test_hex),
 	        cmocka_unit_test(test_role_names),
 	};
