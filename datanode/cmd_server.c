@@ -665,7 +665,8 @@ static int cmd_info(struct narf_engine *e,
 		        "rejected_connections:%llu\r\nexpired_keys:%llu\r\n"
 		        "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
 		        "keyspace_misses:%llu\r\n"
-		        "acl_access_denied_auth:%llu\r\n\r\n",
+		        "acl_access_denied_auth:%llu\r\n"
+		        "tls_handshake_failures:%llu\r\n\r\n",
 		        (unsigned long long)e->stats.connections,
 		        (unsigned long long)e->stats.commands,
 		        (unsigned long long)e->stats.net_input_bytes,
@@ -675,7 +676,8 @@ static int cmd_info(struct narf_engine *e,
 		        (unsigned long long)st.evicted,
 		        (unsigned long long)e->stats.hits,
 		        (unsigned long long)e->stats.misses,
-		        (unsigned long long)e->stats.auth_failures);
+		        (unsigned long long)e->stats.auth_failures,
+		        (unsigned long long)e->stats.tls_handshake_failures);
 	if (want_section(argc, argv, len, "cluster")) {
 		struct narf_buf cb;
 

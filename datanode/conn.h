@@ -114,6 +114,9 @@ struct narf_rconn {
 	uv_tcp_t tcp; /* tcp.data == this */
 	uv_write_t wreq;
 	struct narf_dn *dn; /* borrowed */
+	/* owned: TLS state of a connection to --tls-port, or NULL; `in` and
+	 * `out` hold plain text either way (server.c) */
+	struct narf_tls_conn *tls;
 	struct narf_rconn *prev, *next;
 	struct narf_client client;
 	struct narf_buf in; /* query buffer: the request in progress */

@@ -199,6 +199,7 @@ int narf_engine_init(struct narf_engine *e,
 	e->preauth_limits.noauth_bulk = NARF_PREAUTH_BULK;
 	e->auth_log.what = "AUTH failed";
 	e->denied_log.what = "denied by protected mode";
+	e->tls_log.what = "TLS handshake failed";
 	e->preauth_log.what =
 	        "closed before AUTH, over its limit of replies "
 	        "unread";
@@ -319,7 +320,19 @@ void narf_engine_ratelog(struct narf_engine *e,
                          struct narf_ratelog *rl,
                          const struct narf_client *c)
 {
+	narf_engine_ratelog_detail(e, rl, c, NULL);
+}
+
+void narf_engine_ratelog_detail(struct narf_engine *e,
+                                struct narf_ratelog *rl,
+                                const struct narf_client *c,
+                                const char *detail)
+{
 	int64_t now = narf_engine_now(e);
+	const char *sep = detail != NULL ? ": " : "";
+
+	if (detail == NULL)
+		detail = "";
 
 	if (rl->last_ms != 0 && now - rl->last_ms < NARF_RATELOG_MS) {
 		rl->suppressed++;
@@ -328,13 +341,14 @@ void narf_engine_ratelog(struct narf_engine *e,
 	}
 	if (rl->suppressed > 0)
 		NARF_WARN(
-		        "%s: client %llu (%s); %llu more times before it "
+		        "%s: client %llu (%s)%s%s; %llu more times before it "
 		        "(not logged), the latest from %s",
-		        rl->what, (unsigned long long)c->id, c->addr,
-		        (unsigned long long)rl->suppressed, rl->last_addr);
+		        rl->what, (unsigned long long)c->id, c->addr, sep,
+		        detail, (unsigned long long)rl->suppressed,
+		        rl->last_addr);
 	else
-		NARF_WARN("%s: client %llu (%s)", rl->what,
-		          (unsigned long long)c->id, c->addr);
+		NARF_WARN("%s: client %llu (%s)%s%s", rl->what,
+		          (unsigned long long)c->id, c->addr, sep, detail);
 	rl->suppressed = 0;
 	rl->last_ms = now;
 }
@@ -346,6 +360,7 @@ void narf_engine_cron(struct narf_engine *e)
 	ratelog_flush(&e->auth_log, now);
 	ratelog_flush(&e->denied_log, now);
 	ratelog_flush(&e->preauth_log, now);
+	ratelog_flush(&e->tls_log, now);
 
 	/* Bounded work per tick: a few thousand entry checks and rehash
 	 * steps take well under a millisecond. */

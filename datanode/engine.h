@@ -75,6 +75,9 @@ struct narf_engine_stats {
 	uint64_t net_input_bytes;
 	uint64_t net_output_bytes;
 	uint64_t auth_failures; /* AUTH and HELLO AUTH refused (WRONGPASS) */
+	/* TLS handshakes that failed on --tls-port (a plain-text client, a
+	 * bad, expired or missing client certificate, ...) */
+	uint64_t tls_handshake_failures;
 };
 
 /*
@@ -142,6 +145,7 @@ struct narf_engine {
 	struct narf_ratelog denied_log; /* protected mode's -DENIED */
 	/* closed before AUTH with too many replies unread (server.c) */
 	struct narf_ratelog preauth_log;
+	struct narf_ratelog tls_log; /* failed TLS handshakes (server.c) */
 };
 
 /* Defaults: max key 64 KiB, bulk 512 MiB, 10000 clients, query buffer
@@ -244,6 +248,12 @@ int narf_engine_deny(struct narf_engine *e,
 void narf_engine_ratelog(struct narf_engine *e,
                          struct narf_ratelog *rl,
                          const struct narf_client *c);
+/* The same with what happened (detail, e.g. OpenSSL's reason; not what
+ * the client sent) at the end of the line when one is written. */
+void narf_engine_ratelog_detail(struct narf_engine *e,
+                                struct narf_ratelog *rl,
+                                const struct narf_client *c,
+                                const char *detail);
 
 /* What narf_engine_exec() returns besides 0 and NARF_E* (> 0). */
 /* not run now, to be run again later: this node's lease has lapsed, it has

@@ -46,7 +46,8 @@ static const char usage_text[] =
         "                           stops (the cluster then fails over)\n"
         "  --leave-timeout DURATION longest wait for the leave on SIGTERM\n"
         "                           (e.g. 90s, 5m; default 2m)\n"
-        "  --port P                 RESP port (default 6379)\n"
+        "  --port P                 RESP port (default 6379; 0: no plain\n"
+        "                           port, with --tls-port)\n"
         "  --bind ADDR              listen address (default 127.0.0.1;\n"
         "                           anything else is an explicit choice)\n"
         "  --max-memory BYTES       memory limit for the data, e.g. 512mb,\n"
@@ -74,6 +75,19 @@ static const char usage_text[] =
         "                           NARF_CLUSTER_SECRET). Without it, peers\n"
         "                           prove the client password when one is\n"
         "                           set, else nothing\n"
+        "  --tls-port P             a second RESP port, TLS only (redis-cli\n"
+        "                           --tls; docs/security.md \"TLS\");\n"
+        "                           SIGHUP reloads the files below\n"
+        "  --tls-cert-file FILE     with --tls-port: the server certificate\n"
+        "                           (PEM, chain allowed)\n"
+        "  --tls-key-file FILE      its private key (PEM, unencrypted)\n"
+        "  --tls-ca-cert-file FILE  CA certificates (PEM) that sign client\n"
+        "                           certificates\n"
+        "  --tls-auth-clients yes|no|optional  client certificates: yes\n"
+        "                           requires one from the CA (the default\n"
+        "                           with --tls-ca-cert-file), optional\n"
+        "                           verifies one when sent, no never asks\n"
+        "                           (the default without a CA)\n"
         "  --max-clients N          connections (default 10000)\n"
         "  --max-key-size BYTES     longest key (default 64kb)\n"
         "  --max-value-size BYTES   longest argument/value, like Redis's\n"
@@ -122,6 +136,38 @@ static char *read_secret(const char *flag, const char *path)
 	return strdup(line);
 }
 
+/* --tls-*: check them together and load the files (exit 2 on a bad one). */
+static void parse_tls(const struct narf_engine_config *cfg,
+                      struct narf_dn *dn,
+                      struct narf_tls_config *tls,
+                      bool auth_set)
+{
+	char errmsg[NARF_ERRMSG_SIZE];
+
+	if (cfg->port == 0 && dn->tls_port == 0)
+		narf_usage_error(prog, "--port 0 needs --tls-port");
+	if (cfg->port == 0 && dn->cluster)
+		narf_usage_error(prog,
+		                 "--join needs a plain --port: peer links do "
+		                 "not use TLS yet");
+	if (dn->tls_port == 0)
+		return;
+	if (dn->tls_port == cfg->port)
+		narf_usage_error(prog, "--tls-port and --port are both %d",
+		                 cfg->port);
+	if (tls->cert_file == NULL || tls->key_file == NULL)
+		narf_usage_error(prog,
+		                 "--tls-port needs --tls-cert-file and "
+		                 "--tls-key-file");
+	/* As Redis: a CA given means client certificates are required,
+	 * unless --tls-auth-clients says otherwise. */
+	if (!auth_set)
+		tls->auth = tls->ca_file != NULL ? NARF_TLS_AUTH_YES
+		                                 : NARF_TLS_AUTH_NO;
+	if (narf_tls_init(&dn->tls, tls, errmsg) != 0)
+		narf_usage_error(prog, "%s", errmsg);
+}
+
 static void parse_flags(struct narf_engine_config *cfg,
                         struct narf_dn *dn,
                         int argc,
@@ -152,6 +198,11 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_LOGFMT,
 		O_METRICS,
 		O_PROTECTED,
+		O_TLSPORT,
+		O_TLSCERT,
+		O_TLSKEY,
+		O_TLSCA,
+		O_TLSAUTH,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -178,9 +229,16 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"log-format", required_argument, NULL, O_LOGFMT},
 	        {"metrics", required_argument, NULL, O_METRICS},
 	        {"protected-mode", required_argument, NULL, O_PROTECTED},
+	        {"tls-port", required_argument, NULL, O_TLSPORT},
+	        {"tls-cert-file", required_argument, NULL, O_TLSCERT},
+	        {"tls-key-file", required_argument, NULL, O_TLSKEY},
+	        {"tls-ca-cert-file", required_argument, NULL, O_TLSCA},
+	        {"tls-auth-clients", required_argument, NULL, O_TLSAUTH},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
+	struct narf_tls_config tls = {0};
+	bool tls_auth_set = false;
 	const char *env;
 	int o;
 
@@ -213,7 +271,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 			break;
 		case O_PORT:
 			cfg->port = (int)narf_flag_u64(prog, "--port", optarg,
-			                               1, 65535);
+			                               0, 65535);
 			break;
 		case O_BIND: {
 			char host[64];
@@ -333,6 +391,33 @@ static void parse_flags(struct narf_engine_config *cfg,
 				                 optarg);
 			cfg->protected_mode = strcmp(optarg, "yes") == 0;
 			break;
+		case O_TLSPORT:
+			dn->tls_port = (int)narf_flag_u64(prog, "--tls-port",
+			                                  optarg, 0, 65535);
+			break;
+		case O_TLSCERT:
+			tls.cert_file = optarg;
+			break;
+		case O_TLSKEY:
+			tls.key_file = optarg;
+			break;
+		case O_TLSCA:
+			tls.ca_file = optarg;
+			break;
+		case O_TLSAUTH:
+			if (strcmp(optarg, "yes") == 0)
+				tls.auth = NARF_TLS_AUTH_YES;
+			else if (strcmp(optarg, "optional") == 0)
+				tls.auth = NARF_TLS_AUTH_OPTIONAL;
+			else if (strcmp(optarg, "no") == 0)
+				tls.auth = NARF_TLS_AUTH_NO;
+			else
+				narf_usage_error(prog,
+				                 "--tls-auth-clients '%s': "
+				                 "expected yes, no or optional",
+				                 optarg);
+			tls_auth_set = true;
+			break;
 		case O_HELP:
 			fputs(usage_text, stdout);
 			exit(0);
@@ -350,6 +435,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		                 "--join and --standalone exclude each "
 		                 "other");
 	cfg->standalone = !dn->cluster;
+	parse_tls(cfg, dn, &tls, tls_auth_set);
 	if (dn->cluster && !narf_auth_keys_can(&cfg->keys, NARF_AUTH_NODE))
 		narf_usage_error(prog,
 		                 "--join needs --cluster-secret-file: the "

@@ -71,6 +71,12 @@ static void engine_metrics(struct narf_dn *dn, struct narf_metrics *m)
 	                     "password or user (INFO's "
 	                     "acl_access_denied_auth).",
 	                     e->stats.auth_failures);
+	narf_metrics_one_u64(m, "narf_tls_handshake_failures_total", C,
+	                     "TLS handshakes that failed on --tls-port (a "
+	                     "plain-text client, a missing, bad or expired "
+	                     "client certificate; INFO's "
+	                     "tls_handshake_failures).",
+	                     e->stats.tls_handshake_failures);
 	narf_metrics_one_u64(m, "narf_net_input_bytes_total", C,
 	                     "Bytes read from RESP connections.",
 	                     e->stats.net_input_bytes);

@@ -44,6 +44,22 @@
  * Fairness: a connection reads at most NARF_ITER_READ_MAX bytes per loop
  * iteration; then it stops reading until the check handle, so a heavy
  * pipeline or a replication stream in sync cannot starve the others.
+ *
+ * TLS (--tls-port; tls.h). A connection accepted there has `tls`, and its
+ * `in` and `out` hold plain text as any other's, so nothing above changes.
+ * Only the edges do: conn_alloc_cb lends libuv the shared dn->tls_rbuf,
+ * and conn_read_cb feeds what came into the connection's read BIO, drives
+ * the handshake and then decrypts every whole record into `in` before it
+ * parses (tls_input); conn_flush encrypts the whole of `out` with one
+ * SSL_write and writes the ciphertext as it writes plain text (tls_send).
+ * Protected mode's answer at accept waits for the end of the handshake (a
+ * TLS client could not read it before). A handshake that fails (a
+ * plain-text client, a missing, bad or expired client certificate, a
+ * client that does not trust our certificate) or that has not finished
+ * NARF_TLS_HANDSHAKE_MS after accept closes that connection only; it is
+ * counted (INFO tls_handshake_failures) and logged at most once a second
+ * (engine.h, struct narf_ratelog). SIGHUP (narf_dn_reload) gives new
+ * connections a context built from the files as they are now.
  */
 #include "conn.h"
 
@@ -78,6 +94,10 @@
  * this long after it opened is closed (a peer's handshake takes
  * milliseconds; Redis closes such a connection at once). */
 #define NARF_PROTECTED_GRACE_MS 10000
+/* TLS: ciphertext read at a time into dn->tls_rbuf (a TLS record is at
+ * most 16 KiB and a bit), and the longest a handshake may take. */
+#define NARF_TLS_READ (64 * 1024)
+#define NARF_TLS_HANDSHAKE_MS 10000
 
 static void conn_flush(struct narf_rconn *conn);
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -92,6 +112,7 @@ static void conn_closed_cb(uv_handle_t *h)
 	narf_resp_req_close(&conn->req);
 	narf_gate_close(&conn->gate);
 	narf_gate_close(&conn->last);
+	narf_tls_conn_destroy(conn->tls);
 	free(conn);
 }
 
@@ -231,6 +252,15 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct narf_rconn *conn = h->data;
 	size_t want = NARF_READ_CHUNK, room;
 
+	/* TLS: ciphertext into the shared buffer; tls_input() takes all of
+	 * it before the next read of any connection. */
+	if (conn->tls != NULL) {
+		room = narf_engine_preauth(&conn->dn->engine, &conn->client)
+		               ? NARF_READ_CHUNK
+		               : NARF_TLS_READ;
+		*buf = uv_buf_init(conn->dn->tls_rbuf, (unsigned)room);
+		return;
+	}
 	/* Grow towards a large argument as it streams in, at most 1 MiB per
 	 * read, so a declared length is never allocated before its bytes
 	 * arrive (the buffer's doubling keeps this O(n) overall). */
@@ -272,6 +302,64 @@ static void write_cb(uv_write_t *req, int status)
 static void conn_run(struct narf_rconn *conn);
 
 /*
+ * Write buf (conn->out, or a TLS connection's ciphertext) to the kernel: 0
+ * when it took all of it (buf is then empty), 1 when the rest went to
+ * uv_write (swapped into conn->sending, so buf keeps collecting), -1 when
+ * the connection closed on an error.
+ */
+static int conn_send(struct narf_rconn *conn, struct narf_buf *buf)
+{
+	struct narf_buf tmp;
+	uv_buf_t b = uv_buf_init(buf->data, (unsigned)buf->len);
+	int n = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
+
+	if (n == (int)buf->len) {
+		buf->len = 0;
+		narf_buf_shrink(buf, 64 * 1024);
+		conn->last_active_ms = uv_now(&conn->dn->loop);
+		return 0;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		conn_close(conn);
+		return -1;
+	}
+	if (n > 0)
+		narf_buf_consume(buf, (size_t)n);
+	/* Swap: buf keeps collecting while sending is in flight. */
+	tmp = conn->sending;
+	conn->sending = *buf;
+	*buf = tmp;
+	b = uv_buf_init(conn->sending.data, (unsigned)conn->sending.len);
+	conn->wreq.data = conn;
+	if (uv_write(&conn->wreq, (uv_stream_t *)&conn->tcp, &b, 1, write_cb) !=
+	    0) {
+		conn_close(conn);
+		return -1;
+	}
+	conn->writing = true;
+	return 1;
+}
+
+/* TLS: encrypt every reply waiting in `out` with one SSL_write (once the
+ * handshake is done; until then they wait) and write the ciphertext, with
+ * whatever the handshake has to say. As conn_send(). */
+static int tls_send(struct narf_rconn *conn)
+{
+	struct narf_buf *w = narf_tls_conn_out(conn->tls);
+
+	if (conn->out.len > 0 && narf_tls_conn_ready(conn->tls)) {
+		if (narf_tls_conn_encrypt(conn->tls, conn->out.data,
+		                          conn->out.len) != 0) {
+			conn_close(conn);
+			return -1;
+		}
+		conn->out.len = 0;
+		narf_buf_shrink(&conn->out, 64 * 1024);
+	}
+	return w->len > 0 ? conn_send(conn, w) : 0;
+}
+
+/*
  * Hand waiting replies to the kernel; when they are all gone, run requests
  * of a paused pipeline (conn_process stops at NARF_OUT_SOFT_LIMIT) and
  * resume reading. A loop, not recursion: a client pipelining many large
@@ -279,64 +367,37 @@ static void conn_run(struct narf_rconn *conn);
  */
 static void conn_flush(struct narf_rconn *conn)
 {
-	struct narf_buf tmp;
-	uv_buf_t b;
-	int n;
-
 	for (;;) {
 		if (conn->writing || conn->closing || narf_conn_gated(conn))
 			return;
-		if (conn->out.len == 0) {
-			/* Replies of forwarded requests still to come go out
-			 * before the connection closes (resume_blocked). */
-			if (conn->client.close_after_reply &&
-			    conn->fwd_n == 0) {
-				conn_close(conn);
-				return;
-			}
-			if (conn->client.close_after_reply)
-				return;
-			if (conn->pipeline_paused && !narf_conn_blocked(conn) &&
-			    conn->fwd_bytes <= NARF_OUT_SOFT_LIMIT) {
-				conn->pipeline_paused = false;
-				conn_run(conn);
-				continue;
-			}
-			if (narf_conn_blocked(conn) || conn->throttled)
-				return;
-			if (!conn->reading &&
-			    uv_read_start((uv_stream_t *)&conn->tcp,
-			                  conn_alloc_cb, conn_read_cb) == 0)
-				conn->reading = true;
+		if (conn->tls != NULL
+		            ? tls_send(conn) != 0
+		            : conn->out.len > 0 &&
+		                      conn_send(conn, &conn->out) != 0)
+			return;
+		/* Replies of a TLS connection wait for its handshake. */
+		if (conn->out.len > 0)
+			return;
+		/* Replies of forwarded requests still to come go out
+		 * before the connection closes (resume_blocked). */
+		if (conn->client.close_after_reply && conn->fwd_n == 0) {
+			conn_close(conn);
 			return;
 		}
-		b = uv_buf_init(conn->out.data, (unsigned)conn->out.len);
-		n = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
-		if (n == (int)conn->out.len) {
-			conn->out.len = 0;
-			narf_buf_shrink(&conn->out, 64 * 1024);
-			conn->last_active_ms = uv_now(&conn->dn->loop);
+		if (conn->client.close_after_reply)
+			return;
+		if (conn->pipeline_paused && !narf_conn_blocked(conn) &&
+		    conn->fwd_bytes <= NARF_OUT_SOFT_LIMIT) {
+			conn->pipeline_paused = false;
+			conn_run(conn);
 			continue;
 		}
-		if (n < 0 && n != UV_EAGAIN) {
-			conn_close(conn);
+		if (narf_conn_blocked(conn) || conn->throttled)
 			return;
-		}
-		if (n > 0)
-			narf_buf_consume(&conn->out, (size_t)n);
-		/* Swap: out keeps collecting while sending is in flight. */
-		tmp = conn->sending;
-		conn->sending = conn->out;
-		conn->out = tmp;
-		b = uv_buf_init(conn->sending.data,
-		                (unsigned)conn->sending.len);
-		conn->wreq.data = conn;
-		if (uv_write(&conn->wreq, (uv_stream_t *)&conn->tcp, &b, 1,
-		             write_cb) != 0) {
-			conn_close(conn);
-			return;
-		}
-		conn->writing = true;
+		if (!conn->reading &&
+		    uv_read_start((uv_stream_t *)&conn->tcp, conn_alloc_cb,
+		                  conn_read_cb) == 0)
+			conn->reading = true;
 		return;
 	}
 }
@@ -559,12 +620,82 @@ static void conn_update_reading(struct narf_rconn *conn)
 	}
 }
 
+static bool deny_at_once(struct narf_rconn *conn);
+
+/* A TLS handshake failed or took too long: count it, log it (rate-limited),
+ * send what OpenSSL has to say (an alert) if the socket takes it now, and
+ * close this connection. */
+static void tls_failed(struct narf_rconn *conn, const char *why)
+{
+	struct narf_engine *e = &conn->dn->engine;
+	struct narf_buf *w = narf_tls_conn_out(conn->tls);
+
+	e->stats.tls_handshake_failures++;
+	narf_engine_ratelog_detail(e, &e->tls_log, &conn->client, why);
+	if (w->len > 0 && !conn->writing) {
+		uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+
+		uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
+	}
+	conn_close(conn);
+}
+
+/*
+ * TLS: n bytes of ciphertext just read into the read BIO, the handshake
+ * on, then every whole record decrypted into `in`. true when there may be
+ * requests to run; false while the handshake goes on (its answer is
+ * written) or when the connection closed.
+ */
+static bool tls_input(struct narf_rconn *conn, const char *data, size_t n)
+{
+	bool was_ready = narf_tls_conn_ready(conn->tls), done, eof;
+	char why[160];
+	int rv;
+
+	rv = narf_tls_conn_feed(conn->tls, data, n);
+	if (rv == 0)
+		rv = narf_tls_conn_handshake(conn->tls, &done, why,
+		                             sizeof(why));
+	if (rv == NARF_EPROTO) {
+		tls_failed(conn, why);
+		return false;
+	}
+	if (rv != 0) {
+		conn_close(conn);
+		return false;
+	}
+	if (!done) {
+		conn_flush(conn);
+		return false;
+	}
+	if (!was_ready) {
+		NARF_DEBUG("client %llu (%s): TLS handshake done",
+		           (unsigned long long)conn->client.id,
+		           conn->client.addr);
+		if (deny_at_once(conn))
+			return false;
+	}
+	rv = narf_tls_conn_decrypt(conn->tls, &conn->in, NARF_READ_CHUNK, &eof,
+	                           why, sizeof(why));
+	if (rv != 0 || eof) {
+		if (rv != 0)
+			NARF_INFO("client %llu (%s): TLS: %s, closing",
+			          (unsigned long long)conn->client.id,
+			          conn->client.addr,
+			          rv == NARF_EPROTO ? why : narf_strerror(rv));
+		conn_close(conn);
+		return false;
+	}
+	return true;
+}
+
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct narf_rconn *conn = s->data;
 	struct narf_engine *e = &conn->dn->engine;
 	bool preauth = narf_engine_preauth(e, &conn->client);
 	uint64_t limit = e->cfg.max_query_buffer;
+	size_t before = conn->in.len;
 
 	if (preauth && limit > NARF_PREAUTH_QUERY_MAX)
 		limit = NARF_PREAUTH_QUERY_MAX;
@@ -574,8 +705,12 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0 || conn->closing)
 		return;
-	conn->in.len += (size_t)nread;
-	e->stats.net_input_bytes += (uint64_t)nread;
+	if (conn->tls == NULL)
+		conn->in.len += (size_t)nread;
+	else if (!tls_input(conn, buf->base, (size_t)nread))
+		return;
+	/* Plain text, as Redis counts it on a TLS connection too. */
+	e->stats.net_input_bytes += (uint64_t)(conn->in.len - before);
 	if (conn->read_iter != conn->dn->iter) {
 		conn->read_iter = conn->dn->iter;
 		conn->read_bytes = 0;
@@ -805,10 +940,28 @@ static void reject(struct narf_dn *dn, uv_stream_t *server)
 	if (tcp == NULL)
 		return;
 	uv_tcp_init(&dn->loop, tcp);
-	if (uv_accept(server, (uv_stream_t *)tcp) == 0)
+	/* A TLS client could not read it: just closed. */
+	if (uv_accept(server, (uv_stream_t *)tcp) == 0 &&
+	    server != (uv_stream_t *)&dn->tls_listener)
 		uv_try_write((uv_stream_t *)tcp, &b, 1);
 	uv_close((uv_handle_t *)tcp, reject_closed_cb);
 	dn->engine.stats.rejected_connections++;
+}
+
+/* Protected mode, when nobody from the client's address can ever get in:
+ * answer at once, as Redis does, and close once it is written. true when
+ * it did (at accept; on TLS, at the end of the handshake). */
+static bool deny_at_once(struct narf_rconn *conn)
+{
+	struct narf_engine *e = &conn->dn->engine;
+
+	if (!narf_engine_protected(e, &conn->client) ||
+	    narf_engine_admits_peers(e))
+		return false;
+	narf_engine_deny(e, &conn->client, &conn->out);
+	e->stats.net_output_bytes += conn->out.len;
+	conn_flush(conn);
+	return true;
 }
 
 static void accept_cb(uv_stream_t *server, int status)
@@ -845,18 +998,16 @@ static void accept_cb(uv_stream_t *server, int status)
 		conn_close(conn);
 		return;
 	}
+	if (server == (uv_stream_t *)&dn->tls_listener &&
+	    (conn->tls = narf_tls_conn_create(&dn->tls)) == NULL) {
+		conn_close(conn);
+		return;
+	}
 	uv_tcp_nodelay(&conn->tcp, 1);
 	peer_name(&conn->tcp, &conn->client);
 	conn->last_active_ms = uv_now(&dn->loop);
-	if (narf_engine_protected(e, &conn->client) &&
-	    !narf_engine_admits_peers(e)) {
-		/* Nobody from here can ever get in: answer at once, as Redis
-		 * does, and close once it is written. */
-		narf_engine_deny(e, &conn->client, &conn->out);
-		e->stats.net_output_bytes += conn->out.len;
-		conn_flush(conn);
+	if (conn->tls == NULL && deny_at_once(conn))
 		return;
-	}
 	if (uv_read_start((uv_stream_t *)&conn->tcp, conn_alloc_cb,
 	                  conn_read_cb) != 0) {
 		conn_close(conn);
@@ -878,8 +1029,12 @@ static void close_idle(struct narf_dn *dn)
 	while (conn != NULL) {
 		struct narf_rconn *next = conn->next;
 
-		if (narf_engine_protected(e, &conn->client) &&
-		    wall > conn->client.created_ms + NARF_PROTECTED_GRACE_MS) {
+		if (conn->tls != NULL && !narf_tls_conn_ready(conn->tls) &&
+		    wall > conn->client.created_ms + NARF_TLS_HANDSHAKE_MS) {
+			tls_failed(conn, "handshake not finished in time");
+		} else if (narf_engine_protected(e, &conn->client) &&
+		           wall > conn->client.created_ms +
+		                           NARF_PROTECTED_GRACE_MS) {
 			NARF_DEBUG(
 			        "client %llu (%s): not a proven peer after "
 			        "%d ms (protected mode), closing",
@@ -917,12 +1072,21 @@ static void cron_cb(uv_timer_t *t)
 		leave_step(dn);
 }
 
+/* Once: at the drain, or at the stop when there was no drain. */
+static void close_listeners(struct narf_dn *dn)
+{
+	if (dn->engine.cfg.port != 0)
+		uv_close((uv_handle_t *)&dn->listener, NULL);
+	if (dn->tls_port != 0)
+		uv_close((uv_handle_t *)&dn->tls_listener, NULL);
+}
+
 static void start_drain(struct narf_dn *dn)
 {
 	dn->stop_leaving = false;
 	dn->draining = true;
 	dn->drain_start_ms = uv_now(&dn->loop);
-	uv_close((uv_handle_t *)&dn->listener, NULL);
+	close_listeners(dn);
 	drain_step(dn);
 }
 
@@ -1050,7 +1214,43 @@ static void signal_cb(uv_signal_t *s, int signum)
 	start_drain(dn);
 }
 
-int narf_dn_start(struct narf_dn *dn, char *errmsg)
+/* --- reload (SIGHUP) ------------------------------------------------------ */
+
+static void reload_tls(struct narf_dn *dn)
+{
+	char errmsg[NARF_ERRMSG_SIZE], desc[256];
+
+	if (dn->tls_port == 0)
+		return;
+	if (narf_tls_reload(&dn->tls, errmsg) != 0) {
+		NARF_ERROR(
+		        "TLS reload: %s; new connections keep the certificate "
+		        "in use",
+		        errmsg);
+		return;
+	}
+	narf_tls_describe(&dn->tls, desc, sizeof(desc));
+	NARF_INFO(
+	        "TLS reload: new connections get %s (open connections keep "
+	        "theirs)",
+	        desc);
+}
+
+void narf_dn_reload(struct narf_dn *dn)
+{
+	NARF_INFO("SIGHUP: reloading");
+	reload_tls(dn);
+}
+
+static void sighup_cb(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	narf_dn_reload(s->data);
+}
+
+/* --- start, stop ---------------------------------------------------------- */
+
+static int listen_on(struct narf_dn *dn, uv_tcp_t *l, int port, char *errmsg)
 {
 	const struct narf_engine_config *cfg = &dn->engine.cfg;
 	struct sockaddr_in sa;
@@ -1058,31 +1258,71 @@ int narf_dn_start(struct narf_dn *dn, char *errmsg)
 
 	rv = uv_ip4_addr(
 	        strcmp(cfg->bind, "localhost") == 0 ? "127.0.0.1" : cfg->bind,
-	        cfg->port, &sa);
+	        port, &sa);
 	if (rv != 0) {
 		snprintf(errmsg, NARF_ERRMSG_SIZE, "bad bind address %s",
 		         cfg->bind);
 		return NARF_EINVAL;
 	}
-	uv_tcp_init(&dn->loop, &dn->listener);
-	dn->listener.data = dn;
-	rv = uv_tcp_bind(&dn->listener, (const struct sockaddr *)&sa, 0);
+	uv_tcp_init(&dn->loop, l);
+	l->data = dn;
+	rv = uv_tcp_bind(l, (const struct sockaddr *)&sa, 0);
 	if (rv == 0)
-		rv = uv_listen((uv_stream_t *)&dn->listener, 511, accept_cb);
+		rv = uv_listen((uv_stream_t *)l, 511, accept_cb);
 	if (rv != 0) {
 		snprintf(errmsg, NARF_ERRMSG_SIZE, "listen on %s:%d: %s",
-		         cfg->bind, cfg->port, uv_strerror(rv));
-		uv_close((uv_handle_t *)&dn->listener, NULL);
+		         cfg->bind, port, uv_strerror(rv));
+		uv_close((uv_handle_t *)l, NULL);
 		return narf_err_from_uv(rv);
+	}
+	return 0;
+}
+
+int narf_dn_start(struct narf_dn *dn, char *errmsg)
+{
+	const struct narf_engine_config *cfg = &dn->engine.cfg;
+	int rv;
+
+	if (cfg->port != 0) {
+		rv = listen_on(dn, &dn->listener, cfg->port, errmsg);
+		if (rv != 0)
+			return rv;
+	}
+	if (dn->tls_port != 0) {
+		char desc[256];
+
+		dn->tls_rbuf = malloc(NARF_TLS_READ);
+		rv = dn->tls_rbuf == NULL ? NARF_ENOMEM
+		                          : listen_on(dn, &dn->tls_listener,
+		                                      dn->tls_port, errmsg);
+		if (rv != 0) {
+			if (rv == NARF_ENOMEM)
+				snprintf(errmsg, NARF_ERRMSG_SIZE,
+				         "TLS: out of memory");
+			free(dn->tls_rbuf);
+			dn->tls_rbuf = NULL;
+			if (cfg->port != 0)
+				uv_close((uv_handle_t *)&dn->listener, NULL);
+			return rv;
+		}
+		narf_tls_describe(&dn->tls, desc, sizeof(desc));
+		NARF_INFO("TLS on %s:%d: %s; client certificates %s", cfg->bind,
+		          dn->tls_port, desc,
+		          dn->tls.cfg.auth == NARF_TLS_AUTH_YES ? "required"
+		          : dn->tls.cfg.auth == NARF_TLS_AUTH_OPTIONAL
+		                  ? "verified when sent"
+		                  : "not asked for");
 	}
 	uv_timer_init(&dn->loop, &dn->cron);
 	dn->cron.data = dn;
 	uv_timer_start(&dn->cron, cron_cb, NARF_DN_CRON_MS, NARF_DN_CRON_MS);
 	uv_signal_init(&dn->loop, &dn->sigterm);
 	uv_signal_init(&dn->loop, &dn->sigint);
-	dn->sigterm.data = dn->sigint.data = dn;
+	uv_signal_init(&dn->loop, &dn->sighup);
+	dn->sigterm.data = dn->sigint.data = dn->sighup.data = dn;
 	uv_signal_start(&dn->sigterm, signal_cb, SIGTERM);
 	uv_signal_start(&dn->sigint, signal_cb, SIGINT);
+	uv_signal_start(&dn->sighup, sighup_cb, SIGHUP);
 	uv_check_init(&dn->loop, &dn->check);
 	dn->check.data = dn;
 	uv_check_start(&dn->check, check_cb);
@@ -1097,10 +1337,11 @@ void narf_dn_stop(struct narf_dn *dn)
 		return;
 	dn->closing = true;
 	if (!dn->draining)
-		uv_close((uv_handle_t *)&dn->listener, NULL);
+		close_listeners(dn);
 	uv_close((uv_handle_t *)&dn->cron, NULL);
 	uv_close((uv_handle_t *)&dn->sigterm, NULL);
 	uv_close((uv_handle_t *)&dn->sigint, NULL);
+	uv_close((uv_handle_t *)&dn->sighup, NULL);
 	uv_close((uv_handle_t *)&dn->check, NULL);
 	while (dn->conns != NULL)
 		conn_close(dn->conns);
@@ -1108,4 +1349,9 @@ void narf_dn_stop(struct narf_dn *dn)
 	if (dn->cluster)
 		narf_member_stop(&dn->member);
 	narf_httpd_close(&dn->metrics);
+	/* Connections still closing hold their own context references, and
+	 * no read callback comes after uv_close(). */
+	narf_tls_close(&dn->tls);
+	free(dn->tls_rbuf);
+	dn->tls_rbuf = NULL;
 }

@@ -1,6 +1,7 @@
 /*
- * The data node's RESP server: one libuv loop, one listener, the client
- * connections, and one cron timer for periodic work.
+ * The data node's RESP server: one libuv loop, a plain listener (--port)
+ * and a TLS one (--tls-port), the client connections, and one cron timer
+ * for periodic work.
  */
 #ifndef NARF_SERVER_H
 #define NARF_SERVER_H
@@ -12,6 +13,7 @@
 #include "engine.h"
 #include "membership.h"
 #include "repl.h"
+#include "tls.h"
 
 #define NARF_DN_CRON_MS 100
 #define NARF_DEFAULT_SYNC_RATE 0             /* --sync-rate default: no limit */
@@ -22,10 +24,17 @@ struct narf_rconn;
 struct narf_dn {
 	uv_loop_t loop;
 	struct narf_engine engine;
-	uv_tcp_t listener;
+	uv_tcp_t listener; /* cfg.port, unless it is 0 */
 	uv_timer_t cron;
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
+	uv_signal_t sighup; /* narf_dn_reload() */
+	/* --tls-port: 0 for none; else main() has initialised tls (its
+	 * files read and checked) before narf_dn_start() */
+	int tls_port;
+	struct narf_tls tls;
+	uv_tcp_t tls_listener;
+	char *tls_rbuf;             /* owned: ciphertext just read (server.c) */
 	struct narf_rconn *conns;   /* owned; doubly linked */
 	struct narf_rconn *blocked; /* conns waiting (see server.c) */
 	uv_check_t check;           /* resumes conns that can go on */
@@ -54,9 +63,14 @@ struct narf_dn {
  * engine must be initialised. errmsg gets NARF_ERRMSG_SIZE bytes. */
 int narf_dn_start(struct narf_dn *dn, char *errmsg);
 
-/* Close the listener, every connection, the cron and the signals; the loop
- * then ends by itself. Safe to call twice. */
+/* Close the listeners, every connection, the cron and the signals; the
+ * loop then ends by itself. Safe to call twice. */
 void narf_dn_stop(struct narf_dn *dn);
+
+/* SIGHUP: read again what can be reloaded without a restart (today the
+ * TLS certificate, key and CA); what fails to load is logged and the old
+ * one kept. */
+void narf_dn_reload(struct narf_dn *dn);
 
 /* The /metrics handler (metrics.c; data = the narf_dn). */
 int narf_dn_metrics_handler(void *data,
