@@ -19,7 +19,7 @@ benchmarks:
         something failed (then its logs are kept and their path printed).
 
   engine [--requests N] [--clients C] [--pipeline P[,P...]] [--rounds R]
-         [--tests LIST] [--keys K] [--build DIR] [--skip-memory]
+         [--tests LIST] [--keys K] [--build DIR] [--skip-memory] [--tls]
         The single-node engine against Debian's redis-server: starts a
         standalone datanode and a redis-server (--save '' --appendonly no)
         side by side on random free 127.0.0.1 ports and runs the same
@@ -34,6 +34,12 @@ benchmarks:
         resident bytes per key (VmRSS after minus VmRSS before) and the
         ratio (target: narf <= 0.8x). DIR (default build/) holds
         datanode/datanode.
+        --tls: both servers also get a --tls-port with the same throwaway
+        certificates (a CA, a server and a client certificate made with
+        openssl; client certificates required, as Redis's default) and
+        redis-benchmark runs with --tls against those ports, and also
+        against narf's plain port: the table adds narf's TLS cost (TLS
+        over plain, throughput and CPU per request). No memory phase.
 
   failover [--rounds N] [--rate R] [--keys K] [--dir DIR] [--base-port P]
         Data node failover: starts 3 coordinators and 4 data nodes
@@ -239,13 +245,26 @@ engine_start() {
 	((${#ports[@]} == 2)) || die "could not find two free ports"
 	narf_port=${ports[0]}
 	redis_port=${ports[1]}
+	local tls_flags=() narf_tls=() redis_tls=()
+	if ((tls)); then
+		mapfile -t ports < <("$PY" "$ROOT/scripts/lib/bench_engine.py" ports 2)
+		((${#ports[@]} == 2)) || die "could not find two free TLS ports"
+		narf_tls_port=${ports[0]}
+		redis_tls_port=${ports[1]}
+		tls_flags=(--tls-cert-file "$engine_dir/server.crt"
+			--tls-key-file "$engine_dir/server.key"
+			--tls-ca-cert-file "$engine_dir/ca.crt")
+		narf_tls=(--tls-port "$narf_tls_port" "${tls_flags[@]}")
+		redis_tls=(--tls-port "$redis_tls_port" "${tls_flags[@]}")
+	fi
 	"$DATANODE" --standalone --port "$narf_port" --log-level warn \
-		</dev/null >"$engine_dir/narf-$tag.log" 2>&1 &
+		"${narf_tls[@]}" </dev/null >"$engine_dir/narf-$tag.log" 2>&1 &
 	narf_pid=$!
 	engine_pids+=("$narf_pid")
 	redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
 		--appendonly no --daemonize no --dir "$engine_dir" \
-		--logfile "$engine_dir/redis-$tag.log" </dev/null >/dev/null 2>&1 &
+		--logfile "$engine_dir/redis-$tag.log" "${redis_tls[@]}" \
+		</dev/null >/dev/null 2>&1 &
 	redis_pid=$!
 	engine_pids+=("$redis_pid")
 	timeout -k 5 30 "$PY" "$ROOT/scripts/lib/bench_engine.py" wait \
@@ -255,6 +274,27 @@ engine_start() {
 	kill -0 "$redis_pid" 2>/dev/null || die "redis-server exited at start"
 	echo "bench.sh engine: datanode pid $narf_pid on 127.0.0.1:$narf_port," \
 		"redis-server pid $redis_pid on 127.0.0.1:$redis_port" >&2
+}
+
+# --tls: a throwaway CA, a server certificate for 127.0.0.1 and a client
+# certificate in engine_dir (EC P-256 keys).
+engine_certs() {
+	local d=$engine_dir name
+	(
+		cd "$d"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+			-nodes -keyout ca.key -out ca.crt -days 2 \
+			-subj "/CN=narf bench CA"
+		for name in server client; do
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+				-nodes -keyout "$name.key" -out "$name.csr" \
+				-subj "/CN=narf bench $name"
+			echo "subjectAltName=IP:127.0.0.1" >"$name.ext"
+			openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key \
+				-CAcreateserial -out "$name.crt" -days 2 \
+				-extfile "$name.ext"
+		done
+	) >"$d/openssl.log" 2>&1 || die "openssl failed (see $d/openssl.log)"
 }
 
 # Run bench_engine.py PHASE LIMIT [ARGS] against the running pair.
@@ -274,6 +314,7 @@ engine_phase() {
 bench_engine() {
 	local requests=200000 clients=50 pipeline=1,16 rounds=3
 	local tests=set,get,incr,mset keys=1000000 build=$ROOT/build memory=1
+	tls=0
 	while (($#)); do
 		case $1 in
 		--requests | -n)
@@ -312,6 +353,10 @@ bench_engine() {
 			;;
 		--build=*) build=${1#*=} ;;
 		--skip-memory) memory=0 ;;
+		--tls)
+			tls=1
+			memory=0
+			;;
 		-h | --help)
 			usage
 			exit 0
@@ -360,10 +405,21 @@ bench_engine() {
 	local runs
 	runs=$((rounds * ($(tr -cd , <<<"$pipeline" | wc -c) + 1) *
 		($(tr -cd , <<<"$tests" | wc -c) + 1) * 2))
+	local tls_args=()
+	if ((tls)); then
+		command -v openssl >/dev/null || die "openssl is missing"
+		engine_certs
+		runs=$((runs * 3 / 2))
+	fi
 	engine_start bench
+	if ((tls)); then
+		tls_args=(--tls-dir "$engine_dir" --narf-tls-port "$narf_tls_port"
+			--redis-tls-port "$redis_tls_port")
+	fi
 	engine_phase throughput $((runs * 300 + 60)) --requests "$requests" \
 		--clients "$clients" --pipeline "$pipeline" --rounds "$rounds" \
-		--tests "$tests" --max-seconds $((runs * 300)) --run-timeout 300
+		--tests "$tests" --max-seconds $((runs * 300)) --run-timeout 300 \
+		"${tls_args[@]}"
 	engine_stop
 	if ((memory)); then
 		echo

@@ -11,7 +11,10 @@ Subcommands:
                  CPU time per request (all threads' user+system time
                  around the run, from /proc/PID/task/*/schedstat in ns;
                  /proc/PID/stat utime+stime if that is missing), and the medians of the per-round
-                 narf/redis ratios
+                 narf/redis ratios; with --tls-dir, over the servers'
+                 TLS ports (redis-benchmark --tls with the client
+                 certificate there), and narf's plain port too, for
+                 narf's TLS cost (TLS over plain)
   memory         load 1,000,000 keys (16-byte key, 32-byte value) into both
                  through `redis-cli --pipe`; print resident bytes per key
                  (VmRSS after the load minus VmRSS measured before it, on
@@ -170,11 +173,16 @@ TEST_NAMES = {"set": "SET", "get": "GET", "incr": "INCR",
 
 
 def run_benchmark(bench, port, pid, test, n, clients, pipeline, size,
-                  keyspace, timeout):
-    """One redis-benchmark run of one test; (rps, server cpu us/request)."""
+                  keyspace, timeout, tls_dir=None):
+    """One redis-benchmark run of one test; (rps, server cpu us/request).
+    With tls_dir: --tls, with the CA and client certificate there."""
     argv = [bench, "-h", HOST, "-p", str(port), "--csv", "-t", test,
             "-n", str(n), "-c", str(clients), "-P", str(pipeline),
             "-d", str(size), "-r", str(keyspace)]
+    if tls_dir is not None:
+        argv += ["--tls", "--cacert", os.path.join(tls_dir, "ca.crt"),
+                 "--cert", os.path.join(tls_dir, "client.crt"),
+                 "--key", os.path.join(tls_dir, "client.key")]
     t0 = cpu_seconds(pid)
     try:
         out = subprocess.run(argv, capture_output=True, timeout=timeout,
@@ -207,29 +215,39 @@ def throughput(a):
         if t not in TEST_NAMES:
             fail("unknown test %r (have %s)" % (t, ", ".join(TEST_NAMES)))
     depths = [int(p) for p in a.pipeline.split(",")]
-    servers = {"narf": (a.narf_port, a.narf_pid),
-               "redis": (a.redis_port, a.redis_pid)}
+    tls = a.tls_dir is not None
+    # name: (port, pid, TLS certificates or None)
+    servers = {"narf": (a.narf_port, a.narf_pid, None),
+               "redis": (a.redis_port, a.redis_pid, None)}
+    if tls:
+        servers = {"narf": (a.narf_tls_port, a.narf_pid, a.tls_dir),
+                   "redis": (a.redis_tls_port, a.redis_pid, a.tls_dir),
+                   "narf-plain": (a.narf_port, a.narf_pid, None)}
     # results[(test, P)][server] = [(rps, cpu), ...] per round
     results = {}
     deadline = time.monotonic() + a.max_seconds
     log("redis-benchmark -n %d -c %d -d %d -r %d, pipeline %s, %d rounds, "
-        "alternating narf/redis" % (a.requests, a.clients, a.size,
-                                    a.keyspace, a.pipeline, a.rounds))
+        "alternating narf/redis%s" % (
+            a.requests, a.clients, a.size, a.keyspace, a.pipeline, a.rounds,
+            " over TLS (--tls; narf-plain: narf's plain port)" if tls
+            else ""))
     for rnd in range(a.rounds):
         order = ["narf", "redis"] if rnd % 2 == 0 else ["redis", "narf"]
+        if tls:
+            order.append("narf-plain")
         for p in depths:
             for t in tests:
                 for name in order:
                     if time.monotonic() > deadline:
                         fail("throughput runs took over %ds"
                              % a.max_seconds)
-                    port, pid = servers[name]
+                    port, pid, tls_dir = servers[name]
                     rps, cpu = run_benchmark(
                         a.bench, port, pid, t, a.requests, a.clients, p,
-                        a.size, a.keyspace, a.run_timeout)
+                        a.size, a.keyspace, a.run_timeout, tls_dir)
                     results.setdefault((t, p), {}).setdefault(
                         name, []).append((rps, cpu))
-                    log("  round %d  P=%-3d %-5s %-5s %12.0f req/s "
+                    log("  round %d  P=%-3d %-5s %-10s %12.0f req/s "
                         "%7.3f us/req" % (rnd + 1, p, t, name, rps, cpu))
     log()
     hdr = ("%-6s %3s | %12s %12s %6s | %9s %9s %6s" % (
@@ -263,6 +281,30 @@ def throughput(a):
                 if cpu_ratio is not None and cpu_ratio > 1.0:
                     misses.append("%s P=%d CPU ratio %.2f > 1.00"
                                   % (t.upper(), p, cpu_ratio))
+    if tls:
+        log()
+        log("narf's TLS cost: narf over TLS against narf's plain port "
+            "(ratio = median of per-round TLS/plain)")
+        hdr = ("%-6s %3s | %12s %12s %6s | %9s %9s %6s" % (
+            "test", "P", "TLS req/s", "plain req/s", "ratio", "TLS us",
+            "plain us", "ratio"))
+        log(hdr)
+        log("-" * len(hdr))
+        for p in depths:
+            for t in tests:
+                res = results[(t, p)]
+                tr = [x[0] for x in res["narf"]]
+                pr = [x[0] for x in res["narf-plain"]]
+                tc = [x[1] for x in res["narf"]]
+                pc = [x[1] for x in res["narf-plain"]]
+                cpu = [x / y for x, y in zip(tc, pc) if y > 0]
+                log("%-6s %3d | %12.0f %12.0f %6s | %9.3f %9.3f %6s" % (
+                    t.upper(), p, statistics.median(tr),
+                    statistics.median(pr),
+                    fmt_ratio(statistics.median(
+                        x / y for x, y in zip(tr, pr))),
+                    statistics.median(tc), statistics.median(pc),
+                    fmt_ratio(statistics.median(cpu) if cpu else None)))
     log()
     if misses:
         log("targets missed: " + "; ".join(misses))
@@ -368,6 +410,9 @@ def main():
             p.add_argument("--tests", default="set,get,incr,mset")
             p.add_argument("--size", type=int, default=32)
             p.add_argument("--keyspace", type=int, default=100000)
+            p.add_argument("--tls-dir", default=None)
+            p.add_argument("--narf-tls-port", type=int, default=0)
+            p.add_argument("--redis-tls-port", type=int, default=0)
         else:
             p.add_argument("--keys", type=int, default=KEYS)
     a = ap.parse_args()
