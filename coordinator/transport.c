@@ -306,13 +306,15 @@ static void in_hello(struct narf_transport_in *in)
 /* PROOF has arrived: stop reading (the rest is libraft's) and send OK. */
 static void in_proof(struct narf_transport_in *in)
 {
-	char why[NARF_ERRMSG_SIZE], msg[NARF_ERRMSG_SIZE + 64];
+	char why[NARF_ERRMSG_SIZE];
 	uv_buf_t buf;
 	int rv;
 
 	rv = narf_raft_hs_server_proof(&in->hs, in->t->keys, in->buf, in->got,
 	                               why);
 	if (rv != 0) {
+		char msg[NARF_ERRMSG_SIZE + 64];
+
 		snprintf(msg, sizeof(msg), "claims member %llu: %s",
 		         (unsigned long long)in->hs.hello.id, why);
 		in_refuse(in, msg);
