@@ -493,16 +493,19 @@ static void out_abort(struct narf_transport_out *out, int status)
 	uv_close((uv_handle_t *)&out->timer, out_closed_cb);
 }
 
-/* The attempt failed. A peer that is down is routine (libraft retries);
- * anything after the TCP connect is worth a WARN. */
-static void out_fail(struct narf_transport_out *out, const char *why)
+/* The attempt failed. A peer that is down, paused or slow is routine
+ * (libraft retries: DEBUG); a refusal or a wrong answer during the
+ * handshake is worth a WARN (another cluster's secret, an impostor). */
+static void out_fail(struct narf_transport_out *out,
+                     bool routine,
+                     const char *why)
 {
 	struct narf_transport *t = out->t;
 
 	if (out->state == OUT_HANDED || out->state == OUT_CLOSING)
 		return;
 	t->connect_failed++;
-	if (out->state == OUT_CONNECTING)
+	if (routine || out->state == OUT_CONNECTING)
 		NARF_DEBUG("raft: connect to member %llu at %s: %s",
 		           (unsigned long long)out->peer_id, out->address, why);
 	else
@@ -520,7 +523,7 @@ static void out_timeout_cb(uv_timer_t *timer)
 
 	snprintf(why, sizeof(why), "no handshake within %u ms",
 	         out->t->handshake_ms);
-	out_fail(out, why);
+	out_fail(out, true, why);
 }
 
 /* Hand the stream over once OK has arrived and our writes are done (their
@@ -551,7 +554,7 @@ static void out_written_cb(uv_write_t *req, int status)
 	if (out->state == OUT_HANDED || out->state == OUT_CLOSING)
 		return;
 	if (status < 0)
-		out_fail(out, uv_strerror(status));
+		out_fail(out, false, uv_strerror(status));
 	else
 		out_maybe_hand_over(out);
 }
@@ -580,7 +583,7 @@ static void out_challenge(struct narf_transport_out *out)
 	rv = narf_raft_hs_client_challenge(&out->hs, out->t->keys, out->buf,
 	                                   out->got, why);
 	if (rv != 0) {
-		out_fail(out, why);
+		out_fail(out, false, why);
 		return;
 	}
 	out->state = OUT_OK;
@@ -589,7 +592,7 @@ static void out_challenge(struct narf_transport_out *out)
 	rv = out_write(out, &out->write_proof, out->hs.proof,
 	               NARF_RAFT_HS_PROOF_SIZE);
 	if (rv != 0)
-		out_fail(out, uv_strerror(rv));
+		out_fail(out, false, uv_strerror(rv));
 }
 
 static void out_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -610,9 +613,10 @@ static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread < 0) {
 		/* The server closes when it finds our proof wrong. */
-		out_fail(out, nread == UV_EOF ? "closed during the handshake "
-		                                "(another cluster's secret?)"
-		                              : uv_strerror((int)nread));
+		out_fail(out, false,
+		         nread == UV_EOF ? "closed during the handshake "
+		                           "(another cluster's secret?)"
+		                         : uv_strerror((int)nread));
 		return;
 	}
 	out->got += (size_t)nread;
@@ -622,7 +626,8 @@ static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		out_challenge(out);
 	} else if (out->state == OUT_OK) {
 		if (narf_raft_hs_client_ok(out->buf, out->got) != 0) {
-			out_fail(out, "the server's last byte is not OK");
+			out_fail(out, false,
+			         "the server's last byte is not OK");
 			return;
 		}
 		uv_read_stop(s);
@@ -639,7 +644,7 @@ static void out_connect_cb(uv_connect_t *req, int status)
 	if (out->state != OUT_CONNECTING)
 		return; /* closed meanwhile: status is UV_ECANCELED */
 	if (status < 0) {
-		out_fail(out, uv_strerror(status));
+		out_fail(out, false, uv_strerror(status));
 		return;
 	}
 	out->state = OUT_CHALLENGE;
@@ -651,7 +656,7 @@ static void out_connect_cb(uv_connect_t *req, int status)
 		rv = out_write(out, &out->write_hello, out->hs.hello,
 		               NARF_RAFT_HS_HELLO_SIZE);
 	if (rv != 0)
-		out_fail(out, uv_strerror(rv));
+		out_fail(out, false, uv_strerror(rv));
 }
 
 /* ---- raft_uv_transport ------------------------------------------------ */
@@ -763,7 +768,7 @@ static int transport_connect(struct raft_uv_transport *iface,
 		rv = uv_timer_start(&out->timer, out_timeout_cb,
 		                    t->handshake_ms, 0);
 	if (rv != 0)
-		out_fail(out, uv_strerror(rv));
+		out_fail(out, false, uv_strerror(rv));
 	return 0;
 }
 
