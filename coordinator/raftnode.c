@@ -763,8 +763,15 @@ int narf_raftnode_start(struct narf_raftnode *rn,
 	}
 	rv = raft_start(&rn->raft);
 	if (rv != 0) {
-		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_start: %s",
-		         raft_errmsg(&rn->raft));
+		/* libraft does not pass the transport's message on (a Raft
+		 * port in use fails here). */
+		const char *why = raft_errmsg(&rn->raft);
+
+		if (why == NULL || why[0] == '\0')
+			why = rn->transport.iface.errmsg[0] != '\0'
+			              ? rn->transport.iface.errmsg
+			              : raft_strerror(rv);
+		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_start: %s", why);
 		goto err_after_raft;
 	}
 	if (check_own_address(rn, cfg) != 0)

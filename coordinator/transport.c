@@ -690,7 +690,6 @@ static int transport_listen(struct raft_uv_transport *iface,
 	if (rv != 0) {
 		snprintf(iface->errmsg, RAFT_ERRMSG_BUF_SIZE,
 		         "bad Raft address %s", t->address);
-		NARF_ERROR("raft: %s", iface->errmsg);
 		return RAFT_INVALID;
 	}
 	uv_tcp_init(t->loop, &t->listener);
@@ -701,10 +700,10 @@ static int transport_listen(struct raft_uv_transport *iface,
 		rv = uv_listen((uv_stream_t *)&t->listener, LISTEN_BACKLOG,
 		               listen_cb);
 	if (rv != 0) {
-		/* The listener closes with the transport. */
+		/* The listener closes with the transport; raftnode.c
+		 * reports errmsg. */
 		snprintf(iface->errmsg, RAFT_ERRMSG_BUF_SIZE,
 		         "listen on %s: %s", t->address, uv_strerror(rv));
-		NARF_ERROR("raft: %s", iface->errmsg);
 		return RAFT_IOERR;
 	}
 	return 0;
