@@ -323,6 +323,42 @@ static void test_wrong_secret(void **state)
 	                 NARF_EAUTH);
 }
 
+/* A secret file of two lines (docs/security.md, "Rotating the secret"). */
+static void keys_two(struct narf_auth_keys *k,
+                     const char *first,
+                     const char *second)
+{
+	struct narf_auth_keys b;
+
+	keys_of(k, first);
+	keys_of(&b, second);
+	k->set[1] = b.set[0];
+	k->n = 2;
+}
+
+/* The rotation's stages (old; old+new; new+old; new): members one stage
+ * apart connect either way round, as the auth core promises; two stages
+ * apart a client still on the old secret alone cannot check a server that
+ * answers with the new one. */
+static void test_rotation(void **state)
+{
+	struct narf_auth_keys stage[4];
+	struct narf_raft_hs_server s;
+
+	(void)state;
+	keys_of(&stage[0], secret);
+	keys_two(&stage[1], secret, other_secret);
+	keys_two(&stage[2], other_secret, secret);
+	keys_of(&stage[3], other_secret);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(exchange(&stage[i], &stage[i + 1], &s), 0);
+		assert_int_equal(exchange(&stage[i + 1], &stage[i], &s), 0);
+		assert_int_equal(s.hello.id, 7);
+	}
+	assert_int_equal(exchange(&stage[0], &stage[2], &s), NARF_EAUTH);
+	assert_int_equal(exchange(&stage[0], &stage[3], &s), NARF_EAUTH);
+}
+
 /* Only the coordinator role speaks Raft: a HELLO claiming the node or the
  * operator role is refused even by a server that could answer it, and a
  * server holding only a node key cannot answer at all. */
@@ -469,6 +505,7 @@ int main(void)
 	        cmocka_unit_test(test_ok_byte),
 	        cmocka_unit_test(test_exchange),
 	        cmocka_unit_test(test_wrong_secret),
+	        cmocka_unit_test(test_rotation),
 	        cmocka_unit_test(test_roles),
 	        cmocka_unit_test(test_replays),
 	        cmocka_unit_test(test_id_is_proven),
