@@ -608,6 +608,7 @@ static int start(struct narf_coord *c)
 	        .id = c->cfg.id,
 	        .data_dir = c->cfg.data_dir,
 	        .raft_addr = c->cfg.self->raft,
+	        .keys = &c->cfg.keys,
 	        .members = c->cfg.members,
 	        .n_members = c->cfg.n_members,
 	        .election_timeout_ms = c->cfg.election_timeout_ms,

@@ -15,6 +15,27 @@
 #define C NARF_METRIC_COUNTER
 #define G NARF_METRIC_GAUGE
 
+/* The Raft port's handshakes (docs/security.md, "Raft transport"). */
+static void raft_transport_metrics(const struct narf_transport *t,
+                                   struct narf_metrics *m)
+{
+	static const char *const name = "narf_raft_handshakes_total";
+
+	narf_metrics_family(m, name, C,
+	                    "Raft connections by direction and handshake "
+	                    "outcome: incoming accepted (the peer proved the "
+	                    "cluster secret) or refused, outgoing connected "
+	                    "or failed.");
+	narf_metrics_sample(m, name, "direction", "in", "result", "accepted",
+	                    (double)t->accepted);
+	narf_metrics_sample(m, name, "direction", "in", "result", "refused",
+	                    (double)t->refused);
+	narf_metrics_sample(m, name, "direction", "out", "result", "connected",
+	                    (double)t->connected);
+	narf_metrics_sample(m, name, "direction", "out", "result", "failed",
+	                    (double)t->connect_failed);
+}
+
 static void raft_metrics(struct narf_coord *c, struct narf_metrics *m)
 {
 	static const char *const roles[] = {"follower", "candidate", "leader",
@@ -52,6 +73,7 @@ static void raft_metrics(struct narf_coord *c, struct narf_metrics *m)
 	narf_metrics_one_u64(m, "narf_raft_proposals_in_flight", G,
 	                     "Map commands proposed and not yet applied.",
 	                     c->rn.inflight);
+	raft_transport_metrics(&c->rn.transport, m);
 	if (!leader)
 		return;
 	narf_metrics_family(m, "narf_raft_member_reachable", G,

@@ -727,13 +727,13 @@ int narf_raftnode_start(struct narf_raftnode *rn,
 	rn->fsm.snapshot = fsm_snapshot;
 	rn->fsm.restore = fsm_restore;
 
-	rv = raft_uv_tcp_init(&rn->transport, loop);
+	rv = narf_transport_init(&rn->transport, loop, cfg->keys);
 	if (rv != 0) {
-		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_uv_tcp_init: %s",
-		         raft_strerror(rv));
+		snprintf(rn->errmsg, sizeof(rn->errmsg),
+		         "raft transport: no coordinator key to prove");
 		goto err_after_map;
 	}
-	rv = raft_uv_init(&rn->io, loop, cfg->data_dir, &rn->transport);
+	rv = raft_uv_init(&rn->io, loop, cfg->data_dir, &rn->transport.iface);
 	if (rv != 0) {
 		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_uv_init %s: %s",
 		         cfg->data_dir, rn->io.errmsg);
@@ -763,8 +763,15 @@ int narf_raftnode_start(struct narf_raftnode *rn,
 	}
 	rv = raft_start(&rn->raft);
 	if (rv != 0) {
-		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_start: %s",
-		         raft_errmsg(&rn->raft));
+		/* libraft does not pass the transport's message on (a Raft
+		 * port in use fails here). */
+		const char *why = raft_errmsg(&rn->raft);
+
+		if (why == NULL || why[0] == '\0')
+			why = rn->transport.iface.errmsg[0] != '\0'
+			              ? rn->transport.iface.errmsg
+			              : raft_strerror(rv);
+		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_start: %s", why);
 		goto err_after_raft;
 	}
 	if (check_own_address(rn, cfg) != 0)
@@ -789,7 +796,7 @@ err_after_raft:
 err_after_io:
 	raft_uv_close(&rn->io);
 err_after_transport:
-	raft_uv_tcp_close(&rn->transport);
+	narf_transport_close(&rn->transport);
 err_after_map:
 	narf_map_close(rn->map);
 	free(rn->map);
@@ -802,7 +809,7 @@ static void raft_closed_cb(struct raft *r)
 	struct narf_raftnode *rn = r->data;
 
 	raft_uv_close(&rn->io);
-	raft_uv_tcp_close(&rn->transport);
+	narf_transport_close(&rn->transport);
 	/* Raft is closed: proposers may run now (new proposals fail with
 	 * not_leader), before the map they look at goes away. */
 	deliver_done(rn);

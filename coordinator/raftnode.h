@@ -1,13 +1,15 @@
 /*
  * The coordinator's one Raft member: every libraft call of the project lives
- * in raftnode.c, so a switch to another Raft library (cowsql/raft) touches
- * one file.
+ * in raftnode.c and its transport (transport.c), so a switch to another Raft
+ * library (cowsql/raft) touches those two files.
  *
- * A raftnode owns the libraft instance with its libuv I/O backend and TCP
- * transport, and the replicated state machine: the cluster map. Callers
- * propose map commands (docs/protocol.md) with narf_raftnode_propose(); when
- * the entry commits, the FSM applies it to the map and the proposer's
- * callback receives the map's verdict. Followers apply the same entries.
+ * A raftnode owns the libraft instance with its libuv I/O backend and
+ * narf's own transport (transport.h: every connection proves the cluster
+ * secret before libraft reads a byte), and the replicated state machine: the
+ * cluster map. Callers propose map commands (docs/protocol.md) with
+ * narf_raftnode_propose(); when the entry commits, the FSM applies it to the
+ * map and the proposer's callback receives the map's verdict. Followers apply
+ * the same entries.
  *
  * libraft 0.15 facts honoured here (DESIGN.md): payloads padded to 8 bytes,
  * pre-vote on, short election/heartbeat timeouts, a 2 s install-snapshot
@@ -29,12 +31,17 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "common/auth.h"
 #include "common/map.h"
+#include "transport.h"
 
 struct narf_raftnode_config {
 	uint64_t id;
 	const char *data_dir;  /* borrowed */
 	const char *raft_addr; /* borrowed; this member's Raft address */
+	/* borrowed, must outlive the member: the coordinator role's key,
+	 * which every Raft connection proves (transport.h) */
+	const struct narf_auth_keys *keys;
 	const struct narf_map_coord *members; /* borrowed; bootstrap voters */
 	unsigned n_members;
 	unsigned election_timeout_ms;
@@ -84,7 +91,7 @@ struct proposal;
 struct narf_raftnode {
 	struct raft raft;
 	struct raft_io io;
-	struct raft_uv_transport transport;
+	struct narf_transport transport; /* authenticates every peer */
 	struct raft_fsm fsm;
 	struct narf_map *map;               /* owned; the replicated state */
 	struct narf_map_result last_result; /* of the entry being applied */

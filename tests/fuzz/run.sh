@@ -1,12 +1,12 @@
 #!/bin/sh
 # Build the libFuzzer targets (the JSON line decoder, fuzz_frame, the
-# RESP request parser, fuzz_resp, and the /metrics HTTP head reader,
-# fuzz_http) and run each from a small seed corpus of
-# valid and invalid input. FUZZ_SECONDS (default 30) is the whole budget,
-# split evenly between the targets run. Prints one summary line per target
-# and exits non-zero when libFuzzer finds a crash, a leak or an undefined
-# behaviour report in any of them; reproducers and logs are left in
-# build-fuzz/.
+# RESP request parser, fuzz_resp, the /metrics HTTP head reader,
+# fuzz_http, and the Raft port's handshake frames, fuzz_raft_hs) and run
+# each from a small seed corpus of valid and invalid input. FUZZ_SECONDS
+# (default 30) is the whole budget, split evenly between the targets run.
+# Prints one summary line per target and exits non-zero when libFuzzer
+# finds a crash, a leak or an undefined behaviour report in any of them;
+# reproducers and logs are left in build-fuzz/.
 #
 #   tests/fuzz/run.sh                 # all targets, from anywhere in the repo
 #   FUZZ_SECONDS=600 tests/fuzz/run.sh
@@ -16,7 +16,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http}
+targets=${*:-frame resp http raft_hs}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -89,6 +89,42 @@ seeds_http() {
 	seed fold '\003GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n'
 }
 
+# Seed format (see fuzz_raft_hs.c): byte 0 picks the step (0 server, 1
+# client, 2-3 the bare parsers), then what the peer sent.
+hello_frame() {
+	printf 'NRFT\001\003\000\000\000\000\000\000\000\000\000\002'
+	printf '0123456789abcdef127.0.0.1:7102'
+	head -c 50 /dev/zero
+}
+
+seeds_raft_hs() {
+	{ printf '\000'; hello_frame; head -c 32 /dev/zero; } >"$corpus/server"
+	{ printf '\000'; hello_frame | head -c 50; } >"$corpus/short"
+	{ printf '\002'; hello_frame; } >"$corpus/hello"
+	{
+		printf '\001NRFT\001\000\000\000'
+		head -c 48 /dev/zero
+		printf '\006'
+	} >"$corpus/challenge"
+	{ printf '\003NRFT\001\000\000\000'; head -c 48 /dev/zero; } \
+		>"$corpus/chal_parse"
+	# libraft's own preamble (protocol 1, id 9, 16 address bytes)
+	{
+		printf '\002\001\000\000\000\000\000\000\000\011\000\000\000'
+		printf '\000\000\000\000\020\000\000\000\000\000\000\000'
+		printf '127.0.0.1:9999\000\000'
+	} >"$corpus/stock"
+}
+
+build_raft_hs() {
+	# shellcheck disable=SC2046 # pkg-config output is meant to be split
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		coordinator/raft_hs.c common/auth.c common/errors.c \
+		common/map.c common/map_json.c common/flags.c common/slot.c \
+		tests/fuzz/fuzz_raft_hs.c \
+		$(pkg-config --cflags --libs libcrypto jansson) -o "$1"
+}
+
 build_http() {
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 		common/http.c common/buf.c common/errors.c \
@@ -123,6 +159,7 @@ run_target() {
 	frame) build_frame "$bin" && seeds_frame ;;
 	resp) build_resp "$bin" && seeds_resp ;;
 	http) build_http "$bin" && seeds_http ;;
+	raft_hs) build_raft_hs "$bin" && seeds_raft_hs ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -149,9 +186,9 @@ run_target() {
 status=0
 for t in $targets; do
 	case $t in
-	frame | resp | http) ;;
+	frame | resp | http | raft_hs) ;;
 	*)
-		echo "run.sh: unknown target '$t' (frame, resp, http)" >&2
+		echo "run.sh: unknown target '$t' (frame, resp, http, raft_hs)" >&2
 		exit 2
 		;;
 	esac
