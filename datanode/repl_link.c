@@ -146,8 +146,13 @@ static void link_auth_answer(struct link *l, const char *p, size_t len)
 	if (narf_peer_auth_answer(&l->auth, l->r->keys, p, len, &proof, why,
 	                          sizeof(why)) != 0) {
 		narf_buf_close(&proof);
-		link_fail_quietly(l, why, !peer->auth_warned);
+		if (!peer->auth_warned)
+			NARF_WARN(
+			        "repl: node %u (%s) failed NARF.AUTH: %s; "
+			        "links to it fail until it passes (said once)",
+			        peer->id, peer->addr, why);
 		peer->auth_warned = true;
+		link_fail_quietly(l, why, false);
 		return;
 	}
 	if (narf_buf_append(&proof, l->out.data, l->out.len) != 0) {
@@ -165,8 +170,8 @@ static void link_auth_answer(struct link *l, const char *p, size_t len)
 	if (l->kind == LINK_REPL)
 		narf_rcore_link_up(l->r->core, peer->rp);
 	NARF_DEBUG(
-	        "repl: %s link to node %u (%s) up: the peer proved the "
-	        "node key",
+	        "repl: %s link to node %u (%s) up: the peer proved the node "
+	        "key",
 	        l->kind == LINK_REPL ? "replication" : "proxy", peer->id,
 	        peer->addr);
 	repl_link_flush(l);
