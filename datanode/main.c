@@ -506,8 +506,10 @@ int main(int argc, char **argv)
 	dn.sync_rate = NARF_DEFAULT_SYNC_RATE;
 	dn.leave_on_stop = true;
 	dn.leave_timeout_ms = NARF_DEFAULT_LEAVE_TIMEOUT_MS;
-	parse_flags(&cfg, &dn, argc, argv);
+	/* Before --help too: `datanode --help | grep -q --join` (cluster.sh,
+	 * under pipefail) must not die of SIGPIPE when grep quits early. */
 	signal(SIGPIPE, SIG_IGN);
+	parse_flags(&cfg, &dn, argc, argv);
 	raise_fd_limit(cfg.max_clients + cfg.max_peer_links);
 	uv_loop_init(&dn.loop);
 	rv = narf_engine_init(&dn.engine, &cfg, NULL, NULL);
