@@ -395,8 +395,10 @@ bool narf_engine_reserve_overdue(const struct narf_engine *e,
                                  const struct narf_client *c,
                                  int64_t now)
 {
+	/* A clock stepped back counts as overdue: a peer just tries again. */
 	return c->budget == NARF_BUDGET_RESERVE &&
-	       now - (int64_t)c->created_ms >= NARF_PEER_AUTH_DEADLINE_MS;
+	       (now < (int64_t)c->created_ms ||
+	        now - (int64_t)c->created_ms >= NARF_PEER_AUTH_DEADLINE_MS);
 }
 
 int narf_engine_reserve_refuse(struct narf_engine *e,

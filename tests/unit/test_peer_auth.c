@@ -499,6 +499,8 @@ static void test_budgets(void **state)
 	        &n->e, &r3, fake_now + NARF_PEER_AUTH_DEADLINE_MS));
 	assert_false(narf_engine_reserve_overdue(
 	        &n->e, &c1, fake_now + NARF_PEER_AUTH_DEADLINE_MS));
+	/* a clock stepped back: overdue rather than squatted for long */
+	assert_true(narf_engine_reserve_overdue(&n->e, &r3, fake_now - 1));
 	n->out.len = 0;
 	narf_engine_reserve_refuse(&n->e, &r3, &n->out);
 	assert_true(reply_is(n, "-ERR max number of clients reached\r\n"));
