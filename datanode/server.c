@@ -1076,7 +1076,13 @@ static void refuse_overdue_reserve(struct narf_dn *dn)
 		    narf_engine_reserve_overdue(e, &conn->client, now)) {
 			narf_engine_reserve_refuse(e, &conn->client,
 			                           &conn->out);
-			conn_flush(conn);
+			/* A TLS client still in its handshake cannot read
+			 * the reply: just closed, its place freed now. */
+			if (conn->tls != NULL &&
+			    !narf_tls_conn_ready(conn->tls))
+				conn_close(conn);
+			else
+				conn_flush(conn);
 		}
 		conn = next;
 	}
