@@ -1,14 +1,16 @@
 /*
  * Cluster commands clients use (READONLY, READWRITE, ACKMODE, WAIT) and the
  * internal commands peers send over their links (NARF.*, see repl.h). The
- * internal ones run only on a connection that opened with NARF.HELLO and
- * are not listed by COMMAND.
+ * internal ones run only on a connection that proved the node role with
+ * NARF.AUTH (peer_auth.h) and are not listed by COMMAND.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "common/errors.h"
 #include "common/log.h"
 #include "engine.h"
+#include "peer_auth.h"
 #include "repl.h"
 
 static int cmd_readonly(struct narf_engine *e,
@@ -98,59 +100,105 @@ static bool parse_slot(const char *s, size_t n, unsigned *slot)
 	return true;
 }
 
-static int peer_only(struct narf_client *c, struct narf_buf *out)
-{
-	if (c->peer)
-		return 0;
-	narf_resp_error(out, "NOPERM this is a cluster-internal command");
-	return -1;
-}
-
-/* Equal, in time that does not depend on where a and b differ. */
-static bool secret_equal(const char *a, size_t an, const char *b, size_t bn)
-{
-	unsigned char diff = an != bn;
-
-	for (size_t i = 0; i < an; i++)
-		diff |= (unsigned char)a[i] ^
-		        (unsigned char)b[i % (bn ? bn : 1)];
-	return diff == 0 && bn > 0;
-}
-
-/* NARF.HELLO <node id> [proof]: this connection is a peer's link. With a
- * cluster secret (or else a client password) configured, proof must be
- * it; a wrong or missing proof leaves the connection a plain client. */
-static int cmd_hello(struct narf_engine *e,
+/*
+ * NARF.AUTH: a peer link proves the node role (peer_auth.h has the
+ * exchange). Step 1, NARF.AUTH <node id> <nonce_c hex>: answered with
+ * [nonce_s hex, proof_s hex], our proof over both nonces. Step 2,
+ * NARF.AUTH <proof_c hex>: +OK when it is the dialing node's proof, and
+ * the connection is a peer link of that node from then on (no AUTH, no
+ * idle timeout, the peer budget, the NARF.* commands). A node that holds
+ * no node key (--cluster-secret-file) takes no peer links. Every failure
+ * closes the connection after the error reply, and is counted and logged
+ * (narf_engine_peer_auth_failed); NARF_CMD_NOAUTH, as a peer need not
+ * know the client password.
+ */
+static int auth_fail(struct narf_engine *e,
                      struct narf_client *c,
-                     int argc,
-                     const char **argv,
-                     const size_t *len,
+                     uint64_t claimed,
+                     const char *why,
                      struct narf_buf *out)
 {
-	uint64_t id;
+	narf_engine_peer_auth_failed(e, c, claimed, why);
+	return narf_resp_errorf(out, "NOPERM NARF.AUTH: %s", why);
+}
 
-	const char *secret = narf_engine_peer_secret(e);
+static int auth_hello(struct narf_engine *e,
+                      struct narf_client *c,
+                      const char **argv,
+                      const size_t *len,
+                      struct narf_buf *out)
+{
+	unsigned char nonce_c[NARF_AUTH_NONCE_SIZE], mac[NARF_AUTH_MAC_SIZE];
+	char nonce_hex[NARF_AUTH_NONCE_HEX + 1], mac_hex[NARF_AUTH_MAC_HEX + 1];
+	uint64_t id = 0;
+	int rv;
 
-	if (argc > 3)
-		return narf_reply_wrong_arity(out, "narf.hello");
+	if (!narf_auth_keys_can(&e->cfg.keys, NARF_AUTH_NODE))
+		return auth_fail(e, c, 0,
+		                 "this node takes no peer links (it holds no "
+		                 "node key: --cluster-secret-file)",
+		                 out);
 	if (!parse_u64(argv[1], len[1], &id) || id == 0 || id > UINT32_MAX)
-		return narf_resp_error(out, "ERR bad node id");
-	if (secret != NULL &&
-	    (argc < 3 ||
-	     !secret_equal(argv[2], len[2], secret, strlen(secret)))) {
-		NARF_WARN(
-		        "peer link from %s claiming node %llu: %s cluster "
-		        "secret; refused",
-		        c->addr, (unsigned long long)id,
-		        argc < 3 ? "no" : "wrong");
-		return narf_resp_error(out,
-		                       "NOPERM wrong or missing cluster "
-		                       "secret");
-	}
-	c->peer = true;
-	c->authenticated = true;
-	c->peer_node = (uint32_t)id;
+		return auth_fail(e, c, 0, "bad node id", out);
+	if (narf_auth_unhex(argv[2], len[2], nonce_c, sizeof(nonce_c)) != 0)
+		return auth_fail(e, c, id, "bad nonce", out);
+	rv = narf_auth_server_answer(&c->peer_auth, &e->cfg.keys,
+	                             NARF_AUTH_NODE, id, NARF_PEER_AUTH_CTX,
+	                             nonce_c, mac);
+	if (rv != 0)
+		return auth_fail(e, c, id, narf_strerror(rv), out);
+	c->peer_challenged = true;
+	narf_auth_hex(c->peer_auth.nonce_s, NARF_AUTH_NONCE_SIZE, nonce_hex);
+	narf_auth_hex(mac, NARF_AUTH_MAC_SIZE, mac_hex);
+	if (narf_resp_array(out, 2) != 0 ||
+	    narf_resp_bulk(out, nonce_hex, NARF_AUTH_NONCE_HEX) != 0 ||
+	    narf_resp_bulk(out, mac_hex, NARF_AUTH_MAC_HEX) != 0)
+		return NARF_ENOMEM;
+	return 0;
+}
+
+static int auth_proof(struct narf_engine *e,
+                      struct narf_client *c,
+                      const char **argv,
+                      const size_t *len,
+                      struct narf_buf *out)
+{
+	unsigned char mac[NARF_AUTH_MAC_SIZE];
+	uint64_t id = c->peer_auth.id;
+
+	if (!c->peer_challenged)
+		return auth_fail(e, c, 0,
+		                 "a proof without NARF.AUTH <node id> "
+		                 "<nonce> first",
+		                 out);
+	if (narf_auth_unhex(argv[1], len[1], mac, sizeof(mac)) != 0 ||
+	    narf_auth_server_check(&c->peer_auth, &e->cfg.keys, mac) != 0)
+		return auth_fail(e, c, id, "wrong proof", out);
+	narf_engine_client_proven(e, c, (uint32_t)id);
+	NARF_DEBUG("peer link from %s: node %u proved the node role", c->addr,
+	           (unsigned)id);
 	return narf_resp_simple(out, "OK");
+}
+
+static int cmd_auth(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out)
+{
+	if (c->peer)
+		return narf_resp_error(out,
+		                       "ERR NARF.AUTH: this connection "
+		                       "already proved the node role");
+	if (argc > 3)
+		return auth_fail(e, c, 0, "wrong number of arguments", out);
+	if (argc == 3 && !c->peer_challenged)
+		return auth_hello(e, c, argv, len, out);
+	if (argc == 2)
+		return auth_proof(e, c, argv, len, out);
+	return auth_fail(e, c, c->peer_auth.id,
+	                 "a second NARF.AUTH <node id> <nonce>", out);
 }
 
 /* The slot epoch of a stream message, checked against ours. */
@@ -221,7 +269,7 @@ static int cmd_nset(struct narf_engine *e,
 	uint64_t pxat;
 	int rv;
 
-	if (peer_only(c, out) || fence(e, c, slot, argv[1], len[1], out))
+	if (fence(e, c, slot, argv[1], len[1], out))
 		return 0;
 	if (!parse_u64(argv[4], len[4], &pxat) || pxat > INT64_MAX)
 		return narf_resp_error(out, "ERR bad expiry");
@@ -245,7 +293,7 @@ static int cmd_ndel(struct narf_engine *e,
 {
 	unsigned slot = narf_key_slot(argv[2], len[2]);
 
-	if (peer_only(c, out) || fence(e, c, slot, argv[1], len[1], out))
+	if (fence(e, c, slot, argv[1], len[1], out))
 		return 0;
 	narf_repl_applying(e->repl, true);
 	narf_store_del(e->store, slot, argv[2], len[2], narf_engine_now(e));
@@ -265,8 +313,6 @@ static int cmd_nsync(struct narf_engine *e,
 	unsigned slot;
 	uint64_t map_epoch = 0;
 
-	if (peer_only(c, out))
-		return 0;
 	if (argc > (end ? 3 : 4))
 		return narf_reply_wrong_arity(
 		        out, end ? "narf.synced" : "narf.sync");
@@ -285,12 +331,15 @@ static int cmd_nsync(struct narf_engine *e,
 	return narf_resp_simple(out, "OK");
 }
 
-/* Not in narf_command_tables: COMMAND does not list them. */
+/* Not in narf_command_tables: COMMAND does not list them. Every one but
+ * NARF.AUTH is NARF_CMD_PEER: the dispatch refuses it on a connection
+ * that has not proven the node role (engine.c). */
 const struct narf_command narf_peer_commands[] = {
-        {"narf.hello", cmd_hello, -2, NARF_CMD_NOAUTH, 0, 0, 0},
-        {"narf.set", cmd_nset, 5, 0, 0, 0, 0},
-        {"narf.del", cmd_ndel, 3, 0, 0, 0, 0},
-        {"narf.sync", cmd_nsync, -3, 0, 0, 0, 0},
-        {"narf.synced", cmd_nsync, 3, 0, 0, 0, 0},
+        {"narf.auth", cmd_auth, -2, NARF_CMD_NOAUTH | NARF_CMD_PEER_AUTH, 0, 0,
+         0},
+        {"narf.set", cmd_nset, 5, NARF_CMD_PEER, 0, 0, 0},
+        {"narf.del", cmd_ndel, 3, NARF_CMD_PEER, 0, 0, 0},
+        {"narf.sync", cmd_nsync, -3, NARF_CMD_PEER, 0, 0, 0},
+        {"narf.synced", cmd_nsync, 3, NARF_CMD_PEER, 0, 0, 0},
         {NULL, NULL, 0, 0, 0, 0, 0},
 };

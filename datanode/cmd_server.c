@@ -628,8 +628,12 @@ static int cmd_info(struct narf_engine *e,
 	if (want_section(argc, argv, len, "clients"))
 		INFO_ADD(
 		        "# Clients\r\nconnected_clients:%u\r\n"
-		        "maxclients:%u\r\n\r\n",
-		        e->connected_clients, e->cfg.max_clients);
+		        "maxclients:%u\r\n"
+		        /* peer links: their own budget (engine.h) */
+		        "connected_peer_links:%u\r\npending_peer_links:%u\r\n"
+		        "max_peer_links:%u\r\n\r\n",
+		        e->connected_clients, e->cfg.max_clients, e->peer_links,
+		        e->peer_pending, e->cfg.max_peer_links);
 	if (want_section(argc, argv, len, "memory")) {
 		/* Under AddressSanitizer the heap reports nothing: fall back
 		 * to what the store counts itself, never more than the heap. */
@@ -666,7 +670,8 @@ static int cmd_info(struct narf_engine *e,
 		        "evicted_keys:%llu\r\nkeyspace_hits:%llu\r\n"
 		        "keyspace_misses:%llu\r\n"
 		        "acl_access_denied_auth:%llu\r\n"
-		        "tls_handshake_failures:%llu\r\n\r\n",
+		        "tls_handshake_failures:%llu\r\n"
+		        "peer_auth_failures:%llu\r\n\r\n",
 		        (unsigned long long)e->stats.connections,
 		        (unsigned long long)e->stats.commands,
 		        (unsigned long long)e->stats.net_input_bytes,
@@ -677,7 +682,8 @@ static int cmd_info(struct narf_engine *e,
 		        (unsigned long long)e->stats.hits,
 		        (unsigned long long)e->stats.misses,
 		        (unsigned long long)e->stats.auth_failures,
-		        (unsigned long long)e->stats.tls_handshake_failures);
+		        (unsigned long long)e->stats.tls_handshake_failures,
+		        (unsigned long long)e->stats.peer_auth_failures);
 	if (want_section(argc, argv, len, "cluster")) {
 		struct narf_buf cb;
 

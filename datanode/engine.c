@@ -129,6 +129,7 @@ void narf_engine_config_default(struct narf_engine_config *cfg)
 	cfg->max_key_size = 64 * 1024;
 	narf_resp_limits_default(&cfg->limits);
 	cfg->max_clients = 10000;
+	cfg->max_peer_links = NARF_DEFAULT_MAX_PEER_LINKS;
 	cfg->max_query_buffer = 1ULL << 30;
 	cfg->idle_timeout_ms = 300000;
 	cfg->eviction = NARF_EVICT_ALLKEYS_LRU;
@@ -200,6 +201,7 @@ int narf_engine_init(struct narf_engine *e,
 	e->auth_log.what = "AUTH failed";
 	e->denied_log.what = "denied by protected mode";
 	e->tls_log.what = "TLS handshake failed";
+	e->peer_auth_log.what = "NARF.AUTH failed (peer link refused, closed)";
 	e->preauth_log.what =
 	        "closed before AUTH, over its limit of replies "
 	        "unread";
@@ -224,20 +226,13 @@ void narf_engine_close(struct narf_engine *e)
 	e->store = NULL;
 	free(e->cfg.requirepass);
 	e->cfg.requirepass = NULL;
-	free(e->cfg.cluster_secret);
-	e->cfg.cluster_secret = NULL;
+	explicit_bzero(&e->cfg.keys, sizeof(e->cfg.keys));
 	narf_users_free(&e->cfg.users);
 }
 
 bool narf_engine_has_password(const struct narf_engine *e)
 {
 	return e->cfg.requirepass != NULL || e->cfg.users.n > 0;
-}
-
-const char *narf_engine_peer_secret(const struct narf_engine *e)
-{
-	return e->cfg.cluster_secret != NULL ? e->cfg.cluster_secret
-	                                     : e->cfg.requirepass;
 }
 
 void narf_engine_client_init(struct narf_engine *e, struct narf_client *c)
@@ -274,9 +269,7 @@ bool narf_engine_protected(const struct narf_engine *e,
 
 bool narf_engine_admits_peers(const struct narf_engine *e)
 {
-	/* Without a credential NARF.HELLO takes anyone for a peer. */
-	return e->cfg.cluster_secret != NULL ||
-	       narf_auth_keys_can(&e->cfg.keys, NARF_AUTH_NODE);
+	return narf_auth_keys_can(&e->cfg.keys, NARF_AUTH_NODE);
 }
 
 bool narf_engine_protected_denies(const struct narf_engine *e,
@@ -285,11 +278,9 @@ bool narf_engine_protected_denies(const struct narf_engine *e,
 {
 	if (!narf_engine_protected(e, c))
 		return false;
-	/* The peer handshake, and nothing else; NARF.HELLO goes when the
-	 * NARF.AUTH challenge-response replaces it. */
+	/* The peer handshake, and nothing else. */
 	return cmd == NULL || !narf_engine_admits_peers(e) ||
-	       (strcmp(cmd->name, "narf.auth") != 0 &&
-	        strcmp(cmd->name, "narf.hello") != 0);
+	       !(cmd->flags & NARF_CMD_PEER_AUTH);
 }
 
 int narf_engine_deny(struct narf_engine *e,
@@ -353,6 +344,103 @@ void narf_engine_ratelog_detail(struct narf_engine *e,
 	rl->last_ms = now;
 }
 
+/* --- connection budgets (engine.h, enum narf_budget) --------------------- */
+
+enum narf_budget narf_engine_admit(const struct narf_engine *e)
+{
+	if (e->connected_clients < e->cfg.max_clients)
+		return NARF_BUDGET_CLIENT;
+	if (e->peer_links + e->peer_pending < e->cfg.max_peer_links)
+		return NARF_BUDGET_RESERVE;
+	return NARF_BUDGET_NONE;
+}
+
+static unsigned *budget_count(struct narf_engine *e, enum narf_budget b)
+{
+	switch (b) {
+	case NARF_BUDGET_CLIENT:
+		return &e->connected_clients;
+	case NARF_BUDGET_RESERVE:
+		return &e->peer_pending;
+	case NARF_BUDGET_PEER:
+		return &e->peer_links;
+	case NARF_BUDGET_NONE:
+		break;
+	}
+	return NULL;
+}
+
+void narf_engine_budget_take(struct narf_engine *e,
+                             struct narf_client *c,
+                             enum narf_budget b)
+{
+	unsigned *n = budget_count(e, b);
+
+	narf_engine_budget_release(e, c);
+	if (n != NULL)
+		(*n)++;
+	c->budget = b;
+}
+
+void narf_engine_budget_release(struct narf_engine *e, struct narf_client *c)
+{
+	unsigned *n = budget_count(e, c->budget);
+
+	if (n != NULL && *n > 0)
+		(*n)--;
+	c->budget = NARF_BUDGET_NONE;
+}
+
+bool narf_engine_reserve_overdue(const struct narf_engine *e,
+                                 const struct narf_client *c,
+                                 int64_t now)
+{
+	/* A clock stepped back counts as overdue: a peer just tries again. */
+	return c->budget == NARF_BUDGET_RESERVE &&
+	       (now < (int64_t)c->created_ms ||
+	        now - (int64_t)c->created_ms >= NARF_PEER_AUTH_DEADLINE_MS);
+}
+
+int narf_engine_reserve_refuse(struct narf_engine *e,
+                               struct narf_client *c,
+                               struct narf_buf *out)
+{
+	e->stats.rejected_connections++;
+	c->close_after_reply = true;
+	return narf_resp_error(out, "ERR max number of clients reached");
+}
+
+void narf_engine_client_proven(struct narf_engine *e,
+                               struct narf_client *c,
+                               uint32_t node)
+{
+	c->peer = true;
+	c->peer_challenged = false;
+	c->peer_node = node;
+	c->authenticated = true;
+	if (c->budget != NARF_BUDGET_NONE)
+		narf_engine_budget_take(e, c, NARF_BUDGET_PEER);
+}
+
+void narf_engine_peer_auth_failed(struct narf_engine *e,
+                                  struct narf_client *c,
+                                  uint64_t claimed,
+                                  const char *why)
+{
+	char detail[256];
+
+	e->stats.peer_auth_failures++;
+	c->close_after_reply = true;
+	c->peer_challenged = false;
+	if (claimed != 0)
+		snprintf(detail, sizeof(detail), "claiming node %llu: %s",
+		         (unsigned long long)claimed, why);
+	else
+		snprintf(detail, sizeof(detail), "%s", why);
+	/* A stranger may fail as fast as it can connect: a line a second. */
+	narf_engine_ratelog_detail(e, &e->peer_auth_log, c, detail);
+}
+
 void narf_engine_cron(struct narf_engine *e)
 {
 	int64_t now = narf_engine_now(e);
@@ -361,6 +449,7 @@ void narf_engine_cron(struct narf_engine *e)
 	ratelog_flush(&e->denied_log, now);
 	ratelog_flush(&e->preauth_log, now);
 	ratelog_flush(&e->tls_log, now);
+	ratelog_flush(&e->peer_auth_log, now);
 
 	/* Bounded work per tick: a few thousand entry checks and rehash
 	 * steps take well under a millisecond. */
@@ -735,9 +824,20 @@ int narf_engine_exec(struct narf_engine *e,
 	e->stats.commands++;
 	if (cmd != NULL)
 		e->stats.calls[pos]++;
-	if (cmd == NULL) {
+	if (c->budget == NARF_BUDGET_RESERVE &&
+	    (cmd == NULL || !(cmd->flags & NARF_CMD_PEER_AUTH))) {
+		/* Beyond --max-clients: only a peer proving itself gets in. */
+		rv = narf_engine_reserve_refuse(e, c, out);
+	} else if (cmd == NULL) {
 		e->stats.unknown_commands++;
 		rv = reply_unknown(out, argc, argv, argvlen);
+	} else if ((cmd->flags & NARF_CMD_PEER) && !c->peer) {
+		/* Whatever the password, and before arity: never run. */
+		rv = narf_resp_error(
+		        out,
+		        "NOPERM this is a cluster-internal command "
+		        "(a peer link proves the node role with "
+		        "NARF.AUTH first)");
 	} else if ((cmd->arity > 0 && argc != cmd->arity) ||
 	           (cmd->arity < 0 && argc < -cmd->arity)) {
 		/* Before NOAUTH, as in Redis 7.0's processCommand(). */

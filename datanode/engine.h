@@ -42,14 +42,18 @@ struct narf_engine_config {
 	uint64_t idle_timeout_ms; /* 0 = never */
 	uint64_t max_memory;
 	enum narf_eviction eviction;
-	char *requirepass;    /* owned; NULL = no password */
-	char *cluster_secret; /* owned; NULL = peers prove requirepass */
+	char *requirepass; /* owned; NULL = no password */
 	/* --cluster-secret-file: the node role's key (the cluster secret's,
-	 * or a node key; common/auth.h); required with --join */
+	 * or a node key; common/auth.h); required with --join. Peer links
+	 * prove it both ways in NARF.AUTH; without it the node takes none. */
 	struct narf_auth_keys keys;
 	/* --users-file: users with passwords and permissions
 	 * (common/users.h); owned, emptied by narf_engine_close() */
 	struct narf_users users;
+	/* --max-peer-links: proven peer links, and connections beyond
+	 * max_clients waiting to prove the node role (the peer reserve; see
+	 * narf_engine_admit) */
+	unsigned max_peer_links;
 	bool standalone;
 	bool standalone_flag; /* --standalone given explicitly */
 	bool redirect;        /* --redirect: -MOVED instead of proxying */
@@ -78,6 +82,7 @@ struct narf_engine_stats {
 	/* TLS handshakes that failed on --tls-port (a plain-text client, a
 	 * bad, expired or missing client certificate, ...) */
 	uint64_t tls_handshake_failures;
+	uint64_t peer_auth_failures; /* NARF.AUTH refused (connection closed) */
 };
 
 /*
@@ -96,6 +101,37 @@ struct narf_ratelog {
 	char last_addr[64];  /* the newest of them */
 };
 
+/*
+ * The connection budget a connection counts against. Peer links have
+ * their own, so that clients filling --max-clients cannot shut
+ * replication and proxying out:
+ *
+ * - a new connection is a client while fewer than max_clients are open;
+ * - beyond that it enters the peer reserve while proven peers and
+ *   reserve connections together number fewer than max_peer_links (else
+ *   it is refused, as Redis refuses it, "-ERR max number of clients
+ *   reached"). A reserve connection may send NARF.AUTH and nothing else:
+ *   any other command gets that same error and the connection closes, and
+ *   so does one that has not proven the node role within
+ *   NARF_PEER_AUTH_DEADLINE_MS (server.c's cron). A client beyond
+ *   --max-clients thus still sees Redis's error, on its first command
+ *   rather than at once;
+ * - a connection that proves the node role (in either budget) counts as
+ *   a peer link from then on, and frees its client place.
+ *
+ * Only the wait for NARF.AUTH can be squatted by strangers (for at most
+ * the deadline each), and only within the reserve.
+ */
+enum narf_budget {
+	NARF_BUDGET_NONE = 0, /* not counted (tests) */
+	NARF_BUDGET_CLIENT,   /* one of --max-clients */
+	NARF_BUDGET_RESERVE,  /* the peer reserve: NARF.AUTH only */
+	NARF_BUDGET_PEER,     /* a proven peer link: --max-peer-links */
+};
+
+#define NARF_PEER_AUTH_DEADLINE_MS 2000
+#define NARF_DEFAULT_MAX_PEER_LINKS 256
+
 /* Per-connection state the commands see. */
 struct narf_client {
 	uint64_t id;
@@ -108,10 +144,17 @@ struct narf_client {
 	bool readonly;    /* READONLY: in-sync replicas may answer reads */
 	bool ack_primary; /* ACKMODE PRIMARY: replies do not wait */
 	bool ack_set;     /* ACKMODE given; else the map's default rules */
-	bool peer;        /* NARF.HELLO: another node's link */
-	bool loopback;    /* connected from 127.0.0.0/8 (set by the server;
-	                     false until it is: protected mode holds it) */
+	enum narf_budget budget; /* what it counts against */
+	/* NARF.AUTH (cmd_cluster.c): peer is set once the connection proved
+	 * the node role as node peer_node; peer_challenged while the first
+	 * step is answered and the proof (checked against peer_auth) is
+	 * due. */
+	bool peer;
+	bool peer_challenged;
+	bool loopback; /* connected from 127.0.0.0/8 (set by the server;
+	                  false until it is: protected mode holds it) */
 	uint32_t peer_node;
+	struct narf_auth peer_auth;
 	uint64_t peer_map_checks; /* map replies seen when a peer's request
 	                             was first put off for a map refresh */
 	long long wait_replicas;  /* WAIT's arguments */
@@ -137,7 +180,9 @@ struct narf_engine {
 	void *clock_data;
 	int64_t start_ms;
 	uint64_t next_client_id;
-	unsigned connected_clients;
+	unsigned connected_clients; /* counted against max_clients */
+	unsigned peer_links;        /* proven peers (max_peer_links) */
+	unsigned peer_pending;      /* in the reserve (max_peer_links) */
 	char run_id[41];
 	/* cfg.limits with Redis's limits before AUTH (narf_engine_limits) */
 	struct narf_resp_limits preauth_limits;
@@ -146,11 +191,12 @@ struct narf_engine {
 	/* closed before AUTH with too many replies unread (server.c) */
 	struct narf_ratelog preauth_log;
 	struct narf_ratelog tls_log; /* failed TLS handshakes (server.c) */
+	struct narf_ratelog peer_auth_log; /* failed NARF.AUTH */
 };
 
-/* Defaults: max key 64 KiB, bulk 512 MiB, 10000 clients, query buffer
- * 1 GiB, idle timeout 300 s, no memory limit,
- * allkeys-lru, no password, protected mode, standalone. */
+/* Defaults: max key 64 KiB, bulk 512 MiB, 10000 clients, 256 peer links,
+ * query buffer 1 GiB, idle timeout 300 s, no memory limit, allkeys-lru, no
+ * password, protected mode, standalone. */
 void narf_engine_config_default(struct narf_engine_config *cfg);
 
 /* Create the store and state. The config is copied (requirepass ownership
@@ -168,6 +214,27 @@ int64_t narf_engine_now(const struct narf_engine *e);
 /* Set up a new client's state (id, auth state from requirepass). The
  * server sets c->loopback once it knows the client's address. */
 void narf_engine_client_init(struct narf_engine *e, struct narf_client *c);
+
+/* The budget a new connection falls in (enum narf_budget), or
+ * NARF_BUDGET_NONE when both are full: refuse it. */
+enum narf_budget narf_engine_admit(const struct narf_engine *e);
+/* Count c (set up by narf_engine_client_init) against budget b. */
+void narf_engine_budget_take(struct narf_engine *e,
+                             struct narf_client *c,
+                             enum narf_budget b);
+/* c closes: its place is free again. */
+void narf_engine_budget_release(struct narf_engine *e, struct narf_client *c);
+/* A reserve connection that has not proven the node role by now (ms,
+ * engine clock): the server refuses and closes it
+ * (narf_engine_reserve_refuse). */
+bool narf_engine_reserve_overdue(const struct narf_engine *e,
+                                 const struct narf_client *c,
+                                 int64_t now);
+/* Append Redis's "max number of clients reached" to out and have c close
+ * after it (counted in rejected_connections). */
+int narf_engine_reserve_refuse(struct narf_engine *e,
+                               struct narf_client *c,
+                               struct narf_buf *out);
 
 /*
  * Before AUTH, as Redis 7.0: a client that has yet to prove itself
@@ -189,16 +256,16 @@ const struct narf_resp_limits *narf_engine_limits(const struct narf_engine *e,
 
 /*
  * Protected mode, as Redis 7.0's protected-mode: with no client password
- * (no --requirepass-file or NARF_REQUIREPASS) and --protected-mode yes
+ * (no --requirepass-file) and --protected-mode yes
  * (the default), only clients from the loopback interface are served,
  * whatever --bind says. Anyone else gets NARF_DENIED, Redis's own text
  * (so tools show the same advice), and is closed.
  *
  * One exception: a data node's peer links come from other hosts. While
- * this node holds a credential the peer handshake checks (a cluster
- * secret or node key, narf_engine_admits_peers), a non-loopback
- * connection may send the handshake (NARF.AUTH; NARF.HELLO until
- * NARF.AUTH replaces it), and only that, until it is a proven peer
+ * this node holds the node key the peer handshake checks
+ * (--cluster-secret-file, narf_engine_admits_peers), a non-loopback
+ * connection may send the handshake (NARF.AUTH), and only that, until it
+ * is a proven peer
  * (c->peer); every other request of it is denied. A node that admits no
  * peers denies such a connection at accept, before it sends anything,
  * as Redis does.
@@ -285,10 +352,6 @@ const struct narf_command *narf_engine_command_at(unsigned i);
  * the rate-limited logs' counts of events not yet reported. */
 void narf_engine_cron(struct narf_engine *e);
 
-/* What a peer link must prove in NARF.HELLO: the cluster secret, else the
- * client password, else NULL (nothing). */
-const char *narf_engine_peer_secret(const struct narf_engine *e);
-
 /* Do c's write replies go without waiting for the replicas: its ACKMODE,
  * or else the map's default ack mode (coord --ack, API settings)? */
 bool narf_client_ack_primary(const struct narf_engine *e,
@@ -330,6 +393,11 @@ struct narf_command {
 #define NARF_CMD_SPLIT_OK 128u
 #define NARF_CMD_SPLIT \
 	(NARF_CMD_SPLIT_SUM | NARF_CMD_SPLIT_ARRAY | NARF_CMD_SPLIT_OK)
+/* Cluster-internal (NARF.*): refused on a connection that has not proven
+ * the node role, whatever requirepass says, and never run there. */
+#define NARF_CMD_PEER 512u
+/* NARF.AUTH: the one command a connection in the peer reserve may send. */
+#define NARF_CMD_PEER_AUTH 1024u
 
 extern const struct narf_command narf_string_commands[];
 extern const struct narf_command narf_key_commands[];
@@ -360,6 +428,19 @@ struct narf_entry *narf_lookup(struct narf_engine *e,
                                const char *key,
                                size_t len,
                                bool count);
+
+/* c proved the node role as node `node` (NARF.AUTH): a peer link from
+ * now on, counted against max_peer_links, needing no AUTH. */
+void narf_engine_client_proven(struct narf_engine *e,
+                               struct narf_client *c,
+                               uint32_t node);
+/* A NARF.AUTH failed: c closes after the reply, the failure is counted and
+ * logged at WARN with c's address (claimed: the node id it claimed, or
+ * 0), at most a line a second (e->peer_auth_log). */
+void narf_engine_peer_auth_failed(struct narf_engine *e,
+                                  struct narf_client *c,
+                                  uint64_t claimed,
+                                  const char *why);
 
 /* Cluster mode: the map when this node has joined and received one. */
 const struct narf_map *narf_engine_map(const struct narf_engine *e);

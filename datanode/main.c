@@ -55,8 +55,7 @@ static const char usage_text[] =
         "  --eviction POLICY        allkeys-lru (default) or noeviction\n"
         "                           (writes then get -OOM at the limit)\n"
         "  --requirepass-file FILE  clients must AUTH with the password in\n"
-        "                           FILE (first line); the environment\n"
-        "                           variable NARF_REQUIREPASS works too\n"
+        "                           FILE (first line)\n"
         "  --users-file FILE        users (name, read|readwrite|admin, "
         "password\n"
         "                           hash from 'cachecli hash-password'), one\n"
@@ -69,12 +68,15 @@ static const char usage_text[] =
         "                           (127.0.0.0/8), as Redis: others get\n"
         "                           -DENIED and are closed; a peer node\n"
         "                           may still prove itself (default yes)\n"
-        "  --cluster-secret-file FILE  with --join: the secret (first line)\n"
-        "                           every peer link proves in NARF.HELLO;\n"
-        "                           same on every node (or environment\n"
-        "                           NARF_CLUSTER_SECRET). Without it, peers\n"
-        "                           prove the client password when one is\n"
-        "                           set, else nothing\n"
+        "  --cluster-secret-file FILE  required with --join: its first line\n"
+        "                           is the cluster secret (the coordinators'\n"
+        "                           --cluster-secret-file) or this node's\n"
+        "                           node key, \"node:\" and 64 hex digits\n"
+        "                           derived from the secret (it proves the\n"
+        "                           node role and nothing more;\n"
+        "                           `cachecli node-key` prints it). Peer\n"
+        "                           links prove it both ways in NARF.AUTH;\n"
+        "                           a node without it takes no peer links\n"
         "  --tls-port P             a second RESP port, TLS only (redis-cli\n"
         "                           --tls; docs/security.md \"TLS\");\n"
         "                           SIGHUP reloads the files below\n"
@@ -88,7 +90,12 @@ static const char usage_text[] =
         "                           with --tls-ca-cert-file), optional\n"
         "                           verifies one when sent, no never asks\n"
         "                           (the default without a CA)\n"
-        "  --max-clients N          connections (default 10000)\n"
+        "  --max-clients N          client connections (default 10000)\n"
+        "  --max-peer-links N       connections of other nodes (proven peer\n"
+        "                           links, and those beyond --max-clients\n"
+        "                           given 2 s to prove the node role) on top\n"
+        "                           of --max-clients (default 256; 0: peers\n"
+        "                           share --max-clients)\n"
         "  --max-key-size BYTES     longest key (default 64kb)\n"
         "  --max-value-size BYTES   longest argument/value, like Redis's\n"
         "                           proto-max-bulk-len (default 512mb)\n"
@@ -184,6 +191,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_USERS,
 		O_SECRET,
 		O_CLIENTS,
+		O_PEERLINKS,
 		O_KEYSIZE,
 		O_VALSIZE,
 		O_MULTIBULK,
@@ -215,6 +223,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"users-file", required_argument, NULL, O_USERS},
 	        {"cluster-secret-file", required_argument, NULL, O_SECRET},
 	        {"max-clients", required_argument, NULL, O_CLIENTS},
+	        {"max-peer-links", required_argument, NULL, O_PEERLINKS},
 	        {"max-key-size", required_argument, NULL, O_KEYSIZE},
 	        {"max-value-size", required_argument, NULL, O_VALSIZE},
 	        {"max-multibulk", required_argument, NULL, O_MULTIBULK},
@@ -239,7 +248,6 @@ static void parse_flags(struct narf_engine_config *cfg,
 	};
 	struct narf_tls_config tls = {0};
 	bool tls_auth_set = false;
-	const char *env;
 	int o;
 
 	opterr = 0;
@@ -316,9 +324,6 @@ static void parse_flags(struct narf_engine_config *cfg,
 				                 errmsg);
 			break;
 		case O_SECRET:
-			free(cfg->cluster_secret);
-			cfg->cluster_secret =
-			        read_secret("--cluster-secret-file", optarg);
 			if (narf_auth_keys_from_file(&cfg->keys, optarg,
 			                             errmsg) != 0)
 				narf_usage_error(prog,
@@ -328,6 +333,10 @@ static void parse_flags(struct narf_engine_config *cfg,
 		case O_CLIENTS:
 			cfg->max_clients = (unsigned)narf_flag_u64(
 			        prog, "--max-clients", optarg, 1, 1000000);
+			break;
+		case O_PEERLINKS:
+			cfg->max_peer_links = (unsigned)narf_flag_u64(
+			        prog, "--max-peer-links", optarg, 0, 100000);
 			break;
 		case O_KEYSIZE:
 			cfg->max_key_size = narf_flag_bytes(
@@ -441,19 +450,17 @@ static void parse_flags(struct narf_engine_config *cfg,
 		                 "--join needs --cluster-secret-file: the "
 		                 "coordinators and the other nodes take only "
 		                 "callers that prove it (docs/security.md)");
-	if (cfg->requirepass == NULL && (env = getenv("NARF_REQUIREPASS")) &&
-	    env[0] != '\0')
-		cfg->requirepass = strdup(env);
-	if (cfg->cluster_secret == NULL &&
-	    (env = getenv("NARF_CLUSTER_SECRET")) && env[0] != '\0')
-		cfg->cluster_secret = strdup(env);
+	/* Secrets come from files only, never from the environment (a
+	 * child's environment is readable where its argv is). */
 	/* Entries store 32-bit lengths: the flags cap both sizes there. A
 	 * value longer than --max-query-buffer is refused by that limit. */
 	if (cfg->max_key_size > cfg->limits.max_bulk)
 		cfg->max_key_size = cfg->limits.max_bulk;
 }
 
-/* Many clients need many descriptors: take the hard limit. */
+/* Many clients need many descriptors: take the hard limit. clients counts
+ * every connection the listener may hold (--max-clients and
+ * --max-peer-links). */
 static void raise_fd_limit(unsigned clients)
 {
 	struct rlimit rl;
@@ -465,8 +472,10 @@ static void raise_fd_limit(unsigned clients)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur < (rlim_t)clients + 32)
-		NARF_WARN("open file limit %llu is below --max-clients %u",
-		          (unsigned long long)rl.rlim_cur, clients);
+		NARF_WARN(
+		        "open file limit %llu is below --max-clients plus "
+		        "--max-peer-links (%u)",
+		        (unsigned long long)rl.rlim_cur, clients);
 }
 
 static void member_map_cb(void *data,
@@ -497,11 +506,14 @@ int main(int argc, char **argv)
 	dn.sync_rate = NARF_DEFAULT_SYNC_RATE;
 	dn.leave_on_stop = true;
 	dn.leave_timeout_ms = NARF_DEFAULT_LEAVE_TIMEOUT_MS;
-	parse_flags(&cfg, &dn, argc, argv);
+	/* Before --help too: `datanode --help | grep -q --join` (cluster.sh,
+	 * under pipefail) must not die of SIGPIPE when grep quits early. */
 	signal(SIGPIPE, SIG_IGN);
-	raise_fd_limit(cfg.max_clients);
+	parse_flags(&cfg, &dn, argc, argv);
+	raise_fd_limit(cfg.max_clients + cfg.max_peer_links);
 	uv_loop_init(&dn.loop);
 	rv = narf_engine_init(&dn.engine, &cfg, NULL, NULL);
+	explicit_bzero(&cfg.keys, sizeof(cfg.keys)); /* the engine's copy */
 	if (rv != 0) {
 		NARF_ERROR("cannot start the engine: %s", narf_strerror(rv));
 		return 1;
@@ -515,8 +527,7 @@ int main(int argc, char **argv)
 		}
 		dn.engine.repl = dn.repl;
 		narf_repl_set_sync_rate(dn.repl, dn.sync_rate);
-		narf_repl_set_secret(dn.repl,
-		                     narf_engine_peer_secret(&dn.engine));
+		narf_repl_set_keys(dn.repl, &dn.engine.cfg.keys);
 		narf_store_set_write_cb(dn.engine.store, narf_repl_store_write,
 		                        dn.repl);
 		narf_store_set_removed_cb(dn.engine.store,

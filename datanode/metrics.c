@@ -57,14 +57,26 @@ static void engine_metrics(struct narf_dn *dn, struct narf_metrics *m)
 	                     "Keys removed because their TTL passed.",
 	                     st.expired);
 	narf_metrics_one_u64(m, "narf_connected_clients", G,
-	                     "Open RESP connections (clients and peers).",
+	                     "Open client connections (--max-clients).",
 	                     e->connected_clients);
+	narf_metrics_one_u64(m, "narf_peer_links", G,
+	                     "Open connections of other nodes that proved the "
+	                     "node role (--max-peer-links).",
+	                     e->peer_links);
+	narf_metrics_one_u64(m, "narf_peer_links_pending", G,
+	                     "Connections beyond --max-clients given a moment "
+	                     "to prove the node role (the peer reserve).",
+	                     e->peer_pending);
+	narf_metrics_one_u64(m, "narf_peer_auth_failures_total", C,
+	                     "NARF.AUTH refused (the connection was closed).",
+	                     e->stats.peer_auth_failures);
 	narf_metrics_one_u64(m, "narf_connections_received_total", C,
 	                     "RESP connections accepted.",
 	                     e->stats.connections);
 	narf_metrics_one_u64(m, "narf_rejected_connections_total", C,
 	                     "RESP connections refused (--max-clients, "
-	                     "protected mode).",
+	                     "protected mode, and the peer reserve's "
+	                     "connections that did not prove the node role).",
 	                     e->stats.rejected_connections);
 	narf_metrics_one_u64(m, "narf_auth_failures_total", C,
 	                     "AUTH (and HELLO AUTH) attempts refused: a wrong "

@@ -420,9 +420,9 @@ void narf_repl_diverged(struct narf_repl *r, uint32_t peer)
 	repl_act(r);
 }
 
-void narf_repl_set_secret(struct narf_repl *r, const char *secret)
+void narf_repl_set_keys(struct narf_repl *r, const struct narf_auth_keys *keys)
 {
-	r->secret = secret;
+	r->keys = keys;
 }
 
 void narf_repl_set_sync_rate(struct narf_repl *r, uint64_t bytes_per_s)

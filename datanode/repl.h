@@ -5,7 +5,8 @@
  * peer's RESP port ("links"): a replication link that carries this node's
  * write stream for the slots it leads and the peer replicates, and a proxy
  * link that carries client requests this node forwards to the peer. Both
- * open with NARF.HELLO and are pipelined: replies come back in order.
+ * open with NARF.AUTH, where each side proves the node key to the other
+ * (peer_auth.h), and are pipelined: replies come back in order.
  *
  * The write stream. The store calls narf_repl_store_write() after every
  * change; when this node leads the slot, the change goes to every peer that
@@ -60,6 +61,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/auth.h"
 #include "common/buf.h"
 #include "common/map.h"
 #include "common/store.h"
@@ -93,8 +95,9 @@ void narf_repl_stop(struct narf_repl *r);
 /* Pace syncs to at most bytes_per_s (0: as fast as the links take them):
  * a new copy fills more slowly but the node keeps serving its clients. */
 void narf_repl_set_sync_rate(struct narf_repl *r, uint64_t bytes_per_s);
-/* The proof peer links send in NARF.HELLO (borrowed; NULL: none). */
-void narf_repl_set_secret(struct narf_repl *r, const char *secret);
+/* The keys links prove the node role with in NARF.AUTH (borrowed: the
+ * engine config's; must hold the node key). */
+void narf_repl_set_keys(struct narf_repl *r, const struct narf_auth_keys *keys);
 
 /* The store's callbacks (data = the repl). */
 void narf_repl_store_write(void *data,

@@ -49,6 +49,12 @@ struct link {
 	uint64_t progress_ms;
 	/* proxy links: the requests awaiting replies, oldest first */
 	struct narf_proxy *head, *tail;
+	/* NARF.AUTH (peer_auth.h): the first step waits in hs, the only
+	 * bytes sent until the peer's proof checked out (proven); commands
+	 * queued meanwhile wait in out, behind our proof */
+	bool proven;
+	struct narf_buf hs;
+	struct narf_auth auth;
 };
 
 /* A peer's I/O: its address and links; its state is the core's (rp). */
@@ -58,6 +64,10 @@ struct narf_peer {
 	uint32_t id;
 	char addr[NARF_ADDR_SIZE];
 	struct link *repl, *proxy; /* owned, NULL when closed */
+	/* a link to it failed NARF.AUTH and said so at WARN: the next such
+	 * failures say it at DEBUG until one of its links proves itself
+	 * (links are retried every NARF_LINK_RETRY_MS) */
+	bool auth_warned;
 };
 
 struct narf_repl {
@@ -78,7 +88,7 @@ struct narf_repl {
 	bool pacing;
 	struct narf_peer **peers; /* owned */
 	unsigned n_peers, cap_peers;
-	const char *secret; /* borrowed: NARF.HELLO's proof, or NULL */
+	const struct narf_auth_keys *keys; /* borrowed: NARF.AUTH's */
 	void (*progress_cb)(void *);
 	void *progress_data;
 	bool stopping;

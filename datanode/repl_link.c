@@ -4,6 +4,20 @@
  * (repl_core.h): it says when to open and close one, and hears from here
  * when one came up, queued a command, was acknowledged or failed. See
  * repl.c.
+ *
+ * Every link opens with NARF.AUTH (peer_auth.h). Its first step is queued
+ * with the connect, in the link's `hs`, and is all the link sends until
+ * the peer's answer proves the node key: commands queued meanwhile wait in
+ * `out`, our proof is put in front of them, and they all go pipelined.
+ * Only then is a replication link up for the core. A peer that answers
+ * with an error, or with a proof that does not check out (a stranger at
+ * its address, or a node holding another cluster's secret), fails the
+ * link like any other failure: the core retries it, and the log says so
+ * once at WARN until a link to that peer proves itself.
+ *
+ * The handshake counts as one command, whose reply is the +OK to our
+ * proof: a peer that never answers lags like a replica that stopped
+ * acknowledging, and its link fails the same way.
  */
 #include "repl_int.h"
 
@@ -14,6 +28,7 @@
 
 #include "common/flags.h"
 #include "common/log.h"
+#include "peer_auth.h"
 
 /* --- links --------------------------------------------------------------- */
 
@@ -39,6 +54,7 @@ void repl_link_free(struct link *l)
 	if (l->creq != NULL) /* libuv cancels it once the handle closes */
 		l->creq->data = NULL;
 	narf_buf_close(&l->out);
+	narf_buf_close(&l->hs);
 	narf_buf_close(&l->in);
 	if (!l->writing)
 		narf_buf_close(&l->sending);
@@ -76,19 +92,22 @@ static void link_write_cb(uv_write_t *req, int status)
 	repl_link_flush(l);
 }
 
+/* Hand what may go to the kernel: before the peer proved itself only the
+ * handshake (hs), after it the commands (out). */
 void repl_link_flush(struct link *l)
 {
+	struct narf_buf *src = l->proven ? &l->out : &l->hs;
 	struct narf_buf tmp;
 	uv_buf_t b;
 	int n;
 
-	if (!l->connected || l->writing || l->out.len == 0)
+	if (!l->connected || l->writing || src->len == 0)
 		return;
-	b = uv_buf_init(l->out.data, (unsigned)l->out.len);
+	b = uv_buf_init(src->data, (unsigned)src->len);
 	n = uv_try_write((uv_stream_t *)l->tcp, &b, 1);
-	if (n == (int)l->out.len) {
-		l->out.len = 0;
-		narf_buf_shrink(&l->out, 64 * 1024);
+	if (n == (int)src->len) {
+		src->len = 0;
+		narf_buf_shrink(src, 64 * 1024);
 		return;
 	}
 	if (n < 0 && n != UV_EAGAIN) {
@@ -96,10 +115,10 @@ void repl_link_flush(struct link *l)
 		return;
 	}
 	if (n > 0)
-		narf_buf_consume(&l->out, (size_t)n);
+		narf_buf_consume(src, (size_t)n);
 	tmp = l->sending;
-	l->sending = l->out;
-	l->out = tmp;
+	l->sending = *src;
+	*src = tmp;
 	b = uv_buf_init(l->sending.data, (unsigned)l->sending.len);
 	l->wreq.data = l;
 	if (uv_write(&l->wreq, (uv_stream_t *)l->tcp, &b, 1, link_write_cb) !=
@@ -110,9 +129,61 @@ void repl_link_flush(struct link *l)
 	l->writing = true;
 }
 
+static void link_fail_quietly(struct link *l, const char *why, bool warn);
+
+/*
+ * The peer's answer to NARF.AUTH's first step: when its proof checks out,
+ * our proof goes in front of the commands queued meanwhile, and they may
+ * all go; else the link fails.
+ */
+static void link_auth_answer(struct link *l, const char *p, size_t len)
+{
+	struct narf_peer *peer = l->p;
+	struct narf_buf proof;
+	char why[256];
+
+	narf_buf_init(&proof);
+	if (narf_peer_auth_answer(&l->auth, l->r->keys, p, len, &proof, why,
+	                          sizeof(why)) != 0) {
+		narf_buf_close(&proof);
+		if (!peer->auth_warned)
+			NARF_WARN(
+			        "repl: node %u (%s) failed NARF.AUTH: %s; "
+			        "links to it fail until it passes (said once)",
+			        peer->id, peer->addr, why);
+		peer->auth_warned = true;
+		link_fail_quietly(l, why, false);
+		return;
+	}
+	if (narf_buf_append(&proof, l->out.data, l->out.len) != 0) {
+		narf_buf_close(&proof);
+		repl_link_fail(l, "out of memory");
+		return;
+	}
+	narf_buf_close(&l->out);
+	l->out = proof;
+	l->proven = true;
+	if (peer->auth_warned)
+		NARF_INFO("repl: node %u (%s) proved the node key again",
+		          peer->id, peer->addr);
+	peer->auth_warned = false;
+	if (l->kind == LINK_REPL)
+		narf_rcore_link_up(l->r->core, peer->rp);
+	NARF_DEBUG(
+	        "repl: %s link to node %u (%s) up: the peer proved the node "
+	        "key",
+	        l->kind == LINK_REPL ? "replication" : "proxy", peer->id,
+	        peer->addr);
+	repl_link_flush(l);
+}
+
 /* One reply arrived on l. */
 static void link_reply(struct link *l, const char *p, size_t len)
 {
+	if (!l->proven) {
+		link_auth_answer(l, p, len);
+		return;
+	}
 	if (l->kind == LINK_PROXY) {
 		struct narf_proxy *px = l->head;
 
@@ -222,27 +293,32 @@ int repl_link_cmd(struct link *l,
 	return 0;
 }
 
-/* The link's first command; NARF_ENOMEM when the link is unusable. */
+/* The handshake's first step, queued in hs and counted as the link's first
+ * command (its reply: the +OK to our proof). NARF_ENOMEM when the link is
+ * unusable. */
 static int link_hello(struct link *l)
 {
-	char id[16];
-	const char *argv[] = {"NARF.HELLO", id, l->r->secret};
-	size_t argvlen[3];
+	uint64_t now = uv_now(l->r->loop);
 
-	snprintf(id, sizeof(id), "%u", l->r->member->node_id);
-	argvlen[0] = strlen(argv[0]);
-	argvlen[1] = strlen(id);
-	argvlen[2] = l->r->secret != NULL ? strlen(l->r->secret) : 0;
-	if (repl_link_cmd(l, l->r->secret != NULL ? 3 : 2, argv, argvlen) != 0)
+	if (l->r->keys == NULL ||
+	    narf_peer_auth_hello(&l->auth, l->r->member->node_id, &l->hs) != 0)
 		return NARF_ENOMEM;
-	if (l->kind == LINK_PROXY) {
+	if (l->kind == LINK_REPL) {
+		struct narf_rpeer *rp = l->p->rp;
+
+		if (!narf_rcore_link_usable(rp) || rp->gen != l->gen)
+			return NARF_ENOMEM;
+		narf_rcore_link_queued(l->r->core, rp, true, now);
+	} else {
 		struct narf_proxy *px = calloc(1, sizeof(*px));
 
-		/* The HELLO's reply needs a place in the queue; without
+		/* The handshake's reply needs a place in the queue; without
 		 * memory the link cannot be used. */
 		if (px == NULL)
 			return NARF_ENOMEM;
 		l->head = l->tail = px;
+		l->progress_ms = now;
+		l->sent++;
 	}
 	return 0;
 }
@@ -268,9 +344,7 @@ static void link_connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	l->connected = true;
-	if (l->kind == LINK_REPL)
-		narf_rcore_link_up(l->r->core, l->p->rp);
-	NARF_DEBUG("repl: %s link to node %u (%s) up",
+	NARF_DEBUG("repl: %s link to node %u (%s) connected, proving",
 	           l->kind == LINK_REPL ? "replication" : "proxy", l->p->id,
 	           l->p->addr);
 	repl_link_flush(l);
@@ -299,6 +373,7 @@ struct link *repl_link_open(struct narf_repl *r,
 	l->p = p;
 	l->kind = kind;
 	narf_buf_init(&l->out);
+	narf_buf_init(&l->hs);
 	narf_buf_init(&l->sending);
 	narf_buf_init(&l->in);
 	uv_tcp_init(r->loop, l->tcp);
@@ -329,18 +404,26 @@ struct link *repl_link_open(struct narf_repl *r,
  */
 void repl_link_fail(struct link *l, const char *why)
 {
+	link_fail_quietly(l, why, true);
+}
+
+/* repl_link_fail, logged at DEBUG unless warn. */
+static void link_fail_quietly(struct link *l, const char *why, bool warn)
+{
 	struct narf_repl *r = l->r;
 	struct narf_peer *p = l->p;
 	uint32_t gen = l->gen;
+	enum narf_log_level level = !warn                  ? NARF_LOG_DEBUG
+	                            : l->kind == LINK_REPL ? NARF_LOG_WARN
+	                                                   : NARF_LOG_INFO;
 
+	narf_log(level, "repl: %s link to node %u (%s) failed: %s",
+	         l->kind == LINK_REPL ? "replication" : "proxy", p->id, p->addr,
+	         why);
 	if (l->kind == LINK_PROXY) {
-		NARF_INFO("repl: proxy link to node %u (%s) failed: %s", p->id,
-		          p->addr, why);
 		repl_link_drop(l);
 		return;
 	}
-	NARF_WARN("repl: replication link to node %u (%s) failed: %s", p->id,
-	          p->addr, why);
 	repl_link_drop(l);
 	narf_rcore_link_failed(r->core, p->rp, gen, uv_now(r->loop));
 	repl_act(r);

@@ -243,7 +243,7 @@ static void conn_close(struct narf_rconn *conn)
 		dn->conns = conn->next;
 	if (conn->next != NULL)
 		conn->next->prev = conn->prev;
-	dn->engine.connected_clients--;
+	narf_engine_budget_release(&dn->engine, &conn->client);
 	uv_close((uv_handle_t *)&conn->tcp, conn_closed_cb);
 }
 
@@ -969,10 +969,13 @@ static void accept_cb(uv_stream_t *server, int status)
 	struct narf_dn *dn = server->data;
 	struct narf_engine *e = &dn->engine;
 	struct narf_rconn *conn;
+	enum narf_budget budget;
 
 	if (status != 0 || dn->closing)
 		return;
-	if (e->connected_clients >= e->cfg.max_clients) {
+	/* --max-clients, else the peer reserve (engine.h, enum narf_budget) */
+	budget = narf_engine_admit(e);
+	if (budget == NARF_BUDGET_NONE) {
 		reject(dn, server);
 		return;
 	}
@@ -991,9 +994,9 @@ static void accept_cb(uv_stream_t *server, int status)
 	if (dn->conns != NULL)
 		dn->conns->prev = conn;
 	dn->conns = conn;
-	e->connected_clients++;
 	e->stats.connections++;
 	narf_engine_client_init(e, &conn->client);
+	narf_engine_budget_take(e, &conn->client, budget);
 	if (uv_accept(server, (uv_stream_t *)&conn->tcp) != 0) {
 		conn_close(conn);
 		return;
@@ -1054,6 +1057,37 @@ static void close_idle(struct narf_dn *dn)
 	}
 }
 
+/*
+ * The peer reserve (engine.h, enum narf_budget): a connection accepted
+ * beyond --max-clients that has not proven the node role within
+ * NARF_PEER_AUTH_DEADLINE_MS gets Redis's "max number of clients reached"
+ * and closes. Looked at every cron tick, only while the reserve holds any.
+ */
+static void refuse_overdue_reserve(struct narf_dn *dn)
+{
+	struct narf_engine *e = &dn->engine;
+	int64_t now = narf_engine_now(e);
+	struct narf_rconn *conn = dn->conns;
+
+	while (conn != NULL) {
+		struct narf_rconn *next = conn->next;
+
+		if (!conn->closing && !conn->client.close_after_reply &&
+		    narf_engine_reserve_overdue(e, &conn->client, now)) {
+			narf_engine_reserve_refuse(e, &conn->client,
+			                           &conn->out);
+			/* A TLS client still in its handshake cannot read
+			 * the reply: just closed, its place freed now. */
+			if (conn->tls != NULL &&
+			    !narf_tls_conn_ready(conn->tls))
+				conn_close(conn);
+			else
+				conn_flush(conn);
+		}
+		conn = next;
+	}
+}
+
 static void leave_step(struct narf_dn *dn);
 
 static void cron_cb(uv_timer_t *t)
@@ -1066,6 +1100,8 @@ static void cron_cb(uv_timer_t *t)
 	/* Deadlines of the RETRY, MAP and WAIT waits. */
 	if (dn->blocked != NULL)
 		dn->progress = true;
+	if (dn->engine.peer_pending > 0)
+		refuse_overdue_reserve(dn);
 	if (++dn->cron_ticks % (1000 / NARF_DN_CRON_MS) == 0)
 		close_idle(dn);
 	if (dn->stop_leaving)

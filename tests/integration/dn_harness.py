@@ -381,8 +381,10 @@ class DataNode(Server):
 
     opts: max_memory, eviction, max_clients, max_key_size, max_value_size,
     max_multibulk, max_query_buffer, timeout, log_level, bind,
-    protected_mode ("yes"/"no"), password_via ("env", the default, or
-    "file"), and cluster_secret (True: the suite's --cluster-secret-file).
+    protected_mode ("yes"/"no"), users, cluster_secret (True: the suite's
+    --cluster-secret-file) and extra_args (a list of further flags). A
+    password goes in a --requirepass-file (the data node takes secrets from
+    files only; password_via is accepted and ignored).
     """
 
     kind = "narf"
@@ -397,17 +399,12 @@ class DataNode(Server):
     def __init__(self, binary, tmpdir, name="narf", **opts):
         super().__init__(tmpdir, name, **opts)
         self.binary = binary
-        self.env.pop("NARF_REQUIREPASS", None)
         self.password_file = None
         if self.password is not None:
-            if opts.get("password_via", "env") == "file":
-                self.password_file = os.path.join(self.tmpdir,
-                                                  name + ".pass")
-                with open(self.password_file, "w") as f:
-                    f.write(self.password + "\n")
-                os.chmod(self.password_file, 0o600)
-            else:
-                self.env["NARF_REQUIREPASS"] = self.password
+            self.password_file = os.path.join(self.tmpdir, name + ".pass")
+            with open(self.password_file, "w") as f:
+                f.write(self.password + "\n")
+            os.chmod(self.password_file, 0o600)
         # ASan: report, do not hide leaks behind a zero exit.
         self.env.setdefault("ASAN_OPTIONS", "abort_on_error=0")
 
@@ -424,7 +421,7 @@ class DataNode(Server):
             a += ["--users-file", self.users_file(opts["users"])]
         if opts.get("cluster_secret"):
             a = with_secret(a)
-        return a
+        return a + list(opts.get("extra_args", ()))
 
 
     def users_file(self, users):

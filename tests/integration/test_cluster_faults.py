@@ -12,6 +12,7 @@ one and that every in-sync copy agrees with its primary. Times are printed
 """
 import time
 
+import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
@@ -19,7 +20,9 @@ import cluster_checks as checks
 import cluster_harness as ch
 from cluster_harness import Writers
 from dn_harness import Err, RawConn, encode
-from narf_harness import HOST, call_leader, expand_slots, wait_leader
+from narf_harness import (HOST, call_leader, expand_slots, node_key_text,
+                          wait_leader)
+from peer_auth import StrangerError, first_step, node_key, peer_conn, prove
 
 # Generous but bounded waits (the ASan build is 2-3x slower).
 FAILOVER_WAIT = 20.0
@@ -559,16 +562,22 @@ def test_redirect_node_answers_moved(make_cluster):
 
 
 def test_cluster_secret(make_cluster, tmp_path):
-    """With --cluster-secret-file on every node, peer links prove it and
-    the cluster replicates and proxies as usual; a client claiming to be a
-    peer without it stays a client (internal commands refused)."""
-    secret = tmp_path / "cluster.secret"
-    secret.write_text("correct horse battery\n")
-    c = make_cluster(node_args={i: ["--cluster-secret-file", str(secret)]
+    """With a key file on every node (here the node key "node:<hex>" the
+    suite's secret derives: a node needs no more), peer links prove the
+    node role both ways in NARF.AUTH and the cluster replicates and proxies
+    as usual; a client connection cannot run internal commands (whatever
+    it claims), a wrong proof is refused and closes the connection, and a
+    dialer holding another secret sees the node fail its proof."""
+    key = tmp_path / "node.key"
+    key.write_text(node_key_text() + "\n")
+    key.chmod(0o600)
+    c = make_cluster(node_args={i: ["--cluster-secret-file", str(key)]
                                 for i in range(3)})
     n = c.nodes[0]
     m = c.map()
     other = [k for k in ch.keys_in(c.slots_of(m, c.nodes[1], "primary"), 20)]
+    noperm = Err("NOPERM this is a cluster-internal command (a peer link "
+                 "proves the node role with NARF.AUTH first)")
     with RawConn(n.port) as w:
         for k in other:  # proxied to node 2, replicated there
             assert w.cmd("SET", k, "v") == "OK"
@@ -576,14 +585,23 @@ def test_cluster_secret(make_cluster, tmp_path):
         mine = ch.keys_in(c.slots_of(m, n, "primary"), 1)[0]
         assert w.cmd("SET", mine, "x") == "OK"
         assert w.cmd("WAIT", 1, 5000) == 1
-        assert w.cmd("NARF.HELLO", 7) == Err(
-            "NOPERM wrong or missing cluster secret")
-        assert w.cmd("NARF.HELLO", 7, "correct horse") == Err(
-            "NOPERM wrong or missing cluster secret")
-        assert w.cmd("NARF.DEL", 1, mine) == Err(
-            "NOPERM this is a cluster-internal command")
+        assert w.cmd("NARF.DEL", 1, mine) == noperm
+        assert w.cmd("NARF.SET", 1, mine, "y", 0) == noperm
         assert w.cmd("GET", mine) == b"x"
-    assert "wrong cluster secret; refused" in n.log_text()
+        nonce_c, rep = first_step(w, 7)
+        assert isinstance(rep, list), rep
+        assert w.cmd("NARF.AUTH", "00" * 32) == Err(
+            "NOPERM NARF.AUTH: wrong proof")
+        assert w.at_eof(3.0)
+    with RawConn(n.port) as s:
+        with pytest.raises(StrangerError):
+            prove(s, 7, key=node_key(b"another cluster's secret!"))
+    with RawConn(n.port) as p:
+        peer_conn(p, 7)  # the suite's node key: a peer
+        assert p.cmd("GET", mine) == b"x"
+    assert any("NARF.AUTH failed" in ln and "claiming node 7: wrong proof"
+               in ln for ln in n.log_text().splitlines())
+    assert node_key_text() not in "".join(d.log_text() for d in c.nodes)
 
 
 def test_ack_all_wait_ackmode_readonly(make_cluster):
@@ -655,9 +673,9 @@ def test_superseded_link_delivers_late(make_cluster):
     over the newer data (the partition test lost acknowledged writes that
     way: the stale copy stayed in the ISR and was promoted later).
 
-    Played here with connections that say NARF.HELLO as each primary before
-    the replica is paused: after the resync, a NARF.SET over one of them is
-    such a late message."""
+    Played here with connections that prove the node role as each primary
+    (NARF.AUTH) before the replica is paused: after the resync, a NARF.SET
+    over one of them is such a late message."""
     c = make_cluster()
     m0 = c.map()
     victim = c.nodes[1]
@@ -667,8 +685,7 @@ def test_superseded_link_delivers_late(make_cluster):
     old = {}
     for nid in others:
         conn = RawConn(victim.port, timeout=10.0)
-        assert conn.cmd("NARF.HELLO", str(nid)) == "OK"
-        old[nid] = conn
+        old[nid] = peer_conn(conn, nid)
     try:
         # Paused until marked down: every primary then lets go of its
         # link to it, and syncs it again over a new one once it is back.

@@ -4,8 +4,9 @@ evicts or expires on its own, and fences stale primaries with a per-slot
 epoch high-water mark.
 
 Real `coord` and `datanode --join` processes on 127.0.0.1. Some tests
-write the stream by hand: a raw connection that says NARF.HELLO is a peer
-link, so NARF.SET / NARF.DEL sent on it are what a primary would send.
+write the stream by hand: a raw connection that proves the node role with
+NARF.AUTH (the suite's node key) is a peer link, so NARF.SET / NARF.DEL
+sent on it are what a primary would send.
 """
 import time
 
@@ -15,6 +16,7 @@ import cluster_checks as checks
 import cluster_harness as ch
 from dn_harness import Err
 from narf_harness import HOST, expand_slots, wait_for
+from peer_auth import peer_conn
 
 READY_WAIT = 60.0
 BIG = 64 * 1024
@@ -63,9 +65,7 @@ def info(node, section):
 def peer(node, sender=999):
     """A raw connection that is a peer link (sender: the node id it
     claims)."""
-    conn = node.raw()
-    assert conn.cmd("NARF.HELLO", sender) == "OK"
-    return conn
+    return peer_conn(node.raw(), sender)
 
 
 def readonly_get(node, key):

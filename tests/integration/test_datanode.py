@@ -879,7 +879,7 @@ def test_requests_split_at_every_byte(srv):
 
 @pytest.fixture
 def auth_srv(make_server, kind):
-    """A server with a password (narf: through NARF_REQUIREPASS)."""
+    """A server with a password (narf: through --requirepass-file)."""
     return make_server(kind, password="s3cret pw")
 
 
@@ -930,26 +930,6 @@ def test_auth_required(auth_srv):
     assert good.get("k") == b"v"
     good.close()
     assert s.cli("GET", "k").stdout.strip() == b"v"
-
-
-def test_peer_hello_needs_the_password(make_server):
-    """narf only: NARF.HELLO (a peer link's first command) does not skip
-    AUTH: with a password and no cluster secret, a peer must prove the
-    password; without or with a wrong proof the connection stays a plain
-    unauthenticated client and internal commands are refused."""
-    s = make_server("narf", password="s3cret pw")
-    noperm = Err("NOPERM wrong or missing cluster secret")
-    with s.raw(auth=False) as c:
-        assert c.cmd("NARF.HELLO", 1) == noperm
-        assert c.cmd("SET", "k", "v") == Err("NOAUTH Authentication required.")
-        assert c.cmd("NARF.HELLO", 1, "s3cret") == noperm
-        assert c.cmd("NARF.HELLO", 1, "s3cret pw!") == noperm
-        assert c.cmd("GET", "k") == Err("NOAUTH Authentication required.")
-        assert isinstance(c.cmd("NARF.HELLO", 1, "a", "b"), Err)
-        assert c.cmd("NARF.HELLO", 1, "s3cret pw") == "OK"
-        assert c.cmd("SET", "k", "v") == "OK"
-    assert "claiming node 1: no cluster secret; refused" in s.log_text()
-    assert "claiming node 1: wrong cluster secret; refused" in s.log_text()
 
 
 def test_auth_without_password(c):

@@ -465,6 +465,7 @@ BAD_FLAGS = [
     (["--port", "70000"], "--port"),
     (["--port", "12ab"], "--port"),
     (["--max-clients", "0"], "--max-clients"),
+    (["--max-peer-links", "many"], "--max-peer-links"),
     (["--max-key-size", "0"], "--max-key-size"),
     (["--max-value-size", "huge"], "--max-value-size"),
     (["--max-multibulk", "0"], "--max-multibulk"),
@@ -488,7 +489,6 @@ def test_bad_flags():
     --help lists every flag and exits 0."""
     binary = datanode_binary()
     env = dict(os.environ)
-    env.pop("NARF_REQUIREPASS", None)
     for args, name in BAD_FLAGS:
         out = subprocess.run([binary, "--standalone"] + args,
                              capture_output=True, text=True, timeout=10,
@@ -499,8 +499,9 @@ def test_bad_flags():
                          timeout=10, stdin=subprocess.DEVNULL)
     assert out.returncode == 0
     for flag in ("--standalone", "--port", "--bind", "--max-memory",
-                 "--eviction", "--requirepass-file", "NARF_REQUIREPASS",
-                 "--max-clients", "--max-key-size", "--max-value-size",
+                 "--eviction", "--requirepass-file", "--cluster-secret-file",
+                 "--max-clients", "--max-peer-links", "--max-key-size",
+                 "--max-value-size",
                  "--max-multibulk", "--max-query-buffer", "--timeout",
                  "--log-level", "--protected-mode"):
         assert flag in out.stdout, flag

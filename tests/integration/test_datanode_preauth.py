@@ -25,7 +25,7 @@ import pytest
 
 from dn_harness import MB, Closed, Err, RawConn, encode, wait_until
 from dn_fixtures import kind, make_server  # noqa: F401
-from narf_harness import SECRET
+from peer_auth import first_step, prove
 
 PASSWORD = "pre-auth-pw"
 NOAUTH = Err("NOAUTH Authentication required.")
@@ -368,24 +368,29 @@ def test_protected_mode_password(outside, make_server, kind):
 
 
 def test_protected_mode_peer_handshake(outside, make_server):
-    """A node that holds a cluster secret lets a connection from outside
-    run the peer handshake (today NARF.HELLO; NARF.AUTH is to replace it),
-    and nothing else, until it has proven itself: it is not denied at
-    accept, a wrong proof leaves it held, any other request (or a protocol
-    error) gets -DENIED and closes it, and a right proof makes it a peer
-    that is served."""
+    """A node that holds the node key lets a connection from outside run
+    the peer handshake (NARF.AUTH), and nothing else, until it has proven
+    itself: it is not denied at accept, a wrong proof is refused and
+    closes it (a failed NARF.AUTH, not a denial), any other request (or a
+    protocol error) gets -DENIED and closes it, and a right proof makes it
+    a peer that is served."""
     s = make_server("narf", bind="0.0.0.0", cluster_secret=True)
     with remote(s, outside) as c:
         assert not c.at_eof(0.3) and c.buf == b""
-        rep = c.cmd("NARF.HELLO", 9, "not-the-secret")
-        assert isinstance(rep, Err) and rep != DENIED, rep
+        nonce_c, rep = first_step(c, 9)
+        assert isinstance(rep, list) and len(rep) == 2, rep
+        assert c.cmd("NARF.AUTH", "00" * 32) == Err(
+            "NOPERM NARF.AUTH: wrong proof")
+        assert c.at_eof(3.0)
+    with remote(s, outside) as c:
         expect_closed_with(c, encode("PING"), DENIED)
     with remote(s, outside) as c:
         expect_closed_with(c, b"*20\r\n", DENIED)
     with remote(s, outside) as c:
         expect_closed_with(c, b"PING\r\n", DENIED)
     with remote(s, outside) as c:
-        assert c.cmd("NARF.HELLO", 9, SECRET) == "OK"
+        assert prove(c, 9) == "OK"
         assert c.cmd("PING") == "PONG"
     with s.raw() as c:
         assert info_field(c, "stats", "rejected_connections") == 3
+        assert info_field(c, "stats", "peer_auth_failures") == 1

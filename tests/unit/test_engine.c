@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "datanode/engine.h"
+#include "datanode/peer_auth.h"
 
 static int64_t fake_now = 1700000000000LL;
 
@@ -535,29 +536,60 @@ static void test_protected_mode(void **state)
 	EXPECT(f, "GET k", "$-1\r\n");
 }
 
-/* Protected mode on a node with a cluster secret: a client from another
- * host may run the peer handshake, and only that, until it has proven
- * itself a peer; a wrong proof leaves it held. */
+/* Protected mode on a node holding the node key: a client from another
+ * host may run the peer handshake (NARF.AUTH), and only that, until it
+ * has proven itself a peer; a wrong proof closes it, still held. */
 static void test_protected_mode_peer(void **state)
 {
+	static const char secret[] = "a-cluster-secret-of-some-length";
 	struct narf_engine_config cfg;
 	struct fixture *f;
+	struct narf_auth a;
+	struct narf_buf hello, proof;
+	char nonce[NARF_AUTH_NONCE_HEX + 1], line[160], why[256];
 
 	teardown(state);
 	narf_engine_config_default(&cfg);
-	cfg.cluster_secret = strdup("a-cluster-secret-of-some-length");
+	assert_int_equal(narf_auth_keys_from_text(&cfg.keys, secret,
+	                                          strlen(secret), NULL),
+	                 0);
 	*state = f = make_remote(&cfg);
 	assert_true(narf_engine_admits_peers(&f->e));
 	assert_true(narf_engine_protected_denies(
 	        &f->e, &f->c, narf_engine_command("GET", 3)));
+	assert_true(narf_engine_protected_denies(
+	        &f->e, &f->c, narf_engine_command("NARF.SET", 8)));
 	assert_false(narf_engine_protected_denies(
-	        &f->e, &f->c, narf_engine_command("NARF.HELLO", 10)));
+	        &f->e, &f->c, narf_engine_command("NARF.AUTH", 9)));
 	assert_true(narf_engine_protected_denies(&f->e, &f->c, NULL));
-	EXPECT(f, "NARF.HELLO 7 wrong",
-	       "-NOPERM wrong or missing cluster secret\r\n");
-	assert_false(f->c.close_after_reply);
+	/* A wrong proof. */
+	assert_int_equal(strncmp(run(f,
+	                             "NARF.AUTH 7 "
+	                             "000102030405060708090a0b0c0d0e0f"),
+	                         "*2\r\n", 4),
+	                 0);
+	EXPECT(f,
+	       "NARF.AUTH 000000000000000000000000000000000000000000000000000"
+	       "0000000000000",
+	       "-NOPERM NARF.AUTH: wrong proof\r\n");
+	assert_true(f->c.close_after_reply);
 	assert_true(narf_engine_protected(&f->e, &f->c));
-	EXPECT(f, "NARF.HELLO 7 a-cluster-secret-of-some-length", "+OK\r\n");
+	/* The right one, from a new connection. */
+	narf_engine_client_init(&f->e, &f->c);
+	narf_buf_init(&hello);
+	narf_buf_init(&proof);
+	assert_int_equal(narf_peer_auth_hello(&a, 7, &hello), 0);
+	narf_auth_hex(a.nonce_c, NARF_AUTH_NONCE_SIZE, nonce);
+	snprintf(line, sizeof(line), "NARF.AUTH 7 %s", nonce);
+	run(f, line);
+	assert_int_equal(narf_peer_auth_answer(&a, &f->e.cfg.keys, f->reply,
+	                                       strlen(f->reply), &proof, why,
+	                                       sizeof(why)),
+	                 0);
+	/* the proof command ends with the 64 hex digits and CRLF */
+	snprintf(line, sizeof(line), "NARF.AUTH %.64s",
+	         proof.data + proof.len - NARF_AUTH_MAC_HEX - 2);
+	EXPECT(f, line, "+OK\r\n");
 	assert_true(f->c.peer);
 	assert_false(narf_engine_protected(&f->e, &f->c));
 	assert_false(narf_engine_preauth(&f->e, &f->c));
@@ -566,6 +598,8 @@ static void test_protected_mode_peer(void **state)
 	/* A new stranger still gets -DENIED for anything else. */
 	narf_engine_client_init(&f->e, &f->c);
 	EXPECT(f, "PING", DENIED);
+	narf_buf_close(&hello);
+	narf_buf_close(&proof);
 }
 
 /* Redis's limits before AUTH: an unauthenticated client is parsed with 10

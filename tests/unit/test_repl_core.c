@@ -104,7 +104,8 @@ static void carry(struct sim *sim)
 			                       sim->now);
 			continue;
 		}
-		/* NARF.HELLO is queued first, then the connect completes. */
+		/* The handshake (NARF.AUTH) is queued first; the link is up
+		 * once the peer proved the node key. */
 		narf_rcore_link_queued(sim->rc, a.peer, true, sim->now);
 		narf_rcore_link_up(sim->rc, a.peer);
 	}
