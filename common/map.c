@@ -428,6 +428,7 @@ static int apply_node_join(struct narf_map *m,
 		    o->state != NARF_NODE_REMOVED &&
 		    o->state != NARF_NODE_DOWN) {
 			o->state = NARF_NODE_DOWN;
+			o->isr_dropped = m->epoch + 1;
 			drop_node_from_slots(m, o->id, true);
 		}
 	}
@@ -510,6 +511,11 @@ static int apply_node_state(struct narf_map *m,
 	if (to == NARF_NODE_UP && n->state == NARF_NODE_DOWN)
 		release_held_slots(m, n->id);
 	n->state = to;
+	/* Down is a drop from every ISR (but a held slot's): a primary
+	 * that missed this epoch learns from isr_dropped that what it
+	 * synced to the node before is stale (repl_core.c, slot_rule). */
+	if (to == NARF_NODE_DOWN)
+		n->isr_dropped = m->epoch + 1;
 	if (to != NARF_NODE_UP)
 		drop_node_from_slots(m, n->id, to == NARF_NODE_REMOVED);
 	res->changed = true;

@@ -371,11 +371,29 @@ static void open_link(struct narf_rcore *rc, struct narf_rpeer *p, uint64_t now)
 }
 
 /*
+ * Was p dropped from an ISR (by a drop, or by going down) after we last
+ * synced slot s to it? Then what it holds of s may lack writes: a
+ * primary that missed the maps where p was down still has its link, and
+ * p back among s's replicas (not in the ISR) looks like a sync of ours
+ * waiting for its add.
+ */
+static bool dropped_since_sync(const struct narf_rcore *rc,
+                               const struct narf_rpeer *p,
+                               unsigned s)
+{
+	const struct narf_map_node *n = narf_map_node_get(rc->map, p->id);
+	uint64_t synced = p->sync_at != NULL ? p->sync_at[s] : 0;
+
+	return n != NULL && n->isr_dropped > synced;
+}
+
+/*
  * What peer p should be for slot s under our map: nothing unless we lead s
  * and p replicates it; an ISR member counts for acks and is forwarded to
  * (one we did not sync ourselves, after a promotion, already holds the
  * slot); another replica is synced, unless that is under way (then its
- * acks count already, see narf_rcore_synced).
+ * acks count already, see narf_rcore_synced) and began after p last left
+ * an ISR.
  */
 static void slot_rule(struct narf_rcore *rc, struct narf_rpeer *p, unsigned s)
 {
@@ -394,7 +412,11 @@ static void slot_rule(struct narf_rcore *rc, struct narf_rpeer *p, unsigned s)
 		bit_clear(p->want, s);
 		if (p->link != NARF_RLINK_DOWN)
 			bit_set(p->fwd, s);
-	} else if (!bit(p->fwd, s)) {
+	} else if (!bit(p->fwd, s) || dropped_since_sync(rc, p, s)) {
+		if (bit(p->fwd, s) && p->link != NARF_RLINK_DOWN)
+			p->stale = true;
+		bit_clear(p->fwd, s);
+		bit_clear(p->ready, s);
 		bit_clear(p->counts, s);
 		bit_set(p->want, s);
 	}
@@ -720,6 +742,15 @@ bool narf_rcore_map(struct narf_rcore *rc,
 		struct narf_rpeer *p = rc->peers[i];
 
 		recount(p);
+		/* It left an ISR while we kept its link (we missed the maps
+		 * where it was down): start over on a new link, which also
+		 * supersedes whatever the old one may still deliver. */
+		if (p->stale && p->link != NARF_RLINK_DOWN)
+			fail_link(rc, p,
+			          "it left an ISR after we synced it: syncing "
+			          "it again over a new link",
+			          now);
+		p->stale = false;
 		/* A handoff request ends with the map its entry made, not with
 		 * any map: another node's entry would have us send the same
 		 * slots again (a second entry, and "not taken"). */

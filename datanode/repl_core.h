@@ -134,6 +134,9 @@ struct narf_rpeer {
 	 * every loop iteration, so it must not scan 16384 bits for
 	 * nothing) */
 	bool work;
+	/* a slot synced before the peer last left an ISR (slot_rule):
+	 * the map installed next fails the link, for a fresh one */
+	bool stale;
 };
 
 /* --- actions -------------------------------------------------------------- */

@@ -630,6 +630,50 @@ static void test_sync_then_join(void **state)
 	narf_gate_close(&g);
 }
 
+/* A replica went down and came back while we missed every map that said
+ * so: the next map shows it outside the ISR of slots we forwarded to it,
+ * with isr_dropped past our sync. The core fails the link (without asking
+ * a drop: it is in no ISR of ours) and syncs the slots again over a new
+ * one, never counting the old copies; a peer synced after the drop is
+ * left alone. */
+static void test_missed_down_resyncs_over_a_new_link(void **state)
+{
+	struct sim *sim = *state;
+	struct narf_map *m = lead_with_isr(sim, 2);
+	struct narf_map *m2 = map_new(sim, 14);
+	struct narf_rpeer *p = narf_rcore_peer(sim->rc, 2);
+	uint64_t gen;
+
+	assert_non_null(p);
+	assert_int_equal(p->link, NARF_RLINK_UP);
+	assert_true(narf_rc_bit(p->fwd, 7) && narf_rc_bit(p->counts, 7));
+	gen = p->gen;
+	/* Epochs 11-13 (node 2 down, then up) never reached us. */
+	all_slots(m2, ME, 2, false, 5);
+	m2->nodes[1].isr_dropped = 12;
+	install(sim, NULL, m2);
+	assert_int_equal(acts_of(sim, NARF_RACT_FAIL_LINK, 2), 1);
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_DROP, 2), 0);
+	assert_false(narf_rc_bit(p->counts, 7));
+	assert_false(narf_rc_bit(p->fwd, 7));
+	assert_true(narf_rc_bit(p->want, 7));
+	/* A new link (after the retry pause), and a slot synced over it;
+	 * a later map with the same drop keeps it. */
+	sim->now += 5000;
+	narf_rcore_tick(sim->rc, sim->now);
+	carry(sim);
+	assert_int_equal(p->link, NARF_RLINK_UP);
+	assert_true(p->gen > gen);
+	sync_slot(sim, p, 0);
+	assert_true(narf_rc_bit(p->fwd, 0));
+	m = map_new(sim, 15);
+	all_slots(m, ME, 2, false, 5);
+	m->nodes[1].isr_dropped = 12;
+	install(sim, NULL, m);
+	assert_true(narf_rc_bit(p->fwd, 0));
+	assert_int_equal(acts_of(sim, NARF_RACT_FAIL_LINK, 2), 1);
+}
+
 /* A link failure mid-join: the slot is synced again, the join dies, and
  * (its acks counted) the peer is asked out first. */
 static void test_link_failure_mid_join(void **state)
@@ -902,6 +946,7 @@ int main(void)
 	        T(test_map_rollback_ignored),
 	        T(test_new_lineage_drops_old_entries),
 	        T(test_sync_then_join),
+	        T(test_missed_down_resyncs_over_a_new_link),
 	        T(test_link_failure_mid_join),
 	        T(test_drop_waits_for_add_answer),
 	        T(test_add_since_and_stale_refusal),
