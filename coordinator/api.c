@@ -22,6 +22,12 @@
  * line length and the other ops, as far as its role allows: the node role
  * (data nodes) may not change settings or coordinators, nor make another
  * node leave.
+ *
+ * What a request means is kept apart from the connection, so the unit tests
+ * and tests/fuzz/ run it without sockets or Raft: narf_api_auth_step()
+ * (api_auth.c) takes the exchange's lines, and narf_api_request() checks
+ * and answers every other request, or hands back the map command to
+ * propose; handle_request() proposes it for the connection.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -31,17 +37,8 @@
 #include "common/flags.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "api_auth.h"
 #include "coord.h"
-
-/* Replies differ by request: join reports the node id, settings the
- * settings, coordinator changes the coordinators table, the others only
- * the epoch. */
-enum pending_kind {
-	PENDING_EPOCH,
-	PENDING_JOIN,
-	PENDING_SETTINGS,
-	PENDING_COORDS,
-};
 
 struct narf_conn {
 	uv_tcp_t tcp;    /* tcp.data == this */
@@ -54,9 +51,9 @@ struct narf_conn {
 	bool waiting;     /* a proposal for this connection is in flight */
 	bool closing;
 	bool reading;
-	enum pending_kind pending; /* what the proposal in flight is for */
-	enum { AUTH_HELLO, AUTH_PROOF, AUTH_DONE } auth_state;
-	struct narf_auth auth;     /* the exchange, until AUTH_DONE */
+	enum narf_api_pending pending; /* what the proposal in flight is for */
+	enum narf_api_auth_state auth_state;
+	struct narf_auth auth;     /* the exchange, until NARF_API_AUTH_DONE */
 	char peer[NARF_ADDR_SIZE]; /* the caller's address, for logs */
 };
 
@@ -109,7 +106,7 @@ static void conn_close(struct narf_conn *conn)
 		return;
 	conn->closing = true;
 	c->api_conns--;
-	if (conn->auth_state != AUTH_DONE)
+	if (conn->auth_state != NARF_API_AUTH_DONE)
 		c->api_unauth--;
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
@@ -376,7 +373,7 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 	json_t *reply;
 
 	conn->waiting = false;
-	if (conn->pending == PENDING_COORDS)
+	if (conn->pending == NARF_API_PENDING_COORDS)
 		narf_members_proposed(c);
 	if (conn->closing) {
 		conn_free_if_done(conn);
@@ -389,15 +386,15 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 	} else {
 		reply = json_pack("{s:b,s:I}", "ok", 1, "epoch",
 		                  (json_int_t)c->rn.map->epoch);
-		if (conn->pending == PENDING_JOIN) {
+		if (conn->pending == NARF_API_PENDING_JOIN) {
 			json_object_set_new(reply, "node",
 			                    json_integer(res->node));
 			narf_leader_seen(c, res->node, false, 0, 0);
-		} else if (conn->pending == PENDING_SETTINGS) {
+		} else if (conn->pending == NARF_API_PENDING_SETTINGS) {
 			json_object_set_new(reply, "settings",
 			                    narf_map_settings_to_json(
 			                            &c->rn.map->settings));
-		} else if (conn->pending == PENDING_COORDS) {
+		} else if (conn->pending == NARF_API_PENDING_COORDS) {
 			json_object_set_new(reply, "coordinators",
 			                    narf_members_table_json(c));
 		}
@@ -410,7 +407,7 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
  * proposal_cb(). Returns an immediate error reply, or NULL. */
 static json_t *propose(struct narf_conn *conn,
                        json_t *cmd,
-                       enum pending_kind kind)
+                       enum narf_api_pending kind)
 {
 	int rv;
 
@@ -426,7 +423,30 @@ static json_t *propose(struct narf_conn *conn,
 	return NULL;
 }
 
-static json_t *op_join(struct narf_conn *conn, const json_t *req)
+/* One authenticated request on its way through narf_api_request(): who
+ * asks, and where a command to propose goes. */
+struct call {
+	struct narf_coord *c;        /* borrowed */
+	enum narf_auth_role role;    /* the caller's proven role */
+	json_t **cmd;                /* out: the command to propose */
+	enum narf_api_pending *kind; /* out: what its reply carries */
+};
+
+/* Hand cmd (stolen; NULL when building it ran out of memory) to the
+ * caller of narf_api_request() to propose. Returns NULL, or the error
+ * reply. */
+static json_t *to_propose(struct call *k,
+                          json_t *cmd,
+                          enum narf_api_pending kind)
+{
+	if (cmd == NULL)
+		return error_reply(NARF_ENOMEM, NULL, k->c);
+	*k->cmd = cmd;
+	*k->kind = kind;
+	return NULL;
+}
+
+static json_t *op_join(struct call *k, const json_t *req)
 {
 	const char *addr = json_string_value(json_object_get(req, "addr"));
 	const char *boot = json_string_value(json_object_get(req, "boot_id"));
@@ -435,16 +455,17 @@ static json_t *op_join(struct narf_conn *conn, const json_t *req)
 	 * log entry on every member. */
 	if (!narf_map_valid_addr(addr))
 		return error_reply(NARF_EINVAL, "join needs addr \"host:port\"",
-		                   conn->c);
+		                   k->c);
 	if (boot == NULL || !narf_map_valid_boot_id(boot))
 		return error_reply(NARF_EINVAL,
 		                   "join needs boot_id: 1 to 64 printable "
 		                   "characters",
-		                   conn->c);
-	return propose(conn, narf_cmd_node_join(addr, boot), PENDING_JOIN);
+		                   k->c);
+	return to_propose(k, narf_cmd_node_join(addr, boot),
+	                  NARF_API_PENDING_JOIN);
 }
 
-static json_t *op_leave(struct narf_conn *conn, const json_t *req)
+static json_t *op_leave(struct call *k, const json_t *req)
 {
 	json_t *id = json_object_get(req, "node");
 	json_t *if_room = json_object_get(req, "if_room");
@@ -452,16 +473,14 @@ static json_t *op_leave(struct narf_conn *conn, const json_t *req)
 
 	if (!json_is_integer(id) || json_integer_value(id) <= 0 ||
 	    json_integer_value(id) > UINT32_MAX)
-		return error_reply(NARF_EINVAL, "leave needs a node id",
-		                   conn->c);
+		return error_reply(NARF_EINVAL, "leave needs a node id", k->c);
 	if (if_room != NULL && !json_is_boolean(if_room))
 		return error_reply(NARF_EINVAL, "if_room must be true or false",
-		                   conn->c);
-	n = narf_map_node_get(conn->c->rn.map,
-	                      (uint32_t)json_integer_value(id));
+		                   k->c);
+	n = narf_map_node_get(k->c->rn.map, (uint32_t)json_integer_value(id));
 	if (n == NULL || n->state == NARF_NODE_REMOVED)
-		return error_reply(NARF_ENOTFOUND, "no such node", conn->c);
-	if (conn->auth.role != NARF_AUTH_OPERATOR) {
+		return error_reply(NARF_ENOTFOUND, "no such node", k->c);
+	if (k->role != NARF_AUTH_OPERATOR) {
 		const char *boot =
 		        json_string_value(json_object_get(req, "boot_id"));
 
@@ -470,15 +489,15 @@ static json_t *op_leave(struct narf_conn *conn, const json_t *req)
 			                   "a data node may only leave itself "
 			                   "(node and boot_id); others need an "
 			                   "operator credential",
-			                   conn->c);
+			                   k->c);
 	}
-	return propose(conn,
-	               narf_cmd_leave((uint32_t)json_integer_value(id),
-	                              json_is_true(if_room)),
-	               PENDING_EPOCH);
+	return to_propose(k,
+	                  narf_cmd_leave((uint32_t)json_integer_value(id),
+	                                 json_is_true(if_room)),
+	                  NARF_API_PENDING_EPOCH);
 }
 
-static json_t *op_settings(struct narf_conn *conn, const json_t *req)
+static json_t *op_settings(struct call *k, const json_t *req)
 {
 	static const char *const keys[] = {"replication", "node_timeout_ms",
 	                                   "ack",         "moves",
@@ -489,12 +508,12 @@ static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 	bool any = false;
 	char errmsg[NARF_ERRMSG_SIZE] = "";
 
-	if (narf_map_settings_check(&conn->c->rn.map->settings, req, &next,
+	if (narf_map_settings_check(&k->c->rn.map->settings, req, &next,
 	                            errmsg) != 0 ||
 	    narf_timing_check(next.node_timeout_ms,
-	                      conn->c->cfg.election_timeout_ms, errmsg) != 0) {
+	                      k->c->cfg.election_timeout_ms, errmsg) != 0) {
 		json_decref(cmd);
-		return error_reply(NARF_EINVAL, errmsg, conn->c);
+		return error_reply(NARF_EINVAL, errmsg, k->c);
 	}
 	for (size_t i = 0; cmd && i < sizeof(keys) / sizeof(keys[0]); i++) {
 		json_t *v = json_object_get(req, keys[i]);
@@ -508,10 +527,10 @@ static json_t *op_settings(struct narf_conn *conn, const json_t *req)
 		json_decref(cmd);
 		return json_pack(
 		        "{s:b,s:I,s:o}", "ok", 1, "epoch",
-		        (json_int_t)conn->c->rn.map->epoch, "settings",
-		        narf_map_settings_to_json(&conn->c->rn.map->settings));
+		        (json_int_t)k->c->rn.map->epoch, "settings",
+		        narf_map_settings_to_json(&k->c->rn.map->settings));
 	}
-	return propose(conn, cmd, PENDING_SETTINGS);
+	return to_propose(k, cmd, NARF_API_PENDING_SETTINGS);
 }
 
 /* A positive node id field, or 0. */
@@ -559,9 +578,9 @@ static json_t *check_caller(struct narf_coord *c,
  * request never costs a log entry; the reply waits for the entry to apply,
  * so a drop is in the map before the primary releases anything.
  */
-static json_t *op_isr(struct narf_conn *conn, const json_t *req)
+static json_t *op_isr(struct call *k, const json_t *req)
 {
-	struct narf_coord *c = conn->c;
+	struct narf_coord *c = k->c;
 	json_t *add = json_object_get(req, "add");
 	json_t *drop = json_object_get(req, "drop");
 	uint32_t peer = node_id_field(req, "peer");
@@ -595,8 +614,8 @@ static json_t *op_isr(struct narf_conn *conn, const json_t *req)
 		return error_reply(NARF_EINVAL,
 		                   "isr \"since\" must be a map epoch", c);
 	if (drop != NULL)
-		return propose(conn, narf_cmd_isr(id, peer, NULL, 0),
-		               PENDING_EPOCH);
+		return to_propose(k, narf_cmd_isr(id, peer, NULL, 0),
+		                  NARF_API_PENDING_EPOCH);
 	slots = malloc(NARF_SLOTS * sizeof(*slots));
 	if (slots == NULL)
 		return error_reply(NARF_ENOMEM, NULL, c);
@@ -613,7 +632,7 @@ static json_t *op_isr(struct narf_conn *conn, const json_t *req)
 	cmd = narf_cmd_isr(id, peer, slots,
 	                   since ? (uint64_t)json_integer_value(since) : 0);
 	free(slots);
-	return propose(conn, cmd, PENDING_EPOCH);
+	return to_propose(k, cmd, NARF_API_PENDING_EPOCH);
 }
 
 /*
@@ -623,9 +642,9 @@ static json_t *op_isr(struct narf_conn *conn, const json_t *req)
  * primary forward its waiting requests to the new one, which by then leads
  * the slot in the map.
  */
-static json_t *op_handoff(struct narf_conn *conn, const json_t *req)
+static json_t *op_handoff(struct call *k, const json_t *req)
 {
-	struct narf_coord *c = conn->c;
+	struct narf_coord *c = k->c;
 	json_t *ranges = json_object_get(req, "slots");
 	const struct narf_map_node *n;
 	char errmsg[NARF_ERRMSG_SIZE] = "";
@@ -649,24 +668,20 @@ static json_t *op_handoff(struct narf_conn *conn, const json_t *req)
 	}
 	cmd = narf_cmd_handoff(n->id, slots);
 	free(slots);
-	return propose(conn, cmd, PENDING_EPOCH);
+	return to_propose(k, cmd, NARF_API_PENDING_EPOCH);
 }
 
 /* The coordinator membership ops (members.c): answered at once, or a
- * coords_set entry proposed for this connection. */
-static json_t *coord_request(struct narf_conn *conn,
-                             const char *op,
-                             const json_t *req)
+ * coords_set entry to propose (handle_request() calls
+ * narf_members_proposed() when it is not proposed after all). */
+static json_t *coord_request(struct call *k, const char *op, const json_t *req)
 {
 	json_t *cmd = NULL;
-	json_t *reply = narf_members_request(conn->c, op, req, &cmd);
+	json_t *reply = narf_members_request(k->c, op, req, &cmd);
 
 	if (cmd == NULL)
 		return reply;
-	reply = propose(conn, cmd, PENDING_COORDS);
-	if (reply != NULL) /* not proposed after all */
-		narf_members_proposed(conn->c);
-	return reply;
+	return to_propose(k, cmd, NARF_API_PENDING_COORDS);
 }
 
 static bool is_coord_op(const char *op)
@@ -720,78 +735,30 @@ static void auth_fail(struct narf_conn *conn, const char *why)
 		conn_close(conn);
 }
 
-static bool hex_field(const json_t *req,
-                      const char *key,
-                      unsigned char *out,
-                      size_t n)
-{
-	json_t *v = json_object_get(req, key);
-
-	return json_is_string(v) &&
-	       narf_auth_unhex(json_string_value(v), json_string_length(v), out,
-	                       n) == 0;
-}
-
 /*
- * The two steps of the exchange: {"op":"auth","role":R,"id":N,"nonce":H}
- * gets our nonce and proof; {"op":"auth","proof":H} gets {"ok":true}.
- * Returns the reply, or NULL after auth_fail() closed the connection.
+ * One line of the auth exchange (api_auth.h): the reply to send, or NULL
+ * after auth_fail() closed the connection. Proven, the connection gets
+ * the full line length and the idle timeout.
  */
 static json_t *handle_auth(struct narf_conn *conn, const json_t *req)
 {
 	struct narf_coord *c = conn->c;
-	const char *op = json_string_value(json_object_get(req, "op"));
-	unsigned char nonce[NARF_AUTH_NONCE_SIZE], mac[NARF_AUTH_MAC_SIZE];
-	char nonce_hex[NARF_AUTH_NONCE_HEX + 1], mac_hex[NARF_AUTH_MAC_HEX + 1];
-	enum narf_auth_role role;
-	json_t *id = json_object_get(req, "id");
+	const char *why = NULL;
+	json_t *reply = NULL;
 
-	if (op == NULL || strcmp(op, "auth") != 0) {
-		auth_fail(conn,
-		          "authenticate first: {\"op\":\"auth\",...} "
-		          "(docs/protocol.md)");
+	if (narf_api_auth_step(&c->cfg.keys, &conn->auth_state, &conn->auth,
+	                       req, &reply, &why) != 0) {
+		auth_fail(conn, why);
 		return NULL;
 	}
-	if (conn->auth_state == AUTH_PROOF) {
-		if (!hex_field(req, "proof", mac, sizeof(mac)) ||
-		    narf_auth_server_check(&conn->auth, &c->cfg.keys, mac) !=
-		            0) {
-			auth_fail(conn,
-			          "wrong proof: not the cluster's secret");
-			return NULL;
-		}
-		conn->auth_state = AUTH_DONE;
+	if (conn->auth_state == NARF_API_AUTH_DONE) {
 		c->api_unauth--;
 		conn->dec.max = NARF_FRAME_MAX_REQUEST;
 		uv_timer_again(&conn->idle);
 		NARF_DEBUG("api: %s authenticated as %s", conn->peer,
 		           narf_auth_role_name(conn->auth.role));
-		return json_pack("{s:b,s:s}", "ok", 1, "role",
-		                 narf_auth_role_name(conn->auth.role));
 	}
-	if (narf_auth_role_parse(
-	            json_string_value(json_object_get(req, "role")), &role) !=
-	            0 ||
-	    role == NARF_AUTH_COORD ||
-	    (id != NULL &&
-	     (!json_is_integer(id) || json_integer_value(id) < 0)) ||
-	    !hex_field(req, "nonce", nonce, sizeof(nonce))) {
-		auth_fail(conn,
-		          "auth needs role (operator or node), nonce (32 "
-		          "hex digits) and an optional id");
-		return NULL;
-	}
-	if (narf_auth_server_answer(&conn->auth, &c->cfg.keys, role,
-	                            (uint64_t)json_integer_value(id), "api",
-	                            nonce, mac) != 0) {
-		auth_fail(conn, "cannot answer for that role");
-		return NULL;
-	}
-	conn->auth_state = AUTH_PROOF;
-	narf_auth_hex(conn->auth.nonce_s, NARF_AUTH_NONCE_SIZE, nonce_hex);
-	narf_auth_hex(mac, NARF_AUTH_MAC_SIZE, mac_hex);
-	return json_pack("{s:b,s:s,s:s}", "ok", 1, "nonce", nonce_hex, "proof",
-	                 mac_hex);
+	return reply;
 }
 
 /* Ops only an operator may send: they change what the cluster is. A data
@@ -803,18 +770,23 @@ static bool operator_only(const char *op)
 	       strcmp(op, "coord_replace") == 0;
 }
 
-static json_t *handle_request(struct narf_conn *conn, const json_t *req)
+json_t *narf_api_request(struct narf_coord *c,
+                         enum narf_auth_role role,
+                         const json_t *req,
+                         json_t **cmd,
+                         enum narf_api_pending *kind)
 {
-	struct narf_coord *c = conn->c;
+	struct call call = {.c = c, .role = role, .cmd = cmd, .kind = kind};
+	struct call *k = &call;
 	const char *op = json_string_value(json_object_get(req, "op"));
 
-	if (conn->auth_state != AUTH_DONE)
-		return handle_auth(conn, req);
+	*cmd = NULL;
+	*kind = NARF_API_PENDING_EPOCH;
 	count_op(c, op);
 	if (op == NULL)
 		return error_reply(NARF_EINVAL,
 		                   "request needs an \"op\" string", c);
-	if (conn->auth.role != NARF_AUTH_OPERATOR && operator_only(op))
+	if (role != NARF_AUTH_OPERATOR && operator_only(op))
 		return error_reply(NARF_EDENIED,
 		                   "needs an operator credential (the cluster "
 		                   "secret), not a data node's",
@@ -842,16 +814,36 @@ static json_t *handle_request(struct narf_conn *conn, const json_t *req)
 		return json_pack("{s:b,s:o}", "ok", 1, "status",
 		                 narf_leader_status(c));
 	if (strcmp(op, "join") == 0)
-		return op_join(conn, req);
+		return op_join(k, req);
 	if (strcmp(op, "leave") == 0)
-		return op_leave(conn, req);
+		return op_leave(k, req);
 	if (strcmp(op, "isr") == 0)
-		return op_isr(conn, req);
+		return op_isr(k, req);
 	if (strcmp(op, "handoff") == 0)
-		return op_handoff(conn, req);
+		return op_handoff(k, req);
 	if (is_coord_op(op))
-		return coord_request(conn, op, req);
-	return op_settings(conn, req);
+		return coord_request(k, op, req);
+	return op_settings(k, req);
+}
+
+/* One request line: the auth exchange until it is done, then the request,
+ * its command proposed for this connection. Returns the reply to send now,
+ * or NULL (the proposal's callback replies, or the connection is closing).
+ */
+static json_t *handle_request(struct narf_conn *conn, const json_t *req)
+{
+	enum narf_api_pending kind;
+	json_t *cmd = NULL, *reply;
+
+	if (conn->auth_state != NARF_API_AUTH_DONE)
+		return handle_auth(conn, req);
+	reply = narf_api_request(conn->c, conn->auth.role, req, &cmd, &kind);
+	if (cmd == NULL)
+		return reply;
+	reply = propose(conn, cmd, kind);
+	if (reply != NULL && kind == NARF_API_PENDING_COORDS)
+		narf_members_proposed(conn->c); /* not proposed after all */
+	return reply;
 }
 
 /* --- connection plumbing ------------------------------------------------ */
@@ -902,7 +894,7 @@ static void conn_drain(struct narf_conn *conn)
 			break;
 		/* A whole line re-arms the idle timer, not every byte: a
 		 * caller that trickles bytes but never ends a line is idle. */
-		if (conn->auth_state == AUTH_DONE)
+		if (conn->auth_state == NARF_API_AUTH_DONE)
 			uv_timer_again(&conn->idle);
 		reply = handle_request(conn, req);
 		json_decref(req);
@@ -930,7 +922,7 @@ static void idle_cb(uv_timer_t *t)
 
 	if (conn->waiting)
 		return; /* the reply is on its way; it re-arms nothing */
-	if (conn->auth_state != AUTH_DONE) {
+	if (conn->auth_state != NARF_API_AUTH_DONE) {
 		conn->c->auth_failures++;
 		NARF_DEBUG("api: %s did not authenticate within %d ms: closing",
 		           conn->peer, NARF_API_AUTH_MS);
@@ -995,7 +987,7 @@ static void close_oldest_unauth(struct narf_coord *c)
 	struct narf_conn *oldest = NULL;
 
 	for (struct narf_conn *k = c->conns; k != NULL; k = k->next)
-		if (k->auth_state != AUTH_DONE)
+		if (k->auth_state != NARF_API_AUTH_DONE)
 			oldest = k; /* the list is newest first */
 	if (oldest == NULL)
 		return;

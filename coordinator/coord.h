@@ -168,6 +168,32 @@ int narf_api_listen(struct narf_coord *c, char *errmsg);
 void narf_api_close(struct narf_coord *c);
 unsigned narf_api_connections(const struct narf_coord *c);
 
+/* What the reply to a proposed request carries once its entry applied:
+ * join the node id, settings the settings, coordinator changes the
+ * coordinators table, the others only the epoch. */
+enum narf_api_pending {
+	NARF_API_PENDING_EPOCH,
+	NARF_API_PENDING_JOIN,
+	NARF_API_PENDING_SETTINGS,
+	NARF_API_PENDING_COORDS,
+};
+
+/*
+ * One request (req, borrowed) from a connection that proved role, checked
+ * and answered against c's map and Raft state as docs/protocol.md says,
+ * without the connection: returns the reply (a new reference; NULL only
+ * without memory), or NULL with *cmd set to the map command to propose (a
+ * new reference) and *kind to what its reply will carry. Proposes nothing
+ * itself: api.c proposes *cmd for the connection, and the unit tests and
+ * tests/fuzz/fuzz_api.c look at it. A coordinator change's *cmd leaves
+ * c->members.proposing set until narf_members_proposed().
+ */
+json_t *narf_api_request(struct narf_coord *c,
+                         enum narf_auth_role role,
+                         const json_t *req,
+                         json_t **cmd,
+                         enum narf_api_pending *kind);
+
 /* leader.c */
 int narf_leader_init(struct narf_leader *l);
 void narf_leader_close(struct narf_leader *l);
