@@ -25,8 +25,9 @@ int narf_map_coords_from_json(struct narf_map_coord *out,
 /* One more than the highest id in coords (1 when n is 0). */
 uint64_t narf_map_coords_next(const struct narf_map_coord *coords, unsigned n);
 
-/* Parse one slot range {from,to,primary,replicas,isr[,epoch][,move]}: ids
- * distinct, isr within replicas, primary 0 only with no replicas. */
+/* Parse one slot range {from,to,primary,replicas,isr[,epoch][,move][,born]}:
+ * ids distinct, isr within replicas, move (when set) within isr, primary 0
+ * only with no replicas. */
 int narf_map_range_from_json(const json_t *r,
                              unsigned *from,
                              unsigned *to,

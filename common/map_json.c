@@ -350,6 +350,13 @@ int narf_map_range_from_json(const json_t *r,
 			        "range");
 			return NARF_EINVAL;
 		}
+	/* Only a replica holding every acknowledged write may take over: a
+	 * data node holds the slot's writes for the handoff, which the FSM
+	 * would skip for a target outside the ISR. */
+	if (s->move != 0 && !list_has(s->isr, s->n_isr, s->move)) {
+		set_err(errmsg, "%s: move target is not in the isr", "range");
+		return NARF_EINVAL;
+	}
 	*from = (unsigned)f;
 	*to = (unsigned)t;
 	return 0;

@@ -1029,6 +1029,14 @@ static void test_snapshot_rejected(void **state)
 	        "{\"epoch\":1,\"next_node\":1,\"settings\":{\"replication\":0},"
 	        "\"nodes\":[],\"slots\":[{\"from\":0,\"to\":16383,\"primary\":"
 	        "0,\"replicas\":[],\"isr\":[]}]}",
+	        /* A pending move to a replica outside the ISR (found by
+	         * tests/fuzz/fuzz_map_json.c), and one without any copy. */
+	        "{\"epoch\":1,\"next_node\":3,\"nodes\":[],\"slots\":[{"
+	        "\"from\":0,\"to\":16383,\"primary\":1,\"replicas\":[2],"
+	        "\"isr\":[],\"move\":2}]}",
+	        "{\"epoch\":1,\"next_node\":3,\"nodes\":[],\"slots\":[{"
+	        "\"from\":0,\"to\":16383,\"primary\":0,\"replicas\":[],"
+	        "\"isr\":[],\"move\":2}]}",
 	};
 	struct narf_map *m = new_map();
 	char errmsg[NARF_ERRMSG_SIZE];
