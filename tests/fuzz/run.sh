@@ -1,22 +1,28 @@
 #!/bin/sh
-# Build the libFuzzer targets (the JSON line decoder, fuzz_frame, the
-# RESP request parser, fuzz_resp, the /metrics HTTP head reader,
-# fuzz_http, and the Raft port's handshake frames, fuzz_raft_hs) and run
-# each from a small seed corpus of valid and invalid input. FUZZ_SECONDS
-# (default 30) is the whole budget, split evenly between the targets run.
-# Prints one summary line per target and exits non-zero when libFuzzer
-# finds a crash, a leak or an undefined behaviour report in any of them;
+# Build the libFuzzer targets and run each from a small seed corpus of
+# valid and invalid input:
+#   frame     fuzz_frame.c     the coordinator API's JSON line decoder
+#   resp      fuzz_resp.c      the data nodes' RESP request parser
+#   http      fuzz_http.c      the /metrics HTTP head reader
+#   raft_hs   fuzz_raft_hs.c   the Raft port's handshake frames
+#   map_json  fuzz_map_json.c  the cluster map's JSON decoders, and the
+#                              Raft log entries applied to a decoded map
+# FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
+# targets run (building them is not counted). Prints one summary line per
+# target and exits non-zero when libFuzzer finds a crash, a leak, an
+# undefined behaviour report or a broken invariant in any of them;
 # reproducers and logs are left in build-fuzz/.
 #
 #   tests/fuzz/run.sh                 # all targets, from anywhere in the repo
 #   FUZZ_SECONDS=600 tests/fuzz/run.sh
 #   tests/fuzz/run.sh resp            # only fuzz_resp, with the whole budget
+#   FUZZ_SECONDS=20 tests/fuzz/run.sh map_json
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs}
+targets=${*:-frame resp http raft_hs map_json}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -116,6 +122,28 @@ seeds_raft_hs() {
 	} >"$corpus/stock"
 }
 
+# Seed format (see fuzz_map_json.c): lines, a map and then log entries.
+seeds_map_json() {
+	settings='"settings":{"replication":2,"node_timeout_ms":600,"ack":"all","moves":1024,"min_isr":1,"on_lost":"empty"}'
+	coords='"coordinators":[{"id":1,"raft":"127.0.0.1:7101","api":"127.0.0.1:7001"}]'
+	nodes='"nodes":[{"id":1,"addr":"127.0.0.1:7201","boot_id":"a","state":"up"},{"id":2,"addr":"127.0.0.1:7202","boot_id":"b","state":"up","isr_dropped":4},{"id":3,"addr":"localhost:7203","boot_id":"c","state":"joining"}]'
+	slots='"slots":[{"from":0,"to":8191,"primary":1,"replicas":[2],"isr":[2],"epoch":3,"move":2},{"from":8192,"to":16383,"primary":2,"replicas":[1],"isr":[],"epoch":4,"born":2}]'
+	map='{"epoch":5,"next_node":4,"next_coord":2,"lost_slots":1,'$settings,$coords,$nodes,$slots'}\n'
+	empty='"slots":[{"from":0,"to":16383,"primary":0,"replicas":[],"isr":[]}]'
+	seed map "$map"
+	seed entries "$map"'{"v":1,"type":"node_state","node":3,"state":"up"}\n{"v":1,"type":"assign","base_epoch":6,"slots":[{"from":100,"to":200,"primary":3,"replicas":[1,2],"isr":[1],"move":1}]}\n{"v":1,"type":"isr","primary":2,"node":1,"add":[[8192,9000]],"since":7}\n{"v":1,"type":"handoff","primary":1,"slots":[[0,50]]}\n{"v":1,"type":"node_state","node":1,"state":"down"}\n{"v":1,"type":"leave","node":2,"if_room":true}\n'
+	seed refused "$map"'{"v":1,"type":"isr","primary":1,"node":2,"add":[[0,9]],"since":3}\n{"v":1,"type":"assign","base_epoch":4,"slots":[]}\n{"v":1,"type":"node_state","node":3,"state":"removed"}\n{"v":2,"type":"leave","node":1}\n{"v":1,"type":"nope"}\n{"v":1,"type":"isr","primary":1,"node":2,"drop":true}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7201","boot_id":"a2"}\n'
+	seed new '{"epoch":0,"next_node":1,"nodes":[],'"$empty"'}\n{"v":1,"type":"init","coords":[{"id":1,"raft":"127.0.0.1:7101","api":"127.0.0.1:7001"}],"settings":{"replication":3,"on_lost":"wait"}}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7201","boot_id":"x"}\n{"v":1,"type":"coords_set","coords":[{"id":2,"raft":"localhost:7102","api":"localhost:7002"}]}\n{"v":1,"type":"settings","min_isr":2,"ack":"primary","moves":7}\n'
+	seed old '{"epoch":3,"next_node":2,"coordinators":[],"nodes":[{"id":1,"addr":"localhost:7201","boot_id":"q","state":"down"}],'"$empty"'}\n'
+	seed gap '{"epoch":1,"next_node":1,"nodes":[],"slots":[{"from":0,"to":9,"primary":0,"replicas":[],"isr":[]},{"from":11,"to":16383,"primary":0,"replicas":[],"isr":[]}]}\n'
+	seed no_primary '{"epoch":1,"next_node":3,"nodes":[],"slots":[{"from":0,"to":16383,"primary":0,"replicas":[2],"isr":[2]}]}\n'
+	seed isr '{"epoch":1,"next_node":3,"nodes":[],"slots":[{"from":0,"to":16383,"primary":1,"replicas":[2,2],"isr":[1]}]}\n'
+	seed move '{"epoch":1,"next_node":3,"nodes":[],"slots":[{"from":0,"to":16383,"primary":1,"replicas":[2],"isr":[],"move":2}]}\n'
+	seed order '{"epoch":1,"next_node":9,"nodes":[{"id":2,"addr":"127.0.0.1:2","boot_id":"b","state":"up"},{"id":1,"addr":"127.0.0.1:1","boot_id":"a","state":"gone","isr_dropped":2}],'"$empty"'}\n'
+	seed coords '{"epoch":1,"next_node":1,"next_coord":2,"coordinators":[{"id":3,"raft":"127.0.0.1:1","api":"127.0.0.1:2"},{"id":3,"raft":"127.0.0.1:3","api":"127.0.0.1:4"}],"settings":{"replication":1,"min_isr":2},"nodes":[],'"$empty"'}\n'
+	seed types '{"epoch":"1","next_node":1.5,"nodes":{},"slots":null}\n[1,2]\n'
+}
+
 build_raft_hs() {
 	# shellcheck disable=SC2046 # pkg-config output is meant to be split
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
@@ -146,6 +174,22 @@ build_resp() {
 		$(pkg-config --cflags --libs libuv jansson) -o "$1"
 }
 
+# The map checks of fuzz_map_json, built without
+# libFuzzer's coverage instrumentation: they walk all 16384 slots several
+# times per input, which instrumented would slow the fuzzing down.
+build_map_check() {
+	clang -c -g -O1 -fsanitize=address,undefined -I. \
+		tests/fuzz/map_check.c -o "$out/map_check.o"
+}
+
+build_map_json() {
+	# shellcheck disable=SC2046 # pkg-config output is meant to be split
+	build_map_check && clang -g -O1 -fsanitize=fuzzer,address,undefined \
+		-I. common/map.c common/map_json.c common/errors.c \
+		common/flags.c "$out/map_check.o" tests/fuzz/fuzz_map_json.c \
+		$(pkg-config --cflags --libs jansson libuv) -o "$1"
+}
+
 # Build and run one target; prints its summary line, returns its status.
 run_target() {
 	name=fuzz_$1
@@ -160,6 +204,7 @@ run_target() {
 	resp) build_resp "$bin" && seeds_resp ;;
 	http) build_http "$bin" && seeds_http ;;
 	raft_hs) build_raft_hs "$bin" && seeds_raft_hs ;;
+	map_json) build_map_json "$bin" && seeds_map_json ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -186,9 +231,10 @@ run_target() {
 status=0
 for t in $targets; do
 	case $t in
-	frame | resp | http | raft_hs) ;;
+	frame | resp | http | raft_hs | map_json) ;;
 	*)
-		echo "run.sh: unknown target '$t' (frame, resp, http, raft_hs)" >&2
+		echo "run.sh: unknown target '$t'" \
+			"(frame, resp, http, raft_hs, map_json)" >&2
 		exit 2
 		;;
 	esac
