@@ -7,6 +7,8 @@
 #   raft_hs   fuzz_raft_hs.c   the Raft port's handshake frames
 #   map_json  fuzz_map_json.c  the cluster map's JSON decoders, and the
 #                              Raft log entries applied to a decoded map
+#   auth      fuzz_auth.c      the cluster secret's challenge-response and
+#                              the coordinator API's side of it
 # FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
 # targets run (building them is not counted). Prints one summary line per
 # target and exits non-zero when libFuzzer finds a crash, a leak, an
@@ -16,13 +18,13 @@
 #   tests/fuzz/run.sh                 # all targets, from anywhere in the repo
 #   FUZZ_SECONDS=600 tests/fuzz/run.sh
 #   tests/fuzz/run.sh resp            # only fuzz_resp, with the whole budget
-#   FUZZ_SECONDS=20 tests/fuzz/run.sh map_json
+#   FUZZ_SECONDS=20 tests/fuzz/run.sh map_json auth
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs map_json}
+targets=${*:-frame resp http raft_hs map_json auth}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -144,6 +146,43 @@ seeds_map_json() {
 	seed types '{"epoch":"1","next_node":1.5,"nodes":{},"slots":null}\n[1,2]\n'
 }
 
+# Seed format (see fuzz_auth.c): flags, key text length, key text, 72
+# bytes of exchange material (id, nonce_c, nonce_s, MAC), request lines.
+auth_seed() {
+	# shellcheck disable=SC2059 # the key text may hold escapes too
+	len=$(printf "$3" | wc -c)
+	seed "$1" "\\$(printf %03o "$2")\\$(printf %03o "$len")$3$4$5"
+}
+seeds_auth() {
+	m='\000\000\000\000\000\000\000\005AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC'
+	same='\000\000\000\000\000\000\000\000AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
+	s='correct horse battery staple 42'
+	nonce='00112233445566778899aabbccddeeff'
+	hello_op='{"op":"auth","role":"operator","id":0,"nonce":"'$nonce'"}\n'
+	hello_node='{"op":"auth","role":"node","id":7,"nonce":"'$nonce'"}\n'
+	proof='{"op":"auth","proof":"'$nonce$nonce'"}\n'
+	# flags: 0 operator "api"; 045 node "raft", a genuine caller; 061
+	# node "api", the keys a node key, a genuine caller; 012 coord
+	# "peer"; 017 no role, ""; +0100 two secrets (a rotation), +0200
+	# the arbitrary exchange on the second
+	auth_seed operator 0 "$s" "$m" "$hello_op$proof"
+	auth_seed genuine 045 "$s" "$m" "$hello_node"'{"op":"map"}\n'
+	auth_seed node_key 061 "$s" "$m" "$hello_node"
+	auth_seed node_key_op 021 "$s" "$m" "$hello_op"
+	auth_seed key_text 001 "node:$nonce$nonce" "$m" "$hello_node$proof"
+	auth_seed bad_key 001 "node:$nonce" "$m" "$hello_node"
+	auth_seed short 000 "short" "$m" '{"op":"ping"}\n'"$hello_op"
+	auth_seed coord 012 "$s" "$m" '{"op":"auth","role":"coord","nonce":"'$nonce'"}\n'
+	auth_seed no_role 017 "$s" "$same" '{"op":"auth","role":"root","id":-1,"nonce":"'$nonce'"}\n'
+	auth_seed echo 001 "$s" "$same" '{"op":"auth","role":"node","id":"7","nonce":12}\n'
+	auth_seed hex 040 "00112233445566778899AABBCCDDEEFF" "$m" "$hello_op"'{"op":"auth","proof":true}\n'
+	auth_seed rotation 0145 "$s\\nthe previous secret, 16+" "$m" "$hello_node"
+	auth_seed rotation_op 0340 "the next secret is long\\n$s" "$m" "$hello_op"
+	auth_seed rotation_node 0161 "$s\\nthe previous secret, 16+" "$m" "$hello_node"
+	auth_seed rotation_mixed 0301 "node:$nonce$nonce\\n$s" "$m" "$hello_node"
+	auth_seed empty 000 "" "" ""
+}
+
 build_raft_hs() {
 	# shellcheck disable=SC2046 # pkg-config output is meant to be split
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
@@ -190,6 +229,14 @@ build_map_json() {
 		$(pkg-config --cflags --libs jansson libuv) -o "$1"
 }
 
+build_auth() {
+	# shellcheck disable=SC2046 # pkg-config output is meant to be split
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		common/auth.c common/errors.c coordinator/api_auth.c \
+		tests/fuzz/fuzz_auth.c \
+		$(pkg-config --cflags --libs jansson libcrypto) -o "$1"
+}
+
 # Build and run one target; prints its summary line, returns its status.
 run_target() {
 	name=fuzz_$1
@@ -205,6 +252,7 @@ run_target() {
 	http) build_http "$bin" && seeds_http ;;
 	raft_hs) build_raft_hs "$bin" && seeds_raft_hs ;;
 	map_json) build_map_json "$bin" && seeds_map_json ;;
+	auth) build_auth "$bin" && seeds_auth ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -231,10 +279,10 @@ run_target() {
 status=0
 for t in $targets; do
 	case $t in
-	frame | resp | http | raft_hs | map_json) ;;
+	frame | resp | http | raft_hs | map_json | auth) ;;
 	*)
 		echo "run.sh: unknown target '$t'" \
-			"(frame, resp, http, raft_hs, map_json)" >&2
+			"(frame, resp, http, raft_hs, map_json, auth)" >&2
 		exit 2
 		;;
 	esac
