@@ -9,22 +9,25 @@
 #                              Raft log entries applied to a decoded map
 #   auth      fuzz_auth.c      the cluster secret's challenge-response and
 #                              the coordinator API's side of it
+#   api       fuzz_api.c       every coordinator API request, checked
+#                              against a coordinator at rest
 # FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
 # targets run (building them is not counted). Prints one summary line per
 # target and exits non-zero when libFuzzer finds a crash, a leak, an
 # undefined behaviour report or a broken invariant in any of them;
-# reproducers and logs are left in build-fuzz/.
+# reproducers and logs are left in build-fuzz/ (FUZZ_VERBOSE=1
+# build-fuzz/fuzz_api REPRODUCER prints the requests and their answers).
 #
 #   tests/fuzz/run.sh                 # all targets, from anywhere in the repo
 #   FUZZ_SECONDS=600 tests/fuzz/run.sh
 #   tests/fuzz/run.sh resp            # only fuzz_resp, with the whole budget
-#   FUZZ_SECONDS=20 tests/fuzz/run.sh map_json auth
+#   FUZZ_SECONDS=20 tests/fuzz/run.sh map_json auth api
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs map_json auth}
+targets=${*:-frame resp http raft_hs map_json auth api}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -183,6 +186,26 @@ seeds_auth() {
 	auth_seed empty 000 "" "" ""
 }
 
+# Seed format (see fuzz_api.c): byte 0 = the caller's role and the
+# member's state (0 operator; +1 node; +2 leader not ready, +4 follower,
+# +6 candidate; +8 it can prove it leads; +16 a Raft change in flight;
+# +32 three coordinators), byte 1 = read size (0: whole), then requests.
+# The map has nodes 1, 2, 7 up, 3 joining, 4 down, 5 leaving, 6 removed,
+# boot ids a1..g1.
+seeds_api() {
+	seed ops '\010\000{"op":"ping"}\n{"op":"map"}\n{"op":"map","epoch":20}\n{"op":"status"}\n{"op":"coords"}\n{"op":"join","addr":"127.0.0.1:7299","boot_id":"z1"}\n{"op":"heartbeat","node":1,"boot_id":"a1","epoch":3,"keys":10,"used_memory":99}\n{"op":"leave","node":2,"if_room":true}\n{"op":"settings","replication":3,"node_timeout_ms":800,"ack":"primary","moves":16,"min_isr":2,"on_lost":"wait"}\n{"op":"isr","node":1,"boot_id":"a1","peer":7,"add":[[0,99],[50,8191]],"since":4}\n{"op":"isr","node":2,"boot_id":"b1","peer":5,"drop":true}\n{"op":"handoff","node":1,"boot_id":"a1","slots":[[0,8191]]}\n{"op":"coord_add","id":4,"raft":"127.0.0.1:7104","api":"127.0.0.1:7004"}\n{"op":"coord_replace","old":4,"id":5,"raft":"127.0.0.1:7105","api":"127.0.0.1:7005"}\n'
+	seed node '\011\000{"op":"heartbeat","node":7,"boot_id":"g1"}\n{"op":"leave","node":7,"boot_id":"g1","if_room":true}\n{"op":"leave","node":1}\n{"op":"settings"}\n{"op":"coord_remove","id":1}\n{"op":"join","addr":"localhost:7207","boot_id":"g2"}\n{"op":"isr","node":2,"boot_id":"b1","peer":1,"add":[]}\n{"op":"handoff","node":5,"boot_id":"e1","slots":[]}\n'
+	seed changing '\070\000{"op":"coords"}\n{"op":"coord_remove","id":3}\n{"op":"coord_add","id":9,"raft":"127.0.0.1:7109","api":"127.0.0.1:7009"}\n{"op":"coord_replace","old":2,"id":9,"raft":"127.0.0.1:7102","api":"127.0.0.1:7009"}\n{"op":"status"}\n'
+	seed three '\050\000{"op":"coord_replace","old":3,"id":4,"raft":"127.0.0.1:7104","api":"127.0.0.1:7004"}\n{"op":"coords"}\n{"op":"coord_remove","id":4}\n{"op":"coord_add","id":4,"raft":"127.0.0.1:7104","api":"127.0.0.1:7004"}\n'
+	seed follower '\004\000{"op":"map"}\n{"op":"ping"}\n{"op":"nope"}\n'
+	seed not_ready '\002\000{"op":"join","addr":"127.0.0.1:7299","boot_id":"z1"}\n{"op":"ping"}\n'
+	seed candidate '\007\000{"op":"status"}\n{"op":"settings"}\n'
+	seed no_lease '\000\000{"op":"heartbeat","node":2,"boot_id":"b1"}\n{"op":"heartbeat","node":4,"boot_id":"d1"}\n{"op":"heartbeat","node":6,"boot_id":"f1"}\n'
+	seed bad '\010\000{"op":"isr","node":1,"boot_id":"a1","peer":1,"add":[[5,1]]}\n{"op":"isr","node":1,"boot_id":"a1","peer":9,"drop":false}\n{"op":"handoff","node":1,"boot_id":"a1","slots":[[0,16384]]}\n{"op":"settings","min_isr":5}\n{"op":"settings","node_timeout_ms":100}\n{"op":"join","addr":"h","boot_id":"\\u00e9"}\n{"op":"leave","node":4294967296}\n{"op":"map","epoch":"1"}\n{"op":7}\n{"a":1}\n[1]\n{"op":"ping"}\n'
+	seed chunks '\011\003{"op":"heartbeat","node":1,"boot_id":"a1"}\n\n{"op":"leave","node":1,"boot_id":"a1"}\n{"op":"map"'
+	seed deep '\010\000{"op":"map","epoch":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}\n'
+}
+
 build_raft_hs() {
 	# shellcheck disable=SC2046 # pkg-config output is meant to be split
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
@@ -213,7 +236,7 @@ build_resp() {
 		$(pkg-config --cflags --libs libuv jansson) -o "$1"
 }
 
-# The map checks of fuzz_map_json, built without
+# The map checks shared by fuzz_map_json and fuzz_api, built without
 # libFuzzer's coverage instrumentation: they walk all 16384 slots several
 # times per input, which instrumented would slow the fuzzing down.
 build_map_check() {
@@ -237,6 +260,26 @@ build_auth() {
 		$(pkg-config --cflags --libs jansson libcrypto) -o "$1"
 }
 
+# The API with what it reaches (leader.c, members.c, ...) and the Raft
+# accessors of raftnode.c, on a coordinator at rest (no libraft instance
+# runs): everything of the coordinator but main.c and its /metrics.
+build_api() {
+	# shellcheck disable=SC2046 # pkg-config output is meant to be split
+	build_map_check && clang -g -O1 -fsanitize=fuzzer,address,undefined \
+		-I. common/auth.c common/buf.c common/errors.c \
+		common/flags.c common/frame.c common/jclient.c common/log.c \
+		common/map.c common/map_json.c coordinator/api.c \
+		coordinator/api_auth.c coordinator/leader.c \
+		coordinator/members.c coordinator/members_plan.c \
+		coordinator/planner.c coordinator/raft_hs.c \
+		coordinator/raftnode.c coordinator/removal.c \
+		coordinator/stage.c coordinator/transport.c \
+		tests/unit/coord_fixture.c "$out/map_check.o" \
+		tests/fuzz/fuzz_api.c \
+		$(pkg-config --cflags --libs jansson libuv raft libcrypto) \
+		-o "$1"
+}
+
 # Build and run one target; prints its summary line, returns its status.
 run_target() {
 	name=fuzz_$1
@@ -253,6 +296,7 @@ run_target() {
 	raft_hs) build_raft_hs "$bin" && seeds_raft_hs ;;
 	map_json) build_map_json "$bin" && seeds_map_json ;;
 	auth) build_auth "$bin" && seeds_auth ;;
+	api) build_api "$bin" && seeds_api ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -279,10 +323,10 @@ run_target() {
 status=0
 for t in $targets; do
 	case $t in
-	frame | resp | http | raft_hs | map_json | auth) ;;
+	frame | resp | http | raft_hs | map_json | auth | api) ;;
 	*)
 		echo "run.sh: unknown target '$t'" \
-			"(frame, resp, http, raft_hs, map_json, auth)" >&2
+			"(frame, resp, http, raft_hs, map_json, auth, api)" >&2
 		exit 2
 		;;
 	esac

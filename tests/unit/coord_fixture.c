@@ -147,6 +147,14 @@ int fixture_add_member(struct narf_coord *c,
 	return 0;
 }
 
+void fixture_clear_members(struct narf_coord *c)
+{
+	raft_configuration_close(&c->rn.raft.configuration);
+	raft_configuration_init(&c->rn.raft.configuration);
+	c->rn.n_contact = 0;
+	memset(progress, 0, sizeof(progress));
+}
+
 void fixture_set_changing(struct narf_coord *c, bool changing)
 {
 	c->rn.raft.configuration_uncommitted_index = changing ? 7 : 0;

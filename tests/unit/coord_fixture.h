@@ -57,6 +57,9 @@ int fixture_add_member(struct narf_coord *c,
                        bool voter,
                        bool heard);
 
+/* Empty the Raft configuration (then fixture_add_member() fills it). */
+void fixture_clear_members(struct narf_coord *c);
+
 /* A configuration change in flight (or not), as libraft reports one. */
 void fixture_set_changing(struct narf_coord *c, bool changing);
 
