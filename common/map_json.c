@@ -419,6 +419,16 @@ static int slots_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 
 		if (narf_map_range_from_json(r, &from, &to, &s, errmsg) != 0)
 			return NARF_EINVAL;
+		/* Epochs the map has not reached yet, as for a node's
+		 * isr_dropped: a data node's fence would keep a future slot
+		 * epoch as its high-water mark and refuse the streams of the
+		 * slot's real primary. */
+		if (s.epoch > m->epoch || s.born > m->epoch) {
+			set_err(errmsg,
+			        "%s: epoch or born above the map's epoch",
+			        "range");
+			return NARF_EINVAL;
+		}
 		if (from != expect) {
 			set_err(errmsg, "%s ranges must be contiguous",
 			        "slots");

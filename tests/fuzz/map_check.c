@@ -78,8 +78,9 @@ static void check_nodes(const struct narf_map *m)
 	}
 }
 
-static void check_slot(const struct narf_slot *s)
+static void check_slot(const struct narf_map *m, const struct narf_slot *s)
 {
+	check(s->epoch <= m->epoch && s->born <= m->epoch);
 	check(s->n_replicas <= NARF_MAX_REPLICAS);
 	check(s->n_isr <= s->n_replicas);
 	check(s->primary != 0 || (s->n_replicas == 0 && s->move == 0));
@@ -100,7 +101,7 @@ void check_map(const struct narf_map *m)
 	check_coords(m);
 	check_nodes(m);
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
-		check_slot(&m->slots[s]);
+		check_slot(m, &m->slots[s]);
 }
 
 /* narf_slot_equal()'s comparison, here so that the fuzzers' coverage

@@ -7,7 +7,8 @@
  * readers of a map: node ids sorted and below next_node, addresses
  * "host:port", settings within their ranges, and every slot well formed
  * (no replicas without a primary, distinct copies, the ISR within the
- * replicas, a pending move to a member of the ISR). And the map survives
+ * replicas, a pending move to a member of the ISR, no epoch the map has
+ * not reached). And the map survives
  * its JSON form: narf_map_to_json() then narf_map_from_json() gives the
  * same map, and encoding that gives the same JSON.
  */

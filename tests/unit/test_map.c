@@ -1037,6 +1037,13 @@ static void test_snapshot_rejected(void **state)
 	        "{\"epoch\":1,\"next_node\":3,\"nodes\":[],\"slots\":[{"
 	        "\"from\":0,\"to\":16383,\"primary\":0,\"replicas\":[],"
 	        "\"isr\":[],\"move\":2}]}",
+	        /* A slot epoch or a born epoch the map has not reached. */
+	        "{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[{"
+	        "\"from\":0,\"to\":16383,\"primary\":0,\"replicas\":[],"
+	        "\"isr\":[],\"epoch\":2}]}",
+	        "{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[{"
+	        "\"from\":0,\"to\":16383,\"primary\":0,\"replicas\":[],"
+	        "\"isr\":[],\"born\":2}]}",
 	};
 	struct narf_map *m = new_map();
 	char errmsg[NARF_ERRMSG_SIZE];
