@@ -28,14 +28,15 @@ enum narf_api_auth_state {
 
 /*
  * Take one request line (req, borrowed) of the exchange in *state (HELLO or
- * PROOF; DONE is refused), with the server's keys (borrowed) and the exchange
- * so far in a. On success returns 0, advances *state (HELLO to PROOF, PROOF to
- * DONE), updates a and sets *reply to the line to send (a new reference; NULL
- * only without memory). Otherwise returns NARF_EAUTH with *state, and *reply
- * NULL, and *why a static sentence for the auth_failed line: not an auth
- * request, a malformed hello (the role must be operator or node; the id,
- * when present, a non-negative integer; the nonce 32 hex digits), a role
- * the keys cannot answer for, or a wrong or malformed proof.
+ * PROOF; DONE is refused), with the server's keys (borrowed) and the
+ * exchange so far in a. On success returns 0, advances *state (HELLO to
+ * PROOF, PROOF to DONE), updates a and sets *reply to the line to send (a
+ * new reference; NULL only without memory). Otherwise returns NARF_EAUTH,
+ * leaves *state as it was, sets *reply to NULL and *why to a static
+ * sentence for the auth_failed line: not an auth request, a malformed
+ * hello (the role must be operator or node; the id, when present, a
+ * non-negative integer; the nonce 32 hex digits), a role the keys cannot
+ * answer for, or a wrong or malformed proof.
  */
 int narf_api_auth_step(const struct narf_auth_keys *keys,
                        enum narf_api_auth_state *state,
