@@ -453,8 +453,11 @@ int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg)
 
 	if (errmsg != NULL)
 		errmsg[0] = '\0';
-	if (!json_is_object(obj) ||
-	    get_uint(obj, "epoch", 0, INT64_MAX, false, &epoch, errmsg) != 0 ||
+	if (!json_is_object(obj)) {
+		set_err(errmsg, "%s is not a JSON object", "the map");
+		return NARF_EINVAL;
+	}
+	if (get_uint(obj, "epoch", 0, INT64_MAX, false, &epoch, errmsg) != 0 ||
 	    get_uint(obj, "next_node", 1, UINT32_MAX, false, &next, errmsg) !=
 	            0 ||
 	    get_uint(obj, "lost_slots", 0, INT64_MAX, true, &lost, errmsg) ==

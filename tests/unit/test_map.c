@@ -1014,6 +1014,9 @@ static void test_snapshot_rejected(void **state)
 {
 	static const char *const bad[] = {
 	        "{}",
+	        /* Not an object (found by tests/fuzz/fuzz_map_json.c: it
+	         * got no message). */
+	        "[1]",
 	        "{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[]}",
 	        "{\"epoch\":1,\"next_node\":1,\"nodes\":[],\"slots\":[{"
 	        "\"from\":"
@@ -1053,7 +1056,9 @@ static void test_snapshot_rejected(void **state)
 		json_t *obj = json_loads(bad[i], 0, NULL);
 
 		assert_non_null(obj);
+		errmsg[0] = '\0';
 		assert_int_not_equal(narf_map_from_json(m, obj, errmsg), 0);
+		assert_true(errmsg[0] != '\0');
 		assert_int_equal(m->n_nodes, 1);
 		assert_int_equal(m->epoch, 2);
 		json_decref(obj);
