@@ -230,6 +230,91 @@ void narf_engine_close(struct narf_engine *e)
 	narf_users_free(&e->cfg.users);
 }
 
+/* The first line of path (without its newline) in a new string, or NULL
+ * with errmsg set. */
+static char *first_line(const char *path, char *errmsg)
+{
+	char buf[1100];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(errmsg, NARF_ERRMSG_SIZE, "%s: %s", path,
+		         strerror(errno));
+		return NULL;
+	}
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	n = strcspn(buf, "\r\n");
+	buf[n] = '\0';
+	if (n == 0 || n > 1024) {
+		explicit_bzero(buf, sizeof(buf));
+		snprintf(errmsg, NARF_ERRMSG_SIZE,
+		         "%s: the password is 1 to 1024 bytes on the first "
+		         "line",
+		         path);
+		return NULL;
+	}
+	return strdup(buf);
+}
+
+void narf_engine_reload_credentials(struct narf_engine *e)
+{
+	char errmsg[NARF_ERRMSG_SIZE];
+
+	if (e->cfg.requirepass_file != NULL) {
+		char *pass = first_line(e->cfg.requirepass_file, errmsg);
+
+		if (pass == NULL) {
+			NARF_ERROR(
+			        "SIGHUP: --requirepass-file %s: keeping "
+			        "the password in use",
+			        errmsg);
+		} else {
+			if (e->cfg.requirepass != NULL)
+				explicit_bzero(e->cfg.requirepass,
+				               strlen(e->cfg.requirepass));
+			free(e->cfg.requirepass);
+			e->cfg.requirepass = pass;
+			NARF_INFO("SIGHUP: client password reloaded");
+		}
+	}
+	if (e->cfg.secret_file != NULL) {
+		struct narf_auth_keys keys;
+
+		errmsg[0] = '\0';
+		if (narf_auth_keys_from_file(&keys, e->cfg.secret_file,
+		                             errmsg) != 0 ||
+		    !narf_auth_keys_can(&keys, NARF_AUTH_NODE)) {
+			NARF_ERROR(
+			        "SIGHUP: --cluster-secret-file %s: keeping "
+			        "the key in use",
+			        errmsg[0] ? errmsg : e->cfg.secret_file);
+		} else {
+			e->cfg.keys = keys;
+			NARF_INFO("SIGHUP: node key reloaded (%u key%s)",
+			          keys.n,
+			          keys.n == 1 ? "" : "s, for a rotation");
+		}
+		explicit_bzero(&keys, sizeof(keys));
+	}
+	if (e->cfg.users_file != NULL) {
+		struct narf_users users;
+
+		if (narf_users_load(&users, e->cfg.users_file, errmsg) != 0) {
+			NARF_ERROR(
+			        "SIGHUP: --users-file %s: keeping the users "
+			        "in use",
+			        errmsg);
+		} else {
+			narf_users_free(&e->cfg.users);
+			e->cfg.users = users;
+			NARF_INFO("SIGHUP: %zu users reloaded", users.n);
+		}
+	}
+}
+
 bool narf_engine_has_password(const struct narf_engine *e)
 {
 	return e->cfg.requirepass != NULL || e->cfg.users.n > 0;

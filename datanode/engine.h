@@ -50,6 +50,11 @@ struct narf_engine_config {
 	/* --users-file: users with passwords and permissions
 	 * (common/users.h); owned, emptied by narf_engine_close() */
 	struct narf_users users;
+	/* the files behind requirepass, keys and users (borrowed: argv), or
+	 * NULL: read again on SIGHUP (narf_engine_reload_credentials) */
+	const char *requirepass_file;
+	const char *secret_file;
+	const char *users_file;
 	/* --max-peer-links: proven peer links, and connections beyond
 	 * max_clients waiting to prove the node role (the peer reserve; see
 	 * narf_engine_admit) */
@@ -291,6 +296,14 @@ const struct narf_resp_limits *narf_engine_limits(const struct narf_engine *e,
 
 /* Is c held at the door by protected mode (protected mode applies, and c
  * is neither from loopback nor a proven peer)? */
+/*
+ * SIGHUP: read the password, cluster secret (node key) and users files
+ * again. Each file that no longer parses (or a secret file without the
+ * node role) is logged and keeps what is in use; the others are
+ * replaced. Connections already authenticated stay so.
+ */
+void narf_engine_reload_credentials(struct narf_engine *e);
+
 /* Does the data port ask for a password (--requirepass-file, or a users
  * file)? */
 bool narf_engine_has_password(const struct narf_engine *e);

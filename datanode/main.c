@@ -316,12 +316,14 @@ static void parse_flags(struct narf_engine_config *cfg,
 			free(cfg->requirepass);
 			cfg->requirepass =
 			        read_secret("--requirepass-file", optarg);
+			cfg->requirepass_file = optarg;
 			break;
 		case O_USERS:
 			narf_users_free(&cfg->users);
 			if (narf_users_load(&cfg->users, optarg, errmsg) != 0)
 				narf_usage_error(prog, "--users-file %s",
 				                 errmsg);
+			cfg->users_file = optarg;
 			break;
 		case O_SECRET:
 			if (narf_auth_keys_from_file(&cfg->keys, optarg,
@@ -329,6 +331,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 				narf_usage_error(prog,
 				                 "--cluster-secret-file %s",
 				                 errmsg);
+			cfg->secret_file = optarg;
 			break;
 		case O_CLIENTS:
 			cfg->max_clients = (unsigned)narf_flag_u64(

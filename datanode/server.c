@@ -1276,6 +1276,7 @@ void narf_dn_reload(struct narf_dn *dn)
 {
 	NARF_INFO("SIGHUP: reloading");
 	reload_tls(dn);
+	narf_engine_reload_credentials(&dn->engine);
 }
 
 static void sighup_cb(uv_signal_t *s, int signum)

@@ -151,3 +151,36 @@ def test_cluster_with_users_and_cachecli(make_cluster, build_dir, tmp_path,
     assert p.returncode == 1 and "WRONGPASS" in p.stderr, p.stderr
     # Every slot kept its replica in sync through all this.
     c.wait_ready(20.0)
+
+
+def test_sighup_reloads_users_and_password(make_server, tmp_path):
+    """SIGHUP reads the users file and the password file again: a new user
+    logs in, a removed one no longer does, a connection already logged in
+    stays so; a file that no longer parses keeps the users in use."""
+    import signal
+    import time
+    srv = make_server("narf", users=USERS[:1], password="first-pw-0123456",
+                      password_via="file")
+    users_path = [a for a in srv.argv() if a.endswith(".users")][0]
+    kept = srv.raw(auth=False)
+    assert kept.cmd("AUTH", "reader", "reader-pw-0123456789") == "OK"
+    srv.users_file(USERS[1:2])  # rewrites the same path: writer only
+    with open(srv.password_file, "w") as f:
+        f.write("second-pw-0123456\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    c = srv.raw(auth=False)
+    assert c.cmd("AUTH", "reader", "reader-pw-0123456789") == WRONGPASS
+    assert c.cmd("AUTH", "writer", "writer-pw-0123456789") == "OK"
+    assert c.cmd("AUTH", "first-pw-0123456") == WRONGPASS
+    assert c.cmd("AUTH", "second-pw-0123456") == "OK"
+    assert kept.cmd("GET", "k") is None  # still logged in as reader
+    with open(users_path, "w") as f:
+        f.write("broken line\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    c2 = srv.raw(auth=False)
+    assert c2.cmd("AUTH", "writer", "writer-pw-0123456789") == "OK"
+    assert "keeping the users in use" in srv.log_text()
+    for x in (kept, c, c2):
+        x.close()
