@@ -474,17 +474,35 @@ class Pty:
         """Send data (a line or Ctrl-D that ends the session) until the
         process is gone: input that races the line editor's switch of the
         terminal mode at a fresh prompt can be discarded (seen about once
-        in twenty runs), and ending twice is harmless."""
+        in twenty runs), and ending twice is harmless. What it prints
+        meanwhile is drained, so a full terminal buffer cannot hold its
+        exit up."""
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and time.monotonic() < deadline:
             try:
                 os.write(self.master, data)
             except OSError:
                 break
+            t_end = time.monotonic() + 0.5
+            while self.proc.poll() is None and time.monotonic() < t_end:
+                ready, _, _ = select.select([self.master], [], [], 0.05)
+                if ready:
+                    try:
+                        self.buf += os.read(self.master, 4096)
+                    except OSError:
+                        break
+
+    def where(self):
+        """Where a process that will not exit is stuck (for the message):
+        its state, wait channel and kernel stack."""
+        out = []
+        for f in ("stat", "wchan", "stack"):
             try:
-                self.proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
+                with open("/proc/%d/%s" % (self.proc.pid, f)) as fh:
+                    out.append("%s: %s" % (f, fh.read().strip()[:600]))
+            except OSError as e:
+                out.append("%s: %r" % (f, e))
+        return "; ".join(out) + "; output tail %r" % self.buf[-300:]
 
     def close(self):
         if self.proc.poll() is None:
@@ -530,6 +548,7 @@ def test_shell_through_a_pty(make_cluster, build_dir, tmp_path):
         assert "2" in out.split(), out
         assert "(nil)" in say("GET greeting")
         sh.end(b"quit\r")
+        assert sh.proc.poll() is not None, sh.where()
         assert sh.proc.wait(timeout=10) == 0
     finally:
         sh.close()
