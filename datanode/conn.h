@@ -205,4 +205,11 @@ bool narf_scatter_start(struct narf_rconn *conn,
 /* The connection closes: forget every forwarded request and split part. */
 void narf_fwd_close(struct narf_rconn *conn);
 
+/* Stopping (server.c and server_stop.c): stop accepting and answer what
+ * is in flight, then stop; a step of a leave before that (from the cron);
+ * the signal handlers, set up at start. */
+void narf_dn_start_drain(struct narf_dn *dn);
+void narf_dn_leave_step(struct narf_dn *dn);
+void narf_dn_watch_signals(struct narf_dn *dn);
+
 #endif
