@@ -181,15 +181,13 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 	conn_close(req->data);
 }
 
-/* Reply with a protocol error, then flush and close: nothing more is read
- * or handled on this connection. */
-static void conn_fail(struct narf_conn *conn, int err, const char *why)
+/* After a last reply: read and handle nothing more (failed, a sticky
+ * NARF_E* code), flush what is queued, then close. */
+static void conn_end(struct narf_conn *conn, int failed)
 {
-	NARF_INFO("api: closing client after %s: %s", narf_errcode(err), why);
-	conn_send(conn, error_reply(err, why, conn->c));
 	if (conn->closing)
 		return;
-	conn->dec.failed = NARF_EPROTO;
+	conn->dec.failed = failed;
 	if (conn->reading) {
 		uv_read_stop((uv_stream_t *)&conn->tcp);
 		conn->reading = false;
@@ -198,6 +196,15 @@ static void conn_fail(struct narf_conn *conn, int err, const char *why)
 	if (uv_shutdown(&conn->shutdown, (uv_stream_t *)&conn->tcp,
 	                shutdown_cb) != 0)
 		conn_close(conn);
+}
+
+/* Reply with a protocol error, then flush and close: nothing more is read
+ * or handled on this connection. */
+static void conn_fail(struct narf_conn *conn, int err, const char *why)
+{
+	NARF_INFO("api: closing client after %s: %s", narf_errcode(err), why);
+	conn_send(conn, error_reply(err, why, conn->c));
+	conn_end(conn, NARF_EPROTO);
 }
 
 /* --- requests ----------------------------------------------------------- */
@@ -724,15 +731,7 @@ static void auth_fail(struct narf_conn *conn, const char *why)
 		c->auth_fail_quiet++;
 	}
 	conn_send(conn, error_reply(NARF_EAUTH, why, c));
-	conn->dec.failed = NARF_EAUTH;
-	if (conn->reading) {
-		uv_read_stop((uv_stream_t *)&conn->tcp);
-		conn->reading = false;
-	}
-	conn->shutdown.data = conn;
-	if (uv_shutdown(&conn->shutdown, (uv_stream_t *)&conn->tcp,
-	                shutdown_cb) != 0)
-		conn_close(conn);
+	conn_end(conn, NARF_EAUTH);
 }
 
 /*
