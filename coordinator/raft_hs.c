@@ -87,6 +87,20 @@ int narf_raft_hs_encode_hello(const struct narf_raft_hs_hello *h,
 	return 0;
 }
 
+/* A frame's magic and version; bad_magic says whose frame it was not. */
+static int check_head(const unsigned char *magic,
+                      unsigned char version,
+                      const char *bad_magic,
+                      char *errmsg)
+{
+	if (memcmp(magic, NARF_RAFT_HS_MAGIC, 4) != 0)
+		return fail(errmsg, NARF_EPROTO, bad_magic);
+	if (version != NARF_RAFT_HS_VERSION)
+		return fail(errmsg, NARF_EPROTO,
+		            "unknown Raft handshake version");
+	return 0;
+}
+
 int narf_raft_hs_parse_hello(const unsigned char *buf,
                              size_t len,
                              struct narf_raft_hs_hello *h,
@@ -98,12 +112,9 @@ int narf_raft_hs_parse_hello(const unsigned char *buf,
 	memset(h, 0, sizeof(*h));
 	if (len != NARF_RAFT_HS_HELLO_SIZE)
 		return fail(errmsg, NARF_EPROTO, "hello of the wrong size");
-	if (memcmp(buf + HELLO_MAGIC, NARF_RAFT_HS_MAGIC, 4) != 0)
-		return fail(errmsg, NARF_EPROTO,
-		            "not a narf Raft handshake (bad magic)");
-	if (buf[HELLO_VERSION] != NARF_RAFT_HS_VERSION)
-		return fail(errmsg, NARF_EPROTO,
-		            "unknown Raft handshake version");
+	if (check_head(buf + HELLO_MAGIC, buf[HELLO_VERSION],
+	               "not a narf Raft handshake (bad magic)", errmsg) != 0)
+		return NARF_EPROTO;
 	if (!all_zero(buf + HELLO_RESERVED, HELLO_ID - HELLO_RESERVED))
 		return fail(errmsg, NARF_EPROTO, "reserved bytes set in hello");
 	if (buf[HELLO_ROLE] < NARF_AUTH_OPERATOR ||
@@ -145,12 +156,9 @@ int narf_raft_hs_parse_challenge(const unsigned char *buf,
 	memset(c, 0, sizeof(*c));
 	if (len != NARF_RAFT_HS_CHALLENGE_SIZE)
 		return fail(errmsg, NARF_EPROTO, "challenge of the wrong size");
-	if (memcmp(buf + CHAL_MAGIC, NARF_RAFT_HS_MAGIC, 4) != 0)
-		return fail(errmsg, NARF_EPROTO,
-		            "not a narf Raft port (bad magic)");
-	if (buf[CHAL_VERSION] != NARF_RAFT_HS_VERSION)
-		return fail(errmsg, NARF_EPROTO,
-		            "unknown Raft handshake version");
+	if (check_head(buf + CHAL_MAGIC, buf[CHAL_VERSION],
+	               "not a narf Raft port (bad magic)", errmsg) != 0)
+		return NARF_EPROTO;
 	if (!all_zero(buf + CHAL_RESERVED, CHAL_NONCE - CHAL_RESERVED))
 		return fail(errmsg, NARF_EPROTO,
 		            "reserved bytes set in challenge");
