@@ -13,7 +13,7 @@
 #include "engine.h"
 #include "membership.h"
 #include "repl.h"
-#include "tls.h"
+#include "common/tls.h"
 
 #define NARF_DN_CRON_MS 100
 #define NARF_DEFAULT_SYNC_RATE 0             /* --sync-rate default: no limit */

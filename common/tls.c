@@ -1,5 +1,5 @@
 /*
- * TLS glue for the client port (tls.h): contexts built from the PEM files,
+ * TLS glue for every port (tls.h): contexts built from the PEM files,
  * and per-connection SSL objects over two in-memory BIOs.
  *
  * Happy path of a connection: the server feeds ciphertext in; the
@@ -31,7 +31,7 @@
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 /* Resumed sessions must come from this server's contexts. */
-#define NARF_TLS_SID_CTX "narf-datanode"
+#define NARF_TLS_SID_CTX "narf"
 
 struct narf_tls_conn {
 	SSL *ssl;            /* owned; owns rbio and wbio */
@@ -99,7 +99,8 @@ static void ssl_why(SSL *ssl, char *why, size_t whylen)
 	long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
 
 	if (vr != X509_V_OK)
-		snprintf(why, whylen, "client certificate: %s",
+		snprintf(why, whylen, "%s certificate: %s",
+		         SSL_is_server(ssl) ? "client" : "server",
 		         X509_verify_cert_error_string(vr));
 	else if (reason != NULL)
 		snprintf(why, whylen, "%s", reason);
@@ -132,22 +133,71 @@ static int readable(const char *flag, const char *path, char *errmsg)
 	return 0;
 }
 
+/* A client context's trust: the CA file, or the system's store, or
+ * nothing (insecure); then *out = ctx, or ctx freed on an error. */
+static int client_verify(SSL_CTX *ctx,
+                         const struct narf_tls_config *cfg,
+                         const char *ca_flag,
+                         SSL_CTX **out,
+                         char *errmsg)
+{
+	char why[160];
+	int rv;
+
+	if (cfg->insecure) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		*out = ctx;
+		return 0;
+	}
+	rv = cfg->ca_file != NULL
+	             ? SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)
+	             : SSL_CTX_set_default_verify_paths(ctx);
+	if (rv != 1) {
+		ssl_why(NULL, why, sizeof(why));
+		snprintf(errmsg, NARF_ERRMSG_SIZE,
+		         "%s %s: no PEM certificate (%s)", ca_flag,
+		         cfg->ca_file != NULL ? cfg->ca_file : "(system)", why);
+		SSL_CTX_free(ctx);
+		return NARF_EINVAL;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	*out = ctx;
+	return 0;
+}
+
+/* The flag that names a file, for errors. */
+static const char *flag_of(const char *set, const char *dflt)
+{
+	return set != NULL ? set : dflt;
+}
+
 /* A new context from cfg's files into *out (one reference, the caller's),
  * or an error naming the file. */
 static int ctx_build(const struct narf_tls_config *cfg,
                      SSL_CTX **out,
                      char *errmsg)
 {
+	const char *cert_flag = flag_of(cfg->cert_flag, "--tls-cert-file");
+	const char *key_flag = flag_of(cfg->key_flag, "--tls-key-file");
+	const char *ca_flag = flag_of(cfg->ca_flag, "--tls-ca-cert-file");
 	SSL_CTX *ctx;
 	char why[160];
 	int mode = SSL_VERIFY_NONE;
 
-	if (readable("--tls-cert-file", cfg->cert_file, errmsg) != 0 ||
-	    readable("--tls-key-file", cfg->key_file, errmsg) != 0 ||
-	    (cfg->ca_file != NULL &&
-	     readable("--tls-ca-cert-file", cfg->ca_file, errmsg) != 0))
+	if ((cfg->cert_file == NULL) != (cfg->key_file == NULL) ||
+	    (!cfg->client && cfg->cert_file == NULL)) {
+		snprintf(errmsg, NARF_ERRMSG_SIZE, "%s and %s go together",
+		         cert_flag, key_flag);
 		return NARF_EINVAL;
-	ctx = SSL_CTX_new(TLS_server_method());
+	}
+	if ((cfg->cert_file != NULL &&
+	     (readable(cert_flag, cfg->cert_file, errmsg) != 0 ||
+	      readable(key_flag, cfg->key_file, errmsg) != 0)) ||
+	    (cfg->ca_file != NULL &&
+	     readable(ca_flag, cfg->ca_file, errmsg) != 0))
+		return NARF_EINVAL;
+	ctx = SSL_CTX_new(cfg->client ? TLS_client_method()
+	                              : TLS_server_method());
 	if (ctx == NULL) {
 		ERR_clear_error();
 		snprintf(errmsg, NARF_ERRMSG_SIZE, "TLS: out of memory");
@@ -160,45 +210,48 @@ static int ctx_build(const struct narf_tls_config *cfg,
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_default_passwd_cb(ctx, no_password_cb);
 	if (SSL_CTX_set_cipher_list(ctx, NARF_TLS12_CIPHERS) != 1 ||
-	    SSL_CTX_set_session_id_context(
-	            ctx, (const unsigned char *)NARF_TLS_SID_CTX,
-	            sizeof(NARF_TLS_SID_CTX) - 1) != 1) {
+	    (!cfg->client &&
+	     SSL_CTX_set_session_id_context(
+	             ctx, (const unsigned char *)NARF_TLS_SID_CTX,
+	             sizeof(NARF_TLS_SID_CTX) - 1) != 1)) {
 		ssl_why(NULL, why, sizeof(why));
 		snprintf(errmsg, NARF_ERRMSG_SIZE, "TLS settings: %s", why);
 		goto err_after_ctx;
 	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
+	if (cfg->cert_file != NULL &&
+	    SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
 		ssl_why(NULL, why, sizeof(why));
 		snprintf(errmsg, NARF_ERRMSG_SIZE,
-		         "--tls-cert-file %s: not a PEM certificate (%s)",
+		         "%s %s: not a PEM certificate (%s)", cert_flag,
 		         cfg->cert_file, why);
 		goto err_after_ctx;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) !=
-	    1) {
+	if (cfg->key_file != NULL &&
+	    SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) !=
+	            1) {
 		unsigned long e = ERR_peek_last_error();
 
 		/* (the last error is the mismatch, when it is one) */
 		ssl_why(NULL, why, sizeof(why));
 		if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
 			snprintf(errmsg, NARF_ERRMSG_SIZE,
-			         "--tls-key-file %s does not match "
-			         "--tls-cert-file %s",
-			         cfg->key_file, cfg->cert_file);
+			         "%s %s does not match %s %s", key_flag,
+			         cfg->key_file, cert_flag, cfg->cert_file);
 		else
 			snprintf(errmsg, NARF_ERRMSG_SIZE,
-			         "--tls-key-file %s: not an unencrypted PEM "
+			         "%s %s: not an unencrypted PEM "
 			         "private key (%s)",
-			         cfg->key_file, why);
+			         key_flag, cfg->key_file, why);
 		goto err_after_ctx;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	if (cfg->key_file != NULL && SSL_CTX_check_private_key(ctx) != 1) {
 		ERR_clear_error();
-		snprintf(errmsg, NARF_ERRMSG_SIZE,
-		         "--tls-key-file %s does not match --tls-cert-file %s",
-		         cfg->key_file, cfg->cert_file);
+		snprintf(errmsg, NARF_ERRMSG_SIZE, "%s %s does not match %s %s",
+		         key_flag, cfg->key_file, cert_flag, cfg->cert_file);
 		goto err_after_ctx;
 	}
+	if (cfg->client)
+		return client_verify(ctx, cfg, ca_flag, out, errmsg);
 	if (cfg->ca_file != NULL) {
 		STACK_OF(X509_NAME) * names;
 
@@ -207,8 +260,7 @@ static int ctx_build(const struct narf_tls_config *cfg,
 		    (names = SSL_load_client_CA_file(cfg->ca_file)) == NULL) {
 			ssl_why(NULL, why, sizeof(why));
 			snprintf(errmsg, NARF_ERRMSG_SIZE,
-			         "--tls-ca-cert-file %s: no PEM certificate "
-			         "(%s)",
+			         "%s %s: no PEM certificate (%s)", ca_flag,
 			         cfg->ca_file, why);
 			goto err_after_ctx;
 		}
@@ -217,9 +269,10 @@ static int ctx_build(const struct narf_tls_config *cfg,
 		SSL_CTX_set_client_CA_list(ctx, names);
 	} else if (cfg->auth != NARF_TLS_AUTH_NO) {
 		snprintf(errmsg, NARF_ERRMSG_SIZE,
-		         "--tls-auth-clients %s needs --tls-ca-cert-file (the "
+		         "--tls-auth-clients %s needs %s (the "
 		         "CA that signs client certificates)",
-		         cfg->auth == NARF_TLS_AUTH_YES ? "yes" : "optional");
+		         cfg->auth == NARF_TLS_AUTH_YES ? "yes" : "optional",
+		         ca_flag);
 		goto err_after_ctx;
 	}
 	if (cfg->auth == NARF_TLS_AUTH_YES)
@@ -310,7 +363,10 @@ struct narf_tls_conn *narf_tls_conn_create(struct narf_tls *t)
 	BIO_set_data(c->wbio, &c->out);
 	BIO_set_init(c->wbio, 1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio); /* ssl owns both now */
-	SSL_set_accept_state(c->ssl);
+	if (t->cfg.client)
+		SSL_set_connect_state(c->ssl);
+	else
+		SSL_set_accept_state(c->ssl);
 	return c;
 
 err_after_bios:
@@ -424,4 +480,11 @@ int narf_tls_conn_encrypt(struct narf_tls_conn *c, const char *data, size_t n)
 struct narf_buf *narf_tls_conn_out(struct narf_tls_conn *c)
 {
 	return &c->out;
+}
+
+void narf_tls_conn_close_notify(struct narf_tls_conn *c)
+{
+	if (c->ready)
+		(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
 }

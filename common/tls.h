@@ -1,5 +1,5 @@
 /*
- * TLS on the data node's client port (--tls-port), with OpenSSL over
+ * TLS for every narf port, with OpenSSL over
  * in-memory BIOs (a BIO_s_mem in, a buffer of ours out: tls.c says why):
  * the connection's libuv stream stays the only socket I/O.
  * The server feeds the bytes it reads into the read BIO
@@ -21,8 +21,8 @@
  * context's, so a reload makes clients do one full handshake again);
  * renegotiation off. Client certificates as Redis's --tls-auth-clients.
  */
-#ifndef NARF_DN_TLS_H
-#define NARF_DN_TLS_H
+#ifndef NARF_TLS_H
+#define NARF_TLS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,11 +37,28 @@ enum narf_tls_auth {
 	NARF_TLS_AUTH_YES,      /* required, from the CA */
 };
 
+/*
+ * A server side (a port that accepts TLS: the data node's --tls-port, the
+ * coordinator's API and Raft ports with --tls-cluster) or a client side
+ * (whoever dials one: peer links, a data node's calls to the
+ * coordinators, the coordinator's removal probe, Raft, cachecli).
+ *
+ * A client verifies the server's certificate chain against ca_file (the
+ * system's store when NULL), never its host name: narf's internal
+ * addresses are IP addresses, and who the peer is comes from the cluster
+ * secret's challenge inside the tunnel (docs/security.md). It presents
+ * cert_file/key_file when the server asks for a client certificate.
+ */
 struct narf_tls_config {
-	const char *cert_file; /* borrowed (argv); PEM, chain allowed */
-	const char *key_file;  /* borrowed; PEM */
-	const char *ca_file;   /* borrowed; PEM, or NULL */
-	enum narf_tls_auth auth;
+	const char *cert_file;   /* borrowed (argv); PEM, chain allowed;
+	                            optional on a client */
+	const char *key_file;    /* borrowed; PEM */
+	const char *ca_file;     /* borrowed; PEM, or NULL */
+	enum narf_tls_auth auth; /* server only */
+	bool client;             /* a client side */
+	bool insecure;           /* client: do not verify the server */
+	/* Flag names for errors ("--tls-cert-file" etc. when NULL). */
+	const char *cert_flag, *key_flag, *ca_flag;
 };
 
 /* The port's TLS settings and the context new connections take. */
@@ -74,8 +91,9 @@ void narf_tls_describe(const struct narf_tls *t, char *out, size_t size);
 /* One connection's TLS state (opaque): its SSL and its two BIOs. */
 struct narf_tls_conn;
 
-/* A server-side connection on t's current context; NULL when out of
- * memory. The caller frees it with narf_tls_conn_destroy(). */
+/* A connection on t's current context (server or client side, as t's
+ * config says; a client sends its hello at the first handshake step);
+ * NULL when out of memory. The caller frees it with narf_tls_conn_destroy(). */
 struct narf_tls_conn *narf_tls_conn_create(struct narf_tls *t);
 void narf_tls_conn_destroy(struct narf_tls_conn *c);
 
@@ -115,4 +133,8 @@ int narf_tls_conn_encrypt(struct narf_tls_conn *c, const char *data, size_t n);
  * there then). */
 struct narf_buf *narf_tls_conn_out(struct narf_tls_conn *c);
 
-#endif /* NARF_DN_TLS_H */
+/* Queue a close_notify alert in the output (after the handshake only;
+ * nothing otherwise). */
+void narf_tls_conn_close_notify(struct narf_tls_conn *c);
+
+#endif /* NARF_TLS_H */
