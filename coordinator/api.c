@@ -23,6 +23,15 @@
  * (data nodes) may not change settings or coordinators, nor make another
  * node leave.
  *
+ * TLS (--tls-cluster yes): accept_cb() hands the socket to a relay
+ * (common/tls_relay.h), which runs the TLS handshake (a client
+ * certificate from the CA required) within NARF_API_AUTH_MS; meanwhile
+ * the connection has no handles and counts as not yet authenticated
+ * (the caps below apply, and closing it cancels the relay). conn_tls_cb()
+ * then opens the tunnel's plaintext end as the connection's stream and
+ * everything goes on as over plain TCP, the auth exchange first. A failed
+ * handshake is counted and logged at most once a second.
+ *
  * What a request means is kept apart from the connection, so the unit tests
  * and tests/fuzz/ run it without sockets or Raft: narf_api_auth_step()
  * (api_auth.c) takes the exchange's lines, and narf_api_request() checks
@@ -32,11 +41,13 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/flags.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/tls_relay.h"
 #include "api_auth.h"
 #include "coord.h"
 
@@ -55,6 +66,9 @@ struct narf_conn {
 	enum narf_api_auth_state auth_state;
 	struct narf_auth auth;     /* the exchange, until NARF_API_AUTH_DONE */
 	char peer[NARF_ADDR_SIZE]; /* the caller's address, for logs */
+	/* TLS handshake in progress (no handles yet): the relay, until its
+	 * callback; closing the connection cancels it */
+	struct narf_tls_relay *relay;
 };
 
 struct write_req {
@@ -114,6 +128,13 @@ static void conn_close(struct narf_conn *conn)
 		c->conns = conn->next;
 	if (conn->next != NULL)
 		conn->next->prev = conn->prev;
+	if (conn->open_handles == 0) {
+		/* still in its TLS handshake (or its tunnel failed to open) */
+		narf_tls_relay_cancel(conn->relay);
+		conn->relay = NULL;
+		conn_free_if_done(conn);
+		return;
+	}
 	uv_close((uv_handle_t *)&conn->tcp, conn_handle_closed_cb);
 	uv_close((uv_handle_t *)&conn->idle, conn_handle_closed_cb);
 }
@@ -931,23 +952,51 @@ static void idle_cb(uv_timer_t *t)
 	conn_close(conn);
 }
 
+static void addr_name(struct narf_conn *conn, const struct sockaddr_storage *ss)
+{
+	char host[64] = "?";
+
+	if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6) {
+		snprintf(conn->peer, sizeof(conn->peer), "?");
+		return;
+	}
+	if (ss->ss_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)ss, host,
+		            sizeof(host));
+	else
+		uv_ip4_name((const struct sockaddr_in *)ss, host, sizeof(host));
+	/* (sin_port and sin6_port sit at the same offset) */
+	snprintf(conn->peer, sizeof(conn->peer), "%s:%d", host,
+	         ntohs(((const struct sockaddr_in *)ss)->sin_port));
+}
+
 static void peer_name(struct narf_conn *conn)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
-	char host[64] = "?";
 
-	if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET6)
-			uv_ip6_name((struct sockaddr_in6 *)&ss, host,
-			            sizeof(host));
-		else
-			uv_ip4_name((struct sockaddr_in *)&ss, host,
-			            sizeof(host));
-		snprintf(conn->peer, sizeof(conn->peer), "%s:%d", host,
-		         ntohs(((struct sockaddr_in *)&ss)->sin_port));
-	} else {
+	if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) == 0)
+		addr_name(conn, &ss);
+	else
 		snprintf(conn->peer, sizeof(conn->peer), "?");
+}
+
+/* A failed TLS handshake: count it, log it at most once a second (with
+ * how many were not logged). */
+static void tls_fail(struct narf_conn *conn, const char *why)
+{
+	struct narf_coord *c = conn->c;
+	uint64_t now = narf_clock_ms();
+
+	c->tls_failures++;
+	if (now - c->tls_fail_logged_ms >= 1000) {
+		NARF_WARN("api: %s: TLS handshake failed: %s (%" PRIu64
+		          " failures not logged before this)",
+		          conn->peer, why, c->tls_fail_quiet);
+		c->tls_fail_logged_ms = now;
+		c->tls_fail_quiet = 0;
+	} else {
+		c->tls_fail_quiet++;
 	}
 }
 
@@ -995,6 +1044,51 @@ static void close_oldest_unauth(struct narf_coord *c)
 	conn_close(oldest);
 }
 
+/* The connection's stream is set up: the auth deadline runs, and it
+ * reads. */
+static void conn_start(struct narf_conn *conn)
+{
+	/* Until it has proven itself, the idle timer is the auth deadline. */
+	uv_timer_start(&conn->idle, idle_cb, NARF_API_AUTH_MS,
+	               NARF_COORD_IDLE_MS);
+	conn_drain(conn); /* starts reading */
+}
+
+static void conn_handles_init(struct narf_conn *conn)
+{
+	uv_tcp_init(&conn->c->loop, &conn->tcp);
+	uv_timer_init(&conn->c->loop, &conn->idle);
+	conn->tcp.data = conn;
+	conn->idle.data = conn;
+	conn->open_handles = 2;
+}
+
+/* The relay's TLS handshake is over: close, or open the tunnel's
+ * plaintext end (an AF_UNIX socket) as the connection's stream. */
+static void conn_tls_cb(void *data,
+                        int fd,
+                        const struct sockaddr_storage *peer,
+                        int status,
+                        const char *why)
+{
+	struct narf_conn *conn = data;
+
+	conn->relay = NULL;
+	addr_name(conn, peer);
+	if (status != 0) {
+		tls_fail(conn, why);
+		conn_close(conn);
+		return;
+	}
+	conn_handles_init(conn);
+	if (uv_tcp_open(&conn->tcp, fd) != 0) {
+		close(fd);
+		conn_close(conn);
+		return;
+	}
+	conn_start(conn);
+}
+
 static void accept_cb(uv_stream_t *server, int status)
 {
 	struct narf_coord *c = server->data;
@@ -1015,25 +1109,28 @@ static void accept_cb(uv_stream_t *server, int status)
 	c->api_unauth++;
 	conn->c = c;
 	narf_frame_decoder_init(&conn->dec, NARF_API_AUTH_LINE);
-	uv_tcp_init(&c->loop, &conn->tcp);
-	uv_timer_init(&c->loop, &conn->idle);
-	conn->tcp.data = conn;
-	conn->idle.data = conn;
-	conn->open_handles = 2;
+	snprintf(conn->peer, sizeof(conn->peer), "?");
 	conn->next = c->conns;
 	if (c->conns != NULL)
 		c->conns->prev = conn;
 	c->conns = conn;
+	if (c->cfg.tls) {
+		/* conn_tls_cb() goes on once the tunnel is up. */
+		conn->relay = narf_tls_relay_accept(server, &c->cfg.tls_server,
+		                                    NARF_API_AUTH_MS,
+		                                    conn_tls_cb, conn);
+		if (conn->relay == NULL)
+			conn_close(conn);
+		return;
+	}
+	conn_handles_init(conn);
 	if (uv_accept(server, (uv_stream_t *)&conn->tcp) != 0) {
 		conn_close(conn);
 		return;
 	}
 	uv_tcp_nodelay(&conn->tcp, 1);
 	peer_name(conn);
-	/* Until it has proven itself, the idle timer is the auth deadline. */
-	uv_timer_start(&conn->idle, idle_cb, NARF_API_AUTH_MS,
-	               NARF_COORD_IDLE_MS);
-	conn_drain(conn); /* starts reading */
+	conn_start(conn);
 }
 
 int narf_api_listen(struct narf_coord *c, char *errmsg)

@@ -18,6 +18,7 @@
 #include "common/auth.h"
 #include "common/httpd.h"
 #include "common/map.h"
+#include "common/tls.h"
 #include "raftnode.h"
 
 #ifndef container_of
@@ -45,6 +46,13 @@ struct narf_coord_config {
 	 * secret itself is not kept */
 	struct narf_auth_keys keys;
 	const char *secret_file; /* borrowed (argv): read again on SIGHUP */
+	/* --tls-cluster yes: the Raft and API ports take TLS only (mutual:
+	 * callers present a certificate from --tls-ca-cert-file), and this
+	 * member dials the others (Raft, the removal probe) over TLS with the
+	 * same certificate. Both contexts are reloaded on SIGHUP. */
+	bool tls;
+	struct narf_tls tls_server; /* accepts: client certificates required */
+	struct narf_tls tls_client; /* dials: the CA verifies the server */
 };
 
 /* What the leader knows of a node between heartbeats (not replicated). */
@@ -134,7 +142,7 @@ struct narf_coord {
 	uv_timer_t cron;
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
-	uv_signal_t sighup; /* reloads --cluster-secret-file */
+	uv_signal_t sighup; /* reloads --cluster-secret-file, TLS files */
 	bool closing;
 	uint64_t api_requests[NARF_API_OPS];
 	/* heartbeats refused for want of a fresh majority proof */
@@ -148,6 +156,11 @@ struct narf_coord {
 	uint64_t api_refused_logged_ms;
 	uint64_t auth_fail_logged_ms;
 	uint64_t auth_fail_quiet;
+	/* API connections whose TLS handshake failed (--tls-cluster), and
+	 * the rate limit of their log lines */
+	uint64_t tls_failures;
+	uint64_t tls_fail_logged_ms;
+	uint64_t tls_fail_quiet;
 	uint64_t lease_refusal_logged_ms;
 	int64_t start_ms;          /* wall clock at start, ms */
 	struct narf_httpd metrics; /* GET /metrics, with --metrics */

@@ -230,6 +230,15 @@ static void decision_metrics(struct narf_coord *c, struct narf_metrics *m)
 	                     "API connections closed for a missing, malformed "
 	                     "or wrong proof of the cluster secret.",
 	                     c->auth_failures);
+	narf_metrics_family(m, "narf_tls_handshake_failures_total", C,
+	                    "Incoming connections whose TLS handshake failed "
+	                    "(--tls-cluster yes: a plain-text caller, a "
+	                    "missing, expired or foreign certificate), by "
+	                    "port.");
+	narf_metrics_sample_u64(m, "narf_tls_handshake_failures_total", "port",
+	                        "api", c->tls_failures);
+	narf_metrics_sample_u64(m, "narf_tls_handshake_failures_total", "port",
+	                        "raft", c->rn.transport.tls_failed);
 	narf_metrics_one_u64(m, "narf_api_refused_total", C,
 	                     "API connections closed at a limit: over 4096 "
 	                     "open, or the oldest of 128 not yet "

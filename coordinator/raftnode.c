@@ -733,6 +733,8 @@ int narf_raftnode_start(struct narf_raftnode *rn,
 		         "raft transport: no coordinator key to prove");
 		goto err_after_map;
 	}
+	rn->transport.tls_server = cfg->tls_server;
+	rn->transport.tls_client = cfg->tls_client;
 	rv = raft_uv_init(&rn->io, loop, cfg->data_dir, &rn->transport.iface);
 	if (rv != 0) {
 		snprintf(rn->errmsg, sizeof(rn->errmsg), "raft_uv_init %s: %s",

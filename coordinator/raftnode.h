@@ -49,6 +49,10 @@ struct narf_raftnode_config {
 	/* Joining an existing cluster: never bootstrap; a pristine data dir
 	 * waits for the leader to add this member and send it the log. */
 	bool join;
+	/* --tls-cluster yes: borrowed, must outlive the member; NULL for
+	 * plain TCP (transport.h) */
+	struct narf_tls *tls_server;
+	struct narf_tls *tls_client;
 };
 
 /* A member's role in the Raft configuration. */

@@ -17,6 +17,10 @@
  * docs/protocol.md), and checks the answering member's proof: a stranger
  * on a member's address cannot make this member stop.
  *
+ * With --tls-cluster yes the API ports take TLS only: the probe dials
+ * through a relay (common/tls_relay.h), presenting this member's
+ * certificate, and runs the same exchange over the tunnel.
+ *
  * Failure modes: no leader answers (a lost quorum, a partition): the member
  * keeps running and asks again later. A probe that hangs is closed after
  * PROBE_TIMEOUT_MS. Everything happens on the loop thread; a probe's memory
@@ -25,10 +29,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/flags.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/tls_relay.h"
 #include "coord.h"
 #include "members.h"
 
@@ -42,7 +48,10 @@
 enum probe_step { STEP_HELLO, STEP_PROOF, STEP_COORDS, STEP_COUNT };
 
 struct narf_probe {
-	uv_tcp_t tcp; /* tcp.data == this */
+	uv_tcp_t tcp;  /* tcp.data == this */
+	bool tcp_live; /* tcp initialised (not while relay runs) */
+	/* --tls-cluster: connecting and the TLS handshake, until its cb */
+	struct narf_tls_relay *relay;
 	uv_connect_t connect;
 	uv_write_t write[STEP_COUNT];
 	struct narf_coord *c; /* borrowed */
@@ -54,14 +63,17 @@ struct narf_probe {
 	uint64_t started_ms;
 };
 
-static void probe_closed_cb(uv_handle_t *h)
+static void probe_free(struct narf_probe *p)
 {
-	struct narf_probe *p = h->data;
-
 	narf_frame_decoder_close(&p->dec);
 	for (unsigned i = 0; i < STEP_COUNT; i++)
 		free(p->line[i]);
 	free(p);
+}
+
+static void probe_closed_cb(uv_handle_t *h)
+{
+	probe_free(h->data);
 }
 
 /* Close the probe in flight, if any. */
@@ -73,7 +85,12 @@ static void probe_end(struct narf_coord *c)
 		return;
 	c->members.probe = NULL;
 	p->closing = true;
-	uv_close((uv_handle_t *)&p->tcp, probe_closed_cb);
+	narf_tls_relay_cancel(p->relay);
+	p->relay = NULL;
+	if (p->tcp_live)
+		uv_close((uv_handle_t *)&p->tcp, probe_closed_cb);
+	else
+		probe_free(p);
 }
 
 void narf_members_close(struct narf_coord *c)
@@ -236,13 +253,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	json_decref(r);
 }
 
-static void connect_cb(uv_connect_t *req, int status)
+/* Connected: send the auth hello and read. */
+static void probe_connected(struct narf_probe *p, int status)
 {
-	struct narf_probe *p = req->data;
 	char hex[NARF_AUTH_NONCE_HEX + 1];
 
-	if (p->closing)
-		return;
 	if (status != 0 || narf_auth_client_begin(&p->auth, NARF_AUTH_OPERATOR,
 	                                          0, "api") != 0) {
 		p->c->members.probe_hops = 0;
@@ -257,6 +272,40 @@ static void connect_cb(uv_connect_t *req, int status)
 		p->c->members.probe_hops = 0;
 		probe_end(p->c);
 	}
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct narf_probe *p = req->data;
+
+	if (!p->closing)
+		probe_connected(p, status);
+}
+
+/* --tls-cluster: the relay connected and ran the TLS handshake; its
+ * plaintext end becomes the probe's stream. */
+static void tls_cb(void *data,
+                   int fd,
+                   const struct sockaddr_storage *peer,
+                   int status,
+                   const char *why)
+{
+	struct narf_probe *p = data;
+
+	(void)peer;
+	p->relay = NULL;
+	if (status != 0) {
+		NARF_DEBUG("members: %s: %s", p->c->members.probe_target, why);
+		probe_connected(p, status);
+		return;
+	}
+	uv_tcp_init(&p->c->loop, &p->tcp);
+	p->tcp.data = p;
+	p->tcp_live = true;
+	status = uv_tcp_open(&p->tcp, fd);
+	if (status != 0)
+		close(fd);
+	probe_connected(p, status);
 }
 
 /* The next address to ask: a redirect's target, else the next of the
@@ -314,12 +363,23 @@ static void probe_start(struct narf_coord *c, uint64_t now)
 	p->c = c;
 	p->started_ms = now;
 	narf_frame_decoder_init(&p->dec, NARF_FRAME_MAX_REPLY);
-	uv_tcp_init(&c->loop, &p->tcp);
-	p->tcp.data = p;
-	p->connect.data = p;
 	ms->probe = p;
 	NARF_DEBUG("members: asking %s whether this member is still one",
 	           ms->probe_target);
+	if (c->cfg.tls) {
+		p->relay = narf_tls_relay_connect(
+		        &c->loop, (const struct sockaddr *)&sa,
+		        &c->cfg.tls_client, PROBE_TIMEOUT_MS, tls_cb, p);
+		if (p->relay == NULL) {
+			ms->probe_hops = 0;
+			probe_end(c);
+		}
+		return;
+	}
+	uv_tcp_init(&c->loop, &p->tcp);
+	p->tcp.data = p;
+	p->tcp_live = true;
+	p->connect.data = p;
 	if (uv_tcp_connect(&p->connect, &p->tcp, (const struct sockaddr *)&sa,
 	                   connect_cb) != 0) {
 		ms->probe_hops = 0;

@@ -16,6 +16,17 @@
  * the OK byte has arrived and every write has completed, the stream goes
  * to the connect callback.
  *
+ * With TLS (--tls-cluster yes: tls_server and tls_client set), the TCP
+ * connection and its TLS handshake are a relay's (common/tls_relay.h):
+ * listen_cb() hands the socket to narf_tls_relay_accept() and connect()
+ * dials with narf_tls_relay_connect(), in state IN_TLS / OUT_TLS with no
+ * stream of ours yet; the relay's callback gives the tunnel's plaintext
+ * end, opened as our uv_tcp_t, and everything above then runs over it
+ * unchanged: libraft gets the tunnel, and still only after the proof. A
+ * connection in its TLS handshake is an entry of t->in like any other, so
+ * the cap below and the deadline (one for TLS and the proof together)
+ * cover it; aborting it cancels the relay.
+ *
  * Failure modes: a malformed frame, a wrong proof, EOF or a socket error,
  * or the deadline. The connection's handles are closed (an incoming one is
  * logged at WARN, at most NARF_TRANSPORT_WARN_LINES lines a window, and
@@ -35,16 +46,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/errors.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/tls_relay.h"
 #include "raft_hs.h"
 
 #define LISTEN_BACKLOG 128
 #define PEER_SIZE 64 /* "[ipv6]:port" */
 
 enum in_state {
+	IN_TLS,     /* TLS handshake in the relay: no tcp handle yet */
 	IN_HELLO,   /* reading HELLO */
 	IN_PROOF,   /* CHALLENGE sent, reading PROOF */
 	IN_OK,      /* proven; writing OK */
@@ -56,6 +70,8 @@ enum in_state {
 struct narf_transport_in {
 	struct narf_transport *t; /* borrowed */
 	uv_tcp_t *tcp; /* owned (raft_malloc) until handed to libraft */
+	bool tcp_live; /* tcp initialised: a handle to close */
+	struct narf_tls_relay *relay; /* IN_TLS: the relay, until its cb */
 	uv_timer_t timer;
 	uv_write_t write_challenge;
 	uv_write_t write_ok;
@@ -70,6 +86,7 @@ struct narf_transport_in {
 };
 
 enum out_state {
+	OUT_TLS,        /* TCP connect and TLS handshake in the relay */
 	OUT_CONNECTING, /* TCP connect in flight */
 	OUT_CHALLENGE,  /* HELLO sent, reading CHALLENGE */
 	OUT_OK,         /* PROOF sent, reading OK */
@@ -85,6 +102,8 @@ struct narf_transport_out {
 	raft_id peer_id;
 	char address[NARF_ADDR_SIZE];
 	uv_tcp_t *tcp; /* owned (raft_malloc) until handed to libraft */
+	bool tcp_live; /* tcp initialised: a handle to close */
+	struct narf_tls_relay *relay; /* OUT_TLS: the relay, until its cb */
 	uv_timer_t timer;
 	uv_connect_t connect;
 	uv_write_t write_hello;
@@ -163,27 +182,44 @@ static int parse_addr(const char *address, struct sockaddr_in *sa)
 	                   port, sa);
 }
 
-static void peer_name(uv_tcp_t *tcp, char *out)
+static void addr_name(const struct sockaddr_storage *ss, char *out)
 {
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
 	char ip[INET6_ADDRSTRLEN] = "?";
 
 	snprintf(out, PEER_SIZE, "?");
-	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
 
 		uv_ip4_name(sin, ip, sizeof(ip));
 		snprintf(out, PEER_SIZE, "%s:%u", ip, ntohs(sin->sin_port));
-	} else if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 =
-		        (const struct sockaddr_in6 *)&ss;
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
 
 		uv_ip6_name(s6, ip, sizeof(ip));
 		snprintf(out, PEER_SIZE, "[%s]:%u", ip, ntohs(s6->sin6_port));
 	}
+}
+
+static void peer_name(uv_tcp_t *tcp, char *out)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	snprintf(out, PEER_SIZE, "?");
+	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0)
+		addr_name(&ss, out);
+}
+
+/* The relay's plaintext end (an AF_UNIX socket) as tcp, an initialised
+ * handle, which then owns fd. libuv streams it as it would TCP; only
+ * the TCP options (nodelay, peer name) fail on it. */
+static int open_tunnel(uv_tcp_t *tcp, int fd)
+{
+	int rv = uv_tcp_open(tcp, fd);
+
+	if (rv != 0)
+		close(fd);
+	return rv;
 }
 
 /* ---- incoming --------------------------------------------------------- */
@@ -215,7 +251,14 @@ static void in_abort(struct narf_transport_in *in)
 {
 	assert(in->state != IN_HANDED && in->state != IN_CLOSING);
 	in->state = IN_CLOSING;
-	uv_close((uv_handle_t *)in->tcp, in_closed_cb);
+	narf_tls_relay_cancel(in->relay);
+	in->relay = NULL;
+	if (in->tcp_live) {
+		uv_close((uv_handle_t *)in->tcp, in_closed_cb);
+	} else {
+		raft_free(in->tcp);
+		in->tcp = NULL;
+	}
 	uv_close((uv_handle_t *)&in->timer, in_closed_cb);
 }
 
@@ -367,6 +410,39 @@ static void in_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		in_proof(in);
 }
 
+/* The relay's TLS handshake is over: refuse, or read HELLO through the
+ * tunnel as from a plain connection. */
+static void in_tls_cb(void *data,
+                      int fd,
+                      const struct sockaddr_storage *peer,
+                      int status,
+                      const char *why)
+{
+	struct narf_transport_in *in = data;
+	char msg[NARF_ERRMSG_SIZE];
+	int rv;
+
+	in->relay = NULL;
+	addr_name(peer, in->peer);
+	if (status != 0) {
+		in->t->tls_failed++;
+		snprintf(msg, sizeof(msg), "TLS handshake: %s", why);
+		in_refuse(in, msg);
+		return;
+	}
+	uv_tcp_init(in->t->loop, in->tcp);
+	in->tcp->data = in;
+	in->tcp_live = true;
+	in->open++;
+	in->state = IN_HELLO;
+	rv = open_tunnel(in->tcp, fd);
+	if (rv == 0)
+		rv = uv_read_start((uv_stream_t *)in->tcp, in_alloc_cb,
+		                   in_read_cb);
+	if (rv != 0)
+		in_refuse(in, uv_strerror(rv));
+}
+
 /* Over the cap: accept the connection and close it at once, so the
  * listener keeps accepting (libuv stops polling it while a connection
  * waits to be accepted). */
@@ -429,22 +505,33 @@ static void listen_cb(uv_stream_t *server, int status)
 	in->tcp = tcp;
 	in->state = IN_HELLO;
 	in->need = NARF_RAFT_HS_HELLO_SIZE;
-	uv_tcp_init(t->loop, tcp);
 	uv_timer_init(t->loop, &in->timer);
-	tcp->data = in;
 	in->timer.data = in;
-	in->open = 2;
+	in->open = 1;
 	in->next = t->in;
 	if (t->in != NULL)
 		t->in->prev = in;
 	t->in = in;
 	t->n_in++;
 	snprintf(in->peer, sizeof(in->peer), "?");
-	rv = uv_accept(server, (uv_stream_t *)tcp);
-	if (rv == 0) {
-		peer_name(tcp, in->peer);
-		uv_tcp_nodelay(tcp, 1);
-		rv = uv_read_start((uv_stream_t *)tcp, in_alloc_cb, in_read_cb);
+	if (t->tls_server != NULL) {
+		/* in_tls_cb() goes on once the tunnel is up. */
+		in->state = IN_TLS;
+		in->relay = narf_tls_relay_accept(
+		        server, t->tls_server, t->handshake_ms, in_tls_cb, in);
+		rv = in->relay != NULL ? 0 : UV_ENOMEM;
+	} else {
+		uv_tcp_init(t->loop, tcp);
+		tcp->data = in;
+		in->tcp_live = true;
+		in->open++;
+		rv = uv_accept(server, (uv_stream_t *)tcp);
+		if (rv == 0) {
+			peer_name(tcp, in->peer);
+			uv_tcp_nodelay(tcp, 1);
+			rv = uv_read_start((uv_stream_t *)tcp, in_alloc_cb,
+			                   in_read_cb);
+		}
 	}
 	if (rv == 0)
 		rv = uv_timer_start(&in->timer, in_timeout_cb, t->handshake_ms,
@@ -489,13 +576,21 @@ static void out_abort(struct narf_transport_out *out, int status)
 	assert(out->state != OUT_HANDED && out->state != OUT_CLOSING);
 	out->state = OUT_CLOSING;
 	out->status = status;
-	uv_close((uv_handle_t *)out->tcp, out_closed_cb);
+	narf_tls_relay_cancel(out->relay);
+	out->relay = NULL;
+	if (out->tcp_live) {
+		uv_close((uv_handle_t *)out->tcp, out_closed_cb);
+	} else {
+		raft_free(out->tcp);
+		out->tcp = NULL;
+	}
 	uv_close((uv_handle_t *)&out->timer, out_closed_cb);
 }
 
 /* The attempt failed. A peer that is down, paused or slow is routine
  * (libraft retries: DEBUG); a refusal or a wrong answer during the
- * handshake is worth a WARN (another cluster's secret, an impostor). */
+ * handshake (TLS's included) is worth a WARN (another cluster's secret
+ * or CA, an impostor). */
 static void out_fail(struct narf_transport_out *out,
                      bool routine,
                      const char *why)
@@ -636,10 +731,25 @@ static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+/* Connected (or the TLS tunnel is up): send HELLO, read CHALLENGE. */
+static void out_hello(struct narf_transport_out *out)
+{
+	int rv;
+
+	out->state = OUT_CHALLENGE;
+	out->got = 0;
+	out->need = NARF_RAFT_HS_CHALLENGE_SIZE;
+	rv = uv_read_start((uv_stream_t *)out->tcp, out_alloc_cb, out_read_cb);
+	if (rv == 0)
+		rv = out_write(out, &out->write_hello, out->hs.hello,
+		               NARF_RAFT_HS_HELLO_SIZE);
+	if (rv != 0)
+		out_fail(out, false, uv_strerror(rv));
+}
+
 static void out_connect_cb(uv_connect_t *req, int status)
 {
 	struct narf_transport_out *out = req->data;
-	int rv;
 
 	if (out->state != OUT_CONNECTING)
 		return; /* closed meanwhile: status is UV_ECANCELED */
@@ -647,16 +757,39 @@ static void out_connect_cb(uv_connect_t *req, int status)
 		out_fail(out, false, uv_strerror(status));
 		return;
 	}
-	out->state = OUT_CHALLENGE;
-	out->got = 0;
-	out->need = NARF_RAFT_HS_CHALLENGE_SIZE;
 	uv_tcp_nodelay(out->tcp, 1);
-	rv = uv_read_start((uv_stream_t *)out->tcp, out_alloc_cb, out_read_cb);
-	if (rv == 0)
-		rv = out_write(out, &out->write_hello, out->hs.hello,
-		               NARF_RAFT_HS_HELLO_SIZE);
-	if (rv != 0)
-		out_fail(out, false, uv_strerror(rv));
+	out_hello(out);
+}
+
+/* The relay connected and ran the TLS handshake: go on over the tunnel.
+ * A TLS failure (the server's certificate, or it refused ours) is a
+ * WARN; a peer down or silent is routine. */
+static void out_tls_cb(void *data,
+                       int fd,
+                       const struct sockaddr_storage *peer,
+                       int status,
+                       const char *why)
+{
+	struct narf_transport_out *out = data;
+	char msg[NARF_ERRMSG_SIZE];
+
+	(void)peer;
+	out->relay = NULL;
+	if (status != 0) {
+		snprintf(msg, sizeof(msg), "TLS: %s", why);
+		out_fail(out, status != NARF_EPROTO, msg);
+		return;
+	}
+	uv_tcp_init(out->t->loop, out->tcp);
+	out->tcp->data = out;
+	out->tcp_live = true;
+	out->open++;
+	status = open_tunnel(out->tcp, fd);
+	if (status != 0) {
+		out_fail(out, false, uv_strerror(status));
+		return;
+	}
+	out_hello(out);
 }
 
 /* ---- raft_uv_transport ------------------------------------------------ */
@@ -749,20 +882,31 @@ static int transport_connect(struct raft_uv_transport *iface,
 	req->cb = cb;
 	out->peer_id = id;
 	snprintf(out->address, sizeof(out->address), "%s", address);
-	out->state = OUT_CONNECTING;
-	uv_tcp_init(t->loop, out->tcp);
 	uv_timer_init(t->loop, &out->timer);
-	out->tcp->data = out;
 	out->timer.data = out;
-	out->connect.data = out;
-	out->open = 2;
+	out->open = 1;
 	out->next = t->out;
 	if (t->out != NULL)
 		t->out->prev = out;
 	t->out = out;
 	/* From here on a failure reaches cb, later, from a close callback. */
-	rv = uv_tcp_connect(&out->connect, out->tcp,
-	                    (const struct sockaddr *)&sa, out_connect_cb);
+	if (t->tls_client != NULL) {
+		out->state = OUT_TLS;
+		out->relay = narf_tls_relay_connect(
+		        t->loop, (const struct sockaddr *)&sa, t->tls_client,
+		        t->handshake_ms, out_tls_cb, out);
+		rv = out->relay != NULL ? 0 : UV_ENOMEM;
+	} else {
+		out->state = OUT_CONNECTING;
+		uv_tcp_init(t->loop, out->tcp);
+		out->tcp->data = out;
+		out->tcp_live = true;
+		out->open++;
+		out->connect.data = out;
+		rv = uv_tcp_connect(&out->connect, out->tcp,
+		                    (const struct sockaddr *)&sa,
+		                    out_connect_cb);
+	}
 	if (rv == 0)
 		rv = uv_timer_start(&out->timer, out_timeout_cb,
 		                    t->handshake_ms, 0);

@@ -15,6 +15,12 @@
  * logged, and libraft never hears of it; at most max_pending handshakes
  * wait at once, so a flood of strangers cannot exhaust memory.
  *
+ * With --tls-cluster yes (tls_server and tls_client set) every connection
+ * is a TLS tunnel first (mutual TLS, common/tls_relay.h), and the
+ * handshake above runs inside it; libraft's stream is the tunnel's
+ * plaintext end. TLS keeps the traffic private and whole; the cluster
+ * secret still decides who is a member.
+ *
  * Streams handed to libraft are uv_tcp_t handles allocated with
  * raft_malloc(): libraft uv_close()s them and releases them with
  * raft_free() (canonical/raft src/uv_recv.c, uv_send.c).
@@ -30,10 +36,13 @@
 
 #include "common/auth.h"
 #include "common/map.h"
+#include "common/tls.h"
 
-/* A handshake not done within this long is abandoned (both sides). */
+/* A handshake (TLS's included) not done within this long is abandoned
+ * (both sides). */
 #define NARF_TRANSPORT_HANDSHAKE_MS 2000
-/* At most this many incoming connections may be mid-handshake. */
+/* At most this many incoming connections may be mid-handshake (TLS's
+ * or ours). */
 #define NARF_TRANSPORT_MAX_PENDING 64
 /* At most this many refusal lines per window of WARN_WINDOW_MS, for each
  * direction; the rest are counted (a misconfigured member retries ten
@@ -54,6 +63,10 @@ struct narf_transport {
 	char address[NARF_ADDR_SIZE];      /* ours: what we listen on */
 	unsigned handshake_ms;             /* deadline of one handshake */
 	unsigned max_pending;              /* incoming handshakes at once */
+	/* TLS: both set, or neither (plain TCP); borrowed, set after init
+	 * and before libraft listens; they must outlive t */
+	struct narf_tls *tls_server; /* accepts (client certificates) */
+	struct narf_tls *tls_client; /* dials */
 	uv_tcp_t listener;
 	bool listening; /* listener initialised and not closed yet */
 	raft_uv_accept_cb accept_cb;
@@ -74,6 +87,7 @@ struct narf_transport {
 	/* Counters (metrics). */
 	uint64_t accepted;       /* incoming that proved themselves */
 	uint64_t refused;        /* incoming closed before that */
+	uint64_t tls_failed;     /* ... of which in their TLS handshake */
 	uint64_t connected;      /* outgoing handed to libraft */
 	uint64_t connect_failed; /* outgoing that failed */
 };

@@ -34,6 +34,12 @@ Waits exit 1 with a message on stderr when --timeout (default 20 s) passes.
 Every connection first proves the cluster secret (docs/protocol.md,
 "Authentication"): the secret's file comes from NARF_SECRET_FILE, as for
 cachecli (the file may also hold a data node's node key).
+
+Coordinators started with --tls-cluster yes take TLS only (mutual TLS,
+docs/security.md "TLS"): with NARF_TLS_DIR set to a directory holding
+ca.crt, client.crt and client.key, every connection is TLS, verifying the
+coordinator's certificate against ca.crt (not its host name: narf's
+internal addresses are IP addresses) and presenting client.crt.
 """
 
 import argparse
@@ -42,6 +48,7 @@ import hmac
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 
@@ -93,6 +100,20 @@ def env_credential():
         return credential_from_text(f.read())
 
 
+def env_tls():
+    """An ssl.SSLContext from NARF_TLS_DIR (ca.crt, client.crt,
+    client.key), or None when it is unset."""
+    d = os.environ.get("NARF_TLS_DIR")
+    if not d:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(os.path.join(d, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(d, "client.crt"),
+                        os.path.join(d, "client.key"))
+    return ctx
+
+
 class AuthError(ConnectionError):
     """The coordinator refused our credential or failed its own proof."""
 
@@ -123,6 +144,13 @@ class Conn:
         self.addr = addr
         self.sock = socket.create_connection(parse_addr(addr), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls = env_tls()
+        if tls is not None:
+            try:
+                self.sock = tls.wrap_socket(self.sock)
+            except BaseException:
+                self.sock.close()
+                raise
         self.buf = b""
         cred = credential or env_credential()
         if cred is not None:
