@@ -26,35 +26,10 @@ from dn_fixtures import datanode_binary, kind, make_server  # noqa: F401
 from dn_harness import (HOST, MB, REDIS_CLI, REDIS_SERVER, Closed, DataNode,
                         Err, RawConn, RedisServer, wait_until)
 from narf_harness import PORTS, HarnessError
+from tls_certs import make_ca, make_cert
 
 # ---------------------------------------------------------------------------
 # Certificates
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
-                   capture_output=True, timeout=60)
-
-
-def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-            name + ".key", "-out", name + ".crt", "-days", "30", "-subj",
-            "/CN=narf test " + name, cwd=d)
-
-
-def make_cert(d, ca, name, cn, days="30", server=False):
-    openssl("req", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-            name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn,
-            cwd=d)
-    ext = os.path.join(d, name + ".ext")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server
-                else "extendedKeyUsage=clientAuth\n")
-    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt",
-            "-CAkey", ca + ".key", "-CAcreateserial", "-out", name + ".crt",
-            "-days", days, "-extfile", ext, cwd=d)
 
 
 class Certs:
