@@ -5,8 +5,13 @@
  * It proves that members get each other's streams with the proven id and
  * no byte lost, that strangers, wrong secrets, silence and floods are
  * closed without libraft hearing of them, and that close() cancels pending
- * connects with RAFT_CANCELED before its own callback fires. Every test
- * ends with uv_loop_close() == 0: no handle or memory left behind (ASan).
+ * connects with RAFT_CANCELED before its own callback fires; and that with
+ * TLS (--tls-cluster: tls_server and tls_client set) members connect
+ * through the tunnel, plain strangers are refused in the TLS handshake
+ * under the same cap, and close() cancels a connect still in it (the
+ * certificates are made with the openssl command-line tool; without it
+ * those tests are skipped). Every test ends with uv_loop_close() == 0: no
+ * handle or memory left behind (ASan).
  *
  * Run by meson (suite integration) and by tests/integration/
  * test_raft_auth.py.
@@ -18,11 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/auth.h"
 #include "common/errors.h"
+#include "common/tls.h"
 #include "coordinator/raft_hs.h"
 #include "coordinator/transport.h"
 
@@ -67,9 +74,14 @@ struct world {
 	uv_tcp_t silent;
 	uv_tcp_t silent_conn;
 	bool silent_accepted;
+	/* TLS contexts, as coordinator/main.c makes them */
+	struct narf_tls tls_server, tls_client;
 };
 
 static struct world *W;
+/* The certificates' directory, or "" (no openssl: TLS tests skip). */
+static char cert_dir[64];
+static char ca_file[128], cert_file[128], key_file[128];
 
 static void guard_cb(uv_timer_t *t)
 {
@@ -130,6 +142,8 @@ static int teardown(void **state)
 	uv_close((uv_handle_t *)&w->guard, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&w->loop), 0);
+	narf_tls_close(&w->tls_server);
+	narf_tls_close(&w->tls_client);
 	free(w);
 	W = NULL;
 	return 0;
@@ -621,6 +635,162 @@ static void test_init_and_idle_close(void **state)
 	assert_int_equal(w->closed, 1);
 }
 
+/* ---- TLS ------------------------------------------------------------------
+ */
+
+/* A CA and one certificate it signs for both ends (as a coordinator's:
+ * server and client), made with the openssl command-line tool. */
+static void make_certs(void)
+{
+	char cmd[1024];
+
+	snprintf(cert_dir, sizeof(cert_dir), "/tmp/narf-tloop-XXXXXX");
+	if (mkdtemp(cert_dir) == NULL) {
+		cert_dir[0] = '\0';
+		return;
+	}
+	snprintf(
+	        cmd, sizeof(cmd),
+	        "cd %s && { "
+	        "openssl req -x509 -newkey ec -pkeyopt "
+	        "ec_paramgen_curve:prime256v1 -nodes -keyout ca.key "
+	        "-out ca.crt -days 2 -subj /CN=ca && "
+	        "openssl req -newkey ec -pkeyopt "
+	        "ec_paramgen_curve:prime256v1 -nodes -keyout m.key "
+	        "-out m.csr -subj /CN=member && "
+	        "printf 'extendedKeyUsage=serverAuth,clientAuth\\n' > m.ext && "
+	        "openssl x509 -req -in m.csr -CA ca.crt -CAkey ca.key "
+	        "-CAcreateserial -out m.crt -days 2 -extfile m.ext; "
+	        "} >/dev/null 2>&1",
+	        cert_dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "openssl failed: the TLS tests skip\n");
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", cert_dir);
+		(void)system(cmd);
+		cert_dir[0] = '\0';
+		return;
+	}
+	snprintf(ca_file, sizeof(ca_file), "%s/ca.crt", cert_dir);
+	snprintf(cert_file, sizeof(cert_file), "%s/m.crt", cert_dir);
+	snprintf(key_file, sizeof(key_file), "%s/m.key", cert_dir);
+}
+
+/* t takes TLS, with the world's contexts (made on first use). */
+static void tls_on(struct narf_transport *t)
+{
+	struct world *w = W;
+	struct narf_tls_config cfg = {.cert_file = cert_file,
+	                              .key_file = key_file,
+	                              .ca_file = ca_file,
+	                              .auth = NARF_TLS_AUTH_YES};
+	char errmsg[NARF_ERRMSG_SIZE];
+
+	if (cert_dir[0] == '\0')
+		skip();
+	if (w->tls_server.ctx == NULL) {
+		assert_int_equal(narf_tls_init(&w->tls_server, &cfg, errmsg),
+		                 0);
+		cfg.client = true;
+		assert_int_equal(narf_tls_init(&w->tls_client, &cfg, errmsg),
+		                 0);
+	}
+	t->tls_server = &w->tls_server;
+	t->tls_client = &w->tls_client;
+}
+
+/* Two members with TLS: the connector's stream and the listener's are
+ * the tunnel's, the proven id arrives, and libraft's first bytes too. */
+static void test_tls_members_connect(void **state)
+{
+	struct world *w = *state;
+
+	start(&w->a, &w->keys, 1, w->addr_a, false);
+	tls_on(&w->a);
+	assert_int_equal(w->a.iface.listen(&w->a.iface, accept_cb), 0);
+	start(&w->b, &w->keys, 2, w->addr_b, false);
+	tls_on(&w->b);
+	assert_int_equal(w->b.iface.connect(&w->b.iface, &w->req, 1, w->addr_a,
+	                                    connect_cb),
+	                 0);
+	assert_int_equal(w->connect_cbs, 0);
+	run_until(connect_done);
+	assert_int_equal(w->connect_status, 0);
+	run_until(payload_arrived);
+	assert_int_equal(w->accepted, 1);
+	assert_int_equal(w->accepted_id, 2);
+	w->received[w->n_received] = '\0';
+	assert_string_equal(w->received, PAYLOAD);
+	assert_int_equal(w->a.tls_failed, 0);
+	close_streams(w);
+	stop(&w->a);
+	stop(&w->b);
+}
+
+/* A plain-text stranger on a TLS Raft port is refused in the TLS
+ * handshake (at most an alert comes back, never a CHALLENGE), counted as
+ * a TLS failure, and libraft never hears of it. */
+static void test_tls_plain_client_closed(void **state)
+{
+	struct world *w = *state;
+	unsigned char junk[NARF_RAFT_HS_HELLO_SIZE];
+
+	memset(junk, 0x41, sizeof(junk));
+	start(&w->a, &w->keys, 1, w->addr_a, false);
+	tls_on(&w->a);
+	assert_int_equal(w->a.iface.listen(&w->a.iface, accept_cb), 0);
+	raw_open(0, w->addr_a);
+	raw_send(0, junk, sizeof(junk));
+	run_until(raw_closed_1);
+	assert_int_equal(w->accepted, 0);
+	assert_int_equal(w->a.refused, 1);
+	assert_int_equal(w->a.tls_failed, 1);
+	assert_true(w->raw_got[0] == 0 || w->raw_buf[0][0] == 0x15);
+	stop(&w->a);
+}
+
+/* Connections in their TLS handshake count against max_pending. */
+static void test_tls_pending_cap(void **state)
+{
+	struct world *w = *state;
+
+	start(&w->a, &w->keys, 1, w->addr_a, false);
+	tls_on(&w->a);
+	assert_int_equal(w->a.iface.listen(&w->a.iface, accept_cb), 0);
+	w->a.max_pending = 2;
+	for (unsigned i = 0; i < 4; i++)
+		raw_open(i, w->addr_a);
+	run_until(two_closed);
+	assert_int_equal(w->a.refused, 2);
+	assert_int_equal(w->a.n_in, 2);
+	stop(&w->a);
+	assert_int_equal(w->a.n_in, 0);
+	while (w->raw_eof < 4)
+		uv_run(&w->loop, UV_RUN_ONCE);
+	assert_int_equal(w->accepted, 0);
+}
+
+/* close() with a connect still in its TLS handshake (the server never
+ * answers the hello): the relay is cancelled and the callback fires with
+ * RAFT_CANCELED, before the transport's close callback. */
+static void test_tls_close_cancels_connect(void **state)
+{
+	struct world *w = *state;
+
+	silent_listen(w);
+	start(&w->b, &w->keys, 2, w->addr_b, false);
+	tls_on(&w->b);
+	assert_int_equal(w->b.iface.connect(&w->b.iface, &w->req, 1, w->addr_a,
+	                                    connect_cb),
+	                 0);
+	run_until(silent_got_one);
+	assert_int_equal(w->connect_cbs, 0);
+	stop(&w->b);
+	assert_int_equal(w->connect_cbs, 1);
+	assert_int_equal(w->connect_status, RAFT_CANCELED);
+	assert_true(w->connect_cb_order < w->close_cb_order);
+	silent_close(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -646,7 +816,24 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_init_and_idle_close, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_tls_members_connect, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_tls_plain_client_closed,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_tls_pending_cap, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_tls_close_cancels_connect,
+	                                        setup, teardown),
 	};
+	char cmd[128];
+	int rv;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	make_certs();
+	rv = cmocka_run_group_tests(tests, NULL, NULL);
+	if (cert_dir[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", cert_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", cert_dir);
+	}
+	return rv;
 }
