@@ -267,6 +267,29 @@ def test_sighup_rotates_the_certificate(make_trio, certs, tls_env,
     assert settled_leader(maddrs, timeout=5)[0] == leader
 
 
+def test_removed_member_probes_over_tls(make_trio, certs, tls_env,
+                                        tmp_path):
+    """A follower removed from the group (coord_remove over TLS) hears of
+    it only by asking (coordinator/removal.c): its probe dials the
+    others' TLS API ports with its certificate, the leader confirms, and
+    it stops by itself with exit status 0."""
+    trio, maddrs, _ = start_tls_trio(make_trio, certs, tmp_path)
+    leader, _ = settled_leader(maddrs)
+    gone = next(c for c in trio.coords if c.id != leader)
+    rep = coordping.leader_request(trio.apis,
+                                   {"op": "coord_remove", "id": gone.id},
+                                   time.monotonic() + 10)
+    assert rep is not None and rep.get("ok"), rep
+    wait_for(lambda: not gone.alive(), 20, 0.1,
+             what="the removed member stops by itself")
+    gone.terminated_by_test = True
+    assert gone.proc.returncode == 0, gone.log_tail()
+    assert "confirms that this member (%d) was removed" % gone.id in \
+        gone.log_text(), gone.log_tail()
+    rest = {cid: a for cid, a in maddrs.items() if cid != gone.id}
+    assert settled_leader(rest, timeout=10)[0] == leader
+
+
 def test_flags(build_dir, certs, tmp_path):
     """--tls-cluster needs yes or no, and with yes all three files; the
     files without it are an error; an unreadable file names itself. Each
