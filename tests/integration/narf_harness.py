@@ -18,6 +18,112 @@ import threading
 import time
 import uuid
 
+# ---------------------------------------------------------------------------
+# TLS (NARF_TLS=1): every coordinator and data node of the suite speaks TLS
+# on its internal links and its client port, with one throwaway CA made
+# once per test process. Set up before coordping is imported, as that reads
+# NARF_TLS_DIR (ca.crt, client.crt, client.key) to wrap its sockets.
+
+TLS_MODE = os.environ.get("NARF_TLS", "") not in ("", "0", "no")
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   capture_output=True, timeout=60)
+
+
+def make_tls_ca(d, name="ca", days="30"):
+    """name.crt/name.key in d: a self-signed CA (EC P-256)."""
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+             name + ".key", "-out", name + ".crt", "-days", days, "-subj",
+             "/CN=narf test " + name, cwd=d)
+
+
+def make_tls_cert(d, ca, name, cn, days="30", server=False):
+    """name.crt/name.key in d, signed by ca: a server certificate for
+    127.0.0.1 and localhost (server) or a client one. days "-1" makes one
+    that has already expired (OpenSSL 3.0 accepts it)."""
+    _openssl("req", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+             name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn,
+             cwd=d)
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server
+                else "extendedKeyUsage=clientAuth\n")
+    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt",
+             "-CAkey", ca + ".key", "-CAcreateserial", "-out", name + ".crt",
+             "-days", days, "-extfile", ext, cwd=d)
+    for f in (name + ".key",):
+        os.chmod(os.path.join(d, f), 0o600)
+
+
+def make_tls_dir(d):
+    """The harness convention (scripts/cluster.sh start --tls makes the
+    same): ca.crt, server.crt/key (used by every process), client.crt/key
+    (operators, tests). Returns d."""
+    d = str(d)
+    make_tls_ca(d, "ca")
+    make_tls_cert(d, "ca", "server", "narf server", server=True)
+    make_tls_cert(d, "ca", "client", "narf client")
+    return d
+
+
+_tls_dir = None
+
+
+def tls_dir():
+    """NARF_TLS mode's certificates, made once per test process; the
+    directory is exported as NARF_TLS_DIR (coordping, cachecli)."""
+    global _tls_dir
+    if _tls_dir is None:
+        import tempfile
+        _tls_dir = make_tls_dir(tempfile.mkdtemp(prefix="narf-tls-"))
+        os.environ["NARF_TLS_DIR"] = _tls_dir
+    return _tls_dir
+
+
+def tls_file(name):
+    return os.path.join(tls_dir(), name)
+
+
+def coord_tls_args():
+    """A coordinator's flags in TLS mode (nothing otherwise)."""
+    if not TLS_MODE:
+        return []
+    return ["--tls-cluster", "yes", "--tls-cert-file", tls_file("server.crt"),
+            "--tls-key-file", tls_file("server.key"), "--tls-ca-cert-file",
+            tls_file("ca.crt")]
+
+
+# A data node's TLS port in TLS mode: its plain port plus this, so the
+# addresses stay predictable in logs. The allocator checks both are free.
+TLS_PORT_OFFSET = 10000
+
+
+def datanode_tls_args(port):
+    """A data node's flags in TLS mode (nothing otherwise)."""
+    if not TLS_MODE:
+        return []
+    return ["--tls-port", str(port + TLS_PORT_OFFSET), "--tls-cert-file",
+            tls_file("server.crt"), "--tls-key-file", tls_file("server.key"),
+            "--tls-ca-cert-file", tls_file("ca.crt"), "--tls-cluster", "yes"]
+
+
+def tls_redis_kwargs():
+    """redis-py's keyword arguments for a TLS data port ({} otherwise)."""
+    if not TLS_MODE:
+        return {}
+    return {"ssl": True, "ssl_ca_certs": tls_file("ca.crt"),
+            "ssl_certfile": tls_file("client.crt"),
+            "ssl_keyfile": tls_file("client.key"),
+            "ssl_check_hostname": False}
+
+
+if TLS_MODE:
+    tls_dir()
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))), "scripts", "lib"))
 import coordping  # noqa: E402  (the API client's auth, shared with scripts)
