@@ -74,12 +74,19 @@ _tls_dir = None
 
 
 def tls_dir():
-    """NARF_TLS mode's certificates, made once per test process; the
-    directory is exported as NARF_TLS_DIR (coordping, cachecli)."""
+    """NARF_TLS mode's certificates: NARF_TLS_DIR's when set (ca.crt,
+    server.*, client.*), else made once per test process and exported as
+    NARF_TLS_DIR (coordping, cachecli)."""
     global _tls_dir
+    given = os.environ.get("NARF_TLS_DIR", "")
+    if _tls_dir is None and given:
+        _tls_dir = given  # a cluster's own (bench.sh cluster --tls)
     if _tls_dir is None:
         import tempfile
+        import atexit
+        import shutil
         _tls_dir = make_tls_dir(tempfile.mkdtemp(prefix="narf-tls-"))
+        atexit.register(shutil.rmtree, _tls_dir, True)
         os.environ["NARF_TLS_DIR"] = _tls_dir
     return _tls_dir
 
@@ -97,16 +104,38 @@ def coord_tls_args():
             tls_file("ca.crt")]
 
 
-# A data node's TLS port in TLS mode: its plain port plus this, so the
-# addresses stay predictable in logs. The allocator checks both are free.
-TLS_PORT_OFFSET = 10000
+# A data node's TLS port in TLS mode, from the port allocator (PORTS, below),
+# one per plain port and kept across restarts. TLS_PORTS is every port that
+# speaks TLS: RawConn (dn_harness) wraps its socket when it dials one, so
+# whatever a test reads from the map or CLUSTER SLOTS is dialed right.
+_tls_port_of = {}
+TLS_PORTS = set()
+
+
+def tls_port_for(port):
+    """The TLS port of the data node whose plain port is port."""
+    if port not in _tls_port_of:
+        _tls_port_of[port] = PORTS.take(1)[0]
+        TLS_PORTS.add(_tls_port_of[port])
+    return _tls_port_of[port]
+
+
+def tls_client_context():
+    """An ssl.SSLContext with the suite's CA and client certificate (no
+    host name check: the addresses are IP addresses)."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=tls_file("ca.crt"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(tls_file("client.crt"), tls_file("client.key"))
+    return ctx
 
 
 def datanode_tls_args(port):
-    """A data node's flags in TLS mode (nothing otherwise)."""
+    """A data node's flags in TLS mode (nothing otherwise): its TLS port is
+    tls_port_for(port)."""
     if not TLS_MODE:
         return []
-    return ["--tls-port", str(port + TLS_PORT_OFFSET), "--tls-cert-file",
+    return ["--tls-port", str(tls_port_for(port)), "--tls-cert-file",
             tls_file("server.crt"), "--tls-key-file", tls_file("server.key"),
             "--tls-ca-cert-file", tls_file("ca.crt"), "--tls-cluster", "yes"]
 
@@ -329,6 +358,12 @@ class Conn:
         self.addr = addr
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.sock.settimeout(timeout)
+        if TLS_MODE:
+            try:
+                self.sock = tls_client_context().wrap_socket(self.sock)
+            except BaseException:
+                self.close()
+                raise
         self.buf = b""
         if role is not None and key is None:
             cred = coordping.env_credential()
@@ -448,7 +483,7 @@ class Coord:
     def argv(self):
         return [self.binary, "--id", str(self.id), "--data-dir",
                 self.data_dir, "--members", self.members] + with_secret(
-                    self.extra_args)
+                    self.extra_args) + coord_tls_args()
 
     def start(self):
         if self.alive():
