@@ -26,6 +26,7 @@
 #include "common/flags.h"
 #include "common/jclient.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "common/users.h"
 #include "coordcmd.h"
 
@@ -116,6 +117,17 @@ static const char help_text[] =
         "  --password-file FILE\n"
         "                    the data nodes' password (first line);\n"
         "                    default: $NARF_PASSWORD\n"
+        "  --tls             speak TLS to the coordinators' API and the data\n"
+        "                    nodes (a cluster started with --tls-cluster;\n"
+        "                    also on when $NARF_TLS_DIR is set)\n"
+        "  --cacert FILE     the CA that signs the servers' certificates\n"
+        "                    (PEM); default: $NARF_TLS_DIR/ca.crt, else the\n"
+        "                    system's store\n"
+        "  --cert FILE, --key FILE\n"
+        "                    our client certificate and key (PEM), for\n"
+        "                    servers that require one; default:\n"
+        "                    $NARF_TLS_DIR/client.crt and client.key\n"
+        "  --insecure        do not verify the servers' certificates\n"
         "  --log-level LVL   debug, info, warn (default) or error: debug\n"
         "                    shows leader redirects on stderr\n"
         "  -h, --help        show this help and exit\n"
@@ -130,6 +142,9 @@ static const char help_text[] =
         "                    'scripts/cluster.sh start' prints it\n"
         "  NARF_PASSWORD     the data nodes' password, when no\n"
         "                    --password-file is given\n"
+        "  NARF_TLS_DIR      a directory with ca.crt, client.crt and\n"
+        "                    client.key: turns on --tls with those files\n"
+        "                    ('scripts/cluster.sh start --tls' prints it)\n"
         "  NO_COLOR          if set, never colour the output (colour is\n"
         "                    only used when stdout is a terminal)\n"
         "  HOME              the shell keeps its history in\n"
@@ -249,6 +264,59 @@ static void load_password(const struct narf_cli_options *o)
 	narf_cli_set_data_auth(o->user, cli_password);
 }
 
+/* TLS for every connection (--tls, or NARF_TLS_DIR): one client context,
+ * shared by the data path, the coordinator client and status's threads. */
+static struct narf_tls cli_tls;
+static char tls_paths[3][4096]; /* NARF_TLS_DIR's files */
+
+/* dir/name into buf when that file exists; else NULL. */
+static const char *tls_dir_file(const char *dir, const char *name, char *buf)
+{
+	snprintf(buf, sizeof(tls_paths[0]), "%s/%s", dir, name);
+	return access(buf, F_OK) == 0 ? buf : NULL;
+}
+
+static void load_tls(struct narf_cli_options *o)
+{
+	const char *dir = getenv("NARF_TLS_DIR");
+	struct narf_tls_config cfg = {
+	        .client = true,
+	        .cert_flag = "--cert",
+	        .key_flag = "--key",
+	        .ca_flag = "--cacert",
+	};
+	char errmsg[NARF_ERRMSG_SIZE];
+
+	if (dir != NULL && dir[0] == '\0')
+		dir = NULL;
+	if (!o->tls && dir == NULL) {
+		if (o->cacert || o->cert || o->key || o->insecure)
+			narf_usage_error(prog,
+			                 "--cacert, --cert, --key and "
+			                 "--insecure go with --tls");
+		return;
+	}
+	o->tls = true;
+	if (dir != NULL) {
+		if (o->cacert == NULL)
+			o->cacert = tls_dir_file(dir, "ca.crt", tls_paths[0]);
+		if (o->cert == NULL && o->key == NULL) {
+			o->cert = tls_dir_file(dir, "client.crt", tls_paths[1]);
+			o->key = tls_dir_file(dir, "client.key", tls_paths[2]);
+		}
+	}
+	if ((o->cert == NULL) != (o->key == NULL))
+		narf_usage_error(prog, "--cert and --key go together");
+	cfg.cert_file = o->cert;
+	cfg.key_file = o->key;
+	cfg.ca_file = o->cacert;
+	cfg.insecure = o->insecure;
+	if (narf_tls_init(&cli_tls, &cfg, errmsg) != 0)
+		narf_usage_error(prog, "%s", errmsg);
+	narf_cli_set_tls(cli_tls.ctx);
+	narf_jclient_set_tls(cli_tls.ctx);
+}
+
 /* getopt leaves the culprit in optopt for a short option; for a long one
  * it is the last argument consumed, and optopt is set only when a known
  * flag was given a value it does not take ("--json=1"). */
@@ -280,6 +348,11 @@ static void parse_flags(int argc, char **argv, struct narf_cli_options *o)
 	        {"secret-file", required_argument, NULL, 'S'},
 	        {"user", required_argument, NULL, 'U'},
 	        {"password-file", required_argument, NULL, 'P'},
+	        {"tls", no_argument, NULL, 'Z'},
+	        {"cacert", required_argument, NULL, 'A'},
+	        {"cert", required_argument, NULL, 'C'},
+	        {"key", required_argument, NULL, 'K'},
+	        {"insecure", no_argument, NULL, 'I'},
 	        {"nx", no_argument, NULL, 'N'},
 	        {"xx", no_argument, NULL, 'X'},
 	        {"help", no_argument, NULL, 'h'},
@@ -333,6 +406,21 @@ static void parse_flags(int argc, char **argv, struct narf_cli_options *o)
 		case 'P':
 			o->password_file = optarg;
 			break;
+		case 'Z':
+			o->tls = true;
+			break;
+		case 'A':
+			o->cacert = optarg;
+			break;
+		case 'C':
+			o->cert = optarg;
+			break;
+		case 'K':
+			o->key = optarg;
+			break;
+		case 'I':
+			o->insecure = true;
+			break;
 		case 'N':
 			o->nx = true;
 			o->flags_seen |= NARF_CLI_F_NX;
@@ -366,6 +454,14 @@ int narf_cli_report_coord(const struct narf_cli_options *o,
 		fprintf(stderr, "%s: %s\n", prog, errmsg);
 		return EXIT_USAGE;
 	}
+	if (strstr(errmsg, ": TLS: ") != NULL &&
+	    (rc == NARF_EAUTH || rc == NARF_EPROTO)) {
+		fprintf(stderr,
+		        "%s: %s (check --tls, --cacert, --cert and --key, or "
+		        "NARF_TLS_DIR)\n",
+		        prog, errmsg);
+		return EXIT_UNREACHABLE;
+	}
 	if (rc == NARF_ECONNECT)
 		fprintf(stderr,
 		        "%s: cluster unreachable: no coordinator answers at "
@@ -382,8 +478,11 @@ int narf_cli_report_coord(const struct narf_cli_options *o,
 	else if (rc == NARF_EPROTO)
 		fprintf(stderr,
 		        "%s: %s: not a coordinator API port? (check --coord "
-		        "or CACHE_COORD)\n",
-		        prog, errmsg);
+		        "or CACHE_COORD%s)\n",
+		        prog, errmsg,
+		        o->tls ? ""
+		               : "; a cluster with TLS needs --tls or "
+		                 "NARF_TLS_DIR");
 	else
 		fprintf(stderr,
 		        "%s: no usable answer from the coordinators at %s "
@@ -404,6 +503,13 @@ int narf_cli_report_data(const struct narf_cli_options *o,
 	/* no map: the coordinators did not answer */
 	if (!cl->have_map && rc != NARF_ENOMEM)
 		return narf_cli_report_coord(o, rc, errmsg);
+	if (cl->tls_error) {
+		fprintf(stderr,
+		        "%s: %s: %s (check --tls, --cacert, --cert and --key, "
+		        "or NARF_TLS_DIR)\n",
+		        prog, what, errmsg);
+		return EXIT_UNREACHABLE;
+	}
 	if (rc == NARF_ETIMEOUT) {
 		fprintf(stderr,
 		        "%s: %s: cluster unreachable: %s; is the node up? "
@@ -757,6 +863,7 @@ int main(int argc, char **argv)
 		resolve_coord(&o);
 		load_credential(&o);
 		load_password(&o);
+		load_tls(&o);
 		if (isatty(STDOUT_FILENO) && (no_color == NULL || !no_color[0]))
 			narf_cli_sty = &tty_style;
 		return finish_output(commands[i].run(&o));

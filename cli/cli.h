@@ -37,6 +37,10 @@ struct narf_cli_options {
 	const char *secret_file;   /* borrowed: argv or environment, or NULL */
 	const char *user;          /* borrowed: --user, or NULL */
 	const char *password_file; /* borrowed: --password-file, or NULL */
+	bool tls;                  /* --tls, or NARF_TLS_DIR set */
+	bool insecure;             /* --insecure */
+	const char *cacert;        /* borrowed: --cacert, or NULL */
+	const char *cert, *key;    /* borrowed: --cert, --key, or NULL */
 	bool json, watch, nx, xx;
 	uint64_t timeout_ms;
 	char **args; /* borrowed: positional arguments, the command first */

@@ -54,14 +54,12 @@ void narf_cli_cluster_init(struct narf_cli_cluster *cl,
 	cl->timeout_ms = timeout_ms;
 	narf_map_init(&cl->map, NULL);
 	for (unsigned i = 0; i < NARF_CLI_POOL; i++)
-		cl->conns[i].fd = -1;
+		narf_cli_sock_init(&cl->conns[i].sock);
 }
 
 static void conn_close(struct narf_cli_conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	narf_cli_sock_close(&c->sock);
 	c->addr[0] = '\0';
 }
 
@@ -131,11 +129,11 @@ static struct narf_cli_conn *pool_get(struct narf_cli_cluster *cl,
 	struct narf_cli_conn *c;
 
 	for (unsigned i = 0; i < NARF_CLI_POOL; i++)
-		if (cl->conns[i].fd >= 0 &&
+		if (cl->conns[i].sock.fd >= 0 &&
 		    strcmp(cl->conns[i].addr, addr) == 0)
 			return &cl->conns[i];
 	for (unsigned i = 0; i < NARF_CLI_POOL; i++)
-		if (cl->conns[i].fd < 0)
+		if (cl->conns[i].sock.fd < 0)
 			return &cl->conns[i];
 	c = &cl->conns[cl->next_conn++ % NARF_CLI_POOL];
 	conn_close(c);
@@ -171,8 +169,8 @@ static int node_auth(struct narf_cli_cluster *cl,
 	narf_buf_init(&rep);
 	rv = narf_resp_command(&req, data_user ? 3 : 2, argv, len) != 0
 	             ? NARF_ENOMEM
-	             : narf_cli_exchange(c->fd, &req, NARF_CLI_RESP, deadline,
-	                                 &rep);
+	             : narf_cli_exchange(&c->sock, &req, NARF_CLI_RESP,
+	                                 deadline, &rep);
 	if (rv == 0 && (rep.len < 3 || memcmp(rep.data, "+OK", 3) != 0)) {
 		const char *cr =
 		        rep.len ? memchr(rep.data, '\r', rep.len) : NULL;
@@ -186,6 +184,26 @@ static int node_auth(struct narf_cli_cluster *cl,
 	explicit_bzero(req.data, req.len);
 	narf_buf_close(&req);
 	narf_buf_close(&rep);
+	return rv;
+}
+
+/*
+ * A TLS failure on s (its why set) goes into cl->errmsg. A certificate
+ * refused, or a port that does not speak TLS, will be so again: it sets
+ * cl->tls_error, which ends the command at once (the caller's flags are
+ * wrong, no retry helps). A connection closed or timed out mid-handshake
+ * (a node going down) is retried as any other failure.
+ */
+static int tls_failed(struct narf_cli_cluster *cl,
+                      const char *addr,
+                      const struct narf_cli_sock *s,
+                      int rv)
+{
+	if (s->why[0] == '\0')
+		return rv;
+	snprintf(cl->errmsg, sizeof(cl->errmsg), "%s: %s", addr, s->why);
+	if (rv == NARF_EAUTH || rv == NARF_EPROTO)
+		cl->tls_error = true;
 	return rv;
 }
 
@@ -204,15 +222,15 @@ static int node_exchange(struct narf_cli_cluster *cl,
 	struct narf_cli_conn *c = pool_get(cl, addr);
 	int rv;
 
+	cl->errmsg[0] = '\0';
+
 	for (int tries = 0; tries < 2; tries++) {
-		bool reused = c->fd >= 0;
+		bool reused = c->sock.fd >= 0;
 
 		if (!reused) {
-			rv = narf_cli_connect(addr, deadline, &c->fd);
-			if (rv != 0) {
-				c->fd = -1;
-				return rv;
-			}
+			rv = narf_cli_connect(addr, deadline, &c->sock);
+			if (rv != 0)
+				return tls_failed(cl, addr, &c->sock, rv);
 			snprintf(c->addr, sizeof(c->addr), "%s", addr);
 			if (data_pass != NULL &&
 			    (rv = node_auth(cl, c, deadline)) != 0) {
@@ -220,10 +238,11 @@ static int node_exchange(struct narf_cli_cluster *cl,
 				return rv;
 			}
 		}
-		rv = narf_cli_exchange(c->fd, req, NARF_CLI_RESP, deadline,
+		rv = narf_cli_exchange(&c->sock, req, NARF_CLI_RESP, deadline,
 		                       raw);
 		if (rv == 0)
 			return 0;
+		rv = tls_failed(cl, addr, &c->sock, rv);
 		conn_close(c);
 		if (!reused || rv != NARF_ECLOSED)
 			return rv;
@@ -369,6 +388,7 @@ int narf_cli_cluster_call(struct narf_cli_cluster *cl,
 	bool stale = !cl->have_map;
 	int rv;
 
+	cl->tls_error = false;
 	narf_buf_init(&cmd);
 	if (narf_resp_command(&cmd, argc, argv, argvlen) != 0) {
 		rv = NARF_ENOMEM;
@@ -401,15 +421,20 @@ int narf_cli_cluster_call(struct narf_cli_cluster *cl,
 		}
 		rv = node_exchange(cl, addr, &cmd,
 		                   attempt_deadline(cl, deadline), raw);
-		/* A refused password is refused again: report it now. */
-		if (rv == NARF_ENOMEM || rv == NARF_EAUTH)
+		/* A refused password is refused again: report it now. So
+		 * is a refused certificate, or a port without TLS. */
+		if (rv == NARF_ENOMEM || rv == NARF_EAUTH || cl->tls_error)
 			goto out;
 		if (rv == 0 && narf_reply_parse(raw->data, raw->len, NULL,
 		                                reply, NULL) != NARF_RESP_DONE)
 			rv = NARF_EPROTO;
 		if (rv != 0) {
-			snprintf(a.last, sizeof(a.last), "%s: %s", addr,
-			         narf_strerror(rv));
+			if (cl->errmsg[0] != '\0')
+				snprintf(a.last, sizeof(a.last), "%s",
+				         cl->errmsg);
+			else
+				snprintf(a.last, sizeof(a.last), "%s: %s", addr,
+				         narf_strerror(rv));
 			mark_failed(&a, addr);
 			a.moved[0] = '\0';
 			stale = true;
@@ -508,7 +533,9 @@ static int scan_node(struct scan *sc, const char *addr)
 		if (cursor == 0 || sc->stop != 0)
 			break;
 	}
-	if (rv != 0 && sc->last[0] == '\0')
+	if (rv != 0 && sc->last[0] == '\0' && cl->errmsg[0] != '\0')
+		snprintf(sc->last, sizeof(sc->last), "%s", cl->errmsg);
+	else if (rv != 0 && sc->last[0] == '\0')
 		snprintf(sc->last, sizeof(sc->last), "%s: %s", addr,
 		         narf_strerror(rv));
 	narf_buf_close(&cmd);
@@ -523,7 +550,8 @@ static unsigned scan_pass(struct scan *sc, unsigned *unassigned)
 	const struct narf_map *m = &sc->cl->map;
 	unsigned left = 0;
 
-	for (unsigned i = 0; i < m->n_nodes && sc->stop == 0; i++) {
+	for (unsigned i = 0;
+	     i < m->n_nodes && sc->stop == 0 && !sc->cl->tls_error; i++) {
 		const struct narf_map_node *n = &m->nodes[i];
 		bool any = false;
 
@@ -565,6 +593,7 @@ int narf_cli_cluster_scan(struct narf_cli_cluster *cl,
 
 	if (sc == NULL)
 		return NARF_ENOMEM;
+	cl->tls_error = false;
 	sc->cl = cl;
 	sc->pattern = pattern;
 	sc->cb = cb;
@@ -578,6 +607,10 @@ int narf_cli_cluster_scan(struct narf_cli_cluster *cl,
 		if (rv != 0)
 			goto out;
 		left = scan_pass(sc, &none);
+		if (cl->tls_error) {
+			rv = NARF_EPROTO; /* cl->errmsg says how */
+			goto out;
+		}
 		if (left == 0 || sc->stop != 0)
 			break;
 		/* progress buys another timeout; a failing node does not */

@@ -21,6 +21,7 @@
 #include "common/buf.h"
 #include "common/errors.h"
 #include "common/map.h"
+#include "net.h"
 #include "parse.h"
 
 /* Connections kept open to data nodes (a shell session, a scan). */
@@ -28,7 +29,7 @@
 
 struct narf_cli_conn {
 	char addr[NARF_ADDR_SIZE];
-	int fd; /* owned; -1 when closed */
+	struct narf_cli_sock sock; /* owned; fd -1 when closed */
 };
 
 struct narf_cli_cluster {
@@ -40,6 +41,7 @@ struct narf_cli_cluster {
 	struct narf_cli_conn conns[NARF_CLI_POOL];
 	unsigned next_conn;            /* pool slot to reuse next */
 	char errmsg[NARF_ERRMSG_SIZE]; /* why the last call failed */
+	bool tls_error; /* errmsg is a TLS failure no retry mends */
 };
 
 /* Set up cl for the coordinators in coords (borrowed, outlives cl). */

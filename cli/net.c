@@ -7,6 +7,8 @@
  * lines). Completeness is checked each time the socket has nothing more to
  * give, before waiting again, so a large reply is not re-scanned after every
  * read. A fan-out runs the same steps for many sockets in one poll() loop.
+ * Over TLS the same steps go through common/tls_sock.h, which says which
+ * way each one waits (a TLS read may need to write, and the reverse).
  */
 #include "net.h"
 
@@ -22,9 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "common/errors.h"
 #include "common/flags.h"
 #include "common/resp.h"
+#include "common/tls_sock.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -103,10 +108,39 @@ static int finish_connect(int fd)
 	return 0;
 }
 
-int narf_cli_connect(const char *addr, int64_t deadline, int *out)
+/* The TLS context of every connection (narf_cli_set_tls); borrowed. */
+static SSL_CTX *tls_ctx;
+
+void narf_cli_set_tls(SSL_CTX *ctx)
+{
+	tls_ctx = ctx;
+}
+
+void narf_cli_sock_init(struct narf_cli_sock *s)
+{
+	s->fd = -1;
+	s->ssl = NULL;
+	s->why[0] = '\0';
+}
+
+void narf_cli_sock_close(struct narf_cli_sock *s)
+{
+	if (s == NULL)
+		return;
+	narf_tls_sock_free(s->ssl);
+	s->ssl = NULL;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
+int narf_cli_connect(const char *addr,
+                     int64_t deadline,
+                     struct narf_cli_sock *s)
 {
 	int fd, rv = start_connect(addr, &fd);
 
+	s->why[0] = '\0';
 	if (rv != 0)
 		return rv;
 	if ((rv = wait_fd(fd, POLLOUT, deadline)) != 0 ||
@@ -114,7 +148,13 @@ int narf_cli_connect(const char *addr, int64_t deadline, int *out)
 		close(fd);
 		return rv;
 	}
-	*out = fd;
+	s->fd = fd;
+	if (tls_ctx != NULL &&
+	    (rv = narf_tls_sock_connect(tls_ctx, fd, deadline, &s->ssl, s->why,
+	                                sizeof(s->why))) != 0) {
+		narf_cli_sock_close(s);
+		return rv;
+	}
 	return 0;
 }
 
@@ -138,88 +178,147 @@ static int complete(const struct narf_buf *reply, enum narf_cli_framing f)
 	return rv == NARF_RESP_ERROR ? NARF_EPROTO : 0;
 }
 
-/* Write what is left of req; 0 (maybe partly sent) or NARF_ECLOSED. */
-static int send_some(int fd, const struct narf_buf *req, size_t *sent)
+/* Write what is left of req; 0 (maybe partly sent, then *events says
+ * what to wait for) or an error. */
+static int send_some(struct narf_cli_sock *s,
+                     const struct narf_buf *req,
+                     size_t *sent,
+                     short *events)
 {
+	*events = 0;
 	while (*sent < req->len) {
-		ssize_t n = send(fd, req->data + *sent, req->len - *sent,
-		                 MSG_NOSIGNAL);
+		ssize_t n;
 
+		if (s->ssl != NULL) {
+			size_t k;
+			int rv = narf_tls_sock_send(
+			        s->ssl, req->data + *sent, req->len - *sent, &k,
+			        events, s->why, sizeof(s->why));
+
+			if (rv != 0 || k == 0)
+				return rv;
+			*sent += k;
+			continue;
+		}
+		n = send(s->fd, req->data + *sent, req->len - *sent,
+		         MSG_NOSIGNAL);
 		if (n > 0)
 			*sent += (size_t)n;
 		else if (n < 0 && errno == EINTR)
 			continue;
-		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			*events = POLLOUT;
 			return 0;
-		else
+		} else
 			return NARF_ECLOSED;
 	}
 	return 0;
 }
 
+/* One read of what the socket has: 0 with *n bytes (0: wait for *events),
+ * NARF_ECLOSED at the end, or another error. */
+static int read_once(struct narf_cli_sock *s,
+                     char *buf,
+                     size_t cap,
+                     size_t *n,
+                     short *events)
+{
+	ssize_t k;
+
+	*n = 0;
+	*events = 0;
+	if (s->ssl != NULL)
+		return narf_tls_sock_recv(s->ssl, buf, cap, n, events, s->why,
+		                          sizeof(s->why));
+	do
+		k = recv(s->fd, buf, cap, 0);
+	while (k < 0 && errno == EINTR);
+	if (k > 0) {
+		*n = (size_t)k;
+		return 0;
+	}
+	if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		*events = POLLIN;
+		return 0;
+	}
+	return NARF_ECLOSED;
+}
+
 /*
  * Read what the socket has. Returns 1 when reply is whole, 0 when more is
- * to come (the socket would block), or an error.
+ * to come (wait for *events), or an error.
  */
-static int recv_some(int fd, enum narf_cli_framing f, struct narf_buf *reply)
+static int recv_some(struct narf_cli_sock *s,
+                     enum narf_cli_framing f,
+                     struct narf_buf *reply,
+                     short *events)
 {
 	for (;;) {
-		ssize_t n;
+		size_t n;
+		int rv;
 
 		if (narf_buf_reserve(reply, READ_CHUNK) != 0)
 			return NARF_ENOMEM;
-		n = recv(fd, reply->data + reply->len, reply->cap - reply->len,
-		         0);
-		if (n > 0) {
-			reply->len += (size_t)n;
+		rv = read_once(s, reply->data + reply->len,
+		               reply->cap - reply->len, &n, events);
+		if (rv == 0 && n > 0) {
+			reply->len += n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (rv == 0)
 			return complete(reply, f);
 		/* Closed: fine if the reply was whole, an error otherwise. */
-		return complete(reply, f) == 1 ? 1 : NARF_ECLOSED;
+		if (rv == NARF_ECLOSED)
+			return complete(reply, f) == 1 ? 1 : NARF_ECLOSED;
+		return rv;
 	}
 }
 
-int narf_cli_exchange(int fd,
+int narf_cli_exchange(struct narf_cli_sock *s,
                       const struct narf_buf *req,
                       enum narf_cli_framing framing,
                       int64_t deadline,
                       struct narf_buf *reply)
 {
 	size_t sent = 0;
+	short events;
 	int rv;
 
 	reply->len = 0;
+	s->why[0] = '\0';
 	while (sent < req->len) {
-		if ((rv = send_some(fd, req, &sent)) != 0)
+		if ((rv = send_some(s, req, &sent, &events)) != 0)
 			return rv;
 		if (sent < req->len &&
-		    (rv = wait_fd(fd, POLLOUT, deadline)) != 0)
+		    (rv = wait_fd(s->fd, events, deadline)) != 0)
 			return rv;
 	}
 	for (;;) {
-		rv = recv_some(fd, framing, reply);
+		rv = recv_some(s, framing, reply, &events);
 		if (rv == 1)
 			return 0;
 		if (rv != 0)
 			return rv;
-		if ((rv = wait_fd(fd, POLLIN, deadline)) != 0)
+		if ((rv = wait_fd(s->fd, events, deadline)) != 0)
 			return rv;
 	}
 }
 
 /* --- fan-out ------------------------------------------------------------- */
 
-enum fan_state { FAN_CONNECTING, FAN_SENDING, FAN_READING, FAN_DONE };
+enum fan_state {
+	FAN_CONNECTING,
+	FAN_HANDSHAKE,
+	FAN_SENDING,
+	FAN_READING,
+	FAN_DONE
+};
 
 static void fan_finish(struct narf_cli_fan *f, int err, int64_t start)
 {
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
+	if (err != 0 && f->sock.why[0] != '\0')
+		snprintf(f->why, sizeof(f->why), "%s", f->sock.why);
+	narf_cli_sock_close(&f->sock);
 	f->err = err;
 	f->ms = narf_cli_now_ms() - start;
 }
@@ -232,22 +331,42 @@ static enum fan_state fan_step(struct narf_cli_fan *f,
 	int rv;
 
 	if (st == FAN_CONNECTING) {
-		if ((rv = finish_connect(f->fd)) != 0) {
+		if ((rv = finish_connect(f->sock.fd)) != 0) {
 			fan_finish(f, rv, start);
 			return FAN_DONE;
 		}
 		st = FAN_SENDING;
+		if (tls_ctx != NULL) {
+			f->sock.ssl = narf_tls_sock_new(tls_ctx, f->sock.fd);
+			if (f->sock.ssl == NULL) {
+				fan_finish(f, NARF_ENOMEM, start);
+				return FAN_DONE;
+			}
+			st = FAN_HANDSHAKE;
+		}
+	}
+	if (st == FAN_HANDSHAKE) {
+		rv = narf_tls_sock_handshake(f->sock.ssl, &f->events,
+		                             f->sock.why, sizeof(f->sock.why));
+		if (rv != 0) {
+			fan_finish(f, rv, start);
+			return FAN_DONE;
+		}
+		if (f->events != 0)
+			return FAN_HANDSHAKE;
+		st = FAN_SENDING;
 	}
 	if (st == FAN_SENDING) {
-		if ((rv = send_some(f->fd, f->req, &f->sent)) != 0) {
+		if ((rv = send_some(&f->sock, f->req, &f->sent, &f->events)) !=
+		    0) {
 			fan_finish(f, rv, start);
 			return FAN_DONE;
 		}
 		if (f->sent < f->req->len)
 			return FAN_SENDING;
-		return FAN_READING;
+		st = FAN_READING;
 	}
-	rv = recv_some(f->fd, f->framing, &f->reply);
+	rv = recv_some(&f->sock, f->framing, &f->reply, &f->events);
 	if (rv == 0)
 		return FAN_READING;
 	fan_finish(f, rv == 1 ? 0 : rv, start);
@@ -264,14 +383,16 @@ void narf_cli_fanout(struct narf_cli_fan *fan, unsigned n, int64_t deadline)
 	for (unsigned i = 0; i < n; i++) {
 		int rv;
 
-		fan[i].fd = -1;
+		narf_cli_sock_init(&fan[i].sock);
+		fan[i].why[0] = '\0';
 		fan[i].sent = 0;
+		fan[i].events = POLLOUT;
 		fan[i].reply.len = 0;
 		if (p == NULL || st == NULL) {
 			fan_finish(&fan[i], NARF_ENOMEM, start);
 			continue;
 		}
-		rv = start_connect(fan[i].addr, &fan[i].fd);
+		rv = start_connect(fan[i].addr, &fan[i].sock.fd);
 		if (rv != 0) {
 			fan_finish(&fan[i], rv, start);
 			st[i] = FAN_DONE;
@@ -287,8 +408,8 @@ void narf_cli_fanout(struct narf_cli_fan *fan, unsigned n, int64_t deadline)
 		if (wait <= 0)
 			break;
 		for (unsigned i = 0; i < n; i++) {
-			p[i].fd = st[i] == FAN_DONE ? -1 : fan[i].fd;
-			p[i].events = st[i] == FAN_READING ? POLLIN : POLLOUT;
+			p[i].fd = st[i] == FAN_DONE ? -1 : fan[i].sock.fd;
+			p[i].events = fan[i].events;
 			p[i].revents = 0;
 		}
 		k = poll(p, n, (int)wait);
@@ -301,9 +422,14 @@ void narf_cli_fanout(struct narf_cli_fan *fan, unsigned n, int64_t deadline)
 			left -= st[i] == FAN_DONE;
 		}
 	}
-	for (unsigned i = 0; st != NULL && i < n; i++)
+	for (unsigned i = 0; st != NULL && i < n; i++) {
+		if (st[i] == FAN_HANDSHAKE)
+			snprintf(fan[i].sock.why, sizeof(fan[i].sock.why),
+			         "no TLS handshake before the deadline (a "
+			         "plain-text server?)");
 		if (st[i] != FAN_DONE)
 			fan_finish(&fan[i], NARF_ETIMEOUT, start);
+	}
 	free(p);
 	free(st);
 }

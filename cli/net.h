@@ -7,6 +7,10 @@
  * asks every node at once with poll() and one deadline for all of them.
  * Every wait is bounded by a monotonic deadline in milliseconds
  * (narf_cli_now_ms() + timeout).
+ *
+ * With a TLS context set (narf_cli_set_tls(), cachecli --tls) every
+ * connection, the fan-out's too, does a TLS handshake after connect and
+ * speaks TLS (common/tls_sock.h), within the same deadline.
  */
 #ifndef NARF_CLI_NET_H
 #define NARF_CLI_NET_H
@@ -16,6 +20,7 @@
 
 #include "common/buf.h"
 #include "common/map.h"
+#include "common/tls_sock.h"
 
 /* Largest reply cachecli reads: a GET of a 512 MiB value and its header. */
 #define NARF_CLI_MAX_REPLY ((size_t)512 << 20 | 64)
@@ -28,24 +33,46 @@ enum narf_cli_framing {
 
 int64_t narf_cli_now_ms(void);
 
+/* Every connection made from now on speaks TLS on ctx (borrowed: it
+ * outlives them; NULL: plain text). Process-wide, as a tool has one set of
+ * TLS flags; set it before any thread starts. */
+void narf_cli_set_tls(struct ssl_ctx_st *ctx);
+
+/* One connection: a socket, and its TLS state when TLS is on. */
+struct narf_cli_sock {
+	int fd;                      /* owned; -1 when closed */
+	struct ssl_st *ssl;          /* owned; NULL: plain text */
+	char why[NARF_TLS_WHY_SIZE]; /* the last TLS failure, "" if none */
+};
+
+/* An unconnected sock (fd -1), and closing one (any state, NULL too). */
+void narf_cli_sock_init(struct narf_cli_sock *s);
+void narf_cli_sock_close(struct narf_cli_sock *s);
+
 /* Sleep ms milliseconds, but not past deadline. */
 void narf_cli_sleep_until(int64_t ms, int64_t deadline);
 
 /*
- * Connect to addr ("host:port", IPv4 or localhost) before deadline; *fd is
- * a non-blocking socket with TCP_NODELAY. Errors: NARF_EINVAL (not
- * host:port), NARF_ECONNECT (refused, unreachable), NARF_ETIMEOUT, NARF_EIO.
+ * Connect s (initialised, closed) to addr ("host:port", IPv4 or localhost)
+ * before deadline: a non-blocking socket with TCP_NODELAY and, with TLS
+ * on, a finished handshake. Errors: NARF_EINVAL (not host:port),
+ * NARF_ECONNECT (refused, unreachable), NARF_ETIMEOUT, NARF_EIO,
+ * NARF_ENOMEM; with TLS also NARF_EAUTH, NARF_EPROTO, NARF_ECLOSED
+ * (tls_sock.h) with s->why saying how. On error s is closed.
  */
-int narf_cli_connect(const char *addr, int64_t deadline, int *fd);
+int narf_cli_connect(const char *addr,
+                     int64_t deadline,
+                     struct narf_cli_sock *s);
 
 /*
- * Send req on fd and read one whole reply (framing) into reply, which is
+ * Send req on s and read one whole reply (framing) into reply, which is
  * emptied first, before deadline. Errors: NARF_ETIMEOUT, NARF_ECLOSED (the
  * peer closed or reset), NARF_EPROTO (not RESP / no line end within
- * NARF_CLI_MAX_REPLY), NARF_ENOMEM. After any error the connection's
- * state is unknown: close it.
+ * NARF_CLI_MAX_REPLY), NARF_ENOMEM; over TLS also NARF_EAUTH (the server
+ * refused our certificate: TLS 1.3 says so at the first read), with
+ * s->why. After any error the connection's state is unknown: close it.
  */
-int narf_cli_exchange(int fd,
+int narf_cli_exchange(struct narf_cli_sock *s,
                       const struct narf_buf *req,
                       enum narf_cli_framing framing,
                       int64_t deadline,
@@ -56,12 +83,14 @@ struct narf_cli_fan {
 	const char *addr;           /* borrowed */
 	const struct narf_buf *req; /* borrowed */
 	enum narf_cli_framing framing;
-	struct narf_buf reply; /* owned: narf_buf_init() before, close
-	                          after */
-	int err;               /* 0 when reply holds a whole reply */
-	int64_t ms;            /* time to the answer (or the error) */
-	int fd;                /* private */
-	size_t sent;           /* private */
+	struct narf_buf reply;       /* owned: narf_buf_init() before, close
+	                                after */
+	int err;                     /* 0 when reply holds a whole reply */
+	char why[NARF_TLS_WHY_SIZE]; /* a TLS failure's reason, or "" */
+	int64_t ms;                  /* time to the answer (or the error) */
+	struct narf_cli_sock sock;   /* private */
+	size_t sent;                 /* private */
+	short events;                /* private: what the step waits for */
 };
 
 /*

@@ -130,6 +130,9 @@ static const char *info_text(json_t *n,
 {
 	if (f->err != 0) {
 		set_unreachable(n, f->err);
+		if (f->why[0] != '\0') /* a TLS failure says more */
+			json_object_set_new(n, "probe_error",
+			                    json_string(f->why));
 		return NULL;
 	}
 	if (narf_reply_parse(f->reply.data, f->reply.len, NULL, r, NULL) !=

@@ -13,6 +13,13 @@
  * peer closes or resets before a whole line -> ECLOSED; the line is not a
  * JSON object with a boolean "ok" (a RESP port, some other service) ->
  * EPROTO; a runaway line -> ETOOLARGE.
+ *
+ * With TLS on (narf_jclient_set_tls) a handshake follows the connect, and
+ * every send and read goes through common/tls_sock.h, whose steps say which
+ * way to wait; the deadline is the same one. A certificate refused (ours
+ * or the coordinator's) -> EAUTH, a port that does not speak TLS -> EPROTO,
+ * both reported at once by narf_jclient_call_leader(), as they would
+ * fail again.
  */
 #include "jclient.h"
 
@@ -31,11 +38,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "auth.h"
 #include "errors.h"
 #include "flags.h"
 #include "frame.h"
 #include "log.h"
+#include "tls_sock.h"
 
 /* Longest "host:port" we handle: a dotted quad or "localhost" plus a port
  * fits easily; narf_parse_hostport() rejects anything longer. */
@@ -51,6 +61,7 @@ struct exchange {
 	int timeout_ms;
 	char *errmsg; /* borrowed; may be NULL */
 	int fd;
+	SSL *ssl; /* owned; NULL: plain text */
 };
 
 static void set_err(char *errmsg, const char *fmt, ...)
@@ -59,6 +70,14 @@ static void set_err(char *errmsg, const char *fmt, ...)
 /* The process's credential (narf_jclient_set_credential); borrowed. */
 static const struct narf_auth_keys *cred_keys;
 static enum narf_auth_role cred_role;
+
+/* The process's TLS context (narf_jclient_set_tls); borrowed. */
+static SSL_CTX *tls_ctx;
+
+void narf_jclient_set_tls(SSL_CTX *ctx)
+{
+	tls_ctx = ctx;
+}
 
 void narf_jclient_set_credential(const struct narf_auth_keys *keys,
                                  enum narf_auth_role role)
@@ -193,72 +212,166 @@ static int open_conn(struct exchange *x)
 	return rc;
 }
 
+/* A TLS failure on x (why from common/tls_sock.h) into errmsg. */
+static int tls_failed(struct exchange *x, int rc, const char *why)
+{
+	set_err(x->errmsg, "%s: TLS: %s", x->addr, why);
+	return rc;
+}
+
+/* After connect: the TLS handshake, when TLS is on. */
+static int start_tls(struct exchange *x)
+{
+	char why[NARF_TLS_WHY_SIZE];
+	int rc;
+
+	if (tls_ctx == NULL)
+		return 0;
+	rc = narf_tls_sock_connect(tls_ctx, x->fd, x->deadline, &x->ssl, why,
+	                           sizeof(why));
+	if (rc == NARF_ETIMEOUT)
+		set_err(x->errmsg,
+		        "%s: TLS: no handshake within %d ms (a plain-text "
+		        "coordinator?)",
+		        x->addr, x->timeout_ms);
+	else if (rc != 0)
+		tls_failed(x, rc, why);
+	return rc;
+}
+
+/* One send: 0 with *sent bytes taken (0: wait for *events), or an error
+ * (reported). */
+static int send_once(struct exchange *x,
+                     const char *buf,
+                     size_t len,
+                     size_t *sent,
+                     short *events)
+{
+	char why[NARF_TLS_WHY_SIZE];
+	ssize_t n;
+	int rc;
+
+	*sent = 0;
+	*events = POLLOUT;
+	if (x->ssl != NULL) {
+		rc = narf_tls_sock_send(x->ssl, buf, len, sent, events, why,
+		                        sizeof(why));
+		if (rc == NARF_ECLOSED)
+			set_err(x->errmsg,
+			        "%s: connection closed while sending", x->addr);
+		else if (rc != 0)
+			tls_failed(x, rc, why);
+		return rc;
+	}
+	/* MSG_NOSIGNAL: a peer that went away must not kill us with
+	 * SIGPIPE; it is reported as ECLOSED instead. */
+	n = send(x->fd, buf, len, MSG_NOSIGNAL);
+	if (n >= 0) {
+		*sent = (size_t)n;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	if (errno == EPIPE || errno == ECONNRESET) {
+		set_err(x->errmsg, "%s: connection closed while sending",
+		        x->addr);
+		return NARF_ECLOSED;
+	}
+	set_err(x->errmsg, "%s: send: %s", x->addr, strerror(errno));
+	return NARF_EIO;
+}
+
 /* Write the whole buffer, waiting for room when the socket is full. */
 static int send_all(struct exchange *x, const char *buf, size_t len)
 {
 	size_t off = 0;
 
 	while (off < len) {
-		/* MSG_NOSIGNAL: a peer that went away must not kill us with
-		 * SIGPIPE; it is reported as ECLOSED instead. */
-		ssize_t n = send(x->fd, buf + off, len - off, MSG_NOSIGNAL);
+		size_t n;
+		short events;
+		int rc = send_once(x, buf + off, len - off, &n, &events);
 
-		if (n >= 0) {
-			off += (size_t)n;
-		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (wait_fd(x->fd, POLLOUT, x->deadline) != 0) {
-				set_err(x->errmsg,
-				        "%s: request not sent within %d ms",
-				        x->addr, x->timeout_ms);
-				return NARF_ETIMEOUT;
-			}
-		} else if (errno == EPIPE || errno == ECONNRESET) {
-			set_err(x->errmsg,
-			        "%s: connection closed while sending", x->addr);
-			return NARF_ECLOSED;
-		} else if (errno != EINTR) {
-			set_err(x->errmsg, "%s: send: %s", x->addr,
-			        strerror(errno));
-			return NARF_EIO;
+		if (rc != 0)
+			return rc;
+		off += n;
+		if (n == 0 && wait_fd(x->fd, events, x->deadline) != 0) {
+			set_err(x->errmsg, "%s: request not sent within %d ms",
+			        x->addr, x->timeout_ms);
+			return NARF_ETIMEOUT;
 		}
 	}
 	return 0;
 }
 
-/* Read once into the decoder. Returns 0 when bytes were fed (or the read
- * should simply be retried), an error otherwise. */
-static int read_some(struct exchange *x, struct narf_frame_decoder *d)
+/* One receive: 0 with *got bytes (0: wait for *events), NARF_ECLOSED at
+ * the end, or another error (reported). */
+static int recv_once(struct exchange *x,
+                     char *buf,
+                     size_t cap,
+                     size_t *got,
+                     short *events)
 {
-	char buf[65536];
+	char why[NARF_TLS_WHY_SIZE];
 	ssize_t n;
 	int rc;
 
-	if (wait_fd(x->fd, POLLIN, x->deadline) != 0) {
-		set_err(x->errmsg, "%s: no reply within %d ms", x->addr,
-		        x->timeout_ms);
-		return NARF_ETIMEOUT;
+	*got = 0;
+	*events = POLLIN;
+	if (x->ssl != NULL) {
+		rc = narf_tls_sock_recv(x->ssl, buf, cap, got, events, why,
+		                        sizeof(why));
+		if (rc != 0 && rc != NARF_ECLOSED)
+			tls_failed(x, rc, why);
+		return rc;
 	}
-	n = recv(x->fd, buf, sizeof(buf), 0);
+	n = recv(x->fd, buf, cap, 0);
+	if (n > 0) {
+		*got = (size_t)n;
+		return 0;
+	}
 	if (n < 0 &&
 	    (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
-	if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+	if (n == 0 || errno == ECONNRESET)
+		return NARF_ECLOSED;
+	set_err(x->errmsg, "%s: recv: %s", x->addr, strerror(errno));
+	return NARF_EIO;
+}
+
+/* Read once into the decoder. Returns 0 when bytes were fed (or the read
+ * should simply be retried), an error otherwise. A TLS connection may hold
+ * decrypted bytes the socket no longer signals: it is read before any
+ * wait. */
+static int read_some(struct exchange *x, struct narf_frame_decoder *d)
+{
+	char buf[65536];
+	size_t n;
+	short events = POLLIN;
+	int rc;
+
+	if (x->ssl == NULL && wait_fd(x->fd, POLLIN, x->deadline) != 0)
+		goto timeout;
+	rc = recv_once(x, buf, sizeof(buf), &n, &events);
+	if (rc == 0 && n == 0 && x->ssl != NULL &&
+	    wait_fd(x->fd, events, x->deadline) != 0)
+		goto timeout;
+	if (rc == NARF_ECLOSED)
 		set_err(x->errmsg, "%s: connection closed %s", x->addr,
 		        d->len ? "in the middle of the reply"
 		               : "without a reply");
-		return NARF_ECLOSED;
-	}
-	if (n < 0) {
-		set_err(x->errmsg, "%s: recv: %s", x->addr, strerror(errno));
-		return NARF_EIO;
-	}
-	rc = narf_frame_feed(d, buf, (size_t)n);
+	if (rc != 0 || n == 0)
+		return rc;
+	rc = narf_frame_feed(d, buf, n);
 	if (rc == NARF_ETOOLARGE)
 		set_err(x->errmsg, "%s: reply longer than %u bytes", x->addr,
 		        NARF_FRAME_MAX_REPLY);
 	else if (rc != 0)
 		set_err(x->errmsg, "%s: %s", x->addr, narf_strerror(rc));
 	return rc;
+
+timeout:
+	set_err(x->errmsg, "%s: no reply within %d ms", x->addr, x->timeout_ms);
+	return NARF_ETIMEOUT;
 }
 
 /* Read until one whole reply line is decoded; *reply is a new reference. */
@@ -391,6 +504,7 @@ int narf_jclient_call(const char *addr,
 	        .timeout_ms = timeout_ms,
 	        .errmsg = errmsg,
 	        .fd = -1,
+	        .ssl = NULL,
 	};
 	char *line; /* owned */
 	size_t len;
@@ -404,6 +518,8 @@ int narf_jclient_call(const char *addr,
 		return NARF_EINVAL;
 	}
 	rc = open_conn(&x);
+	if (rc == 0)
+		rc = start_tls(&x);
 	if (rc == 0 && cred_keys != NULL)
 		rc = authenticate(&x);
 	if (rc == 0)
@@ -411,6 +527,7 @@ int narf_jclient_call(const char *addr,
 	if (rc == 0)
 		rc = read_reply(&x, reply);
 	free(line);
+	narf_tls_sock_free(x.ssl);
 	if (x.fd >= 0)
 		close(x.fd);
 	return rc;

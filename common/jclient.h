@@ -44,6 +44,19 @@ void narf_jclient_set_credential(const struct narf_auth_keys *keys,
                                  enum narf_auth_role role);
 
 /*
+ * TLS for every later call (cachecli --tls; the coordinators' API with
+ * --tls-cluster takes nothing else): after connect, a TLS handshake on
+ * ctx (borrowed: a client context from narf_tls_init(), which outlives the
+ * calls; NULL: plain text again), within the call's deadline, then the
+ * exchange as before inside it. Process-wide like the credential; the
+ * context is shared by threads, each call has its own SSL. A handshake
+ * that fails is NARF_EAUTH (a certificate refused, either way) or
+ * NARF_EPROTO (not a TLS port), errmsg saying "addr: TLS: ...".
+ */
+struct ssl_ctx_st;
+void narf_jclient_set_tls(struct ssl_ctx_st *ctx);
+
+/*
  * One request/reply exchange: connect to addr ("host:port") within
  * timeout_ms, send req (borrowed) as one line, read one reply line, all
  * before the same deadline. On success *reply is a new reference to the reply

@@ -54,7 +54,7 @@ benchmarks:
         or a write to another node's slot failed.
 
   cluster [--rounds R] [--requests N[,N]] [--pipeline P[,P]] [--clients C]
-          [--dir DIR] [--base-port P]
+          [--dir DIR] [--base-port P] [--tls]
         narf (3 coordinators, 3 data nodes, 2 copies, ack all; base port P,
         default 17600) against a Redis Cluster of 3 masters + 3 replicas
         (redis-server --cluster-enabled yes --cluster-node-timeout 1000,
@@ -66,6 +66,13 @@ benchmarks:
         medians and the median narf/redis ratios for SET and GET, and
         whether the narf map changed (any failure decision) during each
         run; exits 1 if a failure decision was taken.
+        --tls: TLS everywhere on both sides, with one throwaway CA
+        (cluster.sh start --tls makes it in DIR/tls): narf's coordinators
+        and data nodes with --tls-cluster yes (the load goes to the data
+        nodes' TLS ports, P+301..), the redis-servers with port 0,
+        tls-port, tls-cluster yes, tls-replication yes and
+        tls-auth-clients yes (narf's default), and redis-benchmark with
+        --tls --cacert --cert --key (client certificates on both).
 
   rebalance [--keys K] [--workers W] [--pipeline P] [--steady S] [--moves M]
             [--load per-node|fan-out] [--out PREFIX] [--dir DIR]
@@ -431,10 +438,12 @@ bench_engine() {
 
 # --- failover and cluster: a narf cluster from cluster.sh --------------------
 
-# start_narf NODES PORT: a fresh cluster of 3 coordinators and NODES data
-# nodes in bench_dir (a temporary directory unless --dir was given).
+# start_narf NODES PORT NAME [--tls]: a fresh cluster of 3 coordinators and
+# NODES data nodes in bench_dir (a temporary directory unless --dir was
+# given); --tls: cluster.sh start --tls, and NARF_TLS_DIR for our calls.
 start_narf() {
-	local nodes=$1 port=$2
+	local nodes=$1 port=$2 tls_opt=()
+	[[ ${4:-} != --tls ]] || tls_opt=(--tls)
 	if [[ -z $bench_dir ]]; then
 		bench_dir=$(mktemp -d "${TMPDIR:-/tmp}/narf-bench-$3.XXXXXX")
 		remove_dir=1
@@ -448,7 +457,10 @@ start_narf() {
 		"$bench_dir (base port $port)" >&2
 	cluster_up=1
 	"$CLUSTER" start --dir "$bench_dir" --nodes "$nodes" --base-port "$port" \
-		--fresh >/dev/null || die "could not start the cluster"
+		--fresh "${tls_opt[@]}" >/dev/null || die "could not start the cluster"
+	if ((${#tls_opt[@]})); then
+		export NARF_TLS_DIR=$bench_dir/tls NARF_TLS=1
+	fi
 	if ldd "$ROOT/build/datanode/datanode" 2>/dev/null |
 		grep -Eq 'lib(a|ub|t)san'; then
 		echo "bench.sh: WARNING: the datanode is built with sanitizers;" \
@@ -533,7 +545,7 @@ bench_failover() {
 
 bench_cluster() {
 	local rounds=3 port=17600 requests=1000000,3000000 pipeline=1,16
-	local clients=50 tool
+	local clients=50 tool tls=0
 	while (($#)); do
 		case $1 in
 		--rounds)
@@ -566,6 +578,7 @@ bench_cluster() {
 			shift
 			;;
 		--base-port=*) port=${1#*=} ;;
+		--tls) tls=1 ;;
 		-h | --help)
 			usage
 			exit 0
@@ -595,11 +608,18 @@ bench_cluster() {
 		command -v "$tool" >/dev/null ||
 			die "$tool is missing (Debian packages redis-server, redis-tools)"
 	done
-	start_narf 3 "$port" cluster
+	local narf_port=$((port + 201)) tls_args=()
+	if ((tls)); then
+		start_narf 3 "$port" cluster --tls
+		narf_port=$((port + 301))
+		tls_args=(--tls-dir "$bench_dir/tls")
+	else
+		start_narf 3 "$port" cluster
+	fi
 	local runs
 	runs=$((rounds * ($(tr -cd , <<<"$pipeline" | wc -c) + 1) * 2))
 	run_py $((runs * 600 + 120)) "$ROOT/scripts/lib/bench_cluster.py" \
-		--narf-port $((port + 201)) \
+		--narf-port "$narf_port" "${tls_args[@]}" \
 		--coord "127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))" \
 		--rounds "$rounds" --requests "$requests" --pipeline "$pipeline" \
 		--clients "$clients" --run-timeout 600 --max-seconds $((runs * 600))

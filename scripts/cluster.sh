@@ -11,6 +11,7 @@ usage: scripts/cluster.sh COMMAND [ARGS] [--dir DIR]
 
 commands:
   start [--nodes N] [--base-port P] [--fresh] [--no-setup] [--log-level L]
+        [--tls]
         Runs scripts/setup.sh, starts 3 coordinators and N data nodes
         (default 3), and returns once a leader is elected (and, with data
         nodes, every slot is served and the slots' placement has settled:
@@ -20,6 +21,11 @@ commands:
                         state in DIR is reused)
           --no-setup    do not run scripts/setup.sh (use the build as is)
           --log-level   passed to every process (default info)
+          --tls         TLS on every link (coordinator API and Raft,
+                        peer links, clients): makes a throwaway CA and
+                        certificates in DIR/tls (see below) and prints
+                        how to connect; the cluster stays TLS until a
+                        --fresh start without it
   stop          SIGTERM every process started in DIR, SIGKILL after 5 s
   status        each coordinator's pid, liveness, role and term; each data
                 node's pid; then `cachecli status` when cachecli is built.
@@ -46,7 +52,16 @@ remembers which.
 Ports (P = base port, default 7000): coordinator i (1..3) API P+i and Raft
 P+100+i; data node k RESP P+200+k. Data nodes are named nK after their slot
 k (port P+200+k); kill-node and restart also take the map's numeric node id.
-Everything listens on 127.0.0.1 only.
+Everything listens on 127.0.0.1 only. With --tls, data node k also
+serves TLS on P+300+k, the port it advertises in the map (redirects, CLUSTER
+SLOTS), and the coordinators speak TLS only.
+
+TLS files (--tls), made with the openssl command-line tool, keys mode 600:
+DIR/tls/ca.crt (the CA), server.crt/server.key (one certificate for every
+process, subjectAltName IP:127.0.0.1 and DNS:localhost), client.crt/
+client.key (for operators and tools: every port requires a client
+certificate from the CA). NARF_TLS_DIR=DIR/tls is what cachecli and
+scripts/lib/coordping.py read to use them.
 EOF
 }
 
@@ -97,6 +112,7 @@ opt_port=""
 opt_fresh=0
 opt_setup=1
 opt_loglevel=""
+opt_tls=0
 target=""
 while (($#)); do
 	case $1 in
@@ -121,6 +137,7 @@ while (($#)); do
 		;;
 	--log-level=*) opt_loglevel=${1#*=} ;;
 	--fresh) opt_fresh=1 ;;
+	--tls) opt_tls=1 ;;
 	--no-setup) opt_setup=0 ;;
 	-h | --help)
 		usage
@@ -142,8 +159,8 @@ while (($#)); do
 done
 
 if [[ $cmd != start ]] &&
-	[[ -n $opt_nodes$opt_port$opt_loglevel || $opt_fresh == 1 || $opt_setup == 0 ]]; then
-	echo "cluster.sh: --nodes, --base-port, --fresh, --no-setup and --log-level go with start only" >&2
+	[[ -n $opt_nodes$opt_port$opt_loglevel || $opt_fresh == 1 || $opt_setup == 0 || $opt_tls == 1 ]]; then
+	echo "cluster.sh: --nodes, --base-port, --fresh, --no-setup, --log-level and --tls go with start only" >&2
 	exit 2
 fi
 case $cmd in
@@ -169,6 +186,8 @@ SECRET_FILE=$DIR/cluster.secret
 NODE_KEY_FILE=$DIR/node.key
 export NARF_SECRET_FILE=$SECRET_FILE
 ENVFILE=$DIR/cluster.env
+# TLS (start --tls): the CA and certificates every process and tool uses.
+TLS_DIR=$DIR/tls
 
 is_uint() {
 	[[ $1 =~ ^[0-9]{1,9}$ ]]
@@ -183,6 +202,7 @@ in_range() {
 BASE_PORT=""
 NODES=""
 LOG_LEVEL=""
+TLS=0
 
 # load_env: read DIR/cluster.env (plain KEY=VALUE lines, never sourced).
 load_env() {
@@ -193,11 +213,20 @@ load_env() {
 		BASE_PORT) is_uint "$val" && BASE_PORT=$val ;;
 		NODES) is_uint "$val" && NODES=$val ;;
 		LOG_LEVEL) [[ $val =~ ^[a-z]+$ ]] && LOG_LEVEL=$val ;;
+		TLS) [[ $val == 1 ]] && TLS=1 ;;
 		BUILD) if [[ $val == /* ]]; then set_build "$val"; fi ;;
 		esac
 	done <"$ENVFILE"
 	[[ -n $BASE_PORT && -n $NODES ]] || die "$ENVFILE is damaged"
 	[[ -n $LOG_LEVEL ]] || LOG_LEVEL=info
+	tls_env
+}
+
+# tls_env: with TLS, our own cachecli and coordping calls use DIR/tls.
+tls_env() {
+	if ((TLS)); then
+		export NARF_TLS_DIR=$TLS_DIR
+	fi
 }
 
 need_env() {
@@ -206,8 +235,8 @@ need_env() {
 
 save_env() {
 	mkdir -p "$DIR"
-	printf '# written by scripts/cluster.sh; read by its other subcommands\nBASE_PORT=%s\nNODES=%s\nLOG_LEVEL=%s\nBUILD=%s\n' \
-		"$BASE_PORT" "$NODES" "$LOG_LEVEL" "$BUILD" >"$ENVFILE.tmp"
+	printf '# written by scripts/cluster.sh; read by its other subcommands\nBASE_PORT=%s\nNODES=%s\nLOG_LEVEL=%s\nBUILD=%s\nTLS=%s\n' \
+		"$BASE_PORT" "$NODES" "$LOG_LEVEL" "$BUILD" "$TLS" >"$ENVFILE.tmp"
 	mv -f "$ENVFILE.tmp" "$ENVFILE"
 }
 
@@ -216,6 +245,7 @@ save_env() {
 api_port() { echo $((BASE_PORT + $1)); }
 raft_port() { echo $((BASE_PORT + 100 + $1)); }
 node_port() { echo $((BASE_PORT + 200 + $1)); }
+node_tls_port() { echo $((BASE_PORT + 300 + $1)); }
 
 api_addrs() { # space-separated API addresses of the coordinators
 	local i out=()
@@ -238,15 +268,63 @@ members() {
 	echo "${out[*]}"
 }
 
+# tls_files: the certificate flags every process takes (with TLS).
+tls_files() {
+	TLS_FLAGS=(--tls-cert-file "$TLS_DIR/server.crt" --tls-key-file "$TLS_DIR/server.key"
+		--tls-ca-cert-file "$TLS_DIR/ca.crt")
+}
+
 # coord_cmd I: sets CMD to coordinator I's command line.
 coord_cmd() {
 	CMD=("$COORD" --id "$1" --data-dir "$DIR/data/c$1" --members "$(members)"
 		--cluster-secret-file "$SECRET_FILE" --log-level "$LOG_LEVEL")
+	if ((TLS)); then
+		tls_files
+		CMD+=(--tls-cluster yes "${TLS_FLAGS[@]}")
+	fi
 }
 # node_cmd K: sets CMD to data node K's command line.
 node_cmd() {
 	CMD=("$DATANODE" --port "$(node_port "$1")" --join "$(coord_list)"
 		--cluster-secret-file "$NODE_KEY_FILE" --log-level "$LOG_LEVEL")
+	if ((TLS)); then
+		tls_files
+		CMD+=(--tls-port "$(node_tls_port "$1")" "${TLS_FLAGS[@]}" --tls-cluster yes)
+	fi
+}
+
+# make_certs: with TLS, a throwaway CA, one server certificate for every
+# process (127.0.0.1 and localhost) and a client certificate for operators,
+# unless DIR/tls has them (a restart keeps them). Keys readable by us alone.
+make_certs() {
+	((TLS)) || return 0
+	[[ -s $TLS_DIR/ca.crt && -s $TLS_DIR/server.key && -s $TLS_DIR/client.key ]] && return 0
+	command -v openssl >/dev/null || die "--tls needs the openssl command-line tool"
+	mkdir -p "$TLS_DIR"
+	(
+		set -e
+		umask 077
+		cd "$TLS_DIR"
+		rm -f ./*.crt ./*.key ./*.csr ./*.ext ./*.srl
+		ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+		openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 365 \
+			-subj "/CN=narf cluster.sh CA" 2>/dev/null
+		openssl req "${ec[@]}" -keyout server.key -out server.csr -subj "/CN=narf server" 2>/dev/null
+		echo "subjectAltName=IP:127.0.0.1,DNS:localhost" >server.ext
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+			-out server.crt -days 365 -extfile server.ext 2>/dev/null
+		openssl req "${ec[@]}" -keyout client.key -out client.csr -subj "/CN=narf operator" 2>/dev/null
+		echo "extendedKeyUsage=clientAuth" >client.ext
+		openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+			-out client.crt -days 365 -extfile client.ext 2>/dev/null
+		rm -f ./*.csr ./*.ext
+		chmod 644 ./*.crt
+	) || die "cannot make the TLS certificates in $TLS_DIR (openssl failed)"
+}
+
+# coord_tls: the coordinator takes --tls-cluster (its TLS branch).
+coord_tls() {
+	"$COORD" --help 2>&1 | grep -q -- '--tls-cluster'
 }
 
 # make_secret: a new random cluster secret and its node key, readable by
@@ -499,10 +577,28 @@ cmd_start() {
 	done
 
 	if ((opt_fresh)); then
-		rm -rf "$DIR/data" "$DIR/logs" "$DIR/pids"
+		rm -rf "$DIR/data" "$DIR/logs" "$DIR/pids" "$TLS_DIR"
+		TLS=0
+	fi
+	if ((opt_tls)); then
+		if ((had_env && !opt_fresh && !TLS)) && [[ -d $DIR/data ]]; then
+			die "$DIR holds a cluster without TLS; use --fresh, or another --dir"
+		fi
+		TLS=1
+	fi
+	if ((TLS)); then
+		coord_tls || die "--tls: $COORD has no --tls-cluster (this build's coordinator cannot speak TLS)"
+		"$DATANODE" --help 2>&1 | grep -q -- '--tls-cluster' || ((NODES == 0)) ||
+			die "--tls: $DATANODE has no --tls-cluster (this build's data node cannot use TLS on its peer links)"
+		for ((i = 1; i <= NODES; i++)); do
+			port=$(node_tls_port "$i")
+			port_in_use "$port" && die "port $port is in use (pick another --base-port)"
+		done
 	fi
 	save_env
 	make_secret
+	make_certs
+	tls_env
 
 	for ((i = 1; i <= NCOORD; i++)); do
 		start_coord "$i"
@@ -532,6 +628,23 @@ cmd_start() {
 	[[ $PWD != "$ROOT" ]] || top=""
 	local cli=${top}build/cli/cachecli
 	[[ $BUILD == "$ROOT/build" ]] || cli=$CLI
+	if ((TLS)); then
+		cat <<EOF
+narf cluster ready in $DIR: leader c$leader, $NCOORD coordinators, $NODES data node(s), TLS everywhere
+CACHE_COORD=$(coord_list)
+NARF_SECRET_FILE=$SECRET_FILE
+NARF_TLS_DIR=$TLS_DIR
+  export those three lines, then:  $cli status
+  or name the files:  $cli --tls --cacert $TLS_DIR/ca.crt --cert $TLS_DIR/client.crt --key $TLS_DIR/client.key status
+  redis-cli:  redis-cli -c --tls --cacert $TLS_DIR/ca.crt --cert $TLS_DIR/client.crt --key $TLS_DIR/client.key -p $(node_tls_port 1)
+  (data node k's TLS port is $((BASE_PORT + 300))+k; every port requires a client certificate from
+   $TLS_DIR/ca.crt and proves the cluster secret; data nodes hold $NODE_KEY_FILE)
+  logs:  $DIR/logs/
+$(log_list)
+  stop:  ${top}scripts/cluster.sh stop --dir $DIR
+EOF
+		return 0
+	fi
 	cat <<EOF
 narf cluster ready in $DIR: leader c$leader, $NCOORD coordinators, $NODES data node(s)
 CACHE_COORD=$(coord_list)

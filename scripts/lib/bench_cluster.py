@@ -93,6 +93,43 @@ def free_redis_ports(n):
     fail("no free ports for the Redis Cluster")
 
 
+# --tls-dir: every server speaks TLS only (ca.crt, server.*, client.*).
+TLS_DIR = None
+TLS_CTX = None
+
+
+def tls_setup(d):
+    global TLS_DIR, TLS_CTX
+    import ssl
+    TLS_DIR = d
+    TLS_CTX = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
+    TLS_CTX.check_hostname = False
+    TLS_CTX.load_cert_chain(os.path.join(d, "client.crt"),
+                            os.path.join(d, "client.key"))
+
+
+def tls_tool_args():
+    """redis-cli's and redis-benchmark's TLS flags ([] without TLS)."""
+    if TLS_DIR is None:
+        return []
+    return ["--tls", "--cacert", os.path.join(TLS_DIR, "ca.crt"), "--cert",
+            os.path.join(TLS_DIR, "client.crt"), "--key",
+            os.path.join(TLS_DIR, "client.key")]
+
+
+def tls_server_args(port):
+    """redis-server's port flags: TLS only with TLS (port 0, tls-port, the
+    bus and replication over TLS, client certificates required, as narf's
+    --tls-auth-clients default), else the plain port."""
+    if TLS_DIR is None:
+        return ["--port", str(port)]
+    return ["--port", "0", "--tls-port", str(port), "--tls-cluster", "yes",
+            "--tls-replication", "yes", "--tls-auth-clients", "yes",
+            "--tls-cert-file", os.path.join(TLS_DIR, "server.crt"),
+            "--tls-key-file", os.path.join(TLS_DIR, "server.key"),
+            "--tls-ca-cert-file", os.path.join(TLS_DIR, "ca.crt")]
+
+
 def resp(port, *args, timeout=2.0):
     """One request on a new connection; the raw reply bytes (whole bulk)."""
     req = b"*%d\r\n" % len(args) + b"".join(
@@ -100,6 +137,8 @@ def resp(port, *args, timeout=2.0):
             x.encode() if isinstance(x, str) else x for x in args))
     with socket.create_connection((HOST, port), timeout=timeout) as s:
         s.settimeout(timeout)
+        if TLS_CTX is not None:
+            s = TLS_CTX.wrap_socket(s)
         s.sendall(req)
         buf = b""
         deadline = time.monotonic() + timeout
@@ -130,12 +169,14 @@ class RedisCluster:
             d = os.path.join(self.dir, str(p))
             os.makedirs(d)
             log_f = open(os.path.join(d, "redis.log"), "ab")
+            argv = [self.a.redis_server] + tls_server_args(p) + [
+                "--bind", HOST, "--cluster-enabled", "yes",
+                "--cluster-node-timeout", "1000",
+                "--cluster-config-file", os.path.join(d, "nodes.conf"),
+                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--dir", d]
             self.procs.append(subprocess.Popen(
-                [self.a.redis_server, "--port", str(p), "--bind", HOST,
-                 "--cluster-enabled", "yes", "--cluster-node-timeout", "1000",
-                 "--cluster-config-file", os.path.join(d, "nodes.conf"),
-                 "--save", "", "--appendonly", "no", "--daemonize", "no",
-                 "--dir", d],
+                argv,
                 stdin=subprocess.DEVNULL, stdout=log_f, stderr=log_f,
                 start_new_session=True))
         deadline = time.monotonic() + 15
@@ -152,7 +193,7 @@ class RedisCluster:
                 time.sleep(0.05)
         argv = [self.a.redis_cli, "--cluster", "create"] + [
             "%s:%d" % (HOST, p) for p in self.ports] + [
-            "--cluster-replicas", "1", "--cluster-yes"]
+            "--cluster-replicas", "1", "--cluster-yes"] + tls_tool_args()
         try:
             out = subprocess.run(argv, capture_output=True, text=True,
                                  timeout=60)
@@ -217,7 +258,7 @@ def run_benchmark(a, port, pipeline, n):
     """One `redis-benchmark --cluster` run; {"SET": rps, "GET": rps}."""
     argv = [a.bench, "--cluster", "-h", HOST, "-p", str(port), "-t",
             "set,get", "-c", str(a.clients), "-d", "32", "-r", "100000",
-            "-q", "-P", str(pipeline), "-n", str(n)]
+            "-q", "-P", str(pipeline), "-n", str(n)] + tls_tool_args()
     try:
         out = subprocess.run(argv, capture_output=True, text=True,
                              timeout=a.run_timeout)
@@ -274,10 +315,15 @@ def main():
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--run-timeout", type=int, default=600)
     ap.add_argument("--max-seconds", type=int, default=7200)
+    ap.add_argument("--tls-dir", default=None,
+                    help="ca.crt, server.*, client.*: everything over TLS "
+                    "(--narf-port is then narf's first TLS port)")
     ap.add_argument("--bench", default="redis-benchmark")
     ap.add_argument("--redis-server", default="redis-server")
     ap.add_argument("--redis-cli", default="redis-cli")
     a = ap.parse_args()
+    if a.tls_dir:
+        tls_setup(a.tls_dir)
     # bench.sh's timeout signals its process group, which the redis-servers
     # (in sessions of their own) are not in: exit through the finally
     # block, which stops them.
@@ -296,8 +342,10 @@ def main():
         log("Redis Cluster: 3 masters + 3 replicas on %s (node timeout "
             "1000 ms); narf: 3 data nodes, 2 copies, via 127.0.0.1:%d"
             % (",".join(map(str, rc.ports)), a.narf_port))
-        log("redis-benchmark --cluster -t set,get -c %d -d 32 -r 100000, "
-            "%d rounds alternating narf/redis" % (a.clients, a.rounds))
+        log("redis-benchmark --cluster -t set,get -c %d -d 32 -r 100000%s, "
+            "%d rounds alternating narf/redis"
+            % (a.clients, " --tls (client certificates; TLS on both "
+               "clusters' internal links)" if TLS_DIR else "", a.rounds))
         results = {}  # (test, P) -> {name: [rps per round]}
         cpus = {}  # P -> {name: [server CPU us per request per round]}
         narf_pids = server_pids(range(a.narf_port, a.narf_port + 3))

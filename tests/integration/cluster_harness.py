@@ -32,11 +32,44 @@ import subprocess
 import threading
 import time
 
-from narf_harness import (HOST, PORTS, HarnessError, call_leader,
+from narf_harness import (HOST, PORTS, TLS_MODE, HarnessError, call_leader,
+                          datanode_tls_args, tls_port_for, tls_redis_kwargs,
                           expand_slots, wait_leader, with_secret)
 from dn_harness import Closed, Err, RawConn, encode
 
 NSLOTS = 16384
+
+
+def _tls_redis_cluster():
+    """NARF_TLS=1: redis-py's RedisCluster given a cluster data node's plain
+    port (tests pass node.port) dials its TLS port instead, with the suite's
+    certificates, so the nodes CLUSTER SLOTS names (TLS ports) are reached
+    the same way. Patched on the class, so every import sees it; ports of
+    other servers (a standalone node) are left alone."""
+    import narf_harness
+    from redis.cluster import ClusterNode, RedisCluster
+    orig = RedisCluster.__init__
+
+    def tls(port):
+        return narf_harness._tls_port_of.get(port)
+
+    def init(self, host=None, port=6379, startup_nodes=None, **kw):
+        hit = tls(port) is not None
+        if hit:
+            port = tls(port)
+        if startup_nodes:
+            hit = hit or any(tls(n.port) for n in startup_nodes)
+            startup_nodes = [ClusterNode(n.host, tls(n.port) or n.port)
+                             for n in startup_nodes]
+        if hit:
+            for k, v in tls_redis_kwargs().items():
+                kw.setdefault(k, v)
+        orig(self, host=host, port=port, startup_nodes=startup_nodes, **kw)
+    RedisCluster.__init__ = init
+
+
+if TLS_MODE:
+    _tls_redis_cluster()
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:", "ERROR: ThreadSanitizer")
 # A write with ack `all` may wait for a dead replica to leave the ISR (node
@@ -99,7 +132,11 @@ class DataNode:
         self.build = build
         self.name = name
         self.port = port or PORTS.take(1)[0]
-        self.addr = "%s:%d" % (HOST, self.port)
+        # NARF_TLS=1: the node advertises its TLS port in the map, so that
+        # is the address tests find it by; the plain port stays for the
+        # harness's own checks (wait_listening, raw, cmd).
+        self.tls_port = tls_port_for(self.port) if TLS_MODE else None
+        self.addr = "%s:%d" % (HOST, self.tls_port or self.port)
         self.log_path = os.path.join(str(tmpdir), name + ".log")
         self.coords = list(coords)
         self.extra_args = list(extra_args)
@@ -114,7 +151,8 @@ class DataNode:
         return [os.path.join(self.build, "datanode", "datanode"),
                 "--port", str(self.port), "--join", ",".join(self.coords),
                 "--log-level", self.log_level, "--on-stop",
-                self.on_stop] + with_secret(self.extra_args)
+                self.on_stop] + with_secret(
+                    self.extra_args) + datanode_tls_args(self.port)
 
     def start(self):
         if self.alive():

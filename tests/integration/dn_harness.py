@@ -18,6 +18,7 @@ import time
 
 import redis
 
+import narf_harness
 from narf_harness import PORTS, HarnessError, with_secret
 
 HOST = "127.0.0.1"
@@ -109,6 +110,13 @@ class RawConn:
         self.port = port
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
+        if port in narf_harness.TLS_PORTS:  # NARF_TLS=1: a TLS data port
+            try:
+                self.sock = narf_harness.tls_client_context().wrap_socket(
+                    self.sock)
+            except BaseException:
+                self.sock.close()
+                raise
         self.timeout = timeout
         self.buf = b""
 

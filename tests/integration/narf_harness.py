@@ -18,6 +18,141 @@ import threading
 import time
 import uuid
 
+# ---------------------------------------------------------------------------
+# TLS (NARF_TLS=1): every coordinator and data node of the suite speaks TLS
+# on its internal links and its client port, with one throwaway CA made
+# once per test process. Set up before coordping is imported, as that reads
+# NARF_TLS_DIR (ca.crt, client.crt, client.key) to wrap its sockets.
+
+TLS_MODE = os.environ.get("NARF_TLS", "") not in ("", "0", "no")
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   capture_output=True, timeout=60)
+
+
+def make_tls_ca(d, name="ca", days="30"):
+    """name.crt/name.key in d: a self-signed CA (EC P-256)."""
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+             name + ".key", "-out", name + ".crt", "-days", days, "-subj",
+             "/CN=narf test " + name, cwd=d)
+
+
+def make_tls_cert(d, ca, name, cn, days="30", server=False):
+    """name.crt/name.key in d, signed by ca: a server certificate for
+    127.0.0.1 and localhost (server) or a client one. days "-1" makes one
+    that has already expired (OpenSSL 3.0 accepts it)."""
+    _openssl("req", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+             name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn,
+             cwd=d)
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server
+                else "extendedKeyUsage=clientAuth\n")
+    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt",
+             "-CAkey", ca + ".key", "-CAcreateserial", "-out", name + ".crt",
+             "-days", days, "-extfile", ext, cwd=d)
+    for f in (name + ".key",):
+        os.chmod(os.path.join(d, f), 0o600)
+
+
+def make_tls_dir(d):
+    """The harness convention (scripts/cluster.sh start --tls makes the
+    same): ca.crt, server.crt/key (used by every process), client.crt/key
+    (operators, tests). Returns d."""
+    d = str(d)
+    make_tls_ca(d, "ca")
+    make_tls_cert(d, "ca", "server", "narf server", server=True)
+    make_tls_cert(d, "ca", "client", "narf client")
+    return d
+
+
+_tls_dir = None
+
+
+def tls_dir():
+    """NARF_TLS mode's certificates: NARF_TLS_DIR's when set (ca.crt,
+    server.*, client.*), else made once per test process and exported as
+    NARF_TLS_DIR (coordping, cachecli)."""
+    global _tls_dir
+    given = os.environ.get("NARF_TLS_DIR", "")
+    if _tls_dir is None and given:
+        _tls_dir = given  # a cluster's own (bench.sh cluster --tls)
+    if _tls_dir is None:
+        import tempfile
+        import atexit
+        import shutil
+        _tls_dir = make_tls_dir(tempfile.mkdtemp(prefix="narf-tls-"))
+        atexit.register(shutil.rmtree, _tls_dir, True)
+        os.environ["NARF_TLS_DIR"] = _tls_dir
+    return _tls_dir
+
+
+def tls_file(name):
+    return os.path.join(tls_dir(), name)
+
+
+def coord_tls_args():
+    """A coordinator's flags in TLS mode (nothing otherwise)."""
+    if not TLS_MODE:
+        return []
+    return ["--tls-cluster", "yes", "--tls-cert-file", tls_file("server.crt"),
+            "--tls-key-file", tls_file("server.key"), "--tls-ca-cert-file",
+            tls_file("ca.crt")]
+
+
+# A data node's TLS port in TLS mode, from the port allocator (PORTS, below),
+# one per plain port and kept across restarts. TLS_PORTS is every port that
+# speaks TLS: RawConn (dn_harness) wraps its socket when it dials one, so
+# whatever a test reads from the map or CLUSTER SLOTS is dialed right.
+_tls_port_of = {}
+TLS_PORTS = set()
+
+
+def tls_port_for(port):
+    """The TLS port of the data node whose plain port is port."""
+    if port not in _tls_port_of:
+        _tls_port_of[port] = PORTS.take(1)[0]
+        TLS_PORTS.add(_tls_port_of[port])
+    return _tls_port_of[port]
+
+
+def tls_client_context():
+    """An ssl.SSLContext with the suite's CA and client certificate (no
+    host name check: the addresses are IP addresses)."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=tls_file("ca.crt"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(tls_file("client.crt"), tls_file("client.key"))
+    return ctx
+
+
+def datanode_tls_args(port):
+    """A data node's flags in TLS mode (nothing otherwise): its TLS port is
+    tls_port_for(port)."""
+    if not TLS_MODE:
+        return []
+    return ["--tls-port", str(tls_port_for(port)), "--tls-cert-file",
+            tls_file("server.crt"), "--tls-key-file", tls_file("server.key"),
+            "--tls-ca-cert-file", tls_file("ca.crt"), "--tls-cluster", "yes"]
+
+
+def tls_redis_kwargs():
+    """redis-py's keyword arguments for a TLS data port ({} otherwise)."""
+    if not TLS_MODE:
+        return {}
+    return {"ssl": True, "ssl_ca_certs": tls_file("ca.crt"),
+            "ssl_certfile": tls_file("client.crt"),
+            "ssl_keyfile": tls_file("client.key"),
+            "ssl_check_hostname": False}
+
+
+if TLS_MODE:
+    tls_dir()
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))), "scripts", "lib"))
 import coordping  # noqa: E402  (the API client's auth, shared with scripts)
@@ -223,6 +358,12 @@ class Conn:
         self.addr = addr
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.sock.settimeout(timeout)
+        if TLS_MODE:
+            try:
+                self.sock = tls_client_context().wrap_socket(self.sock)
+            except BaseException:
+                self.close()
+                raise
         self.buf = b""
         if role is not None and key is None:
             cred = coordping.env_credential()
@@ -342,7 +483,7 @@ class Coord:
     def argv(self):
         return [self.binary, "--id", str(self.id), "--data-dir",
                 self.data_dir, "--members", self.members] + with_secret(
-                    self.extra_args)
+                    self.extra_args) + coord_tls_args()
 
     def start(self):
         if self.alive():
