@@ -103,12 +103,20 @@ static void close_handle(struct narf_tls_relay *r, uv_handle_t *h)
 		uv_close(h, handle_closed);
 }
 
+static void fail(struct narf_tls_relay *r, int status, const char *why);
+
 static void close_all(struct narf_tls_relay *r)
 {
 	if (r->closing)
 		return;
+	/* cb runs exactly once unless cancelled: a path that closes before
+	 * the handover without calling it is a bug, answered here rather
+	 * than by a caller waiting forever. */
+	if (r->cb != NULL) {
+		fail(r, NARF_EINTERNAL, "TLS relay closed before its callback");
+		return;
+	}
 	r->closing = true;
-	/* (every caller has called or cancelled cb already) */
 	uv_timer_stop(&r->timer);
 	close_handle(r, (uv_handle_t *)&r->net);
 	close_handle(r, (uv_handle_t *)&r->timer);

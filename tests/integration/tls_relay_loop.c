@@ -37,7 +37,7 @@
 #include "common/tls.h"
 #include "common/tls_relay.h"
 
-#define TOTAL (8u << 20) /* bytes of the big transfers */
+#define TOTAL (16u << 20) /* bytes of the big transfers */
 #define CHUNK (64u << 10)
 #define MAX_WRITES (TOTAL / CHUNK)
 #define ECHO_HIGH (1u << 20) /* the echo app stops reading above this */
@@ -667,11 +667,11 @@ static void client_write_all(struct side *d)
 	write_pattern(d, TOTAL);
 }
 
-/* 8 MiB written in 64 KiB pieces come back byte-exact through two relays
- * and an echo app that reads slower than the client writes (every queue
- * fills past NARF_TLS_RELAY_HIGH and drains), over both uv_pipe_open and
- * uv_tcp_open; the client closing is read as EOF by the server app, and
- * both relays then end. */
+/* 16 MiB written in 64 KiB pieces come back byte-exact through two relays
+ * and an echo app while the client app reads nothing for 300 ms (the
+ * client relay's queue to its app fills past NARF_TLS_RELAY_HIGH and
+ * drains), over both uv_pipe_open and uv_tcp_open. The client closing is
+ * read as EOF by the server app, and both relays then end. */
 static void test_echo(void **state)
 {
 	struct world *w = *state;
@@ -696,6 +696,42 @@ static void test_echo(void **state)
 	settle(w);
 }
 
+/* ---- 1b. a slow reader ------------------------------------------------- */
+
+static void close_when_all_read(struct side *d)
+{
+	if (d->got == TOTAL)
+		side_close(d);
+}
+
+/* 16 MiB from a client app to a server app that reads nothing for 500 ms,
+ * behind a small TCP receive buffer, arrive byte-exact: the server
+ * relay's queue to its app and then the client relay's queue to the
+ * network fill past NARF_TLS_RELAY_HIGH (each relay stops reading its
+ * source) and drain again below NARF_TLS_RELAY_LOW. */
+static void test_slow_reader(void **state)
+{
+	struct world *w = *state;
+	int rcvbuf = 64 << 10;
+
+	/* (accepted sockets inherit it, and it stops the autotuning that
+	 * would otherwise absorb megabytes in the kernel) */
+	assert_int_equal(
+	        uv_recv_buffer_size((uv_handle_t *)&w->listener, &rcvbuf), 0);
+	w->server.check = true;
+	w->server.read_delay_ms = 500;
+	w->server.on_data = close_when_all_read;
+	w->client.on_open = client_write_all;
+	listen_on(w, ACCEPT_RELAY);
+	dial(w, &cli_tls);
+	run_until(both_closed);
+	assert_int_equal(w->server.got, TOTAL);
+	assert_int_equal(w->client.writes_done, MAX_WRITES);
+	assert_int_equal(w->client.writes_failed, 0);
+	assert_int_equal(w->client.end_status, UV_EOF);
+	settle(w);
+}
+
 /* ---- 2. the server closes first ----------------------------------------- */
 
 static void close_when_written(struct side *d)
@@ -709,7 +745,7 @@ static void server_write_all(struct side *d)
 	write_pattern(d, TOTAL);
 }
 
-/* A server app that writes 8 MiB and closes its fd at once: the client
+/* A server app that writes 16 MiB and closes its fd at once: the client
  * app, which starts reading only later, reads all of it and then EOF (the
  * network EOF arrives while the relay's writes to the app are queued). */
 static void test_server_closes_first(void **state)
@@ -810,6 +846,8 @@ static void bad_handshake(struct world *w,
 	listen_on(w, ACCEPT_RELAY);
 	dial(w, cli);
 	run_until(handshake_over);
+	print_message("verifier: %s; other side: %s\n", v->why,
+	              o->status == 0 ? "handed over, then ended" : o->why);
 	assert_int_equal(v->status, NARF_EPROTO);
 	assert_int_equal(v->fd, -1);
 	if (strstr(v->why, "certificate") == NULL)
@@ -1026,7 +1064,7 @@ static bool client_ended(struct world *w)
 	       w->client.writes_done == w->client.writes;
 }
 
-/* A server app that closes its fd after 1 MiB of the client's 8 MiB:
+/* A server app that closes its fd after 1 MiB of the client's 16 MiB:
  * the client app's stream ends (EOF or an error, its writes fail or are
  * cancelled), nothing crashes and both relays end. */
 static void test_peer_vanishes(void **state)
@@ -1046,6 +1084,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_echo, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_slow_reader, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_server_closes_first, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_half_close_keeps_data,
