@@ -137,18 +137,9 @@ static void fail(struct narf_tls_relay *r, int status, const char *why)
 	close_all(r);
 }
 
-/* The network failed: before the handover cb hears of it, after it
- * everything closes at once (as a TCP reset would). */
-static void net_broken(struct narf_tls_relay *r, int uv_status)
-{
-	if (r->cb != NULL)
-		fail(r, narf_err_from_uv(uv_status), uv_strerror(uv_status));
-	else
-		close_all(r);
-}
-
 static void read_again(struct narf_tls_relay *r);
 static void app_gone(struct narf_tls_relay *r);
+static void net_broken(struct narf_tls_relay *r, int uv_status);
 
 static void write_cb(uv_write_t *req, int status)
 {
@@ -317,6 +308,47 @@ static void net_end(struct narf_tls_relay *r)
 		app_gone(r);
 }
 
+/* The network failed (a reset, a write error, a bad record). Before the
+ * handover cb hears of it. After it nothing more goes out and the caller's
+ * side is no longer read, but what was decrypted before still reaches the
+ * caller, then its EOF, as over TCP: a peer that answers and closes while
+ * we still send (its kernel resets the connection) must not lose the
+ * answer it gave. */
+static void net_broken(struct narf_tls_relay *r, int uv_status)
+{
+	if (r->cb != NULL) {
+		fail(r, narf_err_from_uv(uv_status), uv_strerror(uv_status));
+		return;
+	}
+	r->to_net_done = true;
+	r->net_shut = true;
+	if (!r->app_ended) {
+		r->app_ended = true;
+		r->app_paused = false;
+		uv_read_stop((uv_stream_t *)&r->app);
+	}
+	net_end(r);
+	if (!r->closing)
+		finished(r);
+}
+
+/* What was decrypted, to the app (dropped when the caller is gone); false
+ * when the relay closed. */
+static bool deliver(struct narf_tls_relay *r)
+{
+	int rv = 0;
+
+	if (!r->to_app_done)
+		rv = send_to(r, (uv_stream_t *)&r->app, r->plain.data,
+		             r->plain.len);
+	r->plain.len = 0;
+	if (rv == UV_ENOMEM)
+		close_all(r);
+	else if (rv != 0)
+		app_gone(r);
+	return !r->closing;
+}
+
 /* The caller can no longer be written to (it closed its fd): what the
  * network still sends has nowhere to go, but what the caller wrote before
  * closing is still read and sent, so only this direction ends. */
@@ -363,9 +395,12 @@ static void app_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			app_gone(r);
 		return;
 	}
-	if (narf_tls_conn_encrypt(r->tls, buf->base, (size_t)nread) != 0 ||
-	    flush_net(r) != 0) {
+	if (narf_tls_conn_encrypt(r->tls, buf->base, (size_t)nread) != 0) {
 		close_all(r);
+		return;
+	}
+	if (flush_net(r) != 0) {
+		net_broken(r, UV_EPIPE);
 		return;
 	}
 	if (r->net_queued > NARF_TLS_RELAY_HIGH) {
@@ -419,7 +454,7 @@ static void net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct narf_tls_relay *r = s->data;
 	char why[160];
-	bool done, eof = false;
+	bool done, bad, eof = false;
 
 	if (r->closing || nread == 0)
 		return;
@@ -454,31 +489,20 @@ static void net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (!done || hand_over(r) != 0)
 			return;
 	}
-	if (narf_tls_conn_decrypt(r->tls, &r->plain, READ_SIZE, &eof, why,
-	                          sizeof(why)) != 0) {
-		close_all(r);
+	/* (a bad record: what came before it is still delivered) */
+	bad = narf_tls_conn_decrypt(r->tls, &r->plain, READ_SIZE, &eof, why,
+	                            sizeof(why)) != 0;
+	if (!deliver(r))
+		return;
+	if (bad) {
+		net_broken(r, UV_EPROTO);
 		return;
 	}
 	/* (TLS 1.3 tickets and key updates answer from inside SSL_read) */
 	if (flush_net(r) != 0) {
-		close_all(r);
+		net_broken(r, UV_EPIPE);
 		return;
 	}
-	if (!r->to_app_done) {
-		int rv = send_to(r, (uv_stream_t *)&r->app, r->plain.data,
-		                 r->plain.len);
-
-		if (rv == UV_ENOMEM) {
-			close_all(r);
-			return;
-		}
-		r->plain.len = 0;
-		if (rv != 0) {
-			app_gone(r);
-			return;
-		}
-	}
-	r->plain.len = 0;
 	if (eof) {
 		net_end(r);
 		return;

@@ -1080,6 +1080,44 @@ static void test_peer_vanishes(void **state)
 	settle(w);
 }
 
+/* ---- 8b. the peer answers and closes ------------------------------------ */
+
+#define REPLY (2u << 20)
+
+static void answer_and_close(struct side *d)
+{
+	if (d->writes > 0)
+		return;
+	d->on_written = close_when_written;
+	write_pattern(d, REPLY);
+}
+
+static bool reply_read(struct world *w)
+{
+	return w->server.closed && w->client.closed;
+}
+
+/* A server app that answers 2 MiB and closes at once while the client is
+ * still sending 16 MiB (its relay resets the unread connection) and the
+ * client app reads only later: the client app still reads the whole
+ * answer, then the end. */
+static void test_answer_then_reset(void **state)
+{
+	struct world *w = *state;
+
+	w->server.on_data = answer_and_close;
+	w->client.check = true;
+	w->client.read_delay_ms = 500;
+	w->client.on_open = client_write_all;
+	listen_on(w, ACCEPT_RELAY);
+	dial(w, &cli_tls);
+	run_until(reply_read);
+	assert_int_equal(w->server.writes_failed, 0);
+	assert_int_equal(w->client.got, REPLY);
+	assert_true(w->client.ended);
+	settle(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1109,6 +1147,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_cancel_handshaking_server,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_peer_vanishes, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_answer_then_reset, setup,
 	                                        teardown),
 	};
 
