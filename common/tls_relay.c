@@ -3,10 +3,26 @@
  * of a socketpair with plaintext on the other.
  *
  * States: handshaking (net open, app not yet made, timer = deadline),
- * relaying (both open), ending (one side ended: the linger timer runs),
- * closing (uv_close on every handle; the relay is freed by the last close
- * callback). Pending write callbacks run, cancelled, before the close
- * callbacks, so they may still look at the relay.
+ * relaying (both open), ending (one direction finished: the linger timer
+ * runs), closing (uv_close on every handle; the relay is freed by the last
+ * close callback). Pending write and shutdown callbacks run, cancelled,
+ * before the close callbacks, so they may still look at the relay.
+ *
+ * Each direction finishes on its own: app to net when the caller's EOF was
+ * followed by close_notify and a TCP shutdown that completed (everything
+ * before it went out); net to app when the peer's EOF or close_notify was
+ * followed by a shutdown of the socketpair that completed (everything
+ * decrypted was delivered), or when the caller can no longer be written
+ * to. The relay closes when both have finished, not when both have merely
+ * begun to end: a caller that half-closes must still get every byte it
+ * is owed.
+ *
+ * Failure modes: before the callback every error goes to it (never lost:
+ * cancel is the only way not to call it); after it, the network failing
+ * (reset, a bad record, a write error) closes everything at once, as a TCP
+ * reset would, while the caller going away (a write to it failing) only
+ * ends the direction towards it, so what the caller wrote before closing
+ * still goes out with close_notify.
  */
 #include "tls_relay.h"
 
@@ -28,7 +44,7 @@ struct narf_tls_relay {
 	uv_pipe_t app; /* our end of the socketpair (plaintext) */
 	uv_timer_t timer;
 	uv_connect_t connect;
-	uv_shutdown_t net_shut, app_shut;
+	uv_shutdown_t net_shut_req, app_shut;
 	struct narf_tls_conn *tls;
 	narf_tls_relay_cb cb; /* NULL once called or cancelled */
 	void *data;
@@ -38,11 +54,14 @@ struct narf_tls_relay {
 	int handles;       /* initialised handles not yet closed */
 	size_t net_queued; /* bytes in write requests, each way */
 	size_t app_queued;
-	bool app_made;   /* the socketpair exists (handed over) */
-	bool net_ended;  /* network side ended (EOF, close_notify) */
-	bool app_ended;  /* the caller's side ended */
-	bool net_paused; /* not reading net: app queue full */
-	bool app_paused; /* not reading app: net queue full */
+	bool app_made;    /* the socketpair exists (handed over) */
+	bool net_ended;   /* network side ended (EOF, close_notify) */
+	bool app_ended;   /* the caller's side ended */
+	bool to_app_done; /* net-to-app direction finished */
+	bool to_net_done; /* app-to-net direction finished */
+	bool net_shut;    /* net write side shut: TLS output is dropped */
+	bool net_paused;  /* not reading net: app queue full */
+	bool app_paused;  /* not reading app: net queue full */
 	bool closing;
 };
 
@@ -84,15 +103,20 @@ static void close_handle(struct narf_tls_relay *r, uv_handle_t *h)
 		uv_close(h, handle_closed);
 }
 
+static void fail(struct narf_tls_relay *r, int status, const char *why);
+
 static void close_all(struct narf_tls_relay *r)
 {
 	if (r->closing)
 		return;
-	r->closing = true;
+	/* cb runs exactly once unless cancelled: a path that closes before
+	 * the handover without calling it is a bug, answered here rather
+	 * than by a caller waiting forever. */
 	if (r->cb != NULL) {
-		r->cb = NULL;
-		pending--;
+		fail(r, NARF_EINTERNAL, "TLS relay closed before its callback");
+		return;
 	}
+	r->closing = true;
 	uv_timer_stop(&r->timer);
 	close_handle(r, (uv_handle_t *)&r->net);
 	close_handle(r, (uv_handle_t *)&r->timer);
@@ -114,13 +138,16 @@ static void fail(struct narf_tls_relay *r, int status, const char *why)
 }
 
 static void read_again(struct narf_tls_relay *r);
+static void app_gone(struct narf_tls_relay *r);
+static void net_broken(struct narf_tls_relay *r, int uv_status);
 
 static void write_cb(uv_write_t *req, int status)
 {
 	struct relay_write *w = (struct relay_write *)req;
 	struct narf_tls_relay *r = w->r;
+	bool to_net = w->to_net;
 
-	if (w->to_net)
+	if (to_net)
 		r->net_queued -= w->len;
 	else
 		r->app_queued -= w->len;
@@ -128,7 +155,10 @@ static void write_cb(uv_write_t *req, int status)
 	if (r->closing)
 		return;
 	if (status < 0) {
-		close_all(r);
+		if (to_net)
+			net_broken(r, status);
+		else
+			app_gone(r);
 		return;
 	}
 	read_again(r);
@@ -177,11 +207,16 @@ static int send_to(struct narf_tls_relay *r,
 	return 0;
 }
 
-/* The TLS output (handshake flights, records, alerts) onto the network. */
+/* The TLS output (handshake flights, records, alerts) onto the network.
+ * After our close_notify and the TCP shutdown nothing more may be written
+ * (libuv would refuse it): what OpenSSL still says then (an answer to a
+ * key update) is dropped. */
 static int flush_net(struct narf_tls_relay *r)
 {
 	struct narf_buf *out = narf_tls_conn_out(r->tls);
-	int rv = send_to(r, (uv_stream_t *)&r->net, out->data, out->len);
+	int rv = r->net_shut ? 0
+	                     : send_to(r, (uv_stream_t *)&r->net, out->data,
+	                               out->len);
 
 	out->len = 0;
 	return rv;
@@ -203,8 +238,10 @@ static void read_again(struct narf_tls_relay *r)
 	    !r->net_ended) {
 		r->net_paused = false;
 		if (uv_read_start((uv_stream_t *)&r->net, alloc_cb,
-		                  net_read_cb) != 0)
+		                  net_read_cb) != 0) {
 			close_all(r);
+			return;
+		}
 	}
 	if (r->app_paused && r->net_queued <= NARF_TLS_RELAY_LOW &&
 	    !r->app_ended && !r->closing) {
@@ -220,24 +257,42 @@ static void linger_cb(uv_timer_t *t)
 	close_all(t->data);
 }
 
-/* One side ended: close when both have, or after the linger time. */
-static void ended(struct narf_tls_relay *r)
+/* A direction finished: close when both have, else give the other one
+ * the linger time (the timer, the handshake deadline before, is free:
+ * it was stopped at the handover). */
+static void finished(struct narf_tls_relay *r)
 {
-	if (r->net_ended && r->app_ended) {
+	if (r->to_app_done && r->to_net_done) {
 		close_all(r);
 		return;
 	}
-	uv_timer_stop(&r->timer);
-	uv_timer_start(&r->timer, linger_cb, NARF_TLS_RELAY_LINGER_MS, 0);
+	if (!uv_is_active((uv_handle_t *)&r->timer))
+		uv_timer_start(&r->timer, linger_cb, NARF_TLS_RELAY_LINGER_MS,
+		               0);
 }
 
+/* (status ignored: a socketpair whose caller closed fails its shutdown,
+ * and either way nothing more goes that way) */
 static void shut_cb(uv_shutdown_t *req, int status)
 {
 	struct narf_tls_relay *r = req->data;
 
 	(void)status;
-	if (!r->closing)
-		ended(r);
+	if (r->closing)
+		return;
+	if (req == &r->app_shut)
+		r->to_app_done = true;
+	else
+		r->to_net_done = true;
+	finished(r);
+}
+
+/* Nothing more comes from the network side: stop reading it. */
+static void net_stop(struct narf_tls_relay *r)
+{
+	r->net_ended = true;
+	r->net_paused = false;
+	uv_read_stop((uv_stream_t *)&r->net);
 }
 
 /* The network side ended: the app reads EOF after what was delivered. */
@@ -245,11 +300,67 @@ static void net_end(struct narf_tls_relay *r)
 {
 	if (r->net_ended)
 		return;
-	r->net_ended = true;
-	uv_read_stop((uv_stream_t *)&r->net);
+	net_stop(r);
+	if (r->to_app_done)
+		return;
 	r->app_shut.data = r;
 	if (uv_shutdown(&r->app_shut, (uv_stream_t *)&r->app, shut_cb) != 0)
+		app_gone(r);
+}
+
+/* The network failed (a reset, a write error, a bad record). Before the
+ * handover cb hears of it. After it nothing more goes out and the caller's
+ * side is no longer read, but what was decrypted before still reaches the
+ * caller, then its EOF, as over TCP: a peer that answers and closes while
+ * we still send (its kernel resets the connection) must not lose the
+ * answer it gave. */
+static void net_broken(struct narf_tls_relay *r, int uv_status)
+{
+	if (r->cb != NULL) {
+		fail(r, narf_err_from_uv(uv_status), uv_strerror(uv_status));
+		return;
+	}
+	r->to_net_done = true;
+	r->net_shut = true;
+	if (!r->app_ended) {
+		r->app_ended = true;
+		r->app_paused = false;
+		uv_read_stop((uv_stream_t *)&r->app);
+	}
+	net_end(r);
+	if (!r->closing)
+		finished(r);
+}
+
+/* What was decrypted, to the app (dropped when the caller is gone); false
+ * when the relay closed. */
+static bool deliver(struct narf_tls_relay *r)
+{
+	int rv = 0;
+
+	if (!r->to_app_done)
+		rv = send_to(r, (uv_stream_t *)&r->app, r->plain.data,
+		             r->plain.len);
+	r->plain.len = 0;
+	if (rv == UV_ENOMEM)
 		close_all(r);
+	else if (rv != 0)
+		app_gone(r);
+	return !r->closing;
+}
+
+/* The caller can no longer be written to (it closed its fd): what the
+ * network still sends has nowhere to go, but what the caller wrote before
+ * closing is still read and sent, so only this direction ends. */
+static void app_gone(struct narf_tls_relay *r)
+{
+	if (r->to_app_done)
+		return;
+	r->to_app_done = true;
+	r->plain.len = 0;
+	if (!r->net_ended)
+		net_stop(r);
+	finished(r);
 }
 
 static void app_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -262,23 +373,34 @@ static void app_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread < 0) {
 		/* The caller closed or shut down its end: close_notify,
-		 * then the TCP write side once everything went out. */
+		 * then the TCP write side once everything went out. A
+		 * reset (it closed with our bytes unread) also says it
+		 * reads no more. */
 		r->app_ended = true;
+		r->app_paused = false;
 		uv_read_stop(s);
 		narf_tls_conn_close_notify(r->tls);
 		if (flush_net(r) != 0) {
 			close_all(r);
 			return;
 		}
-		r->net_shut.data = r;
-		if (uv_shutdown(&r->net_shut, (uv_stream_t *)&r->net,
-		                shut_cb) != 0)
+		r->net_shut = true;
+		r->net_shut_req.data = r;
+		if (uv_shutdown(&r->net_shut_req, (uv_stream_t *)&r->net,
+		                shut_cb) != 0) {
 			close_all(r);
+			return;
+		}
+		if (nread != UV_EOF)
+			app_gone(r);
 		return;
 	}
-	if (narf_tls_conn_encrypt(r->tls, buf->base, (size_t)nread) != 0 ||
-	    flush_net(r) != 0) {
+	if (narf_tls_conn_encrypt(r->tls, buf->base, (size_t)nread) != 0) {
 		close_all(r);
+		return;
+	}
+	if (flush_net(r) != 0) {
+		net_broken(r, UV_EPIPE);
 		return;
 	}
 	if (r->net_queued > NARF_TLS_RELAY_HIGH) {
@@ -332,7 +454,7 @@ static void net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct narf_tls_relay *r = s->data;
 	char why[160];
-	bool done, eof = false;
+	bool done, bad, eof = false;
 
 	if (r->closing || nread == 0)
 		return;
@@ -344,7 +466,7 @@ static void net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		else if (nread == UV_EOF)
 			net_end(r);
 		else
-			close_all(r);
+			net_broken(r, (int)nread);
 		return;
 	}
 	if (narf_tls_conn_feed(r->tls, buf->base, (size_t)nread) != 0) {
@@ -367,18 +489,20 @@ static void net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (!done || hand_over(r) != 0)
 			return;
 	}
-	if (narf_tls_conn_decrypt(r->tls, &r->plain, READ_SIZE, &eof, why,
-	                          sizeof(why)) != 0) {
-		close_all(r);
+	/* (a bad record: what came before it is still delivered) */
+	bad = narf_tls_conn_decrypt(r->tls, &r->plain, READ_SIZE, &eof, why,
+	                            sizeof(why)) != 0;
+	if (!deliver(r))
+		return;
+	if (bad) {
+		net_broken(r, UV_EPROTO);
 		return;
 	}
 	/* (TLS 1.3 tickets and key updates answer from inside SSL_read) */
-	if (flush_net(r) != 0 || send_to(r, (uv_stream_t *)&r->app,
-	                                 r->plain.data, r->plain.len) != 0) {
-		close_all(r);
+	if (flush_net(r) != 0) {
+		net_broken(r, UV_EPIPE);
 		return;
 	}
-	r->plain.len = 0;
 	if (eof) {
 		net_end(r);
 		return;

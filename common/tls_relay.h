@@ -36,6 +36,9 @@
  * The data node's client port does not use a relay (server.c runs TLS in
  * its own I/O path); internal links carry batches, not single requests.
  *
+ * Writes to a caller that closed its fd fail with EPIPE: the process must
+ * ignore SIGPIPE (the daemons' main() does), or it dies of the first one.
+ *
  * Single-threaded: every call on the loop's thread.
  */
 #ifndef NARF_TLS_RELAY_H
