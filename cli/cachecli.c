@@ -487,9 +487,15 @@ int narf_cli_report_coord(const struct narf_cli_options *o,
 		fprintf(stderr,
 		        "%s: no usable answer from the coordinators at %s "
 		        "within %llums (%s): is a majority of them up? "
-		        "(scripts/cluster.sh status)\n",
+		        "(scripts/cluster.sh status)%s\n",
 		        prog, o->coord, (unsigned long long)o->timeout_ms,
-		        errmsg);
+		        errmsg,
+		        /* A TLS port closes on a plain-text request without
+		         * a word (OpenSSL sends no alert for it). */
+		        !o->tls && strstr(errmsg, "closed without a reply")
+		                ? "; or TLS ports: a cluster with TLS needs "
+		                  "--tls or NARF_TLS_DIR"
+		                : "");
 	return EXIT_UNREACHABLE;
 }
 

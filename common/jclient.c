@@ -361,6 +361,13 @@ static int read_some(struct exchange *x, struct narf_frame_decoder *d)
 		               : "without a reply");
 	if (rc != 0 || n == 0)
 		return rc;
+	/* A TLS record (an alert, a handshake) where a JSON line should
+	 * be: the port speaks TLS and we do not. */
+	if (x->ssl == NULL && d->len == 0 && n >= 2 &&
+	    (buf[0] == 0x15 || buf[0] == 0x16) && buf[1] == 0x03) {
+		set_err(x->errmsg, "%s: the port speaks TLS", x->addr);
+		return NARF_EPROTO;
+	}
 	rc = narf_frame_feed(d, buf, n);
 	if (rc == NARF_ETOOLARGE)
 		set_err(x->errmsg, "%s: reply longer than %u bytes", x->addr,

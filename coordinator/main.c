@@ -715,13 +715,10 @@ static int start(struct narf_coord *c)
 	char errmsg[NARF_ERRMSG_SIZE];
 	int rv;
 
-	if (c->cfg.join != NULL && pristine(c->cfg.data_dir) && c->cfg.tls) {
-		/* The blocking client (common/jclient.c) has no TLS yet. */
-		NARF_INFO(
-		        "--join with --tls-cluster yes: the id and addresses "
-		        "are not checked against the cluster before the "
-		        "leader adds this member");
-	} else if (c->cfg.join != NULL && pristine(c->cfg.data_dir)) {
+	if (c->cfg.join != NULL && pristine(c->cfg.data_dir)) {
+		/* (over TLS with the member's own client certificate) */
+		if (c->cfg.tls)
+			narf_jclient_set_tls(c->cfg.tls_client.ctx);
 		rv = check_join(&c->cfg);
 		if (rv != 0)
 			return rv;
