@@ -42,6 +42,7 @@ benchmarks:
         over plain, throughput and CPU per request). No memory phase.
 
   failover [--rounds N] [--rate R] [--keys K] [--dir DIR] [--base-port P]
+           [--tls]
         Data node failover: starts 3 coordinators and 4 data nodes
         (scripts/cluster.sh, base port P, default 17300); a recording
         writer SETs K keys (default 400) at about R writes/s (default 200),
@@ -52,6 +53,9 @@ benchmarks:
         failed writes on the other nodes' slots and acknowledged writes
         lost; then the medians. Exits 1 if anything acknowledged was lost
         or a write to another node's slot failed.
+        --tls: the cluster runs TLS on every link (cluster.sh start --tls:
+        Raft, the coordinator API, peer links; the writer uses the data
+        nodes' TLS ports), for failover time with TLS against without.
 
   cluster [--rounds R] [--requests N[,N]] [--pipeline P[,P]] [--clients C]
           [--dir DIR] [--base-port P] [--tls]
@@ -488,9 +492,10 @@ check_port() {
 }
 
 bench_failover() {
-	local rounds=5 port=17300 rate=200 keys=400
+	local rounds=5 port=17300 rate=200 keys=400 tls=()
 	while (($#)); do
 		case $1 in
+		--tls) tls=(--tls) ;;
 		--rounds)
 			rounds=${2:?--rounds needs a value}
 			shift
@@ -534,7 +539,7 @@ bench_failover() {
 		die "--keys must be a number from 10 to 999999"
 	fi
 	check_port "$port"
-	start_narf 4 "$port" failover
+	start_narf 4 "$port" failover "${tls[@]}"
 	# Each round is bounded to 60 s of writing plus its waits (about
 	# 150 s at worst); the timeout is the backstop.
 	run_py $((rounds * 200 + 60)) "$ROOT/scripts/lib/bench_failover.py" \

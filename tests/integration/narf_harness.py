@@ -18,6 +18,8 @@ import threading
 import time
 import uuid
 
+import tls_certs
+
 # ---------------------------------------------------------------------------
 # TLS (NARF_TLS=1): every coordinator and data node of the suite speaks TLS
 # on its internal links and its client port, with one throwaway CA made
@@ -27,46 +29,16 @@ import uuid
 TLS_MODE = os.environ.get("NARF_TLS", "") not in ("", "0", "no")
 
 
-def _openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
-                   capture_output=True, timeout=60)
-
-
-def make_tls_ca(d, name="ca", days="30"):
-    """name.crt/name.key in d: a self-signed CA (EC P-256)."""
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-             name + ".key", "-out", name + ".crt", "-days", days, "-subj",
-             "/CN=narf test " + name, cwd=d)
-
-
-def make_tls_cert(d, ca, name, cn, days="30", server=False):
-    """name.crt/name.key in d, signed by ca: a server certificate for
-    127.0.0.1 and localhost (server) or a client one. days "-1" makes one
-    that has already expired (OpenSSL 3.0 accepts it)."""
-    _openssl("req", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-             name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn,
-             cwd=d)
-    ext = os.path.join(d, name + ".ext")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server
-                else "extendedKeyUsage=clientAuth\n")
-    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt",
-             "-CAkey", ca + ".key", "-CAcreateserial", "-out", name + ".crt",
-             "-days", days, "-extfile", ext, cwd=d)
-    for f in (name + ".key",):
-        os.chmod(os.path.join(d, f), 0o600)
-
-
 def make_tls_dir(d):
     """The harness convention (scripts/cluster.sh start --tls makes the
     same): ca.crt, server.crt/key (used by every process), client.crt/key
     (operators, tests). Returns d."""
     d = str(d)
-    make_tls_ca(d, "ca")
-    make_tls_cert(d, "ca", "server", "narf server", server=True)
-    make_tls_cert(d, "ca", "client", "narf client")
+    tls_certs.make_ca(d, "ca")
+    tls_certs.make_cert(d, "ca", "server", "narf server", usage="both")
+    tls_certs.make_cert(d, "ca", "client", "narf client")
+    for name in ("ca.key", "server.key", "client.key"):
+        os.chmod(os.path.join(d, name), 0o600)
     return d
 
 

@@ -25,8 +25,8 @@ import pytest
 
 import dn_fixtures
 from dn_harness import HOST, DataNode
-from narf_harness import (PORTS, make_tls_ca, make_tls_cert, make_tls_dir,
-                          secret_file)
+from narf_harness import PORTS, make_tls_dir, secret_file
+from tls_certs import make_ca, make_cert
 
 RUN_TIMEOUT = 30
 
@@ -38,11 +38,10 @@ def certs(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("tls"))
     try:
         make_tls_dir(d)
-        make_tls_ca(d, "rogue")
-        make_tls_cert(d, "rogue", "rogue-server", "narf rogue", server=True)
-        make_tls_cert(d, "ca", "expired", "narf expired", days="-1",
-                      server=True)
-        make_tls_cert(d, "rogue", "stranger", "narf stranger")
+        make_ca(d, "rogue")
+        make_cert(d, "rogue", "rogue-server", "narf rogue", server=True)
+        make_cert(d, "ca", "expired", "narf expired", days="-1", server=True)
+        make_cert(d, "rogue", "stranger", "narf stranger")
     except (OSError, subprocess.CalledProcessError) as e:
         pytest.skip("cannot make certificates with openssl: %s" % e)
     return d

@@ -150,8 +150,14 @@ def test_leader_elected_and_api_over_tls(make_trio, certs, tls_env,
                 "expires") in log, c.log_tail()
         assert "proved itself from 127.0.0.1:" in log, c.log_tail()
         assert api_ok(c.api), c.log_tail()
-    # A request beyond ping: the leader's status over TLS.
-    rep = coordping.request(trio[leader].api, {"op": "status"}, 2.0)
+    # A request beyond ping: the leader's status over TLS (a new leader
+    # answers not_ready until its first barrier applies).
+    deadline = time.monotonic() + 10
+    while True:
+        rep = coordping.request(trio[leader].api, {"op": "status"}, 2.0)
+        if rep.get("error") != "not_ready" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert rep.get("ok") is True, rep
     trio[leader].kill9()
     rest = {cid: a for cid, a in maddrs.items() if cid != leader}
