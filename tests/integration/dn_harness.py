@@ -18,7 +18,7 @@ import time
 
 import redis
 
-from narf_harness import PORTS, HarnessError, with_secret
+from narf_harness import PORTS, HarnessError, tls_wrap, with_secret
 
 HOST = "127.0.0.1"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -107,7 +107,8 @@ class RawConn:
 
     def __init__(self, port, timeout=5.0, host=HOST):
         self.port = port
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = tls_wrap(
+            socket.create_connection((host, port), timeout=timeout), port)
         self.sock.settimeout(timeout)
         self.timeout = timeout
         self.buf = b""

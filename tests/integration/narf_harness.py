@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,6 +27,47 @@ HOST = "127.0.0.1"
 # Coordinator errors that mean "ask again shortly" (docs/protocol.md).
 RETRY_ERRORS = ("not_ready", "busy")
 NSLOTS = 16384
+
+
+# ---------------------------------------------------------------------------
+# TLS (--tls-cluster): ports that speak TLS only, and how the harness
+# connects to them. A tls_dir holds ca.crt, server.crt/.key (what the
+# processes present, to clients and to each other) and client.crt/.key
+# (what the harness presents). Trio(tls_dir=...) and the cluster harness's
+# DataNode(tls_dir=...) register their TLS ports here; Conn (coordinator
+# API) and dn_harness.RawConn wrap a connection to a registered port.
+TLS_PORTS = {}  # port -> ssl.SSLContext
+
+
+def tls_context(tls_dir):
+    """A client context trusting tls_dir's CA and presenting its client
+    certificate (host names unchecked: narf checks the chain only)."""
+    ctx = ssl.create_default_context(cafile=os.path.join(tls_dir, "ca.crt"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(os.path.join(tls_dir, "client.crt"),
+                        os.path.join(tls_dir, "client.key"))
+    return ctx
+
+
+def tls_flags(tls_dir):
+    """The TLS flags of a process of a --tls-cluster (coord and datanode
+    take the same names)."""
+    return ["--tls-cluster", "yes",
+            "--tls-cert-file", os.path.join(tls_dir, "server.crt"),
+            "--tls-key-file", os.path.join(tls_dir, "server.key"),
+            "--tls-ca-cert-file", os.path.join(tls_dir, "ca.crt")]
+
+
+def tls_wrap(sock, port):
+    """sock, wrapped in TLS when port is a registered TLS port."""
+    ctx = TLS_PORTS.get(int(port))
+    if ctx is None:
+        return sock
+    try:
+        return ctx.wrap_socket(sock, server_hostname="localhost")
+    except BaseException:
+        sock.close()
+        raise
 
 
 class HarnessError(AssertionError):
@@ -221,7 +263,9 @@ class Conn:
     def __init__(self, addr, timeout=2.0, role="operator", key=None):
         host, port = addr.rsplit(":", 1)
         self.addr = addr
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock = tls_wrap(
+            socket.create_connection((host, int(port)), timeout=timeout),
+            port)
         self.sock.settimeout(timeout)
         self.buf = b""
         if role is not None and key is None:
@@ -439,7 +483,7 @@ class Trio:
 
     def __init__(self, build, tmpdir, node_timeout_ms=None, replicas=None,
                  election_timeout_ms=None, heartbeat_timeout_ms=None,
-                 log_level="debug", coord_args=None):
+                 log_level="debug", coord_args=None, tls_dir=None):
         self.build = build
         self.tmpdir = str(tmpdir)
         ports = PORTS.take(6)
@@ -461,6 +505,12 @@ class Trio:
             extra += ["--heartbeat-timeout", str(heartbeat_timeout_ms)]
         if log_level:
             extra += ["--log-level", log_level]
+        if tls_dir is not None:
+            # API and Raft ports speak TLS only (coord --tls-cluster yes)
+            extra += tls_flags(tls_dir)
+            for i in range(3):
+                TLS_PORTS[ports[2 * i + 1]] = tls_context(tls_dir)
+        self.tls_dir = tls_dir
         self.node_timeout_ms = node_timeout_ms
         for i in range(3):
             cid = i + 1
