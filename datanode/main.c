@@ -622,12 +622,15 @@ int main(int argc, char **argv)
 	}
 	if (dn.metrics_addr != NULL)
 		NARF_INFO("metrics on http://%s/metrics", dn.metrics_addr);
-	NARF_INFO("%s on %s:%d, max memory %llu, %s%s",
+	NARF_INFO("%s on %s:%d, max memory %llu, %s%s%s",
 	          dn.cluster ? "cluster member" : "standalone (every slot)",
 	          cfg.bind, cfg.port, (unsigned long long)cfg.max_memory,
 	          cfg.eviction == NARF_EVICT_NOEVICTION ? "noeviction"
 	                                                : "allkeys-lru",
-	          cfg.requirepass ? ", password required" : "");
+	          cfg.requirepass ? ", password required" : "",
+	          dn.tls_cluster ? ", internal links over TLS (the map has "
+	                           "us at the TLS port)"
+	                         : "");
 	uv_run(&dn.loop, UV_RUN_DEFAULT);
 	narf_engine_close(&dn.engine);
 	narf_repl_destroy(dn.repl);

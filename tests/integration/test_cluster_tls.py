@@ -20,6 +20,7 @@ Run: NARF_BUILD=$PWD/build /usr/bin/python3 -m pytest -q \\
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -148,24 +149,45 @@ def test_tls_cluster_flag_needs_everything(certs):
     assert "--tls-cluster yes|no" in run_datanode("--help").stdout
 
 
-def test_tls_cluster_allows_port_0_and_registers_tls_port(make_server,
-                                                          tmp_path, certs):
+def test_tls_cluster_port_0_tls_address_and_reload(tmp_path, certs):
     """With --tls-cluster yes, --join may go with --port 0 (no plain port:
-    peer links use TLS), and the node joins as host:tls_port (its log says
-    so) and calls the coordinators through TLS (here nobody listens)."""
+    peer links use TLS); the node joins as host:tls_port and calls the
+    coordinators through TLS (here nobody listens). SIGHUP reloads the TLS
+    port's context and the internal links' client context; a key that no
+    longer loads keeps both in use, logged, and the node runs on."""
     tls_port = ch.PORTS.take(1)[0]
     log = tmp_path / "n.log"
+    files = {}
+    for name in ("server.crt", "server.key"):
+        files[name] = str(tmp_path / name)
+        shutil.copy(os.path.join(certs.good, name), files[name])
+    argv = [datanode_binary(), "--port", "0", "--join", "127.0.0.1:1",
+            "--cluster-secret-file", secret_file(), "--tls-port",
+            str(tls_port), "--log-level", "debug", "--tls-cluster", "yes",
+            "--tls-cert-file", files["server.crt"], "--tls-key-file",
+            files["server.key"], "--tls-ca-cert-file",
+            os.path.join(certs.good, "ca.crt")]
     with open(log, "wb") as f:
-        p = subprocess.Popen(
-            [datanode_binary(), "--port", "0", "--join", "127.0.0.1:1",
-             "--cluster-secret-file", secret_file(), "--tls-port",
-             str(tls_port), "--log-level", "debug"] + tls_flags(certs.good),
-            stdout=f, stderr=f)
+        p = subprocess.Popen(argv, stdout=f, stderr=f)
     try:
         wait_until(lambda: "as 127.0.0.1:%d" % tls_port in log.read_text(),
                    10, what="the join line")
         wait_until(lambda: "cannot reach 127.0.0.1:1 over TLS" in
                    log.read_text(), 10, what="a TLS dial")
+        p.send_signal(signal.SIGHUP)
+        wait_until(lambda: "TLS cluster (outgoing links) reload: new "
+                   "connections get" in log.read_text(), 10,
+                   what="the client context reloaded")
+        assert "INFO  datanode TLS reload: new connections get" in \
+            log.read_text()
+        with open(files["server.key"], "w") as f:
+            f.write("not a key\n")
+        p.send_signal(signal.SIGHUP)
+        wait_until(lambda: log.read_text().count(
+            "new connections keep the certificate in use") == 2, 10,
+            what="both reloads refused")
+        assert "ERROR datanode TLS cluster (outgoing links) reload: " in \
+            log.read_text()
         assert p.poll() is None
     finally:
         p.terminate()
@@ -285,6 +307,13 @@ def test_tls_cluster_writes_replicate_and_fail_over(tls_cluster, certs):
     assert len(acked) == 2000
     # CLUSTER SLOTS on a node's plain port names TLS ports.
     assert set(ch.slots_table(c.nodes[0].port)) <= {d.addr for d in c.nodes}
+    # The replicas' links came in on the TLS ports (the map's), proven,
+    # and no handshake failed.
+    for d in c.nodes:
+        with d.raw() as conn:
+            text = conn.cmd("INFO").decode()
+        assert "tls_handshake_failures:0" in text, d.name
+        assert "connected_peer_links:0" not in text, d.name
     victim = c.nodes[1]
     old_id = c.current_id(m, victim.addr)
     victim.kill9()
