@@ -90,6 +90,22 @@ static const char usage_text[] =
         "                           with --tls-ca-cert-file), optional\n"
         "                           verifies one when sent, no never asks\n"
         "                           (the default without a CA)\n"
+        "  --tls-cluster yes|no     yes: the internal links use TLS too: peer\n"
+        "                           links and calls to the coordinators go "
+        "over\n"
+        "                           TLS (this certificate and key presented, "
+        "the\n"
+        "                           CA verifying the other end), and the "
+        "cluster\n"
+        "                           map has this node at its TLS port, so\n"
+        "                           redirects and CLUSTER SLOTS name TLS "
+        "ports\n"
+        "                           (--port still serves local clients). "
+        "Needs\n"
+        "                           --join, --tls-port, the three "
+        "--tls-*-file\n"
+        "                           and coordinators with --tls-cluster yes\n"
+        "                           (default no)\n"
         "  --max-clients N          client connections (default 10000)\n"
         "  --max-peer-links N       connections of other nodes (proven peer\n"
         "                           links, and those beyond --max-clients\n"
@@ -143,20 +159,33 @@ static char *read_secret(const char *flag, const char *path)
 	return strdup(line);
 }
 
-/* --tls-*: check them together and load the files (exit 2 on a bad one). */
+/* --tls-*: check them together and load the files (exit 2 on a bad one).
+ * With --tls-cluster yes, a client context on the same files too: the
+ * internal links present this node's certificate and verify the other
+ * end against the CA. */
 static void parse_tls(const struct narf_engine_config *cfg,
                       struct narf_dn *dn,
                       struct narf_tls_config *tls,
                       bool auth_set)
 {
 	char errmsg[NARF_ERRMSG_SIZE];
+	struct narf_tls_config client;
 
 	if (cfg->port == 0 && dn->tls_port == 0)
 		narf_usage_error(prog, "--port 0 needs --tls-port");
-	if (cfg->port == 0 && dn->cluster)
+	if (dn->tls_cluster &&
+	    (!dn->cluster || dn->tls_port == 0 || tls->cert_file == NULL ||
+	     tls->key_file == NULL || tls->ca_file == NULL))
 		narf_usage_error(prog,
-		                 "--join needs a plain --port: peer links do "
-		                 "not use TLS yet");
+		                 "--tls-cluster yes needs --join, --tls-port, "
+		                 "--tls-cert-file, --tls-key-file and "
+		                 "--tls-ca-cert-file (the CA verifies the "
+		                 "other nodes and the coordinators)");
+	if (cfg->port == 0 && dn->cluster && !dn->tls_cluster)
+		narf_usage_error(prog,
+		                 "--join needs a plain --port without "
+		                 "--tls-cluster yes: peer links then do not "
+		                 "use TLS");
 	if (dn->tls_port == 0)
 		return;
 	if (dn->tls_port == cfg->port)
@@ -173,6 +202,14 @@ static void parse_tls(const struct narf_engine_config *cfg,
 		                                 : NARF_TLS_AUTH_NO;
 	if (narf_tls_init(&dn->tls, tls, errmsg) != 0)
 		narf_usage_error(prog, "%s", errmsg);
+	if (!dn->tls_cluster)
+		return;
+	client = *tls;
+	client.client = true;
+	client.insecure = false;
+	client.auth = NARF_TLS_AUTH_NO;
+	if (narf_tls_init(&dn->tls_client, &client, errmsg) != 0)
+		narf_usage_error(prog, "--tls-cluster: %s", errmsg);
 }
 
 static void parse_flags(struct narf_engine_config *cfg,
@@ -211,6 +248,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_TLSKEY,
 		O_TLSCA,
 		O_TLSAUTH,
+		O_TLSCLUSTER,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -243,6 +281,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"tls-key-file", required_argument, NULL, O_TLSKEY},
 	        {"tls-ca-cert-file", required_argument, NULL, O_TLSCA},
 	        {"tls-auth-clients", required_argument, NULL, O_TLSAUTH},
+	        {"tls-cluster", required_argument, NULL, O_TLSCLUSTER},
 	        {"help", no_argument, NULL, O_HELP},
 	        {NULL, 0, NULL, 0},
 	};
@@ -430,6 +469,15 @@ static void parse_flags(struct narf_engine_config *cfg,
 				                 optarg);
 			tls_auth_set = true;
 			break;
+		case O_TLSCLUSTER:
+			if (strcmp(optarg, "yes") != 0 &&
+			    strcmp(optarg, "no") != 0)
+				narf_usage_error(prog,
+				                 "--tls-cluster '%s': expected "
+				                 "yes or no",
+				                 optarg);
+			dn->tls_cluster = strcmp(optarg, "yes") == 0;
+			break;
 		case O_HELP:
 			fputs(usage_text, stdout);
 			exit(0);
@@ -531,6 +579,10 @@ int main(int argc, char **argv)
 		dn.engine.repl = dn.repl;
 		narf_repl_set_sync_rate(dn.repl, dn.sync_rate);
 		narf_repl_set_keys(dn.repl, &dn.engine.cfg.keys);
+		if (dn.tls_cluster) {
+			narf_repl_set_tls(dn.repl, &dn.tls_client);
+			dn.member.tls = &dn.tls_client;
+		}
 		narf_store_set_write_cb(dn.engine.store, narf_repl_store_write,
 		                        dn.repl);
 		narf_store_set_removed_cb(dn.engine.store,
@@ -554,7 +606,11 @@ int main(int argc, char **argv)
 	if (dn.cluster) {
 		char self[NARF_ADDR_SIZE];
 
-		snprintf(self, sizeof(self), "%s:%d", cfg.bind, cfg.port);
+		/* The address the map gives for us, which peers dial, the
+		 * coordinators probe and redirects name: the TLS port in a
+		 * TLS cluster (the plain one then serves local clients). */
+		snprintf(self, sizeof(self), "%s:%d", cfg.bind,
+		         dn.tls_cluster ? dn.tls_port : cfg.port);
 		dn.engine.cluster_map = &dn.member.map;
 		dn.engine.cluster_node_id = &dn.member.node_id;
 		dn.engine.member = &dn.member;
@@ -566,12 +622,15 @@ int main(int argc, char **argv)
 	}
 	if (dn.metrics_addr != NULL)
 		NARF_INFO("metrics on http://%s/metrics", dn.metrics_addr);
-	NARF_INFO("%s on %s:%d, max memory %llu, %s%s",
+	NARF_INFO("%s on %s:%d, max memory %llu, %s%s%s",
 	          dn.cluster ? "cluster member" : "standalone (every slot)",
 	          cfg.bind, cfg.port, (unsigned long long)cfg.max_memory,
 	          cfg.eviction == NARF_EVICT_NOEVICTION ? "noeviction"
 	                                                : "allkeys-lru",
-	          cfg.requirepass ? ", password required" : "");
+	          cfg.requirepass ? ", password required" : "",
+	          dn.tls_cluster ? ", internal links over TLS (the map has "
+	                           "us at the TLS port)"
+	                         : "");
 	uv_run(&dn.loop, UV_RUN_DEFAULT);
 	narf_engine_close(&dn.engine);
 	narf_repl_destroy(dn.repl);

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/tls_relay.h"
 #include "engine.h"
 
 struct write_req {
@@ -138,6 +139,8 @@ static void tcp_closed_cb(uv_handle_t *h)
  * redirect set it, else to the next coordinator in the list). */
 static void disconnect(struct narf_member *m, bool next_coord)
 {
+	narf_tls_relay_cancel(m->relay); /* (its callback never runs) */
+	m->relay = NULL;
 	if (m->tcp != NULL) {
 		m->tcp->data = NULL;
 		uv_close((uv_handle_t *)m->tcp, tcp_closed_cb);
@@ -642,6 +645,18 @@ static void member_send(struct narf_member *m, json_t *msg, const char *op)
 	m->sent_ms = narf_clock_ms();
 }
 
+/* Connected (TCP, or a TLS relay's plaintext end): read, then prove
+ * ourselves and ask at once: after a hop, every tick waited is lease
+ * lost. */
+static void connected(struct narf_member *m)
+{
+	if (uv_read_start((uv_stream_t *)m->tcp, alloc_cb, read_cb) != 0) {
+		hop(m, true);
+		return;
+	}
+	send_auth_hello(m);
+}
+
 static void connect_cb(uv_connect_t *req, int status)
 {
 	struct narf_member *m = req->data;
@@ -659,20 +674,64 @@ static void connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	uv_tcp_nodelay(m->tcp, 1);
-	if (uv_read_start((uv_stream_t *)m->tcp, alloc_cb, read_cb) != 0) {
+	connected(m);
+}
+
+/*
+ * --tls-cluster: the relay's answer. A refused handshake (a coordinator
+ * whose certificate is not from our CA, or that refuses ours) is a
+ * misconfiguration that repeats every attempt: WARN at most once a
+ * second, with OpenSSL's reason; a coordinator that is down is DEBUG as
+ * over TCP. disconnect() cancels the relay, so this never runs for an
+ * abandoned attempt.
+ */
+static void relay_cb(void *data,
+                     int fd,
+                     const struct sockaddr_storage *peer,
+                     int status,
+                     const char *why)
+{
+	struct narf_member *m = data;
+	uint64_t now = uv_now(m->loop);
+	int rv;
+
+	(void)peer;
+	m->relay = NULL;
+	if (status == NARF_EPROTO) {
+		if (m->tls_logged_ms == 0 || now - m->tls_logged_ms >= 1000) {
+			NARF_WARN(
+			        "member: coordinator %s: TLS handshake "
+			        "failed: %s",
+			        m->target, why);
+			m->tls_logged_ms = now;
+		}
 		hop(m, true);
 		return;
 	}
-	/* Prove ourselves, then ask at once: after a hop, every tick
-	 * waited is lease lost. */
-	send_auth_hello(m);
+	if (status != 0) {
+		NARF_DEBUG("member: cannot reach %s over TLS: %s", m->target,
+		           why ? why : narf_strerror(status));
+		hop(m, true);
+		return;
+	}
+	/* Nagle is the relay's business (its TCP side has no delay);
+	 * tcp-only calls fail on this AF_UNIX end. */
+	rv = uv_tcp_open(m->tcp, fd);
+	if (rv != 0) {
+		close(fd);
+		NARF_WARN("member: coordinator %s: %s", m->target,
+		          uv_strerror(rv));
+		hop(m, true);
+		return;
+	}
+	connected(m);
 }
 
 static void start_connect(struct narf_member *m)
 {
 	struct sockaddr_in sa;
 	char host[NARF_ADDR_SIZE];
-	uv_connect_t *req;
+	uv_connect_t *req = NULL;
 	int port;
 
 	if (narf_parse_hostport(m->target, host, sizeof(host), &port) != 0 ||
@@ -681,19 +740,31 @@ static void start_connect(struct narf_member *m)
 		disconnect(m, true);
 		return;
 	}
-	req = malloc(sizeof(*req));
+	if (m->tls == NULL)
+		req = malloc(sizeof(*req));
 	m->tcp = malloc(sizeof(*m->tcp));
-	if (m->tcp == NULL || req == NULL) {
+	if (m->tcp == NULL || (m->tls == NULL && req == NULL)) {
 		free(req);
 		free(m->tcp);
 		m->tcp = NULL;
 		return;
 	}
+	/* With a relay the handle gets its fd in relay_cb. */
 	uv_tcp_init(m->loop, m->tcp);
 	m->tcp->data = m;
-	req->data = m;
 	m->state = NARF_MEMBER_CONNECTING;
 	m->sent_ms = narf_clock_ms();
+	if (m->tls != NULL) {
+		/* Within the reply timeout: tick_cb gives up on a slow
+		 * connect then anyway (and cancels the relay). */
+		m->relay = narf_tls_relay_connect(
+		        m->loop, (const struct sockaddr *)&sa, m->tls,
+		        reply_limit(m), relay_cb, m);
+		if (m->relay == NULL)
+			disconnect(m, true);
+		return;
+	}
+	req->data = m;
 	if (uv_tcp_connect(req, m->tcp, (const struct sockaddr *)&sa,
 	                   connect_cb) != 0) {
 		free(req);

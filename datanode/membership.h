@@ -23,6 +23,11 @@
  * leader do not send us back to it at once; every hop connects and sends at
  * once rather than on the next tick.
  *
+ * With --tls-cluster (tls set) every connection to a coordinator is a TLS
+ * relay's plaintext end (common/tls_relay.h): the relay connects and runs
+ * the TLS handshake within the reply timeout, and the exchange below,
+ * the node-key proof first, runs inside the tunnel unchanged.
+ *
  * The lease: we serve our slots while the last heartbeat a leader answered
  * was *sent* less than narf_lease_ms() ago on the monotonic clock, read
  * fresh (common/clock.h). Replies from an older Raft term than one already
@@ -111,6 +116,11 @@ struct narf_member {
 	void (*on_lease)(void *data);
 	void *cb_data;
 	uv_tcp_t *tcp; /* owned while connected */
+	/* --tls-cluster: the client context (borrowed: the narf_dn's), NULL
+	 * for plain TCP; the relay dialing (owned until its callback) */
+	struct narf_tls *tls;
+	struct narf_tls_relay *relay;
+	uint64_t tls_logged_ms; /* rate limit of handshake failure warnings */
 	struct narf_frame_decoder dec;
 	uv_timer_t timer; /* heartbeat and reconnect tick */
 	uint64_t maps_installed;

@@ -425,6 +425,11 @@ void narf_repl_set_keys(struct narf_repl *r, const struct narf_auth_keys *keys)
 	r->keys = keys;
 }
 
+void narf_repl_set_tls(struct narf_repl *r, struct narf_tls *tls)
+{
+	r->tls = tls;
+}
+
 void narf_repl_set_sync_rate(struct narf_repl *r, uint64_t bytes_per_s)
 {
 	r->sync_rate = bytes_per_s;

@@ -98,6 +98,12 @@ void narf_repl_set_sync_rate(struct narf_repl *r, uint64_t bytes_per_s);
 /* The keys links prove the node role with in NARF.AUTH (borrowed: the
  * engine config's; must hold the node key). */
 void narf_repl_set_keys(struct narf_repl *r, const struct narf_auth_keys *keys);
+/* --tls-cluster yes: links dial peers through a TLS relay
+ * (common/tls_relay.h) on this client context (borrowed: the narf_dn's),
+ * NARF.AUTH then running inside the tunnel. NULL (the default): plain
+ * TCP. */
+struct narf_tls;
+void narf_repl_set_tls(struct narf_repl *r, struct narf_tls *tls);
 
 /* The store's callbacks (data = the repl). */
 void narf_repl_store_write(void *data,

@@ -20,6 +20,9 @@
 
 #define WORDS NARF_RC_WORDS
 #define MAX_REPLY (512u << 20)
+/* --tls-cluster: longest a link's TCP connect and TLS handshake may take
+ * (a peer that never answers fails its link sooner, by lag: repl_core) */
+#define NARF_LINK_TLS_MS 5000
 
 enum link_kind { LINK_REPL, LINK_PROXY };
 
@@ -35,6 +38,10 @@ struct link {
 	enum link_kind kind;
 	uv_tcp_t *tcp;      /* owned while open; data == this link */
 	uv_connect_t *creq; /* the connect in progress (its data is us) */
+	/* --tls-cluster: the relay dialing and handshaking (owned until
+	 * its callback, which opens tcp on the plaintext end; then the
+	 * relay frees itself when tcp closes) */
+	struct narf_tls_relay *relay;
 	bool connected;
 	bool writing;
 	uv_write_t wreq;
@@ -68,6 +75,8 @@ struct narf_peer {
 	 * failures say it at DEBUG until one of its links proves itself
 	 * (links are retried every NARF_LINK_RETRY_MS) */
 	bool auth_warned;
+	/* the same for TLS handshakes (--tls-cluster) */
+	bool tls_warned;
 };
 
 struct narf_repl {
@@ -89,6 +98,7 @@ struct narf_repl {
 	struct narf_peer **peers; /* owned */
 	unsigned n_peers, cap_peers;
 	const struct narf_auth_keys *keys; /* borrowed: NARF.AUTH's */
+	struct narf_tls *tls; /* borrowed: links' client context, or NULL */
 	void (*progress_cb)(void *);
 	void *progress_data;
 	bool stopping;

@@ -1222,6 +1222,7 @@ void narf_dn_stop(struct narf_dn *dn)
 	/* Connections still closing hold their own context references, and
 	 * no read callback comes after uv_close(). */
 	narf_tls_close(&dn->tls);
+	narf_tls_close(&dn->tls_client); /* (relays hold their own) */
 	free(dn->tls_rbuf);
 	dn->tls_rbuf = NULL;
 }

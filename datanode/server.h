@@ -34,6 +34,11 @@ struct narf_dn {
 	int tls_port;
 	struct narf_tls tls;
 	uv_tcp_t tls_listener;
+	/* --tls-cluster yes: the internal links (peer links, calls to the
+	 * coordinators) go through TLS relays on this client context (same
+	 * certificate, key and CA as tls); the map has us at the TLS port */
+	bool tls_cluster;
+	struct narf_tls tls_client;
 	char *tls_rbuf;             /* owned: ciphertext just read (server.c) */
 	struct narf_rconn *conns;   /* owned; doubly linked */
 	struct narf_rconn *blocked; /* conns waiting (see server.c) */
@@ -67,9 +72,10 @@ int narf_dn_start(struct narf_dn *dn, char *errmsg);
  * loop then ends by itself. Safe to call twice. */
 void narf_dn_stop(struct narf_dn *dn);
 
-/* SIGHUP: read again what can be reloaded without a restart (today the
- * TLS certificate, key and CA); what fails to load is logged and the old
- * one kept. */
+/* SIGHUP: read again what can be reloaded without a restart (the TLS
+ * certificate, key and CA, for the TLS port and, with --tls-cluster, the
+ * internal links' client side; the credentials); what fails to load is
+ * logged and the old one kept. */
 void narf_dn_reload(struct narf_dn *dn);
 
 /* The /metrics handler (metrics.c; data = the narf_dn). */

@@ -139,24 +139,37 @@ static void signal_cb(uv_signal_t *s, int signum)
 
 /* --- reload (SIGHUP) ------------------------------------------------------ */
 
-static void reload_tls(struct narf_dn *dn)
+/* One context: t (what names it in the log: "TLS" for the port, "TLS
+ * cluster" for the internal links' client side). */
+static void reload_one(struct narf_tls *t, const char *what)
 {
 	char errmsg[NARF_ERRMSG_SIZE], desc[256];
 
-	if (dn->tls_port == 0)
-		return;
-	if (narf_tls_reload(&dn->tls, errmsg) != 0) {
+	if (narf_tls_reload(t, errmsg) != 0) {
 		NARF_ERROR(
-		        "TLS reload: %s; new connections keep the certificate "
+		        "%s reload: %s; new connections keep the certificate "
 		        "in use",
-		        errmsg);
+		        what, errmsg);
 		return;
 	}
-	narf_tls_describe(&dn->tls, desc, sizeof(desc));
+	narf_tls_describe(t, desc, sizeof(desc));
 	NARF_INFO(
-	        "TLS reload: new connections get %s (open connections keep "
+	        "%s reload: new connections get %s (open connections keep "
 	        "theirs)",
-	        desc);
+	        what, desc);
+}
+
+/* The TLS port's context and, with --tls-cluster, the client context of
+ * the internal links (peer links and calls to the coordinators dialed
+ * from now on present the new certificate and trust the new CA). Each
+ * one that fails keeps the one in use. */
+static void reload_tls(struct narf_dn *dn)
+{
+	if (dn->tls_port == 0)
+		return;
+	reload_one(&dn->tls, "TLS");
+	if (dn->tls_cluster)
+		reload_one(&dn->tls_client, "TLS cluster (outgoing links)");
 }
 
 void narf_dn_reload(struct narf_dn *dn)

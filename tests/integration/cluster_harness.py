@@ -32,9 +32,10 @@ import subprocess
 import threading
 import time
 
-from narf_harness import (HOST, PORTS, TLS_MODE, HarnessError, call_leader,
-                          datanode_tls_args, tls_port_for, tls_redis_kwargs,
-                          expand_slots, wait_leader, with_secret)
+from narf_harness import (HOST, PORTS, TLS_MODE, TLS_PORT_OF, TLS_PORTS,
+                          HarnessError, call_leader, expand_slots,
+                          suite_tls_dir, tls_context, tls_flags,
+                          tls_redis_kwargs, wait_leader, with_secret)
 from dn_harness import Closed, Err, RawConn, encode
 
 NSLOTS = 16384
@@ -46,12 +47,11 @@ def _tls_redis_cluster():
     certificates, so the nodes CLUSTER SLOTS names (TLS ports) are reached
     the same way. Patched on the class, so every import sees it; ports of
     other servers (a standalone node) are left alone."""
-    import narf_harness
     from redis.cluster import ClusterNode, RedisCluster
     orig = RedisCluster.__init__
 
     def tls(port):
-        return narf_harness._tls_port_of.get(port)
+        return TLS_PORT_OF.get(port)
 
     def init(self, host=None, port=6379, startup_nodes=None, **kw):
         hit = tls(port) is not None
@@ -62,7 +62,7 @@ def _tls_redis_cluster():
             startup_nodes = [ClusterNode(n.host, tls(n.port) or n.port)
                              for n in startup_nodes]
         if hit:
-            for k, v in tls_redis_kwargs().items():
+            for k, v in tls_redis_kwargs(suite_tls_dir()).items():
                 kw.setdefault(k, v)
         orig(self, host=host, port=port, startup_nodes=startup_nodes, **kw)
     RedisCluster.__init__ = init
@@ -128,15 +128,25 @@ class DataNode:
     first moving its slots away."""
 
     def __init__(self, build, tmpdir, coords, name, port=None,
-                 extra_args=(), log_level="info", on_stop="drain"):
+                 extra_args=(), log_level="info", on_stop="drain",
+                 tls_dir=None):
         self.build = build
         self.name = name
         self.port = port or PORTS.take(1)[0]
-        # NARF_TLS=1: the node advertises its TLS port in the map, so that
-        # is the address tests find it by; the plain port stays for the
-        # harness's own checks (wait_listening, raw, cmd).
-        self.tls_port = tls_port_for(self.port) if TLS_MODE else None
-        self.addr = "%s:%d" % (HOST, self.tls_port or self.port)
+        self.addr = "%s:%d" % (HOST, self.port)
+        # --tls-cluster yes (tls_dir, or the suite's in NARF_TLS=1 mode):
+        # the map (and so addr, which the harness compares with the
+        # map's) has the node at its TLS port; port stays the plain one,
+        # for the harness's own checks.
+        if tls_dir is None:
+            tls_dir = suite_tls_dir()
+        self.tls_dir = tls_dir
+        self.tls_port = None
+        if tls_dir is not None:
+            self.tls_port = PORTS.take(1)[0]
+            self.addr = "%s:%d" % (HOST, self.tls_port)
+            TLS_PORTS[self.tls_port] = tls_context(tls_dir)
+            TLS_PORT_OF[self.port] = self.tls_port
         self.log_path = os.path.join(str(tmpdir), name + ".log")
         self.coords = list(coords)
         self.extra_args = list(extra_args)
@@ -151,8 +161,13 @@ class DataNode:
         return [os.path.join(self.build, "datanode", "datanode"),
                 "--port", str(self.port), "--join", ",".join(self.coords),
                 "--log-level", self.log_level, "--on-stop",
-                self.on_stop] + with_secret(
-                    self.extra_args) + datanode_tls_args(self.port)
+                self.on_stop] + self.tls_args() + with_secret(
+                    self.extra_args)
+
+    def tls_args(self):
+        if self.tls_dir is None:
+            return []
+        return ["--tls-port", str(self.tls_port)] + tls_flags(self.tls_dir)
 
     def start(self):
         if self.alive():
@@ -311,8 +326,16 @@ class Cluster:
     """A trio (from conftest's make_trio) and N data nodes joined to it."""
 
     def __init__(self, make_trio, build, tmpdir, nodes=3, node_args=None,
-                 node_timeout_ms=None, replicas=None, coord_args=None):
+                 node_timeout_ms=None, replicas=None, coord_args=None,
+                 tls_dir=None):
         kw = {}
+        # tls_dir: --tls-cluster yes on every process (narf_harness,
+        # TLS_PORTS; the suite's in NARF_TLS=1 mode)
+        if tls_dir is None:
+            tls_dir = suite_tls_dir()
+        if tls_dir is not None:
+            kw["tls_dir"] = tls_dir
+        self.tls_dir = tls_dir
         if coord_args is not None:
             kw["coord_args"] = coord_args  # {coord id: [flags]}
         if node_timeout_ms is not None:
@@ -324,7 +347,8 @@ class Cluster:
         self.tmpdir = str(tmpdir)
         node_args = node_args or {}
         self.nodes = [DataNode(build, tmpdir, self.trio.apis, "n%d" % (i + 1),
-                               extra_args=node_args.get(i, ()))
+                               extra_args=node_args.get(i, ()),
+                               tls_dir=tls_dir)
                       for i in range(nodes)]
 
     # --- lifecycle
@@ -944,13 +968,15 @@ def keys_in(slots, n, prefix="k:", exclude=False, limit=10 ** 6):
 # Rebalancing (test_rebalance.py, scripts/lib/bench_rebalance.py)
 
 
-def add_node(cluster, name=None, extra_args=()):
+def add_node(cluster, name=None, extra_args=(), tls_dir=False):
     """Start one more DataNode joined to cluster's trio (appended to
     cluster.nodes, so stop() and logs() cover it); returns it once it
-    listens."""
+    listens. tls_dir: the cluster's unless given (None: plain)."""
     name = name or "n%d" % (len(cluster.nodes) + 1)
+    if tls_dir is False:
+        tls_dir = getattr(cluster, "tls_dir", None)
     d = DataNode(cluster.build, cluster.tmpdir, cluster.trio.apis, name,
-                 extra_args=extra_args)
+                 extra_args=extra_args, tls_dir=tls_dir)
     cluster.nodes.append(d)
     d.start()
     d.wait_listening()

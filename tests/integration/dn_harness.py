@@ -18,8 +18,7 @@ import time
 
 import redis
 
-import narf_harness
-from narf_harness import PORTS, HarnessError, with_secret
+from narf_harness import PORTS, HarnessError, tls_wrap, with_secret
 
 HOST = "127.0.0.1"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -108,15 +107,9 @@ class RawConn:
 
     def __init__(self, port, timeout=5.0, host=HOST):
         self.port = port
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = tls_wrap(
+            socket.create_connection((host, port), timeout=timeout), port)
         self.sock.settimeout(timeout)
-        if port in narf_harness.TLS_PORTS:  # NARF_TLS=1: a TLS data port
-            try:
-                self.sock = narf_harness.tls_client_context().wrap_socket(
-                    self.sock)
-            except BaseException:
-                self.sock.close()
-                raise
         self.timeout = timeout
         self.buf = b""
 

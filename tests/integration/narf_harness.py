@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -42,88 +43,33 @@ def make_tls_dir(d):
     return d
 
 
-_tls_dir = None
+_suite_tls_dir = None
 
 
-def tls_dir():
-    """NARF_TLS mode's certificates: NARF_TLS_DIR's when set (ca.crt,
-    server.*, client.*), else made once per test process and exported as
-    NARF_TLS_DIR (coordping, cachecli)."""
-    global _tls_dir
-    given = os.environ.get("NARF_TLS_DIR", "")
-    if _tls_dir is None and given:
-        _tls_dir = given  # a cluster's own (bench.sh cluster --tls)
-    if _tls_dir is None:
-        import tempfile
-        import atexit
-        import shutil
-        _tls_dir = make_tls_dir(tempfile.mkdtemp(prefix="narf-tls-"))
-        atexit.register(shutil.rmtree, _tls_dir, True)
-        os.environ["NARF_TLS_DIR"] = _tls_dir
-    return _tls_dir
-
-
-def tls_file(name):
-    return os.path.join(tls_dir(), name)
-
-
-def coord_tls_args():
-    """A coordinator's flags in TLS mode (nothing otherwise)."""
+def suite_tls_dir():
+    """TLS mode's certificates (None outside it): NARF_TLS_DIR's when set
+    (a cluster's own, bench.sh cluster --tls), else made once per test
+    process and exported as NARF_TLS_DIR (coordping, cachecli). Every
+    Trio and cluster DataNode takes it as its tls_dir by default."""
+    global _suite_tls_dir
     if not TLS_MODE:
-        return []
-    return ["--tls-cluster", "yes", "--tls-cert-file", tls_file("server.crt"),
-            "--tls-key-file", tls_file("server.key"), "--tls-ca-cert-file",
-            tls_file("ca.crt")]
+        return None
+    if _suite_tls_dir is None:
+        given = os.environ.get("NARF_TLS_DIR", "")
+        if given:
+            _suite_tls_dir = given
+        else:
+            import atexit
+            import shutil
+            import tempfile
+            _suite_tls_dir = make_tls_dir(
+                tempfile.mkdtemp(prefix="narf-tls-"))
+            atexit.register(shutil.rmtree, _suite_tls_dir, True)
+            os.environ["NARF_TLS_DIR"] = _suite_tls_dir
+    return _suite_tls_dir
 
 
-# A data node's TLS port in TLS mode, from the port allocator (PORTS, below),
-# one per plain port and kept across restarts. TLS_PORTS is every port that
-# speaks TLS: RawConn (dn_harness) wraps its socket when it dials one, so
-# whatever a test reads from the map or CLUSTER SLOTS is dialed right.
-_tls_port_of = {}
-TLS_PORTS = set()
-
-
-def tls_port_for(port):
-    """The TLS port of the data node whose plain port is port."""
-    if port not in _tls_port_of:
-        _tls_port_of[port] = PORTS.take(1)[0]
-        TLS_PORTS.add(_tls_port_of[port])
-    return _tls_port_of[port]
-
-
-def tls_client_context():
-    """An ssl.SSLContext with the suite's CA and client certificate (no
-    host name check: the addresses are IP addresses)."""
-    import ssl
-    ctx = ssl.create_default_context(cafile=tls_file("ca.crt"))
-    ctx.check_hostname = False
-    ctx.load_cert_chain(tls_file("client.crt"), tls_file("client.key"))
-    return ctx
-
-
-def datanode_tls_args(port):
-    """A data node's flags in TLS mode (nothing otherwise): its TLS port is
-    tls_port_for(port)."""
-    if not TLS_MODE:
-        return []
-    return ["--tls-port", str(tls_port_for(port)), "--tls-cert-file",
-            tls_file("server.crt"), "--tls-key-file", tls_file("server.key"),
-            "--tls-ca-cert-file", tls_file("ca.crt"), "--tls-cluster", "yes"]
-
-
-def tls_redis_kwargs():
-    """redis-py's keyword arguments for a TLS data port ({} otherwise)."""
-    if not TLS_MODE:
-        return {}
-    return {"ssl": True, "ssl_ca_certs": tls_file("ca.crt"),
-            "ssl_certfile": tls_file("client.crt"),
-            "ssl_keyfile": tls_file("client.key"),
-            "ssl_check_hostname": False}
-
-
-if TLS_MODE:
-    tls_dir()
+suite_tls_dir()
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))), "scripts", "lib"))
@@ -133,6 +79,57 @@ HOST = "127.0.0.1"
 # Coordinator errors that mean "ask again shortly" (docs/protocol.md).
 RETRY_ERRORS = ("not_ready", "busy")
 NSLOTS = 16384
+
+
+# ---------------------------------------------------------------------------
+# TLS (--tls-cluster): ports that speak TLS only, and how the harness
+# connects to them. A tls_dir holds ca.crt, server.crt/.key (what the
+# processes present, to clients and to each other) and client.crt/.key
+# (what the harness presents). Trio(tls_dir=...) and the cluster harness's
+# DataNode(tls_dir=...) register their TLS ports here; Conn (coordinator
+# API) and dn_harness.RawConn wrap a connection to a registered port.
+TLS_PORTS = {}  # port -> ssl.SSLContext
+TLS_PORT_OF = {}  # a cluster data node's plain port -> its TLS port
+
+
+def tls_context(tls_dir):
+    """A client context trusting tls_dir's CA and presenting its client
+    certificate (host names unchecked: narf checks the chain only)."""
+    ctx = ssl.create_default_context(cafile=os.path.join(tls_dir, "ca.crt"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(os.path.join(tls_dir, "client.crt"),
+                        os.path.join(tls_dir, "client.key"))
+    return ctx
+
+
+def tls_flags(tls_dir):
+    """The TLS flags of a process of a --tls-cluster (coord and datanode
+    take the same names)."""
+    return ["--tls-cluster", "yes",
+            "--tls-cert-file", os.path.join(tls_dir, "server.crt"),
+            "--tls-key-file", os.path.join(tls_dir, "server.key"),
+            "--tls-ca-cert-file", os.path.join(tls_dir, "ca.crt")]
+
+
+def tls_redis_kwargs(tls_dir):
+    """redis-py's keyword arguments for a TLS data port of tls_dir's
+    cluster."""
+    return {"ssl": True, "ssl_ca_certs": os.path.join(tls_dir, "ca.crt"),
+            "ssl_certfile": os.path.join(tls_dir, "client.crt"),
+            "ssl_keyfile": os.path.join(tls_dir, "client.key"),
+            "ssl_check_hostname": False}
+
+
+def tls_wrap(sock, port):
+    """sock, wrapped in TLS when port is a registered TLS port."""
+    ctx = TLS_PORTS.get(int(port))
+    if ctx is None:
+        return sock
+    try:
+        return ctx.wrap_socket(sock, server_hostname="localhost")
+    except BaseException:
+        sock.close()
+        raise
 
 
 class HarnessError(AssertionError):
@@ -328,11 +325,13 @@ class Conn:
     def __init__(self, addr, timeout=2.0, role="operator", key=None):
         host, port = addr.rsplit(":", 1)
         self.addr = addr
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock = tls_wrap(
+            socket.create_connection((host, int(port)), timeout=timeout),
+            port)
         self.sock.settimeout(timeout)
-        # TLS when NARF_TLS_DIR names the certificates (TLS mode sets
-        # it; a test of a TLS coordinator may set it for a while).
-        ctx = coordping.env_tls()
+        # An unregistered port: TLS when NARF_TLS_DIR names certificates
+        # (a test of a TLS coordinator may set it for a while).
+        ctx = None if int(port) in TLS_PORTS else coordping.env_tls()
         if ctx is not None:
             try:
                 self.sock = ctx.wrap_socket(self.sock)
@@ -458,7 +457,7 @@ class Coord:
     def argv(self):
         return [self.binary, "--id", str(self.id), "--data-dir",
                 self.data_dir, "--members", self.members] + with_secret(
-                    self.extra_args) + coord_tls_args()
+                    self.extra_args)
 
     def start(self):
         if self.alive():
@@ -555,7 +554,7 @@ class Trio:
 
     def __init__(self, build, tmpdir, node_timeout_ms=None, replicas=None,
                  election_timeout_ms=None, heartbeat_timeout_ms=None,
-                 log_level="debug", coord_args=None):
+                 log_level="debug", coord_args=None, tls_dir=None):
         self.build = build
         self.tmpdir = str(tmpdir)
         ports = PORTS.take(6)
@@ -577,6 +576,14 @@ class Trio:
             extra += ["--heartbeat-timeout", str(heartbeat_timeout_ms)]
         if log_level:
             extra += ["--log-level", log_level]
+        if tls_dir is None:
+            tls_dir = suite_tls_dir()
+        if tls_dir is not None:
+            # API and Raft ports speak TLS only (coord --tls-cluster yes)
+            extra += tls_flags(tls_dir)
+            for i in range(3):
+                TLS_PORTS[ports[2 * i + 1]] = tls_context(tls_dir)
+        self.tls_dir = tls_dir
         self.node_timeout_ms = node_timeout_ms
         for i in range(3):
             cid = i + 1
