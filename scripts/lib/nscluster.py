@@ -21,11 +21,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 
 from cluster_harness import SANITIZER_MARKS, Cluster, DataNode  # noqa: E402
 from dn_harness import RawConn  # noqa: E402
-from narf_harness import Coord, HarnessError, Trio  # noqa: E402
+from narf_harness import (TLS_PORT_OF, TLS_PORTS, Coord,  # noqa: E402
+                          HarnessError, Trio, suite_tls_dir, tls_context,
+                          tls_flags)
 
 COORD_RAFT_PORT = 7101
 COORD_API_PORT = 7001
 DATANODE_PORT = 7201
+DATANODE_TLS_PORT = 7202  # NARF_TLS=1: --tls-port, the registered one
 
 
 def wait_port(proc, addr, name, timeout):
@@ -76,6 +79,11 @@ class NsTrio(Trio):
                                 for i in range(3))
         extra = list(coord_args) + (["--log-level", log_level]
                                     if log_level else [])
+        # NARF_TLS=1: TLS on the API and Raft ports (narf_harness)
+        self.tls_dir = suite_tls_dir()
+        if self.tls_dir is not None:
+            extra += tls_flags(self.tls_dir)
+            TLS_PORTS[COORD_API_PORT] = tls_context(self.tls_dir)
         self.coords = [
             NsCoord(net, hosts[i], build, i + 1, self.members,
                     os.path.join(self.tmpdir, "coord%d" % (i + 1)),
@@ -98,6 +106,12 @@ class NsDataNode(DataNode):
         self.net, self.host = net, host
         self.ip = net.ip(host)
         self.addr = "%s:%d" % (self.ip, self.port)
+        if self.tls_dir is not None:  # NARF_TLS=1: fixed ports here too
+            TLS_PORTS.pop(self.tls_port, None)
+            self.tls_port = DATANODE_TLS_PORT
+            self.addr = "%s:%d" % (self.ip, self.tls_port)
+            TLS_PORTS[self.tls_port] = tls_context(self.tls_dir)
+            TLS_PORT_OF[self.port] = self.tls_port
 
     def argv(self):
         return (self.net.exec_argv(self.host) + super().argv() +
@@ -118,6 +132,7 @@ class NsCluster(Cluster):
                  log_level="info"):
         os.makedirs(str(tmpdir), exist_ok=True)
         self.trio = NsTrio(net, build, tmpdir, coord_args, log_level)
+        self.tls_dir = self.trio.tls_dir
         self.build = build
         self.tmpdir = str(tmpdir)
         self.nodes = [NsDataNode(net, "n%d" % (i + 1), build, tmpdir,
