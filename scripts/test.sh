@@ -230,14 +230,31 @@ unit_stage() {
 	record "unit ($label)" "$p" "$f" "$s"
 }
 
-# integration_stage DIR LABEL N: the integration tests in two pytest runs,
-# the parallel one (pytest-xdist, every test not marked serial) and then the
-# serial one (only the tests marked serial, one at a time, nothing else
-# running); their junit files are counted together.
+# The cluster scenarios that also run with TLS on every link (NARF_TLS=1:
+# the harness gives every coordinator and data node --tls-cluster yes and
+# its clients TLS): failover, replication and rebalance, and (serial) the
+# partition test. The plain build runs them with TLS, the sanitized build
+# without, so each build still runs every test once.
+tls_files=(tests/integration/test_cluster_faults.py
+	tests/integration/test_cluster_replica.py
+	tests/integration/test_rebalance.py)
+
+# integration_stage DIR LABEL N [tls]: the integration tests in two pytest
+# runs, the parallel one (pytest-xdist, every test not marked serial) and
+# then the serial one (only the tests marked serial, one at a time, nothing
+# else running); their junit files are counted together. With "tls" the
+# files in tls_files and the serial run go with NARF_TLS=1 (a third run).
 integration_stage() {
-	local dir=$1 label=$2 n=$3
+	local dir=$1 label=$2 n=$3 tls=${4:-}
 	local xml_par="$tmp/junit-$label-parallel.xml"
 	local xml_ser="$tmp/junit-$label-serial.xml"
+	local xml_tls="$tmp/junit-$label-tls.xml"
+	local skip=() tls_on=""
+	if [[ $tls == tls ]]; then
+		local f
+		for f in "${tls_files[@]}"; do skip+=(--ignore="$f"); done
+		tls_on=1
+	fi
 	echo
 	echo "== integration tests ($label)"
 	if [[ ! -d tests/integration ]]; then
@@ -245,19 +262,28 @@ integration_stage() {
 		record "integration ($label)" 0 0 0
 		return
 	fi
-	rm -f "$xml_par" "$xml_ser"
+	rm -f "$xml_par" "$xml_ser" "$xml_tls"
 	local common=(-q -p no:cacheprovider --continue-on-collection-errors)
 	local t0=$SECONDS
 	broke=0 empty=0
 	if ((n > 0)); then
 		echo "-- parallel: $n xdist workers, the tests not marked serial"
 		NARF_BUILD="$ROOT/$dir" run_stage 1200 "$PY" -m pytest "${common[@]}" \
-			-n "$n" --dist loadgroup -m "not serial" \
+			-n "$n" --dist loadgroup -m "not serial" "${skip[@]}" \
 			--junitxml="$xml_par" tests/integration
 		pstatus parallel "$xml_par"
+		if [[ -n $tls_on ]]; then
+			echo "-- parallel with TLS everywhere (NARF_TLS=1):" \
+				"${tls_files[*]##*/} (after $((SECONDS - t0)) s)"
+			NARF_TLS=1 NARF_BUILD="$ROOT/$dir" run_stage 900 \
+				"$PY" -m pytest "${common[@]}" -n "$n" --dist loadgroup \
+				-m "not serial" --junitxml="$xml_tls" "${tls_files[@]}"
+			pstatus tls "$xml_tls"
+		fi
 		echo "-- serial: the tests marked serial, one at a time" \
-			"(after $((SECONDS - t0)) s)"
-		NARF_BUILD="$ROOT/$dir" run_stage 900 "$PY" -m pytest "${common[@]}" \
+			"${tls_on:+with TLS everywhere (NARF_TLS=1) }(after $((SECONDS - t0)) s)"
+		NARF_TLS=$tls_on NARF_BUILD="$ROOT/$dir" run_stage 900 \
+			"$PY" -m pytest "${common[@]}" \
 			-p no:xdist -m serial --junitxml="$xml_ser" tests/integration
 		pstatus serial "$xml_ser"
 	else
@@ -268,7 +294,7 @@ integration_stage() {
 	echo "-- integration tests ($label) took $((SECONDS - t0)) s"
 	local p f s
 	p=0 f=0 s=0
-	read -r p f s < <(count_junit "$xml_par" "$xml_ser") || true
+	read -r p f s < <(count_junit "$xml_par" "$xml_ser" "$xml_tls") || true
 	if ((p + f + s == 0 && empty > 0)); then
 		echo "test.sh: pytest collected no integration tests"
 	fi
@@ -343,7 +369,7 @@ for dir in build build-asan; do
 	else
 		label=plain
 		unit_stage "$dir" "$label"
-		integration_stage "$dir" "$label" "$workers"
+		integration_stage "$dir" "$label" "$workers" tls
 	fi
 done
 unset ASAN_OPTIONS UBSAN_OPTIONS
