@@ -323,8 +323,17 @@ make_certs() {
 }
 
 # coord_tls: the coordinator takes --tls-cluster (its TLS branch).
+# has_tls_cluster BINARY: its --help names --tls-cluster. (Read whole
+# first: with pipefail, `| grep -q` can fail on the SIGPIPE the binary gets
+# when grep stops reading early.)
+has_tls_cluster() {
+	local help
+	help=$("$1" --help 2>&1) || true
+	[[ $help == *--tls-cluster* ]]
+}
+
 coord_tls() {
-	"$COORD" --help 2>&1 | grep -q -- '--tls-cluster'
+	has_tls_cluster "$COORD"
 }
 
 # make_secret: a new random cluster secret and its node key, readable by
@@ -588,7 +597,7 @@ cmd_start() {
 	fi
 	if ((TLS)); then
 		coord_tls || die "--tls: $COORD has no --tls-cluster (this build's coordinator cannot speak TLS)"
-		"$DATANODE" --help 2>&1 | grep -q -- '--tls-cluster' || ((NODES == 0)) ||
+		has_tls_cluster "$DATANODE" || ((NODES == 0)) ||
 			die "--tls: $DATANODE has no --tls-cluster (this build's data node cannot use TLS on its peer links)"
 		for ((i = 1; i <= NODES; i++)); do
 			port=$(node_tls_port "$i")

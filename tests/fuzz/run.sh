@@ -274,9 +274,10 @@ build_api() {
 		coordinator/planner.c coordinator/raft_hs.c \
 		coordinator/raftnode.c coordinator/removal.c \
 		coordinator/stage.c coordinator/transport.c \
+		common/tls.c common/tls_relay.c common/tls_sock.c \
 		tests/unit/coord_fixture.c "$out/map_check.o" \
 		tests/fuzz/fuzz_api.c \
-		$(pkg-config --cflags --libs jansson libuv raft libcrypto) \
+		$(pkg-config --cflags --libs jansson libuv raft libssl libcrypto) \
 		-o "$1"
 }
 
