@@ -9,7 +9,7 @@ usage() {
 usage: scripts/bench.sh BENCHMARK [OPTIONS]
 
 benchmarks:
-  coord [--rounds N] [--dir DIR] [--base-port P]
+  coord [--rounds N] [--dir DIR] [--base-port P] [--tls]
         Coordinator failover: starts a fresh 3-coordinator cluster (--nodes 0)
         on base port P (default 17000), then N times (default 10): kill -9
         the leader and time until a write (a settings change) commits on a
@@ -17,6 +17,7 @@ benchmarks:
         Prints each round, then "median X ms, max Y ms over N kills".
         DIR defaults to a temporary directory, removed afterwards unless
         something failed (then its logs are kept and their path printed).
+        --tls: Raft and the API over TLS (cluster.sh start --tls).
 
   engine [--requests N] [--clients C] [--pipeline P[,P...]] [--rounds R]
          [--tests LIST] [--keys K] [--build DIR] [--skip-memory] [--tls]
@@ -144,9 +145,10 @@ cleanup() {
 }
 
 bench_coord() {
-	local rounds=10 port=17000
+	local rounds=10 port=17000 tls=()
 	while (($#)); do
 		case $1 in
+		--tls) tls=(--tls) ;;
 		--rounds)
 			rounds=${2:?--rounds needs a value}
 			shift
@@ -190,7 +192,10 @@ bench_coord() {
 	echo "bench.sh coord: starting 3 coordinators in $bench_dir (base port $port)" >&2
 	cluster_up=1
 	"$CLUSTER" start --dir "$bench_dir" --nodes 0 --base-port "$port" \
-		--fresh >/dev/null || die "could not start the cluster"
+		--fresh "${tls[@]}" >/dev/null || die "could not start the cluster"
+	if ((${#tls[@]})); then
+		export NARF_TLS_DIR=$bench_dir/tls NARF_TLS=1
+	fi
 
 	# The python loop bounds itself (60 s per round); timeout is the
 	# backstop so a bug there can never hang a CI job.

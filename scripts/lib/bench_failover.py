@@ -33,7 +33,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import cluster_checks as checks  # noqa: E402
 import cluster_harness as ch  # noqa: E402
-from narf_harness import HarnessError, expand_slots  # noqa: E402
+from narf_harness import (TLS_PORTS, HarnessError,  # noqa: E402
+                          expand_slots, tls_context)
 
 
 def log(msg=""):
@@ -46,7 +47,11 @@ def fail(msg):
 
 
 def node_addrs(base_port, nodes):
-    return ["127.0.0.1:%d" % (base_port + 200 + k) for k in
+    """The data nodes' addresses in the map: their RESP ports (P+200+k),
+    or with TLS (bench.sh --tls exports NARF_TLS=1) their TLS ports
+    (P+300+k, cluster.sh start --tls)."""
+    first = 300 if os.environ.get("NARF_TLS") == "1" else 200
+    return ["127.0.0.1:%d" % (base_port + first + k) for k in
             range(1, nodes + 1)]
 
 
@@ -176,6 +181,12 @@ def main():
     a = ap.parse_args()
     coords = ch.Coords(coord_apis(a.base_port))
     addrs = node_addrs(a.base_port, a.nodes)
+    if os.environ.get("NARF_TLS") == "1":
+        # The harness's clients (readiness, the recording writer) speak
+        # TLS to the nodes' TLS ports, with cluster.sh's certificates.
+        ctx = tls_context(os.environ["NARF_TLS_DIR"])
+        for addr in addrs:
+            TLS_PORTS[int(addr.rsplit(":", 1)[1])] = ctx
     end = time.monotonic() + a.max_seconds
     log("failover: %d data nodes, writer at ~%.0f writes/s over %d keys "
         "per round, kill -9 of the busiest primary, %d rounds"
