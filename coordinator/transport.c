@@ -37,6 +37,19 @@
  * pending connects fire RAFT_CANCELED, and the close callback fires once
  * the last of our handles has closed. Memory is freed only in close
  * callbacks, and a request's callback never fires from inside connect().
+ *
+ * After the hand-over (TLS only): libraft never reads a stream it dialed,
+ * so it learns that the member went away (was killed, restarted) only
+ * when a write fails, and loses that message. Over plain TCP that is the
+ * second write after the peer died (the first draws the reset); through
+ * the relay, which half-closes like TCP and stops reading the network
+ * once it ended, it was up to the third, and the lost ones were an
+ * election's pre-vote and vote grants between the two survivors of a
+ * killed leader: split votes, a second election timeout. So with TLS we
+ * read the stream libraft was handed ourselves (watch_read_cb(): nothing
+ * ever comes, a member never writes on a stream it accepted) and on its
+ * end shut our write side down: libraft's next write fails at once (that
+ * message is still lost) and it reconnects at once.
  */
 #include "transport.h"
 
@@ -46,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/errors.h"
@@ -621,6 +635,35 @@ static void out_timeout_cb(uv_timer_t *timer)
 	out_fail(out, true, why);
 }
 
+/* The watch on a stream libraft dialed (TLS; see the top): libraft only
+ * sets ->data and writes, so the callbacks use neither, and anything read
+ * (EOF, an error, a byte a member never sends) means the stream is done
+ * for. Shutting our write side makes libraft's next write fail with EPIPE
+ * (the process ignores SIGPIPE) instead of vanishing into the relay. */
+static void watch_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char sink[64];
+
+	(void)h;
+	(void)suggested;
+	buf->base = sink;
+	buf->len = sizeof(sink);
+}
+
+static void watch_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	uv_os_fd_t fd;
+
+	(void)buf;
+	if (nread == 0)
+		return;
+	uv_read_stop(s);
+	NARF_DEBUG("raft: a connection libraft dialed ended: %s",
+	           nread < 0 ? uv_strerror((int)nread) : "unexpected bytes");
+	if (uv_fileno((uv_handle_t *)s, &fd) == 0)
+		shutdown(fd, SHUT_WR);
+}
+
 /* Hand the stream over once OK has arrived and our writes are done (their
  * requests live in out, which is freed when the timer has closed). */
 static void out_maybe_hand_over(struct narf_transport_out *out)
@@ -638,6 +681,11 @@ static void out_maybe_hand_over(struct narf_transport_out *out)
 	t->connected++;
 	NARF_DEBUG("raft: connected to member %llu at %s",
 	           (unsigned long long)out->peer_id, out->address);
+	if (t->tls_client != NULL &&
+	    uv_read_start((uv_stream_t *)tcp, watch_alloc_cb, watch_read_cb) !=
+	            0)
+		NARF_DEBUG("raft: cannot watch the connection to member %llu",
+		           (unsigned long long)out->peer_id);
 	out->cb(out->req, (struct uv_stream_s *)tcp, 0);
 }
 

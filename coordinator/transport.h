@@ -19,7 +19,9 @@
  * is a TLS tunnel first (mutual TLS, common/tls_relay.h), and the
  * handshake above runs inside it; libraft's stream is the tunnel's
  * plaintext end. TLS keeps the traffic private and whole; the cluster
- * secret still decides who is a member.
+ * secret still decides who is a member. With TLS the transport also watches
+ * the streams it hands libraft for its connects, and makes libraft's next
+ * write fail as soon as the member is gone (transport.c says why).
  *
  * Streams handed to libraft are uv_tcp_t handles allocated with
  * raft_malloc(): libraft uv_close()s them and releases them with

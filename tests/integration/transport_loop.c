@@ -8,7 +8,8 @@
  * connects with RAFT_CANCELED before its own callback fires; and that with
  * TLS (--tls-cluster: tls_server and tls_client set) members connect
  * through the tunnel, plain strangers are refused in the TLS handshake
- * under the same cap, and close() cancels a connect still in it (the
+ * under the same cap, close() cancels a connect still in it, and a
+ * dialed stream whose member went away fails libraft's next write (the
  * certificates are made with the openssl command-line tool; without it
  * those tests are skipped). Every test ends with uv_loop_close() == 0: no
  * handle or memory left behind (ASan).
@@ -17,6 +18,7 @@
  * test_raft_auth.py.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -791,6 +793,72 @@ static void test_tls_close_cancels_connect(void **state)
 	silent_close(w);
 }
 
+static void wait_done_cb(uv_timer_t *t)
+{
+	*(bool *)t->data = true;
+}
+
+/* Run the loop for ms milliseconds. */
+static void run_for(unsigned ms)
+{
+	uv_timer_t timer;
+	bool done = false;
+
+	uv_timer_init(&W->loop, &timer);
+	timer.data = &done;
+	uv_timer_start(&timer, wait_done_cb, ms, 0);
+	while (!done)
+		uv_run(&W->loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&timer, NULL);
+	uv_run(&W->loop, UV_RUN_NOWAIT);
+}
+
+static int late_status = 1;
+
+static void late_written_cb(uv_write_t *req, int status)
+{
+	(void)req;
+	late_status = status;
+}
+
+/* With TLS, once the member libraft dialed has gone away (its libraft
+ * closed the stream, it closed), libraft's next write on the stream fails
+ * at once (libraft then reconnects) instead of being taken by the relay
+ * and lost. */
+static void test_tls_dialed_stream_end_seen(void **state)
+{
+	struct world *w = *state;
+	uv_write_t wr;
+	uv_buf_t buf = uv_buf_init("x", 1);
+	uv_stream_t *mine;
+
+	start(&w->a, &w->keys, 1, w->addr_a, false);
+	tls_on(&w->a);
+	assert_int_equal(w->a.iface.listen(&w->a.iface, accept_cb), 0);
+	start(&w->b, &w->keys, 2, w->addr_b, false);
+	tls_on(&w->b);
+	assert_int_equal(w->b.iface.connect(&w->b.iface, &w->req, 1, w->addr_a,
+	                                    connect_cb),
+	                 0);
+	run_until(connect_done);
+	assert_int_equal(w->connect_status, 0);
+	run_until(payload_arrived);
+	/* a goes away: its "libraft" closes the accepted stream. */
+	assert_int_equal(w->n_streams, 2);
+	mine = w->streams[1]; /* accept_cb ran first: [0] is a's */
+	uv_close((uv_handle_t *)w->streams[0], (uv_close_cb)raft_free);
+	stop(&w->a);
+	run_for(300); /* the end reaches b through both relays */
+	late_status = 1;
+	assert_int_equal(uv_write(&wr, mine, &buf, 1, late_written_cb), 0);
+	while (late_status == 1)
+		uv_run(&w->loop, UV_RUN_ONCE);
+	assert_int_equal(late_status, UV_EPIPE);
+	uv_close((uv_handle_t *)mine, (uv_close_cb)raft_free);
+	w->n_streams = 0;
+	stop(&w->b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -824,10 +892,13 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_tls_close_cancels_connect,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_tls_dialed_stream_end_seen,
+	                                        setup, teardown),
 	};
 	char cmd[128];
 	int rv;
 
+	signal(SIGPIPE, SIG_IGN); /* as the daemons do (tls_relay.h) */
 	make_certs();
 	rv = cmocka_run_group_tests(tests, NULL, NULL);
 	if (cert_dir[0] != '\0') {
