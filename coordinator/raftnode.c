@@ -35,6 +35,10 @@
 #define SNAPSHOT_TRAILING 256
 #define INSTALL_SNAPSHOT_TIMEOUT_MS 2000
 #define CONNECT_RETRY_MS 100
+/* How long a stopping member waits for its entries in flight (see
+ * narf_raftnode_close()), and how often it looks. */
+#define NARF_RAFT_DRAIN_MS 2000
+#define DRAIN_POLL_MS 5
 /* A new member that makes no progress catching up for this long is not
  * promoted (the change fails with "no connection" and is tried again):
  * libraft's 5 s default would keep every other change waiting. */
@@ -242,7 +246,7 @@ int narf_raftnode_propose(struct narf_raftnode *rn,
 	char *text;
 	int rv;
 
-	if (rn->raft.state != RAFT_LEADER)
+	if (rn->raft.state != RAFT_LEADER || rn->stopping)
 		return NARF_ENOTLEADER;
 	if (rn->inflight + reserve >= rn->window)
 		return NARF_EBUSY;
@@ -315,7 +319,7 @@ static void propose_barrier(struct narf_raftnode *rn)
 {
 	int rv;
 
-	if (rn->barrier_pending)
+	if (rn->barrier_pending || rn->stopping)
 		return;
 	rn->barrier.data = rn;
 	rn->barrier_sent_ms = narf_clock_ms();
@@ -589,7 +593,7 @@ int narf_raftnode_change(struct narf_raftnode *rn,
 		         kind == NARF_RAFT_PROMOTE ? "promote to voter"
 		                                   : "remove",
 		         (unsigned long long)id);
-	if (rn->raft.state != RAFT_LEADER)
+	if (rn->raft.state != RAFT_LEADER || rn->stopping)
 		return change_error(rn, RAFT_NOTLEADER);
 	if (narf_raftnode_changing(rn))
 		return change_error(rn, RAFT_CANTCHANGE);
@@ -633,7 +637,7 @@ int narf_raftnode_transfer(struct narf_raftnode *rn, uint64_t id)
 
 	snprintf(rn->change_what, sizeof(rn->change_what),
 	         "transfer leadership to %llu", (unsigned long long)id);
-	if (rn->raft.state != RAFT_LEADER)
+	if (rn->raft.state != RAFT_LEADER || rn->stopping)
 		return change_error(rn, RAFT_NOTLEADER);
 	if (narf_raftnode_changing(rn))
 		return change_error(rn, RAFT_CANTCHANGE);
@@ -786,6 +790,8 @@ int narf_raftnode_start(struct narf_raftnode *rn,
 	uv_check_init(loop, &rn->done_check);
 	rn->done_check.data = rn;
 	uv_check_start(&rn->done_check, done_cb);
+	uv_timer_init(loop, &rn->drain_timer);
+	rn->drain_timer.data = rn;
 	rn->role = raft_state(&rn->raft);
 	return 0;
 
@@ -816,6 +822,7 @@ static void raft_closed_cb(struct raft *r)
 	 * not_leader), before the map they look at goes away. */
 	deliver_done(rn);
 	uv_close((uv_handle_t *)&rn->done_check, NULL);
+	uv_close((uv_handle_t *)&rn->drain_timer, NULL);
 	narf_map_close(rn->map);
 	free(rn->map);
 	rn->map = NULL;
@@ -823,9 +830,46 @@ static void raft_closed_cb(struct raft *r)
 		rn->close_cb(rn);
 }
 
+/* Requests of ours libraft still holds. */
+static bool in_flight(const struct narf_raftnode *rn)
+{
+	return rn->inflight > 0 || rn->barrier_pending || rn->change_pending ||
+	       rn->transfer_pending;
+}
+
+static void drain_cb(uv_timer_t *t)
+{
+	struct narf_raftnode *rn = t->data;
+
+	if (in_flight(rn) && rn->raft.state == RAFT_LEADER &&
+	    narf_clock_ms() - rn->drain_start_ms < NARF_RAFT_DRAIN_MS)
+		return;
+	uv_timer_stop(t);
+	if (in_flight(rn))
+		NARF_INFO("raft: closing with %u proposal%s still in flight",
+		          rn->inflight, rn->inflight == 1 ? "" : "s");
+	raft_close(&rn->raft, raft_closed_cb);
+}
+
+/*
+ * libraft 0.15 can crash inside raft_close() when a leader closes with
+ * entries still in flight (seen as a SIGSEGV under raft_close() with
+ * several proposals failing just before it; a flood of settings writes
+ * and a SIGTERM to the leader reproduce it within a few tries). So a
+ * stopping leader first lets what it proposed commit: no new proposal is
+ * taken, and raft_close() waits until ours have called back, at most
+ * NARF_RAFT_DRAIN_MS (a leader without a majority never commits them).
+ */
 void narf_raftnode_close(struct narf_raftnode *rn,
                          void (*cb)(struct narf_raftnode *rn))
 {
 	rn->close_cb = cb;
+	rn->stopping = true;
+	if (rn->raft.state == RAFT_LEADER && in_flight(rn)) {
+		rn->drain_start_ms = narf_clock_ms();
+		uv_timer_start(&rn->drain_timer, drain_cb, DRAIN_POLL_MS,
+		               DRAIN_POLL_MS);
+		return;
+	}
 	raft_close(&rn->raft, raft_closed_cb);
 }

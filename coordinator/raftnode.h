@@ -135,6 +135,12 @@ struct narf_raftnode {
 	struct narf_raft_contact contact[NARF_MAX_COORDS + 2];
 	unsigned n_contact;
 	void (*close_cb)(struct narf_raftnode *rn);
+	/* Closing: no new proposals; drain_timer waits (at most
+	 * NARF_RAFT_DRAIN_MS from drain_start_ms) for the ones in flight
+	 * before raft_close() (raftnode.c, narf_raftnode_close()). */
+	bool stopping;
+	uv_timer_t drain_timer;
+	uint64_t drain_start_ms;
 	char errmsg[NARF_ERRMSG_SIZE];
 };
 
@@ -145,7 +151,10 @@ int narf_raftnode_start(struct narf_raftnode *rn,
                         uv_loop_t *loop,
                         const struct narf_raftnode_config *cfg);
 
-/* Stop: pending proposals fail with NARF_ENOTLEADER, then cb fires. */
+/* Stop: new proposals fail with NARF_ENOTLEADER at once; those in flight
+ * (and the leader's barrier or membership change) get up to
+ * NARF_RAFT_DRAIN_MS to commit, then the rest fail with NARF_ENOTLEADER,
+ * Raft closes and cb fires. */
 void narf_raftnode_close(struct narf_raftnode *rn,
                          void (*cb)(struct narf_raftnode *rn));
 
