@@ -439,6 +439,7 @@ int narf_lp_insert(unsigned char **lpp,
 	size_t esize;
 	int rc;
 
+	assert(pos >= HDR && pos < total);
 	if (len >= NARF_LP_MAX_BYTES || count == UINT32_MAX)
 		return NARF_ETOOLARGE;
 	encode(&e, s, len);
