@@ -11,6 +11,8 @@
 #                              the coordinator API's side of it
 #   api       fuzz_api.c       every coordinator API request, checked
 #                              against a coordinator at rest
+#   listpack  fuzz_listpack.c  the listpack: validate and walk peer bytes,
+#                              and operations checked against an array
 # FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
 # targets run (building them is not counted). Prints one summary line per
 # target and exits non-zero when libFuzzer finds a crash, a leak, an
@@ -27,7 +29,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs map_json auth api}
+targets=${*:-frame resp http raft_hs map_json auth api listpack}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -206,6 +208,21 @@ seeds_api() {
 	seed deep '\010\000{"op":"map","epoch":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}\n'
 }
 
+# Seed format (see fuzz_listpack.c): the whole input is both a listpack to
+# validate and a program: op byte, index byte, length byte and value bytes
+# (254: a long string, 255: an int64 from the next 8 bytes).
+seeds_listpack() {
+	seed empty '\011\000\000\000\000\000\000\000\377'
+	seed two '\016\000\000\000\002\000\000\000\201a\002\005\001\377'
+	seed ops '\000\000\003abc\001\000\377\200\000\000\000\000\000\000\000\002\001\0020x\003\000\003-12\004\001\376\010\007\000\003abc\005\002\000\006\000\003'
+	seed ints '\000\000\003127\000\000\003128\000\000\002-0\000\000\00200\000\000\023-922337203685477580\001\000\0054095\004\000\005-4096'
+}
+
+build_listpack() {
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		common/listpack.c tests/fuzz/fuzz_listpack.c -o "$1"
+}
+
 build_raft_hs() {
 	# shellcheck disable=SC2046 # pkg-config output is meant to be split
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
@@ -298,6 +315,7 @@ run_target() {
 	map_json) build_map_json "$bin" && seeds_map_json ;;
 	auth) build_auth "$bin" && seeds_auth ;;
 	api) build_api "$bin" && seeds_api ;;
+	listpack) build_listpack "$bin" && seeds_listpack ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -324,10 +342,11 @@ run_target() {
 status=0
 for t in $targets; do
 	case $t in
-	frame | resp | http | raft_hs | map_json | auth | api) ;;
+	frame | resp | http | raft_hs | map_json | auth | api | listpack) ;;
 	*)
 		echo "run.sh: unknown target '$t'" \
-			"(frame, resp, http, raft_hs, map_json, auth, api)" >&2
+			"(frame, resp, http, raft_hs, map_json, auth, api," \
+			"listpack)" >&2
 		exit 2
 		;;
 	esac
