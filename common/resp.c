@@ -1,5 +1,5 @@
 /*
- * RESP2 request parser and reply encoders (see resp.h).
+ * RESP request parser and RESP2/RESP3 reply encoders (see resp.h).
  *
  * The parser follows Redis 7.0's processMultibulkBuffer() and
  * processInlineBuffer() (networking.c) and sdssplitargs() (sds.c), with
@@ -238,8 +238,14 @@ static int read_count(struct narf_resp_req *r,
 	if (rc != STEP)
 		return rc;
 	ok = buf[cr + 1] == '\n';
-	if (ok && cr == 3 && buf[1] == '-' && buf[2] == '1') {
-		/* `*-1` is a null array; Redis skips it like `*0`. */
+	if (ok && cr > 1 && buf[1] == '-') {
+		/* Any count below zero that string2ll() reads (1-9 first,
+		 * down to LLONG_MIN; not "-0") means no arguments: Redis 7.0
+		 * skips `*-10` like `*-1` (a null array) and `*0`. */
+		if (!parse_len(buf + 2, cr - 2, &n) || n == 0 ||
+		    n > (unsigned long long)LLONG_MAX + 1)
+			return fail(r, errmsg,
+			            "Protocol error: invalid multibulk length");
 		n = 0;
 	} else if (!ok || !parse_len(buf + 1, cr - 1, &n) || n > INT_MAX) {
 		return fail(r, errmsg,
@@ -715,6 +721,73 @@ int narf_resp_bulk_double(struct narf_buf *b, long double v)
 	return narf_resp_bulk(b, s, (size_t)n);
 }
 
+/* --- RESP3 reply encoding ----------------------------------------------- */
+
+int narf_resp3_null(struct narf_buf *b)
+{
+	return narf_buf_append(b, "_\r\n", 3);
+}
+
+int narf_resp3_map(struct narf_buf *b, long long pairs)
+{
+	return put_header(b, '%', pairs, 0);
+}
+
+int narf_resp3_set(struct narf_buf *b, long long n)
+{
+	return put_header(b, '~', n, 0);
+}
+
+int narf_resp3_push(struct narf_buf *b, long long n)
+{
+	return put_header(b, '>', n, 0);
+}
+
+int narf_resp3_bool(struct narf_buf *b, bool v)
+{
+	return narf_buf_append(b, v ? "#t\r\n" : "#f\r\n", 4);
+}
+
+int narf_resp3_double(struct narf_buf *b, double v)
+{
+	/* ',', a sign, 17 digits, a point, "e-308" and CRLF: 40 is ample. */
+	char line[40];
+	int n;
+
+	/* Redis 7.0's addReplyDouble() spells infinities out rather than
+	 * trusting libc; NaN (no Redis command replies one) is spelled as
+	 * glibc's "%.17g" spells it, the bytes 7.0 sends on Linux. */
+	if (isinf(v))
+		return v > 0 ? narf_buf_append(b, ",inf\r\n", 6)
+		             : narf_buf_append(b, ",-inf\r\n", 7);
+	if (isnan(v))
+		return signbit(v) ? narf_buf_append(b, ",-nan\r\n", 7)
+		                  : narf_buf_append(b, ",nan\r\n", 6);
+	n = snprintf(line, sizeof(line), ",%.17g\r\n", v);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return NARF_ENOMEM;
+	return narf_buf_append(b, line, (size_t)n);
+}
+
+int narf_resp3_bignum(struct narf_buf *b, const char *digits, size_t n)
+{
+	return put_line(b, '(', digits, n);
+}
+
+int narf_resp3_verbatim(struct narf_buf *b, const void *p, size_t n)
+{
+	/* The payload is "txt:" and the text: 4 bytes more than it. */
+	if (n > LLONG_MAX - 4 || n > SIZE_MAX - 6 ||
+	    put_header(b, '=', (long long)n + 4, n + 6) != 0)
+		return NARF_ENOMEM;
+	memcpy(b->data + b->len, "txt:", 4);
+	if (n > 0)
+		memcpy(b->data + b->len + 4, p, n);
+	memcpy(b->data + b->len + 4 + n, "\r\n", 2);
+	b->len += n + 6;
+	return 0;
+}
+
 /* --- replies from a peer ------------------------------------------------- */
 
 /* One line's length including CRLF, 0 when incomplete, -1 when malformed
@@ -747,6 +820,34 @@ static bool reply_number(const char *p, size_t end, long long *v)
 	return true;
 }
 
+/* The payload of a `$`, `!` or `=` header line of length line at p, whose
+ * number is v: checks its CRLF; returns its length with the CRLF, 0 when
+ * incomplete, -1 when malformed. */
+static long long reply_blob(const char *p, size_t n, size_t line, long long v)
+{
+	size_t len = (size_t)v;
+
+	if (n - line < len + 2)
+		return 0;
+	if (p[line + len] != '\r' || p[line + len + 1] != '\n')
+		return -1;
+	return (long long)len + 2;
+}
+
+/* `(`: an optional '-' and digits, no leading zeros, of any length. */
+static bool reply_bignum(const char *p, size_t end)
+{
+	size_t i = p[1] == '-' ? 2 : 1;
+
+	if (end - 2 <= i || (p[i] == '0' && end - 2 > i + 1) ||
+	    (p[i] == '0' && i == 2))
+		return false;
+	for (; i < end - 2; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return true;
+}
+
 int narf_resp_reply_len(const char *buf,
                         size_t n,
                         uint64_t max_bulk,
@@ -756,46 +857,79 @@ int narf_resp_reply_len(const char *buf,
 	size_t pos = 0;
 
 	while (todo > 0) {
-		long long line = reply_line(buf + pos, n - pos), v;
+		long long line = reply_line(buf + pos, n - pos), v, blob = 0;
+		const char *p = buf + pos;
+		uint64_t add;
 
 		if (line <= 0)
 			return line == 0 ? NARF_RESP_INCOMPLETE
 			                 : NARF_RESP_ERROR;
 		todo--;
-		switch (buf[pos]) {
+		switch (p[0]) {
 		case '+':
 		case '-':
 			break;
 		case ':':
-			if (!reply_number(buf + pos, (size_t)line, &v))
+			if (!reply_number(p, (size_t)line, &v))
+				return NARF_RESP_ERROR;
+			break;
+		case '_': /* RESP3 null */
+			if (line != 3)
+				return NARF_RESP_ERROR;
+			break;
+		case '#': /* RESP3 boolean */
+			if (line != 4 || (p[1] != 't' && p[1] != 'f'))
+				return NARF_RESP_ERROR;
+			break;
+		case ',': /* RESP3 double: any text, as "inf" or "1e+20" */
+			if (line < 4)
+				return NARF_RESP_ERROR;
+			break;
+		case '(': /* RESP3 big number */
+			if (!reply_bignum(p, (size_t)line))
 				return NARF_RESP_ERROR;
 			break;
 		case '$':
-			if (!reply_number(buf + pos, (size_t)line, &v) ||
-			    v < -1 || (v >= 0 && (uint64_t)v > max_bulk))
+		case '!': /* RESP3 blob error */
+		case '=': /* RESP3 verbatim string: "txt:" and the text */
+			if (!reply_number(p, (size_t)line, &v) ||
+			    v < (p[0] == '$'   ? -1
+			         : p[0] == '=' ? 4
+			                       : 0) ||
+			    (v >= 0 && (uint64_t)v > max_bulk))
 				return NARF_RESP_ERROR;
 			if (v >= 0) {
-				if (n - pos - (size_t)line < (size_t)v + 2)
-					return NARF_RESP_INCOMPLETE;
-				if (buf[pos + (size_t)line + (size_t)v] !=
-				            '\r' ||
-				    buf[pos + (size_t)line + (size_t)v + 1] !=
-				            '\n')
+				blob = reply_blob(p, n - pos, (size_t)line, v);
+				if (blob <= 0)
+					return blob == 0 ? NARF_RESP_INCOMPLETE
+					                 : NARF_RESP_ERROR;
+				if (p[0] == '=' && p[line + 3] != ':')
 					return NARF_RESP_ERROR;
-				pos += (size_t)v + 2;
 			}
 			break;
 		case '*':
-			if (!reply_number(buf + pos, (size_t)line, &v) ||
-			    v < -1 || (v >= 0 && (uint64_t)v > max_bulk))
+		case '%': /* RESP3 map: n pairs */
+		case '~': /* RESP3 set */
+		case '>': /* RESP3 push */
+		case '|': /* RESP3 attribute: n pairs before the reply */
+			if (!reply_number(p, (size_t)line, &v) ||
+			    v < (p[0] == '*' ? -1 : 0) ||
+			    (v >= 0 && (uint64_t)v > max_bulk))
 				return NARF_RESP_ERROR;
-			if (v > 0)
-				todo += (uint64_t)v;
+			/* Counts near LLONG_MAX could wrap todo (and end
+			 * the reply early) when max_bulk is UINT64_MAX. */
+			add = (p[0] == '%' || p[0] == '|' ? 2 : 1) *
+			      (uint64_t)(v > 0 ? v : 0);
+			if (p[0] == '|')
+				add++; /* the reply it describes */
+			if (add > UINT64_MAX - todo)
+				return NARF_RESP_ERROR;
+			todo += add;
 			break;
 		default:
 			return NARF_RESP_ERROR;
 		}
-		pos += (size_t)line;
+		pos += (size_t)line + (size_t)blob;
 	}
 	*len = pos;
 	return NARF_RESP_DONE;

@@ -1,5 +1,6 @@
 /*
- * RESP2, the Redis protocol: request parsing and reply encoding.
+ * RESP, the Redis protocol: request parsing and reply encoding (RESP2, and
+ * the types RESP3 adds for replies).
  *
  * The parser is incremental and pure. A connection keeps one
  * struct narf_resp_req per request in progress and calls narf_resp_parse()
@@ -21,9 +22,12 @@
  * "Protocol error: invalid bulk length". After an error the connection must
  * be closed (Redis does the same): the stream can no longer be framed.
  *
+ * A `*<n>` header with n <= 0 (`*0`, `*-1`, `*-10`, down to LLONG_MIN) is
+ * skipped as Redis 7.0 skips it: NARF_RESP_EMPTY, and the next request
+ * follows. `*-0`, `*00`, `*+1` and `*-` are "invalid multibulk length", as
+ * Redis's string2ll() refuses them.
+ *
  * Where Redis 7.0 is lax we are strict, on purpose:
- *  - `*<n>` with n negative other than -1 is "invalid multibulk length"
- *    (Redis ignores any n <= 0); `*0` and `*-1` are ignored (EMPTY).
  *  - A bulk payload must be followed by CRLF ("Protocol error: expected
  *    CRLF after bulk"); Redis skips any two bytes.
  *  - A `*` or `$` line must end in CRLF: a '\r' followed by anything else
@@ -39,6 +43,7 @@
 #ifndef NARF_RESP_H
 #define NARF_RESP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,7 +72,7 @@ enum {
 	NARF_RESP_INCOMPLETE = 0, /* need more bytes */
 	NARF_RESP_DONE = 1,       /* a whole request: argc/argv are valid */
 	NARF_RESP_ERROR = -1,     /* protocol error: errmsg says what */
-	NARF_RESP_EMPTY = 2,      /* blank inline line, `*0` or `*-1`:
+	NARF_RESP_EMPTY = 2,      /* blank inline line, `*<n>` with n <= 0:
 	                             nothing to run; consumed bytes only */
 };
 
@@ -127,11 +132,15 @@ int narf_resp_parse(struct narf_resp_req *r,
 
 /*
  * --- replies from a peer -------------------------------------------------
- * The length of the whole reply at buf[0] (simple string, error, integer,
- * bulk or array, arrays to any depth: an array only adds its count to the
- * elements still to read). Returns NARF_RESP_DONE with *len set,
- * NARF_RESP_INCOMPLETE, or NARF_RESP_ERROR for a reply that is not RESP2 or
- * declares more than max_bulk bytes or elements (a peer that cannot frame).
+ * The length of the whole reply at buf[0], RESP2 or RESP3 (simple string,
+ * error, integer, bulk, array; null `_`, boolean `#t`/`#f`, double `,`, big
+ * number `(`, blob error `!`, verbatim `=`, map `%`, set `~`, push `>` and
+ * attribute `|`, which frames with the reply after it), aggregates to any
+ * depth: an aggregate only adds its elements to those still to read, so
+ * nesting costs no stack. Returns NARF_RESP_DONE with *len set,
+ * NARF_RESP_INCOMPLETE, or NARF_RESP_ERROR for bytes that are not RESP or
+ * declare more than max_bulk bytes or elements (a peer that cannot frame).
+ * Only framing is checked: a double's text is not parsed.
  */
 int narf_resp_reply_len(const char *buf,
                         size_t n,
@@ -171,6 +180,30 @@ int narf_resp_array(struct narf_buf *b, long long n); /* *n */
  * Infinities are "inf"/"-inf" (INCRBYFLOAT refuses them before this).
  */
 int narf_resp_bulk_double(struct narf_buf *b, long double v);
+
+/*
+ * --- RESP3 reply encoding --------------------------------------------------
+ * The types RESP3 adds, as Redis 7.0 writes them to a client that said
+ * HELLO 3. Same contract as above: 0, or NARF_ENOMEM leaving b unchanged.
+ * Aggregate headers announce elements the caller appends next; requests
+ * stay RESP2 arrays in both protocols, so the parser above is unchanged.
+ */
+int narf_resp3_null(struct narf_buf *b);                 /* _ */
+int narf_resp3_map(struct narf_buf *b, long long pairs); /* %pairs */
+int narf_resp3_set(struct narf_buf *b, long long n);     /* ~n */
+int narf_resp3_push(struct narf_buf *b, long long n);    /* >n */
+int narf_resp3_bool(struct narf_buf *b, bool v);         /* #t or #f */
+/*
+ * ,<v> as Redis 7.0's addReplyDouble(): "%.17g" (1.1 -> 1.1000000000000001,
+ * 3 -> 3, 1e20 -> 1e+20, -0.0 -> -0), infinities "inf"/"-inf", NaN
+ * "nan"/"-nan" (glibc's spelling).
+ */
+int narf_resp3_double(struct narf_buf *b, double v);
+/* (<digits>: digits is the number's decimal text, an optional '-' and
+ * digits (not checked; '\r' and '\n' become spaces as in simple strings). */
+int narf_resp3_bignum(struct narf_buf *b, const char *digits, size_t n);
+/* =<n+4>\r\ntxt:<p>\r\n, a verbatim string of plain text (INFO's form). */
+int narf_resp3_verbatim(struct narf_buf *b, const void *p, size_t n);
 
 /*
  * "MOVED 3999 127.0.0.1:7201" (the error text without '-') -> slot and

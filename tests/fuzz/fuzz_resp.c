@@ -1,10 +1,12 @@
 /*
- * libFuzzer target for the RESP2 request parser (common/resp.h).
+ * libFuzzer target for the RESP request parser and the reply framer
+ * (common/resp.h).
  *
  * Input layout: byte 0 gives two chunk sizes (low and high nibble, 0
  * meaning "everything left"), used in turn to feed the stream; byte 1
  * picks small limits (two bits each for max_bulk, max_multibulk and
- * max_inline); the rest is the stream. It is fed as a server reads it:
+ * max_inline; its low bit also caps the reply framer's bulks at 64 bytes);
+ * the rest is the stream. It is fed as a server reads it:
  * append a chunk, parse every whole request, drop each request's bytes and
  * reset, stop for good at the first error.
  *
@@ -16,11 +18,18 @@
  * again. And the cut of the stream must not matter: the same stream fed
  * whole gives the same requests, except that a line arriving in pieces may
  * hit a "too big" limit before its end arrives, as in Redis.
+ *
+ * The same stream is also framed as a peer's reply (RESP2 and RESP3,
+ * narf_resp_reply_len()): a reply found whole is found at the same length
+ * in its own bytes and is incomplete one byte short, and a stream found
+ * incomplete stays incomplete when cut shorter. And every request is
+ * re-encoded as a RESP3 push of typed elements, which must frame exactly.
  * Built by tests/fuzz/run.sh, not by meson.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +106,84 @@ static void check_round_trip(const struct narf_resp_req *r)
 	narf_buf_close(&b);
 }
 
+/* The request as a RESP3 push whose elements' types follow the arguments'
+ * lengths; the framer must find exactly its bytes, and not one byte less. */
+static void check_resp3_frames(const struct narf_resp_req *r)
+{
+	struct narf_buf b;
+	size_t len = 0;
+	int i;
+
+	narf_buf_init(&b);
+	check(narf_resp3_push(&b, r->argc) == 0);
+	for (i = 0; i < r->argc; i++) {
+		const char *p = r->argv[i];
+		size_t n = r->argvlen[i];
+		char digits[24];
+
+		switch (n % 8) {
+		case 0:
+			check(narf_resp_bulk(&b, p, n) == 0);
+			break;
+		case 1:
+			check(narf_resp3_verbatim(&b, p, n) == 0);
+			break;
+		case 2:
+			check(narf_resp3_bignum(
+			              &b, digits,
+			              (size_t)snprintf(digits, sizeof(digits),
+			                               "-%zu", n)) == 0);
+			break;
+		case 3:
+			check(narf_resp3_double(
+			              &b, n > 0 ? (double)p[0] / 7 : 0) == 0);
+			break;
+		case 4:
+			check(narf_resp3_bool(&b, n & 8) == 0);
+			break;
+		case 5:
+			check(narf_resp3_null(&b) == 0);
+			break;
+		case 6: /* a set of one, a map of one pair */
+			check(narf_resp3_set(&b, 1) == 0);
+			check(narf_resp3_map(&b, 1) == 0);
+			check(narf_resp_int(&b, (long long)n) == 0);
+			check(narf_resp_simple(&b, "x") == 0);
+			break;
+		default:
+			check(narf_resp3_map(&b, 0) == 0);
+			break;
+		}
+	}
+	check(narf_resp_reply_len(b.data, b.len, UINT64_MAX, &len) ==
+	      NARF_RESP_DONE);
+	check(len == b.len);
+	check(narf_resp_reply_len(b.data, b.len - 1, UINT64_MAX, &len) ==
+	      NARF_RESP_INCOMPLETE);
+	narf_buf_close(&b);
+}
+
+/* Frame the stream as a reply; check the answer against its own prefixes. */
+static void check_reply_len(const char *s, size_t n, uint64_t max)
+{
+	size_t len = 0, again = 0;
+	int rc = narf_resp_reply_len(s, n, max, &len);
+
+	if (rc == NARF_RESP_DONE) {
+		check(len > 0 && len <= n);
+		check(narf_resp_reply_len(s, len, max, &again) ==
+		      NARF_RESP_DONE);
+		check(again == len);
+		check(narf_resp_reply_len(s, len - 1, max, &again) ==
+		      NARF_RESP_INCOMPLETE);
+	} else if (rc == NARF_RESP_INCOMPLETE) {
+		check(narf_resp_reply_len(s, n / 2, max, &again) ==
+		      NARF_RESP_INCOMPLETE);
+	} else {
+		check(rc == NARF_RESP_ERROR);
+	}
+}
+
 /* Check a whole request and fold it into a hash. */
 static uint64_t check_done(const struct narf_resp_req *r,
                            const struct narf_buf *in,
@@ -123,6 +210,7 @@ static uint64_t check_done(const struct narf_resp_req *r,
 			check(r->argvlen[i] <= lim->max_bulk);
 	}
 	check_round_trip(r);
+	check_resp3_frames(r);
 	return fnv(h, &r->consumed, sizeof(r->consumed));
 }
 
@@ -211,6 +299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lim.max_multibulk = pick(mbulks, data[1] >> 2, def.max_multibulk);
 	lim.max_inline = pick(inlines, data[1] >> 4, def.max_inline);
 
+	check_reply_len(stream, size - 2, data[1] & 1 ? 64 : UINT64_MAX);
 	run(stream, size - 2, sizes, &lim, &cut);
 	run(stream, size - 2, all, &lim, &whole);
 	if (cut.toobig) {

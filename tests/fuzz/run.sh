@@ -71,7 +71,8 @@ seeds_frame() {
 
 # Seed format (see fuzz_resp.c): chunk sizes in the two nibbles of byte 0
 # (0 = the rest), limits in byte 1 ("\377" = all defaults; "\000" = bulks
-# up to 0 bytes, 1 argument, inline lines up to 0 bytes), then the stream.
+# up to 0 bytes, 1 argument, inline lines up to 0 bytes; its low bit also
+# limits the reply framer to 64-byte bulks), then the stream.
 # shellcheck disable=SC2016 # the '$' of bulk lengths is literal
 seeds_resp() {
 	seed get '\000\377*2\r\n$3\r\nGET\r\n$1\r\nk\r\n'
@@ -86,6 +87,10 @@ seeds_resp() {
 	seed small '\061\000*2\r\n$1\r\na\r\n'
 	seed limits '\021\225*2\r\n$3\r\nabc\r\n$0\r\n\r\nabcdef\n'
 	seed toobig "\\002\\040*$(printf '%080d' 1)"
+	seed negcount '\021\377*-10\r\n*-9223372036854775808\r\n*-\r\nPING\r\n'
+	# Replies for the framer ('%%' is a RESP3 map: the seed is a format).
+	seed resp3 '\000\376%%2\r\n_\r\n#t\r\n,1.5\r\n=5\r\ntxt:x\r\n'
+	seed attrib '\000\377|1\r\n+a\r\n(-12\r\n>2\r\n~1\r\n!1\r\nE\r\n*-1\r\n'
 }
 
 # Seed format (see fuzz_http.c): byte 0 = head limit (bits 0-1) and read

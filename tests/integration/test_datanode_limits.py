@@ -56,6 +56,10 @@ BAD_FRAMES = [
     (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
     (b"*-5x\r\n", "ERR Protocol error: invalid multibulk length"),
     (b"*2147483648\r\n", "ERR Protocol error: invalid multibulk length"),
+    (b"*-0\r\n", "ERR Protocol error: invalid multibulk length"),
+    (b"*-\r\n", "ERR Protocol error: invalid multibulk length"),
+    (b"*-99999999999999999999\r\n",
+     "ERR Protocol error: invalid multibulk length"),
     (b"*1\r\n$-5\r\n", "ERR Protocol error: invalid bulk length"),
     (b"*1\r\n$abc\r\n", "ERR Protocol error: invalid bulk length"),
     (b"*1\r\n$99999999999999999999\r\n",
@@ -96,6 +100,24 @@ def test_misc_bad_input(srv):
     expect_protocol_error(srv, b"*" + b"1" * 70000,
                           "ERR Protocol error: too big mbulk count string")
     b.check()
+
+
+def test_nonpositive_multibulk_counts_skipped(srv):
+    """A multibulk header with a count of zero or below, down to LLONG_MIN,
+    is skipped silently as Redis 7.0 does: the PING after it is the only
+    thing answered, whole or sent a byte at a time."""
+    data = (b"*-1\r\n*0\r\n*-10\r\n*-2147483649\r\n"
+            b"*-9223372036854775808\r\n")
+    with srv.raw() as c:
+        c.send(data + b"PING\r\n")
+        assert c.read() == "PONG"
+        c.send(data + encode("ECHO", "after"))
+        assert c.read() == b"after"
+        for i in range(len(data)):
+            c.send(data[i:i + 1])
+        c.send(b"PING\r\n")
+        assert c.read() == "PONG"
+        assert c.cmd("ECHO", "nothing else") == b"nothing else"
 
 
 def test_value_over_max_value_size(make_server, kind):

@@ -1,9 +1,12 @@
 /*
  * Unit tests for common/resp.h: the incremental RESP2 request parser
- * (multibulk and inline forms, limits, Redis's error strings) and the reply
- * encoders. Expected bytes were checked against redis-server 7.0.
+ * (multibulk and inline forms, limits, Redis's error strings), the RESP2
+ * and RESP3 reply encoders and the reply framer. Expected bytes were
+ * checked against redis-server 7.0.15 (RESP3 ones under HELLO 3, from
+ * DEBUG PROTOCOL, ZSCORE and INFO).
  */
 #include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,6 +32,7 @@ static const char pipeline[] =
         "\r\n"
         "set \"a b\" 'c\\'d' \"\\x41\\n\"\n"
         "*-1\r\n"
+        "*-10\r\n"
         "*1\r\n$12\r\nbin\0\r\n\r\n\0bin\r\n"
         "   \t \r\n"
         "*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n";
@@ -42,6 +46,7 @@ static const char pipeline_want[] =
         "EMPTY 2\n"
         "DONE 3:set 3:a b 3:c'd 2:A\\n\n"
         "EMPTY 5\n"
+        "EMPTY 6\n"
         "DONE 12:bin\\0\\r\\n\\r\\n\\0bin\n"
         "EMPTY 7\n"
         "DONE 3:GET 10:0123456789\n";
@@ -318,6 +323,71 @@ static void test_empty_requests(void **state)
 	       "EMPTY 4\nEMPTY 5\nEMPTY 2\nEMPTY 1\nEMPTY 4\n");
 }
 
+/*
+ * Any count below zero that Redis's string2ll() reads, down to LLONG_MIN,
+ * is skipped as redis-server 7.0.15 skips it (the next request runs, even
+ * before AUTH); what string2ll() refuses stays an error; and a header not
+ * yet whole waits, whatever its sign.
+ */
+static void test_negative_counts(void **state)
+{
+	static const char *const mbulk =
+	        "ERROR Protocol error: invalid "
+	        "multibulk length\n";
+	struct narf_resp_limits lim;
+	struct narf_resp_req r;
+	char err[128];
+	char *got;
+
+	(void)state;
+	EXPECT("*-10\r\n*1\r\n$4\r\nPING\r\n", "EMPTY 6\nDONE 4:PING\n");
+	EXPECT("*-2\r\nPING\r\n", "EMPTY 5\nDONE 4:PING\n");
+	EXPECT("*-2147483649\r\n", "EMPTY 14\n");
+	EXPECT("*-9223372036854775808\r\n", "EMPTY 23\n");
+	EXPECT("*-\r\n", mbulk);
+	EXPECT("*--1\r\n", mbulk);
+	EXPECT("*-01\r\n", mbulk);
+	EXPECT("*-1 \r\n", mbulk);
+	EXPECT("*-1\rX", mbulk);
+	EXPECT("*-5x\r\n", mbulk);
+	EXPECT("*-9223372036854775809\r\n", mbulk);
+	EXPECT("*-99999999999999999999\r\n", mbulk);
+	/* Truncated: no verdict until the LF after the CR is in. */
+	EXPECT("*0", "");
+	EXPECT("*-", "");
+	EXPECT("*-10", "");
+	EXPECT("*-10\r", "");
+	EXPECT("*0\r", "");
+	assert_int_equal(parse_once("*-10\r", 5, NULL, NULL, err, &r),
+	                 NARF_RESP_INCOMPLETE);
+	assert_int_equal(narf_resp_parse(&r, "*-10\r\n", 6, NULL, NULL, err),
+	                 NARF_RESP_EMPTY);
+	assert_int_equal(r.consumed, 6);
+	narf_resp_req_close(&r);
+	/* Oversized: a header line with no end is too big, sign or not. */
+	{
+		size_t max = 64 * 1024;
+		char *big = malloc(max + 2);
+
+		assert_non_null(big);
+		memset(big, '9', max + 2);
+		big[0] = '*';
+		big[1] = '-';
+		got = parse_all(big, max + 2, NULL);
+		assert_string_equal(
+		        got,
+		        "ERROR Protocol error: too big mbulk count string\n");
+		free(got);
+		free(big);
+	}
+	/* Before AUTH too: Redis checks only counts over 10. */
+	narf_resp_limits_default(&lim);
+	lim.noauth_multibulk = 10;
+	got = parse_all("*-100\r\nPING\r\n", 13, &lim);
+	assert_string_equal(got, "EMPTY 7\nDONE 4:PING\n");
+	free(got);
+}
+
 /* Each malformed multibulk form fails with Redis's message. */
 static void test_malformed_multibulk(void **state)
 {
@@ -329,8 +399,8 @@ static void test_malformed_multibulk(void **state)
 	        "length\n";
 
 	(void)state;
-	EXPECT("*-2\r\n", mbulk);
 	EXPECT("*-0\r\n", mbulk);
+	EXPECT("*00\r\n", mbulk);
 	EXPECT("*abc\r\n", mbulk);
 	EXPECT("*\r\n", mbulk);
 	EXPECT("*01\r\n", mbulk);
@@ -732,15 +802,127 @@ static void test_bulk_double(void **state)
 	expect_double(-1.0L / 0.0L, "-inf");
 }
 
+/* Every RESP3 encoder writes the bytes redis-server 7.0.15 writes under
+ * HELLO 3 (DEBUG PROTOCOL map/set/null/true/false/bignum/verbatim/push). */
+static void test_resp3_encoders(void **state)
+{
+	static const char text[] = "This is a verbatim\nstring";
+	struct narf_buf b;
+
+	(void)state;
+	narf_buf_init(&b);
+	assert_int_equal(narf_resp3_null(&b), 0);
+	EXPECT_BYTES(&b, "_\r\n");
+	assert_int_equal(narf_resp3_bool(&b, true), 0);
+	assert_int_equal(narf_resp3_bool(&b, false), 0);
+	EXPECT_BYTES(&b, "#t\r\n#f\r\n");
+	assert_int_equal(narf_resp3_map(&b, 3), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(narf_resp_int(&b, i), 0);
+		assert_int_equal(narf_resp3_bool(&b, i == 1), 0);
+	}
+	EXPECT_BYTES(&b, "%3\r\n:0\r\n#f\r\n:1\r\n#t\r\n:2\r\n#f\r\n");
+	assert_int_equal(narf_resp3_map(&b, 0), 0);
+	EXPECT_BYTES(&b, "%0\r\n");
+	assert_int_equal(narf_resp3_set(&b, 3), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(narf_resp_int(&b, i), 0);
+	EXPECT_BYTES(&b, "~3\r\n:0\r\n:1\r\n:2\r\n");
+	assert_int_equal(narf_resp3_set(&b, 0), 0);
+	EXPECT_BYTES(&b, "~0\r\n");
+	assert_int_equal(narf_resp3_push(&b, 2), 0);
+	assert_int_equal(narf_resp_bulk_str(&b, "server-cpu-usage"), 0);
+	assert_int_equal(narf_resp_int(&b, 42), 0);
+	EXPECT_BYTES(&b, ">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n");
+	assert_int_equal(
+	        narf_resp3_bignum(&b, "1234567999999999999999999999999999999",
+	                          37),
+	        0);
+	EXPECT_BYTES(&b, "(1234567999999999999999999999999999999\r\n");
+	assert_int_equal(narf_resp3_bignum(&b, "-1\r\n2", 5), 0);
+	EXPECT_BYTES(&b, "(-1  2\r\n");
+	assert_int_equal(narf_resp3_verbatim(&b, text, sizeof(text) - 1), 0);
+	EXPECT_BYTES(&b, "=29\r\ntxt:This is a verbatim\nstring\r\n");
+	assert_int_equal(narf_resp3_verbatim(&b, NULL, 0), 0);
+	EXPECT_BYTES(&b, "=4\r\ntxt:\r\n");
+	assert_int_equal(narf_resp3_verbatim(&b, "a\0\r\n", 4), 0);
+	EXPECT_BYTES(&b, "=8\r\ntxt:a\0\r\n\r\n");
+	narf_buf_close(&b);
+}
+
+/* Assert the RESP3 double narf_resp3_double() writes for v is want. */
+static void expect_double3(double v, const char *want)
+{
+	struct narf_buf b;
+	char line[64];
+	int n;
+
+	narf_buf_init(&b);
+	assert_int_equal(narf_resp3_double(&b, v), 0);
+	n = snprintf(line, sizeof(line), ",%s\r\n", want);
+	expect_bytes(&b, line, (size_t)n);
+	narf_buf_close(&b);
+}
+
+/* Doubles are "%.17g" as 7.0's addReplyDouble(): the ZSCOREs and DEBUG
+ * PROTOCOL double of redis-server 7.0.15 under HELLO 3, and the edges. */
+static void test_resp3_double(void **state)
+{
+	(void)state;
+	expect_double3(1.1, "1.1000000000000001");
+	expect_double3(3, "3");
+	expect_double3(3.5, "3.5");
+	expect_double3(3.141, "3.141");
+	expect_double3(0.1, "0.10000000000000001");
+	expect_double3(100, "100");
+	expect_double3(0, "0");
+	expect_double3(-0.0, "-0");
+	expect_double3(-2.5, "-2.5");
+	expect_double3(1e20, "1e+20");
+	expect_double3(1e300, "1.0000000000000001e+300");
+	expect_double3(1e-7, "9.9999999999999995e-08");
+	expect_double3(123456789012345678.0, "1.2345678901234568e+17");
+	expect_double3(-1.7976931348623157e308, "-1.7976931348623157e+308");
+	expect_double3(4.9406564584124654e-324, "4.9406564584124654e-324");
+	expect_double3(HUGE_VAL, "inf");
+	expect_double3(-HUGE_VAL, "-inf");
+	expect_double3(NAN, "nan");
+	expect_double3(-NAN, "-nan");
+}
+
 /* A peer's replies: whole, split at every byte, nested, and malformed. */
 static void test_reply_len(void **state)
 {
 	static const char *whole[] = {
-	        "+OK\r\n",    "-ERR x\r\n",
-	        ":-12\r\n",   "$3\r\nabc\r\n",
-	        "$-1\r\n",    "*-1\r\n",
-	        "*0\r\n",     "*2\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n",
+	        "+OK\r\n",
+	        "-ERR x\r\n",
+	        ":-12\r\n",
+	        "$3\r\nabc\r\n",
+	        "$-1\r\n",
+	        "*-1\r\n",
+	        "*0\r\n",
+	        "*2\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n",
 	        "$0\r\n\r\n",
+	        /* RESP3: redis-server 7.0.15's bytes, the spec's other forms */
+	        "_\r\n",
+	        "#t\r\n",
+	        "#f\r\n",
+	        ",1.1000000000000001\r\n",
+	        ",-inf\r\n",
+	        "(1234567999999999999999999999999999999\r\n",
+	        "(-12\r\n",
+	        "(0\r\n",
+	        "!21\r\nSYNTAX invalid syntax\r\n",
+	        "!0\r\n\r\n",
+	        "=29\r\ntxt:This is a verbatim\nstring\r\n",
+	        "=4\r\ntxt:\r\n",
+	        "%3\r\n:0\r\n#f\r\n:1\r\n#t\r\n:2\r\n#f\r\n",
+	        "%0\r\n",
+	        "~3\r\n:0\r\n:1\r\n:2\r\n",
+	        ">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n",
+	        "|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n"
+	        "$39\r\nSome real reply following the attribute\r\n",
+	        "%1\r\n~1\r\n_\r\n*1\r\n%1\r\n,0\r\n=5\r\ntxt:x\r\n",
 	};
 	static const char *bad[] = {
 	        "?x\r\n",
@@ -754,12 +936,33 @@ static void test_reply_len(void **state)
 	        "+a\n",
 	        "$999999999\r\n",
 	        ":99999999999999999999\r\n",
+	        "_x\r\n",
+	        "#\r\n",
+	        "#x\r\n",
+	        "#tt\r\n",
+	        ",\r\n",
+	        "(\r\n",
+	        "(-\r\n",
+	        "(01\r\n",
+	        "(-0\r\n",
+	        "(1x\r\n",
+	        "!-1\r\n",
+	        "=-1\r\n",
+	        "=3\r\ntxt\r\n",
+	        "=4\r\ntxt;\r\n",
+	        "=5\r\ntxt:xY\n",
+	        "%-1\r\n",
+	        "~-1\r\n",
+	        ">-1\r\n",
+	        "|-1\r\n",
+	        "%x\r\n",
+	        "%999999999\r\n",
 	};
 	size_t len;
 
 	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++) {
 		size_t n = strlen(whole[i]);
-		char buf[128];
+		char buf[256];
 
 		/* followed by another reply, which is left alone */
 		snprintf(buf, sizeof(buf), "%s+NEXT\r\n", whole[i]);
@@ -776,6 +979,17 @@ static void test_reply_len(void **state)
 		assert_int_equal(
 		        narf_resp_reply_len(bad[i], strlen(bad[i]), 1024, &len),
 		        NARF_RESP_ERROR);
+	/* Counts near LLONG_MAX cannot wrap the elements still to read. */
+	{
+		static const char huge[] =
+		        "%9223372036854775807\r\n"
+		        "%9223372036854775807\r\n"
+		        "*9223372036854775807\r\n+x\r\n";
+
+		assert_int_equal(narf_resp_reply_len(huge, sizeof(huge) - 1,
+		                                     UINT64_MAX, &len),
+		                 NARF_RESP_ERROR);
+	}
 }
 
 static void test_command_encoding(void **state)
@@ -862,6 +1076,7 @@ int main(void)
 	        cmocka_unit_test(test_inline_quoting),
 	        cmocka_unit_test(test_inline_line_ends),
 	        cmocka_unit_test(test_empty_requests),
+	        cmocka_unit_test(test_negative_counts),
 	        cmocka_unit_test(test_malformed_multibulk),
 	        cmocka_unit_test(test_unbalanced_quotes),
 	        cmocka_unit_test(test_too_long_lines),
@@ -876,6 +1091,8 @@ int main(void)
 	        cmocka_unit_test(test_encoders),
 	        cmocka_unit_test(test_errorf_long),
 	        cmocka_unit_test(test_bulk_double),
+	        cmocka_unit_test(test_resp3_encoders),
+	        cmocka_unit_test(test_resp3_double),
 	        cmocka_unit_test(test_reply_len),
 	        cmocka_unit_test(test_command_encoding),
 	        cmocka_unit_test(test_format_u64),
