@@ -185,3 +185,13 @@ uint64_t narf_flag_bytes(const char *prog,
 		                 (unsigned long long)max);
 	return v;
 }
+
+bool narf_flag_yes_no(const char *prog, const char *name, const char *text)
+{
+	if (strcmp(text, "yes") == 0)
+		return true;
+	if (strcmp(text, "no") != 0)
+		narf_usage_error(prog, "%s '%s': expected yes or no", name,
+		                 text);
+	return false;
+}

@@ -8,6 +8,7 @@
 #ifndef NARF_FLAGS_H
 #define NARF_FLAGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Decimal unsigned integer within [min, max]. */
@@ -45,6 +46,9 @@ uint64_t narf_flag_bytes(const char *prog,
                          uint64_t max);
 
 /* Print "PROG: MESSAGE" and a hint to use --help on stderr, then exit(2). */
+/* "yes" (true) or "no" (false); anything else exits 2 naming the flag. */
+bool narf_flag_yes_no(const char *prog, const char *name, const char *text);
+
 _Noreturn void narf_usage_error(const char *prog, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 

@@ -451,13 +451,8 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 			break;
 		}
 		case O_TLS:
-			if (strcmp(optarg, "yes") != 0 &&
-			    strcmp(optarg, "no") != 0)
-				narf_usage_error(prog,
-				                 "--tls-cluster '%s': expected "
-				                 "yes or no",
-				                 optarg);
-			cfg->tls = strcmp(optarg, "yes") == 0;
+			cfg->tls =
+			        narf_flag_yes_no(prog, "--tls-cluster", optarg);
 			break;
 		case O_TLSCERT:
 			tls.cert_file = optarg;

@@ -434,13 +434,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 			dn->cluster = true;
 			break;
 		case O_PROTECTED:
-			if (strcmp(optarg, "yes") != 0 &&
-			    strcmp(optarg, "no") != 0)
-				narf_usage_error(prog,
-				                 "--protected-mode '%s': "
-				                 "expected yes or no",
-				                 optarg);
-			cfg->protected_mode = strcmp(optarg, "yes") == 0;
+			cfg->protected_mode = narf_flag_yes_no(
+			        prog, "--protected-mode", optarg);
 			break;
 		case O_TLSPORT:
 			dn->tls_port = (int)narf_flag_u64(prog, "--tls-port",
@@ -470,13 +465,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 			tls_auth_set = true;
 			break;
 		case O_TLSCLUSTER:
-			if (strcmp(optarg, "yes") != 0 &&
-			    strcmp(optarg, "no") != 0)
-				narf_usage_error(prog,
-				                 "--tls-cluster '%s': expected "
-				                 "yes or no",
-				                 optarg);
-			dn->tls_cluster = strcmp(optarg, "yes") == 0;
+			dn->tls_cluster =
+			        narf_flag_yes_no(prog, "--tls-cluster", optarg);
 			break;
 		case O_HELP:
 			fputs(usage_text, stdout);
