@@ -36,7 +36,9 @@
 	  "this leader has not heard from a majority recently")             \
 	X(AUTH, "auth_failed", "authentication failed")                     \
 	X(DENIED, "denied", "this credential may not do that")              \
-	X(INTERNAL, "internal", "internal error")
+	X(INTERNAL, "internal", "internal error")                           \
+	X(WRONGTYPE, "wrongtype",                                           \
+	  "Operation against a key holding the wrong kind of value")
 
 enum narf_error {
 	NARF_OK = 0,

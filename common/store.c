@@ -149,8 +149,25 @@ const char *narf_entry_key(const struct narf_entry *e, size_t *len)
 
 const char *narf_entry_value(const struct narf_entry *e, size_t *len)
 {
+	assert(entry_type(e) == NARF_TYPE_STRING);
 	*len = e->vlen;
 	return entry_key(e) + e->klen;
+}
+
+enum narf_type narf_entry_type(const struct narf_entry *e)
+{
+	return entry_type(e);
+}
+
+const char *narf_type_name(enum narf_type t)
+{
+	static const char *const names[NARF_TYPE_COUNT] = {
+	        [NARF_TYPE_STRING] = "string", [NARF_TYPE_HASH] = "hash",
+	        [NARF_TYPE_LIST] = "list",     [NARF_TYPE_SET] = "set",
+	        [NARF_TYPE_ZSET] = "zset",
+	};
+
+	return (unsigned)t < NARF_TYPE_COUNT ? names[t] : "none";
 }
 
 int64_t narf_entry_expire(const struct narf_entry *e)
@@ -394,7 +411,8 @@ static bool overwrite_in_place(struct narf_store *s,
 	size_t have = malloc_usable_size(old);
 	char *v;
 
-	if ((off != 0) != ((old->flags & ENTRY_HAS_EXPIRE) != 0) ||
+	if (entry_type(old) != NARF_TYPE_STRING ||
+	    (off != 0) != ((old->flags & ENTRY_HAS_EXPIRE) != 0) ||
 	    need > have || need * 2 < have || vlen > UINT32_MAX ||
 	    (val >= (const char *)old && val < (const char *)old + have))
 		return false;
@@ -521,8 +539,9 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
 {
 	struct narf_entry_pos pos;
 	struct narf_entry *n;
-	size_t vlen;
-	const char *v = narf_entry_value(e, &vlen);
+	/* the raw value bytes: a string, or a collection's address */
+	size_t vlen = e->vlen;
+	const char *v = entry_key(e) + e->klen;
 
 	if (expire_ms != 0 && (e->flags & ENTRY_HAS_EXPIRE)) {
 		memcpy(e->data, &expire_ms, sizeof(expire_ms));
@@ -535,6 +554,7 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
 		return NULL;
 	narf_store_account(s, n);
 	n->lru = e->lru;
+	n->flags |= e->flags & ENTRY_TYPE_MASK;
 	pos = narf_stbl_locate(s, &s->slots[slot], e);
 	assert(pos.link != NULL); /* e must be an entry of this slot */
 	n->next = e->next;

@@ -47,6 +47,17 @@
 #include "errors.h"
 #include "slot.h"
 
+/* What a key holds (TYPE's answer). Only strings exist until the collection
+ * slices of docs/datatypes-plan.md land; the tag is already in every entry. */
+enum narf_type {
+	NARF_TYPE_STRING,
+	NARF_TYPE_HASH,
+	NARF_TYPE_LIST,
+	NARF_TYPE_SET,
+	NARF_TYPE_ZSET,
+	NARF_TYPE_COUNT
+};
+
 enum narf_eviction {
 	NARF_EVICT_ALLKEYS_LRU,
 	NARF_EVICT_NOEVICTION,
@@ -124,7 +135,11 @@ void narf_store_set_limits(struct narf_store *s,
 /* --- entries ------------------------------------------------------------- */
 
 const char *narf_entry_key(const struct narf_entry *e, size_t *len);
+/* A string entry's value (asserts the entry holds a string). */
 const char *narf_entry_value(const struct narf_entry *e, size_t *len);
+enum narf_type narf_entry_type(const struct narf_entry *e);
+/* TYPE's word for a type: "string", "hash", "list", "set", "zset". */
+const char *narf_type_name(enum narf_type t);
 /* Absolute expiry in ms since the epoch, or 0 when the key has no TTL. */
 int64_t narf_entry_expire(const struct narf_entry *e);
 /* Seconds since the entry was last touched (OBJECT IDLETIME). */

@@ -9,6 +9,7 @@
  * clock and nothing here sleeps.
  */
 #define _GNU_SOURCE /* memrchr */
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +42,36 @@ static void test_siphash_vector(void **state)
 
 /* Keys can be set, read, replaced (same, bigger, smaller) and deleted, and
  * values carry a NUL after their last byte. */
+/* A 16-byte key with a 32-byte value costs one 70-byte allocation (the
+ * 21-byte header, key, value, NUL), whatever the type tag added, and every
+ * key reads back as TYPE string. */
+static void test_string_entry_size_and_type(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	const char *val = "0123456789abcdef0123456789abcdef";
+	void *probe = malloc(70);
+	size_t want = malloc_usable_size(probe);
+	uint64_t before;
+
+	(void)state;
+	free(probe);
+	/* The first key of a slot also allocates its table: measure the
+	 * second, same slot by its hash tag. */
+	assert_int_equal(set(s, "{t}key-000000001", val, 0, T0), 0);
+	before = narf_store_used_memory(s);
+	assert_int_equal(set(s, "{t}key-000000002", val, 0, T0), 0);
+	assert_int_equal(narf_store_used_memory(s) - before, want);
+	assert_int_equal(narf_entry_type(get(s, "{t}key-000000002", T0)),
+	                 NARF_TYPE_STRING);
+	assert_string_equal(narf_type_name(NARF_TYPE_STRING), "string");
+	assert_string_equal(narf_type_name(NARF_TYPE_ZSET), "zset");
+	/* A TTL rebuilds the entry; the type survives it. */
+	assert_int_equal(set(s, "{t}key-000000002", val, T0 + 1000, T0), 0);
+	assert_int_equal(narf_entry_type(get(s, "{t}key-000000002", T0)),
+	                 NARF_TYPE_STRING);
+	narf_store_destroy(s);
+}
+
 static void test_set_get_replace_del(void **state)
 {
 	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
@@ -522,6 +553,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_siphash_vector),
+	        cmocka_unit_test(test_string_entry_size_and_type),
 	        cmocka_unit_test(test_set_get_replace_del),
 	        cmocka_unit_test(test_slot_counts_foreach_drop_flush),
 	        cmocka_unit_test(test_scan_while_growing),
