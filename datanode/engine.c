@@ -5,6 +5,7 @@
  * compare rather than a walk over ~70 names.
  */
 #include "engine.h"
+#include "keyspec.h"
 #include "repl.h"
 
 #include "common/log.h"
@@ -766,12 +767,13 @@ static enum route route(struct narf_engine *e,
 	const struct narf_map *map;
 	const struct narf_map_node *owner;
 	const struct narf_slot *sl;
+	struct narf_keyiter it;
 	uint32_t me;
-	int last, slot = -1;
+	int i, slot = -1;
 	bool cross = false, all_here = true, short_isr = false;
 	bool write = (cmd->flags & NARF_CMD_WRITE) != 0;
 
-	if (e->cluster_map == NULL || cmd->first_key <= 0)
+	if (e->cluster_map == NULL || !narf_keys_any(cmd))
 		return ROUTE_HERE;
 	map = narf_engine_map(e);
 	/* Joining (a restarted node, say): wait for the map, briefly. */
@@ -784,9 +786,8 @@ static enum route route(struct narf_engine *e,
 		return ROUTE_DONE;
 	}
 	me = *e->cluster_node_id;
-	last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
-	for (int i = cmd->first_key; i <= last && i < argc;
-	     i += cmd->key_step) {
+	narf_keys_begin(&it, cmd, argc, argv, argvlen);
+	while ((i = narf_keys_next(&it)) >= 0) {
 		int s = (int)narf_key_slot(argv[i], argvlen[i]);
 
 		cross = cross || (slot >= 0 && s != slot);
@@ -875,14 +876,16 @@ static enum route route(struct narf_engine *e,
 static bool keys_too_large(const struct narf_engine *e,
                            const struct narf_command *cmd,
                            int argc,
+                           const char **argv,
                            const size_t *argvlen)
 {
-	int last;
+	struct narf_keyiter it;
+	int i;
 
-	if (cmd->first_key <= 0)
+	if (!narf_keys_any(cmd))
 		return false;
-	last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
-	for (int i = cmd->first_key; i <= last && i < argc; i += cmd->key_step)
+	narf_keys_begin(&it, cmd, argc, argv, argvlen);
+	while ((i = narf_keys_next(&it)) >= 0)
 		if (argvlen[i] > e->cfg.max_key_size)
 			return true;
 	return false;
@@ -932,7 +935,7 @@ int narf_engine_exec(struct narf_engine *e,
 	} else if (!c->peer && !(cmd->flags & NARF_CMD_NOAUTH) &&
 	           c->perm < needed_perm(cmd)) {
 		rv = reply_noperm(out, cmd, argc, argv, argvlen);
-	} else if (keys_too_large(e, cmd, argc, argvlen)) {
+	} else if (keys_too_large(e, cmd, argc, argv, argvlen)) {
 		rv = narf_resp_error(out,
 		                     "ERR key is too large (max-key-size)");
 	} else if ((cmd->flags & NARF_CMD_DENYOOM) && e->cfg.max_memory &&

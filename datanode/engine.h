@@ -68,7 +68,7 @@ struct narf_engine_config {
 
 /* Size of the command lookup table: per-command counters are kept by
  * table position (see narf_engine_command_at()). */
-#define NARF_CMD_SLOTS 512
+#define NARF_CMD_SLOTS 1024
 
 struct narf_engine_stats {
 	uint64_t commands;
@@ -411,6 +411,17 @@ struct narf_command {
 #define NARF_CMD_PEER 512u
 /* NARF.AUTH: the one command a connection in the peer reserve may send. */
 #define NARF_CMD_PEER_AUTH 1024u
+/* May wait for a key (BLPOP, BZPOPMIN, ...): COMMAND's "blocking". */
+#define NARF_CMD_BLOCKING 2048u
+/* Movable keys (keyspec.h): argv[n] counts the keys that follow it
+ * (ZUNIONSTORE: 2, SINTERCARD: 1, BLMPOP: 2). Bits 16-19 of the flags, so
+ * the command tables keep their positional rows. */
+#define NARF_CMD_NUMKEYS_AT(n) ((unsigned)(n) << 16)
+#define NARF_CMD_NUMKEYS_MASK 0xf0000u
+static inline int narf_cmd_numkeys_at(const struct narf_command *cmd)
+{
+	return (int)((cmd->flags & NARF_CMD_NUMKEYS_MASK) >> 16);
+}
 
 extern const struct narf_command narf_string_commands[];
 extern const struct narf_command narf_key_commands[];
