@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cursor.h"
+#include "common/rng.h"
 #include "store_internal.h"
 
 /* Like Redis's dict_force_resize_ratio: past this load factor a table grows
@@ -72,11 +74,7 @@ uint64_t narf_store_hash(const struct narf_store *s,
  * reproducible; sampling does not need a cryptographic generator. */
 uint64_t narf_store_rand(struct narf_store *s)
 {
-	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return narf_rng_next(&s->rng);
 }
 
 /* --- slot sets ----------------------------------------------------------- */
@@ -408,31 +406,6 @@ bool narf_stbl_reap(struct narf_store *s, unsigned budget)
 
 /* --- scanning and sampling ----------------------------------------------- */
 
-static uint64_t rev64(uint64_t v)
-{
-	v = ((v >> 1) & 0x5555555555555555ull) |
-	    ((v & 0x5555555555555555ull) << 1);
-	v = ((v >> 2) & 0x3333333333333333ull) |
-	    ((v & 0x3333333333333333ull) << 2);
-	v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) |
-	    ((v & 0x0f0f0f0f0f0f0f0full) << 4);
-	v = ((v >> 8) & 0x00ff00ff00ff00ffull) |
-	    ((v & 0x00ff00ff00ff00ffull) << 8);
-	v = ((v >> 16) & 0x0000ffff0000ffffull) |
-	    ((v & 0x0000ffff0000ffffull) << 16);
-	return (v >> 32) | (v << 32);
-}
-
-/* Increment the cursor's bits under mask m from the most significant end:
- * the reverse-binary order that makes dictScan survive resizes. */
-static uint64_t next_cursor(uint64_t v, uint64_t m)
-{
-	v |= ~m;
-	v = rev64(v);
-	v++;
-	return rev64(v);
-}
-
 static bool emit_chain(const struct narf_entry *e,
                        int64_t now_ms,
                        narf_store_visit_cb cb,
@@ -461,7 +434,7 @@ uint64_t narf_stbl_scan(const struct narf_slot_table *st,
 		m0 = table_size(st, 0) - 1;
 		if (!emit_chain(st->table[0][v & m0], now_ms, cb, data))
 			goto stop;
-		return next_cursor(v, m0);
+		return narf_cursor_next(v, m0);
 	}
 	if (st->exp[0] > st->exp[1]) {
 		small = 1;
@@ -476,7 +449,7 @@ uint64_t narf_stbl_scan(const struct narf_slot_table *st,
 	do {
 		if (!emit_chain(st->table[big][v & m1], now_ms, cb, data))
 			goto stop;
-		v = next_cursor(v, m1);
+		v = narf_cursor_next(v, m1);
 	} while (v & (m0 ^ m1));
 	return v;
 stop:
