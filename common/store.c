@@ -57,6 +57,14 @@ int narf_store_create(struct narf_store **out,
 	s->eviction = cfg->eviction;
 	s->lru_samples =
 	        cfg->lru_samples ? cfg->lru_samples : DEFAULT_LRU_SAMPLES;
+	if (cfg->coll_limits != NULL)
+		s->coll_limits = *cfg->coll_limits;
+	else
+		narf_coll_limits_default(&s->coll_limits);
+	s->coll_ctx.used = &s->used_memory;
+	s->coll_ctx.lim = &s->coll_limits;
+	s->coll_ctx.seed = s->seed;
+	s->coll_ctx.rng = &s->rng;
 	/* What a key in an empty slot costs on top of its entry, so the
 	 * memory check of a write can include it. */
 	first = calloc((size_t)1 << TABLE_MIN_EXP, sizeof(*first));
@@ -159,6 +167,36 @@ enum narf_type narf_entry_type(const struct narf_entry *e)
 	return entry_type(e);
 }
 
+/* A collection's value is the address of its encoding's object. */
+static void *entry_coll_ptr(const struct narf_entry *e)
+{
+	void *p;
+
+	memcpy(&p, entry_key(e) + e->klen, sizeof(p));
+	return p;
+}
+
+bool narf_entry_coll(const struct narf_entry *e, struct narf_coll *c)
+{
+	if (!entry_is_coll(e))
+		return false;
+	c->type = (uint8_t)entry_type(e);
+	c->enc = (uint8_t)((e->flags & ENTRY_ENC_MASK) >> ENTRY_ENC_SHIFT);
+	c->p = entry_coll_ptr(e);
+	return true;
+}
+
+/* Store a collection handle's address and encoding in its entry. */
+static void entry_put_coll(struct narf_entry *e, const struct narf_coll *c)
+{
+	char *v = e->data + ((e->flags & ENTRY_HAS_EXPIRE) ? 8 : 0) + e->klen;
+
+	memcpy(v, &c->p, sizeof(c->p));
+	e->flags = (uint8_t)((e->flags & ~(ENTRY_TYPE_MASK | ENTRY_ENC_MASK)) |
+	                     ((unsigned)c->type << ENTRY_TYPE_SHIFT) |
+	                     ((unsigned)c->enc << ENTRY_ENC_SHIFT));
+}
+
 const char *narf_type_name(enum narf_type t)
 {
 	static const char *const names[NARF_TYPE_COUNT] = {
@@ -229,6 +267,20 @@ static void ttl_count(struct narf_store *s, unsigned slot, int delta)
 		narf_slotset_add(s, SET_TTL, slot);
 }
 
+/* Take an entry out of its chain and the counts (it is still allocated). */
+static void unlink_entry(struct narf_store *s,
+                         unsigned slot,
+                         struct narf_entry_pos pos)
+{
+	struct narf_entry *e = *pos.link;
+
+	*pos.link = e->next;
+	s->slots[slot].used[pos.t]--;
+	s->keys--;
+	if (e->flags & ENTRY_HAS_EXPIRE)
+		ttl_count(s, slot, -1);
+}
+
 /* Unlink and free an entry. why < 0 is a client's delete; otherwise the
  * removed callback hears about it first, while the key is still valid. */
 static void remove_entry(struct narf_store *s,
@@ -238,11 +290,7 @@ static void remove_entry(struct narf_store *s,
 {
 	struct narf_entry *e = *pos.link;
 
-	*pos.link = e->next;
-	s->slots[slot].used[pos.t]--;
-	s->keys--;
-	if (e->flags & ENTRY_HAS_EXPIRE)
-		ttl_count(s, slot, -1);
+	unlink_entry(s, slot, pos);
 	if (why == NARF_STORE_EXPIRED)
 		s->expired++;
 	else if (why == NARF_STORE_EVICTED)
@@ -250,7 +298,7 @@ static void remove_entry(struct narf_store *s,
 	if (why >= 0 && s->removed_cb != NULL)
 		s->removed_cb(s->removed_data, slot, entry_key(e), e->klen,
 		              (enum narf_store_reason)why);
-	narf_store_free(s, e);
+	narf_stbl_free_entry(s, e);
 	narf_stbl_after_delete(s, slot);
 }
 
@@ -496,7 +544,7 @@ int narf_store_set(struct narf_store *s,
 		*pos.link = e;
 		if (old->flags & ENTRY_HAS_EXPIRE)
 			ttl_count(s, slot, -1);
-		narf_store_free(s, old);
+		narf_stbl_free_entry(s, old);
 	}
 	if (e->flags & ENTRY_HAS_EXPIRE)
 		ttl_count(s, slot, +1);
@@ -524,6 +572,111 @@ bool narf_store_del(struct narf_store *s,
 	remove_entry(s, slot, pos, -1);
 	wrote(s, slot, key, klen, NULL);
 	return live;
+}
+
+/* --- collections ---------------------------------------------------------- */
+
+const struct narf_coll_ctx *narf_store_coll_ctx(struct narf_store *s)
+{
+	return &s->coll_ctx;
+}
+
+void narf_store_set_coll_limits(struct narf_store *s,
+                                const struct narf_coll_limits *lim)
+{
+	s->coll_limits = *lim;
+}
+
+const struct narf_coll_limits *narf_store_coll_limits(
+        const struct narf_store *s)
+{
+	return &s->coll_limits;
+}
+
+int narf_store_coll_open(struct narf_store *s,
+                         unsigned slot,
+                         const char *key,
+                         size_t klen,
+                         enum narf_type t,
+                         size_t grow,
+                         unsigned flags,
+                         int64_t now_ms,
+                         struct narf_cref *r)
+{
+	uint64_t h = narf_store_hash(s, key, klen);
+	struct narf_entry *e =
+	        lookup(s, slot, key, klen, h, now_ms, NULL, LOOKUP_WRITE);
+	const void *none = NULL;
+	uint64_t need = grow;
+	int rv;
+
+	assert(t != NARF_TYPE_STRING);
+	memset(r, 0, sizeof(*r));
+	r->slot = slot;
+	if (e != NULL && entry_type(e) != t)
+		return NARF_EWRONGTYPE;
+	if (e == NULL && !(flags & NARF_COLL_CREATE))
+		return 0;
+	if (e == NULL) {
+		/* A replica slot's expired entry was found by lookup() and
+		 * is of type t: it is reused, as the primary's write does. */
+		rv = entry_new(key, klen, (const char *)&none, sizeof(none), 0,
+		               &e);
+		if (rv != 0)
+			return rv;
+		need += malloc_usable_size(e);
+		if (s->slots[slot].table[0] == NULL)
+			need += s->first_table_size;
+		rv = fit(s, need, !slot_replica(s, slot));
+		if (rv == 0) {
+			narf_store_account(s, e);
+			rv = narf_stbl_insert(s, slot, e, h);
+			if (rv != 0)
+				narf_store_free(s, e);
+		} else {
+			free(e);
+		}
+		if (rv != 0)
+			return rv;
+		s->keys++;
+		e->flags |= (uint8_t)((unsigned)t << ENTRY_TYPE_SHIFT);
+		r->created = true;
+	} else if (need > 0) {
+		s->pinned = e;
+		rv = fit(s, need, !slot_replica(s, slot));
+		s->pinned = NULL;
+		if (rv != 0)
+			return rv;
+	}
+	r->e = e;
+	narf_entry_coll(e, &r->c);
+	return 0;
+}
+
+void narf_store_coll_close(struct narf_store *s,
+                           struct narf_cref *r,
+                           int64_t now_ms)
+{
+	struct narf_entry *e = r->e;
+	struct narf_entry_pos pos;
+
+	if (e == NULL)
+		return;
+	r->e = NULL;
+	entry_put_coll(e, &r->c);
+	if (narf_coll_len(&r->c) > 0) {
+		e->lru = lru_clock(now_ms);
+		return;
+	}
+	/* Emptied: the key goes, as in Redis. Only a key that existed
+	 * before the command was ever seen by the write callback. */
+	pos = narf_stbl_locate(s, &s->slots[r->slot], e);
+	assert(pos.link != NULL);
+	unlink_entry(s, r->slot, pos);
+	if (!r->created)
+		wrote(s, r->slot, entry_key(e), e->klen, NULL);
+	narf_stbl_free_entry(s, e);
+	narf_stbl_after_delete(s, r->slot);
 }
 
 /*
@@ -554,7 +707,8 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
 		return NULL;
 	narf_store_account(s, n);
 	n->lru = e->lru;
-	n->flags |= e->flags & ENTRY_TYPE_MASK;
+	/* the collection's object moves to the new entry as it is */
+	n->flags |= e->flags & (ENTRY_TYPE_MASK | ENTRY_ENC_MASK);
 	pos = narf_stbl_locate(s, &s->slots[slot], e);
 	assert(pos.link != NULL); /* e must be an entry of this slot */
 	n->next = e->next;

@@ -63,11 +63,24 @@ enum narf_eviction {
 	NARF_EVICT_NOEVICTION,
 };
 
+/* A collection value as a command holds it (coll.h): a copy of its type,
+ * encoding and address; p is NULL for a collection with no element yet (a
+ * key created by this command). */
+struct narf_coll {
+	uint8_t type; /* enum narf_type */
+	uint8_t enc;  /* enum narf_enc (coll.h) */
+	void *p;      /* owned by the entry */
+};
+struct narf_coll_ctx;
+struct narf_coll_limits;
+
 struct narf_store_config {
 	uint64_t max_memory; /* bytes; 0 = unlimited */
 	enum narf_eviction eviction;
 	uint8_t seed[16];     /* SipHash key; random in production */
 	unsigned lru_samples; /* keys sampled per eviction, default 5 */
+	/* borrowed, copied: collection thresholds; NULL = Redis's */
+	const struct narf_coll_limits *coll_limits;
 };
 
 /* Why an entry left the store other than by a client's DEL. */
@@ -138,6 +151,8 @@ const char *narf_entry_key(const struct narf_entry *e, size_t *len);
 /* A string entry's value (asserts the entry holds a string). */
 const char *narf_entry_value(const struct narf_entry *e, size_t *len);
 enum narf_type narf_entry_type(const struct narf_entry *e);
+/* A collection entry's value as a handle (coll.h); false for a string. */
+bool narf_entry_coll(const struct narf_entry *e, struct narf_coll *c);
 /* TYPE's word for a type: "string", "hash", "list", "set", "zset". */
 const char *narf_type_name(enum narf_type t);
 /* Absolute expiry in ms since the epoch, or 0 when the key has no TTL. */
@@ -203,6 +218,59 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
                                          unsigned slot,
                                          struct narf_entry *e,
                                          int64_t expire_ms);
+
+/* --- collections (coll.h; docs/datatypes-plan.md, section 1) ------------ */
+
+/* What collection encodings borrow from the store (memory counter,
+ * thresholds, seed, RNG); valid as long as the store. */
+const struct narf_coll_ctx *narf_store_coll_ctx(struct narf_store *s);
+/* Replace the thresholds (CONFIG SET); existing values convert lazily, on
+ * their next write, and only upwards, as Redis's do. */
+void narf_store_set_coll_limits(struct narf_store *s,
+                                const struct narf_coll_limits *lim);
+const struct narf_coll_limits *narf_store_coll_limits(
+        const struct narf_store *s);
+
+/* A collection opened for one command: between open and close, the command
+ * mutates r->c through the coll_*.h functions with narf_store_coll_ctx().
+ * Nothing else may touch the store in between. */
+struct narf_cref {
+	struct narf_entry *e; /* borrowed; NULL when the key is absent */
+	unsigned slot;
+	bool created; /* the key was made by this open */
+	struct narf_coll c;
+};
+#define NARF_COLL_CREATE 1u /* create an empty one of type t if absent */
+/*
+ * Open key as a collection of type t for a write. An expired key is
+ * reclaimed first (in a replica slot: replaced). Before anything changes,
+ * `grow` bytes (an estimate of what the command adds) must fit under
+ * max_memory: allkeys-lru evicts other keys, never this one;
+ * noeviction and replica slots return NARF_EOOM. Returns 0 (r->e NULL when
+ * the key is absent and NARF_COLL_CREATE not given), NARF_EWRONGTYPE when
+ * the key holds another type, NARF_EOOM, or NARF_ENOMEM. Always pair a 0
+ * with narf_store_coll_close().
+ */
+int narf_store_coll_open(struct narf_store *s,
+                         unsigned slot,
+                         const char *key,
+                         size_t klen,
+                         enum narf_type t,
+                         size_t grow,
+                         unsigned flags,
+                         int64_t now_ms,
+                         struct narf_cref *r);
+/*
+ * Finish a command's writes: the collection's (possibly new) address and
+ * encoding go back into the entry, its LRU clock is touched, and a key left
+ * with no element is deleted, as Redis deletes emptied collections (the
+ * write callback hears that delete when the key existed before). The
+ * command replicates its other changes itself (effects); the write
+ * callback does not see them.
+ */
+void narf_store_coll_close(struct narf_store *s,
+                           struct narf_cref *r,
+                           int64_t now_ms);
 
 /* Would a write of this many more bytes fit (after evicting if allowed)?
  * Returns 0 or NARF_EOOM; commands call it before growing a value. With

@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "coll.h"
 #include "store.h"
 
 #define ENTRY_HAS_EXPIRE 0x01u
@@ -43,6 +44,9 @@
  * collection costs its entry no byte more than a string does. */
 #define ENTRY_TYPE_SHIFT 1
 #define ENTRY_TYPE_MASK 0x0eu
+/* A collection's encoding (enum narf_enc, coll.h) in three more. */
+#define ENTRY_ENC_SHIFT 4
+#define ENTRY_ENC_MASK 0x70u
 
 struct narf_entry {
 	/* borrowed: the next entry of the bucket's chain; every entry is
@@ -66,6 +70,11 @@ static inline enum narf_type entry_type(const struct narf_entry *e)
 {
 	return (enum narf_type)((e->flags & ENTRY_TYPE_MASK) >>
 	                        ENTRY_TYPE_SHIFT);
+}
+
+static inline bool entry_is_coll(const struct narf_entry *e)
+{
+	return (e->flags & ENTRY_TYPE_MASK) != 0;
 }
 
 /* Smallest table a slot gets: 4 buckets, as Redis's DICT_HT_INITIAL_SIZE. */
@@ -124,6 +133,9 @@ struct narf_store {
 	uint64_t exp_bucket;
 	uint32_t exp_skip;
 	uint32_t rehash_cursor; /* position in the rehash set */
+	/* collections: their thresholds and what their encodings borrow */
+	struct narf_coll_limits coll_limits;
+	struct narf_coll_ctx coll_ctx;
 	/* replica slots: bit s set when slot s holds another node's data */
 	uint64_t replica[NARF_SLOTS / 64];
 	/* lazily dropped slot tables, freed a few entries at a time */
@@ -173,6 +185,9 @@ static inline bool entry_expired(const struct narf_entry *e, int64_t now_ms)
 }
 
 /* --- store_table.c ------------------------------------------------------- */
+
+/* Free an entry and, for a collection, everything its value holds. */
+void narf_stbl_free_entry(struct narf_store *s, struct narf_entry *e);
 
 /* Allocations that count towards used_memory (usable sizes). */
 void *narf_store_malloc(struct narf_store *s, size_t size);

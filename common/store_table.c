@@ -307,6 +307,17 @@ unsigned narf_stbl_rehash(struct narf_store *s, unsigned slot, unsigned n)
 	return moved;
 }
 
+void narf_stbl_free_entry(struct narf_store *s, struct narf_entry *e)
+{
+	if (entry_is_coll(e)) {
+		struct narf_coll c;
+
+		narf_entry_coll(e, &c);
+		narf_coll_free(&s->coll_ctx, &c);
+	}
+	narf_store_free(s, e);
+}
+
 void narf_stbl_clear(struct narf_store *s, unsigned slot)
 {
 	struct narf_slot_table *st = &s->slots[slot];
@@ -320,7 +331,7 @@ void narf_stbl_clear(struct narf_store *s, unsigned slot)
 			while (e != NULL) {
 				struct narf_entry *next = e->next;
 
-				narf_store_free(s, e);
+				narf_stbl_free_entry(s, e);
 				e = next;
 			}
 		}
@@ -388,7 +399,7 @@ bool narf_stbl_reap(struct narf_store *s, unsigned budget)
 			while (e != NULL) {
 				struct narf_entry *next = e->next;
 
-				narf_store_free(s, e);
+				narf_stbl_free_entry(s, e);
 				s->grave_keys--;
 				cost++;
 				e = next;

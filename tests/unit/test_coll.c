@@ -1,0 +1,250 @@
+/*
+ * Unit tests for the collection facades (common/coll*.h): each encoding's
+ * operations, the conversions at exactly Redis's thresholds, and memory
+ * accounting that returns to zero after a free.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/coll.h"
+#include "common/coll_hash.h"
+
+static const uint8_t seed[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+
+struct fixture {
+	uint64_t used;
+	uint64_t rng;
+	struct narf_coll_limits lim;
+	struct narf_coll_ctx ctx;
+};
+
+static void fixture_init(struct fixture *f)
+{
+	f->used = 0;
+	f->rng = 42;
+	narf_coll_limits_default(&f->lim);
+	f->ctx.used = &f->used;
+	f->ctx.lim = &f->lim;
+	f->ctx.seed = seed;
+	f->ctx.rng = &f->rng;
+}
+
+static struct narf_coll new_hash(void)
+{
+	struct narf_coll c = {NARF_TYPE_HASH, NARF_ENC_LISTPACK, NULL};
+
+	return c;
+}
+
+static void hset(struct fixture *f,
+                 struct narf_coll *c,
+                 const char *k,
+                 const char *v,
+                 int want_added)
+{
+	int added = -1;
+
+	assert_int_equal(narf_hash_set(&f->ctx, c, k, strlen(k), v, strlen(v),
+	                               0, &added),
+	                 0);
+	assert_int_equal(added, want_added);
+}
+
+static bool hget_is(struct narf_coll *c, const char *k, const char *v)
+{
+	struct narf_str s;
+
+	if (!narf_hash_get(c, k, strlen(k), &s))
+		return v == NULL;
+	return v != NULL && s.len == strlen(v) && memcmp(s.s, v, s.len) == 0;
+}
+
+/* Set, replace, NX, get and delete behave the same in both encodings, and
+ * an integer-looking value reads back byte for byte. */
+static void test_hash_ops_both_encodings(void **state)
+{
+	(void)state;
+	for (int big = 0; big < 2; big++) {
+		struct fixture f;
+		struct narf_coll c = new_hash();
+		int added;
+
+		fixture_init(&f);
+		if (big)
+			f.lim.hash_lp_entries = 0; /* hashtable at once */
+		hset(&f, &c, "a", "1", 1);
+		assert_int_equal(c.enc,
+		                 big ? NARF_ENC_HASHTABLE : NARF_ENC_LISTPACK);
+		hset(&f, &c, "b", "007", 1);
+		hset(&f, &c, "a", "a longer value", 0);
+		assert_int_equal(narf_hash_set(&f.ctx, &c, "a", 1, "x", 1,
+		                               NARF_HASH_NX, &added),
+		                 0);
+		assert_int_equal(added, 0);
+		assert_true(hget_is(&c, "a", "a longer value"));
+		assert_true(hget_is(&c, "b", "007"));
+		assert_true(hget_is(&c, "zz", NULL));
+		assert_int_equal(narf_hash_len(&c), 2);
+		assert_true(narf_hash_del(&f.ctx, &c, "a", 1));
+		assert_false(narf_hash_del(&f.ctx, &c, "a", 1));
+		assert_int_equal(narf_coll_len(&c), 1);
+		narf_coll_free(&f.ctx, &c);
+		assert_null(c.p);
+		assert_int_equal(f.used, 0);
+	}
+}
+
+/* 128 fields stay a listpack, the 129th converts to a hashtable, and every
+ * field survives the conversion; deleting back down never converts back. */
+static void test_hash_converts_at_entries(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = new_hash();
+	char k[16], v[16];
+
+	(void)state;
+	fixture_init(&f);
+	for (int i = 0; i < 128; i++) {
+		snprintf(k, sizeof(k), "f%d", i);
+		snprintf(v, sizeof(v), "%d", i * 3);
+		hset(&f, &c, k, v, 1);
+	}
+	assert_int_equal(c.enc, NARF_ENC_LISTPACK);
+	hset(&f, &c, "f128", "x", 1);
+	assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
+	assert_int_equal(narf_hash_len(&c), 129);
+	for (int i = 0; i < 128; i++) {
+		snprintf(k, sizeof(k), "f%d", i);
+		snprintf(v, sizeof(v), "%d", i * 3);
+		assert_true(hget_is(&c, k, v));
+	}
+	for (int i = 0; i < 120; i++) {
+		snprintf(k, sizeof(k), "f%d", i);
+		assert_true(narf_hash_del(&f.ctx, &c, k, strlen(k)));
+	}
+	assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+}
+
+/* A 64-byte field or value keeps the listpack; 65 bytes in either
+ * converts before the write. */
+static void test_hash_converts_at_value_size(void **state)
+{
+	char b64[65], b65[66];
+
+	(void)state;
+	memset(b64, 'x', 64);
+	b64[64] = '\0';
+	memset(b65, 'y', 65);
+	b65[65] = '\0';
+	for (int which = 0; which < 2; which++) {
+		struct fixture f;
+		struct narf_coll c = new_hash();
+
+		fixture_init(&f);
+		hset(&f, &c, b64, b64, 1);
+		assert_int_equal(c.enc, NARF_ENC_LISTPACK);
+		if (which == 0)
+			hset(&f, &c, b65, "v", 1);
+		else
+			hset(&f, &c, "k", b65, 1);
+		assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
+		assert_true(hget_is(&c, b64, b64));
+		narf_coll_free(&f.ctx, &c);
+		assert_int_equal(f.used, 0);
+	}
+}
+
+/* The iterator and a full HSCAN each see every field exactly once (scan:
+ * at least once) in both encodings, and random picks return real fields. */
+static void test_hash_walks(void **state)
+{
+	(void)state;
+	for (int n = 10; n <= 1000; n += 990) {
+		struct fixture f;
+		struct narf_coll c = new_hash();
+		struct narf_hash_iter it;
+		struct narf_str fs, vs;
+		char k[16];
+		int seen = 0;
+
+		fixture_init(&f);
+		for (int i = 0; i < n; i++) {
+			snprintf(k, sizeof(k), "k%d", i);
+			hset(&f, &c, k, k, 1);
+		}
+		narf_hash_iter_init(&it, &c);
+		while (narf_hash_iter_next(&it, &fs, &vs)) {
+			assert_int_equal(fs.len, vs.len);
+			assert_memory_equal(fs.s, vs.s, fs.len);
+			seen++;
+		}
+		narf_hash_iter_close(&it);
+		assert_int_equal(seen, n);
+		for (int i = 0; i < 50; i++) {
+			char key[16];
+
+			narf_hash_random(&f.ctx, &c, &fs, &vs);
+			assert_true(fs.len < sizeof(key));
+			memcpy(key, fs.s, fs.len);
+			key[fs.len] = '\0';
+			assert_true(hget_is(&c, key, key));
+		}
+		narf_coll_free(&f.ctx, &c);
+		assert_int_equal(f.used, 0);
+	}
+}
+
+static void count_cb(void *arg,
+                     const struct narf_str *f,
+                     const struct narf_str *v)
+{
+	(void)f;
+	(void)v;
+	(*(int *)arg)++;
+}
+
+/* HSCAN over a big hash ends with cursor 0 having passed every field. */
+static void test_hash_scan(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = new_hash();
+	uint64_t cursor = 0;
+	char k[16];
+	int seen = 0, calls = 0;
+
+	(void)state;
+	fixture_init(&f);
+	for (int i = 0; i < 500; i++) {
+		snprintf(k, sizeof(k), "k%d", i);
+		hset(&f, &c, k, "v", 1);
+	}
+	do {
+		cursor = narf_hash_scan(&c, cursor, 10, count_cb, &seen);
+		calls++;
+	} while (cursor != 0 && calls < 10000);
+	assert_int_equal(cursor, 0);
+	assert_true(seen >= 500);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_hash_ops_both_encodings),
+	        cmocka_unit_test(test_hash_converts_at_entries),
+	        cmocka_unit_test(test_hash_converts_at_value_size),
+	        cmocka_unit_test(test_hash_walks),
+	        cmocka_unit_test(test_hash_scan),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
