@@ -721,6 +721,33 @@ int narf_resp_bulk_double(struct narf_buf *b, long double v)
 	return narf_resp_bulk(b, s, (size_t)n);
 }
 
+int narf_resp2_double(struct narf_buf *b, double v)
+{
+	char s[40];
+	int n;
+
+	if (isinf(v))
+		return narf_resp_bulk_str(b, v > 0 ? "inf" : "-inf");
+	/* d2string()'s fast path: inside (-(2^52 - 1), 2^52) a double with no
+	 * fraction is an exact long long. Zero keeps its sign through
+	 * snprintf ("-0"), as "%.17g" writes it. */
+	if (v > -4503599627370495.0 && v < 4503599627370496.0 && v != 0 &&
+	    v == (double)(long long)v) {
+		long long ll = (long long)v;
+
+		n = 0;
+		if (ll < 0)
+			s[n++] = '-';
+		n += (int)narf_format_u64(
+		        s + n, ll < 0 ? (uint64_t)-ll : (uint64_t)ll);
+		return narf_resp_bulk(b, s, (size_t)n);
+	}
+	n = snprintf(s, sizeof(s), "%.17g", v);
+	if (n < 0 || (size_t)n >= sizeof(s))
+		return NARF_ENOMEM;
+	return narf_resp_bulk(b, s, (size_t)n);
+}
+
 /* --- RESP3 reply encoding ----------------------------------------------- */
 
 int narf_resp3_null(struct narf_buf *b)

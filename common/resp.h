@@ -182,6 +182,15 @@ int narf_resp_array(struct narf_buf *b, long long n); /* *n */
 int narf_resp_bulk_double(struct narf_buf *b, long double v);
 
 /*
+ * A double as Redis 7.0's addReplyDouble() gives it to a RESP2 client (ZSCORE
+ * and the like): a bulk of "%.17g" (1.1 -> "1.1000000000000001", 1e20 ->
+ * "1e+20", -0.0 -> "-0"), infinities "inf"/"-inf", NaN as glibc spells it.
+ * Integral values below 2^52 are written as integers without snprintf, as
+ * 7.0's d2string() does; "%.17g" writes the same digits for them.
+ */
+int narf_resp2_double(struct narf_buf *b, double v);
+
+/*
  * --- RESP3 reply encoding --------------------------------------------------
  * The types RESP3 adds, as Redis 7.0 writes them to a client that said
  * HELLO 3. Same contract as above: 0, or NARF_ENOMEM leaving b unchanged.

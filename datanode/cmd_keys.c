@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "reply.h"
 
 static int64_t now_of(struct narf_engine *e)
 {
@@ -155,7 +156,7 @@ static int cmd_randomkey(struct narf_engine *e,
 	size_t n;
 
 	if (en == NULL)
-		return narf_resp_null(out);
+		return narf_reply_null(c, out);
 	k = narf_entry_key(en, &n);
 	return narf_resp_bulk(out, k, n);
 }

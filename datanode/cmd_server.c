@@ -21,6 +21,7 @@
 #include "common/metrics.h"
 #include "engine.h"
 #include "membership.h"
+#include "reply.h"
 #include "repl.h"
 
 /* Bytes the allocator has handed out (INFO used_memory). jemalloc counts
@@ -201,6 +202,41 @@ static int cmd_auth(struct narf_engine *e,
 	return rv == 0 ? narf_resp_simple(out, "OK") : 0;
 }
 
+/* CLIENT SETNAME's and HELLO SETNAME's check, as Redis 7.0's
+ * clientSetName(): an empty name clears it. Returns 0, or -1 after the
+ * error reply. */
+static int set_name(struct narf_client *c,
+                    const char *name,
+                    size_t n,
+                    struct narf_buf *out)
+{
+	for (size_t i = 0; i < n; i++)
+		if (name[i] <= ' ' || name[i] > '~') {
+			narf_resp_error(out,
+			                "ERR Client names cannot contain "
+			                "spaces, newlines or special "
+			                "characters.");
+			return -1;
+		}
+	if (n >= sizeof(c->name)) {
+		narf_resp_error(out, "ERR client name too long");
+		return -1;
+	}
+	memcpy(c->name, name, n);
+	c->name[n] = '\0';
+	return 0;
+}
+
+/*
+ * HELLO [protover [AUTH user pass] [SETNAME name]], in Redis 7.0's order:
+ * the version first (an integer, 2 or 3), then every option is parsed
+ * before any acts; AUTH is checked, then the client must be authenticated
+ * (by it or before), then SETNAME, and only then does the protocol change.
+ * A HELLO that fails anywhere leaves the protocol as it was (a refused
+ * HELLO 3 AUTH stays RESP2). Without a version it only describes the
+ * server, in the protocol already in use. The reply is a map of 7, so a
+ * RESP2 client sees it as a flat array of 14.
+ */
 static int cmd_hello(struct narf_engine *e,
                      struct narf_client *c,
                      int argc,
@@ -208,17 +244,16 @@ static int cmd_hello(struct narf_engine *e,
                      const size_t *len,
                      struct narf_buf *out)
 {
-	int i = 1;
+	long long ver = 0;
+	int i = 1, auth = 0, setname = 0;
 
 	if (argc >= 2) {
-		long long ver;
-
 		if (!narf_str_to_ll(argv[1], len[1], &ver))
 			return narf_resp_error(out,
 			                       "ERR Protocol version is "
 			                       "not an integer or out of "
 			                       "range");
-		if (ver != 2)
+		if (ver < 2 || ver > 3)
 			return narf_resp_error(out,
 			                       "NOPROTO unsupported "
 			                       "protocol version");
@@ -226,15 +261,11 @@ static int cmd_hello(struct narf_engine *e,
 	}
 	for (; i < argc; i++) {
 		if (narf_arg_is(argv[i], len[i], "auth") && i + 2 < argc) {
-			if (check_auth(e, c, argv[i + 1], len[i + 1],
-			               argv[i + 2], len[i + 2], out) != 0)
-				return 0;
+			auth = i + 1;
 			i += 2;
 		} else if (narf_arg_is(argv[i], len[i], "setname") &&
 		           i + 1 < argc) {
-			snprintf(c->name, sizeof(c->name), "%.*s",
-			         (int)len[i + 1], argv[i + 1]);
-			i++;
+			setname = ++i;
 		} else {
 			return narf_resp_errorf(
 			        out,
@@ -243,6 +274,9 @@ static int cmd_hello(struct narf_engine *e,
 			        (int)(len[i] > 64 ? 64 : len[i]), argv[i]);
 		}
 	}
+	if (auth != 0 && check_auth(e, c, argv[auth], len[auth], argv[auth + 1],
+	                            len[auth + 1], out) != 0)
+		return 0;
 	if (!c->authenticated)
 		return narf_resp_error(out,
 		                       "NOAUTH HELLO must be called with "
@@ -252,13 +286,17 @@ static int cmd_hello(struct narf_engine *e,
 		                       "authenticate the client and select "
 		                       "the RESP protocol version at the "
 		                       "same time");
-	narf_resp_array(out, 14);
+	if (setname != 0 && set_name(c, argv[setname], len[setname], out) != 0)
+		return 0;
+	if (ver != 0)
+		c->resp = (uint8_t)ver;
+	narf_reply_map(c, out, 7);
 	narf_resp_bulk_str(out, "server");
 	narf_resp_bulk_str(out, "redis");
 	narf_resp_bulk_str(out, "version");
 	narf_resp_bulk_str(out, NARF_REDIS_VERSION);
 	narf_resp_bulk_str(out, "proto");
-	narf_resp_int(out, 2);
+	narf_resp_int(out, c->resp == 3 ? 3 : 2);
 	narf_resp_bulk_str(out, "id");
 	narf_resp_int(out, (long long)c->id);
 	narf_resp_bulk_str(out, "mode");
@@ -312,36 +350,34 @@ static int cmd_client(struct narf_engine *e,
 		return narf_resp_int(out, (long long)c->id);
 	if (narf_arg_is(sub, n, "getname") && argc == 2)
 		return c->name[0] ? narf_resp_bulk_str(out, c->name)
-		                  : narf_resp_null(out);
-	if (narf_arg_is(sub, n, "setname") && argc == 3) {
-		for (size_t i = 0; i < len[2]; i++)
-			if (argv[2][i] <= ' ' || argv[2][i] > '~')
-				return narf_resp_error(
-				        out,
-				        "ERR Client names cannot contain "
-				        "spaces, newlines or special "
-				        "characters.");
-		if (len[2] >= sizeof(c->name))
-			return narf_resp_error(out, "ERR client name too long");
-		memcpy(c->name, argv[2], len[2]);
-		c->name[len[2]] = '\0';
-		return narf_resp_simple(out, "OK");
-	}
+		                  : narf_reply_null(c, out);
+	if (narf_arg_is(sub, n, "setname") && argc == 3)
+		return set_name(c, argv[2], len[2], out) == 0
+		               ? narf_resp_simple(out, "OK")
+		               : 0;
 	if (narf_arg_is(sub, n, "setinfo") && argc == 4)
 		return narf_resp_simple(out, "OK");
 	if (narf_arg_is(sub, n, "info") && argc == 2) {
 		char line[512];
+		int k = snprintf(line, sizeof(line),
+		                 "id=%llu addr=%s name=%s db=0\n",
+		                 (unsigned long long)c->id, c->addr, c->name);
 
-		snprintf(line, sizeof(line), "id=%llu addr=%s name=%s db=0\n",
-		         (unsigned long long)c->id, c->addr, c->name);
-		return narf_resp_bulk_str(out, line);
+		if (k < 0 || (size_t)k >= sizeof(line))
+			k = (int)strlen(line);
+		return narf_reply_verbatim(c, out, line, (size_t)k);
 	}
 	static const char *const known[] = {"id",      "getname", "setname",
 	                                    "setinfo", "info",    NULL};
 	return subcommand_error(out, "client", known, sub, n);
 }
 
-static void command_info(struct narf_buf *out, const struct narf_command *cmd)
+/* COMMAND's entry for cmd, as Redis 7.0's addReplyCommandInfo(): under
+ * RESP3 the flags, ACL categories, tips, key specs and subcommands are
+ * sets (7.0 writes an empty set for none of them too). */
+static void command_info(const struct narf_client *c,
+                         struct narf_buf *out,
+                         const struct narf_command *cmd)
 {
 	unsigned nflags = 0;
 
@@ -352,7 +388,7 @@ static void command_info(struct narf_buf *out, const struct narf_command *cmd)
 	         !!(cmd->flags & NARF_CMD_READONLY) +
 	         !!(cmd->flags & NARF_CMD_DENYOOM) +
 	         !!(cmd->flags & NARF_CMD_FAST);
-	narf_resp_array(out, nflags);
+	narf_reply_set(c, out, nflags);
 	if (cmd->flags & NARF_CMD_WRITE)
 		narf_resp_simple(out, "write");
 	if (cmd->flags & NARF_CMD_READONLY)
@@ -364,10 +400,10 @@ static void command_info(struct narf_buf *out, const struct narf_command *cmd)
 	narf_resp_int(out, cmd->first_key);
 	narf_resp_int(out, cmd->last_key);
 	narf_resp_int(out, cmd->key_step);
-	narf_resp_array(out, 0); /* ACL categories */
-	narf_resp_array(out, 0); /* tips */
-	narf_resp_array(out, 0); /* key specs */
-	narf_resp_array(out, 0); /* subcommands */
+	narf_reply_set(c, out, 0); /* ACL categories */
+	narf_reply_set(c, out, 0); /* tips */
+	narf_reply_set(c, out, 0); /* key specs */
+	narf_reply_set(c, out, 0); /* subcommands */
 }
 
 static int cmd_command(struct narf_engine *e,
@@ -389,13 +425,13 @@ static int cmd_command(struct narf_engine *e,
 			for (const struct narf_command *k =
 			             narf_command_tables[t];
 			     k->name; k++)
-				command_info(out, k);
+				command_info(c, out, k);
 		return 0;
 	}
 	if (narf_arg_is(argv[1], len[1], "count"))
 		return narf_resp_int(out, count);
 	if (narf_arg_is(argv[1], len[1], "docs"))
-		return narf_resp_array(out, 0); /* no docs: clients cope */
+		return narf_reply_map(c, out, 0); /* no docs: clients cope */
 	if (narf_arg_is(argv[1], len[1], "info")) {
 		narf_resp_array(out, argc - 2);
 		for (int i = 2; i < argc; i++) {
@@ -409,9 +445,9 @@ static int cmd_command(struct narf_engine *e,
 					                k->name))
 						found = k;
 			if (found)
-				command_info(out, found);
+				command_info(c, out, found);
 			else
-				narf_resp_null_array(out);
+				narf_reply_null_array(c, out);
 		}
 		return 0;
 	}
@@ -508,7 +544,7 @@ static int cmd_config(struct narf_engine *e,
 		narf_resp_bulk_str(&body, value);
 		n += 2;
 	}
-	narf_resp_array(out, n);
+	narf_reply_map(c, out, n / 2);
 	narf_buf_append(out, body.data, body.len);
 	narf_buf_close(&body);
 	return 0;
@@ -713,7 +749,7 @@ static int cmd_info(struct narf_engine *e,
 	}
 	if (n >= sizeof(text))
 		n = sizeof(text) - 1;
-	return narf_resp_bulk(out, text, n);
+	return narf_reply_verbatim(c, out, text, n);
 }
 
 /* --- CLUSTER (standalone: one node owns every slot) ------------------------
@@ -785,7 +821,8 @@ static int map_cluster_slots(struct narf_buf *out, const struct narf_map *map)
 
 /* One CLUSTER NODES line per live node: its primary ranges, or the
  * primary it replicates most. */
-static int map_cluster_nodes(struct narf_buf *out,
+static int map_cluster_nodes(const struct narf_client *c,
+                             struct narf_buf *out,
                              const struct narf_map *map,
                              uint32_t self)
 {
@@ -829,7 +866,7 @@ static int map_cluster_nodes(struct narf_buf *out,
 		}
 		narf_buf_append(&text, "\n", 1);
 	}
-	rv = narf_resp_bulk(out, text.data, text.len);
+	rv = narf_reply_verbatim(c, out, text.data, text.len);
 	narf_buf_close(&text);
 	return rv;
 }
@@ -855,7 +892,8 @@ static int cmd_cluster(struct narf_engine *e,
 		if (narf_arg_is(sub, n, "slots"))
 			return map_cluster_slots(out, map);
 		if (narf_arg_is(sub, n, "nodes"))
-			return map_cluster_nodes(out, map, *e->cluster_node_id);
+			return map_cluster_nodes(c, out, map,
+			                         *e->cluster_node_id);
 		if (narf_arg_is(sub, n, "myid"))
 			return narf_resp_bulk_str(out, name);
 	}
@@ -875,14 +913,14 @@ static int cmd_cluster(struct narf_engine *e,
 	}
 	if (narf_arg_is(sub, n, "shards") && argc == 2) {
 		narf_resp_array(out, 1);
-		narf_resp_array(out, 4);
+		narf_reply_map(c, out, 2);
 		narf_resp_bulk_str(out, "slots");
 		narf_resp_array(out, 2);
 		narf_resp_int(out, 0);
 		narf_resp_int(out, NARF_SLOTS - 1);
 		narf_resp_bulk_str(out, "nodes");
 		narf_resp_array(out, 1);
-		narf_resp_array(out, 14);
+		narf_reply_map(c, out, 7);
 		narf_resp_bulk_str(out, "id");
 		narf_resp_bulk_str(out, e->run_id);
 		narf_resp_bulk_str(out, "port");
@@ -903,7 +941,7 @@ static int cmd_cluster(struct narf_engine *e,
 		         "%s %s:%d@%d myself,master - 0 0 1 connected 0-%d\n",
 		         e->run_id, host, e->cfg.port, e->cfg.port + 10000,
 		         NARF_SLOTS - 1);
-		return narf_resp_bulk_str(out, line);
+		return narf_reply_verbatim(c, out, line, strlen(line));
 	}
 	if (narf_arg_is(sub, n, "info") && argc == 2) {
 		snprintf(line, sizeof(line),
@@ -912,7 +950,7 @@ static int cmd_cluster(struct narf_engine *e,
 		         "cluster_known_nodes:1\r\ncluster_size:1\r\n"
 		         "cluster_current_epoch:1\r\ncluster_my_epoch:1\r\n",
 		         NARF_SLOTS, NARF_SLOTS);
-		return narf_resp_bulk_str(out, line);
+		return narf_reply_verbatim(c, out, line, strlen(line));
 	}
 	static const char *const known[] = {
 	        "keyslot", "myid", "slots", "shards", "nodes", "info", NULL};

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "reply.h"
 
 #define OOM_MSG "OOM command not allowed when used memory > 'maxmemory'."
 
@@ -23,13 +24,16 @@ static int reply_oom(struct narf_buf *out, size_t rollback)
 	return narf_resp_error(out, OOM_MSG);
 }
 
-static int reply_value(struct narf_buf *out, const struct narf_entry *en)
+/* A string's value, or the null of c's protocol for a missing key. */
+static int reply_value(const struct narf_client *c,
+                       struct narf_buf *out,
+                       const struct narf_entry *en)
 {
 	size_t n;
 	const char *v;
 
 	if (en == NULL)
-		return narf_resp_null(out);
+		return narf_reply_null(c, out);
 	v = narf_entry_value(en, &n);
 	return narf_resp_bulk(out, v, n);
 }
@@ -159,10 +163,11 @@ static int cmd_set(struct narf_engine *e,
 	old = narf_lookup(e, argv[1], len[1], false);
 	if ((o.nx && old != NULL) || (o.xx && old == NULL)) {
 		/* Not set: SET ... GET still answers with the old value. */
-		return o.get ? reply_value(out, old) : narf_resp_null(out);
+		return o.get ? reply_value(c, out, old)
+		             : narf_reply_null(c, out);
 	}
 	if (o.get)
-		reply_value(out, old);
+		reply_value(c, out, old);
 	expire = o.keepttl ? NARF_STORE_KEEPTTL : o.expire;
 	if (store_set(e, argv[1], len[1], argv[2], len[2], expire) != 0)
 		return reply_oom(out, mark);
@@ -226,7 +231,7 @@ static int cmd_get(struct narf_engine *e,
                    const size_t *len,
                    struct narf_buf *out)
 {
-	return reply_value(out, narf_lookup(e, argv[1], len[1], true));
+	return reply_value(c, out, narf_lookup(e, argv[1], len[1], true));
 }
 
 static int cmd_getset(struct narf_engine *e,
@@ -238,7 +243,7 @@ static int cmd_getset(struct narf_engine *e,
 {
 	size_t mark = out->len;
 
-	reply_value(out, narf_lookup(e, argv[1], len[1], true));
+	reply_value(c, out, narf_lookup(e, argv[1], len[1], true));
 	if (store_set(e, argv[1], len[1], argv[2], len[2], 0) != 0)
 		return reply_oom(out, mark);
 	return 0;
@@ -254,8 +259,8 @@ static int cmd_getdel(struct narf_engine *e,
 	struct narf_entry *en = narf_lookup(e, argv[1], len[1], true);
 
 	if (en == NULL)
-		return narf_resp_null(out);
-	reply_value(out, en);
+		return narf_reply_null(c, out);
+	reply_value(c, out, en);
 	narf_store_del(e->store, narf_key_slot(argv[1], len[1]), argv[1],
 	               len[1], narf_engine_now(e));
 	return 0;
@@ -292,8 +297,8 @@ static int cmd_getex(struct narf_engine *e,
 	}
 	en = narf_lookup(e, argv[1], len[1], true);
 	if (en == NULL)
-		return narf_resp_null(out);
-	reply_value(out, en);
+		return narf_reply_null(c, out);
+	reply_value(c, out, en);
 	if (unit != EXP_NONE && expire <= narf_engine_now(e))
 		narf_store_del(e->store, narf_key_slot(argv[1], len[1]),
 		               argv[1], len[1], narf_engine_now(e));
@@ -449,7 +454,7 @@ static int cmd_mget(struct narf_engine *e,
 {
 	narf_resp_array(out, argc - 1);
 	for (int i = 1; i < argc; i++)
-		reply_value(out, narf_lookup(e, argv[i], len[i], true));
+		reply_value(c, out, narf_lookup(e, argv[i], len[i], true));
 	return 0;
 }
 

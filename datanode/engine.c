@@ -325,6 +325,7 @@ void narf_engine_client_init(struct narf_engine *e, struct narf_client *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->id = e->next_client_id++;
+	c->resp = 2;
 	/* Without a password the default user is nopass and may do
 	 * anything, as Redis's. */
 	c->authenticated = !narf_engine_has_password(e);

@@ -140,6 +140,9 @@ enum narf_budget {
 /* Per-connection state the commands see. */
 struct narf_client {
 	uint64_t id;
+	/* The protocol of its replies, 2 or 3: HELLO switches it (reply.h
+	 * writes what differs). A peer link never says HELLO: 2. */
+	uint8_t resp;
 	bool authenticated;
 	enum narf_perm perm;    /* what it may run once authenticated */
 	bool close_after_reply; /* QUIT, or a fatal error reply */

@@ -3,6 +3,7 @@
  * command's reply bytes, edge cases and error strings, driven without
  * sockets and with a fake clock.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include "datanode/engine.h"
 #include "datanode/peer_auth.h"
+#include "datanode/reply.h"
 
 static int64_t fake_now = 1700000000000LL;
 
@@ -392,7 +394,7 @@ static void test_server_commands(void **state)
 	EXPECT(f, "CLIENT SETNAME me", "+OK\r\n");
 	EXPECT(f, "CLIENT GETNAME", "$2\r\nme\r\n");
 	EXPECT(f, "CLIENT ID", ":1\r\n");
-	EXPECT(f, "HELLO 3", "-NOPROTO unsupported protocol version\r\n");
+	EXPECT(f, "HELLO 4", "-NOPROTO unsupported protocol version\r\n");
 	assert_true(strncmp(run(f, "HELLO 2"), "*14\r\n", 5) == 0);
 	EXPECT(f, "CLUSTER KEYSLOT foo", ":12182\r\n");
 	assert_true(strncmp(run(f, "CONFIG GET maxmemory"),
@@ -404,6 +406,197 @@ static void test_server_commands(void **state)
 	       "'a' 'b' \r\n");
 	EXPECT(f, "QUIT", "+OK\r\n");
 	assert_true(f->c.close_after_reply);
+}
+
+/* HELLO's reply with proto p from the first client (id 1) of a standalone
+ * node: a map of 7 under RESP3, the same as a flat array of 14 under
+ * RESP2 (redis-server 7.0.15's shape; its version and id differ). */
+#define HELLO_BODY(p)                                                     \
+	"$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n" \
+	"$5\r\nproto\r\n:" p                                              \
+	"\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n"                            \
+	"$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"             \
+	"$7\r\nmodules\r\n*0\r\n"
+#define HELLO2 "*14\r\n" HELLO_BODY("2")
+#define HELLO3 "%7\r\n" HELLO_BODY("3")
+
+/* HELLO switches the connection's protocol as Redis 7.0: no version
+ * answers in the current one, 2 and 3 switch, other versions and bad
+ * options are refused and leave it as it was. */
+static void test_hello(void **state)
+{
+	struct fixture *f = *state;
+
+	EXPECT(f, "HELLO", HELLO2);
+	EXPECT(f, "HELLO 3", HELLO3);
+	assert_int_equal(f->c.resp, 3);
+	EXPECT(f, "HELLO", HELLO3);
+	EXPECT(f, "HELLO 4", "-NOPROTO unsupported protocol version\r\n");
+	EXPECT(f, "HELLO 1", "-NOPROTO unsupported protocol version\r\n");
+	EXPECT(f, "HELLO -3", "-NOPROTO unsupported protocol version\r\n");
+	EXPECT(f, "HELLO 03",
+	       "-ERR Protocol version is not an integer or out of range\r\n");
+	EXPECT(f, "HELLO x",
+	       "-ERR Protocol version is not an integer or out of range\r\n");
+	EXPECT(f, "HELLO 2 FOO", "-ERR Syntax error in HELLO option 'FOO'\r\n");
+	EXPECT(f, "HELLO 2 AUTH u",
+	       "-ERR Syntax error in HELLO option 'AUTH'\r\n");
+	EXPECT(f, "HELLO 2 SETNAME",
+	       "-ERR Syntax error in HELLO option 'SETNAME'\r\n");
+	/* A name Redis refuses: the error, and no switch. */
+	EXPECT(f, "HELLO 2 SETNAME a\x01b",
+	       "-ERR Client names cannot contain spaces, newlines or special "
+	       "characters.\r\n");
+	assert_int_equal(f->c.resp, 3);
+	EXPECT(f, "HELLO 3 SETNAME me", HELLO3);
+	EXPECT(f, "CLIENT GETNAME", "$2\r\nme\r\n");
+	/* An empty name clears it, as CLIENT SETNAME "" does. */
+	EXPECT(f, "HELLO 2 SETNAME \"\"", HELLO2);
+	assert_int_equal(f->c.resp, 2);
+	EXPECT(f, "CLIENT GETNAME", "$-1\r\n");
+	/* No password: the default user is nopass, any password goes. */
+	EXPECT(f, "HELLO 3 AUTH default anything", HELLO3);
+	EXPECT(f, "HELLO 2 AUTH nobody x",
+	       "-WRONGPASS invalid username-password pair or user is "
+	       "disabled.\r\n");
+	assert_int_equal(f->c.resp, 3);
+}
+
+/* With a password, HELLO AUTH is checked before the switch: a refused one
+ * stays RESP2, options are all parsed before AUTH acts, and HELLO without
+ * AUTH needs the client authenticated first. */
+static void test_hello_auth(void **state)
+{
+	struct narf_engine_config cfg;
+	struct fixture *f;
+
+	teardown(state);
+	narf_engine_config_default(&cfg);
+	cfg.requirepass = strdup("s3cret");
+	*state = f = make(&cfg);
+	EXPECT(f, "HELLO 3",
+	       "-NOAUTH HELLO must be called with the client already "
+	       "authenticated, otherwise the HELLO AUTH <user> <pass> option "
+	       "can be used to authenticate the client and select the RESP "
+	       "protocol version at the same time\r\n");
+	EXPECT(f, "HELLO 3 AUTH default wrong",
+	       "-WRONGPASS invalid username-password pair or user is "
+	       "disabled.\r\n");
+	assert_int_equal(f->c.resp, 2);
+	assert_false(f->c.authenticated);
+	EXPECT(f, "GET k", "-NOAUTH Authentication required.\r\n");
+	EXPECT(f, "HELLO 3 AUTH default s3cret BAD",
+	       "-ERR Syntax error in HELLO option 'BAD'\r\n");
+	assert_false(f->c.authenticated);
+	EXPECT(f, "HELLO 4 AUTH default s3cret",
+	       "-NOPROTO unsupported protocol version\r\n");
+	assert_false(f->c.authenticated);
+	EXPECT(f, "HELLO 3 AUTH default s3cret", HELLO3);
+	assert_true(f->c.authenticated);
+	EXPECT(f, "GET k", "_\r\n");
+	assert_int_equal(f->e.stats.auth_failures, 1);
+}
+
+/* Under RESP3 every null narf returns is `_`, CONFIG GET is a map, INFO
+ * and the CLUSTER texts are verbatim strings, COMMAND's flags are sets:
+ * redis-server 7.0.15's bytes under HELLO 3. HELLO 2 brings RESP2's bytes
+ * back. */
+static void test_resp3_replies(void **state)
+{
+	struct fixture *f = *state;
+	const char *rep;
+
+	run(f, "HELLO 3");
+	EXPECT(f, "GET nokey", "_\r\n");
+	EXPECT(f, "GETDEL nokey", "_\r\n");
+	EXPECT(f, "GETEX nokey", "_\r\n");
+	EXPECT(f, "GETEX nokey PERSIST", "_\r\n");
+	EXPECT(f, "GETSET nokey v", "_\r\n");
+	EXPECT(f, "DEL nokey", ":1\r\n");
+	EXPECT(f, "SET k v XX", "_\r\n");
+	EXPECT(f, "SET k v XX GET", "_\r\n");
+	EXPECT(f, "SET k v GET", "_\r\n");
+	EXPECT(f, "SET k w NX", "_\r\n");
+	EXPECT(f, "SET k w NX GET", "$1\r\nv\r\n");
+	EXPECT(f, "MGET k nokey", "*2\r\n$1\r\nv\r\n_\r\n");
+	EXPECT(f, "TTL nokey", ":-2\r\n");
+	EXPECT(f, "PTTL k", ":-1\r\n");
+	EXPECT(f, "DEL k", ":1\r\n");
+	EXPECT(f, "RANDOMKEY", "_\r\n");
+	EXPECT(f, "CLIENT GETNAME", "_\r\n");
+	EXPECT(f, "INCRBYFLOAT f 1.5", "$3\r\n1.5\r\n");
+	EXPECT(f, "CONFIG GET maxmemory",
+	       "%1\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n");
+	EXPECT(f, "CONFIG GET save", "%1\r\n$4\r\nsave\r\n$0\r\n\r\n");
+	EXPECT(f, "CONFIG GET nomatch", "%0\r\n");
+	EXPECT(f, "INFO keyspace",
+	       "=48\r\ntxt:# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n"
+	       "\r\n");
+	EXPECT(f, "CLIENT INFO",
+	       "=41\r\ntxt:id=1 addr=127.0.0.1:40000 name= db=0\n\r\n");
+	EXPECT(f, "COMMAND INFO get nosuch",
+	       "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n"
+	       "+fast\r\n:1\r\n:1\r\n:1\r\n~0\r\n~0\r\n~0\r\n~0\r\n_\r\n");
+	EXPECT(f, "COMMAND DOCS get", "%0\r\n");
+	rep = run(f, "CLUSTER INFO");
+	assert_true(strncmp(rep, "=", 1) == 0);
+	assert_non_null(strstr(rep, "\r\ntxt:cluster_enabled:1\r\n"));
+	rep = run(f, "CLUSTER NODES");
+	assert_non_null(strstr(rep, "\r\ntxt:"));
+	assert_non_null(strstr(rep, " myself,master "));
+	rep = run(f, "CLUSTER SHARDS");
+	assert_true(strncmp(rep, "*1\r\n%2\r\n$5\r\nslots\r\n", 19) == 0);
+	assert_non_null(strstr(rep, "$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\nid\r\n"));
+	/* Back to RESP2: its bytes, unchanged. */
+	run(f, "HELLO 2");
+	EXPECT(f, "GET nokey", "$-1\r\n");
+	EXPECT(f, "MGET f nokey", "*2\r\n$3\r\n1.5\r\n$-1\r\n");
+	EXPECT(f, "COMMAND INFO nosuch", "*1\r\n*-1\r\n");
+	EXPECT(f, "CONFIG GET nomatch", "*0\r\n");
+	EXPECT(f, "COMMAND DOCS get", "*0\r\n");
+	EXPECT(f, "CLIENT INFO",
+	       "$37\r\nid=1 addr=127.0.0.1:40000 name= db=0\n\r\n");
+	rep = run(f, "CLUSTER SHARDS");
+	assert_true(strncmp(rep, "*1\r\n*4\r\n$5\r\nslots\r\n", 19) == 0);
+}
+
+/* reply.h's helpers write each protocol's form: RESP2's bytes are what
+ * Redis 7.0 sends a client that never said HELLO 3. */
+static void test_reply_helpers(void **state)
+{
+	static const struct {
+		uint8_t resp;
+		const char *want;
+	} cases[] = {
+	        {2,
+	         "$-1\r\n*-1\r\n*4\r\n*3\r\n$18\r\n1.1000000000000001\r\n"
+	         "$1\r\n3\r\n$4\r\n-inf\r\n:1\r\n:0\r\n$2\r\nhi\r\n"},
+	        {3,
+	         "_\r\n_\r\n%2\r\n~3\r\n,1.1000000000000001\r\n,3\r\n"
+	         ",-inf\r\n#t\r\n#f\r\n=6\r\ntxt:hi\r\n"},
+	};
+	struct narf_client c;
+	struct narf_buf b;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		c.resp = cases[i].resp;
+		narf_buf_init(&b);
+		assert_int_equal(narf_reply_null(&c, &b), 0);
+		assert_int_equal(narf_reply_null_array(&c, &b), 0);
+		assert_int_equal(narf_reply_map(&c, &b, 2), 0);
+		assert_int_equal(narf_reply_set(&c, &b, 3), 0);
+		assert_int_equal(narf_reply_double(&c, &b, 1.1), 0);
+		assert_int_equal(narf_reply_double(&c, &b, 3), 0);
+		assert_int_equal(narf_reply_double(&c, &b, -HUGE_VAL), 0);
+		assert_int_equal(narf_reply_bool(&c, &b, true), 0);
+		assert_int_equal(narf_reply_bool(&c, &b, false), 0);
+		assert_int_equal(narf_reply_verbatim(&c, &b, "hi", 2), 0);
+		assert_int_equal(b.len, strlen(cases[i].want));
+		assert_memory_equal(b.data, cases[i].want, b.len);
+		narf_buf_close(&b);
+	}
 }
 
 /* With a password, everything but AUTH/HELLO/QUIT needs AUTH first. */
@@ -692,6 +885,12 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_server_commands, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_hello, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_hello_auth, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_resp3_replies, setup,
+	                                        teardown),
+	        cmocka_unit_test(test_reply_helpers),
 	        cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_auth_failures, setup,
 	                                        teardown),

@@ -890,6 +890,46 @@ static void test_resp3_double(void **state)
 	expect_double3(-NAN, "-nan");
 }
 
+/* Assert the RESP2 bulk narf_resp2_double() writes for v is want. */
+static void expect_double2(double v, const char *want)
+{
+	struct narf_buf b;
+	char line[64];
+	int n;
+
+	narf_buf_init(&b);
+	assert_int_equal(narf_resp2_double(&b, v), 0);
+	n = snprintf(line, sizeof(line), "$%zu\r\n%s\r\n", strlen(want), want);
+	expect_bytes(&b, line, (size_t)n);
+	narf_buf_close(&b);
+}
+
+/* RESP2 doubles are bulks of the same digits: redis-server 7.0.15's
+ * ZSCOREs without HELLO 3, the integer fast path's bounds (2^52 - 1 and
+ * 2^52 are integral either way), and the edges. */
+static void test_resp2_double(void **state)
+{
+	(void)state;
+	expect_double2(1.1, "1.1000000000000001");
+	expect_double2(3, "3");
+	expect_double2(-3, "-3");
+	expect_double2(2.5, "2.5");
+	expect_double2(0.1, "0.10000000000000001");
+	expect_double2(0, "0");
+	expect_double2(-0.0, "-0");
+	expect_double2(1e17, "1e+17");
+	expect_double2(1e20, "1e+20");
+	expect_double2(123456789012345678.0, "1.2345678901234568e+17");
+	expect_double2(4503599627370495.0, "4503599627370495");
+	expect_double2(4503599627370496.0, "4503599627370496");
+	expect_double2(-4503599627370495.0, "-4503599627370495");
+	expect_double2(-4503599627370496.0, "-4503599627370496");
+	expect_double2(1.5e-300, "1.5000000000000001e-300");
+	expect_double2(HUGE_VAL, "inf");
+	expect_double2(-HUGE_VAL, "-inf");
+	expect_double2(NAN, "nan");
+}
+
 /* A peer's replies: whole, split at every byte, nested, and malformed. */
 static void test_reply_len(void **state)
 {
@@ -1093,6 +1133,7 @@ int main(void)
 	        cmocka_unit_test(test_bulk_double),
 	        cmocka_unit_test(test_resp3_encoders),
 	        cmocka_unit_test(test_resp3_double),
+	        cmocka_unit_test(test_resp2_double),
 	        cmocka_unit_test(test_reply_len),
 	        cmocka_unit_test(test_command_encoding),
 	        cmocka_unit_test(test_format_u64),
