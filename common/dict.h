@@ -14,8 +14,9 @@
  * seed), so a client cannot choose colliding fields. The table is a power of
  * two; it grows when the element count reaches the bucket count (load 1)
  * and shrinks when it falls under 10%, and both are incremental, as Redis's
- * dict: while a resize runs two tables are live and each find, add or unlink
- * moves a few buckets across, so no single call costs O(n).
+ * dict: while a resize runs two tables are live and each find, add, unlink
+ * or random moves one bucket across (skipping at most 10 empty ones), so no
+ * single call costs O(n).
  *
  * narf_dict_scan() uses Redis's reverse-binary cursor: an element present
  * from the first call to the last is returned at least once, whatever

@@ -13,6 +13,8 @@
 #                              against a coordinator at rest
 #   listpack  fuzz_listpack.c  the listpack: validate and walk peer bytes,
 #                              and operations checked against an array
+#   intset    fuzz_intset.c    the intset: validate and walk peer bytes,
+#                              and operations checked against a sorted array
 # FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
 # targets run (building them is not counted). Prints one summary line per
 # target and exits non-zero when libFuzzer finds a crash, a leak, an
@@ -29,7 +31,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs map_json auth api listpack}
+targets=${*:-frame resp http raft_hs map_json auth api listpack intset}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -223,6 +225,23 @@ seeds_listpack() {
 	seed ints '\000\000\003127\000\000\003128\000\000\002-0\000\000\00200\000\000\023-922337203685477580\001\000\0054095\004\000\005-4096'
 }
 
+# Seed format (see fuzz_intset.c): the whole input is both an intset to
+# validate and a program: an op byte (low 3 bits: 0-2 add, 3 remove, 4
+# remove a member, 5 find, 6 get, 7 random; bits 3-4: the value is 1, 2, 4
+# or 8 bytes) and the value's bytes, little-endian.
+seeds_intset() {
+	seed empty '\002\000\000\000\000\000\000\000'
+	seed two '\002\000\000\000\002\000\000\000\376\377\007\000'
+	seed wide '\010\000\000\000\001\000\000\000\000\000\000\000\000\000\000\200'
+	seed upgrades '\000\005\010\377\177\010\000\200\020\000\000\001\000\030\001\000\000\000\000\000\000\200\003\005\004\000\005\377\006\001\007'
+	seed small '\000\001\000\002\000\003\001\002\003\002\004\000\005\003\006\002\007'
+}
+
+build_intset() {
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		common/intset.c tests/fuzz/fuzz_intset.c -o "$1"
+}
+
 build_listpack() {
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 		common/listpack.c tests/fuzz/fuzz_listpack.c -o "$1"
@@ -321,6 +340,7 @@ run_target() {
 	auth) build_auth "$bin" && seeds_auth ;;
 	api) build_api "$bin" && seeds_api ;;
 	listpack) build_listpack "$bin" && seeds_listpack ;;
+	intset) build_intset "$bin" && seeds_intset ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -347,11 +367,12 @@ run_target() {
 status=0
 for t in $targets; do
 	case $t in
-	frame | resp | http | raft_hs | map_json | auth | api | listpack) ;;
+	frame | resp | http | raft_hs | map_json | auth | api | listpack | \
+		intset) ;;
 	*)
 		echo "run.sh: unknown target '$t'" \
 			"(frame, resp, http, raft_hs, map_json, auth, api," \
-			"listpack)" >&2
+			"listpack, intset)" >&2
 		exit 2
 		;;
 	esac
