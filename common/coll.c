@@ -10,7 +10,7 @@
 
 void narf_coll_limits_default(struct narf_coll_limits *lim)
 {
-	lim->hash_lp_entries = 128;
+	lim->hash_lp_entries = 512;
 	lim->hash_lp_value = 64;
 	lim->set_intset_entries = 512;
 	lim->zset_lp_entries = 128;

@@ -51,7 +51,7 @@ enum narf_enc {
 
 /* The conversion thresholds, Redis 7.0's names and defaults. */
 struct narf_coll_limits {
-	uint32_t hash_lp_entries;    /* hash-max-listpack-entries, 128 */
+	uint32_t hash_lp_entries;    /* hash-max-listpack-entries, 512 */
 	uint32_t hash_lp_value;      /* hash-max-listpack-value, 64 */
 	uint32_t set_intset_entries; /* set-max-intset-entries, 512 */
 	uint32_t zset_lp_entries;    /* zset-max-listpack-entries, 128 */

@@ -679,6 +679,68 @@ void narf_store_coll_close(struct narf_store *s,
 	narf_stbl_after_delete(s, r->slot);
 }
 
+int narf_store_rename(struct narf_store *s,
+                      unsigned src_slot,
+                      const char *src,
+                      size_t src_len,
+                      unsigned dst_slot,
+                      const char *dst,
+                      size_t dst_len,
+                      int64_t now_ms)
+{
+	struct narf_entry_pos pos;
+	struct narf_entry *e = lookup(s, src_slot, src, src_len,
+	                              narf_store_hash(s, src, src_len), now_ms,
+	                              &pos, LOOKUP_READ);
+	struct narf_entry *n, *old;
+	uint64_t h = narf_store_hash(s, dst, dst_len);
+	uint64_t need;
+	int rv;
+
+	if (e == NULL)
+		return NARF_ENOTFOUND;
+	/* The new entry carries the raw value bytes: a string, or the
+	 * collection's address, which moves without a copy. */
+	rv = entry_new(dst, dst_len, entry_key(e) + e->klen, e->vlen,
+	               entry_expire(e), &n);
+	if (rv != 0)
+		return rv;
+	n->flags |= e->flags & (ENTRY_TYPE_MASK | ENTRY_ENC_MASK);
+	n->lru = lru_clock(now_ms);
+	need = malloc_usable_size(n);
+	if (s->slots[dst_slot].table[0] == NULL)
+		need += s->first_table_size;
+	s->pinned = e;
+	rv = fit(s, need, !slot_replica(s, dst_slot));
+	s->pinned = NULL;
+	if (rv != 0) {
+		free(n);
+		return rv;
+	}
+	/* The old dst goes first (with its object), then src's entry is
+	 * unlinked and freed without its object, which n now owns. */
+	old = lookup(s, dst_slot, dst, dst_len, h, now_ms, &pos, LOOKUP_WRITE);
+	if (old != NULL)
+		remove_entry(s, dst_slot, pos, -1);
+	narf_store_account(s, n);
+	rv = narf_stbl_insert(s, dst_slot, n, h);
+	if (rv != 0) {
+		narf_store_free(s, n);
+		return rv;
+	}
+	s->keys++;
+	if (n->flags & ENTRY_HAS_EXPIRE)
+		ttl_count(s, dst_slot, +1);
+	pos = narf_stbl_locate(s, &s->slots[src_slot], e);
+	assert(pos.link != NULL);
+	unlink_entry(s, src_slot, pos);
+	wrote(s, dst_slot, dst, dst_len, n);
+	wrote(s, src_slot, entry_key(e), e->klen, NULL);
+	narf_store_free(s, e);
+	narf_stbl_after_delete(s, src_slot);
+	return 0;
+}
+
 /*
  * The expiry lives inside the entry only when there is one, so adding or
  * removing it rebuilds the entry; changing an existing one is in place.

@@ -272,6 +272,21 @@ void narf_store_coll_close(struct narf_store *s,
                            struct narf_cref *r,
                            int64_t now_ms);
 
+/*
+ * RENAME: move src's value, type and TTL to dst, replacing what dst held.
+ * A collection moves in O(1) (its object is not copied). Returns 0,
+ * NARF_ENOTFOUND when src is absent, NARF_EOOM when the new entry does not
+ * fit, NARF_ENOMEM. The write callback hears the new dst and src's delete.
+ */
+int narf_store_rename(struct narf_store *s,
+                      unsigned src_slot,
+                      const char *src,
+                      size_t src_len,
+                      unsigned dst_slot,
+                      const char *dst,
+                      size_t dst_len,
+                      int64_t now_ms);
+
 /* Would a write of this many more bytes fit (after evicting if allowed)?
  * Returns 0 or NARF_EOOM; commands call it before growing a value. With
  * bytes = 0 it answers "is the store within its limit", evicting down to

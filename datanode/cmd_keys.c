@@ -3,14 +3,15 @@
  * TYPE, RENAME(NX), RANDOMKEY, the EXPIRE family with NX/XX/GT/LT, TTL
  * queries, PERSIST, SCAN, KEYS, DBSIZE and FLUSHALL/FLUSHDB.
  *
- * Every value is a string, so TYPE answers "string" or "none" and no
- * command can meet WRONGTYPE.
+ * TYPE, OBJECT ENCODING and SCAN's TYPE filter know every type
+ * (common/coll.h); RENAME moves a collection without copying it.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/coll.h"
 #include "engine.h"
 #include "reply.h"
 
@@ -80,7 +81,99 @@ static int cmd_type(struct narf_engine *e,
 	        narf_store_get(e->store, narf_key_slot(argv[1], len[1]),
 	                       argv[1], len[1], now_of(e), NARF_STORE_NOTOUCH);
 
-	return narf_resp_simple(out, en ? "string" : "none");
+	return narf_resp_simple(
+	        out, en ? narf_type_name(narf_entry_type(en)) : "none");
+}
+
+/* A string's OBJECT ENCODING as Redis 7.0 would have chosen it: "int" for
+ * a canonical integer of at most 20 bytes, "embstr" up to 44 bytes, "raw"
+ * beyond (narf stores every string the same way). */
+static const char *string_encoding(const struct narf_entry *en)
+{
+	size_t n;
+	const char *v = narf_entry_value(en, &n);
+	long long ll;
+
+	if (n <= 20 && narf_str_to_ll(v, n, &ll))
+		return "int";
+	return n <= 44 ? "embstr" : "raw";
+}
+
+static int cmd_object(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
+                      struct narf_buf *out)
+{
+	const char *sub = argv[1];
+	struct narf_entry *en;
+	struct narf_coll coll;
+
+	if (narf_arg_is(sub, len[1], "help") && argc == 2) {
+		static const char *const help[] = {
+		        "OBJECT <subcommand> [<arg> [value] [opt] ...]. "
+		        "Subcommands are:",
+		        "ENCODING <key>",
+		        "    Return the kind of internal representation used "
+		        "in "
+		        "order to store the value",
+		        "    associated with a <key>.",
+		        "FREQ <key>",
+		        "    Return the access frequency index of the <key>. "
+		        "The "
+		        "returned integer is",
+		        "    proportional to the logarithm of the recent "
+		        "access "
+		        "frequency of the key.",
+		        "IDLETIME <key>",
+		        "    Return the idle time of the <key>, that is the "
+		        "approximated number of",
+		        "    seconds elapsed since the last access to the key.",
+		        "REFCOUNT <key>",
+		        "    Return the number of references of the value "
+		        "associated with the specified",
+		        "    <key>.",
+		        "HELP",
+		        "    Prints this help.",
+		};
+		size_t n = sizeof(help) / sizeof(help[0]);
+
+		narf_resp_array(out, (long long)n);
+		for (size_t i = 0; i < n; i++)
+			narf_resp_simple(out, help[i]);
+		return 0;
+	}
+	if (argc != 3 || !(narf_arg_is(sub, len[1], "encoding") ||
+	                   narf_arg_is(sub, len[1], "freq") ||
+	                   narf_arg_is(sub, len[1], "idletime") ||
+	                   narf_arg_is(sub, len[1], "refcount")))
+		return narf_resp_errorf(
+		        out,
+		        "ERR unknown subcommand or wrong number "
+		        "of arguments for '%.*s'. Try OBJECT "
+		        "HELP.",
+		        (int)len[1], sub);
+	en = narf_store_get(e->store, narf_key_slot(argv[2], len[2]), argv[2],
+	                    len[2], now_of(e), NARF_STORE_NOTOUCH);
+	if (en == NULL)
+		return narf_reply_null(c, out);
+	if (narf_arg_is(sub, len[1], "encoding")) {
+		if (!narf_entry_coll(en, &coll))
+			return narf_resp_bulk_str(out, string_encoding(en));
+		return narf_resp_bulk_str(
+		        out, narf_enc_name((enum narf_enc)coll.enc));
+	}
+	if (narf_arg_is(sub, len[1], "idletime"))
+		return narf_resp_int(out, (long long)narf_entry_idle(
+		                                  e->store, en, now_of(e)));
+	if (narf_arg_is(sub, len[1], "refcount"))
+		return narf_resp_int(out, 1);
+	return narf_resp_error(out,
+	                       "ERR An LFU maxmemory policy is not selected, "
+	                       "access frequency not tracked. Please note that "
+	                       "when switching between policies at runtime LRU "
+	                       "and LFU data will take some time to adjust.");
 }
 
 static int rename_generic(struct narf_engine *e,
@@ -89,38 +182,25 @@ static int rename_generic(struct narf_engine *e,
                           bool nx,
                           struct narf_buf *out)
 {
-	struct narf_entry *src = narf_lookup(e, argv[1], len[1], false);
-	const char *v;
-	char *copy;
-	size_t vlen;
-	int64_t expire;
 	int rv;
 
-	if (src == NULL)
+	if (narf_lookup(e, argv[1], len[1], false) == NULL)
 		return narf_resp_error(out, "ERR no such key");
 	if (len[1] == len[2] && memcmp(argv[1], argv[2], len[1]) == 0)
 		return nx ? narf_resp_int(out, 0) : narf_resp_simple(out, "OK");
 	if (nx && narf_lookup(e, argv[2], len[2], false) != NULL)
 		return narf_resp_int(out, 0);
-	/* Looking the destination up may have moved nothing, but be safe:
-	 * take the source again before copying it out. */
-	src = narf_lookup(e, argv[1], len[1], false);
-	if (src == NULL)
+	rv = narf_store_rename(e->store, narf_key_slot(argv[1], len[1]),
+	                       argv[1], len[1], narf_key_slot(argv[2], len[2]),
+	                       argv[2], len[2], now_of(e));
+	if (rv == NARF_ENOTFOUND)
 		return narf_resp_error(out, "ERR no such key");
-	v = narf_entry_value(src, &vlen);
-	expire = narf_entry_expire(src);
-	copy = malloc(vlen ? vlen : 1);
-	if (copy == NULL)
-		return NARF_ENOMEM;
-	memcpy(copy, v, vlen);
-	rv = narf_store_set(e->store, narf_key_slot(argv[2], len[2]), argv[2],
-	                    len[2], copy, vlen, expire, now_of(e), NULL);
-	free(copy);
+	if (rv == NARF_ENOMEM)
+		return rv;
 	if (rv != 0)
 		return narf_resp_error(out,
 		                       "OOM command not allowed when used "
 		                       "memory > 'maxmemory'.");
-	del_key(e, argv[1], len[1]);
 	return nx ? narf_resp_int(out, 1) : narf_resp_simple(out, "OK");
 }
 
@@ -392,7 +472,7 @@ struct collect {
 	long long n;
 	const char *pat; /* borrowed; NULL matches all */
 	size_t plen;
-	bool type_ok; /* TYPE filter: only "string" matches */
+	int type; /* TYPE filter: the enum narf_type wanted, -1 any, -2 none */
 	int err;
 };
 
@@ -402,7 +482,8 @@ static bool collect_cb(void *data, const struct narf_entry *en)
 	size_t n;
 	const char *k = narf_entry_key(en, &n);
 
-	if (!col->type_ok)
+	if (col->type == -2 ||
+	    (col->type >= 0 && col->type != (int)narf_entry_type(en)))
 		return true;
 	if (col->pat != NULL &&
 	    !narf_glob_match(col->pat, col->plen, k, n, false))
@@ -422,7 +503,7 @@ static int cmd_keys(struct narf_engine *e,
                     const size_t *len,
                     struct narf_buf *out)
 {
-	struct collect col = {.pat = argv[1], .plen = len[1], .type_ok = true};
+	struct collect col = {.pat = argv[1], .plen = len[1], .type = -1};
 	int64_t now = now_of(e);
 	int rv;
 
@@ -449,19 +530,13 @@ static int cmd_scan(struct narf_engine *e,
                     const size_t *len,
                     struct narf_buf *out)
 {
-	struct collect col = {.type_ok = true};
+	struct collect col = {.type = -1};
 	unsigned long long cursor = 0;
 	long long count = 10;
 	char num[32];
 	int rv;
 
-	for (size_t i = 0; i < len[1]; i++) {
-		if (argv[1][i] < '0' || argv[1][i] > '9' ||
-		    cursor > (ULLONG_MAX - 9) / 10)
-			return narf_resp_error(out, "ERR invalid cursor");
-		cursor = cursor * 10 + (unsigned)(argv[1][i] - '0');
-	}
-	if (len[1] == 0)
+	if (narf_parse_scan_cursor(argv[1], len[1], &cursor) != 0)
 		return narf_resp_error(out, "ERR invalid cursor");
 	for (int i = 2; i < argc; i += 2) {
 		if (i + 1 >= argc)
@@ -478,8 +553,12 @@ static int cmd_scan(struct narf_engine *e,
 			if (col.plen == 1 && col.pat[0] == '*')
 				col.pat = NULL;
 		} else if (narf_arg_is(argv[i], len[i], "type")) {
-			col.type_ok =
-			        narf_arg_is(argv[i + 1], len[i + 1], "string");
+			col.type = -2; /* an unknown name matches nothing */
+			for (int t = 0; t < NARF_TYPE_COUNT; t++)
+				if (narf_arg_is(
+				            argv[i + 1], len[i + 1],
+				            narf_type_name((enum narf_type)t)))
+					col.type = t;
 		} else {
 			return narf_reply_syntax(out);
 		}
@@ -548,6 +627,7 @@ const struct narf_command narf_key_commands[] = {
         {"exists", cmd_exists, -2, R | F | NARF_CMD_SPLIT_SUM, 1, -1, 1},
         {"touch", cmd_touch, -2, R | F | NARF_CMD_SPLIT_SUM, 1, -1, 1},
         {"type", cmd_type, 2, R | F, 1, 1, 1},
+        {"object", cmd_object, -2, R, 2, 2, 1},
         {"rename", cmd_rename, 3, W, 1, 2, 1},
         {"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1},
         {"randomkey", cmd_randomkey, 1, R, 0, 0, 0},

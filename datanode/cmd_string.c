@@ -24,7 +24,15 @@ static int reply_oom(struct narf_buf *out, size_t rollback)
 	return narf_resp_error(out, OOM_MSG);
 }
 
-/* A string's value, or the null of c's protocol for a missing key. */
+/* Does en hold another type than a string (a WRONGTYPE for most string
+ * commands; SET and the other whole-value writes replace it instead)? */
+static bool wrongtype(const struct narf_entry *en)
+{
+	return en != NULL && narf_entry_type(en) != NARF_TYPE_STRING;
+}
+
+/* A string's value, the null of c's protocol for a missing key, or
+ * WRONGTYPE. */
 static int reply_value(const struct narf_client *c,
                        struct narf_buf *out,
                        const struct narf_entry *en)
@@ -32,6 +40,8 @@ static int reply_value(const struct narf_client *c,
 	size_t n;
 	const char *v;
 
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
 	if (en == NULL)
 		return narf_reply_null(c, out);
 	v = narf_entry_value(en, &n);
@@ -161,6 +171,8 @@ static int cmd_set(struct narf_engine *e,
 	if (parse_set_opts(e, out, argc, argv, len, &o) != 0)
 		return 0;
 	old = narf_lookup(e, argv[1], len[1], false);
+	if (o.get && wrongtype(old))
+		return narf_reply_wrongtype(out);
 	if ((o.nx && old != NULL) || (o.xx && old == NULL)) {
 		/* Not set: SET ... GET still answers with the old value. */
 		return o.get ? reply_value(c, out, old)
@@ -242,8 +254,11 @@ static int cmd_getset(struct narf_engine *e,
                       struct narf_buf *out)
 {
 	size_t mark = out->len;
+	struct narf_entry *en = narf_lookup(e, argv[1], len[1], true);
 
-	reply_value(c, out, narf_lookup(e, argv[1], len[1], true));
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
+	reply_value(c, out, en);
 	if (store_set(e, argv[1], len[1], argv[2], len[2], 0) != 0)
 		return reply_oom(out, mark);
 	return 0;
@@ -260,6 +275,8 @@ static int cmd_getdel(struct narf_engine *e,
 
 	if (en == NULL)
 		return narf_reply_null(c, out);
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
 	reply_value(c, out, en);
 	narf_store_del(e->store, narf_key_slot(argv[1], len[1]), argv[1],
 	               len[1], narf_engine_now(e));
@@ -298,6 +315,8 @@ static int cmd_getex(struct narf_engine *e,
 	en = narf_lookup(e, argv[1], len[1], true);
 	if (en == NULL)
 		return narf_reply_null(c, out);
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
 	reply_value(c, out, en);
 	if (unit != EXP_NONE && expire <= narf_engine_now(e))
 		narf_store_del(e->store, narf_key_slot(argv[1], len[1]),
@@ -318,6 +337,8 @@ static int cmd_strlen(struct narf_engine *e,
 	struct narf_entry *en = narf_lookup(e, argv[1], len[1], true);
 	size_t n = 0;
 
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
 	if (en != NULL)
 		narf_entry_value(en, &n);
 	return narf_resp_int(out, (long long)n);
@@ -341,6 +362,8 @@ static int cmd_getrange(struct narf_engine *e,
 	en = narf_lookup(e, argv[1], len[1], true);
 	if (en == NULL)
 		return narf_resp_bulk(out, "", 0);
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
 	v = narf_entry_value(en, &vlen);
 	n = (long long)vlen;
 	/* Redis: both negative and start > end is empty. */
@@ -393,6 +416,8 @@ static int cmd_setrange(struct narf_engine *e,
 	if (off < 0)
 		return narf_resp_error(out, "ERR offset is out of range");
 	en = narf_lookup(e, argv[1], len[1], false);
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
 	if (en != NULL)
 		old = narf_entry_value(en, &olen);
 	if (len[3] == 0)
@@ -427,6 +452,8 @@ static int cmd_append(struct narf_engine *e,
 	char *buf;
 	int rv;
 
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
 	if (en != NULL)
 		old = narf_entry_value(en, &olen);
 	if (check_size(e, out, (unsigned long long)olen + len[2]) != 0)
@@ -453,8 +480,15 @@ static int cmd_mget(struct narf_engine *e,
                     struct narf_buf *out)
 {
 	narf_resp_array(out, argc - 1);
-	for (int i = 1; i < argc; i++)
-		reply_value(c, out, narf_lookup(e, argv[i], len[i], true));
+	for (int i = 1; i < argc; i++) {
+		struct narf_entry *en = narf_lookup(e, argv[i], len[i], true);
+
+		/* MGET answers nil for a key of another type, as Redis. */
+		if (wrongtype(en))
+			narf_reply_null(c, out);
+		else
+			reply_value(c, out, en);
+	}
 	return 0;
 }
 
@@ -506,6 +540,8 @@ static int incr_by(struct narf_engine *e,
 	char num[32];
 	int n;
 
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
 	if (en != NULL) {
 		size_t vlen;
 		const char *v = narf_entry_value(en, &vlen);
@@ -593,6 +629,8 @@ static int cmd_incrbyfloat(struct narf_engine *e,
 
 	if (!narf_str_to_ld(argv[2], len[2], &by))
 		return narf_resp_error(out, "ERR value is not a valid float");
+	if (wrongtype(en))
+		return narf_reply_wrongtype(out);
 	if (en != NULL) {
 		size_t vlen;
 		const char *v = narf_entry_value(en, &vlen);

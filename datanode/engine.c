@@ -119,8 +119,8 @@ const struct narf_command *narf_engine_command_at(unsigned i)
 
 /* Walk every command table (COMMAND, COMMAND COUNT). */
 const struct narf_command *const narf_command_tables[] = {
-        narf_string_commands, narf_key_commands, narf_server_commands,
-        narf_cluster_commands, NULL};
+        narf_string_commands, narf_hash_commands,    narf_key_commands,
+        narf_server_commands, narf_cluster_commands, NULL};
 
 void narf_engine_config_default(struct narf_engine_config *cfg)
 {
@@ -669,6 +669,47 @@ struct narf_entry *narf_lookup(struct narf_engine *e,
 			e->stats.misses++;
 	}
 	return en;
+}
+
+int narf_reply_wrongtype(struct narf_buf *out)
+{
+	return narf_resp_error(out,
+	                       "WRONGTYPE Operation against a key holding "
+	                       "the wrong kind of value");
+}
+
+int narf_lookup_coll(struct narf_engine *e,
+                     const char *key,
+                     size_t len,
+                     enum narf_type t,
+                     struct narf_coll *c,
+                     struct narf_buf *out)
+{
+	struct narf_entry *en = narf_lookup(e, key, len, true);
+
+	if (en == NULL)
+		return 0;
+	if (narf_entry_type(en) != t) {
+		narf_reply_wrongtype(out);
+		return -1;
+	}
+	narf_entry_coll(en, c);
+	return 1;
+}
+
+int narf_parse_scan_cursor(const char *s, size_t n, unsigned long long *v)
+{
+	unsigned long long cursor = 0;
+
+	if (n == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9' || cursor > (ULLONG_MAX - 9) / 10)
+			return -1;
+		cursor = cursor * 10 + (unsigned)(s[i] - '0');
+	}
+	*v = cursor;
+	return 0;
 }
 
 void narf_bytes_human(char *buf, size_t size, uint64_t n)

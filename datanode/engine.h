@@ -427,6 +427,7 @@ static inline int narf_cmd_numkeys_at(const struct narf_command *cmd)
 }
 
 extern const struct narf_command narf_string_commands[];
+extern const struct narf_command narf_hash_commands[];
 extern const struct narf_command narf_key_commands[];
 extern const struct narf_command narf_server_commands[];
 extern const struct narf_command narf_cluster_commands[];
@@ -455,6 +456,20 @@ struct narf_entry *narf_lookup(struct narf_engine *e,
                                const char *key,
                                size_t len,
                                bool count);
+
+/* -WRONGTYPE, Redis's text. */
+int narf_reply_wrongtype(struct narf_buf *out);
+/* Look a key up for a read of a collection of type t (counting a hit or a
+ * miss): 1 with *c filled, 0 when absent, -1 after a WRONGTYPE reply. */
+int narf_lookup_coll(struct narf_engine *e,
+                     const char *key,
+                     size_t len,
+                     enum narf_type t,
+                     struct narf_coll *c,
+                     struct narf_buf *out);
+/* A SCAN cursor as Redis takes it (decimal digits only, fits 64 bits):
+ * 0, or -1 for "ERR invalid cursor". */
+int narf_parse_scan_cursor(const char *s, size_t n, unsigned long long *v);
 
 /* c proved the node role as node `node` (NARF.AUTH): a peer link from
  * now on, counted against max_peer_links, needing no AUTH. */

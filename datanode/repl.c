@@ -263,6 +263,11 @@ int repl_send_key(struct narf_repl *r,
 	argv[1] = ep;
 	argv[2] = key;
 	argvlen[2] = klen;
+	/* Collections replicate by effects (docs/datatypes-plan.md, slices
+	 * 22-24); until then a cluster refuses their writes, so none can be
+	 * here. Never send an address as a value. */
+	if (e != NULL && narf_entry_type(e) != NARF_TYPE_STRING)
+		return 0;
 	if (e != NULL) {
 		int64_t exp = narf_entry_expire(e);
 

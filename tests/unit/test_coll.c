@@ -100,8 +100,9 @@ static void test_hash_ops_both_encodings(void **state)
 	}
 }
 
-/* 128 fields stay a listpack, the 129th converts to a hashtable, and every
- * field survives the conversion; deleting back down never converts back. */
+/* 512 fields (Redis 7.0.15's hash-max-listpack-entries) stay a listpack,
+ * the 513th converts to a hashtable, and every field survives the
+ * conversion; deleting back down never converts back. */
 static void test_hash_converts_at_entries(void **state)
 {
 	struct fixture f;
@@ -110,21 +111,22 @@ static void test_hash_converts_at_entries(void **state)
 
 	(void)state;
 	fixture_init(&f);
-	for (int i = 0; i < 128; i++) {
+	assert_int_equal(f.lim.hash_lp_entries, 512);
+	for (int i = 0; i < 512; i++) {
 		snprintf(k, sizeof(k), "f%d", i);
 		snprintf(v, sizeof(v), "%d", i * 3);
 		hset(&f, &c, k, v, 1);
 	}
 	assert_int_equal(c.enc, NARF_ENC_LISTPACK);
-	hset(&f, &c, "f128", "x", 1);
+	hset(&f, &c, "f512", "x", 1);
 	assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
-	assert_int_equal(narf_hash_len(&c), 129);
-	for (int i = 0; i < 128; i++) {
+	assert_int_equal(narf_hash_len(&c), 513);
+	for (int i = 0; i < 512; i++) {
 		snprintf(k, sizeof(k), "f%d", i);
 		snprintf(v, sizeof(v), "%d", i * 3);
 		assert_true(hget_is(&c, k, v));
 	}
-	for (int i = 0; i < 120; i++) {
+	for (int i = 0; i < 500; i++) {
 		snprintf(k, sizeof(k), "f%d", i);
 		assert_true(narf_hash_del(&f.ctx, &c, k, strlen(k)));
 	}
