@@ -228,14 +228,17 @@ static int set_name(struct narf_client *c,
 }
 
 /*
- * HELLO [protover [AUTH user pass] [SETNAME name]], in Redis 7.0's order:
- * the version first (an integer, 2 or 3), then every option is parsed
- * before any acts; AUTH is checked, then the client must be authenticated
- * (by it or before), then SETNAME, and only then does the protocol change.
- * A HELLO that fails anywhere leaves the protocol as it was (a refused
- * HELLO 3 AUTH stays RESP2). Without a version it only describes the
- * server, in the protocol already in use. The reply is a map of 7, so a
- * RESP2 client sees it as a flat array of 14.
+ * HELLO [protover [AUTH user pass] [SETNAME name]], as Redis 7.0 runs it:
+ * the version first (an integer, 2 or 3); then each option acts where it
+ * stands, left to right: AUTH is checked, SETNAME names the connection
+ * (with CLIENT SETNAME's rules, even before the client is authenticated,
+ * as 7.0 does; 7.2 parses everything first), and the first failure ends
+ * the command with what the earlier options did kept. Then the client
+ * must be authenticated (by it or before), and only then does the
+ * protocol change, so a HELLO that fails anywhere leaves it as it was (a
+ * refused HELLO 3 AUTH stays RESP2). Without a version it only describes
+ * the server, in the protocol already in use. The reply is a map of 7, so
+ * a RESP2 client sees a flat array of 14.
  */
 static int cmd_hello(struct narf_engine *e,
                      struct narf_client *c,
@@ -245,7 +248,7 @@ static int cmd_hello(struct narf_engine *e,
                      struct narf_buf *out)
 {
 	long long ver = 0;
-	int i = 1, auth = 0, setname = 0;
+	int i = 1;
 
 	if (argc >= 2) {
 		if (!narf_str_to_ll(argv[1], len[1], &ver))
@@ -261,11 +264,15 @@ static int cmd_hello(struct narf_engine *e,
 	}
 	for (; i < argc; i++) {
 		if (narf_arg_is(argv[i], len[i], "auth") && i + 2 < argc) {
-			auth = i + 1;
+			if (check_auth(e, c, argv[i + 1], len[i + 1],
+			               argv[i + 2], len[i + 2], out) != 0)
+				return 0;
 			i += 2;
 		} else if (narf_arg_is(argv[i], len[i], "setname") &&
 		           i + 1 < argc) {
-			setname = ++i;
+			if (set_name(c, argv[i + 1], len[i + 1], out) != 0)
+				return 0;
+			i++;
 		} else {
 			return narf_resp_errorf(
 			        out,
@@ -274,9 +281,6 @@ static int cmd_hello(struct narf_engine *e,
 			        (int)(len[i] > 64 ? 64 : len[i]), argv[i]);
 		}
 	}
-	if (auth != 0 && check_auth(e, c, argv[auth], len[auth], argv[auth + 1],
-	                            len[auth + 1], out) != 0)
-		return 0;
 	if (!c->authenticated)
 		return narf_resp_error(out,
 		                       "NOAUTH HELLO must be called with "
@@ -286,8 +290,6 @@ static int cmd_hello(struct narf_engine *e,
 		                       "authenticate the client and select "
 		                       "the RESP protocol version at the "
 		                       "same time");
-	if (setname != 0 && set_name(c, argv[setname], len[setname], out) != 0)
-		return 0;
 	if (ver != 0)
 		c->resp = (uint8_t)ver;
 	narf_reply_map(c, out, 7);
@@ -446,8 +448,8 @@ static int cmd_command(struct narf_engine *e,
 						found = k;
 			if (found)
 				command_info(c, out, found);
-			else
-				narf_reply_null_array(c, out);
+			else /* addReplyNull(): `$-1` in RESP2 */
+				narf_reply_null(c, out);
 		}
 		return 0;
 	}

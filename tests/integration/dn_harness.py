@@ -40,6 +40,130 @@ class Closed(Exception):
     """The server closed the connection before a whole reply arrived."""
 
 
+# RESP3's types (HELLO 3), each its own class so that a test compares wire
+# types and not only contents: a RESP3 map is not equal to the RESP2 flat
+# array of the same items, a set not to an array, `,3` not to `:3`, `#t`
+# not to `:1`, a verbatim string not to a bulk, `_` not to RESP2's None.
+
+
+class _Typed:
+    """Equal only to a value of the same class (and contents)."""
+
+    __hash__ = None
+
+    def __eq__(self, other):
+        return type(self) is type(other) and super().__eq__(other)
+
+    def __ne__(self, other):
+        return not self == other
+
+
+class Map(_Typed, dict):
+    """%n: a map (keys that are arrays become tuples, to be hashable)."""
+
+
+class Set(_Typed, list):
+    """~n: a set, in the order the server sent it."""
+
+
+class Push(_Typed, list):
+    """>n: an out-of-band push message."""
+
+
+class Verbatim(_Typed, bytes):
+    """=n: a verbatim string; the bytes are the text after `fmt:`."""
+
+    def __new__(cls, data, fmt):
+        v = super().__new__(cls, data)
+        v.format = fmt
+        return v
+
+    def __eq__(self, other):
+        return (type(other) is Verbatim and self.format == other.format and
+                bytes(self) == bytes(other))
+
+    def __repr__(self):
+        return "Verbatim(%r, %r)" % (bytes(self), self.format)
+
+
+class BigNum(_Typed, int):
+    """(n: a big number."""
+
+    def __repr__(self):
+        return "BigNum(%d)" % self
+
+
+class Double:
+    """,text: a double; compared by its text, so the digits Redis chose
+    ("1.1000000000000001", "inf") must match exactly; float() gives the
+    value."""
+
+    __hash__ = None
+
+    def __init__(self, text):
+        self.text = text
+
+    def __float__(self):
+        return float(self.text)
+
+    def __eq__(self, other):
+        return type(other) is Double and self.text == other.text
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __repr__(self):
+        return "Double(%r)" % self.text
+
+
+class Bool:
+    """#t or #f."""
+
+    __hash__ = None
+
+    def __init__(self, value):
+        self.value = value
+
+    def __bool__(self):
+        return self.value
+
+    def __eq__(self, other):
+        return type(other) is Bool and self.value == other.value
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __repr__(self):
+        return "Bool(%r)" % self.value
+
+
+class Null:
+    """_: RESP3's null (RESP2's `$-1` and `*-1` read as None)."""
+
+    __hash__ = None
+
+    def __bool__(self):
+        return False
+
+    def __eq__(self, other):
+        return type(other) is Null
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __repr__(self):
+        return "NULL3"
+
+
+NULL3 = Null()
+
+
+def _hashable(v):
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    return v
+
+
 def encode(*args):
     """A multibulk request from str/bytes/int arguments."""
     out = [b"*%d\r\n" % len(args)]
@@ -102,8 +226,15 @@ class RawConn:
     """One RESP connection over a plain socket.
 
     read() returns str for +simple, Err for -error, int for :n, bytes for
-    $bulk, None for $-1 / *-1 and lists for arrays; Closed on EOF.
+    $bulk, None for $-1 / *-1 and lists for arrays; after HELLO 3 also
+    NULL3 for _, Map for %, Set for ~, Double for `,`, Bool for #, BigNum
+    for (, Verbatim for =, Push for >, and Err for a !blob error (an |
+    attribute is read and kept in self.attributes, the reply after it
+    returned). Closed on EOF. read_bytes() returns one reply's exact bytes.
     """
+
+    attributes = None  # the last | attribute map read
+    _rec = None  # a list of the bytes taken while read_bytes() records
 
     def __init__(self, port, timeout=5.0, host=HOST):
         self.port = port
@@ -142,11 +273,25 @@ class RawConn:
         if len(self.buf) > 256 * MB:
             raise HarnessError("reply over 256 MiB")
 
+    def _take(self, n):
+        data, self.buf = self.buf[:n], self.buf[n:]
+        if self._rec is not None:
+            self._rec.append(data)
+        return data
+
     def _line(self, deadline):
         while b"\r\n" not in self.buf:
             self._fill(deadline)
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+        return self._take(self.buf.index(b"\r\n") + 2)[:-2]
+
+    def _blob(self, n, deadline):
+        while len(self.buf) < n + 2:
+            self._fill(deadline)
+        data = self._take(n + 2)
+        if data[n:] != b"\r\n":
+            raise HarnessError("no CRLF after a %d-byte blob: %r"
+                               % (n, data[-20:]))
+        return data[:n]
 
     def _reply(self, deadline):
         line = self._line(deadline)
@@ -161,23 +306,65 @@ class RawConn:
             n = int(rest)
             if n < 0:
                 return None
-            while len(self.buf) < n + 2:
-                self._fill(deadline)
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
+            return self._blob(n, deadline)
         if t == b"*":
             n = int(rest)
             if n < 0:
                 return None
             return [self._reply(deadline) for _ in range(n)]
+        # RESP3
+        if t == b"_" and rest == b"":
+            return NULL3
+        if t == b"#" and rest in (b"t", b"f"):
+            return Bool(rest == b"t")
+        if t == b",":
+            return Double(rest.decode())
+        if t == b"(":
+            return BigNum(int(rest))
+        if t == b"!":
+            return Err(self._blob(int(rest), deadline).decode("utf-8",
+                                                              "replace"))
+        if t == b"=":
+            data = self._blob(int(rest), deadline)
+            if data[3:4] != b":":
+                raise HarnessError("verbatim string without fmt: %r"
+                                   % data[:20])
+            return Verbatim(data[4:], data[:3].decode())
+        if t in (b"%", b"|"):
+            m = Map()
+            for _ in range(int(rest)):
+                k = self._reply(deadline)
+                m[_hashable(k)] = self._reply(deadline)
+            if t == b"%":
+                return m
+            self.attributes = m
+            return self._reply(deadline)
+        if t == b"~":
+            return Set(self._reply(deadline) for _ in range(int(rest)))
+        if t == b">":
+            return Push(self._reply(deadline) for _ in range(int(rest)))
         raise HarnessError("bad reply type in %r" % line[:200])
 
     def read(self, timeout=None):
         return self._reply(time.monotonic() + (timeout or self.timeout))
 
+    def read_bytes(self, timeout=None):
+        """One whole reply, as the exact bytes the server sent."""
+        self._rec = []
+        try:
+            self.read(timeout)
+            return b"".join(self._rec)
+        finally:
+            self._rec = None
+
     def cmd(self, *args, timeout=None):
         self.send(encode(*args))
         return self.read(timeout)
+
+    def cmd_bytes(self, *args, timeout=None):
+        """Send a request; its reply's exact bytes."""
+        self.send(encode(*args))
+        return self.read_bytes(timeout)
 
     def read_errors(self, n, timeout=None):
         """Reads n replies that are simple strings, integers, bulk strings

@@ -1,10 +1,12 @@
 """The load generator's reply scanner (dn_harness.scan_replies): the
 benchmarks count requests by it, so a reply it miscounts is a wrong
-figure. No servers: bytes in, counts out."""
+figure. And RawConn's RESP3 reader, which the RESP3 tests compare wire
+types with. No servers: bytes in, counts or values out."""
 
 import pytest
 
-from dn_harness import Err, RawConn, scan_replies
+from dn_harness import (NULL3, BigNum, Bool, Double, Err, Map, Push,
+                        RawConn, Set, Verbatim, scan_replies)
 from narf_harness import HarnessError
 
 REPLIES = b"+OK\r\n$3\r\nabc\r\n$-1\r\n:42\r\n-MOVED 7 127.0.0.1:7201\r\n$0\r\n\r\n"
@@ -59,3 +61,51 @@ def test_oversized_bulk_waits_without_reading_past_the_buffer():
     # A length larger than what arrived is a reply still coming.
     got, errors, used = scan_replies(b"$1000000000\r\nabc", 1)
     assert (got, errors, used) == (0, [], 0)
+
+
+def buffered(data):
+    """A RawConn without a socket whose replies are already buffered."""
+    c = RawConn.__new__(RawConn)
+    c.buf, c.timeout, c.port = data, 1.0, 0
+    return c
+
+
+def test_resp3_replies_are_typed():
+    # redis-server 7.0.15's bytes under HELLO 3 (and the spec's other
+    # types): each reads as its own type, and none equals its RESP2 twin.
+    c = buffered(b"_\r\n%1\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
+                 b"~2\r\n+readonly\r\n+fast\r\n,1.1000000000000001\r\n"
+                 b"#t\r\n#f\r\n(12345678901234567890\r\n"
+                 b"=8\r\ntxt:a\r\nb\r\n!5\r\nERR x\r\n"
+                 b">2\r\n$7\r\nmessage\r\n:1\r\n"
+                 b"|1\r\n+ttl\r\n:3\r\n$1\r\nv\r\n"
+                 b"*2\r\n$1\r\nv\r\n_\r\n$-1\r\n")
+    assert c.read() == NULL3
+    m = c.read()
+    assert m == Map({b"maxmemory": b"0"}) and isinstance(m, dict)
+    assert m != {b"maxmemory": b"0"} and m != [b"maxmemory", b"0"]
+    s = c.read()
+    assert s == Set(["readonly", "fast"]) and s != ["readonly", "fast"]
+    d = c.read()
+    assert d == Double("1.1000000000000001") and float(d) == 1.1
+    assert d != Double("1.1") and d != b"1.1000000000000001"
+    t, f = c.read(), c.read()
+    assert (t, f) == (Bool(True), Bool(False)) and t != 1 and f != 0
+    n = c.read()
+    assert n == BigNum(12345678901234567890) and n != 12345678901234567890
+    v = c.read()
+    assert v == Verbatim(b"a\r\nb", "txt") and v.format == "txt"
+    assert v != b"a\r\nb"
+    assert c.read() == Err("ERR x")
+    assert c.read() == Push([b"message", 1])
+    assert c.read() == b"v" and c.attributes == Map({"ttl": 3})
+    assert c.read() == [b"v", NULL3]
+    assert c.read() is None and NULL3 is not None and NULL3 != None  # noqa
+    assert c.buf == b""
+
+
+def test_read_bytes_gives_one_replys_exact_bytes():
+    reply = b"*3\r\n%1\r\n$1\r\na\r\n~1\r\n_\r\n=6\r\ntxt:hi\r\n$-1\r\n"
+    c = buffered(reply + b"+OK\r\n")
+    assert c.read_bytes() == reply
+    assert c.read() == "OK"

@@ -463,8 +463,9 @@ static void test_hello(void **state)
 }
 
 /* With a password, HELLO AUTH is checked before the switch: a refused one
- * stays RESP2, options are all parsed before AUTH acts, and HELLO without
- * AUTH needs the client authenticated first. */
+ * stays RESP2; as in Redis 7.0 each option acts where it stands, so a good
+ * AUTH counts even when a later option is a syntax error (no switch
+ * then); HELLO without AUTH needs the client authenticated first. */
 static void test_hello_auth(void **state)
 {
 	struct narf_engine_config cfg;
@@ -485,16 +486,25 @@ static void test_hello_auth(void **state)
 	assert_int_equal(f->c.resp, 2);
 	assert_false(f->c.authenticated);
 	EXPECT(f, "GET k", "-NOAUTH Authentication required.\r\n");
-	EXPECT(f, "HELLO 3 AUTH default s3cret BAD",
-	       "-ERR Syntax error in HELLO option 'BAD'\r\n");
-	assert_false(f->c.authenticated);
 	EXPECT(f, "HELLO 4 AUTH default s3cret",
 	       "-NOPROTO unsupported protocol version\r\n");
 	assert_false(f->c.authenticated);
+	EXPECT(f, "HELLO 3 AUTH default s3cret BAD",
+	       "-ERR Syntax error in HELLO option 'BAD'\r\n");
+	assert_true(f->c.authenticated);
+	assert_int_equal(f->c.resp, 2);
+	EXPECT(f, "GET k", "$-1\r\n");
+	f->c.authenticated = false;
+	/* SETNAME acts where it stands, before the AUTH that fails, and
+	 * even on a client not authenticated yet (as 7.0.15 does). */
+	EXPECT(f, "HELLO 3 SETNAME x AUTH default wrong",
+	       "-WRONGPASS invalid username-password pair or user is "
+	       "disabled.\r\n");
+	assert_string_equal(f->c.name, "x");
 	EXPECT(f, "HELLO 3 AUTH default s3cret", HELLO3);
 	assert_true(f->c.authenticated);
 	EXPECT(f, "GET k", "_\r\n");
-	assert_int_equal(f->e.stats.auth_failures, 1);
+	assert_int_equal(f->e.stats.auth_failures, 2);
 }
 
 /* Under RESP3 every null narf returns is `_`, CONFIG GET is a map, INFO
@@ -551,7 +561,7 @@ static void test_resp3_replies(void **state)
 	run(f, "HELLO 2");
 	EXPECT(f, "GET nokey", "$-1\r\n");
 	EXPECT(f, "MGET f nokey", "*2\r\n$3\r\n1.5\r\n$-1\r\n");
-	EXPECT(f, "COMMAND INFO nosuch", "*1\r\n*-1\r\n");
+	EXPECT(f, "COMMAND INFO nosuch", "*1\r\n$-1\r\n");
 	EXPECT(f, "CONFIG GET nomatch", "*0\r\n");
 	EXPECT(f, "COMMAND DOCS get", "*0\r\n");
 	EXPECT(f, "CLIENT INFO",
