@@ -346,3 +346,26 @@ def test_hash_oom_under_noeviction(make_server, kind):
         assert c.cmd("HGET", "h", "f0") == big.encode()
         assert c.cmd("DEL", "h") == 1
         assert c.cmd("HSET", "h", "f", "v") == 1
+
+
+def test_hash_replies_in_resp3(c):
+    """Under HELLO 3: HGETALL is a map, a missing HGET is `_`, HMGET's
+    misses are `_`, HRANDFIELD WITHVALUES gives [field, value] pairs, and
+    HKEYS stays an array; exact bytes where the order is fixed."""
+    from dn_harness import Map, NULL3
+    c.cmd("HSET", "h", "a", "1", "b", "2")
+    c.cmd("HELLO", 3)
+    assert c.cmd_bytes("HGETALL", "h") == \
+        b"%2\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n"
+    assert c.cmd("HGETALL", "h") == Map({b"a": b"1", b"b": b"2"})
+    assert c.cmd_bytes("HGETALL", "nokey") == b"%0\r\n"
+    assert c.cmd_bytes("HGET", "h", "zz") == b"_\r\n"
+    assert c.cmd("HMGET", "h", "a", "zz") == [b"1", NULL3]
+    assert c.cmd_bytes("HKEYS", "h") == b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    got = c.cmd("HRANDFIELD", "h", 2, "WITHVALUES")
+    assert sorted(got) == [[b"a", b"1"], [b"b", b"2"]]
+    got = c.cmd("HRANDFIELD", "h", -3, "WITHVALUES")
+    assert len(got) == 3 and all(len(p) == 2 for p in got)
+    assert c.cmd_bytes("HRANDFIELD", "nokey") == b"_\r\n"
+    assert c.cmd_bytes("OBJECT", "ENCODING", "nokey") == b"_\r\n"
+    assert c.cmd("HINCRBYFLOAT", "h", "a", "0.5") == b"1.5"
