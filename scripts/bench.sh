@@ -21,6 +21,7 @@ benchmarks:
 
   engine [--requests N] [--clients C] [--pipeline P[,P...]] [--rounds R]
          [--tests LIST] [--keys K] [--build DIR] [--skip-memory] [--tls]
+         [--shapes LIST] [--memory-only]
         The single-node engine against Debian's redis-server: starts a
         standalone datanode and a redis-server (--save '' --appendonly no)
         side by side on random free 127.0.0.1 ports and runs the same
@@ -35,6 +36,11 @@ benchmarks:
         resident bytes per key (VmRSS after minus VmRSS before) and the
         ratio (target: narf <= 0.8x). DIR (default build/) holds
         datanode/datanode.
+        --shapes: the memory phase for each listed shape on fresh servers:
+        strings (the above), hash10/set10/zset10/list10 (K elements in
+        keys of 10 small elements) or hashbig/setbig/zsetbig/listbig (K
+        elements in one key), as resident bytes per element (target:
+        narf <= 1.0x). --memory-only skips the throughput phase.
         --tls: both servers also get a --tls-port with the same throwaway
         certificates (a CA, a server and a client certificate made with
         openssl; client certificates required, as Redis's default) and
@@ -330,7 +336,7 @@ engine_phase() {
 bench_engine() {
 	local requests=200000 clients=50 pipeline=1,16 rounds=3
 	local tests=set,get,incr,mset keys=1000000 build=$ROOT/build memory=1
-	tls=0
+	local tls=0 shapes=strings throughput=1
 	while (($#)); do
 		case $1 in
 		--requests | -n)
@@ -369,6 +375,12 @@ bench_engine() {
 			;;
 		--build=*) build=${1#*=} ;;
 		--skip-memory) memory=0 ;;
+		--shapes)
+			shapes=${2:?--shapes needs a value}
+			shift
+			;;
+		--shapes=*) shapes=${1#*=} ;;
+		--memory-only) throughput=0 ;;
 		--tls)
 			tls=1
 			memory=0
@@ -395,6 +407,9 @@ bench_engine() {
 	fi
 	if ! [[ $tests =~ ^[a-z]+(,[a-z]+)*$ ]]; then
 		die "--tests must be a list such as set,get,incr,mset"
+	fi
+	if ! [[ $shapes =~ ^(strings|(hash|set|zset|list)(10|big))(,(strings|(hash|set|zset|list)(10|big)))*$ ]]; then
+		die "--shapes must be a list of strings, hash10, hashbig, set10, setbig, zset10, zsetbig, list10, listbig"
 	fi
 	if ! [[ $keys =~ ^[0-9]{4,8}$ ]]; then
 		die "--keys must be a number from 1000 to 99999999"
@@ -427,21 +442,27 @@ bench_engine() {
 		engine_certs
 		runs=$((runs * 3 / 2))
 	fi
-	engine_start bench
-	if ((tls)); then
-		tls_args=(--tls-dir "$engine_dir" --narf-tls-port "$narf_tls_port"
-			--redis-tls-port "$redis_tls_port")
-	fi
-	engine_phase throughput $((runs * 300 + 60)) --requests "$requests" \
-		--clients "$clients" --pipeline "$pipeline" --rounds "$rounds" \
-		--tests "$tests" --max-seconds $((runs * 300)) --run-timeout 300 \
-		"${tls_args[@]}"
-	engine_stop
-	if ((memory)); then
-		echo
-		engine_start memory
-		engine_phase memory 1200 --keys "$keys" --run-timeout 540
+	if ((throughput)); then
+		engine_start bench
+		if ((tls)); then
+			tls_args=(--tls-dir "$engine_dir" --narf-tls-port "$narf_tls_port"
+				--redis-tls-port "$redis_tls_port")
+		fi
+		engine_phase throughput $((runs * 300 + 60)) --requests "$requests" \
+			--clients "$clients" --pipeline "$pipeline" --rounds "$rounds" \
+			--tests "$tests" --max-seconds $((runs * 300)) --run-timeout 300 \
+			"${tls_args[@]}"
 		engine_stop
+	fi
+	if ((memory)); then
+		local shape
+		for shape in ${shapes//,/ }; do
+			echo
+			engine_start memory
+			engine_phase memory 1200 --keys "$keys" --shape "$shape" \
+				--run-timeout 540
+			engine_stop
+		done
 	fi
 }
 

@@ -18,7 +18,10 @@ Subcommands:
   memory         load 1,000,000 keys (16-byte key, 32-byte value) into both
                  through `redis-cli --pipe`; print resident bytes per key
                  (VmRSS after the load minus VmRSS measured before it, on
-                 freshly started servers) and the ratio
+                 freshly started servers) and the ratio; with --shape, a
+                 collection shape instead (hash10: keys of 10 fields,
+                 hashbig: one hash; set, zset and list likewise), printed
+                 as resident bytes per element
 
 Every subprocess has a timeout; nothing loops without a bound.
 """
@@ -332,6 +335,52 @@ def write_stream(path, n):
         f.write(b"".join(chunk))
 
 
+def resp(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+# Collection shapes (issue 16): name -> (command, element maker, elements
+# per key). "10" shapes: many keys of 10 small elements each; "big": one key
+# holding every element. Elements are small (8-12 bytes), so the small
+# encodings apply where Redis 7.0 has them.
+SHAPES = {
+    "hash10": ("HSET", lambda i: [b"f%d" % (i % 10), b"v%07d" % i], 10),
+    "hashbig": ("HSET", lambda i: [b"f%09d" % i, b"v%07d" % i], 0),
+    "set10": ("SADD", lambda i: [b"m%09d" % i], 10),
+    "setbig": ("SADD", lambda i: [b"m%09d" % i], 0),
+    "zset10": ("ZADD", lambda i: [b"%d" % i, b"m%09d" % i], 10),
+    "zsetbig": ("ZADD", lambda i: [b"%d" % i, b"m%09d" % i], 0),
+    "list10": ("RPUSH", lambda i: [b"e%09d" % i], 10),
+    "listbig": ("RPUSH", lambda i: [b"e%09d" % i], 0),
+}
+
+
+def write_shape(path, shape, n):
+    """n elements of a collection shape as RESP: for the "10" shapes n/10
+    keys (coll:%012d) of 10 elements, one command each; for "big" one key
+    filled 100 elements per command. Returns the number of keys."""
+    cmd, elem, per_key = SHAPES[shape]
+    cmd = cmd.encode()
+    batch = per_key or 100
+    keys = n // per_key if per_key else 1
+    with open(path, "wb") as f:
+        chunk = []
+        for start in range(0, n, batch):
+            key = b"coll:%012d" % (start // per_key if per_key else 0)
+            args = [cmd, key]
+            for i in range(start, min(start + batch, n)):
+                args += elem(i)
+            chunk.append(resp(*args))
+            if len(chunk) >= 1000:
+                f.write(b"".join(chunk))
+                chunk = []
+        f.write(b"".join(chunk))
+    return keys
+
+
 def load(cli, port, path, timeout):
     with open(path, "rb") as f:
         try:
@@ -347,6 +396,8 @@ def load(cli, port, path, timeout):
 
 
 def memory(a):
+    if a.shape != "strings":
+        return memory_shape(a)
     servers = [("narf", a.narf_port, a.narf_pid),
                ("redis", a.redis_port, a.redis_pid)]
     base = {name: vm_rss(pid) for name, _, pid in servers}
@@ -385,6 +436,37 @@ def memory(a):
     return 0
 
 
+def memory_shape(a):
+    """A collection shape: resident bytes per element on both servers."""
+    servers = [("narf", a.narf_port, a.narf_pid),
+               ("redis", a.redis_port, a.redis_pid)]
+    base = {name: vm_rss(pid) for name, _, pid in servers}
+    per = {}
+    with tempfile.TemporaryDirectory(prefix="narf-bench-mem.") as d:
+        path = os.path.join(d, "load.resp")
+        keys = write_shape(path, a.shape, a.keys)
+        log("memory %s: %d elements in %d key(s), stream of %d MB"
+            % (a.shape, a.keys, keys, os.path.getsize(path) >> 20))
+        for name, port, pid in servers:
+            t0 = time.monotonic()
+            load(a.cli, port, path, a.run_timeout)
+            took = time.monotonic() - t0
+            n = dbsize(port)
+            if n != keys:
+                fail("%s holds %d keys after the load, want %d"
+                     % (name, n, keys))
+            time.sleep(0.5)
+            rss = vm_rss(pid)
+            per[name] = (rss - base[name]) / a.keys
+            log("  %-5s loaded in %.1fs: VmRSS %d -> %d kB, %.1f B/element"
+                % (name, took, base[name] >> 10, rss >> 10, per[name]))
+    ratio = per["narf"] / per["redis"]
+    log("%-8s | %14.1f %14.1f %6.2f   (target <= 1.00: %s)" % (
+        a.shape, per["narf"], per["redis"], ratio,
+        "met" if ratio <= 1.0 else "MISSED"))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -415,6 +497,8 @@ def main():
             p.add_argument("--redis-tls-port", type=int, default=0)
         else:
             p.add_argument("--keys", type=int, default=KEYS)
+            p.add_argument("--shape", default="strings",
+                           choices=["strings"] + sorted(SHAPES))
     a = ap.parse_args()
     if a.cmd == "ports":
         print("\n".join(str(p) for p in free_ports(a.n)))
