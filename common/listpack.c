@@ -48,6 +48,7 @@
 #define BACKLEN_MAX 5u
 
 static_assert(HDR == 2 * sizeof(uint32_t), "header: total u32, count u32");
+static_assert(HDR + 1 == NARF_LP_EMPTY_BYTES, "empty: header and end byte");
 /* 5 back-length bytes of 7 bits cover any entry of a <= 4 GiB listpack. */
 static_assert((uint64_t)NARF_LP_MAX_BYTES < (1ull << (7 * BACKLEN_MAX)),
               "back-lengths must cover every entry size");
@@ -552,6 +553,56 @@ uint32_t narf_lp_delete_range(unsigned char **lpp,
 		to += entry_size(*lpp + to);
 	cut(lpp, used, from, to, k);
 	return k;
+}
+
+int narf_lp_concat(unsigned char **dstp,
+                   uint64_t *used,
+                   const unsigned char *src,
+                   uint32_t *shift)
+{
+	uint32_t total = rd32(*dstp), count = rd32(*dstp + 4);
+	uint32_t add = rd32(src) - NARF_LP_EMPTY_BYTES, n = rd32(src + 4);
+	int rc;
+
+	assert(src != *dstp);
+	if (add > NARF_LP_MAX_BYTES - total || n > UINT32_MAX - count)
+		return NARF_ETOOLARGE;
+	rc = resize(dstp, used, (size_t)total + add);
+	if (rc != 0)
+		return rc;
+	/* Entries carry only their own lengths, so they move as bytes. */
+	memcpy(*dstp + total - 1, src + HDR, add);
+	(*dstp)[total - 1 + add] = END;
+	wr32(*dstp, total + add);
+	wr32(*dstp + 4, count + n);
+	if (shift != NULL)
+		*shift = total - 1 - HDR;
+	return 0;
+}
+
+int narf_lp_split(unsigned char **lpp,
+                  uint64_t *used,
+                  uint32_t pos,
+                  unsigned char **tailp)
+{
+	uint32_t total = rd32(*lpp), n = 0, moved = total - 1 - pos;
+	unsigned char *t;
+
+	assert(pos >= HDR && pos < total);
+	for (uint32_t p = pos; (*lpp)[p] != END; p += entry_size(*lpp + p))
+		n++;
+	t = malloc(NARF_LP_EMPTY_BYTES + (size_t)moved);
+	if (t == NULL)
+		return NARF_ENOMEM;
+	wr32(t, NARF_LP_EMPTY_BYTES + moved);
+	wr32(t + 4, n);
+	memcpy(t + HDR, *lpp + pos, moved);
+	t[HDR + moved] = END;
+	if (used != NULL)
+		*used += malloc_usable_size(t);
+	cut(lpp, used, pos, total - 1, n);
+	*tailp = t;
+	return 0;
 }
 
 /* --- validation ---------------------------------------------------------- */

@@ -34,6 +34,9 @@
 
 #define NARF_LP_NONE 0u
 #define NARF_LP_MAX_BYTES UINT32_MAX
+/* Bytes of an empty listpack (header and end byte): what two listpacks save
+ * when narf_lp_concat joins them. */
+#define NARF_LP_EMPTY_BYTES 9u
 /* Longest decimal form of an int64 ("-9223372036854775808"), plus a NUL. */
 #define NARF_LP_INTBUF 21
 
@@ -95,6 +98,21 @@ uint32_t narf_lp_delete_range(unsigned char **lpp,
                               uint64_t *used,
                               int64_t index,
                               uint32_t n);
+
+/* Append all of src's elements to *dstp (src is unchanged and must not be
+ * *dstp). A position p of src is p + *shift in *dstp afterwards (shift may be
+ * NULL). NARF_ENOMEM, NARF_ETOOLARGE leave *dstp unchanged. */
+int narf_lp_concat(unsigned char **dstp,
+                   uint64_t *used,
+                   const unsigned char *src,
+                   uint32_t *shift);
+/* Move the elements from pos on (pos may also be narf_lp_end: none) into a
+ * new listpack *tailp (caller frees with narf_lp_destroy); *lpp keeps those
+ * before pos, at their positions. NARF_ENOMEM leaves *lpp unchanged. */
+int narf_lp_split(unsigned char **lpp,
+                  uint64_t *used,
+                  uint32_t pos,
+                  unsigned char **tailp);
 
 /* Walks: each returns a position or NARF_LP_NONE. */
 uint32_t narf_lp_first(const unsigned char *lp);

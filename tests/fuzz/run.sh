@@ -15,6 +15,8 @@
 #                              and operations checked against an array
 #   intset    fuzz_intset.c    the intset: validate and walk peer bytes,
 #                              and operations checked against a sorted array
+#   quicklist fuzz_quicklist.c the quicklist: list operations at small node
+#                              limits checked against an array
 # FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
 # targets run (building them is not counted). Prints one summary line per
 # target and exits non-zero when libFuzzer finds a crash, a leak, an
@@ -31,7 +33,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs map_json auth api listpack intset}
+targets=${*:-frame resp http raft_hs map_json auth api listpack intset quicklist}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -240,6 +242,20 @@ seeds_intset() {
 build_intset() {
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 		common/intset.c tests/fuzz/fuzz_intset.c -o "$1"
+# Seed format (see fuzz_quicklist.c): a fill byte (0-7: fills 1 2 3 4 7 0
+# -1 -2), then programs of op byte, two argument bytes, length byte and
+# value bytes (254: a long string, 255: an int64 from the next 8 bytes).
+seeds_quicklist() {
+	seed pushes '\000\001\000\000\001a\001\000\000\001b\000\000\000\001c\001\000\000\0030x1\002\001\000\001d\003\002\000\001e\014\000\000\000'
+	seed ops '\001\001\000\000\00212\001\000\000\003007\001\000\000\002-0\001\000\000\00212\004\001\001\001z\010\000\000\00212\011\377\003\00212\012\376\002\000\013\002\007\000\005\001\000\001\006\000\000\000\007\001\375\000'
+	seed big '\006\001\000\000\376\377\001\000\000\001a\001\000\000\376\310\002\001\000\376\377\004\002\000\001s\010\000\000\376\377\006\001\000\000'
+	seed ints '\002\001\000\000\377\000\000\000\000\000\000\000\000\001\000\000\377\200\000\000\000\000\000\000\000\000\000\000\377\377\377\377\377\377\377\377\377\011\001\000\002-1'
+}
+
+build_quicklist() {
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		common/listpack.c common/quicklist.c \
+		tests/fuzz/fuzz_quicklist.c -o "$1"
 }
 
 build_listpack() {
@@ -341,6 +357,7 @@ run_target() {
 	api) build_api "$bin" && seeds_api ;;
 	listpack) build_listpack "$bin" && seeds_listpack ;;
 	intset) build_intset "$bin" && seeds_intset ;;
+	quicklist) build_quicklist "$bin" && seeds_quicklist ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -368,11 +385,11 @@ status=0
 for t in $targets; do
 	case $t in
 	frame | resp | http | raft_hs | map_json | auth | api | listpack | \
-		intset) ;;
+		intset | quicklist) ;;
 	*)
 		echo "run.sh: unknown target '$t'" \
 			"(frame, resp, http, raft_hs, map_json, auth, api," \
-			"listpack, intset)" >&2
+			"listpack, intset, quicklist)" >&2
 		exit 2
 		;;
 	esac

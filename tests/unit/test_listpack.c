@@ -310,6 +310,51 @@ static void test_too_large(void **state)
 	drop(lp);
 }
 
+/* concat appends another listpack's elements as bytes (positions shift by
+ * the reported amount, the source is untouched) and split moves a suffix
+ * out and back, at every cut point, with memory accounted exactly. */
+static void test_concat_split(void **state)
+{
+	static const char *all[] = {"a", "-4096", "",
+	                            "7", "x y",   "12345678901"};
+	unsigned char *lp = mk(), *b = NULL, *t = NULL;
+	uint32_t shift = 0, pos;
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		push(&lp, all[i]);
+	assert_int_equal(narf_lp_create(&b, &used), 0);
+	for (int i = 3; i < 6; i++)
+		assert_int_equal(
+		        narf_lp_append(&b, &used, all[i], strlen(all[i])), 0);
+	pos = narf_lp_seek(b, 1);
+	assert_int_equal(narf_lp_concat(&lp, &used, b, &shift), 0);
+	expect(lp, all, 6);
+	expect(b, all + 3, 3);
+	assert_string_equal(str_at(lp, pos + shift), "x y");
+	narf_lp_destroy(b, &used);
+	for (uint32_t at = 0; at <= 6; at++) {
+		pos = at < 6 ? narf_lp_seek(lp, at) : narf_lp_end(lp);
+		assert_int_equal(narf_lp_split(&lp, &used, pos, &t), 0);
+		expect(lp, all, at);
+		expect(t, all + at, 6 - at);
+		assert_int_equal(
+		        used, malloc_usable_size(lp) + malloc_usable_size(t));
+		assert_int_equal(narf_lp_concat(&lp, &used, t, NULL), 0);
+		narf_lp_destroy(t, &used);
+		expect(lp, all, 6);
+	}
+	/* A split at the first element empties it; concat refills it. */
+	assert_int_equal(narf_lp_split(&lp, &used, narf_lp_first(lp), &t), 0);
+	assert_int_equal(narf_lp_concat(&lp, &used, t, NULL), 0);
+	narf_lp_destroy(t, &used);
+	expect(lp, all, 6);
+	assert_int_equal(narf_lp_split(&lp, &used, narf_lp_first(lp), &t), 0);
+	narf_lp_destroy(t, &used);
+	assert_int_equal(narf_lp_bytes(lp), NARF_LP_EMPTY_BYTES);
+	drop(lp);
+}
+
 /* validate accepts every prefix-free valid listpack and refuses each
  * truncation and each single-byte corruption that breaks the format,
  * without reading out of bounds (ASan checks the last part). */
@@ -538,6 +583,7 @@ int main(void)
 	        cmocka_unit_test(test_replace),
 	        cmocka_unit_test(test_find),
 	        cmocka_unit_test(test_too_large),
+	        cmocka_unit_test(test_concat_split),
 	        cmocka_unit_test(test_validate),
 	        cmocka_unit_test(test_random_model),
 	};
