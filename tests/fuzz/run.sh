@@ -242,6 +242,8 @@ seeds_intset() {
 build_intset() {
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 		common/intset.c tests/fuzz/fuzz_intset.c -o "$1"
+}
+
 # Seed format (see fuzz_quicklist.c): a fill byte (0-7: fills 1 2 3 4 7 0
 # -1 -2), then programs of op byte, two argument bytes, length byte and
 # value bytes (254: a long string, 255: an int64 from the next 8 bytes).
