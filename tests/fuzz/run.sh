@@ -13,6 +13,8 @@
 #                              against a coordinator at rest
 #   listpack  fuzz_listpack.c  the listpack: validate and walk peer bytes,
 #                              and operations checked against an array
+#   skiplist  fuzz_skiplist.c  the sorted set's skiplist: operations,
+#                              ranks and ranges checked against an array
 # FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
 # targets run (building them is not counted). Prints one summary line per
 # target and exits non-zero when libFuzzer finds a crash, a leak, an
@@ -29,7 +31,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs map_json auth api listpack}
+targets=${*:-frame resp http raft_hs map_json auth api listpack skiplist}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -223,6 +225,27 @@ seeds_listpack() {
 	seed ints '\000\000\003127\000\000\003128\000\000\002-0\000\000\00200\000\000\023-922337203685477580\001\000\0054095\004\000\005-4096'
 }
 
+# Seed format (see fuzz_skiplist.c): a mode byte, then per op: op, index,
+# arguments. "big" inserts 150 members over 16 scores, then queries.
+seeds_skiplist() {
+	seed empty '\000'
+	seed scores '\020\000\000\001a\003\000\000\002ab\002\000\000\000\000\001\000\001b\377\000\000\000\000\000\000\360\077\002\001\001\005\000\000\002\003\006\000\001\000\001\007\000\001\002\003\000\000\003'
+	seed lex '\001\000\000\001a\000\000\000\001b\001\000\000\002a\000\000\000\000\002ab\000\005\000\004\002\001a\001\006\000\004\003\001a\001\007\000\000\005'
+	big='\040'
+	i=0
+	while [ "$i" -lt 150 ]; do
+		big="$big\\000\\000\\002\\$(printf %03o $((i % 7 + 97)))"
+		big="$big\\$(printf %03o $((i / 7 + 48)))\\$(printf %03o $((i % 16)))"
+		i=$((i + 1))
+	done
+	seed big "$big"'\005\000\003\004\020\005\000\004\002\001b\003\001c\007\000\012\020'
+}
+
+build_skiplist() {
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		common/skiplist.c tests/fuzz/fuzz_skiplist.c -o "$1"
+}
+
 build_listpack() {
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 		common/listpack.c tests/fuzz/fuzz_listpack.c -o "$1"
@@ -321,6 +344,7 @@ run_target() {
 	auth) build_auth "$bin" && seeds_auth ;;
 	api) build_api "$bin" && seeds_api ;;
 	listpack) build_listpack "$bin" && seeds_listpack ;;
+	skiplist) build_skiplist "$bin" && seeds_skiplist ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -347,11 +371,12 @@ run_target() {
 status=0
 for t in $targets; do
 	case $t in
-	frame | resp | http | raft_hs | map_json | auth | api | listpack) ;;
+	frame | resp | http | raft_hs | map_json | auth | api | listpack | \
+		skiplist) ;;
 	*)
 		echo "run.sh: unknown target '$t'" \
 			"(frame, resp, http, raft_hs, map_json, auth, api," \
-			"listpack)" >&2
+			"listpack, skiplist)" >&2
 		exit 2
 		;;
 	esac
