@@ -136,10 +136,10 @@ struct narf_zsl *narf_zsl_create(uint64_t *rng, uint64_t *used);
 /* Free every node and the skiplist; NULL is fine. Does not call back: a
  * dict indexing the nodes must be dropped without touching them. */
 void narf_zsl_destroy(struct narf_zsl *zsl);
-/* Lazy free: free up to budget nodes from the front; returns how many are
- * left. The list stays a valid skiplist of the rest, so the grave can
- * interleave steps with nothing else needed; when it returns 0,
- * narf_zsl_destroy frees the struct in O(1). */
+/* Lazy free: free up to budget nodes from the front (no callbacks, as
+ * destroy); returns how many are left. The list stays a valid skiplist of the
+ * rest, so the grave can interleave steps with nothing else needed; when it
+ * returns 0, narf_zsl_destroy frees the struct in O(1). */
 uint64_t narf_zsl_free_step(struct narf_zsl *zsl, uint64_t budget);
 
 /* Insert member[0..len) with score; the caller has checked that the member
@@ -218,10 +218,10 @@ struct narf_zsl_node *narf_zsl_last_in_lex_range(
 uint64_t narf_zsl_count_in_lex_range(const struct narf_zsl *zsl,
                                      const struct narf_zsl_lexrange *r);
 
-/* ZREMRANGEBYSCORE / BYLEX / BYRANK: remove the nodes in the range (ranks
- * 1-based and inclusive, start <= end, clamped to the length), calling cb
- * (may be NULL) with each, in order, before freeing it. Return how many
- * went. */
+/* ZREMRANGEBYSCORE / BYLEX / BYRANK: remove the nodes in the range,
+ * calling cb (may be NULL) with each, in order, before freeing it. Return
+ * how many went. Ranks are 1-based and inclusive: start 0 counts as 1, an
+ * end past the length stops there, start > end removes nothing. */
 uint64_t narf_zsl_delete_range(struct narf_zsl *zsl,
                                const struct narf_zsl_range *r,
                                narf_zsl_removed_cb *cb,
