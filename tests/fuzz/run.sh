@@ -17,6 +17,8 @@
 #                              and operations checked against a sorted array
 #   quicklist fuzz_quicklist.c the quicklist: list operations at small node
 #                              limits checked against an array
+#   skiplist  fuzz_skiplist.c  the sorted set's skiplist: operations,
+#                              ranks and ranges checked against an array
 # FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
 # targets run (building them is not counted). Prints one summary line per
 # target and exits non-zero when libFuzzer finds a crash, a leak, an
@@ -33,7 +35,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs map_json auth api listpack intset quicklist}
+targets=${*:-frame resp http raft_hs map_json auth api listpack intset quicklist skiplist}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -260,6 +262,27 @@ build_quicklist() {
 		tests/fuzz/fuzz_quicklist.c -o "$1"
 }
 
+# Seed format (see fuzz_skiplist.c): a mode byte, then per op: op, index,
+# arguments. "big" inserts 150 members over 16 scores, then queries.
+seeds_skiplist() {
+	seed empty '\000'
+	seed scores '\020\000\000\001a\003\000\000\002ab\002\000\000\000\000\001\000\001b\377\000\000\000\000\000\000\360\077\002\001\001\005\000\000\002\003\006\000\001\000\001\007\000\001\002\003\000\000\003'
+	seed lex '\001\000\000\001a\000\000\000\001b\001\000\000\002a\000\000\000\000\002ab\000\005\000\004\002\001a\001\006\000\004\003\001a\001\007\000\000\005'
+	big='\040'
+	i=0
+	while [ "$i" -lt 150 ]; do
+		big="$big\\000\\000\\002\\$(printf %03o $((i % 7 + 97)))"
+		big="$big\\$(printf %03o $((i / 7 + 48)))\\$(printf %03o $((i % 16)))"
+		i=$((i + 1))
+	done
+	seed big "$big"'\005\000\003\004\020\005\000\004\002\001b\003\001c\007\000\012\020'
+}
+
+build_skiplist() {
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+		common/skiplist.c tests/fuzz/fuzz_skiplist.c -o "$1"
+}
+
 build_listpack() {
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 		common/listpack.c tests/fuzz/fuzz_listpack.c -o "$1"
@@ -360,6 +383,7 @@ run_target() {
 	listpack) build_listpack "$bin" && seeds_listpack ;;
 	intset) build_intset "$bin" && seeds_intset ;;
 	quicklist) build_quicklist "$bin" && seeds_quicklist ;;
+	skiplist) build_skiplist "$bin" && seeds_skiplist ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -387,11 +411,11 @@ status=0
 for t in $targets; do
 	case $t in
 	frame | resp | http | raft_hs | map_json | auth | api | listpack | \
-		intset | quicklist) ;;
+		intset | quicklist | skiplist) ;;
 	*)
 		echo "run.sh: unknown target '$t'" \
 			"(frame, resp, http, raft_hs, map_json, auth, api," \
-			"listpack, intset, quicklist)" >&2
+			"listpack, intset, quicklist, skiplist)" >&2
 		exit 2
 		;;
 	esac
