@@ -6,7 +6,12 @@
 
 #include <assert.h>
 
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
 #include "coll_hash.h"
+#include "resp.h"
 
 void narf_coll_limits_default(struct narf_coll_limits *lim)
 {
@@ -52,4 +57,72 @@ void narf_coll_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 	default:
 		assert(!"not a collection type");
 	}
+}
+
+static int encode_hash(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
+{
+	struct narf_hash_iter it;
+	struct narf_str f, v;
+	int rv = 0;
+
+	narf_hash_iter_init(&it, c);
+	while (rv == 0 && narf_hash_iter_next(&it, &f, &v)) {
+		rv = narf_resp_bulk(b, f.s, f.len);
+		if (rv == 0)
+			rv = narf_resp_bulk(b, v.s, v.len);
+		*n += 2;
+	}
+	narf_hash_iter_close(&it);
+	return rv;
+}
+
+int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
+{
+	size_t before = b->len;
+	int rv;
+
+	*n = 0;
+	switch ((enum narf_type)c->type) {
+	case NARF_TYPE_HASH:
+		rv = encode_hash(c, b, n);
+		break;
+	default:
+		rv = NARF_EINVAL;
+	}
+	if (rv != 0)
+		b->len = before;
+	return rv;
+}
+
+int narf_coll_load(const struct narf_coll_ctx *ctx,
+                   struct narf_coll *c,
+                   int argc,
+                   const char *const *argv,
+                   const size_t *argvlen)
+{
+	int rv = 0;
+
+	switch ((enum narf_type)c->type) {
+	case NARF_TYPE_HASH:
+		if (argc % 2 != 0)
+			return NARF_EPROTO;
+		for (int i = 0; i < argc && rv == 0; i += 2)
+			rv = narf_hash_set(ctx, c, argv[i], argvlen[i],
+			                   argv[i + 1], argvlen[i + 1], 0,
+			                   NULL);
+		return rv;
+	default:
+		return NARF_EPROTO;
+	}
+}
+
+int narf_type_by_name(const char *s, size_t n)
+{
+	for (int t = 0; t < NARF_TYPE_COUNT; t++) {
+		const char *name = narf_type_name((enum narf_type)t);
+
+		if (strlen(name) == n && strncasecmp(name, s, n) == 0)
+			return t;
+	}
+	return -1;
 }

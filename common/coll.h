@@ -88,4 +88,24 @@ uint64_t narf_coll_len(const struct narf_coll *c);
 /* Free everything the collection holds (p becomes NULL). */
 void narf_coll_free(const struct narf_coll_ctx *ctx, struct narf_coll *c);
 
+/*
+ * A whole value as replication and sync carry it (NARF.CLOAD, DESIGN and
+ * docs/protocol.md): the payload's RESP bulks appended to b, per element a
+ * hash's field and value, a set's member, a sorted set's score and member,
+ * a list's element, head to tail. *n gets the number of bulks. Returns 0
+ * or NARF_ENOMEM (b is then as it was).
+ */
+struct narf_buf;
+int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n);
+/* Add a payload of that form (argv[0..argc)) to c, an empty or existing
+ * collection of c->type. NARF_EPROTO for a payload that does not fit the
+ * type (an odd count for a hash), NARF_ENOMEM, NARF_ETOOLARGE. */
+int narf_coll_load(const struct narf_coll_ctx *ctx,
+                   struct narf_coll *c,
+                   int argc,
+                   const char *const *argv,
+                   const size_t *argvlen);
+/* The type named by TYPE's word ("hash"...), or -1. */
+int narf_type_by_name(const char *s, size_t n);
+
 #endif /* NARF_COLL_H */

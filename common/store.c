@@ -105,6 +105,11 @@ void narf_store_set_write_cb(struct narf_store *s,
 	s->write_data = data;
 }
 
+bool narf_store_write_ttl_only(const struct narf_store *s)
+{
+	return s->write_ttl_only;
+}
+
 static void wrote(struct narf_store *s,
                   unsigned slot,
                   const char *key,
@@ -429,9 +434,11 @@ struct narf_entry *narf_store_get(struct narf_store *s,
                                   int64_t now_ms,
                                   unsigned flags)
 {
-	struct narf_entry *e =
-	        lookup(s, slot, key, klen, narf_store_hash(s, key, klen),
-	               now_ms, NULL, LOOKUP_READ);
+	struct narf_entry *e = lookup(
+	        s, slot, key, klen, narf_store_hash(s, key, klen), now_ms, NULL,
+	        (flags & NARF_STORE_EXPIRED_TOO) && slot_replica(s, slot)
+	                ? LOOKUP_WRITE
+	                : LOOKUP_READ);
 
 	if (e != NULL && !(flags & NARF_STORE_NOTOUCH))
 		e->lru = lru_clock(now_ms);
@@ -760,7 +767,9 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
 
 	if (expire_ms != 0 && (e->flags & ENTRY_HAS_EXPIRE)) {
 		memcpy(e->data, &expire_ms, sizeof(expire_ms));
+		s->write_ttl_only = true;
 		wrote(s, slot, entry_key(e), e->klen, e);
+		s->write_ttl_only = false;
 		return e;
 	}
 	if (expire_ms == 0 && !(e->flags & ENTRY_HAS_EXPIRE))
@@ -777,7 +786,9 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
 	*pos.link = n;
 	ttl_count(s, slot, expire_ms != 0 ? +1 : -1);
 	narf_store_free(s, e);
+	s->write_ttl_only = true;
 	wrote(s, slot, entry_key(n), n->klen, n);
+	s->write_ttl_only = false;
 	return n;
 }
 

@@ -133,6 +133,10 @@ void narf_store_set_removed_cb(struct narf_store *s,
 void narf_store_set_write_cb(struct narf_store *s,
                              narf_store_write_cb cb,
                              void *data);
+/* During a write callback: did that change touch only the entry's TTL
+ * (narf_store_set_expire)? A collection then streams its new expiry
+ * rather than its whole value. */
+bool narf_store_write_ttl_only(const struct narf_store *s);
 /* Mark slot as a replica slot (on) or one this store owns (off, the
  * default): see the opening comment. Logically expired entries of a slot
  * that stops being a replica slot are then reclaimed as usual (and
@@ -168,6 +172,9 @@ uint64_t narf_entry_idle(const struct narf_store *s,
  * slot it is only hidden). Touches the entry's LRU clock unless
  * NARF_STORE_NOTOUCH is given. */
 #define NARF_STORE_NOTOUCH 1u
+/* In a replica slot, also return an entry that has expired by our clock
+ * (the primary decides; a replica applying its stream must see it). */
+#define NARF_STORE_EXPIRED_TOO 2u
 struct narf_entry *narf_store_get(struct narf_store *s,
                                   unsigned slot,
                                   const char *key,

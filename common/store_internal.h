@@ -123,7 +123,8 @@ struct narf_store {
 	narf_store_removed_cb removed_cb;
 	void *removed_data; /* borrowed */
 	narf_store_write_cb write_cb;
-	void *write_data; /* borrowed */
+	void *write_data;    /* borrowed */
+	bool write_ttl_only; /* the write being reported changed only a TTL */
 	/* borrowed: the entry a set is about to replace, which eviction must
 	 * not free under it */
 	const struct narf_entry *pinned;

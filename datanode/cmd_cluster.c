@@ -202,12 +202,12 @@ static int cmd_auth(struct narf_engine *e,
 }
 
 /* The slot epoch of a stream message, checked against ours. */
-static int fence(struct narf_engine *e,
-                 struct narf_client *c,
-                 unsigned slot,
-                 const char *s,
-                 size_t n,
-                 struct narf_buf *out)
+int narf_peer_fence(struct narf_engine *e,
+                    struct narf_client *c,
+                    unsigned slot,
+                    const char *s,
+                    size_t n,
+                    struct narf_buf *out)
 {
 	uint64_t epoch;
 
@@ -243,7 +243,7 @@ static int fence(struct narf_engine *e,
 /* Why a replica could not apply a stream message, as the -NOTAPPLIED
  * error says it: the primary fails the link on it (never counts it as an
  * ack) and has the coordinator drop this node from its ISRs. */
-static int not_applied(struct narf_buf *out, unsigned slot, int rv)
+int narf_reply_not_applied(struct narf_buf *out, unsigned slot, int rv)
 {
 	const char *why = rv == NARF_EOOM ? "max-memory reached (replicas "
 	                                    "do not evict)"
@@ -269,7 +269,7 @@ static int cmd_nset(struct narf_engine *e,
 	uint64_t pxat;
 	int rv;
 
-	if (fence(e, c, slot, argv[1], len[1], out))
+	if (narf_peer_fence(e, c, slot, argv[1], len[1], out))
 		return 0;
 	if (!parse_u64(argv[4], len[4], &pxat) || pxat > INT64_MAX)
 		return narf_resp_error(out, "ERR bad expiry");
@@ -278,7 +278,7 @@ static int cmd_nset(struct narf_engine *e,
 	                    (int64_t)pxat, now, NULL);
 	narf_repl_applying(e->repl, false);
 	if (rv != 0)
-		return not_applied(out, slot, rv);
+		return narf_reply_not_applied(out, slot, rv);
 	return narf_resp_simple(out, "OK");
 }
 
@@ -293,7 +293,7 @@ static int cmd_ndel(struct narf_engine *e,
 {
 	unsigned slot = narf_key_slot(argv[2], len[2]);
 
-	if (fence(e, c, slot, argv[1], len[1], out))
+	if (narf_peer_fence(e, c, slot, argv[1], len[1], out))
 		return 0;
 	narf_repl_applying(e->repl, true);
 	narf_store_del(e->store, slot, argv[2], len[2], narf_engine_now(e));
@@ -320,7 +320,7 @@ static int cmd_nsync(struct narf_engine *e,
 		return narf_resp_error(out, "ERR bad slot");
 	if (argc == 4 && !parse_u64(argv[3], len[3], &map_epoch))
 		return narf_resp_error(out, "ERR bad map epoch");
-	if (fence(e, c, slot, argv[2], len[2], out))
+	if (narf_peer_fence(e, c, slot, argv[2], len[2], out))
 		return 0;
 	if (e->repl != NULL) {
 		if (end)

@@ -5,9 +5,10 @@
  *
  * Writes open the key through narf_store_coll_open() (type check, memory
  * check, creation) and close it, which deletes a hash left empty. Reads
- * look the key up and check its type. Until hash effects are replicated
- * (slices 22-23 of docs/datatypes-plan.md) a node in a cluster refuses hash
- * writes, so no replica can miss one.
+ * look the key up and check its type. In a cluster every write sends its
+ * effect to the slot's replicas (NARF.HSET / NARF.HDEL with the hash's new
+ * field count, narf_engine_effect; the replica side is cmd_effect.c): what
+ * changed, never the whole hash, and HINCRBY* send the value they computed.
  */
 #include <limits.h>
 #include <math.h>
@@ -48,12 +49,6 @@ static int open_hash(struct narf_engine *e,
 {
 	int rv;
 
-	if (e->repl != NULL) {
-		narf_resp_error(out,
-		                "ERR hash writes are not replicated yet: "
-		                "this node is in a cluster");
-		return -1;
-	}
 	rv = narf_store_coll_open(e->store, narf_key_slot(argv[1], len[1]),
 	                          argv[1], len[1], NARF_TYPE_HASH, grow,
 	                          create ? NARF_COLL_CREATE : 0,
@@ -68,6 +63,26 @@ static int open_hash(struct narf_engine *e,
 static void close_hash(struct narf_engine *e, struct narf_cref *r)
 {
 	narf_store_coll_close(e->store, r, narf_engine_now(e));
+}
+
+/* Close r and send op's effect (args: what the replica applies) unless
+ * the hash is gone (its delete went out with the close). */
+static void close_send(struct narf_engine *e,
+                       struct narf_cref *r,
+                       const char *op,
+                       const char **argv,
+                       const size_t *len,
+                       int n,
+                       const char *const *args,
+                       const size_t *lens)
+{
+	uint64_t count = narf_hash_len(&r->c);
+	unsigned slot = r->slot;
+
+	close_hash(e, r);
+	if (count > 0 && n > 0)
+		narf_engine_effect(e, slot, op, argv[1], len[1],
+		                   (long long)count, n, args, lens);
 }
 
 /* The hash at argv[1] for a read: *c filled, true when it exists; -1 after
@@ -102,14 +117,20 @@ static int cmd_hset(struct narf_engine *e,
 		grow += len[i] + FIELD_OVERHEAD / 2;
 	if (open_hash(e, argv, len, grow, true, &r, out) != 0)
 		return 0;
-	for (int i = 2; i < argc && rv == 0; i += 2) {
+	int i;
+
+	for (i = 2; i < argc; i += 2) {
 		int a;
 
 		rv = narf_hash_set(ctx, &r.c, argv[i], len[i], argv[i + 1],
 		                   len[i + 1], 0, &a);
-		added += rv == 0 && a;
+		if (rv != 0)
+			break;
+		added += a;
 	}
-	close_hash(e, &r);
+	/* what was applied goes to the replicas, even when a later pair
+	 * failed */
+	close_send(e, &r, "NARF.HSET", argv, len, i - 2, argv + 2, len + 2);
 	if (rv != 0)
 		return reply_store_error(out, rv);
 	if (argv[0][1] == 'm' || argv[0][1] == 'M')
@@ -132,7 +153,8 @@ static int cmd_hsetnx(struct narf_engine *e,
 		return 0;
 	rv = narf_hash_set(narf_store_coll_ctx(e->store), &r.c, argv[2], len[2],
 	                   argv[3], len[3], NARF_HASH_NX, &added);
-	close_hash(e, &r);
+	close_send(e, &r, "NARF.HSET", argv, len, added ? 2 : 0, argv + 2,
+	           len + 2);
 	if (rv != 0)
 		return reply_store_error(out, rv);
 	return narf_resp_int(out, added);
@@ -196,7 +218,8 @@ static int cmd_hdel(struct narf_engine *e,
 		return narf_resp_int(out, 0);
 	for (int i = 2; i < argc && narf_hash_len(&r.c) > 0; i++)
 		n += narf_hash_del(ctx, &r.c, argv[i], len[i]);
-	close_hash(e, &r);
+	close_send(e, &r, "NARF.HDEL", argv, len, n > 0 ? argc - 2 : 0,
+	           argv + 2, len + 2);
 	return narf_resp_int(out, n);
 }
 
@@ -350,7 +373,13 @@ static int cmd_hincrby(struct narf_engine *e,
 	cur += by;
 	n = snprintf(num, sizeof(num), "%lld", cur);
 	rv = narf_hash_set(ctx, &r.c, argv[2], len[2], num, (size_t)n, 0, NULL);
-	close_hash(e, &r);
+	{
+		const char *fx[] = {argv[2], num};
+		size_t fxlen[] = {len[2], (size_t)n};
+
+		close_send(e, &r, "NARF.HSET", argv, len, rv == 0 ? 2 : 0, fx,
+		           fxlen);
+	}
 	if (rv != 0)
 		return reply_store_error(out, rv);
 	return narf_resp_int(out, cur);
@@ -398,8 +427,15 @@ static int cmd_hincrbyfloat(struct narf_engine *e,
 
 		rv = narf_hash_set(ctx, &r.c, argv[2], len[2], digits, dlen, 0,
 		                   NULL);
+		if (rv == 0) {
+			const char *fx[] = {argv[2], digits};
+			size_t fxlen[] = {len[2], dlen};
+
+			close_send(e, &r, "NARF.HSET", argv, len, 2, fx, fxlen);
+		}
 	}
-	close_hash(e, &r);
+	if (r.e != NULL)
+		close_hash(e, &r);
 	if (rv == 0)
 		rv = narf_buf_append(out, num.data, num.len);
 	else

@@ -185,11 +185,15 @@ int narf_engine_init(struct narf_engine *e,
 	uint8_t rid[20];
 	int rv;
 
+	static bool tables_built; /* the loop thread's, built once */
+
 	memset(e, 0, sizeof(*e));
-	if (cmd_table[0] == NULL && cmd_table[1] == NULL) {
+	if (!tables_built) {
+		tables_built = true;
 		for (int i = 0; narf_command_tables[i] != NULL; i++)
 			table_add(narf_command_tables[i]);
 		table_add(narf_peer_commands);
+		table_add(narf_effect_commands);
 	}
 	e->cfg = *cfg;
 	e->clock = clock ? clock : real_clock;
@@ -669,6 +673,50 @@ struct narf_entry *narf_lookup(struct narf_engine *e,
 			e->stats.misses++;
 	}
 	return en;
+}
+
+int narf_engine_effect(struct narf_engine *e,
+                       unsigned slot,
+                       const char *op,
+                       const char *key,
+                       size_t klen,
+                       long long count,
+                       int n,
+                       const char *const *args,
+                       const size_t *lens)
+{
+	const char *small[64], **argv = small;
+	size_t smalllen[64], *argvlen = smalllen;
+	char cnt[24];
+	int argc = 4 + n;
+
+	if (e->repl == NULL)
+		return 0;
+	if (argc > 64) {
+		argv = malloc(sizeof(*argv) * (size_t)argc);
+		argvlen = malloc(sizeof(*argvlen) * (size_t)argc);
+		if (argv == NULL || argvlen == NULL) {
+			free(argv);
+			free(argvlen);
+			return NARF_ENOMEM;
+		}
+	}
+	argv[0] = op;
+	argvlen[0] = strlen(op);
+	argv[2] = key;
+	argvlen[2] = klen;
+	argvlen[3] = (size_t)snprintf(cnt, sizeof(cnt), "%lld", count);
+	argv[3] = cnt;
+	for (int i = 0; i < n; i++) {
+		argv[4 + i] = args[i];
+		argvlen[4 + i] = lens[i];
+	}
+	narf_repl_effect(e->repl, slot, argc, argv, argvlen);
+	if (argv != small) {
+		free(argv);
+		free(argvlen);
+	}
+	return 0;
 }
 
 int narf_reply_wrongtype(struct narf_buf *out)

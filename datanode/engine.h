@@ -432,6 +432,8 @@ extern const struct narf_command narf_key_commands[];
 extern const struct narf_command narf_server_commands[];
 extern const struct narf_command narf_cluster_commands[];
 extern const struct narf_command narf_peer_commands[]; /* unlisted */
+/* NARF.HSET, NARF.CLOAD...: collection effects (cmd_effect.c), unlisted */
+extern const struct narf_command narf_effect_commands[];
 /* The three tables above, NULL-terminated (COMMAND walks them). */
 extern const struct narf_command *const narf_command_tables[];
 
@@ -456,6 +458,33 @@ struct narf_entry *narf_lookup(struct narf_engine *e,
                                const char *key,
                                size_t len,
                                bool count);
+
+/* Stream messages (NARF.*, cmd_cluster.c, cmd_effect.c): the slot epoch
+ * s[0..n) of a message from peer c checked against ours and c's link; -1
+ * after the error reply (-STALE, -STALELINK). */
+int narf_peer_fence(struct narf_engine *e,
+                    struct narf_client *c,
+                    unsigned slot,
+                    const char *s,
+                    size_t n,
+                    struct narf_buf *out);
+/* -NOTAPPLIED slot S: why (the sender fails its link on it). */
+int narf_reply_not_applied(struct narf_buf *out, unsigned slot, int rv);
+/*
+ * Send a collection command's effect to the slot's replicas:
+ * NARF.<op> <epoch> <key> <count> <args...> (count: the element count the
+ * key must have after it, or -1). Nothing when not in a cluster. Returns 0
+ * or NARF_ENOMEM.
+ */
+int narf_engine_effect(struct narf_engine *e,
+                       unsigned slot,
+                       const char *op,
+                       const char *key,
+                       size_t klen,
+                       long long count,
+                       int n,
+                       const char *const *args,
+                       const size_t *lens);
 
 /* -WRONGTYPE, Redis's text. */
 int narf_reply_wrongtype(struct narf_buf *out);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/coll.h"
 #include "common/flags.h"
 #include "common/log.h"
 
@@ -243,6 +244,64 @@ void narf_repl_set_progress_cb(struct narf_repl *r,
 
 /* --- the write stream ---------------------------------------------------- */
 
+/*
+ * A collection's state (docs/protocol.md): after a change of its TTL alone,
+ * NARF.PEXPIREAT <epoch> <key> <pxat> (0: none); otherwise the whole value,
+ * NARF.CLOAD <epoch> <key> <type> <pxat> <count> <payload...>, which
+ * replaces the key on the replica (a sync, a RENAME's destination). Every
+ * other change of a collection travels as its command's effect
+ * (narf_repl_effect), in proportion to what it changed.
+ */
+static int send_coll(struct narf_repl *r,
+                     struct link *l,
+                     const char *ep,
+                     size_t eplen,
+                     const char *key,
+                     size_t klen,
+                     const struct narf_entry *e)
+{
+	int64_t exp = narf_entry_expire(e);
+	char px[24], cnt[24];
+	size_t pxlen = narf_format_u64(px, exp > 0 ? (uint64_t)exp : 0);
+	struct narf_coll c;
+	struct narf_buf payload, msg;
+	const char *type;
+	uint64_t n = 0;
+	int rv;
+
+	if (narf_store_write_ttl_only(r->store)) {
+		const char *argv[] = {"NARF.PEXPIREAT", ep, key, px};
+		size_t argvlen[] = {14, eplen, klen, pxlen};
+
+		return repl_link_cmd(l, 4, argv, argvlen);
+	}
+	narf_entry_coll(e, &c);
+	type = narf_type_name((enum narf_type)c.type);
+	narf_buf_init(&payload);
+	narf_buf_init(&msg);
+	rv = narf_coll_encode(&c, &payload, &n);
+	if (rv == 0) {
+		size_t cntlen = narf_format_u64(cnt, narf_coll_len(&c));
+
+		if (narf_resp_array(&msg, 6 + (long long)n) != 0 ||
+		    narf_resp_bulk(&msg, "NARF.CLOAD", 10) != 0 ||
+		    narf_resp_bulk(&msg, ep, eplen) != 0 ||
+		    narf_resp_bulk(&msg, key, klen) != 0 ||
+		    narf_resp_bulk(&msg, type, strlen(type)) != 0 ||
+		    narf_resp_bulk(&msg, px, pxlen) != 0 ||
+		    narf_resp_bulk(&msg, cnt, cntlen) != 0 ||
+		    narf_buf_append(&msg, payload.data, payload.len) != 0)
+			rv = NARF_ENOMEM;
+	}
+	narf_buf_close(&payload);
+	if (rv == 0)
+		rv = repl_link_raw(l, msg.data, msg.len);
+	else
+		rv = NARF_ENOMEM; /* the link must not count on it */
+	narf_buf_close(&msg);
+	return rv;
+}
+
 /* Send the state of one key of slot s to p (e NULL: deleted). Returns 0,
  * or NARF_ENOMEM when it could not be queued: the link is then broken
  * (repl_link_cmd) and the caller must not count on the peer having it. */
@@ -263,11 +322,10 @@ int repl_send_key(struct narf_repl *r,
 	argv[1] = ep;
 	argv[2] = key;
 	argvlen[2] = klen;
-	/* Collections replicate by effects (docs/datatypes-plan.md, slices
-	 * 22-24); until then a cluster refuses their writes, so none can be
-	 * here. Never send an address as a value. */
-	if (e != NULL && narf_entry_type(e) != NARF_TYPE_STRING)
-		return 0;
+	if (e != NULL && narf_entry_type(e) != NARF_TYPE_STRING) {
+		rv = send_coll(r, l, argv[1], argvlen[1], key, klen, e);
+		goto sent;
+	}
 	if (e != NULL) {
 		int64_t exp = narf_entry_expire(e);
 
@@ -282,6 +340,7 @@ int repl_send_key(struct narf_repl *r,
 		argvlen[0] = 8;
 		rv = repl_link_cmd(l, 3, argv, argvlen);
 	}
+sent:
 	if (rv != 0)
 		return rv;
 	r->stream_msgs++;
@@ -309,6 +368,42 @@ static void stream_change(struct narf_repl *r,
 
 		narf_rcore_wrote(r->core, rp, slot, queued);
 	}
+}
+
+int narf_repl_effect(struct narf_repl *r,
+                     unsigned slot,
+                     int argc,
+                     const char **argv,
+                     size_t *argvlen)
+{
+	const struct narf_map *map = repl_map(r);
+	char ep[24];
+
+	if (map == NULL || !narf_rcore_streams(r->core, slot))
+		return 0;
+	argvlen[1] = narf_format_u64(ep, map->slots[slot].epoch);
+	argv[1] = ep;
+	for (unsigned i = 0; i < r->core->n_peers; i++) {
+		struct narf_rpeer *rp = r->core->peers[i];
+		struct narf_peer *p = rp->io;
+		size_t before;
+		bool queued = false;
+
+		if (p != NULL && p->repl != NULL &&
+		    narf_rcore_forwards(r->core, rp, slot)) {
+			before = p->repl->out.len;
+			queued = repl_link_cmd(p->repl, argc, argv, argvlen) ==
+			         0;
+			if (queued) {
+				r->stream_msgs++;
+				r->stream_bytes += p->repl->out.len - before;
+			}
+		}
+		narf_rcore_wrote(r->core, rp, slot, queued);
+	}
+	argv[1] = NULL; /* ep dies here */
+	argvlen[1] = 0;
+	return 0;
 }
 
 void narf_repl_store_write(void *data,

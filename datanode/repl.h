@@ -105,6 +105,19 @@ void narf_repl_set_keys(struct narf_repl *r, const struct narf_auth_keys *keys);
 struct narf_tls;
 void narf_repl_set_tls(struct narf_repl *r, struct narf_tls *tls);
 
+/*
+ * A collection command's effect (docs/datatypes-plan.md, section 3): send
+ * NARF.<OP> <slot epoch> <key> <count> <args...> to every peer the slot's
+ * writes go to, counted for the acknowledgement gate as a store write is.
+ * argv[1] is filled with the slot epoch here (the caller leaves room).
+ * Nothing is sent when this node does not stream the slot. Returns 0.
+ */
+int narf_repl_effect(struct narf_repl *r,
+                     unsigned slot,
+                     int argc,
+                     const char **argv,
+                     size_t *argvlen);
+
 /* The store's callbacks (data = the repl). */
 void narf_repl_store_write(void *data,
                            unsigned slot,

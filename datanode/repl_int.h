@@ -161,6 +161,8 @@ int repl_link_cmd(struct link *l,
                   int argc,
                   const char *const *argv,
                   const size_t *argvlen);
+/* The same for one command already encoded as RESP (msg[0..n)). */
+int repl_link_raw(struct link *l, const char *msg, size_t n);
 
 /* repl_sync.c: slot syncs, driven by prepare_cb */
 json_t *repl_ranges_of(const uint64_t *set);

@@ -284,10 +284,11 @@ static void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
  * nothing of a command it could not queue, and the caller fails that one
  * request.
  */
-int repl_link_cmd(struct link *l,
-                  int argc,
-                  const char *const *argv,
-                  const size_t *argvlen)
+/* Queue one encoded command on l (enc encodes it into l->out) and count
+ * it, as the link's kind wants. */
+static int link_queue(struct link *l,
+                      int (*enc)(struct narf_buf *, const void *),
+                      const void *arg)
 {
 	uint64_t now = uv_now(l->r->loop);
 
@@ -297,16 +298,58 @@ int repl_link_cmd(struct link *l,
 
 		if (!narf_rcore_link_usable(rp) || rp->gen != l->gen)
 			return NARF_ENOMEM;
-		ok = narf_resp_command(&l->out, argc, argv, argvlen) == 0;
+		ok = enc(&l->out, arg) == 0;
 		narf_rcore_link_queued(l->r->core, rp, ok, now);
 		return ok ? 0 : NARF_ENOMEM;
 	}
-	if (narf_resp_command(&l->out, argc, argv, argvlen) != 0)
+	if (enc(&l->out, arg) != 0)
 		return NARF_ENOMEM;
 	if (l->sent == l->acked)
 		l->progress_ms = now;
 	l->sent++;
 	return 0;
+}
+
+struct cmd_args {
+	int argc;
+	const char *const *argv;
+	const size_t *argvlen;
+};
+
+static int enc_cmd(struct narf_buf *b, const void *arg)
+{
+	const struct cmd_args *a = arg;
+
+	return narf_resp_command(b, a->argc, a->argv, a->argvlen);
+}
+
+struct raw_msg {
+	const char *msg;
+	size_t n;
+};
+
+static int enc_raw(struct narf_buf *b, const void *arg)
+{
+	const struct raw_msg *m = arg;
+
+	return narf_buf_append(b, m->msg, m->n);
+}
+
+int repl_link_cmd(struct link *l,
+                  int argc,
+                  const char *const *argv,
+                  const size_t *argvlen)
+{
+	struct cmd_args a = {argc, argv, argvlen};
+
+	return link_queue(l, enc_cmd, &a);
+}
+
+int repl_link_raw(struct link *l, const char *msg, size_t n)
+{
+	struct raw_msg m = {msg, n};
+
+	return link_queue(l, enc_raw, &m);
 }
 
 /* The handshake's first step, queued in hs and counted as the link's first

@@ -165,9 +165,24 @@ def first_errors(records, slots=None, n=5):
             if not a.ok and (slots is None or a.slot in slots)][:n]
 
 
-def read_local(addr, keys, readonly=True, timeout=REQUEST_TIMEOUT):
+# How read_local(typed=True) reads a key of each type, and normalises the
+# reply so that two copies compare equal exactly when they hold the same
+# value (hash and set order is the encoding's, not the value's).
+TYPED_READ = {
+    "string": (("GET",), lambda r: r),
+    "hash": (("HGETALL",), lambda r: tuple(sorted(zip(r[0::2], r[1::2])))),
+    "set": (("SMEMBERS",), lambda r: tuple(sorted(r))),
+    "zset": (("ZRANGE", 0, -1, "WITHSCORES"), tuple),
+    "list": (("LRANGE", 0, -1), tuple),
+    "none": (None, lambda r: None),
+}
+
+
+def read_local(addr, keys, readonly=True, timeout=REQUEST_TIMEOUT,
+               typed=False):
     """GET keys on one node's own copy (READONLY first), pipelined;
-    {key: reply}."""
+    {key: reply}. typed: any type, as (type, normalised value) from TYPE
+    then the type's whole read (TYPED_READ)."""
     host, port = addr.rsplit(":", 1)
     out = {}
     with RawConn(int(port), timeout=timeout, host=host) as c:
@@ -178,13 +193,27 @@ def read_local(addr, keys, readonly=True, timeout=REQUEST_TIMEOUT):
         keys = list(keys)
         for i in range(0, len(keys), 500):
             part = keys[i:i + 500]
-            c.send(b"".join(encode("GET", k) for k in part))
-            for k in part:
-                out[k] = c.read(timeout)
+            if not typed:
+                c.send(b"".join(encode("GET", k) for k in part))
+                for k in part:
+                    out[k] = c.read(timeout)
+                continue
+            c.send(b"".join(encode("TYPE", k) for k in part))
+            types = [c.read(timeout) for _ in part]
+            reads = [(k, t) for k, t in zip(part, types)
+                     if TYPED_READ.get(t, (None,))[0] is not None]
+            c.send(b"".join(encode(TYPED_READ[t][0][0], k,
+                                   *TYPED_READ[t][0][1:])
+                            for k, t in reads))
+            for k, t in reads:
+                out[k] = (t, TYPED_READ[t][1](c.read(timeout)))
+            for k, t in zip(part, types):
+                if k not in out:
+                    out[k] = (t, None)
     return out
 
 
-def copies_disagree(cluster, keys, timeout=10.0):
+def copies_disagree(cluster, keys, timeout=10.0, typed=False):
     """No split brain: for every key, the slot's primary and every in-sync
     replica (per the leader's map) hold the same value, read locally (with
     READONLY on replicas). Retried until `timeout` (the stream may still be
@@ -204,7 +233,8 @@ def copies_disagree(cluster, keys, timeout=10.0):
             for a in hs:
                 want.setdefault(a, []).append(k)
         try:
-            got = {a: read_local(a, ks) for a, ks in want.items()}
+            got = {a: read_local(a, ks, typed=typed)
+                   for a, ks in want.items()}
         except (OSError, Closed, HarnessError, ValueError) as e:
             problems = ["reading copies: %r" % e]
             time.sleep(0.2)

@@ -1,0 +1,231 @@
+/*
+ * The replica's side of collection replication (docs/datatypes-plan.md,
+ * section 3; docs/protocol.md): the effects a primary's collection commands
+ * send, and the whole values of a sync.
+ *
+ *   NARF.HSET <epoch> <key> <count> <field> <value> [...]
+ *   NARF.HDEL <epoch> <key> <count> <field> [...]
+ *   NARF.CLOAD <epoch> <key> <type> <pxat> <count> <payload...>
+ *   NARF.PEXPIREAT <epoch> <key> <pxat>
+ *
+ * Every message passes the same fence as NARF.SET (slot epoch, newest link
+ * of its sender). <count> is the element count the key must have once the
+ * message is applied (-1: not checked): a replica whose copy disagrees
+ * answers -NOTAPPLIED ... diverged, the primary fails the link and the slot
+ * is synced again, so a bug costs a resync, never a silent drift. The
+ * handlers call the same coll_*.c functions as the primary's commands, so
+ * an effect means here what it meant there.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/coll.h"
+#include "common/coll_hash.h"
+#include "engine.h"
+#include "repl.h"
+
+typedef int (*apply_fn)(const struct narf_coll_ctx *ctx,
+                        struct narf_coll *c,
+                        int argc,
+                        const char *const *argv,
+                        const size_t *argvlen);
+
+static int diverged(struct narf_buf *out,
+                    unsigned slot,
+                    const char *key,
+                    size_t klen,
+                    const char *why)
+{
+	return narf_resp_errorf(out,
+	                        "NOTAPPLIED slot %u: diverged (key %.*s: %s)",
+	                        slot, (int)(klen > 64 ? 64 : klen), key, why);
+}
+
+static bool parse_count(const char *s, size_t n, long long *v)
+{
+	return narf_str_to_ll(s, n, v) && *v >= -1;
+}
+
+static int hash_del(const struct narf_coll_ctx *ctx,
+                    struct narf_coll *c,
+                    int argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+	for (int i = 0; i < argc && narf_coll_len(c) > 0; i++)
+		narf_hash_del(ctx, c, argv[i], argvlen[i]);
+	return 0;
+}
+
+/*
+ * Apply argv[4..] to the collection at argv[2] with fn: create it when
+ * create (an add), leave an absent key absent otherwise (a removal), and
+ * check the count.
+ */
+static int apply(struct narf_engine *e,
+                 struct narf_client *c,
+                 int argc,
+                 const char **argv,
+                 const size_t *len,
+                 struct narf_buf *out,
+                 enum narf_type type,
+                 bool create,
+                 apply_fn fn)
+{
+	unsigned slot = narf_key_slot(argv[2], len[2]);
+	const struct narf_coll_ctx *ctx = narf_store_coll_ctx(e->store);
+	struct narf_cref r;
+	long long count;
+	size_t grow = 0;
+	uint64_t have = 0;
+	int rv;
+
+	if (narf_peer_fence(e, c, slot, argv[1], len[1], out))
+		return 0;
+	if (!parse_count(argv[3], len[3], &count))
+		return narf_resp_error(out, "ERR bad count");
+	for (int i = 4; i < argc; i++)
+		grow += len[i];
+	narf_repl_applying(e->repl, true);
+	rv = narf_store_coll_open(e->store, slot, argv[2], len[2], type, grow,
+	                          create ? NARF_COLL_CREATE : 0,
+	                          narf_engine_now(e), &r);
+	if (rv == 0 && r.e != NULL) {
+		rv = fn(ctx, &r.c, argc - 4, argv + 4, len + 4);
+		have = narf_coll_len(&r.c);
+		narf_store_coll_close(e->store, &r, narf_engine_now(e));
+	}
+	narf_repl_applying(e->repl, false);
+	if (rv == NARF_EWRONGTYPE)
+		return diverged(out, slot, argv[2], len[2], "another type");
+	if (rv == NARF_EPROTO)
+		return narf_resp_error(out, "ERR malformed effect");
+	if (rv != 0)
+		return narf_reply_not_applied(out, slot, rv);
+	if (count >= 0 && (uint64_t)count != have)
+		return diverged(out, slot, argv[2], len[2], "count");
+	return narf_resp_simple(out, "OK");
+}
+
+static int cmd_nhset(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
+                     struct narf_buf *out)
+{
+	if (argc % 2 != 0)
+		return narf_resp_error(out, "ERR malformed effect");
+	return apply(e, c, argc, argv, len, out, NARF_TYPE_HASH, true,
+	             narf_coll_load);
+}
+
+static int cmd_nhdel(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
+                     struct narf_buf *out)
+{
+	return apply(e, c, argc, argv, len, out, NARF_TYPE_HASH, false,
+	             hash_del);
+}
+
+/* NARF.CLOAD <epoch> <key> <type> <pxat> <count> <payload...>: the key's
+ * whole value, replacing what the replica had. */
+static int cmd_ncload(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
+                      struct narf_buf *out)
+{
+	unsigned slot = narf_key_slot(argv[2], len[2]);
+	const struct narf_coll_ctx *ctx = narf_store_coll_ctx(e->store);
+	int64_t now = narf_engine_now(e);
+	int type = narf_type_by_name(argv[3], len[3]);
+	struct narf_cref r;
+	long long pxat, count;
+	size_t grow = 0;
+	uint64_t have = 0;
+	int rv;
+
+	if (narf_peer_fence(e, c, slot, argv[1], len[1], out))
+		return 0;
+	if (type <= NARF_TYPE_STRING)
+		return narf_resp_error(out, "ERR bad type");
+	if (!narf_str_to_ll(argv[4], len[4], &pxat) || pxat < 0)
+		return narf_resp_error(out, "ERR bad expiry");
+	if (!parse_count(argv[5], len[5], &count))
+		return narf_resp_error(out, "ERR bad count");
+	for (int i = 6; i < argc; i++)
+		grow += len[i];
+	narf_repl_applying(e->repl, true);
+	narf_store_del(e->store, slot, argv[2], len[2], now);
+	rv = narf_store_coll_open(e->store, slot, argv[2], len[2],
+	                          (enum narf_type)type, grow, NARF_COLL_CREATE,
+	                          now, &r);
+	if (rv == 0) {
+		if (pxat > 0) {
+			struct narf_entry *en = narf_store_set_expire(
+			        e->store, slot, r.e, (int64_t)pxat);
+
+			if (en == NULL)
+				rv = NARF_ENOMEM;
+			else
+				r.e = en;
+		}
+		if (rv == 0)
+			rv = narf_coll_load(ctx, &r.c, argc - 6, argv + 6,
+			                    len + 6);
+		have = narf_coll_len(&r.c);
+		narf_store_coll_close(e->store, &r, now);
+	}
+	narf_repl_applying(e->repl, false);
+	if (rv == NARF_EPROTO)
+		return narf_resp_error(out, "ERR malformed effect");
+	if (rv != 0)
+		return narf_reply_not_applied(out, slot, rv);
+	if (count >= 0 && (uint64_t)count != have)
+		return diverged(out, slot, argv[2], len[2], "count");
+	return narf_resp_simple(out, "OK");
+}
+
+/* NARF.PEXPIREAT <epoch> <key> <pxat>: a collection's new expiry (0:
+ * none), sent instead of its whole value when only the TTL changed. */
+static int cmd_npexpireat(struct narf_engine *e,
+                          struct narf_client *c,
+                          int argc,
+                          const char **argv,
+                          const size_t *len,
+                          struct narf_buf *out)
+{
+	unsigned slot = narf_key_slot(argv[2], len[2]);
+	struct narf_entry *en;
+	long long pxat;
+
+	if (narf_peer_fence(e, c, slot, argv[1], len[1], out))
+		return 0;
+	if (!narf_str_to_ll(argv[3], len[3], &pxat) || pxat < 0)
+		return narf_resp_error(out, "ERR bad expiry");
+	en = narf_store_get(e->store, slot, argv[2], len[2], narf_engine_now(e),
+	                    NARF_STORE_NOTOUCH | NARF_STORE_EXPIRED_TOO);
+	if (en == NULL)
+		return diverged(out, slot, argv[2], len[2], "absent");
+	narf_repl_applying(e->repl, true);
+	en = narf_store_set_expire(e->store, slot, en, (int64_t)pxat);
+	narf_repl_applying(e->repl, false);
+	if (en == NULL)
+		return narf_reply_not_applied(out, slot, NARF_ENOMEM);
+	return narf_resp_simple(out, "OK");
+}
+
+#define P NARF_CMD_PEER
+const struct narf_command narf_effect_commands[] = {
+        {"narf.hset", cmd_nhset, -6, P, 0, 0, 0},
+        {"narf.hdel", cmd_nhdel, -5, P, 0, 0, 0},
+        {"narf.cload", cmd_ncload, -7, P, 0, 0, 0},
+        {"narf.pexpireat", cmd_npexpireat, 4, P, 0, 0, 0},
+        {NULL, NULL, 0, 0, 0, 0, 0},
+};

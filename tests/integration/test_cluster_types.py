@@ -1,0 +1,181 @@
+"""Collections in a cluster (issue 16, slices 22-23): a collection command
+sends its effect to the slot's replicas (NARF.HSET, NARF.HDEL; a sync or a
+RENAME's destination sends the whole value, NARF.CLOAD; a TTL change
+NARF.PEXPIREAT), with the guarantees strings have: every in-sync copy holds
+what the primary holds, a write is acknowledged only once the ISR has it,
+and a failover loses nothing acknowledged.
+
+Real `coord` and `datanode --join` processes on 127.0.0.1, killed with
+SIGKILL. Copies are compared per key with TYPE and the type's whole read
+on each holder (cluster_checks.copies_disagree(typed=True)).
+"""
+import random
+import threading
+import time
+
+import cluster_checks as checks
+import cluster_harness as ch
+from dn_harness import Err, RawConn
+from narf_harness import expand_slots
+
+READY_WAIT = 60.0
+FAILOVER_WAIT = 20.0
+
+
+def router(c):
+    return ch.Router(c.seeds())
+
+
+def call(rt, key, *args):
+    rep, _ = rt.call(key, *args)
+    return rep
+
+
+def metric(node, name):
+    """A counter of the node's INFO replication section."""
+    info = node.cmd("INFO", "replication")
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split(":", 1)[1])
+    raise AssertionError("INFO replication has no %s:\n%s" % (name, text))
+
+
+def test_hash_effects_keep_copies_identical(make_cluster):
+    """Random HSET/HDEL/HINCRBY/HINCRBYFLOAT/HSETNX on hashes small and big
+    (both encodings), an emptied hash, an EXPIRE and a RENAME: every in-sync
+    copy ends identical to its primary, TTL included."""
+    c = make_cluster()
+    rt = router(c)
+    rnd = random.Random(7)
+    keys = ["h:%d" % i for i in range(12)]
+    big = []
+    for i in range(600):
+        big += ["f%d" % i, "pre%d" % i]
+    assert call(rt, "h:1", "HSET", "h:1", *big) == 600
+    for step in range(1500):
+        k = rnd.choice(keys)
+        f = "f%d" % rnd.randrange(700 if k.endswith("1") else 40)
+        op = rnd.random()
+        if op < 0.5:
+            rep = call(rt, k, "HSET", k, f, "v%d" % step, f + "x", step)
+        elif op < 0.7:
+            rep = call(rt, k, "HDEL", k, f, "nope")
+        elif op < 0.8:
+            rep = call(rt, k, "HINCRBY", k, "n", 3)
+        elif op < 0.9:
+            rep = call(rt, k, "HINCRBYFLOAT", k, "x", "0.25")
+        else:
+            rep = call(rt, k, "HSETNX", k, f, "nx")
+        assert not isinstance(rep, Err), (step, k, rep)
+    # a hash emptied field by field is deleted on every copy
+    call(rt, "h:empty", "HSET", "h:empty", "a", "1", "b", "2")
+    assert call(rt, "h:empty", "HDEL", "h:empty", "a", "b") == 2
+    # a TTL and a rename travel too
+    assert call(rt, "h:0", "PEXPIRE", "h:0", 600000) == 1
+    call(rt, "{r}src", "HSET", "{r}src", "a", "1")
+    assert call(rt, "{r}src", "RENAME", "{r}src", "{r}dst") == "OK"
+    all_keys = keys + ["h:empty", "{r}src", "{r}dst"]
+    diff = checks.copies_disagree(c, all_keys, typed=True)
+    assert not diff, "copies disagree:\n" + "\n".join(diff)
+    enc = call(rt, "h:1", "OBJECT", "ENCODING", "h:1")
+    assert enc == b"hashtable", enc
+    m = c.map()
+    prim, _, isr = expand_slots(m)[ch.key_slot("h:0")]
+    addrs = {n["id"]: n["addr"] for n in m["nodes"]}
+    assert isr, "h:0's slot has no in-sync replica"
+    for nid in isr:
+        host, port = addrs[nid].rsplit(":", 1)
+        with RawConn(int(port), host=host) as rc:
+            assert rc.cmd("READONLY") == "OK"
+            ttl = rc.cmd("PTTL", "h:0")
+            assert 0 < ttl <= 600000, (nid, ttl)
+
+
+def test_one_field_write_to_a_big_hash_streams_little(make_cluster):
+    """HSET of one field into a 100,000-field hash sends its effect, not the
+    hash: the primary's stream grows by well under 200 bytes per replica."""
+    c = make_cluster()
+    rt = router(c)
+    k = "big:{h}"
+    for i in range(0, 100000, 2000):
+        args = []
+        for j in range(i, i + 2000):
+            args += ["field:%d" % j, "value:%d" % j]
+        assert call(rt, k, "HSET", k, *args) == 2000
+    m = c.map()
+    prim, _, isr = expand_slots(m)[ch.key_slot(k)]
+    node = c.node_of(m, prim)
+    before = metric(node, "stream_bytes")
+    assert call(rt, k, "HSET", k, "one", "more") == 1
+    after = metric(node, "stream_bytes")
+    per = (after - before) / max(1, len(isr))
+    print("one-field HSET into 100,000 fields: %d stream bytes to %d "
+          "replicas" % (after - before, len(isr)))
+    assert 0 < after - before and per < 200, (before, after, isr)
+    diff = checks.copies_disagree(c, [k], typed=True)
+    assert not diff, diff
+
+
+def test_killed_primary_loses_no_acknowledged_field(make_cluster):
+    """kill -9 of a primary while writers add fields to hashes: after the
+    failover every field whose HSET was acknowledged is there with its
+    value, and the copies agree."""
+    c = make_cluster()
+    m0 = c.map()
+    victim = c.nodes[0]
+    vid = c.current_id(m0, victim.addr)
+    vslots = c.slots_of(m0, victim, "primary")
+    keys = ["w:%d" % i for i in range(40)]
+    assert ch.slots_with_keys(keys) & vslots, "no key on the victim"
+    acked = {}
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def writer(wid):
+        rt = router(c)
+        n = 0
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < deadline and \
+                n < 20000:
+            k = keys[(n * 7 + wid) % len(keys)]
+            f = "w%d-%d" % (wid, n)
+            n += 1
+            try:
+                rep = call(rt, k, "HSET", k, f, n)
+            except ch.RequestError:
+                time.sleep(0.05)
+                continue
+            if rep == 1:
+                with lock:
+                    acked.setdefault(k, {})[f] = str(n).encode()
+            else:
+                time.sleep(0.02)
+        rt.close()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    victim.kill9()
+    c.wait_down(victim, vid, FAILOVER_WAIT)
+    time.sleep(2.0)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    c.wait_ready(READY_WAIT, expect_up=c.nodes[1:],
+                 what="cluster stable again")
+    rt = router(c)
+    lost = []
+    for k, fields in acked.items():
+        got = call(rt, k, "HGETALL", k)
+        have = dict(zip(got[0::2], got[1::2]))
+        for f, v in fields.items():
+            if have.get(f.encode()) != v:
+                lost.append((k, f, v, have.get(f.encode())))
+    total = sum(len(v) for v in acked.values())
+    print("acknowledged fields: %d, lost: %d" % (total, len(lost)))
+    assert total > 100
+    assert not lost, lost[:10]
+    diff = checks.copies_disagree(c, keys, typed=True)
+    assert not diff, "copies disagree:\n" + "\n".join(diff)
