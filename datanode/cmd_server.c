@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "coll_config.h"
 #include "engine.h"
 #include "membership.h"
 #include "reply.h"
@@ -499,7 +500,66 @@ static void config_value(const struct narf_engine *e,
 	/* "save" stays empty: nothing is persisted. */
 }
 
-static const char *const config_subs[] = {"get", "resetstat", NULL};
+static const char *const config_subs[] = {"get", "set", "resetstat", NULL};
+
+/*
+ * CONFIG SET for the collection thresholds only (coll_config.h), several
+ * at once as 7.0 allows, all or nothing. Every other option is a datanode
+ * flag, fixed at start: a name CONFIG GET knows gets a clear refusal, an
+ * unknown one Redis's error.
+ */
+static int config_set(struct narf_engine *e,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
+                      const char *const *static_names,
+                      struct narf_buf *out)
+{
+	struct narf_coll_limits lim = e->cfg.coll_limits;
+	bool seen[16] = {false};
+	char why[128];
+
+	if (argc < 4 || argc % 2 != 0)
+		return narf_reply_wrong_arity(out, "config|set");
+	for (int a = 2; a < argc; a += 2) {
+		int i = narf_coll_option_find(argv[a], len[a]);
+
+		if (i < 0) {
+			for (int k = 0; static_names[k] != NULL; k++)
+				if (narf_arg_is(argv[a], len[a],
+				                static_names[k]))
+					return narf_resp_errorf(
+					        out,
+					        "ERR CONFIG SET '%s' is not "
+					        "supported by narf at run time "
+					        "(it is a datanode flag)",
+					        static_names[k]);
+			return narf_resp_errorf(
+			        out,
+			        "ERR Unknown option or number of arguments for "
+			        "CONFIG SET - '%.*s'",
+			        (int)(len[a] > 64 ? 64 : len[a]), argv[a]);
+		}
+		if (seen[i])
+			return narf_resp_errorf(
+			        out,
+			        "ERR CONFIG SET failed (possibly "
+			        "related to argument '%s') - "
+			        "duplicate parameter",
+			        narf_coll_option_name(i));
+		seen[i] = true;
+		if (!narf_coll_option_set(&lim, i, argv[a + 1], len[a + 1], why,
+		                          sizeof(why)))
+			return narf_resp_errorf(
+			        out,
+			        "ERR CONFIG SET failed (possibly "
+			        "related to argument '%s') - %s",
+			        narf_coll_option_name(i), why);
+	}
+	e->cfg.coll_limits = lim;
+	narf_store_set_coll_limits(e->store, &lim);
+	return narf_resp_simple(out, "OK");
+}
 
 static int cmd_config(struct narf_engine *e,
                       struct narf_client *c,
@@ -529,6 +589,8 @@ static int cmd_config(struct narf_engine *e,
 		memset(&e->stats, 0, sizeof(e->stats));
 		return narf_resp_simple(out, "OK");
 	}
+	if (narf_arg_is(argv[1], len[1], "set"))
+		return config_set(e, argc, argv, len, names, out);
 	if (!narf_arg_is(argv[1], len[1], "get") || argc < 3)
 		return subcommand_error(out, "config", config_subs, argv[1],
 		                        len[1]);
@@ -543,6 +605,32 @@ static int cmd_config(struct narf_engine *e,
 			continue;
 		config_value(e, names[i], value, sizeof(value));
 		narf_resp_bulk_str(&body, names[i]);
+		narf_resp_bulk_str(&body, value);
+		n += 2;
+	}
+	for (int i = 0; i < narf_coll_option_count(); i++) {
+		const char *name = narf_coll_option_name(i);
+		bool match = false;
+
+		for (int a = 2; a < argc && !match; a++)
+			match = narf_glob_match(argv[a], len[a], name,
+			                        strlen(name), true);
+		/* an alias asked by its exact name answers under it */
+		for (int a = 2; a < argc && !match; a++)
+			if (narf_coll_option_find(argv[a], len[a]) == i) {
+				match = true;
+				name = NULL;
+				narf_coll_option_get(&e->cfg.coll_limits, i,
+				                     value, sizeof(value));
+				narf_resp_bulk(&body, argv[a], len[a]);
+				narf_resp_bulk_str(&body, value);
+				n += 2;
+			}
+		if (!match || name == NULL)
+			continue;
+		narf_coll_option_get(&e->cfg.coll_limits, i, value,
+		                     sizeof(value));
+		narf_resp_bulk_str(&body, name);
 		narf_resp_bulk_str(&body, value);
 		n += 2;
 	}

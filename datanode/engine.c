@@ -127,6 +127,7 @@ void narf_engine_config_default(struct narf_engine_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->port = 6379;
 	cfg->bind = "127.0.0.1";
+	narf_coll_limits_default(&cfg->coll_limits);
 	cfg->max_key_size = 64 * 1024;
 	narf_resp_limits_default(&cfg->limits);
 	cfg->max_clients = 10000;
@@ -212,6 +213,7 @@ int narf_engine_init(struct narf_engine *e,
 	        "unread";
 	sc.max_memory = cfg->max_memory;
 	sc.eviction = cfg->eviction;
+	sc.coll_limits = &e->cfg.coll_limits;
 	sc.lru_samples = 5;
 	random_bytes(sc.seed, sizeof(sc.seed));
 	rv = narf_store_create(&e->store, &sc);

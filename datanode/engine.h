@@ -23,6 +23,7 @@
 #include "common/buf.h"
 #include "common/map.h"
 #include "common/resp.h"
+#include "common/coll.h"
 #include "common/store.h"
 #include "common/users.h"
 
@@ -42,6 +43,8 @@ struct narf_engine_config {
 	uint64_t idle_timeout_ms; /* 0 = never */
 	uint64_t max_memory;
 	enum narf_eviction eviction;
+	/* encodings' thresholds (CONFIG SET changes them at run time) */
+	struct narf_coll_limits coll_limits;
 	char *requirepass; /* owned; NULL = no password */
 	/* --cluster-secret-file: the node role's key (the cluster secret's,
 	 * or a node key; common/auth.h); required with --join. Peer links

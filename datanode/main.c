@@ -14,6 +14,7 @@
 
 #include "common/flags.h"
 #include "common/log.h"
+#include "coll_config.h"
 #include "server.h"
 
 static const char usage_text[] =
@@ -54,6 +55,13 @@ static const char usage_text[] =
         "                           2gb (default 0 = unlimited)\n"
         "  --eviction POLICY        allkeys-lru (default) or noeviction\n"
         "                           (writes then get -OOM at the limit)\n"
+        "  --hash-max-listpack-entries N, --hash-max-listpack-value BYTES,\n"
+        "  --set-max-intset-entries N, --zset-max-listpack-entries N,\n"
+        "  --zset-max-listpack-value BYTES, --list-max-listpack-size N\n"
+        "                           when collections change encoding, as\n"
+        "                           Redis 7.0's options of those names\n"
+        "                           (defaults 512, 64, 512, 128, 64, -2;\n"
+        "                           CONFIG SET changes them at run time)\n"
         "  --requirepass-file FILE  clients must AUTH with the password in\n"
         "                           FILE (first line)\n"
         "  --users-file FILE        users (name, read|readwrite|admin, "
@@ -249,7 +257,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_TLSCA,
 		O_TLSAUTH,
 		O_TLSCLUSTER,
-		O_HELP
+		O_HELP,
+		O_COLL /* + i: the collection thresholds (coll_config.h) */
 	};
 	static const struct option opts[] = {
 	        {"standalone", no_argument, NULL, O_STANDALONE},
@@ -283,6 +292,15 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"tls-auth-clients", required_argument, NULL, O_TLSAUTH},
 	        {"tls-cluster", required_argument, NULL, O_TLSCLUSTER},
 	        {"help", no_argument, NULL, O_HELP},
+	        {"hash-max-listpack-entries", required_argument, NULL, O_COLL},
+	        {"hash-max-listpack-value", required_argument, NULL,
+	         O_COLL + 1},
+	        {"set-max-intset-entries", required_argument, NULL, O_COLL + 2},
+	        {"zset-max-listpack-entries", required_argument, NULL,
+	         O_COLL + 3},
+	        {"zset-max-listpack-value", required_argument, NULL,
+	         O_COLL + 4},
+	        {"list-max-listpack-size", required_argument, NULL, O_COLL + 5},
 	        {NULL, 0, NULL, 0},
 	};
 	struct narf_tls_config tls = {0};
@@ -472,6 +490,20 @@ static void parse_flags(struct narf_engine_config *cfg,
 			fputs(usage_text, stdout);
 			exit(0);
 		default:
+			if (o >= O_COLL &&
+			    o < O_COLL + narf_coll_option_count()) {
+				char why[128];
+				int i = o - O_COLL;
+
+				if (!narf_coll_option_set(
+				            &cfg->coll_limits, i, optarg,
+				            strlen(optarg), why, sizeof(why)))
+					narf_usage_error(
+					        prog, "--%s '%s': %s",
+					        narf_coll_option_name(i),
+					        optarg, why);
+				break;
+			}
 			narf_usage_error(prog,
 			                 "unknown or incomplete flag '%s'",
 			                 argv[optind - 1]);

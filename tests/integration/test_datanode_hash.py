@@ -369,3 +369,48 @@ def test_hash_replies_in_resp3(c):
     assert c.cmd_bytes("HRANDFIELD", "nokey") == b"_\r\n"
     assert c.cmd_bytes("OBJECT", "ENCODING", "nokey") == b"_\r\n"
     assert c.cmd("HINCRBYFLOAT", "h", "a", "0.5") == b"1.5"
+
+
+def test_config_thresholds(c):
+    """CONFIG SET/GET of the encoding thresholds as Redis 7.0: several at
+    once, the old ziplist names as aliases, Redis's errors for a bad value,
+    a duplicate or an unknown name; a lower threshold converts the next
+    write's hash, and existing hashes never convert back."""
+    assert c.cmd("CONFIG", "SET", "hash-max-listpack-entries", 4,
+                 "hash-max-listpack-value", 8) == "OK"
+    got = c.cmd("CONFIG", "GET", "hash-max-listpack-*")
+    assert dict(zip(got[0::2], got[1::2])) == {
+        b"hash-max-listpack-entries": b"4", b"hash-max-listpack-value": b"8"}
+    assert c.cmd("CONFIG", "GET", "hash-max-ziplist-entries") == [
+        b"hash-max-ziplist-entries", b"4"]
+    c.cmd("HSET", "h", "a", 1, "b", 2, "c", 3, "d", 4)
+    assert c.cmd("OBJECT", "ENCODING", "h") == b"listpack"
+    c.cmd("HSET", "h", "e", 5)
+    assert c.cmd("OBJECT", "ENCODING", "h") == b"hashtable"
+    c.cmd("HSET", "v", "k", "123456789")
+    assert c.cmd("OBJECT", "ENCODING", "v") == b"hashtable"
+    assert c.cmd("CONFIG", "SET", "hash-max-ziplist-entries", 512) == "OK"
+    assert c.cmd("HDEL", "h", "a", "b", "c") == 3
+    assert c.cmd("OBJECT", "ENCODING", "h") == b"hashtable"
+    assert c.cmd("CONFIG", "SET", "hash-max-listpack-entries", "abc") == Err(
+        "ERR CONFIG SET failed (possibly related to argument "
+        "'hash-max-listpack-entries') - argument couldn't be parsed into an "
+        "integer")
+    assert c.cmd("CONFIG", "SET", "hash-max-listpack-entries", -1) == Err(
+        "ERR CONFIG SET failed (possibly related to argument "
+        "'hash-max-listpack-entries') - argument must be between 0 and "
+        "9223372036854775807 inclusive")
+    assert c.cmd("CONFIG", "SET", "hash-max-listpack-entries", 5,
+                 "hash-max-listpack-entries", 6) == Err(
+        "ERR CONFIG SET failed (possibly related to argument "
+        "'hash-max-listpack-entries') - duplicate parameter")
+    assert c.cmd("CONFIG", "SET", "nosuch", 1) == Err(
+        "ERR Unknown option or number of arguments for CONFIG SET - "
+        "'nosuch'")
+    assert c.cmd("CONFIG", "SET", "hash-max-listpack-entries") == Err(
+        "ERR wrong number of arguments for 'config|set' command")
+    assert c.cmd("CONFIG", "GET", "hash-max-listpack-entries") == [
+        b"hash-max-listpack-entries", b"512"]
+    assert c.cmd("CONFIG", "SET", "list-max-listpack-size", -3) == "OK"
+    assert c.cmd("CONFIG", "GET", "list-max-listpack-size") == [
+        b"list-max-listpack-size", b"-3"]
