@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "coll_hash.h"
 #include "resp.h"
+#include "coll_list.h"
 
 void narf_coll_limits_default(struct narf_coll_limits *lim)
 {
@@ -41,6 +42,8 @@ uint64_t narf_coll_len(const struct narf_coll *c)
 	switch ((enum narf_type)c->type) {
 	case NARF_TYPE_HASH:
 		return narf_hash_len(c);
+	case NARF_TYPE_LIST:
+		return narf_list_len(c);
 	default:
 		break;
 	}
@@ -53,6 +56,9 @@ void narf_coll_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 	switch ((enum narf_type)c->type) {
 	case NARF_TYPE_HASH:
 		narf_hash_free(ctx, c);
+		break;
+	case NARF_TYPE_LIST:
+		narf_list_free(ctx, c);
 		break;
 	default:
 		assert(!"not a collection type");

@@ -431,6 +431,7 @@ static inline int narf_cmd_numkeys_at(const struct narf_command *cmd)
 
 extern const struct narf_command narf_string_commands[];
 extern const struct narf_command narf_hash_commands[];
+extern const struct narf_command narf_list_commands[];
 extern const struct narf_command narf_key_commands[];
 extern const struct narf_command narf_server_commands[];
 extern const struct narf_command narf_cluster_commands[];

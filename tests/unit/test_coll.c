@@ -14,6 +14,7 @@
 
 #include "common/coll.h"
 #include "common/coll_hash.h"
+#include "common/coll_list.h"
 
 static const uint8_t seed[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
 
@@ -238,6 +239,125 @@ static void test_hash_scan(void **state)
 	assert_int_equal(f.used, 0);
 }
 
+/* --- lists ---------------------------------------------------------------- */
+
+static struct narf_coll new_list(void)
+{
+	/* as the store hands out a key it just created: no quicklist yet */
+	struct narf_coll c = {NARF_TYPE_LIST, NARF_ENC_LISTPACK, NULL};
+
+	return c;
+}
+
+static void pop_is(struct narf_coll *c, enum narf_ql_end end, const char *want)
+{
+	char buf[64];
+	size_t n = 0;
+
+	assert_int_equal(
+	        narf_ql_pop(narf_list_ql(c), end, buf, sizeof(buf), &n), 0);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(buf, want, n);
+}
+
+/* Pushes at both ends create the quicklist on the first one (encoding
+ * quicklist), pops come back from the right ends in order, integer-looking
+ * elements keep their bytes, the length follows, and freeing returns the
+ * counted memory to zero. */
+static void test_list_push_pop_len(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = new_list();
+	char k[32];
+
+	(void)state;
+	fixture_init(&f);
+	assert_int_equal(narf_list_len(&c), 0);
+	assert_int_equal(narf_list_push(&f.ctx, &c, NARF_QL_TAIL, "b", 1), 0);
+	assert_int_equal(c.enc, NARF_ENC_QUICKLIST);
+	assert_non_null(narf_list_ql(&c));
+	assert_true(f.used > 0);
+	assert_int_equal(narf_list_push(&f.ctx, &c, NARF_QL_HEAD, "a", 1), 0);
+	assert_int_equal(narf_list_push(&f.ctx, &c, NARF_QL_TAIL, "007", 3), 0);
+	assert_int_equal(narf_list_push(&f.ctx, &c, NARF_QL_TAIL, "-0", 2), 0);
+	assert_int_equal(narf_list_push(&f.ctx, &c, NARF_QL_TAIL, "12", 2), 0);
+	assert_int_equal(narf_list_len(&c), 5);
+	assert_int_equal(narf_coll_len(&c), 5);
+	pop_is(&c, NARF_QL_HEAD, "a");
+	pop_is(&c, NARF_QL_TAIL, "12");
+	pop_is(&c, NARF_QL_TAIL, "-0");
+	pop_is(&c, NARF_QL_TAIL, "007");
+	pop_is(&c, NARF_QL_HEAD, "b");
+	assert_int_equal(narf_list_len(&c), 0);
+	/* many nodes' worth, then pops from both ends */
+	for (int i = 0; i < 20000; i++) {
+		snprintf(k, sizeof(k), "element-%d", i);
+		assert_int_equal(
+		        narf_list_push(&f.ctx, &c,
+		                       i % 2 ? NARF_QL_HEAD : NARF_QL_TAIL, k,
+		                       strlen(k)),
+		        0);
+	}
+	assert_int_equal(narf_list_len(&c), 20000);
+	assert_true(narf_list_ql(&c)->nodes > 10);
+	assert_int_equal(narf_ql_verify(narf_list_ql(&c)), 0);
+	pop_is(&c, NARF_QL_HEAD, "element-19999");
+	pop_is(&c, NARF_QL_TAIL, "element-19998");
+	assert_int_equal(narf_list_len(&c), 19998);
+	narf_coll_free(&f.ctx, &c);
+	assert_null(c.p);
+	assert_int_equal(f.used, 0);
+}
+
+/* The fill comes from the limits (list-max-listpack-size): 2 elements a
+ * node with a fill of 2. */
+static void test_list_fill_from_limits(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = new_list();
+
+	(void)state;
+	fixture_init(&f);
+	f.lim.list_lp_size = 2;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(
+		        narf_list_push(&f.ctx, &c, NARF_QL_TAIL, "x", 1), 0);
+	assert_int_equal(narf_list_ql(&c)->nodes, 5);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+}
+
+/* A big list frees in bounded steps (a few nodes a call), stays a valid
+ * list in between, and ends with no memory counted; an empty handle is
+ * freed at once. */
+static void test_list_free_step(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = new_list();
+	char v[100];
+	int steps = 0;
+
+	(void)state;
+	fixture_init(&f);
+	assert_true(narf_list_free_step(&f.ctx, &c, 1));
+	memset(v, 'v', sizeof(v));
+	for (int i = 0; i < 10000; i++)
+		assert_int_equal(
+		        narf_list_push(&f.ctx, &c, NARF_QL_TAIL, v, sizeof(v)),
+		        0);
+	uint64_t nodes = narf_list_ql(&c)->nodes;
+
+	assert_true(nodes > 100);
+	while (!narf_list_free_step(&f.ctx, &c, 16)) {
+		steps++;
+		assert_non_null(c.p);
+		assert_int_equal(narf_ql_verify(narf_list_ql(&c)), 0);
+	}
+	assert_int_equal(steps, (int)((nodes + 15) / 16 - 1));
+	assert_null(c.p);
+	assert_int_equal(f.used, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +366,9 @@ int main(void)
 	        cmocka_unit_test(test_hash_converts_at_value_size),
 	        cmocka_unit_test(test_hash_walks),
 	        cmocka_unit_test(test_hash_scan),
+	        cmocka_unit_test(test_list_push_pop_len),
+	        cmocka_unit_test(test_list_fill_from_limits),
+	        cmocka_unit_test(test_list_free_step),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
