@@ -6,6 +6,7 @@
 
 #include <assert.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -82,6 +83,36 @@ static int encode_hash(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 	return rv;
 }
 
+static int encode_elem(void *arg, const struct narf_lp_val *v)
+{
+	struct narf_buf *b = arg;
+	char num[NARF_LP_INTBUF];
+
+	if (v->s != NULL)
+		return narf_resp_bulk(b, v->s, v->len);
+	return narf_resp_bulk(
+	        b, num,
+	        (size_t)snprintf(num, sizeof(num), "%lld", (long long)v->v));
+}
+
+static int encode_list(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
+{
+	struct narf_ql_iter it;
+	int ok, rv = 0;
+
+	if (narf_list_ql(c) == NULL)
+		return 0;
+	for (ok = narf_ql_first(narf_list_ql(c), &it); ok && rv == 0;
+	     ok = narf_ql_iter_next(&it)) {
+		struct narf_lp_val v;
+
+		narf_ql_iter_get(&it, &v);
+		rv = encode_elem(b, &v);
+		(*n)++;
+	}
+	return rv;
+}
+
 int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 {
 	size_t before = b->len;
@@ -91,6 +122,9 @@ int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 	switch ((enum narf_type)c->type) {
 	case NARF_TYPE_HASH:
 		rv = encode_hash(c, b, n);
+		break;
+	case NARF_TYPE_LIST:
+		rv = encode_list(c, b, n);
 		break;
 	default:
 		rv = NARF_EINVAL;

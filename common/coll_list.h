@@ -39,6 +39,34 @@ int narf_list_push(const struct narf_coll_ctx *ctx,
                    const void *s,
                    size_t len);
 
+/*
+ * The edits a primary's command and its replica's effect both run (so the
+ * effect is the command's arguments: the list is the same on both sides,
+ * which the effect's count check proves):
+ *   narf_list_insert  LINSERT: before/after the first element equal to
+ *                     pivot; the new length, or -1 when no element is
+ *   narf_list_rem     LREM: count > 0 from the head, < 0 from the tail,
+ *                     0 all; how many went
+ *   narf_list_trim    LTRIM with Redis's index rules
+ *   narf_list_rotate  LMOVE/RPOPLPUSH of a list onto itself
+ * c must hold a list with at least one element (c->p != NULL).
+ */
+int narf_list_insert(struct narf_coll *c,
+                     enum narf_lp_where where,
+                     const void *pivot,
+                     size_t plen,
+                     const void *s,
+                     size_t len,
+                     long long *n);
+uint64_t narf_list_rem(struct narf_coll *c,
+                       long long count,
+                       const void *s,
+                       size_t len);
+void narf_list_trim(struct narf_coll *c, long long start, long long stop);
+int narf_list_rotate(struct narf_coll *c,
+                     enum narf_ql_end from,
+                     enum narf_ql_end to);
+
 /* Elements in the list (LLEN), in O(1). */
 uint64_t narf_list_len(const struct narf_coll *c);
 

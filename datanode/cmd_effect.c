@@ -5,6 +5,13 @@
  *
  *   NARF.HSET <epoch> <key> <count> <field> <value> [...]
  *   NARF.HDEL <epoch> <key> <count> <field> [...]
+ *   NARF.LPUSH / NARF.RPUSH <epoch> <key> <count> <element> [...]
+ *   NARF.LPOP / NARF.RPOP <epoch> <key> <count> <n>
+ *   NARF.LSET <epoch> <key> <count> <index> <element>
+ *   NARF.LINSERT <epoch> <key> <count> BEFORE|AFTER <pivot> <element>
+ *   NARF.LREM <epoch> <key> <count> <lrem count> <element>
+ *   NARF.LTRIM <epoch> <key> <count> <start> <stop>
+ *   NARF.LMOVE <epoch> <key> <count> LEFT|RIGHT LEFT|RIGHT (onto itself)
  *   NARF.CLOAD <epoch> <key> <type> <pxat> <count> <payload...>
  *   NARF.PEXPIREAT <epoch> <key> <pxat>
  *
@@ -22,6 +29,7 @@
 
 #include "common/coll.h"
 #include "common/coll_hash.h"
+#include "common/coll_list.h"
 #include "engine.h"
 #include "repl.h"
 
@@ -56,6 +64,174 @@ static int hash_del(const struct narf_coll_ctx *ctx,
 	for (int i = 0; i < argc && narf_coll_len(c) > 0; i++)
 		narf_hash_del(ctx, c, argv[i], argvlen[i]);
 	return 0;
+}
+
+/* --- lists: the primary's command arguments, replayed with the same
+ * coll_list.c edits (the lists are equal, as the counts prove) --- */
+
+static bool arg_ll(const char *s, size_t n, long long *v)
+{
+	return narf_str_to_ll(s, n, v);
+}
+
+static bool arg_end(const char *s, size_t n, enum narf_ql_end *end)
+{
+	if (narf_arg_is(s, n, "left"))
+		*end = NARF_QL_HEAD;
+	else if (narf_arg_is(s, n, "right"))
+		*end = NARF_QL_TAIL;
+	else
+		return false;
+	return true;
+}
+
+static int push_all(const struct narf_coll_ctx *ctx,
+                    struct narf_coll *c,
+                    enum narf_ql_end end,
+                    int argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+	int rv = 0;
+
+	for (int i = 0; i < argc && rv == 0; i++)
+		rv = narf_list_push(ctx, c, end, argv[i], argvlen[i]);
+	return rv;
+}
+
+static int list_lpush(const struct narf_coll_ctx *ctx,
+                      struct narf_coll *c,
+                      int argc,
+                      const char *const *argv,
+                      const size_t *argvlen)
+{
+	return push_all(ctx, c, NARF_QL_HEAD, argc, argv, argvlen);
+}
+
+static int list_rpush(const struct narf_coll_ctx *ctx,
+                      struct narf_coll *c,
+                      int argc,
+                      const char *const *argv,
+                      const size_t *argvlen)
+{
+	return push_all(ctx, c, NARF_QL_TAIL, argc, argv, argvlen);
+}
+
+static int pop_n(struct narf_coll *c,
+                 enum narf_ql_end end,
+                 int argc,
+                 const char *const *argv,
+                 const size_t *argvlen)
+{
+	long long n;
+
+	if (argc != 1 || !arg_ll(argv[0], argvlen[0], &n) || n < 0)
+		return NARF_EPROTO;
+	while (n-- > 0 && narf_list_len(c) > 0)
+		narf_ql_pop(narf_list_ql(c), end, NULL, 0, NULL);
+	return 0;
+}
+
+static int list_lpop(const struct narf_coll_ctx *ctx,
+                     struct narf_coll *c,
+                     int argc,
+                     const char *const *argv,
+                     const size_t *argvlen)
+{
+	(void)ctx;
+	return pop_n(c, NARF_QL_HEAD, argc, argv, argvlen);
+}
+
+static int list_rpop(const struct narf_coll_ctx *ctx,
+                     struct narf_coll *c,
+                     int argc,
+                     const char *const *argv,
+                     const size_t *argvlen)
+{
+	(void)ctx;
+	return pop_n(c, NARF_QL_TAIL, argc, argv, argvlen);
+}
+
+static int list_set(const struct narf_coll_ctx *ctx,
+                    struct narf_coll *c,
+                    int argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+	long long index;
+
+	(void)ctx;
+	if (argc != 2 || !arg_ll(argv[0], argvlen[0], &index))
+		return NARF_EPROTO;
+	return narf_ql_set(narf_list_ql(c), index, argv[1], argvlen[1]);
+}
+
+static int list_insert(const struct narf_coll_ctx *ctx,
+                       struct narf_coll *c,
+                       int argc,
+                       const char *const *argv,
+                       const size_t *argvlen)
+{
+	enum narf_lp_where where;
+	long long n;
+
+	(void)ctx;
+	if (argc != 3)
+		return NARF_EPROTO;
+	if (narf_arg_is(argv[0], argvlen[0], "before"))
+		where = NARF_LP_BEFORE;
+	else if (narf_arg_is(argv[0], argvlen[0], "after"))
+		where = NARF_LP_AFTER;
+	else
+		return NARF_EPROTO;
+	return narf_list_insert(c, where, argv[1], argvlen[1], argv[2],
+	                        argvlen[2], &n);
+}
+
+static int list_rem(const struct narf_coll_ctx *ctx,
+                    struct narf_coll *c,
+                    int argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+	long long count;
+
+	(void)ctx;
+	if (argc != 2 || !arg_ll(argv[0], argvlen[0], &count))
+		return NARF_EPROTO;
+	narf_list_rem(c, count, argv[1], argvlen[1]);
+	return 0;
+}
+
+static int list_trim(const struct narf_coll_ctx *ctx,
+                     struct narf_coll *c,
+                     int argc,
+                     const char *const *argv,
+                     const size_t *argvlen)
+{
+	long long start, stop;
+
+	(void)ctx;
+	if (argc != 2 || !arg_ll(argv[0], argvlen[0], &start) ||
+	    !arg_ll(argv[1], argvlen[1], &stop))
+		return NARF_EPROTO;
+	narf_list_trim(c, start, stop);
+	return 0;
+}
+
+static int list_move(const struct narf_coll_ctx *ctx,
+                     struct narf_coll *c,
+                     int argc,
+                     const char *const *argv,
+                     const size_t *argvlen)
+{
+	enum narf_ql_end from, to;
+
+	(void)ctx;
+	if (argc != 2 || !arg_end(argv[0], argvlen[0], &from) ||
+	    !arg_end(argv[1], argvlen[1], &to))
+		return NARF_EPROTO;
+	return narf_list_rotate(c, from, to);
 }
 
 /*
@@ -131,6 +307,24 @@ static int cmd_nhdel(struct narf_engine *e,
 	return apply(e, c, argc, argv, len, out, NARF_TYPE_HASH, false,
 	             hash_del);
 }
+
+#define LIST_EFFECT(name, create, fn)                                    \
+	static int name(struct narf_engine *e, struct narf_client *c,    \
+	                int argc, const char **argv, const size_t *len,  \
+	                struct narf_buf *out)                            \
+	{                                                                \
+		return apply(e, c, argc, argv, len, out, NARF_TYPE_LIST, \
+		             create, fn);                                \
+	}
+LIST_EFFECT(cmd_nlpush, true, list_lpush)
+LIST_EFFECT(cmd_nrpush, true, list_rpush)
+LIST_EFFECT(cmd_nlpop, false, list_lpop)
+LIST_EFFECT(cmd_nrpop, false, list_rpop)
+LIST_EFFECT(cmd_nlset, false, list_set)
+LIST_EFFECT(cmd_nlinsert, false, list_insert)
+LIST_EFFECT(cmd_nlrem, false, list_rem)
+LIST_EFFECT(cmd_nltrim, false, list_trim)
+LIST_EFFECT(cmd_nlmove, false, list_move)
 
 /* NARF.CLOAD <epoch> <key> <type> <pxat> <count> <payload...>: the key's
  * whole value, replacing what the replica had. */
@@ -225,6 +419,15 @@ static int cmd_npexpireat(struct narf_engine *e,
 const struct narf_command narf_effect_commands[] = {
         {"narf.hset", cmd_nhset, -6, P, 0, 0, 0},
         {"narf.hdel", cmd_nhdel, -5, P, 0, 0, 0},
+        {"narf.lpush", cmd_nlpush, -5, P, 0, 0, 0},
+        {"narf.rpush", cmd_nrpush, -5, P, 0, 0, 0},
+        {"narf.lpop", cmd_nlpop, 5, P, 0, 0, 0},
+        {"narf.rpop", cmd_nrpop, 5, P, 0, 0, 0},
+        {"narf.lset", cmd_nlset, 6, P, 0, 0, 0},
+        {"narf.linsert", cmd_nlinsert, 7, P, 0, 0, 0},
+        {"narf.lrem", cmd_nlrem, 6, P, 0, 0, 0},
+        {"narf.ltrim", cmd_nltrim, 6, P, 0, 0, 0},
+        {"narf.lmove", cmd_nlmove, 6, P, 0, 0, 0},
         {"narf.cload", cmd_ncload, -7, P, 0, 0, 0},
         {"narf.pexpireat", cmd_npexpireat, 4, P, 0, 0, 0},
         {NULL, NULL, 0, 0, 0, 0, 0},

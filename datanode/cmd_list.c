@@ -35,14 +35,25 @@ int narf_list_reply_error(struct narf_buf *out, int rv)
 	return rv; /* NARF_ENOMEM: the connection closes */
 }
 
-bool narf_list_refused(struct narf_engine *e, struct narf_buf *out)
+void narf_list_effect(struct narf_engine *e,
+                      const struct narf_cref *r,
+                      const char *key,
+                      size_t klen,
+                      const char *op,
+                      int n,
+                      const char *const *args,
+                      const size_t *lens)
 {
-	if (e->repl == NULL)
-		return false;
-	narf_resp_error(out,
-	                "ERR list writes are not replicated yet: this node "
-	                "is in a cluster");
-	return true;
+	uint64_t count = narf_list_len(&r->c);
+
+	if (count > 0)
+		narf_engine_effect(e, r->slot, op, key, klen, (long long)count,
+		                   n, args, lens);
+}
+
+const char *narf_list_end_word(enum narf_ql_end end)
+{
+	return end == NARF_QL_HEAD ? "LEFT" : "RIGHT";
 }
 
 int narf_list_open(struct narf_engine *e,
@@ -55,8 +66,6 @@ int narf_list_open(struct narf_engine *e,
 {
 	int rv;
 
-	if (narf_list_refused(e, out))
-		return -1;
 	rv = narf_store_coll_open(
 	        e->store, narf_key_slot(key, klen), key, klen, NARF_TYPE_LIST,
 	        grow, create ? NARF_COLL_CREATE : 0, narf_engine_now(e), r);
@@ -134,9 +143,16 @@ static int push(struct narf_engine *e,
 		return 0;
 	if (r.e == NULL)
 		return narf_resp_int(out, 0);
-	for (int i = 2; i < argc && rv == 0; i++)
+	int i;
+
+	for (i = 2; i < argc && rv == 0; i++)
 		rv = narf_list_push(ctx, &r.c, end, argv[i], len[i]);
+	if (rv != 0)
+		i--; /* the failed one is not in */
 	n = narf_list_len(&r.c);
+	narf_list_effect(e, &r, argv[1], len[1],
+	                 end == NARF_QL_HEAD ? "NARF.LPUSH" : "NARF.RPUSH",
+	                 i - 2, argv + 2, len + 2);
 	narf_list_close(e, &r);
 	if (rv != 0)
 		return narf_list_reply_error(out, rv);
@@ -197,6 +213,7 @@ static int pop(struct narf_engine *e,
 	struct narf_ql_iter it;
 	struct narf_cref r;
 	long long count = 1;
+	uint64_t before;
 	int rv;
 
 	if (argc > 3)
@@ -212,6 +229,7 @@ static int pop(struct narf_engine *e,
 	if (r.e == NULL)
 		return argc == 3 ? narf_reply_null_array(c, out)
 		                 : narf_reply_null(c, out);
+	before = narf_list_len(&r.c);
 	if (argc == 3) {
 		rv = narf_list_pop_reply(out, narf_list_ql(&r.c), end,
 		                         (uint64_t)count);
@@ -222,6 +240,18 @@ static int pop(struct narf_engine *e,
 			narf_ql_last(narf_list_ql(&r.c), &it);
 		rv = narf_list_reply_elem(out, &it);
 		narf_ql_pop(narf_list_ql(&r.c), end, NULL, 0, NULL);
+	}
+	if (narf_list_len(&r.c) < before) {
+		char num[24];
+		const char *fx[] = {num};
+		size_t fxlen[] = {(size_t)snprintf(
+		        num, sizeof(num), "%llu",
+		        (unsigned long long)(before - narf_list_len(&r.c)))};
+
+		narf_list_effect(
+		        e, &r, argv[1], len[1],
+		        end == NARF_QL_HEAD ? "NARF.LPOP" : "NARF.RPOP", 1, fx,
+		        fxlen);
 	}
 	narf_list_close(e, &r);
 	return rv;
@@ -341,6 +371,9 @@ static int cmd_lset(struct narf_engine *e,
 		return 0;
 	}
 	rv = narf_ql_set(narf_list_ql(&r.c), index, argv[3], len[3]);
+	if (rv == 0)
+		narf_list_effect(e, &r, argv[1], len[1], "NARF.LSET", 2,
+		                 argv + 2, len + 2);
 	narf_list_close(e, &r);
 	if (rv == NARF_EINVAL)
 		return narf_resp_error(out, "ERR index out of range");
@@ -359,7 +392,6 @@ static int cmd_linsert(struct narf_engine *e,
                        struct narf_buf *out)
 {
 	struct narf_cref r;
-	struct narf_ql_iter it;
 	enum narf_lp_where where;
 	long long n = -1;
 	int rv = 0;
@@ -375,11 +407,11 @@ static int cmd_linsert(struct narf_engine *e,
 		return 0;
 	if (r.e == NULL)
 		return narf_resp_int(out, 0);
-	if (narf_ql_find(narf_list_ql(&r.c), argv[3], len[3], 1, 0, &it)) {
-		rv = narf_ql_insert(narf_list_ql(&r.c), &it, where, argv[4],
-		                    len[4]);
-		n = (long long)narf_list_len(&r.c);
-	}
+	rv = narf_list_insert(&r.c, where, argv[3], len[3], argv[4], len[4],
+	                      &n);
+	if (rv == 0 && n > 0)
+		narf_list_effect(e, &r, argv[1], len[1], "NARF.LINSERT", 3,
+		                 argv + 2, len + 2);
 	narf_list_close(e, &r);
 	if (rv != 0)
 		return narf_list_reply_error(out, rv);
@@ -396,10 +428,8 @@ static int cmd_lrem(struct narf_engine *e,
                     struct narf_buf *out)
 {
 	struct narf_cref r;
-	struct narf_ql_iter it;
 	long long count;
-	uint64_t limit, removed = 0;
-	int ok;
+	uint64_t removed;
 
 	if (narf_arg_ll(out, argv[2], len[2], &count) != 0)
 		return 0;
@@ -407,19 +437,10 @@ static int cmd_lrem(struct narf_engine *e,
 		return 0;
 	if (r.e == NULL)
 		return narf_resp_int(out, 0);
-	/* |count| without overflow at LLONG_MIN (Redis then removes all) */
-	limit = count < 0 ? 0 - (uint64_t)count : (uint64_t)count;
-	ok = count < 0 ? narf_ql_last(narf_list_ql(&r.c), &it)
-	               : narf_ql_first(narf_list_ql(&r.c), &it);
-	while (ok) {
-		if (!narf_ql_iter_eq(&it, argv[3], len[3])) {
-			ok = narf_ql_iter_next(&it);
-			continue;
-		}
-		ok = narf_ql_iter_del(&it);
-		if (++removed == limit)
-			break;
-	}
+	removed = narf_list_rem(&r.c, count, argv[3], len[3]);
+	if (removed > 0)
+		narf_list_effect(e, &r, argv[1], len[1], "NARF.LREM", 2,
+		                 argv + 2, len + 2);
 	narf_list_close(e, &r);
 	return narf_resp_int(out, (long long)removed);
 }
@@ -432,8 +453,8 @@ static int cmd_ltrim(struct narf_engine *e,
                      struct narf_buf *out)
 {
 	struct narf_cref r;
-	struct narf_ql *ql;
-	long long start, stop, llen, ltrim, rtrim;
+	long long start, stop;
+	uint64_t llen;
 
 	if (narf_arg_ll(out, argv[2], len[2], &start) != 0 ||
 	    narf_arg_ll(out, argv[3], len[3], &stop) != 0)
@@ -442,24 +463,11 @@ static int cmd_ltrim(struct narf_engine *e,
 		return 0;
 	if (r.e == NULL)
 		return narf_resp_simple(out, "OK");
-	ql = narf_list_ql(&r.c);
-	llen = (long long)narf_ql_count(ql);
-	/* Redis's ltrimCommand: what goes at each end */
-	if (start < 0)
-		start = start < -llen ? 0 : llen + start;
-	if (stop < 0)
-		stop = stop < -llen ? -1 : llen + stop;
-	if (start > stop || start >= llen) {
-		ltrim = llen;
-		rtrim = 0;
-	} else {
-		if (stop >= llen)
-			stop = llen - 1;
-		ltrim = start;
-		rtrim = llen - stop - 1;
-	}
-	narf_ql_del_range(ql, 0, (uint64_t)ltrim);
-	narf_ql_del_range(ql, -rtrim, (uint64_t)rtrim);
+	llen = narf_list_len(&r.c);
+	narf_list_trim(&r.c, start, stop);
+	if (narf_list_len(&r.c) < llen)
+		narf_list_effect(e, &r, argv[1], len[1], "NARF.LTRIM", 2,
+		                 argv + 2, len + 2);
 	narf_list_close(e, &r);
 	return narf_resp_simple(out, "OK");
 }

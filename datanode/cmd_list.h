@@ -1,8 +1,8 @@
 /*
  * What the two halves of the list family (cmd_list.c: pushes, pops, reads
  * and edits; cmd_list_move.c: LPOS, LMOVE, RPOPLPUSH, LMPOP) share: opening
- * a list for a write under the cluster guard, error replies, and replying
- * with elements. Internal to the data node.
+ * a list for a write, sending effects, error replies, and replying with
+ * elements. Internal to the data node.
  */
 #ifndef NARF_DN_CMD_LIST_H
 #define NARF_DN_CMD_LIST_H
@@ -18,14 +18,23 @@
  * listpack entry's encoding and back-length, a share of a node). */
 #define NARF_LIST_ELEM_OVERHEAD 16
 
-/* Until list effects are replicated (slice 24), a node in a cluster
- * refuses list writes: true after that error reply. */
-bool narf_list_refused(struct narf_engine *e, struct narf_buf *out);
+/* Send a list command's effect for key (cmd_effect.c applies it):
+ * NARF.<op> <epoch> <key> <length now> <args...>; nothing when the list
+ * is gone (its delete goes out when it closes) or outside a cluster. */
+void narf_list_effect(struct narf_engine *e,
+                      const struct narf_cref *r,
+                      const char *key,
+                      size_t klen,
+                      const char *op,
+                      int n,
+                      const char *const *args,
+                      const size_t *lens);
+/* An end's word for an effect: "LEFT" or "RIGHT". */
+const char *narf_list_end_word(enum narf_ql_end end);
 
 /* Open key as a list for a write (created when create), `grow` bytes
  * checked against max-memory: 0, with r->e NULL when the key is absent
- * and not created, or -1 after an error reply (the cluster guard,
- * WRONGTYPE, OOM). Pair a 0 with narf_list_close. */
+ * and not created, or -1 after an error reply (WRONGTYPE, OOM). Pair a 0 with narf_list_close. */
 int narf_list_open(struct narf_engine *e,
                    const char *key,
                    size_t klen,

@@ -180,7 +180,6 @@ static int move_within(struct narf_engine *e,
 	struct narf_ql *ql;
 	char ibuf[NARF_LP_INTBUF];
 	const unsigned char *p;
-	unsigned char *copy = NULL;
 	uint32_t n = 0;
 	int rv = 0;
 
@@ -193,25 +192,21 @@ static int move_within(struct narf_engine *e,
 		narf_ql_first(ql, &it);
 	else
 		narf_ql_last(ql, &it);
-	if (from == to) {
-		rv = narf_list_reply_elem(out, &it);
-		narf_list_close(e, &r);
-		return rv;
-	}
 	p = narf_ql_iter_str(&it, ibuf, &n);
-	copy = malloc(n > 0 ? n : 1);
-	if (copy == NULL) {
-		narf_list_close(e, &r);
-		return NARF_ENOMEM;
+	rv = narf_resp_bulk(out, p, n);
+	if (rv == 0 && from != to) {
+		const char *fx[2] = {narf_list_end_word(from),
+		                     narf_list_end_word(to)};
+		size_t fxlen[2] = {strlen(fx[0]), strlen(fx[1])};
+
+		rv = narf_list_rotate(&r.c, from, to);
+		if (rv == 0)
+			narf_list_effect(e, &r, key, klen, "NARF.LMOVE", 2, fx,
+			                 fxlen);
+		else
+			rv = narf_list_reply_error(out, rv);
 	}
-	memcpy(copy, p, n);
-	rv = narf_ql_push(ql, to, copy, n);
-	if (rv == 0)
-		narf_ql_pop(ql, from, NULL, 0, NULL);
 	narf_list_close(e, &r);
-	rv = rv == 0 ? narf_resp_bulk(out, copy, n)
-	             : narf_list_reply_error(out, rv);
-	free(copy);
 	return rv;
 }
 
@@ -235,8 +230,6 @@ static int move(struct narf_engine *e,
 	uint32_t n = 0;
 	int rv;
 
-	if (narf_list_refused(e, out))
-		return 0;
 	en = narf_lookup(e, argv[1], len[1], false);
 	if (en == NULL)
 		return narf_reply_null(c, out);
@@ -273,8 +266,23 @@ static int move(struct narf_engine *e,
 	p = narf_ql_iter_str(&it, ibuf, &n);
 	rv = narf_list_push(ctx, &dst.c, to, p, n);
 	if (rv == 0) {
+		const char *one[] = {"1"};
+		size_t onelen[] = {1};
+		const char *el[] = {(const char *)p};
+		size_t ellen[] = {n};
+
+		/* the push then the pop, as they happened (the element is
+		 * sent before the pop frees it) */
+		narf_list_effect(
+		        e, &dst, argv[2], len[2],
+		        to == NARF_QL_HEAD ? "NARF.LPUSH" : "NARF.RPUSH", 1, el,
+		        ellen);
 		rv = narf_resp_bulk(out, p, n);
 		narf_ql_pop(narf_list_ql(&src.c), from, NULL, 0, NULL);
+		narf_list_effect(
+		        e, &src, argv[1], len[1],
+		        from == NARF_QL_HEAD ? "NARF.LPOP" : "NARF.RPOP", 1,
+		        one, onelen);
 	} else {
 		rv = narf_list_reply_error(out, rv);
 	}
@@ -350,10 +358,22 @@ int narf_cmd_lmpop(struct narf_engine *e,
 			return 0;
 		if (r.e == NULL)
 			continue;
+		uint64_t before = narf_list_len(&r.c);
+		char num[24];
+		const char *fx[] = {num};
+		size_t fxlen[1];
+
 		narf_resp_array(out, 2);
 		narf_resp_bulk(out, argv[k], len[k]);
 		rv = narf_list_pop_reply(out, narf_list_ql(&r.c), end,
 		                         (uint64_t)count);
+		fxlen[0] = (size_t)snprintf(
+		        num, sizeof(num), "%llu",
+		        (unsigned long long)(before - narf_list_len(&r.c)));
+		narf_list_effect(
+		        e, &r, argv[k], len[k],
+		        end == NARF_QL_HEAD ? "NARF.LPOP" : "NARF.RPOP", 1, fx,
+		        fxlen);
 		narf_list_close(e, &r);
 		return rv;
 	}

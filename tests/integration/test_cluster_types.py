@@ -179,3 +179,51 @@ def test_killed_primary_loses_no_acknowledged_field(make_cluster):
     assert not lost, lost[:10]
     diff = checks.copies_disagree(c, keys, typed=True)
     assert not diff, "copies disagree:\n" + "\n".join(diff)
+
+
+def test_list_effects_keep_copies_identical(make_cluster):
+    """Random pushes, pops (with counts), LSET, LINSERT, LREM, LTRIM,
+    LMOVE (between keys and onto itself), RPOPLPUSH and LMPOP on lists of
+    one slot, small and many-node: every in-sync copy ends identical, and
+    a list emptied by pops is gone everywhere."""
+    c = make_cluster()
+    rt = router(c)
+    rnd = random.Random(11)
+    keys = ["{L}%d" % i for i in range(5)]
+    big = ["x" * 200] * 300
+    assert call(rt, keys[0], "RPUSH", keys[0], *big) == 300
+    for step in range(2000):
+        k = rnd.choice(keys)
+        k2 = rnd.choice(keys)
+        e = "e%d" % rnd.randrange(30)
+        op = rnd.randrange(12)
+        if op < 3:
+            args = ("LPUSH" if op == 0 else "RPUSH", k, e, "e%d" % step)
+        elif op == 3:
+            args = ("LPOP", k, rnd.randrange(1, 4))
+        elif op == 4:
+            args = ("RPOP", k)
+        elif op == 5:
+            args = ("LSET", k, rnd.randrange(-3, 3), "set%d" % step)
+        elif op == 6:
+            args = ("LINSERT", k, rnd.choice(["BEFORE", "AFTER"]), e,
+                    "ins%d" % step)
+        elif op == 7:
+            args = ("LREM", k, rnd.randrange(-2, 3), e)
+        elif op == 8:
+            args = ("LTRIM", k, rnd.randrange(0, 3), rnd.randrange(-5, 400))
+        elif op == 9:
+            args = ("LMOVE", k, k2, rnd.choice(["LEFT", "RIGHT"]),
+                    rnd.choice(["LEFT", "RIGHT"]))
+        elif op == 10:
+            args = ("RPOPLPUSH", k, k)
+        else:
+            args = ("LMPOP", 2, k, k2, "RIGHT", "COUNT", 2)
+        rep = call(rt, k, *args)
+        assert not (isinstance(rep, Err) and
+                    not rep.startswith("ERR index out of range") and
+                    not rep.startswith("ERR no such key")), (step, args, rep)
+    call(rt, "{L}gone", "RPUSH", "{L}gone", "a", "b")
+    assert call(rt, "{L}gone", "LPOP", "{L}gone", 5) == [b"a", b"b"]
+    diff = checks.copies_disagree(c, keys + ["{L}gone"], typed=True)
+    assert not diff, "copies disagree:\n" + "\n".join(diff)
