@@ -7,6 +7,7 @@
 #include <assert.h>
 
 #include "coll_hash.h"
+#include "coll_set.h"
 
 void narf_coll_limits_default(struct narf_coll_limits *lim)
 {
@@ -36,6 +37,8 @@ uint64_t narf_coll_len(const struct narf_coll *c)
 	switch ((enum narf_type)c->type) {
 	case NARF_TYPE_HASH:
 		return narf_hash_len(c);
+	case NARF_TYPE_SET:
+		return narf_set_len(c);
 	default:
 		break;
 	}
@@ -48,6 +51,9 @@ void narf_coll_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 	switch ((enum narf_type)c->type) {
 	case NARF_TYPE_HASH:
 		narf_hash_free(ctx, c);
+		break;
+	case NARF_TYPE_SET:
+		narf_set_free(ctx, c);
 		break;
 	default:
 		assert(!"not a collection type");
