@@ -83,7 +83,15 @@ static int by_card_desc(const void *a, const void *b)
 }
 
 /* The STORE forms' end: dst takes res (whatever dst held is freed), or
- * goes when res is empty; replies with res's size. Takes res. */
+ * goes when res is empty; replies with res's size. Takes res.
+ *
+ * The result is built (and counted in used_memory) before dst changes: if
+ * it took the store past max-memory under noeviction, the command is
+ * refused here with dst as it was (Redis, which checks only before a
+ * command, would store it and be over its limit). The new entry's own
+ * bytes are checked by narf_store_coll_open after the old value is gone,
+ * so only a store within an entry's size of its limit can still lose dst
+ * to an OOM. */
 static int store_result(struct narf_engine *e,
                         const char *dst,
                         size_t dlen,
@@ -93,26 +101,28 @@ static int store_result(struct narf_engine *e,
 	const struct narf_coll_ctx *ctx = narf_store_coll_ctx(e->store);
 	unsigned slot = narf_key_slot(dst, dlen);
 	uint64_t n = narf_set_len(res);
+	int64_t now = narf_engine_now(e);
 	struct narf_cref r;
-	int rv;
+	int rv = 0;
 
-	narf_store_del(e->store, slot, dst, dlen, narf_engine_now(e));
-	if (n == 0) {
-		narf_set_free(ctx, res);
-		return narf_resp_int(out, 0);
+	if (n > 0)
+		rv = narf_store_make_room(e->store, 0, now);
+	if (rv == 0) {
+		narf_store_del(e->store, slot, dst, dlen, now);
+		if (n > 0)
+			rv = narf_store_coll_open(e->store, slot, dst, dlen,
+			                          NARF_TYPE_SET, 0,
+			                          NARF_COLL_CREATE, now, &r);
 	}
-	/* The result is already allocated (and counted): only the new
-	 * entry has to fit. */
-	rv = narf_store_coll_open(e->store, slot, dst, dlen, NARF_TYPE_SET, 0,
-	                          NARF_COLL_CREATE, narf_engine_now(e), &r);
-	if (rv != 0) {
+	if (rv != 0 || n == 0) {
 		narf_set_free(ctx, res);
-		return narf_set_reply_error(out, rv);
+		return rv != 0 ? narf_set_reply_error(out, rv)
+		               : narf_resp_int(out, 0);
 	}
 	r.c.p = res->p;
 	r.c.enc = res->enc;
 	res->p = NULL; /* the entry's now */
-	narf_store_coll_close(e->store, &r, narf_engine_now(e));
+	narf_store_coll_close(e->store, &r, now);
 	return narf_resp_int(out, (long long)n);
 }
 

@@ -575,3 +575,29 @@ def test_set_oom_under_noeviction(make_server, kind):
         assert c.cmd("SREM", "s", "0" + big) == 1
         assert c.cmd("DEL", "s") == 1
         assert c.cmd("SADD", "s", "m") == 1
+
+
+def test_store_over_limit_keeps_destination(make_server):
+    """narf only (Redis checks memory before a command, so 7.0.15 stores
+    the result and ends over its limit): under noeviction a STORE whose
+    result takes the store past max-memory is refused with OOM, and the
+    destination keeps its old value; an empty result still deletes it."""
+    s = make_server("narf", max_memory=4 * 1024 * 1024,
+                    eviction="noeviction")
+    with s.raw() as c:
+        big = "x" * 1000
+        for i in range(20000):
+            if c.cmd("SADD", "s", "%d%s" % (i, big)) != 1:
+                break
+        else:
+            pytest.fail("4 MB never filled")
+        n = c.cmd("SCARD", "s")
+        assert c.cmd("SET", "dst", "keep") == "OK"
+        assert c.cmd("SUNIONSTORE", "dst", "s") == Err(OOM)
+        assert c.cmd("GET", "dst") == b"keep"
+        assert c.cmd("SCARD", "s") == n
+        assert c.cmd("SINTERSTORE", "dst", "s", "nokey") == 0
+        assert c.cmd("EXISTS", "dst") == 0
+        assert c.cmd("SINTERSTORE", "small", "s") == Err(OOM)
+        c.cmd("SREM", "s", *["%d%s" % (i, big) for i in range(n - 3)])
+        assert c.cmd("SUNIONSTORE", "small", "s") == 3
