@@ -14,6 +14,7 @@
 #include "coll_hash.h"
 #include "resp.h"
 #include "coll_list.h"
+#include "coll_set.h"
 
 void narf_coll_limits_default(struct narf_coll_limits *lim)
 {
@@ -45,6 +46,8 @@ uint64_t narf_coll_len(const struct narf_coll *c)
 		return narf_hash_len(c);
 	case NARF_TYPE_LIST:
 		return narf_list_len(c);
+	case NARF_TYPE_SET:
+		return narf_set_len(c);
 	default:
 		break;
 	}
@@ -60,6 +63,9 @@ void narf_coll_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 		break;
 	case NARF_TYPE_LIST:
 		narf_list_free(ctx, c);
+		break;
+	case NARF_TYPE_SET:
+		narf_set_free(ctx, c);
 		break;
 	default:
 		assert(!"not a collection type");

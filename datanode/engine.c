@@ -121,10 +121,12 @@ const struct narf_command *narf_engine_command_at(unsigned i)
 const struct narf_command *const narf_command_tables[] = {
         narf_string_commands,
         narf_hash_commands,
+        narf_list_commands,
+        narf_set_commands,
+        narf_setalg_commands,
         narf_key_commands,
         narf_server_commands,
         narf_cluster_commands,
-        narf_list_commands,
         NULL,
 };
 

@@ -9,8 +9,9 @@
  * directly with a fake clock.
  *
  * Command implementations live in cmd_string.c (the string family),
- * cmd_keys.c (keyspace) and cmd_server.c (connection, server and cluster
- * commands); the table and dispatch are in engine.c.
+ * cmd_hash.c (hashes), cmd_set.c and cmd_setalg.c (sets), cmd_keys.c
+ * (keyspace) and cmd_server.c (connection, server and cluster commands);
+ * the table and dispatch are in engine.c.
  */
 #ifndef NARF_ENGINE_H
 #define NARF_ENGINE_H
@@ -432,13 +433,16 @@ static inline int narf_cmd_numkeys_at(const struct narf_command *cmd)
 extern const struct narf_command narf_string_commands[];
 extern const struct narf_command narf_hash_commands[];
 extern const struct narf_command narf_list_commands[];
+extern const struct narf_command narf_set_commands[];    /* cmd_set.c */
+extern const struct narf_command narf_setalg_commands[]; /* cmd_setalg.c */
 extern const struct narf_command narf_key_commands[];
 extern const struct narf_command narf_server_commands[];
 extern const struct narf_command narf_cluster_commands[];
 extern const struct narf_command narf_peer_commands[]; /* unlisted */
 /* NARF.HSET, NARF.CLOAD...: collection effects (cmd_effect.c), unlisted */
 extern const struct narf_command narf_effect_commands[];
-/* The three tables above, NULL-terminated (COMMAND walks them). */
+/* The tables above but the peers' and the effects', NULL-terminated
+ * (COMMAND walks them). */
 extern const struct narf_command *const narf_command_tables[];
 
 /* Parse helpers with Redis's strictness and error replies. Each returns

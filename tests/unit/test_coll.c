@@ -9,11 +9,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
 #include "common/coll.h"
 #include "common/coll_hash.h"
+#include "common/coll_set.h"
 #include "common/coll_list.h"
 
 static const uint8_t seed[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
@@ -358,6 +360,274 @@ static void test_list_free_step(void **state)
 	assert_int_equal(f.used, 0);
 }
 
+/* --- sets ----------------------------------------------------------------- */
+
+static void sadd(struct fixture *f,
+                 struct narf_coll *c,
+                 const char *m,
+                 int want_added)
+{
+	int added = -1;
+
+	assert_int_equal(narf_set_add(&f->ctx, c, m, strlen(m), &added), 0);
+	assert_int_equal(added, want_added);
+}
+
+static bool sis(struct narf_coll *c, const char *m)
+{
+	return narf_set_ismember(c, m, strlen(m));
+}
+
+/* Add, re-add, membership and remove behave the same in both encodings,
+ * integers and strings alike, and the set frees to zero bytes. */
+static void test_set_ops_both_encodings(void **state)
+{
+	(void)state;
+	for (int big = 0; big < 2; big++) {
+		struct fixture f;
+		struct narf_coll c = narf_set_empty();
+
+		fixture_init(&f);
+		if (big)
+			f.lim.set_intset_entries = 0; /* hashtable at once */
+		sadd(&f, &c, "12", 1);
+		assert_int_equal(c.enc,
+		                 big ? NARF_ENC_HASHTABLE : NARF_ENC_INTSET);
+		sadd(&f, &c, "-5", 1);
+		sadd(&f, &c, "12", 0);
+		assert_true(sis(&c, "12"));
+		assert_true(sis(&c, "-5"));
+		assert_false(sis(&c, "5"));
+		assert_false(sis(&c, "012"));
+		assert_false(sis(&c, "abc"));
+		assert_int_equal(narf_set_len(&c), 2);
+		assert_false(narf_set_remove(&f.ctx, &c, "012", 3));
+		assert_false(narf_set_remove(&f.ctx, &c, "x", 1));
+		assert_true(narf_set_remove(&f.ctx, &c, "12", 2));
+		assert_false(narf_set_remove(&f.ctx, &c, "12", 2));
+		assert_int_equal(narf_coll_len(&c), 1);
+		sadd(&f, &c, "", 1); /* the empty string is no integer */
+		assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
+		assert_true(sis(&c, ""));
+		assert_true(sis(&c, "-5"));
+		narf_coll_free(&f.ctx, &c);
+		assert_null(c.p);
+		assert_int_equal(f.used, 0);
+	}
+}
+
+/* 512 integers (set-max-intset-entries) stay an intset, the 513th converts
+ * to a hashtable with every member, and removing back down never converts
+ * back. */
+static void test_set_converts_at_entries(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = narf_set_empty();
+	char m[24];
+
+	(void)state;
+	fixture_init(&f);
+	assert_int_equal(f.lim.set_intset_entries, 512);
+	for (int i = 0; i < 512; i++) {
+		snprintf(m, sizeof(m), "%d", i * 1000 - 100000);
+		sadd(&f, &c, m, 1);
+	}
+	assert_int_equal(c.enc, NARF_ENC_INTSET);
+	sadd(&f, &c, "0", 0); /* present already: no conversion */
+	assert_int_equal(c.enc, NARF_ENC_INTSET);
+	sadd(&f, &c, "9223372036854775807", 1);
+	assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
+	assert_int_equal(narf_set_len(&c), 513);
+	for (int i = 0; i < 512; i++) {
+		snprintf(m, sizeof(m), "%d", i * 1000 - 100000);
+		assert_true(sis(&c, m));
+	}
+	assert_true(sis(&c, "9223372036854775807"));
+	for (int i = 0; i < 510; i++) {
+		snprintf(m, sizeof(m), "%d", i * 1000 - 100000);
+		assert_true(narf_set_remove(&f.ctx, &c, m, strlen(m)));
+	}
+	assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
+	assert_int_equal(narf_set_len(&c), 3);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+}
+
+/* The first member that is not an integer converts an intset, whose
+ * integers all survive as their decimal strings. */
+static void test_set_converts_at_first_string(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = narf_set_empty();
+
+	(void)state;
+	fixture_init(&f);
+	sadd(&f, &c, "-9223372036854775808", 1);
+	sadd(&f, &c, "7", 1);
+	sadd(&f, &c, "70000", 1);
+	assert_int_equal(c.enc, NARF_ENC_INTSET);
+	sadd(&f, &c, "x", 1);
+	assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
+	assert_true(sis(&c, "-9223372036854775808"));
+	assert_true(sis(&c, "7"));
+	assert_true(sis(&c, "70000"));
+	assert_true(sis(&c, "x"));
+	assert_int_equal(narf_set_len(&c), 4);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+}
+
+/* Only canonical int64s (Redis's string2ll) make an intset: "007", "-0",
+ * "+1", " 1", "1 ", "1.0" and 2^63 are strings and give a hashtable, as
+ * the first member or added to an intset, and read back byte for byte. */
+static void test_set_noncanonical_ints_are_strings(void **state)
+{
+	static const char *const strs[] = {
+	        "007", "-0",  "+1", " 1",
+	        "1 ",  "1.0", "-",  "9223372036854775808"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		for (int second = 0; second < 2; second++) {
+			struct fixture f;
+			struct narf_coll c = narf_set_empty();
+			struct narf_set_iter it;
+			struct narf_str m;
+			bool found = false;
+
+			fixture_init(&f);
+			if (second)
+				sadd(&f, &c, "1", 1);
+			sadd(&f, &c, strs[i], 1);
+			assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
+			assert_true(sis(&c, strs[i]));
+			narf_set_iter_init(&it, &c);
+			while (narf_set_iter_next(&it, &m))
+				found |= m.len == strlen(strs[i]) &&
+				         memcmp(m.s, strs[i], m.len) == 0;
+			narf_set_iter_close(&it);
+			assert_true(found);
+			narf_coll_free(&f.ctx, &c);
+			assert_int_equal(f.used, 0);
+		}
+	}
+}
+
+/* Pop n members out of c, each once: members are "<prefix><i>" with
+ * 0 <= i < n, prefix "m" when strings. */
+static void pop_all(struct fixture *f, struct narf_coll *c, int n, int strings)
+{
+	static char popped[1000];
+	struct narf_set_popped p;
+	char num[24];
+
+	memset(popped, 0, sizeof(popped));
+	for (int i = 0; i < n; i++) {
+		narf_set_pop(&f->ctx, c, &p);
+		assert_false(narf_set_ismember(c, p.m.s, p.m.len));
+		assert_true(p.m.len < sizeof(num));
+		memcpy(num, p.m.s, p.m.len);
+		num[p.m.len] = '\0';
+		int v = atoi(num + (strings ? 1 : 0));
+
+		assert_true(v >= 0 && v < n);
+		assert_false(popped[v]);
+		popped[v] = 1;
+		narf_set_popped_free(&f->ctx, &p);
+	}
+}
+
+/* The iterator sees every member once (an intset in ascending order),
+ * random picks are members, and popping drains the set with each member
+ * once, back to zero bytes. */
+static void test_set_walks_and_pops(void **state)
+{
+	(void)state;
+	for (int n = 10; n <= 1000; n += 990) {
+		for (int strings = 0; strings < 2; strings++) {
+			struct fixture f;
+			struct narf_coll c = narf_set_empty();
+			struct narf_set_iter it;
+			struct narf_str m;
+			char buf[24];
+			long long last = -1;
+			int seen = 0;
+
+			fixture_init(&f);
+			for (int i = 0; i < n; i++) {
+				snprintf(buf, sizeof(buf), "%s%d",
+				         strings ? "m" : "", i);
+				sadd(&f, &c, buf, 1);
+			}
+			assert_int_equal(c.enc, n <= 512 && !strings
+			                                ? NARF_ENC_INTSET
+			                                : NARF_ENC_HASHTABLE);
+			narf_set_iter_init(&it, &c);
+			while (narf_set_iter_next(&it, &m)) {
+				if (c.enc == NARF_ENC_INTSET) {
+					long long v = strtoll((const char *)m.s,
+					                      NULL, 10);
+
+					assert_true(v > last);
+					last = v;
+				}
+				seen++;
+			}
+			narf_set_iter_close(&it);
+			assert_int_equal(seen, n);
+			for (int i = 0; i < 50; i++) {
+				narf_set_random(&f.ctx, &c, &m);
+				assert_true(narf_set_ismember(&c, m.s, m.len));
+			}
+			pop_all(&f, &c, n, strings);
+			assert_int_equal(narf_set_len(&c), 0);
+			narf_coll_free(&f.ctx, &c);
+			assert_int_equal(f.used, 0);
+		}
+	}
+}
+
+static void set_count_cb(void *arg, const struct narf_str *m)
+{
+	(void)m;
+	(*(int *)arg)++;
+}
+
+/* SSCAN: an intset comes whole in one call with cursor 0 whatever the
+ * cursor given; a big dict ends at cursor 0 having passed every member. */
+static void test_set_scan(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = narf_set_empty();
+	uint64_t cursor = 0;
+	char m[16];
+	int seen = 0, calls = 0;
+
+	(void)state;
+	fixture_init(&f);
+	for (int i = 0; i < 100; i++) {
+		snprintf(m, sizeof(m), "%d", i);
+		sadd(&f, &c, m, 1);
+	}
+	assert_int_equal(narf_set_scan(&c, 12345, 10, set_count_cb, &seen), 0);
+	assert_int_equal(seen, 100);
+	for (int i = 0; i < 900; i++) {
+		snprintf(m, sizeof(m), "k%d", i);
+		sadd(&f, &c, m, 1);
+	}
+	assert_int_equal(c.enc, NARF_ENC_HASHTABLE);
+	seen = 0;
+	do {
+		cursor = narf_set_scan(&c, cursor, 10, set_count_cb, &seen);
+		calls++;
+	} while (cursor != 0 && calls < 10000);
+	assert_int_equal(cursor, 0);
+	assert_true(seen >= 1000);
+	assert_true(calls > 10);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +639,12 @@ int main(void)
 	        cmocka_unit_test(test_list_push_pop_len),
 	        cmocka_unit_test(test_list_fill_from_limits),
 	        cmocka_unit_test(test_list_free_step),
+	        cmocka_unit_test(test_set_ops_both_encodings),
+	        cmocka_unit_test(test_set_converts_at_entries),
+	        cmocka_unit_test(test_set_converts_at_first_string),
+	        cmocka_unit_test(test_set_noncanonical_ints_are_strings),
+	        cmocka_unit_test(test_set_walks_and_pops),
+	        cmocka_unit_test(test_set_scan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

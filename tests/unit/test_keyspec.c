@@ -1,7 +1,8 @@
 /*
  * Unit tests for datanode/keyspec.h: every shape of key positions a command
  * can declare (fixed, stepped, up to the end, all but the last, counted,
- * fixed then counted), and counts that are malformed.
+ * fixed then counted), counts that are malformed, and the set commands'
+ * rows.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -156,6 +157,51 @@ static void test_no_keys(void **state)
 	assert_int_equal(keys_of(&c, argv, idx, 8), 0);
 }
 
+/* A row of the set tables by name. */
+static const struct narf_command *set_command(const char *name)
+{
+	const struct narf_command *const tables[] = {narf_set_commands,
+	                                             narf_setalg_commands};
+
+	for (size_t t = 0; t < 2; t++)
+		for (const struct narf_command *c = tables[t]; c->name; c++)
+			if (strcmp(c->name, name) == 0)
+				return c;
+	fail_msg("no command %s", name);
+	return NULL;
+}
+
+/* The set commands' rows name every key, so routing sees them all (one
+ * slot or CROSSSLOT): the STORE destination, both SMOVE keys, SINTERCARD's
+ * counted keys and not its LIMIT. */
+static void test_set_commands_name_every_key(void **state)
+{
+	static struct {
+		const char *argv[8];
+		int keys[4];
+		int n;
+	} cases[] = {
+	        {{"sinterstore", "d", "a", "b", NULL}, {1, 2, 3}, 3},
+	        {{"sunionstore", "d", "a", NULL}, {1, 2}, 2},
+	        {{"sdiffstore", "d", "a", "b", NULL}, {1, 2, 3}, 3},
+	        {{"sunion", "a", "b", "c", NULL}, {1, 2, 3}, 3},
+	        {{"smove", "s", "d", "m", NULL}, {1, 2}, 2},
+	        {{"sintercard", "2", "a", "b", "LIMIT", "1", NULL}, {2, 3}, 2},
+	        {{"smembers", "s", NULL}, {1}, 1},
+	        {{"sadd", "s", "m1", "m2", NULL}, {1}, 1},
+	};
+	int idx[8];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct narf_command *c = set_command(cases[i].argv[0]);
+
+		assert_int_equal(keys_of(c, cases[i].argv, idx, 8), cases[i].n);
+		for (int k = 0; k < cases[i].n; k++)
+			assert_int_equal(idx[k], cases[i].keys[k]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -167,6 +213,7 @@ int main(void)
 	        cmocka_unit_test(test_count_after_timeout),
 	        cmocka_unit_test(test_malformed_counts),
 	        cmocka_unit_test(test_no_keys),
+	        cmocka_unit_test(test_set_commands_name_every_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
