@@ -119,6 +119,21 @@ static int encode_list(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 	return rv;
 }
 
+static int encode_set(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
+{
+	struct narf_set_iter it;
+	struct narf_str m;
+	int rv = 0;
+
+	narf_set_iter_init(&it, c);
+	while (rv == 0 && narf_set_iter_next(&it, &m)) {
+		rv = narf_resp_bulk(b, m.s, m.len);
+		(*n)++;
+	}
+	narf_set_iter_close(&it);
+	return rv;
+}
+
 int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 {
 	size_t before = b->len;
@@ -131,6 +146,9 @@ int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 		break;
 	case NARF_TYPE_LIST:
 		rv = encode_list(c, b, n);
+		break;
+	case NARF_TYPE_SET:
+		rv = encode_set(c, b, n);
 		break;
 	default:
 		rv = NARF_EINVAL;
@@ -156,6 +174,15 @@ int narf_coll_load(const struct narf_coll_ctx *ctx,
 			rv = narf_hash_set(ctx, c, argv[i], argvlen[i],
 			                   argv[i + 1], argvlen[i + 1], 0,
 			                   NULL);
+		return rv;
+	case NARF_TYPE_LIST:
+		for (int i = 0; i < argc && rv == 0; i++)
+			rv = narf_list_push(ctx, c, NARF_QL_TAIL, argv[i],
+			                    argvlen[i]);
+		return rv;
+	case NARF_TYPE_SET:
+		for (int i = 0; i < argc && rv == 0; i++)
+			rv = narf_set_add(ctx, c, argv[i], argvlen[i], NULL);
 		return rv;
 	default:
 		return NARF_EPROTO;

@@ -5,6 +5,7 @@
  *
  *   NARF.HSET <epoch> <key> <count> <field> <value> [...]
  *   NARF.HDEL <epoch> <key> <count> <field> [...]
+ *   NARF.SADD / NARF.SREM <epoch> <key> <count> <member> [...]
  *   NARF.LPUSH / NARF.RPUSH <epoch> <key> <count> <element> [...]
  *   NARF.LPOP / NARF.RPOP <epoch> <key> <count> <n>
  *   NARF.LSET <epoch> <key> <count> <index> <element>
@@ -30,6 +31,7 @@
 #include "common/coll.h"
 #include "common/coll_hash.h"
 #include "common/coll_list.h"
+#include "common/coll_set.h"
 #include "engine.h"
 #include "repl.h"
 
@@ -63,6 +65,32 @@ static int hash_del(const struct narf_coll_ctx *ctx,
 {
 	for (int i = 0; i < argc && narf_coll_len(c) > 0; i++)
 		narf_hash_del(ctx, c, argv[i], argvlen[i]);
+	return 0;
+}
+
+/* --- sets --- */
+
+static int set_add(const struct narf_coll_ctx *ctx,
+                   struct narf_coll *c,
+                   int argc,
+                   const char *const *argv,
+                   const size_t *argvlen)
+{
+	int rv = 0;
+
+	for (int i = 0; i < argc && rv == 0; i++)
+		rv = narf_set_add(ctx, c, argv[i], argvlen[i], NULL);
+	return rv;
+}
+
+static int set_rem(const struct narf_coll_ctx *ctx,
+                   struct narf_coll *c,
+                   int argc,
+                   const char *const *argv,
+                   const size_t *argvlen)
+{
+	for (int i = 0; i < argc && narf_coll_len(c) > 0; i++)
+		narf_set_remove(ctx, c, argv[i], argvlen[i]);
 	return 0;
 }
 
@@ -276,7 +304,8 @@ static int apply(struct narf_engine *e,
 	if (rv == NARF_EWRONGTYPE)
 		return diverged(out, slot, argv[2], len[2], "another type");
 	if (rv == NARF_EPROTO)
-		return narf_resp_error(out, "ERR malformed effect");
+		return narf_resp_errorf(out, "ERR malformed effect (%.*s)",
+		                        (int)len[0], argv[0]);
 	if (rv != 0)
 		return narf_reply_not_applied(out, slot, rv);
 	if (count >= 0 && (uint64_t)count != have)
@@ -292,7 +321,8 @@ static int cmd_nhset(struct narf_engine *e,
                      struct narf_buf *out)
 {
 	if (argc % 2 != 0)
-		return narf_resp_error(out, "ERR malformed effect");
+		return narf_resp_errorf(out, "ERR malformed effect (%.*s)",
+		                        (int)len[0], argv[0]);
 	return apply(e, c, argc, argv, len, out, NARF_TYPE_HASH, true,
 	             narf_coll_load);
 }
@@ -316,6 +346,16 @@ static int cmd_nhdel(struct narf_engine *e,
 		return apply(e, c, argc, argv, len, out, NARF_TYPE_LIST, \
 		             create, fn);                                \
 	}
+#define SET_EFFECT(name, create, fn)                                    \
+	static int name(struct narf_engine *e, struct narf_client *c,   \
+	                int argc, const char **argv, const size_t *len, \
+	                struct narf_buf *out)                           \
+	{                                                               \
+		return apply(e, c, argc, argv, len, out, NARF_TYPE_SET, \
+		             create, fn);                               \
+	}
+SET_EFFECT(cmd_nsadd, true, set_add)
+SET_EFFECT(cmd_nsrem, false, set_rem)
 LIST_EFFECT(cmd_nlpush, true, list_lpush)
 LIST_EFFECT(cmd_nrpush, true, list_rpush)
 LIST_EFFECT(cmd_nlpop, false, list_lpop)
@@ -378,7 +418,8 @@ static int cmd_ncload(struct narf_engine *e,
 	}
 	narf_repl_applying(e->repl, false);
 	if (rv == NARF_EPROTO)
-		return narf_resp_error(out, "ERR malformed effect");
+		return narf_resp_errorf(out, "ERR malformed effect (%.*s)",
+		                        (int)len[0], argv[0]);
 	if (rv != 0)
 		return narf_reply_not_applied(out, slot, rv);
 	if (count >= 0 && (uint64_t)count != have)
@@ -419,6 +460,8 @@ static int cmd_npexpireat(struct narf_engine *e,
 const struct narf_command narf_effect_commands[] = {
         {"narf.hset", cmd_nhset, -6, P, 0, 0, 0},
         {"narf.hdel", cmd_nhdel, -5, P, 0, 0, 0},
+        {"narf.sadd", cmd_nsadd, -5, P, 0, 0, 0},
+        {"narf.srem", cmd_nsrem, -5, P, 0, 0, 0},
         {"narf.lpush", cmd_nlpush, -5, P, 0, 0, 0},
         {"narf.rpush", cmd_nrpush, -5, P, 0, 0, 0},
         {"narf.lpop", cmd_nlpop, 5, P, 0, 0, 0},

@@ -25,14 +25,20 @@
  * keeps fewer than count / 5 (Redis's SPOP_MOVE_STRATEGY_MUL). */
 #define SPOP_MOVE_STRATEGY_MUL 5
 
-bool narf_set_write_refused(struct narf_engine *e, struct narf_buf *out)
+void narf_set_effect(struct narf_engine *e,
+                     const struct narf_cref *r,
+                     const char *key,
+                     size_t klen,
+                     const char *op,
+                     int n,
+                     const char *const *args,
+                     const size_t *lens)
 {
-	if (e->repl == NULL)
-		return false;
-	narf_resp_error(out,
-	                "ERR set writes are not replicated yet: this node "
-	                "is in a cluster");
-	return true;
+	uint64_t count = narf_set_len(&r->c);
+
+	if (count > 0 && n > 0)
+		narf_engine_effect(e, r->slot, op, key, klen, (long long)count,
+		                   n, args, lens);
 }
 
 int narf_set_reply_error(struct narf_buf *out, int rv)
@@ -93,8 +99,6 @@ static int open_set(struct narf_engine *e,
 {
 	int rv;
 
-	if (narf_set_write_refused(e, out))
-		return -1;
 	rv = narf_store_coll_open(
 	        e->store, narf_key_slot(key, klen), key, klen, NARF_TYPE_SET,
 	        grow, create ? NARF_COLL_CREATE : 0, narf_engine_now(e), r);
@@ -138,12 +142,19 @@ static int cmd_sadd(struct narf_engine *e,
 		grow += len[i] + MEMBER_OVERHEAD;
 	if (open_set(e, argv[1], len[1], grow, true, &r, out) != 0)
 		return 0;
-	for (int i = 2; i < argc && rv == 0; i++) {
+	int i;
+
+	for (i = 2; i < argc; i++) {
 		int a;
 
 		rv = narf_set_add(ctx, &r.c, argv[i], len[i], &a);
-		added += rv == 0 && a;
+		if (rv != 0)
+			break;
+		added += a;
 	}
+	if (added > 0)
+		narf_set_effect(e, &r, argv[1], len[1], "NARF.SADD", i - 2,
+		                argv + 2, len + 2);
 	close_set(e, &r);
 	if (rv != 0)
 		return narf_set_reply_error(out, rv);
@@ -167,6 +178,9 @@ static int cmd_srem(struct narf_engine *e,
 		return narf_resp_int(out, 0);
 	for (int i = 2; i < argc && narf_set_len(&r.c) > 0; i++)
 		n += narf_set_remove(ctx, &r.c, argv[i], len[i]);
+	if (n > 0)
+		narf_set_effect(e, &r, argv[1], len[1], "NARF.SREM", argc - 2,
+		                argv + 2, len + 2);
 	close_set(e, &r);
 	return narf_resp_int(out, n);
 }
@@ -226,8 +240,11 @@ static int cmd_scard(struct narf_engine *e,
  * new set (built whole, so in the encoding of its size: a hashtable of
  * integers can come back an intset, as in Redis), reply with what is left
  * in the old one and put the new one in its place. */
-static int spop_some(const struct narf_coll_ctx *ctx,
+static int spop_some(struct narf_engine *e,
+                     const struct narf_coll_ctx *ctx,
                      struct narf_client *c,
+                     const char **argv,
+                     const size_t *len,
                      struct narf_cref *r,
                      uint64_t count,
                      struct narf_buf *out)
@@ -238,9 +255,18 @@ static int spop_some(const struct narf_coll_ctx *ctx,
 
 	if (remaining * SPOP_MOVE_STRATEGY_MUL > count) {
 		while (count-- > 0) {
+			const char *m[1];
+			size_t mlen[1];
+
 			narf_set_pop(ctx, &r->c, &p);
 			if (rv == 0)
 				rv = narf_resp_bulk(out, p.m.s, p.m.len);
+			/* each pop as it happened (the set is never emptied
+			 * here: some remain) */
+			m[0] = (const char *)p.m.s;
+			mlen[0] = p.m.len;
+			narf_set_effect(e, r, argv[1], len[1], "NARF.SREM", 1,
+			                m, mlen);
 			narf_set_popped_free(ctx, &p);
 		}
 		return rv;
@@ -295,8 +321,15 @@ static int cmd_spop(struct narf_engine *e,
 		return argc == 3 ? narf_reply_set(c, out, 0)
 		                 : narf_reply_null(c, out);
 	if (argc == 2) {
+		const char *m[1];
+		size_t mlen[1];
+
 		narf_set_pop(ctx, &r.c, &p);
 		rv = narf_resp_bulk(out, p.m.s, p.m.len);
+		m[0] = (const char *)p.m.s;
+		mlen[0] = p.m.len;
+		narf_set_effect(e, &r, argv[1], len[1], "NARF.SREM", 1, m,
+		                mlen);
 		narf_set_popped_free(ctx, &p);
 	} else if (count == 0) {
 		rv = narf_reply_set(c, out, 0);
@@ -312,7 +345,17 @@ static int cmd_spop(struct narf_engine *e,
 			narf_set_free(ctx, &r.c);
 		}
 	} else {
-		rv = spop_some(ctx, c, &r, (uint64_t)count, out);
+		uint64_t remaining = narf_set_len(&r.c) - (uint64_t)count;
+
+		rv = spop_some(e, ctx, c, argv, len, &r, (uint64_t)count, out);
+		if (remaining * SPOP_MOVE_STRATEGY_MUL <= (uint64_t)count) {
+			/* rebuilt from the members kept: send it whole */
+			close_set(e, &r);
+			narf_engine_send_value(e,
+			                       narf_key_slot(argv[1], len[1]),
+			                       argv[1], len[1]);
+			return rv;
+		}
 	}
 	close_set(e, &r);
 	return rv;
@@ -431,8 +474,6 @@ static int cmd_smove(struct narf_engine *e,
 	struct narf_coll s;
 	int rv;
 
-	if (narf_set_write_refused(e, out))
-		return 0;
 	rv = peek_set(e, argv[1], len[1], &s);
 	if (rv == 0)
 		return narf_resp_int(out, 0);
@@ -461,8 +502,14 @@ static int cmd_smove(struct narf_engine *e,
 		return narf_resp_int(out, 0);
 	}
 	rv = narf_set_add(ctx, &dst.c, argv[3], len[3], NULL);
-	if (rv != 0) /* put it back: a failed move changes nothing */
+	if (rv != 0) { /* put it back: a failed move changes nothing */
 		narf_set_add(ctx, &src.c, argv[3], len[3], NULL);
+	} else {
+		narf_set_effect(e, &dst, argv[2], len[2], "NARF.SADD", 1,
+		                argv + 3, len + 3);
+		narf_set_effect(e, &src, argv[1], len[1], "NARF.SREM", 1,
+		                argv + 3, len + 3);
+	}
 	close_set(e, &src);
 	close_set(e, &dst);
 	if (rv != 0)

@@ -13,7 +13,17 @@
 /* Until set effects are replicated (slices 22-23 of
  * docs/datatypes-plan.md) a node in a cluster refuses set writes, so no
  * replica can miss one: true after that error reply. */
-bool narf_set_write_refused(struct narf_engine *e, struct narf_buf *out);
+/* Send a set command's effect for key (cmd_effect.c applies it):
+ * NARF.<op> <epoch> <key> <size now> <members...>; nothing when the set
+ * is gone (its delete goes out when it closes) or outside a cluster. */
+void narf_set_effect(struct narf_engine *e,
+                     const struct narf_cref *r,
+                     const char *key,
+                     size_t klen,
+                     const char *op,
+                     int n,
+                     const char *const *args,
+                     const size_t *lens);
 
 /* The reply for a store error: WRONGTYPE, OOM, "value is too large"; a
  * NARF_ENOMEM is returned (the connection closes). */

@@ -123,6 +123,8 @@ static int store_result(struct narf_engine *e,
 	r.c.enc = res->enc;
 	res->p = NULL; /* the entry's now */
 	narf_store_coll_close(e->store, &r, now);
+	/* built whole: its replicas get it whole (NARF.CLOAD) */
+	narf_engine_send_value(e, slot, dst, dlen);
 	return narf_resp_int(out, (long long)n);
 }
 
@@ -341,8 +343,6 @@ static int cmd_sinterstore(struct narf_engine *e,
                            const size_t *len,
                            struct narf_buf *out)
 {
-	if (narf_set_write_refused(e, out))
-		return 0;
 	return inter(e, c, argv + 2, len + 2, argc - 2, INTER_STORE, argv[1],
 	             len[1], 0, out);
 }
@@ -407,8 +407,6 @@ static int cmd_sunionstore(struct narf_engine *e,
                            const size_t *len,
                            struct narf_buf *out)
 {
-	if (narf_set_write_refused(e, out))
-		return 0;
 	return union_diff(e, c, argv + 2, len + 2, argc - 2, OP_UNION, argv[1],
 	                  len[1], out);
 }
@@ -420,8 +418,6 @@ static int cmd_sdiffstore(struct narf_engine *e,
                           const size_t *len,
                           struct narf_buf *out)
 {
-	if (narf_set_write_refused(e, out))
-		return 0;
 	return union_diff(e, c, argv + 2, len + 2, argc - 2, OP_DIFF, argv[1],
 	                  len[1], out);
 }

@@ -119,15 +119,9 @@ const struct narf_command *narf_engine_command_at(unsigned i)
 
 /* Walk every command table (COMMAND, COMMAND COUNT). */
 const struct narf_command *const narf_command_tables[] = {
-        narf_string_commands,
-        narf_hash_commands,
-        narf_list_commands,
-        narf_set_commands,
-        narf_setalg_commands,
-        narf_key_commands,
-        narf_server_commands,
-        narf_cluster_commands,
-        NULL,
+        narf_string_commands, narf_hash_commands,    narf_list_commands,
+        narf_set_commands,    narf_setalg_commands,  narf_key_commands,
+        narf_server_commands, narf_cluster_commands, NULL,
 };
 
 void narf_engine_config_default(struct narf_engine_config *cfg)
@@ -727,6 +721,21 @@ int narf_engine_effect(struct narf_engine *e,
 		free(argvlen);
 	}
 	return 0;
+}
+
+void narf_engine_send_value(struct narf_engine *e,
+                            unsigned slot,
+                            const char *key,
+                            size_t klen)
+{
+	struct narf_entry *en;
+
+	if (e->repl == NULL)
+		return;
+	en = narf_store_get(e->store, slot, key, klen, narf_engine_now(e),
+	                    NARF_STORE_NOTOUCH);
+	if (en != NULL)
+		narf_repl_store_write(e->repl, slot, key, klen, en);
 }
 
 int narf_reply_wrongtype(struct narf_buf *out)

@@ -494,6 +494,14 @@ int narf_engine_effect(struct narf_engine *e,
                        const char *const *args,
                        const size_t *lens);
 
+/* Send key's whole value (a collection: NARF.CLOAD) to the slot's
+ * replicas, as after a write the store saw: for a value a command built
+ * whole (the STORE forms). Nothing outside a cluster or when absent. */
+void narf_engine_send_value(struct narf_engine *e,
+                            unsigned slot,
+                            const char *key,
+                            size_t klen);
+
 /* -WRONGTYPE, Redis's text. */
 int narf_reply_wrongtype(struct narf_buf *out);
 /* Look a key up for a read of a collection of type t (counting a hit or a

@@ -41,6 +41,20 @@ def metric(node, name):
     raise AssertionError("INFO replication has no %s:\n%s" % (name, text))
 
 
+def assert_in_sync(c, key):
+    """key's slot still has a replica in its ISR (so copies_disagree
+    compares two copies), and no stream link failed or diverged on the
+    way: a resync would have hidden a wrong effect."""
+    m = c.map()
+    _, _, isr = expand_slots(m)[ch.key_slot(key)]
+    assert isr, "the slot of %s has no in-sync replica left" % key
+    for n in c.nodes:
+        text = n.log_text()
+        for bad in ("diverged", "NOTAPPLIED", "replication link to node"):
+            assert bad not in text, "%s logged %r:\n%s" % (
+                n.name, bad, n.log_tail(20))
+
+
 def test_hash_effects_keep_copies_identical(make_cluster):
     """Random HSET/HDEL/HINCRBY/HINCRBYFLOAT/HSETNX on hashes small and big
     (both encodings), an emptied hash, an EXPIRE and a RENAME: every in-sync
@@ -76,6 +90,7 @@ def test_hash_effects_keep_copies_identical(make_cluster):
     call(rt, "{r}src", "HSET", "{r}src", "a", "1")
     assert call(rt, "{r}src", "RENAME", "{r}src", "{r}dst") == "OK"
     all_keys = keys + ["h:empty", "{r}src", "{r}dst"]
+    assert_in_sync(c, "h:1")
     diff = checks.copies_disagree(c, all_keys, typed=True)
     assert not diff, "copies disagree:\n" + "\n".join(diff)
     enc = call(rt, "h:1", "OBJECT", "ENCODING", "h:1")
@@ -225,5 +240,47 @@ def test_list_effects_keep_copies_identical(make_cluster):
                     not rep.startswith("ERR no such key")), (step, args, rep)
     call(rt, "{L}gone", "RPUSH", "{L}gone", "a", "b")
     assert call(rt, "{L}gone", "LPOP", "{L}gone", 5) == [b"a", b"b"]
+    assert_in_sync(c, keys[0])
     diff = checks.copies_disagree(c, keys + ["{L}gone"], typed=True)
+    assert not diff, "copies disagree:\n" + "\n".join(diff)
+
+
+def test_set_effects_keep_copies_identical(make_cluster):
+    """Random SADD/SREM/SPOP (one, a few, most, all)/SMOVE and the STORE
+    forms on sets of one slot, integers (intset) and strings, small and
+    big: every in-sync copy ends identical, and a set emptied by SPOP or an
+    empty STORE result is gone everywhere."""
+    c = make_cluster()
+    rt = router(c)
+    rnd = random.Random(5)
+    keys = ["{S}%d" % i for i in range(5)]
+    assert call(rt, keys[0], "SADD", keys[0],
+                *["m%d" % i for i in range(800)]) == 800
+    assert call(rt, keys[1], "SADD", keys[1],
+                *[str(i) for i in range(100)]) == 100
+    for step in range(1500):
+        k = rnd.choice(keys)
+        k2 = rnd.choice(keys)
+        m = rnd.choice(["m%d" % rnd.randrange(900), str(rnd.randrange(150))])
+        op = rnd.randrange(10)
+        if op < 4:
+            args = ("SADD", k, m, "n%d" % step)
+        elif op < 6:
+            args = ("SREM", k, m, "nope")
+        elif op == 6:
+            args = ("SPOP", k) if rnd.random() < 0.5 else \
+                ("SPOP", k, rnd.choice([1, 3, 50, 1000]))
+        elif op == 7:
+            args = ("SMOVE", k, k2, m)
+        elif op == 8:
+            args = (rnd.choice(["SINTERSTORE", "SUNIONSTORE",
+                                "SDIFFSTORE"]), k, k2, rnd.choice(keys))
+        else:
+            args = ("SRANDMEMBER", k, 3)
+        rep = call(rt, k, *args)
+        assert not isinstance(rep, Err), (step, args, rep)
+    call(rt, "{S}gone", "SADD", "{S}gone", "a", "b")
+    call(rt, "{S}gone", "SPOP", "{S}gone", 5)
+    assert_in_sync(c, keys[0])
+    diff = checks.copies_disagree(c, keys + ["{S}gone"], typed=True)
     assert not diff, "copies disagree:\n" + "\n".join(diff)
