@@ -72,6 +72,34 @@ void narf_coll_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 	}
 }
 
+bool narf_coll_lazy(const struct narf_coll *c)
+{
+	if (c->p == NULL || c->enc == NARF_ENC_LISTPACK ||
+	    c->enc == NARF_ENC_INTSET)
+		return false;
+	if (c->type == NARF_TYPE_LIST)
+		return narf_list_ql(c)->nodes > NARF_COLL_LAZY_THRESHOLD;
+	return narf_coll_len(c) > NARF_COLL_LAZY_THRESHOLD;
+}
+
+bool narf_coll_free_step(const struct narf_coll_ctx *ctx,
+                         struct narf_coll *c,
+                         size_t budget)
+{
+	switch ((enum narf_type)c->type) {
+	case NARF_TYPE_HASH:
+		return narf_hash_free_step(ctx, c, budget);
+	case NARF_TYPE_SET:
+		return narf_set_free_step(ctx, c, budget);
+	case NARF_TYPE_LIST:
+		/* a node holds up to a few hundred small elements */
+		return narf_list_free_step(ctx, c, budget / 32 + 1);
+	default:
+		narf_coll_free(ctx, c);
+		return true;
+	}
+}
+
 static int encode_hash(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 {
 	struct narf_hash_iter it;

@@ -88,6 +88,18 @@ uint64_t narf_coll_len(const struct narf_coll *c);
 /* Free everything the collection holds (p becomes NULL). */
 void narf_coll_free(const struct narf_coll_ctx *ctx, struct narf_coll *c);
 
+/* Lazy free (docs/datatypes-plan.md, section 6), as Redis's
+ * LAZYFREE_THRESHOLD: is c costly enough to free (more than 64 element
+ * allocations, or list nodes) that a DEL should not do it at once? */
+#define NARF_COLL_LAZY_THRESHOLD 64
+bool narf_coll_lazy(const struct narf_coll *c);
+/* Free about budget elements (or list nodes) of c; true, with c->p NULL,
+ * once nothing is left. Between calls c is a valid, smaller collection
+ * that nothing else may use. */
+bool narf_coll_free_step(const struct narf_coll_ctx *ctx,
+                         struct narf_coll *c,
+                         size_t budget);
+
 /*
  * A whole value as replication and sync carry it (NARF.CLOAD, DESIGN and
  * docs/protocol.md): the payload's RESP bulks appended to b, per element a

@@ -459,3 +459,14 @@ void narf_hash_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 	}
 	c->p = NULL;
 }
+
+bool narf_hash_free_step(const struct narf_coll_ctx *ctx,
+                         struct narf_coll *c,
+                         size_t budget)
+{
+	if (c->p != NULL && c->enc == NARF_ENC_HASHTABLE &&
+	    narf_dict_drain(c->p, budget, hfield_free, (void *)ctx) > 0)
+		return false;
+	narf_hash_free(ctx, c);
+	return true;
+}

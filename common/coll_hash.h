@@ -81,5 +81,9 @@ uint64_t narf_hash_len(const struct narf_coll *c);
 
 /* Free what the hash holds (coll.c dispatches here). */
 void narf_hash_free(const struct narf_coll_ctx *ctx, struct narf_coll *c);
+/* Lazy free: free up to budget fields; true (c->p NULL) once all went. */
+bool narf_hash_free_step(const struct narf_coll_ctx *ctx,
+                         struct narf_coll *c,
+                         size_t budget);
 
 #endif /* NARF_COLL_HASH_H */

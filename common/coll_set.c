@@ -412,3 +412,14 @@ void narf_set_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 		dict_destroy(ctx, c->p);
 	c->p = NULL;
 }
+
+bool narf_set_free_step(const struct narf_coll_ctx *ctx,
+                        struct narf_coll *c,
+                        size_t budget)
+{
+	if (c->p != NULL && c->enc == NARF_ENC_HASHTABLE &&
+	    narf_dict_drain(c->p, budget, smember_free, (void *)ctx) > 0)
+		return false;
+	narf_set_free(ctx, c);
+	return true;
+}

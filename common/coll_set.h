@@ -96,5 +96,9 @@ void narf_set_popped_free(const struct narf_coll_ctx *ctx,
 
 /* Free what the set holds (coll.c dispatches here); c->p becomes NULL. */
 void narf_set_free(const struct narf_coll_ctx *ctx, struct narf_coll *c);
+/* Lazy free: free up to budget members; true (c->p NULL) once all went. */
+bool narf_set_free_step(const struct narf_coll_ctx *ctx,
+                        struct narf_coll *c,
+                        size_t budget);
 
 #endif /* NARF_COLL_SET_H */

@@ -407,16 +407,19 @@ static int fit(struct narf_store *s, uint64_t grow, bool may_evict)
 	if (grow > 0 && (s->max_memory < s->empty_size ||
 	                 grow > s->max_memory - s->empty_size))
 		return NARF_EOOM;
-	/* Memory of lazily dropped slots is about to go: free it first
-	 * rather than evict live keys or refuse the write. */
-	while (s->used_memory + grow > s->max_memory && s->graves != NULL)
-		narf_stbl_reap(s, 1024);
-	while (s->used_memory + grow > s->max_memory) {
+	for (;;) {
+		/* Memory of lazily dropped slots and buried collections (an
+		 * evicted big one included) is about to go: free it first
+		 * rather than evict more live keys or refuse the write. */
+		while (s->used_memory + grow > s->max_memory &&
+		       (s->graves != NULL || s->obj_graves != NULL))
+			narf_stbl_reap(s, 1024);
+		if (s->used_memory + grow <= s->max_memory)
+			return 0;
 		if (!may_evict || s->eviction == NARF_EVICT_NOEVICTION ||
 		    !evict_one(s))
 			return NARF_EOOM;
 	}
-	return 0;
 }
 
 int narf_store_make_room(struct narf_store *s, size_t bytes, int64_t now_ms)
@@ -802,7 +805,7 @@ void narf_store_stats(const struct narf_store *s, struct narf_store_stats *st)
 	st->expired = s->expired;
 	st->evicted = s->evicted;
 	st->rehashing = s->sets[SET_REHASH].n;
-	st->lazyfree_pending = s->grave_keys;
+	st->lazyfree_pending = s->grave_keys + s->grave_objs;
 }
 
 uint64_t narf_store_count(const struct narf_store *s)

@@ -142,6 +142,10 @@ struct narf_store {
 	/* lazily dropped slot tables, freed a few entries at a time */
 	struct narf_grave *graves;
 	uint64_t grave_keys;
+	/* big collections of removed keys, freed a few elements at a time
+	 * (coll.h's lazy free) */
+	struct narf_obj_grave *obj_graves;
+	uint64_t grave_objs;
 };
 
 static inline bool slot_replica(const struct narf_store *s, unsigned slot)
@@ -187,7 +191,8 @@ static inline bool entry_expired(const struct narf_entry *e, int64_t now_ms)
 
 /* --- store_table.c ------------------------------------------------------- */
 
-/* Free an entry and, for a collection, everything its value holds. */
+/* Free an entry and, for a collection, everything its value holds (a big
+ * one later: it goes to s->obj_graves, which narf_stbl_reap frees). */
 void narf_stbl_free_entry(struct narf_store *s, struct narf_entry *e);
 
 /* Allocations that count towards used_memory (usable sizes). */

@@ -887,10 +887,32 @@ static void drain_step(struct narf_dn *dn)
 	}
 }
 
+static void reap_cb(uv_idle_t *h)
+{
+	(void)h; /* the work is check_cb's: this only keeps the loop going */
+}
+
+/* Buried values (lazy free: a DEL'd big collection, a dropped slot) are
+ * freed a bounded amount per loop iteration, between clients' requests;
+ * the idle handle keeps iterations coming while any is left. */
+static void reap_step(struct narf_dn *dn)
+{
+	bool more = narf_store_reap(dn->engine.store, NARF_REAP_BUDGET);
+
+	if (more && !dn->reaping && !dn->closing) {
+		uv_idle_start(&dn->reap, reap_cb);
+		dn->reaping = true;
+	} else if (!more && dn->reaping) {
+		uv_idle_stop(&dn->reap);
+		dn->reaping = false;
+	}
+}
+
 static void check_cb(uv_check_t *h)
 {
 	struct narf_dn *dn = h->data;
 	dn->iter++;
+	reap_step(dn);
 	if (dn->throttled > 0)
 		unthrottle(dn);
 	if (dn->progress)
@@ -1196,6 +1218,8 @@ int narf_dn_start(struct narf_dn *dn, char *errmsg)
 	uv_check_init(&dn->loop, &dn->check);
 	dn->check.data = dn;
 	uv_check_start(&dn->check, check_cb);
+	uv_idle_init(&dn->loop, &dn->reap);
+	dn->reap.data = dn;
 	if (dn->repl != NULL)
 		narf_repl_set_progress_cb(dn->repl, on_repl_progress, dn);
 	return 0;
@@ -1213,6 +1237,7 @@ void narf_dn_stop(struct narf_dn *dn)
 	uv_close((uv_handle_t *)&dn->sigint, NULL);
 	uv_close((uv_handle_t *)&dn->sighup, NULL);
 	uv_close((uv_handle_t *)&dn->check, NULL);
+	uv_close((uv_handle_t *)&dn->reap, NULL);
 	while (dn->conns != NULL)
 		conn_close(dn->conns);
 	narf_repl_stop(dn->repl);

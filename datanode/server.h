@@ -43,6 +43,8 @@ struct narf_dn {
 	struct narf_rconn *conns;   /* owned; doubly linked */
 	struct narf_rconn *blocked; /* conns waiting (see server.c) */
 	uv_check_t check;           /* resumes conns that can go on */
+	uv_idle_t reap;             /* spins the loop while values are buried */
+	bool reaping;
 	bool progress;              /* something blocked may go on */
 	uint64_t iter;              /* loop iterations (check phases) */
 	unsigned throttled;         /* conns that read their share */
