@@ -14,6 +14,7 @@
  *   NARF.LTRIM <epoch> <key> <count> <start> <stop>
  *   NARF.LMOVE <epoch> <key> <count> LEFT|RIGHT LEFT|RIGHT (onto itself)
  *   NARF.CLOAD <epoch> <key> <type> <pxat> <count> <payload...>
+ *   NARF.CAPPEND <epoch> <key> <type> <count> <payload...>  (CLOAD's rest)
  *   NARF.PEXPIREAT <epoch> <key> <pxat>
  *
  * Every message passes the same fence as NARF.SET (slot epoch, newest link
@@ -26,6 +27,7 @@
  */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/coll.h"
@@ -427,6 +429,53 @@ static int cmd_ncload(struct narf_engine *e,
 	return narf_resp_simple(out, "OK");
 }
 
+/* NARF.CAPPEND <epoch> <key> <type> <count> <payload...>: the next slice
+ * of a NARF.CLOAD (whose count was -1), appended to the key it made. */
+static int cmd_ncappend(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
+                        struct narf_buf *out)
+{
+	int type = narf_type_by_name(argv[3], len[3]);
+	const char *fixed[4];
+	size_t fixedlen[4];
+	const char **av;
+	size_t *avlen;
+	int rv;
+
+	if (type <= NARF_TYPE_STRING)
+		return narf_resp_error(out, "ERR bad type");
+	/* as an effect: <op> <epoch> <key> <count> <payload...> */
+	av = malloc(sizeof(*av) * (size_t)(argc - 1));
+	avlen = malloc(sizeof(*avlen) * (size_t)(argc - 1));
+	if (av == NULL || avlen == NULL) {
+		free(av);
+		free(avlen);
+		return NARF_ENOMEM;
+	}
+	for (int i = 0; i < 3; i++) {
+		fixed[i] = argv[i];
+		fixedlen[i] = len[i];
+	}
+	fixed[3] = argv[4];
+	fixedlen[3] = len[4];
+	for (int i = 0; i < 4; i++) {
+		av[i] = fixed[i];
+		avlen[i] = fixedlen[i];
+	}
+	for (int i = 5; i < argc; i++) {
+		av[i - 1] = argv[i];
+		avlen[i - 1] = len[i];
+	}
+	rv = apply(e, c, argc - 1, av, avlen, out, (enum narf_type)type, false,
+	           narf_coll_load);
+	free(av);
+	free(avlen);
+	return rv;
+}
+
 /* NARF.PEXPIREAT <epoch> <key> <pxat>: a collection's new expiry (0:
  * none), sent instead of its whole value when only the TTL changed. */
 static int cmd_npexpireat(struct narf_engine *e,
@@ -472,6 +521,7 @@ const struct narf_command narf_effect_commands[] = {
         {"narf.ltrim", cmd_nltrim, 6, P, 0, 0, 0},
         {"narf.lmove", cmd_nlmove, 6, P, 0, 0, 0},
         {"narf.cload", cmd_ncload, -7, P, 0, 0, 0},
+        {"narf.cappend", cmd_ncappend, -6, P, 0, 0, 0},
         {"narf.pexpireat", cmd_npexpireat, 4, P, 0, 0, 0},
         {NULL, NULL, 0, 0, 0, 0, 0},
 };

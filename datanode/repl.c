@@ -244,11 +244,82 @@ void narf_repl_set_progress_cb(struct narf_repl *r,
 
 /* --- the write stream ---------------------------------------------------- */
 
+/* The end of the RESP bulk at p (one this node encoded). */
+static const char *bulk_end(const char *p)
+{
+	size_t len = 0;
+
+	for (p++; *p != '\r'; p++)
+		len = len * 10 + (size_t)(*p - '0');
+	return p + 2 + len + 2;
+}
+
+/*
+ * A whole value as bounded messages: NARF.CLOAD with the first slice of
+ * the payload, then NARF.CAPPEND <epoch> <key> <type> <count> <payload>
+ * for the rest, NARF_CLOAD_SLICE_ELEMS elements or about
+ * NARF_CLOAD_SLICE_BYTES each; only the last carries the true count (the
+ * others -1). payload holds nbulks bulks, `per` to an element.
+ */
+static int send_slices(struct link *l,
+                       const char *ep,
+                       size_t eplen,
+                       const char *key,
+                       size_t klen,
+                       const char *type,
+                       const char *px,
+                       size_t pxlen,
+                       uint64_t count,
+                       const struct narf_buf *payload,
+                       uint64_t nbulks,
+                       unsigned per,
+                       struct narf_buf *msg)
+{
+	const char *p = payload->data, *end = p + payload->len;
+	char cnt[24];
+	bool first = true;
+
+	do {
+		const char *start = p;
+		uint64_t bulks = 0;
+		size_t cntlen;
+		bool last;
+
+		while (p < end &&
+		       bulks < (uint64_t)NARF_CLOAD_SLICE_ELEMS * per &&
+		       (size_t)(p - start) < NARF_CLOAD_SLICE_BYTES) {
+			for (unsigned k = 0; k < per; k++)
+				p = bulk_end(p);
+			bulks += per;
+		}
+		last = p >= end;
+		cntlen = last ? narf_format_u64(cnt, count)
+		              : (size_t)snprintf(cnt, sizeof(cnt), "-1");
+		msg->len = 0;
+		if (narf_resp_array(msg, (first ? 6 : 5) + (long long)bulks) !=
+		            0 ||
+		    narf_resp_bulk(msg, first ? "NARF.CLOAD" : "NARF.CAPPEND",
+		                   first ? 10 : 12) != 0 ||
+		    narf_resp_bulk(msg, ep, eplen) != 0 ||
+		    narf_resp_bulk(msg, key, klen) != 0 ||
+		    narf_resp_bulk(msg, type, strlen(type)) != 0 ||
+		    (first && narf_resp_bulk(msg, px, pxlen) != 0) ||
+		    narf_resp_bulk(msg, cnt, cntlen) != 0 ||
+		    narf_buf_append(msg, start, (size_t)(p - start)) != 0 ||
+		    repl_link_raw(l, msg->data, msg->len) != 0)
+			return NARF_ENOMEM;
+		first = false;
+	} while (p < end);
+	(void)nbulks;
+	return 0;
+}
+
 /*
  * A collection's state (docs/protocol.md): after a change of its TTL alone,
  * NARF.PEXPIREAT <epoch> <key> <pxat> (0: none); otherwise the whole value,
  * NARF.CLOAD <epoch> <key> <type> <pxat> <count> <payload...>, which
- * replaces the key on the replica (a sync, a RENAME's destination). Every
+ * replaces the key on the replica (a sync, a RENAME's destination), in
+ * bounded slices (send_slices). Every
  * other change of a collection travels as its command's effect
  * (narf_repl_effect), in proportion to what it changed.
  */
@@ -261,7 +332,7 @@ static int send_coll(struct narf_repl *r,
                      const struct narf_entry *e)
 {
 	int64_t exp = narf_entry_expire(e);
-	char px[24], cnt[24];
+	char px[24];
 	size_t pxlen = narf_format_u64(px, exp > 0 ? (uint64_t)exp : 0);
 	struct narf_coll c;
 	struct narf_buf payload, msg;
@@ -280,26 +351,17 @@ static int send_coll(struct narf_repl *r,
 	narf_buf_init(&payload);
 	narf_buf_init(&msg);
 	rv = narf_coll_encode(&c, &payload, &n);
-	if (rv == 0) {
-		size_t cntlen = narf_format_u64(cnt, narf_coll_len(&c));
-
-		if (narf_resp_array(&msg, 6 + (long long)n) != 0 ||
-		    narf_resp_bulk(&msg, "NARF.CLOAD", 10) != 0 ||
-		    narf_resp_bulk(&msg, ep, eplen) != 0 ||
-		    narf_resp_bulk(&msg, key, klen) != 0 ||
-		    narf_resp_bulk(&msg, type, strlen(type)) != 0 ||
-		    narf_resp_bulk(&msg, px, pxlen) != 0 ||
-		    narf_resp_bulk(&msg, cnt, cntlen) != 0 ||
-		    narf_buf_append(&msg, payload.data, payload.len) != 0)
-			rv = NARF_ENOMEM;
-	}
-	narf_buf_close(&payload);
 	if (rv == 0)
-		rv = repl_link_raw(l, msg.data, msg.len);
-	else
-		rv = NARF_ENOMEM; /* the link must not count on it */
+		rv = send_slices(
+		        l, ep, eplen, key, klen, type, px, pxlen,
+		        narf_coll_len(&c), &payload, n,
+		        c.type == NARF_TYPE_HASH || c.type == NARF_TYPE_ZSET
+		                ? 2
+		                : 1,
+		        &msg);
+	narf_buf_close(&payload);
 	narf_buf_close(&msg);
-	return rv;
+	return rv == 0 ? 0 : NARF_ENOMEM; /* the link must not count on it */
 }
 
 /* Send the state of one key of slot s to p (e NULL: deleted). Returns 0,

@@ -72,6 +72,10 @@
  * the link, so this bounds how long their acks queue behind sync data. */
 #define NARF_SYNC_INFLIGHT 4096
 #define NARF_SYNC_SLICE (256u << 10) /* sync bytes per loop iteration */
+/* A whole collection travels in slices of at most this many elements or
+ * about this many bytes (NARF.CLOAD, then NARF.CAPPEND). */
+#define NARF_CLOAD_SLICE_ELEMS 1024
+#define NARF_CLOAD_SLICE_BYTES (64 * 1024)
 #define NARF_REAP_BUDGET 2000 /* dropped entries freed per loop iteration */
 
 struct narf_repl;
