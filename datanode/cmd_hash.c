@@ -585,6 +585,16 @@ static int cmd_hscan(struct narf_engine *e,
 
 	if (narf_parse_scan_cursor(argv[2], len[2], &cursor) != 0)
 		return narf_resp_error(out, "ERR invalid cursor");
+	/* Redis 7.0's order: the cursor, then the key (a missing one is an
+	 * empty scan whatever the options), then the options. */
+	rv = read_hash(e, argv, len, &h, out);
+	if (rv < 0)
+		return 0;
+	if (rv == 0) {
+		narf_resp_array(out, 2);
+		narf_resp_bulk(out, "0", 1);
+		return narf_resp_array(out, 0);
+	}
 	for (int i = 3; i < argc; i += 2) {
 		if (i + 1 >= argc)
 			return narf_reply_syntax(out);
@@ -603,9 +613,6 @@ static int cmd_hscan(struct narf_engine *e,
 			return narf_reply_syntax(out);
 		}
 	}
-	rv = read_hash(e, argv, len, &h, out);
-	if (rv < 0)
-		return 0;
 	if (count > 100000)
 		count = 100000;
 	narf_buf_init(&hs.items);

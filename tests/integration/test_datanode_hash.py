@@ -251,6 +251,11 @@ def test_hscan(c):
     assert cur == b"0"
     assert len(seen) == 1000 and seen[b"f7"] == b"7"
     assert c.cmd("HSCAN", "nokey", 0) == [b"0", []]
+    # Redis 7.0 looks the key up before it reads the options
+    assert c.cmd("HSCAN", "nokey", 0, "BOGUS", 1) == [b"0", []]
+    assert c.cmd("HSCAN", "nokey", 0, "COUNT", 0) == [b"0", []]
+    c.cmd("SET", "str", "v")
+    assert c.cmd("HSCAN", "str", 0, "BOGUS", 1) == WRONGTYPE
     assert c.cmd("HSCAN", "s", "abc") == Err("ERR invalid cursor")
     assert c.cmd("HSCAN", "s", 0, "COUNT", 0) == Err("ERR syntax error")
     assert c.cmd("HSCAN", "s", 0, "COUNT") == Err("ERR syntax error")
