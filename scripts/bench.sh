@@ -405,7 +405,7 @@ bench_engine() {
 	if ! [[ $rounds =~ ^[1-9][0-9]?$ ]]; then
 		die "--rounds must be a number in 1..99"
 	fi
-	if ! [[ $tests =~ ^[a-z]+(,[a-z]+)*$ ]]; then
+	if ! [[ $tests =~ ^[a-z][a-z0-9_]*(,[a-z][a-z0-9_]*)*$ ]]; then
 		die "--tests must be a list such as set,get,incr,mset"
 	fi
 	if ! [[ $shapes =~ ^(strings|(hash|set|zset|list)(10|big))(,(strings|(hash|set|zset|list)(10|big)))*$ ]]; then

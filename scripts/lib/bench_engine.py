@@ -172,7 +172,15 @@ def dbsize(port):
 # --- throughput --------------------------------------------------------------
 
 TEST_NAMES = {"set": "SET", "get": "GET", "incr": "INCR",
-              "mset": "MSET (10 keys)", "ping": "PING_MBULK"}
+              "mset": "MSET (10 keys)", "ping": "PING_MBULK",
+              # issue 16's collection tests; redis-benchmark fills the
+              # list before an LRANGE test with as many LPUSHes (its CSV's
+              # last row is the LRANGE; CPU per request counts both)
+              "lpush": "LPUSH", "rpush": "RPUSH", "lpop": "LPOP",
+              "rpop": "RPOP", "sadd": "SADD", "hset": "HSET",
+              "spop": "SPOP", "zadd": "ZADD", "zpopmin": "ZPOPMIN",
+              "lrange_100": "LRANGE_100", "lrange_300": "LRANGE_300",
+              "lrange_500": "LRANGE_500", "lrange_600": "LRANGE_600"}
 
 
 def run_benchmark(bench, port, pid, test, n, clients, pipeline, size,
