@@ -15,6 +15,7 @@
 #include "resp.h"
 #include "coll_list.h"
 #include "coll_set.h"
+#include "coll_zset.h"
 
 void narf_coll_limits_default(struct narf_coll_limits *lim)
 {
@@ -48,6 +49,8 @@ uint64_t narf_coll_len(const struct narf_coll *c)
 		return narf_list_len(c);
 	case NARF_TYPE_SET:
 		return narf_set_len(c);
+	case NARF_TYPE_ZSET:
+		return narf_zset_len(c);
 	default:
 		break;
 	}
@@ -66,6 +69,9 @@ void narf_coll_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 		break;
 	case NARF_TYPE_SET:
 		narf_set_free(ctx, c);
+		break;
+	case NARF_TYPE_ZSET:
+		narf_zset_free(ctx, c);
 		break;
 	default:
 		assert(!"not a collection type");

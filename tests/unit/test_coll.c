@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -15,6 +16,8 @@
 
 #include "common/coll.h"
 #include "common/coll_hash.h"
+#include "common/rng.h"
+#include "common/coll_zset.h"
 #include "common/coll_set.h"
 #include "common/coll_list.h"
 
@@ -628,6 +631,620 @@ static void test_set_scan(void **state)
 	assert_int_equal(f.used, 0);
 }
 
+/* --- sorted sets ---------------------------------------------------------- */
+
+static struct narf_coll new_zset(void)
+{
+	struct narf_coll c = {NARF_TYPE_ZSET, NARF_ENC_LISTPACK, NULL};
+
+	return c;
+}
+
+static enum narf_zadd_result zadd(struct fixture *f,
+                                  struct narf_coll *c,
+                                  double score,
+                                  const char *m,
+                                  unsigned flags,
+                                  double *newscore)
+{
+	enum narf_zadd_result res;
+
+	assert_int_equal(narf_zset_add(&f->ctx, c, score, m, strlen(m), flags,
+	                               &res, newscore),
+	                 0);
+	return res;
+}
+
+static double zscore(struct narf_coll *c, const char *m)
+{
+	double s;
+
+	assert_true(narf_zset_score(c, m, strlen(m), &s));
+	return s;
+}
+
+/* ZADD's flags do what zsetAdd() does, in both encodings: NX and XX, GT
+ * and LT (which still add new members), INCR (NaN refused, nothing
+ * changed), an equal score is no update, and -0 equals 0. */
+static void test_zset_add_flags_both_encodings(void **state)
+{
+	(void)state;
+	for (int big = 0; big < 2; big++) {
+		struct fixture f;
+		struct narf_coll c = new_zset();
+		enum narf_zadd_result res;
+		double ns = -1;
+
+		fixture_init(&f);
+		if (big)
+			f.lim.zset_lp_entries = 0; /* skiplist at once */
+		assert_int_equal(zadd(&f, &c, 1, "a", 0, &ns), NARF_ZADD_ADDED);
+		assert_int_equal(c.enc,
+		                 big ? NARF_ENC_SKIPLIST : NARF_ENC_LISTPACK);
+		assert_true(ns == 1);
+		assert_int_equal(zadd(&f, &c, 1, "a", 0, NULL), NARF_ZADD_SAME);
+		assert_int_equal(zadd(&f, &c, 2, "a", 0, NULL),
+		                 NARF_ZADD_UPDATED);
+		assert_int_equal(zadd(&f, &c, 5, "a", NARF_ZADD_NX, NULL),
+		                 NARF_ZADD_NOP);
+		assert_int_equal(zadd(&f, &c, 5, "b", NARF_ZADD_XX, NULL),
+		                 NARF_ZADD_NOP);
+		assert_false(narf_zset_score(&c, "b", 1, &ns));
+		assert_int_equal(zadd(&f, &c, 1, "a", NARF_ZADD_GT, NULL),
+		                 NARF_ZADD_NOP);
+		assert_int_equal(zadd(&f, &c, 3, "a", NARF_ZADD_LT, NULL),
+		                 NARF_ZADD_NOP);
+		assert_int_equal(zadd(&f, &c, 3, "a", NARF_ZADD_GT, NULL),
+		                 NARF_ZADD_UPDATED);
+		assert_int_equal(zadd(&f, &c, 9, "g", NARF_ZADD_LT, NULL),
+		                 NARF_ZADD_ADDED);
+		assert_int_equal(zadd(&f, &c, 1.5, "a",
+		                      NARF_ZADD_INCR | NARF_ZADD_XX, &ns),
+		                 NARF_ZADD_UPDATED);
+		assert_true(ns == 4.5 && zscore(&c, "a") == 4.5);
+		assert_int_equal(zadd(&f, &c, -1, "a",
+		                      NARF_ZADD_INCR | NARF_ZADD_GT, NULL),
+		                 NARF_ZADD_NOP);
+		assert_int_equal(zadd(&f, &c, 2, "n", NARF_ZADD_INCR, &ns),
+		                 NARF_ZADD_ADDED);
+		assert_true(ns == 2);
+		assert_int_equal(
+		        zadd(&f, &c, INFINITY, "n", NARF_ZADD_INCR, &ns),
+		        NARF_ZADD_UPDATED);
+		assert_true(isinf(ns) && ns > 0);
+		assert_int_equal(narf_zset_add(&f.ctx, &c, -INFINITY, "n", 1,
+		                               NARF_ZADD_INCR, &res, NULL),
+		                 NARF_EINVAL);
+		assert_int_equal(res, NARF_ZADD_NOP);
+		assert_true(isinf(zscore(&c, "n")));
+		assert_int_equal(
+		        narf_zset_add(&f.ctx, &c, NAN, "q", 1, 0, &res, NULL),
+		        NARF_EINVAL);
+		assert_int_equal(zadd(&f, &c, 0.0, "z", 0, NULL),
+		                 NARF_ZADD_ADDED);
+		assert_int_equal(zadd(&f, &c, -0.0, "z", 0, NULL),
+		                 NARF_ZADD_SAME);
+		assert_int_equal(narf_zset_len(&c), 4);
+		assert_true(narf_zset_del(&f.ctx, &c, "g", 1));
+		assert_false(narf_zset_del(&f.ctx, &c, "g", 1));
+		assert_int_equal(narf_coll_len(&c), 3);
+		narf_coll_free(&f.ctx, &c);
+		assert_null(c.p);
+		assert_int_equal(f.used, 0);
+	}
+}
+
+/* 128 members (zset-max-listpack-entries) stay a listpack, the 129th
+ * converts with every score intact, and removing members never converts
+ * back; a 64-byte member stays, a 65-byte one converts before the add. */
+static void test_zset_converts_at_thresholds(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = new_zset();
+	char m[80];
+
+	(void)state;
+	fixture_init(&f);
+	assert_int_equal(f.lim.zset_lp_entries, 128);
+	for (int i = 0; i < 128; i++) {
+		snprintf(m, sizeof(m), "m%d", i);
+		zadd(&f, &c, i * 0.5, m, 0, NULL);
+	}
+	assert_int_equal(c.enc, NARF_ENC_LISTPACK);
+	zadd(&f, &c, -1, "new", 0, NULL);
+	assert_int_equal(c.enc, NARF_ENC_SKIPLIST);
+	assert_int_equal(narf_zset_len(&c), 129);
+	for (int i = 0; i < 128; i++) {
+		snprintf(m, sizeof(m), "m%d", i);
+		assert_true(zscore(&c, m) == i * 0.5);
+	}
+	for (int i = 0; i < 120; i++) {
+		snprintf(m, sizeof(m), "m%d", i);
+		assert_true(narf_zset_del(&f.ctx, &c, m, strlen(m)));
+	}
+	assert_int_equal(narf_zset_pop(&f.ctx, &c, true, 3, NULL, NULL), 3);
+	assert_int_equal(c.enc, NARF_ENC_SKIPLIST);
+	assert_int_equal(narf_zset_len(&c), 6);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+
+	c = new_zset();
+	memset(m, 'x', 65);
+	m[64] = '\0';
+	zadd(&f, &c, 1, m, 0, NULL);
+	assert_int_equal(c.enc, NARF_ENC_LISTPACK);
+	m[64] = 'x';
+	m[65] = '\0';
+	zadd(&f, &c, 2, m, 0, NULL);
+	assert_int_equal(c.enc, NARF_ENC_SKIPLIST);
+	assert_true(zscore(&c, m) == 2);
+	m[64] = '\0';
+	assert_true(zscore(&c, m) == 1);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+}
+
+/* Equal scores order by member bytes, a prefix first ("a" < "a\0" <
+ * "ab"), integers and infinities included, the same in both encodings and
+ * both directions; scores read back as written. */
+static void test_zset_ties_order_by_member(void **state)
+{
+	static const struct {
+		double s;
+		const char *m;
+		size_t len;
+	} want[] = {
+	        {-INFINITY, "lo", 2}, {-2.5, "x", 1},      {0, "", 0},
+	        {0, "10", 2},         {0, "9", 1},         {1, "a", 1},
+	        {1, "a\0", 2},        {1, "ab", 2},        {1, "b", 1},
+	        {1e20, "e", 1},       {INFINITY, "hi", 2},
+	};
+	const size_t n = sizeof(want) / sizeof(want[0]);
+
+	(void)state;
+	for (int big = 0; big < 2; big++) {
+		struct fixture f;
+		struct narf_coll c = new_zset();
+		struct narf_zset_iter it;
+		struct narf_str m;
+		enum narf_zadd_result res;
+		double s;
+		size_t i;
+
+		fixture_init(&f);
+		if (big)
+			f.lim.zset_lp_entries = 0;
+		for (i = n; i-- > 0;)
+			assert_int_equal(
+			        narf_zset_add(&f.ctx, &c, want[i].s, want[i].m,
+			                      want[i].len, 0, &res, NULL),
+			        0);
+		for (int rev = 0; rev < 2; rev++) {
+			narf_zset_iter_init(&it, &c, rev);
+			for (i = 0; narf_zset_iter_next(&it, &m, &s); i++) {
+				size_t k = rev ? n - 1 - i : i;
+				uint64_t rank;
+
+				assert_true(s == want[k].s);
+				assert_int_equal(m.len, want[k].len);
+				assert_memory_equal(m.s, want[k].m, m.len);
+				assert_true(narf_zset_rank(&c, want[k].m,
+				                           want[k].len, rev,
+				                           &rank));
+				assert_int_equal(rank, i);
+			}
+			assert_int_equal(i, n);
+		}
+		narf_coll_free(&f.ctx, &c);
+		assert_int_equal(f.used, 0);
+	}
+}
+
+/* d2string()'s forms: integers plain, others %.17g, infinities, -0. */
+static void test_zset_score_str(void **state)
+{
+	char b[NARF_ZSET_SCOREBUF];
+
+	(void)state;
+	narf_zset_score_str(b, 3);
+	assert_string_equal(b, "3");
+	narf_zset_score_str(b, -0.0);
+	assert_string_equal(b, "-0");
+	narf_zset_score_str(b, 1.1);
+	assert_string_equal(b, "1.1000000000000001");
+	narf_zset_score_str(b, 1e20);
+	assert_string_equal(b, "1e+20");
+	narf_zset_score_str(b, -INFINITY);
+	assert_string_equal(b, "-inf");
+	narf_zset_score_str(b, 4503599627370496.0);
+	assert_string_equal(b, "4503599627370496");
+}
+
+/* The model: a sorted array of (score, member), what the facade must
+ * agree with after every step. */
+struct zmodel {
+	double s[64];
+	char m[64][8];
+	int n;
+};
+
+static int zm_find(const struct zmodel *z, const char *m)
+{
+	for (int i = 0; i < z->n; i++)
+		if (strcmp(z->m[i], m) == 0)
+			return i;
+	return -1;
+}
+
+static void zm_remove(struct zmodel *z, int i)
+{
+	memmove(&z->s[i], &z->s[i + 1],
+	        (size_t)(z->n - i - 1) * sizeof(double));
+	memmove(z->m[i], z->m[i + 1], (size_t)(z->n - i - 1) * sizeof(z->m[0]));
+	z->n--;
+}
+
+static void zm_insert(struct zmodel *z, double s, const char *m)
+{
+	int i = 0;
+
+	while (i < z->n && narf_zsl_cmp(z->s[i], z->m[i], strlen(z->m[i]), s, m,
+	                                strlen(m)) < 0)
+		i++;
+	memmove(&z->s[i + 1], &z->s[i], (size_t)(z->n - i) * sizeof(double));
+	memmove(z->m[i + 1], z->m[i], (size_t)(z->n - i) * sizeof(z->m[0]));
+	z->s[i] = s;
+	snprintf(z->m[i], sizeof(z->m[i]), "%s", m);
+	z->n++;
+}
+
+/* Remove the k model indexes in idx (a contiguous block, any order). */
+static void zm_remove_range(struct zmodel *z, const int *idx, int k)
+{
+	int lo = z->n;
+
+	for (int j = 0; j < k; j++)
+		lo = idx[j] < lo ? idx[j] : lo;
+	for (int j = 0; j < k; j++)
+		zm_remove(z, lo);
+}
+
+static bool zm_in(const struct narf_zrange *r, double s, const char *m)
+{
+	if (r->by == NARF_ZRANGE_SCORE)
+		return (r->score.minex ? s > r->score.min
+		                       : s >= r->score.min) &&
+		       (r->score.maxex ? s < r->score.max : s <= r->score.max);
+	const struct narf_zsl_lex_bound *a = &r->lex.min, *b = &r->lex.max;
+	int ca = a->inf ? -a->inf : strcmp(m, (const char *)a->s);
+	int cb = b->inf ? -b->inf : strcmp(m, (const char *)b->s);
+
+	return (a->ex ? ca > 0 : ca >= 0) && (b->ex ? cb < 0 : cb <= 0);
+}
+
+/* The model's indexes of r, in r's direction, after offset and limit. */
+static int zm_range(const struct zmodel *z,
+                    const struct narf_zrange *r,
+                    int *out)
+{
+	int k = 0, skip = (int)r->offset;
+	uint64_t lim = r->limit;
+
+	for (int j = 0; j < z->n; j++) {
+		int i = r->rev ? z->n - 1 - j : j;
+
+		if (r->by == NARF_ZRANGE_RANK) {
+			if ((uint64_t)j >= r->start && (uint64_t)j <= r->stop)
+				out[k++] = i;
+			continue;
+		}
+		if (!zm_in(r, z->s[i], z->m[i]))
+			continue;
+		if (skip > 0) {
+			skip--;
+			continue;
+		}
+		if (lim-- == 0)
+			break;
+		out[k++] = i;
+	}
+	return k;
+}
+
+static double rand_score(uint64_t *rng)
+{
+	uint64_t r = narf_rng_next(rng) % 24;
+
+	if (r == 22)
+		return INFINITY;
+	if (r == 23)
+		return -INFINITY;
+	return (double)r / 4.0 - 2.0;
+}
+
+static void rand_range(uint64_t *rng,
+                       const struct zmodel *z,
+                       struct narf_zrange *r,
+                       char lexbuf[2][8],
+                       bool lex_ok)
+{
+	uint64_t x = narf_rng_next(rng);
+
+	memset(r, 0, sizeof(*r));
+	r->rev = x & 1;
+	r->by = (enum narf_zrange_by)((x >> 1) % (lex_ok ? 3 : 2));
+	r->offset = (x >> 4) % 4 == 0 ? (x >> 8) % 5 : 0;
+	r->limit = (x >> 12) % 3 == 0 ? (x >> 16) % 6 : UINT64_MAX;
+	if (r->by == NARF_ZRANGE_RANK) {
+		uint64_t a = (x >> 20) % (uint64_t)(z->n + 2);
+		uint64_t b = (x >> 28) % (uint64_t)(z->n + 2);
+
+		r->start = a;
+		r->stop = b < (uint64_t)z->n ? b : (uint64_t)z->n - 1;
+		if (z->n == 0 || r->start > r->stop)
+			r->start = r->stop = 0, r->offset = 99;
+		if (r->offset == 99)
+			r->start = 1, r->stop = 0;
+		r->offset = 0;
+		r->limit = UINT64_MAX;
+		return;
+	}
+	if (r->by == NARF_ZRANGE_SCORE) {
+		r->score.min = rand_score(rng);
+		r->score.max = rand_score(rng);
+		r->score.minex = (x >> 36) & 1;
+		r->score.maxex = (x >> 37) & 1;
+		return;
+	}
+	for (int e = 0; e < 2; e++) {
+		struct narf_zsl_lex_bound *b = e ? &r->lex.max : &r->lex.min;
+		uint64_t y = narf_rng_next(rng);
+
+		snprintf(lexbuf[e], 8, "m%d", (int)(y % 40));
+		b->s = (const unsigned char *)lexbuf[e];
+		b->len = strlen(lexbuf[e]);
+		b->ex = (y >> 8) & 1;
+		b->inf = (y >> 9) % 8 == 0 ? ((y >> 12) & 1 ? 1 : -1) : 0;
+		if (b->inf)
+			b->ex = 1;
+	}
+}
+
+static void zm_check(struct fixture *f,
+                     struct narf_coll *c,
+                     const struct zmodel *z,
+                     uint64_t *rng,
+                     bool lex_ok)
+{
+	struct narf_zset_iter it;
+	struct narf_str m;
+	double s;
+	int idx[64];
+
+	(void)f;
+	assert_int_equal(narf_zset_len(c), z->n);
+	narf_zset_iter_init(&it, c, false);
+	for (int i = 0; i < z->n; i++) {
+		uint64_t rank;
+
+		assert_true(narf_zset_iter_next(&it, &m, &s));
+		assert_int_equal(m.len, strlen(z->m[i]));
+		assert_memory_equal(m.s, z->m[i], m.len);
+		assert_true(s == z->s[i]);
+		assert_true(narf_zset_rank(c, z->m[i], m.len, false, &rank));
+		assert_int_equal(rank, i);
+		assert_true(narf_zset_rank(c, z->m[i], m.len, true, &rank));
+		assert_int_equal(rank, z->n - 1 - i);
+		assert_true(zscore(c, z->m[i]) == z->s[i]);
+	}
+	assert_false(narf_zset_iter_next(&it, &m, &s));
+	for (int q = 0; q < 8; q++) {
+		struct narf_zrange r;
+		char lexbuf[2][8];
+		int k;
+
+		rand_range(rng, z, &r, lexbuf, lex_ok);
+		k = zm_range(z, &r, idx);
+		narf_zset_iter_range(&it, c, &r);
+		assert_int_equal(it.left, k);
+		for (int j = 0; j < k; j++) {
+			assert_true(narf_zset_iter_next(&it, &m, &s));
+			assert_int_equal(m.len, strlen(z->m[idx[j]]));
+			assert_memory_equal(m.s, z->m[idx[j]], m.len);
+			assert_true(s == z->s[idx[j]]);
+		}
+		assert_false(narf_zset_iter_next(&it, &m, &s));
+		r.offset = 0;
+		r.limit = UINT64_MAX;
+		assert_int_equal(narf_zset_count(c, &r), zm_range(z, &r, idx));
+	}
+}
+
+struct popped {
+	char m[64][8];
+	double s[64];
+	int n;
+};
+
+static void popped_cb(void *arg, const struct narf_str *m, double score)
+{
+	struct popped *p = arg;
+
+	assert_true(m->len < 8);
+	memcpy(p->m[p->n], m->s, m->len);
+	p->m[p->n][m->len] = '\0';
+	p->s[p->n++] = score;
+}
+
+/* Random adds (every flag), removals, range deletions and pops against the
+ * sorted-array model, with the listpack limit at 128 (listpack only), 16
+ * (converting midway) and 0 (skiplist only): contents, ranks both ways,
+ * scores and every kind of range with LIMIT agree after each step, and
+ * memory returns to zero. Lex ranges run with all scores equal, as their
+ * contract wants. */
+static void test_zset_against_model(void **state)
+{
+	(void)state;
+	for (int run = 0; run < 6; run++) {
+		static const uint32_t limits[3] = {128, 16, 0};
+		bool lex = run >= 3;
+		struct fixture f;
+		struct narf_coll c = new_zset();
+		struct zmodel z = {.n = 0};
+		uint64_t rng = 1000 + (uint64_t)run;
+
+		fixture_init(&f);
+		f.lim.zset_lp_entries = limits[run % 3];
+		for (int step = 0; step < 600; step++) {
+			uint64_t x = narf_rng_next(&rng);
+			char m[8];
+			int op = (int)(x % 16);
+
+			snprintf(m, sizeof(m), "m%d", (int)((x >> 8) % 40));
+			if (op < 9) {
+				static const unsigned fl[] = {
+				        0,
+				        NARF_ZADD_NX,
+				        NARF_ZADD_XX,
+				        NARF_ZADD_GT,
+				        NARF_ZADD_LT,
+				        NARF_ZADD_INCR,
+				        NARF_ZADD_INCR | NARF_ZADD_XX,
+				        NARF_ZADD_GT | NARF_ZADD_XX,
+				        0};
+				unsigned flags = fl[op];
+				double sc = lex ? 0 : rand_score(&rng);
+				int i = zm_find(&z, m);
+				double want = sc, cur = i >= 0 ? z.s[i] : 0;
+				enum narf_zadd_result res;
+				int rv = narf_zset_add(&f.ctx, &c, sc, m,
+				                       strlen(m), flags, &res,
+				                       NULL);
+
+				if (flags & NARF_ZADD_INCR && i >= 0)
+					want = cur + sc;
+				if (isnan(want)) {
+					assert_int_equal(rv, NARF_EINVAL);
+				} else if (i < 0) {
+					assert_int_equal(rv, 0);
+					if (!(flags & NARF_ZADD_XX))
+						zm_insert(&z, want, m);
+				} else if (!(flags & NARF_ZADD_NX) &&
+				           !(flags & NARF_ZADD_GT &&
+				             want <= cur) &&
+				           !(flags & NARF_ZADD_LT &&
+				             want >= cur) &&
+				           want != cur) {
+					assert_int_equal(res,
+					                 NARF_ZADD_UPDATED);
+					zm_remove(&z, i);
+					zm_insert(&z, want, m);
+				}
+			} else if (op < 11) {
+				int i = zm_find(&z, m);
+
+				assert_int_equal(
+				        narf_zset_del(&f.ctx, &c, m, strlen(m)),
+				        i >= 0);
+				if (i >= 0)
+					zm_remove(&z, i);
+			} else if (op < 13) {
+				struct popped p = {.n = 0};
+				uint64_t n = (x >> 16) % 4;
+				bool max = (x >> 20) & 1;
+				uint64_t got = narf_zset_pop(&f.ctx, &c, max, n,
+				                             popped_cb, &p);
+
+				assert_int_equal(got, (uint64_t)z.n < n
+				                              ? (uint64_t)z.n
+				                              : n);
+				for (int j = 0; j < p.n; j++) {
+					int i = max ? z.n - 1 : 0;
+
+					assert_string_equal(p.m[j], z.m[i]);
+					assert_true(p.s[j] == z.s[i]);
+					zm_remove(&z, i);
+				}
+			} else if (op < 14) {
+				struct narf_zrange r;
+				struct popped p = {.n = 0};
+				char lexbuf[2][8];
+				int idx[64], k;
+
+				rand_range(&rng, &z, &r, lexbuf, lex);
+				r.offset = 0;
+				r.limit = UINT64_MAX;
+				k = zm_range(&z, &r, idx);
+				assert_int_equal(
+				        narf_zset_delete_range(&f.ctx, &c, &r,
+				                               popped_cb, &p),
+				        k);
+				/* removed in ascending order */
+				for (int j = 0; j < k; j++)
+					assert_string_equal(
+					        p.m[j],
+					        z.m[idx[r.rev ? k - 1 - j
+					                      : j]]);
+				zm_remove_range(&z, idx, k);
+			} else {
+				zm_check(&f, &c, &z, &rng, lex);
+			}
+		}
+		zm_check(&f, &c, &z, &rng, lex);
+		if (f.lim.zset_lp_entries == 0 && z.n > 0)
+			assert_int_equal(c.enc, NARF_ENC_SKIPLIST);
+		narf_coll_free(&f.ctx, &c);
+		assert_int_equal(f.used, 0);
+	}
+}
+
+static void zcount_cb(void *arg, const struct narf_str *m, double score)
+{
+	(void)m;
+	(void)score;
+	(*(int *)arg)++;
+}
+
+/* ZSCAN over a big set ends at cursor 0 having passed every member, a
+ * small one comes whole; random picks are members with their scores. */
+static void test_zset_scan_and_random(void **state)
+{
+	(void)state;
+	for (int n = 10; n <= 1000; n += 990) {
+		struct fixture f;
+		struct narf_coll c = new_zset();
+		uint64_t cursor = 0;
+		int seen = 0, calls = 0;
+		char m[16];
+
+		fixture_init(&f);
+		for (int i = 0; i < n; i++) {
+			snprintf(m, sizeof(m), "k%d", i);
+			zadd(&f, &c, i, m, 0, NULL);
+		}
+		do {
+			cursor = narf_zset_scan(&c, cursor, 10, zcount_cb,
+			                        &seen);
+			calls++;
+		} while (cursor != 0 && calls < 10000);
+		assert_int_equal(cursor, 0);
+		assert_true(seen >= n);
+		if (n == 10)
+			assert_int_equal(calls, 1);
+		for (int i = 0; i < 50; i++) {
+			struct narf_str ms;
+			double s;
+
+			narf_zset_random(&f.ctx, &c, &ms, &s);
+			snprintf(m, sizeof(m), "k%d", (int)s);
+			assert_int_equal(ms.len, strlen(m));
+			assert_memory_equal(ms.s, m, ms.len);
+		}
+		narf_coll_free(&f.ctx, &c);
+		assert_int_equal(f.used, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -645,6 +1262,12 @@ int main(void)
 	        cmocka_unit_test(test_set_noncanonical_ints_are_strings),
 	        cmocka_unit_test(test_set_walks_and_pops),
 	        cmocka_unit_test(test_set_scan),
+	        cmocka_unit_test(test_zset_add_flags_both_encodings),
+	        cmocka_unit_test(test_zset_converts_at_thresholds),
+	        cmocka_unit_test(test_zset_ties_order_by_member),
+	        cmocka_unit_test(test_zset_score_str),
+	        cmocka_unit_test(test_zset_against_model),
+	        cmocka_unit_test(test_zset_scan_and_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
