@@ -9,12 +9,15 @@
  * conversion (out of memory) leaves the listpack as it was and fails the
  * write.
  *
- * In a listpack a score is read back from its text (or integer) each time;
- * the text is d2string()'s, so it reads back as the very double written.
+ * In a listpack a score is held as Redis 7.0's zzlInsertAt() holds it: an
+ * integral score within +-2^62 as an integer (so -0 becomes 0 there, and
+ * only there), any other as "%.17g" text, which reads back as the very
+ * double written.
  */
 #include "coll_zset.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -47,17 +50,30 @@ static void node_view(const struct narf_zsl_node *n, struct narf_str *out)
 	view(out, narf_zsl_member(n), n->len);
 }
 
-size_t narf_zset_score_str(char *buf, double d)
+/* Redis 7.0's double2ll(): an integral double within +-2^62 as an
+ * integer (-0 included, as 0). */
+static bool double2ll(double d, long long *out)
 {
+	long long ll;
+
+	if (!(d >= (double)(-LLONG_MAX / 2) && d <= (double)(LLONG_MAX / 2)))
+		return false;
+	ll = (long long)d;
+	if ((double)ll != d)
+		return false;
+	*out = ll;
+	return true;
+}
+
+size_t narf_zset_score_text(enum narf_enc enc, char *buf, double d)
+{
+	long long ll;
 	int n;
 
 	if (isinf(d))
 		n = snprintf(buf, NARF_ZSET_SCOREBUF, d > 0 ? "inf" : "-inf");
-	else if (d == 0)
-		n = snprintf(buf, NARF_ZSET_SCOREBUF, signbit(d) ? "-0" : "0");
-	else if (d > -4503599627370495.0 && d < 4503599627370496.0 &&
-	         d == (double)(long long)d)
-		n = snprintf(buf, NARF_ZSET_SCOREBUF, "%lld", (long long)d);
+	else if (enc == NARF_ENC_LISTPACK && double2ll(d, &ll))
+		n = snprintf(buf, NARF_ZSET_SCOREBUF, "%lld", ll);
 	else
 		n = snprintf(buf, NARF_ZSET_SCOREBUF, "%.17g", d);
 	return (size_t)n;
@@ -147,7 +163,7 @@ static int lp_insert_at(const struct narf_coll_ctx *ctx,
                         uint32_t *newpos)
 {
 	char sb[NARF_ZSET_SCOREBUF];
-	size_t sl = narf_zset_score_str(sb, score);
+	size_t sl = narf_zset_score_text(NARF_ENC_LISTPACK, sb, score);
 	uint32_t mpos;
 	int rv;
 
@@ -188,7 +204,7 @@ static int lp_update(const struct narf_coll_ctx *ctx,
 	if (at == (after == NARF_LP_NONE ? narf_lp_end(lp) : after)) {
 		/* same place: only the score's text changes */
 		char sb[NARF_ZSET_SCOREBUF];
-		size_t sl = narf_zset_score_str(sb, score);
+		size_t sl = narf_zset_score_text(NARF_ENC_LISTPACK, sb, score);
 
 		rv = narf_lp_replace(&lp, ctx->used, narf_lp_next(lp, pos), sb,
 		                     sl);
@@ -278,6 +294,59 @@ static int to_skiplist(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 fail:
 	zs_destroy(ctx, z);
 	return NARF_ENOMEM;
+}
+
+static int to_listpack(const struct narf_coll_ctx *ctx, struct narf_coll *c)
+{
+	struct narf_zset *z = c->p;
+	const struct narf_zsl_node *x;
+	unsigned char *lp;
+	int rv = narf_lp_create(&lp, ctx->used);
+
+	for (x = narf_zsl_first(z->zsl); rv == 0 && x != NULL;
+	     x = narf_zsl_next(x)) {
+		char sb[NARF_ZSET_SCOREBUF];
+		size_t sl =
+		        narf_zset_score_text(NARF_ENC_LISTPACK, sb, x->score);
+
+		rv = narf_lp_append(&lp, ctx->used, narf_zsl_member(x), x->len);
+		if (rv == 0)
+			rv = narf_lp_append(&lp, ctx->used, sb, sl);
+	}
+	if (rv != 0) {
+		narf_lp_destroy(lp, ctx->used);
+		return rv;
+	}
+	zs_destroy(ctx, z);
+	c->p = lp;
+	c->enc = NARF_ENC_LISTPACK;
+	return 0;
+}
+
+int narf_zset_create(const struct narf_coll_ctx *ctx,
+                     struct narf_coll *c,
+                     uint64_t size_hint)
+{
+	c->type = NARF_TYPE_ZSET;
+	c->enc = NARF_ENC_LISTPACK;
+	c->p = NULL;
+	if (size_hint <= ctx->lim->zset_lp_entries)
+		return 0;
+	return to_skiplist(ctx, c);
+}
+
+int narf_zset_shrink(const struct narf_coll_ctx *ctx, struct narf_coll *c)
+{
+	const struct narf_zset *z = c->p;
+	const struct narf_zsl_node *x;
+
+	if (z == NULL || c->enc != NARF_ENC_SKIPLIST ||
+	    narf_zsl_length(z->zsl) > ctx->lim->zset_lp_entries)
+		return 0;
+	for (x = narf_zsl_first(z->zsl); x != NULL; x = narf_zsl_next(x))
+		if (x->len > ctx->lim->zset_lp_value)
+			return 0;
+	return to_listpack(ctx, c);
 }
 
 /* --- writes --------------------------------------------------------------- */
@@ -539,6 +608,28 @@ static bool lp_in_end(const unsigned char *lp,
 	return min_end ? lex_gte_min(&r->lex, &m) : lex_lte_max(&r->lex, &m);
 }
 
+/* Whether an interval can hold anything at all (min <= max, and not
+ * both equal with an exclusive end). */
+static bool range_nonempty(const struct narf_zrange *r)
+{
+	if (r->by == NARF_ZRANGE_SCORE)
+		return !(r->score.min > r->score.max ||
+		         (r->score.min == r->score.max &&
+		          (r->score.minex || r->score.maxex)));
+	const struct narf_zsl_lex_bound *a = &r->lex.min, *b = &r->lex.max;
+	int d;
+
+	if (a->inf != 0 || b->inf != 0) {
+		d = (a->inf > b->inf) - (a->inf < b->inf);
+	} else {
+		struct narf_str m;
+
+		view(&m, a->s, a->len);
+		d = lex_cmp(&m, b);
+	}
+	return !(d > 0 || (d == 0 && (a->ex || b->ex)));
+}
+
 /* A listpack's score or lex range: the first pair in the walk's direction
  * to *first, the count to the return value. */
 static uint64_t lp_range(const unsigned char *lp,
@@ -549,6 +640,13 @@ static uint64_t lp_range(const unsigned char *lp,
 	uint32_t pos = rev ? lp_last(lp) : narf_lp_first(lp);
 	uint64_t n = 0;
 
+	*first = NARF_LP_NONE;
+	/* zzlIsInRange / zzlIsInLexRange first: an empty interval, or one
+	 * the ends of the set do not reach, holds nothing (which decides
+	 * lex ranges over unequal scores as Redis does) */
+	if (!range_nonempty(r) || !lp_in_end(lp, lp_last(lp), r, true) ||
+	    !lp_in_end(lp, narf_lp_first(lp), r, false))
+		return 0;
 	while (pos != NARF_LP_NONE && !lp_in_end(lp, pos, r, !rev))
 		pos = lp_step(lp, pos, rev);
 	*first = pos;
@@ -574,6 +672,24 @@ static uint64_t zs_range(const struct narf_zsl *zsl,
 		return 0;
 	}
 	return *hi >= *lo ? *hi - *lo + 1 : 0;
+}
+
+/* Members from x on, in r's direction, within r's far end, up to its
+ * limit. */
+static uint64_t zs_lex_walk(const struct narf_zsl_node *x,
+                            const struct narf_zrange *r)
+{
+	uint64_t n = 0;
+	struct narf_str m;
+
+	for (; x != NULL && n < r->limit;
+	     x = r->rev ? narf_zsl_prev(x) : narf_zsl_next(x), n++) {
+		node_view(x, &m);
+		if (r->rev ? !lex_gte_min(&r->lex, &m)
+		           : !lex_lte_max(&r->lex, &m))
+			break;
+	}
+	return n;
 }
 
 void narf_zset_iter_init(struct narf_zset_iter *it,
@@ -635,6 +751,13 @@ void narf_zset_iter_range(struct narf_zset_iter *it,
 			return;
 		it->node = narf_zsl_by_rank(
 		        zsl, r->rev ? hi - r->offset : lo + r->offset);
+		if (r->by == NARF_ZRANGE_LEX) {
+			/* As Redis's walk, which stops at the first member
+			 * past the far end: the same count as the ranks'
+			 * when the scores are equal, as lex ranges want. */
+			it->left = zs_lex_walk(it->node, r);
+			return;
+		}
 	}
 	n -= r->offset;
 	it->left = n < r->limit ? n : r->limit;

@@ -3,16 +3,17 @@
  * (score, member) on top of coll.h. A small one is a listpack of member,
  * score, member, score... kept in that order, each score written as Redis
  * 7.0's d2string() writes it (so "3", which the listpack stores as an
- * integer, or "1.5"); a zset grows into a struct narf_zset, a dict of
- * members plus a skiplist (common/skiplist.h) that share one node per
- * member, when it passes zset-max-listpack-entries members or gets a member
- * longer than zset-max-listpack-value bytes. As in Redis 7.0 it never goes
- * back on its own: removals and pops keep the skiplist. Only a value built
- * whole (the *STORE commands) takes the encoding of its final size, which
- * building it with narf_zset_add() into an empty handle gives.
+ * integer, or "1.5"; narf_zset_score_text); a zset grows into a struct
+ * narf_zset, a dict of members plus a skiplist (common/skiplist.h) that share
+ * one node per member, when it passes zset-max-listpack-entries members or gets
+ * a member longer than zset-max-listpack-value bytes. As in Redis 7.0 it never
+ * goes back on its own: removals and pops keep the skiplist. Only a value built
+ * whole (the *STORE commands) may take the listpack encoding at the end
+ * (narf_zset_shrink).
  *
  * Scores are doubles and never NaN (narf_zset_add refuses one); -0.0 and
- * 0.0 are the same score, as in Redis, and the first one written stays.
+ * 0.0 are the same score, as in Redis: an update to an equal score changes
+ * nothing, and a listpack, as 7.0's, stores -0 as the integer 0.
  *
  * Every function takes the handle of a sorted set (c->type NARF_TYPE_ZSET;
  * c->p NULL for an empty one). Member views (struct narf_str) are valid
@@ -69,6 +70,20 @@ int narf_zset_add(const struct narf_coll_ctx *ctx,
                   unsigned flags,
                   enum narf_zadd_result *res,
                   double *newscore);
+/*
+ * Values built whole (the *STORE commands), as Redis 7.0 builds them:
+ * narf_zset_create makes *c an empty zset in the encoding that a zset of
+ * size_hint members starts in (zsetTypeCreate: a skiplist beyond
+ * zset-max-listpack-entries, else a listpack that converts as it grows);
+ * narf_zset_shrink gives a finished one the listpack encoding when its
+ * size and its members fit the limits (zsetConvertToListpackIfNeeded).
+ * Both return 0 or NARF_ENOMEM (a failed shrink leaves the skiplist).
+ */
+int narf_zset_create(const struct narf_coll_ctx *ctx,
+                     struct narf_coll *c,
+                     uint64_t size_hint);
+int narf_zset_shrink(const struct narf_coll_ctx *ctx, struct narf_coll *c);
+
 /* Remove member m; true when it was there. */
 bool narf_zset_del(const struct narf_coll_ctx *ctx,
                    struct narf_coll *c,
@@ -184,11 +199,13 @@ uint64_t narf_zset_scan(const struct narf_coll *c,
                         narf_zset_scan_cb cb,
                         void *arg);
 
-/* A score as Redis 7.0's d2string() writes it (the listpack's form, ZSCAN's
- * text): integers below 2^52 without exponent, else "%.17g"; "inf", "-inf",
- * "-0". buf needs NARF_ZSET_SCOREBUF bytes; returns the length. */
+/* A score as text the way an encoding holds it in Redis 7.0, which is how
+ * ZSCAN shows it: a listpack keeps an integral score within +-2^62 as an
+ * integer (so -0 reads "0") and any other as "%.17g"; a skiplist's prints
+ * with "%.17g" ("-0", "1e+20"); infinities are "inf" and "-inf". buf needs
+ * NARF_ZSET_SCOREBUF bytes; returns the length. */
 #define NARF_ZSET_SCOREBUF 32
-size_t narf_zset_score_str(char *buf, double score);
+size_t narf_zset_score_text(enum narf_enc enc, char *buf, double score);
 
 /* Free what the set holds (coll.c dispatches here). The dict goes first,
  * without touching its elements, then the skiplist frees the nodes

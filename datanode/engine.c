@@ -119,9 +119,17 @@ const struct narf_command *narf_engine_command_at(unsigned i)
 
 /* Walk every command table (COMMAND, COMMAND COUNT). */
 const struct narf_command *const narf_command_tables[] = {
-        narf_string_commands, narf_hash_commands,    narf_list_commands,
-        narf_set_commands,    narf_setalg_commands,  narf_key_commands,
-        narf_server_commands, narf_cluster_commands, NULL,
+        narf_string_commands,
+        narf_hash_commands,
+        narf_list_commands,
+        narf_set_commands,
+        narf_setalg_commands,
+        narf_zset_commands,
+        narf_zrange_commands,
+        narf_key_commands,
+        narf_server_commands,
+        narf_cluster_commands,
+        NULL,
 };
 
 void narf_engine_config_default(struct narf_engine_config *cfg)

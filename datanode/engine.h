@@ -435,6 +435,8 @@ extern const struct narf_command narf_hash_commands[];
 extern const struct narf_command narf_list_commands[];
 extern const struct narf_command narf_set_commands[];    /* cmd_set.c */
 extern const struct narf_command narf_setalg_commands[]; /* cmd_setalg.c */
+extern const struct narf_command narf_zset_commands[];   /* cmd_zset.c */
+extern const struct narf_command narf_zrange_commands[]; /* cmd_zrange.c */
 extern const struct narf_command narf_key_commands[];
 extern const struct narf_command narf_server_commands[];
 extern const struct narf_command narf_cluster_commands[];

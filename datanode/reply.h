@@ -87,4 +87,22 @@ static inline int narf_reply_verbatim(const struct narf_client *c,
 	                    : narf_resp_bulk(out, p, n);
 }
 
+/* A reply of n (member, score) pairs, WITHSCORES's form: flat `*2n` in
+ * RESP2, `*n` of `*2` pairs in RESP3 (each pair then starts with
+ * narf_reply_pair); without scores, `*n` members in both. */
+static inline int narf_reply_pairs(const struct narf_client *c,
+                                   struct narf_buf *out,
+                                   long long n,
+                                   bool withscores)
+{
+	return narf_resp_array(out, withscores && c->resp != 3 ? 2 * n : n);
+}
+
+/* Opens one pair of narf_reply_pairs: `*2` in RESP3, nothing in RESP2. */
+static inline int narf_reply_pair(const struct narf_client *c,
+                                  struct narf_buf *out)
+{
+	return c->resp == 3 ? narf_resp_array(out, 2) : 0;
+}
+
 #endif /* NARF_DN_REPLY_H */

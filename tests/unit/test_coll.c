@@ -724,6 +724,12 @@ static void test_zset_add_flags_both_encodings(void **state)
 		                 NARF_ZADD_ADDED);
 		assert_int_equal(zadd(&f, &c, -0.0, "z", 0, NULL),
 		                 NARF_ZADD_SAME);
+		/* a listpack holds -0 as the integer 0; a skiplist keeps it */
+		assert_int_equal(zadd(&f, &c, -0.0, "w", 0, &ns),
+		                 NARF_ZADD_ADDED);
+		assert_true(signbit(ns));
+		assert_int_equal(signbit(zscore(&c, "w")) != 0, big);
+		assert_true(narf_zset_del(&f.ctx, &c, "w", 1));
 		assert_int_equal(narf_zset_len(&c), 4);
 		assert_true(narf_zset_del(&f.ctx, &c, "g", 1));
 		assert_false(narf_zset_del(&f.ctx, &c, "g", 1));
@@ -840,24 +846,34 @@ static void test_zset_ties_order_by_member(void **state)
 	}
 }
 
-/* d2string()'s forms: integers plain, others %.17g, infinities, -0. */
-static void test_zset_score_str(void **state)
+/* The texts of scores: a listpack's integers (-0 and 2^62 included) and
+ * "%.17g" beyond, a skiplist's "%.17g" throughout; infinities. */
+static void test_zset_score_text(void **state)
 {
+	static const struct {
+		double d;
+		const char *lp, *sl;
+	} t[] = {
+	        {3, "3", "3"},
+	        {-0.0, "0", "-0"},
+	        {1.1, "1.1000000000000001", "1.1000000000000001"},
+	        {1e20, "1e+20", "1e+20"},
+	        {4611686018427387904.0, "4611686018427387904",
+	         "4.6116860184273879e+18"},
+	        {9223372036854775808.0, "9.2233720368547758e+18",
+	         "9.2233720368547758e+18"},
+	        {-INFINITY, "-inf", "-inf"},
+	        {INFINITY, "inf", "inf"},
+	};
 	char b[NARF_ZSET_SCOREBUF];
 
 	(void)state;
-	narf_zset_score_str(b, 3);
-	assert_string_equal(b, "3");
-	narf_zset_score_str(b, -0.0);
-	assert_string_equal(b, "-0");
-	narf_zset_score_str(b, 1.1);
-	assert_string_equal(b, "1.1000000000000001");
-	narf_zset_score_str(b, 1e20);
-	assert_string_equal(b, "1e+20");
-	narf_zset_score_str(b, -INFINITY);
-	assert_string_equal(b, "-inf");
-	narf_zset_score_str(b, 4503599627370496.0);
-	assert_string_equal(b, "4503599627370496");
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		narf_zset_score_text(NARF_ENC_LISTPACK, b, t[i].d);
+		assert_string_equal(b, t[i].lp);
+		narf_zset_score_text(NARF_ENC_SKIPLIST, b, t[i].d);
+		assert_string_equal(b, t[i].sl);
+	}
 }
 
 /* The model: a sorted array of (score, member), what the facade must
@@ -1265,7 +1281,7 @@ int main(void)
 	        cmocka_unit_test(test_zset_add_flags_both_encodings),
 	        cmocka_unit_test(test_zset_converts_at_thresholds),
 	        cmocka_unit_test(test_zset_ties_order_by_member),
-	        cmocka_unit_test(test_zset_score_str),
+	        cmocka_unit_test(test_zset_score_text),
 	        cmocka_unit_test(test_zset_against_model),
 	        cmocka_unit_test(test_zset_scan_and_random),
 	};
