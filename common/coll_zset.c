@@ -630,8 +630,15 @@ static bool range_nonempty(const struct narf_zrange *r)
 	return !(d > 0 || (d == 0 && (a->ex || b->ex)));
 }
 
-/* A listpack's score or lex range: the first pair in the walk's direction
- * to *first, the count to the return value. */
+/*
+ * A listpack's score or lex range, walked as Redis's genericZrangeby*
+ * walk it: from the first element in range in r's direction, offset
+ * elements skipped whatever they hold, then elements taken while they are
+ * within the far end, at most limit of them. The first one taken goes to
+ * *first, their count to the return value. For scores, which are in
+ * order, that is just the range; for lex ranges over unequal scores
+ * (unspecified) it is what 7.0 answers.
+ */
 static uint64_t lp_range(const unsigned char *lp,
                          const struct narf_zrange *r,
                          uint32_t *first)
@@ -642,15 +649,19 @@ static uint64_t lp_range(const unsigned char *lp,
 
 	*first = NARF_LP_NONE;
 	/* zzlIsInRange / zzlIsInLexRange first: an empty interval, or one
-	 * the ends of the set do not reach, holds nothing (which decides
-	 * lex ranges over unequal scores as Redis does) */
+	 * the ends of the set do not reach, holds nothing */
 	if (!range_nonempty(r) || !lp_in_end(lp, lp_last(lp), r, true) ||
 	    !lp_in_end(lp, narf_lp_first(lp), r, false))
 		return 0;
 	while (pos != NARF_LP_NONE && !lp_in_end(lp, pos, r, !rev))
 		pos = lp_step(lp, pos, rev);
+	if (pos == NARF_LP_NONE || !lp_in_end(lp, pos, r, rev))
+		return 0;
+	for (uint64_t i = 0; i < r->offset && pos != NARF_LP_NONE; i++)
+		pos = lp_step(lp, pos, rev);
 	*first = pos;
-	for (; pos != NARF_LP_NONE && lp_in_end(lp, pos, r, rev);
+	for (;
+	     pos != NARF_LP_NONE && n < r->limit && lp_in_end(lp, pos, r, rev);
 	     pos = lp_step(lp, pos, rev))
 		n++;
 	return n;
@@ -733,32 +744,30 @@ void narf_zset_iter_range(struct narf_zset_iter *it,
 		return;
 	}
 	if (c->enc == NARF_ENC_LISTPACK) {
-		const unsigned char *lp = c->p;
-		uint32_t pos;
+		it->left = lp_range(c->p, r, &it->pos);
+		return;
+	}
+	const struct narf_zsl *zsl = ((const struct narf_zset *)c->p)->zsl;
 
-		n = lp_range(lp, r, &pos);
-		if (r->offset >= n)
-			return;
-		for (uint64_t i = 0; i < r->offset; i++)
-			pos = lp_step(lp, pos, r->rev);
-		it->pos = pos;
-	} else {
-		const struct narf_zsl *zsl =
-		        ((const struct narf_zset *)c->p)->zsl;
-
-		n = zs_range(zsl, r, &lo, &hi);
-		if (r->offset >= n)
+	n = zs_range(zsl, r, &lo, &hi);
+	if (n == 0)
+		return;
+	if (r->by == NARF_ZRANGE_LEX) {
+		/* Redis's walk: offset nodes on from the first in range
+		 * (a rank's jump), then while within the far end. With
+		 * equal scores, as lex ranges want, that is the ranks'
+		 * count; over unequal ones it is what the walk finds. */
+		if (r->rev ? hi <= r->offset : r->offset > len - lo)
 			return;
 		it->node = narf_zsl_by_rank(
 		        zsl, r->rev ? hi - r->offset : lo + r->offset);
-		if (r->by == NARF_ZRANGE_LEX) {
-			/* As Redis's walk, which stops at the first member
-			 * past the far end: the same count as the ranks'
-			 * when the scores are equal, as lex ranges want. */
-			it->left = zs_lex_walk(it->node, r);
-			return;
-		}
+		it->left = zs_lex_walk(it->node, r);
+		return;
 	}
+	if (r->offset >= n)
+		return;
+	it->node =
+	        narf_zsl_by_rank(zsl, r->rev ? hi - r->offset : lo + r->offset);
 	n -= r->offset;
 	it->left = n < r->limit ? n : r->limit;
 }

@@ -430,6 +430,17 @@ def test_zrange_by_lex(c):
                          *limit) == rwant
             assert c.cmd("ZLEXCOUNT", key, lo, hi) == len(
                 model.by_lex(lo.encode(), hi.encode()))
+    # Over unequal scores (unspecified) a listpack answers as 7.0 walks
+    # it: from the first member in range, skip the offset, then take
+    # members while they are within the far end.
+    c.cmd("ZADD", "u", "-inf", "m137", 0, "m162", 1, "m20", 1, "m22", 1,
+          "m32", "2.5", "m36", "2.5", "m84", 3, "m1", 7, "m2", "1e20", "m106")
+    assert c.cmd("ZREVRANGEBYLEX", "u", "[m3", "(m1", "LIMIT", 4, 1) == \
+        [b"m36"]
+    c.cmd("ZADD", "v", -3, "m3", 0, "m45", "0.1", "", "1.1", "m24", "2.5",
+          "m2", "1e20", "m0", "1e20", "m185")
+    assert c.cmd("ZRANGEBYLEX", "v", "[", "[m3", "LIMIT", 2, 1) == [b""]
+    assert c.cmd("ZRANGEBYLEX", "v", "[", "[m3") == [b"m3"]
     for a, b in (("a", "[b"), ("[a", "b"), ("+x", "[b"), ("-", "++"),
                  ("", "+")):
         assert c.cmd("ZRANGEBYLEX", "small", a, b) == RANGE_NOTLEX

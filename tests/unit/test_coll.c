@@ -1261,6 +1261,50 @@ static void test_zset_scan_and_random(void **state)
 	}
 }
 
+/* Values built whole: narf_zset_create picks the encoding of the size
+ * hint, narf_zset_shrink turns a finished skiplist that fits into a
+ * listpack with the same members (a -0 becoming 0, as a listpack holds
+ * it), and leaves one with a long member alone. */
+static void test_zset_create_and_shrink(void **state)
+{
+	struct fixture f;
+	struct narf_coll c;
+	char m[80];
+
+	(void)state;
+	fixture_init(&f);
+	assert_int_equal(narf_zset_create(&f.ctx, &c, 128), 0);
+	assert_int_equal(c.enc, NARF_ENC_LISTPACK);
+	assert_null(c.p);
+	assert_int_equal(narf_zset_create(&f.ctx, &c, 129), 0);
+	assert_int_equal(c.enc, NARF_ENC_SKIPLIST);
+	assert_int_equal(narf_zset_len(&c), 0);
+	zadd(&f, &c, 2, "b", 0, NULL);
+	zadd(&f, &c, -0.0, "z", 0, NULL);
+	zadd(&f, &c, 1.5, "a", 0, NULL);
+	assert_true(signbit(zscore(&c, "z")));
+	assert_int_equal(narf_zset_shrink(&f.ctx, &c), 0);
+	assert_int_equal(c.enc, NARF_ENC_LISTPACK);
+	assert_int_equal(narf_zset_len(&c), 3);
+	assert_false(signbit(zscore(&c, "z")));
+	assert_true(zscore(&c, "a") == 1.5 && zscore(&c, "b") == 2);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+
+	assert_int_equal(narf_zset_create(&f.ctx, &c, UINT64_MAX), 0);
+	memset(m, 'x', 65);
+	m[65] = '\0';
+	zadd(&f, &c, 1, m, 0, NULL);
+	assert_int_equal(narf_zset_shrink(&f.ctx, &c), 0);
+	assert_int_equal(c.enc, NARF_ENC_SKIPLIST);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(narf_zset_create(&f.ctx, &c, UINT64_MAX), 0);
+	assert_int_equal(narf_zset_shrink(&f.ctx, &c), 0);
+	assert_int_equal(narf_zset_len(&c), 0);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1284,6 +1328,7 @@ int main(void)
 	        cmocka_unit_test(test_zset_score_text),
 	        cmocka_unit_test(test_zset_against_model),
 	        cmocka_unit_test(test_zset_scan_and_random),
+	        cmocka_unit_test(test_zset_create_and_shrink),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
