@@ -5,6 +5,8 @@
 #include "coll.h"
 
 #include <assert.h>
+#include <math.h>
+#include <stdlib.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -97,6 +99,8 @@ bool narf_coll_free_step(const struct narf_coll_ctx *ctx,
 		return narf_hash_free_step(ctx, c, budget);
 	case NARF_TYPE_SET:
 		return narf_set_free_step(ctx, c, budget);
+	case NARF_TYPE_ZSET:
+		return narf_zset_free_step(ctx, c, budget);
 	case NARF_TYPE_LIST:
 		/* a node holds up to a few hundred small elements */
 		return narf_list_free_step(ctx, c, budget / 32 + 1);
@@ -168,6 +172,28 @@ static int encode_set(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 	return rv;
 }
 
+/* A score as text that reads back as the very double ("%.17g", "-0",
+ * "inf"), then the member. */
+static int encode_zset(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
+{
+	struct narf_zset_iter it;
+	struct narf_str m;
+	double s;
+	int rv = 0;
+
+	narf_zset_iter_init(&it, c, false);
+	while (rv == 0 && narf_zset_iter_next(&it, &m, &s)) {
+		char sb[NARF_ZSET_SCOREBUF];
+		size_t sl = narf_zset_score_text(NARF_ENC_SKIPLIST, sb, s);
+
+		rv = narf_resp_bulk(b, sb, sl);
+		if (rv == 0)
+			rv = narf_resp_bulk(b, m.s, m.len);
+		*n += 2;
+	}
+	return rv;
+}
+
 int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 {
 	size_t before = b->len;
@@ -184,12 +210,38 @@ int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 	case NARF_TYPE_SET:
 		rv = encode_set(c, b, n);
 		break;
+	case NARF_TYPE_ZSET:
+		rv = encode_zset(c, b, n);
+		break;
 	default:
 		rv = NARF_EINVAL;
 	}
 	if (rv != 0)
 		b->len = before;
 	return rv;
+}
+
+/* One "score member" pair of a zset payload: the score must be all of
+ * its text and not NaN. */
+static int load_zset_pair(const struct narf_coll_ctx *ctx,
+                          struct narf_coll *c,
+                          const char *score,
+                          size_t slen,
+                          const char *m,
+                          size_t mlen)
+{
+	enum narf_zadd_result res;
+	char buf[NARF_ZSET_SCOREBUF + 16], *end;
+	double d;
+
+	if (slen == 0 || slen >= sizeof(buf))
+		return NARF_EPROTO;
+	memcpy(buf, score, slen);
+	buf[slen] = '\0';
+	d = strtod(buf, &end);
+	if (*end != '\0' || isnan(d))
+		return NARF_EPROTO;
+	return narf_zset_add(ctx, c, d, m, mlen, 0, &res, NULL);
 }
 
 int narf_coll_load(const struct narf_coll_ctx *ctx,
@@ -217,6 +269,13 @@ int narf_coll_load(const struct narf_coll_ctx *ctx,
 	case NARF_TYPE_SET:
 		for (int i = 0; i < argc && rv == 0; i++)
 			rv = narf_set_add(ctx, c, argv[i], argvlen[i], NULL);
+		return rv;
+	case NARF_TYPE_ZSET:
+		if (argc % 2 != 0)
+			return NARF_EPROTO;
+		for (int i = 0; i < argc && rv == 0; i += 2)
+			rv = load_zset_pair(ctx, c, argv[i], argvlen[i],
+			                    argv[i + 1], argvlen[i + 1]);
 		return rv;
 	default:
 		return NARF_EPROTO;

@@ -1026,3 +1026,21 @@ void narf_zset_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 		zs_destroy(ctx, c->p);
 	c->p = NULL;
 }
+
+bool narf_zset_free_step(const struct narf_coll_ctx *ctx,
+                         struct narf_coll *c,
+                         size_t budget)
+{
+	struct narf_zset *z = c->p;
+
+	if (z == NULL || c->enc == NARF_ENC_LISTPACK) {
+		narf_zset_free(ctx, c);
+		return true;
+	}
+	narf_dict_close(&z->dict); /* at once, then empty: a no-op */
+	if (narf_zsl_free_step(z->zsl, budget) > 0)
+		return false;
+	zs_destroy(ctx, z);
+	c->p = NULL;
+	return true;
+}

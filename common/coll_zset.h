@@ -212,4 +212,13 @@ size_t narf_zset_score_text(enum narf_enc enc, char *buf, double score);
  * (skiplist.h's order). */
 void narf_zset_free(const struct narf_coll_ctx *ctx, struct narf_coll *c);
 
+/* Lazy free (coll.h): free up to budget members; true, with c->p NULL,
+ * once all went. The first step drops the dict whole (its buckets; the
+ * members are the skiplist's), later ones free the skiplist's nodes from
+ * the front (skiplist.h's order): in between the set only counts, nothing
+ * may look a member up. */
+bool narf_zset_free_step(const struct narf_coll_ctx *ctx,
+                         struct narf_coll *c,
+                         size_t budget);
+
 #endif /* NARF_COLL_ZSET_H */

@@ -15,15 +15,15 @@
  * when the result is empty. The inputs are read before that, so a
  * destination that is also an input is read first.
  *
- * Inputs of the algebra must be sorted sets here. Redis also takes plain
- * sets (each member scoring 1); narf's sets land in another slice, and a
- * set input joins in zsrc_* below when they do.
+ * The algebra takes plain sets as inputs too, each member scoring 1, as
+ * Redis does (common/coll_set.h's walk and membership test).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd_zset.h"
+#include "common/coll_set.h"
 
 static int read_zset(struct narf_engine *e,
                      const char *key,
@@ -407,20 +407,99 @@ static int cmd_zremrangebylex(struct narf_engine *e,
 enum setop { OP_UNION, OP_INTER, OP_DIFF };
 enum aggr { AG_SUM, AG_MIN, AG_MAX };
 
-/* An input of the algebra (zsetopsrc): absent keys are empty. */
+/* An input of the algebra (zsetopsrc): a sorted set, a plain set (every
+ * member scoring 1) or, for an absent key, nothing. */
 struct zsrc {
-	struct narf_coll c;
-	bool present;
+	struct narf_coll c; /* borrowed from the store; c.p NULL: absent */
 	double weight;
 	uint64_t len;
 	int at; /* position in the command, the sort's tie-break */
 };
 
+/* zuiInitIterator / zuiNext over either type. */
+struct zsrc_iter {
+	const struct zsrc *z;
+	struct narf_zset_iter zi;
+	struct narf_set_iter si;
+};
+
+static void zsrc_iter_init(struct zsrc_iter *it, const struct zsrc *z)
+{
+	it->z = z;
+	if (z->c.type == NARF_TYPE_SET)
+		narf_set_iter_init(&it->si, (struct narf_coll *)&z->c);
+	else
+		narf_zset_iter_init(&it->zi, &z->c, false);
+}
+
+static bool zsrc_iter_next(struct zsrc_iter *it,
+                           struct narf_str *m,
+                           double *score)
+{
+	if (it->z->c.type != NARF_TYPE_SET)
+		return narf_zset_iter_next(&it->zi, m, score);
+	*score = 1.0;
+	return narf_set_iter_next(&it->si, m);
+}
+
+static void zsrc_iter_close(struct zsrc_iter *it)
+{
+	if (it->z->c.type == NARF_TYPE_SET)
+		narf_set_iter_close(&it->si);
+}
+
+/* zuiFind: m's score in the input, if it is there. */
 static bool zsrc_score(const struct zsrc *z,
                        const struct narf_str *m,
                        double *score)
 {
-	return z->present && narf_zset_score(&z->c, m->s, m->len, score);
+	if (z->c.p == NULL)
+		return false;
+	if (z->c.type != NARF_TYPE_SET)
+		return narf_zset_score(&z->c, m->s, m->len, score);
+	*score = 1.0;
+	return narf_set_ismember((struct narf_coll *)&z->c, m->s, m->len);
+}
+
+/* Look every input up for a read, a sorted set or a set: 0, or -1 after a
+ * WRONGTYPE reply (any key of another type wins, before any option is
+ * parsed). The clock is held for the whole lookup, so a key named twice
+ * cannot expire between its two lookups (freeing what the first one
+ * returned). */
+static int gather(struct narf_engine *e,
+                  const char **keys,
+                  const size_t *klen,
+                  long long n,
+                  struct zsrc *src,
+                  struct narf_buf *out)
+{
+	int64_t held = e->now_cached;
+	int rv = 0;
+
+	if (held == 0)
+		e->now_cached = narf_engine_now(e);
+	for (long long i = 0; i < n && rv == 0; i++) {
+		struct narf_entry *en = narf_lookup(e, keys[i], klen[i], true);
+		enum narf_type t =
+		        en != NULL ? narf_entry_type(en) : NARF_TYPE_ZSET;
+
+		src[i].weight = 1.0;
+		src[i].at = (int)i;
+		src[i].c = (struct narf_coll){NARF_TYPE_ZSET, NARF_ENC_LISTPACK,
+		                              NULL};
+		if (en == NULL)
+			continue;
+		if (t != NARF_TYPE_ZSET && t != NARF_TYPE_SET) {
+			narf_reply_wrongtype(out);
+			rv = -1;
+			break;
+		}
+		narf_entry_coll(en, &src[i].c);
+		src[i].len = t == NARF_TYPE_SET ? narf_set_len(&src[i].c)
+		                                : narf_zset_len(&src[i].c);
+	}
+	e->now_cached = held;
+	return rv;
 }
 
 /* zunionInterAggregate: a sum of +inf and -inf is 0; MIN and MAX keep
@@ -472,7 +551,7 @@ static int zunion(const struct narf_coll_ctx *ctx,
                   enum aggr how,
                   struct narf_coll *dst)
 {
-	struct narf_zset_iter it;
+	struct zsrc_iter it;
 	struct narf_str m;
 	double s, cur;
 	int rv = 0;
@@ -480,8 +559,8 @@ static int zunion(const struct narf_coll_ctx *ctx,
 	for (long long i = 0; i < n && rv == 0; i++) {
 		if (src[i].len == 0)
 			continue;
-		narf_zset_iter_init(&it, &src[i].c, false);
-		while (rv == 0 && narf_zset_iter_next(&it, &m, &s)) {
+		zsrc_iter_init(&it, &src[i]);
+		while (rv == 0 && zsrc_iter_next(&it, &m, &s)) {
 			double v = src[i].weight * s;
 
 			if (isnan(v))
@@ -492,6 +571,7 @@ static int zunion(const struct narf_coll_ctx *ctx,
 			}
 			rv = put(ctx, dst, &m, v);
 		}
+		zsrc_iter_close(&it);
 	}
 	return rv;
 }
@@ -506,15 +586,15 @@ static int zinter(const struct narf_coll_ctx *ctx,
                   uint64_t *card,
                   uint64_t limit)
 {
-	struct narf_zset_iter it;
+	struct zsrc_iter it;
 	struct narf_str m;
 	double s, v;
 	int rv = 0;
 
 	if (src[0].len == 0)
 		return 0;
-	narf_zset_iter_init(&it, &src[0].c, false);
-	while (rv == 0 && narf_zset_iter_next(&it, &m, &s)) {
+	zsrc_iter_init(&it, &src[0]);
+	while (rv == 0 && zsrc_iter_next(&it, &m, &s)) {
 		double score = src[0].weight * s;
 		long long j;
 
@@ -531,6 +611,7 @@ static int zinter(const struct narf_coll_ctx *ctx,
 		}
 		rv = put(ctx, dst, &m, score);
 	}
+	zsrc_iter_close(&it);
 	return rv;
 }
 
@@ -540,15 +621,15 @@ static int zdiff(const struct narf_coll_ctx *ctx,
                  long long n,
                  struct narf_coll *dst)
 {
-	struct narf_zset_iter it;
+	struct zsrc_iter it;
 	struct narf_str m;
 	double s, v;
 	int rv = 0;
 
 	if (src[0].len == 0)
 		return 0;
-	narf_zset_iter_init(&it, &src[0].c, false);
-	while (rv == 0 && narf_zset_iter_next(&it, &m, &s)) {
+	zsrc_iter_init(&it, &src[0]);
+	while (rv == 0 && zsrc_iter_next(&it, &m, &s)) {
 		long long j;
 
 		for (j = 1; j < n && !zsrc_score(&src[j], &m, &v); j++)
@@ -556,6 +637,7 @@ static int zdiff(const struct narf_coll_ctx *ctx,
 		if (j == n)
 			rv = put(ctx, dst, &m, s);
 	}
+	zsrc_iter_close(&it);
 	return rv;
 }
 
@@ -664,17 +746,8 @@ static int setop_generic(struct narf_engine *e,
 	src = calloc((size_t)n, sizeof(*src));
 	if (src == NULL)
 		return NARF_ENOMEM;
-	for (long long i = 0; i < n; i++) {
-		int k = numidx + 1 + (int)i;
-		int found = read_zset(e, argv[k], len[k], &src[i].c, out);
-
-		if (found < 0)
-			goto done;
-		src[i].present = found == 1;
-		src[i].len = found == 1 ? narf_zset_len(&src[i].c) : 0;
-		src[i].weight = 1.0;
-		src[i].at = (int)i;
-	}
+	if (gather(e, &argv[numidx + 1], &len[numidx + 1], n, src, out) != 0)
+		goto done;
 	if (parse_setop_opts(argv, len, numidx + 1 + (int)n, argc, src, n, op,
 	                     dst != 0, card, &how, &withscores, &limit,
 	                     out) != 0)

@@ -162,24 +162,33 @@ int narf_zcmd_store(struct narf_engine *e,
 	int64_t now = narf_engine_now(e);
 	uint64_t n = narf_zset_len(result);
 	struct narf_cref r;
-	int rv;
+	int rv = 0;
 
-	/* Whatever dst held goes first (its TTL too), as Redis's setKey. */
-	narf_store_del(e->store, slot, dst, dlen, now);
-	if (n == 0) {
-		narf_zset_free(ctx, result);
-		return narf_resp_int(out, 0);
+	/* The result is built (and counted) before dst changes: one that
+	 * took the store past max-memory under noeviction is refused here
+	 * with dst as it was, as cmd_setalg.c's STOREs do (Redis checks
+	 * only before the command). */
+	if (n > 0)
+		rv = narf_store_make_room(e->store, 0, now);
+	if (rv == 0) {
+		/* whatever dst held goes first, its TTL too (setKey) */
+		narf_store_del(e->store, slot, dst, dlen, now);
+		if (n > 0)
+			rv = narf_store_coll_open(e->store, slot, dst, dlen,
+			                          NARF_TYPE_ZSET, 0,
+			                          NARF_COLL_CREATE, now, &r);
 	}
-	rv = narf_store_coll_open(e->store, slot, dst, dlen, NARF_TYPE_ZSET, 0,
-	                          NARF_COLL_CREATE, now, &r);
-	if (rv != 0) {
+	if (rv != 0 || n == 0) {
 		narf_zset_free(ctx, result);
-		return narf_zcmd_store_error(out, rv);
+		return rv != 0 ? narf_zcmd_store_error(out, rv)
+		               : narf_resp_int(out, 0);
 	}
 	r.c.enc = result->enc;
 	r.c.p = result->p;
-	result->p = NULL;
+	result->p = NULL; /* the entry's now */
 	narf_store_coll_close(e->store, &r, now);
+	/* built whole: replicas would get it whole (NARF.CLOAD) */
+	narf_engine_send_value(e, slot, dst, dlen);
 	return narf_resp_int(out, (long long)n);
 }
 
@@ -722,6 +731,16 @@ static int cmd_zscan(struct narf_engine *e,
 
 	if (narf_parse_scan_cursor(argv[2], len[2], &cursor) != 0)
 		return narf_resp_error(out, "ERR invalid cursor");
+	/* Redis 7.0's order: the cursor, then the key (a missing one is an
+	 * empty scan whatever the options), then the options. */
+	rv = read_zset(e, argv[1], len[1], &z, out);
+	if (rv < 0)
+		return 0;
+	if (rv == 0) {
+		narf_resp_array(out, 2);
+		narf_resp_bulk(out, "0", 1);
+		return narf_resp_array(out, 0);
+	}
 	for (int i = 3; i < argc; i += 2) {
 		if (i + 1 >= argc)
 			return narf_reply_syntax(out);
@@ -740,16 +759,11 @@ static int cmd_zscan(struct narf_engine *e,
 			return narf_reply_syntax(out);
 		}
 	}
-	rv = read_zset(e, argv[1], len[1], &z, out);
-	if (rv < 0)
-		return 0;
 	if (count > 100000)
 		count = 100000;
 	narf_buf_init(&zs.items);
 	zs.enc = (enum narf_enc)z.enc;
-	cursor = rv == 1 ? narf_zset_scan(&z, cursor, (unsigned)count, zscan_cb,
-	                                  &zs)
-	                 : 0;
+	cursor = narf_zset_scan(&z, cursor, (unsigned)count, zscan_cb, &zs);
 	rv = zs.err;
 	if (rv == 0) {
 		n = snprintf(num, sizeof(num), "%llu", cursor);

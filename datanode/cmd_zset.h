@@ -71,10 +71,11 @@ static inline int narf_zcmd_reply_elem(const struct narf_client *c,
 	return withscores ? narf_reply_double(c, out, score) : 0;
 }
 
-/* A *STORE's end: dst takes the zset in *result (ownership moves; it was
- * built by narf_zset_add into an empty handle, so its encoding is that of
- * its final size), replacing whatever dst held, TTL included; an empty
- * result deletes dst. Replies with the result's size. */
+/* A *STORE's end: dst takes the zset in *result (ownership moves, in
+ * the encoding it was built in), replacing whatever dst held, TTL
+ * included; an empty result deletes dst. Replies with the result's size,
+ * or OOM, leaving dst as it was, when the result took the store past
+ * max-memory under noeviction. */
 int narf_zcmd_store(struct narf_engine *e,
                     const char *dst,
                     size_t dlen,

@@ -9,9 +9,10 @@
  * directly with a fake clock.
  *
  * Command implementations live in cmd_string.c (the string family),
- * cmd_hash.c (hashes), cmd_set.c and cmd_setalg.c (sets), cmd_keys.c
- * (keyspace) and cmd_server.c (connection, server and cluster commands);
- * the table and dispatch are in engine.c.
+ * cmd_hash.c (hashes), cmd_set.c and cmd_setalg.c (sets), cmd_zset.c and
+ * cmd_zrange.c (sorted sets), cmd_keys.c (keyspace) and cmd_server.c
+ * (connection, server and cluster commands); the table and dispatch are
+ * in engine.c.
  */
 #ifndef NARF_ENGINE_H
 #define NARF_ENGINE_H

@@ -688,6 +688,12 @@ def test_zscan(c):
     assert c.cmd("ZSCAN", "s", 0, "COUNT", 0) == SYNTAX
     assert c.cmd("ZSCAN", "s", 0, "COUNT", "x") == NOTINT
     assert c.cmd("ZSCAN", "s", 0, "MATCH") == SYNTAX
+    # the key before the options: a missing key scans empty whatever
+    # follows, WRONGTYPE wins over a syntax error
+    assert c.cmd("ZSCAN", "nokey", 0, "COUNT", 0) == [b"0", []]
+    assert c.cmd("ZSCAN", "nokey", "x") == Err("ERR invalid cursor")
+    c.cmd("SET", "str", "v")
+    assert c.cmd("ZSCAN", "str", 0, "BOGUS") == WRONGTYPE
 
 
 # ---------------------------------------------------------------------------
@@ -730,6 +736,60 @@ def test_union_inter_diff(c):
                  "WITHSCORES") == [b"y", b"-inf", b"x", b"inf"]
     assert c.cmd("ZINTER", 2, "i", "j", "WEIGHTS", 1, 0,
                  "WITHSCORES") == [b"x", b"0", b"y", b"0"]
+
+
+def test_algebra_takes_sets(c):
+    """Plain sets are inputs of the algebra, every member scoring 1
+    (intsets and hashtables alike, WEIGHTS applying); ZRANGESTORE and the
+    other zset commands still refuse them."""
+    c.cmd("SADD", "s", "a", "b", "c")
+    c.cmd("SADD", "is", 1, 2, 3)
+    c.cmd("ZADD", "z", 2, "a", 5, "d", "0.5", "1")
+    assert c.cmd("OBJECT", "ENCODING", "is") == b"intset"
+    assert c.cmd("ZUNION", 2, "z", "s", "WITHSCORES") == [
+        b"1", b"0.5", b"b", b"1", b"c", b"1", b"a", b"3", b"d", b"5"]
+    assert c.cmd("ZINTER", 2, "s", "z", "WITHSCORES") == [b"a", b"3"]
+    assert c.cmd("ZDIFF", 2, "s", "z", "WITHSCORES") == [
+        b"b", b"1", b"c", b"1"]
+    assert c.cmd("ZUNION", 2, "is", "z", "WEIGHTS", 2, 1, "WITHSCORES") == [
+        b"2", b"2", b"3", b"2", b"a", b"2", b"1", b"2.5", b"d", b"5"]
+    assert c.cmd("ZINTERCARD", 2, "s", "z") == 1
+    assert c.cmd("ZINTERSTORE", "d", 2, "s", "s", "WEIGHTS", 2, 3) == 3
+    assert c.cmd("ZRANGE", "d", 0, -1, "WITHSCORES") == [
+        b"a", b"5", b"b", b"5", b"c", b"5"]
+    assert c.cmd("TYPE", "d") == "zset"
+    assert c.cmd("ZDIFFSTORE", "s", 2, "s", "z") == 2
+    assert c.cmd("TYPE", "s") == "zset"
+    c.cmd("SADD", "s2", "x")
+    assert c.cmd("ZRANGESTORE", "d", "s2", 0, -1) == WRONGTYPE
+    assert c.cmd("ZCARD", "s2") == WRONGTYPE
+    assert c.cmd("ZSCORE", "s2", "x") == WRONGTYPE
+
+
+def test_thresholds_follow_config_set(c):
+    """CONFIG SET zset-max-listpack-entries/-value move the conversion
+    points for new writes and for results built whole."""
+    assert c.cmd("CONFIG", "SET", "zset-max-listpack-entries", 4,
+                 "zset-max-listpack-value", 8) == "OK"
+    c.cmd("ZADD", "z", 1, "a", 2, "b", 3, "c", 4, "d")
+    assert c.cmd("OBJECT", "ENCODING", "z") == b"listpack"
+    c.cmd("ZADD", "z", 5, "e")
+    assert c.cmd("OBJECT", "ENCODING", "z") == b"skiplist"
+    c.cmd("ZADD", "v", 1, "12345678")
+    assert c.cmd("OBJECT", "ENCODING", "v") == b"listpack"
+    c.cmd("ZADD", "v", 1, "123456789")
+    assert c.cmd("OBJECT", "ENCODING", "v") == b"skiplist"
+    assert c.cmd("ZUNIONSTORE", "d", 1, "z") == 5
+    assert c.cmd("OBJECT", "ENCODING", "d") == b"skiplist"
+    assert c.cmd("ZRANGESTORE", "d", "z", 0, 3) == 4
+    assert c.cmd("OBJECT", "ENCODING", "d") == b"listpack"
+    assert c.cmd("ZINTERSTORE", "d", 1, "v") == 2
+    assert c.cmd("OBJECT", "ENCODING", "d") == b"skiplist"
+    assert c.cmd("CONFIG", "SET", "zset-max-listpack-entries", 0) == "OK"
+    c.cmd("ZADD", "w", 1, "a")
+    assert c.cmd("OBJECT", "ENCODING", "w") == b"skiplist"
+    assert c.cmd("CONFIG", "SET", "zset-max-listpack-entries", 128,
+                 "zset-max-listpack-value", 64) == "OK"
 
 
 def test_algebra_errors(c):

@@ -3,23 +3,24 @@
  * operations, the conversions at exactly Redis's thresholds, and memory
  * accounting that returns to zero after a free.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <math.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
+#include "common/buf.h"
 #include "common/coll.h"
 #include "common/coll_hash.h"
-#include "common/rng.h"
-#include "common/coll_zset.h"
-#include "common/coll_set.h"
 #include "common/coll_list.h"
+#include "common/coll_set.h"
+#include "common/coll_zset.h"
+#include "common/rng.h"
 
 static const uint8_t seed[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
 
@@ -1305,6 +1306,86 @@ static void test_zset_create_and_shrink(void **state)
 	assert_int_equal(f.used, 0);
 }
 
+/* A big zset is freed lazily in bounded steps (the dict at once, then the
+ * nodes from the front), a small one at once; either way every byte comes
+ * back. */
+static void test_zset_free_step(void **state)
+{
+	(void)state;
+	for (int n = 10; n <= 1000; n += 990) {
+		struct fixture f;
+		struct narf_coll c = new_zset();
+		int steps = 0;
+		char m[16];
+
+		fixture_init(&f);
+		for (int i = 0; i < n; i++) {
+			snprintf(m, sizeof(m), "k%d", i);
+			zadd(&f, &c, i, m, 0, NULL);
+		}
+		assert_int_equal(narf_coll_lazy(&c), n > 128);
+		while (!narf_coll_free_step(&f.ctx, &c, 100))
+			steps++;
+		assert_int_equal(steps, n > 128 ? 9 : 0);
+		assert_null(c.p);
+		assert_int_equal(f.used, 0);
+	}
+}
+
+/* A zset's payload (score, member pairs, as NARF.CLOAD carries it) loads
+ * back into the same set in either encoding, scores exact: 1.1, -0 in a
+ * skiplist, infinities; a NaN or a half pair is refused. */
+static void test_zset_encode_load(void **state)
+{
+	(void)state;
+	for (int big = 0; big < 2; big++) {
+		struct fixture f;
+		struct narf_coll c = new_zset(), d = new_zset();
+		struct narf_buf b;
+		const char *argv[16];
+		size_t argvlen[16];
+		uint64_t n = 0;
+		int argc = 0;
+
+		fixture_init(&f);
+		if (big)
+			f.lim.zset_lp_entries = 0;
+		zadd(&f, &c, 1.1, "a", 0, NULL);
+		zadd(&f, &c, -0.0, "z", 0, NULL);
+		zadd(&f, &c, -INFINITY, "lo", 0, NULL);
+		zadd(&f, &c, 1e20, "", 0, NULL);
+		narf_buf_init(&b);
+		assert_int_equal(narf_coll_encode(&c, &b, &n), 0);
+		assert_int_equal(n, 8);
+		for (size_t at = 0; at < b.len;) {
+			char *end;
+			long len = strtol(b.data + at + 1, &end, 10);
+
+			argv[argc] = end + 2;
+			argvlen[argc++] = (size_t)len;
+			at = (size_t)(end + 2 + len + 2 - b.data);
+		}
+		assert_int_equal(argc, 8);
+		assert_int_equal(
+		        narf_coll_load(&f.ctx, &d, argc, argv, argvlen), 0);
+		assert_int_equal(narf_zset_len(&d), 4);
+		assert_true(zscore(&d, "a") == 1.1);
+		assert_true(zscore(&d, "") == 1e20);
+		assert_true(isinf(zscore(&d, "lo")));
+		assert_int_equal(signbit(zscore(&d, "z")) != 0, big);
+		assert_int_equal(narf_coll_load(&f.ctx, &d, 3, argv, argvlen),
+		                 NARF_EPROTO);
+		argv[0] = "nan";
+		argvlen[0] = 3;
+		assert_int_equal(narf_coll_load(&f.ctx, &d, 2, argv, argvlen),
+		                 NARF_EPROTO);
+		narf_buf_close(&b);
+		narf_coll_free(&f.ctx, &c);
+		narf_coll_free(&f.ctx, &d);
+		assert_int_equal(f.used, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1329,6 +1410,8 @@ int main(void)
 	        cmocka_unit_test(test_zset_against_model),
 	        cmocka_unit_test(test_zset_scan_and_random),
 	        cmocka_unit_test(test_zset_create_and_shrink),
+	        cmocka_unit_test(test_zset_free_step),
+	        cmocka_unit_test(test_zset_encode_load),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

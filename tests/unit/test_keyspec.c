@@ -202,6 +202,55 @@ static void test_set_commands_name_every_key(void **state)
 	}
 }
 
+/* A row of the zset tables by name. */
+static const struct narf_command *zset_command(const char *name)
+{
+	const struct narf_command *const tables[] = {narf_zset_commands,
+	                                             narf_zrange_commands};
+
+	for (size_t t = 0; t < 2; t++)
+		for (const struct narf_command *c = tables[t]; c->name; c++)
+			if (strcmp(c->name, name) == 0)
+				return c;
+	fail_msg("no command %s", name);
+	return NULL;
+}
+
+/* The zset commands' rows name every key: a STORE's destination and its
+ * counted inputs, ZRANGESTORE's destination and source, ZMPOP's and
+ * ZINTERCARD's counted keys and not their options. */
+static void test_zset_commands_name_every_key(void **state)
+{
+	static struct {
+		const char *argv[9];
+		int keys[4];
+		int n;
+	} cases[] = {
+	        {{"zunionstore", "d", "2", "a", "b", "WEIGHTS", "1", "2", NULL},
+	         {1, 3, 4},
+	         3},
+	        {{"zdiffstore", "d", "1", "a", NULL}, {1, 3}, 2},
+	        {{"zinter", "2", "a", "b", "WITHSCORES", NULL}, {2, 3}, 2},
+	        {{"zintercard", "2", "a", "b", "LIMIT", "1", NULL}, {2, 3}, 2},
+	        {{"zmpop", "2", "a", "b", "MIN", "COUNT", "2", NULL},
+	         {2, 3},
+	         2},
+	        {{"zrangestore", "d", "s", "0", "-1", NULL}, {1, 2}, 2},
+	        {{"zadd", "z", "1", "m", NULL}, {1}, 1},
+	        {{"zrangebyscore", "z", "0", "1", NULL}, {1}, 1},
+	};
+	int idx[8];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct narf_command *c = zset_command(cases[i].argv[0]);
+
+		assert_int_equal(keys_of(c, cases[i].argv, idx, 8), cases[i].n);
+		for (int k = 0; k < cases[i].n; k++)
+			assert_int_equal(idx[k], cases[i].keys[k]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +263,7 @@ int main(void)
 	        cmocka_unit_test(test_malformed_counts),
 	        cmocka_unit_test(test_no_keys),
 	        cmocka_unit_test(test_set_commands_name_every_key),
+	        cmocka_unit_test(test_zset_commands_name_every_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
