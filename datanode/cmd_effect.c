@@ -6,6 +6,8 @@
  *   NARF.HSET <epoch> <key> <count> <field> <value> [...]
  *   NARF.HDEL <epoch> <key> <count> <field> [...]
  *   NARF.SADD / NARF.SREM <epoch> <key> <count> <member> [...]
+ *   NARF.ZADD <epoch> <key> <count> <score> <member> [...]  (scores set)
+ *   NARF.ZREM <epoch> <key> <count> <member> [...]
  *   NARF.LPUSH / NARF.RPUSH <epoch> <key> <count> <element> [...]
  *   NARF.LPOP / NARF.RPOP <epoch> <key> <count> <n>
  *   NARF.LSET <epoch> <key> <count> <index> <element>
@@ -34,6 +36,8 @@
 #include "common/coll_hash.h"
 #include "common/coll_list.h"
 #include "common/coll_set.h"
+#include "cmd_zset.h"
+#include "common/coll_zset.h"
 #include "engine.h"
 #include "repl.h"
 
@@ -93,6 +97,42 @@ static int set_rem(const struct narf_coll_ctx *ctx,
 {
 	for (int i = 0; i < argc && narf_coll_len(c) > 0; i++)
 		narf_set_remove(ctx, c, argv[i], argvlen[i]);
+	return 0;
+}
+
+/* --- sorted sets: the scores the primary computed, set as they are --- */
+
+static int zset_add(const struct narf_coll_ctx *ctx,
+                    struct narf_coll *c,
+                    int argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+	int rv = 0;
+
+	if (argc % 2 != 0)
+		return NARF_EPROTO;
+	for (int i = 0; i < argc && rv == 0; i += 2) {
+		enum narf_zadd_result res;
+		double score;
+
+		/* ZADD's own parser (strtod: %.17g comes back exact) */
+		if (!narf_zcmd_parse_score(argv[i], argvlen[i], &score))
+			return NARF_EPROTO;
+		rv = narf_zset_add(ctx, c, score, argv[i + 1], argvlen[i + 1],
+		                   0, &res, NULL);
+	}
+	return rv == NARF_EINVAL ? NARF_EPROTO : rv;
+}
+
+static int zset_rem(const struct narf_coll_ctx *ctx,
+                    struct narf_coll *c,
+                    int argc,
+                    const char *const *argv,
+                    const size_t *argvlen)
+{
+	for (int i = 0; i < argc && narf_coll_len(c) > 0; i++)
+		narf_zset_del(ctx, c, argv[i], argvlen[i]);
 	return 0;
 }
 
@@ -356,6 +396,16 @@ static int cmd_nhdel(struct narf_engine *e,
 		return apply(e, c, argc, argv, len, out, NARF_TYPE_SET, \
 		             create, fn);                               \
 	}
+#define ZSET_EFFECT(name, create, fn)                                    \
+	static int name(struct narf_engine *e, struct narf_client *c,    \
+	                int argc, const char **argv, const size_t *len,  \
+	                struct narf_buf *out)                            \
+	{                                                                \
+		return apply(e, c, argc, argv, len, out, NARF_TYPE_ZSET, \
+		             create, fn);                                \
+	}
+ZSET_EFFECT(cmd_nzadd, true, zset_add)
+ZSET_EFFECT(cmd_nzrem, false, zset_rem)
 SET_EFFECT(cmd_nsadd, true, set_add)
 SET_EFFECT(cmd_nsrem, false, set_rem)
 LIST_EFFECT(cmd_nlpush, true, list_lpush)
@@ -510,6 +560,8 @@ const struct narf_command narf_effect_commands[] = {
         {"narf.hset", cmd_nhset, -6, P, 0, 0, 0},
         {"narf.hdel", cmd_nhdel, -5, P, 0, 0, 0},
         {"narf.sadd", cmd_nsadd, -5, P, 0, 0, 0},
+        {"narf.zadd", cmd_nzadd, -6, P, 0, 0, 0},
+        {"narf.zrem", cmd_nzrem, -5, P, 0, 0, 0},
         {"narf.srem", cmd_nsrem, -5, P, 0, 0, 0},
         {"narf.lpush", cmd_nlpush, -5, P, 0, 0, 0},
         {"narf.rpush", cmd_nrpush, -5, P, 0, 0, 0},

@@ -164,8 +164,6 @@ static int zrange_generic(struct narf_engine *e,
 			        "ERR min or max not valid string "
 			        "range item");
 	}
-	if (store && narf_zcmd_refuse_write(e, out))
-		return 0;
 	rv = read_zset(e, argv[src], len[src], &z, out);
 	if (rv < 0)
 		return 0;
@@ -358,15 +356,23 @@ static int zremrange_generic(struct narf_engine *e,
 	long long start = 0, stop = 0, n = 0;
 	struct narf_zrange r;
 	struct narf_cref cr;
+	struct narf_fx fx;
 
 	if (parse_range_args(argv, len, by, &r, &start, &stop, out) != 0)
 		return 0;
 	if (narf_zcmd_open(e, argv[1], len[1], 0, false, &cr, out) != 0)
 		return 0;
+	narf_fx_init(&fx);
 	if (cr.e != NULL && (by != NARF_ZRANGE_RANK ||
 	                     clip_ranks(start, stop, narf_zset_len(&cr.c), &r)))
 		n = (long long)narf_zset_delete_range(
-		        narf_store_coll_ctx(e->store), &cr.c, &r, NULL, NULL);
+		        narf_store_coll_ctx(e->store), &cr.c, &r,
+		        narf_fx_wanted(e) ? narf_zcmd_fx_member : NULL, &fx);
+	/* the members removed, not the range: a lex range over unequal
+	 * scores is not the same set of members on every copy */
+	if (cr.e != NULL && n > 0)
+		narf_zcmd_send(e, &cr, argv[1], len[1], "NARF.ZREM", &fx);
+	narf_fx_close(&fx);
 	narf_store_coll_close(e->store, &cr, narf_engine_now(e));
 	return narf_resp_int(out, n);
 }
@@ -732,8 +738,6 @@ static int setop_generic(struct narf_engine *e,
 	struct zsrc *src;
 	int rv = 0;
 
-	if (dst != 0 && narf_zcmd_refuse_write(e, out))
-		return 0;
 	if (narf_arg_ll(out, argv[numidx], len[numidx], &n) != 0)
 		return 0;
 	if (n < 1)

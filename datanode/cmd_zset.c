@@ -38,14 +38,24 @@ int narf_zcmd_store_error(struct narf_buf *out, int rv)
 	return rv; /* NARF_ENOMEM: the connection closes */
 }
 
-bool narf_zcmd_refuse_write(const struct narf_engine *e, struct narf_buf *out)
+void narf_zcmd_fx_member(void *arg, const struct narf_str *m, double score)
 {
-	if (e->repl == NULL)
-		return false;
-	narf_resp_error(out,
-	                "ERR zset writes are not replicated yet: this node is "
-	                "in a cluster");
-	return true;
+	(void)score;
+	narf_fx_add(arg, m->s, m->len);
+}
+
+void narf_zcmd_send(struct narf_engine *e,
+                    struct narf_cref *r,
+                    const char *key,
+                    size_t klen,
+                    const char *op,
+                    struct narf_fx *fx)
+{
+	uint64_t count = narf_zset_len(&r->c);
+
+	/* an emptied key's delete goes out when it closes */
+	if (count > 0)
+		narf_fx_send(e, fx, r->slot, op, key, klen, (long long)count);
 }
 
 int narf_zcmd_open(struct narf_engine *e,
@@ -58,8 +68,6 @@ int narf_zcmd_open(struct narf_engine *e,
 {
 	int rv;
 
-	if (narf_zcmd_refuse_write(e, out))
-		return -1;
 	rv = narf_store_coll_open(
 	        e->store, narf_key_slot(key, klen), key, klen, NARF_TYPE_ZSET,
 	        grow, create ? NARF_COLL_CREATE : 0, narf_engine_now(e), r);
@@ -229,6 +237,7 @@ static int zadd_generic(struct narf_engine *e,
 	const struct narf_coll_ctx *ctx = narf_store_coll_ctx(e->store);
 	double stack[16], *scores = stack, score = 0;
 	long long added = 0, updated = 0, processed = 0;
+	struct narf_fx fx;
 	bool ch = false;
 	int idx = 2, n, rv = 0;
 	size_t grow = 0, o;
@@ -278,6 +287,7 @@ static int zadd_generic(struct narf_engine *e,
 	if (narf_zcmd_open(e, argv[1], len[1], grow, !(flags & NARF_ZADD_XX),
 	                   &r, out) != 0)
 		goto done;
+	narf_fx_init(&fx);
 	for (int j = 0; j < n && r.e != NULL; j++) {
 		enum narf_zadd_result res;
 		double ns = 0;
@@ -292,7 +302,17 @@ static int zadd_generic(struct narf_engine *e,
 			processed++;
 			score = ns;
 		}
+		/* the member's score now, computed here (INCR, GT/LT) */
+		if ((res == NARF_ZADD_ADDED || res == NARF_ZADD_UPDATED) &&
+		    narf_fx_wanted(e)) {
+			narf_fx_double(&fx, ns);
+			narf_fx_add(&fx, argv[idx + 2 * j + 1],
+			            len[idx + 2 * j + 1]);
+		}
 	}
+	if (r.e != NULL)
+		narf_zcmd_send(e, &r, argv[1], len[1], "NARF.ZADD", &fx);
+	narf_fx_close(&fx);
 	close_zset(e, &r);
 	if (rv == NARF_EINVAL)
 		rv = narf_resp_error(
@@ -346,6 +366,10 @@ static int cmd_zrem(struct narf_engine *e,
 		return 0;
 	for (int i = 2; i < argc && r.e != NULL && narf_zset_len(&r.c) > 0; i++)
 		n += narf_zset_del(ctx, &r.c, argv[i], len[i]);
+	if (n > 0 && narf_zset_len(&r.c) > 0)
+		narf_engine_effect(e, r.slot, "NARF.ZREM", argv[1], len[1],
+		                   (long long)narf_zset_len(&r.c), argc - 2,
+		                   argv + 2, len + 2);
 	close_zset(e, &r);
 	return narf_resp_int(out, n);
 }
@@ -453,13 +477,16 @@ static int cmd_zrevrank(struct narf_engine *e,
 struct pop_reply {
 	const struct narf_client *c;
 	struct narf_buf *out;
-	bool pair; /* each element a [member, score] array */
+	bool pair;          /* each element a [member, score] array */
+	struct narf_fx *fx; /* the members popped, for the effect; or NULL */
 };
 
 static void pop_cb(void *arg, const struct narf_str *m, double score)
 {
 	struct pop_reply *p = arg;
 
+	if (p->fx != NULL)
+		narf_fx_add(p->fx, m->s, m->len);
 	if (p->pair)
 		narf_resp_array(p->out, 2);
 	narf_resp_bulk(p->out, m->s, m->len);
@@ -481,7 +508,9 @@ static int zpop_generic(struct narf_engine *e,
                         bool nested,
                         struct narf_buf *out)
 {
-	struct pop_reply p = {c, out, nested || (count >= 0 && c->resp == 3)};
+	struct narf_fx fx;
+	struct pop_reply p = {c, out, nested || (count >= 0 && c->resp == 3),
+	                      narf_fx_wanted(e) ? &fx : NULL};
 	struct narf_cref r = {.e = NULL};
 	uint64_t n;
 	int i;
@@ -507,7 +536,10 @@ static int zpop_generic(struct narf_engine *e,
 	} else {
 		narf_reply_pairs(c, out, (long long)n, true);
 	}
+	narf_fx_init(&fx);
 	narf_zset_pop(narf_store_coll_ctx(e->store), &r.c, max, n, pop_cb, &p);
+	narf_zcmd_send(e, &r, keys[i], klen[i], "NARF.ZREM", &fx);
+	narf_fx_close(&fx);
 	close_zset(e, &r);
 	return 0;
 }

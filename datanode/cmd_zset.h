@@ -21,10 +21,6 @@
  * comes back (the connection closes). */
 int narf_zcmd_store_error(struct narf_buf *out, int rv);
 
-/* Refuse a write while zset effects are not replicated (slice 24): true
- * after the error reply. */
-bool narf_zcmd_refuse_write(const struct narf_engine *e, struct narf_buf *out);
-
 /* Open key as a zset for a write (created when create); -1 after an error
  * reply (a node in a cluster, WRONGTYPE, OOM). Pair a 0 with
  * narf_store_coll_close(). */
@@ -81,5 +77,17 @@ int narf_zcmd_store(struct narf_engine *e,
                     size_t dlen,
                     struct narf_coll *result,
                     struct narf_buf *out);
+
+/* Effects (cmd_effect.c applies them): collect a removed member into a
+ * struct narf_fx (a narf_zset_removed_cb), and send what was collected
+ * with the zset's size now, unless the zset is gone (its delete goes out
+ * when it closes). */
+void narf_zcmd_fx_member(void *arg, const struct narf_str *m, double score);
+void narf_zcmd_send(struct narf_engine *e,
+                    struct narf_cref *r,
+                    const char *key,
+                    size_t klen,
+                    const char *op,
+                    struct narf_fx *fx);
 
 #endif /* NARF_DN_CMD_ZSET_H */

@@ -731,6 +731,78 @@ int narf_engine_effect(struct narf_engine *e,
 	return 0;
 }
 
+void narf_fx_init(struct narf_fx *fx)
+{
+	memset(fx, 0, sizeof(*fx));
+	narf_buf_init(&fx->data);
+}
+
+void narf_fx_close(struct narf_fx *fx)
+{
+	narf_buf_close(&fx->data);
+	free(fx->lens);
+	fx->lens = NULL;
+}
+
+void narf_fx_add(struct narf_fx *fx, const void *p, size_t n)
+{
+	if (fx->err != 0)
+		return;
+	if (fx->n == fx->cap) {
+		size_t cap = fx->cap ? fx->cap * 2 : 16;
+		size_t *lens = realloc(fx->lens, cap * sizeof(*lens));
+
+		if (lens == NULL) {
+			fx->err = NARF_ENOMEM;
+			return;
+		}
+		fx->lens = lens;
+		fx->cap = cap;
+	}
+	if (narf_buf_append(&fx->data, p, n) != 0) {
+		fx->err = NARF_ENOMEM;
+		return;
+	}
+	fx->lens[fx->n++] = n;
+}
+
+void narf_fx_double(struct narf_fx *fx, double v)
+{
+	char num[40];
+	int n = snprintf(num, sizeof(num), "%.17g", v);
+
+	narf_fx_add(fx, num, (size_t)n);
+}
+
+void narf_fx_send(struct narf_engine *e,
+                  struct narf_fx *fx,
+                  unsigned slot,
+                  const char *op,
+                  const char *key,
+                  size_t klen,
+                  long long count)
+{
+	const char **args;
+	size_t off = 0;
+
+	if (e->repl == NULL || fx->n == 0)
+		return;
+	args = fx->err == 0 ? malloc(sizeof(*args) * fx->n) : NULL;
+	if (args == NULL) {
+		/* what the replicas miss they must not pretend to have: a
+		 * count nobody can match fails the link, which resyncs */
+		narf_engine_effect(e, slot, op, key, klen, -2, 0, NULL, NULL);
+		return;
+	}
+	for (size_t i = 0; i < fx->n; i++) {
+		args[i] = fx->data.data + off;
+		off += fx->lens[i];
+	}
+	narf_engine_effect(e, slot, op, key, klen, count, (int)fx->n, args,
+	                   fx->lens);
+	free(args);
+}
+
 void narf_engine_send_value(struct narf_engine *e,
                             unsigned slot,
                             const char *key,

@@ -497,6 +497,35 @@ int narf_engine_effect(struct narf_engine *e,
                        const char *const *args,
                        const size_t *lens);
 
+/* An effect's arguments collected while a command runs (members it popped,
+ * scores it computed), copied: for commands whose effect is not their
+ * own arguments. narf_fx_wanted() says whether to bother (a cluster). */
+struct narf_fx {
+	struct narf_buf data; /* the arguments' bytes, back to back */
+	size_t *lens;         /* owned */
+	size_t n, cap;
+	int err; /* NARF_ENOMEM once an add failed */
+};
+static inline bool narf_fx_wanted(const struct narf_engine *e)
+{
+	return e->repl != NULL;
+}
+void narf_fx_init(struct narf_fx *fx);
+void narf_fx_close(struct narf_fx *fx);
+void narf_fx_add(struct narf_fx *fx, const void *p, size_t n);
+/* A double as the effect carries it: %.17g, exact on the way back. */
+void narf_fx_double(struct narf_fx *fx, double v);
+/* Send NARF.<op> <epoch> key <count> <the arguments> (nothing when
+ * empty, or when an add failed: then the replicas must not go on as if
+ * they had it, so the slot's copies are told to resync). */
+void narf_fx_send(struct narf_engine *e,
+                  struct narf_fx *fx,
+                  unsigned slot,
+                  const char *op,
+                  const char *key,
+                  size_t klen,
+                  long long count);
+
 /* Send key's whole value (a collection: NARF.CLOAD) to the slot's
  * replicas, as after a write the store saw: for a value a command built
  * whole (the STORE forms). Nothing outside a cluster or when absent. */

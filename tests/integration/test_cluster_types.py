@@ -27,6 +27,7 @@ def router(c):
 
 
 def call(rt, key, *args):
+    args = [repr(a) if isinstance(a, float) else a for a in args]
     rep, _ = rt.call(key, *args)
     return rep
 
@@ -323,3 +324,59 @@ def test_big_collections_sync_in_slices(make_cluster):
         text = n.log_text()
         assert "diverged" not in text and "malformed" not in text, \
             n.log_tail(20)
+
+
+def test_zset_effects_keep_copies_identical(make_cluster):
+    """Random ZADD (NX/XX/GT/LT/CH/INCR), ZINCRBY, ZREM, ZPOPMIN/MAX,
+    ZMPOP, ZREMRANGEBYRANK/SCORE/LEX and the STORE forms on sorted sets of
+    one slot, listpack and skiplist, with fractional, negative and
+    infinite scores: every in-sync copy ends identical, scores included."""
+    c = make_cluster()
+    rt = router(c)
+    rnd = random.Random(3)
+    keys = ["{Z}%d" % i for i in range(5)]
+    big = []
+    for i in range(400):
+        big += [i * 0.5, "m%d" % i]
+    assert call(rt, keys[0], "ZADD", keys[0], *big) == 400
+    for step in range(2000):
+        k = rnd.choice(keys)
+        k2 = rnd.choice(keys)
+        m = "m%d" % rnd.randrange(450)
+        sc = rnd.choice([rnd.randrange(-50, 50), rnd.random() * 100,
+                         "inf", "-inf", 0.1])
+        op = rnd.randrange(12)
+        if op < 3:
+            args = ("ZADD", k) + tuple(rnd.sample(
+                ["NX", "XX", "GT", "LT", "CH"], rnd.randrange(0, 2))) + \
+                (sc, m)
+            if "NX" in args and ("GT" in args or "LT" in args):
+                args = ("ZADD", k, sc, m)
+        elif op == 3:
+            args = ("ZINCRBY", k, rnd.choice([1, 0.25, -3]), m)
+        elif op == 4:
+            args = ("ZADD", k, "INCR", 2.5, m)
+        elif op == 5:
+            args = ("ZREM", k, m, "nope")
+        elif op == 6:
+            args = (rnd.choice(["ZPOPMIN", "ZPOPMAX"]), k,
+                    rnd.choice([1, 3]))
+        elif op == 7:
+            args = ("ZMPOP", 2, k, k2, rnd.choice(["MIN", "MAX"]),
+                    "COUNT", 2)
+        elif op == 8:
+            args = ("ZREMRANGEBYRANK", k, 0, rnd.randrange(0, 3))
+        elif op == 9:
+            args = ("ZREMRANGEBYSCORE", k, "(%d" % rnd.randrange(-5, 50),
+                    rnd.randrange(50, 60))
+        elif op == 10:
+            args = ("ZREMRANGEBYLEX", k, "[m1", "(m2")
+        else:
+            args = (rnd.choice(["ZUNIONSTORE", "ZINTERSTORE",
+                                "ZDIFFSTORE"]), k, 2, k2, rnd.choice(keys))
+        rep = call(rt, k, *args)
+        assert not (isinstance(rep, Err) and "NaN" not in rep), \
+            (step, args, rep)
+    assert_in_sync(c, keys[0])
+    diff = checks.copies_disagree(c, keys, typed=True)
+    assert not diff, "copies disagree:\n" + "\n".join(diff)
