@@ -282,6 +282,43 @@ int narf_coll_load(const struct narf_coll_ctx *ctx,
 	}
 }
 
+int narf_coll_copy(const struct narf_coll_ctx *ctx,
+                   struct narf_coll *src,
+                   struct narf_coll *dst)
+{
+	enum { CHUNK = 256 };
+	const char *argv[CHUNK];
+	size_t argvlen[CHUNK];
+	struct narf_buf b;
+	uint64_t n = 0;
+	const char *p, *end;
+	int rv, k = 0;
+
+	narf_buf_init(&b);
+	rv = narf_coll_encode(src, &b, &n);
+	p = b.data;
+	end = b.data + b.len;
+	/* the bulks this node just encoded: $len CRLF bytes CRLF */
+	while (rv == 0 && p < end) {
+		size_t len = 0;
+
+		for (p++; *p != '\r'; p++)
+			len = len * 10 + (size_t)(*p - '0');
+		argv[k] = p + 2;
+		argvlen[k] = len;
+		p += 2 + len + 2;
+		/* keep pairs (hash, zset) in one load: CHUNK is even */
+		if (++k == CHUNK || p >= end) {
+			rv = narf_coll_load(ctx, dst, k, argv, argvlen);
+			k = 0;
+		}
+	}
+	narf_buf_close(&b);
+	if (rv != 0)
+		narf_coll_free(ctx, dst);
+	return rv;
+}
+
 int narf_type_by_name(const char *s, size_t n)
 {
 	for (int t = 0; t < NARF_TYPE_COUNT; t++) {

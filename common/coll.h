@@ -117,6 +117,11 @@ int narf_coll_load(const struct narf_coll_ctx *ctx,
                    int argc,
                    const char *const *argv,
                    const size_t *argvlen);
+/* COPY: *dst (an empty handle of src's type) gets src's elements, through
+ * the payload form above. 0, or NARF_ENOMEM with *dst freed. */
+int narf_coll_copy(const struct narf_coll_ctx *ctx,
+                   struct narf_coll *src,
+                   struct narf_coll *dst);
 /* The type named by TYPE's word ("hash"...), or -1. */
 int narf_type_by_name(const char *s, size_t n);
 

@@ -204,6 +204,109 @@ static int rename_generic(struct narf_engine *e,
 	return nx ? narf_resp_int(out, 1) : narf_resp_simple(out, "OK");
 }
 
+/* COPY src dst [DB 0] [REPLACE]: dst gets a copy of src's value and TTL,
+ * whatever its type (a collection is copied element by element, O(n) as
+ * in Redis); 1, or 0 when src is missing or dst exists without REPLACE. */
+static int cmd_copy(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out)
+{
+	unsigned sslot = narf_key_slot(argv[1], len[1]);
+	unsigned dslot = narf_key_slot(argv[2], len[2]);
+	int64_t now = now_of(e), expire;
+	struct narf_entry *src;
+	struct narf_coll sc, copy;
+	struct narf_cref r;
+	bool replace = false;
+	int rv;
+
+	for (int i = 3; i < argc; i++) {
+		long long db;
+
+		if (narf_arg_is(argv[i], len[i], "replace")) {
+			replace = true;
+		} else if (narf_arg_is(argv[i], len[i], "db") && i + 1 < argc) {
+			if (narf_arg_ll(out, argv[i + 1], len[i + 1], &db) != 0)
+				return 0;
+			if (db != 0)
+				return narf_resp_error(
+				        out, "ERR DB index is out of range");
+			i++;
+		} else {
+			return narf_reply_syntax(out);
+		}
+	}
+	if (len[1] == len[2] && memcmp(argv[1], argv[2], len[1]) == 0)
+		return narf_resp_error(out,
+		                       "ERR source and destination objects "
+		                       "are the same");
+	src = narf_lookup(e, argv[1], len[1], false);
+	if (src == NULL)
+		return narf_resp_int(out, 0);
+	if (narf_lookup(e, argv[2], len[2], false) != NULL) {
+		if (!replace)
+			return narf_resp_int(out, 0);
+		del_key(e, argv[2], len[2]);
+	}
+	/* looking dst up (and deleting it) may have reclaimed src */
+	src = narf_lookup(e, argv[1], len[1], false);
+	if (src == NULL)
+		return narf_resp_int(out, 0);
+	expire = narf_entry_expire(src);
+	if (!narf_entry_coll(src, &sc)) {
+		size_t vlen;
+		const char *v = narf_entry_value(src, &vlen);
+		char *buf = malloc(vlen ? vlen : 1);
+
+		if (buf == NULL)
+			return NARF_ENOMEM;
+		memcpy(buf, v, vlen);
+		rv = narf_store_set(e->store, dslot, argv[2], len[2], buf, vlen,
+		                    expire, now, NULL);
+		free(buf);
+		if (rv != 0)
+			return narf_resp_error(out,
+			                       "OOM command not allowed when "
+			                       "used memory > 'maxmemory'.");
+		return narf_resp_int(out, 1);
+	}
+	copy = (struct narf_coll){sc.type, sc.enc, NULL};
+	copy.enc = sc.type == NARF_TYPE_LIST  ? NARF_ENC_QUICKLIST
+	           : sc.type == NARF_TYPE_SET ? NARF_ENC_INTSET
+	                                      : NARF_ENC_LISTPACK;
+	rv = narf_coll_copy(narf_store_coll_ctx(e->store), &sc, &copy);
+	if (rv != 0)
+		return rv;
+	rv = narf_store_coll_open(e->store, dslot, argv[2], len[2],
+	                          (enum narf_type)sc.type, 0, NARF_COLL_CREATE,
+	                          now, &r);
+	if (rv != 0) {
+		narf_coll_free(narf_store_coll_ctx(e->store), &copy);
+		return narf_resp_error(out,
+		                       "OOM command not allowed when used "
+		                       "memory > 'maxmemory'.");
+	}
+	r.c.p = copy.p;
+	r.c.enc = copy.enc;
+	narf_store_coll_close(e->store, &r, now);
+	/* a value built whole: its replicas get it whole, then its TTL (in
+	 * that order: a replica must have the key to take its TTL) */
+	narf_engine_send_value(e, dslot, argv[2], len[2]);
+	if (expire != 0) {
+		struct narf_entry *en =
+		        narf_store_get(e->store, dslot, argv[2], len[2], now,
+		                       NARF_STORE_NOTOUCH);
+
+		if (en != NULL)
+			narf_store_set_expire(e->store, dslot, en, expire);
+	}
+	(void)sslot;
+	return narf_resp_int(out, 1);
+}
+
 static int cmd_rename(struct narf_engine *e,
                       struct narf_client *c,
                       int argc,
@@ -629,6 +732,7 @@ const struct narf_command narf_key_commands[] = {
         {"type", cmd_type, 2, R | F, 1, 1, 1},
         {"object", cmd_object, -2, R, 2, 2, 1},
         {"rename", cmd_rename, 3, W, 1, 2, 1},
+        {"copy", cmd_copy, -3, W | NARF_CMD_DENYOOM, 1, 2, 1},
         {"renamenx", cmd_renamenx, 3, W | F, 1, 2, 1},
         {"randomkey", cmd_randomkey, 1, R, 0, 0, 0},
         {"expire", cmd_expire, -3, W | F, 1, 1, 1},

@@ -90,7 +90,10 @@ def test_hash_effects_keep_copies_identical(make_cluster):
     assert call(rt, "h:0", "PEXPIRE", "h:0", 600000) == 1
     call(rt, "{r}src", "HSET", "{r}src", "a", "1")
     assert call(rt, "{r}src", "RENAME", "{r}src", "{r}dst") == "OK"
-    all_keys = keys + ["h:empty", "{r}src", "{r}dst"]
+    # COPY of a hash with a TTL: the copy, then its TTL, reach the replica
+    assert call(rt, "{r}dst", "PEXPIRE", "{r}dst", 600000) == 1
+    assert call(rt, "{r}dst", "COPY", "{r}dst", "{r}cp") == 1
+    all_keys = keys + ["h:empty", "{r}src", "{r}dst", "{r}cp"]
     assert_in_sync(c, "h:1")
     diff = checks.copies_disagree(c, all_keys, typed=True)
     assert not diff, "copies disagree:\n" + "\n".join(diff)

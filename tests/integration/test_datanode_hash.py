@@ -419,3 +419,37 @@ def test_config_thresholds(c):
     assert c.cmd("CONFIG", "SET", "list-max-listpack-size", -3) == "OK"
     assert c.cmd("CONFIG", "GET", "list-max-listpack-size") == [
         b"list-max-listpack-size", b"-3"]
+
+
+def test_copy_every_type(c):
+    """COPY as Redis 7.0: every type with its TTL, a copy independent of its
+    source, REPLACE, DB 0 only, a missing source, the same key, a syntax
+    error."""
+    c.cmd("SET", "s", "v")
+    c.cmd("HSET", "h", "a", "1", "b", "2")
+    c.cmd("RPUSH", "l", "x", "y", "z")
+    c.cmd("SADD", "st", "1", "2", "m")
+    c.cmd("ZADD", "z", "1.5", "a", "-2", "b")
+    c.cmd("PEXPIRE", "h", 100000)
+    for k in ("s", "h", "l", "st", "z"):
+        assert c.cmd("COPY", k, k + "2") == 1, k
+        assert c.cmd("TYPE", k + "2") == c.cmd("TYPE", k)
+    assert c.cmd("HGETALL", "h2") == [b"a", b"1", b"b", b"2"]
+    assert 0 < c.cmd("PTTL", "h2") <= 100000
+    assert c.cmd("PTTL", "l2") == -1
+    assert c.cmd("LRANGE", "l2", 0, -1) == [b"x", b"y", b"z"]
+    assert sorted(c.cmd("SMEMBERS", "st2")) == [b"1", b"2", b"m"]
+    assert c.cmd("ZRANGE", "z2", 0, -1, "WITHSCORES") == [
+        b"b", b"-2", b"a", b"1.5"]
+    c.cmd("HSET", "h2", "c", "3")
+    assert c.cmd("HLEN", "h") == 2
+    assert c.cmd("COPY", "s", "h2") == 0
+    assert c.cmd("COPY", "s", "h2", "REPLACE") == 1
+    assert c.cmd("GET", "h2") == b"v"
+    assert c.cmd("COPY", "s", "x", "DB", 0) == 1
+    assert c.cmd("COPY", "nokey", "y") == 0
+    assert c.cmd("COPY", "s", "s") == Err(
+        "ERR source and destination objects are the same")
+    assert c.cmd("COPY", "s", "y", "foo") == Err("ERR syntax error")
+    assert c.cmd("COPY", "s", "y", "DB", "x") == Err(
+        "ERR value is not an integer or out of range")
