@@ -390,6 +390,7 @@ static void command_info(const struct narf_client *c,
 	nflags = !!(cmd->flags & NARF_CMD_WRITE) +
 	         !!(cmd->flags & NARF_CMD_READONLY) +
 	         !!(cmd->flags & NARF_CMD_DENYOOM) +
+	         !!(cmd->flags & NARF_CMD_BLOCKING) +
 	         !!(cmd->flags & NARF_CMD_FAST);
 	narf_reply_set(c, out, nflags);
 	if (cmd->flags & NARF_CMD_WRITE)
@@ -398,6 +399,8 @@ static void command_info(const struct narf_client *c,
 		narf_resp_simple(out, "readonly");
 	if (cmd->flags & NARF_CMD_DENYOOM)
 		narf_resp_simple(out, "denyoom");
+	if (cmd->flags & NARF_CMD_BLOCKING)
+		narf_resp_simple(out, "blocking");
 	if (cmd->flags & NARF_CMD_FAST)
 		narf_resp_simple(out, "fast");
 	narf_resp_int(out, cmd->first_key);
@@ -754,11 +757,12 @@ static int cmd_info(struct narf_engine *e,
 	if (want_section(argc, argv, len, "clients"))
 		INFO_ADD(
 		        "# Clients\r\nconnected_clients:%u\r\n"
-		        "maxclients:%u\r\n"
+		        "maxclients:%u\r\nblocked_clients:%u\r\n"
 		        /* peer links: their own budget (engine.h) */
 		        "connected_peer_links:%u\r\npending_peer_links:%u\r\n"
 		        "max_peer_links:%u\r\n\r\n",
-		        e->connected_clients, e->cfg.max_clients, e->peer_links,
+		        e->connected_clients, e->cfg.max_clients,
+		        narf_block_count(&e->block), e->peer_links,
 		        e->peer_pending, e->cfg.max_peer_links);
 	if (want_section(argc, argv, len, "memory")) {
 		/* Under AddressSanitizer the heap reports nothing: fall back
