@@ -181,6 +181,11 @@ def test_several_keys_served_by_the_pushed_one(c, ws):
     assert w.read() == [b"c", b"v"]
     assert c.cmd("RPUSH", "a", "w") == 1
     assert c.cmd("LRANGE", "a", 0, -1) == [b"w"]
+    # many keys (past a short request's argument arrays)
+    keys = ["m%d" % i for i in range(20)]
+    w = ws.block("BLMPOP", 0, 20, *keys, "RIGHT", "COUNT", 2)
+    assert c.cmd("RPUSH", "m17", 1, 2, 3) == 3
+    assert w.read() == [b"m17", [b"3", b"2"]]
 
 
 def test_pipelined_push_then_pop_loses_to_earlier_waiter(c, ws):
