@@ -368,8 +368,36 @@ err_after_alloc:
 	return NULL;
 }
 
+bool narf_block_unblock(struct narf_block *b,
+                        uint64_t client,
+                        enum narf_unblock how)
+{
+	for (struct narf_waiter *w = b->first; w != NULL; w = w->next) {
+		if (w->client != client)
+			continue;
+		if (w->unblock != NARF_UNBLOCK_NONE)
+			return false;
+		w->unblock = how;
+		b->unblocked++;
+		return true;
+	}
+	return false;
+}
+
+struct narf_waiter *narf_block_unblocked(const struct narf_block *b)
+{
+	if (b->unblocked == 0)
+		return NULL;
+	for (struct narf_waiter *w = b->first; w != NULL; w = w->next)
+		if (w->unblock != NARF_UNBLOCK_NONE)
+			return w;
+	return NULL;
+}
+
 void narf_block_remove(struct narf_block *b, struct narf_waiter *w)
 {
+	if (w->unblock != NARF_UNBLOCK_NONE)
+		b->unblocked--;
 	for (unsigned i = 0; i < w->nlinks; i++)
 		unlink_key(b, &w->links[i]);
 	heap_del(b, w);

@@ -43,8 +43,17 @@
 struct narf_bkey;
 struct narf_wlink;
 
+/* CLIENT UNBLOCK's verdict on a waiter, for the server to answer. */
+enum narf_unblock {
+	NARF_UNBLOCK_NONE = 0,
+	NARF_UNBLOCK_TIMEOUT, /* answered as if it timed out */
+	NARF_UNBLOCK_ERROR,   /* answered -UNBLOCKED */
+};
+
 struct narf_waiter {
-	void *owner;         /* borrowed: who waits (a server connection) */
+	void *owner;     /* borrowed: who waits (a server connection) */
+	uint64_t client; /* its client id (CLIENT UNBLOCK) */
+	enum narf_unblock unblock; /* set: never served, answered so */
 	enum narf_type type; /* what it pops: served only from such a key */
 	int argc;
 	char **argv; /* owned: the request, one allocation with argvlen */
@@ -90,6 +99,7 @@ struct narf_block {
 	struct narf_waiter **heap;        /* owned: waiters with a deadline */
 	size_t heap_n, heap_cap;
 	struct narf_bkey *ready_head, *ready_tail;
+	unsigned unblocked; /* waiters with an unblock verdict */
 	uint64_t seq;
 };
 
@@ -116,6 +126,18 @@ struct narf_waiter *narf_block_add(struct narf_block *b,
                                    uint64_t deadline);
 /* Unlink w from its keys and the heap and free it. */
 void narf_block_remove(struct narf_block *b, struct narf_waiter *w);
+
+/*
+ * CLIENT UNBLOCK id: the waiter of client `client` gets verdict how (not
+ * NARF_UNBLOCK_NONE) and is never served again; the server answers it
+ * (narf_block_unblocked) and removes it. false when that client waits for
+ * no key (or already has a verdict).
+ */
+bool narf_block_unblock(struct narf_block *b,
+                        uint64_t client,
+                        enum narf_unblock how);
+/* A waiter with a verdict, or NULL (it stays registered until removed). */
+struct narf_waiter *narf_block_unblocked(const struct narf_block *b);
 
 /* Blocked clients (INFO blocked_clients). */
 static inline unsigned narf_block_count(const struct narf_block *b)

@@ -71,6 +71,7 @@ bool narf_dn_block_begin(struct narf_rconn *c)
 	                   cl->block_numkeys_at, deadline);
 	if (w == NULL)
 		return false;
+	w->client = cl->id;
 	c->waiter = w;
 	narf_conn_wait_begin(c, NARF_WAIT_KEYS);
 	arm(dn);
@@ -143,7 +144,8 @@ static void serve_key(struct narf_dn *dn, struct narf_bkey *k)
 		                    narf_engine_now(e), NARF_STORE_NOTOUCH);
 		if (en == NULL)
 			break;
-		if (narf_entry_type(en) != w->type)
+		if (narf_entry_type(en) != w->type ||
+		    w->unblock != NARF_UNBLOCK_NONE)
 			continue;
 		argv = big ? malloc(sizeof(*argv) * (size_t)w->argc) : small;
 		argvlen = big ? malloc(sizeof(*argvlen) * (size_t)w->argc)
@@ -235,10 +237,33 @@ static void recheck(struct narf_dn *dn)
 	arm(dn);
 }
 
+/* Answer c, blocked, as its timeout does, or with CLIENT UNBLOCK's
+ * error. */
+static void answer_timeout(struct narf_dn *dn, struct narf_rconn *c, bool error)
+{
+	struct narf_buf *out = narf_conn_reply_buf(c);
+	size_t before = out->len;
+	int rv = error ? narf_resp_error(out,
+	                                 "UNBLOCKED client unblocked via "
+	                                 "CLIENT UNBLOCK")
+	               : narf_reply_null_array(&c->client, out);
+
+	if (rv != 0)
+		c->client.close_after_reply = true;
+	if (out != &c->out)
+		c->fwd_bytes += out->len - before;
+	unblock(dn, c);
+}
+
 void narf_dn_block_check(struct narf_dn *dn)
 {
 	struct narf_engine *e = &dn->engine;
+	struct narf_waiter *w;
 
+	/* CLIENT UNBLOCK's verdicts (cmd_server.c), answered here rather
+	 * than from inside the command */
+	while ((w = narf_block_unblocked(&e->block)) != NULL)
+		answer_timeout(dn, w->owner, w->unblock == NARF_UNBLOCK_ERROR);
 	if (dn->block_recheck)
 		recheck(dn);
 	/* Keys signalled outside a connection's requests (none today:
@@ -259,17 +284,8 @@ static void timer_cb(uv_timer_t *t)
 	struct narf_waiter *w;
 
 	dn->block_timer_at = 0;
-	while ((w = narf_block_expired(&dn->engine.block, now)) != NULL) {
-		struct narf_rconn *c = w->owner;
-		struct narf_buf *out = narf_conn_reply_buf(c);
-		size_t before = out->len;
-
-		if (narf_reply_null_array(&c->client, out) != 0)
-			c->client.close_after_reply = true;
-		if (out != &c->out)
-			c->fwd_bytes += out->len - before;
-		unblock(dn, c);
-	}
+	while ((w = narf_block_expired(&dn->engine.block, now)) != NULL)
+		answer_timeout(dn, w->owner, w->unblock == NARF_UNBLOCK_ERROR);
 	arm(dn);
 }
 

@@ -441,6 +441,49 @@ def test_a_closed_waiter_then_a_timeout(c, ws):
     wait_blocked(c, 0)
 
 
+def test_client_unblock(c, srv, ws):
+    """CLIENT UNBLOCK id answers a blocked client as its timeout would
+    (`*-1`, `_` under RESP3), or with ERROR `-UNBLOCKED ...`, and replies 1;
+    0 for a client not blocked or unknown; the unblocked client's pipeline
+    goes on and a later push is not given to it. Argument errors in Redis's
+    order (the reason before the id)."""
+    w = srv.raw()
+    ws.conns.append(w)
+    wid = w.cmd("CLIENT", "ID")
+    w.send(encode("BLPOP", "k", 0) + encode("PING"))
+    wait_blocked(c, 1)
+    assert c.cmd("CLIENT", "UNBLOCK", wid) == 1
+    assert w.read_bytes() == b"*-1\r\n"
+    assert w.read() == "PONG"
+    wait_blocked(c, 0)
+    assert c.cmd("CLIENT", "UNBLOCK", wid) == 0
+    w.send(encode("BLMOVE", "k", "d", "LEFT", "LEFT", 0))
+    wait_blocked(c, 1)
+    assert c.cmd("CLIENT", "UNBLOCK", wid, "error") == 1
+    assert w.read() == Err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    c.cmd("RPUSH", "k", "v")
+    assert c.cmd("LRANGE", "k", 0, -1) == [b"v"]
+    c.cmd("DEL", "k")
+    w.cmd("HELLO", 3)
+    w.send(encode("BLMPOP", 0, 1, "k", "LEFT"))
+    wait_blocked(c, 1)
+    assert c.cmd("CLIENT", "UNBLOCK", wid, "TIMEOUT") == 1
+    assert w.read_bytes() == b"_\r\n"
+    assert c.cmd("CLIENT", "UNBLOCK", 999999) == 0
+    assert c.cmd("CLIENT", "UNBLOCK", -1) == 0
+    assert c.cmd("CLIENT", "UNBLOCK", c.cmd("CLIENT", "ID")) == 0
+    assert c.cmd("CLIENT", "UNBLOCK", "abc") == Err(
+        "ERR value is not an integer or out of range")
+    for args in (("abc", "foo"), (1, "foo")):
+        assert c.cmd("CLIENT", "UNBLOCK", *args) == Err(
+            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+    assert c.cmd("CLIENT", "UNBLOCK") == Err(
+        "ERR wrong number of arguments for 'client|unblock' command")
+    assert c.cmd("CLIENT", "UNBLOCK", 1, "error", "x") == Err(
+        "ERR unknown subcommand or wrong number of arguments for "
+        "'UNBLOCK'. Try CLIENT HELP.")
+
+
 BLOCKING_COMMANDS = {
     # name: (arity, flags but Redis's noscript and movablekeys, first key,
     # last key, step), as 7.0.15's COMMAND INFO

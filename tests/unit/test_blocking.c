@@ -2,7 +2,8 @@
  * Unit tests for datanode/blocking.h, the loop-free waiter registry of the
  * blocking pops: FIFO per key, the deadline heap's order, the ready list's
  * order and deduplication, removal (a closing client) freeing what it
- * held, per-slot counts, and the narrowed request a waiter is served with.
+ * held, per-slot counts, the narrowed request a waiter is served with, and
+ * CLIENT UNBLOCK's verdicts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -331,6 +332,34 @@ static void test_narrowed_argv(void **state)
 	narf_block_close(&b);
 }
 
+/* CLIENT UNBLOCK: the verdict goes to the named client's waiter only,
+ * once; narf_block_unblocked finds it until it is removed, and removing
+ * it (answered, or closed) clears the count. */
+static void test_unblock_verdict(void **state)
+{
+	struct narf_block b;
+	const char *argv[] = {"blpop", "k", "0", NULL};
+	struct narf_waiter *w1, *w2;
+
+	(void)state;
+	narf_block_init(&b, seed);
+	w1 = add(&b, 1, argv, 1, 1, 0, 0);
+	w2 = add(&b, 2, argv, 1, 1, 0, 0);
+	w1->client = 11;
+	w2->client = 12;
+	assert_null(narf_block_unblocked(&b));
+	assert_false(narf_block_unblock(&b, 13, NARF_UNBLOCK_TIMEOUT));
+	assert_true(narf_block_unblock(&b, 12, NARF_UNBLOCK_ERROR));
+	assert_false(narf_block_unblock(&b, 12, NARF_UNBLOCK_TIMEOUT));
+	assert_ptr_equal(narf_block_unblocked(&b), w2);
+	assert_int_equal(w2->unblock, NARF_UNBLOCK_ERROR);
+	narf_block_remove(&b, w2);
+	assert_null(narf_block_unblocked(&b));
+	assert_int_equal(b.unblocked, 0);
+	assert_int_equal(w1->unblock, NARF_UNBLOCK_NONE);
+	narf_block_close(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +371,7 @@ int main(void)
 	        cmocka_unit_test(test_remove_on_close),
 	        cmocka_unit_test(test_slot_counts),
 	        cmocka_unit_test(test_narrowed_argv),
+	        cmocka_unit_test(test_unblock_verdict),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
