@@ -34,9 +34,12 @@
  * (SCATTER), or forwarded requests (FWD_FULL when NARF_FWD_MAX are out,
  * FWD_DRAIN before a split or WAIT; forward.c: requests for other nodes'
  * slots go out pipelined while the connection goes on, and their replies
- * are put back in request order). Waiting connections, and those with
- * forwarded requests out, sit on dn->blocked; whenever something may have
- * moved (acks, a map, a lease, a proxy reply) the check handle walks that
+ * are put back in request order). Standalone too, a connection waits for
+ * keys (KEYS: a blocking pop found nothing; blocking_io.c serves it after
+ * the command that pushes, and times it out). Waiting connections, and
+ * those with forwarded requests out, sit on dn->blocked; whenever
+ * something may have moved (acks, a map, a lease, a proxy reply, a served
+ * or timed-out blocking pop) the check handle walks that
  * list after the loop's I/O, ends the waits that are over and resumes (and
  * flushes) whoever waits no more, so nothing resumes from inside another
  * connection's callback.
