@@ -201,6 +201,9 @@ static int rename_generic(struct narf_engine *e,
 		return narf_resp_error(out,
 		                       "OOM command not allowed when used "
 		                       "memory > 'maxmemory'.");
+	/* a list renamed onto a key somebody blocks on serves them */
+	narf_block_signal(&e->block, narf_key_slot(argv[2], len[2]), argv[2],
+	                  len[2]);
 	return nx ? narf_resp_int(out, 1) : narf_resp_simple(out, "OK");
 }
 

@@ -1,15 +1,21 @@
 /*
- * The list family with Redis 7.0.15's replies and errors, the commands that
- * never block: LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP LLEN LRANGE LINDEX LSET
- * LINSERT LREM LTRIM here; LPOS LMOVE RPOPLPUSH LMPOP in cmd_list_move.c.
+ * The list family with Redis 7.0.15's replies and errors: LPUSH RPUSH
+ * LPUSHX RPUSHX LPOP RPOP BLPOP BRPOP LLEN LRANGE LINDEX LSET LINSERT LREM
+ * LTRIM here; LPOS LMOVE RPOPLPUSH LMPOP BLMOVE BRPOPLPUSH BLMPOP in
+ * cmd_list_move.c.
  * Every list is a quicklist (common/coll_list.h); the commands walk and
  * change it through common/quicklist.h.
  *
  * As cmd_hash.c: writes open the key through narf_store_coll_open() (type
  * check, memory check, creation) and close it, which deletes a list left
  * empty by a pop, a trim or a removal. Reads look the key up and check its
- * type. Until list effects are replicated (slice 24 of
- * docs/datatypes-plan.md) a node in a cluster refuses list writes.
+ * type.
+ *
+ * Blocking pops (blocking.h) pop as their plain forms when they can; with
+ * nothing to pop they return NARF_EXEC_BLOCK, and the server runs them
+ * again when a push signals one of their keys (every push does; only a
+ * slot with waiters pays more than a load). A pop that serves a blocked
+ * client replicates as the NARF.LPOP/NARF.RPOP it performs.
  *
  * Arguments are checked in Redis's order, which differs between commands
  * (LRANGE parses its indexes before it looks the key up, LINDEX after):
@@ -154,6 +160,8 @@ static int push(struct narf_engine *e,
 	                 end == NARF_QL_HEAD ? "NARF.LPUSH" : "NARF.RPUSH",
 	                 i - 2, argv + 2, len + 2);
 	narf_list_close(e, &r);
+	if (n > 0)
+		narf_block_signal(&e->block, r.slot, argv[1], len[1]);
 	if (rv != 0)
 		return narf_list_reply_error(out, rv);
 	return narf_resp_int(out, (long long)n);
@@ -199,6 +207,45 @@ static int cmd_rpushx(struct narf_engine *e,
 	return push(e, argc, argv, len, NARF_QL_TAIL, true, out);
 }
 
+/* Pop the element at end of the open list r, replying with it as a bulk. */
+static int pop_one(struct narf_buf *out,
+                   struct narf_cref *r,
+                   enum narf_ql_end end)
+{
+	struct narf_ql_iter it;
+	int rv;
+
+	if (end == NARF_QL_HEAD)
+		narf_ql_first(narf_list_ql(&r->c), &it);
+	else
+		narf_ql_last(narf_list_ql(&r->c), &it);
+	rv = narf_list_reply_elem(out, &it);
+	narf_ql_pop(narf_list_ql(&r->c), end, NULL, 0, NULL);
+	return rv;
+}
+
+/* The effect of pops at end of the open list r, which held `before`. */
+static void pop_effect(struct narf_engine *e,
+                       const struct narf_cref *r,
+                       const char *key,
+                       size_t klen,
+                       enum narf_ql_end end,
+                       uint64_t before)
+{
+	char num[24];
+	const char *fx[] = {num};
+	size_t fxlen[1];
+
+	if (narf_list_len(&r->c) >= before)
+		return;
+	fxlen[0] = (size_t)snprintf(
+	        num, sizeof(num), "%llu",
+	        (unsigned long long)(before - narf_list_len(&r->c)));
+	narf_list_effect(e, r, key, klen,
+	                 end == NARF_QL_HEAD ? "NARF.LPOP" : "NARF.RPOP", 1, fx,
+	                 fxlen);
+}
+
 /* LPOP/RPOP key [count]: one element (a bulk, or nil), or with a count an
  * array of up to count (Redis 7.0.15: a missing key is a null array even
  * with count 0, an existing one with count 0 an empty array). */
@@ -210,7 +257,6 @@ static int pop(struct narf_engine *e,
                enum narf_ql_end end,
                struct narf_buf *out)
 {
-	struct narf_ql_iter it;
 	struct narf_cref r;
 	long long count = 1;
 	uint64_t before;
@@ -234,27 +280,65 @@ static int pop(struct narf_engine *e,
 		rv = narf_list_pop_reply(out, narf_list_ql(&r.c), end,
 		                         (uint64_t)count);
 	} else {
-		if (end == NARF_QL_HEAD)
-			narf_ql_first(narf_list_ql(&r.c), &it);
-		else
-			narf_ql_last(narf_list_ql(&r.c), &it);
-		rv = narf_list_reply_elem(out, &it);
-		narf_ql_pop(narf_list_ql(&r.c), end, NULL, 0, NULL);
+		rv = pop_one(out, &r, end);
 	}
-	if (narf_list_len(&r.c) < before) {
-		char num[24];
-		const char *fx[] = {num};
-		size_t fxlen[] = {(size_t)snprintf(
-		        num, sizeof(num), "%llu",
-		        (unsigned long long)(before - narf_list_len(&r.c)))};
-
-		narf_list_effect(
-		        e, &r, argv[1], len[1],
-		        end == NARF_QL_HEAD ? "NARF.LPOP" : "NARF.RPOP", 1, fx,
-		        fxlen);
-	}
+	pop_effect(e, &r, argv[1], len[1], end, before);
 	narf_list_close(e, &r);
 	return rv;
+}
+
+/* BLPOP/BRPOP key [key ...] timeout: [key, element] from the first key
+ * holding a list; none does: block (a key of another type before the
+ * first list answers WRONGTYPE; the timeout is parsed first, as 7.0). */
+static int bpop(struct narf_engine *e,
+                struct narf_client *c,
+                int argc,
+                const char **argv,
+                const size_t *len,
+                enum narf_ql_end end,
+                struct narf_buf *out)
+{
+	struct narf_cref r;
+	uint64_t ms, before;
+	int rv;
+
+	if (narf_parse_block_timeout(out, argv[argc - 1], len[argc - 1], &ms) !=
+	    0)
+		return 0;
+	for (int k = 1; k < argc - 1; k++) {
+		if (narf_list_open(e, argv[k], len[k], 0, false, &r, out) != 0)
+			return 0;
+		if (r.e == NULL)
+			continue;
+		before = narf_list_len(&r.c);
+		rv = narf_resp_array(out, 2);
+		rv |= narf_resp_bulk(out, argv[k], len[k]);
+		rv |= pop_one(out, &r, end);
+		pop_effect(e, &r, argv[k], len[k], end, before);
+		narf_list_close(e, &r);
+		return rv != 0 ? NARF_ENOMEM : 0;
+	}
+	return narf_block_wait(c, NARF_TYPE_LIST, 1, argc - 2, 0, ms);
+}
+
+static int cmd_blpop(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
+                     struct narf_buf *out)
+{
+	return bpop(e, c, argc, argv, len, NARF_QL_HEAD, out);
+}
+
+static int cmd_brpop(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
+                     struct narf_buf *out)
+{
+	return bpop(e, c, argc, argv, len, NARF_QL_TAIL, out);
 }
 
 static int cmd_lpop(struct narf_engine *e,
@@ -475,6 +559,7 @@ static int cmd_ltrim(struct narf_engine *e,
 #define W (NARF_CMD_WRITE | NARF_CMD_DENYOOM)
 #define R NARF_CMD_READONLY
 #define F NARF_CMD_FAST
+#define B NARF_CMD_BLOCKING
 const struct narf_command narf_list_commands[] = {
         {"lpush", cmd_lpush, -3, W | F, 1, 1, 1},
         {"rpush", cmd_rpush, -3, W | F, 1, 1, 1},
@@ -494,5 +579,11 @@ const struct narf_command narf_list_commands[] = {
         {"rpoplpush", narf_cmd_rpoplpush, 3, W, 1, 2, 1},
         {"lmpop", narf_cmd_lmpop, -4, NARF_CMD_WRITE | NARF_CMD_NUMKEYS_AT(1),
          0, 0, 0},
+        {"blpop", cmd_blpop, -3, NARF_CMD_WRITE | B, 1, -2, 1},
+        {"brpop", cmd_brpop, -3, NARF_CMD_WRITE | B, 1, -2, 1},
+        {"blmove", narf_cmd_blmove, 6, W | B, 1, 2, 1},
+        {"brpoplpush", narf_cmd_brpoplpush, 4, W | B, 1, 2, 1},
+        {"blmpop", narf_cmd_blmpop, -5,
+         NARF_CMD_WRITE | B | NARF_CMD_NUMKEYS_AT(2), 0, 0, 0},
         {NULL, NULL, 0, 0, 0, 0, 0},
 };

@@ -1,7 +1,8 @@
 /*
  * What the two halves of the list family (cmd_list.c: pushes, pops, reads
- * and edits; cmd_list_move.c: LPOS, LMOVE, RPOPLPUSH, LMPOP) share: opening
- * a list for a write, sending effects, error replies, and replying with
+ * and edits; cmd_list_move.c: LPOS, LMOVE, RPOPLPUSH, LMPOP and their
+ * blocking forms) share: opening a list for a write, sending effects,
+ * error replies, and replying with
  * elements. Internal to the data node.
  */
 #ifndef NARF_DN_CMD_LIST_H
@@ -34,7 +35,8 @@ const char *narf_list_end_word(enum narf_ql_end end);
 
 /* Open key as a list for a write (created when create), `grow` bytes
  * checked against max-memory: 0, with r->e NULL when the key is absent
- * and not created, or -1 after an error reply (WRONGTYPE, OOM). Pair a 0 with narf_list_close. */
+ * and not created, or -1 after an error reply (WRONGTYPE, OOM). Pair a 0 with
+ * narf_list_close. */
 int narf_list_open(struct narf_engine *e,
                    const char *key,
                    size_t klen,
@@ -84,5 +86,23 @@ int narf_cmd_lmpop(struct narf_engine *e,
                    const char **argv,
                    const size_t *len,
                    struct narf_buf *out);
+int narf_cmd_blmove(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out);
+int narf_cmd_brpoplpush(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
+                        struct narf_buf *out);
+int narf_cmd_blmpop(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out);
 
 #endif /* NARF_DN_CMD_LIST_H */

@@ -1,7 +1,8 @@
 /*
  * The list commands that search or take from several places: LPOS, LMOVE,
- * RPOPLPUSH and LMPOP, with Redis 7.0.15's replies and errors (cmd_list.c
- * has the rest of the family and the command table).
+ * RPOPLPUSH and LMPOP, and their blocking forms BLMOVE, BRPOPLPUSH and
+ * BLMPOP, with Redis 7.0.15's replies and errors (cmd_list.c has the rest
+ * of the family, BLPOP and BRPOP, and the command table).
  *
  * LMOVE holds two keys. It checks both types before it changes anything,
  * as Redis does (a missing source answers nil whatever the destination
@@ -12,7 +13,14 @@
  * evicted while both are open; if the first open evicted the source, the
  * move finds no source and answers nil, as Redis would had it evicted the
  * key before running the command. The element is pushed before it is
- * popped, so a push that fails for memory loses nothing.
+ * popped, so a push that fails for memory loses nothing. The push signals
+ * the destination (blocking.h): a BLMOVE served from one key may serve a
+ * client blocked on its destination in the same pass.
+ *
+ * The blocking forms block only on a missing source (BLMOVE) or when no
+ * key holds a list (BLMPOP); their timeout is parsed where 7.0 parses it:
+ * BLMOVE's after its two directions, BLMPOP's after numkeys, the direction
+ * and COUNT.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -283,6 +291,7 @@ static int move(struct narf_engine *e,
 		        e, &src, argv[1], len[1],
 		        from == NARF_QL_HEAD ? "NARF.LPOP" : "NARF.RPOP", 1,
 		        one, onelen);
+		narf_block_signal(&e->block, dst.slot, argv[2], len[2]);
 	} else {
 		rv = narf_list_reply_error(out, rv);
 	}
@@ -316,30 +325,81 @@ int narf_cmd_rpoplpush(struct narf_engine *e,
 	return move(e, c, argv, len, NARF_QL_TAIL, NARF_QL_HEAD, out);
 }
 
+/* BLMOVE/BRPOPLPUSH: a move, or with the source missing, block on it (the
+ * destination is not looked at: 7.0 blocks whatever it holds). */
+static int bmove(struct narf_engine *e,
+                 struct narf_client *c,
+                 const char **argv,
+                 const size_t *len,
+                 enum narf_ql_end from,
+                 enum narf_ql_end to,
+                 const char *timeout,
+                 size_t tlen,
+                 struct narf_buf *out)
+{
+	uint64_t ms;
+
+	if (narf_parse_block_timeout(out, timeout, tlen, &ms) != 0)
+		return 0;
+	if (narf_lookup(e, argv[1], len[1], false) == NULL)
+		return narf_block_wait(c, NARF_TYPE_LIST, 1, 1, 0, ms);
+	return move(e, c, argv, len, from, to, out);
+}
+
+int narf_cmd_blmove(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out)
+{
+	enum narf_ql_end from, to;
+
+	if (!parse_end(argv[3], len[3], &from) ||
+	    !parse_end(argv[4], len[4], &to))
+		return narf_reply_syntax(out);
+	return bmove(e, c, argv, len, from, to, argv[5], len[5], out);
+}
+
+int narf_cmd_brpoplpush(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
+                        struct narf_buf *out)
+{
+	return bmove(e, c, argv, len, NARF_QL_TAIL, NARF_QL_HEAD, argv[3],
+	             len[3], out);
+}
+
 /* --- LMPOP ---------------------------------------------------------------- */
 
 /* LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: pop up to count
  * (default 1) from the first key holding a list, replying [key, [elements]];
  * a null array when none does. A key of another type before the first list
- * answers WRONGTYPE; one after it is never looked at. */
-int narf_cmd_lmpop(struct narf_engine *e,
-                   struct narf_client *c,
-                   int argc,
-                   const char **argv,
-                   const size_t *len,
-                   struct narf_buf *out)
+ * answers WRONGTYPE; one after it is never looked at. BLMPOP timeout
+ * numkeys ...: numkeys at `at` (2, not 1), the timeout parsed after the
+ * rest, and blocking instead of the null array. */
+static int mpop(struct narf_engine *e,
+                struct narf_client *c,
+                int argc,
+                const char **argv,
+                const size_t *len,
+                int at,
+                struct narf_buf *out)
 {
 	enum narf_ql_end end;
 	long long numkeys, count = -1;
 	struct narf_cref r;
+	uint64_t ms = 0;
 	int where, rv;
 
-	if (!narf_str_to_ll(argv[1], len[1], &numkeys) || numkeys < 1)
+	if (!narf_str_to_ll(argv[at], len[at], &numkeys) || numkeys < 1)
 		return narf_resp_error(out,
 		                       "ERR numkeys should be greater than 0");
-	if (numkeys > argc - 3)
+	if (numkeys > argc - at - 2)
 		return narf_reply_syntax(out);
-	where = 2 + (int)numkeys;
+	where = at + 1 + (int)numkeys;
 	if (!parse_end(argv[where], len[where], &end))
 		return narf_reply_syntax(out);
 	for (int i = where + 1; i < argc; i++) {
@@ -353,7 +413,9 @@ int narf_cmd_lmpop(struct narf_engine *e,
 	}
 	if (count == -1)
 		count = 1;
-	for (int k = 2; k < where; k++) {
+	if (at == 2 && narf_parse_block_timeout(out, argv[1], len[1], &ms) != 0)
+		return 0;
+	for (int k = at + 1; k < where; k++) {
 		if (narf_list_open(e, argv[k], len[k], 0, false, &r, out) != 0)
 			return 0;
 		if (r.e == NULL)
@@ -377,5 +439,28 @@ int narf_cmd_lmpop(struct narf_engine *e,
 		narf_list_close(e, &r);
 		return rv;
 	}
+	if (at == 2)
+		return narf_block_wait(c, NARF_TYPE_LIST, at + 1, where - 1, at,
+		                       ms);
 	return narf_reply_null_array(c, out);
+}
+
+int narf_cmd_lmpop(struct narf_engine *e,
+                   struct narf_client *c,
+                   int argc,
+                   const char **argv,
+                   const size_t *len,
+                   struct narf_buf *out)
+{
+	return mpop(e, c, argc, argv, len, 1, out);
+}
+
+int narf_cmd_blmpop(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out)
+{
+	return mpop(e, c, argc, argv, len, 2, out);
 }

@@ -339,6 +339,34 @@ static int subcommand_error(struct narf_buf *out,
 	                        shown, sub, upper);
 }
 
+/* CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 when client id was blocked on keys
+ * (the server answers it from the check handle, blocking_io.c), else 0.
+ * Unlike Redis, a client in WAIT is not unblocked. */
+static int client_unblock(struct narf_engine *e,
+                          int argc,
+                          const char **argv,
+                          const size_t *len,
+                          struct narf_buf *out)
+{
+	enum narf_unblock how = NARF_UNBLOCK_TIMEOUT;
+	long long id;
+
+	if (argc == 4) {
+		if (narf_arg_is(argv[3], len[3], "error"))
+			how = NARF_UNBLOCK_ERROR;
+		else if (!narf_arg_is(argv[3], len[3], "timeout"))
+			return narf_resp_error(
+			        out,
+			        "ERR CLIENT UNBLOCK reason should "
+			        "be TIMEOUT or ERROR");
+	}
+	if (narf_arg_ll(out, argv[2], len[2], &id) != 0)
+		return 0;
+	return narf_resp_int(
+	        out,
+	        id > 0 && narf_block_unblock(&e->block, (uint64_t)id, how));
+}
+
 static int cmd_client(struct narf_engine *e,
                       struct narf_client *c,
                       int argc,
@@ -370,8 +398,17 @@ static int cmd_client(struct narf_engine *e,
 			k = (int)strlen(line);
 		return narf_reply_verbatim(c, out, line, (size_t)k);
 	}
-	static const char *const known[] = {"id",      "getname", "setname",
-	                                    "setinfo", "info",    NULL};
+	if (narf_arg_is(sub, n, "unblock") && (argc == 3 || argc == 4))
+		return client_unblock(e, argc, argv, len, out);
+	if (narf_arg_is(sub, n, "unblock") && argc > 4)
+		return narf_resp_errorf(
+		        out,
+		        "ERR unknown subcommand or wrong number "
+		        "of arguments for '%.*s'. Try CLIENT "
+		        "HELP.",
+		        (int)(n > 64 ? 64 : n), sub);
+	static const char *const known[] = {
+	        "id", "getname", "setname", "setinfo", "info", "unblock", NULL};
 	return subcommand_error(out, "client", known, sub, n);
 }
 
@@ -390,6 +427,7 @@ static void command_info(const struct narf_client *c,
 	nflags = !!(cmd->flags & NARF_CMD_WRITE) +
 	         !!(cmd->flags & NARF_CMD_READONLY) +
 	         !!(cmd->flags & NARF_CMD_DENYOOM) +
+	         !!(cmd->flags & NARF_CMD_BLOCKING) +
 	         !!(cmd->flags & NARF_CMD_FAST);
 	narf_reply_set(c, out, nflags);
 	if (cmd->flags & NARF_CMD_WRITE)
@@ -398,6 +436,8 @@ static void command_info(const struct narf_client *c,
 		narf_resp_simple(out, "readonly");
 	if (cmd->flags & NARF_CMD_DENYOOM)
 		narf_resp_simple(out, "denyoom");
+	if (cmd->flags & NARF_CMD_BLOCKING)
+		narf_resp_simple(out, "blocking");
 	if (cmd->flags & NARF_CMD_FAST)
 		narf_resp_simple(out, "fast");
 	narf_resp_int(out, cmd->first_key);
@@ -754,11 +794,12 @@ static int cmd_info(struct narf_engine *e,
 	if (want_section(argc, argv, len, "clients"))
 		INFO_ADD(
 		        "# Clients\r\nconnected_clients:%u\r\n"
-		        "maxclients:%u\r\n"
+		        "maxclients:%u\r\nblocked_clients:%u\r\n"
 		        /* peer links: their own budget (engine.h) */
 		        "connected_peer_links:%u\r\npending_peer_links:%u\r\n"
 		        "max_peer_links:%u\r\n\r\n",
-		        e->connected_clients, e->cfg.max_clients, e->peer_links,
+		        e->connected_clients, e->cfg.max_clients,
+		        narf_block_count(&e->block), e->peer_links,
 		        e->peer_pending, e->cfg.max_peer_links);
 	if (want_section(argc, argv, len, "memory")) {
 		/* Under AddressSanitizer the heap reports nothing: fall back

@@ -30,6 +30,11 @@
  *    and the re-route is owed (map_checks != 0, looked at every time as
  *    for NARF_WAIT_MAP); it becomes the wait when the drain ends first.
  *
+ * A connection blocked on keys (NARF_WAIT_KEYS: BLPOP and friends,
+ * blocking_io.c) waits for another connection's push or its timeout; its
+ * ack gate, shut by the batch that blocked it, is owed as above, and the
+ * pop that serves it adds its own writes to that gate.
+ *
  * Each end condition is looked at on every pass as before, so the
  * connection resumes when all of them are met, exactly as when each had
  * its own flag. A -MOVED re-route also takes over from NARF_WAIT_RETRY
@@ -91,6 +96,10 @@ enum narf_conn_wait {
 	NARF_WAIT_FWD_FULL,  /* NARF_FWD_MAX forwarded requests are out */
 	NARF_WAIT_FWD_DRAIN, /* a split or WAIT waits for every forwarded
 	                        reply (they answer in the order asked) */
+	/* a blocking pop found nothing: `waiter` is registered in the
+	 * engine's narf_block until a push serves it, its timeout passes,
+	 * or a map change re-runs it elsewhere (blocking_io.c) */
+	NARF_WAIT_KEYS,
 };
 
 /*
@@ -157,6 +166,8 @@ struct narf_rconn {
 	uint64_t moved_self_ms;     /* when the first of them came */
 	struct scatter *sc;         /* owned: the split request whose parts are
 	                               out (NARF_WAIT_SCATTER), or NULL */
+	/* owned by dn->engine.block: exactly while NARF_WAIT_KEYS */
+	struct narf_waiter *waiter;
 	struct narf_gate gate; /* what the gated replies wait for: non-empty
 	                          exactly while they wait (ack gate) */
 	struct narf_gate last; /* what the last writes needed (WAIT) */
@@ -186,6 +197,35 @@ void narf_conn_wait_begin(struct narf_rconn *c, enum narf_conn_wait what);
 void narf_conn_wait_end(struct narf_rconn *c, enum narf_conn_wait what);
 /* "none", "acks", ... for logs. */
 const char *narf_conn_wait_name(enum narf_conn_wait w);
+/* Where the replies of requests run now go: after every forwarded one
+ * (fwd_tail->after, counted in fwd_bytes by the caller) or to `out`. */
+struct narf_buf *narf_conn_reply_buf(struct narf_rconn *c);
+/* End the replication batch open since narf_repl_batch_begin: what its
+ * writes need goes into c->last (WAIT) and, unless c acks on the primary,
+ * c->gate. Nothing outside a cluster. */
+void narf_conn_gate_batch(struct narf_rconn *c);
+/* Something on dn->blocked may go on: have the check handle look soon,
+ * without waiting for I/O (from a timer callback, or a connection
+ * resumed by the check handle itself). */
+void narf_dn_kick(struct narf_dn *dn);
+
+/* --- blocking_io.c -------------------------------------------------------- */
+
+/* The request in c->req returned NARF_EXEC_BLOCK: make it a waiter and
+ * begin NARF_WAIT_KEYS (a peer link never blocks: it gets the timeout's
+ * answer). false when out of memory (the caller closes). */
+bool narf_dn_block_begin(struct narf_rconn *c);
+/* Serve the keys signalled so far, running waiters' requests again;
+ * `running` is the connection whose batch is open (its writes so far are
+ * gated first), or NULL. */
+void narf_dn_block_serve(struct narf_dn *dn, struct narf_rconn *running);
+/* c closes: forget its waiter, popping nothing for it. */
+void narf_dn_block_drop(struct narf_rconn *c);
+/* From the check handle: what the above put off. */
+void narf_dn_block_check(struct narf_dn *dn);
+/* The timeout timer: set up at start, closed at stop. */
+void narf_dn_block_start(struct narf_dn *dn);
+void narf_dn_block_stop(struct narf_dn *dn);
 
 /* --- forward.c ----------------------------------------------------------- */
 

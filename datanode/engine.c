@@ -232,6 +232,7 @@ int narf_engine_init(struct narf_engine *e,
 	random_bytes(rid, sizeof(rid));
 	for (int i = 0; i < 20; i++)
 		snprintf(e->run_id + 2 * i, 3, "%02x", rid[i]);
+	narf_block_init(&e->block, rid); /* its hash seed: 16 random bytes */
 	return 0;
 }
 
@@ -239,6 +240,7 @@ void narf_engine_close(struct narf_engine *e)
 {
 	if (e == NULL)
 		return;
+	narf_block_close(&e->block);
 	narf_store_destroy(e->store);
 	e->store = NULL;
 	free(e->cfg.requirepass);
@@ -818,6 +820,44 @@ void narf_engine_send_value(struct narf_engine *e,
 		narf_repl_store_write(e->repl, slot, key, klen, en);
 }
 
+int narf_parse_block_timeout(struct narf_buf *out,
+                             const char *s,
+                             size_t n,
+                             uint64_t *ms)
+{
+	long double v;
+
+	if (!narf_str_to_ld(s, n, &v)) {
+		narf_resp_error(out,
+		                "ERR timeout is not a float or out of range");
+		return -1;
+	}
+	/* 7.0.15's (long long)ceill(v * 1000.0): beyond long long, x86's
+	 * conversion gives LLONG_MIN, so "inf" and 1e16 are negative. */
+	v = ceill(v * 1000.0L);
+	if (!(v < 9223372036854775808.0L) || v < 0) {
+		narf_resp_error(out, "ERR timeout is negative");
+		return -1;
+	}
+	*ms = (uint64_t)v;
+	return 0;
+}
+
+int narf_block_wait(struct narf_client *c,
+                    enum narf_type type,
+                    int first,
+                    int last,
+                    int numkeys_at,
+                    uint64_t ms)
+{
+	c->block_type = type;
+	c->block_first = first;
+	c->block_last = last;
+	c->block_numkeys_at = numkeys_at;
+	c->block_ms = ms;
+	return NARF_EXEC_BLOCK;
+}
+
 int narf_reply_wrongtype(struct narf_buf *out)
 {
 	return narf_resp_error(out,
@@ -1053,8 +1093,11 @@ static enum route route(struct narf_engine *e,
 		 * one behind; the redirect below makes it look again. */
 	}
 	c->peer_map_checks = 0;
+	/* A blocking command would stall every request forwarded behind it
+	 * on the pipelined proxy link: -MOVED until remote blocking (slice
+	 * 27 of docs/datatypes-plan.md). */
 	if (e->cfg.redirect || c->peer || e->repl == NULL ||
-	    narf_repl_leaving(e->repl)) {
+	    narf_repl_leaving(e->repl) || (cmd->flags & NARF_CMD_BLOCKING)) {
 		narf_resp_errorf(out, "MOVED %d %s", slot, owner->addr);
 		return ROUTE_DONE;
 	}
@@ -1136,6 +1179,11 @@ int narf_engine_exec(struct narf_engine *e,
 		switch (route(e, cmd, c, argc, argv, argvlen, out)) {
 		case ROUTE_HERE:
 			rv = cmd->fn(e, c, argc, argv, argvlen, out);
+			if (rv == NARF_EXEC_BLOCK) {
+				/* counted once it is served */
+				e->stats.commands--;
+				e->stats.calls[pos]--;
+			}
 			break;
 		case ROUTE_RETRY:
 			e->stats.commands--; /* it runs again later */

@@ -28,6 +28,7 @@
 #include "common/coll.h"
 #include "common/store.h"
 #include "common/users.h"
+#include "blocking.h"
 
 #define NARF_REDIS_VERSION "7.0.0" /* what INFO and HELLO claim */
 #define NARF_CLIENT_NAME_MAX 256
@@ -172,6 +173,13 @@ struct narf_client {
 	                             was first put off for a map refresh */
 	long long wait_replicas;  /* WAIT's arguments */
 	long long wait_timeout_ms;
+	/* What a blocking command that returned NARF_EXEC_BLOCK waits for
+	 * (narf_block_wait): a value of block_type at one of the keys
+	 * argv[block_first..block_last] (counted at block_numkeys_at, or
+	 * 0), for block_ms (0: forever). */
+	enum narf_type block_type;
+	int block_first, block_last, block_numkeys_at;
+	uint64_t block_ms;
 };
 
 struct narf_engine {
@@ -205,6 +213,9 @@ struct narf_engine {
 	struct narf_ratelog preauth_log;
 	struct narf_ratelog tls_log; /* failed TLS handshakes (server.c) */
 	struct narf_ratelog peer_auth_log; /* failed NARF.AUTH */
+	/* clients blocked on keys (blocking.h): the server adds and serves
+	 * waiters; pushes signal their keys (narf_block_signal) */
+	struct narf_block block;
 };
 
 /* Defaults: max key 64 KiB, bulk 512 MiB, 10000 clients, 256 peer links,
@@ -351,6 +362,10 @@ void narf_engine_ratelog_detail(struct narf_engine *e,
 #define NARF_EXEC_PROXY (-2) /* not run: forward it to e->proxy_node */
 #define NARF_EXEC_WAIT (-3)  /* WAIT: the server answers it */
 #define NARF_EXEC_SPLIT (-4) /* keys led by several nodes: split, merge */
+/* a blocking command found nothing to pop: the server blocks the client
+ * on the keys narf_block_wait() noted (run again when served, it returns
+ * this again when there is still nothing) */
+#define NARF_EXEC_BLOCK (-5)
 
 /* Execute one request; the reply is appended to out. Returns 0, one of
  * NARF_EXEC_* (nothing appended), or NARF_ENOMEM when the reply could not
@@ -533,6 +548,26 @@ void narf_engine_send_value(struct narf_engine *e,
                             unsigned slot,
                             const char *key,
                             size_t klen);
+
+/*
+ * Blocking commands (BLPOP, BLMOVE, BLMPOP, BZPOPMIN, ...). Parse a timeout
+ * in seconds as Redis 7.0.15 (a long double, times 1000, rounded up; 0 is
+ * forever): *ms, or -1 after "ERR timeout is not a float or out of range"
+ * or "ERR timeout is negative" (an infinite or too large one, converted as
+ * x86 converts it, is negative too).
+ */
+int narf_parse_block_timeout(struct narf_buf *out,
+                             const char *s,
+                             size_t n,
+                             uint64_t *ms);
+/* Nothing to pop: note in c what to wait for (see struct narf_client) and
+ * return NARF_EXEC_BLOCK for the command to return. */
+int narf_block_wait(struct narf_client *c,
+                    enum narf_type type,
+                    int first,
+                    int last,
+                    int numkeys_at,
+                    uint64_t ms);
 
 /* -WRONGTYPE, Redis's text. */
 int narf_reply_wrongtype(struct narf_buf *out);

@@ -558,6 +558,7 @@ static void member_map_cb(void *data,
 	struct narf_dn *dn = data;
 
 	narf_repl_map_changed(dn->repl, old, map);
+	narf_dn_block_map_changed(dn);
 }
 
 static void member_lease_cb(void *data)

@@ -59,6 +59,9 @@ static void engine_metrics(struct narf_dn *dn, struct narf_metrics *m)
 	narf_metrics_one_u64(m, "narf_connected_clients", G,
 	                     "Open client connections (--max-clients).",
 	                     e->connected_clients);
+	narf_metrics_one_u64(m, "narf_blocked_clients", G,
+	                     "Clients blocked on keys (BLPOP and the like).",
+	                     narf_block_count(&e->block));
 	narf_metrics_one_u64(m, "narf_peer_links", G,
 	                     "Open connections of other nodes that proved the "
 	                     "node role (--max-peer-links).",

@@ -34,9 +34,12 @@
  * (SCATTER), or forwarded requests (FWD_FULL when NARF_FWD_MAX are out,
  * FWD_DRAIN before a split or WAIT; forward.c: requests for other nodes'
  * slots go out pipelined while the connection goes on, and their replies
- * are put back in request order). Waiting connections, and those with
- * forwarded requests out, sit on dn->blocked; whenever something may have
- * moved (acks, a map, a lease, a proxy reply) the check handle walks that
+ * are put back in request order). Standalone too, a connection waits for
+ * keys (KEYS: a blocking pop found nothing; blocking_io.c serves it after
+ * the command that pushes, and times it out). Waiting connections, and
+ * those with forwarded requests out, sit on dn->blocked; whenever
+ * something may have moved (acks, a map, a lease, a proxy reply, a served
+ * or timed-out blocking pop) the check handle walks that
  * list after the loop's I/O, ends the waits that are over and resumes (and
  * flushes) whoever waits no more, so nothing resumes from inside another
  * connection's callback.
@@ -116,8 +119,7 @@ static void conn_closed_cb(uv_handle_t *h)
 	free(conn);
 }
 
-/* Where the replies of requests run now go: after every forwarded one. */
-static struct narf_buf *reply_buf(struct narf_rconn *c)
+struct narf_buf *narf_conn_reply_buf(struct narf_rconn *c)
 {
 	return c->fwd_tail != NULL ? &c->fwd_tail->after : &c->out;
 }
@@ -164,6 +166,7 @@ static void wait_check(const struct narf_rconn *c)
 	       c->wait == NARF_WAIT_FWD_DRAIN);
 	assert(c->wait != NARF_WAIT_FWD_FULL || c->fwd_n >= NARF_FWD_MAX);
 	assert(c->wait != NARF_WAIT_FWD_DRAIN || c->fwd_n > 0);
+	assert((c->wait == NARF_WAIT_KEYS) == (c->waiter != NULL));
 	(void)c;
 }
 
@@ -220,6 +223,8 @@ const char *narf_conn_wait_name(enum narf_conn_wait w)
 		return "fwd-full";
 	case NARF_WAIT_FWD_DRAIN:
 		return "fwd-drain";
+	case NARF_WAIT_KEYS:
+		return "keys";
 	}
 	return "?";
 }
@@ -237,6 +242,8 @@ static void conn_close(struct narf_rconn *conn)
 	}
 	unlist_blocked(conn);
 	narf_fwd_close(conn);
+	if (conn->waiter != NULL)
+		narf_dn_block_drop(conn);
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
 	else
@@ -431,7 +438,7 @@ static void conn_process(struct narf_rconn *conn)
 	conn->processing = true;
 	while (!conn->client.close_after_reply && !conn->pipeline_paused &&
 	       !narf_conn_blocked(conn)) {
-		struct narf_buf *out = reply_buf(conn);
+		struct narf_buf *out = narf_conn_reply_buf(conn);
 		size_t need = 0, before = out->len;
 		int rv = narf_resp_parse(
 		        &conn->req, conn->in.data + pos, conn->in.len - pos,
@@ -466,6 +473,11 @@ static void conn_process(struct narf_rconn *conn)
 		}
 		rv = narf_engine_exec(e, &conn->client, conn->req.argc,
 		                      conn->req.argv, conn->req.argvlen, out);
+		if (rv == NARF_EXEC_BLOCK) {
+			/* Nothing to pop: the rest of the pipeline waits
+			 * behind it, as in Redis (blocking_io.c). */
+			rv = narf_dn_block_begin(conn) ? 0 : NARF_ENOMEM;
+		}
 		if (rv == NARF_EXEC_RETRY && !conn->retry_expired) {
 			/* Run it again once the lease holds. */
 			narf_resp_req_reset(&conn->req);
@@ -496,17 +508,7 @@ static void conn_process(struct narf_rconn *conn)
 		} else if (rv == NARF_EXEC_WAIT) {
 			/* WAIT counts this batch's writes before it too. */
 			if (dn->repl != NULL) {
-				struct narf_gate batch = {0};
-
-				if (narf_repl_batch_end(dn->repl, &batch)) {
-					narf_gate_clear(&conn->last);
-					narf_gate_merge(&conn->last, &batch);
-					if (!narf_client_ack_primary(
-					            &dn->engine, &conn->client))
-						narf_gate_merge(&conn->gate,
-						                &batch);
-				}
-				narf_gate_close(&batch);
+				narf_conn_gate_batch(conn);
 				narf_repl_batch_begin(dn->repl);
 			}
 			if (!wait_done(conn, false))
@@ -521,6 +523,11 @@ static void conn_process(struct narf_rconn *conn)
 		narf_resp_req_reset(&conn->req);
 		if (out != &conn->out)
 			conn->fwd_bytes += out->len - before;
+		/* Blocked clients are served after each command, not each
+		 * batch: a pipelined RPUSH k a; LPOP k loses `a` to an
+		 * earlier BLPOP k, as in Redis. */
+		if (narf_block_any_ready(&e->block))
+			narf_dn_block_serve(dn, conn);
 		/* Enough replies for now (written or waiting behind forwarded
 		 * requests): pause the rest of the pipeline until these are
 		 * written, so replies never pile up without bound (at most the
@@ -551,6 +558,22 @@ static void conn_process(struct narf_rconn *conn)
 		narf_buf_shrink(&conn->in, 64 * 1024);
 }
 
+void narf_conn_gate_batch(struct narf_rconn *conn)
+{
+	struct narf_dn *dn = conn->dn;
+	struct narf_gate batch = {0};
+
+	if (dn->repl == NULL)
+		return;
+	if (narf_repl_batch_end(dn->repl, &batch)) {
+		narf_gate_clear(&conn->last);
+		narf_gate_merge(&conn->last, &batch);
+		if (!narf_client_ack_primary(&dn->engine, &conn->client))
+			narf_gate_merge(&conn->gate, &batch);
+	}
+	narf_gate_close(&batch);
+}
+
 /*
  * Run what the query buffer holds with one clock reading and the lease as
  * it stands, then gate the replies while replicas have not acknowledged
@@ -573,16 +596,7 @@ static void conn_run(struct narf_rconn *conn)
 		narf_repl_batch_begin(dn->repl);
 	conn_process(conn);
 	if (dn->repl != NULL) {
-		struct narf_gate batch = {0};
-
-		if (narf_repl_batch_end(dn->repl, &batch)) {
-			narf_gate_clear(&conn->last);
-			narf_gate_merge(&conn->last, &batch);
-			if (!narf_client_ack_primary(&dn->engine,
-			                             &conn->client))
-				narf_gate_merge(&conn->gate, &batch);
-		}
-		narf_gate_close(&batch);
+		narf_conn_gate_batch(conn);
 		if (narf_conn_gated(conn) && !gated) {
 			if (narf_repl_gate_open(dn->repl, &conn->gate,
 			                        &broken)) {
@@ -915,10 +929,22 @@ static void check_cb(uv_check_t *h)
 	reap_step(dn);
 	if (dn->throttled > 0)
 		unthrottle(dn);
+	narf_dn_block_check(dn);
 	if (dn->progress)
 		resume_blocked(dn);
 	if (dn->draining && !dn->closing)
 		drain_step(dn);
+}
+
+void narf_dn_kick(struct narf_dn *dn)
+{
+	dn->progress = true;
+	/* An active idle handle makes the next poll return at once, so the
+	 * check phase comes; reap_step stops it when nothing is buried. */
+	if (!dn->reaping && !dn->closing) {
+		uv_idle_start(&dn->reap, reap_cb);
+		dn->reaping = true;
+	}
 }
 
 static void on_repl_progress(void *data)
@@ -1067,7 +1093,9 @@ static void close_idle(struct narf_dn *dn)
 			        conn->client.addr, NARF_PROTECTED_GRACE_MS);
 			conn_close(conn);
 		} else if (limit != 0 && !conn->client.peer &&
+		           conn->wait != NARF_WAIT_KEYS &&
 		           now - conn->last_active_ms > limit) {
+			/* (a client blocked on keys is not idle, as Redis) */
 			/* Peer links are quiet when nothing is written: kept.
 			 */
 			NARF_DEBUG("client %llu (%s): idle, closing",
@@ -1220,6 +1248,7 @@ int narf_dn_start(struct narf_dn *dn, char *errmsg)
 	uv_check_start(&dn->check, check_cb);
 	uv_idle_init(&dn->loop, &dn->reap);
 	dn->reap.data = dn;
+	narf_dn_block_start(dn);
 	if (dn->repl != NULL)
 		narf_repl_set_progress_cb(dn->repl, on_repl_progress, dn);
 	return 0;
@@ -1240,6 +1269,7 @@ void narf_dn_stop(struct narf_dn *dn)
 	uv_close((uv_handle_t *)&dn->reap, NULL);
 	while (dn->conns != NULL)
 		conn_close(dn->conns);
+	narf_dn_block_stop(dn);
 	narf_repl_stop(dn->repl);
 	if (dn->cluster)
 		narf_member_stop(&dn->member);

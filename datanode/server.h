@@ -45,14 +45,20 @@ struct narf_dn {
 	uv_check_t check;           /* resumes conns that can go on */
 	uv_idle_t reap;             /* spins the loop while values are buried */
 	bool reaping;
-	bool progress;              /* something blocked may go on */
-	uint64_t iter;              /* loop iterations (check phases) */
-	unsigned throttled;         /* conns that read their share */
-	struct narf_member member;  /* used with --join */
-	struct narf_repl *repl;     /* owned, with --join */
-	uint64_t sync_rate;         /* --sync-rate, bytes per second */
-	bool cluster;               /* --join given */
+	bool progress;             /* something blocked may go on */
+	uint64_t iter;             /* loop iterations (check phases) */
+	unsigned throttled;        /* conns that read their share */
+	struct narf_member member; /* used with --join */
+	struct narf_repl *repl;    /* owned, with --join */
+	uint64_t sync_rate;        /* --sync-rate, bytes per second */
+	bool cluster;              /* --join given */
 	uint64_t cron_ticks;
+	/* clients blocked on keys (blocking_io.c): the timer of the earliest
+	 * timeout, when it fires (loop ms, 0: stopped), and whether waiters
+	 * must run again (a map change) */
+	uv_timer_t block_timer;
+	uint64_t block_timer_at;
+	bool block_recheck;
 	/* SIGTERM in a cluster: leave first (--on-stop leave), waiting at
 	 * most leave_timeout_ms for the map to say "removed". */
 	bool leave_on_stop;
@@ -79,6 +85,11 @@ void narf_dn_stop(struct narf_dn *dn);
  * internal links' client side; the credentials); what fails to load is
  * logged and the old one kept. */
 void narf_dn_reload(struct narf_dn *dn);
+
+/* A new map is in (after narf_repl_map_changed): clients blocked on keys
+ * of slots this node no longer leads are run again from the check handle,
+ * so they get -MOVED (blocking_io.c). */
+void narf_dn_block_map_changed(struct narf_dn *dn);
 
 /* The /metrics handler (metrics.c; data = the narf_dn). */
 int narf_dn_metrics_handler(void *data,
