@@ -295,6 +295,7 @@ static int cmd_copy(struct narf_engine *e,
 	r.c.p = copy.p;
 	r.c.enc = copy.enc;
 	narf_store_coll_close(e->store, &r, now);
+	narf_block_signal(&e->block, dslot, argv[2], len[2]);
 	/* a value built whole: its replicas get it whole, then its TTL (in
 	 * that order: a replica must have the key to take its TTL) */
 	narf_engine_send_value(e, dslot, argv[2], len[2]);

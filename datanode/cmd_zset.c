@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocking.h"
 #include "cmd_zset.h"
 #include "common/rng.h"
 
@@ -195,6 +196,7 @@ int narf_zcmd_store(struct narf_engine *e,
 	r.c.p = result->p;
 	result->p = NULL; /* the entry's now */
 	narf_store_coll_close(e->store, &r, now);
+	narf_block_signal(&e->block, slot, dst, dlen);
 	/* built whole: replicas would get it whole (NARF.CLOAD) */
 	narf_engine_send_value(e, slot, dst, dlen);
 	return narf_resp_int(out, (long long)n);
@@ -312,6 +314,8 @@ static int zadd_generic(struct narf_engine *e,
 	}
 	if (r.e != NULL)
 		narf_zcmd_send(e, &r, argv[1], len[1], "NARF.ZADD", &fx);
+	if (r.e != NULL && added > 0)
+		narf_block_signal(&e->block, r.slot, argv[1], len[1]);
 	narf_fx_close(&fx);
 	close_zset(e, &r);
 	if (rv == NARF_EINVAL)
@@ -544,6 +548,87 @@ static int zpop_generic(struct narf_engine *e,
 	return 0;
 }
 
+/* The index in keys[0..n) of the first key holding a sorted set, -1 when
+ * none does, -2 after a WRONGTYPE reply (a key of another type before the
+ * first zset, as genericZpopCommand stops there). */
+static int first_zset(struct narf_engine *e,
+                      const char **keys,
+                      const size_t *klen,
+                      int n,
+                      struct narf_buf *out)
+{
+	struct narf_coll z;
+
+	for (int i = 0; i < n; i++) {
+		int rv = narf_lookup_coll(e, keys[i], klen[i], NARF_TYPE_ZSET,
+		                          &z, out);
+
+		if (rv < 0)
+			return -2;
+		if (rv == 1)
+			return i;
+	}
+	return -1;
+}
+
+/* BZPOPMIN/BZPOPMAX key [key ...] timeout: [key, member, score] from the
+ * first key holding a sorted set, or block on them all (blocking.h); a
+ * timeout answers a null array. */
+static int bzpop_cmd(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
+                     bool max,
+                     struct narf_buf *out)
+{
+	struct narf_fx fx;
+	struct pop_reply p = {c, out, false, narf_fx_wanted(e) ? &fx : NULL};
+	struct narf_cref r;
+	uint64_t ms;
+	int i;
+
+	if (narf_parse_block_timeout(out, argv[argc - 1], len[argc - 1], &ms) !=
+	    0)
+		return 0;
+	i = first_zset(e, argv + 1, len + 1, argc - 2, out);
+	if (i == -2)
+		return 0;
+	if (i < 0)
+		return narf_block_wait(c, NARF_TYPE_ZSET, 1, argc - 2, 0, ms);
+	i++;
+	if (narf_zcmd_open(e, argv[i], len[i], 0, false, &r, out) != 0)
+		return 0;
+	narf_resp_array(out, 3);
+	narf_resp_bulk(out, argv[i], len[i]);
+	narf_fx_init(&fx);
+	narf_zset_pop(narf_store_coll_ctx(e->store), &r.c, max, 1, pop_cb, &p);
+	narf_zcmd_send(e, &r, argv[i], len[i], "NARF.ZREM", &fx);
+	narf_fx_close(&fx);
+	close_zset(e, &r);
+	return 0;
+}
+
+static int cmd_bzpopmin(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
+                        struct narf_buf *out)
+{
+	return bzpop_cmd(e, c, argc, argv, len, false, out);
+}
+
+static int cmd_bzpopmax(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
+                        struct narf_buf *out)
+{
+	return bzpop_cmd(e, c, argc, argv, len, true, out);
+}
+
 static int zpop_cmd(struct narf_engine *e,
                     struct narf_client *c,
                     int argc,
@@ -584,24 +669,27 @@ static int cmd_zpopmax(struct narf_engine *e,
 	return zpop_cmd(e, c, argc, argv, len, true, out);
 }
 
-/* ZMPOP numkeys key [key ...] MIN|MAX [COUNT count] */
-static int cmd_zmpop(struct narf_engine *e,
-                     struct narf_client *c,
-                     int argc,
-                     const char **argv,
-                     const size_t *len,
-                     struct narf_buf *out)
+/* ZMPOP numkeys key [key ...] MIN|MAX [COUNT count] (at 1), and BZMPOP
+ * timeout numkeys ... (at 2), which blocks when no key holds a zset. */
+static int zmpop_generic(struct narf_engine *e,
+                         struct narf_client *c,
+                         int argc,
+                         const char **argv,
+                         const size_t *len,
+                         int at,
+                         struct narf_buf *out)
 {
 	long long numkeys, count = -1;
-	int where;
+	uint64_t ms = 0;
+	int where, i;
 	bool max;
 
-	if (!narf_str_to_ll(argv[1], len[1], &numkeys) || numkeys < 1)
+	if (!narf_str_to_ll(argv[at], len[at], &numkeys) || numkeys < 1)
 		return narf_resp_error(out,
 		                       "ERR numkeys should be greater than 0");
-	if (numkeys >= argc - 2)
+	if (numkeys >= argc - at - 1)
 		return narf_reply_syntax(out);
-	where = 2 + (int)numkeys;
+	where = at + 1 + (int)numkeys;
 	if (narf_arg_is(argv[where], len[where], "min"))
 		max = false;
 	else if (narf_arg_is(argv[where], len[where], "max"))
@@ -618,8 +706,41 @@ static int cmd_zmpop(struct narf_engine *e,
 			                       "ERR count should be greater "
 			                       "than 0");
 	}
-	return zpop_generic(e, c, &argv[2], &len[2], (int)numkeys, max,
+	if (at == 1)
+		return zpop_generic(e, c, &argv[at + 1], &len[at + 1],
+		                    (int)numkeys, max, count < 0 ? 1 : count,
+		                    true, out);
+	/* as blmpopCommand: the timeout is checked last */
+	if (narf_parse_block_timeout(out, argv[1], len[1], &ms) != 0)
+		return 0;
+	i = first_zset(e, argv + at + 1, len + at + 1, (int)numkeys, out);
+	if (i == -2)
+		return 0;
+	if (i < 0)
+		return narf_block_wait(c, NARF_TYPE_ZSET, at + 1, where - 1, at,
+		                       ms);
+	return zpop_generic(e, c, &argv[at + 1 + i], &len[at + 1 + i], 1, max,
 	                    count < 0 ? 1 : count, true, out);
+}
+
+static int cmd_zmpop(struct narf_engine *e,
+                     struct narf_client *c,
+                     int argc,
+                     const char **argv,
+                     const size_t *len,
+                     struct narf_buf *out)
+{
+	return zmpop_generic(e, c, argc, argv, len, 1, out);
+}
+
+static int cmd_bzmpop(struct narf_engine *e,
+                      struct narf_client *c,
+                      int argc,
+                      const char **argv,
+                      const size_t *len,
+                      struct narf_buf *out)
+{
+	return zmpop_generic(e, c, argc, argv, len, 2, out);
 }
 
 /* --- ZRANDMEMBER ------------------------------------------------------------
@@ -822,6 +943,12 @@ const struct narf_command narf_zset_commands[] = {
         {"zrevrank", cmd_zrevrank, 3, R | F, 1, 1, 1},
         {"zpopmin", cmd_zpopmin, -2, NARF_CMD_WRITE | F, 1, 1, 1},
         {"zpopmax", cmd_zpopmax, -2, NARF_CMD_WRITE | F, 1, 1, 1},
+        {"bzpopmin", cmd_bzpopmin, -3, NARF_CMD_WRITE | NARF_CMD_BLOCKING, 1,
+         -2, 1},
+        {"bzpopmax", cmd_bzpopmax, -3, NARF_CMD_WRITE | NARF_CMD_BLOCKING, 1,
+         -2, 1},
+        {"bzmpop", cmd_bzmpop, -5,
+         NARF_CMD_WRITE | NARF_CMD_BLOCKING | NARF_CMD_NUMKEYS_AT(2), 0, 0, 0},
         {"zmpop", cmd_zmpop, -4, NARF_CMD_WRITE | NARF_CMD_NUMKEYS_AT(1), 0, 0,
          0},
         {"zrandmember", cmd_zrandmember, -2, R, 1, 1, 1},

@@ -505,3 +505,39 @@ def test_command_info(c):
         got = [f for f in info[2] if f not in ("noscript", "movablekeys")]
         assert (info[0], info[1], got, info[3], info[4], info[5]) == \
             (name.encode(), arity, flags, first, last, step), name
+
+
+# --- sorted sets: BZPOPMIN, BZPOPMAX, BZMPOP ---------------------------------
+
+
+def test_bzpop_now_wait_and_timeout(c, ws):
+    """BZPOPMIN/BZPOPMAX answer [key, member, score] at once from the first
+    key holding a zset, block when none does and are served by a ZADD from
+    another connection; a timeout is a null array; a string among the keys
+    is WRONGTYPE."""
+    c.cmd("ZADD", "z", 1, "a", 2, "b", 3, "c")
+    assert c.cmd("BZPOPMIN", "nokey", "z", 0) == [b"z", b"a", b"1"]
+    assert c.cmd("BZPOPMAX", "z", 0) == [b"z", b"c", b"3"]
+    assert c.cmd("BZPOPMIN", "empty", "0.05") is None
+    w = ws.block("BZPOPMAX", "q1", "q2", 0)
+    assert c.cmd("ZADD", "q2", 5, "x", 7, "y") == 2
+    assert w.read() == [b"q2", b"y", b"7"]
+    assert c.cmd("ZRANGE", "q2", 0, -1) == [b"x"]
+    c.cmd("SET", "s", "v")
+    assert c.cmd("BZPOPMIN", "s", 0) == WRONGTYPE
+    assert c.cmd("BZPOPMIN", "z", "x") == NOT_FLOAT
+    wait_blocked(c, 0)
+
+
+def test_bzmpop(c, ws):
+    """BZMPOP pops up to COUNT from the first zset at once, blocks when
+    none holds one, and is served [key, [[member, score]..]] by a ZADD."""
+    c.cmd("ZADD", "z", 1, "a", 2, "b", 3, "c")
+    assert c.cmd("BZMPOP", 0, 2, "nokey", "z", "MAX", "COUNT", 2) == [
+        b"z", [[b"c", b"3"], [b"b", b"2"]]]
+    w = ws.block("BZMPOP", 0, 1, "q", "MIN", "COUNT", 5)
+    assert c.cmd("ZADD", "q", 9, "m", 8, "n") == 2
+    assert w.read() == [b"q", [[b"n", b"8"], [b"m", b"9"]]]
+    assert c.cmd("EXISTS", "q") == 0
+    assert c.cmd("BZMPOP", "0.05", 1, "none", "MIN") is None
+    wait_blocked(c, 0)
