@@ -528,6 +528,10 @@ int narf_cli_report_data(const struct narf_cli_options *o,
 		fprintf(stderr, "%s: %s: out of memory\n", prog, what);
 		return EXIT_ERROR;
 	}
+	if (rc == NARF_ETOOLARGE) {
+		fprintf(stderr, "%s: %s: %s\n", prog, what, errmsg);
+		return EXIT_ERROR;
+	}
 	if (rc == NARF_EAUTH) {
 		fprintf(stderr,
 		        "%s: %s: %s (check --user and --password-file or "
