@@ -2,7 +2,7 @@
  * cachecli: the operator's and user's command line for a narf cluster.
  *
  * main() parses the flags, then dispatches to one command. The data
- * commands (get, set, del, ttl, keys, scan) live in commands.c and go to
+ * commands (get, set, del, ttl, type, keys, scan) live in commands.c and go to
  * the data nodes by the map (data.c); status in status.c and dashboard.c;
  * the shell in shell.c; leave and nodes, which only talk to the
  * coordinators' JSON API (docs/protocol.md) through common/jclient.c, are
@@ -47,7 +47,12 @@ static const char help_text[] =
         "\n"
         "Data commands:\n"
         "  get KEY           print the value; a missing key prints nothing\n"
-        "                    and exits 1\n"
+        "                    and exits 1. A hash prints field<TAB>value\n"
+        "                    lines, a sorted set member<TAB>score lines\n"
+        "                    (by score), a set its members, a list its\n"
+        "                    elements (head first), one per line; bytes as\n"
+        "                    stored: a newline or tab inside is printed\n"
+        "                    as is, not escaped (as redis-cli --raw)\n"
         "  set KEY VALUE [--ttl SECONDS] [--nx|--xx]\n"
         "                    store it (replicated before the OK); VALUE '-'\n"
         "                    reads the value from stdin, as is (up to\n"
@@ -56,13 +61,16 @@ static const char help_text[] =
         "  del KEY...        delete; prints how many of the keys existed\n"
         "  ttl KEY           seconds left, -1 without expiry; a missing\n"
         "                    key prints nothing and exits 1\n"
+        "  type KEY          string, hash, list, set or zset; a missing\n"
+        "                    key prints none and exits 1\n"
         "  keys PATTERN      every matching key ('*', 'user:*', 'a?[bc]'),\n"
         "                    sorted bytewise, one per line\n"
         "  scan [PATTERN]    the same, printed as found (unsorted), for\n"
         "                    large clusters; default pattern '*'\n"
         "  shell             an interactive prompt for get, set, del, ttl,\n"
-        "                    keys and scan (history in ~/.cachecli_history);\n"
-        "                    reads commands from stdin when not a terminal\n"
+        "                    type, keys and scan (Tab completes commands,\n"
+        "                    history in ~/.cachecli_history); reads\n"
+        "                    commands from stdin when not a terminal\n"
         "\n"
         "Cluster commands:\n"
         "  status [--json] [--watch]\n"
@@ -152,8 +160,9 @@ static const char help_text[] =
         "\n"
         "Exit status:\n"
         "  0  success (status exits 0 even when it shows warnings)\n"
-        "  1  a missing key (get, ttl), a set whose --nx/--xx did not hold,\n"
-        "     or the cluster answered with an error\n"
+        "  1  a missing key (get, ttl, type), a set whose --nx/--xx did not\n"
+        "     hold, the cluster answered with an error, or a reply too big\n"
+        "     to read (over 1048576 elements or 512 MiB)\n"
         "  2  usage error: bad flag, missing or unknown command\n"
         "  3  cluster unreachable: no coordinator, or no data node for the\n"
         "     key, answered within --timeout\n"
@@ -528,6 +537,10 @@ int narf_cli_report_data(const struct narf_cli_options *o,
 		fprintf(stderr, "%s: %s: out of memory\n", prog, what);
 		return EXIT_ERROR;
 	}
+	if (rc == NARF_ETOOLARGE) {
+		fprintf(stderr, "%s: %s: %s\n", prog, what, errmsg);
+		return EXIT_ERROR;
+	}
 	if (rc == NARF_EAUTH) {
 		fprintf(stderr,
 		        "%s: %s: %s (check --user and --password-file or "
@@ -805,6 +818,7 @@ static const struct command {
         {"set", cmd_data, NARF_CLI_F_TTL | NARF_CLI_F_NX | NARF_CLI_F_XX},
         {"del", cmd_data, 0},
         {"ttl", cmd_data, 0},
+        {"type", cmd_data, 0},
         {"keys", cmd_data, 0},
         {"scan", cmd_data, 0},
         {"shell", cmd_shell, 0},
@@ -817,8 +831,8 @@ static const struct command {
 };
 
 static const char command_list[] =
-        "get, set, del, ttl, keys, scan, shell, status, nodes, leave, coord, "
-        "node-key or hash-password";
+        "get, set, del, ttl, type, keys, scan, shell, status, nodes, leave, "
+        "coord, node-key or hash-password";
 
 /* A flag given to a command that does not take it is a usage error, not
  * something to ignore silently ("get k --ttl 5"). */

@@ -4,7 +4,7 @@
  * error reports.
  *
  * cachecli.c parses the flags and dispatches; commands.c runs the data
- * commands (get, set, del, ttl, keys, scan) for the command line and for
+ * commands (get, set, del, ttl, type, keys, scan) for the command line and for
  * the shell (shell.c); status.c draws the dashboard; data.c routes requests
  * by the map; net.c holds the sockets; parse.c the parsers.
  */
@@ -26,7 +26,8 @@
 
 enum exit_code {
 	EXIT_OK = 0,
-	EXIT_ERROR = 1,       /* missing key, or the cluster said no */
+	EXIT_ERROR = 1,       /* missing key, the cluster said no, or a
+	                         reply too big to read */
 	EXIT_USAGE = 2,       /* bad flag, missing or unknown command */
 	EXIT_UNREACHABLE = 3, /* no coordinator or data node answered */
 };
@@ -94,10 +95,10 @@ struct narf_cli_setopts {
 };
 
 /*
- * Run the data command args[0] (get, set, del, ttl, keys, scan) with its
- * arguments args[1..nargs). In a shell (in_shell) a missing key prints
- * "(nil)" rather than nothing, and usage errors return EXIT_USAGE instead of
- * exiting. Returns the exit code, or -1 when args[0] is not a data command.
+ * Run the data command args[0] (get, set, del, ttl, type, keys, scan) with
+ * its arguments args[1..nargs). In a shell (in_shell) a missing key prints
+ * "(nil)" rather than nothing, and usage errors return EXIT_USAGE instead
+ * of exiting. Returns the exit code, or -1 when args[0] is not a data command.
  */
 int narf_cli_data_command(struct narf_cli_cluster *cl,
                           const struct narf_cli_options *o,

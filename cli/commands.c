@@ -1,12 +1,15 @@
 /*
- * The data commands (get, set, del, ttl, keys, scan), shared by the command
- * line and the shell: check the arguments, send the request through the
- * map-routed client (data.c), print the answer.
+ * The data commands (get, set, del, ttl, type, keys, scan), shared by the
+ * command line and the shell: check the arguments, send the request through
+ * the map-routed client (data.c), print the answer.
  *
  * Output is meant for scripts: a value is printed as stored followed by a
  * newline; integers in decimal; keys one per line. A missing key prints
- * nothing and exits 1 on the command line (the shell prints "(nil)"). Errors
- * go to stderr in one line.
+ * nothing and exits 1 on the command line (the shell prints "(nil)"); type
+ * prints "none" for it and exits 1 too. get of a hash, set, list or sorted
+ * set prints it one field, member or element per line, bytes as stored
+ * (docs/cachecli.md, "get of a collection"). Errors go to stderr in one
+ * line.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,15 +87,20 @@ static int request(struct narf_cli_cluster *cl,
 	return rv;
 }
 
+/* A missing key: nothing on the command line, "(nil)" in the shell. */
+static int missing(bool in_shell)
+{
+	if (in_shell)
+		printf("(nil)\n");
+	return EXIT_ERROR;
+}
+
 static int print_value(const char *what,
                        const struct narf_reply *r,
                        bool in_shell)
 {
-	if (r->type == NARF_REPLY_NIL) {
-		if (in_shell)
-			printf("(nil)\n");
-		return EXIT_ERROR;
-	}
+	if (r->type == NARF_REPLY_NIL)
+		return missing(in_shell);
 	if (r->type != NARF_REPLY_BULK)
 		return bad_reply(what, "a bulk string");
 	fwrite(r->str, 1, r->len, stdout);
@@ -160,13 +168,217 @@ static int one_key(struct narf_cli_cluster *cl,
 	return request(cl, o, what, 2, argv, len, show, in_shell);
 }
 
+/* TYPE's word: printed as it is; a missing key's "none" too, but it
+ * exits 1 as a missing key does for get. */
+static int print_type(const char *what,
+                      const struct narf_reply *r,
+                      bool in_shell)
+{
+	(void)in_shell;
+	if (r->type != NARF_REPLY_STATUS)
+		return bad_reply(what, "a type name");
+	printf("%.*s\n", (int)r->len, r->str);
+	return r->len == 4 && memcmp(r->str, "none", 4) == 0 ? EXIT_ERROR
+	                                                     : EXIT_OK;
+}
+
+static int cmd_type(struct narf_cli_cluster *cl,
+                    const struct narf_cli_options *o,
+                    int nargs,
+                    char **args,
+                    bool in_shell)
+{
+	return one_key(cl, o, nargs, args, in_shell, "TYPE", "type",
+	               print_type);
+}
+
+/* --- get ----------------------------------------------------------------- */
+
+/* How get reads a key whose GET answers -WRONGTYPE, by TYPE's word: the
+ * whole value in one reply, and how many of its elements make a line. */
+static const struct coll_read {
+	const char *type;    /* TYPE's word */
+	const char *argv[5]; /* the read, argv[1] (the key) filled in */
+	int argc;
+	unsigned per_line;
+	const char *parts; /* how to read a value too big for one reply */
+} coll_reads[] = {
+        {"hash", {"HGETALL", NULL}, 2, 2, "HSCAN"},
+        {"set", {"SMEMBERS", NULL}, 2, 1, "SSCAN"},
+        {"list", {"LRANGE", NULL, "0", "-1"}, 4, 1, "LRANGE by parts"},
+        {"zset",
+         {"ZRANGE", NULL, "0", "-1", "WITHSCORES"},
+         5,
+         2,
+         "ZSCAN or ZRANGE by parts"},
+};
+
+/* Print the lines of a collection read r (narf_reply_format_lines) in
+ * pieces of about 64 KiB, so the output costs no second copy of it. */
+static int print_lines(const struct narf_reply *r, unsigned per_line)
+{
+	struct narf_buf out;
+	size_t next = 0;
+	int rv = 0;
+
+	narf_buf_init(&out);
+	while (rv == 0 && next < r->n) {
+		out.len = 0;
+		rv = narf_reply_format_lines(r, per_line, &next, 64 * 1024,
+		                             &out);
+		if (rv == 0 && out.len > 0)
+			fwrite(out.data, 1, out.len, stdout);
+	}
+	narf_buf_close(&out);
+	if (rv == NARF_ENOMEM) {
+		fprintf(stderr, "%s: get: out of memory\n", NARF_CLI_PROG);
+		return EXIT_ERROR;
+	}
+	if (rv != 0)
+		return bad_reply("get", "an array of strings");
+	return EXIT_OK;
+}
+
+/* Send one request for argv[1]'s key: 0 with *r decoded (free it), or the
+ * exit code, the failure reported. A reply too big to read is reported
+ * here, with how to read such a value (parts) if given. */
+static int call(struct narf_cli_cluster *cl,
+                const struct narf_cli_options *o,
+                int argc,
+                const char *const *argv,
+                struct narf_buf *raw,
+                struct narf_reply *r,
+                const char *type,
+                const char *parts)
+{
+	size_t len[5];
+	int rv;
+
+	for (int i = 0; i < argc; i++)
+		len[i] = strlen(argv[i]);
+	rv = narf_cli_cluster_call(cl, argc, argv, len, 1, raw, r);
+	if (rv == 0)
+		return 0;
+	if (rv == NARF_ETOOLARGE && parts != NULL) {
+		fprintf(stderr,
+		        "%s: get: the %s is too big to print: %s; read it in "
+		        "parts with %s from a Redis client\n",
+		        NARF_CLI_PROG, type, cl->errmsg, parts);
+		return EXIT_ERROR;
+	}
+	return narf_cli_report_data(o, "get", rv, cl);
+}
+
+/* A type get has no read for (a stream, say): exit 1. */
+static int cannot_print(const struct narf_reply *type)
+{
+	fprintf(stderr,
+	        "%s: get: the key holds a %.*s, which get cannot print (it "
+	        "prints strings, hashes, sets, lists and sorted sets)\n",
+	        NARF_CLI_PROG, (int)(type->len < 40 ? type->len : 40),
+	        type->str);
+	return EXIT_ERROR;
+}
+
+/*
+ * One try of get: GET, and when the key holds another type, TYPE and the
+ * read of that type. *again is set when the key changed type between two
+ * of these requests (a concurrent write): the caller tries once more.
+ */
+static int get_once(struct narf_cli_cluster *cl,
+                    const struct narf_cli_options *o,
+                    const char *key,
+                    bool in_shell,
+                    bool *again)
+{
+	const char *argv[5] = {"GET", key};
+	const struct coll_read *how = NULL;
+	struct narf_buf raw;
+	struct narf_reply r;
+	int rv;
+
+	*again = false;
+	narf_buf_init(&raw);
+	if ((rv = call(cl, o, 2, argv, &raw, &r, NULL, NULL)) != 0)
+		goto out;
+	if (!narf_reply_is_error(&r, "WRONGTYPE")) {
+		rv = r.type == NARF_REPLY_ERROR
+		             ? server_error("get", &r)
+		             : print_value("get", &r, in_shell);
+		goto done;
+	}
+	narf_reply_free(&r);
+
+	argv[0] = "TYPE";
+	if ((rv = call(cl, o, 2, argv, &raw, &r, NULL, NULL)) != 0)
+		goto out;
+	if (r.type == NARF_REPLY_ERROR) {
+		rv = server_error("get", &r);
+		goto done;
+	}
+	if (r.type != NARF_REPLY_STATUS) {
+		rv = bad_reply("get", "a type name from TYPE");
+		goto done;
+	}
+	for (size_t i = 0; i < sizeof(coll_reads) / sizeof(coll_reads[0]); i++)
+		if (r.len == strlen(coll_reads[i].type) &&
+		    memcmp(r.str, coll_reads[i].type, r.len) == 0)
+			how = &coll_reads[i];
+	if (how == NULL) {
+		if (r.len == 4 && memcmp(r.str, "none", 4) == 0)
+			rv = missing(in_shell); /* deleted meanwhile */
+		else if (r.len == 6 && memcmp(r.str, "string", 6) == 0)
+			*again = true; /* replaced by a string meanwhile */
+		else
+			rv = cannot_print(&r);
+		goto done;
+	}
+	narf_reply_free(&r);
+
+	memcpy(argv, how->argv, sizeof(argv));
+	argv[1] = key;
+	if ((rv = call(cl, o, how->argc, argv, &raw, &r, how->type,
+	               how->parts)) != 0)
+		goto out;
+	if (narf_reply_is_error(&r, "WRONGTYPE"))
+		*again = true; /* changed type meanwhile */
+	else if (r.type == NARF_REPLY_ERROR)
+		rv = server_error("get", &r);
+	else if (r.type == NARF_REPLY_ARRAY && r.n == 0)
+		rv = missing(in_shell); /* deleted meanwhile: empty
+		                           collections do not exist */
+	else
+		rv = print_lines(&r, how->per_line);
+done:
+	narf_reply_free(&r);
+out:
+	narf_buf_close(&raw);
+	return rv;
+}
+
 static int cmd_get(struct narf_cli_cluster *cl,
                    const struct narf_cli_options *o,
                    int nargs,
                    char **args,
                    bool in_shell)
 {
-	return one_key(cl, o, nargs, args, in_shell, "GET", "get", print_value);
+	bool again = false;
+	int rv = EXIT_ERROR;
+
+	if (nargs != 2)
+		return usage(in_shell, "usage: get KEY");
+	/* a key that changes type under every try is a race to lose
+	 * rather than a loop to stay in */
+	for (int i = 0; i < 3; i++) {
+		rv = get_once(cl, o, args[1], in_shell, &again);
+		if (!again)
+			return rv;
+	}
+	fprintf(stderr,
+	        "%s: get: the key changed type while it was read, three "
+	        "times; try again\n",
+	        NARF_CLI_PROG);
+	return EXIT_ERROR;
 }
 
 static int cmd_ttl(struct narf_cli_cluster *cl,
@@ -455,6 +667,8 @@ int narf_cli_data_command(struct narf_cli_cluster *cl,
 		return cmd_del(cl, o, nargs, args, in_shell);
 	if (strcmp(name, "ttl") == 0)
 		return cmd_ttl(cl, o, nargs, args, in_shell);
+	if (strcmp(name, "type") == 0)
+		return cmd_type(cl, o, nargs, args, in_shell);
 	if (strcmp(name, "keys") == 0)
 		return cmd_keys(cl, o, nargs, args, in_shell);
 	if (strcmp(name, "scan") == 0)

@@ -13,7 +13,9 @@
  *  - -MOVED slot addr: the map is refreshed and the request goes to addr;
  *  - -TRYAGAIN, -CLUSTERDOWN (a primary that just died, a lease lapsed
  *    during an election): the map is refreshed after a pause;
- *  - every candidate failed: pause, forget the failures, start again.
+ *  - every candidate failed: pause, forget the failures, start again;
+ *  - a reply too big to read (NARF_ETOOLARGE): every node would send the
+ *    same, so the command ends at once.
  * Pauses grow from 25 ms to 400 ms. A single attempt waits at most half the
  * timeout (at least 2 s), so a stopped node cannot eat all of it; the whole
  * command gives up at the timeout with the last failure in errmsg.
@@ -425,9 +427,23 @@ int narf_cli_cluster_call(struct narf_cli_cluster *cl,
 		 * is a refused certificate, or a port without TLS. */
 		if (rv == NARF_ENOMEM || rv == NARF_EAUTH || cl->tls_error)
 			goto out;
-		if (rv == 0 && narf_reply_parse(raw->data, raw->len, NULL,
-		                                reply, NULL) != NARF_RESP_DONE)
-			rv = NARF_EPROTO;
+		if (rv == 0) {
+			int p = narf_reply_parse(raw->data, raw->len, NULL,
+			                         reply, NULL);
+
+			rv = p == NARF_RESP_DONE       ? 0
+			     : p == NARF_REPLY_TOO_BIG ? NARF_ETOOLARGE
+			                               : NARF_EPROTO;
+		}
+		/* So is a reply too big to read: any node would send it. */
+		if (rv == NARF_ETOOLARGE) {
+			snprintf(cl->errmsg, sizeof(cl->errmsg),
+			         "%s answered with more than cachecli reads in "
+			         "one reply (%zu elements, %zu MiB)",
+			         addr, narf_reply_default_limits.max_elems,
+			         NARF_CLI_MAX_REPLY >> 20);
+			goto out;
+		}
 		if (rv != 0) {
 			if (cl->errmsg[0] != '\0')
 				snprintf(a.last, sizeof(a.last), "%s",

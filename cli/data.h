@@ -72,7 +72,9 @@ int narf_cli_cluster_refresh(struct narf_cli_cluster *cl, int64_t deadline);
  * never retried. Else NARF_ETIMEOUT (nothing usable answered within the
  * timeout), NARF_ECONNECT (no coordinator answered for the map),
  * NARF_EPROTO (a node or coordinator spoke something else), NARF_EINVAL
- * (bad --coord), NARF_ENOMEM; cl->errmsg says what was tried last.
+ * (bad --coord), NARF_ETOOLARGE (the reply has more elements than
+ * narf_reply_default_limits or more bytes than NARF_CLI_MAX_REPLY: not
+ * retried), NARF_ENOMEM; cl->errmsg says what was tried last.
  */
 int narf_cli_cluster_call(struct narf_cli_cluster *cl,
                           int argc,

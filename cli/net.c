@@ -158,7 +158,9 @@ int narf_cli_connect(const char *addr,
 	return 0;
 }
 
-/* Does reply hold one whole reply? 1 yes, 0 not yet, or NARF_EPROTO. */
+/* Does reply hold one whole reply? 1 yes, 0 not yet, NARF_EPROTO (not
+ * RESP, or no line end within NARF_CLI_MAX_REPLY), or NARF_ETOOLARGE (a
+ * RESP reply longer than NARF_CLI_MAX_REPLY). */
 static int complete(const struct narf_buf *reply, enum narf_cli_framing f)
 {
 	size_t len;
@@ -175,7 +177,9 @@ static int complete(const struct narf_buf *reply, enum narf_cli_framing f)
 	                         &len);
 	if (rv == NARF_RESP_DONE)
 		return 1;
-	return rv == NARF_RESP_ERROR ? NARF_EPROTO : 0;
+	if (rv == NARF_RESP_ERROR)
+		return NARF_EPROTO;
+	return reply->len >= NARF_CLI_MAX_REPLY ? NARF_ETOOLARGE : 0;
 }
 
 /* Write what is left of req; 0 (maybe partly sent, then *events says
@@ -263,6 +267,10 @@ static int recv_some(struct narf_cli_sock *s,
 		               reply->cap - reply->len, &n, events);
 		if (rv == 0 && n > 0) {
 			reply->len += n;
+			/* a peer that keeps sending cannot grow reply
+			 * past the limit before it is checked */
+			if (reply->len >= NARF_CLI_MAX_REPLY)
+				return complete(reply, f);
 			continue;
 		}
 		if (rv == 0)

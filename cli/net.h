@@ -22,7 +22,8 @@
 #include "common/map.h"
 #include "common/tls_sock.h"
 
-/* Largest reply cachecli reads: a GET of a 512 MiB value and its header. */
+/* Largest reply cachecli reads: a GET of a 512 MiB value and its header;
+ * also the most a collection read (HGETALL ...) may take. */
 #define NARF_CLI_MAX_REPLY ((size_t)512 << 20 | 64)
 
 /* How a reply ends: one RESP reply, or one line (the coordinator API). */
@@ -68,6 +69,7 @@ int narf_cli_connect(const char *addr,
  * Send req on s and read one whole reply (framing) into reply, which is
  * emptied first, before deadline. Errors: NARF_ETIMEOUT, NARF_ECLOSED (the
  * peer closed or reset), NARF_EPROTO (not RESP / no line end within
+ * NARF_CLI_MAX_REPLY), NARF_ETOOLARGE (a RESP reply longer than
  * NARF_CLI_MAX_REPLY), NARF_ENOMEM; over TLS also NARF_EAUTH (the server
  * refused our certificate: TLS 1.3 says so at the first read), with
  * s->why. After any error the connection's state is unknown: close it.

@@ -21,6 +21,12 @@
  * is a peer that cannot frame (Redis caps inline lines at 64 KiB too). */
 #define MAX_LINE 65536
 
+_Static_assert(NARF_REPLY_TOO_BIG != NARF_RESP_ERROR &&
+                       NARF_REPLY_TOO_BIG != NARF_RESP_DONE &&
+                       NARF_REPLY_TOO_BIG != NARF_RESP_INCOMPLETE &&
+                       NARF_REPLY_TOO_BIG != NARF_RESP_EMPTY,
+               "NARF_REPLY_TOO_BIG is a result of its own");
+
 const struct narf_reply_limits narf_reply_default_limits = {
         .max_depth = 4,
         .max_elems = 1u << 20,
@@ -154,9 +160,10 @@ static int parse_at(const char *buf,
 		*pos = body;
 		return NARF_RESP_DONE;
 	case '$':
-		if (!parse_length(p + 1, (size_t)end - 1, &v) || v < -1 ||
-		    (v >= 0 && (unsigned long long)v > lim->max_bulk))
+		if (!parse_length(p + 1, (size_t)end - 1, &v) || v < -1)
 			return NARF_RESP_ERROR;
+		if (v >= 0 && (unsigned long long)v > lim->max_bulk)
+			return NARF_REPLY_TOO_BIG;
 		if (v == -1) {
 			out->type = NARF_REPLY_NIL;
 			*pos = body;
@@ -173,9 +180,10 @@ static int parse_at(const char *buf,
 		*pos = body + (size_t)v + 2;
 		return NARF_RESP_DONE;
 	case '*':
-		if (!parse_length(p + 1, (size_t)end - 1, &v) || v < -1 ||
-		    (v >= 0 && (unsigned long long)v > lim->max_elems))
+		if (!parse_length(p + 1, (size_t)end - 1, &v) || v < -1)
 			return NARF_RESP_ERROR;
+		if (v >= 0 && (unsigned long long)v > lim->max_elems)
+			return NARF_REPLY_TOO_BIG;
 		if (v > 0 && depth + 1 > lim->max_depth)
 			return NARF_RESP_ERROR;
 		*pos = body;
@@ -353,6 +361,44 @@ int narf_info_keys(const char *text, size_t len, uint64_t *out)
 	while (n < vlen && v[n] != ',')
 		n++;
 	return leading_u64(v + 5, n - 5, out);
+}
+
+/* Is every element of the array r a bulk string, and their count a
+ * multiple of per_line? */
+static bool lines_shape(const struct narf_reply *r, unsigned per_line)
+{
+	if (r->type != NARF_REPLY_ARRAY || per_line == 0 || r->n % per_line)
+		return false;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->elems[i].type != NARF_REPLY_BULK)
+			return false;
+	return true;
+}
+
+int narf_reply_format_lines(const struct narf_reply *r,
+                            unsigned per_line,
+                            size_t *next,
+                            size_t max,
+                            struct narf_buf *out)
+{
+	size_t i = *next;
+
+	if (i == 0 && !lines_shape(r, per_line))
+		return NARF_EPROTO;
+	if (i % per_line != 0 || i > r->n)
+		return NARF_EINVAL;
+	while (i < r->n && out->len < max) {
+		for (unsigned k = 0; k < per_line; k++, i++) {
+			const struct narf_reply *e = &r->elems[i];
+
+			if (narf_buf_append(out, e->str, e->len) != 0 ||
+			    narf_buf_append(out, k + 1 < per_line ? "\t" : "\n",
+			                    1) != 0)
+				return NARF_ENOMEM;
+		}
+	}
+	*next = i;
+	return 0;
 }
 
 int narf_cli_read_all(int fd, size_t max, struct narf_buf *out)

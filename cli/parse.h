@@ -49,12 +49,20 @@ struct narf_reply_limits {
 /* The limits cachecli uses: depth 4, 1M elements, 512 MiB per bulk. */
 extern const struct narf_reply_limits narf_reply_default_limits;
 
+/* narf_reply_parse()'s result for RESP2 that is well formed so far but
+ * announces an array of more than lim->max_elems elements or a bulk longer
+ * than lim->max_bulk: a reply too big for cachecli, not a peer speaking
+ * nonsense (distinct from every NARF_RESP_* result). */
+#define NARF_REPLY_TOO_BIG (-2)
+
 /*
  * Decode the reply at buf[0..len). Returns NARF_RESP_DONE with *out filled
  * (free it with narf_reply_free()) and *consumed (may be NULL) set to the
  * reply's length; NARF_RESP_INCOMPLETE when buf ends before the reply does;
- * NARF_RESP_ERROR for anything that is not RESP2 or exceeds lim (NULL: the
- * default limits), or when out of memory. *out is untouched unless DONE.
+ * NARF_REPLY_TOO_BIG (above) as soon as an over-limit header is read;
+ * NARF_RESP_ERROR for anything that is not RESP2, nests deeper than lim
+ * allows (lim NULL: the default limits), or when out of memory. *out is
+ * untouched unless DONE.
  */
 int narf_reply_parse(const char *buf,
                      size_t len,
@@ -92,6 +100,28 @@ int narf_info_u64(const char *text,
  * the line (an empty node) has 0 keys. NARF_EINVAL when the line is
  * there but malformed. */
 int narf_info_keys(const char *text, size_t len, uint64_t *out);
+
+/*
+ * The lines `cachecli get` prints for a collection: r is the reply of
+ * HGETALL or ZRANGE ... WITHSCORES (per_line 2: "field<TAB>value\n",
+ * "member<TAB>score\n") or of SMEMBERS or LRANGE (per_line 1:
+ * "member\n"). Bytes are copied as they are: a newline or tab inside an
+ * element is not escaped (docs/cachecli.md says why).
+ *
+ * Appends to out the lines from element *next on, stopping at the end of
+ * the first line that takes out->len to max or beyond (so a caller prints
+ * a large reply in pieces), and advances *next; r is done when *next ==
+ * r->n. Start with *next = 0: that first call checks the whole shape
+ * before anything is appended. Returns 0; NARF_EPROTO when r is not an
+ * array of bulk strings whose count is a multiple of per_line;
+ * NARF_EINVAL for a *next that is not the start of a line of r;
+ * NARF_ENOMEM (out then holds part of a line).
+ */
+int narf_reply_format_lines(const struct narf_reply *r,
+                            unsigned per_line,
+                            size_t *next,
+                            size_t max,
+                            struct narf_buf *out);
 
 /*
  * Read everything from fd into out (appended), at most max bytes. Returns 0,

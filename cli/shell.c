@@ -1,14 +1,15 @@
 /*
  * `cachecli shell`: an interactive prompt for the data commands.
  *
- * On a terminal, lines are read with libedit (line editing, history kept in
- * $HOME/.cachecli_history, none when HOME is unset); otherwise lines are
- * read from stdin as they come, with no prompt, so `cachecli shell <
- * commands.txt` works as a script. Words are split as redis-cli splits
- * them (the data nodes' inline-command parser: "double quotes" with \n and
- * \x41 escapes, 'single quotes'). The map and the connections to data
- * nodes stay open for the session; the map is checked again (a cheap epoch
- * comparison) before a command when it is more than MAP_MAX_AGE_MS old.
+ * On a terminal, lines are read with libedit (line editing, Tab completion
+ * of the command word, history kept in $HOME/.cachecli_history, none when
+ * HOME is unset); otherwise lines are read from stdin as they come, with no
+ * prompt, so `cachecli shell < commands.txt` works as a script. Words are
+ * split as redis-cli splits them (the data nodes' inline-command parser:
+ * "double quotes" with \n and \x41 escapes, 'single quotes'). The map and
+ * the connections to data nodes stay open for the session; the map is
+ * checked again (a cheap epoch comparison) before a command when it is
+ * more than MAP_MAX_AGE_MS old.
  *
  * Every command prints what the one-shot command prints; a missing key
  * prints "(nil)". Errors go to stderr and the shell goes on. At end of
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,17 +36,23 @@
 
 static const char shell_help[] =
         "commands:\n"
-        "  get KEY            print the value, or (nil)\n"
+        "  get KEY            print the value, or (nil); a hash, set, list\n"
+        "                     or sorted set one per line: field<TAB>value,\n"
+        "                     member, element (head first), member<TAB>score\n"
+        "                     (by score); bytes as stored, newlines and tabs\n"
+        "                     in them not escaped\n"
         "  set KEY VALUE [--ttl SECONDS] [--nx|--xx]\n"
         "                     store it; --nx only if absent, --xx only if\n"
         "                     present\n"
         "  del KEY...         delete; prints how many existed\n"
         "  ttl KEY            seconds left, -1 without expiry\n"
+        "  type KEY           string, hash, list, set, zset, or none\n"
         "  keys PATTERN       matching keys, sorted ('*' for all)\n"
         "  scan [PATTERN]     matching keys as they are found\n"
         "  help               this text\n"
         "  quit, exit         leave (or Ctrl-D)\n"
-        "Quote words with spaces or escapes: set greeting \"hello\\nworld\"\n";
+        "Quote words with spaces or escapes: set greeting \"hello\\nworld\"\n"
+        "Tab completes a command's name.\n";
 
 struct shell {
 	struct narf_cli_cluster cl;
@@ -196,6 +204,43 @@ out:
 	return go_on;
 }
 
+/* The shell's commands, for Tab completion of a line's first word. */
+static const char *const verbs[] = {"get",  "set",  "del",  "ttl",
+                                    "type", "keys", "scan", "help",
+                                    "quit", "exit", NULL};
+
+/* rl_completion_matches' generator: the verbs text starts (in any case,
+ * as the shell takes them), one per call from state 0 on, then NULL. */
+static char *verb_match(const char *text, int state)
+{
+	static size_t next, len;
+
+	if (state == 0) {
+		next = 0;
+		len = strlen(text);
+	}
+	while (verbs[next] != NULL) {
+		const char *v = verbs[next++];
+
+		if (strncasecmp(v, text, len) == 0)
+			return strdup(v);
+	}
+	return NULL;
+}
+
+/* Tab: a verb for the first word; nothing after it (no file names: a key
+ * is not a file). */
+static char **complete(const char *text, int start, int end)
+{
+	(void)end;
+	rl_attempted_completion_over = 1;
+	for (int i = 0; i < start; i++)
+		if (rl_line_buffer == NULL ||
+		    (rl_line_buffer[i] != ' ' && rl_line_buffer[i] != '\t'))
+			return NULL;
+	return rl_completion_matches(text, verb_match);
+}
+
 static char *history_path(void)
 {
 	const char *home = getenv("HOME");
@@ -214,6 +259,7 @@ static void tty_loop(struct shell *sh)
 	char *line;
 
 	rl_readline_name = NARF_CLI_PROG;
+	rl_attempted_completion_function = complete;
 	using_history();
 	stifle_history(HISTORY_MAX);
 	if (sh->history != NULL)

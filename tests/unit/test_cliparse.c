@@ -117,8 +117,9 @@ static void test_reply_malformed(void **state)
 		assert_int_equal(parse(bad[i], &r), NARF_RESP_ERROR);
 }
 
-/* Limits: a bulk or array over the limit and nesting too deep are errors
- * as soon as the header is read; a long simple string line too. */
+/* Limits: a bulk or array over the limit is too big (not malformed) as
+ * soon as the header is read, also inside an array; nesting too deep and a
+ * long simple string line are errors. */
 static void test_reply_oversized(void **state)
 {
 	struct narf_reply_limits lim = {
@@ -128,8 +129,14 @@ static void test_reply_oversized(void **state)
 
 	(void)state;
 	assert_int_equal(narf_reply_parse("$5\r\n", 4, &lim, &r, NULL),
-	                 NARF_RESP_ERROR);
+	                 NARF_REPLY_TOO_BIG);
 	assert_int_equal(narf_reply_parse("*4\r\n", 4, &lim, &r, NULL),
+	                 NARF_REPLY_TOO_BIG);
+	assert_int_equal(
+	        narf_reply_parse("*2\r\n$1\r\na\r\n$5\r\n", 17, &lim, &r, NULL),
+	        NARF_REPLY_TOO_BIG);
+	/* a malformed header is an error whatever its size */
+	assert_int_equal(narf_reply_parse("*04\r\n", 5, &lim, &r, NULL),
 	                 NARF_RESP_ERROR);
 	assert_int_equal(narf_reply_parse("$4\r\nabcd\r\n", 10, &lim, &r, NULL),
 	                 NARF_RESP_DONE);
@@ -141,8 +148,8 @@ static void test_reply_oversized(void **state)
 	                                  &r, NULL),
 	                 NARF_RESP_ERROR);
 	/* the defaults: 1M elements, 512 MiB bulks */
-	assert_int_equal(parse("*1048577\r\n", &r), NARF_RESP_ERROR);
-	assert_int_equal(parse("$536870913\r\n", &r), NARF_RESP_ERROR);
+	assert_int_equal(parse("*1048577\r\n", &r), NARF_REPLY_TOO_BIG);
+	assert_int_equal(parse("$536870913\r\n", &r), NARF_REPLY_TOO_BIG);
 	/* a huge announced array with nothing behind it allocates nothing
 	 * and waits (valgrind/ASan would show a 48 MB calloc otherwise) */
 	assert_int_equal(parse("*1048576\r\n", &r), NARF_RESP_INCOMPLETE);
@@ -295,6 +302,109 @@ static void test_read_all(void **state)
 	narf_buf_close(&b);
 }
 
+/* The whole output of narf_reply_format_lines() for the reply in, with
+ * pieces of at most max bytes (plus a line); its result. */
+static int format_all(const char *in,
+                      unsigned per_line,
+                      size_t max,
+                      struct narf_buf *out,
+                      unsigned *calls)
+{
+	struct narf_reply r;
+	struct narf_buf piece;
+	size_t next = 0;
+	int rv = 0;
+
+	assert_int_equal(parse(in, &r), NARF_RESP_DONE);
+	narf_buf_init(&piece);
+	*calls = 0;
+	do {
+		piece.len = 0;
+		rv = narf_reply_format_lines(&r, per_line, &next, max, &piece);
+		(*calls)++;
+		if (rv == 0)
+			assert_int_equal(
+			        narf_buf_append(out, piece.data, piece.len), 0);
+	} while (rv == 0 && next < r.n);
+	narf_buf_close(&piece);
+	narf_reply_free(&r);
+	return rv;
+}
+
+/* get's lines for a collection: pairs joined by a tab, singles alone,
+ * bytes as they are (tabs, newlines, NULs), in pieces when asked; a reply
+ * of another shape is refused before anything is written. */
+static void test_format_lines(void **state)
+{
+	static const char hash[] =
+	        "*4\r\n$1\r\nf\r\n$1\r\nv\r\n"
+	        "$3\r\nt\tx\r\n$4\r\na\nb\0\r\n";
+	static const char list[] = "*3\r\n$1\r\na\r\n$0\r\n\r\n$5\r\nhello\r\n";
+	struct narf_buf out;
+	struct narf_reply r;
+	unsigned calls;
+	size_t next;
+
+	(void)state;
+	narf_buf_init(&out);
+	assert_int_equal(
+	        narf_reply_parse(hash, sizeof(hash) - 1, NULL, &r, NULL),
+	        NARF_RESP_DONE);
+	next = 0;
+	assert_int_equal(narf_reply_format_lines(&r, 2, &next, 1 << 20, &out),
+	                 0);
+	assert_int_equal(next, 4);
+	assert_int_equal(out.len, 13);
+	assert_memory_equal(out.data, "f\tv\nt\tx\ta\nb\0\n", 13);
+	/* a next inside a line, or past the end, is a caller's bug */
+	next = 1;
+	assert_int_equal(narf_reply_format_lines(&r, 2, &next, 100, &out),
+	                 NARF_EINVAL);
+	next = 6;
+	assert_int_equal(narf_reply_format_lines(&r, 2, &next, 100, &out),
+	                 NARF_EINVAL);
+	narf_reply_free(&r);
+
+	/* singles; a piece ends after the line that reaches max */
+	out.len = 0;
+	assert_int_equal(format_all(list, 1, 1, &out, &calls), 0);
+	assert_int_equal(calls, 3);
+	assert_int_equal(out.len, 9);
+	assert_memory_equal(out.data, "a\n\nhello\n", 9);
+	out.len = 0;
+	assert_int_equal(format_all(list, 1, 3, &out, &calls), 0);
+	assert_int_equal(calls, 2);
+	assert_memory_equal(out.data, "a\n\nhello\n", 9);
+	/* zset pairs: a score as the node wrote it */
+	out.len = 0;
+	assert_int_equal(format_all("*4\r\n$3\r\none\r\n$1\r\n1\r\n"
+	                            "$3\r\ntwo\r\n$3\r\ninf\r\n",
+	                            2, 1 << 20, &out, &calls),
+	                 0);
+	assert_int_equal(out.len, 14);
+	assert_memory_equal(out.data, "one\t1\ntwo\tinf\n", 14);
+
+	/* wrong shapes: nothing written */
+	out.len = 0;
+	assert_int_equal(format_all("*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+	                            2, 100, &out, &calls),
+	                 NARF_EPROTO);
+	assert_int_equal(
+	        format_all("*2\r\n$1\r\na\r\n:1\r\n", 1, 100, &out, &calls),
+	        NARF_EPROTO);
+	assert_int_equal(format_all("*1\r\n*0\r\n", 1, 100, &out, &calls),
+	                 NARF_EPROTO);
+	assert_int_equal(format_all("$1\r\na\r\n", 1, 100, &out, &calls),
+	                 NARF_EPROTO);
+	assert_int_equal(format_all("*1\r\n$1\r\na\r\n", 0, 100, &out, &calls),
+	                 NARF_EPROTO);
+	assert_int_equal(out.len, 0);
+	/* an empty array has no lines */
+	assert_int_equal(format_all("*0\r\n", 2, 100, &out, &calls), 0);
+	assert_int_equal(out.len, 0);
+	narf_buf_close(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -303,6 +413,7 @@ int main(void)
 	        cmocka_unit_test(test_reply_malformed),
 	        cmocka_unit_test(test_reply_oversized),
 	        cmocka_unit_test(test_scan_reply),
+	        cmocka_unit_test(test_format_lines),
 	        cmocka_unit_test(test_info),
 	        cmocka_unit_test(test_read_all),
 	};
