@@ -85,6 +85,15 @@ benchmarks:
         tls-auth-clients yes (narf's default), and redis-benchmark with
         --tls --cacert --cert --key (client certificates on both).
 
+  bigslot [--members N] [--dir DIR]
+        One sorted set of N members (default 1,000,000) in one slot of a
+        3-node cluster, ZADD and PING load on it, then SIGTERM to its
+        primary: the node leaves, so the slot is synced to another node and
+        handed over under load. Prints the time from SIGTERM to the new
+        primary, ZADD latencies before and during, failed writes, the
+        old primary's PING p99 while it synced, and acknowledged members
+        missing afterwards (target 0).
+
   rebalance [--keys K] [--workers W] [--pipeline P] [--steady S] [--moves M]
             [--load per-node|fan-out] [--out PREFIX] [--dir DIR]
             [--base-port P]
@@ -755,7 +764,43 @@ bench_rebalance() {
 		--max-seconds $((steady + 840))
 }
 
+bench_bigslot() {
+	local port=18100 members=1000000
+	while (($#)); do
+		case $1 in
+		--members)
+			members=${2:?--members needs a value}
+			shift
+			;;
+		--members=*) members=${1#*=} ;;
+		--dir)
+			bench_dir=${2:?--dir needs a value}
+			shift
+			;;
+		--dir=*) bench_dir=${1#*=} ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "bigslot: unknown argument '$1' (try --help)" ;;
+		esac
+		shift
+	done
+	if ! [[ $members =~ ^[0-9]{3,8}$ ]]; then
+		die "--members must be a number from 100 to 99999999"
+	fi
+	command -v redis-cli >/dev/null ||
+		die "redis-cli is missing (Debian package redis-tools)"
+	start_narf 3 "$port" bigslot
+	run_py 900 "$ROOT/scripts/lib/bench_bigslot.py" --base-port "$port" \
+		--members "$members"
+}
+
 case ${1:-} in
+bigslot)
+	shift
+	bench_bigslot "$@"
+	;;
 failover)
 	shift
 	bench_failover "$@"
