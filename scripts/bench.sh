@@ -65,7 +65,7 @@ benchmarks:
         nodes' TLS ports), for failover time with TLS against without.
 
   cluster [--rounds R] [--requests N[,N]] [--pipeline P[,P]] [--clients C]
-          [--dir DIR] [--base-port P] [--tls]
+          [--dir DIR] [--base-port P] [--tls] [--tests LIST]
         narf (3 coordinators, 3 data nodes, 2 copies, ack all; base port P,
         default 17600) against a Redis Cluster of 3 masters + 3 replicas
         (redis-server --cluster-enabled yes --cluster-node-timeout 1000,
@@ -84,6 +84,8 @@ benchmarks:
         tls-port, tls-cluster yes, tls-replication yes and
         tls-auth-clients yes (narf's default), and redis-benchmark with
         --tls --cacert --cert --key (client certificates on both).
+        --tests LIST: redis-benchmark's tests instead of set,get (hset,
+        zadd, lpush, sadd...; redis-benchmark has no HGET test).
 
   bigslot [--members N] [--dir DIR]
         One sorted set of N members (default 1,000,000) in one slot of a
@@ -585,9 +587,14 @@ bench_failover() {
 
 bench_cluster() {
 	local rounds=3 port=17600 requests=1000000,3000000 pipeline=1,16
-	local clients=50 tool tls=0
+	local clients=50 tool tls=0 tests=set,get
 	while (($#)); do
 		case $1 in
+		--tests | -t)
+			tests=${2:?$1 needs a value}
+			shift
+			;;
+		--tests=*) tests=${1#*=} ;;
 		--rounds)
 			rounds=${2:?--rounds needs a value}
 			shift
@@ -662,7 +669,8 @@ bench_cluster() {
 		--narf-port "$narf_port" "${tls_args[@]}" \
 		--coord "127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))" \
 		--rounds "$rounds" --requests "$requests" --pipeline "$pipeline" \
-		--clients "$clients" --run-timeout 600 --max-seconds $((runs * 600))
+		--clients "$clients" --tests "$tests" --run-timeout 600 \
+		--max-seconds $((runs * 600))
 }
 
 bench_rebalance() {

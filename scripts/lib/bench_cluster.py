@@ -255,9 +255,10 @@ def cpu_seconds(pids):
 
 
 def run_benchmark(a, port, pipeline, n):
-    """One `redis-benchmark --cluster` run; {"SET": rps, "GET": rps}."""
+    """One `redis-benchmark --cluster` run; {"SET": rps, "GET": rps} (or
+    the --tests asked for)."""
     argv = [a.bench, "--cluster", "-h", HOST, "-p", str(port), "-t",
-            "set,get", "-c", str(a.clients), "-d", "32", "-r", "100000",
+            a.tests, "-c", str(a.clients), "-d", "32", "-r", "100000",
             "-q", "-P", str(pipeline), "-n", str(n)] + tls_tool_args()
     try:
         out = subprocess.run(argv, capture_output=True, text=True,
@@ -269,11 +270,16 @@ def run_benchmark(a, port, pipeline, n):
         m = RPS.match(chunk.strip())
         if m:
             res[m.group(1)] = float(m.group(2))
-    if out.returncode != 0 or set(res) != {"SET", "GET"}:
+    if out.returncode != 0 or set(res) != set(test_names(a)):
         fail("%s failed (exit %d):\n%s%s" % (" ".join(argv), out.returncode,
                                              out.stdout[-3000:],
                                              out.stderr[-3000:]))
     return res
+
+
+def test_names(a):
+    """The names redis-benchmark prints for --tests ("HSET", "ZADD")."""
+    return [t.strip().upper() for t in a.tests.split(",") if t.strip()]
 
 
 def map_view(coords):
@@ -313,6 +319,9 @@ def main():
                     help="-n per pipeline depth (one value or one per "
                     "depth)")
     ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--tests", default="set,get",
+                    help="redis-benchmark -t tests (set,get; hset, zadd, "
+                    "lpush, sadd... for issue 16's types)")
     ap.add_argument("--run-timeout", type=int, default=600)
     ap.add_argument("--max-seconds", type=int, default=7200)
     ap.add_argument("--tls-dir", default=None,
@@ -342,9 +351,9 @@ def main():
         log("Redis Cluster: 3 masters + 3 replicas on %s (node timeout "
             "1000 ms); narf: 3 data nodes, 2 copies, via 127.0.0.1:%d"
             % (",".join(map(str, rc.ports)), a.narf_port))
-        log("redis-benchmark --cluster -t set,get -c %d -d 32 -r 100000%s, "
+        log("redis-benchmark --cluster -t %s -c %d -d 32 -r 100000%s, "
             "%d rounds alternating narf/redis"
-            % (a.clients, " --tls (client certificates; TLS on both "
+            % (a.tests, a.clients, " --tls (client certificates; TLS on both "
                "clusters' internal links)" if TLS_DIR else "", a.rounds))
         results = {}  # (test, P) -> {name: [rps per round]}
         cpus = {}  # P -> {name: [server CPU us per request per round]}
@@ -363,8 +372,9 @@ def main():
                     pids = narf_pids if name == "narf" else redis_pids
                     cpu0 = cpu_seconds(pids)
                     res = run_benchmark(a, port, p, n)
-                    # Server CPU per request, SET and GET runs together.
-                    cpu_us = (cpu_seconds(pids) - cpu0) * 1e6 / (2 * n)
+                    # Server CPU per request, the tests' runs together.
+                    cpu_us = (cpu_seconds(pids) - cpu0) * 1e6 / (
+                        len(test_names(a)) * n)
                     cpus.setdefault(p, {}).setdefault(name, []).append(
                         cpu_us)
                     note = ""
@@ -376,28 +386,29 @@ def main():
                     for t, v in res.items():
                         results.setdefault((t, p), {}).setdefault(
                             name, []).append(v)
-                    log("  round %d  P=%-3d -n %-8d %-5s SET %10.0f  GET "
-                        "%10.0f req/s  server CPU %5.2f us/req%s"
-                        % (rnd + 1, p, n, name, res["SET"], res["GET"],
-                           cpu_us, note))
+                    log("  round %d  P=%-3d -n %-8d %-5s %s req/s  server "
+                        "CPU %5.2f us/req%s"
+                        % (rnd + 1, p, n, name, "  ".join(
+                            "%s %10.0f" % (t, res[t])
+                            for t in test_names(a)), cpu_us, note))
         log()
-        hdr = "%-4s %3s | %12s %12s %6s" % ("test", "P", "narf req/s",
+        hdr = "%-5s %3s | %12s %12s %6s" % ("test", "P", "narf req/s",
                                            "redis req/s", "ratio")
         log("medians over %d rounds (ratio = median of per-round narf/redis)"
             % a.rounds)
         log(hdr)
         log("-" * len(hdr))
         for p in depths:
-            for t in ("SET", "GET"):
+            for t in test_names(a):
                 r = results[(t, p)]
                 ratio = statistics.median(
                     x / y for x, y in zip(r["narf"], r["redis"]))
-                log("%-4s %3d | %12.0f %12.0f %6.2f" % (
+                log("%-5s %3d | %12.0f %12.0f %6.2f" % (
                     t, p, statistics.median(r["narf"]),
                     statistics.median(r["redis"]), ratio))
         log()
         log("server CPU (user+system of all data nodes / all redis-servers) "
-            "per request, SET+GET runs")
+            "per request, the runs of %s" % a.tests)
         for p in depths:
             c = cpus[p]
             log("P=%-3d narf %.2f us, redis %.2f us: ratio %.2f" % (
