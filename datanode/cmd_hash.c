@@ -26,15 +26,7 @@
 
 static int reply_store_error(struct narf_buf *out, int rv)
 {
-	if (rv == NARF_EWRONGTYPE)
-		return narf_reply_wrongtype(out);
-	if (rv == NARF_EOOM)
-		return narf_resp_error(out,
-		                       "OOM command not allowed when used "
-		                       "memory > 'maxmemory'.");
-	if (rv == NARF_ETOOLARGE)
-		return narf_resp_error(out, "ERR value is too large");
-	return rv; /* NARF_ENOMEM: the connection closes */
+	return narf_reply_store_error(out, rv);
 }
 
 /* Open argv[1] as a hash for a write (created when create); -1 after an
@@ -47,17 +39,8 @@ static int open_hash(struct narf_engine *e,
                      struct narf_cref *r,
                      struct narf_buf *out)
 {
-	int rv;
-
-	rv = narf_store_coll_open(e->store, narf_key_slot(argv[1], len[1]),
-	                          argv[1], len[1], NARF_TYPE_HASH, grow,
-	                          create ? NARF_COLL_CREATE : 0,
-	                          narf_engine_now(e), r);
-	if (rv != 0) {
-		reply_store_error(out, rv);
-		return -1;
-	}
-	return 0;
+	return narf_coll_open_write(e, argv[1], len[1], NARF_TYPE_HASH, grow,
+	                            create, r, out);
 }
 
 static void close_hash(struct narf_engine *e, struct narf_cref *r)
@@ -579,9 +562,9 @@ static int cmd_hscan(struct narf_engine *e,
 	struct hscan hs = {.pat = NULL};
 	struct narf_coll h;
 	unsigned long long cursor;
-	long long count = 10;
-	char num[32];
-	int n, rv;
+	struct narf_scan_opts opts;
+	long long count;
+	int rv;
 
 	if (narf_parse_scan_cursor(argv[2], len[2], &cursor) != 0)
 		return narf_resp_error(out, "ERR invalid cursor");
@@ -590,31 +573,13 @@ static int cmd_hscan(struct narf_engine *e,
 	rv = read_hash(e, argv, len, &h, out);
 	if (rv < 0)
 		return 0;
-	if (rv == 0) {
-		narf_resp_array(out, 2);
-		narf_resp_bulk(out, "0", 1);
-		return narf_resp_array(out, 0);
-	}
-	for (int i = 3; i < argc; i += 2) {
-		if (i + 1 >= argc)
-			return narf_reply_syntax(out);
-		if (narf_arg_is(argv[i], len[i], "count")) {
-			if (narf_arg_ll(out, argv[i + 1], len[i + 1], &count) !=
-			    0)
-				return 0;
-			if (count < 1)
-				return narf_reply_syntax(out);
-		} else if (narf_arg_is(argv[i], len[i], "match")) {
-			hs.pat = argv[i + 1];
-			hs.plen = len[i + 1];
-			if (hs.plen == 1 && hs.pat[0] == '*')
-				hs.pat = NULL;
-		} else {
-			return narf_reply_syntax(out);
-		}
-	}
-	if (count > 100000)
-		count = 100000;
+	if (rv == 0)
+		return narf_reply_scan(out, 0, 0, NULL);
+	if (narf_parse_scan_opts(argc, argv, len, &opts, out) != 0)
+		return 0;
+	count = opts.count;
+	hs.pat = opts.pat;
+	hs.plen = opts.plen;
 	narf_buf_init(&hs.items);
 	if (rv == 1)
 		cursor = narf_hash_scan(&h, cursor, (unsigned)count, hscan_cb,
@@ -622,13 +587,8 @@ static int cmd_hscan(struct narf_engine *e,
 	else
 		cursor = 0;
 	rv = hs.err;
-	if (rv == 0) {
-		n = snprintf(num, sizeof(num), "%llu", cursor);
-		narf_resp_array(out, 2);
-		narf_resp_bulk(out, num, (size_t)n);
-		narf_resp_array(out, hs.n);
-		rv = narf_buf_append(out, hs.items.data, hs.items.len);
-	}
+	if (rv == 0)
+		rv = narf_reply_scan(out, cursor, hs.n, &hs.items);
 	narf_buf_close(&hs.items);
 	return rv;
 }

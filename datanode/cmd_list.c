@@ -30,15 +30,7 @@
 
 int narf_list_reply_error(struct narf_buf *out, int rv)
 {
-	if (rv == NARF_EWRONGTYPE)
-		return narf_reply_wrongtype(out);
-	if (rv == NARF_EOOM)
-		return narf_resp_error(out,
-		                       "OOM command not allowed when used "
-		                       "memory > 'maxmemory'.");
-	if (rv == NARF_ETOOLARGE)
-		return narf_resp_error(out, "ERR value is too large");
-	return rv; /* NARF_ENOMEM: the connection closes */
+	return narf_reply_store_error(out, rv);
 }
 
 void narf_list_effect(struct narf_engine *e,
@@ -70,16 +62,8 @@ int narf_list_open(struct narf_engine *e,
                    struct narf_cref *r,
                    struct narf_buf *out)
 {
-	int rv;
-
-	rv = narf_store_coll_open(
-	        e->store, narf_key_slot(key, klen), key, klen, NARF_TYPE_LIST,
-	        grow, create ? NARF_COLL_CREATE : 0, narf_engine_now(e), r);
-	if (rv != 0) {
-		narf_list_reply_error(out, rv);
-		return -1;
-	}
-	return 0;
+	return narf_coll_open_write(e, key, klen, NARF_TYPE_LIST, grow, create,
+	                            r, out);
 }
 
 void narf_list_close(struct narf_engine *e, struct narf_cref *r)

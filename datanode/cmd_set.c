@@ -43,15 +43,7 @@ void narf_set_effect(struct narf_engine *e,
 
 int narf_set_reply_error(struct narf_buf *out, int rv)
 {
-	if (rv == NARF_EWRONGTYPE)
-		return narf_reply_wrongtype(out);
-	if (rv == NARF_EOOM)
-		return narf_resp_error(out,
-		                       "OOM command not allowed when used "
-		                       "memory > 'maxmemory'.");
-	if (rv == NARF_ETOOLARGE)
-		return narf_resp_error(out, "ERR value is too large");
-	return rv; /* NARF_ENOMEM: the connection closes */
+	return narf_reply_store_error(out, rv);
 }
 
 int narf_set_reply_members(const struct narf_client *c,
@@ -97,16 +89,8 @@ static int open_set(struct narf_engine *e,
                     struct narf_cref *r,
                     struct narf_buf *out)
 {
-	int rv;
-
-	rv = narf_store_coll_open(
-	        e->store, narf_key_slot(key, klen), key, klen, NARF_TYPE_SET,
-	        grow, create ? NARF_COLL_CREATE : 0, narf_engine_now(e), r);
-	if (rv != 0) {
-		narf_set_reply_error(out, rv);
-		return -1;
-	}
-	return 0;
+	return narf_coll_open_write(e, key, klen, NARF_TYPE_SET, grow, create,
+	                            r, out);
 }
 
 static void close_set(struct narf_engine *e, struct narf_cref *r)
@@ -550,50 +534,27 @@ static int cmd_sscan(struct narf_engine *e,
 	struct sscan ss = {.pat = NULL};
 	struct narf_coll s;
 	unsigned long long cursor;
-	long long count = 10;
-	char num[32];
-	int n, rv;
+	struct narf_scan_opts opts;
+	long long count;
+	int rv;
 
 	if (narf_parse_scan_cursor(argv[2], len[2], &cursor) != 0)
 		return narf_resp_error(out, "ERR invalid cursor");
 	rv = read_set(e, argv, len, &s, out);
 	if (rv < 0)
 		return 0;
-	if (rv == 0) {
-		narf_resp_array(out, 2);
-		narf_resp_bulk(out, "0", 1);
-		return narf_resp_array(out, 0);
-	}
-	for (int i = 3; i < argc; i += 2) {
-		if (i + 1 >= argc)
-			return narf_reply_syntax(out);
-		if (narf_arg_is(argv[i], len[i], "count")) {
-			if (narf_arg_ll(out, argv[i + 1], len[i + 1], &count) !=
-			    0)
-				return 0;
-			if (count < 1)
-				return narf_reply_syntax(out);
-		} else if (narf_arg_is(argv[i], len[i], "match")) {
-			ss.pat = argv[i + 1];
-			ss.plen = len[i + 1];
-			if (ss.plen == 1 && ss.pat[0] == '*')
-				ss.pat = NULL;
-		} else {
-			return narf_reply_syntax(out);
-		}
-	}
-	if (count > 100000)
-		count = 100000;
+	if (rv == 0)
+		return narf_reply_scan(out, 0, 0, NULL);
+	if (narf_parse_scan_opts(argc, argv, len, &opts, out) != 0)
+		return 0;
+	count = opts.count;
+	ss.pat = opts.pat;
+	ss.plen = opts.plen;
 	narf_buf_init(&ss.items);
 	cursor = narf_set_scan(&s, cursor, (unsigned)count, sscan_cb, &ss);
 	rv = ss.err;
-	if (rv == 0) {
-		n = snprintf(num, sizeof(num), "%llu", cursor);
-		narf_resp_array(out, 2);
-		narf_resp_bulk(out, num, (size_t)n);
-		narf_resp_array(out, ss.n);
-		rv = narf_buf_append(out, ss.items.data, ss.items.len);
-	}
+	if (rv == 0)
+		rv = narf_reply_scan(out, cursor, ss.n, &ss.items);
 	narf_buf_close(&ss.items);
 	return rv;
 }

@@ -28,15 +28,7 @@
 
 int narf_zcmd_store_error(struct narf_buf *out, int rv)
 {
-	if (rv == NARF_EWRONGTYPE)
-		return narf_reply_wrongtype(out);
-	if (rv == NARF_EOOM)
-		return narf_resp_error(out,
-		                       "OOM command not allowed when used "
-		                       "memory > 'maxmemory'.");
-	if (rv == NARF_ETOOLARGE)
-		return narf_resp_error(out, "ERR value is too large");
-	return rv; /* NARF_ENOMEM: the connection closes */
+	return narf_reply_store_error(out, rv);
 }
 
 void narf_zcmd_fx_member(void *arg, const struct narf_str *m, double score)
@@ -67,16 +59,8 @@ int narf_zcmd_open(struct narf_engine *e,
                    struct narf_cref *r,
                    struct narf_buf *out)
 {
-	int rv;
-
-	rv = narf_store_coll_open(
-	        e->store, narf_key_slot(key, klen), key, klen, NARF_TYPE_ZSET,
-	        grow, create ? NARF_COLL_CREATE : 0, narf_engine_now(e), r);
-	if (rv != 0) {
-		narf_zcmd_store_error(out, rv);
-		return -1;
-	}
-	return 0;
+	return narf_coll_open_write(e, key, klen, NARF_TYPE_ZSET, grow, create,
+	                            r, out);
 }
 
 static void close_zset(struct narf_engine *e, struct narf_cref *r)
@@ -878,9 +862,9 @@ static int cmd_zscan(struct narf_engine *e,
 	struct zscan zs = {.pat = NULL};
 	struct narf_coll z;
 	unsigned long long cursor;
-	long long count = 10;
-	char num[32];
-	int n, rv;
+	struct narf_scan_opts opts;
+	long long count;
+	int rv;
 
 	if (narf_parse_scan_cursor(argv[2], len[2], &cursor) != 0)
 		return narf_resp_error(out, "ERR invalid cursor");
@@ -889,42 +873,19 @@ static int cmd_zscan(struct narf_engine *e,
 	rv = read_zset(e, argv[1], len[1], &z, out);
 	if (rv < 0)
 		return 0;
-	if (rv == 0) {
-		narf_resp_array(out, 2);
-		narf_resp_bulk(out, "0", 1);
-		return narf_resp_array(out, 0);
-	}
-	for (int i = 3; i < argc; i += 2) {
-		if (i + 1 >= argc)
-			return narf_reply_syntax(out);
-		if (narf_arg_is(argv[i], len[i], "count")) {
-			if (narf_arg_ll(out, argv[i + 1], len[i + 1], &count) !=
-			    0)
-				return 0;
-			if (count < 1)
-				return narf_reply_syntax(out);
-		} else if (narf_arg_is(argv[i], len[i], "match")) {
-			zs.pat = argv[i + 1];
-			zs.plen = len[i + 1];
-			if (zs.plen == 1 && zs.pat[0] == '*')
-				zs.pat = NULL;
-		} else {
-			return narf_reply_syntax(out);
-		}
-	}
-	if (count > 100000)
-		count = 100000;
+	if (rv == 0)
+		return narf_reply_scan(out, 0, 0, NULL);
+	if (narf_parse_scan_opts(argc, argv, len, &opts, out) != 0)
+		return 0;
+	count = opts.count;
+	zs.pat = opts.pat;
+	zs.plen = opts.plen;
 	narf_buf_init(&zs.items);
 	zs.enc = (enum narf_enc)z.enc;
 	cursor = narf_zset_scan(&z, cursor, (unsigned)count, zscan_cb, &zs);
 	rv = zs.err;
-	if (rv == 0) {
-		n = snprintf(num, sizeof(num), "%llu", cursor);
-		narf_resp_array(out, 2);
-		narf_resp_bulk(out, num, (size_t)n);
-		narf_resp_array(out, zs.n);
-		rv = narf_buf_append(out, zs.items.data, zs.items.len);
-	}
+	if (rv == 0)
+		rv = narf_reply_scan(out, cursor, zs.n, &zs.items);
 	narf_buf_close(&zs.items);
 	return rv;
 }

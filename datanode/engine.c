@@ -858,6 +858,39 @@ int narf_block_wait(struct narf_client *c,
 	return NARF_EXEC_BLOCK;
 }
 
+int narf_reply_store_error(struct narf_buf *out, int rv)
+{
+	if (rv == NARF_EWRONGTYPE)
+		return narf_reply_wrongtype(out);
+	if (rv == NARF_EOOM)
+		return narf_resp_error(out,
+		                       "OOM command not allowed when used "
+		                       "memory > 'maxmemory'.");
+	if (rv == NARF_ETOOLARGE)
+		return narf_resp_error(out, "ERR value is too large");
+	return rv; /* NARF_ENOMEM: the connection closes */
+}
+
+int narf_coll_open_write(struct narf_engine *e,
+                         const char *key,
+                         size_t klen,
+                         enum narf_type t,
+                         size_t grow,
+                         bool create,
+                         struct narf_cref *r,
+                         struct narf_buf *out)
+{
+	int rv = narf_store_coll_open(
+	        e->store, narf_key_slot(key, klen), key, klen, t, grow,
+	        create ? NARF_COLL_CREATE : 0, narf_engine_now(e), r);
+
+	if (rv != 0) {
+		narf_reply_store_error(out, rv);
+		return -1;
+	}
+	return 0;
+}
+
 int narf_reply_wrongtype(struct narf_buf *out)
 {
 	return narf_resp_error(out,
@@ -882,6 +915,58 @@ int narf_lookup_coll(struct narf_engine *e,
 	}
 	narf_entry_coll(en, c);
 	return 1;
+}
+
+int narf_parse_scan_opts(int argc,
+                         const char **argv,
+                         const size_t *len,
+                         struct narf_scan_opts *o,
+                         struct narf_buf *out)
+{
+	o->pat = NULL;
+	o->plen = 0;
+	o->count = 10;
+	for (int i = 3; i < argc; i += 2) {
+		if (i + 1 >= argc) {
+			narf_reply_syntax(out);
+			return -1;
+		}
+		if (narf_arg_is(argv[i], len[i], "count")) {
+			if (narf_arg_ll(out, argv[i + 1], len[i + 1],
+			                &o->count) != 0)
+				return -1;
+			if (o->count < 1) {
+				narf_reply_syntax(out);
+				return -1;
+			}
+		} else if (narf_arg_is(argv[i], len[i], "match")) {
+			o->pat = argv[i + 1];
+			o->plen = len[i + 1];
+			if (o->plen == 1 && o->pat[0] == '*')
+				o->pat = NULL;
+		} else {
+			narf_reply_syntax(out);
+			return -1;
+		}
+	}
+	if (o->count > 100000)
+		o->count = 100000;
+	return 0;
+}
+
+int narf_reply_scan(struct narf_buf *out,
+                    unsigned long long cursor,
+                    long long n,
+                    const struct narf_buf *items)
+{
+	char num[32];
+	int len = snprintf(num, sizeof(num), "%llu", cursor);
+
+	narf_resp_array(out, 2);
+	narf_resp_bulk(out, num, (size_t)len);
+	narf_resp_array(out, n);
+	return items != NULL ? narf_buf_append(out, items->data, items->len)
+	                     : 0;
 }
 
 int narf_parse_scan_cursor(const char *s, size_t n, unsigned long long *v)

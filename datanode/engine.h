@@ -569,6 +569,22 @@ int narf_block_wait(struct narf_client *c,
                     int numkeys_at,
                     uint64_t ms);
 
+/* The reply to a store error of a write: WRONGTYPE, OOM, "value is too
+ * large"; NARF_ENOMEM (or anything else) is returned for the connection to
+ * close. */
+int narf_reply_store_error(struct narf_buf *out, int rv);
+/* Open key as a collection of type t for a write (created when create),
+ * `grow` bytes checked against max-memory (narf_store_coll_open): 0, with
+ * r->e NULL when absent and not created, or -1 after the error reply. */
+int narf_coll_open_write(struct narf_engine *e,
+                         const char *key,
+                         size_t klen,
+                         enum narf_type t,
+                         size_t grow,
+                         bool create,
+                         struct narf_cref *r,
+                         struct narf_buf *out);
+
 /* -WRONGTYPE, Redis's text. */
 int narf_reply_wrongtype(struct narf_buf *out);
 /* Look a key up for a read of a collection of type t (counting a hit or a
@@ -579,6 +595,25 @@ int narf_lookup_coll(struct narf_engine *e,
                      enum narf_type t,
                      struct narf_coll *c,
                      struct narf_buf *out);
+/* HSCAN, SSCAN and ZSCAN's options (argv[3..]): MATCH (NULL for none or
+ * "*") and COUNT (default 10, capped at 100000). 0, or -1 after Redis's
+ * error reply (a syntax error, or COUNT not an integer or below 1). */
+struct narf_scan_opts {
+	const char *pat; /* borrowed from argv */
+	size_t plen;
+	long long count;
+};
+int narf_parse_scan_opts(int argc,
+                         const char **argv,
+                         const size_t *len,
+                         struct narf_scan_opts *o,
+                         struct narf_buf *out);
+/* A scan's reply: [cursor, [n items already encoded in items]]. */
+int narf_reply_scan(struct narf_buf *out,
+                    unsigned long long cursor,
+                    long long n,
+                    const struct narf_buf *items);
+
 /* A SCAN cursor as Redis takes it (decimal digits only, fits 64 bits):
  * 0, or -1 for "ERR invalid cursor". */
 int narf_parse_scan_cursor(const char *s, size_t n, unsigned long long *v);
