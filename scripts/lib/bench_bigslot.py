@@ -65,6 +65,23 @@ def table_from(addrs):
     return None
 
 
+def replicas_of(addrs, slot):
+    """The replica addresses CLUSTER SLOTS names for slot, from the first
+    node that answers; None when none does."""
+    for a in addrs:
+        try:
+            with RawConn(ch.addr_port(a), timeout=1.0) as c:
+                rep = c.cmd("CLUSTER", "SLOTS")
+        except (OSError, Closed, HarnessError):
+            continue
+        if not isinstance(rep, list):
+            continue
+        for r in rep:
+            if r[0] <= slot <= r[1]:
+                return ["%s:%d" % (x[0].decode(), x[1]) for x in r[3:]]
+    return None
+
+
 def pid_of(port):
     out = subprocess.run(["pgrep", "-f", "datanode .*--port %d( |$)" % port],
                          capture_output=True, text=True, timeout=10)
@@ -200,6 +217,14 @@ def main():
     if t_moved is None:
         stop.set()
         fail("the slot did not move within %.0f s" % a.move_timeout)
+    # then a second copy again: the third node synced the whole set
+    t_synced = None
+    while time.monotonic() - t_term < a.move_timeout:
+        reps = replicas_of(others, slot)
+        if reps and any(r != old for r in reps):
+            t_synced = time.monotonic()
+            break
+        time.sleep(0.02)
     time.sleep(2.0)
     stop.set()
     w.join(30)
@@ -213,7 +238,8 @@ def main():
             got = c.cmd("ZMSCORE", KEY, *["w%d" % j for j in part])
             missing += sum(1 for x in got if x is None)
     before = [dt for t0, dt, ok in w.rec if ok and t0 < t_term]
-    during = [dt for t0, dt, ok in w.rec if ok and t_term <= t0 < t_moved]
+    t_end = max(t_moved, t_synced or t_moved)
+    during = [dt for t0, dt, ok in w.rec if ok and t_term <= t0 < t_end]
     failed = sum(1 for t0, dt, ok in w.rec if not ok)
     acked_t = sorted(t0 + dt for t0, dt, ok in w.rec if ok)
     gap = max((b - a_ for a_, b in zip(acked_t, acked_t[1:])), default=0)
@@ -222,10 +248,15 @@ def main():
     log("SIGTERM of the primary -> slot %d led by %s after %.2f s "
         "(sync of %d members and the handoff, under load)"
         % (slot, new, t_moved - t_term, a.members))
+    if t_synced is not None:
+        log("... and a second copy again (the set synced to the third "
+            "node) %.2f s after SIGTERM" % (t_synced - t_term))
+    else:
+        log("no second copy within %.0f s" % a.move_timeout)
     log("ZADD before: %d acked, p50 %.2f ms, p99 %.2f ms, max %.1f ms"
         % (len(before), pct(before, .5) * ms, pct(before, .99) * ms,
            max(before, default=0) * ms))
-    log("ZADD during the move: %d acked, p50 %.2f ms, p99 %.2f ms, "
+    log("ZADD from SIGTERM to both copies: %d acked, p50 %.2f ms, p99 %.2f ms, "
         "max %.1f ms; %d failed attempts; longest gap between acked "
         "writes %.1f ms" % (len(during), pct(during, .5) * ms,
                             pct(during, .99) * ms,
