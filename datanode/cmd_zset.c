@@ -224,7 +224,8 @@ static int zadd_generic(struct narf_engine *e,
 	double stack[16], *scores = stack, score = 0;
 	long long added = 0, updated = 0, processed = 0;
 	struct narf_fx fx;
-	bool ch = false;
+	double onescore = 0;
+	bool ch = false, one = false;
 	int idx = 2, n, rv = 0;
 	size_t grow = 0, o;
 	struct narf_cref r;
@@ -288,16 +289,40 @@ static int zadd_generic(struct narf_engine *e,
 			processed++;
 			score = ns;
 		}
-		/* the member's score now, computed here (INCR, GT/LT) */
-		if ((res == NARF_ZADD_ADDED || res == NARF_ZADD_UPDATED) &&
-		    narf_fx_wanted(e)) {
-			narf_fx_double(&fx, ns);
+		if (!(res == NARF_ZADD_ADDED || res == NARF_ZADD_UPDATED) ||
+		    !narf_fx_wanted(e))
+			continue;
+		/* the member's score now: the client's own text unless INCR
+		 * computed it here (the replica parses either to ns) */
+		if (n == 1) {
+			one = true;
+		} else {
+			if (flags & NARF_ZADD_INCR)
+				narf_fx_double(&fx, ns);
+			else
+				narf_fx_add(&fx, argv[idx + 2 * j],
+				            len[idx + 2 * j]);
 			narf_fx_add(&fx, argv[idx + 2 * j + 1],
 			            len[idx + 2 * j + 1]);
 		}
+		onescore = ns;
 	}
-	if (r.e != NULL)
+	if (r.e != NULL && one) {
+		/* the common one-member ZADD: no collecting, no allocation */
+		char num[40];
+		const char *fxv[2] = {argv[idx], argv[idx + 1]};
+		size_t fxl[2] = {len[idx], len[idx + 1]};
+
+		if (flags & NARF_ZADD_INCR) {
+			fxl[0] = (size_t)snprintf(num, sizeof(num), "%.17g",
+			                          onescore);
+			fxv[0] = num;
+		}
+		narf_engine_effect(e, r.slot, "NARF.ZADD", argv[1], len[1],
+		                   (long long)narf_zset_len(&r.c), 2, fxv, fxl);
+	} else if (r.e != NULL) {
 		narf_zcmd_send(e, &r, argv[1], len[1], "NARF.ZADD", &fx);
+	}
 	if (r.e != NULL && added > 0)
 		narf_block_signal(&e->block, r.slot, argv[1], len[1]);
 	narf_fx_close(&fx);
