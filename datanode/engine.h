@@ -585,6 +585,10 @@ int narf_coll_open_write(struct narf_engine *e,
                          struct narf_cref *r,
                          struct narf_buf *out);
 
+/* Start the allocator's page-purging thread where there is one (jemalloc),
+ * as redis-server does (cmd_server.c). */
+void narf_malloc_background(void);
+
 /* -WRONGTYPE, Redis's text. */
 int narf_reply_wrongtype(struct narf_buf *out);
 /* Look a key up for a read of a collection of type t (counting a hit or a

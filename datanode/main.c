@@ -585,6 +585,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	parse_flags(&cfg, &dn, argc, argv);
 	raise_fd_limit(cfg.max_clients + cfg.max_peer_links);
+	narf_malloc_background();
 	uv_loop_init(&dn.loop);
 	rv = narf_engine_init(&dn.engine, &cfg, NULL, NULL);
 	explicit_bzero(&cfg.keys, sizeof(cfg.keys)); /* the engine's copy */
