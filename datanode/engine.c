@@ -1163,8 +1163,12 @@ static enum route route(struct narf_engine *e,
 	/* A peer forwarded this to us because its map says we lead the
 	 * slot, while ours says it does: one of the two maps is behind (a
 	 * role change is in flight). Put the request off and fetch the map
-	 * rather than bounce it back and forth. */
-	if (c->peer && owner->id == c->peer_node && e->repl != NULL) {
+	 * rather than bounce it back and forth. Not on a node that is
+	 * leaving: once it has left, no map comes any more, and the request
+	 * would wait until the drain closes the link (the peer's client got
+	 * -TRYAGAIN); the -MOVED below sends the peer to look again. */
+	if (c->peer && owner->id == c->peer_node && e->repl != NULL &&
+	    !narf_repl_leaving(e->repl)) {
 		uint64_t checks = narf_repl_map_checks(e->repl);
 
 		if (c->peer_map_checks == 0 || c->peer_map_checks == checks) {
