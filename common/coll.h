@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <malloc.h>
 
 #include "listpack.h"
 #include "store.h"
@@ -78,6 +79,20 @@ struct narf_str {
 };
 
 void narf_coll_limits_default(struct narf_coll_limits *lim);
+
+/* Count (or uncount) an allocation p in *ctx->used, at its usable size:
+ * every encoding accounts its elements through these. */
+static inline void narf_coll_account(const struct narf_coll_ctx *ctx, void *p)
+{
+	if (ctx->used != NULL)
+		*ctx->used += malloc_usable_size(p);
+}
+
+static inline void narf_coll_unaccount(const struct narf_coll_ctx *ctx, void *p)
+{
+	if (ctx->used != NULL)
+		*ctx->used -= malloc_usable_size(p);
+}
 
 /* OBJECT ENCODING's word for an encoding ("listpack", "hashtable"...). */
 const char *narf_enc_name(enum narf_enc enc);

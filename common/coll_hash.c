@@ -36,18 +36,6 @@ static const unsigned char *hfield_key(const struct narf_dict_node *n,
 
 static const struct narf_dict_type hash_dict_type = {.key = hfield_key};
 
-static void used_add(const struct narf_coll_ctx *ctx, void *p)
-{
-	if (ctx->used != NULL)
-		*ctx->used += malloc_usable_size(p);
-}
-
-static void used_sub(const struct narf_coll_ctx *ctx, void *p)
-{
-	if (ctx->used != NULL)
-		*ctx->used -= malloc_usable_size(p);
-}
-
 static struct hfield *hfield_new(const struct narf_coll_ctx *ctx,
                                  const void *f,
                                  size_t flen,
@@ -67,7 +55,7 @@ static struct hfield *hfield_new(const struct narf_coll_ctx *ctx,
 	memcpy(h->data, f, flen);
 	if (vlen != 0)
 		memcpy(h->data + flen, v, vlen);
-	used_add(ctx, h);
+	narf_coll_account(ctx, h);
 	return h;
 }
 
@@ -75,7 +63,7 @@ static void hfield_free(struct narf_dict_node *n, void *arg)
 {
 	const struct narf_coll_ctx *ctx = arg;
 
-	used_sub(ctx, n);
+	narf_coll_unaccount(ctx, n);
 	free(n);
 }
 
@@ -114,7 +102,7 @@ static int to_hashtable(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 	d = malloc(sizeof(*d));
 	if (d == NULL)
 		return NARF_ENOMEM;
-	used_add(ctx, d);
+	narf_coll_account(ctx, d);
 	narf_dict_init(d, &hash_dict_type, ctx->seed, ctx->used);
 	if (lp != NULL && narf_dict_expand(d, narf_lp_count(lp) / 2 + 1) != 0)
 		goto fail;
@@ -141,7 +129,7 @@ static int to_hashtable(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 fail:
 	narf_dict_drain(d, SIZE_MAX, hfield_free, (void *)ctx);
 	narf_dict_close(d);
-	used_sub(ctx, d);
+	narf_coll_unaccount(ctx, d);
 	free(d);
 	return rv;
 }
@@ -454,7 +442,7 @@ void narf_hash_free(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 
 		narf_dict_drain(d, SIZE_MAX, hfield_free, (void *)ctx);
 		narf_dict_close(d);
-		used_sub(ctx, d);
+		narf_coll_unaccount(ctx, d);
 		free(d);
 	}
 	c->p = NULL;

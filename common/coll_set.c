@@ -37,18 +37,6 @@ static const unsigned char *smember_key(const struct narf_dict_node *n,
 
 static const struct narf_dict_type set_dict_type = {.key = smember_key};
 
-static void used_add(const struct narf_coll_ctx *ctx, void *p)
-{
-	if (ctx->used != NULL)
-		*ctx->used += malloc_usable_size(p);
-}
-
-static void used_sub(const struct narf_coll_ctx *ctx, void *p)
-{
-	if (ctx->used != NULL)
-		*ctx->used -= malloc_usable_size(p);
-}
-
 static struct smember *smember_new(const struct narf_coll_ctx *ctx,
                                    const void *s,
                                    size_t len)
@@ -64,7 +52,7 @@ static struct smember *smember_new(const struct narf_coll_ctx *ctx,
 	m->len = (uint32_t)len;
 	if (len != 0)
 		memcpy(m->data, s, len);
-	used_add(ctx, m);
+	narf_coll_account(ctx, m);
 	return m;
 }
 
@@ -72,7 +60,7 @@ static void smember_free(struct narf_dict_node *n, void *arg)
 {
 	const struct narf_coll_ctx *ctx = arg;
 
-	used_sub(ctx, n);
+	narf_coll_unaccount(ctx, n);
 	free(n);
 }
 
@@ -112,7 +100,7 @@ static void dict_destroy(const struct narf_coll_ctx *ctx, struct narf_dict *d)
 {
 	narf_dict_drain(d, SIZE_MAX, smember_free, (void *)ctx);
 	narf_dict_close(d);
-	used_sub(ctx, d);
+	narf_coll_unaccount(ctx, d);
 	free(d);
 }
 
@@ -123,7 +111,7 @@ static struct narf_dict *dict_new(const struct narf_coll_ctx *ctx, uint64_t n)
 
 	if (d == NULL)
 		return NULL;
-	used_add(ctx, d);
+	narf_coll_account(ctx, d);
 	narf_dict_init(d, &set_dict_type, ctx->seed, ctx->used);
 	if (n > 0 && narf_dict_expand(d, n) != 0) {
 		dict_destroy(ctx, d);

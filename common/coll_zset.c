@@ -27,18 +27,6 @@
 #include "errors.h"
 #include "rng.h"
 
-static void used_add(const struct narf_coll_ctx *ctx, void *p)
-{
-	if (ctx->used != NULL)
-		*ctx->used += malloc_usable_size(p);
-}
-
-static void used_sub(const struct narf_coll_ctx *ctx, void *p)
-{
-	if (ctx->used != NULL)
-		*ctx->used -= malloc_usable_size(p);
-}
-
 static void view(struct narf_str *out, const void *s, size_t len)
 {
 	out->s = s;
@@ -257,7 +245,7 @@ static void zs_destroy(const struct narf_coll_ctx *ctx, struct narf_zset *z)
 {
 	narf_dict_close(&z->dict); /* first: it must not touch the nodes */
 	narf_zsl_destroy(z->zsl);
-	used_sub(ctx, z);
+	narf_coll_unaccount(ctx, z);
 	free(z);
 }
 
@@ -270,7 +258,7 @@ static int to_skiplist(const struct narf_coll_ctx *ctx, struct narf_coll *c)
 	z = malloc(sizeof(*z));
 	if (z == NULL)
 		return NARF_ENOMEM;
-	used_add(ctx, z);
+	narf_coll_account(ctx, z);
 	narf_dict_init(&z->dict, &narf_zsl_dict_type, ctx->seed, ctx->used);
 	z->zsl = narf_zsl_create(ctx->rng, ctx->used);
 	if (z->zsl == NULL)
