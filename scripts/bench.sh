@@ -85,7 +85,9 @@ benchmarks:
         tls-auth-clients yes (narf's default), and redis-benchmark with
         --tls --cacert --cert --key (client certificates on both).
         --tests LIST: redis-benchmark's tests instead of set,get (hset,
-        zadd, lpush, sadd...; redis-benchmark has no HGET test).
+        zadd, lpush, sadd...; and hget, which redis-benchmark lacks: HGET
+        myhash{tag} element:__rand_int__ as its command test, reading the fields
+        its hset test wrote, so name it after hset).
 
   bigslot [--members N] [--dir DIR]
         One sorted set of N members (default 1,000,000) in one slot of a
