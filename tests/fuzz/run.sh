@@ -19,6 +19,10 @@
 #                              limits checked against an array
 #   skiplist  fuzz_skiplist.c  the sorted set's skiplist: operations,
 #                              ranks and ranges checked against an array
+#   effect    fuzz_effect.c    the replica's side of collection replication:
+#                              NARF.* effects and sync messages through the
+#                              engine as a peer, every key read back, and
+#                              used_memory back at its start after FLUSHALL
 # FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
 # targets run (building them is not counted). Prints one summary line per
 # target and exits non-zero when libFuzzer finds a crash, a leak, an
@@ -35,7 +39,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs map_json auth api listpack intset quicklist skiplist}
+targets=${*:-frame resp http raft_hs map_json auth api listpack intset quicklist skiplist effect}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -283,6 +287,32 @@ build_skiplist() {
 		common/skiplist.c tests/fuzz/fuzz_skiplist.c -o "$1"
 }
 
+# Seed format (see fuzz_effect.c): a thresholds byte, then per op a byte
+# choosing the message and its arguments. "grow" pushes and adds past
+# every threshold; "sync" loads each type with CLOAD and CAPPEND.
+seeds_effect() {
+	seed empty '\000'
+	seed grow '\001\000\001\000\377\010\001\002\003\004\005\006\007\010\002\001\000\377\010\141\142\143\144\145\146\147\150\004\001\002\377\004\001\001\002\002\003\003\004\004\007\001\003\377\010\001\002\003\004\005\006\007\010\013\001\003\377\001\002\003\010\001\003\377\003'
+	seed sync '\022\017\001\000\000\000\377\004\001\002\003\004\020\001\000\000\377\004\005\006\007\010\017\001\001\002\000\377\006\001\002\003\004\005\006\016\001\001\377\001\001'
+}
+
+build_effect() {
+	# The data node's engine with everything it reaches (no main.c, no
+	# jemalloc: INFO's allocator stats are compiled out), compiled on every
+	# core: ~70 files, the slowest target to build by far.
+	objs="$out/effect-obj"
+	rm -rf "$objs" && mkdir -p "$objs" || return 1
+	# shellcheck disable=SC2016 # $1 and $2 belong to the inner sh
+	find datanode common -name '*.c' ! -name main.c -print0 | xargs -0 -P "$(nproc)" \
+		-I{} sh -c 'clang -c -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
+			-I. -DNARF_VERSION=\"fuzz\" $(pkg-config --cflags libuv jansson) \
+			"$1" -o "$2/$(echo "$1" | tr / _).o"' sh {} "$objs" || return 1
+	# shellcheck disable=SC2046 # pkg-config output is meant to be split
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. "$objs"/*.o \
+		tests/fuzz/fuzz_effect.c -lhttp_parser -lm \
+		$(pkg-config --libs libuv jansson libssl libcrypto) -o "$1"
+}
+
 build_listpack() {
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 		common/listpack.c tests/fuzz/fuzz_listpack.c -o "$1"
@@ -384,6 +414,7 @@ run_target() {
 	intset) build_intset "$bin" && seeds_intset ;;
 	quicklist) build_quicklist "$bin" && seeds_quicklist ;;
 	skiplist) build_skiplist "$bin" && seeds_skiplist ;;
+	effect) build_effect "$bin" && seeds_effect ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -411,11 +442,11 @@ status=0
 for t in $targets; do
 	case $t in
 	frame | resp | http | raft_hs | map_json | auth | api | listpack | \
-		intset | quicklist | skiplist) ;;
+		intset | quicklist | skiplist | effect) ;;
 	*)
 		echo "run.sh: unknown target '$t'" \
 			"(frame, resp, http, raft_hs, map_json, auth, api," \
-			"listpack, intset, quicklist, skiplist)" >&2
+			"listpack, intset, quicklist, skiplist, effect)" >&2
 		exit 2
 		;;
 	esac
