@@ -216,25 +216,30 @@ def is_collection(value):
     return isinstance(value, (frozenset, tuple))
 
 
+def _phantom_element(op, attempts):
+    """Why a collection read is a phantom (module doc), or None."""
+    value = op.value
+    for v in value:
+        if not isinstance(v, int) or isinstance(v, bool):
+            return "%r is no value of %s" % (v, op.key)
+        if v not in attempts or attempts[v] > op.t1:
+            return "write %d of %s was never attempted%s" % (
+                v, op.key, " before the read ended" if v in attempts
+                else "")
+    if isinstance(value, tuple):
+        for a, b in zip(value, value[1:]):
+            if a >= b:
+                return "list %s has %d before %d: no run of the writes " \
+                    "in their order leaves it" % (op.key, a, b)
+    return None
+
+
 def check_elements(op, acked, attempts, since=None):
     """A collection read judged on its own (module doc): (phantom why or
     None, [values acknowledged before op began, after `since`, that it
     lacks], when the last of those was acknowledged or None). acked and
     attempts are the key's, as in _writes_by_key."""
-    value = op.value
-    for v in value:
-        if not isinstance(v, int) or isinstance(v, bool):
-            return "%r is no value of %s" % (v, op.key), [], None
-        if v not in attempts or attempts[v] > op.t1:
-            return "write %d of %s was never attempted%s" % (
-                v, op.key, " before the read ended" if v in attempts
-                else ""), [], None
-    if isinstance(value, tuple):
-        for a, b in zip(value, value[1:]):
-            if a >= b:
-                return "list %s has %d before %d: no run of the writes " \
-                    "in their order leaves it" % (op.key, a, b), [], None
-    present = frozenset(value)
+    present = frozenset(op.value)
     missing, last = [], None
     for t1, v in acked:
         if t1 >= op.t0:
@@ -242,7 +247,7 @@ def check_elements(op, acked, attempts, since=None):
         if (since is None or t1 > since) and v not in present:
             missing.append(v)
             last = t1
-    return None, missing, last
+    return _phantom_element(op, attempts), missing, last
 
 
 def _shown(values):
@@ -325,7 +330,10 @@ def _check_collection(op, acked, attempts, ended, lost_at, slot_losses,
     why, missing, last = check_elements(op, acked, attempts,
                                         lost_at.get(op.key))
     if why:
-        phantom.append(Violation("phantom", op, why))
+        # A phantom is not judged stale or lost as well (as a register's
+        # is not), but what it lacks helps to tell what went wrong.
+        phantom.append(Violation("phantom", op, why + (
+            "; it also lacks %s" % _shown(missing) if missing else "")))
         return
     if not missing:
         return

@@ -232,6 +232,12 @@ def test_collection_phantoms():
         ("l", 3.2)]
     assert "2 before 1" in rep.phantom[4].why
     assert not rep.lost and not rep.stale
+    # A phantom is not also stale, but its report says what it lacks (a
+    # replica that got 2000 instead of 2).
+    rep = check([w("s", 1, 0.0, 0.1), w("s", 2, 0.2, 0.3),
+                 r("s", frozenset([1, 2000]), 1.0, 1.1)])
+    assert rep.phantom[0].why.endswith("it also lacks 2")
+    assert not rep.stale
 
 
 def test_collection_after_a_declared_loss():
