@@ -16,7 +16,9 @@ every round), then for each round of the schedule:
      written 1, 2, 3, ... by its group's thread only) and readers (every
      key of the round and a sample of the once-keys, each reader in its
      own order), all through cluster_harness.Router, which routes by
-     CLUSTER SLOTS like a cluster client and follows -MOVED;
+     CLUSTER SLOTS like a cluster client and follows -MOVED. With
+     --types, the keys are strings, hashes, sets, sorted sets and lists
+     in turn (TYPES_HELP), each written and read as its type says;
   3. after a healthy second, the round's faults start; they last the
      round's duration, then are undone (cuts flushed, paused processes
      resumed, killed ones restarted: a data node as a new node, a
@@ -266,18 +268,11 @@ def write_ops(records, rnd):
 # The workload's types (--types). Each key of a round, and each once-key,
 # has one of them, in turn, and its type's letter starts its name
 # ("h:r3.7" is round 3's key 7, a hash; "oh:g1.5" a once-key). Whatever
-# the type, each key is written 1, 2, 3, ... by one writer (history.py):
-#
-#   type    write n                    read                        value
-#   string  SET key <i>:<n>            GET key                     n
-#   hash    HSET key f <i>:<n>         HGET key f                  n
-#   set     SADD key n                 SMEMBERS key                {elements}
-#   zset    ZADD key n n               ZRANGE key 0 -1 WITHSCORES  {members}
-#   list    RPUSH key n                LRANGE key 0 -1             (elements)
-#
-# A string and a hash field are registers; a set, a sorted set (each
-# member scored with its own n) and a list are judged element by element:
-# every acknowledged n must be there, nothing else, a list in order.
+# the type, each key is written 1, 2, 3, ... by one writer (history.py);
+# TYPES_HELP (in --help) says what a write and a read are. A string and a
+# hash field are registers (a read's value is n); a set, a sorted set and
+# a list are read whole (a frozenset, a frozenset of the members, a tuple)
+# and judged element by element.
 TYPES = ("string", "hash", "set", "zset", "list")
 TYPES_HELP = """\
   string  SET key <i>:<n>; GET key: the last write acknowledged before a
