@@ -484,7 +484,7 @@ def _interrupted(signum, frame):
 
 RoundResult = collections.namedtuple(
     "RoundResult", "spec faults healed heal_s counts outage_s outage_group "
-    "writes acked reads unread violations rebuilt lost_slots")
+    "writes acked reads unread violations rebuilt lost_slots excused")
 
 
 def born_of(m):
@@ -776,7 +776,8 @@ class Run:
             sum(1 for o in ops
                 if o.kind == hist.WRITE and o.status == hist.OK),
             sum(1 for o in ops if o.kind == hist.READ), unread,
-            report.violations(), rebuilt, len(seen))
+            report.violations(), rebuilt, len(seen),
+            report.declared + report.after_loss)
         if seen and (self.cfg.min_isr or 1) >= 2:
             res = res._replace(violations=res.violations + [
                 "declared lost: %d slots, with min-isr %d" % (
@@ -875,20 +876,23 @@ def type_lines(history, results):
             if hist.is_collection(op.value):
                 n["elements"] += len(op.value)
     for r in results:
-        for v in r.violations:
+        for v in r.violations + r.excused:
             if isinstance(v, hist.Violation):
                 c[key_type(v.op.key)][v.kind] += 1
-    row = "%-7s %8s %8s %8s %8s %10s %5s %6s %8s"
+    row = "%-7s %8s %8s %8s %8s %10s %5s %6s %8s %9s %11s"
     lines = [row % ("type", "writes", "acked", "reads", "final",
-                    "elements", "lost", "stale", "phantom")]
+                    "elements", "lost", "stale", "phantom", "declared",
+                    "after loss")]
     for t, n in c.items():
         if n["writes"] or n["reads"]:
             lines.append(row % (t, n["writes"], n["acked"], n["reads"],
                                 n["final"], n["elements"], n["lost"],
-                                n["stale"], n["phantom"]))
+                                n["stale"], n["phantom"], n["declared"],
+                                n["after_loss"]))
     lines.append("(reads: answered reads the checker judged, final ones "
                  "included; elements: set, zset and list elements those "
-                 "reads checked)")
+                 "reads checked; declared: final reads that showed a "
+                 "declared loss)")
     return lines
 
 
