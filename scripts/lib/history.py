@@ -11,10 +11,22 @@ how it ended:
   have run behind). A failed or indeterminate write may or may not be
   visible later; the checker never counts on either.
 
-Keys are registers: each key has one writing client at a time, which writes
-1, 2, 3, ... in order, so a larger value is always a newer write. A read's
-value is that integer, None for nil (no write visible: older than any), or
-a str for bytes that are not one of the key's values at all.
+Each key has one writing client at a time, which writes 1, 2, 3, ... in
+order, so a larger value is always a newer write. A write's value is that
+integer, whatever the key's type. Most keys are registers (a string, a
+hash field): a write replaces the value, and a read's value is an integer,
+None for nil (no write visible: older than any), or a str for bytes that
+are not one of the key's values at all. Some keys are collections, whose
+writes add their integer as an element (SADD, ZADD, RPUSH); a read of one
+gives every element at once:
+
+- a frozenset of integers for a set (a set, or a sorted set whose every
+  member has its own integer as score): the elements in no order;
+- a tuple of integers for a list (RPUSH appends), in the list's order;
+- an empty frozenset or tuple when the key holds nothing (nil);
+- a str, as for a register, when the reply is not such a collection (an
+  element that is no integer, a score that is not its member, a WRONGTYPE
+  error).
 
 What is counted (check()):
 
@@ -27,6 +39,17 @@ What is counted (check()):
   was sent (t1 of the write < t0 of the read).
 - phantom: a read of a value no write of that key attempted before the
   read ended (or of bytes that are no value of the key).
+
+A collection is judged element by element (check_elements()): it is lost
+(a final read) or stale (any other) when it lacks an element whose write
+was acknowledged before the read was sent, wherever in the collection it
+belongs (a hole in the middle counts as much as a missing tail); it is
+phantom when it holds an element no write attempted before the read ended,
+or, for a list, when its elements are not strictly increasing (a write
+applied twice, or after a later write: no run of the writes in the order
+they were made leaves that list). A failed or indeterminate write's
+element may be there or not. (A register that reads n is judged as if it
+held the elements 1..n: the two rules agree.)
 
 Declared losses. With one in-sync copy allowed (min-isr 1, on-lost
 empty), a slot whose every in-sync copy fails starts over empty, and the
@@ -41,9 +64,10 @@ first showed it). Given them, and slot_of(key):
   nobody declared);
 - after_loss: a read that would be stale, of such a slot, that missed
   only writes acknowledged before `by`, ended after `after`, and saw
-  nil or a value written after `after`: what the empty slot holds, not
-  an older copy. A read of a value written before the loss is still
-  stale, and so is one that missed a write acknowledged after `by`.
+  nil or a value written after `after` (for a collection: only elements
+  written after `after`): what the empty slot holds, not an older copy.
+  A read of a value written before the loss is still stale, and so is
+  one that missed a write acknowledged after `by`.
 
 write_outage() measures availability instead: the longest time some group
 of keys went without an acknowledged write.
@@ -68,10 +92,26 @@ class Op(collections.namedtuple(
                                client, final, round)
 
     def __str__(self):
-        return "%s %s %s=%r %s [%.3f..%.3f]%s%s" % (
-            self.client or "-", self.kind, self.key, self.value,
+        return "%s %s %s=%s %s [%.3f..%.3f]%s%s" % (
+            self.client or "-", self.kind, self.key, _brief(self.value),
             self.status, self.t0, self.t1, " final" if self.final else "",
             " round %d" % self.round if self.round else "")
+
+
+def _brief(value):
+    """A read's value for a report line: a collection of more than 8
+    elements as its size and ends."""
+    if isinstance(value, frozenset):
+        value = tuple(sorted(value, key=lambda v: (
+            not isinstance(v, int), v if isinstance(v, int) else str(v))))
+        return "{%s}" % _brief(value)[1:-1] if len(value) <= 8 else \
+            "{%d elements: %s..%s}" % (len(value), value[0], value[-1])
+    if isinstance(value, tuple) and len(value) > 8:
+        return "[%d elements: %s, %s, ..., %s, %s]" % (
+            len(value), value[0], value[1], value[-2], value[-1])
+    if isinstance(value, tuple):
+        return "[%s]" % ", ".join(map(str, value))
+    return repr(value)
 
 
 class Loss(collections.namedtuple("Loss", "slot after by")):
@@ -160,14 +200,61 @@ def _missed_by(acked, seen, before, since=None):
     return last
 
 
-def _declared(losses, op, missed_t1, ended):
-    """Is what op read (missing writes acknowledged up to missed_t1) the
-    empty start of a slot the cluster declared lost? (module doc)"""
+def _declared(losses, op, missed_t1, ended, seen):
+    """Is what op read (missing writes acknowledged up to missed_t1; seen:
+    the values it holds, none for nil) the empty start of a slot the
+    cluster declared lost? (module doc)"""
     for loss in losses:
-        if missed_t1 < loss.by and op.t1 >= loss.after and (
-                op.value is None or ended.get(op.value, 0) >= loss.after):
+        if missed_t1 < loss.by and op.t1 >= loss.after and all(
+                ended.get(v, 0) >= loss.after for v in seen):
             return True
     return False
+
+
+def is_collection(value):
+    """Is a read's value a collection's elements (module doc)?"""
+    return isinstance(value, (frozenset, tuple))
+
+
+def _phantom_element(op, attempts):
+    """Why a collection read is a phantom (module doc), or None."""
+    value = op.value
+    for v in value:
+        if not isinstance(v, int) or isinstance(v, bool):
+            return "%r is no value of %s" % (v, op.key)
+        if v not in attempts or attempts[v] > op.t1:
+            return "write %d of %s was never attempted%s" % (
+                v, op.key, " before the read ended" if v in attempts
+                else "")
+    if isinstance(value, tuple):
+        for a, b in zip(value, value[1:]):
+            if a >= b:
+                return "list %s has %d before %d: no run of the writes " \
+                    "in their order leaves it" % (op.key, a, b)
+    return None
+
+
+def check_elements(op, acked, attempts, since=None):
+    """A collection read judged on its own (module doc): (phantom why or
+    None, [values acknowledged before op began, after `since`, that it
+    lacks], when the last of those was acknowledged or None). acked and
+    attempts are the key's, as in _writes_by_key."""
+    present = frozenset(op.value)
+    missing, last = [], None
+    for t1, v in acked:
+        if t1 >= op.t0:
+            break
+        if (since is None or t1 > since) and v not in present:
+            missing.append(v)
+            last = t1
+    return _phantom_element(op, attempts), missing, last
+
+
+def _shown(values):
+    if len(values) > 6:
+        return "%s, ... (%d)" % (", ".join(map(str, values[:5])),
+                                 len(values))
+    return ", ".join(map(str, values))
 
 
 def check(history, losses=(), slot_of=None):
@@ -189,6 +276,12 @@ def check(history, losses=(), slot_of=None):
             continue
         acked, attempts, ended = writes.get(op.key, ([], {}, {}))
         value = op.value
+        if is_collection(value):
+            _check_collection(op, acked, attempts, ended, lost_at,
+                              by_slot.get(slot_of(op.key)) if by_slot
+                              else None, lost, stale, phantom, declared,
+                              after_loss)
+            continue
         if value is not None and not isinstance(value, int):
             phantom.append(Violation("phantom", op, "%r is no value of %s"
                                      % (value, op.key)))
@@ -207,7 +300,8 @@ def check(history, losses=(), slot_of=None):
             continue
         slot_losses = by_slot.get(slot_of(op.key)) if by_slot else None
         excused = slot_losses and _declared(
-            slot_losses, op, _missed_by(acked, seen, op.t0, since), ended)
+            slot_losses, op, _missed_by(acked, seen, op.t0, since), ended,
+            () if value is None else (value,))
         shown = "nil" if value is None else value
         if op.final:
             lost_at[op.key] = op.t1
@@ -227,6 +321,41 @@ def check(history, losses=(), slot_of=None):
         else:
             stale.append(Violation("stale", op, why))
     return Report(lost, stale, phantom, declared, after_loss)
+
+
+def _check_collection(op, acked, attempts, ended, lost_at, slot_losses,
+                      lost, stale, phantom, declared, after_loss):
+    """check()'s judgement of one collection read (module doc); appends to
+    the lists of check()."""
+    why, missing, last = check_elements(op, acked, attempts,
+                                        lost_at.get(op.key))
+    if why:
+        # A phantom is not judged stale or lost as well (as a register's
+        # is not), but what it lacks helps to tell what went wrong.
+        phantom.append(Violation("phantom", op, why + (
+            "; it also lacks %s" % _shown(missing) if missing else "")))
+        return
+    if not missing:
+        return
+    excused = slot_losses and _declared(slot_losses, op, last, ended,
+                                        op.value)
+    what = "%s lacks %s" % ("list" if isinstance(op.value, tuple)
+                            else "set", _shown(missing))
+    if op.final:
+        lost_at[op.key] = op.t1
+        why = "final %s, acknowledged" % what
+        if excused:
+            declared.append(Violation("declared", op, why + " (its slot "
+                                      "was declared lost)"))
+        else:
+            lost.append(Violation("lost", op, why))
+        return
+    why = "%s, acknowledged before the read began" % what
+    if excused:
+        after_loss.append(Violation("after_loss", op, why + " (its slot "
+                                    "was declared lost)"))
+    else:
+        stale.append(Violation("stale", op, why))
 
 
 def write_outage(history, groups, t_from, t_to):

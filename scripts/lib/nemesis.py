@@ -16,7 +16,9 @@ every round), then for each round of the schedule:
      written 1, 2, 3, ... by its group's thread only) and readers (every
      key of the round and a sample of the once-keys, each reader in its
      own order), all through cluster_harness.Router, which routes by
-     CLUSTER SLOTS like a cluster client and follows -MOVED;
+     CLUSTER SLOTS like a cluster client and follows -MOVED. With
+     --types, the keys are strings, hashes, sets, sorted sets and lists
+     in turn (TYPES_HELP), each written and read as its type says;
   3. after a healthy second, the round's faults start; they last the
      round's duration, then are undone (cuts flushed, paused processes
      resumed, killed ones restarted: a data node as a new node, a
@@ -121,7 +123,7 @@ class Config:
                  heal_timeout=30.0, keys=48, keys_per_writer=8,
                  once_keys=1000, rate=300.0, readers=3, read_rate=100.0,
                  pre=1.0, post=1.0, max_seconds=None, log_level="info",
-                 out=None):
+                 out=None, types=("string",)):
         self.build = build
         self.workdir = workdir
         self.seed = seed if seed is not None else random.randrange(1, 10**6)
@@ -142,6 +144,7 @@ class Config:
         self.max_seconds = max_seconds
         self.log_level = log_level
         self.out = out or (lambda s: print(s, flush=True))
+        self.types = tuple(types)
 
 
 # ---------------------------------------------------------------------------
@@ -262,9 +265,145 @@ def write_ops(records, rnd):
             for a in records]
 
 
+# The workload's types (--types). Each key of a round, and each once-key,
+# has one of them, in turn, and its type's letter starts its name
+# ("h:r3.7" is round 3's key 7, a hash; "oh:g1.5" a once-key). Whatever
+# the type, each key is written 1, 2, 3, ... by one writer (history.py);
+# TYPES_HELP (in --help) says what a write and a read are. A string and a
+# hash field are registers (a read's value is n); a set, a sorted set and
+# a list are read whole (a frozenset, a frozenset of the members, a tuple)
+# and judged element by element.
+TYPES = ("string", "hash", "set", "zset", "list")
+TYPES_HELP = """\
+  string  SET key <i>:<n>; GET key: the last write acknowledged before a
+          read began, or a newer one (a register)
+  hash    HSET key f <i>:<n>; HGET key f: the same (a register)
+  set     SADD key n; SMEMBERS key: every n acknowledged before the read
+          began, none never written (a hole is a stale read, or a lost
+          write at the end)
+  zset    ZADD key n n; ZRANGE key 0 -1 WITHSCORES: as a set, each member
+          scored with itself
+  list    RPUSH key n; LRANGE key 0 -1: as a set, strictly increasing"""
+TYPE_LETTER = {"string": "k", "hash": "h", "set": "s", "zset": "z",
+               "list": "l"}
+LETTER_TYPE = {v: k for k, v in TYPE_LETTER.items()}
+
+
+def key_name(type_, where, i):
+    """The i-th key of `where` ("r3": round 3's; "g1": once-keys of
+    generation 1, named o...) of type type_."""
+    letter = TYPE_LETTER[type_]
+    if where.startswith("g"):  # once-keys: "o:g1.5" for a string, as ever
+        return "o%s:%s.%d" % ("" if type_ == "string" else letter, where, i)
+    return "%s:%s.%d" % (letter, where, i)
+
+
+def key_type(key):
+    head = key.split(":", 1)[0]
+    if head.startswith("o"):
+        head = head[1:] or "k"
+    return LETTER_TYPE[head]
+
+
+def typed_keys(types, where, n):
+    """n keys of `where`, their types taken from `types` in turn."""
+    return [key_name(types[i % len(types)], where, i) for i in range(n)]
+
+
+def write_command(key, n):
+    """The request that writes n to key (its type's, table above)."""
+    t = key_type(key)
+    if t == "string":
+        return ("SET", key, ch.value_of(key, n))
+    if t == "hash":
+        return ("HSET", key, "f", ch.value_of(key, n))
+    if t == "set":
+        return ("SADD", key, n)
+    if t == "zset":
+        return ("ZADD", key, n, n)
+    return ("RPUSH", key, n)
+
+
+def write_acked(reply):
+    """Does reply acknowledge a write: +OK (SET) or an integer (the
+    others)?"""
+    return not isinstance(reply, ch.Err) and (
+        reply == "OK" or type(reply) is int)
+
+
+def read_command(key):
+    t = key_type(key)
+    if t == "string":
+        return ("GET", key)
+    if t == "hash":
+        return ("HGET", key, "f")
+    if t == "set":
+        return ("SMEMBERS", key)
+    if t == "zset":
+        return ("ZRANGE", key, 0, -1, "WITHSCORES")
+    return ("LRANGE", key, 0, -1)
+
+
+def is_value_reply(reply):
+    """Is reply a read's answer (a value, or WRONGTYPE: the key holds
+    another type, which the checker counts as a phantom) rather than an
+    error that says nothing of the key?"""
+    return not isinstance(reply, ch.Err) or reply.startswith("WRONGTYPE")
+
+
+class TypedWriter(ch.Writer):
+    """A cluster_harness Writer that writes each key as its type says."""
+
+    def command(self, key, n):
+        return write_command(key, n)
+
+    def acked(self, rep):
+        return write_acked(rep)
+
+
+class TypedReader(ch.Reader):
+    """A cluster_harness Reader that reads each key as its type says."""
+
+    def args(self, key):
+        return read_command(key)
+
+    def ok_reply(self, rep):
+        return is_value_reply(rep)
+
+
+def _elements(key, reply):
+    """A collection read's elements (history.py), or a str saying why the
+    reply is none."""
+    t = key_type(key)
+    elements = reply[0::2] if t == "zset" and isinstance(reply, list) \
+        else reply
+    if not isinstance(reply, list) or not all(
+            isinstance(e, bytes) and e.isdigit() for e in elements):
+        return "%s reply %r" % (t, reply if len(repr(reply)) < 200
+                                else repr(reply)[:200] + "...")
+    if t == "list":
+        return tuple(int(e) for e in reply)
+    if t == "set":
+        return frozenset(int(e) for e in reply)
+    members = [int(m) for m in elements]
+    try:
+        scores = [float(sc) for sc in reply[1::2]]
+    except (TypeError, ValueError):
+        scores = None
+    if scores != members or members != sorted(members):
+        return "zset reply %r: each member's score must be itself, in " \
+            "order" % (reply[:20],)
+    return frozenset(members)
+
+
 def read_value(key, reply):
-    """A GET reply as the checker takes it: None for nil, the write's n,
-    or the text when it is no value of key."""
+    """A read's reply as the checker takes it: for a string or a hash
+    field, None for nil or the write's n; for a collection, its elements;
+    the text when it is no value of key (history.py)."""
+    if isinstance(reply, ch.Err):
+        return str(reply)
+    if key_type(key) not in ("string", "hash"):
+        return _elements(key, reply)
     if reply is None:
         return None
     try:
@@ -287,7 +426,7 @@ def read_ops(records, rnd, client):
 
 
 def final_reads(seeds, keys, rnd, tries=5, timeout=ch.REQUEST_TIMEOUT):
-    """GET every key (pipelined per primary, a fresh Router per try, at
+    """Read every key (pipelined per primary, a fresh Router per try, at
     most `tries` tries); (final read ops, keys that could not be read)."""
     left = list(keys)
     ops = []
@@ -298,7 +437,8 @@ def final_reads(seeds, keys, rnd, tries=5, timeout=ch.REQUEST_TIMEOUT):
         try:
             t0 = time.monotonic()
             r.refresh(force=True)
-            got = r.pipeline_get(left) if r.table else {}
+            got = r.pipeline_get(left, args=read_command) \
+                if r.table else {}
             t1 = time.monotonic()
         except ch.RequestError:
             got = {}
@@ -307,7 +447,8 @@ def final_reads(seeds, keys, rnd, tries=5, timeout=ch.REQUEST_TIMEOUT):
         bad = []
         for k in left:
             v = got.get(k)
-            if k not in got or isinstance(v, (ch.RequestError, ch.Err)):
+            if k not in got or isinstance(v, ch.RequestError) or \
+                    not is_value_reply(v):
                 bad.append(k)
             else:
                 ops.append(hist.Op(hist.READ, k, read_value(k, v), t0, t1,
@@ -343,7 +484,7 @@ def _interrupted(signum, frame):
 
 RoundResult = collections.namedtuple(
     "RoundResult", "spec faults healed heal_s counts outage_s outage_group "
-    "writes acked reads unread violations rebuilt lost_slots")
+    "writes acked reads unread violations rebuilt lost_slots excused")
 
 
 def born_of(m):
@@ -471,10 +612,11 @@ class Run:
         self.cluster = NsCluster(self.net, self.cfg.build, d, self.cfg.nodes,
                                  self._coord_args(), self.cfg.log_level)
         self.cluster.start(timeout=60.0)
-        self.once = ["o:g%d.%d" % (self.gen, i)
-                     for i in range(self.cfg.once_keys)]
+        self.once = typed_keys(self.cfg.types, "g%d" % self.gen,
+                               self.cfg.once_keys)
         t0 = time.monotonic()
-        ch.preload(self.cluster.seeds(), self.once)
+        ch.preload(self.cluster.seeds(), self.once,
+                   command=lambda k: write_command(k, 1), acked=write_acked)
         t1 = time.monotonic()
         self.history += [hist.Op(hist.WRITE, k, 1, t0, t1, hist.OK,
                                  "preload") for k in self.once]
@@ -564,10 +706,11 @@ class Run:
             self.rebuild()
             rebuilt = True
         seeds = self.cluster.seeds()
-        keys = ["k:r%d.%d" % (spec.index, i) for i in range(cfg.keys)]
+        keys = typed_keys(cfg.types, "r%d" % spec.index, cfg.keys)
         groups = writer_groups(self.cluster.map(), keys, cfg.keys_per_writer)
         budget = cfg.pre + spec.duration + cfg.heal_timeout + cfg.post + 20
         writers = ch.Writers(seeds, keys, groups=groups, rate=cfg.rate,
+                             cls=TypedWriter,
                              max_seconds=budget,
                              max_count=int(cfg.rate * budget) + 1)
         rnd = random.Random(spec.seed)
@@ -576,10 +719,10 @@ class Run:
         for i in range(cfg.readers):
             order = keys + sample
             rnd.shuffle(order)
-            readers.append(ch.Reader(seeds, order, rate=cfg.read_rate,
-                                     max_seconds=budget,
-                                     max_count=int(cfg.read_rate * budget)
-                                     + 1, name="reader-%d" % i))
+            readers.append(TypedReader(seeds, order, rate=cfg.read_rate,
+                                       max_seconds=budget,
+                                       max_count=int(cfg.read_rate * budget)
+                                       + 1, name="reader-%d" % i))
         faults = []
         t_fault = None
         t_base = time.monotonic()
@@ -633,7 +776,8 @@ class Run:
             sum(1 for o in ops
                 if o.kind == hist.WRITE and o.status == hist.OK),
             sum(1 for o in ops if o.kind == hist.READ), unread,
-            report.violations(), rebuilt, len(seen))
+            report.violations(), rebuilt, len(seen),
+            report.declared + report.after_loss)
         if seen and (self.cfg.min_isr or 1) >= 2:
             res = res._replace(violations=res.violations + [
                 "declared lost: %d slots, with min-isr %d" % (
@@ -666,9 +810,14 @@ class Run:
         return self.results
 
     def dump_history(self, path):
+        """One JSON object per op; a set's value as {"set": [sorted
+        elements]}, a list's as a JSON list."""
         with open(path, "w") as f:
             for op in self.history:
-                f.write(json.dumps(op._asdict()) + "\n")
+                d = op._asdict()
+                if isinstance(op.value, frozenset):
+                    d["value"] = {"set": sorted(op.value)}
+                f.write(json.dumps(d) + "\n")
 
 
 # ---------------------------------------------------------------------------
@@ -711,8 +860,45 @@ def totals(results):
     return t
 
 
-def summary(results, problems=(), skipped=0):
-    """The summary lines and whether the run is clean."""
+def type_lines(history, results):
+    """Per type of key (--types): the writes (acknowledged), the reads the
+    checker judged (final ones among them, and the elements of the
+    collections they read), and the violations charged to its keys."""
+    c = collections.OrderedDict((t, collections.Counter()) for t in TYPES)
+    for op in history:
+        n = c[key_type(op.key)]
+        if op.kind == hist.WRITE:
+            n["writes"] += 1
+            n["acked"] += op.status == hist.OK
+        elif op.status == hist.OK:
+            n["reads"] += 1
+            n["final"] += op.final
+            if hist.is_collection(op.value):
+                n["elements"] += len(op.value)
+    for r in results:
+        for v in r.violations + r.excused:
+            if isinstance(v, hist.Violation):
+                c[key_type(v.op.key)][v.kind] += 1
+    row = "%-7s %8s %8s %8s %8s %10s %5s %6s %8s %9s %11s"
+    lines = [row % ("type", "writes", "acked", "reads", "final",
+                    "elements", "lost", "stale", "phantom", "declared",
+                    "after loss")]
+    for t, n in c.items():
+        if n["writes"] or n["reads"]:
+            lines.append(row % (t, n["writes"], n["acked"], n["reads"],
+                                n["final"], n["elements"], n["lost"],
+                                n["stale"], n["phantom"], n["declared"],
+                                n["after_loss"]))
+    lines.append("(reads: answered reads the checker judged, final ones "
+                 "included; elements: set, zset and list elements those "
+                 "reads checked; declared: final reads that showed a "
+                 "declared loss)")
+    return lines
+
+
+def summary(results, problems=(), skipped=0, history=None):
+    """The summary lines and whether the run is clean (with the history,
+    a table per type of key too)."""
     row = "%-18s %6s %4s %5s %6s %8s %9s %11s %9s %11s"
     lines = [row % ("nemesis", "rounds", "bad", "lost", "stale", "phantom",
                     "unhealed", "max outage", "declared", "after loss")]
@@ -731,6 +917,8 @@ def summary(results, problems=(), skipped=0):
                  "keys and reads; declared: writes lost / slots the "
                  "cluster declared lost (not counted in lost); after "
                  "loss: reads of those slots' empty start (not stale))")
+    if history:
+        lines += type_lines(history, results)
     for p in problems:
         lines.append("process problem: " + p)
     if skipped:
@@ -751,6 +939,18 @@ def parse_kinds(text):
             "unknown nemesis %s (one of: all, %s, %s)" % (
                 ", ".join(bad) or "''", ", ".join(KINDS), CONTROL))
     return kinds
+
+
+def parse_types(text):
+    if text == "all":
+        return TYPES
+    types = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in types if t not in TYPES]
+    if bad or not types or len(set(types)) != len(types):
+        raise argparse.ArgumentTypeError(
+            "unknown or repeated type %s (all, or some of: %s)" % (
+                ", ".join(bad) or "in %r" % text, ", ".join(TYPES)))
+    return types
 
 
 def parse_duration(text):
@@ -778,6 +978,9 @@ def main(argv=None):
         "never healed, write outage. Needs root.",
         epilog="nemeses:\n" + "\n".join("  %-17s %s" % (k, DESCRIPTIONS[k])
                                        for k in KINDS + (CONTROL,)) +
+        "\n\ntypes (--types): the round's keys and the once-keys take the "
+        "given types in\nturn; each key is written 1, 2, 3, ... by one "
+        "writer:\n" + TYPES_HELP +
         "\n\nExit status: 0 when every round is clean, 1 on any violation "
         "or unhealed round, 2 on bad arguments, 3 when namespaces cannot "
         "be used (not root, no iptables).")
@@ -802,6 +1005,10 @@ def main(argv=None):
                     help="fault duration in seconds (default 1-10)")
     ap.add_argument("--heal-timeout", type=float, default=30.0,
                     help="seconds a round may take to heal (default 30)")
+    ap.add_argument("--types", type=parse_types, default=("string",),
+                    metavar="TYPE[,TYPE...]|all",
+                    help="what the keys are: string, hash, set, zset, list "
+                    "(default string; all: every type, in turn)")
     ap.add_argument("--keys", type=int, default=48,
                     help="register keys written per round (default 48)")
     ap.add_argument("--once-keys", type=int, default=1000,
@@ -847,13 +1054,13 @@ def main(argv=None):
                  dmax=a.duration[1], heal_timeout=a.heal_timeout,
                  keys=a.keys, once_keys=a.once_keys, rate=a.rate,
                  readers=a.readers, max_seconds=a.max_seconds,
-                 log_level=a.log_level)
+                 log_level=a.log_level, types=a.types)
     specs = schedule(cfg.seed, cfg.kinds, cfg.rounds, cfg.dmin, cfg.dmax)
     cfg.out("nemesis: seed %d, %d rounds of %s, 3 coordinators + %d data "
-            "nodes, min-isr %s, on-lost %s; logs in %s" % (
+            "nodes, min-isr %s, on-lost %s, keys of type %s; logs in %s" % (
                 cfg.seed, rounds, ",".join(a.nemesis) if a.nemesis != KINDS
                 else "all", a.nodes, a.min_isr or "default",
-                a.on_lost or "default", workdir))
+                a.on_lost or "default", ",".join(a.types), workdir))
     run = Run(cfg)
     clean = False
     # Whatever happens (an error in the summary, sys.exit), the teardown
@@ -874,7 +1081,8 @@ def main(argv=None):
         if run.history:
             run.dump_history(os.path.join(workdir, "history.jsonl"))
         if run.results:
-            lines, clean = summary(run.results, run.problems, run.skipped)
+            lines, clean = summary(run.results, run.problems, run.skipped,
+                                   run.history)
             cfg.out("\nsummary (seed %d, min-isr %s):" % (
                 cfg.seed, a.min_isr or "default"))
             for line in lines:

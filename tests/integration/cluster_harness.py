@@ -686,9 +686,11 @@ class Router:
             return rep, addr
         raise RequestError("too many redirects for slot %d" % slot)
 
-    def pipeline_get(self, keys, timeout=None):
+    def pipeline_get(self, keys, timeout=None, args=None):
         """GET every key from its primary, pipelined per node; {key: reply}.
-        A key whose request failed maps to a RequestError instance."""
+        A key whose request failed maps to a RequestError instance. With
+        args (a function of the key), args(key) is sent instead of GET."""
+        args = args or (lambda k: ("GET", k))
         if self.table is None or self.stale:
             self.refresh(force=True)
         if self.table is None:
@@ -702,7 +704,7 @@ class Router:
                 c = self.conn(addr, timeout)
                 for i in range(0, len(ks), 500):
                     part = ks[i:i + 500]
-                    c.send(b"".join(encode("GET", k) for k in part))
+                    c.send(b"".join(encode(*args(k)) for k in part))
                     for k in part:
                         out[k] = c.read(timeout or self.timeout)
             except (OSError, Closed, HarnessError, ValueError) as e:
@@ -713,7 +715,7 @@ class Router:
         for k, v in list(out.items()):
             if isinstance(v, Err) and v.startswith("MOVED "):
                 try:
-                    out[k] = self.call(k, "GET", k, timeout=timeout)[0]
+                    out[k] = self.call(k, *args(k), timeout=timeout)[0]
                 except RequestError as e:
                     out[k] = e
         return out
@@ -754,7 +756,8 @@ def parse_value(key, v):
 class Writer(threading.Thread):
     """SET key "{i}:{n}" round-robin over `keys`, n increasing per key,
     about `rate` attempts per second, at most max_count attempts and
-    max_seconds; records every attempt."""
+    max_seconds; records every attempt. A subclass may write otherwise
+    (command() and acked())."""
 
     def __init__(self, seeds, keys, rate=400, max_count=100000,
                  max_seconds=90.0, timeout=REQUEST_TIMEOUT, name="writer"):
@@ -769,6 +772,14 @@ class Writer(threading.Thread):
         self._stop_ev = threading.Event()
         self.t_start = None
         self.exc = None
+
+    def command(self, key, n):
+        """The request that writes n to key."""
+        return ("SET", key, value_of(key, n))
+
+    def acked(self, rep):
+        """Does reply rep acknowledge the write?"""
+        return rep == "OK"
 
     def run(self):
         try:
@@ -796,8 +807,8 @@ class Writer(threading.Thread):
             t0 = time.monotonic()
             ok, err, addr = False, None, None
             try:
-                rep, addr = self.router.call(key, "SET", key, value_of(key, n))
-                if rep == "OK":
+                rep, addr = self.router.call(key, *self.command(key, n))
+                if self.acked(rep):
                     ok = True
                 else:
                     err = "reply %r" % (rep,)
@@ -836,9 +847,11 @@ class Writers:
     """Several Writers over one key set, one thread per group of keys (by
     default the groups are the keys of each primary in map m), so a request
     stuck on a paused or dead node holds up only its own group. Quacks
-    like a Writer: records, keys, start, stop, wait_acks, is_alive."""
+    like a Writer: records, keys, start, stop, wait_acks, is_alive. cls is
+    the writer class (a Writer)."""
 
-    def __init__(self, seeds, keys, m=None, groups=None, rate=400, **kw):
+    def __init__(self, seeds, keys, m=None, groups=None, rate=400,
+                 cls=Writer, **kw):
         if groups is None:
             groups = {}
             if m is not None:
@@ -849,7 +862,7 @@ class Writers:
                 groups[0] = list(keys)
         groups = [g for g in groups.values() if g]
         self.keys = list(keys)
-        self.writers = [Writer(seeds, g, rate=max(1.0, rate * len(g) /
+        self.writers = [cls(seeds, g, rate=max(1.0, rate * len(g) /
                                                   float(len(self.keys))),
                                name="writer-%d" % i, **kw)
                         for i, g in enumerate(groups)]
@@ -920,10 +933,12 @@ def pick(seq, rnd=None):
     return (rnd or random).choice(list(seq))
 
 
-def preload(seeds, keys, timeout=REQUEST_TIMEOUT, ex=None):
+def preload(seeds, keys, timeout=REQUEST_TIMEOUT, ex=None, command=None,
+            acked=None):
     """SET every key to value_of(key, 1) on its primary, pipelined per node
     (with `EX ex` when ex is given); raises unless every write is
-    acknowledged."""
+    acknowledged. command(key) and acked(reply), when given, say what
+    the write is instead and which reply acknowledges it."""
     r = Router(seeds, timeout=timeout)
     try:
         if not r.refresh(force=True):
@@ -936,12 +951,13 @@ def preload(seeds, keys, timeout=REQUEST_TIMEOUT, ex=None):
             c = r.conn(addr)
             for i in range(0, len(ks), 500):
                 part = ks[i:i + 500]
-                c.send(b"".join(encode("SET", k, value_of(k, 1),
+                c.send(b"".join(encode(*command(k)) if command else
+                                encode("SET", k, value_of(k, 1),
                                        *(("EX", ex) if ex else ()))
                                 for k in part))
                 for k in part:
                     rep = c.read(timeout)
-                    if rep != "OK":
+                    if not (acked(rep) if acked else rep == "OK"):
                         bad.append((k, rep))
         if bad:
             raise HarnessError("preload: %d writes not acknowledged, e.g. %r"
@@ -1090,7 +1106,8 @@ class KeyLoop(threading.Thread):
     """Runs one command per key through a Router, round-robin over keys
     (each key once when `once`), about `rate` per second, bounded by
     max_count and max_seconds; records every attempt as an Op. The
-    command is GET (a Reader) or DEL (a Deleter)."""
+    command is GET (a Reader) or DEL (a Deleter), or what args() of a
+    subclass sends."""
 
     command = "GET"
     once = False
@@ -1111,6 +1128,10 @@ class KeyLoop(threading.Thread):
     def ok_reply(self, rep):
         return not isinstance(rep, Err)
 
+    def args(self, key):
+        """The request for key."""
+        return (self.command, key)
+
     def run(self):
         try:
             t_start = time.monotonic()
@@ -1126,7 +1147,7 @@ class KeyLoop(threading.Thread):
                 t0 = time.monotonic()
                 ok, rep, err, addr = False, None, None, None
                 try:
-                    rep, addr = self.router.call(key, self.command, key)
+                    rep, addr = self.router.call(key, *self.args(key))
                     ok = self.ok_reply(rep)
                     if not ok:
                         err = "reply %r" % (rep,)

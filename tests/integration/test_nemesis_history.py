@@ -166,3 +166,94 @@ def test_write_outage_is_the_longest_gap_between_acks_of_a_group():
     secs, name = write_outage(h, {"g2": {"b"}}, 0.0, 10.0)
     assert (round(secs, 3), name) == (3.5, "g2")
     assert write_outage(h, {}, 0.0, 1.0) == (0.0, None)
+
+
+def test_set_with_a_hole_is_stale_and_lost():
+    # Element 2 was acknowledged before the reads began: a set without it
+    # is stale however many later elements it holds (a hole in the middle,
+    # not only a missing tail), and a final read without it is one lost
+    # write, charged once.
+    h = [w("s", 1, 0.0, 0.1), w("s", 2, 0.2, 0.3), w("s", 3, 0.4, 0.5),
+         r("s", frozenset([1, 3]), 1.0, 1.1),
+         r("s", frozenset([1, 2, 3]), 1.2, 1.3),
+         r("s", frozenset([1, 3]), 5.0, 5.1, final=True),
+         r("s", frozenset([1, 3]), 6.0, 6.1, final=True)]
+    rep = check(h)
+    assert [v.op.t0 for v in rep.stale] == [1.0]
+    assert "lacks 2" in rep.stale[0].why
+    assert [v.op.t0 for v in rep.lost] == [5.0]
+    assert not rep.phantom
+
+
+def test_list_with_a_hole_is_stale():
+    # The same for a list: [1, 3] lacks the acknowledged 2.
+    h = [w("l", 1, 0.0, 0.1), w("l", 2, 0.2, 0.3), w("l", 3, 0.4, 0.5),
+         r("l", (1, 3), 1.0, 1.1), r("l", (1, 2, 3), 1.2, 1.3),
+         r("l", (1, 2), 1.4, 1.5)]      # a missing tail too
+    rep = check(h)
+    assert [v.op.t0 for v in rep.stale] == [1.0, 1.4]
+    assert not rep.lost and not rep.phantom
+
+
+def test_indeterminate_and_failed_elements_may_be_absent_or_present():
+    # Write 2 timed out and write 3 failed: a set or a list may hold
+    # them or not, in the middle or at the end; elements acknowledged
+    # only after the read was sent may be missing; an empty collection
+    # before any acknowledgement is nil, which is fine.
+    for coll in (frozenset, tuple):
+        h = [w("c", 1, 0.0, 0.1), w("c", 2, 0.2, 1.2, INFO),
+             w("c", 3, 1.3, 1.4, FAIL), w("c", 4, 1.5, 1.6),
+             w("c", 5, 3.0, 3.5),
+             r("c", coll(()), 0.0, 0.05),
+             r("c", coll((1,)), 1.0, 1.1),
+             r("c", coll((1, 4)), 2.0, 2.1),
+             r("c", coll((1, 2, 4)), 2.2, 2.3),
+             r("c", coll((1, 3, 4)), 2.4, 2.5),
+             r("c", coll((1, 2, 3, 4)), 3.2, 3.6),  # 5 acked after t0
+             r("c", coll((1, 4, 5)), 9.0, 9.1, final=True)]
+        rep = check(h)
+        assert rep.ok(), [str(v) for v in rep.violations()]
+
+
+def test_collection_phantoms():
+    # An element never written, one written only after the read ended, a
+    # list out of order or with an element twice (a write applied twice
+    # or after a later one), and a reply that is no collection of the
+    # key's values (a str) are phantoms; nothing else is reported.
+    h = [w("l", 1, 0.0, 0.1), w("l", 2, 0.2, 0.3), w("l", 3, 5.0, 5.1),
+         w("s", 1, 0.0, 0.1),
+         r("l", (1, 2, 7), 1.0, 1.1), r("l", (1, 2, 3), 2.0, 2.1),
+         r("l", (2, 1), 3.0, 3.1), r("l", (1, 2, 2), 3.2, 3.3),
+         r("s", frozenset([1, 9]), 1.0, 1.1),
+         r("s", "WRONGTYPE Operation against a key", 1.2, 1.3)]
+    rep = check(h)
+    assert [(v.op.key, v.op.t0) for v in rep.phantom] == [
+        ("l", 1.0), ("s", 1.0), ("s", 1.2), ("l", 2.0), ("l", 3.0),
+        ("l", 3.2)]
+    assert "2 before 1" in rep.phantom[4].why
+    assert not rep.lost and not rep.stale
+    # A phantom is not also stale, but its report says what it lacks (a
+    # replica that got 2000 instead of 2).
+    rep = check([w("s", 1, 0.0, 0.1), w("s", 2, 0.2, 0.3),
+                 r("s", frozenset([1, 2000]), 1.0, 1.1)])
+    assert rep.phantom[0].why.endswith("it also lacks 2")
+    assert not rep.stale
+
+
+def test_collection_after_a_declared_loss():
+    # Slot 1 declared lost in [2.0, 3.0]: a set that lacks the elements
+    # acknowledged before the loss, and holds only elements written after
+    # the faults began, is the empty slot (after_loss, declared at the
+    # end); one that still holds element 1 beside the hole is an older
+    # copy, stale.
+    h = [w("s@1", 1, 0.0, 0.5), w("s@1", 2, 1.0, 1.5),
+         w("s@1", 3, 3.5, 3.6),
+         r("s@1", frozenset(), 2.2, 2.4),
+         r("s@1", frozenset([3]), 4.0, 4.1),
+         r("s@1", frozenset([1, 3]), 4.2, 4.3),
+         r("s@1", frozenset([3]), 9.0, 9.1, final=True)]
+    rep = check(h, [Loss(1, 2.0, 3.0)], slot_of)
+    assert [v.op.t0 for v in rep.after_loss] == [2.2, 4.0]
+    assert [v.op.t0 for v in rep.stale] == [4.2]
+    assert [v.op.t0 for v in rep.declared] == [9.0]
+    assert not rep.lost and not rep.phantom
