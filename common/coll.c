@@ -221,6 +221,139 @@ int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 	return rv;
 }
 
+bool narf_coll_sliceable(const struct narf_coll *c)
+{
+	return c->p != NULL &&
+	       (c->enc == NARF_ENC_HASHTABLE || c->enc == NARF_ENC_SKIPLIST ||
+	        c->enc == NARF_ENC_QUICKLIST);
+}
+
+struct slice_arg {
+	struct narf_buf *b;
+	uint64_t *n;
+	size_t elems;
+	int rv;
+};
+
+static void slice_put(struct slice_arg *sa, const void *s, size_t len)
+{
+	if (sa->rv == 0)
+		sa->rv = narf_resp_bulk(sa->b, s, len);
+	(*sa->n)++;
+}
+
+static void slice_hash_cb(void *arg,
+                          const struct narf_str *f,
+                          const struct narf_str *v)
+{
+	struct slice_arg *sa = arg;
+
+	slice_put(sa, f->s, f->len);
+	slice_put(sa, v->s, v->len);
+	sa->elems++;
+}
+
+static void slice_set_cb(void *arg, const struct narf_str *m)
+{
+	struct slice_arg *sa = arg;
+
+	slice_put(sa, m->s, m->len);
+	sa->elems++;
+}
+
+static void slice_zset_cb(void *arg, const struct narf_str *m, double score)
+{
+	struct slice_arg *sa = arg;
+	char sb[NARF_ZSET_SCOREBUF];
+
+	slice_put(sa, sb, narf_zset_score_text(NARF_ENC_SKIPLIST, sb, score));
+	slice_put(sa, m->s, m->len);
+	sa->elems++;
+}
+
+/* A list from index *cursor on. */
+static int slice_list(struct narf_coll *c,
+                      uint64_t *cursor,
+                      struct slice_arg *sa,
+                      size_t max_elems,
+                      size_t max_bytes,
+                      size_t before,
+                      bool *done)
+{
+	struct narf_ql *ql = narf_list_ql(c);
+	struct narf_ql_iter it;
+	int ok;
+
+	if (ql == NULL || *cursor >= narf_ql_count(ql)) {
+		*done = true;
+		return 0;
+	}
+	for (ok = narf_ql_index(ql, (int64_t)*cursor, NARF_QL_FORWARD, &it);
+	     ok && sa->rv == 0 && sa->elems < max_elems &&
+	     sa->b->len - before < max_bytes;
+	     ok = narf_ql_iter_next(&it)) {
+		struct narf_lp_val v;
+
+		narf_ql_iter_get(&it, &v);
+		sa->rv = encode_elem(sa->b, &v);
+		(*sa->n)++;
+		sa->elems++;
+	}
+	*cursor += sa->elems;
+	*done = *cursor >= narf_ql_count(ql);
+	return sa->rv;
+}
+
+int narf_coll_slice(struct narf_coll *c,
+                    uint64_t *cursor,
+                    size_t max_elems,
+                    size_t max_bytes,
+                    struct narf_buf *b,
+                    uint64_t *n,
+                    bool *done)
+{
+	struct slice_arg sa = {b, n, 0, 0};
+	size_t before = b->len;
+	uint64_t n0 = *n;
+
+	*done = false;
+	if (c->type == NARF_TYPE_LIST) {
+		if (slice_list(c, cursor, &sa, max_elems, max_bytes, before,
+		               done) == 0)
+			return 0;
+		b->len = before;
+		*n = n0;
+		return sa.rv;
+	}
+	/* A few buckets a call, so the limits are checked often. */
+	do {
+		switch ((enum narf_type)c->type) {
+		case NARF_TYPE_HASH:
+			*cursor = narf_hash_scan(c, *cursor, 16, slice_hash_cb,
+			                         &sa);
+			break;
+		case NARF_TYPE_SET:
+			*cursor = narf_set_scan(c, *cursor, 16, slice_set_cb,
+			                        &sa);
+			break;
+		case NARF_TYPE_ZSET:
+			*cursor = narf_zset_scan(c, *cursor, 16, slice_zset_cb,
+			                         &sa);
+			break;
+		default:
+			return NARF_EINVAL;
+		}
+	} while (*cursor != 0 && sa.rv == 0 && sa.elems < max_elems &&
+	         b->len - before < max_bytes);
+	if (sa.rv != 0) {
+		b->len = before;
+		*n = n0;
+		return sa.rv;
+	}
+	*done = *cursor == 0;
+	return 0;
+}
+
 /* One "score member" pair of a zset payload: the score must be all of
  * its text and not NaN. */
 static int load_zset_pair(const struct narf_coll_ctx *ctx,
