@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "common/coll.h"
 #include "common/resp.h"
 #include "membership.h"
 #include "repl_core.h"
@@ -69,8 +70,8 @@ struct link {
 struct xfer {
 	char *key; /* owned */
 	size_t klen;
-	uint8_t type;    /* enum narf_type */
-	uint64_t cursor; /* narf_coll_slice's */
+	uint8_t type;                /* enum narf_type */
+	struct narf_coll_cursor cur; /* narf_coll_slice's (owned) */
 	/* the peer's copy is to be replaced: the next slice goes as
 	 * NARF.CLOAD from the start (a new transfer, or a list written
 	 * since its first slice) */

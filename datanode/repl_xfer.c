@@ -58,6 +58,7 @@ static bool xfers_live(const struct narf_peer *p)
 static void xfer_remove(struct narf_peer *p, unsigned i)
 {
 	free(p->xfers[i].key);
+	narf_coll_cursor_close(&p->xfers[i].cur);
 	memmove(p->xfers + i, p->xfers + i + 1,
 	        (p->n_xfers - i - 1) * sizeof(p->xfers[0]));
 	p->n_xfers--;
@@ -132,7 +133,6 @@ bool repl_xfer_effect(struct narf_peer *p, struct xfer *x)
 	if (!x->restarted) {
 		x->restarted = true;
 		x->reload = true;
-		x->cursor = 0;
 	} else {
 		x->whole = true;
 	}
@@ -175,8 +175,8 @@ static int xfer_slice(struct narf_repl *r,
 
 	payload->len = 0;
 	if (load)
-		x->cursor = 0;
-	rv = narf_coll_slice(c, &x->cursor, NARF_CLOAD_SLICE_ELEMS,
+		narf_coll_cursor_close(&x->cur); /* from the start */
+	rv = narf_coll_slice(c, &x->cur, NARF_CLOAD_SLICE_ELEMS,
 	                     NARF_CLOAD_SLICE_BYTES, payload, &n, done);
 	if (rv != 0)
 		return rv;

@@ -1445,18 +1445,20 @@ static void slice_write(struct fixture *f,
 				narf_zset_del(&f->ctx, c, m, ml);
 			else
 				assert_int_equal(
-				        narf_zset_add(&f->ctx, c, (double)i, m,
-				                      ml, 0, &res, NULL),
+				        narf_zset_add(
+				                &f->ctx, c,
+				                (double)(i * 7919u % 10007u), m,
+				                ml, 0, &res, NULL),
 				        0);
 		}
 	}
 }
 
-/* A dict-encoded hash, set or sorted set sent in slices (narf_coll_slice)
- * while it changes: each slice loaded into the copy, each write between
- * slices applied to both (upserts and deletes, growing and shrinking the
- * dict through rehashes) leaves a copy equal to the source, element for
- * element; a list's slices are its elements in order. */
+/* A dict-encoded hash or set, or a skiplist sorted set, sent in slices
+ * (narf_coll_slice) while it changes: each slice loaded into the copy,
+ * each write between slices applied to both (upserts and deletes, growing
+ * and shrinking the dict through rehashes, scores moving members across
+ * the cursor) leaves a copy equal to the source, element for element. */
 static void test_slices_under_writes(void **state)
 {
 	static const enum narf_type types[] = {NARF_TYPE_HASH, NARF_TYPE_SET,
@@ -1471,7 +1473,8 @@ static void test_slices_under_writes(void **state)
 		enum { MAXV = 32768 };
 		const char **argv = malloc(MAXV * sizeof(*argv));
 		size_t *argvlen = malloc(MAXV * sizeof(*argvlen));
-		uint64_t cursor = 0, n, slices = 0;
+		struct narf_coll_cursor cursor = {0};
+		uint64_t n, slices = 0;
 		unsigned w = 0;
 		bool done = false;
 
@@ -1536,6 +1539,7 @@ static void test_slices_under_writes(void **state)
 		narf_buf_close(&b);
 		free(argv);
 		free(argvlen);
+		narf_coll_cursor_close(&cursor);
 		narf_coll_free(&f.ctx, &src);
 		narf_coll_free(&f.ctx, &dst);
 		assert_int_equal(f.used, 0);
@@ -1548,7 +1552,8 @@ static void test_list_slices(void **state)
 	struct fixture f;
 	struct narf_coll c = {NARF_TYPE_LIST, NARF_ENC_QUICKLIST, NULL};
 	struct narf_buf b, whole;
-	uint64_t cursor = 0, n = 0, slices = 0;
+	struct narf_coll_cursor cursor = {0};
+	uint64_t n = 0, slices = 0;
 	bool done = false;
 
 	(void)state;
