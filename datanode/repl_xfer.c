@@ -4,31 +4,34 @@
  *
  * The happy path. sync_slot (repl_sync.c) sends the slot's strings and
  * small collections whole, as before, and begins a transfer for each
- * collection that narf_coll_sliceable() walks while it changes (a dict, a
- * list) and that does not fit one message: {key copy, type, cursor} on the
- * peer. The slot is then left open (narf_rcore_sync_open): its writes go
- * to the peer from now on, in the primary's order with the slices, but its
- * acks do not count. Each loop iteration, pump continues the transfers
- * within the sync budget (repl_xfer_step): the first message of each is a
- * NARF.CLOAD of its first slice, the next ones NARF.CAPPENDs, the last
- * one with the true count, then NARF.PEXPIREAT when the key has a TTL
- * (the replica may have lost it, see below). Once none is left, the slot
- * is marked NARF.SYNCED and the core takes over (counts, join, ISR add).
+ * collection of more than NARF_XFER_MIN_ELEMS elements that
+ * narf_coll_sliceable() walks while it changes (a dict, a skiplist, a
+ * list): {key copy, type, cursor} on the peer. The slot is then left open
+ * (narf_rcore_sync_open): its writes go to the peer from now on, in the
+ * primary's order with the slices, but its acks do not count. Each loop
+ * iteration, pump continues the transfers within the sync budget
+ * (repl_xfer_step): the first message of each is a NARF.CLOAD of its first
+ * slice, the next ones NARF.CAPPENDs, the last one with the true count, then
+ * NARF.PEXPIREAT when the key has a TTL (the replica may have lost it, see
+ * below). Once none is left, the slot is marked NARF.SYNCED and the core takes
+ * over (counts, join, ISR add).
  *
- * Writes meanwhile. A hash's, set's or sorted set's slices walk its dict
- * with the scan cursor, so an element present for the whole transfer is
- * sent at least once; effects are per-element upserts and deletes, sent to
- * the peer in link order, so the last message about an element carries
- * the primary's state of it. They go with count -1 (the copy is partial);
- * the last slice's count proves the result. A removal can empty the
- * partial copy, which the replica then deletes: NARF.CAPPEND re-creates
- * it, and the closing NARF.PEXPIREAT restores its TTL. A list is
- * positional: its effects cannot apply to part of it, so a write to a list
- * mid-transfer is not sent; the transfer starts over (a new NARF.CLOAD at
- * the next step, carrying the write) once, and a second write sends the
- * list whole at the next step (bounded by the list, once per sync; the
- * plan's decision 4). Until a transfer's first NARF.CLOAD went, effects
- * of its key are not sent at all: that CLOAD carries them.
+ * Writes meanwhile. A hash's or set's slices walk its dict with the scan
+ * cursor, so an element present for the whole transfer is sent at least
+ * once; a sorted set's walk its skiplist in order from the last member
+ * sent, so one whose score stays put is sent once (and the copy inserts
+ * at its tail). Effects are per-element upserts and deletes, sent to the
+ * peer in link order, so the last message about an element carries the
+ * primary's state of it. They go with count -1 (the copy is partial); the
+ * last slice's count proves the result. A removal can empty the partial
+ * copy, which the replica then deletes: NARF.CAPPEND re-creates it, and
+ * the closing NARF.PEXPIREAT restores its TTL. A list is positional: its
+ * effects cannot apply to part of it, so a write to a list mid-transfer is
+ * not sent; the transfer starts over (a new NARF.CLOAD at the next step,
+ * carrying the write) once, and a second write sends the list whole at
+ * the next step (bounded by the list, once per sync; the plan's decision
+ * 4). Until a transfer's first NARF.CLOAD went, effects of its key are not
+ * sent at all: that CLOAD carries them.
  *
  * Failure modes. A NARF.SET, NARF.DEL or NARF.CLOAD of the key (a
  * replacement, a deletion, an expiry or eviction: stream_change) cancels
