@@ -386,9 +386,10 @@ def test_zset_effects_keep_copies_identical(make_cluster):
 
 
 def test_big_collections_sync_spread_under_writes(make_cluster):
-    """A new copy of a slot holding a 100,000-member sorted set and a
-    40,000-element hash, set and list, made while a writer changes all
-    four: each big value goes a slice per loop iteration (INFO
+    """A new copy of a slot holding a 100,000-member sorted set, a
+    40,000-element hash, set and list and a 20,000-member set, made while
+    a writer changes all five (the last one replaced whole now and then:
+    DEL and SADD, SET): each big value goes a slice per loop iteration (INFO
     sync_transfers, sync_transfer_slices), no iteration queues more than
     about the sync budget (sync_step_bytes_max; before slice 25 the whole
     set went in one), the writes that land mid-transfer reach the copy
@@ -397,7 +398,7 @@ def test_big_collections_sync_spread_under_writes(make_cluster):
     the sync so the writer overlaps it."""
     c = make_cluster(node_args={i: ["--sync-rate", "2mb"] for i in range(3)})
     rt = router(c)
-    z, h, s, lst = "{X}z", "{X}h", "{X}s", "{X}l"
+    z, h, s, lst, cx = "{X}z", "{X}h", "{X}s", "{X}l", "{X}c"
     for i in range(0, 100000, 2000):
         args = []
         for j in range(i, i + 2000):
@@ -412,6 +413,8 @@ def test_big_collections_sync_spread_under_writes(make_cluster):
                     *["m%d" % j for j in range(i, i + 2000)]) == 2000
         assert call(rt, lst, "RPUSH", lst,
                     *["e%d" % j for j in range(i, i + 2000)]) == i + 2000
+    assert call(rt, cx, "SADD", cx,
+                *["c%d" % j for j in range(20000)]) == 20000
     assert call(rt, h, "PEXPIRE", h, 600000) == 1
     m0 = c.map()
     prim, _, isr = expand_slots(m0)[ch.key_slot(z)]
@@ -432,7 +435,14 @@ def test_big_collections_sync_spread_under_writes(make_cluster):
             op = rnd.random()
             j = rnd.randrange(120000)
             try:
-                if op < 0.3:
+                if n % 500 == 0:
+                    # replaced whole: a transfer of it ends (cancel)
+                    call(wrt, cx, "DEL", cx)
+                    call(wrt, cx, "SADD", cx,
+                         *["n%d-%d" % (n, k) for k in range(300)])
+                elif n % 500 == 250:
+                    call(wrt, cx, "SET", cx, "string %d" % n)
+                elif op < 0.3:
                     call(wrt, z, "ZADD", z, rnd.random(), "member:%d" % j)
                 elif op < 0.45:
                     call(wrt, z, "ZREM", z, "member:%d" % j)
@@ -468,14 +478,15 @@ def test_big_collections_sync_spread_under_writes(make_cluster):
         stop.set()
         t.join(30)
     print("writes meanwhile: %s" % done)
-    diff = checks.copies_disagree(c, [z, h, s, lst], typed=True, timeout=30)
+    diff = checks.copies_disagree(c, [z, h, s, lst, cx], typed=True,
+                                  timeout=30)
     assert not diff, "copies disagree:\n" + "\n".join(d[:300] for d in diff)
     xfers = metric(primary, "sync_transfers") - begun
     slices = metric(primary, "sync_transfer_slices")
     step_max = metric(primary, "sync_step_bytes_max")
     print("transfers %d, slices %d, largest step %d bytes" % (
         xfers, slices, step_max))
-    assert xfers >= 4, xfers
+    assert xfers >= 4, xfers  # {X}c may be a string then
     assert slices > 100, slices
     assert step_max < (1 << 20), step_max
     for n in c.nodes:
