@@ -221,6 +221,176 @@ int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n)
 	return rv;
 }
 
+bool narf_coll_sliceable(const struct narf_coll *c)
+{
+	return c->p != NULL &&
+	       (c->enc == NARF_ENC_HASHTABLE || c->enc == NARF_ENC_SKIPLIST ||
+	        c->enc == NARF_ENC_QUICKLIST);
+}
+
+struct slice_arg {
+	struct narf_buf *b;
+	uint64_t *n;
+	size_t elems;
+	int rv;
+};
+
+static void slice_put(struct slice_arg *sa, const void *s, size_t len)
+{
+	if (sa->rv == 0)
+		sa->rv = narf_resp_bulk(sa->b, s, len);
+	(*sa->n)++;
+}
+
+static void slice_hash_cb(void *arg,
+                          const struct narf_str *f,
+                          const struct narf_str *v)
+{
+	struct slice_arg *sa = arg;
+
+	slice_put(sa, f->s, f->len);
+	slice_put(sa, v->s, v->len);
+	sa->elems++;
+}
+
+static void slice_set_cb(void *arg, const struct narf_str *m)
+{
+	struct slice_arg *sa = arg;
+
+	slice_put(sa, m->s, m->len);
+	sa->elems++;
+}
+
+/* A skiplist zset from the member after the cursor's on, in order. */
+static int slice_zset(struct narf_coll *c,
+                      struct narf_coll_cursor *cur,
+                      struct slice_arg *sa,
+                      size_t max_elems,
+                      size_t max_bytes,
+                      size_t before,
+                      bool *done)
+{
+	const struct narf_zset *z = c->p;
+	struct narf_zsl_node *x, *last = NULL;
+
+	x = cur->started ? narf_zsl_first_after(z->zsl, cur->score, cur->member,
+	                                        cur->mlen)
+	                 : narf_zsl_first(z->zsl);
+	for (; x != NULL && sa->rv == 0 && sa->elems < max_elems &&
+	       sa->b->len - before < max_bytes;
+	     x = narf_zsl_next(x)) {
+		char sb[NARF_ZSET_SCOREBUF];
+
+		slice_put(
+		        sa, sb,
+		        narf_zset_score_text(NARF_ENC_SKIPLIST, sb, x->score));
+		slice_put(sa, narf_zsl_member(x), x->len);
+		sa->elems++;
+		last = x;
+	}
+	if (sa->rv != 0)
+		return sa->rv;
+	*done = x == NULL;
+	if (last == NULL)
+		return 0;
+	if (last->len > cur->mcap) {
+		char *m = realloc(cur->member, last->len);
+
+		if (m == NULL)
+			return NARF_ENOMEM;
+		cur->member = m;
+		cur->mcap = last->len;
+	}
+	memcpy(cur->member, narf_zsl_member(last), last->len);
+	cur->mlen = last->len;
+	cur->score = last->score;
+	cur->started = true;
+	return 0;
+}
+
+/* A list from index cur->pos on. */
+static int slice_list(struct narf_coll *c,
+                      struct narf_coll_cursor *cur,
+                      struct slice_arg *sa,
+                      size_t max_elems,
+                      size_t max_bytes,
+                      size_t before,
+                      bool *done)
+{
+	struct narf_ql *ql = narf_list_ql(c);
+	struct narf_ql_iter it;
+	int ok;
+
+	if (ql == NULL || cur->pos >= narf_ql_count(ql)) {
+		*done = true;
+		return 0;
+	}
+	for (ok = narf_ql_index(ql, (int64_t)cur->pos, NARF_QL_FORWARD, &it);
+	     ok && sa->rv == 0 && sa->elems < max_elems &&
+	     sa->b->len - before < max_bytes;
+	     ok = narf_ql_iter_next(&it)) {
+		struct narf_lp_val v;
+
+		narf_ql_iter_get(&it, &v);
+		sa->rv = encode_elem(sa->b, &v);
+		(*sa->n)++;
+		sa->elems++;
+	}
+	cur->pos += sa->elems;
+	*done = cur->pos >= narf_ql_count(ql);
+	return sa->rv;
+}
+
+void narf_coll_cursor_close(struct narf_coll_cursor *cur)
+{
+	free(cur->member);
+	memset(cur, 0, sizeof(*cur));
+}
+
+int narf_coll_slice(struct narf_coll *c,
+                    struct narf_coll_cursor *cur,
+                    size_t max_elems,
+                    size_t max_bytes,
+                    struct narf_buf *b,
+                    uint64_t *n,
+                    bool *done)
+{
+	struct slice_arg sa = {b, n, 0, 0};
+	size_t before = b->len;
+	uint64_t n0 = *n;
+	int rv = 0;
+
+	*done = false;
+	if (c->type == NARF_TYPE_LIST) {
+		rv = slice_list(c, cur, &sa, max_elems, max_bytes, before,
+		                done);
+	} else if (c->type == NARF_TYPE_ZSET && c->enc == NARF_ENC_SKIPLIST) {
+		rv = slice_zset(c, cur, &sa, max_elems, max_bytes, before,
+		                done);
+	} else {
+		/* A few buckets a call, so the limits are checked often. */
+		do {
+			if (c->type == NARF_TYPE_HASH)
+				cur->pos = narf_hash_scan(c, cur->pos, 16,
+				                          slice_hash_cb, &sa);
+			else if (c->type == NARF_TYPE_SET)
+				cur->pos = narf_set_scan(c, cur->pos, 16,
+				                         slice_set_cb, &sa);
+			else
+				return NARF_EINVAL;
+		} while (cur->pos != 0 && sa.rv == 0 && sa.elems < max_elems &&
+		         b->len - before < max_bytes);
+		rv = sa.rv;
+		*done = rv == 0 && cur->pos == 0;
+	}
+	if (rv != 0) {
+		b->len = before;
+		*n = n0;
+		*done = false;
+	}
+	return rv;
+}
+
 /* One "score member" pair of a zset payload: the score must be all of
  * its text and not NaN. */
 static int load_zset_pair(const struct narf_coll_ctx *ctx,

@@ -124,6 +124,42 @@ bool narf_coll_free_step(const struct narf_coll_ctx *ctx,
  */
 struct narf_buf;
 int narf_coll_encode(struct narf_coll *c, struct narf_buf *b, uint64_t *n);
+/*
+ * The same payload a slice at a time, for a sync that spreads one big value
+ * over loop iterations (docs/datatypes-plan.md, "Sync in slices"). Only the
+ * encodings that can be walked while they change are sliceable
+ * (narf_coll_sliceable), each with a cursor that survives the changes:
+ *   - a hash's or set's dict: its scan cursor (an element present for the
+ *     whole walk is passed at least once, across rehashes; some may come
+ *     twice);
+ *   - a sorted set's skiplist: in score order from the last member passed
+ *     (an element whose score and member stay put is passed exactly once;
+ *     the replica inserts at the tail, which is cheap);
+ *   - a list: by position (the caller must start over when it changes).
+ * The small encodings go whole.
+ *
+ * Start with a zeroed cursor; each call appends about max_elems elements or
+ * max_bytes bytes of payload to b (at least one element when any is left;
+ * a dict's bucket is never split) and adds their bulks to *n. *done once
+ * the walk is over. Returns 0 or NARF_ENOMEM (b is then as it was).
+ */
+struct narf_coll_cursor {
+	uint64_t pos; /* a dict's scan cursor, a list's next index */
+	/* a skiplist: the last member passed, once started */
+	bool started;
+	double score;
+	char *member; /* owned: narf_coll_cursor_close */
+	size_t mlen, mcap;
+};
+void narf_coll_cursor_close(struct narf_coll_cursor *cur);
+bool narf_coll_sliceable(const struct narf_coll *c);
+int narf_coll_slice(struct narf_coll *c,
+                    struct narf_coll_cursor *cur,
+                    size_t max_elems,
+                    size_t max_bytes,
+                    struct narf_buf *b,
+                    uint64_t *n,
+                    bool *done);
 /* Add a payload of that form (argv[0..argc)) to c, an empty or existing
  * collection of c->type. NARF_EPROTO for a payload that does not fit the
  * type (an odd count for a hash), NARF_ENOMEM, NARF_ETOOLARGE. */

@@ -307,6 +307,20 @@ struct narf_zsl_node *narf_zsl_find(const struct narf_zsl *zsl,
 	return x != NULL && node_cmp(x, score, member, len) == 0 ? x : NULL;
 }
 
+struct narf_zsl_node *narf_zsl_first_after(const struct narf_zsl *zsl,
+                                           double score,
+                                           const void *member,
+                                           size_t len)
+{
+	struct narf_zsl_node *update[NARF_ZSL_MAXLEVEL], *x;
+
+	seek(zsl, score, member, len, update, NULL);
+	x = update[0]->levels[0].forward;
+	if (x != NULL && node_cmp(x, score, member, len) == 0)
+		x = x->levels[0].forward;
+	return x;
+}
+
 int narf_zsl_delete(struct narf_zsl *zsl,
                     double score,
                     const void *member,

@@ -172,6 +172,12 @@ struct narf_zsl_node *narf_zsl_find(const struct narf_zsl *zsl,
                                     double score,
                                     const void *member,
                                     size_t len);
+/* The first node after (score, member) in the set's order, whether that
+ * pair is in it or not; NULL when none. O(log n). */
+struct narf_zsl_node *narf_zsl_first_after(const struct narf_zsl *zsl,
+                                           double score,
+                                           const void *member,
+                                           size_t len);
 /* 1-based rank of (score, member), 0 when absent. */
 uint64_t narf_zsl_rank(const struct narf_zsl *zsl,
                        double score,

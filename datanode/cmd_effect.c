@@ -480,7 +480,8 @@ static int cmd_ncload(struct narf_engine *e,
 }
 
 /* NARF.CAPPEND <epoch> <key> <type> <count> <payload...>: the next slice
- * of a NARF.CLOAD (whose count was -1), appended to the key it made. */
+ * of a NARF.CLOAD (whose count was -1), added to the key it made (made
+ * again when absent). */
 static int cmd_ncappend(struct narf_engine *e,
                         struct narf_client *c,
                         int argc,
@@ -519,7 +520,9 @@ static int cmd_ncappend(struct narf_engine *e,
 		av[i - 1] = argv[i];
 		avlen[i - 1] = len[i];
 	}
-	rv = apply(e, c, argc - 1, av, avlen, out, (enum narf_type)type, false,
+	/* Creating: a sync's transfer (repl_xfer.c) may append to a copy
+	 * that live removals emptied here, and the replica deleted. */
+	rv = apply(e, c, argc - 1, av, avlen, out, (enum narf_type)type, true,
 	           narf_coll_load);
 	free(av);
 	free(avlen);

@@ -244,6 +244,41 @@ void narf_repl_set_progress_cb(struct narf_repl *r,
 
 /* --- the write stream ---------------------------------------------------- */
 
+int repl_coll_msg(struct link *l,
+                  bool load,
+                  const char *ep,
+                  size_t eplen,
+                  const char *key,
+                  size_t klen,
+                  enum narf_type type,
+                  int64_t pxat,
+                  int64_t count,
+                  const char *payload,
+                  size_t plen,
+                  uint64_t nbulks,
+                  struct narf_buf *msg)
+{
+	const char *tname = narf_type_name(type);
+	char cnt[24], px[24];
+	size_t cntlen = count < 0 ? (size_t)snprintf(cnt, sizeof(cnt), "-1")
+	                          : narf_format_u64(cnt, (uint64_t)count);
+	size_t pxlen = narf_format_u64(px, pxat > 0 ? (uint64_t)pxat : 0);
+
+	msg->len = 0;
+	if (narf_resp_array(msg, (load ? 6 : 5) + (long long)nbulks) != 0 ||
+	    narf_resp_bulk(msg, load ? "NARF.CLOAD" : "NARF.CAPPEND",
+	                   load ? 10 : 12) != 0 ||
+	    narf_resp_bulk(msg, ep, eplen) != 0 ||
+	    narf_resp_bulk(msg, key, klen) != 0 ||
+	    narf_resp_bulk(msg, tname, strlen(tname)) != 0 ||
+	    (load && narf_resp_bulk(msg, px, pxlen) != 0) ||
+	    narf_resp_bulk(msg, cnt, cntlen) != 0 ||
+	    narf_buf_append(msg, payload, plen) != 0 ||
+	    repl_link_raw(l, msg->data, msg->len) != 0)
+		return NARF_ENOMEM;
+	return 0;
+}
+
 /* The end of the RESP bulk at p (one this node encoded). */
 static const char *bulk_end(const char *p)
 {
@@ -256,34 +291,30 @@ static const char *bulk_end(const char *p)
 
 /*
  * A whole value as bounded messages: NARF.CLOAD with the first slice of
- * the payload, then NARF.CAPPEND <epoch> <key> <type> <count> <payload>
- * for the rest, NARF_CLOAD_SLICE_ELEMS elements or about
- * NARF_CLOAD_SLICE_BYTES each; only the last carries the true count (the
- * others -1). payload holds nbulks bulks, `per` to an element.
+ * the payload, then NARF.CAPPEND for the rest, NARF_CLOAD_SLICE_ELEMS
+ * elements or about NARF_CLOAD_SLICE_BYTES each; only the last carries
+ * the true count (the others -1). payload holds bulks, `per` to an
+ * element. All are queued at once: a sync sends a big value as a
+ * transfer instead (repl_xfer.c).
  */
 static int send_slices(struct link *l,
                        const char *ep,
                        size_t eplen,
                        const char *key,
                        size_t klen,
-                       const char *type,
-                       const char *px,
-                       size_t pxlen,
+                       enum narf_type type,
+                       int64_t pxat,
                        uint64_t count,
                        const struct narf_buf *payload,
-                       uint64_t nbulks,
                        unsigned per,
                        struct narf_buf *msg)
 {
 	const char *p = payload->data, *end = p + payload->len;
-	char cnt[24];
 	bool first = true;
 
 	do {
 		const char *start = p;
 		uint64_t bulks = 0;
-		size_t cntlen;
-		bool last;
 
 		while (p < end &&
 		       bulks < (uint64_t)NARF_CLOAD_SLICE_ELEMS * per &&
@@ -292,25 +323,12 @@ static int send_slices(struct link *l,
 				p = bulk_end(p);
 			bulks += per;
 		}
-		last = p >= end;
-		cntlen = last ? narf_format_u64(cnt, count)
-		              : (size_t)snprintf(cnt, sizeof(cnt), "-1");
-		msg->len = 0;
-		if (narf_resp_array(msg, (first ? 6 : 5) + (long long)bulks) !=
-		            0 ||
-		    narf_resp_bulk(msg, first ? "NARF.CLOAD" : "NARF.CAPPEND",
-		                   first ? 10 : 12) != 0 ||
-		    narf_resp_bulk(msg, ep, eplen) != 0 ||
-		    narf_resp_bulk(msg, key, klen) != 0 ||
-		    narf_resp_bulk(msg, type, strlen(type)) != 0 ||
-		    (first && narf_resp_bulk(msg, px, pxlen) != 0) ||
-		    narf_resp_bulk(msg, cnt, cntlen) != 0 ||
-		    narf_buf_append(msg, start, (size_t)(p - start)) != 0 ||
-		    repl_link_raw(l, msg->data, msg->len) != 0)
+		if (repl_coll_msg(l, first, ep, eplen, key, klen, type, pxat,
+		                  p >= end ? (int64_t)count : -1, start,
+		                  (size_t)(p - start), bulks, msg) != 0)
 			return NARF_ENOMEM;
 		first = false;
 	} while (p < end);
-	(void)nbulks;
 	return 0;
 }
 
@@ -336,7 +354,6 @@ static int send_coll(struct narf_repl *r,
 	size_t pxlen = narf_format_u64(px, exp > 0 ? (uint64_t)exp : 0);
 	struct narf_coll c;
 	struct narf_buf payload, msg;
-	const char *type;
 	uint64_t n = 0;
 	int rv;
 
@@ -347,14 +364,13 @@ static int send_coll(struct narf_repl *r,
 		return repl_link_cmd(l, 4, argv, argvlen);
 	}
 	narf_entry_coll(e, &c);
-	type = narf_type_name((enum narf_type)c.type);
 	narf_buf_init(&payload);
 	narf_buf_init(&msg);
 	rv = narf_coll_encode(&c, &payload, &n);
 	if (rv == 0)
 		rv = send_slices(
-		        l, ep, eplen, key, klen, type, px, pxlen,
-		        narf_coll_len(&c), &payload, n,
+		        l, ep, eplen, key, klen, (enum narf_type)c.type, exp,
+		        narf_coll_len(&c), &payload,
 		        c.type == NARF_TYPE_HASH || c.type == NARF_TYPE_ZSET
 		                ? 2
 		                : 1,
@@ -423,11 +439,17 @@ static void stream_change(struct narf_repl *r,
 	for (unsigned i = 0; i < r->core->n_peers; i++) {
 		struct narf_rpeer *rp = r->core->peers[i];
 		struct narf_peer *p = rp->io;
+		struct xfer *x;
 		bool queued = p != NULL && p->repl != NULL &&
 		              narf_rcore_forwards(r->core, rp, slot) &&
 		              repl_send_key(r, p->repl, map->slots[slot].epoch,
 		                            key, klen, e) == 0;
 
+		/* The key's new state went whole (a TTL alone changes
+		 * nothing a transfer sends): its transfer is over. */
+		if (queued && !narf_store_write_ttl_only(r->store) &&
+		    (x = repl_xfer_find(p, slot, key, klen)) != NULL)
+			repl_xfer_cancel(p, x);
 		narf_rcore_wrote(r->core, rp, slot, queued);
 	}
 }
@@ -453,9 +475,28 @@ int narf_repl_effect(struct narf_repl *r,
 
 		if (p != NULL && p->repl != NULL &&
 		    narf_rcore_forwards(r->core, rp, slot)) {
+			struct xfer *x =
+			        repl_xfer_find(p, slot, argv[2], argvlen[2]);
+			const char *cnt = argv[3];
+			size_t cntlen = argvlen[3];
+
+			/* A key mid-transfer: the peer's copy is partial, so
+			 * it must not check the count (the transfer's last
+			 * slice does), or the effect waits for the slice
+			 * that carries it. */
+			if (x != NULL && !repl_xfer_effect(p, x)) {
+				narf_rcore_wrote(r->core, rp, slot, false);
+				continue;
+			}
+			if (x != NULL) {
+				argv[3] = "-1";
+				argvlen[3] = 2;
+			}
 			before = p->repl->out.len;
 			queued = repl_link_cmd(p->repl, argc, argv, argvlen) ==
 			         0;
+			argv[3] = cnt;
+			argvlen[3] = cntlen;
 			if (queued) {
 				r->stream_msgs++;
 				r->stream_bytes += p->repl->out.len - before;
@@ -761,9 +802,12 @@ void narf_repl_info(const struct narf_repl *r, struct narf_buf *out)
 	        "slots_led:%u\r\nslots_syncing_here:%u\r\n"
 	        "stream_messages:%" PRIu64 "\r\nstream_bytes:%" PRIu64
 	        "\r\nstream_acks:%" PRIu64 "\r\nstray_entries_dropped:%" PRIu64
-	        "\r\nproxied_requests:%" PRIu64 "\r\n",
+	        "\r\nproxied_requests:%" PRIu64 "\r\nsync_transfers:%" PRIu64
+	        "\r\nsync_transfer_slices:%" PRIu64
+	        "\r\nsync_step_bytes_max:%" PRIu64 "\r\n",
 	        bits_count(rc->lead), bits_count(rc->syncing), r->stream_msgs,
-	        r->stream_bytes, rc->acks, r->swept, r->proxied);
+	        r->stream_bytes, rc->acks, r->swept, r->proxied, r->xfers_begun,
+	        r->xfer_slices, r->sync_step_max);
 	narf_buf_append(out, line, n < sizeof(line) ? n : sizeof(line) - 1);
 	for (unsigned i = 0; i < rc->n_peers; i++) {
 		const struct narf_rpeer *rp = rc->peers[i];
@@ -871,8 +915,11 @@ void narf_repl_destroy(struct narf_repl *r)
 {
 	if (r == NULL)
 		return;
-	for (unsigned i = 0; i < r->n_peers; i++)
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		repl_xfer_drop(r->peers[i]);
+		free(r->peers[i]->xfers);
 		free(r->peers[i]);
+	}
 	free(r->peers);
 	narf_rcore_destroy(r->core);
 	free(r);

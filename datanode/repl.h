@@ -76,6 +76,9 @@
  * about this many bytes (NARF.CLOAD, then NARF.CAPPEND). */
 #define NARF_CLOAD_SLICE_ELEMS 1024
 #define NARF_CLOAD_SLICE_BYTES (64 * 1024)
+/* A sync sends a collection of more elements than this, in an encoding it
+ * can walk while it changes, a slice per step (repl_xfer.c). */
+#define NARF_XFER_MIN_ELEMS 128
 #define NARF_REAP_BUDGET 2000 /* dropped entries freed per loop iteration */
 
 struct narf_repl;

@@ -405,6 +405,8 @@ static void slot_rule(struct narf_rcore *rc, struct narf_rpeer *p, unsigned s)
 		bit_clear(p->counts, s);
 		bit_clear(p->want, s);
 		bit_clear(p->ready, s);
+		if (p->open && p->open_slot == s)
+			p->open = false;
 		return;
 	}
 	if (in_list(slot->isr, slot->n_isr, p->id)) {
@@ -419,6 +421,8 @@ static void slot_rule(struct narf_rcore *rc, struct narf_rpeer *p, unsigned s)
 		bit_clear(p->ready, s);
 		bit_clear(p->counts, s);
 		bit_set(p->want, s);
+		if (p->open && p->open_slot == s)
+			p->open = false; /* synced again from scratch */
 	}
 }
 
@@ -431,6 +435,7 @@ static void link_down(struct narf_rcore *rc, struct narf_rpeer *p, uint64_t now)
 
 	p->link = NARF_RLINK_DOWN;
 	p->failed_ms = now;
+	p->open = false;
 	memset(p->fwd, 0, sizeof(p->fwd));
 	memset(p->ready, 0, sizeof(p->ready));
 	memset(p->asked, 0, sizeof(p->asked));
@@ -837,11 +842,35 @@ int narf_rcore_sync_next(struct narf_rcore *rc, struct narf_rpeer *p)
 		p->joins = j;
 		p->cap_joins = cap;
 	}
+	if (p->open)
+		return p->open_slot;
 	for (unsigned w = 0; w < WORDS; w++)
 		if (p->want[w] != 0)
 			return (int)(w * 64 +
 			             (unsigned)__builtin_ctzll(p->want[w]));
 	return -1;
+}
+
+/*
+ * The slot's entries are queued but for transfers (repl_xfer.c): from now
+ * on its writes go to p, so the transfers and the writes arrive in the
+ * primary's order, but p's acks do not count and nothing joins until
+ * NARF.SYNCED (narf_rcore_synced) once they are over.
+ */
+void narf_rcore_sync_open(struct narf_rcore *rc,
+                          struct narf_rpeer *p,
+                          unsigned slot)
+{
+	if (p->sync_at == NULL || (p->open && p->open_slot != slot))
+		return; /* not from sync_next: nothing to open */
+	p->sync_at[slot] = rc->epoch;
+	bit_clear(p->want, slot);
+	bit_set(p->fwd, slot);
+	p->open = true;
+	p->open_slot = (uint16_t)slot;
+	p->work = true;
+	NARF_DEBUG("repl: slot %u open to node %u until its transfers end",
+	           slot, p->id);
 }
 
 void narf_rcore_synced(struct narf_rcore *rc,
@@ -850,10 +879,16 @@ void narf_rcore_synced(struct narf_rcore *rc,
                        bool ok,
                        uint64_t seq)
 {
-	(void)rc;
+	bool was_open = p->open && p->open_slot == slot;
+
+	if (was_open)
+		p->open = false;
 	if (!ok || p->n_joins == p->cap_joins || p->sync_at == NULL)
 		return; /* the link is broken: it fails, the slot syncs again */
-	p->sync_at[slot] = rc->epoch;
+	/* An open sync began when it was opened: the add's "since" and
+	 * dropped_since_sync look at that. */
+	if (!was_open)
+		p->sync_at[slot] = rc->epoch;
 	bit_clear(p->want, slot);
 	bit_set(p->fwd, slot);
 	/* From here every write the peer misses would be a write a client
@@ -993,7 +1028,8 @@ void narf_rcore_step(struct narf_rcore *rc, uint64_t now)
 		    add_due(p, now))
 			ask_add(rc, p, now);
 		report_handoffs(rc, p);
-		p->work = any(p->want) || any(p->ready) || p->n_handoff > 0;
+		p->work = any(p->want) || any(p->ready) || p->n_handoff > 0 ||
+		          p->open;
 	}
 }
 

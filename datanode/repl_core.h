@@ -137,6 +137,15 @@ struct narf_rpeer {
 	/* a slot synced before the peer last left an ISR (slot_rule):
 	 * the map installed next fails the link, for a fresh one */
 	bool stale;
+	/* A sync left open (narf_rcore_sync_open): open_slot was sent whole
+	 * but for big collections whose transfers (the I/O's) go on over
+	 * the next loop iterations. Its writes are forwarded, its acks do
+	 * not count, and its NARF.SYNCED (narf_rcore_synced) waits for the
+	 * transfers. At most one per peer; a link failure or the slot's
+	 * fwd bit clearing ends it (the slot is then wanted again or no
+	 * longer ours). */
+	bool open;
+	uint16_t open_slot;
 };
 
 /* --- actions -------------------------------------------------------------- */
@@ -287,9 +296,15 @@ void narf_rcore_wrote(struct narf_rcore *rc,
                       bool queued);
 
 /* Syncs: the next slot to sync to p (-1: none, or no memory to track
- * it), and how it went (ok: the SYNC marker, every entry and the SYNCED
- * marker were queued; seq is the SYNCED's sequence number). */
+ * it; the open slot while there is one), and how it went (ok: the SYNC
+ * marker, every entry and the SYNCED marker were queued; seq is the
+ * SYNCED's sequence number). A slot whose entries were all queued but for
+ * transfers still going on is left open in between: its writes go to p
+ * from then on, its acks do not count yet and nothing joins. */
 int narf_rcore_sync_next(struct narf_rcore *rc, struct narf_rpeer *p);
+void narf_rcore_sync_open(struct narf_rcore *rc,
+                          struct narf_rpeer *p,
+                          unsigned slot);
 void narf_rcore_synced(struct narf_rcore *rc,
                        struct narf_rpeer *p,
                        unsigned slot,

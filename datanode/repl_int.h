@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "common/coll.h"
 #include "common/resp.h"
 #include "membership.h"
 #include "repl_core.h"
@@ -64,6 +65,21 @@ struct link {
 	struct narf_auth auth;
 };
 
+/* A big collection of the open slot being sent to a peer a slice per
+ * step (repl_xfer.c). */
+struct xfer {
+	char *key; /* owned */
+	size_t klen;
+	uint8_t type;                /* enum narf_type */
+	struct narf_coll_cursor cur; /* narf_coll_slice's (owned) */
+	/* the peer's copy is to be replaced: the next slice goes as
+	 * NARF.CLOAD from the start (a new transfer, or a list written
+	 * since its first slice) */
+	bool reload;
+	bool restarted; /* a list restarted once already */
+	bool whole;     /* a list written twice: all of it at the next step */
+};
+
 /* A peer's I/O: its address and links; its state is the core's (rp). */
 struct narf_peer {
 	struct narf_repl *r;
@@ -77,6 +93,12 @@ struct narf_peer {
 	bool auth_warned;
 	/* the same for TLS handshakes (--tls-cluster) */
 	bool tls_warned;
+	/* transfers of the slot open to it (rp->open_slot), on the link
+	 * incarnation xfer_gen; stale ones are dropped at the next step */
+	struct xfer *xfers; /* owned, n_xfers of cap_xfers */
+	unsigned n_xfers, cap_xfers;
+	uint16_t xfer_slot;
+	uint32_t xfer_gen;
 };
 
 struct narf_repl {
@@ -104,6 +126,9 @@ struct narf_repl {
 	bool stopping;
 	bool acting; /* inside repl_act() */
 	uint64_t stream_msgs, stream_bytes;
+	/* syncs: transfers begun, their slices, and the most bytes one
+	 * step queued on a link (INFO: how the syncs were spread) */
+	uint64_t xfers_begun, xfer_slices, sync_step_max;
 	unsigned sweep;   /* next slot the cron's sweep looks at */
 	uint64_t swept;   /* entries of slots not ours dropped by it */
 	uint64_t proxied; /* requests forwarded (metrics) */
@@ -146,6 +171,50 @@ int repl_send_key(struct narf_repl *r,
                   const char *key,
                   size_t klen,
                   const struct narf_entry *e);
+
+/* One NARF.CLOAD (load) or NARF.CAPPEND of a collection: payload[0..plen)
+ * holds nbulks bulks; count < 0 sends -1. 0 or NARF_ENOMEM (the link is
+ * then broken). msg is a scratch buffer. */
+int repl_coll_msg(struct link *l,
+                  bool load,
+                  const char *ep,
+                  size_t eplen,
+                  const char *key,
+                  size_t klen,
+                  enum narf_type type,
+                  int64_t pxat,
+                  int64_t count,
+                  const char *payload,
+                  size_t plen,
+                  uint64_t nbulks,
+                  struct narf_buf *msg);
+
+/* repl_xfer.c: big collections synced a slice per step */
+/* Should the sync of slot s send e, a collection, as a transfer? Then it
+ * is begun (0; its first slice goes at the next step), else NARF_ENOMEM
+ * or NARF_EINVAL: send it whole. */
+int repl_xfer_begin(struct narf_peer *p,
+                    unsigned slot,
+                    const char *key,
+                    size_t klen,
+                    const struct narf_entry *e);
+/* Continue p's transfers until out.len passes limit; true once none is
+ * left (the open slot may be marked SYNCED). */
+bool repl_xfer_step(struct narf_repl *r, struct narf_peer *p, size_t limit);
+/* Forget p's transfers (no message). */
+void repl_xfer_drop(struct narf_peer *p);
+/* A write of slot s's key to p: is it the key of a transfer? For what to
+ * do about it, see repl_xfer_effect and repl_xfer_replaced. */
+struct xfer *repl_xfer_find(struct narf_peer *p,
+                            unsigned slot,
+                            const char *key,
+                            size_t klen);
+/* An effect on x's key (op: argv[0]): false when it must not go to p
+ * (the next slice carries it). */
+bool repl_xfer_effect(struct narf_peer *p, struct xfer *x);
+/* x's key was replaced or deleted (NARF.SET, NARF.DEL, NARF.CLOAD went
+ * out): its transfer ends. */
+void repl_xfer_cancel(struct narf_peer *p, struct xfer *x);
 
 /* repl_link.c: links */
 struct link *repl_link_open(struct narf_repl *r,

@@ -17,8 +17,9 @@
 
 struct dump {
 	struct narf_repl *r;
-	struct link *l;
+	struct narf_peer *p;
 	uint64_t epoch;
+	unsigned slot;
 };
 
 static bool dump_entry(void *data, const struct narf_entry *e)
@@ -27,9 +28,13 @@ static bool dump_entry(void *data, const struct narf_entry *e)
 	size_t klen;
 	const char *key = narf_entry_key(e, &klen);
 
+	/* A big collection goes a slice per step (repl_xfer.c). */
+	if (narf_entry_type(e) != NARF_TYPE_STRING &&
+	    repl_xfer_begin(d->p, d->slot, key, klen, e) == 0)
+		return true;
 	/* Stop at the first entry that cannot be queued: the link is
 	 * broken and the slot will be synced again over a new one. */
-	return repl_send_key(d->r, d->l, d->epoch, key, klen, e) == 0;
+	return repl_send_key(d->r, d->p->repl, d->epoch, key, klen, e) == 0;
 }
 
 /* NARF.SYNC <slot> <slot epoch> <map epoch> (map_epoch != 0) or
@@ -52,22 +57,42 @@ static int slot_marker(struct link *l,
 	return repl_link_cmd(l, map_epoch != 0 ? 4 : 3, argv, argvlen);
 }
 
-/* Send slot s whole to p; the core starts forwarding its writes when all
- * of it was queued. When any of it cannot be, the link is broken: the
- * slot is neither forwarded nor counted nor joined (the core's next step
- * fails the link, which wants the slot synced again). */
+/* The slot's copy is complete (ok: every entry was queued): NARF.SYNCED,
+ * and the core counts and joins it. */
+static void synced(struct narf_repl *r,
+                   struct narf_peer *p,
+                   unsigned s,
+                   bool ok)
+{
+	uint64_t epoch = repl_map(r)->slots[s].epoch;
+
+	ok = ok && narf_rcore_link_usable(p->rp) &&
+	     slot_marker(p->repl, "NARF.SYNCED", s, epoch, 0) == 0;
+	narf_rcore_synced(r->core, p->rp, s, ok, p->rp->sent);
+}
+
+/* Send slot s to p: strings and small collections whole, big collections
+ * as transfers (the slot stays open until they end, repl_xfer.c); the core
+ * forwards its writes from then on. When any of it cannot be queued, the
+ * link is broken: the slot is neither forwarded nor counted nor joined
+ * (the core's next step fails the link, which wants the slot synced
+ * again). */
 static void sync_slot(struct narf_repl *r, struct narf_peer *p, unsigned s)
 {
 	const struct narf_map *map = repl_map(r);
-	struct dump d = {r, p->repl, map->slots[s].epoch};
+	struct dump d = {r, p, map->slots[s].epoch, s};
 	bool ok =
 	        slot_marker(p->repl, "NARF.SYNC", s, d.epoch, map->epoch) == 0;
 
+	repl_xfer_drop(p); /* any left are an older sync's */
 	if (ok)
 		narf_store_foreach_slot(r->store, s, wall_ms(), dump_entry, &d);
-	ok = ok && narf_rcore_link_usable(p->rp) &&
-	     slot_marker(p->repl, "NARF.SYNCED", s, d.epoch, 0) == 0;
-	narf_rcore_synced(r->core, p->rp, s, ok, p->rp->sent);
+	if (ok && p->n_xfers > 0 && narf_rcore_link_usable(p->rp)) {
+		narf_rcore_sync_open(r->core, p->rp, s);
+		return;
+	}
+	repl_xfer_drop(p);
+	synced(r, p, s, ok);
 }
 
 /*
@@ -110,11 +135,21 @@ static void pump(struct narf_repl *r, struct narf_peer *p)
 		    p->rp->sent - p->rp->acked > NARF_SYNC_INFLIGHT ||
 		    p->repl->out.len - start > slice)
 			break;
-		sync_slot(r, p, (unsigned)s);
+		if (p->rp->open) {
+			/* The open slot's transfers first (one open slot
+			 * per peer), then its NARF.SYNCED. */
+			if (!repl_xfer_step(r, p, start + slice))
+				break;
+			synced(r, p, (unsigned)s, true);
+		} else {
+			sync_slot(r, p, (unsigned)s);
+		}
 		if (p->rp->link != NARF_RLINK_UP ||
 		    bit(p->rp->want, (unsigned)s))
 			break;
 	}
+	if (p->repl->out.len - start > r->sync_step_max)
+		r->sync_step_max = p->repl->out.len - start;
 	if (r->sync_rate != 0)
 		r->budget -= (int64_t)(p->repl->out.len - start);
 }
@@ -168,7 +203,7 @@ void repl_prepare_cb(uv_prepare_t *h)
 			/* More to sync over a link that can take it: come
 			 * back next iteration without waiting for I/O. */
 			more = more ||
-			       (bits_count(rp->want) > 0 &&
+			       ((rp->open || bits_count(rp->want) > 0) &&
 			        rp->link == NARF_RLINK_UP &&
 			        rp->drop.state == NARF_RREQ_IDLE &&
 			        p->repl->out.len + p->repl->sending.len <=

@@ -1386,6 +1386,210 @@ static void test_zset_encode_load(void **state)
 	}
 }
 
+/* The bulks of a payload this node encoded, as argv (pointers into b). */
+static int payload_argv(const struct narf_buf *b,
+                        const char **argv,
+                        size_t *argvlen,
+                        int max)
+{
+	int argc = 0;
+
+	for (size_t at = 0; at < b->len;) {
+		char *end;
+		long len = strtol(b->data + at + 1, &end, 10);
+
+		assert_true(argc < max);
+		argv[argc] = end + 2;
+		argvlen[argc++] = (size_t)len;
+		at = (size_t)(end + 2 + len + 2 - b->data);
+	}
+	return argc;
+}
+
+/* One write to the source and the same one to the copy, as the effect a
+ * sync's peer would get (an upsert or a delete of one element). */
+static void slice_write(struct fixture *f,
+                        struct narf_coll *src,
+                        struct narf_coll *dst,
+                        unsigned i)
+{
+	char m[32], v[32];
+	size_t ml = (size_t)snprintf(m, sizeof(m), "m%u", i % 9000);
+	size_t vl = (size_t)snprintf(v, sizeof(v), "w%u", i);
+	bool del = i % 3 == 0;
+	enum narf_zadd_result res;
+
+	for (int k = 0; k < 2; k++) {
+		struct narf_coll *c = k ? dst : src;
+
+		switch ((enum narf_type)c->type) {
+		case NARF_TYPE_HASH:
+			if (del)
+				narf_hash_del(&f->ctx, c, m, ml);
+			else
+				assert_int_equal(
+				        narf_hash_set(&f->ctx, c, m, ml, v, vl,
+				                      0, NULL),
+				        0);
+			break;
+		case NARF_TYPE_SET:
+			if (del)
+				narf_set_remove(&f->ctx, c, m, ml);
+			else
+				assert_int_equal(
+				        narf_set_add(&f->ctx, c, m, ml, NULL),
+				        0);
+			break;
+		default:
+			if (del)
+				narf_zset_del(&f->ctx, c, m, ml);
+			else
+				assert_int_equal(
+				        narf_zset_add(
+				                &f->ctx, c,
+				                (double)(i * 7919u % 10007u), m,
+				                ml, 0, &res, NULL),
+				        0);
+		}
+	}
+}
+
+/* A dict-encoded hash or set, or a skiplist sorted set, sent in slices
+ * (narf_coll_slice) while it changes: each slice loaded into the copy,
+ * each write between slices applied to both (upserts and deletes, growing
+ * and shrinking the dict through rehashes, scores moving members across
+ * the cursor) leaves a copy equal to the source, element for element. */
+static void test_slices_under_writes(void **state)
+{
+	static const enum narf_type types[] = {NARF_TYPE_HASH, NARF_TYPE_SET,
+	                                       NARF_TYPE_ZSET};
+
+	(void)state;
+	for (unsigned t = 0; t < 3; t++) {
+		struct fixture f;
+		struct narf_coll src = {types[t], NARF_ENC_LISTPACK, NULL};
+		struct narf_coll dst = src;
+		struct narf_buf b, all_src, all_dst;
+		enum { MAXV = 32768 };
+		const char **argv = malloc(MAXV * sizeof(*argv));
+		size_t *argvlen = malloc(MAXV * sizeof(*argvlen));
+		struct narf_coll_cursor cursor = {0};
+		uint64_t n, slices = 0;
+		unsigned w = 0;
+		bool done = false;
+
+		fixture_init(&f);
+		assert_non_null(argv);
+		assert_non_null(argvlen);
+		for (unsigned i = 0; i < 3000; i++)
+			slice_write(&f, &src, &dst, 3 * i + 1);
+		narf_coll_free(&f.ctx, &dst);
+		dst = (struct narf_coll){types[t], NARF_ENC_LISTPACK, NULL};
+		assert_true(narf_coll_sliceable(&src));
+		narf_buf_init(&b);
+		while (!done) {
+			int argc;
+
+			b.len = 0;
+			n = 0;
+			assert_int_equal(narf_coll_slice(&src, &cursor, 100,
+			                                 4096, &b, &n, &done),
+			                 0);
+			argc = payload_argv(&b, argv, argvlen, MAXV);
+			assert_int_equal((uint64_t)argc, n);
+			assert_int_equal(narf_coll_load(&f.ctx, &dst, argc,
+			                                argv, argvlen),
+			                 0);
+			slices++;
+			for (unsigned k = 0; k < 40; k++)
+				slice_write(&f, &src, &dst, 9000 + w++ * 7);
+		}
+		assert_true(slices > 10);
+		assert_int_equal(narf_coll_len(&dst), narf_coll_len(&src));
+		/* equal element for element: same payload once sorted */
+		narf_buf_init(&all_src);
+		narf_buf_init(&all_dst);
+		assert_int_equal(narf_coll_encode(&src, &all_src, &n), 0);
+		assert_int_equal(narf_coll_encode(&dst, &all_dst, &n), 0);
+		if (types[t] == NARF_TYPE_SET) {
+			int na = payload_argv(&all_src, argv, argvlen, MAXV);
+
+			for (int i = 0; i < na; i++)
+				assert_true(narf_set_ismember(&dst, argv[i],
+				                              argvlen[i]));
+		} else if (types[t] == NARF_TYPE_HASH) {
+			int na = payload_argv(&all_src, argv, argvlen, MAXV);
+
+			for (int i = 0; i < na; i += 2) {
+				struct narf_str v;
+
+				assert_true(narf_hash_get(&dst, argv[i],
+				                          argvlen[i], &v));
+				assert_int_equal(v.len, argvlen[i + 1]);
+				assert_memory_equal(v.s, argv[i + 1], v.len);
+			}
+		} else {
+			/* score order: the encodings are equal */
+			assert_int_equal(all_src.len, all_dst.len);
+			assert_memory_equal(all_src.data, all_dst.data,
+			                    all_src.len);
+		}
+		narf_buf_close(&all_src);
+		narf_buf_close(&all_dst);
+		narf_buf_close(&b);
+		free(argv);
+		free(argvlen);
+		narf_coll_cursor_close(&cursor);
+		narf_coll_free(&f.ctx, &src);
+		narf_coll_free(&f.ctx, &dst);
+		assert_int_equal(f.used, 0);
+	}
+}
+
+/* A list's slices, from index 0 on, are its elements head to tail. */
+static void test_list_slices(void **state)
+{
+	struct fixture f;
+	struct narf_coll c = {NARF_TYPE_LIST, NARF_ENC_QUICKLIST, NULL};
+	struct narf_buf b, whole;
+	struct narf_coll_cursor cursor = {0};
+	uint64_t n = 0, slices = 0;
+	bool done = false;
+
+	(void)state;
+	fixture_init(&f);
+	for (unsigned i = 0; i < 5000; i++) {
+		char e[16];
+
+		assert_int_equal(
+		        narf_list_push(&f.ctx, &c, NARF_QL_TAIL, e,
+		                       (size_t)snprintf(e, sizeof(e), "%s%u",
+		                                        i % 2 ? "e" : "", i)),
+		        0);
+	}
+	assert_true(narf_coll_sliceable(&c));
+	narf_buf_init(&b);
+	narf_buf_init(&whole);
+	while (!done) {
+		size_t before = b.len;
+
+		assert_int_equal(narf_coll_slice(&c, &cursor, 300, 1 << 20, &b,
+		                                 &n, &done),
+		                 0);
+		assert_true(b.len > before);
+		slices++;
+	}
+	assert_int_equal(slices, 17); /* 16 of 300 and one of 200 */
+	assert_int_equal(n, 5000);
+	assert_int_equal(narf_coll_encode(&c, &whole, &n), 0);
+	assert_int_equal(whole.len, b.len);
+	assert_memory_equal(whole.data, b.data, b.len);
+	narf_buf_close(&b);
+	narf_buf_close(&whole);
+	narf_coll_free(&f.ctx, &c);
+	assert_int_equal(f.used, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1412,6 +1616,8 @@ int main(void)
 	        cmocka_unit_test(test_zset_create_and_shrink),
 	        cmocka_unit_test(test_zset_free_step),
 	        cmocka_unit_test(test_zset_encode_load),
+	        cmocka_unit_test(test_slices_under_writes),
+	        cmocka_unit_test(test_list_slices),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -696,6 +696,102 @@ static void test_link_failure_mid_join(void **state)
 	assert_int_equal(acts_of(sim, NARF_RACT_ASK_DROP, 2), 1);
 }
 
+/* m (epoch 10, installed here): as synced_slot7, but slot 7's sync is
+ * left open (big collections still being sent, repl_xfer.c). */
+static struct narf_rpeer *open_slot7(struct sim *sim, struct narf_map *m)
+{
+	struct narf_rpeer *p;
+
+	all_slots(m, 3, 0, false, 5);
+	slot_set(m, 7, ME, 2, false, 5);
+	install(sim, NULL, m);
+	p = narf_rcore_peer(sim->rc, 2);
+	assert_non_null(p);
+	narf_rcore_tick(sim->rc, sim->now);
+	carry(sim);
+	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 7);
+	narf_rcore_link_queued(sim->rc, p, true, sim->now); /* SYNC, .. */
+	narf_rcore_sync_open(sim->rc, p, 7);
+	return p;
+}
+
+/* An open sync forwards the slot's writes to the peer without counting
+ * its acks (a write waits for nobody), keeps the peer's work going and
+ * comes back from sync_next before any other wanted slot; nothing joins
+ * until NARF.SYNCED, after which its acks count and it is asked in. */
+static void test_open_sync_forwards_without_counting(void **state)
+{
+	struct sim *sim = *state;
+	struct narf_map *m = map_new(sim, 10);
+	struct narf_gate g = {0};
+	struct narf_rpeer *p;
+	uint64_t sent;
+
+	p = open_slot7(sim, m);
+	assert_true(p->open);
+	assert_true(narf_rc_bit(p->fwd, 7));
+	assert_false(narf_rc_bit(p->want, 7));
+	assert_false(narf_rc_bit(p->counts, 7));
+	sent = p->sent;
+	assert_false(write_key(sim, 7, &g)); /* forwarded, not waited for */
+	assert_int_equal(p->sent, sent + 1);
+	ack_all(sim, 2);
+	narf_rcore_step(sim->rc, sim->now);
+	carry(sim);
+	assert_true(p->work);
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_ADD, 2), 0);
+	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 7);
+	/* the idle-link rule leaves an open link alone */
+	narf_rcore_tick(sim->rc, sim->now);
+	carry(sim);
+	assert_int_equal(acts_of(sim, NARF_RACT_CLOSE_LINK, 2), 0);
+	/* the transfers end: NARF.SYNCED */
+	narf_rcore_link_queued(sim->rc, p, true, sim->now);
+	narf_rcore_synced(sim->rc, p, 7, true, p->sent);
+	assert_false(p->open);
+	assert_true(narf_rc_bit(p->counts, 7));
+	assert_int_equal(narf_rcore_sync_next(sim->rc, p), -1);
+	assert_true(write_key(sim, 7, &g));
+	ack_all(sim, 2);
+	narf_rcore_step(sim->rc, sim->now);
+	carry(sim);
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_ADD, 2), 1);
+	narf_gate_close(&g);
+}
+
+/* A link failure mid-transfer closes the open sync and wants the slot
+ * again (never counted: no ISR drop is asked); losing the slot closes it
+ * and forgets it. */
+static void test_open_sync_ends_on_failure_or_loss(void **state)
+{
+	struct sim *sim = *state;
+	struct narf_map *m = map_new(sim, 10);
+	struct narf_map *m2 = map_new(sim, 11);
+	struct narf_rpeer *p;
+
+	p = open_slot7(sim, m);
+	narf_rcore_link_failed(sim->rc, p, p->gen, sim->now);
+	carry(sim);
+	assert_false(p->open);
+	assert_true(narf_rc_bit(p->want, 7));
+	assert_false(narf_rc_bit(p->fwd, 7));
+	assert_int_equal(acts_of(sim, NARF_RACT_ASK_DROP, 2), 0);
+	/* A new link, the slot open again, then node 3 takes it. */
+	sim->now += NARF_LINK_RETRY_MS;
+	narf_rcore_tick(sim->rc, sim->now);
+	carry(sim);
+	assert_int_equal(narf_rcore_sync_next(sim->rc, p), 7);
+	narf_rcore_sync_open(sim->rc, p, 7);
+	assert_true(p->open);
+	all_slots(m2, 3, 0, false, 5);
+	slot_set(m2, 7, 3, 2, false, 11);
+	install(sim, m, m2);
+	assert_false(p->open);
+	assert_false(narf_rc_bit(p->fwd, 7));
+	assert_false(narf_rc_bit(p->want, 7));
+	assert_int_equal(narf_rcore_sync_next(sim->rc, p), -1);
+}
+
 /* The link fails while an add is out (the peer synced, acked, was asked
  * into the ISR). The drop waits for the add's answer, so the coordinator
  * cannot apply it first and the add after it; meanwhile, writes to the
@@ -948,6 +1044,8 @@ int main(void)
 	        T(test_sync_then_join),
 	        T(test_missed_down_resyncs_over_a_new_link),
 	        T(test_link_failure_mid_join),
+	        T(test_open_sync_forwards_without_counting),
+	        T(test_open_sync_ends_on_failure_or_loss),
 	        T(test_drop_waits_for_add_answer),
 	        T(test_add_since_and_stale_refusal),
 	        T(test_handoff_waits_for_acks_and_its_map),
