@@ -637,9 +637,7 @@ void narf_repl_sync_end(struct narf_repl *r, unsigned slot)
 
 struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
                                    uint32_t node,
-                                   int argc,
-                                   const char *const *argv,
-                                   const size_t *argvlen,
+                                   const struct narf_proxy_req *req,
                                    narf_proxy_done done,
                                    void *data)
 {
@@ -658,7 +656,7 @@ struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
 	    (p->proxy = repl_link_open(r, p, LINK_PROXY)) == NULL)
 		return NULL;
 	px = calloc(1, sizeof(*px));
-	if (px == NULL || repl_link_cmd(p->proxy, argc, argv, argvlen) != 0) {
+	if (px == NULL || repl_link_req(p->proxy, req) != 0) {
 		free(px);
 		return NULL;
 	}

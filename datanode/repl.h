@@ -163,12 +163,21 @@ void narf_repl_set_progress_cb(struct narf_repl *r,
                                void (*cb)(void *data),
                                void *data);
 
+/* A client's request to forward (argv borrowed for the call): its
+ * protocol, 2 or 3. A RESP2 request goes bare, as the client sent it; a
+ * RESP3 one as NARF.REQ 3 0 0 <argv..>, which the owner runs with RESP3
+ * replies (docs/protocol.md, "Proxying"). */
+struct narf_proxy_req {
+	int argc;
+	const char *const *argv;
+	const size_t *argvlen;
+	uint8_t resp;
+};
+
 /* Forward a request to node `node`; NULL when it cannot be queued. */
 struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
                                    uint32_t node,
-                                   int argc,
-                                   const char *const *argv,
-                                   const size_t *argvlen,
+                                   const struct narf_proxy_req *req,
                                    narf_proxy_done done,
                                    void *data);
 void narf_repl_proxy_cancel(struct narf_proxy *px);

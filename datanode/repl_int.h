@@ -163,6 +163,8 @@ int repl_link_cmd(struct link *l,
                   const size_t *argvlen);
 /* The same for one command already encoded as RESP (msg[0..n)). */
 int repl_link_raw(struct link *l, const char *msg, size_t n);
+/* A forwarded request: bare, or wrapped in NARF.REQ (repl.h). */
+int repl_link_req(struct link *l, const struct narf_proxy_req *req);
 
 /* repl_sync.c: slot syncs, driven by prepare_cb */
 json_t *repl_ranges_of(const uint64_t *set);

@@ -352,6 +352,36 @@ int repl_link_raw(struct link *l, const char *msg, size_t n)
 	return link_queue(l, enc_raw, &m);
 }
 
+/* NARF.REQ <proto> 0 0 <argv..> in one array, without copying argv. */
+static int enc_req(struct narf_buf *b, const void *arg)
+{
+	const struct narf_proxy_req *q = arg;
+	size_t before = b->len;
+	char proto[2] = {(char)('0' + q->resp), '\0'};
+
+	if (narf_resp_array(b, q->argc + 4) != 0 ||
+	    narf_resp_bulk(b, "NARF.REQ", 8) != 0 ||
+	    narf_resp_bulk(b, proto, 1) != 0 ||
+	    narf_resp_bulk(b, "0", 1) != 0 || narf_resp_bulk(b, "0", 1) != 0)
+		goto fail;
+	for (int i = 0; i < q->argc; i++)
+		if (narf_resp_bulk(b, q->argv[i], q->argvlen[i]) != 0)
+			goto fail;
+	return 0;
+fail:
+	b->len = before;
+	return NARF_ENOMEM;
+}
+
+int repl_link_req(struct link *l, const struct narf_proxy_req *req)
+{
+	struct cmd_args a = {req->argc, req->argv, req->argvlen};
+
+	if (req->resp == 2)
+		return link_queue(l, enc_cmd, &a);
+	return link_queue(l, enc_req, req);
+}
+
 /* The handshake's first step, queued in hs and counted as the link's first
  * command (its reply: the +OK to our proof). NARF_ENOMEM when the link is
  * unusable. */
