@@ -286,9 +286,9 @@ bool narf_scatter_start(struct narf_rconn *conn,
 		struct part *pt = &sc->parts[p];
 
 		if (pt->node != me) {
-			struct narf_proxy_req q = {pt->argc, pt->argv,
-			                           pt->argvlen,
-			                           conn->client.resp};
+			struct narf_proxy_req q = {
+			        pt->argc,          pt->argv, pt->argvlen,
+			        conn->client.resp, 0,        0};
 
 			pt->px = narf_repl_proxy(dn->repl, pt->node, &q,
 			                         scatter_part_done, pt);
@@ -453,7 +453,10 @@ bool narf_fwd_start(struct narf_rconn *conn)
 	struct fwd *f = calloc(1, sizeof(*f));
 	struct narf_proxy_req q = {conn->req.argc,
 	                           (const char *const *)conn->req.argv,
-	                           conn->req.argvlen, conn->client.resp};
+	                           conn->req.argvlen,
+	                           conn->client.resp,
+	                           0,
+	                           0};
 
 	if (f == NULL)
 		return false;

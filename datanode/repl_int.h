@@ -29,7 +29,10 @@ enum link_kind { LINK_REPL, LINK_PROXY };
 struct narf_proxy {
 	narf_proxy_done done; /* NULL once cancelled */
 	void *data;
-	struct narf_proxy *next;
+	struct link *l;                 /* borrowed: the link it went on */
+	uint64_t token;                 /* a blocking pop's, or 0 */
+	bool parked;                    /* on l->parked: +NARF.BLOCKED came */
+	struct narf_proxy *next, *prev; /* (prev: on l->parked only) */
 };
 
 struct link {
@@ -56,6 +59,9 @@ struct link {
 	uint64_t progress_ms;
 	/* proxy links: the requests awaiting replies, oldest first */
 	struct narf_proxy *head, *tail;
+	/* proxy links: blocking pops the peer answered +NARF.BLOCKED, whose
+	 * replies come in push frames, by token */
+	struct narf_proxy *parked;
 	/* NARF.AUTH (peer_auth.h): the first step waits in hs, the only
 	 * bytes sent until the peer's proof checked out (proven); commands
 	 * queued meanwhile wait in out, behind our proof */
