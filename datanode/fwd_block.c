@@ -15,17 +15,18 @@
  * writes, as any write reply). Either way the reply comes to rblock_done
  * and goes to the client; the connection goes on.
  *
- * Failure modes. A -MOVED (the slot moved, or our map is behind) or a lost
- * link (the owner died: a failover is coming) do not reach the client:
- * the map is fetched and the request is routed again, with the time it
- * has left, once a map reply came and at least NARF_FWD_BLOCK_PACE_MS
- * passed (or every NARF_FWD_BLOCK_RETRY_MS): to the new owner, or here,
- * where it blocks locally (NARF_WAIT_KEYS) if there is nothing to pop. A
- * client whose time runs out while it waits to go again gets the
- * timeout's answer here; one whose owner never answers gets it
- * NARF_FWD_BLOCK_GRACE_MS after its deadline (the owner normally answers
- * at the deadline), and the owner is told to forget it. A client that
- * closes cancels the request: the owner gets NARF.UNBLOCK <token> and
+ * Failure modes. A -MOVED (the slot moved, or our map is behind), a lost
+ * link (the owner died: a failover is coming), a -CLUSTERDOWN or a
+ * -TRYAGAIN (from the owner, or from route() here: a held slot, no
+ * lease) do not reach the client: the map is fetched and the request is
+ * routed again, with the time it has left, once a map reply came and at
+ * least NARF_FWD_BLOCK_PACE_MS passed (or every NARF_FWD_BLOCK_RETRY_MS):
+ * to the new owner, or here, where it blocks locally (NARF_WAIT_KEYS) if
+ * there is nothing to pop. A client whose time runs out while it waits to
+ * go again gets the timeout's answer here; one whose owner never answers
+ * gets it NARF_FWD_BLOCK_GRACE_MS after its deadline (the owner normally
+ * answers at the deadline), and the owner is told to forget it. A client
+ * that closes cancels the request: the owner gets NARF.UNBLOCK <token> and
  * pops nothing for it (a pop already on its way is not undone, as in
  * Redis when a blocked client's connection dies). A blocked client with
  * no deadline whose owner is cut off without its link failing waits until
@@ -112,13 +113,30 @@ static void later(struct narf_rconn *c)
 	dn->progress = true;
 }
 
-static bool is_moved(const char *reply, size_t len)
+static bool has_prefix(const char *reply, size_t len, const char *p)
+{
+	size_t n = strlen(p);
+
+	return len >= n && memcmp(reply, p, n) == 0;
+}
+
+/*
+ * Is reply one that says the pop did not run, and that it may run later
+ * or elsewhere: a -MOVED (the slot moved), a -TRYAGAIN (a lost link), a
+ * -CLUSTERDOWN (the owner lost its lease, or the slot is held while its
+ * copies are down)? A blocking pop with time left waits on rather than
+ * fail.
+ */
+static bool not_run(const char *reply, size_t len)
 {
 	char addr[NARF_ADDR_SIZE];
 	unsigned slot;
 
-	return len > 3 && reply[0] == '-' &&
-	       narf_reply_moved(reply + 1, len - 3, &slot, addr) == 0;
+	return reply == narf_repl_proxy_lost ||
+	       has_prefix(reply, len, "-TRYAGAIN ") ||
+	       has_prefix(reply, len, "-CLUSTERDOWN ") ||
+	       (len > 3 && reply[0] == '-' &&
+	        narf_reply_moved(reply + 1, len - 3, &slot, addr) == 0);
 }
 
 static void rblock_done(void *data, const char *reply, size_t len)
@@ -126,7 +144,7 @@ static void rblock_done(void *data, const char *reply, size_t len)
 	struct narf_rconn *c = data;
 
 	c->rb->px = NULL;
-	if (reply == narf_repl_proxy_lost || is_moved(reply, len))
+	if (not_run(reply, len))
 		later(c);
 	else
 		finish(c, reply, len);
@@ -233,6 +251,14 @@ static void reroute(struct narf_rconn *c)
 		}
 		rblock_free(rb);
 		c->rb = NULL;
+	} else if (rv == 0 && (has_prefix(out->data + before, out->len - before,
+	                                  "-CLUSTERDOWN ") ||
+	                       has_prefix(out->data + before, out->len - before,
+	                                  "-TRYAGAIN "))) {
+		/* (a held slot: its copies are down; a -MOVED here, with
+		 * --redirect or when leaving, goes to the client) */
+		out->len = before;
+		later(c);
 	} else {
 		/* answered here (popped, or an error): out holds it */
 		if (rv != 0 && out->len == before &&
