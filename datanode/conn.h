@@ -115,14 +115,21 @@ enum narf_conn_wait {
  * connection runs nothing after it, so its reply goes where the replies
  * of the requests run now go (narf_conn_reply_buf) when it comes.
  */
+enum rblock_state {
+	RBLOCK_OUT,   /* sent to `node` (px): its reply is awaited */
+	RBLOCK_AGAIN, /* -MOVED, a lost link, ...: to be routed again */
+};
+
 struct rblock {
+	enum rblock_state state;
 	int argc;
 	char **argv; /* owned: the request, one allocation with argvlen */
 	size_t *argvlen;
 	uint64_t deadline;     /* loop ms; 0: forever */
 	uint32_t node;         /* where it went */
-	struct narf_proxy *px; /* while out; NULL while it waits to go again */
-	uint64_t map_checks;   /* goes again after a map reply beyond this */
+	struct narf_proxy *px; /* exactly while RBLOCK_OUT */
+	uint64_t map_checks;   /* RBLOCK_AGAIN: goes after a map reply beyond
+	                          this ... */
 	uint64_t retry_at;     /* ... or NARF_FWD_BLOCK_RETRY_MS after this,
 	                          never before it */
 };

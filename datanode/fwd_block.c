@@ -34,10 +34,12 @@
  */
 #include "conn.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "reply.h"
 
 /* A request routed again waits at least this long after its failure (a
@@ -101,16 +103,22 @@ static void finish_timeout(struct narf_rconn *c)
 	narf_buf_close(&null);
 }
 
-/* Route it again later: after a map reply, not before the pace. */
-static void later(struct narf_rconn *c)
+/* RBLOCK_OUT -> RBLOCK_AGAIN (or a first send that could not go): route
+ * it again after a map reply, not before the pace. */
+static void later(struct narf_rconn *c, const char *why)
 {
 	struct narf_dn *dn = c->dn;
 	struct rblock *rb = c->rb;
 
+	assert(rb->px == NULL);
+	rb->state = RBLOCK_AGAIN;
 	narf_repl_refresh_map(dn->repl);
 	rb->map_checks = narf_repl_map_checks(dn->repl);
 	rb->retry_at = uv_now(&dn->loop) + NARF_FWD_BLOCK_PACE_MS;
 	dn->progress = true;
+	NARF_DEBUG("client %llu (%s): blocking %.*s to be routed again: %s",
+	           (unsigned long long)c->client.id, c->client.addr,
+	           (int)rb->argvlen[0], rb->argv[0], why);
 }
 
 static bool has_prefix(const char *reply, size_t len, const char *p)
@@ -143,9 +151,11 @@ static void rblock_done(void *data, const char *reply, size_t len)
 {
 	struct narf_rconn *c = data;
 
+	assert(c->rb->state == RBLOCK_OUT);
 	c->rb->px = NULL;
 	if (not_run(reply, len))
-		later(c);
+		later(c, reply == narf_repl_proxy_lost ? "the link failed"
+		                                       : "not run there");
 	else
 		finish(c, reply, len);
 }
@@ -170,7 +180,9 @@ static void send_to(struct narf_rconn *c, uint32_t node)
 	rb->node = node;
 	rb->px = narf_repl_proxy(dn->repl, node, &q, rblock_done, c);
 	if (rb->px == NULL)
-		later(c);
+		later(c, "cannot reach the owner");
+	else
+		rb->state = RBLOCK_OUT;
 }
 
 bool narf_fwd_block_begin(struct narf_rconn *c,
@@ -227,6 +239,7 @@ static void reroute(struct narf_rconn *c)
 	size_t before = out->len;
 	int rv;
 
+	assert(rb->state == RBLOCK_AGAIN);
 	e->now_cached = e->clock(e->clock_data);
 	if (dn->cluster)
 		e->lease_ok =
@@ -240,7 +253,7 @@ static void reroute(struct narf_rconn *c)
 	if (rv == NARF_EXEC_PROXY && e->proxy_blocking) {
 		send_to(c, e->proxy_node);
 	} else if (rv == NARF_EXEC_RETRY) {
-		later(c);
+		later(c, "put off");
 	} else if (rv == NARF_EXEC_BLOCK) {
 		if (!narf_dn_block_local(c, rb->argc,
 		                         (const char *const *)rb->argv,
@@ -258,7 +271,7 @@ static void reroute(struct narf_rconn *c)
 		/* (a held slot: its copies are down; a -MOVED here, with
 		 * --redirect or when leaving, goes to the client) */
 		out->len = before;
-		later(c);
+		later(c, "its slot is not served");
 	} else {
 		/* answered here (popped, or an error): out holds it */
 		if (rv != 0 && out->len == before &&
@@ -275,7 +288,7 @@ void narf_fwd_block_check(struct narf_rconn *c, uint64_t now)
 	struct narf_dn *dn = c->dn;
 	struct rblock *rb = c->rb;
 
-	if (rb->px != NULL) {
+	if (rb->state == RBLOCK_OUT) {
 		/* The owner answers at the deadline; it has not for long. */
 		if (rb->deadline != 0 &&
 		    now > rb->deadline + NARF_FWD_BLOCK_GRACE_MS) {
