@@ -384,6 +384,16 @@ bool narf_block_unblock(struct narf_block *b,
 	return false;
 }
 
+struct narf_waiter *narf_block_find_token(const struct narf_block *b,
+                                          uint64_t client,
+                                          uint64_t token)
+{
+	for (struct narf_waiter *w = b->first; w != NULL; w = w->next)
+		if (w->client == client && w->token == token)
+			return w;
+	return NULL;
+}
+
 struct narf_waiter *narf_block_unblocked(const struct narf_block *b)
 {
 	if (b->unblocked == 0)

@@ -53,6 +53,11 @@ enum narf_unblock {
 struct narf_waiter {
 	void *owner;     /* borrowed: who waits (a server connection) */
 	uint64_t client; /* its client id (CLIENT UNBLOCK) */
+	/* A peer's blocking pop (NARF.REQ): owner is the peer's link, which
+	 * gets the reply in a push frame under token, in protocol resp;
+	 * token is 0 for a client of this node. */
+	uint64_t token;
+	uint8_t resp;
 	enum narf_unblock unblock; /* set: never served, answered so */
 	enum narf_type type; /* what it pops: served only from such a key */
 	int argc;
@@ -136,6 +141,10 @@ void narf_block_remove(struct narf_block *b, struct narf_waiter *w);
 bool narf_block_unblock(struct narf_block *b,
                         uint64_t client,
                         enum narf_unblock how);
+/* The waiter of client `client` under token (a peer's), or NULL. */
+struct narf_waiter *narf_block_find_token(const struct narf_block *b,
+                                          uint64_t client,
+                                          uint64_t token);
 /* A waiter with a verdict, or NULL (it stays registered until removed). */
 struct narf_waiter *narf_block_unblocked(const struct narf_block *b);
 

@@ -25,12 +25,22 @@
  * timeout so). A client that closes while blocked is forgotten, and
  * nothing is popped for it. A key that becomes another type is skipped by
  * its waiters, which stay blocked (7.0). A map change that takes a slot
- * from this node: its waiters run again from the check handle and route()
- * answers -MOVED (remote blocking is slice 27). A re-run put off (the
- * lease lapsed, a handoff) leaves the waiter blocked and is tried again on
- * the next pass. A peer link never blocks: it carries other clients'
- * requests; it gets the timeout's answer at once, as Redis answers a
- * client that may not block.
+ * from this node: its waiters run again from the check handle, and
+ * route() forwards a client's to the new owner with the time it has left
+ * (fwd_block.c), or answers -MOVED (--redirect, leaving). A re-run put off
+ * (the lease lapsed, a handoff) leaves the waiter blocked and is tried
+ * again on the next pass.
+ *
+ * Peers. A peer link blocks only a NARF.REQ with a token (another node's
+ * client's pop, forwarded): the waiter's owner is the link, its argv the
+ * pop inside the NARF.REQ, its deadline the ms the request says. The link
+ * is answered +NARF.BLOCKED at once and goes on; the reply (served, timed
+ * out, -MOVED when the slot leaves) goes out later as a push frame under
+ * the token, behind the link's ack gate like any write reply
+ * (narf_conn_poke). NARF.UNBLOCK <token> (cmd_cluster.c) forgets one, a
+ * closing link all of its own. Any other blocking pop from a peer gets the
+ * timeout's answer at once, as Redis answers a client that may not
+ * block.
  */
 #include "conn.h"
 
@@ -54,28 +64,90 @@ static void clock_begin(struct narf_dn *dn)
 		        narf_member_lease_ok(&dn->member, narf_clock_ms());
 }
 
-bool narf_dn_block_begin(struct narf_rconn *c)
+/* The head of the push frame that carries a peer's blocked pop's reply
+ * (docs/protocol.md): `>3 narf.unblock :<token>`, the reply follows. */
+static int push_header(struct narf_buf *out, uint64_t token)
+{
+	size_t before = out->len;
+
+	if (narf_resp3_push(out, 3) != 0 ||
+	    narf_resp_bulk(out, "narf.unblock", 12) != 0 ||
+	    narf_resp_int(out, (long long)token) != 0) {
+		out->len = before;
+		return NARF_ENOMEM;
+	}
+	return 0;
+}
+
+/* A peer's NARF.REQ with a token found nothing to pop: its pop waits here
+ * under the token, and the link is answered +NARF.BLOCKED at once, in
+ * order, so that the requests forwarded behind it go on. */
+static bool block_peer(struct narf_rconn *c)
 {
 	struct narf_dn *dn = c->dn;
 	struct narf_client *cl = &c->client;
-	uint64_t deadline = 0;
+	uint64_t token = cl->req_token;
+	uint64_t deadline = cl->req_ms > 0 ? uv_now(&dn->loop) + cl->req_ms : 0;
 	struct narf_waiter *w;
 
-	if (cl->peer)
-		return narf_reply_null_array(cl, narf_conn_reply_buf(c)) == 0;
-	if (cl->block_ms > 0)
-		deadline = uv_now(&dn->loop) + cl->block_ms;
-	w = narf_block_add(&dn->engine.block, c, cl->block_type, c->req.argc,
-	                   (const char *const *)c->req.argv, c->req.argvlen,
-	                   cl->block_first, cl->block_last,
+	cl->req_token = 0;
+	assert(c->req.argc > 4); /* NARF.REQ <proto> <token> <ms> <argv..> */
+	w = narf_block_add(&dn->engine.block, c, cl->block_type,
+	                   c->req.argc - 4,
+	                   (const char *const *)c->req.argv + 4,
+	                   c->req.argvlen + 4, cl->block_first, cl->block_last,
+	                   cl->block_numkeys_at, deadline);
+	if (w == NULL)
+		return false;
+	w->client = cl->id;
+	w->token = token;
+	w->resp = cl->req_resp;
+	if (narf_resp_simple(narf_conn_reply_buf(c), "NARF.BLOCKED") != 0) {
+		narf_block_remove(&dn->engine.block, w);
+		return false;
+	}
+	arm(dn);
+	return true;
+}
+
+bool narf_dn_block_local(struct narf_rconn *c,
+                         int argc,
+                         const char *const *argv,
+                         const size_t *argvlen,
+                         uint64_t deadline)
+{
+	struct narf_dn *dn = c->dn;
+	struct narf_client *cl = &c->client;
+	struct narf_waiter *w;
+
+	w = narf_block_add(&dn->engine.block, c, cl->block_type, argc, argv,
+	                   argvlen, cl->block_first, cl->block_last,
 	                   cl->block_numkeys_at, deadline);
 	if (w == NULL)
 		return false;
 	w->client = cl->id;
 	c->waiter = w;
-	narf_conn_wait_begin(c, NARF_WAIT_KEYS);
+	if (c->wait == NARF_WAIT_REMOTE)
+		narf_conn_wait_switch(c, NARF_WAIT_REMOTE, NARF_WAIT_KEYS);
+	else
+		narf_conn_wait_begin(c, NARF_WAIT_KEYS);
 	arm(dn);
 	return true;
+}
+
+bool narf_dn_block_begin(struct narf_rconn *c)
+{
+	struct narf_dn *dn = c->dn;
+	struct narf_client *cl = &c->client;
+
+	if (cl->peer && cl->req_token != 0)
+		return block_peer(c);
+	if (cl->peer)
+		return narf_reply_null_array(cl, narf_conn_reply_buf(c)) == 0;
+	return narf_dn_block_local(
+	        c, c->req.argc, (const char *const *)c->req.argv,
+	        c->req.argvlen,
+	        cl->block_ms > 0 ? uv_now(&dn->loop) + cl->block_ms : 0);
 }
 
 /* c's reply is in its buffer: forget its waiter and end its wait (the
@@ -88,39 +160,70 @@ static void unblock(struct narf_dn *dn, struct narf_rconn *c)
 	narf_dn_kick(dn);
 }
 
-/* Run waiter c's request (argv) again: true when it answered (c is no
- * longer blocked), false when it stays (nothing to pop, or put off). */
-static bool rerun(struct narf_dn *dn,
-                  struct narf_rconn *c,
-                  int argc,
-                  const char **argv,
-                  const size_t *argvlen)
+/* w's reply is in its owner's buffer (a peer's in a push frame): forget
+ * it; a client's wait ends, a peer link's push goes out after the acks of
+ * the writes before it. */
+static void answered(struct narf_dn *dn, struct narf_waiter *w)
 {
+	struct narf_rconn *c = w->owner;
+
+	if (w->token == 0) {
+		unblock(dn, c);
+		return;
+	}
+	narf_block_remove(&dn->engine.block, w);
+	narf_conn_poke(c);
+}
+
+enum rerun {
+	RERUN_STAYS,    /* nothing to pop, or put off */
+	RERUN_ANSWERED, /* w is gone */
+	RERUN_PROXY,    /* a client's: its key's slot is led elsewhere now */
+};
+
+/* Run waiter w's request (argv) again, a peer's with its protocol and its
+ * reply in a push frame. */
+static enum rerun rerun(struct narf_dn *dn,
+                        struct narf_waiter *w,
+                        int argc,
+                        const char **argv,
+                        const size_t *argvlen)
+{
+	struct narf_rconn *c = w->owner;
 	struct narf_buf *out = narf_conn_reply_buf(c);
-	size_t before = out->len;
+	size_t before = out->len, body;
+	uint8_t resp = c->client.resp;
 	int rv;
 
+	if (w->token != 0 && push_header(out, w->token) != 0)
+		return RERUN_STAYS; /* tried again at the next signal */
+	body = out->len;
+	if (w->token != 0)
+		c->client.resp = w->resp;
 	if (dn->repl != NULL)
 		narf_repl_batch_begin(dn->repl);
 	rv = narf_engine_exec(&dn->engine, &c->client, argc, argv, argvlen,
 	                      out);
 	narf_conn_gate_batch(c);
-	if (rv == NARF_EXEC_BLOCK || rv == NARF_EXEC_RETRY) {
-		assert(out->len == before);
-		return false;
+	c->client.resp = resp;
+	if (rv == NARF_EXEC_BLOCK || rv == NARF_EXEC_RETRY ||
+	    rv == NARF_EXEC_PROXY) {
+		assert(out->len == body);
+		out->len = before;
+		return rv == NARF_EXEC_PROXY ? RERUN_PROXY : RERUN_STAYS;
 	}
 	if (rv > 0) {
 		/* no memory for the reply: the connection closes */
 		out->len = before;
 		c->client.close_after_reply = true;
 	} else if (rv < 0) {
-		/* a blocking command is never forwarded nor split */
+		/* a blocking command is never split */
 		narf_resp_error(out, "TRYAGAIN could not run the request");
 	}
 	if (out != &c->out)
 		c->fwd_bytes += out->len - before;
-	unblock(dn, c);
-	return true;
+	answered(dn, w);
+	return RERUN_ANSWERED;
 }
 
 /* k's waiters, oldest first, while k holds something for them: a waiter
@@ -158,7 +261,17 @@ static void serve_key(struct narf_dn *dn, struct narf_bkey *k)
 			break; /* tried again at the next signal */
 		}
 		argc = narf_waiter_argv(w, k, argv, argvlen);
-		served = rerun(dn, w->owner, argc, argv, argvlen);
+		switch (rerun(dn, w, argc, argv, argvlen)) {
+		case RERUN_ANSWERED:
+			served = true;
+			break;
+		case RERUN_PROXY: /* recheck forwards it, whole */
+			dn->block_recheck = true;
+			dn->progress = true;
+			/* fallthrough */
+		default:
+			served = false;
+		}
 		if (big) {
 			free(argv);
 			free(argvlen);
@@ -191,6 +304,19 @@ void narf_dn_block_drop(struct narf_rconn *c)
 	arm(c->dn);
 }
 
+void narf_dn_block_drop_peer(struct narf_rconn *c)
+{
+	struct narf_block *b = &c->dn->engine.block;
+	struct narf_waiter *w, *next;
+
+	for (w = b->first; w != NULL; w = next) {
+		next = w->next;
+		if (w->owner == c)
+			narf_block_remove(b, w);
+	}
+	arm(c->dn);
+}
+
 /* --- map changes ---------------------------------------------------------- */
 
 void narf_dn_block_map_changed(struct narf_dn *dn)
@@ -212,9 +338,28 @@ static bool leads_all(const struct narf_map *map,
 	return true;
 }
 
+/* A client's waiter whose key another node leads now (a handoff, a
+ * failover): forwarded there, whole, with the time it has left
+ * (fwd_block.c). */
+static void to_remote(struct narf_dn *dn, struct narf_waiter *w)
+{
+	struct narf_rconn *c = w->owner;
+
+	c->waiter = NULL;
+	if (!narf_fwd_block_begin(c, w->argc, (const char *const *)w->argv,
+	                          w->argvlen, w->deadline)) {
+		c->client.close_after_reply = true; /* out of memory */
+		narf_conn_wait_end(c, NARF_WAIT_KEYS);
+	}
+	narf_block_remove(&dn->engine.block, w);
+	narf_dn_kick(dn);
+}
+
 /* Waiters whose keys this node no longer leads run again, whole: route()
- * answers them -MOVED (or an error), as Redis redirects blocked clients
- * when their slot moves. */
+ * forwards a client's to the new owner (or answers -MOVED, with
+ * --redirect or when leaving, or an error), as Redis redirects blocked
+ * clients when their slot moves; a peer's gets -MOVED in its push frame
+ * and its node routes it again. */
 static void recheck(struct narf_dn *dn)
 {
 	struct narf_engine *e = &dn->engine;
@@ -229,30 +374,50 @@ static void recheck(struct narf_dn *dn)
 		next = w->next;
 		if (leads_all(map, *e->cluster_node_id, w))
 			continue;
-		if (!rerun(dn, w->owner, w->argc, (const char **)w->argv,
-		           w->argvlen))
+		switch (rerun(dn, w, w->argc, (const char **)w->argv,
+		              w->argvlen)) {
+		case RERUN_STAYS:
 			dn->block_recheck = true; /* put off: next pass */
+			break;
+		case RERUN_PROXY:
+			to_remote(dn, w);
+			break;
+		default:
+			break;
+		}
 	}
 	e->now_cached = 0;
 	arm(dn);
 }
 
-/* Answer c, blocked, as its timeout does, or with CLIENT UNBLOCK's
- * error. */
-static void answer_timeout(struct narf_dn *dn, struct narf_rconn *c, bool error)
+/* Answer w as its timeout does, or with CLIENT UNBLOCK's error. */
+static void answer_timeout(struct narf_dn *dn,
+                           struct narf_waiter *w,
+                           bool error)
 {
+	struct narf_rconn *c = w->owner;
 	struct narf_buf *out = narf_conn_reply_buf(c);
 	size_t before = out->len;
-	int rv = error ? narf_resp_error(out,
-	                                 "UNBLOCKED client unblocked via "
-	                                 "CLIENT UNBLOCK")
-	               : narf_reply_null_array(&c->client, out);
+	uint8_t resp = c->client.resp;
+	int rv = 0;
 
-	if (rv != 0)
+	if (w->token != 0) {
+		rv = push_header(out, w->token);
+		c->client.resp = w->resp;
+	}
+	if (rv == 0)
+		rv = error ? narf_resp_error(out,
+		                             "UNBLOCKED client unblocked via "
+		                             "CLIENT UNBLOCK")
+		           : narf_reply_null_array(&c->client, out);
+	c->client.resp = resp;
+	if (rv != 0) {
+		out->len = before;
 		c->client.close_after_reply = true;
+	}
 	if (out != &c->out)
 		c->fwd_bytes += out->len - before;
-	unblock(dn, c);
+	answered(dn, w);
 }
 
 void narf_dn_block_check(struct narf_dn *dn)
@@ -263,7 +428,7 @@ void narf_dn_block_check(struct narf_dn *dn)
 	/* CLIENT UNBLOCK's verdicts (cmd_server.c), answered here rather
 	 * than from inside the command */
 	while ((w = narf_block_unblocked(&e->block)) != NULL)
-		answer_timeout(dn, w->owner, w->unblock == NARF_UNBLOCK_ERROR);
+		answer_timeout(dn, w, w->unblock == NARF_UNBLOCK_ERROR);
 	if (dn->block_recheck)
 		recheck(dn);
 	/* Keys signalled outside a connection's requests (none today:
@@ -285,7 +450,7 @@ static void timer_cb(uv_timer_t *t)
 
 	dn->block_timer_at = 0;
 	while ((w = narf_block_expired(&dn->engine.block, now)) != NULL)
-		answer_timeout(dn, w->owner, w->unblock == NARF_UNBLOCK_ERROR);
+		answer_timeout(dn, w, w->unblock == NARF_UNBLOCK_ERROR);
 	arm(dn);
 }
 

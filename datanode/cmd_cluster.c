@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "engine.h"
 #include "peer_auth.h"
+#include "reply.h"
 #include "repl.h"
 
 static int cmd_readonly(struct narf_engine *e,
@@ -331,6 +332,69 @@ static int cmd_nsync(struct narf_engine *e,
 	return narf_resp_simple(out, "OK");
 }
 
+/*
+ * NARF.REQ <proto> <token> <ms> <command> [<arg>..]: a client's request a
+ * peer forwards with what the bare request cannot say: the client's
+ * protocol (2 or 3), which its replies here are written in, and for a
+ * blocking pop a token (else 0) and the ms it may still wait (0:
+ * forever). A pop that finds nothing blocks here under the token (the
+ * server answers +NARF.BLOCKED and later a push frame, blocking_io.c);
+ * without a token it answers as if it timed out (a peer link never
+ * blocks). Counted once, as the request it carries.
+ */
+static int cmd_nreq(struct narf_engine *e,
+                    struct narf_client *c,
+                    int argc,
+                    const char **argv,
+                    const size_t *len,
+                    struct narf_buf *out)
+{
+	uint64_t proto, token, ms;
+	size_t before = out->len;
+	int rv;
+
+	if (!parse_u64(argv[1], len[1], &proto) || (proto != 2 && proto != 3) ||
+	    !parse_u64(argv[2], len[2], &token) ||
+	    !parse_u64(argv[3], len[3], &ms))
+		return narf_resp_error(out, "ERR bad NARF.REQ header");
+	if (narf_arg_is(argv[4], len[4], "narf.req"))
+		return narf_resp_error(out, "ERR NARF.REQ in NARF.REQ");
+	e->stats.commands--;
+	c->resp = (uint8_t)proto;
+	rv = narf_engine_exec(e, c, argc - 4, argv + 4, len + 4, out);
+	if (rv == NARF_EXEC_BLOCK && token == 0)
+		rv = narf_reply_null_array(c, out);
+	else if (rv == NARF_EXEC_BLOCK) {
+		c->req_token = token;
+		c->req_ms = ms;
+		c->req_resp = (uint8_t)proto;
+	}
+	c->resp = 2;
+	e->stats.net_output_bytes -= out->len - before; /* counted outside */
+	return rv;
+}
+
+/* NARF.UNBLOCK <token>: the forwarding node's client of the blocking pop
+ * under token (on this link) went away: forget it, popping nothing. +OK
+ * whether or not it still waited (its reply may be on its way). */
+static int cmd_nunblock(struct narf_engine *e,
+                        struct narf_client *c,
+                        int argc,
+                        const char **argv,
+                        const size_t *len,
+                        struct narf_buf *out)
+{
+	uint64_t token;
+	struct narf_waiter *w;
+
+	if (!parse_u64(argv[1], len[1], &token) || token == 0)
+		return narf_resp_error(out, "ERR bad token");
+	w = narf_block_find_token(&e->block, c->id, token);
+	if (w != NULL)
+		narf_block_remove(&e->block, w);
+	return narf_resp_simple(out, "OK");
+}
+
 /* Not in narf_command_tables: COMMAND does not list them. Every one but
  * NARF.AUTH is NARF_CMD_PEER: the dispatch refuses it on a connection
  * that has not proven the node role (engine.c). */
@@ -341,5 +405,7 @@ const struct narf_command narf_peer_commands[] = {
         {"narf.del", cmd_ndel, 3, NARF_CMD_PEER, 0, 0, 0},
         {"narf.sync", cmd_nsync, -3, NARF_CMD_PEER, 0, 0, 0},
         {"narf.synced", cmd_nsync, 3, NARF_CMD_PEER, 0, 0, 0},
+        {"narf.req", cmd_nreq, -5, NARF_CMD_PEER, 0, 0, 0},
+        {"narf.unblock", cmd_nunblock, 2, NARF_CMD_PEER, 0, 0, 0},
         {NULL, NULL, 0, 0, 0, 0, 0},
 };

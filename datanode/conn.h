@@ -33,7 +33,10 @@
  * A connection blocked on keys (NARF_WAIT_KEYS: BLPOP and friends,
  * blocking_io.c) waits for another connection's push or its timeout; its
  * ack gate, shut by the batch that blocked it, is owed as above, and the
- * pop that serves it adds its own writes to that gate.
+ * pop that serves it adds its own writes to that gate. One whose pop went
+ * to another node (NARF_WAIT_REMOTE, fwd_block.c) waits the same way for
+ * its reply; a map change may trade one of the two for the other
+ * (narf_conn_wait_switch), the gate still owed.
  *
  * Each end condition is looked at on every pass as before, so the
  * connection resumes when all of them are met, exactly as when each had
@@ -100,6 +103,35 @@ enum narf_conn_wait {
 	 * engine's narf_block until a push serves it, its timeout passes,
 	 * or a map change re-runs it elsewhere (blocking_io.c) */
 	NARF_WAIT_KEYS,
+	/* a blocking pop forwarded to its key's owner (`rb`, fwd_block.c):
+	 * its reply, a timeout, or routing it again after a -MOVED or a
+	 * lost link; a map change may turn it into NARF_WAIT_KEYS and back */
+	NARF_WAIT_REMOTE,
+};
+
+/*
+ * A blocking pop forwarded to the owner of its key (fwd_block.c), exactly
+ * while its connection waits NARF_WAIT_REMOTE. Not on the fwd queue: the
+ * connection runs nothing after it, so its reply goes where the replies
+ * of the requests run now go (narf_conn_reply_buf) when it comes.
+ */
+enum rblock_state {
+	RBLOCK_OUT,   /* sent to `node` (px): its reply is awaited */
+	RBLOCK_AGAIN, /* -MOVED, a lost link, ...: to be routed again */
+};
+
+struct rblock {
+	enum rblock_state state;
+	int argc;
+	char **argv; /* owned: the request, one allocation with argvlen */
+	size_t *argvlen;
+	uint64_t deadline;     /* loop ms; 0: forever */
+	uint32_t node;         /* where it went */
+	struct narf_proxy *px; /* exactly while RBLOCK_OUT */
+	uint64_t map_checks;   /* RBLOCK_AGAIN: goes after a map reply beyond
+	                          this ... */
+	uint64_t retry_at;     /* ... or NARF_FWD_BLOCK_RETRY_MS after this,
+	                          never before it */
 };
 
 /*
@@ -168,6 +200,7 @@ struct narf_rconn {
 	                               out (NARF_WAIT_SCATTER), or NULL */
 	/* owned by dn->engine.block: exactly while NARF_WAIT_KEYS */
 	struct narf_waiter *waiter;
+	struct rblock *rb;     /* owned: exactly while NARF_WAIT_REMOTE */
 	struct narf_gate gate; /* what the gated replies wait for: non-empty
 	                          exactly while they wait (ack gate) */
 	struct narf_gate last; /* what the last writes needed (WAIT) */
@@ -191,6 +224,15 @@ static inline bool narf_conn_gated(const struct narf_rconn *c)
  * dn->blocked. It waits for nothing else then, but for an owed ack gate;
  * only NARF_WAIT_MAP may begin while it waits for acks or a retry. */
 void narf_conn_wait_begin(struct narf_rconn *c, enum narf_conn_wait what);
+/* Trade wait `from` for `to` (KEYS and REMOTE: a blocked pop whose slot
+ * moved), keeping what is owed. */
+void narf_conn_wait_switch(struct narf_rconn *c,
+                           enum narf_conn_wait from,
+                           enum narf_conn_wait to);
+/* Replies were added to c outside its own requests (a peer's blocked pop
+ * answered in a push frame): have the check handle write them, behind
+ * the ack gate when they wait for acks. */
+void narf_conn_poke(struct narf_rconn *c);
 /* The wait for what is over: the connection then waits for what is owed
  * (a re-route behind a drain, else its ack gate) or for nothing. It stays
  * on dn->blocked until the check handle resumes it. */
@@ -212,9 +254,21 @@ void narf_dn_kick(struct narf_dn *dn);
 /* --- blocking_io.c -------------------------------------------------------- */
 
 /* The request in c->req returned NARF_EXEC_BLOCK: make it a waiter and
- * begin NARF_WAIT_KEYS (a peer link never blocks: it gets the timeout's
- * answer). false when out of memory (the caller closes). */
+ * begin NARF_WAIT_KEYS. A peer's NARF.REQ with a token waits under it and
+ * is answered +NARF.BLOCKED, then in a push frame; other peer requests
+ * never block (the timeout's answer). false when out of memory (the
+ * caller closes). */
 bool narf_dn_block_begin(struct narf_rconn *c);
+/* c's blocking pop argv returned NARF_EXEC_BLOCK (c's block_* fields
+ * say what it waits for): wait until deadline (loop ms, 0: forever),
+ * NARF_WAIT_KEYS instead of NARF_WAIT_REMOTE when it was forwarded. */
+bool narf_dn_block_local(struct narf_rconn *c,
+                         int argc,
+                         const char *const *argv,
+                         const size_t *argvlen,
+                         uint64_t deadline);
+/* A peer link closes: forget its blocked pops. */
+void narf_dn_block_drop_peer(struct narf_rconn *c);
 /* Serve the keys signalled so far, running waiters' requests again;
  * `running` is the connection whose batch is open (its writes so far are
  * gated first), or NULL. */
@@ -244,6 +298,28 @@ bool narf_scatter_start(struct narf_rconn *conn,
                         struct narf_buf *out);
 /* The connection closes: forget every forwarded request and split part. */
 void narf_fwd_close(struct narf_rconn *conn);
+
+/* --- fwd_block.c --------------------------------------------------------- */
+
+/* c's blocking pop argv goes to e->proxy_node (route() said so) and may
+ * wait until deadline (loop ms, 0: forever): NARF_WAIT_REMOTE (from
+ * NARF_WAIT_KEYS, or none). false when out of memory (nothing changed). */
+bool narf_fwd_block_begin(struct narf_rconn *c,
+                          int argc,
+                          const char *const *argv,
+                          const size_t *argvlen,
+                          uint64_t deadline);
+/* The deadline a client's blocking pop asks for (loop ms; 0: forever, or
+ * a timeout the owner will refuse). */
+uint64_t narf_fwd_block_deadline(struct narf_rconn *c,
+                                 int argc,
+                                 const char *const *argv,
+                                 const size_t *argvlen);
+/* From the check handle, while NARF_WAIT_REMOTE: route it again, or
+ * answer it when its time is up. */
+void narf_fwd_block_check(struct narf_rconn *c, uint64_t now);
+/* c closes: the owner forgets the pop (NARF.UNBLOCK). */
+void narf_fwd_block_close(struct narf_rconn *c);
 
 /* Stopping (server.c and server_stop.c): stop accepting and answer what
  * is in flight, then stop; a step of a leave before that (from the cron);

@@ -1182,15 +1182,15 @@ static enum route route(struct narf_engine *e,
 		 * one behind; the redirect below makes it look again. */
 	}
 	c->peer_map_checks = 0;
-	/* A blocking command would stall every request forwarded behind it
-	 * on the pipelined proxy link: -MOVED until remote blocking (slice
-	 * 27 of docs/datatypes-plan.md). */
 	if (e->cfg.redirect || c->peer || e->repl == NULL ||
-	    narf_repl_leaving(e->repl) || (cmd->flags & NARF_CMD_BLOCKING)) {
+	    narf_repl_leaving(e->repl)) {
 		narf_resp_errorf(out, "MOVED %d %s", slot, owner->addr);
 		return ROUTE_DONE;
 	}
+	/* A blocking pop goes with a token and never sits on the pipelined
+	 * proxy link (fwd_block.c). */
 	e->proxy_node = owner->id;
+	e->proxy_blocking = (cmd->flags & NARF_CMD_BLOCKING) != 0;
 	return ROUTE_PROXY;
 }
 

@@ -180,6 +180,12 @@ struct narf_client {
 	enum narf_type block_type;
 	int block_first, block_last, block_numkeys_at;
 	uint64_t block_ms;
+	/* A peer's NARF.REQ whose blocking pop returned NARF_EXEC_BLOCK
+	 * (cmd_cluster.c): the token its reply goes out under, the ms it may
+	 * wait (0: forever), and its protocol; req_token is 0 otherwise. The
+	 * pop's argv is the request's from its 5th argument on. */
+	uint64_t req_token, req_ms;
+	uint8_t req_resp;
 };
 
 struct narf_engine {
@@ -198,6 +204,7 @@ struct narf_engine {
 	struct narf_repl *repl; /* borrowed: replication, in a cluster */
 	bool lease_ok;       /* set by the server per batch: may serve slots */
 	uint32_t proxy_node; /* NARF_EXEC_PROXY: where the request goes */
+	bool proxy_blocking; /* ... and it is a blocking pop (fwd_block.c) */
 	void *clock_data;
 	int64_t start_ms;
 	uint64_t next_client_id;

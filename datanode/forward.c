@@ -286,8 +286,11 @@ bool narf_scatter_start(struct narf_rconn *conn,
 		struct part *pt = &sc->parts[p];
 
 		if (pt->node != me) {
-			pt->px = narf_repl_proxy(dn->repl, pt->node, pt->argc,
-			                         pt->argv, pt->argvlen,
+			struct narf_proxy_req q = {
+			        pt->argc,          pt->argv, pt->argvlen,
+			        conn->client.resp, 0,        0};
+
+			pt->px = narf_repl_proxy(dn->repl, pt->node, &q,
 			                         scatter_part_done, pt);
 			if (pt->px == NULL)
 				narf_resp_error(
@@ -448,13 +451,18 @@ bool narf_fwd_start(struct narf_rconn *conn)
 {
 	struct narf_dn *dn = conn->dn;
 	struct fwd *f = calloc(1, sizeof(*f));
+	struct narf_proxy_req q = {conn->req.argc,
+	                           (const char *const *)conn->req.argv,
+	                           conn->req.argvlen,
+	                           conn->client.resp,
+	                           0,
+	                           0};
 
 	if (f == NULL)
 		return false;
 	f->conn = conn;
-	f->px = narf_repl_proxy(dn->repl, dn->engine.proxy_node, conn->req.argc,
-	                        (const char *const *)conn->req.argv,
-	                        conn->req.argvlen, fwd_done, f);
+	f->px = narf_repl_proxy(dn->repl, dn->engine.proxy_node, &q, fwd_done,
+	                        f);
 	if (f->px == NULL) {
 		free(f);
 		return false;

@@ -678,9 +678,7 @@ void narf_repl_sync_end(struct narf_repl *r, unsigned slot)
 
 struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
                                    uint32_t node,
-                                   int argc,
-                                   const char *const *argv,
-                                   const size_t *argvlen,
+                                   const struct narf_proxy_req *req,
                                    narf_proxy_done done,
                                    void *data)
 {
@@ -699,12 +697,14 @@ struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
 	    (p->proxy = repl_link_open(r, p, LINK_PROXY)) == NULL)
 		return NULL;
 	px = calloc(1, sizeof(*px));
-	if (px == NULL || repl_link_cmd(p->proxy, argc, argv, argvlen) != 0) {
+	if (px == NULL || repl_link_req(p->proxy, req) != 0) {
 		free(px);
 		return NULL;
 	}
 	px->done = done;
 	px->data = data;
+	px->l = p->proxy;
+	px->token = req->token;
 	r->proxied++;
 	if (p->proxy->tail != NULL)
 		p->proxy->tail->next = px;
@@ -714,10 +714,48 @@ struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
 	return px;
 }
 
+/* NARF.UNBLOCK <token> on l, its +OK awaited by nobody. */
+static void send_unblock(struct link *l, uint64_t token)
+{
+	struct narf_proxy *px = calloc(1, sizeof(*px));
+	char num[24];
+	const char *argv[2] = {"NARF.UNBLOCK", num};
+	size_t argvlen[2] = {12, 0};
+	struct narf_proxy_req q = {2, argv, argvlen, 2, 0, 0};
+
+	argvlen[1] = (size_t)snprintf(num, sizeof(num), "%" PRIu64, token);
+	/* Without memory the owner keeps the waiter until its timeout,
+	 * or until the link closes. */
+	if (px == NULL || repl_link_req(l, &q) != 0) {
+		free(px);
+		return;
+	}
+	px->l = l;
+	if (l->tail != NULL)
+		l->tail->next = px;
+	else
+		l->head = px;
+	l->tail = px;
+}
+
 void narf_repl_proxy_cancel(struct narf_proxy *px)
 {
-	px->done = NULL;
-	px->data = NULL;
+	struct link *l = px->l;
+
+	if (px->token != 0)
+		send_unblock(l, px->token);
+	if (!px->parked) {
+		px->done = NULL;
+		px->data = NULL;
+		return;
+	}
+	if (px->prev != NULL)
+		px->prev->next = px->next;
+	else
+		l->parked = px->next;
+	if (px->next != NULL)
+		px->next->prev = px->prev;
+	free(px);
 }
 
 /* --- cron, lifecycle ----------------------------------------------------- */

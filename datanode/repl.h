@@ -166,14 +166,37 @@ void narf_repl_set_progress_cb(struct narf_repl *r,
                                void (*cb)(void *data),
                                void *data);
 
-/* Forward a request to node `node`; NULL when it cannot be queued. */
+/* A client's request to forward (argv borrowed for the call): its
+ * protocol, 2 or 3, and for a blocking pop a token (0: none) and the ms
+ * it may wait (0: forever). A plain RESP2 request goes bare, as the
+ * client sent it; the others as NARF.REQ <resp> <token> <ms> <argv..>,
+ * which the owner runs with the client's protocol (docs/protocol.md,
+ * "Proxying"). */
+struct narf_proxy_req {
+	int argc;
+	const char *const *argv;
+	const size_t *argvlen;
+	uint8_t resp;
+	uint64_t token;
+	uint64_t ms;
+};
+
+/* What `done` gets, as the reply, when the link failed or its peer went
+ * silent: -TRYAGAIN. Compared by address: a blocking pop's forwarder
+ * routes the request again rather than tell its client. */
+extern const char narf_repl_proxy_lost[];
+
+/* Forward a request to node `node`; NULL when it cannot be queued. A
+ * blocking pop's (token != 0) `done` is called once with its real reply:
+ * the owner's +NARF.BLOCKED parks it on the link until the push frame
+ * that carries the reply comes. */
 struct narf_proxy *narf_repl_proxy(struct narf_repl *r,
                                    uint32_t node,
-                                   int argc,
-                                   const char *const *argv,
-                                   const size_t *argvlen,
+                                   const struct narf_proxy_req *req,
                                    narf_proxy_done done,
                                    void *data);
+/* done is not called any more. For a blocking pop not answered yet, the
+ * owner is told (NARF.UNBLOCK <token>) so it pops nothing for nobody. */
 void narf_repl_proxy_cancel(struct narf_proxy *px);
 
 /* The replica side of the stream, for the NARF.* commands: may a message

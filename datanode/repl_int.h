@@ -30,7 +30,10 @@ enum link_kind { LINK_REPL, LINK_PROXY };
 struct narf_proxy {
 	narf_proxy_done done; /* NULL once cancelled */
 	void *data;
-	struct narf_proxy *next;
+	struct link *l;                 /* borrowed: the link it went on */
+	uint64_t token;                 /* a blocking pop's, or 0 */
+	bool parked;                    /* on l->parked: +NARF.BLOCKED came */
+	struct narf_proxy *next, *prev; /* (prev: on l->parked only) */
 };
 
 struct link {
@@ -57,6 +60,9 @@ struct link {
 	uint64_t progress_ms;
 	/* proxy links: the requests awaiting replies, oldest first */
 	struct narf_proxy *head, *tail;
+	/* proxy links: blocking pops the peer answered +NARF.BLOCKED, whose
+	 * replies come in push frames, by token */
+	struct narf_proxy *parked;
 	/* NARF.AUTH (peer_auth.h): the first step waits in hs, the only
 	 * bytes sent until the peer's proof checked out (proven); commands
 	 * queued meanwhile wait in out, behind our proof */
@@ -232,6 +238,8 @@ int repl_link_cmd(struct link *l,
                   const size_t *argvlen);
 /* The same for one command already encoded as RESP (msg[0..n)). */
 int repl_link_raw(struct link *l, const char *msg, size_t n);
+/* A forwarded request: bare, or wrapped in NARF.REQ (repl.h). */
+int repl_link_req(struct link *l, const struct narf_proxy_req *req);
 
 /* repl_sync.c: slot syncs, driven by prepare_cb */
 json_t *repl_ranges_of(const uint64_t *set);

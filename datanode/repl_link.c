@@ -50,20 +50,32 @@ static void link_tcp_closed_cb(uv_handle_t *h)
 	free(h);
 }
 
-void repl_link_free(struct link *l)
-{
-	struct narf_proxy *px = l->head;
+const char narf_repl_proxy_lost[] =
+        "-TRYAGAIN the slot's owner did not answer\r\n";
 
+/* Fail a list of forwarded requests (next-linked), freeing them. */
+static void fail_requests(struct narf_proxy *px)
+{
 	while (px != NULL) {
 		struct narf_proxy *next = px->next;
-		static const char err[] =
-		        "-TRYAGAIN the slot's owner did not answer\r\n";
 
 		if (px->done != NULL)
-			px->done(px->data, err, sizeof(err) - 1);
+			px->done(px->data, narf_repl_proxy_lost,
+			         sizeof(narf_repl_proxy_lost) - 1);
 		free(px);
 		px = next;
 	}
+}
+
+void repl_link_free(struct link *l)
+{
+	struct narf_proxy *head = l->head, *parked = l->parked;
+
+	/* The callbacks only note the failure (none forwards again from
+	 * inside it); the lists are taken off the link first all the same. */
+	l->head = l->tail = l->parked = NULL;
+	fail_requests(head);
+	fail_requests(parked);
 	if (l->creq != NULL) /* libuv cancels it once the handle closes */
 		l->creq->data = NULL;
 	narf_tls_relay_cancel(l->relay); /* (its callback never runs) */
@@ -193,6 +205,88 @@ static void link_auth_answer(struct link *l, const char *p, size_t len)
 	repl_link_flush(l);
 }
 
+/*
+ * A push frame on a proxy link: `>3 narf.unblock :<token> <reply>`, the
+ * reply of the blocking pop parked under token. One nobody waits for any
+ * more (cancelled: its NARF.UNBLOCK crossed the reply) is dropped.
+ */
+static void link_push(struct link *l, const char *p, size_t len)
+{
+	size_t pos = 4, n, tl;
+	uint64_t token = 0;
+	struct narf_proxy *px;
+
+	if (len < 4 || memcmp(p, ">3\r\n", 4) != 0 ||
+	    narf_resp_reply_len(p + pos, len - pos, MAX_REPLY, &n) !=
+	            NARF_RESP_DONE) {
+		repl_link_fail(l, "a bad push frame");
+		return;
+	}
+	pos += n;
+	if (narf_resp_reply_len(p + pos, len - pos, MAX_REPLY, &tl) !=
+	            NARF_RESP_DONE ||
+	    p[pos] != ':') {
+		repl_link_fail(l, "a bad push frame");
+		return;
+	}
+	for (size_t i = pos + 1; i < pos + tl - 2; i++)
+		token = token * 10 + (uint64_t)(p[i] - '0');
+	pos += tl;
+	for (px = l->parked; px != NULL && px->token != token; px = px->next)
+		;
+	if (px == NULL)
+		return;
+	if (px->prev != NULL)
+		px->prev->next = px->next;
+	else
+		l->parked = px->next;
+	if (px->next != NULL)
+		px->next->prev = px->prev;
+	l->progress_ms = uv_now(l->r->loop);
+	if (px->done != NULL)
+		px->done(px->data, p + pos, len - pos);
+	free(px);
+}
+
+/* A proxy link's reply, to the oldest request; a blocking pop's
+ * +NARF.BLOCKED parks it (its reply comes in a push frame). */
+static void link_proxy_reply(struct link *l, const char *p, size_t len)
+{
+	static const char blocked[] = "+NARF.BLOCKED\r\n";
+	struct narf_proxy *px = l->head;
+
+	if (p[0] == '>') {
+		link_push(l, p, len);
+		return;
+	}
+	if (px == NULL) {
+		repl_link_fail(l, "a reply nobody asked for");
+		return;
+	}
+	l->head = px->next;
+	if (l->head == NULL)
+		l->tail = NULL;
+	l->acked++;
+	l->progress_ms = uv_now(l->r->loop);
+	if (px->token != 0 && len == sizeof(blocked) - 1 &&
+	    memcmp(p, blocked, len) == 0) {
+		if (px->done == NULL) { /* cancelled: NARF.UNBLOCK follows */
+			free(px);
+			return;
+		}
+		px->parked = true;
+		px->prev = NULL;
+		px->next = l->parked;
+		if (l->parked != NULL)
+			l->parked->prev = px;
+		l->parked = px;
+		return;
+	}
+	if (px->done != NULL)
+		px->done(px->data, p, len);
+	free(px);
+}
+
 /* One reply arrived on l. */
 static void link_reply(struct link *l, const char *p, size_t len)
 {
@@ -201,20 +295,7 @@ static void link_reply(struct link *l, const char *p, size_t len)
 		return;
 	}
 	if (l->kind == LINK_PROXY) {
-		struct narf_proxy *px = l->head;
-
-		if (px == NULL) {
-			repl_link_fail(l, "a reply nobody asked for");
-			return;
-		}
-		l->head = px->next;
-		if (l->head == NULL)
-			l->tail = NULL;
-		l->acked++;
-		l->progress_ms = uv_now(l->r->loop);
-		if (px->done != NULL)
-			px->done(px->data, p, len);
-		free(px);
+		link_proxy_reply(l, p, len);
 		return;
 	}
 	if (p[0] == '-') {
@@ -350,6 +431,41 @@ int repl_link_raw(struct link *l, const char *msg, size_t n)
 	struct raw_msg m = {msg, n};
 
 	return link_queue(l, enc_raw, &m);
+}
+
+/* NARF.REQ <proto> <token> <ms> <argv..> in one array, without copying
+ * argv. */
+static int enc_req(struct narf_buf *b, const void *arg)
+{
+	const struct narf_proxy_req *q = arg;
+	size_t before = b->len;
+	char num[2][24];
+	int n0 = snprintf(num[0], sizeof(num[0]), "%" PRIu64, q->token);
+	int n1 = snprintf(num[1], sizeof(num[1]), "%" PRIu64, q->ms);
+	char proto[2] = {(char)('0' + q->resp), '\0'};
+
+	if (narf_resp_array(b, q->argc + 4) != 0 ||
+	    narf_resp_bulk(b, "NARF.REQ", 8) != 0 ||
+	    narf_resp_bulk(b, proto, 1) != 0 ||
+	    narf_resp_bulk(b, num[0], (size_t)n0) != 0 ||
+	    narf_resp_bulk(b, num[1], (size_t)n1) != 0)
+		goto fail;
+	for (int i = 0; i < q->argc; i++)
+		if (narf_resp_bulk(b, q->argv[i], q->argvlen[i]) != 0)
+			goto fail;
+	return 0;
+fail:
+	b->len = before;
+	return NARF_ENOMEM;
+}
+
+int repl_link_req(struct link *l, const struct narf_proxy_req *req)
+{
+	struct cmd_args a = {req->argc, req->argv, req->argvlen};
+
+	if (req->resp == 2 && req->token == 0)
+		return link_queue(l, enc_cmd, &a);
+	return link_queue(l, enc_req, req);
 }
 
 /* The handshake's first step, queued in hs and counted as the link's first

@@ -167,6 +167,7 @@ static void wait_check(const struct narf_rconn *c)
 	assert(c->wait != NARF_WAIT_FWD_FULL || c->fwd_n >= NARF_FWD_MAX);
 	assert(c->wait != NARF_WAIT_FWD_DRAIN || c->fwd_n > 0);
 	assert((c->wait == NARF_WAIT_KEYS) == (c->waiter != NULL));
+	assert(c->wait != NARF_WAIT_REMOTE || c->rb != NULL);
 	(void)c;
 }
 
@@ -204,6 +205,29 @@ void narf_conn_wait_end(struct narf_rconn *c, enum narf_conn_wait what)
 	wait_check(c);
 }
 
+void narf_conn_wait_switch(struct narf_rconn *c,
+                           enum narf_conn_wait from,
+                           enum narf_conn_wait to)
+{
+	assert(c->wait == from);
+	assert((from == NARF_WAIT_KEYS && to == NARF_WAIT_REMOTE) ||
+	       (from == NARF_WAIT_REMOTE && to == NARF_WAIT_KEYS));
+	c->wait = to;
+	c->wait_ms = uv_now(&c->dn->loop);
+	wait_check(c);
+}
+
+void narf_conn_poke(struct narf_rconn *c)
+{
+	if (c->closing)
+		return;
+	/* While it runs requests, conn_run gates and writes them. */
+	if (narf_conn_gated(c) && c->wait == NARF_WAIT_NONE && !c->processing)
+		narf_conn_wait_begin(c, NARF_WAIT_ACKS);
+	list_blocked(c);
+	narf_dn_kick(c->dn);
+}
+
 const char *narf_conn_wait_name(enum narf_conn_wait w)
 {
 	switch (w) {
@@ -225,6 +249,8 @@ const char *narf_conn_wait_name(enum narf_conn_wait w)
 		return "fwd-drain";
 	case NARF_WAIT_KEYS:
 		return "keys";
+	case NARF_WAIT_REMOTE:
+		return "remote";
 	}
 	return "?";
 }
@@ -242,8 +268,11 @@ static void conn_close(struct narf_rconn *conn)
 	}
 	unlist_blocked(conn);
 	narf_fwd_close(conn);
+	narf_fwd_block_close(conn);
 	if (conn->waiter != NULL)
 		narf_dn_block_drop(conn);
+	if (conn->client.peer && narf_block_count(&dn->engine.block) > 0)
+		narf_dn_block_drop_peer(conn);
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
 	else
@@ -497,6 +526,21 @@ static void conn_process(struct narf_rconn *conn)
 			narf_resp_error(out,
 			                "CLUSTERDOWN this node has lost "
 			                "contact with the coordinator");
+		} else if (rv == NARF_EXEC_PROXY && e->proxy_blocking) {
+			/* Not on the pipelined fwd queue: the rest of the
+			 * pipeline waits behind it (fwd_block.c). */
+			if (!narf_fwd_block_begin(
+			            conn, conn->req.argc,
+			            (const char *const *)conn->req.argv,
+			            conn->req.argvlen,
+			            narf_fwd_block_deadline(
+			                    conn, conn->req.argc,
+			                    (const char *const *)conn->req.argv,
+			                    conn->req.argvlen))) {
+				conn->processing = false;
+				conn_close(conn);
+				return;
+			}
 		} else if (rv == NARF_EXEC_PROXY) {
 			forwarded = narf_fwd_start(conn);
 			if (!forwarded)
@@ -832,6 +876,8 @@ static void resume_blocked(struct narf_dn *dn)
 				f->moved_self = false;
 			narf_fwd_pop(conn);
 		}
+		if (conn->wait == NARF_WAIT_REMOTE)
+			narf_fwd_block_check(conn, now);
 		if (conn->wait == NARF_WAIT_WAIT) {
 			uint64_t t = (uint64_t)conn->client.wait_timeout_ms;
 
@@ -1094,6 +1140,7 @@ static void close_idle(struct narf_dn *dn)
 			conn_close(conn);
 		} else if (limit != 0 && !conn->client.peer &&
 		           conn->wait != NARF_WAIT_KEYS &&
+		           conn->wait != NARF_WAIT_REMOTE &&
 		           now - conn->last_active_ms > limit) {
 			/* (a client blocked on keys is not idle, as Redis) */
 			/* Peer links are quiet when nothing is written: kept.

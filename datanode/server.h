@@ -59,6 +59,7 @@ struct narf_dn {
 	uv_timer_t block_timer;
 	uint64_t block_timer_at;
 	bool block_recheck;
+	uint64_t block_tokens; /* the last token of a forwarded blocking pop */
 	/* SIGTERM in a cluster: leave first (--on-stop leave), waiting at
 	 * most leave_timeout_ms for the map to say "removed". */
 	bool leave_on_stop;
@@ -88,7 +89,7 @@ void narf_dn_reload(struct narf_dn *dn);
 
 /* A new map is in (after narf_repl_map_changed): clients blocked on keys
  * of slots this node no longer leads are run again from the check handle,
- * so they get -MOVED (blocking_io.c). */
+ * so they are forwarded to the new owner, or get -MOVED (blocking_io.c). */
 void narf_dn_block_map_changed(struct narf_dn *dn);
 
 /* The /metrics handler (metrics.c; data = the narf_dn). */

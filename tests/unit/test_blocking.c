@@ -360,6 +360,33 @@ static void test_unblock_verdict(void **state)
 	narf_block_close(&b);
 }
 
+/* NARF.UNBLOCK: a peer's waiter is found by its link's client id and
+ * its token together, never another link's under the same token. */
+static void test_find_token(void **state)
+{
+	struct narf_block b;
+	const char *argv[] = {"blpop", "k", "0", NULL};
+	struct narf_waiter *w1, *w2, *w3;
+
+	(void)state;
+	narf_block_init(&b, seed);
+	w1 = add(&b, 1, argv, 1, 1, 0, 0);
+	w2 = add(&b, 2, argv, 1, 1, 0, 0);
+	w3 = add(&b, 3, argv, 1, 1, 0, 0);
+	w1->client = 7;
+	w1->token = 5;
+	w2->client = 8;
+	w2->token = 5;
+	w3->client = 7; /* a client of this node: token 0 */
+	assert_ptr_equal(narf_block_find_token(&b, 7, 5), w1);
+	assert_ptr_equal(narf_block_find_token(&b, 8, 5), w2);
+	assert_null(narf_block_find_token(&b, 7, 6));
+	assert_null(narf_block_find_token(&b, 9, 5));
+	narf_block_remove(&b, w1);
+	assert_null(narf_block_find_token(&b, 7, 5));
+	narf_block_close(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -372,6 +399,7 @@ int main(void)
 	        cmocka_unit_test(test_slot_counts),
 	        cmocka_unit_test(test_narrowed_argv),
 	        cmocka_unit_test(test_unblock_verdict),
+	        cmocka_unit_test(test_find_token),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
