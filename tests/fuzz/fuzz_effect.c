@@ -10,7 +10,9 @@
  * four, in two slots), an element count (-1, the true count or a wrong
  * one, or bytes that are no number), elements (a length byte and that many
  * input bytes, or one of a few interesting strings), scores, indexes.
- * Op 31 sends a message whose every argument comes from the input.
+ * Op 32 sends a message whose every argument comes from the input. The
+ * client commands go bare or wrapped as a forwarded request (NARF.REQ with
+ * RESP2 or RESP3, or a header that does not parse).
  *
  * After every op: the reply must be exactly one well-formed RESP reply,
  * and every key must read back consistently: its TYPE, a full read
@@ -159,18 +161,26 @@ static const char *run(struct narf_engine *e,
 {
 	static int verbose = -1;
 	size_t n = 0;
+	int rv;
 
 	if (verbose < 0)
 		verbose = getenv("FUZZ_VERBOSE") != NULL;
 	out->len = 0;
-	check(narf_engine_exec(e, cl, c->argc, c->argv, c->len, out) == 0,
-	      "narf_engine_exec failed");
-	if (verbose) { /* FUZZ_VERBOSE=1 fuzz_effect REPRODUCER */
+	if (verbose) /* FUZZ_VERBOSE=1 fuzz_effect REPRODUCER */
 		for (int i = 0; i < c->argc; i++)
-			fprintf(stderr, "%s%.*s", i ? " " : "> ",
-			        (int)c->len[i], c->argv[i]);
-		fprintf(stderr, "\n%.*s", (int)out->len, out->data);
+			fprintf(stderr, "%s%.*s%s", i ? " " : "> ",
+			        (int)c->len[i], c->argv[i],
+			        i + 1 == c->argc ? "\n" : "");
+	rv = narf_engine_exec(e, cl, c->argc, c->argv, c->len, out);
+	if (verbose)
+		fprintf(stderr, "%.*s", (int)out->len, out->data);
+	/* A blocking pop with nothing to pop: the server answers it (a
+	 * peer's bare one at once with a null, blocking_io.c). */
+	if (rv == NARF_EXEC_BLOCK) {
+		check(out->len == 0, "a reply and a block");
+		return out->data;
 	}
+	check(rv == 0, "narf_engine_exec failed");
 	check(out->len > 0, "no reply");
 	check(narf_resp_reply_len(out->data, out->len, UINT64_MAX, &n) ==
 	                      NARF_RESP_DONE &&
@@ -250,11 +260,11 @@ static void op(struct narf_engine *e,
                struct prog *g,
                struct narf_buf *out)
 {
-	unsigned which = byte(g) % 32;
+	unsigned which = byte(g) % 33;
 	struct cmd c = {0};
 	unsigned n;
 
-	if (which == 31) { /* anything: a name and input bytes */
+	if (which == 32) { /* anything: a name and input bytes */
 		add_str(&c, names[byte(g) % NNAMES]);
 		n = byte(g) % 10;
 		for (unsigned i = 0; i < n; i++)
@@ -265,7 +275,7 @@ static void op(struct narf_engine *e,
 	if (which >= NNAMES) { /* a client command on the same keys */
 		static const char *const cl_cmds[] = {
 		        "HSET",    "SADD", "ZADD", "RPUSH", "LPOP",   "SPOP",
-		        "ZPOPMIN", "HDEL", "DEL",  "COPY",  "RENAME",
+		        "ZPOPMIN", "HDEL", "DEL",  "COPY",  "RENAME", "BLPOP",
 		};
 		const char *name = cl_cmds[which - NNAMES];
 
@@ -286,8 +296,25 @@ static void op(struct narf_engine *e,
 		} else if (strcmp(name, "HSET") == 0) {
 			add_elem(&c, g);
 			add_elem(&c, g);
+		} else if (strcmp(name, "BLPOP") == 0) {
+			add_str(&c, "0");
 		} else if (strcmp(name, "DEL") != 0) {
 			add_elem(&c, g);
+		}
+		if (byte(g) & 1) { /* as a forwarded request: NARF.REQ */
+			struct cmd w = {0};
+			unsigned h = byte(g);
+
+			add_str(&w, "NARF.REQ");
+			add_str(&w, h < 120   ? "2"
+			            : h < 240 ? "3"
+			                      : words[h % 5]);
+			add_str(&w, "0");
+			add_str(&w, h & 1 ? "0" : "100");
+			for (int i = 0; i < c.argc; i++)
+				add(&w, c.argv[i], c.len[i]);
+			run(e, cl, &w, out);
+			return;
 		}
 		run(e, cl, &c, out);
 		return;
@@ -392,7 +419,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_keys(&e, &peer, &out);
 	}
 
-	{ /* op 31 may have written keys of any name */
+	{ /* op 32 may have written keys of any name */
 		struct cmd c = {0};
 
 		add_str(&c, "FLUSHALL");
