@@ -436,20 +436,33 @@ static void stream_change(struct narf_repl *r,
 
 	if (map == NULL || !narf_rcore_streams(r->core, slot))
 		return;
+	bool ttl_only = narf_store_write_ttl_only(r->store);
+
 	for (unsigned i = 0; i < r->core->n_peers; i++) {
 		struct narf_rpeer *rp = r->core->peers[i];
 		struct narf_peer *p = rp->io;
-		struct xfer *x;
-		bool queued = p != NULL && p->repl != NULL &&
-		              narf_rcore_forwards(r->core, rp, slot) &&
-		              repl_send_key(r, p->repl, map->slots[slot].epoch,
-		                            key, klen, e) == 0;
+		bool fwd = p != NULL && p->repl != NULL &&
+		           narf_rcore_forwards(r->core, rp, slot);
+		struct xfer *x =
+		        fwd ? repl_xfer_find(p, slot, key, klen) : NULL;
+		bool queued;
 
-		/* The key's new state went whole (a TTL alone changes
-		 * nothing a transfer sends): its transfer is over. */
-		if (queued && !narf_store_write_ttl_only(r->store) &&
-		    (x = repl_xfer_find(p, slot, key, klen)) != NULL)
-			repl_xfer_cancel(p, x);
+		if (x != NULL && ttl_only) {
+			/* Mid-transfer the peer may not hold the key yet (no
+			 * CLOAD sent) or may have deleted its partial copy
+			 * (emptied by removals), and would refuse a
+			 * NARF.PEXPIREAT: the transfer's CLOAD or its closing
+			 * NARF.PEXPIREAT carries the TTL instead. */
+			queued = true;
+		} else {
+			queued = fwd && repl_send_key(r, p->repl,
+			                              map->slots[slot].epoch,
+			                              key, klen, e) == 0;
+			/* The key's new state went whole: its transfer is
+			 * over. */
+			if (queued && x != NULL)
+				repl_xfer_cancel(p, x);
+		}
 		narf_rcore_wrote(r->core, rp, slot, queued);
 	}
 }

@@ -12,9 +12,10 @@
  * iteration, pump continues the transfers within the sync budget
  * (repl_xfer_step): the first message of each is a NARF.CLOAD of its first
  * slice, the next ones NARF.CAPPENDs, the last one with the true count, then
- * NARF.PEXPIREAT when the key has a TTL (the replica may have lost it, see
- * below). Once none is left, the slot is marked NARF.SYNCED and the core takes
- * over (counts, join, ISR add).
+ * NARF.PEXPIREAT with the key's TTL (0: none; TTL changes mid-transfer are
+ * not sent, and the replica may have lost it, see below). Once none is left,
+ * the slot is marked NARF.SYNCED and the core takes over (counts, join, ISR
+ * add).
  *
  * Writes meanwhile. A hash's or set's slices walk its dict with the scan
  * cursor, so an element present for the whole transfer is sent at least
@@ -187,11 +188,15 @@ static int xfer_slice(struct narf_repl *r,
 	                   (enum narf_type)c->type, exp,
 	                   *done ? (int64_t)narf_coll_len(c) : -1,
 	                   payload->data, payload->len, n, msg);
-	if (rv == 0 && *done && exp > 0 && !load) {
+	/* The closing NARF.PEXPIREAT, 0 included: TTL changes mid-transfer
+	 * are not sent (stream_change), and CAPPEND may have re-created a
+	 * copy the replica deleted, without its TTL. */
+	if (rv == 0 && *done && !load) {
 		char px[24];
 		const char *argv[] = {"NARF.PEXPIREAT", ep, x->key, px};
-		size_t argvlen[] = {14, eplen, x->klen,
-		                    narf_format_u64(px, (uint64_t)exp)};
+		size_t argvlen[] = {
+		        14, eplen, x->klen,
+		        narf_format_u64(px, exp > 0 ? (uint64_t)exp : 0)};
 
 		rv = repl_link_cmd(l, 4, argv, argvlen);
 	}
