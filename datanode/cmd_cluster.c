@@ -332,6 +332,9 @@ static int cmd_nsync(struct narf_engine *e,
 	return narf_resp_simple(out, "OK");
 }
 
+/* The longest time left a NARF.REQ may carry: 100 years. */
+#define NARF_REQ_MAX_MS (100ull * 365 * 24 * 3600 * 1000)
+
 /*
  * NARF.REQ <proto> <token> <ms> <command> [<arg>..]: a client's request a
  * peer forwards with what the bare request cannot say: the client's
@@ -361,7 +364,18 @@ static int cmd_nreq(struct narf_engine *e,
 		return narf_resp_error(out, "ERR NARF.REQ in NARF.REQ");
 	e->stats.commands--;
 	c->resp = (uint8_t)proto;
+	/* A peer's time left is bounded like a client's timeout (Redis
+	 * caps those far below this): a huge one must not wrap the deadline
+	 * into "now" or into 0, "forever". */
+	if (ms > NARF_REQ_MAX_MS)
+		ms = NARF_REQ_MAX_MS;
 	rv = narf_engine_exec(e, c, argc - 4, argv + 4, len + 4, out);
+	if (rv == NARF_EXEC_BLOCK) {
+		/* The pop counts once it is served (or answered here), but
+		 * the dispatch of this NARF.REQ uncounts it too when it sees
+		 * NARF_EXEC_BLOCK: give one back. */
+		e->stats.commands++;
+	}
 	if (rv == NARF_EXEC_BLOCK && token == 0)
 		rv = narf_reply_null_array(c, out);
 	else if (rv == NARF_EXEC_BLOCK) {
