@@ -357,7 +357,7 @@ int narf_coll_slice(struct narf_coll *c,
 {
 	struct slice_arg sa = {b, n, 0, 0};
 	size_t before = b->len;
-	uint64_t n0 = *n;
+	uint64_t n0 = *n, pos0 = cur->pos;
 	int rv = 0;
 
 	*done = false;
@@ -384,9 +384,12 @@ int narf_coll_slice(struct narf_coll *c,
 		*done = rv == 0 && cur->pos == 0;
 	}
 	if (rv != 0) {
+		/* Nothing of this slice was sent: the next call gives it
+		 * again (a zset's cursor moves only on success). */
 		b->len = before;
 		*n = n0;
 		*done = false;
+		cur->pos = pos0;
 	}
 	return rv;
 }
