@@ -48,6 +48,10 @@ def pytest_configure(config):
         "markers", "serial: must not run concurrently with other tests "
         "(timing-sensitive, machine-wide, or measuring): scripts/test.sh "
         "runs these alone, after the parallel run")
+    config.addinivalue_line(
+        "markers", "plain_only(why): a long scenario whose code paths "
+        "shorter tests also run; the sanitizer run (NARF_ONLY_NARF_KIND=1) "
+        "leaves it to the plain run, to stay within CI's time")
     if not config.pluginmanager.hasplugin("xdist"):
         # -p no:xdist (the serial run) or no pytest-xdist: its marker still
         # names a group, not a typo.
@@ -60,13 +64,17 @@ def only_narf_kind(config, items):
     """NARF_ONLY_NARF_KIND=1 (scripts/test.sh's sanitizer run): the tests
     that run against both a redis-server and a data node keep only their
     narf half. The redis half proves what Redis does; the plain run has
-    proved that already, and the sanitizers have nothing to find in it."""
+    proved that already, and the sanitizers have nothing to find in it.
+    So do the tests marked plain_only: long scenarios (20-30 s under the
+    sanitizers) whose code paths shorter tests of the same run cover; the
+    plain run still runs them."""
     if os.environ.get("NARF_ONLY_NARF_KIND") != "1":
         return
     keep, drop = [], []
     for item in items:
         cs = getattr(item, "callspec", None)
-        if cs is not None and cs.params.get("kind") == "redis":
+        if cs is not None and cs.params.get("kind") == "redis" or \
+                item.get_closest_marker("plain_only") is not None:
             drop.append(item)
         else:
             keep.append(item)

@@ -356,6 +356,8 @@ def test_set_straddles_failover_and_status_while_down(make_cluster,
 # Moves
 
 
+@pytest.mark.plain_only("the moves of test_rebalance.py; it checks what "
+                        "status draws")
 def test_status_while_moves_run(make_cluster, build_dir):
     """A fourth node joins a loaded cluster whose syncs are slowed: status
     shows the moves in progress (JSON counters, the human progress bar),

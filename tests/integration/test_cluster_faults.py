@@ -443,6 +443,8 @@ def test_leader_and_primary_kill(make_cluster):
 # Maintenance
 
 
+@pytest.mark.plain_only("the leave of test_sigterm_leaves_first and the "
+                        "restart of test_restart_killed_node_refills")
 def test_rolling_restart(make_cluster):
     """Restart the three data nodes one at a time (SIGTERM, start again,
     wait until under_replicated is 0 before the next) under writes: after

@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import time
 
+import pytest
+
 import cluster_checks as checks
 import cluster_harness as ch
 from cluster_harness import Writers
@@ -151,6 +153,7 @@ def replace(c, old, new, what):
     assert old.id not in t, t
 
 
+@pytest.mark.plain_only("the member changes of the shorter tests here")
 def test_replace_every_member_under_writes(make_cluster, tmp_path):
     """Under a recorded write load: replace a killed and wiped follower,
     then the live leader (leadership handed over first), then the last

@@ -298,6 +298,13 @@ unsigned ceil_div(unsigned a, unsigned b)
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
+void rnd_seed(uint64_t seed)
+{
+	rng_state = 0x9e3779b97f4a7c15ull ^ (seed * 0xbf58476d1ce4e5b9ull);
+	if (rng_state == 0) /* xorshift's one fixed point */
+		rng_state = 1;
+}
+
 unsigned rnd(unsigned n)
 {
 	rng_state ^= rng_state << 13;

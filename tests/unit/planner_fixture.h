@@ -44,6 +44,8 @@ double now_ms(void);
 unsigned plan_apply(struct narf_map *m);
 unsigned ceil_div(unsigned a, unsigned b);
 unsigned rnd(unsigned n);
+/* Restart rnd()'s sequence from a seed (its own per seed). */
+void rnd_seed(uint64_t seed);
 uint32_t random_node(const struct narf_map *m, enum narf_node_state st);
 
 #endif /* NARF_TEST_PLANNER_FIXTURE_H */
