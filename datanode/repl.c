@@ -762,12 +762,7 @@ void narf_repl_proxy_cancel(struct narf_proxy *px)
 		px->data = NULL;
 		return;
 	}
-	if (px->prev != NULL)
-		px->prev->next = px->next;
-	else
-		l->parked = px->next;
-	if (px->next != NULL)
-		px->next->prev = px->prev;
+	repl_link_unpark(l, px);
 	free(px);
 }
 

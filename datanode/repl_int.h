@@ -238,6 +238,8 @@ int repl_link_cmd(struct link *l,
                   const size_t *argvlen);
 /* The same for one command already encoded as RESP (msg[0..n)). */
 int repl_link_raw(struct link *l, const char *msg, size_t n);
+/* Take px off l->parked (a proxy request answered +NARF.BLOCKED). */
+void repl_link_unpark(struct link *l, struct narf_proxy *px);
 /* A forwarded request: bare, or wrapped in NARF.REQ (repl.h). */
 int repl_link_req(struct link *l, const struct narf_proxy_req *req);
 

@@ -205,6 +205,17 @@ static void link_auth_answer(struct link *l, const char *p, size_t len)
 	repl_link_flush(l);
 }
 
+void repl_link_unpark(struct link *l, struct narf_proxy *px)
+{
+	if (px->prev != NULL)
+		px->prev->next = px->next;
+	else
+		l->parked = px->next;
+	if (px->next != NULL)
+		px->next->prev = px->prev;
+	px->next = px->prev = NULL;
+}
+
 /*
  * A push frame on a proxy link: `>3 narf.unblock :<token> <reply>`, the
  * reply of the blocking pop parked under token. One nobody waits for any
@@ -236,12 +247,7 @@ static void link_push(struct link *l, const char *p, size_t len)
 		;
 	if (px == NULL)
 		return;
-	if (px->prev != NULL)
-		px->prev->next = px->next;
-	else
-		l->parked = px->next;
-	if (px->next != NULL)
-		px->next->prev = px->prev;
+	repl_link_unpark(l, px);
 	l->progress_ms = uv_now(l->r->loop);
 	if (px->done != NULL)
 		px->done(px->data, p + pos, len - pos);
