@@ -77,6 +77,11 @@ struct narf_map_node {
 	 * primary's ISRs (0: never). An isr add whose sync began before it
 	 * (its "since") is refused: see apply_isr. */
 	uint64_t isr_dropped;
+	/* Derived, not in the JSON: the slots this node leads, replicates,
+	 * replicates in the ISR, and is the pending move target of. Kept by
+	 * every slot write (map.c, slot_put) and recomputed from the slots
+	 * by narf_map_from_json(), so reading them is O(1). */
+	unsigned primaries, replicas, in_sync, moves_in;
 };
 
 /* One hash slot. Node id 0 means "none". replicas[] excludes the primary;
@@ -98,6 +103,16 @@ struct narf_slot {
 	uint32_t isr[NARF_MAX_REPLICAS];
 };
 
+/* Derived slot counters (not in the JSON), kept with the per-node counts
+ * of struct narf_map_node, for status in O(nodes). */
+struct narf_map_counts {
+	unsigned assigned; /* slots with a primary */
+	unsigned moving;   /* ... with a pending move */
+	unsigned syncing;  /* ... with a replica outside the ISR */
+	/* assigned slots by in-sync copies, primary included (1 + n_isr) */
+	unsigned by_isr[NARF_MAX_COPIES + 1];
+};
+
 struct narf_map {
 	uint64_t epoch;      /* +1 per applied change */
 	uint32_t next_node;  /* id the next joining node receives */
@@ -113,7 +128,11 @@ struct narf_map {
 	unsigned n_nodes;
 	unsigned cap_nodes;
 	struct narf_map_node *nodes; /* owned; sorted by id */
+	/* Write slots only through narf_map_apply(), narf_map_from_json(),
+	 * or else call narf_map_recount() afterwards: the counts below and
+	 * in nodes[] follow every slot change. */
 	struct narf_slot slots[NARF_SLOTS];
+	struct narf_map_counts counts; /* derived */
 };
 
 /* What applying one command produced. */
@@ -193,11 +212,25 @@ struct narf_map_node *narf_map_node_get(const struct narf_map *m, uint32_t id);
 const struct narf_map_node *narf_map_node_by_addr(const struct narf_map *m,
                                                   const char *addr);
 
-/* Count the slots a node leads and replicates. */
+/* The slots a node leads and replicates (0, 0 for an unknown id), from
+ * the derived counts: O(log nodes). */
 void narf_map_node_counts(const struct narf_map *m,
                           uint32_t id,
                           unsigned *primaries,
                           unsigned *replicas);
+
+/*
+ * Recompute every derived count (narf_map_counts, the per-node counts)
+ * from the slots: for code that wrote m->slots directly (test fixtures),
+ * and what narf_map_from_json() does. A slot naming a node the map does
+ * not hold is counted in m->counts but on no node. O(slots x copies x
+ * log nodes).
+ */
+void narf_map_recount(struct narf_map *m);
+
+/* Slots held (narf_slot_held) right now: the primaries of down nodes
+ * under on_lost wait. O(nodes). */
+unsigned narf_map_held_slots(const struct narf_map *m);
 
 /* Validation the API runs before proposing, so malformed requests never
  * reach the log: a boot id of 1..64 printable characters; "host:port"; the
