@@ -120,6 +120,7 @@ int narf_map_copy(struct narf_map *dst, const struct narf_map *src)
 	free(dst->nodes);
 	memcpy(dst, src, sizeof(*dst));
 	dst->nodes = nodes;
+	dst->dirty = NULL;
 	dst->cap_nodes = src->n_nodes;
 	return 0;
 }
@@ -236,7 +237,16 @@ static bool slot_put(struct narf_map *m, unsigned s, const struct narf_slot *v)
 	count_slot(m, &m->slots[s], (unsigned)-1);
 	m->slots[s] = *v;
 	count_slot(m, &m->slots[s], 1);
+	if (m->dirty != NULL && !narf_map_dirty_slot(m->dirty, s)) {
+		m->dirty->slots[s / 64] |= (uint64_t)1 << (s % 64);
+		m->dirty->n_slots++;
+	}
 	return true;
+}
+
+void narf_map_dirty_clear(struct narf_map_dirty *d)
+{
+	memset(d, 0, sizeof(*d));
 }
 
 void narf_map_recount(struct narf_map *m)
@@ -1014,6 +1024,30 @@ int narf_map_apply(struct narf_map *m,
                    const json_t *cmd,
                    struct narf_map_result *res)
 {
+	return narf_map_apply_dirty(m, cmd, res, NULL);
+}
+
+/* The dirty flags of an accepted command of this type that changed the
+ * map (its slots are marked by slot_put). */
+static void mark_dirty(struct narf_map_dirty *d,
+                       const char *type,
+                       const json_t *cmd)
+{
+	if (strcmp(type, "node_join") == 0 || strcmp(type, "node_state") == 0 ||
+	    strcmp(type, "leave") == 0 ||
+	    (strcmp(type, "isr") == 0 && json_object_get(cmd, "drop")))
+		d->nodes = true;
+	if (strcmp(type, "settings") == 0 || strcmp(type, "init") == 0)
+		d->settings = true;
+	if (strcmp(type, "coords_set") == 0 || strcmp(type, "init") == 0)
+		d->coords = true;
+}
+
+int narf_map_apply_dirty(struct narf_map *m,
+                         const json_t *cmd,
+                         struct narf_map_result *res,
+                         struct narf_map_dirty *dirty)
+{
 	static const struct {
 		const char *type;
 		int (*fn)(struct narf_map *,
@@ -1044,8 +1078,13 @@ int narf_map_apply(struct narf_map *m,
 	     i++) {
 		if (strcmp(type, handlers[i].type) != 0)
 			continue;
-		if (handlers[i].fn(m, cmd, res) == 0 && res->changed)
+		m->dirty = dirty;
+		if (handlers[i].fn(m, cmd, res) == 0 && res->changed) {
 			m->epoch++;
+			if (dirty != NULL)
+				mark_dirty(dirty, type, cmd);
+		}
+		m->dirty = NULL;
 		return res->err;
 	}
 	return narf_map_fail(res, NARF_EUNKNOWNOP, "unknown command type '%s'",

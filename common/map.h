@@ -113,6 +113,19 @@ struct narf_map_counts {
 	unsigned by_isr[NARF_MAX_COPIES + 1];
 };
 
+/*
+ * What applied commands changed (narf_map_apply_dirty()): a bitmap of the
+ * slots whose content changed, and flags for the rest, so a consumer can
+ * touch only those. Accumulates over commands until cleared.
+ */
+struct narf_map_dirty {
+	uint64_t slots[NARF_SLOTS / 64]; /* bit s: slot s changed */
+	unsigned n_slots;                /* bits set */
+	bool nodes;    /* a node record changed (join, state, isr_dropped) */
+	bool settings; /* the settings changed */
+	bool coords;   /* the coordinators table changed */
+};
+
 struct narf_map {
 	uint64_t epoch;      /* +1 per applied change */
 	uint32_t next_node;  /* id the next joining node receives */
@@ -133,6 +146,9 @@ struct narf_map {
 	 * in nodes[] follow every slot change. */
 	struct narf_slot slots[NARF_SLOTS];
 	struct narf_map_counts counts; /* derived */
+	/* borrowed: the caller's dirty set, only within
+	 * narf_map_apply_dirty() (NULL otherwise) */
+	struct narf_map_dirty *dirty;
 };
 
 /* What applying one command produced. */
@@ -192,6 +208,24 @@ int narf_map_copy(struct narf_map *dst, const struct narf_map *src);
 int narf_map_apply(struct narf_map *m,
                    const json_t *cmd,
                    struct narf_map_result *res);
+
+/* narf_map_apply() that also adds what the command changed to *dirty
+ * (borrowed; not cleared first, so it accumulates over a batch). A
+ * rejected command adds nothing. */
+int narf_map_apply_dirty(struct narf_map *m,
+                         const json_t *cmd,
+                         struct narf_map_result *res,
+                         struct narf_map_dirty *dirty);
+
+/* Empty a dirty set. */
+void narf_map_dirty_clear(struct narf_map_dirty *d);
+
+/* Did slot s change in dirty set d? */
+static inline bool narf_map_dirty_slot(const struct narf_map_dirty *d,
+                                       unsigned s)
+{
+	return (d->slots[s / 64] >> (s % 64)) & 1u;
+}
 
 /* The map as JSON (docs/protocol.md); a new reference, NULL on ENOMEM. */
 json_t *narf_map_to_json(const struct narf_map *m);

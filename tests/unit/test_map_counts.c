@@ -3,8 +3,9 @@
  * per-node counts): random histories of every command that writes slots
  * (assign, isr, handoff, node states, joins, leaves, on_lost changes),
  * with the derived state checked after every apply against a walk of the
- * 16384 slots, against narf_map_recount(), and across a JSON round trip.
- * Fixture: map_fixture.c.
+ * 16384 slots, against narf_map_recount(), and across a JSON round trip;
+ * and the dirty set of each apply against a comparison of the slots
+ * before and after. Fixture: map_fixture.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -223,12 +224,36 @@ static json_t *random_command(const struct narf_map *m, unsigned *port)
 	return cmd;
 }
 
+/* The dirty set of one apply names exactly the slots that changed. */
+static void check_dirty(const struct narf_slot *before,
+                        const struct narf_map *m,
+                        const struct narf_map_dirty *d,
+                        const struct narf_map_result *res)
+{
+	unsigned n = 0;
+
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		bool changed = !narf_slot_equal(&before[s], &m->slots[s]);
+
+		assert_int_equal(narf_map_dirty_slot(d, s), changed);
+		n += changed;
+	}
+	assert_int_equal(d->n_slots, n);
+	if (res->err != 0 || !res->changed)
+		assert_true(n == 0 && !d->nodes && !d->settings && !d->coords);
+}
+
 /* After every apply of random histories (accepted or refused), the
- * incremental counts equal a walk of the slots; every 50 steps also a
- * recount of a copy and the counts rebuilt by narf_map_from_json(). */
+ * incremental counts equal a walk of the slots and the dirty set names
+ * the slots that changed; every 50 steps also a recount of a copy and
+ * the counts rebuilt by narf_map_from_json(). */
 static void test_random_histories(void **state)
 {
+	struct narf_slot *before = malloc(NARF_SLOTS * sizeof(*before));
+	unsigned dirty_nodes = 0, dirty_settings = 0;
+
 	(void)state;
+	assert_non_null(before);
 	for (unsigned seed = 1; seed <= 6; seed++) {
 		struct narf_map *m = new_map();
 		unsigned port = 7201, changed = 0;
@@ -236,11 +261,18 @@ static void test_random_histories(void **state)
 		rng_state = seed;
 		for (unsigned step = 0; step < 400; step++) {
 			struct narf_map_result res;
+			struct narf_map_dirty d;
 			json_t *cmd = random_command(m, &port);
 
 			assert_non_null(cmd);
-			apply_cmd(m, cmd, &res);
+			memcpy(before, m->slots, sizeof(m->slots));
+			narf_map_dirty_clear(&d);
+			narf_map_apply_dirty(m, cmd, &res, &d);
+			json_decref(cmd);
 			changed += res.changed;
+			dirty_nodes += d.nodes;
+			dirty_settings += d.settings;
+			check_dirty(before, m, &d, &res);
 			check_counts(m, step % 50 == 0);
 		}
 		check_counts(m, true);
@@ -249,6 +281,8 @@ static void test_random_histories(void **state)
 		assert_true(m->counts.assigned > 0);
 		free_map(m);
 	}
+	assert_true(dirty_nodes > 0 && dirty_settings > 0);
+	free(before);
 }
 
 /* A map whose slots were written directly gets its counts back from
