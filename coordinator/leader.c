@@ -518,10 +518,20 @@ static json_t *slots_status(const struct narf_map *m)
 	        (int)narf_map_held_slots(m));
 }
 
-/* How far node n's count x is from [lo, hi]. */
-static unsigned outside(unsigned x, unsigned lo, unsigned hi)
+/* Add how far x is below lo to *below, and above hi to *above. */
+static void outside(unsigned x,
+                    unsigned lo,
+                    unsigned hi,
+                    unsigned *below,
+                    unsigned *above)
 {
-	return x < lo ? lo - x : x > hi ? x - hi : 0;
+	*below += x < lo ? lo - x : 0;
+	*above += x > hi ? x - hi : 0;
+}
+
+static unsigned max_u(unsigned a, unsigned b)
+{
+	return a > b ? a : b;
 }
 
 /*
@@ -529,15 +539,18 @@ static unsigned outside(unsigned x, unsigned lo, unsigned hi)
  * O(nodes): *balanced when no slot is busy (a pending handoff, a copy
  * syncing), none is unassigned or held, no node other than an up one
  * holds a copy, and every up node holds its share of primaries and of
- * copies, to within the one the planner's rounding allows; else *lower is
- * a lower bound of the slots that must still change (at least 1).
+ * copies, to within the one the planner's rounding allows. *lower is a
+ * lower bound of the slots that must still change (at least 1 when not
+ * balanced): changing one slot moves one primary, and at most c copies,
+ * from one node to another.
  */
 static void judge_balance(const struct narf_map *m,
                           bool *balanced,
                           unsigned *lower)
 {
 	const struct narf_map_counts *k = &m->counts;
-	unsigned up = 0, c, pdiff = 0, cdiff = 0, away = 0;
+	unsigned up = 0, c, away = 0;
+	unsigned pbelow = 0, pabove = 0, cbelow = 0, cabove = 0;
 
 	for (unsigned i = 0; i < m->n_nodes; i++)
 		up += m->nodes[i].state == NARF_NODE_UP;
@@ -551,16 +564,19 @@ static void judge_balance(const struct narf_map *m,
 			away += copies;
 			continue;
 		}
-		pdiff += outside(n->primaries, plo,
-		                 plo + (NARF_SLOTS % up != 0));
-		cdiff += outside(copies, clo, clo + (NARF_SLOTS * c % up != 0));
+		outside(n->primaries, plo, plo + (NARF_SLOTS % up != 0),
+		        &pbelow, &pabove);
+		outside(copies, clo, clo + (NARF_SLOTS * c % up != 0), &cbelow,
+		        &cabove);
 	}
-	*lower = pdiff > cdiff ? pdiff : cdiff;
-	if (away > *lower)
-		*lower = away;
-	if (up > 0 && NARF_SLOTS - k->assigned > *lower)
-		*lower = NARF_SLOTS - k->assigned;
-	*balanced = up > 0 && *lower == 0 && k->moving == 0 &&
+	*lower = max_u(pbelow, pabove);
+	if (c > 0) {
+		*lower = max_u(*lower, (max_u(cbelow, cabove) + c - 1) / c);
+		*lower = max_u(*lower, (away + c - 1) / c);
+	}
+	if (up > 0)
+		*lower = max_u(*lower, NARF_SLOTS - k->assigned);
+	*balanced = up > 0 && *lower == 0 && away == 0 && k->moving == 0 &&
 	            k->syncing == 0 && narf_map_held_slots(m) == 0;
 	if (!*balanced && *lower == 0)
 		*lower = 1;

@@ -666,6 +666,14 @@ static void test_status_between_plans(void **state)
 	/* The report: remaining read 0 here. */
 	assert_true(int_at(rb, "remaining", NULL) > 0);
 	assert_true(int_at(rb, "remaining", NULL) >= share - p);
+	{
+		/* ... and a lower bound: the plan changes at least as many. */
+		struct narf_slot *t = calloc(NARF_SLOTS, sizeof(*t));
+
+		assert_non_null(t);
+		assert_true(int_at(rb, "remaining", NULL) <= narf_plan(m, t));
+		free(t);
+	}
 	assert_true(int_at(rb, "total", NULL) >= int_at(rb, "remaining", NULL));
 	assert_true(json_is_true(json_object_get(rb, "planning")));
 	assert_true(json_is_false(json_object_get(rb, "balanced")));
