@@ -258,6 +258,16 @@ static void print_slots(const json_t *st)
 	printf("\n");
 }
 
+/* ", planning the next step" while the leader has not planned the
+ * current map (between two rounds, remaining is a lower bound), else "". */
+static const char *planning_note(const json_t *rb)
+{
+	return json_is_true(json_object_get(rb, "planning")) &&
+	                       !json_is_true(json_object_get(rb, "balanced"))
+	               ? ", planning the next step"
+	               : "";
+}
+
 /* A rebalance in progress: a bar of the slots already where the balanced
  * layout wants them, with moves and syncs in flight. */
 static void print_rebalance(const json_t *st)
@@ -281,9 +291,9 @@ static void print_rebalance(const json_t *st)
 	memset(bar + fill, '.', (size_t)(40 - fill));
 	bar[40] = '\0';
 	printf("%sRebalance%s  [%s] %lld%%  %lld/%lld slots placed, %lld "
-	       "moving, %lld syncing\n",
+	       "moving, %lld syncing%s\n",
 	       narf_cli_sty->bold, narf_cli_sty->reset, bar, done * 100 / total,
-	       done, total, moving, syncing);
+	       done, total, moving, syncing, planning_note(rb));
 }
 
 /* Print one warning line; returns 1 so callers can count them. */
@@ -514,9 +524,10 @@ int narf_cli_warn_slots(const json_t *st)
 		if (total > 0 && left >= 0 && left <= total)
 			count += warn(sty->dim,
 			              "rebalancing: %lld %s moving, %lld%% of "
-			              "%lld placed",
+			              "%lld placed%s",
 			              v, slots_word(v),
-			              (total - left) * 100 / total, total);
+			              (total - left) * 100 / total, total,
+			              planning_note(rb));
 		else
 			count += warn(sty->dim, "%lld %s moving (rebalancing)",
 			              v, slots_word(v));

@@ -120,6 +120,7 @@ int narf_map_copy(struct narf_map *dst, const struct narf_map *src)
 	free(dst->nodes);
 	memcpy(dst, src, sizeof(*dst));
 	dst->nodes = nodes;
+	dst->dirty = NULL;
 	dst->cap_nodes = src->n_nodes;
 	return 0;
 }
@@ -184,19 +185,92 @@ void narf_map_node_counts(const struct narf_map *m,
                           unsigned *primaries,
                           unsigned *replicas)
 {
-	unsigned p = 0, r = 0;
+	const struct narf_map_node *n = narf_map_node_get(m, id);
 
-	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		const struct narf_slot *slot = &m->slots[s];
+	*primaries = n != NULL ? n->primaries : 0;
+	*replicas = n != NULL ? n->replicas : 0;
+}
 
-		if (slot->primary == id)
-			p++;
-		for (unsigned i = 0; i < slot->n_replicas; i++)
-			if (slot->replicas[i] == id)
-				r++;
+/*
+ * Add (sign +1) or take away (sign -1) slot s's part of the derived
+ * counts. Unsigned arithmetic wraps back on the way down, so one function
+ * serves both directions.
+ */
+static void count_slot(struct narf_map *m,
+                       const struct narf_slot *s,
+                       unsigned sign)
+{
+	struct narf_map_counts *c = &m->counts;
+	struct narf_map_node *n;
+
+	if (s->primary != 0) {
+		unsigned isr = 1u + s->n_isr;
+
+		c->assigned += sign;
+		c->moving += s->move != 0 ? sign : 0;
+		c->syncing += s->n_isr < s->n_replicas ? sign : 0;
+		c->by_isr[isr <= NARF_MAX_COPIES ? isr : NARF_MAX_COPIES] +=
+		        sign;
+		if ((n = narf_map_node_get(m, s->primary)) != NULL)
+			n->primaries += sign;
 	}
-	*primaries = p;
-	*replicas = r;
+	for (unsigned i = 0; i < s->n_replicas && i < NARF_MAX_REPLICAS; i++) {
+		if ((n = narf_map_node_get(m, s->replicas[i])) == NULL)
+			continue;
+		n->replicas += sign;
+		for (unsigned j = 0; j < s->n_isr && j < NARF_MAX_REPLICAS; j++)
+			n->in_sync += s->isr[j] == s->replicas[i] ? sign : 0;
+	}
+	if (s->move != 0 && (n = narf_map_node_get(m, s->move)) != NULL)
+		n->moves_in += sign;
+}
+
+/*
+ * The one place a slot of a live map changes: every command's slot writes
+ * come through here, so the derived counts follow them. Returns whether
+ * the slot changed.
+ */
+static bool slot_put(struct narf_map *m, unsigned s, const struct narf_slot *v)
+{
+	if (narf_slot_equal(&m->slots[s], v))
+		return false;
+	count_slot(m, &m->slots[s], (unsigned)-1);
+	m->slots[s] = *v;
+	count_slot(m, &m->slots[s], 1);
+	if (m->dirty != NULL && !narf_map_dirty_slot(m->dirty, s)) {
+		m->dirty->slots[s / 64] |= (uint64_t)1 << (s % 64);
+		m->dirty->n_slots++;
+	}
+	return true;
+}
+
+void narf_map_dirty_clear(struct narf_map_dirty *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+void narf_map_recount(struct narf_map *m)
+{
+	memset(&m->counts, 0, sizeof(m->counts));
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		struct narf_map_node *n = &m->nodes[i];
+
+		n->primaries = n->replicas = n->in_sync = n->moves_in = 0;
+	}
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		count_slot(m, &m->slots[s], 1);
+}
+
+unsigned narf_map_held_slots(const struct narf_map *m)
+{
+	unsigned held = 0;
+
+	if (m->settings.on_lost != NARF_LOST_WAIT)
+		return 0;
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		if (m->nodes[i].state == NARF_NODE_DOWN)
+			held += m->nodes[i].primaries;
+	return held;
 }
 
 int narf_map_fail(struct narf_map_result *res, int err, const char *fmt, ...)
@@ -286,17 +360,21 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id, bool removed)
 	bool wait = m->settings.on_lost == NARF_LOST_WAIT && !removed;
 
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		struct narf_slot *slot = &m->slots[s];
+		struct narf_slot next = m->slots[s], *slot = &next;
 		uint32_t heir = 0;
 
+		if (!narf_slot_has(slot, id) && slot->move != id)
+			continue;
 		if (slot->move == id)
 			slot->move = 0;
 		if (slot->primary != id) {
-			if (wait && narf_slot_held(m, s))
-				continue;
-			slot->n_replicas = list_remove(slot->replicas,
-			                               slot->n_replicas, id);
-			slot->n_isr = list_remove(slot->isr, slot->n_isr, id);
+			if (!(wait && narf_slot_held(m, s))) {
+				slot->n_replicas = list_remove(
+				        slot->replicas, slot->n_replicas, id);
+				slot->n_isr =
+				        list_remove(slot->isr, slot->n_isr, id);
+			}
+			slot_put(m, s, slot);
 			continue;
 		}
 		/* The handoff it was making dies with it: failover picks
@@ -307,6 +385,7 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id, bool removed)
 				heir = slot->isr[i];
 		if (heir == 0 && wait) {
 			keep_isr_only(slot);
+			slot_put(m, s, slot);
 			continue;
 		}
 		slot->epoch = new_epoch;
@@ -316,12 +395,14 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id, bool removed)
 			slot->born = new_epoch;
 			slot->n_replicas = 0;
 			slot->n_isr = 0;
+			slot_put(m, s, slot);
 			continue;
 		}
 		slot->primary = heir;
 		slot->n_replicas =
 		        list_remove(slot->replicas, slot->n_replicas, heir);
 		slot->n_isr = list_remove(slot->isr, slot->n_isr, heir);
+		slot_put(m, s, slot);
 	}
 }
 
@@ -334,7 +415,7 @@ static void release_held_slots(struct narf_map *m, uint32_t id)
 	uint64_t new_epoch = m->epoch + 1;
 
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		struct narf_slot *slot = &m->slots[s];
+		struct narf_slot next = m->slots[s], *slot = &next;
 
 		if (slot->primary == id || !narf_slot_held(m, s) ||
 		    !list_has(slot->isr, slot->n_isr, id))
@@ -345,6 +426,7 @@ static void release_held_slots(struct narf_map *m, uint32_t id)
 		slot->n_replicas =
 		        list_remove(slot->replicas, slot->n_replicas, id);
 		slot->n_isr = list_remove(slot->isr, slot->n_isr, id);
+		slot_put(m, s, slot);
 	}
 }
 
@@ -741,10 +823,10 @@ static int apply_assign(struct narf_map *m,
 			next[k] = s;
 		}
 	}
-	for (unsigned k = 0; k < NARF_SLOTS && !res->changed; k++)
-		res->changed = !narf_slot_equal(&next[k], &m->slots[k]);
-	if (res->changed)
-		memcpy(m->slots, next, sizeof(m->slots));
+	/* Valid as a whole: now through slot_put, which skips equal slots. */
+	for (unsigned k = 0; k < NARF_SLOTS; k++)
+		if (slot_put(m, k, &next[k]))
+			res->changed = true;
 	free(next);
 	return 0;
 }
@@ -845,7 +927,7 @@ static int apply_isr(struct narf_map *m,
 		}
 	}
 	for (unsigned k = 0; k < NARF_SLOTS; k++) {
-		struct narf_slot *s = &m->slots[k];
+		struct narf_slot next = m->slots[k], *s = &next;
 		bool in = list_has(s->isr, s->n_isr, node);
 		uint32_t isr[NARF_MAX_REPLICAS] = {0};
 		uint8_t n = 0;
@@ -868,6 +950,7 @@ static int apply_isr(struct narf_map *m,
 		/* A dropped replica may miss writes: no handoff to it. */
 		if (take == NULL && s->move == node)
 			s->move = 0;
+		slot_put(m, k, s);
 		res->changed = true;
 	}
 	free(take);
@@ -912,7 +995,7 @@ static int apply_handoff(struct narf_map *m,
 		return res->err = NARF_EINVAL;
 	}
 	for (unsigned k = 0; k < NARF_SLOTS; k++) {
-		struct narf_slot *s = &m->slots[k];
+		struct narf_slot next = m->slots[k], *s = &next;
 		uint32_t to = s->move;
 
 		if (!take[k] || s->primary != primary || to == 0 ||
@@ -929,6 +1012,7 @@ static int apply_handoff(struct narf_map *m,
 		s->primary = to;
 		s->move = 0;
 		s->epoch = m->epoch + 1;
+		slot_put(m, k, s);
 		res->changed = true;
 	}
 	free(take);
@@ -939,6 +1023,30 @@ static int apply_handoff(struct narf_map *m,
 int narf_map_apply(struct narf_map *m,
                    const json_t *cmd,
                    struct narf_map_result *res)
+{
+	return narf_map_apply_dirty(m, cmd, res, NULL);
+}
+
+/* The dirty flags of an accepted command of this type that changed the
+ * map (its slots are marked by slot_put). */
+static void mark_dirty(struct narf_map_dirty *d,
+                       const char *type,
+                       const json_t *cmd)
+{
+	if (strcmp(type, "node_join") == 0 || strcmp(type, "node_state") == 0 ||
+	    strcmp(type, "leave") == 0 ||
+	    (strcmp(type, "isr") == 0 && json_object_get(cmd, "drop")))
+		d->nodes = true;
+	if (strcmp(type, "settings") == 0 || strcmp(type, "init") == 0)
+		d->settings = true;
+	if (strcmp(type, "coords_set") == 0 || strcmp(type, "init") == 0)
+		d->coords = true;
+}
+
+int narf_map_apply_dirty(struct narf_map *m,
+                         const json_t *cmd,
+                         struct narf_map_result *res,
+                         struct narf_map_dirty *dirty)
 {
 	static const struct {
 		const char *type;
@@ -970,8 +1078,13 @@ int narf_map_apply(struct narf_map *m,
 	     i++) {
 		if (strcmp(type, handlers[i].type) != 0)
 			continue;
-		if (handlers[i].fn(m, cmd, res) == 0 && res->changed)
+		m->dirty = dirty;
+		if (handlers[i].fn(m, cmd, res) == 0 && res->changed) {
 			m->epoch++;
+			if (dirty != NULL)
+				mark_dirty(dirty, type, cmd);
+		}
+		m->dirty = NULL;
 		return res->err;
 	}
 	return narf_map_fail(res, NARF_EUNKNOWNOP, "unknown command type '%s'",

@@ -77,6 +77,11 @@ struct narf_map_node {
 	 * primary's ISRs (0: never). An isr add whose sync began before it
 	 * (its "since") is refused: see apply_isr. */
 	uint64_t isr_dropped;
+	/* Derived, not in the JSON: the slots this node leads, replicates,
+	 * replicates in the ISR, and is the pending move target of. Kept by
+	 * every slot write (map.c, slot_put) and recomputed from the slots
+	 * by narf_map_from_json(), so reading them is O(1). */
+	unsigned primaries, replicas, in_sync, moves_in;
 };
 
 /* One hash slot. Node id 0 means "none". replicas[] excludes the primary;
@@ -98,6 +103,29 @@ struct narf_slot {
 	uint32_t isr[NARF_MAX_REPLICAS];
 };
 
+/* Derived slot counters (not in the JSON), kept with the per-node counts
+ * of struct narf_map_node, for status in O(nodes). */
+struct narf_map_counts {
+	unsigned assigned; /* slots with a primary */
+	unsigned moving;   /* ... with a pending move */
+	unsigned syncing;  /* ... with a replica outside the ISR */
+	/* assigned slots by in-sync copies, primary included (1 + n_isr) */
+	unsigned by_isr[NARF_MAX_COPIES + 1];
+};
+
+/*
+ * What applied commands changed (narf_map_apply_dirty()): a bitmap of the
+ * slots whose content changed, and flags for the rest, so a consumer can
+ * touch only those. Accumulates over commands until cleared.
+ */
+struct narf_map_dirty {
+	uint64_t slots[NARF_SLOTS / 64]; /* bit s: slot s changed */
+	unsigned n_slots;                /* bits set */
+	bool nodes;    /* a node record changed (join, state, isr_dropped) */
+	bool settings; /* the settings changed */
+	bool coords;   /* the coordinators table changed */
+};
+
 struct narf_map {
 	uint64_t epoch;      /* +1 per applied change */
 	uint32_t next_node;  /* id the next joining node receives */
@@ -113,7 +141,14 @@ struct narf_map {
 	unsigned n_nodes;
 	unsigned cap_nodes;
 	struct narf_map_node *nodes; /* owned; sorted by id */
+	/* Write slots only through narf_map_apply(), narf_map_from_json(),
+	 * or else call narf_map_recount() afterwards: the counts below and
+	 * in nodes[] follow every slot change. */
 	struct narf_slot slots[NARF_SLOTS];
+	struct narf_map_counts counts; /* derived */
+	/* borrowed: the caller's dirty set, only within
+	 * narf_map_apply_dirty() (NULL otherwise) */
+	struct narf_map_dirty *dirty;
 };
 
 /* What applying one command produced. */
@@ -174,6 +209,24 @@ int narf_map_apply(struct narf_map *m,
                    const json_t *cmd,
                    struct narf_map_result *res);
 
+/* narf_map_apply() that also adds what the command changed to *dirty
+ * (borrowed; not cleared first, so it accumulates over a batch). A
+ * rejected command adds nothing. */
+int narf_map_apply_dirty(struct narf_map *m,
+                         const json_t *cmd,
+                         struct narf_map_result *res,
+                         struct narf_map_dirty *dirty);
+
+/* Empty a dirty set. */
+void narf_map_dirty_clear(struct narf_map_dirty *d);
+
+/* Did slot s change in dirty set d? */
+static inline bool narf_map_dirty_slot(const struct narf_map_dirty *d,
+                                       unsigned s)
+{
+	return (d->slots[s / 64] >> (s % 64)) & 1u;
+}
+
 /* The map as JSON (docs/protocol.md); a new reference, NULL on ENOMEM. */
 json_t *narf_map_to_json(const struct narf_map *m);
 
@@ -193,11 +246,25 @@ struct narf_map_node *narf_map_node_get(const struct narf_map *m, uint32_t id);
 const struct narf_map_node *narf_map_node_by_addr(const struct narf_map *m,
                                                   const char *addr);
 
-/* Count the slots a node leads and replicates. */
+/* The slots a node leads and replicates (0, 0 for an unknown id), from
+ * the derived counts: O(log nodes). */
 void narf_map_node_counts(const struct narf_map *m,
                           uint32_t id,
                           unsigned *primaries,
                           unsigned *replicas);
+
+/*
+ * Recompute every derived count (narf_map_counts, the per-node counts)
+ * from the slots: for code that wrote m->slots directly (test fixtures),
+ * and what narf_map_from_json() does. A slot naming a node the map does
+ * not hold is counted in m->counts but on no node. O(slots x copies x
+ * log nodes).
+ */
+void narf_map_recount(struct narf_map *m);
+
+/* Slots held (narf_slot_held) right now: the primaries of down nodes
+ * under on_lost wait. O(nodes). */
+unsigned narf_map_held_slots(const struct narf_map *m);
 
 /* Validation the API runs before proposing, so malformed requests never
  * reach the log: a boot id of 1..64 printable characters; "host:port"; the

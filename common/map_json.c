@@ -497,6 +497,8 @@ int narf_map_from_json(struct narf_map *m, const json_t *obj, char *errmsg)
 	rv = slots_from_json(tmp, json_object_get(obj, "slots"), errmsg);
 	if (rv != 0)
 		goto out;
+	/* Derived state is never trusted from outside: rebuilt here. */
+	narf_map_recount(tmp);
 	narf_map_close(m);
 	memcpy(m, tmp, sizeof(*m));
 	free(tmp);

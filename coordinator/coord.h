@@ -91,6 +91,9 @@ struct narf_leader {
 	 * balanced layout at the last plan, and the most since the map was
 	 * last balanced (0, 0 when balanced) */
 	unsigned plan_remaining, plan_total;
+	/* map epoch the last plan was made for (0: none since this member
+	 * became leader); status is "planning" while it is not the map's */
+	uint64_t plan_epoch;
 	/* the decision in flight, and decisions this member applied as
 	 * leader (counts survive role changes) */
 	enum narf_decision pending_kind;

@@ -200,12 +200,12 @@ static uint64_t silence_ms(const struct narf_coord *c,
 	return now > since ? now - since : 0;
 }
 
+/* From the map's derived counts: O(log nodes). */
 static bool node_holds_copies(const struct narf_map *m, uint32_t id)
 {
-	for (unsigned s = 0; s < NARF_SLOTS; s++)
-		if (narf_slot_has(&m->slots[s], id) || m->slots[s].move == id)
-			return true;
-	return false;
+	const struct narf_map_node *n = narf_map_node_get(m, id);
+
+	return n != NULL && n->primaries + n->replicas + n->moves_in != 0;
 }
 
 /* A node_state entry bound to the incarnation it was decided for: if the
@@ -327,6 +327,7 @@ static json_t *plan_decision(struct narf_coord *c)
 		return NULL;
 	changed = narf_plan(m, l->target);
 	l->plan_remaining = changed;
+	l->plan_epoch = m->epoch;
 	if (changed > l->plan_total)
 		l->plan_total = changed;
 	if (changed == 0) {
@@ -413,6 +414,9 @@ void narf_leader_cron(struct narf_coord *c)
 		 * leader starts every node's clock at its election. */
 		l->n_hb = 0;
 		l->idle_epoch = 0;
+		/* Nor does the last plan: status says "planning" until this
+		 * member plans the current map. */
+		l->plan_epoch = 0;
 		l->since_ms = narf_raftnode_is_leader(&c->rn) ? now : 0;
 	}
 	narf_members_cron(c);
@@ -464,10 +468,9 @@ static json_t *nodes_status(struct narf_coord *c, uint64_t now)
 	for (unsigned i = 0; arr && i < m->n_nodes; i++) {
 		const struct narf_map_node *n = &m->nodes[i];
 		const struct narf_hb *hb = narf_leader_hb(c, n->id);
-		unsigned primaries, replicas;
+		unsigned primaries = n->primaries, replicas = n->replicas;
 		json_t *o;
 
-		narf_map_node_counts(m, n->id, &primaries, &replicas);
 		o = json_pack("{s:I,s:s,s:s,s:i,s:i,s:I,s:I}", "id",
 		              (json_int_t)n->id, "addr", n->addr, "state",
 		              narf_node_state_name(n->state), "primaries",
@@ -493,37 +496,123 @@ static json_t *nodes_status(struct narf_coord *c, uint64_t now)
 	return arr;
 }
 
+/* The slot counters, from the map's derived counts: O(nodes). */
 static json_t *slots_status(const struct narf_map *m)
 {
-	unsigned assigned = 0, moving = 0, under = 0, syncing = 0, held = 0;
+	const struct narf_map_counts *k = &m->counts;
+	unsigned under = 0;
 
-	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		const struct narf_slot *slot = &m->slots[s];
+	/* Fewer in-sync copies than the factor: a copy short of the
+	 * replication factor, or one that has not synced yet. */
+	for (unsigned i = 0; i <= NARF_MAX_COPIES; i++)
+		if (i < m->settings.replication)
+			under += k->by_isr[i];
+	/* moving: pending handoffs; syncing: slots with a replica outside
+	 * the ISR (a new copy, the one it replaces kept until then); held:
+	 * waiting for an in-sync copy to come back (on_lost wait). */
+	return json_pack(
+	        "{s:i,s:i,s:i,s:i,s:i,s:I,s:i}", "assigned", (int)k->assigned,
+	        "unassigned", (int)(NARF_SLOTS - k->assigned), "moving",
+	        (int)k->moving, "under_replicated", (int)under, "syncing",
+	        (int)k->syncing, "lost", (json_int_t)m->lost_slots, "held",
+	        (int)narf_map_held_slots(m));
+}
 
-		if (slot->primary == 0)
+/* Add how far x is below lo to *below, and above hi to *above. */
+static void outside(unsigned x,
+                    unsigned lo,
+                    unsigned hi,
+                    unsigned *below,
+                    unsigned *above)
+{
+	*below += x < lo ? lo - x : 0;
+	*above += x > hi ? x - hi : 0;
+}
+
+static unsigned max_u(unsigned a, unsigned b)
+{
+	return a > b ? a : b;
+}
+
+/*
+ * The map as the planner's shares judge it, from the derived counts in
+ * O(nodes): *balanced when no slot is busy (a pending handoff, a copy
+ * syncing), none is unassigned or held, no node other than an up one
+ * holds a copy, and every up node holds its share of primaries and of
+ * copies, to within the one the planner's rounding allows. *lower is a
+ * lower bound of the slots that must still change (at least 1 when not
+ * balanced): changing one slot moves one primary, and at most c copies,
+ * from one node to another.
+ */
+static void judge_balance(const struct narf_map *m,
+                          bool *balanced,
+                          unsigned *lower)
+{
+	const struct narf_map_counts *k = &m->counts;
+	unsigned up = 0, c, away = 0;
+	unsigned pbelow = 0, pabove = 0, cbelow = 0, cabove = 0;
+
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		up += m->nodes[i].state == NARF_NODE_UP;
+	c = m->settings.replication < up ? m->settings.replication : up;
+	for (unsigned i = 0; up > 0 && i < m->n_nodes; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+		unsigned copies = n->primaries + n->replicas;
+		unsigned plo = NARF_SLOTS / up, clo = NARF_SLOTS * c / up;
+
+		if (n->state != NARF_NODE_UP) {
+			away += copies;
 			continue;
-		assigned++;
-		/* Waiting for an in-sync copy to come back (on_lost wait):
-		 * nobody serves it. */
-		held += narf_slot_held(m, s);
-		if (slot->move != 0)
-			moving++;
-		/* Fewer in-sync copies than the factor: a copy short of the
-		 * replication factor, or one that has not synced yet. */
-		if (1u + slot->n_isr < m->settings.replication)
-			under++;
-		/* A replica outside the ISR: a new copy still syncing (the
-		 * slot may be fully replicated meanwhile, with the copy it
-		 * replaces kept until then). */
-		if (slot->n_isr < slot->n_replicas)
-			syncing++;
+		}
+		outside(n->primaries, plo, plo + (NARF_SLOTS % up != 0),
+		        &pbelow, &pabove);
+		outside(copies, clo, clo + (NARF_SLOTS * c % up != 0), &cbelow,
+		        &cabove);
 	}
-	return json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:i}", "assigned",
-	                 (int)assigned, "unassigned",
-	                 (int)(NARF_SLOTS - assigned), "moving", (int)moving,
-	                 "under_replicated", (int)under, "syncing",
-	                 (int)syncing, "lost", (json_int_t)m->lost_slots,
-	                 "held", (int)held);
+	*lower = max_u(pbelow, pabove);
+	if (c > 0) {
+		*lower = max_u(*lower, (max_u(cbelow, cabove) + c - 1) / c);
+		*lower = max_u(*lower, (away + c - 1) / c);
+	}
+	if (up > 0)
+		*lower = max_u(*lower, NARF_SLOTS - k->assigned);
+	*balanced = up > 0 && *lower == 0 && away == 0 && k->moving == 0 &&
+	            k->syncing == 0 && narf_map_held_slots(m) == 0;
+	if (!*balanced && *lower == 0)
+		*lower = 1;
+}
+
+/*
+ * rebalance: slots whose layout still differs from the balanced one
+ * (remaining) out of the most seen since the map was last balanced
+ * (total). remaining is the last plan's count when this leader planned
+ * the current map; between planning rounds (a node just up, an entry just
+ * applied, a new leader) it is "planning", and remaining is at least what
+ * the counts show must still move, never 0 for a map that is not balanced.
+ * waiting_nodes: joining nodes, placed once they are up.
+ */
+static json_t *rebalance_status(const struct narf_coord *c)
+{
+	const struct narf_leader *l = &c->leader;
+	const struct narf_map *m = c->rn.map;
+	unsigned remaining = l->plan_remaining, total = l->plan_total;
+	unsigned lower, waiting = 0;
+	bool balanced, planning;
+
+	judge_balance(m, &balanced, &lower);
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		waiting += m->nodes[i].state == NARF_NODE_JOINING;
+	planning = l->plan_epoch != m->epoch && any_node_up(m);
+	if (planning && remaining < lower)
+		remaining = lower;
+	if (balanced && planning)
+		remaining = 0;
+	if (total < remaining)
+		total = remaining;
+	return json_pack("{s:i,s:i,s:b,s:b,s:i}", "remaining", (int)remaining,
+	                 "total", (int)total, "planning", planning, "balanced",
+	                 balanced && remaining == 0, "waiting_nodes",
+	                 (int)waiting);
 }
 
 json_t *narf_leader_status(struct narf_coord *c)
@@ -531,18 +620,13 @@ json_t *narf_leader_status(struct narf_coord *c)
 	const struct narf_map *m = c->rn.map;
 	uint64_t now = narf_clock_ms();
 
-	const struct narf_leader *l = &c->leader;
-
-	/* rebalance: slots whose layout still differs from the balanced one
-	 * (remaining) out of the most seen since the map was last balanced
-	 * (total); both 0 when balanced. */
-	return json_pack("{s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:o,s:{s:i,s:i}}",
-	                 "leader", (json_int_t)narf_raftnode_leader_id(&c->rn),
-	                 "term", (json_int_t)narf_raftnode_term(&c->rn),
-	                 "epoch", (json_int_t)m->epoch, "replication",
+	return json_pack("{s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:o,s:o}", "leader",
+	                 (json_int_t)narf_raftnode_leader_id(&c->rn), "term",
+	                 (json_int_t)narf_raftnode_term(&c->rn), "epoch",
+	                 (json_int_t)m->epoch, "replication",
 	                 (int)m->settings.replication, "node_timeout_ms",
 	                 (int)m->settings.node_timeout_ms, "coordinators",
 	                 coordinators_status(c), "nodes", nodes_status(c, now),
-	                 "slots", slots_status(m), "rebalance", "remaining",
-	                 (int)l->plan_remaining, "total", (int)l->plan_total);
+	                 "slots", slots_status(m), "rebalance",
+	                 rebalance_status(c));
 }

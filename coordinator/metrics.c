@@ -124,16 +124,13 @@ static void map_metrics(struct narf_coord *c, struct narf_metrics *m)
 		narf_metrics_sample(m, "narf_node_state", "node", id, "state",
 		                    states[n->state], 1);
 	}
-	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		const struct narf_slot *sl = &map->slots[s];
-
-		if (sl->primary == 0)
-			continue;
-		assigned++;
-		moving += sl->move != 0;
-		under += 1u + sl->n_isr < map->settings.replication;
-		syncing += sl->n_isr < sl->n_replicas;
-	}
+	/* From the map's derived counts: O(1) per scrape. */
+	assigned = map->counts.assigned;
+	moving = map->counts.moving;
+	syncing = map->counts.syncing;
+	for (unsigned i = 0;
+	     i < map->settings.replication && i <= NARF_MAX_COPIES; i++)
+		under += map->counts.by_isr[i];
 	narf_metrics_one_u64(m, "narf_slots_assigned", G,
 	                     "Slots with a primary.", assigned);
 	narf_metrics_one_u64(m, "narf_slots_moving", G,

@@ -995,7 +995,9 @@ static int map_cluster_nodes(const struct narf_client *c,
 		        n->state == NARF_NODE_UP ? "connected"
 		                                 : "disconnected");
 		narf_buf_append(&text, line, (size_t)len);
-		while (s < NARF_SLOTS) {
+		/* p (the map's derived count) ends the walk after the node's
+		 * last range: a node that leads nothing costs nothing. */
+		while (p > 0 && s < NARF_SLOTS) {
 			unsigned end = s;
 
 			if (map->slots[s].primary != n->id) {
@@ -1009,6 +1011,7 @@ static int map_cluster_nodes(const struct narf_client *c,
 			               : snprintf(line, sizeof(line), " %u-%u",
 			                          s, end);
 			narf_buf_append(&text, line, (size_t)len);
+			p -= end - s + 1 < p ? end - s + 1 : p;
 			s = end + 1;
 		}
 		narf_buf_append(&text, "\n", 1);

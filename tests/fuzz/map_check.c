@@ -141,7 +141,15 @@ bool maps_equal(const struct narf_map *a, const struct narf_map *b)
 		    strcmp(p->boot_id, q->boot_id) != 0 ||
 		    p->state != q->state || p->isr_dropped != q->isr_dropped)
 			return false;
+		/* Derived: kept by every apply, rebuilt by a decode, so a
+		 * map and its round trip or twin agree on them too. */
+		if (p->primaries != q->primaries ||
+		    p->replicas != q->replicas || p->in_sync != q->in_sync ||
+		    p->moves_in != q->moves_in)
+			return false;
 	}
+	if (memcmp(&a->counts, &b->counts, sizeof(a->counts)) != 0)
+		return false;
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
 		if (!slots_equal(&a->slots[s], &b->slots[s]))
 			return false;

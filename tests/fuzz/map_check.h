@@ -28,7 +28,8 @@ void check_failed(const char *what, const char *file, int line)
 /* Abort unless m satisfies the properties above. */
 void check_map(const struct narf_map *m);
 
-/* Do a and b hold the same map (every field the JSON form carries)? */
+/* Do a and b hold the same map (every field the JSON form carries, and
+ * the derived counts)? */
 bool maps_equal(const struct narf_map *a, const struct narf_map *b);
 
 /* Abort unless m survives its JSON form unchanged (see above). */

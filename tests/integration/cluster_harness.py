@@ -1057,6 +1057,10 @@ def balance_problems(st):
                     ("under_replicated", 0)):
         if sl.get(k) != want:
             out.append("slots.%s is %r (want %r)" % (k, sl.get(k), want))
+    # The coordinator's own judgement (from its derived counts) agrees.
+    if st.get("rebalance", {}).get("balanced") is not True:
+        out.append("rebalance.balanced is %r" %
+                   st.get("rebalance", {}).get("balanced"))
     up = [n for n in st["nodes"] if n["state"] == "up"]
     if not up:
         return out + ["no node up"]

@@ -391,6 +391,8 @@ def test_status_while_moves_run(make_cluster, build_dir):
 
         st = wait_for(moving_json, 30.0, 0.1, "status --json shows moves")
         assert st["rebalance"]["total"] >= st["rebalance"]["remaining"]
+        # A move under way is never reported balanced.
+        assert st["rebalance"]["balanced"] is False, st["rebalance"]
 
         def moving_human():
             out = cli.ok("status")
@@ -412,6 +414,7 @@ def test_status_while_moves_run(make_cluster, build_dir):
     out = wait_for(lambda: (lambda o: o if "healthy:" in o else None)(
         cli.ok("status")), 30.0, 0.2, "status healthy after the moves")
     assert "Rebalance" not in out
+    assert cli.status_json()["rebalance"]["balanced"] is True
     assert sum(1 for ln in out.splitlines() if " up " in ln) == 4, out
     got = cli.ok("keys", "p:1999*").splitlines()
     assert got == sorted(["p:1999"] + ["p:1999%d" % i for i in range(10)

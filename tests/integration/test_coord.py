@@ -865,7 +865,10 @@ def test_status_contract_and_unreachable_follower(trio, fakes):
     for k in ("moving", "under_replicated", "syncing", "lost"):
         assert isinstance(st["slots"].get(k), int), st["slots"]
     # One node holding every slot is balanced: no rebalance in progress.
-    assert st["rebalance"] == {"remaining": 0, "total": 0}, st["rebalance"]
+    rb = st["rebalance"]
+    assert (rb["remaining"], rb["total"]) == (0, 0), rb
+    assert rb["balanced"] is True and rb["waiting_nodes"] == 0, rb
+    assert rb["planning"] in (True, False), rb
 
     victim = [c for c in trio.coords if c is not leader][0]
     victim.kill9()

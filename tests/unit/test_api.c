@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "coord_fixture.h"
 #include "coordinator/api_auth.h"
+#include "coordinator/planner.h"
 
 static json_t *parse(const char *text)
 {
@@ -540,6 +541,175 @@ static void test_operator_ops(void **state)
 	        "unknown_node");
 }
 
+/* The leader's status object (a new reference) and its "rebalance" part
+ * (borrowed from it). */
+static json_t *status_of(struct narf_coord *c, json_t **rebalance)
+{
+	enum narf_api_pending kind;
+	json_t *cmd = NULL, *reply, *st;
+
+	reply = request(c, NARF_AUTH_OPERATOR, "{\"op\":\"status\"}", &cmd,
+	                &kind);
+	st = json_incref(json_object_get(reply, "status"));
+	json_decref(reply);
+	assert_non_null(st);
+	*rebalance = json_object_get(st, "rebalance");
+	assert_non_null(*rebalance);
+	return st;
+}
+
+static long long int_at(const json_t *obj, const char *a, const char *b)
+{
+	const json_t *v = json_object_get(obj, a);
+
+	if (b != NULL)
+		v = json_object_get(v, b);
+	assert_true(json_is_integer(v));
+	return (long long)json_integer_value(v);
+}
+
+/* Commit the planner's target for the flagged slots (all when take is
+ * NULL) as one assign, as if every sync and handoff were done. */
+static void apply_target(struct narf_coord *c, const bool *take)
+{
+	struct narf_slot *target = calloc(NARF_SLOTS, sizeof(*target));
+	struct narf_map_result res;
+	json_t *cmd;
+
+	assert_non_null(target);
+	narf_plan(c->rn.map, target);
+	cmd = narf_cmd_assign(c->rn.map->epoch, target, take);
+	assert_int_equal(fixture_apply(c, cmd, &res), 0);
+	json_decref(cmd);
+	free(target);
+}
+
+/* Every replica synced: isr add of every node to every primary's slots. */
+static void sync_all(struct narf_coord *c)
+{
+	const struct narf_map *m = c->rn.map;
+	bool *all = malloc(NARF_SLOTS * sizeof(*all));
+	struct narf_map_result res;
+
+	assert_non_null(all);
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		all[s] = true;
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		for (unsigned j = 0; j < m->n_nodes; j++) {
+			json_t *cmd = narf_cmd_isr(m->nodes[i].id,
+			                           m->nodes[j].id, all, 0);
+
+			if (i != j)
+				fixture_apply(c, cmd, &res);
+			json_decref(cmd);
+		}
+	free(all);
+}
+
+/*
+ * Issue 17's report: status read `moving 0` and `rebalance remaining 0`
+ * while a node that had just joined held part of its share of primaries
+ * and the move was not over. Between two planning rounds (here: the
+ * leader's last round found the map balanced, then a node came up and
+ * took some primaries) remaining is not 0, the status says it is
+ * planning and not balanced, and it counts joining nodes as waiting.
+ */
+static void test_status_between_plans(void **state)
+{
+	struct narf_coord *c = &((struct api_test *)*state)->c;
+	struct narf_leader *l = &c->leader;
+	const struct narf_map *m = c->rn.map;
+	bool *take = calloc(NARF_SLOTS, sizeof(*take));
+	char addr[32], boot[8];
+	unsigned p, r, share, half = 0;
+	uint32_t fresh;
+	json_t *st, *rb;
+
+	assert_non_null(take);
+	for (int i = 0; i < 15; i++) {
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", 7201 + i);
+		snprintf(boot, sizeof(boot), "b%d", i);
+		assert_int_not_equal(fixture_node(c, addr, boot, NARF_NODE_UP),
+		                     0);
+	}
+	apply_target(c, NULL);
+	/* As the cron leaves it once a round finds nothing to do. */
+	l->plan_remaining = l->plan_total = 0;
+	l->idle_epoch = l->plan_epoch = m->epoch;
+	st = status_of(c, &rb);
+	assert_int_equal(int_at(rb, "remaining", NULL), 0);
+	assert_true(json_is_true(json_object_get(rb, "balanced")));
+	assert_true(json_is_false(json_object_get(rb, "planning")));
+	json_decref(st);
+
+	/* Node 16 joins and is up; the move is under way: it leads some of
+	 * its 1024 slots (6.2% of 16384), no handoff is pending right now,
+	 * and the leader has not planned this map yet. */
+	fresh = fixture_node(c, "127.0.0.1:7300", "new", NARF_NODE_UP);
+	assert_int_not_equal(fresh, 0);
+	{
+		struct narf_slot *t = calloc(NARF_SLOTS, sizeof(*t));
+
+		assert_non_null(t);
+		narf_plan(m, t);
+		for (unsigned s = 0; s < NARF_SLOTS; s++)
+			if (t[s].primary == fresh && half++ % 2 == 0)
+				take[s] = true;
+		free(t);
+	}
+	apply_target(c, take);
+	narf_map_node_counts(m, fresh, &p, &r);
+	share = NARF_SLOTS / 16;
+	assert_true(p > 0 && p < share);
+	st = status_of(c, &rb);
+	assert_int_equal(int_at(st, "slots", "moving"), 0);
+	/* The report: remaining read 0 here. */
+	assert_true(int_at(rb, "remaining", NULL) > 0);
+	assert_true(int_at(rb, "remaining", NULL) >= share - p);
+	{
+		/* ... and a lower bound: the plan changes at least as many. */
+		struct narf_slot *t = calloc(NARF_SLOTS, sizeof(*t));
+
+		assert_non_null(t);
+		assert_true(int_at(rb, "remaining", NULL) <= narf_plan(m, t));
+		free(t);
+	}
+	assert_true(int_at(rb, "total", NULL) >= int_at(rb, "remaining", NULL));
+	assert_true(json_is_true(json_object_get(rb, "planning")));
+	assert_true(json_is_false(json_object_get(rb, "balanced")));
+	assert_int_equal(int_at(rb, "waiting_nodes", NULL), 0);
+	json_decref(st);
+
+	/* Once planned for this map, remaining is the plan's count. */
+	l->plan_remaining = l->plan_total = 700;
+	l->plan_epoch = m->epoch;
+	st = status_of(c, &rb);
+	assert_int_equal(int_at(rb, "remaining", NULL), 700);
+	assert_true(json_is_false(json_object_get(rb, "planning")));
+	assert_true(json_is_false(json_object_get(rb, "balanced")));
+	json_decref(st);
+
+	/* A joining node waits; the map reaching the target is balanced
+	 * even before the leader's next round. */
+	assert_int_not_equal(
+	        fixture_node(c, "127.0.0.1:7301", "j", NARF_NODE_JOINING), 0);
+	apply_target(c, NULL);
+	st = status_of(c, &rb);
+	/* New copies syncing: not balanced yet. */
+	assert_true(int_at(st, "slots", "syncing") > 0);
+	assert_true(json_is_false(json_object_get(rb, "balanced")));
+	json_decref(st);
+	sync_all(c);
+	st = status_of(c, &rb);
+	assert_int_equal(int_at(rb, "waiting_nodes", NULL), 1);
+	assert_int_equal(int_at(rb, "remaining", NULL), 0);
+	assert_true(json_is_true(json_object_get(rb, "balanced")));
+	narf_map_node_counts(m, fresh, &p, &r);
+	assert_int_equal(p, share);
+	json_decref(st);
+	free(take);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +727,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_operator_ops, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_status_between_plans,
+	                                        setup, teardown),
 	};
 
 	narf_log_set_level(NARF_LOG_ERROR);
