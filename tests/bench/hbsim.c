@@ -126,8 +126,8 @@ struct node {
 struct phase {
 	const char *name;
 	uint64_t t0, t1;
-	uint64_t cpu0, cpu1; /* leader utime+stime, ticks */
-	double *rtt;         /* owned */
+	uint64_t cpu; /* leader utime+stime (ticks) over samples of one pid */
+	double *rtt;  /* owned */
 	size_t n_rtt, cap_rtt;
 	uint64_t map_bytes, maps;
 	uint64_t epoch0, epoch1;
@@ -168,7 +168,10 @@ struct sim {
 	double *spreads;
 	size_t n_spreads, cap_spreads;
 	/* Leader tracking. */
-	int leader; /* index into coords, -1 unknown */
+	int leader;         /* index into coords, -1 unknown */
+	int cpu_pid;        /* the pid of the last CPU sample */
+	uint64_t cpu_last;  /* its utime+stime then */
+	uint64_t sample_ms; /* when /proc was last read */
 	uint64_t max_term;
 	/* Scenario state. */
 	unsigned n_phases;
@@ -922,15 +925,15 @@ static bool victims_down(const struct sim *s)
 	return true;
 }
 
+static void sample_leader(struct sim *s, uint64_t now);
+
 static void phase_begin(struct sim *s, const char *name)
 {
 	struct phase *p = &s->ph[s->n_phases++];
-	int pid = leader_pid(s);
 
 	memset(p, 0, sizeof(*p));
 	p->name = name;
 	p->t0 = uv_now(&s->loop);
-	p->cpu0 = proc_cpu(pid);
 	p->epoch0 = s->map->epoch;
 	p->detect_ms = -1;
 	s->cur = p;
@@ -943,7 +946,7 @@ static void phase_end(struct sim *s, bool capped)
 	struct phase *p = s->cur;
 
 	p->t1 = uv_now(&s->loop);
-	p->cpu1 = proc_cpu(leader_pid(s));
+	sample_leader(s, p->t1);
 	p->epoch1 = s->map->epoch;
 	p->capped = capped;
 	p->spread_p50 = pct(s->spreads, s->n_spreads, 0.5);
@@ -1012,11 +1015,27 @@ static void phases_tick(struct sim *s, uint64_t now)
 	}
 }
 
+/* Every 100 ms: the leader's CPU since the last sample (only when the
+ * leader is the same process: a new leader's counters start elsewhere)
+ * and its RSS. */
+static void sample_leader(struct sim *s, uint64_t now)
+{
+	int pid = leader_pid(s);
+	uint64_t cpu = proc_cpu(pid), rss;
+
+	s->sample_ms = now;
+	if (s->cur != NULL && pid == s->cpu_pid && cpu >= s->cpu_last)
+		s->cur->cpu += cpu - s->cpu_last;
+	s->cpu_pid = pid;
+	s->cpu_last = cpu;
+	if (s->cur != NULL && (rss = proc_rss_kb(pid)) > s->cur->rss_max_kb)
+		s->cur->rss_max_kb = rss;
+}
+
 static void cron_cb(uv_timer_t *t)
 {
 	struct sim *s = t->data;
 	uint64_t now = uv_now(&s->loop);
-	uint64_t rss;
 
 	if (s->last_tick != 0 && s->cur != NULL &&
 	    now - s->last_tick > s->cur->max_tick_lag + TICK_MS)
@@ -1026,9 +1045,8 @@ static void cron_cb(uv_timer_t *t)
 		node_tick(s, &s->watch[i], now);
 	for (unsigned i = 0; i < s->n_all; i++)
 		node_tick(s, &s->nodes[i], now);
-	if (s->cur != NULL &&
-	    (rss = proc_rss_kb(leader_pid(s))) > s->cur->rss_max_kb)
-		s->cur->rss_max_kb = rss;
+	if (now - s->sample_ms >= 100)
+		sample_leader(s, now);
 	if (s->cur == NULL && s->leader >= 0 && !s->stop) {
 		phase_begin(s, "join");
 		for (unsigned i = 0; i < s->n; i++)
@@ -1062,9 +1080,9 @@ static void report(struct sim *s)
 	for (unsigned i = 0; i < s->n_phases; i++) {
 		struct phase *p = &s->ph[i];
 		double secs = (double)(p->t1 - p->t0) / 1000.0;
-		double cpu = secs > 0 && hz > 0 ? (double)(p->cpu1 - p->cpu0) /
-		                                          (double)hz / secs
-		                                : 0;
+		double cpu = secs > 0 && hz > 0
+		                     ? (double)p->cpu / (double)hz / secs
+		                     : 0;
 		double p50 = pct(p->rtt, p->n_rtt, 0.5);
 		double p99 = pct(p->rtt, p->n_rtt, 0.99);
 		double mx = pct(p->rtt, p->n_rtt, 1.0);
