@@ -137,6 +137,7 @@ struct phase {
 	double spread_p50, spread_p99, spread_max; /* ms, 99% hold */
 	uint64_t isr_adds, handoffs;
 	uint64_t max_tick_lag;
+	uint64_t timeouts; /* requests unanswered within the reply limit */
 	bool capped;
 };
 
@@ -870,6 +871,8 @@ static void node_tick(struct sim *s, struct node *n, uint64_t now)
 	                ? COMMIT_TIMEOUT_MS
 	                : narf_reply_timeout_ms(node_timeout(s));
 	if (n->pending != OP_NONE && now - n->sent_ms > limit) {
+		if (s->cur != NULL && n->pending != OP_AUTH)
+			s->cur->timeouts++;
 		node_disconnect(n, true, 0);
 		return;
 	}
@@ -1073,10 +1076,10 @@ static void report(struct sim *s)
 	json_t *out = json_object(), *arr = json_array();
 
 	printf("%-7s %5s %6s %7s %7s %7s %9s %6s %6s %7s %7s %5s %6s %5s %7s "
-	       "%7s %6s\n",
+	       "%7s %6s %6s\n",
 	       "phase", "nodes", "secs", "cpu", "rtt50", "rtt99", "rttmax",
 	       "epochs", "maps", "mapMB", "sprd99", "lapse", "elect", "ldrch",
-	       "detect", "rssMB", "lagms");
+	       "detect", "rssMB", "lagms", "tmouts");
 	for (unsigned i = 0; i < s->n_phases; i++) {
 		struct phase *p = &s->ph[i];
 		double secs = (double)(p->t1 - p->t0) / 1000.0;
@@ -1088,7 +1091,8 @@ static void report(struct sim *s)
 		double mx = pct(p->rtt, p->n_rtt, 1.0);
 
 		printf("%-7s %5u %6.1f %7.2f %7.0f %7.0f %9.0f %6llu %6llu "
-		       "%7.1f %7.0f %5llu %6llu %5llu %7.0f %7.1f %6llu%s\n",
+		       "%7.1f %7.0f %5llu %6llu %5llu %7.0f %7.1f %6llu "
+		       "%6llu%s\n",
 		       p->name, s->n, secs, cpu, p50, p99, mx,
 		       (unsigned long long)(p->epoch1 - p->epoch0),
 		       (unsigned long long)p->maps, (double)p->map_bytes / 1e6,
@@ -1097,12 +1101,14 @@ static void report(struct sim *s)
 		       (unsigned long long)p->leader_changes, p->detect_ms,
 		       (double)p->rss_max_kb / 1024.0,
 		       (unsigned long long)p->max_tick_lag,
+		       (unsigned long long)p->timeouts,
 		       p->capped ? "  (capped)" : "");
 		json_array_append_new(
 		        arr,
 		        json_pack(
 		                "{s:s,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,"
-		                "s:f,s:f,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:b}",
+		                "s:f,s:f,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,"
+		                "s:b}",
 		                "phase", p->name, "secs", secs, "leader_cpu",
 		                cpu, "beats", (json_int_t)p->n_rtt,
 		                "rtt_p50_ms", p50, "rtt_p99_ms", p99,
@@ -1118,8 +1124,8 @@ static void report(struct sim *s)
 		                (json_int_t)p->rss_max_kb, "isr_adds",
 		                (json_int_t)p->isr_adds, "handoffs",
 		                (json_int_t)p->handoffs, "sim_lag_ms",
-		                (json_int_t)p->max_tick_lag, "capped",
-		                p->capped));
+		                (json_int_t)p->max_tick_lag, "timeouts",
+		                (json_int_t)p->timeouts, "capped", p->capped));
 	}
 	unsigned joined = 0;
 
@@ -1401,6 +1407,16 @@ int main(int argc, char **argv)
 	report(&s);
 	if (s.failed)
 		fprintf(stderr, PROG ": %s\n", s.why);
+	/* Through node_disconnect, so a connect still in flight reports to a
+	 * node that no longer holds its handle. */
+	for (unsigned i = 0; i < s.n_all; i++) {
+		s.nodes[i].st = N_DEAD;
+		node_disconnect(&s.nodes[i], false, 0);
+	}
+	for (unsigned i = 0; i < s.n_coords; i++) {
+		s.watch[i].st = N_DEAD;
+		node_disconnect(&s.watch[i], false, 0);
+	}
 	uv_walk(&s.loop, walk_close_cb, NULL);
 	uv_run(&s.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&s.loop);
