@@ -639,8 +639,10 @@ static void watcher_reply(struct sim *s, struct node *w, json_t *r)
 			s->cur->elections += term - s->max_term;
 		s->max_term = term;
 	}
+	/* A deposed leader says "leader" until its own timers fire: only one
+	 * of the newest term seen counts. */
 	if (role != NULL && strcmp(role, "leader") == 0 &&
-	    s->leader != (int)w->idx) {
+	    term >= s->max_term && s->leader != (int)w->idx) {
 		if (s->leader >= 0 && s->cur != NULL)
 			s->cur->leader_changes++;
 		s->leader = (int)w->idx;
