@@ -33,10 +33,10 @@
  * and the map is quiet: no epoch moved for 2 s and no slot has a move or
  * a copy outside its ISR; or after --settle-s), then the scenario:
  * steady (--phase-s of nothing), add (one more node joins; ends 2 s after
- * the last epoch change), silent (node 0 stops sending but keeps its
- * socket; ends once the map marks it down and no epoch moved for 2 s),
- * lost10 (ten nodes close their sockets; ends when all ten are down and the
- * map is quiet). Every phase is capped at --phase-cap-s.
+ * the last epoch change), silent (the first node the map has up stops
+ * sending but keeps its socket; ends once the map marks it down and no epoch
+ * moved for 2 s), lost10 (ten nodes close their sockets; ends when all ten are
+ * down and the map is quiet). Every phase is capped at --phase-cap-s.
  *
  * Three watcher connections (node role) ping the three coordinators every
  * 200 ms for the leader and term; leader CPU and RSS come from
@@ -971,8 +971,21 @@ static void scenario_start(struct sim *s, uint64_t now)
 	if (strcmp(s->scenario, "add") == 0) {
 		s->nodes[s->n].active = true;
 	} else if (strcmp(s->scenario, "silent") == 0) {
-		s->nodes[0].silent = true;
-		s->victims[0] = 0;
+		/* A node the map has up: one already marked down (a melted
+		 * join) would be "detected" at once. */
+		unsigned v = 0;
+
+		for (unsigned i = 0; i < s->n; i++) {
+			const struct narf_map_node *mn =
+			        canon_node(s, s->nodes[i].id);
+
+			if (mn != NULL && mn->state == NARF_NODE_UP) {
+				v = i;
+				break;
+			}
+		}
+		s->nodes[v].silent = true;
+		s->victims[0] = v;
 		s->n_victims = 1;
 	} else if (strcmp(s->scenario, "lost10") == 0) {
 		for (unsigned i = 0; i < LOST_N && i < s->n; i++) {
@@ -1010,7 +1023,8 @@ static void phases_tick(struct sim *s, uint64_t now)
 	} else if (strcmp(s->scenario, "add") == 0) {
 		done = all_up(s) && quiet && age >= QUIET_MS;
 	} else {
-		if (p->detect_ms < 0 && victims_down(s))
+		if (p->detect_ms < 0 && s->map_changed > s->silence_ms &&
+		    victims_down(s))
 			p->detect_ms = (double)(s->map_changed - s->silence_ms);
 		done = p->detect_ms >= 0 && quiet;
 	}

@@ -30,8 +30,8 @@ def test_twenty_nodes_join_beat_and_one_falls_silent(trio, build_dir):
     pids = ",".join(str(c.pid()) for c in trio.coords)
     r = run(build_dir, "--coords", ",".join(trio.apis), "--pids", pids,
             "--secret-file", secret_file(), "--nodes", "20",
-            "--scenario", "silent", "--phase-cap-s", "12",
-            "--settle-s", "12", "--json")
+            "--scenario", "silent", "--phase-cap-s", "9",
+            "--settle-s", "9", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["joined"] == 20, out
