@@ -290,7 +290,8 @@ static void node_disconnect(struct node *n, bool next, unsigned delay_ms)
 	n->pending = OP_NONE;
 	if (n->st != N_DEAD)
 		n->st = N_IDLE;
-	if (next && n->sim->n_coords > 0)
+	/* A watcher stays on its coordinator: its index names the pid. */
+	if (next && !n->watcher && n->sim->n_coords > 0)
 		snprintf(n->target, sizeof(n->target), "%s",
 		         n->sim->coords[n->next_coord++ % n->sim->n_coords]);
 	n->retry_at = uv_now(&n->sim->loop) + delay_ms;
