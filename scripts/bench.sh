@@ -127,6 +127,23 @@ benchmarks:
         lines); PREFIX defaults to build/bench/rebalance-DATE. Exits 1 if
         a target is missed.
 
+  scale --nodes N [--scenario S] [--heartbeat-ms MS] [--phase-s S]
+        [--cap-s S] [--base-port P] [--dir DIR] [--keep]
+        The coordinators under N data nodes (issue 17): starts a fresh
+        coordinator trio with no data node (cluster.sh start --nodes 0,
+        base port P, default 23500) with its Raft data on tmpfs (DIR,
+        default /dev/shm/narf-scale-XXXXXX), every coordinator on CPU 1,
+        then the leader (all its threads) moved to CPU 0 and re-pinned if
+        leadership moves; runs narf-hbsim on CPU 1 (N fake nodes speaking
+        today's protocol: heartbeats every MS, default 100, and full map
+        fetches) through its join phase and scenario S (steady, add,
+        silent or lost10; default steady, S seconds long, default 30; the
+        others end when the map is quiet again, capped at --cap-s, default
+        240). Prints hbsim's table and JSON line, then the leader logs'
+        "loop stalled" lines (count, max ms) and the nodes marked down.
+        Stops everything afterwards; DIR is removed unless --keep or a
+        failure. Without taskset, runs unpinned and says so.
+
 Every benchmark stops the cluster or servers it started, also when
 interrupted.
 EOF
@@ -808,10 +825,171 @@ bench_bigslot() {
 		--members "$members"
 }
 
+# --- scale: the coordinators under N simulated data nodes --------------------
+
+# The pid of the coordinator leader of $bench_dir, or nothing.
+scale_leader_pid() {
+	"$CLUSTER" status --dir "$bench_dir" 2>/dev/null |
+		awk '$4 == "leader" { print $2; exit }'
+}
+
+# Pin the leader (all its threads) to CPU 0 and the other members to CPU 1,
+# again whenever leadership moves; runs in the background until killed.
+# shellcheck disable=SC2317 # run in the background
+scale_pin_loop() {
+	local pinned="" pid i p
+	while :; do
+		pid=$(scale_leader_pid)
+		if [[ -n $pid && $pid != "$pinned" ]]; then
+			for ((i = 1; i <= 3; i++)); do
+				read -r p <"$bench_dir/pids/c$i.pid" || continue
+				[[ $p == "$pid" ]] && continue
+				taskset -a -cp 1 "$p" >/dev/null 2>&1 || true
+			done
+			if taskset -a -cp 0 "$pid" >/dev/null 2>&1; then
+				[[ -z $pinned ]] || echo "bench.sh scale: leader moved: re-pinned pid $pid to CPU 0" >&2
+				pinned=$pid
+			fi
+		fi
+		sleep 1
+	done
+}
+
+bench_scale() {
+	local nodes="" scenario=steady hb=100 phase=30 cap=240 port=23500 keep=0
+	while (($#)); do
+		case $1 in
+		--nodes)
+			nodes=${2:?--nodes needs a value}
+			shift
+			;;
+		--nodes=*) nodes=${1#*=} ;;
+		--scenario)
+			scenario=${2:?--scenario needs a value}
+			shift
+			;;
+		--scenario=*) scenario=${1#*=} ;;
+		--heartbeat-ms)
+			hb=${2:?--heartbeat-ms needs a value}
+			shift
+			;;
+		--heartbeat-ms=*) hb=${1#*=} ;;
+		--phase-s)
+			phase=${2:?--phase-s needs a value}
+			shift
+			;;
+		--phase-s=*) phase=${1#*=} ;;
+		--cap-s)
+			cap=${2:?--cap-s needs a value}
+			shift
+			;;
+		--cap-s=*) cap=${1#*=} ;;
+		--base-port)
+			port=${2:?--base-port needs a value}
+			shift
+			;;
+		--base-port=*) port=${1#*=} ;;
+		--dir)
+			bench_dir=${2:?--dir needs a value}
+			shift
+			;;
+		--dir=*) bench_dir=${1#*=} ;;
+		--keep) keep=1 ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "scale: unknown argument '$1' (try --help)" ;;
+		esac
+		shift
+	done
+	[[ -n $nodes ]] || die "scale: --nodes N is required"
+	if ! [[ $nodes =~ ^[0-9]{1,5}$ ]] || ((nodes < 1 || nodes > 20000)); then
+		die "--nodes must be a number in 1..20000"
+	fi
+	case $scenario in
+	steady | add | silent | lost10) ;;
+	*) die "--scenario must be steady, add, silent or lost10" ;;
+	esac
+	if ! [[ $hb =~ ^[0-9]{2,5}$ ]] || ((hb < 10 || hb > 10000)); then
+		die "--heartbeat-ms must be a number in 10..10000"
+	fi
+	for v in "$phase" "$cap"; do
+		if ! [[ $v =~ ^[0-9]{1,4}$ ]] || ((v < 1)); then
+			die "--phase-s and --cap-s must be numbers in 1..9999"
+		fi
+	done
+	if ! [[ $port =~ ^[0-9]{4,5}$ ]] || ((port < 1024 || port > 65000)); then
+		die "--base-port must be a number in 1024..65000"
+	fi
+	local sim=$ROOT/build/tests/narf-hbsim
+	[[ -x $sim ]] || die "$sim is missing: ninja -C build"
+	if [[ -z $bench_dir ]]; then
+		local shm=/dev/shm
+		[[ -d $shm && -w $shm ]] || shm=${TMPDIR:-/tmp}
+		bench_dir=$(mktemp -d "$shm/narf-scale-XXXXXX")
+		((keep)) || remove_dir=1
+	fi
+	bench_dir=$(realpath -m -- "$bench_dir")
+	export NARF_SECRET_FILE=$bench_dir/cluster.secret
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	# One socket per fake node in hbsim, one per node in the leader.
+	ulimit -n "$((nodes + 1024))" 2>/dev/null ||
+		echo "bench.sh scale: could not raise ulimit -n to $((nodes + 1024))" >&2
+
+	local pin=(taskset -c 1) ncpu
+	ncpu=$(nproc 2>/dev/null || echo 1)
+	if ! command -v taskset >/dev/null || ((ncpu < 2)); then
+		pin=()
+		echo "bench.sh scale: no taskset or one CPU: running unpinned" >&2
+	fi
+	echo "bench.sh scale: 3 coordinators in $bench_dir (base port $port), $nodes simulated nodes, scenario $scenario" >&2
+	cluster_up=1
+	"${pin[@]}" "$CLUSTER" start --dir "$bench_dir" --nodes 0 \
+		--base-port "$port" --fresh >/dev/null ||
+		die "could not start the coordinators"
+	local pins="" i p pinner=""
+	for ((i = 1; i <= 3; i++)); do
+		read -r p <"$bench_dir/pids/c$i.pid" || die "no pid file for c$i"
+		pins+=${pins:+,}$p
+	done
+	if ((${#pin[@]})); then
+		scale_pin_loop &
+		pinner=$!
+	fi
+	local limit=$((cap * 3 + phase + 60)) rc=0
+	timeout -k 10 "$limit" "${pin[@]}" "$sim" \
+		--coords "127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))" \
+		--pids "$pins" --secret-file "$bench_dir/node.key" \
+		--nodes "$nodes" --scenario "$scenario" --heartbeat-ms "$hb" \
+		--phase-s "$phase" --phase-cap-s "$cap" --settle-s "$cap" --json &
+	child=$!
+	wait "$child" || rc=$?
+	child=""
+	if [[ -n $pinner ]]; then
+		kill "$pinner" 2>/dev/null || true
+		wait "$pinner" 2>/dev/null || true
+	fi
+	((rc != 124)) || echo "bench.sh: scale timed out after ${limit}s" >&2
+	local logs=("$bench_dir"/logs/c[123].log) stalls max down
+	stalls=$(cat "${logs[@]}" | grep -c 'loop stalled' || true)
+	max=$(cat "${logs[@]}" | sed -n 's/.*loop stalled \([0-9]*\) ms.*/\1/p' |
+		sort -n | tail -1)
+	down=$(cat "${logs[@]}" | grep -c 'marking it down' || true)
+	echo "leader logs: $stalls loop stalls (max ${max:-0} ms), $down nodes marked down"
+	return "$rc"
+}
+
 case ${1:-} in
 bigslot)
 	shift
 	bench_bigslot "$@"
+	;;
+scale)
+	shift
+	bench_scale "$@"
 	;;
 failover)
 	shift
