@@ -295,15 +295,25 @@ struct narf_zsl_node *narf_zsl_insert(struct narf_zsl *zsl,
 	return x;
 }
 
+/* The first node at or after (score, member), or NULL. */
+static struct narf_zsl_node *at_or_after(const struct narf_zsl *zsl,
+                                         double score,
+                                         const void *member,
+                                         size_t len)
+{
+	struct narf_zsl_node *update[NARF_ZSL_MAXLEVEL];
+
+	seek(zsl, score, member, len, update, NULL);
+	return update[0]->levels[0].forward;
+}
+
 struct narf_zsl_node *narf_zsl_find(const struct narf_zsl *zsl,
                                     double score,
                                     const void *member,
                                     size_t len)
 {
-	struct narf_zsl_node *update[NARF_ZSL_MAXLEVEL], *x;
+	struct narf_zsl_node *x = at_or_after(zsl, score, member, len);
 
-	seek(zsl, score, member, len, update, NULL);
-	x = update[0]->levels[0].forward;
 	return x != NULL && node_cmp(x, score, member, len) == 0 ? x : NULL;
 }
 
@@ -312,10 +322,8 @@ struct narf_zsl_node *narf_zsl_first_after(const struct narf_zsl *zsl,
                                            const void *member,
                                            size_t len)
 {
-	struct narf_zsl_node *update[NARF_ZSL_MAXLEVEL], *x;
+	struct narf_zsl_node *x = at_or_after(zsl, score, member, len);
 
-	seek(zsl, score, member, len, update, NULL);
-	x = update[0]->levels[0].forward;
 	if (x != NULL && node_cmp(x, score, member, len) == 0)
 		x = x->levels[0].forward;
 	return x;
