@@ -127,16 +127,18 @@ benchmarks:
         lines); PREFIX defaults to build/bench/rebalance-DATE. Exits 1 if
         a target is missed.
 
-  scale --nodes N [--scenario S] [--heartbeat-ms MS] [--phase-s S]
-        [--cap-s S] [--base-port P] [--dir DIR] [--keep]
+  scale --nodes N [--scenario S] [--protocol P] [--heartbeat-ms MS]
+        [--phase-s S] [--cap-s S] [--base-port P] [--dir DIR] [--keep]
         The coordinators under N data nodes (issue 17): starts a fresh
         coordinator trio with no data node (cluster.sh start --nodes 0,
         base port P, default 23500) with its Raft data on tmpfs (DIR,
         default /dev/shm/narf-scale-XXXXXX), every coordinator on CPU 1,
         then the leader (all its threads) moved to CPU 0 and re-pinned if
-        leadership moves; runs narf-hbsim on CPU 1 (N fake nodes speaking
-        today's protocol: heartbeats every MS, default 100, and full map
-        fetches) through its join phase and scenario S (steady, add,
+        leadership moves; runs narf-hbsim on CPU 1 (N fake nodes sending
+        heartbeats every MS, default 100; protocol P: delta, the default,
+        takes map entries in heartbeat replies, full fetches the whole
+        map at every new epoch, as nodes did before issue 17) through its
+        join phase and scenario S (steady, add,
         silent or lost10; default steady, S seconds long, default 30; the
         others end when the map is quiet again, capped at --cap-s, default
         240). Prints hbsim's table and JSON line, then the leader logs'
@@ -857,8 +859,14 @@ scale_pin_loop() {
 
 bench_scale() {
 	local nodes="" scenario=steady hb=100 phase=30 cap=240 port=23500 keep=0
+	local protocol=delta
 	while (($#)); do
 		case $1 in
+		--protocol)
+			protocol=${2:?--protocol needs a value}
+			shift
+			;;
+		--protocol=*) protocol=${1#*=} ;;
 		--nodes)
 			nodes=${2:?--nodes needs a value}
 			shift
@@ -911,6 +919,10 @@ bench_scale() {
 	steady | add | silent | lost10) ;;
 	*) die "--scenario must be steady, add, silent or lost10" ;;
 	esac
+	case $protocol in
+	delta | full) ;;
+	*) die "--protocol must be delta or full" ;;
+	esac
 	if ! [[ $hb =~ ^[0-9]{2,5}$ ]] || ((hb < 10 || hb > 10000)); then
 		die "--heartbeat-ms must be a number in 10..10000"
 	fi
@@ -945,7 +957,7 @@ bench_scale() {
 		pin=()
 		echo "bench.sh scale: no taskset or one CPU: running unpinned" >&2
 	fi
-	echo "bench.sh scale: 3 coordinators in $bench_dir (base port $port), $nodes simulated nodes, scenario $scenario" >&2
+	echo "bench.sh scale: 3 coordinators in $bench_dir (base port $port), $nodes simulated nodes, scenario $scenario, protocol $protocol" >&2
 	cluster_up=1
 	"${pin[@]}" "$CLUSTER" start --dir "$bench_dir" --nodes 0 \
 		--base-port "$port" --fresh >/dev/null ||
@@ -964,6 +976,7 @@ bench_scale() {
 		--coords "127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))" \
 		--pids "$pins" --secret-file "$bench_dir/node.key" \
 		--nodes "$nodes" --scenario "$scenario" --heartbeat-ms "$hb" \
+		--protocol "$protocol" \
 		--phase-s "$phase" --phase-cap-s "$cap" --settle-s "$cap" --json &
 	child=$!
 	wait "$child" || rc=$?
