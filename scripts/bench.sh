@@ -127,8 +127,9 @@ benchmarks:
         lines); PREFIX defaults to build/bench/rebalance-DATE. Exits 1 if
         a target is missed.
 
-  scale --nodes N [--scenario S] [--protocol P] [--heartbeat-ms MS]
-        [--phase-s S] [--cap-s S] [--base-port P] [--dir DIR] [--keep]
+  scale --nodes N [--scenario S] [--protocol P] [--zones K]
+        [--heartbeat-ms MS] [--phase-s S] [--cap-s S] [--base-port P]
+        [--dir DIR] [--keep]
         The coordinators under N data nodes (issue 17): starts a fresh
         coordinator trio with no data node (cluster.sh start --nodes 0,
         base port P, default 23500) with its Raft data on tmpfs (DIR,
@@ -138,8 +139,9 @@ benchmarks:
         heartbeats every MS, default 100; protocol P: delta, the default,
         takes map entries in heartbeat replies, full fetches the whole
         map at every new epoch, as nodes did before issue 17) through its
-        join phase and scenario S (steady, add,
-        silent or lost10; default steady, S seconds long, default 30; the
+        join phase and scenario S (steady, add, silent, lost10 or zone:
+        with nodes in K zones, default 0 = none, 3 for zone, every node
+        of one zone lost; default steady, S seconds long, default 30; the
         others end when the map is quiet again, capped at --cap-s, default
         240). Prints hbsim's table and JSON line, then the leader logs'
         "loop stalled" lines (count, max ms) and the nodes marked down.
@@ -859,9 +861,14 @@ scale_pin_loop() {
 
 bench_scale() {
 	local nodes="" scenario=steady hb=100 phase=30 cap=240 port=23500 keep=0
-	local protocol=delta
+	local protocol=delta zones=0
 	while (($#)); do
 		case $1 in
+		--zones)
+			zones=${2:?--zones needs a value}
+			shift
+			;;
+		--zones=*) zones=${1#*=} ;;
 		--protocol)
 			protocol=${2:?--protocol needs a value}
 			shift
@@ -915,9 +922,13 @@ bench_scale() {
 	if ! [[ $nodes =~ ^[0-9]{1,5}$ ]] || ((nodes < 1 || nodes > 20000)); then
 		die "--nodes must be a number in 1..20000"
 	fi
+	if ! [[ $zones =~ ^[0-9]{1,4}$ ]]; then
+		die "--zones must be a number in 0..1000"
+	fi
 	case $scenario in
 	steady | add | silent | lost10) ;;
-	*) die "--scenario must be steady, add, silent or lost10" ;;
+	zone) ((zones >= 2)) || zones=3 ;;
+	*) die "--scenario must be steady, add, silent, lost10 or zone" ;;
 	esac
 	case $protocol in
 	delta | full) ;;
@@ -976,7 +987,7 @@ bench_scale() {
 		--coords "127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))" \
 		--pids "$pins" --secret-file "$bench_dir/node.key" \
 		--nodes "$nodes" --scenario "$scenario" --heartbeat-ms "$hb" \
-		--protocol "$protocol" \
+		--protocol "$protocol" --zones "$zones" \
 		--phase-s "$phase" --phase-cap-s "$cap" --settle-s "$cap" --json &
 	child=$!
 	wait "$child" || rc=$?

@@ -10,7 +10,8 @@
  * the last epoch change), silent (the first node the map has up stops
  * sending but keeps its socket; ends once the map marks it down and no epoch
  * moved for 2 s), lost10 (ten nodes close their sockets; ends when all ten are
- * down and the map is quiet). Every phase is capped at --phase-cap-s.
+ * down and the map is quiet), zone (with --zones K, every node of zone z1
+ * closes its socket; the same end). Every phase is capped at --phase-cap-s.
  *
  * Three watcher connections (node role) ping the three coordinators every
  * 200 ms for the leader and term; leader CPU and RSS come from
@@ -193,8 +194,14 @@ static void scenario_start(struct sim *s, uint64_t now)
 		s->nodes[v].silent = true;
 		s->victims[0] = v;
 		s->n_victims = 1;
-	} else if (strcmp(s->scenario, "lost10") == 0) {
-		for (unsigned i = 0; i < LOST_N && i < s->n; i++) {
+	} else {
+		/* lost10: the first ten nodes; zone: every node of zone z1
+		 * (nodes 0, K, 2K, ...). Their sockets close at once. */
+		bool zone = strcmp(s->scenario, "zone") == 0;
+
+		for (unsigned i = 0; i < s->n; i++) {
+			if (zone ? i % s->zones != 0 : i >= LOST_N)
+				continue;
 			node_disconnect(&s->nodes[i], false, 0);
 			s->nodes[i].active = false;
 			s->nodes[i].st = N_DEAD;
@@ -362,6 +369,7 @@ static void report(struct sim *s)
 	json_object_set_new(out, "nodes", json_integer(s->n));
 	json_object_set_new(out, "joined", json_integer(joined));
 	json_object_set_new(out, "scenario", json_string(s->scenario));
+	json_object_set_new(out, "zones", json_integer(s->zones));
 	json_object_set_new(out, "heartbeat_ms", json_integer(s->hb_ms));
 	json_object_set_new(out, "protocol",
 	                    json_string(s->delta ? "delta" : "full"));
@@ -394,7 +402,9 @@ static void usage(FILE *f)
 	        "  --pids LIST         the coordinators' pids, in --coords "
 	        "order (leader CPU, RSS)\n"
 	        "  --nodes N           fake data nodes (1..20000)\n"
-	        "  --scenario S        steady | add | silent | lost10 "
+	        "  --zones K           join in zones z1..zK round robin "
+	        "(default: no zone)\n"
+	        "  --scenario S        steady | add | silent | lost10 | zone "
 	        "(default steady)\n"
 	        "  --protocol P        delta (heartbeat replies carry map "
 	        "entries) | full\n"
@@ -438,7 +448,8 @@ static void parse_args(struct sim *s, int argc, char **argv)
 	        {"phase-s", 1, NULL, 'P'},  {"phase-cap-s", 1, NULL, 'C'},
 	        {"settle-s", 1, NULL, 'S'}, {"seed", 1, NULL, 'r'},
 	        {"json", 0, NULL, 'j'},     {"help", 0, NULL, 'h'},
-	        {"protocol", 1, NULL, 'x'}, {NULL, 0, NULL, 0}};
+	        {"protocol", 1, NULL, 'x'}, {"zones", 1, NULL, 'z'},
+	        {NULL, 0, NULL, 0}};
 	char errmsg[NARF_ERRMSG_SIZE] = "", *save = NULL, *t;
 	const char *coords = NULL, *secret = NULL;
 	int c;
@@ -478,11 +489,12 @@ static void parse_args(struct sim *s, int argc, char **argv)
 			if (strcmp(optarg, "steady") != 0 &&
 			    strcmp(optarg, "add") != 0 &&
 			    strcmp(optarg, "silent") != 0 &&
-			    strcmp(optarg, "lost10") != 0) {
+			    strcmp(optarg, "lost10") != 0 &&
+			    strcmp(optarg, "zone") != 0) {
 				fprintf(stderr,
 				        PROG
 				        ": --scenario must be steady, add, "
-				        "silent or lost10, not '%s'\n",
+				        "silent, lost10 or zone, not '%s'\n",
 				        optarg);
 				exit(2);
 			}
@@ -512,6 +524,9 @@ static void parse_args(struct sim *s, int argc, char **argv)
 			break;
 		case 'j':
 			s->json = true;
+			break;
+		case 'z':
+			s->zones = num("--zones", optarg, 0, 1000);
 			break;
 		case 'x':
 			if (strcmp(optarg, "delta") != 0 &&
@@ -543,6 +558,13 @@ static void parse_args(struct sim *s, int argc, char **argv)
 		fprintf(stderr, PROG
 		        ": --coords, --secret-file and --nodes are "
 		        "required (try --help)\n");
+		exit(2);
+	}
+	if (strcmp(s->scenario, "zone") == 0 &&
+	    (s->zones < 2 || s->n < 2 * s->zones)) {
+		fprintf(stderr, PROG
+		        ": the zone scenario needs --zones 2 or more and at "
+		        "least two nodes per zone\n");
 		exit(2);
 	}
 	if (strcmp(s->scenario, "lost10") == 0 && s->n <= LOST_N) {
@@ -616,7 +638,8 @@ int main(int argc, char **argv)
 	narf_map_init(s.map, &defaults);
 	s.n_all = s.n + 1;
 	s.nodes = calloc(s.n_all, sizeof(*s.nodes));
-	if (s.nodes == NULL)
+	s.victims = calloc(s.n_all, sizeof(*s.victims));
+	if (s.nodes == NULL || s.victims == NULL)
 		return 1;
 	s.leader = -1;
 	uv_loop_init(&s.loop);
@@ -676,6 +699,7 @@ int main(int argc, char **argv)
 		free(s.ph[i].rtt);
 	free(s.spreads);
 	free(s.nodes);
+	free(s.victims);
 	narf_map_close(s.map);
 	free(s.map);
 	return s.failed ? 1 : 0;

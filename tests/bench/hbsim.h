@@ -107,7 +107,8 @@ struct sim {
 	unsigned seed;
 	char scenario[16];
 	bool json;
-	bool delta; /* --protocol delta: "deltas":1 on requests */
+	bool delta;     /* --protocol delta: "deltas":1 on requests */
+	unsigned zones; /* --zones K: node i joins in zone z(i mod K + 1) */
 	/* The canonical map. */
 	struct narf_map *map; /* owned */
 	uint64_t map_changed; /* when its epoch last moved */
@@ -130,8 +131,8 @@ struct sim {
 	unsigned n_phases;
 	struct phase ph[4];
 	struct phase *cur;
-	uint64_t silence_ms; /* when the silenced nodes stopped */
-	unsigned victims[LOST_N], n_victims;
+	uint64_t silence_ms;          /* when the silenced nodes stopped */
+	unsigned *victims, n_victims; /* owned, n_all */
 	uint64_t last_tick;
 	bool stop, failed;
 	char why[256];

@@ -407,11 +407,19 @@ static void node_next(struct sim *s, struct node *n, uint64_t now)
 	if (n->id == 0) {
 		char addr[32];
 
+		json_t *msg;
+
 		snprintf(addr, sizeof(addr), "127.0.0.1:%u", 40000 + n->idx);
-		node_send(n,
-		          json_pack("{s:s,s:s,s:s}", "op", "join", "addr", addr,
-		                    "boot_id", boot_id(s, n, bid, sizeof(bid))),
-		          OP_JOIN);
+		msg = json_pack("{s:s,s:s,s:s}", "op", "join", "addr", addr,
+		                "boot_id", boot_id(s, n, bid, sizeof(bid)));
+		if (msg != NULL && s->zones > 0) {
+			char zone[16];
+
+			snprintf(zone, sizeof(zone), "z%u",
+			         n->idx % s->zones + 1);
+			json_object_set_new(msg, "zone", json_string(zone));
+		}
+		node_send(n, msg, OP_JOIN);
 		return;
 	}
 	if (n->want_map) {
