@@ -19,6 +19,7 @@
 #include "common/httpd.h"
 #include "common/map.h"
 #include "common/tls.h"
+#include "planner.h"
 #include "raftnode.h"
 
 #ifndef container_of
@@ -100,8 +101,9 @@ struct narf_leader {
 	unsigned pending_slots; /* node_down: primaries it fails over */
 	uint64_t decisions[NARF_DECISION_COUNT];
 	uint64_t failover_slots;
-	struct narf_slot *target; /* owned scratch: NARF_SLOTS entries */
-	struct narf_slot *step;   /* owned scratch: NARF_SLOTS entries */
+	struct narf_slot *target; /* owned: NARF_SLOTS entries, the plan */
+	struct narf_plan_cache plan_cache; /* what target was planned for */
+	struct narf_slot *step; /* owned scratch: NARF_SLOTS entries */
 };
 
 /* Coordinator membership (members.c): what drives the Raft configuration

@@ -325,7 +325,7 @@ static json_t *plan_decision(struct narf_coord *c)
 	 * node's last copies, say): keep the map as it is and wait for one. */
 	if (!any_node_up(m))
 		return NULL;
-	changed = narf_plan(m, l->target);
+	changed = narf_plan_cached(m, l->target, &l->plan_cache);
 	l->plan_remaining = changed;
 	l->plan_epoch = m->epoch;
 	if (changed > l->plan_total)
@@ -417,6 +417,7 @@ void narf_leader_cron(struct narf_coord *c)
 		/* Nor does the last plan: status says "planning" until this
 		 * member plans the current map. */
 		l->plan_epoch = 0;
+		l->plan_cache.valid = false;
 		l->since_ms = narf_raftnode_is_leader(&c->rn) ? now : 0;
 	}
 	narf_members_cron(c);

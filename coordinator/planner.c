@@ -846,20 +846,6 @@ static void balance_primaries(struct plan *p)
 		move_primary(p);
 }
 
-static bool same_slot(const struct narf_slot *a, const struct narf_slot *b)
-{
-	if (a->primary != b->primary || a->n_replicas != b->n_replicas ||
-	    a->n_isr != b->n_isr)
-		return false;
-	for (unsigned j = 0; j < a->n_replicas; j++)
-		if (a->replicas[j] != b->replicas[j])
-			return false;
-	for (unsigned j = 0; j < a->n_isr; j++)
-		if (a->isr[j] != b->isr[j])
-			return false;
-	return true;
-}
-
 /* Step 5. Back to node ids; ISR, epochs and moves; count the changes. */
 static unsigned finish(struct plan *p)
 {
@@ -881,7 +867,7 @@ static unsigned finish(struct plan *p)
 			if (was_in_sync(c, id))
 				out.isr[out.n_isr++] = id;
 		}
-		if (same_slot(c, &out)) {
+		if (narf_slot_same(c, &out)) {
 			*t = *c;
 			continue;
 		}
@@ -929,28 +915,8 @@ static void plan_slots(struct plan *p)
 
 static unsigned plan_map(const struct narf_map *cur, struct narf_slot *target);
 
-/*
- * Slot s as it will be once its pending move is done: what the handoff
- * entry makes of it (the target leads, the old primary takes its place
- * among the in-sync replicas).
- */
-static void settle_move(struct narf_slot *s, uint64_t epoch)
-{
-	for (unsigned i = 0; i < s->n_replicas; i++)
-		if (s->replicas[i] == s->move)
-			s->replicas[i] = s->primary;
-	for (unsigned i = 0; i < s->n_isr; i++)
-		if (s->isr[i] == s->move)
-			s->isr[i] = s->primary;
-	s->primary = s->move;
-	s->move = 0;
-	s->epoch = epoch;
-}
-
-/* Held slots (narf_slot_held) wait for their copies: the plan leaves them
- * as they are. Returns the slots the plan changes. */
-static unsigned freeze_held(const struct narf_map *cur,
-                            struct narf_slot *target)
+unsigned narf_plan_freeze_held(const struct narf_map *cur,
+                               struct narf_slot *target)
 {
 	unsigned changed = 0;
 
@@ -973,7 +939,7 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 	if (!moving) {
 		changed = plan_map(cur, target);
 		return cur->settings.on_lost == NARF_LOST_WAIT
-		               ? freeze_held(cur, target)
+		               ? narf_plan_freeze_held(cur, target)
 		               : changed;
 	}
 	/* Plan as if every pending move were done: a moving slot is frozen
@@ -987,10 +953,10 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 	memcpy(view, cur, sizeof(*view)); /* nodes stay borrowed from cur */
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
 		if (view->slots[s].move != 0)
-			settle_move(&view->slots[s], cur->epoch + 1);
+			narf_slot_settle_move(&view->slots[s], cur->epoch + 1);
 	plan_map(view, target);
 	free(view);
-	return freeze_held(cur, target);
+	return narf_plan_freeze_held(cur, target);
 }
 
 static unsigned plan_map(const struct narf_map *cur, struct narf_slot *target)
