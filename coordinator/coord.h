@@ -227,6 +227,12 @@ int narf_leader_seen(struct narf_coord *c,
 const struct narf_hb *narf_leader_hb(const struct narf_coord *c, uint32_t node);
 /* The status object of docs/protocol.md; a new reference. */
 json_t *narf_leader_status(struct narf_coord *c);
+/* status's rebalance.remaining (slots still to change; between planning
+ * rounds at least what the counts show must move), with its planning and
+ * balanced flags. O(nodes). */
+unsigned narf_leader_remaining(const struct narf_coord *c,
+                               bool *planning,
+                               bool *balanced);
 /* API address of the current leader as this member knows it, or NULL. */
 const char *narf_coord_leader_api(const struct narf_coord *c);
 

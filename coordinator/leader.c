@@ -592,28 +592,38 @@ static void judge_balance(const struct narf_map *m,
  * the counts show must still move, never 0 for a map that is not balanced.
  * waiting_nodes: joining nodes, placed once they are up.
  */
-static json_t *rebalance_status(const struct narf_coord *c)
+unsigned narf_leader_remaining(const struct narf_coord *c,
+                               bool *planning,
+                               bool *balanced)
 {
 	const struct narf_leader *l = &c->leader;
 	const struct narf_map *m = c->rn.map;
-	unsigned remaining = l->plan_remaining, total = l->plan_total;
-	unsigned lower, waiting = 0;
+	unsigned remaining = l->plan_remaining, lower;
+
+	judge_balance(m, balanced, &lower);
+	*planning = l->plan_epoch != m->epoch && any_node_up(m);
+	if (*planning && remaining < lower)
+		remaining = lower;
+	if (*balanced && *planning)
+		remaining = 0;
+	*balanced = *balanced && remaining == 0;
+	return remaining;
+}
+
+static json_t *rebalance_status(const struct narf_coord *c)
+{
+	const struct narf_map *m = c->rn.map;
+	unsigned total = c->leader.plan_total, remaining, waiting = 0;
 	bool balanced, planning;
 
-	judge_balance(m, &balanced, &lower);
+	remaining = narf_leader_remaining(c, &planning, &balanced);
 	for (unsigned i = 0; i < m->n_nodes; i++)
 		waiting += m->nodes[i].state == NARF_NODE_JOINING;
-	planning = l->plan_epoch != m->epoch && any_node_up(m);
-	if (planning && remaining < lower)
-		remaining = lower;
-	if (balanced && planning)
-		remaining = 0;
 	if (total < remaining)
 		total = remaining;
 	return json_pack("{s:i,s:i,s:b,s:b,s:i}", "remaining", (int)remaining,
 	                 "total", (int)total, "planning", planning, "balanced",
-	                 balanced && remaining == 0, "waiting_nodes",
-	                 (int)waiting);
+	                 balanced, "waiting_nodes", (int)waiting);
 }
 
 json_t *narf_leader_status(struct narf_coord *c)
