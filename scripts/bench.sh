@@ -127,6 +127,17 @@ benchmarks:
         lines); PREFIX defaults to build/bench/rebalance-DATE. Exits 1 if
         a target is missed.
 
+  settle [--nodes N,N...] [--rounds R] [--base-port P]
+        A new user's start (issue 17): for each N (default 24,48), R
+        times (default 3), `cluster.sh start --nodes N --fresh` in a new
+        directory (base port P, default 18500), timed until it returns
+        (every slot served, nothing moving or syncing; cluster.sh gives
+        up after 120 s); then the nodes up, the "marking it down"
+        decisions and "loop stalled" lines of the coordinators' logs,
+        the lost slots and the map epoch from `cachecli status`. Stops
+        and removes each cluster (its logs are kept when it did not
+        settle).
+
   scale --nodes N [--scenario S] [--protocol P] [--zones K]
         [--heartbeat-ms MS] [--phase-s S] [--cap-s S] [--base-port P]
         [--dir DIR] [--keep]
@@ -859,6 +870,94 @@ scale_pin_loop() {
 	done
 }
 
+# One cluster start of N data nodes, timed to "settled" (cluster.sh start
+# returns once every slot is served and nothing moves or syncs), then what
+# the coordinators' logs and status say about it.
+settle_once() {
+	local nodes=$1 port=$2 round=$3 dir t0 t1 rc=0 secs down stalls max st
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/narf-settle-XXXXXX")
+	bench_dir=$dir
+	cluster_up=1
+	t0=$(date +%s%N)
+	"$CLUSTER" start --dir "$dir" --nodes "$nodes" --base-port "$port" \
+		--fresh --no-setup >/dev/null 2>"$dir/start.err" || rc=$?
+	t1=$(date +%s%N)
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+	((rc == 0)) || secs="$secs (not settled: cluster.sh start exit $rc)"
+	local logs=("$dir"/logs/c[123].log)
+	down=$(cat "${logs[@]}" | grep -c 'marking it down' || true)
+	stalls=$(cat "${logs[@]}" | grep -c 'loop stalled' || true)
+	max=$(cat "${logs[@]}" | sed -n 's/.*loop stalled \([0-9]*\) ms.*/\1/p' |
+		sort -n | tail -1)
+	st=$(NARF_SECRET_FILE=$dir/cluster.secret "$ROOT/build/cli/cachecli" --coord \
+		"127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))" \
+		status --json 2>/dev/null |
+		/usr/bin/python3 -c 'import json, sys
+s = json.load(sys.stdin)
+print(s["slots"]["lost"], s["epoch"], sum(n["state"] == "up" for n in s["nodes"]))' 2>/dev/null ||
+		echo "? ? ?")
+	local lost epoch up
+	read -r lost epoch up <<<"$st"
+	printf '%5s %5s  %-40s %6s %6s %6s %5s %12s\n' "$nodes" "$round" "$secs" \
+		"$up" "$down" "$lost" "$epoch" "$stalls (${max:-0})"
+	"$CLUSTER" stop --dir "$dir" >/dev/null 2>&1 || true
+	cluster_up=0
+	if ((rc == 0)); then
+		rm -rf "$dir"
+	else
+		echo "bench.sh settle: logs kept in $dir/logs" >&2
+	fi
+	bench_dir=""
+}
+
+bench_settle() {
+	local nodes=24,48 rounds=3 port=18500 n r
+	while (($#)); do
+		case $1 in
+		--nodes)
+			nodes=${2:?--nodes needs a value}
+			shift
+			;;
+		--nodes=*) nodes=${1#*=} ;;
+		--rounds)
+			rounds=${2:?--rounds needs a value}
+			shift
+			;;
+		--rounds=*) rounds=${1#*=} ;;
+		--base-port)
+			port=${2:?--base-port needs a value}
+			shift
+			;;
+		--base-port=*) port=${1#*=} ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "settle: unknown argument '$1' (try --help)" ;;
+		esac
+		shift
+	done
+	if ! [[ $nodes =~ ^[0-9]{1,3}(,[0-9]{1,3})*$ ]]; then
+		die "--nodes must be a list of numbers in 1..99 such as 24,48"
+	fi
+	if ! [[ $rounds =~ ^[1-9][0-9]?$ ]]; then
+		die "--rounds must be a number in 1..99"
+	fi
+	check_port "$port"
+	[[ -x $ROOT/build/cli/cachecli ]] || die "build/cli/cachecli is missing: ninja -C build"
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	printf '%5s %5s  %-40s %6s %6s %6s %5s %12s\n' nodes round \
+		"secs to settled" up downs lost epoch "stalls (max)"
+	for n in ${nodes//,/ }; do
+		((n >= 1 && n <= 99)) || die "--nodes: $n is not in 1..99"
+		for ((r = 1; r <= rounds; r++)); do
+			settle_once "$n" "$port" "$r"
+		done
+	done
+}
+
 bench_scale() {
 	local nodes="" scenario=steady hb=100 phase=30 cap=240 port=23500 keep=0
 	local protocol=delta zones=0
@@ -1007,6 +1106,10 @@ bench_scale() {
 }
 
 case ${1:-} in
+settle)
+	shift
+	bench_settle "$@"
+	;;
 bigslot)
 	shift
 	bench_bigslot "$@"
