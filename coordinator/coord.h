@@ -64,6 +64,9 @@ struct narf_hb {
 	uint64_t used_memory;
 	uint64_t down_ms; /* loop time this leader marked it down, or 0 */
 	unsigned down_primaries; /* slots it led then (they failed over) */
+	/* loop time this leader first saw it removed and holding nothing,
+	 * or 0: node_forget once removed_retention_ms has passed */
+	uint64_t removed_ms;
 };
 
 /* Kinds of leader decisions, counted for /metrics. */
@@ -72,7 +75,8 @@ enum narf_decision {
 	NARF_DECISION_NODE_DOWN, /* a failover: its primaries promoted */
 	NARF_DECISION_NODE_UP,
 	NARF_DECISION_NODE_REMOVED,
-	NARF_DECISION_ASSIGN, /* a rebalancing step */
+	NARF_DECISION_ASSIGN,      /* a rebalancing step */
+	NARF_DECISION_NODE_FORGET, /* a removed node leaves the map */
 	NARF_DECISION_COUNT,
 };
 extern const char *const narf_decision_names[NARF_DECISION_COUNT];
@@ -98,6 +102,7 @@ struct narf_leader {
 	 * leader (counts survive role changes) */
 	enum narf_decision pending_kind;
 	unsigned pending_slots; /* node_down: primaries it fails over */
+	uint32_t pending_node;  /* node_forget: the node */
 	uint64_t decisions[NARF_DECISION_COUNT];
 	uint64_t failover_slots;
 	struct narf_slot *target; /* owned scratch: NARF_SLOTS entries */

@@ -16,7 +16,11 @@
  *   5. when the planner's balanced layout differs from the map, commit the
  *      next safe step towards it (new copies sync before a primary moves to
  *      them or an old copy goes, and a live primary hands its slot over
- *      rather than being replaced: see plan_decision()).
+ *      rather than being replaced: see plan_decision());
+ *   6. let a removed node that holds nothing leave the map (node_forget)
+ *      once this leader has seen it so for the map's removed_retention_ms
+ *      (its own clock, restarted by a new leader: retention only gets
+ *      longer).
  *
  * Everything is driven by the committed map plus heartbeats, never by
  * memory of earlier decisions, so a new leader picks up where the old one
@@ -34,7 +38,8 @@
 #include "planner.h"
 
 const char *const narf_decision_names[NARF_DECISION_COUNT] = {
-        "init", "node_down", "node_up", "node_removed", "assign"};
+        "init",         "node_down", "node_up",
+        "node_removed", "assign",    "node_forget"};
 
 int narf_leader_init(struct narf_leader *l)
 {
@@ -79,9 +84,45 @@ static struct narf_hb *hb_find(const struct narf_leader *l,
 	return NULL;
 }
 
+/* Drop the node's entry, if any. */
+static void hb_forget(struct narf_leader *l, uint32_t node)
+{
+	struct narf_hb *hb = hb_find(l, node, NULL);
+
+	if (hb == NULL)
+		return;
+	memmove(hb, hb + 1, (size_t)(&l->hb[l->n_hb] - (hb + 1)) * sizeof(*hb));
+	l->n_hb--;
+}
+
 const struct narf_hb *narf_leader_hb(const struct narf_coord *c, uint32_t node)
 {
 	return hb_find(&c->leader, node, NULL);
+}
+
+/* The node's entry, made (zeroed) when it has none; NULL without memory. */
+static struct narf_hb *hb_get(struct narf_leader *l, uint32_t node)
+{
+	unsigned pos = 0;
+	struct narf_hb *hb = hb_find(l, node, &pos);
+
+	if (hb != NULL)
+		return hb;
+	if (l->n_hb == l->cap_hb) {
+		unsigned cap = l->cap_hb ? 2 * l->cap_hb : 16;
+		struct narf_hb *p = realloc(l->hb, cap * sizeof(*p));
+
+		if (p == NULL)
+			return NULL;
+		l->hb = p;
+		l->cap_hb = cap;
+	}
+	memmove(&l->hb[pos + 1], &l->hb[pos], (l->n_hb - pos) * sizeof(*hb));
+	l->n_hb++;
+	hb = &l->hb[pos];
+	memset(hb, 0, sizeof(*hb));
+	hb->node = node;
+	return hb;
 }
 
 int narf_leader_seen(struct narf_coord *c,
@@ -90,27 +131,10 @@ int narf_leader_seen(struct narf_coord *c,
                      uint64_t keys,
                      uint64_t used_memory)
 {
-	struct narf_leader *l = &c->leader;
-	unsigned pos = 0;
-	struct narf_hb *hb = hb_find(l, node, &pos);
+	struct narf_hb *hb = hb_get(&c->leader, node);
 
-	if (hb == NULL) {
-		if (l->n_hb == l->cap_hb) {
-			unsigned cap = l->cap_hb ? 2 * l->cap_hb : 16;
-			struct narf_hb *p = realloc(l->hb, cap * sizeof(*p));
-
-			if (p == NULL)
-				return NARF_ENOMEM;
-			l->hb = p;
-			l->cap_hb = cap;
-		}
-		memmove(&l->hb[pos + 1], &l->hb[pos],
-		        (l->n_hb - pos) * sizeof(*hb));
-		l->n_hb++;
-		hb = &l->hb[pos];
-		memset(hb, 0, sizeof(*hb));
-		hb->node = node;
-	}
+	if (hb == NULL)
+		return NARF_ENOMEM;
 	hb->last_seen_ms = narf_clock_ms();
 	if (beat) {
 		/* Joining nodes go up only once they have shown they can reach
@@ -163,6 +187,10 @@ static void leader_proposal_cb(void *data,
 		if (c->leader.pending_kind == NARF_DECISION_NODE_DOWN)
 			c->leader.failover_slots += c->leader.pending_slots;
 	}
+	/* What this leader remembers of a node that left the map. */
+	if (c->leader.pending_kind == NARF_DECISION_NODE_FORGET &&
+	    narf_map_node_get(c->rn.map, c->leader.pending_node) == NULL)
+		hb_forget(&c->leader, c->leader.pending_node);
 	/* Take the next decision now rather than a tick later, so several
 	 * nodes lost at once are all marked down within milliseconds. */
 	if (!c->closing)
@@ -356,9 +384,48 @@ static json_t *plan_decision(struct narf_coord *c)
 	return narf_cmd_assign(m->epoch, l->step, take);
 }
 
+/*
+ * Step 6: note since when each removed node that holds nothing has been
+ * so (every tick, whatever else is decided), and return the first whose
+ * retention is over, or 0. O(nodes), with a table lookup per removed one.
+ */
+static uint32_t forget_due(struct narf_coord *c, uint64_t now)
+{
+	const struct narf_map *m = c->rn.map;
+	uint64_t keep = m->settings.removed_retention_ms;
+	uint32_t due = 0;
+
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+		struct narf_hb *hb;
+
+		if (n->state != NARF_NODE_REMOVED || narf_map_node_holds(n) ||
+		    (hb = hb_get(&c->leader, n->id)) == NULL)
+			continue;
+		if (hb->removed_ms == 0)
+			hb->removed_ms = now;
+		else if (due == 0 && keep != 0 && now - hb->removed_ms >= keep)
+			due = n->id;
+	}
+	return due;
+}
+
+static json_t *forget_decision(struct narf_coord *c, uint32_t node)
+{
+	const struct narf_map_node *n = narf_map_node_get(c->rn.map, node);
+
+	NARF_INFO("leader: node %u (%s) removed for %u ms: leaves the map",
+	          node, n != NULL ? n->addr : "?",
+	          c->rn.map->settings.removed_retention_ms);
+	c->leader.pending_kind = NARF_DECISION_NODE_FORGET;
+	c->leader.pending_node = node;
+	return narf_cmd_node_forget(node);
+}
+
 static json_t *next_decision(struct narf_coord *c, uint64_t now)
 {
 	const struct narf_map *m = c->rn.map;
+	uint32_t forget;
 	json_t *cmd;
 
 	/* A member started with --join has no --members: it only leads once
@@ -371,9 +438,12 @@ static json_t *next_decision(struct narf_coord *c, uint64_t now)
 		return narf_cmd_init(c->cfg.members, c->cfg.n_members,
 		                     &c->cfg.settings);
 	}
+	forget = forget_due(c, now);
 	cmd = node_decision(c, now);
 	if (cmd == NULL)
 		cmd = plan_decision(c);
+	if (cmd == NULL && forget != 0)
+		cmd = forget_decision(c, forget);
 	return cmd;
 }
 
@@ -398,6 +468,8 @@ void narf_leader_cron(struct narf_coord *c)
 		/* Never into the future: a beat read just before this tick
 		 * is already fresh (an unsigned age would wrap). */
 		for (unsigned i = 0; i < l->n_hb; i++) {
+			if (l->hb[i].last_seen_ms == 0)
+				continue; /* never seen (a removed node) */
 			l->hb[i].last_seen_ms += stall;
 			if (l->hb[i].last_seen_ms > now)
 				l->hb[i].last_seen_ms = now;
@@ -477,7 +549,7 @@ static json_t *nodes_status(struct narf_coord *c, uint64_t now)
 		              (int)primaries, "replicas", (int)replicas, "keys",
 		              (json_int_t)(hb ? hb->keys : 0), "used_memory",
 		              (json_int_t)(hb ? hb->used_memory : 0));
-		if (o != NULL && hb != NULL)
+		if (o != NULL && hb != NULL && hb->last_seen_ms != 0)
 			json_object_set_new(
 			        o, "last_seen_ms",
 			        json_integer(

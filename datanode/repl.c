@@ -71,6 +71,30 @@ struct narf_peer *repl_peer_get(struct narf_repl *r,
 
 /* --- the core's actions -------------------------------------------------- */
 
+/* The core forgot node id (it left the map): close what links are left
+ * to it (a proxy link, say) and free our state for it, keeping the other
+ * peers in order. */
+static void act_forget(struct narf_repl *r, uint32_t id)
+{
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		struct narf_peer *p = r->peers[i];
+
+		if (p->id != id)
+			continue;
+		if (p->repl != NULL)
+			repl_link_drop(p->repl);
+		if (p->proxy != NULL)
+			repl_link_drop(p->proxy);
+		repl_xfer_drop(p);
+		free(p->xfers);
+		free(p);
+		memmove(&r->peers[i], &r->peers[i + 1],
+		        (r->n_peers - i - 1) * sizeof(r->peers[0]));
+		r->n_peers--;
+		return;
+	}
+}
+
 static void isr_reply(void *data,
                       uint32_t peer,
                       bool drop,
@@ -198,6 +222,9 @@ void repl_act(struct narf_repl *r)
 			break;
 		case NARF_RACT_WANT_MAP:
 			narf_member_want_map(r->member);
+			break;
+		case NARF_RACT_FORGET_PEER:
+			act_forget(r, a.node);
 			break;
 		case NARF_RACT_PROGRESS:
 			if (r->progress_cb != NULL)

@@ -1033,6 +1033,50 @@ void narf_rcore_step(struct narf_rcore *rc, uint64_t now)
 	}
 }
 
+/* Nothing of ours is with p, to it or about it: no link, no request, no
+ * slot in any of its sets, no action queued that names it. */
+static bool peer_idle(const struct narf_rcore *rc, const struct narf_rpeer *p)
+{
+	if (p->link != NARF_RLINK_DOWN || p->drop.state != NARF_RREQ_IDLE ||
+	    p->add.state != NARF_RREQ_IDLE || p->hand.state != NARF_RREQ_IDLE ||
+	    p->n_counts != 0 || p->n_handoff != 0 || p->n_joins != 0 ||
+	    p->open || any(p->fwd) || any(p->counts) || any(p->want) ||
+	    any(p->ready) || any(p->asked) || any(p->handoff))
+		return false;
+	for (unsigned i = rc->head_act; i < rc->n_acts; i++)
+		if (rc->acts[i].peer == p)
+			return false;
+	return true;
+}
+
+/*
+ * Peers of nodes the map no longer holds (node_forget: a removed node that
+ * held nothing) are freed once idle, keeping the others in order; the I/O
+ * hears it (FORGET_PEER) and frees its own state. A node id is never
+ * reused, so no later map can name it again.
+ */
+static void forget_peers(struct narf_rcore *rc)
+{
+	for (unsigned i = 0; i < rc->n_peers;) {
+		struct narf_rpeer *p = rc->peers[i];
+
+		if (narf_map_node_get(rc->map, p->id) != NULL ||
+		    !peer_idle(rc, p)) {
+			i++;
+			continue;
+		}
+		NARF_INFO("repl: node %u left the map: forgetting it", p->id);
+		act(rc, (struct narf_ract){.kind = NARF_RACT_FORGET_PEER,
+		                           .node = p->id});
+		free(p->joins);
+		free(p->sync_at);
+		free(p);
+		memmove(&rc->peers[i], &rc->peers[i + 1],
+		        (rc->n_peers - i - 1) * sizeof(rc->peers[0]));
+		rc->n_peers--;
+	}
+}
+
 void narf_rcore_tick(struct narf_rcore *rc, uint64_t now)
 {
 	const struct narf_map *map = rc->map;
@@ -1070,6 +1114,7 @@ void narf_rcore_tick(struct narf_rcore *rc, uint64_t now)
 			                           .peer = p});
 		}
 	}
+	forget_peers(rc);
 }
 
 /* --- the replica side -------------------------------------------------------

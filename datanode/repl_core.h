@@ -161,6 +161,9 @@ enum narf_ract_kind {
 	 * not ours */
 	NARF_RACT_DROP_SLOT,
 	NARF_RACT_WANT_MAP, /* fetch the cluster map now */
+	/* node `node` left the map (node_forget) and the core forgot its
+	 * peer (already freed: `peer` is NULL): the I/O frees its own */
+	NARF_RACT_FORGET_PEER,
 	NARF_RACT_PROGRESS, /* gates may have opened: look at the clients */
 };
 
@@ -168,6 +171,7 @@ struct narf_ract {
 	enum narf_ract_kind kind;
 	struct narf_rpeer *peer; /* OPEN/FAIL/CLOSE_LINK, ASK_*, HANDOFF */
 	unsigned slot;           /* DROP_SLOT */
+	uint32_t node;           /* FORGET_PEER */
 	const char *why;         /* FAIL_LINK, DROP_SLOT: for the log */
 	/* HANDOFF: the slots (owned by the action: the caller frees it after
 	 * use with free()); NULL for other kinds */
@@ -318,7 +322,9 @@ void narf_rcore_step(struct narf_rcore *rc, uint64_t now);
 
 /* The cron: acks that lag past the node timeout fail their link, failed
  * drops are asked again, links are (re)opened (to nodes up, joining or
- * leaving in our map) or closed when idle. */
+ * leaving in our map) or closed when idle, and the peer of a node that
+ * left the map is forgotten once nothing of ours is in flight to it
+ * (FORGET_PEER). */
 void narf_rcore_tick(struct narf_rcore *rc, uint64_t now);
 
 /* A peer sent us, as primary of a slot we lead at a newer epoch, writes

@@ -1023,6 +1023,49 @@ static void test_sync_epoch_keeps_copy(void **state)
 	assert_false(narf_rc_bit(sim->rc->syncing, 7));
 }
 
+/* A node that leaves the map (node_forget): its in-link is forgotten with
+ * the map, and its peer once the link to it is closed and nothing of ours
+ * is in flight to it; the I/O hears FORGET_PEER naming it. Only then: a
+ * removed node still in the map keeps its peer. */
+static void test_forgotten_node_peer_freed(void **state)
+{
+	struct sim *sim = *state;
+	struct narf_map *m = lead_with_isr(sim, 2), *m2, *m3;
+
+	assert_true(narf_rcore_stream_conn(sim->rc, 2, 5));
+	assert_true(narf_rcore_stream_conn(sim->rc, 3, 6));
+	ack_all(sim, 2);
+	/* Removed, still in the map: the peer stays. */
+	m2 = map_new(sim, 11);
+	all_slots(m2, ME, 0, false, 5);
+	m2->nodes[1].state = NARF_NODE_REMOVED;
+	install(sim, m, m2);
+	for (unsigned i = 0; i < 3; i++) {
+		narf_rcore_tick(sim->rc, sim->now);
+		carry(sim);
+	}
+	assert_int_equal(acts_of(sim, NARF_RACT_CLOSE_LINK, 2), 1);
+	assert_non_null(narf_rcore_peer(sim->rc, 2));
+	assert_int_equal(sim->rc->n_in_links, 1);
+	/* Forgotten: gone from the nodes. */
+	m3 = map_new(sim, 12);
+	all_slots(m3, ME, 0, false, 5);
+	m3->nodes[1] = m3->nodes[2];
+	m3->n_nodes = 2;
+	install(sim, m2, m3);
+	assert_int_equal(acts_of(sim, NARF_RACT_FORGET_PEER, 0), 0);
+	narf_rcore_tick(sim->rc, sim->now);
+	sim->n_acts = 0; /* earlier actions name the peer about to go */
+	carry(sim);
+	assert_null(narf_rcore_peer(sim->rc, 2));
+	assert_int_equal(acts_of(sim, NARF_RACT_FORGET_PEER, 0), 1);
+	assert_int_equal(sim->acts[0].node, 2);
+	assert_null(sim->acts[0].peer);
+	/* The other sender's in-link stays. */
+	assert_int_equal(sim->rc->n_in_links, 1);
+	assert_false(narf_rcore_stream_conn(sim->rc, 3, 5));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1053,6 +1096,7 @@ int main(void)
 	        T(test_idle_link_closed),
 	        T(test_superseded_stream_connection),
 	        T(test_sync_epoch_keeps_copy),
+	        T(test_forgotten_node_peer_freed),
 #undef T
 	};
 
