@@ -359,8 +359,14 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id, bool removed)
 {
 	uint64_t new_epoch = m->epoch + 1;
 	bool wait = m->settings.on_lost == NARF_LOST_WAIT && !removed;
+	const struct narf_map_node *n = narf_map_node_get(m, id);
 
-	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+	/* The derived counts say when the node holds nothing more: no slot
+	 * after that names it, so the walk can stop (a node that led few
+	 * slots, low in the table, costs little). Held slots keep it, so
+	 * then the walk goes to the end. */
+	for (unsigned s = 0;
+	     s < NARF_SLOTS && n != NULL && narf_map_node_holds(n); s++) {
 		struct narf_slot next = m->slots[s], *slot = &next;
 		uint32_t heir = 0;
 

@@ -69,6 +69,25 @@ struct narf_hb {
 	uint64_t removed_ms;
 };
 
+/* hbtab.c: the leader's struct narf_hb per node, an open-addressing table
+ * keyed by node id (O(1) lookup and insert, grown by doubling). Pointers
+ * into it are valid until the next get or remove. */
+struct narf_hbtab {
+	struct narf_hb *hb; /* owned: cap entries, node 0 when free */
+	unsigned n;         /* entries in use */
+	unsigned cap;       /* 0 or a power of two */
+};
+struct narf_hb *narf_hbtab_find(const struct narf_hbtab *t, uint32_t node);
+/* The node's entry, made (zeroed but for node) when absent; NULL without
+ * memory or for node 0. */
+struct narf_hb *narf_hbtab_get(struct narf_hbtab *t, uint32_t node);
+void narf_hbtab_remove(struct narf_hbtab *t, uint32_t node);
+/* Iterate: *pos from 0; NULL after the last entry. No get or remove
+ * meanwhile. */
+struct narf_hb *narf_hbtab_next(const struct narf_hbtab *t, unsigned *pos);
+void narf_hbtab_clear(struct narf_hbtab *t);
+void narf_hbtab_close(struct narf_hbtab *t);
+
 /* Kinds of leader decisions, counted for /metrics. */
 enum narf_decision {
 	NARF_DECISION_INIT,
@@ -84,10 +103,8 @@ extern const char *const narf_decision_names[NARF_DECISION_COUNT];
 struct narf_leader {
 	uint64_t since_ms;     /* loop time this member became leader, or 0 */
 	uint64_t last_tick_ms; /* loop time of the previous cron tick */
-	struct narf_hb *hb;    /* owned; sorted by node id */
-	unsigned n_hb;
-	unsigned cap_hb;
-	bool proposing; /* a leader-initiated entry is in flight */
+	struct narf_hbtab hb;  /* owned: what heartbeats told, by node */
+	bool proposing;        /* a leader-initiated entry is in flight */
 	/* Epoch at which planning found nothing to commit (the map is
 	 * balanced, or every change waits for copies to sync), or 0. */
 	uint64_t idle_epoch;

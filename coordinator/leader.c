@@ -57,72 +57,15 @@ void narf_leader_close(struct narf_leader *l)
 {
 	if (l == NULL)
 		return;
-	free(l->hb);
+	narf_hbtab_close(&l->hb);
 	free(l->target);
 	free(l->step);
 	memset(l, 0, sizeof(*l));
 }
 
-static struct narf_hb *hb_find(const struct narf_leader *l,
-                               uint32_t node,
-                               unsigned *pos)
-{
-	unsigned lo = 0, hi = l->n_hb;
-
-	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
-
-		if (l->hb[mid].node == node)
-			return &l->hb[mid];
-		if (l->hb[mid].node < node)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (pos != NULL)
-		*pos = lo;
-	return NULL;
-}
-
-/* Drop the node's entry, if any. */
-static void hb_forget(struct narf_leader *l, uint32_t node)
-{
-	struct narf_hb *hb = hb_find(l, node, NULL);
-
-	if (hb == NULL)
-		return;
-	memmove(hb, hb + 1, (size_t)(&l->hb[l->n_hb] - (hb + 1)) * sizeof(*hb));
-	l->n_hb--;
-}
-
 const struct narf_hb *narf_leader_hb(const struct narf_coord *c, uint32_t node)
 {
-	return hb_find(&c->leader, node, NULL);
-}
-
-/* The node's entry, made (zeroed) when it has none; NULL without memory. */
-static struct narf_hb *hb_get(struct narf_leader *l, uint32_t node)
-{
-	unsigned pos = 0;
-	struct narf_hb *hb = hb_find(l, node, &pos);
-
-	if (hb != NULL)
-		return hb;
-	if (l->n_hb == l->cap_hb) {
-		unsigned cap = l->cap_hb ? 2 * l->cap_hb : 16;
-		struct narf_hb *p = realloc(l->hb, cap * sizeof(*p));
-
-		if (p == NULL)
-			return NULL;
-		l->hb = p;
-		l->cap_hb = cap;
-	}
-	memmove(&l->hb[pos + 1], &l->hb[pos], (l->n_hb - pos) * sizeof(*hb));
-	l->n_hb++;
-	hb = &l->hb[pos];
-	memset(hb, 0, sizeof(*hb));
-	hb->node = node;
-	return hb;
+	return narf_hbtab_find(&c->leader.hb, node);
 }
 
 int narf_leader_seen(struct narf_coord *c,
@@ -131,7 +74,7 @@ int narf_leader_seen(struct narf_coord *c,
                      uint64_t keys,
                      uint64_t used_memory)
 {
-	struct narf_hb *hb = hb_get(&c->leader, node);
+	struct narf_hb *hb = narf_hbtab_get(&c->leader.hb, node);
 
 	if (hb == NULL)
 		return NARF_ENOMEM;
@@ -190,7 +133,7 @@ static void leader_proposal_cb(void *data,
 	/* What this leader remembers of a node that left the map. */
 	if (c->leader.pending_kind == NARF_DECISION_NODE_FORGET &&
 	    narf_map_node_get(c->rn.map, c->leader.pending_node) == NULL)
-		hb_forget(&c->leader, c->leader.pending_node);
+		narf_hbtab_remove(&c->leader.hb, c->leader.pending_node);
 	/* Take the next decision now rather than a tick later, so several
 	 * nodes lost at once are all marked down within milliseconds. */
 	if (!c->closing)
@@ -253,7 +196,7 @@ static json_t *state_cmd(const struct narf_map_node *n, enum narf_node_state st)
  * does not know. */
 static void note_down(struct narf_coord *c, uint32_t node, uint64_t now)
 {
-	struct narf_hb *hb = hb_find(&c->leader, node, NULL);
+	struct narf_hb *hb = narf_hbtab_find(&c->leader.hb, node);
 	unsigned primaries = 0, replicas = 0;
 
 	if (hb == NULL)
@@ -400,7 +343,7 @@ static uint32_t forget_due(struct narf_coord *c, uint64_t now)
 		struct narf_hb *hb;
 
 		if (n->state != NARF_NODE_REMOVED || narf_map_node_holds(n) ||
-		    (hb = hb_get(&c->leader, n->id)) == NULL)
+		    (hb = narf_hbtab_get(&c->leader.hb, n->id)) == NULL)
 			continue;
 		if (hb->removed_ms == 0)
 			hb->removed_ms = now;
@@ -451,6 +394,7 @@ void narf_leader_cron(struct narf_coord *c)
 {
 	struct narf_leader *l = &c->leader;
 	uint64_t now = narf_clock_ms();
+	struct narf_hb *hb;
 	json_t *cmd;
 	int rv;
 
@@ -467,12 +411,12 @@ void narf_leader_cron(struct narf_coord *c)
 		        (unsigned long long)stall);
 		/* Never into the future: a beat read just before this tick
 		 * is already fresh (an unsigned age would wrap). */
-		for (unsigned i = 0; i < l->n_hb; i++) {
-			if (l->hb[i].last_seen_ms == 0)
+		for (unsigned pos = 0; (hb = narf_hbtab_next(&l->hb, &pos));) {
+			if (hb->last_seen_ms == 0)
 				continue; /* never seen (a removed node) */
-			l->hb[i].last_seen_ms += stall;
-			if (l->hb[i].last_seen_ms > now)
-				l->hb[i].last_seen_ms = now;
+			hb->last_seen_ms += stall;
+			if (hb->last_seen_ms > now)
+				hb->last_seen_ms = now;
 		}
 		if (l->since_ms != 0) {
 			l->since_ms += stall;
@@ -484,7 +428,7 @@ void narf_leader_cron(struct narf_coord *c)
 	if (narf_raftnode_poll(&c->rn)) {
 		/* Heartbeat history does not survive a role change: a new
 		 * leader starts every node's clock at its election. */
-		l->n_hb = 0;
+		narf_hbtab_clear(&l->hb);
 		l->idle_epoch = 0;
 		/* Nor does the last plan: status says "planning" until this
 		 * member plans the current map. */

@@ -381,7 +381,7 @@ build_api() {
 		-I. common/auth.c common/buf.c common/errors.c \
 		common/flags.c common/frame.c common/jclient.c common/log.c \
 		common/map.c common/map_json.c coordinator/api.c \
-		coordinator/api_auth.c coordinator/leader.c \
+		coordinator/api_auth.c coordinator/hbtab.c coordinator/leader.c \
 		coordinator/members.c coordinator/members_plan.c \
 		coordinator/planner.c coordinator/raft_hs.c \
 		coordinator/raftnode.c coordinator/removal.c \
