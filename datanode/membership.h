@@ -108,11 +108,13 @@ struct narf_member {
 	uint64_t leader_seen_ms;
 	struct narf_isr_req *isr_head, *isr_tail; /* queued isr requests */
 	struct narf_isr_req *isr_pending;         /* the one sent */
-	/* called after a new map is installed (old may be NULL) and when the
-	 * lease is renewed */
+	/* called as a new map is installed (old may be NULL; dirty, what
+	 * changed from old, NULL: a full install, everything changed) and
+	 * when the lease is renewed */
 	void (*on_map)(void *data,
 	               const struct narf_map *old,
-	               const struct narf_map *map);
+	               const struct narf_map *map,
+	               const struct narf_map_dirty *dirty);
 	void (*on_lease)(void *data);
 	void *cb_data;
 	uv_tcp_t *tcp; /* owned while connected */

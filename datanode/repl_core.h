@@ -146,6 +146,10 @@ struct narf_rpeer {
 	 * longer ours). */
 	bool open;
 	uint16_t open_slot;
+	/* a link was opened since the last map: that map's slot rules
+	 * forward our slots it is in the ISR of (a dirty walk looks at
+	 * every slot we lead for it) */
+	bool relinked;
 };
 
 /* --- actions -------------------------------------------------------------- */
@@ -232,12 +236,19 @@ struct narf_rpeer *narf_rcore_peer_get(struct narf_rcore *rc, uint32_t id);
 /*
  * A map was installed (old: the one before it, or NULL); map is borrowed
  * until the next call. A map older than the core's (a rollback) is
- * ignored: returns false. `me` is our node id.
+ * ignored: returns false. `me` is our node id. dirty (borrowed, may be
+ * NULL: everything changed) says what changed from old to map: only its
+ * slots are walked, and the node lists only when dirty->nodes; it is
+ * ignored (a full walk) unless old is the map of the previous call and me
+ * is the same. Either way the core ends in the same state: what the full
+ * walk would change in other slots (a sync to us ending with the epoch, a
+ * peer whose isr_dropped moved) is found from its own bit sets.
  */
 bool narf_rcore_map(struct narf_rcore *rc,
                     uint32_t me,
                     const struct narf_map *old,
                     const struct narf_map *map,
+                    const struct narf_map_dirty *dirty,
                     uint64_t now);
 
 /*

@@ -129,7 +129,7 @@ static void install(struct sim *sim,
                     const struct narf_map *old,
                     const struct narf_map *m)
 {
-	assert_true(narf_rcore_map(sim->rc, ME, old, m, sim->now));
+	assert_true(narf_rcore_map(sim->rc, ME, old, m, NULL, sim->now));
 	carry(sim);
 }
 
@@ -546,7 +546,7 @@ static void test_map_rollback_ignored(void **state)
 
 	(void)m;
 	all_slots(old, 2, ME, true, 9);
-	assert_false(narf_rcore_map(sim->rc, ME, m, old, sim->now));
+	assert_false(narf_rcore_map(sim->rc, ME, m, old, NULL, sim->now));
 	assert_true(narf_rcore_leads(sim->rc, 7));
 	assert_int_equal(sim->rc->epoch, 10);
 	assert_int_equal(sim->rc->lost_at[7], 0);
@@ -1066,6 +1066,34 @@ static void test_forgotten_node_peer_freed(void **state)
 	assert_false(narf_rcore_stream_conn(sim->rc, 3, 5));
 }
 
+/* A dirty walk (a map with what changed from the one before) ends a sync
+ * to us as a full walk does, though the slot did not change: slot 9,
+ * which we do not hold, synced to us under the sender's map 12, stays
+ * syncing with map 11 and is over with map 12, whose dirty set names
+ * slot 8 only. */
+static void test_dirty_walk_ends_sync(void **state)
+{
+	struct sim *sim = *state;
+	struct narf_map *m = map_new(sim, 10), *m2 = map_new(sim, 11);
+	struct narf_map *m3 = map_new(sim, 12);
+	struct narf_map_dirty d;
+
+	all_slots(m, 3, 0, false, 5);
+	all_slots(m2, 3, 0, false, 5);
+	all_slots(m3, 3, 0, false, 5);
+	slot_set(m3, 8, 3, 2, true, 5);
+	install(sim, NULL, m);
+	narf_rcore_sync_begin(sim->rc, 9, 12);
+	narf_map_dirty_clear(&d);
+	assert_true(narf_rcore_map(sim->rc, ME, m, m2, &d, sim->now));
+	assert_true(narf_rc_bit(sim->rc->syncing, 9));
+	d.slots[0] = (uint64_t)1 << 8;
+	d.n_slots = 1;
+	assert_true(narf_rcore_map(sim->rc, ME, m2, m3, &d, sim->now));
+	assert_false(narf_rc_bit(sim->rc->syncing, 9));
+	carry(sim);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1097,6 +1125,7 @@ int main(void)
 	        T(test_superseded_stream_connection),
 	        T(test_sync_epoch_keeps_copy),
 	        T(test_forgotten_node_peer_freed),
+	        T(test_dirty_walk_ends_sync),
 #undef T
 	};
 
