@@ -296,7 +296,8 @@ static json_t *plan_decision(struct narf_coord *c)
 	 * node's last copies, say): keep the map as it is and wait for one. */
 	if (!any_node_up(m))
 		return NULL;
-	changed = narf_plan_cached(m, l->target, &l->plan_cache);
+	changed =
+	        narf_plan_next(m, l->target, l->step, &l->plan_cache, &staged);
 	l->plan_remaining = changed;
 	l->plan_epoch = m->epoch;
 	if (changed > l->plan_total)
@@ -306,7 +307,6 @@ static json_t *plan_decision(struct narf_coord *c)
 		l->idle_epoch = m->epoch;
 		return NULL;
 	}
-	staged = narf_plan_step(m, l->target, m->settings.moves, l->step);
 	if (staged == 0) {
 		NARF_INFO(
 		        "leader: %u slots to rebalance wait for new copies "

@@ -10,8 +10,11 @@
  * lineage, held slots: what narf_plan() derives per slot from cur), in
  * O(slots). A full plan is made again when something the planner decides
  * by has changed (the layout signature: node ids, states and ISR drops,
- * and the settings), and before the leader calls the map balanced, so the
- * cluster settles on narf_plan()'s own fixed point.
+ * and the settings), every NARF_PLAN_FULL_EPOCHS epochs, when the kept
+ * target allows no step (the leader asks: a fresh plan may pick copies
+ * that are in sync by now, say a replica that just joined an ISR, where
+ * the kept one waits for others), and before the leader calls the map
+ * balanced, so the cluster settles on narf_plan()'s own fixed point.
  *
  * Safety does not rest on the target being fresh: narf_plan_step() checks
  * every step against the current map.
@@ -81,15 +84,18 @@ unsigned narf_plan_refresh(const struct narf_map *cur, struct narf_slot *target)
 
 unsigned narf_plan_cached(const struct narf_map *cur,
                           struct narf_slot *target,
-                          struct narf_plan_cache *pc)
+                          struct narf_plan_cache *pc,
+                          bool full)
 {
 	uint64_t sig = narf_plan_layout_sig(cur);
 	unsigned changed;
 
-	if (pc->valid && pc->sig == sig) {
+	if (!full && pc->valid && pc->sig == sig &&
+	    cur->epoch - pc->epoch < NARF_PLAN_FULL_EPOCHS) {
 		changed = narf_plan_refresh(cur, target);
 		if (changed > 0) {
 			pc->refreshes++;
+			pc->refreshed = true;
 			return changed;
 		}
 		/* Reached: confirm with a full plan before calling it
@@ -98,6 +104,30 @@ unsigned narf_plan_cached(const struct narf_map *cur,
 	changed = narf_plan(cur, target);
 	pc->valid = true;
 	pc->sig = sig;
+	pc->epoch = cur->epoch;
+	pc->refreshed = false;
 	pc->plans++;
+	return changed;
+}
+
+unsigned narf_plan_next(const struct narf_map *cur,
+                        struct narf_slot *target,
+                        struct narf_slot *step,
+                        struct narf_plan_cache *pc,
+                        unsigned *staged)
+{
+	unsigned changed = narf_plan_cached(cur, target, pc, false);
+
+	*staged = changed == 0 ? 0
+	                       : narf_plan_step(cur, target,
+	                                        cur->settings.moves, step);
+	if (*staged == 0 && pc->refreshed) {
+		/* The kept target waits for copies to sync; a fresh plan may
+		 * use ones in sync by now. */
+		changed = narf_plan_cached(cur, target, pc, true);
+		if (changed > 0)
+			*staged = narf_plan_step(cur, target,
+			                         cur->settings.moves, step);
+	}
 	return changed;
 }

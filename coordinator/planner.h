@@ -153,14 +153,23 @@ unsigned narf_plan_step(const struct narf_map *cur,
  * target differs from cur->slots. O(slots).
  *
  * narf_plan_cached(): the refreshed target while the layout signature is
- * the one planned for and the target is not reached; otherwise (first call,
- * signature changed, or the refreshed target reached) a full narf_plan(),
- * so 0 is only ever returned by narf_plan() itself: the map settles on its
- * fixed point. Pure and deterministic given pc.
+ * the one planned for, the last full plan is less than
+ * NARF_PLAN_FULL_EPOCHS epochs old and the target is not reached;
+ * otherwise (first call, full, signature changed, plan too old, or the
+ * refreshed target reached) a full narf_plan(), so 0 is only ever returned
+ * by narf_plan() itself: the map settles on its fixed point. The kept
+ * target chose its new primaries among copies as they were in sync when it
+ * was planned; a fresh plan prefers those in sync now, so when the kept
+ * target allows no step the leader asks again with full set. Pure and
+ * deterministic given pc.
  */
+#define NARF_PLAN_FULL_EPOCHS 8
+
 struct narf_plan_cache {
 	bool valid;         /* target holds a plan made for sig */
 	uint64_t sig;       /* narf_plan_layout_sig() of that plan's map */
+	uint64_t epoch;     /* map epoch of that plan */
+	bool refreshed;     /* the last call was served by a refresh */
 	uint64_t plans;     /* full plans made */
 	uint64_t refreshes; /* epochs served by a refresh */
 };
@@ -169,6 +178,20 @@ unsigned narf_plan_refresh(const struct narf_map *cur,
                            struct narf_slot *target);
 unsigned narf_plan_cached(const struct narf_map *cur,
                           struct narf_slot *target,
-                          struct narf_plan_cache *pc);
+                          struct narf_plan_cache *pc,
+                          bool full);
+
+/*
+ * The leader's planning round: narf_plan_cached(), then narf_plan_step()
+ * into step with the map's `moves` bound (*staged: the slots the step
+ * changes; 0 when changed is 0); when a refreshed target allows no step,
+ * once more with a full plan. Returns the slots whose target differs from
+ * cur.
+ */
+unsigned narf_plan_next(const struct narf_map *cur,
+                        struct narf_slot *target,
+                        struct narf_slot *step,
+                        struct narf_plan_cache *pc,
+                        unsigned *staged);
 
 #endif /* NARF_PLANNER_H */
