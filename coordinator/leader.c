@@ -477,6 +477,8 @@ static json_t *nodes_status(struct narf_coord *c, uint64_t now)
 		              (int)primaries, "replicas", (int)replicas, "keys",
 		              (json_int_t)(hb ? hb->keys : 0), "used_memory",
 		              (json_int_t)(hb ? hb->used_memory : 0));
+		if (o != NULL)
+			json_object_set_new(o, "zone", json_string(n->zone));
 		if (o != NULL && hb != NULL)
 			json_object_set_new(
 			        o, "last_seen_ms",
