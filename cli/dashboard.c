@@ -264,7 +264,32 @@ static void print_slots(const json_t *st)
 	       fmt_int(s, "syncing", y, sizeof(y)));
 	if (json_is_integer(json_object_get(s, "lost")))
 		printf(", %s lost", fmt_int(s, "lost", l, sizeof(l)));
+	if (json_integer_value(json_object_get(s, "zone_shared")) > 0)
+		printf(", %s with two copies in one zone",
+		       fmt_int(s, "zone_shared", l, sizeof(l)));
 	printf("\n");
+}
+
+/* The named zones, one line each (none: nothing printed). */
+static void print_zones(const json_t *st)
+{
+	const json_t *arr = json_object_get(st, "zones"), *z;
+	int wn = column_width(arr, "name", 4);
+	size_t i;
+
+	if (json_array_size(arr) == 0)
+		return;
+	printf("\n%sZones%s\n", narf_cli_sty->bold, narf_cli_sty->reset);
+	json_array_foreach(arr, i, z)
+	{
+		char n[24], u[24], p[24], c[24];
+
+		printf("  %-*s  %s/%s nodes up, %s primaries, %s copies\n", wn,
+		       get_str(z, "name"), fmt_int(z, "up", u, sizeof(u)),
+		       fmt_int(z, "nodes", n, sizeof(n)),
+		       fmt_int(z, "primaries", p, sizeof(p)),
+		       fmt_int(z, "copies", c, sizeof(c)));
+	}
 }
 
 /* ", planning the next step" while the leader has not planned the
@@ -544,6 +569,20 @@ int narf_cli_warn_slots(const json_t *st)
 	return count;
 }
 
+/* The leader's own warnings (zones): shown, not counted against
+ * "healthy", which is about slots being served and replicated. */
+static void print_leader_warnings(const json_t *st)
+{
+	const json_t *w;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "warnings"), i, w)
+	{
+		if (json_is_string(w))
+			warn(narf_cli_sty->yellow, "%s", json_string_value(w));
+	}
+}
+
 void narf_cli_print_dashboard(const json_t *st)
 {
 	int count;
@@ -552,10 +591,12 @@ void narf_cli_print_dashboard(const json_t *st)
 	narf_cli_print_coordinators(st);
 	print_nodes(st);
 	print_slots(st);
+	print_zones(st);
 	print_rebalance(st);
 	printf("\n");
 	count = narf_cli_warn_coordinators(st) + narf_cli_warn_nodes(st) +
 	        narf_cli_warn_slots(st);
+	print_leader_warnings(st);
 	if (count == 0)
 		printf("%shealthy:%s every slot is served and fully "
 		       "replicated\n",

@@ -1392,7 +1392,6 @@ static bool zones_init(struct plan *p)
 		p->zsize[p->nz - 1]++;
 	}
 	free(keys);
-	p->zoned = p->nz < p->n;
 	for (p->lim = p->nz >= p->c ? 1 : (p->c + p->nz - 1) / p->nz;;
 	     p->lim++) {
 		unsigned room = 0;
@@ -1402,6 +1401,8 @@ static bool zones_init(struct plan *p)
 		if (room >= p->c)
 			break;
 	}
+	/* A limit of c (one zone, say) limits nothing. */
+	p->zoned = p->nz < p->n && p->lim < p->c;
 	if (!p->zoned) {
 		free(p->zone);
 		free(p->zsize);

@@ -45,7 +45,8 @@
  * at what the limit lets a zone hold and water-filled, then split among the
  * zone's nodes; primaries stay even per node, so they spread over zones in
  * proportion to their nodes. A node without a zone ("") is a zone of its
- * own, so when every node is, the plan is the one without zones. Where the
+ * own, so when every node is, the plan is the one without zones, as it is
+ * when the limit is c (one zone: a cluster on one host). Where the
  * limit binds hard (uneven zones, Z < c), a scrambled map may need a second
  * planning round to reach its shares.
  *

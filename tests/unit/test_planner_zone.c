@@ -19,6 +19,7 @@
 
 #include "common/map.h"
 #include "coordinator/planner.h"
+#include "coordinator/zones.h"
 #include "planner_fixture.h"
 
 static struct narf_slot other[NARF_SLOTS];
@@ -320,6 +321,89 @@ static void test_random_zone_layouts(void **state)
 	}
 }
 
+/* The number of warnings in z that contain text. */
+static unsigned warned(const struct narf_zones_status *z, const char *text)
+{
+	unsigned n = 0;
+	size_t i;
+	json_t *w;
+
+	json_array_foreach(z->warnings, i, w) n +=
+	        strstr(json_string_value(w), text) != NULL;
+	return n;
+}
+
+/* Status of zones (coordinator/zones.h): one zone for replication 2 warns
+ * once; three zones list their counts, and two copies kept in one zone
+ * are counted and warned about while three zones could spread them; a
+ * zone with most of the up nodes is named; nodes without a zone are not
+ * listed but count as zones. */
+static void test_zones_status(void **state)
+{
+	struct narf_zones_status z;
+	struct narf_map m;
+
+	(void)state;
+	map_with_nodes(&m, 2, 3);
+	for (unsigned i = 0; i < 3; i++)
+		set_zone(&m, i, "host");
+	plan_apply(&m);
+	assert_int_equal(narf_zones_status(&m, &z), 0);
+	assert_int_equal(json_array_size(z.zones), 1);
+	assert_int_equal(json_array_size(z.warnings), 1);
+	assert_int_equal(warned(&z,
+	                        "1 zone for replication 2: copies "
+	                        "cannot be spread"),
+	                 1);
+	assert_int_equal(z.zone_shared, 0);
+	assert_false(narf_zones_bind(&m));
+	json_decref(z.zones);
+	json_decref(z.warnings);
+
+	/* Zones a, b, c: the plan of one zone kept two copies in one. */
+	set_zone(&m, 0, "a");
+	set_zone(&m, 1, "a");
+	set_zone(&m, 2, "b");
+	add_node(&m, NARF_NODE_UP);
+	set_zone(&m, 3, "c");
+	narf_map_recount(&m);
+	assert_int_equal(narf_zones_status(&m, &z), 0);
+	assert_int_equal(json_array_size(z.zones), 3);
+	assert_true(z.zone_shared > 0);
+	assert_int_equal(z.zone_shared, m.counts.zone_shared);
+	assert_int_equal(warned(&z,
+	                        "keep two copies in zone a (3 zones, "
+	                        "replication 2)"),
+	                 1);
+	json_decref(z.zones);
+	json_decref(z.warnings);
+	narf_plan(&m, target);
+	carry_out(&m, target);
+	assert_int_equal(narf_zones_status(&m, &z), 0);
+	assert_int_equal(z.zone_shared, 0);
+	assert_int_equal(json_array_size(z.warnings), 0);
+	json_decref(z.zones);
+	json_decref(z.warnings);
+
+	/* Four of six up nodes in zone b: b is named. */
+	for (unsigned i = 0; i < 4; i++)
+		set_zone(&m, i, i == 0 ? "a" : "b");
+	add_node(&m, NARF_NODE_UP);
+	set_zone(&m, 4, "b");
+	add_node(&m, NARF_NODE_UP);
+	set_zone(&m, 5, "");
+	set_zone(&m, 1, "b");
+	narf_map_recount(&m);
+	assert_true(narf_zones_bind(&m));
+	assert_int_equal(narf_zones_status(&m, &z), 0);
+	assert_int_equal(z.up_zones, 3);
+	assert_int_equal(json_array_size(z.zones), 2);
+	assert_int_equal(warned(&z, "zone b has 4 of 6 up nodes"), 1);
+	json_decref(z.zones);
+	json_decref(z.warnings);
+	narf_map_close(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +412,7 @@ int main(void)
 	        cmocka_unit_test(test_uneven_zones),
 	        cmocka_unit_test(test_own_zones_parity),
 	        cmocka_unit_test(test_random_zone_layouts),
+	        cmocka_unit_test(test_zones_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
