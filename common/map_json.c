@@ -412,6 +412,16 @@ static int nodes_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 	return 0;
 }
 
+/* Does slot s name only node ids below next_node (or none)? */
+static bool ids_issued(const struct narf_map *m, const struct narf_slot *s)
+{
+	bool ok = s->primary < m->next_node && s->move < m->next_node;
+
+	for (unsigned i = 0; i < s->n_replicas && i < NARF_MAX_REPLICAS; i++)
+		ok = ok && s->replicas[i] < m->next_node;
+	return ok;
+}
+
 static int slots_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 {
 	unsigned expect = 0;
@@ -442,6 +452,14 @@ static int slots_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 		if (from != expect) {
 			set_err(errmsg, "%s ranges must be contiguous",
 			        "slots");
+			return NARF_EINVAL;
+		}
+		/* A node id never given out: when a node joins with it,
+		 * its derived counts would miss these slots (found by
+		 * tests/fuzz/fuzz_map_json.c). */
+		if (!ids_issued(m, &s)) {
+			set_err(errmsg, "%s: a node id not below next_node",
+			        "range");
 			return NARF_EINVAL;
 		}
 		for (unsigned k = from; k <= to; k++)

@@ -387,7 +387,7 @@ build_api() {
 		coordinator/members.c coordinator/members_plan.c \
 		coordinator/planner.c coordinator/raft_hs.c \
 		coordinator/raftnode.c coordinator/removal.c \
-		coordinator/stage.c coordinator/transport.c \
+		coordinator/stage.c coordinator/transport.c coordinator/zones.c \
 		common/tls.c common/tls_relay.c common/tls_sock.c \
 		tests/unit/coord_fixture.c "$out/map_check.o" \
 		tests/fuzz/fuzz_api.c \

@@ -3,7 +3,8 @@
  * a node_join entry with and without a zone, the zone in the map's JSON
  * (snapshots, map replies) both ways, maps of older clusters without zones,
  * refused zone names, and the derived count of slots keeping two copies in
- * one zone. Fixture: map_fixture.c.
+ * one zone; and slot node ids a decoded map must have issued. Fixture:
+ * map_fixture.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -211,6 +212,27 @@ static void test_zone_shared_count(void **state)
 	free_map(m);
 }
 
+/* A map whose slots name a node id never given out (not below next_node)
+ * is refused: once a node joined with that id its derived counts would
+ * miss those slots (found by tests/fuzz/fuzz_map_json.c from the zones
+ * seed). */
+static void test_slot_ids_issued(void **state)
+{
+	static const char text[] =
+	        "{\"epoch\":1,\"next_node\":3,\"nodes\":[],\"slots\":[{"
+	        "\"from\":0,\"to\":16383,\"primary\":1,\"replicas\":[3],"
+	        "\"isr\":[]}]}";
+	struct narf_map *m = new_map();
+	json_t *obj = json_loads(text, 0, NULL);
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+
+	(void)state;
+	assert_int_equal(narf_map_from_json(m, obj, errmsg), NARF_EINVAL);
+	assert_non_null(strstr(errmsg, "next_node"));
+	json_decref(obj);
+	free_map(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +240,7 @@ int main(void)
 	        cmocka_unit_test(test_old_map_loads),
 	        cmocka_unit_test(test_zone_rejected),
 	        cmocka_unit_test(test_zone_shared_count),
+	        cmocka_unit_test(test_slot_ids_issued),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
