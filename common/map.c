@@ -543,7 +543,7 @@ static int apply_node_join(struct narf_map *m,
 	                     !narf_map_valid_zone(json_string_value(zone))))
 		return narf_map_fail(res, NARF_EINVAL,
 		                     "zone must be 1 to 63 printable "
-		                     "characters");
+		                     "characters, no spaces");
 	for (unsigned i = 0; i < m->n_nodes; i++) {
 		old = &m->nodes[i];
 		if (old->state != NARF_NODE_REMOVED &&

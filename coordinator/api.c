@@ -494,7 +494,7 @@ static json_t *op_join(struct call *k, const json_t *req)
 	                     !narf_map_valid_zone(json_string_value(zone))))
 		return error_reply(NARF_EINVAL,
 		                   "join: zone must be 1 to 63 printable "
-		                   "characters",
+		                   "characters, no spaces",
 		                   k->c);
 	return to_propose(
 	        k, narf_cmd_node_join_zone(addr, boot, json_string_value(zone)),

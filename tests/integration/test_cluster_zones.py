@@ -7,7 +7,7 @@ and `status` reports the zones and its warnings.
 Real `coord` and `datanode --join --zone` processes on 127.0.0.1: six
 nodes in three zones (z1..z3, two each), replication 2.
 """
-from narf_harness import expand_slots, wait_for
+from narf_harness import call_leader, expand_slots, wait_for
 
 READY_WAIT = 60.0
 ZONES = ["z1", "z2", "z3"]
@@ -61,6 +61,12 @@ def test_zone_lost_re_replicates_across_zones(make_cluster):
     assert st["slots"]["zone_shared"] == 0
     assert st["warnings"] == []
     assert sorted(n["zone"] for n in st["nodes"]) == sorted(ZONES * 2)
+    # A join with a zone that is not 1..63 printable characters, no
+    # spaces, is refused before it reaches the log.
+    rep = call_leader(c.trio, {"op": "join", "addr": "127.0.0.1:1",
+                               "boot_id": "x", "zone": "a b"})
+    assert rep.get("error") == "bad_request", rep
+    assert "zone" in rep.get("message", ""), rep
 
     lost = [d for i, d in enumerate(c.nodes) if i % 3 == 0]
     for d in lost:
