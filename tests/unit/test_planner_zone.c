@@ -321,6 +321,51 @@ static void test_random_zone_layouts(void **state)
 	}
 }
 
+/* 50 nodes in 3 zones, replication 3: the first plan, a node added (in
+ * one zone) and a node down are each planned within the planner's time
+ * budget, keep the zone limit, and move about 1/(N+1) of the copies. */
+static void test_fifty_nodes_zoned(void **state)
+{
+	static const char *const zones[] = {"a", "b", "c"};
+	unsigned total = 3 * NARF_SLOTS;
+	struct narf_map m;
+	double t0, t1, t2, t3, t4, t5;
+
+	(void)state;
+	map_with_nodes(&m, 3, 50);
+	for (unsigned i = 0; i < 50; i++)
+		set_zone(&m, i, zones[i % 3]);
+	t0 = now_ms();
+	narf_plan(&m, target);
+	t1 = now_ms();
+	assert_int_equal(check_zones(&m, target, false), 0);
+	carry_out_stable(&m, target);
+	add_node(&m, NARF_NODE_UP);
+	set_zone(&m, 50, "c");
+	t2 = now_ms();
+	narf_plan(&m, target);
+	t3 = now_ms();
+	assert_int_equal(check_zones(&m, target, false), 0);
+	check_isr_and_epochs(&m, target);
+	assert_true(new_copies(&m, target) <= ceil_div(total, 51) + 51);
+	carry_out_stable(&m, target);
+	set_down(&m, 17);
+	t4 = now_ms();
+	narf_plan(&m, target);
+	t5 = now_ms();
+	assert_int_equal(check_zones(&m, target, false), 0);
+	assert_true(new_copies(&m, target) <= ceil_div(total, 51) + 51);
+	carry_out_stable(&m, target);
+	print_message(
+	        "50 nodes in 3 zones: initial %.2f ms, add one %.2f ms, "
+	        "one down %.2f ms\n",
+	        t1 - t0, t3 - t2, t5 - t4);
+	assert_true(t1 - t0 < PLAN_MS_LIMIT);
+	assert_true(t3 - t2 < PLAN_MS_LIMIT);
+	assert_true(t5 - t4 < PLAN_MS_LIMIT);
+	narf_map_close(&m);
+}
+
 /* The number of warnings in z that contain text. */
 static unsigned warned(const struct narf_zones_status *z, const char *text)
 {
@@ -412,6 +457,7 @@ int main(void)
 	        cmocka_unit_test(test_uneven_zones),
 	        cmocka_unit_test(test_own_zones_parity),
 	        cmocka_unit_test(test_random_zone_layouts),
+	        cmocka_unit_test(test_fifty_nodes_zoned),
 	        cmocka_unit_test(test_zones_status),
 	};
 
