@@ -49,6 +49,7 @@ void narf_map_settings_default(struct narf_map_settings *s)
 	s->moves = NARF_MAP_DEFAULT_MOVES;
 	s->ack = NARF_ACK_ALL;
 	s->min_isr = 1;
+	s->removed_retention_ms = NARF_MAP_DEFAULT_REMOVED_RETENTION_MS;
 }
 
 unsigned narf_reply_timeout_ms(unsigned node_timeout_ms)
@@ -401,8 +402,14 @@ static void drop_node_from_slots(struct narf_map *m, uint32_t id, bool removed)
 {
 	uint64_t new_epoch = m->epoch + 1;
 	bool wait = m->settings.on_lost == NARF_LOST_WAIT && !removed;
+	const struct narf_map_node *n = narf_map_node_get(m, id);
 
-	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+	/* The derived counts say when the node holds nothing more: no slot
+	 * after that names it, so the walk can stop (a node that led few
+	 * slots, low in the table, costs little). Held slots keep it, so
+	 * then the walk goes to the end. */
+	for (unsigned s = 0;
+	     s < NARF_SLOTS && n != NULL && narf_map_node_holds(n); s++) {
 		struct narf_slot next = m->slots[s], *slot = &next;
 		uint32_t heir = 0;
 
@@ -703,6 +710,42 @@ static int apply_leave(struct narf_map *m,
 	/* A down node holds no copies any more: nothing to drain. */
 	n->state = n->state == NARF_NODE_DOWN ? NARF_NODE_REMOVED
 	                                      : NARF_NODE_LEAVING;
+	res->changed = true;
+	return 0;
+}
+
+/*
+ * A removed node that holds nothing leaves the map (the leader proposes it
+ * once its retention is over). Its id stays used: next_node is untouched,
+ * so no later node can be mistaken for it. Refused for any other state,
+ * and while a slot still names it (a copy, or a pending move to it).
+ */
+static int apply_node_forget(struct narf_map *m,
+                             const json_t *cmd,
+                             struct narf_map_result *res)
+{
+	struct narf_map_node *n;
+	unsigned i;
+
+	if (get_node_field(m, cmd, &n, res) != 0)
+		return res->err;
+	res->node = n->id;
+	if (n->state != NARF_NODE_REMOVED)
+		return narf_map_fail(
+		        res, NARF_EINVAL,
+		        "node %u is %s: only a removed node leaves "
+		        "the map",
+		        n->id, narf_node_state_name(n->state));
+	if (narf_map_node_holds(n))
+		return narf_map_fail(res, NARF_EINVAL,
+		                     "node %u still holds %u primaries, %u "
+		                     "replicas and %u moves",
+		                     n->id, n->primaries, n->replicas,
+		                     n->moves_in);
+	i = (unsigned)(n - m->nodes);
+	memmove(&m->nodes[i], &m->nodes[i + 1],
+	        (m->n_nodes - i - 1) * sizeof(*n));
+	m->n_nodes--;
 	res->changed = true;
 	return 0;
 }
@@ -1099,7 +1142,7 @@ static void mark_dirty(struct narf_map_dirty *d,
                        const json_t *cmd)
 {
 	if (strcmp(type, "node_join") == 0 || strcmp(type, "node_state") == 0 ||
-	    strcmp(type, "leave") == 0 ||
+	    strcmp(type, "leave") == 0 || strcmp(type, "node_forget") == 0 ||
 	    (strcmp(type, "isr") == 0 && json_object_get(cmd, "drop")))
 		d->nodes = true;
 	if (strcmp(type, "settings") == 0 || strcmp(type, "init") == 0)
@@ -1122,6 +1165,7 @@ int narf_map_apply_dirty(struct narf_map *m,
 	        {"node_join", apply_node_join},
 	        {"node_state", apply_node_state},
 	        {"leave", apply_leave},
+	        {"node_forget", apply_node_forget},
 	        {"assign", apply_assign},
 	        {"isr", apply_isr},
 	        {"handoff", apply_handoff},

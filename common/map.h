@@ -61,6 +61,9 @@ struct narf_map_settings {
 	 * is refused with -NOREPLICAS (1..replication; default 1). */
 	unsigned min_isr;
 	enum narf_lost_policy on_lost; /* default NARF_LOST_EMPTY */
+	/* How long the leader keeps a removed node that holds nothing in
+	 * the map before it proposes node_forget (0: for ever). */
+	unsigned removed_retention_ms;
 };
 
 struct narf_map_coord {
@@ -133,7 +136,8 @@ struct narf_map_counts {
 struct narf_map_dirty {
 	uint64_t slots[NARF_SLOTS / 64]; /* bit s: slot s changed */
 	unsigned n_slots;                /* bits set */
-	bool nodes;    /* a node record changed (join, state, isr_dropped) */
+	bool nodes;    /* a node record changed (join, state, isr_dropped) or
+	                  left the map (node_forget) */
 	bool settings; /* the settings changed */
 	bool coords;   /* the coordinators table changed */
 };
@@ -180,8 +184,12 @@ struct narf_map_result {
  */
 #define NARF_MAP_DEFAULT_MOVES 1024
 
+/* Default removed_retention_ms: ten minutes. */
+#define NARF_MAP_DEFAULT_REMOVED_RETENTION_MS 600000
+
 /* Default settings: replication 2, node timeout 600 ms, ack all,
- * NARF_MAP_DEFAULT_MOVES moves in flight, min ISR 1. */
+ * NARF_MAP_DEFAULT_MOVES moves in flight, min ISR 1, removed nodes kept
+ * NARF_MAP_DEFAULT_REMOVED_RETENTION_MS. */
 void narf_map_settings_default(struct narf_map_settings *s);
 
 /*
@@ -257,6 +265,13 @@ json_t *narf_map_slots_to_json(const struct narf_slot *slots, const bool *take);
 struct narf_map_node *narf_map_node_get(const struct narf_map *m, uint32_t id);
 const struct narf_map_node *narf_map_node_by_addr(const struct narf_map *m,
                                                   const char *addr);
+
+/* Does node n hold anything: a copy of a slot, or a pending move to it
+ * (the derived counts; O(1))? */
+static inline bool narf_map_node_holds(const struct narf_map_node *n)
+{
+	return n->primaries + n->replicas + n->moves_in != 0;
+}
 
 /* The slots a node leads and replicates (0, 0 for an unknown id), from
  * the derived counts: O(log nodes). */
@@ -337,6 +352,8 @@ json_t *narf_cmd_node_join_zone(const char *addr,
                                 const char *zone);
 json_t *narf_cmd_node_state(uint32_t node, enum narf_node_state st);
 json_t *narf_cmd_leave(uint32_t node, bool if_room);
+/* node_forget: a removed node that holds nothing leaves the map. */
+json_t *narf_cmd_node_forget(uint32_t node);
 json_t *narf_cmd_assign(uint64_t base_epoch,
                         const struct narf_slot *slots,
                         const bool *take);

@@ -80,11 +80,12 @@ json_t *narf_map_slots_to_json(const struct narf_slot *slots, const bool *take)
 
 json_t *narf_map_settings_to_json(const struct narf_map_settings *s)
 {
-	return json_pack("{s:i,s:i,s:s,s:i,s:i,s:s}", "replication",
-	                 (int)s->replication, "node_timeout_ms",
-	                 (int)s->node_timeout_ms, "ack", ack_name(s->ack),
-	                 "moves", (int)s->moves, "min_isr", (int)s->min_isr,
-	                 "on_lost", narf_lost_policy_name(s->on_lost));
+	return json_pack(
+	        "{s:i,s:i,s:s,s:i,s:i,s:s,s:I}", "replication",
+	        (int)s->replication, "node_timeout_ms", (int)s->node_timeout_ms,
+	        "ack", ack_name(s->ack), "moves", (int)s->moves, "min_isr",
+	        (int)s->min_isr, "on_lost", narf_lost_policy_name(s->on_lost),
+	        "removed_retention_ms", (json_int_t)s->removed_retention_ms);
 }
 
 static json_t *coords_to_json(const struct narf_map_coord *c, unsigned n)
@@ -182,6 +183,15 @@ int narf_map_settings_from_json(struct narf_map_settings *s,
 		return NARF_EINVAL;
 	if (rv == 0)
 		s->min_isr = (unsigned)v;
+	/* Up to about 24 days (what a signed 32-bit count of ms holds); 0:
+	 * removed nodes stay for ever. A map without it (written before it
+	 * existed) keeps the default. */
+	rv = get_uint(obj, "removed_retention_ms", 0, INT32_MAX, true, &v,
+	              errmsg);
+	if (rv == NARF_EINVAL)
+		return NARF_EINVAL;
+	if (rv == 0)
+		s->removed_retention_ms = (unsigned)v;
 	if (lost != NULL &&
 	    narf_lost_policy_parse(json_string_value(lost), &s->on_lost) != 0) {
 		set_err(errmsg, "%s must be \"empty\" or \"wait\"", "on_lost");
@@ -574,6 +584,12 @@ json_t *narf_cmd_leave(uint32_t node, bool if_room)
 	if (cmd != NULL && if_room)
 		json_object_set_new(cmd, "if_room", json_true());
 	return cmd;
+}
+
+json_t *narf_cmd_node_forget(uint32_t node)
+{
+	return json_pack("{s:i,s:s,s:I}", "v", NARF_MAP_VERSION, "type",
+	                 "node_forget", "node", (json_int_t)node);
 }
 
 json_t *narf_cmd_assign(uint64_t base_epoch,

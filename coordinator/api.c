@@ -535,9 +535,9 @@ static json_t *op_leave(struct call *k, const json_t *req)
 
 static json_t *op_settings(struct call *k, const json_t *req)
 {
-	static const char *const keys[] = {"replication", "node_timeout_ms",
-	                                   "ack",         "moves",
-	                                   "min_isr",     "on_lost"};
+	static const char *const keys[] = {
+	        "replication", "node_timeout_ms",     "ack", "moves", "min_isr",
+	        "on_lost",     "removed_retention_ms"};
 	struct narf_map_settings next;
 	json_t *cmd = json_pack("{s:i,s:s}", "v", NARF_MAP_VERSION, "type",
 	                        "settings");

@@ -19,6 +19,7 @@
 #include "common/httpd.h"
 #include "common/map.h"
 #include "common/tls.h"
+#include "planner.h"
 #include "raftnode.h"
 
 #ifndef container_of
@@ -64,7 +65,29 @@ struct narf_hb {
 	uint64_t used_memory;
 	uint64_t down_ms; /* loop time this leader marked it down, or 0 */
 	unsigned down_primaries; /* slots it led then (they failed over) */
+	/* loop time this leader first saw it removed and holding nothing,
+	 * or 0: node_forget once removed_retention_ms has passed */
+	uint64_t removed_ms;
 };
+
+/* hbtab.c: the leader's struct narf_hb per node, an open-addressing table
+ * keyed by node id (O(1) lookup and insert, grown by doubling). Pointers
+ * into it are valid until the next get or remove. */
+struct narf_hbtab {
+	struct narf_hb *hb; /* owned: cap entries, node 0 when free */
+	unsigned n;         /* entries in use */
+	unsigned cap;       /* 0 or a power of two */
+};
+struct narf_hb *narf_hbtab_find(const struct narf_hbtab *t, uint32_t node);
+/* The node's entry, made (zeroed but for node) when absent; NULL without
+ * memory or for node 0. */
+struct narf_hb *narf_hbtab_get(struct narf_hbtab *t, uint32_t node);
+void narf_hbtab_remove(struct narf_hbtab *t, uint32_t node);
+/* Iterate: *pos from 0; NULL after the last entry. No get or remove
+ * meanwhile. */
+struct narf_hb *narf_hbtab_next(const struct narf_hbtab *t, unsigned *pos);
+void narf_hbtab_clear(struct narf_hbtab *t);
+void narf_hbtab_close(struct narf_hbtab *t);
 
 /* Kinds of leader decisions, counted for /metrics. */
 enum narf_decision {
@@ -72,7 +95,8 @@ enum narf_decision {
 	NARF_DECISION_NODE_DOWN, /* a failover: its primaries promoted */
 	NARF_DECISION_NODE_UP,
 	NARF_DECISION_NODE_REMOVED,
-	NARF_DECISION_ASSIGN, /* a rebalancing step */
+	NARF_DECISION_ASSIGN,      /* a rebalancing step */
+	NARF_DECISION_NODE_FORGET, /* a removed node leaves the map */
 	NARF_DECISION_COUNT,
 };
 extern const char *const narf_decision_names[NARF_DECISION_COUNT];
@@ -80,10 +104,8 @@ extern const char *const narf_decision_names[NARF_DECISION_COUNT];
 struct narf_leader {
 	uint64_t since_ms;     /* loop time this member became leader, or 0 */
 	uint64_t last_tick_ms; /* loop time of the previous cron tick */
-	struct narf_hb *hb;    /* owned; sorted by node id */
-	unsigned n_hb;
-	unsigned cap_hb;
-	bool proposing; /* a leader-initiated entry is in flight */
+	struct narf_hbtab hb;  /* owned: what heartbeats told, by node */
+	bool proposing;        /* a leader-initiated entry is in flight */
 	/* Epoch at which planning found nothing to commit (the map is
 	 * balanced, or every change waits for copies to sync), or 0. */
 	uint64_t idle_epoch;
@@ -98,10 +120,12 @@ struct narf_leader {
 	 * leader (counts survive role changes) */
 	enum narf_decision pending_kind;
 	unsigned pending_slots; /* node_down: primaries it fails over */
+	uint32_t pending_node;  /* node_forget: the node */
 	uint64_t decisions[NARF_DECISION_COUNT];
 	uint64_t failover_slots;
-	struct narf_slot *target; /* owned scratch: NARF_SLOTS entries */
-	struct narf_slot *step;   /* owned scratch: NARF_SLOTS entries */
+	struct narf_slot *target; /* owned: NARF_SLOTS entries, the plan */
+	struct narf_plan_cache plan_cache; /* what target was planned for */
+	struct narf_slot *step; /* owned scratch: NARF_SLOTS entries */
 };
 
 /* Coordinator membership (members.c): what drives the Raft configuration
@@ -225,6 +249,12 @@ int narf_leader_seen(struct narf_coord *c,
 const struct narf_hb *narf_leader_hb(const struct narf_coord *c, uint32_t node);
 /* The status object of docs/protocol.md; a new reference. */
 json_t *narf_leader_status(struct narf_coord *c);
+/* status's rebalance.remaining (slots still to change; between planning
+ * rounds at least what the counts show must move), with its planning and
+ * balanced flags. O(nodes). */
+unsigned narf_leader_remaining(const struct narf_coord *c,
+                               bool *planning,
+                               bool *balanced);
 /* API address of the current leader as this member knows it, or NULL. */
 const char *narf_coord_leader_api(const struct narf_coord *c);
 

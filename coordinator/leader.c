@@ -16,7 +16,11 @@
  *   5. when the planner's balanced layout differs from the map, commit the
  *      next safe step towards it (new copies sync before a primary moves to
  *      them or an old copy goes, and a live primary hands its slot over
- *      rather than being replaced: see plan_decision()).
+ *      rather than being replaced: see plan_decision());
+ *   6. let a removed node that holds nothing leave the map (node_forget)
+ *      once this leader has seen it so for the map's removed_retention_ms
+ *      (its own clock, restarted by a new leader: retention only gets
+ *      longer).
  *
  * Everything is driven by the committed map plus heartbeats, never by
  * memory of earlier decisions, so a new leader picks up where the old one
@@ -35,7 +39,8 @@
 #include "zones.h"
 
 const char *const narf_decision_names[NARF_DECISION_COUNT] = {
-        "init", "node_down", "node_up", "node_removed", "assign"};
+        "init",         "node_down", "node_up",
+        "node_removed", "assign",    "node_forget"};
 
 int narf_leader_init(struct narf_leader *l)
 {
@@ -53,36 +58,15 @@ void narf_leader_close(struct narf_leader *l)
 {
 	if (l == NULL)
 		return;
-	free(l->hb);
+	narf_hbtab_close(&l->hb);
 	free(l->target);
 	free(l->step);
 	memset(l, 0, sizeof(*l));
 }
 
-static struct narf_hb *hb_find(const struct narf_leader *l,
-                               uint32_t node,
-                               unsigned *pos)
-{
-	unsigned lo = 0, hi = l->n_hb;
-
-	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
-
-		if (l->hb[mid].node == node)
-			return &l->hb[mid];
-		if (l->hb[mid].node < node)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (pos != NULL)
-		*pos = lo;
-	return NULL;
-}
-
 const struct narf_hb *narf_leader_hb(const struct narf_coord *c, uint32_t node)
 {
-	return hb_find(&c->leader, node, NULL);
+	return narf_hbtab_find(&c->leader.hb, node);
 }
 
 int narf_leader_seen(struct narf_coord *c,
@@ -91,27 +75,10 @@ int narf_leader_seen(struct narf_coord *c,
                      uint64_t keys,
                      uint64_t used_memory)
 {
-	struct narf_leader *l = &c->leader;
-	unsigned pos = 0;
-	struct narf_hb *hb = hb_find(l, node, &pos);
+	struct narf_hb *hb = narf_hbtab_get(&c->leader.hb, node);
 
-	if (hb == NULL) {
-		if (l->n_hb == l->cap_hb) {
-			unsigned cap = l->cap_hb ? 2 * l->cap_hb : 16;
-			struct narf_hb *p = realloc(l->hb, cap * sizeof(*p));
-
-			if (p == NULL)
-				return NARF_ENOMEM;
-			l->hb = p;
-			l->cap_hb = cap;
-		}
-		memmove(&l->hb[pos + 1], &l->hb[pos],
-		        (l->n_hb - pos) * sizeof(*hb));
-		l->n_hb++;
-		hb = &l->hb[pos];
-		memset(hb, 0, sizeof(*hb));
-		hb->node = node;
-	}
+	if (hb == NULL)
+		return NARF_ENOMEM;
 	hb->last_seen_ms = narf_clock_ms();
 	if (beat) {
 		/* Joining nodes go up only once they have shown they can reach
@@ -164,6 +131,10 @@ static void leader_proposal_cb(void *data,
 		if (c->leader.pending_kind == NARF_DECISION_NODE_DOWN)
 			c->leader.failover_slots += c->leader.pending_slots;
 	}
+	/* What this leader remembers of a node that left the map. */
+	if (c->leader.pending_kind == NARF_DECISION_NODE_FORGET &&
+	    narf_map_node_get(c->rn.map, c->leader.pending_node) == NULL)
+		narf_hbtab_remove(&c->leader.hb, c->leader.pending_node);
 	/* Take the next decision now rather than a tick later, so several
 	 * nodes lost at once are all marked down within milliseconds. */
 	if (!c->closing)
@@ -226,7 +197,7 @@ static json_t *state_cmd(const struct narf_map_node *n, enum narf_node_state st)
  * does not know. */
 static void note_down(struct narf_coord *c, uint32_t node, uint64_t now)
 {
-	struct narf_hb *hb = hb_find(&c->leader, node, NULL);
+	struct narf_hb *hb = narf_hbtab_find(&c->leader.hb, node);
 	unsigned primaries = 0, replicas = 0;
 
 	if (hb == NULL)
@@ -326,7 +297,7 @@ static json_t *plan_decision(struct narf_coord *c)
 	 * node's last copies, say): keep the map as it is and wait for one. */
 	if (!any_node_up(m))
 		return NULL;
-	changed = narf_plan(m, l->target);
+	changed = narf_plan_cached(m, l->target, &l->plan_cache);
 	l->plan_remaining = changed;
 	l->plan_epoch = m->epoch;
 	if (changed > l->plan_total)
@@ -357,9 +328,48 @@ static json_t *plan_decision(struct narf_coord *c)
 	return narf_cmd_assign(m->epoch, l->step, take);
 }
 
+/*
+ * Step 6: note since when each removed node that holds nothing has been
+ * so (every tick, whatever else is decided), and return the first whose
+ * retention is over, or 0. O(nodes), with a table lookup per removed one.
+ */
+static uint32_t forget_due(struct narf_coord *c, uint64_t now)
+{
+	const struct narf_map *m = c->rn.map;
+	uint64_t keep = m->settings.removed_retention_ms;
+	uint32_t due = 0;
+
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+		struct narf_hb *hb;
+
+		if (n->state != NARF_NODE_REMOVED || narf_map_node_holds(n) ||
+		    (hb = narf_hbtab_get(&c->leader.hb, n->id)) == NULL)
+			continue;
+		if (hb->removed_ms == 0)
+			hb->removed_ms = now;
+		else if (due == 0 && keep != 0 && now - hb->removed_ms >= keep)
+			due = n->id;
+	}
+	return due;
+}
+
+static json_t *forget_decision(struct narf_coord *c, uint32_t node)
+{
+	const struct narf_map_node *n = narf_map_node_get(c->rn.map, node);
+
+	NARF_INFO("leader: node %u (%s) removed for %u ms: leaves the map",
+	          node, n != NULL ? n->addr : "?",
+	          c->rn.map->settings.removed_retention_ms);
+	c->leader.pending_kind = NARF_DECISION_NODE_FORGET;
+	c->leader.pending_node = node;
+	return narf_cmd_node_forget(node);
+}
+
 static json_t *next_decision(struct narf_coord *c, uint64_t now)
 {
 	const struct narf_map *m = c->rn.map;
+	uint32_t forget;
 	json_t *cmd;
 
 	/* A member started with --join has no --members: it only leads once
@@ -372,9 +382,12 @@ static json_t *next_decision(struct narf_coord *c, uint64_t now)
 		return narf_cmd_init(c->cfg.members, c->cfg.n_members,
 		                     &c->cfg.settings);
 	}
+	forget = forget_due(c, now);
 	cmd = node_decision(c, now);
 	if (cmd == NULL)
 		cmd = plan_decision(c);
+	if (cmd == NULL && forget != 0)
+		cmd = forget_decision(c, forget);
 	return cmd;
 }
 
@@ -382,6 +395,7 @@ void narf_leader_cron(struct narf_coord *c)
 {
 	struct narf_leader *l = &c->leader;
 	uint64_t now = narf_clock_ms();
+	struct narf_hb *hb;
 	json_t *cmd;
 	int rv;
 
@@ -398,10 +412,12 @@ void narf_leader_cron(struct narf_coord *c)
 		        (unsigned long long)stall);
 		/* Never into the future: a beat read just before this tick
 		 * is already fresh (an unsigned age would wrap). */
-		for (unsigned i = 0; i < l->n_hb; i++) {
-			l->hb[i].last_seen_ms += stall;
-			if (l->hb[i].last_seen_ms > now)
-				l->hb[i].last_seen_ms = now;
+		for (unsigned pos = 0; (hb = narf_hbtab_next(&l->hb, &pos));) {
+			if (hb->last_seen_ms == 0)
+				continue; /* never seen (a removed node) */
+			hb->last_seen_ms += stall;
+			if (hb->last_seen_ms > now)
+				hb->last_seen_ms = now;
 		}
 		if (l->since_ms != 0) {
 			l->since_ms += stall;
@@ -413,11 +429,12 @@ void narf_leader_cron(struct narf_coord *c)
 	if (narf_raftnode_poll(&c->rn)) {
 		/* Heartbeat history does not survive a role change: a new
 		 * leader starts every node's clock at its election. */
-		l->n_hb = 0;
+		narf_hbtab_clear(&l->hb);
 		l->idle_epoch = 0;
 		/* Nor does the last plan: status says "planning" until this
 		 * member plans the current map. */
 		l->plan_epoch = 0;
+		l->plan_cache.valid = false;
 		l->since_ms = narf_raftnode_is_leader(&c->rn) ? now : 0;
 	}
 	narf_members_cron(c);
@@ -480,7 +497,7 @@ static json_t *nodes_status(struct narf_coord *c, uint64_t now)
 		              (json_int_t)(hb ? hb->used_memory : 0));
 		if (o != NULL)
 			json_object_set_new(o, "zone", json_string(n->zone));
-		if (o != NULL && hb != NULL)
+		if (o != NULL && hb != NULL && hb->last_seen_ms != 0)
 			json_object_set_new(
 			        o, "last_seen_ms",
 			        json_integer(
@@ -599,28 +616,38 @@ static void judge_balance(const struct narf_map *m,
  * the counts show must still move, never 0 for a map that is not balanced.
  * waiting_nodes: joining nodes, placed once they are up.
  */
-static json_t *rebalance_status(const struct narf_coord *c)
+unsigned narf_leader_remaining(const struct narf_coord *c,
+                               bool *planning,
+                               bool *balanced)
 {
 	const struct narf_leader *l = &c->leader;
 	const struct narf_map *m = c->rn.map;
-	unsigned remaining = l->plan_remaining, total = l->plan_total;
-	unsigned lower, waiting = 0;
+	unsigned remaining = l->plan_remaining, lower;
+
+	judge_balance(m, balanced, &lower);
+	*planning = l->plan_epoch != m->epoch && any_node_up(m);
+	if (*planning && remaining < lower)
+		remaining = lower;
+	if (*balanced && *planning)
+		remaining = 0;
+	*balanced = *balanced && remaining == 0;
+	return remaining;
+}
+
+static json_t *rebalance_status(const struct narf_coord *c)
+{
+	const struct narf_map *m = c->rn.map;
+	unsigned total = c->leader.plan_total, remaining, waiting = 0;
 	bool balanced, planning;
 
-	judge_balance(m, &balanced, &lower);
+	remaining = narf_leader_remaining(c, &planning, &balanced);
 	for (unsigned i = 0; i < m->n_nodes; i++)
 		waiting += m->nodes[i].state == NARF_NODE_JOINING;
-	planning = l->plan_epoch != m->epoch && any_node_up(m);
-	if (planning && remaining < lower)
-		remaining = lower;
-	if (balanced && planning)
-		remaining = 0;
 	if (total < remaining)
 		total = remaining;
 	return json_pack("{s:i,s:i,s:b,s:b,s:i}", "remaining", (int)remaining,
 	                 "total", (int)total, "planning", planning, "balanced",
-	                 balanced && remaining == 0, "waiting_nodes",
-	                 (int)waiting);
+	                 balanced, "waiting_nodes", (int)waiting);
 }
 
 json_t *narf_leader_status(struct narf_coord *c)

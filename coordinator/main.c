@@ -71,7 +71,8 @@ static const char usage_text[] =
         "it\n"
         "                         (docs/security.md); the same on every "
         "member\n"
-        "Options (the first four are written into a new cluster's map;\n"
+        "Options (up to --removed-retention, written into a new cluster's "
+        "map;\n"
         "the `settings` API call changes them later):\n"
         "  --replicas N           copies per slot, primary included (1-5;\n"
         "                         default 2)\n"
@@ -89,6 +90,9 @@ static const char usage_text[] =
         "                         live in-sync replica: given to a live node,\n"
         "                         empty (default), or held until one of its\n"
         "                         in-sync copies is up again (wait)\n"
+        "  --removed-retention MS a removed data node that holds nothing\n"
+        "                         leaves the map after this long (0: never;\n"
+        "                         default 600000, ten minutes)\n"
         "  --election-timeout MS  Raft election timeout (200-10000; default "
         "300);\n"
         "                         the node timeout must be at least twice it\n"
@@ -298,6 +302,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		O_MIN_ISR,
 		O_ON_LOST,
 		O_NODE_TIMEOUT,
+		O_RETENTION,
 		O_ACK,
 		O_ELECTION,
 		O_HEARTBEAT,
@@ -323,6 +328,7 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	        {"min-isr", required_argument, NULL, O_MIN_ISR},
 	        {"on-lost", required_argument, NULL, O_ON_LOST},
 	        {"node-timeout", required_argument, NULL, O_NODE_TIMEOUT},
+	        {"removed-retention", required_argument, NULL, O_RETENTION},
 	        {"ack", required_argument, NULL, O_ACK},
 	        {"election-timeout", required_argument, NULL, O_ELECTION},
 	        {"heartbeat-timeout", required_argument, NULL, O_HEARTBEAT},
@@ -382,6 +388,12 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		case O_NODE_TIMEOUT:
 			cfg->settings.node_timeout_ms = (unsigned)narf_flag_ms(
 			        prog, "--node-timeout", optarg, 100, 60000);
+			break;
+		case O_RETENTION:
+			cfg->settings.removed_retention_ms =
+			        (unsigned)narf_flag_ms(prog,
+			                               "--removed-retention",
+			                               optarg, 0, INT32_MAX);
 			break;
 		case O_ACK:
 			if (strcmp(optarg, "all") != 0 &&

@@ -155,6 +155,8 @@ static void heartbeat_metrics(struct narf_coord *c, struct narf_metrics *m)
 {
 	const struct narf_map *map = c->rn.map;
 	uint64_t now = narf_clock_ms();
+	bool planning, balanced;
+	unsigned remaining;
 	static const struct {
 		const char *name, *help;
 	} fams[] = {
@@ -191,10 +193,13 @@ static void heartbeat_metrics(struct narf_coord *c, struct narf_metrics *m)
 			                    NULL, v);
 		}
 	}
+	remaining = narf_leader_remaining(c, &planning, &balanced);
+	/* As status says it: never 0 between planning rounds while the map
+	 * is not balanced. */
 	narf_metrics_one_u64(m, "narf_rebalance_remaining_slots", G,
 	                     "Leader only: slots whose layout still differs "
 	                     "from the balanced one.",
-	                     c->leader.plan_remaining);
+	                     remaining);
 }
 
 static void decision_metrics(struct narf_coord *c, struct narf_metrics *m)

@@ -28,7 +28,9 @@ struct plan {
 	unsigned *prim;             /* owned: primaries held, per node */
 	unsigned *share;            /* owned: copies a node should hold */
 	unsigned *pshare;           /* owned: primaries a node should hold */
-	unsigned *edges; /* owned, NULL until needed: see balance_primaries() */
+	struct edge_list *edges;    /* owned, n lists, NULL until needed: see
+	                               balance_primaries() */
+	bool edges_oom;             /* an edge list could not grow */
 	/* Zones (see "Zones" below). zoned is false when every eligible
 	 * node is a zone of its own: the zone rules then say no more than
 	 * "one copy per node", and the plan is the one without zones. */
@@ -37,6 +39,19 @@ struct plan {
 	unsigned lim;    /* most copies of one slot in one zone */
 	unsigned *zone;  /* owned when zoned: zone index per node */
 	unsigned *zsize; /* owned when zoned: eligible nodes per zone */
+};
+
+/*
+ * Step 4b's graph: per node x, the nodes y that replicate slots x leads and
+ * how many, sorted by y (a breadth-first search then visits them in the
+ * order a scan of all nodes would, so the plan stays the same). Sparse:
+ * at most slots x (copies - 1) edges in all, where an n x n matrix was 4 MB
+ * and an O(n) scan per visited node at 1,000 nodes (issue 17).
+ */
+struct edge_list {
+	uint32_t *to;    /* owned: node indices, ascending */
+	unsigned *count; /* owned: parallel to to[] (may be 0) */
+	unsigned n, cap;
 };
 
 /* Index plus one of node id among the eligible nodes, 0 when ineligible. */
@@ -927,22 +942,98 @@ static void relay_copies(struct plan *p)
 }
 
 /* Swap roles in slot s: replica j becomes primary, the primary replica j. */
+/* Position of y in x's edge list, or where it would go. */
+static unsigned edge_pos(const struct edge_list *e, uint32_t y)
+{
+	unsigned lo = 0, hi = e->n;
+
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (e->to[mid] < y)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Slots led by node x (index) that node y replicates. */
+static unsigned edge_get(const struct plan *p, uint32_t x, uint32_t y)
+{
+	const struct edge_list *e = &p->edges[x];
+	unsigned i = edge_pos(e, y);
+
+	return i < e->n && e->to[i] == y ? e->count[i] : 0;
+}
+
+/* Add d (+1 or -1) to edge x -> y; on ENOMEM sets edges_oom (the chains
+ * are then given up: step 4c still balances). */
+static void edge_add(struct plan *p, uint32_t x, uint32_t y, int d)
+{
+	struct edge_list *e = &p->edges[x];
+	unsigned i = edge_pos(e, y);
+
+	if (i < e->n && e->to[i] == y) {
+		e->count[i] = (unsigned)((int)e->count[i] + d);
+		return;
+	}
+	if (d < 0) { /* only after an insert failed */
+		p->edges_oom = true;
+		return;
+	}
+	if (e->n == e->cap) {
+		unsigned cap = e->cap ? 2 * e->cap : 4;
+		uint32_t *to = realloc(e->to, cap * sizeof(*to));
+		unsigned *count;
+
+		if (to == NULL) {
+			p->edges_oom = true;
+			return;
+		}
+		e->to = to;
+		count = realloc(e->count, cap * sizeof(*count));
+		if (count == NULL) {
+			p->edges_oom = true;
+			return;
+		}
+		e->count = count;
+		e->cap = cap;
+	}
+	memmove(&e->to[i + 1], &e->to[i], (e->n - i) * sizeof(e->to[0]));
+	memmove(&e->count[i + 1], &e->count[i],
+	        (e->n - i) * sizeof(e->count[0]));
+	e->to[i] = y;
+	e->count[i] = (unsigned)d;
+	e->n++;
+}
+
+static void edges_free(struct plan *p)
+{
+	if (p->edges == NULL)
+		return;
+	for (unsigned i = 0; i < p->n; i++) {
+		free(p->edges[i].to);
+		free(p->edges[i].count);
+	}
+	free(p->edges);
+	p->edges = NULL;
+}
+
 static void swap_roles(struct plan *p, unsigned s, unsigned j)
 {
 	struct narf_slot *t = &p->t[s];
 	uint32_t x = t->primary, y = t->replicas[j];
 
 	if (p->edges != NULL) {
-		unsigned n = p->n;
-
 		for (unsigned k = 0; k < t->n_replicas; k++) {
 			uint32_t z = t->replicas[k];
 
-			p->edges[(x - 1) * n + (z - 1)]--;
+			edge_add(p, x - 1, z - 1, -1);
 			if (z != y)
-				p->edges[(y - 1) * n + (z - 1)]++;
+				edge_add(p, y - 1, z - 1, 1);
 		}
-		p->edges[(y - 1) * n + (x - 1)]++;
+		edge_add(p, y - 1, x - 1, 1);
 	}
 	t->primary = y;
 	t->replicas[j] = x;
@@ -1032,7 +1123,7 @@ static unsigned swap_pair(struct plan *p, unsigned x, unsigned y, unsigned k)
 }
 
 /*
- * Step 4b. edges[x * n + y] counts the slots led by x that y replicates. A
+ * Step 4b. edge x -> y counts the slots led by x that y replicates. A
  * breadth-first search from every over-loaded node finds the shortest chain
  * x0 -> x1 -> ... -> xk to an under-loaded node; swapping one slot along each
  * link moves one primary from x0 to xk and leaves the nodes between as they
@@ -1053,9 +1144,12 @@ static bool chain_swaps(struct plan *p, unsigned *parent, unsigned *queue)
 	}
 	while (head < tail && sink == n) {
 		unsigned x = queue[head++];
+		const struct edge_list *e = &p->edges[x];
 
-		for (unsigned y = 0; y < n; y++) {
-			if (parent[y] != n || p->edges[x * n + y] == 0)
+		for (unsigned i = 0; i < e->n; i++) {
+			unsigned y = e->to[i];
+
+			if (parent[y] != n || e->count[i] == 0)
 				continue;
 			parent[y] = x;
 			queue[tail++] = y;
@@ -1073,8 +1167,8 @@ static bool chain_swaps(struct plan *p, unsigned *parent, unsigned *queue)
 		queue[tail++] = y;
 		if (parent[y] == y)
 			break;
-		if (p->edges[parent[y] * n + y] < k)
-			k = p->edges[parent[y] * n + y];
+		if (edge_get(p, parent[y], y) < k)
+			k = edge_get(p, parent[y], y);
 	}
 	src = queue[tail - 1];
 	if (p->prim[src] - p->pshare[src] < k)
@@ -1153,7 +1247,8 @@ static void balance_primaries(struct plan *p)
 	swap_primaries(p);
 	if (primaries_balanced(p))
 		return;
-	p->edges = calloc((size_t)n * n, sizeof(p->edges[0]));
+	p->edges = calloc(n, sizeof(p->edges[0]));
+	p->edges_oom = false;
 	parent = calloc(n, sizeof(parent[0]));
 	queue = calloc(n, sizeof(queue[0]));
 	if (p->edges != NULL && parent != NULL && queue != NULL) {
@@ -1161,34 +1256,20 @@ static void balance_primaries(struct plan *p)
 			const struct narf_slot *t = &p->t[s];
 
 			for (unsigned j = 0; j < t->n_replicas; j++)
-				p->edges[(t->primary - 1) * n +
-				         (t->replicas[j] - 1)]++;
+				edge_add(p, t->primary - 1, t->replicas[j] - 1,
+				         1);
 		}
-		while (!primaries_balanced(p) && chain_swaps(p, parent, queue))
+		while (!p->edges_oom && !primaries_balanced(p) &&
+		       chain_swaps(p, parent, queue))
 			;
 	}
-	free(p->edges);
-	p->edges = NULL;
+	edges_free(p);
 	free(parent);
 	free(queue);
 	/* Every step of this loop moves one primary from an over-loaded node
 	 * to an under-loaded one, so it ends. */
 	while (!primaries_balanced(p))
 		move_primary(p);
-}
-
-static bool same_slot(const struct narf_slot *a, const struct narf_slot *b)
-{
-	if (a->primary != b->primary || a->n_replicas != b->n_replicas ||
-	    a->n_isr != b->n_isr)
-		return false;
-	for (unsigned j = 0; j < a->n_replicas; j++)
-		if (a->replicas[j] != b->replicas[j])
-			return false;
-	for (unsigned j = 0; j < a->n_isr; j++)
-		if (a->isr[j] != b->isr[j])
-			return false;
-	return true;
 }
 
 /* Step 5. Back to node ids; ISR, epochs and moves; count the changes. */
@@ -1212,7 +1293,7 @@ static unsigned finish(struct plan *p)
 			if (was_in_sync(c, id))
 				out.isr[out.n_isr++] = id;
 		}
-		if (same_slot(c, &out)) {
+		if (narf_slot_same(c, &out)) {
 			*t = *c;
 			continue;
 		}
@@ -1277,28 +1358,8 @@ static void plan_slots(struct plan *p)
 
 static unsigned plan_map(const struct narf_map *cur, struct narf_slot *target);
 
-/*
- * Slot s as it will be once its pending move is done: what the handoff
- * entry makes of it (the target leads, the old primary takes its place
- * among the in-sync replicas).
- */
-static void settle_move(struct narf_slot *s, uint64_t epoch)
-{
-	for (unsigned i = 0; i < s->n_replicas; i++)
-		if (s->replicas[i] == s->move)
-			s->replicas[i] = s->primary;
-	for (unsigned i = 0; i < s->n_isr; i++)
-		if (s->isr[i] == s->move)
-			s->isr[i] = s->primary;
-	s->primary = s->move;
-	s->move = 0;
-	s->epoch = epoch;
-}
-
-/* Held slots (narf_slot_held) wait for their copies: the plan leaves them
- * as they are. Returns the slots the plan changes. */
-static unsigned freeze_held(const struct narf_map *cur,
-                            struct narf_slot *target)
+unsigned narf_plan_freeze_held(const struct narf_map *cur,
+                               struct narf_slot *target)
 {
 	unsigned changed = 0;
 
@@ -1321,7 +1382,7 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 	if (!moving) {
 		changed = plan_map(cur, target);
 		return cur->settings.on_lost == NARF_LOST_WAIT
-		               ? freeze_held(cur, target)
+		               ? narf_plan_freeze_held(cur, target)
 		               : changed;
 	}
 	/* Plan as if every pending move were done: a moving slot is frozen
@@ -1335,10 +1396,10 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 	memcpy(view, cur, sizeof(*view)); /* nodes stay borrowed from cur */
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
 		if (view->slots[s].move != 0)
-			settle_move(&view->slots[s], cur->epoch + 1);
+			narf_slot_settle_move(&view->slots[s], cur->epoch + 1);
 	plan_map(view, target);
 	free(view);
-	return freeze_held(cur, target);
+	return narf_plan_freeze_held(cur, target);
 }
 
 struct zone_key {

@@ -155,4 +155,37 @@ unsigned narf_plan_step(const struct narf_map *cur,
                         unsigned max_moves,
                         struct narf_slot *step);
 
+/*
+ * The leader's target between epochs (plan_cache.c). A move takes tens of
+ * epochs; planning from scratch at each costs ~30 ms at 1,000 nodes. So:
+ *
+ * narf_plan_layout_sig(): a hash of what decides the plan beyond where the
+ * copies are: the settings, and each node's id, state and isr_dropped (an
+ * ISR drop can change which replica the plan prefers to promote).
+ *
+ * narf_plan_refresh(): re-derive a target made for an earlier map against
+ * cur, as narf_plan() would derive its per-slot fields (the ISR from who is
+ * in sync, slot epoch cur->epoch + 1 where the primary changes, lineage,
+ * held slots frozen, a pending move seen as done); returns the slots whose
+ * target differs from cur->slots. O(slots).
+ *
+ * narf_plan_cached(): the refreshed target while the layout signature is
+ * the one planned for and the target is not reached; otherwise (first call,
+ * signature changed, or the refreshed target reached) a full narf_plan(),
+ * so 0 is only ever returned by narf_plan() itself: the map settles on its
+ * fixed point. Pure and deterministic given pc.
+ */
+struct narf_plan_cache {
+	bool valid;         /* target holds a plan made for sig */
+	uint64_t sig;       /* narf_plan_layout_sig() of that plan's map */
+	uint64_t plans;     /* full plans made */
+	uint64_t refreshes; /* epochs served by a refresh */
+};
+uint64_t narf_plan_layout_sig(const struct narf_map *m);
+unsigned narf_plan_refresh(const struct narf_map *cur,
+                           struct narf_slot *target);
+unsigned narf_plan_cached(const struct narf_map *cur,
+                          struct narf_slot *target,
+                          struct narf_plan_cache *pc);
+
 #endif /* NARF_PLANNER_H */

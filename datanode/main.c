@@ -588,11 +588,12 @@ static void raise_fd_limit(unsigned clients)
 
 static void member_map_cb(void *data,
                           const struct narf_map *old,
-                          const struct narf_map *map)
+                          const struct narf_map *map,
+                          const struct narf_map_dirty *dirty)
 {
 	struct narf_dn *dn = data;
 
-	narf_repl_map_changed(dn->repl, old, map);
+	narf_repl_map_changed(dn->repl, old, map, dirty);
 	narf_dn_block_map_changed(dn);
 }
 

@@ -254,7 +254,7 @@ static void install_map(struct narf_member *m, const json_t *obj)
 		return;
 	}
 	if (m->on_map != NULL)
-		m->on_map(m->cb_data, m->map, map);
+		m->on_map(m->cb_data, m->map, map, NULL);
 	if (m->map != NULL) {
 		narf_map_close(m->map);
 		free(m->map);

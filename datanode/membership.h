@@ -109,11 +109,17 @@ struct narf_member {
 	uint64_t leader_seen_ms;
 	struct narf_isr_req *isr_head, *isr_tail; /* queued isr requests */
 	struct narf_isr_req *isr_pending;         /* the one sent */
-	/* called after a new map is installed (old may be NULL) and when the
-	 * lease is renewed */
+	/* on_map: called as a new map is installed (old may be NULL; dirty,
+	 * what changed from old, NULL: a full install, everything changed).
+	 * map must stay as it is until the next call (the replication core
+	 * borrows it); a dirty set must name every change from old, which
+	 * is the map of the previous call (given an old of another epoch
+	 * the core walks every slot, repl_core.h). on_lease: called when
+	 * the lease is renewed. */
 	void (*on_map)(void *data,
 	               const struct narf_map *old,
-	               const struct narf_map *map);
+	               const struct narf_map *map,
+	               const struct narf_map_dirty *dirty);
 	void (*on_lease)(void *data);
 	void *cb_data;
 	uv_tcp_t *tcp; /* owned while connected */

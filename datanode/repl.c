@@ -71,6 +71,30 @@ struct narf_peer *repl_peer_get(struct narf_repl *r,
 
 /* --- the core's actions -------------------------------------------------- */
 
+/* The core forgot node id (it left the map): close what links are left
+ * to it (a proxy link, say) and free our state for it, keeping the other
+ * peers in order. */
+static void act_forget(struct narf_repl *r, uint32_t id)
+{
+	for (unsigned i = 0; i < r->n_peers; i++) {
+		struct narf_peer *p = r->peers[i];
+
+		if (p->id != id)
+			continue;
+		if (p->repl != NULL)
+			repl_link_drop(p->repl);
+		if (p->proxy != NULL)
+			repl_link_drop(p->proxy);
+		repl_xfer_drop(p);
+		free(p->xfers);
+		free(p);
+		memmove(&r->peers[i], &r->peers[i + 1],
+		        (r->n_peers - i - 1) * sizeof(r->peers[0]));
+		r->n_peers--;
+		return;
+	}
+}
+
 static void isr_reply(void *data,
                       uint32_t peer,
                       bool drop,
@@ -198,6 +222,9 @@ void repl_act(struct narf_repl *r)
 			break;
 		case NARF_RACT_WANT_MAP:
 			narf_member_want_map(r->member);
+			break;
+		case NARF_RACT_FORGET_PEER:
+			act_forget(r, a.node);
 			break;
 		case NARF_RACT_PROGRESS:
 			if (r->progress_cb != NULL)
@@ -557,13 +584,36 @@ static uint64_t stray_entries(const struct narf_repl *r,
 	return narf_store_slot_count(r->store, s);
 }
 
+/* Slot s under map: a replica slot unless we lead it (only the primary's
+ * stream changes those: no local expiry or eviction there, DESIGN.md),
+ * and its entries dropped when they are not ours to keep. Returns those
+ * entries' count. */
+static uint64_t map_slot(struct narf_repl *r,
+                         const struct narf_map *map,
+                         unsigned s)
+{
+	uint64_t n;
+
+	narf_store_set_replica(r->store, s, !narf_rcore_leads(r->core, s));
+	n = stray_entries(r, map, s);
+	if (n > 0)
+		narf_store_drop_slot_lazy(r->store, s);
+	return n;
+}
+
 void narf_repl_map_changed(struct narf_repl *r,
                            const struct narf_map *old,
-                           const struct narf_map *map)
+                           const struct narf_map *map,
+                           const struct narf_map_dirty *dirty)
 {
 	uint32_t me = r->member->node_id;
+	uint64_t syncing[WORDS];
 
-	if (!narf_rcore_map(r->core, me, old, map, uv_now(r->loop))) {
+	/* A new node id (a re-join) changes every slot's meaning. */
+	if (me != r->core->me)
+		dirty = NULL;
+	memcpy(syncing, r->core->syncing, sizeof(syncing));
+	if (!narf_rcore_map(r->core, me, old, map, dirty, uv_now(r->loop))) {
 		/* Membership never installs an older map, so this does not
 		 * happen; if it did, the core must still not keep a pointer
 		 * to the map about to be freed: it reads this one, and its
@@ -571,7 +621,8 @@ void narf_repl_map_changed(struct narf_repl *r,
 		r->core->map = map;
 		return;
 	}
-	for (unsigned i = 0; i < r->n_peers; i++) {
+	for (unsigned i = 0; (dirty == NULL || dirty->nodes) && i < r->n_peers;
+	     i++) {
 		struct narf_peer *p = r->peers[i];
 		const struct narf_map_node *n = narf_map_node_get(map, p->id);
 
@@ -579,15 +630,17 @@ void narf_repl_map_changed(struct narf_repl *r,
 			snprintf(p->addr, sizeof(p->addr), "%s", n->addr);
 	}
 	/* Lineage drops first (the core's actions), then copies we no
-	 * longer hold. */
+	 * longer hold: in the slots that changed, and those whose sync to
+	 * us the map ended. */
 	repl_act(r);
-	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		/* Only the primary's stream changes a slot we do not lead:
-		 * no local expiry or eviction there (DESIGN.md). */
-		narf_store_set_replica(r->store, s,
-		                       !narf_rcore_leads(r->core, s));
-		if (stray_entries(r, map, s) > 0)
-			narf_store_drop_slot_lazy(r->store, s);
+	for (unsigned w = 0; w < WORDS; w++) {
+		uint64_t b = dirty == NULL
+		                     ? ~(uint64_t)0
+		                     : dirty->slots[w] | (syncing[w] &
+		                                          ~r->core->syncing[w]);
+
+		for (; b != 0; b &= b - 1)
+			map_slot(r, map, w * 64 + (unsigned)__builtin_ctzll(b));
 	}
 }
 
@@ -775,6 +828,9 @@ void narf_repl_proxy_cancel(struct narf_proxy *px)
  * and memory), so the cron looks at NARF_SWEEP_SLOTS slots per tick (all
  * of them every ~800 ms) and drops those we do not hold and nobody is
  * syncing to us, once our map is as new as the last sync's sender's was.
+ * It is also the backstop of narf_repl_map_changed(), which looks only at
+ * the slots a map changed: each swept slot is what a full walk would make
+ * it (a replica slot unless we lead it).
  * A new copy always starts with NARF.SYNC, which marks the slot syncing
  * before any entry arrives, even when our map lags.
  */
@@ -784,16 +840,15 @@ static void sweep(struct narf_repl *r, const struct narf_map *map)
 {
 	for (unsigned i = 0; i < NARF_SWEEP_SLOTS; i++) {
 		unsigned s = r->sweep;
-		uint64_t n = stray_entries(r, map, s);
+		uint64_t n = map_slot(r, map, s);
 
 		r->sweep = (r->sweep + 1) % NARF_SLOTS;
 		if (n == 0)
 			continue;
 		NARF_INFO(
-		        "repl: slot %u is not ours (epoch %llu): dropping "
+		        "repl: slot %u is not ours (epoch %llu): dropped "
 		        "%" PRIu64 " entries left in it",
 		        s, (unsigned long long)map->epoch, n);
-		narf_store_drop_slot_lazy(r->store, s);
 		r->swept += n;
 	}
 }

@@ -137,10 +137,14 @@ void narf_repl_store_removed(void *data,
                              size_t klen,
                              enum narf_store_reason why);
 
-/* A new map was installed (old may be NULL). */
+/* A new map was installed (old may be NULL). dirty (borrowed; NULL:
+ * everything changed) says what changed from old: only those slots are
+ * looked at (the cron's sweep looks at all of them about every second),
+ * and the peers' addresses only when dirty->nodes. */
 void narf_repl_map_changed(struct narf_repl *r,
                            const struct narf_map *old,
-                           const struct narf_map *map);
+                           const struct narf_map *map,
+                           const struct narf_map_dirty *dirty);
 
 /* Does this node lead slot s (per its map)? Replica in sync for it? */
 bool narf_repl_leads(const struct narf_repl *r, unsigned slot);

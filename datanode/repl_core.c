@@ -364,6 +364,7 @@ static void ask_drop(struct narf_rcore *rc, struct narf_rpeer *p)
 static void open_link(struct narf_rcore *rc, struct narf_rpeer *p, uint64_t now)
 {
 	p->link = NARF_RLINK_CONNECTING;
+	p->relinked = true;
 	p->gen++;
 	p->sent = p->acked = 0;
 	p->progress_ms = now;
@@ -654,13 +655,130 @@ static void hand_end(struct narf_rcore *rc, unsigned s, uint64_t now)
 	}
 }
 
+/* Open a link to every ISR member (with no link and no drop pending) of
+ * slot s, if we lead it in map: our writes to it must reach them. */
+static void link_isr(struct narf_rcore *rc,
+                     uint32_t me,
+                     const struct narf_slot *slot,
+                     uint64_t now)
+{
+	if (slot->primary != me || me == 0)
+		return;
+	for (unsigned j = 0; j < slot->n_replicas; j++) {
+		struct narf_rpeer *p =
+		        narf_rcore_peer_get(rc, slot->replicas[j]);
+
+		if (p != NULL && p->link == NARF_RLINK_DOWN &&
+		    p->drop.state == NARF_RREQ_IDLE &&
+		    in_list(slot->isr, slot->n_isr, p->id))
+			open_link(rc, p, now);
+	}
+}
+
+/* A sync to us of slot s ends when we lead it or the map drops it (a map
+ * older than the sync does not count). */
+static void sync_over(struct narf_rcore *rc,
+                      uint32_t me,
+                      const struct narf_map *map,
+                      unsigned s)
+{
+	const struct narf_slot *slot = &map->slots[s];
+
+	if ((me != 0 && slot->primary == me) ||
+	    (!narf_slot_has(slot, me) && narf_rcore_may_drop(rc, map, s)))
+		bit_clear(rc->syncing, s);
+}
+
+/* What map (after old) means for slot s: lead, lost, lineage, the fence's
+ * mark, a sync to us, a handoff, and every peer's rule. */
+static void map_slot(struct narf_rcore *rc,
+                     uint32_t me,
+                     const struct narf_map *old,
+                     const struct narf_map *map,
+                     unsigned s,
+                     uint64_t now)
+{
+	const struct narf_slot *slot = &map->slots[s];
+	bool lead = me != 0 && slot->primary == me;
+
+	if (bit(rc->lead, s) && !lead) {
+		rc->lost_at[s] = map->epoch;
+		bit_clear(rc->lead, s);
+	}
+	if (lead)
+		bit_set(rc->lead, s);
+	old_lineage(rc, old, map, s);
+	if (slot->epoch > rc->hwm[s])
+		rc->hwm[s] = slot->epoch;
+	sync_over(rc, me, map, s);
+	if (lead && slot->move != 0 && slot->move != me) {
+		struct narf_rpeer *t = narf_rcore_peer_get(rc, slot->move);
+
+		if (t != NULL && !bit(rc->handing, s)) {
+			bit_set(rc->handing, s);
+			hand_start(t, s, now);
+		}
+	} else if (bit(rc->handing, s)) {
+		hand_end(rc, s, now);
+	}
+	for (unsigned i = 0; i < rc->n_peers; i++)
+		slot_rule(rc, rc->peers[i], s);
+}
+
+/* The slots a map call walks, in order: the dirty set's, or all of them
+ * without one. *pos from 0; -1 after the last. */
+static int next_slot(const struct narf_map_dirty *d, unsigned *pos)
+{
+	if (d == NULL)
+		return *pos < NARF_SLOTS ? (int)(*pos)++ : -1;
+	while (*pos < NARF_SLOTS) {
+		uint64_t bits = d->slots[*pos / 64] >> (*pos % 64);
+
+		if (bits != 0) {
+			unsigned s = *pos + (unsigned)__builtin_ctzll(bits);
+
+			*pos = s + 1;
+			return (int)s;
+		}
+		*pos = (*pos / 64 + 1) * 64;
+	}
+	return -1;
+}
+
+/* Call fn for every slot of set that dirty does not name. */
+static void each_undirty(struct narf_rcore *rc,
+                         const uint64_t *set,
+                         const struct narf_map_dirty *d,
+                         void (*fn)(struct narf_rcore *, void *, unsigned),
+                         void *arg)
+{
+	for (unsigned w = 0; w < WORDS; w++)
+		for (uint64_t b = set[w] & ~d->slots[w]; b != 0; b &= b - 1)
+			fn(rc, arg, w * 64 + (unsigned)__builtin_ctzll(b));
+}
+
+static void sync_over_cb(struct narf_rcore *rc, void *arg, unsigned s)
+{
+	(void)arg;
+	sync_over(rc, rc->me, rc->map, s);
+}
+
+static void slot_rule_cb(struct narf_rcore *rc, void *arg, unsigned s)
+{
+	slot_rule(rc, arg, s);
+}
+
 bool narf_rcore_map(struct narf_rcore *rc,
                     uint32_t me,
                     const struct narf_map *old,
                     const struct narf_map *map,
+                    const struct narf_map_dirty *dirty,
                     uint64_t now)
 {
 	const struct narf_map_node *self;
+	bool cleared = false;
+	unsigned pos;
+	int s;
 
 	if (rc->map != NULL && map->epoch < rc->epoch) {
 		NARF_WARN("repl: map epoch %" PRIu64
@@ -668,6 +786,11 @@ bool narf_rcore_map(struct narf_rcore *rc,
 		          map->epoch, rc->epoch);
 		return false;
 	}
+	/* A dirty set says what changed since old: worth something only
+	 * when old is the map we had, and we are the same node. */
+	if (dirty != NULL && (old == NULL || rc->map == NULL ||
+	                      old->epoch != rc->epoch || me != rc->me))
+		dirty = NULL;
 	rc->me = me;
 	rc->map = map;
 	rc->epoch = map->epoch;
@@ -677,7 +800,8 @@ bool narf_rcore_map(struct narf_rcore *rc,
 	                               self->state == NARF_NODE_REMOVED);
 	/* Senders no longer in the cluster will stream to us no more
 	 * (a node id is never reused): forget their connections. */
-	for (unsigned i = 0; i < rc->n_in_links;) {
+	for (unsigned i = 0;
+	     (dirty == NULL || dirty->nodes) && i < rc->n_in_links;) {
 		const struct narf_map_node *n =
 		        narf_map_node_get(map, rc->in_links[i].node);
 
@@ -692,60 +816,47 @@ bool narf_rcore_map(struct narf_rcore *rc,
 		struct narf_rpeer *p = rc->peers[i];
 
 		if (p->drop.state == NARF_RREQ_TAKEN &&
-		    map->epoch >= p->drop.epoch)
+		    map->epoch >= p->drop.epoch) {
 			p->drop.state = NARF_RREQ_IDLE;
-	}
-	/* Peers of every slot we lead, with a link to each ISR member. */
-	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		const struct narf_slot *slot = &map->slots[s];
-
-		if (slot->primary != me || me == 0)
-			continue;
-		for (unsigned j = 0; j < slot->n_replicas; j++) {
-			struct narf_rpeer *p =
-			        narf_rcore_peer_get(rc, slot->replicas[j]);
-
-			if (p != NULL && p->link == NARF_RLINK_DOWN &&
-			    p->drop.state == NARF_RREQ_IDLE &&
-			    in_list(slot->isr, slot->n_isr, p->id))
-				open_link(rc, p, now);
+			cleared = true;
 		}
 	}
-	for (unsigned s = 0; s < NARF_SLOTS; s++) {
-		const struct narf_slot *slot = &map->slots[s];
-		bool lead = me != 0 && slot->primary == me;
+	/* Peers of every slot we lead, with a link to each ISR member: of
+	 * the slots that changed, or of all of them when a drop cleared
+	 * (its peer may be in the ISR of slots that did not change). */
+	pos = 0;
+	while ((s = next_slot(cleared ? NULL : dirty, &pos)) >= 0)
+		link_isr(rc, me, &map->slots[s], now);
+	pos = 0;
+	while ((s = next_slot(dirty, &pos)) >= 0)
+		map_slot(rc, me, old, map, (unsigned)s, now);
+	/* What the full walk would also change in slots that did not: a
+	 * sync to us ends with the map's epoch (narf_rcore_may_drop); a
+	 * peer whose isr_dropped moved (dirty->nodes) is synced again where
+	 * we forward to it outside the ISR (slot_rule, dropped_since_sync);
+	 * a peer linked anew since the last map is forwarded the slots we
+	 * lead that it is in the ISR of. */
+	if (dirty != NULL) {
+		uint64_t syncing[WORDS];
 
-		if (bit(rc->lead, s) && !lead) {
-			rc->lost_at[s] = map->epoch;
-			bit_clear(rc->lead, s);
-		}
-		if (lead)
-			bit_set(rc->lead, s);
-		old_lineage(rc, old, map, s);
-		if (slot->epoch > rc->hwm[s])
-			rc->hwm[s] = slot->epoch;
-		/* A sync in progress ends when we lead the slot or drop it
-		 * (a map older than the sync does not count). */
-		if (lead || (!narf_slot_has(slot, me) &&
-		             narf_rcore_may_drop(rc, map, s)))
-			bit_clear(rc->syncing, s);
-		if (lead && slot->move != 0 && slot->move != me) {
-			struct narf_rpeer *t =
-			        narf_rcore_peer_get(rc, slot->move);
+		memcpy(syncing, rc->syncing, sizeof(syncing));
+		each_undirty(rc, syncing, dirty, sync_over_cb, NULL);
+		for (unsigned i = 0; i < rc->n_peers; i++) {
+			struct narf_rpeer *p = rc->peers[i];
+			uint64_t set[WORDS];
 
-			if (t != NULL && !bit(rc->handing, s)) {
-				bit_set(rc->handing, s);
-				hand_start(t, s, now);
-			}
-		} else if (bit(rc->handing, s)) {
-			hand_end(rc, s, now);
+			if (!p->relinked && !dirty->nodes)
+				continue;
+			for (unsigned w = 0; w < WORDS; w++)
+				set[w] = (p->relinked ? rc->lead[w] : 0) |
+				         (dirty->nodes ? p->fwd[w] : 0);
+			each_undirty(rc, set, dirty, slot_rule_cb, p);
 		}
-		for (unsigned i = 0; i < rc->n_peers; i++)
-			slot_rule(rc, rc->peers[i], s);
 	}
 	for (unsigned i = 0; i < rc->n_peers; i++) {
 		struct narf_rpeer *p = rc->peers[i];
 
+		p->relinked = false;
 		recount(p);
 		/* It left an ISR while we kept its link (we missed the maps
 		 * where it was down): start over on a new link, which also
@@ -1033,6 +1144,50 @@ void narf_rcore_step(struct narf_rcore *rc, uint64_t now)
 	}
 }
 
+/* Nothing of ours is with p, to it or about it: no link, no request, no
+ * slot in any of its sets, no action queued that names it. */
+static bool peer_idle(const struct narf_rcore *rc, const struct narf_rpeer *p)
+{
+	if (p->link != NARF_RLINK_DOWN || p->drop.state != NARF_RREQ_IDLE ||
+	    p->add.state != NARF_RREQ_IDLE || p->hand.state != NARF_RREQ_IDLE ||
+	    p->n_counts != 0 || p->n_handoff != 0 || p->n_joins != 0 ||
+	    p->open || any(p->fwd) || any(p->counts) || any(p->want) ||
+	    any(p->ready) || any(p->asked) || any(p->handoff))
+		return false;
+	for (unsigned i = rc->head_act; i < rc->n_acts; i++)
+		if (rc->acts[i].peer == p)
+			return false;
+	return true;
+}
+
+/*
+ * Peers of nodes the map no longer holds (node_forget: a removed node that
+ * held nothing) are freed once idle, keeping the others in order; the I/O
+ * hears it (FORGET_PEER) and frees its own state. A node id is never
+ * reused, so no later map can name it again.
+ */
+static void forget_peers(struct narf_rcore *rc)
+{
+	for (unsigned i = 0; i < rc->n_peers;) {
+		struct narf_rpeer *p = rc->peers[i];
+
+		if (narf_map_node_get(rc->map, p->id) != NULL ||
+		    !peer_idle(rc, p)) {
+			i++;
+			continue;
+		}
+		NARF_INFO("repl: node %u left the map: forgetting it", p->id);
+		act(rc, (struct narf_ract){.kind = NARF_RACT_FORGET_PEER,
+		                           .node = p->id});
+		free(p->joins);
+		free(p->sync_at);
+		free(p);
+		memmove(&rc->peers[i], &rc->peers[i + 1],
+		        (rc->n_peers - i - 1) * sizeof(rc->peers[0]));
+		rc->n_peers--;
+	}
+}
+
 void narf_rcore_tick(struct narf_rcore *rc, uint64_t now)
 {
 	const struct narf_map *map = rc->map;
@@ -1070,6 +1225,7 @@ void narf_rcore_tick(struct narf_rcore *rc, uint64_t now)
 			                           .peer = p});
 		}
 	}
+	forget_peers(rc);
 }
 
 /* --- the replica side -------------------------------------------------------

@@ -146,6 +146,10 @@ struct narf_rpeer {
 	 * longer ours). */
 	bool open;
 	uint16_t open_slot;
+	/* a link was opened since the last map: that map's slot rules
+	 * forward our slots it is in the ISR of (a dirty walk looks at
+	 * every slot we lead for it) */
+	bool relinked;
 };
 
 /* --- actions -------------------------------------------------------------- */
@@ -161,6 +165,9 @@ enum narf_ract_kind {
 	 * not ours */
 	NARF_RACT_DROP_SLOT,
 	NARF_RACT_WANT_MAP, /* fetch the cluster map now */
+	/* node `node` left the map (node_forget) and the core forgot its
+	 * peer (already freed: `peer` is NULL): the I/O frees its own */
+	NARF_RACT_FORGET_PEER,
 	NARF_RACT_PROGRESS, /* gates may have opened: look at the clients */
 };
 
@@ -168,6 +175,7 @@ struct narf_ract {
 	enum narf_ract_kind kind;
 	struct narf_rpeer *peer; /* OPEN/FAIL/CLOSE_LINK, ASK_*, HANDOFF */
 	unsigned slot;           /* DROP_SLOT */
+	uint32_t node;           /* FORGET_PEER */
 	const char *why;         /* FAIL_LINK, DROP_SLOT: for the log */
 	/* HANDOFF: the slots (owned by the action: the caller frees it after
 	 * use with free()); NULL for other kinds */
@@ -228,12 +236,19 @@ struct narf_rpeer *narf_rcore_peer_get(struct narf_rcore *rc, uint32_t id);
 /*
  * A map was installed (old: the one before it, or NULL); map is borrowed
  * until the next call. A map older than the core's (a rollback) is
- * ignored: returns false. `me` is our node id.
+ * ignored: returns false. `me` is our node id. dirty (borrowed, may be
+ * NULL: everything changed) says what changed from old to map: only its
+ * slots are walked, and the node lists only when dirty->nodes; it is
+ * ignored (a full walk) unless old is the map of the previous call and me
+ * is the same. Either way the core ends in the same state: what the full
+ * walk would change in other slots (a sync to us ending with the epoch, a
+ * peer whose isr_dropped moved) is found from its own bit sets.
  */
 bool narf_rcore_map(struct narf_rcore *rc,
                     uint32_t me,
                     const struct narf_map *old,
                     const struct narf_map *map,
+                    const struct narf_map_dirty *dirty,
                     uint64_t now);
 
 /*
@@ -318,7 +333,9 @@ void narf_rcore_step(struct narf_rcore *rc, uint64_t now);
 
 /* The cron: acks that lag past the node timeout fail their link, failed
  * drops are asked again, links are (re)opened (to nodes up, joining or
- * leaving in our map) or closed when idle. */
+ * leaving in our map) or closed when idle, and the peer of a node that
+ * left the map is forgotten once nothing of ours is in flight to it
+ * (FORGET_PEER). */
 void narf_rcore_tick(struct narf_rcore *rc, uint64_t now);
 
 /* A peer sent us, as primary of a slot we lead at a newer epoch, writes

@@ -127,17 +127,32 @@ benchmarks:
         lines); PREFIX defaults to build/bench/rebalance-DATE. Exits 1 if
         a target is missed.
 
-  scale --nodes N [--scenario S] [--heartbeat-ms MS] [--phase-s S]
-        [--cap-s S] [--base-port P] [--dir DIR] [--keep]
+  settle [--nodes N,N...] [--rounds R] [--base-port P]
+        A new user's start (issue 17): for each N (default 24,48), R
+        times (default 3), `cluster.sh start --nodes N --fresh` in a new
+        directory (base port P, default 18500), timed until it returns
+        (every slot served, nothing moving or syncing; cluster.sh gives
+        up after 120 s); then the nodes up, the "marking it down"
+        decisions and "loop stalled" lines of the coordinators' logs,
+        the lost slots and the map epoch from `cachecli status`. Stops
+        and removes each cluster (its logs are kept when it did not
+        settle).
+
+  scale --nodes N [--scenario S] [--protocol P] [--zones K]
+        [--heartbeat-ms MS] [--phase-s S] [--cap-s S] [--base-port P]
+        [--dir DIR] [--keep]
         The coordinators under N data nodes (issue 17): starts a fresh
         coordinator trio with no data node (cluster.sh start --nodes 0,
         base port P, default 23500) with its Raft data on tmpfs (DIR,
         default /dev/shm/narf-scale-XXXXXX), every coordinator on CPU 1,
         then the leader (all its threads) moved to CPU 0 and re-pinned if
-        leadership moves; runs narf-hbsim on CPU 1 (N fake nodes speaking
-        today's protocol: heartbeats every MS, default 100, and full map
-        fetches) through its join phase and scenario S (steady, add,
-        silent or lost10; default steady, S seconds long, default 30; the
+        leadership moves; runs narf-hbsim on CPU 1 (N fake nodes sending
+        heartbeats every MS, default 100; protocol P: delta, the default,
+        takes map entries in heartbeat replies, full fetches the whole
+        map at every new epoch, as nodes did before issue 17) through its
+        join phase and scenario S (steady, add, silent, lost10 or zone:
+        with nodes in K zones, default 0 = none, 3 for zone, every node
+        of one zone lost; default steady, S seconds long, default 30; the
         others end when the map is quiet again, capped at --cap-s, default
         240). Prints hbsim's table and JSON line, then the leader logs'
         "loop stalled" lines (count, max ms) and the nodes marked down.
@@ -855,10 +870,109 @@ scale_pin_loop() {
 	done
 }
 
-bench_scale() {
-	local nodes="" scenario=steady hb=100 phase=30 cap=240 port=23500 keep=0
+# One cluster start of N data nodes, timed to "settled" (cluster.sh start
+# returns once every slot is served and nothing moves or syncs), then what
+# the coordinators' logs and status say about it.
+settle_once() {
+	local nodes=$1 port=$2 round=$3 dir t0 t1 rc=0 secs down stalls max st
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/narf-settle-XXXXXX")
+	bench_dir=$dir
+	cluster_up=1
+	t0=$(date +%s%N)
+	"$CLUSTER" start --dir "$dir" --nodes "$nodes" --base-port "$port" \
+		--fresh --no-setup >/dev/null 2>"$dir/start.err" || rc=$?
+	t1=$(date +%s%N)
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+	((rc == 0)) || secs="$secs (not settled: cluster.sh start exit $rc)"
+	local logs=("$dir"/logs/c[123].log)
+	down=$(cat "${logs[@]}" | grep -c 'marking it down' || true)
+	stalls=$(cat "${logs[@]}" | grep -c 'loop stalled' || true)
+	max=$(cat "${logs[@]}" | sed -n 's/.*loop stalled \([0-9]*\) ms.*/\1/p' |
+		sort -n | tail -1)
+	st=$(NARF_SECRET_FILE=$dir/cluster.secret "$ROOT/build/cli/cachecli" --coord \
+		"127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))" \
+		status --json 2>/dev/null |
+		/usr/bin/python3 -c 'import json, sys
+s = json.load(sys.stdin)
+print(s["slots"]["lost"], s["epoch"], sum(n["state"] == "up" for n in s["nodes"]))' 2>/dev/null ||
+		echo "? ? ?")
+	local lost epoch up
+	read -r lost epoch up <<<"$st"
+	printf '%5s %5s  %-40s %6s %6s %6s %5s %12s\n' "$nodes" "$round" "$secs" \
+		"$up" "$down" "$lost" "$epoch" "$stalls (${max:-0})"
+	"$CLUSTER" stop --dir "$dir" >/dev/null 2>&1 || true
+	cluster_up=0
+	if ((rc == 0)); then
+		rm -rf "$dir"
+	else
+		echo "bench.sh settle: logs kept in $dir/logs" >&2
+	fi
+	bench_dir=""
+}
+
+bench_settle() {
+	local nodes=24,48 rounds=3 port=18500 n r
 	while (($#)); do
 		case $1 in
+		--nodes)
+			nodes=${2:?--nodes needs a value}
+			shift
+			;;
+		--nodes=*) nodes=${1#*=} ;;
+		--rounds)
+			rounds=${2:?--rounds needs a value}
+			shift
+			;;
+		--rounds=*) rounds=${1#*=} ;;
+		--base-port)
+			port=${2:?--base-port needs a value}
+			shift
+			;;
+		--base-port=*) port=${1#*=} ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "settle: unknown argument '$1' (try --help)" ;;
+		esac
+		shift
+	done
+	if ! [[ $nodes =~ ^[0-9]{1,3}(,[0-9]{1,3})*$ ]]; then
+		die "--nodes must be a list of numbers in 1..99 such as 24,48"
+	fi
+	if ! [[ $rounds =~ ^[1-9][0-9]?$ ]]; then
+		die "--rounds must be a number in 1..99"
+	fi
+	check_port "$port"
+	[[ -x $ROOT/build/cli/cachecli ]] || die "build/cli/cachecli is missing: ninja -C build"
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	printf '%5s %5s  %-40s %6s %6s %6s %5s %12s\n' nodes round \
+		"secs to settled" up downs lost epoch "stalls (max)"
+	for n in ${nodes//,/ }; do
+		((n >= 1 && n <= 99)) || die "--nodes: $n is not in 1..99"
+		for ((r = 1; r <= rounds; r++)); do
+			settle_once "$n" "$port" "$r"
+		done
+	done
+}
+
+bench_scale() {
+	local nodes="" scenario=steady hb=100 phase=30 cap=240 port=23500 keep=0
+	local protocol=delta zones=0
+	while (($#)); do
+		case $1 in
+		--zones)
+			zones=${2:?--zones needs a value}
+			shift
+			;;
+		--zones=*) zones=${1#*=} ;;
+		--protocol)
+			protocol=${2:?--protocol needs a value}
+			shift
+			;;
+		--protocol=*) protocol=${1#*=} ;;
 		--nodes)
 			nodes=${2:?--nodes needs a value}
 			shift
@@ -907,9 +1021,17 @@ bench_scale() {
 	if ! [[ $nodes =~ ^[0-9]{1,5}$ ]] || ((nodes < 1 || nodes > 20000)); then
 		die "--nodes must be a number in 1..20000"
 	fi
+	if ! [[ $zones =~ ^[0-9]{1,4}$ ]]; then
+		die "--zones must be a number in 0..1000"
+	fi
 	case $scenario in
 	steady | add | silent | lost10) ;;
-	*) die "--scenario must be steady, add, silent or lost10" ;;
+	zone) ((zones >= 2)) || zones=3 ;;
+	*) die "--scenario must be steady, add, silent, lost10 or zone" ;;
+	esac
+	case $protocol in
+	delta | full) ;;
+	*) die "--protocol must be delta or full" ;;
 	esac
 	if ! [[ $hb =~ ^[0-9]{2,5}$ ]] || ((hb < 10 || hb > 10000)); then
 		die "--heartbeat-ms must be a number in 10..10000"
@@ -945,7 +1067,7 @@ bench_scale() {
 		pin=()
 		echo "bench.sh scale: no taskset or one CPU: running unpinned" >&2
 	fi
-	echo "bench.sh scale: 3 coordinators in $bench_dir (base port $port), $nodes simulated nodes, scenario $scenario" >&2
+	echo "bench.sh scale: 3 coordinators in $bench_dir (base port $port), $nodes simulated nodes, scenario $scenario, protocol $protocol" >&2
 	cluster_up=1
 	"${pin[@]}" "$CLUSTER" start --dir "$bench_dir" --nodes 0 \
 		--base-port "$port" --fresh >/dev/null ||
@@ -964,6 +1086,7 @@ bench_scale() {
 		--coords "127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)),127.0.0.1:$((port + 3))" \
 		--pids "$pins" --secret-file "$bench_dir/node.key" \
 		--nodes "$nodes" --scenario "$scenario" --heartbeat-ms "$hb" \
+		--protocol "$protocol" --zones "$zones" \
 		--phase-s "$phase" --phase-cap-s "$cap" --settle-s "$cap" --json &
 	child=$!
 	wait "$child" || rc=$?
@@ -983,6 +1106,10 @@ bench_scale() {
 }
 
 case ${1:-} in
+settle)
+	shift
+	bench_settle "$@"
+	;;
 bigslot)
 	shift
 	bench_bigslot "$@"

@@ -145,7 +145,7 @@ static struct setting reset(uint8_t flags)
 
 	check(narf_map_copy(c->rn.map, three ? base3 : base1) == 0);
 	c->rn.cmd_applied++; /* a new map: the API's JSON cache is stale */
-	c->leader.n_hb = 0;
+	narf_hbtab_clear(&c->leader.hb);
 	c->members.proposing = false;
 	c->members.step[0] = '\0';
 	fixture_clear_members(c);

@@ -44,6 +44,7 @@ static void check_settings(const struct narf_map_settings *s)
 	check(s->min_isr >= 1 && s->min_isr <= s->replication);
 	check(s->ack == NARF_ACK_ALL || s->ack == NARF_ACK_PRIMARY);
 	check(s->on_lost == NARF_LOST_EMPTY || s->on_lost == NARF_LOST_WAIT);
+	check(s->removed_retention_ms <= INT32_MAX);
 }
 
 static void check_coords(const struct narf_map *m)
@@ -127,8 +128,9 @@ bool maps_equal(const struct narf_map *a, const struct narf_map *b)
 	    x->replication != y->replication ||
 	    x->node_timeout_ms != y->node_timeout_ms || x->ack != y->ack ||
 	    x->moves != y->moves || x->min_isr != y->min_isr ||
-	    x->on_lost != y->on_lost || a->n_coords != b->n_coords ||
-	    a->n_nodes != b->n_nodes)
+	    x->on_lost != y->on_lost ||
+	    x->removed_retention_ms != y->removed_retention_ms ||
+	    a->n_coords != b->n_coords || a->n_nodes != b->n_nodes)
 		return false;
 	for (unsigned i = 0; i < a->n_coords; i++)
 		if (a->coords[i].id != b->coords[i].id ||

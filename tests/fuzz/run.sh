@@ -153,8 +153,8 @@ seeds_map_json() {
 	map='{"epoch":5,"next_node":4,"next_coord":2,"lost_slots":1,'$settings,$coords,$nodes,$slots'}\n'
 	empty='"slots":[{"from":0,"to":16383,"primary":0,"replicas":[],"isr":[]}]'
 	seed map "$map"
-	seed entries "$map"'{"v":1,"type":"node_state","node":3,"state":"up"}\n{"v":1,"type":"assign","base_epoch":6,"slots":[{"from":100,"to":200,"primary":3,"replicas":[1,2],"isr":[1],"move":1}]}\n{"v":1,"type":"isr","primary":2,"node":1,"add":[[8192,9000]],"since":7}\n{"v":1,"type":"handoff","primary":1,"slots":[[0,50]]}\n{"v":1,"type":"node_state","node":1,"state":"down"}\n{"v":1,"type":"leave","node":2,"if_room":true}\n'
-	seed refused "$map"'{"v":1,"type":"isr","primary":1,"node":2,"add":[[0,9]],"since":3}\n{"v":1,"type":"assign","base_epoch":4,"slots":[]}\n{"v":1,"type":"node_state","node":3,"state":"removed"}\n{"v":2,"type":"leave","node":1}\n{"v":1,"type":"nope"}\n{"v":1,"type":"isr","primary":1,"node":2,"drop":true}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7201","boot_id":"a2"}\n'
+	seed entries "$map"'{"v":1,"type":"node_state","node":3,"state":"up"}\n{"v":1,"type":"assign","base_epoch":6,"slots":[{"from":100,"to":200,"primary":3,"replicas":[1,2],"isr":[1],"move":1}]}\n{"v":1,"type":"isr","primary":2,"node":1,"add":[[8192,9000]],"since":7}\n{"v":1,"type":"handoff","primary":1,"slots":[[0,50]]}\n{"v":1,"type":"node_state","node":1,"state":"down"}\n{"v":1,"type":"leave","node":2,"if_room":true}\n{"v":1,"type":"node_state","node":1,"state":"removed"}\n{"v":1,"type":"node_forget","node":1}\n'
+	seed refused "$map"'{"v":1,"type":"isr","primary":1,"node":2,"add":[[0,9]],"since":3}\n{"v":1,"type":"assign","base_epoch":4,"slots":[]}\n{"v":1,"type":"node_state","node":3,"state":"removed"}\n{"v":2,"type":"leave","node":1}\n{"v":1,"type":"nope"}\n{"v":1,"type":"isr","primary":1,"node":2,"drop":true}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7201","boot_id":"a2"}\n{"v":1,"type":"node_forget","node":2}\n'
 	seed new '{"epoch":0,"next_node":1,"nodes":[],'"$empty"'}\n{"v":1,"type":"init","coords":[{"id":1,"raft":"127.0.0.1:7101","api":"127.0.0.1:7001"}],"settings":{"replication":3,"on_lost":"wait"}}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7201","boot_id":"x"}\n{"v":1,"type":"coords_set","coords":[{"id":2,"raft":"localhost:7102","api":"localhost:7002"}]}\n{"v":1,"type":"settings","min_isr":2,"ack":"primary","moves":7}\n'
 	seed old '{"epoch":3,"next_node":2,"coordinators":[],"nodes":[{"id":1,"addr":"localhost:7201","boot_id":"q","state":"down"}],'"$empty"'}\n'
 	seed gap '{"epoch":1,"next_node":1,"nodes":[],"slots":[{"from":0,"to":9,"primary":0,"replicas":[],"isr":[]},{"from":11,"to":16383,"primary":0,"replicas":[],"isr":[]}]}\n'
@@ -383,7 +383,7 @@ build_api() {
 		-I. common/auth.c common/buf.c common/errors.c \
 		common/flags.c common/frame.c common/jclient.c common/log.c \
 		common/map.c common/map_json.c coordinator/api.c \
-		coordinator/api_auth.c coordinator/leader.c \
+		coordinator/api_auth.c coordinator/hbtab.c coordinator/leader.c \
 		coordinator/members.c coordinator/members_plan.c \
 		coordinator/planner.c coordinator/raft_hs.c \
 		coordinator/raftnode.c coordinator/removal.c \

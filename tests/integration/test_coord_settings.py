@@ -119,6 +119,36 @@ def test_settings_change_is_replicated_and_applied(trio, fakes):
     assert len({p["epoch"] for p in pings.values()}) == 1
 
 
+def test_removed_node_leaves_the_map_after_retention(trio, fakes):
+    """removed_retention_ms: a node marked down, then removed by a leave,
+    holds nothing; once the leader has seen it so for the retention it
+    leaves the map and `status` (a node_forget entry), its id is not
+    reused, and its heartbeats are refused as a removed node's are."""
+    wait_leader(trio)
+    rep = call_leader(trio, {"op": "settings", "removed_retention_ms": -1})
+    assert rep.get("error") == "bad_request", rep
+    rep = call_leader(trio, {"op": "settings", "removed_retention_ms": 300})
+    assert rep["ok"] and rep["settings"]["removed_retention_ms"] == 300, rep
+    keep, gone = fakes(trio), fakes(trio)
+    up_nodes(trio, [keep, gone])
+    gone.stop()
+    wait_map(trio, lambda m: node_state(m, gone.id) == "down", 10,
+             "silent node down", interval=0.1)
+    rep = call_leader(trio, {"op": "leave", "node": gone.id})
+    assert rep["ok"], rep
+    m = wait_map(trio, lambda m: node_state(m, gone.id) is None, 10,
+                 "removed node forgotten", interval=0.1)
+    assert node_state(m, keep.id) == "up"
+    assert m["next_node"] == gone.id + 1, m
+    st = call_leader(trio, {"op": "status"})["status"]
+    assert gone.id not in [n["id"] for n in st["nodes"]], st
+    rep = call_leader(trio, {"op": "heartbeat", "node": gone.id,
+                             "boot_id": gone.boot_id, "epoch": m["epoch"]})
+    assert rep.get("error") == "unknown_node", rep
+    pings = wait_converged(trio)
+    assert len({p["epoch"] for p in pings.values()}) == 1
+
+
 def test_unsafe_timing_flags_refused(build_dir, tmp_path):
     """coord refuses, with exit 2 and one line naming the rule, the settings
     that would break the safety argument (docs/safety.md): a node timeout

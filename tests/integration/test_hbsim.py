@@ -58,8 +58,12 @@ def test_bad_flags_are_refused(build_dir, tmp_path):
     base = ["--coords", "127.0.0.1:1", "--secret-file", secret_file()]
     r = run(build_dir, *base, "--nodes", "0")
     assert r.returncode == 2 and "--nodes" in r.stderr, r.stderr
-    r = run(build_dir, *base, "--nodes", "5", "--scenario", "zone")
+    r = run(build_dir, *base, "--nodes", "5", "--scenario", "region")
     assert r.returncode == 2 and "--scenario" in r.stderr, r.stderr
+    r = run(build_dir, *base, "--nodes", "5", "--scenario", "zone")
+    assert r.returncode == 2 and "--zones" in r.stderr, r.stderr
+    r = run(build_dir, *base, "--nodes", "5", "--protocol", "diff")
+    assert r.returncode == 2 and "--protocol" in r.stderr, r.stderr
     bad = tmp_path / "short.secret"
     bad.write_text("short\n")
     r = run(build_dir, "--coords", "127.0.0.1:1", "--secret-file",

@@ -1,9 +1,10 @@
 /*
  * Unit tests of the cluster map model (common/map.h): every command applied
- * and rejected (joins, node states, leaves, assign, isr, handoff, init and
- * coordinators) and the JSON snapshot round trip. Settings and what a lost
- * node does to its slots (promotion, lineage, held slots, min_isr, on_lost,
- * timing rules) are test_map_safety.c's. Fixture: map_fixture.c.
+ * and rejected (joins, node states, leaves, node_forget, assign, isr,
+ * handoff, init and coordinators) and the JSON snapshot round trip. Settings
+ * and what a lost node does to its slots (promotion, lineage, held slots,
+ * min_isr, on_lost, timing rules) are test_map_safety.c's. Fixture:
+ * map_fixture.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -133,6 +134,96 @@ static void test_state_incarnation_and_leave_down(void **state)
 	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN), &res), 0);
 	assert_int_equal(apply_cmd(m, narf_cmd_leave(a, false), &res), 0);
 	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_REMOVED);
+	free_map(m);
+}
+
+/* node_forget: refused for a node that is not removed, that still holds a
+ * copy or a pending move, or that is unknown; accepted for a removed node
+ * holding nothing, which then leaves the map (and its JSON) while its id
+ * stays used, the epoch moves and the dirty set says nodes. */
+static void test_node_forget(void **state)
+{
+	struct narf_map *m = new_map(), *back = new_map();
+	struct narf_map_result res;
+	struct narf_map_dirty d;
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint32_t c = add_up_node(m, 7203);
+	char errmsg[NARF_ERRMSG_SIZE];
+	uint64_t epoch;
+	json_t *j;
+
+	assign_all(m, a, b, c);
+	/* Up, then leaving and still holding copies: refused. */
+	assert_int_equal(apply_cmd(m, narf_cmd_node_forget(b), &res),
+	                 NARF_EINVAL);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(b, false), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_forget(b), &res),
+	                 NARF_EINVAL);
+	assert_non_null(strstr(res.errmsg, "leaving"));
+	assert_int_equal(apply_cmd(m, narf_cmd_node_forget(99), &res),
+	                 NARF_ENOTFOUND);
+	assert_int_equal(apply_text(m,
+	                            "{\"v\":1,\"type\":\"node_forget\","
+	                            "\"node\":\"2\"}",
+	                            &res),
+	                 NARF_EINVAL);
+	/* Removed (it went down and its copies were dropped): accepted. */
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(b, NARF_NODE_DOWN), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(b, false), &res), 0);
+	assert_int_equal(narf_map_node_get(m, b)->state, NARF_NODE_REMOVED);
+	assert_false(narf_map_node_holds(narf_map_node_get(m, b)));
+	epoch = m->epoch;
+	narf_map_dirty_clear(&d);
+	j = narf_cmd_node_forget(b);
+	assert_int_equal(narf_map_apply_dirty(m, j, &res, &d), 0);
+	json_decref(j);
+	assert_true(res.changed);
+	assert_int_equal(m->epoch, epoch + 1);
+	assert_true(d.nodes);
+	assert_int_equal(d.n_slots, 0);
+	assert_null(narf_map_node_get(m, b));
+	assert_non_null(narf_map_node_get(m, a));
+	assert_non_null(narf_map_node_get(m, c));
+	assert_int_equal(m->n_nodes, 2);
+	/* Gone: a second forget is refused, and ids are not reused. */
+	assert_int_equal(apply_cmd(m, narf_cmd_node_forget(b), &res),
+	                 NARF_ENOTFOUND);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_join("127.0.0.1:7202", "new"), &res),
+	        0);
+	assert_int_equal(res.node, 4);
+	/* The JSON has no trace of it, and loads back. */
+	j = narf_map_to_json(m);
+	assert_int_equal(json_array_size(json_object_get(j, "nodes")), 3);
+	assert_int_equal(narf_map_from_json(back, j, errmsg), 0);
+	assert_null(narf_map_node_get(back, b));
+	json_decref(j);
+	free_map(m);
+	free_map(back);
+}
+
+/* A removed node that still holds slots is refused: on_lost wait keeps a
+ * down primary's slots held, and a leave of the down node removes it
+ * without taking them away. */
+static void test_node_forget_holding(void **state)
+{
+	struct narf_map *m = new_map();
+	struct narf_map_result res;
+	uint32_t a = add_up_node(m, 7201);
+
+	add_up_node(m, 7202);
+	m->settings.on_lost = NARF_LOST_WAIT;
+	assign_all(m, a, 0, 0);
+	assert_int_equal(
+	        apply_cmd(m, narf_cmd_node_state(a, NARF_NODE_DOWN), &res), 0);
+	assert_int_equal(apply_cmd(m, narf_cmd_leave(a, false), &res), 0);
+	assert_int_equal(narf_map_node_get(m, a)->state, NARF_NODE_REMOVED);
+	assert_int_equal(narf_map_node_get(m, a)->primaries, NARF_SLOTS);
+	assert_int_equal(apply_cmd(m, narf_cmd_node_forget(a), &res),
+	                 NARF_EINVAL);
+	assert_non_null(strstr(res.errmsg, "still holds"));
+	assert_non_null(narf_map_node_get(m, a));
 	free_map(m);
 }
 
@@ -891,8 +982,8 @@ static void test_init_and_coords(void **state)
 	        {2, "127.0.0.1:7102", "127.0.0.1:7002"},
 	        {3, "127.0.0.1:7103", "127.0.0.1:7003"},
 	};
-	struct narf_map_settings s = {3,  900, NARF_ACK_ALL,
-	                              64, 2,   NARF_LOST_EMPTY};
+	struct narf_map_settings s = {
+	        3, 900, NARF_ACK_ALL, 64, 2, NARF_LOST_EMPTY, 60000};
 
 	assert_int_equal(apply_cmd(m, narf_cmd_init(c, 3, &s), &res), 0);
 	assert_int_equal(m->n_coords, 3);
@@ -927,7 +1018,8 @@ static void test_coord_ids_never_reused(void **state)
 	                              NARF_ACK_ALL,
 	                              NARF_MAP_DEFAULT_MOVES,
 	                              1,
-	                              NARF_LOST_EMPTY};
+	                              NARF_LOST_EMPTY,
+	                              NARF_MAP_DEFAULT_REMOVED_RETENTION_MS};
 	char errmsg[NARF_ERRMSG_SIZE];
 	json_t *j;
 
@@ -1105,6 +1197,8 @@ int main(void)
 	        cmocka_unit_test(test_join_rejected),
 	        cmocka_unit_test(test_rejoin_retries),
 	        cmocka_unit_test(test_state_incarnation_and_leave_down),
+	        cmocka_unit_test(test_node_forget),
+	        cmocka_unit_test(test_node_forget_holding),
 	        cmocka_unit_test(test_bad_envelope),
 	        cmocka_unit_test(test_node_state),
 	        cmocka_unit_test(test_assign_stale),

@@ -1,7 +1,8 @@
 /*
  * The map's derived state (common/map.h: struct narf_map_counts and the
  * per-node counts): random histories of every command that writes slots
- * (assign, isr, handoff, node states, joins, leaves, on_lost changes),
+ * (assign, isr, handoff, node states, joins, leaves, node_forget, on_lost
+ * changes),
  * with the derived state checked after every apply against a walk of the
  * 16384 slots, against narf_map_recount(), and across a JSON round trip;
  * and the dirty set of each apply against a comparison of the slots
@@ -245,6 +246,8 @@ static json_t *random_command(const struct narf_map *m, unsigned *port)
 		return narf_cmd_node_state(a, states[rnd(3)]);
 	if (pick < 16)
 		return narf_cmd_leave(a, rnd(2));
+	if (pick < 17 && m->n_nodes > 4)
+		return narf_cmd_node_forget(a);
 	if (pick < 18) {
 		snprintf(text, sizeof(text),
 		         "{\"v\":1,\"type\":\"settings\",\"on_lost\":\"%s\"}",

@@ -129,7 +129,7 @@ static void install(struct sim *sim,
                     const struct narf_map *old,
                     const struct narf_map *m)
 {
-	assert_true(narf_rcore_map(sim->rc, ME, old, m, sim->now));
+	assert_true(narf_rcore_map(sim->rc, ME, old, m, NULL, sim->now));
 	carry(sim);
 }
 
@@ -546,7 +546,7 @@ static void test_map_rollback_ignored(void **state)
 
 	(void)m;
 	all_slots(old, 2, ME, true, 9);
-	assert_false(narf_rcore_map(sim->rc, ME, m, old, sim->now));
+	assert_false(narf_rcore_map(sim->rc, ME, m, old, NULL, sim->now));
 	assert_true(narf_rcore_leads(sim->rc, 7));
 	assert_int_equal(sim->rc->epoch, 10);
 	assert_int_equal(sim->rc->lost_at[7], 0);
@@ -1023,6 +1023,77 @@ static void test_sync_epoch_keeps_copy(void **state)
 	assert_false(narf_rc_bit(sim->rc->syncing, 7));
 }
 
+/* A node that leaves the map (node_forget): its in-link is forgotten with
+ * the map, and its peer once the link to it is closed and nothing of ours
+ * is in flight to it; the I/O hears FORGET_PEER naming it. Only then: a
+ * removed node still in the map keeps its peer. */
+static void test_forgotten_node_peer_freed(void **state)
+{
+	struct sim *sim = *state;
+	struct narf_map *m = lead_with_isr(sim, 2), *m2, *m3;
+
+	assert_true(narf_rcore_stream_conn(sim->rc, 2, 5));
+	assert_true(narf_rcore_stream_conn(sim->rc, 3, 6));
+	ack_all(sim, 2);
+	/* Removed, still in the map: the peer stays. */
+	m2 = map_new(sim, 11);
+	all_slots(m2, ME, 0, false, 5);
+	m2->nodes[1].state = NARF_NODE_REMOVED;
+	install(sim, m, m2);
+	for (unsigned i = 0; i < 3; i++) {
+		narf_rcore_tick(sim->rc, sim->now);
+		carry(sim);
+	}
+	assert_int_equal(acts_of(sim, NARF_RACT_CLOSE_LINK, 2), 1);
+	assert_non_null(narf_rcore_peer(sim->rc, 2));
+	assert_int_equal(sim->rc->n_in_links, 1);
+	/* Forgotten: gone from the nodes. */
+	m3 = map_new(sim, 12);
+	all_slots(m3, ME, 0, false, 5);
+	m3->nodes[1] = m3->nodes[2];
+	m3->n_nodes = 2;
+	install(sim, m2, m3);
+	assert_int_equal(acts_of(sim, NARF_RACT_FORGET_PEER, 0), 0);
+	narf_rcore_tick(sim->rc, sim->now);
+	sim->n_acts = 0; /* earlier actions name the peer about to go */
+	carry(sim);
+	assert_null(narf_rcore_peer(sim->rc, 2));
+	assert_int_equal(acts_of(sim, NARF_RACT_FORGET_PEER, 0), 1);
+	assert_int_equal(sim->acts[0].node, 2);
+	assert_null(sim->acts[0].peer);
+	/* The other sender's in-link stays. */
+	assert_int_equal(sim->rc->n_in_links, 1);
+	assert_false(narf_rcore_stream_conn(sim->rc, 3, 5));
+}
+
+/* A dirty walk (a map with what changed from the one before) ends a sync
+ * to us as a full walk does, though the slot did not change: slot 9,
+ * which we do not hold, synced to us under the sender's map 12, stays
+ * syncing with map 11 and is over with map 12, whose dirty set names
+ * slot 8 only. */
+static void test_dirty_walk_ends_sync(void **state)
+{
+	struct sim *sim = *state;
+	struct narf_map *m = map_new(sim, 10), *m2 = map_new(sim, 11);
+	struct narf_map *m3 = map_new(sim, 12);
+	struct narf_map_dirty d;
+
+	all_slots(m, 3, 0, false, 5);
+	all_slots(m2, 3, 0, false, 5);
+	all_slots(m3, 3, 0, false, 5);
+	slot_set(m3, 8, 3, 2, true, 5);
+	install(sim, NULL, m);
+	narf_rcore_sync_begin(sim->rc, 9, 12);
+	narf_map_dirty_clear(&d);
+	assert_true(narf_rcore_map(sim->rc, ME, m, m2, &d, sim->now));
+	assert_true(narf_rc_bit(sim->rc->syncing, 9));
+	d.slots[0] = (uint64_t)1 << 8;
+	d.n_slots = 1;
+	assert_true(narf_rcore_map(sim->rc, ME, m2, m3, &d, sim->now));
+	assert_false(narf_rc_bit(sim->rc->syncing, 9));
+	carry(sim);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1053,6 +1124,8 @@ int main(void)
 	        T(test_idle_link_closed),
 	        T(test_superseded_stream_connection),
 	        T(test_sync_epoch_keeps_copy),
+	        T(test_forgotten_node_peer_freed),
+	        T(test_dirty_walk_ends_sync),
 #undef T
 	};
 

@@ -7,8 +7,10 @@
  * coordinator (the real map code, narf_map_apply) that takes ISR drop and
  * add requests (answering at once or later, its map arriving at once or
  * later; an add may also time out at the primary and still be applied
- * later, as a request the network delayed), and now and then promotes an
- * ISR member of one of our slots (a role swap: what a failover does).
+ * later, as a request the network delayed), now and then promotes an
+ * ISR member of one of our slots (a role swap: what a failover does), and
+ * now and then applies another primary's drop of a replica (its
+ * isr_dropped moves, none of our slots changes).
  *
  * Each step is drawn from a seeded generator: a client write (one batch),
  * acks delivered, a link failure, a request answered, a map installed, a
@@ -19,6 +21,13 @@
  *    that was acknowledged (min_isr 1: "no acknowledged write lost" when
  *    the promoted replica is in the ISR).
  * Deterministic: the seeds are fixed; a failure names seed and step.
+ *
+ * Half the seeds also run a twin core fed the very same events, but every
+ * map as a dirty walk (narf_rcore_map with what changed from the map
+ * before, found by comparing the two), where the first core walks every
+ * slot: it must emit the same actions, one for one, and end every step in
+ * the same state (datanode/repl_core.h: the dirty walk changes nothing
+ * but its cost).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,13 +69,14 @@ struct link {
 
 struct pending {
 	unsigned id, slot;
-	struct narf_gate gate;
+	struct narf_gate gate, gate2; /* the core's, the twin's */
 };
 
 struct model {
 	uint64_t rnd;
 	unsigned seed, step;
 	struct narf_rcore *rc;
+	struct narf_rcore *rc2;     /* the twin (dirty walks), or NULL */
 	struct narf_map *map;       /* the coordinator's newest */
 	struct narf_map *installed; /* the one the core borrows */
 	uint64_t now;
@@ -91,6 +101,8 @@ struct model {
 	struct pending pend[MAX_WRITES];
 	unsigned n_pend;
 	unsigned opened, broken, swaps, drops, adds, failures, stale;
+	unsigned dirty_slots, twin_acts; /* the twin's walks, actions */
+	unsigned foreign;                /* other primaries' drops */
 };
 
 static uint64_t rnd(struct model *m)
@@ -124,16 +136,131 @@ static void map_free(struct narf_map *m)
 	free(m);
 }
 
-/* Install the coordinator's newest map in the core (if not yet). */
+/* The twin's peer for p (the core's). */
+static struct narf_rpeer *twin(struct model *m, const struct narf_rpeer *p)
+{
+	struct narf_rpeer *q = narf_rcore_peer(m->rc2, p->id);
+
+	assert_non_null(q);
+	return q;
+}
+
+/* What changed from a to b, as narf_map_apply_dirty() would say it. */
+static void diff_maps(const struct narf_map *a,
+                      const struct narf_map *b,
+                      struct narf_map_dirty *d)
+{
+	narf_map_dirty_clear(d);
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		if (!narf_slot_equal(&a->slots[s], &b->slots[s])) {
+			d->slots[s / 64] |= (uint64_t)1 << (s % 64);
+			d->n_slots++;
+		}
+	d->nodes = a->n_nodes != b->n_nodes;
+	for (unsigned i = 0; !d->nodes && i < a->n_nodes; i++)
+		d->nodes = a->nodes[i].id != b->nodes[i].id ||
+		           a->nodes[i].state != b->nodes[i].state ||
+		           a->nodes[i].isr_dropped != b->nodes[i].isr_dropped ||
+		           strcmp(a->nodes[i].addr, b->nodes[i].addr) != 0;
+}
+
+/* Install the coordinator's newest map in the core (if not yet), and in
+ * the twin as a dirty walk. */
 static void install(struct model *m)
 {
 	struct narf_map *old = m->installed;
+	struct narf_map_dirty d;
 
 	if (m->installed != NULL && m->installed->epoch == m->map->epoch)
 		return;
 	m->installed = map_copy(m->map);
-	assert_true(narf_rcore_map(m->rc, ME, old, m->installed, m->now));
+	assert_true(narf_rcore_map(m->rc, ME, old, m->installed, NULL, m->now));
+	if (m->rc2 != NULL) {
+		if (old != NULL)
+			diff_maps(old, m->installed, &d);
+		m->dirty_slots += old != NULL ? d.n_slots : NARF_SLOTS;
+		assert_true(narf_rcore_map(m->rc2, ME, old, m->installed,
+		                           old != NULL ? &d : NULL, m->now));
+	}
 	map_free(old);
+}
+
+/* The twin's next action is the core's (a), one for one. */
+static void twin_action(struct model *m, const struct narf_ract *a, bool got)
+{
+	struct narf_ract b;
+	bool got2;
+
+	if (m->rc2 == NULL)
+		return;
+	got2 = narf_rcore_next_action(m->rc2, &b);
+	if (got != got2)
+		fail_msg("seed %u step %u: the twin %s an action (kind %d)",
+		         m->seed, m->step, got2 ? "has" : "lacks",
+		         got2 ? (int)b.kind : (int)a->kind);
+	if (!got)
+		return;
+	m->twin_acts++;
+	if (a->kind != b.kind || (a->peer == NULL) != (b.peer == NULL) ||
+	    (a->peer != NULL && a->peer->id != b.peer->id) ||
+	    a->slot != b.slot || a->node != b.node ||
+	    (a->slots == NULL) != (b.slots == NULL) ||
+	    (a->slots != NULL &&
+	     memcmp(a->slots, b.slots, NARF_RC_WORDS * sizeof(uint64_t)) != 0))
+		fail_msg(
+		        "seed %u step %u: the twin's action (kind %d, peer "
+		        "%u, slot %u) is not the core's (kind %d, peer %u, "
+		        "slot %u)",
+		        m->seed, m->step, (int)b.kind,
+		        b.peer != NULL ? b.peer->id : 0, b.slot, (int)a->kind,
+		        a->peer != NULL ? a->peer->id : 0, a->slot);
+	if (a->kind == NARF_RACT_ASK_ADD &&
+	    (memcmp(a->peer->asked, b.peer->asked, sizeof(b.peer->asked)) !=
+	             0 ||
+	     a->peer->add_since != b.peer->add_since))
+		fail_msg("seed %u step %u: the twin asks another add", m->seed,
+		         m->step);
+	free(b.slots);
+}
+
+/* The core and the twin are in the same state. */
+static void twin_check(struct model *m)
+{
+	const struct narf_rcore *a = m->rc, *b = m->rc2;
+
+	if (b == NULL)
+		return;
+	if (memcmp(a->lead, b->lead, sizeof(a->lead)) != 0 ||
+	    memcmp(a->handing, b->handing, sizeof(a->handing)) != 0 ||
+	    memcmp(a->syncing, b->syncing, sizeof(a->syncing)) != 0 ||
+	    memcmp(a->lost_at, b->lost_at, N_SLOTS * sizeof(a->lost_at[0])) !=
+	            0 ||
+	    memcmp(a->hwm, b->hwm, N_SLOTS * sizeof(a->hwm[0])) != 0 ||
+	    a->n_peers != b->n_peers || a->n_in_links != b->n_in_links ||
+	    a->leaving != b->leaving)
+		fail_msg("seed %u step %u: the twin's slots differ", m->seed,
+		         m->step);
+	for (unsigned i = 0; i < a->n_peers; i++) {
+		const struct narf_rpeer *p = a->peers[i], *q = b->peers[i];
+
+		if (p->id != q->id || p->link != q->link || p->gen != q->gen ||
+		    p->sent != q->sent || p->acked != q->acked ||
+		    memcmp(p->fwd, q->fwd, sizeof(p->fwd)) != 0 ||
+		    memcmp(p->counts, q->counts, sizeof(p->counts)) != 0 ||
+		    memcmp(p->want, q->want, sizeof(p->want)) != 0 ||
+		    memcmp(p->ready, q->ready, sizeof(p->ready)) != 0 ||
+		    memcmp(p->asked, q->asked, sizeof(p->asked)) != 0 ||
+		    memcmp(p->handoff, q->handoff, sizeof(p->handoff)) != 0 ||
+		    p->n_counts != q->n_counts || p->n_joins != q->n_joins ||
+		    p->n_handoff != q->n_handoff ||
+		    p->drop.state != q->drop.state ||
+		    p->drop.epoch != q->drop.epoch ||
+		    p->add.state != q->add.state ||
+		    p->hand.state != q->hand.state || p->open != q->open ||
+		    p->work != q->work)
+			fail_msg("seed %u step %u: the twin's peer %u differs",
+			         m->seed, m->step, p->id);
+	}
 }
 
 static void check_gates(struct model *m);
@@ -143,9 +270,14 @@ static void carry(struct model *m)
 {
 	struct narf_ract a;
 
-	while (narf_rcore_next_action(m->rc, &a)) {
-		struct link *l = a.peer != NULL ? &m->links[a.peer->id] : NULL;
+	for (;;) {
+		bool got = narf_rcore_next_action(m->rc, &a);
+		struct link *l;
 
+		twin_action(m, &a, got);
+		if (!got)
+			break;
+		l = a.peer != NULL ? &m->links[a.peer->id] : NULL;
 		free(a.slots);
 		switch (a.kind) {
 		case NARF_RACT_OPEN_LINK:
@@ -157,6 +289,11 @@ static void carry(struct model *m)
 			l->n = 1;
 			narf_rcore_link_queued(m->rc, a.peer, true, m->now);
 			narf_rcore_link_up(m->rc, a.peer);
+			if (m->rc2 != NULL) {
+				narf_rcore_link_queued(m->rc2, twin(m, a.peer),
+				                       true, m->now);
+				narf_rcore_link_up(m->rc2, twin(m, a.peer));
+			}
 			break;
 		case NARF_RACT_FAIL_LINK:
 		case NARF_RACT_CLOSE_LINK:
@@ -189,6 +326,8 @@ static void enqueue(struct model *m, struct narf_rpeer *p, struct cmd c)
 	l->q[(l->head + l->n) % MAX_Q] = c;
 	l->n++;
 	narf_rcore_link_queued(m->rc, p, true, m->now);
+	if (m->rc2 != NULL)
+		narf_rcore_link_queued(m->rc2, twin(m, p), true, m->now);
 }
 
 /* A client batch of one write to slot s. */
@@ -197,6 +336,10 @@ static void client_write(struct model *m, unsigned s)
 	struct pending *pd;
 	unsigned id;
 
+	if (m->rc2 != NULL &&
+	    narf_rcore_streams(m->rc, s) != narf_rcore_streams(m->rc2, s))
+		fail_msg("seed %u step %u: the twin streams otherwise", m->seed,
+		         m->step);
 	if (m->n_writes >= MAX_WRITES || m->n_pend >= MAX_WRITES ||
 	    !narf_rcore_streams(m->rc, s) || narf_rc_bit(m->rc->handing, s))
 		return;
@@ -207,9 +350,16 @@ static void client_write(struct model *m, unsigned s)
 	pd->id = id;
 	pd->slot = s;
 	narf_rcore_batch_begin(m->rc);
+	if (m->rc2 != NULL)
+		narf_rcore_batch_begin(m->rc2);
 	for (unsigned i = 0; i < m->rc->n_peers; i++) {
 		struct narf_rpeer *p = m->rc->peers[i];
 		bool q = narf_rcore_forwards(m->rc, p, s);
+
+		if (m->rc2 != NULL &&
+		    narf_rcore_forwards(m->rc2, twin(m, p), s) != q)
+			fail_msg("seed %u step %u: the twin forwards otherwise",
+			         m->seed, m->step);
 
 		if (q)
 			enqueue(m, p,
@@ -219,13 +369,20 @@ static void client_write(struct model *m, unsigned s)
 			                .id = id,
 			                .epoch = m->installed->slots[s].epoch});
 		narf_rcore_wrote(m->rc, p, s, q);
+		if (m->rc2 != NULL)
+			narf_rcore_wrote(m->rc2, twin(m, p), s, q);
 	}
+	if (m->rc2 != NULL &&
+	    narf_rcore_batch_end(m->rc2, &pd->gate2) != (m->rc->batch.n != 0))
+		fail_msg("seed %u step %u: the twin's batch waits otherwise",
+		         m->seed, m->step);
 	if (narf_rcore_batch_end(m->rc, &pd->gate)) {
 		m->n_pend++;
 	} else {
 		/* Nobody to wait for: acknowledged at once. */
 		m->acked[s][id] = 1;
 		narf_gate_close(&pd->gate);
+		narf_gate_close(&pd->gate2);
 	}
 	carry(m);
 }
@@ -248,6 +405,10 @@ static void deliver(struct model *m, struct narf_rpeer *p, unsigned n)
 					free(l->q[(l->head + i) % MAX_Q].snap);
 				l->head = l->n = 0;
 				m->stale++;
+				if (m->rc2 != NULL)
+					narf_rcore_link_failed(m->rc2,
+					                       twin(m, p),
+					                       p->gen, m->now);
 				narf_rcore_link_failed(m->rc, p, p->gen,
 				                       m->now);
 				break;
@@ -264,6 +425,8 @@ static void deliver(struct model *m, struct narf_rpeer *p, unsigned n)
 		l->head = (l->head + 1) % MAX_Q;
 		l->n--;
 		narf_rcore_link_acked(m->rc, p, 1, m->now);
+		if (m->rc2 != NULL)
+			narf_rcore_link_acked(m->rc2, twin(m, p), 1, m->now);
 	}
 	carry(m);
 }
@@ -275,6 +438,10 @@ static void pump(struct model *m, struct narf_rpeer *p)
 
 	while (p->link == NARF_RLINK_UP &&
 	       (s = narf_rcore_sync_next(m->rc, p)) >= 0) {
+		if (m->rc2 != NULL &&
+		    narf_rcore_sync_next(m->rc2, twin(m, p)) != s)
+			fail_msg("seed %u step %u: the twin syncs another slot",
+			         m->seed, m->step);
 		struct cmd c = {.kind = CMD_SYNC,
 		                .slot = (unsigned)s,
 		                .epoch = m->installed->slots[s].epoch};
@@ -284,6 +451,9 @@ static void pump(struct model *m, struct narf_rpeer *p)
 		memcpy(c.snap, m->applied[ME][s], MAX_WRITES);
 		enqueue(m, p, c); /* SYNC + entries + SYNCED, as one */
 		narf_rcore_synced(m->rc, p, (unsigned)s, true, p->sent);
+		if (m->rc2 != NULL)
+			narf_rcore_synced(m->rc2, twin(m, p), (unsigned)s, true,
+			                  p->sent);
 	}
 }
 
@@ -326,6 +496,9 @@ static void answer_drop(struct model *m, uint32_t id)
 	m->drop_asked[id] = false;
 	m->drops++;
 	narf_rcore_isr_reply(m->rc, id, true, true, m->map->epoch, m->now);
+	if (m->rc2 != NULL)
+		narf_rcore_isr_reply(m->rc2, id, true, true, m->map->epoch,
+		                     m->now);
 	carry(m);
 	if (pick(m, 2) == 0)
 		install(m);
@@ -341,6 +514,11 @@ static void answer_add(struct model *m, uint32_t id)
 	narf_rcore_isr_reply(
 	        m->rc, id, false, rv == 0,
 	        rv == NARF_ESTALE ? NARF_RREQ_STALE : m->map->epoch, m->now);
+	if (m->rc2 != NULL)
+		narf_rcore_isr_reply(
+		        m->rc2, id, false, rv == 0,
+		        rv == NARF_ESTALE ? NARF_RREQ_STALE : m->map->epoch,
+		        m->now);
 	carry(m);
 }
 
@@ -356,6 +534,8 @@ static void time_out_add(struct model *m, uint32_t id)
 	}
 	m->add_asked[id] = false;
 	narf_rcore_isr_reply(m->rc, id, false, false, 0, m->now);
+	if (m->rc2 != NULL)
+		narf_rcore_isr_reply(m->rc2, id, false, false, 0, m->now);
 	carry(m);
 }
 
@@ -372,6 +552,16 @@ static void apply_late_add(struct model *m)
 	else
 		m->late_refused++;
 	m->late[i] = m->late[--m->n_late];
+}
+
+/* Another primary's isr drop of node id (it led none of our slots): only
+ * the node's isr_dropped moves, which a sync of ours to it that began
+ * before makes stale (repl_core.c, dropped_since_sync). */
+static void foreign_drop(struct model *m, uint32_t id)
+{
+	new_epoch(m);
+	m->map->nodes[id - 1].isr_dropped = m->map->epoch;
+	m->foreign++;
 }
 
 /* A failover of slot s to an ISR member: it must hold every write of s
@@ -424,10 +614,24 @@ static void check_gates(struct model *m)
 		struct pending *pd = &m->pend[i];
 		bool broken;
 
-		if (!narf_rcore_gate_open(m->rc, &pd->gate, &broken)) {
+		bool open = narf_rcore_gate_open(m->rc, &pd->gate, &broken);
+
+		if (m->rc2 != NULL) {
+			bool broken2;
+
+			if (narf_rcore_gate_open(m->rc2, &pd->gate2,
+			                         &broken2) != open ||
+			    broken2 != broken)
+				fail_msg(
+				        "seed %u step %u: the twin's gate of "
+				        "write %u differs",
+				        m->seed, m->step, pd->id);
+		}
+		if (!open) {
 			if (broken) {
 				m->broken++;
 				narf_gate_close(&pd->gate);
+				narf_gate_close(&pd->gate2);
 			} else {
 				m->pend[k++] = *pd;
 			}
@@ -436,6 +640,7 @@ static void check_gates(struct model *m)
 		m->opened++;
 		m->acked[pd->slot][pd->id] = 1;
 		narf_gate_close(&pd->gate);
+		narf_gate_close(&pd->gate2);
 		/* Every ISR member of our map has it, while we lead. */
 		if (narf_rcore_leads(m->rc, pd->slot)) {
 			const struct narf_slot *sl =
@@ -454,7 +659,7 @@ static void check_gates(struct model *m)
 	m->n_pend = k;
 }
 
-static void run(unsigned seed)
+static void run(unsigned seed, bool with_twin)
 {
 	struct model *m = calloc(1, sizeof(*m));
 
@@ -464,6 +669,10 @@ static void run(unsigned seed)
 	m->now = 1000000;
 	m->rc = narf_rcore_create();
 	assert_non_null(m->rc);
+	if (with_twin) {
+		m->rc2 = narf_rcore_create();
+		assert_non_null(m->rc2);
+	}
 	m->map = calloc(1, sizeof(*m->map));
 	assert_non_null(m->map);
 	narf_map_init(m->map, NULL);
@@ -511,6 +720,10 @@ static void run(unsigned seed)
 					free(l->q[(l->head + i) % MAX_Q].snap);
 				l->head = l->n = 0;
 				m->failures++;
+				if (m->rc2 != NULL)
+					narf_rcore_link_failed(m->rc2,
+					                       twin(m, p),
+					                       p->gen, m->now);
 				narf_rcore_link_failed(m->rc, p, p->gen,
 				                       m->now);
 				carry(m);
@@ -525,7 +738,10 @@ static void run(unsigned seed)
 			if (p != NULL && m->add_asked[p->id])
 				time_out_add(m, p->id);
 		} else if (what < 78) {
-			apply_late_add(m);
+			if (pick(m, 2) == 0)
+				apply_late_add(m);
+			else
+				foreign_drop(m, 2 + pick(m, N_NODES - 1));
 		} else if (what < 84) {
 			install(m);
 			carry(m);
@@ -534,15 +750,20 @@ static void run(unsigned seed)
 		} else if (what < 93) {
 			m->now += pick(m, 400);
 			narf_rcore_tick(m->rc, m->now);
+			if (m->rc2 != NULL)
+				narf_rcore_tick(m->rc2, m->now);
 			carry(m);
 		} else {
 			narf_rcore_step(m->rc, m->now);
+			if (m->rc2 != NULL)
+				narf_rcore_step(m->rc2, m->now);
 			carry(m);
 			for (unsigned i = 0; i < m->rc->n_peers; i++)
 				pump(m, m->rc->peers[i]);
 			carry(m);
 		}
 		check_gates(m);
+		twin_check(m);
 	}
 	print_message(
 	        "seed %u: %u writes, %u acknowledged, %u broken, "
@@ -556,14 +777,24 @@ static void run(unsigned seed)
 	assert_true(m->opened > 0);
 	assert_true(m->swaps > 0);
 	assert_true(m->drops > 0);
-	for (unsigned i = 0; i < m->n_pend; i++)
+	if (m->rc2 != NULL) {
+		print_message(
+		        "seed %u: the twin took %u actions, walked %u "
+		        "slots\n",
+		        seed, m->twin_acts, m->dirty_slots);
+		assert_true(m->twin_acts > 0);
+	}
+	for (unsigned i = 0; i < m->n_pend; i++) {
 		narf_gate_close(&m->pend[i].gate);
+		narf_gate_close(&m->pend[i].gate2);
+	}
 	for (unsigned n = 0; n <= N_NODES; n++)
 		for (unsigned i = 0; i < m->links[n].n; i++)
 			free(m->links[n]
 			             .q[(m->links[n].head + i) % MAX_Q]
 			             .snap);
 	narf_rcore_destroy(m->rc);
+	narf_rcore_destroy(m->rc2);
 	map_free(m->installed);
 	map_free(m->map);
 	free(m);
@@ -573,7 +804,7 @@ static void test_model_seeds(void **state)
 {
 	(void)state;
 	for (unsigned seed = 1; seed <= 12; seed++)
-		run(seed);
+		run(seed, seed % 2 == 1);
 }
 
 int main(void)

@@ -211,6 +211,15 @@ static bool any_move(const struct narf_map *m)
 }
 
 static unsigned staged_slots; /* slot-rounds where the step held back */
+/* When set, converge_sync() plans as the leader does, through the cache
+ * of coordinator/plan_cache.c, instead of narf_plan() every round. */
+static struct narf_plan_cache *cache;
+
+static unsigned plan_now(struct narf_map *m)
+{
+	return cache != NULL ? narf_plan_cached(m, target, cache)
+	                     : narf_plan(m, target);
+}
 static struct narf_slot before[NARF_SLOTS];
 
 static unsigned added_copies, churned_copies;
@@ -261,7 +270,7 @@ static unsigned converge_sync(struct narf_map *m,
 	for (unsigned round = 0; round <= max_rounds; round++) {
 		unsigned n, k;
 
-		if (narf_plan(m, target) == 0) {
+		if (plan_now(m) == 0) {
 			bool synced = true;
 
 			assert_int_equal(
@@ -288,7 +297,7 @@ static unsigned converge_sync(struct narf_map *m,
 		if (n > 0) {
 			memcpy(before, m->slots, sizeof(m->slots));
 			carry_out(m, step);
-			narf_plan(m, target);
+			plan_now(m);
 			narf_plan_step(m, target, max_moves, step);
 			if (count_churn(before, m->slots, step) > 0)
 				assert_true(partial);
@@ -552,6 +561,87 @@ static void test_staged_random_histories(void **state)
 	assert_true(churned_copies * 100 <= added_copies);
 }
 
+/* The leader's cached target (plan_cache.c) on the same moves: a fourth
+ * node joins three, and random histories as above. Every step still obeys
+ * check_step(), the map still settles on narf_plan()'s fixed point
+ * (converge_sync() ends only when a plan finds nothing to change), in
+ * about as many rounds; and most rounds are served by a refresh, not by a
+ * full plan. */
+static void test_cached_target(void **state)
+{
+	struct narf_plan_cache pc;
+	struct narf_map m;
+	unsigned plain, cached;
+
+	(void)state;
+	map_with_nodes(&m, 2, 3);
+	converge(&m, 1);
+	add_node(&m, NARF_NODE_UP);
+	plain = converge(&m, 4);
+	narf_map_close(&m);
+
+	memset(&pc, 0, sizeof(pc));
+	cache = &pc;
+	map_with_nodes(&m, 2, 3);
+	converge(&m, 1);
+	pc.plans = pc.refreshes = 0;
+	add_node(&m, NARF_NODE_UP);
+	cached = converge(&m, 4);
+	print_message(
+	        "join 4th of 4: %u rounds planning each, %u with the "
+	        "cache (%llu plans, %llu refreshes)\n",
+	        plain, cached, (unsigned long long)pc.plans,
+	        (unsigned long long)pc.refreshes);
+	assert_true(cached <= plain + 2);
+	/* the first plan, the confirmation at the end, and the initial
+	 * plan of converge() */
+	assert_true(pc.plans <= 3);
+	assert_true(pc.refreshes + 3 >= cached);
+	narf_map_close(&m);
+
+	/* A random history: nodes added, down, leaving, replication
+	 * changed, partial syncs and ISR drops. */
+	memset(&pc, 0, sizeof(pc));
+	added_copies = churned_copies = 0;
+	rnd_seed(100);
+	map_with_nodes(&m, 1 + rnd(3), 1 + rnd(3));
+	converge(&m, 1);
+	for (unsigned ev = 0; ev < 25; ev++) {
+		uint32_t id;
+
+		switch (rnd(6)) {
+		case 0:
+		case 1:
+			if (n_up(&m) < 10)
+				add_node(&m, NARF_NODE_UP);
+			break;
+		case 2:
+			if (n_up(&m) > 1 &&
+			    (id = random_node(&m, NARF_NODE_UP)) != 0)
+				set_down(&m, id);
+			break;
+		case 3:
+			if (n_up(&m) > 1 &&
+			    (id = random_node(&m, NARF_NODE_UP)) != 0)
+				set_leaving(&m, id);
+			break;
+		default:
+			m.settings.replication = 1 + rnd(4);
+			break;
+		}
+		converge_sync(&m, 400, true);
+	}
+	narf_map_close(&m);
+	print_message(
+	        "cached random histories: %llu plans, %llu refreshes; "
+	        "%u of %u new copies dropped before they synced\n",
+	        (unsigned long long)pc.plans, (unsigned long long)pc.refreshes,
+	        churned_copies, added_copies);
+	assert_true(pc.refreshes > 0);
+	assert_true(churned_copies * 100 <= added_copies);
+	cache = NULL;
+}
+
 /* A pure step in detail: replica b moves to new node x (replication 2). The
  * step adds x outside the ISR and keeps b; once x is in the ISR the next
  * step drops b; a primary bound for x waits for x's sync. */
@@ -800,6 +890,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_staged_replication_5),
 	        cmocka_unit_test(test_staged_one_by_one),
 	        cmocka_unit_test(test_staged_random_histories),
+	        cmocka_unit_test(test_cached_target),
 	};
 
 	if (argc > 1 && (strcmp(argv[1], "random1") == 0 ||
