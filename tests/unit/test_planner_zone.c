@@ -323,7 +323,8 @@ static void test_random_zone_layouts(void **state)
 
 /* 50 nodes in 3 zones, replication 3: the first plan, a node added (in
  * one zone) and a node down are each planned within the planner's time
- * budget, keep the zone limit, and move about 1/(N+1) of the copies. */
+ * budget (unsanitized builds), keep the zone limit, and move about
+ * 1/(N+1) of the copies. */
 static void test_fifty_nodes_zoned(void **state)
 {
 	static const char *const zones[] = {"a", "b", "c"};
@@ -360,9 +361,13 @@ static void test_fifty_nodes_zoned(void **state)
 	        "50 nodes in 3 zones: initial %.2f ms, add one %.2f ms, "
 	        "one down %.2f ms\n",
 	        t1 - t0, t3 - t2, t5 - t4);
+	/* Timing only without sanitizers: a sanitized build on a loaded
+	 * machine once took over 100 ms for what takes 7 ms alone. */
+#if !defined(__SANITIZE_ADDRESS__)
 	assert_true(t1 - t0 < PLAN_MS_LIMIT);
 	assert_true(t3 - t2 < PLAN_MS_LIMIT);
 	assert_true(t5 - t4 < PLAN_MS_LIMIT);
+#endif
 	narf_map_close(&m);
 }
 
