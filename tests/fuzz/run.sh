@@ -164,7 +164,8 @@ seeds_map_json() {
 	seed order '{"epoch":1,"next_node":9,"nodes":[{"id":2,"addr":"127.0.0.1:2","boot_id":"b","state":"up"},{"id":1,"addr":"127.0.0.1:1","boot_id":"a","state":"gone","isr_dropped":2}],'"$empty"'}\n'
 	seed coords '{"epoch":1,"next_node":1,"next_coord":2,"coordinators":[{"id":3,"raft":"127.0.0.1:1","api":"127.0.0.1:2"},{"id":3,"raft":"127.0.0.1:3","api":"127.0.0.1:4"}],"settings":{"replication":1,"min_isr":2},"nodes":[],'"$empty"'}\n'
 	zoned='"nodes":[{"id":1,"addr":"127.0.0.1:7201","boot_id":"a","state":"up","zone":"z1"},{"id":2,"addr":"127.0.0.1:7202","boot_id":"b","state":"up","zone":"z1"},{"id":3,"addr":"127.0.0.1:7203","boot_id":"c","state":"up"}]'
-	seed zones '{"epoch":5,"next_node":4,'$settings,$zoned',"slots":[{"from":0,"to":8191,"primary":1,"replicas":[2],"isr":[2]},{"from":8192,"to":16383,"primary":3,"replicas":[1],"isr":[1]}]}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7204","boot_id":"d","zone":"z2"}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7205","boot_id":"e","zone":"has space"}\n{"v":1,"type":"node_state","node":2,"state":"down"}\n'
+	zmap='{"epoch":5,"next_node":4,'$settings,$zoned',"slots":[{"from":0,"to":8191,"primary":1,"replicas":[2],"isr":[2]},{"from":8192,"to":16383,"primary":3,"replicas":[1],"isr":[1]}]}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7204","boot_id":"d","zone":"z2"}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7205","boot_id":"e","zone":"has space"}\n{"v":1,"type":"node_state","node":2,"state":"down"}\n'
+	seed zones "$zmap"
 	seed types '{"epoch":"1","next_node":1.5,"nodes":{},"slots":null}\n[1,2]\n'
 }
 
