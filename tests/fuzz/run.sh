@@ -386,7 +386,8 @@ build_api() {
 		common/map.c common/map_json.c coordinator/api.c \
 		coordinator/api_auth.c coordinator/hbtab.c coordinator/leader.c \
 		coordinator/members.c coordinator/members_plan.c \
-		coordinator/planner.c coordinator/raft_hs.c \
+		coordinator/planner.c coordinator/plan_cache.c \
+		coordinator/raft_hs.c \
 		coordinator/raftnode.c coordinator/removal.c \
 		coordinator/stage.c coordinator/transport.c coordinator/zones.c \
 		common/tls.c common/tls_relay.c common/tls_sock.c \
