@@ -737,8 +737,9 @@ static int cmd_nodes(const struct narf_cli_options *o)
 		narf_map_node_counts(&m, n->id, &p, &r);
 		json_array_append_new(
 		        arr,
-		        json_pack("{s:I,s:s,s:s,s:i,s:i}", "id",
-		                  (json_int_t)n->id, "addr", n->addr, "state",
+		        json_pack("{s:I,s:s,s:s,s:s,s:i,s:i}", "id",
+		                  (json_int_t)n->id, "addr", n->addr, "zone",
+		                  n->zone, "state",
 		                  narf_node_state_name(n->state), "primaries",
 		                  (int)p, "replicas", (int)r));
 		if ((int)strlen(n->addr) > wa)
@@ -757,11 +758,16 @@ static int cmd_nodes(const struct narf_cli_options *o)
 		size_t i;
 		json_t *n;
 
-		printf("%-4s %-*s  %-8s %9s %8s\n", "ID", wa, "ADDR", "STATE",
-		       "PRIMARIES", "REPLICAS");
+		/* ZONE last: scripts that read the first columns keep
+		 * working. */
+		printf("%-4s %-*s  %-8s %9s %8s  %s\n", "ID", wa, "ADDR",
+		       "STATE", "PRIMARIES", "REPLICAS", "ZONE");
 		json_array_foreach(arr, i, n)
 		{
-			printf("%-4lld %-*s  %-8s %9lld %8lld\n",
+			const char *zone =
+			        json_string_value(json_object_get(n, "zone"));
+
+			printf("%-4lld %-*s  %-8s %9lld %8lld  %s\n",
 			       (long long)json_integer_value(
 			               json_object_get(n, "id")),
 			       wa,
@@ -770,7 +776,8 @@ static int cmd_nodes(const struct narf_cli_options *o)
 			       (long long)json_integer_value(
 			               json_object_get(n, "primaries")),
 			       (long long)json_integer_value(
-			               json_object_get(n, "replicas")));
+			               json_object_get(n, "replicas")),
+			       zone != NULL && zone[0] != '\0' ? zone : "-");
 		}
 	}
 	json_decref(arr);

@@ -187,7 +187,15 @@ static const char *fmt_ops(const json_t *n, char *buf, size_t size)
 	return buf;
 }
 
-static void print_node(const json_t *n, int wa)
+/* A node's zone, "-" for none (a node of an older cluster). */
+static const char *zone_of(const json_t *n)
+{
+	const char *z = get_str(n, "zone");
+
+	return z[0] != '\0' ? z : "-";
+}
+
+static void print_node(const json_t *n, int wa, int wz)
 {
 	char id[24], pri[24], rep[24], keys[24], mem[24], ops[24], seen[24];
 	const char *state = get_str(n, "state");
@@ -196,9 +204,9 @@ static void print_node(const json_t *n, int wa)
 	const char *age = fmt_age(n, "last_seen_ms", seen, sizeof(seen));
 	int pad = 9 - (int)strlen(age);
 
-	printf("  %-3s %-*s  %s%-8s%s %9s %8s %10s %8s %7s  %s",
-	       fmt_int(n, "id", id, sizeof(id)), wa, get_str(n, "addr"),
-	       state_colour(state), state, narf_cli_sty->reset,
+	printf("  %-3s %-*s  %-*s  %s%-8s%s %9s %8s %10s %8s %7s  %s",
+	       fmt_int(n, "id", id, sizeof(id)), wa, get_str(n, "addr"), wz,
+	       zone_of(n), state_colour(state), state, narf_cli_sty->reset,
 	       fmt_int(n, "primaries", pri, sizeof(pri)),
 	       fmt_int(n, "replicas", rep, sizeof(rep)),
 	       dark ? "-" : fmt_int(n, "keys", keys, sizeof(keys)),
@@ -217,6 +225,7 @@ static void print_nodes(const json_t *st)
 {
 	const json_t *arr = json_object_get(st, "nodes"), *n;
 	int wa = column_width(arr, "addr", 4), removed = 0;
+	int wz = column_width(arr, "zone", 4);
 	size_t i;
 
 	printf("\n%sData nodes%s\n", narf_cli_sty->bold, narf_cli_sty->reset);
@@ -224,15 +233,15 @@ static void print_nodes(const json_t *st)
 		printf("  (none has joined yet)\n");
 		return;
 	}
-	printf("  %-3s %-*s  %-8s %9s %8s %10s %8s %7s  %s\n", "ID", wa, "ADDR",
-	       "STATE", "PRIMARIES", "REPLICAS", "KEYS", "MEMORY", "OPS/S",
-	       "LAST SEEN");
+	printf("  %-3s %-*s  %-*s  %-8s %9s %8s %10s %8s %7s  %s\n", "ID", wa,
+	       "ADDR", wz, "ZONE", "STATE", "PRIMARIES", "REPLICAS", "KEYS",
+	       "MEMORY", "OPS/S", "LAST SEEN");
 	json_array_foreach(arr, i, n)
 	{
 		if (strcmp(get_str(n, "state"), "removed") == 0)
 			removed++;
 		else
-			print_node(n, wa);
+			print_node(n, wa, wz);
 	}
 	if (removed > 0)
 		printf("  %s(%d removed %s not shown; see --json)%s\n",
@@ -255,7 +264,32 @@ static void print_slots(const json_t *st)
 	       fmt_int(s, "syncing", y, sizeof(y)));
 	if (json_is_integer(json_object_get(s, "lost")))
 		printf(", %s lost", fmt_int(s, "lost", l, sizeof(l)));
+	if (json_integer_value(json_object_get(s, "zone_shared")) > 0)
+		printf(", %s with two copies in one zone",
+		       fmt_int(s, "zone_shared", l, sizeof(l)));
 	printf("\n");
+}
+
+/* The named zones, one line each (none: nothing printed). */
+static void print_zones(const json_t *st)
+{
+	const json_t *arr = json_object_get(st, "zones"), *z;
+	int wn = column_width(arr, "name", 4);
+	size_t i;
+
+	if (json_array_size(arr) == 0)
+		return;
+	printf("\n%sZones%s\n", narf_cli_sty->bold, narf_cli_sty->reset);
+	json_array_foreach(arr, i, z)
+	{
+		char n[24], u[24], p[24], c[24];
+
+		printf("  %-*s  %s/%s nodes up, %s primaries, %s copies\n", wn,
+		       get_str(z, "name"), fmt_int(z, "up", u, sizeof(u)),
+		       fmt_int(z, "nodes", n, sizeof(n)),
+		       fmt_int(z, "primaries", p, sizeof(p)),
+		       fmt_int(z, "copies", c, sizeof(c)));
+	}
 }
 
 /* ", planning the next step" while the leader has not planned the
@@ -535,6 +569,20 @@ int narf_cli_warn_slots(const json_t *st)
 	return count;
 }
 
+/* The leader's own warnings (zones): shown, not counted against
+ * "healthy", which is about slots being served and replicated. */
+static void print_leader_warnings(const json_t *st)
+{
+	const json_t *w;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "warnings"), i, w)
+	{
+		if (json_is_string(w))
+			warn(narf_cli_sty->yellow, "%s", json_string_value(w));
+	}
+}
+
 void narf_cli_print_dashboard(const json_t *st)
 {
 	int count;
@@ -543,10 +591,12 @@ void narf_cli_print_dashboard(const json_t *st)
 	narf_cli_print_coordinators(st);
 	print_nodes(st);
 	print_slots(st);
+	print_zones(st);
 	print_rebalance(st);
 	printf("\n");
 	count = narf_cli_warn_coordinators(st) + narf_cli_warn_nodes(st) +
 	        narf_cli_warn_slots(st);
+	print_leader_warnings(st);
 	if (count == 0)
 		printf("%shealthy:%s every slot is served and fully "
 		       "replicated\n",

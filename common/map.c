@@ -192,6 +192,46 @@ void narf_map_node_counts(const struct narf_map *m,
 	*replicas = n != NULL ? n->replicas : 0;
 }
 
+bool narf_map_same_zone(const struct narf_map_node *a,
+                        const struct narf_map_node *b)
+{
+	return a->zone[0] != '\0' && strcmp(a->zone, b->zone) == 0;
+}
+
+/* Do two copies of slot s sit in one zone? Each node holding the first
+ * copy of such a pair counts the slot (sign as for count_slot). At most
+ * NARF_MAX_COPIES lookups and 10 comparisons. */
+static bool shares_zone(struct narf_map *m,
+                        const struct narf_slot *s,
+                        unsigned sign)
+{
+	struct narf_map_node *n[NARF_MAX_COPIES];
+	bool shared = false;
+	unsigned k = 0;
+
+	if ((n[k] = narf_map_node_get(m, s->primary)) != NULL)
+		k++;
+	for (unsigned i = 0; i < s->n_replicas && i < NARF_MAX_REPLICAS; i++)
+		if ((n[k] = narf_map_node_get(m, s->replicas[i])) != NULL)
+			k++;
+	for (unsigned i = 0; i < k; i++) {
+		bool first = true;
+
+		for (unsigned j = 0; j < k; j++) {
+			if (j == i || !narf_map_same_zone(n[i], n[j]))
+				continue;
+			shared = true;
+			first = first && j > i;
+		}
+		for (unsigned j = i + 1; first && j < k; j++)
+			if (narf_map_same_zone(n[i], n[j])) {
+				n[i]->zone_shared += sign;
+				break;
+			}
+	}
+	return shared;
+}
+
 /*
  * Add (sign +1) or take away (sign -1) slot s's part of the derived
  * counts. Unsigned arithmetic wraps back on the way down, so one function
@@ -215,6 +255,8 @@ static void count_slot(struct narf_map *m,
 		if ((n = narf_map_node_get(m, s->primary)) != NULL)
 			n->primaries += sign;
 	}
+	if (s->primary != 0 && shares_zone(m, s, sign))
+		c->zone_shared += sign;
 	for (unsigned i = 0; i < s->n_replicas && i < NARF_MAX_REPLICAS; i++) {
 		if ((n = narf_map_node_get(m, s->replicas[i])) == NULL)
 			continue;
@@ -257,6 +299,7 @@ void narf_map_recount(struct narf_map *m)
 		struct narf_map_node *n = &m->nodes[i];
 
 		n->primaries = n->replicas = n->in_sync = n->moves_in = 0;
+		n->zone_shared = 0;
 	}
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
 		count_slot(m, &m->slots[s], 1);
@@ -449,6 +492,18 @@ bool narf_map_valid_boot_id(const char *b)
 	return true;
 }
 
+bool narf_map_valid_zone(const char *z)
+{
+	size_t n = strlen(z);
+
+	if (n == 0 || n >= NARF_ZONE_SIZE)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isgraph((unsigned char)z[i]))
+			return false;
+	return true;
+}
+
 bool narf_map_valid_addr(const char *addr)
 {
 	char host[NARF_ADDR_SIZE];
@@ -479,6 +534,7 @@ static int apply_node_join(struct narf_map *m,
 {
 	const char *addr = json_string_value(json_object_get(cmd, "addr"));
 	const char *boot = json_string_value(json_object_get(cmd, "boot_id"));
+	const json_t *zone = json_object_get(cmd, "zone");
 	const struct narf_map_node *old;
 	struct narf_map_node *n;
 
@@ -489,6 +545,12 @@ static int apply_node_join(struct narf_map *m,
 		return narf_map_fail(res, NARF_EINVAL,
 		                     "boot_id must be 1 to 64 printable "
 		                     "characters");
+	/* Entries of older leaders have no zone: "" */
+	if (zone != NULL && (!json_is_string(zone) ||
+	                     !narf_map_valid_zone(json_string_value(zone))))
+		return narf_map_fail(res, NARF_EINVAL,
+		                     "zone must be 1 to 63 printable "
+		                     "characters, no spaces");
 	for (unsigned i = 0; i < m->n_nodes; i++) {
 		old = &m->nodes[i];
 		if (old->state != NARF_NODE_REMOVED &&
@@ -525,6 +587,9 @@ static int apply_node_join(struct narf_map *m,
 	n->id = m->next_node++;
 	snprintf(n->addr, sizeof(n->addr), "%s", addr);
 	snprintf(n->boot_id, sizeof(n->boot_id), "%s", boot);
+	if (zone != NULL)
+		snprintf(n->zone, sizeof(n->zone), "%s",
+		         json_string_value(zone));
 	n->state = NARF_NODE_JOINING;
 	res->node = n->id;
 	res->changed = true;

@@ -28,6 +28,7 @@
 #define NARF_MAX_COORDS 7
 #define NARF_ADDR_SIZE 64    /* "host:port" plus NUL */
 #define NARF_BOOT_ID_SIZE 65 /* up to 64 printable characters plus NUL */
+#define NARF_ZONE_SIZE 64    /* up to 63 printable characters plus NUL */
 
 enum narf_node_state {
 	NARF_NODE_JOINING,
@@ -76,6 +77,10 @@ struct narf_map_node {
 	char addr[NARF_ADDR_SIZE];
 	char boot_id[NARF_BOOT_ID_SIZE];
 	enum narf_node_state state;
+	/* The failure domain (datanode --zone): the planner keeps a slot's
+	 * copies in distinct zones. "" (a node of an older cluster) is a
+	 * zone of its own. Fixed for the incarnation. */
+	char zone[NARF_ZONE_SIZE];
 	/* The map epoch of the last isr entry that dropped this node from a
 	 * primary's ISRs (0: never). An isr add whose sync began before it
 	 * (its "since") is refused: see apply_isr. */
@@ -85,6 +90,10 @@ struct narf_map_node {
 	 * every slot write (map.c, slot_put) and recomputed from the slots
 	 * by narf_map_from_json(), so reading them is O(1). */
 	unsigned primaries, replicas, in_sync, moves_in;
+	/* ... and, derived too, the slots where this node holds the first
+	 * of two copies in its zone (so a zone's nodes sum to the slots
+	 * keeping two copies in it) */
+	unsigned zone_shared;
 };
 
 /* One hash slot. Node id 0 means "none". replicas[] excludes the primary;
@@ -114,6 +123,9 @@ struct narf_map_counts {
 	unsigned syncing;  /* ... with a replica outside the ISR */
 	/* assigned slots by in-sync copies, primary included (1 + n_isr) */
 	unsigned by_isr[NARF_MAX_COPIES + 1];
+	/* assigned slots with two copies in one zone (zone "" shares with
+	 * no node) */
+	unsigned zone_shared;
 };
 
 /*
@@ -285,6 +297,11 @@ unsigned narf_map_held_slots(const struct narf_map *m);
  * reach the log: a boot id of 1..64 printable characters; "host:port"; the
  * settings fields present in obj (errmsg: NARF_ERRMSG_SIZE bytes). */
 bool narf_map_valid_boot_id(const char *boot_id);
+/* A zone name: 1..63 printable characters, no spaces. */
+bool narf_map_valid_zone(const char *zone);
+/* Do two nodes share a zone? Never when either zone is "". */
+bool narf_map_same_zone(const struct narf_map_node *a,
+                        const struct narf_map_node *b);
 bool narf_map_valid_addr(const char *addr);
 /* The settings as the map, the snapshot and the API show them. */
 json_t *narf_map_settings_to_json(const struct narf_map_settings *s);
@@ -329,6 +346,10 @@ int narf_node_state_parse(const char *name, enum narf_node_state *out);
 
 /* Command builders (new references) used by the leader and by tests. */
 json_t *narf_cmd_node_join(const char *addr, const char *boot_id);
+/* node_join with a zone (NULL or "": none, as narf_cmd_node_join). */
+json_t *narf_cmd_node_join_zone(const char *addr,
+                                const char *boot_id,
+                                const char *zone);
 json_t *narf_cmd_node_state(uint32_t node, enum narf_node_state st);
 json_t *narf_cmd_leave(uint32_t node, bool if_room);
 /* node_forget: a removed node that holds nothing leaves the map. */

@@ -112,6 +112,8 @@ json_t *narf_map_to_json(const struct narf_map *m)
 		                  "state", narf_node_state_name(n->state));
 
 		/* Written only once set: older readers see the same map. */
+		if (o != NULL && n->zone[0] != '\0')
+			json_object_set_new(o, "zone", json_string(n->zone));
 		if (o != NULL && n->isr_dropped != 0)
 			json_object_set_new(
 			        o, "isr_dropped",
@@ -390,6 +392,7 @@ static int nodes_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 		struct narf_map_node *n = &m->nodes[i];
 		const char *boot =
 		        json_string_value(json_object_get(o, "boot_id"));
+		const json_t *zone = json_object_get(o, "zone");
 		uint64_t id;
 
 		if (get_uint(o, "id", 1, UINT32_MAX, false, &id, errmsg) != 0 ||
@@ -401,15 +404,32 @@ static int nodes_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 		    narf_node_state_parse(
 		            json_string_value(json_object_get(o, "state")),
 		            &n->state) != 0 ||
-		    (i > 0 && id <= m->nodes[i - 1].id) || id >= m->next_node) {
+		    (i > 0 && id <= m->nodes[i - 1].id) || id >= m->next_node ||
+		    (zone != NULL &&
+		     (!json_is_string(zone) ||
+		      !narf_map_valid_zone(json_string_value(zone))))) {
 			set_err(errmsg, "%s entry is invalid", "node");
 			return NARF_EINVAL;
 		}
 		n->id = (uint32_t)id;
 		snprintf(n->boot_id, sizeof(n->boot_id), "%s", boot);
+		/* A map of an older cluster has no zones: "" */
+		if (zone != NULL)
+			snprintf(n->zone, sizeof(n->zone), "%s",
+			         json_string_value(zone));
 		m->n_nodes++;
 	}
 	return 0;
+}
+
+/* Does slot s name only node ids below next_node (or none)? */
+static bool ids_issued(const struct narf_map *m, const struct narf_slot *s)
+{
+	bool ok = s->primary < m->next_node && s->move < m->next_node;
+
+	for (unsigned i = 0; i < s->n_replicas && i < NARF_MAX_REPLICAS; i++)
+		ok = ok && s->replicas[i] < m->next_node;
+	return ok;
 }
 
 static int slots_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
@@ -442,6 +462,14 @@ static int slots_from_json(struct narf_map *m, const json_t *arr, char *errmsg)
 		if (from != expect) {
 			set_err(errmsg, "%s ranges must be contiguous",
 			        "slots");
+			return NARF_EINVAL;
+		}
+		/* A node id never given out: when a node joins with it,
+		 * its derived counts would miss these slots (found by
+		 * tests/fuzz/fuzz_map_json.c). */
+		if (!ids_issued(m, &s)) {
+			set_err(errmsg, "%s: a node id not below next_node",
+			        "range");
 			return NARF_EINVAL;
 		}
 		for (unsigned k = from; k <= to; k++)
@@ -521,8 +549,24 @@ out:
 
 json_t *narf_cmd_node_join(const char *addr, const char *boot_id)
 {
-	return json_pack("{s:i,s:s,s:s,s:s}", "v", NARF_MAP_VERSION, "type",
-	                 "node_join", "addr", addr, "boot_id", boot_id);
+	return narf_cmd_node_join_zone(addr, boot_id, NULL);
+}
+
+json_t *narf_cmd_node_join_zone(const char *addr,
+                                const char *boot_id,
+                                const char *zone)
+{
+	json_t *cmd =
+	        json_pack("{s:i,s:s,s:s,s:s}", "v", NARF_MAP_VERSION, "type",
+	                  "node_join", "addr", addr, "boot_id", boot_id);
+
+	/* No zone, no field: the entry an older leader wrote. */
+	if (cmd != NULL && zone != NULL && zone[0] != '\0' &&
+	    json_object_set_new(cmd, "zone", json_string(zone)) != 0) {
+		json_decref(cmd);
+		return NULL;
+	}
+	return cmd;
 }
 
 json_t *narf_cmd_node_state(uint32_t node, enum narf_node_state st)

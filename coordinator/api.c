@@ -478,6 +478,7 @@ static json_t *op_join(struct call *k, const json_t *req)
 {
 	const char *addr = json_string_value(json_object_get(req, "addr"));
 	const char *boot = json_string_value(json_object_get(req, "boot_id"));
+	const json_t *zone = json_object_get(req, "zone");
 
 	/* Validate here as the FSM would, so a malformed join never costs a
 	 * log entry on every member. */
@@ -489,8 +490,15 @@ static json_t *op_join(struct call *k, const json_t *req)
 		                   "join needs boot_id: 1 to 64 printable "
 		                   "characters",
 		                   k->c);
-	return to_propose(k, narf_cmd_node_join(addr, boot),
-	                  NARF_API_PENDING_JOIN);
+	if (zone != NULL && (!json_is_string(zone) ||
+	                     !narf_map_valid_zone(json_string_value(zone))))
+		return error_reply(NARF_EINVAL,
+		                   "join: zone must be 1 to 63 printable "
+		                   "characters, no spaces",
+		                   k->c);
+	return to_propose(
+	        k, narf_cmd_node_join_zone(addr, boot, json_string_value(zone)),
+	        NARF_API_PENDING_JOIN);
 }
 
 static json_t *op_leave(struct call *k, const json_t *req)

@@ -36,6 +36,7 @@
 #include "common/log.h"
 #include "coord.h"
 #include "planner.h"
+#include "zones.h"
 
 const char *const narf_decision_names[NARF_DECISION_COUNT] = {
         "init",         "node_down", "node_up",
@@ -494,6 +495,8 @@ static json_t *nodes_status(struct narf_coord *c, uint64_t now)
 		              (int)primaries, "replicas", (int)replicas, "keys",
 		              (json_int_t)(hb ? hb->keys : 0), "used_memory",
 		              (json_int_t)(hb ? hb->used_memory : 0));
+		if (o != NULL)
+			json_object_set_new(o, "zone", json_string(n->zone));
 		if (o != NULL && hb != NULL && hb->last_seen_ms != 0)
 			json_object_set_new(
 			        o, "last_seen_ms",
@@ -568,10 +571,14 @@ static void judge_balance(const struct narf_map *m,
 	const struct narf_map_counts *k = &m->counts;
 	unsigned up = 0, c, away = 0;
 	unsigned pbelow = 0, pabove = 0, cbelow = 0, cabove = 0;
+	bool zoned;
 
 	for (unsigned i = 0; i < m->n_nodes; i++)
 		up += m->nodes[i].state == NARF_NODE_UP;
 	c = m->settings.replication < up ? m->settings.replication : up;
+	/* Zones that change the shares of copies (zones.h): the copies per
+	 * node are then not judged here, only by the planner. */
+	zoned = narf_zones_bind(m);
 	for (unsigned i = 0; up > 0 && i < m->n_nodes; i++) {
 		const struct narf_map_node *n = &m->nodes[i];
 		unsigned copies = n->primaries + n->replicas;
@@ -583,8 +590,9 @@ static void judge_balance(const struct narf_map *m,
 		}
 		outside(n->primaries, plo, plo + (NARF_SLOTS % up != 0),
 		        &pbelow, &pabove);
-		outside(copies, clo, clo + (NARF_SLOTS * c % up != 0), &cbelow,
-		        &cabove);
+		if (!zoned)
+			outside(copies, clo, clo + (NARF_SLOTS * c % up != 0),
+			        &cbelow, &cabove);
 	}
 	*lower = max_u(pbelow, pabove);
 	if (c > 0) {
@@ -646,14 +654,24 @@ json_t *narf_leader_status(struct narf_coord *c)
 {
 	const struct narf_map *m = c->rn.map;
 	uint64_t now = narf_clock_ms();
+	struct narf_zones_status z;
+	json_t *st;
 
-	return json_pack("{s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:o,s:o}", "leader",
-	                 (json_int_t)narf_raftnode_leader_id(&c->rn), "term",
-	                 (json_int_t)narf_raftnode_term(&c->rn), "epoch",
-	                 (json_int_t)m->epoch, "replication",
-	                 (int)m->settings.replication, "node_timeout_ms",
-	                 (int)m->settings.node_timeout_ms, "coordinators",
-	                 coordinators_status(c), "nodes", nodes_status(c, now),
-	                 "slots", slots_status(m), "rebalance",
-	                 rebalance_status(c));
+	if (narf_zones_status(m, &z) != 0)
+		return NULL;
+	st = json_pack("{s:I,s:I,s:I,s:i,s:i,s:o,s:o,s:o,s:o,s:o,s:o}",
+	               "leader", (json_int_t)narf_raftnode_leader_id(&c->rn),
+	               "term", (json_int_t)narf_raftnode_term(&c->rn), "epoch",
+	               (json_int_t)m->epoch, "replication",
+	               (int)m->settings.replication, "node_timeout_ms",
+	               (int)m->settings.node_timeout_ms, "coordinators",
+	               coordinators_status(c), "nodes", nodes_status(c, now),
+	               "slots", slots_status(m), "rebalance",
+	               rebalance_status(c), "zones", z.zones, "warnings",
+	               z.warnings);
+	/* slots with two copies in one zone, while the zones allow none */
+	if (st != NULL)
+		json_object_set_new(json_object_get(st, "slots"), "zone_shared",
+		                    json_integer((json_int_t)z.zone_shared));
+	return st;
 }

@@ -31,6 +31,14 @@ struct plan {
 	struct edge_list *edges;    /* owned, n lists, NULL until needed: see
 	                               balance_primaries() */
 	bool edges_oom;             /* an edge list could not grow */
+	/* Zones (see "Zones" below). zoned is false when every eligible
+	 * node is a zone of its own: the zone rules then say no more than
+	 * "one copy per node", and the plan is the one without zones. */
+	bool zoned;
+	unsigned nz;     /* zones among the eligible nodes */
+	unsigned lim;    /* most copies of one slot in one zone */
+	unsigned *zone;  /* owned when zoned: zone index per node */
+	unsigned *zsize; /* owned when zoned: eligible nodes per zone */
 };
 
 /*
@@ -82,6 +90,82 @@ static uint32_t *position_of(struct narf_slot *t, uint32_t v)
 }
 
 /*
+ * Zones. With Z zones among the eligible nodes and c copies per slot, a
+ * slot keeps at most lim copies in one zone: 1 when Z >= c (no two copies
+ * of a slot share a zone), else ceil(c / Z), best effort. Every step that
+ * places a copy asks zone_room(): the clean step drops copies beyond the
+ * limit (out-of-sync ones first) so the fill places them elsewhere; the
+ * fill and the copy balance pick only receivers whose zone has room (the
+ * fill, which must give every slot c copies, falls back to any node when
+ * none has); a primary moved with its data (step 4c) does the same. Role
+ * swaps move no copy, so they change no zone. Shares are two-level
+ * (set_zone_shares()). Nodes without a zone ("", older clusters) are a
+ * zone each.
+ */
+
+/* Copies of slot t in zone z, not counting node skip (index plus one; 0
+ * for none). */
+static unsigned zone_copies(const struct plan *p,
+                            const struct narf_slot *t,
+                            unsigned z,
+                            uint32_t skip)
+{
+	unsigned k = 0;
+
+	if (t->primary != 0 && t->primary != skip &&
+	    p->zone[t->primary - 1] == z)
+		k++;
+	for (unsigned j = 0; j < t->n_replicas; j++)
+		if (t->replicas[j] != skip && p->zone[t->replicas[j] - 1] == z)
+			k++;
+	return k;
+}
+
+/* May node v take a copy of slot t, in place of skip's copy when skip is
+ * not 0, within the zone limit? Always without zones. */
+static bool zone_room(const struct plan *p,
+                      const struct narf_slot *t,
+                      uint32_t v,
+                      uint32_t skip)
+{
+	return !p->zoned || zone_copies(p, t, p->zone[v - 1], skip) < p->lim;
+}
+
+/*
+ * Drop replicas of slot s (primary and reps[nr]) beyond the zone limit:
+ * in a zone over it, its last out-of-sync replica, else its last replica
+ * (the primary stays). Returns the replicas left.
+ */
+static unsigned zone_trim(const struct plan *p,
+                          unsigned s,
+                          uint32_t primary,
+                          uint32_t *reps,
+                          unsigned nr)
+{
+	for (unsigned i = nr; i-- > 0;) {
+		unsigned z = p->zone[reps[i] - 1], k = 0, drop = nr;
+
+		k += primary != 0 && p->zone[primary - 1] == z;
+		for (unsigned j = 0; j < nr; j++)
+			k += p->zone[reps[j] - 1] == z;
+		if (k <= p->lim)
+			continue;
+		for (unsigned j = nr; j-- > 0 && drop == nr;)
+			if (p->zone[reps[j] - 1] == z &&
+			    !in_sync(p, s, reps[j]))
+				drop = j;
+		for (unsigned j = nr; j-- > 0 && drop == nr;)
+			if (p->zone[reps[j] - 1] == z)
+				drop = j;
+		memmove(&reps[drop], &reps[drop + 1],
+		        (nr - drop - 1) * sizeof(reps[0]));
+		nr--;
+		i = nr; /* the zones again, from the end */
+	}
+	return nr;
+}
+
+/*
  * Step 1. Keep slot s's copies on eligible nodes, in their positions.
  * Promote the first in-sync replica if the primary is gone (else the first
  * replica: part of the data beats none), then drop copies beyond c, the last
@@ -118,6 +202,8 @@ static void clean_slot(struct plan *p, unsigned s)
 		        (nr - heir - 1) * sizeof(reps[0]));
 		nr--;
 	}
+	if (p->zoned)
+		nr = zone_trim(p, s, primary, reps, nr);
 	while (nr > 0 && 1 + nr > p->c) {
 		unsigned drop = nr - 1;
 
@@ -176,17 +262,150 @@ static void set_shares(unsigned n,
 	}
 }
 
+/* The most copies zone z can hold: lim per slot, one per node. */
+static uint64_t zone_cap(const struct plan *p, unsigned z)
+{
+	unsigned k = p->zsize[z];
+
+	return (uint64_t)NARF_SLOTS * (k < p->lim ? k : p->lim);
+}
+
+/*
+ * Two-level shares of the copies: each zone's quota first, total copies
+ * divided among zones in proportion to their eligible nodes, but at most
+ * S x min(lim, nodes) for a zone (it holds at most lim copies of a slot,
+ * and a node one), the excess water-filled to the other zones; the
+ * remainder of the division goes to the zones holding the most now. Then
+ * each zone's quota is split among its nodes as set_shares() does. zq[]
+ * and idx[] are scratch space for nz and n entries.
+ */
+static void set_zone_shares(struct plan *p,
+                            unsigned total,
+                            uint64_t *zq,
+                            unsigned *idx)
+{
+	unsigned nz = p->nz;
+	uint64_t rest = total;
+	bool again = true;
+
+	/* zq[z]: UINT64_MAX while open, else the zone's capped quota. */
+	for (unsigned z = 0; z < nz; z++)
+		zq[z] = UINT64_MAX;
+	while (again) {
+		uint64_t open_nodes = 0;
+
+		again = false;
+		for (unsigned i = 0; i < p->n; i++)
+			open_nodes += zq[p->zone[i]] == UINT64_MAX;
+		for (unsigned z = 0; z < nz && open_nodes > 0; z++) {
+			uint64_t k = p->zsize[z], cap = zone_cap(p, z);
+
+			if (zq[z] != UINT64_MAX)
+				continue;
+			if (rest * k / open_nodes > cap) {
+				zq[z] = cap;
+				rest -= cap;
+				again = true;
+				break;
+			}
+		}
+	}
+	/* The open zones: proportional shares, floored, then the
+	 * remainder one each to the most loaded (lowest index on ties). */
+	{
+		uint64_t open_nodes = 0, given = 0;
+		uint64_t *open = calloc(nz, sizeof(*open));
+		int64_t *have = calloc(nz, sizeof(*have));
+
+		if (open == NULL || have == NULL) {
+			free(open);
+			free(have);
+			set_shares(p->n, total, p->load, p->share);
+			return;
+		}
+		for (unsigned i = 0; i < p->n; i++) {
+			have[p->zone[i]] += (int64_t)p->load[i];
+			if (zq[p->zone[i]] == UINT64_MAX) {
+				open[p->zone[i]]++;
+				open_nodes++;
+			}
+		}
+		for (unsigned z = 0; z < nz; z++)
+			if (open[z] > 0) {
+				open[z] = rest * open[z] / open_nodes;
+				given += open[z];
+			} else {
+				open[z] = UINT64_MAX;
+			}
+		/* have[z]: how far z holds more than its floored share
+		 * (so a balanced layout keeps its remainder where it is),
+		 * INT64_MIN once z took its one of the remainder, or when
+		 * it is at its cap. */
+		for (unsigned z = 0; z < nz; z++)
+			have[z] = open[z] == UINT64_MAX ||
+			                          open[z] >= zone_cap(p, z)
+			                  ? INT64_MIN
+			                  : have[z] - (int64_t)open[z];
+		while (given < rest) {
+			unsigned best = nz;
+
+			for (unsigned z = 0; z < nz; z++)
+				if (have[z] != INT64_MIN &&
+				    (best == nz || have[z] > have[best]))
+					best = z;
+			if (best == nz)
+				break; /* cannot happen: the caps hold total */
+			open[best]++;
+			have[best] = INT64_MIN;
+			given++;
+		}
+		for (unsigned z = 0; z < nz; z++)
+			if (zq[z] == UINT64_MAX)
+				zq[z] = open[z];
+		free(open);
+		free(have);
+	}
+	/* Each zone's quota among its nodes (set_shares() on a subset). */
+	for (unsigned z = 0; z < nz; z++) {
+		unsigned k = 0, base, rem;
+
+		for (unsigned i = 0; i < p->n; i++)
+			if (p->zone[i] == z)
+				idx[k++] = i;
+		if (k == 0)
+			continue;
+		base = (unsigned)(zq[z] / k);
+		rem = (unsigned)(zq[z] % k);
+		for (unsigned j = 0; j < k; j++)
+			p->share[idx[j]] = base;
+		for (unsigned r = 0; r < rem; r++) {
+			unsigned best = k;
+
+			for (unsigned j = 0; j < k; j++)
+				if (p->share[idx[j]] == base &&
+				    (best == k ||
+				     p->load[idx[j]] > p->load[idx[best]]))
+					best = j;
+			p->share[idx[best]]++;
+		}
+	}
+}
+
 /*
  * The node that should receive a new copy of slot s: among the nodes holding
  * no copy of it, the one furthest below its share, lowest index on ties; but
  * hint (the previous slot's choice) while it is below its share, or while
  * nobody is, so that consecutive slots go to the same node and form ranges.
- * With under_only, only a node below its share qualifies; 0 when none does.
+ * With under_only, only a node below its share qualifies; with zones, only
+ * one whose zone has room for the copy (in place of skip's, when skip
+ * moves it: 0 for a new copy). 0 when none qualifies.
  */
 static uint32_t pick_receiver(const struct plan *p,
                               unsigned s,
                               uint32_t hint,
-                              bool under_only)
+                              bool under_only,
+                              uint32_t skip,
+                              bool zones)
 {
 	long best_gap = LONG_MIN, hint_gap = LONG_MIN;
 	uint32_t best = 0;
@@ -195,7 +414,8 @@ static uint32_t pick_receiver(const struct plan *p,
 		long gap = (long)p->share[i] - (long)p->load[i];
 
 		if ((under_only && gap <= 0) ||
-		    position_of(&p->t[s], i + 1) != NULL)
+		    position_of(&p->t[s], i + 1) != NULL ||
+		    (zones && !zone_room(p, &p->t[s], i + 1, skip)))
 			continue;
 		if (i + 1 == hint)
 			hint_gap = gap;
@@ -209,9 +429,13 @@ static uint32_t pick_receiver(const struct plan *p,
 	return best;
 }
 
-/* The first node (of many at once) lays out a Redis-like contiguous map. */
+/* The first node (of many at once) lays out a Redis-like contiguous map.
+ * With zones, only the primaries: the fill then places the replicas by
+ * the zone rules. */
 static void lay_out(struct plan *p)
 {
+	unsigned c = p->zoned ? 1 : p->c;
+
 	for (unsigned i = 0; i < p->n; i++) {
 		unsigned from = (unsigned)((uint64_t)i * NARF_SLOTS / p->n);
 		unsigned to = (unsigned)((uint64_t)(i + 1) * NARF_SLOTS / p->n);
@@ -220,9 +444,9 @@ static void lay_out(struct plan *p)
 			struct narf_slot *t = &p->t[s];
 
 			t->primary = i + 1;
-			for (unsigned k = 1; k < p->c; k++)
+			for (unsigned k = 1; k < c; k++)
 				t->replicas[k - 1] = (i + k) % p->n + 1;
-			t->n_replicas = (uint8_t)(p->c - 1);
+			t->n_replicas = (uint8_t)(c - 1);
 		}
 	}
 }
@@ -432,7 +656,24 @@ static bool key_holds(const struct fill_key *k, uint32_t v)
 	return false;
 }
 
-/* Hand out group g's copies as the flow decided (see step 2a above). */
+/* May node v take a copy of the slots of group k within the zone limit? */
+static bool key_zone_room(const struct plan *p,
+                          const struct fill_key *k,
+                          uint32_t v)
+{
+	unsigned n = 0;
+
+	if (!p->zoned)
+		return true;
+	for (unsigned i = 0; i < NARF_MAX_COPIES; i++)
+		n += k->holders[i] != 0 &&
+		     p->zone[k->holders[i] - 1] == p->zone[v - 1];
+	return n < p->lim;
+}
+
+/* Hand out group g's copies as the flow decided (see step 2a above). A
+ * group missing two copies or more may find two of them in one zone: the
+ * second is left to step 2b. */
 static void fill_group(struct plan *p,
                        const struct flow *f,
                        unsigned g,
@@ -448,8 +689,13 @@ static void fill_group(struct plan *p,
 		 * come, forward arcs only (their reverse holds the flow). */
 		if ((e & 1) != 0 || v == FLOW_SOURCE)
 			continue;
-		for (unsigned r = 0; r < f->cap[e ^ 1]; r++, q++)
-			add_copy(p, keys[q % m].slot, v - (f->nv - p->n) + 1);
+		for (unsigned r = 0; r < f->cap[e ^ 1]; r++, q++) {
+			unsigned s = keys[q % m].slot;
+			uint32_t w = v - (f->nv - p->n) + 1;
+
+			if (zone_room(p, &p->t[s], w, 0))
+				add_copy(p, s, w);
+		}
 	}
 }
 
@@ -483,7 +729,7 @@ static void flow_group(const struct plan *p,
 	 * meets the nodes in ascending order. */
 	for (unsigned v = p->n; v-- > 0;) {
 		arc[v] = FLOW_NONE;
-		if (!key_holds(k, v + 1)) {
+		if (!key_holds(k, v + 1) && key_zone_room(p, k, v + 1)) {
 			arc[v] = f->na;
 			flow_arc(f, 2 + g, 2 + ng + v, m);
 		}
@@ -572,8 +818,13 @@ static void fill(struct plan *p)
 		unsigned k;
 
 		while ((k = slot_copies(&p->t[s])) < p->c) {
-			uint32_t v = pick_receiver(p, s, hint[k], false);
+			uint32_t v =
+			        pick_receiver(p, s, hint[k], false, 0, true);
 
+			/* Zones too few or too small: best effort. */
+			if (v == 0)
+				v = pick_receiver(p, s, hint[k], false, 0,
+				                  false);
 			assert(v != 0); /* c <= n, so someone holds no copy */
 			hint[k] = v;
 			add_copy(p, s, v);
@@ -602,7 +853,8 @@ static void balance_copies(struct plan *p, unsigned passes)
 				if (pos == NULL ||
 				    (pass == 0 && pos == &p->t[s].primary))
 					continue;
-				v = pick_receiver(p, s, hint, true);
+				v = pick_receiver(p, s, hint, true, a + 1,
+				                  true);
 				if (v == 0)
 					continue;
 				if (pos == &p->t[s].primary) {
@@ -613,6 +865,77 @@ static void balance_copies(struct plan *p, unsigned passes)
 				p->load[a]--;
 				p->load[v - 1]++;
 				hint = v;
+			}
+		}
+	}
+}
+
+/* Move the copy at pos in slot s from node a to node v (indices plus one). */
+static void move_copy(struct plan *p, unsigned s, uint32_t *pos, uint32_t v)
+{
+	uint32_t a = *pos;
+
+	if (pos == &p->t[s].primary) {
+		p->prim[a - 1]--;
+		p->prim[v - 1]++;
+	}
+	*pos = v;
+	p->load[a - 1]--;
+	p->load[v - 1]++;
+}
+
+/*
+ * Step 3b, with zones only. A node a above its share whose slots all keep
+ * as many copies in the zones below their quotas as the limit allows
+ * cannot hand a copy to any of them (node 5 of zone b, every slot of it
+ * with two copies in zone a, limit 2): a node w of a's own zone hands one
+ * of its copies to such a node instead (w's slot has room there), and a
+ * gives w a copy in its place (within one zone the limit always holds).
+ * Two scans per pair (a, w), each from the end of the slot space; the
+ * visits are bounded, so a layout this cannot fix costs a bounded time.
+ */
+#define RELAY_BUDGET (8u * NARF_SLOTS)
+
+static void relay_copies(struct plan *p)
+{
+	unsigned budget = RELAY_BUDGET;
+
+	for (unsigned a = 0; a < p->n && budget > 0; a++) {
+		for (unsigned w = 0;
+		     w < p->n && budget > 0 && p->load[a] > p->share[a]; w++) {
+			unsigned s1 = NARF_SLOTS, s2 = NARF_SLOTS;
+
+			if (w == a || p->zone[w] != p->zone[a])
+				continue;
+			while (p->load[a] > p->share[a] && budget > 0) {
+				uint32_t *from = NULL, *to = NULL, v = 0;
+
+				/* a's next copy that w could take */
+				while (s2-- > 0 && budget-- > 0) {
+					from = position_of(&p->t[s2], a + 1);
+					if (from != NULL &&
+					    position_of(&p->t[s2], w + 1) ==
+					            NULL)
+						break;
+					from = NULL;
+				}
+				/* w's next copy that a node below its
+				 * share, in a zone with room, could take */
+				while (from != NULL && s1-- > 0 &&
+				       budget-- > 0) {
+					to = position_of(&p->t[s1], w + 1);
+					if (to == NULL || s1 == s2)
+						continue;
+					v = pick_receiver(p, s1, 0, true, w + 1,
+					                  true);
+					if (v != 0 && v != a + 1)
+						break;
+					to = NULL;
+				}
+				if (from == NULL || to == NULL)
+					break;
+				move_copy(p, s1, to, v);
+				move_copy(p, s2, from, w + 1);
 			}
 		}
 	}
@@ -874,7 +1197,14 @@ static void move_primary(struct plan *p)
 	while (b < p->n && p->prim[b] >= p->pshare[b])
 		b++;
 	assert(a < p->n && b < p->n);
-	for (s = NARF_SLOTS; s-- > 0;) {
+	/* Within the zone limit if a slot allows it, else anyhow: every call
+	 * must move a primary. */
+	for (s = NARF_SLOTS; s-- > 0;)
+		if (p->t[s].primary == a + 1 &&
+		    position_of(&p->t[s], b + 1) == NULL &&
+		    zone_room(p, &p->t[s], b + 1, a + 1))
+			break;
+	for (s = s < NARF_SLOTS ? s + 1 : NARF_SLOTS; s-- > 0;) {
 		struct narf_slot *t = &p->t[s];
 
 		if (t->primary == a + 1 && position_of(t, b + 1) == NULL) {
@@ -891,7 +1221,8 @@ static void move_primary(struct plan *p)
 		uint32_t *pos = position_of(t, b + 1);
 
 		if (pos != NULL && pos != &t->primary &&
-		    position_of(t, a + 1) == NULL) {
+		    position_of(t, a + 1) == NULL &&
+		    zone_room(p, t, a + 1, b + 1)) {
 			*pos = a + 1;
 			p->load[a]++;
 			p->load[b]--;
@@ -977,6 +1308,8 @@ static unsigned finish(struct plan *p)
 
 static void plan_free(struct plan *p)
 {
+	free(p->zone);
+	free(p->zsize);
 	free(p->ids);
 	free(p->load);
 	free(p->prim);
@@ -995,12 +1328,27 @@ static void plan_slots(struct plan *p)
 	}
 	if (empty) {
 		lay_out(p);
-		return;
+		if (!p->zoned)
+			return;
 	}
 	count_loads(p);
-	set_shares(p->n, NARF_SLOTS * p->c, p->load, p->share);
+	if (p->zoned) {
+		uint64_t *zq = malloc(p->nz * sizeof(*zq));
+		unsigned *idx = malloc(p->n * sizeof(*idx));
+
+		if (zq != NULL && idx != NULL)
+			set_zone_shares(p, NARF_SLOTS * p->c, zq, idx);
+		else
+			set_shares(p->n, NARF_SLOTS * p->c, p->load, p->share);
+		free(zq);
+		free(idx);
+	} else {
+		set_shares(p->n, NARF_SLOTS * p->c, p->load, p->share);
+	}
 	fill(p);
 	balance_copies(p, 2);
+	if (p->zoned)
+		relay_copies(p);
 	set_shares(p->n, NARF_SLOTS, p->prim, p->pshare);
 	balance_primaries(p);
 	/* A primary moved with its data (step 4c) can leave copies uneven;
@@ -1054,6 +1402,76 @@ unsigned narf_plan(const struct narf_map *cur, struct narf_slot *target)
 	return narf_plan_freeze_held(cur, target);
 }
 
+struct zone_key {
+	const char *name; /* borrowed: the node's zone */
+	unsigned node;    /* index among the eligible nodes */
+};
+
+static int zone_key_cmp(const void *x, const void *y)
+{
+	const struct zone_key *a = x, *b = y;
+	int d = strcmp(a->name, b->name);
+
+	if (d != 0)
+		return d;
+	return a->node < b->node ? -1 : a->node > b->node;
+}
+
+/*
+ * Number the zones of the eligible nodes (in name order, so every member
+ * numbers them alike) into p->zone; a node without a zone is one of its
+ * own. Sets nz, zsize, zoned and lim: the least L such that zones holding
+ * at most L copies of a slot each (and one per node) can hold c, which is
+ * 1 when Z >= c and ceil(c / Z) when the zones are large enough. Returns
+ * false when out of memory.
+ */
+static bool zones_init(struct plan *p)
+{
+	struct zone_key *keys;
+
+	p->nz = p->n;
+	if (p->n < 2)
+		return true;
+	keys = malloc(p->n * sizeof(*keys));
+	p->zone = malloc(p->n * sizeof(p->zone[0]));
+	p->zsize = calloc(p->n, sizeof(p->zsize[0]));
+	if (keys == NULL || p->zone == NULL || p->zsize == NULL) {
+		free(keys);
+		return false;
+	}
+	for (unsigned i = 0; i < p->n; i++) {
+		keys[i].name = narf_map_node_get(p->cur, p->ids[i])->zone;
+		keys[i].node = i;
+	}
+	qsort(keys, p->n, sizeof(keys[0]), zone_key_cmp);
+	p->nz = 0;
+	for (unsigned i = 0; i < p->n; i++) {
+		if (i == 0 || keys[i].name[0] == '\0' ||
+		    strcmp(keys[i].name, keys[i - 1].name) != 0)
+			p->nz++;
+		p->zone[keys[i].node] = p->nz - 1;
+		p->zsize[p->nz - 1]++;
+	}
+	free(keys);
+	for (p->lim = p->nz >= p->c ? 1 : (p->c + p->nz - 1) / p->nz;;
+	     p->lim++) {
+		unsigned room = 0;
+
+		for (unsigned z = 0; z < p->nz; z++)
+			room += p->zsize[z] < p->lim ? p->zsize[z] : p->lim;
+		if (room >= p->c)
+			break;
+	}
+	/* A limit of c (one zone, say) limits nothing. */
+	p->zoned = p->nz < p->n && p->lim < p->c;
+	if (!p->zoned) {
+		free(p->zone);
+		free(p->zsize);
+		p->zone = p->zsize = NULL;
+	}
+	return true;
+}
+
 static unsigned plan_map(const struct narf_map *cur, struct narf_slot *target)
 {
 	struct plan p = {.cur = cur, .t = target};
@@ -1081,6 +1499,11 @@ static unsigned plan_map(const struct narf_map *cur, struct narf_slot *target)
 		for (unsigned i = 0; i < cur->n_nodes; i++)
 			if (cur->nodes[i].state == NARF_NODE_UP)
 				p.ids[p.n++] = cur->nodes[i].id;
+		if (!zones_init(&p)) {
+			plan_free(&p);
+			memcpy(target, cur->slots, sizeof(cur->slots));
+			return 0;
+		}
 	}
 	memset(target, 0, NARF_SLOTS * sizeof(target[0]));
 	if (p.c > 0)

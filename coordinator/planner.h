@@ -33,6 +33,23 @@
  *     the ISR (it held every write), a new replica is in the ISR only when the
  *     slot had no copy at all before (nothing to sync).
  *
+ * Zones (datanode --zone, the map's nodes[].zone): with Z zones among the
+ * eligible nodes and c copies per slot, no two copies of a slot share a zone
+ * while Z >= c, and at most ceil(c / Z) do otherwise (best effort: zones too
+ * small for that get the least limit they allow). Step 1 drops copies
+ * beyond the limit (out-of-sync ones first), steps 2 and 3 (and a relay
+ * through a node of the giver's zone, when no receiver has room) give copies
+ * only to nodes whose zone has room, and a primary moved with its data
+ * (4c) does the same when a slot allows it; role swaps move no copy. Shares
+ * of copies are two-level: zone quotas in proportion to their nodes, capped
+ * at what the limit lets a zone hold and water-filled, then split among the
+ * zone's nodes; primaries stay even per node, so they spread over zones in
+ * proportion to their nodes. A node without a zone ("") is a zone of its
+ * own, so when every node is, the plan is the one without zones, as it is
+ * when the limit is c (one zone: a cluster on one host). Where the
+ * limit binds hard (uneven zones, Z < c), a scrambled map may need a second
+ * planning round to reach its shares.
+ *
  * Each node's share (of copies, then of primaries) is the total divided by
  * the number of eligible nodes, the remainder going to the nodes that already
  * hold the most, so a balanced map is a fixed point: planning it again

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "common/flags.h"
 #include "common/log.h"
@@ -32,6 +33,12 @@ static const char usage_text[] =
         "                           comma separated): register, heartbeat\n"
         "                           the leader, follow the cluster map,\n"
         "                           replicate and proxy (see README)\n"
+        "  --zone NAME              with --join: this node's failure\n"
+        "                           domain (rack, host, zone: 1 to 63\n"
+        "                           printable characters, no spaces;\n"
+        "                           default the host's name); the\n"
+        "                           cluster keeps a slot's copies in\n"
+        "                           distinct zones\n"
         "  --redirect               with --join: answer -MOVED for keys\n"
         "                           led elsewhere instead of forwarding\n"
         "                           the request to their node\n"
@@ -220,6 +227,19 @@ static void parse_tls(const struct narf_engine_config *cfg,
 		narf_usage_error(prog, "--tls-cluster: %s", errmsg);
 }
 
+/* No --zone: the host's name, cut to the zone size; none ("") when it
+ * is not a valid zone name. */
+static void default_zone(char *zone, size_t size)
+{
+	char host[256] = "";
+
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		return;
+	snprintf(zone, size, "%s", host);
+	if (!narf_map_valid_zone(zone))
+		zone[0] = '\0';
+}
+
 static void parse_flags(struct narf_engine_config *cfg,
                         struct narf_dn *dn,
                         int argc,
@@ -244,6 +264,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 		O_TIMEOUT,
 		O_LOG,
 		O_JOIN,
+		O_ZONE,
 		O_REDIRECT,
 		O_SYNCRATE,
 		O_ONSTOP,
@@ -278,6 +299,7 @@ static void parse_flags(struct narf_engine_config *cfg,
 	        {"timeout", required_argument, NULL, O_TIMEOUT},
 	        {"log-level", required_argument, NULL, O_LOG},
 	        {"join", required_argument, NULL, O_JOIN},
+	        {"zone", required_argument, NULL, O_ZONE},
 	        {"redirect", no_argument, NULL, O_REDIRECT},
 	        {"sync-rate", required_argument, NULL, O_SYNCRATE},
 	        {"on-stop", required_argument, NULL, O_ONSTOP},
@@ -451,6 +473,17 @@ static void parse_flags(struct narf_engine_config *cfg,
 				                 optarg);
 			dn->cluster = true;
 			break;
+		case O_ZONE:
+			if (!narf_map_valid_zone(optarg))
+				narf_usage_error(
+				        prog,
+				        "--zone '%s': expected 1 to 63 "
+				        "printable characters, no "
+				        "spaces",
+				        optarg);
+			snprintf(dn->member.zone, sizeof(dn->member.zone), "%s",
+			         optarg);
+			break;
 		case O_PROTECTED:
 			cfg->protected_mode = narf_flag_yes_no(
 			        prog, "--protected-mode", optarg);
@@ -517,6 +550,8 @@ static void parse_flags(struct narf_engine_config *cfg,
 		                 "--join and --standalone exclude each "
 		                 "other");
 	cfg->standalone = !dn->cluster;
+	if (dn->member.zone[0] == '\0')
+		default_zone(dn->member.zone, sizeof(dn->member.zone));
 	parse_tls(cfg, dn, &tls, tls_auth_set);
 	if (dn->cluster && !narf_auth_keys_can(&cfg->keys, NARF_AUTH_NODE))
 		narf_usage_error(prog,

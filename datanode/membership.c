@@ -172,8 +172,12 @@ static void hop(struct narf_member *m, bool next_coord)
 
 static json_t *join_msg(const struct narf_member *m)
 {
-	return json_pack("{s:s,s:s,s:s}", "op", "join", "addr", m->self_addr,
-	                 "boot_id", m->boot_id);
+	json_t *msg = json_pack("{s:s,s:s,s:s}", "op", "join", "addr",
+	                        m->self_addr, "boot_id", m->boot_id);
+
+	if (msg != NULL && m->zone[0] != '\0')
+		json_object_set_new(msg, "zone", json_string(m->zone));
+	return msg;
 }
 
 static json_t *heartbeat_msg(const struct narf_member *m)
@@ -958,8 +962,9 @@ int narf_member_start(struct narf_member *m,
 	m->state = NARF_MEMBER_IDLE;
 	uv_timer_init(loop, &m->timer);
 	m->timer.data = m;
-	NARF_INFO("member: joining via %s as %s (boot %s)", m->target,
-	          m->self_addr, m->boot_id);
+	NARF_INFO("member: joining via %s as %s (boot %s, zone %s)", m->target,
+	          m->self_addr, m->boot_id,
+	          m->zone[0] != '\0' ? m->zone : "none");
 	return uv_timer_start(&m->timer, tick_cb, 0, NARF_HEARTBEAT_MS) == 0
 	               ? 0
 	               : NARF_EINTERNAL;

@@ -81,8 +81,9 @@ struct narf_member {
 	char target[NARF_ADDR_SIZE];    /* coordinator we talk to */
 	char self_addr[NARF_ADDR_SIZE]; /* our RESP address */
 	char boot_id[NARF_BOOT_ID_SIZE];
-	uint32_t node_id;     /* 0 until joined */
-	struct narf_map *map; /* owned; NULL until the first fetch */
+	char zone[NARF_ZONE_SIZE]; /* --zone, or the host's name; "" none */
+	uint32_t node_id;          /* 0 until joined */
+	struct narf_map *map;      /* owned; NULL until the first fetch */
 	enum narf_member_state state;
 	struct narf_auth auth;   /* the exchange, in NARF_MEMBER_AUTH */
 	uint64_t auth_logged_ms; /* rate limit of refusal warnings */

@@ -11,7 +11,7 @@ usage: scripts/cluster.sh COMMAND [ARGS] [--dir DIR]
 
 commands:
   start [--nodes N] [--base-port P] [--fresh] [--no-setup] [--log-level L]
-        [--tls]
+        [--tls] [--zones K]
         Runs scripts/setup.sh, starts 3 coordinators and N data nodes
         (default 3), and returns once a leader is elected (and, with data
         nodes, every slot is served and the slots' placement has settled:
@@ -26,6 +26,10 @@ commands:
                         certificates in DIR/tls (see below) and prints
                         how to connect; the cluster stays TLS until a
                         --fresh start without it
+          --zones K     give data node k the zone z((k-1) mod K + 1), so
+                        nodes spread round robin over zones z1..zK (the
+                        placement keeps a slot's copies in distinct
+                        zones; default: every node in the host's zone)
   stop          SIGTERM every process started in DIR, SIGKILL after 5 s
   status        each coordinator's pid, liveness, role and term; each data
                 node's pid; then `cachecli status` when cachecli is built.
@@ -113,6 +117,7 @@ opt_fresh=0
 opt_setup=1
 opt_loglevel=""
 opt_tls=0
+opt_zones=""
 target=""
 while (($#)); do
 	case $1 in
@@ -136,6 +141,11 @@ while (($#)); do
 		shift
 		;;
 	--log-level=*) opt_loglevel=${1#*=} ;;
+	--zones)
+		opt_zones=${2:?--zones needs a value}
+		shift
+		;;
+	--zones=*) opt_zones=${1#*=} ;;
 	--fresh) opt_fresh=1 ;;
 	--tls) opt_tls=1 ;;
 	--no-setup) opt_setup=0 ;;
@@ -159,8 +169,8 @@ while (($#)); do
 done
 
 if [[ $cmd != start ]] &&
-	[[ -n $opt_nodes$opt_port$opt_loglevel || $opt_fresh == 1 || $opt_setup == 0 || $opt_tls == 1 ]]; then
-	echo "cluster.sh: --nodes, --base-port, --fresh, --no-setup, --log-level and --tls go with start only" >&2
+	[[ -n $opt_nodes$opt_port$opt_loglevel$opt_zones || $opt_fresh == 1 || $opt_setup == 0 || $opt_tls == 1 ]]; then
+	echo "cluster.sh: --nodes, --base-port, --fresh, --no-setup, --log-level, --tls and --zones go with start only" >&2
 	exit 2
 fi
 case $cmd in
@@ -203,6 +213,7 @@ BASE_PORT=""
 NODES=""
 LOG_LEVEL=""
 TLS=0
+ZONES=0
 
 # load_env: read DIR/cluster.env (plain KEY=VALUE lines, never sourced).
 load_env() {
@@ -214,6 +225,7 @@ load_env() {
 		NODES) is_uint "$val" && NODES=$val ;;
 		LOG_LEVEL) [[ $val =~ ^[a-z]+$ ]] && LOG_LEVEL=$val ;;
 		TLS) [[ $val == 1 ]] && TLS=1 ;;
+		ZONES) is_uint "$val" && ZONES=$val ;;
 		BUILD) if [[ $val == /* ]]; then set_build "$val"; fi ;;
 		esac
 	done <"$ENVFILE"
@@ -235,8 +247,8 @@ need_env() {
 
 save_env() {
 	mkdir -p "$DIR"
-	printf '# written by scripts/cluster.sh; read by its other subcommands\nBASE_PORT=%s\nNODES=%s\nLOG_LEVEL=%s\nBUILD=%s\nTLS=%s\n' \
-		"$BASE_PORT" "$NODES" "$LOG_LEVEL" "$BUILD" "$TLS" >"$ENVFILE.tmp"
+	printf '# written by scripts/cluster.sh; read by its other subcommands\nBASE_PORT=%s\nNODES=%s\nLOG_LEVEL=%s\nBUILD=%s\nTLS=%s\nZONES=%s\n' \
+		"$BASE_PORT" "$NODES" "$LOG_LEVEL" "$BUILD" "$TLS" "$ZONES" >"$ENVFILE.tmp"
 	mv -f "$ENVFILE.tmp" "$ENVFILE"
 }
 
@@ -287,6 +299,9 @@ coord_cmd() {
 node_cmd() {
 	CMD=("$DATANODE" --port "$(node_port "$1")" --join "$(coord_list)"
 		--cluster-secret-file "$NODE_KEY_FILE" --log-level "$LOG_LEVEL")
+	if ((ZONES > 0)); then
+		CMD+=(--zone "z$((($1 - 1) % ZONES + 1))")
+	fi
 	if ((TLS)); then
 		tls_files
 		CMD+=(--tls-port "$(node_tls_port "$1")" "${TLS_FLAGS[@]}" --tls-cluster yes)
@@ -572,6 +587,14 @@ cmd_start() {
 	else
 		NODES=0
 		note "datanode cannot join a cluster yet: starting the coordinators only (--nodes 0); a standalone cache: $DATANODE --standalone --port 6379"
+	fi
+
+	if [[ -n $opt_zones ]]; then
+		in_range "$opt_zones" 0 99 ||
+			die "--zones must be a number in 0..99 (0: the host's zone)"
+		ZONES=$opt_zones
+	elif ((opt_fresh)); then
+		ZONES=0
 	fi
 
 	local i port

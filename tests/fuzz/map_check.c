@@ -73,6 +73,7 @@ static void check_nodes(const struct narf_map *m)
 		check(i == 0 || m->nodes[i - 1].id < n->id);
 		check(narf_map_valid_addr(n->addr));
 		check(memchr(n->boot_id, '\0', sizeof(n->boot_id)) != NULL);
+		check(n->zone[0] == '\0' || narf_map_valid_zone(n->zone));
 		check(n->state <= NARF_NODE_REMOVED);
 		check(n->isr_dropped <= m->epoch);
 		check(narf_map_node_get(m, n->id) == n);
@@ -141,13 +142,15 @@ bool maps_equal(const struct narf_map *a, const struct narf_map *b)
 
 		if (p->id != q->id || strcmp(p->addr, q->addr) != 0 ||
 		    strcmp(p->boot_id, q->boot_id) != 0 ||
-		    p->state != q->state || p->isr_dropped != q->isr_dropped)
+		    strcmp(p->zone, q->zone) != 0 || p->state != q->state ||
+		    p->isr_dropped != q->isr_dropped)
 			return false;
 		/* Derived: kept by every apply, rebuilt by a decode, so a
 		 * map and its round trip or twin agree on them too. */
 		if (p->primaries != q->primaries ||
 		    p->replicas != q->replicas || p->in_sync != q->in_sync ||
-		    p->moves_in != q->moves_in)
+		    p->moves_in != q->moves_in ||
+		    p->zone_shared != q->zone_shared)
 			return false;
 	}
 	if (memcmp(&a->counts, &b->counts, sizeof(a->counts)) != 0)

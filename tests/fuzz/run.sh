@@ -163,6 +163,9 @@ seeds_map_json() {
 	seed move '{"epoch":1,"next_node":3,"nodes":[],"slots":[{"from":0,"to":16383,"primary":1,"replicas":[2],"isr":[],"move":2}]}\n'
 	seed order '{"epoch":1,"next_node":9,"nodes":[{"id":2,"addr":"127.0.0.1:2","boot_id":"b","state":"up"},{"id":1,"addr":"127.0.0.1:1","boot_id":"a","state":"gone","isr_dropped":2}],'"$empty"'}\n'
 	seed coords '{"epoch":1,"next_node":1,"next_coord":2,"coordinators":[{"id":3,"raft":"127.0.0.1:1","api":"127.0.0.1:2"},{"id":3,"raft":"127.0.0.1:3","api":"127.0.0.1:4"}],"settings":{"replication":1,"min_isr":2},"nodes":[],'"$empty"'}\n'
+	zoned='"nodes":[{"id":1,"addr":"127.0.0.1:7201","boot_id":"a","state":"up","zone":"z1"},{"id":2,"addr":"127.0.0.1:7202","boot_id":"b","state":"up","zone":"z1"},{"id":3,"addr":"127.0.0.1:7203","boot_id":"c","state":"up"}]'
+	zmap='{"epoch":5,"next_node":4,'$settings,$zoned',"slots":[{"from":0,"to":8191,"primary":1,"replicas":[2],"isr":[2]},{"from":8192,"to":16383,"primary":3,"replicas":[1],"isr":[1]}]}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7204","boot_id":"d","zone":"z2"}\n{"v":1,"type":"node_join","addr":"127.0.0.1:7205","boot_id":"e","zone":"has space"}\n{"v":1,"type":"node_state","node":2,"state":"down"}\n'
+	seed zones "$zmap"
 	seed types '{"epoch":"1","next_node":1.5,"nodes":{},"slots":null}\n[1,2]\n'
 }
 
@@ -383,9 +386,10 @@ build_api() {
 		common/map.c common/map_json.c coordinator/api.c \
 		coordinator/api_auth.c coordinator/hbtab.c coordinator/leader.c \
 		coordinator/members.c coordinator/members_plan.c \
-		coordinator/planner.c coordinator/raft_hs.c \
+		coordinator/planner.c coordinator/plan_cache.c \
+		coordinator/raft_hs.c \
 		coordinator/raftnode.c coordinator/removal.c \
-		coordinator/stage.c coordinator/transport.c \
+		coordinator/stage.c coordinator/transport.c coordinator/zones.c \
 		common/tls.c common/tls_relay.c common/tls_sock.c \
 		tests/unit/coord_fixture.c "$out/map_check.o" \
 		tests/fuzz/fuzz_api.c \

@@ -28,6 +28,41 @@ static unsigned rnd(unsigned n)
 	return (unsigned)((rng_state >> 33) % n);
 }
 
+/* Zone pairs of slot x, the long way: the slot counts once when two of
+ * its copies share a named zone, on the node of each zone's first copy. */
+static void walk_zones(const struct narf_map *m,
+                       const struct narf_slot *x,
+                       struct narf_map_counts *k,
+                       struct narf_map_node *nodes)
+{
+	uint32_t ids[NARF_MAX_COPIES];
+	unsigned n = 0;
+	bool shared = false;
+
+	ids[n++] = x->primary;
+	for (unsigned j = 0; j < x->n_replicas; j++)
+		ids[n++] = x->replicas[j];
+	for (unsigned i = 0; i < n; i++) {
+		const struct narf_map_node *a = narf_map_node_get(m, ids[i]);
+		bool earlier = false, later = false;
+
+		for (unsigned j = 0; a != NULL && j < n; j++) {
+			const struct narf_map_node *b =
+			        narf_map_node_get(m, ids[j]);
+
+			if (j == i || b == NULL || a->zone[0] == '\0' ||
+			    strcmp(a->zone, b->zone) != 0)
+				continue;
+			earlier = earlier || j < i;
+			later = later || j > i;
+		}
+		shared = shared || earlier || later;
+		if (later && !earlier)
+			nodes[a - m->nodes].zone_shared++;
+	}
+	k->zone_shared += shared;
+}
+
 /* The derived state of m, computed by walking every slot. */
 static void walk_counts(const struct narf_map *m,
                         struct narf_map_counts *k,
@@ -37,9 +72,12 @@ static void walk_counts(const struct narf_map *m,
 	memcpy(nodes, m->nodes, m->n_nodes * sizeof(*nodes));
 	for (unsigned i = 0; i < m->n_nodes; i++)
 		nodes[i].primaries = nodes[i].replicas = nodes[i].in_sync =
-		        nodes[i].moves_in = 0;
+		        nodes[i].moves_in = nodes[i].zone_shared = 0;
 	for (unsigned s = 0; s < NARF_SLOTS; s++) {
 		const struct narf_slot *x = &m->slots[s];
+
+		if (x->primary != 0)
+			walk_zones(m, x, k, nodes);
 
 		if (x->primary != 0) {
 			k->assigned++;
@@ -73,6 +111,7 @@ static void assert_counts_equal(const struct narf_map_counts *a,
 		assert_int_equal(an[i].replicas, bn[i].replicas);
 		assert_int_equal(an[i].in_sync, bn[i].in_sync);
 		assert_int_equal(an[i].moves_in, bn[i].moves_in);
+		assert_int_equal(an[i].zone_shared, bn[i].zone_shared);
 	}
 }
 
@@ -197,8 +236,11 @@ static json_t *random_command(const struct narf_map *m, unsigned *port)
 	if (m->n_nodes < 3 || (pick < 4 && m->n_nodes < 12)) {
 		char addr[32];
 
+		static const char *const zones[] = {NULL, "a", "b"};
+
+		/* Few zones, so slots often keep two copies in one. */
 		snprintf(addr, sizeof(addr), "127.0.0.1:%u", (*port)++);
-		return narf_cmd_node_join(addr, "b");
+		return narf_cmd_node_join_zone(addr, "b", zones[rnd(3)]);
 	}
 	if (pick < 14)
 		return narf_cmd_node_state(a, states[rnd(3)]);
@@ -253,7 +295,7 @@ static void check_dirty(const struct narf_slot *before,
 static void test_random_histories(void **state)
 {
 	struct narf_slot *before = malloc(NARF_SLOTS * sizeof(*before));
-	unsigned dirty_nodes = 0, dirty_settings = 0;
+	unsigned dirty_nodes = 0, dirty_settings = 0, zone_shared = 0;
 
 	(void)state;
 	assert_non_null(before);
@@ -277,6 +319,7 @@ static void test_random_histories(void **state)
 			dirty_settings += d.settings;
 			check_dirty(before, m, &d, &res);
 			check_counts(m, step % 50 == 0);
+			zone_shared += m->counts.zone_shared > 0;
 		}
 		check_counts(m, true);
 		/* The histories do change the map. */
@@ -285,6 +328,8 @@ static void test_random_histories(void **state)
 		free_map(m);
 	}
 	assert_true(dirty_nodes > 0 && dirty_settings > 0);
+	/* ... and slots with two copies in one zone came and went. */
+	assert_true(zone_shared > 0);
 	free(before);
 }
 

@@ -415,6 +415,35 @@ static void test_staged_restart(void **state)
 	narf_map_close(&m);
 }
 
+/* Zones given to a balanced map of 6 nodes (replication 2) make a third
+ * of the slots keep both copies in one zone: safe steps move one copy of
+ * each to another zone, without churn, until the map's count of such
+ * slots is 0. Then a zone is lost: its copies come back on the other two
+ * zones, again never two in one. */
+static void test_staged_zones(void **state)
+{
+	struct narf_map m;
+	unsigned rounds;
+
+	(void)state;
+	map_with_nodes(&m, 2, 6);
+	converge(&m, 1);
+	for (unsigned i = 0; i < 6; i++)
+		snprintf(m.nodes[i].zone, sizeof(m.nodes[i].zone), "z%u",
+		         i / 2);
+	narf_map_recount(&m);
+	assert_true(m.counts.zone_shared >= NARF_SLOTS / 3 - 6);
+	rounds = converge(&m, 6);
+	print_message("zones given to 6 nodes: %u rounds\n", rounds);
+	assert_int_equal(m.counts.zone_shared, 0);
+	set_down(&m, 1);
+	set_down(&m, 2);
+	rounds = converge(&m, 6);
+	print_message("a zone of 2 of 6 lost: %u rounds\n", rounds);
+	assert_int_equal(m.counts.zone_shared, 0);
+	narf_map_close(&m);
+}
+
 /* Replication 3: a node joins, one goes down, one leaves, and the factor
  * goes up and down; every path settles with safe steps. */
 static void test_staged_replication_3(void **state)
@@ -896,6 +925,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_staged_join),
 	        cmocka_unit_test(test_staged_down),
 	        cmocka_unit_test(test_staged_restart),
+	        cmocka_unit_test(test_staged_zones),
 	        cmocka_unit_test(test_staged_replication_3),
 	        cmocka_unit_test(test_staged_replication_5),
 	        cmocka_unit_test(test_staged_one_by_one),
