@@ -41,6 +41,9 @@ struct narf_coord_config {
 	struct narf_map_settings settings; /* of a brand-new map */
 	unsigned election_timeout_ms;
 	unsigned heartbeat_timeout_ms;
+	/* --delta-ring-entries, --delta-ring-mb (0: raftnode.h's defaults) */
+	unsigned ring_entries;
+	size_t ring_bytes;
 	const char *metrics_addr; /* --metrics, borrowed (argv), or NULL */
 	/* --cluster-secret-file: every role's key (common/auth.h); the
 	 * secret itself is not kept */
