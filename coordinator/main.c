@@ -812,7 +812,7 @@ int main(int argc, char **argv)
 		return rv; /* the OS reclaims the half-built loop */
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	narf_leader_close(&c->leader);
-	json_decref(c->map_json);
+	narf_blob_unref(c->full);
 	narf_tls_close(&c->cfg.tls_server);
 	narf_tls_close(&c->cfg.tls_client);
 	rv = uv_loop_close(&c->loop);
