@@ -553,8 +553,10 @@ static void raise_fd_limit(unsigned clients)
 
 static void member_map_cb(void *data,
                           const struct narf_map *old,
-                          const struct narf_map *map)
+                          const struct narf_map *map,
+                          const struct narf_map_dirty *dirty)
 {
+	(void)dirty; /* the replication core walks every slot for now */
 	struct narf_dn *dn = data;
 
 	narf_repl_map_changed(dn->repl, old, map);

@@ -5,8 +5,12 @@
  * One connection to one coordinator at a time, one request in flight on it.
  * The happy path: connect to a coordinator from --join, send `join` (our RESP
  * address and a boot id new for this process) and receive a node id; then
- * every NARF_HEARTBEAT_MS send `heartbeat`; when its reply carries an epoch
- * newer than our map, send `map` and install the reply.
+ * every NARF_HEARTBEAT_MS send `heartbeat` with "deltas":1; its reply
+ * carries the map entries since our epoch, which we apply (mapsync.h) and
+ * renew the lease in the same round trip; when it says "full" (we are too
+ * far behind), or carries a newer epoch without deltas (an older
+ * coordinator), or the deltas do not fit our map, send `map` and install
+ * the reply. isr and handoff replies carry deltas too.
  *
  * Failure modes: `not_leader` moves us to the leader it names (or the next
  * coordinator); a connection error, a reply timeout, `no_quorum` (a leader
@@ -44,6 +48,7 @@
 #include "common/auth.h"
 #include "common/frame.h"
 #include "common/map.h"
+#include "mapsync.h"
 
 #define NARF_MEMBER_MAX_COORDS 7
 /* Reply timeout of requests a leader answers after a Raft commit. */
@@ -81,8 +86,12 @@ struct narf_member {
 	char target[NARF_ADDR_SIZE];    /* coordinator we talk to */
 	char self_addr[NARF_ADDR_SIZE]; /* our RESP address */
 	char boot_id[NARF_BOOT_ID_SIZE];
-	uint32_t node_id;     /* 0 until joined */
-	struct narf_map *map; /* owned; NULL until the first fetch */
+	uint32_t node_id; /* 0 until joined */
+	/* The map (mapsync.h: twin maps kept current from deltas), and
+	 * sync.cur as the rest of the node reads it: borrowed, NULL until
+	 * the first map arrives; replaced only by membership.c. */
+	struct narf_mapsync sync;
+	struct narf_map *map;
 	enum narf_member_state state;
 	struct narf_auth auth;   /* the exchange, in NARF_MEMBER_AUTH */
 	uint64_t auth_logged_ms; /* rate limit of refusal warnings */
@@ -101,6 +110,7 @@ struct narf_member {
 	uint64_t suspect_until;
 	unsigned fast_hops; /* hops made without waiting for the timer */
 	bool want_map;      /* fetch the map at the next chance */
+	bool want_full;     /* ... whole: deltas were discarded */
 	uint64_t beat_at;   /* when the last heartbeat was sent */
 	/* the coordinator that last answered a heartbeat (the leader then),
 	 * and when (loop time): INFO and metrics show it */
@@ -108,11 +118,13 @@ struct narf_member {
 	uint64_t leader_seen_ms;
 	struct narf_isr_req *isr_head, *isr_tail; /* queued isr requests */
 	struct narf_isr_req *isr_pending;         /* the one sent */
-	/* called after a new map is installed (old may be NULL) and when the
-	 * lease is renewed */
+	/* called when a new map is in (old may be NULL; dirty: what changed,
+	 * NULL for a full install, mapsync.h), and when the lease is
+	 * renewed */
 	void (*on_map)(void *data,
 	               const struct narf_map *old,
-	               const struct narf_map *map);
+	               const struct narf_map *map,
+	               const struct narf_map_dirty *dirty);
 	void (*on_lease)(void *data);
 	void *cb_data;
 	uv_tcp_t *tcp; /* owned while connected */
