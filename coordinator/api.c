@@ -276,13 +276,12 @@ static json_t *ok_reply(void)
  * encoded once per epoch and shared by every fetch until the epoch moves
  * (op map, cachecli, the laggards a heartbeat told "full"): in steady
  * state nobody is behind and nothing is encoded, and a burst of joiners
- * costs one encode. The same pass takes ping's digest. Borrowed (take a
+ * costs one encode. Borrowed (take a
  * reference to keep it); NULL without memory.
  */
 static struct narf_blob *full_map(struct narf_coord *c)
 {
 	const struct narf_map *m = c->rn.map;
-	uint64_t h = 14695981039346656037ULL;
 	struct narf_blob *b;
 	char head[64];
 	size_t n, hn;
@@ -308,16 +307,7 @@ static struct narf_blob *full_map(struct narf_coord *c)
 	memcpy(b->data, head, hn);
 	memcpy(b->data + hn, text, n);
 	memcpy(b->data + hn + n, "}\n", 2);
-	/* FNV-1a of the map's JSON form: members whose FSMs hold the same
-	 * map report the same digest, which is how tests compare
-	 * followers' state. */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)text[i];
-		h *= 1099511628211ULL;
-	}
 	free(text);
-	snprintf(c->digest, sizeof(c->digest), "%016llx",
-	         (unsigned long long)h);
 	narf_blob_unref(c->full);
 	c->full = b;
 	c->full_epoch = m->epoch;
@@ -325,9 +315,18 @@ static struct narf_blob *full_map(struct narf_coord *c)
 	return b;
 }
 
-static json_t *map_digest(struct narf_coord *c)
+/* The map's digest (narf_map_digest()) as 16 hex digits, computed once
+ * per epoch: every heartbeat reply to a node that applies deltas and
+ * every ping carry it. Members whose FSMs hold the same map report the
+ * same digest, which is how tests compare followers' state. Borrowed. */
+static const char *map_digest(struct narf_coord *c)
 {
-	return full_map(c) != NULL ? json_string(c->digest) : json_null();
+	if (c->digest[0] == '\0' || c->digest_epoch != c->rn.map->epoch) {
+		snprintf(c->digest, sizeof(c->digest), "%016llx",
+		         (unsigned long long)narf_map_digest(c->rn.map));
+		c->digest_epoch = c->rn.map->epoch;
+	}
+	return c->digest;
 }
 
 /* Did the caller send "deltas":1 (it applies map deltas)? */
@@ -505,7 +504,7 @@ static json_t *op_ping(struct narf_coord *c)
 	json_object_set_new(
 	        r, "applied",
 	        json_integer((json_int_t)narf_raftnode_applied(rn)));
-	json_object_set_new(r, "digest", map_digest(c));
+	json_object_set_new(r, "digest", json_string(map_digest(c)));
 	/* Commands (map entries, not barriers) this process applied: a test
 	 * tells from it whether a request reached the log. */
 	json_object_set_new(r, "commands",
@@ -532,16 +531,18 @@ static json_t *op_map(struct narf_coord *c,
                       struct narf_blob **raw)
 {
 	json_t *have = json_object_get(req, "epoch");
+	bool force = json_is_true(json_object_get(req, "full"));
 	uint64_t epoch = c->rn.map->epoch;
 	struct narf_blob *full;
 
 	if (have != NULL && !json_is_integer(have))
 		return error_reply(NARF_EINVAL, "epoch must be an integer", c);
-	if (json_is_integer(have) &&
+	/* (a node whose map differs at our epoch asks with "full":true) */
+	if (json_is_integer(have) && !force &&
 	    (uint64_t)json_integer_value(have) == epoch)
 		return json_pack("{s:b,s:b,s:I}", "ok", 1, "current", 1,
 		                 "epoch", (json_int_t)epoch);
-	if (wants_deltas(req) && !json_is_true(json_object_get(req, "full"))) {
+	if (wants_deltas(req) && !force) {
 		struct narf_iov *iov;
 		size_t bytes;
 		unsigned n;
@@ -634,13 +635,13 @@ static json_t *op_heartbeat(struct narf_coord *c,
 		return error_reply(NARF_ENOQUORUM, NULL, c);
 	}
 	if (wants_deltas(req)) {
-		char head[128];
-		int hn = snprintf(head, sizeof(head),
-		                  "{\"ok\":true,\"epoch\":%" PRIu64
-		                  ",\"term\":%" PRIu64 ",\"state\":\"%s\"",
-		                  c->rn.map->epoch,
-		                  (uint64_t)narf_raftnode_term(&c->rn),
-		                  narf_node_state_name(n->state));
+		char head[160];
+		int hn = snprintf(
+		        head, sizeof(head),
+		        "{\"ok\":true,\"epoch\":%" PRIu64 ",\"term\":%" PRIu64
+		        ",\"state\":\"%s\",\"digest\":\"%s\"",
+		        c->rn.map->epoch, (uint64_t)narf_raftnode_term(&c->rn),
+		        narf_node_state_name(n->state), map_digest(c));
 
 		*raw = narf_api_delta_reply(c, head, (size_t)hn,
 		                            have_epoch(req));

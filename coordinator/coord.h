@@ -176,7 +176,10 @@ struct narf_coord {
 	 * write in flight holds its own reference after the epoch moves. */
 	struct narf_blob *full; /* owned reference, or NULL */
 	uint64_t full_epoch;
-	char digest[17]; /* FNV-1a of its map part (ping) */
+	/* narf_map_digest() of the map at digest_epoch, in hex ("" until
+	 * the first): heartbeat replies and ping */
+	char digest[17];
+	uint64_t digest_epoch;
 	/* Map traffic, for /metrics: bytes of entries sent as deltas, bytes
 	 * of full map replies sent, full encodes made. */
 	uint64_t map_delta_bytes;

@@ -92,7 +92,8 @@ static bool apply_all(struct narf_map *m,
 			        json_string_value(json_object_get(d, "type"));
 
 			snprintf(errmsg, NARF_ERRMSG_SIZE,
-			         "delta %zu of %zu (%s) at epoch %llu: %s",
+			         "discarded deltas: %zu of %zu (%s) at epoch "
+			         "%llu: %s",
 			         i + 1, json_array_size(deltas),
 			         type ? type : "?",
 			         (unsigned long long)m->epoch,
@@ -103,6 +104,42 @@ static bool apply_all(struct narf_map *m,
 	return true;
 }
 
+/*
+ * Our map and the reply's are at the same epoch: compare digests (when
+ * the reply has one; an older coordinator's has none). A difference asks
+ * for the whole map once per epoch, so a coordinator whose digest is
+ * wrong cannot make us fetch at every beat.
+ */
+static enum narf_mapsync_step check_digest(struct narf_mapsync *s,
+                                           const json_t *reply,
+                                           enum narf_mapsync_step step)
+{
+	const char *hex = json_string_value(json_object_get(reply, "digest"));
+	unsigned long long theirs;
+	char *end;
+
+	if (hex == NULL || s->cur == NULL)
+		return step;
+	theirs = strtoull(hex, &end, 16);
+	if (*end != '\0' || end == hex)
+		return step;
+	if (!s->digest_valid) {
+		s->digest = narf_map_digest(s->cur);
+		s->digest_valid = true;
+	}
+	if (s->digest == theirs || s->mismatch_epoch == s->cur->epoch)
+		return step;
+	s->mismatch_epoch = s->cur->epoch;
+	s->digest_mismatches++;
+	s->repair = true;
+	snprintf(s->errmsg, sizeof(s->errmsg),
+	         "map digest at epoch %llu differs: ours %016llx, the "
+	         "coordinator's %s",
+	         (unsigned long long)s->cur->epoch,
+	         (unsigned long long)s->digest, hex);
+	return NARF_MAPSYNC_FETCH_FULL;
+}
+
 enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
                                           const json_t *reply)
 {
@@ -111,7 +148,9 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 	uint64_t from = u64_of(reply, "from");
 	struct narf_map *t;
 
-	if (s->cur != NULL && epoch <= s->cur->epoch)
+	if (s->cur != NULL && epoch == s->cur->epoch)
+		return check_digest(s, reply, NARF_MAPSYNC_SAME);
+	if (s->cur != NULL && epoch < s->cur->epoch)
 		return NARF_MAPSYNC_SAME;
 	if (json_is_true(json_object_get(reply, "full")))
 		return NARF_MAPSYNC_FETCH;
@@ -125,7 +164,7 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 	if (!json_is_array(deltas) || json_array_size(deltas) == 0 ||
 	    from != s->cur->epoch + 1) {
 		snprintf(s->errmsg, sizeof(s->errmsg),
-		         "deltas from epoch %llu to a map at %llu",
+		         "discarded deltas from epoch %llu to a map at %llu",
 		         (unsigned long long)from,
 		         (unsigned long long)s->cur->epoch);
 		return discard(s);
@@ -135,13 +174,16 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 		return discard(s);
 	if (s->shadow->epoch != epoch) {
 		snprintf(s->errmsg, sizeof(s->errmsg),
-		         "deltas landed on epoch %llu, the reply says %llu",
+		         "discarded deltas landing on epoch %llu, the reply "
+		         "says "
+		         "%llu",
 		         (unsigned long long)s->shadow->epoch,
 		         (unsigned long long)epoch);
 		return discard(s);
 	}
 	if (s->on_map != NULL)
 		s->on_map(s->cb_data, s->cur, s->shadow, &s->dirty);
+	s->digest_valid = false;
 	/* The same entries on the same map cannot fail; if they did, copy
 	 * rather than keep twins that differ (and without memory for that,
 	 * keep the new map alone: the next batch makes a shadow). */
@@ -156,7 +198,7 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 		s->shadow = t;
 	}
 	s->deltas_applied += json_array_size(deltas);
-	return NARF_MAPSYNC_APPLIED;
+	return check_digest(s, reply, NARF_MAPSYNC_APPLIED);
 }
 
 int narf_mapsync_install(struct narf_mapsync *s,
@@ -179,12 +221,15 @@ int narf_mapsync_install(struct narf_mapsync *s,
 	}
 	/* Maps only move forward: an older one comes from a deposed leader
 	 * and would undo promotions we already act on. */
-	if (s->cur != NULL && map->epoch <= s->cur->epoch) {
+	if (s->cur != NULL && (map->epoch < s->cur->epoch ||
+	                       (map->epoch == s->cur->epoch && !s->repair))) {
 		map_free(map);
 		return NARF_ESTALE;
 	}
+	s->repair = false;
 	if (s->on_map != NULL)
 		s->on_map(s->cb_data, s->cur, map, NULL);
+	s->digest_valid = false;
 	/* the old map becomes the shadow, a copy of the new one (on a
 	 * copy failure the next delta reply makes one) */
 	map_free(s->shadow);

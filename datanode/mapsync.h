@@ -19,6 +19,12 @@
  * then restored from cur, so nothing of the batch is seen. A map never
  * moves backwards: a full map no newer than ours is refused.
  *
+ * A reply's "digest" (narf_map_digest() of the coordinator's map) is
+ * compared with our map's whenever the epochs match, after any deltas:
+ * a difference (a divergence the apply could not see) is counted once per
+ * epoch and answered with a fetch of the whole map, which may then
+ * replace ours at the same epoch.
+ *
  * Pure: no I/O, no clock; tests drive it with replies as JSON.
  */
 #ifndef NARF_MAPSYNC_H
@@ -53,11 +59,17 @@ struct narf_mapsync {
 	struct narf_map_dirty dirty; /* the batch being applied */
 	narf_mapsync_cb on_map;      /* may be NULL */
 	void *cb_data;
-	uint64_t deltas_applied;       /* entries applied from replies */
-	uint64_t full_installs;        /* whole maps installed */
-	uint64_t discards;             /* batches discarded */
-	uint64_t digest_mismatches;    /* (no digest is checked yet: 0) */
-	char errmsg[NARF_ERRMSG_SIZE]; /* why the last batch was discarded */
+	uint64_t deltas_applied;    /* entries applied from replies */
+	uint64_t full_installs;     /* whole maps installed */
+	uint64_t discards;          /* batches discarded */
+	uint64_t digest_mismatches; /* epochs whose digest differed */
+	/* why the last FETCH_FULL */
+	char errmsg[NARF_ERRMSG_SIZE];
+	/* our map's digest while digest_valid (reset by every change) */
+	uint64_t digest;
+	bool digest_valid;
+	uint64_t mismatch_epoch; /* the last epoch whose digest differed */
+	bool repair; /* a whole map of our own epoch may replace ours */
 };
 
 /* An empty sync (no map yet). */
@@ -79,7 +91,8 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 
 /*
  * Install the whole map in obj (borrowed; the "map" of an op map reply).
- * 0; NARF_ESTALE when it is no newer than ours (nothing changes); or
+ * 0; NARF_ESTALE when it is no newer than ours (after a digest mismatch:
+ * older than ours) and nothing changes; or
  * NARF_EINVAL / NARF_ENOMEM with errmsg (NARF_ERRMSG_SIZE, may be NULL).
  * on_map sees a NULL dirty set.
  */

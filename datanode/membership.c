@@ -280,10 +280,8 @@ static void sync_reply(struct narf_member *m, const json_t *reply)
 		m->want_map = true;
 		break;
 	case NARF_MAPSYNC_FETCH_FULL:
-		NARF_WARN(
-		        "member: discarding map deltas from %s (%s): fetching "
-		        "the whole map",
-		        m->target, m->sync.errmsg);
+		NARF_WARN("member: %s (from %s): fetching the whole map",
+		          m->sync.errmsg, m->target);
 		m->want_map = true;
 		m->want_full = true;
 		break;

@@ -155,6 +155,7 @@ static struct setting reset(uint8_t flags)
 	 * ring's entries are another run's */
 	narf_blob_unref(c->full);
 	c->full = NULL;
+	c->digest[0] = '\0';
 	narf_ring_reset(&c->rn.ring, c->rn.map->epoch);
 	run_base = three ? base3 : base1;
 	c->leader.n_hb = 0;
@@ -375,6 +376,16 @@ static void check_reply(const struct setting *s,
 			check(s->leads);
 		if (is(op, "heartbeat") && !req_deltas(req))
 			check(json_object_size(reply) == 4); /* as ever */
+		if (is(op, "heartbeat") && req_deltas(req)) {
+			char hex[17];
+
+			snprintf(
+			        hex, sizeof(hex), "%016llx",
+			        (unsigned long long)narf_map_digest(c->rn.map));
+			check(is(json_string_value(
+			                 json_object_get(reply, "digest")),
+			         hex));
+		}
 		if (is(op, "map"))
 			check_served_map(reply);
 		check_deltas(req, reply);

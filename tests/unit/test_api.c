@@ -803,10 +803,20 @@ static void assert_same_map(const struct narf_map *a, const struct narf_map *b)
 	json_decref(jb);
 }
 
+/* The map's digest as heartbeat replies carry it. */
+static const char *digest_of(const struct narf_coord *c)
+{
+	static char hex[17];
+
+	snprintf(hex, sizeof(hex), "%016llx",
+	         (unsigned long long)narf_map_digest(c->rn.map));
+	return hex;
+}
+
 /* A heartbeat with "deltas":1 from a node two epochs behind gets exactly
- * the documented line: the fixed fields, then from = its epoch + 1 and
- * the two entries verbatim, which applied to its map land on ours. A
- * current node gets no deltas; a beat without "deltas":1 gets today's
+ * the documented line: the fixed fields and the map's digest, then from =
+ * its epoch + 1 and the two entries verbatim, which applied to its map land on
+ * ours. A current node gets no deltas; a beat without "deltas":1 gets today's
  * reply whatever its epoch; a node with no map gets "full". */
 static void test_heartbeat_deltas(void **state)
 {
@@ -841,8 +851,9 @@ static void test_heartbeat_deltas(void **state)
 	line = request_line(c, node, text, &cmd, &kind);
 	snprintf(want, sizeof(want),
 	         "{\"ok\":true,\"epoch\":%llu,\"term\":1,\"state\":\"up\","
-	         "\"from\":%llu,\"deltas\":[%s,%s]}\n",
-	         (unsigned long long)e, (unsigned long long)e0 + 1, e1, e2);
+	         "\"digest\":\"%s\",\"from\":%llu,\"deltas\":[%s,%s]}\n",
+	         (unsigned long long)e, digest_of(c),
+	         (unsigned long long)e0 + 1, e1, e2);
 	assert_string_equal(line, want);
 	reply = parse(line);
 	free(line);
@@ -862,10 +873,14 @@ static void test_heartbeat_deltas(void **state)
 	         (unsigned long long)e);
 	line = request_line(c, node, text, &cmd, &kind);
 	snprintf(want, sizeof(want),
-	         "{\"ok\":true,\"epoch\":%llu,\"term\":1,\"state\":\"up\"}\n",
-	         (unsigned long long)e);
+	         "{\"ok\":true,\"epoch\":%llu,\"term\":1,\"state\":\"up\","
+	         "\"digest\":\"%s\"}\n",
+	         (unsigned long long)e, digest_of(c));
 	assert_string_equal(line, want);
 	free(line);
+	snprintf(want, sizeof(want),
+	         "{\"ok\":true,\"epoch\":%llu,\"term\":1,\"state\":\"up\"}\n",
+	         (unsigned long long)e);
 	/* an older node: today's reply, behind or not */
 	snprintf(text, sizeof(text),
 	         "{\"op\":\"heartbeat\",\"node\":1,\"boot_id\":\"a1\","
@@ -881,8 +896,8 @@ static void test_heartbeat_deltas(void **state)
 	                    &cmd, &kind);
 	snprintf(want, sizeof(want),
 	         "{\"ok\":true,\"epoch\":%llu,\"term\":1,\"state\":\"up\","
-	         "\"full\":true}\n",
-	         (unsigned long long)e);
+	         "\"digest\":\"%s\",\"full\":true}\n",
+	         (unsigned long long)e, digest_of(c));
 	assert_string_equal(line, want);
 	free(line);
 	narf_map_close(old);

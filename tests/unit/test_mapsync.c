@@ -421,6 +421,76 @@ static void test_fetch_and_stale(void **state)
 	coord_free(k);
 }
 
+/* A reply at k's epoch that says "digest": hex (the right one when hex
+ * is NULL), with the deltas since have. */
+static json_t *digest_reply(const struct coord *k,
+                            uint64_t have,
+                            const char *hex)
+{
+	json_t *r = beat_reply(k, have, k->n);
+	char right[17];
+
+	snprintf(right, sizeof(right), "%016llx",
+	         (unsigned long long)narf_map_digest(k->map));
+	json_object_set_new(r, "digest", json_string(hex ? hex : right));
+	return r;
+}
+
+/* The digest is checked whenever the epochs match, also right after
+ * deltas: equal, nothing happens; different, counted once per epoch and
+ * the whole map asked for, which may then replace ours at the same epoch
+ * (once); a reply without a digest (an older coordinator) is not
+ * checked. */
+static void test_digest(void **state)
+{
+	struct coord *k = coord_new();
+	struct seen seen = {0};
+	struct narf_mapsync a;
+	uint64_t base;
+	json_t *r, *obj;
+
+	(void)state;
+	build_cluster(k);
+	narf_mapsync_init(&a);
+	a.on_map = on_map;
+	a.cb_data = &seen;
+	install_full(&a, k);
+	base = k->n;
+	r = digest_reply(k, k->n, NULL);
+	assert_int_equal(narf_mapsync_reply(&a, r), NARF_MAPSYNC_SAME);
+	json_decref(r);
+	r = digest_reply(k, k->n, "0123456789abcdef");
+	assert_int_equal(narf_mapsync_reply(&a, r), NARF_MAPSYNC_FETCH_FULL);
+	assert_int_equal(narf_mapsync_reply(&a, r), NARF_MAPSYNC_SAME);
+	json_decref(r);
+	assert_int_equal(a.digest_mismatches, 1);
+	/* the repair: the whole map at our own epoch, once */
+	obj = narf_map_to_json(k->map);
+	assert_int_equal(narf_mapsync_install(&a, obj, NULL), 0);
+	assert_int_equal(narf_mapsync_install(&a, obj, NULL), NARF_ESTALE);
+	json_decref(obj);
+	assert_int_equal(seen.calls, 2);
+	assert_true(seen.full);
+	/* after deltas */
+	more_history(k);
+	r = digest_reply(k, base, NULL);
+	assert_int_equal(narf_mapsync_reply(&a, r), NARF_MAPSYNC_APPLIED);
+	json_decref(r);
+	assert_int_equal(a.digest_mismatches, 1);
+	assert_synced(&a, k);
+	commit(k, narf_cmd_node_state(1, NARF_NODE_UP));
+	r = digest_reply(k, k->n - 1, "fedcba9876543210");
+	assert_int_equal(narf_mapsync_reply(&a, r), NARF_MAPSYNC_FETCH_FULL);
+	json_decref(r);
+	assert_int_equal(a.digest_mismatches, 2);
+	assert_int_equal(narf_mapsync_epoch(&a), k->n); /* applied, though */
+	r = beat_reply(k, k->n, k->n); /* no digest: nothing to compare */
+	assert_int_equal(narf_mapsync_reply(&a, r), NARF_MAPSYNC_SAME);
+	json_decref(r);
+	narf_mapsync_close(&a);
+	coord_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +498,7 @@ int main(void)
 	        cmocka_unit_test(test_one_by_one),
 	        cmocka_unit_test(test_discards),
 	        cmocka_unit_test(test_fetch_and_stale),
+	        cmocka_unit_test(test_digest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
