@@ -268,13 +268,17 @@ static void install_map(struct narf_member *m, const json_t *obj)
  * its deltas, or note the fetch it calls for. */
 static void sync_reply(struct narf_member *m, const json_t *reply)
 {
-	uint64_t t0 = uv_hrtime();
+	uint64_t t0 = uv_hrtime(), before = narf_mapsync_epoch(&m->sync);
+	enum narf_mapsync_step step = narf_mapsync_reply(&m->sync, reply);
 
-	switch (narf_mapsync_reply(&m->sync, reply)) {
-	case NARF_MAPSYNC_SAME:
-		break;
-	case NARF_MAPSYNC_APPLIED:
+	/* (also when a digest check then asks for the whole map: the
+	 * twins were swapped, and m->map must be the current one) */
+	if (narf_mapsync_epoch(&m->sync) != before)
 		map_moved(m, "deltas", t0);
+	m->map = m->sync.cur;
+	switch (step) {
+	case NARF_MAPSYNC_SAME:
+	case NARF_MAPSYNC_APPLIED:
 		break;
 	case NARF_MAPSYNC_FETCH:
 		m->want_map = true;
