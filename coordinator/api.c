@@ -36,7 +36,9 @@
  * and tests/fuzz/ run it without sockets or Raft: narf_api_auth_step()
  * (api_auth.c) takes the exchange's lines, and narf_api_request() checks
  * and answers every other request, or hands back the map command to
- * propose; handle_request() proposes it for the connection.
+ * propose; handle_request() proposes it for the connection. The map's
+ * replies (the shared whole-map line, deltas, the digest) are built in
+ * api_map.c and sent as bytes (conn_send_blob()), without a JSON tree.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -49,6 +51,7 @@
 #include "common/log.h"
 #include "common/tls_relay.h"
 #include "api_auth.h"
+#include "api_map.h"
 #include "coord.h"
 
 struct narf_conn {
@@ -271,190 +274,6 @@ static json_t *ok_reply(void)
 	return json_pack("{s:b}", "ok", 1);
 }
 
-/*
- * The full map as its reply line, {"ok":true,"epoch":E,"map":{...}}\n,
- * encoded once per epoch and shared by every fetch until the epoch moves
- * (op map, cachecli, the laggards a heartbeat told "full"): in steady
- * state nobody is behind and nothing is encoded, and a burst of joiners
- * costs one encode. Borrowed (take a
- * reference to keep it); NULL without memory.
- */
-static struct narf_blob *full_map(struct narf_coord *c)
-{
-	const struct narf_map *m = c->rn.map;
-	struct narf_blob *b;
-	char head[64];
-	size_t n, hn;
-	json_t *obj;
-	char *text;
-
-	if (c->full != NULL && c->full_epoch == m->epoch)
-		return c->full;
-	obj = narf_map_to_json(m);
-	text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
-	json_decref(obj);
-	if (text == NULL)
-		return NULL;
-	n = strlen(text);
-	hn = (size_t)snprintf(
-	        head, sizeof(head),
-	        "{\"ok\":true,\"epoch\":%" PRIu64 ",\"map\":", m->epoch);
-	b = narf_blob_create(hn + n + 2);
-	if (b == NULL) {
-		free(text);
-		return NULL;
-	}
-	memcpy(b->data, head, hn);
-	memcpy(b->data + hn, text, n);
-	memcpy(b->data + hn + n, "}\n", 2);
-	free(text);
-	narf_blob_unref(c->full);
-	c->full = b;
-	c->full_epoch = m->epoch;
-	c->map_full_encodes++;
-	return b;
-}
-
-/* The map's digest (narf_map_digest()) as 16 hex digits, computed once
- * per epoch: every heartbeat reply to a node that applies deltas and
- * every ping carry it. Members whose FSMs hold the same map report the
- * same digest, which is how tests compare followers' state. Borrowed. */
-static const char *map_digest(struct narf_coord *c)
-{
-	if (c->digest[0] == '\0' || c->digest_epoch != c->rn.map->epoch) {
-		snprintf(c->digest, sizeof(c->digest), "%016llx",
-		         (unsigned long long)narf_map_digest(c->rn.map));
-		c->digest_epoch = c->rn.map->epoch;
-	}
-	return c->digest;
-}
-
-/* Did the caller send "deltas":1 (it applies map deltas)? */
-static bool wants_deltas(const json_t *req)
-{
-	json_t *v = json_object_get(req, "deltas");
-
-	return json_is_true(v) ||
-	       (json_is_integer(v) && json_integer_value(v) >= 1);
-}
-
-/* The map epoch the caller says it holds ("epoch"), or 0 (none). */
-static uint64_t have_epoch(const json_t *req)
-{
-	json_t *v = json_object_get(req, "epoch");
-
-	return json_is_integer(v) && json_integer_value(v) > 0
-	               ? (uint64_t)json_integer_value(v)
-	               : 0;
-}
-
-/* The most delta bytes worth sending instead of the full map: half of
- * it, at most NARF_API_DELTA_MAX. Its size is the last encode's (of any
- * epoch: a map grows slowly), or before any a low guess from its nodes
- * (the first laggard's full fetch corrects it). O(1): a beat never
- * encodes the map to find out. */
-static size_t delta_limit(const struct narf_coord *c)
-{
-	size_t full = c->full != NULL ? c->full->len
-	                              : 512 + 200 * (size_t)c->rn.map->n_nodes;
-
-	return full / 2 < NARF_API_DELTA_MAX ? full / 2 : NARF_API_DELTA_MAX;
-}
-
-/* The ring's entries that bring a map at epoch have to ours: 0 with *n
- * of them in *iov (owned by the caller, free() it; none when current),
- * NARF_ENOTFOUND when the full map must go instead, or NARF_ENOMEM. */
-static int deltas_for(struct narf_coord *c,
-                      uint64_t have,
-                      struct narf_iov **iov,
-                      unsigned *n,
-                      size_t *bytes)
-{
-	const struct narf_ring *r = &c->rn.ring;
-	uint64_t epoch = c->rn.map->epoch;
-
-	*iov = NULL;
-	*n = 0;
-	*bytes = 0;
-	if (have == epoch)
-		return 0;
-	/* (a node without a map, or ahead of us, or further behind than
-	 * the ring reaches; the ring always ends at the map's epoch, but
-	 * never trust a mismatch) */
-	if (have == 0 || have > epoch || epoch - have > r->n ||
-	    r->last != epoch)
-		return NARF_ENOTFOUND;
-	*iov = malloc((size_t)(epoch - have) * sizeof(**iov));
-	if (*iov == NULL)
-		return NARF_ENOMEM;
-	if (narf_ring_since(r, have, delta_limit(c), *iov,
-	                    (unsigned)(epoch - have), n, bytes) != 0) {
-		free(*iov);
-		*iov = NULL;
-		return NARF_ENOTFOUND;
-	}
-	return 0;
-}
-
-/* head (head_len bytes, a reply without its closing brace) + the tail
- * deltas_for() chose + "}\n", as one line: snprintf of the fixed part and
- * memcpy of the ring's bytes, no JSON tree. */
-static struct narf_blob *delta_line(struct narf_coord *c,
-                                    const char *head,
-                                    size_t head_len,
-                                    bool full,
-                                    uint64_t have,
-                                    const struct narf_iov *iov,
-                                    unsigned n,
-                                    size_t bytes)
-{
-	struct narf_blob *b;
-	char mid[64] = "";
-	size_t mid_len = 0, len, off;
-
-	if (full)
-		mid_len = (size_t)snprintf(mid, sizeof(mid), ",\"full\":true");
-	else if (n > 0)
-		mid_len = (size_t)snprintf(mid, sizeof(mid),
-		                           ",\"from\":%" PRIu64 ",\"deltas\":[",
-		                           have + 1);
-	/* the entries, n - 1 commas and "]", then "}\n" */
-	len = head_len + mid_len + (n > 0 ? bytes + n : 0) + 2;
-	b = narf_blob_create(len);
-	if (b == NULL)
-		return NULL;
-	memcpy(b->data, head, head_len);
-	off = head_len;
-	memcpy(b->data + off, mid, mid_len);
-	off += mid_len;
-	for (unsigned i = 0; i < n; i++) {
-		memcpy(b->data + off, iov[i].base, iov[i].len);
-		off += iov[i].len;
-		b->data[off++] = i + 1 < n ? ',' : ']';
-	}
-	memcpy(b->data + off, "}\n", 2);
-	c->map_delta_bytes += bytes;
-	return b;
-}
-
-struct narf_blob *narf_api_delta_reply(struct narf_coord *c,
-                                       const char *head,
-                                       size_t head_len,
-                                       uint64_t have)
-{
-	struct narf_iov *iov;
-	struct narf_blob *b;
-	size_t bytes;
-	unsigned n;
-	int rv = deltas_for(c, have, &iov, &n, &bytes);
-
-	if (rv == NARF_ENOMEM)
-		return NULL;
-	b = delta_line(c, head, head_len, rv != 0, have, iov, n, bytes);
-	free(iov);
-	return b;
-}
-
 /* {"ok":true,"epoch":E} for a caller that holds epoch have, as bytes
  * with its deltas (*raw; NULL returned), or NULL with *raw NULL without
  * memory. */
@@ -476,8 +295,8 @@ static json_t *epoch_ok(struct narf_coord *c,
                         const json_t *req,
                         struct narf_blob **raw)
 {
-	if (wants_deltas(req))
-		return epoch_deltas(c, have_epoch(req), raw);
+	if (narf_api_wants_deltas(req))
+		return epoch_deltas(c, narf_api_have_epoch(req), raw);
 	return json_pack("{s:b,s:I}", "ok", 1, "epoch",
 	                 (json_int_t)c->rn.map->epoch);
 }
@@ -504,7 +323,7 @@ static json_t *op_ping(struct narf_coord *c)
 	json_object_set_new(
 	        r, "applied",
 	        json_integer((json_int_t)narf_raftnode_applied(rn)));
-	json_object_set_new(r, "digest", json_string(map_digest(c)));
+	json_object_set_new(r, "digest", json_string(narf_api_map_digest(c)));
 	/* Commands (map entries, not barriers) this process applied: a test
 	 * tells from it whether a request reached the log. */
 	json_object_set_new(r, "commands",
@@ -533,7 +352,6 @@ static json_t *op_map(struct narf_coord *c,
 	json_t *have = json_object_get(req, "epoch");
 	bool force = json_is_true(json_object_get(req, "full"));
 	uint64_t epoch = c->rn.map->epoch;
-	struct narf_blob *full;
 
 	if (have != NULL && !json_is_integer(have))
 		return error_reply(NARF_EINVAL, "epoch must be an integer", c);
@@ -542,34 +360,9 @@ static json_t *op_map(struct narf_coord *c,
 	    (uint64_t)json_integer_value(have) == epoch)
 		return json_pack("{s:b,s:b,s:I}", "ok", 1, "current", 1,
 		                 "epoch", (json_int_t)epoch);
-	if (wants_deltas(req) && !force) {
-		struct narf_iov *iov;
-		size_t bytes;
-		unsigned n;
-		int rv = deltas_for(c, have_epoch(req), &iov, &n, &bytes);
-
-		if (rv == NARF_ENOMEM)
-			return error_reply(NARF_ENOMEM, NULL, c);
-		if (rv == 0 && n > 0) {
-			char head[64];
-			int hn = snprintf(head, sizeof(head),
-			                  "{\"ok\":true,\"epoch\":%" PRIu64,
-			                  epoch);
-
-			*raw = delta_line(c, head, (size_t)hn, false,
-			                  have_epoch(req), iov, n, bytes);
-			free(iov);
-			return *raw != NULL ? NULL
-			                    : error_reply(NARF_ENOMEM, NULL, c);
-		}
-		free(iov);
-	}
-	full = full_map(c);
-	if (full == NULL)
-		return error_reply(NARF_ENOMEM, NULL, c);
-	c->map_full_bytes += full->len;
-	*raw = narf_blob_ref(full);
-	return NULL;
+	*raw = narf_api_map_line(c, narf_api_have_epoch(req),
+	                         narf_api_wants_deltas(req) && !force);
+	return *raw != NULL ? NULL : error_reply(NARF_ENOMEM, NULL, c);
 }
 
 /* Log a refused renewal, one line a second at most: a cut-off leader
@@ -634,17 +427,17 @@ static json_t *op_heartbeat(struct narf_coord *c,
 		log_refusal(c, age);
 		return error_reply(NARF_ENOQUORUM, NULL, c);
 	}
-	if (wants_deltas(req)) {
+	if (narf_api_wants_deltas(req)) {
 		char head[160];
 		int hn = snprintf(
 		        head, sizeof(head),
 		        "{\"ok\":true,\"epoch\":%" PRIu64 ",\"term\":%" PRIu64
 		        ",\"state\":\"%s\",\"digest\":\"%s\"",
 		        c->rn.map->epoch, (uint64_t)narf_raftnode_term(&c->rn),
-		        narf_node_state_name(n->state), map_digest(c));
+		        narf_node_state_name(n->state), narf_api_map_digest(c));
 
 		*raw = narf_api_delta_reply(c, head, (size_t)hn,
-		                            have_epoch(req));
+		                            narf_api_have_epoch(req));
 		return *raw != NULL ? NULL : error_reply(NARF_ENOMEM, NULL, c);
 	}
 	return json_pack("{s:b,s:I,s:I,s:s}", "ok", 1, "epoch",
@@ -1141,9 +934,9 @@ static json_t *handle_request(struct narf_conn *conn,
 	/* An isr or handoff reply waits for its entry: remember whether it
 	 * carries deltas, and from where. */
 	conn->delta_reply =
-	        wants_deltas(req) && op != NULL &&
+	        narf_api_wants_deltas(req) && op != NULL &&
 	        (strcmp(op, "isr") == 0 || strcmp(op, "handoff") == 0);
-	conn->delta_have = have_epoch(req);
+	conn->delta_have = narf_api_have_epoch(req);
 	reply = propose(conn, cmd, kind);
 	if (reply != NULL)
 		conn->delta_reply = false;

@@ -382,7 +382,7 @@ build_api() {
 		-I. common/auth.c common/buf.c common/errors.c \
 		common/flags.c common/frame.c common/jclient.c common/log.c \
 		common/map.c common/map_json.c common/map_ring.c coordinator/api.c \
-		coordinator/api_auth.c coordinator/leader.c \
+		coordinator/api_auth.c coordinator/api_map.c coordinator/leader.c \
 		coordinator/members.c coordinator/members_plan.c \
 		coordinator/planner.c coordinator/raft_hs.c \
 		coordinator/raftnode.c coordinator/removal.c \
