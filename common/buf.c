@@ -76,3 +76,26 @@ void narf_buf_shrink(struct narf_buf *b, size_t keep)
 		b->cap = keep;
 	}
 }
+
+struct narf_blob *narf_blob_create(size_t len)
+{
+	struct narf_blob *b = malloc(sizeof(*b) + len);
+
+	if (b == NULL)
+		return NULL;
+	b->refs = 1;
+	b->len = len;
+	return b;
+}
+
+struct narf_blob *narf_blob_ref(struct narf_blob *b)
+{
+	b->refs++;
+	return b;
+}
+
+void narf_blob_unref(struct narf_blob *b)
+{
+	if (b != NULL && --b->refs == 0)
+		free(b);
+}

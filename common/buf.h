@@ -27,4 +27,23 @@ void narf_buf_consume(struct narf_buf *b, size_t n);
 /* Give back memory when a big buffer has drained (keeps at most keep). */
 void narf_buf_shrink(struct narf_buf *b, size_t keep);
 
+/*
+ * A byte string shared by several writers without copies: one reply line
+ * queued on many connections (the full map of an epoch, api.c). Each
+ * holder owns one reference; the last narf_blob_unref() frees it. Single
+ * threaded (the loop's), so the count is a plain integer.
+ */
+struct narf_blob {
+	unsigned refs;
+	size_t len;
+	char data[]; /* len bytes */
+};
+
+/* A blob of len bytes (contents unset) with one reference; NULL on ENOMEM. */
+struct narf_blob *narf_blob_create(size_t len);
+/* One more reference to b (returned). */
+struct narf_blob *narf_blob_ref(struct narf_blob *b);
+/* Drop a reference; frees b with the last one. NULL is a no-op. */
+void narf_blob_unref(struct narf_blob *b);
+
 #endif /* NARF_BUF_H */

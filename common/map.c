@@ -268,6 +268,76 @@ static void count_slot(struct narf_map *m,
 		n->moves_in += sign;
 }
 
+/* splitmix64's finalizer: every input bit moves every output bit. */
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Fold v into the running hash h (order matters). */
+static uint64_t fold(uint64_t h, uint64_t v)
+{
+	return mix64(h + 0x9e3779b97f4a7c15ULL + v);
+}
+
+static uint64_t fold_str(uint64_t h, const char *str)
+{
+	uint64_t f = 14695981039346656037ULL; /* FNV-1a, then folded */
+
+	for (; *str != '\0'; str++) {
+		f ^= (unsigned char)*str;
+		f *= 1099511628211ULL;
+	}
+	return fold(h, f);
+}
+
+/* Slot s's term of m->slot_sum: 0 for a slot with nothing in it, so an
+ * empty map's sum is 0; else a hash of its index and of every field the
+ * JSON form carries (unused array entries left out). */
+static uint64_t slot_term(unsigned s, const struct narf_slot *v)
+{
+	uint64_t h;
+
+	if (v->primary == 0 && v->move == 0 && v->epoch == 0 && v->born == 0 &&
+	    v->n_replicas == 0 && v->n_isr == 0)
+		return 0;
+	h = fold(fold(fold(fold(fold(s, v->primary), v->move), v->epoch),
+	              v->born),
+	         ((uint64_t)v->n_replicas << 8) | v->n_isr);
+	for (unsigned i = 0; i < v->n_replicas && i < NARF_MAX_REPLICAS; i++)
+		h = fold(h, v->replicas[i]);
+	for (unsigned i = 0; i < v->n_isr && i < NARF_MAX_REPLICAS; i++)
+		h = fold(h, v->isr[i]);
+	return h;
+}
+
+uint64_t narf_map_digest(const struct narf_map *m)
+{
+	const struct narf_map_settings *st = &m->settings;
+	uint64_t h = fold(0, m->epoch);
+
+	h = fold(fold(fold(h, m->next_node), m->lost_slots), m->next_coord);
+	h = fold(fold(fold(h, st->replication), st->node_timeout_ms), st->ack);
+	h = fold(fold(fold(h, st->moves), st->min_isr), st->on_lost);
+	h = fold(h, m->n_coords);
+	for (unsigned i = 0; i < m->n_coords; i++)
+		h = fold_str(
+		        fold_str(fold(h, m->coords[i].id), m->coords[i].raft),
+		        m->coords[i].api);
+	h = fold(h, m->n_nodes);
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		const struct narf_map_node *n = &m->nodes[i];
+
+		h = fold_str(fold_str(fold(h, n->id), n->addr), n->boot_id);
+		h = fold(fold(h, n->state), n->isr_dropped);
+	}
+	return fold(h, m->slot_sum);
+}
+
 /*
  * The one place a slot of a live map changes: every command's slot writes
  * come through here, so the derived counts follow them. Returns whether
@@ -278,7 +348,9 @@ static bool slot_put(struct narf_map *m, unsigned s, const struct narf_slot *v)
 	if (narf_slot_equal(&m->slots[s], v))
 		return false;
 	count_slot(m, &m->slots[s], (unsigned)-1);
+	m->slot_sum -= slot_term(s, &m->slots[s]);
 	m->slots[s] = *v;
+	m->slot_sum += slot_term(s, &m->slots[s]);
 	count_slot(m, &m->slots[s], 1);
 	if (m->dirty != NULL && !narf_map_dirty_slot(m->dirty, s)) {
 		m->dirty->slots[s / 64] |= (uint64_t)1 << (s % 64);
@@ -301,8 +373,11 @@ void narf_map_recount(struct narf_map *m)
 		n->primaries = n->replicas = n->in_sync = n->moves_in = 0;
 		n->zone_shared = 0;
 	}
-	for (unsigned s = 0; s < NARF_SLOTS; s++)
+	m->slot_sum = 0;
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
 		count_slot(m, &m->slots[s], 1);
+		m->slot_sum += slot_term(s, &m->slots[s]);
+	}
 }
 
 unsigned narf_map_held_slots(const struct narf_map *m)

@@ -162,6 +162,9 @@ struct narf_map {
 	 * in nodes[] follow every slot change. */
 	struct narf_slot slots[NARF_SLOTS];
 	struct narf_map_counts counts; /* derived */
+	/* derived: the wrapping sum over slots of a hash of each (0 for an
+	 * empty slot), kept by every slot write: narf_map_digest() */
+	uint64_t slot_sum;
 	/* borrowed: the caller's dirty set, only within
 	 * narf_map_apply_dirty() (NULL otherwise) */
 	struct narf_map_dirty *dirty;
@@ -288,6 +291,17 @@ void narf_map_node_counts(const struct narf_map *m,
  * log nodes).
  */
 void narf_map_recount(struct narf_map *m);
+
+/*
+ * A 64-bit digest of everything the map's JSON form holds: maps that
+ * encode alike have equal digests, and a difference anywhere (a slot, a
+ * node, a setting, a coordinator, the epoch) changes it but for a 2^-64
+ * chance. Structural, not of an encoding: the slots enter through
+ * m->slot_sum (kept by each slot write), so it costs O(nodes + coords),
+ * not O(slots). Coordinators send it in heartbeat replies and ping; a
+ * data node compares it with its own map's at the same epoch.
+ */
+uint64_t narf_map_digest(const struct narf_map *m);
 
 /* Slots held (narf_slot_held) right now: the primaries of down nodes
  * under on_lost wait. O(nodes). */

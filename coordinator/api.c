@@ -36,7 +36,9 @@
  * and tests/fuzz/ run it without sockets or Raft: narf_api_auth_step()
  * (api_auth.c) takes the exchange's lines, and narf_api_request() checks
  * and answers every other request, or hands back the map command to
- * propose; handle_request() proposes it for the connection.
+ * propose; handle_request() proposes it for the connection. The map's
+ * replies (the shared whole-map line, deltas, the digest) are built in
+ * api_map.c and sent as bytes (conn_send_blob()), without a JSON tree.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -49,6 +51,7 @@
 #include "common/log.h"
 #include "common/tls_relay.h"
 #include "api_auth.h"
+#include "api_map.h"
 #include "coord.h"
 
 struct narf_conn {
@@ -63,6 +66,10 @@ struct narf_conn {
 	bool closing;
 	bool reading;
 	enum narf_api_pending pending; /* what the proposal in flight is for */
+	/* The isr or handoff in flight came with "deltas":1 from a node at
+	 * map epoch delta_have: its reply carries the deltas. */
+	bool delta_reply;
+	uint64_t delta_have;
 	enum narf_api_auth_state auth_state;
 	struct narf_auth auth;     /* the exchange, until NARF_API_AUTH_DONE */
 	char peer[NARF_ADDR_SIZE]; /* the caller's address, for logs */
@@ -73,7 +80,8 @@ struct narf_conn {
 
 struct write_req {
 	uv_write_t req;
-	char *line; /* owned */
+	char *line;             /* owned, or NULL */
+	struct narf_blob *blob; /* one reference, or NULL */
 };
 
 static void conn_drain(struct narf_conn *conn);
@@ -145,6 +153,7 @@ static void write_cb(uv_write_t *req, int status)
 	struct narf_conn *conn = req->handle->data;
 
 	free(w->line);
+	narf_blob_unref(w->blob);
 	free(w);
 	/* Replies drained below the backlog: read (and handle) again. */
 	if (status == 0 && !conn->closing && !conn->reading && !conn->waiting &&
@@ -170,11 +179,41 @@ static void conn_send(struct narf_conn *conn, json_t *msg)
 		conn_close(conn);
 		return;
 	}
+	w->blob = NULL;
 	json_decref(msg);
 	buf = uv_buf_init(w->line, (unsigned)len);
 	if (uv_write(&w->req, (uv_stream_t *)&conn->tcp, &buf, 1, write_cb) !=
 	    0) {
 		free(w->line);
+		free(w);
+		conn_close(conn);
+	}
+}
+
+/* Queue a reply line already in bytes (blob: one reference, stolen): the
+ * shared full map, or a reply with deltas. The write holds the reference
+ * until it completes, so the bytes outlive an epoch change. */
+static void conn_send_blob(struct narf_conn *conn, struct narf_blob *blob)
+{
+	struct write_req *w;
+	uv_buf_t buf;
+
+	if (conn->closing || blob == NULL) {
+		narf_blob_unref(blob);
+		return;
+	}
+	w = malloc(sizeof(*w));
+	if (w == NULL) {
+		narf_blob_unref(blob);
+		conn_close(conn);
+		return;
+	}
+	w->line = NULL;
+	w->blob = blob;
+	buf = uv_buf_init(blob->data, (unsigned)blob->len);
+	if (uv_write(&w->req, (uv_stream_t *)&conn->tcp, &buf, 1, write_cb) !=
+	    0) {
+		narf_blob_unref(blob);
 		free(w);
 		conn_close(conn);
 	}
@@ -235,45 +274,31 @@ static json_t *ok_reply(void)
 	return json_pack("{s:b}", "ok", 1);
 }
 
-/* The map as JSON, built once per applied index: every node fetches each
- * new epoch, and during a rebalance epochs come tens a second. Borrowed;
- * NULL without memory. */
-static json_t *map_json(struct narf_coord *c)
+/* {"ok":true,"epoch":E} for a caller that holds epoch have, as bytes
+ * with its deltas (*raw; NULL returned), or NULL with *raw NULL without
+ * memory. */
+static json_t *epoch_deltas(struct narf_coord *c,
+                            uint64_t have,
+                            struct narf_blob **raw)
 {
-	uint64_t applied = narf_raftnode_applied(&c->rn);
+	char head[64];
+	int hn = snprintf(head, sizeof(head), "{\"ok\":true,\"epoch\":%" PRIu64,
+	                  c->rn.map->epoch);
 
-	if (c->map_json != NULL && c->map_json_applied == applied)
-		return c->map_json;
-	json_decref(c->map_json);
-	c->map_json = narf_map_to_json(c->rn.map);
-	c->map_json_applied = applied;
-	return c->map_json;
+	*raw = narf_api_delta_reply(c, head, (size_t)hn, have);
+	return *raw != NULL ? NULL : error_reply(NARF_ENOMEM, NULL, c);
 }
 
-/* FNV-1a of the map's JSON form: members whose FSMs hold the same map
- * report the same digest, which is how tests compare followers' state.
- * Encoding the whole map is not free and scripts poll ping, so the digest
- * is recomputed only when the applied index moved. */
-static json_t *map_digest(struct narf_coord *c)
+/* The reply of a request that changed nothing: the epoch, with deltas
+ * when the caller applies them. */
+static json_t *epoch_ok(struct narf_coord *c,
+                        const json_t *req,
+                        struct narf_blob **raw)
 {
-	uint64_t applied = narf_raftnode_applied(&c->rn);
-	json_t *obj;
-	char *text;
-	uint64_t h = 14695981039346656037ULL;
-
-	if (c->digest[0] != '\0' && c->digest_applied == applied)
-		return json_string(c->digest);
-	obj = map_json(c);
-	text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-	for (const char *p = text; p != NULL && *p != '\0'; p++) {
-		h ^= (unsigned char)*p;
-		h *= 1099511628211ULL;
-	}
-	free(text);
-	snprintf(c->digest, sizeof(c->digest), "%016llx",
-	         (unsigned long long)h);
-	c->digest_applied = applied;
-	return json_string(c->digest);
+	if (narf_api_wants_deltas(req))
+		return epoch_deltas(c, narf_api_have_epoch(req), raw);
+	return json_pack("{s:b,s:I}", "ok", 1, "epoch",
+	                 (json_int_t)c->rn.map->epoch);
 }
 
 static json_t *op_ping(struct narf_coord *c)
@@ -298,7 +323,7 @@ static json_t *op_ping(struct narf_coord *c)
 	json_object_set_new(
 	        r, "applied",
 	        json_integer((json_int_t)narf_raftnode_applied(rn)));
-	json_object_set_new(r, "digest", map_digest(c));
+	json_object_set_new(r, "digest", json_string(narf_api_map_digest(c)));
 	/* Commands (map entries, not barriers) this process applied: a test
 	 * tells from it whether a request reached the log. */
 	json_object_set_new(r, "commands",
@@ -313,19 +338,31 @@ static json_t *op_ping(struct narf_coord *c)
 	return r;
 }
 
-static json_t *op_map(struct narf_coord *c, const json_t *req)
+/*
+ * The map for a caller that holds epoch "epoch": current; with
+ * "deltas":1 the entries since, when the ring has them and they are
+ * worth it; else the whole map, from the line shared by every fetch of
+ * this epoch. "full":true asks for the whole map whatever the ring holds
+ * (a node whose map was found to differ).
+ */
+static json_t *op_map(struct narf_coord *c,
+                      const json_t *req,
+                      struct narf_blob **raw)
 {
 	json_t *have = json_object_get(req, "epoch");
+	bool force = json_is_true(json_object_get(req, "full"));
 	uint64_t epoch = c->rn.map->epoch;
 
 	if (have != NULL && !json_is_integer(have))
 		return error_reply(NARF_EINVAL, "epoch must be an integer", c);
-	if (json_is_integer(have) &&
+	/* (a node whose map differs at our epoch asks with "full":true) */
+	if (json_is_integer(have) && !force &&
 	    (uint64_t)json_integer_value(have) == epoch)
 		return json_pack("{s:b,s:b,s:I}", "ok", 1, "current", 1,
 		                 "epoch", (json_int_t)epoch);
-	return json_pack("{s:b,s:I,s:O}", "ok", 1, "epoch", (json_int_t)epoch,
-	                 "map", map_json(c));
+	*raw = narf_api_map_line(c, narf_api_have_epoch(req),
+	                         narf_api_wants_deltas(req) && !force);
+	return *raw != NULL ? NULL : error_reply(NARF_ENOMEM, NULL, c);
 }
 
 /* Log a refused renewal, one line a second at most: a cut-off leader
@@ -349,7 +386,9 @@ static void log_refusal(struct narf_coord *c, uint64_t age)
 	        (unsigned long long)c->lease_refusals);
 }
 
-static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
+static json_t *op_heartbeat(struct narf_coord *c,
+                            const json_t *req,
+                            struct narf_blob **raw)
 {
 	json_t *id = json_object_get(req, "node");
 	const char *boot = json_string_value(json_object_get(req, "boot_id"));
@@ -388,6 +427,19 @@ static json_t *op_heartbeat(struct narf_coord *c, const json_t *req)
 		log_refusal(c, age);
 		return error_reply(NARF_ENOQUORUM, NULL, c);
 	}
+	if (narf_api_wants_deltas(req)) {
+		char head[160];
+		int hn = snprintf(
+		        head, sizeof(head),
+		        "{\"ok\":true,\"epoch\":%" PRIu64 ",\"term\":%" PRIu64
+		        ",\"state\":\"%s\",\"digest\":\"%s\"",
+		        c->rn.map->epoch, (uint64_t)narf_raftnode_term(&c->rn),
+		        narf_node_state_name(n->state), narf_api_map_digest(c));
+
+		*raw = narf_api_delta_reply(c, head, (size_t)hn,
+		                            narf_api_have_epoch(req));
+		return *raw != NULL ? NULL : error_reply(NARF_ENOMEM, NULL, c);
+	}
 	return json_pack("{s:b,s:I,s:I,s:s}", "ok", 1, "epoch",
 	                 (json_int_t)c->rn.map->epoch, "term",
 	                 (json_int_t)narf_raftnode_term(&c->rn), "state",
@@ -411,6 +463,18 @@ static void proposal_cb(void *data, int err, const struct narf_map_result *res)
 		reply = error_reply(err, NULL, c);
 	} else if (res->err != 0) {
 		reply = error_reply(res->err, res->errmsg, c);
+	} else if (conn->delta_reply) {
+		struct narf_blob *raw = NULL;
+
+		/* an isr or handoff from a node that applies deltas: the
+		 * entry it caused, and any before it, in the same reply */
+		conn->delta_reply = false;
+		reply = epoch_deltas(c, conn->delta_have, &raw);
+		if (raw != NULL) {
+			conn_send_blob(conn, raw);
+			conn_drain(conn);
+			return;
+		}
 	} else {
 		reply = json_pack("{s:b,s:I}", "ok", 1, "epoch",
 		                  (json_int_t)c->rn.map->epoch);
@@ -458,6 +522,7 @@ struct call {
 	enum narf_auth_role role;    /* the caller's proven role */
 	json_t **cmd;                /* out: the command to propose */
 	enum narf_api_pending *kind; /* out: what its reply carries */
+	struct narf_blob **raw;      /* out: a reply in bytes */
 };
 
 /* Hand cmd (stolen; NULL when building it ran out of memory) to the
@@ -662,8 +727,7 @@ static json_t *op_isr(struct call *k, const json_t *req)
 	/* Nothing to add: nothing to order against either. */
 	if (json_array_size(add) == 0) {
 		free(slots);
-		return json_pack("{s:b,s:I}", "ok", 1, "epoch",
-		                 (json_int_t)c->rn.map->epoch);
+		return epoch_ok(c, req, k->raw);
 	}
 	cmd = narf_cmd_isr(id, peer, slots,
 	                   since ? (uint64_t)json_integer_value(since) : 0);
@@ -699,8 +763,7 @@ static json_t *op_handoff(struct call *k, const json_t *req)
 	}
 	if (json_array_size(ranges) == 0) {
 		free(slots);
-		return json_pack("{s:b,s:I}", "ok", 1, "epoch",
-		                 (json_int_t)c->rn.map->epoch);
+		return epoch_ok(c, req, k->raw);
 	}
 	cmd = narf_cmd_handoff(n->id, slots);
 	free(slots);
@@ -802,13 +865,16 @@ json_t *narf_api_request(struct narf_coord *c,
                          enum narf_auth_role role,
                          const json_t *req,
                          json_t **cmd,
-                         enum narf_api_pending *kind)
+                         enum narf_api_pending *kind,
+                         struct narf_blob **raw)
 {
-	struct call call = {.c = c, .role = role, .cmd = cmd, .kind = kind};
+	struct call call = {
+	        .c = c, .role = role, .cmd = cmd, .kind = kind, .raw = raw};
 	struct call *k = &call;
 	const char *op = json_string_value(json_object_get(req, "op"));
 
 	*cmd = NULL;
+	*raw = NULL;
 	*kind = NARF_API_PENDING_EPOCH;
 	count_op(c, op);
 	if (op == NULL)
@@ -835,9 +901,9 @@ json_t *narf_api_request(struct narf_coord *c,
 	if (!narf_raftnode_is_ready(&c->rn) || c->rn.map->n_coords == 0)
 		return error_reply(NARF_ENOTREADY, NULL, c);
 	if (strcmp(op, "heartbeat") == 0)
-		return op_heartbeat(c, req);
+		return op_heartbeat(c, req, raw);
 	if (strcmp(op, "map") == 0)
-		return op_map(c, req);
+		return op_map(c, req, raw);
 	if (strcmp(op, "status") == 0)
 		return json_pack("{s:b,s:o}", "ok", 1, "status",
 		                 narf_leader_status(c));
@@ -858,17 +924,30 @@ json_t *narf_api_request(struct narf_coord *c,
  * its command proposed for this connection. Returns the reply to send now,
  * or NULL (the proposal's callback replies, or the connection is closing).
  */
-static json_t *handle_request(struct narf_conn *conn, const json_t *req)
+static json_t *handle_request(struct narf_conn *conn,
+                              const json_t *req,
+                              struct narf_blob **raw)
 {
+	const char *op = json_string_value(json_object_get(req, "op"));
 	enum narf_api_pending kind;
 	json_t *cmd = NULL, *reply;
 
+	*raw = NULL;
 	if (conn->auth_state != NARF_API_AUTH_DONE)
 		return handle_auth(conn, req);
-	reply = narf_api_request(conn->c, conn->auth.role, req, &cmd, &kind);
+	reply = narf_api_request(conn->c, conn->auth.role, req, &cmd, &kind,
+	                         raw);
 	if (cmd == NULL)
 		return reply;
+	/* An isr or handoff reply waits for its entry: remember whether it
+	 * carries deltas, and from where. */
+	conn->delta_reply =
+	        narf_api_wants_deltas(req) && op != NULL &&
+	        (strcmp(op, "isr") == 0 || strcmp(op, "handoff") == 0);
+	conn->delta_have = narf_api_have_epoch(req);
 	reply = propose(conn, cmd, kind);
+	if (reply != NULL)
+		conn->delta_reply = false;
 	if (reply != NULL && kind == NARF_API_PENDING_COORDS)
 		narf_members_proposed(conn->c); /* not proposed after all */
 	return reply;
@@ -910,6 +989,7 @@ static void conn_drain(struct narf_conn *conn)
 
 	while (!conn->waiting && !conn->closing && !conn->dec.failed &&
 	       !backlogged(conn)) {
+		struct narf_blob *raw;
 		json_t *req;
 		json_t *reply;
 		int rv = narf_frame_next(&conn->dec, &req, errmsg);
@@ -924,10 +1004,12 @@ static void conn_drain(struct narf_conn *conn)
 		 * caller that trickles bytes but never ends a line is idle. */
 		if (conn->auth_state == NARF_API_AUTH_DONE)
 			uv_timer_again(&conn->idle);
-		reply = handle_request(conn, req);
+		reply = handle_request(conn, req, &raw);
 		json_decref(req);
 		if (reply != NULL)
 			conn_send(conn, reply);
+		else if (raw != NULL)
+			conn_send_blob(conn, raw);
 	}
 	if (conn->closing || conn->dec.failed)
 		return;

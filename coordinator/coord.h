@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "common/auth.h"
+#include "common/buf.h"
 #include "common/httpd.h"
 #include "common/map.h"
 #include "common/tls.h"
@@ -42,6 +43,9 @@ struct narf_coord_config {
 	struct narf_map_settings settings; /* of a brand-new map */
 	unsigned election_timeout_ms;
 	unsigned heartbeat_timeout_ms;
+	/* --delta-ring-entries, --delta-ring-mb (0: raftnode.h's defaults) */
+	unsigned ring_entries;
+	size_t ring_bytes;
 	const char *metrics_addr; /* --metrics, borrowed (argv), or NULL */
 	/* --cluster-secret-file: every role's key (common/auth.h); the
 	 * secret itself is not kept */
@@ -191,10 +195,20 @@ struct narf_coord {
 	uint64_t lease_refusal_logged_ms;
 	int64_t start_ms;          /* wall clock at start, ms */
 	struct narf_httpd metrics; /* GET /metrics, with --metrics */
-	char digest[17];           /* cached map digest (ping) ... */
-	uint64_t digest_applied;   /* ... for this applied index */
-	json_t *map_json;          /* owned: the map as JSON (map, ping) ... */
-	uint64_t map_json_applied; /* ... for this applied index */
+	/* The full map's reply line for map epoch full_epoch, encoded once
+	 * and shared by every write that sends it (api.c, full_map()); a
+	 * write in flight holds its own reference after the epoch moves. */
+	struct narf_blob *full; /* owned reference, or NULL */
+	uint64_t full_epoch;
+	/* narf_map_digest() of the map at digest_epoch, in hex ("" until
+	 * the first): heartbeat replies and ping */
+	char digest[17];
+	uint64_t digest_epoch;
+	/* Map traffic, for /metrics: bytes of entries sent as deltas, bytes
+	 * of full map replies sent, full encodes made. */
+	uint64_t map_delta_bytes;
+	uint64_t map_full_bytes;
+	uint64_t map_full_encodes;
 };
 
 /* metrics.c: the /metrics handler (data = the narf_coord) */
@@ -222,17 +236,37 @@ enum narf_api_pending {
  * One request (req, borrowed) from a connection that proved role, checked
  * and answered against c's map and Raft state as docs/protocol.md says,
  * without the connection: returns the reply (a new reference; NULL only
- * without memory), or NULL with *cmd set to the map command to propose (a
- * new reference) and *kind to what its reply will carry. Proposes nothing
- * itself: api.c proposes *cmd for the connection, and the unit tests and
- * tests/fuzz/fuzz_api.c look at it. A coordinator change's *cmd leaves
- * c->members.proposing set until narf_members_proposed().
+ * without memory); or NULL with *raw set to the reply line as bytes (a
+ * reference the caller owns: a heartbeat or isr or handoff reply with map
+ * deltas, a full map); or NULL with *cmd set to the map command to propose
+ * (a new reference) and *kind to what its reply will carry. Proposes
+ * nothing itself: api.c proposes *cmd for the connection, and the unit
+ * tests and tests/fuzz/fuzz_api.c look at it. A coordinator change's *cmd
+ * leaves c->members.proposing set until narf_members_proposed().
  */
 json_t *narf_api_request(struct narf_coord *c,
                          enum narf_auth_role role,
                          const json_t *req,
                          json_t **cmd,
-                         enum narf_api_pending *kind);
+                         enum narf_api_pending *kind,
+                         struct narf_blob **raw);
+
+/*
+ * The reply line head + tail + "}\n", where head is a reply's fixed part
+ * without its closing brace (head_len bytes, borrowed) and tail brings a
+ * node whose map is at epoch have to c's map (docs/protocol.md, "Map
+ * deltas"): nothing when have is current, ,"from":have+1,"deltas":[...]
+ * with the ring's entries verbatim, or ,"full":true when the ring no
+ * longer holds have + 1 or the entries would exceed
+ * min(NARF_API_DELTA_MAX, half the full map). A new reference; NULL
+ * without memory. Heartbeat, isr and handoff replies to a caller that
+ * sent "deltas":1 are built with it.
+ */
+#define NARF_API_DELTA_MAX (256u << 10)
+struct narf_blob *narf_api_delta_reply(struct narf_coord *c,
+                                       const char *head,
+                                       size_t head_len,
+                                       uint64_t have);
 
 /* leader.c */
 int narf_leader_init(struct narf_leader *l);

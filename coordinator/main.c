@@ -98,6 +98,12 @@ static const char usage_text[] =
         "                         the node timeout must be at least twice it\n"
         "  --heartbeat-timeout MS Raft heartbeat interval (10-5000; default "
         "50)\n"
+        "  --delta-ring-entries N map entries kept for heartbeat deltas\n"
+        "                         (1-1000000; default 4096): a node further\n"
+        "                         behind fetches the whole map\n"
+        "  --delta-ring-mb N      bytes of those entries kept, in MiB "
+        "(1-4095;\n"
+        "                         default 16)\n"
         "  --log-level LEVEL      debug, info, warn or error (default info)\n"
         "  --log-format FORMAT    text (default) or json: one JSON object per\n"
         "                         line (ts, level, process, node, msg)\n"
@@ -306,6 +312,8 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		O_ACK,
 		O_ELECTION,
 		O_HEARTBEAT,
+		O_RING_ENTRIES,
+		O_RING_MB,
 		O_LOG,
 		O_LOGFMT,
 		O_METRICS,
@@ -332,6 +340,8 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 	        {"ack", required_argument, NULL, O_ACK},
 	        {"election-timeout", required_argument, NULL, O_ELECTION},
 	        {"heartbeat-timeout", required_argument, NULL, O_HEARTBEAT},
+	        {"delta-ring-entries", required_argument, NULL, O_RING_ENTRIES},
+	        {"delta-ring-mb", required_argument, NULL, O_RING_MB},
 	        {"log-level", required_argument, NULL, O_LOG},
 	        {"log-format", required_argument, NULL, O_LOGFMT},
 	        {"metrics", required_argument, NULL, O_METRICS},
@@ -413,6 +423,17 @@ static void parse_flags(struct narf_coord_config *cfg, int argc, char **argv)
 		case O_HEARTBEAT:
 			cfg->heartbeat_timeout_ms = (unsigned)narf_flag_ms(
 			        prog, "--heartbeat-timeout", optarg, 10, 5000);
+			break;
+		case O_RING_ENTRIES:
+			cfg->ring_entries = (unsigned)narf_flag_u64(
+			        prog, "--delta-ring-entries", optarg, 1,
+			        1000000);
+			break;
+		case O_RING_MB:
+			cfg->ring_bytes =
+			        (size_t)narf_flag_u64(prog, "--delta-ring-mb",
+			                              optarg, 1, 4095)
+			        << 20;
 			break;
 		case O_LOG:
 			narf_log_flag_level(prog, optarg);
@@ -718,6 +739,8 @@ static int start(struct narf_coord *c)
 	        .join = c->cfg.join != NULL,
 	        .tls_server = c->cfg.tls ? &c->cfg.tls_server : NULL,
 	        .tls_client = c->cfg.tls ? &c->cfg.tls_client : NULL,
+	        .ring_entries = c->cfg.ring_entries,
+	        .ring_bytes = c->cfg.ring_bytes,
 	};
 	char errmsg[NARF_ERRMSG_SIZE];
 	int rv;
@@ -801,7 +824,7 @@ int main(int argc, char **argv)
 		return rv; /* the OS reclaims the half-built loop */
 	uv_run(&c->loop, UV_RUN_DEFAULT);
 	narf_leader_close(&c->leader);
-	json_decref(c->map_json);
+	narf_blob_unref(c->full);
 	narf_tls_close(&c->cfg.tls_server);
 	narf_tls_close(&c->cfg.tls_client);
 	rv = uv_loop_close(&c->loop);

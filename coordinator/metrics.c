@@ -257,6 +257,27 @@ static void decision_metrics(struct narf_coord *c, struct narf_metrics *m)
 	                     c->rn.barriers);
 }
 
+/* Map traffic to data nodes (docs/protocol.md, "Map deltas"). */
+static void delta_metrics(struct narf_coord *c, struct narf_metrics *m)
+{
+	narf_metrics_one_u64(m, "narf_map_delta_bytes_total", C,
+	                     "Bytes of map entries sent as deltas in "
+	                     "heartbeat, isr, handoff and map replies.",
+	                     c->map_delta_bytes);
+	narf_metrics_one_u64(m, "narf_map_full_bytes_total", C,
+	                     "Bytes of full map replies sent (joiners, "
+	                     "laggards, older nodes, cachecli).",
+	                     c->map_full_bytes);
+	narf_metrics_one_u64(m, "narf_map_full_encodes_total", C,
+	                     "Full map encodes: at most one per epoch, shared "
+	                     "by every fetch of it.",
+	                     c->map_full_encodes);
+	narf_metrics_one_u64(m, "narf_map_ring_entries", G,
+	                     "Map entries held for deltas (the oldest is the "
+	                     "furthest back a node can be sent deltas from).",
+	                     c->rn.ring.n);
+}
+
 int narf_coord_metrics_handler(void *data,
                                const char *path,
                                struct narf_buf *body,
@@ -274,6 +295,7 @@ int narf_coord_metrics_handler(void *data,
 	map_metrics(c, &m);
 	heartbeat_metrics(c, &m);
 	decision_metrics(c, &m);
+	delta_metrics(c, &m);
 	narf_httpd_metrics(&c->metrics, &m);
 	narf_metrics_process(&m, c->start_ms);
 	if (narf_metrics_failed(&m))

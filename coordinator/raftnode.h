@@ -33,6 +33,7 @@
 
 #include "common/auth.h"
 #include "common/map.h"
+#include "common/map_ring.h"
 #include "transport.h"
 
 struct narf_raftnode_config {
@@ -53,7 +54,16 @@ struct narf_raftnode_config {
 	 * plain TCP (transport.h) */
 	struct narf_tls *tls_server;
 	struct narf_tls *tls_client;
+	/* The delta ring's bounds (common/map_ring.h; 0: the defaults,
+	 * NARF_RING_DEFAULT_ENTRIES and NARF_RING_DEFAULT_BYTES) */
+	unsigned ring_entries;
+	size_t ring_bytes;
 };
+
+/* Defaults of coord --delta-ring-entries and --delta-ring-mb: an assign
+ * of 1,024 moving slots, the largest ordinary entry, is ~80 KB. */
+#define NARF_RING_DEFAULT_ENTRIES 4096
+#define NARF_RING_DEFAULT_BYTES ((size_t)16 << 20)
 
 /* A member's role in the Raft configuration. */
 enum narf_raft_role {
@@ -97,7 +107,12 @@ struct narf_raftnode {
 	struct raft_io io;
 	struct narf_transport transport; /* authenticates every peer */
 	struct raft_fsm fsm;
-	struct narf_map *map;               /* owned; the replicated state */
+	struct narf_map *map; /* owned; the replicated state */
+	/* The entries that moved the map's epoch, newest last (fsm_apply()
+	 * pushes, fsm_restore() resets): what heartbeat replies send as
+	 * deltas (docs/protocol.md). On every member, so a new leader has
+	 * them at once. */
+	struct narf_ring ring;
 	struct narf_map_result last_result; /* of the entry being applied */
 	unsigned inflight;     /* proposals awaiting their callback */
 	struct proposal *done; /* owned: finished, not yet delivered */

@@ -771,6 +771,14 @@ static void info_cluster(const struct narf_engine *e, struct narf_buf *out)
 	             leader ? leader : "", primaries, replicas, lease ? 1 : 0,
 	             (unsigned long long)left);
 	narf_buf_append(out, text, (size_t)n);
+	/* how the map arrives (docs/protocol.md, "Map deltas") */
+	n = snprintf(text, sizeof(text),
+	             "map_deltas_applied:%llu\r\nmap_full_installs:%llu\r\n"
+	             "map_digest_mismatches:%llu\r\n",
+	             (unsigned long long)m->sync.deltas_applied,
+	             (unsigned long long)m->sync.full_installs,
+	             (unsigned long long)m->sync.digest_mismatches);
+	narf_buf_append(out, text, (size_t)n);
 }
 
 #define INFO_ADD(...)                                                     \

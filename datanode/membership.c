@@ -185,11 +185,11 @@ static json_t *heartbeat_msg(const struct narf_member *m)
 	struct narf_store_stats st;
 
 	narf_store_stats(m->engine->store, &st);
-	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "op", "heartbeat", "node",
-	                 (json_int_t)m->node_id, "boot_id", m->boot_id, "epoch",
-	                 (json_int_t)(m->map ? m->map->epoch : 0), "keys",
-	                 (json_int_t)st.keys, "used_memory",
-	                 (json_int_t)st.used_memory);
+	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:i}", "op", "heartbeat",
+	                 "node", (json_int_t)m->node_id, "boot_id", m->boot_id,
+	                 "epoch", (json_int_t)(m->map ? m->map->epoch : 0),
+	                 "keys", (json_int_t)st.keys, "used_memory",
+	                 (json_int_t)st.used_memory, "deltas", 1);
 }
 
 /*
@@ -223,51 +223,89 @@ static void learn_coords(struct narf_member *m, const struct narf_map *map)
 	NARF_INFO("member: coordinators from the map: %s", list);
 }
 
-static void install_map(struct narf_member *m, const json_t *obj)
+/* The map moved to sync.cur (how: "deltas" or "full map"; t0: when the
+ * work began, uv_hrtime). */
+static void map_moved(struct narf_member *m, const char *how, uint64_t t0)
 {
-	char errmsg[NARF_ERRMSG_SIZE];
-	struct narf_map *map = malloc(sizeof(*map));
 	unsigned primaries = 0, replicas = 0;
-	uint64_t t0 = uv_hrtime();
 
-	if (map == NULL)
-		return;
-	narf_map_init(map, NULL);
-	if (narf_map_from_json(map, obj, errmsg) != 0) {
-		NARF_WARN("member: refusing a bad map from %s: %s", m->target,
-		          errmsg);
-		narf_map_close(map);
-		free(map);
-		return;
-	}
-	/* Maps only move forward: an older one comes from a deposed leader
-	 * and would undo promotions we already act on. */
-	if (m->map != NULL && map->epoch <= m->map->epoch) {
-		if (map->epoch < m->map->epoch)
-			NARF_WARN(
-			        "member: ignoring map epoch %llu from %s: ours "
-			        "is %llu",
-			        (unsigned long long)map->epoch, m->target,
-			        (unsigned long long)m->map->epoch);
-		narf_map_close(map);
-		free(map);
-		return;
-	}
-	if (m->on_map != NULL)
-		m->on_map(m->cb_data, m->map, map, NULL);
-	if (m->map != NULL) {
-		narf_map_close(m->map);
-		free(m->map);
-	}
-	m->map = map;
+	m->map = m->sync.cur;
 	m->maps_installed++;
-	learn_coords(m, map);
-	narf_map_node_counts(map, m->node_id, &primaries, &replicas);
+	learn_coords(m, m->map);
+	narf_map_node_counts(m->map, m->node_id, &primaries, &replicas);
 	NARF_INFO(
 	        "member: map epoch %llu: %u primaries, %u replicas here "
-	        "(applied in %llu us)",
-	        (unsigned long long)map->epoch, primaries, replicas,
+	        "(%s applied in %llu us)",
+	        (unsigned long long)m->map->epoch, primaries, replicas, how,
 	        (unsigned long long)((uv_hrtime() - t0) / 1000));
+}
+
+static void install_map(struct narf_member *m, const json_t *obj)
+{
+	char errmsg[NARF_ERRMSG_SIZE] = "";
+	uint64_t t0 = uv_hrtime();
+	int rv = narf_mapsync_install(&m->sync, obj, errmsg);
+
+	if (rv == NARF_ESTALE) {
+		/* Maps only move forward: an older one comes from a deposed
+		 * leader and would undo promotions we already act on. */
+		if (json_integer_value(json_object_get(obj, "epoch")) <
+		    (json_int_t)m->map->epoch)
+			NARF_WARN(
+			        "member: ignoring map epoch %lld from %s: ours "
+			        "is %llu",
+			        (long long)json_integer_value(
+			                json_object_get(obj, "epoch")),
+			        m->target, (unsigned long long)m->map->epoch);
+		return;
+	}
+	if (rv != 0) {
+		NARF_WARN("member: refusing a bad map from %s: %s", m->target,
+		          errmsg);
+		return;
+	}
+	m->want_full = false;
+	map_moved(m, "full map", t0);
+}
+
+/* What a reply (heartbeat, map, isr, handoff) carries for the map: apply
+ * its deltas, or note the fetch it calls for. */
+static void sync_reply(struct narf_member *m, const json_t *reply)
+{
+	uint64_t t0 = uv_hrtime(), before = narf_mapsync_epoch(&m->sync);
+	enum narf_mapsync_step step = narf_mapsync_reply(&m->sync, reply);
+
+	/* (also when a digest check then asks for the whole map: the
+	 * twins were swapped, and m->map must be the current one) */
+	if (narf_mapsync_epoch(&m->sync) != before)
+		map_moved(m, "deltas", t0);
+	m->map = m->sync.cur;
+	switch (step) {
+	case NARF_MAPSYNC_SAME:
+	case NARF_MAPSYNC_APPLIED:
+		break;
+	case NARF_MAPSYNC_FETCH:
+		m->want_map = true;
+		break;
+	case NARF_MAPSYNC_FETCH_FULL:
+		NARF_WARN("member: %s (from %s): fetching the whole map",
+		          m->sync.errmsg, m->target);
+		m->want_map = true;
+		m->want_full = true;
+		break;
+	}
+}
+
+/* The twins' callback, handed on to the node's. */
+static void sync_map_cb(void *data,
+                        const struct narf_map *old,
+                        const struct narf_map *map,
+                        const struct narf_map_dirty *dirty)
+{
+	struct narf_member *m = data;
+
+	if (m->on_map != NULL)
+		m->on_map(m->cb_data, old, map, dirty);
 }
 
 /* An error reply: follow redirects, re-join when forgotten, else retry. */
@@ -357,11 +395,16 @@ static uint64_t reply_epoch(const json_t *reply)
 
 static void send_map_request(struct narf_member *m)
 {
+	json_t *msg = json_pack("{s:s,s:I,s:i}", "op", "map", "epoch",
+	                        (json_int_t)(m->map ? m->map->epoch : 0),
+	                        "deltas", 1);
+
+	/* after a discarded batch: the whole map, never deltas */
+	if (m->want_full)
+		json_object_set_new(msg, "full", json_true());
 	m->want_map = false;
-	member_send(m,
-	            json_pack("{s:s,s:I}", "op", "map", "epoch",
-	                      (json_int_t)(m->map ? m->map->epoch : 0)),
-	            "map");
+	m->want_full = false;
+	member_send(m, msg, "map");
 }
 
 /* With the connection free, send what is waiting: a map fetch first, then
@@ -389,6 +432,12 @@ static void send_next(struct narf_member *m)
 	if (m->isr_head == NULL)
 		m->isr_tail = NULL;
 	m->isr_pending = q;
+	/* the reply brings the map up to the entry this causes (and any
+	 * before it): as of now */
+	json_object_set_new(q->msg, "deltas", json_integer(1));
+	json_object_set_new(
+	        q->msg, "epoch",
+	        json_integer((json_int_t)(m->map ? m->map->epoch : 0)));
 	member_send(m, json_incref(q->msg), "isr");
 	if (m->pending == NULL) /* not sent: the connection failed */
 		isr_done(m, false, 0);
@@ -547,6 +596,10 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 		snprintf(m->leader, sizeof(m->leader), "%s", m->target);
 		m->leader_seen_ms = uv_now(m->loop);
 		m->beat_sent_ms = m->sent_ms;
+		/* The deltas first: when they bring our map to the reply's
+		 * epoch the lease renews in this round trip, under the
+		 * condition it always had (docs/safety.md). */
+		sync_reply(m, reply);
 		if (m->map == NULL || epoch > m->map->epoch)
 			m->want_map = true;
 		else
@@ -555,6 +608,8 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 		v = json_object_get(reply, "map");
 		if (json_is_object(v))
 			install_map(m, v);
+		else
+			sync_reply(m, reply); /* deltas, or current */
 		if (m->map != NULL && m->map->epoch >= reply_epoch(reply))
 			renew_lease(m);
 		m->maps_checked++;
@@ -563,9 +618,12 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 	} else if (strcmp(op, "isr") == 0) {
 		uint64_t epoch = reply_epoch(reply);
 
+		/* As before deltas: the requester hears the answer, then
+		 * the map moves (here at once, from the reply's deltas). */
+		isr_done(m, true, epoch);
+		sync_reply(m, reply);
 		if (m->map == NULL || epoch > m->map->epoch)
 			m->want_map = true;
-		isr_done(m, true, epoch);
 	}
 	send_next(m);
 }
@@ -957,6 +1015,10 @@ int narf_member_start(struct narf_member *m,
 	snprintf(m->self_addr, sizeof(m->self_addr), "%s", self_addr);
 	new_boot_id(m->boot_id, sizeof(m->boot_id));
 	narf_frame_decoder_init(&m->dec, NARF_FRAME_MAX_REPLY);
+	narf_mapsync_init(&m->sync);
+	m->sync.on_map = sync_map_cb;
+	m->sync.cb_data = m;
+	m->map = NULL;
 	snprintf(m->target, sizeof(m->target), "%s", m->coords[0]);
 	m->next_coord = 1;
 	m->state = NARF_MEMBER_IDLE;
@@ -986,9 +1048,6 @@ void narf_member_stop(struct narf_member *m)
 	m->isr_tail = NULL;
 	uv_close((uv_handle_t *)&m->timer, NULL);
 	narf_frame_decoder_close(&m->dec);
-	if (m->map != NULL) {
-		narf_map_close(m->map);
-		free(m->map);
-		m->map = NULL;
-	}
+	narf_mapsync_close(&m->sync);
+	m->map = NULL;
 }

@@ -5,8 +5,12 @@
  * One connection to one coordinator at a time, one request in flight on it.
  * The happy path: connect to a coordinator from --join, send `join` (our RESP
  * address and a boot id new for this process) and receive a node id; then
- * every NARF_HEARTBEAT_MS send `heartbeat`; when its reply carries an epoch
- * newer than our map, send `map` and install the reply.
+ * every NARF_HEARTBEAT_MS send `heartbeat` with "deltas":1; its reply
+ * carries the map entries since our epoch, which we apply (mapsync.h) and
+ * renew the lease in the same round trip; when it says "full" (we are too
+ * far behind), or carries a newer epoch without deltas (an older
+ * coordinator), or the deltas do not fit our map, send `map` and install
+ * the reply. isr and handoff replies carry deltas too.
  *
  * Failure modes: `not_leader` moves us to the leader it names (or the next
  * coordinator); a connection error, a reply timeout, `no_quorum` (a leader
@@ -44,6 +48,7 @@
 #include "common/auth.h"
 #include "common/frame.h"
 #include "common/map.h"
+#include "mapsync.h"
 
 #define NARF_MEMBER_MAX_COORDS 7
 /* Reply timeout of requests a leader answers after a Raft commit. */
@@ -83,7 +88,11 @@ struct narf_member {
 	char boot_id[NARF_BOOT_ID_SIZE];
 	char zone[NARF_ZONE_SIZE]; /* --zone, or the host's name; "" none */
 	uint32_t node_id;          /* 0 until joined */
-	struct narf_map *map;      /* owned; NULL until the first fetch */
+	/* The map (mapsync.h: twin maps kept current from deltas), and
+	 * sync.cur as the rest of the node reads it: borrowed, NULL until
+	 * the first map arrives; replaced only by membership.c. */
+	struct narf_mapsync sync;
+	struct narf_map *map;
 	enum narf_member_state state;
 	struct narf_auth auth;   /* the exchange, in NARF_MEMBER_AUTH */
 	uint64_t auth_logged_ms; /* rate limit of refusal warnings */
@@ -102,6 +111,7 @@ struct narf_member {
 	uint64_t suspect_until;
 	unsigned fast_hops; /* hops made without waiting for the timer */
 	bool want_map;      /* fetch the map at the next chance */
+	bool want_full;     /* ... whole: deltas were discarded */
 	uint64_t beat_at;   /* when the last heartbeat was sent */
 	/* the coordinator that last answered a heartbeat (the leader then),
 	 * and when (loop time): INFO and metrics show it */
@@ -109,13 +119,14 @@ struct narf_member {
 	uint64_t leader_seen_ms;
 	struct narf_isr_req *isr_head, *isr_tail; /* queued isr requests */
 	struct narf_isr_req *isr_pending;         /* the one sent */
-	/* on_map: called as a new map is installed (old may be NULL; dirty,
-	 * what changed from old, NULL: a full install, everything changed).
-	 * map must stay as it is until the next call (the replication core
-	 * borrows it); a dirty set must name every change from old, which
-	 * is the map of the previous call (given an old of another epoch
-	 * the core walks every slot, repl_core.h). on_lease: called when
-	 * the lease is renewed. */
+	/* on_map: called as a new map is in (old may be NULL; dirty, what
+	 * changed from old, NULL: a full install, everything changed;
+	 * mapsync.h). map must stay as it is until the next call (the
+	 * replication core borrows it; mapsync.c changes only the other
+	 * twin meanwhile); a dirty set must name every change from old,
+	 * which is the map of the previous call (given an old of another
+	 * epoch the core walks every slot, repl_core.h). on_lease: called
+	 * when the lease is renewed. */
 	void (*on_map)(void *data,
 	               const struct narf_map *old,
 	               const struct narf_map *map,

@@ -144,6 +144,19 @@ static void cluster_metrics(struct narf_dn *dn, struct narf_metrics *m)
 	narf_metrics_one_u64(m, "narf_map_installs_total", C,
 	                     "Cluster maps fetched and installed.",
 	                     mb->maps_installed);
+	narf_metrics_one_u64(m, "narf_map_deltas_applied_total", C,
+	                     "Map entries applied from coordinator replies "
+	                     "(map deltas).",
+	                     mb->sync.deltas_applied);
+	narf_metrics_one_u64(m, "narf_map_full_installs_total", C,
+	                     "Whole maps installed (join, behind the "
+	                     "coordinators' ring, older coordinator).",
+	                     mb->sync.full_installs);
+	narf_metrics_one_u64(m, "narf_map_digest_mismatch_total", C,
+	                     "Epochs at which this node's map digest differed "
+	                     "from the coordinator's (each answered with the "
+	                     "whole map).",
+	                     mb->sync.digest_mismatches);
 }
 
 /* Replication per peer: lag, links, slots; and the totals. */

@@ -24,7 +24,10 @@
  * node's credential asking for an operator's op, ping, unknown op,
  * leadership, readiness); heartbeats are renewed only with a proof of
  * leadership; a served map decodes (as a data node decodes it) to the
- * coordinator's map. A command has the op's type and version, never comes
+ * coordinator's map; a reply written as bytes is one JSON line; map
+ * deltas go only to a caller that sent "deltas":1 and is behind, start
+ * at its epoch + 1, and applied to the run's starting map give the
+ * coordinator's. A command has the op's type and version, never comes
  * from a node's credential for settings, coordinators or another node's
  * leave, and applies as the FSM applies it, refused only where the API
  * cannot know (leave's if_room, isr's since): the API validates as the FSM
@@ -61,6 +64,9 @@ struct setting {
 static struct narf_coord *c;
 /* The map every run starts from: one coordinator, or three. */
 static struct narf_map *base1, *base3, *scratch;
+/* The map this run started from (base1 or base3): deltas from its epoch
+ * must bring it to the coordinator's. */
+static const struct narf_map *run_base;
 
 /* --- the coordinator at rest --------------------------------------------- */
 
@@ -144,7 +150,14 @@ static struct setting reset(uint8_t flags)
 	bool three = flags & 32;
 
 	check(narf_map_copy(c->rn.map, three ? base3 : base1) == 0);
-	c->rn.cmd_applied++; /* a new map: the API's JSON cache is stale */
+	c->rn.cmd_applied++;
+	/* a new map at an epoch seen before: the shared full line and the
+	 * ring's entries are another run's */
+	narf_blob_unref(c->full);
+	c->full = NULL;
+	c->digest[0] = '\0';
+	narf_ring_reset(&c->rn.ring, c->rn.map->epoch);
+	run_base = three ? base3 : base1;
 	narf_hbtab_clear(&c->leader.hb);
 	c->members.proposing = false;
 	c->members.step[0] = '\0';
@@ -240,6 +253,75 @@ static const char *error_code(const json_t *reply)
 	return code;
 }
 
+/* The caller's epoch as the API reads it ("epoch", else 0). */
+static uint64_t req_epoch(const json_t *req)
+{
+	json_t *v = json_object_get(req, "epoch");
+
+	return json_is_integer(v) && json_integer_value(v) > 0
+	               ? (uint64_t)json_integer_value(v)
+	               : 0;
+}
+
+static bool req_deltas(const json_t *req)
+{
+	json_t *v = json_object_get(req, "deltas");
+
+	return json_is_true(v) ||
+	       (json_is_integer(v) && json_integer_value(v) >= 1);
+}
+
+/*
+ * The map deltas of an ok reply (docs/protocol.md, "Map deltas"): only to
+ * a caller that sent "deltas":1; "full" and "deltas" never together;
+ * none to a current caller; "from" is its epoch + 1, and there are as
+ * many entries as epochs to the reply's; from the run's start they bring
+ * that map to the coordinator's.
+ */
+static void check_deltas(const json_t *req, const json_t *reply)
+{
+	json_t *deltas = json_object_get(reply, "deltas");
+	json_t *from = json_object_get(reply, "from");
+	json_t *full = json_object_get(reply, "full");
+	uint64_t have = req_epoch(req), epoch = c->rn.map->epoch;
+	struct narf_map_result res;
+	size_t i;
+	json_t *d;
+
+	check((deltas == NULL) == (from == NULL));
+	if (!req_deltas(req) || have == epoch) {
+		check(deltas == NULL && full == NULL);
+		return;
+	}
+	if (full != NULL) {
+		check(json_is_true(full) && deltas == NULL);
+		return;
+	}
+	if (deltas == NULL) { /* op map sent the whole map instead */
+		check(json_object_get(reply, "map") != NULL ||
+		      (!is(json_string_value(json_object_get(req, "op")),
+		           "heartbeat") &&
+		       !is(json_string_value(json_object_get(req, "op")),
+		           "isr") &&
+		       !is(json_string_value(json_object_get(req, "op")),
+		           "handoff")));
+		return;
+	}
+	check(json_is_array(deltas) && json_is_integer(from) &&
+	      (uint64_t)json_integer_value(from) == have + 1 &&
+	      json_array_size(deltas) == epoch - have);
+	check(json_integer_value(json_object_get(reply, "epoch")) ==
+	      (json_int_t)epoch);
+	if (have != run_base->epoch)
+		return;
+	check(narf_map_copy(scratch, run_base) == 0);
+	json_array_foreach(deltas, i, d)
+	{
+		check(narf_map_apply(scratch, d, &res) == 0 && res.changed);
+	}
+	check(maps_equal(scratch, c->rn.map));
+}
+
 /* A served map decodes to the coordinator's map. */
 static void check_served_map(const json_t *reply)
 {
@@ -249,6 +331,8 @@ static void check_served_map(const json_t *reply)
 
 	check(json_is_integer(epoch) &&
 	      (uint64_t)json_integer_value(epoch) == c->rn.map->epoch);
+	if (json_object_get(reply, "deltas") != NULL)
+		return; /* check_deltas() */
 	if (map == NULL) {
 		check(json_is_true(json_object_get(reply, "current")));
 		return;
@@ -290,8 +374,21 @@ static void check_reply(const struct setting *s,
 	} else {
 		if (is(op, "heartbeat"))
 			check(s->leads);
+		if (is(op, "heartbeat") && !req_deltas(req))
+			check(json_object_size(reply) == 4); /* as ever */
+		if (is(op, "heartbeat") && req_deltas(req)) {
+			char hex[17];
+
+			snprintf(
+			        hex, sizeof(hex), "%016llx",
+			        (unsigned long long)narf_map_digest(c->rn.map));
+			check(is(json_string_value(
+			                 json_object_get(reply, "digest")),
+			         hex));
+		}
 		if (is(op, "map"))
 			check_served_map(reply);
+		check_deltas(req, reply);
 	}
 }
 
@@ -367,10 +464,19 @@ static void show(const json_t *req, const json_t *reply, const json_t *cmd)
 static void handle(const struct setting *s, const json_t *req)
 {
 	enum narf_api_pending kind = (enum narf_api_pending) - 1;
+	struct narf_blob *raw = (struct narf_blob *)1;
 	json_t *cmd = (json_t *)1;
-	json_t *reply = narf_api_request(c, s->role, req, &cmd, &kind);
+	json_t *reply = narf_api_request(c, s->role, req, &cmd, &kind, &raw);
 
-	check((reply == NULL) != (cmd == NULL));
+	check((reply != NULL) + (cmd != NULL) + (raw != NULL) == 1);
+	if (raw != NULL) {
+		/* a line in bytes: one newline, at its end, and JSON */
+		check(raw->len >= 2 && raw->data[raw->len - 1] == '\n' &&
+		      memchr(raw->data, '\n', raw->len - 1) == NULL);
+		reply = json_loadb(raw->data, raw->len - 1, 0, NULL);
+		check(reply != NULL);
+		narf_blob_unref(raw);
+	}
 	show(req, reply, cmd);
 	if (reply != NULL) {
 		check_reply(s, req, reply);

@@ -153,7 +153,9 @@ bool maps_equal(const struct narf_map *a, const struct narf_map *b)
 		    p->zone_shared != q->zone_shared)
 			return false;
 	}
-	if (memcmp(&a->counts, &b->counts, sizeof(a->counts)) != 0)
+	if (memcmp(&a->counts, &b->counts, sizeof(a->counts)) != 0 ||
+	    a->slot_sum != b->slot_sum ||
+	    narf_map_digest(a) != narf_map_digest(b))
 		return false;
 	for (unsigned s = 0; s < NARF_SLOTS; s++)
 		if (!slots_equal(&a->slots[s], &b->slots[s]))

@@ -224,6 +224,7 @@ seeds_api() {
 	seed bad '\010\000{"op":"isr","node":1,"boot_id":"a1","peer":1,"add":[[5,1]]}\n{"op":"isr","node":1,"boot_id":"a1","peer":9,"drop":false}\n{"op":"handoff","node":1,"boot_id":"a1","slots":[[0,16384]]}\n{"op":"settings","min_isr":5}\n{"op":"settings","node_timeout_ms":100}\n{"op":"join","addr":"h","boot_id":"\\u00e9"}\n{"op":"leave","node":4294967296}\n{"op":"map","epoch":"1"}\n{"op":7}\n{"a":1}\n[1]\n{"op":"ping"}\n'
 	seed chunks '\011\003{"op":"heartbeat","node":1,"boot_id":"a1"}\n\n{"op":"leave","node":1,"boot_id":"a1"}\n{"op":"map"'
 	seed deep '\010\000{"op":"map","epoch":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}\n'
+	seed deltas '\010\000{"op":"settings","moves":16}\n{"op":"isr","node":1,"boot_id":"a1","peer":7,"add":[[0,99]],"since":4}\n{"op":"heartbeat","node":1,"boot_id":"a1","epoch":20,"deltas":1}\n{"op":"heartbeat","node":1,"boot_id":"a1","epoch":21,"deltas":1}\n{"op":"heartbeat","node":1,"boot_id":"a1","epoch":0,"deltas":1}\n{"op":"map","epoch":20,"deltas":1}\n{"op":"map","epoch":20,"deltas":1,"full":true}\n{"op":"map","epoch":3,"deltas":1}\n{"op":"isr","node":2,"boot_id":"b1","peer":1,"add":[],"epoch":20,"deltas":1}\n{"op":"handoff","node":5,"boot_id":"e1","slots":[],"epoch":-1,"deltas":true}\n'
 }
 
 # Seed format (see fuzz_listpack.c): the whole input is both a listpack to
@@ -383,8 +384,9 @@ build_api() {
 	build_map_check && clang -g -O1 -fsanitize=fuzzer,address,undefined \
 		-I. common/auth.c common/buf.c common/errors.c \
 		common/flags.c common/frame.c common/jclient.c common/log.c \
-		common/map.c common/map_json.c coordinator/api.c \
-		coordinator/api_auth.c coordinator/hbtab.c coordinator/leader.c \
+		common/map.c common/map_json.c common/map_ring.c coordinator/api.c \
+		coordinator/api_auth.c coordinator/api_map.c coordinator/hbtab.c \
+		coordinator/leader.c \
 		coordinator/members.c coordinator/members_plan.c \
 		coordinator/planner.c coordinator/plan_cache.c \
 		coordinator/raft_hs.c \

@@ -89,6 +89,28 @@ def all_up_and_assigned(trio, addrs):
     return m if len(owners) == len(addrs) else None
 
 
+def change_arrives_as_deltas(trio, nodes, moves_list):
+    """A change (one settings entry per value of moves_list) reaches every
+    node as deltas in heartbeat replies, with no whole map fetched and
+    the map digests equal (docs/protocol.md, "Map deltas")."""
+    def map_info():
+        return [redis.Redis(host=HOST, port=n.port).info("cluster")
+                for n in nodes]
+    before = map_info()
+    for moves in moves_list:
+        rep = call_leader(trio, {"op": "settings", "moves": moves})
+        assert rep["ok"], rep
+    epoch = leader_map(trio)["epoch"]
+    wait_for(lambda: all(i["cluster_map_epoch"] == epoch
+                         for i in map_info()), 10.0, 0.05,
+             "every node at epoch %d" % epoch)
+    for b, a in zip(before, map_info()):
+        assert (a["map_deltas_applied"] >=
+                b["map_deltas_applied"] + len(moves_list)), a
+        assert a["map_full_installs"] == b["map_full_installs"], (b, a)
+        assert a["map_digest_mismatches"] == 0, a
+
+
 def test_nodes_join_and_clients_route_by_the_map(cluster):
     """Three `datanode --join` register and become up with every slot
     assigned across them, and a cluster client's keys land on their owners."""
@@ -109,6 +131,7 @@ def test_nodes_join_and_clients_route_by_the_map(cluster):
     sizes = [redis.Redis(host=HOST, port=n.port).dbsize() for n in nodes]
     assert sum(sizes) == 600 and min(sizes) > 0, sizes
     rc.close()
+    change_arrives_as_deltas(trio, nodes, (77, 78))
 
 
 def test_plain_client_is_proxied_and_gets_crossslot(cluster):
@@ -235,6 +258,9 @@ def test_nodes_stay_up_through_a_leader_kill(cluster):
     rc.set("after-kill", "ok")
     assert rc.get("after-kill") == b"ok"
     rc.close()
+    # The new leader filled its delta ring as a follower: it sends deltas
+    # at once.
+    change_arrives_as_deltas(trio, nodes, (55,))
 
 
 def test_cachecli_data_commands(cluster, build_dir):

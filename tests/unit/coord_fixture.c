@@ -57,11 +57,16 @@ int fixture_init(struct narf_coord *c)
 	if (rn->map == NULL)
 		goto err_after_leader;
 	narf_map_init(rn->map, &c->cfg.settings);
+	if (narf_ring_init(&rn->ring, FIXTURE_RING_ENTRIES,
+	                   FIXTURE_RING_BYTES) != 0)
+		goto err_after_map;
 	cmd = narf_cmd_init(self, 1, &c->cfg.settings);
 	rv = cmd ? narf_map_apply(rn->map, cmd, &res) : NARF_ENOMEM;
 	json_decref(cmd);
 	if (rv != 0)
 		goto err_after_map;
+	/* as if restored from a snapshot at the init entry */
+	narf_ring_reset(&rn->ring, rn->map->epoch);
 	rn->io.time = fixture_time;
 	rn->raft.io = &rn->io;
 	rn->raft.id = FIXTURE_ID;
@@ -77,6 +82,7 @@ int fixture_init(struct narf_coord *c)
 err_after_conf:
 	raft_configuration_close(&rn->raft.configuration);
 err_after_map:
+	narf_ring_close(&rn->ring);
 	narf_map_close(rn->map);
 	free(rn->map);
 	rn->map = NULL;
@@ -91,8 +97,9 @@ void fixture_close(struct narf_coord *c)
 	narf_map_close(c->rn.map);
 	free(c->rn.map);
 	c->rn.map = NULL;
-	json_decref(c->map_json);
-	c->map_json = NULL;
+	narf_blob_unref(c->full);
+	c->full = NULL;
+	narf_ring_close(&c->rn.ring);
 	narf_leader_close(&c->leader);
 }
 
@@ -166,9 +173,23 @@ int fixture_apply(struct narf_coord *c,
 {
 	/* Every command moves the applied index, as in the FSM: the API's
 	 * cached map JSON and digest are keyed on it. */
+	int rv;
+
 	c->rn.cmd_applied++;
 	c->rn.cmd_count++;
-	return narf_map_apply(c->rn.map, cmd, res);
+	rv = narf_map_apply(c->rn.map, cmd, res);
+	/* and, as fsm_apply(), keep an entry that moved the epoch for
+	 * deltas, as the compact text raftnode proposes */
+	if (rv == 0 && res->changed) {
+		char *text = json_dumps(cmd, JSON_COMPACT);
+
+		if (text == NULL)
+			return NARF_ENOMEM;
+		narf_ring_push(&c->rn.ring, c->rn.map->epoch, text,
+		               strlen(text));
+		free(text);
+	}
+	return rv;
 }
 
 /* Apply a built command (stolen); 0 or its error. */

@@ -27,6 +27,9 @@
 #define FIXTURE_API "127.0.0.1:7001"
 /* Its election timeout (ms): settings may set node_timeout_ms >= 400. */
 #define FIXTURE_ELECTION_MS 100
+/* Its delta ring's bounds (small, so tests can outrun it). */
+#define FIXTURE_RING_ENTRIES 64
+#define FIXTURE_RING_BYTES 65536
 
 /* Where the member stands in Raft, as the API sees it. */
 enum fixture_role {
@@ -63,8 +66,9 @@ void fixture_clear_members(struct narf_coord *c);
 /* A configuration change in flight (or not), as libraft reports one. */
 void fixture_set_changing(struct narf_coord *c, bool changing);
 
-/* Apply a map command (borrowed) as the FSM does once it committed;
- * returns narf_map_apply()'s code, with *res. */
+/* Apply a map command (borrowed) as the FSM does once it committed,
+ * keeping it in the delta ring when it moved the epoch; returns
+ * narf_map_apply()'s code, with *res. */
 int fixture_apply(struct narf_coord *c,
                   const json_t *cmd,
                   struct narf_map_result *res);

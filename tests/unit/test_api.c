@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "common/frame.h"
 #include "common/log.h"
 #include "coord_fixture.h"
 #include "coordinator/api_auth.h"
@@ -261,8 +262,56 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* A reply written as bytes: one line, ending in its only newline, that
+ * decodes as JSON. Returns the decoded reply (a new reference). */
+static json_t *parse_line(const struct narf_blob *raw)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	assert_true(raw->len >= 2);
+	assert_int_equal(raw->data[raw->len - 1], '\n');
+	assert_null(memchr(raw->data, '\n', raw->len - 1));
+	v = json_loadb(raw->data, raw->len - 1, 0, &jerr);
+	if (v == NULL)
+		fail_msg("reply line is not JSON: %s: %.*s", jerr.text,
+		         (int)raw->len, raw->data);
+	return v;
+}
+
+/* A request as text from role, and its reply line's bytes as a string
+ * (freed by the caller), whether written as bytes or from a JSON tree;
+ * NULL when a command is to be proposed (then in *cmd). */
+static char *request_line(struct narf_coord *c,
+                          enum narf_auth_role role,
+                          const char *text,
+                          json_t **cmd,
+                          enum narf_api_pending *kind)
+{
+	json_t *req = parse(text);
+	struct narf_blob *raw = NULL;
+	json_t *reply = narf_api_request(c, role, req, cmd, kind, &raw);
+	char *line;
+	size_t len;
+
+	json_decref(req);
+	assert_int_equal((reply != NULL) + (raw != NULL) + (*cmd != NULL), 1);
+	if (*cmd != NULL)
+		return NULL;
+	if (raw != NULL) {
+		json_decref(parse_line(raw));
+		line = strndup(raw->data, raw->len);
+		narf_blob_unref(raw);
+	} else {
+		line = narf_frame_encode(reply, &len);
+		json_decref(reply);
+	}
+	assert_non_null(line);
+	return line;
+}
+
 /* A request as text from role: the reply (NULL when a command is to be
- * proposed, then in *cmd). */
+ * proposed, then in *cmd), decoded when it was written as bytes. */
 static json_t *request(struct narf_coord *c,
                        enum narf_auth_role role,
                        const char *text,
@@ -270,10 +319,15 @@ static json_t *request(struct narf_coord *c,
                        enum narf_api_pending *kind)
 {
 	json_t *req = parse(text);
-	json_t *reply = narf_api_request(c, role, req, cmd, kind);
+	struct narf_blob *raw = NULL;
+	json_t *reply = narf_api_request(c, role, req, cmd, kind, &raw);
 
 	json_decref(req);
-	assert_true((reply == NULL) != (*cmd == NULL));
+	assert_int_equal((reply != NULL) + (raw != NULL) + (*cmd != NULL), 1);
+	if (raw != NULL) {
+		reply = parse_line(raw);
+		narf_blob_unref(raw);
+	}
 	return reply;
 }
 
@@ -710,6 +764,354 @@ static void test_status_between_plans(void **state)
 	free(take);
 }
 
+/* --- map deltas ---------------------------------------------------------- */
+
+/* Apply an entry given as compact text (a settings change, say) as the FSM
+ * would once committed; it must move the epoch. */
+static void apply_text(struct narf_coord *c, const char *text)
+{
+	struct narf_map_result res;
+	json_t *cmd = parse(text);
+
+	assert_int_equal(fixture_apply(c, cmd, &res), 0);
+	assert_true(res.changed);
+	json_decref(cmd);
+}
+
+/* A settings entry that moves the epoch, as compact text. */
+static const char *moves_entry(unsigned moves)
+{
+	static char text[64];
+
+	snprintf(text, sizeof(text),
+	         "{\"v\":1,\"type\":\"settings\",\"moves\":%u}", moves);
+	return text;
+}
+
+/* Is the map from json (a decoded map) the coordinator's, byte for
+ * byte in its JSON form? */
+static void assert_same_map(const struct narf_map *a, const struct narf_map *b)
+{
+	json_t *ja = narf_map_to_json(a), *jb = narf_map_to_json(b);
+	char *ta = json_dumps(ja, JSON_COMPACT),
+	     *tb = json_dumps(jb, JSON_COMPACT);
+
+	assert_string_equal(ta, tb);
+	free(ta);
+	free(tb);
+	json_decref(ja);
+	json_decref(jb);
+}
+
+/* The map's digest as heartbeat replies carry it. */
+static const char *digest_of(const struct narf_coord *c)
+{
+	static char hex[17];
+
+	snprintf(hex, sizeof(hex), "%016llx",
+	         (unsigned long long)narf_map_digest(c->rn.map));
+	return hex;
+}
+
+/* A heartbeat with "deltas":1 from a node two epochs behind gets exactly
+ * the documented line: the fixed fields and the map's digest, then from =
+ * its epoch + 1 and the two entries verbatim, which applied to its map land on
+ * ours. A current node gets no deltas; a beat without "deltas":1 gets today's
+ * reply whatever its epoch; a node with no map gets "full". */
+static void test_heartbeat_deltas(void **state)
+{
+	struct narf_coord *c = &((struct api_test *)*state)->c;
+	const enum narf_auth_role node = NARF_AUTH_NODE;
+	struct narf_map *old = malloc(sizeof(*old));
+	enum narf_api_pending kind;
+	char e1[64], e2[64], text[256], want[512];
+	json_t *cmd = NULL, *reply, *deltas, *d;
+	struct narf_map_result res;
+	uint64_t e0, e;
+	size_t i;
+	char *line;
+
+	assert_non_null(old);
+	assert_int_equal(fixture_node(c, "127.0.0.1:7201", "a1", NARF_NODE_UP),
+	                 1);
+	e0 = c->rn.map->epoch;
+	narf_map_init(old, NULL);
+	assert_int_equal(narf_map_copy(old, c->rn.map), 0);
+	snprintf(e1, sizeof(e1), "%s", moves_entry(101));
+	snprintf(e2, sizeof(e2), "%s", moves_entry(102));
+	apply_text(c, e1);
+	apply_text(c, e2);
+	e = c->rn.map->epoch;
+	assert_int_equal(e, e0 + 2);
+
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"heartbeat\",\"node\":1,\"boot_id\":\"a1\","
+	         "\"epoch\":%llu,\"deltas\":1}",
+	         (unsigned long long)e0);
+	line = request_line(c, node, text, &cmd, &kind);
+	snprintf(want, sizeof(want),
+	         "{\"ok\":true,\"epoch\":%llu,\"term\":1,\"state\":\"up\","
+	         "\"digest\":\"%s\",\"from\":%llu,\"deltas\":[%s,%s]}\n",
+	         (unsigned long long)e, digest_of(c),
+	         (unsigned long long)e0 + 1, e1, e2);
+	assert_string_equal(line, want);
+	reply = parse(line);
+	free(line);
+	deltas = json_object_get(reply, "deltas");
+	json_array_foreach(deltas, i, d)
+	{
+		assert_int_equal(narf_map_apply(old, d, &res), 0);
+		assert_true(res.changed);
+	}
+	json_decref(reply);
+	assert_same_map(old, c->rn.map);
+	assert_true(c->map_delta_bytes >= strlen(e1) + strlen(e2));
+
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"heartbeat\",\"node\":1,\"boot_id\":\"a1\","
+	         "\"epoch\":%llu,\"deltas\":1}",
+	         (unsigned long long)e);
+	line = request_line(c, node, text, &cmd, &kind);
+	snprintf(want, sizeof(want),
+	         "{\"ok\":true,\"epoch\":%llu,\"term\":1,\"state\":\"up\","
+	         "\"digest\":\"%s\"}\n",
+	         (unsigned long long)e, digest_of(c));
+	assert_string_equal(line, want);
+	free(line);
+	snprintf(want, sizeof(want),
+	         "{\"ok\":true,\"epoch\":%llu,\"term\":1,\"state\":\"up\"}\n",
+	         (unsigned long long)e);
+	/* an older node: today's reply, behind or not */
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"heartbeat\",\"node\":1,\"boot_id\":\"a1\","
+	         "\"epoch\":%llu}",
+	         (unsigned long long)e0);
+	line = request_line(c, node, text, &cmd, &kind);
+	assert_string_equal(line, want);
+	free(line);
+	/* a node with no map yet */
+	line = request_line(c, node,
+	                    "{\"op\":\"heartbeat\",\"node\":1,\"boot_id\":"
+	                    "\"a1\",\"deltas\":1}",
+	                    &cmd, &kind);
+	snprintf(want, sizeof(want),
+	         "{\"ok\":true,\"epoch\":%llu,\"term\":1,\"state\":\"up\","
+	         "\"digest\":\"%s\",\"full\":true}\n",
+	         (unsigned long long)e, digest_of(c));
+	assert_string_equal(line, want);
+	free(line);
+	narf_map_close(old);
+	free(old);
+}
+
+/* The heartbeat reply's "full" for a node at epoch have, or its number
+ * of deltas. */
+static int beat_deltas(struct narf_coord *c, uint64_t have)
+{
+	enum narf_api_pending kind;
+	json_t *cmd = NULL, *reply;
+	char text[256];
+	int n;
+
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"heartbeat\",\"node\":1,\"boot_id\":\"a1\","
+	         "\"epoch\":%llu,\"deltas\":1}",
+	         (unsigned long long)have);
+	reply = request(c, NARF_AUTH_NODE, text, &cmd, &kind);
+	if (json_is_true(json_object_get(reply, "full"))) {
+		assert_null(json_object_get(reply, "deltas"));
+		assert_null(json_object_get(reply, "from"));
+		n = -1;
+	} else {
+		n = (int)json_array_size(json_object_get(reply, "deltas"));
+		if (n > 0)
+			assert_int_equal(json_integer_value(json_object_get(
+			                         reply, "from")),
+			                 (json_int_t)have + 1);
+	}
+	json_decref(reply);
+	return n;
+}
+
+/* "full" instead of deltas when the ring no longer holds the node's
+ * epoch + 1 (FIXTURE_RING_ENTRIES back), and when the deltas would
+ * exceed half the full map; just under that bound they are sent. */
+static void test_heartbeat_full(void **state)
+{
+	struct narf_coord *c = &((struct api_test *)*state)->c;
+	enum narf_api_pending kind;
+	json_t *cmd = NULL, *reply;
+	size_t entry = strlen(moves_entry(200)), limit;
+	uint64_t e;
+	unsigned k;
+
+	assert_int_equal(fixture_node(c, "127.0.0.1:7201", "a1", NARF_NODE_UP),
+	                 1);
+	for (unsigned i = 0; i < FIXTURE_RING_ENTRIES + 6; i++)
+		apply_text(c, moves_entry(200 + i)); /* all one length */
+	e = c->rn.map->epoch;
+	assert_int_equal(beat_deltas(c, e - FIXTURE_RING_ENTRIES - 1), -1);
+	assert_int_equal(beat_deltas(c, e - 1), 1);
+	/* the full map's size is known once it was encoded */
+	reply = request(c, NARF_AUTH_NODE, "{\"op\":\"map\"}", &cmd, &kind);
+	json_decref(reply);
+	assert_non_null(c->full);
+	limit = c->full->len / 2;
+	if (limit > NARF_API_DELTA_MAX)
+		limit = NARF_API_DELTA_MAX;
+	k = (unsigned)(limit / entry);
+	assert_true(k >= 1 && k < FIXTURE_RING_ENTRIES);
+	assert_int_equal(beat_deltas(c, e - k), (int)k);
+	assert_int_equal(beat_deltas(c, e - k - 1), -1);
+}
+
+/* op map: current as today; with "deltas":1 the entries since the
+ * caller's epoch; without, or with "full":true, or from beyond the ring,
+ * the full map as today's bytes, one encode per epoch shared by every
+ * fetch (a write holding the old line keeps it intact after the epoch
+ * moved). */
+static void test_map_deltas(void **state)
+{
+	struct narf_coord *c = &((struct api_test *)*state)->c;
+	const enum narf_auth_role node = NARF_AUTH_NODE;
+	enum narf_api_pending kind;
+	struct narf_blob *raw = NULL, *held;
+	char e1[64], e2[64], text[256], want[512];
+	json_t *cmd = NULL, *reply, *req, *today;
+	char *line, *full_line, *old_line;
+	uint64_t e0, e, encodes;
+	size_t len;
+
+	assert_int_equal(fixture_node(c, "127.0.0.1:7201", "a1", NARF_NODE_UP),
+	                 1);
+	e0 = c->rn.map->epoch;
+	snprintf(e1, sizeof(e1), "%s", moves_entry(11));
+	snprintf(e2, sizeof(e2), "%s", moves_entry(12));
+	apply_text(c, e1);
+	apply_text(c, e2);
+	e = c->rn.map->epoch;
+
+	snprintf(text, sizeof(text), "{\"op\":\"map\",\"epoch\":%llu}",
+	         (unsigned long long)e);
+	reply = request(c, node, text, &cmd, &kind);
+	assert_true(json_is_true(json_object_get(reply, "current")));
+	json_decref(reply);
+
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"map\",\"epoch\":%llu,\"deltas\":1}",
+	         (unsigned long long)e0);
+	line = request_line(c, node, text, &cmd, &kind);
+	snprintf(want, sizeof(want),
+	         "{\"ok\":true,\"epoch\":%llu,\"from\":%llu,\"deltas\":[%s,%s]}"
+	         "\n",
+	         (unsigned long long)e, (unsigned long long)e0 + 1, e1, e2);
+	assert_string_equal(line, want);
+	free(line);
+
+	/* the full map: today's bytes exactly */
+	today = json_pack("{s:b,s:I,s:o}", "ok", 1, "epoch", (json_int_t)e,
+	                  "map", narf_map_to_json(c->rn.map));
+	full_line = narf_frame_encode(today, &len);
+	json_decref(today);
+	encodes = c->map_full_encodes;
+	snprintf(text, sizeof(text), "{\"op\":\"map\",\"epoch\":%llu}",
+	         (unsigned long long)e0);
+	line = request_line(c, node, text, &cmd, &kind);
+	assert_string_equal(line, full_line);
+	free(line);
+	assert_int_equal(c->map_full_encodes, encodes + 1);
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"map\",\"epoch\":%llu,\"deltas\":1,\"full\":true}",
+	         (unsigned long long)e0);
+	line = request_line(c, node, text, &cmd, &kind);
+	assert_string_equal(line, full_line);
+	free(line);
+	line = request_line(c, node, "{\"op\":\"map\",\"deltas\":1}", &cmd,
+	                    &kind);
+	assert_string_equal(line, full_line);
+	free(line);
+	/* every fetch shares the one line */
+	req = parse("{\"op\":\"map\"}");
+	assert_null(narf_api_request(c, node, req, &cmd, &kind, &raw));
+	assert_ptr_equal(raw, c->full);
+	assert_int_equal(c->map_full_encodes, encodes + 1);
+	assert_true(c->map_full_bytes >= 4 * (len));
+	held = raw; /* as a write in flight would */
+	old_line = full_line;
+	apply_text(c, moves_entry(13));
+	assert_null(narf_api_request(c, node, req, &cmd, &kind, &raw));
+	assert_int_equal(c->map_full_encodes, encodes + 2);
+	assert_ptr_not_equal(raw, held);
+	assert_memory_equal(held->data, old_line, len);
+	narf_blob_unref(held);
+	narf_blob_unref(raw);
+	json_decref(req);
+	free(old_line);
+}
+
+/* isr and handoff replies carry the deltas to a caller that sent
+ * "deltas":1 and its epoch: answered at once (nothing to add), or built
+ * after the entry applied by narf_api_delta_reply(), as api.c's proposal
+ * callback does. */
+static void test_isr_deltas(void **state)
+{
+	struct narf_coord *c = &((struct api_test *)*state)->c;
+	const enum narf_auth_role node = NARF_AUTH_NODE;
+	enum narf_api_pending kind;
+	char e1[64], text[256], want[512], head[64];
+	json_t *cmd = NULL, *reply;
+	struct narf_blob *raw;
+	uint64_t e0, e;
+	char *line;
+	int hn;
+
+	assert_int_equal(fixture_node(c, "127.0.0.1:7201", "a1", NARF_NODE_UP),
+	                 1);
+	assert_int_equal(fixture_node(c, "127.0.0.1:7202", "b1", NARF_NODE_UP),
+	                 2);
+	e0 = c->rn.map->epoch;
+	snprintf(e1, sizeof(e1), "%s", moves_entry(21));
+	apply_text(c, e1);
+	e = c->rn.map->epoch;
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"isr\",\"node\":2,\"boot_id\":\"b1\",\"peer\":1,"
+	         "\"add\":[],\"epoch\":%llu,\"deltas\":1}",
+	         (unsigned long long)e0);
+	line = request_line(c, node, text, &cmd, &kind);
+	snprintf(want, sizeof(want),
+	         "{\"ok\":true,\"epoch\":%llu,\"from\":%llu,\"deltas\":[%s]}\n",
+	         (unsigned long long)e, (unsigned long long)e, e1);
+	assert_string_equal(line, want);
+	free(line);
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"handoff\",\"node\":2,\"boot_id\":\"b1\","
+	         "\"slots\":[],\"epoch\":%llu,\"deltas\":1}",
+	         (unsigned long long)e0);
+	line = request_line(c, node, text, &cmd, &kind);
+	assert_string_equal(line, want);
+	free(line);
+	/* without "deltas":1: today's reply */
+	reply = request(c, node,
+	                "{\"op\":\"handoff\",\"node\":2,\"boot_id\":\"b1\","
+	                "\"slots\":[]}",
+	                &cmd, &kind);
+	assert_int_equal(json_object_size(reply), 2);
+	json_decref(reply);
+	/* after a proposal applied */
+	hn = snprintf(head, sizeof(head), "{\"ok\":true,\"epoch\":%llu",
+	              (unsigned long long)e);
+	raw = narf_api_delta_reply(c, head, (size_t)hn, e0);
+	assert_non_null(raw);
+	assert_int_equal(raw->len, strlen(want));
+	assert_memory_equal(raw->data, want, raw->len);
+	narf_blob_unref(raw);
+	raw = narf_api_delta_reply(c, head, (size_t)hn, e);
+	snprintf(want, sizeof(want), "%s}\n", head);
+	assert_int_equal(raw->len, strlen(want));
+	assert_memory_equal(raw->data, want, raw->len);
+	narf_blob_unref(raw);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -729,6 +1131,14 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_status_between_plans,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_heartbeat_deltas, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_heartbeat_full, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_map_deltas, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_isr_deltas, setup,
+	                                        teardown),
 	};
 
 	narf_log_set_level(NARF_LOG_ERROR);

@@ -115,7 +115,8 @@ static void assert_counts_equal(const struct narf_map_counts *a,
 	}
 }
 
-/* m's incremental counts equal a walk, a recount and a JSON round trip. */
+/* m's incremental counts (and the digest's slot sum) equal a walk, a
+ * recount and a JSON round trip. */
 static void check_counts(const struct narf_map *m, bool deep)
 {
 	struct narf_map_node *walked = calloc(m->n_nodes + 1, sizeof(*walked));
@@ -147,6 +148,11 @@ static void check_counts(const struct narf_map *m, bool deep)
 		assert_int_equal(narf_map_from_json(back, j, err), 0);
 		assert_counts_equal(&m->counts, m->nodes, &back->counts,
 		                    back->nodes, m->n_nodes);
+		/* the digest's slot sum, kept per slot write, equals one
+		 * rebuilt from the slots and from the JSON form */
+		assert_true(m->slot_sum == copy->slot_sum);
+		assert_true(m->slot_sum == back->slot_sum);
+		assert_true(narf_map_digest(m) == narf_map_digest(back));
 		json_decref(j);
 		free_map(copy);
 		free_map(back);
@@ -360,11 +366,59 @@ static void test_recount(void **state)
 	free_map(m);
 }
 
+/* The digest: equal for a copy and for a JSON round trip; different
+ * after any one change a map's JSON shows (a slot's ISR, a node's state
+ * or address, a setting, the coordinators, only the epoch), and back to
+ * equal when the slot is put back as it was. */
+static void test_digest(void **state)
+{
+	struct narf_map *m = new_map(), *c = new_map();
+	uint32_t a = add_up_node(m, 7201), b = add_up_node(m, 7202);
+	uint64_t d;
+
+	(void)state;
+	for (unsigned s = 0; s < NARF_SLOTS; s++)
+		m->slots[s] = (struct narf_slot){.primary = s % 2 ? a : b,
+		                                 .n_replicas = 1,
+		                                 .replicas = {s % 2 ? b : a}};
+	narf_map_recount(m);
+	d = narf_map_digest(m);
+	assert_int_equal(narf_map_copy(c, m), 0);
+	assert_true(narf_map_digest(c) == d);
+	check_counts(m, true); /* and the JSON round trip's */
+
+	c->slots[77].isr[0] = c->slots[77].replicas[0];
+	c->slots[77].n_isr = 1;
+	narf_map_recount(c);
+	assert_true(narf_map_digest(c) != d);
+	c->slots[77].n_isr = 0; /* isr[0] is now unused: ignored */
+	narf_map_recount(c);
+	assert_true(narf_map_digest(c) == d);
+	c->nodes[1].state = NARF_NODE_DOWN;
+	assert_true(narf_map_digest(c) != d);
+	c->nodes[1].state = m->nodes[1].state;
+	c->nodes[0].addr[0] = 'x';
+	assert_true(narf_map_digest(c) != d);
+	assert_int_equal(narf_map_copy(c, m), 0);
+	c->settings.moves++;
+	assert_true(narf_map_digest(c) != d);
+	assert_int_equal(narf_map_copy(c, m), 0);
+	c->n_coords = 1;
+	c->coords[0] = (struct narf_map_coord){1, "h:1", "h:2"};
+	assert_true(narf_map_digest(c) != d);
+	assert_int_equal(narf_map_copy(c, m), 0);
+	c->epoch++;
+	assert_true(narf_map_digest(c) != d);
+	free_map(m);
+	free_map(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_random_histories),
 	        cmocka_unit_test(test_recount),
+	        cmocka_unit_test(test_digest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
