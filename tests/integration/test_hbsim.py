@@ -25,8 +25,8 @@ def run(build_dir, *args, timeout=60):
 
 def test_twenty_nodes_join_beat_and_one_falls_silent(trio, build_dir):
     """Twenty fake nodes authenticate with the node role, join, have their
-    heartbeats answered and fetch the map; the one that falls silent is
-    marked down in the map the others fetch. The silent phase ends once
+    heartbeats answered and follow the map; the one that falls silent is
+    marked down in the map the others hold. The silent phase ends once
     the map is quiet again, capped at 25 s (under the sanitizers on a
     loaded machine 9 s was once too few)."""
     pids = ",".join(str(c.pid()) for c in trio.coords)
@@ -43,6 +43,15 @@ def test_twenty_nodes_join_beat_and_one_falls_silent(trio, build_dir):
     assert join["maps"] > 0 and join["map_bytes"] > 0, out
     assert out["epoch"] > 0 and out["term"] > 0, out
     assert silent["detect_ms"] >= 0 and not silent["capped"], out
+    # Protocol "delta" (the default): the nodes follow the map through
+    # the entries in the replies; every batch followed its node's epoch
+    # and the canonical map took every entry. Once all have joined, no
+    # node needs the whole map: the silent phase's failover came as
+    # deltas only.
+    assert out["protocol"] == "delta", out
+    assert join["delta_replies"] > 0 and silent["delta_replies"] > 0, out
+    assert join["delta_errors"] == 0 and silent["delta_errors"] == 0, out
+    assert silent["maps"] == 0 and silent["full_bytes"] == 0, out
     # The human table came first: a header and one row per phase.
     rows = r.stdout.strip().splitlines()
     assert rows[0].split()[0] == "phase" and rows[1].startswith("join")
