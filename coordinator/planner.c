@@ -39,6 +39,17 @@ struct plan {
 	unsigned lim;    /* most copies of one slot in one zone */
 	unsigned *zone;  /* owned when zoned: zone index per node */
 	unsigned *zsize; /* owned when zoned: eligible nodes per zone */
+	/* The receivers' order (see pick_receiver()): a binary max-heap of
+	 * node indices by gap (share - load) desc, index asc, kept by
+	 * load_add() from the shares' setting on (heap_on); hpos[] inverts
+	 * it; walk[] is pick_receiver()'s scratch. */
+	uint32_t *heap, *hpos, *walk;
+	bool heap_on;
+	/* Per node, the slots it holds a copy of, ascending (csr_build()):
+	 * node i's are csr[csr_off[i] .. csr_off[i + 1]). Role swaps keep
+	 * them exact; a node that gives copies away only loses entries. */
+	unsigned *csr_off; /* owned: n + 1 */
+	uint16_t *csr;     /* owned: NARF_SLOTS x NARF_MAX_COPIES */
 };
 
 /*
@@ -391,6 +402,93 @@ static void set_zone_shares(struct plan *p,
 	}
 }
 
+static long gap_of(const struct plan *p, uint32_t i)
+{
+	return (long)p->share[i] - (long)p->load[i];
+}
+
+/* Does node index a come before b as a receiver (bigger gap, then lower
+ * index)? */
+static bool before(const struct plan *p, uint32_t a, uint32_t b)
+{
+	long ga = gap_of(p, a), gb = gap_of(p, b);
+
+	return ga > gb || (ga == gb && a < b);
+}
+
+static void heap_set(struct plan *p, unsigned q, uint32_t i)
+{
+	p->heap[q] = i;
+	p->hpos[i] = q;
+}
+
+/* Move node i, at heap position q, down to its place. */
+static void heap_down(struct plan *p, unsigned q, uint32_t i)
+{
+	for (;;) {
+		unsigned l = 2 * q + 1, r = l + 1, m = q;
+		uint32_t best = i;
+
+		if (l < p->n && before(p, p->heap[l], best)) {
+			m = l;
+			best = p->heap[l];
+		}
+		if (r < p->n && before(p, p->heap[r], best))
+			m = r;
+		if (m == q)
+			break;
+		heap_set(p, q, p->heap[m]);
+		q = m;
+	}
+	heap_set(p, q, i);
+}
+
+/* Node i's key changed: move it up or down to its place. */
+static void heap_fix(struct plan *p, uint32_t i)
+{
+	unsigned q = p->hpos[i];
+
+	while (q > 0 && before(p, i, p->heap[(q - 1) / 2])) {
+		heap_set(p, q, p->heap[(q - 1) / 2]);
+		q = (q - 1) / 2;
+	}
+	heap_down(p, q, i);
+}
+
+/* Order every node by its gap, once the shares are set (O(n)). */
+static void heap_build(struct plan *p)
+{
+	if (p->heap == NULL)
+		return;
+	for (unsigned i = 0; i < p->n; i++)
+		heap_set(p, i, i);
+	for (unsigned q = p->n / 2; q-- > 0;)
+		heap_down(p, q, p->heap[q]);
+	p->heap_on = true;
+}
+
+/* Node index i holds d more copies. */
+static void load_add(struct plan *p, uint32_t i, int d)
+{
+	p->load[i] = (unsigned)((int)p->load[i] + d);
+	if (p->heap_on)
+		heap_fix(p, i);
+}
+
+/* Would node v (index plus one) take a copy of slot s (see
+ * pick_receiver())? */
+static bool can_receive(const struct plan *p,
+                        unsigned s,
+                        uint32_t v,
+                        bool under_only,
+                        uint32_t skip,
+                        bool zones)
+{
+	return !(under_only && gap_of(p, v - 1) <= 0) &&
+	       position_of(&p->t[s], v) == NULL &&
+	       !(zones && !zone_room(p, &p->t[s], v, skip));
+}
+
 /*
  * The node that should receive a new copy of slot s: among the nodes holding
  * no copy of it, the one furthest below its share, lowest index on ties; but
@@ -410,18 +508,78 @@ static uint32_t pick_receiver(const struct plan *p,
 	long best_gap = LONG_MIN, hint_gap = LONG_MIN;
 	uint32_t best = 0;
 
-	for (unsigned i = 0; i < p->n; i++) {
-		long gap = (long)p->share[i] - (long)p->load[i];
+	if (p->heap_on) {
+		/* Best first through the heap: a small heap (walk[]) of heap
+		 * positions yields the nodes in receiver order, so the first
+		 * that qualifies is the scan's answer below, in O(k log k)
+		 * for the k nodes looked at (those holding the slot, or
+		 * whose zone is full, come first at worst). */
+		uint32_t *w = p->walk;
+		unsigned nw = 0;
 
-		if ((under_only && gap <= 0) ||
-		    position_of(&p->t[s], i + 1) != NULL ||
-		    (zones && !zone_room(p, &p->t[s], i + 1, skip)))
-			continue;
-		if (i + 1 == hint)
-			hint_gap = gap;
-		if (gap > best_gap) {
-			best = i + 1;
-			best_gap = gap;
+		w[nw++] = 0;
+		while (nw > 0 && best == 0) {
+			unsigned q = w[0], k = 0;
+			uint32_t i = p->heap[q];
+
+			/* pop the best position */
+			w[0] = w[--nw];
+			for (;;) {
+				unsigned l = 2 * k + 1, r = l + 1, m = k;
+
+				if (l < nw &&
+				    before(p, p->heap[w[l]], p->heap[w[m]]))
+					m = l;
+				if (r < nw &&
+				    before(p, p->heap[w[r]], p->heap[w[m]]))
+					m = r;
+				if (m == k)
+					break;
+				uint32_t t = w[k];
+
+				w[k] = w[m];
+				w[m] = t;
+				k = m;
+			}
+			if (under_only && gap_of(p, i) <= 0)
+				break; /* the rest are no better */
+			if (can_receive(p, s, i + 1, under_only, skip, zones)) {
+				best = i + 1;
+				best_gap = gap_of(p, i);
+				break;
+			}
+			for (unsigned c = 2 * q + 1; c <= 2 * q + 2 && c < p->n;
+			     c++) {
+				/* push child position c */
+				unsigned k2 = nw++;
+
+				w[k2] = c;
+				while (k2 > 0 &&
+				       before(p, p->heap[w[k2]],
+				              p->heap[w[(k2 - 1) / 2]])) {
+					uint32_t t = w[k2];
+
+					w[k2] = w[(k2 - 1) / 2];
+					w[(k2 - 1) / 2] = t;
+					k2 = (k2 - 1) / 2;
+				}
+			}
+		}
+		if (hint != 0 &&
+		    can_receive(p, s, hint, under_only, skip, zones))
+			hint_gap = gap_of(p, hint - 1);
+	} else {
+		for (unsigned i = 0; i < p->n; i++) {
+			long gap = gap_of(p, i);
+
+			if (!can_receive(p, s, i + 1, under_only, skip, zones))
+				continue;
+			if (i + 1 == hint)
+				hint_gap = gap;
+			if (gap > best_gap) {
+				best = i + 1;
+				best_gap = gap;
+			}
 		}
 	}
 	if (hint_gap != LONG_MIN && (hint_gap > 0 || best_gap <= 0))
@@ -461,7 +619,7 @@ static void add_copy(struct plan *p, unsigned s, uint32_t v)
 	} else {
 		t->replicas[t->n_replicas++] = v;
 	}
-	p->load[v - 1]++;
+	load_add(p, v - 1, 1);
 }
 
 /*
@@ -832,6 +990,35 @@ static void fill(struct plan *p)
 	}
 }
 
+/* Index every node's slots (O(slots x copies)). */
+static void csr_build(struct plan *p)
+{
+	unsigned *off = p->csr_off;
+
+	memset(off, 0, (p->n + 1) * sizeof(off[0]));
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		const struct narf_slot *t = &p->t[s];
+
+		if (t->primary != 0)
+			off[t->primary - 1]++;
+		for (unsigned j = 0; j < t->n_replicas; j++)
+			off[t->replicas[j] - 1]++;
+	}
+	/* off[i]: the end of node i's run; off[n]: the total */
+	for (unsigned i = 1; i < p->n; i++)
+		off[i] += off[i - 1];
+	off[p->n] = p->n > 0 ? off[p->n - 1] : 0;
+	/* filled backwards, off[i] ends at the start of node i's run */
+	for (unsigned s = NARF_SLOTS; s-- > 0;) {
+		const struct narf_slot *t = &p->t[s];
+
+		if (t->primary != 0)
+			p->csr[--off[t->primary - 1]] = (uint16_t)s;
+		for (unsigned j = 0; j < t->n_replicas; j++)
+			p->csr[--off[t->replicas[j] - 1]] = (uint16_t)s;
+	}
+}
+
 /*
  * Step 3. Nodes above their share of copies hand copies to nodes below it.
  * The first pass moves replicas only; the second may move primaries (with
@@ -842,11 +1029,16 @@ static void fill(struct plan *p)
 static void balance_copies(struct plan *p, unsigned passes)
 {
 	for (unsigned pass = 0; pass < passes; pass++) {
+		csr_build(p);
 		for (unsigned a = 0; a < p->n; a++) {
 			uint32_t hint = 0;
 
-			for (unsigned s = NARF_SLOTS;
-			     s-- > 0 && p->load[a] > p->share[a];) {
+			/* a's slots from the end of its slot space: the ones
+			 * it held at the start of the pass (an over-loaded
+			 * node receives nothing meanwhile) */
+			for (unsigned k = p->csr_off[a + 1];
+			     k-- > p->csr_off[a] && p->load[a] > p->share[a];) {
+				unsigned s = p->csr[k];
 				uint32_t *pos = position_of(&p->t[s], a + 1);
 				uint32_t v;
 
@@ -862,8 +1054,8 @@ static void balance_copies(struct plan *p, unsigned passes)
 					p->prim[v - 1]++;
 				}
 				*pos = v;
-				p->load[a]--;
-				p->load[v - 1]++;
+				load_add(p, a, -1);
+				load_add(p, v - 1, 1);
 				hint = v;
 			}
 		}
@@ -880,8 +1072,8 @@ static void move_copy(struct plan *p, unsigned s, uint32_t *pos, uint32_t v)
 		p->prim[v - 1]++;
 	}
 	*pos = v;
-	p->load[a - 1]--;
-	p->load[v - 1]++;
+	load_add(p, a - 1, -1);
+	load_add(p, v - 1, 1);
 }
 
 /*
@@ -1082,8 +1274,10 @@ static void swap_primaries(struct plan *p)
 		for (unsigned a = 0; a < p->n; a++) {
 			uint32_t hint = 0;
 
-			for (unsigned s = NARF_SLOTS;
-			     s-- > 0 && p->prim[a] > p->pshare[a];) {
+			for (unsigned k = p->csr_off[a + 1];
+			     k-- > p->csr_off[a] &&
+			     p->prim[a] > p->pshare[a];) {
+				unsigned s = p->csr[k];
 				int j;
 
 				if (p->t[s].primary != a + 1)
@@ -1104,7 +1298,9 @@ static unsigned swap_pair(struct plan *p, unsigned x, unsigned y, unsigned k)
 	unsigned done = 0;
 
 	for (unsigned pass = 0; pass < 2; pass++) {
-		for (unsigned s = NARF_SLOTS; s-- > 0 && done < k;) {
+		for (unsigned c = p->csr_off[x + 1];
+		     c-- > p->csr_off[x] && done < k;) {
+			unsigned s = p->csr[c];
 			struct narf_slot *t = &p->t[s];
 
 			if (t->primary != x + 1)
@@ -1211,8 +1407,8 @@ static void move_primary(struct plan *p)
 			t->primary = b + 1;
 			p->prim[a]--;
 			p->prim[b]++;
-			p->load[a]--;
-			p->load[b]++;
+			load_add(p, a, -1);
+			load_add(p, b, 1);
 			break;
 		}
 	}
@@ -1224,8 +1420,8 @@ static void move_primary(struct plan *p)
 		    position_of(t, a + 1) == NULL &&
 		    zone_room(p, t, a + 1, b + 1)) {
 			*pos = a + 1;
-			p->load[a]++;
-			p->load[b]--;
+			load_add(p, a, 1);
+			load_add(p, b, -1);
 			break;
 		}
 	}
@@ -1244,6 +1440,8 @@ static void balance_primaries(struct plan *p)
 {
 	unsigned n = p->n, *parent, *queue;
 
+	/* Role swaps only, until step 4c: the slot lists stay exact. */
+	csr_build(p);
 	swap_primaries(p);
 	if (primaries_balanced(p))
 		return;
@@ -1315,6 +1513,11 @@ static void plan_free(struct plan *p)
 	free(p->prim);
 	free(p->share);
 	free(p->pshare);
+	free(p->heap);
+	free(p->hpos);
+	free(p->walk);
+	free(p->csr_off);
+	free(p->csr);
 }
 
 /* Steps 1 to 4, on p->t (node indices), with at least one copy per slot. */
@@ -1345,6 +1548,7 @@ static void plan_slots(struct plan *p)
 	} else {
 		set_shares(p->n, NARF_SLOTS * p->c, p->load, p->share);
 	}
+	heap_build(p);
 	fill(p);
 	balance_copies(p, 2);
 	if (p->zoned)
@@ -1488,8 +1692,22 @@ static unsigned plan_map(const struct narf_map *cur, struct narf_slot *target)
 		p.prim = calloc(p.n, sizeof(p.prim[0]));
 		p.share = calloc(p.n, sizeof(p.share[0]));
 		p.pshare = calloc(p.n, sizeof(p.pshare[0]));
+		p.csr_off = calloc(p.n + 1, sizeof(p.csr_off[0]));
+		p.csr = malloc(NARF_SLOTS * NARF_MAX_COPIES * sizeof(p.csr[0]));
+		/* The receivers' heap is an accelerator: without memory for
+		 * it, pick_receiver() scans. */
+		p.heap = malloc(p.n * sizeof(p.heap[0]));
+		p.hpos = malloc(p.n * sizeof(p.hpos[0]));
+		p.walk = malloc((p.n + 1) * sizeof(p.walk[0]));
+		if (p.heap == NULL || p.hpos == NULL || p.walk == NULL) {
+			free(p.heap);
+			free(p.hpos);
+			free(p.walk);
+			p.heap = p.hpos = p.walk = NULL;
+		}
 		if (p.ids == NULL || p.load == NULL || p.prim == NULL ||
-		    p.share == NULL || p.pshare == NULL) {
+		    p.share == NULL || p.pshare == NULL || p.csr_off == NULL ||
+		    p.csr == NULL) {
 			plan_free(&p);
 			memcpy(target, cur->slots, sizeof(cur->slots));
 			return 0;
