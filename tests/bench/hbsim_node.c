@@ -241,11 +241,21 @@ static void canon_update(struct sim *s, const char *line, size_t len)
 	json_decref(r);
 }
 
+/* What a reply carrying map state says: its epoch and term, and with
+ * protocol "delta" the epoch its first entry lands on and the entries
+ * (NULL when the line was only scanned, not parsed: see fast_reply). */
+struct reply {
+	uint64_t e, t, from;
+	bool has_deltas;
+	json_t *deltas; /* borrowed */
+};
+
 /*
- * The deltas of reply r (protocol "delta": docs/protocol.md), which lands
- * on epoch e: 1 when node n now holds e, 0 when r carries none (current,
- * "full", or an older coordinator), -1 when they do not follow the node's
- * epoch or the canonical map refused one (the node fetches the full map).
+ * The deltas of reply rp, which lands on epoch rp->e: 1 when node n now
+ * holds it, 0 when rp carries none (current, "full", or an older
+ * coordinator), -1 when they do not follow the node's epoch or the
+ * canonical map refused one (the node fetches the full map), 2 when the
+ * canonical map needs entries a scanned reply does not give (parse it).
  * Entry k lands on epoch from + k; the canonical map applies those past
  * its own epoch (it is never behind a node: a node holds at most its
  * epoch), so every entry is applied once per simulator, as a real node
@@ -253,23 +263,23 @@ static void canon_update(struct sim *s, const char *line, size_t len)
  */
 static int take_deltas(struct sim *s,
                        struct node *n,
-                       json_t *r,
-                       uint64_t e,
+                       const struct reply *rp,
                        size_t bytes)
 {
-	json_t *arr = json_object_get(r, "deltas");
-	uint64_t from =
-	        (uint64_t)json_integer_value(json_object_get(r, "from"));
-	size_t k, cnt = json_array_size(arr);
+	uint64_t from = rp->from, e = rp->e;
+	size_t k, cnt = e >= from ? (size_t)(e - from + 1) : 0;
 	bool moved = false;
 
-	if (!json_is_array(arr))
+	if (!rp->has_deltas)
 		return 0;
+	if (rp->deltas == NULL && e > s->map->epoch)
+		return 2;
 	if (s->cur != NULL) {
 		s->cur->delta_bytes += bytes;
 		s->cur->delta_replies++;
 	}
-	if (from != n->epoch + 1 || cnt == 0 || from + cnt - 1 != e) {
+	if (from != n->epoch + 1 || cnt == 0 ||
+	    (rp->deltas != NULL && json_array_size(rp->deltas) != cnt)) {
 		if (s->cur != NULL)
 			s->cur->delta_errors++;
 		return -1;
@@ -279,7 +289,8 @@ static int take_deltas(struct sim *s,
 	for (; k < cnt; k++) {
 		struct narf_map_result res;
 
-		if (narf_map_apply(s->map, json_array_get(arr, k), &res) != 0 ||
+		if (narf_map_apply(s->map, json_array_get(rp->deltas, k),
+		                   &res) != 0 ||
 		    !res.changed || s->map->epoch != from + k) {
 			if (s->cur != NULL)
 				s->cur->delta_errors++;
@@ -551,6 +562,88 @@ static void auth_reply(struct node *n, json_t *r)
 	          OP_PROOF);
 }
 
+/* A beat, map (with deltas), isr or handoff reply that said ok. */
+static int on_reply(struct node *n,
+                    enum op op,
+                    const struct reply *rp,
+                    size_t bytes,
+                    uint64_t now)
+{
+	struct sim *s = n->sim;
+	int d = 0;
+
+	if (op == OP_BEAT) {
+		if (s->cur != NULL)
+			push_double(&s->cur->rtt, &s->cur->n_rtt,
+			            &s->cur->cap_rtt,
+			            (double)(now - n->sent_ms));
+		if (rp->t >= n->term && rp->e >= n->epoch) {
+			if (rp->e > n->epoch &&
+			    (d = take_deltas(s, n, rp, bytes)) == 2)
+				return 2;
+			n->term = rp->t;
+			if (rp->e > n->epoch && d <= 0)
+				n->want_map = true;
+			else if (n->beat_sent > n->lease)
+				n->lease = n->beat_sent; /* one round trip */
+		}
+	} else if (op == OP_MAP) {
+		/* A map request answered with deltas (protocol "delta"). */
+		if (rp->e > n->epoch && (d = take_deltas(s, n, rp, bytes)) == 2)
+			return 2;
+		n->want_map = rp->e > n->epoch && d <= 0;
+		if (!n->want_map && n->beat_sent > n->lease)
+			n->lease = n->beat_sent;
+	} else if (op == OP_ISR || op == OP_HANDOFF) {
+		if (rp->e > n->epoch && (d = take_deltas(s, n, rp, bytes)) == 2)
+			return 2;
+		if (op == OP_ISR)
+			n->isr_adds++;
+		else
+			n->handoffs++;
+		if (rp->e > n->epoch && d <= 0)
+			n->want_map = true;
+	}
+	return 0;
+}
+
+/* The number after key in [p, end), or 0. */
+static uint64_t scan_key(const char *p, const char *end, const char *key)
+{
+	size_t kl = strlen(key);
+	const char *q = memmem(p, (size_t)(end - p), key, kl);
+
+	return q != NULL ? strtoull(q + kl, NULL, 10) : 0;
+}
+
+/*
+ * A reply carrying deltas whose entries the canonical map already holds:
+ * read its fixed fields (they come before the entries) without parsing
+ * the entries, so 1,000 fake nodes do not each parse every entry on one
+ * core. false: the line needs a full parse.
+ */
+static bool fast_reply(struct node *n,
+                       enum op op,
+                       const char *line,
+                       size_t len,
+                       uint64_t now)
+{
+	const char *d = memmem(line, len < 512 ? len : 512, "\"deltas\":[", 10);
+	struct reply rp = {.has_deltas = true};
+
+	if (d == NULL ||
+	    (op != OP_BEAT && op != OP_MAP && op != OP_ISR &&
+	     op != OP_HANDOFF) ||
+	    memmem(line, (size_t)(d - line), "\"ok\":true", 9) == NULL)
+		return false;
+	rp.e = scan_key(line, d, "\"epoch\":");
+	rp.t = scan_key(line, d, "\"term\":");
+	rp.from = scan_key(line, d, "\"from\":");
+	if (rp.e > n->sim->map->epoch)
+		return false;
+	return on_reply(n, op, &rp, len + 1, now) != 2;
+}
+
 /* Does a reply line carry deltas? The fixed fields come first and the
  * entries last, so the key is in the first few hundred bytes. */
 static bool has_deltas(const char *line, size_t len)
@@ -568,6 +661,8 @@ static void node_line(struct node *n, const char *line, size_t len)
 	json_t *r;
 
 	n->pending = OP_NONE;
+	if (fast_reply(n, op, line, len, now))
+		return;
 	if (op == OP_MAP && !has_deltas(line, len)) {
 		/* Only "ok" and the epoch matter, unless the map is newer than
 		 * the canonical one. */
@@ -614,43 +709,19 @@ static void node_line(struct node *n, const char *line, size_t len)
 		n->id = (uint32_t)json_integer_value(
 		        json_object_get(r, "node"));
 		n->want_map = true;
-	} else if (op == OP_BEAT) {
-		uint64_t e = (uint64_t)json_integer_value(
-		        json_object_get(r, "epoch"));
-		uint64_t t = (uint64_t)json_integer_value(
-		        json_object_get(r, "term"));
+	} else {
+		struct reply rp = {
+		        .e = (uint64_t)json_integer_value(
+		                json_object_get(r, "epoch")),
+		        .t = (uint64_t)json_integer_value(
+		                json_object_get(r, "term")),
+		        .from = (uint64_t)json_integer_value(
+		                json_object_get(r, "from")),
+		        .deltas = json_object_get(r, "deltas"),
+		};
 
-		if (s->cur != NULL)
-			push_double(&s->cur->rtt, &s->cur->n_rtt,
-			            &s->cur->cap_rtt,
-			            (double)(now - n->sent_ms));
-		if (t >= n->term && e >= n->epoch) {
-			n->term = t;
-			if (e > n->epoch &&
-			    take_deltas(s, n, r, e, len + 1) <= 0)
-				n->want_map = true;
-			else if (n->beat_sent > n->lease)
-				n->lease = n->beat_sent; /* one round trip */
-		}
-	} else if (op == OP_MAP) {
-		/* A map request answered with deltas (protocol "delta"). */
-		uint64_t e = (uint64_t)json_integer_value(
-		        json_object_get(r, "epoch"));
-
-		n->want_map =
-		        e > n->epoch && take_deltas(s, n, r, e, len + 1) <= 0;
-		if (!n->want_map && n->beat_sent > n->lease)
-			n->lease = n->beat_sent;
-	} else if (op == OP_ISR || op == OP_HANDOFF) {
-		uint64_t e = (uint64_t)json_integer_value(
-		        json_object_get(r, "epoch"));
-
-		if (op == OP_ISR)
-			n->isr_adds++;
-		else
-			n->handoffs++;
-		if (e > n->epoch && take_deltas(s, n, r, e, len + 1) <= 0)
-			n->want_map = true;
+		rp.has_deltas = json_is_array(rp.deltas);
+		on_reply(n, op, &rp, len + 1, now);
 	}
 	json_decref(r);
 }
