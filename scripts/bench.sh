@@ -150,9 +150,10 @@ benchmarks:
         heartbeats every MS, default 100; protocol P: delta, the default,
         takes map entries in heartbeat replies, full fetches the whole
         map at every new epoch, as nodes did before issue 17) through its
-        join phase and scenario S (steady, add, silent, lost10 or zone:
-        with nodes in K zones, default 0 = none, 3 for zone, every node
-        of one zone lost; default steady, S seconds long, default 30; the
+        join phase and the scenarios of list S in turn (steady, add,
+        silent, lost10 or zone: with nodes in K zones, default 0 = none,
+        3 for zone, every node of one zone lost; default steady, S
+        seconds long, default 30; the
         others end when the map is quiet again, capped at --cap-s, default
         240). Prints hbsim's table and JSON line, then the leader logs'
         "loop stalled" lines (count, max ms) and the nodes marked down.
@@ -1024,11 +1025,14 @@ bench_scale() {
 	if ! [[ $zones =~ ^[0-9]{1,4}$ ]]; then
 		die "--zones must be a number in 0..1000"
 	fi
-	case $scenario in
-	steady | add | silent | lost10) ;;
-	zone) ((zones >= 2)) || zones=3 ;;
-	*) die "--scenario must be steady, add, silent, lost10 or zone" ;;
-	esac
+	local sc
+	for sc in ${scenario//,/ }; do
+		case $sc in
+		steady | add | silent | lost10) ;;
+		zone) ((zones >= 2)) || zones=3 ;;
+		*) die "--scenario must list steady, add, silent, lost10 or zone" ;;
+		esac
+	done
 	case $protocol in
 	delta | full) ;;
 	*) die "--protocol must be delta or full" ;;

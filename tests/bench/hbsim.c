@@ -5,7 +5,8 @@
  *
  * Phases: "join" (all nodes join; ends when every node is up in the map
  * and the map is quiet: no epoch moved for 2 s and no slot has a move or
- * a copy outside its ISR; or after --settle-s), then the scenario:
+ * a copy outside its ISR; or after --settle-s), then each scenario of
+ * --scenario's list in turn, one phase each:
  * steady (--phase-s of nothing), add (one more node joins; ends 2 s after
  * the last epoch change), silent (the first node the map has up stops
  * sending but keeps its socket; ends once the map marks it down and no epoch
@@ -175,6 +176,7 @@ static void phase_end(struct sim *s, bool capped)
 /* Start the scenario's event at the start of its phase. */
 static void scenario_start(struct sim *s, uint64_t now)
 {
+	s->n_victims = 0;
 	if (strcmp(s->scenario, "add") == 0) {
 		s->nodes[s->n].active = true;
 	} else if (strcmp(s->scenario, "silent") == 0) {
@@ -194,7 +196,8 @@ static void scenario_start(struct sim *s, uint64_t now)
 		s->nodes[v].silent = true;
 		s->victims[0] = v;
 		s->n_victims = 1;
-	} else {
+	} else if (strcmp(s->scenario, "lost10") == 0 ||
+	           strcmp(s->scenario, "zone") == 0) {
 		/* lost10: the first ten nodes; zone: every node of zone z1
 		 * (nodes 0, K, 2K, ...). Their sockets close at once. */
 		bool zone = strcmp(s->scenario, "zone") == 0;
@@ -209,6 +212,15 @@ static void scenario_start(struct sim *s, uint64_t now)
 		}
 	}
 	s->silence_ms = now;
+}
+
+/* The next scenario of --scenario's list begins. */
+static void next_scenario(struct sim *s, uint64_t now)
+{
+	memcpy(s->scenario, s->scenarios[s->next_scenario++],
+	       sizeof(s->scenario));
+	phase_begin(s, s->scenarios[s->next_scenario - 1]);
+	scenario_start(s, now);
 }
 
 /* The phases' progress, once per tick. */
@@ -227,8 +239,7 @@ static void phases_tick(struct sim *s, uint64_t now)
 		} else {
 			return;
 		}
-		phase_begin(s, s->scenario);
-		scenario_start(s, now);
+		next_scenario(s, now);
 		return;
 	}
 	if (strcmp(s->scenario, "steady") == 0) {
@@ -243,7 +254,10 @@ static void phases_tick(struct sim *s, uint64_t now)
 	}
 	if (done || age >= (uint64_t)s->cap_s * 1000) {
 		phase_end(s, !done);
-		s->stop = true;
+		if (s->next_scenario < s->n_scenarios)
+			next_scenario(s, now);
+		else
+			s->stop = true;
 	}
 }
 
@@ -368,7 +382,7 @@ static void report(struct sim *s)
 		joined += s->nodes[i].id != 0;
 	json_object_set_new(out, "nodes", json_integer(s->n));
 	json_object_set_new(out, "joined", json_integer(joined));
-	json_object_set_new(out, "scenario", json_string(s->scenario));
+	json_object_set_new(out, "scenario", json_string(s->scenario_list));
 	json_object_set_new(out, "zones", json_integer(s->zones));
 	json_object_set_new(out, "heartbeat_ms", json_integer(s->hb_ms));
 	json_object_set_new(out, "protocol",
@@ -404,7 +418,9 @@ static void usage(FILE *f)
 	        "  --nodes N           fake data nodes (1..20000)\n"
 	        "  --zones K           join in zones z1..zK round robin "
 	        "(default: no zone)\n"
-	        "  --scenario S        steady | add | silent | lost10 | zone "
+	        "  --scenario LIST     steady, add, silent, lost10, zone, "
+	        "in order after\n"
+	        "                      the join, each at most once "
 	        "(default steady)\n"
 	        "  --protocol P        delta (heartbeat replies carry map "
 	        "entries) | full\n"
@@ -438,6 +454,42 @@ static unsigned num(const char *flag, const char *v, unsigned lo, unsigned hi)
 	return (unsigned)x;
 }
 
+/* --scenario LIST: steady, add, silent, lost10, zone, comma-separated,
+ * each at most once. */
+static void parse_scenarios(struct sim *s, const char *arg)
+{
+	static const char *const known[] = {"steady", "add", "silent", "lost10",
+	                                    "zone"};
+	char copy[128], *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", arg);
+	snprintf(s->scenario_list, sizeof(s->scenario_list), "%s", arg);
+	s->n_scenarios = 0;
+	for (char *t = strtok_r(copy, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		bool ok = false;
+
+		for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			ok = ok || strcmp(t, known[i]) == 0;
+		for (unsigned i = 0; i < s->n_scenarios; i++)
+			ok = ok && strcmp(t, s->scenarios[i]) != 0;
+		if (!ok || s->n_scenarios == MAX_SCENARIOS) {
+			fprintf(stderr,
+			        PROG
+			        ": --scenario must list steady, add, "
+			        "silent, lost10 or zone, each once, not "
+			        "'%s'\n",
+			        arg);
+			exit(2);
+		}
+		snprintf(s->scenarios[s->n_scenarios++], 16, "%s", t);
+	}
+	if (s->n_scenarios == 0) {
+		fprintf(stderr, PROG ": --scenario: empty list\n");
+		exit(2);
+	}
+}
+
 static void parse_args(struct sim *s, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -462,7 +514,7 @@ static void parse_args(struct sim *s, int argc, char **argv)
 	s->settle_s = 120;
 	s->seed = (unsigned)getpid();
 	s->delta = true;
-	snprintf(s->scenario, sizeof(s->scenario), "steady");
+	parse_scenarios(s, "steady");
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -486,20 +538,7 @@ static void parse_args(struct sim *s, int argc, char **argv)
 			s->n = num("--nodes", optarg, 1, 20000);
 			break;
 		case 's':
-			if (strcmp(optarg, "steady") != 0 &&
-			    strcmp(optarg, "add") != 0 &&
-			    strcmp(optarg, "silent") != 0 &&
-			    strcmp(optarg, "lost10") != 0 &&
-			    strcmp(optarg, "zone") != 0) {
-				fprintf(stderr,
-				        PROG
-				        ": --scenario must be steady, add, "
-				        "silent, lost10 or zone, not '%s'\n",
-				        optarg);
-				exit(2);
-			}
-			snprintf(s->scenario, sizeof(s->scenario), "%s",
-			         optarg);
+			parse_scenarios(s, optarg);
 			break;
 		case 'b':
 			s->hb_ms = num("--heartbeat-ms", optarg, 10, 10000);
@@ -560,14 +599,19 @@ static void parse_args(struct sim *s, int argc, char **argv)
 		        "required (try --help)\n");
 		exit(2);
 	}
-	if (strcmp(s->scenario, "zone") == 0 &&
-	    (s->zones < 2 || s->n < 2 * s->zones)) {
+	bool zone = false, lost10 = false;
+
+	for (unsigned i = 0; i < s->n_scenarios; i++) {
+		zone = zone || strcmp(s->scenarios[i], "zone") == 0;
+		lost10 = lost10 || strcmp(s->scenarios[i], "lost10") == 0;
+	}
+	if (zone && (s->zones < 2 || s->n < 2 * s->zones)) {
 		fprintf(stderr, PROG
 		        ": the zone scenario needs --zones 2 or more and at "
 		        "least two nodes per zone\n");
 		exit(2);
 	}
-	if (strcmp(s->scenario, "lost10") == 0 && s->n <= LOST_N) {
+	if (lost10 && s->n <= LOST_N) {
 		fprintf(stderr, PROG ": lost10 needs more than %u nodes\n",
 		        LOST_N);
 		exit(2);

@@ -105,7 +105,11 @@ struct sim {
 	struct node watch[3];
 	unsigned hb_ms, sync_ms, handoff_ms, phase_s, cap_s, settle_s;
 	unsigned seed;
-	char scenario[16];
+	char scenario[16]; /* the current one */
+#define MAX_SCENARIOS 6
+	char scenarios[MAX_SCENARIOS][16]; /* --scenario LIST, in order */
+	unsigned n_scenarios, next_scenario;
+	char scenario_list[MAX_SCENARIOS * 16];
 	bool json;
 	bool delta;     /* --protocol delta: "deltas":1 on requests */
 	unsigned zones; /* --zones K: node i joins in zone z(i mod K + 1) */
@@ -129,7 +133,7 @@ struct sim {
 	uint64_t max_term;
 	/* Scenario state. */
 	unsigned n_phases;
-	struct phase ph[4];
+	struct phase ph[MAX_SCENARIOS + 1];
 	struct phase *cur;
 	uint64_t silence_ms;          /* when the silenced nodes stopped */
 	unsigned *victims, n_victims; /* owned, n_all */

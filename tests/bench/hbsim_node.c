@@ -129,6 +129,10 @@ static void node_send(struct node *n, json_t *msg, enum op op)
 	if (n->sim->delta &&
 	    (op == OP_BEAT || op == OP_MAP || op == OP_ISR || op == OP_HANDOFF))
 		json_object_set_new(msg, "deltas", json_integer(1));
+	/* isr and handoff replies carry the entries since this epoch */
+	if (n->sim->delta && (op == OP_ISR || op == OP_HANDOFF))
+		json_object_set_new(msg, "epoch",
+		                    json_integer((json_int_t)n->epoch));
 	w = xrealloc(NULL, sizeof(*w));
 	w->line = narf_frame_encode(msg, &len);
 	json_decref(msg);
