@@ -323,6 +323,7 @@ uint64_t narf_map_digest(const struct narf_map *m)
 	h = fold(fold(fold(h, m->next_node), m->lost_slots), m->next_coord);
 	h = fold(fold(fold(h, st->replication), st->node_timeout_ms), st->ack);
 	h = fold(fold(fold(h, st->moves), st->min_isr), st->on_lost);
+	h = fold(h, st->removed_retention_ms);
 	h = fold(h, m->n_coords);
 	for (unsigned i = 0; i < m->n_coords; i++)
 		h = fold_str(
@@ -333,7 +334,7 @@ uint64_t narf_map_digest(const struct narf_map *m)
 		const struct narf_map_node *n = &m->nodes[i];
 
 		h = fold_str(fold_str(fold(h, n->id), n->addr), n->boot_id);
-		h = fold(fold(h, n->state), n->isr_dropped);
+		h = fold_str(fold(fold(h, n->state), n->isr_dropped), n->zone);
 	}
 	return fold(h, m->slot_sum);
 }

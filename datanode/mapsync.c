@@ -75,6 +75,7 @@ static enum narf_mapsync_step discard(struct narf_mapsync *s)
  * changing nothing (errmsg says which). */
 static bool apply_all(struct narf_map *m,
                       const json_t *deltas,
+                      size_t skip,
                       struct narf_map_dirty *dirty,
                       char *errmsg)
 {
@@ -84,8 +85,12 @@ static bool apply_all(struct narf_map *m,
 
 	json_array_foreach(deltas, i, d)
 	{
-		int rv = dirty != NULL ? narf_map_apply_dirty(m, d, &res, dirty)
-		                       : narf_map_apply(m, d, &res);
+		int rv;
+
+		if (i < skip)
+			continue;
+		rv = dirty != NULL ? narf_map_apply_dirty(m, d, &res, dirty)
+		                   : narf_map_apply(m, d, &res);
 
 		if (rv != 0 || !res.changed) {
 			const char *type =
@@ -127,6 +132,9 @@ static enum narf_mapsync_step check_digest(struct narf_mapsync *s,
 		s->digest = narf_map_digest(s->cur);
 		s->digest_valid = true;
 	}
+	/* a repair whose fetch did not complete: ask again */
+	if (s->repair)
+		return NARF_MAPSYNC_FETCH_FULL;
 	if (s->digest == theirs || s->mismatch_epoch == s->cur->epoch)
 		return step;
 	s->mismatch_epoch = s->cur->epoch;
@@ -147,6 +155,7 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 	json_t *deltas = json_object_get(reply, "deltas");
 	uint64_t from = u64_of(reply, "from");
 	struct narf_map *t;
+	size_t skip = 0;
 
 	if (s->cur != NULL && epoch == s->cur->epoch)
 		return check_digest(s, reply, NARF_MAPSYNC_SAME);
@@ -161,8 +170,13 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 		snprintf(s->errmsg, sizeof(s->errmsg), "out of memory");
 		return discard(s);
 	}
-	if (!json_is_array(deltas) || json_array_size(deltas) == 0 ||
-	    from != s->cur->epoch + 1) {
+	/* Entries are contiguous committed ones, so a batch that starts
+	 * at or before our next epoch (a request stamped before our map
+	 * moved) holds ours: skip those we have. */
+	if (from >= 1 && from <= s->cur->epoch + 1)
+		skip = (size_t)(s->cur->epoch + 1 - from);
+	if (!json_is_array(deltas) || json_array_size(deltas) <= skip ||
+	    from == 0 || from > s->cur->epoch + 1) {
 		snprintf(s->errmsg, sizeof(s->errmsg),
 		         "discarded deltas from epoch %llu to a map at %llu",
 		         (unsigned long long)from,
@@ -170,7 +184,7 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 		return discard(s);
 	}
 	narf_map_dirty_clear(&s->dirty);
-	if (!apply_all(s->shadow, deltas, &s->dirty, s->errmsg))
+	if (!apply_all(s->shadow, deltas, skip, &s->dirty, s->errmsg))
 		return discard(s);
 	if (s->shadow->epoch != epoch) {
 		snprintf(s->errmsg, sizeof(s->errmsg),
@@ -187,7 +201,7 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 	/* The same entries on the same map cannot fail; if they did, copy
 	 * rather than keep twins that differ (and without memory for that,
 	 * keep the new map alone: the next batch makes a shadow). */
-	if (!apply_all(s->cur, deltas, NULL, s->errmsg) &&
+	if (!apply_all(s->cur, deltas, skip, NULL, s->errmsg) &&
 	    narf_map_copy(s->cur, s->shadow) != 0) {
 		map_free(s->cur);
 		s->cur = s->shadow;
@@ -197,7 +211,7 @@ enum narf_mapsync_step narf_mapsync_reply(struct narf_mapsync *s,
 		s->cur = s->shadow;
 		s->shadow = t;
 	}
-	s->deltas_applied += json_array_size(deltas);
+	s->deltas_applied += json_array_size(deltas) - skip;
 	return check_digest(s, reply, NARF_MAPSYNC_APPLIED);
 }
 

@@ -596,13 +596,15 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 		snprintf(m->leader, sizeof(m->leader), "%s", m->target);
 		m->leader_seen_ms = uv_now(m->loop);
 		m->beat_sent_ms = m->sent_ms;
+		m->beat_epoch = epoch;
 		/* The deltas first: when they bring our map to the reply's
 		 * epoch the lease renews in this round trip, under the
-		 * condition it always had (docs/safety.md). */
+		 * condition it always had (docs/safety.md); never on a map
+		 * whose digest said it differs, until the whole map is in. */
 		sync_reply(m, reply);
 		if (m->map == NULL || epoch > m->map->epoch)
 			m->want_map = true;
-		else
+		else if (!m->sync.repair)
 			renew_lease(m);
 	} else if (strcmp(op, "map") == 0) {
 		v = json_object_get(reply, "map");
@@ -610,7 +612,10 @@ static void handle_reply(struct narf_member *m, const json_t *reply)
 			install_map(m, v);
 		else
 			sync_reply(m, reply); /* deltas, or current */
-		if (m->map != NULL && m->map->epoch >= reply_epoch(reply))
+		/* the map must hold the answered beat's epoch too (a map
+		 * reply from another coordinator may be older) */
+		if (m->map != NULL && m->map->epoch >= reply_epoch(reply) &&
+		    m->map->epoch >= m->beat_epoch && !m->sync.repair)
 			renew_lease(m);
 		m->maps_checked++;
 		if (m->on_lease != NULL) /* whoever waits for a map */

@@ -104,6 +104,7 @@ struct narf_member {
 	uint64_t lease_ms;
 	uint64_t beat_sent_ms; /* the answered beat, while its map is
 	                          fetched */
+	uint64_t beat_epoch;   /* the epoch that beat's reply named */
 	uint64_t term;         /* highest Raft term a heartbeat reply carried */
 	/* The coordinator that last failed us (timed out, refused for want
 	 * of a quorum, closed), avoided until suspect_until (loop time). */
