@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from dn_harness import SANITIZER_MARKS
 from narf_harness import secret_file
 
@@ -23,6 +25,10 @@ def run(build_dir, *args, timeout=60):
     return r
 
 
+@pytest.mark.plain_only("narf-hbsim is a benchmark tool, not a product "
+                        "binary; the coordinators' delta and failover "
+                        "paths it drives run under the sanitizers in "
+                        "test_cluster_join.py and test_cluster_faults.py")
 def test_twenty_nodes_join_beat_and_one_falls_silent(trio, build_dir):
     """Twenty fake nodes authenticate with the node role, join, have their
     heartbeats answered and follow the map; the one that falls silent is
