@@ -514,6 +514,32 @@ static void test_staged_one_by_one(void **state)
 /* Random histories, with data nodes that sync only some replicas per round
  * and sometimes drop one from the ISR: every step is safe and the map still
  * settles. */
+/* One event of a random history: a node added (up to 10), one down or
+ * leaving (while another stays up), or the replication changed. */
+static void random_event(struct narf_map *m)
+{
+	uint32_t id;
+
+	switch (rnd(6)) {
+	case 0:
+	case 1:
+		if (n_up(m) < 10)
+			add_node(m, NARF_NODE_UP);
+		break;
+	case 2:
+		if (n_up(m) > 1 && (id = random_node(m, NARF_NODE_UP)) != 0)
+			set_down(m, id);
+		break;
+	case 3:
+		if (n_up(m) > 1 && (id = random_node(m, NARF_NODE_UP)) != 0)
+			set_leaving(m, id);
+		break;
+	default:
+		m->settings.replication = 1 + rnd(4);
+		break;
+	}
+}
+
 /* The runs of test_staged_random_histories this process makes (main). */
 static unsigned runs_from = 0, runs_to = 10;
 
@@ -531,29 +557,9 @@ static void test_staged_random_histories(void **state)
 		map_with_nodes(&m, 1 + rnd(3), 1 + rnd(3));
 		converge(&m, 1);
 		for (unsigned ev = 0; ev < 25; ev++) {
-			uint32_t id;
 			unsigned r;
 
-			switch (rnd(6)) {
-			case 0:
-			case 1:
-				if (n_up(&m) < 10)
-					add_node(&m, NARF_NODE_UP);
-				break;
-			case 2:
-				if (n_up(&m) > 1 &&
-				    (id = random_node(&m, NARF_NODE_UP)) != 0)
-					set_down(&m, id);
-				break;
-			case 3:
-				if (n_up(&m) > 1 &&
-				    (id = random_node(&m, NARF_NODE_UP)) != 0)
-					set_leaving(&m, id);
-				break;
-			default:
-				m.settings.replication = 1 + rnd(4);
-				break;
-			}
+			random_event(&m);
 			r = converge_sync(&m, 400, true);
 			worst = r > worst ? r : worst;
 		}
@@ -647,28 +653,7 @@ static void test_cached_target(void **state)
 	map_with_nodes(&m, 1 + rnd(3), 1 + rnd(3));
 	converge(&m, 1);
 	for (unsigned ev = 0; ev < 25; ev++) {
-		uint32_t id;
-
-		switch (rnd(6)) {
-		case 0:
-		case 1:
-			if (n_up(&m) < 10)
-				add_node(&m, NARF_NODE_UP);
-			break;
-		case 2:
-			if (n_up(&m) > 1 &&
-			    (id = random_node(&m, NARF_NODE_UP)) != 0)
-				set_down(&m, id);
-			break;
-		case 3:
-			if (n_up(&m) > 1 &&
-			    (id = random_node(&m, NARF_NODE_UP)) != 0)
-				set_leaving(&m, id);
-			break;
-		default:
-			m.settings.replication = 1 + rnd(4);
-			break;
-		}
+		random_event(&m);
 		converge_sync(&m, 400, true);
 	}
 	narf_map_close(&m);
