@@ -356,7 +356,12 @@ def test_eviction_allkeys_lru(make_server, kind):
     assert info["used_memory_dataset"] <= limit
     recent = r.exists(*["ev:%06d" % i for i in range(n - 1000, n)])
     assert recent >= 900, recent
-    assert r.get("ev:%06d" % (n - 1)) == value
+    if kind == "narf":
+        # redis-server's LRU clock ticks once a second, so every key written
+        # in the last second looks equally old to it and any of them, the
+        # newest included, may be evicted (CI saw exactly that once). narf's
+        # clock is finer: the newest key is never the least recently used.
+        assert r.get("ev:%06d" % (n - 1)) == value
     r.close()
 
 
