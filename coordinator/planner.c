@@ -60,9 +60,15 @@ struct plan {
  * and an O(n) scan per visited node at 1,000 nodes (issue 17).
  */
 struct edge_list {
-	uint32_t *to;    /* owned: node indices, ascending */
-	unsigned *count; /* owned: parallel to to[] (may be 0) */
+	uint32_t *to;             /* owned: node indices, ascending */
+	struct edge_count *count; /* owned: parallel to to[] (may be 0) */
 	unsigned n, cap;
+};
+
+/* An edge's slots: all of them, and the cheap ones (a swap that costs no
+ * handoff: see enum swap_pass, cheap_swap()). */
+struct edge_count {
+	unsigned all, cheap;
 };
 
 /* Index plus one of node id among the eligible nodes, 0 when ineligible. */
@@ -87,6 +93,12 @@ static uint32_t eligible(const struct plan *p, uint32_t id)
 static bool in_sync(const struct plan *p, unsigned s, uint32_t v)
 {
 	return was_in_sync(&p->cur->slots[s], p->ids[v - 1]);
+}
+
+/* Is v (index plus one) slot s's primary in cur? */
+static bool cur_primary(const struct plan *p, unsigned s, uint32_t v)
+{
+	return p->cur->slots[s].primary == p->ids[v - 1];
 }
 
 /* Position of v in slot t: &t->primary, a replica entry, or NULL. */
@@ -1026,6 +1038,31 @@ static void csr_build(struct plan *p)
  * always holds a slot an under-loaded one lacks (it holds more slots), so
  * both passes together leave every node within its share.
  */
+/*
+ * The receiver of a's copy of slot s in step 3: a node that holds a copy of
+ * s in cur that the plan has dropped (a copy an earlier plan started to
+ * sync, or one clean_slot() trimmed), when it is below its share and has
+ * room, so that successive plans over a changing map (copies syncing,
+ * handoffs landing) keep sending a copy where its data already goes; else
+ * pick_receiver()'s choice.
+ */
+static uint32_t pick_copy_receiver(const struct plan *p,
+                                   unsigned s,
+                                   uint32_t hint,
+                                   uint32_t a)
+{
+	const struct narf_slot *c = &p->cur->slots[s];
+
+	for (unsigned j = 0; j < c->n_replicas + 1u; j++) {
+		uint32_t v =
+		        eligible(p, j == 0 ? c->primary : c->replicas[j - 1]);
+
+		if (v != 0 && v != a && can_receive(p, s, v, true, a, true))
+			return v;
+	}
+	return pick_receiver(p, s, hint, true, a, true);
+}
+
 static void balance_copies(struct plan *p, unsigned passes)
 {
 	for (unsigned pass = 0; pass < passes; pass++) {
@@ -1035,18 +1072,28 @@ static void balance_copies(struct plan *p, unsigned passes)
 
 			/* a's slots from the end of its slot space: the ones
 			 * it held at the start of the pass (an over-loaded
-			 * node receives nothing meanwhile) */
-			for (unsigned k = p->csr_off[a + 1];
-			     k-- > p->csr_off[a] && p->load[a] > p->share[a];) {
-				unsigned s = p->csr[k];
-				uint32_t *pos = position_of(&p->t[s], a + 1);
-				uint32_t v;
+			 * node receives nothing meanwhile). First the copies
+			 * a does not hold in sync in cur (placed by this plan
+			 * or still syncing: giving them away moves no data
+			 * a holds), then the others. */
+			for (unsigned k = p->csr_off[a + 1], held = 0;
+			     p->load[a] > p->share[a];) {
+				unsigned s;
+				uint32_t *pos, v;
 
+				if (k == p->csr_off[a]) {
+					if (held++ > 0)
+						break;
+					k = p->csr_off[a + 1];
+					hint = 0;
+				}
+				s = p->csr[--k];
+				pos = position_of(&p->t[s], a + 1);
 				if (pos == NULL ||
-				    (pass == 0 && pos == &p->t[s].primary))
+				    (pass == 0 && pos == &p->t[s].primary) ||
+				    (held == 0 && in_sync(p, s, a + 1)))
 					continue;
-				v = pick_receiver(p, s, hint, true, a + 1,
-				                  true);
+				v = pick_copy_receiver(p, s, hint, a + 1);
 				if (v == 0)
 					continue;
 				if (pos == &p->t[s].primary) {
@@ -1135,6 +1182,59 @@ static void relay_copies(struct plan *p)
 
 /* Swap roles in slot s: replica j becomes primary, the primary replica j. */
 /* Position of y in x's edge list, or where it would go. */
+/*
+ * The passes of the role swaps (steps 4a and 4b), cheapest first, judged
+ * against cur, where a swap can cost a handoff. The cheap ones cost none:
+ * SWAP_RETURN gives a slot back to its primary in cur (one handoff fewer);
+ * SWAP_NEW gives a slot the plan has already taken from its primary in
+ * cur to an in-sync heir (it changes hands either way), SWAP_NEW_ANY to
+ * any heir when the plan's primary is not in sync either (it waits for a
+ * sync either way). SWAP_SYNCED takes
+ * any in-sync heir (a handoff more), SWAP_ANY any heir (one still to sync
+ * last). Over a map whose moves are half done, each plan so stays close to
+ * the one before instead of sending primaries back and forth (issue 17: a
+ * 1,000-node join never settled).
+ */
+enum swap_pass {
+	SWAP_RETURN,
+	SWAP_NEW,
+	SWAP_NEW_ANY,
+	SWAP_CHEAP, /* the passes before this one are the cheap ones */
+	SWAP_SYNCED = SWAP_CHEAP,
+	SWAP_ANY,
+	SWAP_PASSES
+};
+
+/* May slot s, led by x in the plan, go to its replica y in this pass? */
+static bool swap_allowed(const struct plan *p,
+                         enum swap_pass pass,
+                         unsigned s,
+                         uint32_t x,
+                         uint32_t y)
+{
+	switch (pass) {
+	case SWAP_RETURN:
+		return cur_primary(p, s, y);
+	case SWAP_NEW:
+		return !cur_primary(p, s, x) && in_sync(p, s, y);
+	case SWAP_NEW_ANY:
+		return !cur_primary(p, s, x) && !in_sync(p, s, x);
+	case SWAP_SYNCED:
+		return in_sync(p, s, y);
+	default:
+		return true;
+	}
+}
+
+/* Does the swap of slot s from x to its replica y cost no handoff? */
+static bool cheap_swap(const struct plan *p, unsigned s, uint32_t x, uint32_t y)
+{
+	for (unsigned pass = 0; pass < SWAP_CHEAP; pass++)
+		if (swap_allowed(p, (enum swap_pass)pass, s, x, y))
+			return true;
+	return false;
+}
+
 static unsigned edge_pos(const struct edge_list *e, uint32_t y)
 {
 	unsigned lo = 0, hi = e->n;
@@ -1150,24 +1250,37 @@ static unsigned edge_pos(const struct edge_list *e, uint32_t y)
 	return lo;
 }
 
-/* Slots led by node x (index) that node y replicates. */
-static unsigned edge_get(const struct plan *p, uint32_t x, uint32_t y)
+/* An edge's count: all its slots, or the cheap ones only. */
+static unsigned edge_count(const struct edge_count *c, bool cheap_only)
+{
+	return cheap_only ? c->cheap : c->all;
+}
+
+/* Slots led by node x (index) that node y replicates (the cheap ones only,
+ * with cheap_only). */
+static unsigned edge_get(const struct plan *p,
+                         uint32_t x,
+                         uint32_t y,
+                         bool cheap_only)
 {
 	const struct edge_list *e = &p->edges[x];
 	unsigned i = edge_pos(e, y);
 
-	return i < e->n && e->to[i] == y ? e->count[i] : 0;
+	return i < e->n && e->to[i] == y ? edge_count(&e->count[i], cheap_only)
+	                                 : 0;
 }
 
-/* Add d (+1 or -1) to edge x -> y; on ENOMEM sets edges_oom (the chains
- * are then given up: step 4c still balances). */
-static void edge_add(struct plan *p, uint32_t x, uint32_t y, int d)
+/* Add d (+1 or -1) to edge x -> y for slot s; on ENOMEM sets edges_oom
+ * (the chains are then given up: step 4c still balances). */
+static void edge_add(struct plan *p, unsigned s, uint32_t x, uint32_t y, int d)
 {
 	struct edge_list *e = &p->edges[x];
 	unsigned i = edge_pos(e, y);
+	int cheap = cheap_swap(p, s, x + 1, y + 1) ? d : 0;
 
 	if (i < e->n && e->to[i] == y) {
-		e->count[i] = (unsigned)((int)e->count[i] + d);
+		e->count[i].all = (unsigned)((int)e->count[i].all + d);
+		e->count[i].cheap = (unsigned)((int)e->count[i].cheap + cheap);
 		return;
 	}
 	if (d < 0) { /* only after an insert failed */
@@ -1177,7 +1290,7 @@ static void edge_add(struct plan *p, uint32_t x, uint32_t y, int d)
 	if (e->n == e->cap) {
 		unsigned cap = e->cap ? 2 * e->cap : 4;
 		uint32_t *to = realloc(e->to, cap * sizeof(*to));
-		unsigned *count;
+		struct edge_count *count;
 
 		if (to == NULL) {
 			p->edges_oom = true;
@@ -1196,7 +1309,8 @@ static void edge_add(struct plan *p, uint32_t x, uint32_t y, int d)
 	memmove(&e->count[i + 1], &e->count[i],
 	        (e->n - i) * sizeof(e->count[0]));
 	e->to[i] = y;
-	e->count[i] = (unsigned)d;
+	e->count[i].all = (unsigned)d;
+	e->count[i].cheap = (unsigned)cheap;
 	e->n++;
 }
 
@@ -1221,11 +1335,11 @@ static void swap_roles(struct plan *p, unsigned s, unsigned j)
 		for (unsigned k = 0; k < t->n_replicas; k++) {
 			uint32_t z = t->replicas[k];
 
-			edge_add(p, x - 1, z - 1, -1);
+			edge_add(p, s, x - 1, z - 1, -1);
 			if (z != y)
-				edge_add(p, y - 1, z - 1, 1);
+				edge_add(p, s, y - 1, z - 1, 1);
 		}
-		edge_add(p, y - 1, x - 1, 1);
+		edge_add(p, s, y - 1, x - 1, 1);
 	}
 	t->primary = y;
 	t->replicas[j] = x;
@@ -1239,14 +1353,16 @@ static long primary_gap(const struct plan *p, uint32_t v)
 }
 
 /*
- * The replica of slot s that should take over as primary: one below its
- * share of primaries (and in sync, with sync_only), hint if it qualifies,
- * else the one furthest below its share. -1 when none qualifies.
+ * The replica of slot s (led by x) that should take over as primary: one
+ * below its share of primaries that the pass allows (swap_allowed()), hint
+ * if it qualifies, else the one furthest below its share. -1 when none
+ * qualifies.
  */
 static int pick_heir(const struct plan *p,
                      unsigned s,
                      uint32_t hint,
-                     bool sync_only)
+                     unsigned pass,
+                     uint32_t x)
 {
 	const struct narf_slot *t = &p->t[s];
 	int best = -1;
@@ -1254,7 +1370,8 @@ static int pick_heir(const struct plan *p,
 	for (unsigned j = 0; j < t->n_replicas; j++) {
 		uint32_t v = t->replicas[j];
 
-		if (primary_gap(p, v) <= 0 || (sync_only && !in_sync(p, s, v)))
+		if (primary_gap(p, v) <= 0 ||
+		    !swap_allowed(p, (enum swap_pass)pass, s, x, v))
 			continue;
 		if (v == hint)
 			return (int)j;
@@ -1267,10 +1384,10 @@ static int pick_heir(const struct plan *p,
 	return best;
 }
 
-/* Step 4a. Direct role swaps, to in-sync replicas first. */
-static void swap_primaries(struct plan *p)
+/* Step 4a. Direct role swaps, in passes first to last (enum swap_pass). */
+static void swap_primaries(struct plan *p, unsigned first, unsigned last)
 {
-	for (unsigned pass = 0; pass < 2; pass++) {
+	for (unsigned pass = first; pass < last; pass++) {
 		for (unsigned a = 0; a < p->n; a++) {
 			uint32_t hint = 0;
 
@@ -1282,7 +1399,7 @@ static void swap_primaries(struct plan *p)
 
 				if (p->t[s].primary != a + 1)
 					continue;
-				j = pick_heir(p, s, hint, pass == 0);
+				j = pick_heir(p, s, hint, pass, a + 1);
 				if (j < 0)
 					continue;
 				hint = p->t[s].replicas[j];
@@ -1292,12 +1409,18 @@ static void swap_primaries(struct plan *p)
 	}
 }
 
-/* Swap up to k slots led by x and replicated by y; returns how many. */
-static unsigned swap_pair(struct plan *p, unsigned x, unsigned y, unsigned k)
+/* Swap up to k slots led by x and replicated by y, the cheap ones only
+ * with cheap_only; returns how many. */
+static unsigned swap_pair(struct plan *p,
+                          unsigned x,
+                          unsigned y,
+                          unsigned k,
+                          bool cheap_only)
 {
 	unsigned done = 0;
 
-	for (unsigned pass = 0; pass < 2; pass++) {
+	for (unsigned pass = 0; pass < (cheap_only ? SWAP_CHEAP : SWAP_PASSES);
+	     pass++) {
 		for (unsigned c = p->csr_off[x + 1];
 		     c-- > p->csr_off[x] && done < k;) {
 			unsigned s = p->csr[c];
@@ -1307,7 +1430,8 @@ static unsigned swap_pair(struct plan *p, unsigned x, unsigned y, unsigned k)
 				continue;
 			for (unsigned j = 0; j < t->n_replicas; j++) {
 				if (t->replicas[j] != y + 1 ||
-				    (pass == 0 && !in_sync(p, s, y + 1)))
+				    !swap_allowed(p, (enum swap_pass)pass, s,
+				                  x + 1, y + 1))
 					continue;
 				swap_roles(p, s, j);
 				done++;
@@ -1320,16 +1444,22 @@ static unsigned swap_pair(struct plan *p, unsigned x, unsigned y, unsigned k)
 
 /*
  * Step 4b. edge x -> y counts the slots led by x that y replicates. A
- * breadth-first search from every over-loaded node finds the shortest chain
- * x0 -> x1 -> ... -> xk to an under-loaded node; swapping one slot along each
- * link moves one primary from x0 to xk and leaves the nodes between as they
- * were, without moving data. As many units as the chain allows move at once.
- * parent[] and queue[] are n entries each. Returns false when no chain
- * exists (or, defensively, when it moved nothing).
+ * search from every over-loaded node finds a chain x0 -> x1 -> ... -> xk
+ * to an under-loaded node; swapping one slot along each link moves one
+ * primary from x0 to xk and leaves the nodes between as they were, without
+ * moving data. As many units as the chain allows move at once.
+ *
+ * The chain is the one with the fewest costly links (links with no cheap
+ * slot, enum swap_pass), then the fewest links: a breadth-first search
+ * over cheap links, level by level, where level L + 1 starts from the
+ * nodes one costly link away from level L. A cheap link swaps only its
+ * cheap slots. parent[] and queue[] are n entries each. Returns false when
+ * no chain exists (or, defensively, when it moved nothing).
  */
 static bool chain_swaps(struct plan *p, unsigned *parent, unsigned *queue)
 {
-	unsigned n = p->n, head = 0, tail = 0, sink = n, src, k = UINT_MAX;
+	unsigned n = p->n, head = 0, tail = 0, level = 0, sink = n, src;
+	unsigned k = UINT_MAX;
 
 	for (unsigned i = 0; i < n; i++) {
 		parent[i] = n;
@@ -1338,33 +1468,50 @@ static bool chain_swaps(struct plan *p, unsigned *parent, unsigned *queue)
 			queue[tail++] = i;
 		}
 	}
-	while (head < tail && sink == n) {
-		unsigned x = queue[head++];
-		const struct edge_list *e = &p->edges[x];
+	for (bool cheap = true; sink == n;) {
+		unsigned end = tail;
 
-		for (unsigned i = 0; i < e->n; i++) {
-			unsigned y = e->to[i];
+		/* cheap: the links of level's nodes and those they reach;
+		 * else the costly links of level's nodes */
+		for (head = level; head < (cheap ? tail : end) && sink == n;
+		     head++) {
+			unsigned x = queue[head];
+			const struct edge_list *e = &p->edges[x];
 
-			if (parent[y] != n || e->count[i] == 0)
-				continue;
-			parent[y] = x;
-			queue[tail++] = y;
-			if (p->prim[y] < p->pshare[y]) {
-				sink = y;
-				break;
+			for (unsigned i = 0; i < e->n; i++) {
+				unsigned y = e->to[i];
+
+				if (parent[y] != n ||
+				    edge_count(&e->count[i], cheap) == 0)
+					continue;
+				parent[y] = x;
+				queue[tail++] = y;
+				if (p->prim[y] < p->pshare[y]) {
+					sink = y;
+					break;
+				}
 			}
 		}
+		if (!cheap) {
+			if (tail == end)
+				return false;
+			level = end;
+		}
+		cheap = !cheap;
 	}
-	if (sink == n)
-		return false;
 	/* Walk back from the sink to the source, collecting the chain. */
 	tail = 0;
 	for (unsigned y = sink;; y = parent[y]) {
+		unsigned c;
+
 		queue[tail++] = y;
 		if (parent[y] == y)
 			break;
-		if (edge_get(p, parent[y], y) < k)
-			k = edge_get(p, parent[y], y);
+		c = edge_get(p, parent[y], y, true);
+		if (c == 0)
+			c = edge_get(p, parent[y], y, false);
+		if (c < k)
+			k = c;
 	}
 	src = queue[tail - 1];
 	if (p->prim[src] - p->pshare[src] < k)
@@ -1374,7 +1521,8 @@ static bool chain_swaps(struct plan *p, unsigned *parent, unsigned *queue)
 	/* Links from the source end first: no swap can lower the count of a
 	 * later link, since the nodes of a chain are distinct. */
 	for (unsigned i = tail - 1; i > 0 && k > 0; i--)
-		k = swap_pair(p, queue[i], queue[i - 1], k);
+		k = swap_pair(p, queue[i], queue[i - 1], k,
+		              edge_get(p, queue[i], queue[i - 1], true) > 0);
 	return k > 0;
 }
 
@@ -1435,14 +1583,19 @@ static bool primaries_balanced(const struct plan *p)
 	return true;
 }
 
-/* Step 4: every node ends with exactly its share of primaries. */
+/*
+ * Step 4: every node ends with exactly its share of primaries. The direct
+ * swaps that cost no handoff against cur go first (4a), then chains with
+ * as few costly links as there can be (4b), then step 4c. Without memory
+ * for the chains' graph, the direct swaps that cost a handoff stand in.
+ */
 static void balance_primaries(struct plan *p)
 {
 	unsigned n = p->n, *parent, *queue;
 
 	/* Role swaps only, until step 4c: the slot lists stay exact. */
 	csr_build(p);
-	swap_primaries(p);
+	swap_primaries(p, 0, SWAP_CHEAP);
 	if (primaries_balanced(p))
 		return;
 	p->edges = calloc(n, sizeof(p->edges[0]));
@@ -1454,8 +1607,8 @@ static void balance_primaries(struct plan *p)
 			const struct narf_slot *t = &p->t[s];
 
 			for (unsigned j = 0; j < t->n_replicas; j++)
-				edge_add(p, t->primary - 1, t->replicas[j] - 1,
-				         1);
+				edge_add(p, s, t->primary - 1,
+				         t->replicas[j] - 1, 1);
 		}
 		while (!p->edges_oom && !primaries_balanced(p) &&
 		       chain_swaps(p, parent, queue))
@@ -1464,6 +1617,7 @@ static void balance_primaries(struct plan *p)
 	edges_free(p);
 	free(parent);
 	free(queue);
+	swap_primaries(p, SWAP_CHEAP, SWAP_PASSES);
 	/* Every step of this loop moves one primary from an over-loaded node
 	 * to an under-loaded one, so it ends. */
 	while (!primaries_balanced(p))

@@ -21,14 +21,21 @@
  *     does: node i of n (ascending ids) leads slots [i*16384/n,
  *     (i+1)*16384/n) and the next c-1 nodes hold their replicas.
  *  3. Copies: a node above its share hands copies, replicas first and taken
- *     from the end of its slot space, to nodes below their share that hold no
- *     copy of the slot. Adding one node to N therefore moves about 1/(N+1) of
- *     the copies, all of them to the new node.
+ *     from the end of its slot space (those it does not hold in sync in cur
+ *     first), to nodes below their share that hold no copy of the slot,
+ *     preferring a node that holds one in cur (a copy an earlier plan began
+ *     to sync). Adding one node to N therefore moves about 1/(N+1) of the
+ *     copies, all of them to the new node.
  *  4. Primaries: a node leading too many slots swaps roles with an
- *     under-loaded node that already replicates one of them (in-sync replicas
- *     first), which moves no data. When no direct swap exists, a chain of
- *     swaps through intermediate nodes is used; only when no chain exists
- *     either does a primary move to a node holding no copy.
+ *     under-loaded node that already replicates one of them, which moves no
+ *     data. Swaps that cost no handoff against cur come first (a slot back
+ *     to its primary in cur, or a slot that changes hands anyway); when no
+ *     direct swap exists, a chain of swaps through intermediate nodes is
+ *     used, the one with the fewest swaps that cost a handoff; only when no
+ *     chain exists either does a primary move to a node holding no copy.
+ *     So over a map whose moves are half done, each plan keeps to the one
+ *     before (a 100-node join: 1,342 handoffs and 181 leader rounds, where
+ *     in-sync-first swaps took 7,667 and 473; tests/unit/test_stage.c).
  *  5. Finish: a kept replica keeps its ISR membership, a demoted primary is in
  *     the ISR (it held every write), a new replica is in the ISR only when the
  *     slot had no copy at all before (nothing to sync).
