@@ -1453,10 +1453,23 @@ static unsigned swap_pair(struct plan *p,
  * slot, enum swap_pass), then the fewest links: a breadth-first search
  * over cheap links, level by level, where level L + 1 starts from the
  * nodes one costly link away from level L. A cheap link swaps only its
- * cheap slots. parent[] and queue[] are n entries each. Returns false when
- * no chain exists (or, defensively, when it moved nothing).
+ * cheap slots.
+ *
+ * A chain has at most CHAIN_MAX links: each is a handoff, and past a few
+ * of them moving the slot's data (step 4c) costs less. Without the bound,
+ * one node joining 1,000 laid out by lay_out() (each node's replicas on the
+ * next nodes, a ring) took chains of ~60 links: 976 handoffs where 16
+ * primaries had to move.
+ *
+ * parent[], queue[] and depth[] are n entries each. Returns false when no
+ * chain exists (or, defensively, when it moved nothing).
  */
-static bool chain_swaps(struct plan *p, unsigned *parent, unsigned *queue)
+#define CHAIN_MAX 4u
+
+static bool chain_swaps(struct plan *p,
+                        unsigned *parent,
+                        unsigned *queue,
+                        unsigned *depth)
 {
 	unsigned n = p->n, head = 0, tail = 0, level = 0, sink = n, src;
 	unsigned k = UINT_MAX;
@@ -1465,6 +1478,7 @@ static bool chain_swaps(struct plan *p, unsigned *parent, unsigned *queue)
 		parent[i] = n;
 		if (p->prim[i] > p->pshare[i]) {
 			parent[i] = i;
+			depth[i] = 0;
 			queue[tail++] = i;
 		}
 	}
@@ -1478,13 +1492,15 @@ static bool chain_swaps(struct plan *p, unsigned *parent, unsigned *queue)
 			unsigned x = queue[head];
 			const struct edge_list *e = &p->edges[x];
 
-			for (unsigned i = 0; i < e->n; i++) {
+			for (unsigned i = 0; i < e->n && depth[x] < CHAIN_MAX;
+			     i++) {
 				unsigned y = e->to[i];
 
 				if (parent[y] != n ||
 				    edge_count(&e->count[i], cheap) == 0)
 					continue;
 				parent[y] = x;
+				depth[y] = depth[x] + 1;
 				queue[tail++] = y;
 				if (p->prim[y] < p->pshare[y]) {
 					sink = y;
@@ -1591,7 +1607,7 @@ static bool primaries_balanced(const struct plan *p)
  */
 static void balance_primaries(struct plan *p)
 {
-	unsigned n = p->n, *parent, *queue;
+	unsigned n = p->n, *parent, *queue, *depth;
 
 	/* Role swaps only, until step 4c: the slot lists stay exact. */
 	csr_build(p);
@@ -1602,7 +1618,9 @@ static void balance_primaries(struct plan *p)
 	p->edges_oom = false;
 	parent = calloc(n, sizeof(parent[0]));
 	queue = calloc(n, sizeof(queue[0]));
-	if (p->edges != NULL && parent != NULL && queue != NULL) {
+	depth = calloc(n, sizeof(depth[0]));
+	if (p->edges != NULL && parent != NULL && queue != NULL &&
+	    depth != NULL) {
 		for (unsigned s = 0; s < NARF_SLOTS; s++) {
 			const struct narf_slot *t = &p->t[s];
 
@@ -1611,12 +1629,13 @@ static void balance_primaries(struct plan *p)
 				         t->replicas[j] - 1, 1);
 		}
 		while (!p->edges_oom && !primaries_balanced(p) &&
-		       chain_swaps(p, parent, queue))
+		       chain_swaps(p, parent, queue, depth))
 			;
 	}
 	edges_free(p);
 	free(parent);
 	free(queue);
+	free(depth);
 	swap_primaries(p, SWAP_CHEAP, SWAP_PASSES);
 	/* Every step of this loop moves one primary from an over-loaded node
 	 * to an under-loaded one, so it ends. */

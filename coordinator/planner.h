@@ -31,8 +31,9 @@
  *     data. Swaps that cost no handoff against cur come first (a slot back
  *     to its primary in cur, or a slot that changes hands anyway); when no
  *     direct swap exists, a chain of swaps through intermediate nodes is
- *     used, the one with the fewest swaps that cost a handoff; only when no
- *     chain exists either does a primary move to a node holding no copy.
+ *     used, the one with the fewest swaps that cost a handoff, of at most
+ *     four links; only when no such chain exists does a primary move to a
+ *     node holding no copy.
  *     So over a map whose moves are half done, each plan keeps to the one
  *     before (a 100-node join: 1,342 handoffs and 181 leader rounds, where
  *     in-sync-first swaps took 7,667 and 473; tests/unit/test_stage.c).

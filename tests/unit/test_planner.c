@@ -306,6 +306,37 @@ static void test_fifty_nodes(void **state)
 	narf_map_close(&m);
 }
 
+/* A thousand nodes laid out at once (each node's replicas on the next one,
+ * a ring), and one more joins: about 1/1001 of the primaries move, not a
+ * chain of swaps around the ring per primary (976 changed primaries before
+ * chains were bounded, for 16 the new node takes). */
+static void test_thousand_and_one(void **state)
+{
+	struct narf_map m;
+	unsigned led = 0, moved = 0;
+
+	(void)state;
+	map_with_nodes(&m, 2, 1000);
+	plan_apply(&m);
+	add_node(&m, NARF_NODE_UP);
+	narf_plan(&m, target);
+	check_target(&m, target);
+	check_isr_and_epochs(&m, target);
+	for (unsigned s = 0; s < NARF_SLOTS; s++) {
+		moved += target[s].primary != m.slots[s].primary;
+		led += target[s].primary == m.nodes[1000].id;
+	}
+	print_message(
+	        "1,000 + 1 nodes: %u primaries change, %u to the new "
+	        "node, %u new copies\n",
+	        moved, led, new_copies(&m, target));
+	assert_true(led >= NARF_SLOTS / 1001);
+	assert_true(moved <= 2 * led + 4);
+	assert_true(new_copies(&m, target) <=
+	            2 * ceil_div(2 * NARF_SLOTS, 1001));
+	narf_map_close(&m);
+}
+
 /* Random histories of joins, failures, returns, departures and replication
  * changes always yield valid, balanced, stable targets. */
 static void test_random_histories(void **state)
@@ -402,6 +433,7 @@ int main(void)
 	        cmocka_unit_test(test_idempotent),
 	        cmocka_unit_test(test_replication_change),
 	        cmocka_unit_test(test_fifty_nodes),
+	        cmocka_unit_test(test_thousand_and_one),
 	        cmocka_unit_test(test_random_histories),
 	        cmocka_unit_test(test_random_layouts),
 	};
