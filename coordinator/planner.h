@@ -35,8 +35,9 @@
  *     four links; only when no such chain exists does a primary move to a
  *     node holding no copy.
  *     So over a map whose moves are half done, each plan keeps to the one
- *     before (a 100-node join: 1,342 handoffs and 181 leader rounds, where
- *     in-sync-first swaps took 7,667 and 473; tests/unit/test_stage.c).
+ *     before (narf-planloop, 80 nodes joining 20: 1,140 handoffs in 164
+ *     rounds, where in-sync-first swaps and unbounded chains took 7,667
+ *     in 473; docs/scale.md, test_join_keeps_course).
  *  5. Finish: a kept replica keeps its ISR membership, a demoted primary is in
  *     the ISR (it held every write), a new replica is in the ISR only when the
  *     slot had no copy at all before (nothing to sync).
