@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "common/flags.h"
 #include "common/map.h"
 #include "coordinator/planner.h"
 #include "tests/unit/planner_fixture.h"
@@ -188,10 +189,9 @@ static unsigned number(const char *flag,
                        unsigned lo,
                        unsigned hi)
 {
-	char *end;
-	unsigned long x = strtoul(v, &end, 10);
+	uint64_t x;
 
-	if (*v == '\0' || *end != '\0' || x < lo || x > hi) {
+	if (narf_parse_u64(v, lo, hi, &x) != 0) {
 		fprintf(stderr, "narf-planloop: %s must be %u..%u, not '%s'\n",
 		        flag, lo, hi, v);
 		exit(2);
