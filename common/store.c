@@ -35,9 +35,10 @@
 /* Expired keys narf_store_random() reclaims before giving up. */
 #define RANDOM_TRIES 100
 
+/* Seconds since the epoch, low LRU_BITS bits (store_internal.h). */
 static uint32_t lru_clock(int64_t now_ms)
 {
-	return (uint32_t)((uint64_t)now_ms / 1000);
+	return (uint32_t)((uint64_t)now_ms / 1000) & LRU_MASK;
 }
 
 /* --- lifecycle ----------------------------------------------------------- */
@@ -156,15 +157,15 @@ void narf_store_set_limits(struct narf_store *s,
 
 const char *narf_entry_key(const struct narf_entry *e, size_t *len)
 {
-	*len = e->klen;
+	*len = entry_klen(e);
 	return entry_key(e);
 }
 
 const char *narf_entry_value(const struct narf_entry *e, size_t *len)
 {
 	assert(entry_type(e) == NARF_TYPE_STRING);
-	*len = e->vlen;
-	return entry_key(e) + e->klen;
+	*len = entry_vlen(e);
+	return entry_key(e) + entry_klen(e);
 }
 
 enum narf_type narf_entry_type(const struct narf_entry *e)
@@ -177,7 +178,7 @@ static void *entry_coll_ptr(const struct narf_entry *e)
 {
 	void *p;
 
-	memcpy(&p, entry_key(e) + e->klen, sizeof(p));
+	memcpy(&p, entry_key(e) + entry_klen(e), sizeof(p));
 	return p;
 }
 
@@ -194,9 +195,7 @@ bool narf_entry_coll(const struct narf_entry *e, struct narf_coll *c)
 /* Store a collection handle's address and encoding in its entry. */
 static void entry_put_coll(struct narf_entry *e, const struct narf_coll *c)
 {
-	char *v = e->data + ((e->flags & ENTRY_HAS_EXPIRE) ? 8 : 0) + e->klen;
-
-	memcpy(v, &c->p, sizeof(c->p));
+	memcpy(entry_val(e), &c->p, sizeof(c->p));
 	e->flags = (uint8_t)((e->flags & ~(ENTRY_TYPE_MASK | ENTRY_ENC_MASK)) |
 	                     ((unsigned)c->type << ENTRY_TYPE_SHIFT) |
 	                     ((unsigned)c->enc << ENTRY_ENC_SHIFT));
@@ -222,11 +221,11 @@ uint64_t narf_entry_idle(const struct narf_store *s,
                          const struct narf_entry *e,
                          int64_t now_ms)
 {
-	uint32_t idle = lru_clock(now_ms) - e->lru;
+	uint32_t idle = (lru_clock(now_ms) - entry_lru(e)) & LRU_MASK;
 
 	(void)s;
 	/* A clock that went backwards reads as "just touched". */
-	return idle > UINT32_MAX / 2 ? 0 : idle;
+	return idle > LRU_MASK / 2 ? 0 : idle;
 }
 
 /* A new, unlinked entry; *out is owned by the caller until linked. */
@@ -237,7 +236,10 @@ static int entry_new(const char *key,
                      int64_t expire_ms,
                      struct narf_entry **out)
 {
-	size_t off = expire_ms != 0 ? sizeof(expire_ms) : 0;
+	uint8_t flags =
+	        (uint8_t)((expire_ms != 0 ? ENTRY_HAS_EXPIRE : 0) |
+	                  (entry_lens_small(klen, vlen) ? ENTRY_SMALL : 0));
+	size_t off = entry_lens_size(flags) + (expire_ms != 0 ? 8 : 0);
 	struct narf_entry *e;
 
 	if (klen > UINT32_MAX || vlen > UINT32_MAX)
@@ -246,12 +248,11 @@ static int entry_new(const char *key,
 	if (e == NULL)
 		return NARF_ENOMEM;
 	e->next = NULL;
-	e->klen = (uint32_t)klen;
-	e->vlen = (uint32_t)vlen;
-	e->lru = 0;
-	e->flags = off != 0 ? ENTRY_HAS_EXPIRE : 0;
-	if (off != 0)
-		memcpy(e->data, &expire_ms, sizeof(expire_ms));
+	e->flags = flags;
+	entry_set_lru(e, 0);
+	entry_set_lens(e, (uint32_t)klen, (uint32_t)vlen);
+	if (expire_ms != 0)
+		entry_set_expire(e, expire_ms);
 	memcpy(e->data + off, key, klen);
 	if (vlen != 0)
 		memcpy(e->data + off + klen, val, vlen);
@@ -301,8 +302,8 @@ static void remove_entry(struct narf_store *s,
 	else if (why == NARF_STORE_EVICTED)
 		s->evicted++;
 	if (why >= 0 && s->removed_cb != NULL)
-		s->removed_cb(s->removed_data, slot, entry_key(e), e->klen,
-		              (enum narf_store_reason)why);
+		s->removed_cb(s->removed_data, slot, entry_key(e),
+		              entry_klen(e), (enum narf_store_reason)why);
 	narf_stbl_free_entry(s, e);
 	narf_stbl_after_delete(s, slot);
 }
@@ -361,6 +362,15 @@ static struct narf_entry *sample(struct narf_store *s, int set, unsigned *slot)
 	return narf_stbl_random(s, &s->slots[*slot]);
 }
 
+/* Was e used longer ago than f? Modulo 2^LRU_BITS: of two clocks, the one
+ * less than half the range behind the other is the older. */
+static bool lru_older(const struct narf_entry *e, const struct narf_entry *f)
+{
+	uint32_t d = (entry_lru(f) - entry_lru(e)) & LRU_MASK;
+
+	return d != 0 && d <= LRU_MASK / 2;
+}
+
 /* Evict the least recently used of lru_samples random keys of slots that
  * are not replica slots (never the pinned one). Returns false when there
  * is nothing to evict. */
@@ -377,7 +387,7 @@ static bool evict_one(struct narf_store *s)
 		if (e == NULL || e == s->pinned)
 			continue;
 		/* Wrapping difference: the oldest has the largest age. */
-		if (best == NULL || (int32_t)(best->lru - e->lru) > 0) {
+		if (best == NULL || lru_older(e, best)) {
 			best = e;
 			best_slot = slot;
 		}
@@ -444,7 +454,7 @@ struct narf_entry *narf_store_get(struct narf_store *s,
 	                : LOOKUP_READ);
 
 	if (e != NULL && !(flags & NARF_STORE_NOTOUCH))
-		e->lru = lru_clock(now_ms);
+		entry_set_lru(e, lru_clock(now_ms));
 	return e;
 }
 
@@ -464,24 +474,28 @@ static bool overwrite_in_place(struct narf_store *s,
                                int64_t expire_ms,
                                int64_t now_ms)
 {
-	size_t off = expire_ms != 0 ? sizeof(expire_ms) : 0;
-	size_t need = ENTRY_HDR + off + old->klen + vlen + 1;
+	uint32_t klen = entry_klen(old);
+	size_t off = entry_meta_size(old);
+	size_t need = ENTRY_HDR + off + klen + vlen + 1;
 	size_t have = malloc_usable_size(old);
 	char *v;
 
+	/* The lengths' form and the expiry's presence stay as they are, so
+	 * the key does not move. */
 	if (entry_type(old) != NARF_TYPE_STRING ||
-	    (off != 0) != ((old->flags & ENTRY_HAS_EXPIRE) != 0) ||
+	    (expire_ms != 0) != ((old->flags & ENTRY_HAS_EXPIRE) != 0) ||
+	    ((old->flags & ENTRY_SMALL) && !entry_lens_small(klen, vlen)) ||
 	    need > have || need * 2 < have || vlen > UINT32_MAX ||
 	    (val >= (const char *)old && val < (const char *)old + have))
 		return false;
-	if (off != 0)
-		memcpy(old->data, &expire_ms, sizeof(expire_ms));
-	v = old->data + off + old->klen;
+	if (expire_ms != 0)
+		entry_set_expire(old, expire_ms);
+	v = old->data + off + klen;
 	if (vlen != 0)
 		memmove(v, val, vlen);
 	v[vlen] = '\0';
-	old->vlen = (uint32_t)vlen;
-	old->lru = lru_clock(now_ms);
+	entry_set_lens(old, klen, (uint32_t)vlen);
+	entry_set_lru(old, lru_clock(now_ms));
 	(void)s;
 	(void)slot;
 	return true;
@@ -536,7 +550,7 @@ int narf_store_set(struct narf_store *s,
 			return rv;
 		}
 	}
-	e->lru = lru_clock(now_ms);
+	entry_set_lru(e, lru_clock(now_ms));
 	narf_store_account(s, e);
 	if (old == NULL) {
 		rv = narf_stbl_insert(s, slot, e, h);
@@ -560,7 +574,7 @@ int narf_store_set(struct narf_store *s,
 		ttl_count(s, slot, +1);
 	if (out != NULL)
 		*out = e;
-	wrote(s, slot, entry_key(e), e->klen, e);
+	wrote(s, slot, entry_key(e), entry_klen(e), e);
 	return 0;
 }
 
@@ -675,7 +689,7 @@ void narf_store_coll_close(struct narf_store *s,
 	r->e = NULL;
 	entry_put_coll(e, &r->c);
 	if (narf_coll_len(&r->c) > 0) {
-		e->lru = lru_clock(now_ms);
+		entry_set_lru(e, lru_clock(now_ms));
 		return;
 	}
 	/* Emptied: the key goes, as in Redis. Only a key that existed
@@ -684,7 +698,7 @@ void narf_store_coll_close(struct narf_store *s,
 	assert(pos.link != NULL);
 	unlink_entry(s, r->slot, pos);
 	if (!r->created)
-		wrote(s, r->slot, entry_key(e), e->klen, NULL);
+		wrote(s, r->slot, entry_key(e), entry_klen(e), NULL);
 	narf_stbl_free_entry(s, e);
 	narf_stbl_after_delete(s, r->slot);
 }
@@ -711,12 +725,12 @@ int narf_store_rename(struct narf_store *s,
 		return NARF_ENOTFOUND;
 	/* The new entry carries the raw value bytes: a string, or the
 	 * collection's address, which moves without a copy. */
-	rv = entry_new(dst, dst_len, entry_key(e) + e->klen, e->vlen,
-	               entry_expire(e), &n);
+	rv = entry_new(dst, dst_len, entry_key(e) + entry_klen(e),
+	               entry_vlen(e), entry_expire(e), &n);
 	if (rv != 0)
 		return rv;
 	n->flags |= e->flags & (ENTRY_TYPE_MASK | ENTRY_ENC_MASK);
-	n->lru = lru_clock(now_ms);
+	entry_set_lru(n, lru_clock(now_ms));
 	need = malloc_usable_size(n);
 	if (s->slots[dst_slot].table[0] == NULL)
 		need += s->first_table_size;
@@ -745,7 +759,7 @@ int narf_store_rename(struct narf_store *s,
 	assert(pos.link != NULL);
 	unlink_entry(s, src_slot, pos);
 	wrote(s, dst_slot, dst, dst_len, n);
-	wrote(s, src_slot, entry_key(e), e->klen, NULL);
+	wrote(s, src_slot, entry_key(e), entry_klen(e), NULL);
 	narf_store_free(s, e);
 	narf_stbl_after_delete(s, src_slot);
 	return 0;
@@ -765,22 +779,22 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
 	struct narf_entry_pos pos;
 	struct narf_entry *n;
 	/* the raw value bytes: a string, or a collection's address */
-	size_t vlen = e->vlen;
-	const char *v = entry_key(e) + e->klen;
+	size_t vlen = entry_vlen(e);
+	const char *v = entry_key(e) + entry_klen(e);
 
 	if (expire_ms != 0 && (e->flags & ENTRY_HAS_EXPIRE)) {
-		memcpy(e->data, &expire_ms, sizeof(expire_ms));
+		entry_set_expire(e, expire_ms);
 		s->write_ttl_only = true;
-		wrote(s, slot, entry_key(e), e->klen, e);
+		wrote(s, slot, entry_key(e), entry_klen(e), e);
 		s->write_ttl_only = false;
 		return e;
 	}
 	if (expire_ms == 0 && !(e->flags & ENTRY_HAS_EXPIRE))
 		return e;
-	if (entry_new(entry_key(e), e->klen, v, vlen, expire_ms, &n) != 0)
+	if (entry_new(entry_key(e), entry_klen(e), v, vlen, expire_ms, &n) != 0)
 		return NULL;
 	narf_store_account(s, n);
-	n->lru = e->lru;
+	entry_set_lru(n, entry_lru(e));
 	/* the collection's object moves to the new entry as it is */
 	n->flags |= e->flags & (ENTRY_TYPE_MASK | ENTRY_ENC_MASK);
 	pos = narf_stbl_locate(s, &s->slots[slot], e);
@@ -790,7 +804,7 @@ struct narf_entry *narf_store_set_expire(struct narf_store *s,
 	ttl_count(s, slot, expire_ms != 0 ? +1 : -1);
 	narf_store_free(s, e);
 	s->write_ttl_only = true;
-	wrote(s, slot, entry_key(n), n->klen, n);
+	wrote(s, slot, entry_key(n), entry_klen(n), n);
 	s->write_ttl_only = false;
 	return n;
 }

@@ -4,13 +4,17 @@
  *
  * Entry layout. One allocation per key:
  *
- *     next (8) | klen (4) | vlen (4) | lru (4) | flags (1) |
+ *     next (8) | flags (1) | lru (3) | lengths (3 or 8) |
  *     [expire (8), only with ENTRY_HAS_EXPIRE] | key | value | '\0'
  *
- * The header is 21 bytes, so a 16-byte key with a 32-byte value asks malloc
- * for 70 bytes, which glibc serves from an 80-byte chunk (72 usable). The
- * expiry is stored unaligned and read with memcpy. The value is followed by
- * a NUL that is not part of it, so INCR and friends can parse it in place.
+ * lengths is klen (1) and vlen (2) when the key is under 256 bytes and the
+ * value under 64 KiB (ENTRY_SMALL), else klen (4) and vlen (4). So a
+ * 16-byte key with a 32-byte value asks for 15 + 49 = 64 bytes, jemalloc's
+ * 64-byte class (issue 18; it was a 21-byte header and the 80-byte class).
+ * lru is 24 bits of seconds, little-endian, compared modulo 2^24 (194
+ * days), as Redis's LRU clock. The lengths and the expiry are stored
+ * unaligned and read with memcpy. The value is followed by a NUL that is
+ * not part of it, so INCR and friends can parse it in place.
  *
  * Slot tables. Each slot owns up to two bucket arrays (two only while an
  * incremental rehash moves entries from table[0] to table[1], as Redis's
@@ -40,6 +44,12 @@
 #include "store.h"
 
 #define ENTRY_HAS_EXPIRE 0x01u
+/* lengths are klen (1 byte) and vlen (2), not 4 and 4 */
+#define ENTRY_SMALL 0x80u
+#define ENTRY_SMALL_KLEN 0xffu
+#define ENTRY_SMALL_VLEN 0xffffu
+#define LRU_BITS 24
+#define LRU_MASK ((1u << LRU_BITS) - 1)
 /* The value's type (enum narf_type) in three of the spare flag bits, so a
  * collection costs its entry no byte more than a string does. */
 #define ENTRY_TYPE_SHIFT 1
@@ -52,17 +62,15 @@ struct narf_entry {
 	/* borrowed: the next entry of the bucket's chain; every entry is
 	 * owned by its slot table, not by the entry before it */
 	struct narf_entry *next;
-	uint32_t klen;
-	uint32_t vlen;
-	uint32_t lru;  /* seconds since the epoch, truncated to 32 bits */
-	uint8_t flags; /* ENTRY_HAS_EXPIRE | type << ENTRY_TYPE_SHIFT */
-	char data[];   /* [int64_t expire] key value '\0' */
+	uint8_t flags;  /* ENTRY_HAS_EXPIRE | ENTRY_SMALL | type | encoding */
+	uint8_t lru[3]; /* seconds since the epoch, low 24 bits */
+	char data[];    /* lengths [int64_t expire] key value '\0' */
 };
 
 #define ENTRY_HDR offsetof(struct narf_entry, data)
 /* Issue 18 counts on this header: a 16-byte key with a 32-byte value is a
- * 70-byte request (an 80-byte glibc chunk). New types must not grow it. */
-static_assert(ENTRY_HDR == 21, "string entries must not grow");
+ * 64-byte request (jemalloc's 64-byte class). New types must not grow it. */
+static_assert(ENTRY_HDR == 12, "string entries must not grow");
 static_assert(NARF_TYPE_COUNT <= (ENTRY_TYPE_MASK >> ENTRY_TYPE_SHIFT) + 1,
               "enum narf_type must fit in ENTRY_TYPE_MASK");
 
@@ -168,19 +176,102 @@ static inline size_t table_size(const struct narf_slot_table *st, int t)
 	return st->table[t] != NULL ? (size_t)1 << st->exp[t] : 0;
 }
 
+/* Bytes of the lengths field of an entry with these flags. */
+static inline size_t entry_lens_size(uint8_t flags)
+{
+	return (flags & ENTRY_SMALL) ? 3 : 8;
+}
+
+/* Do these lengths fit the small form? */
+static inline bool entry_lens_small(size_t klen, size_t vlen)
+{
+	return klen <= ENTRY_SMALL_KLEN && vlen <= ENTRY_SMALL_VLEN;
+}
+
+static inline uint32_t entry_klen(const struct narf_entry *e)
+{
+	uint32_t k;
+
+	if (e->flags & ENTRY_SMALL)
+		return (uint8_t)e->data[0];
+	memcpy(&k, e->data, sizeof(k));
+	return k;
+}
+
+static inline uint32_t entry_vlen(const struct narf_entry *e)
+{
+	uint32_t v;
+	uint16_t v16;
+
+	if (e->flags & ENTRY_SMALL) {
+		memcpy(&v16, e->data + 1, sizeof(v16));
+		return v16;
+	}
+	memcpy(&v, e->data + 4, sizeof(v));
+	return v;
+}
+
+/* Write the lengths; the caller has set ENTRY_SMALL in flags when they
+ * fit the small form (entry_lens_small()). */
+static inline void entry_set_lens(struct narf_entry *e,
+                                  uint32_t klen,
+                                  uint32_t vlen)
+{
+	if (e->flags & ENTRY_SMALL) {
+		uint16_t v16 = (uint16_t)vlen;
+
+		e->data[0] = (char)(uint8_t)klen;
+		memcpy(e->data + 1, &v16, sizeof(v16));
+	} else {
+		memcpy(e->data, &klen, sizeof(klen));
+		memcpy(e->data + 4, &vlen, sizeof(vlen));
+	}
+}
+
+static inline uint32_t entry_lru(const struct narf_entry *e)
+{
+	return (uint32_t)e->lru[0] | (uint32_t)e->lru[1] << 8 |
+	       (uint32_t)e->lru[2] << 16;
+}
+
+static inline void entry_set_lru(struct narf_entry *e, uint32_t clock)
+{
+	e->lru[0] = (uint8_t)clock;
+	e->lru[1] = (uint8_t)(clock >> 8);
+	e->lru[2] = (uint8_t)(clock >> 16);
+}
+
+/* Offset in data[] of the expiry (when present), then of the key. */
+static inline size_t entry_meta_size(const struct narf_entry *e)
+{
+	return entry_lens_size(e->flags) +
+	       ((e->flags & ENTRY_HAS_EXPIRE) ? 8 : 0);
+}
+
 static inline int64_t entry_expire(const struct narf_entry *e)
 {
 	int64_t t;
 
 	if (!(e->flags & ENTRY_HAS_EXPIRE))
 		return 0;
-	memcpy(&t, e->data, sizeof(t));
+	memcpy(&t, e->data + entry_lens_size(e->flags), sizeof(t));
 	return t;
+}
+
+static inline void entry_set_expire(struct narf_entry *e, int64_t t)
+{
+	memcpy(e->data + entry_lens_size(e->flags), &t, sizeof(t));
 }
 
 static inline const char *entry_key(const struct narf_entry *e)
 {
-	return e->data + ((e->flags & ENTRY_HAS_EXPIRE) ? 8 : 0);
+	return e->data + entry_meta_size(e);
+}
+
+/* The value's first byte (a collection's: its object's address). */
+static inline char *entry_val(struct narf_entry *e)
+{
+	return e->data + entry_meta_size(e) + entry_klen(e);
 }
 
 /* Expired as Redis decides it: only once the clock is past the deadline. */

@@ -111,7 +111,7 @@ void narf_slotset_del(struct narf_store *s, int set, unsigned slot)
 
 static bool key_equal(const struct narf_entry *e, const char *key, size_t klen)
 {
-	return e->klen == klen && memcmp(entry_key(e), key, klen) == 0;
+	return entry_klen(e) == klen && memcmp(entry_key(e), key, klen) == 0;
 }
 
 struct narf_entry *narf_stbl_find(struct narf_slot_table *st,
@@ -143,7 +143,7 @@ struct narf_entry_pos narf_stbl_locate(struct narf_store *s,
                                        struct narf_slot_table *st,
                                        const struct narf_entry *e)
 {
-	uint64_t h = narf_store_hash(s, entry_key(e), e->klen);
+	uint64_t h = narf_store_hash(s, entry_key(e), entry_klen(e));
 	struct narf_entry_pos pos = {NULL, 0};
 
 	for (int t = 0; t < 2 && st->table[t] != NULL; t++) {
@@ -281,7 +281,8 @@ unsigned narf_stbl_rehash(struct narf_store *s, unsigned slot, unsigned n)
 		e = st->table[0][st->rehashidx];
 		while (e != NULL) {
 			struct narf_entry *next = e->next;
-			size_t b = narf_store_hash(s, entry_key(e), e->klen) &
+			size_t b = narf_store_hash(s, entry_key(e),
+			                           entry_klen(e)) &
 			           mask1;
 
 			e->next = st->table[1][b];

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "common/slot.h"
 #include "common/store.h"
 #include "store_fixture.h"
 
@@ -42,14 +43,15 @@ static void test_siphash_vector(void **state)
 
 /* Keys can be set, read, replaced (same, bigger, smaller) and deleted, and
  * values carry a NUL after their last byte. */
-/* A 16-byte key with a 32-byte value costs one 70-byte allocation (the
- * 21-byte header, key, value, NUL), whatever the type tag added, and every
- * key reads back as TYPE string. */
+/* A 16-byte key with a 32-byte value costs one 64-byte allocation (the
+ * 15-byte header with its short lengths, key, value, NUL: jemalloc's 64-byte
+ * class), whatever the type tag added, and every key reads back as TYPE
+ * string. */
 static void test_string_entry_size_and_type(void **state)
 {
 	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
 	const char *val = "0123456789abcdef0123456789abcdef";
-	void *probe = malloc(70);
+	void *probe = malloc(64);
 	size_t want = malloc_usable_size(probe);
 	uint64_t before;
 
@@ -69,6 +71,65 @@ static void test_string_entry_size_and_type(void **state)
 	assert_int_equal(set(s, "{t}key-000000002", val, T0 + 1000, T0), 0);
 	assert_int_equal(narf_entry_type(get(s, "{t}key-000000002", T0)),
 	                 NARF_TYPE_STRING);
+	narf_store_destroy(s);
+}
+
+/* The lengths' two forms (store_internal.h): keys of 255 and 256 bytes,
+ * values of 65535 and 65536, a value rewritten across the boundary both
+ * ways (in place or rebuilt), with and without a TTL, all read back whole;
+ * and the 24-bit LRU clock's wrap reads as the seconds that passed. */
+static void test_entry_lengths_and_lru_wrap(void **state)
+{
+	static char big[70000];
+	const size_t klens[] = {1, 255, 256, 1000};
+	const size_t vlens[] = {0, 10, 65535, 65536, 69999, 10, 0};
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	int64_t wrap = ((int64_t)1 << 24) * 1000;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 26);
+	for (unsigned k = 0; k < sizeof(klens) / sizeof(klens[0]); k++) {
+		char key[1001];
+
+		memset(key, 'k', klens[k]);
+		key[0] = (char)('0' + k);
+		for (unsigned ttl = 0; ttl < 2; ttl++) {
+			for (unsigned v = 0;
+			     v < sizeof(vlens) / sizeof(vlens[0]); v++) {
+				struct narf_entry *e;
+				const char *got, *kp;
+				size_t len, kl;
+
+				assert_int_equal(
+				        narf_store_set(s, 7, key, klens[k], big,
+				                       vlens[v],
+				                       ttl ? T0 + 60000 : 0, T0,
+				                       NULL),
+				        0);
+				e = narf_store_get(s, 7, key, klens[k], T0, 0);
+				assert_non_null(e);
+				got = narf_entry_value(e, &len);
+				assert_int_equal(len, vlens[v]);
+				assert_memory_equal(got, big, len);
+				assert_int_equal(got[len], '\0');
+				kp = narf_entry_key(e, &kl);
+				assert_int_equal(kl, klens[k]);
+				assert_memory_equal(kp, key, kl);
+				assert_int_equal(narf_entry_expire(e),
+				                 ttl ? T0 + 60000 : 0);
+			}
+		}
+	}
+	/* Touched one second before the clock wraps, read ten after. */
+	assert_int_equal(set(s, "w", "v", 0, wrap - 1000), 0);
+	assert_non_null(get(s, "w", wrap - 1000));
+	assert_int_equal(
+	        narf_entry_idle(s,
+	                        narf_store_get(s, narf_slot_of("w", 1), "w", 1,
+	                                       wrap + 9000, NARF_STORE_NOTOUCH),
+	                        wrap + 9000),
+	        10);
 	narf_store_destroy(s);
 }
 
@@ -554,6 +615,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_siphash_vector),
 	        cmocka_unit_test(test_string_entry_size_and_type),
+	        cmocka_unit_test(test_entry_lengths_and_lru_wrap),
 	        cmocka_unit_test(test_set_get_replace_del),
 	        cmocka_unit_test(test_slot_counts_foreach_drop_flush),
 	        cmocka_unit_test(test_scan_while_growing),
