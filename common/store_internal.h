@@ -294,9 +294,6 @@ void narf_store_free(struct narf_store *s, void *p);
 void narf_store_account(struct narf_store *s, void *p);
 void narf_store_unaccount(struct narf_store *s, void *p);
 
-uint64_t narf_store_hash(const struct narf_store *s,
-                         const char *key,
-                         size_t klen);
 uint64_t narf_store_rand(struct narf_store *s);
 
 void narf_slotset_add(struct narf_store *s, int set, unsigned slot);

@@ -139,6 +139,28 @@ struct narf_entry *narf_stbl_find(struct narf_slot_table *st,
 	return NULL;
 }
 
+void narf_store_prefetch(struct narf_store *s,
+                         unsigned slot,
+                         uint64_t h,
+                         unsigned stage)
+{
+	const struct narf_slot_table *st = &s->slots[slot];
+
+	if (stage == 0) {
+		__builtin_prefetch(st);
+		return;
+	}
+	for (int t = 0; t < 2 && st->table[t] != NULL; t++) {
+		struct narf_entry *const *b =
+		        &st->table[t][h & (table_size(st, t) - 1)];
+
+		if (stage == 1)
+			__builtin_prefetch(b);
+		else if (*b != NULL)
+			__builtin_prefetch(*b);
+	}
+}
+
 struct narf_entry_pos narf_stbl_locate(struct narf_store *s,
                                        struct narf_slot_table *st,
                                        const struct narf_entry *e)

@@ -112,6 +112,46 @@ const struct narf_command *narf_engine_command(const char *name, size_t n)
 	return lookup_command(name, n);
 }
 
+void narf_engine_prefetch(struct narf_engine *e,
+                          const struct narf_client *c,
+                          const char *buf,
+                          size_t len)
+{
+	struct narf_resp_req *r = &e->prefetch_req;
+	unsigned slot[NARF_PREFETCH_MAX], n = 0;
+	uint64_t h[NARF_PREFETCH_MAX];
+	size_t pos = 0;
+	char errmsg[128];
+
+	while (n < NARF_PREFETCH_MAX && pos < len) {
+		const struct narf_command *cmd;
+		size_t need = 0;
+		int rv = narf_resp_parse(r, buf + pos, len - pos,
+		                         narf_engine_limits(e, c), &need,
+		                         errmsg);
+
+		if (rv != NARF_RESP_DONE) {
+			narf_resp_req_reset(r);
+			break;
+		}
+		cmd = r->argc >= 2 ? lookup_command(r->argv[0], r->argvlen[0])
+		                   : NULL;
+		if (cmd != NULL && cmd->first_key == 1) {
+			slot[n] = narf_key_slot(r->argv[1], r->argvlen[1]);
+			h[n] = narf_store_hash(e->store, r->argv[1],
+			                       r->argvlen[1]);
+			n++;
+		}
+		pos += r->consumed;
+		narf_resp_req_reset(r);
+	}
+	if (n < 2) /* nothing to overlap */
+		return;
+	for (unsigned stage = 0; stage < 3; stage++)
+		for (unsigned i = 0; i < n; i++)
+			narf_store_prefetch(e->store, slot[i], h[i], stage);
+}
+
 const struct narf_command *narf_engine_command_at(unsigned i)
 {
 	return i < CMD_TABLE_SIZE ? cmd_table[i] : NULL;
@@ -199,6 +239,7 @@ int narf_engine_init(struct narf_engine *e,
 	static bool tables_built; /* the loop thread's, built once */
 
 	memset(e, 0, sizeof(*e));
+	narf_resp_req_init(&e->prefetch_req);
 	if (!tables_built) {
 		tables_built = true;
 		for (int i = 0; narf_command_tables[i] != NULL; i++)
@@ -241,6 +282,7 @@ void narf_engine_close(struct narf_engine *e)
 	if (e == NULL)
 		return;
 	narf_block_close(&e->block);
+	narf_resp_req_close(&e->prefetch_req);
 	narf_store_destroy(e->store);
 	e->store = NULL;
 	free(e->cfg.requirepass);

@@ -188,8 +188,13 @@ struct narf_client {
 	uint8_t req_resp;
 };
 
+/* Requests narf_engine_prefetch() looks ahead at. */
+#define NARF_PREFETCH_MAX 16
+
 struct narf_engine {
 	struct narf_store *store; /* owned */
+	/* narf_engine_prefetch()'s parser (owned) */
+	struct narf_resp_req prefetch_req;
 	struct narf_engine_config cfg;
 	struct narf_engine_stats stats;
 	int64_t (*clock)(void *data); /* ms since the epoch */
@@ -386,6 +391,19 @@ int narf_engine_exec(struct narf_engine *e,
 
 /* The command named name (case-insensitive), or NULL. */
 const struct narf_command *narf_engine_command(const char *name, size_t n);
+
+/*
+ * Prefetch the store memory the next requests in buf[0..len) will read:
+ * the first key (argument 1) of up to NARF_PREFETCH_MAX complete requests
+ * whose command takes one there, in narf_store_prefetch()'s stages, so a
+ * pipelined batch's cache misses overlap (issue 18). Reads only: the
+ * requests are parsed again when they run, and anything the parser does
+ * not take whole (an error, an incomplete request) ends the look-ahead.
+ */
+void narf_engine_prefetch(struct narf_engine *e,
+                          const struct narf_client *c,
+                          const char *buf,
+                          size_t len);
 
 /* The command at table position i (< NARF_CMD_SLOTS), or NULL: pairs
  * e->stats.calls[i] with its command. */

@@ -465,6 +465,10 @@ static void conn_process(struct narf_rconn *conn)
 
 	conn->need = 0;
 	conn->processing = true;
+	/* A pipelined batch: bring its keys' buckets and entries in first. */
+	if (conn->in.len - pos > 64 && !narf_engine_protected(e, &conn->client))
+		narf_engine_prefetch(e, &conn->client, conn->in.data + pos,
+		                     conn->in.len - pos);
 	while (!conn->client.close_after_reply && !conn->pipeline_paused &&
 	       !narf_conn_blocked(conn)) {
 		struct narf_buf *out = narf_conn_reply_buf(conn);

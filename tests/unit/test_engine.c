@@ -875,10 +875,54 @@ static void test_noeviction_oom(void **state)
 	*state = f;
 }
 
+/* narf_engine_prefetch() only reads: over pipelines that are whole,
+ * truncated, malformed, oversized, inline, or keyless, the store and the
+ * replies stay what they were, and the next command runs as usual. */
+static void test_prefetch_reads_only(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const inputs[] = {
+	        "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+	        "*3\r\n$3\r\nSET\r\n$1\r\nj\r\n$1\r\nx\r\n"
+	        "*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n",
+	        "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$3\r\nGE",
+	        "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$x\r\n",
+	        "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$99999999999\r\n",
+	        "GET k\r\nGET k\r\nPING\r\n",
+	        "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n",
+	        "*0\r\n*-1\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+	        "*2\r\n$7\r\nNOSUCHC\r\n$1\r\nk\r\n"
+	        "*2\r\n$3\r\nGET\r\n$0\r\n\r\n",
+	        "",
+	        "\r\n\r\n\r\n",
+	};
+	char many[NARF_PREFETCH_MAX * 3 * 32];
+	size_t len = 0;
+
+	EXPECT(f, "SET k v", "+OK\r\n");
+	for (unsigned i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		narf_engine_prefetch(&f->e, &f->c, inputs[i],
+		                     strlen(inputs[i]));
+		EXPECT(f, "GET k", "$1\r\nv\r\n");
+		EXPECT(f, "EXISTS j n", ":0\r\n");
+		EXPECT(f, "DBSIZE", ":1\r\n");
+	}
+	/* More requests than it looks at. */
+	for (unsigned i = 0; i < 3 * NARF_PREFETCH_MAX; i++)
+		len += (size_t)snprintf(many + len, sizeof(many) - len,
+		                        "*2\r\n$3\r\nGET\r\n$2\r\nk%c\r\n",
+		                        'a' + i % 26);
+	narf_engine_prefetch(&f->e, &f->c, many, len);
+	EXPECT(f, "DBSIZE", ":1\r\n");
+	EXPECT(f, "INCR n", ":1\r\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_set_get, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_prefetch_reads_only, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_set_expiry, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_lazy_expiry, setup,
