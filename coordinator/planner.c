@@ -1251,7 +1251,7 @@ static unsigned edge_pos(const struct edge_list *e, uint32_t y)
 }
 
 /* An edge's count: all its slots, or the cheap ones only. */
-static unsigned edge_count(const struct edge_count *c, bool cheap_only)
+static unsigned edge_slots(const struct edge_count *c, bool cheap_only)
 {
 	return cheap_only ? c->cheap : c->all;
 }
@@ -1266,7 +1266,7 @@ static unsigned edge_get(const struct plan *p,
 	const struct edge_list *e = &p->edges[x];
 	unsigned i = edge_pos(e, y);
 
-	return i < e->n && e->to[i] == y ? edge_count(&e->count[i], cheap_only)
+	return i < e->n && e->to[i] == y ? edge_slots(&e->count[i], cheap_only)
 	                                 : 0;
 }
 
@@ -1497,7 +1497,7 @@ static bool chain_swaps(struct plan *p,
 				unsigned y = e->to[i];
 
 				if (parent[y] != n ||
-				    edge_count(&e->count[i], cheap) == 0)
+				    edge_slots(&e->count[i], cheap) == 0)
 					continue;
 				parent[y] = x;
 				depth[y] = depth[x] + 1;
