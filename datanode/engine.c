@@ -123,7 +123,12 @@ void narf_engine_prefetch(struct narf_engine *e,
 	size_t pos = 0;
 	char errmsg[128];
 
-	while (n < NARF_PREFETCH_MAX && pos < len) {
+	/* At most 2 x NARF_PREFETCH_MAX requests looked at, keys or not: a
+	 * long pipeline of keyless commands is not parsed to its end on every
+	 * pass (a paused pipeline comes back here many times). */
+	for (unsigned seen = 0;
+	     n < NARF_PREFETCH_MAX && seen < 2 * NARF_PREFETCH_MAX && pos < len;
+	     seen++) {
 		const struct narf_command *cmd;
 		size_t need = 0;
 		int rv = narf_resp_parse(r, buf + pos, len - pos,

@@ -395,10 +395,11 @@ const struct narf_command *narf_engine_command(const char *name, size_t n);
 /*
  * Prefetch the store memory the next requests in buf[0..len) will read:
  * the first key (argument 1) of up to NARF_PREFETCH_MAX complete requests
- * whose command takes one there, in narf_store_prefetch()'s stages, so a
- * pipelined batch's cache misses overlap (issue 18). Reads only: the
- * requests are parsed again when they run, and anything the parser does
- * not take whole (an error, an incomplete request) ends the look-ahead.
+ * whose command takes one there, among at most twice as many requests, in
+ * narf_store_prefetch()'s stages, so a pipelined batch's cache misses overlap
+ * (issue 18). Reads only: the requests are parsed again when they run, and
+ * anything the parser does not take whole (an error, an incomplete request)
+ * ends the look-ahead.
  */
 void narf_engine_prefetch(struct narf_engine *e,
                           const struct narf_client *c,
