@@ -572,7 +572,7 @@ size_t narf_format_u64(char *dst, uint64_t u)
 
 /* Write v in decimal at dst (room for 20 digits and a sign); returns the
  * length. Works for LLONG_MIN, whose magnitude a long long cannot hold. */
-static size_t format_ll(char *dst, long long v)
+size_t narf_format_ll(char *dst, long long v)
 {
 	if (v >= 0)
 		return narf_format_u64(dst, (uint64_t)v);
@@ -590,7 +590,7 @@ static int put_header(struct narf_buf *b, char type, long long v, size_t extra)
 	size_t n = 0;
 
 	line[n++] = type;
-	n += format_ll(line + n, v);
+	n += narf_format_ll(line + n, v);
 	line[n++] = '\r';
 	line[n++] = '\n';
 	if (extra > SIZE_MAX - n || narf_buf_reserve(b, n + extra) != 0)

@@ -170,6 +170,8 @@ int narf_resp_bulk_str(struct narf_buf *b, const char *s);
 /* Write u in decimal at dst (room for 20 digits, no terminator); returns
  * the length. snprintf's speed matters on the replication stream. */
 size_t narf_format_u64(char *dst, uint64_t u);
+/* The same for a signed value (up to 20 bytes, with the sign). */
+size_t narf_format_ll(char *dst, long long v);
 int narf_resp_null(struct narf_buf *b);               /* $-1 */
 int narf_resp_null_array(struct narf_buf *b);         /* *-1 */
 int narf_resp_array(struct narf_buf *b, long long n); /* *n */

@@ -447,11 +447,23 @@ struct narf_entry *narf_store_get(struct narf_store *s,
                                   int64_t now_ms,
                                   unsigned flags)
 {
-	struct narf_entry *e = lookup(
-	        s, slot, key, klen, narf_store_hash(s, key, klen), now_ms, NULL,
-	        (flags & NARF_STORE_EXPIRED_TOO) && slot_replica(s, slot)
-	                ? LOOKUP_WRITE
-	                : LOOKUP_READ);
+	return narf_store_get_h(s, slot, key, klen,
+	                        narf_store_hash(s, key, klen), now_ms, flags);
+}
+
+struct narf_entry *narf_store_get_h(struct narf_store *s,
+                                    unsigned slot,
+                                    const char *key,
+                                    size_t klen,
+                                    uint64_t h,
+                                    int64_t now_ms,
+                                    unsigned flags)
+{
+	struct narf_entry *e =
+	        lookup(s, slot, key, klen, h, now_ms, NULL,
+	               (flags & NARF_STORE_EXPIRED_TOO) && slot_replica(s, slot)
+	                       ? LOOKUP_WRITE
+	                       : LOOKUP_READ);
 
 	if (e != NULL && !(flags & NARF_STORE_NOTOUCH))
 		entry_set_lru(e, lru_clock(now_ms));
@@ -511,7 +523,46 @@ int narf_store_set(struct narf_store *s,
                    int64_t now_ms,
                    struct narf_entry **out)
 {
-	uint64_t h = narf_store_hash(s, key, klen);
+	return narf_store_set_h(s, slot, key, klen,
+	                        narf_store_hash(s, key, klen), val, vlen,
+	                        expire_ms, now_ms, out);
+}
+
+int narf_store_update(struct narf_store *s,
+                      unsigned slot,
+                      const char *key,
+                      size_t klen,
+                      uint64_t h,
+                      struct narf_entry *old,
+                      const char *val,
+                      size_t vlen,
+                      int64_t expire_ms,
+                      int64_t now_ms)
+{
+	if (old != NULL) {
+		if (expire_ms == NARF_STORE_KEEPTTL)
+			expire_ms = entry_expire(old);
+		if (overwrite_in_place(s, slot, old, val, vlen, expire_ms,
+		                       now_ms)) {
+			wrote(s, slot, key, klen, old);
+			return 0;
+		}
+	}
+	return narf_store_set_h(s, slot, key, klen, h, val, vlen, expire_ms,
+	                        now_ms, NULL);
+}
+
+int narf_store_set_h(struct narf_store *s,
+                     unsigned slot,
+                     const char *key,
+                     size_t klen,
+                     uint64_t h,
+                     const char *val,
+                     size_t vlen,
+                     int64_t expire_ms,
+                     int64_t now_ms,
+                     struct narf_entry **out)
+{
 	struct narf_entry_pos pos;
 	struct narf_entry *old =
 	        lookup(s, slot, key, klen, h, now_ms, &pos, LOOKUP_WRITE);

@@ -210,6 +210,44 @@ uint64_t narf_store_hash(const struct narf_store *s,
                          const char *key,
                          size_t klen);
 
+/* narf_store_get() and narf_store_set() for a caller that has the key's
+ * hash h (narf_store_hash()) already: one hash per request (issue 18). */
+struct narf_entry *narf_store_get_h(struct narf_store *s,
+                                    unsigned slot,
+                                    const char *key,
+                                    size_t klen,
+                                    uint64_t h,
+                                    int64_t now_ms,
+                                    unsigned flags);
+int narf_store_set_h(struct narf_store *s,
+                     unsigned slot,
+                     const char *key,
+                     size_t klen,
+                     uint64_t h,
+                     const char *val,
+                     size_t vlen,
+                     int64_t expire_ms,
+                     int64_t now_ms,
+                     struct narf_entry **out);
+
+/*
+ * narf_store_set_h() of a key the caller has just looked up, with old the
+ * entry narf_store_get_h() returned for it (or NULL), and no store call in
+ * between: a string rewritten in its own allocation (a counter, a value of
+ * the same size class) needs no second walk of the hash chain. Otherwise
+ * it is narf_store_set_h(). Same arguments and results.
+ */
+int narf_store_update(struct narf_store *s,
+                      unsigned slot,
+                      const char *key,
+                      size_t klen,
+                      uint64_t h,
+                      struct narf_entry *old,
+                      const char *val,
+                      size_t vlen,
+                      int64_t expire_ms,
+                      int64_t now_ms);
+
 /*
  * Prefetch what a lookup of a key with hash h (narf_store_hash()) in slot
  * will read, a stage at a time over a batch of keys: stage 0 the slot's

@@ -56,8 +56,10 @@ static int store_set(struct narf_engine *e,
                      size_t vlen,
                      int64_t expire)
 {
-	return narf_store_set(e->store, narf_key_slot(key, klen), key, klen,
-	                      val, vlen, expire, narf_engine_now(e), NULL);
+	struct narf_keyref k = narf_key_ref(e, key, klen);
+
+	return narf_store_set_h(e->store, k.slot, key, klen, k.h, val, vlen,
+	                        expire, narf_engine_now(e), NULL);
 }
 
 /* --- expiry options shared by SET, GETEX -------------------------------- */
@@ -537,8 +539,9 @@ static int incr_by(struct narf_engine *e,
 {
 	struct narf_entry *en = narf_lookup(e, argv[1], len[1], false);
 	long long cur = 0;
+	struct narf_keyref k;
 	char num[32];
-	int n;
+	size_t n;
 
 	if (wrongtype(en))
 		return narf_reply_wrongtype(out);
@@ -557,9 +560,12 @@ static int incr_by(struct narf_engine *e,
 		                       "ERR increment or decrement would "
 		                       "overflow");
 	cur += by;
-	n = snprintf(num, sizeof(num), "%lld", cur);
-	if (store_set(e, argv[1], len[1], num, (size_t)n,
-	              en ? NARF_STORE_KEEPTTL : 0) != 0)
+	n = narf_format_ll(num, cur);
+	k = narf_key_ref(e, argv[1], len[1]);
+	/* One walk of the hash chain: en is rewritten where it is. */
+	if (narf_store_update(e->store, k.slot, argv[1], len[1], k.h, en, num,
+	                      n, en ? NARF_STORE_KEEPTTL : 0,
+	                      narf_engine_now(e)) != 0)
 		return reply_oom(out, out->len);
 	return narf_resp_int(out, cur);
 }

@@ -118,10 +118,13 @@ void narf_engine_prefetch(struct narf_engine *e,
                           size_t len)
 {
 	struct narf_resp_req *r = &e->prefetch_req;
-	unsigned slot[NARF_PREFETCH_MAX], n = 0;
-	uint64_t h[NARF_PREFETCH_MAX];
+	struct narf_keyref *k = e->pf;
+	unsigned n = 0;
 	size_t pos = 0;
 	char errmsg[128];
+
+	e->pf_n = 0;
+	e->pf_client = c;
 
 	/* At most 2 x NARF_PREFETCH_MAX requests looked at, keys or not: a
 	 * long pipeline of keyless commands is not parsed to its end on every
@@ -141,20 +144,79 @@ void narf_engine_prefetch(struct narf_engine *e,
 		}
 		cmd = r->argc >= 2 ? lookup_command(r->argv[0], r->argvlen[0])
 		                   : NULL;
-		if (cmd != NULL && cmd->first_key == 1) {
-			slot[n] = narf_key_slot(r->argv[1], r->argvlen[1]);
-			h[n] = narf_store_hash(e->store, r->argv[1],
-			                       r->argvlen[1]);
+		/* Only keys in buf itself (not an inline command's scratch
+		 * copy) can be matched by address when the request runs. */
+		if (cmd != NULL && cmd->first_key == 1 && r->argv[1] >= buf &&
+		    r->argv[1] < buf + len) {
+			k[n].key = r->argv[1];
+			k[n].len = r->argvlen[1];
+			k[n].slot = narf_key_slot(k[n].key, k[n].len);
+			k[n].h = narf_store_hash(e->store, k[n].key, k[n].len);
 			n++;
 		}
 		pos += r->consumed;
 		narf_resp_req_reset(r);
 	}
+	e->pf_n = n;
 	if (n < 2) /* nothing to overlap */
 		return;
 	for (unsigned stage = 0; stage < 3; stage++)
 		for (unsigned i = 0; i < n; i++)
-			narf_store_prefetch(e->store, slot[i], h[i], stage);
+			narf_store_prefetch(e->store, k[i].slot, k[i].h, stage);
+}
+
+void narf_engine_prefetch_end(struct narf_engine *e)
+{
+	e->pf_n = 0;
+	e->pf_client = NULL;
+}
+
+/* The request's argument 1 becomes the key narf_key_ref() remembers, with
+ * its slot and hash from the prefetch when it looked at this request. Only
+ * argument 1: its address cannot be another key's while the request runs
+ * (a key a command builds in a buffer of its own could reuse an address). */
+static void kref_begin(struct narf_engine *e,
+                       const struct narf_client *c,
+                       int argc,
+                       const char **argv,
+                       const size_t *argvlen)
+{
+	e->kref.key = NULL;
+	e->kref_live = false;
+	if (argc < 2)
+		return;
+	e->kref_live = true;
+	e->kref_done = false;
+	e->kref.key = argv[1];
+	e->kref.len = argvlen[1];
+	if (e->pf_client != c)
+		return;
+	for (unsigned i = 0; i < e->pf_n; i++)
+		if (e->pf[i].key == argv[1] && e->pf[i].len == argvlen[1]) {
+			e->kref = e->pf[i];
+			e->kref_done = true;
+			return;
+		}
+}
+
+struct narf_keyref narf_key_ref(struct narf_engine *e,
+                                const char *key,
+                                size_t len)
+{
+	struct narf_keyref k;
+	bool mine = e->kref_live && e->kref.key == key && e->kref.len == len;
+
+	if (mine && e->kref_done)
+		return e->kref;
+	k.key = key;
+	k.len = len;
+	k.slot = narf_key_slot(key, len);
+	k.h = narf_store_hash(e->store, key, len);
+	if (mine) {
+		e->kref = k;
+		e->kref_done = true;
+	}
+	return k;
 }
 
 const struct narf_command *narf_engine_command_at(unsigned i)
@@ -723,9 +785,9 @@ struct narf_entry *narf_lookup(struct narf_engine *e,
                                size_t len,
                                bool count)
 {
-	struct narf_entry *en =
-	        narf_store_get(e->store, narf_key_slot(key, len), key, len,
-	                       narf_engine_now(e), 0);
+	struct narf_keyref k = narf_key_ref(e, key, len);
+	struct narf_entry *en = narf_store_get_h(e->store, k.slot, key, len,
+	                                         k.h, narf_engine_now(e), 0);
 
 	if (count) {
 		if (en != NULL)
@@ -1149,7 +1211,7 @@ static enum route route(struct narf_engine *e,
 	me = *e->cluster_node_id;
 	narf_keys_begin(&it, cmd, argc, argv, argvlen);
 	while ((i = narf_keys_next(&it)) >= 0) {
-		int s = (int)narf_key_slot(argv[i], argvlen[i]);
+		int s = (int)narf_key_ref(e, argv[i], argvlen[i]).slot;
 
 		cross = cross || (slot >= 0 && s != slot);
 		short_isr = short_isr || isr_short(map, s);
@@ -1277,6 +1339,7 @@ int narf_engine_exec(struct narf_engine *e,
 		e->stats.net_output_bytes += out->len - before;
 		return rv;
 	}
+	kref_begin(e, c, argc, argv, argvlen);
 	e->stats.commands++;
 	if (cmd != NULL)
 		e->stats.calls[pos]++;
@@ -1337,5 +1400,8 @@ int narf_engine_exec(struct narf_engine *e,
 		}
 	}
 	e->stats.net_output_bytes += out->len - before;
+	/* A nested run (MULTI's EXEC) ends the memo for its caller too. */
+	e->kref_live = false;
+	e->kref.key = NULL;
 	return rv;
 }

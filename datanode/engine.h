@@ -191,10 +191,28 @@ struct narf_client {
 /* Requests narf_engine_prefetch() looks ahead at. */
 #define NARF_PREFETCH_MAX 16
 
+/* A key with its slot and store hash (narf_key_ref()). */
+struct narf_keyref {
+	const char *key;
+	size_t len;
+	unsigned slot;
+	uint64_t h;
+};
+
 struct narf_engine {
 	struct narf_store *store; /* owned */
-	/* narf_engine_prefetch()'s parser (owned) */
+	/* narf_engine_prefetch()'s parser (owned), and the first keys it
+	 * found in pf_client's input, for narf_engine_exec() to take up until
+	 * narf_engine_prefetch_end() */
 	struct narf_resp_req prefetch_req;
+	struct narf_keyref pf[NARF_PREFETCH_MAX];
+	unsigned pf_n;
+	const struct narf_client *pf_client;
+	/* The running request's argument 1 as a key (narf_key_ref()), while
+	 * kref_live (inside narf_engine_exec()); its slot and hash once
+	 * kref_done */
+	struct narf_keyref kref;
+	bool kref_live, kref_done;
 	struct narf_engine_config cfg;
 	struct narf_engine_stats stats;
 	int64_t (*clock)(void *data); /* ms since the epoch */
@@ -406,6 +424,11 @@ void narf_engine_prefetch(struct narf_engine *e,
                           const char *buf,
                           size_t len);
 
+/* The end of the buffer narf_engine_prefetch() looked at: its keys' slots
+ * and hashes, kept for the requests' runs, point into it (call before the
+ * buffer is consumed, grown or freed). */
+void narf_engine_prefetch_end(struct narf_engine *e);
+
 /* The command at table position i (< NARF_CMD_SLOTS), or NULL: pairs
  * e->stats.calls[i] with its command. */
 const struct narf_command *narf_engine_command_at(unsigned i);
@@ -504,6 +527,13 @@ int narf_reply_syntax(struct narf_buf *out);
 
 /* The slot a key hashes to. */
 unsigned narf_key_slot(const char *key, size_t len);
+
+/* A key's slot and store hash, computed once per request: inside
+ * narf_engine_exec() those of the request's argument 1 are remembered (or
+ * taken from narf_engine_prefetch(), which computed them already). */
+struct narf_keyref narf_key_ref(struct narf_engine *e,
+                                const char *key,
+                                size_t len);
 
 /* Look a key up, counting a hit or a miss. */
 struct narf_entry *narf_lookup(struct narf_engine *e,

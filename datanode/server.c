@@ -542,6 +542,7 @@ static void conn_process(struct narf_rconn *conn)
 			                    (const char *const *)conn->req.argv,
 			                    conn->req.argvlen))) {
 				conn->processing = false;
+				narf_engine_prefetch_end(e);
 				conn_close(conn);
 				return;
 			}
@@ -563,6 +564,7 @@ static void conn_process(struct narf_rconn *conn)
 				narf_conn_wait_begin(conn, NARF_WAIT_WAIT);
 		} else if (rv != 0) {
 			conn->processing = false;
+			narf_engine_prefetch_end(e);
 			conn_close(conn);
 			return;
 		}
@@ -584,6 +586,7 @@ static void conn_process(struct narf_rconn *conn)
 		    narf_engine_preauth(e, &conn->client)) {
 			narf_engine_ratelog(e, &e->preauth_log, &conn->client);
 			conn->processing = false;
+			narf_engine_prefetch_end(e);
 			conn_close(conn);
 			return;
 		}
@@ -593,6 +596,7 @@ static void conn_process(struct narf_rconn *conn)
 		}
 	}
 	conn->processing = false;
+	narf_engine_prefetch_end(e);
 	/* need counts from the start of the request in progress, which
 	 * the consume below moves to the front of the buffer. The newest
 	 * request, when it was forwarded, stays in front of it: a -MOVED
