@@ -913,8 +913,90 @@ static void test_prefetch_reads_only(void **state)
 		                        "*2\r\n$3\r\nGET\r\n$2\r\nk%c\r\n",
 		                        'a' + i % 26);
 	narf_engine_prefetch(&f->e, &f->c, many, len);
+	narf_engine_prefetch_end(&f->e);
 	EXPECT(f, "DBSIZE", ":1\r\n");
 	EXPECT(f, "INCR n", ":1\r\n");
+}
+
+/* Run every request in buf[0..len) as the server does (parsed in place,
+ * so their arguments point into buf), replies appended to f->reply. */
+static const char *run_buffer(struct fixture *f, const char *buf, size_t len)
+{
+	struct narf_resp_limits lim = {0};
+	struct narf_resp_req req;
+	size_t pos = 0, used = 0;
+	char errmsg[256];
+
+	lim.max_bulk = 1 << 20;
+	lim.max_multibulk = 1024;
+	lim.max_inline = 1024;
+	narf_resp_req_init(&req);
+	while (pos < len) {
+		size_t need = 0;
+
+		assert_int_equal(narf_resp_parse(&req, buf + pos, len - pos,
+		                                 &lim, &need, errmsg),
+		                 NARF_RESP_DONE);
+		f->out.len = 0;
+		assert_int_equal(
+		        narf_engine_exec(&f->e, &f->c, req.argc, req.argv,
+		                         req.argvlen, &f->out),
+		        0);
+		assert_true(used + f->out.len < sizeof(f->reply));
+		memcpy(f->reply + used, f->out.data, f->out.len);
+		used += f->out.len;
+		pos += req.consumed;
+		narf_resp_req_reset(&req);
+	}
+	narf_resp_req_close(&req);
+	f->reply[used] = '\0';
+	return f->reply;
+}
+
+/* The requests a prefetch looked at take its slots and hashes up when they
+ * run (keys of several slots, a hash tag, reads and writes); once the
+ * look-ahead is ended, the same bytes rewritten with other keys (as a
+ * reused input buffer would be) are hashed afresh: their keys land where
+ * plain requests find them. */
+static void test_prefetch_keys_taken_up(void **state)
+{
+	struct fixture *f = *state;
+	char buf[512];
+	int len = snprintf(buf, sizeof(buf), "%s",
+	                   "*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n"
+	                   "*2\r\n$4\r\nINCR\r\n$1\r\na\r\n"
+	                   "*2\r\n$4\r\nINCR\r\n$1\r\nb\r\n"
+	                   "*2\r\n$3\r\nGET\r\n$1\r\na\r\n"
+	                   "*3\r\n$3\r\nSET\r\n$4\r\n{x}c\r\n$1\r\n5\r\n"
+	                   "*2\r\n$3\r\nGET\r\n$4\r\n{x}c\r\n"
+	                   "*3\r\n$6\r\nINCRBY\r\n$1\r\na\r\n$2\r\n10\r\n");
+	const char *want =
+	        "+OK\r\n:2\r\n:1\r\n$1\r\n2\r\n+OK\r\n"
+	        "$1\r\n5\r\n:12\r\n";
+
+	narf_engine_prefetch(&f->e, &f->c, buf, (size_t)len);
+	assert_int_equal(f->e.pf_n, 7);
+	assert_string_equal(run_buffer(f, buf, (size_t)len), want);
+	narf_engine_prefetch_end(&f->e);
+	EXPECT(f, "GET a", "$2\r\n12\r\n");
+	EXPECT(f, "GET {x}c", "$1\r\n5\r\n");
+
+	narf_engine_prefetch(&f->e, &f->c, buf, (size_t)len);
+	narf_engine_prefetch_end(&f->e);
+	for (int i = 0; i < len; i++) {
+		if (buf[i] == 'a')
+			buf[i] = 'z';
+		else if (buf[i] == 'b')
+			buf[i] = 'w';
+		else if (buf[i] == 'x')
+			buf[i] = 'y';
+	}
+	assert_string_equal(run_buffer(f, buf, (size_t)len), want);
+	EXPECT(f, "GET z", "$2\r\n12\r\n");
+	EXPECT(f, "GET {y}c", "$1\r\n5\r\n");
+	EXPECT(f, "GET a", "$2\r\n12\r\n");
+	EXPECT(f, "GET w", "$1\r\n1\r\n");
+	EXPECT(f, "DBSIZE", ":6\r\n");
 }
 
 int main(void)
@@ -923,6 +1005,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_set_get, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_prefetch_reads_only, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_prefetch_keys_taken_up,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_set_expiry, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_lazy_expiry, setup,

@@ -172,6 +172,70 @@ static void test_set_get_replace_del(void **state)
 	narf_store_destroy(s);
 }
 
+static void count_write(void *data,
+                        unsigned slot,
+                        const char *key,
+                        size_t klen,
+                        const struct narf_entry *e)
+{
+	(void)slot;
+	(void)key;
+	(void)klen;
+	(void)e;
+	(*(unsigned *)data)++;
+}
+
+/* narf_store_update(): a value that fits its entry is rewritten in place
+ * (same entry, TTL kept or changed, the write callback told once); one
+ * that does not fit, or no entry at all, goes through the full set. */
+static void test_update_in_place(void **state)
+{
+	struct narf_store *s = new_store(0, NARF_EVICT_ALLKEYS_LRU);
+	unsigned slot = narf_slot_of("n", 1), writes = 0;
+	uint64_t h = narf_store_hash(s, "n", 1);
+	char big[200];
+	struct narf_entry *e, *e2;
+
+	(void)state;
+	narf_store_set_write_cb(s, count_write, &writes);
+	/* No entry: inserted. */
+	assert_int_equal(narf_store_update(s, slot, "n", 1, h, NULL, "11", 2,
+	                                   T0 + 5000, T0),
+	                 0);
+	assert_true(has_value(s, "n", "11", T0));
+	assert_int_equal(writes, 1);
+	/* Fits (the same length: under ASan an allocation has no slack):
+	 * same entry, TTL kept. */
+	e = narf_store_get_h(s, slot, "n", 1, h, T0, 0);
+	assert_int_equal(narf_store_update(s, slot, "n", 1, h, e, "22", 2,
+	                                   NARF_STORE_KEEPTTL, T0),
+	                 0);
+	e2 = get(s, "n", T0);
+	assert_ptr_equal(e, e2);
+	assert_true(has_value(s, "n", "22", T0));
+	assert_int_equal(narf_entry_expire(e2), T0 + 5000);
+	assert_int_equal(writes, 2);
+	/* Does not fit: a new entry, still one key, TTL kept. */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(narf_store_update(s, slot, "n", 1, h, e2, big,
+	                                   strlen(big), NARF_STORE_KEEPTTL, T0),
+	                 0);
+	assert_true(has_value(s, "n", big, T0));
+	assert_int_equal(narf_entry_expire(get(s, "n", T0)), T0 + 5000);
+	assert_int_equal(narf_store_count(s), 1);
+	assert_int_equal(writes, 3);
+	/* Dropping the TTL moves the key in the entry: not in place. */
+	e = narf_store_get_h(s, slot, "n", 1, h, T0, 0);
+	assert_int_equal(
+	        narf_store_update(s, slot, "n", 1, h, e, "7", 1, 0, T0), 0);
+	assert_true(has_value(s, "n", "7", T0));
+	assert_int_equal(narf_entry_expire(get(s, "n", T0)), 0);
+	assert_int_equal(narf_store_count(s), 1);
+	assert_int_equal(writes, 4);
+	narf_store_destroy(s);
+}
+
 struct collect {
 	unsigned n;
 	unsigned stop_after; /* 0 = never stop */
@@ -617,6 +681,7 @@ int main(void)
 	        cmocka_unit_test(test_string_entry_size_and_type),
 	        cmocka_unit_test(test_entry_lengths_and_lru_wrap),
 	        cmocka_unit_test(test_set_get_replace_del),
+	        cmocka_unit_test(test_update_in_place),
 	        cmocka_unit_test(test_slot_counts_foreach_drop_flush),
 	        cmocka_unit_test(test_scan_while_growing),
 	        cmocka_unit_test(test_scan_while_shrinking),
