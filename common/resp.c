@@ -89,6 +89,12 @@ void narf_resp_req_reset(struct narf_resp_req *r)
 	r->bulk = -1;
 }
 
+bool narf_resp_req_fresh(const struct narf_resp_req *r)
+{
+	return r->argc == 0 && r->pos == 0 && r->multibulk == -1 &&
+	       r->bulk == -1;
+}
+
 void narf_resp_req_close(struct narf_resp_req *r)
 {
 	if (r == NULL)

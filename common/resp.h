@@ -100,6 +100,8 @@ struct narf_resp_req {
 };
 
 void narf_resp_req_init(struct narf_resp_req *r);
+/* Has r nothing parsed (just initialised or reset)? */
+bool narf_resp_req_fresh(const struct narf_resp_req *r);
 /*
  * Forget the finished (or failed) request so r can parse the next one.
  * Small allocations are kept for reuse; argument arrays and scratch space

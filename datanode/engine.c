@@ -117,57 +117,85 @@ void narf_engine_prefetch(struct narf_engine *e,
                           const char *buf,
                           size_t len)
 {
-	struct narf_resp_req *r = &e->prefetch_req;
-	struct narf_keyref *k = e->pf;
-	unsigned n = 0;
+	const struct narf_resp_limits *lim = narf_engine_limits(e, c);
+	unsigned n = 0, keyed = 0;
 	size_t pos = 0;
-	char errmsg[128];
+	char errmsg[256];
 
-	e->pf_n = 0;
+	narf_engine_prefetch_end(e);
 	e->pf_client = c;
-
-	/* At most 2 x NARF_PREFETCH_MAX requests looked at, keys or not: a
-	 * long pipeline of keyless commands is not parsed to its end on every
-	 * pass (a paused pipeline comes back here many times). */
-	for (unsigned seen = 0;
-	     n < NARF_PREFETCH_MAX && seen < 2 * NARF_PREFETCH_MAX && pos < len;
-	     seen++) {
+	e->pf_lim = *lim;
+	while (n < NARF_PREFETCH_MAX && pos < len) {
+		struct narf_pf_req *p = &e->pf[n];
+		struct narf_resp_req *r = &p->req;
 		const struct narf_command *cmd;
 		size_t need = 0;
-		int rv = narf_resp_parse(r, buf + pos, len - pos,
-		                         narf_engine_limits(e, c), &need,
+		int rv = narf_resp_parse(r, buf + pos, len - pos, lim, &need,
 		                         errmsg);
 
 		if (rv != NARF_RESP_DONE) {
 			narf_resp_req_reset(r);
 			break;
 		}
+		p->off = pos;
+		p->k.key = NULL;
 		cmd = r->argc >= 2 ? lookup_command(r->argv[0], r->argvlen[0])
 		                   : NULL;
-		/* Only keys in buf itself (not an inline command's scratch
-		 * copy) can be matched by address when the request runs. */
-		if (cmd != NULL && cmd->first_key == 1 && r->argv[1] >= buf &&
-		    r->argv[1] < buf + len) {
-			k[n].key = r->argv[1];
-			k[n].len = r->argvlen[1];
-			k[n].slot = narf_key_slot(k[n].key, k[n].len);
-			k[n].h = narf_store_hash(e->store, k[n].key, k[n].len);
-			n++;
+		if (cmd != NULL && cmd->first_key == 1) {
+			p->k.key = r->argv[1];
+			p->k.len = r->argvlen[1];
+			p->k.slot = narf_key_slot(p->k.key, p->k.len);
+			p->k.h = narf_store_hash(e->store, p->k.key, p->k.len);
+			keyed++;
 		}
 		pos += r->consumed;
-		narf_resp_req_reset(r);
+		n++;
 	}
 	e->pf_n = n;
-	if (n < 2) /* nothing to overlap */
+	if (keyed < 2) /* nothing to overlap */
 		return;
 	for (unsigned stage = 0; stage < 3; stage++)
 		for (unsigned i = 0; i < n; i++)
-			narf_store_prefetch(e->store, k[i].slot, k[i].h, stage);
+			if (e->pf[i].k.key != NULL)
+				narf_store_prefetch(e->store, e->pf[i].k.slot,
+				                    e->pf[i].k.h, stage);
+}
+
+bool narf_engine_prefetch_take(struct narf_engine *e,
+                               const struct narf_client *c,
+                               size_t off,
+                               struct narf_resp_req *req)
+{
+	struct narf_pf_req *p;
+	struct narf_resp_req tmp;
+
+	if (e->pf_client != c)
+		return false;
+	while (e->pf_next < e->pf_n && e->pf[e->pf_next].off < off)
+		narf_resp_req_reset(&e->pf[e->pf_next++].req);
+	if (e->pf_next == e->pf_n || e->pf[e->pf_next].off != off ||
+	    !narf_resp_req_fresh(req))
+		return false;
+	/* A request parsed under other limits (AUTH or CONFIG SET since)
+	 * is parsed again, under the ones that hold now. */
+	if (memcmp(&e->pf_lim, narf_engine_limits(e, c), sizeof(e->pf_lim)) !=
+	    0) {
+		narf_engine_prefetch_end(e);
+		return false;
+	}
+	p = &e->pf[e->pf_next++];
+	tmp = *req;
+	*req = p->req;
+	p->req = tmp;
+	return true;
 }
 
 void narf_engine_prefetch_end(struct narf_engine *e)
 {
+	for (unsigned i = e->pf_next; i < e->pf_n; i++)
+		narf_resp_req_reset(&e->pf[i].req);
 	e->pf_n = 0;
+	e->pf_next = 0;
 	e->pf_client = NULL;
 }
 
@@ -192,8 +220,8 @@ static void kref_begin(struct narf_engine *e,
 	if (e->pf_client != c)
 		return;
 	for (unsigned i = 0; i < e->pf_n; i++)
-		if (e->pf[i].key == argv[1] && e->pf[i].len == argvlen[1]) {
-			e->kref = e->pf[i];
+		if (e->pf[i].k.key == argv[1] && e->pf[i].k.len == argvlen[1]) {
+			e->kref = e->pf[i].k;
 			e->kref_done = true;
 			return;
 		}
@@ -306,7 +334,8 @@ int narf_engine_init(struct narf_engine *e,
 	static bool tables_built; /* the loop thread's, built once */
 
 	memset(e, 0, sizeof(*e));
-	narf_resp_req_init(&e->prefetch_req);
+	for (unsigned i = 0; i < NARF_PREFETCH_MAX; i++)
+		narf_resp_req_init(&e->pf[i].req);
 	if (!tables_built) {
 		tables_built = true;
 		for (int i = 0; narf_command_tables[i] != NULL; i++)
@@ -349,7 +378,8 @@ void narf_engine_close(struct narf_engine *e)
 	if (e == NULL)
 		return;
 	narf_block_close(&e->block);
-	narf_resp_req_close(&e->prefetch_req);
+	for (unsigned i = 0; i < NARF_PREFETCH_MAX; i++)
+		narf_resp_req_close(&e->pf[i].req);
 	narf_store_destroy(e->store);
 	e->store = NULL;
 	free(e->cfg.requirepass);

@@ -201,13 +201,17 @@ struct narf_keyref {
 
 struct narf_engine {
 	struct narf_store *store; /* owned */
-	/* narf_engine_prefetch()'s parser (owned), and the first keys it
-	 * found in pf_client's input, for narf_engine_exec() to take up until
-	 * narf_engine_prefetch_end() */
-	struct narf_resp_req prefetch_req;
-	struct narf_keyref pf[NARF_PREFETCH_MAX];
-	unsigned pf_n;
+	/* The requests narf_engine_prefetch() parsed ahead in pf_client's
+	 * input, pf[pf_next..pf_n) not yet taken (narf_engine_prefetch_take()),
+	 * under the parser limits pf_lim */
+	struct narf_pf_req {
+		struct narf_resp_req req; /* owned */
+		size_t off;               /* where it starts in the input */
+		struct narf_keyref k;     /* its first key; k.key NULL: none */
+	} pf[NARF_PREFETCH_MAX];
+	unsigned pf_n, pf_next;
 	const struct narf_client *pf_client;
+	struct narf_resp_limits pf_lim;
 	/* The running request's argument 1 as a key (narf_key_ref()), while
 	 * kref_live (inside narf_engine_exec()); its slot and hash once
 	 * kref_done */
@@ -411,22 +415,34 @@ int narf_engine_exec(struct narf_engine *e,
 const struct narf_command *narf_engine_command(const char *name, size_t n);
 
 /*
- * Prefetch the store memory the next requests in buf[0..len) will read:
- * the first key (argument 1) of up to NARF_PREFETCH_MAX complete requests
- * whose command takes one there, among at most twice as many requests, in
- * narf_store_prefetch()'s stages, so a pipelined batch's cache misses overlap
- * (issue 18). Reads only: the requests are parsed again when they run, and
- * anything the parser does not take whole (an error, an incomplete request)
- * ends the look-ahead.
+ * Parse up to NARF_PREFETCH_MAX complete requests of c's input buf[0..len)
+ * ahead, compute the slot and hash of the first key (argument 1) of those
+ * whose command takes one there, and prefetch the store memory their
+ * lookups will read, in narf_store_prefetch()'s stages, so a pipelined
+ * batch's cache misses overlap (issue 18). Anything the parser does not
+ * take whole (an error, an incomplete request, an empty one) ends the
+ * look-ahead. The parsed requests are kept for narf_engine_prefetch_take(),
+ * so nothing is parsed twice; nothing runs here.
  */
 void narf_engine_prefetch(struct narf_engine *e,
                           const struct narf_client *c,
                           const char *buf,
                           size_t len);
 
-/* The end of the buffer narf_engine_prefetch() looked at: its keys' slots
- * and hashes, kept for the requests' runs, point into it (call before the
- * buffer is consumed, grown or freed). */
+/*
+ * The request that starts off bytes into the prefetched buffer, for c,
+ * when the look-ahead parsed it (and c's parser limits have not changed
+ * since): swapped into *req, which must be fresh, as if parsed there, and
+ * true. Requests before off are dropped. false: parse it yourself.
+ */
+bool narf_engine_prefetch_take(struct narf_engine *e,
+                               const struct narf_client *c,
+                               size_t off,
+                               struct narf_resp_req *req);
+
+/* The end of the buffer narf_engine_prefetch() looked at: the requests it
+ * parsed, and their keys, point into it (call before the buffer is
+ * consumed, grown or freed). */
 void narf_engine_prefetch_end(struct narf_engine *e);
 
 /* The command at table position i (< NARF_CMD_SLOTS), or NULL: pairs

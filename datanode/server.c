@@ -460,12 +460,13 @@ static void conn_process(struct narf_rconn *conn)
 	struct narf_dn *dn = conn->dn;
 	struct narf_engine *e = &dn->engine;
 	/* A forwarded request kept at the front is not parsed again. */
-	size_t pos = conn->px_len, kept = conn->px_len;
+	size_t pos = conn->px_len, kept = conn->px_len, start = pos;
 	char errmsg[256];
 
 	conn->need = 0;
 	conn->processing = true;
-	/* A pipelined batch: bring its keys' buckets and entries in first. */
+	/* A pipelined batch: parse it ahead and bring its keys' buckets and
+	 * entries in first. */
 	if (conn->in.len - pos > 64 && !narf_engine_protected(e, &conn->client))
 		narf_engine_prefetch(e, &conn->client, conn->in.data + pos,
 		                     conn->in.len - pos);
@@ -473,9 +474,14 @@ static void conn_process(struct narf_rconn *conn)
 	       !narf_conn_blocked(conn)) {
 		struct narf_buf *out = narf_conn_reply_buf(conn);
 		size_t need = 0, before = out->len;
-		int rv = narf_resp_parse(
-		        &conn->req, conn->in.data + pos, conn->in.len - pos,
-		        narf_engine_limits(e, &conn->client), &need, errmsg);
+		int rv = narf_engine_prefetch_take(e, &conn->client,
+		                                   pos - start, &conn->req)
+		                 ? NARF_RESP_DONE
+		                 : narf_resp_parse(
+		                           &conn->req, conn->in.data + pos,
+		                           conn->in.len - pos,
+		                           narf_engine_limits(e, &conn->client),
+		                           &need, errmsg);
 		bool forwarded = false;
 
 		if (rv == NARF_RESP_INCOMPLETE) {

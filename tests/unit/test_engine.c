@@ -918,25 +918,33 @@ static void test_prefetch_reads_only(void **state)
 	EXPECT(f, "INCR n", ":1\r\n");
 }
 
-/* Run every request in buf[0..len) as the server does (parsed in place,
- * so their arguments point into buf), replies appended to f->reply. */
-static const char *run_buffer(struct fixture *f, const char *buf, size_t len)
+/* Run every request in buf[0..len) as the server does: the ones a
+ * narf_engine_prefetch() of buf parsed are taken from it, the rest parsed
+ * in place (so their arguments point into buf too); replies appended to
+ * f->reply, *taken counts the requests taken. */
+static const char *run_buffer(struct fixture *f,
+                              const char *buf,
+                              size_t len,
+                              unsigned *taken)
 {
-	struct narf_resp_limits lim = {0};
 	struct narf_resp_req req;
 	size_t pos = 0, used = 0;
 	char errmsg[256];
 
-	lim.max_bulk = 1 << 20;
-	lim.max_multibulk = 1024;
-	lim.max_inline = 1024;
+	*taken = 0;
 	narf_resp_req_init(&req);
 	while (pos < len) {
 		size_t need = 0;
 
-		assert_int_equal(narf_resp_parse(&req, buf + pos, len - pos,
-		                                 &lim, &need, errmsg),
-		                 NARF_RESP_DONE);
+		if (narf_engine_prefetch_take(&f->e, &f->c, pos, &req))
+			(*taken)++;
+		else
+			assert_int_equal(
+			        narf_resp_parse(
+			                &req, buf + pos, len - pos,
+			                narf_engine_limits(&f->e, &f->c), &need,
+			                errmsg),
+			        NARF_RESP_DONE);
 		f->out.len = 0;
 		assert_int_equal(
 		        narf_engine_exec(&f->e, &f->c, req.argc, req.argv,
@@ -948,9 +956,40 @@ static const char *run_buffer(struct fixture *f, const char *buf, size_t len)
 		pos += req.consumed;
 		narf_resp_req_reset(&req);
 	}
+	narf_engine_prefetch_end(&f->e);
 	narf_resp_req_close(&req);
 	f->reply[used] = '\0';
 	return f->reply;
+}
+
+/* A pipeline that authenticates: the requests after AUTH were parsed
+ * under the unauthenticated limits, so they are parsed again. */
+static void test_prefetch_after_auth(void **state)
+{
+	struct narf_engine_config cfg;
+	struct fixture *f;
+	const char *buf =
+	        "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
+	        "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+	        "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+	unsigned taken;
+
+	teardown(state); /* this test builds its own engine */
+	narf_engine_config_default(&cfg);
+	cfg.requirepass = strdup("pw");
+	f = make(&cfg);
+	*state = f;
+	narf_engine_prefetch(&f->e, &f->c, buf, strlen(buf));
+	assert_int_equal(f->e.pf_n, 3);
+	assert_string_equal(run_buffer(f, buf, strlen(buf), &taken),
+	                    "+OK\r\n+OK\r\n$1\r\nv\r\n");
+	assert_int_equal(taken, 1);
+	/* Authenticated now: all taken. */
+	buf += strlen("*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n");
+	narf_engine_prefetch(&f->e, &f->c, buf, strlen(buf));
+	assert_string_equal(run_buffer(f, buf, strlen(buf), &taken),
+	                    "+OK\r\n$1\r\nv\r\n");
+	assert_int_equal(taken, 2);
 }
 
 /* The requests a prefetch looked at take its slots and hashes up when they
@@ -973,11 +1012,12 @@ static void test_prefetch_keys_taken_up(void **state)
 	const char *want =
 	        "+OK\r\n:2\r\n:1\r\n$1\r\n2\r\n+OK\r\n"
 	        "$1\r\n5\r\n:12\r\n";
+	unsigned taken;
 
 	narf_engine_prefetch(&f->e, &f->c, buf, (size_t)len);
 	assert_int_equal(f->e.pf_n, 7);
-	assert_string_equal(run_buffer(f, buf, (size_t)len), want);
-	narf_engine_prefetch_end(&f->e);
+	assert_string_equal(run_buffer(f, buf, (size_t)len, &taken), want);
+	assert_int_equal(taken, 7);
 	EXPECT(f, "GET a", "$2\r\n12\r\n");
 	EXPECT(f, "GET {x}c", "$1\r\n5\r\n");
 
@@ -991,7 +1031,8 @@ static void test_prefetch_keys_taken_up(void **state)
 		else if (buf[i] == 'x')
 			buf[i] = 'y';
 	}
-	assert_string_equal(run_buffer(f, buf, (size_t)len), want);
+	assert_string_equal(run_buffer(f, buf, (size_t)len, &taken), want);
+	assert_int_equal(taken, 0);
 	EXPECT(f, "GET z", "$2\r\n12\r\n");
 	EXPECT(f, "GET {y}c", "$1\r\n5\r\n");
 	EXPECT(f, "GET a", "$2\r\n12\r\n");
@@ -1007,6 +1048,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_prefetch_keys_taken_up,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_prefetch_after_auth, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_set_expiry, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_lazy_expiry, setup,
