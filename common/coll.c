@@ -29,6 +29,18 @@ void narf_coll_limits_default(struct narf_coll_limits *lim)
 	lim->list_lp_size = -2;
 }
 
+const struct narf_dict *narf_coll_dict(const struct narf_coll *c)
+{
+	if (c->p == NULL)
+		return NULL;
+	if (c->enc == NARF_ENC_HASHTABLE &&
+	    (c->type == NARF_TYPE_HASH || c->type == NARF_TYPE_SET))
+		return c->p;
+	if (c->enc == NARF_ENC_SKIPLIST && c->type == NARF_TYPE_ZSET)
+		return &((const struct narf_zset *)c->p)->dict;
+	return NULL;
+}
+
 const char *narf_enc_name(enum narf_enc enc)
 {
 	static const char *const names[NARF_ENC_COUNT] = {

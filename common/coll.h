@@ -97,6 +97,10 @@ static inline void narf_coll_unaccount(const struct narf_coll_ctx *ctx, void *p)
 /* OBJECT ENCODING's word for an encoding ("listpack", "hashtable"...). */
 const char *narf_enc_name(enum narf_enc enc);
 
+/* The dict that finds c's elements by name (a hashtable-encoded hash or
+ * set, a skiplist-encoded zset's member index), or NULL. */
+const struct narf_dict *narf_coll_dict(const struct narf_coll *c);
+
 /* Elements in the collection (HLEN, LLEN, SCARD, ZCARD) in O(1). */
 uint64_t narf_coll_len(const struct narf_coll *c);
 

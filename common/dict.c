@@ -235,6 +235,23 @@ void narf_dict_close(struct narf_dict *d)
 	narf_dict_init(d, d->type, d->seed, d->used);
 }
 
+void narf_dict_prefetch(const struct narf_dict *d, uint64_t h, unsigned stage)
+{
+	for (int j = 0; j <= 1; j++) {
+		struct narf_dict_node *const *b;
+
+		if (d->size[j] == 0)
+			continue;
+		b = &d->t[j][h & (d->size[j] - 1)];
+		if (stage == 0)
+			__builtin_prefetch(b);
+		else if (*b != NULL)
+			__builtin_prefetch(*b);
+		if (!rehashing(d))
+			break;
+	}
+}
+
 uint64_t narf_dict_count(const struct narf_dict *d)
 {
 	return d->count[0] + d->count[1];

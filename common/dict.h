@@ -83,6 +83,11 @@ void narf_dict_close(struct narf_dict *d);
 
 uint64_t narf_dict_count(const struct narf_dict *d);
 
+/* Prefetch what a find of a key with hash h (narf_siphash() under the
+ * dict's seed) reads: stage 0 its bucket(s), stage 1 the first element of
+ * each (issue 18: a pipelined batch's misses overlap). Reads only. */
+void narf_dict_prefetch(const struct narf_dict *d, uint64_t h, unsigned stage);
+
 /* The element whose key is key[0..len), or NULL. Moves a rehash forward by a
  * bucket. */
 struct narf_dict_node *narf_dict_find(struct narf_dict *d,

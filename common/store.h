@@ -260,6 +260,15 @@ void narf_store_prefetch(struct narf_store *s,
                          uint64_t h,
                          unsigned stage);
 
+/* The live-or-not entry of key (hash h) in slot, found with no side
+ * effect at all (no rehash step, no expiry, no LRU touch): for prefetching
+ * what a command will read inside it, never to answer with. */
+struct narf_entry *narf_store_peek(struct narf_store *s,
+                                   unsigned slot,
+                                   const char *key,
+                                   size_t klen,
+                                   uint64_t h);
+
 /* Remove a key; returns true when it existed (and was not expired). A
  * client's delete does not call the removed callback; an expired key found
  * here does (NARF_STORE_EXPIRED), except in a replica slot, where this

@@ -139,6 +139,15 @@ struct narf_entry *narf_stbl_find(struct narf_slot_table *st,
 	return NULL;
 }
 
+struct narf_entry *narf_store_peek(struct narf_store *s,
+                                   unsigned slot,
+                                   const char *key,
+                                   size_t klen,
+                                   uint64_t h)
+{
+	return narf_stbl_find(&s->slots[slot], key, klen, h, NULL);
+}
+
 void narf_store_prefetch(struct narf_store *s,
                          unsigned slot,
                          uint64_t h,

@@ -563,10 +563,11 @@ static int cmd_sscan(struct narf_engine *e,
 #define R NARF_CMD_READONLY
 #define F NARF_CMD_FAST
 const struct narf_command narf_set_commands[] = {
-        {"sadd", cmd_sadd, -3, W | NARF_CMD_DENYOOM | F, 1, 1, 1},
-        {"srem", cmd_srem, -3, W | F, 1, 1, 1},
-        {"sismember", cmd_sismember, 3, R | F, 1, 1, 1},
-        {"smismember", cmd_smismember, -3, R | F, 1, 1, 1},
+        {"sadd", cmd_sadd, -3, W | NARF_CMD_DENYOOM | F | NARF_CMD_MEMBER, 1, 1,
+         1},
+        {"srem", cmd_srem, -3, W | F | NARF_CMD_MEMBER, 1, 1, 1},
+        {"sismember", cmd_sismember, 3, R | F | NARF_CMD_MEMBER, 1, 1, 1},
+        {"smismember", cmd_smismember, -3, R | F | NARF_CMD_MEMBER, 1, 1, 1},
         {"scard", cmd_scard, 2, R | F, 1, 1, 1},
         {"spop", cmd_spop, -2, W | F, 1, 1, 1},
         {"srandmember", cmd_srandmember, -2, R, 1, 1, 1},

@@ -8,6 +8,8 @@
 #include "keyspec.h"
 #include "repl.h"
 
+#include "common/coll.h"
+#include "common/dict.h"
 #include "common/log.h"
 
 #include <ctype.h>
@@ -112,6 +114,44 @@ const struct narf_command *narf_engine_command(const char *name, size_t n)
 	return lookup_command(name, n);
 }
 
+/*
+ * The look-ahead's last two stages, for the requests whose argv[2] is an
+ * element of the key's collection (NARF_CMD_MEMBER): once the entries are
+ * in, find each collection's dict and prefetch the element's bucket, then
+ * its first node. A single big set, hash or zset takes all of a pipeline's
+ * requests: these are its cache misses.
+ */
+static void prefetch_members(struct narf_engine *e)
+{
+	const struct narf_dict *d[NARF_PREFETCH_MAX];
+	uint64_t mh[NARF_PREFETCH_MAX];
+	const uint8_t *seed = narf_store_coll_ctx(e->store)->seed;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < e->pf_n; i++) {
+		const struct narf_pf_req *p = &e->pf[i];
+		const struct narf_command *cmd;
+		struct narf_entry *en;
+		struct narf_coll c;
+
+		if (p->k.key == NULL || p->req.argc < 3)
+			continue;
+		cmd = lookup_command(p->req.argv[0], p->req.argvlen[0]);
+		if (cmd == NULL || !(cmd->flags & NARF_CMD_MEMBER))
+			continue;
+		en = narf_store_peek(e->store, p->k.slot, p->k.key, p->k.len,
+		                     p->k.h);
+		if (en == NULL || !narf_entry_coll(en, &c) ||
+		    (d[n] = narf_coll_dict(&c)) == NULL)
+			continue;
+		mh[n] = narf_siphash(p->req.argv[2], p->req.argvlen[2], seed);
+		narf_dict_prefetch(d[n], mh[n], 0);
+		n++;
+	}
+	for (unsigned i = 0; i < n; i++)
+		narf_dict_prefetch(d[i], mh[i], 1);
+}
+
 void narf_engine_prefetch(struct narf_engine *e,
                           const struct narf_client *c,
                           const char *buf,
@@ -159,6 +199,7 @@ void narf_engine_prefetch(struct narf_engine *e,
 			if (e->pf[i].k.key != NULL)
 				narf_store_prefetch(e->store, e->pf[i].k.slot,
 				                    e->pf[i].k.h, stage);
+	prefetch_members(e);
 }
 
 bool narf_engine_prefetch_take(struct narf_engine *e,

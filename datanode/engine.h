@@ -501,6 +501,10 @@ struct narf_command {
 #define NARF_CMD_PEER_AUTH 1024u
 /* May wait for a key (BLPOP, BZPOPMIN, ...): COMMAND's "blocking". */
 #define NARF_CMD_BLOCKING 2048u
+/* argv[2] names an element of the key's collection (a set member, a hash
+ * field, a zset member): the look-ahead prefetches its place in the
+ * collection's dict (narf_engine_prefetch()). */
+#define NARF_CMD_MEMBER 4096u
 /* Movable keys (keyspec.h): argv[n] counts the keys that follow it
  * (ZUNIONSTORE: 2, SINTERCARD: 1, BLMPOP: 2). Bits 16-19 of the flags, so
  * the command tables keep their positional rows. */

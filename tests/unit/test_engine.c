@@ -962,6 +962,54 @@ static const char *run_buffer(struct fixture *f,
 	return f->reply;
 }
 
+/* Requests on elements of big collections (dict-encoded set and hash, a
+ * skiplist zset, one with its TTL run out): the look-ahead reads their
+ * dicts and changes nothing; the requests then answer as without it. */
+static void test_prefetch_members(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[64], buf[1024];
+	unsigned taken;
+	int len;
+
+	for (int i = 0; i < 600; i++) {
+		snprintf(cmd, sizeof(cmd), "SADD s m%d", i);
+		EXPECT(f, cmd, ":1\r\n");
+		snprintf(cmd, sizeof(cmd), "HSET h f%d %d", i, i);
+		EXPECT(f, cmd, ":1\r\n");
+		snprintf(cmd, sizeof(cmd), "ZADD z %d m%d", i, i);
+		EXPECT(f, cmd, ":1\r\n");
+		snprintf(cmd, sizeof(cmd), "SADD gone m%d", i);
+		EXPECT(f, cmd, ":1\r\n");
+	}
+	EXPECT(f, "OBJECT ENCODING s", "$9\r\nhashtable\r\n");
+	EXPECT(f, "OBJECT ENCODING h", "$9\r\nhashtable\r\n");
+	EXPECT(f, "OBJECT ENCODING z", "$8\r\nskiplist\r\n");
+	EXPECT(f, "PEXPIRE gone 10", ":1\r\n");
+	fake_now += 20;
+	len = snprintf(buf, sizeof(buf), "%s",
+	               "*3\r\n$9\r\nSISMEMBER\r\n$1\r\ns\r\n$3\r\nm17\r\n"
+	               "*3\r\n$4\r\nSREM\r\n$1\r\ns\r\n$3\r\nm18\r\n"
+	               "*3\r\n$9\r\nSISMEMBER\r\n$1\r\ns\r\n$3\r\nm18\r\n"
+	               "*3\r\n$4\r\nHGET\r\n$1\r\nh\r\n$4\r\nf599\r\n"
+	               "*3\r\n$4\r\nHDEL\r\n$1\r\nh\r\n$2\r\nf1\r\n"
+	               "*3\r\n$6\r\nZSCORE\r\n$1\r\nz\r\n$3\r\nm42\r\n"
+	               "*3\r\n$9\r\nSISMEMBER\r\n$4\r\ngone\r\n$2\r\nm1\r\n"
+	               "*3\r\n$9\r\nSISMEMBER\r\n$1\r\nh\r\n$2\r\nf2\r\n"
+	               "*3\r\n$4\r\nHGET\r\n$7\r\nmissing\r\n$1\r\nx\r\n");
+	narf_engine_prefetch(&f->e, &f->c, buf, (size_t)len);
+	assert_int_equal(f->e.pf_n, 9);
+	assert_string_equal(
+	        run_buffer(f, buf, (size_t)len, &taken),
+	        ":1\r\n:1\r\n:0\r\n$3\r\n599\r\n:1\r\n$2\r\n42\r\n:0\r\n"
+	        "-WRONGTYPE Operation against a key holding the wrong kind "
+	        "of value\r\n$-1\r\n");
+	assert_int_equal(taken, 9);
+	EXPECT(f, "SCARD s", ":599\r\n");
+	EXPECT(f, "HLEN h", ":599\r\n");
+	EXPECT(f, "DBSIZE", ":3\r\n");
+}
+
 /* A pipeline that authenticates: the requests after AUTH were parsed
  * under the unauthenticated limits, so they are parsed again. */
 static void test_prefetch_after_auth(void **state)
@@ -1049,6 +1097,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_prefetch_keys_taken_up,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_prefetch_after_auth, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_prefetch_members, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_set_expiry, setup,
 	                                        teardown),
