@@ -678,7 +678,22 @@ int narf_store_coll_open(struct narf_store *s,
                          int64_t now_ms,
                          struct narf_cref *r)
 {
-	uint64_t h = narf_store_hash(s, key, klen);
+	return narf_store_coll_open_h(s, slot, key, klen,
+	                              narf_store_hash(s, key, klen), t, grow,
+	                              flags, now_ms, r);
+}
+
+int narf_store_coll_open_h(struct narf_store *s,
+                           unsigned slot,
+                           const char *key,
+                           size_t klen,
+                           uint64_t h,
+                           enum narf_type t,
+                           size_t grow,
+                           unsigned flags,
+                           int64_t now_ms,
+                           struct narf_cref *r)
+{
 	struct narf_entry *e =
 	        lookup(s, slot, key, klen, h, now_ms, NULL, LOOKUP_WRITE);
 	const void *none = NULL;

@@ -331,6 +331,17 @@ int narf_store_coll_open(struct narf_store *s,
                          unsigned flags,
                          int64_t now_ms,
                          struct narf_cref *r);
+/* The same with the key's hash h (narf_store_hash()) given. */
+int narf_store_coll_open_h(struct narf_store *s,
+                           unsigned slot,
+                           const char *key,
+                           size_t klen,
+                           uint64_t h,
+                           enum narf_type t,
+                           size_t grow,
+                           unsigned flags,
+                           int64_t now_ms,
+                           struct narf_cref *r);
 /*
  * Finish a command's writes: the collection's (possibly new) address and
  * encoding go back into the entry, its LRU clock is touched, and a key left

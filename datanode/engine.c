@@ -12,6 +12,7 @@
 #include "common/dict.h"
 #include "common/log.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,13 +29,20 @@
 #define NAME_MAX_LEN 32
 
 static const struct narf_command *cmd_table[CMD_TABLE_SIZE];
+static uint8_t cmd_len[CMD_TABLE_SIZE]; /* strlen of each name */
+
+/* Command names are ASCII: no locale lookup per byte (tolower()). */
+static inline unsigned char ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
 
 static unsigned name_hash(const char *s, size_t n)
 {
 	unsigned h = 2166136261u;
 
 	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)tolower((unsigned char)s[i]);
+		h ^= ascii_lower((unsigned char)s[i]);
 		h *= 16777619u;
 	}
 	return h & (CMD_TABLE_SIZE - 1);
@@ -43,12 +51,25 @@ static unsigned name_hash(const char *s, size_t n)
 static void table_add(const struct narf_command *cmds)
 {
 	for (; cmds->name != NULL; cmds++) {
-		unsigned h = name_hash(cmds->name, strlen(cmds->name));
+		size_t n = strlen(cmds->name);
+		unsigned h = name_hash(cmds->name, n);
 
+		assert(n <= NAME_MAX_LEN);
 		while (cmd_table[h] != NULL)
 			h = (h + 1) & (CMD_TABLE_SIZE - 1);
 		cmd_table[h] = cmds;
+		cmd_len[h] = (uint8_t)n;
 	}
+}
+
+/* Does name (any case) spell lower, a table name of the same length n? */
+static bool name_is(const char *name, const char *lower, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ascii_lower((unsigned char)name[i]) !=
+		    (unsigned char)lower[i])
+			return false;
+	return true;
 }
 
 /* The table position of the command named name, or -1. */
@@ -93,12 +114,9 @@ static int lookup_pos(const char *name, size_t n)
 	if (n == 0 || n > NAME_MAX_LEN)
 		return -1;
 	for (h = name_hash(name, n); cmd_table[h] != NULL;
-	     h = (h + 1) & (CMD_TABLE_SIZE - 1)) {
-		const char *cn = cmd_table[h]->name;
-
-		if (strlen(cn) == n && strncasecmp(cn, name, n) == 0)
+	     h = (h + 1) & (CMD_TABLE_SIZE - 1))
+		if (cmd_len[h] == n && name_is(name, cmd_table[h]->name, n))
 			return (int)h;
-	}
 	return -1;
 }
 
@@ -136,8 +154,8 @@ static void prefetch_members(struct narf_engine *e)
 
 		if (p->k.key == NULL || p->req.argc < 3)
 			continue;
-		cmd = lookup_command(p->req.argv[0], p->req.argvlen[0]);
-		if (cmd == NULL || !(cmd->flags & NARF_CMD_MEMBER))
+		cmd = cmd_table[p->cmd_pos]; /* it has a key: a command */
+		if (!(cmd->flags & NARF_CMD_MEMBER))
 			continue;
 		en = narf_store_peek(e->store, p->k.slot, p->k.key, p->k.len,
 		                     p->k.h);
@@ -179,8 +197,10 @@ void narf_engine_prefetch(struct narf_engine *e,
 		}
 		p->off = pos;
 		p->k.key = NULL;
-		cmd = r->argc >= 2 ? lookup_command(r->argv[0], r->argvlen[0])
-		                   : NULL;
+		p->name = r->argv[0];
+		p->cmd_pos = lookup_pos(r->argv[0], r->argvlen[0]);
+		cmd = r->argc >= 2 && p->cmd_pos >= 0 ? cmd_table[p->cmd_pos]
+		                                      : NULL;
 		if (cmd != NULL && cmd->first_key == 1) {
 			p->k.key = r->argv[1];
 			p->k.len = r->argvlen[1];
@@ -224,6 +244,7 @@ bool narf_engine_prefetch_take(struct narf_engine *e,
 		narf_engine_prefetch_end(e);
 		return false;
 	}
+	e->pf_taken = e->pf_next;
 	p = &e->pf[e->pf_next++];
 	tmp = *req;
 	*req = p->req;
@@ -237,7 +258,22 @@ void narf_engine_prefetch_end(struct narf_engine *e)
 		narf_resp_req_reset(&e->pf[i].req);
 	e->pf_n = 0;
 	e->pf_next = 0;
+	e->pf_taken = 0;
 	e->pf_client = NULL;
+}
+
+/* The look-ahead's entry for the request about to run (argv), if it is the
+ * one narf_engine_prefetch_take() gave out last. */
+static const struct narf_pf_req *taken(const struct narf_engine *e,
+                                       const struct narf_client *c,
+                                       const char **argv)
+{
+	const struct narf_pf_req *p = &e->pf[e->pf_taken];
+
+	if (e->pf_client != c || e->pf_taken >= e->pf_next ||
+	    p->name != argv[0])
+		return NULL;
+	return p;
 }
 
 /* The request's argument 1 becomes the key narf_key_ref() remembers, with
@@ -250,6 +286,8 @@ static void kref_begin(struct narf_engine *e,
                        const char **argv,
                        const size_t *argvlen)
 {
+	const struct narf_pf_req *p = taken(e, c, argv);
+
 	e->kref.key = NULL;
 	e->kref_live = false;
 	if (argc < 2)
@@ -258,14 +296,10 @@ static void kref_begin(struct narf_engine *e,
 	e->kref_done = false;
 	e->kref.key = argv[1];
 	e->kref.len = argvlen[1];
-	if (e->pf_client != c)
-		return;
-	for (unsigned i = 0; i < e->pf_n; i++)
-		if (e->pf[i].k.key == argv[1] && e->pf[i].k.len == argvlen[1]) {
-			e->kref = e->pf[i].k;
-			e->kref_done = true;
-			return;
-		}
+	if (p != NULL && p->k.key == argv[1] && p->k.len == argvlen[1]) {
+		e->kref = p->k;
+		e->kref_done = true;
+	}
 }
 
 struct narf_keyref narf_key_ref(struct narf_engine *e,
@@ -1060,9 +1094,10 @@ int narf_coll_open_write(struct narf_engine *e,
                          struct narf_cref *r,
                          struct narf_buf *out)
 {
-	int rv = narf_store_coll_open(
-	        e->store, narf_key_slot(key, klen), key, klen, t, grow,
-	        create ? NARF_COLL_CREATE : 0, narf_engine_now(e), r);
+	struct narf_keyref k = narf_key_ref(e, key, klen);
+	int rv = narf_store_coll_open_h(e->store, k.slot, key, klen, k.h, t,
+	                                grow, create ? NARF_COLL_CREATE : 0,
+	                                narf_engine_now(e), r);
 
 	if (rv != 0) {
 		narf_reply_store_error(out, rv);
@@ -1400,10 +1435,12 @@ int narf_engine_exec(struct narf_engine *e,
                      struct narf_buf *out)
 {
 	const struct narf_command *cmd;
+	const struct narf_pf_req *pf;
 	size_t before = out->len;
 	int pos, rv;
 
-	pos = lookup_pos(argv[0], argvlen[0]);
+	pf = taken(e, c, argv);
+	pos = pf != NULL ? pf->cmd_pos : lookup_pos(argv[0], argvlen[0]);
 	cmd = pos < 0 ? NULL : cmd_table[pos];
 	if (narf_engine_protected_denies(e, c, cmd)) {
 		rv = narf_engine_deny(e, c, out);

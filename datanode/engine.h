@@ -207,9 +207,13 @@ struct narf_engine {
 	struct narf_pf_req {
 		struct narf_resp_req req; /* owned */
 		size_t off;               /* where it starts in the input */
+		const char *name;         /* its argv[0] */
+		int cmd_pos;              /* its command's table position, -1 */
 		struct narf_keyref k;     /* its first key; k.key NULL: none */
 	} pf[NARF_PREFETCH_MAX];
-	unsigned pf_n, pf_next;
+	/* pf_taken: the entry taken last (its command and key are the next
+	 * narf_engine_exec()'s when its argv[0] and argv[1] are these) */
+	unsigned pf_n, pf_next, pf_taken;
 	const struct narf_client *pf_client;
 	struct narf_resp_limits pf_lim;
 	/* The running request's argument 1 as a key (narf_key_ref()), while
