@@ -91,8 +91,8 @@ void narf_resp_req_reset(struct narf_resp_req *r)
 
 bool narf_resp_req_fresh(const struct narf_resp_req *r)
 {
-	return r->argc == 0 && r->pos == 0 && r->multibulk == -1 &&
-	       r->bulk == -1;
+	return r->argc == 0 && r->pos == 0 && r->scan == 0 &&
+	       r->consumed == 0 && r->multibulk == -1 && r->bulk == -1;
 }
 
 void narf_resp_req_close(struct narf_resp_req *r)

@@ -230,6 +230,7 @@ bool narf_engine_prefetch_take(struct narf_engine *e,
 	struct narf_pf_req *p;
 	struct narf_resp_req tmp;
 
+	e->pf_take_live = false;
 	if (e->pf_client != c)
 		return false;
 	while (e->pf_next < e->pf_n && e->pf[e->pf_next].off < off)
@@ -245,10 +246,12 @@ bool narf_engine_prefetch_take(struct narf_engine *e,
 		return false;
 	}
 	e->pf_taken = e->pf_next;
+	e->pf_take_live = true;
 	p = &e->pf[e->pf_next++];
 	tmp = *req;
 	*req = p->req;
 	p->req = tmp;
+	narf_resp_req_reset(&p->req);
 	return true;
 }
 
@@ -259,18 +262,23 @@ void narf_engine_prefetch_end(struct narf_engine *e)
 	e->pf_n = 0;
 	e->pf_next = 0;
 	e->pf_taken = 0;
+	e->pf_take_live = false;
 	e->pf_client = NULL;
 }
 
 /* The look-ahead's entry for the request about to run (argv), if it is the
- * one narf_engine_prefetch_take() gave out last. */
-static const struct narf_pf_req *taken(const struct narf_engine *e,
-                                       const struct narf_client *c,
-                                       const char **argv)
+ * one narf_engine_prefetch_take() has just given out; once only: a request
+ * parsed in place afterwards may reuse the scratch space (and so the
+ * addresses) of an inline request that was taken. */
+static const struct narf_pf_req *take_taken(struct narf_engine *e,
+                                            const struct narf_client *c,
+                                            const char **argv)
 {
 	const struct narf_pf_req *p = &e->pf[e->pf_taken];
+	bool live = e->pf_take_live;
 
-	if (e->pf_client != c || e->pf_taken >= e->pf_next ||
+	e->pf_take_live = false;
+	if (!live || e->pf_client != c || e->pf_taken >= e->pf_next ||
 	    p->name != argv[0])
 		return NULL;
 	return p;
@@ -281,13 +289,11 @@ static const struct narf_pf_req *taken(const struct narf_engine *e,
  * argument 1: its address cannot be another key's while the request runs
  * (a key a command builds in a buffer of its own could reuse an address). */
 static void kref_begin(struct narf_engine *e,
-                       const struct narf_client *c,
+                       const struct narf_pf_req *p,
                        int argc,
                        const char **argv,
                        const size_t *argvlen)
 {
-	const struct narf_pf_req *p = taken(e, c, argv);
-
 	e->kref.key = NULL;
 	e->kref_live = false;
 	if (argc < 2)
@@ -1439,7 +1445,7 @@ int narf_engine_exec(struct narf_engine *e,
 	size_t before = out->len;
 	int pos, rv;
 
-	pf = taken(e, c, argv);
+	pf = take_taken(e, c, argv);
 	pos = pf != NULL ? pf->cmd_pos : lookup_pos(argv[0], argvlen[0]);
 	cmd = pos < 0 ? NULL : cmd_table[pos];
 	if (narf_engine_protected_denies(e, c, cmd)) {
@@ -1447,7 +1453,7 @@ int narf_engine_exec(struct narf_engine *e,
 		e->stats.net_output_bytes += out->len - before;
 		return rv;
 	}
-	kref_begin(e, c, argc, argv, argvlen);
+	kref_begin(e, pf, argc, argv, argvlen);
 	e->stats.commands++;
 	if (cmd != NULL)
 		e->stats.calls[pos]++;

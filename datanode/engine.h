@@ -211,9 +211,10 @@ struct narf_engine {
 		int cmd_pos;              /* its command's table position, -1 */
 		struct narf_keyref k;     /* its first key; k.key NULL: none */
 	} pf[NARF_PREFETCH_MAX];
-	/* pf_taken: the entry taken last (its command and key are the next
-	 * narf_engine_exec()'s when its argv[0] and argv[1] are these) */
+	/* pf_taken: the entry taken last, while pf_take_live: its command
+	 * and key are the next narf_engine_exec()'s (once) */
 	unsigned pf_n, pf_next, pf_taken;
+	bool pf_take_live;
 	const struct narf_client *pf_client;
 	struct narf_resp_limits pf_lim;
 	/* The running request's argument 1 as a key (narf_key_ref()), while

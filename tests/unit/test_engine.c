@@ -1010,6 +1010,84 @@ static void test_prefetch_members(void **state)
 	EXPECT(f, "DBSIZE", ":3\r\n");
 }
 
+/* Inline requests: a taken one's scratch space goes to the connection's
+ * parser, so the next request parsed in place there has the same argv
+ * addresses: it still runs as itself (its own command, its own key). */
+static void test_prefetch_inline_after_taken(void **state)
+{
+	struct fixture *f = *state;
+	char buf[512];
+	size_t len = 0;
+	unsigned taken;
+
+	for (int i = 0; i < NARF_PREFETCH_MAX; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+		                        "SET k1 v%d\r\n", i % 10);
+	len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+	                        "SET k2 w\r\nDEL k1\r\n");
+	narf_engine_prefetch(&f->e, &f->c, buf, len);
+	run_buffer(f, buf, len, &taken);
+	assert_int_equal(taken, NARF_PREFETCH_MAX);
+	EXPECT(f, "GET k2", "$1\r\nw\r\n");
+	EXPECT(f, "EXISTS k1", ":0\r\n");
+	EXPECT(f, "DBSIZE", ":1\r\n");
+}
+
+/* A request begun in one read and ended in the next: the parser is part
+ * way through it, so it is parsed in place, and nothing of its state is
+ * left in the look-ahead for the next batch (which may be shorter). */
+static void test_prefetch_after_partial(void **state)
+{
+	struct fixture *f = *state;
+	struct narf_resp_req req;
+	char buf[1024], errmsg[256];
+	size_t len = 0, pos = 0, need = 0;
+	const char *batch = "INCR a\r\nINCR a\r\nINCR a\r\n";
+
+	narf_resp_req_init(&req);
+	len = (size_t)snprintf(buf, sizeof(buf), "SET k ");
+	memset(buf + len, 'x', 600);
+	len += 600;
+	assert_int_equal(narf_resp_parse(&req, buf, len,
+	                                 narf_engine_limits(&f->e, &f->c),
+	                                 &need, errmsg),
+	                 NARF_RESP_INCOMPLETE);
+	len += (size_t)snprintf(buf + len, sizeof(buf) - len, "\r\n%s", batch);
+	narf_engine_prefetch(&f->e, &f->c, buf, len);
+	while (pos < len) {
+		if (!narf_engine_prefetch_take(&f->e, &f->c, pos, &req))
+			assert_int_equal(
+			        narf_resp_parse(
+			                &req, buf + pos, len - pos,
+			                narf_engine_limits(&f->e, &f->c), &need,
+			                errmsg),
+			        NARF_RESP_DONE);
+		f->out.len = 0;
+		assert_int_equal(
+		        narf_engine_exec(&f->e, &f->c, req.argc, req.argv,
+		                         req.argvlen, &f->out),
+		        0);
+		pos += req.consumed;
+		narf_resp_req_reset(&req);
+	}
+	narf_engine_prefetch_end(&f->e);
+	narf_resp_req_close(&req);
+	EXPECT(f, "STRLEN k", ":600\r\n");
+	EXPECT(f, "GET a", "$1\r\n3\r\n");
+	/* A short inline batch next: parsed from its start. */
+	{
+		unsigned taken;
+		size_t n = strlen(batch);
+
+		memcpy(buf, batch, n + 1);
+		memcpy(buf + n, batch, n + 1);
+		narf_engine_prefetch(&f->e, &f->c, buf, 2 * n);
+		assert_string_equal(run_buffer(f, buf, 2 * n, &taken),
+		                    ":4\r\n:5\r\n:6\r\n:7\r\n:8\r\n:9\r\n");
+		assert_int_equal(taken, 6);
+	}
+}
+
 /* A pipeline that authenticates: the requests after AUTH were parsed
  * under the unauthenticated limits, so they are parsed again. */
 static void test_prefetch_after_auth(void **state)
@@ -1100,6 +1178,10 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_prefetch_members, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_prefetch_inline_after_taken, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_prefetch_after_partial,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_set_expiry, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_lazy_expiry, setup,
