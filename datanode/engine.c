@@ -443,7 +443,10 @@ int narf_engine_init(struct narf_engine *e,
 	sc.eviction = cfg->eviction;
 	sc.coll_limits = &e->cfg.coll_limits;
 	sc.lru_samples = 5;
-	random_bytes(sc.seed, sizeof(sc.seed));
+	if (cfg->seed != NULL)
+		memcpy(sc.seed, cfg->seed, sizeof(sc.seed));
+	else
+		random_bytes(sc.seed, sizeof(sc.seed));
 	rv = narf_store_create(&e->store, &sc);
 	if (rv != 0)
 		return rv;

@@ -70,6 +70,10 @@ struct narf_engine_config {
 	bool redirect;        /* --redirect: -MOVED instead of proxying */
 	bool protected_mode;  /* --protected-mode yes (the default); see
 	                         narf_engine_protected() */
+	/* The store's hash and random seed (16 bytes, borrowed), or NULL
+	 * for random ones: tests that run two engines in step give both the
+	 * same, so hash order and random picks agree. */
+	const uint8_t *seed;
 };
 
 /* Size of the command lookup table: per-command counters are kept by

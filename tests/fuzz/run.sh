@@ -23,6 +23,9 @@
 #                              NARF.* effects and sync messages through the
 #                              engine as a peer, every key read back, and
 #                              used_memory back at its start after FLUSHALL
+#   pipeline  fuzz_pipeline.c  the data node's look-ahead: a request stream
+#                              run in reads through it and parsed in place
+#                              must give the same replies
 # FUZZ_SECONDS (default 30) is the whole budget, split evenly between the
 # targets run (building them is not counted). Prints one summary line per
 # target and exits non-zero when libFuzzer finds a crash, a leak, an
@@ -39,7 +42,7 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 seconds=${FUZZ_SECONDS:-30}
-targets=${*:-frame resp http raft_hs map_json auth api listpack intset quicklist skiplist effect}
+targets=${*:-frame resp http raft_hs map_json auth api listpack intset quicklist skiplist effect pipeline}
 
 ntargets=$(echo "$targets" | wc -w)
 each=$((seconds / ntargets))
@@ -300,21 +303,48 @@ seeds_effect() {
 	seed sync '\022\017\001\000\000\000\377\004\001\002\003\004\020\001\000\000\377\004\005\006\007\010\017\001\001\002\000\377\006\001\002\003\004\005\006\016\001\001\377\001\001'
 }
 
-build_effect() {
-	# The data node's engine with everything it reaches (no main.c, no
-	# jemalloc: INFO's allocator stats are compiled out), compiled on every
-	# core: ~70 files, the slowest target to build by far.
-	objs="$out/effect-obj"
-	rm -rf "$objs" && mkdir -p "$objs" || return 1
+# The data node's engine with everything it reaches (no main.c, no
+# jemalloc: INFO's allocator stats are compiled out), compiled on every
+# core: ~70 files, the slowest build by far, so once per run for the
+# targets that link it (effect, pipeline).
+objs="$out/engine-obj"
+engine_objs() {
+	[ -f "$corpus_root/engine-objs-built" ] && return 0
+	rm -rf "$objs" "$out/effect-obj" && mkdir -p "$objs" || return 1
 	# shellcheck disable=SC2016 # $1 and $2 belong to the inner sh
 	find datanode common -name '*.c' ! -name main.c -print0 | xargs -0 -P "$(nproc)" \
 		-I{} sh -c 'clang -c -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
 			-I. -DNARF_VERSION=\"fuzz\" $(pkg-config --cflags libuv jansson) \
 			"$1" -o "$2/$(echo "$1" | tr / _).o"' sh {} "$objs" || return 1
+	touch "$corpus_root/engine-objs-built"
+}
+
+# Link a target ($2: its source) with the engine's objects.
+link_engine() {
+	engine_objs || return 1
 	# shellcheck disable=SC2046 # pkg-config output is meant to be split
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I. "$objs"/*.o \
-		tests/fuzz/fuzz_effect.c -lhttp_parser -lm \
+		"$2" -lhttp_parser -lm \
 		$(pkg-config --libs libuv jansson libssl libcrypto) -o "$1"
+}
+
+build_effect() {
+	link_engine "$1" tests/fuzz/fuzz_effect.c
+}
+
+# Seed format (see fuzz_pipeline.c): chunk sizes in the two nibbles of
+# byte 0 (0 = the rest), then the request stream.
+# shellcheck disable=SC2016 # the '$' of bulk lengths is literal
+seeds_pipeline() {
+	seed strings '\000*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$4\r\nINCR\r\n$4\r\n{a}b\r\n*3\r\n$6\r\nAPPEND\r\n$1\r\na\r\n$2\r\nxy\r\n*2\r\n$3\r\nDEL\r\n$1\r\na\r\n'
+	seed inline '\043SET k1 v\r\nSET k1 w\r\nINCR n\r\nINCR n\r\nSET k2 x\r\nDEL k1\r\nGET k2\r\nGET k1\r\nEXISTS k1 k2\r\nPING\r\n\r\nINCR n\r\n'
+	seed colls '\125*3\r\n$4\r\nSADD\r\n$1\r\ns\r\n$1\r\nx\r\n*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\nf\r\n$1\r\nv\r\n*3\r\n$9\r\nSISMEMBER\r\n$1\r\ns\r\n$1\r\nx\r\n*3\r\n$4\r\nHGET\r\n$1\r\nh\r\n$1\r\nf\r\n*4\r\n$4\r\nZADD\r\n$1\r\nz\r\n$1\r\n1\r\n$1\r\nm\r\n*3\r\n$6\r\nZSCORE\r\n$1\r\nz\r\n$1\r\nm\r\n*3\r\n$5\r\nLPUSH\r\n$1\r\nl\r\n$1\r\na\r\n*2\r\n$4\r\nLPOP\r\n$1\r\nl\r\n'
+	seed mixed '\021*2\r\n$3\r\nGET\r\n$1\r\na\r\nGET b\r\n*1\r\n$4\r\nPING\r\n*0\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\nINCR a\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n'
+	seed error '\000*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$x\r\n'
+}
+
+build_pipeline() {
+	link_engine "$1" tests/fuzz/fuzz_pipeline.c
 }
 
 build_listpack() {
@@ -421,6 +451,7 @@ run_target() {
 	quicklist) build_quicklist "$bin" && seeds_quicklist ;;
 	skiplist) build_skiplist "$bin" && seeds_skiplist ;;
 	effect) build_effect "$bin" && seeds_effect ;;
+	pipeline) build_pipeline "$bin" && seeds_pipeline ;;
 	esac || {
 		echo "$name: FAILED to build"
 		return 1
@@ -448,11 +479,12 @@ status=0
 for t in $targets; do
 	case $t in
 	frame | resp | http | raft_hs | map_json | auth | api | listpack | \
-		intset | quicklist | skiplist | effect) ;;
+		intset | quicklist | skiplist | effect | pipeline) ;;
 	*)
 		echo "run.sh: unknown target '$t'" \
 			"(frame, resp, http, raft_hs, map_json, auth, api," \
-			"listpack, intset, quicklist, skiplist, effect)" >&2
+			"listpack, intset, quicklist, skiplist, effect," \
+			"pipeline)" >&2
 		exit 2
 		;;
 	esac
