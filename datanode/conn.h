@@ -172,6 +172,7 @@ struct narf_rconn {
 	bool pipeline_paused; /* whole requests wait in `in` until replies
 	                         are written (not a wait: see the top) */
 	bool throttled;       /* read its share this iteration (check_cb) */
+	bool flush_queued;    /* on dn->flushq */
 	uint64_t read_iter;   /* the iteration read_bytes counts for */
 	size_t read_bytes;
 	/* waiting (cluster): see the top of the file */

@@ -45,9 +45,13 @@ struct narf_dn {
 	uv_check_t check;           /* resumes conns that can go on */
 	uv_idle_t reap;             /* spins the loop while values are buried */
 	bool reaping;
-	bool progress;             /* something blocked may go on */
-	uint64_t iter;             /* loop iterations (check phases) */
-	unsigned throttled;        /* conns that read their share */
+	bool progress;      /* something blocked may go on */
+	uint64_t iter;      /* loop iterations (check phases) */
+	unsigned throttled; /* conns that read their share */
+	/* conns whose replies go out in this iteration's check phase (each
+	 * once: its flush_queued) */
+	struct narf_rconn **flushq;
+	size_t flushq_n, flushq_cap;
 	struct narf_member member; /* used with --join */
 	struct narf_repl *repl;    /* owned, with --join */
 	uint64_t sync_rate;        /* --sync-rate, bytes per second */
