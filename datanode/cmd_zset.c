@@ -919,8 +919,8 @@ static int cmd_zscan(struct narf_engine *e,
 #define R NARF_CMD_READONLY
 #define F NARF_CMD_FAST
 const struct narf_command narf_zset_commands[] = {
-        {"zadd", cmd_zadd, -4, W | F, 1, 1, 1},
-        {"zincrby", cmd_zincrby, 4, W | F, 1, 1, 1},
+        {"zadd", cmd_zadd, -4, W | F | NARF_CMD_MEMBER3, 1, 1, 1},
+        {"zincrby", cmd_zincrby, 4, W | F | NARF_CMD_MEMBER3, 1, 1, 1},
         {"zrem", cmd_zrem, -3, NARF_CMD_WRITE | F | NARF_CMD_MEMBER, 1, 1, 1},
         {"zcard", cmd_zcard, 2, R | F, 1, 1, 1},
         {"zscore", cmd_zscore, 3, R | F | NARF_CMD_MEMBER, 1, 1, 1},

@@ -133,8 +133,9 @@ const struct narf_command *narf_engine_command(const char *name, size_t n)
 }
 
 /*
- * The look-ahead's last two stages, for the requests whose argv[2] is an
- * element of the key's collection (NARF_CMD_MEMBER): once the entries are
+ * The look-ahead's last two stages, for the requests whose argv[2] (or
+ * argv[3]) is an element of the key's collection (NARF_CMD_MEMBER,
+ * NARF_CMD_MEMBER3): once the entries are
  * in, find each collection's dict and prefetch the element's bucket, then
  * its first node. A single big set, hash or zset takes all of a pipeline's
  * requests: these are its cache misses.
@@ -151,18 +152,22 @@ static void prefetch_members(struct narf_engine *e)
 		const struct narf_command *cmd;
 		struct narf_entry *en;
 		struct narf_coll c;
+		int m;
 
-		if (p->k.key == NULL || p->req.argc < 3)
+		if (p->k.key == NULL)
 			continue;
 		cmd = cmd_table[p->cmd_pos]; /* it has a key: a command */
-		if (!(cmd->flags & NARF_CMD_MEMBER))
+		m = (cmd->flags & NARF_CMD_MEMBER)    ? 2
+		    : (cmd->flags & NARF_CMD_MEMBER3) ? 3
+		                                      : 0;
+		if (m == 0 || p->req.argc <= m)
 			continue;
 		en = narf_store_peek(e->store, p->k.slot, p->k.key, p->k.len,
 		                     p->k.h);
 		if (en == NULL || !narf_entry_coll(en, &c) ||
 		    (d[n] = narf_coll_dict(&c)) == NULL)
 			continue;
-		mh[n] = narf_siphash(p->req.argv[2], p->req.argvlen[2], seed);
+		mh[n] = narf_siphash(p->req.argv[m], p->req.argvlen[m], seed);
 		narf_dict_prefetch(d[n], mh[n], 0);
 		n++;
 	}

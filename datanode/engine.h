@@ -514,6 +514,9 @@ struct narf_command {
  * field, a zset member): the look-ahead prefetches its place in the
  * collection's dict (narf_engine_prefetch()). */
 #define NARF_CMD_MEMBER 4096u
+/* The same for argv[3] (ZADD key score member, ZINCRBY key by member; a
+ * ZADD with options points it at another argument: a wasted prefetch). */
+#define NARF_CMD_MEMBER3 8192u
 /* Movable keys (keyspec.h): argv[n] counts the keys that follow it
  * (ZUNIONSTORE: 2, SINTERCARD: 1, BLMPOP: 2). Bits 16-19 of the flags, so
  * the command tables keep their positional rows. */

@@ -987,24 +987,29 @@ static void test_prefetch_members(void **state)
 	EXPECT(f, "OBJECT ENCODING z", "$8\r\nskiplist\r\n");
 	EXPECT(f, "PEXPIRE gone 10", ":1\r\n");
 	fake_now += 20;
-	len = snprintf(buf, sizeof(buf), "%s",
-	               "*3\r\n$9\r\nSISMEMBER\r\n$1\r\ns\r\n$3\r\nm17\r\n"
-	               "*3\r\n$4\r\nSREM\r\n$1\r\ns\r\n$3\r\nm18\r\n"
-	               "*3\r\n$9\r\nSISMEMBER\r\n$1\r\ns\r\n$3\r\nm18\r\n"
-	               "*3\r\n$4\r\nHGET\r\n$1\r\nh\r\n$4\r\nf599\r\n"
-	               "*3\r\n$4\r\nHDEL\r\n$1\r\nh\r\n$2\r\nf1\r\n"
-	               "*3\r\n$6\r\nZSCORE\r\n$1\r\nz\r\n$3\r\nm42\r\n"
-	               "*3\r\n$9\r\nSISMEMBER\r\n$4\r\ngone\r\n$2\r\nm1\r\n"
-	               "*3\r\n$9\r\nSISMEMBER\r\n$1\r\nh\r\n$2\r\nf2\r\n"
-	               "*3\r\n$4\r\nHGET\r\n$7\r\nmissing\r\n$1\r\nx\r\n");
+	len = snprintf(
+	        buf, sizeof(buf), "%s",
+	        "*3\r\n$9\r\nSISMEMBER\r\n$1\r\ns\r\n$3\r\nm17\r\n"
+	        "*3\r\n$4\r\nSREM\r\n$1\r\ns\r\n$3\r\nm18\r\n"
+	        "*3\r\n$9\r\nSISMEMBER\r\n$1\r\ns\r\n$3\r\nm18\r\n"
+	        "*3\r\n$4\r\nHGET\r\n$1\r\nh\r\n$4\r\nf599\r\n"
+	        "*3\r\n$4\r\nHDEL\r\n$1\r\nh\r\n$2\r\nf1\r\n"
+	        "*3\r\n$6\r\nZSCORE\r\n$1\r\nz\r\n$3\r\nm42\r\n"
+	        "*3\r\n$9\r\nSISMEMBER\r\n$4\r\ngone\r\n$2\r\nm1\r\n"
+	        "*3\r\n$9\r\nSISMEMBER\r\n$1\r\nh\r\n$2\r\nf2\r\n"
+	        "*3\r\n$4\r\nHGET\r\n$7\r\nmissing\r\n$1\r\nx\r\n"
+	        "*4\r\n$4\r\nZADD\r\n$1\r\nz\r\n$1\r\n7\r\n$3\r\nm42\r\n"
+	        "*4\r\n$4\r\nZADD\r\n$1\r\nz\r\n$2\r\nNX\r\n$1\r\n1\r\n");
 	narf_engine_prefetch(&f->e, &f->c, buf, (size_t)len);
-	assert_int_equal(f->e.pf_n, 9);
+	assert_int_equal(f->e.pf_n, 11);
 	assert_string_equal(
 	        run_buffer(f, buf, (size_t)len, &taken),
 	        ":1\r\n:1\r\n:0\r\n$3\r\n599\r\n:1\r\n$2\r\n42\r\n:0\r\n"
 	        "-WRONGTYPE Operation against a key holding the wrong kind "
-	        "of value\r\n$-1\r\n");
-	assert_int_equal(taken, 9);
+	        "of value\r\n$-1\r\n:0\r\n"
+	        "-ERR syntax error\r\n");
+	assert_int_equal(taken, 11);
+	EXPECT(f, "ZSCORE z m42", "$1\r\n7\r\n");
 	EXPECT(f, "SCARD s", ":599\r\n");
 	EXPECT(f, "HLEN h", ":599\r\n");
 	EXPECT(f, "DBSIZE", ":3\r\n");
