@@ -920,45 +920,58 @@ static void test_prefetch_reads_only(void **state)
 
 /* Run every request in buf[0..len) as the server does: the ones a
  * narf_engine_prefetch() of buf parsed are taken from it, the rest parsed
- * in place (so their arguments point into buf too); replies appended to
- * f->reply, *taken counts the requests taken. */
+ * in place into req (so their arguments point into buf too; req may be
+ * part way through the first request, as after an earlier read); replies
+ * appended to f->reply, *taken counts the requests taken. */
+static const char *run_buffer_in(struct fixture *f,
+                                 struct narf_resp_req *req,
+                                 const char *buf,
+                                 size_t len,
+                                 unsigned *taken)
+{
+	size_t pos = 0, used = 0;
+	char errmsg[256];
+
+	*taken = 0;
+	while (pos < len) {
+		size_t need = 0;
+
+		if (narf_engine_prefetch_take(&f->e, &f->c, pos, req))
+			(*taken)++;
+		else
+			assert_int_equal(
+			        narf_resp_parse(
+			                req, buf + pos, len - pos,
+			                narf_engine_limits(&f->e, &f->c), &need,
+			                errmsg),
+			        NARF_RESP_DONE);
+		f->out.len = 0;
+		assert_int_equal(
+		        narf_engine_exec(&f->e, &f->c, req->argc, req->argv,
+		                         req->argvlen, &f->out),
+		        0);
+		assert_true(used + f->out.len < sizeof(f->reply));
+		memcpy(f->reply + used, f->out.data, f->out.len);
+		used += f->out.len;
+		pos += req->consumed;
+		narf_resp_req_reset(req);
+	}
+	narf_engine_prefetch_end(&f->e);
+	f->reply[used] = '\0';
+	return f->reply;
+}
+
+/* run_buffer_in() with a parser of its own. */
 static const char *run_buffer(struct fixture *f,
                               const char *buf,
                               size_t len,
                               unsigned *taken)
 {
 	struct narf_resp_req req;
-	size_t pos = 0, used = 0;
-	char errmsg[256];
 
-	*taken = 0;
 	narf_resp_req_init(&req);
-	while (pos < len) {
-		size_t need = 0;
-
-		if (narf_engine_prefetch_take(&f->e, &f->c, pos, &req))
-			(*taken)++;
-		else
-			assert_int_equal(
-			        narf_resp_parse(
-			                &req, buf + pos, len - pos,
-			                narf_engine_limits(&f->e, &f->c), &need,
-			                errmsg),
-			        NARF_RESP_DONE);
-		f->out.len = 0;
-		assert_int_equal(
-		        narf_engine_exec(&f->e, &f->c, req.argc, req.argv,
-		                         req.argvlen, &f->out),
-		        0);
-		assert_true(used + f->out.len < sizeof(f->reply));
-		memcpy(f->reply + used, f->out.data, f->out.len);
-		used += f->out.len;
-		pos += req.consumed;
-		narf_resp_req_reset(&req);
-	}
-	narf_engine_prefetch_end(&f->e);
+	run_buffer_in(f, &req, buf, len, taken);
 	narf_resp_req_close(&req);
-	f->reply[used] = '\0';
 	return f->reply;
 }
 
@@ -1046,8 +1059,9 @@ static void test_prefetch_after_partial(void **state)
 	struct fixture *f = *state;
 	struct narf_resp_req req;
 	char buf[1024], errmsg[256];
-	size_t len = 0, pos = 0, need = 0;
+	size_t len = 0, need = 0;
 	const char *batch = "INCR a\r\nINCR a\r\nINCR a\r\n";
+	unsigned taken;
 
 	narf_resp_req_init(&req);
 	len = (size_t)snprintf(buf, sizeof(buf), "SET k ");
@@ -1059,29 +1073,12 @@ static void test_prefetch_after_partial(void **state)
 	                 NARF_RESP_INCOMPLETE);
 	len += (size_t)snprintf(buf + len, sizeof(buf) - len, "\r\n%s", batch);
 	narf_engine_prefetch(&f->e, &f->c, buf, len);
-	while (pos < len) {
-		if (!narf_engine_prefetch_take(&f->e, &f->c, pos, &req))
-			assert_int_equal(
-			        narf_resp_parse(
-			                &req, buf + pos, len - pos,
-			                narf_engine_limits(&f->e, &f->c), &need,
-			                errmsg),
-			        NARF_RESP_DONE);
-		f->out.len = 0;
-		assert_int_equal(
-		        narf_engine_exec(&f->e, &f->c, req.argc, req.argv,
-		                         req.argvlen, &f->out),
-		        0);
-		pos += req.consumed;
-		narf_resp_req_reset(&req);
-	}
-	narf_engine_prefetch_end(&f->e);
+	run_buffer_in(f, &req, buf, len, &taken);
 	narf_resp_req_close(&req);
 	EXPECT(f, "STRLEN k", ":600\r\n");
 	EXPECT(f, "GET a", "$1\r\n3\r\n");
 	/* A short inline batch next: parsed from its start. */
 	{
-		unsigned taken;
 		size_t n = strlen(batch);
 
 		memcpy(buf, batch, n + 1);
